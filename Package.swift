@@ -1,0 +1,43 @@
+// swift-tools-version: 6.3;(experimentalCGen)
+import PackageDescription
+
+/// Where Debian's libomp-dev puts libomp.so (design §1).
+let ompLibDir = "/usr/lib/llvm-14/lib"
+
+let package = Package(
+    name: "LlamaAlign",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "llama-align", targets: ["llama-align"]),
+        .library(name: "Alignment", targets: ["Alignment"]),
+        .library(name: "TensorGraph", targets: ["TensorGraph"]),
+        .library(name: "GraphCompiler", targets: ["GraphCompiler"]),
+        .library(name: "KernelRuntime", targets: ["KernelRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "TensorGraph"),
+        .target(name: "GraphCompiler", dependencies: ["TensorGraph"]),
+        .executableTarget(name: "graphs", dependencies: ["TensorGraph", "GraphCompiler"], path: "graphs"),
+        .plugin(name: "KernelGen", capability: .buildTool(), dependencies: ["graphs"]),
+        .target(
+            name: "Kernels",
+            cSettings: [.unsafeFlags(["-O3", "-fopenmp", "-march=native", "-ffp-contract=off"])],
+            linkerSettings: [
+                .linkedLibrary("openblas"),
+                .unsafeFlags(["-L\(ompLibDir)", "-Xlinker", "-rpath", "-Xlinker", ompLibDir]),
+                .linkedLibrary("omp"),
+            ],
+            plugins: ["KernelGen"]
+        ),
+        .target(name: "KernelRuntime", dependencies: ["Kernels"]),
+        .target(name: "Alignment", dependencies: ["KernelRuntime", "TensorGraph"]),
+        .executableTarget(
+            name: "llama-align",
+            dependencies: ["Alignment", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "LlamaAlignTests", dependencies: ["Alignment", "KernelRuntime", "TensorGraph", "GraphCompiler"]),
+    ]
+)

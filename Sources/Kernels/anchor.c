@@ -1,0 +1,1 @@
+// Compiled kernels come from the KernelGen plugin; this header only anchors the target.
