@@ -20,7 +20,10 @@ let package = Package(
     targets: [
         .target(name: "TensorGraph"),
         .target(name: "GraphCompiler", dependencies: ["TensorGraph"]),
-        .executableTarget(name: "graphs", dependencies: ["TensorGraph", "GraphCompiler"], path: "graphs"),
+        // graphs/: the model definitions (library) and the tool the plugin runs to emit C.
+        .target(name: "LlamaGraphs", dependencies: ["TensorGraph"], path: "graphs/Models"),
+        .executableTarget(name: "graphs", dependencies: ["TensorGraph", "GraphCompiler", "LlamaGraphs"],
+                          path: "graphs", exclude: ["Models"], sources: ["Emit"]),
         .plugin(name: "KernelGen", capability: .buildTool(), dependencies: ["graphs"]),
         .target(
             name: "Kernels",
@@ -36,8 +39,9 @@ let package = Package(
         .target(name: "Alignment", dependencies: ["KernelRuntime", "TensorGraph"]),
         .executableTarget(
             name: "llama-align",
-            dependencies: ["Alignment", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Alignment", "GraphCompiler", "LlamaGraphs", "KernelRuntime",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "LlamaAlignTests", dependencies: ["Alignment", "KernelRuntime", "TensorGraph", "GraphCompiler"]),
+        .testTarget(name: "LlamaAlignTests", dependencies: ["Alignment", "KernelRuntime", "TensorGraph", "GraphCompiler", "LlamaGraphs"]),
     ]
 )

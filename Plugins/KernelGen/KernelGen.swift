@@ -7,7 +7,8 @@ struct KernelGen: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let out = context.pluginWorkDirectoryURL
         let tool = try context.tool(named: "graphs")
-        let files = ["llama_kernels.c", "include/llama_kernels.h"]
+        // Must match CCompiler.outputFiles(families: GraphFamilies.names).
+        let files = ["include/la_runtime.h", "registry.c", "llama.c", "include/llama.h"]
         return [
             .buildCommand(
                 displayName: "Emitting fused C kernels for \(target.name)",

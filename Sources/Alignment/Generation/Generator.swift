@@ -1,0 +1,42 @@
+import KernelRuntime
+
+/// Autoregressive generation on a `LlamaModel` with a KV cache: prefill the prompt, then
+/// decode one token at a time, streaming each id as it is produced.
+public struct Generator {
+    public let model: LlamaModel
+    public var settings: SamplerSettings
+    /// Ids that end generation (not included in the result).
+    public var stopIds: Set<Int32>
+
+    public init(model: LlamaModel, settings: SamplerSettings, stopIds: Set<Int32> = []) {
+        self.model = model
+        self.settings = settings
+        self.stopIds = stopIds
+    }
+
+    /// Generates up to `maxNewTokens` ids after `prompt`, calling `onToken` for each.
+    public func generate(prompt: [Int32], maxNewTokens: Int, onToken: (Int32) -> Void = { _ in }) throws -> [Int32] {
+        guard !prompt.isEmpty else { throw RuntimeError("the prompt is empty: give at least one token (e.g. BOS = 1)") }
+        let capacity = min(model.config.maxSeqLen, prompt.count + maxNewTokens)
+        guard prompt.count < capacity || maxNewTokens == 0 else {
+            throw RuntimeError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.maxSeqLen)")
+        }
+        let cache = model.makeCache(batch: 1, capacity: max(capacity, prompt.count))
+        var sampler = Sampler(settings: settings)
+        let v = model.config.vocabSize
+        var logits = try model.prefill(ids: prompt, cache: cache)
+        var history = prompt
+        var out: [Int32] = []
+        while out.count < maxNewTokens {
+            let last = logits.count - v
+            let next = logits.withUnsafeBufferPointer { sampler.sample(logits: UnsafeBufferPointer(rebasing: $0[last...]), history: history) }
+            if stopIds.contains(next) { break }
+            out.append(next)
+            history.append(next)
+            onToken(next)
+            if out.count == maxNewTokens || cache.length >= cache.capacity { break }
+            logits = try model.decode(ids: [next], cache: cache)
+        }
+        return out
+    }
+}

@@ -1,0 +1,117 @@
+import KernelRuntime
+
+/// A KV cache for `batch` sequences of up to `capacity` positions, all layers.
+public final class KVCache: @unchecked Sendable {
+    public let batch: Int
+    public let capacity: Int
+    /// Positions already written.
+    public internal(set) var length = 0
+    let k: AlignedBuffer
+    let v: AlignedBuffer
+
+    init(config: LlamaConfig, batch: Int, capacity: Int) {
+        self.batch = batch
+        self.capacity = capacity
+        let n = config.nLayers * batch * capacity * config.kvDim
+        k = AlignedBuffer(floats: n)
+        v = AlignedBuffer(floats: n)
+    }
+}
+
+/// A LLaMA model on the compiled programs `llama.forward`, `llama.prefill` and `llama.decode`.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    private var params: [String: AlignedBuffer] = [:]
+    private let eps: AlignedBuffer
+    private let theta: AlignedBuffer
+    private let forwardProgram: CompiledProgram
+    private let prefillProgram: CompiledProgram
+    private let decodeProgram: CompiledProgram
+
+    public init(weights: LlamaWeights) throws {
+        config = weights.config
+        for (name, shape) in config.parameterShapes {
+            guard let values = weights.tensors[name] else { throw RuntimeError("model weights lack '\(name)'") }
+            let count = shape.reduce(1, *)
+            guard values.count == count else { throw RuntimeError("weight '\(name)' has \(values.count) values, expected \(count)") }
+            params[name] = AlignedBuffer(copying: values)
+        }
+        if config.tiedEmbeddings { params["lm_head"] = params["embed"] }
+        eps = AlignedBuffer(copying: [config.normEps])
+        theta = AlignedBuffer(copying: [config.ropeTheta])
+        forwardProgram = try CompiledProgram.load("llama.forward")
+        prefillProgram = try CompiledProgram.load("llama.prefill")
+        decodeProgram = try CompiledProgram.load("llama.decode")
+        guard config.dim % config.nHeads == 0, config.nHeads % config.nKVHeads == 0, config.headDim % 2 == 0 else {
+            throw RuntimeError("unsupported shape: dim \(config.dim), heads \(config.nHeads), kv heads \(config.nKVHeads)")
+        }
+    }
+
+    /// The model-size symbols every LLaMA program uses.
+    var modelSizes: [String: Int] {
+        ["L": config.nLayers, "KVH": config.nKVHeads, "REP": config.nHeads / config.nKVHeads,
+         "HD2": config.headDim / 2, "F": config.hiddenDim, "V": config.vocabSize]
+    }
+
+    private func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
+        var b: [String: UnsafeMutableRawPointer] = params.mapValues(\.raw)
+        b["ids"] = ids.raw
+        b["norm_eps"] = eps.raw
+        b["rope_theta"] = theta.raw
+        b["logits"] = out.raw
+        return b
+    }
+
+    private func checkIds(_ ids: [Int32]) throws {
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw RuntimeError("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+    }
+
+    /// Logits `[batch, T, V]` (flattened) for `ids` `[batch, T]` (row-major), positions 0..<T.
+    public func forward(ids: [Int32], batch: Int) throws -> [Float] {
+        try checkIds(ids)
+        guard batch > 0, ids.count % batch == 0, !ids.isEmpty else { throw RuntimeError("ids do not split into \(batch) rows") }
+        let t = ids.count / batch
+        let idBuf = AlignedBuffer(copying: ids), out = AlignedBuffer(floats: ids.count * config.vocabSize)
+        var sizes = modelSizes
+        sizes["B"] = batch; sizes["T"] = t
+        try forwardProgram.run(buffers: buffers(ids: idBuf, out: out), sizes: sizes)
+        return out.floatArray(ids.count * config.vocabSize)
+    }
+
+    /// A fresh cache for `batch` sequences of up to `capacity` positions.
+    public func makeCache(batch: Int, capacity: Int? = nil) -> KVCache {
+        KVCache(config: config, batch: batch, capacity: capacity ?? config.maxSeqLen)
+    }
+
+    /// Runs `ids` `[batch, T]` through the cache at positions `cache.length ..< cache.length+T`;
+    /// returns logits `[batch, T, V]`. With T = 1 it uses the decode program.
+    public func prefill(ids: [Int32], cache: KVCache) throws -> [Float] {
+        try checkIds(ids)
+        guard !ids.isEmpty, ids.count % cache.batch == 0 else { throw RuntimeError("ids do not split into \(cache.batch) rows") }
+        let t = ids.count / cache.batch
+        guard cache.length + t <= cache.capacity else {
+            throw RuntimeError("the KV cache holds \(cache.capacity) positions; \(cache.length + t) needed")
+        }
+        let idBuf = AlignedBuffer(copying: ids), out = AlignedBuffer(floats: ids.count * config.vocabSize)
+        var b = buffers(ids: idBuf, out: out)
+        b["k_cache"] = cache.k.raw
+        b["v_cache"] = cache.v.raw
+        var sizes = modelSizes
+        sizes["B"] = cache.batch; sizes["T"] = t; sizes["P"] = cache.length
+        sizes["S"] = cache.length + t; sizes["C"] = cache.capacity
+        try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: sizes)
+        cache.length += t
+        return out.floatArray(ids.count * config.vocabSize)
+    }
+
+    /// One token per sequence through the cache; logits `[batch, V]`.
+    public func decode(ids: [Int32], cache: KVCache) throws -> [Float] {
+        guard ids.count == cache.batch else { throw RuntimeError("decode takes one id per sequence (\(cache.batch))") }
+        return try prefill(ids: ids, cache: cache)
+    }
+
+    /// The compiled programs, for profiling.
+    public var programs: [CompiledProgram] { [forwardProgram, prefillProgram, decodeProgram] }
+}

@@ -1,0 +1,251 @@
+import TensorGraph
+
+/// Where a realized value lives.
+enum Storage: Hashable {
+    /// A caller buffer (input, parameter or output), by declared name.
+    case external(String)
+    /// An intermediate in the program's arena (planned later).
+    case arena(Int)
+    /// The value entering the current iteration of carry k.
+    case carryCurrent(Int)
+    /// The value a repeated stage computes for its next iteration.
+    case carryNext(Int)
+}
+
+/// What a kernel does.
+enum KernelKind: Equatable {
+    /// Loops over rows × last axis, with any reductions it absorbed computed per row.
+    case pointwise
+    /// `cblas_sgemm` over the batch axes.
+    case matmul
+    /// Zero then accumulate rows at indices.
+    case scatterAdd
+}
+
+/// One fused kernel: computes the value of `root` (and the absorbed ops feeding it).
+struct Kernel {
+    var root: Int
+    var kind: KernelKind
+    var stage: Int
+    /// Every node whose arithmetic this kernel performs (for comments and the manifest).
+    var covered: [Int] = []
+    /// Realized nodes it reads.
+    var reads: [Int] = []
+    var name = ""
+}
+
+/// Decides which nodes are materialized and groups the rest into the kernels that compute them.
+struct FusionPlan {
+    let program: Program
+    let consumers: [[Int]]
+    var realized = Set<Int>()
+    var storage: [Int: Storage] = [:]
+    var kernels: [Kernel] = []
+
+    init(_ p: Program, extraRealized: Set<Int> = []) throws {
+        program = p
+        consumers = p.consumers()
+        realized = extraRealized
+        try decide()
+    }
+
+    func node(_ i: Int) -> Node { program.nodes[i] }
+
+    /// The first realized-or-leaf node under a chain of views, with the strided view of it.
+    func stridedView(_ i: Int) -> StridedView? {
+        let n = node(i)
+        if realized.contains(i) || isBufferLeaf(i) { return .contiguous(base: i, shape: n.shape) }
+        guard n.op.isView, let inner = stridedView(n.inputs[0]) else { return nil }
+        return inner.applying(n.op, to: n.shape)
+    }
+
+    /// Leaves that are buffers (inputs, params, carries, loop results).
+    func isBufferLeaf(_ i: Int) -> Bool {
+        switch node(i).op {
+        case .input, .param, .carry, .loopResult: true
+        default: false
+        }
+    }
+
+    /// How many computing consumers read a node, looking through views.
+    func effectiveUses(_ i: Int) -> Int {
+        consumers[i].reduce(0) { acc, c in
+            if case .carry = node(c).op { return acc + 1 }
+            return acc + (node(c).op.isView ? effectiveUses(c) : 1)
+        }
+    }
+
+    private mutating func decide() throws {
+        let p = program
+        for (name, id) in p.outputs {
+            // An output that only reshapes a computed value takes that value's place.
+            var target = id
+            while case .reshape = node(target).op, !node(node(target).inputs[0]).op.isLeaf,
+                  consumers[node(target).inputs[0]].count == 1 { target = node(target).inputs[0] }
+            realized.insert(target); storage[target] = .external(name)
+        }
+        for (k, c) in p.carries.enumerated() {
+            if !isBufferLeaf(c.initial) { realized.insert(c.initial) }
+            storage[c.placeholder] = .carryCurrent(k)
+            realized.insert(c.next)
+            storage[c.next] = .carryNext(k)
+        }
+        for n in p.nodes {
+            switch n.op {
+            case .input(let name), .param(let name): storage[n.id] = .external(name)
+            case .loopResult(let k): storage[n.id] = .carryCurrent(k)
+            case .matmul, .scatterAdd, .writeSlice: realized.insert(n.id)
+            case .reduce: break
+            case .constant, .size, .iota, .carry: break
+            default:
+                break
+            }
+            // Values crossing into another stage are materialized.
+            if !n.op.isLeaf {
+                for c in consumers[n.id] where node(c).stage != n.stage {
+                    realized.insert(rootThroughViews(n.id))
+                }
+            }
+        }
+        // Matmul operands must be strided views of buffers: materialize the value under the
+        // views when that makes them strided, else the viewed value itself.
+        for n in p.nodes {
+            guard case .matmul = n.op else { continue }
+            for i in n.inputs where stridedView(i) == nil {
+                var bottom = i
+                while node(bottom).op.isView { bottom = node(bottom).inputs[0] }
+                realized.insert(bottom)
+                if stridedView(i) == nil { realized.remove(bottom); realized.insert(i) }
+            }
+        }
+        // A value with several readers is materialized, unless all of them end in one kernel
+        // that loops over the value's own shape (softmax's exp feeds both its sum and its output).
+        for n in p.nodes.reversed() where !realized.contains(n.id) && !n.op.isLeaf && !n.op.isView && !n.shape.isEmpty {
+            guard effectiveUses(n.id) > 1 else { continue }
+            let roots = kernelRoots(reading: n.id)
+            if roots.count == 1, let r = roots.first, rowShape(of: r) == n.shape { continue }
+            realized.insert(n.id)
+        }
+        // Reductions are absorbed into the kernel that consumes them row by row, unless a
+        // consumer cannot do that; iterate until every kernel is well formed.
+        var changed = true
+        var rounds = 0
+        while changed {
+            changed = false
+            rounds += 1
+            if rounds > p.nodes.count + 2 { throw GraphError("program '\(p.name)': fusion did not converge") }
+            kernels = []
+            for n in p.nodes where realized.contains(n.id) && !isBufferLeaf(n.id) {
+                var k = Kernel(root: n.id, kind: kind(of: n), stage: n.stage)
+                if let bad = collect(&k) {
+                    realized.insert(bad)
+                    changed = true
+                    break
+                }
+                kernels.append(k)
+            }
+        }
+        for (i, k) in kernels.enumerated() { kernels[i].name = kernelName(i, k) }
+        var slot = 0
+        for k in kernels where storage[k.root] == nil {
+            if case .writeSlice = node(k.root).op {
+                storage[k.root] = storage[node(k.root).inputs[0]]
+            } else {
+                storage[k.root] = .arena(slot); slot += 1
+            }
+        }
+    }
+
+    /// The realized nodes whose kernels would compute `i` (following unrealized consumers).
+    func kernelRoots(reading i: Int) -> Set<Int> {
+        var roots = Set<Int>(), seen = Set<Int>(), stack = [i]
+        while let x = stack.popLast() {
+            for c in consumers[x] where seen.insert(c).inserted {
+                if case .carry = node(c).op { roots.insert(-1 - c); continue }
+                if realized.contains(c) { roots.insert(c) } else { stack.append(c) }
+            }
+        }
+        return roots
+    }
+
+    /// The rows × last-axis shape a root's kernel loops over.
+    func rowShape(of root: Int) -> Shape {
+        let n = node(root)
+        if n.op.isReduction { return node(n.inputs[0]).shape }
+        if case .writeSlice = n.op { return node(n.inputs[1]).shape }
+        if case .scatterAdd = n.op { return node(n.inputs[0]).shape }
+        return n.shape
+    }
+
+    /// The node to materialize for a value reached through views (views are never materialized on their own).
+    private func rootThroughViews(_ i: Int) -> Int { i }
+
+    private func kind(of n: Node) -> KernelKind {
+        switch n.op {
+        case .matmul: .matmul
+        case .scatterAdd: .scatterAdd
+        default: .pointwise
+        }
+    }
+
+    /// Walks the ops a kernel computes. Returns a reduction that must be realized instead, if any.
+    private func collect(_ k: inout Kernel) -> Int? {
+        let root = node(k.root)
+        var seen = Set<Int>()
+        var bad: Int?
+        // Rows × last axis of the loop nest: a reduction root loops over its input's shape.
+        let rowShape = root.op.isReduction ? node(root.inputs[0]).shape : root.shape
+        func visit(_ i: Int, top: Bool) {
+            if seen.contains(i) || bad != nil { return }
+            seen.insert(i)
+            let n = node(i)
+            if !top && (realized.contains(i) || isBufferLeaf(i)) {
+                k.reads.append(i)
+                return
+            }
+            k.covered.append(i)
+            if case .reduce = n.op, !top {
+                // Absorbed: its input must span the root's rows × last axis.
+                let input = node(n.inputs[0])
+                if input.shape != rowShape || k.kind != .pointwise { bad = i; return }
+            }
+            if case .matmul = n.op, !top { bad = i; return }
+            if case .gather = n.op {
+                // The table is read by row; ids are an expression.
+                let t = n.inputs[0]
+                if !(realized.contains(t) || isBufferLeaf(t)) { bad = t; return }
+                k.reads.append(t)
+                visit(n.inputs[1], top: false)
+                return
+            }
+            if top, k.kind == .matmul {
+                for input in n.inputs {
+                    if let v = stridedView(input) { if !k.reads.contains(v.base) { k.reads.append(v.base) } }
+                }
+                return
+            }
+            for input in n.inputs { visit(input, top: false) }
+        }
+        visit(k.root, top: true)
+        k.covered.sort()
+        k.reads = Array(Set(k.reads)).sorted()
+        return bad
+    }
+
+    private func kernelName(_ i: Int, _ k: Kernel) -> String {
+        let scopes = k.covered.map { node($0).scope }.filter { !$0.isEmpty }
+        let leaf = scopes.map { $0.split(separator: "/").last.map(String.init) ?? "" }
+        var counts: [String: Int] = [:]
+        for s in leaf { counts[s, default: 0] += 1 }
+        let top = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.first?.key
+        let what = top ?? node(k.root).op.name
+        let opName = k.kind == .matmul ? "matmul" : (k.kind == .scatterAdd ? "scatter_add" : nil)
+        var parts = [program.name, "k\(i)", what]
+        if let opName, opName != what { parts.append(opName) }
+        return parts.joined(separator: "_").replacingOccurrences(of: "-", with: "_")
+    }
+}
+
+extension Op {
+    var isReduction: Bool { if case .reduce = self { return true } else { return false } }
+}

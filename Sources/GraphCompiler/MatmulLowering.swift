@@ -1,0 +1,65 @@
+import TensorGraph
+
+/// Lowers a batched matmul to `cblas_sgemm` calls, one per batch element, reading the
+/// operands through their strided views (no copies for transposes, slices or broadcasts).
+enum MatmulLowering {
+    /// One operand as BLAS sees it.
+    struct Operand {
+        var pointer: String
+        var trans: Bool
+        var ld: String
+        var batchStrides: [Dim]
+    }
+
+    static func operand(_ plan: FusionPlan, _ input: Int, trans: Bool, buffer: (Int) -> String) throws -> Operand {
+        guard let v = plan.stridedView(input) else { throw NeedsRealization(node: input) }
+        let r = v.shape.count
+        let (rows, cols) = (v.shape[r - 2], v.shape[r - 1])
+        let (sr, sc) = (v.strides[r - 2], v.strides[r - 1])
+        let base = v.offset.isEmpty ? buffer(v.base) : "\(buffer(v.base)) + \(paren(v.offset.sumExpr))"
+        let batch = Array(v.strides.prefix(r - 2))
+        if sc == 1 || cols == 1 {
+            let ld = (rows == 1 || sr == 0) ? cols.cExpr : sr.cExpr
+            if sc == 1 || sr == 0 || rows == 1 || sr == cols {
+                return Operand(pointer: base, trans: trans, ld: ld, batchStrides: batch)
+            }
+        }
+        if sr == 1 || rows == 1 {
+            let ld = (cols == 1 || sc == 0) ? rows.cExpr : sc.cExpr
+            return Operand(pointer: base, trans: !trans, ld: ld, batchStrides: batch)
+        }
+        throw NeedsRealization(node: input)
+    }
+
+    static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
+        let n = plan.node(k.root)
+        guard case .matmul(let ta, let tb) = n.op else { return [] }
+        let a = try operand(plan, n.inputs[0], trans: ta, buffer: buffer)
+        let b = try operand(plan, n.inputs[1], trans: tb, buffer: buffer)
+        let r = n.shape.count
+        let m = n.shape[r - 2], nn = n.shape[r - 1]
+        let aShape = plan.node(n.inputs[0]).shape
+        let kk = ta ? aShape[r - 2] : aShape[r - 1]
+        let c = buffer(k.root)
+        let batchDims = Array(n.shape.prefix(r - 2))
+        var lines: [String] = []
+        var offA: [String] = [], offB: [String] = [], offC: [String] = []
+        var cStride = Dim(1) * m * nn
+        var cTerms: [(String, Dim)] = []
+        for d in stride(from: batchDims.count - 1, through: 0, by: -1) {
+            cTerms.append(("b\(d)", cStride)); cStride = cStride * batchDims[d]
+        }
+        for (d, dim) in batchDims.enumerated() {
+            lines.append(String(repeating: "    ", count: d) + "for (long b\(d) = 0; b\(d) < \(dim.cExpr); b\(d)++)")
+            if a.batchStrides[d] != 0 { offA.append("b\(d) * \(paren(a.batchStrides[d].cExpr))") }
+            if b.batchStrides[d] != 0 { offB.append("b\(d) * \(paren(b.batchStrides[d].cExpr))") }
+        }
+        for (v, s) in cTerms.reversed() { offC.append("\(v) * \(paren(s.cExpr))") }
+        func ptr(_ base: String, _ offs: [String]) -> String { offs.isEmpty ? base : "\(base) + \(offs.joined(separator: " + "))" }
+        let call = "cblas_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
+            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(ptr(a.pointer, offA)), \(a.ld), \(ptr(b.pointer, offB)), \(b.ld), "
+            + "0.0f, \(ptr(c, offC)), \(nn.cExpr));"
+        lines.append(String(repeating: "    ", count: batchDims.count) + call)
+        return lines
+    }
+}

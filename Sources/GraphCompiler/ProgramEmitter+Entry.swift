@@ -1,0 +1,163 @@
+import TensorGraph
+
+/// A field of a program's argument struct.
+struct ArgField {
+    enum Kind: String { case param, input, output, arena, profile, size }
+    var name: String
+    var kind: Kind
+    var cType: String
+    var decl: TensorDecl?
+}
+
+extension ProgramEmitter {
+    /// The argument struct's fields, in order: parameters, inputs, outputs, arena, profile, sizes.
+    /// Every field is 8 bytes, so a caller may fill the struct as an array of slots.
+    var fields: [ArgField] {
+        var f: [ArgField] = []
+        for d in program.params { f.append(ArgField(name: d.name, kind: .param, cType: "const \(d.dtype.cType) *", decl: d)) }
+        for d in program.inputs {
+            f.append(ArgField(name: d.name, kind: .input, cType: d.mutable ? "\(d.dtype.cType) *" : "const \(d.dtype.cType) *", decl: d))
+        }
+        for (name, id) in program.outputs {
+            let n = plan.node(id)
+            f.append(ArgField(name: name, kind: .output, cType: "\(n.dtype.cType) *",
+                              decl: TensorDecl(name: name, shape: n.shape, dtype: n.dtype)))
+        }
+        f.append(ArgField(name: "arena", kind: .arena, cType: "float *"))
+        f.append(ArgField(name: "kernel_ns", kind: .profile, cType: "double *"))
+        for s in symbols { f.append(ArgField(name: s, kind: .size, cType: "long ")) }
+        return f
+    }
+
+    var argsType: String { "\(prefix)_args" }
+
+    /// `typedef struct { … } prefix_args;` plus the public prototypes.
+    func headerText() -> String {
+        var t = "/* Program '\(program.name)': \(plan.kernels.count) kernels. Sizes: \(symbols.joined(separator: ", ")). */\n"
+        t += "typedef struct {\n"
+        for f in fields {
+            var note = ""
+            if let d = f.decl { note = " /* \(d.dtype.rawValue) \(d.shape.shapeDescription)\(d.perLayer ? " per layer" : "")\(d.mutable ? ", written" : "") */" }
+            if f.kind == .arena { note = " /* \(prefix)_arena_floats() floats, 64-byte aligned */" }
+            if f.kind == .profile { note = " /* NULL, or 2 × kernels doubles: ns and calls per kernel */" }
+            t += "    \(f.cType)\(f.name);\(note)\n"
+        }
+        t += "} \(argsType);\n\n"
+        t += "void \(prefix)(const \(argsType) *a);\n"
+        t += "long \(prefix)_arena_floats(const \(argsType) *a);\n"
+        t += "void \(prefix)_costs(const \(argsType) *a, double *flops, double *bytes);\n"
+        return t
+    }
+
+    private func sizeLocals() -> [String] { symbols.map { "const long \($0) = a->\($0);" } }
+
+    /// Layout, kernels, entry point and costs of this program.
+    func sourceText() throws -> String {
+        var t = "/* ===== program '\(program.name)' ===== */\n\n"
+        var calls: [String] = []
+        for k in plan.kernels {
+            let f = try kernelFunction(k)
+            t += f.text + "\n"
+            calls.append(f.call)
+        }
+        // Arena layout.
+        let slots = memory.slotSizes.count
+        t += "/* Arena: \(slots) slots planned for \(plan.kernels.count) kernels. */\n"
+        t += "static long \(prefix)_layout(const \(argsType) *a, long *off) {\n"
+        for l in sizeLocals() { t += "    \(l)\n" }
+        for s in symbols { t += "    (void)\(s);\n" }
+        t += "    long total = 0;\n"
+        for s in 0..<slots { t += "    off[\(s)] = total; total += \(memory.slotExpr(s));\n" }
+        t += "    (void)off;\n    return total;\n}\n\n"
+        t += "long \(prefix)_arena_floats(const \(argsType) *a) {\n    long off[\(max(slots, 1))];\n    return \(prefix)_layout(a, off);\n}\n\n"
+        // Entry point.
+        t += "void \(prefix)(const \(argsType) *a) {\n"
+        for l in sizeLocals() { t += "    \(l)\n" }
+        t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(a, off);\n"
+        t += "    double *prof = a->kernel_ns;\n    long tick;\n"
+        var arenaNames: [Int] = []
+        for k in plan.kernels { if case .arena(let s)? = plan.storage[k.root], !arenaNames.contains(s) { arenaNames.append(s) } }
+        for s in arenaNames.sorted() { t += "    float *t\(s) = a->arena + off[\(memory.slotOf[s] ?? 0)];\n" }
+        for f in fields where (f.kind == .param || f.kind == .input || f.kind == .output) && !(f.decl?.perLayer ?? false) {
+            t += "    \(f.cType)\(f.name) = a->\(f.name);\n"
+        }
+        for (s, stage) in program.stages.enumerated() {
+            let ks = plan.kernels.enumerated().filter { $0.element.stage == s }
+            let stageCarries = program.carries.enumerated().filter { $0.element.stage == s }
+            if ks.isEmpty && stageCarries.isEmpty { continue }
+            var indent = "    "
+            if let count = stage.count {
+                t += "    /* stage '\(stage.name)', repeated \(count.cExpr) times */\n"
+                for (k, c) in stageCarries {
+                    let slots = memory.carrySlots[k] ?? (0, 0)
+                    t += "    const float *carry\(k) = \(ProgramEmitter.bufferName(plan, c.initial));\n"
+                    t += "    float *carry\(k)_buf[2] = { a->arena + off[\(slots.0)], a->arena + off[\(slots.1)] };\n"
+                }
+                t += "    for (long l = 0; l < \(count.cExpr); l++) {\n"
+                indent = "        "
+                for f in fields where f.decl?.perLayer ?? false {
+                    let per = (f.decl?.sliceShape ?? []).elementCount.cExpr
+                    t += "\(indent)\(f.cType)\(f.name) = a->\(f.name) + l * \(paren(per));\n"
+                }
+                for (k, _) in stageCarries { t += "\(indent)float *carry\(k)_next = carry\(k)_buf[l & 1];\n" }
+            } else {
+                t += "    /* stage '\(stage.name)' */\n"
+            }
+            for (i, _) in ks {
+                t += "\(indent)tick = la_tick(prof);\n"
+                t += "\(indent)\(calls[i])\n"
+                t += "\(indent)la_tock(prof, \(i), tick);\n"
+            }
+            if stage.count != nil {
+                for (k, _) in stageCarries { t += "\(indent)carry\(k) = carry\(k)_next;\n" }
+                t += "    }\n"
+            }
+        }
+        t += "    (void)tick;\n}\n\n"
+        // Costs.
+        t += "void \(prefix)_costs(const \(argsType) *a, double *flops, double *bytes) {\n"
+        for l in sizeLocals() { t += "    \(l)\n" }
+        for (i, k) in plan.kernels.enumerated() {
+            let c = costs(k)
+            t += "    flops[\(i)] = (double)(\(c.flops)); bytes[\(i)] = (double)(\(c.bytes)); /* \(k.name) */\n"
+        }
+        for s in symbols { t += "    (void)\(s);\n" }
+        t += "}\n\n"
+        t += "static void \(prefix)_run(const void *a) { \(prefix)((const \(argsType) *)a); }\n"
+        t += "static long \(prefix)_arena(const void *a) { return \(prefix)_arena_floats((const \(argsType) *)a); }\n"
+        t += "static void \(prefix)_cost(const void *a, double *f, double *b) { \(prefix)_costs((const \(argsType) *)a, f, b); }\n"
+        t += "static const char *const \(prefix)_kernel_names[] = {\n"
+        t += plan.kernels.map { "    \"\($0.name)\"," }.joined(separator: "\n") + "\n};\n"
+        t += "const la_program_info \(prefix)_info = { \"\(family).\(program.name)\", \(fields.count), \(plan.kernels.count), \(prefix)_kernel_names, \(prefix)_run, \(prefix)_arena, \(prefix)_cost };\n"
+        return t
+    }
+
+    /// The program's manifest entry.
+    func manifest() throws -> [String: Any] {
+        let fieldList: [[String: Any]] = fields.enumerated().map { i, f in
+            var d: [String: Any] = ["slot": i, "name": f.name, "kind": f.kind.rawValue]
+            if let decl = f.decl {
+                d["dtype"] = decl.dtype.rawValue
+                d["shape"] = decl.shape.map(\.cExpr)
+                d["per_layer"] = decl.perLayer
+                d["mutable"] = decl.mutable
+            }
+            return d
+        }
+        let kernels: [[String: Any]] = plan.kernels.enumerated().map { i, k in
+            let c = costs(k)
+            var scopes: [String] = []
+            for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
+            return ["index": i, "name": k.name,
+                    "kind": k.kind == .matmul ? "sgemm" : (k.kind == .scatterAdd ? "scatter_add" : "fused_loop"),
+                    "ops": k.covered.map { plan.node($0).op.name }, "scopes": scopes,
+                    "stage": program.stages[k.stage].name, "flops": c.flops, "bytes": c.bytes]
+        }
+        let planned = (0..<memory.slotSizes.count).map { memory.slotExpr($0) }
+        return ["name": "\(family).\(program.name)", "symbol": prefix, "fields": fieldList, "sizes": symbols,
+                "kernels": kernels,
+                "arena": ["slots": memory.slotSizes.count,
+                          "planned_floats": planned.isEmpty ? "0" : planned.joined(separator: " + "),
+                          "intermediates_floats": memory.unplannedTotal.sumExpr]]
+    }
+}

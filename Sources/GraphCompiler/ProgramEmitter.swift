@@ -1,0 +1,179 @@
+import Foundation
+import TensorGraph
+
+/// Emits the C of one program: its argument struct, one static function per kernel, the
+/// arena layout, the entry point and the cost table.
+struct ProgramEmitter {
+    let family: String
+    let program: Program
+    var plan: FusionPlan
+    let memory: MemoryPlan
+    let symbols: [String]
+
+    init(family: String, program: Program) throws {
+        self.family = family
+        self.program = program
+        var plan = try FusionPlan(program)
+        // Render once to find values a kernel cannot compute in place; materialize them and re-plan.
+        var tries = 0
+        while true {
+            do {
+                for k in plan.kernels { _ = try ProgramEmitter.kernelBody(plan, k) }
+                break
+            } catch let e as NeedsRealization {
+                tries += 1
+                if tries > program.nodes.count { throw GraphError("program '\(program.name)': could not schedule node \(e.node)") }
+                plan = try FusionPlan(program, extraRealized: plan.realized.union([e.node]))
+            }
+        }
+        self.plan = plan
+        self.memory = MemoryPlan(plan: plan)
+        self.symbols = program.symbols
+    }
+
+    var prefix: String { "\(family)_\(program.name)" }
+
+    // MARK: Names
+
+    /// C name of the buffer holding a realized node.
+    static func bufferName(_ plan: FusionPlan, _ id: Int) -> String {
+        switch plan.storage[id] {
+        case .external(let name)?: return name
+        case .arena(let a)?: return "t\(a)"
+        case .carryCurrent(let k)?: return "carry\(k)"
+        case .carryNext(let k)?: return "carry\(k)_next"
+        case nil: return "missing\(id)"
+        }
+    }
+
+    // MARK: Kernels
+
+    /// The statements of a kernel's body and the buffers it writes/reads.
+    static func kernelBody(_ plan: FusionPlan, _ k: Kernel) throws -> [String] {
+        let root = plan.node(k.root)
+        let name = { (i: Int) in bufferName(plan, i) }
+        switch k.kind {
+        case .matmul:
+            return try MatmulLowering.body(plan, k, buffer: name)
+        case .scatterAdd:
+            // Serial over source rows so accumulation is deterministic; the inner loop vectorizes.
+            let src = root.inputs[0], ids = root.inputs[1]
+            var r = PointwiseRenderer(plan: plan, rowShape: plan.node(src).shape, buffer: name)
+            let out = name(k.root), width = root.shape[1].cExpr
+            let id = try r.value(ids, r.rowVars)
+            try r.innerLoop({ v, j in "\(out)[(long)\(id) * \(paren(width)) + \(j)] += \(v);" }, value: src)
+            var lines = ["memset(\(out), 0, sizeof(float) * (size_t)(\(root.shape.elementCount.cExpr)));",
+                         "const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);",
+                         "for (long r = 0; r < rows; r++) {"]
+            lines += (r.unravelRow() + r.rowBlock).map { "    " + $0 }
+            lines.append("}")
+            return lines
+        case .pointwise:
+            if case .writeSlice(let axis, let start) = root.op {
+                let value = root.inputs[1]
+                var r = PointwiseRenderer(plan: plan, rowShape: plan.node(value).shape, buffer: name)
+                let target = name(k.root), shape = r
+                try r.innerLoop({ v, j in
+                    var idx = shape.elementIndex(j)
+                    idx[axis] = "\(idx[axis]) + \(paren(start.cExpr))"
+                    return "\(target)[\(shape.linear(idx, root.shape))] = \(v);"
+                }, value: value)
+                return loopNest(r)
+            }
+            if root.op.isReduction {
+                var r = PointwiseRenderer(plan: plan, rowShape: plan.node(root.inputs[0]).shape, buffer: name)
+                let acc = try r.rowReduction(k.root)
+                let out = name(k.root)
+                var lines = loopNest(r, extra: ["\(out)[r] = \(acc);"])
+                lines.insert("/* one result per row */", at: 0)
+                return lines
+            }
+            var r = PointwiseRenderer(plan: plan, rowShape: root.shape, buffer: name)
+            r.root = k.root
+            let out = name(k.root), shape = r
+            try r.innerLoop({ v, j in "\(out)[\(shape.linear(shape.elementIndex(j), root.shape))] = \(v);" }, value: k.root)
+            return loopNest(r)
+        }
+    }
+
+    /// Wraps a renderer's row block in the parallel row loop.
+    static func loopNest(_ r: PointwiseRenderer, extra: [String] = []) -> [String] {
+        var lines = ["const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);"]
+        if r.rowCount != 1 { lines.append("#pragma omp parallel for if (rows * n > 32768)") }
+        lines.append("for (long r = 0; r < rows; r++) {")
+        lines += (r.unravelRow() + r.rowBlock + extra).map { "    " + $0 }
+        lines.append("}")
+        return lines
+    }
+
+    /// The buffers a kernel touches, written first: (C name, writes).
+    func kernelBuffers(_ k: Kernel) -> [(String, Bool)] {
+        let out = ProgramEmitter.bufferName(plan, k.root)
+        var seen: Set<String> = [out]
+        var list = [(out, true)]
+        for r in k.reads {
+            let n = ProgramEmitter.bufferName(plan, r)
+            if seen.insert(n).inserted { list.append((n, false)) }
+        }
+        return list
+    }
+
+    func dtypeOf(buffer name: String, _ k: Kernel) -> DType {
+        for i in [k.root] + k.reads where ProgramEmitter.bufferName(plan, i) == name { return plan.node(i).dtype }
+        return .f32
+    }
+
+    /// Symbols a piece of C mentions, in program order.
+    func symbolsUsed(in lines: [String]) -> [String] {
+        let words = Set(lines.joined(separator: " ").split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }).map(String.init))
+        return symbols.filter { words.contains($0) }
+    }
+
+    /// A kernel as a static C function.
+    func kernelFunction(_ k: Kernel) throws -> (text: String, call: String) {
+        let body = try ProgramEmitter.kernelBody(plan, k)
+        let bufs = kernelBuffers(k)
+        let syms = symbolsUsed(in: body)
+        var params: [String] = []
+        for (n, writes) in bufs {
+            let t = dtypeOf(buffer: n, k).cType
+            params.append(writes ? "\(t) *restrict \(n)" : "const \(t) *restrict \(n)")
+        }
+        params += syms.map { "long \($0)" }
+        let ops = k.covered.map { plan.node($0).op.name }
+        var scopes: [String] = []
+        for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
+        var text = "/* \(k.name): \(ops.joined(separator: ", "))"
+        if !scopes.isEmpty { text += "  [\(scopes.joined(separator: "; "))]" }
+        text += " */\n"
+        text += "static void \(k.name)(\(params.joined(separator: ", "))) {\n"
+        text += body.map { "    " + $0 }.joined(separator: "\n") + "\n}\n"
+        let args = bufs.map(\.0) + syms
+        return (text, "\(k.name)(\(args.joined(separator: ", ")));")
+    }
+
+    // MARK: Costs
+
+    /// FLOPs and bytes of a kernel, as C expressions over the sizes.
+    func costs(_ k: Kernel) -> (flops: String, bytes: String) {
+        let root = plan.node(k.root)
+        var flops: [Dim] = []
+        var bytes: [Dim] = []
+        switch k.kind {
+        case .matmul:
+            let a = plan.node(root.inputs[0]).shape
+            guard case .matmul(let ta, _) = root.op else { break }
+            let kk = ta ? a[a.count - 2] : a[a.count - 1]
+            flops = [Dim(2) * root.shape.elementCount * kk]
+        default:
+            for c in k.covered {
+                let n = plan.node(c)
+                if n.op.isElementwise { flops.append(n.shape.elementCount) }
+                if n.op.isReduction { flops.append(plan.node(n.inputs[0]).shape.elementCount) }
+            }
+        }
+        bytes.append(Dim(4) * root.shape.elementCount)
+        for r in k.reads { bytes.append(Dim(4) * plan.node(r).shape.elementCount) }
+        return (flops.sumExpr, bytes.sumExpr)
+    }
+}

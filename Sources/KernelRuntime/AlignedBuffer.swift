@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A 64-byte aligned, zero-initialised block of memory owned by Swift.
+public final class AlignedBuffer: @unchecked Sendable {
+    public let byteCount: Int
+    public let raw: UnsafeMutableRawPointer
+
+    public init(bytes: Int) {
+        byteCount = max(bytes, 64)
+        var p: UnsafeMutableRawPointer?
+        if posix_memalign(&p, 64, byteCount) != 0 || p == nil {
+            fatalError("out of memory: could not allocate \(byteCount) bytes")
+        }
+        raw = p.unsafelyUnwrapped
+        memset(raw, 0, byteCount)
+    }
+
+    public convenience init(floats: Int) { self.init(bytes: floats * 4) }
+
+    public convenience init(copying values: [Float]) {
+        self.init(floats: values.count)
+        values.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress.unsafelyUnwrapped, byteCount: $0.count) }
+    }
+
+    public convenience init(copying values: [Int32]) {
+        self.init(bytes: values.count * 4)
+        values.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress.unsafelyUnwrapped, byteCount: $0.count) }
+    }
+
+    deinit { free(raw) }
+
+    public var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+    public var ints: UnsafeMutablePointer<Int32> { raw.assumingMemoryBound(to: Int32.self) }
+
+    /// The first `count` floats as an array.
+    public func floatArray(_ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: floats, count: count)) }
+}

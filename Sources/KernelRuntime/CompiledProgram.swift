@@ -1,0 +1,126 @@
+import Foundation
+import Kernels
+
+/// The manifest the compiler embedded into the generated C: argument slots, kernels, arena plan.
+public struct ProgramManifest: Decodable, Sendable {
+    public struct Field: Decodable, Sendable {
+        public var slot: Int
+        public var name: String
+        public var kind: String
+        public var dtype: String?
+        public var shape: [String]?
+        public var per_layer: Bool?
+        public var mutable: Bool?
+    }
+    public struct KernelEntry: Decodable, Sendable {
+        public var index: Int
+        public var name: String
+        public var kind: String
+        public var ops: [String]
+        public var scopes: [String]
+        public var stage: String
+        public var flops: String
+        public var bytes: String
+    }
+    public struct Arena: Decodable, Sendable {
+        public var slots: Int
+        public var planned_floats: String
+        public var intermediates_floats: String
+    }
+    public var name: String
+    public var symbol: String
+    public var fields: [Field]
+    public var sizes: [String]
+    public var kernels: [KernelEntry]
+    public var arena: Arena
+}
+
+/// Errors from calling compiled programs.
+public struct RuntimeError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// One compiled program of the `Kernels` target, callable by name with named buffers and sizes.
+public final class CompiledProgram: @unchecked Sendable {
+    public let manifest: ProgramManifest
+    private let info: UnsafePointer<la_program_info>
+    private var arena: AlignedBuffer?
+    /// Per-kernel nanoseconds and call counts when profiling; nil keeps timing off.
+    public private(set) var profile: [Double]?
+
+    init(info: UnsafePointer<la_program_info>, manifest: ProgramManifest) {
+        self.info = info
+        self.manifest = manifest
+    }
+
+    /// Every program in the Kernels target's manifest.
+    public static let manifests: [ProgramManifest] = {
+        struct Root: Decodable { var programs: [ProgramManifest] }
+        let json = String(cString: la_manifest_json)
+        return (try? JSONDecoder().decode(Root.self, from: Data(json.utf8)).programs) ?? []
+    }()
+
+    /// Loads `family.program` (e.g. `llama.decode`).
+    public static func load(_ name: String) throws -> CompiledProgram {
+        guard let m = manifests.first(where: { $0.name == name }) else {
+            throw RuntimeError("no compiled program named '\(name)' (have: \(manifests.map(\.name).joined(separator: ", ")))")
+        }
+        for i in 0..<Int(la_program_count) {
+            guard let p = la_program_at(Int32(i)) else { continue }
+            if String(cString: p.pointee.name) == name { return CompiledProgram(info: p, manifest: m) }
+        }
+        throw RuntimeError("program '\(name)' is in the manifest but not in the program table")
+    }
+
+    public var kernelCount: Int { Int(info.pointee.n_kernels) }
+
+    /// Turns per-kernel timing on (zeroing the counters) or off.
+    public func setProfiling(_ on: Bool) { profile = on ? Array(repeating: 0, count: 2 * kernelCount) : nil }
+
+    /// Runs the program. `buffers` maps every parameter, input and output name to memory of
+    /// the right size; `sizes` binds every size symbol. The arena is allocated and kept.
+    public func run(buffers: [String: UnsafeMutableRawPointer], sizes: [String: Int]) throws {
+        var slots = [Int](repeating: 0, count: Int(info.pointee.n_fields))
+        for f in manifest.fields {
+            switch f.kind {
+            case "param", "input", "output":
+                guard let p = buffers[f.name] else { throw RuntimeError("\(manifest.name): no buffer for '\(f.name)'") }
+                slots[f.slot] = Int(bitPattern: p)
+            case "size":
+                guard let v = sizes[f.name] else { throw RuntimeError("\(manifest.name): size '\(f.name)' is not bound") }
+                slots[f.slot] = v
+            default: break
+            }
+        }
+        let arenaSlot = manifest.fields.first { $0.kind == "arena" }?.slot ?? 0
+        let profileSlot = manifest.fields.first { $0.kind == "profile" }?.slot ?? 0
+        let need = slots.withUnsafeBytes { info.pointee.arena_floats($0.baseAddress) }
+        if arena == nil || arena.map({ $0.byteCount < need * 4 }) ?? true { arena = AlignedBuffer(floats: need) }
+        slots[arenaSlot] = Int(bitPattern: arena?.raw)
+        if profile != nil {
+            profile!.withUnsafeMutableBufferPointer { p in
+                slots[profileSlot] = Int(bitPattern: p.baseAddress)
+                slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
+            }
+        } else {
+            slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
+        }
+    }
+
+    /// Bytes of the arena currently held.
+    public var arenaBytes: Int { arena?.byteCount ?? 0 }
+
+    /// Per-kernel FLOPs and bytes of one call at these sizes.
+    public func costs(sizes: [String: Int]) -> (flops: [Double], bytes: [Double]) {
+        var slots = [Int](repeating: 0, count: Int(info.pointee.n_fields))
+        for f in manifest.fields where f.kind == "size" { slots[f.slot] = sizes[f.name] ?? 0 }
+        var fl = [Double](repeating: 0, count: kernelCount), by = fl
+        slots.withUnsafeBytes { s in
+            fl.withUnsafeMutableBufferPointer { f in
+                by.withUnsafeMutableBufferPointer { b in info.pointee.costs(s.baseAddress, f.baseAddress, b.baseAddress) }
+            }
+        }
+        return (fl, by)
+    }
+}

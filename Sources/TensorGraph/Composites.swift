@@ -1,0 +1,86 @@
+// Composite ops written from primitives, each in a named scope so the fused kernels and the
+// profiler can say what they came from.
+
+extension GraphBuilder {
+    /// RMSNorm over the last axis: `y = x · w / sqrt(mean(x²) + eps)`.
+    public func rmsNorm(_ x: Tensor, _ w: Tensor, eps: Tensor) -> Tensor {
+        scope("rmsnorm") {
+            let ms = (x * x).mean()
+            return x * (ms + eps).rsqrt() * w
+        }
+    }
+
+    /// SiLU: `x · σ(x) = x / (1 + e^{-x})`.
+    public func silu(_ x: Tensor) -> Tensor {
+        scope("silu") { x / (1.0 + (-x).exp()) }
+    }
+
+    /// Softmax over the last axis, shifted by the row maximum.
+    public func softmax(_ x: Tensor) -> Tensor {
+        scope("softmax") {
+            let e = (x - x.max()).exp()
+            return e / e.sum()
+        }
+    }
+
+    /// Log-softmax over the last axis: `x − max − log Σ exp(x − max)`.
+    public func logSoftmax(_ x: Tensor) -> Tensor {
+        scope("log_softmax") {
+            let shifted = x - x.max()
+            return shifted - shifted.exp().sum().log()
+        }
+    }
+
+    /// Rotary position embedding with interleaved pairs `(2i, 2i+1)` (llama2.c convention).
+    ///
+    /// `x` is `[B, T, heads, 2·half]`; `cos`/`sin` are `[T, half]` tables from `ropeTables`.
+    public func rope(_ x: Tensor, cos: Tensor, sin: Tensor) -> Tensor {
+        scope("rope") {
+            let s = x.shape
+            let half = cos.shape[1]
+            let pairs = x.reshape([s[0], s[1], s[2], half, 2])
+            let rows: Shape = [s[0], s[1], s[2], half]
+            let x0 = pairs.slice(axis: 4, start: 0, length: 1).reshape(rows)
+            let x1 = pairs.slice(axis: 4, start: 1, length: 1).reshape(rows)
+            let c = cos.reshape([1, s[1], 1, half]), sn = sin.reshape([1, s[1], 1, half])
+            let y0 = x0 * c - x1 * sn
+            let y1 = x0 * sn + x1 * c
+            let out = concat([y0.reshape(rows + [1]), y1.reshape(rows + [1])], axis: 4)
+            return out.reshape(s)
+        }
+    }
+
+    /// RoPE angle tables for positions `start ..< start+T`: `θ_i = pos / theta^(2i/headDim)`.
+    /// Returns `(cos, sin)`, each `[T, half]`.
+    public func ropeTables(seq: Dim, half: Dim, start: Dim, theta: Tensor) -> (Tensor, Tensor) {
+        scope("rope_tables") {
+            let pos = iota([seq, half], axis: 0) + size(start)
+            let i2 = iota([seq, half], axis: 1) * 2.0
+            let freq = theta.pow(i2 / size(half * 2)).reciprocal()
+            let angle = pos * freq
+            return (angle.cos(), angle.sin())
+        }
+    }
+
+    /// Causal attention with grouped KV heads.
+    ///
+    /// `q` is `[B, T, KVH·REP, HD]` at positions `start ..< start+T`; `k`, `v` are
+    /// `[B, S, KVH, HD]` at positions `0 ..< S`. Query `t` sees keys `s ≤ start + t`.
+    /// Returns `[B, T, KVH·REP·HD]`.
+    public func causalAttention(q: Tensor, k: Tensor, v: Tensor, kvHeads: Dim, rep: Dim, start: Dim) -> Tensor {
+        scope("attention") {
+            let (b, t, hd) = (q.shape[0], q.shape[1], q.shape[3])
+            let s = k.shape[1]
+            let q5 = q.permute([0, 2, 1, 3]).reshape([b, kvHeads, rep, t, hd])
+            let k5 = k.permute([0, 2, 1, 3]).reshape([b, kvHeads, 1, s, hd]).expand([b, kvHeads, rep, s, hd])
+            let v5 = v.permute([0, 2, 1, 3]).reshape([b, kvHeads, 1, s, hd]).expand([b, kvHeads, rep, s, hd])
+            let scores = scope("scores") { q5.matmul(k5, transB: true) * size(hd).rsqrt() }
+            let shape5: Shape = [b, kvHeads, rep, t, s]
+            let allowed = iota(shape5, axis: 4).le(iota(shape5, axis: 3) + size(start))
+            let masked = select(allowed, scores, constant(-.infinity))
+            let p = softmax(masked)
+            let out = p.matmul(v5)   // [B, KVH, REP, T, HD]
+            return out.reshape([b, kvHeads * rep, t, hd]).permute([0, 2, 1, 3]).reshape([b, t, kvHeads * rep * hd])
+        }
+    }
+}

@@ -1,0 +1,73 @@
+/// A tensor dimension: a constant times a product of named symbols (`2`, `B`, `KVH*REP*HD`).
+///
+/// Symbols are sizes known only when a program runs (batch, sequence, model widths);
+/// products cover every size a LLaMA graph needs (`dim = heads × head_dim`).
+public struct Dim: Hashable, Sendable, Codable, Comparable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    public var coeff: Int
+    /// Symbol names, sorted, repeated for powers.
+    public var syms: [String]
+
+    public init(_ coeff: Int, _ syms: [String] = []) {
+        self.coeff = coeff
+        self.syms = coeff == 0 ? [] : syms.sorted()
+    }
+    public init(integerLiteral value: Int) { self.init(value) }
+
+    /// A named runtime size.
+    public static func sym(_ name: String) -> Dim { Dim(1, [name]) }
+
+    public var isConstant: Bool { syms.isEmpty }
+    /// The constant value, when there are no symbols.
+    public var constant: Int? { syms.isEmpty ? coeff : nil }
+
+    public static func * (a: Dim, b: Dim) -> Dim { Dim(a.coeff * b.coeff, a.syms + b.syms) }
+
+    /// `a / b` when it is exact (b's symbols are among a's and the coefficient divides).
+    public func divided(by b: Dim) -> Dim? {
+        guard b.coeff != 0, coeff % b.coeff == 0 else { return nil }
+        var rest = syms
+        for s in b.syms {
+            guard let i = rest.firstIndex(of: s) else { return nil }
+            rest.remove(at: i)
+        }
+        return Dim(coeff / b.coeff, rest)
+    }
+
+    /// The value under a binding of every symbol.
+    public func evaluate(_ sizes: [String: Int]) throws -> Int {
+        var v = coeff
+        for s in syms {
+            guard let x = sizes[s] else { throw GraphError("size '\(s)' is not bound") }
+            v *= x
+        }
+        return v
+    }
+
+    /// C expression for this size, reading each symbol from a local `long` of the same name.
+    public var cExpr: String {
+        if syms.isEmpty { return "\(coeff)" }
+        let prod = syms.joined(separator: "*")
+        return coeff == 1 ? prod : "\(coeff)*\(prod)"
+    }
+
+    public var description: String { cExpr }
+
+    public static func < (a: Dim, b: Dim) -> Bool {
+        a.syms == b.syms ? a.coeff < b.coeff : a.syms.lexicographicallyPrecedes(b.syms)
+    }
+}
+
+/// A tensor shape: a list of dims, outermost first. `[]` is a scalar.
+public typealias Shape = [Dim]
+
+extension Array where Element == Dim {
+    /// Product of all dims.
+    public var elementCount: Dim { reduce(Dim(1)) { $0 * $1 } }
+    public var shapeDescription: String { "[" + map(\.description).joined(separator: ", ") + "]" }
+}
+
+/// Element types.
+public enum DType: String, Sendable, Hashable, Codable {
+    case f32, i32
+    public var cType: String { self == .f32 ? "float" : "int32_t" }
+}

@@ -1,0 +1,83 @@
+/// A declared program input, parameter or output.
+public struct TensorDecl: Sendable, Hashable, Codable {
+    public var name: String
+    /// The full shape the caller passes; per-layer tensors carry a leading layer axis.
+    public var shape: Shape
+    public var dtype: DType
+    /// True when stacked over layers and sliced per iteration of a repeated stage.
+    public var perLayer: Bool
+    /// True when the program writes into it (KV caches).
+    public var mutable: Bool
+
+    public init(name: String, shape: Shape, dtype: DType, perLayer: Bool = false, mutable: Bool = false) {
+        self.name = name; self.shape = shape; self.dtype = dtype; self.perLayer = perLayer; self.mutable = mutable
+    }
+
+    /// The shape one iteration sees (without the layer axis).
+    public var sliceShape: Shape { perLayer ? Array(shape.dropFirst()) : shape }
+}
+
+/// A stretch of a program: run once, or repeated `count` times (the layer loop).
+public struct Stage: Sendable, Hashable {
+    public var name: String
+    /// The repeat count (a size such as `L`), nil for a stage that runs once.
+    public var count: Dim?
+}
+
+/// A value threaded through a repeated stage: `initial` enters the first iteration,
+/// `next` (computed in the stage) enters the following one; `loopResult` reads the last.
+public struct Carry: Sendable, Hashable {
+    public var stage: Int
+    public var placeholder: Int
+    public var initial: Int
+    public var next: Int
+
+    public init(stage: Int, placeholder: Int, initial: Int, next: Int) {
+        self.stage = stage; self.placeholder = placeholder; self.initial = initial; self.next = next
+    }
+}
+
+
+/// A named entry point: the whole IR of one program (e.g. `prefill`, `decode`, `lm_step`).
+public struct Program: Sendable {
+    public var name: String
+    public var nodes: [Node]
+    public var stages: [Stage]
+    public var carries: [Carry]
+    public var inputs: [TensorDecl]
+    public var params: [TensorDecl]
+    /// Named results: node id and declaration.
+    public var outputs: [(name: String, node: Int)]
+
+    /// The declaration of an input or parameter by name.
+    public func decl(_ name: String) -> TensorDecl? {
+        inputs.first { $0.name == name } ?? params.first { $0.name == name }
+    }
+
+    /// Every symbol that appears in a declared shape or in the IR, sorted.
+    public var symbols: [String] {
+        var s = Set<String>()
+        for d in inputs + params { for dim in d.shape { s.formUnion(dim.syms) } }
+        for n in nodes {
+            for dim in n.shape { s.formUnion(dim.syms) }
+            switch n.op {
+            case .size(let d): s.formUnion(d.syms)
+            case .slice(_, let st), .writeSlice(_, let st): s.formUnion(st.syms)
+            default: break
+            }
+        }
+        for st in stages { if let c = st.count { s.formUnion(c.syms) } }
+        return s.sorted()
+    }
+
+    /// Users of each node.
+    public func consumers() -> [[Int]] {
+        var c = Array(repeating: [Int](), count: nodes.count)
+        for n in nodes { for i in n.inputs { c[i].append(n.id) } }
+        for carry in carries {
+            c[carry.initial].append(carry.placeholder)
+            c[carry.next].append(carry.placeholder)
+        }
+        return c
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `llama-align`: align LLaMA models with compiled kernels.
+@main
+struct LlamaAlign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llama-align",
+        abstract: "Pretrain, fine-tune, align (DPO) and run LLaMA models on kernels compiled from a Swift graph DSL.",
+        subcommands: [Compile.self, Bench.self]
+    )
+}

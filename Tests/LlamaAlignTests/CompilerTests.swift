@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import GraphCompiler
+import LlamaGraphs
+import TensorGraph
+
+@Suite struct CompilerTests {
+    struct ManifestRoot: Decodable {
+        struct P: Decodable {
+            struct K: Decodable { var name: String; var kind: String; var ops: [String]; var scopes: [String] }
+            var name: String
+            var kernels: [K]
+        }
+        var programs: [P]
+    }
+
+    func manifest() throws -> ManifestRoot {
+        let s = try CCompiler.emit(GraphFamilies.all())
+        return try JSONDecoder().decode(ManifestRoot.self, from: Data(s.manifestJSON.utf8))
+    }
+
+    @Test func rmsNormAndSoftmaxAreSingleKernels() throws {
+        for p in try manifest().programs {
+            // Each RMSNorm (two per layer + the final one) is exactly one fused kernel that
+            // contains its reduction, its rsqrt and both multiplies.
+            let norms = p.kernels.filter { $0.scopes.contains { $0.hasSuffix("rmsnorm") } }
+            #expect(norms.count == 3, "\(p.name): \(norms.map(\.name))")
+            for k in norms {
+                #expect(k.kind == "fused_loop")
+                #expect(k.ops.contains("reduce_sum") && k.ops.contains("rsqrt") && k.ops.filter { $0 == "mul" }.count >= 3, "\(k.name): \(k.ops)")
+                #expect(k.scopes.allSatisfy { $0.hasSuffix("rmsnorm") || $0 == "lm_head" }, "\(k.name) mixes \(k.scopes)")
+            }
+            let softmax = p.kernels.filter { $0.scopes.contains { $0.hasSuffix("softmax") } }
+            #expect(softmax.count == 1, "\(p.name): \(softmax.map(\.name))")
+            if let k = softmax.first {
+                #expect(k.ops.contains("reduce_max") && k.ops.contains("reduce_sum") && k.ops.contains("exp") && k.ops.contains("div"))
+            }
+            // SiLU and the up projection's product are one kernel.
+            let silu = p.kernels.filter { $0.scopes.contains { $0.hasSuffix("silu") } }
+            #expect(silu.count == 1 && silu[0].ops.contains("exp") && silu[0].ops.contains("mul"))
+            // Every matmul goes to BLAS.
+            #expect(p.kernels.filter { $0.ops == ["matmul"] }.allSatisfy { $0.kind == "sgemm" })
+        }
+    }
+
+    @Test func emissionIsDeterministic() throws {
+        let a = try CCompiler.emit(GraphFamilies.all())
+        let b = try CCompiler.emit(GraphFamilies.all())
+        #expect(a.files == b.files)
+        #expect(a.manifestJSON == b.manifestJSON)
+    }
+
+    @Test func generatedSnapshotIsCurrent() throws {
+        let s = try CCompiler.emit(GraphFamilies.all())
+        let dir = SharedFixtures.projectRoot.appendingPathComponent("generated")
+        var files = s.files
+        files["manifest.json"] = s.manifestJSON
+        for (name, text) in files {
+            let committed = try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            #expect(committed == text, "generated/\(name) is stale: run `swift run llama-align compile --out generated`")
+        }
+    }
+
+    @Test func shapeErrorsNameTheOpAndCallSite() throws {
+        let b = GraphBuilder("bad")
+        let x = b.input("x", [2, 3])
+        let y = b.input("y", [4, 5])
+        b.output("z", b.matmul(x, y))
+        #expect(throws: GraphError.self) { try b.build() }
+        do { _ = try b.build() } catch let e as GraphError {
+            #expect(e.description.contains("matmul"))
+            #expect(e.description.contains("CompilerTests.swift:"))
+            #expect(e.description.contains("[2, 3]") && e.description.contains("[4, 5]"))
+        }
+        let c = GraphBuilder("bad2")
+        let p = c.input("p", [.sym("B"), 3])
+        let q = c.input("q", [.sym("T"), 3])
+        _ = c.scope("mix") { p + q }
+        do { _ = try c.build(); Issue.record("expected a broadcast error") } catch let e as GraphError {
+            #expect(e.description.contains("add") && e.description.contains("mix") && e.description.contains("[B, 3]"))
+        }
+    }
+
+    @Test func stridedViewsFoldReshapesAndPermutes() {
+        let base = StridedView.contiguous(base: 0, shape: [2, 6])
+        let r = base.reshaped([2, 2, 3])
+        #expect(r?.strides == [6, 3, 1])
+        let p = r?.applying(.permute([0, 2, 1]), to: [2, 3, 2])
+        #expect(p?.strides == [6, 1, 3])
+        // Merging permuted axes is not a strided view.
+        #expect(p?.reshaped([2, 6]) == nil)
+    }
+}
