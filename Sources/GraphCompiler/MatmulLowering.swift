@@ -56,10 +56,23 @@ enum MatmulLowering {
         }
         for (v, s) in cTerms.reversed() { offC.append("\(v) * \(paren(s.cExpr))") }
         func ptr(_ base: String, _ offs: [String]) -> String { offs.isEmpty ? base : "\(base) + \(offs.joined(separator: " + "))" }
-        let call = "cblas_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
-            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(ptr(a.pointer, offA)), \(a.ld), \(ptr(b.pointer, offB)), \(b.ld), "
-            + "0.0f, \(ptr(c, offC)), \(nn.cExpr));"
-        lines.append(String(repeating: "    ", count: batchDims.count) + call)
+        let pa = ptr(a.pointer, offA), pb = ptr(b.pointer, offB), pc = ptr(c, offC)
+        let gemm = "cblas_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
+            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), 0.0f, \(pc), \(nn.cExpr));"
+        // One row (batch-1 decode): a matrix-vector product streams the weights once.
+        // c[1,N] = a[1,K]·op(B): with B stored [N,K] that is B·a, with B stored [K,N] it is Bᵀ·a.
+        let incA = a.trans ? a.ld : "1"
+        let gemv = "cblas_sgemv(CblasRowMajor, \(b.trans ? "CblasNoTrans" : "CblasTrans"), "
+            + "\(b.trans ? nn.cExpr : kk.cExpr), \(b.trans ? kk.cExpr : nn.cExpr), 1.0f, \(pb), \(b.ld), \(pa), \(incA), 0.0f, \(pc), 1);"
+        let pad = String(repeating: "    ", count: batchDims.count)
+        if m == 1 {
+            lines.append(pad + gemv)
+        } else if m.isConstant {
+            lines.append(pad + gemm)
+        } else {
+            lines.append(pad + "if (\(m.cExpr) == 1) \(gemv)")
+            lines.append(pad + "else \(gemm)")
+        }
         return lines
     }
 }

@@ -29,6 +29,7 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens to decode per run.") var tokens = 256
     @Option(help: "Prompt length for the prefill measurement.") var prompt = 128
     @Option(help: "Timed runs (after one warm-up).") var runs = 5
+    @Flag(help: "Also print the time per fused kernel of the decode program.") var profile = false
 
     func run() throws {
         let weights: LlamaWeights
@@ -55,6 +56,22 @@ struct BenchGenerate: ParsableCommand {
             _ = try m.prefill(ids: ids, cache: cache)
             let prefillRate = Double(promptLen) / Date().timeIntervalSince(t0)
             if run > 0 { decodeRates.append(decodeRate); prefillRates.append(prefillRate) }
+        }
+        if profile {
+            let decode = m.programs[2]
+            decode.setProfiling(true)
+            let t0 = Date()
+            _ = try gen.generate(prompt: [1], maxNewTokens: steps)
+            let wall = Date().timeIntervalSince(t0) * 1e9
+            if let p = decode.profile {
+                let total = stride(from: 0, to: p.count, by: 2).reduce(0.0) { $0 + p[$1] }
+                print(String(format: "decode kernels: %.1f%% of generation wall time", 100 * total / wall))
+                let rows = decode.manifest.kernels.map { ($0.name, p[2 * $0.index], p[2 * $0.index + 1]) }.sorted { $0.1 > $1.1 }
+                for (name, ns, calls) in rows.prefix(12) {
+                    print(String(format: "  %-28@ %8.2f ms  %5.1f%%  %6.0f calls", name as NSString, ns / 1e6, 100 * ns / total, calls))
+                }
+            }
+            decode.setProfiling(false)
         }
         func median(_ x: [Double]) -> Double { let s = x.sorted(); return s[s.count / 2] }
         let shape = "dim \(c.dim), \(c.nLayers) layers, \(c.nHeads) heads (\(c.nKVHeads) kv), hidden \(c.hiddenDim), vocab \(c.vocabSize)"

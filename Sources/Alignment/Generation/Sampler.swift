@@ -1,0 +1,134 @@
+import Foundation
+
+/// How `Sampler` picks the next token.
+public struct SamplerSettings: Sendable, Equatable, Hashable {
+    /// Softmax temperature; 0 (or less) means greedy argmax.
+    public var temperature: Float
+    /// Keep only the `topK` most probable tokens; 0 turns it off.
+    public var topK: Int
+    /// Nucleus sampling: keep the smallest set of most probable tokens whose probability
+    /// sums to at least `topP`; 1 turns it off.
+    public var topP: Float
+    /// CTRL/Hugging Face repetition penalty for ids already in the context; 1 turns it off.
+    public var repetitionPenalty: Float
+    /// Seed of the random draws.
+    public var seed: UInt64
+
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.repetitionPenalty = repetitionPenalty
+        self.seed = seed
+    }
+
+    /// Greedy decoding: always the most likely token.
+    public static let greedy = SamplerSettings(temperature: 0)
+}
+
+/// Picks token ids from logits. The steps are: repetition penalty (for every distinct id in
+/// `history`, a logit `x` becomes `x / p` when `x > 0`, else `x · p`); then, for greedy
+/// settings (temperature 0, or top-k 1) the argmax with the lowest index on ties; otherwise
+/// division by the temperature, softmax in `Double`, top-k, renormalization, top-p, and a draw
+/// from the renormalized remainder with a `SeededGenerator`. Draws are deterministic for a seed.
+public struct Sampler: Sendable {
+    public let settings: SamplerSettings
+    /// The random state; advanced by each non-greedy draw.
+    public var generator: SeededGenerator
+
+    public init(settings: SamplerSettings) {
+        self.settings = settings
+        generator = SeededGenerator(seed: settings.seed)
+    }
+
+    /// The next token id for `logits` (one per vocabulary entry, not empty) given the ids
+    /// generated or prompted so far. NaN logits count as impossible.
+    public mutating func sample(logits: UnsafeBufferPointer<Float>, history: [Int32]) -> Int32 {
+        precondition(!logits.isEmpty, "Sampler.sample needs at least one logit")
+        let scores = penalized(logits, history: history)
+        if isGreedy { return Int32(argmax(scores)) }
+        let candidates = distribution(scores)
+        guard let last = candidates.last else { return Int32(argmax(scores)) }
+        let total = candidates.reduce(0) { $0 + $1.p }
+        let u = generator.nextDouble() * total
+        var cumulative = 0.0
+        for c in candidates {
+            cumulative += c.p
+            if u < cumulative { return Int32(c.id) }
+        }
+        return Int32(last.id)
+    }
+
+    /// Convenience for an array of logits.
+    public mutating func sample(logits: [Float], history: [Int32] = []) -> Int32 {
+        logits.withUnsafeBufferPointer { sample(logits: $0, history: history) }
+    }
+
+    /// The distribution `sample` draws from (ids with their normalized probabilities, most
+    /// probable first when top-k or top-p is on, else in id order). Greedy settings give the
+    /// argmax alone with probability 1.
+    public func probabilities(logits: [Float], history: [Int32] = []) -> [(id: Int, p: Double)] {
+        guard !logits.isEmpty else { return [] }
+        let scores = logits.withUnsafeBufferPointer { penalized($0, history: history) }
+        if isGreedy { return [(argmax(scores), 1)] }
+        let candidates = distribution(scores)
+        let total = candidates.reduce(0) { $0 + $1.p }
+        guard total > 0 else { return [(argmax(scores), 1)] }
+        return candidates.map { ($0.id, $0.p / total) }
+    }
+
+    private var isGreedy: Bool { !(settings.temperature > 0) || settings.topK == 1 }
+
+    /// Logits as `Double` with NaN mapped to -inf and the repetition penalty applied.
+    private func penalized(_ logits: UnsafeBufferPointer<Float>, history: [Int32]) -> [Double] {
+        var x = logits.map { $0.isNaN ? -Double.infinity : Double($0) }
+        let p = Double(settings.repetitionPenalty)
+        if p != 1, p > 0 {
+            for id in Set(history) where id >= 0 && Int(id) < x.count {
+                let v = x[Int(id)]
+                x[Int(id)] = v > 0 ? v / p : v * p
+            }
+        }
+        return x
+    }
+
+    /// Index of the largest score, the lowest index on ties (0 when all are -inf).
+    private func argmax(_ x: [Double]) -> Int {
+        var best = 0
+        for i in x.indices where x[i] > x[best] { best = i }
+        return best
+    }
+
+    /// Softmax of `scores / temperature` filtered by top-k and top-p (unnormalized after
+    /// filtering). Empty only when every score is -inf.
+    private func distribution(_ scores: [Double]) -> [(id: Int, p: Double)] {
+        let t = Double(settings.temperature)
+        guard let m = scores.max(), m > -Double.infinity else { return [] }
+        var probs = scores.map { exp(($0 - m) / t) }
+        if m == .infinity {  // +inf logits share all the mass
+            probs = scores.map { $0 == .infinity ? 1 : 0 }
+        }
+        let sum = probs.reduce(0, +)
+        var candidates = probs.indices.compactMap { i in probs[i] > 0 ? (id: i, p: probs[i] / sum) : nil }
+        let k = settings.topK
+        let topP = Double(settings.topP)
+        guard (k > 0 && k < candidates.count) || topP < 1 else { return candidates }
+
+        candidates.sort { $0.p != $1.p ? $0.p > $1.p : $0.id < $1.id }
+        if k > 0 && k < candidates.count { candidates.removeSubrange(k...) }
+        if topP < 1 {
+            let total = candidates.reduce(0) { $0 + $1.p }
+            var cumulative = 0.0
+            var keep = candidates.count
+            for (n, c) in candidates.enumerated() {
+                cumulative += c.p / total
+                if cumulative >= topP - 1e-12 {
+                    keep = n + 1
+                    break
+                }
+            }
+            candidates.removeSubrange(max(keep, 1)...)
+        }
+        return candidates
+    }
+}
