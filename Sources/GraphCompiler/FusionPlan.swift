@@ -234,7 +234,11 @@ struct FusionPlan {
 
     private func kernelName(_ i: Int, _ k: Kernel) -> String {
         let scopes = k.covered.map { node($0).scope }.filter { !$0.isEmpty }
-        let leaf = scopes.map { $0.split(separator: "/").last.map(String.init) ?? "" }
+        let leaf = scopes.map { s -> String in
+            let parts = s.split(separator: "/").map(String.init)
+            guard let last = parts.last else { return "" }
+            return last == "grad" && parts.count > 1 ? parts[parts.count - 2] + "_grad" : last
+        }
         var counts: [String: Int] = [:]
         for s in leaf { counts[s, default: 0] += 1 }
         let top = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.first?.key

@@ -43,13 +43,13 @@ extension ProgramEmitter {
             t += "    \(f.cType)\(f.name);\(note)\n"
         }
         t += "} \(argsType);\n\n"
-        t += "void \(prefix)(const \(argsType) *a);\n"
-        t += "long \(prefix)_arena_floats(const \(argsType) *a);\n"
-        t += "void \(prefix)_costs(const \(argsType) *a, double *flops, double *bytes);\n"
+        t += "void \(prefix)(const \(argsType) *args);\n"
+        t += "long \(prefix)_arena_floats(const \(argsType) *args);\n"
+        t += "void \(prefix)_costs(const \(argsType) *args, double *flops, double *bytes);\n"
         return t
     }
 
-    private func sizeLocals() -> [String] { symbols.map { "const long \($0) = a->\($0);" } }
+    private func sizeLocals() -> [String] { symbols.map { "const long \($0) = args->\($0);" } }
 
     /// Layout, kernels, entry point and costs of this program.
     func sourceText() throws -> String {
@@ -63,23 +63,23 @@ extension ProgramEmitter {
         // Arena layout.
         let slots = memory.slotSizes.count
         t += "/* Arena: \(slots) slots planned for \(plan.kernels.count) kernels. */\n"
-        t += "static long \(prefix)_layout(const \(argsType) *a, long *off) {\n"
+        t += "static long \(prefix)_layout(const \(argsType) *args, long *off) {\n"
         for l in sizeLocals() { t += "    \(l)\n" }
         for s in symbols { t += "    (void)\(s);\n" }
         t += "    long total = 0;\n"
         for s in 0..<slots { t += "    off[\(s)] = total; total += \(memory.slotExpr(s));\n" }
         t += "    (void)off;\n    return total;\n}\n\n"
-        t += "long \(prefix)_arena_floats(const \(argsType) *a) {\n    long off[\(max(slots, 1))];\n    return \(prefix)_layout(a, off);\n}\n\n"
+        t += "long \(prefix)_arena_floats(const \(argsType) *args) {\n    long off[\(max(slots, 1))];\n    return \(prefix)_layout(args, off);\n}\n\n"
         // Entry point.
-        t += "void \(prefix)(const \(argsType) *a) {\n"
+        t += "void \(prefix)(const \(argsType) *args) {\n"
         for l in sizeLocals() { t += "    \(l)\n" }
-        t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(a, off);\n"
-        t += "    double *prof = a->kernel_ns;\n    long tick;\n"
+        t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(args, off);\n"
+        t += "    double *prof = args->kernel_ns;\n    long tick;\n"
         var arenaNames: [Int] = []
         for k in plan.kernels { if case .arena(let s)? = plan.storage[k.root], !arenaNames.contains(s) { arenaNames.append(s) } }
-        for s in arenaNames.sorted() { t += "    float *t\(s) = a->arena + off[\(memory.slotOf[s] ?? 0)];\n" }
+        for s in arenaNames.sorted() { t += "    float *t\(s) = args->arena + off[\(memory.slotOf[s] ?? 0)];\n" }
         for f in fields where (f.kind == .param || f.kind == .input || f.kind == .output) && !(f.decl?.perLayer ?? false) {
-            t += "    \(f.cType)\(f.name) = a->\(f.name);\n"
+            t += "    \(f.cType)\(f.name) = args->\(f.name);\n"
         }
         for (s, stage) in program.stages.enumerated() {
             let ks = plan.kernels.enumerated().filter { $0.element.stage == s }
@@ -87,17 +87,18 @@ extension ProgramEmitter {
             if ks.isEmpty && stageCarries.isEmpty { continue }
             var indent = "    "
             if let count = stage.count {
-                t += "    /* stage '\(stage.name)', repeated \(count.cExpr) times */\n"
+                t += "    /* stage '\(stage.name)', repeated \(count.cExpr) times\(stage.reversed ? ", last layer first" : "") */\n"
                 for (k, c) in stageCarries {
                     let slots = memory.carrySlots[k] ?? (0, 0)
                     t += "    const float *carry\(k) = \(ProgramEmitter.bufferName(plan, c.initial));\n"
-                    t += "    float *carry\(k)_buf[2] = { a->arena + off[\(slots.0)], a->arena + off[\(slots.1)] };\n"
+                    t += "    float *carry\(k)_buf[2] = { args->arena + off[\(slots.0)], args->arena + off[\(slots.1)] };\n"
                 }
                 t += "    for (long l = 0; l < \(count.cExpr); l++) {\n"
                 indent = "        "
                 for f in fields where f.decl?.perLayer ?? false {
                     let per = (f.decl?.sliceShape ?? []).elementCount.cExpr
-                    t += "\(indent)\(f.cType)\(f.name) = a->\(f.name) + l * \(paren(per));\n"
+                    let layer = stage.reversed ? "(\(count.cExpr) - 1 - l)" : "l"
+                    t += "\(indent)\(f.cType)\(f.name) = args->\(f.name) + \(layer) * \(paren(per));\n"
                 }
                 for (k, _) in stageCarries { t += "\(indent)float *carry\(k)_next = carry\(k)_buf[l & 1];\n" }
             } else {
@@ -115,7 +116,7 @@ extension ProgramEmitter {
         }
         t += "    (void)tick;\n}\n\n"
         // Costs.
-        t += "void \(prefix)_costs(const \(argsType) *a, double *flops, double *bytes) {\n"
+        t += "void \(prefix)_costs(const \(argsType) *args, double *flops, double *bytes) {\n"
         for l in sizeLocals() { t += "    \(l)\n" }
         for (i, k) in plan.kernels.enumerated() {
             let c = costs(k)
@@ -123,9 +124,9 @@ extension ProgramEmitter {
         }
         for s in symbols { t += "    (void)\(s);\n" }
         t += "}\n\n"
-        t += "static void \(prefix)_run(const void *a) { \(prefix)((const \(argsType) *)a); }\n"
-        t += "static long \(prefix)_arena(const void *a) { return \(prefix)_arena_floats((const \(argsType) *)a); }\n"
-        t += "static void \(prefix)_cost(const void *a, double *f, double *b) { \(prefix)_costs((const \(argsType) *)a, f, b); }\n"
+        t += "static void \(prefix)_run(const void *args) { \(prefix)((const \(argsType) *)args); }\n"
+        t += "static long \(prefix)_arena(const void *args) { return \(prefix)_arena_floats((const \(argsType) *)args); }\n"
+        t += "static void \(prefix)_cost(const void *args, double *f, double *b) { \(prefix)_costs((const \(argsType) *)args, f, b); }\n"
         t += "static const char *const \(prefix)_kernel_names[] = {\n"
         t += plan.kernels.map { "    \"\($0.name)\"," }.joined(separator: "\n") + "\n};\n"
         t += "const la_program_info \(prefix)_info = { \"\(family).\(program.name)\", \(fields.count), \(plan.kernels.count), \(prefix)_kernel_names, \(prefix)_run, \(prefix)_arena, \(prefix)_cost };\n"

@@ -29,6 +29,11 @@ struct ProgramEmitter {
         self.plan = plan
         self.memory = MemoryPlan(plan: plan)
         self.symbols = program.symbols
+        // Names the entry point uses for its own locals.
+        let reserved: Set<String> = ["args", "off", "prof", "tick", "l", "r", "n", "j", "rows", "total", "flops", "bytes"]
+        for d in program.inputs + program.params where reserved.contains(d.name) || d.name.hasPrefix("carry") || d.name.hasPrefix("t") && Int(d.name.dropFirst()) != nil {
+            throw GraphError("program '\(program.name)': the name '\(d.name)' is reserved in emitted C; rename the input")
+        }
     }
 
     var prefix: String { "\(family)_\(program.name)" }

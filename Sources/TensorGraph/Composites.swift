@@ -84,3 +84,30 @@ extension GraphBuilder {
         }
     }
 }
+
+extension GraphBuilder {
+    /// Per-position negative log-likelihood of `targets` under `logits` (`[..., V]` → `[...]`):
+    /// `−log softmax(logits)[target]`, with the one-hot written as `iota == target`.
+    public func tokenNLL(_ logits: Tensor, targets: Tensor) -> Tensor {
+        scope("cross_entropy") {
+            let s = logits.shape
+            let logp = logSoftmax(logits)
+            let picked = iota(s, axis: s.count - 1).eq(targets.cast(.f32).reshape(targets.shape + [1]))
+            return -(logp * picked).sum(axis: -1, keepDims: false)
+        }
+    }
+
+    /// `Σ weights · nll` over all positions: the loss with per-token weights (mask / token count).
+    public func weightedSum(_ x: Tensor, _ weights: Tensor) -> Tensor {
+        scope("weighted_sum") {
+            let flat = (x * weights).reshape([x.shape.elementCount])
+            return flat.sum(axis: 0, keepDims: false)
+        }
+    }
+
+    /// Adds `value` into the mutable input `buffer` in place (gradient accumulation).
+    @discardableResult
+    public func accumulate(into buffer: Tensor, _ value: Tensor) -> Tensor {
+        writeSlice(buffer, buffer + value, axis: 0, start: 0)
+    }
+}

@@ -2,7 +2,7 @@
 /// from one thread (graph construction happens in the `graphs` tool and in tests).
 public final class GraphBuilder {
     public let name: String
-    private(set) var nodes: [Node] = []
+    public private(set) var nodes: [Node] = []
     private(set) var stages: [Stage] = [Stage(name: "main", count: nil)]
     private(set) var carries: [Carry] = []
     private(set) var inputs: [TensorDecl] = []
@@ -53,17 +53,27 @@ public final class GraphBuilder {
     // MARK: Stages and scopes
 
     /// Runs `body` inside a named scope; every node it builds records the scope path.
-    public func scope<T>(_ name: String, _ body: () -> T) -> T {
+    public func scope<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
         scopes.append(name)
         defer { scopes.removeLast() }
-        return body()
+        return try body()
+    }
+
+    /// Runs `body` with the scope path replaced by `path` (autodiff files each gradient under
+    /// the scope of the op it differentiates).
+    public func withScopePath<T>(_ path: String, _ body: () throws -> T) rethrows -> T {
+        let saved = scopes
+        scopes = path.isEmpty ? [] : path.split(separator: "/").map(String.init)
+        defer { scopes = saved }
+        return try body()
     }
 
     /// A stage repeated `count` times (the layer loop). `body` gets the carried values and
     /// returns their next values; the result is the carried values after the last iteration.
-    public func repeated(_ name: String, count: Dim, carry initial: [Tensor],
-                         _ body: ([Tensor]) -> [Tensor], file: StaticString = #fileID, line: UInt = #line) -> [Tensor] {
-        stages.append(Stage(name: name, count: count))
+    /// With `reversed`, iteration `l` sees layer `count − 1 − l` (backward through the layers).
+    public func repeated(_ name: String, count: Dim, reversed: Bool = false, carry initial: [Tensor],
+                         _ body: ([Tensor]) throws -> [Tensor], file: StaticString = #fileID, line: UInt = #line) rethrows -> [Tensor] {
+        stages.append(Stage(name: name, count: count, reversed: reversed))
         currentStage = stages.count - 1
         let loopStage = currentStage
         let base = carries.count
@@ -73,7 +83,9 @@ public final class GraphBuilder {
             carries.append(Carry(stage: loopStage, placeholder: p.id, initial: t.id, next: -1))
             placeholders.append(p)
         }
-        let next = scope(name) { body(placeholders) }
+        scopes.append(name)
+        let next = try body(placeholders)
+        scopes.removeLast()
         if next.count != initial.count { fail("repeated stage '\(name)' returned \(next.count) values for \(initial.count) carries", file, line) }
         for (k, t) in zip(0..., next) where k < initial.count {
             if nodes[t.id].shape != nodes[placeholders[k].id].shape {
@@ -114,6 +126,12 @@ public final class GraphBuilder {
         let opText = op.map { "\($0): " } ?? ""
         errors.append(GraphError("\(file):\(line): \(opText)\(message)\(scope) (program '\(name)')"))
     }
+
+    /// The tensor of an existing node.
+    public func tensor(_ id: Int) -> Tensor { Tensor(id: id, builder: self) }
+
+    /// The index of the stage new nodes go into.
+    public var stageIndex: Int { currentStage }
 
     func shape(_ t: Tensor) -> Shape { nodes[t.id].shape }
     func dtype(_ t: Tensor) -> DType { nodes[t.id].dtype }

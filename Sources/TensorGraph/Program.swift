@@ -22,6 +22,11 @@ public struct Stage: Sendable, Hashable {
     public var name: String
     /// The repeat count (a size such as `L`), nil for a stage that runs once.
     public var count: Dim?
+    /// True when iteration `l` works on layer `count − 1 − l` (backward through the layers).
+    public var reversed: Bool = false
+
+    /// The layer a given iteration works on.
+    public func layer(iteration l: Int, of n: Int) -> Int { reversed ? n - 1 - l : l }
 }
 
 /// A value threaded through a repeated stage: `initial` enters the first iteration,

@@ -1,10 +1,11 @@
 import Alignment
 import ArgumentParser
 import Foundation
+import KernelRuntime
 
 /// `llama-align bench`: speed measurements (benchmarks, never tests).
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure speed on this machine.", subcommands: [BenchGenerate.self])
+    static let configuration = CommandConfiguration(abstract: "Measure speed on this machine.", subcommands: [BenchGenerate.self, BenchTrain.self])
 }
 
 /// Named random-weight model shapes for benchmarks.
@@ -63,14 +64,7 @@ struct BenchGenerate: ParsableCommand {
             let t0 = Date()
             _ = try gen.generate(prompt: [1], maxNewTokens: steps)
             let wall = Date().timeIntervalSince(t0) * 1e9
-            if let p = decode.profile {
-                let total = stride(from: 0, to: p.count, by: 2).reduce(0.0) { $0 + p[$1] }
-                print(String(format: "decode kernels: %.1f%% of generation wall time", 100 * total / wall))
-                let rows = decode.manifest.kernels.map { ($0.name, p[2 * $0.index], p[2 * $0.index + 1]) }.sorted { $0.1 > $1.1 }
-                for (name, ns, calls) in rows.prefix(12) {
-                    print(String(format: "  %-28@ %8.2f ms  %5.1f%%  %6.0f calls", name as NSString, ns / 1e6, 100 * ns / total, calls))
-                }
-            }
+            printKernelProfile(decode, wallNs: wall)
             decode.setProfiling(false)
         }
         func median(_ x: [Double]) -> Double { let s = x.sorted(); return s[s.count / 2] }
@@ -80,5 +74,16 @@ struct BenchGenerate: ParsableCommand {
                      steps, median(decodeRates), decodeRates.min() ?? 0, decodeRates.max() ?? 0, runs))
         print(String(format: "prefill (batch 1, %d tokens):        median %.1f tok/s  [min %.1f, max %.1f]",
                      promptLen, median(prefillRates), prefillRates.min() ?? 0, prefillRates.max() ?? 0))
+    }
+}
+
+/// Prints the slowest kernels of a program whose profiling was on.
+func printKernelProfile(_ program: CompiledProgram, wallNs: Double, top: Int = 15) {
+    guard let p = program.profile else { return }
+    let total = stride(from: 0, to: p.count, by: 2).reduce(0.0) { $0 + p[$1] }
+    print(String(format: "%@: kernels take %.1f%% of the wall time", program.manifest.name as NSString, 100 * total / wallNs))
+    let rows = program.manifest.kernels.map { ($0.name, p[2 * $0.index], p[2 * $0.index + 1]) }.sorted { $0.1 > $1.1 }
+    for (name, ns, calls) in rows.prefix(top) {
+        print(String(format: "  %-40@ %9.2f ms  %5.1f%%  %6.0f calls", name as NSString, ns / 1e6, 100 * ns / total, calls))
     }
 }

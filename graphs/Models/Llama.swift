@@ -30,6 +30,10 @@ public enum LlamaDims {
 public struct LlamaLayer {
     public var attnNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3: Tensor
 
+    /// Internal parameter names, in the order of `all`.
+    public static let names = ["attn_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w1", "w2", "w3"]
+    public var all: [Tensor] { [attnNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3] }
+
     public init(_ b: GraphBuilder) {
         typealias D = LlamaDims
         let l = D.layers

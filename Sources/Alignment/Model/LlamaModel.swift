@@ -21,22 +21,22 @@ public final class KVCache: @unchecked Sendable {
 /// A LLaMA model on the compiled programs `llama.forward`, `llama.prefill` and `llama.decode`.
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
-    private var params: [String: AlignedBuffer] = [:]
+    /// The parameters the programs read; training updates them in place.
+    public let parameters: ParameterStore
     private let eps: AlignedBuffer
     private let theta: AlignedBuffer
     private let forwardProgram: CompiledProgram
     private let prefillProgram: CompiledProgram
     private let decodeProgram: CompiledProgram
 
-    public init(weights: LlamaWeights) throws {
-        config = weights.config
-        for (name, shape) in config.parameterShapes {
-            guard let values = weights.tensors[name] else { throw RuntimeError("model weights lack '\(name)'") }
-            let count = shape.reduce(1, *)
-            guard values.count == count else { throw RuntimeError("weight '\(name)' has \(values.count) values, expected \(count)") }
-            params[name] = AlignedBuffer(copying: values)
-        }
-        if config.tiedEmbeddings { params["lm_head"] = params["embed"] }
+    public convenience init(weights: LlamaWeights) throws {
+        try self.init(parameters: ParameterStore(weights: weights))
+    }
+
+    /// A model over existing parameters (shared, e.g. with a trainer).
+    public init(parameters: ParameterStore) throws {
+        self.parameters = parameters
+        config = parameters.config
         eps = AlignedBuffer(copying: [config.normEps])
         theta = AlignedBuffer(copying: [config.ropeTheta])
         forwardProgram = try CompiledProgram.load("llama.forward")
@@ -54,7 +54,7 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     private func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
-        var b: [String: UnsafeMutableRawPointer] = params.mapValues(\.raw)
+        var b = parameters.pointers
         b["ids"] = ids.raw
         b["norm_eps"] = eps.raw
         b["rope_theta"] = theta.raw

@@ -1,0 +1,117 @@
+import GraphCompiler
+import TensorGraph
+
+/// The training programs: `lm_step` (forward, token cross-entropy, backward into gradient
+/// buffers), `eval_loss` (per-token NLL), and the optimizer programs over flat parameters.
+public enum LlamaTrainingPrograms {
+    typealias D = LlamaDims
+
+    /// Gradient-buffer name of a parameter.
+    public static func gradName(_ param: String) -> String { "grad_\(param)" }
+
+    /// `lm_step`: loss = Σ weights · nll(logits, targets); gradients are ADDED into the
+    /// `grad_*` buffers (so micro-batches accumulate). Each layer's input is saved in
+    /// `saved_x` on the way forward and the layer is recomputed on the way back.
+    public static func lmStep() throws -> Program {
+        let b = GraphBuilder("lm_step")
+        let ids = b.input("ids", [D.batch, D.seq], .i32)
+        let targets = b.input("targets", [D.batch, D.seq], .i32)
+        let weights = b.input("weights", [D.batch, D.seq])
+        let eps = b.input("norm_eps", [])
+        let theta = b.input("rope_theta", [])
+        let embed = b.param("embed", [D.vocab, D.dim])
+        let finalNorm = b.param("final_norm", [D.dim])
+        let lmHead = b.param("lm_head", [D.vocab, D.dim])
+        let savedShape: Shape = [D.layers, D.batch, D.seq, D.dim]
+        let (cos, sin) = b.ropeTables(seq: D.seq, half: D.half, start: 0, theta: theta)
+        let x0 = b.scope("embed") { b.gather(embed, ids) }
+        let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
+            let saved = b.input("saved_x", savedShape, perLayer: true, mutable: true)
+            b.writeSlice(saved, carry[0], axis: 0, start: 0)
+            return [block(b, carry[0], LlamaLayer(b), eps: eps, cos: cos, sin: sin, cache: nil)]
+        }[0]
+        let loss = b.scope("lm_head") {
+            let logits = linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead)
+            return b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
+        }
+        b.output("loss", loss)
+        let head = try b.scope("lm_head_backward") { try b.gradients(of: loss, wrt: [xL, finalNorm, lmHead]) }
+        b.accumulate(into: b.input(gradName("final_norm"), [D.dim], mutable: true), head[1])
+        b.accumulate(into: b.input(gradName("lm_head"), [D.vocab, D.dim], mutable: true), head[2])
+        let dx0 = try b.repeated("layer_backward", count: D.layers, reversed: true, carry: [head[0]]) { dy in
+            let x = b.input("saved_x", savedShape, perLayer: true, mutable: true)
+            let p = LlamaLayer(b)
+            let y = block(b, x, p, eps: eps, cos: cos, sin: sin, cache: nil)
+            let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + p.all)
+            for (name, (param, grad)) in zip(LlamaLayer.names, zip(p.all, g.dropFirst())) {
+                let shape = [D.layers] + param.shape
+                b.accumulate(into: b.input(gradName(name), shape, perLayer: true, mutable: true), grad)
+            }
+            return [g[0]]
+        }[0]
+        b.scope("embed_backward") {
+            b.accumulate(into: b.input(gradName("embed"), [D.vocab, D.dim], mutable: true),
+                         b.scatterAdd(dx0, ids, rows: D.vocab))
+        }
+        return try b.build()
+    }
+
+    /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
+    public static func evalLoss() throws -> Program {
+        let b = GraphBuilder("eval_loss")
+        let ids = b.input("ids", [D.batch, D.seq], .i32)
+        let targets = b.input("targets", [D.batch, D.seq], .i32)
+        let eps = b.input("norm_eps", [])
+        let theta = b.input("rope_theta", [])
+        let embed = b.param("embed", [D.vocab, D.dim])
+        let finalNorm = b.param("final_norm", [D.dim])
+        let lmHead = b.param("lm_head", [D.vocab, D.dim])
+        let (cos, sin) = b.ropeTables(seq: D.seq, half: D.half, start: 0, theta: theta)
+        let x0 = b.scope("embed") { b.gather(embed, ids) }
+        let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
+            [block(b, carry[0], LlamaLayer(b), eps: eps, cos: cos, sin: sin, cache: nil)]
+        }[0]
+        let nll = b.scope("lm_head") { b.tokenNLL(linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead), targets: targets) }
+        b.output("nll", nll)
+        return try b.build()
+    }
+
+    /// `grad_sumsq`: Σ g² of one flat gradient (for global-norm clipping).
+    public static func gradSumSquares() throws -> Program {
+        let b = GraphBuilder("grad_sumsq")
+        let g = b.input("grad", [.sym("N")])
+        b.output("sumsq", b.scope("grad_norm") { (g * g).sum(axis: 0, keepDims: false) })
+        return try b.build()
+    }
+
+    /// `adamw`: one AdamW step (PyTorch's formula, decoupled weight decay) on a flat parameter:
+    ///   g ← clip·g;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²
+    ///   p ← p − lr·wd·p − lr·(m / bc₁) / (sqrt(v / bc₂) + ε),  bcᵢ = 1 − βᵢᵗ
+    public static func adamw() throws -> Program {
+        let b = GraphBuilder("adamw")
+        let n: Shape = [.sym("N")]
+        let p = b.input("param", n, mutable: true)
+        let g = b.input("grad", n)
+        let m = b.input("exp_avg", n, mutable: true)
+        let v = b.input("exp_avg_sq", n, mutable: true)
+        let s = ["lr", "beta1", "beta2", "eps", "weight_decay", "bias_correction1", "bias_correction2", "clip_scale"]
+            .map { b.input($0, []) }
+        let (lr, b1, b2, eps, wd, bc1, bc2, clip) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7])
+        b.scope("adamw") {
+            let gc = g * clip
+            let m1 = b1 * m + (1.0 - b1) * gc
+            let v1 = b2 * v + (1.0 - b2) * gc * gc
+            let update = (m1 / bc1) / ((v1 / bc2).sqrt() + eps)
+            let p1 = p - lr * wd * p - lr * update
+            b.writeSlice(m, m1, axis: 0, start: 0)
+            b.writeSlice(v, v1, axis: 0, start: 0)
+            b.writeSlice(p, p1, axis: 0, start: 0)
+        }
+        return try b.build()
+    }
+
+    /// Every training program, in emission order.
+    public static func all() throws -> [Program] {
+        try [lmStep(), evalLoss(), gradSumSquares(), adamw()]
+    }
+}
