@@ -90,7 +90,8 @@ static void forward_k4_rmsnorm(float *restrict t4, const float *restrict norm_ep
 
 /* forward_k5_attention_matmul: matmul  [layer/attention] */
 static void forward_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
 }
 
 /* forward_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
@@ -123,7 +124,8 @@ static void forward_k6_rope(float *restrict t6, const float *restrict t1, const 
 
 /* forward_k7_attention_matmul: matmul  [layer/attention] */
 static void forward_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
 /* forward_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
@@ -156,7 +158,8 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t1, const 
 
 /* forward_k9_attention_matmul: matmul  [layer/attention] */
 static void forward_k9_attention_matmul(float *restrict t9, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t9, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
 }
 
 /* forward_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
@@ -164,7 +167,8 @@ static void forward_k10_scores_matmul(float *restrict t10, const float *restrict
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* forward_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -213,7 +217,8 @@ static void forward_k12_attention_matmul(float *restrict t12, const float *restr
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
 /* forward_k13_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
@@ -230,7 +235,8 @@ static void forward_k13_attention(float *restrict t13, const float *restrict t12
 
 /* forward_k14_attention_matmul: matmul  [layer/attention] */
 static void forward_k14_attention_matmul(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
 }
 
 /* forward_k15_attention: reshape, add  [layer/attention; layer] */
@@ -272,12 +278,14 @@ static void forward_k16_rmsnorm(float *restrict t16, const float *restrict norm_
 
 /* forward_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void forward_k17_gate_up_matmul(float *restrict t17, const float *restrict w1, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t16, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
 }
 
 /* forward_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void forward_k18_gate_up_matmul(float *restrict t18, const float *restrict w3, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t16, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
 }
 
 /* forward_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -300,7 +308,8 @@ static void forward_k19_silu(float *restrict t19, const float *restrict t17, con
 
 /* forward_k20_ffn_matmul: matmul  [layer/ffn] */
 static void forward_k20_ffn_matmul(float *restrict t20, const float *restrict w2, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t19, 1, 0.0f, t20, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
 }
 
 /* forward_k21_ffn: reshape, add  [layer/ffn; layer] */
@@ -342,19 +351,20 @@ static void forward_k22_rmsnorm(float *restrict t21, const float *restrict norm_
 
 /* forward_k23_lm_head_matmul: matmul  [lm_head] */
 static void forward_k23_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t21, long B, long HD2, long KVH, long REP, long T, long V) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t21, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t21, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t21, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
 /* Arena: 9 slots planned for 24 kernels. */
-static long llama_forward_layout(const llama_forward_args *a, long *off) {
-    const long B = a->B;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long REP = a->REP;
-    const long T = a->T;
-    const long V = a->V;
+static long llama_forward_layout(const llama_forward_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
     (void)B;
     (void)F;
     (void)HD2;
@@ -377,53 +387,53 @@ static long llama_forward_layout(const llama_forward_args *a, long *off) {
     return total;
 }
 
-long llama_forward_arena_floats(const llama_forward_args *a) {
+long llama_forward_arena_floats(const llama_forward_args *args) {
     long off[9];
-    return llama_forward_layout(a, off);
+    return llama_forward_layout(args, off);
 }
 
-void llama_forward(const llama_forward_args *a) {
-    const long B = a->B;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long REP = a->REP;
-    const long T = a->T;
-    const long V = a->V;
+void llama_forward(const llama_forward_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
     long off[9];
-    llama_forward_layout(a, off);
-    double *prof = a->kernel_ns;
+    llama_forward_layout(args, off);
+    double *prof = args->kernel_ns;
     long tick;
-    float *t0 = a->arena + off[0];
-    float *t1 = a->arena + off[1];
-    float *t2 = a->arena + off[2];
-    float *t3 = a->arena + off[0];
-    float *t4 = a->arena + off[3];
-    float *t5 = a->arena + off[4];
-    float *t6 = a->arena + off[5];
-    float *t7 = a->arena + off[4];
-    float *t8 = a->arena + off[6];
-    float *t9 = a->arena + off[4];
-    float *t10 = a->arena + off[3];
-    float *t11 = a->arena + off[5];
-    float *t12 = a->arena + off[3];
-    float *t13 = a->arena + off[4];
-    float *t14 = a->arena + off[5];
-    float *t15 = a->arena + off[3];
-    float *t16 = a->arena + off[4];
-    float *t17 = a->arena + off[6];
-    float *t18 = a->arena + off[5];
-    float *t19 = a->arena + off[4];
-    float *t20 = a->arena + off[5];
-    float *t21 = a->arena + off[4];
-    const float *embed = a->embed;
-    const float *final_norm = a->final_norm;
-    const float *lm_head = a->lm_head;
-    const int32_t *ids = a->ids;
-    const float *norm_eps = a->norm_eps;
-    const float *rope_theta = a->rope_theta;
-    float *logits = a->logits;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[0];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[6];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[5];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
     /* stage 'main' */
     tick = la_tick(prof);
     forward_k0_rope_tables(t0, rope_theta, HD2, T);
@@ -439,17 +449,17 @@ void llama_forward(const llama_forward_args *a) {
     la_tock(prof, 3, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
-    float *carry0_buf[2] = { a->arena + off[7], a->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
-        const float *attn_norm = a->attn_norm + l * (2*HD2*KVH*REP);
-        const float *wq = a->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        const float *wk = a->wk + l * (4*HD2*HD2*KVH*KVH*REP);
-        const float *wv = a->wv + l * (4*HD2*HD2*KVH*KVH*REP);
-        const float *wo = a->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        const float *ffn_norm = a->ffn_norm + l * (2*HD2*KVH*REP);
-        const float *w1 = a->w1 + l * (2*F*HD2*KVH*REP);
-        const float *w2 = a->w2 + l * (2*F*HD2*KVH*REP);
-        const float *w3 = a->w3 + l * (2*F*HD2*KVH*REP);
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         forward_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
@@ -517,15 +527,15 @@ void llama_forward(const llama_forward_args *a) {
     (void)tick;
 }
 
-void llama_forward_costs(const llama_forward_args *a, double *flops, double *bytes) {
-    const long B = a->B;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long REP = a->REP;
-    const long T = a->T;
-    const long V = a->V;
+void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
     flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* forward_k0_rope_tables */
     flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* forward_k1_rope_tables */
     flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* forward_k2_rope_tables */
@@ -560,9 +570,9 @@ void llama_forward_costs(const llama_forward_args *a, double *flops, double *byt
     (void)V;
 }
 
-static void llama_forward_run(const void *a) { llama_forward((const llama_forward_args *)a); }
-static long llama_forward_arena(const void *a) { return llama_forward_arena_floats((const llama_forward_args *)a); }
-static void llama_forward_cost(const void *a, double *f, double *b) { llama_forward_costs((const llama_forward_args *)a, f, b); }
+static void llama_forward_run(const void *args) { llama_forward((const llama_forward_args *)args); }
+static long llama_forward_arena(const void *args) { return llama_forward_arena_floats((const llama_forward_args *)args); }
+static void llama_forward_cost(const void *args, double *f, double *b) { llama_forward_costs((const llama_forward_args *)args, f, b); }
 static const char *const llama_forward_kernel_names[] = {
     "forward_k0_rope_tables",
     "forward_k1_rope_tables",
@@ -676,7 +686,8 @@ static void prefill_k4_rmsnorm(float *restrict t4, const float *restrict norm_ep
 
 /* prefill_k5_attention_matmul: matmul  [layer/attention] */
 static void prefill_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
 }
 
 /* prefill_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
@@ -709,12 +720,14 @@ static void prefill_k6_rope(float *restrict t6, const float *restrict t1, const 
 
 /* prefill_k7_attention_matmul: matmul  [layer/attention] */
 static void prefill_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
 /* prefill_k8_attention_matmul: matmul  [layer/attention] */
 static void prefill_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
 /* prefill_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
@@ -763,7 +776,8 @@ static void prefill_k11_scores_matmul(float *restrict t9, const float *restrict 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
 /* prefill_k12_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -812,7 +826,8 @@ static void prefill_k13_attention_matmul(float *restrict t11, const float *restr
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
 /* prefill_k14_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
@@ -829,7 +844,8 @@ static void prefill_k14_attention(float *restrict t12, const float *restrict t11
 
 /* prefill_k15_attention_matmul: matmul  [layer/attention] */
 static void prefill_k15_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
 }
 
 /* prefill_k16_attention: reshape, add  [layer/attention; layer] */
@@ -871,12 +887,14 @@ static void prefill_k17_rmsnorm(float *restrict t15, const float *restrict norm_
 
 /* prefill_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void prefill_k18_gate_up_matmul(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
 }
 
 /* prefill_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void prefill_k19_gate_up_matmul(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t15, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
 }
 
 /* prefill_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -899,7 +917,8 @@ static void prefill_k20_silu(float *restrict t18, const float *restrict t16, con
 
 /* prefill_k21_ffn_matmul: matmul  [layer/ffn] */
 static void prefill_k21_ffn_matmul(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t18, 1, 0.0f, t19, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
 }
 
 /* prefill_k22_ffn: reshape, add  [layer/ffn; layer] */
@@ -941,22 +960,23 @@ static void prefill_k23_rmsnorm(float *restrict t20, const float *restrict norm_
 
 /* prefill_k24_lm_head_matmul: matmul  [lm_head] */
 static void prefill_k24_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
 /* Arena: 9 slots planned for 25 kernels. */
-static long llama_prefill_layout(const llama_prefill_args *a, long *off) {
-    const long B = a->B;
-    const long C = a->C;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long P = a->P;
-    const long REP = a->REP;
-    const long S = a->S;
-    const long T = a->T;
-    const long V = a->V;
+static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
     (void)B;
     (void)C;
     (void)F;
@@ -982,55 +1002,55 @@ static long llama_prefill_layout(const llama_prefill_args *a, long *off) {
     return total;
 }
 
-long llama_prefill_arena_floats(const llama_prefill_args *a) {
+long llama_prefill_arena_floats(const llama_prefill_args *args) {
     long off[9];
-    return llama_prefill_layout(a, off);
+    return llama_prefill_layout(args, off);
 }
 
-void llama_prefill(const llama_prefill_args *a) {
-    const long B = a->B;
-    const long C = a->C;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long P = a->P;
-    const long REP = a->REP;
-    const long S = a->S;
-    const long T = a->T;
-    const long V = a->V;
+void llama_prefill(const llama_prefill_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
     long off[9];
-    llama_prefill_layout(a, off);
-    double *prof = a->kernel_ns;
+    llama_prefill_layout(args, off);
+    double *prof = args->kernel_ns;
     long tick;
-    float *t0 = a->arena + off[0];
-    float *t1 = a->arena + off[1];
-    float *t2 = a->arena + off[2];
-    float *t3 = a->arena + off[0];
-    float *t4 = a->arena + off[3];
-    float *t5 = a->arena + off[4];
-    float *t6 = a->arena + off[5];
-    float *t7 = a->arena + off[4];
-    float *t8 = a->arena + off[6];
-    float *t9 = a->arena + off[3];
-    float *t10 = a->arena + off[4];
-    float *t11 = a->arena + off[5];
-    float *t12 = a->arena + off[3];
-    float *t13 = a->arena + off[4];
-    float *t14 = a->arena + off[5];
-    float *t15 = a->arena + off[3];
-    float *t16 = a->arena + off[6];
-    float *t17 = a->arena + off[4];
-    float *t18 = a->arena + off[3];
-    float *t19 = a->arena + off[4];
-    float *t20 = a->arena + off[3];
-    const float *embed = a->embed;
-    const float *final_norm = a->final_norm;
-    const float *lm_head = a->lm_head;
-    const int32_t *ids = a->ids;
-    const float *norm_eps = a->norm_eps;
-    const float *rope_theta = a->rope_theta;
-    float *logits = a->logits;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[0];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[6];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[3];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
     /* stage 'main' */
     tick = la_tick(prof);
     prefill_k0_rope_tables(t0, rope_theta, HD2, P, T);
@@ -1046,19 +1066,19 @@ void llama_prefill(const llama_prefill_args *a) {
     la_tock(prof, 3, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
-    float *carry0_buf[2] = { a->arena + off[7], a->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
-        const float *attn_norm = a->attn_norm + l * (2*HD2*KVH*REP);
-        const float *wq = a->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        const float *wk = a->wk + l * (4*HD2*HD2*KVH*KVH*REP);
-        const float *wv = a->wv + l * (4*HD2*HD2*KVH*KVH*REP);
-        const float *wo = a->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        const float *ffn_norm = a->ffn_norm + l * (2*HD2*KVH*REP);
-        const float *w1 = a->w1 + l * (2*F*HD2*KVH*REP);
-        const float *w2 = a->w2 + l * (2*F*HD2*KVH*REP);
-        const float *w3 = a->w3 + l * (2*F*HD2*KVH*REP);
-        float *k_cache = a->k_cache + l * (2*B*C*HD2*KVH);
-        float *v_cache = a->v_cache + l * (2*B*C*HD2*KVH);
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         prefill_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
@@ -1129,18 +1149,18 @@ void llama_prefill(const llama_prefill_args *a) {
     (void)tick;
 }
 
-void llama_prefill_costs(const llama_prefill_args *a, double *flops, double *bytes) {
-    const long B = a->B;
-    const long C = a->C;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long P = a->P;
-    const long REP = a->REP;
-    const long S = a->S;
-    const long T = a->T;
-    const long V = a->V;
+void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
     flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* prefill_k0_rope_tables */
     flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* prefill_k1_rope_tables */
     flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* prefill_k2_rope_tables */
@@ -1179,9 +1199,9 @@ void llama_prefill_costs(const llama_prefill_args *a, double *flops, double *byt
     (void)V;
 }
 
-static void llama_prefill_run(const void *a) { llama_prefill((const llama_prefill_args *)a); }
-static long llama_prefill_arena(const void *a) { return llama_prefill_arena_floats((const llama_prefill_args *)a); }
-static void llama_prefill_cost(const void *a, double *f, double *b) { llama_prefill_costs((const llama_prefill_args *)a, f, b); }
+static void llama_prefill_run(const void *args) { llama_prefill((const llama_prefill_args *)args); }
+static long llama_prefill_arena(const void *args) { return llama_prefill_arena_floats((const llama_prefill_args *)args); }
+static void llama_prefill_cost(const void *args, double *f, double *b) { llama_prefill_costs((const llama_prefill_args *)args, f, b); }
 static const char *const llama_prefill_kernel_names[] = {
     "prefill_k0_rope_tables",
     "prefill_k1_rope_tables",
@@ -1293,7 +1313,8 @@ static void decode_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps
 
 /* decode_k5_attention_matmul: matmul  [layer/attention] */
 static void decode_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
 }
 
 /* decode_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
@@ -1326,12 +1347,14 @@ static void decode_k6_rope(float *restrict t6, const float *restrict t1, const f
 
 /* decode_k7_attention_matmul: matmul  [layer/attention] */
 static void decode_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
 /* decode_k8_attention_matmul: matmul  [layer/attention] */
 static void decode_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
 /* decode_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
@@ -1380,7 +1403,7 @@ static void decode_k11_scores_matmul(float *restrict t9, const float *restrict t
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, S, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, S);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
 }
 
 /* decode_k12_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -1429,12 +1452,13 @@ static void decode_k13_attention_matmul(float *restrict t11, const float *restri
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 2*HD2, S, 1.0f, t10 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2);
+                cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
 }
 
 /* decode_k14_attention_matmul: matmul  [layer/attention] */
 static void decode_k14_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
 }
 
 /* decode_k15_attention: reshape, add  [layer/attention; layer] */
@@ -1476,12 +1500,14 @@ static void decode_k16_rmsnorm(float *restrict t14, const float *restrict norm_e
 
 /* decode_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void decode_k17_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
 /* decode_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void decode_k18_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
 }
 
 /* decode_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -1504,7 +1530,8 @@ static void decode_k19_silu(float *restrict t17, const float *restrict t15, cons
 
 /* decode_k20_ffn_matmul: matmul  [layer/ffn] */
 static void decode_k20_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
 }
 
 /* decode_k21_ffn: reshape, add  [layer/ffn; layer] */
@@ -1546,21 +1573,22 @@ static void decode_k22_rmsnorm(float *restrict t19, const float *restrict norm_e
 
 /* decode_k23_lm_head_matmul: matmul  [lm_head] */
 static void decode_k23_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long V) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
 /* Arena: 9 slots planned for 24 kernels. */
-static long llama_decode_layout(const llama_decode_args *a, long *off) {
-    const long B = a->B;
-    const long C = a->C;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long P = a->P;
-    const long REP = a->REP;
-    const long S = a->S;
-    const long V = a->V;
+static long llama_decode_layout(const llama_decode_args *args, long *off) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long V = args->V;
     (void)B;
     (void)C;
     (void)F;
@@ -1585,53 +1613,53 @@ static long llama_decode_layout(const llama_decode_args *a, long *off) {
     return total;
 }
 
-long llama_decode_arena_floats(const llama_decode_args *a) {
+long llama_decode_arena_floats(const llama_decode_args *args) {
     long off[9];
-    return llama_decode_layout(a, off);
+    return llama_decode_layout(args, off);
 }
 
-void llama_decode(const llama_decode_args *a) {
-    const long B = a->B;
-    const long C = a->C;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long P = a->P;
-    const long REP = a->REP;
-    const long S = a->S;
-    const long V = a->V;
+void llama_decode(const llama_decode_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long V = args->V;
     long off[9];
-    llama_decode_layout(a, off);
-    double *prof = a->kernel_ns;
+    llama_decode_layout(args, off);
+    double *prof = args->kernel_ns;
     long tick;
-    float *t0 = a->arena + off[0];
-    float *t1 = a->arena + off[1];
-    float *t2 = a->arena + off[2];
-    float *t3 = a->arena + off[0];
-    float *t4 = a->arena + off[3];
-    float *t5 = a->arena + off[4];
-    float *t6 = a->arena + off[5];
-    float *t7 = a->arena + off[4];
-    float *t8 = a->arena + off[6];
-    float *t9 = a->arena + off[3];
-    float *t10 = a->arena + off[4];
-    float *t11 = a->arena + off[5];
-    float *t12 = a->arena + off[3];
-    float *t13 = a->arena + off[4];
-    float *t14 = a->arena + off[5];
-    float *t15 = a->arena + off[6];
-    float *t16 = a->arena + off[3];
-    float *t17 = a->arena + off[5];
-    float *t18 = a->arena + off[3];
-    float *t19 = a->arena + off[5];
-    const float *embed = a->embed;
-    const float *final_norm = a->final_norm;
-    const float *lm_head = a->lm_head;
-    const int32_t *ids = a->ids;
-    const float *norm_eps = a->norm_eps;
-    const float *rope_theta = a->rope_theta;
-    float *logits = a->logits;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[0];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[6];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[5];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
     /* stage 'main' */
     tick = la_tick(prof);
     decode_k0_rope_tables(t0, rope_theta, HD2, P);
@@ -1647,19 +1675,19 @@ void llama_decode(const llama_decode_args *a) {
     la_tock(prof, 3, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
-    float *carry0_buf[2] = { a->arena + off[7], a->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
-        const float *attn_norm = a->attn_norm + l * (2*HD2*KVH*REP);
-        const float *wq = a->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        const float *wk = a->wk + l * (4*HD2*HD2*KVH*KVH*REP);
-        const float *wv = a->wv + l * (4*HD2*HD2*KVH*KVH*REP);
-        const float *wo = a->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        const float *ffn_norm = a->ffn_norm + l * (2*HD2*KVH*REP);
-        const float *w1 = a->w1 + l * (2*F*HD2*KVH*REP);
-        const float *w2 = a->w2 + l * (2*F*HD2*KVH*REP);
-        const float *w3 = a->w3 + l * (2*F*HD2*KVH*REP);
-        float *k_cache = a->k_cache + l * (2*B*C*HD2*KVH);
-        float *v_cache = a->v_cache + l * (2*B*C*HD2*KVH);
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         decode_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP);
@@ -1727,17 +1755,17 @@ void llama_decode(const llama_decode_args *a) {
     (void)tick;
 }
 
-void llama_decode_costs(const llama_decode_args *a, double *flops, double *bytes) {
-    const long B = a->B;
-    const long C = a->C;
-    const long F = a->F;
-    const long HD2 = a->HD2;
-    const long KVH = a->KVH;
-    const long L = a->L;
-    const long P = a->P;
-    const long REP = a->REP;
-    const long S = a->S;
-    const long V = a->V;
+void llama_decode_costs(const llama_decode_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long V = args->V;
     flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4); /* decode_k0_rope_tables */
     flops[1] = (double)(HD2); bytes[1] = (double)(4*HD2 + 4*HD2); /* decode_k1_rope_tables */
     flops[2] = (double)(HD2); bytes[2] = (double)(4*HD2 + 4*HD2); /* decode_k2_rope_tables */
@@ -1774,9 +1802,9 @@ void llama_decode_costs(const llama_decode_args *a, double *flops, double *bytes
     (void)V;
 }
 
-static void llama_decode_run(const void *a) { llama_decode((const llama_decode_args *)a); }
-static long llama_decode_arena(const void *a) { return llama_decode_arena_floats((const llama_decode_args *)a); }
-static void llama_decode_cost(const void *a, double *f, double *b) { llama_decode_costs((const llama_decode_args *)a, f, b); }
+static void llama_decode_run(const void *args) { llama_decode((const llama_decode_args *)args); }
+static long llama_decode_arena(const void *args) { return llama_decode_arena_floats((const llama_decode_args *)args); }
+static void llama_decode_cost(const void *args, double *f, double *b) { llama_decode_costs((const llama_decode_args *)args, f, b); }
 static const char *const llama_decode_kernel_names[] = {
     "decode_k0_rope_tables",
     "decode_k1_rope_tables",

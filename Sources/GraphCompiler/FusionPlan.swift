@@ -41,6 +41,8 @@ struct FusionPlan {
     var realized = Set<Int>()
     var storage: [Int: Storage] = [:]
     var kernels: [Kernel] = []
+    /// `target += A·B` written as one sgemm with β = 1: write-slice node → its matmul.
+    var accumulatingMatmul: [Int: Int] = [:]
 
     init(_ p: Program, extraRealized: Set<Int> = []) throws {
         program = p
@@ -94,7 +96,10 @@ struct FusionPlan {
             switch n.op {
             case .input(let name), .param(let name): storage[n.id] = .external(name)
             case .loopResult(let k): storage[n.id] = .carryCurrent(k)
-            case .matmul, .scatterAdd, .writeSlice: realized.insert(n.id)
+            case .matmul, .scatterAdd: realized.insert(n.id)
+            case .writeSlice:
+                realized.insert(n.id)
+                if let m = accumulatedMatmul(n) { accumulatingMatmul[n.id] = m }
             case .reduce: break
             case .constant, .size, .iota, .carry: break
             default:
@@ -107,6 +112,8 @@ struct FusionPlan {
                 }
             }
         }
+        // A matmul accumulated into a buffer is computed by the write's kernel.
+        for m in accumulatingMatmul.values { realized.remove(m) }
         // Matmul operands must be strided views of buffers: materialize the value under the
         // views when that makes them strided, else the viewed value itself.
         for n in p.nodes {
@@ -180,11 +187,23 @@ struct FusionPlan {
     /// The node to materialize for a value reached through views (views are never materialized on their own).
     private func rootThroughViews(_ i: Int) -> Int { i }
 
+    /// For `writeSlice(t, t + matmul(a, b))` over the whole of `t`, the matmul (read only there).
+    private func accumulatedMatmul(_ w: Node) -> Int? {
+        guard case .writeSlice(_, let start) = w.op, start == 0 else { return nil }
+        let (target, value) = (w.inputs[0], w.inputs[1])
+        let v = node(value)
+        guard node(target).shape == v.shape, case .binary(.add) = v.op, consumers[value].count == 1 else { return nil }
+        let other = v.inputs[0] == target ? v.inputs[1] : (v.inputs[1] == target ? v.inputs[0] : -1)
+        guard other >= 0, case .matmul = node(other).op, consumers[other].count == 1, node(other).stage == w.stage else { return nil }
+        return other
+    }
+
     private func kind(of n: Node) -> KernelKind {
+        if accumulatingMatmul[n.id] != nil { return .matmul }
         switch n.op {
-        case .matmul: .matmul
-        case .scatterAdd: .scatterAdd
-        default: .pointwise
+        case .matmul: return .matmul
+        case .scatterAdd: return .scatterAdd
+        default: return .pointwise
         }
     }
 
@@ -219,7 +238,9 @@ struct FusionPlan {
                 return
             }
             if top, k.kind == .matmul {
-                for input in n.inputs {
+                let mm = accumulatingMatmul[i].map { node($0) } ?? n
+                if mm.id != n.id { k.covered += [n.inputs[1], mm.id] }
+                for input in mm.inputs {
                     if let v = stridedView(input) { if !k.reads.contains(v.base) { k.reads.append(v.base) } }
                 }
                 return

@@ -32,7 +32,9 @@ enum MatmulLowering {
     }
 
     static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
-        let n = plan.node(k.root)
+        // A write-slice root accumulates its matmul into the target: C = A·B + C (β = 1).
+        let n = plan.accumulatingMatmul[k.root].map { plan.node($0) } ?? plan.node(k.root)
+        let beta = plan.accumulatingMatmul[k.root] == nil ? "0.0f" : "1.0f"
         guard case .matmul(let ta, let tb) = n.op else { return [] }
         let a = try operand(plan, n.inputs[0], trans: ta, buffer: buffer)
         let b = try operand(plan, n.inputs[1], trans: tb, buffer: buffer)
@@ -58,12 +60,12 @@ enum MatmulLowering {
         func ptr(_ base: String, _ offs: [String]) -> String { offs.isEmpty ? base : "\(base) + \(offs.joined(separator: " + "))" }
         let pa = ptr(a.pointer, offA), pb = ptr(b.pointer, offB), pc = ptr(c, offC)
         let gemm = "cblas_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
-            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), 0.0f, \(pc), \(nn.cExpr));"
+            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(nn.cExpr));"
         // One row (batch-1 decode): a matrix-vector product streams the weights once.
         // c[1,N] = a[1,K]·op(B): with B stored [N,K] that is B·a, with B stored [K,N] it is Bᵀ·a.
         let incA = a.trans ? a.ld : "1"
         let gemv = "cblas_sgemv(CblasRowMajor, \(b.trans ? "CblasNoTrans" : "CblasTrans"), "
-            + "\(b.trans ? nn.cExpr : kk.cExpr), \(b.trans ? kk.cExpr : nn.cExpr), 1.0f, \(pb), \(b.ld), \(pa), \(incA), 0.0f, \(pc), 1);"
+            + "\(b.trans ? nn.cExpr : kk.cExpr), \(b.trans ? kk.cExpr : nn.cExpr), 1.0f, \(pb), \(b.ld), \(pa), \(incA), \(beta), \(pc), 1);"
         let pad = String(repeating: "    ", count: batchDims.count)
         if m == 1 {
             lines.append(pad + gemv)

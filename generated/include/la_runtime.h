@@ -37,3 +37,5 @@ static inline void la_tock(double *prof, int kernel, long start) {
 }
 
 #include "llama.h"
+#include "llama_train.h"
+#include "bench.h"

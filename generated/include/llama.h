@@ -32,9 +32,9 @@ typedef struct {
     long V;
 } llama_forward_args;
 
-void llama_forward(const llama_forward_args *a);
-long llama_forward_arena_floats(const llama_forward_args *a);
-void llama_forward_costs(const llama_forward_args *a, double *flops, double *bytes);
+void llama_forward(const llama_forward_args *args);
+long llama_forward_arena_floats(const llama_forward_args *args);
+void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes);
 
 /* Program 'prefill': 25 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, T, V. */
 typedef struct {
@@ -71,9 +71,9 @@ typedef struct {
     long V;
 } llama_prefill_args;
 
-void llama_prefill(const llama_prefill_args *a);
-long llama_prefill_arena_floats(const llama_prefill_args *a);
-void llama_prefill_costs(const llama_prefill_args *a, double *flops, double *bytes);
+void llama_prefill(const llama_prefill_args *args);
+long llama_prefill_arena_floats(const llama_prefill_args *args);
+void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes);
 
 /* Program 'decode': 24 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, V. */
 typedef struct {
@@ -109,7 +109,7 @@ typedef struct {
     long V;
 } llama_decode_args;
 
-void llama_decode(const llama_decode_args *a);
-long llama_decode_arena_floats(const llama_decode_args *a);
-void llama_decode_costs(const llama_decode_args *a, double *flops, double *bytes);
+void llama_decode(const llama_decode_args *args);
+long llama_decode_arena_floats(const llama_decode_args *args);
+void llama_decode_costs(const llama_decode_args *args, double *flops, double *bytes);
 
