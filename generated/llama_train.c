@@ -1748,8 +1748,8 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     const int32_t *ids = args->ids;
     const int32_t *targets = args->targets;
     const float *weights = args->weights;
-    const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
     float *grad_final_norm = args->grad_final_norm;
     float *grad_lm_head = args->grad_lm_head;
     float *grad_embed = args->grad_embed;

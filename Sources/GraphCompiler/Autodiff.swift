@@ -88,7 +88,7 @@ extension GraphBuilder {
             }
         case .select:
             give(1, select(xs[0], g, zero)); give(2, select(xs[0], zero, g))
-        case .cast:
+        case .cast, .stopGradient:
             return
         case .reduce(let r):
             let x = xs[0]

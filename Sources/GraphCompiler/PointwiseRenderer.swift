@@ -146,6 +146,8 @@ struct PointwiseRenderer {
             expr = "\(c) != 0.0f ? \(a) : \(b)"
         case .cast(let t):
             expr = "(\(t.cType))\(try value(n.inputs[0], idx))"
+        case .stopGradient:
+            expr = try value(n.inputs[0], idx)
         case .gather:
             let ids = try value(n.inputs[1], Array(idx.dropLast()))
             let d = n.shape[n.shape.count - 1]

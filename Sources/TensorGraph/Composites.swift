@@ -37,12 +37,14 @@ extension GraphBuilder {
     public func rope(_ x: Tensor, cos: Tensor, sin: Tensor) -> Tensor {
         scope("rope") {
             let s = x.shape
-            let half = cos.shape[1]
+            let half = cos.shape[cos.rank - 1]
             let pairs = x.reshape([s[0], s[1], s[2], half, 2])
             let rows: Shape = [s[0], s[1], s[2], half]
             let x0 = pairs.slice(axis: 4, start: 0, length: 1).reshape(rows)
             let x1 = pairs.slice(axis: 4, start: 1, length: 1).reshape(rows)
-            let c = cos.reshape([1, s[1], 1, half]), sn = sin.reshape([1, s[1], 1, half])
+            // Tables are [T, half] (shared by every row) or [B, T, half] (per-row positions).
+            let lead: Dim = cos.rank == 3 ? s[0] : 1
+            let c = cos.reshape([lead, s[1], 1, half]), sn = sin.reshape([lead, s[1], 1, half])
             let y0 = x0 * c - x1 * sn
             let y1 = x0 * sn + x1 * c
             let out = concat([y0.reshape(rows + [1]), y1.reshape(rows + [1])], axis: 4)
@@ -62,12 +64,24 @@ extension GraphBuilder {
         }
     }
 
+    /// RoPE tables for explicit int32 positions `[B, T]`; returns `(cos, sin)`, each `[B, T, half]`.
+    public func ropeTables(positions: Tensor, half: Dim, theta: Tensor) -> (Tensor, Tensor) {
+        scope("rope_tables") {
+            let (b, t) = (positions.shape[0], positions.shape[1])
+            let pos = positions.cast(.f32).reshape([b, t, 1])
+            let i2 = iota([1, 1, half], axis: 2) * 2.0
+            let angle = pos * theta.pow(i2 / size(half * 2)).reciprocal()
+            return (angle.cos(), angle.sin())
+        }
+    }
+
     /// Causal attention with grouped KV heads.
     ///
     /// `q` is `[B, T, KVH·REP, HD]` at positions `start ..< start+T`; `k`, `v` are
     /// `[B, S, KVH, HD]` at positions `0 ..< S`. Query `t` sees keys `s ≤ start + t`.
     /// Returns `[B, T, KVH·REP·HD]`.
-    public func causalAttention(q: Tensor, k: Tensor, v: Tensor, kvHeads: Dim, rep: Dim, start: Dim) -> Tensor {
+    /// `allowed`, when given, is a further 1/0 mask broadcastable to `[B, 1, 1, T, S]`.
+    public func causalAttention(q: Tensor, k: Tensor, v: Tensor, kvHeads: Dim, rep: Dim, start: Dim, allowed extra: Tensor? = nil) -> Tensor {
         scope("attention") {
             let (b, t, hd) = (q.shape[0], q.shape[1], q.shape[3])
             let s = k.shape[1]
@@ -76,7 +90,8 @@ extension GraphBuilder {
             let v5 = v.permute([0, 2, 1, 3]).reshape([b, kvHeads, 1, s, hd]).expand([b, kvHeads, rep, s, hd])
             let scores = scope("scores") { q5.matmul(k5, transB: true) * size(hd).rsqrt() }
             let shape5: Shape = [b, kvHeads, rep, t, s]
-            let allowed = iota(shape5, axis: 4).le(iota(shape5, axis: 3) + size(start))
+            var allowed = iota(shape5, axis: 4).le(iota(shape5, axis: 3) + size(start))
+            if let extra { allowed = allowed * extra }
             let masked = select(allowed, scores, constant(-.infinity))
             let p = softmax(masked)
             let out = p.matmul(v5)   // [B, KVH, REP, T, HD]

@@ -53,6 +53,7 @@ public final class GraphBuilder {
     // MARK: Stages and scopes
 
     /// Runs `body` inside a named scope; every node it builds records the scope path.
+    @discardableResult
     public func scope<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
         scopes.append(name)
         defer { scopes.removeLast() }

@@ -37,6 +37,8 @@ public enum Op: Sendable, Hashable {
     /// `select(c, a, b)`: `c != 0 ? a : b`.
     case select
     case cast(DType)
+    /// Identity whose gradient is zero (TRL's `.detach()`).
+    case stopGradient
 
     // Reductions
     case reduce(ReduceOp)
@@ -73,6 +75,7 @@ public enum Op: Sendable, Hashable {
         case .binary(let b): b.rawValue
         case .select: "select"
         case .cast: "cast"
+        case .stopGradient: "stop_gradient"
         case .reduce(let r): "reduce_\(r.rawValue)"
         case .reshape: "reshape"
         case .permute: "permute"
@@ -88,7 +91,7 @@ public enum Op: Sendable, Hashable {
 
     public var isElementwise: Bool {
         switch self {
-        case .unary, .binary, .select, .cast: true
+        case .unary, .binary, .select, .cast, .stopGradient: true
         default: false
         }
     }

@@ -80,6 +80,11 @@ extension GraphBuilder {
         return append(.select, ids, s, a.dtype, file, line)
     }
 
+    /// The same values, with no gradient flowing back through them.
+    public func stopGradient(_ x: Tensor, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        append(.stopGradient, [x.id], x.shape, x.dtype, file, line)
+    }
+
     public func cast(_ x: Tensor, to dtype: DType, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         if x.dtype == dtype { return x }
         return append(.cast(dtype), [x.id], x.shape, dtype, file, line)

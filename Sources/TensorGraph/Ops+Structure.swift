@@ -122,6 +122,7 @@ extension GraphBuilder {
     }
 
     /// Writes `value` into the mutable input `target` at `start` along `axis`; returns the updated target.
+    @discardableResult
     public func writeSlice(_ target: Tensor, _ value: Tensor, axis: Int, start: Dim,
                            file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         var s = value.shape
@@ -141,21 +142,33 @@ extension GraphBuilder {
 }
 
 extension Tensor {
-    public func sum(axis: Int = -1, keepDims: Bool = true) -> Tensor { builder.reduce(.sum, self, axis: axis, keepDims: keepDims) }
-    public func max(axis: Int = -1, keepDims: Bool = true) -> Tensor { builder.reduce(.max, self, axis: axis, keepDims: keepDims) }
-    public func mean(axis: Int = -1, keepDims: Bool = true) -> Tensor {
+    public func sum(axis: Int = -1, keepDims: Bool = true, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.reduce(.sum, self, axis: axis, keepDims: keepDims, file: file, line: line)
+    }
+    public func max(axis: Int = -1, keepDims: Bool = true, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.reduce(.max, self, axis: axis, keepDims: keepDims, file: file, line: line)
+    }
+    public func mean(axis: Int = -1, keepDims: Bool = true, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         let a = axis < 0 ? axis + rank : axis
-        return sum(axis: axis, keepDims: keepDims) / builder.size(shape[a])
+        return sum(axis: axis, keepDims: keepDims, file: file, line: line) / builder.size(shape[a], file: file, line: line)
     }
-    public func reshape(_ s: Shape) -> Tensor { builder.reshape(self, s) }
-    public func permute(_ order: [Int]) -> Tensor { builder.permute(self, order) }
-    public func transposed(_ a: Int, _ b: Int) -> Tensor {
+    public func reshape(_ s: Shape, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.reshape(self, s, file: file, line: line)
+    }
+    public func permute(_ order: [Int], file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.permute(self, order, file: file, line: line)
+    }
+    public func transposed(_ a: Int, _ b: Int, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         var o = Array(0..<rank); o.swapAt(a < 0 ? a + rank : a, b < 0 ? b + rank : b)
-        return builder.permute(self, o)
+        return builder.permute(self, o, file: file, line: line)
     }
-    public func expand(_ s: Shape) -> Tensor { builder.broadcast(self, to: s) }
-    public func slice(axis: Int, start: Dim, length: Dim) -> Tensor { builder.slice(self, axis: axis, start: start, length: length) }
-    public func matmul(_ o: Tensor, transA: Bool = false, transB: Bool = false) -> Tensor {
-        builder.matmul(self, o, transA: transA, transB: transB)
+    public func expand(_ s: Shape, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.broadcast(self, to: s, file: file, line: line)
+    }
+    public func slice(axis: Int, start: Dim, length: Dim, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.slice(self, axis: axis, start: start, length: length, file: file, line: line)
+    }
+    public func matmul(_ o: Tensor, transA: Bool = false, transB: Bool = false, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        builder.matmul(self, o, transA: transA, transB: transB, file: file, line: line)
     }
 }

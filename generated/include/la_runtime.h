@@ -38,4 +38,5 @@ static inline void la_tock(double *prof, int kernel, long start) {
 
 #include "llama.h"
 #include "llama_train.h"
+#include "llama_dpo.h"
 #include "bench.h"

@@ -19,8 +19,8 @@ typedef struct {
     const int32_t *ids; /* i32 [B, T] */
     const int32_t *targets; /* i32 [B, T] */
     const float *weights; /* f32 [B, T] */
-    const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
+    const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *grad_final_norm; /* f32 [2*HD2*KVH*REP], written */
     float *grad_lm_head; /* f32 [V, 2*HD2*KVH*REP], written */

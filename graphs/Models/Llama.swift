@@ -70,8 +70,17 @@ func feedForward(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer) -> Tensor {
     }
 }
 
+/// How tokens are placed: RoPE tables (`[T, half]`, or `[B, T, half]` for per-row positions)
+/// and an optional extra 1/0 attention mask `[B, 1, 1, T, T]` on top of the causal one.
+public struct TokenLayout {
+    public var cos: Tensor
+    public var sin: Tensor
+    public var allowed: Tensor?
+}
+
 /// Multi-head / grouped-query self-attention with RoPE, optionally through a KV cache.
-func selfAttention(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, cos: Tensor, sin: Tensor, cache: LayerCache?) -> Tensor {
+func selfAttention(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, layout: TokenLayout, cache: LayerCache?) -> Tensor {
+    let (cos, sin) = (layout.cos, layout.sin)
     typealias D = LlamaDims
     return b.scope("attention") {
         let (bs, t) = (x.shape[0], x.shape[1])
@@ -87,14 +96,14 @@ func selfAttention(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, cos: Tensor,
             v = vc.slice(axis: 1, start: 0, length: D.span)
             start = D.start
         }
-        let out = b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start)
+        let out = b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed)
         return linear(out, p.wo)
     }
 }
 
 /// One pre-norm decoder block: `h = x + attn(norm(x)); out = h + ffn(norm(h))`.
-func block(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, eps: Tensor, cos: Tensor, sin: Tensor, cache: LayerCache?) -> Tensor {
-    let h = x + selfAttention(b, b.rmsNorm(x, p.attnNorm, eps: eps), p, cos: cos, sin: sin, cache: cache)
+func block(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, eps: Tensor, layout: TokenLayout, cache: LayerCache?) -> Tensor {
+    let h = x + selfAttention(b, b.rmsNorm(x, p.attnNorm, eps: eps), p, layout: layout, cache: cache)
     return h + feedForward(b, b.rmsNorm(h, p.ffnNorm, eps: eps), p)
 }
 
@@ -128,7 +137,7 @@ public enum LlamaPrograms {
                 cache = LayerCache(k: b.input("k_cache", shape, perLayer: true, mutable: true),
                                    v: b.input("v_cache", shape, perLayer: true, mutable: true))
             }
-            return [block(b, carry[0], p, eps: eps, cos: cos, sin: sin, cache: cache)]
+            return [block(b, carry[0], p, eps: eps, layout: TokenLayout(cos: cos, sin: sin), cache: cache)]
         }[0]
         let logits = b.scope("lm_head") { linear(b.rmsNorm(x, finalNorm, eps: eps), lmHead) }
         b.output("logits", logits)

@@ -17,31 +17,39 @@ public enum LlamaTrainingPrograms {
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let targets = b.input("targets", [D.batch, D.seq], .i32)
         let weights = b.input("weights", [D.batch, D.seq])
-        let eps = b.input("norm_eps", [])
         let theta = b.input("rope_theta", [])
+        let (cos, sin) = b.ropeTables(seq: D.seq, half: D.half, start: 0, theta: theta)
+        try trainingStep(b, ids: ids, layout: TokenLayout(cos: cos, sin: sin)) { logits in
+            let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
+            b.output("loss", loss)
+            return loss
+        }
+        return try b.build()
+    }
+
+    /// The shared body of every training step: embed `ids`, run the layers (saving each
+    /// layer's input), compute the scalar loss from the logits with `loss`, then back-propagate
+    /// into the `grad_*` buffers, recomputing each layer from its saved input.
+    static func trainingStep(_ b: GraphBuilder, ids: Tensor, layout: TokenLayout, loss: (Tensor) throws -> Tensor) throws {
+        let eps = b.input("norm_eps", [])
         let embed = b.param("embed", [D.vocab, D.dim])
         let finalNorm = b.param("final_norm", [D.dim])
         let lmHead = b.param("lm_head", [D.vocab, D.dim])
         let savedShape: Shape = [D.layers, D.batch, D.seq, D.dim]
-        let (cos, sin) = b.ropeTables(seq: D.seq, half: D.half, start: 0, theta: theta)
         let x0 = b.scope("embed") { b.gather(embed, ids) }
         let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
             let saved = b.input("saved_x", savedShape, perLayer: true, mutable: true)
             b.writeSlice(saved, carry[0], axis: 0, start: 0)
-            return [block(b, carry[0], LlamaLayer(b), eps: eps, cos: cos, sin: sin, cache: nil)]
+            return [block(b, carry[0], LlamaLayer(b), eps: eps, layout: layout, cache: nil)]
         }[0]
-        let loss = b.scope("lm_head") {
-            let logits = linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead)
-            return b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
-        }
-        b.output("loss", loss)
-        let head = try b.scope("lm_head_backward") { try b.gradients(of: loss, wrt: [xL, finalNorm, lmHead]) }
+        let value = try b.scope("lm_head") { try loss(linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead)) }
+        let head = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [xL, finalNorm, lmHead]) }
         b.accumulate(into: b.input(gradName("final_norm"), [D.dim], mutable: true), head[1])
         b.accumulate(into: b.input(gradName("lm_head"), [D.vocab, D.dim], mutable: true), head[2])
         let dx0 = try b.repeated("layer_backward", count: D.layers, reversed: true, carry: [head[0]]) { dy in
             let x = b.input("saved_x", savedShape, perLayer: true, mutable: true)
             let p = LlamaLayer(b)
-            let y = block(b, x, p, eps: eps, cos: cos, sin: sin, cache: nil)
+            let y = block(b, x, p, eps: eps, layout: layout, cache: nil)
             let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + p.all)
             for (name, (param, grad)) in zip(LlamaLayer.names, zip(p.all, g.dropFirst())) {
                 let shape = [D.layers] + param.shape
@@ -53,7 +61,6 @@ public enum LlamaTrainingPrograms {
             b.accumulate(into: b.input(gradName("embed"), [D.vocab, D.dim], mutable: true),
                          b.scatterAdd(dx0, ids, rows: D.vocab))
         }
-        return try b.build()
     }
 
     /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
@@ -69,7 +76,7 @@ public enum LlamaTrainingPrograms {
         let (cos, sin) = b.ropeTables(seq: D.seq, half: D.half, start: 0, theta: theta)
         let x0 = b.scope("embed") { b.gather(embed, ids) }
         let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
-            [block(b, carry[0], LlamaLayer(b), eps: eps, cos: cos, sin: sin, cache: nil)]
+            [block(b, carry[0], LlamaLayer(b), eps: eps, layout: TokenLayout(cos: cos, sin: sin), cache: nil)]
         }[0]
         let nll = b.scope("lm_head") { b.tokenNLL(linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead), targets: targets) }
         b.output("nll", nll)

@@ -1,0 +1,135 @@
+import GraphCompiler
+import TensorGraph
+
+/// DPO programs over PaddleNLP's shared-prompt layout: one row per pair holding the prompt
+/// once, then the chosen response, then the rejected response whose positions restart where
+/// the chosen one started and which cannot attend to the chosen tokens.
+///
+/// Row inputs (`[B, T]`): `ids`; `positions` (RoPE positions, int32); `segments` (0 prompt,
+/// 1 chosen, 2 rejected, 3 padding; int32); `chosen_targets` / `rejected_targets` (the token
+/// each position predicts for that side, int32) and `chosen_mask` / `rejected_mask` (1 where
+/// that prediction is scored). The last prompt position predicts the first token of both sides.
+public enum LlamaDPOPrograms {
+    typealias D = LlamaDims
+
+    struct Rows {
+        var ids, chosenTargets, rejectedTargets, chosenMask, rejectedMask: Tensor
+        var layout: TokenLayout
+    }
+
+    static func rows(_ b: GraphBuilder) -> Rows {
+        let shape: Shape = [D.batch, D.seq]
+        let ids = b.input("ids", shape, .i32)
+        let positions = b.input("positions", shape, .i32)
+        let segments = b.input("segments", shape, .i32)
+        let theta = b.input("rope_theta", [])
+        let (cos, sin) = b.ropeTables(positions: positions, half: D.half, theta: theta)
+        // The rejected branch (2) must not see the chosen branch (1).
+        let allowed = b.scope("shared_prompt_mask") { () -> Tensor in
+            let seg = segments.cast(.f32)
+            let query = seg.reshape([D.batch, 1, 1, D.seq, 1]), key = seg.reshape([D.batch, 1, 1, 1, D.seq])
+            return 1.0 - key.eq(b.constant(1)) * query.eq(b.constant(2))
+        }
+        return Rows(ids: ids,
+                    chosenTargets: b.input("chosen_targets", shape, .i32), rejectedTargets: b.input("rejected_targets", shape, .i32),
+                    chosenMask: b.input("chosen_mask", shape), rejectedMask: b.input("rejected_mask", shape),
+                    layout: TokenLayout(cos: cos, sin: sin, allowed: allowed))
+    }
+
+    /// Per pair: summed log-probs of both sides, their lengths, and Σ over scored positions of
+    /// the mean logit (TRL's logits/* metrics).
+    static func pairLogps(_ b: GraphBuilder, _ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, lc: Tensor, lr: Tensor) {
+        b.scope("sequence_logps") {
+            func rowSum(_ x: Tensor, _ m: Tensor) -> Tensor { (x * m).sum(axis: 1, keepDims: false) }
+            let pc = -rowSum(b.tokenNLL(logits, targets: r.chosenTargets), r.chosenMask)
+            let pr = -rowSum(b.tokenNLL(logits, targets: r.rejectedTargets), r.rejectedMask)
+            let meanLogit = b.stopGradient(logits.mean(axis: -1, keepDims: false))
+            return (pc, pr, r.chosenMask.sum(axis: 1, keepDims: false), r.rejectedMask.sum(axis: 1, keepDims: false),
+                    rowSum(meanLogit, r.chosenMask), rowSum(meanLogit, r.rejectedMask))
+        }
+    }
+
+    /// `dpo_logps`: forward only (the reference model, and evaluation).
+    /// Outputs `[B]`: `logps_chosen`, `logps_rejected`, `logits_chosen`, `logits_rejected`.
+    public static func sequenceLogps() throws -> Program {
+        let b = GraphBuilder("dpo_logps")
+        let r = rows(b)
+        let eps = b.input("norm_eps", [])
+        let embed = b.param("embed", [D.vocab, D.dim])
+        let finalNorm = b.param("final_norm", [D.dim])
+        let lmHead = b.param("lm_head", [D.vocab, D.dim])
+        let x0 = b.scope("embed") { b.gather(embed, r.ids) }
+        let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
+            [block(b, carry[0], LlamaLayer(b), eps: eps, layout: r.layout, cache: nil)]
+        }[0]
+        let logits = b.scope("lm_head") { linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead) }
+        let s = pairLogps(b, logits, r)
+        b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
+        b.output("logits_chosen", s.lc); b.output("logits_rejected", s.lr)
+        return try b.build()
+    }
+
+    /// `dpo_step`: the policy's pair log-probs, every loss of the family weighted by
+    /// `loss_weights` (`[K]`, K = DPOLossType.allCases.count, zeros for unused types), then
+    ///   loss = pref_loss_ratio · Σ_b pair_weight_b · Σ_k w_k L_k,b + sft_loss_ratio · Σ_b pair_weight_b · sft_b
+    /// and the backward pass into the `grad_*` buffers. `ref_chosen` / `ref_rejected` (`[B]`) are
+    /// the reference log-probs (zeros when reference-free). Outputs the loss, each loss per pair
+    /// (`losses` `[K, B]`) and the policy's log-probs and logit sums.
+    public static func dpoStep() throws -> Program {
+        let b = GraphBuilder("dpo_step")
+        let r = rows(b)
+        let pair: Shape = [D.batch]
+        let refChosen = b.input("ref_chosen", pair), refRejected = b.input("ref_rejected", pair)
+        let pairWeight = b.input("pair_weight", pair)
+        let k = DPOLossType.allCases.count
+        let weights = b.input("loss_weights", [Dim(k)])
+        let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
+                              simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
+                              pairWeight: pairWeight)
+        let prefRatio = b.input("pref_loss_ratio", []), sftRatio = b.input("sft_loss_ratio", [])
+        try LlamaTrainingPrograms.trainingStep(b, ids: r.ids, layout: r.layout) { logits in
+            let p = pairLogps(b, logits, r)
+            let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s)
+            let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
+            let mixed = (stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false)   // [B]
+            let sft = losses[DPOLossType.sft.index]
+            let loss = b.scope("dpo_loss") {
+                prefRatio * b.weightedSum(mixed, pairWeight) + sftRatio * b.weightedSum(sft, pairWeight)
+            }
+            b.output("loss", loss)
+            b.output("losses", b.stopGradient(stacked))
+            b.output("logps_chosen", b.stopGradient(p.pc)); b.output("logps_rejected", b.stopGradient(p.pr))
+            b.output("logits_chosen", p.lc); b.output("logits_rejected", p.lr)
+            return loss
+        }
+        return try b.build()
+    }
+
+    /// `dpo_loss`: the loss family alone on given log-probs `[B]` (for checking each formula
+    /// and its gradient without a model). Outputs `losses` `[K, B]`, the weighted `loss`, and
+    /// its gradients `d_chosen`, `d_rejected`.
+    public static func lossOnly() throws -> Program {
+        let b = GraphBuilder("dpo_loss")
+        let pair: Shape = [D.batch]
+        let pc = b.input("logps_chosen", pair), pr = b.input("logps_rejected", pair)
+        let rc = b.input("ref_chosen", pair), rr = b.input("ref_rejected", pair)
+        let nc = b.input("len_chosen", pair), nr = b.input("len_rejected", pair)
+        let pairWeight = b.input("pair_weight", pair)
+        let k = DPOLossType.allCases.count
+        let weights = b.input("loss_weights", [Dim(k)])
+        let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
+                              simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
+                              pairWeight: pairWeight)
+        let losses = b.dpoLosses(pc: pc, pr: pr, rc: rc, rr: rr, nc: nc, nr: nr, s)
+        let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)
+        let loss = b.weightedSum((stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false), pairWeight)
+        let g = try b.gradients(of: loss, wrt: [pc, pr])
+        b.output("losses", stacked); b.output("loss", loss)
+        b.output("d_chosen", g[0]); b.output("d_rejected", g[1])
+        return try b.build()
+    }
+
+    public static func all() throws -> [Program] {
+        try [sequenceLogps(), dpoStep(), lossOnly()]
+    }
+}
