@@ -36,7 +36,7 @@ let package = Package(
             plugins: ["KernelGen"]
         ),
         .target(name: "KernelRuntime", dependencies: ["Kernels"]),
-        .target(name: "Alignment", dependencies: ["KernelRuntime", "TensorGraph"]),
+        .target(name: "Alignment", dependencies: ["KernelRuntime", "TensorGraph", "LlamaGraphs"]),
         .executableTarget(
             name: "llama-align",
             dependencies: ["Alignment", "GraphCompiler", "LlamaGraphs", "KernelRuntime",

@@ -1632,88 +1632,104 @@ static void dpo_step_k48_sequence_logps(float *restrict logits_rejected, const f
     }
 }
 
-/* dpo_step_k49_lm_head: sub  [lm_head] */
-static void dpo_step_k49_lm_head(float *restrict t45, const float *restrict ref_chosen, const float *restrict t36, long B) {
+/* dpo_step_k49_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
+static void dpo_step_k49_dpo_sigmoid(float *restrict t45, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t36[j] - (ref_chosen[j]);
-            t45[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t45[j] = v8;
         }
     }
 }
 
-/* dpo_step_k50_lm_head: sub  [lm_head] */
-static void dpo_step_k50_lm_head(float *restrict t46, const float *restrict ref_rejected, const float *restrict t40, long B) {
+/* dpo_step_k50_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k50_log_sigmoid(float *restrict t46, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t40[j] - (ref_rejected[j]);
-            t46[j] = v0;
+            float v0 = fabsf(t45[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t46[j] = v2;
         }
     }
 }
 
-/* dpo_step_k51_lm_head: sub  [lm_head] */
-static void dpo_step_k51_lm_head(float *restrict t47, const float *restrict t45, const float *restrict t46, long B) {
+/* dpo_step_k51_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k51_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t45[j] - (t46[j]);
+            float v0 = 1.0f + t46[j];
             t47[j] = v0;
         }
     }
 }
 
-/* dpo_step_k52_lm_head: reshape, div  [lm_head/sequence_logps; lm_head] */
-static void dpo_step_k52_lm_head(float *restrict t48, const float *restrict t36, const float *restrict t43, long B) {
+/* dpo_step_k52_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
+static void dpo_step_k52_dpo_sigmoid(float *restrict t48, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t36[j]) / (t43[j]);
+            float v0 = -(t45[j]);
             t48[j] = v0;
         }
     }
 }
 
-/* dpo_step_k53_lm_head: reshape, div  [lm_head/sequence_logps; lm_head] */
-static void dpo_step_k53_lm_head(float *restrict t49, const float *restrict t40, const float *restrict t44, long B) {
+/* dpo_step_k53_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k53_log_sigmoid(float *restrict t49, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t40[j]) / (t44[j]);
-            t49[j] = v0;
+            float v0 = fabsf(t48[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t49[j] = v2;
         }
     }
 }
 
-/* dpo_step_k54_lm_head: reshape, reshape, div, sub, div, sub, sub  [lm_head/sequence_logps; lm_head] */
-static void dpo_step_k54_lm_head(float *restrict t50, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict t43, const float *restrict t44, const float *restrict t48, const float *restrict t49, long B) {
+/* dpo_step_k54_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k54_dpo_sigmoid(float *restrict t50, const float *restrict t49, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (ref_chosen[j]) / (t43[j]);
-            float v1 = t48[j] - v0;
-            float v2 = (ref_rejected[j]) / (t44[j]);
-            float v3 = t49[j] - v2;
-            float v4 = v1 - v3;
-            t50[j] = v4;
+            float v0 = 1.0f + t49[j];
+            t50[j] = v0;
         }
     }
 }
 
-/* dpo_step_k55_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k55_dpo_sigmoid(float *restrict t51, const float *restrict beta, const float *restrict t47, long B) {
+/* dpo_step_k55_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
+static void dpo_step_k55_dpo_robust(float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t47[j]);
-            t51[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t51[j] = v8;
         }
     }
 }
 
-/* dpo_step_k56_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+/* dpo_step_k56_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
 static void dpo_step_k56_log_sigmoid(float *restrict t52, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1726,8 +1742,8 @@ static void dpo_step_k56_log_sigmoid(float *restrict t52, const float *restrict 
     }
 }
 
-/* dpo_step_k57_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k57_log_sigmoid(float *restrict t53, const float *restrict t52, long B) {
+/* dpo_step_k57_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k57_dpo_sigmoid(float *restrict t53, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -1737,257 +1753,286 @@ static void dpo_step_k57_log_sigmoid(float *restrict t53, const float *restrict 
     }
 }
 
-/* dpo_step_k58_log_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k58_log_sigmoid(float *restrict t54, const float *restrict t51, const float *restrict t53, long B) {
+/* dpo_step_k58_dpo_robust: neg  [lm_head/dpo_robust] */
+static void dpo_step_k58_dpo_robust(float *restrict t54, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t51[j], 0.0f);
-            float v1 = logf(t53[j]);
-            float v2 = v0 - v1;
-            t54[j] = v2;
+            float v0 = -(t51[j]);
+            t54[j] = v0;
         }
     }
 }
 
-/* dpo_step_k59_dpo_sigmoid: const, sub, neg, reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k59_dpo_sigmoid(float *restrict t55, const float *restrict label_smoothing, const float *restrict t54, long B) {
+/* dpo_step_k59_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k59_log_sigmoid(float *restrict t55, const float *restrict t54, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = 1.0f - (label_smoothing[0]);
-        float v1 = -v0;
         for (long j = 0; j < n; j++) {
-            float v2 = v1 * (t54[j]);
+            float v0 = fabsf(t54[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
             t55[j] = v2;
         }
     }
 }
 
-/* dpo_step_k60_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
-static void dpo_step_k60_dpo_sigmoid(float *restrict t56, const float *restrict t51, long B) {
+/* dpo_step_k60_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k60_dpo_sigmoid(float *restrict t56, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t51[j]);
+            float v0 = 1.0f + t55[j];
             t56[j] = v0;
         }
     }
 }
 
-/* dpo_step_k61_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k61_log_sigmoid(float *restrict t57, const float *restrict t56, long B) {
+/* dpo_step_k61_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
+static void dpo_step_k61_dpo_hinge(float *restrict t57, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            float v9 = 1.0f - v8;
+            t57[j] = v9;
+        }
+    }
+}
+
+/* dpo_step_k62_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
+static void dpo_step_k62_dpo_ipo(float *restrict t58, const float *restrict loss_weights, const float *restrict t43, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t43[j];
+            t58[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k63_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
+static void dpo_step_k63_dpo_ipo(float *restrict t59, const float *restrict loss_weights, const float *restrict t44, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t44[j];
+            t59[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k64_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
+static void dpo_step_k64_dpo_ipo(float *restrict t60, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, const float *restrict t58, const float *restrict t59, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v12 = (beta[0]) * 2.0f;
+        float v13 = 1.0f / v12;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v1 / (t58[j]);
+            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v4 = v3 / (t58[j]);
+            float v5 = v2 - v4;
+            float v6 = v0 != 0.0f ? -1.0f : t40[j];
+            float v7 = v6 / (t59[j]);
+            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v9 = v8 / (t59[j]);
+            float v10 = v7 - v9;
+            float v11 = v5 - v10;
+            float v14 = v11 - v13;
+            t60[j] = v14;
+        }
+    }
+}
+
+/* dpo_step_k65_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
+static void dpo_step_k65_dpo_sppo_hard(float *restrict t61, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v4 = 0.5f / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v5 = v3 - v4;
+            t61[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k66_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
+static void dpo_step_k66_dpo_sppo_hard(float *restrict t62, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v4 = 0.5f / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v5 = v3 + v4;
+            t62[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k67_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
+static void dpo_step_k67_dpo_nca_pair(float *restrict t63, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t63[j] = v4;
+        }
+    }
+}
+
+/* dpo_step_k68_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k68_log_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t56[j]);
+            float v0 = fabsf(t63[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t57[j] = v2;
+            t64[j] = v2;
         }
     }
 }
 
-/* dpo_step_k62_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k62_log_sigmoid(float *restrict t58, const float *restrict t57, long B) {
+/* dpo_step_k69_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k69_dpo_sigmoid(float *restrict t65, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t57[j];
-            t58[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k63_log_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k63_log_sigmoid(float *restrict t59, const float *restrict t56, const float *restrict t58, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t56[j], 0.0f);
-            float v1 = logf(t58[j]);
-            float v2 = v0 - v1;
-            t59[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k64_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k64_dpo_sigmoid(float *restrict t60, const float *restrict label_smoothing, const float *restrict t59, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (label_smoothing[0]) * (t59[j]);
-            t60[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k65_log_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k65_log_sigmoid(float *restrict t61, const float *restrict t51, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t51[j]);
-            t61[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k66_dpo_ipo: const, const, mul, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k66_dpo_ipo(float *restrict t62, const float *restrict beta, const float *restrict t50, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = (beta[0]) * 2.0f;
-        float v1 = 1.0f / v0;
-        for (long j = 0; j < n; j++) {
-            float v2 = t50[j] - v1;
-            t62[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k67_dpo_sppo_hard: const, div, reshape, expand, sub  [lm_head/dpo_sppo_hard] */
-static void dpo_step_k67_dpo_sppo_hard(float *restrict t63, const float *restrict beta, const float *restrict t45, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = t45[j] - v0;
-            t63[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k68_dpo_sppo_hard: const, div, reshape, expand, add  [lm_head/dpo_sppo_hard] */
-static void dpo_step_k68_dpo_sppo_hard(float *restrict t64, const float *restrict beta, const float *restrict t46, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = t46[j] + v0;
-            t64[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k69_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k69_dpo_sigmoid(float *restrict t65, const float *restrict beta, const float *restrict t45, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t45[j]);
+            float v0 = 1.0f + t64[j];
             t65[j] = v0;
         }
     }
 }
 
-/* dpo_step_k70_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k70_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
+/* dpo_step_k70_dpo_nca_pair: neg  [lm_head/dpo_nca_pair] */
+static void dpo_step_k70_dpo_nca_pair(float *restrict t66, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t65[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t66[j] = v2;
+            float v0 = -(t63[j]);
+            t66[j] = v0;
         }
     }
 }
 
-/* dpo_step_k71_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k71_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k71_log_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t66[j];
-            t67[j] = v0;
+            float v0 = fabsf(t66[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t67[j] = v2;
         }
     }
 }
 
-/* dpo_step_k72_dpo_nca_pair: neg  [lm_head/dpo_nca_pair] */
-static void dpo_step_k72_dpo_nca_pair(float *restrict t68, const float *restrict t65, long B) {
+/* dpo_step_k72_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k72_dpo_sigmoid(float *restrict t68, const float *restrict t67, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t65[j]);
+            float v0 = 1.0f + t67[j];
             t68[j] = v0;
         }
     }
 }
 
-/* dpo_step_k73_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k73_log_sigmoid(float *restrict t69, const float *restrict t68, long B) {
+/* dpo_step_k73_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
+static void dpo_step_k73_dpo_nca_pair(float *restrict t69, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t68[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t69[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = -v4;
+            t69[j] = v5;
         }
     }
 }
 
-/* dpo_step_k74_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k74_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k74_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t69[j];
-            t70[j] = v0;
+            float v0 = fabsf(t69[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t70[j] = v2;
         }
     }
 }
 
-/* dpo_step_k75_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k75_dpo_sigmoid(float *restrict t71, const float *restrict beta, const float *restrict t46, long B) {
+/* dpo_step_k75_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k75_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t46[j]);
+            float v0 = 1.0f + t70[j];
             t71[j] = v0;
         }
     }
 }
 
-/* dpo_step_k76_dpo_nca_pair: neg  [lm_head/dpo_nca_pair] */
-static void dpo_step_k76_dpo_nca_pair(float *restrict t72, const float *restrict t71, long B) {
+/* dpo_step_k76_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
+static void dpo_step_k76_dpo_kto_pair(float *restrict t72, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t71[j]);
-            t72[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            t72[j] = v3;
         }
     }
 }
 
-/* dpo_step_k77_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k77_log_sigmoid(float *restrict t73, const float *restrict t72, long B) {
+/* dpo_step_k77_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
+static void dpo_step_k77_dpo_kto_pair(float *restrict t73, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t72[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t73[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            t73[j] = v3;
         }
     }
 }
 
-/* dpo_step_k78_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k78_log_sigmoid(float *restrict t74, const float *restrict t73, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t73[j];
-            t74[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k79_log_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k79_log_sigmoid(float *restrict t75, const float *restrict pair_weight, long B) {
+/* dpo_step_k78_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k78_dpo_sigmoid(float *restrict t74, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1996,34 +2041,45 @@ static void dpo_step_k79_log_sigmoid(float *restrict t75, const float *restrict 
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
         }
-        t75[r] = acc0;
+        t74[r] = acc0;
     }
 }
 
-/* dpo_step_k80_dpo_kto_pair: reshape, expand, const, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k80_dpo_kto_pair(float *restrict t76, const float *restrict pair_weight, const float *restrict beta, const float *restrict t45, const float *restrict t46, const float *restrict t75, long B) {
+/* dpo_step_k79_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
+static void dpo_step_k79_dpo_kto_pair(float *restrict t75, const float *restrict pair_weight, const float *restrict beta, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t46[j0]) * (pair_weight[j0]);
+            float v0 = (t73[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t75[0]);
+        float v1 = acc0 / (t74[0]);
         float v2 = v1;
         float v3 = fmaxf(v2, 0.0f);
         for (long j = 0; j < n; j++) {
-            float v4 = t45[j] - v3;
+            float v4 = t72[j] - v3;
             float v5 = (beta[0]) * v4;
-            float v6 = -v5;
-            float v7 = expf(v6);
-            t76[j] = v7;
+            t75[j] = v5;
         }
     }
 }
 
-/* dpo_step_k81_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k81_log_sigmoid(float *restrict t77, const float *restrict t76, long B) {
+/* dpo_step_k80_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k80_log_sigmoid(float *restrict t76, const float *restrict t75, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t75[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t76[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k81_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k81_dpo_sigmoid(float *restrict t77, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2033,517 +2089,555 @@ static void dpo_step_k81_log_sigmoid(float *restrict t77, const float *restrict 
     }
 }
 
-/* dpo_step_k82_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k82_log_sigmoid(float *restrict t78, const float *restrict t77, long B) {
+/* dpo_step_k82_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k82_dpo_sigmoid(float *restrict t78, const float *restrict t75, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t77[j]);
-            t78[j] = v0;
+            float v0 = fminf(t75[j], 0.0f);
+            float v1 = logf(t77[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t78[j] = v3;
         }
     }
 }
 
-/* dpo_step_k83_dpo_kto_pair: reshape, expand, const, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k83_dpo_kto_pair(float *restrict t79, const float *restrict pair_weight, const float *restrict beta, const float *restrict t45, const float *restrict t46, const float *restrict t75, long B) {
+/* dpo_step_k83_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
+static void dpo_step_k83_dpo_kto_pair(float *restrict t79, const float *restrict pair_weight, const float *restrict beta, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t45[j0]) * (pair_weight[j0]);
+            float v0 = (t72[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t75[0]);
+        float v1 = acc0 / (t74[0]);
         float v2 = v1;
         float v3 = fmaxf(v2, 0.0f);
         for (long j = 0; j < n; j++) {
-            float v4 = v3 - (t46[j]);
+            float v4 = v3 - (t73[j]);
             float v5 = (beta[0]) * v4;
-            float v6 = -v5;
-            float v7 = expf(v6);
-            t79[j] = v7;
+            t79[j] = v5;
         }
     }
 }
 
-/* dpo_step_k84_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+/* dpo_step_k84_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k84_log_sigmoid(float *restrict t80, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t79[j];
-            t80[j] = v0;
+            float v0 = fabsf(t79[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t80[j] = v2;
         }
     }
 }
 
-/* dpo_step_k85_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k85_log_sigmoid(float *restrict t81, const float *restrict t80, long B) {
+/* dpo_step_k85_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k85_dpo_sigmoid(float *restrict t81, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t80[j]);
+            float v0 = 1.0f + t80[j];
             t81[j] = v0;
         }
     }
 }
 
-/* dpo_step_k86_dpo_dpop: sub  [lm_head/dpo_dpop] */
-static void dpo_step_k86_dpo_dpop(float *restrict t82, const float *restrict ref_chosen, const float *restrict t36, long B) {
+/* dpo_step_k86_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k86_dpo_sigmoid(float *restrict t82, const float *restrict t79, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = ref_chosen[j] - (t36[j]);
-            t82[j] = v0;
+            float v0 = fminf(t79[j], 0.0f);
+            float v1 = logf(t81[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t82[j] = v3;
         }
     }
 }
 
-/* dpo_step_k87_dpo_dpop: reshape, expand, const, reshape, expand, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k87_dpo_dpop(float *restrict t83, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t47, const float *restrict t82, long B) {
+/* dpo_step_k87_dpo_dpop: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k87_dpo_dpop(float *restrict t83, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fmaxf(t82[j], 0.0f);
-            float v1 = (dpop_lambda[0]) * v0;
-            float v2 = t47[j] - v1;
-            float v3 = (beta[0]) * v2;
-            t83[j] = v3;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            t83[j] = v1;
         }
     }
 }
 
-/* dpo_step_k88_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k88_log_sigmoid(float *restrict t84, const float *restrict t83, long B) {
+/* dpo_step_k88_dpo_dpop: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k88_dpo_dpop(float *restrict t84, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t83[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t84[j] = v2;
+            float v1 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            t84[j] = v1;
         }
     }
 }
 
-/* dpo_step_k89_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k89_log_sigmoid(float *restrict t85, const float *restrict t84, long B) {
+/* dpo_step_k89_dpo_dpop: sub  [lm_head/dpo_dpop] */
+static void dpo_step_k89_dpo_dpop(float *restrict t85, const float *restrict t83, const float *restrict t84, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t84[j];
+            float v0 = t84[j] - (t83[j]);
             t85[j] = v0;
         }
     }
 }
 
-/* dpo_step_k90_dpo_simpo: sub  [lm_head/dpo_simpo] */
-static void dpo_step_k90_dpo_simpo(float *restrict t86, const float *restrict t48, const float *restrict t49, long B) {
+/* dpo_step_k90_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k90_dpo_dpop(float *restrict t86, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t40, const float *restrict t83, const float *restrict t84, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t48[j] - (t49[j]);
-            t86[j] = v0;
+            float v0 = t83[j] - (t84[j]);
+            float v2 = v1 != 0.0f ? -1.0f : t40[j];
+            float v3 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+            float v4 = v2 - v3;
+            float v5 = v0 - v4;
+            float v6 = fmaxf(t85[j], 0.0f);
+            float v7 = (dpop_lambda[0]) * v6;
+            float v8 = v5 - v7;
+            float v9 = (beta[0]) * v8;
+            t86[j] = v9;
         }
     }
 }
 
-/* dpo_step_k91_dpo_simpo: reshape, expand, div, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k91_dpo_simpo(float *restrict t87, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict t86, long B) {
+/* dpo_step_k91_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k91_log_sigmoid(float *restrict t87, const float *restrict t86, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = (simpo_gamma[0]) / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = t86[j] - v0;
-            float v2 = (beta[0]) * v1;
+            float v0 = fabsf(t86[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
             t87[j] = v2;
         }
     }
 }
 
-/* dpo_step_k92_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k92_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
+/* dpo_step_k92_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k92_dpo_sigmoid(float *restrict t88, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t87[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t88[j] = v2;
+            float v0 = 1.0f + t87[j];
+            t88[j] = v0;
         }
     }
 }
 
-/* dpo_step_k93_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k93_log_sigmoid(float *restrict t89, const float *restrict t88, long B) {
+/* dpo_step_k93_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k93_dpo_simpo(float *restrict t89, const float *restrict loss_weights, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t88[j];
-            t89[j] = v0;
+            float v1 = v0 != 0.0f ? 1.0f : t43[j];
+            t89[j] = v1;
         }
     }
 }
 
-/* dpo_step_k94_dpo_simpo: neg  [lm_head/dpo_simpo] */
-static void dpo_step_k94_dpo_simpo(float *restrict t90, const float *restrict t87, long B) {
+/* dpo_step_k94_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k94_dpo_simpo(float *restrict t90, const float *restrict loss_weights, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t87[j]);
-            t90[j] = v0;
+            float v1 = v0 != 0.0f ? 1.0f : t44[j];
+            t90[j] = v1;
         }
     }
 }
 
-/* dpo_step_k95_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k95_log_sigmoid(float *restrict t91, const float *restrict t90, long B) {
+/* dpo_step_k95_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k95_dpo_simpo(float *restrict t91, const float *restrict loss_weights, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict t36, const float *restrict t40, const float *restrict t89, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v6 = (simpo_gamma[0]) / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t90[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t91[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v1 / (t89[j]);
+            float v3 = v0 != 0.0f ? -1.0f : t40[j];
+            float v4 = v3 / (t90[j]);
+            float v5 = v2 - v4;
+            float v7 = v5 - v6;
+            float v8 = (beta[0]) * v7;
+            t91[j] = v8;
         }
     }
 }
 
-/* dpo_step_k96_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+/* dpo_step_k96_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k96_log_sigmoid(float *restrict t92, const float *restrict t91, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t91[j];
-            t92[j] = v0;
+            float v0 = fabsf(t91[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t92[j] = v2;
         }
     }
 }
 
-/* dpo_step_k97_dpo_orpo: exp  [lm_head/dpo_orpo] */
-static void dpo_step_k97_dpo_orpo(float *restrict t93, const float *restrict t48, long B) {
+/* dpo_step_k97_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k97_dpo_sigmoid(float *restrict t93, const float *restrict t92, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t48[j]);
+            float v0 = 1.0f + t92[j];
             t93[j] = v0;
         }
     }
 }
 
-/* dpo_step_k98_log_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k98_log_sigmoid(float *restrict t94, const float *restrict t93, long B) {
+/* dpo_step_k98_dpo_simpo: neg  [lm_head/dpo_simpo] */
+static void dpo_step_k98_dpo_simpo(float *restrict t94, const float *restrict t91, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t93[j]);
+            float v0 = -(t91[j]);
             t94[j] = v0;
         }
     }
 }
 
-/* dpo_step_k99_dpo_orpo: exp  [lm_head/dpo_orpo] */
-static void dpo_step_k99_dpo_orpo(float *restrict t95, const float *restrict t49, long B) {
+/* dpo_step_k99_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k99_log_sigmoid(float *restrict t95, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t49[j]);
-            t95[j] = v0;
+            float v0 = fabsf(t94[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t95[j] = v2;
         }
     }
 }
 
-/* dpo_step_k100_log_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k100_log_sigmoid(float *restrict t96, const float *restrict t95, long B) {
+/* dpo_step_k100_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k100_dpo_sigmoid(float *restrict t96, const float *restrict t95, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t95[j]);
+            float v0 = 1.0f + t95[j];
             t96[j] = v0;
         }
     }
 }
 
-/* dpo_step_k101_dpo_orpo: log, log, sub, sub  [lm_head/dpo_orpo] */
-static void dpo_step_k101_dpo_orpo(float *restrict t97, const float *restrict t86, const float *restrict t94, const float *restrict t96, long B) {
+/* dpo_step_k101_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k101_dpo_orpo(float *restrict t97, const float *restrict loss_weights, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = logf(t94[j]);
-            float v1 = logf(t96[j]);
-            float v2 = v0 - v1;
-            float v3 = t86[j] - v2;
-            t97[j] = v3;
+            float v1 = v0 != 0.0f ? 1.0f : t43[j];
+            t97[j] = v1;
         }
     }
 }
 
-/* dpo_step_k102_dpo_orpo: neg  [lm_head/dpo_orpo] */
-static void dpo_step_k102_dpo_orpo(float *restrict t98, const float *restrict t48, long B) {
+/* dpo_step_k102_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k102_dpo_orpo(float *restrict t98, const float *restrict loss_weights, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t48[j]);
-            t98[j] = v0;
+            float v1 = v0 != 0.0f ? 1.0f : t44[j];
+            t98[j] = v1;
         }
     }
 }
 
-/* dpo_step_k103_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k103_log_sigmoid(float *restrict t99, const float *restrict t97, long B) {
+/* dpo_step_k103_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k103_dpo_orpo(float *restrict t99, const float *restrict loss_weights, const float *restrict t36, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t97[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v1 / (t97[j]);
             t99[j] = v2;
         }
     }
 }
 
-/* dpo_step_k104_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k104_log_sigmoid(float *restrict t100, const float *restrict t99, long B) {
+/* dpo_step_k104_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k104_dpo_orpo(float *restrict t100, const float *restrict loss_weights, const float *restrict t40, const float *restrict t98, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t99[j];
-            t100[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v1 / (t98[j]);
+            t100[j] = v2;
         }
     }
 }
 
-/* dpo_step_k105_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
-static void dpo_step_k105_dpo_bco_pair(float *restrict t101, const float *restrict pair_weight, const float *restrict t65, const float *restrict t71, const float *restrict t75, long B) {
+/* dpo_step_k105_dpo_orpo: exp  [lm_head/dpo_orpo] */
+static void dpo_step_k105_dpo_orpo(float *restrict t101, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t65[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t75[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t71[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t75[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v8 = t65[j] - v7;
-            t101[j] = v8;
+            float v0 = expf(t99[j]);
+            t101[j] = v0;
         }
     }
 }
 
-/* dpo_step_k106_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k106_log_sigmoid(float *restrict t102, const float *restrict t101, long B) {
+/* dpo_step_k106_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k106_dpo_sigmoid(float *restrict t102, const float *restrict t101, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t101[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t102[j] = v2;
+            float v0 = 1.0f - (t101[j]);
+            t102[j] = v0;
         }
     }
 }
 
-/* dpo_step_k107_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k107_log_sigmoid(float *restrict t103, const float *restrict t102, long B) {
+/* dpo_step_k107_dpo_orpo: exp  [lm_head/dpo_orpo] */
+static void dpo_step_k107_dpo_orpo(float *restrict t103, const float *restrict t100, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t102[j];
+            float v0 = expf(t100[j]);
             t103[j] = v0;
         }
     }
 }
 
-/* dpo_step_k108_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
-static void dpo_step_k108_dpo_bco_pair(float *restrict t104, const float *restrict pair_weight, const float *restrict t65, const float *restrict t71, const float *restrict t75, long B) {
+/* dpo_step_k108_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k108_dpo_sigmoid(float *restrict t104, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t65[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t75[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t71[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t75[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v8 = t71[j] - v7;
-            float v9 = -v8;
-            t104[j] = v9;
+            float v0 = 1.0f - (t103[j]);
+            t104[j] = v0;
         }
     }
 }
 
-/* dpo_step_k109_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k109_log_sigmoid(float *restrict t105, const float *restrict t104, long B) {
+/* dpo_step_k109_dpo_orpo: sub, log, log, sub, sub  [lm_head/dpo_orpo] */
+static void dpo_step_k109_dpo_orpo(float *restrict t105, const float *restrict t99, const float *restrict t100, const float *restrict t102, const float *restrict t104, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t104[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t105[j] = v2;
+            float v0 = t99[j] - (t100[j]);
+            float v1 = logf(t102[j]);
+            float v2 = logf(t104[j]);
+            float v3 = v1 - v2;
+            float v4 = v0 - v3;
+            t105[j] = v4;
         }
     }
 }
 
-/* dpo_step_k110_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+/* dpo_step_k110_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
 static void dpo_step_k110_log_sigmoid(float *restrict t106, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t105[j];
-            t106[j] = v0;
+            float v0 = fabsf(t105[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t106[j] = v2;
         }
     }
 }
 
-/* dpo_step_k111_sigmoid: exp  [lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k111_sigmoid(float *restrict t107, const float *restrict t68, long B) {
+/* dpo_step_k111_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k111_dpo_sigmoid(float *restrict t107, const float *restrict t106, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t68[j]);
+            float v0 = 1.0f + t106[j];
             t107[j] = v0;
         }
     }
 }
 
-/* dpo_step_k112_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k112_log_sigmoid(float *restrict t108, const float *restrict t107, long B) {
+/* dpo_step_k112_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
+static void dpo_step_k112_dpo_bco_pair(float *restrict t108, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t107[j];
-            t108[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t108[j] = v4;
         }
     }
 }
 
-/* dpo_step_k113_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k113_log_sigmoid(float *restrict t109, const float *restrict t108, long B) {
+/* dpo_step_k113_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
+static void dpo_step_k113_dpo_bco_pair(float *restrict t109, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t108[j]);
-            t109[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t109[j] = v4;
         }
     }
 }
 
-/* dpo_step_k114_sigmoid: exp  [lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k114_sigmoid(float *restrict t110, const float *restrict t72, long B) {
+/* dpo_step_k114_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
+static void dpo_step_k114_dpo_bco_pair(float *restrict t110, const float *restrict pair_weight, const float *restrict t74, const float *restrict t108, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t108[j0]) * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / (t74[0]);
+        float v2 = v1;
+        float acc1 = 0.0f;
+        for (long j1 = 0; j1 < n; j1++) {
+            float v3 = (t109[j1]) * (pair_weight[j1]);
+            acc1 += v3;
+        }
+        float v4 = acc1 / (t74[0]);
+        float v5 = v4;
+        float v6 = v2 + v5;
+        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t72[j]);
-            t110[j] = v0;
+            float v8 = t108[j] - v7;
+            t110[j] = v8;
         }
     }
 }
 
-/* dpo_step_k115_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+/* dpo_step_k115_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
 static void dpo_step_k115_log_sigmoid(float *restrict t111, const float *restrict t110, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t110[j];
-            t111[j] = v0;
+            float v0 = fabsf(t110[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t111[j] = v2;
         }
     }
 }
 
-/* dpo_step_k116_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k116_log_sigmoid(float *restrict t112, const float *restrict t111, long B) {
+/* dpo_step_k116_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k116_dpo_sigmoid(float *restrict t112, const float *restrict t111, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t111[j]);
+            float v0 = 1.0f + t111[j];
             t112[j] = v0;
         }
     }
 }
 
-/* dpo_step_k117_sigmoid: exp  [lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k117_sigmoid(float *restrict t113, const float *restrict t56, long B) {
+/* dpo_step_k117_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
+static void dpo_step_k117_dpo_bco_pair(float *restrict t113, const float *restrict pair_weight, const float *restrict t74, const float *restrict t108, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t108[j0]) * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / (t74[0]);
+        float v2 = v1;
+        float acc1 = 0.0f;
+        for (long j1 = 0; j1 < n; j1++) {
+            float v3 = (t109[j1]) * (pair_weight[j1]);
+            acc1 += v3;
+        }
+        float v4 = acc1 / (t74[0]);
+        float v5 = v4;
+        float v6 = v2 + v5;
+        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t56[j]);
-            t113[j] = v0;
+            float v8 = t109[j] - v7;
+            float v9 = -v8;
+            t113[j] = v9;
         }
     }
 }
 
-/* dpo_step_k118_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+/* dpo_step_k118_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
 static void dpo_step_k118_log_sigmoid(float *restrict t114, const float *restrict t113, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t113[j];
-            t114[j] = v0;
+            float v0 = fabsf(t113[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t114[j] = v2;
         }
     }
 }
 
-/* dpo_step_k119_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k119_log_sigmoid(float *restrict t115, const float *restrict t114, long B) {
+/* dpo_step_k119_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k119_dpo_sigmoid(float *restrict t115, const float *restrict t114, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t114[j]);
+            float v0 = 1.0f + t114[j];
             t115[j] = v0;
         }
     }
 }
 
-/* dpo_step_k120_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k120_dpo_exo_pair(float *restrict t116, const float *restrict label_smoothing, const float *restrict t54, long B) {
+/* dpo_step_k120_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
+static void dpo_step_k120_dpo_apo_zero(float *restrict t116, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = 1.0f - v1;
-        float v3 = logf(v2);
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v4 = t54[j] - v3;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
             t116[j] = v4;
         }
     }
 }
 
-/* dpo_step_k121_sigmoid: neg, exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k121_sigmoid(float *restrict t117, const float *restrict t56, long B) {
+/* dpo_step_k121_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k121_log_sigmoid(float *restrict t117, const float *restrict t116, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t56[j]);
-            float v1 = expf(v0);
-            t117[j] = v1;
+            float v0 = fabsf(t116[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t117[j] = v2;
         }
     }
 }
 
-/* dpo_step_k122_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k122_log_sigmoid(float *restrict t118, const float *restrict t117, long B) {
+/* dpo_step_k122_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k122_dpo_sigmoid(float *restrict t118, const float *restrict t117, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2553,37 +2647,41 @@ static void dpo_step_k122_log_sigmoid(float *restrict t118, const float *restric
     }
 }
 
-/* dpo_step_k123_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k123_log_sigmoid(float *restrict t119, const float *restrict t118, long B) {
+/* dpo_step_k123_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k123_dpo_sigmoid(float *restrict t119, const float *restrict t116, const float *restrict t118, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t118[j]);
-            t119[j] = v0;
+            float v0 = fminf(t116[j], 0.0f);
+            float v1 = logf(t118[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t119[j] = v3;
         }
     }
 }
 
-/* dpo_step_k124_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k124_dpo_exo_pair(float *restrict t120, const float *restrict label_smoothing, const float *restrict t59, long B) {
+/* dpo_step_k124_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
+static void dpo_step_k124_dpo_apo_zero(float *restrict t120, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = logf(v1);
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v3 = t59[j] - v2;
-            t120[j] = v3;
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t120[j] = v4;
         }
     }
 }
 
-/* dpo_step_k125_dpo_discopop: const, reshape, expand, div, neg, exp  [lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k125_dpo_discopop(float *restrict t121, const float *restrict t51, long B) {
+/* dpo_step_k125_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k125_log_sigmoid(float *restrict t121, const float *restrict t120, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t51[j]) / 0.0500000007f;
+            float v0 = fabsf(t120[j]);
             float v1 = -v0;
             float v2 = expf(v1);
             t121[j] = v2;
@@ -2591,8 +2689,8 @@ static void dpo_step_k125_dpo_discopop(float *restrict t121, const float *restri
     }
 }
 
-/* dpo_step_k126_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k126_log_sigmoid(float *restrict t122, const float *restrict t121, long B) {
+/* dpo_step_k126_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k126_dpo_sigmoid(float *restrict t122, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2602,86 +2700,100 @@ static void dpo_step_k126_log_sigmoid(float *restrict t122, const float *restric
     }
 }
 
-/* dpo_step_k127_log_sigmoid: const, reshape, expand, div  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k127_log_sigmoid(float *restrict t123, const float *restrict t122, long B) {
+/* dpo_step_k127_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k127_dpo_sigmoid(float *restrict t123, const float *restrict t120, const float *restrict t122, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t122[j]);
-            t123[j] = v0;
+            float v0 = fminf(t120[j], 0.0f);
+            float v1 = logf(t122[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t123[j] = v3;
         }
     }
 }
 
-/* dpo_step_k128_dpo_discopop: neg  [lm_head/dpo_discopop] */
-static void dpo_step_k128_dpo_discopop(float *restrict t124, const float *restrict t54, long B) {
+/* dpo_step_k128_dpo_apo_down: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k128_dpo_apo_down(float *restrict t124, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t54[j]);
-            t124[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            t124[j] = v3;
         }
     }
 }
 
-/* dpo_step_k129_log_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k129_log_sigmoid(float *restrict t125, const float *restrict t123, long B) {
+/* dpo_step_k129_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k129_dpo_sigmoid(float *restrict t125, const float *restrict beta, const float *restrict t124, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t123[j]);
+            float v0 = (beta[0]) * (t124[j]);
             t125[j] = v0;
         }
     }
 }
 
-/* dpo_step_k130_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k130_dpo_sigmoid(float *restrict t126, const float *restrict beta, const float *restrict t50, long B) {
+/* dpo_step_k130_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k130_log_sigmoid(float *restrict t126, const float *restrict t125, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t50[j]);
-            t126[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k131_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k131_log_sigmoid(float *restrict t127, const float *restrict t126, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t126[j]);
+            float v0 = fabsf(t125[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t127[j] = v2;
+            t126[j] = v2;
         }
     }
 }
 
-/* dpo_step_k132_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k132_log_sigmoid(float *restrict t128, const float *restrict t127, long B) {
+/* dpo_step_k131_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k131_dpo_sigmoid(float *restrict t127, const float *restrict t126, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t127[j];
-            t128[j] = v0;
+            float v0 = 1.0f + t126[j];
+            t127[j] = v0;
         }
     }
 }
 
-/* dpo_step_k133_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k133_dpo_sigmoid_norm(float *restrict t129, const float *restrict t126, long B) {
+/* dpo_step_k132_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k132_dpo_sigmoid(float *restrict t128, const float *restrict t125, const float *restrict t127, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t126[j]);
-            t129[j] = v0;
+            float v0 = fminf(t125[j], 0.0f);
+            float v1 = logf(t127[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t128[j] = v3;
         }
     }
 }
 
-/* dpo_step_k134_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+/* dpo_step_k133_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k133_dpo_apo_down(float *restrict t129, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, const float *restrict t124, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = t124[j] - v3;
+            float v5 = (beta[0]) * v4;
+            t129[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k134_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
 static void dpo_step_k134_log_sigmoid(float *restrict t130, const float *restrict t129, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2694,8 +2806,8 @@ static void dpo_step_k134_log_sigmoid(float *restrict t130, const float *restric
     }
 }
 
-/* dpo_step_k135_log_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k135_log_sigmoid(float *restrict t131, const float *restrict t130, long B) {
+/* dpo_step_k135_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k135_dpo_sigmoid(float *restrict t131, const float *restrict t130, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2705,147 +2817,617 @@ static void dpo_step_k135_log_sigmoid(float *restrict t131, const float *restric
     }
 }
 
-/* dpo_step_k136_log_sigmoid: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, add, const, mul, sub, reshape, expand, div, max, mul, const, mul, mul, add, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, sub, sub, add, mul, min, log, sub, neg, min, log, sub, mul, min, log, sub, mul, sub, min, log, sub, mul, sub, min, log, sub, neg, min, log, sub, sub, sub, add, sub, add, mul, mul, add, mul, mul, add, min, log, sub, mul, min, log, sub, mul, sub, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_dpop; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head] */
-static void dpo_step_k136_log_sigmoid(float *restrict t132, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t55, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t68, const float *restrict t70, const float *restrict t72, const float *restrict t74, const float *restrict t78, const float *restrict t81, const float *restrict t83, const float *restrict t85, const float *restrict t87, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t97, const float *restrict t98, const float *restrict t100, const float *restrict t101, const float *restrict t103, const float *restrict t104, const float *restrict t106, const float *restrict t109, const float *restrict t112, const float *restrict t113, const float *restrict t115, const float *restrict t116, const float *restrict t119, const float *restrict t120, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t128, const float *restrict t129, const float *restrict t131, long B) {
-    const long rows = 17, n = B;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k136_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k136_dpo_sigmoid(float *restrict t132, const float *restrict t129, const float *restrict t131, long B) {
+    const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v3 = 2.0f * (label_smoothing[0]);
-        float v4 = 1.0f - v3;
-        float v33 = 1.0f - (label_smoothing[0]);
-        float v34 = -v33;
         for (long j = 0; j < n; j++) {
-            float v0;
-            if (i0 < 1) {
-                float v1 = t55[j] - (t60[j]);
-                v0 = v1;
-            }
-            else if (i0 < (1 + 1)) {
-                float v2 = t55[j] + t60[j];
-                float v5 = v2 / v4;
-                v0 = v5;
-            }
-            else if (i0 < (1 + 1 + 1)) {
-                float v6 = fmaxf(t61[j], 0.0f);
-                v0 = v6;
-            }
-            else if (i0 < (1 + 1 + 1 + 1)) {
-                float v7 = (t62[j]) * (t62[j]);
-                v0 = v7;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v8 = (t63[j]) * (t63[j]);
-                float v9 = (t64[j]) * (t64[j]);
-                float v10 = v8 + v9;
-                v0 = v10;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v11 = fminf(t65[j], 0.0f);
-                float v12 = logf(t67[j]);
-                float v13 = v11 - v12;
-                float v14 = -v13;
-                float v15 = fminf(t68[j], 0.0f);
-                float v16 = logf(t70[j]);
-                float v17 = v15 - v16;
-                float v18 = 0.5f * v17;
-                float v19 = v14 - v18;
-                float v20 = fminf(t72[j], 0.0f);
-                float v21 = logf(t74[j]);
-                float v22 = v20 - v21;
-                float v23 = 0.5f * v22;
-                float v24 = v19 - v23;
-                v0 = v24;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v25 = 1.0f - (t78[j]);
-                float v26 = 1.0f - (t81[j]);
-                float v27 = v25 + v26;
-                float v28 = v27 * 0.5f;
-                v0 = v28;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v29 = fminf(t83[j], 0.0f);
-                float v30 = logf(t85[j]);
-                float v31 = v29 - v30;
-                float v32 = -v31;
-                v0 = v32;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v35 = fminf(t87[j], 0.0f);
-                float v36 = logf(t89[j]);
-                float v37 = v35 - v36;
-                float v38 = v34 * v37;
-                float v39 = fminf(t90[j], 0.0f);
-                float v40 = logf(t92[j]);
-                float v41 = v39 - v40;
-                float v42 = (label_smoothing[0]) * v41;
-                float v43 = v38 - v42;
-                v0 = v43;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v44 = fminf(t97[j], 0.0f);
-                float v45 = logf(t100[j]);
-                float v46 = v44 - v45;
-                float v47 = (beta[0]) * v46;
-                float v48 = t98[j] - v47;
-                v0 = v48;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v49 = fminf(t101[j], 0.0f);
-                float v50 = logf(t103[j]);
-                float v51 = v49 - v50;
-                float v52 = -v51;
-                float v53 = fminf(t104[j], 0.0f);
-                float v54 = logf(t106[j]);
-                float v55 = v53 - v54;
-                float v56 = v52 - v55;
-                v0 = v56;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v57 = 1.0f - (t109[j]);
-                float v58 = v57 + t112[j];
-                v0 = v58;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v59 = 1.0f - (t115[j]);
-                float v60 = t109[j] + v59;
-                v0 = v60;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v61 = (t115[j]) * (t116[j]);
-                float v62 = (t119[j]) * (t120[j]);
-                float v63 = v61 + v62;
-                v0 = v63;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v64 = (t124[j]) * (t125[j]);
-                float v65 = (t113[j]) * (t123[j]);
-                float v66 = v64 + v65;
-                v0 = v66;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v67 = fminf(t126[j], 0.0f);
-                float v68 = logf(t128[j]);
-                float v69 = v67 - v68;
-                float v70 = v34 * v69;
-                float v71 = fminf(t129[j], 0.0f);
-                float v72 = logf(t131[j]);
-                float v73 = v71 - v72;
-                float v74 = (label_smoothing[0]) * v73;
-                float v75 = v70 - v74;
-                v0 = v75;
-            }
-            else {
-                v0 = t98[j];
-            }
-            t132[r * n + j] = v0;
+            float v0 = fminf(t129[j], 0.0f);
+            float v1 = logf(t131[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t132[j] = v3;
         }
     }
 }
 
-/* dpo_step_k137_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
-static void dpo_step_k137_lm_head(float *restrict t133, const float *restrict loss_weights, const float *restrict t132, long B) {
+/* dpo_step_k137_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k137_dpo_exo_pair(float *restrict t133, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t133[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k138_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k138_log_sigmoid(float *restrict t134, const float *restrict t133, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t133[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t134[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k139_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k139_dpo_sigmoid(float *restrict t135, const float *restrict t134, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t134[j];
+            t135[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k140_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k140_dpo_sigmoid(float *restrict t136, const float *restrict t133, const float *restrict t135, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t133[j], 0.0f);
+            float v1 = logf(t135[j]);
+            float v2 = v0 - v1;
+            t136[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k141_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k141_sigmoid(float *restrict t137, const float *restrict t136, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = expf(t136[j]);
+            t137[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k142_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k142_dpo_exo_pair(float *restrict t138, const float *restrict label_smoothing, const float *restrict t136, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v2 = 1.0f - v1;
+        float v3 = logf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = t136[j] - v3;
+            t138[j] = v4;
+        }
+    }
+}
+
+/* dpo_step_k143_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
+static void dpo_step_k143_dpo_exo_pair(float *restrict t139, const float *restrict t133, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t133[j]);
+            t139[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k144_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k144_log_sigmoid(float *restrict t140, const float *restrict t139, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t139[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t140[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k145_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k145_dpo_sigmoid(float *restrict t141, const float *restrict t140, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t140[j];
+            t141[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k146_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k146_dpo_sigmoid(float *restrict t142, const float *restrict t139, const float *restrict t141, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t139[j], 0.0f);
+            float v1 = logf(t141[j]);
+            float v2 = v0 - v1;
+            t142[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k147_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k147_sigmoid(float *restrict t143, const float *restrict t142, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = expf(t142[j]);
+            t143[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k148_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k148_dpo_exo_pair(float *restrict t144, const float *restrict label_smoothing, const float *restrict t142, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v2 = logf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = t142[j] - v2;
+            t144[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k149_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k149_dpo_discopop(float *restrict t145, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t145[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k150_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
+static void dpo_step_k150_dpo_discopop(float *restrict t146, const float *restrict t145, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t145[j]) / 0.0500000007f;
+            t146[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k151_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k151_log_sigmoid(float *restrict t147, const float *restrict t146, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t146[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t147[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k152_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k152_dpo_sigmoid(float *restrict t148, const float *restrict t147, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t147[j];
+            t148[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k153_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
+static void dpo_step_k153_dpo_sigmoid(float *restrict t149, const float *restrict t146, const float *restrict t148, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t146[j], 0.0f);
+            float v1 = logf(t148[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t149[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k154_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k154_log_sigmoid(float *restrict t150, const float *restrict t145, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t145[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t150[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k155_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k155_dpo_sigmoid(float *restrict t151, const float *restrict t150, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t150[j];
+            t151[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k156_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k156_dpo_sigmoid(float *restrict t152, const float *restrict t145, const float *restrict t151, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t145[j], 0.0f);
+            float v1 = logf(t151[j]);
+            float v2 = v0 - v1;
+            float v3 = -v2;
+            t152[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k157_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k157_dpo_sigmoid(float *restrict t153, const float *restrict t149, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f - (t149[j]);
+            t153[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k158_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
+static void dpo_step_k158_dpo_discopop(float *restrict t154, const float *restrict t145, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t145[j]);
+            float v1 = expf(v0);
+            t154[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k159_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k159_dpo_sigmoid_norm(float *restrict t155, const float *restrict loss_weights, const float *restrict t43, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t43[j];
+            t155[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k160_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k160_dpo_sigmoid_norm(float *restrict t156, const float *restrict loss_weights, const float *restrict t44, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t44[j];
+            t156[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k161_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k161_dpo_sigmoid_norm(float *restrict t157, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, const float *restrict t155, const float *restrict t156, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v2 = v1 / (t155[j]);
+            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v4 = v3 / (t155[j]);
+            float v5 = v2 - v4;
+            float v6 = v0 != 0.0f ? -1.0f : t40[j];
+            float v7 = v6 / (t156[j]);
+            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v9 = v8 / (t156[j]);
+            float v10 = v7 - v9;
+            float v11 = v5 - v10;
+            float v12 = (beta[0]) * v11;
+            t157[j] = v12;
+        }
+    }
+}
+
+/* dpo_step_k162_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k162_log_sigmoid(float *restrict t158, const float *restrict t157, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t157[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t158[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k163_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k163_dpo_sigmoid(float *restrict t159, const float *restrict t158, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t158[j];
+            t159[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k164_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k164_dpo_sigmoid_norm(float *restrict t160, const float *restrict t157, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t157[j]);
+            t160[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k165_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k165_log_sigmoid(float *restrict t161, const float *restrict t160, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t160[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t161[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k166_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k166_dpo_sigmoid(float *restrict t162, const float *restrict t161, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t161[j];
+            t162[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k167_dpo_sft: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sft] */
+static void dpo_step_k167_dpo_sft(float *restrict t163, const float *restrict loss_weights, const float *restrict t43, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t43[j];
+            t163[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k168_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t36, const float *restrict t45, const float *restrict t47, const float *restrict t48, const float *restrict t50, const float *restrict t51, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t78, const float *restrict t82, const float *restrict t86, const float *restrict t88, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t96, const float *restrict t99, const float *restrict t105, const float *restrict t107, const float *restrict t110, const float *restrict t112, const float *restrict t113, const float *restrict t115, const float *restrict t119, const float *restrict t123, const float *restrict t128, const float *restrict t132, const float *restrict t137, const float *restrict t138, const float *restrict t143, const float *restrict t144, const float *restrict t149, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t157, const float *restrict t159, const float *restrict t160, const float *restrict t162, const float *restrict t163, long B) {
+    const long rows = 17, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v14 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v24 = 2.0f * (label_smoothing[0]);
+        float v25 = 1.0f - v24;
+        float v28 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v31 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v34 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v39 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v55 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v61 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v67 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v78 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v86 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v96 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v100 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v104 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v109 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v114 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v125 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                float v4 = fminf(t45[j], 0.0f);
+                float v5 = logf(t47[j]);
+                float v6 = v4 - v5;
+                float v7 = v3 * v6;
+                float v8 = fminf(t48[j], 0.0f);
+                float v9 = logf(t50[j]);
+                float v10 = v8 - v9;
+                float v11 = (label_smoothing[0]) * v10;
+                float v12 = v7 - v11;
+                float v13 = v1 != 0.0f ? 0.0f : v12;
+                v0 = v13;
+            }
+            else if (i0 < (1 + 1)) {
+                float v15 = fminf(t51[j], 0.0f);
+                float v16 = logf(t53[j]);
+                float v17 = v15 - v16;
+                float v18 = v3 * v17;
+                float v19 = fminf(t54[j], 0.0f);
+                float v20 = logf(t56[j]);
+                float v21 = v19 - v20;
+                float v22 = (label_smoothing[0]) * v21;
+                float v23 = v18 + v22;
+                float v26 = v23 / v25;
+                float v27 = v14 != 0.0f ? 0.0f : v26;
+                v0 = v27;
+            }
+            else if (i0 < (1 + 1 + 1)) {
+                float v29 = fmaxf(t57[j], 0.0f);
+                float v30 = v28 != 0.0f ? 0.0f : v29;
+                v0 = v30;
+            }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v32 = (t60[j]) * (t60[j]);
+                float v33 = v31 != 0.0f ? 0.0f : v32;
+                v0 = v33;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v35 = (t61[j]) * (t61[j]);
+                float v36 = (t62[j]) * (t62[j]);
+                float v37 = v35 + v36;
+                float v38 = v34 != 0.0f ? 0.0f : v37;
+                v0 = v38;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v40 = fminf(t63[j], 0.0f);
+                float v41 = logf(t65[j]);
+                float v42 = v40 - v41;
+                float v43 = -v42;
+                float v44 = fminf(t66[j], 0.0f);
+                float v45 = logf(t68[j]);
+                float v46 = v44 - v45;
+                float v47 = 0.5f * v46;
+                float v48 = v43 - v47;
+                float v49 = fminf(t69[j], 0.0f);
+                float v50 = logf(t71[j]);
+                float v51 = v49 - v50;
+                float v52 = 0.5f * v51;
+                float v53 = v48 - v52;
+                float v54 = v39 != 0.0f ? 0.0f : v53;
+                v0 = v54;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v56 = 1.0f - (t78[j]);
+                float v57 = 1.0f - (t82[j]);
+                float v58 = v56 + v57;
+                float v59 = v58 * 0.5f;
+                float v60 = v55 != 0.0f ? 0.0f : v59;
+                v0 = v60;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v62 = fminf(t86[j], 0.0f);
+                float v63 = logf(t88[j]);
+                float v64 = v62 - v63;
+                float v65 = -v64;
+                float v66 = v61 != 0.0f ? 0.0f : v65;
+                v0 = v66;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v68 = fminf(t91[j], 0.0f);
+                float v69 = logf(t93[j]);
+                float v70 = v68 - v69;
+                float v71 = v3 * v70;
+                float v72 = fminf(t94[j], 0.0f);
+                float v73 = logf(t96[j]);
+                float v74 = v72 - v73;
+                float v75 = (label_smoothing[0]) * v74;
+                float v76 = v71 - v75;
+                float v77 = v67 != 0.0f ? 0.0f : v76;
+                v0 = v77;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v79 = -(t99[j]);
+                float v80 = fminf(t105[j], 0.0f);
+                float v81 = logf(t107[j]);
+                float v82 = v80 - v81;
+                float v83 = (beta[0]) * v82;
+                float v84 = v79 - v83;
+                float v85 = v78 != 0.0f ? 0.0f : v84;
+                v0 = v85;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v87 = fminf(t110[j], 0.0f);
+                float v88 = logf(t112[j]);
+                float v89 = v87 - v88;
+                float v90 = -v89;
+                float v91 = fminf(t113[j], 0.0f);
+                float v92 = logf(t115[j]);
+                float v93 = v91 - v92;
+                float v94 = v90 - v93;
+                float v95 = v86 != 0.0f ? 0.0f : v94;
+                v0 = v95;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v97 = 1.0f - (t119[j]);
+                float v98 = v97 + t123[j];
+                float v99 = v96 != 0.0f ? 0.0f : v98;
+                v0 = v99;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v101 = 1.0f - (t132[j]);
+                float v102 = t128[j] + v101;
+                float v103 = v100 != 0.0f ? 0.0f : v102;
+                v0 = v103;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v105 = (t137[j]) * (t138[j]);
+                float v106 = (t143[j]) * (t144[j]);
+                float v107 = v105 + v106;
+                float v108 = v104 != 0.0f ? 0.0f : v107;
+                v0 = v108;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v110 = (t152[j]) * (t153[j]);
+                float v111 = (t154[j]) * (t149[j]);
+                float v112 = v110 + v111;
+                float v113 = v109 != 0.0f ? 0.0f : v112;
+                v0 = v113;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v115 = fminf(t157[j], 0.0f);
+                float v116 = logf(t159[j]);
+                float v117 = v115 - v116;
+                float v118 = v3 * v117;
+                float v119 = fminf(t160[j], 0.0f);
+                float v120 = logf(t162[j]);
+                float v121 = v119 - v120;
+                float v122 = (label_smoothing[0]) * v121;
+                float v123 = v118 - v122;
+                float v124 = v114 != 0.0f ? 0.0f : v123;
+                v0 = v124;
+            }
+            else {
+                float v126 = v125 != 0.0f ? -1.0f : t36[j];
+                float v127 = v126 / (t163[j]);
+                float v128 = -v127;
+                float v129 = v125 != 0.0f ? 0.0f : v128;
+                v0 = v129;
+            }
+            t164[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k169_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
+static void dpo_step_k169_lm_head(float *restrict t165, const float *restrict loss_weights, const float *restrict t164, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2853,67 +3435,69 @@ static void dpo_step_k137_lm_head(float *restrict t133, const float *restrict lo
         const long i0 = r;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t132[(j0) * B + i0]) * (loss_weights[j0]);
+            float v0 = (t164[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t133[r] = acc0;
+        t165[r] = acc0;
     }
 }
 
-/* dpo_step_k138_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k138_lm_head(float *restrict t134, const float *restrict pair_weight, const float *restrict t133, long B) {
+/* dpo_step_k170_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k170_lm_head(float *restrict t166, const float *restrict pair_weight, const float *restrict t165, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t133[j0]) * (pair_weight[j0]);
+            float v0 = (t165[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        t134[r] = acc0;
+        t166[r] = acc0;
     }
 }
 
-/* dpo_step_k139_weighted_sum: mul, reduce_sum  [lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k139_weighted_sum(float *restrict t135, const float *restrict pair_weight, const float *restrict t98, long B) {
+/* dpo_step_k171_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k171_sft(float *restrict t167, const float *restrict pair_weight, const float *restrict t36, const float *restrict t43, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t98[j0]) * (pair_weight[j0]);
-            acc0 += v0;
+            float v0 = (t36[j0]) / (t43[j0]);
+            float v1 = -v0;
+            float v2 = v1 * (pair_weight[j0]);
+            acc0 += v2;
         }
-        t135[r] = acc0;
+        t167[r] = acc0;
     }
 }
 
-/* dpo_step_k140_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k140_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t134, const float *restrict t135) {
+/* dpo_step_k172_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k172_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t166, const float *restrict t167) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t134[0]);
-        float v1 = (sft_loss_ratio[0]) * (t135[0]);
+        float v0 = (pref_loss_ratio[0]) * (t166[0]);
+        float v1 = (sft_loss_ratio[0]) * (t167[0]);
         float v2 = v0 + v1;
         loss[0] = v2;
     }
 }
 
-/* dpo_step_k141_lm_head: stop_gradient  [lm_head] */
-static void dpo_step_k141_lm_head(float *restrict losses, const float *restrict t132, long B) {
+/* dpo_step_k173_lm_head: stop_gradient  [lm_head] */
+static void dpo_step_k173_lm_head(float *restrict losses, const float *restrict t164, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = t132[r * n + j];
+            float v0 = t164[r * n + j];
             losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k142_lm_head: stop_gradient  [lm_head] */
-static void dpo_step_k142_lm_head(float *restrict logps_chosen, const float *restrict t36, long B) {
+/* dpo_step_k174_lm_head: stop_gradient  [lm_head] */
+static void dpo_step_k174_lm_head(float *restrict logps_chosen, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2923,8 +3507,8 @@ static void dpo_step_k142_lm_head(float *restrict logps_chosen, const float *res
     }
 }
 
-/* dpo_step_k143_lm_head: stop_gradient  [lm_head] */
-static void dpo_step_k143_lm_head(float *restrict logps_rejected, const float *restrict t40, long B) {
+/* dpo_step_k175_lm_head: stop_gradient  [lm_head] */
+static void dpo_step_k175_lm_head(float *restrict logps_rejected, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2934,8 +3518,8 @@ static void dpo_step_k143_lm_head(float *restrict logps_rejected, const float *r
     }
 }
 
-/* dpo_step_k144_lm_head_grad: const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul  [lm_head/dpo_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad] */
-static void dpo_step_k144_lm_head_grad(float *restrict t136, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, long B) {
+/* dpo_step_k176_lm_head_grad: const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul  [lm_head/dpo_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad] */
+static void dpo_step_k176_lm_head_grad(float *restrict t168, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2944,234 +3528,181 @@ static void dpo_step_k144_lm_head_grad(float *restrict t136, const float *restri
         for (long j = 0; j < n; j++) {
             float v1 = v0 * (pair_weight[j]);
             float v2 = v1 * (loss_weights[i0]);
-            t136[r * n + j] = v2;
+            t168[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k145_sigmoid_grad: reshape, expand, slice, reshape, neg, mul, div, neg, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
-static void dpo_step_k145_sigmoid_grad(float *restrict t137, const float *restrict beta, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t136, long B) {
+/* dpo_step_k177_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_step_k177_log_sigmoid_grad(float *restrict t169, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t157, const float *restrict t158, const float *restrict t159, const float *restrict t160, const float *restrict t161, const float *restrict t162, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v17 = 1.0f - (label_smoothing[0]);
+        float v18 = -v17;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 12) * B + j]);
-            float v1 = v0 * (t115[j]);
-            float v2 = v1 / (t114[j]);
-            float v3 = -v2;
-            float v4 = v3 * (t113[j]);
-            float v5 = -v4;
-            float v6 = v5 * (beta[0]);
-            t137[j] = v6;
-        }
-    }
-}
-
-/* dpo_step_k146_lm_head_grad: slice, reshape, neg  [lm_head/grad; lm_head/dpo_bco_pair/grad] */
-static void dpo_step_k146_lm_head_grad(float *restrict t138, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 10) * B + j]);
-            t138[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k147_log_sigmoid_grad: neg  [lm_head/dpo_bco_pair/log_sigmoid/grad] */
-static void dpo_step_k147_log_sigmoid_grad(float *restrict t139, const float *restrict t138, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t138[j]);
-            t139[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k148_lm_head_grad: slice, reshape, neg  [lm_head/grad; lm_head/dpo_orpo/grad] */
-static void dpo_step_k148_lm_head_grad(float *restrict t140, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 9) * B + j]);
-            t140[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k149_log_sigmoid_grad: const, reshape, expand, const, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
-static void dpo_step_k149_log_sigmoid_grad(float *restrict t141, const float *restrict beta, const float *restrict t97, const float *restrict t99, const float *restrict t100, const float *restrict t140, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t140[j]) * (beta[0]);
-            float v1 = -v0;
-            float v2 = v1 / (t100[j]);
-            float v3 = v2 * (t99[j]);
-            float v4 = -v3;
-            float v5 = 0.0f < t97[j] ? 1.0f : 0.0f;
-            float v6 = v5 * 2.0f;
-            float v7 = v6 - 1.0f;
-            float v8 = v4 * v7;
-            float v9 = t97[j] <= 0.0f ? 1.0f : 0.0f;
-            float v10 = v0 * v9;
-            float v11 = v8 + v10;
-            t141[j] = v11;
-        }
-    }
-}
-
-/* dpo_step_k150_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
-static void dpo_step_k150_dpo_orpo_grad(float *restrict t142, const float *restrict t141, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t141[j]);
-            t142[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k151_log_sigmoid_grad: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k151_log_sigmoid_grad(float *restrict t143, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v15 = 1.0f - (label_smoothing[0]);
-        float v16 = -v15;
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 8) * B + j]);
-            float v1 = v0 * (label_smoothing[0]);
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 15) * B + j];
             float v2 = -v1;
-            float v3 = v2 / (t92[j]);
-            float v4 = v3 * (t91[j]);
-            float v5 = -v4;
-            float v6 = 0.0f < t90[j] ? 1.0f : 0.0f;
-            float v7 = v6 * 2.0f;
-            float v8 = v7 - 1.0f;
-            float v9 = v5 * v8;
-            float v10 = t90[j] <= 0.0f ? 1.0f : 0.0f;
-            float v11 = v1 * v10;
-            float v12 = v9 + v11;
-            float v13 = -v12;
-            float v14 = v13 * (beta[0]);
-            float v17 = (t136[(0 + 8) * B + j]) * v16;
-            float v18 = -v17;
-            float v19 = v18 / (t89[j]);
-            float v20 = v19 * (t88[j]);
-            float v21 = -v20;
-            float v22 = 0.0f < t87[j] ? 1.0f : 0.0f;
-            float v23 = v22 * 2.0f;
-            float v24 = v23 - 1.0f;
-            float v25 = v21 * v24;
-            float v26 = t87[j] <= 0.0f ? 1.0f : 0.0f;
-            float v27 = v17 * v26;
-            float v28 = v25 + v27;
-            float v29 = v28 * (beta[0]);
-            float v30 = v14 + v29;
-            t143[j] = v30;
-        }
-    }
-}
-
-/* dpo_step_k152_log_sigmoid_grad: const, reshape, expand, const, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k152_log_sigmoid_grad(float *restrict t144, const float *restrict beta, const float *restrict t83, const float *restrict t84, const float *restrict t85, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 7) * B + j]);
-            float v1 = -v0;
-            float v2 = v1 / (t85[j]);
-            float v3 = v2 * (t84[j]);
+            float v3 = v2 * (label_smoothing[0]);
             float v4 = -v3;
-            float v5 = 0.0f < t83[j] ? 1.0f : 0.0f;
-            float v6 = v5 * 2.0f;
-            float v7 = v6 - 1.0f;
-            float v8 = v4 * v7;
-            float v9 = t83[j] <= 0.0f ? 1.0f : 0.0f;
-            float v10 = v0 * v9;
-            float v11 = v8 + v10;
-            float v12 = v11 * (beta[0]);
-            t144[j] = v12;
+            float v5 = v4 / (t162[j]);
+            float v6 = v5 * (t161[j]);
+            float v7 = -v6;
+            float v8 = 0.0f < t160[j] ? 1.0f : 0.0f;
+            float v9 = v8 * 2.0f;
+            float v10 = v9 - 1.0f;
+            float v11 = v7 * v10;
+            float v12 = t160[j] <= 0.0f ? 1.0f : 0.0f;
+            float v13 = v3 * v12;
+            float v14 = v11 + v13;
+            float v15 = -v14;
+            float v16 = v15 * (beta[0]);
+            float v19 = v1 * v18;
+            float v20 = -v19;
+            float v21 = v20 / (t159[j]);
+            float v22 = v21 * (t158[j]);
+            float v23 = -v22;
+            float v24 = 0.0f < t157[j] ? 1.0f : 0.0f;
+            float v25 = v24 * 2.0f;
+            float v26 = v25 - 1.0f;
+            float v27 = v23 * v26;
+            float v28 = t157[j] <= 0.0f ? 1.0f : 0.0f;
+            float v29 = v19 * v28;
+            float v30 = v27 + v29;
+            float v31 = v30 * (beta[0]);
+            float v32 = v16 + v31;
+            t169[j] = v32;
         }
     }
 }
 
-/* dpo_step_k153_dpo_kto_pair_grad: const, reshape, expand, slice, reshape, mul, neg  [lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/grad; lm_head/dpo_kto_pair/grad] */
-static void dpo_step_k153_dpo_kto_pair_grad(float *restrict t145, const float *restrict t136, long B) {
+/* dpo_step_k178_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k178_log_sigmoid_grad(float *restrict t170, const float *restrict loss_weights, const float *restrict beta, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t151, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (t136[(0 + 6) * B + j]) * 0.5f;
-            float v1 = -v0;
-            t145[j] = v1;
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 14) * B + j];
+            float v2 = v1 * (t149[j]);
+            float v3 = v2 * (t154[j]);
+            float v4 = -v3;
+            float v5 = v1 * (t153[j]);
+            float v6 = -v5;
+            float v7 = -v6;
+            float v8 = v7 / (t151[j]);
+            float v9 = v8 * (t150[j]);
+            float v10 = -v9;
+            float v11 = 0.0f < t145[j] ? 1.0f : 0.0f;
+            float v12 = v11 * 2.0f;
+            float v13 = v12 - 1.0f;
+            float v14 = v10 * v13;
+            float v15 = v4 + v14;
+            float v16 = t145[j] <= 0.0f ? 1.0f : 0.0f;
+            float v17 = v6 * v16;
+            float v18 = v15 + v17;
+            float v19 = v1 * (t154[j]);
+            float v20 = v1 * (t152[j]);
+            float v21 = -v20;
+            float v22 = v19 + v21;
+            float v23 = v22 * (t149[j]);
+            float v24 = -v23;
+            float v25 = v24 / (t148[j]);
+            float v26 = v25 * (t147[j]);
+            float v27 = -v26;
+            float v28 = 0.0f < t146[j] ? 1.0f : 0.0f;
+            float v29 = v28 * 2.0f;
+            float v30 = v29 - 1.0f;
+            float v31 = v27 * v30;
+            float v32 = t146[j] <= 0.0f ? 1.0f : 0.0f;
+            float v33 = v23 * v32;
+            float v34 = v31 + v33;
+            float v35 = v34 / 0.0500000007f;
+            float v36 = v18 + v35;
+            float v37 = v36 * (beta[0]);
+            t170[j] = v37;
         }
     }
 }
 
-/* dpo_step_k154_lm_head_grad: slice, reshape, neg  [lm_head/grad; lm_head/dpo_nca_pair/grad] */
-static void dpo_step_k154_lm_head_grad(float *restrict t146, const float *restrict t136, long B) {
+/* dpo_step_k179_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k179_log_sigmoid_grad(float *restrict t171, const float *restrict loss_weights, const float *restrict beta, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t143, const float *restrict t144, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 5) * B + j]);
-            t146[j] = v0;
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 13) * B + j];
+            float v2 = v1 * (t143[j]);
+            float v3 = -v2;
+            float v4 = v3 / (t141[j]);
+            float v5 = v4 * (t140[j]);
+            float v6 = -v5;
+            float v7 = 0.0f < t139[j] ? 1.0f : 0.0f;
+            float v8 = v7 * 2.0f;
+            float v9 = v8 - 1.0f;
+            float v10 = v6 * v9;
+            float v11 = t139[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = v2 * v11;
+            float v13 = v10 + v12;
+            float v14 = -v13;
+            float v15 = v1 * (t144[j]);
+            float v16 = v15 * (t143[j]);
+            float v17 = -v16;
+            float v18 = v17 / (t141[j]);
+            float v19 = v18 * (t140[j]);
+            float v20 = -v19;
+            float v21 = v20 * v9;
+            float v22 = v16 * v11;
+            float v23 = v21 + v22;
+            float v24 = -v23;
+            float v25 = v14 + v24;
+            float v26 = v1 * (t137[j]);
+            float v27 = -v26;
+            float v28 = v27 / (t135[j]);
+            float v29 = v28 * (t134[j]);
+            float v30 = -v29;
+            float v31 = 0.0f < t133[j] ? 1.0f : 0.0f;
+            float v32 = v31 * 2.0f;
+            float v33 = v32 - 1.0f;
+            float v34 = v30 * v33;
+            float v35 = v25 + v34;
+            float v36 = t133[j] <= 0.0f ? 1.0f : 0.0f;
+            float v37 = v26 * v36;
+            float v38 = v35 + v37;
+            float v39 = v1 * (t138[j]);
+            float v40 = v39 * (t137[j]);
+            float v41 = -v40;
+            float v42 = v41 / (t135[j]);
+            float v43 = v42 * (t134[j]);
+            float v44 = -v43;
+            float v45 = v44 * v33;
+            float v46 = v38 + v45;
+            float v47 = v40 * v36;
+            float v48 = v46 + v47;
+            float v49 = v48 * (beta[0]);
+            t171[j] = v49;
         }
     }
 }
 
-/* dpo_step_k155_dpo_nca_pair: const, reshape, expand, mul  [lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/grad] */
-static void dpo_step_k155_dpo_nca_pair(float *restrict t147, const float *restrict t146, long B) {
+/* dpo_step_k180_dpo_apo_down: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/grad; lm_head/dpo_apo_down/grad] */
+static void dpo_step_k180_dpo_apo_down(float *restrict t172, const float *restrict loss_weights, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (t146[j]) * 0.5f;
-            t147[j] = v0;
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 12) * B + j];
+            t172[j] = v1;
         }
     }
 }
 
-/* dpo_step_k156_log_sigmoid_grad: neg  [lm_head/dpo_nca_pair/log_sigmoid/grad] */
-static void dpo_step_k156_log_sigmoid_grad(float *restrict t148, const float *restrict t147, long B) {
+/* dpo_step_k181_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k181_log_sigmoid_grad(float *restrict t173, const float *restrict beta, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t172, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t147[j]);
-            t148[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k157_lm_head_grad: slice, reshape, mul  [lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k157_lm_head_grad(float *restrict t149, const float *restrict t64, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t136[(0 + 4) * B + j]) * (t64[j]);
-            t149[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k158_lm_head_grad: slice, reshape, mul  [lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k158_lm_head_grad(float *restrict t150, const float *restrict t63, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t136[(0 + 4) * B + j]) * (t63[j]);
-            t150[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k159_log_sigmoid_grad: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, const, slice, slice, reshape, reshape, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, mul, add, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_ipo/grad] */
-static void dpo_step_k159_log_sigmoid_grad(float *restrict t151, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t62, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v15 = 1.0f - (label_smoothing[0]);
-        float v16 = -v15;
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t136[(0 + 15) * B + j]);
-            float v1 = v0 * (label_smoothing[0]);
+            float v0 = -(t172[j]);
+            float v1 = v0 * (t132[j]);
             float v2 = -v1;
             float v3 = v2 / (t131[j]);
             float v4 = v3 * (t130[j]);
@@ -3183,376 +3714,744 @@ static void dpo_step_k159_log_sigmoid_grad(float *restrict t151, const float *re
             float v10 = t129[j] <= 0.0f ? 1.0f : 0.0f;
             float v11 = v1 * v10;
             float v12 = v9 + v11;
-            float v13 = -v12;
-            float v14 = v13 * (beta[0]);
-            float v17 = (t136[(0 + 15) * B + j]) * v16;
-            float v18 = -v17;
-            float v19 = v18 / (t128[j]);
-            float v20 = v19 * (t127[j]);
-            float v21 = -v20;
-            float v22 = 0.0f < t126[j] ? 1.0f : 0.0f;
-            float v23 = v22 * 2.0f;
-            float v24 = v23 - 1.0f;
-            float v25 = v21 * v24;
-            float v26 = t126[j] <= 0.0f ? 1.0f : 0.0f;
-            float v27 = v17 * v26;
-            float v28 = v25 + v27;
-            float v29 = v28 * (beta[0]);
-            float v30 = v14 + v29;
-            float v31 = (t136[(0 + 3) * B + j]) * (t62[j]);
-            float v32 = v31 + v31;
-            float v33 = v30 + v32;
-            t151[j] = v33;
+            float v13 = v12 * (beta[0]);
+            t173[j] = v13;
         }
     }
 }
 
-/* dpo_step_k160_log_sigmoid_grad: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, const, mul, sub, reshape, expand, const, reshape, expand, slice, slice, slice, slice, slice, reshape, reshape, reshape, reshape, reshape, reshape, expand, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, div, neg, mul, neg, div, add, mul, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, neg, mul, neg, neg, add, mul, mul, neg, div, mul, neg, mul, add, mul, add, mul, div, neg, mul, neg, add, mul, add, add, cmple, mul, neg, mul, add, div, mul, neg, div, mul, neg, mul, mul, add, neg, mul, add, mul, neg, div, mul, neg, mul, mul, add, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, mul, add, mul, neg, div, mul, neg, mul, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k160_log_sigmoid_grad(float *restrict t152, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t61, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t136, const float *restrict t144, long B) {
+/* dpo_step_k182_sigmoid_grad: mul  [lm_head/dpo_apo_down/sigmoid/grad] */
+static void dpo_step_k182_sigmoid_grad(float *restrict t174, const float *restrict t128, const float *restrict t172, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v74 = 2.0f * (label_smoothing[0]);
-        float v75 = 1.0f - v74;
-        float v88 = 1.0f - (label_smoothing[0]);
-        float v89 = -v88;
         for (long j = 0; j < n; j++) {
-            float v0 = (t136[(0 + 14) * B + j]) * (t123[j]);
-            float v1 = v0 * (t113[j]);
-            float v2 = -v1;
-            float v3 = (t136[(0 + 14) * B + j]) * (t125[j]);
-            float v4 = -v3;
-            float v5 = -v4;
-            float v6 = v5 / (t53[j]);
-            float v7 = v6 * (t52[j]);
-            float v8 = -v7;
-            float v9 = 0.0f < t51[j] ? 1.0f : 0.0f;
-            float v10 = v9 * 2.0f;
-            float v11 = v10 - 1.0f;
-            float v12 = v8 * v11;
-            float v13 = v2 + v12;
-            float v14 = t51[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v4 * v14;
-            float v16 = v13 + v15;
-            float v17 = (t136[(0 + 14) * B + j]) * (t113[j]);
-            float v18 = (t136[(0 + 14) * B + j]) * (t124[j]);
-            float v19 = -v18;
-            float v20 = v17 + v19;
-            float v21 = v20 * (t123[j]);
-            float v22 = v21 / (t122[j]);
-            float v23 = -v22;
-            float v24 = v23 * (t121[j]);
-            float v25 = -v24;
-            float v26 = v25 / 0.0500000007f;
-            float v27 = v16 + v26;
-            float v28 = v27 * (beta[0]);
-            float v29 = (t136[(0 + 13) * B + j]) * (t119[j]);
-            float v30 = -v29;
-            float v31 = v30 / (t58[j]);
-            float v32 = v31 * (t57[j]);
-            float v33 = -v32;
-            float v34 = 0.0f < t56[j] ? 1.0f : 0.0f;
-            float v35 = v34 * 2.0f;
-            float v36 = v35 - 1.0f;
-            float v37 = v33 * v36;
-            float v38 = t56[j] <= 0.0f ? 1.0f : 0.0f;
-            float v39 = v29 * v38;
-            float v40 = v37 + v39;
-            float v41 = -v40;
-            float v42 = (t136[(0 + 13) * B + j]) * (t120[j]);
-            float v43 = v42 * (t119[j]);
-            float v44 = v43 / (t118[j]);
-            float v45 = -v44;
-            float v46 = v45 * (t117[j]);
-            float v47 = -v46;
-            float v48 = -v47;
-            float v49 = v41 + v48;
-            float v50 = (t136[(0 + 13) * B + j]) * (t115[j]);
-            float v51 = -v50;
-            float v52 = v51 / (t53[j]);
-            float v53 = v52 * (t52[j]);
-            float v54 = -v53;
-            float v55 = v54 * v11;
-            float v56 = v49 + v55;
-            float v57 = v50 * v14;
-            float v58 = v56 + v57;
-            float v59 = (t136[(0 + 13) * B + j]) * (t116[j]);
-            float v60 = v59 * (t115[j]);
-            float v61 = v60 / (t114[j]);
-            float v62 = -v61;
-            float v63 = v62 * (t113[j]);
-            float v64 = -v63;
-            float v65 = v58 + v64;
-            float v66 = v65 * (beta[0]);
-            float v67 = v28 + v66;
-            float v68 = v67 + t144[j];
-            float v69 = 0.0f <= t61[j] ? 1.0f : 0.0f;
-            float v70 = (t136[(0 + 2) * B + j]) * v69;
-            float v71 = -v70;
-            float v72 = v71 * (beta[0]);
-            float v73 = v68 + v72;
-            float v76 = (t136[(0 + 1) * B + j]) / v75;
-            float v77 = v76 * (label_smoothing[0]);
-            float v78 = -v77;
-            float v79 = v78 / (t58[j]);
-            float v80 = v79 * (t57[j]);
-            float v81 = -v80;
-            float v82 = v81 * v36;
-            float v83 = v77 * v38;
-            float v84 = v82 + v83;
-            float v85 = -v84;
-            float v86 = v85 * (beta[0]);
-            float v87 = v73 + v86;
-            float v90 = v76 * v89;
-            float v91 = -v90;
-            float v92 = v91 / (t53[j]);
-            float v93 = v92 * (t52[j]);
-            float v94 = -v93;
-            float v95 = v94 * v11;
-            float v96 = v90 * v14;
-            float v97 = v95 + v96;
-            float v98 = v97 * (beta[0]);
-            float v99 = v87 + v98;
-            float v100 = -(t136[j]);
-            float v101 = v100 * (label_smoothing[0]);
-            float v102 = -v101;
-            float v103 = v102 / (t58[j]);
-            float v104 = v103 * (t57[j]);
-            float v105 = -v104;
-            float v106 = v105 * v36;
-            float v107 = v101 * v38;
-            float v108 = v106 + v107;
-            float v109 = -v108;
-            float v110 = v109 * (beta[0]);
-            float v111 = v99 + v110;
-            float v112 = (t136[j]) * v89;
-            float v113 = -v112;
-            float v114 = v113 / (t53[j]);
-            float v115 = v114 * (t52[j]);
-            float v116 = -v115;
-            float v117 = v116 * v11;
-            float v118 = v112 * v14;
-            float v119 = v117 + v118;
-            float v120 = v119 * (beta[0]);
-            float v121 = v111 + v120;
-            t152[j] = v121;
+            float v0 = (t172[j]) * (t128[j]);
+            t174[j] = v0;
         }
     }
 }
 
-/* dpo_step_k161_log_sigmoid_grad: reshape, expand, reshape, reshape, const, reshape, expand, const, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, slice, slice, slice, reshape, add, reshape, reshape, neg, div, reshape, expand, neg, mul, div, neg, mul, neg, mul, add, mul, div, neg, mul, neg, mul, add, neg, mul, div, neg, mul, neg, mul, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, mul, add, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, add, neg, div, add, div, add, neg, mul, cmple, mul, neg, add, mul, div, neg, mul, neg, mul, neg, add, mul, div, neg, mul, neg, mul, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, add, add, add, add, neg, div, add, div, add, add, neg, add, add, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add, neg, reduce_sum, expand, mul, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_sppo_hard/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k161_log_sigmoid_grad(float *restrict t153, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict pair_weight, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict sft_loss_ratio, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t37, const float *restrict t43, const float *restrict t44, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t82, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t136, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t151, const float *restrict t152, long B, long T, long V) {
+/* dpo_step_k183_dpo_apo_zero: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/grad; lm_head/dpo_apo_zero/grad] */
+static void dpo_step_k183_dpo_apo_zero(float *restrict t175, const float *restrict loss_weights, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 11) * B + j];
+            t175[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k184_sigmoid_grad: mul  [lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k184_sigmoid_grad(float *restrict t176, const float *restrict t123, const float *restrict t175, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t175[j]) * (t123[j]);
+            t176[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k185_dpo_apo_zero_grad: neg, mul  [lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k185_dpo_apo_zero_grad(float *restrict t177, const float *restrict t119, const float *restrict t175, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t175[j]);
+            float v1 = v0 * (t119[j]);
+            t177[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k186_dpo_bco_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/grad; lm_head/dpo_bco_pair/grad] */
+static void dpo_step_k186_dpo_bco_pair(float *restrict t178, const float *restrict loss_weights, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 10) * B + j];
+            float v2 = -v1;
+            t178[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k187_log_sigmoid_grad: neg  [lm_head/dpo_bco_pair/log_sigmoid/grad] */
+static void dpo_step_k187_log_sigmoid_grad(float *restrict t179, const float *restrict t178, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t178[j]);
+            t179[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k188_dpo_orpo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_orpo; lm_head/grad; lm_head/dpo_orpo/grad] */
+static void dpo_step_k188_dpo_orpo(float *restrict t180, const float *restrict loss_weights, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 9) * B + j];
+            float v2 = -v1;
+            t180[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k189_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
+static void dpo_step_k189_log_sigmoid_grad(float *restrict t181, const float *restrict beta, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t180, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t180[j]) * (beta[0]);
+            float v1 = -v0;
+            float v2 = v1 / (t107[j]);
+            float v3 = v2 * (t106[j]);
+            float v4 = -v3;
+            float v5 = 0.0f < t105[j] ? 1.0f : 0.0f;
+            float v6 = v5 * 2.0f;
+            float v7 = v6 - 1.0f;
+            float v8 = v4 * v7;
+            float v9 = t105[j] <= 0.0f ? 1.0f : 0.0f;
+            float v10 = v0 * v9;
+            float v11 = v8 + v10;
+            t181[j] = v11;
+        }
+    }
+}
+
+/* dpo_step_k190_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
+static void dpo_step_k190_dpo_orpo_grad(float *restrict t182, const float *restrict t181, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t181[j]);
+            t182[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k191_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
+static void dpo_step_k191_log_sigmoid_grad(float *restrict t183, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v17 = 1.0f - (label_smoothing[0]);
+        float v18 = -v17;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 8) * B + j];
+            float v2 = -v1;
+            float v3 = v2 * (label_smoothing[0]);
+            float v4 = -v3;
+            float v5 = v4 / (t96[j]);
+            float v6 = v5 * (t95[j]);
+            float v7 = -v6;
+            float v8 = 0.0f < t94[j] ? 1.0f : 0.0f;
+            float v9 = v8 * 2.0f;
+            float v10 = v9 - 1.0f;
+            float v11 = v7 * v10;
+            float v12 = t94[j] <= 0.0f ? 1.0f : 0.0f;
+            float v13 = v3 * v12;
+            float v14 = v11 + v13;
+            float v15 = -v14;
+            float v16 = v15 * (beta[0]);
+            float v19 = v1 * v18;
+            float v20 = -v19;
+            float v21 = v20 / (t93[j]);
+            float v22 = v21 * (t92[j]);
+            float v23 = -v22;
+            float v24 = 0.0f < t91[j] ? 1.0f : 0.0f;
+            float v25 = v24 * 2.0f;
+            float v26 = v25 - 1.0f;
+            float v27 = v23 * v26;
+            float v28 = t91[j] <= 0.0f ? 1.0f : 0.0f;
+            float v29 = v19 * v28;
+            float v30 = v27 + v29;
+            float v31 = v30 * (beta[0]);
+            float v32 = v16 + v31;
+            t183[j] = v32;
+        }
+    }
+}
+
+/* dpo_step_k192_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
+static void dpo_step_k192_log_sigmoid_grad(float *restrict t184, const float *restrict loss_weights, const float *restrict beta, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 7) * B + j];
+            float v2 = -v1;
+            float v3 = -v2;
+            float v4 = v3 / (t88[j]);
+            float v5 = v4 * (t87[j]);
+            float v6 = -v5;
+            float v7 = 0.0f < t86[j] ? 1.0f : 0.0f;
+            float v8 = v7 * 2.0f;
+            float v9 = v8 - 1.0f;
+            float v10 = v6 * v9;
+            float v11 = t86[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = v2 * v11;
+            float v13 = v10 + v12;
+            float v14 = v13 * (beta[0]);
+            t184[j] = v14;
+        }
+    }
+}
+
+/* dpo_step_k193_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
+static void dpo_step_k193_dpo_dpop_grad(float *restrict t185, const float *restrict t184, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t184[j]);
+            t185[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k194_dpo_kto_pair: const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/grad; lm_head/dpo_kto_pair/grad] */
+static void dpo_step_k194_dpo_kto_pair(float *restrict t186, const float *restrict loss_weights, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 6) * B + j];
+            float v2 = v1 * 0.5f;
+            float v3 = -v2;
+            t186[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k195_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k195_sigmoid_grad(float *restrict t187, const float *restrict t82, const float *restrict t186, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t186[j]) * (t82[j]);
+            t187[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k196_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k196_sigmoid_grad(float *restrict t188, const float *restrict t78, const float *restrict t186, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t186[j]) * (t78[j]);
+            t188[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k197_dpo_nca_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/grad; lm_head/dpo_nca_pair/grad] */
+static void dpo_step_k197_dpo_nca_pair(float *restrict t189, const float *restrict loss_weights, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 5) * B + j];
+            float v2 = -v1;
+            t189[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k198_dpo_nca_pair: const, reshape, expand, mul  [lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/grad] */
+static void dpo_step_k198_dpo_nca_pair(float *restrict t190, const float *restrict t189, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t189[j]) * 0.5f;
+            t190[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k199_log_sigmoid_grad: neg  [lm_head/dpo_nca_pair/log_sigmoid/grad] */
+static void dpo_step_k199_log_sigmoid_grad(float *restrict t191, const float *restrict t190, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t190[j]);
+            t191[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k200_dpo_sppo_hard: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k200_dpo_sppo_hard(float *restrict t192, const float *restrict loss_weights, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 4) * B + j];
+            t192[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k201_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k201_dpo_sppo_hard_grad(float *restrict t193, const float *restrict t62, const float *restrict t192, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t192[j]) * (t62[j]);
+            t193[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k202_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k202_dpo_sppo_hard_grad(float *restrict t194, const float *restrict t61, const float *restrict t192, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t192[j]) * (t61[j]);
+            t194[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k203_dpo_ipo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head/grad; lm_head/dpo_ipo/grad] */
+static void dpo_step_k203_dpo_ipo(float *restrict t195, const float *restrict loss_weights, const float *restrict t60, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 3) * B + j];
+            float v2 = v1 * (t60[j]);
+            float v3 = v2 + v2;
+            t195[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k204_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head/grad; lm_head/dpo_hinge/grad] */
+static void dpo_step_k204_dpo_hinge(float *restrict t196, const float *restrict loss_weights, const float *restrict beta, const float *restrict t57, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 2) * B + j];
+            float v2 = 0.0f <= t57[j] ? 1.0f : 0.0f;
+            float v3 = v1 * v2;
+            float v4 = -v3;
+            float v5 = v4 * (beta[0]);
+            t196[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k205_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
+static void dpo_step_k205_log_sigmoid_grad(float *restrict t197, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, const float *restrict t56, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 2.0f * (label_smoothing[0]);
+        float v3 = 1.0f - v2;
+        float v19 = 1.0f - (label_smoothing[0]);
+        float v20 = -v19;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 1) * B + j];
+            float v4 = v1 / v3;
+            float v5 = v4 * (label_smoothing[0]);
+            float v6 = -v5;
+            float v7 = v6 / (t56[j]);
+            float v8 = v7 * (t55[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t54[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t54[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            float v17 = -v16;
+            float v18 = v17 * (beta[0]);
+            float v21 = v4 * v20;
+            float v22 = -v21;
+            float v23 = v22 / (t53[j]);
+            float v24 = v23 * (t52[j]);
+            float v25 = -v24;
+            float v26 = 0.0f < t51[j] ? 1.0f : 0.0f;
+            float v27 = v26 * 2.0f;
+            float v28 = v27 - 1.0f;
+            float v29 = v25 * v28;
+            float v30 = t51[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = v21 * v30;
+            float v32 = v29 + v31;
+            float v33 = v32 * (beta[0]);
+            float v34 = v18 + v33;
+            t197[j] = v34;
+        }
+    }
+}
+
+/* dpo_step_k206_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_k206_log_sigmoid_grad(float *restrict t198, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t168, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v17 = 1.0f - (label_smoothing[0]);
+        float v18 = -v17;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t168[j];
+            float v2 = -v1;
+            float v3 = v2 * (label_smoothing[0]);
+            float v4 = -v3;
+            float v5 = v4 / (t50[j]);
+            float v6 = v5 * (t49[j]);
+            float v7 = -v6;
+            float v8 = 0.0f < t48[j] ? 1.0f : 0.0f;
+            float v9 = v8 * 2.0f;
+            float v10 = v9 - 1.0f;
+            float v11 = v7 * v10;
+            float v12 = t48[j] <= 0.0f ? 1.0f : 0.0f;
+            float v13 = v3 * v12;
+            float v14 = v11 + v13;
+            float v15 = -v14;
+            float v16 = v15 * (beta[0]);
+            float v19 = v1 * v18;
+            float v20 = -v19;
+            float v21 = v20 / (t47[j]);
+            float v22 = v21 * (t46[j]);
+            float v23 = -v22;
+            float v24 = 0.0f < t45[j] ? 1.0f : 0.0f;
+            float v25 = v24 * 2.0f;
+            float v26 = v25 - 1.0f;
+            float v27 = v23 * v26;
+            float v28 = t45[j] <= 0.0f ? 1.0f : 0.0f;
+            float v29 = v19 * v28;
+            float v30 = v27 + v29;
+            float v31 = v30 * (beta[0]);
+            float v32 = v16 + v31;
+            t198[j] = v32;
+        }
+    }
+}
+
+/* dpo_step_k207_log_sigmoid_grad: reshape, expand, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, mul, neg, div, slice, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add, neg, reduce_sum, expand, mul, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict sft_loss_ratio, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t37, const float *restrict t43, const float *restrict t58, const float *restrict t59, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t89, const float *restrict t90, const float *restrict t97, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t155, const float *restrict t156, const float *restrict t163, const float *restrict t168, const float *restrict t169, const float *restrict t170, const float *restrict t171, const float *restrict t173, const float *restrict t174, const float *restrict t176, const float *restrict t177, const float *restrict t178, const float *restrict t179, const float *restrict t180, const float *restrict t181, const float *restrict t182, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t187, const float *restrict t188, const float *restrict t189, const float *restrict t190, const float *restrict t191, const float *restrict t193, const float *restrict t194, const float *restrict t195, const float *restrict t196, const float *restrict t197, const float *restrict t198, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = -(t142[i0]);
-        float v1 = v0 / (t96[i0]);
-        float v2 = -v1;
-        float v3 = v2 * (t95[i0]);
-        float v4 = v3 + t142[i0];
-        float v5 = v4 / (t44[i0]);
-        float v6 = -(t143[i0]);
-        float v7 = v6 / (t44[i0]);
-        float v8 = v5 + v7;
-        float v9 = -(t151[i0]);
-        float v10 = v9 / (t44[i0]);
-        float v11 = v8 + v10;
-        float v12 = -(t137[i0]);
-        float v13 = (t136[(0 + 11) * B + i0]) * (t112[i0]);
-        float v14 = v13 / (t111[i0]);
-        float v15 = -v14;
-        float v16 = v15 * (t110[i0]);
-        float v17 = -v16;
-        float v18 = v17 * (beta[0]);
-        float v19 = v12 + v18;
-        float v20 = (t139[i0]) / (t106[i0]);
-        float v21 = v20 * (t105[i0]);
-        float v22 = -v21;
-        float v23 = 0.0f < t104[i0] ? 1.0f : 0.0f;
-        float v24 = v23 * 2.0f;
-        float v25 = v24 - 1.0f;
-        float v26 = v22 * v25;
-        float v27 = t104[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v28 = (t138[i0]) * v27;
-        float v29 = v26 + v28;
-        float v30 = -v29;
-        float v31 = v30 * (beta[0]);
-        float v32 = v19 + v31;
-        float v33 = (t145[i0]) * (t81[i0]);
-        float v34 = v33 / (t80[i0]);
-        float v35 = -v34;
-        float v36 = v35 * (t79[i0]);
-        float v37 = -v36;
-        float v38 = v37 * (beta[0]);
-        float v39 = -v38;
-        float v40 = v32 + v39;
-        float v41 = (t148[i0]) / (t74[i0]);
-        float v42 = v41 * (t73[i0]);
-        float v43 = -v42;
-        float v44 = 0.0f < t72[i0] ? 1.0f : 0.0f;
-        float v45 = v44 * 2.0f;
-        float v46 = v45 - 1.0f;
-        float v47 = v43 * v46;
-        float v48 = t72[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v49 = (t147[i0]) * v48;
-        float v50 = v47 + v49;
-        float v51 = -v50;
-        float v52 = v51 * (beta[0]);
-        float v53 = v40 + v52;
-        float v54 = t149[i0] + t149[i0];
-        float v55 = v53 + v54;
-        float v56 = -(t152[i0]);
-        float v57 = v55 + v56;
-        float v58 = v11 + v57;
-        float v59 = -v58;
-        float v60 = v59 * (rejected_mask[(i0) * T + i1]);
-        float v61 = -v60;
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v1 = -(t169[i0]);
+        float v2 = v1 / (t156[i0]);
+        float v3 = v0 != 0.0f ? 0.0f : v2;
+        float v4 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v5 = -(t170[i0]);
+        float v6 = v4 != 0.0f ? 0.0f : v5;
+        float v7 = v3 + v6;
+        float v8 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v9 = -(t171[i0]);
+        float v10 = v8 != 0.0f ? 0.0f : v9;
+        float v11 = v7 + v10;
+        float v12 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v13 = -(t173[i0]);
+        float v14 = v12 != 0.0f ? 0.0f : v13;
+        float v15 = v11 + v14;
+        float v16 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v17 = -(t176[i0]);
+        float v18 = v17 / (t122[i0]);
+        float v19 = v18 * (t121[i0]);
+        float v20 = -v19;
+        float v21 = 0.0f < t120[i0] ? 1.0f : 0.0f;
+        float v22 = v21 * 2.0f;
+        float v23 = v22 - 1.0f;
+        float v24 = v20 * v23;
+        float v25 = t120[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v26 = (t176[i0]) * v25;
+        float v27 = v24 + v26;
+        float v28 = v27 * (beta[0]);
+        float v29 = v16 != 0.0f ? 0.0f : v28;
+        float v30 = v15 + v29;
+        float v31 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v32 = (t179[i0]) / (t115[i0]);
+        float v33 = v32 * (t114[i0]);
+        float v34 = -v33;
+        float v35 = 0.0f < t113[i0] ? 1.0f : 0.0f;
+        float v36 = v35 * 2.0f;
+        float v37 = v36 - 1.0f;
+        float v38 = v34 * v37;
+        float v39 = t113[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v40 = (t178[i0]) * v39;
+        float v41 = v38 + v40;
+        float v42 = -v41;
+        float v43 = v42 * (beta[0]);
+        float v44 = v31 != 0.0f ? 0.0f : v43;
+        float v45 = v30 + v44;
+        float v46 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v47 = -(t182[i0]);
+        float v48 = v47 / (t104[i0]);
+        float v49 = -v48;
+        float v50 = v49 * (t103[i0]);
+        float v51 = v50 + t182[i0];
+        float v52 = v51 / (t98[i0]);
+        float v53 = v46 != 0.0f ? 0.0f : v52;
+        float v54 = v45 + v53;
+        float v55 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v56 = -(t183[i0]);
+        float v57 = v56 / (t90[i0]);
+        float v58 = v55 != 0.0f ? 0.0f : v57;
+        float v59 = v54 + v58;
+        float v60 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v61 = v60 != 0.0f ? 0.0f : t185[i0];
+        float v62 = v59 + v61;
+        float v63 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v64 = -(t187[i0]);
+        float v65 = v64 / (t81[i0]);
+        float v66 = v65 * (t80[i0]);
+        float v67 = -v66;
+        float v68 = 0.0f < t79[i0] ? 1.0f : 0.0f;
+        float v69 = v68 * 2.0f;
+        float v70 = v69 - 1.0f;
+        float v71 = v67 * v70;
+        float v72 = t79[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v73 = (t187[i0]) * v72;
+        float v74 = v71 + v73;
+        float v75 = v74 * (beta[0]);
+        float v76 = -v75;
+        float v77 = v63 != 0.0f ? 0.0f : v76;
+        float v78 = v62 + v77;
+        float v79 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v80 = (t191[i0]) / (t71[i0]);
+        float v81 = v80 * (t70[i0]);
+        float v82 = -v81;
+        float v83 = 0.0f < t69[i0] ? 1.0f : 0.0f;
+        float v84 = v83 * 2.0f;
+        float v85 = v84 - 1.0f;
+        float v86 = v82 * v85;
+        float v87 = t69[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v88 = (t190[i0]) * v87;
+        float v89 = v86 + v88;
+        float v90 = -v89;
+        float v91 = v90 * (beta[0]);
+        float v92 = v79 != 0.0f ? 0.0f : v91;
+        float v93 = v78 + v92;
+        float v94 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v95 = t193[i0] + t193[i0];
+        float v96 = v94 != 0.0f ? 0.0f : v95;
+        float v97 = v93 + v96;
+        float v98 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v99 = -(t195[i0]);
+        float v100 = v99 / (t59[i0]);
+        float v101 = v98 != 0.0f ? 0.0f : v100;
+        float v102 = v97 + v101;
+        float v103 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v104 = -(t196[i0]);
+        float v105 = v103 != 0.0f ? 0.0f : v104;
+        float v106 = v102 + v105;
+        float v107 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v108 = -(t197[i0]);
+        float v109 = v107 != 0.0f ? 0.0f : v108;
+        float v110 = v106 + v109;
+        float v111 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v112 = -(t198[i0]);
+        float v113 = v111 != 0.0f ? 0.0f : v112;
+        float v114 = v110 + v113;
+        float v115 = -v114;
+        float v116 = v115 * (rejected_mask[(i0) * T + i1]);
+        float v117 = -v116;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v63 = v61 * (t37[r * n + j0]);
-            float v64 = -v63;
-            acc0 += v64;
+            float v119 = v117 * (t37[r * n + j0]);
+            float v120 = -v119;
+            acc0 += v120;
         }
-        float v65 = acc0 / (t31[(i0) * T + i1]);
+        float v121 = acc0 / (t31[(i0) * T + i1]);
         float acc1 = 0.0f;
         for (long j1 = 0; j1 < n; j1++) {
-            float v68 = v61 * (t37[r * n + j1]);
-            float v69 = v65 * (t30[r * n + j1]);
-            float v70 = v68 + v69;
-            float v71 = -v70;
-            acc1 += v71;
+            float v124 = v117 * (t37[r * n + j1]);
+            float v125 = v121 * (t30[r * n + j1]);
+            float v126 = v124 + v125;
+            float v127 = -v126;
+            acc1 += v127;
         }
-        float v75 = 1.0f * (sft_loss_ratio[0]);
-        float v76 = v75 * (pair_weight[i0]);
-        float v77 = v76 + t136[(0 + 16) * B + i0];
-        float v78 = -v77;
-        float v79 = v78 / (t43[i0]);
-        float v80 = (t142[i0]) / (t94[i0]);
-        float v81 = -v80;
-        float v82 = v81 * (t93[i0]);
-        float v83 = t140[i0] + v82;
-        float v84 = v83 + t141[i0];
-        float v85 = v84 / (t43[i0]);
-        float v86 = v79 + v85;
-        float v87 = (t143[i0]) / (t43[i0]);
-        float v88 = v86 + v87;
-        float v89 = -(t144[i0]);
-        float v90 = v89 * (dpop_lambda[0]);
-        float v91 = 0.0f <= t82[i0] ? 1.0f : 0.0f;
-        float v92 = v90 * v91;
-        float v93 = -v92;
-        float v94 = v88 + v93;
-        float v95 = (t151[i0]) / (t43[i0]);
-        float v96 = v94 + v95;
-        float v97 = (t136[(0 + 12) * B + i0]) * (t109[i0]);
-        float v98 = v97 / (t108[i0]);
-        float v99 = -v98;
-        float v100 = v99 * (t107[i0]);
-        float v101 = -v100;
-        float v102 = v101 * (beta[0]);
-        float v103 = t137[i0] + v102;
-        float v104 = -(t136[(0 + 11) * B + i0]);
-        float v105 = v104 * (t109[i0]);
-        float v106 = v105 / (t108[i0]);
-        float v107 = -v106;
-        float v108 = v107 * (t107[i0]);
-        float v109 = -v108;
-        float v110 = v109 * (beta[0]);
-        float v111 = v103 + v110;
-        float v112 = (t139[i0]) / (t103[i0]);
-        float v113 = v112 * (t102[i0]);
-        float v114 = -v113;
-        float v115 = 0.0f < t101[i0] ? 1.0f : 0.0f;
-        float v116 = v115 * 2.0f;
-        float v117 = v116 - 1.0f;
-        float v118 = v114 * v117;
-        float v119 = t101[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v120 = (t138[i0]) * v119;
-        float v121 = v118 + v120;
-        float v122 = v121 * (beta[0]);
-        float v123 = v111 + v122;
-        float v124 = (t145[i0]) * (t78[i0]);
-        float v125 = v124 / (t77[i0]);
-        float v126 = -v125;
-        float v127 = v126 * (t76[i0]);
-        float v128 = -v127;
-        float v129 = v128 * (beta[0]);
-        float v130 = v123 + v129;
-        float v131 = (t148[i0]) / (t70[i0]);
-        float v132 = v131 * (t69[i0]);
+        float v131 = 1.0f * (sft_loss_ratio[0]);
+        float v132 = v131 * (pair_weight[i0]);
         float v133 = -v132;
-        float v134 = 0.0f < t68[i0] ? 1.0f : 0.0f;
-        float v135 = v134 * 2.0f;
-        float v136 = v135 - 1.0f;
-        float v137 = v133 * v136;
-        float v138 = t68[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v139 = (t147[i0]) * v138;
-        float v140 = v137 + v139;
-        float v141 = -v140;
-        float v142 = v141 * (beta[0]);
-        float v143 = v130 + v142;
-        float v144 = -(t146[i0]);
-        float v145 = v144 / (t67[i0]);
-        float v146 = v145 * (t66[i0]);
-        float v147 = -v146;
-        float v148 = 0.0f < t65[i0] ? 1.0f : 0.0f;
-        float v149 = v148 * 2.0f;
-        float v150 = v149 - 1.0f;
-        float v151 = v147 * v150;
-        float v152 = t65[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v153 = (t146[i0]) * v152;
-        float v154 = v151 + v153;
-        float v155 = v154 * (beta[0]);
-        float v156 = v143 + v155;
-        float v157 = t150[i0] + t150[i0];
-        float v158 = v156 + v157;
-        float v159 = v158 + t152[i0];
-        float v160 = v96 + v159;
-        float v161 = -v160;
-        float v162 = v161 * (chosen_mask[(i0) * T + i1]);
-        float v163 = -v162;
+        float v134 = v133 / (t43[i0]);
+        float v135 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v136 = v135 != 0.0f ? 0.0f : t168[(0 + 16) * B + i0];
+        float v137 = -v136;
+        float v138 = v137 / (t163[i0]);
+        float v139 = v135 != 0.0f ? 0.0f : v138;
+        float v140 = v134 + v139;
+        float v141 = (t169[i0]) / (t155[i0]);
+        float v142 = v0 != 0.0f ? 0.0f : v141;
+        float v143 = v140 + v142;
+        float v144 = v4 != 0.0f ? 0.0f : t170[i0];
+        float v145 = v143 + v144;
+        float v146 = v8 != 0.0f ? 0.0f : t171[i0];
+        float v147 = v145 + v146;
+        float v148 = -(t174[i0]);
+        float v149 = v148 / (t127[i0]);
+        float v150 = v149 * (t126[i0]);
+        float v151 = -v150;
+        float v152 = 0.0f < t125[i0] ? 1.0f : 0.0f;
+        float v153 = v152 * 2.0f;
+        float v154 = v153 - 1.0f;
+        float v155 = v151 * v154;
+        float v156 = t125[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v157 = (t174[i0]) * v156;
+        float v158 = v155 + v157;
+        float v159 = v158 * (beta[0]);
+        float v160 = t173[i0] + v159;
+        float v161 = v12 != 0.0f ? 0.0f : v160;
+        float v162 = v147 + v161;
+        float v163 = -(t177[i0]);
+        float v164 = v163 / (t118[i0]);
+        float v165 = v164 * (t117[i0]);
+        float v166 = -v165;
+        float v167 = 0.0f < t116[i0] ? 1.0f : 0.0f;
+        float v168 = v167 * 2.0f;
+        float v169 = v168 - 1.0f;
+        float v170 = v166 * v169;
+        float v171 = t116[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v172 = (t177[i0]) * v171;
+        float v173 = v170 + v172;
+        float v174 = v173 * (beta[0]);
+        float v175 = v16 != 0.0f ? 0.0f : v174;
+        float v176 = v162 + v175;
+        float v177 = (t179[i0]) / (t112[i0]);
+        float v178 = v177 * (t111[i0]);
+        float v179 = -v178;
+        float v180 = 0.0f < t110[i0] ? 1.0f : 0.0f;
+        float v181 = v180 * 2.0f;
+        float v182 = v181 - 1.0f;
+        float v183 = v179 * v182;
+        float v184 = t110[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v185 = (t178[i0]) * v184;
+        float v186 = v183 + v185;
+        float v187 = v186 * (beta[0]);
+        float v188 = v31 != 0.0f ? 0.0f : v187;
+        float v189 = v176 + v188;
+        float v190 = (t182[i0]) / (t102[i0]);
+        float v191 = -v190;
+        float v192 = v191 * (t101[i0]);
+        float v193 = t180[i0] + v192;
+        float v194 = v193 + t181[i0];
+        float v195 = v194 / (t97[i0]);
+        float v196 = v46 != 0.0f ? 0.0f : v195;
+        float v197 = v189 + v196;
+        float v198 = (t183[i0]) / (t89[i0]);
+        float v199 = v55 != 0.0f ? 0.0f : v198;
+        float v200 = v197 + v199;
+        float v201 = (t185[i0]) * (dpop_lambda[0]);
+        float v202 = 0.0f <= t85[i0] ? 1.0f : 0.0f;
+        float v203 = v201 * v202;
+        float v204 = -v203;
+        float v205 = v204 + t184[i0];
+        float v206 = v60 != 0.0f ? 0.0f : v205;
+        float v207 = v200 + v206;
+        float v208 = -(t188[i0]);
+        float v209 = v208 / (t77[i0]);
+        float v210 = v209 * (t76[i0]);
+        float v211 = -v210;
+        float v212 = 0.0f < t75[i0] ? 1.0f : 0.0f;
+        float v213 = v212 * 2.0f;
+        float v214 = v213 - 1.0f;
+        float v215 = v211 * v214;
+        float v216 = t75[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v217 = (t188[i0]) * v216;
+        float v218 = v215 + v217;
+        float v219 = v218 * (beta[0]);
+        float v220 = v63 != 0.0f ? 0.0f : v219;
+        float v221 = v207 + v220;
+        float v222 = (t191[i0]) / (t68[i0]);
+        float v223 = v222 * (t67[i0]);
+        float v224 = -v223;
+        float v225 = 0.0f < t66[i0] ? 1.0f : 0.0f;
+        float v226 = v225 * 2.0f;
+        float v227 = v226 - 1.0f;
+        float v228 = v224 * v227;
+        float v229 = t66[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v230 = (t190[i0]) * v229;
+        float v231 = v228 + v230;
+        float v232 = -v231;
+        float v233 = v232 * (beta[0]);
+        float v234 = -(t189[i0]);
+        float v235 = v234 / (t65[i0]);
+        float v236 = v235 * (t64[i0]);
+        float v237 = -v236;
+        float v238 = 0.0f < t63[i0] ? 1.0f : 0.0f;
+        float v239 = v238 * 2.0f;
+        float v240 = v239 - 1.0f;
+        float v241 = v237 * v240;
+        float v242 = t63[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v243 = (t189[i0]) * v242;
+        float v244 = v241 + v243;
+        float v245 = v244 * (beta[0]);
+        float v246 = v233 + v245;
+        float v247 = v79 != 0.0f ? 0.0f : v246;
+        float v248 = v221 + v247;
+        float v249 = t194[i0] + t194[i0];
+        float v250 = v94 != 0.0f ? 0.0f : v249;
+        float v251 = v248 + v250;
+        float v252 = (t195[i0]) / (t58[i0]);
+        float v253 = v98 != 0.0f ? 0.0f : v252;
+        float v254 = v251 + v253;
+        float v255 = v103 != 0.0f ? 0.0f : t196[i0];
+        float v256 = v254 + v255;
+        float v257 = v107 != 0.0f ? 0.0f : t197[i0];
+        float v258 = v256 + v257;
+        float v259 = v111 != 0.0f ? 0.0f : t198[i0];
+        float v260 = v258 + v259;
+        float v261 = -v260;
+        float v262 = v261 * (chosen_mask[(i0) * T + i1]);
+        float v263 = -v262;
         float acc2 = 0.0f;
         for (long j2 = 0; j2 < n; j2++) {
-            float v165 = v163 * (t33[r * n + j2]);
-            float v166 = -v165;
-            acc2 += v166;
+            float v265 = v263 * (t33[r * n + j2]);
+            float v266 = -v265;
+            acc2 += v266;
         }
-        float v167 = acc2 / (t31[(i0) * T + i1]);
+        float v267 = acc2 / (t31[(i0) * T + i1]);
         float acc3 = 0.0f;
         for (long j3 = 0; j3 < n; j3++) {
-            float v171 = v163 * (t33[r * n + j3]);
-            float v172 = v167 * (t30[r * n + j3]);
-            float v173 = v171 + v172;
-            float v174 = -v173;
-            acc3 += v174;
+            float v271 = v263 * (t33[r * n + j3]);
+            float v272 = v267 * (t30[r * n + j3]);
+            float v273 = v271 + v272;
+            float v274 = -v273;
+            acc3 += v274;
         }
         for (long j = 0; j < n; j++) {
-            float v62 = v61 * (t37[r * n + j]);
-            float v66 = v65 * (t30[r * n + j]);
-            float v67 = v62 + v66;
-            float v72 = t27[((i0) * T + i1) * V + j] == t28[(i0) * T + i1] ? 1.0f : 0.0f;
-            float v73 = acc1 * v72;
-            float v74 = v67 + v73;
-            float v164 = v163 * (t33[r * n + j]);
-            float v168 = v167 * (t30[r * n + j]);
-            float v169 = v164 + v168;
-            float v170 = v74 + v169;
-            float v175 = acc3 * v72;
-            float v176 = v170 + v175;
-            t153[r * n + j] = v176;
+            float v118 = v117 * (t37[r * n + j]);
+            float v122 = v121 * (t30[r * n + j]);
+            float v123 = v118 + v122;
+            float v128 = t27[((i0) * T + i1) * V + j] == t28[(i0) * T + i1] ? 1.0f : 0.0f;
+            float v129 = acc1 * v128;
+            float v130 = v123 + v129;
+            float v264 = v263 * (t33[r * n + j]);
+            float v268 = v267 * (t30[r * n + j]);
+            float v269 = v264 + v268;
+            float v270 = v130 + v269;
+            float v275 = acc3 * v128;
+            float v276 = v270 + v275;
+            t199[r * n + j] = v276;
         }
     }
 }
 
-/* dpo_step_k162_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void dpo_step_k162_lm_head_grad_matmul(float *restrict t154, const float *restrict lm_head, const float *restrict t153, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t153, 1, 0.0f, t154, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t153, V, lm_head, 2*HD2*KVH*REP, 0.0f, t154, 2*HD2*KVH*REP);
+/* dpo_step_k208_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void dpo_step_k208_lm_head_grad_matmul(float *restrict t200, const float *restrict lm_head, const float *restrict t199, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t199, 1, 0.0f, t200, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t199, V, lm_head, 2*HD2*KVH*REP, 0.0f, t200, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k163_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k163_rmsnorm_grad(float *restrict t155, const float *restrict t25, const float *restrict t154, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k209_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k209_rmsnorm_grad(float *restrict t201, const float *restrict t25, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3561,15 +4460,15 @@ static void dpo_step_k163_rmsnorm_grad(float *restrict t155, const float *restri
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t154[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t25[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t200[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t25[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t155[r] = acc0;
+        t201[r] = acc0;
     }
 }
 
-/* dpo_step_k164_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k164_rmsnorm_grad(float *restrict t156, const float *restrict t155, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k210_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k210_rmsnorm_grad(float *restrict t202, const float *restrict t201, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3578,14 +4477,14 @@ static void dpo_step_k164_rmsnorm_grad(float *restrict t156, const float *restri
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t155[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t201[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t156[r] = acc0;
+        t202[r] = acc0;
     }
 }
 
-/* dpo_step_k165_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k165_rmsnorm_grad(float *restrict t157, const float *restrict final_norm, const float *restrict carry0, const float *restrict t24, const float *restrict t154, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k211_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k211_rmsnorm_grad(float *restrict t203, const float *restrict final_norm, const float *restrict carry0, const float *restrict t24, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3593,7 +4492,7 @@ static void dpo_step_k165_rmsnorm_grad(float *restrict t157, const float *restri
         const long i1 = (r) % T;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t154[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v2 = (t200[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
             float v3 = v2 * (carry0[r * n + j0]);
             acc0 += v3;
         }
@@ -3603,35 +4502,35 @@ static void dpo_step_k165_rmsnorm_grad(float *restrict t157, const float *restri
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t154[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v0 = (t200[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
             float v1 = v0 * (t24[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v1 + v9;
             float v11 = v10 + v9;
-            t157[r * n + j] = v11;
+            t203[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k166_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k166_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t156, long HD2, long KVH, long REP) {
+/* dpo_step_k212_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k212_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t202, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t156[j];
+            float v0 = grad_final_norm[j] + t202[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k167_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void dpo_step_k167_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t26, const float *restrict t153, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t153, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t153, V, t26, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+/* dpo_step_k213_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void dpo_step_k213_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t26, const float *restrict t199, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t199, V, 1.0f, grad_lm_head, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t199, V, t26, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k168_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k168_rmsnorm(float *restrict t158, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k214_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k214_rmsnorm(float *restrict t204, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3643,62 +4542,62 @@ static void dpo_step_k168_rmsnorm(float *restrict t158, const float *restrict sa
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t158[r] = acc0;
+        t204[r] = acc0;
     }
 }
 
-/* dpo_step_k169_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k169_rmsnorm(float *restrict t159, const float *restrict norm_eps, const float *restrict t158, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k215_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k215_rmsnorm(float *restrict t205, const float *restrict norm_eps, const float *restrict t204, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t158[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t204[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t159[r * n + j] = v2;
+            t205[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k170_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k170_rmsnorm(float *restrict t160, const float *restrict saved_x, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k216_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k216_rmsnorm(float *restrict t206, const float *restrict saved_x, const float *restrict t205, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t159[(i0) * T + i1]);
-            t160[r * n + j] = v0;
+            float v0 = (saved_x[r * n + j]) * (t205[(i0) * T + i1]);
+            t206[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k171_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k171_rmsnorm(float *restrict t161, const float *restrict attn_norm, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k217_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k217_rmsnorm(float *restrict t207, const float *restrict attn_norm, const float *restrict t206, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t160[r * n + j]) * (attn_norm[j]);
-            t161[r * n + j] = v0;
+            float v0 = (t206[r * n + j]) * (attn_norm[j]);
+            t207[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k172_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k172_attention_matmul(float *restrict t162, const float *restrict wq, const float *restrict t161, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t161, 1, 0.0f, t162, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t161, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t162, 2*HD2*KVH*REP);
+/* dpo_step_k218_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k218_attention_matmul(float *restrict t208, const float *restrict wq, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t207, 1, 0.0f, t208, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t208, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k173_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k173_rope(float *restrict t163, const float *restrict t1, const float *restrict t2, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k219_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void dpo_step_k219_rope(float *restrict t209, const float *restrict t1, const float *restrict t2, const float *restrict t208, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3706,11 +4605,11 @@ static void dpo_step_k173_rope(float *restrict t163, const float *restrict t1, c
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t162[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t162[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t208[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t208[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t162[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t162[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t208[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t208[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -3720,19 +4619,19 @@ static void dpo_step_k173_rope(float *restrict t163, const float *restrict t1, c
             else {
                 v0 = v6;
             }
-            t163[r * n + j] = v0;
+            t209[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k174_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k174_attention_matmul(float *restrict t164, const float *restrict wk, const float *restrict t161, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t161, 1, 0.0f, t164, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t161, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t164, 2*HD2*KVH);
+/* dpo_step_k220_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k220_attention_matmul(float *restrict t210, const float *restrict wk, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t207, 1, 0.0f, t210, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t210, 2*HD2*KVH);
 }
 
-/* dpo_step_k175_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k175_rope(float *restrict t165, const float *restrict t1, const float *restrict t2, const float *restrict t164, long B, long HD2, long KVH, long T) {
+/* dpo_step_k221_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void dpo_step_k221_rope(float *restrict t211, const float *restrict t1, const float *restrict t2, const float *restrict t210, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3740,11 +4639,11 @@ static void dpo_step_k175_rope(float *restrict t165, const float *restrict t1, c
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t164[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t164[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t210[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t210[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t164[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t164[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t210[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t210[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -3754,28 +4653,28 @@ static void dpo_step_k175_rope(float *restrict t165, const float *restrict t1, c
             else {
                 v0 = v6;
             }
-            t165[r * n + j] = v0;
+            t211[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k176_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k176_attention_matmul(float *restrict t166, const float *restrict wv, const float *restrict t161, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t161, 1, 0.0f, t166, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t161, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t166, 2*HD2*KVH);
+/* dpo_step_k222_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k222_attention_matmul(float *restrict t212, const float *restrict wv, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t207, 1, 0.0f, t212, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t212, 2*HD2*KVH);
 }
 
-/* dpo_step_k177_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void dpo_step_k177_scores_matmul(float *restrict t167, const float *restrict t163, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k223_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void dpo_step_k223_scores_matmul(float *restrict t213, const float *restrict t209, const float *restrict t211, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t167 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t167 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t213 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t213 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k178_attention: iota, iota, const, reshape, expand, add, cmple, expand, mul  [layer_backward/attention/attention] */
-static void dpo_step_k178_attention(float *restrict t168, const float *restrict t4, long B, long KVH, long REP, long T) {
+/* dpo_step_k224_attention: iota, iota, const, reshape, expand, add, cmple, expand, mul  [layer_backward/attention/attention] */
+static void dpo_step_k224_attention(float *restrict t214, const float *restrict t4, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3787,13 +4686,13 @@ static void dpo_step_k178_attention(float *restrict t168, const float *restrict 
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t4[((i0) * T + i3) * T + j]);
-            t168[r * n + j] = v2;
+            t214[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k179_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
-static void dpo_step_k179_scores(float *restrict t169, const float *restrict t167, const float *restrict t168, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k225_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
+static void dpo_step_k225_scores(float *restrict t215, const float *restrict t213, const float *restrict t214, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3803,15 +4702,15 @@ static void dpo_step_k179_scores(float *restrict t169, const float *restrict t16
         const long i3 = (r) % T;
         float v0 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v1 = (t167[r * n + j]) * v0;
-            float v2 = t168[r * n + j] != 0.0f ? v1 : (-INFINITY);
-            t169[r * n + j] = v2;
+            float v1 = (t213[r * n + j]) * v0;
+            float v2 = t214[r * n + j] != 0.0f ? v1 : (-INFINITY);
+            t215[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k180_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k180_softmax(float *restrict t170, const float *restrict t169, long B, long KVH, long REP, long T) {
+/* dpo_step_k226_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k226_softmax(float *restrict t216, const float *restrict t215, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3822,14 +4721,14 @@ static void dpo_step_k180_softmax(float *restrict t170, const float *restrict t1
         const long i3 = (r) % T;
         float acc0 = -INFINITY;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t169[r * n + j0]);
+            acc0 = fmaxf(acc0, t215[r * n + j0]);
         }
-        t170[r] = acc0;
+        t216[r] = acc0;
     }
 }
 
-/* dpo_step_k181_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k181_softmax(float *restrict t171, const float *restrict t169, const float *restrict t170, long B, long KVH, long REP, long T) {
+/* dpo_step_k227_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k227_softmax(float *restrict t217, const float *restrict t215, const float *restrict t216, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3838,15 +4737,15 @@ static void dpo_step_k181_softmax(float *restrict t171, const float *restrict t1
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t169[r * n + j] - (t170[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = t215[r * n + j] - (t216[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v1 = expf(v0);
-            t171[r * n + j] = v1;
+            t217[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k182_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k182_softmax(float *restrict t172, const float *restrict t171, long B, long KVH, long REP, long T) {
+/* dpo_step_k228_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k228_softmax(float *restrict t218, const float *restrict t217, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3857,14 +4756,14 @@ static void dpo_step_k182_softmax(float *restrict t172, const float *restrict t1
         const long i3 = (r) % T;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t171[r * n + j0];
+            acc0 += t217[r * n + j0];
         }
-        t172[r] = acc0;
+        t218[r] = acc0;
     }
 }
 
-/* dpo_step_k183_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k183_softmax(float *restrict t173, const float *restrict t171, const float *restrict t172, long B, long KVH, long REP, long T) {
+/* dpo_step_k229_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k229_softmax(float *restrict t219, const float *restrict t217, const float *restrict t218, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3873,55 +4772,55 @@ static void dpo_step_k183_softmax(float *restrict t173, const float *restrict t1
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t171[r * n + j]) / (t172[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t173[r * n + j] = v0;
+            float v0 = (t217[r * n + j]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t219[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k184_attention_matmul: matmul  [layer_backward/attention/attention] */
-static void dpo_step_k184_attention_matmul(float *restrict t174, const float *restrict t166, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k230_attention_matmul: matmul  [layer_backward/attention/attention] */
+static void dpo_step_k230_attention_matmul(float *restrict t220, const float *restrict t212, const float *restrict t219, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t166 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t173 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t174 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t173 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t166 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t174 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t220 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t220 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k185_attention: reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void dpo_step_k185_attention(float *restrict t175, const float *restrict t174, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k231_attention: reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
+static void dpo_step_k231_attention(float *restrict t221, const float *restrict t220, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            t175[r * n + j] = t174[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
+            t221[r * n + j] = t220[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
         }
     }
 }
 
-/* dpo_step_k186_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k186_attention_matmul(float *restrict t176, const float *restrict wo, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t175, 1, 0.0f, t176, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t175, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t176, 2*HD2*KVH*REP);
+/* dpo_step_k232_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k232_attention_matmul(float *restrict t222, const float *restrict wo, const float *restrict t221, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t221, 1, 0.0f, t222, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t222, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k187_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void dpo_step_k187_attention(float *restrict t177, const float *restrict saved_x, const float *restrict t176, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k233_attention: reshape, add  [layer_backward/attention; layer_backward] */
+static void dpo_step_k233_attention(float *restrict t223, const float *restrict saved_x, const float *restrict t222, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t176[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t177[r * n + j] = v0;
+            float v0 = saved_x[r * n + j] + t222[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t223[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k188_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k188_rmsnorm(float *restrict t178, const float *restrict t177, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k234_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k234_rmsnorm(float *restrict t224, const float *restrict t223, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3930,195 +4829,195 @@ static void dpo_step_k188_rmsnorm(float *restrict t178, const float *restrict t1
         const long i1 = (r) % T;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t177[r * n + j0]) * (t177[r * n + j0]);
+            float v0 = (t223[r * n + j0]) * (t223[r * n + j0]);
             acc0 += v0;
         }
-        t178[r] = acc0;
+        t224[r] = acc0;
     }
 }
 
-/* dpo_step_k189_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k189_rmsnorm(float *restrict t179, const float *restrict norm_eps, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k235_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k235_rmsnorm(float *restrict t225, const float *restrict norm_eps, const float *restrict t224, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t178[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t224[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t179[r * n + j] = v2;
+            t225[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k190_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k190_rmsnorm(float *restrict t180, const float *restrict t177, const float *restrict t179, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k236_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k236_rmsnorm(float *restrict t226, const float *restrict t223, const float *restrict t225, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t177[r * n + j]) * (t179[(i0) * T + i1]);
-            t180[r * n + j] = v0;
+            float v0 = (t223[r * n + j]) * (t225[(i0) * T + i1]);
+            t226[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k191_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k191_rmsnorm(float *restrict t181, const float *restrict ffn_norm, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k237_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k237_rmsnorm(float *restrict t227, const float *restrict ffn_norm, const float *restrict t226, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t180[r * n + j]) * (ffn_norm[j]);
-            t181[r * n + j] = v0;
+            float v0 = (t226[r * n + j]) * (ffn_norm[j]);
+            t227[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k192_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k192_gate_up_matmul(float *restrict t182, const float *restrict w1, const float *restrict t181, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t181, 1, 0.0f, t182, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t181, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t182, F);
+/* dpo_step_k238_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k238_gate_up_matmul(float *restrict t228, const float *restrict w1, const float *restrict t227, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t227, 1, 0.0f, t228, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t228, F);
 }
 
-/* dpo_step_k193_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k193_silu(float *restrict t183, const float *restrict t182, long B, long F, long T) {
+/* dpo_step_k239_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k239_silu(float *restrict t229, const float *restrict t228, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t182[((i0) * T + i1) * F + j]);
+            float v0 = -(t228[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
-            t183[r * n + j] = v1;
+            t229[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k194_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k194_silu(float *restrict t184, const float *restrict t183, long B, long F, long T) {
+/* dpo_step_k240_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k240_silu(float *restrict t230, const float *restrict t229, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t183[r * n + j];
-            t184[r * n + j] = v0;
+            float v0 = 1.0f + t229[r * n + j];
+            t230[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k195_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k195_gate_up(float *restrict t185, const float *restrict t182, const float *restrict t184, long B, long F, long T) {
+/* dpo_step_k241_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k241_gate_up(float *restrict t231, const float *restrict t228, const float *restrict t230, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t182[((i0) * T + i1) * F + j]) / (t184[r * n + j]);
-            t185[r * n + j] = v0;
+            float v0 = (t228[((i0) * T + i1) * F + j]) / (t230[r * n + j]);
+            t231[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k196_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k196_gate_up_matmul(float *restrict t186, const float *restrict w3, const float *restrict t181, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t181, 1, 0.0f, t186, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t181, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t186, F);
+/* dpo_step_k242_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k242_gate_up_matmul(float *restrict t232, const float *restrict w3, const float *restrict t227, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t227, 1, 0.0f, t232, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t232, F);
 }
 
-/* dpo_step_k197_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k197_gate_up(float *restrict t187, const float *restrict t185, const float *restrict t186, long B, long F, long T) {
+/* dpo_step_k243_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k243_gate_up(float *restrict t233, const float *restrict t231, const float *restrict t232, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t185[r * n + j]) * (t186[((i0) * T + i1) * F + j]);
-            t187[r * n + j] = v0;
+            float v0 = (t231[r * n + j]) * (t232[((i0) * T + i1) * F + j]);
+            t233[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k198_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void dpo_step_k198_ffn_grad_matmul(float *restrict t188, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t188, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t188, F);
+/* dpo_step_k244_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void dpo_step_k244_ffn_grad_matmul(float *restrict t234, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t234, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t234, F);
 }
 
-/* dpo_step_k199_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k199_ffn_grad(float *restrict t189, const float *restrict t185, const float *restrict t188, long B, long F, long T) {
+/* dpo_step_k245_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k245_ffn_grad(float *restrict t235, const float *restrict t231, const float *restrict t234, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t188[((i0) * T + i1) * F + j]) * (t185[r * n + j]);
-            t189[r * n + j] = v0;
+            float v0 = (t234[((i0) * T + i1) * F + j]) * (t231[r * n + j]);
+            t235[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k200_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k200_gate_up_grad_matmul(float *restrict t190, const float *restrict w3, const float *restrict t189, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t189, 1, 0.0f, t190, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t189, F, w3, 2*HD2*KVH*REP, 0.0f, t190, 2*HD2*KVH*REP);
+/* dpo_step_k246_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k246_gate_up_grad_matmul(float *restrict t236, const float *restrict w3, const float *restrict t235, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t235, 1, 0.0f, t236, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t235, F, w3, 2*HD2*KVH*REP, 0.0f, t236, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k201_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k201_silu_grad(float *restrict t191, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t186, const float *restrict t188, long B, long F, long T) {
+/* dpo_step_k247_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k247_silu_grad(float *restrict t237, const float *restrict t229, const float *restrict t230, const float *restrict t231, const float *restrict t232, const float *restrict t234, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t188[((i0) * T + i1) * F + j]) * (t186[((i0) * T + i1) * F + j]);
-            float v1 = v0 / (t184[r * n + j]);
-            float v2 = v0 * (t185[r * n + j]);
-            float v3 = v2 / (t184[r * n + j]);
+            float v0 = (t234[((i0) * T + i1) * F + j]) * (t232[((i0) * T + i1) * F + j]);
+            float v1 = v0 / (t230[r * n + j]);
+            float v2 = v0 * (t231[r * n + j]);
+            float v3 = v2 / (t230[r * n + j]);
             float v4 = -v3;
-            float v5 = v4 * (t183[r * n + j]);
+            float v5 = v4 * (t229[r * n + j]);
             float v6 = -v5;
             float v7 = v1 + v6;
-            t191[r * n + j] = v7;
+            t237[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_k202_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k202_gate_up_grad_matmul(float *restrict t192, const float *restrict w1, const float *restrict t191, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t191, 1, 0.0f, t192, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t191, F, w1, 2*HD2*KVH*REP, 0.0f, t192, 2*HD2*KVH*REP);
+/* dpo_step_k248_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k248_gate_up_grad_matmul(float *restrict t238, const float *restrict w1, const float *restrict t237, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t237, 1, 0.0f, t238, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t237, F, w1, 2*HD2*KVH*REP, 0.0f, t238, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k203_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k203_gate_up_grad(float *restrict t193, const float *restrict t190, const float *restrict t192, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k249_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k249_gate_up_grad(float *restrict t239, const float *restrict t236, const float *restrict t238, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t190[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t192[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t193[r * n + j] = v0;
+            float v0 = t236[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t238[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t239[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k204_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k204_rmsnorm_grad(float *restrict t194, const float *restrict t180, const float *restrict t193, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k250_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k250_rmsnorm_grad(float *restrict t240, const float *restrict t226, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4127,15 +5026,15 @@ static void dpo_step_k204_rmsnorm_grad(float *restrict t194, const float *restri
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t193[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t180[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t239[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t226[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t194[r] = acc0;
+        t240[r] = acc0;
     }
 }
 
-/* dpo_step_k205_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k205_rmsnorm_grad(float *restrict t195, const float *restrict t194, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k251_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k251_rmsnorm_grad(float *restrict t241, const float *restrict t240, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4144,14 +5043,14 @@ static void dpo_step_k205_rmsnorm_grad(float *restrict t195, const float *restri
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t194[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t240[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t195[r] = acc0;
+        t241[r] = acc0;
     }
 }
 
-/* dpo_step_k206_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void dpo_step_k206_rmsnorm_grad(float *restrict t196, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t177, const float *restrict t179, const float *restrict t193, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k252_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
+static void dpo_step_k252_rmsnorm_grad(float *restrict t242, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t223, const float *restrict t225, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4159,53 +5058,53 @@ static void dpo_step_k206_rmsnorm_grad(float *restrict t196, const float *restri
         const long i1 = (r) % T;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t193[r * n + j0]) * (ffn_norm[j0]);
-            float v4 = v3 * (t177[r * n + j0]);
+            float v3 = (t239[r * n + j0]) * (ffn_norm[j0]);
+            float v4 = v3 * (t223[r * n + j0]);
             acc0 += v4;
         }
-        float v5 = acc0 * (t179[(i0) * T + i1]);
-        float v6 = v5 * (t179[(i0) * T + i1]);
-        float v7 = v6 * (t179[(i0) * T + i1]);
+        float v5 = acc0 * (t225[(i0) * T + i1]);
+        float v6 = v5 * (t225[(i0) * T + i1]);
+        float v7 = v6 * (t225[(i0) * T + i1]);
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t193[r * n + j]) * (ffn_norm[j]);
-            float v1 = v0 * (t179[(i0) * T + i1]);
+            float v0 = (t239[r * n + j]) * (ffn_norm[j]);
+            float v1 = v0 * (t225[(i0) * T + i1]);
             float v2 = carry1[r * n + j] + v1;
-            float v10 = v9 * (t177[r * n + j]);
+            float v10 = v9 * (t223[r * n + j]);
             float v11 = v2 + v10;
             float v12 = v11 + v10;
-            t196[r * n + j] = v12;
+            t242[r * n + j] = v12;
         }
     }
 }
 
-/* dpo_step_k207_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k207_attention_grad_matmul(float *restrict t197, const float *restrict wo, const float *restrict t196, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t196, 1, 0.0f, t197, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t196, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t197, 2*HD2*KVH*REP);
+/* dpo_step_k253_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k253_attention_grad_matmul(float *restrict t243, const float *restrict wo, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t242, 1, 0.0f, t243, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t242, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t243, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k208_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k208_attention_grad_matmul(float *restrict t198, const float *restrict t166, const float *restrict t197, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k254_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void dpo_step_k254_attention_grad_matmul(float *restrict t244, const float *restrict t212, const float *restrict t243, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t166 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t197 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t198 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t197 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t166 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t198 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t244 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t244 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k209_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k209_attention_grad_matmul(float *restrict t199, const float *restrict t173, const float *restrict t197, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k255_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void dpo_step_k255_attention_grad_matmul(float *restrict t245, const float *restrict t219, const float *restrict t243, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t197 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t173 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t199 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t173 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t197 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t199 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t245 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t245 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k210_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k210_softmax_grad(float *restrict t200, const float *restrict t168, const float *restrict t169, const float *restrict t170, const float *restrict t171, const float *restrict t172, const float *restrict t173, const float *restrict t198, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k256_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k256_softmax_grad(float *restrict t246, const float *restrict t214, const float *restrict t215, const float *restrict t216, const float *restrict t217, const float *restrict t218, const float *restrict t219, const float *restrict t244, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4215,54 +5114,54 @@ static void dpo_step_k210_softmax_grad(float *restrict t200, const float *restri
         const long i3 = (r) % T;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (t198[r * n + j0]) * (t173[r * n + j0]);
-            float v2 = v1 / (t172[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v1 = (t244[r * n + j0]) * (t219[r * n + j0]);
+            float v2 = v1 / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v3 = -v2;
             acc0 += v3;
         }
         float acc1 = 0.0f;
         for (long j1 = 0; j1 < n; j1++) {
-            float v6 = (t198[r * n + j1]) / (t172[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t244[r * n + j1]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t171[r * n + j1]);
+            float v8 = v7 * (t217[r * n + j1]);
             float v9 = -v8;
             acc1 += v9;
         }
         float v14 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v0 = (t198[r * n + j]) / (t172[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t244[r * n + j]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v4 = v0 + acc0;
-            float v5 = v4 * (t171[r * n + j]);
-            float v10 = t169[r * n + j] == t170[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
+            float v5 = v4 * (t217[r * n + j]);
+            float v10 = t215[r * n + j] == t216[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
             float v11 = acc1 * v10;
             float v12 = v5 + v11;
-            float v13 = t168[r * n + j] != 0.0f ? v12 : 0.0f;
+            float v13 = t214[r * n + j] != 0.0f ? v12 : 0.0f;
             float v15 = v13 * v14;
-            t200[r * n + j] = v15;
+            t246[r * n + j] = v15;
         }
     }
 }
 
-/* dpo_step_k211_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k211_scores_grad_matmul(float *restrict t201, const float *restrict t165, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k257_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k257_scores_grad_matmul(float *restrict t247, const float *restrict t211, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t200 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t201 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t200 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t201 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t247 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t247 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k212_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k212_scores_grad_matmul(float *restrict t202, const float *restrict t163, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k258_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k258_scores_grad_matmul(float *restrict t248, const float *restrict t209, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t200 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t202 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t200 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t202 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t248 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t248 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k213_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
-static void dpo_step_k213_attention_grad(float *restrict t203, const float *restrict t199, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k259_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
+static void dpo_step_k259_attention_grad(float *restrict t249, const float *restrict t245, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*B*HD2*KVH*T, n = REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4273,14 +5172,14 @@ static void dpo_step_k213_attention_grad(float *restrict t203, const float *rest
         const long i3 = (r) % (2*HD2);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t199[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
+            acc0 += t245[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
         }
-        t203[r] = acc0;
+        t249[r] = acc0;
     }
 }
 
-/* dpo_step_k214_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
-static void dpo_step_k214_attention_grad(float *restrict t204, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k260_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
+static void dpo_step_k260_attention_grad(float *restrict t250, const float *restrict t248, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*B*HD2*KVH*T, n = REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4291,32 +5190,32 @@ static void dpo_step_k214_attention_grad(float *restrict t204, const float *rest
         const long i3 = (r) % (2*HD2);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t202[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
+            acc0 += t248[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
         }
-        t204[r] = acc0;
+        t250[r] = acc0;
     }
 }
 
-/* dpo_step_k215_attention_grad: permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k215_attention_grad(float *restrict t205, const float *restrict t203, long B, long HD2, long KVH, long T) {
+/* dpo_step_k261_attention_grad: permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k261_attention_grad(float *restrict t251, const float *restrict t249, long B, long HD2, long KVH, long T) {
     const long rows = B*T, n = 2*HD2*KVH;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            t205[r * n + j] = t203[((((r * n + j) / (2*HD2*KVH*T)) * KVH + ((r * n + j) / (2*HD2)) % KVH) * T + ((r * n + j) / (2*HD2*KVH)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
+            t251[r * n + j] = t249[((((r * n + j) / (2*HD2*KVH*T)) * KVH + ((r * n + j) / (2*HD2)) % KVH) * T + ((r * n + j) / (2*HD2*KVH)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
         }
     }
 }
 
-/* dpo_step_k216_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k216_attention_grad_matmul(float *restrict t206, const float *restrict wv, const float *restrict t205, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t205, 1, 0.0f, t206, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t205, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t206, 2*HD2*KVH*REP);
+/* dpo_step_k262_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k262_attention_grad_matmul(float *restrict t252, const float *restrict wv, const float *restrict t251, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t251, 1, 0.0f, t252, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t251, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t252, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k217_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k217_rope_grad(float *restrict t207, const float *restrict t1, const float *restrict t2, const float *restrict t204, long B, long HD2, long KVH, long T) {
+/* dpo_step_k263_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k263_rope_grad(float *restrict t253, const float *restrict t1, const float *restrict t2, const float *restrict t250, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4324,12 +5223,12 @@ static void dpo_step_k217_rope_grad(float *restrict t207, const float *restrict 
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t204[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t204[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v1 = (t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = -(t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
         float v3 = v2 * (t2[((i0) * T + i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t204[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t204[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v6 = (t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v7 = (t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -4347,19 +5246,19 @@ static void dpo_step_k217_rope_grad(float *restrict t207, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t207[r * n + j] = v9;
+            t253[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k218_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k218_attention_grad_matmul(float *restrict t208, const float *restrict wk, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t207, 1, 0.0f, t208, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t207, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t208, 2*HD2*KVH*REP);
+/* dpo_step_k264_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k264_attention_grad_matmul(float *restrict t254, const float *restrict wk, const float *restrict t253, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t253, 1, 0.0f, t254, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t253, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t254, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k219_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k219_rope_grad(float *restrict t209, const float *restrict t1, const float *restrict t2, const float *restrict t201, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k265_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k265_rope_grad(float *restrict t255, const float *restrict t1, const float *restrict t2, const float *restrict t247, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4367,12 +5266,12 @@ static void dpo_step_k219_rope_grad(float *restrict t209, const float *restrict 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t201[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t201[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v1 = (t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = -(t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
         float v3 = v2 * (t2[((i0) * T + i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t201[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t201[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v6 = (t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v7 = (t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -4390,34 +5289,34 @@ static void dpo_step_k219_rope_grad(float *restrict t209, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t209[r * n + j] = v9;
+            t255[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k220_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k220_attention_grad_matmul(float *restrict t210, const float *restrict wq, const float *restrict t209, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t209, 1, 0.0f, t210, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t209, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t210, 2*HD2*KVH*REP);
+/* dpo_step_k266_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k266_attention_grad_matmul(float *restrict t256, const float *restrict wq, const float *restrict t255, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t255, 1, 0.0f, t256, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t255, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t256, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k221_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
-static void dpo_step_k221_attention_grad(float *restrict t211, const float *restrict t206, const float *restrict t208, const float *restrict t210, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k267_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
+static void dpo_step_k267_attention_grad(float *restrict t257, const float *restrict t252, const float *restrict t254, const float *restrict t256, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t206[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t208[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t210[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t211[r * n + j] = v1;
+            float v0 = t252[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t254[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t256[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t257[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k222_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k222_rmsnorm_grad(float *restrict t212, const float *restrict t160, const float *restrict t211, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k268_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k268_rmsnorm_grad(float *restrict t258, const float *restrict t206, const float *restrict t257, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4426,15 +5325,15 @@ static void dpo_step_k222_rmsnorm_grad(float *restrict t212, const float *restri
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t211[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t160[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t257[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t206[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t212[r] = acc0;
+        t258[r] = acc0;
     }
 }
 
-/* dpo_step_k223_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k223_rmsnorm_grad(float *restrict t213, const float *restrict t212, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k269_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k269_rmsnorm_grad(float *restrict t259, const float *restrict t258, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4443,14 +5342,14 @@ static void dpo_step_k223_rmsnorm_grad(float *restrict t213, const float *restri
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t212[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t258[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t213[r] = acc0;
+        t259[r] = acc0;
     }
 }
 
-/* dpo_step_k224_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void dpo_step_k224_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t159, const float *restrict t196, const float *restrict t211, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k270_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
+static void dpo_step_k270_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t205, const float *restrict t242, const float *restrict t257, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4458,19 +5357,19 @@ static void dpo_step_k224_rmsnorm_grad(float *restrict carry1_next, const float 
         const long i1 = (r) % T;
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t211[r * n + j0]) * (attn_norm[j0]);
+            float v3 = (t257[r * n + j0]) * (attn_norm[j0]);
             float v4 = v3 * (saved_x[r * n + j0]);
             acc0 += v4;
         }
-        float v5 = acc0 * (t159[(i0) * T + i1]);
-        float v6 = v5 * (t159[(i0) * T + i1]);
-        float v7 = v6 * (t159[(i0) * T + i1]);
+        float v5 = acc0 * (t205[(i0) * T + i1]);
+        float v6 = v5 * (t205[(i0) * T + i1]);
+        float v7 = v6 * (t205[(i0) * T + i1]);
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t211[r * n + j]) * (attn_norm[j]);
-            float v1 = v0 * (t159[(i0) * T + i1]);
-            float v2 = t196[r * n + j] + v1;
+            float v0 = (t257[r * n + j]) * (attn_norm[j]);
+            float v1 = v0 * (t205[(i0) * T + i1]);
+            float v2 = t242[r * n + j] + v1;
             float v10 = v9 * (saved_x[r * n + j]);
             float v11 = v2 + v10;
             float v12 = v11 + v10;
@@ -4479,97 +5378,97 @@ static void dpo_step_k224_rmsnorm_grad(float *restrict carry1_next, const float 
     }
 }
 
-/* dpo_step_k225_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k225_layer_backward(float *restrict grad_attn_norm, const float *restrict t213, long HD2, long KVH, long REP) {
+/* dpo_step_k271_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k271_layer_backward(float *restrict grad_attn_norm, const float *restrict t259, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t213[j];
+            float v0 = grad_attn_norm[j] + t259[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k226_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k226_layer_backward_matmul(float *restrict grad_wq, const float *restrict t161, const float *restrict t209, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t161, 2*HD2*KVH*REP, t209, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t209, 2*HD2*KVH*REP, t161, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+/* dpo_step_k272_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k272_layer_backward_matmul(float *restrict grad_wq, const float *restrict t207, const float *restrict t255, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, t255, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t255, 2*HD2*KVH*REP, t207, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k227_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k227_layer_backward_matmul(float *restrict grad_wk, const float *restrict t161, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t161, 2*HD2*KVH*REP, t207, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t207, 2*HD2*KVH, t161, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+/* dpo_step_k273_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k273_layer_backward_matmul(float *restrict grad_wk, const float *restrict t207, const float *restrict t253, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, t253, 2*HD2*KVH, 1.0f, grad_wk, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t253, 2*HD2*KVH, t207, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k228_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k228_layer_backward_matmul(float *restrict grad_wv, const float *restrict t161, const float *restrict t205, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t161, 2*HD2*KVH*REP, t205, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t205, 2*HD2*KVH, t161, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+/* dpo_step_k274_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k274_layer_backward_matmul(float *restrict grad_wv, const float *restrict t207, const float *restrict t251, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, t251, 2*HD2*KVH, 1.0f, grad_wv, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t251, 2*HD2*KVH, t207, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k229_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k229_layer_backward_matmul(float *restrict grad_wo, const float *restrict t175, const float *restrict t196, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t175, 2*HD2*KVH*REP, t196, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t196, 2*HD2*KVH*REP, t175, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+/* dpo_step_k275_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k275_layer_backward_matmul(float *restrict grad_wo, const float *restrict t221, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, t242, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t242, 2*HD2*KVH*REP, t221, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k230_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k230_layer_backward(float *restrict grad_ffn_norm, const float *restrict t195, long HD2, long KVH, long REP) {
+/* dpo_step_k276_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k276_layer_backward(float *restrict grad_ffn_norm, const float *restrict t241, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t195[j];
+            float v0 = grad_ffn_norm[j] + t241[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k231_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k231_layer_backward_matmul(float *restrict grad_w1, const float *restrict t181, const float *restrict t191, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t181, 2*HD2*KVH*REP, t191, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t191, F, t181, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+/* dpo_step_k277_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k277_layer_backward_matmul(float *restrict grad_w1, const float *restrict t227, const float *restrict t237, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, t237, F, 1.0f, grad_w1, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t237, F, t227, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k232_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k232_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t187, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t187, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t187, F, 1.0f, grad_w2, F);
+/* dpo_step_k278_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k278_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t233, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t233, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t233, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k233_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k233_layer_backward_matmul(float *restrict grad_w3, const float *restrict t181, const float *restrict t189, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t181, 2*HD2*KVH*REP, t189, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t189, F, t181, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+/* dpo_step_k279_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k279_layer_backward_matmul(float *restrict grad_w3, const float *restrict t227, const float *restrict t235, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, t235, F, 1.0f, grad_w3, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t235, F, t227, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k234_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void dpo_step_k234_embed_backward_scatter_add(float *restrict t214, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t214, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* dpo_step_k280_embed_backward_scatter_add: scatter_add  [embed_backward] */
+static void dpo_step_k280_embed_backward_scatter_add(float *restrict t260, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
+    memset(t260, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t214[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            t260[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* dpo_step_k235_embed_backward: add, write_slice  [embed_backward] */
-static void dpo_step_k235_embed_backward(float *restrict grad_embed, const float *restrict t214, long HD2, long KVH, long REP, long V) {
+/* dpo_step_k281_embed_backward: add, write_slice  [embed_backward] */
+static void dpo_step_k281_embed_backward(float *restrict grad_embed, const float *restrict t260, long HD2, long KVH, long REP, long V) {
     const long rows = V, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t214[r * n + j];
+            float v0 = grad_embed[r * n + j] + t260[r * n + j];
             grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
         }
     }
 }
 
-/* Arena: 97 slots planned for 236 kernels. */
+/* Arena: 129 slots planned for 282 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -4604,26 +5503,26 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[13] = total; total += la_round16(la_max(B, B*T*V));
     off[14] = total; total += la_round16(la_max(B*T, B));
     off[15] = total; total += la_round16(la_max(B*T, B));
-    off[16] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[17] = total; total += la_round16(B);
     off[18] = total; total += la_round16(B);
     off[19] = total; total += la_round16(B);
     off[20] = total; total += la_round16(B);
-    off[21] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[22] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[23] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[24] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[25] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
-    off[26] = total; total += la_round16(la_max(B, 1));
-    off[27] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[28] = total; total += la_round16(la_max(B, B*F*T));
-    off[29] = total; total += la_round16(la_max(B, B*F*T));
-    off[30] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[31] = total; total += la_round16(la_max(B, 1));
-    off[32] = total; total += la_round16(la_max(B, B*F*T));
+    off[21] = total; total += la_round16(B);
+    off[22] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
+    off[23] = total; total += la_round16(B);
+    off[24] = total; total += la_round16(B);
+    off[25] = total; total += la_round16(B);
+    off[26] = total; total += la_round16(B);
+    off[27] = total; total += la_round16(B);
+    off[28] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[29] = total; total += la_round16(B);
+    off[30] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[32] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[33] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[34] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[35] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
+    off[34] = total; total += la_round16(B);
+    off[35] = total; total += la_round16(B);
     off[36] = total; total += la_round16(B);
     off[37] = total; total += la_round16(B);
     off[38] = total; total += la_round16(B);
@@ -4633,64 +5532,96 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[42] = total; total += la_round16(B);
     off[43] = total; total += la_round16(B);
     off[44] = total; total += la_round16(B);
-    off[45] = total; total += la_round16(B);
-    off[46] = total; total += la_round16(la_max(1, B));
+    off[45] = total; total += la_round16(la_max(1, B));
+    off[46] = total; total += la_round16(B);
     off[47] = total; total += la_round16(B);
     off[48] = total; total += la_round16(B);
-    off[49] = total; total += la_round16(B);
+    off[49] = total; total += la_round16(la_max(B, B*F*T));
     off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(B);
-    off[52] = total; total += la_round16(B);
-    off[53] = total; total += la_round16(la_max(B, B*T*V));
+    off[51] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[52] = total; total += la_round16(la_max(B, B*F*T));
+    off[53] = total; total += la_round16(la_max(B, B*F*T));
     off[54] = total; total += la_round16(B);
-    off[55] = total; total += la_round16(B);
+    off[55] = total; total += la_round16(la_max(B, B*F*T));
     off[56] = total; total += la_round16(B);
     off[57] = total; total += la_round16(B);
-    off[58] = total; total += la_round16(B);
-    off[59] = total; total += la_round16(B);
-    off[60] = total; total += la_round16(B);
-    off[61] = total; total += la_round16(B);
-    off[62] = total; total += la_round16(B);
-    off[63] = total; total += la_round16(B);
+    off[58] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[59] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[60] = total; total += la_round16(la_max(B, B*F*T));
+    off[61] = total; total += la_round16(la_max(B, B*F*T));
+    off[62] = total; total += la_round16(la_max(B, B*F*T));
+    off[63] = total; total += la_round16(la_max(B, B*F*T));
     off[64] = total; total += la_round16(B);
     off[65] = total; total += la_round16(B);
-    off[66] = total; total += la_round16(B);
-    off[67] = total; total += la_round16(B);
+    off[66] = total; total += la_round16(la_max(B, 1));
+    off[67] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[68] = total; total += la_round16(B);
     off[69] = total; total += la_round16(B);
     off[70] = total; total += la_round16(B);
     off[71] = total; total += la_round16(B);
-    off[72] = total; total += la_round16(B);
-    off[73] = total; total += la_round16(B);
+    off[72] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[73] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[74] = total; total += la_round16(B);
     off[75] = total; total += la_round16(B);
-    off[76] = total; total += la_round16(la_max(B, B*F*T));
-    off[77] = total; total += la_round16(la_max(B, B*F*T));
-    off[78] = total; total += la_round16(la_max(B, B*F*T));
-    off[79] = total; total += la_round16(la_max(B, B*F*T));
-    off[80] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[81] = total; total += la_round16(la_max(B, B*F*T));
-    off[82] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[83] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[84] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[85] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[86] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[87] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[88] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[89] = total; total += la_round16(la_max(B, B*KVH*REP*T));
-    off[90] = total; total += la_round16(la_max(B, B*KVH*REP*T));
-    off[91] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[92] = total; total += la_round16(17*B);
-    off[93] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[94] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[95] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[96] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[76] = total; total += la_round16(B);
+    off[77] = total; total += la_round16(B);
+    off[78] = total; total += la_round16(B);
+    off[79] = total; total += la_round16(B);
+    off[80] = total; total += la_round16(B);
+    off[81] = total; total += la_round16(B);
+    off[82] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[83] = total; total += la_round16(B);
+    off[84] = total; total += la_round16(B);
+    off[85] = total; total += la_round16(B);
+    off[86] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[87] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
+    off[88] = total; total += la_round16(B);
+    off[89] = total; total += la_round16(B);
+    off[90] = total; total += la_round16(B);
+    off[91] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[92] = total; total += la_round16(B);
+    off[93] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[94] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[95] = total; total += la_round16(B);
+    off[96] = total; total += la_round16(B);
+    off[97] = total; total += la_round16(B);
+    off[98] = total; total += la_round16(B);
+    off[99] = total; total += la_round16(B);
+    off[100] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[101] = total; total += la_round16(B);
+    off[102] = total; total += la_round16(B);
+    off[103] = total; total += la_round16(B);
+    off[104] = total; total += la_round16(B);
+    off[105] = total; total += la_round16(B);
+    off[106] = total; total += la_round16(B);
+    off[107] = total; total += la_round16(B);
+    off[108] = total; total += la_round16(B);
+    off[109] = total; total += la_round16(B);
+    off[110] = total; total += la_round16(B);
+    off[111] = total; total += la_round16(B);
+    off[112] = total; total += la_round16(B);
+    off[113] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[114] = total; total += la_round16(B);
+    off[115] = total; total += la_round16(B);
+    off[116] = total; total += la_round16(B);
+    off[117] = total; total += la_round16(B);
+    off[118] = total; total += la_round16(B);
+    off[119] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[120] = total; total += la_round16(B);
+    off[121] = total; total += la_round16(B);
+    off[122] = total; total += la_round16(B);
+    off[123] = total; total += la_round16(17*B);
+    off[124] = total; total += la_round16(la_max(1, B*T*V));
+    off[125] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[126] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[127] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[128] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_arena_floats(const llama_dpo_dpo_step_args *args) {
-    long off[97];
+    long off[129];
     return llama_dpo_dpo_step_layout(args, off);
 }
 
@@ -4703,7 +5634,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[97];
+    long off[129];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -4787,141 +5718,187 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t77 = args->arena + off[48];
     float *t78 = args->arena + off[49];
     float *t79 = args->arena + off[50];
-    float *t80 = args->arena + off[15];
-    float *t81 = args->arena + off[17];
+    float *t80 = args->arena + off[43];
+    float *t81 = args->arena + off[44];
     float *t82 = args->arena + off[51];
     float *t83 = args->arena + off[52];
-    float *t84 = args->arena + off[18];
-    float *t85 = args->arena + off[53];
-    float *t86 = args->arena + off[54];
-    float *t87 = args->arena + off[55];
-    float *t88 = args->arena + off[56];
-    float *t89 = args->arena + off[57];
-    float *t90 = args->arena + off[58];
-    float *t91 = args->arena + off[59];
-    float *t92 = args->arena + off[60];
-    float *t93 = args->arena + off[61];
-    float *t94 = args->arena + off[62];
-    float *t95 = args->arena + off[63];
-    float *t96 = args->arena + off[20];
+    float *t84 = args->arena + off[53];
+    float *t85 = args->arena + off[54];
+    float *t86 = args->arena + off[55];
+    float *t87 = args->arena + off[52];
+    float *t88 = args->arena + off[53];
+    float *t89 = args->arena + off[56];
+    float *t90 = args->arena + off[57];
+    float *t91 = args->arena + off[58];
+    float *t92 = args->arena + off[59];
+    float *t93 = args->arena + off[60];
+    float *t94 = args->arena + off[61];
+    float *t95 = args->arena + off[62];
+    float *t96 = args->arena + off[63];
     float *t97 = args->arena + off[64];
-    float *t98 = args->arena + off[54];
-    float *t99 = args->arena + off[19];
-    float *t100 = args->arena + off[65];
-    float *t101 = args->arena + off[66];
-    float *t102 = args->arena + off[67];
-    float *t103 = args->arena + off[68];
-    float *t104 = args->arena + off[69];
-    float *t105 = args->arena + off[42];
-    float *t106 = args->arena + off[46];
-    float *t107 = args->arena + off[70];
-    float *t108 = args->arena + off[71];
-    float *t109 = args->arena + off[72];
-    float *t110 = args->arena + off[73];
-    float *t111 = args->arena + off[74];
-    float *t112 = args->arena + off[75];
-    float *t113 = args->arena + off[76];
-    float *t114 = args->arena + off[77];
-    float *t115 = args->arena + off[78];
-    float *t116 = args->arena + off[79];
+    float *t98 = args->arena + off[65];
+    float *t99 = args->arena + off[66];
+    float *t100 = args->arena + off[67];
+    float *t101 = args->arena + off[68];
+    float *t102 = args->arena + off[69];
+    float *t103 = args->arena + off[70];
+    float *t104 = args->arena + off[71];
+    float *t105 = args->arena + off[72];
+    float *t106 = args->arena + off[67];
+    float *t107 = args->arena + off[73];
+    float *t108 = args->arena + off[74];
+    float *t109 = args->arena + off[75];
+    float *t110 = args->arena + off[76];
+    float *t111 = args->arena + off[77];
+    float *t112 = args->arena + off[78];
+    float *t113 = args->arena + off[79];
+    float *t114 = args->arena + off[74];
+    float *t115 = args->arena + off[75];
+    float *t116 = args->arena + off[45];
     float *t117 = args->arena + off[80];
     float *t118 = args->arena + off[81];
     float *t119 = args->arena + off[82];
     float *t120 = args->arena + off[83];
-    float *t121 = args->arena + off[30];
-    float *t122 = args->arena + off[84];
-    float *t123 = args->arena + off[85];
-    float *t124 = args->arena + off[86];
-    float *t125 = args->arena + off[25];
-    float *t126 = args->arena + off[87];
-    float *t127 = args->arena + off[21];
-    float *t128 = args->arena + off[88];
-    float *t129 = args->arena + off[89];
-    float *t130 = args->arena + off[90];
-    float *t131 = args->arena + off[91];
-    float *t132 = args->arena + off[92];
-    float *t133 = args->arena + off[26];
-    float *t134 = args->arena + off[31];
-    float *t135 = args->arena + off[26];
-    float *t136 = args->arena + off[92];
-    float *t137 = args->arena + off[54];
-    float *t138 = args->arena + off[31];
-    float *t139 = args->arena + off[26];
-    float *t140 = args->arena + off[12];
-    float *t141 = args->arena + off[14];
-    float *t142 = args->arena + off[64];
-    float *t143 = args->arena + off[19];
-    float *t144 = args->arena + off[65];
-    float *t145 = args->arena + off[55];
-    float *t146 = args->arena + off[56];
-    float *t147 = args->arena + off[57];
-    float *t148 = args->arena + off[58];
-    float *t149 = args->arena + off[59];
-    float *t150 = args->arena + off[60];
-    float *t151 = args->arena + off[52];
-    float *t152 = args->arena + off[18];
-    float *t153 = args->arena + off[53];
-    float *t154 = args->arena + off[6];
-    float *t155 = args->arena + off[35];
-    float *t156 = args->arena + off[34];
-    float *t157 = args->arena + off[0];
-    float *t158 = args->arena + off[10];
-    float *t159 = args->arena + off[11];
-    float *t160 = args->arena + off[5];
-    float *t161 = args->arena + off[6];
-    float *t162 = args->arena + off[4];
-    float *t163 = args->arena + off[33];
-    float *t164 = args->arena + off[7];
-    float *t165 = args->arena + off[87];
-    float *t166 = args->arena + off[7];
-    float *t167 = args->arena + off[4];
-    float *t168 = args->arena + off[21];
-    float *t169 = args->arena + off[88];
-    float *t170 = args->arena + off[89];
-    float *t171 = args->arena + off[4];
-    float *t172 = args->arena + off[90];
-    float *t173 = args->arena + off[91];
-    float *t174 = args->arena + off[22];
-    float *t175 = args->arena + off[23];
-    float *t176 = args->arena + off[22];
-    float *t177 = args->arena + off[24];
-    float *t178 = args->arena + off[15];
-    float *t179 = args->arena + off[12];
-    float *t180 = args->arena + off[22];
-    float *t181 = args->arena + off[27];
-    float *t182 = args->arena + off[28];
-    float *t183 = args->arena + off[29];
-    float *t184 = args->arena + off[32];
-    float *t185 = args->arena + off[76];
-    float *t186 = args->arena + off[28];
-    float *t187 = args->arena + off[77];
-    float *t188 = args->arena + off[78];
-    float *t189 = args->arena + off[79];
-    float *t190 = args->arena + off[80];
-    float *t191 = args->arena + off[81];
-    float *t192 = args->arena + off[82];
-    float *t193 = args->arena + off[83];
-    float *t194 = args->arena + off[35];
-    float *t195 = args->arena + off[34];
-    float *t196 = args->arena + off[80];
-    float *t197 = args->arena + off[82];
-    float *t198 = args->arena + off[30];
-    float *t199 = args->arena + off[22];
-    float *t200 = args->arena + off[84];
-    float *t201 = args->arena + off[24];
-    float *t202 = args->arena + off[83];
-    float *t203 = args->arena + off[7];
-    float *t204 = args->arena + off[87];
-    float *t205 = args->arena + off[85];
-    float *t206 = args->arena + off[82];
-    float *t207 = args->arena + off[7];
+    float *t121 = args->arena + off[84];
+    float *t122 = args->arena + off[85];
+    float *t123 = args->arena + off[86];
+    float *t124 = args->arena + off[87];
+    float *t125 = args->arena + off[88];
+    float *t126 = args->arena + off[89];
+    float *t127 = args->arena + off[90];
+    float *t128 = args->arena + off[91];
+    float *t129 = args->arena + off[92];
+    float *t130 = args->arena + off[87];
+    float *t131 = args->arena + off[93];
+    float *t132 = args->arena + off[94];
+    float *t133 = args->arena + off[95];
+    float *t134 = args->arena + off[96];
+    float *t135 = args->arena + off[97];
+    float *t136 = args->arena + off[98];
+    float *t137 = args->arena + off[99];
+    float *t138 = args->arena + off[100];
+    float *t139 = args->arena + off[98];
+    float *t140 = args->arena + off[101];
+    float *t141 = args->arena + off[102];
+    float *t142 = args->arena + off[103];
+    float *t143 = args->arena + off[104];
+    float *t144 = args->arena + off[105];
+    float *t145 = args->arena + off[103];
+    float *t146 = args->arena + off[106];
+    float *t147 = args->arena + off[107];
+    float *t148 = args->arena + off[108];
+    float *t149 = args->arena + off[109];
+    float *t150 = args->arena + off[110];
+    float *t151 = args->arena + off[111];
+    float *t152 = args->arena + off[112];
+    float *t153 = args->arena + off[113];
+    float *t154 = args->arena + off[114];
+    float *t155 = args->arena + off[115];
+    float *t156 = args->arena + off[116];
+    float *t157 = args->arena + off[16];
+    float *t158 = args->arena + off[117];
+    float *t159 = args->arena + off[118];
+    float *t160 = args->arena + off[119];
+    float *t161 = args->arena + off[120];
+    float *t162 = args->arena + off[121];
+    float *t163 = args->arena + off[122];
+    float *t164 = args->arena + off[123];
+    float *t165 = args->arena + off[66];
+    float *t166 = args->arena + off[124];
+    float *t167 = args->arena + off[66];
+    float *t168 = args->arena + off[123];
+    float *t169 = args->arena + off[66];
+    float *t170 = args->arena + off[12];
+    float *t171 = args->arena + off[14];
+    float *t172 = args->arena + off[16];
+    float *t173 = args->arena + off[117];
+    float *t174 = args->arena + off[118];
+    float *t175 = args->arena + off[119];
+    float *t176 = args->arena + off[120];
+    float *t177 = args->arena + off[121];
+    float *t178 = args->arena + off[103];
+    float *t179 = args->arena + off[106];
+    float *t180 = args->arena + off[107];
+    float *t181 = args->arena + off[108];
+    float *t182 = args->arena + off[109];
+    float *t183 = args->arena + off[110];
+    float *t184 = args->arena + off[111];
+    float *t185 = args->arena + off[112];
+    float *t186 = args->arena + off[113];
+    float *t187 = args->arena + off[114];
+    float *t188 = args->arena + off[95];
+    float *t189 = args->arena + off[96];
+    float *t190 = args->arena + off[97];
+    float *t191 = args->arena + off[99];
+    float *t192 = args->arena + off[100];
+    float *t193 = args->arena + off[98];
+    float *t194 = args->arena + off[101];
+    float *t195 = args->arena + off[102];
+    float *t196 = args->arena + off[104];
+    float *t197 = args->arena + off[105];
+    float *t198 = args->arena + off[92];
+    float *t199 = args->arena + off[124];
+    float *t200 = args->arena + off[6];
+    float *t201 = args->arena + off[87];
+    float *t202 = args->arena + off[93];
+    float *t203 = args->arena + off[0];
+    float *t204 = args->arena + off[15];
+    float *t205 = args->arena + off[10];
+    float *t206 = args->arena + off[5];
+    float *t207 = args->arena + off[6];
     float *t208 = args->arena + off[4];
-    float *t209 = args->arena + off[33];
-    float *t210 = args->arena + off[22];
-    float *t211 = args->arena + off[83];
-    float *t212 = args->arena + off[35];
-    float *t213 = args->arena + off[86];
-    float *t214 = args->arena + off[25];
+    float *t209 = args->arena + off[94];
+    float *t210 = args->arena + off[7];
+    float *t211 = args->arena + off[91];
+    float *t212 = args->arena + off[7];
+    float *t213 = args->arena + off[4];
+    float *t214 = args->arena + off[16];
+    float *t215 = args->arena + off[86];
+    float *t216 = args->arena + off[82];
+    float *t217 = args->arena + off[4];
+    float *t218 = args->arena + off[119];
+    float *t219 = args->arena + off[72];
+    float *t220 = args->arena + off[67];
+    float *t221 = args->arena + off[73];
+    float *t222 = args->arena + off[67];
+    float *t223 = args->arena + off[58];
+    float *t224 = args->arena + off[11];
+    float *t225 = args->arena + off[12];
+    float *t226 = args->arena + off[67];
+    float *t227 = args->arena + off[59];
+    float *t228 = args->arena + off[60];
+    float *t229 = args->arena + off[61];
+    float *t230 = args->arena + off[62];
+    float *t231 = args->arena + off[63];
+    float *t232 = args->arena + off[60];
+    float *t233 = args->arena + off[55];
+    float *t234 = args->arena + off[52];
+    float *t235 = args->arena + off[53];
+    float *t236 = args->arena + off[51];
+    float *t237 = args->arena + off[49];
+    float *t238 = args->arena + off[113];
+    float *t239 = args->arena + off[33];
+    float *t240 = args->arena + off[87];
+    float *t241 = args->arena + off[93];
+    float *t242 = args->arena + off[51];
+    float *t243 = args->arena + off[113];
+    float *t244 = args->arena + off[32];
+    float *t245 = args->arena + off[67];
+    float *t246 = args->arena + off[100];
+    float *t247 = args->arena + off[58];
+    float *t248 = args->arena + off[33];
+    float *t249 = args->arena + off[7];
+    float *t250 = args->arena + off[91];
+    float *t251 = args->arena + off[31];
+    float *t252 = args->arena + off[113];
+    float *t253 = args->arena + off[7];
+    float *t254 = args->arena + off[4];
+    float *t255 = args->arena + off[94];
+    float *t256 = args->arena + off[67];
+    float *t257 = args->arena + off[33];
+    float *t258 = args->arena + off[87];
+    float *t259 = args->arena + off[28];
+    float *t260 = args->arena + off[22];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -4974,7 +5951,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     la_tock(prof, 5, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t5;
-    float *carry0_buf[2] = { args->arena + off[93], args->arena + off[94] };
+    float *carry0_buf[2] = { args->arena + off[125], args->arena + off[126] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -5129,365 +6106,503 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k48_sequence_logps(logits_rejected, rejected_mask, t42, B, T);
     la_tock(prof, 48, tick);
     tick = la_tick(prof);
-    dpo_step_k49_lm_head(t45, ref_chosen, t36, B);
+    dpo_step_k49_dpo_sigmoid(t45, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
     la_tock(prof, 49, tick);
     tick = la_tick(prof);
-    dpo_step_k50_lm_head(t46, ref_rejected, t40, B);
+    dpo_step_k50_log_sigmoid(t46, t45, B);
     la_tock(prof, 50, tick);
     tick = la_tick(prof);
-    dpo_step_k51_lm_head(t47, t45, t46, B);
+    dpo_step_k51_dpo_sigmoid(t47, t46, B);
     la_tock(prof, 51, tick);
     tick = la_tick(prof);
-    dpo_step_k52_lm_head(t48, t36, t43, B);
+    dpo_step_k52_dpo_sigmoid(t48, t45, B);
     la_tock(prof, 52, tick);
     tick = la_tick(prof);
-    dpo_step_k53_lm_head(t49, t40, t44, B);
+    dpo_step_k53_log_sigmoid(t49, t48, B);
     la_tock(prof, 53, tick);
     tick = la_tick(prof);
-    dpo_step_k54_lm_head(t50, ref_chosen, ref_rejected, t43, t44, t48, t49, B);
+    dpo_step_k54_dpo_sigmoid(t50, t49, B);
     la_tock(prof, 54, tick);
     tick = la_tick(prof);
-    dpo_step_k55_dpo_sigmoid(t51, beta, t47, B);
+    dpo_step_k55_dpo_robust(t51, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
     la_tock(prof, 55, tick);
     tick = la_tick(prof);
     dpo_step_k56_log_sigmoid(t52, t51, B);
     la_tock(prof, 56, tick);
     tick = la_tick(prof);
-    dpo_step_k57_log_sigmoid(t53, t52, B);
+    dpo_step_k57_dpo_sigmoid(t53, t52, B);
     la_tock(prof, 57, tick);
     tick = la_tick(prof);
-    dpo_step_k58_log_sigmoid(t54, t51, t53, B);
+    dpo_step_k58_dpo_robust(t54, t51, B);
     la_tock(prof, 58, tick);
     tick = la_tick(prof);
-    dpo_step_k59_dpo_sigmoid(t55, label_smoothing, t54, B);
+    dpo_step_k59_log_sigmoid(t55, t54, B);
     la_tock(prof, 59, tick);
     tick = la_tick(prof);
-    dpo_step_k60_dpo_sigmoid(t56, t51, B);
+    dpo_step_k60_dpo_sigmoid(t56, t55, B);
     la_tock(prof, 60, tick);
     tick = la_tick(prof);
-    dpo_step_k61_log_sigmoid(t57, t56, B);
+    dpo_step_k61_dpo_hinge(t57, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
     la_tock(prof, 61, tick);
     tick = la_tick(prof);
-    dpo_step_k62_log_sigmoid(t58, t57, B);
+    dpo_step_k62_dpo_ipo(t58, loss_weights, t43, B);
     la_tock(prof, 62, tick);
     tick = la_tick(prof);
-    dpo_step_k63_log_sigmoid(t59, t56, t58, B);
+    dpo_step_k63_dpo_ipo(t59, loss_weights, t44, B);
     la_tock(prof, 63, tick);
     tick = la_tick(prof);
-    dpo_step_k64_dpo_sigmoid(t60, label_smoothing, t59, B);
+    dpo_step_k64_dpo_ipo(t60, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, t58, t59, B);
     la_tock(prof, 64, tick);
     tick = la_tick(prof);
-    dpo_step_k65_log_sigmoid(t61, t51, B);
+    dpo_step_k65_dpo_sppo_hard(t61, ref_chosen, loss_weights, beta, t36, B);
     la_tock(prof, 65, tick);
     tick = la_tick(prof);
-    dpo_step_k66_dpo_ipo(t62, beta, t50, B);
+    dpo_step_k66_dpo_sppo_hard(t62, ref_rejected, loss_weights, beta, t40, B);
     la_tock(prof, 66, tick);
     tick = la_tick(prof);
-    dpo_step_k67_dpo_sppo_hard(t63, beta, t45, B);
+    dpo_step_k67_dpo_nca_pair(t63, ref_chosen, loss_weights, beta, t36, B);
     la_tock(prof, 67, tick);
     tick = la_tick(prof);
-    dpo_step_k68_dpo_sppo_hard(t64, beta, t46, B);
+    dpo_step_k68_log_sigmoid(t64, t63, B);
     la_tock(prof, 68, tick);
     tick = la_tick(prof);
-    dpo_step_k69_dpo_sigmoid(t65, beta, t45, B);
+    dpo_step_k69_dpo_sigmoid(t65, t64, B);
     la_tock(prof, 69, tick);
     tick = la_tick(prof);
-    dpo_step_k70_log_sigmoid(t66, t65, B);
+    dpo_step_k70_dpo_nca_pair(t66, t63, B);
     la_tock(prof, 70, tick);
     tick = la_tick(prof);
     dpo_step_k71_log_sigmoid(t67, t66, B);
     la_tock(prof, 71, tick);
     tick = la_tick(prof);
-    dpo_step_k72_dpo_nca_pair(t68, t65, B);
+    dpo_step_k72_dpo_sigmoid(t68, t67, B);
     la_tock(prof, 72, tick);
     tick = la_tick(prof);
-    dpo_step_k73_log_sigmoid(t69, t68, B);
+    dpo_step_k73_dpo_nca_pair(t69, ref_rejected, loss_weights, beta, t40, B);
     la_tock(prof, 73, tick);
     tick = la_tick(prof);
     dpo_step_k74_log_sigmoid(t70, t69, B);
     la_tock(prof, 74, tick);
     tick = la_tick(prof);
-    dpo_step_k75_dpo_sigmoid(t71, beta, t46, B);
+    dpo_step_k75_dpo_sigmoid(t71, t70, B);
     la_tock(prof, 75, tick);
     tick = la_tick(prof);
-    dpo_step_k76_dpo_nca_pair(t72, t71, B);
+    dpo_step_k76_dpo_kto_pair(t72, ref_chosen, loss_weights, t36, B);
     la_tock(prof, 76, tick);
     tick = la_tick(prof);
-    dpo_step_k77_log_sigmoid(t73, t72, B);
+    dpo_step_k77_dpo_kto_pair(t73, ref_rejected, loss_weights, t40, B);
     la_tock(prof, 77, tick);
     tick = la_tick(prof);
-    dpo_step_k78_log_sigmoid(t74, t73, B);
+    dpo_step_k78_dpo_sigmoid(t74, pair_weight, B);
     la_tock(prof, 78, tick);
     tick = la_tick(prof);
-    dpo_step_k79_log_sigmoid(t75, pair_weight, B);
+    dpo_step_k79_dpo_kto_pair(t75, pair_weight, beta, t72, t73, t74, B);
     la_tock(prof, 79, tick);
     tick = la_tick(prof);
-    dpo_step_k80_dpo_kto_pair(t76, pair_weight, beta, t45, t46, t75, B);
+    dpo_step_k80_log_sigmoid(t76, t75, B);
     la_tock(prof, 80, tick);
     tick = la_tick(prof);
-    dpo_step_k81_log_sigmoid(t77, t76, B);
+    dpo_step_k81_dpo_sigmoid(t77, t76, B);
     la_tock(prof, 81, tick);
     tick = la_tick(prof);
-    dpo_step_k82_log_sigmoid(t78, t77, B);
+    dpo_step_k82_dpo_sigmoid(t78, t75, t77, B);
     la_tock(prof, 82, tick);
     tick = la_tick(prof);
-    dpo_step_k83_dpo_kto_pair(t79, pair_weight, beta, t45, t46, t75, B);
+    dpo_step_k83_dpo_kto_pair(t79, pair_weight, beta, t72, t73, t74, B);
     la_tock(prof, 83, tick);
     tick = la_tick(prof);
     dpo_step_k84_log_sigmoid(t80, t79, B);
     la_tock(prof, 84, tick);
     tick = la_tick(prof);
-    dpo_step_k85_log_sigmoid(t81, t80, B);
+    dpo_step_k85_dpo_sigmoid(t81, t80, B);
     la_tock(prof, 85, tick);
     tick = la_tick(prof);
-    dpo_step_k86_dpo_dpop(t82, ref_chosen, t36, B);
+    dpo_step_k86_dpo_sigmoid(t82, t79, t81, B);
     la_tock(prof, 86, tick);
     tick = la_tick(prof);
-    dpo_step_k87_dpo_dpop(t83, beta, dpop_lambda, t47, t82, B);
+    dpo_step_k87_dpo_dpop(t83, loss_weights, t36, B);
     la_tock(prof, 87, tick);
     tick = la_tick(prof);
-    dpo_step_k88_log_sigmoid(t84, t83, B);
+    dpo_step_k88_dpo_dpop(t84, ref_chosen, loss_weights, B);
     la_tock(prof, 88, tick);
     tick = la_tick(prof);
-    dpo_step_k89_log_sigmoid(t85, t84, B);
+    dpo_step_k89_dpo_dpop(t85, t83, t84, B);
     la_tock(prof, 89, tick);
     tick = la_tick(prof);
-    dpo_step_k90_dpo_simpo(t86, t48, t49, B);
+    dpo_step_k90_dpo_dpop(t86, ref_rejected, loss_weights, beta, dpop_lambda, t40, t83, t84, t85, B);
     la_tock(prof, 90, tick);
     tick = la_tick(prof);
-    dpo_step_k91_dpo_simpo(t87, beta, simpo_gamma, t86, B);
+    dpo_step_k91_log_sigmoid(t87, t86, B);
     la_tock(prof, 91, tick);
     tick = la_tick(prof);
-    dpo_step_k92_log_sigmoid(t88, t87, B);
+    dpo_step_k92_dpo_sigmoid(t88, t87, B);
     la_tock(prof, 92, tick);
     tick = la_tick(prof);
-    dpo_step_k93_log_sigmoid(t89, t88, B);
+    dpo_step_k93_dpo_simpo(t89, loss_weights, t43, B);
     la_tock(prof, 93, tick);
     tick = la_tick(prof);
-    dpo_step_k94_dpo_simpo(t90, t87, B);
+    dpo_step_k94_dpo_simpo(t90, loss_weights, t44, B);
     la_tock(prof, 94, tick);
     tick = la_tick(prof);
-    dpo_step_k95_log_sigmoid(t91, t90, B);
+    dpo_step_k95_dpo_simpo(t91, loss_weights, beta, simpo_gamma, t36, t40, t89, t90, B);
     la_tock(prof, 95, tick);
     tick = la_tick(prof);
     dpo_step_k96_log_sigmoid(t92, t91, B);
     la_tock(prof, 96, tick);
     tick = la_tick(prof);
-    dpo_step_k97_dpo_orpo(t93, t48, B);
+    dpo_step_k97_dpo_sigmoid(t93, t92, B);
     la_tock(prof, 97, tick);
     tick = la_tick(prof);
-    dpo_step_k98_log_sigmoid(t94, t93, B);
+    dpo_step_k98_dpo_simpo(t94, t91, B);
     la_tock(prof, 98, tick);
     tick = la_tick(prof);
-    dpo_step_k99_dpo_orpo(t95, t49, B);
+    dpo_step_k99_log_sigmoid(t95, t94, B);
     la_tock(prof, 99, tick);
     tick = la_tick(prof);
-    dpo_step_k100_log_sigmoid(t96, t95, B);
+    dpo_step_k100_dpo_sigmoid(t96, t95, B);
     la_tock(prof, 100, tick);
     tick = la_tick(prof);
-    dpo_step_k101_dpo_orpo(t97, t86, t94, t96, B);
+    dpo_step_k101_dpo_orpo(t97, loss_weights, t43, B);
     la_tock(prof, 101, tick);
     tick = la_tick(prof);
-    dpo_step_k102_dpo_orpo(t98, t48, B);
+    dpo_step_k102_dpo_orpo(t98, loss_weights, t44, B);
     la_tock(prof, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k103_log_sigmoid(t99, t97, B);
+    dpo_step_k103_dpo_orpo(t99, loss_weights, t36, t97, B);
     la_tock(prof, 103, tick);
     tick = la_tick(prof);
-    dpo_step_k104_log_sigmoid(t100, t99, B);
+    dpo_step_k104_dpo_orpo(t100, loss_weights, t40, t98, B);
     la_tock(prof, 104, tick);
     tick = la_tick(prof);
-    dpo_step_k105_dpo_bco_pair(t101, pair_weight, t65, t71, t75, B);
+    dpo_step_k105_dpo_orpo(t101, t99, B);
     la_tock(prof, 105, tick);
     tick = la_tick(prof);
-    dpo_step_k106_log_sigmoid(t102, t101, B);
+    dpo_step_k106_dpo_sigmoid(t102, t101, B);
     la_tock(prof, 106, tick);
     tick = la_tick(prof);
-    dpo_step_k107_log_sigmoid(t103, t102, B);
+    dpo_step_k107_dpo_orpo(t103, t100, B);
     la_tock(prof, 107, tick);
     tick = la_tick(prof);
-    dpo_step_k108_dpo_bco_pair(t104, pair_weight, t65, t71, t75, B);
+    dpo_step_k108_dpo_sigmoid(t104, t103, B);
     la_tock(prof, 108, tick);
     tick = la_tick(prof);
-    dpo_step_k109_log_sigmoid(t105, t104, B);
+    dpo_step_k109_dpo_orpo(t105, t99, t100, t102, t104, B);
     la_tock(prof, 109, tick);
     tick = la_tick(prof);
     dpo_step_k110_log_sigmoid(t106, t105, B);
     la_tock(prof, 110, tick);
     tick = la_tick(prof);
-    dpo_step_k111_sigmoid(t107, t68, B);
+    dpo_step_k111_dpo_sigmoid(t107, t106, B);
     la_tock(prof, 111, tick);
     tick = la_tick(prof);
-    dpo_step_k112_log_sigmoid(t108, t107, B);
+    dpo_step_k112_dpo_bco_pair(t108, ref_chosen, loss_weights, beta, t36, B);
     la_tock(prof, 112, tick);
     tick = la_tick(prof);
-    dpo_step_k113_log_sigmoid(t109, t108, B);
+    dpo_step_k113_dpo_bco_pair(t109, ref_rejected, loss_weights, beta, t40, B);
     la_tock(prof, 113, tick);
     tick = la_tick(prof);
-    dpo_step_k114_sigmoid(t110, t72, B);
+    dpo_step_k114_dpo_bco_pair(t110, pair_weight, t74, t108, t109, B);
     la_tock(prof, 114, tick);
     tick = la_tick(prof);
     dpo_step_k115_log_sigmoid(t111, t110, B);
     la_tock(prof, 115, tick);
     tick = la_tick(prof);
-    dpo_step_k116_log_sigmoid(t112, t111, B);
+    dpo_step_k116_dpo_sigmoid(t112, t111, B);
     la_tock(prof, 116, tick);
     tick = la_tick(prof);
-    dpo_step_k117_sigmoid(t113, t56, B);
+    dpo_step_k117_dpo_bco_pair(t113, pair_weight, t74, t108, t109, B);
     la_tock(prof, 117, tick);
     tick = la_tick(prof);
     dpo_step_k118_log_sigmoid(t114, t113, B);
     la_tock(prof, 118, tick);
     tick = la_tick(prof);
-    dpo_step_k119_log_sigmoid(t115, t114, B);
+    dpo_step_k119_dpo_sigmoid(t115, t114, B);
     la_tock(prof, 119, tick);
     tick = la_tick(prof);
-    dpo_step_k120_dpo_exo_pair(t116, label_smoothing, t54, B);
+    dpo_step_k120_dpo_apo_zero(t116, ref_chosen, loss_weights, beta, t36, B);
     la_tock(prof, 120, tick);
     tick = la_tick(prof);
-    dpo_step_k121_sigmoid(t117, t56, B);
+    dpo_step_k121_log_sigmoid(t117, t116, B);
     la_tock(prof, 121, tick);
     tick = la_tick(prof);
-    dpo_step_k122_log_sigmoid(t118, t117, B);
+    dpo_step_k122_dpo_sigmoid(t118, t117, B);
     la_tock(prof, 122, tick);
     tick = la_tick(prof);
-    dpo_step_k123_log_sigmoid(t119, t118, B);
+    dpo_step_k123_dpo_sigmoid(t119, t116, t118, B);
     la_tock(prof, 123, tick);
     tick = la_tick(prof);
-    dpo_step_k124_dpo_exo_pair(t120, label_smoothing, t59, B);
+    dpo_step_k124_dpo_apo_zero(t120, ref_rejected, loss_weights, beta, t40, B);
     la_tock(prof, 124, tick);
     tick = la_tick(prof);
-    dpo_step_k125_dpo_discopop(t121, t51, B);
+    dpo_step_k125_log_sigmoid(t121, t120, B);
     la_tock(prof, 125, tick);
     tick = la_tick(prof);
-    dpo_step_k126_log_sigmoid(t122, t121, B);
+    dpo_step_k126_dpo_sigmoid(t122, t121, B);
     la_tock(prof, 126, tick);
     tick = la_tick(prof);
-    dpo_step_k127_log_sigmoid(t123, t122, B);
+    dpo_step_k127_dpo_sigmoid(t123, t120, t122, B);
     la_tock(prof, 127, tick);
     tick = la_tick(prof);
-    dpo_step_k128_dpo_discopop(t124, t54, B);
+    dpo_step_k128_dpo_apo_down(t124, ref_chosen, loss_weights, t36, B);
     la_tock(prof, 128, tick);
     tick = la_tick(prof);
-    dpo_step_k129_log_sigmoid(t125, t123, B);
+    dpo_step_k129_dpo_sigmoid(t125, beta, t124, B);
     la_tock(prof, 129, tick);
     tick = la_tick(prof);
-    dpo_step_k130_dpo_sigmoid(t126, beta, t50, B);
+    dpo_step_k130_log_sigmoid(t126, t125, B);
     la_tock(prof, 130, tick);
     tick = la_tick(prof);
-    dpo_step_k131_log_sigmoid(t127, t126, B);
+    dpo_step_k131_dpo_sigmoid(t127, t126, B);
     la_tock(prof, 131, tick);
     tick = la_tick(prof);
-    dpo_step_k132_log_sigmoid(t128, t127, B);
+    dpo_step_k132_dpo_sigmoid(t128, t125, t127, B);
     la_tock(prof, 132, tick);
     tick = la_tick(prof);
-    dpo_step_k133_dpo_sigmoid_norm(t129, t126, B);
+    dpo_step_k133_dpo_apo_down(t129, ref_rejected, loss_weights, beta, t40, t124, B);
     la_tock(prof, 133, tick);
     tick = la_tick(prof);
     dpo_step_k134_log_sigmoid(t130, t129, B);
     la_tock(prof, 134, tick);
     tick = la_tick(prof);
-    dpo_step_k135_log_sigmoid(t131, t130, B);
+    dpo_step_k135_dpo_sigmoid(t131, t130, B);
     la_tock(prof, 135, tick);
     tick = la_tick(prof);
-    dpo_step_k136_log_sigmoid(t132, beta, label_smoothing, t55, t60, t61, t62, t63, t64, t65, t67, t68, t70, t72, t74, t78, t81, t83, t85, t87, t89, t90, t92, t97, t98, t100, t101, t103, t104, t106, t109, t112, t113, t115, t116, t119, t120, t123, t124, t125, t126, t128, t129, t131, B);
+    dpo_step_k136_dpo_sigmoid(t132, t129, t131, B);
     la_tock(prof, 136, tick);
     tick = la_tick(prof);
-    dpo_step_k137_lm_head(t133, loss_weights, t132, B);
+    dpo_step_k137_dpo_exo_pair(t133, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
     la_tock(prof, 137, tick);
     tick = la_tick(prof);
-    dpo_step_k138_lm_head(t134, pair_weight, t133, B);
+    dpo_step_k138_log_sigmoid(t134, t133, B);
     la_tock(prof, 138, tick);
     tick = la_tick(prof);
-    dpo_step_k139_weighted_sum(t135, pair_weight, t98, B);
+    dpo_step_k139_dpo_sigmoid(t135, t134, B);
     la_tock(prof, 139, tick);
     tick = la_tick(prof);
-    dpo_step_k140_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t134, t135);
+    dpo_step_k140_dpo_sigmoid(t136, t133, t135, B);
     la_tock(prof, 140, tick);
     tick = la_tick(prof);
-    dpo_step_k141_lm_head(losses, t132, B);
+    dpo_step_k141_sigmoid(t137, t136, B);
     la_tock(prof, 141, tick);
     tick = la_tick(prof);
-    dpo_step_k142_lm_head(logps_chosen, t36, B);
+    dpo_step_k142_dpo_exo_pair(t138, label_smoothing, t136, B);
     la_tock(prof, 142, tick);
     tick = la_tick(prof);
-    dpo_step_k143_lm_head(logps_rejected, t40, B);
+    dpo_step_k143_dpo_exo_pair(t139, t133, B);
     la_tock(prof, 143, tick);
     tick = la_tick(prof);
-    dpo_step_k144_lm_head_grad(t136, pair_weight, loss_weights, pref_loss_ratio, B);
+    dpo_step_k144_log_sigmoid(t140, t139, B);
     la_tock(prof, 144, tick);
     tick = la_tick(prof);
-    dpo_step_k145_sigmoid_grad(t137, beta, t113, t114, t115, t136, B);
+    dpo_step_k145_dpo_sigmoid(t141, t140, B);
     la_tock(prof, 145, tick);
     tick = la_tick(prof);
-    dpo_step_k146_lm_head_grad(t138, t136, B);
+    dpo_step_k146_dpo_sigmoid(t142, t139, t141, B);
     la_tock(prof, 146, tick);
     tick = la_tick(prof);
-    dpo_step_k147_log_sigmoid_grad(t139, t138, B);
+    dpo_step_k147_sigmoid(t143, t142, B);
     la_tock(prof, 147, tick);
     tick = la_tick(prof);
-    dpo_step_k148_lm_head_grad(t140, t136, B);
+    dpo_step_k148_dpo_exo_pair(t144, label_smoothing, t142, B);
     la_tock(prof, 148, tick);
     tick = la_tick(prof);
-    dpo_step_k149_log_sigmoid_grad(t141, beta, t97, t99, t100, t140, B);
+    dpo_step_k149_dpo_discopop(t145, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
     la_tock(prof, 149, tick);
     tick = la_tick(prof);
-    dpo_step_k150_dpo_orpo_grad(t142, t141, B);
+    dpo_step_k150_dpo_discopop(t146, t145, B);
     la_tock(prof, 150, tick);
     tick = la_tick(prof);
-    dpo_step_k151_log_sigmoid_grad(t143, beta, label_smoothing, t87, t88, t89, t90, t91, t92, t136, B);
+    dpo_step_k151_log_sigmoid(t147, t146, B);
     la_tock(prof, 151, tick);
     tick = la_tick(prof);
-    dpo_step_k152_log_sigmoid_grad(t144, beta, t83, t84, t85, t136, B);
+    dpo_step_k152_dpo_sigmoid(t148, t147, B);
     la_tock(prof, 152, tick);
     tick = la_tick(prof);
-    dpo_step_k153_dpo_kto_pair_grad(t145, t136, B);
+    dpo_step_k153_dpo_sigmoid(t149, t146, t148, B);
     la_tock(prof, 153, tick);
     tick = la_tick(prof);
-    dpo_step_k154_lm_head_grad(t146, t136, B);
+    dpo_step_k154_log_sigmoid(t150, t145, B);
     la_tock(prof, 154, tick);
     tick = la_tick(prof);
-    dpo_step_k155_dpo_nca_pair(t147, t146, B);
+    dpo_step_k155_dpo_sigmoid(t151, t150, B);
     la_tock(prof, 155, tick);
     tick = la_tick(prof);
-    dpo_step_k156_log_sigmoid_grad(t148, t147, B);
+    dpo_step_k156_dpo_sigmoid(t152, t145, t151, B);
     la_tock(prof, 156, tick);
     tick = la_tick(prof);
-    dpo_step_k157_lm_head_grad(t149, t64, t136, B);
+    dpo_step_k157_dpo_sigmoid(t153, t149, B);
     la_tock(prof, 157, tick);
     tick = la_tick(prof);
-    dpo_step_k158_lm_head_grad(t150, t63, t136, B);
+    dpo_step_k158_dpo_discopop(t154, t145, B);
     la_tock(prof, 158, tick);
     tick = la_tick(prof);
-    dpo_step_k159_log_sigmoid_grad(t151, beta, label_smoothing, t62, t126, t127, t128, t129, t130, t131, t136, B);
+    dpo_step_k159_dpo_sigmoid_norm(t155, loss_weights, t43, B);
     la_tock(prof, 159, tick);
     tick = la_tick(prof);
-    dpo_step_k160_log_sigmoid_grad(t152, beta, label_smoothing, t51, t52, t53, t56, t57, t58, t61, t113, t114, t115, t116, t117, t118, t119, t120, t121, t122, t123, t124, t125, t136, t144, B);
+    dpo_step_k160_dpo_sigmoid_norm(t156, loss_weights, t44, B);
     la_tock(prof, 160, tick);
     tick = la_tick(prof);
-    dpo_step_k161_log_sigmoid_grad(t153, chosen_mask, rejected_mask, pair_weight, beta, dpop_lambda, sft_loss_ratio, t27, t28, t30, t31, t33, t37, t43, t44, t65, t66, t67, t68, t69, t70, t72, t73, t74, t76, t77, t78, t79, t80, t81, t82, t93, t94, t95, t96, t101, t102, t103, t104, t105, t106, t107, t108, t109, t110, t111, t112, t136, t137, t138, t139, t140, t141, t142, t143, t144, t145, t146, t147, t148, t149, t150, t151, t152, B, T, V);
+    dpo_step_k161_dpo_sigmoid_norm(t157, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, t155, t156, B);
     la_tock(prof, 161, tick);
     tick = la_tick(prof);
-    dpo_step_k162_lm_head_grad_matmul(t154, lm_head, t153, B, HD2, KVH, REP, T, V);
+    dpo_step_k162_log_sigmoid(t158, t157, B);
     la_tock(prof, 162, tick);
     tick = la_tick(prof);
-    dpo_step_k163_rmsnorm_grad(t155, t25, t154, B, HD2, KVH, REP, T);
+    dpo_step_k163_dpo_sigmoid(t159, t158, B);
     la_tock(prof, 163, tick);
     tick = la_tick(prof);
-    dpo_step_k164_rmsnorm_grad(t156, t155, HD2, KVH, REP, T);
+    dpo_step_k164_dpo_sigmoid_norm(t160, t157, B);
     la_tock(prof, 164, tick);
     tick = la_tick(prof);
-    dpo_step_k165_rmsnorm_grad(t157, final_norm, carry0, t24, t154, B, HD2, KVH, REP, T);
+    dpo_step_k165_log_sigmoid(t161, t160, B);
     la_tock(prof, 165, tick);
     tick = la_tick(prof);
-    dpo_step_k166_rmsnorm_grad(grad_final_norm, t156, HD2, KVH, REP);
+    dpo_step_k166_dpo_sigmoid(t162, t161, B);
     la_tock(prof, 166, tick);
     tick = la_tick(prof);
-    dpo_step_k167_lm_head_grad_matmul(grad_lm_head, t26, t153, B, HD2, KVH, REP, T, V);
+    dpo_step_k167_dpo_sft(t163, loss_weights, t43, B);
     la_tock(prof, 167, tick);
+    tick = la_tick(prof);
+    dpo_step_k168_log_sigmoid(t164, loss_weights, beta, label_smoothing, t36, t45, t47, t48, t50, t51, t53, t54, t56, t57, t60, t61, t62, t63, t65, t66, t68, t69, t71, t78, t82, t86, t88, t91, t93, t94, t96, t99, t105, t107, t110, t112, t113, t115, t119, t123, t128, t132, t137, t138, t143, t144, t149, t152, t153, t154, t157, t159, t160, t162, t163, B);
+    la_tock(prof, 168, tick);
+    tick = la_tick(prof);
+    dpo_step_k169_lm_head(t165, loss_weights, t164, B);
+    la_tock(prof, 169, tick);
+    tick = la_tick(prof);
+    dpo_step_k170_lm_head(t166, pair_weight, t165, B);
+    la_tock(prof, 170, tick);
+    tick = la_tick(prof);
+    dpo_step_k171_sft(t167, pair_weight, t36, t43, B);
+    la_tock(prof, 171, tick);
+    tick = la_tick(prof);
+    dpo_step_k172_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t166, t167);
+    la_tock(prof, 172, tick);
+    tick = la_tick(prof);
+    dpo_step_k173_lm_head(losses, t164, B);
+    la_tock(prof, 173, tick);
+    tick = la_tick(prof);
+    dpo_step_k174_lm_head(logps_chosen, t36, B);
+    la_tock(prof, 174, tick);
+    tick = la_tick(prof);
+    dpo_step_k175_lm_head(logps_rejected, t40, B);
+    la_tock(prof, 175, tick);
+    tick = la_tick(prof);
+    dpo_step_k176_lm_head_grad(t168, pair_weight, loss_weights, pref_loss_ratio, B);
+    la_tock(prof, 176, tick);
+    tick = la_tick(prof);
+    dpo_step_k177_log_sigmoid_grad(t169, loss_weights, beta, label_smoothing, t157, t158, t159, t160, t161, t162, t168, B);
+    la_tock(prof, 177, tick);
+    tick = la_tick(prof);
+    dpo_step_k178_log_sigmoid_grad(t170, loss_weights, beta, t145, t146, t147, t148, t149, t150, t151, t152, t153, t154, t168, B);
+    la_tock(prof, 178, tick);
+    tick = la_tick(prof);
+    dpo_step_k179_log_sigmoid_grad(t171, loss_weights, beta, t133, t134, t135, t137, t138, t139, t140, t141, t143, t144, t168, B);
+    la_tock(prof, 179, tick);
+    tick = la_tick(prof);
+    dpo_step_k180_dpo_apo_down(t172, loss_weights, t168, B);
+    la_tock(prof, 180, tick);
+    tick = la_tick(prof);
+    dpo_step_k181_log_sigmoid_grad(t173, beta, t129, t130, t131, t132, t172, B);
+    la_tock(prof, 181, tick);
+    tick = la_tick(prof);
+    dpo_step_k182_sigmoid_grad(t174, t128, t172, B);
+    la_tock(prof, 182, tick);
+    tick = la_tick(prof);
+    dpo_step_k183_dpo_apo_zero(t175, loss_weights, t168, B);
+    la_tock(prof, 183, tick);
+    tick = la_tick(prof);
+    dpo_step_k184_sigmoid_grad(t176, t123, t175, B);
+    la_tock(prof, 184, tick);
+    tick = la_tick(prof);
+    dpo_step_k185_dpo_apo_zero_grad(t177, t119, t175, B);
+    la_tock(prof, 185, tick);
+    tick = la_tick(prof);
+    dpo_step_k186_dpo_bco_pair(t178, loss_weights, t168, B);
+    la_tock(prof, 186, tick);
+    tick = la_tick(prof);
+    dpo_step_k187_log_sigmoid_grad(t179, t178, B);
+    la_tock(prof, 187, tick);
+    tick = la_tick(prof);
+    dpo_step_k188_dpo_orpo(t180, loss_weights, t168, B);
+    la_tock(prof, 188, tick);
+    tick = la_tick(prof);
+    dpo_step_k189_log_sigmoid_grad(t181, beta, t105, t106, t107, t180, B);
+    la_tock(prof, 189, tick);
+    tick = la_tick(prof);
+    dpo_step_k190_dpo_orpo_grad(t182, t181, B);
+    la_tock(prof, 190, tick);
+    tick = la_tick(prof);
+    dpo_step_k191_log_sigmoid_grad(t183, loss_weights, beta, label_smoothing, t91, t92, t93, t94, t95, t96, t168, B);
+    la_tock(prof, 191, tick);
+    tick = la_tick(prof);
+    dpo_step_k192_log_sigmoid_grad(t184, loss_weights, beta, t86, t87, t88, t168, B);
+    la_tock(prof, 192, tick);
+    tick = la_tick(prof);
+    dpo_step_k193_dpo_dpop_grad(t185, t184, B);
+    la_tock(prof, 193, tick);
+    tick = la_tick(prof);
+    dpo_step_k194_dpo_kto_pair(t186, loss_weights, t168, B);
+    la_tock(prof, 194, tick);
+    tick = la_tick(prof);
+    dpo_step_k195_sigmoid_grad(t187, t82, t186, B);
+    la_tock(prof, 195, tick);
+    tick = la_tick(prof);
+    dpo_step_k196_sigmoid_grad(t188, t78, t186, B);
+    la_tock(prof, 196, tick);
+    tick = la_tick(prof);
+    dpo_step_k197_dpo_nca_pair(t189, loss_weights, t168, B);
+    la_tock(prof, 197, tick);
+    tick = la_tick(prof);
+    dpo_step_k198_dpo_nca_pair(t190, t189, B);
+    la_tock(prof, 198, tick);
+    tick = la_tick(prof);
+    dpo_step_k199_log_sigmoid_grad(t191, t190, B);
+    la_tock(prof, 199, tick);
+    tick = la_tick(prof);
+    dpo_step_k200_dpo_sppo_hard(t192, loss_weights, t168, B);
+    la_tock(prof, 200, tick);
+    tick = la_tick(prof);
+    dpo_step_k201_dpo_sppo_hard_grad(t193, t62, t192, B);
+    la_tock(prof, 201, tick);
+    tick = la_tick(prof);
+    dpo_step_k202_dpo_sppo_hard_grad(t194, t61, t192, B);
+    la_tock(prof, 202, tick);
+    tick = la_tick(prof);
+    dpo_step_k203_dpo_ipo(t195, loss_weights, t60, t168, B);
+    la_tock(prof, 203, tick);
+    tick = la_tick(prof);
+    dpo_step_k204_dpo_hinge(t196, loss_weights, beta, t57, t168, B);
+    la_tock(prof, 204, tick);
+    tick = la_tick(prof);
+    dpo_step_k205_log_sigmoid_grad(t197, loss_weights, beta, label_smoothing, t51, t52, t53, t54, t55, t56, t168, B);
+    la_tock(prof, 205, tick);
+    tick = la_tick(prof);
+    dpo_step_k206_log_sigmoid_grad(t198, loss_weights, beta, label_smoothing, t45, t46, t47, t48, t49, t50, t168, B);
+    la_tock(prof, 206, tick);
+    tick = la_tick(prof);
+    dpo_step_k207_log_sigmoid_grad(t199, chosen_mask, rejected_mask, pair_weight, loss_weights, beta, dpop_lambda, sft_loss_ratio, t27, t28, t30, t31, t33, t37, t43, t58, t59, t63, t64, t65, t66, t67, t68, t69, t70, t71, t75, t76, t77, t79, t80, t81, t85, t89, t90, t97, t98, t101, t102, t103, t104, t110, t111, t112, t113, t114, t115, t116, t117, t118, t120, t121, t122, t125, t126, t127, t155, t156, t163, t168, t169, t170, t171, t173, t174, t176, t177, t178, t179, t180, t181, t182, t183, t184, t185, t187, t188, t189, t190, t191, t193, t194, t195, t196, t197, t198, B, T, V);
+    la_tock(prof, 207, tick);
+    tick = la_tick(prof);
+    dpo_step_k208_lm_head_grad_matmul(t200, lm_head, t199, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 208, tick);
+    tick = la_tick(prof);
+    dpo_step_k209_rmsnorm_grad(t201, t25, t200, B, HD2, KVH, REP, T);
+    la_tock(prof, 209, tick);
+    tick = la_tick(prof);
+    dpo_step_k210_rmsnorm_grad(t202, t201, HD2, KVH, REP, T);
+    la_tock(prof, 210, tick);
+    tick = la_tick(prof);
+    dpo_step_k211_rmsnorm_grad(t203, final_norm, carry0, t24, t200, B, HD2, KVH, REP, T);
+    la_tock(prof, 211, tick);
+    tick = la_tick(prof);
+    dpo_step_k212_rmsnorm_grad(grad_final_norm, t202, HD2, KVH, REP);
+    la_tock(prof, 212, tick);
+    tick = la_tick(prof);
+    dpo_step_k213_lm_head_grad_matmul(grad_lm_head, t26, t199, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 213, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t157;
-    float *carry1_buf[2] = { args->arena + off[95], args->arena + off[96] };
+    const float *carry1 = t203;
+    float *carry1_buf[2] = { args->arena + off[127], args->arena + off[128] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -5510,212 +6625,212 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k168_rmsnorm(t158, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 168, tick);
-        tick = la_tick(prof);
-        dpo_step_k169_rmsnorm(t159, norm_eps, t158, B, HD2, KVH, REP, T);
-        la_tock(prof, 169, tick);
-        tick = la_tick(prof);
-        dpo_step_k170_rmsnorm(t160, saved_x, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 170, tick);
-        tick = la_tick(prof);
-        dpo_step_k171_rmsnorm(t161, attn_norm, t160, B, HD2, KVH, REP, T);
-        la_tock(prof, 171, tick);
-        tick = la_tick(prof);
-        dpo_step_k172_attention_matmul(t162, wq, t161, B, HD2, KVH, REP, T);
-        la_tock(prof, 172, tick);
-        tick = la_tick(prof);
-        dpo_step_k173_rope(t163, t1, t2, t162, B, HD2, KVH, REP, T);
-        la_tock(prof, 173, tick);
-        tick = la_tick(prof);
-        dpo_step_k174_attention_matmul(t164, wk, t161, B, HD2, KVH, REP, T);
-        la_tock(prof, 174, tick);
-        tick = la_tick(prof);
-        dpo_step_k175_rope(t165, t1, t2, t164, B, HD2, KVH, T);
-        la_tock(prof, 175, tick);
-        tick = la_tick(prof);
-        dpo_step_k176_attention_matmul(t166, wv, t161, B, HD2, KVH, REP, T);
-        la_tock(prof, 176, tick);
-        tick = la_tick(prof);
-        dpo_step_k177_scores_matmul(t167, t163, t165, B, HD2, KVH, REP, T);
-        la_tock(prof, 177, tick);
-        tick = la_tick(prof);
-        dpo_step_k178_attention(t168, t4, B, KVH, REP, T);
-        la_tock(prof, 178, tick);
-        tick = la_tick(prof);
-        dpo_step_k179_scores(t169, t167, t168, B, HD2, KVH, REP, T);
-        la_tock(prof, 179, tick);
-        tick = la_tick(prof);
-        dpo_step_k180_softmax(t170, t169, B, KVH, REP, T);
-        la_tock(prof, 180, tick);
-        tick = la_tick(prof);
-        dpo_step_k181_softmax(t171, t169, t170, B, KVH, REP, T);
-        la_tock(prof, 181, tick);
-        tick = la_tick(prof);
-        dpo_step_k182_softmax(t172, t171, B, KVH, REP, T);
-        la_tock(prof, 182, tick);
-        tick = la_tick(prof);
-        dpo_step_k183_softmax(t173, t171, t172, B, KVH, REP, T);
-        la_tock(prof, 183, tick);
-        tick = la_tick(prof);
-        dpo_step_k184_attention_matmul(t174, t166, t173, B, HD2, KVH, REP, T);
-        la_tock(prof, 184, tick);
-        tick = la_tick(prof);
-        dpo_step_k185_attention(t175, t174, B, HD2, KVH, REP, T);
-        la_tock(prof, 185, tick);
-        tick = la_tick(prof);
-        dpo_step_k186_attention_matmul(t176, wo, t175, B, HD2, KVH, REP, T);
-        la_tock(prof, 186, tick);
-        tick = la_tick(prof);
-        dpo_step_k187_attention(t177, saved_x, t176, B, HD2, KVH, REP, T);
-        la_tock(prof, 187, tick);
-        tick = la_tick(prof);
-        dpo_step_k188_rmsnorm(t178, t177, B, HD2, KVH, REP, T);
-        la_tock(prof, 188, tick);
-        tick = la_tick(prof);
-        dpo_step_k189_rmsnorm(t179, norm_eps, t178, B, HD2, KVH, REP, T);
-        la_tock(prof, 189, tick);
-        tick = la_tick(prof);
-        dpo_step_k190_rmsnorm(t180, t177, t179, B, HD2, KVH, REP, T);
-        la_tock(prof, 190, tick);
-        tick = la_tick(prof);
-        dpo_step_k191_rmsnorm(t181, ffn_norm, t180, B, HD2, KVH, REP, T);
-        la_tock(prof, 191, tick);
-        tick = la_tick(prof);
-        dpo_step_k192_gate_up_matmul(t182, w1, t181, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 192, tick);
-        tick = la_tick(prof);
-        dpo_step_k193_silu(t183, t182, B, F, T);
-        la_tock(prof, 193, tick);
-        tick = la_tick(prof);
-        dpo_step_k194_silu(t184, t183, B, F, T);
-        la_tock(prof, 194, tick);
-        tick = la_tick(prof);
-        dpo_step_k195_gate_up(t185, t182, t184, B, F, T);
-        la_tock(prof, 195, tick);
-        tick = la_tick(prof);
-        dpo_step_k196_gate_up_matmul(t186, w3, t181, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 196, tick);
-        tick = la_tick(prof);
-        dpo_step_k197_gate_up(t187, t185, t186, B, F, T);
-        la_tock(prof, 197, tick);
-        tick = la_tick(prof);
-        dpo_step_k198_ffn_grad_matmul(t188, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 198, tick);
-        tick = la_tick(prof);
-        dpo_step_k199_ffn_grad(t189, t185, t188, B, F, T);
-        la_tock(prof, 199, tick);
-        tick = la_tick(prof);
-        dpo_step_k200_gate_up_grad_matmul(t190, w3, t189, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 200, tick);
-        tick = la_tick(prof);
-        dpo_step_k201_silu_grad(t191, t183, t184, t185, t186, t188, B, F, T);
-        la_tock(prof, 201, tick);
-        tick = la_tick(prof);
-        dpo_step_k202_gate_up_grad_matmul(t192, w1, t191, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 202, tick);
-        tick = la_tick(prof);
-        dpo_step_k203_gate_up_grad(t193, t190, t192, B, HD2, KVH, REP, T);
-        la_tock(prof, 203, tick);
-        tick = la_tick(prof);
-        dpo_step_k204_rmsnorm_grad(t194, t180, t193, B, HD2, KVH, REP, T);
-        la_tock(prof, 204, tick);
-        tick = la_tick(prof);
-        dpo_step_k205_rmsnorm_grad(t195, t194, HD2, KVH, REP, T);
-        la_tock(prof, 205, tick);
-        tick = la_tick(prof);
-        dpo_step_k206_rmsnorm_grad(t196, carry1, ffn_norm, t177, t179, t193, B, HD2, KVH, REP, T);
-        la_tock(prof, 206, tick);
-        tick = la_tick(prof);
-        dpo_step_k207_attention_grad_matmul(t197, wo, t196, B, HD2, KVH, REP, T);
-        la_tock(prof, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k208_attention_grad_matmul(t198, t166, t197, B, HD2, KVH, REP, T);
-        la_tock(prof, 208, tick);
-        tick = la_tick(prof);
-        dpo_step_k209_attention_grad_matmul(t199, t173, t197, B, HD2, KVH, REP, T);
-        la_tock(prof, 209, tick);
-        tick = la_tick(prof);
-        dpo_step_k210_softmax_grad(t200, t168, t169, t170, t171, t172, t173, t198, B, HD2, KVH, REP, T);
-        la_tock(prof, 210, tick);
-        tick = la_tick(prof);
-        dpo_step_k211_scores_grad_matmul(t201, t165, t200, B, HD2, KVH, REP, T);
-        la_tock(prof, 211, tick);
-        tick = la_tick(prof);
-        dpo_step_k212_scores_grad_matmul(t202, t163, t200, B, HD2, KVH, REP, T);
-        la_tock(prof, 212, tick);
-        tick = la_tick(prof);
-        dpo_step_k213_attention_grad(t203, t199, B, HD2, KVH, REP, T);
-        la_tock(prof, 213, tick);
-        tick = la_tick(prof);
-        dpo_step_k214_attention_grad(t204, t202, B, HD2, KVH, REP, T);
+        dpo_step_k214_rmsnorm(t204, saved_x, B, HD2, KVH, REP, T);
         la_tock(prof, 214, tick);
         tick = la_tick(prof);
-        dpo_step_k215_attention_grad(t205, t203, B, HD2, KVH, T);
+        dpo_step_k215_rmsnorm(t205, norm_eps, t204, B, HD2, KVH, REP, T);
         la_tock(prof, 215, tick);
         tick = la_tick(prof);
-        dpo_step_k216_attention_grad_matmul(t206, wv, t205, B, HD2, KVH, REP, T);
+        dpo_step_k216_rmsnorm(t206, saved_x, t205, B, HD2, KVH, REP, T);
         la_tock(prof, 216, tick);
         tick = la_tick(prof);
-        dpo_step_k217_rope_grad(t207, t1, t2, t204, B, HD2, KVH, T);
+        dpo_step_k217_rmsnorm(t207, attn_norm, t206, B, HD2, KVH, REP, T);
         la_tock(prof, 217, tick);
         tick = la_tick(prof);
-        dpo_step_k218_attention_grad_matmul(t208, wk, t207, B, HD2, KVH, REP, T);
+        dpo_step_k218_attention_matmul(t208, wq, t207, B, HD2, KVH, REP, T);
         la_tock(prof, 218, tick);
         tick = la_tick(prof);
-        dpo_step_k219_rope_grad(t209, t1, t2, t201, B, HD2, KVH, REP, T);
+        dpo_step_k219_rope(t209, t1, t2, t208, B, HD2, KVH, REP, T);
         la_tock(prof, 219, tick);
         tick = la_tick(prof);
-        dpo_step_k220_attention_grad_matmul(t210, wq, t209, B, HD2, KVH, REP, T);
+        dpo_step_k220_attention_matmul(t210, wk, t207, B, HD2, KVH, REP, T);
         la_tock(prof, 220, tick);
         tick = la_tick(prof);
-        dpo_step_k221_attention_grad(t211, t206, t208, t210, B, HD2, KVH, REP, T);
+        dpo_step_k221_rope(t211, t1, t2, t210, B, HD2, KVH, T);
         la_tock(prof, 221, tick);
         tick = la_tick(prof);
-        dpo_step_k222_rmsnorm_grad(t212, t160, t211, B, HD2, KVH, REP, T);
+        dpo_step_k222_attention_matmul(t212, wv, t207, B, HD2, KVH, REP, T);
         la_tock(prof, 222, tick);
         tick = la_tick(prof);
-        dpo_step_k223_rmsnorm_grad(t213, t212, HD2, KVH, REP, T);
+        dpo_step_k223_scores_matmul(t213, t209, t211, B, HD2, KVH, REP, T);
         la_tock(prof, 223, tick);
         tick = la_tick(prof);
-        dpo_step_k224_rmsnorm_grad(carry1_next, saved_x, attn_norm, t159, t196, t211, B, HD2, KVH, REP, T);
+        dpo_step_k224_attention(t214, t4, B, KVH, REP, T);
         la_tock(prof, 224, tick);
         tick = la_tick(prof);
-        dpo_step_k225_layer_backward(grad_attn_norm, t213, HD2, KVH, REP);
+        dpo_step_k225_scores(t215, t213, t214, B, HD2, KVH, REP, T);
         la_tock(prof, 225, tick);
         tick = la_tick(prof);
-        dpo_step_k226_layer_backward_matmul(grad_wq, t161, t209, B, HD2, KVH, REP, T);
+        dpo_step_k226_softmax(t216, t215, B, KVH, REP, T);
         la_tock(prof, 226, tick);
         tick = la_tick(prof);
-        dpo_step_k227_layer_backward_matmul(grad_wk, t161, t207, B, HD2, KVH, REP, T);
+        dpo_step_k227_softmax(t217, t215, t216, B, KVH, REP, T);
         la_tock(prof, 227, tick);
         tick = la_tick(prof);
-        dpo_step_k228_layer_backward_matmul(grad_wv, t161, t205, B, HD2, KVH, REP, T);
+        dpo_step_k228_softmax(t218, t217, B, KVH, REP, T);
         la_tock(prof, 228, tick);
         tick = la_tick(prof);
-        dpo_step_k229_layer_backward_matmul(grad_wo, t175, t196, B, HD2, KVH, REP, T);
+        dpo_step_k229_softmax(t219, t217, t218, B, KVH, REP, T);
         la_tock(prof, 229, tick);
         tick = la_tick(prof);
-        dpo_step_k230_layer_backward(grad_ffn_norm, t195, HD2, KVH, REP);
+        dpo_step_k230_attention_matmul(t220, t212, t219, B, HD2, KVH, REP, T);
         la_tock(prof, 230, tick);
         tick = la_tick(prof);
-        dpo_step_k231_layer_backward_matmul(grad_w1, t181, t191, B, F, HD2, KVH, REP, T);
+        dpo_step_k231_attention(t221, t220, B, HD2, KVH, REP, T);
         la_tock(prof, 231, tick);
         tick = la_tick(prof);
-        dpo_step_k232_layer_backward_matmul(grad_w2, carry1, t187, B, F, HD2, KVH, REP, T);
+        dpo_step_k232_attention_matmul(t222, wo, t221, B, HD2, KVH, REP, T);
         la_tock(prof, 232, tick);
         tick = la_tick(prof);
-        dpo_step_k233_layer_backward_matmul(grad_w3, t181, t189, B, F, HD2, KVH, REP, T);
+        dpo_step_k233_attention(t223, saved_x, t222, B, HD2, KVH, REP, T);
         la_tock(prof, 233, tick);
+        tick = la_tick(prof);
+        dpo_step_k234_rmsnorm(t224, t223, B, HD2, KVH, REP, T);
+        la_tock(prof, 234, tick);
+        tick = la_tick(prof);
+        dpo_step_k235_rmsnorm(t225, norm_eps, t224, B, HD2, KVH, REP, T);
+        la_tock(prof, 235, tick);
+        tick = la_tick(prof);
+        dpo_step_k236_rmsnorm(t226, t223, t225, B, HD2, KVH, REP, T);
+        la_tock(prof, 236, tick);
+        tick = la_tick(prof);
+        dpo_step_k237_rmsnorm(t227, ffn_norm, t226, B, HD2, KVH, REP, T);
+        la_tock(prof, 237, tick);
+        tick = la_tick(prof);
+        dpo_step_k238_gate_up_matmul(t228, w1, t227, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 238, tick);
+        tick = la_tick(prof);
+        dpo_step_k239_silu(t229, t228, B, F, T);
+        la_tock(prof, 239, tick);
+        tick = la_tick(prof);
+        dpo_step_k240_silu(t230, t229, B, F, T);
+        la_tock(prof, 240, tick);
+        tick = la_tick(prof);
+        dpo_step_k241_gate_up(t231, t228, t230, B, F, T);
+        la_tock(prof, 241, tick);
+        tick = la_tick(prof);
+        dpo_step_k242_gate_up_matmul(t232, w3, t227, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 242, tick);
+        tick = la_tick(prof);
+        dpo_step_k243_gate_up(t233, t231, t232, B, F, T);
+        la_tock(prof, 243, tick);
+        tick = la_tick(prof);
+        dpo_step_k244_ffn_grad_matmul(t234, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 244, tick);
+        tick = la_tick(prof);
+        dpo_step_k245_ffn_grad(t235, t231, t234, B, F, T);
+        la_tock(prof, 245, tick);
+        tick = la_tick(prof);
+        dpo_step_k246_gate_up_grad_matmul(t236, w3, t235, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 246, tick);
+        tick = la_tick(prof);
+        dpo_step_k247_silu_grad(t237, t229, t230, t231, t232, t234, B, F, T);
+        la_tock(prof, 247, tick);
+        tick = la_tick(prof);
+        dpo_step_k248_gate_up_grad_matmul(t238, w1, t237, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 248, tick);
+        tick = la_tick(prof);
+        dpo_step_k249_gate_up_grad(t239, t236, t238, B, HD2, KVH, REP, T);
+        la_tock(prof, 249, tick);
+        tick = la_tick(prof);
+        dpo_step_k250_rmsnorm_grad(t240, t226, t239, B, HD2, KVH, REP, T);
+        la_tock(prof, 250, tick);
+        tick = la_tick(prof);
+        dpo_step_k251_rmsnorm_grad(t241, t240, HD2, KVH, REP, T);
+        la_tock(prof, 251, tick);
+        tick = la_tick(prof);
+        dpo_step_k252_rmsnorm_grad(t242, carry1, ffn_norm, t223, t225, t239, B, HD2, KVH, REP, T);
+        la_tock(prof, 252, tick);
+        tick = la_tick(prof);
+        dpo_step_k253_attention_grad_matmul(t243, wo, t242, B, HD2, KVH, REP, T);
+        la_tock(prof, 253, tick);
+        tick = la_tick(prof);
+        dpo_step_k254_attention_grad_matmul(t244, t212, t243, B, HD2, KVH, REP, T);
+        la_tock(prof, 254, tick);
+        tick = la_tick(prof);
+        dpo_step_k255_attention_grad_matmul(t245, t219, t243, B, HD2, KVH, REP, T);
+        la_tock(prof, 255, tick);
+        tick = la_tick(prof);
+        dpo_step_k256_softmax_grad(t246, t214, t215, t216, t217, t218, t219, t244, B, HD2, KVH, REP, T);
+        la_tock(prof, 256, tick);
+        tick = la_tick(prof);
+        dpo_step_k257_scores_grad_matmul(t247, t211, t246, B, HD2, KVH, REP, T);
+        la_tock(prof, 257, tick);
+        tick = la_tick(prof);
+        dpo_step_k258_scores_grad_matmul(t248, t209, t246, B, HD2, KVH, REP, T);
+        la_tock(prof, 258, tick);
+        tick = la_tick(prof);
+        dpo_step_k259_attention_grad(t249, t245, B, HD2, KVH, REP, T);
+        la_tock(prof, 259, tick);
+        tick = la_tick(prof);
+        dpo_step_k260_attention_grad(t250, t248, B, HD2, KVH, REP, T);
+        la_tock(prof, 260, tick);
+        tick = la_tick(prof);
+        dpo_step_k261_attention_grad(t251, t249, B, HD2, KVH, T);
+        la_tock(prof, 261, tick);
+        tick = la_tick(prof);
+        dpo_step_k262_attention_grad_matmul(t252, wv, t251, B, HD2, KVH, REP, T);
+        la_tock(prof, 262, tick);
+        tick = la_tick(prof);
+        dpo_step_k263_rope_grad(t253, t1, t2, t250, B, HD2, KVH, T);
+        la_tock(prof, 263, tick);
+        tick = la_tick(prof);
+        dpo_step_k264_attention_grad_matmul(t254, wk, t253, B, HD2, KVH, REP, T);
+        la_tock(prof, 264, tick);
+        tick = la_tick(prof);
+        dpo_step_k265_rope_grad(t255, t1, t2, t247, B, HD2, KVH, REP, T);
+        la_tock(prof, 265, tick);
+        tick = la_tick(prof);
+        dpo_step_k266_attention_grad_matmul(t256, wq, t255, B, HD2, KVH, REP, T);
+        la_tock(prof, 266, tick);
+        tick = la_tick(prof);
+        dpo_step_k267_attention_grad(t257, t252, t254, t256, B, HD2, KVH, REP, T);
+        la_tock(prof, 267, tick);
+        tick = la_tick(prof);
+        dpo_step_k268_rmsnorm_grad(t258, t206, t257, B, HD2, KVH, REP, T);
+        la_tock(prof, 268, tick);
+        tick = la_tick(prof);
+        dpo_step_k269_rmsnorm_grad(t259, t258, HD2, KVH, REP, T);
+        la_tock(prof, 269, tick);
+        tick = la_tick(prof);
+        dpo_step_k270_rmsnorm_grad(carry1_next, saved_x, attn_norm, t205, t242, t257, B, HD2, KVH, REP, T);
+        la_tock(prof, 270, tick);
+        tick = la_tick(prof);
+        dpo_step_k271_layer_backward(grad_attn_norm, t259, HD2, KVH, REP);
+        la_tock(prof, 271, tick);
+        tick = la_tick(prof);
+        dpo_step_k272_layer_backward_matmul(grad_wq, t207, t255, B, HD2, KVH, REP, T);
+        la_tock(prof, 272, tick);
+        tick = la_tick(prof);
+        dpo_step_k273_layer_backward_matmul(grad_wk, t207, t253, B, HD2, KVH, REP, T);
+        la_tock(prof, 273, tick);
+        tick = la_tick(prof);
+        dpo_step_k274_layer_backward_matmul(grad_wv, t207, t251, B, HD2, KVH, REP, T);
+        la_tock(prof, 274, tick);
+        tick = la_tick(prof);
+        dpo_step_k275_layer_backward_matmul(grad_wo, t221, t242, B, HD2, KVH, REP, T);
+        la_tock(prof, 275, tick);
+        tick = la_tick(prof);
+        dpo_step_k276_layer_backward(grad_ffn_norm, t241, HD2, KVH, REP);
+        la_tock(prof, 276, tick);
+        tick = la_tick(prof);
+        dpo_step_k277_layer_backward_matmul(grad_w1, t227, t237, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 277, tick);
+        tick = la_tick(prof);
+        dpo_step_k278_layer_backward_matmul(grad_w2, carry1, t233, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 278, tick);
+        tick = la_tick(prof);
+        dpo_step_k279_layer_backward_matmul(grad_w3, t227, t235, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 279, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k234_embed_backward_scatter_add(t214, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 234, tick);
+    dpo_step_k280_embed_backward_scatter_add(t260, ids, carry1, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 280, tick);
     tick = la_tick(prof);
-    dpo_step_k235_embed_backward(grad_embed, t214, HD2, KVH, REP, V);
-    la_tock(prof, 235, tick);
+    dpo_step_k281_embed_backward(grad_embed, t260, HD2, KVH, REP, V);
+    la_tock(prof, 281, tick);
     (void)tick;
 }
 
@@ -5777,193 +6892,239 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[46] = (double)(B*T); bytes[46] = (double)(4*B + 4*B*T); /* dpo_step_k46_sequence_logps */
     flops[47] = (double)(B*T + B*T); bytes[47] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k47_sequence_logps */
     flops[48] = (double)(B*T + B*T); bytes[48] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k48_sequence_logps */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B + 4*B); /* dpo_step_k49_lm_head */
-    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B + 4*B); /* dpo_step_k50_lm_head */
-    flops[51] = (double)(B); bytes[51] = (double)(4*B + 4*B + 4*B); /* dpo_step_k51_lm_head */
-    flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B + 4*B); /* dpo_step_k52_lm_head */
-    flops[53] = (double)(B); bytes[53] = (double)(4*B + 4*B + 4*B); /* dpo_step_k53_lm_head */
-    flops[54] = (double)(B + B + B + B + B); bytes[54] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k54_lm_head */
-    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4 + 4*B); /* dpo_step_k55_dpo_sigmoid */
+    flops[49] = (double)(1 + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
+    flops[50] = (double)(B + B + B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_log_sigmoid */
+    flops[51] = (double)(B); bytes[51] = (double)(4*B + 4*B); /* dpo_step_k51_dpo_sigmoid */
+    flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_step_k52_dpo_sigmoid */
+    flops[53] = (double)(B + B + B); bytes[53] = (double)(4*B + 4*B); /* dpo_step_k53_log_sigmoid */
+    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_dpo_sigmoid */
+    flops[55] = (double)(1 + B + B + B + B + B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k55_dpo_robust */
     flops[56] = (double)(B + B + B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_log_sigmoid */
-    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_log_sigmoid */
-    flops[58] = (double)(B + B + B); bytes[58] = (double)(4*B + 4*B + 4*B); /* dpo_step_k58_log_sigmoid */
-    flops[59] = (double)(1 + 1 + B); bytes[59] = (double)(4*B + 4 + 4*B); /* dpo_step_k59_dpo_sigmoid */
+    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_dpo_sigmoid */
+    flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_dpo_robust */
+    flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_log_sigmoid */
     flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
-    flops[61] = (double)(B + B + B); bytes[61] = (double)(4*B + 4*B); /* dpo_step_k61_log_sigmoid */
-    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B); /* dpo_step_k62_log_sigmoid */
-    flops[63] = (double)(B + B + B); bytes[63] = (double)(4*B + 4*B + 4*B); /* dpo_step_k63_log_sigmoid */
-    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4 + 4*B); /* dpo_step_k64_dpo_sigmoid */
-    flops[65] = (double)(B); bytes[65] = (double)(4*B + 4*B); /* dpo_step_k65_log_sigmoid */
-    flops[66] = (double)(1 + 1 + B); bytes[66] = (double)(4*B + 4 + 4*B); /* dpo_step_k66_dpo_ipo */
-    flops[67] = (double)(1 + B); bytes[67] = (double)(4*B + 4 + 4*B); /* dpo_step_k67_dpo_sppo_hard */
-    flops[68] = (double)(1 + B); bytes[68] = (double)(4*B + 4 + 4*B); /* dpo_step_k68_dpo_sppo_hard */
-    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4 + 4*B); /* dpo_step_k69_dpo_sigmoid */
-    flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_log_sigmoid */
-    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_log_sigmoid */
-    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_dpo_nca_pair */
-    flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_log_sigmoid */
-    flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_log_sigmoid */
-    flops[75] = (double)(B); bytes[75] = (double)(4*B + 4 + 4*B); /* dpo_step_k75_dpo_sigmoid */
-    flops[76] = (double)(B); bytes[76] = (double)(4*B + 4*B); /* dpo_step_k76_dpo_nca_pair */
-    flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_step_k77_log_sigmoid */
-    flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_step_k78_log_sigmoid */
-    flops[79] = (double)(B + B); bytes[79] = (double)(4 + 4*B); /* dpo_step_k79_log_sigmoid */
-    flops[80] = (double)(B + B + 1 + 1 + 1 + B + B + B + B); bytes[80] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_step_k80_dpo_kto_pair */
-    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_log_sigmoid */
-    flops[82] = (double)(B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_log_sigmoid */
-    flops[83] = (double)(B + B + 1 + 1 + 1 + B + B + B + B); bytes[83] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_step_k83_dpo_kto_pair */
-    flops[84] = (double)(B); bytes[84] = (double)(4*B + 4*B); /* dpo_step_k84_log_sigmoid */
-    flops[85] = (double)(B); bytes[85] = (double)(4*B + 4*B); /* dpo_step_k85_log_sigmoid */
-    flops[86] = (double)(B); bytes[86] = (double)(4*B + 4*B + 4*B); /* dpo_step_k86_dpo_dpop */
-    flops[87] = (double)(B + B + B + B); bytes[87] = (double)(4*B + 4 + 4 + 4*B + 4*B); /* dpo_step_k87_dpo_dpop */
-    flops[88] = (double)(B + B + B); bytes[88] = (double)(4*B + 4*B); /* dpo_step_k88_log_sigmoid */
-    flops[89] = (double)(B); bytes[89] = (double)(4*B + 4*B); /* dpo_step_k89_log_sigmoid */
-    flops[90] = (double)(B); bytes[90] = (double)(4*B + 4*B + 4*B); /* dpo_step_k90_dpo_simpo */
-    flops[91] = (double)(1 + B + B); bytes[91] = (double)(4*B + 4 + 4 + 4*B); /* dpo_step_k91_dpo_simpo */
-    flops[92] = (double)(B + B + B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_log_sigmoid */
-    flops[93] = (double)(B); bytes[93] = (double)(4*B + 4*B); /* dpo_step_k93_log_sigmoid */
-    flops[94] = (double)(B); bytes[94] = (double)(4*B + 4*B); /* dpo_step_k94_dpo_simpo */
-    flops[95] = (double)(B + B + B); bytes[95] = (double)(4*B + 4*B); /* dpo_step_k95_log_sigmoid */
-    flops[96] = (double)(B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_log_sigmoid */
-    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_dpo_orpo */
-    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_log_sigmoid */
-    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_dpo_orpo */
-    flops[100] = (double)(B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_log_sigmoid */
-    flops[101] = (double)(B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_k101_dpo_orpo */
-    flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_step_k102_dpo_orpo */
-    flops[103] = (double)(B + B + B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_log_sigmoid */
-    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_step_k104_log_sigmoid */
-    flops[105] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[105] = (double)(4*B + 4*B + 4*B + 4*B + 4); /* dpo_step_k105_dpo_bco_pair */
-    flops[106] = (double)(B + B + B); bytes[106] = (double)(4*B + 4*B); /* dpo_step_k106_log_sigmoid */
-    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_log_sigmoid */
-    flops[108] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[108] = (double)(4*B + 4*B + 4*B + 4*B + 4); /* dpo_step_k108_dpo_bco_pair */
-    flops[109] = (double)(B + B + B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_log_sigmoid */
-    flops[110] = (double)(B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_log_sigmoid */
-    flops[111] = (double)(B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_sigmoid */
-    flops[112] = (double)(B); bytes[112] = (double)(4*B + 4*B); /* dpo_step_k112_log_sigmoid */
-    flops[113] = (double)(B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_log_sigmoid */
-    flops[114] = (double)(B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_sigmoid */
-    flops[115] = (double)(B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_log_sigmoid */
-    flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_log_sigmoid */
-    flops[117] = (double)(B); bytes[117] = (double)(4*B + 4*B); /* dpo_step_k117_sigmoid */
-    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_log_sigmoid */
-    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_log_sigmoid */
-    flops[120] = (double)(1 + 1 + 1 + 1 + B); bytes[120] = (double)(4*B + 4 + 4*B); /* dpo_step_k120_dpo_exo_pair */
-    flops[121] = (double)(B + B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_sigmoid */
-    flops[122] = (double)(B); bytes[122] = (double)(4*B + 4*B); /* dpo_step_k122_log_sigmoid */
-    flops[123] = (double)(B); bytes[123] = (double)(4*B + 4*B); /* dpo_step_k123_log_sigmoid */
-    flops[124] = (double)(1 + 1 + 1 + B); bytes[124] = (double)(4*B + 4 + 4*B); /* dpo_step_k124_dpo_exo_pair */
-    flops[125] = (double)(B + B + B); bytes[125] = (double)(4*B + 4*B); /* dpo_step_k125_dpo_discopop */
-    flops[126] = (double)(B); bytes[126] = (double)(4*B + 4*B); /* dpo_step_k126_log_sigmoid */
-    flops[127] = (double)(B); bytes[127] = (double)(4*B + 4*B); /* dpo_step_k127_log_sigmoid */
-    flops[128] = (double)(B); bytes[128] = (double)(4*B + 4*B); /* dpo_step_k128_dpo_discopop */
-    flops[129] = (double)(B); bytes[129] = (double)(4*B + 4*B); /* dpo_step_k129_log_sigmoid */
-    flops[130] = (double)(B); bytes[130] = (double)(4*B + 4 + 4*B); /* dpo_step_k130_dpo_sigmoid */
-    flops[131] = (double)(B + B + B); bytes[131] = (double)(4*B + 4*B); /* dpo_step_k131_log_sigmoid */
-    flops[132] = (double)(B); bytes[132] = (double)(4*B + 4*B); /* dpo_step_k132_log_sigmoid */
-    flops[133] = (double)(B); bytes[133] = (double)(4*B + 4*B); /* dpo_step_k133_dpo_sigmoid_norm */
+    flops[61] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k61_dpo_hinge */
+    flops[62] = (double)(1 + B); bytes[62] = (double)(4*B + 68 + 4*B); /* dpo_step_k62_dpo_ipo */
+    flops[63] = (double)(1 + B); bytes[63] = (double)(4*B + 68 + 4*B); /* dpo_step_k63_dpo_ipo */
+    flops[64] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[64] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k64_dpo_ipo */
+    flops[65] = (double)(1 + B + B + B + 1 + B); bytes[65] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k65_dpo_sppo_hard */
+    flops[66] = (double)(1 + B + B + B + 1 + B); bytes[66] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k66_dpo_sppo_hard */
+    flops[67] = (double)(1 + B + B + B + B); bytes[67] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k67_dpo_nca_pair */
+    flops[68] = (double)(B + B + B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_log_sigmoid */
+    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_dpo_sigmoid */
+    flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_dpo_nca_pair */
+    flops[71] = (double)(B + B + B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_log_sigmoid */
+    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_dpo_sigmoid */
+    flops[73] = (double)(1 + B + B + B + B + B); bytes[73] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k73_dpo_nca_pair */
+    flops[74] = (double)(B + B + B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_log_sigmoid */
+    flops[75] = (double)(B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_dpo_sigmoid */
+    flops[76] = (double)(1 + B + B + B); bytes[76] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k76_dpo_kto_pair */
+    flops[77] = (double)(1 + B + B + B); bytes[77] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k77_dpo_kto_pair */
+    flops[78] = (double)(B + B); bytes[78] = (double)(4 + 4*B); /* dpo_step_k78_dpo_sigmoid */
+    flops[79] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[79] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_step_k79_dpo_kto_pair */
+    flops[80] = (double)(B + B + B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_log_sigmoid */
+    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_dpo_sigmoid */
+    flops[82] = (double)(B + B + B + B); bytes[82] = (double)(4*B + 4*B + 4*B); /* dpo_step_k82_dpo_sigmoid */
+    flops[83] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[83] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_step_k83_dpo_kto_pair */
+    flops[84] = (double)(B + B + B); bytes[84] = (double)(4*B + 4*B); /* dpo_step_k84_log_sigmoid */
+    flops[85] = (double)(B); bytes[85] = (double)(4*B + 4*B); /* dpo_step_k85_dpo_sigmoid */
+    flops[86] = (double)(B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4*B); /* dpo_step_k86_dpo_sigmoid */
+    flops[87] = (double)(1 + B); bytes[87] = (double)(4*B + 68 + 4*B); /* dpo_step_k87_dpo_dpop */
+    flops[88] = (double)(1 + B); bytes[88] = (double)(4*B + 4*B + 68); /* dpo_step_k88_dpo_dpop */
+    flops[89] = (double)(B); bytes[89] = (double)(4*B + 4*B + 4*B); /* dpo_step_k89_dpo_dpop */
+    flops[90] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k90_dpo_dpop */
+    flops[91] = (double)(B + B + B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_log_sigmoid */
+    flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
+    flops[93] = (double)(1 + B); bytes[93] = (double)(4*B + 68 + 4*B); /* dpo_step_k93_dpo_simpo */
+    flops[94] = (double)(1 + B); bytes[94] = (double)(4*B + 68 + 4*B); /* dpo_step_k94_dpo_simpo */
+    flops[95] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[95] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k95_dpo_simpo */
+    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_log_sigmoid */
+    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_dpo_sigmoid */
+    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_dpo_simpo */
+    flops[99] = (double)(B + B + B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_log_sigmoid */
+    flops[100] = (double)(B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_dpo_sigmoid */
+    flops[101] = (double)(1 + B); bytes[101] = (double)(4*B + 68 + 4*B); /* dpo_step_k101_dpo_orpo */
+    flops[102] = (double)(1 + B); bytes[102] = (double)(4*B + 68 + 4*B); /* dpo_step_k102_dpo_orpo */
+    flops[103] = (double)(1 + B + B); bytes[103] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k103_dpo_orpo */
+    flops[104] = (double)(1 + B + B); bytes[104] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k104_dpo_orpo */
+    flops[105] = (double)(B); bytes[105] = (double)(4*B + 4*B); /* dpo_step_k105_dpo_orpo */
+    flops[106] = (double)(B); bytes[106] = (double)(4*B + 4*B); /* dpo_step_k106_dpo_sigmoid */
+    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_dpo_orpo */
+    flops[108] = (double)(B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_dpo_sigmoid */
+    flops[109] = (double)(B + B + B + B + B); bytes[109] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k109_dpo_orpo */
+    flops[110] = (double)(B + B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_log_sigmoid */
+    flops[111] = (double)(B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
+    flops[112] = (double)(1 + B + B + B + B); bytes[112] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k112_dpo_bco_pair */
+    flops[113] = (double)(1 + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k113_dpo_bco_pair */
+    flops[114] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[114] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k114_dpo_bco_pair */
+    flops[115] = (double)(B + B + B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_log_sigmoid */
+    flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_dpo_sigmoid */
+    flops[117] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[117] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k117_dpo_bco_pair */
+    flops[118] = (double)(B + B + B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_log_sigmoid */
+    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_dpo_sigmoid */
+    flops[120] = (double)(1 + B + B + B + B); bytes[120] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k120_dpo_apo_zero */
+    flops[121] = (double)(B + B + B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_log_sigmoid */
+    flops[122] = (double)(B); bytes[122] = (double)(4*B + 4*B); /* dpo_step_k122_dpo_sigmoid */
+    flops[123] = (double)(B + B + B + B); bytes[123] = (double)(4*B + 4*B + 4*B); /* dpo_step_k123_dpo_sigmoid */
+    flops[124] = (double)(1 + B + B + B + B); bytes[124] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k124_dpo_apo_zero */
+    flops[125] = (double)(B + B + B); bytes[125] = (double)(4*B + 4*B); /* dpo_step_k125_log_sigmoid */
+    flops[126] = (double)(B); bytes[126] = (double)(4*B + 4*B); /* dpo_step_k126_dpo_sigmoid */
+    flops[127] = (double)(B + B + B + B); bytes[127] = (double)(4*B + 4*B + 4*B); /* dpo_step_k127_dpo_sigmoid */
+    flops[128] = (double)(1 + B + B + B); bytes[128] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k128_dpo_apo_down */
+    flops[129] = (double)(B); bytes[129] = (double)(4*B + 4 + 4*B); /* dpo_step_k129_dpo_sigmoid */
+    flops[130] = (double)(B + B + B); bytes[130] = (double)(4*B + 4*B); /* dpo_step_k130_log_sigmoid */
+    flops[131] = (double)(B); bytes[131] = (double)(4*B + 4*B); /* dpo_step_k131_dpo_sigmoid */
+    flops[132] = (double)(B + B + B + B); bytes[132] = (double)(4*B + 4*B + 4*B); /* dpo_step_k132_dpo_sigmoid */
+    flops[133] = (double)(1 + B + B + B + B + B); bytes[133] = (double)(4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k133_dpo_apo_down */
     flops[134] = (double)(B + B + B); bytes[134] = (double)(4*B + 4*B); /* dpo_step_k134_log_sigmoid */
-    flops[135] = (double)(B); bytes[135] = (double)(4*B + 4*B); /* dpo_step_k135_log_sigmoid */
-    flops[136] = (double)(1 + 1 + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(68*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k136_log_sigmoid */
-    flops[137] = (double)(17*B + 17*B); bytes[137] = (double)(4*B + 68 + 68*B); /* dpo_step_k137_lm_head */
-    flops[138] = (double)(B + B); bytes[138] = (double)(4 + 4*B + 4*B); /* dpo_step_k138_lm_head */
-    flops[139] = (double)(B + B); bytes[139] = (double)(4 + 4*B + 4*B); /* dpo_step_k139_weighted_sum */
-    flops[140] = (double)(1 + 1 + 1); bytes[140] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k140_dpo_loss */
-    flops[141] = (double)(17*B); bytes[141] = (double)(68*B + 68*B); /* dpo_step_k141_lm_head */
-    flops[142] = (double)(B); bytes[142] = (double)(4*B + 4*B); /* dpo_step_k142_lm_head */
-    flops[143] = (double)(B); bytes[143] = (double)(4*B + 4*B); /* dpo_step_k143_lm_head */
-    flops[144] = (double)(1 + B + 17*B); bytes[144] = (double)(68*B + 4*B + 68 + 4); /* dpo_step_k144_lm_head_grad */
-    flops[145] = (double)(B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k145_sigmoid_grad */
-    flops[146] = (double)(B); bytes[146] = (double)(4*B + 68*B); /* dpo_step_k146_lm_head_grad */
-    flops[147] = (double)(B); bytes[147] = (double)(4*B + 4*B); /* dpo_step_k147_log_sigmoid_grad */
-    flops[148] = (double)(B); bytes[148] = (double)(4*B + 68*B); /* dpo_step_k148_lm_head_grad */
-    flops[149] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k149_log_sigmoid_grad */
-    flops[150] = (double)(B); bytes[150] = (double)(4*B + 4*B); /* dpo_step_k150_dpo_orpo_grad */
-    flops[151] = (double)(1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[151] = (double)(4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k151_log_sigmoid_grad */
-    flops[152] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[152] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k152_log_sigmoid_grad */
-    flops[153] = (double)(B + B); bytes[153] = (double)(4*B + 68*B); /* dpo_step_k153_dpo_kto_pair_grad */
-    flops[154] = (double)(B); bytes[154] = (double)(4*B + 68*B); /* dpo_step_k154_lm_head_grad */
-    flops[155] = (double)(B); bytes[155] = (double)(4*B + 4*B); /* dpo_step_k155_dpo_nca_pair */
-    flops[156] = (double)(B); bytes[156] = (double)(4*B + 4*B); /* dpo_step_k156_log_sigmoid_grad */
-    flops[157] = (double)(B); bytes[157] = (double)(4*B + 4*B + 68*B); /* dpo_step_k157_lm_head_grad */
-    flops[158] = (double)(B); bytes[158] = (double)(4*B + 4*B + 68*B); /* dpo_step_k158_lm_head_grad */
-    flops[159] = (double)(1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[159] = (double)(4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k159_log_sigmoid_grad */
-    flops[160] = (double)(1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[160] = (double)(4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B); /* dpo_step_k160_log_sigmoid_grad */
-    flops[161] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[161] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B + 4 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k161_log_sigmoid_grad */
-    flops[162] = (double)(4*B*HD2*KVH*REP*T*V); bytes[162] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k162_lm_head_grad_matmul */
-    flops[163] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[163] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k163_rmsnorm_grad */
-    flops[164] = (double)(2*HD2*KVH*REP*T); bytes[164] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k164_rmsnorm_grad */
-    flops[165] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[165] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k165_rmsnorm_grad */
-    flops[166] = (double)(2*HD2*KVH*REP); bytes[166] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k166_rmsnorm_grad */
-    flops[167] = (double)(0); bytes[167] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k167_lm_head_grad_matmul */
-    flops[168] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[168] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k168_rmsnorm */
-    flops[169] = (double)(B*T + B*T + B*T); bytes[169] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k169_rmsnorm */
-    flops[170] = (double)(2*B*HD2*KVH*REP*T); bytes[170] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k170_rmsnorm */
-    flops[171] = (double)(2*B*HD2*KVH*REP*T); bytes[171] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k171_rmsnorm */
-    flops[172] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[172] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k172_attention_matmul */
-    flops[173] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k173_rope */
-    flops[174] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[174] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k174_attention_matmul */
-    flops[175] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[175] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k175_rope */
-    flops[176] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[176] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k176_attention_matmul */
-    flops[177] = (double)(4*B*HD2*KVH*REP*T*T); bytes[177] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k177_scores_matmul */
-    flops[178] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[178] = (double)(4*B*KVH*REP*T*T + 4*B*T*T); /* dpo_step_k178_attention */
-    flops[179] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[179] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k179_scores */
-    flops[180] = (double)(B*KVH*REP*T*T); bytes[180] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k180_softmax */
-    flops[181] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[181] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k181_softmax */
-    flops[182] = (double)(B*KVH*REP*T*T); bytes[182] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k182_softmax */
-    flops[183] = (double)(B*KVH*REP*T*T); bytes[183] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k183_softmax */
-    flops[184] = (double)(4*B*HD2*KVH*REP*T*T); bytes[184] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k184_attention_matmul */
-    flops[185] = (double)(0); bytes[185] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k185_attention */
-    flops[186] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[186] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k186_attention_matmul */
-    flops[187] = (double)(2*B*HD2*KVH*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_attention */
-    flops[188] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[188] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k188_rmsnorm */
-    flops[189] = (double)(B*T + B*T + B*T); bytes[189] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k189_rmsnorm */
-    flops[190] = (double)(2*B*HD2*KVH*REP*T); bytes[190] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k190_rmsnorm */
-    flops[191] = (double)(2*B*HD2*KVH*REP*T); bytes[191] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k191_rmsnorm */
-    flops[192] = (double)(4*B*F*HD2*KVH*REP*T); bytes[192] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_gate_up_matmul */
-    flops[193] = (double)(B*F*T + B*F*T); bytes[193] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k193_silu */
-    flops[194] = (double)(B*F*T); bytes[194] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k194_silu */
-    flops[195] = (double)(B*F*T); bytes[195] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k195_gate_up */
-    flops[196] = (double)(4*B*F*HD2*KVH*REP*T); bytes[196] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k196_gate_up_matmul */
-    flops[197] = (double)(B*F*T); bytes[197] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k197_gate_up */
-    flops[198] = (double)(4*B*F*HD2*KVH*REP*T); bytes[198] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k198_ffn_grad_matmul */
-    flops[199] = (double)(B*F*T); bytes[199] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k199_ffn_grad */
-    flops[200] = (double)(4*B*F*HD2*KVH*REP*T); bytes[200] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k200_gate_up_grad_matmul */
-    flops[201] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[201] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k201_silu_grad */
-    flops[202] = (double)(4*B*F*HD2*KVH*REP*T); bytes[202] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k202_gate_up_grad_matmul */
-    flops[203] = (double)(2*B*HD2*KVH*REP*T); bytes[203] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k203_gate_up_grad */
-    flops[204] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[204] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k204_rmsnorm_grad */
-    flops[205] = (double)(2*HD2*KVH*REP*T); bytes[205] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k205_rmsnorm_grad */
-    flops[206] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[206] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k206_rmsnorm_grad */
-    flops[207] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[207] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k207_attention_grad_matmul */
-    flops[208] = (double)(4*B*HD2*KVH*REP*T*T); bytes[208] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k208_attention_grad_matmul */
-    flops[209] = (double)(4*B*HD2*KVH*REP*T*T); bytes[209] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k209_attention_grad_matmul */
-    flops[210] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[210] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k210_softmax_grad */
-    flops[211] = (double)(4*B*HD2*KVH*REP*T*T); bytes[211] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k211_scores_grad_matmul */
-    flops[212] = (double)(4*B*HD2*KVH*REP*T*T); bytes[212] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k212_scores_grad_matmul */
-    flops[213] = (double)(2*B*HD2*KVH*REP*T); bytes[213] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k213_attention_grad */
-    flops[214] = (double)(2*B*HD2*KVH*REP*T); bytes[214] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k214_attention_grad */
-    flops[215] = (double)(0); bytes[215] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_k215_attention_grad */
-    flops[216] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[216] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k216_attention_grad_matmul */
-    flops[217] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[217] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k217_rope_grad */
-    flops[218] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[218] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k218_attention_grad_matmul */
-    flops[219] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[219] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k219_rope_grad */
-    flops[220] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[220] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k220_attention_grad_matmul */
-    flops[221] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[221] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k221_attention_grad */
-    flops[222] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[222] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k222_rmsnorm_grad */
-    flops[223] = (double)(2*HD2*KVH*REP*T); bytes[223] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k223_rmsnorm_grad */
-    flops[224] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[224] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k224_rmsnorm_grad */
-    flops[225] = (double)(2*HD2*KVH*REP); bytes[225] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k225_layer_backward */
-    flops[226] = (double)(0); bytes[226] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k226_layer_backward_matmul */
-    flops[227] = (double)(0); bytes[227] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k227_layer_backward_matmul */
-    flops[228] = (double)(0); bytes[228] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k228_layer_backward_matmul */
-    flops[229] = (double)(0); bytes[229] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k229_layer_backward_matmul */
-    flops[230] = (double)(2*HD2*KVH*REP); bytes[230] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k230_layer_backward */
-    flops[231] = (double)(0); bytes[231] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k231_layer_backward_matmul */
-    flops[232] = (double)(0); bytes[232] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k232_layer_backward_matmul */
-    flops[233] = (double)(0); bytes[233] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k233_layer_backward_matmul */
-    flops[234] = (double)(0); bytes[234] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k234_embed_backward_scatter_add */
-    flops[235] = (double)(2*HD2*KVH*REP*V); bytes[235] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k235_embed_backward */
+    flops[135] = (double)(B); bytes[135] = (double)(4*B + 4*B); /* dpo_step_k135_dpo_sigmoid */
+    flops[136] = (double)(B + B + B + B); bytes[136] = (double)(4*B + 4*B + 4*B); /* dpo_step_k136_dpo_sigmoid */
+    flops[137] = (double)(1 + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k137_dpo_exo_pair */
+    flops[138] = (double)(B + B + B); bytes[138] = (double)(4*B + 4*B); /* dpo_step_k138_log_sigmoid */
+    flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_dpo_sigmoid */
+    flops[140] = (double)(B + B + B); bytes[140] = (double)(4*B + 4*B + 4*B); /* dpo_step_k140_dpo_sigmoid */
+    flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_step_k141_sigmoid */
+    flops[142] = (double)(1 + 1 + 1 + 1 + B); bytes[142] = (double)(4*B + 4 + 4*B); /* dpo_step_k142_dpo_exo_pair */
+    flops[143] = (double)(B); bytes[143] = (double)(4*B + 4*B); /* dpo_step_k143_dpo_exo_pair */
+    flops[144] = (double)(B + B + B); bytes[144] = (double)(4*B + 4*B); /* dpo_step_k144_log_sigmoid */
+    flops[145] = (double)(B); bytes[145] = (double)(4*B + 4*B); /* dpo_step_k145_dpo_sigmoid */
+    flops[146] = (double)(B + B + B); bytes[146] = (double)(4*B + 4*B + 4*B); /* dpo_step_k146_dpo_sigmoid */
+    flops[147] = (double)(B); bytes[147] = (double)(4*B + 4*B); /* dpo_step_k147_sigmoid */
+    flops[148] = (double)(1 + 1 + 1 + B); bytes[148] = (double)(4*B + 4 + 4*B); /* dpo_step_k148_dpo_exo_pair */
+    flops[149] = (double)(1 + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k149_dpo_discopop */
+    flops[150] = (double)(B); bytes[150] = (double)(4*B + 4*B); /* dpo_step_k150_dpo_discopop */
+    flops[151] = (double)(B + B + B); bytes[151] = (double)(4*B + 4*B); /* dpo_step_k151_log_sigmoid */
+    flops[152] = (double)(B); bytes[152] = (double)(4*B + 4*B); /* dpo_step_k152_dpo_sigmoid */
+    flops[153] = (double)(B + B + B + B); bytes[153] = (double)(4*B + 4*B + 4*B); /* dpo_step_k153_dpo_sigmoid */
+    flops[154] = (double)(B + B + B); bytes[154] = (double)(4*B + 4*B); /* dpo_step_k154_log_sigmoid */
+    flops[155] = (double)(B); bytes[155] = (double)(4*B + 4*B); /* dpo_step_k155_dpo_sigmoid */
+    flops[156] = (double)(B + B + B + B); bytes[156] = (double)(4*B + 4*B + 4*B); /* dpo_step_k156_dpo_sigmoid */
+    flops[157] = (double)(B); bytes[157] = (double)(4*B + 4*B); /* dpo_step_k157_dpo_sigmoid */
+    flops[158] = (double)(B + B); bytes[158] = (double)(4*B + 4*B); /* dpo_step_k158_dpo_discopop */
+    flops[159] = (double)(1 + B); bytes[159] = (double)(4*B + 68 + 4*B); /* dpo_step_k159_dpo_sigmoid_norm */
+    flops[160] = (double)(1 + B); bytes[160] = (double)(4*B + 68 + 4*B); /* dpo_step_k160_dpo_sigmoid_norm */
+    flops[161] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[161] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k161_dpo_sigmoid_norm */
+    flops[162] = (double)(B + B + B); bytes[162] = (double)(4*B + 4*B); /* dpo_step_k162_log_sigmoid */
+    flops[163] = (double)(B); bytes[163] = (double)(4*B + 4*B); /* dpo_step_k163_dpo_sigmoid */
+    flops[164] = (double)(B); bytes[164] = (double)(4*B + 4*B); /* dpo_step_k164_dpo_sigmoid_norm */
+    flops[165] = (double)(B + B + B); bytes[165] = (double)(4*B + 4*B); /* dpo_step_k165_log_sigmoid */
+    flops[166] = (double)(B); bytes[166] = (double)(4*B + 4*B); /* dpo_step_k166_dpo_sigmoid */
+    flops[167] = (double)(1 + B); bytes[167] = (double)(4*B + 68 + 4*B); /* dpo_step_k167_dpo_sft */
+    flops[168] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[168] = (double)(68*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k168_log_sigmoid */
+    flops[169] = (double)(17*B + 17*B); bytes[169] = (double)(4*B + 68 + 68*B); /* dpo_step_k169_lm_head */
+    flops[170] = (double)(B + B); bytes[170] = (double)(4 + 4*B + 4*B); /* dpo_step_k170_lm_head */
+    flops[171] = (double)(B + B + B + B); bytes[171] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k171_sft */
+    flops[172] = (double)(1 + 1 + 1); bytes[172] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k172_dpo_loss */
+    flops[173] = (double)(17*B); bytes[173] = (double)(68*B + 68*B); /* dpo_step_k173_lm_head */
+    flops[174] = (double)(B); bytes[174] = (double)(4*B + 4*B); /* dpo_step_k174_lm_head */
+    flops[175] = (double)(B); bytes[175] = (double)(4*B + 4*B); /* dpo_step_k175_lm_head */
+    flops[176] = (double)(1 + B + 17*B); bytes[176] = (double)(68*B + 4*B + 68 + 4); /* dpo_step_k176_lm_head_grad */
+    flops[177] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[177] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k177_log_sigmoid_grad */
+    flops[178] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[178] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k178_log_sigmoid_grad */
+    flops[179] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[179] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k179_log_sigmoid_grad */
+    flops[180] = (double)(1 + B); bytes[180] = (double)(4*B + 68 + 68*B); /* dpo_step_k180_dpo_apo_down */
+    flops[181] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[181] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k181_log_sigmoid_grad */
+    flops[182] = (double)(B); bytes[182] = (double)(4*B + 4*B + 4*B); /* dpo_step_k182_sigmoid_grad */
+    flops[183] = (double)(1 + B); bytes[183] = (double)(4*B + 68 + 68*B); /* dpo_step_k183_dpo_apo_zero */
+    flops[184] = (double)(B); bytes[184] = (double)(4*B + 4*B + 4*B); /* dpo_step_k184_sigmoid_grad */
+    flops[185] = (double)(B + B); bytes[185] = (double)(4*B + 4*B + 4*B); /* dpo_step_k185_dpo_apo_zero_grad */
+    flops[186] = (double)(1 + B + B); bytes[186] = (double)(4*B + 68 + 68*B); /* dpo_step_k186_dpo_bco_pair */
+    flops[187] = (double)(B); bytes[187] = (double)(4*B + 4*B); /* dpo_step_k187_log_sigmoid_grad */
+    flops[188] = (double)(1 + B + B); bytes[188] = (double)(4*B + 68 + 68*B); /* dpo_step_k188_dpo_orpo */
+    flops[189] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[189] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k189_log_sigmoid_grad */
+    flops[190] = (double)(B); bytes[190] = (double)(4*B + 4*B); /* dpo_step_k190_dpo_orpo_grad */
+    flops[191] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[191] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k191_log_sigmoid_grad */
+    flops[192] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[192] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k192_log_sigmoid_grad */
+    flops[193] = (double)(B); bytes[193] = (double)(4*B + 4*B); /* dpo_step_k193_dpo_dpop_grad */
+    flops[194] = (double)(1 + B + B + B); bytes[194] = (double)(4*B + 68 + 68*B); /* dpo_step_k194_dpo_kto_pair */
+    flops[195] = (double)(B); bytes[195] = (double)(4*B + 4*B + 4*B); /* dpo_step_k195_sigmoid_grad */
+    flops[196] = (double)(B); bytes[196] = (double)(4*B + 4*B + 4*B); /* dpo_step_k196_sigmoid_grad */
+    flops[197] = (double)(1 + B + B); bytes[197] = (double)(4*B + 68 + 68*B); /* dpo_step_k197_dpo_nca_pair */
+    flops[198] = (double)(B); bytes[198] = (double)(4*B + 4*B); /* dpo_step_k198_dpo_nca_pair */
+    flops[199] = (double)(B); bytes[199] = (double)(4*B + 4*B); /* dpo_step_k199_log_sigmoid_grad */
+    flops[200] = (double)(1 + B); bytes[200] = (double)(4*B + 68 + 68*B); /* dpo_step_k200_dpo_sppo_hard */
+    flops[201] = (double)(B); bytes[201] = (double)(4*B + 4*B + 4*B); /* dpo_step_k201_dpo_sppo_hard_grad */
+    flops[202] = (double)(B); bytes[202] = (double)(4*B + 4*B + 4*B); /* dpo_step_k202_dpo_sppo_hard_grad */
+    flops[203] = (double)(1 + B + B + B); bytes[203] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_step_k203_dpo_ipo */
+    flops[204] = (double)(1 + B + B + B + B + B); bytes[204] = (double)(4*B + 68 + 4 + 4*B + 68*B); /* dpo_step_k204_dpo_hinge */
+    flops[205] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[205] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k205_log_sigmoid_grad */
+    flops[206] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[206] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k206_log_sigmoid_grad */
+    flops[207] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[207] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B + 68 + 4 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k207_log_sigmoid_grad */
+    flops[208] = (double)(4*B*HD2*KVH*REP*T*V); bytes[208] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k208_lm_head_grad_matmul */
+    flops[209] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[209] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k209_rmsnorm_grad */
+    flops[210] = (double)(2*HD2*KVH*REP*T); bytes[210] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k210_rmsnorm_grad */
+    flops[211] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[211] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k211_rmsnorm_grad */
+    flops[212] = (double)(2*HD2*KVH*REP); bytes[212] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k212_rmsnorm_grad */
+    flops[213] = (double)(0); bytes[213] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k213_lm_head_grad_matmul */
+    flops[214] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[214] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k214_rmsnorm */
+    flops[215] = (double)(B*T + B*T + B*T); bytes[215] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k215_rmsnorm */
+    flops[216] = (double)(2*B*HD2*KVH*REP*T); bytes[216] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k216_rmsnorm */
+    flops[217] = (double)(2*B*HD2*KVH*REP*T); bytes[217] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k217_rmsnorm */
+    flops[218] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[218] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k218_attention_matmul */
+    flops[219] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[219] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k219_rope */
+    flops[220] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[220] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k220_attention_matmul */
+    flops[221] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[221] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k221_rope */
+    flops[222] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[222] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k222_attention_matmul */
+    flops[223] = (double)(4*B*HD2*KVH*REP*T*T); bytes[223] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k223_scores_matmul */
+    flops[224] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[224] = (double)(4*B*KVH*REP*T*T + 4*B*T*T); /* dpo_step_k224_attention */
+    flops[225] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[225] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k225_scores */
+    flops[226] = (double)(B*KVH*REP*T*T); bytes[226] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k226_softmax */
+    flops[227] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[227] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k227_softmax */
+    flops[228] = (double)(B*KVH*REP*T*T); bytes[228] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k228_softmax */
+    flops[229] = (double)(B*KVH*REP*T*T); bytes[229] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k229_softmax */
+    flops[230] = (double)(4*B*HD2*KVH*REP*T*T); bytes[230] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k230_attention_matmul */
+    flops[231] = (double)(0); bytes[231] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k231_attention */
+    flops[232] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[232] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k232_attention_matmul */
+    flops[233] = (double)(2*B*HD2*KVH*REP*T); bytes[233] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k233_attention */
+    flops[234] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[234] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k234_rmsnorm */
+    flops[235] = (double)(B*T + B*T + B*T); bytes[235] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k235_rmsnorm */
+    flops[236] = (double)(2*B*HD2*KVH*REP*T); bytes[236] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k236_rmsnorm */
+    flops[237] = (double)(2*B*HD2*KVH*REP*T); bytes[237] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k237_rmsnorm */
+    flops[238] = (double)(4*B*F*HD2*KVH*REP*T); bytes[238] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k238_gate_up_matmul */
+    flops[239] = (double)(B*F*T + B*F*T); bytes[239] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k239_silu */
+    flops[240] = (double)(B*F*T); bytes[240] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k240_silu */
+    flops[241] = (double)(B*F*T); bytes[241] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k241_gate_up */
+    flops[242] = (double)(4*B*F*HD2*KVH*REP*T); bytes[242] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k242_gate_up_matmul */
+    flops[243] = (double)(B*F*T); bytes[243] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k243_gate_up */
+    flops[244] = (double)(4*B*F*HD2*KVH*REP*T); bytes[244] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k244_ffn_grad_matmul */
+    flops[245] = (double)(B*F*T); bytes[245] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k245_ffn_grad */
+    flops[246] = (double)(4*B*F*HD2*KVH*REP*T); bytes[246] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k246_gate_up_grad_matmul */
+    flops[247] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[247] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k247_silu_grad */
+    flops[248] = (double)(4*B*F*HD2*KVH*REP*T); bytes[248] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k248_gate_up_grad_matmul */
+    flops[249] = (double)(2*B*HD2*KVH*REP*T); bytes[249] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k249_gate_up_grad */
+    flops[250] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[250] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k250_rmsnorm_grad */
+    flops[251] = (double)(2*HD2*KVH*REP*T); bytes[251] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k251_rmsnorm_grad */
+    flops[252] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[252] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k252_rmsnorm_grad */
+    flops[253] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[253] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k253_attention_grad_matmul */
+    flops[254] = (double)(4*B*HD2*KVH*REP*T*T); bytes[254] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k254_attention_grad_matmul */
+    flops[255] = (double)(4*B*HD2*KVH*REP*T*T); bytes[255] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k255_attention_grad_matmul */
+    flops[256] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[256] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k256_softmax_grad */
+    flops[257] = (double)(4*B*HD2*KVH*REP*T*T); bytes[257] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k257_scores_grad_matmul */
+    flops[258] = (double)(4*B*HD2*KVH*REP*T*T); bytes[258] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k258_scores_grad_matmul */
+    flops[259] = (double)(2*B*HD2*KVH*REP*T); bytes[259] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k259_attention_grad */
+    flops[260] = (double)(2*B*HD2*KVH*REP*T); bytes[260] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k260_attention_grad */
+    flops[261] = (double)(0); bytes[261] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_k261_attention_grad */
+    flops[262] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[262] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k262_attention_grad_matmul */
+    flops[263] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[263] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k263_rope_grad */
+    flops[264] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[264] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k264_attention_grad_matmul */
+    flops[265] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[265] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k265_rope_grad */
+    flops[266] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[266] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k266_attention_grad_matmul */
+    flops[267] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[267] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k267_attention_grad */
+    flops[268] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[268] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k268_rmsnorm_grad */
+    flops[269] = (double)(2*HD2*KVH*REP*T); bytes[269] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k269_rmsnorm_grad */
+    flops[270] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[270] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k270_rmsnorm_grad */
+    flops[271] = (double)(2*HD2*KVH*REP); bytes[271] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k271_layer_backward */
+    flops[272] = (double)(0); bytes[272] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k272_layer_backward_matmul */
+    flops[273] = (double)(0); bytes[273] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k273_layer_backward_matmul */
+    flops[274] = (double)(0); bytes[274] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k274_layer_backward_matmul */
+    flops[275] = (double)(0); bytes[275] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k275_layer_backward_matmul */
+    flops[276] = (double)(2*HD2*KVH*REP); bytes[276] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k276_layer_backward */
+    flops[277] = (double)(0); bytes[277] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k277_layer_backward_matmul */
+    flops[278] = (double)(0); bytes[278] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k278_layer_backward_matmul */
+    flops[279] = (double)(0); bytes[279] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k279_layer_backward_matmul */
+    flops[280] = (double)(0); bytes[280] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k280_embed_backward_scatter_add */
+    flops[281] = (double)(2*HD2*KVH*REP*V); bytes[281] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k281_embed_backward */
     (void)B;
     (void)F;
     (void)HD2;
@@ -6027,280 +7188,342 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k46_sequence_logps",
     "dpo_step_k47_sequence_logps",
     "dpo_step_k48_sequence_logps",
-    "dpo_step_k49_lm_head",
-    "dpo_step_k50_lm_head",
-    "dpo_step_k51_lm_head",
-    "dpo_step_k52_lm_head",
-    "dpo_step_k53_lm_head",
-    "dpo_step_k54_lm_head",
-    "dpo_step_k55_dpo_sigmoid",
+    "dpo_step_k49_dpo_sigmoid",
+    "dpo_step_k50_log_sigmoid",
+    "dpo_step_k51_dpo_sigmoid",
+    "dpo_step_k52_dpo_sigmoid",
+    "dpo_step_k53_log_sigmoid",
+    "dpo_step_k54_dpo_sigmoid",
+    "dpo_step_k55_dpo_robust",
     "dpo_step_k56_log_sigmoid",
-    "dpo_step_k57_log_sigmoid",
-    "dpo_step_k58_log_sigmoid",
-    "dpo_step_k59_dpo_sigmoid",
+    "dpo_step_k57_dpo_sigmoid",
+    "dpo_step_k58_dpo_robust",
+    "dpo_step_k59_log_sigmoid",
     "dpo_step_k60_dpo_sigmoid",
-    "dpo_step_k61_log_sigmoid",
-    "dpo_step_k62_log_sigmoid",
-    "dpo_step_k63_log_sigmoid",
-    "dpo_step_k64_dpo_sigmoid",
-    "dpo_step_k65_log_sigmoid",
-    "dpo_step_k66_dpo_ipo",
-    "dpo_step_k67_dpo_sppo_hard",
-    "dpo_step_k68_dpo_sppo_hard",
+    "dpo_step_k61_dpo_hinge",
+    "dpo_step_k62_dpo_ipo",
+    "dpo_step_k63_dpo_ipo",
+    "dpo_step_k64_dpo_ipo",
+    "dpo_step_k65_dpo_sppo_hard",
+    "dpo_step_k66_dpo_sppo_hard",
+    "dpo_step_k67_dpo_nca_pair",
+    "dpo_step_k68_log_sigmoid",
     "dpo_step_k69_dpo_sigmoid",
-    "dpo_step_k70_log_sigmoid",
+    "dpo_step_k70_dpo_nca_pair",
     "dpo_step_k71_log_sigmoid",
-    "dpo_step_k72_dpo_nca_pair",
-    "dpo_step_k73_log_sigmoid",
+    "dpo_step_k72_dpo_sigmoid",
+    "dpo_step_k73_dpo_nca_pair",
     "dpo_step_k74_log_sigmoid",
     "dpo_step_k75_dpo_sigmoid",
-    "dpo_step_k76_dpo_nca_pair",
-    "dpo_step_k77_log_sigmoid",
-    "dpo_step_k78_log_sigmoid",
-    "dpo_step_k79_log_sigmoid",
-    "dpo_step_k80_dpo_kto_pair",
-    "dpo_step_k81_log_sigmoid",
-    "dpo_step_k82_log_sigmoid",
+    "dpo_step_k76_dpo_kto_pair",
+    "dpo_step_k77_dpo_kto_pair",
+    "dpo_step_k78_dpo_sigmoid",
+    "dpo_step_k79_dpo_kto_pair",
+    "dpo_step_k80_log_sigmoid",
+    "dpo_step_k81_dpo_sigmoid",
+    "dpo_step_k82_dpo_sigmoid",
     "dpo_step_k83_dpo_kto_pair",
     "dpo_step_k84_log_sigmoid",
-    "dpo_step_k85_log_sigmoid",
-    "dpo_step_k86_dpo_dpop",
+    "dpo_step_k85_dpo_sigmoid",
+    "dpo_step_k86_dpo_sigmoid",
     "dpo_step_k87_dpo_dpop",
-    "dpo_step_k88_log_sigmoid",
-    "dpo_step_k89_log_sigmoid",
-    "dpo_step_k90_dpo_simpo",
-    "dpo_step_k91_dpo_simpo",
-    "dpo_step_k92_log_sigmoid",
-    "dpo_step_k93_log_sigmoid",
+    "dpo_step_k88_dpo_dpop",
+    "dpo_step_k89_dpo_dpop",
+    "dpo_step_k90_dpo_dpop",
+    "dpo_step_k91_log_sigmoid",
+    "dpo_step_k92_dpo_sigmoid",
+    "dpo_step_k93_dpo_simpo",
     "dpo_step_k94_dpo_simpo",
-    "dpo_step_k95_log_sigmoid",
+    "dpo_step_k95_dpo_simpo",
     "dpo_step_k96_log_sigmoid",
-    "dpo_step_k97_dpo_orpo",
-    "dpo_step_k98_log_sigmoid",
-    "dpo_step_k99_dpo_orpo",
-    "dpo_step_k100_log_sigmoid",
+    "dpo_step_k97_dpo_sigmoid",
+    "dpo_step_k98_dpo_simpo",
+    "dpo_step_k99_log_sigmoid",
+    "dpo_step_k100_dpo_sigmoid",
     "dpo_step_k101_dpo_orpo",
     "dpo_step_k102_dpo_orpo",
-    "dpo_step_k103_log_sigmoid",
-    "dpo_step_k104_log_sigmoid",
-    "dpo_step_k105_dpo_bco_pair",
-    "dpo_step_k106_log_sigmoid",
-    "dpo_step_k107_log_sigmoid",
-    "dpo_step_k108_dpo_bco_pair",
-    "dpo_step_k109_log_sigmoid",
+    "dpo_step_k103_dpo_orpo",
+    "dpo_step_k104_dpo_orpo",
+    "dpo_step_k105_dpo_orpo",
+    "dpo_step_k106_dpo_sigmoid",
+    "dpo_step_k107_dpo_orpo",
+    "dpo_step_k108_dpo_sigmoid",
+    "dpo_step_k109_dpo_orpo",
     "dpo_step_k110_log_sigmoid",
-    "dpo_step_k111_sigmoid",
-    "dpo_step_k112_log_sigmoid",
-    "dpo_step_k113_log_sigmoid",
-    "dpo_step_k114_sigmoid",
+    "dpo_step_k111_dpo_sigmoid",
+    "dpo_step_k112_dpo_bco_pair",
+    "dpo_step_k113_dpo_bco_pair",
+    "dpo_step_k114_dpo_bco_pair",
     "dpo_step_k115_log_sigmoid",
-    "dpo_step_k116_log_sigmoid",
-    "dpo_step_k117_sigmoid",
+    "dpo_step_k116_dpo_sigmoid",
+    "dpo_step_k117_dpo_bco_pair",
     "dpo_step_k118_log_sigmoid",
-    "dpo_step_k119_log_sigmoid",
-    "dpo_step_k120_dpo_exo_pair",
-    "dpo_step_k121_sigmoid",
-    "dpo_step_k122_log_sigmoid",
-    "dpo_step_k123_log_sigmoid",
-    "dpo_step_k124_dpo_exo_pair",
-    "dpo_step_k125_dpo_discopop",
-    "dpo_step_k126_log_sigmoid",
-    "dpo_step_k127_log_sigmoid",
-    "dpo_step_k128_dpo_discopop",
-    "dpo_step_k129_log_sigmoid",
-    "dpo_step_k130_dpo_sigmoid",
-    "dpo_step_k131_log_sigmoid",
-    "dpo_step_k132_log_sigmoid",
-    "dpo_step_k133_dpo_sigmoid_norm",
+    "dpo_step_k119_dpo_sigmoid",
+    "dpo_step_k120_dpo_apo_zero",
+    "dpo_step_k121_log_sigmoid",
+    "dpo_step_k122_dpo_sigmoid",
+    "dpo_step_k123_dpo_sigmoid",
+    "dpo_step_k124_dpo_apo_zero",
+    "dpo_step_k125_log_sigmoid",
+    "dpo_step_k126_dpo_sigmoid",
+    "dpo_step_k127_dpo_sigmoid",
+    "dpo_step_k128_dpo_apo_down",
+    "dpo_step_k129_dpo_sigmoid",
+    "dpo_step_k130_log_sigmoid",
+    "dpo_step_k131_dpo_sigmoid",
+    "dpo_step_k132_dpo_sigmoid",
+    "dpo_step_k133_dpo_apo_down",
     "dpo_step_k134_log_sigmoid",
-    "dpo_step_k135_log_sigmoid",
-    "dpo_step_k136_log_sigmoid",
-    "dpo_step_k137_lm_head",
-    "dpo_step_k138_lm_head",
-    "dpo_step_k139_weighted_sum",
-    "dpo_step_k140_dpo_loss",
-    "dpo_step_k141_lm_head",
-    "dpo_step_k142_lm_head",
-    "dpo_step_k143_lm_head",
-    "dpo_step_k144_lm_head_grad",
-    "dpo_step_k145_sigmoid_grad",
-    "dpo_step_k146_lm_head_grad",
-    "dpo_step_k147_log_sigmoid_grad",
-    "dpo_step_k148_lm_head_grad",
-    "dpo_step_k149_log_sigmoid_grad",
-    "dpo_step_k150_dpo_orpo_grad",
-    "dpo_step_k151_log_sigmoid_grad",
-    "dpo_step_k152_log_sigmoid_grad",
-    "dpo_step_k153_dpo_kto_pair_grad",
-    "dpo_step_k154_lm_head_grad",
-    "dpo_step_k155_dpo_nca_pair",
-    "dpo_step_k156_log_sigmoid_grad",
-    "dpo_step_k157_lm_head_grad",
-    "dpo_step_k158_lm_head_grad",
-    "dpo_step_k159_log_sigmoid_grad",
-    "dpo_step_k160_log_sigmoid_grad",
-    "dpo_step_k161_log_sigmoid_grad",
-    "dpo_step_k162_lm_head_grad_matmul",
-    "dpo_step_k163_rmsnorm_grad",
-    "dpo_step_k164_rmsnorm_grad",
-    "dpo_step_k165_rmsnorm_grad",
-    "dpo_step_k166_rmsnorm_grad",
-    "dpo_step_k167_lm_head_grad_matmul",
-    "dpo_step_k168_rmsnorm",
-    "dpo_step_k169_rmsnorm",
-    "dpo_step_k170_rmsnorm",
-    "dpo_step_k171_rmsnorm",
-    "dpo_step_k172_attention_matmul",
-    "dpo_step_k173_rope",
-    "dpo_step_k174_attention_matmul",
-    "dpo_step_k175_rope",
-    "dpo_step_k176_attention_matmul",
-    "dpo_step_k177_scores_matmul",
-    "dpo_step_k178_attention",
-    "dpo_step_k179_scores",
-    "dpo_step_k180_softmax",
-    "dpo_step_k181_softmax",
-    "dpo_step_k182_softmax",
-    "dpo_step_k183_softmax",
-    "dpo_step_k184_attention_matmul",
-    "dpo_step_k185_attention",
-    "dpo_step_k186_attention_matmul",
-    "dpo_step_k187_attention",
-    "dpo_step_k188_rmsnorm",
-    "dpo_step_k189_rmsnorm",
-    "dpo_step_k190_rmsnorm",
-    "dpo_step_k191_rmsnorm",
-    "dpo_step_k192_gate_up_matmul",
-    "dpo_step_k193_silu",
-    "dpo_step_k194_silu",
-    "dpo_step_k195_gate_up",
-    "dpo_step_k196_gate_up_matmul",
-    "dpo_step_k197_gate_up",
-    "dpo_step_k198_ffn_grad_matmul",
-    "dpo_step_k199_ffn_grad",
-    "dpo_step_k200_gate_up_grad_matmul",
-    "dpo_step_k201_silu_grad",
-    "dpo_step_k202_gate_up_grad_matmul",
-    "dpo_step_k203_gate_up_grad",
-    "dpo_step_k204_rmsnorm_grad",
-    "dpo_step_k205_rmsnorm_grad",
-    "dpo_step_k206_rmsnorm_grad",
-    "dpo_step_k207_attention_grad_matmul",
-    "dpo_step_k208_attention_grad_matmul",
-    "dpo_step_k209_attention_grad_matmul",
-    "dpo_step_k210_softmax_grad",
-    "dpo_step_k211_scores_grad_matmul",
-    "dpo_step_k212_scores_grad_matmul",
-    "dpo_step_k213_attention_grad",
-    "dpo_step_k214_attention_grad",
-    "dpo_step_k215_attention_grad",
-    "dpo_step_k216_attention_grad_matmul",
-    "dpo_step_k217_rope_grad",
-    "dpo_step_k218_attention_grad_matmul",
-    "dpo_step_k219_rope_grad",
-    "dpo_step_k220_attention_grad_matmul",
-    "dpo_step_k221_attention_grad",
-    "dpo_step_k222_rmsnorm_grad",
-    "dpo_step_k223_rmsnorm_grad",
-    "dpo_step_k224_rmsnorm_grad",
-    "dpo_step_k225_layer_backward",
-    "dpo_step_k226_layer_backward_matmul",
-    "dpo_step_k227_layer_backward_matmul",
-    "dpo_step_k228_layer_backward_matmul",
-    "dpo_step_k229_layer_backward_matmul",
-    "dpo_step_k230_layer_backward",
-    "dpo_step_k231_layer_backward_matmul",
-    "dpo_step_k232_layer_backward_matmul",
-    "dpo_step_k233_layer_backward_matmul",
-    "dpo_step_k234_embed_backward_scatter_add",
-    "dpo_step_k235_embed_backward",
+    "dpo_step_k135_dpo_sigmoid",
+    "dpo_step_k136_dpo_sigmoid",
+    "dpo_step_k137_dpo_exo_pair",
+    "dpo_step_k138_log_sigmoid",
+    "dpo_step_k139_dpo_sigmoid",
+    "dpo_step_k140_dpo_sigmoid",
+    "dpo_step_k141_sigmoid",
+    "dpo_step_k142_dpo_exo_pair",
+    "dpo_step_k143_dpo_exo_pair",
+    "dpo_step_k144_log_sigmoid",
+    "dpo_step_k145_dpo_sigmoid",
+    "dpo_step_k146_dpo_sigmoid",
+    "dpo_step_k147_sigmoid",
+    "dpo_step_k148_dpo_exo_pair",
+    "dpo_step_k149_dpo_discopop",
+    "dpo_step_k150_dpo_discopop",
+    "dpo_step_k151_log_sigmoid",
+    "dpo_step_k152_dpo_sigmoid",
+    "dpo_step_k153_dpo_sigmoid",
+    "dpo_step_k154_log_sigmoid",
+    "dpo_step_k155_dpo_sigmoid",
+    "dpo_step_k156_dpo_sigmoid",
+    "dpo_step_k157_dpo_sigmoid",
+    "dpo_step_k158_dpo_discopop",
+    "dpo_step_k159_dpo_sigmoid_norm",
+    "dpo_step_k160_dpo_sigmoid_norm",
+    "dpo_step_k161_dpo_sigmoid_norm",
+    "dpo_step_k162_log_sigmoid",
+    "dpo_step_k163_dpo_sigmoid",
+    "dpo_step_k164_dpo_sigmoid_norm",
+    "dpo_step_k165_log_sigmoid",
+    "dpo_step_k166_dpo_sigmoid",
+    "dpo_step_k167_dpo_sft",
+    "dpo_step_k168_log_sigmoid",
+    "dpo_step_k169_lm_head",
+    "dpo_step_k170_lm_head",
+    "dpo_step_k171_sft",
+    "dpo_step_k172_dpo_loss",
+    "dpo_step_k173_lm_head",
+    "dpo_step_k174_lm_head",
+    "dpo_step_k175_lm_head",
+    "dpo_step_k176_lm_head_grad",
+    "dpo_step_k177_log_sigmoid_grad",
+    "dpo_step_k178_log_sigmoid_grad",
+    "dpo_step_k179_log_sigmoid_grad",
+    "dpo_step_k180_dpo_apo_down",
+    "dpo_step_k181_log_sigmoid_grad",
+    "dpo_step_k182_sigmoid_grad",
+    "dpo_step_k183_dpo_apo_zero",
+    "dpo_step_k184_sigmoid_grad",
+    "dpo_step_k185_dpo_apo_zero_grad",
+    "dpo_step_k186_dpo_bco_pair",
+    "dpo_step_k187_log_sigmoid_grad",
+    "dpo_step_k188_dpo_orpo",
+    "dpo_step_k189_log_sigmoid_grad",
+    "dpo_step_k190_dpo_orpo_grad",
+    "dpo_step_k191_log_sigmoid_grad",
+    "dpo_step_k192_log_sigmoid_grad",
+    "dpo_step_k193_dpo_dpop_grad",
+    "dpo_step_k194_dpo_kto_pair",
+    "dpo_step_k195_sigmoid_grad",
+    "dpo_step_k196_sigmoid_grad",
+    "dpo_step_k197_dpo_nca_pair",
+    "dpo_step_k198_dpo_nca_pair",
+    "dpo_step_k199_log_sigmoid_grad",
+    "dpo_step_k200_dpo_sppo_hard",
+    "dpo_step_k201_dpo_sppo_hard_grad",
+    "dpo_step_k202_dpo_sppo_hard_grad",
+    "dpo_step_k203_dpo_ipo",
+    "dpo_step_k204_dpo_hinge",
+    "dpo_step_k205_log_sigmoid_grad",
+    "dpo_step_k206_log_sigmoid_grad",
+    "dpo_step_k207_log_sigmoid_grad",
+    "dpo_step_k208_lm_head_grad_matmul",
+    "dpo_step_k209_rmsnorm_grad",
+    "dpo_step_k210_rmsnorm_grad",
+    "dpo_step_k211_rmsnorm_grad",
+    "dpo_step_k212_rmsnorm_grad",
+    "dpo_step_k213_lm_head_grad_matmul",
+    "dpo_step_k214_rmsnorm",
+    "dpo_step_k215_rmsnorm",
+    "dpo_step_k216_rmsnorm",
+    "dpo_step_k217_rmsnorm",
+    "dpo_step_k218_attention_matmul",
+    "dpo_step_k219_rope",
+    "dpo_step_k220_attention_matmul",
+    "dpo_step_k221_rope",
+    "dpo_step_k222_attention_matmul",
+    "dpo_step_k223_scores_matmul",
+    "dpo_step_k224_attention",
+    "dpo_step_k225_scores",
+    "dpo_step_k226_softmax",
+    "dpo_step_k227_softmax",
+    "dpo_step_k228_softmax",
+    "dpo_step_k229_softmax",
+    "dpo_step_k230_attention_matmul",
+    "dpo_step_k231_attention",
+    "dpo_step_k232_attention_matmul",
+    "dpo_step_k233_attention",
+    "dpo_step_k234_rmsnorm",
+    "dpo_step_k235_rmsnorm",
+    "dpo_step_k236_rmsnorm",
+    "dpo_step_k237_rmsnorm",
+    "dpo_step_k238_gate_up_matmul",
+    "dpo_step_k239_silu",
+    "dpo_step_k240_silu",
+    "dpo_step_k241_gate_up",
+    "dpo_step_k242_gate_up_matmul",
+    "dpo_step_k243_gate_up",
+    "dpo_step_k244_ffn_grad_matmul",
+    "dpo_step_k245_ffn_grad",
+    "dpo_step_k246_gate_up_grad_matmul",
+    "dpo_step_k247_silu_grad",
+    "dpo_step_k248_gate_up_grad_matmul",
+    "dpo_step_k249_gate_up_grad",
+    "dpo_step_k250_rmsnorm_grad",
+    "dpo_step_k251_rmsnorm_grad",
+    "dpo_step_k252_rmsnorm_grad",
+    "dpo_step_k253_attention_grad_matmul",
+    "dpo_step_k254_attention_grad_matmul",
+    "dpo_step_k255_attention_grad_matmul",
+    "dpo_step_k256_softmax_grad",
+    "dpo_step_k257_scores_grad_matmul",
+    "dpo_step_k258_scores_grad_matmul",
+    "dpo_step_k259_attention_grad",
+    "dpo_step_k260_attention_grad",
+    "dpo_step_k261_attention_grad",
+    "dpo_step_k262_attention_grad_matmul",
+    "dpo_step_k263_rope_grad",
+    "dpo_step_k264_attention_grad_matmul",
+    "dpo_step_k265_rope_grad",
+    "dpo_step_k266_attention_grad_matmul",
+    "dpo_step_k267_attention_grad",
+    "dpo_step_k268_rmsnorm_grad",
+    "dpo_step_k269_rmsnorm_grad",
+    "dpo_step_k270_rmsnorm_grad",
+    "dpo_step_k271_layer_backward",
+    "dpo_step_k272_layer_backward_matmul",
+    "dpo_step_k273_layer_backward_matmul",
+    "dpo_step_k274_layer_backward_matmul",
+    "dpo_step_k275_layer_backward_matmul",
+    "dpo_step_k276_layer_backward",
+    "dpo_step_k277_layer_backward_matmul",
+    "dpo_step_k278_layer_backward_matmul",
+    "dpo_step_k279_layer_backward_matmul",
+    "dpo_step_k280_embed_backward_scatter_add",
+    "dpo_step_k281_embed_backward",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 236, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 282, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
-/* dpo_loss_k0_sub: sub */
-static void dpo_loss_k0_sub(float *restrict t0, const float *restrict logps_chosen, const float *restrict ref_chosen, long B) {
+/* dpo_loss_k0_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [dpo_sigmoid] */
+static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = logps_chosen[j] - (ref_chosen[j]);
-            t0[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t0[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k1_sub: sub */
-static void dpo_loss_k1_sub(float *restrict t1, const float *restrict logps_rejected, const float *restrict ref_rejected, long B) {
+/* dpo_loss_k1_log_sigmoid: abs, neg, exp  [dpo_sigmoid/log_sigmoid] */
+static void dpo_loss_k1_log_sigmoid(float *restrict t1, const float *restrict t0, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = logps_rejected[j] - (ref_rejected[j]);
-            t1[j] = v0;
+            float v0 = fabsf(t0[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t1[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k2_sub: sub */
-static void dpo_loss_k2_sub(float *restrict t2, const float *restrict t0, const float *restrict t1, long B) {
+/* dpo_loss_k2_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
+static void dpo_loss_k2_dpo_sigmoid(float *restrict t2, const float *restrict t1, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t0[j] - (t1[j]);
+            float v0 = 1.0f + t1[j];
             t2[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k3_div: div */
-static void dpo_loss_k3_div(float *restrict t3, const float *restrict logps_chosen, const float *restrict len_chosen, long B) {
+/* dpo_loss_k3_dpo_sigmoid: neg  [dpo_sigmoid] */
+static void dpo_loss_k3_dpo_sigmoid(float *restrict t3, const float *restrict t0, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (logps_chosen[j]) / (len_chosen[j]);
+            float v0 = -(t0[j]);
             t3[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k4_div: div */
-static void dpo_loss_k4_div(float *restrict t4, const float *restrict logps_rejected, const float *restrict len_rejected, long B) {
+/* dpo_loss_k4_log_sigmoid: abs, neg, exp  [dpo_sigmoid/log_sigmoid] */
+static void dpo_loss_k4_log_sigmoid(float *restrict t4, const float *restrict t3, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (logps_rejected[j]) / (len_rejected[j]);
-            t4[j] = v0;
+            float v0 = fabsf(t3[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t4[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k5_sub: div, sub, div, sub, sub */
-static void dpo_loss_k5_sub(float *restrict t5, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict t3, const float *restrict t4, long B) {
+/* dpo_loss_k5_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
+static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (ref_chosen[j]) / (len_chosen[j]);
-            float v1 = t3[j] - v0;
-            float v2 = (ref_rejected[j]) / (len_rejected[j]);
-            float v3 = t4[j] - v2;
-            float v4 = v1 - v3;
-            t5[j] = v4;
+            float v0 = 1.0f + t4[j];
+            t5[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k6_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid] */
-static void dpo_loss_k6_dpo_sigmoid(float *restrict t6, const float *restrict beta, const float *restrict t2, long B) {
+/* dpo_loss_k6_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_robust] */
+static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t2[j]);
-            t6[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t6[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k7_log_sigmoid: abs, neg, exp  [dpo_sigmoid/log_sigmoid] */
+/* dpo_loss_k7_log_sigmoid: abs, neg, exp  [dpo_robust/log_sigmoid] */
 static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6313,8 +7536,8 @@ static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6
     }
 }
 
-/* dpo_loss_k8_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k8_log_sigmoid(float *restrict t8, const float *restrict t7, long B) {
+/* dpo_loss_k8_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
+static void dpo_loss_k8_dpo_sigmoid(float *restrict t8, const float *restrict t7, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -6324,303 +7547,343 @@ static void dpo_loss_k8_log_sigmoid(float *restrict t8, const float *restrict t7
     }
 }
 
-/* dpo_loss_k9_log_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k9_log_sigmoid(float *restrict t9, const float *restrict t6, const float *restrict t8, long B) {
+/* dpo_loss_k9_dpo_robust: neg  [dpo_robust] */
+static void dpo_loss_k9_dpo_robust(float *restrict t9, const float *restrict t6, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t6[j], 0.0f);
-            float v1 = logf(t8[j]);
-            float v2 = v0 - v1;
-            t9[j] = v2;
+            float v0 = -(t6[j]);
+            t9[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k10_dpo_sigmoid: const, sub, neg, reshape, expand, mul  [dpo_sigmoid] */
-static void dpo_loss_k10_dpo_sigmoid(float *restrict t10, const float *restrict label_smoothing, const float *restrict t9, long B) {
+/* dpo_loss_k10_log_sigmoid: abs, neg, exp  [dpo_robust/log_sigmoid] */
+static void dpo_loss_k10_log_sigmoid(float *restrict t10, const float *restrict t9, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = 1.0f - (label_smoothing[0]);
-        float v1 = -v0;
         for (long j = 0; j < n; j++) {
-            float v2 = v1 * (t9[j]);
+            float v0 = fabsf(t9[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
             t10[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k11_dpo_sigmoid: neg  [dpo_sigmoid] */
-static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict t6, long B) {
+/* dpo_loss_k11_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
+static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict t10, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t6[j]);
+            float v0 = 1.0f + t10[j];
             t11[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k12_log_sigmoid: abs, neg, exp  [dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k12_log_sigmoid(float *restrict t12, const float *restrict t11, long B) {
+/* dpo_loss_k12_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [dpo_sigmoid; dpo_hinge] */
+static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            float v9 = 1.0f - v8;
+            t12[j] = v9;
+        }
+    }
+}
+
+/* dpo_loss_k13_dpo_ipo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_ipo] */
+static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            t13[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k14_dpo_ipo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_ipo] */
+static void dpo_loss_k14_dpo_ipo(float *restrict t14, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            t14[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k15_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
+static void dpo_loss_k15_dpo_ipo(float *restrict t15, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t13, const float *restrict t14, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v12 = (beta[0]) * 2.0f;
+        float v13 = 1.0f / v12;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t13[j]);
+            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v4 = v3 / (t13[j]);
+            float v5 = v2 - v4;
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v7 = v6 / (t14[j]);
+            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v9 = v8 / (t14[j]);
+            float v10 = v7 - v9;
+            float v11 = v5 - v10;
+            float v14 = v11 - v13;
+            t15[j] = v14;
+        }
+    }
+}
+
+/* dpo_loss_k16_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [dpo_sigmoid; dpo_sppo_hard] */
+static void dpo_loss_k16_dpo_sppo_hard(float *restrict t16, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v4 = 0.5f / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v5 = v3 - v4;
+            t16[j] = v5;
+        }
+    }
+}
+
+/* dpo_loss_k17_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [dpo_sigmoid; dpo_sppo_hard] */
+static void dpo_loss_k17_dpo_sppo_hard(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v4 = 0.5f / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v5 = v3 + v4;
+            t17[j] = v5;
+        }
+    }
+}
+
+/* dpo_loss_k18_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_nca_pair] */
+static void dpo_loss_k18_dpo_nca_pair(float *restrict t18, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t18[j] = v4;
+        }
+    }
+}
+
+/* dpo_loss_k19_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k19_log_sigmoid(float *restrict t19, const float *restrict t18, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t11[j]);
+            float v0 = fabsf(t18[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t12[j] = v2;
+            t19[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k13_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k13_log_sigmoid(float *restrict t13, const float *restrict t12, long B) {
+/* dpo_loss_k20_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k20_dpo_sigmoid(float *restrict t20, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t12[j];
-            t13[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k14_log_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k14_log_sigmoid(float *restrict t14, const float *restrict t11, const float *restrict t13, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t11[j], 0.0f);
-            float v1 = logf(t13[j]);
-            float v2 = v0 - v1;
-            t14[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k15_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid] */
-static void dpo_loss_k15_dpo_sigmoid(float *restrict t15, const float *restrict label_smoothing, const float *restrict t14, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (label_smoothing[0]) * (t14[j]);
-            t15[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k16_log_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_hinge] */
-static void dpo_loss_k16_log_sigmoid(float *restrict t16, const float *restrict t6, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t6[j]);
-            t16[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k17_dpo_ipo: const, const, mul, div, reshape, expand, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
-static void dpo_loss_k17_dpo_ipo(float *restrict t17, const float *restrict beta, const float *restrict t5, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = (beta[0]) * 2.0f;
-        float v1 = 1.0f / v0;
-        for (long j = 0; j < n; j++) {
-            float v2 = t5[j] - v1;
-            t17[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k18_dpo_sppo_hard: const, div, reshape, expand, sub  [dpo_sppo_hard] */
-static void dpo_loss_k18_dpo_sppo_hard(float *restrict t18, const float *restrict beta, const float *restrict t0, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = t0[j] - v0;
-            t18[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k19_dpo_sppo_hard: const, div, reshape, expand, add  [dpo_sppo_hard] */
-static void dpo_loss_k19_dpo_sppo_hard(float *restrict t19, const float *restrict beta, const float *restrict t1, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = t1[j] + v0;
-            t19[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k20_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid; dpo_nca_pair] */
-static void dpo_loss_k20_dpo_sigmoid(float *restrict t20, const float *restrict beta, const float *restrict t0, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t0[j]);
+            float v0 = 1.0f + t19[j];
             t20[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k21_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict t20, long B) {
+/* dpo_loss_k21_dpo_nca_pair: neg  [dpo_nca_pair] */
+static void dpo_loss_k21_dpo_nca_pair(float *restrict t21, const float *restrict t18, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t20[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t21[j] = v2;
+            float v0 = -(t18[j]);
+            t21[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k22_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k22_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k22_log_sigmoid(float *restrict t22, const float *restrict t21, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t21[j];
-            t22[j] = v0;
+            float v0 = fabsf(t21[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t22[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k23_dpo_nca_pair: neg  [dpo_nca_pair] */
-static void dpo_loss_k23_dpo_nca_pair(float *restrict t23, const float *restrict t20, long B) {
+/* dpo_loss_k23_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict t22, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t20[j]);
+            float v0 = 1.0f + t22[j];
             t23[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k24_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k24_log_sigmoid(float *restrict t24, const float *restrict t23, long B) {
+/* dpo_loss_k24_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [dpo_sigmoid; dpo_nca_pair] */
+static void dpo_loss_k24_dpo_nca_pair(float *restrict t24, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t23[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t24[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = -v4;
+            t24[j] = v5;
         }
     }
 }
 
-/* dpo_loss_k25_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k25_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t24[j];
-            t25[j] = v0;
+            float v0 = fabsf(t24[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t25[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k26_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid; dpo_nca_pair] */
-static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict beta, const float *restrict t1, long B) {
+/* dpo_loss_k26_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t1[j]);
+            float v0 = 1.0f + t25[j];
             t26[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k27_dpo_nca_pair: neg  [dpo_nca_pair] */
-static void dpo_loss_k27_dpo_nca_pair(float *restrict t27, const float *restrict t26, long B) {
+/* dpo_loss_k27_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [dpo_sigmoid; dpo_kto_pair] */
+static void dpo_loss_k27_dpo_kto_pair(float *restrict t27, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t26[j]);
-            t27[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            t27[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k28_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k28_log_sigmoid(float *restrict t28, const float *restrict t27, long B) {
+/* dpo_loss_k28_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [dpo_sigmoid; dpo_kto_pair] */
+static void dpo_loss_k28_dpo_kto_pair(float *restrict t28, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t27[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t28[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            t28[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k29_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict t28, long B) {
+/* dpo_loss_k29_dpo_sigmoid: const, reshape, expand, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k29_dpo_sigmoid(float *restrict t29, const float *restrict pair_weight, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t28[j];
+            float v0 = 1.0f * (pair_weight[j]);
             t29[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k30_log_sigmoid: const, reshape, expand, mul  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k30_log_sigmoid(float *restrict t30, const float *restrict pair_weight, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f * (pair_weight[j]);
-            t30[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k31_weighted_sum: reduce_sum  [dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k31_weighted_sum(float *restrict t31, const float *restrict t30, long B) {
+/* dpo_loss_k30_weighted_sum: reduce_sum  [dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k30_weighted_sum(float *restrict t30, const float *restrict t29, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t30[j0];
+            acc0 += t29[j0];
         }
-        t31[r] = acc0;
+        t30[r] = acc0;
     }
 }
 
-/* dpo_loss_k32_dpo_kto_pair: reshape, expand, const, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul, neg, exp  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k32_dpo_kto_pair(float *restrict t32, const float *restrict pair_weight, const float *restrict beta, const float *restrict t0, const float *restrict t1, const float *restrict t31, long B) {
+/* dpo_loss_k31_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair] */
+static void dpo_loss_k31_dpo_kto_pair(float *restrict t31, const float *restrict pair_weight, const float *restrict beta, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t1[j0]) * (pair_weight[j0]);
+            float v0 = (t28[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t31[0]);
+        float v1 = acc0 / (t30[0]);
         float v2 = v1;
         float v3 = fmaxf(v2, 0.0f);
         for (long j = 0; j < n; j++) {
-            float v4 = t0[j] - v3;
+            float v4 = t27[j] - v3;
             float v5 = (beta[0]) * v4;
-            float v6 = -v5;
-            float v7 = expf(v6);
-            t32[j] = v7;
+            t31[j] = v5;
         }
     }
 }
 
-/* dpo_loss_k33_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k33_log_sigmoid(float *restrict t33, const float *restrict t32, long B) {
+/* dpo_loss_k32_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t31[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t32[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k33_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -6630,517 +7893,555 @@ static void dpo_loss_k33_log_sigmoid(float *restrict t33, const float *restrict 
     }
 }
 
-/* dpo_loss_k34_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k34_log_sigmoid(float *restrict t34, const float *restrict t33, long B) {
+/* dpo_loss_k34_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+static void dpo_loss_k34_dpo_sigmoid(float *restrict t34, const float *restrict t31, const float *restrict t33, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t33[j]);
-            t34[j] = v0;
+            float v0 = fminf(t31[j], 0.0f);
+            float v1 = logf(t33[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t34[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k35_dpo_kto_pair: reshape, expand, const, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul, neg, exp  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k35_dpo_kto_pair(float *restrict t35, const float *restrict pair_weight, const float *restrict beta, const float *restrict t0, const float *restrict t1, const float *restrict t31, long B) {
+/* dpo_loss_k35_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair] */
+static void dpo_loss_k35_dpo_kto_pair(float *restrict t35, const float *restrict pair_weight, const float *restrict beta, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t0[j0]) * (pair_weight[j0]);
+            float v0 = (t27[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t31[0]);
+        float v1 = acc0 / (t30[0]);
         float v2 = v1;
         float v3 = fmaxf(v2, 0.0f);
         for (long j = 0; j < n; j++) {
-            float v4 = v3 - (t1[j]);
+            float v4 = v3 - (t28[j]);
             float v5 = (beta[0]) * v4;
-            float v6 = -v5;
-            float v7 = expf(v6);
-            t35[j] = v7;
+            t35[j] = v5;
         }
     }
 }
 
-/* dpo_loss_k36_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+/* dpo_loss_k36_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k36_log_sigmoid(float *restrict t36, const float *restrict t35, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t35[j];
-            t36[j] = v0;
+            float v0 = fabsf(t35[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t36[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k37_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k37_log_sigmoid(float *restrict t37, const float *restrict t36, long B) {
+/* dpo_loss_k37_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k37_dpo_sigmoid(float *restrict t37, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t36[j]);
+            float v0 = 1.0f + t36[j];
             t37[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k38_dpo_dpop: sub  [dpo_dpop] */
-static void dpo_loss_k38_dpo_dpop(float *restrict t38, const float *restrict logps_chosen, const float *restrict ref_chosen, long B) {
+/* dpo_loss_k38_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+static void dpo_loss_k38_dpo_sigmoid(float *restrict t38, const float *restrict t35, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = ref_chosen[j] - (logps_chosen[j]);
-            t38[j] = v0;
+            float v0 = fminf(t35[j], 0.0f);
+            float v1 = logf(t37[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t38[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k39_dpo_dpop: reshape, expand, const, reshape, expand, max, reshape, expand, mul, sub, mul  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_dpop] */
-static void dpo_loss_k39_dpo_dpop(float *restrict t39, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t2, const float *restrict t38, long B) {
+/* dpo_loss_k39_dpo_dpop: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_dpop] */
+static void dpo_loss_k39_dpo_dpop(float *restrict t39, const float *restrict logps_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fmaxf(t38[j], 0.0f);
-            float v1 = (dpop_lambda[0]) * v0;
-            float v2 = t2[j] - v1;
-            float v3 = (beta[0]) * v2;
-            t39[j] = v3;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            t39[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k40_log_sigmoid: abs, neg, exp  [dpo_dpop/log_sigmoid] */
-static void dpo_loss_k40_log_sigmoid(float *restrict t40, const float *restrict t39, long B) {
+/* dpo_loss_k40_dpo_dpop: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_dpop] */
+static void dpo_loss_k40_dpo_dpop(float *restrict t40, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t39[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t40[j] = v2;
+            float v1 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            t40[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k41_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_dpop/log_sigmoid] */
-static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
+/* dpo_loss_k41_dpo_dpop: sub  [dpo_dpop] */
+static void dpo_loss_k41_dpo_dpop(float *restrict t41, const float *restrict t39, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t40[j];
+            float v0 = t40[j] - (t39[j]);
             t41[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k42_dpo_simpo: sub  [dpo_simpo] */
-static void dpo_loss_k42_dpo_simpo(float *restrict t42, const float *restrict t3, const float *restrict t4, long B) {
+/* dpo_loss_k42_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
+static void dpo_loss_k42_dpo_dpop(float *restrict t42, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t39, const float *restrict t40, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t3[j] - (t4[j]);
-            t42[j] = v0;
+            float v0 = t39[j] - (t40[j]);
+            float v2 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+            float v3 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+            float v4 = v2 - v3;
+            float v5 = v0 - v4;
+            float v6 = fmaxf(t41[j], 0.0f);
+            float v7 = (dpop_lambda[0]) * v6;
+            float v8 = v5 - v7;
+            float v9 = (beta[0]) * v8;
+            t42[j] = v9;
         }
     }
 }
 
-/* dpo_loss_k43_dpo_simpo: reshape, expand, div, reshape, expand, sub, mul  [dpo_sigmoid; dpo_simpo] */
-static void dpo_loss_k43_dpo_simpo(float *restrict t43, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict t42, long B) {
+/* dpo_loss_k43_log_sigmoid: abs, neg, exp  [dpo_dpop/log_sigmoid] */
+static void dpo_loss_k43_log_sigmoid(float *restrict t43, const float *restrict t42, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = (simpo_gamma[0]) / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = t42[j] - v0;
-            float v2 = (beta[0]) * v1;
+            float v0 = fabsf(t42[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
             t43[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k44_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
-static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict t43, long B) {
+/* dpo_loss_k44_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_dpop/log_sigmoid] */
+static void dpo_loss_k44_dpo_sigmoid(float *restrict t44, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t43[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t44[j] = v2;
+            float v0 = 1.0f + t43[j];
+            t44[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k45_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_simpo/log_sigmoid] */
-static void dpo_loss_k45_log_sigmoid(float *restrict t45, const float *restrict t44, long B) {
+/* dpo_loss_k45_dpo_simpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_simpo] */
+static void dpo_loss_k45_dpo_simpo(float *restrict t45, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t44[j];
-            t45[j] = v0;
+            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            t45[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k46_dpo_simpo: neg  [dpo_simpo] */
-static void dpo_loss_k46_dpo_simpo(float *restrict t46, const float *restrict t43, long B) {
+/* dpo_loss_k46_dpo_simpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_simpo] */
+static void dpo_loss_k46_dpo_simpo(float *restrict t46, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t43[j]);
-            t46[j] = v0;
+            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            t46[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k47_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
-static void dpo_loss_k47_log_sigmoid(float *restrict t47, const float *restrict t46, long B) {
+/* dpo_loss_k47_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [dpo_sigmoid; dpo_simpo] */
+static void dpo_loss_k47_dpo_simpo(float *restrict t47, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict t45, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v6 = (simpo_gamma[0]) / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t46[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t47[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t45[j]);
+            float v3 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v4 = v3 / (t46[j]);
+            float v5 = v2 - v4;
+            float v7 = v5 - v6;
+            float v8 = (beta[0]) * v7;
+            t47[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k48_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_simpo/log_sigmoid] */
+/* dpo_loss_k48_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
 static void dpo_loss_k48_log_sigmoid(float *restrict t48, const float *restrict t47, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t47[j];
-            t48[j] = v0;
+            float v0 = fabsf(t47[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t48[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k49_dpo_orpo: exp  [dpo_orpo] */
-static void dpo_loss_k49_dpo_orpo(float *restrict t49, const float *restrict t3, long B) {
+/* dpo_loss_k49_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
+static void dpo_loss_k49_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t3[j]);
+            float v0 = 1.0f + t48[j];
             t49[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k50_log_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_orpo] */
-static void dpo_loss_k50_log_sigmoid(float *restrict t50, const float *restrict t49, long B) {
+/* dpo_loss_k50_dpo_simpo: neg  [dpo_simpo] */
+static void dpo_loss_k50_dpo_simpo(float *restrict t50, const float *restrict t47, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t49[j]);
+            float v0 = -(t47[j]);
             t50[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k51_dpo_orpo: exp  [dpo_orpo] */
-static void dpo_loss_k51_dpo_orpo(float *restrict t51, const float *restrict t4, long B) {
+/* dpo_loss_k51_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
+static void dpo_loss_k51_log_sigmoid(float *restrict t51, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t4[j]);
-            t51[j] = v0;
+            float v0 = fabsf(t50[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t51[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k52_log_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_orpo] */
-static void dpo_loss_k52_log_sigmoid(float *restrict t52, const float *restrict t51, long B) {
+/* dpo_loss_k52_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
+static void dpo_loss_k52_dpo_sigmoid(float *restrict t52, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t51[j]);
+            float v0 = 1.0f + t51[j];
             t52[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k53_dpo_orpo: log, log, sub, sub  [dpo_orpo] */
-static void dpo_loss_k53_dpo_orpo(float *restrict t53, const float *restrict t42, const float *restrict t50, const float *restrict t52, long B) {
+/* dpo_loss_k53_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k53_dpo_orpo(float *restrict t53, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = logf(t50[j]);
-            float v1 = logf(t52[j]);
-            float v2 = v0 - v1;
-            float v3 = t42[j] - v2;
-            t53[j] = v3;
+            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            t53[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k54_dpo_orpo: neg  [dpo_orpo] */
-static void dpo_loss_k54_dpo_orpo(float *restrict t54, const float *restrict t3, long B) {
+/* dpo_loss_k54_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k54_dpo_orpo(float *restrict t54, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t3[j]);
-            t54[j] = v0;
+            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            t54[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k55_log_sigmoid: abs, neg, exp  [dpo_orpo/log_sigmoid] */
-static void dpo_loss_k55_log_sigmoid(float *restrict t55, const float *restrict t53, long B) {
+/* dpo_loss_k55_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k55_dpo_orpo(float *restrict t55, const float *restrict logps_chosen, const float *restrict loss_weights, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t53[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t53[j]);
             t55[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k56_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_orpo/log_sigmoid] */
-static void dpo_loss_k56_log_sigmoid(float *restrict t56, const float *restrict t55, long B) {
+/* dpo_loss_k56_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k56_dpo_orpo(float *restrict t56, const float *restrict logps_rejected, const float *restrict loss_weights, const float *restrict t54, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t55[j];
-            t56[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v1 / (t54[j]);
+            t56[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k57_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair/weighted_sum; dpo_bco_pair] */
-static void dpo_loss_k57_dpo_bco_pair(float *restrict t57, const float *restrict pair_weight, const float *restrict t20, const float *restrict t26, const float *restrict t31, long B) {
+/* dpo_loss_k57_dpo_orpo: exp  [dpo_orpo] */
+static void dpo_loss_k57_dpo_orpo(float *restrict t57, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t20[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t31[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t26[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t31[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v8 = t20[j] - v7;
-            t57[j] = v8;
+            float v0 = expf(t55[j]);
+            t57[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k58_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k58_log_sigmoid(float *restrict t58, const float *restrict t57, long B) {
+/* dpo_loss_k58_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t57[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t58[j] = v2;
+            float v0 = 1.0f - (t57[j]);
+            t58[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k59_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k59_log_sigmoid(float *restrict t59, const float *restrict t58, long B) {
+/* dpo_loss_k59_dpo_orpo: exp  [dpo_orpo] */
+static void dpo_loss_k59_dpo_orpo(float *restrict t59, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t58[j];
+            float v0 = expf(t56[j]);
             t59[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k60_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair/weighted_sum; dpo_bco_pair] */
-static void dpo_loss_k60_dpo_bco_pair(float *restrict t60, const float *restrict pair_weight, const float *restrict t20, const float *restrict t26, const float *restrict t31, long B) {
+/* dpo_loss_k60_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k60_dpo_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t20[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t31[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t26[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t31[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v8 = t26[j] - v7;
-            float v9 = -v8;
-            t60[j] = v9;
+            float v0 = 1.0f - (t59[j]);
+            t60[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k61_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k61_log_sigmoid(float *restrict t61, const float *restrict t60, long B) {
+/* dpo_loss_k61_dpo_orpo: sub, log, log, sub, sub  [dpo_orpo] */
+static void dpo_loss_k61_dpo_orpo(float *restrict t61, const float *restrict t55, const float *restrict t56, const float *restrict t58, const float *restrict t60, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t60[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t61[j] = v2;
+            float v0 = t55[j] - (t56[j]);
+            float v1 = logf(t58[j]);
+            float v2 = logf(t60[j]);
+            float v3 = v1 - v2;
+            float v4 = v0 - v3;
+            t61[j] = v4;
         }
     }
 }
 
-/* dpo_loss_k62_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_bco_pair/log_sigmoid] */
+/* dpo_loss_k62_log_sigmoid: abs, neg, exp  [dpo_orpo/log_sigmoid] */
 static void dpo_loss_k62_log_sigmoid(float *restrict t62, const float *restrict t61, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t61[j];
-            t62[j] = v0;
+            float v0 = fabsf(t61[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t62[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k63_sigmoid: exp  [dpo_apo_zero/sigmoid] */
-static void dpo_loss_k63_sigmoid(float *restrict t63, const float *restrict t23, long B) {
+/* dpo_loss_k63_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_orpo/log_sigmoid] */
+static void dpo_loss_k63_dpo_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t23[j]);
+            float v0 = 1.0f + t62[j];
             t63[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k64_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k64_log_sigmoid(float *restrict t64, const float *restrict t63, long B) {
+/* dpo_loss_k64_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_bco_pair] */
+static void dpo_loss_k64_dpo_bco_pair(float *restrict t64, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t63[j];
-            t64[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t64[j] = v4;
         }
     }
 }
 
-/* dpo_loss_k65_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k65_log_sigmoid(float *restrict t65, const float *restrict t64, long B) {
+/* dpo_loss_k65_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_bco_pair] */
+static void dpo_loss_k65_dpo_bco_pair(float *restrict t65, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t64[j]);
-            t65[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t65[j] = v4;
         }
     }
 }
 
-/* dpo_loss_k66_sigmoid: exp  [dpo_apo_zero/sigmoid] */
-static void dpo_loss_k66_sigmoid(float *restrict t66, const float *restrict t27, long B) {
+/* dpo_loss_k66_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair/weighted_sum; dpo_bco_pair] */
+static void dpo_loss_k66_dpo_bco_pair(float *restrict t66, const float *restrict pair_weight, const float *restrict t30, const float *restrict t64, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t64[j0]) * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / (t30[0]);
+        float v2 = v1;
+        float acc1 = 0.0f;
+        for (long j1 = 0; j1 < n; j1++) {
+            float v3 = (t65[j1]) * (pair_weight[j1]);
+            acc1 += v3;
+        }
+        float v4 = acc1 / (t30[0]);
+        float v5 = v4;
+        float v6 = v2 + v5;
+        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t27[j]);
-            t66[j] = v0;
+            float v8 = t64[j] - v7;
+            t66[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k67_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+/* dpo_loss_k67_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
 static void dpo_loss_k67_log_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t66[j];
-            t67[j] = v0;
+            float v0 = fabsf(t66[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t67[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k68_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k68_log_sigmoid(float *restrict t68, const float *restrict t67, long B) {
+/* dpo_loss_k68_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
+static void dpo_loss_k68_dpo_sigmoid(float *restrict t68, const float *restrict t67, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t67[j]);
+            float v0 = 1.0f + t67[j];
             t68[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k69_sigmoid: exp  [dpo_apo_down/sigmoid] */
-static void dpo_loss_k69_sigmoid(float *restrict t69, const float *restrict t11, long B) {
+/* dpo_loss_k69_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair/weighted_sum; dpo_bco_pair] */
+static void dpo_loss_k69_dpo_bco_pair(float *restrict t69, const float *restrict pair_weight, const float *restrict t30, const float *restrict t64, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t64[j0]) * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / (t30[0]);
+        float v2 = v1;
+        float acc1 = 0.0f;
+        for (long j1 = 0; j1 < n; j1++) {
+            float v3 = (t65[j1]) * (pair_weight[j1]);
+            acc1 += v3;
+        }
+        float v4 = acc1 / (t30[0]);
+        float v5 = v4;
+        float v6 = v2 + v5;
+        float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t11[j]);
-            t69[j] = v0;
+            float v8 = t65[j] - v7;
+            float v9 = -v8;
+            t69[j] = v9;
         }
     }
 }
 
-/* dpo_loss_k70_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+/* dpo_loss_k70_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
 static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t69[j];
-            t70[j] = v0;
+            float v0 = fabsf(t69[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t70[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k71_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
-static void dpo_loss_k71_log_sigmoid(float *restrict t71, const float *restrict t70, long B) {
+/* dpo_loss_k71_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
+static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t70[j]);
+            float v0 = 1.0f + t70[j];
             t71[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k72_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k72_dpo_exo_pair(float *restrict t72, const float *restrict label_smoothing, const float *restrict t9, long B) {
+/* dpo_loss_k72_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_apo_zero] */
+static void dpo_loss_k72_dpo_apo_zero(float *restrict t72, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = 1.0f - v1;
-        float v3 = logf(v2);
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v4 = t9[j] - v3;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
             t72[j] = v4;
         }
     }
 }
 
-/* dpo_loss_k73_sigmoid: neg, exp  [dpo_exo_pair/sigmoid] */
-static void dpo_loss_k73_sigmoid(float *restrict t73, const float *restrict t11, long B) {
+/* dpo_loss_k73_log_sigmoid: abs, neg, exp  [dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t11[j]);
-            float v1 = expf(v0);
-            t73[j] = v1;
+            float v0 = fabsf(t72[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t73[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k74_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_exo_pair/sigmoid] */
-static void dpo_loss_k74_log_sigmoid(float *restrict t74, const float *restrict t73, long B) {
+/* dpo_loss_k74_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -7150,37 +8451,41 @@ static void dpo_loss_k74_log_sigmoid(float *restrict t74, const float *restrict 
     }
 }
 
-/* dpo_loss_k75_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_exo_pair/sigmoid] */
-static void dpo_loss_k75_log_sigmoid(float *restrict t75, const float *restrict t74, long B) {
+/* dpo_loss_k75_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict t72, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t74[j]);
-            t75[j] = v0;
+            float v0 = fminf(t72[j], 0.0f);
+            float v1 = logf(t74[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t75[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k76_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [dpo_sigmoid/log_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k76_dpo_exo_pair(float *restrict t76, const float *restrict label_smoothing, const float *restrict t14, long B) {
+/* dpo_loss_k76_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_apo_zero] */
+static void dpo_loss_k76_dpo_apo_zero(float *restrict t76, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = logf(v1);
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v3 = t14[j] - v2;
-            t76[j] = v3;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t76[j] = v4;
         }
     }
 }
 
-/* dpo_loss_k77_dpo_discopop: const, reshape, expand, div, neg, exp  [dpo_discopop; dpo_discopop/sigmoid] */
-static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict t6, long B) {
+/* dpo_loss_k77_log_sigmoid: abs, neg, exp  [dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_loss_k77_log_sigmoid(float *restrict t77, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t6[j]) / 0.0500000007f;
+            float v0 = fabsf(t76[j]);
             float v1 = -v0;
             float v2 = expf(v1);
             t77[j] = v2;
@@ -7188,8 +8493,8 @@ static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict
     }
 }
 
-/* dpo_loss_k78_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
-static void dpo_loss_k78_log_sigmoid(float *restrict t78, const float *restrict t77, long B) {
+/* dpo_loss_k78_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_loss_k78_dpo_sigmoid(float *restrict t78, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -7199,86 +8504,100 @@ static void dpo_loss_k78_log_sigmoid(float *restrict t78, const float *restrict 
     }
 }
 
-/* dpo_loss_k79_log_sigmoid: const, reshape, expand, div  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
-static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict t78, long B) {
+/* dpo_loss_k79_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+static void dpo_loss_k79_dpo_sigmoid(float *restrict t79, const float *restrict t76, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f / (t78[j]);
-            t79[j] = v0;
+            float v0 = fminf(t76[j], 0.0f);
+            float v1 = logf(t78[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t79[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k80_dpo_discopop: neg  [dpo_discopop] */
-static void dpo_loss_k80_dpo_discopop(float *restrict t80, const float *restrict t9, long B) {
+/* dpo_loss_k80_dpo_apo_down: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [dpo_sigmoid; dpo_apo_down] */
+static void dpo_loss_k80_dpo_apo_down(float *restrict t80, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t9[j]);
-            t80[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            t80[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k81_log_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_discopop] */
-static void dpo_loss_k81_log_sigmoid(float *restrict t81, const float *restrict t79, long B) {
+/* dpo_loss_k81_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid; dpo_apo_down] */
+static void dpo_loss_k81_dpo_sigmoid(float *restrict t81, const float *restrict beta, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t79[j]);
+            float v0 = (beta[0]) * (t80[j]);
             t81[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k82_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k82_dpo_sigmoid(float *restrict t82, const float *restrict beta, const float *restrict t5, long B) {
+/* dpo_loss_k82_log_sigmoid: abs, neg, exp  [dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t5[j]);
-            t82[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k83_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k83_log_sigmoid(float *restrict t83, const float *restrict t82, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t82[j]);
+            float v0 = fabsf(t81[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t83[j] = v2;
+            t82[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k84_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k84_log_sigmoid(float *restrict t84, const float *restrict t83, long B) {
+/* dpo_loss_k83_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t83[j];
-            t84[j] = v0;
+            float v0 = 1.0f + t82[j];
+            t83[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k85_dpo_sigmoid_norm: neg  [dpo_sigmoid_norm] */
-static void dpo_loss_k85_dpo_sigmoid_norm(float *restrict t85, const float *restrict t82, long B) {
+/* dpo_loss_k84_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+static void dpo_loss_k84_dpo_sigmoid(float *restrict t84, const float *restrict t81, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t82[j]);
-            t85[j] = v0;
+            float v0 = fminf(t81[j], 0.0f);
+            float v1 = logf(t83[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t84[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k86_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
+/* dpo_loss_k85_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
+static void dpo_loss_k85_dpo_apo_down(float *restrict t85, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t80, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = t80[j] - v3;
+            float v5 = (beta[0]) * v4;
+            t85[j] = v5;
+        }
+    }
+}
+
+/* dpo_loss_k86_log_sigmoid: abs, neg, exp  [dpo_apo_down/sigmoid/log_sigmoid] */
 static void dpo_loss_k86_log_sigmoid(float *restrict t86, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7291,8 +8610,8 @@ static void dpo_loss_k86_log_sigmoid(float *restrict t86, const float *restrict 
     }
 }
 
-/* dpo_loss_k87_log_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k87_log_sigmoid(float *restrict t87, const float *restrict t86, long B) {
+/* dpo_loss_k87_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_loss_k87_dpo_sigmoid(float *restrict t87, const float *restrict t86, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -7302,147 +8621,617 @@ static void dpo_loss_k87_log_sigmoid(float *restrict t87, const float *restrict 
     }
 }
 
-/* dpo_loss_k88_log_sigmoid: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, add, const, mul, sub, reshape, expand, div, max, mul, const, mul, mul, add, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, sub, sub, add, mul, min, log, sub, neg, min, log, sub, mul, min, log, sub, mul, sub, min, log, sub, mul, sub, min, log, sub, neg, min, log, sub, sub, sub, add, sub, add, mul, mul, add, mul, mul, add, min, log, sub, mul, min, log, sub, mul, sub, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair/log_sigmoid; dpo_nca_pair; dpo_kto_pair; dpo_dpop/log_sigmoid; dpo_dpop; dpo_simpo/log_sigmoid; dpo_simpo; dpo_orpo/log_sigmoid; dpo_orpo; dpo_bco_pair/log_sigmoid; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm/log_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k88_log_sigmoid(float *restrict losses, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t10, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t19, const float *restrict t20, const float *restrict t22, const float *restrict t23, const float *restrict t25, const float *restrict t27, const float *restrict t29, const float *restrict t34, const float *restrict t37, const float *restrict t39, const float *restrict t41, const float *restrict t43, const float *restrict t45, const float *restrict t46, const float *restrict t48, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t59, const float *restrict t60, const float *restrict t62, const float *restrict t65, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t72, const float *restrict t75, const float *restrict t76, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t82, const float *restrict t84, const float *restrict t85, const float *restrict t87, long B) {
+/* dpo_loss_k88_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+static void dpo_loss_k88_dpo_sigmoid(float *restrict t88, const float *restrict t85, const float *restrict t87, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t85[j], 0.0f);
+            float v1 = logf(t87[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t88[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k89_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
+static void dpo_loss_k89_dpo_exo_pair(float *restrict t89, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t89[j] = v8;
+        }
+    }
+}
+
+/* dpo_loss_k90_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k90_log_sigmoid(float *restrict t90, const float *restrict t89, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t89[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t90[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k91_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k91_dpo_sigmoid(float *restrict t91, const float *restrict t90, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t90[j];
+            t91[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k92_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k92_dpo_sigmoid(float *restrict t92, const float *restrict t89, const float *restrict t91, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t89[j], 0.0f);
+            float v1 = logf(t91[j]);
+            float v2 = v0 - v1;
+            t92[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k93_sigmoid: exp  [dpo_exo_pair/sigmoid] */
+static void dpo_loss_k93_sigmoid(float *restrict t93, const float *restrict t92, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = expf(t92[j]);
+            t93[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k94_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
+static void dpo_loss_k94_dpo_exo_pair(float *restrict t94, const float *restrict label_smoothing, const float *restrict t92, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v2 = 1.0f - v1;
+        float v3 = logf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = t92[j] - v3;
+            t94[j] = v4;
+        }
+    }
+}
+
+/* dpo_loss_k95_dpo_exo_pair: neg  [dpo_exo_pair] */
+static void dpo_loss_k95_dpo_exo_pair(float *restrict t95, const float *restrict t89, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t89[j]);
+            t95[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k96_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k96_log_sigmoid(float *restrict t96, const float *restrict t95, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t95[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t96[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k97_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k97_dpo_sigmoid(float *restrict t97, const float *restrict t96, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t96[j];
+            t97[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k98_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k98_dpo_sigmoid(float *restrict t98, const float *restrict t95, const float *restrict t97, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t95[j], 0.0f);
+            float v1 = logf(t97[j]);
+            float v2 = v0 - v1;
+            t98[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k99_sigmoid: exp  [dpo_exo_pair/sigmoid] */
+static void dpo_loss_k99_sigmoid(float *restrict t99, const float *restrict t98, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = expf(t98[j]);
+            t99[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k100_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
+static void dpo_loss_k100_dpo_exo_pair(float *restrict t100, const float *restrict label_smoothing, const float *restrict t98, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v2 = logf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = t98[j] - v2;
+            t100[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k101_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
+static void dpo_loss_k101_dpo_discopop(float *restrict t101, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t101[j] = v8;
+        }
+    }
+}
+
+/* dpo_loss_k102_dpo_discopop: const, reshape, expand, div  [dpo_discopop] */
+static void dpo_loss_k102_dpo_discopop(float *restrict t102, const float *restrict t101, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t101[j]) / 0.0500000007f;
+            t102[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k103_log_sigmoid: abs, neg, exp  [dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_loss_k103_log_sigmoid(float *restrict t103, const float *restrict t102, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t102[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t103[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k104_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_loss_k104_dpo_sigmoid(float *restrict t104, const float *restrict t103, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t103[j];
+            t104[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k105_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
+static void dpo_loss_k105_dpo_sigmoid(float *restrict t105, const float *restrict t102, const float *restrict t104, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t102[j], 0.0f);
+            float v1 = logf(t104[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t105[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k106_log_sigmoid: abs, neg, exp  [dpo_discopop/log_sigmoid] */
+static void dpo_loss_k106_log_sigmoid(float *restrict t106, const float *restrict t101, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t101[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t106[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k107_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/log_sigmoid] */
+static void dpo_loss_k107_dpo_sigmoid(float *restrict t107, const float *restrict t106, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t106[j];
+            t107[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k108_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [dpo_sigmoid; dpo_discopop/log_sigmoid; dpo_discopop] */
+static void dpo_loss_k108_dpo_sigmoid(float *restrict t108, const float *restrict t101, const float *restrict t107, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t101[j], 0.0f);
+            float v1 = logf(t107[j]);
+            float v2 = v0 - v1;
+            float v3 = -v2;
+            t108[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k109_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_discopop] */
+static void dpo_loss_k109_dpo_sigmoid(float *restrict t109, const float *restrict t105, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f - (t105[j]);
+            t109[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k110_dpo_discopop: neg, exp  [dpo_discopop] */
+static void dpo_loss_k110_dpo_discopop(float *restrict t110, const float *restrict t101, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t101[j]);
+            float v1 = expf(v0);
+            t110[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k111_dpo_sigmoid_norm: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_sigmoid_norm] */
+static void dpo_loss_k111_dpo_sigmoid_norm(float *restrict t111, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            t111[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k112_dpo_sigmoid_norm: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_sigmoid_norm] */
+static void dpo_loss_k112_dpo_sigmoid_norm(float *restrict t112, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            t112[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k113_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
+static void dpo_loss_k113_dpo_sigmoid_norm(float *restrict t113, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t111, const float *restrict t112, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t111[j]);
+            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v4 = v3 / (t111[j]);
+            float v5 = v2 - v4;
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v7 = v6 / (t112[j]);
+            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v9 = v8 / (t112[j]);
+            float v10 = v7 - v9;
+            float v11 = v5 - v10;
+            float v12 = (beta[0]) * v11;
+            t113[j] = v12;
+        }
+    }
+}
+
+/* dpo_loss_k114_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k114_log_sigmoid(float *restrict t114, const float *restrict t113, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t113[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t114[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k115_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k115_dpo_sigmoid(float *restrict t115, const float *restrict t114, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t114[j];
+            t115[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k116_dpo_sigmoid_norm: neg  [dpo_sigmoid_norm] */
+static void dpo_loss_k116_dpo_sigmoid_norm(float *restrict t116, const float *restrict t113, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t113[j]);
+            t116[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k117_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k117_log_sigmoid(float *restrict t117, const float *restrict t116, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t116[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t117[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k118_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k118_dpo_sigmoid(float *restrict t118, const float *restrict t117, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t117[j];
+            t118[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k119_dpo_sft: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_sft] */
+static void dpo_loss_k119_dpo_sft(float *restrict t119, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            t119[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k120_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
+static void dpo_loss_k120_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t20, const float *restrict t21, const float *restrict t23, const float *restrict t24, const float *restrict t26, const float *restrict t34, const float *restrict t38, const float *restrict t42, const float *restrict t44, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t52, const float *restrict t55, const float *restrict t61, const float *restrict t63, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t75, const float *restrict t79, const float *restrict t84, const float *restrict t88, const float *restrict t93, const float *restrict t94, const float *restrict t99, const float *restrict t100, const float *restrict t105, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t113, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t119, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v3 = 2.0f * (label_smoothing[0]);
-        float v4 = 1.0f - v3;
-        float v33 = 1.0f - (label_smoothing[0]);
-        float v34 = -v33;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v14 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v24 = 2.0f * (label_smoothing[0]);
+        float v25 = 1.0f - v24;
+        float v28 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v31 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v34 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v39 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v55 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v61 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v67 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v78 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v86 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v96 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v100 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v104 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v109 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v114 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v125 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v1 = t10[j] - (t15[j]);
-                v0 = v1;
+                float v4 = fminf(t0[j], 0.0f);
+                float v5 = logf(t2[j]);
+                float v6 = v4 - v5;
+                float v7 = v3 * v6;
+                float v8 = fminf(t3[j], 0.0f);
+                float v9 = logf(t5[j]);
+                float v10 = v8 - v9;
+                float v11 = (label_smoothing[0]) * v10;
+                float v12 = v7 - v11;
+                float v13 = v1 != 0.0f ? 0.0f : v12;
+                v0 = v13;
             }
             else if (i0 < (1 + 1)) {
-                float v2 = t10[j] + t15[j];
-                float v5 = v2 / v4;
-                v0 = v5;
+                float v15 = fminf(t6[j], 0.0f);
+                float v16 = logf(t8[j]);
+                float v17 = v15 - v16;
+                float v18 = v3 * v17;
+                float v19 = fminf(t9[j], 0.0f);
+                float v20 = logf(t11[j]);
+                float v21 = v19 - v20;
+                float v22 = (label_smoothing[0]) * v21;
+                float v23 = v18 + v22;
+                float v26 = v23 / v25;
+                float v27 = v14 != 0.0f ? 0.0f : v26;
+                v0 = v27;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v6 = fmaxf(t16[j], 0.0f);
-                v0 = v6;
+                float v29 = fmaxf(t12[j], 0.0f);
+                float v30 = v28 != 0.0f ? 0.0f : v29;
+                v0 = v30;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v7 = (t17[j]) * (t17[j]);
-                v0 = v7;
+                float v32 = (t15[j]) * (t15[j]);
+                float v33 = v31 != 0.0f ? 0.0f : v32;
+                v0 = v33;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v8 = (t18[j]) * (t18[j]);
-                float v9 = (t19[j]) * (t19[j]);
-                float v10 = v8 + v9;
-                v0 = v10;
+                float v35 = (t16[j]) * (t16[j]);
+                float v36 = (t17[j]) * (t17[j]);
+                float v37 = v35 + v36;
+                float v38 = v34 != 0.0f ? 0.0f : v37;
+                v0 = v38;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v11 = fminf(t20[j], 0.0f);
-                float v12 = logf(t22[j]);
-                float v13 = v11 - v12;
-                float v14 = -v13;
-                float v15 = fminf(t23[j], 0.0f);
-                float v16 = logf(t25[j]);
-                float v17 = v15 - v16;
-                float v18 = 0.5f * v17;
-                float v19 = v14 - v18;
-                float v20 = fminf(t27[j], 0.0f);
-                float v21 = logf(t29[j]);
-                float v22 = v20 - v21;
-                float v23 = 0.5f * v22;
-                float v24 = v19 - v23;
-                v0 = v24;
+                float v40 = fminf(t18[j], 0.0f);
+                float v41 = logf(t20[j]);
+                float v42 = v40 - v41;
+                float v43 = -v42;
+                float v44 = fminf(t21[j], 0.0f);
+                float v45 = logf(t23[j]);
+                float v46 = v44 - v45;
+                float v47 = 0.5f * v46;
+                float v48 = v43 - v47;
+                float v49 = fminf(t24[j], 0.0f);
+                float v50 = logf(t26[j]);
+                float v51 = v49 - v50;
+                float v52 = 0.5f * v51;
+                float v53 = v48 - v52;
+                float v54 = v39 != 0.0f ? 0.0f : v53;
+                v0 = v54;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v25 = 1.0f - (t34[j]);
-                float v26 = 1.0f - (t37[j]);
-                float v27 = v25 + v26;
-                float v28 = v27 * 0.5f;
-                v0 = v28;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v29 = fminf(t39[j], 0.0f);
-                float v30 = logf(t41[j]);
-                float v31 = v29 - v30;
-                float v32 = -v31;
-                v0 = v32;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v35 = fminf(t43[j], 0.0f);
-                float v36 = logf(t45[j]);
-                float v37 = v35 - v36;
-                float v38 = v34 * v37;
-                float v39 = fminf(t46[j], 0.0f);
-                float v40 = logf(t48[j]);
-                float v41 = v39 - v40;
-                float v42 = (label_smoothing[0]) * v41;
-                float v43 = v38 - v42;
-                v0 = v43;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v44 = fminf(t53[j], 0.0f);
-                float v45 = logf(t56[j]);
-                float v46 = v44 - v45;
-                float v47 = (beta[0]) * v46;
-                float v48 = t54[j] - v47;
-                v0 = v48;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v49 = fminf(t57[j], 0.0f);
-                float v50 = logf(t59[j]);
-                float v51 = v49 - v50;
-                float v52 = -v51;
-                float v53 = fminf(t60[j], 0.0f);
-                float v54 = logf(t62[j]);
-                float v55 = v53 - v54;
-                float v56 = v52 - v55;
-                v0 = v56;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v57 = 1.0f - (t65[j]);
-                float v58 = v57 + t68[j];
-                v0 = v58;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v59 = 1.0f - (t71[j]);
-                float v60 = t65[j] + v59;
+                float v56 = 1.0f - (t34[j]);
+                float v57 = 1.0f - (t38[j]);
+                float v58 = v56 + v57;
+                float v59 = v58 * 0.5f;
+                float v60 = v55 != 0.0f ? 0.0f : v59;
                 v0 = v60;
             }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v61 = (t71[j]) * (t72[j]);
-                float v62 = (t75[j]) * (t76[j]);
-                float v63 = v61 + v62;
-                v0 = v63;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v64 = (t80[j]) * (t81[j]);
-                float v65 = (t69[j]) * (t79[j]);
-                float v66 = v64 + v65;
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v62 = fminf(t42[j], 0.0f);
+                float v63 = logf(t44[j]);
+                float v64 = v62 - v63;
+                float v65 = -v64;
+                float v66 = v61 != 0.0f ? 0.0f : v65;
                 v0 = v66;
             }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v68 = fminf(t47[j], 0.0f);
+                float v69 = logf(t49[j]);
+                float v70 = v68 - v69;
+                float v71 = v3 * v70;
+                float v72 = fminf(t50[j], 0.0f);
+                float v73 = logf(t52[j]);
+                float v74 = v72 - v73;
+                float v75 = (label_smoothing[0]) * v74;
+                float v76 = v71 - v75;
+                float v77 = v67 != 0.0f ? 0.0f : v76;
+                v0 = v77;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v79 = -(t55[j]);
+                float v80 = fminf(t61[j], 0.0f);
+                float v81 = logf(t63[j]);
+                float v82 = v80 - v81;
+                float v83 = (beta[0]) * v82;
+                float v84 = v79 - v83;
+                float v85 = v78 != 0.0f ? 0.0f : v84;
+                v0 = v85;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v87 = fminf(t66[j], 0.0f);
+                float v88 = logf(t68[j]);
+                float v89 = v87 - v88;
+                float v90 = -v89;
+                float v91 = fminf(t69[j], 0.0f);
+                float v92 = logf(t71[j]);
+                float v93 = v91 - v92;
+                float v94 = v90 - v93;
+                float v95 = v86 != 0.0f ? 0.0f : v94;
+                v0 = v95;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v97 = 1.0f - (t75[j]);
+                float v98 = v97 + t79[j];
+                float v99 = v96 != 0.0f ? 0.0f : v98;
+                v0 = v99;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v101 = 1.0f - (t88[j]);
+                float v102 = t84[j] + v101;
+                float v103 = v100 != 0.0f ? 0.0f : v102;
+                v0 = v103;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v105 = (t93[j]) * (t94[j]);
+                float v106 = (t99[j]) * (t100[j]);
+                float v107 = v105 + v106;
+                float v108 = v104 != 0.0f ? 0.0f : v107;
+                v0 = v108;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v110 = (t108[j]) * (t109[j]);
+                float v111 = (t110[j]) * (t105[j]);
+                float v112 = v110 + v111;
+                float v113 = v109 != 0.0f ? 0.0f : v112;
+                v0 = v113;
+            }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v67 = fminf(t82[j], 0.0f);
-                float v68 = logf(t84[j]);
-                float v69 = v67 - v68;
-                float v70 = v34 * v69;
-                float v71 = fminf(t85[j], 0.0f);
-                float v72 = logf(t87[j]);
-                float v73 = v71 - v72;
-                float v74 = (label_smoothing[0]) * v73;
-                float v75 = v70 - v74;
-                v0 = v75;
+                float v115 = fminf(t113[j], 0.0f);
+                float v116 = logf(t115[j]);
+                float v117 = v115 - v116;
+                float v118 = v3 * v117;
+                float v119 = fminf(t116[j], 0.0f);
+                float v120 = logf(t118[j]);
+                float v121 = v119 - v120;
+                float v122 = (label_smoothing[0]) * v121;
+                float v123 = v118 - v122;
+                float v124 = v114 != 0.0f ? 0.0f : v123;
+                v0 = v124;
             }
             else {
-                v0 = t54[j];
+                float v126 = v125 != 0.0f ? -1.0f : logps_chosen[j];
+                float v127 = v126 / (t119[j]);
+                float v128 = -v127;
+                float v129 = v125 != 0.0f ? 0.0f : v128;
+                v0 = v129;
             }
             losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_loss_k89_reduce_sum: reshape, expand, mul, permute, reduce_sum */
-static void dpo_loss_k89_reduce_sum(float *restrict t88, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_loss_k121_reduce_sum: reshape, expand, mul, permute, reduce_sum */
+static void dpo_loss_k121_reduce_sum(float *restrict t120, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7453,238 +9242,207 @@ static void dpo_loss_k89_reduce_sum(float *restrict t88, const float *restrict l
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t88[r] = acc0;
+        t120[r] = acc0;
     }
 }
 
-/* dpo_loss_k90_weighted_sum: permute, reshape, mul, reduce_sum  [weighted_sum] */
-static void dpo_loss_k90_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t88, long B) {
+/* dpo_loss_k122_weighted_sum: permute, reshape, mul, reduce_sum  [weighted_sum] */
+static void dpo_loss_k122_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t120, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t88[j0]) * (pair_weight[j0]);
+            float v0 = (t120[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
         loss[r] = acc0;
     }
 }
 
-/* dpo_loss_k91_grad: reshape, expand, reshape, permute, expand, permute, mul  [grad] */
-static void dpo_loss_k91_grad(float *restrict t89, const float *restrict loss_weights, const float *restrict t30, long B) {
+/* dpo_loss_k123_grad: reshape, expand, reshape, permute, expand, permute, mul  [grad] */
+static void dpo_loss_k123_grad(float *restrict t121, const float *restrict loss_weights, const float *restrict t29, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t30[j]) * (loss_weights[i0]);
-            t89[r * n + j] = v0;
+            float v0 = (t29[j]) * (loss_weights[i0]);
+            t121[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_loss_k92_sigmoid_grad: reshape, expand, slice, reshape, neg, mul, div, neg, mul, neg, mul  [dpo_sigmoid; grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad] */
-static void dpo_loss_k92_sigmoid_grad(float *restrict t90, const float *restrict beta, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t89, long B) {
+/* dpo_loss_k124_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_loss_k124_log_sigmoid_grad(float *restrict t122, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v17 = 1.0f - (label_smoothing[0]);
+        float v18 = -v17;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 12) * B + j]);
-            float v1 = v0 * (t71[j]);
-            float v2 = v1 / (t70[j]);
-            float v3 = -v2;
-            float v4 = v3 * (t69[j]);
-            float v5 = -v4;
-            float v6 = v5 * (beta[0]);
-            t90[j] = v6;
-        }
-    }
-}
-
-/* dpo_loss_k93_grad: slice, reshape, neg  [grad; dpo_bco_pair/grad] */
-static void dpo_loss_k93_grad(float *restrict t91, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 10) * B + j]);
-            t91[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k94_log_sigmoid_grad: neg  [dpo_bco_pair/log_sigmoid/grad] */
-static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *restrict t91, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t91[j]);
-            t92[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k95_grad: slice, reshape, neg  [grad; dpo_orpo/grad] */
-static void dpo_loss_k95_grad(float *restrict t93, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 9) * B + j]);
-            t93[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k96_log_sigmoid_grad: const, reshape, expand, const, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
-static void dpo_loss_k96_log_sigmoid_grad(float *restrict t94, const float *restrict beta, const float *restrict t53, const float *restrict t55, const float *restrict t56, const float *restrict t93, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t93[j]) * (beta[0]);
-            float v1 = -v0;
-            float v2 = v1 / (t56[j]);
-            float v3 = v2 * (t55[j]);
-            float v4 = -v3;
-            float v5 = 0.0f < t53[j] ? 1.0f : 0.0f;
-            float v6 = v5 * 2.0f;
-            float v7 = v6 - 1.0f;
-            float v8 = v4 * v7;
-            float v9 = t53[j] <= 0.0f ? 1.0f : 0.0f;
-            float v10 = v0 * v9;
-            float v11 = v8 + v10;
-            t94[j] = v11;
-        }
-    }
-}
-
-/* dpo_loss_k97_dpo_orpo_grad: neg  [dpo_orpo/grad] */
-static void dpo_loss_k97_dpo_orpo_grad(float *restrict t95, const float *restrict t94, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t94[j]);
-            t95[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k98_log_sigmoid_grad: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
-static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v15 = 1.0f - (label_smoothing[0]);
-        float v16 = -v15;
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 8) * B + j]);
-            float v1 = v0 * (label_smoothing[0]);
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 15) * B + j];
             float v2 = -v1;
-            float v3 = v2 / (t48[j]);
-            float v4 = v3 * (t47[j]);
-            float v5 = -v4;
-            float v6 = 0.0f < t46[j] ? 1.0f : 0.0f;
-            float v7 = v6 * 2.0f;
-            float v8 = v7 - 1.0f;
-            float v9 = v5 * v8;
-            float v10 = t46[j] <= 0.0f ? 1.0f : 0.0f;
-            float v11 = v1 * v10;
-            float v12 = v9 + v11;
-            float v13 = -v12;
-            float v14 = v13 * (beta[0]);
-            float v17 = (t89[(0 + 8) * B + j]) * v16;
-            float v18 = -v17;
-            float v19 = v18 / (t45[j]);
-            float v20 = v19 * (t44[j]);
-            float v21 = -v20;
-            float v22 = 0.0f < t43[j] ? 1.0f : 0.0f;
-            float v23 = v22 * 2.0f;
-            float v24 = v23 - 1.0f;
-            float v25 = v21 * v24;
-            float v26 = t43[j] <= 0.0f ? 1.0f : 0.0f;
-            float v27 = v17 * v26;
-            float v28 = v25 + v27;
-            float v29 = v28 * (beta[0]);
-            float v30 = v14 + v29;
-            t96[j] = v30;
-        }
-    }
-}
-
-/* dpo_loss_k99_log_sigmoid_grad: const, reshape, expand, const, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
-static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *restrict beta, const float *restrict t39, const float *restrict t40, const float *restrict t41, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 7) * B + j]);
-            float v1 = -v0;
-            float v2 = v1 / (t41[j]);
-            float v3 = v2 * (t40[j]);
+            float v3 = v2 * (label_smoothing[0]);
             float v4 = -v3;
-            float v5 = 0.0f < t39[j] ? 1.0f : 0.0f;
-            float v6 = v5 * 2.0f;
-            float v7 = v6 - 1.0f;
-            float v8 = v4 * v7;
-            float v9 = t39[j] <= 0.0f ? 1.0f : 0.0f;
-            float v10 = v0 * v9;
-            float v11 = v8 + v10;
-            float v12 = v11 * (beta[0]);
-            t97[j] = v12;
+            float v5 = v4 / (t118[j]);
+            float v6 = v5 * (t117[j]);
+            float v7 = -v6;
+            float v8 = 0.0f < t116[j] ? 1.0f : 0.0f;
+            float v9 = v8 * 2.0f;
+            float v10 = v9 - 1.0f;
+            float v11 = v7 * v10;
+            float v12 = t116[j] <= 0.0f ? 1.0f : 0.0f;
+            float v13 = v3 * v12;
+            float v14 = v11 + v13;
+            float v15 = -v14;
+            float v16 = v15 * (beta[0]);
+            float v19 = v1 * v18;
+            float v20 = -v19;
+            float v21 = v20 / (t115[j]);
+            float v22 = v21 * (t114[j]);
+            float v23 = -v22;
+            float v24 = 0.0f < t113[j] ? 1.0f : 0.0f;
+            float v25 = v24 * 2.0f;
+            float v26 = v25 - 1.0f;
+            float v27 = v23 * v26;
+            float v28 = t113[j] <= 0.0f ? 1.0f : 0.0f;
+            float v29 = v19 * v28;
+            float v30 = v27 + v29;
+            float v31 = v30 * (beta[0]);
+            float v32 = v16 + v31;
+            t122[j] = v32;
         }
     }
 }
 
-/* dpo_loss_k100_dpo_kto_pair_grad: const, reshape, expand, slice, reshape, mul, neg  [dpo_sppo_hard; dpo_nca_pair; grad; dpo_kto_pair/grad] */
-static void dpo_loss_k100_dpo_kto_pair_grad(float *restrict t98, const float *restrict t89, long B) {
+/* dpo_loss_k125_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k125_log_sigmoid_grad(float *restrict t123, const float *restrict loss_weights, const float *restrict beta, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (t89[(0 + 6) * B + j]) * 0.5f;
-            float v1 = -v0;
-            t98[j] = v1;
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 14) * B + j];
+            float v2 = v1 * (t105[j]);
+            float v3 = v2 * (t110[j]);
+            float v4 = -v3;
+            float v5 = v1 * (t109[j]);
+            float v6 = -v5;
+            float v7 = -v6;
+            float v8 = v7 / (t107[j]);
+            float v9 = v8 * (t106[j]);
+            float v10 = -v9;
+            float v11 = 0.0f < t101[j] ? 1.0f : 0.0f;
+            float v12 = v11 * 2.0f;
+            float v13 = v12 - 1.0f;
+            float v14 = v10 * v13;
+            float v15 = v4 + v14;
+            float v16 = t101[j] <= 0.0f ? 1.0f : 0.0f;
+            float v17 = v6 * v16;
+            float v18 = v15 + v17;
+            float v19 = v1 * (t110[j]);
+            float v20 = v1 * (t108[j]);
+            float v21 = -v20;
+            float v22 = v19 + v21;
+            float v23 = v22 * (t105[j]);
+            float v24 = -v23;
+            float v25 = v24 / (t104[j]);
+            float v26 = v25 * (t103[j]);
+            float v27 = -v26;
+            float v28 = 0.0f < t102[j] ? 1.0f : 0.0f;
+            float v29 = v28 * 2.0f;
+            float v30 = v29 - 1.0f;
+            float v31 = v27 * v30;
+            float v32 = t102[j] <= 0.0f ? 1.0f : 0.0f;
+            float v33 = v23 * v32;
+            float v34 = v31 + v33;
+            float v35 = v34 / 0.0500000007f;
+            float v36 = v18 + v35;
+            float v37 = v36 * (beta[0]);
+            t123[j] = v37;
         }
     }
 }
 
-/* dpo_loss_k101_grad: slice, reshape, neg  [grad; dpo_nca_pair/grad] */
-static void dpo_loss_k101_grad(float *restrict t99, const float *restrict t89, long B) {
+/* dpo_loss_k126_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k126_log_sigmoid_grad(float *restrict t124, const float *restrict loss_weights, const float *restrict beta, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t99, const float *restrict t100, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 5) * B + j]);
-            t99[j] = v0;
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 13) * B + j];
+            float v2 = v1 * (t99[j]);
+            float v3 = -v2;
+            float v4 = v3 / (t97[j]);
+            float v5 = v4 * (t96[j]);
+            float v6 = -v5;
+            float v7 = 0.0f < t95[j] ? 1.0f : 0.0f;
+            float v8 = v7 * 2.0f;
+            float v9 = v8 - 1.0f;
+            float v10 = v6 * v9;
+            float v11 = t95[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = v2 * v11;
+            float v13 = v10 + v12;
+            float v14 = -v13;
+            float v15 = v1 * (t100[j]);
+            float v16 = v15 * (t99[j]);
+            float v17 = -v16;
+            float v18 = v17 / (t97[j]);
+            float v19 = v18 * (t96[j]);
+            float v20 = -v19;
+            float v21 = v20 * v9;
+            float v22 = v16 * v11;
+            float v23 = v21 + v22;
+            float v24 = -v23;
+            float v25 = v14 + v24;
+            float v26 = v1 * (t93[j]);
+            float v27 = -v26;
+            float v28 = v27 / (t91[j]);
+            float v29 = v28 * (t90[j]);
+            float v30 = -v29;
+            float v31 = 0.0f < t89[j] ? 1.0f : 0.0f;
+            float v32 = v31 * 2.0f;
+            float v33 = v32 - 1.0f;
+            float v34 = v30 * v33;
+            float v35 = v25 + v34;
+            float v36 = t89[j] <= 0.0f ? 1.0f : 0.0f;
+            float v37 = v26 * v36;
+            float v38 = v35 + v37;
+            float v39 = v1 * (t94[j]);
+            float v40 = v39 * (t93[j]);
+            float v41 = -v40;
+            float v42 = v41 / (t91[j]);
+            float v43 = v42 * (t90[j]);
+            float v44 = -v43;
+            float v45 = v44 * v33;
+            float v46 = v38 + v45;
+            float v47 = v40 * v36;
+            float v48 = v46 + v47;
+            float v49 = v48 * (beta[0]);
+            t124[j] = v49;
         }
     }
 }
 
-/* dpo_loss_k102_dpo_nca_pair: const, reshape, expand, mul  [dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/grad] */
-static void dpo_loss_k102_dpo_nca_pair(float *restrict t100, const float *restrict t99, long B) {
+/* dpo_loss_k127_dpo_apo_down: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [dpo_sigmoid; dpo_apo_down; grad; dpo_apo_down/grad] */
+static void dpo_loss_k127_dpo_apo_down(float *restrict t125, const float *restrict loss_weights, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (t99[j]) * 0.5f;
-            t100[j] = v0;
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 12) * B + j];
+            t125[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k103_log_sigmoid_grad: neg  [dpo_nca_pair/log_sigmoid/grad] */
-static void dpo_loss_k103_log_sigmoid_grad(float *restrict t101, const float *restrict t100, long B) {
+/* dpo_loss_k128_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k128_log_sigmoid_grad(float *restrict t126, const float *restrict beta, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t125, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t100[j]);
-            t101[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k104_log_sigmoid_grad: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, const, slice, slice, reshape, reshape, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, mul, add, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_ipo/grad] */
-static void dpo_loss_k104_log_sigmoid_grad(float *restrict t102, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t17, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v15 = 1.0f - (label_smoothing[0]);
-        float v16 = -v15;
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 15) * B + j]);
-            float v1 = v0 * (label_smoothing[0]);
+            float v0 = -(t125[j]);
+            float v1 = v0 * (t88[j]);
             float v2 = -v1;
             float v3 = v2 / (t87[j]);
             float v4 = v3 * (t86[j]);
@@ -7696,327 +9454,637 @@ static void dpo_loss_k104_log_sigmoid_grad(float *restrict t102, const float *re
             float v10 = t85[j] <= 0.0f ? 1.0f : 0.0f;
             float v11 = v1 * v10;
             float v12 = v9 + v11;
-            float v13 = -v12;
+            float v13 = v12 * (beta[0]);
+            t126[j] = v13;
+        }
+    }
+}
+
+/* dpo_loss_k129_dpo_apo_zero: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [dpo_sigmoid; dpo_apo_zero; grad; dpo_apo_zero/grad] */
+static void dpo_loss_k129_dpo_apo_zero(float *restrict t127, const float *restrict loss_weights, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 11) * B + j];
+            t127[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k130_dpo_bco_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [dpo_sigmoid; dpo_bco_pair; grad; dpo_bco_pair/grad] */
+static void dpo_loss_k130_dpo_bco_pair(float *restrict t128, const float *restrict loss_weights, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 10) * B + j];
+            float v2 = -v1;
+            t128[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k131_log_sigmoid_grad: neg  [dpo_bco_pair/log_sigmoid/grad] */
+static void dpo_loss_k131_log_sigmoid_grad(float *restrict t129, const float *restrict t128, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t128[j]);
+            t129[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k132_dpo_orpo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [dpo_sigmoid; dpo_orpo; grad; dpo_orpo/grad] */
+static void dpo_loss_k132_dpo_orpo(float *restrict t130, const float *restrict loss_weights, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 9) * B + j];
+            float v2 = -v1;
+            t130[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k133_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
+static void dpo_loss_k133_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t130, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t130[j]) * (beta[0]);
+            float v1 = -v0;
+            float v2 = v1 / (t63[j]);
+            float v3 = v2 * (t62[j]);
+            float v4 = -v3;
+            float v5 = 0.0f < t61[j] ? 1.0f : 0.0f;
+            float v6 = v5 * 2.0f;
+            float v7 = v6 - 1.0f;
+            float v8 = v4 * v7;
+            float v9 = t61[j] <= 0.0f ? 1.0f : 0.0f;
+            float v10 = v0 * v9;
+            float v11 = v8 + v10;
+            t131[j] = v11;
+        }
+    }
+}
+
+/* dpo_loss_k134_dpo_orpo_grad: neg  [dpo_orpo/grad] */
+static void dpo_loss_k134_dpo_orpo_grad(float *restrict t132, const float *restrict t131, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t131[j]);
+            t132[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k135_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
+static void dpo_loss_k135_log_sigmoid_grad(float *restrict t133, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v17 = 1.0f - (label_smoothing[0]);
+        float v18 = -v17;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 8) * B + j];
+            float v2 = -v1;
+            float v3 = v2 * (label_smoothing[0]);
+            float v4 = -v3;
+            float v5 = v4 / (t52[j]);
+            float v6 = v5 * (t51[j]);
+            float v7 = -v6;
+            float v8 = 0.0f < t50[j] ? 1.0f : 0.0f;
+            float v9 = v8 * 2.0f;
+            float v10 = v9 - 1.0f;
+            float v11 = v7 * v10;
+            float v12 = t50[j] <= 0.0f ? 1.0f : 0.0f;
+            float v13 = v3 * v12;
+            float v14 = v11 + v13;
+            float v15 = -v14;
+            float v16 = v15 * (beta[0]);
+            float v19 = v1 * v18;
+            float v20 = -v19;
+            float v21 = v20 / (t49[j]);
+            float v22 = v21 * (t48[j]);
+            float v23 = -v22;
+            float v24 = 0.0f < t47[j] ? 1.0f : 0.0f;
+            float v25 = v24 * 2.0f;
+            float v26 = v25 - 1.0f;
+            float v27 = v23 * v26;
+            float v28 = t47[j] <= 0.0f ? 1.0f : 0.0f;
+            float v29 = v19 * v28;
+            float v30 = v27 + v29;
+            float v31 = v30 * (beta[0]);
+            float v32 = v16 + v31;
+            t133[j] = v32;
+        }
+    }
+}
+
+/* dpo_loss_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
+static void dpo_loss_k136_log_sigmoid_grad(float *restrict t134, const float *restrict loss_weights, const float *restrict beta, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 7) * B + j];
+            float v2 = -v1;
+            float v3 = -v2;
+            float v4 = v3 / (t44[j]);
+            float v5 = v4 * (t43[j]);
+            float v6 = -v5;
+            float v7 = 0.0f < t42[j] ? 1.0f : 0.0f;
+            float v8 = v7 * 2.0f;
+            float v9 = v8 - 1.0f;
+            float v10 = v6 * v9;
+            float v11 = t42[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = v2 * v11;
+            float v13 = v10 + v12;
             float v14 = v13 * (beta[0]);
-            float v17 = (t89[(0 + 15) * B + j]) * v16;
+            t134[j] = v14;
+        }
+    }
+}
+
+/* dpo_loss_k137_dpo_dpop_grad: neg  [dpo_dpop/grad] */
+static void dpo_loss_k137_dpo_dpop_grad(float *restrict t135, const float *restrict t134, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t134[j]);
+            t135[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k138_dpo_kto_pair: const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, neg  [dpo_sigmoid; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; grad; dpo_kto_pair/grad] */
+static void dpo_loss_k138_dpo_kto_pair(float *restrict t136, const float *restrict loss_weights, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 6) * B + j];
+            float v2 = v1 * 0.5f;
+            float v3 = -v2;
+            t136[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k139_dpo_nca_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [dpo_sigmoid; dpo_nca_pair; grad; dpo_nca_pair/grad] */
+static void dpo_loss_k139_dpo_nca_pair(float *restrict t137, const float *restrict loss_weights, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 5) * B + j];
+            float v2 = -v1;
+            t137[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k140_dpo_nca_pair: const, reshape, expand, mul  [dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/grad] */
+static void dpo_loss_k140_dpo_nca_pair(float *restrict t138, const float *restrict t137, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t137[j]) * 0.5f;
+            t138[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k141_log_sigmoid_grad: neg  [dpo_nca_pair/log_sigmoid/grad] */
+static void dpo_loss_k141_log_sigmoid_grad(float *restrict t139, const float *restrict t138, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t138[j]);
+            t139[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k142_dpo_sppo_hard: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [dpo_sigmoid; dpo_sppo_hard; grad; dpo_sppo_hard/grad] */
+static void dpo_loss_k142_dpo_sppo_hard(float *restrict t140, const float *restrict loss_weights, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 4) * B + j];
+            t140[j] = v1;
+        }
+    }
+}
+
+/* dpo_loss_k143_dpo_ipo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, add  [dpo_sigmoid; dpo_ipo; grad; dpo_ipo/grad] */
+static void dpo_loss_k143_dpo_ipo(float *restrict t141, const float *restrict loss_weights, const float *restrict t15, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 3) * B + j];
+            float v2 = v1 * (t15[j]);
+            float v3 = v2 + v2;
+            t141[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k144_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; grad; dpo_hinge/grad] */
+static void dpo_loss_k144_dpo_hinge(float *restrict t142, const float *restrict loss_weights, const float *restrict beta, const float *restrict t12, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 2) * B + j];
+            float v2 = 0.0f <= t12[j] ? 1.0f : 0.0f;
+            float v3 = v1 * v2;
+            float v4 = -v3;
+            float v5 = v4 * (beta[0]);
+            t142[j] = v5;
+        }
+    }
+}
+
+/* dpo_loss_k145_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
+static void dpo_loss_k145_log_sigmoid_grad(float *restrict t143, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 2.0f * (label_smoothing[0]);
+        float v3 = 1.0f - v2;
+        float v19 = 1.0f - (label_smoothing[0]);
+        float v20 = -v19;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 1) * B + j];
+            float v4 = v1 / v3;
+            float v5 = v4 * (label_smoothing[0]);
+            float v6 = -v5;
+            float v7 = v6 / (t11[j]);
+            float v8 = v7 * (t10[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t9[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t9[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            float v17 = -v16;
+            float v18 = v17 * (beta[0]);
+            float v21 = v4 * v20;
+            float v22 = -v21;
+            float v23 = v22 / (t8[j]);
+            float v24 = v23 * (t7[j]);
+            float v25 = -v24;
+            float v26 = 0.0f < t6[j] ? 1.0f : 0.0f;
+            float v27 = v26 * 2.0f;
+            float v28 = v27 - 1.0f;
+            float v29 = v25 * v28;
+            float v30 = t6[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = v21 * v30;
+            float v32 = v29 + v31;
+            float v33 = v32 * (beta[0]);
+            float v34 = v18 + v33;
+            t143[j] = v34;
+        }
+    }
+}
+
+/* dpo_loss_k146_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k146_log_sigmoid_grad(float *restrict t144, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v17 = 1.0f - (label_smoothing[0]);
+        float v18 = -v17;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[j];
+            float v2 = -v1;
+            float v3 = v2 * (label_smoothing[0]);
+            float v4 = -v3;
+            float v5 = v4 / (t5[j]);
+            float v6 = v5 * (t4[j]);
+            float v7 = -v6;
+            float v8 = 0.0f < t3[j] ? 1.0f : 0.0f;
+            float v9 = v8 * 2.0f;
+            float v10 = v9 - 1.0f;
+            float v11 = v7 * v10;
+            float v12 = t3[j] <= 0.0f ? 1.0f : 0.0f;
+            float v13 = v3 * v12;
+            float v14 = v11 + v13;
+            float v15 = -v14;
+            float v16 = v15 * (beta[0]);
+            float v19 = v1 * v18;
+            float v20 = -v19;
+            float v21 = v20 / (t2[j]);
+            float v22 = v21 * (t1[j]);
+            float v23 = -v22;
+            float v24 = 0.0f < t0[j] ? 1.0f : 0.0f;
+            float v25 = v24 * 2.0f;
+            float v26 = v25 - 1.0f;
+            float v27 = v23 * v26;
+            float v28 = t0[j] <= 0.0f ? 1.0f : 0.0f;
+            float v29 = v19 * v28;
+            float v30 = v27 + v29;
+            float v31 = v30 * (beta[0]);
+            float v32 = v16 + v31;
+            t144[j] = v32;
+        }
+    }
+}
+
+/* dpo_loss_k147_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
+static void dpo_loss_k147_log_sigmoid_grad(float *restrict d_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t14, const float *restrict t17, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t35, const float *restrict t36, const float *restrict t37, const float *restrict t38, const float *restrict t46, const float *restrict t54, const float *restrict t59, const float *restrict t60, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t112, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t132, const float *restrict t133, const float *restrict t135, const float *restrict t136, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v4 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v8 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v12 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v16 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v32 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v47 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v56 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v61 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v64 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v81 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v96 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v101 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v106 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v110 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v114 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = -(t122[j]);
+            float v2 = v1 / (t112[j]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v5 = -(t123[j]);
+            float v6 = v4 != 0.0f ? 0.0f : v5;
+            float v7 = v3 + v6;
+            float v9 = -(t124[j]);
+            float v10 = v8 != 0.0f ? 0.0f : v9;
+            float v11 = v7 + v10;
+            float v13 = -(t126[j]);
+            float v14 = v12 != 0.0f ? 0.0f : v13;
+            float v15 = v11 + v14;
+            float v17 = (t127[j]) * (t79[j]);
             float v18 = -v17;
-            float v19 = v18 / (t84[j]);
-            float v20 = v19 * (t83[j]);
+            float v19 = v18 / (t78[j]);
+            float v20 = v19 * (t77[j]);
             float v21 = -v20;
-            float v22 = 0.0f < t82[j] ? 1.0f : 0.0f;
+            float v22 = 0.0f < t76[j] ? 1.0f : 0.0f;
             float v23 = v22 * 2.0f;
             float v24 = v23 - 1.0f;
             float v25 = v21 * v24;
-            float v26 = t82[j] <= 0.0f ? 1.0f : 0.0f;
+            float v26 = t76[j] <= 0.0f ? 1.0f : 0.0f;
             float v27 = v17 * v26;
             float v28 = v25 + v27;
             float v29 = v28 * (beta[0]);
-            float v30 = v14 + v29;
-            float v31 = (t89[(0 + 3) * B + j]) * (t17[j]);
-            float v32 = v31 + v31;
-            float v33 = v30 + v32;
-            t102[j] = v33;
-        }
-    }
-}
-
-/* dpo_loss_k105_log_sigmoid_grad: const, sub, neg, reshape, expand, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, const, mul, sub, reshape, expand, const, reshape, expand, slice, slice, slice, slice, slice, reshape, reshape, reshape, reshape, reshape, reshape, expand, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, div, neg, mul, neg, div, add, mul, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, neg, mul, neg, neg, add, mul, mul, neg, div, mul, neg, mul, add, mul, add, mul, div, neg, mul, neg, add, mul, add, add, cmple, mul, neg, mul, add, div, mul, neg, div, mul, neg, mul, mul, add, neg, mul, add, mul, neg, div, mul, neg, mul, mul, add, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, mul, add, mul, neg, div, mul, neg, mul, mul, add, mul, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_dpop/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k105_log_sigmoid_grad(float *restrict t103, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t11, const float *restrict t12, const float *restrict t13, const float *restrict t16, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t89, const float *restrict t97, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v74 = 2.0f * (label_smoothing[0]);
-        float v75 = 1.0f - v74;
-        float v88 = 1.0f - (label_smoothing[0]);
-        float v89 = -v88;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t89[(0 + 14) * B + j]) * (t79[j]);
-            float v1 = v0 * (t69[j]);
-            float v2 = -v1;
-            float v3 = (t89[(0 + 14) * B + j]) * (t81[j]);
-            float v4 = -v3;
-            float v5 = -v4;
-            float v6 = v5 / (t8[j]);
-            float v7 = v6 * (t7[j]);
-            float v8 = -v7;
-            float v9 = 0.0f < t6[j] ? 1.0f : 0.0f;
-            float v10 = v9 * 2.0f;
-            float v11 = v10 - 1.0f;
-            float v12 = v8 * v11;
-            float v13 = v2 + v12;
-            float v14 = t6[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v4 * v14;
-            float v16 = v13 + v15;
-            float v17 = (t89[(0 + 14) * B + j]) * (t69[j]);
-            float v18 = (t89[(0 + 14) * B + j]) * (t80[j]);
-            float v19 = -v18;
-            float v20 = v17 + v19;
-            float v21 = v20 * (t79[j]);
-            float v22 = v21 / (t78[j]);
-            float v23 = -v22;
-            float v24 = v23 * (t77[j]);
-            float v25 = -v24;
-            float v26 = v25 / 0.0500000007f;
-            float v27 = v16 + v26;
-            float v28 = v27 * (beta[0]);
-            float v29 = (t89[(0 + 13) * B + j]) * (t75[j]);
-            float v30 = -v29;
-            float v31 = v30 / (t13[j]);
-            float v32 = v31 * (t12[j]);
-            float v33 = -v32;
-            float v34 = 0.0f < t11[j] ? 1.0f : 0.0f;
-            float v35 = v34 * 2.0f;
-            float v36 = v35 - 1.0f;
-            float v37 = v33 * v36;
-            float v38 = t11[j] <= 0.0f ? 1.0f : 0.0f;
-            float v39 = v29 * v38;
-            float v40 = v37 + v39;
-            float v41 = -v40;
-            float v42 = (t89[(0 + 13) * B + j]) * (t76[j]);
-            float v43 = v42 * (t75[j]);
-            float v44 = v43 / (t74[j]);
-            float v45 = -v44;
-            float v46 = v45 * (t73[j]);
-            float v47 = -v46;
-            float v48 = -v47;
-            float v49 = v41 + v48;
-            float v50 = (t89[(0 + 13) * B + j]) * (t71[j]);
-            float v51 = -v50;
-            float v52 = v51 / (t8[j]);
-            float v53 = v52 * (t7[j]);
-            float v54 = -v53;
-            float v55 = v54 * v11;
-            float v56 = v49 + v55;
-            float v57 = v50 * v14;
-            float v58 = v56 + v57;
-            float v59 = (t89[(0 + 13) * B + j]) * (t72[j]);
-            float v60 = v59 * (t71[j]);
-            float v61 = v60 / (t70[j]);
-            float v62 = -v61;
-            float v63 = v62 * (t69[j]);
-            float v64 = -v63;
-            float v65 = v58 + v64;
-            float v66 = v65 * (beta[0]);
-            float v67 = v28 + v66;
-            float v68 = v67 + t97[j];
-            float v69 = 0.0f <= t16[j] ? 1.0f : 0.0f;
-            float v70 = (t89[(0 + 2) * B + j]) * v69;
-            float v71 = -v70;
-            float v72 = v71 * (beta[0]);
-            float v73 = v68 + v72;
-            float v76 = (t89[(0 + 1) * B + j]) / v75;
-            float v77 = v76 * (label_smoothing[0]);
-            float v78 = -v77;
-            float v79 = v78 / (t13[j]);
-            float v80 = v79 * (t12[j]);
-            float v81 = -v80;
-            float v82 = v81 * v36;
-            float v83 = v77 * v38;
-            float v84 = v82 + v83;
-            float v85 = -v84;
-            float v86 = v85 * (beta[0]);
-            float v87 = v73 + v86;
-            float v90 = v76 * v89;
-            float v91 = -v90;
-            float v92 = v91 / (t8[j]);
-            float v93 = v92 * (t7[j]);
-            float v94 = -v93;
-            float v95 = v94 * v11;
-            float v96 = v90 * v14;
-            float v97 = v95 + v96;
-            float v98 = v97 * (beta[0]);
-            float v99 = v87 + v98;
-            float v100 = -(t89[j]);
-            float v101 = v100 * (label_smoothing[0]);
-            float v102 = -v101;
-            float v103 = v102 / (t13[j]);
-            float v104 = v103 * (t12[j]);
-            float v105 = -v104;
-            float v106 = v105 * v36;
-            float v107 = v101 * v38;
-            float v108 = v106 + v107;
-            float v109 = -v108;
-            float v110 = v109 * (beta[0]);
-            float v111 = v99 + v110;
-            float v112 = (t89[j]) * v89;
-            float v113 = -v112;
-            float v114 = v113 / (t8[j]);
-            float v115 = v114 * (t7[j]);
-            float v116 = -v115;
-            float v117 = v116 * v11;
-            float v118 = v112 * v14;
-            float v119 = v117 + v118;
-            float v120 = v119 * (beta[0]);
-            float v121 = v111 + v120;
-            t103[j] = v121;
-        }
-    }
-}
-
-/* dpo_loss_k106_log_sigmoid_grad: const, reshape, expand, const, reshape, expand, reshape, expand, const, slice, slice, reshape, reshape, reshape, expand, neg, mul, div, neg, mul, neg, mul, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, add, neg, div, neg, mul, add, div, neg, div, add, mul, div, neg, mul, neg, mul, neg, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, add, mul, add, add, neg, div, add, neg, add, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad] */
-static void dpo_loss_k106_log_sigmoid_grad(float *restrict d_rejected, const float *restrict len_rejected, const float *restrict beta, const float *restrict t19, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t35, const float *restrict t36, const float *restrict t37, const float *restrict t51, const float *restrict t52, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t95, const float *restrict t96, const float *restrict t98, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t95[j]);
-            float v1 = v0 / (t52[j]);
-            float v2 = -v1;
-            float v3 = v2 * (t51[j]);
-            float v4 = v3 + t95[j];
-            float v5 = v4 / (len_rejected[j]);
-            float v6 = -(t96[j]);
-            float v7 = v6 / (len_rejected[j]);
-            float v8 = v5 + v7;
-            float v9 = -(t102[j]);
-            float v10 = v9 / (len_rejected[j]);
-            float v11 = v8 + v10;
-            float v12 = -(t90[j]);
-            float v13 = (t89[(0 + 11) * B + j]) * (t68[j]);
-            float v14 = v13 / (t67[j]);
-            float v15 = -v14;
-            float v16 = v15 * (t66[j]);
-            float v17 = -v16;
-            float v18 = v17 * (beta[0]);
-            float v19 = v12 + v18;
-            float v20 = (t92[j]) / (t62[j]);
-            float v21 = v20 * (t61[j]);
-            float v22 = -v21;
-            float v23 = 0.0f < t60[j] ? 1.0f : 0.0f;
-            float v24 = v23 * 2.0f;
-            float v25 = v24 - 1.0f;
-            float v26 = v22 * v25;
-            float v27 = t60[j] <= 0.0f ? 1.0f : 0.0f;
-            float v28 = (t91[j]) * v27;
-            float v29 = v26 + v28;
-            float v30 = -v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v19 + v31;
-            float v33 = (t98[j]) * (t37[j]);
-            float v34 = v33 / (t36[j]);
+            float v30 = v16 != 0.0f ? 0.0f : v29;
+            float v31 = v15 + v30;
+            float v33 = (t129[j]) / (t71[j]);
+            float v34 = v33 * (t70[j]);
             float v35 = -v34;
-            float v36 = v35 * (t35[j]);
-            float v37 = -v36;
-            float v38 = v37 * (beta[0]);
-            float v39 = -v38;
-            float v40 = v32 + v39;
-            float v41 = (t101[j]) / (t29[j]);
-            float v42 = v41 * (t28[j]);
+            float v36 = 0.0f < t69[j] ? 1.0f : 0.0f;
+            float v37 = v36 * 2.0f;
+            float v38 = v37 - 1.0f;
+            float v39 = v35 * v38;
+            float v40 = t69[j] <= 0.0f ? 1.0f : 0.0f;
+            float v41 = (t128[j]) * v40;
+            float v42 = v39 + v41;
             float v43 = -v42;
-            float v44 = 0.0f < t27[j] ? 1.0f : 0.0f;
-            float v45 = v44 * 2.0f;
-            float v46 = v45 - 1.0f;
-            float v47 = v43 * v46;
-            float v48 = t27[j] <= 0.0f ? 1.0f : 0.0f;
-            float v49 = (t100[j]) * v48;
-            float v50 = v47 + v49;
-            float v51 = -v50;
-            float v52 = v51 * (beta[0]);
-            float v53 = v40 + v52;
-            float v54 = (t89[(0 + 4) * B + j]) * (t19[j]);
-            float v55 = v54 + v54;
-            float v56 = v53 + v55;
-            float v57 = -(t103[j]);
-            float v58 = v56 + v57;
-            float v59 = v11 + v58;
-            d_rejected[j] = v59;
-        }
-    }
-}
-
-/* dpo_loss_k107_log_sigmoid_grad: const, reshape, expand, const, reshape, expand, reshape, expand, const, reshape, expand, slice, slice, slice, slice, reshape, reshape, reshape, reshape, neg, div, reshape, expand, mul, div, neg, mul, neg, mul, add, neg, mul, div, neg, mul, neg, mul, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, neg, mul, add, add, div, add, div, add, neg, mul, cmple, mul, neg, add, mul, div, neg, mul, neg, mul, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, mul, add, add, div, add, add, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_dpop; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad] */
-static void dpo_loss_k107_log_sigmoid_grad(float *restrict d_chosen, const float *restrict len_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t18, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t24, const float *restrict t25, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t38, const float *restrict t49, const float *restrict t50, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[(0 + 16) * B + j]);
-            float v1 = v0 / (len_chosen[j]);
-            float v2 = (t95[j]) / (t50[j]);
-            float v3 = -v2;
-            float v4 = v3 * (t49[j]);
-            float v5 = t93[j] + v4;
-            float v6 = v5 + t94[j];
-            float v7 = v6 / (len_chosen[j]);
-            float v8 = v1 + v7;
-            float v9 = (t96[j]) / (len_chosen[j]);
-            float v10 = v8 + v9;
-            float v11 = -(t97[j]);
-            float v12 = v11 * (dpop_lambda[0]);
-            float v13 = 0.0f <= t38[j] ? 1.0f : 0.0f;
-            float v14 = v12 * v13;
-            float v15 = -v14;
-            float v16 = v10 + v15;
-            float v17 = (t102[j]) / (len_chosen[j]);
-            float v18 = v16 + v17;
-            float v19 = (t89[(0 + 12) * B + j]) * (t65[j]);
-            float v20 = v19 / (t64[j]);
-            float v21 = -v20;
-            float v22 = v21 * (t63[j]);
-            float v23 = -v22;
-            float v24 = v23 * (beta[0]);
-            float v25 = t90[j] + v24;
-            float v26 = -(t89[(0 + 11) * B + j]);
-            float v27 = v26 * (t65[j]);
-            float v28 = v27 / (t64[j]);
-            float v29 = -v28;
-            float v30 = v29 * (t63[j]);
-            float v31 = -v30;
-            float v32 = v31 * (beta[0]);
-            float v33 = v25 + v32;
-            float v34 = (t92[j]) / (t59[j]);
-            float v35 = v34 * (t58[j]);
-            float v36 = -v35;
-            float v37 = 0.0f < t57[j] ? 1.0f : 0.0f;
-            float v38 = v37 * 2.0f;
-            float v39 = v38 - 1.0f;
-            float v40 = v36 * v39;
-            float v41 = t57[j] <= 0.0f ? 1.0f : 0.0f;
-            float v42 = (t91[j]) * v41;
-            float v43 = v40 + v42;
             float v44 = v43 * (beta[0]);
-            float v45 = v33 + v44;
-            float v46 = (t98[j]) * (t34[j]);
-            float v47 = v46 / (t33[j]);
-            float v48 = -v47;
-            float v49 = v48 * (t32[j]);
+            float v45 = v32 != 0.0f ? 0.0f : v44;
+            float v46 = v31 + v45;
+            float v48 = -(t132[j]);
+            float v49 = v48 / (t60[j]);
             float v50 = -v49;
-            float v51 = v50 * (beta[0]);
-            float v52 = v45 + v51;
-            float v53 = (t101[j]) / (t25[j]);
-            float v54 = v53 * (t24[j]);
-            float v55 = -v54;
-            float v56 = 0.0f < t23[j] ? 1.0f : 0.0f;
-            float v57 = v56 * 2.0f;
-            float v58 = v57 - 1.0f;
-            float v59 = v55 * v58;
-            float v60 = t23[j] <= 0.0f ? 1.0f : 0.0f;
-            float v61 = (t100[j]) * v60;
-            float v62 = v59 + v61;
-            float v63 = -v62;
-            float v64 = v63 * (beta[0]);
-            float v65 = v52 + v64;
-            float v66 = -(t99[j]);
-            float v67 = v66 / (t22[j]);
-            float v68 = v67 * (t21[j]);
+            float v51 = v50 * (t59[j]);
+            float v52 = v51 + t132[j];
+            float v53 = v52 / (t54[j]);
+            float v54 = v47 != 0.0f ? 0.0f : v53;
+            float v55 = v46 + v54;
+            float v57 = -(t133[j]);
+            float v58 = v57 / (t46[j]);
+            float v59 = v56 != 0.0f ? 0.0f : v58;
+            float v60 = v55 + v59;
+            float v62 = v61 != 0.0f ? 0.0f : t135[j];
+            float v63 = v60 + v62;
+            float v65 = (t136[j]) * (t38[j]);
+            float v66 = -v65;
+            float v67 = v66 / (t37[j]);
+            float v68 = v67 * (t36[j]);
             float v69 = -v68;
-            float v70 = 0.0f < t20[j] ? 1.0f : 0.0f;
+            float v70 = 0.0f < t35[j] ? 1.0f : 0.0f;
             float v71 = v70 * 2.0f;
             float v72 = v71 - 1.0f;
             float v73 = v69 * v72;
-            float v74 = t20[j] <= 0.0f ? 1.0f : 0.0f;
-            float v75 = (t99[j]) * v74;
+            float v74 = t35[j] <= 0.0f ? 1.0f : 0.0f;
+            float v75 = v65 * v74;
             float v76 = v73 + v75;
             float v77 = v76 * (beta[0]);
-            float v78 = v65 + v77;
-            float v79 = (t89[(0 + 4) * B + j]) * (t18[j]);
-            float v80 = v79 + v79;
-            float v81 = v78 + v80;
-            float v82 = v81 + t103[j];
-            float v83 = v18 + v82;
-            d_chosen[j] = v83;
+            float v78 = -v77;
+            float v79 = v64 != 0.0f ? 0.0f : v78;
+            float v80 = v63 + v79;
+            float v82 = (t139[j]) / (t26[j]);
+            float v83 = v82 * (t25[j]);
+            float v84 = -v83;
+            float v85 = 0.0f < t24[j] ? 1.0f : 0.0f;
+            float v86 = v85 * 2.0f;
+            float v87 = v86 - 1.0f;
+            float v88 = v84 * v87;
+            float v89 = t24[j] <= 0.0f ? 1.0f : 0.0f;
+            float v90 = (t138[j]) * v89;
+            float v91 = v88 + v90;
+            float v92 = -v91;
+            float v93 = v92 * (beta[0]);
+            float v94 = v81 != 0.0f ? 0.0f : v93;
+            float v95 = v80 + v94;
+            float v97 = (t140[j]) * (t17[j]);
+            float v98 = v97 + v97;
+            float v99 = v96 != 0.0f ? 0.0f : v98;
+            float v100 = v95 + v99;
+            float v102 = -(t141[j]);
+            float v103 = v102 / (t14[j]);
+            float v104 = v101 != 0.0f ? 0.0f : v103;
+            float v105 = v100 + v104;
+            float v107 = -(t142[j]);
+            float v108 = v106 != 0.0f ? 0.0f : v107;
+            float v109 = v105 + v108;
+            float v111 = -(t143[j]);
+            float v112 = v110 != 0.0f ? 0.0f : v111;
+            float v113 = v109 + v112;
+            float v115 = -(t144[j]);
+            float v116 = v114 != 0.0f ? 0.0f : v115;
+            float v117 = v113 + v116;
+            d_rejected[j] = v117;
         }
     }
 }
 
-/* Arena: 79 slots planned for 108 kernels. */
+/* dpo_loss_k148_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, div, select, reshape, expand, div, select, add, select, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
+static void dpo_loss_k148_log_sigmoid_grad(float *restrict d_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t13, const float *restrict t16, const float *restrict t18, const float *restrict t19, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t41, const float *restrict t45, const float *restrict t53, const float *restrict t57, const float *restrict t58, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t81, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t111, const float *restrict t119, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v5 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v9 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v12 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v15 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v32 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v49 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v63 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v72 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v76 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v84 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v100 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v128 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v133 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v137 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v140 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v143 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 16) * B + j];
+            float v2 = -v1;
+            float v3 = v2 / (t119[j]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v6 = (t122[j]) / (t111[j]);
+            float v7 = v5 != 0.0f ? 0.0f : v6;
+            float v8 = v4 + v7;
+            float v10 = v9 != 0.0f ? 0.0f : t123[j];
+            float v11 = v8 + v10;
+            float v13 = v12 != 0.0f ? 0.0f : t124[j];
+            float v14 = v11 + v13;
+            float v16 = (t125[j]) * (t84[j]);
+            float v17 = -v16;
+            float v18 = v17 / (t83[j]);
+            float v19 = v18 * (t82[j]);
+            float v20 = -v19;
+            float v21 = 0.0f < t81[j] ? 1.0f : 0.0f;
+            float v22 = v21 * 2.0f;
+            float v23 = v22 - 1.0f;
+            float v24 = v20 * v23;
+            float v25 = t81[j] <= 0.0f ? 1.0f : 0.0f;
+            float v26 = v16 * v25;
+            float v27 = v24 + v26;
+            float v28 = v27 * (beta[0]);
+            float v29 = t126[j] + v28;
+            float v30 = v15 != 0.0f ? 0.0f : v29;
+            float v31 = v14 + v30;
+            float v33 = -(t127[j]);
+            float v34 = v33 * (t75[j]);
+            float v35 = -v34;
+            float v36 = v35 / (t74[j]);
+            float v37 = v36 * (t73[j]);
+            float v38 = -v37;
+            float v39 = 0.0f < t72[j] ? 1.0f : 0.0f;
+            float v40 = v39 * 2.0f;
+            float v41 = v40 - 1.0f;
+            float v42 = v38 * v41;
+            float v43 = t72[j] <= 0.0f ? 1.0f : 0.0f;
+            float v44 = v34 * v43;
+            float v45 = v42 + v44;
+            float v46 = v45 * (beta[0]);
+            float v47 = v32 != 0.0f ? 0.0f : v46;
+            float v48 = v31 + v47;
+            float v50 = (t129[j]) / (t68[j]);
+            float v51 = v50 * (t67[j]);
+            float v52 = -v51;
+            float v53 = 0.0f < t66[j] ? 1.0f : 0.0f;
+            float v54 = v53 * 2.0f;
+            float v55 = v54 - 1.0f;
+            float v56 = v52 * v55;
+            float v57 = t66[j] <= 0.0f ? 1.0f : 0.0f;
+            float v58 = (t128[j]) * v57;
+            float v59 = v56 + v58;
+            float v60 = v59 * (beta[0]);
+            float v61 = v49 != 0.0f ? 0.0f : v60;
+            float v62 = v48 + v61;
+            float v64 = (t132[j]) / (t58[j]);
+            float v65 = -v64;
+            float v66 = v65 * (t57[j]);
+            float v67 = t130[j] + v66;
+            float v68 = v67 + t131[j];
+            float v69 = v68 / (t53[j]);
+            float v70 = v63 != 0.0f ? 0.0f : v69;
+            float v71 = v62 + v70;
+            float v73 = (t133[j]) / (t45[j]);
+            float v74 = v72 != 0.0f ? 0.0f : v73;
+            float v75 = v71 + v74;
+            float v77 = (t135[j]) * (dpop_lambda[0]);
+            float v78 = 0.0f <= t41[j] ? 1.0f : 0.0f;
+            float v79 = v77 * v78;
+            float v80 = -v79;
+            float v81 = v80 + t134[j];
+            float v82 = v76 != 0.0f ? 0.0f : v81;
+            float v83 = v75 + v82;
+            float v85 = (t136[j]) * (t34[j]);
+            float v86 = -v85;
+            float v87 = v86 / (t33[j]);
+            float v88 = v87 * (t32[j]);
+            float v89 = -v88;
+            float v90 = 0.0f < t31[j] ? 1.0f : 0.0f;
+            float v91 = v90 * 2.0f;
+            float v92 = v91 - 1.0f;
+            float v93 = v89 * v92;
+            float v94 = t31[j] <= 0.0f ? 1.0f : 0.0f;
+            float v95 = v85 * v94;
+            float v96 = v93 + v95;
+            float v97 = v96 * (beta[0]);
+            float v98 = v84 != 0.0f ? 0.0f : v97;
+            float v99 = v83 + v98;
+            float v101 = (t139[j]) / (t23[j]);
+            float v102 = v101 * (t22[j]);
+            float v103 = -v102;
+            float v104 = 0.0f < t21[j] ? 1.0f : 0.0f;
+            float v105 = v104 * 2.0f;
+            float v106 = v105 - 1.0f;
+            float v107 = v103 * v106;
+            float v108 = t21[j] <= 0.0f ? 1.0f : 0.0f;
+            float v109 = (t138[j]) * v108;
+            float v110 = v107 + v109;
+            float v111 = -v110;
+            float v112 = v111 * (beta[0]);
+            float v113 = -(t137[j]);
+            float v114 = v113 / (t20[j]);
+            float v115 = v114 * (t19[j]);
+            float v116 = -v115;
+            float v117 = 0.0f < t18[j] ? 1.0f : 0.0f;
+            float v118 = v117 * 2.0f;
+            float v119 = v118 - 1.0f;
+            float v120 = v116 * v119;
+            float v121 = t18[j] <= 0.0f ? 1.0f : 0.0f;
+            float v122 = (t137[j]) * v121;
+            float v123 = v120 + v122;
+            float v124 = v123 * (beta[0]);
+            float v125 = v112 + v124;
+            float v126 = v100 != 0.0f ? 0.0f : v125;
+            float v127 = v99 + v126;
+            float v129 = (t140[j]) * (t16[j]);
+            float v130 = v129 + v129;
+            float v131 = v128 != 0.0f ? 0.0f : v130;
+            float v132 = v127 + v131;
+            float v134 = (t141[j]) / (t13[j]);
+            float v135 = v133 != 0.0f ? 0.0f : v134;
+            float v136 = v132 + v135;
+            float v138 = v137 != 0.0f ? 0.0f : t142[j];
+            float v139 = v136 + v138;
+            float v141 = v140 != 0.0f ? 0.0f : t143[j];
+            float v142 = v139 + v141;
+            float v144 = v143 != 0.0f ? 0.0f : t144[j];
+            float v145 = v142 + v144;
+            d_chosen[j] = v145;
+        }
+    }
+}
+
+/* Arena: 109 slots planned for 149 kernels. */
 static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long *off) {
     const long B = args->B;
     (void)B;
@@ -8036,7 +10104,7 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[12] = total; total += la_round16(B);
     off[13] = total; total += la_round16(B);
     off[14] = total; total += la_round16(B);
-    off[15] = total; total += la_round16(la_max(B, 17*B));
+    off[15] = total; total += la_round16(B);
     off[16] = total; total += la_round16(B);
     off[17] = total; total += la_round16(B);
     off[18] = total; total += la_round16(B);
@@ -8051,8 +10119,8 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[27] = total; total += la_round16(B);
     off[28] = total; total += la_round16(B);
     off[29] = total; total += la_round16(B);
-    off[30] = total; total += la_round16(B);
-    off[31] = total; total += la_round16(la_max(1, B));
+    off[30] = total; total += la_round16(la_max(1, B));
+    off[31] = total; total += la_round16(B);
     off[32] = total; total += la_round16(B);
     off[33] = total; total += la_round16(B);
     off[34] = total; total += la_round16(B);
@@ -8072,7 +10140,7 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[48] = total; total += la_round16(B);
     off[49] = total; total += la_round16(B);
     off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(B);
+    off[51] = total; total += la_round16(la_max(B, 17*B));
     off[52] = total; total += la_round16(B);
     off[53] = total; total += la_round16(B);
     off[54] = total; total += la_round16(B);
@@ -8100,18 +10168,48 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[76] = total; total += la_round16(B);
     off[77] = total; total += la_round16(B);
     off[78] = total; total += la_round16(B);
+    off[79] = total; total += la_round16(B);
+    off[80] = total; total += la_round16(B);
+    off[81] = total; total += la_round16(B);
+    off[82] = total; total += la_round16(B);
+    off[83] = total; total += la_round16(B);
+    off[84] = total; total += la_round16(B);
+    off[85] = total; total += la_round16(B);
+    off[86] = total; total += la_round16(B);
+    off[87] = total; total += la_round16(B);
+    off[88] = total; total += la_round16(B);
+    off[89] = total; total += la_round16(B);
+    off[90] = total; total += la_round16(B);
+    off[91] = total; total += la_round16(B);
+    off[92] = total; total += la_round16(B);
+    off[93] = total; total += la_round16(B);
+    off[94] = total; total += la_round16(B);
+    off[95] = total; total += la_round16(B);
+    off[96] = total; total += la_round16(B);
+    off[97] = total; total += la_round16(B);
+    off[98] = total; total += la_round16(B);
+    off[99] = total; total += la_round16(B);
+    off[100] = total; total += la_round16(B);
+    off[101] = total; total += la_round16(B);
+    off[102] = total; total += la_round16(B);
+    off[103] = total; total += la_round16(B);
+    off[104] = total; total += la_round16(B);
+    off[105] = total; total += la_round16(B);
+    off[106] = total; total += la_round16(B);
+    off[107] = total; total += la_round16(B);
+    off[108] = total; total += la_round16(B);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_loss_arena_floats(const llama_dpo_dpo_loss_args *args) {
-    long off[79];
+    long off[109];
     return llama_dpo_dpo_loss_layout(args, off);
 }
 
 void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     const long B = args->B;
-    long off[79];
+    long off[109];
     llama_dpo_dpo_loss_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -8151,74 +10249,115 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     float *t33 = args->arena + off[33];
     float *t34 = args->arena + off[34];
     float *t35 = args->arena + off[35];
-    float *t36 = args->arena + off[0];
-    float *t37 = args->arena + off[1];
+    float *t36 = args->arena + off[27];
+    float *t37 = args->arena + off[28];
     float *t38 = args->arena + off[36];
     float *t39 = args->arena + off[37];
-    float *t40 = args->arena + off[2];
-    float *t41 = args->arena + off[38];
-    float *t42 = args->arena + off[39];
-    float *t43 = args->arena + off[40];
-    float *t44 = args->arena + off[41];
-    float *t45 = args->arena + off[42];
-    float *t46 = args->arena + off[43];
-    float *t47 = args->arena + off[44];
-    float *t48 = args->arena + off[45];
-    float *t49 = args->arena + off[46];
-    float *t50 = args->arena + off[47];
-    float *t51 = args->arena + off[48];
-    float *t52 = args->arena + off[4];
+    float *t40 = args->arena + off[38];
+    float *t41 = args->arena + off[39];
+    float *t42 = args->arena + off[40];
+    float *t43 = args->arena + off[37];
+    float *t44 = args->arena + off[38];
+    float *t45 = args->arena + off[41];
+    float *t46 = args->arena + off[42];
+    float *t47 = args->arena + off[43];
+    float *t48 = args->arena + off[44];
+    float *t49 = args->arena + off[45];
+    float *t50 = args->arena + off[46];
+    float *t51 = args->arena + off[47];
+    float *t52 = args->arena + off[48];
     float *t53 = args->arena + off[49];
-    float *t54 = args->arena + off[39];
-    float *t55 = args->arena + off[3];
-    float *t56 = args->arena + off[50];
-    float *t57 = args->arena + off[51];
-    float *t58 = args->arena + off[52];
-    float *t59 = args->arena + off[53];
-    float *t60 = args->arena + off[54];
-    float *t61 = args->arena + off[26];
-    float *t62 = args->arena + off[31];
-    float *t63 = args->arena + off[55];
-    float *t64 = args->arena + off[56];
-    float *t65 = args->arena + off[57];
-    float *t66 = args->arena + off[58];
-    float *t67 = args->arena + off[59];
-    float *t68 = args->arena + off[60];
-    float *t69 = args->arena + off[61];
-    float *t70 = args->arena + off[62];
-    float *t71 = args->arena + off[63];
-    float *t72 = args->arena + off[64];
+    float *t54 = args->arena + off[50];
+    float *t55 = args->arena + off[51];
+    float *t56 = args->arena + off[52];
+    float *t57 = args->arena + off[53];
+    float *t58 = args->arena + off[54];
+    float *t59 = args->arena + off[55];
+    float *t60 = args->arena + off[56];
+    float *t61 = args->arena + off[57];
+    float *t62 = args->arena + off[52];
+    float *t63 = args->arena + off[58];
+    float *t64 = args->arena + off[59];
+    float *t65 = args->arena + off[60];
+    float *t66 = args->arena + off[61];
+    float *t67 = args->arena + off[62];
+    float *t68 = args->arena + off[63];
+    float *t69 = args->arena + off[64];
+    float *t70 = args->arena + off[59];
+    float *t71 = args->arena + off[60];
+    float *t72 = args->arena + off[30];
     float *t73 = args->arena + off[65];
     float *t74 = args->arena + off[66];
     float *t75 = args->arena + off[67];
     float *t76 = args->arena + off[68];
-    float *t77 = args->arena + off[14];
-    float *t78 = args->arena + off[69];
-    float *t79 = args->arena + off[70];
-    float *t80 = args->arena + off[71];
-    float *t81 = args->arena + off[9];
-    float *t82 = args->arena + off[72];
-    float *t83 = args->arena + off[5];
-    float *t84 = args->arena + off[73];
-    float *t85 = args->arena + off[74];
-    float *t86 = args->arena + off[75];
-    float *t87 = args->arena + off[76];
-    float *t88 = args->arena + off[10];
-    float *t89 = args->arena + off[15];
-    float *t90 = args->arena + off[39];
-    float *t91 = args->arena + off[10];
-    float *t92 = args->arena + off[30];
-    float *t93 = args->arena + off[77];
-    float *t94 = args->arena + off[78];
-    float *t95 = args->arena + off[49];
-    float *t96 = args->arena + off[3];
-    float *t97 = args->arena + off[50];
-    float *t98 = args->arena + off[40];
-    float *t99 = args->arena + off[41];
-    float *t100 = args->arena + off[42];
-    float *t101 = args->arena + off[43];
-    float *t102 = args->arena + off[44];
-    float *t103 = args->arena + off[45];
+    float *t77 = args->arena + off[69];
+    float *t78 = args->arena + off[70];
+    float *t79 = args->arena + off[71];
+    float *t80 = args->arena + off[72];
+    float *t81 = args->arena + off[73];
+    float *t82 = args->arena + off[74];
+    float *t83 = args->arena + off[75];
+    float *t84 = args->arena + off[76];
+    float *t85 = args->arena + off[77];
+    float *t86 = args->arena + off[72];
+    float *t87 = args->arena + off[78];
+    float *t88 = args->arena + off[79];
+    float *t89 = args->arena + off[80];
+    float *t90 = args->arena + off[81];
+    float *t91 = args->arena + off[82];
+    float *t92 = args->arena + off[83];
+    float *t93 = args->arena + off[84];
+    float *t94 = args->arena + off[85];
+    float *t95 = args->arena + off[83];
+    float *t96 = args->arena + off[86];
+    float *t97 = args->arena + off[87];
+    float *t98 = args->arena + off[88];
+    float *t99 = args->arena + off[89];
+    float *t100 = args->arena + off[90];
+    float *t101 = args->arena + off[88];
+    float *t102 = args->arena + off[91];
+    float *t103 = args->arena + off[92];
+    float *t104 = args->arena + off[93];
+    float *t105 = args->arena + off[94];
+    float *t106 = args->arena + off[95];
+    float *t107 = args->arena + off[96];
+    float *t108 = args->arena + off[97];
+    float *t109 = args->arena + off[98];
+    float *t110 = args->arena + off[99];
+    float *t111 = args->arena + off[100];
+    float *t112 = args->arena + off[101];
+    float *t113 = args->arena + off[102];
+    float *t114 = args->arena + off[103];
+    float *t115 = args->arena + off[104];
+    float *t116 = args->arena + off[105];
+    float *t117 = args->arena + off[106];
+    float *t118 = args->arena + off[107];
+    float *t119 = args->arena + off[108];
+    float *t120 = args->arena + off[51];
+    float *t121 = args->arena + off[51];
+    float *t122 = args->arena + off[29];
+    float *t123 = args->arena + off[102];
+    float *t124 = args->arena + off[103];
+    float *t125 = args->arena + off[104];
+    float *t126 = args->arena + off[105];
+    float *t127 = args->arena + off[106];
+    float *t128 = args->arena + off[107];
+    float *t129 = args->arena + off[88];
+    float *t130 = args->arena + off[91];
+    float *t131 = args->arena + off[92];
+    float *t132 = args->arena + off[93];
+    float *t133 = args->arena + off[94];
+    float *t134 = args->arena + off[95];
+    float *t135 = args->arena + off[96];
+    float *t136 = args->arena + off[97];
+    float *t137 = args->arena + off[98];
+    float *t138 = args->arena + off[99];
+    float *t139 = args->arena + off[80];
+    float *t140 = args->arena + off[81];
+    float *t141 = args->arena + off[82];
+    float *t142 = args->arena + off[84];
+    float *t143 = args->arena + off[85];
+    float *t144 = args->arena + off[83];
     const float *logps_chosen = args->logps_chosen;
     const float *logps_rejected = args->logps_rejected;
     const float *ref_chosen = args->ref_chosen;
@@ -8237,442 +10376,606 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     float *d_rejected = args->d_rejected;
     /* stage 'main' */
     tick = la_tick(prof);
-    dpo_loss_k0_sub(t0, logps_chosen, ref_chosen, B);
+    dpo_loss_k0_dpo_sigmoid(t0, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 0, tick);
     tick = la_tick(prof);
-    dpo_loss_k1_sub(t1, logps_rejected, ref_rejected, B);
+    dpo_loss_k1_log_sigmoid(t1, t0, B);
     la_tock(prof, 1, tick);
     tick = la_tick(prof);
-    dpo_loss_k2_sub(t2, t0, t1, B);
+    dpo_loss_k2_dpo_sigmoid(t2, t1, B);
     la_tock(prof, 2, tick);
     tick = la_tick(prof);
-    dpo_loss_k3_div(t3, logps_chosen, len_chosen, B);
+    dpo_loss_k3_dpo_sigmoid(t3, t0, B);
     la_tock(prof, 3, tick);
     tick = la_tick(prof);
-    dpo_loss_k4_div(t4, logps_rejected, len_rejected, B);
+    dpo_loss_k4_log_sigmoid(t4, t3, B);
     la_tock(prof, 4, tick);
     tick = la_tick(prof);
-    dpo_loss_k5_sub(t5, ref_chosen, ref_rejected, len_chosen, len_rejected, t3, t4, B);
+    dpo_loss_k5_dpo_sigmoid(t5, t4, B);
     la_tock(prof, 5, tick);
     tick = la_tick(prof);
-    dpo_loss_k6_dpo_sigmoid(t6, beta, t2, B);
+    dpo_loss_k6_dpo_robust(t6, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 6, tick);
     tick = la_tick(prof);
     dpo_loss_k7_log_sigmoid(t7, t6, B);
     la_tock(prof, 7, tick);
     tick = la_tick(prof);
-    dpo_loss_k8_log_sigmoid(t8, t7, B);
+    dpo_loss_k8_dpo_sigmoid(t8, t7, B);
     la_tock(prof, 8, tick);
     tick = la_tick(prof);
-    dpo_loss_k9_log_sigmoid(t9, t6, t8, B);
+    dpo_loss_k9_dpo_robust(t9, t6, B);
     la_tock(prof, 9, tick);
     tick = la_tick(prof);
-    dpo_loss_k10_dpo_sigmoid(t10, label_smoothing, t9, B);
+    dpo_loss_k10_log_sigmoid(t10, t9, B);
     la_tock(prof, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k11_dpo_sigmoid(t11, t6, B);
+    dpo_loss_k11_dpo_sigmoid(t11, t10, B);
     la_tock(prof, 11, tick);
     tick = la_tick(prof);
-    dpo_loss_k12_log_sigmoid(t12, t11, B);
+    dpo_loss_k12_dpo_hinge(t12, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 12, tick);
     tick = la_tick(prof);
-    dpo_loss_k13_log_sigmoid(t13, t12, B);
+    dpo_loss_k13_dpo_ipo(t13, len_chosen, loss_weights, B);
     la_tock(prof, 13, tick);
     tick = la_tick(prof);
-    dpo_loss_k14_log_sigmoid(t14, t11, t13, B);
+    dpo_loss_k14_dpo_ipo(t14, len_rejected, loss_weights, B);
     la_tock(prof, 14, tick);
     tick = la_tick(prof);
-    dpo_loss_k15_dpo_sigmoid(t15, label_smoothing, t14, B);
+    dpo_loss_k15_dpo_ipo(t15, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, t13, t14, B);
     la_tock(prof, 15, tick);
     tick = la_tick(prof);
-    dpo_loss_k16_log_sigmoid(t16, t6, B);
+    dpo_loss_k16_dpo_sppo_hard(t16, logps_chosen, ref_chosen, loss_weights, beta, B);
     la_tock(prof, 16, tick);
     tick = la_tick(prof);
-    dpo_loss_k17_dpo_ipo(t17, beta, t5, B);
+    dpo_loss_k17_dpo_sppo_hard(t17, logps_rejected, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 17, tick);
     tick = la_tick(prof);
-    dpo_loss_k18_dpo_sppo_hard(t18, beta, t0, B);
+    dpo_loss_k18_dpo_nca_pair(t18, logps_chosen, ref_chosen, loss_weights, beta, B);
     la_tock(prof, 18, tick);
     tick = la_tick(prof);
-    dpo_loss_k19_dpo_sppo_hard(t19, beta, t1, B);
+    dpo_loss_k19_log_sigmoid(t19, t18, B);
     la_tock(prof, 19, tick);
     tick = la_tick(prof);
-    dpo_loss_k20_dpo_sigmoid(t20, beta, t0, B);
+    dpo_loss_k20_dpo_sigmoid(t20, t19, B);
     la_tock(prof, 20, tick);
     tick = la_tick(prof);
-    dpo_loss_k21_log_sigmoid(t21, t20, B);
+    dpo_loss_k21_dpo_nca_pair(t21, t18, B);
     la_tock(prof, 21, tick);
     tick = la_tick(prof);
     dpo_loss_k22_log_sigmoid(t22, t21, B);
     la_tock(prof, 22, tick);
     tick = la_tick(prof);
-    dpo_loss_k23_dpo_nca_pair(t23, t20, B);
+    dpo_loss_k23_dpo_sigmoid(t23, t22, B);
     la_tock(prof, 23, tick);
     tick = la_tick(prof);
-    dpo_loss_k24_log_sigmoid(t24, t23, B);
+    dpo_loss_k24_dpo_nca_pair(t24, logps_rejected, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 24, tick);
     tick = la_tick(prof);
     dpo_loss_k25_log_sigmoid(t25, t24, B);
     la_tock(prof, 25, tick);
     tick = la_tick(prof);
-    dpo_loss_k26_dpo_sigmoid(t26, beta, t1, B);
+    dpo_loss_k26_dpo_sigmoid(t26, t25, B);
     la_tock(prof, 26, tick);
     tick = la_tick(prof);
-    dpo_loss_k27_dpo_nca_pair(t27, t26, B);
+    dpo_loss_k27_dpo_kto_pair(t27, logps_chosen, ref_chosen, loss_weights, B);
     la_tock(prof, 27, tick);
     tick = la_tick(prof);
-    dpo_loss_k28_log_sigmoid(t28, t27, B);
+    dpo_loss_k28_dpo_kto_pair(t28, logps_rejected, ref_rejected, loss_weights, B);
     la_tock(prof, 28, tick);
     tick = la_tick(prof);
-    dpo_loss_k29_log_sigmoid(t29, t28, B);
+    dpo_loss_k29_dpo_sigmoid(t29, pair_weight, B);
     la_tock(prof, 29, tick);
     tick = la_tick(prof);
-    dpo_loss_k30_log_sigmoid(t30, pair_weight, B);
+    dpo_loss_k30_weighted_sum(t30, t29, B);
     la_tock(prof, 30, tick);
     tick = la_tick(prof);
-    dpo_loss_k31_weighted_sum(t31, t30, B);
+    dpo_loss_k31_dpo_kto_pair(t31, pair_weight, beta, t27, t28, t30, B);
     la_tock(prof, 31, tick);
     tick = la_tick(prof);
-    dpo_loss_k32_dpo_kto_pair(t32, pair_weight, beta, t0, t1, t31, B);
+    dpo_loss_k32_log_sigmoid(t32, t31, B);
     la_tock(prof, 32, tick);
     tick = la_tick(prof);
-    dpo_loss_k33_log_sigmoid(t33, t32, B);
+    dpo_loss_k33_dpo_sigmoid(t33, t32, B);
     la_tock(prof, 33, tick);
     tick = la_tick(prof);
-    dpo_loss_k34_log_sigmoid(t34, t33, B);
+    dpo_loss_k34_dpo_sigmoid(t34, t31, t33, B);
     la_tock(prof, 34, tick);
     tick = la_tick(prof);
-    dpo_loss_k35_dpo_kto_pair(t35, pair_weight, beta, t0, t1, t31, B);
+    dpo_loss_k35_dpo_kto_pair(t35, pair_weight, beta, t27, t28, t30, B);
     la_tock(prof, 35, tick);
     tick = la_tick(prof);
     dpo_loss_k36_log_sigmoid(t36, t35, B);
     la_tock(prof, 36, tick);
     tick = la_tick(prof);
-    dpo_loss_k37_log_sigmoid(t37, t36, B);
+    dpo_loss_k37_dpo_sigmoid(t37, t36, B);
     la_tock(prof, 37, tick);
     tick = la_tick(prof);
-    dpo_loss_k38_dpo_dpop(t38, logps_chosen, ref_chosen, B);
+    dpo_loss_k38_dpo_sigmoid(t38, t35, t37, B);
     la_tock(prof, 38, tick);
     tick = la_tick(prof);
-    dpo_loss_k39_dpo_dpop(t39, beta, dpop_lambda, t2, t38, B);
+    dpo_loss_k39_dpo_dpop(t39, logps_chosen, loss_weights, B);
     la_tock(prof, 39, tick);
     tick = la_tick(prof);
-    dpo_loss_k40_log_sigmoid(t40, t39, B);
+    dpo_loss_k40_dpo_dpop(t40, ref_chosen, loss_weights, B);
     la_tock(prof, 40, tick);
     tick = la_tick(prof);
-    dpo_loss_k41_log_sigmoid(t41, t40, B);
+    dpo_loss_k41_dpo_dpop(t41, t39, t40, B);
     la_tock(prof, 41, tick);
     tick = la_tick(prof);
-    dpo_loss_k42_dpo_simpo(t42, t3, t4, B);
+    dpo_loss_k42_dpo_dpop(t42, logps_rejected, ref_rejected, loss_weights, beta, dpop_lambda, t39, t40, t41, B);
     la_tock(prof, 42, tick);
     tick = la_tick(prof);
-    dpo_loss_k43_dpo_simpo(t43, beta, simpo_gamma, t42, B);
+    dpo_loss_k43_log_sigmoid(t43, t42, B);
     la_tock(prof, 43, tick);
     tick = la_tick(prof);
-    dpo_loss_k44_log_sigmoid(t44, t43, B);
+    dpo_loss_k44_dpo_sigmoid(t44, t43, B);
     la_tock(prof, 44, tick);
     tick = la_tick(prof);
-    dpo_loss_k45_log_sigmoid(t45, t44, B);
+    dpo_loss_k45_dpo_simpo(t45, len_chosen, loss_weights, B);
     la_tock(prof, 45, tick);
     tick = la_tick(prof);
-    dpo_loss_k46_dpo_simpo(t46, t43, B);
+    dpo_loss_k46_dpo_simpo(t46, len_rejected, loss_weights, B);
     la_tock(prof, 46, tick);
     tick = la_tick(prof);
-    dpo_loss_k47_log_sigmoid(t47, t46, B);
+    dpo_loss_k47_dpo_simpo(t47, logps_chosen, logps_rejected, loss_weights, beta, simpo_gamma, t45, t46, B);
     la_tock(prof, 47, tick);
     tick = la_tick(prof);
     dpo_loss_k48_log_sigmoid(t48, t47, B);
     la_tock(prof, 48, tick);
     tick = la_tick(prof);
-    dpo_loss_k49_dpo_orpo(t49, t3, B);
+    dpo_loss_k49_dpo_sigmoid(t49, t48, B);
     la_tock(prof, 49, tick);
     tick = la_tick(prof);
-    dpo_loss_k50_log_sigmoid(t50, t49, B);
+    dpo_loss_k50_dpo_simpo(t50, t47, B);
     la_tock(prof, 50, tick);
     tick = la_tick(prof);
-    dpo_loss_k51_dpo_orpo(t51, t4, B);
+    dpo_loss_k51_log_sigmoid(t51, t50, B);
     la_tock(prof, 51, tick);
     tick = la_tick(prof);
-    dpo_loss_k52_log_sigmoid(t52, t51, B);
+    dpo_loss_k52_dpo_sigmoid(t52, t51, B);
     la_tock(prof, 52, tick);
     tick = la_tick(prof);
-    dpo_loss_k53_dpo_orpo(t53, t42, t50, t52, B);
+    dpo_loss_k53_dpo_orpo(t53, len_chosen, loss_weights, B);
     la_tock(prof, 53, tick);
     tick = la_tick(prof);
-    dpo_loss_k54_dpo_orpo(t54, t3, B);
+    dpo_loss_k54_dpo_orpo(t54, len_rejected, loss_weights, B);
     la_tock(prof, 54, tick);
     tick = la_tick(prof);
-    dpo_loss_k55_log_sigmoid(t55, t53, B);
+    dpo_loss_k55_dpo_orpo(t55, logps_chosen, loss_weights, t53, B);
     la_tock(prof, 55, tick);
     tick = la_tick(prof);
-    dpo_loss_k56_log_sigmoid(t56, t55, B);
+    dpo_loss_k56_dpo_orpo(t56, logps_rejected, loss_weights, t54, B);
     la_tock(prof, 56, tick);
     tick = la_tick(prof);
-    dpo_loss_k57_dpo_bco_pair(t57, pair_weight, t20, t26, t31, B);
+    dpo_loss_k57_dpo_orpo(t57, t55, B);
     la_tock(prof, 57, tick);
     tick = la_tick(prof);
-    dpo_loss_k58_log_sigmoid(t58, t57, B);
+    dpo_loss_k58_dpo_sigmoid(t58, t57, B);
     la_tock(prof, 58, tick);
     tick = la_tick(prof);
-    dpo_loss_k59_log_sigmoid(t59, t58, B);
+    dpo_loss_k59_dpo_orpo(t59, t56, B);
     la_tock(prof, 59, tick);
     tick = la_tick(prof);
-    dpo_loss_k60_dpo_bco_pair(t60, pair_weight, t20, t26, t31, B);
+    dpo_loss_k60_dpo_sigmoid(t60, t59, B);
     la_tock(prof, 60, tick);
     tick = la_tick(prof);
-    dpo_loss_k61_log_sigmoid(t61, t60, B);
+    dpo_loss_k61_dpo_orpo(t61, t55, t56, t58, t60, B);
     la_tock(prof, 61, tick);
     tick = la_tick(prof);
     dpo_loss_k62_log_sigmoid(t62, t61, B);
     la_tock(prof, 62, tick);
     tick = la_tick(prof);
-    dpo_loss_k63_sigmoid(t63, t23, B);
+    dpo_loss_k63_dpo_sigmoid(t63, t62, B);
     la_tock(prof, 63, tick);
     tick = la_tick(prof);
-    dpo_loss_k64_log_sigmoid(t64, t63, B);
+    dpo_loss_k64_dpo_bco_pair(t64, logps_chosen, ref_chosen, loss_weights, beta, B);
     la_tock(prof, 64, tick);
     tick = la_tick(prof);
-    dpo_loss_k65_log_sigmoid(t65, t64, B);
+    dpo_loss_k65_dpo_bco_pair(t65, logps_rejected, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 65, tick);
     tick = la_tick(prof);
-    dpo_loss_k66_sigmoid(t66, t27, B);
+    dpo_loss_k66_dpo_bco_pair(t66, pair_weight, t30, t64, t65, B);
     la_tock(prof, 66, tick);
     tick = la_tick(prof);
     dpo_loss_k67_log_sigmoid(t67, t66, B);
     la_tock(prof, 67, tick);
     tick = la_tick(prof);
-    dpo_loss_k68_log_sigmoid(t68, t67, B);
+    dpo_loss_k68_dpo_sigmoid(t68, t67, B);
     la_tock(prof, 68, tick);
     tick = la_tick(prof);
-    dpo_loss_k69_sigmoid(t69, t11, B);
+    dpo_loss_k69_dpo_bco_pair(t69, pair_weight, t30, t64, t65, B);
     la_tock(prof, 69, tick);
     tick = la_tick(prof);
     dpo_loss_k70_log_sigmoid(t70, t69, B);
     la_tock(prof, 70, tick);
     tick = la_tick(prof);
-    dpo_loss_k71_log_sigmoid(t71, t70, B);
+    dpo_loss_k71_dpo_sigmoid(t71, t70, B);
     la_tock(prof, 71, tick);
     tick = la_tick(prof);
-    dpo_loss_k72_dpo_exo_pair(t72, label_smoothing, t9, B);
+    dpo_loss_k72_dpo_apo_zero(t72, logps_chosen, ref_chosen, loss_weights, beta, B);
     la_tock(prof, 72, tick);
     tick = la_tick(prof);
-    dpo_loss_k73_sigmoid(t73, t11, B);
+    dpo_loss_k73_log_sigmoid(t73, t72, B);
     la_tock(prof, 73, tick);
     tick = la_tick(prof);
-    dpo_loss_k74_log_sigmoid(t74, t73, B);
+    dpo_loss_k74_dpo_sigmoid(t74, t73, B);
     la_tock(prof, 74, tick);
     tick = la_tick(prof);
-    dpo_loss_k75_log_sigmoid(t75, t74, B);
+    dpo_loss_k75_dpo_sigmoid(t75, t72, t74, B);
     la_tock(prof, 75, tick);
     tick = la_tick(prof);
-    dpo_loss_k76_dpo_exo_pair(t76, label_smoothing, t14, B);
+    dpo_loss_k76_dpo_apo_zero(t76, logps_rejected, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 76, tick);
     tick = la_tick(prof);
-    dpo_loss_k77_dpo_discopop(t77, t6, B);
+    dpo_loss_k77_log_sigmoid(t77, t76, B);
     la_tock(prof, 77, tick);
     tick = la_tick(prof);
-    dpo_loss_k78_log_sigmoid(t78, t77, B);
+    dpo_loss_k78_dpo_sigmoid(t78, t77, B);
     la_tock(prof, 78, tick);
     tick = la_tick(prof);
-    dpo_loss_k79_log_sigmoid(t79, t78, B);
+    dpo_loss_k79_dpo_sigmoid(t79, t76, t78, B);
     la_tock(prof, 79, tick);
     tick = la_tick(prof);
-    dpo_loss_k80_dpo_discopop(t80, t9, B);
+    dpo_loss_k80_dpo_apo_down(t80, logps_chosen, ref_chosen, loss_weights, B);
     la_tock(prof, 80, tick);
     tick = la_tick(prof);
-    dpo_loss_k81_log_sigmoid(t81, t79, B);
+    dpo_loss_k81_dpo_sigmoid(t81, beta, t80, B);
     la_tock(prof, 81, tick);
     tick = la_tick(prof);
-    dpo_loss_k82_dpo_sigmoid(t82, beta, t5, B);
+    dpo_loss_k82_log_sigmoid(t82, t81, B);
     la_tock(prof, 82, tick);
     tick = la_tick(prof);
-    dpo_loss_k83_log_sigmoid(t83, t82, B);
+    dpo_loss_k83_dpo_sigmoid(t83, t82, B);
     la_tock(prof, 83, tick);
     tick = la_tick(prof);
-    dpo_loss_k84_log_sigmoid(t84, t83, B);
+    dpo_loss_k84_dpo_sigmoid(t84, t81, t83, B);
     la_tock(prof, 84, tick);
     tick = la_tick(prof);
-    dpo_loss_k85_dpo_sigmoid_norm(t85, t82, B);
+    dpo_loss_k85_dpo_apo_down(t85, logps_rejected, ref_rejected, loss_weights, beta, t80, B);
     la_tock(prof, 85, tick);
     tick = la_tick(prof);
     dpo_loss_k86_log_sigmoid(t86, t85, B);
     la_tock(prof, 86, tick);
     tick = la_tick(prof);
-    dpo_loss_k87_log_sigmoid(t87, t86, B);
+    dpo_loss_k87_dpo_sigmoid(t87, t86, B);
     la_tock(prof, 87, tick);
     tick = la_tick(prof);
-    dpo_loss_k88_log_sigmoid(losses, beta, label_smoothing, t10, t15, t16, t17, t18, t19, t20, t22, t23, t25, t27, t29, t34, t37, t39, t41, t43, t45, t46, t48, t53, t54, t56, t57, t59, t60, t62, t65, t68, t69, t71, t72, t75, t76, t79, t80, t81, t82, t84, t85, t87, B);
+    dpo_loss_k88_dpo_sigmoid(t88, t85, t87, B);
     la_tock(prof, 88, tick);
     tick = la_tick(prof);
-    dpo_loss_k89_reduce_sum(t88, loss_weights, losses, B);
+    dpo_loss_k89_dpo_exo_pair(t89, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 89, tick);
     tick = la_tick(prof);
-    dpo_loss_k90_weighted_sum(loss, pair_weight, t88, B);
+    dpo_loss_k90_log_sigmoid(t90, t89, B);
     la_tock(prof, 90, tick);
     tick = la_tick(prof);
-    dpo_loss_k91_grad(t89, loss_weights, t30, B);
+    dpo_loss_k91_dpo_sigmoid(t91, t90, B);
     la_tock(prof, 91, tick);
     tick = la_tick(prof);
-    dpo_loss_k92_sigmoid_grad(t90, beta, t69, t70, t71, t89, B);
+    dpo_loss_k92_dpo_sigmoid(t92, t89, t91, B);
     la_tock(prof, 92, tick);
     tick = la_tick(prof);
-    dpo_loss_k93_grad(t91, t89, B);
+    dpo_loss_k93_sigmoid(t93, t92, B);
     la_tock(prof, 93, tick);
     tick = la_tick(prof);
-    dpo_loss_k94_log_sigmoid_grad(t92, t91, B);
+    dpo_loss_k94_dpo_exo_pair(t94, label_smoothing, t92, B);
     la_tock(prof, 94, tick);
     tick = la_tick(prof);
-    dpo_loss_k95_grad(t93, t89, B);
+    dpo_loss_k95_dpo_exo_pair(t95, t89, B);
     la_tock(prof, 95, tick);
     tick = la_tick(prof);
-    dpo_loss_k96_log_sigmoid_grad(t94, beta, t53, t55, t56, t93, B);
+    dpo_loss_k96_log_sigmoid(t96, t95, B);
     la_tock(prof, 96, tick);
     tick = la_tick(prof);
-    dpo_loss_k97_dpo_orpo_grad(t95, t94, B);
+    dpo_loss_k97_dpo_sigmoid(t97, t96, B);
     la_tock(prof, 97, tick);
     tick = la_tick(prof);
-    dpo_loss_k98_log_sigmoid_grad(t96, beta, label_smoothing, t43, t44, t45, t46, t47, t48, t89, B);
+    dpo_loss_k98_dpo_sigmoid(t98, t95, t97, B);
     la_tock(prof, 98, tick);
     tick = la_tick(prof);
-    dpo_loss_k99_log_sigmoid_grad(t97, beta, t39, t40, t41, t89, B);
+    dpo_loss_k99_sigmoid(t99, t98, B);
     la_tock(prof, 99, tick);
     tick = la_tick(prof);
-    dpo_loss_k100_dpo_kto_pair_grad(t98, t89, B);
+    dpo_loss_k100_dpo_exo_pair(t100, label_smoothing, t98, B);
     la_tock(prof, 100, tick);
     tick = la_tick(prof);
-    dpo_loss_k101_grad(t99, t89, B);
+    dpo_loss_k101_dpo_discopop(t101, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
     la_tock(prof, 101, tick);
     tick = la_tick(prof);
-    dpo_loss_k102_dpo_nca_pair(t100, t99, B);
+    dpo_loss_k102_dpo_discopop(t102, t101, B);
     la_tock(prof, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k103_log_sigmoid_grad(t101, t100, B);
+    dpo_loss_k103_log_sigmoid(t103, t102, B);
     la_tock(prof, 103, tick);
     tick = la_tick(prof);
-    dpo_loss_k104_log_sigmoid_grad(t102, beta, label_smoothing, t17, t82, t83, t84, t85, t86, t87, t89, B);
+    dpo_loss_k104_dpo_sigmoid(t104, t103, B);
     la_tock(prof, 104, tick);
     tick = la_tick(prof);
-    dpo_loss_k105_log_sigmoid_grad(t103, beta, label_smoothing, t6, t7, t8, t11, t12, t13, t16, t69, t70, t71, t72, t73, t74, t75, t76, t77, t78, t79, t80, t81, t89, t97, B);
+    dpo_loss_k105_dpo_sigmoid(t105, t102, t104, B);
     la_tock(prof, 105, tick);
     tick = la_tick(prof);
-    dpo_loss_k106_log_sigmoid_grad(d_rejected, len_rejected, beta, t19, t27, t28, t29, t35, t36, t37, t51, t52, t60, t61, t62, t66, t67, t68, t89, t90, t91, t92, t95, t96, t98, t100, t101, t102, t103, B);
+    dpo_loss_k106_log_sigmoid(t106, t101, B);
     la_tock(prof, 106, tick);
     tick = la_tick(prof);
-    dpo_loss_k107_log_sigmoid_grad(d_chosen, len_chosen, beta, dpop_lambda, t18, t20, t21, t22, t23, t24, t25, t32, t33, t34, t38, t49, t50, t57, t58, t59, t63, t64, t65, t89, t90, t91, t92, t93, t94, t95, t96, t97, t98, t99, t100, t101, t102, t103, B);
+    dpo_loss_k107_dpo_sigmoid(t107, t106, B);
     la_tock(prof, 107, tick);
+    tick = la_tick(prof);
+    dpo_loss_k108_dpo_sigmoid(t108, t101, t107, B);
+    la_tock(prof, 108, tick);
+    tick = la_tick(prof);
+    dpo_loss_k109_dpo_sigmoid(t109, t105, B);
+    la_tock(prof, 109, tick);
+    tick = la_tick(prof);
+    dpo_loss_k110_dpo_discopop(t110, t101, B);
+    la_tock(prof, 110, tick);
+    tick = la_tick(prof);
+    dpo_loss_k111_dpo_sigmoid_norm(t111, len_chosen, loss_weights, B);
+    la_tock(prof, 111, tick);
+    tick = la_tick(prof);
+    dpo_loss_k112_dpo_sigmoid_norm(t112, len_rejected, loss_weights, B);
+    la_tock(prof, 112, tick);
+    tick = la_tick(prof);
+    dpo_loss_k113_dpo_sigmoid_norm(t113, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, t111, t112, B);
+    la_tock(prof, 113, tick);
+    tick = la_tick(prof);
+    dpo_loss_k114_log_sigmoid(t114, t113, B);
+    la_tock(prof, 114, tick);
+    tick = la_tick(prof);
+    dpo_loss_k115_dpo_sigmoid(t115, t114, B);
+    la_tock(prof, 115, tick);
+    tick = la_tick(prof);
+    dpo_loss_k116_dpo_sigmoid_norm(t116, t113, B);
+    la_tock(prof, 116, tick);
+    tick = la_tick(prof);
+    dpo_loss_k117_log_sigmoid(t117, t116, B);
+    la_tock(prof, 117, tick);
+    tick = la_tick(prof);
+    dpo_loss_k118_dpo_sigmoid(t118, t117, B);
+    la_tock(prof, 118, tick);
+    tick = la_tick(prof);
+    dpo_loss_k119_dpo_sft(t119, len_chosen, loss_weights, B);
+    la_tock(prof, 119, tick);
+    tick = la_tick(prof);
+    dpo_loss_k120_log_sigmoid(losses, logps_chosen, loss_weights, beta, label_smoothing, t0, t2, t3, t5, t6, t8, t9, t11, t12, t15, t16, t17, t18, t20, t21, t23, t24, t26, t34, t38, t42, t44, t47, t49, t50, t52, t55, t61, t63, t66, t68, t69, t71, t75, t79, t84, t88, t93, t94, t99, t100, t105, t108, t109, t110, t113, t115, t116, t118, t119, B);
+    la_tock(prof, 120, tick);
+    tick = la_tick(prof);
+    dpo_loss_k121_reduce_sum(t120, loss_weights, losses, B);
+    la_tock(prof, 121, tick);
+    tick = la_tick(prof);
+    dpo_loss_k122_weighted_sum(loss, pair_weight, t120, B);
+    la_tock(prof, 122, tick);
+    tick = la_tick(prof);
+    dpo_loss_k123_grad(t121, loss_weights, t29, B);
+    la_tock(prof, 123, tick);
+    tick = la_tick(prof);
+    dpo_loss_k124_log_sigmoid_grad(t122, loss_weights, beta, label_smoothing, t113, t114, t115, t116, t117, t118, t121, B);
+    la_tock(prof, 124, tick);
+    tick = la_tick(prof);
+    dpo_loss_k125_log_sigmoid_grad(t123, loss_weights, beta, t101, t102, t103, t104, t105, t106, t107, t108, t109, t110, t121, B);
+    la_tock(prof, 125, tick);
+    tick = la_tick(prof);
+    dpo_loss_k126_log_sigmoid_grad(t124, loss_weights, beta, t89, t90, t91, t93, t94, t95, t96, t97, t99, t100, t121, B);
+    la_tock(prof, 126, tick);
+    tick = la_tick(prof);
+    dpo_loss_k127_dpo_apo_down(t125, loss_weights, t121, B);
+    la_tock(prof, 127, tick);
+    tick = la_tick(prof);
+    dpo_loss_k128_log_sigmoid_grad(t126, beta, t85, t86, t87, t88, t125, B);
+    la_tock(prof, 128, tick);
+    tick = la_tick(prof);
+    dpo_loss_k129_dpo_apo_zero(t127, loss_weights, t121, B);
+    la_tock(prof, 129, tick);
+    tick = la_tick(prof);
+    dpo_loss_k130_dpo_bco_pair(t128, loss_weights, t121, B);
+    la_tock(prof, 130, tick);
+    tick = la_tick(prof);
+    dpo_loss_k131_log_sigmoid_grad(t129, t128, B);
+    la_tock(prof, 131, tick);
+    tick = la_tick(prof);
+    dpo_loss_k132_dpo_orpo(t130, loss_weights, t121, B);
+    la_tock(prof, 132, tick);
+    tick = la_tick(prof);
+    dpo_loss_k133_log_sigmoid_grad(t131, beta, t61, t62, t63, t130, B);
+    la_tock(prof, 133, tick);
+    tick = la_tick(prof);
+    dpo_loss_k134_dpo_orpo_grad(t132, t131, B);
+    la_tock(prof, 134, tick);
+    tick = la_tick(prof);
+    dpo_loss_k135_log_sigmoid_grad(t133, loss_weights, beta, label_smoothing, t47, t48, t49, t50, t51, t52, t121, B);
+    la_tock(prof, 135, tick);
+    tick = la_tick(prof);
+    dpo_loss_k136_log_sigmoid_grad(t134, loss_weights, beta, t42, t43, t44, t121, B);
+    la_tock(prof, 136, tick);
+    tick = la_tick(prof);
+    dpo_loss_k137_dpo_dpop_grad(t135, t134, B);
+    la_tock(prof, 137, tick);
+    tick = la_tick(prof);
+    dpo_loss_k138_dpo_kto_pair(t136, loss_weights, t121, B);
+    la_tock(prof, 138, tick);
+    tick = la_tick(prof);
+    dpo_loss_k139_dpo_nca_pair(t137, loss_weights, t121, B);
+    la_tock(prof, 139, tick);
+    tick = la_tick(prof);
+    dpo_loss_k140_dpo_nca_pair(t138, t137, B);
+    la_tock(prof, 140, tick);
+    tick = la_tick(prof);
+    dpo_loss_k141_log_sigmoid_grad(t139, t138, B);
+    la_tock(prof, 141, tick);
+    tick = la_tick(prof);
+    dpo_loss_k142_dpo_sppo_hard(t140, loss_weights, t121, B);
+    la_tock(prof, 142, tick);
+    tick = la_tick(prof);
+    dpo_loss_k143_dpo_ipo(t141, loss_weights, t15, t121, B);
+    la_tock(prof, 143, tick);
+    tick = la_tick(prof);
+    dpo_loss_k144_dpo_hinge(t142, loss_weights, beta, t12, t121, B);
+    la_tock(prof, 144, tick);
+    tick = la_tick(prof);
+    dpo_loss_k145_log_sigmoid_grad(t143, loss_weights, beta, label_smoothing, t6, t7, t8, t9, t10, t11, t121, B);
+    la_tock(prof, 145, tick);
+    tick = la_tick(prof);
+    dpo_loss_k146_log_sigmoid_grad(t144, loss_weights, beta, label_smoothing, t0, t1, t2, t3, t4, t5, t121, B);
+    la_tock(prof, 146, tick);
+    tick = la_tick(prof);
+    dpo_loss_k147_log_sigmoid_grad(d_rejected, loss_weights, beta, t14, t17, t24, t25, t26, t35, t36, t37, t38, t46, t54, t59, t60, t69, t70, t71, t76, t77, t78, t79, t112, t122, t123, t124, t126, t127, t128, t129, t132, t133, t135, t136, t138, t139, t140, t141, t142, t143, t144, B);
+    la_tock(prof, 147, tick);
+    tick = la_tick(prof);
+    dpo_loss_k148_log_sigmoid_grad(d_chosen, loss_weights, beta, dpop_lambda, t13, t16, t18, t19, t20, t21, t22, t23, t31, t32, t33, t34, t41, t45, t53, t57, t58, t66, t67, t68, t72, t73, t74, t75, t81, t82, t83, t84, t111, t119, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, t138, t139, t140, t141, t142, t143, t144, B);
+    la_tock(prof, 148, tick);
     (void)tick;
 }
 
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes) {
     const long B = args->B;
-    flops[0] = (double)(B); bytes[0] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k0_sub */
-    flops[1] = (double)(B); bytes[1] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k1_sub */
-    flops[2] = (double)(B); bytes[2] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k2_sub */
-    flops[3] = (double)(B); bytes[3] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k3_div */
-    flops[4] = (double)(B); bytes[4] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k4_div */
-    flops[5] = (double)(B + B + B + B + B); bytes[5] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k5_sub */
-    flops[6] = (double)(B); bytes[6] = (double)(4*B + 4 + 4*B); /* dpo_loss_k6_dpo_sigmoid */
+    flops[0] = (double)(1 + B + B + B + B + B + B + B + B); bytes[0] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k0_dpo_sigmoid */
+    flops[1] = (double)(B + B + B); bytes[1] = (double)(4*B + 4*B); /* dpo_loss_k1_log_sigmoid */
+    flops[2] = (double)(B); bytes[2] = (double)(4*B + 4*B); /* dpo_loss_k2_dpo_sigmoid */
+    flops[3] = (double)(B); bytes[3] = (double)(4*B + 4*B); /* dpo_loss_k3_dpo_sigmoid */
+    flops[4] = (double)(B + B + B); bytes[4] = (double)(4*B + 4*B); /* dpo_loss_k4_log_sigmoid */
+    flops[5] = (double)(B); bytes[5] = (double)(4*B + 4*B); /* dpo_loss_k5_dpo_sigmoid */
+    flops[6] = (double)(1 + B + B + B + B + B + B + B + B); bytes[6] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k6_dpo_robust */
     flops[7] = (double)(B + B + B); bytes[7] = (double)(4*B + 4*B); /* dpo_loss_k7_log_sigmoid */
-    flops[8] = (double)(B); bytes[8] = (double)(4*B + 4*B); /* dpo_loss_k8_log_sigmoid */
-    flops[9] = (double)(B + B + B); bytes[9] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k9_log_sigmoid */
-    flops[10] = (double)(1 + 1 + B); bytes[10] = (double)(4*B + 4 + 4*B); /* dpo_loss_k10_dpo_sigmoid */
+    flops[8] = (double)(B); bytes[8] = (double)(4*B + 4*B); /* dpo_loss_k8_dpo_sigmoid */
+    flops[9] = (double)(B); bytes[9] = (double)(4*B + 4*B); /* dpo_loss_k9_dpo_robust */
+    flops[10] = (double)(B + B + B); bytes[10] = (double)(4*B + 4*B); /* dpo_loss_k10_log_sigmoid */
     flops[11] = (double)(B); bytes[11] = (double)(4*B + 4*B); /* dpo_loss_k11_dpo_sigmoid */
-    flops[12] = (double)(B + B + B); bytes[12] = (double)(4*B + 4*B); /* dpo_loss_k12_log_sigmoid */
-    flops[13] = (double)(B); bytes[13] = (double)(4*B + 4*B); /* dpo_loss_k13_log_sigmoid */
-    flops[14] = (double)(B + B + B); bytes[14] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k14_log_sigmoid */
-    flops[15] = (double)(B); bytes[15] = (double)(4*B + 4 + 4*B); /* dpo_loss_k15_dpo_sigmoid */
-    flops[16] = (double)(B); bytes[16] = (double)(4*B + 4*B); /* dpo_loss_k16_log_sigmoid */
-    flops[17] = (double)(1 + 1 + B); bytes[17] = (double)(4*B + 4 + 4*B); /* dpo_loss_k17_dpo_ipo */
-    flops[18] = (double)(1 + B); bytes[18] = (double)(4*B + 4 + 4*B); /* dpo_loss_k18_dpo_sppo_hard */
-    flops[19] = (double)(1 + B); bytes[19] = (double)(4*B + 4 + 4*B); /* dpo_loss_k19_dpo_sppo_hard */
-    flops[20] = (double)(B); bytes[20] = (double)(4*B + 4 + 4*B); /* dpo_loss_k20_dpo_sigmoid */
-    flops[21] = (double)(B + B + B); bytes[21] = (double)(4*B + 4*B); /* dpo_loss_k21_log_sigmoid */
-    flops[22] = (double)(B); bytes[22] = (double)(4*B + 4*B); /* dpo_loss_k22_log_sigmoid */
-    flops[23] = (double)(B); bytes[23] = (double)(4*B + 4*B); /* dpo_loss_k23_dpo_nca_pair */
-    flops[24] = (double)(B + B + B); bytes[24] = (double)(4*B + 4*B); /* dpo_loss_k24_log_sigmoid */
-    flops[25] = (double)(B); bytes[25] = (double)(4*B + 4*B); /* dpo_loss_k25_log_sigmoid */
-    flops[26] = (double)(B); bytes[26] = (double)(4*B + 4 + 4*B); /* dpo_loss_k26_dpo_sigmoid */
-    flops[27] = (double)(B); bytes[27] = (double)(4*B + 4*B); /* dpo_loss_k27_dpo_nca_pair */
-    flops[28] = (double)(B + B + B); bytes[28] = (double)(4*B + 4*B); /* dpo_loss_k28_log_sigmoid */
-    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_loss_k29_log_sigmoid */
-    flops[30] = (double)(B); bytes[30] = (double)(4*B + 4*B); /* dpo_loss_k30_log_sigmoid */
-    flops[31] = (double)(B); bytes[31] = (double)(4 + 4*B); /* dpo_loss_k31_weighted_sum */
-    flops[32] = (double)(B + B + 1 + 1 + 1 + B + B + B + B); bytes[32] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_loss_k32_dpo_kto_pair */
-    flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_loss_k33_log_sigmoid */
-    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B); /* dpo_loss_k34_log_sigmoid */
-    flops[35] = (double)(B + B + 1 + 1 + 1 + B + B + B + B); bytes[35] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_loss_k35_dpo_kto_pair */
-    flops[36] = (double)(B); bytes[36] = (double)(4*B + 4*B); /* dpo_loss_k36_log_sigmoid */
-    flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B); /* dpo_loss_k37_log_sigmoid */
-    flops[38] = (double)(B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k38_dpo_dpop */
-    flops[39] = (double)(B + B + B + B); bytes[39] = (double)(4*B + 4 + 4 + 4*B + 4*B); /* dpo_loss_k39_dpo_dpop */
-    flops[40] = (double)(B + B + B); bytes[40] = (double)(4*B + 4*B); /* dpo_loss_k40_log_sigmoid */
-    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B); /* dpo_loss_k41_log_sigmoid */
-    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k42_dpo_simpo */
-    flops[43] = (double)(1 + B + B); bytes[43] = (double)(4*B + 4 + 4 + 4*B); /* dpo_loss_k43_dpo_simpo */
-    flops[44] = (double)(B + B + B); bytes[44] = (double)(4*B + 4*B); /* dpo_loss_k44_log_sigmoid */
-    flops[45] = (double)(B); bytes[45] = (double)(4*B + 4*B); /* dpo_loss_k45_log_sigmoid */
-    flops[46] = (double)(B); bytes[46] = (double)(4*B + 4*B); /* dpo_loss_k46_dpo_simpo */
-    flops[47] = (double)(B + B + B); bytes[47] = (double)(4*B + 4*B); /* dpo_loss_k47_log_sigmoid */
-    flops[48] = (double)(B); bytes[48] = (double)(4*B + 4*B); /* dpo_loss_k48_log_sigmoid */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_loss_k49_dpo_orpo */
-    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_loss_k50_log_sigmoid */
-    flops[51] = (double)(B); bytes[51] = (double)(4*B + 4*B); /* dpo_loss_k51_dpo_orpo */
-    flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_loss_k52_log_sigmoid */
-    flops[53] = (double)(B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_loss_k53_dpo_orpo */
-    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_loss_k54_dpo_orpo */
-    flops[55] = (double)(B + B + B); bytes[55] = (double)(4*B + 4*B); /* dpo_loss_k55_log_sigmoid */
-    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B); /* dpo_loss_k56_log_sigmoid */
-    flops[57] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[57] = (double)(4*B + 4*B + 4*B + 4*B + 4); /* dpo_loss_k57_dpo_bco_pair */
-    flops[58] = (double)(B + B + B); bytes[58] = (double)(4*B + 4*B); /* dpo_loss_k58_log_sigmoid */
-    flops[59] = (double)(B); bytes[59] = (double)(4*B + 4*B); /* dpo_loss_k59_log_sigmoid */
-    flops[60] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[60] = (double)(4*B + 4*B + 4*B + 4*B + 4); /* dpo_loss_k60_dpo_bco_pair */
-    flops[61] = (double)(B + B + B); bytes[61] = (double)(4*B + 4*B); /* dpo_loss_k61_log_sigmoid */
-    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B); /* dpo_loss_k62_log_sigmoid */
-    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B); /* dpo_loss_k63_sigmoid */
-    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B); /* dpo_loss_k64_log_sigmoid */
-    flops[65] = (double)(B); bytes[65] = (double)(4*B + 4*B); /* dpo_loss_k65_log_sigmoid */
-    flops[66] = (double)(B); bytes[66] = (double)(4*B + 4*B); /* dpo_loss_k66_sigmoid */
-    flops[67] = (double)(B); bytes[67] = (double)(4*B + 4*B); /* dpo_loss_k67_log_sigmoid */
-    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_loss_k68_log_sigmoid */
-    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_loss_k69_sigmoid */
-    flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_loss_k70_log_sigmoid */
-    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_loss_k71_log_sigmoid */
-    flops[72] = (double)(1 + 1 + 1 + 1 + B); bytes[72] = (double)(4*B + 4 + 4*B); /* dpo_loss_k72_dpo_exo_pair */
-    flops[73] = (double)(B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_loss_k73_sigmoid */
-    flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_loss_k74_log_sigmoid */
-    flops[75] = (double)(B); bytes[75] = (double)(4*B + 4*B); /* dpo_loss_k75_log_sigmoid */
-    flops[76] = (double)(1 + 1 + 1 + B); bytes[76] = (double)(4*B + 4 + 4*B); /* dpo_loss_k76_dpo_exo_pair */
-    flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_loss_k77_dpo_discopop */
-    flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_loss_k78_log_sigmoid */
-    flops[79] = (double)(B); bytes[79] = (double)(4*B + 4*B); /* dpo_loss_k79_log_sigmoid */
-    flops[80] = (double)(B); bytes[80] = (double)(4*B + 4*B); /* dpo_loss_k80_dpo_discopop */
-    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_loss_k81_log_sigmoid */
-    flops[82] = (double)(B); bytes[82] = (double)(4*B + 4 + 4*B); /* dpo_loss_k82_dpo_sigmoid */
-    flops[83] = (double)(B + B + B); bytes[83] = (double)(4*B + 4*B); /* dpo_loss_k83_log_sigmoid */
-    flops[84] = (double)(B); bytes[84] = (double)(4*B + 4*B); /* dpo_loss_k84_log_sigmoid */
-    flops[85] = (double)(B); bytes[85] = (double)(4*B + 4*B); /* dpo_loss_k85_dpo_sigmoid_norm */
+    flops[12] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[12] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k12_dpo_hinge */
+    flops[13] = (double)(1 + B); bytes[13] = (double)(4*B + 4*B + 68); /* dpo_loss_k13_dpo_ipo */
+    flops[14] = (double)(1 + B); bytes[14] = (double)(4*B + 4*B + 68); /* dpo_loss_k14_dpo_ipo */
+    flops[15] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[15] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_loss_k15_dpo_ipo */
+    flops[16] = (double)(1 + B + B + B + 1 + B); bytes[16] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k16_dpo_sppo_hard */
+    flops[17] = (double)(1 + B + B + B + 1 + B); bytes[17] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k17_dpo_sppo_hard */
+    flops[18] = (double)(1 + B + B + B + B); bytes[18] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k18_dpo_nca_pair */
+    flops[19] = (double)(B + B + B); bytes[19] = (double)(4*B + 4*B); /* dpo_loss_k19_log_sigmoid */
+    flops[20] = (double)(B); bytes[20] = (double)(4*B + 4*B); /* dpo_loss_k20_dpo_sigmoid */
+    flops[21] = (double)(B); bytes[21] = (double)(4*B + 4*B); /* dpo_loss_k21_dpo_nca_pair */
+    flops[22] = (double)(B + B + B); bytes[22] = (double)(4*B + 4*B); /* dpo_loss_k22_log_sigmoid */
+    flops[23] = (double)(B); bytes[23] = (double)(4*B + 4*B); /* dpo_loss_k23_dpo_sigmoid */
+    flops[24] = (double)(1 + B + B + B + B + B); bytes[24] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k24_dpo_nca_pair */
+    flops[25] = (double)(B + B + B); bytes[25] = (double)(4*B + 4*B); /* dpo_loss_k25_log_sigmoid */
+    flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_loss_k26_dpo_sigmoid */
+    flops[27] = (double)(1 + B + B + B); bytes[27] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k27_dpo_kto_pair */
+    flops[28] = (double)(1 + B + B + B); bytes[28] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k28_dpo_kto_pair */
+    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_loss_k29_dpo_sigmoid */
+    flops[30] = (double)(B); bytes[30] = (double)(4 + 4*B); /* dpo_loss_k30_weighted_sum */
+    flops[31] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[31] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_loss_k31_dpo_kto_pair */
+    flops[32] = (double)(B + B + B); bytes[32] = (double)(4*B + 4*B); /* dpo_loss_k32_log_sigmoid */
+    flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_loss_k33_dpo_sigmoid */
+    flops[34] = (double)(B + B + B + B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k34_dpo_sigmoid */
+    flops[35] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[35] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_loss_k35_dpo_kto_pair */
+    flops[36] = (double)(B + B + B); bytes[36] = (double)(4*B + 4*B); /* dpo_loss_k36_log_sigmoid */
+    flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B); /* dpo_loss_k37_dpo_sigmoid */
+    flops[38] = (double)(B + B + B + B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k38_dpo_sigmoid */
+    flops[39] = (double)(1 + B); bytes[39] = (double)(4*B + 4*B + 68); /* dpo_loss_k39_dpo_dpop */
+    flops[40] = (double)(1 + B); bytes[40] = (double)(4*B + 4*B + 68); /* dpo_loss_k40_dpo_dpop */
+    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k41_dpo_dpop */
+    flops[42] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[42] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B); /* dpo_loss_k42_dpo_dpop */
+    flops[43] = (double)(B + B + B); bytes[43] = (double)(4*B + 4*B); /* dpo_loss_k43_log_sigmoid */
+    flops[44] = (double)(B); bytes[44] = (double)(4*B + 4*B); /* dpo_loss_k44_dpo_sigmoid */
+    flops[45] = (double)(1 + B); bytes[45] = (double)(4*B + 4*B + 68); /* dpo_loss_k45_dpo_simpo */
+    flops[46] = (double)(1 + B); bytes[46] = (double)(4*B + 4*B + 68); /* dpo_loss_k46_dpo_simpo */
+    flops[47] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4 + 4*B + 4*B); /* dpo_loss_k47_dpo_simpo */
+    flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_loss_k48_log_sigmoid */
+    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_loss_k49_dpo_sigmoid */
+    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_loss_k50_dpo_simpo */
+    flops[51] = (double)(B + B + B); bytes[51] = (double)(4*B + 4*B); /* dpo_loss_k51_log_sigmoid */
+    flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_loss_k52_dpo_sigmoid */
+    flops[53] = (double)(1 + B); bytes[53] = (double)(4*B + 4*B + 68); /* dpo_loss_k53_dpo_orpo */
+    flops[54] = (double)(1 + B); bytes[54] = (double)(4*B + 4*B + 68); /* dpo_loss_k54_dpo_orpo */
+    flops[55] = (double)(1 + B + B); bytes[55] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_loss_k55_dpo_orpo */
+    flops[56] = (double)(1 + B + B); bytes[56] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_loss_k56_dpo_orpo */
+    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_loss_k57_dpo_orpo */
+    flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_loss_k58_dpo_sigmoid */
+    flops[59] = (double)(B); bytes[59] = (double)(4*B + 4*B); /* dpo_loss_k59_dpo_orpo */
+    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_loss_k60_dpo_sigmoid */
+    flops[61] = (double)(B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k61_dpo_orpo */
+    flops[62] = (double)(B + B + B); bytes[62] = (double)(4*B + 4*B); /* dpo_loss_k62_log_sigmoid */
+    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B); /* dpo_loss_k63_dpo_sigmoid */
+    flops[64] = (double)(1 + B + B + B + B); bytes[64] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k64_dpo_bco_pair */
+    flops[65] = (double)(1 + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k65_dpo_bco_pair */
+    flops[66] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[66] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_loss_k66_dpo_bco_pair */
+    flops[67] = (double)(B + B + B); bytes[67] = (double)(4*B + 4*B); /* dpo_loss_k67_log_sigmoid */
+    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_loss_k68_dpo_sigmoid */
+    flops[69] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[69] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_loss_k69_dpo_bco_pair */
+    flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_loss_k70_log_sigmoid */
+    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_loss_k71_dpo_sigmoid */
+    flops[72] = (double)(1 + B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k72_dpo_apo_zero */
+    flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_loss_k73_log_sigmoid */
+    flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_loss_k74_dpo_sigmoid */
+    flops[75] = (double)(B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k75_dpo_sigmoid */
+    flops[76] = (double)(1 + B + B + B + B); bytes[76] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k76_dpo_apo_zero */
+    flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_loss_k77_log_sigmoid */
+    flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_loss_k78_dpo_sigmoid */
+    flops[79] = (double)(B + B + B + B); bytes[79] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k79_dpo_sigmoid */
+    flops[80] = (double)(1 + B + B + B); bytes[80] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k80_dpo_apo_down */
+    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4 + 4*B); /* dpo_loss_k81_dpo_sigmoid */
+    flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_loss_k82_log_sigmoid */
+    flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_loss_k83_dpo_sigmoid */
+    flops[84] = (double)(B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k84_dpo_sigmoid */
+    flops[85] = (double)(1 + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B); /* dpo_loss_k85_dpo_apo_down */
     flops[86] = (double)(B + B + B); bytes[86] = (double)(4*B + 4*B); /* dpo_loss_k86_log_sigmoid */
-    flops[87] = (double)(B); bytes[87] = (double)(4*B + 4*B); /* dpo_loss_k87_log_sigmoid */
-    flops[88] = (double)(1 + 1 + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[88] = (double)(68*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k88_log_sigmoid */
-    flops[89] = (double)(17*B + 17*B); bytes[89] = (double)(4*B + 68 + 68*B); /* dpo_loss_k89_reduce_sum */
-    flops[90] = (double)(B + B); bytes[90] = (double)(4 + 4*B + 4*B); /* dpo_loss_k90_weighted_sum */
-    flops[91] = (double)(17*B); bytes[91] = (double)(68*B + 68 + 4*B); /* dpo_loss_k91_grad */
-    flops[92] = (double)(B + B + B + B + B + B + B); bytes[92] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k92_sigmoid_grad */
-    flops[93] = (double)(B); bytes[93] = (double)(4*B + 68*B); /* dpo_loss_k93_grad */
-    flops[94] = (double)(B); bytes[94] = (double)(4*B + 4*B); /* dpo_loss_k94_log_sigmoid_grad */
-    flops[95] = (double)(B); bytes[95] = (double)(4*B + 68*B); /* dpo_loss_k95_grad */
-    flops[96] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[96] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k96_log_sigmoid_grad */
-    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_loss_k97_dpo_orpo_grad */
-    flops[98] = (double)(1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[98] = (double)(4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k98_log_sigmoid_grad */
-    flops[99] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[99] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k99_log_sigmoid_grad */
-    flops[100] = (double)(B + B); bytes[100] = (double)(4*B + 68*B); /* dpo_loss_k100_dpo_kto_pair_grad */
-    flops[101] = (double)(B); bytes[101] = (double)(4*B + 68*B); /* dpo_loss_k101_grad */
-    flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_loss_k102_dpo_nca_pair */
-    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_loss_k103_log_sigmoid_grad */
-    flops[104] = (double)(1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[104] = (double)(4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k104_log_sigmoid_grad */
-    flops[105] = (double)(1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[105] = (double)(4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B); /* dpo_loss_k105_log_sigmoid_grad */
-    flops[106] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[106] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k106_log_sigmoid_grad */
-    flops[107] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[107] = (double)(4*B + 4*B + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k107_log_sigmoid_grad */
+    flops[87] = (double)(B); bytes[87] = (double)(4*B + 4*B); /* dpo_loss_k87_dpo_sigmoid */
+    flops[88] = (double)(B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k88_dpo_sigmoid */
+    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k89_dpo_exo_pair */
+    flops[90] = (double)(B + B + B); bytes[90] = (double)(4*B + 4*B); /* dpo_loss_k90_log_sigmoid */
+    flops[91] = (double)(B); bytes[91] = (double)(4*B + 4*B); /* dpo_loss_k91_dpo_sigmoid */
+    flops[92] = (double)(B + B + B); bytes[92] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k92_dpo_sigmoid */
+    flops[93] = (double)(B); bytes[93] = (double)(4*B + 4*B); /* dpo_loss_k93_sigmoid */
+    flops[94] = (double)(1 + 1 + 1 + 1 + B); bytes[94] = (double)(4*B + 4 + 4*B); /* dpo_loss_k94_dpo_exo_pair */
+    flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_loss_k95_dpo_exo_pair */
+    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_loss_k96_log_sigmoid */
+    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_loss_k97_dpo_sigmoid */
+    flops[98] = (double)(B + B + B); bytes[98] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k98_dpo_sigmoid */
+    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_loss_k99_sigmoid */
+    flops[100] = (double)(1 + 1 + 1 + B); bytes[100] = (double)(4*B + 4 + 4*B); /* dpo_loss_k100_dpo_exo_pair */
+    flops[101] = (double)(1 + B + B + B + B + B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k101_dpo_discopop */
+    flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_loss_k102_dpo_discopop */
+    flops[103] = (double)(B + B + B); bytes[103] = (double)(4*B + 4*B); /* dpo_loss_k103_log_sigmoid */
+    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_loss_k104_dpo_sigmoid */
+    flops[105] = (double)(B + B + B + B); bytes[105] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k105_dpo_sigmoid */
+    flops[106] = (double)(B + B + B); bytes[106] = (double)(4*B + 4*B); /* dpo_loss_k106_log_sigmoid */
+    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_loss_k107_dpo_sigmoid */
+    flops[108] = (double)(B + B + B + B); bytes[108] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k108_dpo_sigmoid */
+    flops[109] = (double)(B); bytes[109] = (double)(4*B + 4*B); /* dpo_loss_k109_dpo_sigmoid */
+    flops[110] = (double)(B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_loss_k110_dpo_discopop */
+    flops[111] = (double)(1 + B); bytes[111] = (double)(4*B + 4*B + 68); /* dpo_loss_k111_dpo_sigmoid_norm */
+    flops[112] = (double)(1 + B); bytes[112] = (double)(4*B + 4*B + 68); /* dpo_loss_k112_dpo_sigmoid_norm */
+    flops[113] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_loss_k113_dpo_sigmoid_norm */
+    flops[114] = (double)(B + B + B); bytes[114] = (double)(4*B + 4*B); /* dpo_loss_k114_log_sigmoid */
+    flops[115] = (double)(B); bytes[115] = (double)(4*B + 4*B); /* dpo_loss_k115_dpo_sigmoid */
+    flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_loss_k116_dpo_sigmoid_norm */
+    flops[117] = (double)(B + B + B); bytes[117] = (double)(4*B + 4*B); /* dpo_loss_k117_log_sigmoid */
+    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_loss_k118_dpo_sigmoid */
+    flops[119] = (double)(1 + B); bytes[119] = (double)(4*B + 4*B + 68); /* dpo_loss_k119_dpo_sft */
+    flops[120] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[120] = (double)(68*B + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k120_log_sigmoid */
+    flops[121] = (double)(17*B + 17*B); bytes[121] = (double)(4*B + 68 + 68*B); /* dpo_loss_k121_reduce_sum */
+    flops[122] = (double)(B + B); bytes[122] = (double)(4 + 4*B + 4*B); /* dpo_loss_k122_weighted_sum */
+    flops[123] = (double)(17*B); bytes[123] = (double)(68*B + 68 + 4*B); /* dpo_loss_k123_grad */
+    flops[124] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[124] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k124_log_sigmoid_grad */
+    flops[125] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[125] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k125_log_sigmoid_grad */
+    flops[126] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[126] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k126_log_sigmoid_grad */
+    flops[127] = (double)(1 + B); bytes[127] = (double)(4*B + 68 + 68*B); /* dpo_loss_k127_dpo_apo_down */
+    flops[128] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k128_log_sigmoid_grad */
+    flops[129] = (double)(1 + B); bytes[129] = (double)(4*B + 68 + 68*B); /* dpo_loss_k129_dpo_apo_zero */
+    flops[130] = (double)(1 + B + B); bytes[130] = (double)(4*B + 68 + 68*B); /* dpo_loss_k130_dpo_bco_pair */
+    flops[131] = (double)(B); bytes[131] = (double)(4*B + 4*B); /* dpo_loss_k131_log_sigmoid_grad */
+    flops[132] = (double)(1 + B + B); bytes[132] = (double)(4*B + 68 + 68*B); /* dpo_loss_k132_dpo_orpo */
+    flops[133] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[133] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k133_log_sigmoid_grad */
+    flops[134] = (double)(B); bytes[134] = (double)(4*B + 4*B); /* dpo_loss_k134_dpo_orpo_grad */
+    flops[135] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k135_log_sigmoid_grad */
+    flops[136] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k136_log_sigmoid_grad */
+    flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_loss_k137_dpo_dpop_grad */
+    flops[138] = (double)(1 + B + B + B); bytes[138] = (double)(4*B + 68 + 68*B); /* dpo_loss_k138_dpo_kto_pair */
+    flops[139] = (double)(1 + B + B); bytes[139] = (double)(4*B + 68 + 68*B); /* dpo_loss_k139_dpo_nca_pair */
+    flops[140] = (double)(B); bytes[140] = (double)(4*B + 4*B); /* dpo_loss_k140_dpo_nca_pair */
+    flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_loss_k141_log_sigmoid_grad */
+    flops[142] = (double)(1 + B); bytes[142] = (double)(4*B + 68 + 68*B); /* dpo_loss_k142_dpo_sppo_hard */
+    flops[143] = (double)(1 + B + B + B); bytes[143] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_loss_k143_dpo_ipo */
+    flops[144] = (double)(1 + B + B + B + B + B); bytes[144] = (double)(4*B + 68 + 4 + 4*B + 68*B); /* dpo_loss_k144_dpo_hinge */
+    flops[145] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k145_log_sigmoid_grad */
+    flops[146] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k146_log_sigmoid_grad */
+    flops[147] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k147_log_sigmoid_grad */
+    flops[148] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k148_log_sigmoid_grad */
     (void)B;
 }
 
@@ -8680,114 +10983,155 @@ static void llama_dpo_dpo_loss_run(const void *args) { llama_dpo_dpo_loss((const
 static long llama_dpo_dpo_loss_arena(const void *args) { return llama_dpo_dpo_loss_arena_floats((const llama_dpo_dpo_loss_args *)args); }
 static void llama_dpo_dpo_loss_cost(const void *args, double *f, double *b) { llama_dpo_dpo_loss_costs((const llama_dpo_dpo_loss_args *)args, f, b); }
 static const char *const llama_dpo_dpo_loss_kernel_names[] = {
-    "dpo_loss_k0_sub",
-    "dpo_loss_k1_sub",
-    "dpo_loss_k2_sub",
-    "dpo_loss_k3_div",
-    "dpo_loss_k4_div",
-    "dpo_loss_k5_sub",
-    "dpo_loss_k6_dpo_sigmoid",
+    "dpo_loss_k0_dpo_sigmoid",
+    "dpo_loss_k1_log_sigmoid",
+    "dpo_loss_k2_dpo_sigmoid",
+    "dpo_loss_k3_dpo_sigmoid",
+    "dpo_loss_k4_log_sigmoid",
+    "dpo_loss_k5_dpo_sigmoid",
+    "dpo_loss_k6_dpo_robust",
     "dpo_loss_k7_log_sigmoid",
-    "dpo_loss_k8_log_sigmoid",
-    "dpo_loss_k9_log_sigmoid",
-    "dpo_loss_k10_dpo_sigmoid",
+    "dpo_loss_k8_dpo_sigmoid",
+    "dpo_loss_k9_dpo_robust",
+    "dpo_loss_k10_log_sigmoid",
     "dpo_loss_k11_dpo_sigmoid",
-    "dpo_loss_k12_log_sigmoid",
-    "dpo_loss_k13_log_sigmoid",
-    "dpo_loss_k14_log_sigmoid",
-    "dpo_loss_k15_dpo_sigmoid",
-    "dpo_loss_k16_log_sigmoid",
-    "dpo_loss_k17_dpo_ipo",
-    "dpo_loss_k18_dpo_sppo_hard",
-    "dpo_loss_k19_dpo_sppo_hard",
+    "dpo_loss_k12_dpo_hinge",
+    "dpo_loss_k13_dpo_ipo",
+    "dpo_loss_k14_dpo_ipo",
+    "dpo_loss_k15_dpo_ipo",
+    "dpo_loss_k16_dpo_sppo_hard",
+    "dpo_loss_k17_dpo_sppo_hard",
+    "dpo_loss_k18_dpo_nca_pair",
+    "dpo_loss_k19_log_sigmoid",
     "dpo_loss_k20_dpo_sigmoid",
-    "dpo_loss_k21_log_sigmoid",
+    "dpo_loss_k21_dpo_nca_pair",
     "dpo_loss_k22_log_sigmoid",
-    "dpo_loss_k23_dpo_nca_pair",
-    "dpo_loss_k24_log_sigmoid",
+    "dpo_loss_k23_dpo_sigmoid",
+    "dpo_loss_k24_dpo_nca_pair",
     "dpo_loss_k25_log_sigmoid",
     "dpo_loss_k26_dpo_sigmoid",
-    "dpo_loss_k27_dpo_nca_pair",
-    "dpo_loss_k28_log_sigmoid",
-    "dpo_loss_k29_log_sigmoid",
-    "dpo_loss_k30_log_sigmoid",
-    "dpo_loss_k31_weighted_sum",
-    "dpo_loss_k32_dpo_kto_pair",
-    "dpo_loss_k33_log_sigmoid",
-    "dpo_loss_k34_log_sigmoid",
+    "dpo_loss_k27_dpo_kto_pair",
+    "dpo_loss_k28_dpo_kto_pair",
+    "dpo_loss_k29_dpo_sigmoid",
+    "dpo_loss_k30_weighted_sum",
+    "dpo_loss_k31_dpo_kto_pair",
+    "dpo_loss_k32_log_sigmoid",
+    "dpo_loss_k33_dpo_sigmoid",
+    "dpo_loss_k34_dpo_sigmoid",
     "dpo_loss_k35_dpo_kto_pair",
     "dpo_loss_k36_log_sigmoid",
-    "dpo_loss_k37_log_sigmoid",
-    "dpo_loss_k38_dpo_dpop",
+    "dpo_loss_k37_dpo_sigmoid",
+    "dpo_loss_k38_dpo_sigmoid",
     "dpo_loss_k39_dpo_dpop",
-    "dpo_loss_k40_log_sigmoid",
-    "dpo_loss_k41_log_sigmoid",
-    "dpo_loss_k42_dpo_simpo",
-    "dpo_loss_k43_dpo_simpo",
-    "dpo_loss_k44_log_sigmoid",
-    "dpo_loss_k45_log_sigmoid",
+    "dpo_loss_k40_dpo_dpop",
+    "dpo_loss_k41_dpo_dpop",
+    "dpo_loss_k42_dpo_dpop",
+    "dpo_loss_k43_log_sigmoid",
+    "dpo_loss_k44_dpo_sigmoid",
+    "dpo_loss_k45_dpo_simpo",
     "dpo_loss_k46_dpo_simpo",
-    "dpo_loss_k47_log_sigmoid",
+    "dpo_loss_k47_dpo_simpo",
     "dpo_loss_k48_log_sigmoid",
-    "dpo_loss_k49_dpo_orpo",
-    "dpo_loss_k50_log_sigmoid",
-    "dpo_loss_k51_dpo_orpo",
-    "dpo_loss_k52_log_sigmoid",
+    "dpo_loss_k49_dpo_sigmoid",
+    "dpo_loss_k50_dpo_simpo",
+    "dpo_loss_k51_log_sigmoid",
+    "dpo_loss_k52_dpo_sigmoid",
     "dpo_loss_k53_dpo_orpo",
     "dpo_loss_k54_dpo_orpo",
-    "dpo_loss_k55_log_sigmoid",
-    "dpo_loss_k56_log_sigmoid",
-    "dpo_loss_k57_dpo_bco_pair",
-    "dpo_loss_k58_log_sigmoid",
-    "dpo_loss_k59_log_sigmoid",
-    "dpo_loss_k60_dpo_bco_pair",
-    "dpo_loss_k61_log_sigmoid",
+    "dpo_loss_k55_dpo_orpo",
+    "dpo_loss_k56_dpo_orpo",
+    "dpo_loss_k57_dpo_orpo",
+    "dpo_loss_k58_dpo_sigmoid",
+    "dpo_loss_k59_dpo_orpo",
+    "dpo_loss_k60_dpo_sigmoid",
+    "dpo_loss_k61_dpo_orpo",
     "dpo_loss_k62_log_sigmoid",
-    "dpo_loss_k63_sigmoid",
-    "dpo_loss_k64_log_sigmoid",
-    "dpo_loss_k65_log_sigmoid",
-    "dpo_loss_k66_sigmoid",
+    "dpo_loss_k63_dpo_sigmoid",
+    "dpo_loss_k64_dpo_bco_pair",
+    "dpo_loss_k65_dpo_bco_pair",
+    "dpo_loss_k66_dpo_bco_pair",
     "dpo_loss_k67_log_sigmoid",
-    "dpo_loss_k68_log_sigmoid",
-    "dpo_loss_k69_sigmoid",
+    "dpo_loss_k68_dpo_sigmoid",
+    "dpo_loss_k69_dpo_bco_pair",
     "dpo_loss_k70_log_sigmoid",
-    "dpo_loss_k71_log_sigmoid",
-    "dpo_loss_k72_dpo_exo_pair",
-    "dpo_loss_k73_sigmoid",
-    "dpo_loss_k74_log_sigmoid",
-    "dpo_loss_k75_log_sigmoid",
-    "dpo_loss_k76_dpo_exo_pair",
-    "dpo_loss_k77_dpo_discopop",
-    "dpo_loss_k78_log_sigmoid",
-    "dpo_loss_k79_log_sigmoid",
-    "dpo_loss_k80_dpo_discopop",
-    "dpo_loss_k81_log_sigmoid",
-    "dpo_loss_k82_dpo_sigmoid",
-    "dpo_loss_k83_log_sigmoid",
-    "dpo_loss_k84_log_sigmoid",
-    "dpo_loss_k85_dpo_sigmoid_norm",
+    "dpo_loss_k71_dpo_sigmoid",
+    "dpo_loss_k72_dpo_apo_zero",
+    "dpo_loss_k73_log_sigmoid",
+    "dpo_loss_k74_dpo_sigmoid",
+    "dpo_loss_k75_dpo_sigmoid",
+    "dpo_loss_k76_dpo_apo_zero",
+    "dpo_loss_k77_log_sigmoid",
+    "dpo_loss_k78_dpo_sigmoid",
+    "dpo_loss_k79_dpo_sigmoid",
+    "dpo_loss_k80_dpo_apo_down",
+    "dpo_loss_k81_dpo_sigmoid",
+    "dpo_loss_k82_log_sigmoid",
+    "dpo_loss_k83_dpo_sigmoid",
+    "dpo_loss_k84_dpo_sigmoid",
+    "dpo_loss_k85_dpo_apo_down",
     "dpo_loss_k86_log_sigmoid",
-    "dpo_loss_k87_log_sigmoid",
-    "dpo_loss_k88_log_sigmoid",
-    "dpo_loss_k89_reduce_sum",
-    "dpo_loss_k90_weighted_sum",
-    "dpo_loss_k91_grad",
-    "dpo_loss_k92_sigmoid_grad",
-    "dpo_loss_k93_grad",
-    "dpo_loss_k94_log_sigmoid_grad",
-    "dpo_loss_k95_grad",
-    "dpo_loss_k96_log_sigmoid_grad",
-    "dpo_loss_k97_dpo_orpo_grad",
-    "dpo_loss_k98_log_sigmoid_grad",
-    "dpo_loss_k99_log_sigmoid_grad",
-    "dpo_loss_k100_dpo_kto_pair_grad",
-    "dpo_loss_k101_grad",
-    "dpo_loss_k102_dpo_nca_pair",
-    "dpo_loss_k103_log_sigmoid_grad",
-    "dpo_loss_k104_log_sigmoid_grad",
-    "dpo_loss_k105_log_sigmoid_grad",
-    "dpo_loss_k106_log_sigmoid_grad",
-    "dpo_loss_k107_log_sigmoid_grad",
+    "dpo_loss_k87_dpo_sigmoid",
+    "dpo_loss_k88_dpo_sigmoid",
+    "dpo_loss_k89_dpo_exo_pair",
+    "dpo_loss_k90_log_sigmoid",
+    "dpo_loss_k91_dpo_sigmoid",
+    "dpo_loss_k92_dpo_sigmoid",
+    "dpo_loss_k93_sigmoid",
+    "dpo_loss_k94_dpo_exo_pair",
+    "dpo_loss_k95_dpo_exo_pair",
+    "dpo_loss_k96_log_sigmoid",
+    "dpo_loss_k97_dpo_sigmoid",
+    "dpo_loss_k98_dpo_sigmoid",
+    "dpo_loss_k99_sigmoid",
+    "dpo_loss_k100_dpo_exo_pair",
+    "dpo_loss_k101_dpo_discopop",
+    "dpo_loss_k102_dpo_discopop",
+    "dpo_loss_k103_log_sigmoid",
+    "dpo_loss_k104_dpo_sigmoid",
+    "dpo_loss_k105_dpo_sigmoid",
+    "dpo_loss_k106_log_sigmoid",
+    "dpo_loss_k107_dpo_sigmoid",
+    "dpo_loss_k108_dpo_sigmoid",
+    "dpo_loss_k109_dpo_sigmoid",
+    "dpo_loss_k110_dpo_discopop",
+    "dpo_loss_k111_dpo_sigmoid_norm",
+    "dpo_loss_k112_dpo_sigmoid_norm",
+    "dpo_loss_k113_dpo_sigmoid_norm",
+    "dpo_loss_k114_log_sigmoid",
+    "dpo_loss_k115_dpo_sigmoid",
+    "dpo_loss_k116_dpo_sigmoid_norm",
+    "dpo_loss_k117_log_sigmoid",
+    "dpo_loss_k118_dpo_sigmoid",
+    "dpo_loss_k119_dpo_sft",
+    "dpo_loss_k120_log_sigmoid",
+    "dpo_loss_k121_reduce_sum",
+    "dpo_loss_k122_weighted_sum",
+    "dpo_loss_k123_grad",
+    "dpo_loss_k124_log_sigmoid_grad",
+    "dpo_loss_k125_log_sigmoid_grad",
+    "dpo_loss_k126_log_sigmoid_grad",
+    "dpo_loss_k127_dpo_apo_down",
+    "dpo_loss_k128_log_sigmoid_grad",
+    "dpo_loss_k129_dpo_apo_zero",
+    "dpo_loss_k130_dpo_bco_pair",
+    "dpo_loss_k131_log_sigmoid_grad",
+    "dpo_loss_k132_dpo_orpo",
+    "dpo_loss_k133_log_sigmoid_grad",
+    "dpo_loss_k134_dpo_orpo_grad",
+    "dpo_loss_k135_log_sigmoid_grad",
+    "dpo_loss_k136_log_sigmoid_grad",
+    "dpo_loss_k137_dpo_dpop_grad",
+    "dpo_loss_k138_dpo_kto_pair",
+    "dpo_loss_k139_dpo_nca_pair",
+    "dpo_loss_k140_dpo_nca_pair",
+    "dpo_loss_k141_log_sigmoid_grad",
+    "dpo_loss_k142_dpo_sppo_hard",
+    "dpo_loss_k143_dpo_ipo",
+    "dpo_loss_k144_dpo_hinge",
+    "dpo_loss_k145_log_sigmoid_grad",
+    "dpo_loss_k146_log_sigmoid_grad",
+    "dpo_loss_k147_log_sigmoid_grad",
+    "dpo_loss_k148_log_sigmoid_grad",
 };
-const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 108, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
+const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 149, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
 

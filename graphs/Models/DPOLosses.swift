@@ -66,16 +66,33 @@ extension GraphBuilder {
         scope("log_sigmoid") { x.minimum(0) - (1.0 + (-x.abs()).exp()).log() }
     }
 
-    /// `σ(x) = 1 / (1 + e^{−x})`.
+    /// `σ(x) = exp(log σ(x))`: no overflow for large |x|, in value or gradient.
     public func sigmoid(_ x: Tensor) -> Tensor {
-        scope("sigmoid") { 1.0 / (1.0 + (-x).exp()) }
+        scope("sigmoid") { logSigmoid(x).exp() }
     }
 
     /// `max(x, 0)`.
     public func relu(_ x: Tensor) -> Tensor { x.maximum(0) }
 
     /// Every loss of the family, per pair (`[B]` each), in `DPOLossType.allCases` order.
-    public func dpoLosses(pc: Tensor, pr: Tensor, rc: Tensor, rr: Tensor, nc: Tensor, nr: Tensor, _ s: DPOLossInputs) -> [Tensor] {
+    /// A loss whose weight in `weights` (`[K]`) is 0 is computed on harmless stand-ins
+    /// (log-probs −1, references 0, lengths 1) and then replaced by 0, so its formula can
+    /// neither overflow nor send NaN into the gradient of the losses in use.
+    public func dpoLosses(pc: Tensor, pr: Tensor, rc: Tensor, rr: Tensor, nc: Tensor, nr: Tensor, _ s: DPOLossInputs,
+                          weights: Tensor) -> [Tensor] {
+        DPOLossType.allCases.map { type in
+            scope("dpo_\(type.rawValue)") {
+                let off = weights.slice(axis: 0, start: Dim(type.index), length: 1).reshape([]).eq(constant(0))
+                let zero = constant(0), one = constant(1), minusOne = constant(-1)
+                let loss = dpoLoss(type, pc: select(off, minusOne, pc), pr: select(off, minusOne, pr), rc: select(off, zero, rc),
+                                   rr: select(off, zero, rr), nc: select(off, one, nc), nr: select(off, one, nr), s)
+                return select(off, zero, loss)
+            }
+        }
+    }
+
+    /// One loss of the family, per pair.
+    public func dpoLoss(_ type: DPOLossType, pc: Tensor, pr: Tensor, rc: Tensor, rr: Tensor, nc: Tensor, nr: Tensor, _ s: DPOLossInputs) -> Tensor {
         let beta = s.beta, eps = s.labelSmoothing
         let a = pc - rc, r = pr - rr, h = a - r
         let hNorm = (pc / nc - rc / nc) - (pr / nr - rr / nr)
@@ -84,8 +101,8 @@ extension GraphBuilder {
         func batchMean(_ x: Tensor) -> Tensor {
             stopGradient(weightedSum(x, s.pairWeight) / weightedSum(broadcast(constant(1), to: x.shape), s.pairWeight))
         }
-        return DPOLossType.allCases.map { type in
-            scope("dpo_\(type.rawValue)") {
+        do {
+            do {
                 switch type {
                 case .sigmoid: return smoothed(h)
                 case .robust: return (-(1.0 - eps) * logSigmoid(beta * h) + eps * logSigmoid(-(beta * h))) / (1.0 - 2.0 * eps)

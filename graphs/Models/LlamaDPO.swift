@@ -73,8 +73,8 @@ public enum LlamaDPOPrograms {
     /// `loss_weights` (`[K]`, K = DPOLossType.allCases.count, zeros for unused types), then
     ///   loss = pref_loss_ratio · Σ_b pair_weight_b · Σ_k w_k L_k,b + sft_loss_ratio · Σ_b pair_weight_b · sft_b
     /// and the backward pass into the `grad_*` buffers. `ref_chosen` / `ref_rejected` (`[B]`) are
-    /// the reference log-probs (zeros when reference-free). Outputs the loss, each loss per pair
-    /// (`losses` `[K, B]`) and the policy's log-probs and logit sums.
+    /// the reference log-probs (zeros when reference-free). Outputs the loss, each selected loss per pair
+    /// (`losses` `[K, B]`; rows of unselected types hold the loss of zeros) and the policy's log-probs and logit sums.
     public static func dpoStep() throws -> Program {
         let b = GraphBuilder("dpo_step")
         let r = rows(b)
@@ -89,10 +89,10 @@ public enum LlamaDPOPrograms {
         let prefRatio = b.input("pref_loss_ratio", []), sftRatio = b.input("sft_loss_ratio", [])
         try LlamaTrainingPrograms.trainingStep(b, ids: r.ids, layout: r.layout) { logits in
             let p = pairLogps(b, logits, r)
-            let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s)
+            let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
             let mixed = (stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false)   // [B]
-            let sft = losses[DPOLossType.sft.index]
+            let sft = b.scope("sft") { -(p.pc / p.nc) }   // always on the real log-probs
             let loss = b.scope("dpo_loss") {
                 prefRatio * b.weightedSum(mixed, pairWeight) + sftRatio * b.weightedSum(sft, pairWeight)
             }
@@ -120,7 +120,7 @@ public enum LlamaDPOPrograms {
         let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
                               simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
                               pairWeight: pairWeight)
-        let losses = b.dpoLosses(pc: pc, pr: pr, rc: rc, rr: rr, nc: nc, nr: nr, s)
+        let losses = b.dpoLosses(pc: pc, pr: pr, rc: rc, rr: rr, nc: nc, nr: nr, s, weights: weights)
         let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)
         let loss = b.weightedSum((stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false), pairWeight)
         let g = try b.gradients(of: loss, wrt: [pc, pr])

@@ -79,4 +79,13 @@ public struct PairBatch: Sendable, Equatable {
             }
         }
     }
+
+    /// Scored tokens per pair on each side (the length normalisers of IPO, SimPO, ORPO, SFT).
+    public var lengths: PairLogps {
+        var c = [Float](repeating: 0, count: batch), r = c
+        for row in 0..<batch {
+            for t in 0..<seq { c[row] += chosenMask[row * seq + t]; r[row] += rejectedMask[row * seq + t] }
+        }
+        return PairLogps(chosen: c, rejected: r)
+    }
 }

@@ -47,12 +47,12 @@ public final class LMTrainer: @unchecked Sendable {
     /// Optimizer steps taken (AdamW's t).
     public private(set) var step = 0
 
-    private var grads: [String: AlignedBuffer] = [:]
+    var grads: [String: AlignedBuffer] = [:]
     private var expAvg: [String: AlignedBuffer] = [:]
     private var expAvgSq: [String: AlignedBuffer] = [:]
     private var savedX: AlignedBuffer?
-    private let eps: AlignedBuffer
-    private let theta: AlignedBuffer
+    let eps: AlignedBuffer
+    let theta: AlignedBuffer
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
     private let sumSquares: CompiledProgram

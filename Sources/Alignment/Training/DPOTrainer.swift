@@ -1,0 +1,239 @@
+import Foundation
+import KernelRuntime
+import LlamaGraphs
+
+/// DPO hyper-parameters (PaddleNLP's names in the argument file).
+public struct DPOSettings: Sendable, Equatable {
+    public var beta = 0.1
+    public var lossTypes: [DPOLossType] = [.sigmoid]
+    /// One weight per entry of `lossTypes` (default all 1).
+    public var lossWeights: [Double]? = nil
+    public var labelSmoothing = 0.0
+    public var simpoGamma = 0.5
+    public var dpopLambda = 50.0
+    public var prefLossRatio = 1.0
+    public var sftLossRatio = 0.0
+    public var referenceFree = false
+
+    public init() {}
+
+    /// Checks the combination, naming what is wrong.
+    public func validate() throws {
+        if let w = lossWeights, w.count != lossTypes.count {
+            throw RuntimeError("loss_weights has \(w.count) entries for \(lossTypes.count) loss types")
+        }
+        if lossTypes.isEmpty { throw RuntimeError("loss_type is empty") }
+        if referenceFree, let t = lossTypes.first(where: { !$0.referenceFree }) {
+            throw RuntimeError("reference_free is set but loss_type '\(t.rawValue)' needs a reference model (reference-free losses: simpo, orpo, sft)")
+        }
+        if beta <= 0 { throw RuntimeError("beta must be > 0, got \(beta)") }
+        if labelSmoothing < 0 || labelSmoothing >= 0.5 { throw RuntimeError("label_smoothing must be in [0, 0.5), got \(labelSmoothing)") }
+    }
+
+    /// The `loss_weights` vector the programs take: one entry per `DPOLossType.allCases`.
+    var weightVector: [Float] {
+        var w = [Float](repeating: 0, count: DPOLossType.allCases.count)
+        for (i, t) in lossTypes.enumerated() { w[t.index] += Float(lossWeights?[i] ?? 1) }
+        return w
+    }
+
+    /// True when no loss reads the reference log-probs.
+    public var needsReference: Bool { !referenceFree && lossTypes.contains { !$0.referenceFree } }
+}
+
+/// The summed log-probs of both sides of each pair in a batch.
+public struct PairLogps: Sendable, Equatable, Codable {
+    public var chosen: [Float]
+    public var rejected: [Float]
+    public init(chosen: [Float], rejected: [Float]) { self.chosen = chosen; self.rejected = rejected }
+}
+
+/// DPO training on the compiled `llama_dpo` programs: policy gradients accumulate into the
+/// policy `LMTrainer`'s buffers and its AdamW applies them.
+public final class DPOTrainer: @unchecked Sendable {
+    public let policy: LMTrainer
+    /// The live reference model (a frozen copy of the starting policy, or another model).
+    public private(set) var reference: ParameterStore?
+    public var settings: DPOSettings
+    private let logpsProgram: CompiledProgram
+    private let stepProgram: CompiledProgram
+
+    public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
+        try settings.validate()
+        self.policy = policy
+        self.reference = reference
+        self.settings = settings
+        logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps")
+        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step")
+    }
+
+    private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
+        ["ids": AlignedBuffer(copying: b.ids), "positions": AlignedBuffer(copying: b.positions),
+         "segments": AlignedBuffer(copying: b.segments), "chosen_targets": AlignedBuffer(copying: b.chosenTargets),
+         "rejected_targets": AlignedBuffer(copying: b.rejectedTargets), "chosen_mask": AlignedBuffer(copying: b.chosenMask),
+         "rejected_mask": AlignedBuffer(copying: b.rejectedMask)]
+    }
+
+    private func sizes(_ b: PairBatch) -> [String: Int] {
+        var s = policy.modelSizes
+        s["B"] = b.batch; s["T"] = b.seq
+        return s
+    }
+
+    private func checkIds(_ b: PairBatch) throws {
+        let v = policy.parameters.config.vocabSize
+        if let bad = (b.ids + b.chosenTargets + b.rejectedTargets).first(where: { $0 < 0 || Int($0) >= v }) {
+            throw RuntimeError("token id \(bad) is outside the vocabulary (0..<\(v))")
+        }
+    }
+
+    /// Log-probs of both sides under `store` (forward only).
+    public func logps(_ b: PairBatch, under store: ParameterStore) throws -> (logps: PairLogps, logitSums: PairLogps) {
+        try checkIds(b)
+        var keep = rowBuffers(b)
+        for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
+        var bufs = store.pointers
+        for (k, v) in keep { bufs[k] = v.raw }
+        bufs["norm_eps"] = policy.eps.raw; bufs["rope_theta"] = policy.theta.raw
+        try logpsProgram.run(buffers: bufs, sizes: sizes(b))
+        func get(_ n: String) -> [Float] { keep[n]?.floatArray(b.batch) ?? [] }
+        return (PairLogps(chosen: get("logps_chosen"), rejected: get("logps_rejected")),
+                PairLogps(chosen: get("logits_chosen"), rejected: get("logits_rejected")))
+    }
+
+    /// Reference log-probs from the live reference (zeros when no loss needs one).
+    public func referenceLogps(_ b: PairBatch) throws -> PairLogps {
+        guard settings.needsReference else { return PairLogps(chosen: .init(repeating: 0, count: b.batch), rejected: .init(repeating: 0, count: b.batch)) }
+        guard let reference else { throw RuntimeError("this loss needs a reference model, and none is loaded") }
+        return try logps(b, under: reference).logps
+    }
+
+    /// Copies the policy's current weights into the reference (`ref_model_update_steps`).
+    public func updateReference() throws {
+        if let reference { try reference.load(policy.parameters.weights()) }
+    }
+
+    /// Every DPO metric of one step, averaged over its pairs (formats.md names).
+    public typealias Metrics = [String: Double]
+
+    /// Runs the policy forward/backward on every micro-batch (with the given reference
+    /// log-probs, or the live reference's), then one AdamW step. Returns the metrics.
+    public func step(_ batches: [PairBatch], references: [PairLogps]? = nil, lr: Double) throws -> Metrics {
+        policy.zeroGradients()
+        let pairs = batches.reduce(0) { $0 + $1.batch }
+        guard pairs > 0 else { return [:] }
+        var m = try accumulate(batches, references: references, pairs: pairs)
+        m["grad_norm"] = try policy.applyOptimizer(lr: lr)
+        return m
+    }
+
+    /// Forward, loss and backward over the micro-batches, with each pair weighted 1/pairs.
+    func accumulate(_ batches: [PairBatch], references: [PairLogps]?, pairs: Int) throws -> Metrics {
+        let s = settings
+        let k = DPOLossType.allCases.count
+        var acc = MetricSums(k: k)
+        for (i, b) in batches.enumerated() {
+            try checkIds(b)
+            let ref = try references?[i] ?? referenceLogps(b)
+            var keep = rowBuffers(b)
+            keep["ref_chosen"] = AlignedBuffer(copying: ref.chosen); keep["ref_rejected"] = AlignedBuffer(copying: ref.rejected)
+            keep["pair_weight"] = AlignedBuffer(copying: [Float](repeating: 1 / Float(pairs), count: b.batch))
+            keep["loss_weights"] = AlignedBuffer(copying: s.weightVector)
+            for (name, v) in [("beta", s.beta), ("label_smoothing", s.labelSmoothing), ("simpo_gamma", s.simpoGamma),
+                              ("dpop_lambda", s.dpopLambda), ("pref_loss_ratio", s.prefLossRatio), ("sft_loss_ratio", s.sftLossRatio)] {
+                keep[name] = AlignedBuffer(copying: [Float(v)])
+            }
+            keep["loss"] = AlignedBuffer(floats: 1)
+            keep["losses"] = AlignedBuffer(floats: k * b.batch)
+            for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
+            let c = policy.parameters.config
+            let saved = AlignedBuffer(floats: c.nLayers * b.batch * b.seq * c.dim)
+            var bufs = policy.parameters.pointers
+            for (name, g) in policy.grads { bufs["grad_\(name)"] = g.raw }
+            for (n, v) in keep { bufs[n] = v.raw }
+            bufs["saved_x"] = saved.raw; bufs["norm_eps"] = policy.eps.raw; bufs["rope_theta"] = policy.theta.raw
+            try stepProgram.run(buffers: bufs, sizes: sizes(b))
+            func get(_ n: String, _ count: Int) -> [Float] { keep[n]?.floatArray(count) ?? [] }
+            acc.loss += Double(get("loss", 1)[0])
+            acc.add(b, pc: get("logps_chosen", b.batch), pr: get("logps_rejected", b.batch), ref: ref,
+                    losses: get("losses", k * b.batch),
+                    logits: PairLogps(chosen: get("logits_chosen", b.batch), rejected: get("logits_rejected", b.batch)), beta: s.beta)
+        }
+        return acc.metrics(pairs: pairs, types: s.lossTypes)
+    }
+    /// The loss and metrics at the current weights, forward only: the policy's log-probs,
+    /// the reference's, then the loss family on them (`llama_dpo.dpo_loss`).
+    public func evaluate(_ batches: [PairBatch], references: [PairLogps]? = nil) throws -> Metrics {
+        let pairs = batches.reduce(0) { $0 + $1.batch }
+        guard pairs > 0 else { return [:] }
+        let s = settings, k = DPOLossType.allCases.count
+        let lossProgram = try CompiledProgram.load("llama_dpo.dpo_loss")
+        var acc = MetricSums(k: k)
+        for (i, b) in batches.enumerated() {
+            let (p, logits) = try logps(b, under: policy.parameters)
+            let ref = try references?[i] ?? referenceLogps(b)
+            var keep: [String: AlignedBuffer] = [
+                "logps_chosen": AlignedBuffer(copying: p.chosen), "logps_rejected": AlignedBuffer(copying: p.rejected),
+                "ref_chosen": AlignedBuffer(copying: ref.chosen), "ref_rejected": AlignedBuffer(copying: ref.rejected),
+                "len_chosen": AlignedBuffer(copying: b.lengths.chosen), "len_rejected": AlignedBuffer(copying: b.lengths.rejected),
+                "pair_weight": AlignedBuffer(copying: [Float](repeating: 1 / Float(pairs), count: b.batch)),
+                "loss_weights": AlignedBuffer(copying: s.weightVector),
+                "losses": AlignedBuffer(floats: k * b.batch), "loss": AlignedBuffer(floats: 1),
+                "d_chosen": AlignedBuffer(floats: b.batch), "d_rejected": AlignedBuffer(floats: b.batch),
+            ]
+            for (name, v) in [("beta", s.beta), ("label_smoothing", s.labelSmoothing), ("simpo_gamma", s.simpoGamma), ("dpop_lambda", s.dpopLambda)] {
+                keep[name] = AlignedBuffer(copying: [Float(v)])
+            }
+            try lossProgram.run(buffers: keep.mapValues(\.raw), sizes: ["B": b.batch])
+            let losses = keep["losses"]?.floatArray(k * b.batch) ?? []
+            // The ratios mix the preference and SFT terms exactly as dpo_step does.
+            let pref = Double(keep["loss"]?.floats[0] ?? 0)
+            let lengths = b.lengths
+            let sft = (0..<b.batch).reduce(0.0) { $0 - Double(p.chosen[$1]) / Double(max(lengths.chosen[$1], 1)) } / Double(pairs)
+            acc.loss += s.prefLossRatio * pref + s.sftLossRatio * sft
+            acc.add(b, pc: p.chosen, pr: p.rejected, ref: ref, losses: losses, logits: logits, beta: s.beta)
+        }
+        return acc.metrics(pairs: pairs, types: s.lossTypes)
+    }
+}
+
+/// Running sums of the per-pair DPO metrics.
+struct MetricSums {
+    var k: Int
+    var loss = 0.0
+    var sums: [String: Double] = [:]
+    var lossTerms: [Double]
+    var chosenTokens = 0.0, rejectedTokens = 0.0
+
+    init(k: Int) { self.k = k; lossTerms = Array(repeating: 0, count: k) }
+
+    mutating func add(_ b: PairBatch, pc: [Float], pr: [Float], ref: PairLogps, losses: [Float], logits: PairLogps, beta: Double) {
+        for row in 0..<b.batch {
+            let cr = beta * (Double(pc[row]) - Double(ref.chosen[row])), rj = beta * (Double(pr[row]) - Double(ref.rejected[row]))
+            sums["rewards/chosen", default: 0] += cr
+            sums["rewards/rejected", default: 0] += rj
+            sums["rewards/accuracies", default: 0] += cr > rj ? 1 : 0
+            sums["rewards/margins", default: 0] += cr - rj
+            sums["logps/chosen", default: 0] += Double(pc[row])
+            sums["logps/rejected", default: 0] += Double(pr[row])
+            for t in 0..<k { lossTerms[t] += Double(losses[t * b.batch + row]) }
+            let n = Double(b.lengths.chosen[row])
+            sums["sft_loss", default: 0] += n > 0 ? -Double(pc[row]) / n : 0
+        }
+        sums["logits/chosen", default: 0] += logits.chosen.reduce(0) { $0 + Double($1) }
+        sums["logits/rejected", default: 0] += logits.rejected.reduce(0) { $0 + Double($1) }
+        chosenTokens += Double(b.chosenMask.reduce(0, +)); rejectedTokens += Double(b.rejectedMask.reduce(0, +))
+    }
+
+    func metrics(pairs: Int, types: [DPOLossType]) -> DPOTrainer.Metrics {
+        var m: DPOTrainer.Metrics = ["loss": loss]
+        for key in ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"] {
+            m[key] = (sums[key] ?? 0) / Double(pairs)
+        }
+        m["logits/chosen"] = (sums["logits/chosen"] ?? 0) / max(chosenTokens, 1)
+        m["logits/rejected"] = (sums["logits/rejected"] ?? 0) / max(rejectedTokens, 1)
+        for t in Set(types) { m["\(t.rawValue)_loss"] = lossTerms[t.index] / Double(pairs) }
+        m["sft_loss"] = (sums["sft_loss"] ?? 0) / Double(pairs)
+        return m
+    }
+}
