@@ -1,0 +1,128 @@
+/// What kind of piece a vocabulary entry is (SentencePiece's types).
+public enum PieceKind: Int, Sendable {
+    case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+}
+
+/// A scored BPE vocabulary with SentencePiece's encoding: `▁` for spaces, a dummy-prefix
+/// `▁`, merges of the best-scoring adjacent pair (leftmost on ties) until none applies, and
+/// unknown characters spelled as `<0xNN>` byte pieces.
+struct BPEVocabulary: Sendable {
+    var pieces: [String]
+    var scores: [Float]
+    var kinds: [PieceKind]
+    var ids: [String: Int32]
+    var byteIds: [Int32]
+    var unkId: Int32
+    var bosId: Int32
+    var eosId: Int32
+    var addDummyPrefix: Bool
+
+    init(pieces: [String], scores: [Float], kinds: [PieceKind], unk: Int32, bos: Int32, eos: Int32, addDummyPrefix: Bool) {
+        self.pieces = pieces; self.scores = scores; self.kinds = kinds
+        unkId = unk; bosId = bos; eosId = eos
+        self.addDummyPrefix = addDummyPrefix
+        var ids: [String: Int32] = [:]
+        var bytes = [Int32](repeating: -1, count: 256)
+        for (i, p) in pieces.enumerated() {
+            if kinds[i] == .byte, p.count == 6, p.hasPrefix("<0x"), let v = UInt8(p.dropFirst(3).prefix(2), radix: 16) {
+                bytes[Int(v)] = Int32(i)
+            } else if kinds[i] != .control && kinds[i] != .unknown && ids[p] == nil {
+                ids[p] = Int32(i)
+            }
+        }
+        self.ids = ids
+        byteIds = bytes
+    }
+
+    func encode(_ text: String) -> [Int32] {
+        if text.isEmpty { return [] }
+        var normalized = text.replacingOccurrences(of: " ", with: "▁")
+        if addDummyPrefix { normalized = "▁" + normalized }
+        // Symbols as a linked list over the characters (Unicode scalars, as SentencePiece splits).
+        var symbols = normalized.unicodeScalars.map { String($0) }
+        var prev = Array(-1..<(symbols.count - 1)), next = Array(1...symbols.count)
+        next[symbols.count - 1] = -1
+        var heap = PairHeap()
+        func consider(_ l: Int) {
+            let r = next[l]
+            guard l >= 0, r >= 0, let id = ids[symbols[l] + symbols[r]] else { return }
+            heap.push(.init(score: scores[Int(id)], left: l, right: r, leftText: symbols[l], rightText: symbols[r]))
+        }
+        for i in 0..<(symbols.count - 1) { consider(i) }
+        while let best = heap.pop() {
+            // Skip candidates made stale by earlier merges.
+            guard next[best.left] == best.right, symbols[best.left] == best.leftText, symbols[best.right] == best.rightText else { continue }
+            symbols[best.left] += symbols[best.right]
+            symbols[best.right] = ""
+            let after = next[best.right]
+            next[best.left] = after
+            if after >= 0 { prev[after] = best.left }
+            if prev[best.left] >= 0 { consider(prev[best.left]) }
+            consider(best.left)
+        }
+        var out: [Int32] = []
+        var i = 0
+        while i >= 0 {
+            let s = symbols[i]
+            if let id = ids[s] {
+                out.append(id)
+            } else {
+                for b in s.utf8 { out.append(byteIds[Int(b)] >= 0 ? byteIds[Int(b)] : unkId) }
+            }
+            i = next[i]
+        }
+        return out
+    }
+
+    func bytes(of id: Int32, first: Bool) -> [UInt8] {
+        guard id >= 0, Int(id) < pieces.count else { return [] }
+        let i = Int(id)
+        switch kinds[i] {
+        case .control, .unused: return []
+        case .unknown: return Array(" \u{2047} ".utf8)
+        case .byte:
+            if let v = UInt8(pieces[i].dropFirst(3).prefix(2), radix: 16) { return [v] }
+            return []
+        case .normal, .userDefined:
+            var text = pieces[i].replacingOccurrences(of: "▁", with: " ")
+            if first && addDummyPrefix && text.hasPrefix(" ") { text.removeFirst() }
+            return Array(text.utf8)
+        }
+    }
+}
+
+/// A max-heap of merge candidates: higher score first, then the leftmost.
+struct PairHeap {
+    struct Entry { var score: Float; var left: Int; var right: Int; var leftText: String; var rightText: String }
+    private var items: [Entry] = []
+
+    private func before(_ a: Entry, _ b: Entry) -> Bool { a.score != b.score ? a.score > b.score : a.left < b.left }
+
+    mutating func push(_ e: Entry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard before(items[i], items[p]) else { break }
+            items.swapAt(i, p); i = p
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && before(items[l], items[m]) { m = l }
+                if r < items.count && before(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m); i = m
+            }
+        }
+        return top
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Text ↔ token ids, exactly as SentencePiece does it for LLaMA.
+public protocol Tokenizer: Sendable {
+    var vocabSize: Int { get }
+    var bosId: Int32 { get }
+    var eosId: Int32 { get }
+    /// Ids of `text`, with no BOS/EOS added (SentencePiece's `encode`).
+    func encode(_ text: String) -> [Int32]
+    /// Text of `ids`; BOS/EOS and other control tokens are skipped.
+    func decode(_ ids: [Int32]) -> String
+    /// The raw piece of an id (`▁Hello`, `<0x0A>`, `<s>`).
+    func piece(_ id: Int32) -> String
+    /// The bytes an id contributes to decoded text; `first` says whether it starts the text.
+    func bytes(of id: Int32, first: Bool) -> [UInt8]
+}
+
+extension Tokenizer {
+    public func decode(_ ids: [Int32]) -> String {
+        var out: [UInt8] = []
+        for id in ids { out += bytes(of: id, first: out.isEmpty) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A bad tokenizer file: one line naming the file and the problem.
+public struct TokenizerError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var problem: String
+    public init(_ path: String, _ problem: String) { self.path = path; self.problem = problem }
+    public var description: String { "\(path): \(problem)" }
+}
+
+/// Turns ids into text as they are generated, holding back bytes of a character that is
+/// not complete yet. The concatenation of everything `push` returns equals `decode(all ids)`.
+public struct StreamingDecoder {
+    public let tokenizer: any Tokenizer
+    private var pending: [UInt8] = []
+    private var started = false
+
+    public init(tokenizer: any Tokenizer) { self.tokenizer = tokenizer }
+
+    /// The text that `id` completes (possibly empty).
+    public mutating func push(_ id: Int32) -> String {
+        let b = tokenizer.bytes(of: id, first: !started)
+        if !b.isEmpty { started = true }
+        pending += b
+        // Emit the longest prefix that is whole UTF-8.
+        var end = pending.count
+        while end > 0, String(validatingUTF8: pending[0..<end]) == nil, pending.count - end < 4 { end -= 1 }
+        if end == 0 && pending.count >= 4 { end = pending.count }   // not UTF-8 at all: let it through
+        let text = String(decoding: pending[0..<end], as: UTF8.self)
+        pending.removeFirst(end)
+        return text
+    }
+
+    /// Whatever is still held back (an incomplete character at the end).
+    public mutating func finish() -> String {
+        defer { pending = [] }
+        return String(decoding: pending, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// Strict UTF-8 validation of a byte slice.
+    init?(validatingUTF8 bytes: ArraySlice<UInt8>) {
+        var it = bytes.makeIterator()
+        var decoder = UTF8()
+        var scalars = String.UnicodeScalarView()
+        loop: while true {
+            switch decoder.decode(&it) {
+            case .scalarValue(let s): scalars.append(s)
+            case .emptyInput: break loop
+            case .error: return nil
+            }
+        }
+        self = String(scalars)
+    }
+}
+
+/// Loads a tokenizer: a SentencePiece `.model`, a llama2.c `.bin`, a directory holding one of
+/// them, or `byte` for the byte-level demo tokenizer.
+public func loadTokenizer(path: String) throws -> any Tokenizer {
+    if path == "byte" { return ByteTokenizer() }
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+        throw TokenizerError(path, "no such file or directory")
+    }
+    if isDir.boolValue {
+        for name in ["tokenizer.model", "tokenizer.bin"] {
+            let p = (path as NSString).appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: p) { return try loadTokenizer(path: p) }
+        }
+        let marker = (path as NSString).appendingPathComponent("tokenizer.byte")
+        if FileManager.default.fileExists(atPath: marker) { return ByteTokenizer() }
+        throw TokenizerError(path, "no tokenizer.model or tokenizer.bin in this directory")
+    }
+    if path.hasSuffix(".bin") { return try Llama2cTokenizer(path: path) }
+    return try SentencePieceTokenizer(path: path)
+}

@@ -1,0 +1,82 @@
+import Alignment
+import ArgumentParser
+import Foundation
+
+/// `llama-align generate`: stream a continuation of a prompt.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text (or ids) from a prompt with a KV cache.")
+
+    @Option(help: "A llama2.c .bin checkpoint or a Hugging Face LLaMA directory.") var model: String
+    @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
+    @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
+    @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
+    @Option(name: .customLong("max-new-tokens"), help: "Tokens to generate at most.") var maxNewTokens = 256
+    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).") var topK = 0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.9
+    @Option(name: .customLong("repetition-penalty"), help: "Penalty for tokens already present (1 = off).") var repetitionPenalty: Float = 1.0
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Flag(name: .customLong("print-ids"), help: "Print the generated ids, space-separated, on one line.") var printIds = false
+
+    func validate() throws {
+        if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt or --prompt-ids") }
+        if maxNewTokens < 0 { throw ValidationError("--max-new-tokens must be ≥ 0") }
+        if temperature < 0 { throw ValidationError("--temperature must be ≥ 0") }
+        if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
+    }
+
+    func run() throws {
+        let weights = try loadModel(path: model)
+        let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
+        var ids: [Int32]
+        if let promptIds {
+            ids = try parseIds(promptIds)
+        } else {
+            ids = [tok?.bosId ?? 1] + (tok?.encode(prompt ?? "") ?? [])
+        }
+        let m = try LlamaModel(weights: weights)
+        let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
+        let stop: Set<Int32> = tok.map { [$0.eosId] } ?? []
+        let gen = Generator(model: m, settings: settings, stopIds: stop)
+        var stream = tok.map { StreamingDecoder(tokenizer: $0) }
+        let out = FileHandle.standardOutput
+        if !printIds, let prompt { out.write(Data(prompt.utf8)) }
+        let generated = try gen.generate(prompt: ids, maxNewTokens: maxNewTokens) { id in
+            // Text streams as it is produced (a character is held back until complete).
+            if !printIds, var s = stream {
+                out.write(Data(s.push(id).utf8))
+                stream = s
+            }
+        }
+        if printIds || tok == nil {
+            print(generated.map(String.init).joined(separator: " "))
+        } else {
+            if var s = stream { out.write(Data(s.finish().utf8)) }
+            print()
+        }
+    }
+}
+
+/// Parses "1 2 3" (spaces or commas) into ids, naming the bad token.
+func parseIds(_ text: String) throws -> [Int32] {
+    let parts = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" })
+    guard !parts.isEmpty else { throw ValidationError("--prompt-ids is empty") }
+    return try parts.map {
+        guard let v = Int32($0) else { throw ValidationError("--prompt-ids: '\($0)' is not a token id") }
+        return v
+    }
+}
+
+/// The tokenizer given, or one found beside the model; nil when none is found and none is required.
+func tokenizerFor(model: String, explicit: String?, required: Bool) throws -> (any Tokenizer)? {
+    if let explicit { return try loadTokenizer(path: explicit) }
+    let dir = (model as NSString).deletingLastPathComponent
+    var isDir: ObjCBool = false
+    let base = FileManager.default.fileExists(atPath: model, isDirectory: &isDir) && isDir.boolValue ? model : dir
+    for name in ["tokenizer.model", "tokenizer.bin"] {
+        let p = base + "/" + name
+        if FileManager.default.fileExists(atPath: p) { return try loadTokenizer(path: p) }
+    }
+    if required { throw ValidationError("no tokenizer found beside \(model); pass --tokenizer PATH") }
+    return nil
+}
