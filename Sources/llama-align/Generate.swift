@@ -70,13 +70,16 @@ func parseIds(_ text: String) throws -> [Int32] {
 /// The tokenizer given, or one found beside the model; nil when none is found and none is required.
 func tokenizerFor(model: String, explicit: String?, required: Bool) throws -> (any Tokenizer)? {
     if let explicit { return try loadTokenizer(path: explicit) }
-    let dir = (model as NSString).deletingLastPathComponent
     var isDir: ObjCBool = false
-    let base = FileManager.default.fileExists(atPath: model, isDirectory: &isDir) && isDir.boolValue ? model : dir
-    for name in ["tokenizer.model", "tokenizer.bin"] {
-        let p = base + "/" + name
-        if FileManager.default.fileExists(atPath: p) { return try loadTokenizer(path: p) }
-    }
-    if required { throw ValidationError("no tokenizer found beside \(model); pass --tokenizer PATH") }
+    let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDir)
+    let dir = exists && isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
+    if let tok = try? loadTokenizer(path: dir.isEmpty ? "." : dir) { return tok }
+    if required { throw CLIError("no tokenizer found beside \(model); pass --tokenizer PATH") }
     return nil
+}
+
+/// A command-line failure: printed as one line, exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }

@@ -1,0 +1,204 @@
+import Foundation
+
+/// One training row in Hugging Face's convention: `labels[i] == inputIds[i]` when token i is a
+/// supervised target, `-100` when it is not (position t predicts token t+1).
+public struct TokenizedExample: Sendable, Equatable, Codable {
+    public var inputIds: [Int32]
+    public var labels: [Int32]
+    public init(inputIds: [Int32], labels: [Int32]) { self.inputIds = inputIds; self.labels = labels }
+    public static let ignore: Int32 = -100
+}
+
+/// What reading a dataset did, for the run's summary (nothing is dropped silently).
+public struct DatasetSummary: Sendable, Equatable {
+    public var rows = 0
+    public var examples = 0
+    public var truncated = 0
+    public var dropped = 0
+    public var droppedReasons: [String: Int] = [:]
+    public var tokens = 0
+    public var supervisedTokens = 0
+
+    mutating func count(_ e: TokenizedExample) {
+        examples += 1
+        tokens += e.inputIds.count
+        supervisedTokens += e.labels.filter { $0 != TokenizedExample.ignore }.count
+    }
+}
+
+/// Pre-tokenized rows `{"input_ids": [...], "labels"?: [...]}`, used exactly as given.
+func pretokenized(_ row: JSONRow, vocab: Int) throws -> TokenizedExample {
+    let ids = try row.ids("input_ids", vocab: vocab)
+    guard !ids.isEmpty else { throw row.fail("input_ids", "is empty") }
+    guard row.has("labels") else { return TokenizedExample(inputIds: ids, labels: ids) }
+    let labels = try row.ids("labels", vocab: vocab, allow: TokenizedExample.ignore)
+    guard labels.count == ids.count else {
+        throw row.fail("labels", "has \(labels.count) entries for \(ids.count) input_ids (expected the same length)")
+    }
+    return TokenizedExample(inputIds: ids, labels: labels)
+}
+
+/// Pretraining text: `{"text": str}` JSONL (or pre-tokenized rows), or a `.txt` file whose
+/// documents are separated by blank lines. Each document is `[BOS] ids [EOS]`; documents are
+/// packed back to back into rows of `maxSeqLen` tokens (the last row may be shorter), every
+/// position supervised.
+public enum PretrainDataset {
+    public static func load(path: String, tokenizer: any Tokenizer, maxSeqLen: Int) throws -> ([TokenizedExample], DatasetSummary) {
+        var summary = DatasetSummary()
+        var stream: [Int32] = []
+        var rows: [TokenizedExample] = []
+        if path.hasSuffix(".txt") {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError(path, "cannot be read as UTF-8 text") }
+            for doc in text.components(separatedBy: "\n\n") {
+                let d = doc.trimmingCharacters(in: .whitespacesAndNewlines)
+                if d.isEmpty { continue }
+                summary.rows += 1
+                stream += [tokenizer.bosId] + tokenizer.encode(d) + [tokenizer.eosId]
+            }
+        } else {
+            for row in try JSONLines.read(path) {
+                summary.rows += 1
+                if row.has("input_ids") {
+                    let e = try pretokenized(row, vocab: tokenizer.vocabSize)
+                    rows.append(e)
+                    summary.count(e)
+                    continue
+                }
+                let text = try row.string("text")
+                if text.isEmpty { summary.dropped += 1; summary.droppedReasons["empty text", default: 0] += 1; continue }
+                stream += [tokenizer.bosId] + tokenizer.encode(text) + [tokenizer.eosId]
+            }
+        }
+        var start = 0
+        while start < stream.count {
+            let chunk = Array(stream[start..<min(start + maxSeqLen, stream.count)])
+            if chunk.count >= 2 {
+                let e = TokenizedExample(inputIds: chunk, labels: chunk)
+                rows.append(e)
+                summary.count(e)
+            }
+            start += maxSeqLen
+        }
+        return (rows, summary)
+    }
+}
+
+/// How SFT turns are rendered.
+public enum ChatTemplate: Sendable, Equatable {
+    /// `[BOS] enc(src) enc(tgt) [EOS]` per turn.
+    case none
+    /// `[BOS] enc("[INST] " + src + " [/INST]") enc(" " + tgt) [EOS]` per turn.
+    case llama2
+    /// PaddleNLP's chat_template.json: `{{user}}` / `{{bot}}` placeholders; the system text
+    /// is put in front of the first turn's rendered user string.
+    case custom(system: String, user: String, bot: String)
+
+    /// `nil`, `"llama2"` or a path to a chat_template.json.
+    public static func named(_ value: String?) throws -> ChatTemplate {
+        guard let value, !value.isEmpty else { return .none }
+        if value == "llama2" { return .llama2 }
+        guard let data = FileManager.default.contents(atPath: value) else {
+            throw DataError(value, "chat_template is neither \"llama2\" nor a readable chat_template.json")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let conv = obj["conversation"] as? [String], conv.count == 2 else {
+            throw DataError(value, field: "conversation", "expected a list of two template strings [user, bot]")
+        }
+        guard conv[0].contains("{{user}}"), conv[1].contains("{{bot}}") else {
+            throw DataError(value, field: "conversation", "templates must contain {{user}} and {{bot}}")
+        }
+        return .custom(system: obj["system"] as? String ?? "", user: conv[0], bot: conv[1])
+    }
+
+    /// The prompt and response strings of turn `i`.
+    func render(src: String, tgt: String, turn i: Int) -> (String, String) {
+        switch self {
+        case .none: return (src, tgt)
+        case .llama2: return ("[INST] " + src + " [/INST]", " " + tgt)
+        case .custom(let system, let user, let bot):
+            let u = user.replacingOccurrences(of: "{{user}}", with: src)
+            return ((i == 0 ? system : "") + u, bot.replacingOccurrences(of: "{{bot}}", with: tgt))
+        }
+    }
+}
+
+/// Supervised fine-tuning rows `{"src": str|[str], "tgt": str|[str]}` (or pre-tokenized rows),
+/// encoded per turn as `[BOS] prompt response [EOS]` with labels on every response token and
+/// its EOS.
+///
+/// Truncation (`maxSeqLen` in all, `maxPromptLen` per prompt): turns are kept newest first while
+/// whole turns fit. When not even the newest turn fits whole, it alone is cut: its prompt keeps
+/// its last `maxPromptLen` tokens (BOS stays in front), its response its first tokens that fit,
+/// and a cut response has no EOS. A row with no response token left is dropped and counted.
+public enum SFTDataset {
+    public static func load(path: String, tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
+                            template: ChatTemplate) throws -> ([TokenizedExample], DatasetSummary) {
+        var summary = DatasetSummary()
+        var out: [TokenizedExample] = []
+        for row in try JSONLines.read(path) {
+            summary.rows += 1
+            if row.has("input_ids") {
+                let e = try pretokenized(row, vocab: tokenizer.vocabSize)
+                out.append(e); summary.count(e)
+                continue
+            }
+            let src = try row.strings("src"), tgt = try row.strings("tgt")
+            guard src.count == tgt.count else {
+                throw row.fail("tgt", "has \(tgt.count) turns for \(src.count) in src (expected the same number)")
+            }
+            guard !src.isEmpty else { throw row.fail("src", "is an empty list") }
+            if let i = tgt.firstIndex(where: { $0.isEmpty }) { throw row.fail("tgt", "turn \(i) is empty (expected a response)") }
+            let turns = zip(src, tgt).enumerated().map { i, p in
+                let (u, b) = template.render(src: p.0, tgt: p.1, turn: i)
+                return (tokenizer.encode(u), tokenizer.encode(b))
+            }
+            switch encode(turns, bos: tokenizer.bosId, eos: tokenizer.eosId, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen) {
+            case .kept(let e, let cut):
+                out.append(e); summary.count(e)
+                if cut { summary.truncated += 1 }
+            case .dropped(let reason):
+                summary.dropped += 1
+                summary.droppedReasons[reason, default: 0] += 1
+            }
+        }
+        return (out, summary)
+    }
+
+    enum Encoded { case kept(TokenizedExample, truncated: Bool), dropped(String) }
+
+    /// Lays out turns (prompt ids, response ids) under the truncation rules.
+    static func encode(_ turns: [([Int32], [Int32])], bos: Int32, eos: Int32, maxSeqLen: Int, maxPromptLen: Int) -> Encoded {
+        func whole(_ t: ([Int32], [Int32])) -> Int { t.0.count + t.1.count + 2 }
+        var kept: [([Int32], [Int32], eos: Bool)] = []
+        var used = 0
+        var cut = false
+        for t in turns.reversed() {
+            if used + whole(t) <= maxSeqLen {
+                kept.insert((t.0, t.1, true), at: 0); used += whole(t)
+                continue
+            }
+            cut = true
+            if kept.isEmpty {
+                // The newest turn alone does not fit: cut its prompt and response.
+                let prompt = Array(t.0.suffix(maxPromptLen))
+                let room = maxSeqLen - 1 - prompt.count
+                if room >= t.1.count + 1 {
+                    kept = [(prompt, t.1, true)]
+                } else if room > 0 {
+                    kept = [(prompt, Array(t.1.prefix(room)), false)]
+                } else {
+                    return .dropped("no room for the response after the prompt")
+                }
+            }
+            break
+        }
+        guard let last = kept.last, !last.1.isEmpty else { return .dropped("no room for the response after the prompt") }
+        var ids: [Int32] = [], labels: [Int32] = []
+        for (p, r, withEOS) in kept {
+            ids += [bos] + p + r
+            labels += Array(repeating: TokenizedExample.ignore, count: 1 + p.count) + r
+            if withEOS { ids.append(eos); labels.append(eos) }
+        }
+        return .kept(TokenizedExample(inputIds: ids, labels: labels), truncated: cut)
+    }
+}

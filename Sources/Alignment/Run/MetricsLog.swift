@@ -1,0 +1,42 @@
+import Foundation
+
+/// `output_dir/metrics.jsonl`: one JSON object per logged step, keys sorted.
+public final class MetricsLogger: @unchecked Sendable {
+    public let path: String
+
+    public init(outputDir: String) throws {
+        path = (outputDir as NSString).appendingPathComponent("metrics.jsonl")
+    }
+
+    /// Appends one line (flushed at once).
+    public func log(_ values: [String: Double]) throws {
+        let parts = values.keys.sorted().map { k -> String in
+            let v = values[k] ?? 0
+            let num = v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)") : "null"
+            return "\"\(k)\": \(num)"
+        }
+        let line = "{" + parts.joined(separator: ", ") + "}\n"
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw RuntimeIOError("\(path): cannot be opened for writing") }
+        defer { try? h.close() }
+        h.seekToEndOfFile()
+        h.write(Data(line.utf8))
+    }
+
+    /// Keeps only the lines of steps ≤ `step`, so a resumed run's file matches an uninterrupted one.
+    public func resume(truncatingAfter step: Int) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let s = (obj["step"] as? NSNumber)?.intValue else { return false }
+            return s <= step
+        }
+        try (kept.map { $0 + "\n" }.joined()).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+/// An I/O failure with the path in its one-line message.
+public struct RuntimeIOError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

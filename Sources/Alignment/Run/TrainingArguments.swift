@@ -1,0 +1,252 @@
+import Foundation
+
+/// A bad argument file: one line `FILE: key 'x': problem`.
+public struct ArgumentsError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ file: String, _ key: String?, _ problem: String) {
+        description = "\(file): " + (key.map { "key '\($0)': " } ?? "") + problem
+    }
+}
+
+/// A PaddleNLP-style argument file (`llama-align sft ARGS.json`). Field names and defaults
+/// follow PaddleNLP/Hugging Face; see `Keys` for every accepted name.
+public struct TrainingArguments: Sendable {
+    public enum Task: String, Sendable { case pretrain, sft, dpo }
+
+    public var modelNameOrPath: String?
+    public var tokenizerNameOrPath: String?
+    public var trainDatasetPath: String?
+    public var devDatasetPath: String?
+    public var outputDir = ""
+    public var perDeviceTrainBatchSize = 4
+    public var perDeviceEvalBatchSize = 4
+    public var gradientAccumulationSteps = 1
+    public var numTrainEpochs = 1.0
+    public var maxSteps = -1
+    public var learningRate = 5e-5
+    public var lrSchedulerType = "linear"
+    public var warmupSteps = 0
+    public var warmupRatio = 0.0
+    public var weightDecay = 0.0
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEpsilon = 1e-8
+    public var maxGradNorm = 1.0
+    public var loggingSteps = 1
+    public var evalSteps = 0
+    public var saveSteps = 0
+    public var saveTotalLimit: Int?
+    public var seed = 42
+    public var shuffle = true
+    public var maxSeqLen = 512
+    public var maxPromptLen: Int?
+    public var chatTemplate: String?
+    public var zeroPadding = false
+    public var numThreads: Int?
+    // DPO
+    public var beta = 0.1
+    public var lossType: [String] = ["sigmoid"]
+    public var lossWeights: [Double]?
+    public var labelSmoothing = 0.0
+    public var simpoGamma = 0.5
+    public var dpopLambda = 50.0
+    public var prefLossRatio = 1.0
+    public var sftLossRatio = 0.0
+    public var referenceFree = false
+    public var refModelNameOrPath: String?
+    public var precomputeRefLogProbs = false
+    public var refModelUpdateSteps: Int?
+    // LoRA and prefix tuning (accepted; see the README for what is implemented)
+    public var lora = false
+    public var loraRank = 8
+    public var loraAlpha = 16.0
+    public var loraDropout = 0.0
+    public var rslora = false
+    public var targetModules: [String] = []
+    public var prefixTuning = false
+    public var numPrefixTokens = 16
+
+    /// PaddleNLP keys that have no meaning here; accepted with a note.
+    public private(set) var ignoredKeys: [String] = []
+
+    public init(outputDir: String) { self.outputDir = outputDir }
+
+    /// The prompt budget: `max_prompt_len`, else half of `max_seq_len`.
+    public var promptLimit: Int { maxPromptLen ?? maxSeqLen / 2 }
+
+    static let ignorable: Set<String> = [
+        "fp16", "bf16", "fp16_opt_level", "amp_master_grad", "tensor_parallel_degree", "pipeline_parallel_degree",
+        "sharding", "sharding_parallel_degree", "sep_parallel_degree", "use_flash_attention", "flash_mask", "recompute",
+        "recompute_granularity", "do_train", "do_eval", "do_predict", "overwrite_output_dir", "disable_tqdm",
+        "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "evaluation_strategy", "eval_strategy",
+        "save_strategy", "logging_dir", "report_to", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
+        "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn", "continue_training",
+        "lazy", "use_attn_mask_startend_row_indices", "num_cycles", "lr_end", "power", "min_learning_rate",
+    ]
+
+    /// Every accepted key (aliases included), for suggestions.
+    static let known: [String] = [
+        "model_name_or_path", "tokenizer_name_or_path", "dataset_name_or_path", "train_dataset_path", "dev_dataset_path",
+        "output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+        "num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio", "weight_decay",
+        "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "logging_steps", "eval_steps", "save_steps",
+        "save_total_limit", "seed", "shuffle", "max_seq_len", "max_length", "max_prompt_len", "max_prompt_length", "src_length",
+        "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
+        "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
+        "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
+        "target_modules", "prefix_tuning", "num_prefix_tokens",
+    ]
+
+    /// Parses an argument file for `task`.
+    public static func load(path: String, task: Task) throws -> TrainingArguments {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ArgumentsError(path, nil, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+        }
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ArgumentsError(path, nil, "malformed JSON (expected one object of arguments)")
+        }
+        return try parse(obj, file: path, task: task)
+    }
+
+    static func parse(_ obj: [String: Any], file: String, task: Task) throws -> TrainingArguments {
+        var a = TrainingArguments(outputDir: "")
+        a.learningRate = task == .dpo ? 1e-6 : (task == .pretrain ? 3e-4 : 5e-5)
+        let r = ArgumentReader(obj: obj, file: file)
+        for key in obj.keys.sorted() where !known.contains(key) {
+            if ignorable.contains(key) { a.ignoredKeys.append(key); continue }
+            let guess = known.min { editDistance($0, key) < editDistance($1, key) } ?? ""
+            throw ArgumentsError(file, key, "unknown argument; did you mean '\(guess)'?")
+        }
+        a.modelNameOrPath = try r.string("model_name_or_path")
+        a.tokenizerNameOrPath = try r.string("tokenizer_name_or_path")
+        a.trainDatasetPath = try r.string("train_dataset_path") ?? r.string("dataset_name_or_path")
+        a.devDatasetPath = try r.string("dev_dataset_path")
+        guard let out = try r.string("output_dir"), !out.isEmpty else { throw ArgumentsError(file, "output_dir", "is required") }
+        a.outputDir = out
+        try r.int("per_device_train_batch_size", &a.perDeviceTrainBatchSize, min: 1)
+        try r.int("per_device_eval_batch_size", &a.perDeviceEvalBatchSize, min: 1)
+        try r.int("gradient_accumulation_steps", &a.gradientAccumulationSteps, min: 1)
+        try r.double("num_train_epochs", &a.numTrainEpochs, min: 0)
+        try r.int("max_steps", &a.maxSteps, min: -1)
+        try r.double("learning_rate", &a.learningRate, min: 0)
+        if let s = try r.string("lr_scheduler_type") {
+            guard ["linear", "cosine", "constant"].contains(s) else {
+                throw ArgumentsError(file, "lr_scheduler_type", "'\(s)' is not one of linear, cosine, constant")
+            }
+            a.lrSchedulerType = s
+        }
+        try r.int("warmup_steps", &a.warmupSteps, min: 0)
+        try r.double("warmup_ratio", &a.warmupRatio, min: 0)
+        try r.double("weight_decay", &a.weightDecay, min: 0)
+        try r.double("adam_beta1", &a.adamBeta1, min: 0)
+        try r.double("adam_beta2", &a.adamBeta2, min: 0)
+        try r.double("adam_epsilon", &a.adamEpsilon, min: 0)
+        try r.double("max_grad_norm", &a.maxGradNorm, min: 0)
+        try r.int("logging_steps", &a.loggingSteps, min: 1)
+        try r.int("eval_steps", &a.evalSteps, min: 0)
+        try r.int("save_steps", &a.saveSteps, min: 0)
+        var limit = -1
+        try r.int("save_total_limit", &limit, min: 1)
+        a.saveTotalLimit = limit > 0 ? limit : nil
+        try r.int("seed", &a.seed, min: 0)
+        try r.bool("shuffle", &a.shuffle)
+        try r.int("max_length", &a.maxSeqLen, min: 2)
+        try r.int("max_seq_len", &a.maxSeqLen, min: 2)
+        var prompt = -1
+        for k in ["src_length", "max_prompt_length", "max_prompt_len"] { try r.int(k, &prompt, min: 1) }
+        a.maxPromptLen = prompt > 0 ? prompt : nil
+        a.chatTemplate = try r.string("chat_template")
+        try r.bool("zero_padding", &a.zeroPadding)
+        var threads = -1
+        try r.int("num_threads", &threads, min: 1)
+        a.numThreads = threads > 0 ? threads : nil
+        try r.double("beta", &a.beta, min: 0)
+        if let l = try r.strings("loss_type") { a.lossType = l }
+        a.lossWeights = try r.doubles("loss_weights")
+        try r.double("label_smoothing", &a.labelSmoothing, min: 0)
+        try r.double("simpo_gamma", &a.simpoGamma, min: -1e9)
+        try r.double("dpop_lambda", &a.dpopLambda, min: 0)
+        try r.double("pref_loss_ratio", &a.prefLossRatio, min: 0)
+        try r.double("sft_loss_ratio", &a.sftLossRatio, min: 0)
+        try r.bool("reference_free", &a.referenceFree)
+        a.refModelNameOrPath = try r.string("ref_model_name_or_path")
+        try r.bool("precompute_ref_log_probs", &a.precomputeRefLogProbs)
+        var updates = -1
+        try r.int("ref_model_update_steps", &updates, min: 1)
+        a.refModelUpdateSteps = updates > 0 ? updates : nil
+        try r.bool("lora", &a.lora)
+        try r.int("lora_rank", &a.loraRank, min: 1)
+        try r.double("lora_alpha", &a.loraAlpha, min: 0)
+        try r.double("lora_dropout", &a.loraDropout, min: 0)
+        try r.bool("rslora", &a.rslora)
+        if let t = try r.strings("target_modules") { a.targetModules = t }
+        try r.bool("prefix_tuning", &a.prefixTuning)
+        try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
+        return a
+    }
+}
+
+/// Typed access to the argument object, naming the key and the expected type on errors.
+struct ArgumentReader {
+    let obj: [String: Any]
+    let file: String
+
+    func wrong(_ key: String, _ expected: String) -> ArgumentsError {
+        ArgumentsError(file, key, "expected \(expected), found \(typeName(obj[key] as Any))")
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let v = obj[key], !(v is NSNull) else { return nil }
+        guard let s = v as? String else { throw wrong(key, "a string") }
+        return s
+    }
+
+    func int(_ key: String, _ into: inout Int, min: Int) throws {
+        guard let v = obj[key], !(v is NSNull) else { return }
+        guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded() else { throw wrong(key, "an integer") }
+        guard n.intValue >= min else { throw ArgumentsError(file, key, "must be ≥ \(min), got \(n.intValue)") }
+        into = n.intValue
+    }
+
+    func double(_ key: String, _ into: inout Double, min: Double) throws {
+        guard let v = obj[key], !(v is NSNull) else { return }
+        guard let n = v as? NSNumber, !(v is Bool) else { throw wrong(key, "a number") }
+        guard n.doubleValue >= min else { throw ArgumentsError(file, key, "must be ≥ \(min), got \(n.doubleValue)") }
+        into = n.doubleValue
+    }
+
+    func bool(_ key: String, _ into: inout Bool) throws {
+        guard let v = obj[key], !(v is NSNull) else { return }
+        guard let b = v as? Bool else { throw wrong(key, "true or false") }
+        into = b
+    }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let v = obj[key], !(v is NSNull) else { return nil }
+        if let s = v as? String { return [s] }
+        guard let l = v as? [Any], l.allSatisfy({ $0 is String }) else { throw wrong(key, "a string or a list of strings") }
+        return l.compactMap { $0 as? String }
+    }
+
+    func doubles(_ key: String) throws -> [Double]? {
+        guard let v = obj[key], !(v is NSNull) else { return nil }
+        guard let l = v as? [Any], l.allSatisfy({ $0 is NSNumber && !($0 is Bool) }) else { throw wrong(key, "a list of numbers") }
+        return l.compactMap { ($0 as? NSNumber)?.doubleValue }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var prev = row[0]
+        row[0] = i
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            let cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+            prev = cur
+        }
+    }
+    return row[b.count]
+}

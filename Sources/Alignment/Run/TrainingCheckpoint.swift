@@ -1,0 +1,97 @@
+import Foundation
+
+/// What `trainer_state.json` holds, so a resumed run continues the same trajectory.
+public struct TrainerState: Codable, Sendable, Equatable {
+    public var step: Int
+    public var epoch: Double
+    public var seed: Int
+    public var loader: LoaderState
+    public init(step: Int, epoch: Double, seed: Int, loader: LoaderState) {
+        self.step = step; self.epoch = epoch; self.seed = seed; self.loader = loader
+    }
+}
+
+/// `output_dir/checkpoint-STEP/` folders: the model in Hugging Face layout, the optimizer state,
+/// the trainer state and the tokenizer. Written into a temporary folder and renamed into place,
+/// so a failed or killed save leaves no partial checkpoint.
+public enum TrainingCheckpoint {
+    /// Creates `outputDir` if needed and proves it writable.
+    public static func checkWritable(outputDir: String) throws {
+        let fm = FileManager.default
+        do { try fm.createDirectory(atPath: outputDir, withIntermediateDirectories: true) } catch {
+            throw RuntimeIOError("\(outputDir): output_dir cannot be created (\(error.localizedDescription))")
+        }
+        let probe = (outputDir as NSString).appendingPathComponent(".write-probe-\(UUID().uuidString)")
+        guard fm.createFile(atPath: probe, contents: Data()) else { throw RuntimeIOError("\(outputDir): output_dir is not writable") }
+        try? fm.removeItem(atPath: probe)
+    }
+
+    public static func save(outputDir: String, step: Int, weights: LlamaWeights, optimizer: [String: [Float]],
+                            state: TrainerState, tokenizerFiles: [String], keep: Int?) throws {
+        let fm = FileManager.default
+        let final = (outputDir as NSString).appendingPathComponent("checkpoint-\(step)")
+        let temp = (outputDir as NSString).appendingPathComponent(".checkpoint-\(step).tmp-\(UUID().uuidString.prefix(8))")
+        do {
+            try HFCheckpoint.save(weights, to: temp)
+            try Safetensors.write(optimizer.mapValues { Safetensors.Tensor(shape: [$0.count], values: $0) },
+                                  to: (temp as NSString).appendingPathComponent("optimizer.safetensors"))
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(state).write(to: URL(fileURLWithPath: (temp as NSString).appendingPathComponent("trainer_state.json")))
+            for f in tokenizerFiles { try fm.copyItem(atPath: f, toPath: (temp as NSString).appendingPathComponent((f as NSString).lastPathComponent)) }
+            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+            try fm.moveItem(atPath: temp, toPath: final)
+        } catch {
+            try? fm.removeItem(atPath: temp)
+            throw error
+        }
+        if let keep { try rotate(outputDir: outputDir, keep: keep) }
+    }
+
+    /// Completed checkpoints, oldest first.
+    public static func all(in outputDir: String) -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
+        return names.compactMap { n -> (Int, String)? in
+            guard n.hasPrefix("checkpoint-"), let s = Int(n.dropFirst("checkpoint-".count)) else { return nil }
+            let p = (outputDir as NSString).appendingPathComponent(n)
+            guard FileManager.default.fileExists(atPath: (p as NSString).appendingPathComponent("trainer_state.json")) else { return nil }
+            return (s, p)
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    public static func latest(in outputDir: String) -> String? { all(in: outputDir).last?.path }
+
+    static func rotate(outputDir: String, keep: Int) throws {
+        let list = all(in: outputDir)
+        for old in list.dropLast(keep) { try FileManager.default.removeItem(atPath: old.path) }
+    }
+
+    public static func load(_ dir: String) throws -> (weights: LlamaWeights, optimizer: [String: [Float]], state: TrainerState) {
+        let weights = try HFCheckpoint.load(directory: dir)
+        let opt = try Safetensors.read(path: (dir as NSString).appendingPathComponent("optimizer.safetensors")).mapValues(\.values)
+        let path = (dir as NSString).appendingPathComponent("trainer_state.json")
+        guard let data = FileManager.default.contents(atPath: path) else { throw RuntimeIOError("\(path): missing") }
+        do {
+            return (weights, opt, try JSONDecoder().decode(TrainerState.self, from: data))
+        } catch {
+            throw RuntimeIOError("\(path): not a trainer state (\(error))")
+        }
+    }
+
+    /// The final model: Hugging Face layout plus the tokenizer, in `outputDir` itself.
+    public static func saveFinal(outputDir: String, weights: LlamaWeights, tokenizerFiles: [String]) throws {
+        try HFCheckpoint.save(weights, to: outputDir)
+        for f in tokenizerFiles {
+            let dest = (outputDir as NSString).appendingPathComponent((f as NSString).lastPathComponent)
+            if dest == f { continue }
+            let tmp = dest + ".tmp"
+            try? FileManager.default.removeItem(atPath: tmp)
+            try FileManager.default.copyItem(atPath: f, toPath: tmp)
+            if FileManager.default.fileExists(atPath: dest) {
+                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: dest), withItemAt: URL(fileURLWithPath: tmp))
+            } else {
+                try FileManager.default.moveItem(atPath: tmp, toPath: dest)
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Alignment
+import ArgumentParser
+import Foundation
+
+/// Runs a pretraining or SFT argument file, printing a summary at the end.
+func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) throws {
+    var args = try TrainingArguments.load(path: path, task: task)
+    if let threads { args.numThreads = threads }
+    applyThreads(args.numThreads)
+    let s = try TrainingRun(args: args, task: task).run()
+    var line = "\(task.rawValue): \(s.steps) steps on \(s.train.examples) rows"
+    if let f = s.firstLoss, let l = s.lastLoss { line += String(format: ", loss %.4f → %.4f", f, l) }
+    if let e = s.evalLoss { line += String(format: ", eval loss %.4f", e) + (s.evalLossBefore.map { String(format: " (was %.4f)", $0) } ?? "") }
+    if s.train.dropped > 0 { line += ", \(s.train.dropped) rows dropped \(s.train.droppedReasons)" }
+    print(line)
+    print("saved to \(s.outputDir) (metrics in metrics.jsonl)")
+}
+
+/// Sets the OpenMP thread count for the generated kernels (`num_threads` / `--threads`).
+func applyThreads(_ n: Int?) {
+    guard let n, n > 0 else { return }
+    setenv("OMP_NUM_THREADS", "\(n)", 1)
+    setenv("OPENBLAS_NUM_THREADS", "\(n)", 1)
+}
+
+/// `llama-align pretrain ARGS.json`.
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pretrain on text (JSONL {\"text\"} or .txt, packed into rows).")
+    @Argument(help: "PaddleNLP-style argument file.") var argsFile: String
+    @Option(help: "OpenMP/BLAS threads (overrides num_threads).") var threads: Int?
+    func run() throws { try runTraining(argsFile, .pretrain, threads: threads) }
+}
+
+/// `llama-align sft ARGS.json`.
+struct SFT: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sft", abstract: "Supervised fine-tuning on {\"src\", \"tgt\"} rows.")
+    @Argument(help: "PaddleNLP-style argument file.") var argsFile: String
+    @Option(help: "OpenMP/BLAS threads (overrides num_threads).") var threads: Int?
+    func run() throws { try runTraining(argsFile, .sft, threads: threads) }
+}
+
+/// `llama-align eval`: mean loss and perplexity over the supervised tokens of a file.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mean token loss and perplexity of a model on an SFT, pretraining or pre-tokenized file.")
+    @Option(help: "Checkpoint (.bin or HF directory).") var model: String
+    @Option(help: "JSONL file (src/tgt, text, or input_ids rows).") var data: String
+    @Option(help: "Tokenizer (default: beside the model; not needed for input_ids rows).") var tokenizer: String?
+    @Option(name: .customLong("max-seq-len"), help: "Longest row; longer rows are truncated per the SFT rules.") var maxSeqLen = 1024
+    @Option(name: .customLong("batch-size")) var batchSize = 8
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let weights = try loadModel(path: model)
+        let tok: any Tokenizer = try tokenizerFor(model: model, explicit: tokenizer, required: false)
+            ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
+        let rows = try JSONLines.read(data)
+        let examples: [TokenizedExample]
+        if rows.first?.has("text") == true {
+            examples = try PretrainDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen).0
+        } else {
+            examples = try SFTDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen, maxPromptLen: maxSeqLen / 2, template: .none).0
+        }
+        let trainer = try LMTrainer(parameters: ParameterStore(weights: weights))
+        var sum = 0.0, n = 0
+        var i = 0
+        while i < examples.count {
+            let chunk = Array(examples[i..<min(i + batchSize, examples.count)])
+            let r = try trainer.evaluate(collate(chunk, padId: 0))
+            sum += r.sum; n += r.tokens
+            i += chunk.count
+        }
+        let mean = n > 0 ? sum / Double(n) : 0
+        if json {
+            print("{\"loss\": \(mean), \"perplexity\": \(exp(mean)), \"tokens\": \(n), \"rows\": \(examples.count)}")
+        } else {
+            print(String(format: "loss %.6f  perplexity %.4f  over %d tokens in %d rows", mean, exp(mean), n, examples.count))
+        }
+    }
+}
+
+/// For pre-tokenized files with no tokenizer at hand: ids only.
+struct PassthroughTokenizer: Tokenizer {
+    let vocabSize: Int
+    var bosId: Int32 { 1 }
+    var eosId: Int32 { 2 }
+    func encode(_ text: String) -> [Int32] { [] }
+    func piece(_ id: Int32) -> String { "\(id)" }
+    func bytes(of id: Int32, first: Bool) -> [UInt8] { [] }
+}
