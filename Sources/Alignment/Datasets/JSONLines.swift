@@ -59,7 +59,7 @@ public struct JSONRow {
             throw fail(key, object[key] == nil ? "missing (expected a list of token ids)" : "is \(typeName(object[key] as Any)) (expected a list of token ids)")
         }
         return try list.enumerated().map { i, v in
-            guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded() else {
+            guard let n = v as? NSNumber, !isJSONBool(v), n.doubleValue == n.doubleValue.rounded() else {
                 throw fail(key, "item \(i) is \(typeName(v)) (expected an integer token id)")
             }
             let id = n.int32Value
@@ -70,10 +70,16 @@ public struct JSONRow {
     }
 }
 
+/// True for JSON `true`/`false` (on Linux they are NSNumbers too, of an own class).
+func isJSONBool(_ v: Any) -> Bool {
+    guard let n = v as? NSNumber else { return false }
+    return String(describing: type(of: n)).contains("Boolean")
+}
+
 func typeName(_ v: Any) -> String {
-    switch v {
+    if isJSONBool(v) { return "a boolean" }
+    return switch v {
     case is String: "a string"
-    case is Bool: "a boolean"
     case is NSNumber: "a number"
     case is [Any]: "a list"
     case is [String: Any]: "an object"

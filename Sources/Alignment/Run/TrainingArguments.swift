@@ -203,21 +203,21 @@ struct ArgumentReader {
 
     func int(_ key: String, _ into: inout Int, min: Int) throws {
         guard let v = obj[key], !(v is NSNull) else { return }
-        guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded() else { throw wrong(key, "an integer") }
+        guard let n = v as? NSNumber, !isJSONBool(v), n.doubleValue == n.doubleValue.rounded() else { throw wrong(key, "an integer") }
         guard n.intValue >= min else { throw ArgumentsError(file, key, "must be ≥ \(min), got \(n.intValue)") }
         into = n.intValue
     }
 
     func double(_ key: String, _ into: inout Double, min: Double) throws {
         guard let v = obj[key], !(v is NSNull) else { return }
-        guard let n = v as? NSNumber, !(v is Bool) else { throw wrong(key, "a number") }
+        guard let n = v as? NSNumber, !isJSONBool(v) else { throw wrong(key, "a number") }
         guard n.doubleValue >= min else { throw ArgumentsError(file, key, "must be ≥ \(min), got \(n.doubleValue)") }
         into = n.doubleValue
     }
 
     func bool(_ key: String, _ into: inout Bool) throws {
         guard let v = obj[key], !(v is NSNull) else { return }
-        guard let b = v as? Bool else { throw wrong(key, "true or false") }
+        guard isJSONBool(v), let b = v as? Bool else { throw wrong(key, "true or false") }
         into = b
     }
 
@@ -230,7 +230,7 @@ struct ArgumentReader {
 
     func doubles(_ key: String) throws -> [Double]? {
         guard let v = obj[key], !(v is NSNull) else { return nil }
-        guard let l = v as? [Any], l.allSatisfy({ $0 is NSNumber && !($0 is Bool) }) else { throw wrong(key, "a list of numbers") }
+        guard let l = v as? [Any], l.allSatisfy({ $0 is NSNumber && !isJSONBool($0) }) else { throw wrong(key, "a list of numbers") }
         return l.compactMap { ($0 as? NSNumber)?.doubleValue }
     }
 }

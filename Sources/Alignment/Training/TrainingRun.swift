@@ -27,7 +27,7 @@ public struct TrainingRun {
         self.task = task
     }
 
-    /// The starting weights: a checkpoint, or for pretraining a directory with only `config.json`.
+    /// The starting weights: a checkpoint, or a directory with only `config.json` (random init).
     func initialWeights() throws -> LlamaWeights {
         guard let path = args.modelNameOrPath else {
             throw RuntimeError("model_name_or_path is required (a checkpoint, or for pretraining a directory with config.json)")
@@ -37,7 +37,7 @@ public struct TrainingRun {
         let hasWeights = ["model.safetensors", "model.safetensors.index.json"].contains {
             fm.fileExists(atPath: (path as NSString).appendingPathComponent($0))
         }
-        if task == .pretrain, fm.fileExists(atPath: config), !hasWeights {
+        if fm.fileExists(atPath: config), !hasWeights {
             var (c, tied) = try HFConfig.load(path: config)
             c.tiedEmbeddings = tied ?? true
             log("note: \(path) has no weights; initialising \(c.nLayers) layers × dim \(c.dim) at random (seed \(args.seed))")
