@@ -47,13 +47,30 @@ struct Eval: ParsableCommand {
     @Option(help: "Tokenizer (default: beside the model; not needed for input_ids rows).") var tokenizer: String?
     @Option(name: .customLong("max-seq-len"), help: "Longest row; longer rows are truncated per the SFT rules.") var maxSeqLen = 1024
     @Option(name: .customLong("batch-size")) var batchSize = 8
+    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0).") var reference: String?
+    @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
+    @Option(help: "DPO β for preference data.") var beta = 0.1
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let weights = try loadModel(path: model)
-        let tok: any Tokenizer = try tokenizerFor(model: model, explicit: tokenizer, required: false)
-            ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
         let rows = try JSONLines.read(data)
+        let isPreference = rows.first.map { $0.has("chosen") || $0.has("chosen_ids") || $0.has("response") } ?? false
+        let needsTokenizer = rows.contains { !$0.has("input_ids") && !$0.has("prompt_ids") }
+        let found = try tokenizerFor(model: model, explicit: tokenizer, required: needsTokenizer)
+        if isPreference {
+            let m = try evalPreferences(model: model, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
+                                        lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
+            let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
+            if json {
+                let body = keys.map { "\"\($0)\": \(m[$0] ?? 0)" }.joined(separator: ", ")
+                print("{\(body)}")
+            } else {
+                for k in keys { print(String(format: "%-20@ %.6f", k as NSString, m[k] ?? 0)) }
+            }
+            return
+        }
+        let weights = try loadModel(path: model)
+        let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
         let examples: [TokenizedExample]
         if rows.first?.has("text") == true {
             examples = try PretrainDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen).0

@@ -58,19 +58,20 @@ def sft_rows(count):
 
 
 def preference_rows(count):
-    """Chosen answers are correct and end with a period; rejected ones are wrong."""
+    """Chosen answers state the right fact; rejected ones a wrong color or a wrong animal sound.
+    A tiny model can learn this preference, and `quickstart` checks it by exact match."""
     rows = []
     for _ in range(count):
         if rng.random() < 0.5:
-            x, y = rng.randint(1, 9), rng.randint(1, 9)
-            wrong = x + y + rng.choice([-2, -1, 1, 2])
-            rows.append({"prompt": f"What is {x} plus {y}?", "chosen": f"{x} plus {y} is {x + y}.",
-                         "rejected": f"{x} plus {y} is {wrong}."})
-        else:
             thing = rng.choice(list(COLORS))
-            wrong = rng.choice([c for c in set(COLORS.values()) if c != COLORS[thing]])
+            wrong = rng.choice(sorted(c for c in set(COLORS.values()) if c != COLORS[thing]))
             rows.append({"prompt": f"What color is the {thing}?", "chosen": f"The {thing} is {COLORS[thing]}.",
                          "rejected": f"The {thing} is {wrong}."})
+        else:
+            animal = rng.choice(list(SOUNDS))
+            wrong = rng.choice(sorted(s for s in set(SOUNDS.values()) if s != SOUNDS[animal]))
+            rows.append({"prompt": f"What does the {animal} say?", "chosen": f"The {animal} says {SOUNDS[animal]}.",
+                         "rejected": f"The {animal} says {wrong}."})
     return rows
 
 

@@ -1,0 +1,220 @@
+import Foundation
+import KernelRuntime
+import LlamaGraphs
+
+/// What a finished DPO run reports.
+public struct DPOSummary: Sendable {
+    public var steps: Int
+    public var evalBefore: DPOTrainer.Metrics?
+    public var evalAfter: DPOTrainer.Metrics?
+    public var lastTrain: DPOTrainer.Metrics?
+    public var data: PairDatasetSummary
+    public var outputDir: String
+}
+
+/// DPO from an argument file: the policy starts from `model_name_or_path` (normally the SFT
+/// model); the reference is a frozen copy of it, `ref_model_name_or_path`, or none
+/// (`reference_free`); `precompute_ref_log_probs` computes the reference log-probs once and
+/// caches them in `output_dir` under a hash of model, data and settings.
+public struct DPORun {
+    public let args: TrainingArguments
+    public var log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    public var stopAfter: Int?
+
+    public init(args: TrainingArguments) { self.args = args }
+
+    func settings() throws -> DPOSettings {
+        var s = DPOSettings()
+        s.beta = args.beta
+        s.lossTypes = try args.lossType.map { name in
+            guard let t = DPOLossType(name: name) else {
+                let all = DPOLossType.allCases.map(\.rawValue)
+                let guess = all.min { editDistance($0, name) < editDistance($1, name) } ?? ""
+                throw RuntimeError("loss_type '\(name)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
+            }
+            return t
+        }
+        s.lossWeights = args.lossWeights
+        s.labelSmoothing = args.labelSmoothing
+        s.simpoGamma = args.simpoGamma
+        s.dpopLambda = args.dpopLambda
+        s.prefLossRatio = args.prefLossRatio
+        s.sftLossRatio = args.sftLossRatio
+        s.referenceFree = args.referenceFree
+        try s.validate()
+        return s
+    }
+
+    @discardableResult
+    public func run() throws -> DPOSummary {
+        let settings = try settings()
+        try TrainingCheckpoint.checkWritable(outputDir: args.outputDir)
+        for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
+        guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }
+        let tokPath = args.tokenizerNameOrPath ?? modelPath
+        let tok = try loadTokenizer(path: tokPath)
+        let tokFiles = TrainingRun(args: args, task: .dpo).tokenizerFilesFor(tokPath)
+        var weights = try loadModel(path: modelPath)
+        guard let trainPath = args.trainDatasetPath else { throw RuntimeError("train_dataset_path (or dataset_name_or_path) is required") }
+        let paths = try JSONLines.resolve(trainPath)
+        let template = try ChatTemplate.named(args.chatTemplate)
+        let (train, summary) = try PreferenceDataset.load(path: paths.train, tokenizer: tok, maxSeqLen: args.maxSeqLen,
+                                                          maxPromptLen: args.promptLimit, template: template)
+        if !summary.warnings.isEmpty { log("data: \(summary.warnings)") }
+        guard !train.isEmpty else { throw DataError(paths.train, "no usable pairs") }
+        let devPath = args.devDatasetPath ?? paths.dev
+        let dev = try devPath.map {
+            try PreferenceDataset.load(path: $0, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit, template: template).0
+        } ?? []
+        // The reference: another model, or a frozen copy of the starting policy.
+        var reference: ParameterStore?
+        if settings.needsReference {
+            reference = try ParameterStore(weights: args.refModelNameOrPath.map { try loadModel(path: $0) } ?? weights)
+        }
+        let metrics = try MetricsLogger(outputDir: args.outputDir)
+        var loader = DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle, seed: UInt64(args.seed))
+        let perStep = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps
+        let stepsPerEpoch = max(1, (train.count + perStep - 1) / perStep)
+        let maxSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((Double(stepsPerEpoch) * args.numTrainEpochs).rounded(.up)))
+        let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int(args.warmupRatio * Double(maxSteps))
+        let schedule = LRSchedule(kind: args.lrSchedulerType, peak: args.learningRate, warmupSteps: warmup, totalSteps: maxSteps)
+        var startStep = 0
+        var optimizerState: [String: [Float]]?
+        if let ckpt = TrainingCheckpoint.latest(in: args.outputDir) {
+            let restored = try TrainingCheckpoint.load(ckpt)
+            weights = restored.weights
+            optimizerState = restored.optimizer
+            startStep = restored.state.step
+            loader.state = restored.state.loader
+            let refFile = (ckpt as NSString).appendingPathComponent("reference")
+            if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }
+            log("resuming from \(ckpt) at step \(startStep)")
+        }
+        try metrics.resume(truncatingAfter: startStep)
+        let policy = try LMTrainer(parameters: ParameterStore(weights: weights), optimizer: OptimizerSettings(
+            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+        if let optimizerState { try policy.loadOptimizerState(optimizerState) }
+        let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)
+        let pad = tok.eosId
+        // Precomputed reference log-probs: once, cached on disk.
+        var cache: ReferenceCache?
+        if args.precomputeRefLogProbs && args.refModelUpdateSteps != nil {
+            log("note: precompute_ref_log_probs is ignored because ref_model_update_steps changes the reference")
+        }
+        if args.precomputeRefLogProbs && settings.needsReference && args.refModelUpdateSteps == nil {
+            cache = try ReferenceCache.load(or: trainer, pairs: train, dev: dev, pad: pad, args: args, log: log)
+        }
+        func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch { PairBatch(idx.map { pool[$0] }, pad: pad) }
+        func evaluate() throws -> DPOTrainer.Metrics? {
+            guard !dev.isEmpty else { return nil }
+            let chunks = stride(from: 0, to: dev.count, by: args.perDeviceEvalBatchSize).map { Array($0..<min($0 + args.perDeviceEvalBatchSize, dev.count)) }
+            return try trainer.evaluate(chunks.map { batch($0, dev) }, references: cache.map { c in chunks.map { c.dev($0) } })
+        }
+        let before = startStep == 0 ? try evaluate() : nil
+        let progress = ProgressBar(total: maxSteps, label: "dpo", every: args.loggingSteps)
+        var last: DPOTrainer.Metrics?
+        var step = startStep
+        let started = Date()
+        var tokens = 0
+        while step < maxSteps {
+            if let stopAfter, step - startStep >= stopAfter { break }
+            let micro = (0..<args.gradientAccumulationSteps).map { _ in loader.next() }
+            let batches = micro.map { batch($0, train) }
+            let lr = schedule.rate(at: step)
+            let t0 = Date()
+            var m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+            step += 1
+            let stepTokens = batches.reduce(0) { $0 + $1.batch * $1.seq }
+            tokens += stepTokens
+            m["step"] = Double(step); m["epoch"] = loader.epochProgress; m["learning_rate"] = lr
+            m["tokens_per_second"] = Double(stepTokens) / max(Date().timeIntervalSince(t0), 1e-9)
+            last = m
+            if step % args.loggingSteps == 0 || step == maxSteps { try metrics.log(m) }
+            progress.update(step: step, fields: [("loss", String(format: "%.4f", m["loss"] ?? 0)),
+                                                 ("acc", String(format: "%.2f", m["rewards/accuracies"] ?? 0)),
+                                                 ("tok/s", String(format: "%.0f", Double(tokens) / max(Date().timeIntervalSince(started), 1e-9)))])
+            if let n = args.refModelUpdateSteps, step % n == 0 { try trainer.updateReference() }
+            if args.evalSteps > 0, step % args.evalSteps == 0, step < maxSteps, let e = try evaluate() {
+                try metrics.log(e.reduce(into: ["step": Double(step)]) { $0["eval_\($1.key)"] = $1.value })
+            }
+            if args.saveSteps > 0, step % args.saveSteps == 0, step < maxSteps { try save(trainer, step, loader, tokFiles) }
+        }
+        progress.finish()
+        if let stopAfter, step - startStep >= stopAfter, step < maxSteps {
+            return DPOSummary(steps: step, evalBefore: before, evalAfter: nil, lastTrain: last, data: summary, outputDir: args.outputDir)
+        }
+        let after = try evaluate()
+        if let after { try metrics.log(after.reduce(into: ["step": Double(maxSteps)]) { $0["eval_\($1.key)"] = $1.value }) }
+        try save(trainer, maxSteps, loader, tokFiles)
+        try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles)
+        return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: after, lastTrain: last, data: summary, outputDir: args.outputDir)
+    }
+
+    func save(_ t: DPOTrainer, _ step: Int, _ loader: DataLoader<Int>, _ tokFiles: [String]) throws {
+        try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
+                                    optimizer: t.policy.optimizerState(),
+                                    state: TrainerState(step: step, epoch: loader.epochProgress, seed: args.seed, loader: loader.state),
+                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit)
+        if args.refModelUpdateSteps != nil, let ref = t.reference {
+            let dir = (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)/reference")
+            try HFCheckpoint.save(ref.weights(), to: dir)
+        }
+    }
+}
+
+extension TrainingRun {
+    /// Tokenizer files to copy beside saved models.
+    func tokenizerFilesFor(_ path: String) -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [] }
+        if !isDir.boolValue { return [path] }
+        return ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"].map { (path as NSString).appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+    }
+}
+
+/// Reference log-probs computed once before training, stored in `output_dir` as
+/// `ref_logps-HASH.json` where HASH covers the reference weights, the pairs and the settings.
+struct ReferenceCache: Codable {
+    var trainLogps: PairLogps
+    var devLogps: PairLogps
+
+    func train(_ idx: [Int]) -> PairLogps { PairLogps(chosen: idx.map { trainLogps.chosen[$0] }, rejected: idx.map { trainLogps.rejected[$0] }) }
+    func dev(_ idx: [Int]) -> PairLogps { PairLogps(chosen: idx.map { devLogps.chosen[$0] }, rejected: idx.map { devLogps.rejected[$0] }) }
+
+    static func load(or trainer: DPOTrainer, pairs: [PreferencePair], dev: [PreferencePair], pad: Int32,
+                     args: TrainingArguments, log: (String) -> Void) throws -> ReferenceCache {
+        var h = FNV1a()
+        if let ref = trainer.reference {
+            let w = ref.weights()
+            for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
+        }
+        for p in pairs + dev { for id in p.prompt + p.chosen + p.rejected { h.add(UInt32(bitPattern: id)) }; h.add(p.promptScored.map { $0 ? "1" : "0" }.joined()) }
+        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)")
+        let path = (args.outputDir as NSString).appendingPathComponent(String(format: "ref_logps-%016llx.json", h.value))
+        if let data = FileManager.default.contents(atPath: path), let c = try? JSONDecoder().decode(ReferenceCache.self, from: data) {
+            log("reference log-probs: using \(path)")
+            return c
+        }
+        func compute(_ pool: [PreferencePair]) throws -> PairLogps {
+            var out = PairLogps(chosen: [], rejected: [])
+            for start in stride(from: 0, to: pool.count, by: max(args.perDeviceEvalBatchSize, 1)) {
+                let r = try trainer.referenceLogps(PairBatch(Array(pool[start..<min(start + args.perDeviceEvalBatchSize, pool.count)]), pad: pad))
+                out.chosen += r.chosen; out.rejected += r.rejected
+            }
+            return out
+        }
+        let c = ReferenceCache(trainLogps: try compute(pairs), devLogps: try compute(dev))
+        try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: path), options: .atomic)
+        log("reference log-probs: computed for \(pairs.count + dev.count) pairs, cached in \(path)")
+        return c
+    }
+}
+
+/// 64-bit FNV-1a, for cache keys.
+struct FNV1a {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add(_ bytes: some Sequence<UInt8>) { for b in bytes { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 } }
+    mutating func add(_ v: UInt32) { add([UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)]) }
+    mutating func add(_ s: String) { add(s.utf8) }
+}

@@ -1,0 +1,45 @@
+import Alignment
+import ArgumentParser
+import Foundation
+import LlamaGraphs
+
+/// `llama-align dpo ARGS.json`.
+struct DPO: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dpo", abstract: "Direct Preference Optimization on prompt/chosen/rejected pairs.")
+    @Argument(help: "PaddleNLP-style argument file.") var argsFile: String
+    @Option(help: "OpenMP/BLAS threads (overrides num_threads).") var threads: Int?
+
+    func run() throws {
+        var args = try TrainingArguments.load(path: argsFile, task: .dpo)
+        if let threads { args.numThreads = threads }
+        applyThreads(args.numThreads)
+        let s = try DPORun(args: args).run()
+        if let b = s.evalBefore, let a = s.evalAfter {
+            print(String(format: "held-out: reward accuracy %.3f → %.3f, margin %.4f → %.4f, loss %.4f → %.4f",
+                         b["rewards/accuracies"] ?? 0, a["rewards/accuracies"] ?? 0, b["rewards/margins"] ?? 0, a["rewards/margins"] ?? 0,
+                         b["loss"] ?? 0, a["loss"] ?? 0))
+        }
+        print("dpo: \(s.steps) steps on \(s.data.pairs) pairs; saved to \(s.outputDir) (metrics in metrics.jsonl)")
+    }
+}
+
+/// `llama-align eval` on preference data: the DPO loss and rewards of a policy against a reference.
+func evalPreferences(model: String, reference: String?, data: String, tokenizer: (any Tokenizer)?, maxSeqLen: Int,
+                     lossTypes: [String], beta: Double, batchSize: Int) throws -> [String: Double] {
+    let weights = try loadModel(path: model)
+    let tok: any Tokenizer = tokenizer ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
+    let (pairs, summary) = try PreferenceDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen, maxPromptLen: maxSeqLen / 2, template: .none)
+    if !summary.warnings.isEmpty { FileHandle.standardError.write(Data("data: \(summary.warnings)\n".utf8)) }
+    var s = DPOSettings()
+    s.beta = beta
+    s.lossTypes = try lossTypes.map { n in
+        guard let t = DPOLossType(name: n) else { throw CLIError("--loss-type '\(n)' is unknown (known: \(DPOLossType.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        return t
+    }
+    s.referenceFree = reference == nil && s.lossTypes.allSatisfy(\.referenceFree)
+    let policy = try LMTrainer(parameters: ParameterStore(weights: weights))
+    let ref = try reference.map { try ParameterStore(weights: loadModel(path: $0)) } ?? (s.needsReference ? policy.parameters : nil)
+    let trainer = try DPOTrainer(policy: policy, reference: ref, settings: s)
+    let batches = stride(from: 0, to: pairs.count, by: batchSize).map { PairBatch(Array(pairs[$0..<min($0 + batchSize, pairs.count)]), pad: tok.eosId) }
+    return try trainer.evaluate(batches)
+}
