@@ -5,7 +5,7 @@ import KernelRuntime
 
 /// `llama-align bench`: speed measurements (benchmarks, never tests).
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure speed on this machine.", subcommands: [BenchGenerate.self, BenchTrain.self])
+    static let configuration = CommandConfiguration(abstract: "Measure speed on this machine.", subcommands: [BenchGenerate.self, BenchTrain.self, BenchDPO.self])
 }
 
 /// Named random-weight model shapes for benchmarks.
