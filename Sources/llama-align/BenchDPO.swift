@@ -14,11 +14,10 @@ struct BenchDPO: ParsableCommand {
 
     func run() throws {
         let weights = try BenchConfig.named(config).map { LlamaWeights.random(config: $0, seed: 1, scale: 0.02) } ?? loadModel(path: config)
-        let v = Int32(weights.config.vocabSize)
-        let list = (0..<pairs).map { i in
-            PreferencePair(prompt: (0..<prompt).map { Int32(($0 * 31 + i) % Int(v)) },
-                           chosen: (0..<response).map { Int32(($0 * 17 + i + 3) % Int(v)) },
-                           rejected: (0..<response).map { Int32(($0 * 13 + i + 5) % Int(v)) })
+        let v = weights.config.vocabSize
+        func ids(_ n: Int, _ mul: Int, _ add: Int) -> [Int32] { (0..<n).map { Int32(($0 * mul + add) % v) } }
+        let list: [PreferencePair] = (0..<pairs).map { i in
+            PreferencePair(prompt: ids(prompt, 31, i), chosen: ids(response, 17, i + 3), rejected: ids(response, 13, i + 5))
         }
         let batch = PairBatch(list, pad: 0)
         let policy = try LMTrainer(parameters: ParameterStore(weights: weights))
