@@ -1633,7 +1633,7 @@ static void dpo_step_k48_sequence_logps(float *restrict logits_rejected, const f
 }
 
 /* dpo_step_k49_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k49_dpo_sigmoid(float *restrict t45, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+static void dpo_step_k49_dpo_sigmoid(float *restrict t45, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -1711,7 +1711,7 @@ static void dpo_step_k54_dpo_sigmoid(float *restrict t50, const float *restrict 
 }
 
 /* dpo_step_k55_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
-static void dpo_step_k55_dpo_robust(float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+static void dpo_step_k55_dpo_robust(float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -1789,7 +1789,7 @@ static void dpo_step_k60_dpo_sigmoid(float *restrict t56, const float *restrict 
 }
 
 /* dpo_step_k61_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k61_dpo_hinge(float *restrict t57, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+static void dpo_step_k61_dpo_hinge(float *restrict t57, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -1833,7 +1833,7 @@ static void dpo_step_k63_dpo_ipo(float *restrict t59, const float *restrict loss
 }
 
 /* dpo_step_k64_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k64_dpo_ipo(float *restrict t60, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, const float *restrict t58, const float *restrict t59, long B) {
+static void dpo_step_k64_dpo_ipo(float *restrict t60, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, const float *restrict t58, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
@@ -1858,7 +1858,7 @@ static void dpo_step_k64_dpo_ipo(float *restrict t60, const float *restrict ref_
 }
 
 /* dpo_step_k65_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
-static void dpo_step_k65_dpo_sppo_hard(float *restrict t61, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
+static void dpo_step_k65_dpo_sppo_hard(float *restrict t61, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -1874,7 +1874,7 @@ static void dpo_step_k65_dpo_sppo_hard(float *restrict t61, const float *restric
 }
 
 /* dpo_step_k66_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
-static void dpo_step_k66_dpo_sppo_hard(float *restrict t62, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
+static void dpo_step_k66_dpo_sppo_hard(float *restrict t62, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -1890,7 +1890,7 @@ static void dpo_step_k66_dpo_sppo_hard(float *restrict t62, const float *restric
 }
 
 /* dpo_step_k67_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k67_dpo_nca_pair(float *restrict t63, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
+static void dpo_step_k67_dpo_nca_pair(float *restrict t63, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1964,7 +1964,7 @@ static void dpo_step_k72_dpo_sigmoid(float *restrict t68, const float *restrict 
 }
 
 /* dpo_step_k73_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k73_dpo_nca_pair(float *restrict t69, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
+static void dpo_step_k73_dpo_nca_pair(float *restrict t69, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -2046,7 +2046,7 @@ static void dpo_step_k78_dpo_sigmoid(float *restrict t74, const float *restrict 
 }
 
 /* dpo_step_k79_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
-static void dpo_step_k79_dpo_kto_pair(float *restrict t75, const float *restrict pair_weight, const float *restrict beta, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
+static void dpo_step_k79_dpo_kto_pair(float *restrict t75, const float *restrict beta, const float *restrict pair_weight, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
@@ -2104,7 +2104,7 @@ static void dpo_step_k82_dpo_sigmoid(float *restrict t78, const float *restrict 
 }
 
 /* dpo_step_k83_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
-static void dpo_step_k83_dpo_kto_pair(float *restrict t79, const float *restrict pair_weight, const float *restrict beta, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
+static void dpo_step_k83_dpo_kto_pair(float *restrict t79, const float *restrict beta, const float *restrict pair_weight, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
@@ -2197,7 +2197,7 @@ static void dpo_step_k89_dpo_dpop(float *restrict t85, const float *restrict t83
 }
 
 /* dpo_step_k90_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k90_dpo_dpop(float *restrict t86, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t40, const float *restrict t83, const float *restrict t84, const float *restrict t85, long B) {
+static void dpo_step_k90_dpo_dpop(float *restrict t86, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t40, const float *restrict t83, const float *restrict t84, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -2265,7 +2265,7 @@ static void dpo_step_k94_dpo_simpo(float *restrict t90, const float *restrict lo
 }
 
 /* dpo_step_k95_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k95_dpo_simpo(float *restrict t91, const float *restrict loss_weights, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict t36, const float *restrict t40, const float *restrict t89, const float *restrict t90, long B) {
+static void dpo_step_k95_dpo_simpo(float *restrict t91, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, const float *restrict t89, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -2476,7 +2476,7 @@ static void dpo_step_k111_dpo_sigmoid(float *restrict t107, const float *restric
 }
 
 /* dpo_step_k112_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
-static void dpo_step_k112_dpo_bco_pair(float *restrict t108, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
+static void dpo_step_k112_dpo_bco_pair(float *restrict t108, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
@@ -2491,7 +2491,7 @@ static void dpo_step_k112_dpo_bco_pair(float *restrict t108, const float *restri
 }
 
 /* dpo_step_k113_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
-static void dpo_step_k113_dpo_bco_pair(float *restrict t109, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
+static void dpo_step_k113_dpo_bco_pair(float *restrict t109, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
@@ -2609,7 +2609,7 @@ static void dpo_step_k119_dpo_sigmoid(float *restrict t115, const float *restric
 }
 
 /* dpo_step_k120_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
-static void dpo_step_k120_dpo_apo_zero(float *restrict t116, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, long B) {
+static void dpo_step_k120_dpo_apo_zero(float *restrict t116, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2662,7 +2662,7 @@ static void dpo_step_k123_dpo_sigmoid(float *restrict t119, const float *restric
 }
 
 /* dpo_step_k124_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
-static void dpo_step_k124_dpo_apo_zero(float *restrict t120, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, long B) {
+static void dpo_step_k124_dpo_apo_zero(float *restrict t120, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2778,7 +2778,7 @@ static void dpo_step_k132_dpo_sigmoid(float *restrict t128, const float *restric
 }
 
 /* dpo_step_k133_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k133_dpo_apo_down(float *restrict t129, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t40, const float *restrict t124, long B) {
+static void dpo_step_k133_dpo_apo_down(float *restrict t129, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, const float *restrict t124, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2832,7 +2832,7 @@ static void dpo_step_k136_dpo_sigmoid(float *restrict t132, const float *restric
 }
 
 /* dpo_step_k137_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k137_dpo_exo_pair(float *restrict t133, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+static void dpo_step_k137_dpo_exo_pair(float *restrict t133, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -2987,7 +2987,7 @@ static void dpo_step_k148_dpo_exo_pair(float *restrict t144, const float *restri
 }
 
 /* dpo_step_k149_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k149_dpo_discopop(float *restrict t145, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, long B) {
+static void dpo_step_k149_dpo_discopop(float *restrict t145, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -3140,7 +3140,7 @@ static void dpo_step_k160_dpo_sigmoid_norm(float *restrict t156, const float *re
 }
 
 /* dpo_step_k161_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k161_dpo_sigmoid_norm(float *restrict t157, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t36, const float *restrict t40, const float *restrict t155, const float *restrict t156, long B) {
+static void dpo_step_k161_dpo_sigmoid_norm(float *restrict t157, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, const float *restrict t155, const float *restrict t156, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -3234,7 +3234,7 @@ static void dpo_step_k167_dpo_sft(float *restrict t163, const float *restrict lo
 }
 
 /* dpo_step_k168_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t36, const float *restrict t45, const float *restrict t47, const float *restrict t48, const float *restrict t50, const float *restrict t51, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t78, const float *restrict t82, const float *restrict t86, const float *restrict t88, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t96, const float *restrict t99, const float *restrict t105, const float *restrict t107, const float *restrict t110, const float *restrict t112, const float *restrict t113, const float *restrict t115, const float *restrict t119, const float *restrict t123, const float *restrict t128, const float *restrict t132, const float *restrict t137, const float *restrict t138, const float *restrict t143, const float *restrict t144, const float *restrict t149, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t157, const float *restrict t159, const float *restrict t160, const float *restrict t162, const float *restrict t163, long B) {
+static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t36, const float *restrict t45, const float *restrict t47, const float *restrict t48, const float *restrict t50, const float *restrict t51, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t78, const float *restrict t82, const float *restrict t86, const float *restrict t88, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t96, const float *restrict t99, const float *restrict t105, const float *restrict t107, const float *restrict t110, const float *restrict t112, const float *restrict t113, const float *restrict t115, const float *restrict t119, const float *restrict t123, const float *restrict t128, const float *restrict t132, const float *restrict t137, const float *restrict t138, const float *restrict t143, const float *restrict t144, const float *restrict t149, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t157, const float *restrict t159, const float *restrict t160, const float *restrict t162, const float *restrict t163, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3534,7 +3534,7 @@ static void dpo_step_k176_lm_head_grad(float *restrict t168, const float *restri
 }
 
 /* dpo_step_k177_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_step_k177_log_sigmoid_grad(float *restrict t169, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t157, const float *restrict t158, const float *restrict t159, const float *restrict t160, const float *restrict t161, const float *restrict t162, const float *restrict t168, long B) {
+static void dpo_step_k177_log_sigmoid_grad(float *restrict t169, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t157, const float *restrict t158, const float *restrict t159, const float *restrict t160, const float *restrict t161, const float *restrict t162, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -3577,7 +3577,7 @@ static void dpo_step_k177_log_sigmoid_grad(float *restrict t169, const float *re
 }
 
 /* dpo_step_k178_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k178_log_sigmoid_grad(float *restrict t170, const float *restrict loss_weights, const float *restrict beta, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t151, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t168, long B) {
+static void dpo_step_k178_log_sigmoid_grad(float *restrict t170, const float *restrict beta, const float *restrict loss_weights, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t151, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -3625,7 +3625,7 @@ static void dpo_step_k178_log_sigmoid_grad(float *restrict t170, const float *re
 }
 
 /* dpo_step_k179_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k179_log_sigmoid_grad(float *restrict t171, const float *restrict loss_weights, const float *restrict beta, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t143, const float *restrict t144, const float *restrict t168, long B) {
+static void dpo_step_k179_log_sigmoid_grad(float *restrict t171, const float *restrict beta, const float *restrict loss_weights, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t143, const float *restrict t144, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -3837,7 +3837,7 @@ static void dpo_step_k190_dpo_orpo_grad(float *restrict t182, const float *restr
 }
 
 /* dpo_step_k191_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k191_log_sigmoid_grad(float *restrict t183, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t168, long B) {
+static void dpo_step_k191_log_sigmoid_grad(float *restrict t183, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -3880,7 +3880,7 @@ static void dpo_step_k191_log_sigmoid_grad(float *restrict t183, const float *re
 }
 
 /* dpo_step_k192_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k192_log_sigmoid_grad(float *restrict t184, const float *restrict loss_weights, const float *restrict beta, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t168, long B) {
+static void dpo_step_k192_log_sigmoid_grad(float *restrict t184, const float *restrict beta, const float *restrict loss_weights, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -4035,7 +4035,7 @@ static void dpo_step_k203_dpo_ipo(float *restrict t195, const float *restrict lo
 }
 
 /* dpo_step_k204_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head/grad; lm_head/dpo_hinge/grad] */
-static void dpo_step_k204_dpo_hinge(float *restrict t196, const float *restrict loss_weights, const float *restrict beta, const float *restrict t57, const float *restrict t168, long B) {
+static void dpo_step_k204_dpo_hinge(float *restrict t196, const float *restrict beta, const float *restrict loss_weights, const float *restrict t57, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -4051,7 +4051,7 @@ static void dpo_step_k204_dpo_hinge(float *restrict t196, const float *restrict 
 }
 
 /* dpo_step_k205_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
-static void dpo_step_k205_log_sigmoid_grad(float *restrict t197, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, const float *restrict t56, const float *restrict t168, long B) {
+static void dpo_step_k205_log_sigmoid_grad(float *restrict t197, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, const float *restrict t56, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -4096,7 +4096,7 @@ static void dpo_step_k205_log_sigmoid_grad(float *restrict t197, const float *re
 }
 
 /* dpo_step_k206_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k206_log_sigmoid_grad(float *restrict t198, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t168, long B) {
+static void dpo_step_k206_log_sigmoid_grad(float *restrict t198, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t168, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -4139,7 +4139,7 @@ static void dpo_step_k206_log_sigmoid_grad(float *restrict t198, const float *re
 }
 
 /* dpo_step_k207_log_sigmoid_grad: reshape, expand, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, mul, neg, div, slice, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add, neg, reduce_sum, expand, mul, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict sft_loss_ratio, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t37, const float *restrict t43, const float *restrict t58, const float *restrict t59, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t89, const float *restrict t90, const float *restrict t97, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t155, const float *restrict t156, const float *restrict t163, const float *restrict t168, const float *restrict t169, const float *restrict t170, const float *restrict t171, const float *restrict t173, const float *restrict t174, const float *restrict t176, const float *restrict t177, const float *restrict t178, const float *restrict t179, const float *restrict t180, const float *restrict t181, const float *restrict t182, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t187, const float *restrict t188, const float *restrict t189, const float *restrict t190, const float *restrict t191, const float *restrict t193, const float *restrict t194, const float *restrict t195, const float *restrict t196, const float *restrict t197, const float *restrict t198, long B, long T, long V) {
+static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict sft_loss_ratio, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t37, const float *restrict t43, const float *restrict t58, const float *restrict t59, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t89, const float *restrict t90, const float *restrict t97, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t155, const float *restrict t156, const float *restrict t163, const float *restrict t168, const float *restrict t169, const float *restrict t170, const float *restrict t171, const float *restrict t173, const float *restrict t174, const float *restrict t176, const float *restrict t177, const float *restrict t178, const float *restrict t179, const float *restrict t180, const float *restrict t181, const float *restrict t182, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t187, const float *restrict t188, const float *restrict t189, const float *restrict t190, const float *restrict t191, const float *restrict t193, const float *restrict t194, const float *restrict t195, const float *restrict t196, const float *restrict t197, const float *restrict t198, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5912,12 +5912,12 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const float *rejected_mask = args->rejected_mask;
     const float *ref_chosen = args->ref_chosen;
     const float *ref_rejected = args->ref_rejected;
-    const float *pair_weight = args->pair_weight;
-    const float *loss_weights = args->loss_weights;
     const float *beta = args->beta;
     const float *label_smoothing = args->label_smoothing;
     const float *simpo_gamma = args->simpo_gamma;
     const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
     const float *pref_loss_ratio = args->pref_loss_ratio;
     const float *sft_loss_ratio = args->sft_loss_ratio;
     const float *norm_eps = args->norm_eps;
@@ -6106,7 +6106,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k48_sequence_logps(logits_rejected, rejected_mask, t42, B, T);
     la_tock(prof, 48, tick);
     tick = la_tick(prof);
-    dpo_step_k49_dpo_sigmoid(t45, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
+    dpo_step_k49_dpo_sigmoid(t45, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
     la_tock(prof, 49, tick);
     tick = la_tick(prof);
     dpo_step_k50_log_sigmoid(t46, t45, B);
@@ -6124,7 +6124,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k54_dpo_sigmoid(t50, t49, B);
     la_tock(prof, 54, tick);
     tick = la_tick(prof);
-    dpo_step_k55_dpo_robust(t51, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
+    dpo_step_k55_dpo_robust(t51, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
     la_tock(prof, 55, tick);
     tick = la_tick(prof);
     dpo_step_k56_log_sigmoid(t52, t51, B);
@@ -6142,7 +6142,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k60_dpo_sigmoid(t56, t55, B);
     la_tock(prof, 60, tick);
     tick = la_tick(prof);
-    dpo_step_k61_dpo_hinge(t57, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
+    dpo_step_k61_dpo_hinge(t57, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
     la_tock(prof, 61, tick);
     tick = la_tick(prof);
     dpo_step_k62_dpo_ipo(t58, loss_weights, t43, B);
@@ -6151,16 +6151,16 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k63_dpo_ipo(t59, loss_weights, t44, B);
     la_tock(prof, 63, tick);
     tick = la_tick(prof);
-    dpo_step_k64_dpo_ipo(t60, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, t58, t59, B);
+    dpo_step_k64_dpo_ipo(t60, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, t58, t59, B);
     la_tock(prof, 64, tick);
     tick = la_tick(prof);
-    dpo_step_k65_dpo_sppo_hard(t61, ref_chosen, loss_weights, beta, t36, B);
+    dpo_step_k65_dpo_sppo_hard(t61, ref_chosen, beta, loss_weights, t36, B);
     la_tock(prof, 65, tick);
     tick = la_tick(prof);
-    dpo_step_k66_dpo_sppo_hard(t62, ref_rejected, loss_weights, beta, t40, B);
+    dpo_step_k66_dpo_sppo_hard(t62, ref_rejected, beta, loss_weights, t40, B);
     la_tock(prof, 66, tick);
     tick = la_tick(prof);
-    dpo_step_k67_dpo_nca_pair(t63, ref_chosen, loss_weights, beta, t36, B);
+    dpo_step_k67_dpo_nca_pair(t63, ref_chosen, beta, loss_weights, t36, B);
     la_tock(prof, 67, tick);
     tick = la_tick(prof);
     dpo_step_k68_log_sigmoid(t64, t63, B);
@@ -6178,7 +6178,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k72_dpo_sigmoid(t68, t67, B);
     la_tock(prof, 72, tick);
     tick = la_tick(prof);
-    dpo_step_k73_dpo_nca_pair(t69, ref_rejected, loss_weights, beta, t40, B);
+    dpo_step_k73_dpo_nca_pair(t69, ref_rejected, beta, loss_weights, t40, B);
     la_tock(prof, 73, tick);
     tick = la_tick(prof);
     dpo_step_k74_log_sigmoid(t70, t69, B);
@@ -6196,7 +6196,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k78_dpo_sigmoid(t74, pair_weight, B);
     la_tock(prof, 78, tick);
     tick = la_tick(prof);
-    dpo_step_k79_dpo_kto_pair(t75, pair_weight, beta, t72, t73, t74, B);
+    dpo_step_k79_dpo_kto_pair(t75, beta, pair_weight, t72, t73, t74, B);
     la_tock(prof, 79, tick);
     tick = la_tick(prof);
     dpo_step_k80_log_sigmoid(t76, t75, B);
@@ -6208,7 +6208,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k82_dpo_sigmoid(t78, t75, t77, B);
     la_tock(prof, 82, tick);
     tick = la_tick(prof);
-    dpo_step_k83_dpo_kto_pair(t79, pair_weight, beta, t72, t73, t74, B);
+    dpo_step_k83_dpo_kto_pair(t79, beta, pair_weight, t72, t73, t74, B);
     la_tock(prof, 83, tick);
     tick = la_tick(prof);
     dpo_step_k84_log_sigmoid(t80, t79, B);
@@ -6229,7 +6229,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k89_dpo_dpop(t85, t83, t84, B);
     la_tock(prof, 89, tick);
     tick = la_tick(prof);
-    dpo_step_k90_dpo_dpop(t86, ref_rejected, loss_weights, beta, dpop_lambda, t40, t83, t84, t85, B);
+    dpo_step_k90_dpo_dpop(t86, ref_rejected, beta, dpop_lambda, loss_weights, t40, t83, t84, t85, B);
     la_tock(prof, 90, tick);
     tick = la_tick(prof);
     dpo_step_k91_log_sigmoid(t87, t86, B);
@@ -6244,7 +6244,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k94_dpo_simpo(t90, loss_weights, t44, B);
     la_tock(prof, 94, tick);
     tick = la_tick(prof);
-    dpo_step_k95_dpo_simpo(t91, loss_weights, beta, simpo_gamma, t36, t40, t89, t90, B);
+    dpo_step_k95_dpo_simpo(t91, beta, simpo_gamma, loss_weights, t36, t40, t89, t90, B);
     la_tock(prof, 95, tick);
     tick = la_tick(prof);
     dpo_step_k96_log_sigmoid(t92, t91, B);
@@ -6295,10 +6295,10 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k111_dpo_sigmoid(t107, t106, B);
     la_tock(prof, 111, tick);
     tick = la_tick(prof);
-    dpo_step_k112_dpo_bco_pair(t108, ref_chosen, loss_weights, beta, t36, B);
+    dpo_step_k112_dpo_bco_pair(t108, ref_chosen, beta, loss_weights, t36, B);
     la_tock(prof, 112, tick);
     tick = la_tick(prof);
-    dpo_step_k113_dpo_bco_pair(t109, ref_rejected, loss_weights, beta, t40, B);
+    dpo_step_k113_dpo_bco_pair(t109, ref_rejected, beta, loss_weights, t40, B);
     la_tock(prof, 113, tick);
     tick = la_tick(prof);
     dpo_step_k114_dpo_bco_pair(t110, pair_weight, t74, t108, t109, B);
@@ -6319,7 +6319,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k119_dpo_sigmoid(t115, t114, B);
     la_tock(prof, 119, tick);
     tick = la_tick(prof);
-    dpo_step_k120_dpo_apo_zero(t116, ref_chosen, loss_weights, beta, t36, B);
+    dpo_step_k120_dpo_apo_zero(t116, ref_chosen, beta, loss_weights, t36, B);
     la_tock(prof, 120, tick);
     tick = la_tick(prof);
     dpo_step_k121_log_sigmoid(t117, t116, B);
@@ -6331,7 +6331,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k123_dpo_sigmoid(t119, t116, t118, B);
     la_tock(prof, 123, tick);
     tick = la_tick(prof);
-    dpo_step_k124_dpo_apo_zero(t120, ref_rejected, loss_weights, beta, t40, B);
+    dpo_step_k124_dpo_apo_zero(t120, ref_rejected, beta, loss_weights, t40, B);
     la_tock(prof, 124, tick);
     tick = la_tick(prof);
     dpo_step_k125_log_sigmoid(t121, t120, B);
@@ -6358,7 +6358,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k132_dpo_sigmoid(t128, t125, t127, B);
     la_tock(prof, 132, tick);
     tick = la_tick(prof);
-    dpo_step_k133_dpo_apo_down(t129, ref_rejected, loss_weights, beta, t40, t124, B);
+    dpo_step_k133_dpo_apo_down(t129, ref_rejected, beta, loss_weights, t40, t124, B);
     la_tock(prof, 133, tick);
     tick = la_tick(prof);
     dpo_step_k134_log_sigmoid(t130, t129, B);
@@ -6370,7 +6370,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k136_dpo_sigmoid(t132, t129, t131, B);
     la_tock(prof, 136, tick);
     tick = la_tick(prof);
-    dpo_step_k137_dpo_exo_pair(t133, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
+    dpo_step_k137_dpo_exo_pair(t133, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
     la_tock(prof, 137, tick);
     tick = la_tick(prof);
     dpo_step_k138_log_sigmoid(t134, t133, B);
@@ -6406,7 +6406,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k148_dpo_exo_pair(t144, label_smoothing, t142, B);
     la_tock(prof, 148, tick);
     tick = la_tick(prof);
-    dpo_step_k149_dpo_discopop(t145, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, B);
+    dpo_step_k149_dpo_discopop(t145, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
     la_tock(prof, 149, tick);
     tick = la_tick(prof);
     dpo_step_k150_dpo_discopop(t146, t145, B);
@@ -6442,7 +6442,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k160_dpo_sigmoid_norm(t156, loss_weights, t44, B);
     la_tock(prof, 160, tick);
     tick = la_tick(prof);
-    dpo_step_k161_dpo_sigmoid_norm(t157, ref_chosen, ref_rejected, loss_weights, beta, t36, t40, t155, t156, B);
+    dpo_step_k161_dpo_sigmoid_norm(t157, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, t155, t156, B);
     la_tock(prof, 161, tick);
     tick = la_tick(prof);
     dpo_step_k162_log_sigmoid(t158, t157, B);
@@ -6463,7 +6463,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k167_dpo_sft(t163, loss_weights, t43, B);
     la_tock(prof, 167, tick);
     tick = la_tick(prof);
-    dpo_step_k168_log_sigmoid(t164, loss_weights, beta, label_smoothing, t36, t45, t47, t48, t50, t51, t53, t54, t56, t57, t60, t61, t62, t63, t65, t66, t68, t69, t71, t78, t82, t86, t88, t91, t93, t94, t96, t99, t105, t107, t110, t112, t113, t115, t119, t123, t128, t132, t137, t138, t143, t144, t149, t152, t153, t154, t157, t159, t160, t162, t163, B);
+    dpo_step_k168_log_sigmoid(t164, beta, label_smoothing, loss_weights, t36, t45, t47, t48, t50, t51, t53, t54, t56, t57, t60, t61, t62, t63, t65, t66, t68, t69, t71, t78, t82, t86, t88, t91, t93, t94, t96, t99, t105, t107, t110, t112, t113, t115, t119, t123, t128, t132, t137, t138, t143, t144, t149, t152, t153, t154, t157, t159, t160, t162, t163, B);
     la_tock(prof, 168, tick);
     tick = la_tick(prof);
     dpo_step_k169_lm_head(t165, loss_weights, t164, B);
@@ -6490,13 +6490,13 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k176_lm_head_grad(t168, pair_weight, loss_weights, pref_loss_ratio, B);
     la_tock(prof, 176, tick);
     tick = la_tick(prof);
-    dpo_step_k177_log_sigmoid_grad(t169, loss_weights, beta, label_smoothing, t157, t158, t159, t160, t161, t162, t168, B);
+    dpo_step_k177_log_sigmoid_grad(t169, beta, label_smoothing, loss_weights, t157, t158, t159, t160, t161, t162, t168, B);
     la_tock(prof, 177, tick);
     tick = la_tick(prof);
-    dpo_step_k178_log_sigmoid_grad(t170, loss_weights, beta, t145, t146, t147, t148, t149, t150, t151, t152, t153, t154, t168, B);
+    dpo_step_k178_log_sigmoid_grad(t170, beta, loss_weights, t145, t146, t147, t148, t149, t150, t151, t152, t153, t154, t168, B);
     la_tock(prof, 178, tick);
     tick = la_tick(prof);
-    dpo_step_k179_log_sigmoid_grad(t171, loss_weights, beta, t133, t134, t135, t137, t138, t139, t140, t141, t143, t144, t168, B);
+    dpo_step_k179_log_sigmoid_grad(t171, beta, loss_weights, t133, t134, t135, t137, t138, t139, t140, t141, t143, t144, t168, B);
     la_tock(prof, 179, tick);
     tick = la_tick(prof);
     dpo_step_k180_dpo_apo_down(t172, loss_weights, t168, B);
@@ -6532,10 +6532,10 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k190_dpo_orpo_grad(t182, t181, B);
     la_tock(prof, 190, tick);
     tick = la_tick(prof);
-    dpo_step_k191_log_sigmoid_grad(t183, loss_weights, beta, label_smoothing, t91, t92, t93, t94, t95, t96, t168, B);
+    dpo_step_k191_log_sigmoid_grad(t183, beta, label_smoothing, loss_weights, t91, t92, t93, t94, t95, t96, t168, B);
     la_tock(prof, 191, tick);
     tick = la_tick(prof);
-    dpo_step_k192_log_sigmoid_grad(t184, loss_weights, beta, t86, t87, t88, t168, B);
+    dpo_step_k192_log_sigmoid_grad(t184, beta, loss_weights, t86, t87, t88, t168, B);
     la_tock(prof, 192, tick);
     tick = la_tick(prof);
     dpo_step_k193_dpo_dpop_grad(t185, t184, B);
@@ -6571,16 +6571,16 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k203_dpo_ipo(t195, loss_weights, t60, t168, B);
     la_tock(prof, 203, tick);
     tick = la_tick(prof);
-    dpo_step_k204_dpo_hinge(t196, loss_weights, beta, t57, t168, B);
+    dpo_step_k204_dpo_hinge(t196, beta, loss_weights, t57, t168, B);
     la_tock(prof, 204, tick);
     tick = la_tick(prof);
-    dpo_step_k205_log_sigmoid_grad(t197, loss_weights, beta, label_smoothing, t51, t52, t53, t54, t55, t56, t168, B);
+    dpo_step_k205_log_sigmoid_grad(t197, beta, label_smoothing, loss_weights, t51, t52, t53, t54, t55, t56, t168, B);
     la_tock(prof, 205, tick);
     tick = la_tick(prof);
-    dpo_step_k206_log_sigmoid_grad(t198, loss_weights, beta, label_smoothing, t45, t46, t47, t48, t49, t50, t168, B);
+    dpo_step_k206_log_sigmoid_grad(t198, beta, label_smoothing, loss_weights, t45, t46, t47, t48, t49, t50, t168, B);
     la_tock(prof, 206, tick);
     tick = la_tick(prof);
-    dpo_step_k207_log_sigmoid_grad(t199, chosen_mask, rejected_mask, pair_weight, loss_weights, beta, dpop_lambda, sft_loss_ratio, t27, t28, t30, t31, t33, t37, t43, t58, t59, t63, t64, t65, t66, t67, t68, t69, t70, t71, t75, t76, t77, t79, t80, t81, t85, t89, t90, t97, t98, t101, t102, t103, t104, t110, t111, t112, t113, t114, t115, t116, t117, t118, t120, t121, t122, t125, t126, t127, t155, t156, t163, t168, t169, t170, t171, t173, t174, t176, t177, t178, t179, t180, t181, t182, t183, t184, t185, t187, t188, t189, t190, t191, t193, t194, t195, t196, t197, t198, B, T, V);
+    dpo_step_k207_log_sigmoid_grad(t199, chosen_mask, rejected_mask, beta, dpop_lambda, pair_weight, loss_weights, sft_loss_ratio, t27, t28, t30, t31, t33, t37, t43, t58, t59, t63, t64, t65, t66, t67, t68, t69, t70, t71, t75, t76, t77, t79, t80, t81, t85, t89, t90, t97, t98, t101, t102, t103, t104, t110, t111, t112, t113, t114, t115, t116, t117, t118, t120, t121, t122, t125, t126, t127, t155, t156, t163, t168, t169, t170, t171, t173, t174, t176, t177, t178, t179, t180, t181, t182, t183, t184, t185, t187, t188, t189, t190, t191, t193, t194, t195, t196, t197, t198, B, T, V);
     la_tock(prof, 207, tick);
     tick = la_tick(prof);
     dpo_step_k208_lm_head_grad_matmul(t200, lm_head, t199, B, HD2, KVH, REP, T, V);
@@ -6892,53 +6892,53 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[46] = (double)(B*T); bytes[46] = (double)(4*B + 4*B*T); /* dpo_step_k46_sequence_logps */
     flops[47] = (double)(B*T + B*T); bytes[47] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k47_sequence_logps */
     flops[48] = (double)(B*T + B*T); bytes[48] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k48_sequence_logps */
-    flops[49] = (double)(1 + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
+    flops[49] = (double)(1 + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
     flops[50] = (double)(B + B + B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_log_sigmoid */
     flops[51] = (double)(B); bytes[51] = (double)(4*B + 4*B); /* dpo_step_k51_dpo_sigmoid */
     flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_step_k52_dpo_sigmoid */
     flops[53] = (double)(B + B + B); bytes[53] = (double)(4*B + 4*B); /* dpo_step_k53_log_sigmoid */
     flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_dpo_sigmoid */
-    flops[55] = (double)(1 + B + B + B + B + B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k55_dpo_robust */
+    flops[55] = (double)(1 + B + B + B + B + B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k55_dpo_robust */
     flops[56] = (double)(B + B + B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_log_sigmoid */
     flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_dpo_sigmoid */
     flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_dpo_robust */
     flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_log_sigmoid */
     flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
-    flops[61] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k61_dpo_hinge */
+    flops[61] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k61_dpo_hinge */
     flops[62] = (double)(1 + B); bytes[62] = (double)(4*B + 68 + 4*B); /* dpo_step_k62_dpo_ipo */
     flops[63] = (double)(1 + B); bytes[63] = (double)(4*B + 68 + 4*B); /* dpo_step_k63_dpo_ipo */
-    flops[64] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[64] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k64_dpo_ipo */
-    flops[65] = (double)(1 + B + B + B + 1 + B); bytes[65] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k65_dpo_sppo_hard */
-    flops[66] = (double)(1 + B + B + B + 1 + B); bytes[66] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k66_dpo_sppo_hard */
-    flops[67] = (double)(1 + B + B + B + B); bytes[67] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k67_dpo_nca_pair */
+    flops[64] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[64] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k64_dpo_ipo */
+    flops[65] = (double)(1 + B + B + B + 1 + B); bytes[65] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k65_dpo_sppo_hard */
+    flops[66] = (double)(1 + B + B + B + 1 + B); bytes[66] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k66_dpo_sppo_hard */
+    flops[67] = (double)(1 + B + B + B + B); bytes[67] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k67_dpo_nca_pair */
     flops[68] = (double)(B + B + B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_log_sigmoid */
     flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_dpo_sigmoid */
     flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_dpo_nca_pair */
     flops[71] = (double)(B + B + B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_log_sigmoid */
     flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_dpo_sigmoid */
-    flops[73] = (double)(1 + B + B + B + B + B); bytes[73] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k73_dpo_nca_pair */
+    flops[73] = (double)(1 + B + B + B + B + B); bytes[73] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k73_dpo_nca_pair */
     flops[74] = (double)(B + B + B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_log_sigmoid */
     flops[75] = (double)(B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_dpo_sigmoid */
     flops[76] = (double)(1 + B + B + B); bytes[76] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k76_dpo_kto_pair */
     flops[77] = (double)(1 + B + B + B); bytes[77] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k77_dpo_kto_pair */
     flops[78] = (double)(B + B); bytes[78] = (double)(4 + 4*B); /* dpo_step_k78_dpo_sigmoid */
-    flops[79] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[79] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_step_k79_dpo_kto_pair */
+    flops[79] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[79] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k79_dpo_kto_pair */
     flops[80] = (double)(B + B + B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_log_sigmoid */
     flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_dpo_sigmoid */
     flops[82] = (double)(B + B + B + B); bytes[82] = (double)(4*B + 4*B + 4*B); /* dpo_step_k82_dpo_sigmoid */
-    flops[83] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[83] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_step_k83_dpo_kto_pair */
+    flops[83] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[83] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k83_dpo_kto_pair */
     flops[84] = (double)(B + B + B); bytes[84] = (double)(4*B + 4*B); /* dpo_step_k84_log_sigmoid */
     flops[85] = (double)(B); bytes[85] = (double)(4*B + 4*B); /* dpo_step_k85_dpo_sigmoid */
     flops[86] = (double)(B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4*B); /* dpo_step_k86_dpo_sigmoid */
     flops[87] = (double)(1 + B); bytes[87] = (double)(4*B + 68 + 4*B); /* dpo_step_k87_dpo_dpop */
     flops[88] = (double)(1 + B); bytes[88] = (double)(4*B + 4*B + 68); /* dpo_step_k88_dpo_dpop */
     flops[89] = (double)(B); bytes[89] = (double)(4*B + 4*B + 4*B); /* dpo_step_k89_dpo_dpop */
-    flops[90] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k90_dpo_dpop */
+    flops[90] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k90_dpo_dpop */
     flops[91] = (double)(B + B + B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_log_sigmoid */
     flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
     flops[93] = (double)(1 + B); bytes[93] = (double)(4*B + 68 + 4*B); /* dpo_step_k93_dpo_simpo */
     flops[94] = (double)(1 + B); bytes[94] = (double)(4*B + 68 + 4*B); /* dpo_step_k94_dpo_simpo */
-    flops[95] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[95] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k95_dpo_simpo */
+    flops[95] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[95] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k95_dpo_simpo */
     flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_log_sigmoid */
     flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_dpo_sigmoid */
     flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_dpo_simpo */
@@ -6955,19 +6955,19 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[109] = (double)(B + B + B + B + B); bytes[109] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k109_dpo_orpo */
     flops[110] = (double)(B + B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_log_sigmoid */
     flops[111] = (double)(B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
-    flops[112] = (double)(1 + B + B + B + B); bytes[112] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k112_dpo_bco_pair */
-    flops[113] = (double)(1 + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k113_dpo_bco_pair */
+    flops[112] = (double)(1 + B + B + B + B); bytes[112] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k112_dpo_bco_pair */
+    flops[113] = (double)(1 + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k113_dpo_bco_pair */
     flops[114] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[114] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k114_dpo_bco_pair */
     flops[115] = (double)(B + B + B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_log_sigmoid */
     flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_dpo_sigmoid */
     flops[117] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[117] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k117_dpo_bco_pair */
     flops[118] = (double)(B + B + B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_log_sigmoid */
     flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_dpo_sigmoid */
-    flops[120] = (double)(1 + B + B + B + B); bytes[120] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k120_dpo_apo_zero */
+    flops[120] = (double)(1 + B + B + B + B); bytes[120] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k120_dpo_apo_zero */
     flops[121] = (double)(B + B + B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_log_sigmoid */
     flops[122] = (double)(B); bytes[122] = (double)(4*B + 4*B); /* dpo_step_k122_dpo_sigmoid */
     flops[123] = (double)(B + B + B + B); bytes[123] = (double)(4*B + 4*B + 4*B); /* dpo_step_k123_dpo_sigmoid */
-    flops[124] = (double)(1 + B + B + B + B); bytes[124] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k124_dpo_apo_zero */
+    flops[124] = (double)(1 + B + B + B + B); bytes[124] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k124_dpo_apo_zero */
     flops[125] = (double)(B + B + B); bytes[125] = (double)(4*B + 4*B); /* dpo_step_k125_log_sigmoid */
     flops[126] = (double)(B); bytes[126] = (double)(4*B + 4*B); /* dpo_step_k126_dpo_sigmoid */
     flops[127] = (double)(B + B + B + B); bytes[127] = (double)(4*B + 4*B + 4*B); /* dpo_step_k127_dpo_sigmoid */
@@ -6976,11 +6976,11 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[130] = (double)(B + B + B); bytes[130] = (double)(4*B + 4*B); /* dpo_step_k130_log_sigmoid */
     flops[131] = (double)(B); bytes[131] = (double)(4*B + 4*B); /* dpo_step_k131_dpo_sigmoid */
     flops[132] = (double)(B + B + B + B); bytes[132] = (double)(4*B + 4*B + 4*B); /* dpo_step_k132_dpo_sigmoid */
-    flops[133] = (double)(1 + B + B + B + B + B); bytes[133] = (double)(4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k133_dpo_apo_down */
+    flops[133] = (double)(1 + B + B + B + B + B); bytes[133] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k133_dpo_apo_down */
     flops[134] = (double)(B + B + B); bytes[134] = (double)(4*B + 4*B); /* dpo_step_k134_log_sigmoid */
     flops[135] = (double)(B); bytes[135] = (double)(4*B + 4*B); /* dpo_step_k135_dpo_sigmoid */
     flops[136] = (double)(B + B + B + B); bytes[136] = (double)(4*B + 4*B + 4*B); /* dpo_step_k136_dpo_sigmoid */
-    flops[137] = (double)(1 + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k137_dpo_exo_pair */
+    flops[137] = (double)(1 + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k137_dpo_exo_pair */
     flops[138] = (double)(B + B + B); bytes[138] = (double)(4*B + 4*B); /* dpo_step_k138_log_sigmoid */
     flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_dpo_sigmoid */
     flops[140] = (double)(B + B + B); bytes[140] = (double)(4*B + 4*B + 4*B); /* dpo_step_k140_dpo_sigmoid */
@@ -6992,7 +6992,7 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[146] = (double)(B + B + B); bytes[146] = (double)(4*B + 4*B + 4*B); /* dpo_step_k146_dpo_sigmoid */
     flops[147] = (double)(B); bytes[147] = (double)(4*B + 4*B); /* dpo_step_k147_sigmoid */
     flops[148] = (double)(1 + 1 + 1 + B); bytes[148] = (double)(4*B + 4 + 4*B); /* dpo_step_k148_dpo_exo_pair */
-    flops[149] = (double)(1 + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_step_k149_dpo_discopop */
+    flops[149] = (double)(1 + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k149_dpo_discopop */
     flops[150] = (double)(B); bytes[150] = (double)(4*B + 4*B); /* dpo_step_k150_dpo_discopop */
     flops[151] = (double)(B + B + B); bytes[151] = (double)(4*B + 4*B); /* dpo_step_k151_log_sigmoid */
     flops[152] = (double)(B); bytes[152] = (double)(4*B + 4*B); /* dpo_step_k152_dpo_sigmoid */
@@ -7004,14 +7004,14 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[158] = (double)(B + B); bytes[158] = (double)(4*B + 4*B); /* dpo_step_k158_dpo_discopop */
     flops[159] = (double)(1 + B); bytes[159] = (double)(4*B + 68 + 4*B); /* dpo_step_k159_dpo_sigmoid_norm */
     flops[160] = (double)(1 + B); bytes[160] = (double)(4*B + 68 + 4*B); /* dpo_step_k160_dpo_sigmoid_norm */
-    flops[161] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[161] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k161_dpo_sigmoid_norm */
+    flops[161] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[161] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k161_dpo_sigmoid_norm */
     flops[162] = (double)(B + B + B); bytes[162] = (double)(4*B + 4*B); /* dpo_step_k162_log_sigmoid */
     flops[163] = (double)(B); bytes[163] = (double)(4*B + 4*B); /* dpo_step_k163_dpo_sigmoid */
     flops[164] = (double)(B); bytes[164] = (double)(4*B + 4*B); /* dpo_step_k164_dpo_sigmoid_norm */
     flops[165] = (double)(B + B + B); bytes[165] = (double)(4*B + 4*B); /* dpo_step_k165_log_sigmoid */
     flops[166] = (double)(B); bytes[166] = (double)(4*B + 4*B); /* dpo_step_k166_dpo_sigmoid */
     flops[167] = (double)(1 + B); bytes[167] = (double)(4*B + 68 + 4*B); /* dpo_step_k167_dpo_sft */
-    flops[168] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[168] = (double)(68*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k168_log_sigmoid */
+    flops[168] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[168] = (double)(68*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k168_log_sigmoid */
     flops[169] = (double)(17*B + 17*B); bytes[169] = (double)(4*B + 68 + 68*B); /* dpo_step_k169_lm_head */
     flops[170] = (double)(B + B); bytes[170] = (double)(4 + 4*B + 4*B); /* dpo_step_k170_lm_head */
     flops[171] = (double)(B + B + B + B); bytes[171] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k171_sft */
@@ -7020,9 +7020,9 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[174] = (double)(B); bytes[174] = (double)(4*B + 4*B); /* dpo_step_k174_lm_head */
     flops[175] = (double)(B); bytes[175] = (double)(4*B + 4*B); /* dpo_step_k175_lm_head */
     flops[176] = (double)(1 + B + 17*B); bytes[176] = (double)(68*B + 4*B + 68 + 4); /* dpo_step_k176_lm_head_grad */
-    flops[177] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[177] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k177_log_sigmoid_grad */
-    flops[178] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[178] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k178_log_sigmoid_grad */
-    flops[179] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[179] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k179_log_sigmoid_grad */
+    flops[177] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[177] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k177_log_sigmoid_grad */
+    flops[178] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[178] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k178_log_sigmoid_grad */
+    flops[179] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[179] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k179_log_sigmoid_grad */
     flops[180] = (double)(1 + B); bytes[180] = (double)(4*B + 68 + 68*B); /* dpo_step_k180_dpo_apo_down */
     flops[181] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[181] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k181_log_sigmoid_grad */
     flops[182] = (double)(B); bytes[182] = (double)(4*B + 4*B + 4*B); /* dpo_step_k182_sigmoid_grad */
@@ -7034,8 +7034,8 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[188] = (double)(1 + B + B); bytes[188] = (double)(4*B + 68 + 68*B); /* dpo_step_k188_dpo_orpo */
     flops[189] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[189] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k189_log_sigmoid_grad */
     flops[190] = (double)(B); bytes[190] = (double)(4*B + 4*B); /* dpo_step_k190_dpo_orpo_grad */
-    flops[191] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[191] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k191_log_sigmoid_grad */
-    flops[192] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[192] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k192_log_sigmoid_grad */
+    flops[191] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[191] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k191_log_sigmoid_grad */
+    flops[192] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[192] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k192_log_sigmoid_grad */
     flops[193] = (double)(B); bytes[193] = (double)(4*B + 4*B); /* dpo_step_k193_dpo_dpop_grad */
     flops[194] = (double)(1 + B + B + B); bytes[194] = (double)(4*B + 68 + 68*B); /* dpo_step_k194_dpo_kto_pair */
     flops[195] = (double)(B); bytes[195] = (double)(4*B + 4*B + 4*B); /* dpo_step_k195_sigmoid_grad */
@@ -7047,10 +7047,10 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[201] = (double)(B); bytes[201] = (double)(4*B + 4*B + 4*B); /* dpo_step_k201_dpo_sppo_hard_grad */
     flops[202] = (double)(B); bytes[202] = (double)(4*B + 4*B + 4*B); /* dpo_step_k202_dpo_sppo_hard_grad */
     flops[203] = (double)(1 + B + B + B); bytes[203] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_step_k203_dpo_ipo */
-    flops[204] = (double)(1 + B + B + B + B + B); bytes[204] = (double)(4*B + 68 + 4 + 4*B + 68*B); /* dpo_step_k204_dpo_hinge */
-    flops[205] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[205] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k205_log_sigmoid_grad */
-    flops[206] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[206] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k206_log_sigmoid_grad */
-    flops[207] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[207] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B + 68 + 4 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k207_log_sigmoid_grad */
+    flops[204] = (double)(1 + B + B + B + B + B); bytes[204] = (double)(4*B + 4 + 68 + 4*B + 68*B); /* dpo_step_k204_dpo_hinge */
+    flops[205] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[205] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k205_log_sigmoid_grad */
+    flops[206] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[206] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k206_log_sigmoid_grad */
+    flops[207] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[207] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4 + 4 + 4*B + 68 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k207_log_sigmoid_grad */
     flops[208] = (double)(4*B*HD2*KVH*REP*T*V); bytes[208] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k208_lm_head_grad_matmul */
     flops[209] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[209] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k209_rmsnorm_grad */
     flops[210] = (double)(2*HD2*KVH*REP*T); bytes[210] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k210_rmsnorm_grad */
@@ -7427,7 +7427,7 @@ const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 282,
 /* ===== program 'dpo_loss' ===== */
 
 /* dpo_loss_k0_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [dpo_sigmoid] */
-static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -7505,7 +7505,7 @@ static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4
 }
 
 /* dpo_loss_k6_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_robust] */
-static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -7583,7 +7583,7 @@ static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict 
 }
 
 /* dpo_loss_k12_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [dpo_sigmoid; dpo_hinge] */
-static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -7627,7 +7627,7 @@ static void dpo_loss_k14_dpo_ipo(float *restrict t14, const float *restrict len_
 }
 
 /* dpo_loss_k15_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
-static void dpo_loss_k15_dpo_ipo(float *restrict t15, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t13, const float *restrict t14, long B) {
+static void dpo_loss_k15_dpo_ipo(float *restrict t15, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t13, const float *restrict t14, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
@@ -7652,7 +7652,7 @@ static void dpo_loss_k15_dpo_ipo(float *restrict t15, const float *restrict logp
 }
 
 /* dpo_loss_k16_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [dpo_sigmoid; dpo_sppo_hard] */
-static void dpo_loss_k16_dpo_sppo_hard(float *restrict t16, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k16_dpo_sppo_hard(float *restrict t16, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -7668,7 +7668,7 @@ static void dpo_loss_k16_dpo_sppo_hard(float *restrict t16, const float *restric
 }
 
 /* dpo_loss_k17_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [dpo_sigmoid; dpo_sppo_hard] */
-static void dpo_loss_k17_dpo_sppo_hard(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k17_dpo_sppo_hard(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -7684,7 +7684,7 @@ static void dpo_loss_k17_dpo_sppo_hard(float *restrict t17, const float *restric
 }
 
 /* dpo_loss_k18_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_nca_pair] */
-static void dpo_loss_k18_dpo_nca_pair(float *restrict t18, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k18_dpo_nca_pair(float *restrict t18, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -7758,7 +7758,7 @@ static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict 
 }
 
 /* dpo_loss_k24_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [dpo_sigmoid; dpo_nca_pair] */
-static void dpo_loss_k24_dpo_nca_pair(float *restrict t24, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k24_dpo_nca_pair(float *restrict t24, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -7850,7 +7850,7 @@ static void dpo_loss_k30_weighted_sum(float *restrict t30, const float *restrict
 }
 
 /* dpo_loss_k31_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair] */
-static void dpo_loss_k31_dpo_kto_pair(float *restrict t31, const float *restrict pair_weight, const float *restrict beta, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
+static void dpo_loss_k31_dpo_kto_pair(float *restrict t31, const float *restrict beta, const float *restrict pair_weight, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
@@ -7908,7 +7908,7 @@ static void dpo_loss_k34_dpo_sigmoid(float *restrict t34, const float *restrict 
 }
 
 /* dpo_loss_k35_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair] */
-static void dpo_loss_k35_dpo_kto_pair(float *restrict t35, const float *restrict pair_weight, const float *restrict beta, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
+static void dpo_loss_k35_dpo_kto_pair(float *restrict t35, const float *restrict beta, const float *restrict pair_weight, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
@@ -8001,7 +8001,7 @@ static void dpo_loss_k41_dpo_dpop(float *restrict t41, const float *restrict t39
 }
 
 /* dpo_loss_k42_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
-static void dpo_loss_k42_dpo_dpop(float *restrict t42, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t39, const float *restrict t40, const float *restrict t41, long B) {
+static void dpo_loss_k42_dpo_dpop(float *restrict t42, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t39, const float *restrict t40, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -8069,7 +8069,7 @@ static void dpo_loss_k46_dpo_simpo(float *restrict t46, const float *restrict le
 }
 
 /* dpo_loss_k47_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [dpo_sigmoid; dpo_simpo] */
-static void dpo_loss_k47_dpo_simpo(float *restrict t47, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict t45, const float *restrict t46, long B) {
+static void dpo_loss_k47_dpo_simpo(float *restrict t47, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict t45, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -8280,7 +8280,7 @@ static void dpo_loss_k63_dpo_sigmoid(float *restrict t63, const float *restrict 
 }
 
 /* dpo_loss_k64_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_bco_pair] */
-static void dpo_loss_k64_dpo_bco_pair(float *restrict t64, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k64_dpo_bco_pair(float *restrict t64, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
@@ -8295,7 +8295,7 @@ static void dpo_loss_k64_dpo_bco_pair(float *restrict t64, const float *restrict
 }
 
 /* dpo_loss_k65_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_bco_pair] */
-static void dpo_loss_k65_dpo_bco_pair(float *restrict t65, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k65_dpo_bco_pair(float *restrict t65, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
@@ -8413,7 +8413,7 @@ static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict 
 }
 
 /* dpo_loss_k72_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_apo_zero] */
-static void dpo_loss_k72_dpo_apo_zero(float *restrict t72, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k72_dpo_apo_zero(float *restrict t72, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -8466,7 +8466,7 @@ static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict 
 }
 
 /* dpo_loss_k76_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_apo_zero] */
-static void dpo_loss_k76_dpo_apo_zero(float *restrict t76, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k76_dpo_apo_zero(float *restrict t76, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -8582,7 +8582,7 @@ static void dpo_loss_k84_dpo_sigmoid(float *restrict t84, const float *restrict 
 }
 
 /* dpo_loss_k85_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
-static void dpo_loss_k85_dpo_apo_down(float *restrict t85, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t80, long B) {
+static void dpo_loss_k85_dpo_apo_down(float *restrict t85, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -8636,7 +8636,7 @@ static void dpo_loss_k88_dpo_sigmoid(float *restrict t88, const float *restrict 
 }
 
 /* dpo_loss_k89_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k89_dpo_exo_pair(float *restrict t89, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k89_dpo_exo_pair(float *restrict t89, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -8791,7 +8791,7 @@ static void dpo_loss_k100_dpo_exo_pair(float *restrict t100, const float *restri
 }
 
 /* dpo_loss_k101_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
-static void dpo_loss_k101_dpo_discopop(float *restrict t101, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, long B) {
+static void dpo_loss_k101_dpo_discopop(float *restrict t101, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -8944,7 +8944,7 @@ static void dpo_loss_k112_dpo_sigmoid_norm(float *restrict t112, const float *re
 }
 
 /* dpo_loss_k113_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k113_dpo_sigmoid_norm(float *restrict t113, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t111, const float *restrict t112, long B) {
+static void dpo_loss_k113_dpo_sigmoid_norm(float *restrict t113, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t111, const float *restrict t112, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -9038,7 +9038,7 @@ static void dpo_loss_k119_dpo_sft(float *restrict t119, const float *restrict le
 }
 
 /* dpo_loss_k120_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
-static void dpo_loss_k120_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t20, const float *restrict t21, const float *restrict t23, const float *restrict t24, const float *restrict t26, const float *restrict t34, const float *restrict t38, const float *restrict t42, const float *restrict t44, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t52, const float *restrict t55, const float *restrict t61, const float *restrict t63, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t75, const float *restrict t79, const float *restrict t84, const float *restrict t88, const float *restrict t93, const float *restrict t94, const float *restrict t99, const float *restrict t100, const float *restrict t105, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t113, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t119, long B) {
+static void dpo_loss_k120_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t20, const float *restrict t21, const float *restrict t23, const float *restrict t24, const float *restrict t26, const float *restrict t34, const float *restrict t38, const float *restrict t42, const float *restrict t44, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t52, const float *restrict t55, const float *restrict t61, const float *restrict t63, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t75, const float *restrict t79, const float *restrict t84, const float *restrict t88, const float *restrict t93, const float *restrict t94, const float *restrict t99, const float *restrict t100, const float *restrict t105, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t113, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t119, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9274,7 +9274,7 @@ static void dpo_loss_k123_grad(float *restrict t121, const float *restrict loss_
 }
 
 /* dpo_loss_k124_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_loss_k124_log_sigmoid_grad(float *restrict t122, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t121, long B) {
+static void dpo_loss_k124_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -9317,7 +9317,7 @@ static void dpo_loss_k124_log_sigmoid_grad(float *restrict t122, const float *re
 }
 
 /* dpo_loss_k125_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k125_log_sigmoid_grad(float *restrict t123, const float *restrict loss_weights, const float *restrict beta, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t121, long B) {
+static void dpo_loss_k125_log_sigmoid_grad(float *restrict t123, const float *restrict beta, const float *restrict loss_weights, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -9365,7 +9365,7 @@ static void dpo_loss_k125_log_sigmoid_grad(float *restrict t123, const float *re
 }
 
 /* dpo_loss_k126_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k126_log_sigmoid_grad(float *restrict t124, const float *restrict loss_weights, const float *restrict beta, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t99, const float *restrict t100, const float *restrict t121, long B) {
+static void dpo_loss_k126_log_sigmoid_grad(float *restrict t124, const float *restrict beta, const float *restrict loss_weights, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t99, const float *restrict t100, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -9543,7 +9543,7 @@ static void dpo_loss_k134_dpo_orpo_grad(float *restrict t132, const float *restr
 }
 
 /* dpo_loss_k135_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
-static void dpo_loss_k135_log_sigmoid_grad(float *restrict t133, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t121, long B) {
+static void dpo_loss_k135_log_sigmoid_grad(float *restrict t133, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -9586,7 +9586,7 @@ static void dpo_loss_k135_log_sigmoid_grad(float *restrict t133, const float *re
 }
 
 /* dpo_loss_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
-static void dpo_loss_k136_log_sigmoid_grad(float *restrict t134, const float *restrict loss_weights, const float *restrict beta, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t121, long B) {
+static void dpo_loss_k136_log_sigmoid_grad(float *restrict t134, const float *restrict beta, const float *restrict loss_weights, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -9697,7 +9697,7 @@ static void dpo_loss_k143_dpo_ipo(float *restrict t141, const float *restrict lo
 }
 
 /* dpo_loss_k144_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; grad; dpo_hinge/grad] */
-static void dpo_loss_k144_dpo_hinge(float *restrict t142, const float *restrict loss_weights, const float *restrict beta, const float *restrict t12, const float *restrict t121, long B) {
+static void dpo_loss_k144_dpo_hinge(float *restrict t142, const float *restrict beta, const float *restrict loss_weights, const float *restrict t12, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -9713,7 +9713,7 @@ static void dpo_loss_k144_dpo_hinge(float *restrict t142, const float *restrict 
 }
 
 /* dpo_loss_k145_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
-static void dpo_loss_k145_log_sigmoid_grad(float *restrict t143, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, const float *restrict t121, long B) {
+static void dpo_loss_k145_log_sigmoid_grad(float *restrict t143, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -9758,7 +9758,7 @@ static void dpo_loss_k145_log_sigmoid_grad(float *restrict t143, const float *re
 }
 
 /* dpo_loss_k146_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k146_log_sigmoid_grad(float *restrict t144, const float *restrict loss_weights, const float *restrict beta, const float *restrict label_smoothing, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, const float *restrict t121, long B) {
+static void dpo_loss_k146_log_sigmoid_grad(float *restrict t144, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, const float *restrict t121, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -9801,7 +9801,7 @@ static void dpo_loss_k146_log_sigmoid_grad(float *restrict t144, const float *re
 }
 
 /* dpo_loss_k147_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
-static void dpo_loss_k147_log_sigmoid_grad(float *restrict d_rejected, const float *restrict loss_weights, const float *restrict beta, const float *restrict t14, const float *restrict t17, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t35, const float *restrict t36, const float *restrict t37, const float *restrict t38, const float *restrict t46, const float *restrict t54, const float *restrict t59, const float *restrict t60, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t112, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t132, const float *restrict t133, const float *restrict t135, const float *restrict t136, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
+static void dpo_loss_k147_log_sigmoid_grad(float *restrict d_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t14, const float *restrict t17, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t35, const float *restrict t36, const float *restrict t37, const float *restrict t38, const float *restrict t46, const float *restrict t54, const float *restrict t59, const float *restrict t60, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t112, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t132, const float *restrict t133, const float *restrict t135, const float *restrict t136, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -9929,7 +9929,7 @@ static void dpo_loss_k147_log_sigmoid_grad(float *restrict d_rejected, const flo
 }
 
 /* dpo_loss_k148_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, div, select, reshape, expand, div, select, add, select, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
-static void dpo_loss_k148_log_sigmoid_grad(float *restrict d_chosen, const float *restrict loss_weights, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict t13, const float *restrict t16, const float *restrict t18, const float *restrict t19, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t41, const float *restrict t45, const float *restrict t53, const float *restrict t57, const float *restrict t58, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t81, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t111, const float *restrict t119, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
+static void dpo_loss_k148_log_sigmoid_grad(float *restrict d_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t13, const float *restrict t16, const float *restrict t18, const float *restrict t19, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t41, const float *restrict t45, const float *restrict t53, const float *restrict t57, const float *restrict t58, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t81, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t111, const float *restrict t119, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
@@ -10364,19 +10364,19 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     const float *ref_rejected = args->ref_rejected;
     const float *len_chosen = args->len_chosen;
     const float *len_rejected = args->len_rejected;
-    const float *pair_weight = args->pair_weight;
-    const float *loss_weights = args->loss_weights;
     const float *beta = args->beta;
     const float *label_smoothing = args->label_smoothing;
     const float *simpo_gamma = args->simpo_gamma;
     const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
     float *losses = args->losses;
     float *loss = args->loss;
     float *d_chosen = args->d_chosen;
     float *d_rejected = args->d_rejected;
     /* stage 'main' */
     tick = la_tick(prof);
-    dpo_loss_k0_dpo_sigmoid(t0, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k0_dpo_sigmoid(t0, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 0, tick);
     tick = la_tick(prof);
     dpo_loss_k1_log_sigmoid(t1, t0, B);
@@ -10394,7 +10394,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k5_dpo_sigmoid(t5, t4, B);
     la_tock(prof, 5, tick);
     tick = la_tick(prof);
-    dpo_loss_k6_dpo_robust(t6, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k6_dpo_robust(t6, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 6, tick);
     tick = la_tick(prof);
     dpo_loss_k7_log_sigmoid(t7, t6, B);
@@ -10412,7 +10412,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k11_dpo_sigmoid(t11, t10, B);
     la_tock(prof, 11, tick);
     tick = la_tick(prof);
-    dpo_loss_k12_dpo_hinge(t12, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k12_dpo_hinge(t12, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 12, tick);
     tick = la_tick(prof);
     dpo_loss_k13_dpo_ipo(t13, len_chosen, loss_weights, B);
@@ -10421,16 +10421,16 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k14_dpo_ipo(t14, len_rejected, loss_weights, B);
     la_tock(prof, 14, tick);
     tick = la_tick(prof);
-    dpo_loss_k15_dpo_ipo(t15, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, t13, t14, B);
+    dpo_loss_k15_dpo_ipo(t15, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, t13, t14, B);
     la_tock(prof, 15, tick);
     tick = la_tick(prof);
-    dpo_loss_k16_dpo_sppo_hard(t16, logps_chosen, ref_chosen, loss_weights, beta, B);
+    dpo_loss_k16_dpo_sppo_hard(t16, logps_chosen, ref_chosen, beta, loss_weights, B);
     la_tock(prof, 16, tick);
     tick = la_tick(prof);
-    dpo_loss_k17_dpo_sppo_hard(t17, logps_rejected, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k17_dpo_sppo_hard(t17, logps_rejected, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 17, tick);
     tick = la_tick(prof);
-    dpo_loss_k18_dpo_nca_pair(t18, logps_chosen, ref_chosen, loss_weights, beta, B);
+    dpo_loss_k18_dpo_nca_pair(t18, logps_chosen, ref_chosen, beta, loss_weights, B);
     la_tock(prof, 18, tick);
     tick = la_tick(prof);
     dpo_loss_k19_log_sigmoid(t19, t18, B);
@@ -10448,7 +10448,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k23_dpo_sigmoid(t23, t22, B);
     la_tock(prof, 23, tick);
     tick = la_tick(prof);
-    dpo_loss_k24_dpo_nca_pair(t24, logps_rejected, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k24_dpo_nca_pair(t24, logps_rejected, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 24, tick);
     tick = la_tick(prof);
     dpo_loss_k25_log_sigmoid(t25, t24, B);
@@ -10469,7 +10469,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k30_weighted_sum(t30, t29, B);
     la_tock(prof, 30, tick);
     tick = la_tick(prof);
-    dpo_loss_k31_dpo_kto_pair(t31, pair_weight, beta, t27, t28, t30, B);
+    dpo_loss_k31_dpo_kto_pair(t31, beta, pair_weight, t27, t28, t30, B);
     la_tock(prof, 31, tick);
     tick = la_tick(prof);
     dpo_loss_k32_log_sigmoid(t32, t31, B);
@@ -10481,7 +10481,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k34_dpo_sigmoid(t34, t31, t33, B);
     la_tock(prof, 34, tick);
     tick = la_tick(prof);
-    dpo_loss_k35_dpo_kto_pair(t35, pair_weight, beta, t27, t28, t30, B);
+    dpo_loss_k35_dpo_kto_pair(t35, beta, pair_weight, t27, t28, t30, B);
     la_tock(prof, 35, tick);
     tick = la_tick(prof);
     dpo_loss_k36_log_sigmoid(t36, t35, B);
@@ -10502,7 +10502,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k41_dpo_dpop(t41, t39, t40, B);
     la_tock(prof, 41, tick);
     tick = la_tick(prof);
-    dpo_loss_k42_dpo_dpop(t42, logps_rejected, ref_rejected, loss_weights, beta, dpop_lambda, t39, t40, t41, B);
+    dpo_loss_k42_dpo_dpop(t42, logps_rejected, ref_rejected, beta, dpop_lambda, loss_weights, t39, t40, t41, B);
     la_tock(prof, 42, tick);
     tick = la_tick(prof);
     dpo_loss_k43_log_sigmoid(t43, t42, B);
@@ -10517,7 +10517,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k46_dpo_simpo(t46, len_rejected, loss_weights, B);
     la_tock(prof, 46, tick);
     tick = la_tick(prof);
-    dpo_loss_k47_dpo_simpo(t47, logps_chosen, logps_rejected, loss_weights, beta, simpo_gamma, t45, t46, B);
+    dpo_loss_k47_dpo_simpo(t47, logps_chosen, logps_rejected, beta, simpo_gamma, loss_weights, t45, t46, B);
     la_tock(prof, 47, tick);
     tick = la_tick(prof);
     dpo_loss_k48_log_sigmoid(t48, t47, B);
@@ -10568,10 +10568,10 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k63_dpo_sigmoid(t63, t62, B);
     la_tock(prof, 63, tick);
     tick = la_tick(prof);
-    dpo_loss_k64_dpo_bco_pair(t64, logps_chosen, ref_chosen, loss_weights, beta, B);
+    dpo_loss_k64_dpo_bco_pair(t64, logps_chosen, ref_chosen, beta, loss_weights, B);
     la_tock(prof, 64, tick);
     tick = la_tick(prof);
-    dpo_loss_k65_dpo_bco_pair(t65, logps_rejected, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k65_dpo_bco_pair(t65, logps_rejected, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 65, tick);
     tick = la_tick(prof);
     dpo_loss_k66_dpo_bco_pair(t66, pair_weight, t30, t64, t65, B);
@@ -10592,7 +10592,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k71_dpo_sigmoid(t71, t70, B);
     la_tock(prof, 71, tick);
     tick = la_tick(prof);
-    dpo_loss_k72_dpo_apo_zero(t72, logps_chosen, ref_chosen, loss_weights, beta, B);
+    dpo_loss_k72_dpo_apo_zero(t72, logps_chosen, ref_chosen, beta, loss_weights, B);
     la_tock(prof, 72, tick);
     tick = la_tick(prof);
     dpo_loss_k73_log_sigmoid(t73, t72, B);
@@ -10604,7 +10604,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k75_dpo_sigmoid(t75, t72, t74, B);
     la_tock(prof, 75, tick);
     tick = la_tick(prof);
-    dpo_loss_k76_dpo_apo_zero(t76, logps_rejected, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k76_dpo_apo_zero(t76, logps_rejected, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 76, tick);
     tick = la_tick(prof);
     dpo_loss_k77_log_sigmoid(t77, t76, B);
@@ -10631,7 +10631,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k84_dpo_sigmoid(t84, t81, t83, B);
     la_tock(prof, 84, tick);
     tick = la_tick(prof);
-    dpo_loss_k85_dpo_apo_down(t85, logps_rejected, ref_rejected, loss_weights, beta, t80, B);
+    dpo_loss_k85_dpo_apo_down(t85, logps_rejected, ref_rejected, beta, loss_weights, t80, B);
     la_tock(prof, 85, tick);
     tick = la_tick(prof);
     dpo_loss_k86_log_sigmoid(t86, t85, B);
@@ -10643,7 +10643,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k88_dpo_sigmoid(t88, t85, t87, B);
     la_tock(prof, 88, tick);
     tick = la_tick(prof);
-    dpo_loss_k89_dpo_exo_pair(t89, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k89_dpo_exo_pair(t89, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 89, tick);
     tick = la_tick(prof);
     dpo_loss_k90_log_sigmoid(t90, t89, B);
@@ -10679,7 +10679,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k100_dpo_exo_pair(t100, label_smoothing, t98, B);
     la_tock(prof, 100, tick);
     tick = la_tick(prof);
-    dpo_loss_k101_dpo_discopop(t101, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, B);
+    dpo_loss_k101_dpo_discopop(t101, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
     la_tock(prof, 101, tick);
     tick = la_tick(prof);
     dpo_loss_k102_dpo_discopop(t102, t101, B);
@@ -10715,7 +10715,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k112_dpo_sigmoid_norm(t112, len_rejected, loss_weights, B);
     la_tock(prof, 112, tick);
     tick = la_tick(prof);
-    dpo_loss_k113_dpo_sigmoid_norm(t113, logps_chosen, logps_rejected, ref_chosen, ref_rejected, loss_weights, beta, t111, t112, B);
+    dpo_loss_k113_dpo_sigmoid_norm(t113, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, t111, t112, B);
     la_tock(prof, 113, tick);
     tick = la_tick(prof);
     dpo_loss_k114_log_sigmoid(t114, t113, B);
@@ -10736,7 +10736,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k119_dpo_sft(t119, len_chosen, loss_weights, B);
     la_tock(prof, 119, tick);
     tick = la_tick(prof);
-    dpo_loss_k120_log_sigmoid(losses, logps_chosen, loss_weights, beta, label_smoothing, t0, t2, t3, t5, t6, t8, t9, t11, t12, t15, t16, t17, t18, t20, t21, t23, t24, t26, t34, t38, t42, t44, t47, t49, t50, t52, t55, t61, t63, t66, t68, t69, t71, t75, t79, t84, t88, t93, t94, t99, t100, t105, t108, t109, t110, t113, t115, t116, t118, t119, B);
+    dpo_loss_k120_log_sigmoid(losses, logps_chosen, beta, label_smoothing, loss_weights, t0, t2, t3, t5, t6, t8, t9, t11, t12, t15, t16, t17, t18, t20, t21, t23, t24, t26, t34, t38, t42, t44, t47, t49, t50, t52, t55, t61, t63, t66, t68, t69, t71, t75, t79, t84, t88, t93, t94, t99, t100, t105, t108, t109, t110, t113, t115, t116, t118, t119, B);
     la_tock(prof, 120, tick);
     tick = la_tick(prof);
     dpo_loss_k121_reduce_sum(t120, loss_weights, losses, B);
@@ -10748,13 +10748,13 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k123_grad(t121, loss_weights, t29, B);
     la_tock(prof, 123, tick);
     tick = la_tick(prof);
-    dpo_loss_k124_log_sigmoid_grad(t122, loss_weights, beta, label_smoothing, t113, t114, t115, t116, t117, t118, t121, B);
+    dpo_loss_k124_log_sigmoid_grad(t122, beta, label_smoothing, loss_weights, t113, t114, t115, t116, t117, t118, t121, B);
     la_tock(prof, 124, tick);
     tick = la_tick(prof);
-    dpo_loss_k125_log_sigmoid_grad(t123, loss_weights, beta, t101, t102, t103, t104, t105, t106, t107, t108, t109, t110, t121, B);
+    dpo_loss_k125_log_sigmoid_grad(t123, beta, loss_weights, t101, t102, t103, t104, t105, t106, t107, t108, t109, t110, t121, B);
     la_tock(prof, 125, tick);
     tick = la_tick(prof);
-    dpo_loss_k126_log_sigmoid_grad(t124, loss_weights, beta, t89, t90, t91, t93, t94, t95, t96, t97, t99, t100, t121, B);
+    dpo_loss_k126_log_sigmoid_grad(t124, beta, loss_weights, t89, t90, t91, t93, t94, t95, t96, t97, t99, t100, t121, B);
     la_tock(prof, 126, tick);
     tick = la_tick(prof);
     dpo_loss_k127_dpo_apo_down(t125, loss_weights, t121, B);
@@ -10781,10 +10781,10 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k134_dpo_orpo_grad(t132, t131, B);
     la_tock(prof, 134, tick);
     tick = la_tick(prof);
-    dpo_loss_k135_log_sigmoid_grad(t133, loss_weights, beta, label_smoothing, t47, t48, t49, t50, t51, t52, t121, B);
+    dpo_loss_k135_log_sigmoid_grad(t133, beta, label_smoothing, loss_weights, t47, t48, t49, t50, t51, t52, t121, B);
     la_tock(prof, 135, tick);
     tick = la_tick(prof);
-    dpo_loss_k136_log_sigmoid_grad(t134, loss_weights, beta, t42, t43, t44, t121, B);
+    dpo_loss_k136_log_sigmoid_grad(t134, beta, loss_weights, t42, t43, t44, t121, B);
     la_tock(prof, 136, tick);
     tick = la_tick(prof);
     dpo_loss_k137_dpo_dpop_grad(t135, t134, B);
@@ -10808,73 +10808,73 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     dpo_loss_k143_dpo_ipo(t141, loss_weights, t15, t121, B);
     la_tock(prof, 143, tick);
     tick = la_tick(prof);
-    dpo_loss_k144_dpo_hinge(t142, loss_weights, beta, t12, t121, B);
+    dpo_loss_k144_dpo_hinge(t142, beta, loss_weights, t12, t121, B);
     la_tock(prof, 144, tick);
     tick = la_tick(prof);
-    dpo_loss_k145_log_sigmoid_grad(t143, loss_weights, beta, label_smoothing, t6, t7, t8, t9, t10, t11, t121, B);
+    dpo_loss_k145_log_sigmoid_grad(t143, beta, label_smoothing, loss_weights, t6, t7, t8, t9, t10, t11, t121, B);
     la_tock(prof, 145, tick);
     tick = la_tick(prof);
-    dpo_loss_k146_log_sigmoid_grad(t144, loss_weights, beta, label_smoothing, t0, t1, t2, t3, t4, t5, t121, B);
+    dpo_loss_k146_log_sigmoid_grad(t144, beta, label_smoothing, loss_weights, t0, t1, t2, t3, t4, t5, t121, B);
     la_tock(prof, 146, tick);
     tick = la_tick(prof);
-    dpo_loss_k147_log_sigmoid_grad(d_rejected, loss_weights, beta, t14, t17, t24, t25, t26, t35, t36, t37, t38, t46, t54, t59, t60, t69, t70, t71, t76, t77, t78, t79, t112, t122, t123, t124, t126, t127, t128, t129, t132, t133, t135, t136, t138, t139, t140, t141, t142, t143, t144, B);
+    dpo_loss_k147_log_sigmoid_grad(d_rejected, beta, loss_weights, t14, t17, t24, t25, t26, t35, t36, t37, t38, t46, t54, t59, t60, t69, t70, t71, t76, t77, t78, t79, t112, t122, t123, t124, t126, t127, t128, t129, t132, t133, t135, t136, t138, t139, t140, t141, t142, t143, t144, B);
     la_tock(prof, 147, tick);
     tick = la_tick(prof);
-    dpo_loss_k148_log_sigmoid_grad(d_chosen, loss_weights, beta, dpop_lambda, t13, t16, t18, t19, t20, t21, t22, t23, t31, t32, t33, t34, t41, t45, t53, t57, t58, t66, t67, t68, t72, t73, t74, t75, t81, t82, t83, t84, t111, t119, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, t138, t139, t140, t141, t142, t143, t144, B);
+    dpo_loss_k148_log_sigmoid_grad(d_chosen, beta, dpop_lambda, loss_weights, t13, t16, t18, t19, t20, t21, t22, t23, t31, t32, t33, t34, t41, t45, t53, t57, t58, t66, t67, t68, t72, t73, t74, t75, t81, t82, t83, t84, t111, t119, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, t138, t139, t140, t141, t142, t143, t144, B);
     la_tock(prof, 148, tick);
     (void)tick;
 }
 
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes) {
     const long B = args->B;
-    flops[0] = (double)(1 + B + B + B + B + B + B + B + B); bytes[0] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k0_dpo_sigmoid */
+    flops[0] = (double)(1 + B + B + B + B + B + B + B + B); bytes[0] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k0_dpo_sigmoid */
     flops[1] = (double)(B + B + B); bytes[1] = (double)(4*B + 4*B); /* dpo_loss_k1_log_sigmoid */
     flops[2] = (double)(B); bytes[2] = (double)(4*B + 4*B); /* dpo_loss_k2_dpo_sigmoid */
     flops[3] = (double)(B); bytes[3] = (double)(4*B + 4*B); /* dpo_loss_k3_dpo_sigmoid */
     flops[4] = (double)(B + B + B); bytes[4] = (double)(4*B + 4*B); /* dpo_loss_k4_log_sigmoid */
     flops[5] = (double)(B); bytes[5] = (double)(4*B + 4*B); /* dpo_loss_k5_dpo_sigmoid */
-    flops[6] = (double)(1 + B + B + B + B + B + B + B + B); bytes[6] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k6_dpo_robust */
+    flops[6] = (double)(1 + B + B + B + B + B + B + B + B); bytes[6] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k6_dpo_robust */
     flops[7] = (double)(B + B + B); bytes[7] = (double)(4*B + 4*B); /* dpo_loss_k7_log_sigmoid */
     flops[8] = (double)(B); bytes[8] = (double)(4*B + 4*B); /* dpo_loss_k8_dpo_sigmoid */
     flops[9] = (double)(B); bytes[9] = (double)(4*B + 4*B); /* dpo_loss_k9_dpo_robust */
     flops[10] = (double)(B + B + B); bytes[10] = (double)(4*B + 4*B); /* dpo_loss_k10_log_sigmoid */
     flops[11] = (double)(B); bytes[11] = (double)(4*B + 4*B); /* dpo_loss_k11_dpo_sigmoid */
-    flops[12] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[12] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k12_dpo_hinge */
+    flops[12] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[12] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k12_dpo_hinge */
     flops[13] = (double)(1 + B); bytes[13] = (double)(4*B + 4*B + 68); /* dpo_loss_k13_dpo_ipo */
     flops[14] = (double)(1 + B); bytes[14] = (double)(4*B + 4*B + 68); /* dpo_loss_k14_dpo_ipo */
-    flops[15] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[15] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_loss_k15_dpo_ipo */
-    flops[16] = (double)(1 + B + B + B + 1 + B); bytes[16] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k16_dpo_sppo_hard */
-    flops[17] = (double)(1 + B + B + B + 1 + B); bytes[17] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k17_dpo_sppo_hard */
-    flops[18] = (double)(1 + B + B + B + B); bytes[18] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k18_dpo_nca_pair */
+    flops[15] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[15] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_loss_k15_dpo_ipo */
+    flops[16] = (double)(1 + B + B + B + 1 + B); bytes[16] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k16_dpo_sppo_hard */
+    flops[17] = (double)(1 + B + B + B + 1 + B); bytes[17] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k17_dpo_sppo_hard */
+    flops[18] = (double)(1 + B + B + B + B); bytes[18] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k18_dpo_nca_pair */
     flops[19] = (double)(B + B + B); bytes[19] = (double)(4*B + 4*B); /* dpo_loss_k19_log_sigmoid */
     flops[20] = (double)(B); bytes[20] = (double)(4*B + 4*B); /* dpo_loss_k20_dpo_sigmoid */
     flops[21] = (double)(B); bytes[21] = (double)(4*B + 4*B); /* dpo_loss_k21_dpo_nca_pair */
     flops[22] = (double)(B + B + B); bytes[22] = (double)(4*B + 4*B); /* dpo_loss_k22_log_sigmoid */
     flops[23] = (double)(B); bytes[23] = (double)(4*B + 4*B); /* dpo_loss_k23_dpo_sigmoid */
-    flops[24] = (double)(1 + B + B + B + B + B); bytes[24] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k24_dpo_nca_pair */
+    flops[24] = (double)(1 + B + B + B + B + B); bytes[24] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k24_dpo_nca_pair */
     flops[25] = (double)(B + B + B); bytes[25] = (double)(4*B + 4*B); /* dpo_loss_k25_log_sigmoid */
     flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_loss_k26_dpo_sigmoid */
     flops[27] = (double)(1 + B + B + B); bytes[27] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k27_dpo_kto_pair */
     flops[28] = (double)(1 + B + B + B); bytes[28] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k28_dpo_kto_pair */
     flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_loss_k29_dpo_sigmoid */
     flops[30] = (double)(B); bytes[30] = (double)(4 + 4*B); /* dpo_loss_k30_weighted_sum */
-    flops[31] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[31] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_loss_k31_dpo_kto_pair */
+    flops[31] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[31] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_loss_k31_dpo_kto_pair */
     flops[32] = (double)(B + B + B); bytes[32] = (double)(4*B + 4*B); /* dpo_loss_k32_log_sigmoid */
     flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_loss_k33_dpo_sigmoid */
     flops[34] = (double)(B + B + B + B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k34_dpo_sigmoid */
-    flops[35] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[35] = (double)(4*B + 4*B + 4 + 4*B + 4*B + 4); /* dpo_loss_k35_dpo_kto_pair */
+    flops[35] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[35] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_loss_k35_dpo_kto_pair */
     flops[36] = (double)(B + B + B); bytes[36] = (double)(4*B + 4*B); /* dpo_loss_k36_log_sigmoid */
     flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B); /* dpo_loss_k37_dpo_sigmoid */
     flops[38] = (double)(B + B + B + B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k38_dpo_sigmoid */
     flops[39] = (double)(1 + B); bytes[39] = (double)(4*B + 4*B + 68); /* dpo_loss_k39_dpo_dpop */
     flops[40] = (double)(1 + B); bytes[40] = (double)(4*B + 4*B + 68); /* dpo_loss_k40_dpo_dpop */
     flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k41_dpo_dpop */
-    flops[42] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[42] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B); /* dpo_loss_k42_dpo_dpop */
+    flops[42] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[42] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B); /* dpo_loss_k42_dpo_dpop */
     flops[43] = (double)(B + B + B); bytes[43] = (double)(4*B + 4*B); /* dpo_loss_k43_log_sigmoid */
     flops[44] = (double)(B); bytes[44] = (double)(4*B + 4*B); /* dpo_loss_k44_dpo_sigmoid */
     flops[45] = (double)(1 + B); bytes[45] = (double)(4*B + 4*B + 68); /* dpo_loss_k45_dpo_simpo */
     flops[46] = (double)(1 + B); bytes[46] = (double)(4*B + 4*B + 68); /* dpo_loss_k46_dpo_simpo */
-    flops[47] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4 + 4*B + 4*B); /* dpo_loss_k47_dpo_simpo */
+    flops[47] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_loss_k47_dpo_simpo */
     flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_loss_k48_log_sigmoid */
     flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_loss_k49_dpo_sigmoid */
     flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_loss_k50_dpo_simpo */
@@ -10891,19 +10891,19 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[61] = (double)(B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k61_dpo_orpo */
     flops[62] = (double)(B + B + B); bytes[62] = (double)(4*B + 4*B); /* dpo_loss_k62_log_sigmoid */
     flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B); /* dpo_loss_k63_dpo_sigmoid */
-    flops[64] = (double)(1 + B + B + B + B); bytes[64] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k64_dpo_bco_pair */
-    flops[65] = (double)(1 + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k65_dpo_bco_pair */
+    flops[64] = (double)(1 + B + B + B + B); bytes[64] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k64_dpo_bco_pair */
+    flops[65] = (double)(1 + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k65_dpo_bco_pair */
     flops[66] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[66] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_loss_k66_dpo_bco_pair */
     flops[67] = (double)(B + B + B); bytes[67] = (double)(4*B + 4*B); /* dpo_loss_k67_log_sigmoid */
     flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_loss_k68_dpo_sigmoid */
     flops[69] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[69] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_loss_k69_dpo_bco_pair */
     flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_loss_k70_log_sigmoid */
     flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_loss_k71_dpo_sigmoid */
-    flops[72] = (double)(1 + B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k72_dpo_apo_zero */
+    flops[72] = (double)(1 + B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k72_dpo_apo_zero */
     flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_loss_k73_log_sigmoid */
     flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_loss_k74_dpo_sigmoid */
     flops[75] = (double)(B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k75_dpo_sigmoid */
-    flops[76] = (double)(1 + B + B + B + B); bytes[76] = (double)(4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k76_dpo_apo_zero */
+    flops[76] = (double)(1 + B + B + B + B); bytes[76] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k76_dpo_apo_zero */
     flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_loss_k77_log_sigmoid */
     flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_loss_k78_dpo_sigmoid */
     flops[79] = (double)(B + B + B + B); bytes[79] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k79_dpo_sigmoid */
@@ -10912,11 +10912,11 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_loss_k82_log_sigmoid */
     flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_loss_k83_dpo_sigmoid */
     flops[84] = (double)(B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k84_dpo_sigmoid */
-    flops[85] = (double)(1 + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4*B + 68 + 4 + 4*B); /* dpo_loss_k85_dpo_apo_down */
+    flops[85] = (double)(1 + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k85_dpo_apo_down */
     flops[86] = (double)(B + B + B); bytes[86] = (double)(4*B + 4*B); /* dpo_loss_k86_log_sigmoid */
     flops[87] = (double)(B); bytes[87] = (double)(4*B + 4*B); /* dpo_loss_k87_dpo_sigmoid */
     flops[88] = (double)(B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k88_dpo_sigmoid */
-    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k89_dpo_exo_pair */
+    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k89_dpo_exo_pair */
     flops[90] = (double)(B + B + B); bytes[90] = (double)(4*B + 4*B); /* dpo_loss_k90_log_sigmoid */
     flops[91] = (double)(B); bytes[91] = (double)(4*B + 4*B); /* dpo_loss_k91_dpo_sigmoid */
     flops[92] = (double)(B + B + B); bytes[92] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k92_dpo_sigmoid */
@@ -10928,7 +10928,7 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[98] = (double)(B + B + B); bytes[98] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k98_dpo_sigmoid */
     flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_loss_k99_sigmoid */
     flops[100] = (double)(1 + 1 + 1 + B); bytes[100] = (double)(4*B + 4 + 4*B); /* dpo_loss_k100_dpo_exo_pair */
-    flops[101] = (double)(1 + B + B + B + B + B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4); /* dpo_loss_k101_dpo_discopop */
+    flops[101] = (double)(1 + B + B + B + B + B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k101_dpo_discopop */
     flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_loss_k102_dpo_discopop */
     flops[103] = (double)(B + B + B); bytes[103] = (double)(4*B + 4*B); /* dpo_loss_k103_log_sigmoid */
     flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_loss_k104_dpo_sigmoid */
@@ -10940,20 +10940,20 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[110] = (double)(B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_loss_k110_dpo_discopop */
     flops[111] = (double)(1 + B); bytes[111] = (double)(4*B + 4*B + 68); /* dpo_loss_k111_dpo_sigmoid_norm */
     flops[112] = (double)(1 + B); bytes[112] = (double)(4*B + 4*B + 68); /* dpo_loss_k112_dpo_sigmoid_norm */
-    flops[113] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68 + 4 + 4*B + 4*B); /* dpo_loss_k113_dpo_sigmoid_norm */
+    flops[113] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_loss_k113_dpo_sigmoid_norm */
     flops[114] = (double)(B + B + B); bytes[114] = (double)(4*B + 4*B); /* dpo_loss_k114_log_sigmoid */
     flops[115] = (double)(B); bytes[115] = (double)(4*B + 4*B); /* dpo_loss_k115_dpo_sigmoid */
     flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_loss_k116_dpo_sigmoid_norm */
     flops[117] = (double)(B + B + B); bytes[117] = (double)(4*B + 4*B); /* dpo_loss_k117_log_sigmoid */
     flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_loss_k118_dpo_sigmoid */
     flops[119] = (double)(1 + B); bytes[119] = (double)(4*B + 4*B + 68); /* dpo_loss_k119_dpo_sft */
-    flops[120] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[120] = (double)(68*B + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k120_log_sigmoid */
+    flops[120] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[120] = (double)(68*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k120_log_sigmoid */
     flops[121] = (double)(17*B + 17*B); bytes[121] = (double)(4*B + 68 + 68*B); /* dpo_loss_k121_reduce_sum */
     flops[122] = (double)(B + B); bytes[122] = (double)(4 + 4*B + 4*B); /* dpo_loss_k122_weighted_sum */
     flops[123] = (double)(17*B); bytes[123] = (double)(68*B + 68 + 4*B); /* dpo_loss_k123_grad */
-    flops[124] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[124] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k124_log_sigmoid_grad */
-    flops[125] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[125] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k125_log_sigmoid_grad */
-    flops[126] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[126] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k126_log_sigmoid_grad */
+    flops[124] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[124] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k124_log_sigmoid_grad */
+    flops[125] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[125] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k125_log_sigmoid_grad */
+    flops[126] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[126] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k126_log_sigmoid_grad */
     flops[127] = (double)(1 + B); bytes[127] = (double)(4*B + 68 + 68*B); /* dpo_loss_k127_dpo_apo_down */
     flops[128] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k128_log_sigmoid_grad */
     flops[129] = (double)(1 + B); bytes[129] = (double)(4*B + 68 + 68*B); /* dpo_loss_k129_dpo_apo_zero */
@@ -10962,8 +10962,8 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[132] = (double)(1 + B + B); bytes[132] = (double)(4*B + 68 + 68*B); /* dpo_loss_k132_dpo_orpo */
     flops[133] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[133] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k133_log_sigmoid_grad */
     flops[134] = (double)(B); bytes[134] = (double)(4*B + 4*B); /* dpo_loss_k134_dpo_orpo_grad */
-    flops[135] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k135_log_sigmoid_grad */
-    flops[136] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k136_log_sigmoid_grad */
+    flops[135] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k135_log_sigmoid_grad */
+    flops[136] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k136_log_sigmoid_grad */
     flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_loss_k137_dpo_dpop_grad */
     flops[138] = (double)(1 + B + B + B); bytes[138] = (double)(4*B + 68 + 68*B); /* dpo_loss_k138_dpo_kto_pair */
     flops[139] = (double)(1 + B + B); bytes[139] = (double)(4*B + 68 + 68*B); /* dpo_loss_k139_dpo_nca_pair */
@@ -10971,11 +10971,11 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_loss_k141_log_sigmoid_grad */
     flops[142] = (double)(1 + B); bytes[142] = (double)(4*B + 68 + 68*B); /* dpo_loss_k142_dpo_sppo_hard */
     flops[143] = (double)(1 + B + B + B); bytes[143] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_loss_k143_dpo_ipo */
-    flops[144] = (double)(1 + B + B + B + B + B); bytes[144] = (double)(4*B + 68 + 4 + 4*B + 68*B); /* dpo_loss_k144_dpo_hinge */
-    flops[145] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k145_log_sigmoid_grad */
-    flops[146] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k146_log_sigmoid_grad */
-    flops[147] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k147_log_sigmoid_grad */
-    flops[148] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k148_log_sigmoid_grad */
+    flops[144] = (double)(1 + B + B + B + B + B); bytes[144] = (double)(4*B + 4 + 68 + 4*B + 68*B); /* dpo_loss_k144_dpo_hinge */
+    flops[145] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k145_log_sigmoid_grad */
+    flops[146] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k146_log_sigmoid_grad */
+    flops[147] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k147_log_sigmoid_grad */
+    flops[148] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k148_log_sigmoid_grad */
     (void)B;
 }
 

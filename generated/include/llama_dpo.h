@@ -69,12 +69,12 @@ typedef struct {
     const float *rejected_mask; /* f32 [B, T] */
     const float *ref_chosen; /* f32 [B] */
     const float *ref_rejected; /* f32 [B] */
-    const float *pair_weight; /* f32 [B] */
-    const float *loss_weights; /* f32 [17] */
     const float *beta; /* f32 [] */
     const float *label_smoothing; /* f32 [] */
     const float *simpo_gamma; /* f32 [] */
     const float *dpop_lambda; /* f32 [] */
+    const float *pair_weight; /* f32 [B] */
+    const float *loss_weights; /* f32 [17] */
     const float *pref_loss_ratio; /* f32 [] */
     const float *sft_loss_ratio; /* f32 [] */
     const float *norm_eps; /* f32 [] */
@@ -121,12 +121,12 @@ typedef struct {
     const float *ref_rejected; /* f32 [B] */
     const float *len_chosen; /* f32 [B] */
     const float *len_rejected; /* f32 [B] */
-    const float *pair_weight; /* f32 [B] */
-    const float *loss_weights; /* f32 [17] */
     const float *beta; /* f32 [] */
     const float *label_smoothing; /* f32 [] */
     const float *simpo_gamma; /* f32 [] */
     const float *dpop_lambda; /* f32 [] */
+    const float *pair_weight; /* f32 [B] */
+    const float *loss_weights; /* f32 [17] */
     float *losses; /* f32 [17, B] */
     float *loss; /* f32 [] */
     float *d_chosen; /* f32 [B] */

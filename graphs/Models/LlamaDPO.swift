@@ -69,6 +69,14 @@ public enum LlamaDPOPrograms {
         return try b.build()
     }
 
+    /// The loss family's scalar inputs, the per-pair weights and `loss_weights` (`[K]`).
+    static func lossInputs(_ b: GraphBuilder) -> (DPOLossInputs, weights: Tensor) {
+        let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
+                              simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
+                              pairWeight: b.input("pair_weight", [D.batch]))
+        return (s, b.input("loss_weights", [Dim(DPOLossType.allCases.count)]))
+    }
+
     /// `dpo_step`: the policy's pair log-probs, every loss of the family weighted by
     /// `loss_weights` (`[K]`, K = DPOLossType.allCases.count, zeros for unused types), then
     ///   loss = pref_loss_ratio · Σ_b pair_weight_b · Σ_k w_k L_k,b + sft_loss_ratio · Σ_b pair_weight_b · sft_b
@@ -78,14 +86,9 @@ public enum LlamaDPOPrograms {
     public static func dpoStep() throws -> Program {
         let b = GraphBuilder("dpo_step")
         let r = rows(b)
-        let pair: Shape = [D.batch]
-        let refChosen = b.input("ref_chosen", pair), refRejected = b.input("ref_rejected", pair)
-        let pairWeight = b.input("pair_weight", pair)
-        let k = DPOLossType.allCases.count
-        let weights = b.input("loss_weights", [Dim(k)])
-        let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
-                              simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
-                              pairWeight: pairWeight)
+        let refChosen = b.input("ref_chosen", [D.batch]), refRejected = b.input("ref_rejected", [D.batch])
+        let (s, weights) = lossInputs(b)
+        let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input("pref_loss_ratio", []), sftRatio = b.input("sft_loss_ratio", [])
         try LlamaTrainingPrograms.trainingStep(b, ids: r.ids, layout: r.layout) { logits in
             let p = pairLogps(b, logits, r)
@@ -114,12 +117,8 @@ public enum LlamaDPOPrograms {
         let pc = b.input("logps_chosen", pair), pr = b.input("logps_rejected", pair)
         let rc = b.input("ref_chosen", pair), rr = b.input("ref_rejected", pair)
         let nc = b.input("len_chosen", pair), nr = b.input("len_rejected", pair)
-        let pairWeight = b.input("pair_weight", pair)
-        let k = DPOLossType.allCases.count
-        let weights = b.input("loss_weights", [Dim(k)])
-        let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
-                              simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
-                              pairWeight: pairWeight)
+        let (s, weights) = lossInputs(b)
+        let (pairWeight, k) = (s.pairWeight, DPOLossType.allCases.count)
         let losses = b.dpoLosses(pc: pc, pr: pr, rc: rc, rr: rr, nc: nc, nr: nr, s, weights: weights)
         let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)
         let loss = b.weightedSum((stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false), pairWeight)

@@ -22,3 +22,15 @@ public struct LRSchedule: Sendable, Equatable {
         }
     }
 }
+
+extension TrainingArguments {
+    /// Optimizer steps of the run (`max_steps`, else the epochs over `rows` examples) and the
+    /// learning-rate schedule over them (`warmup_steps`, else `warmup_ratio` of the steps).
+    public func schedule(rows: Int) -> (steps: Int, lr: LRSchedule) {
+        let perStep = perDeviceTrainBatchSize * gradientAccumulationSteps
+        let stepsPerEpoch = max(1, (rows + perStep - 1) / perStep)
+        let steps = maxSteps > 0 ? maxSteps : max(1, Int((Double(stepsPerEpoch) * numTrainEpochs).rounded(.up)))
+        let warmup = warmupSteps > 0 ? warmupSteps : Int(warmupRatio * Double(steps))
+        return (steps, LRSchedule(kind: lrSchedulerType, peak: learningRate, warmupSteps: warmup, totalSteps: steps))
+    }
+}

@@ -16,7 +16,7 @@ public final class MetricsLogger: @unchecked Sendable {
             return "\"\(k)\": \(num)"
         }
         let line = "{" + parts.joined(separator: ", ") + "}\n"
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: path) else { throw RuntimeIOError("\(path): cannot be opened for writing") }
         defer { try? h.close() }
         h.seekToEndOfFile()

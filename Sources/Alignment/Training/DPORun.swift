@@ -73,11 +73,7 @@ public struct DPORun {
         }
         let metrics = try MetricsLogger(outputDir: args.outputDir)
         var loader = DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle, seed: UInt64(args.seed))
-        let perStep = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps
-        let stepsPerEpoch = max(1, (train.count + perStep - 1) / perStep)
-        let maxSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((Double(stepsPerEpoch) * args.numTrainEpochs).rounded(.up)))
-        let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int(args.warmupRatio * Double(maxSteps))
-        let schedule = LRSchedule(kind: args.lrSchedulerType, peak: args.learningRate, warmupSteps: warmup, totalSteps: maxSteps)
+        let (maxSteps, schedule) = args.schedule(rows: train.count)
         var startStep = 0
         var optimizerState: [String: [Float]]?
         if let ckpt = TrainingCheckpoint.latest(in: args.outputDir) {

@@ -49,13 +49,7 @@ public struct TrainingRun {
     /// The tokenizer named in the arguments, or the one beside the model.
     func tokenizer() throws -> (any Tokenizer, files: [String]) {
         let path = args.tokenizerNameOrPath ?? args.modelNameOrPath ?? ""
-        let tok = try loadTokenizer(path: path)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return (tok, []) }
-        if !isDir.boolValue { return (tok, [path]) }
-        let files = ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"].map { (path as NSString).appendingPathComponent($0) }
-            .filter { FileManager.default.fileExists(atPath: $0) }
-        return (tok, files)
+        return (try loadTokenizer(path: path), tokenizerFilesFor(path))
     }
 
     /// Reads a split of the dataset.
@@ -88,11 +82,7 @@ public struct TrainingRun {
             log("data: \(summary.examples) rows used, \(summary.truncated) truncated, \(summary.dropped) dropped \(summary.droppedReasons)")
         }
         var loader = DataLoader(items: train, batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle, seed: UInt64(args.seed))
-        let perStep = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps
-        let stepsPerEpoch = max(1, (train.count + perStep - 1) / perStep)
-        let maxSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((Double(stepsPerEpoch) * args.numTrainEpochs).rounded(.up)))
-        let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int(args.warmupRatio * Double(maxSteps))
-        let schedule = LRSchedule(kind: args.lrSchedulerType, peak: args.learningRate, warmupSteps: warmup, totalSteps: maxSteps)
+        let (maxSteps, schedule) = args.schedule(rows: train.count)
         let metrics = try MetricsLogger(outputDir: args.outputDir)
         var startStep = 0
         var optimizerState: [String: [Float]]?
