@@ -3,6 +3,17 @@ import ArgumentParser
 /// `llama-align`: align LLaMA models with compiled kernels.
 @main
 struct LlamaAlign: ParsableCommand {
+    /// Sets the threading defaults before any command runs, then dispatches.
+    static func main() {
+        applyThreads(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "llama-align",
         abstract: "Pretrain, fine-tune, align (DPO) and run LLaMA models on kernels compiled from a Swift graph DSL.",

@@ -16,8 +16,12 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
     print("saved to \(s.outputDir) (metrics in metrics.jsonl)")
 }
 
-/// Sets the OpenMP thread count for the generated kernels (`num_threads` / `--threads`).
+/// Threading for the generated kernels, set before the first parallel region starts libomp:
+/// `num_threads` / `--threads` when given, and `KMP_BLOCKTIME=0` (unless the user set it) so
+/// libomp's idle threads do not spin beside OpenBLAS's own threads during sgemm (measured with
+/// `bench train`: 839 → 910 tokens/s on 2 cores).
 func applyThreads(_ n: Int?) {
+    setenv("KMP_BLOCKTIME", "0", 0)
     guard let n, n > 0 else { return }
     setenv("OMP_NUM_THREADS", "\(n)", 1)
     setenv("OPENBLAS_NUM_THREADS", "\(n)", 1)
