@@ -88,7 +88,7 @@ struct FusionPlan {
         }
         for (k, c) in p.carries.enumerated() {
             if !isBufferLeaf(c.initial) { realized.insert(c.initial) }
-            storage[c.placeholder] = .carryCurrent(k)
+            storage[c.entry] = .carryCurrent(k)
             realized.insert(c.next)
             storage[c.next] = .carryNext(k)
         }

@@ -54,7 +54,7 @@ struct MemoryPlan {
         }
         // Carries: two dedicated slots each.
         for (k, c) in p.carries.enumerated() {
-            let size = plan.node(c.placeholder).shape.elementCount
+            let size = plan.node(c.entry).shape.elementCount
             slotSizes.append([size]); slotSizes.append([size])
             carrySlots[k] = (slotSizes.count - 2, slotSizes.count - 1)
             unplannedTotal += [size, size]

@@ -56,7 +56,7 @@ public enum Simplify {
     static func eliminateDeadCode(_ p: Program) -> Program {
         var live = Array(repeating: false, count: p.nodes.count)
         var stack = p.outputs.map(\.node)
-        for c in p.carries { stack += [c.initial, c.next, c.placeholder] }
+        for c in p.carries { stack += [c.initial, c.next, c.entry] }
         for n in p.nodes { if case .writeSlice = n.op { stack.append(n.id) } }
         while let i = stack.popLast() {
             if live[i] { continue }
@@ -75,7 +75,7 @@ public enum Simplify {
         }
         var q = p
         q.nodes = nodes
-        q.carries = p.carries.map { Carry(stage: $0.stage, placeholder: newId[$0.placeholder], initial: newId[$0.initial], next: newId[$0.next]) }
+        q.carries = p.carries.map { Carry(stage: $0.stage, entry: newId[$0.entry], initial: newId[$0.initial], next: newId[$0.next]) }
         q.outputs = p.outputs.map { ($0.name, newId[$0.node]) }
         return q
     }

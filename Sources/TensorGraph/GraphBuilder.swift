@@ -78,25 +78,25 @@ public final class GraphBuilder {
         currentStage = stages.count - 1
         let loopStage = currentStage
         let base = carries.count
-        var placeholders: [Tensor] = []
+        var entries: [Tensor] = []
         for (k, t) in initial.enumerated() {
             let p = append(.carry(base + k), [], nodes[t.id].shape, nodes[t.id].dtype, file, line)
-            carries.append(Carry(stage: loopStage, placeholder: p.id, initial: t.id, next: -1))
-            placeholders.append(p)
+            carries.append(Carry(stage: loopStage, entry: p.id, initial: t.id, next: -1))
+            entries.append(p)
         }
         scopes.append(name)
-        let next = try body(placeholders)
+        let next = try body(entries)
         scopes.removeLast()
         if next.count != initial.count { fail("repeated stage '\(name)' returned \(next.count) values for \(initial.count) carries", file, line) }
         for (k, t) in zip(0..., next) where k < initial.count {
-            if nodes[t.id].shape != nodes[placeholders[k].id].shape {
-                fail("carry \(k) of '\(name)' changes shape \(nodes[placeholders[k].id].shape.shapeDescription) → \(nodes[t.id].shape.shapeDescription)", file, line)
+            if nodes[t.id].shape != nodes[entries[k].id].shape {
+                fail("carry \(k) of '\(name)' changes shape \(nodes[entries[k].id].shape.shapeDescription) → \(nodes[t.id].shape.shapeDescription)", file, line)
             }
             carries[base + k].next = t.id
         }
         stages.append(Stage(name: "after_\(name)", count: nil))
         currentStage = stages.count - 1
-        return placeholders.enumerated().map { k, p in
+        return entries.enumerated().map { k, p in
             append(.loopResult(base + k), [], nodes[p.id].shape, nodes[p.id].dtype, file, line)
         }
     }

@@ -33,12 +33,13 @@ public struct Stage: Sendable, Hashable {
 /// `next` (computed in the stage) enters the following one; `loopResult` reads the last.
 public struct Carry: Sendable, Hashable {
     public var stage: Int
-    public var placeholder: Int
+    /// The `.carry` node through which the stage reads the value of the current iteration.
+    public var entry: Int
     public var initial: Int
     public var next: Int
 
-    public init(stage: Int, placeholder: Int, initial: Int, next: Int) {
-        self.stage = stage; self.placeholder = placeholder; self.initial = initial; self.next = next
+    public init(stage: Int, entry: Int, initial: Int, next: Int) {
+        self.stage = stage; self.entry = entry; self.initial = initial; self.next = next
     }
 }
 
@@ -80,8 +81,8 @@ public struct Program: Sendable {
         var c = Array(repeating: [Int](), count: nodes.count)
         for n in nodes { for i in n.inputs { c[i].append(n.id) } }
         for carry in carries {
-            c[carry.initial].append(carry.placeholder)
-            c[carry.next].append(carry.placeholder)
+            c[carry.initial].append(carry.entry)
+            c[carry.next].append(carry.entry)
         }
         return c
     }

@@ -89,7 +89,7 @@ public enum ChatTemplate: Sendable, Equatable {
     case none
     /// `[BOS] enc("[INST] " + src + " [/INST]") enc(" " + tgt) [EOS]` per turn.
     case llama2
-    /// PaddleNLP's chat_template.json: `{{user}}` / `{{bot}}` placeholders; the system text
+    /// PaddleNLP's chat_template.json: `{{user}}` / `{{bot}}` slots; the system text
     /// is put in front of the first turn's rendered user string.
     case custom(system: String, user: String, bot: String)
 
