@@ -27,11 +27,12 @@ let package = Package(
         .plugin(name: "KernelGen", capability: .buildTool(), dependencies: ["graphs"]),
         .target(
             name: "Kernels",
-            cSettings: [.unsafeFlags(["-O3", "-fopenmp", "-march=native", "-ffp-contract=off"])],
+            cSettings: [.unsafeFlags(["-O3", "-fopenmp", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fveclib=libmvec", "-Wno-pass-failed"])],
             linkerSettings: [
                 .linkedLibrary("openblas"),
                 .unsafeFlags(["-L\(ompLibDir)", "-Xlinker", "-rpath", "-Xlinker", ompLibDir]),
                 .linkedLibrary("omp"),
+                .linkedLibrary("mvec"),   // glibc's vector math (expf/logf over SIMD lanes)
             ],
             plugins: ["KernelGen"]
         ),

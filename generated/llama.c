@@ -73,6 +73,7 @@ static void forward_k4_rmsnorm(float *restrict t4, const float *restrict norm_ep
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -182,14 +183,16 @@ static void forward_k11_attention(float *restrict t11, const float *restrict t10
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
             float v7 = (t10[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = fmaxf(acc0, v8);
+            acc0 = acc0 > v8 ? acc0 : v8;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + 0.0f;
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
@@ -261,6 +264,7 @@ static void forward_k16_rmsnorm(float *restrict t16, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
             acc0 += v0;
@@ -334,6 +338,7 @@ static void forward_k22_rmsnorm(float *restrict t21, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -669,6 +674,7 @@ static void prefill_k4_rmsnorm(float *restrict t4, const float *restrict norm_ep
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -791,14 +797,16 @@ static void prefill_k12_attention(float *restrict t10, const float *restrict t9,
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + (float)(P);
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
             float v7 = (t9[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = fmaxf(acc0, v8);
+            acc0 = acc0 > v8 ? acc0 : v8;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + (float)(P);
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
@@ -870,6 +878,7 @@ static void prefill_k17_rmsnorm(float *restrict t15, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
             acc0 += v0;
@@ -943,6 +952,7 @@ static void prefill_k23_rmsnorm(float *restrict t20, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -1296,6 +1306,7 @@ static void decode_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps
         const long i0 = r;
         const long i1 = 0;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -1417,14 +1428,16 @@ static void decode_k12_attention(float *restrict t10, const float *restrict t9, 
         const long i3 = 0;
         float v2 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + (float)(P);
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
             float v7 = (t9[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = fmaxf(acc0, v8);
+            acc0 = acc0 > v8 ? acc0 : v8;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + (float)(P);
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
@@ -1483,6 +1496,7 @@ static void decode_k16_rmsnorm(float *restrict t14, const float *restrict norm_e
         const long i0 = r;
         const long i1 = 0;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
             acc0 += v0;
@@ -1556,6 +1570,7 @@ static void decode_k22_rmsnorm(float *restrict t19, const float *restrict norm_e
         const long i0 = r;
         const long i1 = 0;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;

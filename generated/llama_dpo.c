@@ -108,6 +108,7 @@ static void dpo_logps_k6_rmsnorm(float *restrict t6, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -217,15 +218,17 @@ static void dpo_logps_k13_attention(float *restrict t13, const float *restrict t
         const long i3 = (r) % T;
         float v3 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j0 <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t4[((i0) * T + i3) * T + j0]);
             float v9 = (t12[r * n + j0]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
-            acc0 = fmaxf(acc0, v10);
+            acc0 = acc0 > v10 ? acc0 : v10;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v13 = (float)i3 + 0.0f;
             float v14 = (float)j1 <= v13 ? 1.0f : 0.0f;
@@ -299,6 +302,7 @@ static void dpo_logps_k18_rmsnorm(float *restrict t18, const float *restrict nor
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t17[r * n + j0]) * (t17[r * n + j0]);
             acc0 += v0;
@@ -372,6 +376,7 @@ static void dpo_logps_k24_rmsnorm(float *restrict t23, const float *restrict nor
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -401,10 +406,12 @@ static void dpo_logps_k26_log_softmax(float *restrict t25, const float *restrict
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t24[((i0) * T + i1) * V + j0]);
+            acc0 = acc0 > t24[((i0) * T + i1) * V + j0] ? acc0 : t24[((i0) * T + i1) * V + j0];
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v1 = t24[((i0) * T + i1) * V + j1] - acc0;
             float v2 = expf(v1);
@@ -429,6 +436,7 @@ static void dpo_logps_k27_cross_entropy(float *restrict t26, const int32_t *rest
         const long i1 = (r) % T;
         float v0 = (float)chosen_targets[(i0) * T + i1];
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
             float v2 = (t25[r * n + j0]) * v1;
@@ -446,6 +454,7 @@ static void dpo_logps_k28_cross_entropy(float *restrict t27, const float *restri
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t26[(i0) * T + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
@@ -476,6 +485,7 @@ static void dpo_logps_k30_cross_entropy(float *restrict t28, const int32_t *rest
         const long i1 = (r) % T;
         float v0 = (float)rejected_targets[(i0) * T + i1];
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
             float v2 = (t25[r * n + j0]) * v1;
@@ -493,6 +503,7 @@ static void dpo_logps_k31_cross_entropy(float *restrict t29, const float *restri
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t28[(i0) * T + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
@@ -522,6 +533,7 @@ static void dpo_logps_k33_lm_head(float *restrict t30, const float *restrict t24
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t24[((i0) * T + i1) * V + j0];
         }
@@ -551,6 +563,7 @@ static void dpo_logps_k35_sequence_logps(float *restrict logits_chosen, const fl
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t31[r * n + j0]) * (chosen_mask[r * n + j0]);
             acc0 += v0;
@@ -567,6 +580,7 @@ static void dpo_logps_k36_sequence_logps(float *restrict logits_rejected, const 
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t31[r * n + j0]) * (rejected_mask[r * n + j0]);
             acc0 += v0;
@@ -1022,6 +1036,7 @@ static void dpo_step_k7_rmsnorm(float *restrict t6, const float *restrict norm_e
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -1131,15 +1146,17 @@ static void dpo_step_k14_attention(float *restrict t13, const float *restrict t4
         const long i3 = (r) % T;
         float v3 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j0 <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t4[((i0) * T + i3) * T + j0]);
             float v9 = (t12[r * n + j0]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
-            acc0 = fmaxf(acc0, v10);
+            acc0 = acc0 > v10 ? acc0 : v10;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v13 = (float)i3 + 0.0f;
             float v14 = (float)j1 <= v13 ? 1.0f : 0.0f;
@@ -1213,6 +1230,7 @@ static void dpo_step_k19_rmsnorm(float *restrict t18, const float *restrict norm
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t17[r * n + j0]) * (t17[r * n + j0]);
             acc0 += v0;
@@ -1287,6 +1305,7 @@ static void dpo_step_k25_rmsnorm(float *restrict t23, const float *restrict carr
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -1354,8 +1373,9 @@ static void dpo_step_k30_lm_head(float *restrict t28, const float *restrict t27,
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t27[((i0) * T + i1) * V + j0]);
+            acc0 = acc0 > t27[((i0) * T + i1) * V + j0] ? acc0 : t27[((i0) * T + i1) * V + j0];
         }
         t28[r] = acc0;
     }
@@ -1398,6 +1418,7 @@ static void dpo_step_k33_log_softmax(float *restrict t31, const float *restrict 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t30[r * n + j0];
         }
@@ -1444,6 +1465,7 @@ static void dpo_step_k36_cross_entropy(float *restrict t34, const float *restric
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t32[r * n + j0]) * (t33[r * n + j0]);
             acc0 += v0;
@@ -1460,6 +1482,7 @@ static void dpo_step_k37_cross_entropy(float *restrict t35, const float *restric
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t34[(i0) * T + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
@@ -1504,6 +1527,7 @@ static void dpo_step_k40_cross_entropy(float *restrict t38, const float *restric
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t32[r * n + j0]) * (t37[r * n + j0]);
             acc0 += v0;
@@ -1520,6 +1544,7 @@ static void dpo_step_k41_cross_entropy(float *restrict t39, const float *restric
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t38[(i0) * T + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
@@ -1549,6 +1574,7 @@ static void dpo_step_k43_lm_head(float *restrict t41, const float *restrict t27,
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t27[((i0) * T + i1) * V + j0];
         }
@@ -1578,6 +1604,7 @@ static void dpo_step_k45_sequence_logps(float *restrict t43, const float *restri
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += chosen_mask[r * n + j0];
         }
@@ -1593,6 +1620,7 @@ static void dpo_step_k46_sequence_logps(float *restrict t44, const float *restri
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += rejected_mask[r * n + j0];
         }
@@ -1608,6 +1636,7 @@ static void dpo_step_k47_sequence_logps(float *restrict logits_chosen, const flo
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t42[r * n + j0]) * (chosen_mask[r * n + j0]);
             acc0 += v0;
@@ -1624,6 +1653,7 @@ static void dpo_step_k48_sequence_logps(float *restrict logits_rejected, const f
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t42[r * n + j0]) * (rejected_mask[r * n + j0]);
             acc0 += v0;
@@ -2037,6 +2067,7 @@ static void dpo_step_k78_dpo_sigmoid(float *restrict t74, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
@@ -2050,6 +2081,7 @@ static void dpo_step_k79_dpo_kto_pair(float *restrict t75, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t73[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -2108,6 +2140,7 @@ static void dpo_step_k83_dpo_kto_pair(float *restrict t79, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t72[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -2510,6 +2543,7 @@ static void dpo_step_k114_dpo_bco_pair(float *restrict t110, const float *restri
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t108[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -2517,6 +2551,7 @@ static void dpo_step_k114_dpo_bco_pair(float *restrict t110, const float *restri
         float v1 = acc0 / (t74[0]);
         float v2 = v1;
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v3 = (t109[j1]) * (pair_weight[j1]);
             acc1 += v3;
@@ -2561,6 +2596,7 @@ static void dpo_step_k117_dpo_bco_pair(float *restrict t113, const float *restri
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t108[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -2568,6 +2604,7 @@ static void dpo_step_k117_dpo_bco_pair(float *restrict t113, const float *restri
         float v1 = acc0 / (t74[0]);
         float v2 = v1;
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v3 = (t109[j1]) * (pair_weight[j1]);
             acc1 += v3;
@@ -3434,6 +3471,7 @@ static void dpo_step_k169_lm_head(float *restrict t165, const float *restrict lo
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t164[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
@@ -3448,6 +3486,7 @@ static void dpo_step_k170_lm_head(float *restrict t166, const float *restrict pa
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t165[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -3462,6 +3501,7 @@ static void dpo_step_k171_sft(float *restrict t167, const float *restrict pair_w
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t36[j0]) / (t43[j0]);
             float v1 = -v0;
@@ -4264,6 +4304,7 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         float v116 = v115 * (rejected_mask[(i0) * T + i1]);
         float v117 = -v116;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v119 = v117 * (t37[r * n + j0]);
             float v120 = -v119;
@@ -4271,6 +4312,7 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         }
         float v121 = acc0 / (t31[(i0) * T + i1]);
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v124 = v117 * (t37[r * n + j1]);
             float v125 = v121 * (t30[r * n + j1]);
@@ -4412,6 +4454,7 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         float v262 = v261 * (chosen_mask[(i0) * T + i1]);
         float v263 = -v262;
         float acc2 = 0.0f;
+        #pragma omp simd reduction(+:acc2)
         for (long j2 = 0; j2 < n; j2++) {
             float v265 = v263 * (t33[r * n + j2]);
             float v266 = -v265;
@@ -4419,6 +4462,7 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         }
         float v267 = acc2 / (t31[(i0) * T + i1]);
         float acc3 = 0.0f;
+        #pragma omp simd reduction(+:acc3)
         for (long j3 = 0; j3 < n; j3++) {
             float v271 = v263 * (t33[r * n + j3]);
             float v272 = v267 * (t30[r * n + j3]);
@@ -4459,6 +4503,7 @@ static void dpo_step_k209_rmsnorm_grad(float *restrict t201, const float *restri
         const long i0 = r / (2*HD2*KVH*REP);
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t200[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t25[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
@@ -4476,6 +4521,7 @@ static void dpo_step_k210_rmsnorm_grad(float *restrict t202, const float *restri
         const long i0 = 0;
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t201[(j0) * (2*HD2*KVH*REP) + i1];
         }
@@ -4491,6 +4537,7 @@ static void dpo_step_k211_rmsnorm_grad(float *restrict t203, const float *restri
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v2 = (t200[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
             float v3 = v2 * (carry0[r * n + j0]);
@@ -4538,6 +4585,7 @@ static void dpo_step_k214_rmsnorm(float *restrict t204, const float *restrict sa
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
@@ -4720,8 +4768,9 @@ static void dpo_step_k226_softmax(float *restrict t216, const float *restrict t2
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t215[r * n + j0]);
+            acc0 = acc0 > t215[r * n + j0] ? acc0 : t215[r * n + j0];
         }
         t216[r] = acc0;
     }
@@ -4755,6 +4804,7 @@ static void dpo_step_k228_softmax(float *restrict t218, const float *restrict t2
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t217[r * n + j0];
         }
@@ -4828,6 +4878,7 @@ static void dpo_step_k234_rmsnorm(float *restrict t224, const float *restrict t2
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t223[r * n + j0]) * (t223[r * n + j0]);
             acc0 += v0;
@@ -5025,6 +5076,7 @@ static void dpo_step_k250_rmsnorm_grad(float *restrict t240, const float *restri
         const long i0 = r / (2*HD2*KVH*REP);
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t239[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t226[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
@@ -5042,6 +5094,7 @@ static void dpo_step_k251_rmsnorm_grad(float *restrict t241, const float *restri
         const long i0 = 0;
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t240[(j0) * (2*HD2*KVH*REP) + i1];
         }
@@ -5057,6 +5110,7 @@ static void dpo_step_k252_rmsnorm_grad(float *restrict t242, const float *restri
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v3 = (t239[r * n + j0]) * (ffn_norm[j0]);
             float v4 = v3 * (t223[r * n + j0]);
@@ -5113,6 +5167,7 @@ static void dpo_step_k256_softmax_grad(float *restrict t246, const float *restri
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (t244[r * n + j0]) * (t219[r * n + j0]);
             float v2 = v1 / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
@@ -5120,6 +5175,7 @@ static void dpo_step_k256_softmax_grad(float *restrict t246, const float *restri
             acc0 += v3;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = (t244[r * n + j1]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
@@ -5171,6 +5227,7 @@ static void dpo_step_k259_attention_grad(float *restrict t249, const float *rest
         const long i2 = (r / (2*HD2)) % T;
         const long i3 = (r) % (2*HD2);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t245[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
         }
@@ -5189,6 +5246,7 @@ static void dpo_step_k260_attention_grad(float *restrict t250, const float *rest
         const long i2 = (r / (2*HD2)) % T;
         const long i3 = (r) % (2*HD2);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t248[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
         }
@@ -5324,6 +5382,7 @@ static void dpo_step_k268_rmsnorm_grad(float *restrict t258, const float *restri
         const long i0 = r / (2*HD2*KVH*REP);
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t257[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t206[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
@@ -5341,6 +5400,7 @@ static void dpo_step_k269_rmsnorm_grad(float *restrict t259, const float *restri
         const long i0 = 0;
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t258[(j0) * (2*HD2*KVH*REP) + i1];
         }
@@ -5356,6 +5416,7 @@ static void dpo_step_k270_rmsnorm_grad(float *restrict carry1_next, const float 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v3 = (t257[r * n + j0]) * (attn_norm[j0]);
             float v4 = v3 * (saved_x[r * n + j0]);
@@ -7842,6 +7903,7 @@ static void dpo_loss_k30_weighted_sum(float *restrict t30, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t29[j0];
         }
@@ -7854,6 +7916,7 @@ static void dpo_loss_k31_dpo_kto_pair(float *restrict t31, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t28[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -7912,6 +7975,7 @@ static void dpo_loss_k35_dpo_kto_pair(float *restrict t35, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t27[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -8314,6 +8378,7 @@ static void dpo_loss_k66_dpo_bco_pair(float *restrict t66, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t64[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -8321,6 +8386,7 @@ static void dpo_loss_k66_dpo_bco_pair(float *restrict t66, const float *restrict
         float v1 = acc0 / (t30[0]);
         float v2 = v1;
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v3 = (t65[j1]) * (pair_weight[j1]);
             acc1 += v3;
@@ -8365,6 +8431,7 @@ static void dpo_loss_k69_dpo_bco_pair(float *restrict t69, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t64[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -8372,6 +8439,7 @@ static void dpo_loss_k69_dpo_bco_pair(float *restrict t69, const float *restrict
         float v1 = acc0 / (t30[0]);
         float v2 = v1;
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v3 = (t65[j1]) * (pair_weight[j1]);
             acc1 += v3;
@@ -9238,6 +9306,7 @@ static void dpo_loss_k121_reduce_sum(float *restrict t120, const float *restrict
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
@@ -9252,6 +9321,7 @@ static void dpo_loss_k122_weighted_sum(float *restrict loss, const float *restri
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t120[j0]) * (pair_weight[j0]);
             acc0 += v0;

@@ -86,6 +86,7 @@ static void lm_step_k5_rmsnorm(float *restrict t4, const float *restrict norm_ep
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -195,14 +196,16 @@ static void lm_step_k12_attention(float *restrict t11, const float *restrict t10
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
             float v7 = (t10[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = fmaxf(acc0, v8);
+            acc0 = acc0 > v8 ? acc0 : v8;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + 0.0f;
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
@@ -274,6 +277,7 @@ static void lm_step_k17_rmsnorm(float *restrict t16, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
             acc0 += v0;
@@ -348,6 +352,7 @@ static void lm_step_k23_rmsnorm(float *restrict t21, const float *restrict carry
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -415,8 +420,9 @@ static void lm_step_k28_lm_head(float *restrict t26, const float *restrict t25, 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t25[((i0) * T + i1) * V + j0]);
+            acc0 = acc0 > t25[((i0) * T + i1) * V + j0] ? acc0 : t25[((i0) * T + i1) * V + j0];
         }
         t26[r] = acc0;
     }
@@ -459,6 +465,7 @@ static void lm_step_k31_log_softmax(float *restrict t29, const float *restrict t
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t28[r * n + j0];
         }
@@ -491,6 +498,7 @@ static void lm_step_k33_log_softmax(float *restrict t31, const float *restrict t
         const long i1 = (r) % T;
         float v0 = logf(t29[(i0) * T + i1]);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = t27[r * n + j0] - v0;
             float v2 = v1 * (t30[r * n + j0]);
@@ -506,6 +514,7 @@ static void lm_step_k34_weighted_sum(float *restrict loss, const float *restrict
     const long rows = 1, n = B*T;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t31[(j0 / T) * T + (j0) % T]);
             float v1 = v0 * (weights[(j0 / T) * T + (j0) % T]);
@@ -525,6 +534,7 @@ static void lm_step_k35_log_softmax_grad(float *restrict t32, const float *restr
         float v0 = 1.0f * (weights[(i0) * T + i1]);
         float v1 = -v0;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v3 = v1 * (t30[r * n + j0]);
             float v4 = -v3;
@@ -532,6 +542,7 @@ static void lm_step_k35_log_softmax_grad(float *restrict t32, const float *restr
         }
         float v5 = acc0 / (t29[(i0) * T + i1]);
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v8 = v1 * (t30[r * n + j1]);
             float v9 = v5 * (t28[r * n + j1]);
@@ -566,6 +577,7 @@ static void lm_step_k37_rmsnorm_grad(float *restrict t34, const float *restrict 
         const long i0 = r / (2*HD2*KVH*REP);
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t33[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t23[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
@@ -583,6 +595,7 @@ static void lm_step_k38_rmsnorm_grad(float *restrict t35, const float *restrict 
         const long i0 = 0;
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t34[(j0) * (2*HD2*KVH*REP) + i1];
         }
@@ -598,6 +611,7 @@ static void lm_step_k39_rmsnorm_grad(float *restrict t36, const float *restrict 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v2 = (t33[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
             float v3 = v2 * (carry0[r * n + j0]);
@@ -645,6 +659,7 @@ static void lm_step_k42_rmsnorm(float *restrict t37, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
@@ -826,8 +841,9 @@ static void lm_step_k54_softmax(float *restrict t49, const float *restrict t48, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t48[r * n + j0]);
+            acc0 = acc0 > t48[r * n + j0] ? acc0 : t48[r * n + j0];
         }
         t49[r] = acc0;
     }
@@ -861,6 +877,7 @@ static void lm_step_k56_softmax(float *restrict t51, const float *restrict t50, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t50[r * n + j0];
         }
@@ -934,6 +951,7 @@ static void lm_step_k62_rmsnorm(float *restrict t57, const float *restrict t56, 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t56[r * n + j0]) * (t56[r * n + j0]);
             acc0 += v0;
@@ -1131,6 +1149,7 @@ static void lm_step_k78_rmsnorm_grad(float *restrict t73, const float *restrict 
         const long i0 = r / (2*HD2*KVH*REP);
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t72[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t59[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
@@ -1148,6 +1167,7 @@ static void lm_step_k79_rmsnorm_grad(float *restrict t74, const float *restrict 
         const long i0 = 0;
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t73[(j0) * (2*HD2*KVH*REP) + i1];
         }
@@ -1163,6 +1183,7 @@ static void lm_step_k80_rmsnorm_grad(float *restrict t75, const float *restrict 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v3 = (t72[r * n + j0]) * (ffn_norm[j0]);
             float v4 = v3 * (t56[r * n + j0]);
@@ -1219,6 +1240,7 @@ static void lm_step_k84_softmax_grad(float *restrict t79, const float *restrict 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (t77[r * n + j0]) * (t52[r * n + j0]);
             float v2 = v1 / (t51[(((i0) * KVH + i1) * REP + i2) * T + i3]);
@@ -1226,6 +1248,7 @@ static void lm_step_k84_softmax_grad(float *restrict t79, const float *restrict 
             acc0 += v3;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = (t77[r * n + j1]) / (t51[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
@@ -1277,6 +1300,7 @@ static void lm_step_k87_attention_grad(float *restrict t82, const float *restric
         const long i2 = (r / (2*HD2)) % T;
         const long i3 = (r) % (2*HD2);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t78[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
         }
@@ -1295,6 +1319,7 @@ static void lm_step_k88_attention_grad(float *restrict t83, const float *restric
         const long i2 = (r / (2*HD2)) % T;
         const long i3 = (r) % (2*HD2);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t81[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
         }
@@ -1430,6 +1455,7 @@ static void lm_step_k96_rmsnorm_grad(float *restrict t91, const float *restrict 
         const long i0 = r / (2*HD2*KVH*REP);
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t90[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t39[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
@@ -1447,6 +1473,7 @@ static void lm_step_k97_rmsnorm_grad(float *restrict t92, const float *restrict 
         const long i0 = 0;
         const long i1 = (r) % (2*HD2*KVH*REP);
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += t91[(j0) * (2*HD2*KVH*REP) + i1];
         }
@@ -1462,6 +1489,7 @@ static void lm_step_k98_rmsnorm_grad(float *restrict carry1_next, const float *r
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v3 = (t90[r * n + j0]) * (attn_norm[j0]);
             float v4 = v3 * (saved_x[r * n + j0]);
@@ -2456,6 +2484,7 @@ static void eval_loss_k4_rmsnorm(float *restrict t4, const float *restrict norm_
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -2565,14 +2594,16 @@ static void eval_loss_k11_attention(float *restrict t11, const float *restrict t
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
             float v7 = (t10[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = fmaxf(acc0, v8);
+            acc0 = acc0 > v8 ? acc0 : v8;
         }
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + 0.0f;
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
@@ -2644,6 +2675,7 @@ static void eval_loss_k16_rmsnorm(float *restrict t16, const float *restrict nor
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
             acc0 += v0;
@@ -2717,6 +2749,7 @@ static void eval_loss_k22_rmsnorm(float *restrict t21, const float *restrict nor
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
@@ -2746,8 +2779,9 @@ static void eval_loss_k24_log_softmax(float *restrict t23, const float *restrict
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t22[((i0) * T + i1) * V + j0]);
+            acc0 = acc0 > t22[((i0) * T + i1) * V + j0] ? acc0 : t22[((i0) * T + i1) * V + j0];
         }
         for (long j = 0; j < n; j++) {
             float v0 = t22[((i0) * T + i1) * V + j] - acc0;
@@ -2765,6 +2799,7 @@ static void eval_loss_k25_cross_entropy(float *restrict t24, const int32_t *rest
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v0 = expf(t23[r * n + j1]);
             acc1 += v0;
@@ -2772,6 +2807,7 @@ static void eval_loss_k25_cross_entropy(float *restrict t24, const int32_t *rest
         float v1 = logf(acc1);
         float v3 = (float)targets[(i0) * T + i1];
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v2 = t23[r * n + j0] - v1;
             float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
@@ -3068,6 +3104,7 @@ static void grad_sumsq_k0_grad_norm(float *restrict sumsq, const float *restrict
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (grad[j0]) * (grad[j0]);
             acc0 += v0;

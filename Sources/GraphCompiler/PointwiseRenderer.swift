@@ -85,11 +85,13 @@ struct PointwiseRenderer {
         let saved = (innerBlock, innerMemo, innerVar)
         innerBlock = []; innerMemo = [:]; innerVar = j
         let x = try value(n.inputs[0], rowVars + [j])
-        let combine = op == .sum ? "\(acc) += \(x);" : "\(acc) = fmaxf(\(acc), \(x));"
+        let combine = op == .sum ? "\(acc) += \(x);" : "\(acc) = \(acc) > \(x) ? \(acc) : \(x);"
         innerBlock.append(combine)
         let body = innerBlock
         (innerBlock, innerMemo, innerVar) = saved
         rowBlock.append("float \(acc) = \(op == .sum ? "0.0f" : "-INFINITY");")
+        // SIMD lanes keep partial results (a fixed, deterministic order for a given build).
+        rowBlock.append("#pragma omp simd reduction(\(op == .sum ? "+" : "max"):\(acc))")
         rowBlock.append("for (long \(j) = 0; \(j) < n; \(j)++) {")
         rowBlock += body.map { "    " + $0 }
         rowBlock.append("}")

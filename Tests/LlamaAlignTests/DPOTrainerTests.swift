@@ -25,7 +25,7 @@ import LlamaGraphs
         let before = t.reference?.weights()
         let m = try t.step([batch], lr: 1e-2)
         #expect(abs((m["loss"] ?? 0) - log(2.0)) < 1e-6, "\(m)")
-        #expect(abs(m["rewards/margins"] ?? 1) < 1e-9)
+        #expect(abs(m["rewards/margins"] ?? 1) < 1e-6)   // policy and reference programs sum in different orders
         for _ in 0..<3 { _ = try t.step([batch], lr: 1e-2) }
         #expect(t.reference?.weights().tensors == before?.tensors)
         // ref_model_update_steps: the reference becomes the policy.
