@@ -45,7 +45,7 @@ void bench_sgemm(const bench_sgemm_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     sgemm_k0_matmul(c, a, b, K, M, N);
-    la_tock(prof, 0, tick);
+    la_tock(prof, 0, 1, tick);
     (void)tick;
 }
 

@@ -90,17 +90,25 @@ public enum CCompiler {
         /* Rounds a float count up to 64 bytes. */
         static inline long la_round16(long n) { return (n + 15) / 16 * 16; }
 
-        /* Kernel timing: free when profiling is off (prof == NULL). */
+        /* Kernel timing, free when profiling is off (prof == NULL). The buffer holds doubles:
+           [0] event capacity, [1] events recorded, then per kernel k: [2+2k] ns and [3+2k] calls,
+           then events of (kernel, start ns, end ns) from index 2 + 2 * n_kernels. */
         static inline long la_tick(const double *prof) {
             if (!prof) return 0;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
         }
-        static inline void la_tock(double *prof, int kernel, long start) {
+        static inline void la_tock(double *prof, int kernel, int n_kernels, long start) {
             if (!prof) return;
-            prof[2 * kernel] += (double)(la_tick(prof) - start);
-            prof[2 * kernel + 1] += 1.0;
+            long end = la_tick(prof);
+            prof[2 + 2 * kernel] += (double)(end - start);
+            prof[3 + 2 * kernel] += 1.0;
+            if (prof[1] < prof[0]) {
+                double *e = prof + 2 + 2 * n_kernels + 3 * (long)prof[1];
+                e[0] = kernel; e[1] = (double)start; e[2] = (double)end;
+                prof[1] += 1.0;
+            }
         }
 
 

@@ -39,7 +39,7 @@ extension ProgramEmitter {
             var note = ""
             if let d = f.decl { note = " /* \(d.dtype.rawValue) \(d.shape.shapeDescription)\(d.perLayer ? " per layer" : "")\(d.mutable ? ", written" : "") */" }
             if f.kind == .arena { note = " /* \(prefix)_arena_floats() floats, 64-byte aligned */" }
-            if f.kind == .profile { note = " /* NULL, or 2 × kernels doubles: ns and calls per kernel */" }
+            if f.kind == .profile { note = " /* NULL, or a profiling buffer (see la_tock) */" }
             t += "    \(f.cType)\(f.name);\(note)\n"
         }
         t += "} \(argsType);\n\n"
@@ -107,7 +107,7 @@ extension ProgramEmitter {
             for (i, _) in ks {
                 t += "\(indent)tick = la_tick(prof);\n"
                 t += "\(indent)\(calls[i])\n"
-                t += "\(indent)la_tock(prof, \(i), tick);\n"
+                t += "\(indent)la_tock(prof, \(i), \(plan.kernels.count), tick);\n"
             }
             if stage.count != nil {
                 for (k, _) in stageCarries { t += "\(indent)carry\(k) = carry\(k)_next;\n" }

@@ -46,8 +46,25 @@ public final class CompiledProgram: @unchecked Sendable {
     public let manifest: ProgramManifest
     private let info: UnsafePointer<la_program_info>
     private var arena: AlignedBuffer?
-    /// Per-kernel nanoseconds and call counts when profiling; nil keeps timing off.
-    public private(set) var profile: [Double]?
+    /// The profiling buffer the C fills (see `la_tock`); nil keeps timing off.
+    private var profileBuffer: [Double]?
+
+    /// Per-kernel nanoseconds and call counts (`[ns₀, calls₀, ns₁, calls₁, …]`) while profiling.
+    public var profile: [Double]? { profileBuffer.map { Array($0[2..<(2 + 2 * kernelCount)]) } }
+
+    /// One recorded kernel call: which kernel, and its start and end in nanoseconds (monotonic clock).
+    public struct KernelEvent: Sendable, Equatable {
+        public var kernel: Int
+        public var start: Double
+        public var end: Double
+    }
+
+    /// Kernel calls recorded while profiling (up to the capacity given to `setProfiling`).
+    public var events: [KernelEvent] {
+        guard let p = profileBuffer else { return [] }
+        let base = 2 + 2 * kernelCount
+        return (0..<Int(p[1])).map { i in KernelEvent(kernel: Int(p[base + 3 * i]), start: p[base + 3 * i + 1], end: p[base + 3 * i + 2]) }
+    }
 
     init(info: UnsafePointer<la_program_info>, manifest: ProgramManifest) {
         self.info = info
@@ -75,8 +92,13 @@ public final class CompiledProgram: @unchecked Sendable {
 
     public var kernelCount: Int { Int(info.pointee.n_kernels) }
 
-    /// Turns per-kernel timing on (zeroing the counters) or off.
-    public func setProfiling(_ on: Bool) { profile = on ? Array(repeating: 0, count: 2 * kernelCount) : nil }
+    /// Turns per-kernel timing on (zeroing the counters, recording up to `events` calls) or off.
+    public func setProfiling(_ on: Bool, events: Int = 0) {
+        guard on else { profileBuffer = nil; return }
+        var b = [Double](repeating: 0, count: 2 + 2 * kernelCount + 3 * max(events, 0))
+        b[0] = Double(max(events, 0))
+        profileBuffer = b
+    }
 
     /// Runs the program. `buffers` maps every parameter, input and output name to memory of
     /// the right size; `sizes` binds every size symbol. The arena is allocated and kept.
@@ -98,8 +120,8 @@ public final class CompiledProgram: @unchecked Sendable {
         let need = slots.withUnsafeBytes { info.pointee.arena_floats($0.baseAddress) }
         if arena == nil || arena.map({ $0.byteCount < need * 4 }) ?? true { arena = AlignedBuffer(floats: need) }
         slots[arenaSlot] = Int(bitPattern: arena?.raw)
-        if profile != nil {
-            profile!.withUnsafeMutableBufferPointer { p in
+        if profileBuffer != nil {
+            profileBuffer!.withUnsafeMutableBufferPointer { p in
                 slots[profileSlot] = Int(bitPattern: p.baseAddress)
                 slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
             }

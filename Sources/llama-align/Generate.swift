@@ -1,6 +1,7 @@
 import Alignment
 import ArgumentParser
 import Foundation
+import KernelRuntime
 
 /// `llama-align generate`: stream a continuation of a prompt.
 struct Generate: ParsableCommand {
@@ -17,6 +18,7 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("repetition-penalty"), help: "Penalty for tokens already present (1 = off).") var repetitionPenalty: Float = 1.0
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Flag(name: .customLong("print-ids"), help: "Print the generated ids, space-separated, on one line.") var printIds = false
+    @Flag(help: "Print the time per fused kernel (prefill and decode) to standard error afterwards.") var profile = false
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt or --prompt-ids") }
@@ -35,6 +37,7 @@ struct Generate: ParsableCommand {
             ids = [tok?.bosId ?? 1] + (tok?.encode(prompt ?? "") ?? [])
         }
         let m = try LlamaModel(weights: weights)
+        if profile { for p in m.programs { p.setProfiling(true) } }
         let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
         let stop: Set<Int32> = tok.map { [$0.eosId] } ?? []
         let gen = Generator(model: m, settings: settings, stopIds: stop)
@@ -47,6 +50,16 @@ struct Generate: ParsableCommand {
                 out.write(Data(s.push(id).utf8))
                 stream = s
             }
+        }
+        if profile {
+            var report = ProfileReport()
+            for p in m.programs {
+                let c = p.costs(sizes: m.sizes(batch: 1, seq: 1))
+                let calls = p.profile ?? []
+                report.add(p, flops: c.flops.enumerated().map { $1 * (calls.isEmpty ? 0 : calls[2 * $0 + 1]) },
+                           bytes: c.bytes.enumerated().map { $1 * (calls.isEmpty ? 0 : calls[2 * $0 + 1]) })
+            }
+            FileHandle.standardError.write(Data(report.table(top: 20).utf8))
         }
         if printIds || tok == nil {
             print(generated.map(String.init).joined(separator: " "))

@@ -17,6 +17,6 @@ struct LlamaAlign: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llama-align",
         abstract: "Pretrain, fine-tune, align (DPO) and run LLaMA models on kernels compiled from a Swift graph DSL.",
-        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Compile.self, Bench.self]
+        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Profile.self, Compile.self, Bench.self]
     )
 }

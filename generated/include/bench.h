@@ -8,7 +8,7 @@ typedef struct {
     const float *b; /* f32 [N, K] */
     float *c; /* f32 [M, N] */
     float *arena; /* bench_sgemm_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long K;
     long M;
     long N;

@@ -21,7 +21,7 @@ typedef struct {
     const float *rope_theta; /* f32 [] */
     float *logits; /* f32 [B, T, V] */
     float *arena; /* llama_forward_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long F;
     long HD2;
@@ -57,7 +57,7 @@ typedef struct {
     float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
     float *logits; /* f32 [B, T, V] */
     float *arena; /* llama_prefill_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long C;
     long F;
@@ -96,7 +96,7 @@ typedef struct {
     float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
     float *logits; /* f32 [B, 1, V] */
     float *arena; /* llama_decode_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long C;
     long F;

@@ -30,7 +30,7 @@ typedef struct {
     float *logits_chosen; /* f32 [B] */
     float *logits_rejected; /* f32 [B] */
     float *arena; /* llama_dpo_dpo_logps_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long F;
     long HD2;
@@ -98,7 +98,7 @@ typedef struct {
     float *logits_chosen; /* f32 [B] */
     float *logits_rejected; /* f32 [B] */
     float *arena; /* llama_dpo_dpo_step_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long F;
     long HD2;
@@ -132,7 +132,7 @@ typedef struct {
     float *d_chosen; /* f32 [B] */
     float *d_rejected; /* f32 [B] */
     float *arena; /* llama_dpo_dpo_loss_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
 } llama_dpo_dpo_loss_args;
 

@@ -36,7 +36,7 @@ typedef struct {
     float *grad_embed; /* f32 [V, 2*HD2*KVH*REP], written */
     float *loss; /* f32 [] */
     float *arena; /* llama_train_lm_step_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long F;
     long HD2;
@@ -71,7 +71,7 @@ typedef struct {
     const float *rope_theta; /* f32 [] */
     float *nll; /* f32 [B, T] */
     float *arena; /* llama_train_eval_loss_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
     long F;
     long HD2;
@@ -91,7 +91,7 @@ typedef struct {
     const float *grad; /* f32 [N] */
     float *sumsq; /* f32 [] */
     float *arena; /* llama_train_grad_sumsq_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long N;
 } llama_train_grad_sumsq_args;
 
@@ -114,7 +114,7 @@ typedef struct {
     const float *bias_correction2; /* f32 [] */
     const float *clip_scale; /* f32 [] */
     float *arena; /* llama_train_adamw_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or 2 × kernels doubles: ns and calls per kernel */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long N;
 } llama_train_adamw_args;
 

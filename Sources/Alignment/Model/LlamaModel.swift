@@ -47,6 +47,13 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// Sizes for a decode call at position `position` (for cost estimates in profiles).
+    public func sizes(batch: Int, seq: Int, position: Int = 0) -> [String: Int] {
+        var s = modelSizes
+        s["B"] = batch; s["T"] = seq; s["P"] = position; s["S"] = position + seq; s["C"] = config.maxSeqLen
+        return s
+    }
+
     /// The model-size symbols every LLaMA program uses.
     var modelSizes: [String: Int] {
         ["L": config.nLayers, "KVH": config.nKVHeads, "REP": config.nHeads / config.nKVHeads,

@@ -78,6 +78,13 @@ public final class LMTrainer: @unchecked Sendable {
         if c.tiedEmbeddings { grads["lm_head"] = grads["embed"] }
     }
 
+    /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
+    public func sizes(batch: Int, seq: Int) -> [String: Int] {
+        var s = modelSizes
+        s["B"] = batch; s["T"] = seq
+        return s
+    }
+
     var modelSizes: [String: Int] {
         let c = parameters.config
         return ["L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads,

@@ -28,7 +28,7 @@ public struct TrainingRun {
     }
 
     /// The starting weights: a checkpoint, or a directory with only `config.json` (random init).
-    func initialWeights() throws -> LlamaWeights {
+    public func initialWeights() throws -> LlamaWeights {
         guard let path = args.modelNameOrPath else {
             throw RuntimeError("model_name_or_path is required (a checkpoint, or for pretraining a directory with config.json)")
         }
@@ -47,13 +47,13 @@ public struct TrainingRun {
     }
 
     /// The tokenizer named in the arguments, or the one beside the model.
-    func tokenizer() throws -> (any Tokenizer, files: [String]) {
+    public func tokenizer() throws -> (any Tokenizer, files: [String]) {
         let path = args.tokenizerNameOrPath ?? args.modelNameOrPath ?? ""
         return (try loadTokenizer(path: path), tokenizerFilesFor(path))
     }
 
     /// Reads a split of the dataset.
-    func read(_ path: String, _ tok: any Tokenizer) throws -> ([TokenizedExample], DatasetSummary) {
+    public func read(_ path: String, _ tok: any Tokenizer) throws -> ([TokenizedExample], DatasetSummary) {
         switch task {
         case .pretrain: return try PretrainDataset.load(path: path, tokenizer: tok, maxSeqLen: args.maxSeqLen)
         default:

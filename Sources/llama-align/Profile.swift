@@ -1,0 +1,61 @@
+import Alignment
+import ArgumentParser
+import Foundation
+import KernelRuntime
+
+/// `llama-align profile ARGS.json --steps N`: where a training step's time goes, per fused kernel.
+struct Profile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Profile training steps of a pretraining/SFT argument file per fused kernel; writes a Chrome trace and an SVG chart.")
+
+    @Argument(help: "A pretraining or SFT argument file.") var argsFile: String
+    @Option(help: "Steps to profile (after one warm-up step).") var steps = 3
+    @Option(help: "pretrain or sft (how the data is read).") var task = "sft"
+    @Option(help: "Chrome trace output (chrome://tracing or Perfetto).") var trace = "profile_trace.json"
+    @Option(help: "SVG bar chart output.") var svg = "profile_top_kernels.svg"
+
+    func run() throws {
+        guard let t = TrainingArguments.Task(rawValue: task), t != .dpo else { throw CLIError("--task must be pretrain or sft") }
+        let args = try TrainingArguments.load(path: argsFile, task: t)
+        let run = TrainingRun(args: args, task: t)
+        let (tok, _) = try run.tokenizer()
+        guard let trainPath = args.trainDatasetPath else { throw CLIError("\(argsFile): train_dataset_path is required") }
+        let (examples, _) = try run.read(try JSONLines.resolve(trainPath).train, tok)
+        let trainer = try LMTrainer(parameters: ParameterStore(weights: run.initialWeights()))
+        var loader = DataLoader(items: examples, batchSize: args.perDeviceTrainBatchSize, shuffle: false, seed: 0)
+        func step() throws -> TokenBatch {
+            let b = collate(loader.next(), padId: tok.eosId)
+            _ = try trainer.trainStep([b], lr: 0)
+            return b
+        }
+        _ = try step()
+        let programs = trainer.programs
+        var calls = 0
+        for p in programs { p.setProfiling(true, events: 200_000) }
+        var flops = programs.map { [Double](repeating: 0, count: $0.kernelCount) }, bytes = flops
+        let t0 = Date()
+        for _ in 0..<steps {
+            let before = programs.map { $0.profile ?? [] }
+            let b = try step()
+            // Costs per call at this step's sizes, times the calls each kernel made in it.
+            for (i, p) in programs.enumerated() {
+                var sizes = trainer.sizes(batch: b.batch, seq: b.seq)
+                if p.manifest.name.hasSuffix("adamw") || p.manifest.name.hasSuffix("grad_sumsq") { sizes["N"] = trainer.parameters.counts.values.max() ?? 0 }
+                let c = p.costs(sizes: sizes), now = p.profile ?? []
+                for k in 0..<p.kernelCount {
+                    let n = now[2 * k + 1] - (before[i].isEmpty ? 0 : before[i][2 * k + 1])
+                    flops[i][k] += c.flops[k] * n; bytes[i][k] += c.bytes[k] * n
+                }
+            }
+        }
+        let wall = Date().timeIntervalSince(t0) * 1e3
+        var report = ProfileReport()
+        for (i, p) in programs.enumerated() { report.add(p, flops: flops[i], bytes: bytes[i]); calls += p.events.count }
+        print(report.table(top: Int.max))
+        print(String(format: "%d steps in %.1f ms of wall time; kernels %.1f%% of it", steps, wall, 100 * report.totalMs / wall))
+        try report.chromeTrace().write(to: URL(fileURLWithPath: trace))
+        try report.svg().write(toFile: svg, atomically: true, encoding: .utf8)
+        print("wrote \(trace) (\(calls) kernel calls) and \(svg)")
+        for p in programs { p.setProfiling(false) }
+    }
+}
