@@ -35,6 +35,10 @@ import Testing
             #expect(tok.decode(tok.encode(text)) == text, "\(text)")
             #expect(tok.decode([1] + tok.encode(text) + [2]) == text)
         }
+        // Canonically equivalent but different text encodes differently (byte-exact piece lookup).
+        let composed = tok.encode("café"), decomposed = tok.encode("cafe\u{301}")
+        #expect(composed != decomposed)
+        #expect(tok.decode(decomposed).unicodeScalars.elementsEqual("cafe\u{301}".unicodeScalars))
         // Long text stays fast (heap-based merges).
         let long = String(repeating: "Once upon a time, a llama learned to align. ", count: 500)
         let t0 = Date()

@@ -10,7 +10,9 @@ struct BPEVocabulary: Sendable {
     var pieces: [String]
     var scores: [Float]
     var kinds: [PieceKind]
-    var ids: [String: Int32]
+    /// Piece → id, keyed by UTF-8 bytes: Swift's `String ==` treats canonically equivalent
+    /// text (`e` + U+0301 and `é`) as equal, SentencePiece does not.
+    var ids: [[UInt8]: Int32]
     var byteIds: [Int32]
     var unkId: Int32
     var bosId: Int32
@@ -21,13 +23,13 @@ struct BPEVocabulary: Sendable {
         self.pieces = pieces; self.scores = scores; self.kinds = kinds
         unkId = unk; bosId = bos; eosId = eos
         self.addDummyPrefix = addDummyPrefix
-        var ids: [String: Int32] = [:]
+        var ids: [[UInt8]: Int32] = [:]
         var bytes = [Int32](repeating: -1, count: 256)
         for (i, p) in pieces.enumerated() {
             if kinds[i] == .byte, p.count == 6, p.hasPrefix("<0x"), let v = UInt8(p.dropFirst(3).prefix(2), radix: 16) {
                 bytes[Int(v)] = Int32(i)
-            } else if kinds[i] != .control && kinds[i] != .unknown && ids[p] == nil {
-                ids[p] = Int32(i)
+            } else if kinds[i] != .control && kinds[i] != .unknown && ids[Array(p.utf8)] == nil {
+                ids[Array(p.utf8)] = Int32(i)
             }
         }
         self.ids = ids
@@ -39,7 +41,7 @@ struct BPEVocabulary: Sendable {
         var normalized = text.replacingOccurrences(of: " ", with: "▁")
         if addDummyPrefix { normalized = "▁" + normalized }
         // Symbols as a linked list over the characters (Unicode scalars, as SentencePiece splits).
-        var symbols = normalized.unicodeScalars.map { String($0) }
+        var symbols = normalized.unicodeScalars.map { Array(String($0).utf8) }
         var prev = Array(-1..<(symbols.count - 1)), next = Array(1...symbols.count)
         next[symbols.count - 1] = -1
         var heap = PairHeap()
@@ -53,7 +55,7 @@ struct BPEVocabulary: Sendable {
             // Skip candidates made stale by earlier merges.
             guard next[best.left] == best.right, symbols[best.left] == best.leftText, symbols[best.right] == best.rightText else { continue }
             symbols[best.left] += symbols[best.right]
-            symbols[best.right] = ""
+            symbols[best.right] = []
             let after = next[best.right]
             next[best.left] = after
             if after >= 0 { prev[after] = best.left }
@@ -67,7 +69,7 @@ struct BPEVocabulary: Sendable {
             if let id = ids[s] {
                 out.append(id)
             } else {
-                for b in s.utf8 { out.append(byteIds[Int(b)] >= 0 ? byteIds[Int(b)] : unkId) }
+                for b in s { out.append(byteIds[Int(b)] >= 0 ? byteIds[Int(b)] : unkId) }
             }
             i = next[i]
         }
@@ -93,7 +95,7 @@ struct BPEVocabulary: Sendable {
 
 /// A max-heap of merge candidates: higher score first, then the leftmost.
 struct PairHeap {
-    struct Entry { var score: Float; var left: Int; var right: Int; var leftText: String; var rightText: String }
+    struct Entry { var score: Float; var left: Int; var right: Int; var leftText: [UInt8]; var rightText: [UInt8] }
     private var items: [Entry] = []
 
     private func before(_ a: Entry, _ b: Entry) -> Bool { a.score != b.score ? a.score > b.score : a.left < b.left }
