@@ -134,8 +134,8 @@ extension GraphBuilder {
         if s != target.shape {
             fail("value \(value.shape.shapeDescription) does not fit target \(target.shape.shapeDescription) off axis \(axis)", file, line, op: "write_slice")
         }
-        if case .input = nodes[target.id].op {} else {
-            fail("target must be a mutable program input", file, line, op: "write_slice")
+        if case .input(let name) = nodes[target.id].op, inputs.first(where: { $0.name == name })?.mutable == true {} else {
+            fail("target must be a program input declared mutable", file, line, op: "write_slice")
         }
         return append(.writeSlice(axis: axis, start: start), [target.id, value.id], target.shape, target.dtype, file, line)
     }

@@ -81,6 +81,23 @@ import TensorGraph
         }
     }
 
+    @Test func writesNeedAMutableInputAndInterpreterRejectsBadIds() throws {
+        let b = GraphBuilder("w")
+        let frozen = b.input("frozen", [3])
+        b.writeSlice(frozen, b.input("v", [3]), axis: 0, start: 0)
+        #expect(throws: GraphError.self) { try b.build() }
+        let g = GraphBuilder("g")
+        let table = g.input("table", [2, 2])
+        g.output("rows", g.gather(table, g.input("ids", [1], .i32)))
+        let p = try g.build()
+        for bad in [Double.nan, 2, -1, 0.5] {
+            #expect(throws: GraphError.self) {
+                try ReferenceInterpreter.run(p, sizes: [:], inputs: ["table": HostTensor(shape: [2, 2], data: [1, 2, 3, 4]),
+                                                                   "ids": HostTensor(shape: [1], data: [bad])], params: [:])
+            }
+        }
+    }
+
     @Test func stridedViewsFoldReshapesAndPermutes() {
         let base = StridedView.contiguous(base: 0, shape: [2, 6])
         let r = base.reshaped([2, 2, 3])

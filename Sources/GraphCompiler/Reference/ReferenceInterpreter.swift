@@ -120,8 +120,10 @@ public enum ReferenceInterpreter {
                 let d = table.shape[1]
                 var out = HostTensor(shape: outShape)
                 for (r, id) in ids.data.enumerated() {
+                    guard id.isFinite, id == id.rounded(), id >= 0, id < Double(table.shape[0]) else {
+                        throw GraphError("gather: id \(id) is not a row of the \(table.shape[0])-row table")
+                    }
                     let row = Int(id)
-                    guard row >= 0 && row < table.shape[0] else { throw GraphError("gather: id \(row) outside 0..<\(table.shape[0])") }
                     for c in 0..<d { out.data[r * d + c] = table.data[row * d + c] }
                 }
                 result = out
@@ -130,8 +132,10 @@ public enum ReferenceInterpreter {
                 let d = outShape[1]
                 var out = HostTensor(shape: outShape)
                 for (r, id) in ids.data.enumerated() {
+                    guard id.isFinite, id == id.rounded(), id >= 0, id < Double(outShape[0]) else {
+                        throw GraphError("scatter_add: id \(id) is not a row of the \(outShape[0])-row result")
+                    }
                     let row = Int(id)
-                    guard row >= 0 && row < outShape[0] else { throw GraphError("scatter_add: id \(row) outside 0..<\(outShape[0])") }
                     for c in 0..<d { out.data[row * d + c] += src.data[r * d + c] }
                 }
                 result = out
