@@ -215,49 +215,37 @@ static void forward_k11_attention(float *restrict t11, const float *restrict t10
     }
 }
 
-/* forward_k12_attention_matmul: matmul  [layer/attention/attention] */
+/* forward_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void forward_k12_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* forward_k13_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void forward_k13_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t13[r * n + j] = t12[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* forward_k13_attention_matmul: matmul  [layer/attention] */
+static void forward_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
 }
 
-/* forward_k14_attention_matmul: matmul  [layer/attention] */
-static void forward_k14_attention_matmul(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
-}
-
-/* forward_k15_attention: reshape, add  [layer/attention; layer] */
-static void forward_k15_attention(float *restrict t15, const float *restrict carry0, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k14_attention: reshape, add  [layer/attention; layer] */
+static void forward_k14_attention(float *restrict t14, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t14[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t15[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t14[r * n + j] = v0;
         }
     }
 }
 
-/* forward_k16_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void forward_k16_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void forward_k15_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -266,72 +254,72 @@ static void forward_k16_rmsnorm(float *restrict t16, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
+            float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t15[r * n + j]) * v3;
+            float v4 = (t14[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t16[r * n + j] = v5;
+            t15[r * n + j] = v5;
         }
     }
 }
 
+/* forward_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void forward_k16_gate_up_matmul(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
+}
+
 /* forward_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void forward_k17_gate_up_matmul(float *restrict t17, const float *restrict w1, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
+static void forward_k17_gate_up_matmul(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t15, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
 }
 
-/* forward_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void forward_k18_gate_up_matmul(float *restrict t18, const float *restrict w3, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t16, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
-}
-
-/* forward_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void forward_k19_silu(float *restrict t19, const float *restrict t17, const float *restrict t18, long B, long F, long T) {
+/* forward_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_k18_silu(float *restrict t18, const float *restrict t16, const float *restrict t17, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t17[((i0) * T + i1) * F + j]);
+            float v0 = -(t16[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t17[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t18[((i0) * T + i1) * F + j]);
-            t19[r * n + j] = v4;
+            float v3 = (t16[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t17[((i0) * T + i1) * F + j]);
+            t18[r * n + j] = v4;
         }
     }
 }
 
-/* forward_k20_ffn_matmul: matmul  [layer/ffn] */
-static void forward_k20_ffn_matmul(float *restrict t20, const float *restrict w2, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t19, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
+/* forward_k19_ffn_matmul: matmul  [layer/ffn] */
+static void forward_k19_ffn_matmul(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t18, 1, 0.0f, t19, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
 }
 
-/* forward_k21_ffn: reshape, add  [layer/ffn; layer] */
-static void forward_k21_ffn(float *restrict carry0_next, const float *restrict t15, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k20_ffn: reshape, add  [layer/ffn; layer] */
+static void forward_k20_ffn(float *restrict carry0_next, const float *restrict t14, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t15[r * n + j] + t20[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = t14[r * n + j] + t19[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* forward_k22_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void forward_k22_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k21_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void forward_k21_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -349,18 +337,18 @@ static void forward_k22_rmsnorm(float *restrict t21, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t21[r * n + j] = v5;
+            t20[r * n + j] = v5;
         }
     }
 }
 
-/* forward_k23_lm_head_matmul: matmul  [lm_head] */
-static void forward_k23_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t21, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t21, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t21, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+/* forward_k22_lm_head_matmul: matmul  [lm_head] */
+static void forward_k22_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 24 kernels. */
+/* Arena: 9 slots planned for 23 kernels. */
 static long llama_forward_layout(const llama_forward_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -382,9 +370,9 @@ static long llama_forward_layout(const llama_forward_args *args, long *off) {
     off[0] = total; total += la_round16(la_max(HD2*T, 2*B*HD2*KVH*REP*T));
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(HD2*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
     off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -426,12 +414,11 @@ void llama_forward(const llama_forward_args *args) {
     float *t13 = args->arena + off[4];
     float *t14 = args->arena + off[5];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[5];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[3];
     float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[4];
+    float *t20 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -442,16 +429,16 @@ void llama_forward(const llama_forward_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     forward_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 24, tick);
+    la_tock(prof, 0, 23, tick);
     tick = la_tick(prof);
     forward_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 24, tick);
+    la_tock(prof, 1, 23, tick);
     tick = la_tick(prof);
     forward_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 24, tick);
+    la_tock(prof, 2, 23, tick);
     tick = la_tick(prof);
     forward_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 24, tick);
+    la_tock(prof, 3, 23, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -468,67 +455,64 @@ void llama_forward(const llama_forward_args *args) {
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         forward_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 24, tick);
+        la_tock(prof, 4, 23, tick);
         tick = la_tick(prof);
         forward_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 24, tick);
+        la_tock(prof, 5, 23, tick);
         tick = la_tick(prof);
         forward_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 24, tick);
+        la_tock(prof, 6, 23, tick);
         tick = la_tick(prof);
         forward_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 24, tick);
+        la_tock(prof, 7, 23, tick);
         tick = la_tick(prof);
         forward_k8_rope(t8, t1, t2, t7, B, HD2, KVH, T);
-        la_tock(prof, 8, 24, tick);
+        la_tock(prof, 8, 23, tick);
         tick = la_tick(prof);
         forward_k9_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 24, tick);
+        la_tock(prof, 9, 23, tick);
         tick = la_tick(prof);
         forward_k10_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 24, tick);
+        la_tock(prof, 10, 23, tick);
         tick = la_tick(prof);
         forward_k11_attention(t11, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 24, tick);
+        la_tock(prof, 11, 23, tick);
         tick = la_tick(prof);
         forward_k12_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 24, tick);
+        la_tock(prof, 12, 23, tick);
         tick = la_tick(prof);
-        forward_k13_attention(t13, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 24, tick);
+        forward_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 23, tick);
         tick = la_tick(prof);
-        forward_k14_attention_matmul(t14, wo, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 24, tick);
+        forward_k14_attention(t14, carry0, t13, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 23, tick);
         tick = la_tick(prof);
-        forward_k15_attention(t15, carry0, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 24, tick);
+        forward_k15_rmsnorm(t15, norm_eps, ffn_norm, t14, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 23, tick);
         tick = la_tick(prof);
-        forward_k16_rmsnorm(t16, norm_eps, ffn_norm, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 24, tick);
+        forward_k16_gate_up_matmul(t16, w1, t15, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 23, tick);
         tick = la_tick(prof);
-        forward_k17_gate_up_matmul(t17, w1, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 24, tick);
+        forward_k17_gate_up_matmul(t17, w3, t15, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 23, tick);
         tick = la_tick(prof);
-        forward_k18_gate_up_matmul(t18, w3, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 24, tick);
+        forward_k18_silu(t18, t16, t17, B, F, T);
+        la_tock(prof, 18, 23, tick);
         tick = la_tick(prof);
-        forward_k19_silu(t19, t17, t18, B, F, T);
-        la_tock(prof, 19, 24, tick);
+        forward_k19_ffn_matmul(t19, w2, t18, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 19, 23, tick);
         tick = la_tick(prof);
-        forward_k20_ffn_matmul(t20, w2, t19, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 20, 24, tick);
-        tick = la_tick(prof);
-        forward_k21_ffn(carry0_next, t15, t20, B, HD2, KVH, REP, T);
-        la_tock(prof, 21, 24, tick);
+        forward_k20_ffn(carry0_next, t14, t19, B, HD2, KVH, REP, T);
+        la_tock(prof, 20, 23, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    forward_k22_rmsnorm(t21, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 24, tick);
+    forward_k21_rmsnorm(t20, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 23, tick);
     tick = la_tick(prof);
-    forward_k23_lm_head_matmul(logits, lm_head, t21, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 23, 24, tick);
+    forward_k22_lm_head_matmul(logits, lm_head, t20, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 22, 23, tick);
     (void)tick;
 }
 
@@ -554,17 +538,16 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* forward_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k12_attention_matmul */
-    flops[13] = (double)(0); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k13_attention */
-    flops[14] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_attention_matmul */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k15_attention */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k16_rmsnorm */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k14_attention */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k16_gate_up_matmul */
     flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k17_gate_up_matmul */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k18_gate_up_matmul */
-    flops[19] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[19] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k19_silu */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k20_ffn_matmul */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k21_ffn */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k22_rmsnorm */
-    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k23_lm_head_matmul */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k19_ffn_matmul */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k20_ffn */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k21_rmsnorm */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*V); bytes[22] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k22_lm_head_matmul */
     (void)B;
     (void)F;
     (void)HD2;
@@ -592,19 +575,18 @@ static const char *const llama_forward_kernel_names[] = {
     "forward_k10_scores_matmul",
     "forward_k11_attention",
     "forward_k12_attention_matmul",
-    "forward_k13_attention",
-    "forward_k14_attention_matmul",
-    "forward_k15_attention",
-    "forward_k16_rmsnorm",
+    "forward_k13_attention_matmul",
+    "forward_k14_attention",
+    "forward_k15_rmsnorm",
+    "forward_k16_gate_up_matmul",
     "forward_k17_gate_up_matmul",
-    "forward_k18_gate_up_matmul",
-    "forward_k19_silu",
-    "forward_k20_ffn_matmul",
-    "forward_k21_ffn",
-    "forward_k22_rmsnorm",
-    "forward_k23_lm_head_matmul",
+    "forward_k18_silu",
+    "forward_k19_ffn_matmul",
+    "forward_k20_ffn",
+    "forward_k21_rmsnorm",
+    "forward_k22_lm_head_matmul",
 };
-const la_program_info llama_forward_info = { "llama.forward", 26, 24, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
+const la_program_info llama_forward_info = { "llama.forward", 26, 23, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
 
 /* ===== program 'prefill' ===== */
 
@@ -829,49 +811,37 @@ static void prefill_k12_attention(float *restrict t10, const float *restrict t9,
     }
 }
 
-/* prefill_k13_attention_matmul: matmul  [layer/attention/attention] */
+/* prefill_k13_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void prefill_k13_attention_matmul(float *restrict t11, const float *restrict v_cache, const float *restrict t10, long B, long C, long HD2, long KVH, long REP, long S, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* prefill_k14_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void prefill_k14_attention(float *restrict t12, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t12[r * n + j] = t11[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* prefill_k14_attention_matmul: matmul  [layer/attention] */
+static void prefill_k14_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
 }
 
-/* prefill_k15_attention_matmul: matmul  [layer/attention] */
-static void prefill_k15_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
-}
-
-/* prefill_k16_attention: reshape, add  [layer/attention; layer] */
-static void prefill_k16_attention(float *restrict t14, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k15_attention: reshape, add  [layer/attention; layer] */
+static void prefill_k15_attention(float *restrict t13, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t14[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t13[r * n + j] = v0;
         }
     }
 }
 
-/* prefill_k17_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void prefill_k17_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k16_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void prefill_k16_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -880,72 +850,72 @@ static void prefill_k17_rmsnorm(float *restrict t15, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t14[r * n + j]) * v3;
+            float v4 = (t13[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t15[r * n + j] = v5;
+            t14[r * n + j] = v5;
         }
     }
 }
 
+/* prefill_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void prefill_k17_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
+}
+
 /* prefill_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void prefill_k18_gate_up_matmul(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
+static void prefill_k18_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
 }
 
-/* prefill_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void prefill_k19_gate_up_matmul(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t15, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
-}
-
-/* prefill_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void prefill_k20_silu(float *restrict t18, const float *restrict t16, const float *restrict t17, long B, long F, long T) {
+/* prefill_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_k19_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t16[((i0) * T + i1) * F + j]);
+            float v0 = -(t15[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t16[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t17[((i0) * T + i1) * F + j]);
-            t18[r * n + j] = v4;
+            float v3 = (t15[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t16[((i0) * T + i1) * F + j]);
+            t17[r * n + j] = v4;
         }
     }
 }
 
-/* prefill_k21_ffn_matmul: matmul  [layer/ffn] */
-static void prefill_k21_ffn_matmul(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t18, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
+/* prefill_k20_ffn_matmul: matmul  [layer/ffn] */
+static void prefill_k20_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
 }
 
-/* prefill_k22_ffn: reshape, add  [layer/ffn; layer] */
-static void prefill_k22_ffn(float *restrict carry0_next, const float *restrict t14, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k21_ffn: reshape, add  [layer/ffn; layer] */
+static void prefill_k21_ffn(float *restrict carry0_next, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t14[r * n + j] + t19[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = t13[r * n + j] + t18[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* prefill_k23_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void prefill_k23_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k22_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void prefill_k22_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -963,18 +933,18 @@ static void prefill_k23_rmsnorm(float *restrict t20, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t20[r * n + j] = v5;
+            t19[r * n + j] = v5;
         }
     }
 }
 
-/* prefill_k24_lm_head_matmul: matmul  [lm_head] */
-static void prefill_k24_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+/* prefill_k23_lm_head_matmul: matmul  [lm_head] */
+static void prefill_k23_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 25 kernels. */
+/* Arena: 9 slots planned for 24 kernels. */
 static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     const long B = args->B;
     const long C = args->C;
@@ -1003,8 +973,8 @@ static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(HD2*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*S*T), B*F*T));
-    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*S*T));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -1048,12 +1018,11 @@ void llama_prefill(const llama_prefill_args *args) {
     float *t12 = args->arena + off[3];
     float *t13 = args->arena + off[4];
     float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[4];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[5];
     float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[3];
+    float *t19 = args->arena + off[5];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1064,16 +1033,16 @@ void llama_prefill(const llama_prefill_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     prefill_k0_rope_tables(t0, rope_theta, HD2, P, T);
-    la_tock(prof, 0, 25, tick);
+    la_tock(prof, 0, 24, tick);
     tick = la_tick(prof);
     prefill_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 25, tick);
+    la_tock(prof, 1, 24, tick);
     tick = la_tick(prof);
     prefill_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 25, tick);
+    la_tock(prof, 2, 24, tick);
     tick = la_tick(prof);
     prefill_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 25, tick);
+    la_tock(prof, 3, 24, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -1092,70 +1061,67 @@ void llama_prefill(const llama_prefill_args *args) {
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         prefill_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 25, tick);
+        la_tock(prof, 4, 24, tick);
         tick = la_tick(prof);
         prefill_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 25, tick);
+        la_tock(prof, 5, 24, tick);
         tick = la_tick(prof);
         prefill_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 25, tick);
+        la_tock(prof, 6, 24, tick);
         tick = la_tick(prof);
         prefill_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 25, tick);
+        la_tock(prof, 7, 24, tick);
         tick = la_tick(prof);
         prefill_k8_attention_matmul(t8, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 25, tick);
+        la_tock(prof, 8, 24, tick);
         tick = la_tick(prof);
         prefill_k9_rope(k_cache, t1, t2, t7, B, C, HD2, KVH, P, T);
-        la_tock(prof, 9, 25, tick);
+        la_tock(prof, 9, 24, tick);
         tick = la_tick(prof);
         prefill_k10_attention(v_cache, t8, B, C, HD2, KVH, P, T);
-        la_tock(prof, 10, 25, tick);
+        la_tock(prof, 10, 24, tick);
         tick = la_tick(prof);
         prefill_k11_scores_matmul(t9, t6, k_cache, B, C, HD2, KVH, REP, S, T);
-        la_tock(prof, 11, 25, tick);
+        la_tock(prof, 11, 24, tick);
         tick = la_tick(prof);
         prefill_k12_attention(t10, t9, B, HD2, KVH, P, REP, S, T);
-        la_tock(prof, 12, 25, tick);
+        la_tock(prof, 12, 24, tick);
         tick = la_tick(prof);
         prefill_k13_attention_matmul(t11, v_cache, t10, B, C, HD2, KVH, REP, S, T);
-        la_tock(prof, 13, 25, tick);
+        la_tock(prof, 13, 24, tick);
         tick = la_tick(prof);
-        prefill_k14_attention(t12, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 25, tick);
+        prefill_k14_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 24, tick);
         tick = la_tick(prof);
-        prefill_k15_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 25, tick);
+        prefill_k15_attention(t13, carry0, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 24, tick);
         tick = la_tick(prof);
-        prefill_k16_attention(t14, carry0, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 25, tick);
+        prefill_k16_rmsnorm(t14, norm_eps, ffn_norm, t13, B, HD2, KVH, REP, T);
+        la_tock(prof, 16, 24, tick);
         tick = la_tick(prof);
-        prefill_k17_rmsnorm(t15, norm_eps, ffn_norm, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 17, 25, tick);
+        prefill_k17_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 24, tick);
         tick = la_tick(prof);
-        prefill_k18_gate_up_matmul(t16, w1, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 25, tick);
+        prefill_k18_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 24, tick);
         tick = la_tick(prof);
-        prefill_k19_gate_up_matmul(t17, w3, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 25, tick);
+        prefill_k19_silu(t17, t15, t16, B, F, T);
+        la_tock(prof, 19, 24, tick);
         tick = la_tick(prof);
-        prefill_k20_silu(t18, t16, t17, B, F, T);
-        la_tock(prof, 20, 25, tick);
+        prefill_k20_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 20, 24, tick);
         tick = la_tick(prof);
-        prefill_k21_ffn_matmul(t19, w2, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 21, 25, tick);
-        tick = la_tick(prof);
-        prefill_k22_ffn(carry0_next, t14, t19, B, HD2, KVH, REP, T);
-        la_tock(prof, 22, 25, tick);
+        prefill_k21_ffn(carry0_next, t13, t18, B, HD2, KVH, REP, T);
+        la_tock(prof, 21, 24, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    prefill_k23_rmsnorm(t20, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 23, 25, tick);
+    prefill_k22_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 22, 24, tick);
     tick = la_tick(prof);
-    prefill_k24_lm_head_matmul(logits, lm_head, t20, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 24, 25, tick);
+    prefill_k23_lm_head_matmul(logits, lm_head, t19, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 23, 24, tick);
     (void)tick;
 }
 
@@ -1185,17 +1151,16 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH); /* prefill_k11_scores_matmul */
     flops[12] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[12] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k12_attention */
     flops[13] = (double)(4*B*HD2*KVH*REP*S*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k13_attention_matmul */
-    flops[14] = (double)(0); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k14_attention */
-    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_attention_matmul */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k16_attention */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k17_rmsnorm */
+    flops[14] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_attention_matmul */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k15_attention */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k16_rmsnorm */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k17_gate_up_matmul */
     flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k18_gate_up_matmul */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k19_gate_up_matmul */
-    flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k20_silu */
-    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k21_ffn_matmul */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k22_ffn */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k23_rmsnorm */
-    flops[24] = (double)(4*B*HD2*KVH*REP*T*V); bytes[24] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k24_lm_head_matmul */
+    flops[19] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[19] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k19_silu */
+    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k20_ffn_matmul */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k21_ffn */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k22_rmsnorm */
+    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k23_lm_head_matmul */
     (void)B;
     (void)C;
     (void)F;
@@ -1227,19 +1192,18 @@ static const char *const llama_prefill_kernel_names[] = {
     "prefill_k11_scores_matmul",
     "prefill_k12_attention",
     "prefill_k13_attention_matmul",
-    "prefill_k14_attention",
-    "prefill_k15_attention_matmul",
-    "prefill_k16_attention",
-    "prefill_k17_rmsnorm",
+    "prefill_k14_attention_matmul",
+    "prefill_k15_attention",
+    "prefill_k16_rmsnorm",
+    "prefill_k17_gate_up_matmul",
     "prefill_k18_gate_up_matmul",
-    "prefill_k19_gate_up_matmul",
-    "prefill_k20_silu",
-    "prefill_k21_ffn_matmul",
-    "prefill_k22_ffn",
-    "prefill_k23_rmsnorm",
-    "prefill_k24_lm_head_matmul",
+    "prefill_k19_silu",
+    "prefill_k20_ffn_matmul",
+    "prefill_k21_ffn",
+    "prefill_k22_rmsnorm",
+    "prefill_k23_lm_head_matmul",
 };
-const la_program_info llama_prefill_info = { "llama.prefill", 31, 25, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
+const la_program_info llama_prefill_info = { "llama.prefill", 31, 24, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
 
 /* ===== program 'decode' ===== */
 
@@ -1362,14 +1326,8 @@ static void decode_k7_attention_matmul(float *restrict t7, const float *restrict
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
-/* decode_k8_attention_matmul: matmul  [layer/attention] */
-static void decode_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
-}
-
-/* decode_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_k9_rope(float *restrict k_cache, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long C, long HD2, long KVH, long P) {
+/* decode_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_k8_rope(float *restrict k_cache, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long C, long HD2, long KVH, long P) {
     const long rows = B*KVH, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1395,30 +1353,22 @@ static void decode_k9_rope(float *restrict k_cache, const float *restrict t1, co
     }
 }
 
-/* decode_k10_attention: reshape, write_slice  [layer/attention] */
-static void decode_k10_attention(float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long P) {
-    const long rows = B*KVH, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH);
-        const long i1 = 0;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = t8[(i0) * (2*HD2*KVH) + ((i1) * KVH + i2) * (2*HD2) + j];
-        }
-    }
+/* decode_k9_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
+static void decode_k9_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t4, long B, long C, long HD2, long KVH, long P, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P), 2*C*HD2*KVH);
 }
 
-/* decode_k11_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void decode_k11_scores_matmul(float *restrict t9, const float *restrict t6, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void decode_k10_scores_matmul(float *restrict t8, const float *restrict t6, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t8 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
 }
 
-/* decode_k12_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void decode_k12_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long P, long REP, long S) {
+/* decode_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void decode_k11_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S) {
     const long rows = B*KVH*REP, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1432,7 +1382,7 @@ static void decode_k12_attention(float *restrict t10, const float *restrict t9, 
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + (float)(P);
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j0]) * v2;
+            float v7 = (t8[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             acc0 = acc0 > v8 ? acc0 : v8;
         }
@@ -1441,7 +1391,7 @@ static void decode_k12_attention(float *restrict t10, const float *restrict t9, 
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + (float)(P);
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t9[r * n + j1]) * v2;
+            float v13 = (t8[r * n + j1]) * v2;
             float v14 = v12 != 0.0f ? v13 : (-INFINITY);
             float v15 = v14 - acc0;
             float v16 = expf(v15);
@@ -1450,46 +1400,46 @@ static void decode_k12_attention(float *restrict t10, const float *restrict t9, 
         for (long j = 0; j < n; j++) {
             float v0 = (float)i3 + (float)(P);
             float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j]) * v2;
+            float v3 = (t8[r * n + j]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             float v9 = v4 - acc0;
             float v10 = expf(v9);
             float v17 = v10 / acc1;
-            t10[r * n + j] = v17;
+            t9[r * n + j] = v17;
         }
     }
 }
 
-/* decode_k13_attention_matmul: matmul  [layer/attention/attention] */
-static void decode_k13_attention_matmul(float *restrict t11, const float *restrict v_cache, const float *restrict t10, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k12_attention_matmul: matmul  [layer/attention/attention] */
+static void decode_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
 }
 
-/* decode_k14_attention_matmul: matmul  [layer/attention] */
-static void decode_k14_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+/* decode_k13_attention_matmul: matmul  [layer/attention] */
+static void decode_k13_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH*REP);
 }
 
-/* decode_k15_attention: reshape, add  [layer/attention; layer] */
-static void decode_k15_attention(float *restrict t13, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP) {
+/* decode_k14_attention: reshape, add  [layer/attention; layer] */
+static void decode_k14_attention(float *restrict t12, const float *restrict carry0, const float *restrict t11, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[(i0) * (2*HD2*KVH*REP) + j];
-            t13[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t11[(i0) * (2*HD2*KVH*REP) + j];
+            t12[r * n + j] = v0;
         }
     }
 }
 
-/* decode_k16_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void decode_k16_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP) {
+/* decode_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void decode_k15_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1498,72 +1448,72 @@ static void decode_k16_rmsnorm(float *restrict t14, const float *restrict norm_e
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            float v0 = (t12[r * n + j0]) * (t12[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t13[r * n + j]) * v3;
+            float v4 = (t12[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t14[r * n + j] = v5;
+            t13[r * n + j] = v5;
         }
     }
 }
 
+/* decode_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void decode_k16_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
+}
+
 /* decode_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void decode_k17_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
+static void decode_k17_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
-/* decode_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void decode_k18_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
-}
-
-/* decode_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void decode_k19_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F) {
+/* decode_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_k18_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t15[(i0) * F + j]);
+            float v0 = -(t14[(i0) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t15[(i0) * F + j]) / v2;
-            float v4 = v3 * (t16[(i0) * F + j]);
-            t17[r * n + j] = v4;
+            float v3 = (t14[(i0) * F + j]) / v2;
+            float v4 = v3 * (t15[(i0) * F + j]);
+            t16[r * n + j] = v4;
         }
     }
 }
 
-/* decode_k20_ffn_matmul: matmul  [layer/ffn] */
-static void decode_k20_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
+/* decode_k19_ffn_matmul: matmul  [layer/ffn] */
+static void decode_k19_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
 }
 
-/* decode_k21_ffn: reshape, add  [layer/ffn; layer] */
-static void decode_k21_ffn(float *restrict carry0_next, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP) {
+/* decode_k20_ffn: reshape, add  [layer/ffn; layer] */
+static void decode_k20_ffn(float *restrict carry0_next, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = t13[r * n + j] + t18[(i0) * (2*HD2*KVH*REP) + j];
+            float v0 = t12[r * n + j] + t17[(i0) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* decode_k22_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void decode_k22_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+/* decode_k21_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void decode_k21_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1581,18 +1531,18 @@ static void decode_k22_rmsnorm(float *restrict t19, const float *restrict norm_e
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t19[r * n + j] = v5;
+            t18[r * n + j] = v5;
         }
     }
 }
 
-/* decode_k23_lm_head_matmul: matmul  [lm_head] */
-static void decode_k23_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long V) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+/* decode_k22_lm_head_matmul: matmul  [lm_head] */
+static void decode_k22_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long V) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 24 kernels. */
+/* Arena: 9 slots planned for 23 kernels. */
 static long llama_decode_layout(const llama_decode_args *args, long *off) {
     const long B = args->B;
     const long C = args->C;
@@ -1618,10 +1568,10 @@ static long llama_decode_layout(const llama_decode_args *args, long *off) {
     off[0] = total; total += la_round16(la_max(HD2, 2*B*HD2*KVH*REP));
     off[1] = total; total += la_round16(HD2);
     off[2] = total; total += la_round16(HD2);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S), B*F));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*KVH*REP*S));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*KVH*REP*S), B*F));
     off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH, B*F));
+    off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
     (void)off;
@@ -1656,18 +1606,17 @@ void llama_decode(const llama_decode_args *args) {
     float *t5 = args->arena + off[4];
     float *t6 = args->arena + off[5];
     float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[6];
+    float *t8 = args->arena + off[4];
     float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[5];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
     float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[3];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[5];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[5];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1678,16 +1627,16 @@ void llama_decode(const llama_decode_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     decode_k0_rope_tables(t0, rope_theta, HD2, P);
-    la_tock(prof, 0, 24, tick);
+    la_tock(prof, 0, 23, tick);
     tick = la_tick(prof);
     decode_k1_rope_tables(t1, t0, HD2);
-    la_tock(prof, 1, 24, tick);
+    la_tock(prof, 1, 23, tick);
     tick = la_tick(prof);
     decode_k2_rope_tables(t2, t0, HD2);
-    la_tock(prof, 2, 24, tick);
+    la_tock(prof, 2, 23, tick);
     tick = la_tick(prof);
     decode_k3_embed(t3, ids, embed, B, HD2, KVH, REP);
-    la_tock(prof, 3, 24, tick);
+    la_tock(prof, 3, 23, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -1706,67 +1655,64 @@ void llama_decode(const llama_decode_args *args) {
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         decode_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP);
-        la_tock(prof, 4, 24, tick);
+        la_tock(prof, 4, 23, tick);
         tick = la_tick(prof);
         decode_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP);
-        la_tock(prof, 5, 24, tick);
+        la_tock(prof, 5, 23, tick);
         tick = la_tick(prof);
         decode_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP);
-        la_tock(prof, 6, 24, tick);
+        la_tock(prof, 6, 23, tick);
         tick = la_tick(prof);
         decode_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP);
-        la_tock(prof, 7, 24, tick);
+        la_tock(prof, 7, 23, tick);
         tick = la_tick(prof);
-        decode_k8_attention_matmul(t8, wv, t4, B, HD2, KVH, REP);
-        la_tock(prof, 8, 24, tick);
+        decode_k8_rope(k_cache, t1, t2, t7, B, C, HD2, KVH, P);
+        la_tock(prof, 8, 23, tick);
         tick = la_tick(prof);
-        decode_k9_rope(k_cache, t1, t2, t7, B, C, HD2, KVH, P);
-        la_tock(prof, 9, 24, tick);
+        decode_k9_attention_matmul(v_cache, wv, t4, B, C, HD2, KVH, P, REP);
+        la_tock(prof, 9, 23, tick);
         tick = la_tick(prof);
-        decode_k10_attention(v_cache, t8, B, C, HD2, KVH, P);
-        la_tock(prof, 10, 24, tick);
+        decode_k10_scores_matmul(t8, t6, k_cache, B, C, HD2, KVH, REP, S);
+        la_tock(prof, 10, 23, tick);
         tick = la_tick(prof);
-        decode_k11_scores_matmul(t9, t6, k_cache, B, C, HD2, KVH, REP, S);
-        la_tock(prof, 11, 24, tick);
+        decode_k11_attention(t9, t8, B, HD2, KVH, P, REP, S);
+        la_tock(prof, 11, 23, tick);
         tick = la_tick(prof);
-        decode_k12_attention(t10, t9, B, HD2, KVH, P, REP, S);
-        la_tock(prof, 12, 24, tick);
+        decode_k12_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S);
+        la_tock(prof, 12, 23, tick);
         tick = la_tick(prof);
-        decode_k13_attention_matmul(t11, v_cache, t10, B, C, HD2, KVH, REP, S);
-        la_tock(prof, 13, 24, tick);
+        decode_k13_attention_matmul(t11, wo, t10, B, HD2, KVH, REP);
+        la_tock(prof, 13, 23, tick);
         tick = la_tick(prof);
-        decode_k14_attention_matmul(t12, wo, t11, B, HD2, KVH, REP);
-        la_tock(prof, 14, 24, tick);
+        decode_k14_attention(t12, carry0, t11, B, HD2, KVH, REP);
+        la_tock(prof, 14, 23, tick);
         tick = la_tick(prof);
-        decode_k15_attention(t13, carry0, t12, B, HD2, KVH, REP);
-        la_tock(prof, 15, 24, tick);
+        decode_k15_rmsnorm(t13, norm_eps, ffn_norm, t12, B, HD2, KVH, REP);
+        la_tock(prof, 15, 23, tick);
         tick = la_tick(prof);
-        decode_k16_rmsnorm(t14, norm_eps, ffn_norm, t13, B, HD2, KVH, REP);
-        la_tock(prof, 16, 24, tick);
+        decode_k16_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP);
+        la_tock(prof, 16, 23, tick);
         tick = la_tick(prof);
-        decode_k17_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP);
-        la_tock(prof, 17, 24, tick);
+        decode_k17_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP);
+        la_tock(prof, 17, 23, tick);
         tick = la_tick(prof);
-        decode_k18_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP);
-        la_tock(prof, 18, 24, tick);
+        decode_k18_silu(t16, t14, t15, B, F);
+        la_tock(prof, 18, 23, tick);
         tick = la_tick(prof);
-        decode_k19_silu(t17, t15, t16, B, F);
-        la_tock(prof, 19, 24, tick);
+        decode_k19_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP);
+        la_tock(prof, 19, 23, tick);
         tick = la_tick(prof);
-        decode_k20_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP);
-        la_tock(prof, 20, 24, tick);
-        tick = la_tick(prof);
-        decode_k21_ffn(carry0_next, t13, t18, B, HD2, KVH, REP);
-        la_tock(prof, 21, 24, tick);
+        decode_k20_ffn(carry0_next, t12, t17, B, HD2, KVH, REP);
+        la_tock(prof, 20, 23, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    decode_k22_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP);
-    la_tock(prof, 22, 24, tick);
+    decode_k21_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP);
+    la_tock(prof, 21, 23, tick);
     tick = la_tick(prof);
-    decode_k23_lm_head_matmul(logits, lm_head, t19, B, HD2, KVH, REP, V);
-    la_tock(prof, 23, 24, tick);
+    decode_k22_lm_head_matmul(logits, lm_head, t18, B, HD2, KVH, REP, V);
+    la_tock(prof, 22, 23, tick);
     (void)tick;
 }
 
@@ -1789,22 +1735,21 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[5] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k5_attention_matmul */
     flops[6] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[6] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k6_rope */
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_attention_matmul */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[8] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k8_attention_matmul */
-    flops[9] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[9] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k9_rope */
-    flops[10] = (double)(0); bytes[10] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S); bytes[11] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH); /* decode_k11_scores_matmul */
-    flops[12] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[12] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k12_attention */
-    flops[13] = (double)(4*B*HD2*KVH*REP*S); bytes[13] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k13_attention_matmul */
-    flops[14] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k14_attention_matmul */
-    flops[15] = (double)(2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_attention */
-    flops[16] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k16_rmsnorm */
+    flops[8] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[8] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[9] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k9_attention_matmul */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH); /* decode_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[11] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*S); bytes[12] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k12_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[13] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_attention */
+    flops[15] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k16_gate_up_matmul */
     flops[17] = (double)(4*B*F*HD2*KVH*REP); bytes[17] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k17_gate_up_matmul */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP); bytes[18] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_gate_up_matmul */
-    flops[19] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[19] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k19_silu */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP); bytes[20] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k20_ffn_matmul */
-    flops[21] = (double)(2*B*HD2*KVH*REP); bytes[21] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k21_ffn */
-    flops[22] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[22] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k22_rmsnorm */
-    flops[23] = (double)(4*B*HD2*KVH*REP*V); bytes[23] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k23_lm_head_matmul */
+    flops[18] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[18] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP); bytes[19] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k19_ffn_matmul */
+    flops[20] = (double)(2*B*HD2*KVH*REP); bytes[20] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k20_ffn */
+    flops[21] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[21] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k21_rmsnorm */
+    flops[22] = (double)(4*B*HD2*KVH*REP*V); bytes[22] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k22_lm_head_matmul */
     (void)B;
     (void)C;
     (void)F;
@@ -1829,22 +1774,21 @@ static const char *const llama_decode_kernel_names[] = {
     "decode_k5_attention_matmul",
     "decode_k6_rope",
     "decode_k7_attention_matmul",
-    "decode_k8_attention_matmul",
-    "decode_k9_rope",
-    "decode_k10_attention",
-    "decode_k11_scores_matmul",
-    "decode_k12_attention",
+    "decode_k8_rope",
+    "decode_k9_attention_matmul",
+    "decode_k10_scores_matmul",
+    "decode_k11_attention",
+    "decode_k12_attention_matmul",
     "decode_k13_attention_matmul",
-    "decode_k14_attention_matmul",
-    "decode_k15_attention",
-    "decode_k16_rmsnorm",
+    "decode_k14_attention",
+    "decode_k15_rmsnorm",
+    "decode_k16_gate_up_matmul",
     "decode_k17_gate_up_matmul",
-    "decode_k18_gate_up_matmul",
-    "decode_k19_silu",
-    "decode_k20_ffn_matmul",
-    "decode_k21_ffn",
-    "decode_k22_rmsnorm",
-    "decode_k23_lm_head_matmul",
+    "decode_k18_silu",
+    "decode_k19_ffn_matmul",
+    "decode_k20_ffn",
+    "decode_k21_rmsnorm",
+    "decode_k22_lm_head_matmul",
 };
-const la_program_info llama_decode_info = { "llama.decode", 30, 24, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
+const la_program_info llama_decode_info = { "llama.decode", 30, 23, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
 

@@ -253,49 +253,37 @@ static void dpo_logps_k13_attention(float *restrict t13, const float *restrict t
     }
 }
 
-/* dpo_logps_k14_attention_matmul: matmul  [layer/attention/attention] */
+/* dpo_logps_k14_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void dpo_logps_k14_attention_matmul(float *restrict t14, const float *restrict t11, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k15_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_logps_k15_attention(float *restrict t15, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t15[r * n + j] = t14[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* dpo_logps_k15_attention_matmul: matmul  [layer/attention] */
+static void dpo_logps_k15_attention_matmul(float *restrict t15, const float *restrict wo, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t15, 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k16_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k16_attention_matmul(float *restrict t16, const float *restrict wo, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t16, 2*HD2*KVH*REP);
-}
-
-/* dpo_logps_k17_attention: reshape, add  [layer/attention; layer] */
-static void dpo_logps_k17_attention(float *restrict t17, const float *restrict carry0, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k16_attention: reshape, add  [layer/attention; layer] */
+static void dpo_logps_k16_attention(float *restrict t16, const float *restrict carry0, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t16[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t17[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t15[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t16[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_k18_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_logps_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k17_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void dpo_logps_k17_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -304,72 +292,72 @@ static void dpo_logps_k18_rmsnorm(float *restrict t18, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t17[r * n + j0]) * (t17[r * n + j0]);
+            float v0 = (t16[r * n + j0]) * (t16[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t17[r * n + j]) * v3;
+            float v4 = (t16[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t18[r * n + j] = v5;
+            t17[r * n + j] = v5;
         }
     }
 }
 
+/* dpo_logps_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_logps_k18_gate_up_matmul(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t17, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t18, F);
+}
+
 /* dpo_logps_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_logps_k19_gate_up_matmul(float *restrict t19, const float *restrict w1, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t19, F);
+static void dpo_logps_k19_gate_up_matmul(float *restrict t19, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t17, 1, 0.0f, t19, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t19, F);
 }
 
-/* dpo_logps_k20_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_logps_k20_gate_up_matmul(float *restrict t20, const float *restrict w3, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t18, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t20, F);
-}
-
-/* dpo_logps_k21_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void dpo_logps_k21_silu(float *restrict t21, const float *restrict t19, const float *restrict t20, long B, long F, long T) {
+/* dpo_logps_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void dpo_logps_k20_silu(float *restrict t20, const float *restrict t18, const float *restrict t19, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t19[((i0) * T + i1) * F + j]);
+            float v0 = -(t18[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t19[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t20[((i0) * T + i1) * F + j]);
-            t21[r * n + j] = v4;
+            float v3 = (t18[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t19[((i0) * T + i1) * F + j]);
+            t20[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_logps_k22_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_logps_k22_ffn_matmul(float *restrict t22, const float *restrict w2, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t21, 1, 0.0f, t22, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t21, F, w2, F, 0.0f, t22, 2*HD2*KVH*REP);
+/* dpo_logps_k21_ffn_matmul: matmul  [layer/ffn] */
+static void dpo_logps_k21_ffn_matmul(float *restrict t21, const float *restrict w2, const float *restrict t20, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t20, 1, 0.0f, t21, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t20, F, w2, F, 0.0f, t21, 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k23_ffn: reshape, add  [layer/ffn; layer] */
-static void dpo_logps_k23_ffn(float *restrict carry0_next, const float *restrict t17, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k22_ffn: reshape, add  [layer/ffn; layer] */
+static void dpo_logps_k22_ffn(float *restrict carry0_next, const float *restrict t16, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t17[r * n + j] + t22[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = t16[r * n + j] + t21[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_k24_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_logps_k24_rmsnorm(float *restrict t23, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k23_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void dpo_logps_k23_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -387,19 +375,19 @@ static void dpo_logps_k24_rmsnorm(float *restrict t23, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t23[r * n + j] = v5;
+            t22[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_logps_k25_lm_head_matmul: matmul  [lm_head] */
-static void dpo_logps_k25_lm_head_matmul(float *restrict t24, const float *restrict lm_head, const float *restrict t23, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t23, 1, 0.0f, t24, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t23, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t24, V);
+/* dpo_logps_k24_lm_head_matmul: matmul  [lm_head] */
+static void dpo_logps_k24_lm_head_matmul(float *restrict t23, const float *restrict lm_head, const float *restrict t22, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t22, 1, 0.0f, t23, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t22, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t23, V);
 }
 
-/* dpo_logps_k26_log_softmax: reshape, reduce_max, expand, sub, exp, reduce_sum, log, expand, sub  [lm_head; sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_k26_log_softmax(float *restrict t25, const float *restrict t24, long B, long T, long V) {
+/* dpo_logps_k25_log_softmax: reshape, reduce_max, expand, sub, exp, reduce_sum, log, expand, sub  [lm_head; sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k25_log_softmax(float *restrict t24, const float *restrict t23, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -408,26 +396,26 @@ static void dpo_logps_k26_log_softmax(float *restrict t25, const float *restrict
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t24[((i0) * T + i1) * V + j0] ? acc0 : t24[((i0) * T + i1) * V + j0];
+            acc0 = acc0 > t23[((i0) * T + i1) * V + j0] ? acc0 : t23[((i0) * T + i1) * V + j0];
         }
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v1 = t24[((i0) * T + i1) * V + j1] - acc0;
+            float v1 = t23[((i0) * T + i1) * V + j1] - acc0;
             float v2 = expf(v1);
             acc1 += v2;
         }
         float v3 = logf(acc1);
         for (long j = 0; j < n; j++) {
-            float v0 = t24[((i0) * T + i1) * V + j] - acc0;
+            float v0 = t23[((i0) * T + i1) * V + j] - acc0;
             float v4 = v0 - v3;
-            t25[r * n + j] = v4;
+            t24[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_logps_k27_cross_entropy: iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy] */
-static void dpo_logps_k27_cross_entropy(float *restrict t26, const int32_t *restrict chosen_targets, const float *restrict t25, long B, long T, long V) {
+/* dpo_logps_k26_cross_entropy: iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy] */
+static void dpo_logps_k26_cross_entropy(float *restrict t25, const int32_t *restrict chosen_targets, const float *restrict t24, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -439,15 +427,15 @@ static void dpo_logps_k27_cross_entropy(float *restrict t26, const int32_t *rest
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t25[r * n + j0]) * v1;
+            float v2 = (t24[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t26[r] = acc0;
+        t25[r] = acc0;
     }
 }
 
-/* dpo_logps_k28_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k28_cross_entropy(float *restrict t27, const float *restrict chosen_mask, const float *restrict t26, long B, long T) {
+/* dpo_logps_k27_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
+static void dpo_logps_k27_cross_entropy(float *restrict t26, const float *restrict chosen_mask, const float *restrict t25, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -456,27 +444,27 @@ static void dpo_logps_k28_cross_entropy(float *restrict t27, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t26[(i0) * T + j0]);
+            float v0 = -(t25[(i0) * T + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
             acc0 += v1;
         }
-        t27[r] = acc0;
+        t26[r] = acc0;
     }
 }
 
-/* dpo_logps_k29_sequence_logps: reshape, neg  [sequence_logps] */
-static void dpo_logps_k29_sequence_logps(float *restrict logps_chosen, const float *restrict t27, long B) {
+/* dpo_logps_k28_sequence_logps: reshape, neg  [sequence_logps] */
+static void dpo_logps_k28_sequence_logps(float *restrict logps_chosen, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t27[j]);
+            float v0 = -(t26[j]);
             logps_chosen[j] = v0;
         }
     }
 }
 
-/* dpo_logps_k30_cross_entropy: iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy] */
-static void dpo_logps_k30_cross_entropy(float *restrict t28, const int32_t *restrict rejected_targets, const float *restrict t25, long B, long T, long V) {
+/* dpo_logps_k29_cross_entropy: iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy] */
+static void dpo_logps_k29_cross_entropy(float *restrict t27, const int32_t *restrict rejected_targets, const float *restrict t24, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -488,15 +476,15 @@ static void dpo_logps_k30_cross_entropy(float *restrict t28, const int32_t *rest
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t25[r * n + j0]) * v1;
+            float v2 = (t24[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t28[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* dpo_logps_k31_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k31_cross_entropy(float *restrict t29, const float *restrict rejected_mask, const float *restrict t28, long B, long T) {
+/* dpo_logps_k30_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
+static void dpo_logps_k30_cross_entropy(float *restrict t28, const float *restrict rejected_mask, const float *restrict t27, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -505,27 +493,27 @@ static void dpo_logps_k31_cross_entropy(float *restrict t29, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t28[(i0) * T + j0]);
+            float v0 = -(t27[(i0) * T + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
-        t29[r] = acc0;
+        t28[r] = acc0;
     }
 }
 
-/* dpo_logps_k32_sequence_logps: reshape, neg  [sequence_logps] */
-static void dpo_logps_k32_sequence_logps(float *restrict logps_rejected, const float *restrict t29, long B) {
+/* dpo_logps_k31_sequence_logps: reshape, neg  [sequence_logps] */
+static void dpo_logps_k31_sequence_logps(float *restrict logps_rejected, const float *restrict t28, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t29[j]);
+            float v0 = -(t28[j]);
             logps_rejected[j] = v0;
         }
     }
 }
 
-/* dpo_logps_k33_lm_head: reshape, reduce_sum  [lm_head; sequence_logps] */
-static void dpo_logps_k33_lm_head(float *restrict t30, const float *restrict t24, long B, long T, long V) {
+/* dpo_logps_k32_lm_head: reshape, reduce_sum  [lm_head; sequence_logps] */
+static void dpo_logps_k32_lm_head(float *restrict t29, const float *restrict t23, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -535,28 +523,28 @@ static void dpo_logps_k33_lm_head(float *restrict t30, const float *restrict t24
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t24[((i0) * T + i1) * V + j0];
+            acc0 += t23[((i0) * T + i1) * V + j0];
         }
-        t30[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* dpo_logps_k34_sequence_logps: reshape, size, reshape, expand, div, stop_gradient  [sequence_logps] */
-static void dpo_logps_k34_sequence_logps(float *restrict t31, const float *restrict t30, long B, long T, long V) {
+/* dpo_logps_k33_sequence_logps: reshape, size, reshape, expand, div, stop_gradient  [sequence_logps] */
+static void dpo_logps_k33_sequence_logps(float *restrict t30, const float *restrict t29, long B, long T, long V) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t30[(i0) * T + j]) / ((float)(V));
+            float v0 = (t29[(i0) * T + j]) / ((float)(V));
             float v1 = v0;
-            t31[r * n + j] = v1;
+            t30[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_logps_k35_sequence_logps: mul, reduce_sum  [sequence_logps] */
-static void dpo_logps_k35_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t31, long B, long T) {
+/* dpo_logps_k34_sequence_logps: mul, reduce_sum  [sequence_logps] */
+static void dpo_logps_k34_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t30, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -565,15 +553,15 @@ static void dpo_logps_k35_sequence_logps(float *restrict logits_chosen, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t31[r * n + j0]) * (chosen_mask[r * n + j0]);
+            float v0 = (t30[r * n + j0]) * (chosen_mask[r * n + j0]);
             acc0 += v0;
         }
         logits_chosen[r] = acc0;
     }
 }
 
-/* dpo_logps_k36_sequence_logps: mul, reduce_sum  [sequence_logps] */
-static void dpo_logps_k36_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t31, long B, long T) {
+/* dpo_logps_k35_sequence_logps: mul, reduce_sum  [sequence_logps] */
+static void dpo_logps_k35_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t30, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -582,14 +570,14 @@ static void dpo_logps_k36_sequence_logps(float *restrict logits_rejected, const 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t31[r * n + j0]) * (rejected_mask[r * n + j0]);
+            float v0 = (t30[r * n + j0]) * (rejected_mask[r * n + j0]);
             acc0 += v0;
         }
         logits_rejected[r] = acc0;
     }
 }
 
-/* Arena: 10 slots planned for 37 kernels. */
+/* Arena: 10 slots planned for 36 kernels. */
 static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -612,9 +600,9 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     off[1] = total; total += la_round16(la_max(B*HD2*T, B*T*V));
     off[2] = total; total += la_round16(la_max(B*HD2*T, B));
     off[3] = total; total += la_round16(la_max(B*T*T, B*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
     off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
     off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -658,20 +646,19 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     float *t15 = args->arena + off[5];
     float *t16 = args->arena + off[6];
     float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[5];
-    float *t19 = args->arena + off[7];
-    float *t20 = args->arena + off[6];
+    float *t18 = args->arena + off[7];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[4];
     float *t21 = args->arena + off[5];
-    float *t22 = args->arena + off[6];
-    float *t23 = args->arena + off[5];
-    float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[1];
-    float *t26 = args->arena + off[0];
-    float *t27 = args->arena + off[2];
-    float *t28 = args->arena + off[0];
-    float *t29 = args->arena + off[2];
-    float *t30 = args->arena + off[0];
-    float *t31 = args->arena + off[3];
+    float *t22 = args->arena + off[4];
+    float *t23 = args->arena + off[7];
+    float *t24 = args->arena + off[1];
+    float *t25 = args->arena + off[0];
+    float *t26 = args->arena + off[2];
+    float *t27 = args->arena + off[0];
+    float *t28 = args->arena + off[2];
+    float *t29 = args->arena + off[0];
+    float *t30 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -691,22 +678,22 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_logps_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 37, tick);
+    la_tock(prof, 0, 36, tick);
     tick = la_tick(prof);
     dpo_logps_k1_rope_tables(t1, t0, B, HD2, T);
-    la_tock(prof, 1, 37, tick);
+    la_tock(prof, 1, 36, tick);
     tick = la_tick(prof);
     dpo_logps_k2_rope_tables(t2, t0, B, HD2, T);
-    la_tock(prof, 2, 37, tick);
+    la_tock(prof, 2, 36, tick);
     tick = la_tick(prof);
     dpo_logps_k3_shared_prompt_mask(t3, segments, B, T);
-    la_tock(prof, 3, 37, tick);
+    la_tock(prof, 3, 36, tick);
     tick = la_tick(prof);
     dpo_logps_k4_shared_prompt_mask(t4, t3, B, T);
-    la_tock(prof, 4, 37, tick);
+    la_tock(prof, 4, 36, tick);
     tick = la_tick(prof);
     dpo_logps_k5_embed(t5, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 5, 37, tick);
+    la_tock(prof, 5, 36, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t5;
     float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
@@ -723,100 +710,97 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         dpo_logps_k6_rmsnorm(t6, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 37, tick);
+        la_tock(prof, 6, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k7_attention_matmul(t7, wq, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 37, tick);
+        la_tock(prof, 7, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k8_rope(t8, t1, t2, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 37, tick);
+        la_tock(prof, 8, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k9_attention_matmul(t9, wk, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 37, tick);
+        la_tock(prof, 9, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k10_rope(t10, t1, t2, t9, B, HD2, KVH, T);
-        la_tock(prof, 10, 37, tick);
+        la_tock(prof, 10, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k11_attention_matmul(t11, wv, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 37, tick);
+        la_tock(prof, 11, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k12_scores_matmul(t12, t8, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 37, tick);
+        la_tock(prof, 12, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k13_attention(t13, t4, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 37, tick);
+        la_tock(prof, 13, 36, tick);
         tick = la_tick(prof);
         dpo_logps_k14_attention_matmul(t14, t11, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 37, tick);
+        la_tock(prof, 14, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k15_attention(t15, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 37, tick);
+        dpo_logps_k15_attention_matmul(t15, wo, t14, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k16_attention_matmul(t16, wo, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 37, tick);
+        dpo_logps_k16_attention(t16, carry0, t15, B, HD2, KVH, REP, T);
+        la_tock(prof, 16, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k17_attention(t17, carry0, t16, B, HD2, KVH, REP, T);
-        la_tock(prof, 17, 37, tick);
+        dpo_logps_k17_rmsnorm(t17, norm_eps, ffn_norm, t16, B, HD2, KVH, REP, T);
+        la_tock(prof, 17, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k18_rmsnorm(t18, norm_eps, ffn_norm, t17, B, HD2, KVH, REP, T);
-        la_tock(prof, 18, 37, tick);
+        dpo_logps_k18_gate_up_matmul(t18, w1, t17, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k19_gate_up_matmul(t19, w1, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 37, tick);
+        dpo_logps_k19_gate_up_matmul(t19, w3, t17, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 19, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k20_gate_up_matmul(t20, w3, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 20, 37, tick);
+        dpo_logps_k20_silu(t20, t18, t19, B, F, T);
+        la_tock(prof, 20, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k21_silu(t21, t19, t20, B, F, T);
-        la_tock(prof, 21, 37, tick);
+        dpo_logps_k21_ffn_matmul(t21, w2, t20, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 21, 36, tick);
         tick = la_tick(prof);
-        dpo_logps_k22_ffn_matmul(t22, w2, t21, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 22, 37, tick);
-        tick = la_tick(prof);
-        dpo_logps_k23_ffn(carry0_next, t17, t22, B, HD2, KVH, REP, T);
-        la_tock(prof, 23, 37, tick);
+        dpo_logps_k22_ffn(carry0_next, t16, t21, B, HD2, KVH, REP, T);
+        la_tock(prof, 22, 36, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_logps_k24_rmsnorm(t23, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 24, 37, tick);
+    dpo_logps_k23_rmsnorm(t22, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 23, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k25_lm_head_matmul(t24, lm_head, t23, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 25, 37, tick);
+    dpo_logps_k24_lm_head_matmul(t23, lm_head, t22, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 24, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k26_log_softmax(t25, t24, B, T, V);
-    la_tock(prof, 26, 37, tick);
+    dpo_logps_k25_log_softmax(t24, t23, B, T, V);
+    la_tock(prof, 25, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k27_cross_entropy(t26, chosen_targets, t25, B, T, V);
-    la_tock(prof, 27, 37, tick);
+    dpo_logps_k26_cross_entropy(t25, chosen_targets, t24, B, T, V);
+    la_tock(prof, 26, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k28_cross_entropy(t27, chosen_mask, t26, B, T);
-    la_tock(prof, 28, 37, tick);
+    dpo_logps_k27_cross_entropy(t26, chosen_mask, t25, B, T);
+    la_tock(prof, 27, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k29_sequence_logps(logps_chosen, t27, B);
-    la_tock(prof, 29, 37, tick);
+    dpo_logps_k28_sequence_logps(logps_chosen, t26, B);
+    la_tock(prof, 28, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k30_cross_entropy(t28, rejected_targets, t25, B, T, V);
-    la_tock(prof, 30, 37, tick);
+    dpo_logps_k29_cross_entropy(t27, rejected_targets, t24, B, T, V);
+    la_tock(prof, 29, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k31_cross_entropy(t29, rejected_mask, t28, B, T);
-    la_tock(prof, 31, 37, tick);
+    dpo_logps_k30_cross_entropy(t28, rejected_mask, t27, B, T);
+    la_tock(prof, 30, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k32_sequence_logps(logps_rejected, t29, B);
-    la_tock(prof, 32, 37, tick);
+    dpo_logps_k31_sequence_logps(logps_rejected, t28, B);
+    la_tock(prof, 31, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k33_lm_head(t30, t24, B, T, V);
-    la_tock(prof, 33, 37, tick);
+    dpo_logps_k32_lm_head(t29, t23, B, T, V);
+    la_tock(prof, 32, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k34_sequence_logps(t31, t30, B, T, V);
-    la_tock(prof, 34, 37, tick);
+    dpo_logps_k33_sequence_logps(t30, t29, B, T, V);
+    la_tock(prof, 33, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k35_sequence_logps(logits_chosen, chosen_mask, t31, B, T);
-    la_tock(prof, 35, 37, tick);
+    dpo_logps_k34_sequence_logps(logits_chosen, chosen_mask, t30, B, T);
+    la_tock(prof, 34, 36, tick);
     tick = la_tick(prof);
-    dpo_logps_k36_sequence_logps(logits_rejected, rejected_mask, t31, B, T);
-    la_tock(prof, 36, 37, tick);
+    dpo_logps_k35_sequence_logps(logits_rejected, rejected_mask, t30, B, T);
+    la_tock(prof, 35, 36, tick);
     (void)tick;
 }
 
@@ -844,28 +828,27 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_logps_k12_scores_matmul */
     flops[13] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[13] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_k13_attention */
     flops[14] = (double)(4*B*HD2*KVH*REP*T*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_k14_attention_matmul */
-    flops[15] = (double)(0); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k15_attention */
-    flops[16] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k16_attention_matmul */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k17_attention */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k18_rmsnorm */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k15_attention_matmul */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k16_attention */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k17_rmsnorm */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k18_gate_up_matmul */
     flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k19_gate_up_matmul */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k20_gate_up_matmul */
-    flops[21] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[21] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k21_silu */
-    flops[22] = (double)(4*B*F*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k22_ffn_matmul */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k23_ffn */
-    flops[24] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k24_rmsnorm */
-    flops[25] = (double)(4*B*HD2*KVH*REP*T*V); bytes[25] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_logps_k25_lm_head_matmul */
-    flops[26] = (double)(B*T*V + B*T*V + B*T*V + B*T*V + B*T + B*T*V); bytes[26] = (double)(4*B*T*V + 4*B*T*V); /* dpo_logps_k26_log_softmax */
-    flops[27] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[27] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* dpo_logps_k27_cross_entropy */
-    flops[28] = (double)(B*T + B*T + B*T); bytes[28] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k28_cross_entropy */
-    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_logps_k29_sequence_logps */
-    flops[30] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[30] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* dpo_logps_k30_cross_entropy */
-    flops[31] = (double)(B*T + B*T + B*T); bytes[31] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k31_cross_entropy */
-    flops[32] = (double)(B); bytes[32] = (double)(4*B + 4*B); /* dpo_logps_k32_sequence_logps */
-    flops[33] = (double)(B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k33_lm_head */
-    flops[34] = (double)(B*T + B*T); bytes[34] = (double)(4*B*T + 4*B*T); /* dpo_logps_k34_sequence_logps */
+    flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k20_silu */
+    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k21_ffn_matmul */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k22_ffn */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k23_rmsnorm */
+    flops[24] = (double)(4*B*HD2*KVH*REP*T*V); bytes[24] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_logps_k24_lm_head_matmul */
+    flops[25] = (double)(B*T*V + B*T*V + B*T*V + B*T*V + B*T + B*T*V); bytes[25] = (double)(4*B*T*V + 4*B*T*V); /* dpo_logps_k25_log_softmax */
+    flops[26] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* dpo_logps_k26_cross_entropy */
+    flops[27] = (double)(B*T + B*T + B*T); bytes[27] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k27_cross_entropy */
+    flops[28] = (double)(B); bytes[28] = (double)(4*B + 4*B); /* dpo_logps_k28_sequence_logps */
+    flops[29] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[29] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* dpo_logps_k29_cross_entropy */
+    flops[30] = (double)(B*T + B*T + B*T); bytes[30] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k30_cross_entropy */
+    flops[31] = (double)(B); bytes[31] = (double)(4*B + 4*B); /* dpo_logps_k31_sequence_logps */
+    flops[32] = (double)(B*T*V); bytes[32] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k32_lm_head */
+    flops[33] = (double)(B*T + B*T); bytes[33] = (double)(4*B*T + 4*B*T); /* dpo_logps_k33_sequence_logps */
+    flops[34] = (double)(B*T + B*T); bytes[34] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k34_sequence_logps */
     flops[35] = (double)(B*T + B*T); bytes[35] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k35_sequence_logps */
-    flops[36] = (double)(B*T + B*T); bytes[36] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k36_sequence_logps */
     (void)B;
     (void)F;
     (void)HD2;
@@ -895,30 +878,29 @@ static const char *const llama_dpo_dpo_logps_kernel_names[] = {
     "dpo_logps_k12_scores_matmul",
     "dpo_logps_k13_attention",
     "dpo_logps_k14_attention_matmul",
-    "dpo_logps_k15_attention",
-    "dpo_logps_k16_attention_matmul",
-    "dpo_logps_k17_attention",
-    "dpo_logps_k18_rmsnorm",
+    "dpo_logps_k15_attention_matmul",
+    "dpo_logps_k16_attention",
+    "dpo_logps_k17_rmsnorm",
+    "dpo_logps_k18_gate_up_matmul",
     "dpo_logps_k19_gate_up_matmul",
-    "dpo_logps_k20_gate_up_matmul",
-    "dpo_logps_k21_silu",
-    "dpo_logps_k22_ffn_matmul",
-    "dpo_logps_k23_ffn",
-    "dpo_logps_k24_rmsnorm",
-    "dpo_logps_k25_lm_head_matmul",
-    "dpo_logps_k26_log_softmax",
+    "dpo_logps_k20_silu",
+    "dpo_logps_k21_ffn_matmul",
+    "dpo_logps_k22_ffn",
+    "dpo_logps_k23_rmsnorm",
+    "dpo_logps_k24_lm_head_matmul",
+    "dpo_logps_k25_log_softmax",
+    "dpo_logps_k26_cross_entropy",
     "dpo_logps_k27_cross_entropy",
-    "dpo_logps_k28_cross_entropy",
-    "dpo_logps_k29_sequence_logps",
+    "dpo_logps_k28_sequence_logps",
+    "dpo_logps_k29_cross_entropy",
     "dpo_logps_k30_cross_entropy",
-    "dpo_logps_k31_cross_entropy",
-    "dpo_logps_k32_sequence_logps",
-    "dpo_logps_k33_lm_head",
+    "dpo_logps_k31_sequence_logps",
+    "dpo_logps_k32_lm_head",
+    "dpo_logps_k33_sequence_logps",
     "dpo_logps_k34_sequence_logps",
     "dpo_logps_k35_sequence_logps",
-    "dpo_logps_k36_sequence_logps",
 };
-const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 35, 37, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
+const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 35, 36, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
 
 /* ===== program 'dpo_step' ===== */
 
@@ -1002,7 +984,7 @@ static void dpo_step_k4_shared_prompt_mask(float *restrict t4, const float *rest
 }
 
 /* dpo_step_k5_embed: gather  [embed] */
-static void dpo_step_k5_embed(float *restrict t5, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k5_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1010,26 +992,13 @@ static void dpo_step_k5_embed(float *restrict t5, const int32_t *restrict ids, c
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
-            t5[r * n + j] = v0;
+            saved_x_slot0[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k6_layer: write_slice  [layer] */
-static void dpo_step_k6_layer(float *restrict saved_x, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            saved_x[((i0 + 0) * T + i1) * (2*HD2*KVH*REP) + j] = carry0[r * n + j];
-        }
-    }
-}
-
-/* dpo_step_k7_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_step_k7_rmsnorm(float *restrict t6, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k6_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void dpo_step_k6_rmsnorm(float *restrict t5, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1047,19 +1016,19 @@ static void dpo_step_k7_rmsnorm(float *restrict t6, const float *restrict norm_e
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t6[r * n + j] = v5;
+            t5[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_k8_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k8_attention_matmul(float *restrict t7, const float *restrict wq, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t6, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t6, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH*REP);
+/* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wq, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t5, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t5, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k9_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_step_k9_rope(float *restrict t8, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void dpo_step_k8_rope(float *restrict t7, const float *restrict t1, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1067,11 +1036,11 @@ static void dpo_step_k9_rope(float *restrict t8, const float *restrict t1, const
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t7[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t6[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t7[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t6[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -1081,19 +1050,19 @@ static void dpo_step_k9_rope(float *restrict t8, const float *restrict t1, const
             else {
                 v0 = v6;
             }
-            t8[r * n + j] = v0;
+            t7[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k10_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k10_attention_matmul(float *restrict t9, const float *restrict wk, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t6, 1, 0.0f, t9, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t6, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+/* dpo_step_k9_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k9_attention_matmul(float *restrict t8, const float *restrict wk, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t5, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t5, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
-/* dpo_step_k11_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_step_k11_rope(float *restrict t10, const float *restrict t1, const float *restrict t2, const float *restrict t9, long B, long HD2, long KVH, long T) {
+/* dpo_step_k10_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void dpo_step_k10_rope(float *restrict t9, const float *restrict t1, const float *restrict t2, const float *restrict t8, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1101,11 +1070,11 @@ static void dpo_step_k11_rope(float *restrict t10, const float *restrict t1, con
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t9[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t9[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t8[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t8[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t9[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t9[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t8[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t8[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -1115,28 +1084,28 @@ static void dpo_step_k11_rope(float *restrict t10, const float *restrict t1, con
             else {
                 v0 = v6;
             }
-            t10[r * n + j] = v0;
+            t9[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k12_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict wv, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t6, 1, 0.0f, t11, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t6, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH);
+/* dpo_step_k11_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k11_attention_matmul(float *restrict t10, const float *restrict wv, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t5, 1, 0.0f, t10, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t5, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t10, 2*HD2*KVH);
 }
 
-/* dpo_step_k13_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void dpo_step_k13_scores_matmul(float *restrict t12, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k12_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void dpo_step_k12_scores_matmul(float *restrict t11, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k14_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_step_k14_attention(float *restrict t13, const float *restrict t4, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k13_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_k13_attention(float *restrict t12, const float *restrict t4, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1151,7 +1120,7 @@ static void dpo_step_k14_attention(float *restrict t13, const float *restrict t4
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j0 <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t4[((i0) * T + i3) * T + j0]);
-            float v9 = (t12[r * n + j0]) * v3;
+            float v9 = (t11[r * n + j0]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             acc0 = acc0 > v10 ? acc0 : v10;
         }
@@ -1161,7 +1130,7 @@ static void dpo_step_k14_attention(float *restrict t13, const float *restrict t4
             float v13 = (float)i3 + 0.0f;
             float v14 = (float)j1 <= v13 ? 1.0f : 0.0f;
             float v15 = v14 * (t4[((i0) * T + i3) * T + j1]);
-            float v16 = (t12[r * n + j1]) * v3;
+            float v16 = (t11[r * n + j1]) * v3;
             float v17 = v15 != 0.0f ? v16 : (-INFINITY);
             float v18 = v17 - acc0;
             float v19 = expf(v18);
@@ -1171,59 +1140,47 @@ static void dpo_step_k14_attention(float *restrict t13, const float *restrict t4
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t4[((i0) * T + i3) * T + j]);
-            float v4 = (t12[r * n + j]) * v3;
+            float v4 = (t11[r * n + j]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             float v11 = v5 - acc0;
             float v12 = expf(v11);
             float v20 = v12 / acc1;
-            t13[r * n + j] = v20;
+            t12[r * n + j] = v20;
         }
     }
 }
 
-/* dpo_step_k15_attention_matmul: matmul  [layer/attention/attention] */
-static void dpo_step_k15_attention_matmul(float *restrict t14, const float *restrict t11, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k14_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void dpo_step_k14_attention_matmul(float *restrict t13, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t13 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t13 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k16_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_step_k16_attention(float *restrict t15, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t15[r * n + j] = t14[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* dpo_step_k15_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k15_attention_matmul(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k17_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k17_attention_matmul(float *restrict t16, const float *restrict wo, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t16, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k18_attention: reshape, add  [layer/attention; layer] */
-static void dpo_step_k18_attention(float *restrict t17, const float *restrict carry0, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k16_attention: reshape, add  [layer/attention; layer] */
+static void dpo_step_k16_attention(float *restrict t15, const float *restrict carry0, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t16[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t17[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t14[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t15[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k19_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_step_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k17_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void dpo_step_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1232,72 +1189,72 @@ static void dpo_step_k19_rmsnorm(float *restrict t18, const float *restrict norm
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t17[r * n + j0]) * (t17[r * n + j0]);
+            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t17[r * n + j]) * v3;
+            float v4 = (t15[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t18[r * n + j] = v5;
+            t16[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_k20_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_step_k20_gate_up_matmul(float *restrict t19, const float *restrict w1, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t19, F);
+/* dpo_step_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_step_k18_gate_up_matmul(float *restrict t17, const float *restrict w1, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t16, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
 }
 
-/* dpo_step_k21_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_step_k21_gate_up_matmul(float *restrict t20, const float *restrict w3, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t18, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t20, F);
+/* dpo_step_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_step_k19_gate_up_matmul(float *restrict t18, const float *restrict w3, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t16, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
 }
 
-/* dpo_step_k22_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void dpo_step_k22_silu(float *restrict t21, const float *restrict t19, const float *restrict t20, long B, long F, long T) {
+/* dpo_step_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void dpo_step_k20_silu(float *restrict t19, const float *restrict t17, const float *restrict t18, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t19[((i0) * T + i1) * F + j]);
+            float v0 = -(t17[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t19[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t20[((i0) * T + i1) * F + j]);
-            t21[r * n + j] = v4;
+            float v3 = (t17[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t18[((i0) * T + i1) * F + j]);
+            t19[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_k23_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_step_k23_ffn_matmul(float *restrict t22, const float *restrict w2, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t21, 1, 0.0f, t22, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t21, F, w2, F, 0.0f, t22, 2*HD2*KVH*REP);
+/* dpo_step_k21_ffn_matmul: matmul  [layer/ffn] */
+static void dpo_step_k21_ffn_matmul(float *restrict t20, const float *restrict w2, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t19, 1, 0.0f, t20, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k24_ffn: reshape, add  [layer/ffn; layer] */
-static void dpo_step_k24_ffn(float *restrict carry0_next, const float *restrict t17, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k22_ffn: reshape, add  [layer/ffn; layer] */
+static void dpo_step_k22_ffn(float *restrict carry0_next, const float *restrict t15, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t17[r * n + j] + t22[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = t15[r * n + j] + t20[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k25_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void dpo_step_k25_rmsnorm(float *restrict t23, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k23_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void dpo_step_k23_rmsnorm(float *restrict t21, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1310,62 +1267,62 @@ static void dpo_step_k25_rmsnorm(float *restrict t23, const float *restrict carr
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        t23[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* dpo_step_k26_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void dpo_step_k26_rmsnorm(float *restrict t24, const float *restrict norm_eps, const float *restrict t23, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k24_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
+static void dpo_step_k24_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t23[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t21[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t24[r * n + j] = v2;
+            t22[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k27_rmsnorm: expand, mul  [lm_head/rmsnorm] */
-static void dpo_step_k27_rmsnorm(float *restrict t25, const float *restrict carry0, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k25_rmsnorm: expand, mul  [lm_head/rmsnorm] */
+static void dpo_step_k25_rmsnorm(float *restrict t23, const float *restrict carry0, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t24[(i0) * T + i1]);
-            t25[r * n + j] = v0;
+            float v0 = (carry0[r * n + j]) * (t22[(i0) * T + i1]);
+            t23[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k28_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_step_k28_rmsnorm(float *restrict t26, const float *restrict final_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k26_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
+static void dpo_step_k26_rmsnorm(float *restrict t24, const float *restrict final_norm, const float *restrict t23, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t25[r * n + j]) * (final_norm[j]);
-            t26[r * n + j] = v0;
+            float v0 = (t23[r * n + j]) * (final_norm[j]);
+            t24[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k29_lm_head_matmul: matmul  [lm_head] */
-static void dpo_step_k29_lm_head_matmul(float *restrict t27, const float *restrict lm_head, const float *restrict t26, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t26, 1, 0.0f, t27, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t27, V);
+/* dpo_step_k27_lm_head_matmul: matmul  [lm_head] */
+static void dpo_step_k27_lm_head_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t24, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t25, V);
 }
 
-/* dpo_step_k30_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k30_lm_head(float *restrict t28, const float *restrict t27, long B, long T, long V) {
+/* dpo_step_k28_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k28_lm_head(float *restrict t26, const float *restrict t25, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1375,42 +1332,42 @@ static void dpo_step_k30_lm_head(float *restrict t28, const float *restrict t27,
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t27[((i0) * T + i1) * V + j0] ? acc0 : t27[((i0) * T + i1) * V + j0];
+            acc0 = acc0 > t25[((i0) * T + i1) * V + j0] ? acc0 : t25[((i0) * T + i1) * V + j0];
         }
-        t28[r] = acc0;
+        t26[r] = acc0;
     }
 }
 
-/* dpo_step_k31_log_softmax: reshape, expand, sub  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k31_log_softmax(float *restrict t29, const float *restrict t27, const float *restrict t28, long B, long T, long V) {
+/* dpo_step_k29_log_softmax: reshape, expand, sub  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k29_log_softmax(float *restrict t27, const float *restrict t25, const float *restrict t26, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t27[((i0) * T + i1) * V + j] - (t28[(i0) * T + i1]);
-            t29[r * n + j] = v0;
+            float v0 = t25[((i0) * T + i1) * V + j] - (t26[(i0) * T + i1]);
+            t27[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k32_log_softmax: exp  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k32_log_softmax(float *restrict t30, const float *restrict t29, long B, long T, long V) {
+/* dpo_step_k30_log_softmax: exp  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k30_log_softmax(float *restrict t28, const float *restrict t27, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t29[r * n + j]);
-            t30[r * n + j] = v0;
+            float v0 = expf(t27[r * n + j]);
+            t28[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k33_log_softmax: reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k33_log_softmax(float *restrict t31, const float *restrict t30, long B, long T, long V) {
+/* dpo_step_k31_log_softmax: reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k31_log_softmax(float *restrict t29, const float *restrict t28, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1420,29 +1377,29 @@ static void dpo_step_k33_log_softmax(float *restrict t31, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t30[r * n + j0];
+            acc0 += t28[r * n + j0];
         }
-        t31[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* dpo_step_k34_log_softmax: log, expand, sub  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k34_log_softmax(float *restrict t32, const float *restrict t29, const float *restrict t31, long B, long T, long V) {
+/* dpo_step_k32_log_softmax: log, expand, sub  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k32_log_softmax(float *restrict t30, const float *restrict t27, const float *restrict t29, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = logf(t31[(i0) * T + i1]);
+        float v0 = logf(t29[(i0) * T + i1]);
         for (long j = 0; j < n; j++) {
-            float v1 = t29[r * n + j] - v0;
-            t32[r * n + j] = v1;
+            float v1 = t27[r * n + j] - v0;
+            t30[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k35_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k35_cross_entropy(float *restrict t33, const int32_t *restrict chosen_targets, long B, long T, long V) {
+/* dpo_step_k33_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k33_cross_entropy(float *restrict t31, const int32_t *restrict chosen_targets, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1451,13 +1408,13 @@ static void dpo_step_k35_cross_entropy(float *restrict t33, const int32_t *restr
         float v0 = (float)chosen_targets[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = (float)j == v0 ? 1.0f : 0.0f;
-            t33[r * n + j] = v1;
+            t31[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k36_cross_entropy: mul, reduce_sum  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k36_cross_entropy(float *restrict t34, const float *restrict t32, const float *restrict t33, long B, long T, long V) {
+/* dpo_step_k34_cross_entropy: mul, reduce_sum  [lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k34_cross_entropy(float *restrict t32, const float *restrict t30, const float *restrict t31, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1467,15 +1424,15 @@ static void dpo_step_k36_cross_entropy(float *restrict t34, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t32[r * n + j0]) * (t33[r * n + j0]);
+            float v0 = (t30[r * n + j0]) * (t31[r * n + j0]);
             acc0 += v0;
         }
-        t34[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* dpo_step_k37_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k37_cross_entropy(float *restrict t35, const float *restrict chosen_mask, const float *restrict t34, long B, long T) {
+/* dpo_step_k35_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k35_cross_entropy(float *restrict t33, const float *restrict chosen_mask, const float *restrict t32, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1484,27 +1441,27 @@ static void dpo_step_k37_cross_entropy(float *restrict t35, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t34[(i0) * T + j0]);
+            float v0 = -(t32[(i0) * T + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
             acc0 += v1;
         }
-        t35[r] = acc0;
+        t33[r] = acc0;
     }
 }
 
-/* dpo_step_k38_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k38_sequence_logps(float *restrict t36, const float *restrict t35, long B) {
+/* dpo_step_k36_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k36_sequence_logps(float *restrict logps_chosen, const float *restrict t33, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t35[j]);
-            t36[j] = v0;
+            float v0 = -(t33[j]);
+            logps_chosen[j] = v0;
         }
     }
 }
 
-/* dpo_step_k39_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k39_cross_entropy(float *restrict t37, const int32_t *restrict rejected_targets, long B, long T, long V) {
+/* dpo_step_k37_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k37_cross_entropy(float *restrict t34, const int32_t *restrict rejected_targets, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1513,13 +1470,13 @@ static void dpo_step_k39_cross_entropy(float *restrict t37, const int32_t *restr
         float v0 = (float)rejected_targets[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = (float)j == v0 ? 1.0f : 0.0f;
-            t37[r * n + j] = v1;
+            t34[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k40_cross_entropy: mul, reduce_sum  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k40_cross_entropy(float *restrict t38, const float *restrict t32, const float *restrict t37, long B, long T, long V) {
+/* dpo_step_k38_cross_entropy: mul, reduce_sum  [lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k38_cross_entropy(float *restrict t35, const float *restrict t30, const float *restrict t34, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1529,15 +1486,15 @@ static void dpo_step_k40_cross_entropy(float *restrict t38, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t32[r * n + j0]) * (t37[r * n + j0]);
+            float v0 = (t30[r * n + j0]) * (t34[r * n + j0]);
             acc0 += v0;
         }
-        t38[r] = acc0;
+        t35[r] = acc0;
     }
 }
 
-/* dpo_step_k41_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k41_cross_entropy(float *restrict t39, const float *restrict rejected_mask, const float *restrict t38, long B, long T) {
+/* dpo_step_k39_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k39_cross_entropy(float *restrict t36, const float *restrict rejected_mask, const float *restrict t35, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1546,27 +1503,27 @@ static void dpo_step_k41_cross_entropy(float *restrict t39, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t38[(i0) * T + j0]);
+            float v0 = -(t35[(i0) * T + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
-        t39[r] = acc0;
+        t36[r] = acc0;
     }
 }
 
-/* dpo_step_k42_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k42_sequence_logps(float *restrict t40, const float *restrict t39, long B) {
+/* dpo_step_k40_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k40_sequence_logps(float *restrict logps_rejected, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t39[j]);
-            t40[j] = v0;
+            float v0 = -(t36[j]);
+            logps_rejected[j] = v0;
         }
     }
 }
 
-/* dpo_step_k43_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
-static void dpo_step_k43_lm_head(float *restrict t41, const float *restrict t27, long B, long T, long V) {
+/* dpo_step_k41_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
+static void dpo_step_k41_lm_head(float *restrict t37, const float *restrict t25, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1576,28 +1533,28 @@ static void dpo_step_k43_lm_head(float *restrict t41, const float *restrict t27,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t27[((i0) * T + i1) * V + j0];
+            acc0 += t25[((i0) * T + i1) * V + j0];
         }
-        t41[r] = acc0;
+        t37[r] = acc0;
     }
 }
 
-/* dpo_step_k44_sequence_logps: reshape, size, reshape, expand, div, stop_gradient  [lm_head/sequence_logps] */
-static void dpo_step_k44_sequence_logps(float *restrict t42, const float *restrict t41, long B, long T, long V) {
+/* dpo_step_k42_sequence_logps: reshape, size, reshape, expand, div, stop_gradient  [lm_head/sequence_logps] */
+static void dpo_step_k42_sequence_logps(float *restrict t38, const float *restrict t37, long B, long T, long V) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t41[(i0) * T + j]) / ((float)(V));
+            float v0 = (t37[(i0) * T + j]) / ((float)(V));
             float v1 = v0;
-            t42[r * n + j] = v1;
+            t38[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k45_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k45_sequence_logps(float *restrict t43, const float *restrict chosen_mask, long B, long T) {
+/* dpo_step_k43_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k43_sequence_logps(float *restrict t39, const float *restrict chosen_mask, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1608,12 +1565,12 @@ static void dpo_step_k45_sequence_logps(float *restrict t43, const float *restri
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += chosen_mask[r * n + j0];
         }
-        t43[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* dpo_step_k46_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k46_sequence_logps(float *restrict t44, const float *restrict rejected_mask, long B, long T) {
+/* dpo_step_k44_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k44_sequence_logps(float *restrict t40, const float *restrict rejected_mask, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1624,12 +1581,12 @@ static void dpo_step_k46_sequence_logps(float *restrict t44, const float *restri
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += rejected_mask[r * n + j0];
         }
-        t44[r] = acc0;
+        t40[r] = acc0;
     }
 }
 
-/* dpo_step_k47_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k47_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t42, long B, long T) {
+/* dpo_step_k45_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k45_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t38, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1638,15 +1595,15 @@ static void dpo_step_k47_sequence_logps(float *restrict logits_chosen, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t42[r * n + j0]) * (chosen_mask[r * n + j0]);
+            float v0 = (t38[r * n + j0]) * (chosen_mask[r * n + j0]);
             acc0 += v0;
         }
         logits_chosen[r] = acc0;
     }
 }
 
-/* dpo_step_k48_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k48_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t42, long B, long T) {
+/* dpo_step_k46_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k46_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t38, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1655,414 +1612,414 @@ static void dpo_step_k48_sequence_logps(float *restrict logits_rejected, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t42[r * n + j0]) * (rejected_mask[r * n + j0]);
+            float v0 = (t38[r * n + j0]) * (rejected_mask[r * n + j0]);
             acc0 += v0;
         }
         logits_rejected[r] = acc0;
     }
 }
 
-/* dpo_step_k49_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k49_dpo_sigmoid(float *restrict t45, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
+/* dpo_step_k47_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
+static void dpo_step_k47_dpo_sigmoid(float *restrict t41, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t45[j] = v8;
+            t41[j] = v8;
         }
     }
 }
 
-/* dpo_step_k50_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k50_log_sigmoid(float *restrict t46, const float *restrict t45, long B) {
+/* dpo_step_k48_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k48_log_sigmoid(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t45[j]);
+            float v0 = fabsf(t41[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t46[j] = v2;
+            t42[j] = v2;
         }
     }
 }
 
-/* dpo_step_k51_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k51_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
+/* dpo_step_k49_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k49_dpo_sigmoid(float *restrict t43, const float *restrict t42, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t46[j];
-            t47[j] = v0;
+            float v0 = 1.0f + t42[j];
+            t43[j] = v0;
         }
     }
 }
 
-/* dpo_step_k52_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
-static void dpo_step_k52_dpo_sigmoid(float *restrict t48, const float *restrict t45, long B) {
+/* dpo_step_k50_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
+static void dpo_step_k50_dpo_sigmoid(float *restrict t44, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t45[j]);
-            t48[j] = v0;
+            float v0 = -(t41[j]);
+            t44[j] = v0;
         }
     }
 }
 
-/* dpo_step_k53_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k53_log_sigmoid(float *restrict t49, const float *restrict t48, long B) {
+/* dpo_step_k51_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k51_log_sigmoid(float *restrict t45, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t48[j]);
+            float v0 = fabsf(t44[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t49[j] = v2;
+            t45[j] = v2;
         }
     }
 }
 
-/* dpo_step_k54_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k54_dpo_sigmoid(float *restrict t50, const float *restrict t49, long B) {
+/* dpo_step_k52_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k52_dpo_sigmoid(float *restrict t46, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t49[j];
+            float v0 = 1.0f + t45[j];
+            t46[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k53_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
+static void dpo_step_k53_dpo_robust(float *restrict t47, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t47[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k54_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k54_log_sigmoid(float *restrict t48, const float *restrict t47, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t47[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t48[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k55_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k55_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t48[j];
+            t49[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k56_dpo_robust: neg  [lm_head/dpo_robust] */
+static void dpo_step_k56_dpo_robust(float *restrict t50, const float *restrict t47, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t47[j]);
             t50[j] = v0;
         }
     }
 }
 
-/* dpo_step_k55_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
-static void dpo_step_k55_dpo_robust(float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : t40[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t51[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k56_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k56_log_sigmoid(float *restrict t52, const float *restrict t51, long B) {
+/* dpo_step_k57_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k57_log_sigmoid(float *restrict t51, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t51[j]);
+            float v0 = fabsf(t50[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t52[j] = v2;
+            t51[j] = v2;
         }
     }
 }
 
-/* dpo_step_k57_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k57_dpo_sigmoid(float *restrict t53, const float *restrict t52, long B) {
+/* dpo_step_k58_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k58_dpo_sigmoid(float *restrict t52, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t52[j];
-            t53[j] = v0;
+            float v0 = 1.0f + t51[j];
+            t52[j] = v0;
         }
     }
 }
 
-/* dpo_step_k58_dpo_robust: neg  [lm_head/dpo_robust] */
-static void dpo_step_k58_dpo_robust(float *restrict t54, const float *restrict t51, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t51[j]);
-            t54[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k59_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k59_log_sigmoid(float *restrict t55, const float *restrict t54, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t54[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t55[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k60_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k60_dpo_sigmoid(float *restrict t56, const float *restrict t55, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t55[j];
-            t56[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k61_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k61_dpo_hinge(float *restrict t57, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
+/* dpo_step_k59_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
+static void dpo_step_k59_dpo_hinge(float *restrict t53, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
             float v9 = 1.0f - v8;
-            t57[j] = v9;
+            t53[j] = v9;
         }
     }
 }
 
-/* dpo_step_k62_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
-static void dpo_step_k62_dpo_ipo(float *restrict t58, const float *restrict loss_weights, const float *restrict t43, long B) {
+/* dpo_step_k60_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
+static void dpo_step_k60_dpo_ipo(float *restrict t54, const float *restrict loss_weights, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t43[j];
-            t58[j] = v1;
+            float v1 = v0 != 0.0f ? 1.0f : t39[j];
+            t54[j] = v1;
         }
     }
 }
 
-/* dpo_step_k63_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
-static void dpo_step_k63_dpo_ipo(float *restrict t59, const float *restrict loss_weights, const float *restrict t44, long B) {
+/* dpo_step_k61_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
+static void dpo_step_k61_dpo_ipo(float *restrict t55, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t44[j];
-            t59[j] = v1;
+            float v1 = v0 != 0.0f ? 1.0f : t40[j];
+            t55[j] = v1;
         }
     }
 }
 
-/* dpo_step_k64_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k64_dpo_ipo(float *restrict t60, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, const float *restrict t58, const float *restrict t59, long B) {
+/* dpo_step_k62_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
+static void dpo_step_k62_dpo_ipo(float *restrict t56, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t54, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         float v12 = (beta[0]) * 2.0f;
         float v13 = 1.0f / v12;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v1 / (t58[j]);
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t54[j]);
             float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v4 = v3 / (t58[j]);
+            float v4 = v3 / (t54[j]);
             float v5 = v2 - v4;
-            float v6 = v0 != 0.0f ? -1.0f : t40[j];
-            float v7 = v6 / (t59[j]);
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v7 = v6 / (t55[j]);
             float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v9 = v8 / (t59[j]);
+            float v9 = v8 / (t55[j]);
             float v10 = v7 - v9;
             float v11 = v5 - v10;
             float v14 = v11 - v13;
-            t60[j] = v14;
+            t56[j] = v14;
         }
     }
 }
 
-/* dpo_step_k65_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
-static void dpo_step_k65_dpo_sppo_hard(float *restrict t61, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
+/* dpo_step_k63_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
+static void dpo_step_k63_dpo_sppo_hard(float *restrict t57, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
         float v4 = 0.5f / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
             float v5 = v3 - v4;
-            t61[j] = v5;
+            t57[j] = v5;
         }
     }
 }
 
-/* dpo_step_k66_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
-static void dpo_step_k66_dpo_sppo_hard(float *restrict t62, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
+/* dpo_step_k64_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
+static void dpo_step_k64_dpo_sppo_hard(float *restrict t58, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
         float v4 = 0.5f / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v3 = v1 - v2;
             float v5 = v3 + v4;
-            t62[j] = v5;
+            t58[j] = v5;
         }
     }
 }
 
-/* dpo_step_k67_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k67_dpo_nca_pair(float *restrict t63, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
+/* dpo_step_k65_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
+static void dpo_step_k65_dpo_nca_pair(float *restrict t59, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
-            t63[j] = v4;
+            t59[j] = v4;
         }
     }
 }
 
-/* dpo_step_k68_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k68_log_sigmoid(float *restrict t64, const float *restrict t63, long B) {
+/* dpo_step_k66_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t63[j]);
+            float v0 = fabsf(t59[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t64[j] = v2;
+            t60[j] = v2;
         }
     }
 }
 
-/* dpo_step_k69_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k69_dpo_sigmoid(float *restrict t65, const float *restrict t64, long B) {
+/* dpo_step_k67_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k67_dpo_sigmoid(float *restrict t61, const float *restrict t60, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t64[j];
-            t65[j] = v0;
+            float v0 = 1.0f + t60[j];
+            t61[j] = v0;
         }
     }
 }
 
-/* dpo_step_k70_dpo_nca_pair: neg  [lm_head/dpo_nca_pair] */
-static void dpo_step_k70_dpo_nca_pair(float *restrict t66, const float *restrict t63, long B) {
+/* dpo_step_k68_dpo_nca_pair: neg  [lm_head/dpo_nca_pair] */
+static void dpo_step_k68_dpo_nca_pair(float *restrict t62, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t63[j]);
-            t66[j] = v0;
+            float v0 = -(t59[j]);
+            t62[j] = v0;
         }
     }
 }
 
-/* dpo_step_k71_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k71_log_sigmoid(float *restrict t67, const float *restrict t66, long B) {
+/* dpo_step_k69_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t66[j]);
+            float v0 = fabsf(t62[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t67[j] = v2;
+            t63[j] = v2;
         }
     }
 }
 
-/* dpo_step_k72_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k72_dpo_sigmoid(float *restrict t68, const float *restrict t67, long B) {
+/* dpo_step_k70_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t67[j];
-            t68[j] = v0;
+            float v0 = 1.0f + t63[j];
+            t64[j] = v0;
         }
     }
 }
 
-/* dpo_step_k73_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k73_dpo_nca_pair(float *restrict t69, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
+/* dpo_step_k71_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
+static void dpo_step_k71_dpo_nca_pair(float *restrict t65, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = -v4;
-            t69[j] = v5;
+            t65[j] = v5;
         }
     }
 }
 
-/* dpo_step_k74_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k74_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
+/* dpo_step_k72_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t69[j]);
+            float v0 = fabsf(t65[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t70[j] = v2;
+            t66[j] = v2;
         }
     }
 }
 
-/* dpo_step_k75_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k75_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
+/* dpo_step_k73_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k73_dpo_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t70[j];
-            t71[j] = v0;
+            float v0 = 1.0f + t66[j];
+            t67[j] = v0;
         }
     }
 }
 
-/* dpo_step_k76_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
-static void dpo_step_k76_dpo_kto_pair(float *restrict t72, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict t36, long B) {
+/* dpo_step_k74_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
+static void dpo_step_k74_dpo_kto_pair(float *restrict t68, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            t72[j] = v3;
+            t68[j] = v3;
         }
     }
 }
 
-/* dpo_step_k77_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
-static void dpo_step_k77_dpo_kto_pair(float *restrict t73, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict t40, long B) {
+/* dpo_step_k75_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
+static void dpo_step_k75_dpo_kto_pair(float *restrict t69, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v3 = v1 - v2;
-            t73[j] = v3;
+            t69[j] = v3;
         }
     }
 }
 
-/* dpo_step_k78_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k78_dpo_sigmoid(float *restrict t74, const float *restrict pair_weight, long B) {
+/* dpo_step_k76_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k76_dpo_sigmoid(float *restrict t70, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2072,33 +2029,92 @@ static void dpo_step_k78_dpo_sigmoid(float *restrict t74, const float *restrict 
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
         }
-        t74[r] = acc0;
+        t70[r] = acc0;
     }
 }
 
-/* dpo_step_k79_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
-static void dpo_step_k79_dpo_kto_pair(float *restrict t75, const float *restrict beta, const float *restrict pair_weight, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
+/* dpo_step_k77_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
+static void dpo_step_k77_dpo_kto_pair(float *restrict t71, const float *restrict beta, const float *restrict pair_weight, const float *restrict t68, const float *restrict t69, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t73[j0]) * (pair_weight[j0]);
+            float v0 = (t69[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t74[0]);
+        float v1 = acc0 / (t70[0]);
         float v2 = v1;
         float v3 = fmaxf(v2, 0.0f);
         for (long j = 0; j < n; j++) {
-            float v4 = t72[j] - v3;
+            float v4 = t68[j] - v3;
+            float v5 = (beta[0]) * v4;
+            t71[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k78_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k78_log_sigmoid(float *restrict t72, const float *restrict t71, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t71[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t72[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k79_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k79_dpo_sigmoid(float *restrict t73, const float *restrict t72, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t72[j];
+            t73[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k80_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k80_dpo_sigmoid(float *restrict t74, const float *restrict t71, const float *restrict t73, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t71[j], 0.0f);
+            float v1 = logf(t73[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t74[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k81_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
+static void dpo_step_k81_dpo_kto_pair(float *restrict t75, const float *restrict beta, const float *restrict pair_weight, const float *restrict t68, const float *restrict t69, const float *restrict t70, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t68[j0]) * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / (t70[0]);
+        float v2 = v1;
+        float v3 = fmaxf(v2, 0.0f);
+        for (long j = 0; j < n; j++) {
+            float v4 = v3 - (t69[j]);
             float v5 = (beta[0]) * v4;
             t75[j] = v5;
         }
     }
 }
 
-/* dpo_step_k80_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k80_log_sigmoid(float *restrict t76, const float *restrict t75, long B) {
+/* dpo_step_k82_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k82_log_sigmoid(float *restrict t76, const float *restrict t75, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2110,8 +2126,8 @@ static void dpo_step_k80_log_sigmoid(float *restrict t76, const float *restrict 
     }
 }
 
-/* dpo_step_k81_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k81_dpo_sigmoid(float *restrict t77, const float *restrict t76, long B) {
+/* dpo_step_k83_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k83_dpo_sigmoid(float *restrict t77, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2121,8 +2137,8 @@ static void dpo_step_k81_dpo_sigmoid(float *restrict t77, const float *restrict 
     }
 }
 
-/* dpo_step_k82_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k82_dpo_sigmoid(float *restrict t78, const float *restrict t75, const float *restrict t77, long B) {
+/* dpo_step_k84_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k84_dpo_sigmoid(float *restrict t78, const float *restrict t75, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2135,524 +2151,518 @@ static void dpo_step_k82_dpo_sigmoid(float *restrict t78, const float *restrict 
     }
 }
 
-/* dpo_step_k83_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
-static void dpo_step_k83_dpo_kto_pair(float *restrict t79, const float *restrict beta, const float *restrict pair_weight, const float *restrict t72, const float *restrict t73, const float *restrict t74, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t72[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t74[0]);
-        float v2 = v1;
-        float v3 = fmaxf(v2, 0.0f);
-        for (long j = 0; j < n; j++) {
-            float v4 = v3 - (t73[j]);
-            float v5 = (beta[0]) * v4;
-            t79[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k84_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k84_log_sigmoid(float *restrict t80, const float *restrict t79, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t79[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t80[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k85_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k85_dpo_sigmoid(float *restrict t81, const float *restrict t80, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t80[j];
-            t81[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k86_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k86_dpo_sigmoid(float *restrict t82, const float *restrict t79, const float *restrict t81, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t79[j], 0.0f);
-            float v1 = logf(t81[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t82[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k87_dpo_dpop: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k87_dpo_dpop(float *restrict t83, const float *restrict loss_weights, const float *restrict t36, long B) {
+/* dpo_step_k85_dpo_dpop: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k85_dpo_dpop(float *restrict t79, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            t83[j] = v1;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            t79[j] = v1;
         }
     }
 }
 
-/* dpo_step_k88_dpo_dpop: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k88_dpo_dpop(float *restrict t84, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
+/* dpo_step_k86_dpo_dpop: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k86_dpo_dpop(float *restrict t80, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            t84[j] = v1;
+            t80[j] = v1;
         }
     }
 }
 
-/* dpo_step_k89_dpo_dpop: sub  [lm_head/dpo_dpop] */
-static void dpo_step_k89_dpo_dpop(float *restrict t85, const float *restrict t83, const float *restrict t84, long B) {
+/* dpo_step_k87_dpo_dpop: sub  [lm_head/dpo_dpop] */
+static void dpo_step_k87_dpo_dpop(float *restrict t81, const float *restrict t79, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t84[j] - (t83[j]);
-            t85[j] = v0;
+            float v0 = t80[j] - (t79[j]);
+            t81[j] = v0;
         }
     }
 }
 
-/* dpo_step_k90_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k90_dpo_dpop(float *restrict t86, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t40, const float *restrict t83, const float *restrict t84, const float *restrict t85, long B) {
+/* dpo_step_k88_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k88_dpo_dpop(float *restrict t82, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t79, const float *restrict t80, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t83[j] - (t84[j]);
-            float v2 = v1 != 0.0f ? -1.0f : t40[j];
+            float v0 = t79[j] - (t80[j]);
+            float v2 = v1 != 0.0f ? -1.0f : logps_rejected[j];
             float v3 = v1 != 0.0f ? 0.0f : ref_rejected[j];
             float v4 = v2 - v3;
             float v5 = v0 - v4;
-            float v6 = fmaxf(t85[j], 0.0f);
+            float v6 = fmaxf(t81[j], 0.0f);
             float v7 = (dpop_lambda[0]) * v6;
             float v8 = v5 - v7;
             float v9 = (beta[0]) * v8;
-            t86[j] = v9;
+            t82[j] = v9;
         }
     }
 }
 
-/* dpo_step_k91_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k91_log_sigmoid(float *restrict t87, const float *restrict t86, long B) {
+/* dpo_step_k89_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k89_log_sigmoid(float *restrict t83, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t86[j]);
+            float v0 = fabsf(t82[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t87[j] = v2;
+            t83[j] = v2;
         }
     }
 }
 
-/* dpo_step_k92_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k92_dpo_sigmoid(float *restrict t88, const float *restrict t87, long B) {
+/* dpo_step_k90_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k90_dpo_sigmoid(float *restrict t84, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t87[j];
-            t88[j] = v0;
+            float v0 = 1.0f + t83[j];
+            t84[j] = v0;
         }
     }
 }
 
-/* dpo_step_k93_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k93_dpo_simpo(float *restrict t89, const float *restrict loss_weights, const float *restrict t43, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t43[j];
-            t89[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k94_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k94_dpo_simpo(float *restrict t90, const float *restrict loss_weights, const float *restrict t44, long B) {
+/* dpo_step_k91_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k91_dpo_simpo(float *restrict t85, const float *restrict loss_weights, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t44[j];
-            t90[j] = v1;
+            float v1 = v0 != 0.0f ? 1.0f : t39[j];
+            t85[j] = v1;
         }
     }
 }
 
-/* dpo_step_k95_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k95_dpo_simpo(float *restrict t91, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, const float *restrict t89, const float *restrict t90, long B) {
+/* dpo_step_k92_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k92_dpo_simpo(float *restrict t86, const float *restrict loss_weights, const float *restrict t40, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t40[j];
+            t86[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k93_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k93_dpo_simpo(float *restrict t87, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t85, const float *restrict t86, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         float v6 = (simpo_gamma[0]) / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v1 / (t89[j]);
-            float v3 = v0 != 0.0f ? -1.0f : t40[j];
-            float v4 = v3 / (t90[j]);
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t85[j]);
+            float v3 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v4 = v3 / (t86[j]);
             float v5 = v2 - v4;
             float v7 = v5 - v6;
             float v8 = (beta[0]) * v7;
-            t91[j] = v8;
+            t87[j] = v8;
         }
     }
 }
 
-/* dpo_step_k96_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k96_log_sigmoid(float *restrict t92, const float *restrict t91, long B) {
+/* dpo_step_k94_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t91[j]);
+            float v0 = fabsf(t87[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t92[j] = v2;
+            t88[j] = v2;
         }
     }
 }
 
-/* dpo_step_k97_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k97_dpo_sigmoid(float *restrict t93, const float *restrict t92, long B) {
+/* dpo_step_k95_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t92[j];
-            t93[j] = v0;
+            float v0 = 1.0f + t88[j];
+            t89[j] = v0;
         }
     }
 }
 
-/* dpo_step_k98_dpo_simpo: neg  [lm_head/dpo_simpo] */
-static void dpo_step_k98_dpo_simpo(float *restrict t94, const float *restrict t91, long B) {
+/* dpo_step_k96_dpo_simpo: neg  [lm_head/dpo_simpo] */
+static void dpo_step_k96_dpo_simpo(float *restrict t90, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t91[j]);
-            t94[j] = v0;
+            float v0 = -(t87[j]);
+            t90[j] = v0;
         }
     }
 }
 
-/* dpo_step_k99_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k99_log_sigmoid(float *restrict t95, const float *restrict t94, long B) {
+/* dpo_step_k97_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k97_log_sigmoid(float *restrict t91, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t94[j]);
+            float v0 = fabsf(t90[j]);
             float v1 = -v0;
             float v2 = expf(v1);
+            t91[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k98_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k98_dpo_sigmoid(float *restrict t92, const float *restrict t91, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t91[j];
+            t92[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k99_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k99_dpo_orpo(float *restrict t93, const float *restrict loss_weights, const float *restrict t39, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t39[j];
+            t93[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k100_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k100_dpo_orpo(float *restrict t94, const float *restrict loss_weights, const float *restrict t40, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 1.0f : t40[j];
+            t94[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k101_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k101_dpo_orpo(float *restrict t95, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t93, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t93[j]);
             t95[j] = v2;
         }
     }
 }
 
-/* dpo_step_k100_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k100_dpo_sigmoid(float *restrict t96, const float *restrict t95, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t95[j];
-            t96[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k101_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k101_dpo_orpo(float *restrict t97, const float *restrict loss_weights, const float *restrict t43, long B) {
+/* dpo_step_k102_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k102_dpo_orpo(float *restrict t96, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t43[j];
-            t97[j] = v1;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v1 / (t94[j]);
+            t96[j] = v2;
         }
     }
 }
 
-/* dpo_step_k102_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k102_dpo_orpo(float *restrict t98, const float *restrict loss_weights, const float *restrict t44, long B) {
+/* dpo_step_k103_dpo_orpo: exp  [lm_head/dpo_orpo] */
+static void dpo_step_k103_dpo_orpo(float *restrict t97, const float *restrict t95, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t44[j];
-            t98[j] = v1;
+            float v0 = expf(t95[j]);
+            t97[j] = v0;
         }
     }
 }
 
-/* dpo_step_k103_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k103_dpo_orpo(float *restrict t99, const float *restrict loss_weights, const float *restrict t36, const float *restrict t97, long B) {
+/* dpo_step_k104_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k104_dpo_sigmoid(float *restrict t98, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v1 / (t97[j]);
-            t99[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k104_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k104_dpo_orpo(float *restrict t100, const float *restrict loss_weights, const float *restrict t40, const float *restrict t98, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
-            float v2 = v1 / (t98[j]);
-            t100[j] = v2;
+            float v0 = 1.0f - (t97[j]);
+            t98[j] = v0;
         }
     }
 }
 
 /* dpo_step_k105_dpo_orpo: exp  [lm_head/dpo_orpo] */
-static void dpo_step_k105_dpo_orpo(float *restrict t101, const float *restrict t99, long B) {
+static void dpo_step_k105_dpo_orpo(float *restrict t99, const float *restrict t96, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t99[j]);
-            t101[j] = v0;
+            float v0 = expf(t96[j]);
+            t99[j] = v0;
         }
     }
 }
 
 /* dpo_step_k106_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k106_dpo_sigmoid(float *restrict t102, const float *restrict t101, long B) {
+static void dpo_step_k106_dpo_sigmoid(float *restrict t100, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t101[j]);
-            t102[j] = v0;
+            float v0 = 1.0f - (t99[j]);
+            t100[j] = v0;
         }
     }
 }
 
-/* dpo_step_k107_dpo_orpo: exp  [lm_head/dpo_orpo] */
-static void dpo_step_k107_dpo_orpo(float *restrict t103, const float *restrict t100, long B) {
+/* dpo_step_k107_dpo_orpo: sub, log, log, sub, sub  [lm_head/dpo_orpo] */
+static void dpo_step_k107_dpo_orpo(float *restrict t101, const float *restrict t95, const float *restrict t96, const float *restrict t98, const float *restrict t100, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t100[j]);
+            float v0 = t95[j] - (t96[j]);
+            float v1 = logf(t98[j]);
+            float v2 = logf(t100[j]);
+            float v3 = v1 - v2;
+            float v4 = v0 - v3;
+            t101[j] = v4;
+        }
+    }
+}
+
+/* dpo_step_k108_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k108_log_sigmoid(float *restrict t102, const float *restrict t101, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t101[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t102[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k109_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k109_dpo_sigmoid(float *restrict t103, const float *restrict t102, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t102[j];
             t103[j] = v0;
         }
     }
 }
 
-/* dpo_step_k108_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k108_dpo_sigmoid(float *restrict t104, const float *restrict t103, long B) {
+/* dpo_step_k110_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
+static void dpo_step_k110_dpo_bco_pair(float *restrict t104, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t103[j]);
-            t104[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t104[j] = v4;
         }
     }
 }
 
-/* dpo_step_k109_dpo_orpo: sub, log, log, sub, sub  [lm_head/dpo_orpo] */
-static void dpo_step_k109_dpo_orpo(float *restrict t105, const float *restrict t99, const float *restrict t100, const float *restrict t102, const float *restrict t104, long B) {
+/* dpo_step_k111_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
+static void dpo_step_k111_dpo_bco_pair(float *restrict t105, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t99[j] - (t100[j]);
-            float v1 = logf(t102[j]);
-            float v2 = logf(t104[j]);
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v3 = v1 - v2;
-            float v4 = v0 - v3;
+            float v4 = (beta[0]) * v3;
             t105[j] = v4;
         }
     }
 }
 
-/* dpo_step_k110_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k110_log_sigmoid(float *restrict t106, const float *restrict t105, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t105[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t106[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k111_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k111_dpo_sigmoid(float *restrict t107, const float *restrict t106, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t106[j];
-            t107[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k112_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
-static void dpo_step_k112_dpo_bco_pair(float *restrict t108, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t108[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k113_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
-static void dpo_step_k113_dpo_bco_pair(float *restrict t109, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t109[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k114_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
-static void dpo_step_k114_dpo_bco_pair(float *restrict t110, const float *restrict pair_weight, const float *restrict t74, const float *restrict t108, const float *restrict t109, long B) {
+/* dpo_step_k112_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
+static void dpo_step_k112_dpo_bco_pair(float *restrict t106, const float *restrict pair_weight, const float *restrict t70, const float *restrict t104, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t108[j0]) * (pair_weight[j0]);
+            float v0 = (t104[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t74[0]);
+        float v1 = acc0 / (t70[0]);
         float v2 = v1;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t109[j1]) * (pair_weight[j1]);
+            float v3 = (t105[j1]) * (pair_weight[j1]);
             acc1 += v3;
         }
-        float v4 = acc1 / (t74[0]);
+        float v4 = acc1 / (t70[0]);
         float v5 = v4;
         float v6 = v2 + v5;
         float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v8 = t108[j] - v7;
-            t110[j] = v8;
+            float v8 = t104[j] - v7;
+            t106[j] = v8;
         }
     }
 }
 
-/* dpo_step_k115_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k115_log_sigmoid(float *restrict t111, const float *restrict t110, long B) {
+/* dpo_step_k113_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k113_log_sigmoid(float *restrict t107, const float *restrict t106, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t110[j]);
+            float v0 = fabsf(t106[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t111[j] = v2;
+            t107[j] = v2;
         }
     }
 }
 
-/* dpo_step_k116_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k116_dpo_sigmoid(float *restrict t112, const float *restrict t111, long B) {
+/* dpo_step_k114_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k114_dpo_sigmoid(float *restrict t108, const float *restrict t107, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t111[j];
-            t112[j] = v0;
+            float v0 = 1.0f + t107[j];
+            t108[j] = v0;
         }
     }
 }
 
-/* dpo_step_k117_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
-static void dpo_step_k117_dpo_bco_pair(float *restrict t113, const float *restrict pair_weight, const float *restrict t74, const float *restrict t108, const float *restrict t109, long B) {
+/* dpo_step_k115_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
+static void dpo_step_k115_dpo_bco_pair(float *restrict t109, const float *restrict pair_weight, const float *restrict t70, const float *restrict t104, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t108[j0]) * (pair_weight[j0]);
+            float v0 = (t104[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / (t74[0]);
+        float v1 = acc0 / (t70[0]);
         float v2 = v1;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t109[j1]) * (pair_weight[j1]);
+            float v3 = (t105[j1]) * (pair_weight[j1]);
             acc1 += v3;
         }
-        float v4 = acc1 / (t74[0]);
+        float v4 = acc1 / (t70[0]);
         float v5 = v4;
         float v6 = v2 + v5;
         float v7 = v6 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v8 = t109[j] - v7;
+            float v8 = t105[j] - v7;
             float v9 = -v8;
-            t113[j] = v9;
+            t109[j] = v9;
         }
     }
 }
 
-/* dpo_step_k118_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k118_log_sigmoid(float *restrict t114, const float *restrict t113, long B) {
+/* dpo_step_k116_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k116_log_sigmoid(float *restrict t110, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t113[j]);
+            float v0 = fabsf(t109[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t114[j] = v2;
+            t110[j] = v2;
         }
     }
 }
 
-/* dpo_step_k119_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k119_dpo_sigmoid(float *restrict t115, const float *restrict t114, long B) {
+/* dpo_step_k117_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k117_dpo_sigmoid(float *restrict t111, const float *restrict t110, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t114[j];
-            t115[j] = v0;
+            float v0 = 1.0f + t110[j];
+            t111[j] = v0;
         }
     }
 }
 
-/* dpo_step_k120_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
-static void dpo_step_k120_dpo_apo_zero(float *restrict t116, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, long B) {
+/* dpo_step_k118_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
+static void dpo_step_k118_dpo_apo_zero(float *restrict t112, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            t112[j] = v4;
+        }
+    }
+}
+
+/* dpo_step_k119_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k119_log_sigmoid(float *restrict t113, const float *restrict t112, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t112[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t113[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k120_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k120_dpo_sigmoid(float *restrict t114, const float *restrict t113, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t113[j];
+            t114[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k121_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k121_dpo_sigmoid(float *restrict t115, const float *restrict t112, const float *restrict t114, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t112[j], 0.0f);
+            float v1 = logf(t114[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t115[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k122_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
+static void dpo_step_k122_dpo_apo_zero(float *restrict t116, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             t116[j] = v4;
@@ -2660,8 +2670,8 @@ static void dpo_step_k120_dpo_apo_zero(float *restrict t116, const float *restri
     }
 }
 
-/* dpo_step_k121_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k121_log_sigmoid(float *restrict t117, const float *restrict t116, long B) {
+/* dpo_step_k123_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k123_log_sigmoid(float *restrict t117, const float *restrict t116, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2673,8 +2683,8 @@ static void dpo_step_k121_log_sigmoid(float *restrict t117, const float *restric
     }
 }
 
-/* dpo_step_k122_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k122_dpo_sigmoid(float *restrict t118, const float *restrict t117, long B) {
+/* dpo_step_k124_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k124_dpo_sigmoid(float *restrict t118, const float *restrict t117, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2684,8 +2694,8 @@ static void dpo_step_k122_dpo_sigmoid(float *restrict t118, const float *restric
     }
 }
 
-/* dpo_step_k123_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k123_dpo_sigmoid(float *restrict t119, const float *restrict t116, const float *restrict t118, long B) {
+/* dpo_step_k125_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k125_dpo_sigmoid(float *restrict t119, const float *restrict t116, const float *restrict t118, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2698,86 +2708,87 @@ static void dpo_step_k123_dpo_sigmoid(float *restrict t119, const float *restric
     }
 }
 
-/* dpo_step_k124_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
-static void dpo_step_k124_dpo_apo_zero(float *restrict t120, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t120[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k125_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k125_log_sigmoid(float *restrict t121, const float *restrict t120, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t120[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t121[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k126_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k126_dpo_sigmoid(float *restrict t122, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t121[j];
-            t122[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k127_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k127_dpo_sigmoid(float *restrict t123, const float *restrict t120, const float *restrict t122, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t120[j], 0.0f);
-            float v1 = logf(t122[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t123[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k128_dpo_apo_down: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k128_dpo_apo_down(float *restrict t124, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict t36, long B) {
+/* dpo_step_k126_dpo_apo_down: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k126_dpo_apo_down(float *restrict t120, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
+            t120[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k127_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k127_dpo_sigmoid(float *restrict t121, const float *restrict beta, const float *restrict t120, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (beta[0]) * (t120[j]);
+            t121[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k128_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k128_log_sigmoid(float *restrict t122, const float *restrict t121, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t121[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t122[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k129_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k129_dpo_sigmoid(float *restrict t123, const float *restrict t122, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t122[j];
+            t123[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k130_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k130_dpo_sigmoid(float *restrict t124, const float *restrict t121, const float *restrict t123, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t121[j], 0.0f);
+            float v1 = logf(t123[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
             t124[j] = v3;
         }
     }
 }
 
-/* dpo_step_k129_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k129_dpo_sigmoid(float *restrict t125, const float *restrict beta, const float *restrict t124, long B) {
+/* dpo_step_k131_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k131_dpo_apo_down(float *restrict t125, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t120, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t124[j]);
-            t125[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = t120[j] - v3;
+            float v5 = (beta[0]) * v4;
+            t125[j] = v5;
         }
     }
 }
 
-/* dpo_step_k130_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k130_log_sigmoid(float *restrict t126, const float *restrict t125, long B) {
+/* dpo_step_k132_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k132_log_sigmoid(float *restrict t126, const float *restrict t125, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2789,8 +2800,8 @@ static void dpo_step_k130_log_sigmoid(float *restrict t126, const float *restric
     }
 }
 
-/* dpo_step_k131_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k131_dpo_sigmoid(float *restrict t127, const float *restrict t126, long B) {
+/* dpo_step_k133_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k133_dpo_sigmoid(float *restrict t127, const float *restrict t126, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2800,8 +2811,8 @@ static void dpo_step_k131_dpo_sigmoid(float *restrict t127, const float *restric
     }
 }
 
-/* dpo_step_k132_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k132_dpo_sigmoid(float *restrict t128, const float *restrict t125, const float *restrict t127, long B) {
+/* dpo_step_k134_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k134_dpo_sigmoid(float *restrict t128, const float *restrict t125, const float *restrict t127, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2814,24 +2825,27 @@ static void dpo_step_k132_dpo_sigmoid(float *restrict t128, const float *restric
     }
 }
 
-/* dpo_step_k133_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k133_dpo_apo_down(float *restrict t129, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t40, const float *restrict t124, long B) {
+/* dpo_step_k135_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k135_dpo_exo_pair(float *restrict t129, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t40[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            float v4 = t124[j] - v3;
-            float v5 = (beta[0]) * v4;
-            t129[j] = v5;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t129[j] = v8;
         }
     }
 }
 
-/* dpo_step_k134_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k134_log_sigmoid(float *restrict t130, const float *restrict t129, long B) {
+/* dpo_step_k136_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k136_log_sigmoid(float *restrict t130, const float *restrict t129, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2843,8 +2857,8 @@ static void dpo_step_k134_log_sigmoid(float *restrict t130, const float *restric
     }
 }
 
-/* dpo_step_k135_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k135_dpo_sigmoid(float *restrict t131, const float *restrict t130, long B) {
+/* dpo_step_k137_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k137_dpo_sigmoid(float *restrict t131, const float *restrict t130, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
@@ -2854,89 +2868,32 @@ static void dpo_step_k135_dpo_sigmoid(float *restrict t131, const float *restric
     }
 }
 
-/* dpo_step_k136_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k136_dpo_sigmoid(float *restrict t132, const float *restrict t129, const float *restrict t131, long B) {
+/* dpo_step_k138_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k138_dpo_sigmoid(float *restrict t132, const float *restrict t129, const float *restrict t131, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t129[j], 0.0f);
             float v1 = logf(t131[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t132[j] = v3;
+            t132[j] = v2;
         }
     }
 }
 
-/* dpo_step_k137_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k137_dpo_exo_pair(float *restrict t133, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : t40[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t133[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k138_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k138_log_sigmoid(float *restrict t134, const float *restrict t133, long B) {
+/* dpo_step_k139_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k139_sigmoid(float *restrict t133, const float *restrict t132, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t133[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t134[j] = v2;
+            float v0 = expf(t132[j]);
+            t133[j] = v0;
         }
     }
 }
 
-/* dpo_step_k139_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k139_dpo_sigmoid(float *restrict t135, const float *restrict t134, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t134[j];
-            t135[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k140_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k140_dpo_sigmoid(float *restrict t136, const float *restrict t133, const float *restrict t135, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t133[j], 0.0f);
-            float v1 = logf(t135[j]);
-            float v2 = v0 - v1;
-            t136[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k141_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k141_sigmoid(float *restrict t137, const float *restrict t136, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t136[j]);
-            t137[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k142_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k142_dpo_exo_pair(float *restrict t138, const float *restrict label_smoothing, const float *restrict t136, long B) {
+/* dpo_step_k140_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k140_dpo_exo_pair(float *restrict t134, const float *restrict label_smoothing, const float *restrict t132, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
@@ -2944,334 +2901,334 @@ static void dpo_step_k142_dpo_exo_pair(float *restrict t138, const float *restri
         float v2 = 1.0f - v1;
         float v3 = logf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = t136[j] - v3;
-            t138[j] = v4;
+            float v4 = t132[j] - v3;
+            t134[j] = v4;
         }
     }
 }
 
-/* dpo_step_k143_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
-static void dpo_step_k143_dpo_exo_pair(float *restrict t139, const float *restrict t133, long B) {
+/* dpo_step_k141_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
+static void dpo_step_k141_dpo_exo_pair(float *restrict t135, const float *restrict t129, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t133[j]);
+            float v0 = -(t129[j]);
+            t135[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k142_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k142_log_sigmoid(float *restrict t136, const float *restrict t135, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t135[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t136[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k143_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k143_dpo_sigmoid(float *restrict t137, const float *restrict t136, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t136[j];
+            t137[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k144_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k144_dpo_sigmoid(float *restrict t138, const float *restrict t135, const float *restrict t137, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t135[j], 0.0f);
+            float v1 = logf(t137[j]);
+            float v2 = v0 - v1;
+            t138[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k145_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k145_sigmoid(float *restrict t139, const float *restrict t138, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = expf(t138[j]);
             t139[j] = v0;
         }
     }
 }
 
-/* dpo_step_k144_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k144_log_sigmoid(float *restrict t140, const float *restrict t139, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t139[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t140[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k145_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k145_dpo_sigmoid(float *restrict t141, const float *restrict t140, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t140[j];
-            t141[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k146_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k146_dpo_sigmoid(float *restrict t142, const float *restrict t139, const float *restrict t141, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t139[j], 0.0f);
-            float v1 = logf(t141[j]);
-            float v2 = v0 - v1;
-            t142[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k147_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k147_sigmoid(float *restrict t143, const float *restrict t142, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t142[j]);
-            t143[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k148_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k148_dpo_exo_pair(float *restrict t144, const float *restrict label_smoothing, const float *restrict t142, long B) {
+/* dpo_step_k146_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k146_dpo_exo_pair(float *restrict t140, const float *restrict label_smoothing, const float *restrict t138, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = logf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = t142[j] - v2;
-            t144[j] = v3;
+            float v3 = t138[j] - v2;
+            t140[j] = v3;
         }
     }
 }
 
-/* dpo_step_k149_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k149_dpo_discopop(float *restrict t145, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, long B) {
+/* dpo_step_k147_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k147_dpo_discopop(float *restrict t141, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : t40[j];
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t145[j] = v8;
+            t141[j] = v8;
         }
     }
 }
 
-/* dpo_step_k150_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
-static void dpo_step_k150_dpo_discopop(float *restrict t146, const float *restrict t145, long B) {
+/* dpo_step_k148_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
+static void dpo_step_k148_dpo_discopop(float *restrict t142, const float *restrict t141, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t145[j]) / 0.0500000007f;
-            t146[j] = v0;
+            float v0 = (t141[j]) / 0.0500000007f;
+            t142[j] = v0;
         }
     }
 }
 
-/* dpo_step_k151_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k151_log_sigmoid(float *restrict t147, const float *restrict t146, long B) {
+/* dpo_step_k149_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k149_log_sigmoid(float *restrict t143, const float *restrict t142, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t146[j]);
+            float v0 = fabsf(t142[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t147[j] = v2;
+            t143[j] = v2;
         }
     }
 }
 
-/* dpo_step_k152_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k152_dpo_sigmoid(float *restrict t148, const float *restrict t147, long B) {
+/* dpo_step_k150_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k150_dpo_sigmoid(float *restrict t144, const float *restrict t143, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t147[j];
-            t148[j] = v0;
+            float v0 = 1.0f + t143[j];
+            t144[j] = v0;
         }
     }
 }
 
-/* dpo_step_k153_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k153_dpo_sigmoid(float *restrict t149, const float *restrict t146, const float *restrict t148, long B) {
+/* dpo_step_k151_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
+static void dpo_step_k151_dpo_sigmoid(float *restrict t145, const float *restrict t142, const float *restrict t144, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t146[j], 0.0f);
-            float v1 = logf(t148[j]);
+            float v0 = fminf(t142[j], 0.0f);
+            float v1 = logf(t144[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t149[j] = v3;
+            t145[j] = v3;
         }
     }
 }
 
-/* dpo_step_k154_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k154_log_sigmoid(float *restrict t150, const float *restrict t145, long B) {
+/* dpo_step_k152_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k152_log_sigmoid(float *restrict t146, const float *restrict t141, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t145[j]);
+            float v0 = fabsf(t141[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t150[j] = v2;
+            t146[j] = v2;
         }
     }
 }
 
-/* dpo_step_k155_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k155_dpo_sigmoid(float *restrict t151, const float *restrict t150, long B) {
+/* dpo_step_k153_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k153_dpo_sigmoid(float *restrict t147, const float *restrict t146, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t150[j];
-            t151[j] = v0;
+            float v0 = 1.0f + t146[j];
+            t147[j] = v0;
         }
     }
 }
 
-/* dpo_step_k156_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k156_dpo_sigmoid(float *restrict t152, const float *restrict t145, const float *restrict t151, long B) {
+/* dpo_step_k154_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k154_dpo_sigmoid(float *restrict t148, const float *restrict t141, const float *restrict t147, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t145[j], 0.0f);
-            float v1 = logf(t151[j]);
+            float v0 = fminf(t141[j], 0.0f);
+            float v1 = logf(t147[j]);
             float v2 = v0 - v1;
             float v3 = -v2;
-            t152[j] = v3;
+            t148[j] = v3;
         }
     }
 }
 
-/* dpo_step_k157_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k157_dpo_sigmoid(float *restrict t153, const float *restrict t149, long B) {
+/* dpo_step_k155_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k155_dpo_sigmoid(float *restrict t149, const float *restrict t145, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t149[j]);
-            t153[j] = v0;
+            float v0 = 1.0f - (t145[j]);
+            t149[j] = v0;
         }
     }
 }
 
-/* dpo_step_k158_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
-static void dpo_step_k158_dpo_discopop(float *restrict t154, const float *restrict t145, long B) {
+/* dpo_step_k156_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
+static void dpo_step_k156_dpo_discopop(float *restrict t150, const float *restrict t141, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t145[j]);
+            float v0 = -(t141[j]);
             float v1 = expf(v0);
-            t154[j] = v1;
+            t150[j] = v1;
         }
     }
 }
 
-/* dpo_step_k159_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k159_dpo_sigmoid_norm(float *restrict t155, const float *restrict loss_weights, const float *restrict t43, long B) {
+/* dpo_step_k157_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k157_dpo_sigmoid_norm(float *restrict t151, const float *restrict loss_weights, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t43[j];
-            t155[j] = v1;
+            float v1 = v0 != 0.0f ? 1.0f : t39[j];
+            t151[j] = v1;
         }
     }
 }
 
-/* dpo_step_k160_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k160_dpo_sigmoid_norm(float *restrict t156, const float *restrict loss_weights, const float *restrict t44, long B) {
+/* dpo_step_k158_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k158_dpo_sigmoid_norm(float *restrict t152, const float *restrict loss_weights, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t44[j];
-            t156[j] = v1;
+            float v1 = v0 != 0.0f ? 1.0f : t40[j];
+            t152[j] = v1;
         }
     }
 }
 
-/* dpo_step_k161_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k161_dpo_sigmoid_norm(float *restrict t157, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t36, const float *restrict t40, const float *restrict t155, const float *restrict t156, long B) {
+/* dpo_step_k159_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k159_dpo_sigmoid_norm(float *restrict t153, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t151, const float *restrict t152, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : t36[j];
-            float v2 = v1 / (t155[j]);
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v1 / (t151[j]);
             float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v4 = v3 / (t155[j]);
+            float v4 = v3 / (t151[j]);
             float v5 = v2 - v4;
-            float v6 = v0 != 0.0f ? -1.0f : t40[j];
-            float v7 = v6 / (t156[j]);
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v7 = v6 / (t152[j]);
             float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v9 = v8 / (t156[j]);
+            float v9 = v8 / (t152[j]);
             float v10 = v7 - v9;
             float v11 = v5 - v10;
             float v12 = (beta[0]) * v11;
-            t157[j] = v12;
+            t153[j] = v12;
         }
     }
 }
 
-/* dpo_step_k162_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k162_log_sigmoid(float *restrict t158, const float *restrict t157, long B) {
+/* dpo_step_k160_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k160_log_sigmoid(float *restrict t154, const float *restrict t153, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t157[j]);
+            float v0 = fabsf(t153[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t158[j] = v2;
+            t154[j] = v2;
         }
     }
 }
 
-/* dpo_step_k163_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k163_dpo_sigmoid(float *restrict t159, const float *restrict t158, long B) {
+/* dpo_step_k161_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k161_dpo_sigmoid(float *restrict t155, const float *restrict t154, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t158[j];
-            t159[j] = v0;
+            float v0 = 1.0f + t154[j];
+            t155[j] = v0;
         }
     }
 }
 
-/* dpo_step_k164_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k164_dpo_sigmoid_norm(float *restrict t160, const float *restrict t157, long B) {
+/* dpo_step_k162_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k162_dpo_sigmoid_norm(float *restrict t156, const float *restrict t153, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t157[j]);
-            t160[j] = v0;
+            float v0 = -(t153[j]);
+            t156[j] = v0;
         }
     }
 }
 
-/* dpo_step_k165_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k165_log_sigmoid(float *restrict t161, const float *restrict t160, long B) {
+/* dpo_step_k163_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k163_log_sigmoid(float *restrict t157, const float *restrict t156, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t160[j]);
+            float v0 = fabsf(t156[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t161[j] = v2;
+            t157[j] = v2;
         }
     }
 }
 
-/* dpo_step_k166_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k166_dpo_sigmoid(float *restrict t162, const float *restrict t161, long B) {
+/* dpo_step_k164_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k164_dpo_sigmoid(float *restrict t158, const float *restrict t157, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t161[j];
-            t162[j] = v0;
+            float v0 = 1.0f + t157[j];
+            t158[j] = v0;
         }
     }
 }
 
-/* dpo_step_k167_dpo_sft: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sft] */
-static void dpo_step_k167_dpo_sft(float *restrict t163, const float *restrict loss_weights, const float *restrict t43, long B) {
+/* dpo_step_k165_dpo_sft: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sft] */
+static void dpo_step_k165_dpo_sft(float *restrict t159, const float *restrict loss_weights, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t43[j];
-            t163[j] = v1;
+            float v1 = v0 != 0.0f ? 1.0f : t39[j];
+            t159[j] = v1;
         }
     }
 }
 
-/* dpo_step_k168_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t36, const float *restrict t45, const float *restrict t47, const float *restrict t48, const float *restrict t50, const float *restrict t51, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t78, const float *restrict t82, const float *restrict t86, const float *restrict t88, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t96, const float *restrict t99, const float *restrict t105, const float *restrict t107, const float *restrict t110, const float *restrict t112, const float *restrict t113, const float *restrict t115, const float *restrict t119, const float *restrict t123, const float *restrict t128, const float *restrict t132, const float *restrict t137, const float *restrict t138, const float *restrict t143, const float *restrict t144, const float *restrict t149, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t157, const float *restrict t159, const float *restrict t160, const float *restrict t162, const float *restrict t163, long B) {
+/* dpo_step_k166_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k166_log_sigmoid(float *restrict losses, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t41, const float *restrict t43, const float *restrict t44, const float *restrict t46, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t52, const float *restrict t53, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t61, const float *restrict t62, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t74, const float *restrict t78, const float *restrict t82, const float *restrict t84, const float *restrict t87, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t95, const float *restrict t101, const float *restrict t103, const float *restrict t106, const float *restrict t108, const float *restrict t109, const float *restrict t111, const float *restrict t115, const float *restrict t119, const float *restrict t124, const float *restrict t128, const float *restrict t133, const float *restrict t134, const float *restrict t139, const float *restrict t140, const float *restrict t145, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t153, const float *restrict t155, const float *restrict t156, const float *restrict t158, const float *restrict t159, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3300,12 +3257,12 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = fminf(t45[j], 0.0f);
-                float v5 = logf(t47[j]);
+                float v4 = fminf(t41[j], 0.0f);
+                float v5 = logf(t43[j]);
                 float v6 = v4 - v5;
                 float v7 = v3 * v6;
-                float v8 = fminf(t48[j], 0.0f);
-                float v9 = logf(t50[j]);
+                float v8 = fminf(t44[j], 0.0f);
+                float v9 = logf(t46[j]);
                 float v10 = v8 - v9;
                 float v11 = (label_smoothing[0]) * v10;
                 float v12 = v7 - v11;
@@ -3313,12 +3270,12 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
                 v0 = v13;
             }
             else if (i0 < (1 + 1)) {
-                float v15 = fminf(t51[j], 0.0f);
-                float v16 = logf(t53[j]);
+                float v15 = fminf(t47[j], 0.0f);
+                float v16 = logf(t49[j]);
                 float v17 = v15 - v16;
                 float v18 = v3 * v17;
-                float v19 = fminf(t54[j], 0.0f);
-                float v20 = logf(t56[j]);
+                float v19 = fminf(t50[j], 0.0f);
+                float v20 = logf(t52[j]);
                 float v21 = v19 - v20;
                 float v22 = (label_smoothing[0]) * v21;
                 float v23 = v18 + v22;
@@ -3327,34 +3284,34 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
                 v0 = v27;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v29 = fmaxf(t57[j], 0.0f);
+                float v29 = fmaxf(t53[j], 0.0f);
                 float v30 = v28 != 0.0f ? 0.0f : v29;
                 v0 = v30;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t60[j]) * (t60[j]);
+                float v32 = (t56[j]) * (t56[j]);
                 float v33 = v31 != 0.0f ? 0.0f : v32;
                 v0 = v33;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v35 = (t61[j]) * (t61[j]);
-                float v36 = (t62[j]) * (t62[j]);
+                float v35 = (t57[j]) * (t57[j]);
+                float v36 = (t58[j]) * (t58[j]);
                 float v37 = v35 + v36;
                 float v38 = v34 != 0.0f ? 0.0f : v37;
                 v0 = v38;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v40 = fminf(t63[j], 0.0f);
-                float v41 = logf(t65[j]);
+                float v40 = fminf(t59[j], 0.0f);
+                float v41 = logf(t61[j]);
                 float v42 = v40 - v41;
                 float v43 = -v42;
-                float v44 = fminf(t66[j], 0.0f);
-                float v45 = logf(t68[j]);
+                float v44 = fminf(t62[j], 0.0f);
+                float v45 = logf(t64[j]);
                 float v46 = v44 - v45;
                 float v47 = 0.5f * v46;
                 float v48 = v43 - v47;
-                float v49 = fminf(t69[j], 0.0f);
-                float v50 = logf(t71[j]);
+                float v49 = fminf(t65[j], 0.0f);
+                float v50 = logf(t67[j]);
                 float v51 = v49 - v50;
                 float v52 = 0.5f * v51;
                 float v53 = v48 - v52;
@@ -3362,28 +3319,28 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
                 v0 = v54;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v56 = 1.0f - (t78[j]);
-                float v57 = 1.0f - (t82[j]);
+                float v56 = 1.0f - (t74[j]);
+                float v57 = 1.0f - (t78[j]);
                 float v58 = v56 + v57;
                 float v59 = v58 * 0.5f;
                 float v60 = v55 != 0.0f ? 0.0f : v59;
                 v0 = v60;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v62 = fminf(t86[j], 0.0f);
-                float v63 = logf(t88[j]);
+                float v62 = fminf(t82[j], 0.0f);
+                float v63 = logf(t84[j]);
                 float v64 = v62 - v63;
                 float v65 = -v64;
                 float v66 = v61 != 0.0f ? 0.0f : v65;
                 v0 = v66;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v68 = fminf(t91[j], 0.0f);
-                float v69 = logf(t93[j]);
+                float v68 = fminf(t87[j], 0.0f);
+                float v69 = logf(t89[j]);
                 float v70 = v68 - v69;
                 float v71 = v3 * v70;
-                float v72 = fminf(t94[j], 0.0f);
-                float v73 = logf(t96[j]);
+                float v72 = fminf(t90[j], 0.0f);
+                float v73 = logf(t92[j]);
                 float v74 = v72 - v73;
                 float v75 = (label_smoothing[0]) * v74;
                 float v76 = v71 - v75;
@@ -3391,9 +3348,9 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
                 v0 = v77;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v79 = -(t99[j]);
-                float v80 = fminf(t105[j], 0.0f);
-                float v81 = logf(t107[j]);
+                float v79 = -(t95[j]);
+                float v80 = fminf(t101[j], 0.0f);
+                float v81 = logf(t103[j]);
                 float v82 = v80 - v81;
                 float v83 = (beta[0]) * v82;
                 float v84 = v79 - v83;
@@ -3401,50 +3358,50 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
                 v0 = v85;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t110[j], 0.0f);
-                float v88 = logf(t112[j]);
+                float v87 = fminf(t106[j], 0.0f);
+                float v88 = logf(t108[j]);
                 float v89 = v87 - v88;
                 float v90 = -v89;
-                float v91 = fminf(t113[j], 0.0f);
-                float v92 = logf(t115[j]);
+                float v91 = fminf(t109[j], 0.0f);
+                float v92 = logf(t111[j]);
                 float v93 = v91 - v92;
                 float v94 = v90 - v93;
                 float v95 = v86 != 0.0f ? 0.0f : v94;
                 v0 = v95;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v97 = 1.0f - (t119[j]);
-                float v98 = v97 + t123[j];
+                float v97 = 1.0f - (t115[j]);
+                float v98 = v97 + t119[j];
                 float v99 = v96 != 0.0f ? 0.0f : v98;
                 v0 = v99;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v101 = 1.0f - (t132[j]);
-                float v102 = t128[j] + v101;
+                float v101 = 1.0f - (t128[j]);
+                float v102 = t124[j] + v101;
                 float v103 = v100 != 0.0f ? 0.0f : v102;
                 v0 = v103;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v105 = (t137[j]) * (t138[j]);
-                float v106 = (t143[j]) * (t144[j]);
+                float v105 = (t133[j]) * (t134[j]);
+                float v106 = (t139[j]) * (t140[j]);
                 float v107 = v105 + v106;
                 float v108 = v104 != 0.0f ? 0.0f : v107;
                 v0 = v108;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v110 = (t152[j]) * (t153[j]);
-                float v111 = (t154[j]) * (t149[j]);
+                float v110 = (t148[j]) * (t149[j]);
+                float v111 = (t150[j]) * (t145[j]);
                 float v112 = v110 + v111;
                 float v113 = v109 != 0.0f ? 0.0f : v112;
                 v0 = v113;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v115 = fminf(t157[j], 0.0f);
-                float v116 = logf(t159[j]);
+                float v115 = fminf(t153[j], 0.0f);
+                float v116 = logf(t155[j]);
                 float v117 = v115 - v116;
                 float v118 = v3 * v117;
-                float v119 = fminf(t160[j], 0.0f);
-                float v120 = logf(t162[j]);
+                float v119 = fminf(t156[j], 0.0f);
+                float v120 = logf(t158[j]);
                 float v121 = v119 - v120;
                 float v122 = (label_smoothing[0]) * v121;
                 float v123 = v118 - v122;
@@ -3452,19 +3409,19 @@ static void dpo_step_k168_log_sigmoid(float *restrict t164, const float *restric
                 v0 = v124;
             }
             else {
-                float v126 = v125 != 0.0f ? -1.0f : t36[j];
-                float v127 = v126 / (t163[j]);
+                float v126 = v125 != 0.0f ? -1.0f : logps_chosen[j];
+                float v127 = v126 / (t159[j]);
                 float v128 = -v127;
                 float v129 = v125 != 0.0f ? 0.0f : v128;
                 v0 = v129;
             }
-            t164[r * n + j] = v0;
+            losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k169_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
-static void dpo_step_k169_lm_head(float *restrict t165, const float *restrict loss_weights, const float *restrict t164, long B) {
+/* dpo_step_k167_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
+static void dpo_step_k167_lm_head(float *restrict t160, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3473,93 +3430,58 @@ static void dpo_step_k169_lm_head(float *restrict t165, const float *restrict lo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t164[(j0) * B + i0]) * (loss_weights[j0]);
+            float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t165[r] = acc0;
+        t160[r] = acc0;
     }
 }
 
-/* dpo_step_k170_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k170_lm_head(float *restrict t166, const float *restrict pair_weight, const float *restrict t165, long B) {
+/* dpo_step_k168_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k168_lm_head(float *restrict t161, const float *restrict pair_weight, const float *restrict t160, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t165[j0]) * (pair_weight[j0]);
+            float v0 = (t160[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        t166[r] = acc0;
+        t161[r] = acc0;
     }
 }
 
-/* dpo_step_k171_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k171_sft(float *restrict t167, const float *restrict pair_weight, const float *restrict t36, const float *restrict t43, long B) {
+/* dpo_step_k169_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k169_sft(float *restrict t162, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t39, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t36[j0]) / (t43[j0]);
+            float v0 = (logps_chosen[j0]) / (t39[j0]);
             float v1 = -v0;
             float v2 = v1 * (pair_weight[j0]);
             acc0 += v2;
         }
-        t167[r] = acc0;
+        t162[r] = acc0;
     }
 }
 
-/* dpo_step_k172_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k172_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t166, const float *restrict t167) {
+/* dpo_step_k170_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k170_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t161, const float *restrict t162) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t166[0]);
-        float v1 = (sft_loss_ratio[0]) * (t167[0]);
+        float v0 = (pref_loss_ratio[0]) * (t161[0]);
+        float v1 = (sft_loss_ratio[0]) * (t162[0]);
         float v2 = v0 + v1;
         loss[0] = v2;
     }
 }
 
-/* dpo_step_k173_lm_head: stop_gradient  [lm_head] */
-static void dpo_step_k173_lm_head(float *restrict losses, const float *restrict t164, long B) {
-    const long rows = 17, n = B;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = t164[r * n + j];
-            losses[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k174_lm_head: stop_gradient  [lm_head] */
-static void dpo_step_k174_lm_head(float *restrict logps_chosen, const float *restrict t36, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t36[j];
-            logps_chosen[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k175_lm_head: stop_gradient  [lm_head] */
-static void dpo_step_k175_lm_head(float *restrict logps_rejected, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t40[j];
-            logps_rejected[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k176_lm_head_grad: const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul  [lm_head/dpo_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad] */
-static void dpo_step_k176_lm_head_grad(float *restrict t168, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, long B) {
+/* dpo_step_k171_lm_head_grad: const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul  [lm_head/dpo_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad] */
+static void dpo_step_k171_lm_head_grad(float *restrict t163, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3568,530 +3490,530 @@ static void dpo_step_k176_lm_head_grad(float *restrict t168, const float *restri
         for (long j = 0; j < n; j++) {
             float v1 = v0 * (pair_weight[j]);
             float v2 = v1 * (loss_weights[i0]);
-            t168[r * n + j] = v2;
+            t163[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k177_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_step_k177_log_sigmoid_grad(float *restrict t169, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t157, const float *restrict t158, const float *restrict t159, const float *restrict t160, const float *restrict t161, const float *restrict t162, const float *restrict t168, long B) {
+/* dpo_step_k172_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_step_k172_log_sigmoid_grad(float *restrict t164, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t153, const float *restrict t154, const float *restrict t155, const float *restrict t156, const float *restrict t157, const float *restrict t158, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         float v17 = 1.0f - (label_smoothing[0]);
         float v18 = -v17;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 15) * B + j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 15) * B + j];
             float v2 = -v1;
             float v3 = v2 * (label_smoothing[0]);
             float v4 = -v3;
-            float v5 = v4 / (t162[j]);
-            float v6 = v5 * (t161[j]);
+            float v5 = v4 / (t158[j]);
+            float v6 = v5 * (t157[j]);
             float v7 = -v6;
-            float v8 = 0.0f < t160[j] ? 1.0f : 0.0f;
+            float v8 = 0.0f < t156[j] ? 1.0f : 0.0f;
             float v9 = v8 * 2.0f;
             float v10 = v9 - 1.0f;
             float v11 = v7 * v10;
-            float v12 = t160[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = t156[j] <= 0.0f ? 1.0f : 0.0f;
             float v13 = v3 * v12;
             float v14 = v11 + v13;
             float v15 = -v14;
             float v16 = v15 * (beta[0]);
             float v19 = v1 * v18;
             float v20 = -v19;
-            float v21 = v20 / (t159[j]);
-            float v22 = v21 * (t158[j]);
+            float v21 = v20 / (t155[j]);
+            float v22 = v21 * (t154[j]);
             float v23 = -v22;
-            float v24 = 0.0f < t157[j] ? 1.0f : 0.0f;
+            float v24 = 0.0f < t153[j] ? 1.0f : 0.0f;
             float v25 = v24 * 2.0f;
             float v26 = v25 - 1.0f;
             float v27 = v23 * v26;
-            float v28 = t157[j] <= 0.0f ? 1.0f : 0.0f;
+            float v28 = t153[j] <= 0.0f ? 1.0f : 0.0f;
             float v29 = v19 * v28;
             float v30 = v27 + v29;
             float v31 = v30 * (beta[0]);
             float v32 = v16 + v31;
-            t169[j] = v32;
+            t164[j] = v32;
         }
     }
 }
 
-/* dpo_step_k178_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k178_log_sigmoid_grad(float *restrict t170, const float *restrict beta, const float *restrict loss_weights, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t151, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t168, long B) {
+/* dpo_step_k173_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k173_log_sigmoid_grad(float *restrict t165, const float *restrict beta, const float *restrict loss_weights, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 14) * B + j];
-            float v2 = v1 * (t149[j]);
-            float v3 = v2 * (t154[j]);
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 14) * B + j];
+            float v2 = v1 * (t145[j]);
+            float v3 = v2 * (t150[j]);
             float v4 = -v3;
-            float v5 = v1 * (t153[j]);
+            float v5 = v1 * (t149[j]);
             float v6 = -v5;
             float v7 = -v6;
-            float v8 = v7 / (t151[j]);
-            float v9 = v8 * (t150[j]);
+            float v8 = v7 / (t147[j]);
+            float v9 = v8 * (t146[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t145[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t141[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
             float v15 = v4 + v14;
-            float v16 = t145[j] <= 0.0f ? 1.0f : 0.0f;
+            float v16 = t141[j] <= 0.0f ? 1.0f : 0.0f;
             float v17 = v6 * v16;
             float v18 = v15 + v17;
-            float v19 = v1 * (t154[j]);
-            float v20 = v1 * (t152[j]);
+            float v19 = v1 * (t150[j]);
+            float v20 = v1 * (t148[j]);
             float v21 = -v20;
             float v22 = v19 + v21;
-            float v23 = v22 * (t149[j]);
+            float v23 = v22 * (t145[j]);
             float v24 = -v23;
-            float v25 = v24 / (t148[j]);
-            float v26 = v25 * (t147[j]);
+            float v25 = v24 / (t144[j]);
+            float v26 = v25 * (t143[j]);
             float v27 = -v26;
-            float v28 = 0.0f < t146[j] ? 1.0f : 0.0f;
+            float v28 = 0.0f < t142[j] ? 1.0f : 0.0f;
             float v29 = v28 * 2.0f;
             float v30 = v29 - 1.0f;
             float v31 = v27 * v30;
-            float v32 = t146[j] <= 0.0f ? 1.0f : 0.0f;
+            float v32 = t142[j] <= 0.0f ? 1.0f : 0.0f;
             float v33 = v23 * v32;
             float v34 = v31 + v33;
             float v35 = v34 / 0.0500000007f;
             float v36 = v18 + v35;
             float v37 = v36 * (beta[0]);
-            t170[j] = v37;
+            t165[j] = v37;
         }
     }
 }
 
-/* dpo_step_k179_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k179_log_sigmoid_grad(float *restrict t171, const float *restrict beta, const float *restrict loss_weights, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t143, const float *restrict t144, const float *restrict t168, long B) {
+/* dpo_step_k174_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k174_log_sigmoid_grad(float *restrict t166, const float *restrict beta, const float *restrict loss_weights, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, const float *restrict t139, const float *restrict t140, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 13) * B + j];
-            float v2 = v1 * (t143[j]);
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 13) * B + j];
+            float v2 = v1 * (t139[j]);
             float v3 = -v2;
-            float v4 = v3 / (t141[j]);
-            float v5 = v4 * (t140[j]);
+            float v4 = v3 / (t137[j]);
+            float v5 = v4 * (t136[j]);
             float v6 = -v5;
-            float v7 = 0.0f < t139[j] ? 1.0f : 0.0f;
+            float v7 = 0.0f < t135[j] ? 1.0f : 0.0f;
             float v8 = v7 * 2.0f;
             float v9 = v8 - 1.0f;
             float v10 = v6 * v9;
-            float v11 = t139[j] <= 0.0f ? 1.0f : 0.0f;
+            float v11 = t135[j] <= 0.0f ? 1.0f : 0.0f;
             float v12 = v2 * v11;
             float v13 = v10 + v12;
             float v14 = -v13;
-            float v15 = v1 * (t144[j]);
-            float v16 = v15 * (t143[j]);
+            float v15 = v1 * (t140[j]);
+            float v16 = v15 * (t139[j]);
             float v17 = -v16;
-            float v18 = v17 / (t141[j]);
-            float v19 = v18 * (t140[j]);
+            float v18 = v17 / (t137[j]);
+            float v19 = v18 * (t136[j]);
             float v20 = -v19;
             float v21 = v20 * v9;
             float v22 = v16 * v11;
             float v23 = v21 + v22;
             float v24 = -v23;
             float v25 = v14 + v24;
-            float v26 = v1 * (t137[j]);
+            float v26 = v1 * (t133[j]);
             float v27 = -v26;
-            float v28 = v27 / (t135[j]);
-            float v29 = v28 * (t134[j]);
+            float v28 = v27 / (t131[j]);
+            float v29 = v28 * (t130[j]);
             float v30 = -v29;
-            float v31 = 0.0f < t133[j] ? 1.0f : 0.0f;
+            float v31 = 0.0f < t129[j] ? 1.0f : 0.0f;
             float v32 = v31 * 2.0f;
             float v33 = v32 - 1.0f;
             float v34 = v30 * v33;
             float v35 = v25 + v34;
-            float v36 = t133[j] <= 0.0f ? 1.0f : 0.0f;
+            float v36 = t129[j] <= 0.0f ? 1.0f : 0.0f;
             float v37 = v26 * v36;
             float v38 = v35 + v37;
-            float v39 = v1 * (t138[j]);
-            float v40 = v39 * (t137[j]);
+            float v39 = v1 * (t134[j]);
+            float v40 = v39 * (t133[j]);
             float v41 = -v40;
-            float v42 = v41 / (t135[j]);
-            float v43 = v42 * (t134[j]);
+            float v42 = v41 / (t131[j]);
+            float v43 = v42 * (t130[j]);
             float v44 = -v43;
             float v45 = v44 * v33;
             float v46 = v38 + v45;
             float v47 = v40 * v36;
             float v48 = v46 + v47;
             float v49 = v48 * (beta[0]);
-            t171[j] = v49;
+            t166[j] = v49;
         }
     }
 }
 
-/* dpo_step_k180_dpo_apo_down: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/grad; lm_head/dpo_apo_down/grad] */
-static void dpo_step_k180_dpo_apo_down(float *restrict t172, const float *restrict loss_weights, const float *restrict t168, long B) {
+/* dpo_step_k175_dpo_apo_down: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/grad; lm_head/dpo_apo_down/grad] */
+static void dpo_step_k175_dpo_apo_down(float *restrict t167, const float *restrict loss_weights, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 12) * B + j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 12) * B + j];
+            t167[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k176_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k176_log_sigmoid_grad(float *restrict t168, const float *restrict beta, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t167, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t167[j]);
+            float v1 = v0 * (t128[j]);
+            float v2 = -v1;
+            float v3 = v2 / (t127[j]);
+            float v4 = v3 * (t126[j]);
+            float v5 = -v4;
+            float v6 = 0.0f < t125[j] ? 1.0f : 0.0f;
+            float v7 = v6 * 2.0f;
+            float v8 = v7 - 1.0f;
+            float v9 = v5 * v8;
+            float v10 = t125[j] <= 0.0f ? 1.0f : 0.0f;
+            float v11 = v1 * v10;
+            float v12 = v9 + v11;
+            float v13 = v12 * (beta[0]);
+            t168[j] = v13;
+        }
+    }
+}
+
+/* dpo_step_k177_sigmoid_grad: mul  [lm_head/dpo_apo_down/sigmoid/grad] */
+static void dpo_step_k177_sigmoid_grad(float *restrict t169, const float *restrict t124, const float *restrict t167, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t167[j]) * (t124[j]);
+            t169[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k178_dpo_apo_zero: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/grad; lm_head/dpo_apo_zero/grad] */
+static void dpo_step_k178_dpo_apo_zero(float *restrict t170, const float *restrict loss_weights, const float *restrict t163, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 11) * B + j];
+            t170[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k179_sigmoid_grad: mul  [lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k179_sigmoid_grad(float *restrict t171, const float *restrict t119, const float *restrict t170, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t170[j]) * (t119[j]);
+            t171[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k180_dpo_apo_zero_grad: neg, mul  [lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k180_dpo_apo_zero_grad(float *restrict t172, const float *restrict t115, const float *restrict t170, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t170[j]);
+            float v1 = v0 * (t115[j]);
             t172[j] = v1;
         }
     }
 }
 
-/* dpo_step_k181_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k181_log_sigmoid_grad(float *restrict t173, const float *restrict beta, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t172, long B) {
+/* dpo_step_k181_dpo_bco_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/grad; lm_head/dpo_bco_pair/grad] */
+static void dpo_step_k181_dpo_bco_pair(float *restrict t173, const float *restrict loss_weights, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t172[j]);
-            float v1 = v0 * (t132[j]);
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 10) * B + j];
             float v2 = -v1;
-            float v3 = v2 / (t131[j]);
-            float v4 = v3 * (t130[j]);
-            float v5 = -v4;
-            float v6 = 0.0f < t129[j] ? 1.0f : 0.0f;
-            float v7 = v6 * 2.0f;
-            float v8 = v7 - 1.0f;
-            float v9 = v5 * v8;
-            float v10 = t129[j] <= 0.0f ? 1.0f : 0.0f;
-            float v11 = v1 * v10;
-            float v12 = v9 + v11;
-            float v13 = v12 * (beta[0]);
-            t173[j] = v13;
+            t173[j] = v2;
         }
     }
 }
 
-/* dpo_step_k182_sigmoid_grad: mul  [lm_head/dpo_apo_down/sigmoid/grad] */
-static void dpo_step_k182_sigmoid_grad(float *restrict t174, const float *restrict t128, const float *restrict t172, long B) {
+/* dpo_step_k182_log_sigmoid_grad: neg  [lm_head/dpo_bco_pair/log_sigmoid/grad] */
+static void dpo_step_k182_log_sigmoid_grad(float *restrict t174, const float *restrict t173, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t172[j]) * (t128[j]);
+            float v0 = -(t173[j]);
             t174[j] = v0;
         }
     }
 }
 
-/* dpo_step_k183_dpo_apo_zero: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/grad; lm_head/dpo_apo_zero/grad] */
-static void dpo_step_k183_dpo_apo_zero(float *restrict t175, const float *restrict loss_weights, const float *restrict t168, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 11) * B + j];
-            t175[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k184_sigmoid_grad: mul  [lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k184_sigmoid_grad(float *restrict t176, const float *restrict t123, const float *restrict t175, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t175[j]) * (t123[j]);
-            t176[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k185_dpo_apo_zero_grad: neg, mul  [lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k185_dpo_apo_zero_grad(float *restrict t177, const float *restrict t119, const float *restrict t175, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t175[j]);
-            float v1 = v0 * (t119[j]);
-            t177[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k186_dpo_bco_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/grad; lm_head/dpo_bco_pair/grad] */
-static void dpo_step_k186_dpo_bco_pair(float *restrict t178, const float *restrict loss_weights, const float *restrict t168, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 10) * B + j];
-            float v2 = -v1;
-            t178[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k187_log_sigmoid_grad: neg  [lm_head/dpo_bco_pair/log_sigmoid/grad] */
-static void dpo_step_k187_log_sigmoid_grad(float *restrict t179, const float *restrict t178, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t178[j]);
-            t179[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k188_dpo_orpo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_orpo; lm_head/grad; lm_head/dpo_orpo/grad] */
-static void dpo_step_k188_dpo_orpo(float *restrict t180, const float *restrict loss_weights, const float *restrict t168, long B) {
+/* dpo_step_k183_dpo_orpo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_orpo; lm_head/grad; lm_head/dpo_orpo/grad] */
+static void dpo_step_k183_dpo_orpo(float *restrict t175, const float *restrict loss_weights, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 9) * B + j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 9) * B + j];
             float v2 = -v1;
-            t180[j] = v2;
+            t175[j] = v2;
         }
     }
 }
 
-/* dpo_step_k189_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
-static void dpo_step_k189_log_sigmoid_grad(float *restrict t181, const float *restrict beta, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t180, long B) {
+/* dpo_step_k184_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
+static void dpo_step_k184_log_sigmoid_grad(float *restrict t176, const float *restrict beta, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t175, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t180[j]) * (beta[0]);
+            float v0 = (t175[j]) * (beta[0]);
             float v1 = -v0;
-            float v2 = v1 / (t107[j]);
-            float v3 = v2 * (t106[j]);
+            float v2 = v1 / (t103[j]);
+            float v3 = v2 * (t102[j]);
             float v4 = -v3;
-            float v5 = 0.0f < t105[j] ? 1.0f : 0.0f;
+            float v5 = 0.0f < t101[j] ? 1.0f : 0.0f;
             float v6 = v5 * 2.0f;
             float v7 = v6 - 1.0f;
             float v8 = v4 * v7;
-            float v9 = t105[j] <= 0.0f ? 1.0f : 0.0f;
+            float v9 = t101[j] <= 0.0f ? 1.0f : 0.0f;
             float v10 = v0 * v9;
             float v11 = v8 + v10;
-            t181[j] = v11;
+            t176[j] = v11;
         }
     }
 }
 
-/* dpo_step_k190_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
-static void dpo_step_k190_dpo_orpo_grad(float *restrict t182, const float *restrict t181, long B) {
+/* dpo_step_k185_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
+static void dpo_step_k185_dpo_orpo_grad(float *restrict t177, const float *restrict t176, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t181[j]);
-            t182[j] = v0;
+            float v0 = -(t176[j]);
+            t177[j] = v0;
         }
     }
 }
 
-/* dpo_step_k191_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k191_log_sigmoid_grad(float *restrict t183, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t168, long B) {
+/* dpo_step_k186_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
+static void dpo_step_k186_log_sigmoid_grad(float *restrict t178, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         float v17 = 1.0f - (label_smoothing[0]);
         float v18 = -v17;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 8) * B + j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 8) * B + j];
             float v2 = -v1;
             float v3 = v2 * (label_smoothing[0]);
             float v4 = -v3;
-            float v5 = v4 / (t96[j]);
-            float v6 = v5 * (t95[j]);
+            float v5 = v4 / (t92[j]);
+            float v6 = v5 * (t91[j]);
             float v7 = -v6;
-            float v8 = 0.0f < t94[j] ? 1.0f : 0.0f;
+            float v8 = 0.0f < t90[j] ? 1.0f : 0.0f;
             float v9 = v8 * 2.0f;
             float v10 = v9 - 1.0f;
             float v11 = v7 * v10;
-            float v12 = t94[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = t90[j] <= 0.0f ? 1.0f : 0.0f;
             float v13 = v3 * v12;
             float v14 = v11 + v13;
             float v15 = -v14;
             float v16 = v15 * (beta[0]);
             float v19 = v1 * v18;
             float v20 = -v19;
-            float v21 = v20 / (t93[j]);
-            float v22 = v21 * (t92[j]);
+            float v21 = v20 / (t89[j]);
+            float v22 = v21 * (t88[j]);
             float v23 = -v22;
-            float v24 = 0.0f < t91[j] ? 1.0f : 0.0f;
+            float v24 = 0.0f < t87[j] ? 1.0f : 0.0f;
             float v25 = v24 * 2.0f;
             float v26 = v25 - 1.0f;
             float v27 = v23 * v26;
-            float v28 = t91[j] <= 0.0f ? 1.0f : 0.0f;
+            float v28 = t87[j] <= 0.0f ? 1.0f : 0.0f;
             float v29 = v19 * v28;
             float v30 = v27 + v29;
             float v31 = v30 * (beta[0]);
             float v32 = v16 + v31;
-            t183[j] = v32;
+            t178[j] = v32;
         }
     }
 }
 
-/* dpo_step_k192_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k192_log_sigmoid_grad(float *restrict t184, const float *restrict beta, const float *restrict loss_weights, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t168, long B) {
+/* dpo_step_k187_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
+static void dpo_step_k187_log_sigmoid_grad(float *restrict t179, const float *restrict beta, const float *restrict loss_weights, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 7) * B + j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 7) * B + j];
             float v2 = -v1;
             float v3 = -v2;
-            float v4 = v3 / (t88[j]);
-            float v5 = v4 * (t87[j]);
+            float v4 = v3 / (t84[j]);
+            float v5 = v4 * (t83[j]);
             float v6 = -v5;
-            float v7 = 0.0f < t86[j] ? 1.0f : 0.0f;
+            float v7 = 0.0f < t82[j] ? 1.0f : 0.0f;
             float v8 = v7 * 2.0f;
             float v9 = v8 - 1.0f;
             float v10 = v6 * v9;
-            float v11 = t86[j] <= 0.0f ? 1.0f : 0.0f;
+            float v11 = t82[j] <= 0.0f ? 1.0f : 0.0f;
             float v12 = v2 * v11;
             float v13 = v10 + v12;
             float v14 = v13 * (beta[0]);
-            t184[j] = v14;
+            t179[j] = v14;
         }
     }
 }
 
-/* dpo_step_k193_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
-static void dpo_step_k193_dpo_dpop_grad(float *restrict t185, const float *restrict t184, long B) {
+/* dpo_step_k188_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
+static void dpo_step_k188_dpo_dpop_grad(float *restrict t180, const float *restrict t179, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t184[j]);
+            float v0 = -(t179[j]);
+            t180[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k189_dpo_kto_pair: const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/grad; lm_head/dpo_kto_pair/grad] */
+static void dpo_step_k189_dpo_kto_pair(float *restrict t181, const float *restrict loss_weights, const float *restrict t163, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 6) * B + j];
+            float v2 = v1 * 0.5f;
+            float v3 = -v2;
+            t181[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k190_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k190_sigmoid_grad(float *restrict t182, const float *restrict t78, const float *restrict t181, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t181[j]) * (t78[j]);
+            t182[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k191_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k191_sigmoid_grad(float *restrict t183, const float *restrict t74, const float *restrict t181, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t181[j]) * (t74[j]);
+            t183[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k192_dpo_nca_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/grad; lm_head/dpo_nca_pair/grad] */
+static void dpo_step_k192_dpo_nca_pair(float *restrict t184, const float *restrict loss_weights, const float *restrict t163, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 5) * B + j];
+            float v2 = -v1;
+            t184[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k193_dpo_nca_pair: const, reshape, expand, mul  [lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/grad] */
+static void dpo_step_k193_dpo_nca_pair(float *restrict t185, const float *restrict t184, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t184[j]) * 0.5f;
             t185[j] = v0;
         }
     }
 }
 
-/* dpo_step_k194_dpo_kto_pair: const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/grad; lm_head/dpo_kto_pair/grad] */
-static void dpo_step_k194_dpo_kto_pair(float *restrict t186, const float *restrict loss_weights, const float *restrict t168, long B) {
+/* dpo_step_k194_log_sigmoid_grad: neg  [lm_head/dpo_nca_pair/log_sigmoid/grad] */
+static void dpo_step_k194_log_sigmoid_grad(float *restrict t186, const float *restrict t185, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 6) * B + j];
-            float v2 = v1 * 0.5f;
-            float v3 = -v2;
-            t186[j] = v3;
+            float v0 = -(t185[j]);
+            t186[j] = v0;
         }
     }
 }
 
-/* dpo_step_k195_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k195_sigmoid_grad(float *restrict t187, const float *restrict t82, const float *restrict t186, long B) {
+/* dpo_step_k195_dpo_sppo_hard: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k195_dpo_sppo_hard(float *restrict t187, const float *restrict loss_weights, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = (t186[j]) * (t82[j]);
-            t187[j] = v0;
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 4) * B + j];
+            t187[j] = v1;
         }
     }
 }
 
-/* dpo_step_k196_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k196_sigmoid_grad(float *restrict t188, const float *restrict t78, const float *restrict t186, long B) {
+/* dpo_step_k196_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k196_dpo_sppo_hard_grad(float *restrict t188, const float *restrict t58, const float *restrict t187, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t186[j]) * (t78[j]);
+            float v0 = (t187[j]) * (t58[j]);
             t188[j] = v0;
         }
     }
 }
 
-/* dpo_step_k197_dpo_nca_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/grad; lm_head/dpo_nca_pair/grad] */
-static void dpo_step_k197_dpo_nca_pair(float *restrict t189, const float *restrict loss_weights, const float *restrict t168, long B) {
+/* dpo_step_k197_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k197_dpo_sppo_hard_grad(float *restrict t189, const float *restrict t57, const float *restrict t187, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 5) * B + j];
-            float v2 = -v1;
-            t189[j] = v2;
+            float v0 = (t187[j]) * (t57[j]);
+            t189[j] = v0;
         }
     }
 }
 
-/* dpo_step_k198_dpo_nca_pair: const, reshape, expand, mul  [lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/grad] */
-static void dpo_step_k198_dpo_nca_pair(float *restrict t190, const float *restrict t189, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t189[j]) * 0.5f;
-            t190[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k199_log_sigmoid_grad: neg  [lm_head/dpo_nca_pair/log_sigmoid/grad] */
-static void dpo_step_k199_log_sigmoid_grad(float *restrict t191, const float *restrict t190, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t190[j]);
-            t191[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k200_dpo_sppo_hard: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k200_dpo_sppo_hard(float *restrict t192, const float *restrict loss_weights, const float *restrict t168, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 4) * B + j];
-            t192[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k201_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k201_dpo_sppo_hard_grad(float *restrict t193, const float *restrict t62, const float *restrict t192, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t192[j]) * (t62[j]);
-            t193[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k202_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k202_dpo_sppo_hard_grad(float *restrict t194, const float *restrict t61, const float *restrict t192, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t192[j]) * (t61[j]);
-            t194[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k203_dpo_ipo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head/grad; lm_head/dpo_ipo/grad] */
-static void dpo_step_k203_dpo_ipo(float *restrict t195, const float *restrict loss_weights, const float *restrict t60, const float *restrict t168, long B) {
+/* dpo_step_k198_dpo_ipo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head/grad; lm_head/dpo_ipo/grad] */
+static void dpo_step_k198_dpo_ipo(float *restrict t190, const float *restrict loss_weights, const float *restrict t56, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 3) * B + j];
-            float v2 = v1 * (t60[j]);
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 3) * B + j];
+            float v2 = v1 * (t56[j]);
             float v3 = v2 + v2;
-            t195[j] = v3;
+            t190[j] = v3;
         }
     }
 }
 
-/* dpo_step_k204_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head/grad; lm_head/dpo_hinge/grad] */
-static void dpo_step_k204_dpo_hinge(float *restrict t196, const float *restrict beta, const float *restrict loss_weights, const float *restrict t57, const float *restrict t168, long B) {
+/* dpo_step_k199_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head/grad; lm_head/dpo_hinge/grad] */
+static void dpo_step_k199_dpo_hinge(float *restrict t191, const float *restrict beta, const float *restrict loss_weights, const float *restrict t53, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 2) * B + j];
-            float v2 = 0.0f <= t57[j] ? 1.0f : 0.0f;
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 2) * B + j];
+            float v2 = 0.0f <= t53[j] ? 1.0f : 0.0f;
             float v3 = v1 * v2;
             float v4 = -v3;
             float v5 = v4 * (beta[0]);
-            t196[j] = v5;
+            t191[j] = v5;
         }
     }
 }
 
-/* dpo_step_k205_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
-static void dpo_step_k205_log_sigmoid_grad(float *restrict t197, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, const float *restrict t56, const float *restrict t168, long B) {
+/* dpo_step_k200_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
+static void dpo_step_k200_log_sigmoid_grad(float *restrict t192, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -4100,204 +4022,204 @@ static void dpo_step_k205_log_sigmoid_grad(float *restrict t197, const float *re
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[(0 + 1) * B + j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 1) * B + j];
             float v4 = v1 / v3;
             float v5 = v4 * (label_smoothing[0]);
             float v6 = -v5;
-            float v7 = v6 / (t56[j]);
-            float v8 = v7 * (t55[j]);
+            float v7 = v6 / (t52[j]);
+            float v8 = v7 * (t51[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t54[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t50[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t54[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t50[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = -v16;
             float v18 = v17 * (beta[0]);
             float v21 = v4 * v20;
             float v22 = -v21;
-            float v23 = v22 / (t53[j]);
-            float v24 = v23 * (t52[j]);
+            float v23 = v22 / (t49[j]);
+            float v24 = v23 * (t48[j]);
             float v25 = -v24;
-            float v26 = 0.0f < t51[j] ? 1.0f : 0.0f;
+            float v26 = 0.0f < t47[j] ? 1.0f : 0.0f;
             float v27 = v26 * 2.0f;
             float v28 = v27 - 1.0f;
             float v29 = v25 * v28;
-            float v30 = t51[j] <= 0.0f ? 1.0f : 0.0f;
+            float v30 = t47[j] <= 0.0f ? 1.0f : 0.0f;
             float v31 = v21 * v30;
             float v32 = v29 + v31;
             float v33 = v32 * (beta[0]);
             float v34 = v18 + v33;
-            t197[j] = v34;
+            t192[j] = v34;
         }
     }
 }
 
-/* dpo_step_k206_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k206_log_sigmoid_grad(float *restrict t198, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t168, long B) {
+/* dpo_step_k201_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_k201_log_sigmoid_grad(float *restrict t193, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t41, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t163, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v17 = 1.0f - (label_smoothing[0]);
         float v18 = -v17;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t168[j];
+            float v1 = v0 != 0.0f ? 0.0f : t163[j];
             float v2 = -v1;
             float v3 = v2 * (label_smoothing[0]);
             float v4 = -v3;
-            float v5 = v4 / (t50[j]);
-            float v6 = v5 * (t49[j]);
+            float v5 = v4 / (t46[j]);
+            float v6 = v5 * (t45[j]);
             float v7 = -v6;
-            float v8 = 0.0f < t48[j] ? 1.0f : 0.0f;
+            float v8 = 0.0f < t44[j] ? 1.0f : 0.0f;
             float v9 = v8 * 2.0f;
             float v10 = v9 - 1.0f;
             float v11 = v7 * v10;
-            float v12 = t48[j] <= 0.0f ? 1.0f : 0.0f;
+            float v12 = t44[j] <= 0.0f ? 1.0f : 0.0f;
             float v13 = v3 * v12;
             float v14 = v11 + v13;
             float v15 = -v14;
             float v16 = v15 * (beta[0]);
             float v19 = v1 * v18;
             float v20 = -v19;
-            float v21 = v20 / (t47[j]);
-            float v22 = v21 * (t46[j]);
+            float v21 = v20 / (t43[j]);
+            float v22 = v21 * (t42[j]);
             float v23 = -v22;
-            float v24 = 0.0f < t45[j] ? 1.0f : 0.0f;
+            float v24 = 0.0f < t41[j] ? 1.0f : 0.0f;
             float v25 = v24 * 2.0f;
             float v26 = v25 - 1.0f;
             float v27 = v23 * v26;
-            float v28 = t45[j] <= 0.0f ? 1.0f : 0.0f;
+            float v28 = t41[j] <= 0.0f ? 1.0f : 0.0f;
             float v29 = v19 * v28;
             float v30 = v27 + v29;
             float v31 = v30 * (beta[0]);
             float v32 = v16 + v31;
-            t198[j] = v32;
+            t193[j] = v32;
         }
     }
 }
 
-/* dpo_step_k207_log_sigmoid_grad: reshape, expand, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, mul, neg, div, slice, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add, neg, reduce_sum, expand, mul, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict sft_loss_ratio, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t37, const float *restrict t43, const float *restrict t58, const float *restrict t59, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t89, const float *restrict t90, const float *restrict t97, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t155, const float *restrict t156, const float *restrict t163, const float *restrict t168, const float *restrict t169, const float *restrict t170, const float *restrict t171, const float *restrict t173, const float *restrict t174, const float *restrict t176, const float *restrict t177, const float *restrict t178, const float *restrict t179, const float *restrict t180, const float *restrict t181, const float *restrict t182, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t187, const float *restrict t188, const float *restrict t189, const float *restrict t190, const float *restrict t191, const float *restrict t193, const float *restrict t194, const float *restrict t195, const float *restrict t196, const float *restrict t197, const float *restrict t198, long B, long T, long V) {
+/* dpo_step_k202_log_sigmoid_grad: reshape, expand, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, mul, neg, div, slice, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add, neg, reduce_sum, expand, mul, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k202_log_sigmoid_grad(float *restrict t194, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict sft_loss_ratio, const float *restrict t25, const float *restrict t26, const float *restrict t28, const float *restrict t29, const float *restrict t31, const float *restrict t34, const float *restrict t39, const float *restrict t54, const float *restrict t55, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t81, const float *restrict t85, const float *restrict t86, const float *restrict t93, const float *restrict t94, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t151, const float *restrict t152, const float *restrict t159, const float *restrict t163, const float *restrict t164, const float *restrict t165, const float *restrict t166, const float *restrict t168, const float *restrict t169, const float *restrict t171, const float *restrict t172, const float *restrict t173, const float *restrict t174, const float *restrict t175, const float *restrict t176, const float *restrict t177, const float *restrict t178, const float *restrict t179, const float *restrict t180, const float *restrict t182, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t186, const float *restrict t188, const float *restrict t189, const float *restrict t190, const float *restrict t191, const float *restrict t192, const float *restrict t193, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = -(t169[i0]);
-        float v2 = v1 / (t156[i0]);
+        float v1 = -(t164[i0]);
+        float v2 = v1 / (t152[i0]);
         float v3 = v0 != 0.0f ? 0.0f : v2;
         float v4 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v5 = -(t170[i0]);
+        float v5 = -(t165[i0]);
         float v6 = v4 != 0.0f ? 0.0f : v5;
         float v7 = v3 + v6;
         float v8 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v9 = -(t171[i0]);
+        float v9 = -(t166[i0]);
         float v10 = v8 != 0.0f ? 0.0f : v9;
         float v11 = v7 + v10;
         float v12 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v13 = -(t173[i0]);
+        float v13 = -(t168[i0]);
         float v14 = v12 != 0.0f ? 0.0f : v13;
         float v15 = v11 + v14;
         float v16 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v17 = -(t176[i0]);
-        float v18 = v17 / (t122[i0]);
-        float v19 = v18 * (t121[i0]);
+        float v17 = -(t171[i0]);
+        float v18 = v17 / (t118[i0]);
+        float v19 = v18 * (t117[i0]);
         float v20 = -v19;
-        float v21 = 0.0f < t120[i0] ? 1.0f : 0.0f;
+        float v21 = 0.0f < t116[i0] ? 1.0f : 0.0f;
         float v22 = v21 * 2.0f;
         float v23 = v22 - 1.0f;
         float v24 = v20 * v23;
-        float v25 = t120[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v26 = (t176[i0]) * v25;
+        float v25 = t116[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v26 = (t171[i0]) * v25;
         float v27 = v24 + v26;
         float v28 = v27 * (beta[0]);
         float v29 = v16 != 0.0f ? 0.0f : v28;
         float v30 = v15 + v29;
         float v31 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v32 = (t179[i0]) / (t115[i0]);
-        float v33 = v32 * (t114[i0]);
+        float v32 = (t174[i0]) / (t111[i0]);
+        float v33 = v32 * (t110[i0]);
         float v34 = -v33;
-        float v35 = 0.0f < t113[i0] ? 1.0f : 0.0f;
+        float v35 = 0.0f < t109[i0] ? 1.0f : 0.0f;
         float v36 = v35 * 2.0f;
         float v37 = v36 - 1.0f;
         float v38 = v34 * v37;
-        float v39 = t113[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v40 = (t178[i0]) * v39;
+        float v39 = t109[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v40 = (t173[i0]) * v39;
         float v41 = v38 + v40;
         float v42 = -v41;
         float v43 = v42 * (beta[0]);
         float v44 = v31 != 0.0f ? 0.0f : v43;
         float v45 = v30 + v44;
         float v46 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v47 = -(t182[i0]);
-        float v48 = v47 / (t104[i0]);
+        float v47 = -(t177[i0]);
+        float v48 = v47 / (t100[i0]);
         float v49 = -v48;
-        float v50 = v49 * (t103[i0]);
-        float v51 = v50 + t182[i0];
-        float v52 = v51 / (t98[i0]);
+        float v50 = v49 * (t99[i0]);
+        float v51 = v50 + t177[i0];
+        float v52 = v51 / (t94[i0]);
         float v53 = v46 != 0.0f ? 0.0f : v52;
         float v54 = v45 + v53;
         float v55 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v56 = -(t183[i0]);
-        float v57 = v56 / (t90[i0]);
+        float v56 = -(t178[i0]);
+        float v57 = v56 / (t86[i0]);
         float v58 = v55 != 0.0f ? 0.0f : v57;
         float v59 = v54 + v58;
         float v60 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v61 = v60 != 0.0f ? 0.0f : t185[i0];
+        float v61 = v60 != 0.0f ? 0.0f : t180[i0];
         float v62 = v59 + v61;
         float v63 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v64 = -(t187[i0]);
-        float v65 = v64 / (t81[i0]);
-        float v66 = v65 * (t80[i0]);
+        float v64 = -(t182[i0]);
+        float v65 = v64 / (t77[i0]);
+        float v66 = v65 * (t76[i0]);
         float v67 = -v66;
-        float v68 = 0.0f < t79[i0] ? 1.0f : 0.0f;
+        float v68 = 0.0f < t75[i0] ? 1.0f : 0.0f;
         float v69 = v68 * 2.0f;
         float v70 = v69 - 1.0f;
         float v71 = v67 * v70;
-        float v72 = t79[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v73 = (t187[i0]) * v72;
+        float v72 = t75[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v73 = (t182[i0]) * v72;
         float v74 = v71 + v73;
         float v75 = v74 * (beta[0]);
         float v76 = -v75;
         float v77 = v63 != 0.0f ? 0.0f : v76;
         float v78 = v62 + v77;
         float v79 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v80 = (t191[i0]) / (t71[i0]);
-        float v81 = v80 * (t70[i0]);
+        float v80 = (t186[i0]) / (t67[i0]);
+        float v81 = v80 * (t66[i0]);
         float v82 = -v81;
-        float v83 = 0.0f < t69[i0] ? 1.0f : 0.0f;
+        float v83 = 0.0f < t65[i0] ? 1.0f : 0.0f;
         float v84 = v83 * 2.0f;
         float v85 = v84 - 1.0f;
         float v86 = v82 * v85;
-        float v87 = t69[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v88 = (t190[i0]) * v87;
+        float v87 = t65[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v88 = (t185[i0]) * v87;
         float v89 = v86 + v88;
         float v90 = -v89;
         float v91 = v90 * (beta[0]);
         float v92 = v79 != 0.0f ? 0.0f : v91;
         float v93 = v78 + v92;
         float v94 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v95 = t193[i0] + t193[i0];
+        float v95 = t188[i0] + t188[i0];
         float v96 = v94 != 0.0f ? 0.0f : v95;
         float v97 = v93 + v96;
         float v98 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v99 = -(t195[i0]);
-        float v100 = v99 / (t59[i0]);
+        float v99 = -(t190[i0]);
+        float v100 = v99 / (t55[i0]);
         float v101 = v98 != 0.0f ? 0.0f : v100;
         float v102 = v97 + v101;
         float v103 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v104 = -(t196[i0]);
+        float v104 = -(t191[i0]);
         float v105 = v103 != 0.0f ? 0.0f : v104;
         float v106 = v102 + v105;
         float v107 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v108 = -(t197[i0]);
+        float v108 = -(t192[i0]);
         float v109 = v107 != 0.0f ? 0.0f : v108;
         float v110 = v106 + v109;
         float v111 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v112 = -(t198[i0]);
+        float v112 = -(t193[i0]);
         float v113 = v111 != 0.0f ? 0.0f : v112;
         float v114 = v110 + v113;
         float v115 = -v114;
@@ -4306,16 +4228,16 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v119 = v117 * (t37[r * n + j0]);
+            float v119 = v117 * (t34[r * n + j0]);
             float v120 = -v119;
             acc0 += v120;
         }
-        float v121 = acc0 / (t31[(i0) * T + i1]);
+        float v121 = acc0 / (t29[(i0) * T + i1]);
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v124 = v117 * (t37[r * n + j1]);
-            float v125 = v121 * (t30[r * n + j1]);
+            float v124 = v117 * (t34[r * n + j1]);
+            float v125 = v121 * (t28[r * n + j1]);
             float v126 = v124 + v125;
             float v127 = -v126;
             acc1 += v127;
@@ -4323,132 +4245,132 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         float v131 = 1.0f * (sft_loss_ratio[0]);
         float v132 = v131 * (pair_weight[i0]);
         float v133 = -v132;
-        float v134 = v133 / (t43[i0]);
+        float v134 = v133 / (t39[i0]);
         float v135 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        float v136 = v135 != 0.0f ? 0.0f : t168[(0 + 16) * B + i0];
+        float v136 = v135 != 0.0f ? 0.0f : t163[(0 + 16) * B + i0];
         float v137 = -v136;
-        float v138 = v137 / (t163[i0]);
+        float v138 = v137 / (t159[i0]);
         float v139 = v135 != 0.0f ? 0.0f : v138;
         float v140 = v134 + v139;
-        float v141 = (t169[i0]) / (t155[i0]);
+        float v141 = (t164[i0]) / (t151[i0]);
         float v142 = v0 != 0.0f ? 0.0f : v141;
         float v143 = v140 + v142;
-        float v144 = v4 != 0.0f ? 0.0f : t170[i0];
+        float v144 = v4 != 0.0f ? 0.0f : t165[i0];
         float v145 = v143 + v144;
-        float v146 = v8 != 0.0f ? 0.0f : t171[i0];
+        float v146 = v8 != 0.0f ? 0.0f : t166[i0];
         float v147 = v145 + v146;
-        float v148 = -(t174[i0]);
-        float v149 = v148 / (t127[i0]);
-        float v150 = v149 * (t126[i0]);
+        float v148 = -(t169[i0]);
+        float v149 = v148 / (t123[i0]);
+        float v150 = v149 * (t122[i0]);
         float v151 = -v150;
-        float v152 = 0.0f < t125[i0] ? 1.0f : 0.0f;
+        float v152 = 0.0f < t121[i0] ? 1.0f : 0.0f;
         float v153 = v152 * 2.0f;
         float v154 = v153 - 1.0f;
         float v155 = v151 * v154;
-        float v156 = t125[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v157 = (t174[i0]) * v156;
+        float v156 = t121[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v157 = (t169[i0]) * v156;
         float v158 = v155 + v157;
         float v159 = v158 * (beta[0]);
-        float v160 = t173[i0] + v159;
+        float v160 = t168[i0] + v159;
         float v161 = v12 != 0.0f ? 0.0f : v160;
         float v162 = v147 + v161;
-        float v163 = -(t177[i0]);
-        float v164 = v163 / (t118[i0]);
-        float v165 = v164 * (t117[i0]);
+        float v163 = -(t172[i0]);
+        float v164 = v163 / (t114[i0]);
+        float v165 = v164 * (t113[i0]);
         float v166 = -v165;
-        float v167 = 0.0f < t116[i0] ? 1.0f : 0.0f;
+        float v167 = 0.0f < t112[i0] ? 1.0f : 0.0f;
         float v168 = v167 * 2.0f;
         float v169 = v168 - 1.0f;
         float v170 = v166 * v169;
-        float v171 = t116[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v172 = (t177[i0]) * v171;
+        float v171 = t112[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v172 = (t172[i0]) * v171;
         float v173 = v170 + v172;
         float v174 = v173 * (beta[0]);
         float v175 = v16 != 0.0f ? 0.0f : v174;
         float v176 = v162 + v175;
-        float v177 = (t179[i0]) / (t112[i0]);
-        float v178 = v177 * (t111[i0]);
+        float v177 = (t174[i0]) / (t108[i0]);
+        float v178 = v177 * (t107[i0]);
         float v179 = -v178;
-        float v180 = 0.0f < t110[i0] ? 1.0f : 0.0f;
+        float v180 = 0.0f < t106[i0] ? 1.0f : 0.0f;
         float v181 = v180 * 2.0f;
         float v182 = v181 - 1.0f;
         float v183 = v179 * v182;
-        float v184 = t110[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v185 = (t178[i0]) * v184;
+        float v184 = t106[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v185 = (t173[i0]) * v184;
         float v186 = v183 + v185;
         float v187 = v186 * (beta[0]);
         float v188 = v31 != 0.0f ? 0.0f : v187;
         float v189 = v176 + v188;
-        float v190 = (t182[i0]) / (t102[i0]);
+        float v190 = (t177[i0]) / (t98[i0]);
         float v191 = -v190;
-        float v192 = v191 * (t101[i0]);
-        float v193 = t180[i0] + v192;
-        float v194 = v193 + t181[i0];
-        float v195 = v194 / (t97[i0]);
+        float v192 = v191 * (t97[i0]);
+        float v193 = t175[i0] + v192;
+        float v194 = v193 + t176[i0];
+        float v195 = v194 / (t93[i0]);
         float v196 = v46 != 0.0f ? 0.0f : v195;
         float v197 = v189 + v196;
-        float v198 = (t183[i0]) / (t89[i0]);
+        float v198 = (t178[i0]) / (t85[i0]);
         float v199 = v55 != 0.0f ? 0.0f : v198;
         float v200 = v197 + v199;
-        float v201 = (t185[i0]) * (dpop_lambda[0]);
-        float v202 = 0.0f <= t85[i0] ? 1.0f : 0.0f;
+        float v201 = (t180[i0]) * (dpop_lambda[0]);
+        float v202 = 0.0f <= t81[i0] ? 1.0f : 0.0f;
         float v203 = v201 * v202;
         float v204 = -v203;
-        float v205 = v204 + t184[i0];
+        float v205 = v204 + t179[i0];
         float v206 = v60 != 0.0f ? 0.0f : v205;
         float v207 = v200 + v206;
-        float v208 = -(t188[i0]);
-        float v209 = v208 / (t77[i0]);
-        float v210 = v209 * (t76[i0]);
+        float v208 = -(t183[i0]);
+        float v209 = v208 / (t73[i0]);
+        float v210 = v209 * (t72[i0]);
         float v211 = -v210;
-        float v212 = 0.0f < t75[i0] ? 1.0f : 0.0f;
+        float v212 = 0.0f < t71[i0] ? 1.0f : 0.0f;
         float v213 = v212 * 2.0f;
         float v214 = v213 - 1.0f;
         float v215 = v211 * v214;
-        float v216 = t75[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v217 = (t188[i0]) * v216;
+        float v216 = t71[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v217 = (t183[i0]) * v216;
         float v218 = v215 + v217;
         float v219 = v218 * (beta[0]);
         float v220 = v63 != 0.0f ? 0.0f : v219;
         float v221 = v207 + v220;
-        float v222 = (t191[i0]) / (t68[i0]);
-        float v223 = v222 * (t67[i0]);
+        float v222 = (t186[i0]) / (t64[i0]);
+        float v223 = v222 * (t63[i0]);
         float v224 = -v223;
-        float v225 = 0.0f < t66[i0] ? 1.0f : 0.0f;
+        float v225 = 0.0f < t62[i0] ? 1.0f : 0.0f;
         float v226 = v225 * 2.0f;
         float v227 = v226 - 1.0f;
         float v228 = v224 * v227;
-        float v229 = t66[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v230 = (t190[i0]) * v229;
+        float v229 = t62[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v230 = (t185[i0]) * v229;
         float v231 = v228 + v230;
         float v232 = -v231;
         float v233 = v232 * (beta[0]);
-        float v234 = -(t189[i0]);
-        float v235 = v234 / (t65[i0]);
-        float v236 = v235 * (t64[i0]);
+        float v234 = -(t184[i0]);
+        float v235 = v234 / (t61[i0]);
+        float v236 = v235 * (t60[i0]);
         float v237 = -v236;
-        float v238 = 0.0f < t63[i0] ? 1.0f : 0.0f;
+        float v238 = 0.0f < t59[i0] ? 1.0f : 0.0f;
         float v239 = v238 * 2.0f;
         float v240 = v239 - 1.0f;
         float v241 = v237 * v240;
-        float v242 = t63[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v243 = (t189[i0]) * v242;
+        float v242 = t59[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v243 = (t184[i0]) * v242;
         float v244 = v241 + v243;
         float v245 = v244 * (beta[0]);
         float v246 = v233 + v245;
         float v247 = v79 != 0.0f ? 0.0f : v246;
         float v248 = v221 + v247;
-        float v249 = t194[i0] + t194[i0];
+        float v249 = t189[i0] + t189[i0];
         float v250 = v94 != 0.0f ? 0.0f : v249;
         float v251 = v248 + v250;
-        float v252 = (t195[i0]) / (t58[i0]);
+        float v252 = (t190[i0]) / (t54[i0]);
         float v253 = v98 != 0.0f ? 0.0f : v252;
         float v254 = v251 + v253;
-        float v255 = v103 != 0.0f ? 0.0f : t196[i0];
+        float v255 = v103 != 0.0f ? 0.0f : t191[i0];
         float v256 = v254 + v255;
-        float v257 = v107 != 0.0f ? 0.0f : t197[i0];
+        float v257 = v107 != 0.0f ? 0.0f : t192[i0];
         float v258 = v256 + v257;
-        float v259 = v111 != 0.0f ? 0.0f : t198[i0];
+        float v259 = v111 != 0.0f ? 0.0f : t193[i0];
         float v260 = v258 + v259;
         float v261 = -v260;
         float v262 = v261 * (chosen_mask[(i0) * T + i1]);
@@ -4456,46 +4378,46 @@ static void dpo_step_k207_log_sigmoid_grad(float *restrict t199, const float *re
         float acc2 = 0.0f;
         #pragma omp simd reduction(+:acc2)
         for (long j2 = 0; j2 < n; j2++) {
-            float v265 = v263 * (t33[r * n + j2]);
+            float v265 = v263 * (t31[r * n + j2]);
             float v266 = -v265;
             acc2 += v266;
         }
-        float v267 = acc2 / (t31[(i0) * T + i1]);
+        float v267 = acc2 / (t29[(i0) * T + i1]);
         float acc3 = 0.0f;
         #pragma omp simd reduction(+:acc3)
         for (long j3 = 0; j3 < n; j3++) {
-            float v271 = v263 * (t33[r * n + j3]);
-            float v272 = v267 * (t30[r * n + j3]);
+            float v271 = v263 * (t31[r * n + j3]);
+            float v272 = v267 * (t28[r * n + j3]);
             float v273 = v271 + v272;
             float v274 = -v273;
             acc3 += v274;
         }
         for (long j = 0; j < n; j++) {
-            float v118 = v117 * (t37[r * n + j]);
-            float v122 = v121 * (t30[r * n + j]);
+            float v118 = v117 * (t34[r * n + j]);
+            float v122 = v121 * (t28[r * n + j]);
             float v123 = v118 + v122;
-            float v128 = t27[((i0) * T + i1) * V + j] == t28[(i0) * T + i1] ? 1.0f : 0.0f;
+            float v128 = t25[((i0) * T + i1) * V + j] == t26[(i0) * T + i1] ? 1.0f : 0.0f;
             float v129 = acc1 * v128;
             float v130 = v123 + v129;
-            float v264 = v263 * (t33[r * n + j]);
-            float v268 = v267 * (t30[r * n + j]);
+            float v264 = v263 * (t31[r * n + j]);
+            float v268 = v267 * (t28[r * n + j]);
             float v269 = v264 + v268;
             float v270 = v130 + v269;
             float v275 = acc3 * v128;
             float v276 = v270 + v275;
-            t199[r * n + j] = v276;
+            t194[r * n + j] = v276;
         }
     }
 }
 
-/* dpo_step_k208_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void dpo_step_k208_lm_head_grad_matmul(float *restrict t200, const float *restrict lm_head, const float *restrict t199, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t199, 1, 0.0f, t200, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t199, V, lm_head, 2*HD2*KVH*REP, 0.0f, t200, 2*HD2*KVH*REP);
+/* dpo_step_k203_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void dpo_step_k203_lm_head_grad_matmul(float *restrict t195, const float *restrict lm_head, const float *restrict t194, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t194, 1, 0.0f, t195, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t194, V, lm_head, 2*HD2*KVH*REP, 0.0f, t195, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k209_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k209_rmsnorm_grad(float *restrict t201, const float *restrict t25, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k204_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k204_rmsnorm_grad(float *restrict t196, const float *restrict t23, const float *restrict t195, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4505,15 +4427,15 @@ static void dpo_step_k209_rmsnorm_grad(float *restrict t201, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t200[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t25[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t195[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t23[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t201[r] = acc0;
+        t196[r] = acc0;
     }
 }
 
-/* dpo_step_k210_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k210_rmsnorm_grad(float *restrict t202, const float *restrict t201, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k205_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k205_rmsnorm_grad(float *restrict t197, const float *restrict t196, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4523,14 +4445,14 @@ static void dpo_step_k210_rmsnorm_grad(float *restrict t202, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t201[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t196[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t202[r] = acc0;
+        t197[r] = acc0;
     }
 }
 
-/* dpo_step_k211_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k211_rmsnorm_grad(float *restrict t203, const float *restrict final_norm, const float *restrict carry0, const float *restrict t24, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k206_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k206_rmsnorm_grad(float *restrict t198, const float *restrict final_norm, const float *restrict carry0, const float *restrict t22, const float *restrict t195, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4539,45 +4461,45 @@ static void dpo_step_k211_rmsnorm_grad(float *restrict t203, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t200[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v2 = (t195[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
             float v3 = v2 * (carry0[r * n + j0]);
             acc0 += v3;
         }
-        float v4 = acc0 * (t24[(i0) * T + i1]);
-        float v5 = v4 * (t24[(i0) * T + i1]);
-        float v6 = v5 * (t24[(i0) * T + i1]);
+        float v4 = acc0 * (t22[(i0) * T + i1]);
+        float v5 = v4 * (t22[(i0) * T + i1]);
+        float v6 = v5 * (t22[(i0) * T + i1]);
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t200[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
-            float v1 = v0 * (t24[(i0) * T + i1]);
+            float v0 = (t195[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v1 = v0 * (t22[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v1 + v9;
             float v11 = v10 + v9;
-            t203[r * n + j] = v11;
+            t198[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k212_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k212_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t202, long HD2, long KVH, long REP) {
+/* dpo_step_k207_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k207_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t197, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t202[j];
+            float v0 = grad_final_norm[j] + t197[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k213_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void dpo_step_k213_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t26, const float *restrict t199, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t199, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t199, V, t26, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+/* dpo_step_k208_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void dpo_step_k208_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t24, const float *restrict t194, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t24, 2*HD2*KVH*REP, t194, V, 1.0f, grad_lm_head, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t194, V, t24, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k214_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k214_rmsnorm(float *restrict t204, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k209_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k209_rmsnorm(float *restrict t199, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4590,62 +4512,62 @@ static void dpo_step_k214_rmsnorm(float *restrict t204, const float *restrict sa
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t204[r] = acc0;
+        t199[r] = acc0;
     }
 }
 
-/* dpo_step_k215_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k215_rmsnorm(float *restrict t205, const float *restrict norm_eps, const float *restrict t204, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k210_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k210_rmsnorm(float *restrict t200, const float *restrict norm_eps, const float *restrict t199, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t204[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t199[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t205[r * n + j] = v2;
+            t200[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k216_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k216_rmsnorm(float *restrict t206, const float *restrict saved_x, const float *restrict t205, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k211_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k211_rmsnorm(float *restrict t201, const float *restrict saved_x, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t205[(i0) * T + i1]);
-            t206[r * n + j] = v0;
+            float v0 = (saved_x[r * n + j]) * (t200[(i0) * T + i1]);
+            t201[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k217_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k217_rmsnorm(float *restrict t207, const float *restrict attn_norm, const float *restrict t206, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k212_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k212_rmsnorm(float *restrict t202, const float *restrict attn_norm, const float *restrict t201, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t206[r * n + j]) * (attn_norm[j]);
-            t207[r * n + j] = v0;
+            float v0 = (t201[r * n + j]) * (attn_norm[j]);
+            t202[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k218_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k218_attention_matmul(float *restrict t208, const float *restrict wq, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t207, 1, 0.0f, t208, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t208, 2*HD2*KVH*REP);
+/* dpo_step_k213_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k213_attention_matmul(float *restrict t203, const float *restrict wq, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t202, 1, 0.0f, t203, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t203, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k219_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k219_rope(float *restrict t209, const float *restrict t1, const float *restrict t2, const float *restrict t208, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k214_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void dpo_step_k214_rope(float *restrict t204, const float *restrict t1, const float *restrict t2, const float *restrict t203, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4653,11 +4575,11 @@ static void dpo_step_k219_rope(float *restrict t209, const float *restrict t1, c
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t208[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t208[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t203[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t203[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t208[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t208[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t203[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t203[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -4667,19 +4589,19 @@ static void dpo_step_k219_rope(float *restrict t209, const float *restrict t1, c
             else {
                 v0 = v6;
             }
-            t209[r * n + j] = v0;
+            t204[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k220_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k220_attention_matmul(float *restrict t210, const float *restrict wk, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t207, 1, 0.0f, t210, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t210, 2*HD2*KVH);
+/* dpo_step_k215_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k215_attention_matmul(float *restrict t205, const float *restrict wk, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t202, 1, 0.0f, t205, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t205, 2*HD2*KVH);
 }
 
-/* dpo_step_k221_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k221_rope(float *restrict t211, const float *restrict t1, const float *restrict t2, const float *restrict t210, long B, long HD2, long KVH, long T) {
+/* dpo_step_k216_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void dpo_step_k216_rope(float *restrict t206, const float *restrict t1, const float *restrict t2, const float *restrict t205, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4687,11 +4609,11 @@ static void dpo_step_k221_rope(float *restrict t211, const float *restrict t1, c
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t210[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t210[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t205[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t205[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t210[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t210[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t205[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t205[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -4701,28 +4623,28 @@ static void dpo_step_k221_rope(float *restrict t211, const float *restrict t1, c
             else {
                 v0 = v6;
             }
-            t211[r * n + j] = v0;
+            t206[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k222_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k222_attention_matmul(float *restrict t212, const float *restrict wv, const float *restrict t207, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t207, 1, 0.0f, t212, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t212, 2*HD2*KVH);
+/* dpo_step_k217_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k217_attention_matmul(float *restrict t207, const float *restrict wv, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t202, 1, 0.0f, t207, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t207, 2*HD2*KVH);
 }
 
-/* dpo_step_k223_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void dpo_step_k223_scores_matmul(float *restrict t213, const float *restrict t209, const float *restrict t211, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k218_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void dpo_step_k218_scores_matmul(float *restrict t208, const float *restrict t204, const float *restrict t206, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t213 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t213 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t208 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t208 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k224_attention: iota, iota, const, reshape, expand, add, cmple, expand, mul  [layer_backward/attention/attention] */
-static void dpo_step_k224_attention(float *restrict t214, const float *restrict t4, long B, long KVH, long REP, long T) {
+/* dpo_step_k219_attention: iota, iota, const, reshape, expand, add, cmple, expand, mul  [layer_backward/attention/attention] */
+static void dpo_step_k219_attention(float *restrict t209, const float *restrict t4, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4734,13 +4656,13 @@ static void dpo_step_k224_attention(float *restrict t214, const float *restrict 
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t4[((i0) * T + i3) * T + j]);
-            t214[r * n + j] = v2;
+            t209[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k225_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
-static void dpo_step_k225_scores(float *restrict t215, const float *restrict t213, const float *restrict t214, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k220_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
+static void dpo_step_k220_scores(float *restrict t210, const float *restrict t208, const float *restrict t209, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4750,15 +4672,15 @@ static void dpo_step_k225_scores(float *restrict t215, const float *restrict t21
         const long i3 = (r) % T;
         float v0 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v1 = (t213[r * n + j]) * v0;
-            float v2 = t214[r * n + j] != 0.0f ? v1 : (-INFINITY);
-            t215[r * n + j] = v2;
+            float v1 = (t208[r * n + j]) * v0;
+            float v2 = t209[r * n + j] != 0.0f ? v1 : (-INFINITY);
+            t210[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k226_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k226_softmax(float *restrict t216, const float *restrict t215, long B, long KVH, long REP, long T) {
+/* dpo_step_k221_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k221_softmax(float *restrict t211, const float *restrict t210, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4770,14 +4692,14 @@ static void dpo_step_k226_softmax(float *restrict t216, const float *restrict t2
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t215[r * n + j0] ? acc0 : t215[r * n + j0];
+            acc0 = acc0 > t210[r * n + j0] ? acc0 : t210[r * n + j0];
         }
-        t216[r] = acc0;
+        t211[r] = acc0;
     }
 }
 
-/* dpo_step_k227_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k227_softmax(float *restrict t217, const float *restrict t215, const float *restrict t216, long B, long KVH, long REP, long T) {
+/* dpo_step_k222_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k222_softmax(float *restrict t212, const float *restrict t210, const float *restrict t211, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4786,15 +4708,15 @@ static void dpo_step_k227_softmax(float *restrict t217, const float *restrict t2
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t215[r * n + j] - (t216[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = t210[r * n + j] - (t211[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v1 = expf(v0);
-            t217[r * n + j] = v1;
+            t212[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k228_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k228_softmax(float *restrict t218, const float *restrict t217, long B, long KVH, long REP, long T) {
+/* dpo_step_k223_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k223_softmax(float *restrict t213, const float *restrict t212, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4806,269 +4728,257 @@ static void dpo_step_k228_softmax(float *restrict t218, const float *restrict t2
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t217[r * n + j0];
+            acc0 += t212[r * n + j0];
+        }
+        t213[r] = acc0;
+    }
+}
+
+/* dpo_step_k224_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k224_softmax(float *restrict t214, const float *restrict t212, const float *restrict t213, long B, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t212[r * n + j]) / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t214[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k225_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
+static void dpo_step_k225_attention_matmul(float *restrict t215, const float *restrict t207, const float *restrict t214, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t215 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t215 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+}
+
+/* dpo_step_k226_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k226_attention_matmul(float *restrict t216, const float *restrict wo, const float *restrict t215, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t215, 1, 0.0f, t216, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t215, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t216, 2*HD2*KVH*REP);
+}
+
+/* dpo_step_k227_attention: reshape, add  [layer_backward/attention; layer_backward] */
+static void dpo_step_k227_attention(float *restrict t217, const float *restrict saved_x, const float *restrict t216, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_x[r * n + j] + t216[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t217[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k228_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k228_rmsnorm(float *restrict t218, const float *restrict t217, long B, long HD2, long KVH, long REP, long T) {
+    /* one result per row */
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t217[r * n + j0]) * (t217[r * n + j0]);
+            acc0 += v0;
         }
         t218[r] = acc0;
     }
 }
 
-/* dpo_step_k229_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k229_softmax(float *restrict t219, const float *restrict t217, const float *restrict t218, long B, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t217[r * n + j]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t219[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k230_attention_matmul: matmul  [layer_backward/attention/attention] */
-static void dpo_step_k230_attention_matmul(float *restrict t220, const float *restrict t212, const float *restrict t219, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t220 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t220 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
-}
-
-/* dpo_step_k231_attention: reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void dpo_step_k231_attention(float *restrict t221, const float *restrict t220, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t221[r * n + j] = t220[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
-}
-
-/* dpo_step_k232_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k232_attention_matmul(float *restrict t222, const float *restrict wo, const float *restrict t221, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t221, 1, 0.0f, t222, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t222, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k233_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void dpo_step_k233_attention(float *restrict t223, const float *restrict saved_x, const float *restrict t222, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t222[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t223[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k234_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k234_rmsnorm(float *restrict t224, const float *restrict t223, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t223[r * n + j0]) * (t223[r * n + j0]);
-            acc0 += v0;
-        }
-        t224[r] = acc0;
-    }
-}
-
-/* dpo_step_k235_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k235_rmsnorm(float *restrict t225, const float *restrict norm_eps, const float *restrict t224, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k229_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k229_rmsnorm(float *restrict t219, const float *restrict norm_eps, const float *restrict t218, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t224[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t218[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t225[r * n + j] = v2;
+            t219[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k236_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k236_rmsnorm(float *restrict t226, const float *restrict t223, const float *restrict t225, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k230_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k230_rmsnorm(float *restrict t220, const float *restrict t217, const float *restrict t219, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t223[r * n + j]) * (t225[(i0) * T + i1]);
-            t226[r * n + j] = v0;
+            float v0 = (t217[r * n + j]) * (t219[(i0) * T + i1]);
+            t220[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k237_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k237_rmsnorm(float *restrict t227, const float *restrict ffn_norm, const float *restrict t226, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k231_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k231_rmsnorm(float *restrict t221, const float *restrict ffn_norm, const float *restrict t220, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t226[r * n + j]) * (ffn_norm[j]);
+            float v0 = (t220[r * n + j]) * (ffn_norm[j]);
+            t221[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k232_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k232_gate_up_matmul(float *restrict t222, const float *restrict w1, const float *restrict t221, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t221, 1, 0.0f, t222, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t222, F);
+}
+
+/* dpo_step_k233_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k233_silu(float *restrict t223, const float *restrict t222, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t222[((i0) * T + i1) * F + j]);
+            float v1 = expf(v0);
+            t223[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k234_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k234_silu(float *restrict t224, const float *restrict t223, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t223[r * n + j];
+            t224[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k235_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k235_gate_up(float *restrict t225, const float *restrict t222, const float *restrict t224, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t222[((i0) * T + i1) * F + j]) / (t224[r * n + j]);
+            t225[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k236_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k236_gate_up_matmul(float *restrict t226, const float *restrict w3, const float *restrict t221, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t221, 1, 0.0f, t226, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t226, F);
+}
+
+/* dpo_step_k237_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k237_gate_up(float *restrict t227, const float *restrict t225, const float *restrict t226, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t225[r * n + j]) * (t226[((i0) * T + i1) * F + j]);
             t227[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k238_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k238_gate_up_matmul(float *restrict t228, const float *restrict w1, const float *restrict t227, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t227, 1, 0.0f, t228, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t228, F);
+/* dpo_step_k238_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void dpo_step_k238_ffn_grad_matmul(float *restrict t228, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t228, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t228, F);
 }
 
-/* dpo_step_k239_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k239_silu(float *restrict t229, const float *restrict t228, long B, long F, long T) {
+/* dpo_step_k239_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k239_ffn_grad(float *restrict t229, const float *restrict t225, const float *restrict t228, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t228[((i0) * T + i1) * F + j]);
-            float v1 = expf(v0);
-            t229[r * n + j] = v1;
+            float v0 = (t228[((i0) * T + i1) * F + j]) * (t225[r * n + j]);
+            t229[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k240_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k240_silu(float *restrict t230, const float *restrict t229, long B, long F, long T) {
+/* dpo_step_k240_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k240_gate_up_grad_matmul(float *restrict t230, const float *restrict w3, const float *restrict t229, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t229, 1, 0.0f, t230, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t229, F, w3, 2*HD2*KVH*REP, 0.0f, t230, 2*HD2*KVH*REP);
+}
+
+/* dpo_step_k241_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k241_silu_grad(float *restrict t231, const float *restrict t223, const float *restrict t224, const float *restrict t225, const float *restrict t226, const float *restrict t228, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t229[r * n + j];
-            t230[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k241_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k241_gate_up(float *restrict t231, const float *restrict t228, const float *restrict t230, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t228[((i0) * T + i1) * F + j]) / (t230[r * n + j]);
-            t231[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k242_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k242_gate_up_matmul(float *restrict t232, const float *restrict w3, const float *restrict t227, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t227, 1, 0.0f, t232, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t232, F);
-}
-
-/* dpo_step_k243_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k243_gate_up(float *restrict t233, const float *restrict t231, const float *restrict t232, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t231[r * n + j]) * (t232[((i0) * T + i1) * F + j]);
-            t233[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k244_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void dpo_step_k244_ffn_grad_matmul(float *restrict t234, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t234, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t234, F);
-}
-
-/* dpo_step_k245_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k245_ffn_grad(float *restrict t235, const float *restrict t231, const float *restrict t234, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t234[((i0) * T + i1) * F + j]) * (t231[r * n + j]);
-            t235[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k246_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k246_gate_up_grad_matmul(float *restrict t236, const float *restrict w3, const float *restrict t235, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t235, 1, 0.0f, t236, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t235, F, w3, 2*HD2*KVH*REP, 0.0f, t236, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k247_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k247_silu_grad(float *restrict t237, const float *restrict t229, const float *restrict t230, const float *restrict t231, const float *restrict t232, const float *restrict t234, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t234[((i0) * T + i1) * F + j]) * (t232[((i0) * T + i1) * F + j]);
-            float v1 = v0 / (t230[r * n + j]);
-            float v2 = v0 * (t231[r * n + j]);
-            float v3 = v2 / (t230[r * n + j]);
+            float v0 = (t228[((i0) * T + i1) * F + j]) * (t226[((i0) * T + i1) * F + j]);
+            float v1 = v0 / (t224[r * n + j]);
+            float v2 = v0 * (t225[r * n + j]);
+            float v3 = v2 / (t224[r * n + j]);
             float v4 = -v3;
-            float v5 = v4 * (t229[r * n + j]);
+            float v5 = v4 * (t223[r * n + j]);
             float v6 = -v5;
             float v7 = v1 + v6;
-            t237[r * n + j] = v7;
+            t231[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_k248_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k248_gate_up_grad_matmul(float *restrict t238, const float *restrict w1, const float *restrict t237, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t237, 1, 0.0f, t238, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t237, F, w1, 2*HD2*KVH*REP, 0.0f, t238, 2*HD2*KVH*REP);
+/* dpo_step_k242_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k242_gate_up_grad_matmul(float *restrict t232, const float *restrict w1, const float *restrict t231, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t231, 1, 0.0f, t232, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t231, F, w1, 2*HD2*KVH*REP, 0.0f, t232, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k249_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k249_gate_up_grad(float *restrict t239, const float *restrict t236, const float *restrict t238, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k243_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k243_gate_up_grad(float *restrict t233, const float *restrict t230, const float *restrict t232, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t236[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t238[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t239[r * n + j] = v0;
+            float v0 = t230[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t232[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t233[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k250_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k250_rmsnorm_grad(float *restrict t240, const float *restrict t226, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k244_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k244_rmsnorm_grad(float *restrict t234, const float *restrict t220, const float *restrict t233, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5078,15 +4988,15 @@ static void dpo_step_k250_rmsnorm_grad(float *restrict t240, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t239[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t226[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t233[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t220[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t240[r] = acc0;
+        t234[r] = acc0;
     }
 }
 
-/* dpo_step_k251_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k251_rmsnorm_grad(float *restrict t241, const float *restrict t240, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k245_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k245_rmsnorm_grad(float *restrict t235, const float *restrict t234, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5096,14 +5006,14 @@ static void dpo_step_k251_rmsnorm_grad(float *restrict t241, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t240[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t234[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t241[r] = acc0;
+        t235[r] = acc0;
     }
 }
 
-/* dpo_step_k252_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void dpo_step_k252_rmsnorm_grad(float *restrict t242, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t223, const float *restrict t225, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k246_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
+static void dpo_step_k246_rmsnorm_grad(float *restrict t236, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t217, const float *restrict t219, const float *restrict t233, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5112,53 +5022,44 @@ static void dpo_step_k252_rmsnorm_grad(float *restrict t242, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t239[r * n + j0]) * (ffn_norm[j0]);
-            float v4 = v3 * (t223[r * n + j0]);
+            float v3 = (t233[r * n + j0]) * (ffn_norm[j0]);
+            float v4 = v3 * (t217[r * n + j0]);
             acc0 += v4;
         }
-        float v5 = acc0 * (t225[(i0) * T + i1]);
-        float v6 = v5 * (t225[(i0) * T + i1]);
-        float v7 = v6 * (t225[(i0) * T + i1]);
+        float v5 = acc0 * (t219[(i0) * T + i1]);
+        float v6 = v5 * (t219[(i0) * T + i1]);
+        float v7 = v6 * (t219[(i0) * T + i1]);
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t239[r * n + j]) * (ffn_norm[j]);
-            float v1 = v0 * (t225[(i0) * T + i1]);
+            float v0 = (t233[r * n + j]) * (ffn_norm[j]);
+            float v1 = v0 * (t219[(i0) * T + i1]);
             float v2 = carry1[r * n + j] + v1;
-            float v10 = v9 * (t223[r * n + j]);
+            float v10 = v9 * (t217[r * n + j]);
             float v11 = v2 + v10;
             float v12 = v11 + v10;
-            t242[r * n + j] = v12;
+            t236[r * n + j] = v12;
         }
     }
 }
 
-/* dpo_step_k253_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k253_attention_grad_matmul(float *restrict t243, const float *restrict wo, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t242, 1, 0.0f, t243, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t242, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t243, 2*HD2*KVH*REP);
+/* dpo_step_k247_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k247_attention_grad_matmul(float *restrict t237, const float *restrict wo, const float *restrict t236, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t236, 1, 0.0f, t237, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t236, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t237, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k254_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k254_attention_grad_matmul(float *restrict t244, const float *restrict t212, const float *restrict t243, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k248_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void dpo_step_k248_attention_grad_matmul(float *restrict t238, const float *restrict t207, const float *restrict t237, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t244 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t212 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t244 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t238 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t238 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k255_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k255_attention_grad_matmul(float *restrict t245, const float *restrict t219, const float *restrict t243, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t245 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t219 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t243 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t245 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
-}
-
-/* dpo_step_k256_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k256_softmax_grad(float *restrict t246, const float *restrict t214, const float *restrict t215, const float *restrict t216, const float *restrict t217, const float *restrict t218, const float *restrict t219, const float *restrict t244, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k249_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k249_softmax_grad(float *restrict t239, const float *restrict t209, const float *restrict t210, const float *restrict t211, const float *restrict t212, const float *restrict t213, const float *restrict t214, const float *restrict t238, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5169,111 +5070,70 @@ static void dpo_step_k256_softmax_grad(float *restrict t246, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (t244[r * n + j0]) * (t219[r * n + j0]);
-            float v2 = v1 / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v1 = (t238[r * n + j0]) * (t214[r * n + j0]);
+            float v2 = v1 / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v3 = -v2;
             acc0 += v3;
         }
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v6 = (t244[r * n + j1]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t238[r * n + j1]) / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t217[r * n + j1]);
+            float v8 = v7 * (t212[r * n + j1]);
             float v9 = -v8;
             acc1 += v9;
         }
         float v14 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v0 = (t244[r * n + j]) / (t218[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t238[r * n + j]) / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v4 = v0 + acc0;
-            float v5 = v4 * (t217[r * n + j]);
-            float v10 = t215[r * n + j] == t216[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
+            float v5 = v4 * (t212[r * n + j]);
+            float v10 = t210[r * n + j] == t211[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
             float v11 = acc1 * v10;
             float v12 = v5 + v11;
-            float v13 = t214[r * n + j] != 0.0f ? v12 : 0.0f;
+            float v13 = t209[r * n + j] != 0.0f ? v12 : 0.0f;
             float v15 = v13 * v14;
-            t246[r * n + j] = v15;
+            t239[r * n + j] = v15;
         }
     }
 }
 
-/* dpo_step_k257_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k257_scores_grad_matmul(float *restrict t247, const float *restrict t211, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k250_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k250_scores_grad_matmul(float *restrict t240, const float *restrict t206, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t247 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t211 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t247 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t240 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t240 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k258_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k258_scores_grad_matmul(float *restrict t248, const float *restrict t209, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k251_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k251_attention_grad_matmul(float *restrict t241, const float *restrict t204, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t248 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t246 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t209 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t248 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t241 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t241 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k259_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
-static void dpo_step_k259_attention_grad(float *restrict t249, const float *restrict t245, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*B*HD2*KVH*T, n = REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*T);
-        const long i1 = (r / (2*HD2*T)) % KVH;
-        const long i2 = (r / (2*HD2)) % T;
-        const long i3 = (r) % (2*HD2);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t245[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
-        }
-        t249[r] = acc0;
-    }
+/* dpo_step_k252_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k252_attention_grad_matmul(float *restrict t242, const float *restrict t214, const float *restrict t237, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t242 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t242 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* dpo_step_k260_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
-static void dpo_step_k260_attention_grad(float *restrict t250, const float *restrict t248, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*B*HD2*KVH*T, n = REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*T);
-        const long i1 = (r / (2*HD2*T)) % KVH;
-        const long i2 = (r / (2*HD2)) % T;
-        const long i3 = (r) % (2*HD2);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t248[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
-        }
-        t250[r] = acc0;
-    }
+/* dpo_step_k253_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k253_attention_grad_matmul(float *restrict t243, const float *restrict wv, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t242, 1, 0.0f, t243, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t242, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t243, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k261_attention_grad: permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k261_attention_grad(float *restrict t251, const float *restrict t249, long B, long HD2, long KVH, long T) {
-    const long rows = B*T, n = 2*HD2*KVH;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t251[r * n + j] = t249[((((r * n + j) / (2*HD2*KVH*T)) * KVH + ((r * n + j) / (2*HD2)) % KVH) * T + ((r * n + j) / (2*HD2*KVH)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
-}
-
-/* dpo_step_k262_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k262_attention_grad_matmul(float *restrict t252, const float *restrict wv, const float *restrict t251, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t251, 1, 0.0f, t252, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t251, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t252, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k263_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k263_rope_grad(float *restrict t253, const float *restrict t1, const float *restrict t2, const float *restrict t250, long B, long HD2, long KVH, long T) {
+/* dpo_step_k254_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k254_rope_grad(float *restrict t244, const float *restrict t1, const float *restrict t2, const float *restrict t241, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5281,12 +5141,12 @@ static void dpo_step_k263_rope_grad(float *restrict t253, const float *restrict 
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v1 = (t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = -(t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
         float v3 = v2 * (t2[((i0) * T + i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t250[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v6 = (t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v7 = (t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -5304,19 +5164,19 @@ static void dpo_step_k263_rope_grad(float *restrict t253, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t253[r * n + j] = v9;
+            t244[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k264_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k264_attention_grad_matmul(float *restrict t254, const float *restrict wk, const float *restrict t253, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t253, 1, 0.0f, t254, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t253, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t254, 2*HD2*KVH*REP);
+/* dpo_step_k255_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k255_attention_grad_matmul(float *restrict t245, const float *restrict wk, const float *restrict t244, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t244, 1, 0.0f, t245, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t244, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t245, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k265_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k265_rope_grad(float *restrict t255, const float *restrict t1, const float *restrict t2, const float *restrict t247, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k256_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k256_rope_grad(float *restrict t246, const float *restrict t1, const float *restrict t2, const float *restrict t240, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5324,12 +5184,12 @@ static void dpo_step_k265_rope_grad(float *restrict t255, const float *restrict 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v1 = (t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v2 = -(t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
         float v3 = v2 * (t2[((i0) * T + i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t247[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v6 = (t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v7 = (t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -5347,34 +5207,34 @@ static void dpo_step_k265_rope_grad(float *restrict t255, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t255[r * n + j] = v9;
+            t246[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k266_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k266_attention_grad_matmul(float *restrict t256, const float *restrict wq, const float *restrict t255, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t255, 1, 0.0f, t256, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t255, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t256, 2*HD2*KVH*REP);
+/* dpo_step_k257_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k257_attention_grad_matmul(float *restrict t247, const float *restrict wq, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t246, 1, 0.0f, t247, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t246, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t247, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k267_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
-static void dpo_step_k267_attention_grad(float *restrict t257, const float *restrict t252, const float *restrict t254, const float *restrict t256, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k258_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
+static void dpo_step_k258_attention_grad(float *restrict t248, const float *restrict t243, const float *restrict t245, const float *restrict t247, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t252[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t254[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t256[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t257[r * n + j] = v1;
+            float v0 = t243[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t245[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t247[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t248[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k268_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k268_rmsnorm_grad(float *restrict t258, const float *restrict t206, const float *restrict t257, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k259_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k259_rmsnorm_grad(float *restrict t249, const float *restrict t201, const float *restrict t248, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5384,15 +5244,15 @@ static void dpo_step_k268_rmsnorm_grad(float *restrict t258, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t257[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t206[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t248[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t201[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t258[r] = acc0;
+        t249[r] = acc0;
     }
 }
 
-/* dpo_step_k269_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k269_rmsnorm_grad(float *restrict t259, const float *restrict t258, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k260_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k260_rmsnorm_grad(float *restrict t250, const float *restrict t249, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5402,14 +5262,14 @@ static void dpo_step_k269_rmsnorm_grad(float *restrict t259, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t258[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t249[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t259[r] = acc0;
+        t250[r] = acc0;
     }
 }
 
-/* dpo_step_k270_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void dpo_step_k270_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t205, const float *restrict t242, const float *restrict t257, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k261_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
+static void dpo_step_k261_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t200, const float *restrict t236, const float *restrict t248, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5418,19 +5278,19 @@ static void dpo_step_k270_rmsnorm_grad(float *restrict carry1_next, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t257[r * n + j0]) * (attn_norm[j0]);
+            float v3 = (t248[r * n + j0]) * (attn_norm[j0]);
             float v4 = v3 * (saved_x[r * n + j0]);
             acc0 += v4;
         }
-        float v5 = acc0 * (t205[(i0) * T + i1]);
-        float v6 = v5 * (t205[(i0) * T + i1]);
-        float v7 = v6 * (t205[(i0) * T + i1]);
+        float v5 = acc0 * (t200[(i0) * T + i1]);
+        float v6 = v5 * (t200[(i0) * T + i1]);
+        float v7 = v6 * (t200[(i0) * T + i1]);
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t257[r * n + j]) * (attn_norm[j]);
-            float v1 = v0 * (t205[(i0) * T + i1]);
-            float v2 = t242[r * n + j] + v1;
+            float v0 = (t248[r * n + j]) * (attn_norm[j]);
+            float v1 = v0 * (t200[(i0) * T + i1]);
+            float v2 = t236[r * n + j] + v1;
             float v10 = v9 * (saved_x[r * n + j]);
             float v11 = v2 + v10;
             float v12 = v11 + v10;
@@ -5439,97 +5299,97 @@ static void dpo_step_k270_rmsnorm_grad(float *restrict carry1_next, const float 
     }
 }
 
-/* dpo_step_k271_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k271_layer_backward(float *restrict grad_attn_norm, const float *restrict t259, long HD2, long KVH, long REP) {
+/* dpo_step_k262_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k262_layer_backward(float *restrict grad_attn_norm, const float *restrict t250, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t259[j];
+            float v0 = grad_attn_norm[j] + t250[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k272_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k272_layer_backward_matmul(float *restrict grad_wq, const float *restrict t207, const float *restrict t255, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, t255, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t255, 2*HD2*KVH*REP, t207, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+/* dpo_step_k263_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k263_layer_backward_matmul(float *restrict grad_wq, const float *restrict t202, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, t246, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t246, 2*HD2*KVH*REP, t202, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k273_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k273_layer_backward_matmul(float *restrict grad_wk, const float *restrict t207, const float *restrict t253, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, t253, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t253, 2*HD2*KVH, t207, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+/* dpo_step_k264_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k264_layer_backward_matmul(float *restrict grad_wk, const float *restrict t202, const float *restrict t244, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, t244, 2*HD2*KVH, 1.0f, grad_wk, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t244, 2*HD2*KVH, t202, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k274_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k274_layer_backward_matmul(float *restrict grad_wv, const float *restrict t207, const float *restrict t251, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t207, 2*HD2*KVH*REP, t251, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t251, 2*HD2*KVH, t207, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+/* dpo_step_k265_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k265_layer_backward_matmul(float *restrict grad_wv, const float *restrict t202, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, t242, 2*HD2*KVH, 1.0f, grad_wv, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t242, 2*HD2*KVH, t202, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k275_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k275_layer_backward_matmul(float *restrict grad_wo, const float *restrict t221, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, t242, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t242, 2*HD2*KVH*REP, t221, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+/* dpo_step_k266_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k266_layer_backward_matmul(float *restrict grad_wo, const float *restrict t215, const float *restrict t236, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t215, 2*HD2*KVH*REP, t236, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t236, 2*HD2*KVH*REP, t215, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k276_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k276_layer_backward(float *restrict grad_ffn_norm, const float *restrict t241, long HD2, long KVH, long REP) {
+/* dpo_step_k267_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k267_layer_backward(float *restrict grad_ffn_norm, const float *restrict t235, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t241[j];
+            float v0 = grad_ffn_norm[j] + t235[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k277_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k277_layer_backward_matmul(float *restrict grad_w1, const float *restrict t227, const float *restrict t237, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, t237, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t237, F, t227, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+/* dpo_step_k268_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k268_layer_backward_matmul(float *restrict grad_w1, const float *restrict t221, const float *restrict t231, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, t231, F, 1.0f, grad_w1, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t231, F, t221, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k278_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k278_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t233, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t233, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t233, F, 1.0f, grad_w2, F);
+/* dpo_step_k269_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k269_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t227, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t227, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t227, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k279_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k279_layer_backward_matmul(float *restrict grad_w3, const float *restrict t227, const float *restrict t235, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t227, 2*HD2*KVH*REP, t235, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t235, F, t227, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+/* dpo_step_k270_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k270_layer_backward_matmul(float *restrict grad_w3, const float *restrict t221, const float *restrict t229, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, t229, F, 1.0f, grad_w3, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t229, F, t221, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k280_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void dpo_step_k280_embed_backward_scatter_add(float *restrict t260, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t260, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* dpo_step_k271_embed_backward_scatter_add: scatter_add  [embed_backward] */
+static void dpo_step_k271_embed_backward_scatter_add(float *restrict t251, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
+    memset(t251, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t260[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            t251[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* dpo_step_k281_embed_backward: add, write_slice  [embed_backward] */
-static void dpo_step_k281_embed_backward(float *restrict grad_embed, const float *restrict t260, long HD2, long KVH, long REP, long V) {
+/* dpo_step_k272_embed_backward: add, write_slice  [embed_backward] */
+static void dpo_step_k272_embed_backward(float *restrict grad_embed, const float *restrict t251, long HD2, long KVH, long REP, long V) {
     const long rows = V, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t260[r * n + j];
+            float v0 = grad_embed[r * n + j] + t251[r * n + j];
             grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
         }
     }
 }
 
-/* Arena: 129 slots planned for 282 kernels. */
+/* Arena: 126 slots planned for 273 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -5548,40 +5408,40 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(la_max(B*HD2*T, B*T), 2*B*HD2*KVH*REP*T));
+    off[0] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(B*HD2*T, B*T), 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T), B*F*T), B*T*V));
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*HD2*T);
     off[3] = total; total += la_round16(B*T*T);
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T*V));
-    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T));
+    off[7] = total; total += la_round16(B*T);
     off[8] = total; total += la_round16(B*T*V);
     off[9] = total; total += la_round16(B*T*V);
     off[10] = total; total += la_round16(B*T);
     off[11] = total; total += la_round16(la_max(la_max(B*T*V, B), B*T));
-    off[12] = total; total += la_round16(la_max(B*T, B));
-    off[13] = total; total += la_round16(la_max(B, B*T*V));
-    off[14] = total; total += la_round16(la_max(B*T, B));
-    off[15] = total; total += la_round16(la_max(B*T, B));
-    off[16] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[12] = total; total += la_round16(la_max(B*T, B*T*V));
+    off[13] = total; total += la_round16(la_max(B, B*T));
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
     off[17] = total; total += la_round16(B);
     off[18] = total; total += la_round16(B);
     off[19] = total; total += la_round16(B);
-    off[20] = total; total += la_round16(B);
-    off[21] = total; total += la_round16(B);
-    off[22] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
-    off[23] = total; total += la_round16(B);
+    off[20] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[21] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[22] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[23] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
     off[24] = total; total += la_round16(B);
     off[25] = total; total += la_round16(B);
-    off[26] = total; total += la_round16(B);
+    off[26] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[27] = total; total += la_round16(B);
-    off[28] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[29] = total; total += la_round16(B);
-    off[30] = total; total += la_round16(B);
-    off[31] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[32] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[33] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[28] = total; total += la_round16(B);
+    off[29] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[30] = total; total += la_round16(la_max(B, B*F*T));
+    off[31] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(B);
     off[34] = total; total += la_round16(B);
     off[35] = total; total += la_round16(B);
     off[36] = total; total += la_round16(B);
@@ -5591,64 +5451,64 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[40] = total; total += la_round16(B);
     off[41] = total; total += la_round16(B);
     off[42] = total; total += la_round16(B);
-    off[43] = total; total += la_round16(B);
+    off[43] = total; total += la_round16(la_max(1, B));
     off[44] = total; total += la_round16(B);
-    off[45] = total; total += la_round16(la_max(1, B));
+    off[45] = total; total += la_round16(B);
     off[46] = total; total += la_round16(B);
-    off[47] = total; total += la_round16(B);
+    off[47] = total; total += la_round16(la_max(B, B*F*T));
     off[48] = total; total += la_round16(B);
     off[49] = total; total += la_round16(la_max(B, B*F*T));
-    off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[52] = total; total += la_round16(la_max(B, B*F*T));
+    off[50] = total; total += la_round16(la_max(B, B*F*T));
+    off[51] = total; total += la_round16(la_max(B, B*F*T));
+    off[52] = total; total += la_round16(B);
     off[53] = total; total += la_round16(la_max(B, B*F*T));
     off[54] = total; total += la_round16(B);
-    off[55] = total; total += la_round16(la_max(B, B*F*T));
-    off[56] = total; total += la_round16(B);
-    off[57] = total; total += la_round16(B);
+    off[55] = total; total += la_round16(B);
+    off[56] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[57] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[58] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[59] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[60] = total; total += la_round16(la_max(B, B*F*T));
+    off[60] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[61] = total; total += la_round16(la_max(B, B*F*T));
-    off[62] = total; total += la_round16(la_max(B, B*F*T));
-    off[63] = total; total += la_round16(la_max(B, B*F*T));
-    off[64] = total; total += la_round16(B);
-    off[65] = total; total += la_round16(B);
-    off[66] = total; total += la_round16(la_max(B, 1));
-    off[67] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[62] = total; total += la_round16(B);
+    off[63] = total; total += la_round16(B);
+    off[64] = total; total += la_round16(la_max(B, 1));
+    off[65] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[66] = total; total += la_round16(B);
+    off[67] = total; total += la_round16(B);
     off[68] = total; total += la_round16(B);
     off[69] = total; total += la_round16(B);
-    off[70] = total; total += la_round16(B);
-    off[71] = total; total += la_round16(B);
-    off[72] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[73] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[70] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[71] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[72] = total; total += la_round16(B);
+    off[73] = total; total += la_round16(B);
     off[74] = total; total += la_round16(B);
     off[75] = total; total += la_round16(B);
     off[76] = total; total += la_round16(B);
     off[77] = total; total += la_round16(B);
     off[78] = total; total += la_round16(B);
     off[79] = total; total += la_round16(B);
-    off[80] = total; total += la_round16(B);
+    off[80] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
     off[81] = total; total += la_round16(B);
-    off[82] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[82] = total; total += la_round16(B);
     off[83] = total; total += la_round16(B);
-    off[84] = total; total += la_round16(B);
+    off[84] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[85] = total; total += la_round16(B);
-    off[86] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[87] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
+    off[86] = total; total += la_round16(B);
+    off[87] = total; total += la_round16(B);
     off[88] = total; total += la_round16(B);
-    off[89] = total; total += la_round16(B);
+    off[89] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
     off[90] = total; total += la_round16(B);
-    off[91] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[92] = total; total += la_round16(B);
-    off[93] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[94] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[91] = total; total += la_round16(B);
+    off[92] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
+    off[93] = total; total += la_round16(la_max(B, B*F*T));
+    off[94] = total; total += la_round16(B);
     off[95] = total; total += la_round16(B);
     off[96] = total; total += la_round16(B);
     off[97] = total; total += la_round16(B);
     off[98] = total; total += la_round16(B);
-    off[99] = total; total += la_round16(B);
-    off[100] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[99] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[100] = total; total += la_round16(B);
     off[101] = total; total += la_round16(B);
     off[102] = total; total += la_round16(B);
     off[103] = total; total += la_round16(B);
@@ -5661,28 +5521,25 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[110] = total; total += la_round16(B);
     off[111] = total; total += la_round16(B);
     off[112] = total; total += la_round16(B);
-    off[113] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[113] = total; total += la_round16(B);
     off[114] = total; total += la_round16(B);
     off[115] = total; total += la_round16(B);
-    off[116] = total; total += la_round16(B);
+    off[116] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[117] = total; total += la_round16(B);
     off[118] = total; total += la_round16(B);
-    off[119] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[119] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[120] = total; total += la_round16(B);
-    off[121] = total; total += la_round16(B);
-    off[122] = total; total += la_round16(B);
-    off[123] = total; total += la_round16(17*B);
-    off[124] = total; total += la_round16(la_max(1, B*T*V));
+    off[121] = total; total += la_round16(la_max(1, 17*B));
+    off[122] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[123] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[124] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[125] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[126] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[127] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[128] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_arena_floats(const llama_dpo_dpo_step_args *args) {
-    long off[129];
+    long off[126];
     return llama_dpo_dpo_step_layout(args, off);
 }
 
@@ -5695,7 +5552,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[129];
+    long off[126];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -5707,259 +5564,250 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t5 = args->arena + off[0];
     float *t6 = args->arena + off[4];
     float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[6];
-    float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[7];
-    float *t11 = args->arena + off[5];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[6];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[0];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[0];
     float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[5];
-    float *t19 = args->arena + off[7];
-    float *t20 = args->arena + off[6];
-    float *t21 = args->arena + off[5];
+    float *t16 = args->arena + off[0];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[0];
+    float *t20 = args->arena + off[4];
+    float *t21 = args->arena + off[0];
     float *t22 = args->arena + off[6];
-    float *t23 = args->arena + off[0];
-    float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[5];
-    float *t26 = args->arena + off[4];
-    float *t27 = args->arena + off[6];
-    float *t28 = args->arena + off[0];
-    float *t29 = args->arena + off[8];
-    float *t30 = args->arena + off[9];
-    float *t31 = args->arena + off[10];
-    float *t32 = args->arena + off[11];
-    float *t33 = args->arena + off[8];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[0];
+    float *t26 = args->arena + off[7];
+    float *t27 = args->arena + off[8];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[10];
+    float *t30 = args->arena + off[11];
+    float *t31 = args->arena + off[8];
+    float *t32 = args->arena + off[12];
+    float *t33 = args->arena + off[13];
     float *t34 = args->arena + off[12];
     float *t35 = args->arena + off[13];
-    float *t36 = args->arena + off[12];
+    float *t36 = args->arena + off[11];
     float *t37 = args->arena + off[13];
-    float *t38 = args->arena + off[14];
-    float *t39 = args->arena + off[11];
+    float *t38 = args->arena + off[11];
+    float *t39 = args->arena + off[13];
     float *t40 = args->arena + off[14];
     float *t41 = args->arena + off[11];
     float *t42 = args->arena + off[15];
-    float *t43 = args->arena + off[11];
-    float *t44 = args->arena + off[16];
-    float *t45 = args->arena + off[15];
-    float *t46 = args->arena + off[17];
-    float *t47 = args->arena + off[18];
-    float *t48 = args->arena + off[19];
-    float *t49 = args->arena + off[20];
-    float *t50 = args->arena + off[21];
-    float *t51 = args->arena + off[22];
-    float *t52 = args->arena + off[23];
-    float *t53 = args->arena + off[24];
-    float *t54 = args->arena + off[25];
-    float *t55 = args->arena + off[26];
-    float *t56 = args->arena + off[27];
-    float *t57 = args->arena + off[28];
-    float *t58 = args->arena + off[29];
-    float *t59 = args->arena + off[30];
-    float *t60 = args->arena + off[31];
-    float *t61 = args->arena + off[32];
-    float *t62 = args->arena + off[33];
-    float *t63 = args->arena + off[34];
-    float *t64 = args->arena + off[35];
-    float *t65 = args->arena + off[36];
-    float *t66 = args->arena + off[37];
-    float *t67 = args->arena + off[38];
-    float *t68 = args->arena + off[39];
-    float *t69 = args->arena + off[40];
-    float *t70 = args->arena + off[41];
-    float *t71 = args->arena + off[42];
-    float *t72 = args->arena + off[43];
-    float *t73 = args->arena + off[44];
-    float *t74 = args->arena + off[45];
-    float *t75 = args->arena + off[46];
-    float *t76 = args->arena + off[47];
-    float *t77 = args->arena + off[48];
+    float *t43 = args->arena + off[16];
+    float *t44 = args->arena + off[17];
+    float *t45 = args->arena + off[18];
+    float *t46 = args->arena + off[19];
+    float *t47 = args->arena + off[20];
+    float *t48 = args->arena + off[21];
+    float *t49 = args->arena + off[22];
+    float *t50 = args->arena + off[23];
+    float *t51 = args->arena + off[24];
+    float *t52 = args->arena + off[25];
+    float *t53 = args->arena + off[26];
+    float *t54 = args->arena + off[27];
+    float *t55 = args->arena + off[28];
+    float *t56 = args->arena + off[29];
+    float *t57 = args->arena + off[30];
+    float *t58 = args->arena + off[31];
+    float *t59 = args->arena + off[32];
+    float *t60 = args->arena + off[33];
+    float *t61 = args->arena + off[34];
+    float *t62 = args->arena + off[35];
+    float *t63 = args->arena + off[36];
+    float *t64 = args->arena + off[37];
+    float *t65 = args->arena + off[38];
+    float *t66 = args->arena + off[39];
+    float *t67 = args->arena + off[40];
+    float *t68 = args->arena + off[41];
+    float *t69 = args->arena + off[42];
+    float *t70 = args->arena + off[43];
+    float *t71 = args->arena + off[44];
+    float *t72 = args->arena + off[45];
+    float *t73 = args->arena + off[46];
+    float *t74 = args->arena + off[47];
+    float *t75 = args->arena + off[48];
+    float *t76 = args->arena + off[41];
+    float *t77 = args->arena + off[42];
     float *t78 = args->arena + off[49];
     float *t79 = args->arena + off[50];
-    float *t80 = args->arena + off[43];
-    float *t81 = args->arena + off[44];
-    float *t82 = args->arena + off[51];
-    float *t83 = args->arena + off[52];
-    float *t84 = args->arena + off[53];
+    float *t80 = args->arena + off[51];
+    float *t81 = args->arena + off[52];
+    float *t82 = args->arena + off[53];
+    float *t83 = args->arena + off[50];
+    float *t84 = args->arena + off[51];
     float *t85 = args->arena + off[54];
     float *t86 = args->arena + off[55];
-    float *t87 = args->arena + off[52];
-    float *t88 = args->arena + off[53];
-    float *t89 = args->arena + off[56];
-    float *t90 = args->arena + off[57];
-    float *t91 = args->arena + off[58];
-    float *t92 = args->arena + off[59];
-    float *t93 = args->arena + off[60];
-    float *t94 = args->arena + off[61];
-    float *t95 = args->arena + off[62];
-    float *t96 = args->arena + off[63];
-    float *t97 = args->arena + off[64];
-    float *t98 = args->arena + off[65];
-    float *t99 = args->arena + off[66];
-    float *t100 = args->arena + off[67];
-    float *t101 = args->arena + off[68];
-    float *t102 = args->arena + off[69];
-    float *t103 = args->arena + off[70];
-    float *t104 = args->arena + off[71];
-    float *t105 = args->arena + off[72];
-    float *t106 = args->arena + off[67];
-    float *t107 = args->arena + off[73];
-    float *t108 = args->arena + off[74];
-    float *t109 = args->arena + off[75];
-    float *t110 = args->arena + off[76];
-    float *t111 = args->arena + off[77];
-    float *t112 = args->arena + off[78];
-    float *t113 = args->arena + off[79];
-    float *t114 = args->arena + off[74];
-    float *t115 = args->arena + off[75];
-    float *t116 = args->arena + off[45];
-    float *t117 = args->arena + off[80];
-    float *t118 = args->arena + off[81];
-    float *t119 = args->arena + off[82];
-    float *t120 = args->arena + off[83];
-    float *t121 = args->arena + off[84];
-    float *t122 = args->arena + off[85];
-    float *t123 = args->arena + off[86];
-    float *t124 = args->arena + off[87];
-    float *t125 = args->arena + off[88];
-    float *t126 = args->arena + off[89];
-    float *t127 = args->arena + off[90];
-    float *t128 = args->arena + off[91];
-    float *t129 = args->arena + off[92];
-    float *t130 = args->arena + off[87];
-    float *t131 = args->arena + off[93];
-    float *t132 = args->arena + off[94];
-    float *t133 = args->arena + off[95];
-    float *t134 = args->arena + off[96];
-    float *t135 = args->arena + off[97];
-    float *t136 = args->arena + off[98];
-    float *t137 = args->arena + off[99];
-    float *t138 = args->arena + off[100];
-    float *t139 = args->arena + off[98];
-    float *t140 = args->arena + off[101];
-    float *t141 = args->arena + off[102];
-    float *t142 = args->arena + off[103];
-    float *t143 = args->arena + off[104];
-    float *t144 = args->arena + off[105];
-    float *t145 = args->arena + off[103];
-    float *t146 = args->arena + off[106];
-    float *t147 = args->arena + off[107];
-    float *t148 = args->arena + off[108];
-    float *t149 = args->arena + off[109];
-    float *t150 = args->arena + off[110];
-    float *t151 = args->arena + off[111];
-    float *t152 = args->arena + off[112];
-    float *t153 = args->arena + off[113];
-    float *t154 = args->arena + off[114];
-    float *t155 = args->arena + off[115];
-    float *t156 = args->arena + off[116];
-    float *t157 = args->arena + off[16];
-    float *t158 = args->arena + off[117];
-    float *t159 = args->arena + off[118];
-    float *t160 = args->arena + off[119];
-    float *t161 = args->arena + off[120];
-    float *t162 = args->arena + off[121];
-    float *t163 = args->arena + off[122];
-    float *t164 = args->arena + off[123];
-    float *t165 = args->arena + off[66];
-    float *t166 = args->arena + off[124];
-    float *t167 = args->arena + off[66];
-    float *t168 = args->arena + off[123];
-    float *t169 = args->arena + off[66];
-    float *t170 = args->arena + off[12];
-    float *t171 = args->arena + off[14];
-    float *t172 = args->arena + off[16];
-    float *t173 = args->arena + off[117];
-    float *t174 = args->arena + off[118];
-    float *t175 = args->arena + off[119];
-    float *t176 = args->arena + off[120];
-    float *t177 = args->arena + off[121];
-    float *t178 = args->arena + off[103];
-    float *t179 = args->arena + off[106];
-    float *t180 = args->arena + off[107];
-    float *t181 = args->arena + off[108];
-    float *t182 = args->arena + off[109];
-    float *t183 = args->arena + off[110];
-    float *t184 = args->arena + off[111];
-    float *t185 = args->arena + off[112];
-    float *t186 = args->arena + off[113];
-    float *t187 = args->arena + off[114];
-    float *t188 = args->arena + off[95];
-    float *t189 = args->arena + off[96];
-    float *t190 = args->arena + off[97];
-    float *t191 = args->arena + off[99];
-    float *t192 = args->arena + off[100];
-    float *t193 = args->arena + off[98];
-    float *t194 = args->arena + off[101];
-    float *t195 = args->arena + off[102];
-    float *t196 = args->arena + off[104];
-    float *t197 = args->arena + off[105];
-    float *t198 = args->arena + off[92];
-    float *t199 = args->arena + off[124];
-    float *t200 = args->arena + off[6];
-    float *t201 = args->arena + off[87];
-    float *t202 = args->arena + off[93];
-    float *t203 = args->arena + off[0];
-    float *t204 = args->arena + off[15];
-    float *t205 = args->arena + off[10];
-    float *t206 = args->arena + off[5];
+    float *t87 = args->arena + off[56];
+    float *t88 = args->arena + off[57];
+    float *t89 = args->arena + off[58];
+    float *t90 = args->arena + off[59];
+    float *t91 = args->arena + off[60];
+    float *t92 = args->arena + off[61];
+    float *t93 = args->arena + off[62];
+    float *t94 = args->arena + off[63];
+    float *t95 = args->arena + off[64];
+    float *t96 = args->arena + off[65];
+    float *t97 = args->arena + off[66];
+    float *t98 = args->arena + off[67];
+    float *t99 = args->arena + off[68];
+    float *t100 = args->arena + off[69];
+    float *t101 = args->arena + off[70];
+    float *t102 = args->arena + off[65];
+    float *t103 = args->arena + off[71];
+    float *t104 = args->arena + off[72];
+    float *t105 = args->arena + off[73];
+    float *t106 = args->arena + off[74];
+    float *t107 = args->arena + off[75];
+    float *t108 = args->arena + off[76];
+    float *t109 = args->arena + off[77];
+    float *t110 = args->arena + off[72];
+    float *t111 = args->arena + off[73];
+    float *t112 = args->arena + off[43];
+    float *t113 = args->arena + off[78];
+    float *t114 = args->arena + off[79];
+    float *t115 = args->arena + off[80];
+    float *t116 = args->arena + off[81];
+    float *t117 = args->arena + off[82];
+    float *t118 = args->arena + off[83];
+    float *t119 = args->arena + off[84];
+    float *t120 = args->arena + off[85];
+    float *t121 = args->arena + off[86];
+    float *t122 = args->arena + off[87];
+    float *t123 = args->arena + off[88];
+    float *t124 = args->arena + off[89];
+    float *t125 = args->arena + off[90];
+    float *t126 = args->arena + off[85];
+    float *t127 = args->arena + off[91];
+    float *t128 = args->arena + off[92];
+    float *t129 = args->arena + off[93];
+    float *t130 = args->arena + off[94];
+    float *t131 = args->arena + off[95];
+    float *t132 = args->arena + off[96];
+    float *t133 = args->arena + off[97];
+    float *t134 = args->arena + off[98];
+    float *t135 = args->arena + off[96];
+    float *t136 = args->arena + off[99];
+    float *t137 = args->arena + off[100];
+    float *t138 = args->arena + off[101];
+    float *t139 = args->arena + off[102];
+    float *t140 = args->arena + off[103];
+    float *t141 = args->arena + off[101];
+    float *t142 = args->arena + off[104];
+    float *t143 = args->arena + off[105];
+    float *t144 = args->arena + off[106];
+    float *t145 = args->arena + off[107];
+    float *t146 = args->arena + off[108];
+    float *t147 = args->arena + off[109];
+    float *t148 = args->arena + off[110];
+    float *t149 = args->arena + off[111];
+    float *t150 = args->arena + off[112];
+    float *t151 = args->arena + off[113];
+    float *t152 = args->arena + off[114];
+    float *t153 = args->arena + off[14];
+    float *t154 = args->arena + off[115];
+    float *t155 = args->arena + off[116];
+    float *t156 = args->arena + off[117];
+    float *t157 = args->arena + off[118];
+    float *t158 = args->arena + off[119];
+    float *t159 = args->arena + off[120];
+    float *t160 = args->arena + off[64];
+    float *t161 = args->arena + off[121];
+    float *t162 = args->arena + off[64];
+    float *t163 = args->arena + off[121];
+    float *t164 = args->arena + off[64];
+    float *t165 = args->arena + off[14];
+    float *t166 = args->arena + off[115];
+    float *t167 = args->arena + off[116];
+    float *t168 = args->arena + off[117];
+    float *t169 = args->arena + off[118];
+    float *t170 = args->arena + off[119];
+    float *t171 = args->arena + off[101];
+    float *t172 = args->arena + off[104];
+    float *t173 = args->arena + off[105];
+    float *t174 = args->arena + off[106];
+    float *t175 = args->arena + off[107];
+    float *t176 = args->arena + off[108];
+    float *t177 = args->arena + off[109];
+    float *t178 = args->arena + off[110];
+    float *t179 = args->arena + off[111];
+    float *t180 = args->arena + off[112];
+    float *t181 = args->arena + off[93];
+    float *t182 = args->arena + off[94];
+    float *t183 = args->arena + off[95];
+    float *t184 = args->arena + off[97];
+    float *t185 = args->arena + off[98];
+    float *t186 = args->arena + off[96];
+    float *t187 = args->arena + off[99];
+    float *t188 = args->arena + off[100];
+    float *t189 = args->arena + off[102];
+    float *t190 = args->arena + off[103];
+    float *t191 = args->arena + off[90];
+    float *t192 = args->arena + off[85];
+    float *t193 = args->arena + off[91];
+    float *t194 = args->arena + off[11];
+    float *t195 = args->arena + off[0];
+    float *t196 = args->arena + off[92];
+    float *t197 = args->arena + off[89];
+    float *t198 = args->arena + off[5];
+    float *t199 = args->arena + off[7];
+    float *t200 = args->arena + off[10];
+    float *t201 = args->arena + off[0];
+    float *t202 = args->arena + off[4];
+    float *t203 = args->arena + off[116];
+    float *t204 = args->arena + off[84];
+    float *t205 = args->arena + off[6];
+    float *t206 = args->arena + off[80];
     float *t207 = args->arena + off[6];
-    float *t208 = args->arena + off[4];
-    float *t209 = args->arena + off[94];
-    float *t210 = args->arena + off[7];
-    float *t211 = args->arena + off[91];
-    float *t212 = args->arena + off[7];
-    float *t213 = args->arena + off[4];
-    float *t214 = args->arena + off[16];
-    float *t215 = args->arena + off[86];
-    float *t216 = args->arena + off[82];
-    float *t217 = args->arena + off[4];
-    float *t218 = args->arena + off[119];
-    float *t219 = args->arena + off[72];
-    float *t220 = args->arena + off[67];
-    float *t221 = args->arena + off[73];
-    float *t222 = args->arena + off[67];
-    float *t223 = args->arena + off[58];
-    float *t224 = args->arena + off[11];
-    float *t225 = args->arena + off[12];
-    float *t226 = args->arena + off[67];
-    float *t227 = args->arena + off[59];
-    float *t228 = args->arena + off[60];
-    float *t229 = args->arena + off[61];
-    float *t230 = args->arena + off[62];
-    float *t231 = args->arena + off[63];
-    float *t232 = args->arena + off[60];
-    float *t233 = args->arena + off[55];
-    float *t234 = args->arena + off[52];
-    float *t235 = args->arena + off[53];
-    float *t236 = args->arena + off[51];
-    float *t237 = args->arena + off[49];
-    float *t238 = args->arena + off[113];
-    float *t239 = args->arena + off[33];
-    float *t240 = args->arena + off[87];
-    float *t241 = args->arena + off[93];
-    float *t242 = args->arena + off[51];
-    float *t243 = args->arena + off[113];
-    float *t244 = args->arena + off[32];
-    float *t245 = args->arena + off[67];
-    float *t246 = args->arena + off[100];
-    float *t247 = args->arena + off[58];
-    float *t248 = args->arena + off[33];
-    float *t249 = args->arena + off[7];
-    float *t250 = args->arena + off[91];
-    float *t251 = args->arena + off[31];
-    float *t252 = args->arena + off[113];
-    float *t253 = args->arena + off[7];
-    float *t254 = args->arena + off[4];
-    float *t255 = args->arena + off[94];
-    float *t256 = args->arena + off[67];
-    float *t257 = args->arena + off[33];
-    float *t258 = args->arena + off[87];
-    float *t259 = args->arena + off[28];
-    float *t260 = args->arena + off[22];
+    float *t208 = args->arena + off[119];
+    float *t209 = args->arena + off[70];
+    float *t210 = args->arena + off[65];
+    float *t211 = args->arena + off[71];
+    float *t212 = args->arena + off[119];
+    float *t213 = args->arena + off[56];
+    float *t214 = args->arena + off[57];
+    float *t215 = args->arena + off[116];
+    float *t216 = args->arena + off[58];
+    float *t217 = args->arena + off[59];
+    float *t218 = args->arena + off[12];
+    float *t219 = args->arena + off[13];
+    float *t220 = args->arena + off[58];
+    float *t221 = args->arena + off[60];
+    float *t222 = args->arena + off[61];
+    float *t223 = args->arena + off[53];
+    float *t224 = args->arena + off[50];
+    float *t225 = args->arena + off[51];
+    float *t226 = args->arena + off[61];
+    float *t227 = args->arena + off[49];
+    float *t228 = args->arena + off[47];
+    float *t229 = args->arena + off[93];
+    float *t230 = args->arena + off[31];
+    float *t231 = args->arena + off[30];
+    float *t232 = args->arena + off[99];
+    float *t233 = args->arena + off[29];
+    float *t234 = args->arena + off[92];
+    float *t235 = args->arena + off[89];
+    float *t236 = args->arena + off[31];
+    float *t237 = args->arena + off[99];
+    float *t238 = args->arena + off[26];
+    float *t239 = args->arena + off[20];
+    float *t240 = args->arena + off[58];
+    float *t241 = args->arena + off[6];
+    float *t242 = args->arena + off[80];
+    float *t243 = args->arena + off[59];
+    float *t244 = args->arena + off[21];
+    float *t245 = args->arena + off[29];
+    float *t246 = args->arena + off[84];
+    float *t247 = args->arena + off[99];
+    float *t248 = args->arena + off[58];
+    float *t249 = args->arena + off[92];
+    float *t250 = args->arena + off[22];
+    float *t251 = args->arena + off[23];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5991,28 +5839,29 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *logps_rejected = args->logps_rejected;
     float *logits_chosen = args->logits_chosen;
     float *logits_rejected = args->logits_rejected;
+    float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 282, tick);
+    la_tock(prof, 0, 273, tick);
     tick = la_tick(prof);
     dpo_step_k1_rope_tables(t1, t0, B, HD2, T);
-    la_tock(prof, 1, 282, tick);
+    la_tock(prof, 1, 273, tick);
     tick = la_tick(prof);
     dpo_step_k2_rope_tables(t2, t0, B, HD2, T);
-    la_tock(prof, 2, 282, tick);
+    la_tock(prof, 2, 273, tick);
     tick = la_tick(prof);
     dpo_step_k3_shared_prompt_mask(t3, segments, B, T);
-    la_tock(prof, 3, 282, tick);
+    la_tock(prof, 3, 273, tick);
     tick = la_tick(prof);
     dpo_step_k4_shared_prompt_mask(t4, t3, B, T);
-    la_tock(prof, 4, 282, tick);
+    la_tock(prof, 4, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k5_embed(t5, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 5, 282, tick);
+    dpo_step_k5_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 5, 273, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t5;
-    float *carry0_buf[2] = { args->arena + off[125], args->arena + off[126] };
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[122], args->arena + off[123] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -6033,637 +5882,622 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w1 = args->grad_w1 + l * (2*F*HD2*KVH*REP);
         float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
-        float *carry0_next = carry0_buf[l & 1];
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k6_layer(saved_x, carry0, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 282, tick);
+        dpo_step_k6_rmsnorm(t5, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k7_rmsnorm(t6, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 282, tick);
+        dpo_step_k7_attention_matmul(t6, wq, t5, B, HD2, KVH, REP, T);
+        la_tock(prof, 7, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k8_attention_matmul(t7, wq, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 282, tick);
+        dpo_step_k8_rope(t7, t1, t2, t6, B, HD2, KVH, REP, T);
+        la_tock(prof, 8, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k9_rope(t8, t1, t2, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 282, tick);
+        dpo_step_k9_attention_matmul(t8, wk, t5, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k10_attention_matmul(t9, wk, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 282, tick);
+        dpo_step_k10_rope(t9, t1, t2, t8, B, HD2, KVH, T);
+        la_tock(prof, 10, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k11_rope(t10, t1, t2, t9, B, HD2, KVH, T);
-        la_tock(prof, 11, 282, tick);
+        dpo_step_k11_attention_matmul(t10, wv, t5, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k12_attention_matmul(t11, wv, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 282, tick);
+        dpo_step_k12_scores_matmul(t11, t7, t9, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k13_scores_matmul(t12, t8, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 282, tick);
+        dpo_step_k13_attention(t12, t4, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k14_attention(t13, t4, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 282, tick);
+        dpo_step_k14_attention_matmul(t13, t10, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k15_attention_matmul(t14, t11, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 282, tick);
+        dpo_step_k15_attention_matmul(t14, wo, t13, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k16_attention(t15, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 282, tick);
+        dpo_step_k16_attention(t15, carry0, t14, B, HD2, KVH, REP, T);
+        la_tock(prof, 16, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k17_attention_matmul(t16, wo, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 17, 282, tick);
+        dpo_step_k17_rmsnorm(t16, norm_eps, ffn_norm, t15, B, HD2, KVH, REP, T);
+        la_tock(prof, 17, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k18_attention(t17, carry0, t16, B, HD2, KVH, REP, T);
-        la_tock(prof, 18, 282, tick);
+        dpo_step_k18_gate_up_matmul(t17, w1, t16, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k19_rmsnorm(t18, norm_eps, ffn_norm, t17, B, HD2, KVH, REP, T);
-        la_tock(prof, 19, 282, tick);
+        dpo_step_k19_gate_up_matmul(t18, w3, t16, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 19, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k20_gate_up_matmul(t19, w1, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 20, 282, tick);
+        dpo_step_k20_silu(t19, t17, t18, B, F, T);
+        la_tock(prof, 20, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k21_gate_up_matmul(t20, w3, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 21, 282, tick);
+        dpo_step_k21_ffn_matmul(t20, w2, t19, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 21, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k22_silu(t21, t19, t20, B, F, T);
-        la_tock(prof, 22, 282, tick);
-        tick = la_tick(prof);
-        dpo_step_k23_ffn_matmul(t22, w2, t21, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 23, 282, tick);
-        tick = la_tick(prof);
-        dpo_step_k24_ffn(carry0_next, t17, t22, B, HD2, KVH, REP, T);
-        la_tock(prof, 24, 282, tick);
+        dpo_step_k22_ffn(carry0_next, t15, t20, B, HD2, KVH, REP, T);
+        la_tock(prof, 22, 273, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_step_k25_rmsnorm(t23, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 25, 282, tick);
+    dpo_step_k23_rmsnorm(t21, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 23, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k26_rmsnorm(t24, norm_eps, t23, B, HD2, KVH, REP, T);
-    la_tock(prof, 26, 282, tick);
+    dpo_step_k24_rmsnorm(t22, norm_eps, t21, B, HD2, KVH, REP, T);
+    la_tock(prof, 24, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k27_rmsnorm(t25, carry0, t24, B, HD2, KVH, REP, T);
-    la_tock(prof, 27, 282, tick);
+    dpo_step_k25_rmsnorm(t23, carry0, t22, B, HD2, KVH, REP, T);
+    la_tock(prof, 25, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k28_rmsnorm(t26, final_norm, t25, B, HD2, KVH, REP, T);
-    la_tock(prof, 28, 282, tick);
+    dpo_step_k26_rmsnorm(t24, final_norm, t23, B, HD2, KVH, REP, T);
+    la_tock(prof, 26, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k29_lm_head_matmul(t27, lm_head, t26, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 29, 282, tick);
+    dpo_step_k27_lm_head_matmul(t25, lm_head, t24, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 27, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k30_lm_head(t28, t27, B, T, V);
-    la_tock(prof, 30, 282, tick);
+    dpo_step_k28_lm_head(t26, t25, B, T, V);
+    la_tock(prof, 28, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k31_log_softmax(t29, t27, t28, B, T, V);
-    la_tock(prof, 31, 282, tick);
+    dpo_step_k29_log_softmax(t27, t25, t26, B, T, V);
+    la_tock(prof, 29, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k32_log_softmax(t30, t29, B, T, V);
-    la_tock(prof, 32, 282, tick);
+    dpo_step_k30_log_softmax(t28, t27, B, T, V);
+    la_tock(prof, 30, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k33_log_softmax(t31, t30, B, T, V);
-    la_tock(prof, 33, 282, tick);
+    dpo_step_k31_log_softmax(t29, t28, B, T, V);
+    la_tock(prof, 31, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k34_log_softmax(t32, t29, t31, B, T, V);
-    la_tock(prof, 34, 282, tick);
+    dpo_step_k32_log_softmax(t30, t27, t29, B, T, V);
+    la_tock(prof, 32, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k35_cross_entropy(t33, chosen_targets, B, T, V);
-    la_tock(prof, 35, 282, tick);
+    dpo_step_k33_cross_entropy(t31, chosen_targets, B, T, V);
+    la_tock(prof, 33, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k36_cross_entropy(t34, t32, t33, B, T, V);
-    la_tock(prof, 36, 282, tick);
+    dpo_step_k34_cross_entropy(t32, t30, t31, B, T, V);
+    la_tock(prof, 34, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k37_cross_entropy(t35, chosen_mask, t34, B, T);
-    la_tock(prof, 37, 282, tick);
+    dpo_step_k35_cross_entropy(t33, chosen_mask, t32, B, T);
+    la_tock(prof, 35, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k38_sequence_logps(t36, t35, B);
-    la_tock(prof, 38, 282, tick);
+    dpo_step_k36_sequence_logps(logps_chosen, t33, B);
+    la_tock(prof, 36, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k39_cross_entropy(t37, rejected_targets, B, T, V);
-    la_tock(prof, 39, 282, tick);
+    dpo_step_k37_cross_entropy(t34, rejected_targets, B, T, V);
+    la_tock(prof, 37, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k40_cross_entropy(t38, t32, t37, B, T, V);
-    la_tock(prof, 40, 282, tick);
+    dpo_step_k38_cross_entropy(t35, t30, t34, B, T, V);
+    la_tock(prof, 38, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k41_cross_entropy(t39, rejected_mask, t38, B, T);
-    la_tock(prof, 41, 282, tick);
+    dpo_step_k39_cross_entropy(t36, rejected_mask, t35, B, T);
+    la_tock(prof, 39, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k42_sequence_logps(t40, t39, B);
-    la_tock(prof, 42, 282, tick);
+    dpo_step_k40_sequence_logps(logps_rejected, t36, B);
+    la_tock(prof, 40, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k43_lm_head(t41, t27, B, T, V);
-    la_tock(prof, 43, 282, tick);
+    dpo_step_k41_lm_head(t37, t25, B, T, V);
+    la_tock(prof, 41, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k44_sequence_logps(t42, t41, B, T, V);
-    la_tock(prof, 44, 282, tick);
+    dpo_step_k42_sequence_logps(t38, t37, B, T, V);
+    la_tock(prof, 42, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k45_sequence_logps(t43, chosen_mask, B, T);
-    la_tock(prof, 45, 282, tick);
+    dpo_step_k43_sequence_logps(t39, chosen_mask, B, T);
+    la_tock(prof, 43, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k46_sequence_logps(t44, rejected_mask, B, T);
-    la_tock(prof, 46, 282, tick);
+    dpo_step_k44_sequence_logps(t40, rejected_mask, B, T);
+    la_tock(prof, 44, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k47_sequence_logps(logits_chosen, chosen_mask, t42, B, T);
-    la_tock(prof, 47, 282, tick);
+    dpo_step_k45_sequence_logps(logits_chosen, chosen_mask, t38, B, T);
+    la_tock(prof, 45, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k48_sequence_logps(logits_rejected, rejected_mask, t42, B, T);
-    la_tock(prof, 48, 282, tick);
+    dpo_step_k46_sequence_logps(logits_rejected, rejected_mask, t38, B, T);
+    la_tock(prof, 46, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k49_dpo_sigmoid(t45, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
-    la_tock(prof, 49, 282, tick);
+    dpo_step_k47_dpo_sigmoid(t41, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 47, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k50_log_sigmoid(t46, t45, B);
-    la_tock(prof, 50, 282, tick);
+    dpo_step_k48_log_sigmoid(t42, t41, B);
+    la_tock(prof, 48, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k51_dpo_sigmoid(t47, t46, B);
-    la_tock(prof, 51, 282, tick);
+    dpo_step_k49_dpo_sigmoid(t43, t42, B);
+    la_tock(prof, 49, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k52_dpo_sigmoid(t48, t45, B);
-    la_tock(prof, 52, 282, tick);
+    dpo_step_k50_dpo_sigmoid(t44, t41, B);
+    la_tock(prof, 50, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k53_log_sigmoid(t49, t48, B);
-    la_tock(prof, 53, 282, tick);
+    dpo_step_k51_log_sigmoid(t45, t44, B);
+    la_tock(prof, 51, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k54_dpo_sigmoid(t50, t49, B);
-    la_tock(prof, 54, 282, tick);
+    dpo_step_k52_dpo_sigmoid(t46, t45, B);
+    la_tock(prof, 52, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k55_dpo_robust(t51, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
-    la_tock(prof, 55, 282, tick);
+    dpo_step_k53_dpo_robust(t47, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 53, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k56_log_sigmoid(t52, t51, B);
-    la_tock(prof, 56, 282, tick);
+    dpo_step_k54_log_sigmoid(t48, t47, B);
+    la_tock(prof, 54, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k57_dpo_sigmoid(t53, t52, B);
-    la_tock(prof, 57, 282, tick);
+    dpo_step_k55_dpo_sigmoid(t49, t48, B);
+    la_tock(prof, 55, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k58_dpo_robust(t54, t51, B);
-    la_tock(prof, 58, 282, tick);
+    dpo_step_k56_dpo_robust(t50, t47, B);
+    la_tock(prof, 56, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k59_log_sigmoid(t55, t54, B);
-    la_tock(prof, 59, 282, tick);
+    dpo_step_k57_log_sigmoid(t51, t50, B);
+    la_tock(prof, 57, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k60_dpo_sigmoid(t56, t55, B);
-    la_tock(prof, 60, 282, tick);
+    dpo_step_k58_dpo_sigmoid(t52, t51, B);
+    la_tock(prof, 58, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k61_dpo_hinge(t57, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
-    la_tock(prof, 61, 282, tick);
+    dpo_step_k59_dpo_hinge(t53, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 59, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k62_dpo_ipo(t58, loss_weights, t43, B);
-    la_tock(prof, 62, 282, tick);
+    dpo_step_k60_dpo_ipo(t54, loss_weights, t39, B);
+    la_tock(prof, 60, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k63_dpo_ipo(t59, loss_weights, t44, B);
-    la_tock(prof, 63, 282, tick);
+    dpo_step_k61_dpo_ipo(t55, loss_weights, t40, B);
+    la_tock(prof, 61, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k64_dpo_ipo(t60, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, t58, t59, B);
-    la_tock(prof, 64, 282, tick);
+    dpo_step_k62_dpo_ipo(t56, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t54, t55, B);
+    la_tock(prof, 62, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k65_dpo_sppo_hard(t61, ref_chosen, beta, loss_weights, t36, B);
-    la_tock(prof, 65, 282, tick);
+    dpo_step_k63_dpo_sppo_hard(t57, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 63, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k66_dpo_sppo_hard(t62, ref_rejected, beta, loss_weights, t40, B);
-    la_tock(prof, 66, 282, tick);
+    dpo_step_k64_dpo_sppo_hard(t58, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 64, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k67_dpo_nca_pair(t63, ref_chosen, beta, loss_weights, t36, B);
-    la_tock(prof, 67, 282, tick);
+    dpo_step_k65_dpo_nca_pair(t59, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 65, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k68_log_sigmoid(t64, t63, B);
-    la_tock(prof, 68, 282, tick);
+    dpo_step_k66_log_sigmoid(t60, t59, B);
+    la_tock(prof, 66, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k69_dpo_sigmoid(t65, t64, B);
-    la_tock(prof, 69, 282, tick);
+    dpo_step_k67_dpo_sigmoid(t61, t60, B);
+    la_tock(prof, 67, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k70_dpo_nca_pair(t66, t63, B);
-    la_tock(prof, 70, 282, tick);
+    dpo_step_k68_dpo_nca_pair(t62, t59, B);
+    la_tock(prof, 68, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k71_log_sigmoid(t67, t66, B);
-    la_tock(prof, 71, 282, tick);
+    dpo_step_k69_log_sigmoid(t63, t62, B);
+    la_tock(prof, 69, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k72_dpo_sigmoid(t68, t67, B);
-    la_tock(prof, 72, 282, tick);
+    dpo_step_k70_dpo_sigmoid(t64, t63, B);
+    la_tock(prof, 70, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k73_dpo_nca_pair(t69, ref_rejected, beta, loss_weights, t40, B);
-    la_tock(prof, 73, 282, tick);
+    dpo_step_k71_dpo_nca_pair(t65, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 71, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k74_log_sigmoid(t70, t69, B);
-    la_tock(prof, 74, 282, tick);
+    dpo_step_k72_log_sigmoid(t66, t65, B);
+    la_tock(prof, 72, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k75_dpo_sigmoid(t71, t70, B);
-    la_tock(prof, 75, 282, tick);
+    dpo_step_k73_dpo_sigmoid(t67, t66, B);
+    la_tock(prof, 73, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k76_dpo_kto_pair(t72, ref_chosen, loss_weights, t36, B);
-    la_tock(prof, 76, 282, tick);
+    dpo_step_k74_dpo_kto_pair(t68, ref_chosen, loss_weights, logps_chosen, B);
+    la_tock(prof, 74, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k77_dpo_kto_pair(t73, ref_rejected, loss_weights, t40, B);
-    la_tock(prof, 77, 282, tick);
+    dpo_step_k75_dpo_kto_pair(t69, ref_rejected, loss_weights, logps_rejected, B);
+    la_tock(prof, 75, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k78_dpo_sigmoid(t74, pair_weight, B);
-    la_tock(prof, 78, 282, tick);
+    dpo_step_k76_dpo_sigmoid(t70, pair_weight, B);
+    la_tock(prof, 76, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k79_dpo_kto_pair(t75, beta, pair_weight, t72, t73, t74, B);
-    la_tock(prof, 79, 282, tick);
+    dpo_step_k77_dpo_kto_pair(t71, beta, pair_weight, t68, t69, t70, B);
+    la_tock(prof, 77, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k80_log_sigmoid(t76, t75, B);
-    la_tock(prof, 80, 282, tick);
+    dpo_step_k78_log_sigmoid(t72, t71, B);
+    la_tock(prof, 78, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k81_dpo_sigmoid(t77, t76, B);
-    la_tock(prof, 81, 282, tick);
+    dpo_step_k79_dpo_sigmoid(t73, t72, B);
+    la_tock(prof, 79, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k82_dpo_sigmoid(t78, t75, t77, B);
-    la_tock(prof, 82, 282, tick);
+    dpo_step_k80_dpo_sigmoid(t74, t71, t73, B);
+    la_tock(prof, 80, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k83_dpo_kto_pair(t79, beta, pair_weight, t72, t73, t74, B);
-    la_tock(prof, 83, 282, tick);
+    dpo_step_k81_dpo_kto_pair(t75, beta, pair_weight, t68, t69, t70, B);
+    la_tock(prof, 81, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k84_log_sigmoid(t80, t79, B);
-    la_tock(prof, 84, 282, tick);
+    dpo_step_k82_log_sigmoid(t76, t75, B);
+    la_tock(prof, 82, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k85_dpo_sigmoid(t81, t80, B);
-    la_tock(prof, 85, 282, tick);
+    dpo_step_k83_dpo_sigmoid(t77, t76, B);
+    la_tock(prof, 83, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k86_dpo_sigmoid(t82, t79, t81, B);
-    la_tock(prof, 86, 282, tick);
+    dpo_step_k84_dpo_sigmoid(t78, t75, t77, B);
+    la_tock(prof, 84, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k87_dpo_dpop(t83, loss_weights, t36, B);
-    la_tock(prof, 87, 282, tick);
+    dpo_step_k85_dpo_dpop(t79, loss_weights, logps_chosen, B);
+    la_tock(prof, 85, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k88_dpo_dpop(t84, ref_chosen, loss_weights, B);
-    la_tock(prof, 88, 282, tick);
+    dpo_step_k86_dpo_dpop(t80, ref_chosen, loss_weights, B);
+    la_tock(prof, 86, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k89_dpo_dpop(t85, t83, t84, B);
-    la_tock(prof, 89, 282, tick);
+    dpo_step_k87_dpo_dpop(t81, t79, t80, B);
+    la_tock(prof, 87, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k90_dpo_dpop(t86, ref_rejected, beta, dpop_lambda, loss_weights, t40, t83, t84, t85, B);
-    la_tock(prof, 90, 282, tick);
+    dpo_step_k88_dpo_dpop(t82, ref_rejected, beta, dpop_lambda, loss_weights, logps_rejected, t79, t80, t81, B);
+    la_tock(prof, 88, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k91_log_sigmoid(t87, t86, B);
-    la_tock(prof, 91, 282, tick);
+    dpo_step_k89_log_sigmoid(t83, t82, B);
+    la_tock(prof, 89, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k92_dpo_sigmoid(t88, t87, B);
-    la_tock(prof, 92, 282, tick);
+    dpo_step_k90_dpo_sigmoid(t84, t83, B);
+    la_tock(prof, 90, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k93_dpo_simpo(t89, loss_weights, t43, B);
-    la_tock(prof, 93, 282, tick);
+    dpo_step_k91_dpo_simpo(t85, loss_weights, t39, B);
+    la_tock(prof, 91, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k94_dpo_simpo(t90, loss_weights, t44, B);
-    la_tock(prof, 94, 282, tick);
+    dpo_step_k92_dpo_simpo(t86, loss_weights, t40, B);
+    la_tock(prof, 92, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k95_dpo_simpo(t91, beta, simpo_gamma, loss_weights, t36, t40, t89, t90, B);
-    la_tock(prof, 95, 282, tick);
+    dpo_step_k93_dpo_simpo(t87, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t85, t86, B);
+    la_tock(prof, 93, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k96_log_sigmoid(t92, t91, B);
-    la_tock(prof, 96, 282, tick);
+    dpo_step_k94_log_sigmoid(t88, t87, B);
+    la_tock(prof, 94, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k97_dpo_sigmoid(t93, t92, B);
-    la_tock(prof, 97, 282, tick);
+    dpo_step_k95_dpo_sigmoid(t89, t88, B);
+    la_tock(prof, 95, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k98_dpo_simpo(t94, t91, B);
-    la_tock(prof, 98, 282, tick);
+    dpo_step_k96_dpo_simpo(t90, t87, B);
+    la_tock(prof, 96, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k99_log_sigmoid(t95, t94, B);
-    la_tock(prof, 99, 282, tick);
+    dpo_step_k97_log_sigmoid(t91, t90, B);
+    la_tock(prof, 97, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k100_dpo_sigmoid(t96, t95, B);
-    la_tock(prof, 100, 282, tick);
+    dpo_step_k98_dpo_sigmoid(t92, t91, B);
+    la_tock(prof, 98, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k101_dpo_orpo(t97, loss_weights, t43, B);
-    la_tock(prof, 101, 282, tick);
+    dpo_step_k99_dpo_orpo(t93, loss_weights, t39, B);
+    la_tock(prof, 99, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k102_dpo_orpo(t98, loss_weights, t44, B);
-    la_tock(prof, 102, 282, tick);
+    dpo_step_k100_dpo_orpo(t94, loss_weights, t40, B);
+    la_tock(prof, 100, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k103_dpo_orpo(t99, loss_weights, t36, t97, B);
-    la_tock(prof, 103, 282, tick);
+    dpo_step_k101_dpo_orpo(t95, loss_weights, logps_chosen, t93, B);
+    la_tock(prof, 101, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k104_dpo_orpo(t100, loss_weights, t40, t98, B);
-    la_tock(prof, 104, 282, tick);
+    dpo_step_k102_dpo_orpo(t96, loss_weights, logps_rejected, t94, B);
+    la_tock(prof, 102, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k105_dpo_orpo(t101, t99, B);
-    la_tock(prof, 105, 282, tick);
+    dpo_step_k103_dpo_orpo(t97, t95, B);
+    la_tock(prof, 103, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k106_dpo_sigmoid(t102, t101, B);
-    la_tock(prof, 106, 282, tick);
+    dpo_step_k104_dpo_sigmoid(t98, t97, B);
+    la_tock(prof, 104, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k107_dpo_orpo(t103, t100, B);
-    la_tock(prof, 107, 282, tick);
+    dpo_step_k105_dpo_orpo(t99, t96, B);
+    la_tock(prof, 105, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k108_dpo_sigmoid(t104, t103, B);
-    la_tock(prof, 108, 282, tick);
+    dpo_step_k106_dpo_sigmoid(t100, t99, B);
+    la_tock(prof, 106, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k109_dpo_orpo(t105, t99, t100, t102, t104, B);
-    la_tock(prof, 109, 282, tick);
+    dpo_step_k107_dpo_orpo(t101, t95, t96, t98, t100, B);
+    la_tock(prof, 107, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k110_log_sigmoid(t106, t105, B);
-    la_tock(prof, 110, 282, tick);
+    dpo_step_k108_log_sigmoid(t102, t101, B);
+    la_tock(prof, 108, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k111_dpo_sigmoid(t107, t106, B);
-    la_tock(prof, 111, 282, tick);
+    dpo_step_k109_dpo_sigmoid(t103, t102, B);
+    la_tock(prof, 109, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k112_dpo_bco_pair(t108, ref_chosen, beta, loss_weights, t36, B);
-    la_tock(prof, 112, 282, tick);
+    dpo_step_k110_dpo_bco_pair(t104, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 110, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k113_dpo_bco_pair(t109, ref_rejected, beta, loss_weights, t40, B);
-    la_tock(prof, 113, 282, tick);
+    dpo_step_k111_dpo_bco_pair(t105, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 111, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k114_dpo_bco_pair(t110, pair_weight, t74, t108, t109, B);
-    la_tock(prof, 114, 282, tick);
+    dpo_step_k112_dpo_bco_pair(t106, pair_weight, t70, t104, t105, B);
+    la_tock(prof, 112, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k115_log_sigmoid(t111, t110, B);
-    la_tock(prof, 115, 282, tick);
+    dpo_step_k113_log_sigmoid(t107, t106, B);
+    la_tock(prof, 113, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k116_dpo_sigmoid(t112, t111, B);
-    la_tock(prof, 116, 282, tick);
+    dpo_step_k114_dpo_sigmoid(t108, t107, B);
+    la_tock(prof, 114, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k117_dpo_bco_pair(t113, pair_weight, t74, t108, t109, B);
-    la_tock(prof, 117, 282, tick);
+    dpo_step_k115_dpo_bco_pair(t109, pair_weight, t70, t104, t105, B);
+    la_tock(prof, 115, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k118_log_sigmoid(t114, t113, B);
-    la_tock(prof, 118, 282, tick);
+    dpo_step_k116_log_sigmoid(t110, t109, B);
+    la_tock(prof, 116, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k119_dpo_sigmoid(t115, t114, B);
-    la_tock(prof, 119, 282, tick);
+    dpo_step_k117_dpo_sigmoid(t111, t110, B);
+    la_tock(prof, 117, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k120_dpo_apo_zero(t116, ref_chosen, beta, loss_weights, t36, B);
-    la_tock(prof, 120, 282, tick);
+    dpo_step_k118_dpo_apo_zero(t112, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 118, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k121_log_sigmoid(t117, t116, B);
-    la_tock(prof, 121, 282, tick);
+    dpo_step_k119_log_sigmoid(t113, t112, B);
+    la_tock(prof, 119, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k122_dpo_sigmoid(t118, t117, B);
-    la_tock(prof, 122, 282, tick);
+    dpo_step_k120_dpo_sigmoid(t114, t113, B);
+    la_tock(prof, 120, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k123_dpo_sigmoid(t119, t116, t118, B);
-    la_tock(prof, 123, 282, tick);
+    dpo_step_k121_dpo_sigmoid(t115, t112, t114, B);
+    la_tock(prof, 121, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k124_dpo_apo_zero(t120, ref_rejected, beta, loss_weights, t40, B);
-    la_tock(prof, 124, 282, tick);
+    dpo_step_k122_dpo_apo_zero(t116, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 122, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k125_log_sigmoid(t121, t120, B);
-    la_tock(prof, 125, 282, tick);
+    dpo_step_k123_log_sigmoid(t117, t116, B);
+    la_tock(prof, 123, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k126_dpo_sigmoid(t122, t121, B);
-    la_tock(prof, 126, 282, tick);
+    dpo_step_k124_dpo_sigmoid(t118, t117, B);
+    la_tock(prof, 124, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k127_dpo_sigmoid(t123, t120, t122, B);
-    la_tock(prof, 127, 282, tick);
+    dpo_step_k125_dpo_sigmoid(t119, t116, t118, B);
+    la_tock(prof, 125, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k128_dpo_apo_down(t124, ref_chosen, loss_weights, t36, B);
-    la_tock(prof, 128, 282, tick);
+    dpo_step_k126_dpo_apo_down(t120, ref_chosen, loss_weights, logps_chosen, B);
+    la_tock(prof, 126, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k129_dpo_sigmoid(t125, beta, t124, B);
-    la_tock(prof, 129, 282, tick);
+    dpo_step_k127_dpo_sigmoid(t121, beta, t120, B);
+    la_tock(prof, 127, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k130_log_sigmoid(t126, t125, B);
-    la_tock(prof, 130, 282, tick);
+    dpo_step_k128_log_sigmoid(t122, t121, B);
+    la_tock(prof, 128, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k131_dpo_sigmoid(t127, t126, B);
-    la_tock(prof, 131, 282, tick);
+    dpo_step_k129_dpo_sigmoid(t123, t122, B);
+    la_tock(prof, 129, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k132_dpo_sigmoid(t128, t125, t127, B);
-    la_tock(prof, 132, 282, tick);
+    dpo_step_k130_dpo_sigmoid(t124, t121, t123, B);
+    la_tock(prof, 130, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k133_dpo_apo_down(t129, ref_rejected, beta, loss_weights, t40, t124, B);
-    la_tock(prof, 133, 282, tick);
+    dpo_step_k131_dpo_apo_down(t125, ref_rejected, beta, loss_weights, logps_rejected, t120, B);
+    la_tock(prof, 131, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k134_log_sigmoid(t130, t129, B);
-    la_tock(prof, 134, 282, tick);
+    dpo_step_k132_log_sigmoid(t126, t125, B);
+    la_tock(prof, 132, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k135_dpo_sigmoid(t131, t130, B);
-    la_tock(prof, 135, 282, tick);
+    dpo_step_k133_dpo_sigmoid(t127, t126, B);
+    la_tock(prof, 133, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k136_dpo_sigmoid(t132, t129, t131, B);
-    la_tock(prof, 136, 282, tick);
+    dpo_step_k134_dpo_sigmoid(t128, t125, t127, B);
+    la_tock(prof, 134, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k137_dpo_exo_pair(t133, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
-    la_tock(prof, 137, 282, tick);
+    dpo_step_k135_dpo_exo_pair(t129, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 135, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k138_log_sigmoid(t134, t133, B);
-    la_tock(prof, 138, 282, tick);
+    dpo_step_k136_log_sigmoid(t130, t129, B);
+    la_tock(prof, 136, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k139_dpo_sigmoid(t135, t134, B);
-    la_tock(prof, 139, 282, tick);
+    dpo_step_k137_dpo_sigmoid(t131, t130, B);
+    la_tock(prof, 137, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k140_dpo_sigmoid(t136, t133, t135, B);
-    la_tock(prof, 140, 282, tick);
+    dpo_step_k138_dpo_sigmoid(t132, t129, t131, B);
+    la_tock(prof, 138, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k141_sigmoid(t137, t136, B);
-    la_tock(prof, 141, 282, tick);
+    dpo_step_k139_sigmoid(t133, t132, B);
+    la_tock(prof, 139, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k142_dpo_exo_pair(t138, label_smoothing, t136, B);
-    la_tock(prof, 142, 282, tick);
+    dpo_step_k140_dpo_exo_pair(t134, label_smoothing, t132, B);
+    la_tock(prof, 140, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k143_dpo_exo_pair(t139, t133, B);
-    la_tock(prof, 143, 282, tick);
+    dpo_step_k141_dpo_exo_pair(t135, t129, B);
+    la_tock(prof, 141, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k144_log_sigmoid(t140, t139, B);
-    la_tock(prof, 144, 282, tick);
+    dpo_step_k142_log_sigmoid(t136, t135, B);
+    la_tock(prof, 142, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k145_dpo_sigmoid(t141, t140, B);
-    la_tock(prof, 145, 282, tick);
+    dpo_step_k143_dpo_sigmoid(t137, t136, B);
+    la_tock(prof, 143, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k146_dpo_sigmoid(t142, t139, t141, B);
-    la_tock(prof, 146, 282, tick);
+    dpo_step_k144_dpo_sigmoid(t138, t135, t137, B);
+    la_tock(prof, 144, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k147_sigmoid(t143, t142, B);
-    la_tock(prof, 147, 282, tick);
+    dpo_step_k145_sigmoid(t139, t138, B);
+    la_tock(prof, 145, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k148_dpo_exo_pair(t144, label_smoothing, t142, B);
-    la_tock(prof, 148, 282, tick);
+    dpo_step_k146_dpo_exo_pair(t140, label_smoothing, t138, B);
+    la_tock(prof, 146, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k149_dpo_discopop(t145, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, B);
-    la_tock(prof, 149, 282, tick);
+    dpo_step_k147_dpo_discopop(t141, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 147, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k150_dpo_discopop(t146, t145, B);
-    la_tock(prof, 150, 282, tick);
+    dpo_step_k148_dpo_discopop(t142, t141, B);
+    la_tock(prof, 148, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k151_log_sigmoid(t147, t146, B);
-    la_tock(prof, 151, 282, tick);
+    dpo_step_k149_log_sigmoid(t143, t142, B);
+    la_tock(prof, 149, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k152_dpo_sigmoid(t148, t147, B);
-    la_tock(prof, 152, 282, tick);
+    dpo_step_k150_dpo_sigmoid(t144, t143, B);
+    la_tock(prof, 150, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k153_dpo_sigmoid(t149, t146, t148, B);
-    la_tock(prof, 153, 282, tick);
+    dpo_step_k151_dpo_sigmoid(t145, t142, t144, B);
+    la_tock(prof, 151, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k154_log_sigmoid(t150, t145, B);
-    la_tock(prof, 154, 282, tick);
+    dpo_step_k152_log_sigmoid(t146, t141, B);
+    la_tock(prof, 152, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k155_dpo_sigmoid(t151, t150, B);
-    la_tock(prof, 155, 282, tick);
+    dpo_step_k153_dpo_sigmoid(t147, t146, B);
+    la_tock(prof, 153, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k156_dpo_sigmoid(t152, t145, t151, B);
-    la_tock(prof, 156, 282, tick);
+    dpo_step_k154_dpo_sigmoid(t148, t141, t147, B);
+    la_tock(prof, 154, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k157_dpo_sigmoid(t153, t149, B);
-    la_tock(prof, 157, 282, tick);
+    dpo_step_k155_dpo_sigmoid(t149, t145, B);
+    la_tock(prof, 155, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k158_dpo_discopop(t154, t145, B);
-    la_tock(prof, 158, 282, tick);
+    dpo_step_k156_dpo_discopop(t150, t141, B);
+    la_tock(prof, 156, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k159_dpo_sigmoid_norm(t155, loss_weights, t43, B);
-    la_tock(prof, 159, 282, tick);
+    dpo_step_k157_dpo_sigmoid_norm(t151, loss_weights, t39, B);
+    la_tock(prof, 157, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k160_dpo_sigmoid_norm(t156, loss_weights, t44, B);
-    la_tock(prof, 160, 282, tick);
+    dpo_step_k158_dpo_sigmoid_norm(t152, loss_weights, t40, B);
+    la_tock(prof, 158, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k161_dpo_sigmoid_norm(t157, ref_chosen, ref_rejected, beta, loss_weights, t36, t40, t155, t156, B);
-    la_tock(prof, 161, 282, tick);
+    dpo_step_k159_dpo_sigmoid_norm(t153, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t151, t152, B);
+    la_tock(prof, 159, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k162_log_sigmoid(t158, t157, B);
-    la_tock(prof, 162, 282, tick);
+    dpo_step_k160_log_sigmoid(t154, t153, B);
+    la_tock(prof, 160, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k163_dpo_sigmoid(t159, t158, B);
-    la_tock(prof, 163, 282, tick);
+    dpo_step_k161_dpo_sigmoid(t155, t154, B);
+    la_tock(prof, 161, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k164_dpo_sigmoid_norm(t160, t157, B);
-    la_tock(prof, 164, 282, tick);
+    dpo_step_k162_dpo_sigmoid_norm(t156, t153, B);
+    la_tock(prof, 162, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k165_log_sigmoid(t161, t160, B);
-    la_tock(prof, 165, 282, tick);
+    dpo_step_k163_log_sigmoid(t157, t156, B);
+    la_tock(prof, 163, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k166_dpo_sigmoid(t162, t161, B);
-    la_tock(prof, 166, 282, tick);
+    dpo_step_k164_dpo_sigmoid(t158, t157, B);
+    la_tock(prof, 164, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k167_dpo_sft(t163, loss_weights, t43, B);
-    la_tock(prof, 167, 282, tick);
+    dpo_step_k165_dpo_sft(t159, loss_weights, t39, B);
+    la_tock(prof, 165, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k168_log_sigmoid(t164, beta, label_smoothing, loss_weights, t36, t45, t47, t48, t50, t51, t53, t54, t56, t57, t60, t61, t62, t63, t65, t66, t68, t69, t71, t78, t82, t86, t88, t91, t93, t94, t96, t99, t105, t107, t110, t112, t113, t115, t119, t123, t128, t132, t137, t138, t143, t144, t149, t152, t153, t154, t157, t159, t160, t162, t163, B);
-    la_tock(prof, 168, 282, tick);
+    dpo_step_k166_log_sigmoid(losses, beta, label_smoothing, loss_weights, logps_chosen, t41, t43, t44, t46, t47, t49, t50, t52, t53, t56, t57, t58, t59, t61, t62, t64, t65, t67, t74, t78, t82, t84, t87, t89, t90, t92, t95, t101, t103, t106, t108, t109, t111, t115, t119, t124, t128, t133, t134, t139, t140, t145, t148, t149, t150, t153, t155, t156, t158, t159, B);
+    la_tock(prof, 166, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k169_lm_head(t165, loss_weights, t164, B);
-    la_tock(prof, 169, 282, tick);
+    dpo_step_k167_lm_head(t160, loss_weights, losses, B);
+    la_tock(prof, 167, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k170_lm_head(t166, pair_weight, t165, B);
-    la_tock(prof, 170, 282, tick);
+    dpo_step_k168_lm_head(t161, pair_weight, t160, B);
+    la_tock(prof, 168, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k171_sft(t167, pair_weight, t36, t43, B);
-    la_tock(prof, 171, 282, tick);
+    dpo_step_k169_sft(t162, pair_weight, logps_chosen, t39, B);
+    la_tock(prof, 169, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k172_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t166, t167);
-    la_tock(prof, 172, 282, tick);
+    dpo_step_k170_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t161, t162);
+    la_tock(prof, 170, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k173_lm_head(losses, t164, B);
-    la_tock(prof, 173, 282, tick);
+    dpo_step_k171_lm_head_grad(t163, pair_weight, loss_weights, pref_loss_ratio, B);
+    la_tock(prof, 171, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k174_lm_head(logps_chosen, t36, B);
-    la_tock(prof, 174, 282, tick);
+    dpo_step_k172_log_sigmoid_grad(t164, beta, label_smoothing, loss_weights, t153, t154, t155, t156, t157, t158, t163, B);
+    la_tock(prof, 172, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k175_lm_head(logps_rejected, t40, B);
-    la_tock(prof, 175, 282, tick);
+    dpo_step_k173_log_sigmoid_grad(t165, beta, loss_weights, t141, t142, t143, t144, t145, t146, t147, t148, t149, t150, t163, B);
+    la_tock(prof, 173, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k176_lm_head_grad(t168, pair_weight, loss_weights, pref_loss_ratio, B);
-    la_tock(prof, 176, 282, tick);
+    dpo_step_k174_log_sigmoid_grad(t166, beta, loss_weights, t129, t130, t131, t133, t134, t135, t136, t137, t139, t140, t163, B);
+    la_tock(prof, 174, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k177_log_sigmoid_grad(t169, beta, label_smoothing, loss_weights, t157, t158, t159, t160, t161, t162, t168, B);
-    la_tock(prof, 177, 282, tick);
+    dpo_step_k175_dpo_apo_down(t167, loss_weights, t163, B);
+    la_tock(prof, 175, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k178_log_sigmoid_grad(t170, beta, loss_weights, t145, t146, t147, t148, t149, t150, t151, t152, t153, t154, t168, B);
-    la_tock(prof, 178, 282, tick);
+    dpo_step_k176_log_sigmoid_grad(t168, beta, t125, t126, t127, t128, t167, B);
+    la_tock(prof, 176, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k179_log_sigmoid_grad(t171, beta, loss_weights, t133, t134, t135, t137, t138, t139, t140, t141, t143, t144, t168, B);
-    la_tock(prof, 179, 282, tick);
+    dpo_step_k177_sigmoid_grad(t169, t124, t167, B);
+    la_tock(prof, 177, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k180_dpo_apo_down(t172, loss_weights, t168, B);
-    la_tock(prof, 180, 282, tick);
+    dpo_step_k178_dpo_apo_zero(t170, loss_weights, t163, B);
+    la_tock(prof, 178, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k181_log_sigmoid_grad(t173, beta, t129, t130, t131, t132, t172, B);
-    la_tock(prof, 181, 282, tick);
+    dpo_step_k179_sigmoid_grad(t171, t119, t170, B);
+    la_tock(prof, 179, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k182_sigmoid_grad(t174, t128, t172, B);
-    la_tock(prof, 182, 282, tick);
+    dpo_step_k180_dpo_apo_zero_grad(t172, t115, t170, B);
+    la_tock(prof, 180, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k183_dpo_apo_zero(t175, loss_weights, t168, B);
-    la_tock(prof, 183, 282, tick);
+    dpo_step_k181_dpo_bco_pair(t173, loss_weights, t163, B);
+    la_tock(prof, 181, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k184_sigmoid_grad(t176, t123, t175, B);
-    la_tock(prof, 184, 282, tick);
+    dpo_step_k182_log_sigmoid_grad(t174, t173, B);
+    la_tock(prof, 182, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k185_dpo_apo_zero_grad(t177, t119, t175, B);
-    la_tock(prof, 185, 282, tick);
+    dpo_step_k183_dpo_orpo(t175, loss_weights, t163, B);
+    la_tock(prof, 183, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k186_dpo_bco_pair(t178, loss_weights, t168, B);
-    la_tock(prof, 186, 282, tick);
+    dpo_step_k184_log_sigmoid_grad(t176, beta, t101, t102, t103, t175, B);
+    la_tock(prof, 184, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k187_log_sigmoid_grad(t179, t178, B);
-    la_tock(prof, 187, 282, tick);
+    dpo_step_k185_dpo_orpo_grad(t177, t176, B);
+    la_tock(prof, 185, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k188_dpo_orpo(t180, loss_weights, t168, B);
-    la_tock(prof, 188, 282, tick);
+    dpo_step_k186_log_sigmoid_grad(t178, beta, label_smoothing, loss_weights, t87, t88, t89, t90, t91, t92, t163, B);
+    la_tock(prof, 186, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k189_log_sigmoid_grad(t181, beta, t105, t106, t107, t180, B);
-    la_tock(prof, 189, 282, tick);
+    dpo_step_k187_log_sigmoid_grad(t179, beta, loss_weights, t82, t83, t84, t163, B);
+    la_tock(prof, 187, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k190_dpo_orpo_grad(t182, t181, B);
-    la_tock(prof, 190, 282, tick);
+    dpo_step_k188_dpo_dpop_grad(t180, t179, B);
+    la_tock(prof, 188, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k191_log_sigmoid_grad(t183, beta, label_smoothing, loss_weights, t91, t92, t93, t94, t95, t96, t168, B);
-    la_tock(prof, 191, 282, tick);
+    dpo_step_k189_dpo_kto_pair(t181, loss_weights, t163, B);
+    la_tock(prof, 189, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k192_log_sigmoid_grad(t184, beta, loss_weights, t86, t87, t88, t168, B);
-    la_tock(prof, 192, 282, tick);
+    dpo_step_k190_sigmoid_grad(t182, t78, t181, B);
+    la_tock(prof, 190, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k193_dpo_dpop_grad(t185, t184, B);
-    la_tock(prof, 193, 282, tick);
+    dpo_step_k191_sigmoid_grad(t183, t74, t181, B);
+    la_tock(prof, 191, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k194_dpo_kto_pair(t186, loss_weights, t168, B);
-    la_tock(prof, 194, 282, tick);
+    dpo_step_k192_dpo_nca_pair(t184, loss_weights, t163, B);
+    la_tock(prof, 192, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k195_sigmoid_grad(t187, t82, t186, B);
-    la_tock(prof, 195, 282, tick);
+    dpo_step_k193_dpo_nca_pair(t185, t184, B);
+    la_tock(prof, 193, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k196_sigmoid_grad(t188, t78, t186, B);
-    la_tock(prof, 196, 282, tick);
+    dpo_step_k194_log_sigmoid_grad(t186, t185, B);
+    la_tock(prof, 194, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k197_dpo_nca_pair(t189, loss_weights, t168, B);
-    la_tock(prof, 197, 282, tick);
+    dpo_step_k195_dpo_sppo_hard(t187, loss_weights, t163, B);
+    la_tock(prof, 195, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k198_dpo_nca_pair(t190, t189, B);
-    la_tock(prof, 198, 282, tick);
+    dpo_step_k196_dpo_sppo_hard_grad(t188, t58, t187, B);
+    la_tock(prof, 196, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k199_log_sigmoid_grad(t191, t190, B);
-    la_tock(prof, 199, 282, tick);
+    dpo_step_k197_dpo_sppo_hard_grad(t189, t57, t187, B);
+    la_tock(prof, 197, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k200_dpo_sppo_hard(t192, loss_weights, t168, B);
-    la_tock(prof, 200, 282, tick);
+    dpo_step_k198_dpo_ipo(t190, loss_weights, t56, t163, B);
+    la_tock(prof, 198, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k201_dpo_sppo_hard_grad(t193, t62, t192, B);
-    la_tock(prof, 201, 282, tick);
+    dpo_step_k199_dpo_hinge(t191, beta, loss_weights, t53, t163, B);
+    la_tock(prof, 199, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k202_dpo_sppo_hard_grad(t194, t61, t192, B);
-    la_tock(prof, 202, 282, tick);
+    dpo_step_k200_log_sigmoid_grad(t192, beta, label_smoothing, loss_weights, t47, t48, t49, t50, t51, t52, t163, B);
+    la_tock(prof, 200, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k203_dpo_ipo(t195, loss_weights, t60, t168, B);
-    la_tock(prof, 203, 282, tick);
+    dpo_step_k201_log_sigmoid_grad(t193, beta, label_smoothing, loss_weights, t41, t42, t43, t44, t45, t46, t163, B);
+    la_tock(prof, 201, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k204_dpo_hinge(t196, beta, loss_weights, t57, t168, B);
-    la_tock(prof, 204, 282, tick);
+    dpo_step_k202_log_sigmoid_grad(t194, chosen_mask, rejected_mask, beta, dpop_lambda, pair_weight, loss_weights, sft_loss_ratio, t25, t26, t28, t29, t31, t34, t39, t54, t55, t59, t60, t61, t62, t63, t64, t65, t66, t67, t71, t72, t73, t75, t76, t77, t81, t85, t86, t93, t94, t97, t98, t99, t100, t106, t107, t108, t109, t110, t111, t112, t113, t114, t116, t117, t118, t121, t122, t123, t151, t152, t159, t163, t164, t165, t166, t168, t169, t171, t172, t173, t174, t175, t176, t177, t178, t179, t180, t182, t183, t184, t185, t186, t188, t189, t190, t191, t192, t193, B, T, V);
+    la_tock(prof, 202, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k205_log_sigmoid_grad(t197, beta, label_smoothing, loss_weights, t51, t52, t53, t54, t55, t56, t168, B);
-    la_tock(prof, 205, 282, tick);
+    dpo_step_k203_lm_head_grad_matmul(t195, lm_head, t194, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 203, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k206_log_sigmoid_grad(t198, beta, label_smoothing, loss_weights, t45, t46, t47, t48, t49, t50, t168, B);
-    la_tock(prof, 206, 282, tick);
+    dpo_step_k204_rmsnorm_grad(t196, t23, t195, B, HD2, KVH, REP, T);
+    la_tock(prof, 204, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k207_log_sigmoid_grad(t199, chosen_mask, rejected_mask, beta, dpop_lambda, pair_weight, loss_weights, sft_loss_ratio, t27, t28, t30, t31, t33, t37, t43, t58, t59, t63, t64, t65, t66, t67, t68, t69, t70, t71, t75, t76, t77, t79, t80, t81, t85, t89, t90, t97, t98, t101, t102, t103, t104, t110, t111, t112, t113, t114, t115, t116, t117, t118, t120, t121, t122, t125, t126, t127, t155, t156, t163, t168, t169, t170, t171, t173, t174, t176, t177, t178, t179, t180, t181, t182, t183, t184, t185, t187, t188, t189, t190, t191, t193, t194, t195, t196, t197, t198, B, T, V);
-    la_tock(prof, 207, 282, tick);
+    dpo_step_k205_rmsnorm_grad(t197, t196, HD2, KVH, REP, T);
+    la_tock(prof, 205, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k208_lm_head_grad_matmul(t200, lm_head, t199, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 208, 282, tick);
+    dpo_step_k206_rmsnorm_grad(t198, final_norm, carry0, t22, t195, B, HD2, KVH, REP, T);
+    la_tock(prof, 206, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k209_rmsnorm_grad(t201, t25, t200, B, HD2, KVH, REP, T);
-    la_tock(prof, 209, 282, tick);
+    dpo_step_k207_rmsnorm_grad(grad_final_norm, t197, HD2, KVH, REP);
+    la_tock(prof, 207, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k210_rmsnorm_grad(t202, t201, HD2, KVH, REP, T);
-    la_tock(prof, 210, 282, tick);
-    tick = la_tick(prof);
-    dpo_step_k211_rmsnorm_grad(t203, final_norm, carry0, t24, t200, B, HD2, KVH, REP, T);
-    la_tock(prof, 211, 282, tick);
-    tick = la_tick(prof);
-    dpo_step_k212_rmsnorm_grad(grad_final_norm, t202, HD2, KVH, REP);
-    la_tock(prof, 212, 282, tick);
-    tick = la_tick(prof);
-    dpo_step_k213_lm_head_grad_matmul(grad_lm_head, t26, t199, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 213, 282, tick);
+    dpo_step_k208_lm_head_grad_matmul(grad_lm_head, t24, t194, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 208, 273, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t203;
-    float *carry1_buf[2] = { args->arena + off[127], args->arena + off[128] };
+    const float *carry1 = t198;
+    float *carry1_buf[2] = { args->arena + off[124], args->arena + off[125] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -6686,212 +6520,200 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k214_rmsnorm(t204, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 214, 282, tick);
+        dpo_step_k209_rmsnorm(t199, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 209, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k215_rmsnorm(t205, norm_eps, t204, B, HD2, KVH, REP, T);
-        la_tock(prof, 215, 282, tick);
+        dpo_step_k210_rmsnorm(t200, norm_eps, t199, B, HD2, KVH, REP, T);
+        la_tock(prof, 210, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k216_rmsnorm(t206, saved_x, t205, B, HD2, KVH, REP, T);
-        la_tock(prof, 216, 282, tick);
+        dpo_step_k211_rmsnorm(t201, saved_x, t200, B, HD2, KVH, REP, T);
+        la_tock(prof, 211, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k217_rmsnorm(t207, attn_norm, t206, B, HD2, KVH, REP, T);
-        la_tock(prof, 217, 282, tick);
+        dpo_step_k212_rmsnorm(t202, attn_norm, t201, B, HD2, KVH, REP, T);
+        la_tock(prof, 212, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k218_attention_matmul(t208, wq, t207, B, HD2, KVH, REP, T);
-        la_tock(prof, 218, 282, tick);
+        dpo_step_k213_attention_matmul(t203, wq, t202, B, HD2, KVH, REP, T);
+        la_tock(prof, 213, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k219_rope(t209, t1, t2, t208, B, HD2, KVH, REP, T);
-        la_tock(prof, 219, 282, tick);
+        dpo_step_k214_rope(t204, t1, t2, t203, B, HD2, KVH, REP, T);
+        la_tock(prof, 214, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k220_attention_matmul(t210, wk, t207, B, HD2, KVH, REP, T);
-        la_tock(prof, 220, 282, tick);
+        dpo_step_k215_attention_matmul(t205, wk, t202, B, HD2, KVH, REP, T);
+        la_tock(prof, 215, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k221_rope(t211, t1, t2, t210, B, HD2, KVH, T);
-        la_tock(prof, 221, 282, tick);
+        dpo_step_k216_rope(t206, t1, t2, t205, B, HD2, KVH, T);
+        la_tock(prof, 216, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k222_attention_matmul(t212, wv, t207, B, HD2, KVH, REP, T);
-        la_tock(prof, 222, 282, tick);
+        dpo_step_k217_attention_matmul(t207, wv, t202, B, HD2, KVH, REP, T);
+        la_tock(prof, 217, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k223_scores_matmul(t213, t209, t211, B, HD2, KVH, REP, T);
-        la_tock(prof, 223, 282, tick);
+        dpo_step_k218_scores_matmul(t208, t204, t206, B, HD2, KVH, REP, T);
+        la_tock(prof, 218, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k224_attention(t214, t4, B, KVH, REP, T);
-        la_tock(prof, 224, 282, tick);
+        dpo_step_k219_attention(t209, t4, B, KVH, REP, T);
+        la_tock(prof, 219, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k225_scores(t215, t213, t214, B, HD2, KVH, REP, T);
-        la_tock(prof, 225, 282, tick);
+        dpo_step_k220_scores(t210, t208, t209, B, HD2, KVH, REP, T);
+        la_tock(prof, 220, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k226_softmax(t216, t215, B, KVH, REP, T);
-        la_tock(prof, 226, 282, tick);
+        dpo_step_k221_softmax(t211, t210, B, KVH, REP, T);
+        la_tock(prof, 221, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k227_softmax(t217, t215, t216, B, KVH, REP, T);
-        la_tock(prof, 227, 282, tick);
+        dpo_step_k222_softmax(t212, t210, t211, B, KVH, REP, T);
+        la_tock(prof, 222, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k228_softmax(t218, t217, B, KVH, REP, T);
-        la_tock(prof, 228, 282, tick);
+        dpo_step_k223_softmax(t213, t212, B, KVH, REP, T);
+        la_tock(prof, 223, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k229_softmax(t219, t217, t218, B, KVH, REP, T);
-        la_tock(prof, 229, 282, tick);
+        dpo_step_k224_softmax(t214, t212, t213, B, KVH, REP, T);
+        la_tock(prof, 224, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k230_attention_matmul(t220, t212, t219, B, HD2, KVH, REP, T);
-        la_tock(prof, 230, 282, tick);
+        dpo_step_k225_attention_matmul(t215, t207, t214, B, HD2, KVH, REP, T);
+        la_tock(prof, 225, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k231_attention(t221, t220, B, HD2, KVH, REP, T);
-        la_tock(prof, 231, 282, tick);
+        dpo_step_k226_attention_matmul(t216, wo, t215, B, HD2, KVH, REP, T);
+        la_tock(prof, 226, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k232_attention_matmul(t222, wo, t221, B, HD2, KVH, REP, T);
-        la_tock(prof, 232, 282, tick);
+        dpo_step_k227_attention(t217, saved_x, t216, B, HD2, KVH, REP, T);
+        la_tock(prof, 227, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k233_attention(t223, saved_x, t222, B, HD2, KVH, REP, T);
-        la_tock(prof, 233, 282, tick);
+        dpo_step_k228_rmsnorm(t218, t217, B, HD2, KVH, REP, T);
+        la_tock(prof, 228, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k234_rmsnorm(t224, t223, B, HD2, KVH, REP, T);
-        la_tock(prof, 234, 282, tick);
+        dpo_step_k229_rmsnorm(t219, norm_eps, t218, B, HD2, KVH, REP, T);
+        la_tock(prof, 229, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k235_rmsnorm(t225, norm_eps, t224, B, HD2, KVH, REP, T);
-        la_tock(prof, 235, 282, tick);
+        dpo_step_k230_rmsnorm(t220, t217, t219, B, HD2, KVH, REP, T);
+        la_tock(prof, 230, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k236_rmsnorm(t226, t223, t225, B, HD2, KVH, REP, T);
-        la_tock(prof, 236, 282, tick);
+        dpo_step_k231_rmsnorm(t221, ffn_norm, t220, B, HD2, KVH, REP, T);
+        la_tock(prof, 231, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k237_rmsnorm(t227, ffn_norm, t226, B, HD2, KVH, REP, T);
-        la_tock(prof, 237, 282, tick);
+        dpo_step_k232_gate_up_matmul(t222, w1, t221, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 232, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k238_gate_up_matmul(t228, w1, t227, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 238, 282, tick);
+        dpo_step_k233_silu(t223, t222, B, F, T);
+        la_tock(prof, 233, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k239_silu(t229, t228, B, F, T);
-        la_tock(prof, 239, 282, tick);
+        dpo_step_k234_silu(t224, t223, B, F, T);
+        la_tock(prof, 234, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k240_silu(t230, t229, B, F, T);
-        la_tock(prof, 240, 282, tick);
+        dpo_step_k235_gate_up(t225, t222, t224, B, F, T);
+        la_tock(prof, 235, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k241_gate_up(t231, t228, t230, B, F, T);
-        la_tock(prof, 241, 282, tick);
+        dpo_step_k236_gate_up_matmul(t226, w3, t221, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 236, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k242_gate_up_matmul(t232, w3, t227, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 242, 282, tick);
+        dpo_step_k237_gate_up(t227, t225, t226, B, F, T);
+        la_tock(prof, 237, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k243_gate_up(t233, t231, t232, B, F, T);
-        la_tock(prof, 243, 282, tick);
+        dpo_step_k238_ffn_grad_matmul(t228, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 238, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k244_ffn_grad_matmul(t234, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 244, 282, tick);
+        dpo_step_k239_ffn_grad(t229, t225, t228, B, F, T);
+        la_tock(prof, 239, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k245_ffn_grad(t235, t231, t234, B, F, T);
-        la_tock(prof, 245, 282, tick);
+        dpo_step_k240_gate_up_grad_matmul(t230, w3, t229, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 240, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k246_gate_up_grad_matmul(t236, w3, t235, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 246, 282, tick);
+        dpo_step_k241_silu_grad(t231, t223, t224, t225, t226, t228, B, F, T);
+        la_tock(prof, 241, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k247_silu_grad(t237, t229, t230, t231, t232, t234, B, F, T);
-        la_tock(prof, 247, 282, tick);
+        dpo_step_k242_gate_up_grad_matmul(t232, w1, t231, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 242, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k248_gate_up_grad_matmul(t238, w1, t237, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 248, 282, tick);
+        dpo_step_k243_gate_up_grad(t233, t230, t232, B, HD2, KVH, REP, T);
+        la_tock(prof, 243, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k249_gate_up_grad(t239, t236, t238, B, HD2, KVH, REP, T);
-        la_tock(prof, 249, 282, tick);
+        dpo_step_k244_rmsnorm_grad(t234, t220, t233, B, HD2, KVH, REP, T);
+        la_tock(prof, 244, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k250_rmsnorm_grad(t240, t226, t239, B, HD2, KVH, REP, T);
-        la_tock(prof, 250, 282, tick);
+        dpo_step_k245_rmsnorm_grad(t235, t234, HD2, KVH, REP, T);
+        la_tock(prof, 245, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k251_rmsnorm_grad(t241, t240, HD2, KVH, REP, T);
-        la_tock(prof, 251, 282, tick);
+        dpo_step_k246_rmsnorm_grad(t236, carry1, ffn_norm, t217, t219, t233, B, HD2, KVH, REP, T);
+        la_tock(prof, 246, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k252_rmsnorm_grad(t242, carry1, ffn_norm, t223, t225, t239, B, HD2, KVH, REP, T);
-        la_tock(prof, 252, 282, tick);
+        dpo_step_k247_attention_grad_matmul(t237, wo, t236, B, HD2, KVH, REP, T);
+        la_tock(prof, 247, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k253_attention_grad_matmul(t243, wo, t242, B, HD2, KVH, REP, T);
-        la_tock(prof, 253, 282, tick);
+        dpo_step_k248_attention_grad_matmul(t238, t207, t237, B, HD2, KVH, REP, T);
+        la_tock(prof, 248, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k254_attention_grad_matmul(t244, t212, t243, B, HD2, KVH, REP, T);
-        la_tock(prof, 254, 282, tick);
+        dpo_step_k249_softmax_grad(t239, t209, t210, t211, t212, t213, t214, t238, B, HD2, KVH, REP, T);
+        la_tock(prof, 249, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k255_attention_grad_matmul(t245, t219, t243, B, HD2, KVH, REP, T);
-        la_tock(prof, 255, 282, tick);
+        dpo_step_k250_scores_grad_matmul(t240, t206, t239, B, HD2, KVH, REP, T);
+        la_tock(prof, 250, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k256_softmax_grad(t246, t214, t215, t216, t217, t218, t219, t244, B, HD2, KVH, REP, T);
-        la_tock(prof, 256, 282, tick);
+        dpo_step_k251_attention_grad_matmul(t241, t204, t239, B, HD2, KVH, REP, T);
+        la_tock(prof, 251, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k257_scores_grad_matmul(t247, t211, t246, B, HD2, KVH, REP, T);
-        la_tock(prof, 257, 282, tick);
+        dpo_step_k252_attention_grad_matmul(t242, t214, t237, B, HD2, KVH, REP, T);
+        la_tock(prof, 252, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k258_scores_grad_matmul(t248, t209, t246, B, HD2, KVH, REP, T);
-        la_tock(prof, 258, 282, tick);
+        dpo_step_k253_attention_grad_matmul(t243, wv, t242, B, HD2, KVH, REP, T);
+        la_tock(prof, 253, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k259_attention_grad(t249, t245, B, HD2, KVH, REP, T);
-        la_tock(prof, 259, 282, tick);
+        dpo_step_k254_rope_grad(t244, t1, t2, t241, B, HD2, KVH, T);
+        la_tock(prof, 254, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k260_attention_grad(t250, t248, B, HD2, KVH, REP, T);
-        la_tock(prof, 260, 282, tick);
+        dpo_step_k255_attention_grad_matmul(t245, wk, t244, B, HD2, KVH, REP, T);
+        la_tock(prof, 255, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k261_attention_grad(t251, t249, B, HD2, KVH, T);
-        la_tock(prof, 261, 282, tick);
+        dpo_step_k256_rope_grad(t246, t1, t2, t240, B, HD2, KVH, REP, T);
+        la_tock(prof, 256, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k262_attention_grad_matmul(t252, wv, t251, B, HD2, KVH, REP, T);
-        la_tock(prof, 262, 282, tick);
+        dpo_step_k257_attention_grad_matmul(t247, wq, t246, B, HD2, KVH, REP, T);
+        la_tock(prof, 257, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k263_rope_grad(t253, t1, t2, t250, B, HD2, KVH, T);
-        la_tock(prof, 263, 282, tick);
+        dpo_step_k258_attention_grad(t248, t243, t245, t247, B, HD2, KVH, REP, T);
+        la_tock(prof, 258, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k264_attention_grad_matmul(t254, wk, t253, B, HD2, KVH, REP, T);
-        la_tock(prof, 264, 282, tick);
+        dpo_step_k259_rmsnorm_grad(t249, t201, t248, B, HD2, KVH, REP, T);
+        la_tock(prof, 259, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k265_rope_grad(t255, t1, t2, t247, B, HD2, KVH, REP, T);
-        la_tock(prof, 265, 282, tick);
+        dpo_step_k260_rmsnorm_grad(t250, t249, HD2, KVH, REP, T);
+        la_tock(prof, 260, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k266_attention_grad_matmul(t256, wq, t255, B, HD2, KVH, REP, T);
-        la_tock(prof, 266, 282, tick);
+        dpo_step_k261_rmsnorm_grad(carry1_next, saved_x, attn_norm, t200, t236, t248, B, HD2, KVH, REP, T);
+        la_tock(prof, 261, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k267_attention_grad(t257, t252, t254, t256, B, HD2, KVH, REP, T);
-        la_tock(prof, 267, 282, tick);
+        dpo_step_k262_layer_backward(grad_attn_norm, t250, HD2, KVH, REP);
+        la_tock(prof, 262, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k268_rmsnorm_grad(t258, t206, t257, B, HD2, KVH, REP, T);
-        la_tock(prof, 268, 282, tick);
+        dpo_step_k263_layer_backward_matmul(grad_wq, t202, t246, B, HD2, KVH, REP, T);
+        la_tock(prof, 263, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k269_rmsnorm_grad(t259, t258, HD2, KVH, REP, T);
-        la_tock(prof, 269, 282, tick);
+        dpo_step_k264_layer_backward_matmul(grad_wk, t202, t244, B, HD2, KVH, REP, T);
+        la_tock(prof, 264, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k270_rmsnorm_grad(carry1_next, saved_x, attn_norm, t205, t242, t257, B, HD2, KVH, REP, T);
-        la_tock(prof, 270, 282, tick);
+        dpo_step_k265_layer_backward_matmul(grad_wv, t202, t242, B, HD2, KVH, REP, T);
+        la_tock(prof, 265, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k271_layer_backward(grad_attn_norm, t259, HD2, KVH, REP);
-        la_tock(prof, 271, 282, tick);
+        dpo_step_k266_layer_backward_matmul(grad_wo, t215, t236, B, HD2, KVH, REP, T);
+        la_tock(prof, 266, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k272_layer_backward_matmul(grad_wq, t207, t255, B, HD2, KVH, REP, T);
-        la_tock(prof, 272, 282, tick);
+        dpo_step_k267_layer_backward(grad_ffn_norm, t235, HD2, KVH, REP);
+        la_tock(prof, 267, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k273_layer_backward_matmul(grad_wk, t207, t253, B, HD2, KVH, REP, T);
-        la_tock(prof, 273, 282, tick);
+        dpo_step_k268_layer_backward_matmul(grad_w1, t221, t231, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 268, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k274_layer_backward_matmul(grad_wv, t207, t251, B, HD2, KVH, REP, T);
-        la_tock(prof, 274, 282, tick);
+        dpo_step_k269_layer_backward_matmul(grad_w2, carry1, t227, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 269, 273, tick);
         tick = la_tick(prof);
-        dpo_step_k275_layer_backward_matmul(grad_wo, t221, t242, B, HD2, KVH, REP, T);
-        la_tock(prof, 275, 282, tick);
-        tick = la_tick(prof);
-        dpo_step_k276_layer_backward(grad_ffn_norm, t241, HD2, KVH, REP);
-        la_tock(prof, 276, 282, tick);
-        tick = la_tick(prof);
-        dpo_step_k277_layer_backward_matmul(grad_w1, t227, t237, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 277, 282, tick);
-        tick = la_tick(prof);
-        dpo_step_k278_layer_backward_matmul(grad_w2, carry1, t233, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 278, 282, tick);
-        tick = la_tick(prof);
-        dpo_step_k279_layer_backward_matmul(grad_w3, t227, t235, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 279, 282, tick);
+        dpo_step_k270_layer_backward_matmul(grad_w3, t221, t229, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 270, 273, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k280_embed_backward_scatter_add(t260, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 280, 282, tick);
+    dpo_step_k271_embed_backward_scatter_add(t251, ids, carry1, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 271, 273, tick);
     tick = la_tick(prof);
-    dpo_step_k281_embed_backward(grad_embed, t260, HD2, KVH, REP, V);
-    la_tock(prof, 281, 282, tick);
+    dpo_step_k272_embed_backward(grad_embed, t251, HD2, KVH, REP, V);
+    la_tock(prof, 272, 273, tick);
     (void)tick;
 }
 
@@ -6910,282 +6732,273 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[3] = (double)(B*T); bytes[3] = (double)(4*B*T + 4*B*T); /* dpo_step_k3_shared_prompt_mask */
     flops[4] = (double)(B*T + B*T + B*T*T + B*T*T); bytes[4] = (double)(4*B*T*T + 4*B*T); /* dpo_step_k4_shared_prompt_mask */
     flops[5] = (double)(0); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_k5_embed */
-    flops[6] = (double)(0); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_layer */
-    flops[7] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k7_rmsnorm */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k8_attention_matmul */
-    flops[9] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_rope */
-    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k10_attention_matmul */
-    flops[11] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[11] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k11_rope */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k12_attention_matmul */
-    flops[13] = (double)(4*B*HD2*KVH*REP*T*T); bytes[13] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k13_scores_matmul */
-    flops[14] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[14] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k14_attention */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k15_attention_matmul */
-    flops[16] = (double)(0); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_attention */
-    flops[17] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k17_attention_matmul */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k18_attention */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k19_rmsnorm */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_gate_up_matmul */
-    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k21_gate_up_matmul */
-    flops[22] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[22] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k22_silu */
-    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k23_ffn_matmul */
-    flops[24] = (double)(2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k24_ffn */
-    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k25_rmsnorm */
-    flops[26] = (double)(B*T + B*T + B*T); bytes[26] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k26_rmsnorm */
-    flops[27] = (double)(2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k27_rmsnorm */
-    flops[28] = (double)(2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k28_rmsnorm */
-    flops[29] = (double)(4*B*HD2*KVH*REP*T*V); bytes[29] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k29_lm_head_matmul */
-    flops[30] = (double)(B*T*V); bytes[30] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k30_lm_head */
-    flops[31] = (double)(B*T*V); bytes[31] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* dpo_step_k31_log_softmax */
-    flops[32] = (double)(B*T*V); bytes[32] = (double)(4*B*T*V + 4*B*T*V); /* dpo_step_k32_log_softmax */
-    flops[33] = (double)(B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k33_log_softmax */
-    flops[34] = (double)(B*T + B*T*V); bytes[34] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* dpo_step_k34_log_softmax */
-    flops[35] = (double)(B*T + B*T*V); bytes[35] = (double)(4*B*T*V + 4*B*T); /* dpo_step_k35_cross_entropy */
-    flops[36] = (double)(B*T*V + B*T*V); bytes[36] = (double)(4*B*T + 4*B*T*V + 4*B*T*V); /* dpo_step_k36_cross_entropy */
-    flops[37] = (double)(B*T + B*T + B*T); bytes[37] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k37_cross_entropy */
-    flops[38] = (double)(B); bytes[38] = (double)(4*B + 4*B); /* dpo_step_k38_sequence_logps */
-    flops[39] = (double)(B*T + B*T*V); bytes[39] = (double)(4*B*T*V + 4*B*T); /* dpo_step_k39_cross_entropy */
-    flops[40] = (double)(B*T*V + B*T*V); bytes[40] = (double)(4*B*T + 4*B*T*V + 4*B*T*V); /* dpo_step_k40_cross_entropy */
-    flops[41] = (double)(B*T + B*T + B*T); bytes[41] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k41_cross_entropy */
-    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_sequence_logps */
-    flops[43] = (double)(B*T*V); bytes[43] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k43_lm_head */
-    flops[44] = (double)(B*T + B*T); bytes[44] = (double)(4*B*T + 4*B*T); /* dpo_step_k44_sequence_logps */
-    flops[45] = (double)(B*T); bytes[45] = (double)(4*B + 4*B*T); /* dpo_step_k45_sequence_logps */
-    flops[46] = (double)(B*T); bytes[46] = (double)(4*B + 4*B*T); /* dpo_step_k46_sequence_logps */
-    flops[47] = (double)(B*T + B*T); bytes[47] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k47_sequence_logps */
-    flops[48] = (double)(B*T + B*T); bytes[48] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k48_sequence_logps */
-    flops[49] = (double)(1 + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
-    flops[50] = (double)(B + B + B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_log_sigmoid */
-    flops[51] = (double)(B); bytes[51] = (double)(4*B + 4*B); /* dpo_step_k51_dpo_sigmoid */
+    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k6_rmsnorm */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_attention_matmul */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_attention_matmul */
+    flops[10] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k10_rope */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k11_attention_matmul */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k12_scores_matmul */
+    flops[13] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[13] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k13_attention */
+    flops[14] = (double)(4*B*HD2*KVH*REP*T*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k14_attention_matmul */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k15_attention_matmul */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_attention */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k17_rmsnorm */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k18_gate_up_matmul */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k19_gate_up_matmul */
+    flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k20_silu */
+    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k21_ffn_matmul */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k22_ffn */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k23_rmsnorm */
+    flops[24] = (double)(B*T + B*T + B*T); bytes[24] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k24_rmsnorm */
+    flops[25] = (double)(2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k25_rmsnorm */
+    flops[26] = (double)(2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k26_rmsnorm */
+    flops[27] = (double)(4*B*HD2*KVH*REP*T*V); bytes[27] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k27_lm_head_matmul */
+    flops[28] = (double)(B*T*V); bytes[28] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k28_lm_head */
+    flops[29] = (double)(B*T*V); bytes[29] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* dpo_step_k29_log_softmax */
+    flops[30] = (double)(B*T*V); bytes[30] = (double)(4*B*T*V + 4*B*T*V); /* dpo_step_k30_log_softmax */
+    flops[31] = (double)(B*T*V); bytes[31] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k31_log_softmax */
+    flops[32] = (double)(B*T + B*T*V); bytes[32] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* dpo_step_k32_log_softmax */
+    flops[33] = (double)(B*T + B*T*V); bytes[33] = (double)(4*B*T*V + 4*B*T); /* dpo_step_k33_cross_entropy */
+    flops[34] = (double)(B*T*V + B*T*V); bytes[34] = (double)(4*B*T + 4*B*T*V + 4*B*T*V); /* dpo_step_k34_cross_entropy */
+    flops[35] = (double)(B*T + B*T + B*T); bytes[35] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k35_cross_entropy */
+    flops[36] = (double)(B); bytes[36] = (double)(4*B + 4*B); /* dpo_step_k36_sequence_logps */
+    flops[37] = (double)(B*T + B*T*V); bytes[37] = (double)(4*B*T*V + 4*B*T); /* dpo_step_k37_cross_entropy */
+    flops[38] = (double)(B*T*V + B*T*V); bytes[38] = (double)(4*B*T + 4*B*T*V + 4*B*T*V); /* dpo_step_k38_cross_entropy */
+    flops[39] = (double)(B*T + B*T + B*T); bytes[39] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k39_cross_entropy */
+    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_sequence_logps */
+    flops[41] = (double)(B*T*V); bytes[41] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k41_lm_head */
+    flops[42] = (double)(B*T + B*T); bytes[42] = (double)(4*B*T + 4*B*T); /* dpo_step_k42_sequence_logps */
+    flops[43] = (double)(B*T); bytes[43] = (double)(4*B + 4*B*T); /* dpo_step_k43_sequence_logps */
+    flops[44] = (double)(B*T); bytes[44] = (double)(4*B + 4*B*T); /* dpo_step_k44_sequence_logps */
+    flops[45] = (double)(B*T + B*T); bytes[45] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k45_sequence_logps */
+    flops[46] = (double)(B*T + B*T); bytes[46] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k46_sequence_logps */
+    flops[47] = (double)(1 + B + B + B + B + B + B + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k47_dpo_sigmoid */
+    flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_log_sigmoid */
+    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
+    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_dpo_sigmoid */
+    flops[51] = (double)(B + B + B); bytes[51] = (double)(4*B + 4*B); /* dpo_step_k51_log_sigmoid */
     flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_step_k52_dpo_sigmoid */
-    flops[53] = (double)(B + B + B); bytes[53] = (double)(4*B + 4*B); /* dpo_step_k53_log_sigmoid */
-    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_dpo_sigmoid */
-    flops[55] = (double)(1 + B + B + B + B + B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k55_dpo_robust */
-    flops[56] = (double)(B + B + B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_log_sigmoid */
-    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_dpo_sigmoid */
-    flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_dpo_robust */
-    flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_log_sigmoid */
-    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
-    flops[61] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k61_dpo_hinge */
-    flops[62] = (double)(1 + B); bytes[62] = (double)(4*B + 68 + 4*B); /* dpo_step_k62_dpo_ipo */
-    flops[63] = (double)(1 + B); bytes[63] = (double)(4*B + 68 + 4*B); /* dpo_step_k63_dpo_ipo */
-    flops[64] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[64] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k64_dpo_ipo */
-    flops[65] = (double)(1 + B + B + B + 1 + B); bytes[65] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k65_dpo_sppo_hard */
-    flops[66] = (double)(1 + B + B + B + 1 + B); bytes[66] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k66_dpo_sppo_hard */
-    flops[67] = (double)(1 + B + B + B + B); bytes[67] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k67_dpo_nca_pair */
-    flops[68] = (double)(B + B + B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_log_sigmoid */
-    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_dpo_sigmoid */
-    flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_dpo_nca_pair */
-    flops[71] = (double)(B + B + B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_log_sigmoid */
-    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_dpo_sigmoid */
-    flops[73] = (double)(1 + B + B + B + B + B); bytes[73] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k73_dpo_nca_pair */
-    flops[74] = (double)(B + B + B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_log_sigmoid */
-    flops[75] = (double)(B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_dpo_sigmoid */
-    flops[76] = (double)(1 + B + B + B); bytes[76] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k76_dpo_kto_pair */
-    flops[77] = (double)(1 + B + B + B); bytes[77] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k77_dpo_kto_pair */
-    flops[78] = (double)(B + B); bytes[78] = (double)(4 + 4*B); /* dpo_step_k78_dpo_sigmoid */
-    flops[79] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[79] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k79_dpo_kto_pair */
-    flops[80] = (double)(B + B + B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_log_sigmoid */
-    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_dpo_sigmoid */
-    flops[82] = (double)(B + B + B + B); bytes[82] = (double)(4*B + 4*B + 4*B); /* dpo_step_k82_dpo_sigmoid */
-    flops[83] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[83] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k83_dpo_kto_pair */
-    flops[84] = (double)(B + B + B); bytes[84] = (double)(4*B + 4*B); /* dpo_step_k84_log_sigmoid */
-    flops[85] = (double)(B); bytes[85] = (double)(4*B + 4*B); /* dpo_step_k85_dpo_sigmoid */
-    flops[86] = (double)(B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4*B); /* dpo_step_k86_dpo_sigmoid */
-    flops[87] = (double)(1 + B); bytes[87] = (double)(4*B + 68 + 4*B); /* dpo_step_k87_dpo_dpop */
-    flops[88] = (double)(1 + B); bytes[88] = (double)(4*B + 4*B + 68); /* dpo_step_k88_dpo_dpop */
-    flops[89] = (double)(B); bytes[89] = (double)(4*B + 4*B + 4*B); /* dpo_step_k89_dpo_dpop */
-    flops[90] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k90_dpo_dpop */
-    flops[91] = (double)(B + B + B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_log_sigmoid */
-    flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
-    flops[93] = (double)(1 + B); bytes[93] = (double)(4*B + 68 + 4*B); /* dpo_step_k93_dpo_simpo */
-    flops[94] = (double)(1 + B); bytes[94] = (double)(4*B + 68 + 4*B); /* dpo_step_k94_dpo_simpo */
-    flops[95] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[95] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k95_dpo_simpo */
-    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_log_sigmoid */
-    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_dpo_sigmoid */
-    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_dpo_simpo */
-    flops[99] = (double)(B + B + B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_log_sigmoid */
-    flops[100] = (double)(B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_dpo_sigmoid */
-    flops[101] = (double)(1 + B); bytes[101] = (double)(4*B + 68 + 4*B); /* dpo_step_k101_dpo_orpo */
-    flops[102] = (double)(1 + B); bytes[102] = (double)(4*B + 68 + 4*B); /* dpo_step_k102_dpo_orpo */
-    flops[103] = (double)(1 + B + B); bytes[103] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k103_dpo_orpo */
-    flops[104] = (double)(1 + B + B); bytes[104] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k104_dpo_orpo */
+    flops[53] = (double)(1 + B + B + B + B + B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k53_dpo_robust */
+    flops[54] = (double)(B + B + B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_log_sigmoid */
+    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B); /* dpo_step_k55_dpo_sigmoid */
+    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_dpo_robust */
+    flops[57] = (double)(B + B + B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_log_sigmoid */
+    flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_dpo_sigmoid */
+    flops[59] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[59] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k59_dpo_hinge */
+    flops[60] = (double)(1 + B); bytes[60] = (double)(4*B + 68 + 4*B); /* dpo_step_k60_dpo_ipo */
+    flops[61] = (double)(1 + B); bytes[61] = (double)(4*B + 68 + 4*B); /* dpo_step_k61_dpo_ipo */
+    flops[62] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[62] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k62_dpo_ipo */
+    flops[63] = (double)(1 + B + B + B + 1 + B); bytes[63] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k63_dpo_sppo_hard */
+    flops[64] = (double)(1 + B + B + B + 1 + B); bytes[64] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k64_dpo_sppo_hard */
+    flops[65] = (double)(1 + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k65_dpo_nca_pair */
+    flops[66] = (double)(B + B + B); bytes[66] = (double)(4*B + 4*B); /* dpo_step_k66_log_sigmoid */
+    flops[67] = (double)(B); bytes[67] = (double)(4*B + 4*B); /* dpo_step_k67_dpo_sigmoid */
+    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_dpo_nca_pair */
+    flops[69] = (double)(B + B + B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_log_sigmoid */
+    flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_dpo_sigmoid */
+    flops[71] = (double)(1 + B + B + B + B + B); bytes[71] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k71_dpo_nca_pair */
+    flops[72] = (double)(B + B + B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_log_sigmoid */
+    flops[73] = (double)(B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_dpo_sigmoid */
+    flops[74] = (double)(1 + B + B + B); bytes[74] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k74_dpo_kto_pair */
+    flops[75] = (double)(1 + B + B + B); bytes[75] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k75_dpo_kto_pair */
+    flops[76] = (double)(B + B); bytes[76] = (double)(4 + 4*B); /* dpo_step_k76_dpo_sigmoid */
+    flops[77] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[77] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k77_dpo_kto_pair */
+    flops[78] = (double)(B + B + B); bytes[78] = (double)(4*B + 4*B); /* dpo_step_k78_log_sigmoid */
+    flops[79] = (double)(B); bytes[79] = (double)(4*B + 4*B); /* dpo_step_k79_dpo_sigmoid */
+    flops[80] = (double)(B + B + B + B); bytes[80] = (double)(4*B + 4*B + 4*B); /* dpo_step_k80_dpo_sigmoid */
+    flops[81] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[81] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k81_dpo_kto_pair */
+    flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_log_sigmoid */
+    flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_step_k83_dpo_sigmoid */
+    flops[84] = (double)(B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4*B); /* dpo_step_k84_dpo_sigmoid */
+    flops[85] = (double)(1 + B); bytes[85] = (double)(4*B + 68 + 4*B); /* dpo_step_k85_dpo_dpop */
+    flops[86] = (double)(1 + B); bytes[86] = (double)(4*B + 4*B + 68); /* dpo_step_k86_dpo_dpop */
+    flops[87] = (double)(B); bytes[87] = (double)(4*B + 4*B + 4*B); /* dpo_step_k87_dpo_dpop */
+    flops[88] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k88_dpo_dpop */
+    flops[89] = (double)(B + B + B); bytes[89] = (double)(4*B + 4*B); /* dpo_step_k89_log_sigmoid */
+    flops[90] = (double)(B); bytes[90] = (double)(4*B + 4*B); /* dpo_step_k90_dpo_sigmoid */
+    flops[91] = (double)(1 + B); bytes[91] = (double)(4*B + 68 + 4*B); /* dpo_step_k91_dpo_simpo */
+    flops[92] = (double)(1 + B); bytes[92] = (double)(4*B + 68 + 4*B); /* dpo_step_k92_dpo_simpo */
+    flops[93] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[93] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k93_dpo_simpo */
+    flops[94] = (double)(B + B + B); bytes[94] = (double)(4*B + 4*B); /* dpo_step_k94_log_sigmoid */
+    flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_step_k95_dpo_sigmoid */
+    flops[96] = (double)(B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_dpo_simpo */
+    flops[97] = (double)(B + B + B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_log_sigmoid */
+    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_dpo_sigmoid */
+    flops[99] = (double)(1 + B); bytes[99] = (double)(4*B + 68 + 4*B); /* dpo_step_k99_dpo_orpo */
+    flops[100] = (double)(1 + B); bytes[100] = (double)(4*B + 68 + 4*B); /* dpo_step_k100_dpo_orpo */
+    flops[101] = (double)(1 + B + B); bytes[101] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k101_dpo_orpo */
+    flops[102] = (double)(1 + B + B); bytes[102] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k102_dpo_orpo */
+    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_dpo_orpo */
+    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_step_k104_dpo_sigmoid */
     flops[105] = (double)(B); bytes[105] = (double)(4*B + 4*B); /* dpo_step_k105_dpo_orpo */
     flops[106] = (double)(B); bytes[106] = (double)(4*B + 4*B); /* dpo_step_k106_dpo_sigmoid */
-    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_dpo_orpo */
-    flops[108] = (double)(B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_dpo_sigmoid */
-    flops[109] = (double)(B + B + B + B + B); bytes[109] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k109_dpo_orpo */
-    flops[110] = (double)(B + B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_log_sigmoid */
-    flops[111] = (double)(B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
-    flops[112] = (double)(1 + B + B + B + B); bytes[112] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k112_dpo_bco_pair */
-    flops[113] = (double)(1 + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k113_dpo_bco_pair */
-    flops[114] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[114] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k114_dpo_bco_pair */
-    flops[115] = (double)(B + B + B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_log_sigmoid */
-    flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_dpo_sigmoid */
-    flops[117] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[117] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k117_dpo_bco_pair */
-    flops[118] = (double)(B + B + B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_log_sigmoid */
-    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_dpo_sigmoid */
-    flops[120] = (double)(1 + B + B + B + B); bytes[120] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k120_dpo_apo_zero */
-    flops[121] = (double)(B + B + B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_log_sigmoid */
-    flops[122] = (double)(B); bytes[122] = (double)(4*B + 4*B); /* dpo_step_k122_dpo_sigmoid */
-    flops[123] = (double)(B + B + B + B); bytes[123] = (double)(4*B + 4*B + 4*B); /* dpo_step_k123_dpo_sigmoid */
-    flops[124] = (double)(1 + B + B + B + B); bytes[124] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k124_dpo_apo_zero */
-    flops[125] = (double)(B + B + B); bytes[125] = (double)(4*B + 4*B); /* dpo_step_k125_log_sigmoid */
-    flops[126] = (double)(B); bytes[126] = (double)(4*B + 4*B); /* dpo_step_k126_dpo_sigmoid */
-    flops[127] = (double)(B + B + B + B); bytes[127] = (double)(4*B + 4*B + 4*B); /* dpo_step_k127_dpo_sigmoid */
-    flops[128] = (double)(1 + B + B + B); bytes[128] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k128_dpo_apo_down */
-    flops[129] = (double)(B); bytes[129] = (double)(4*B + 4 + 4*B); /* dpo_step_k129_dpo_sigmoid */
-    flops[130] = (double)(B + B + B); bytes[130] = (double)(4*B + 4*B); /* dpo_step_k130_log_sigmoid */
-    flops[131] = (double)(B); bytes[131] = (double)(4*B + 4*B); /* dpo_step_k131_dpo_sigmoid */
-    flops[132] = (double)(B + B + B + B); bytes[132] = (double)(4*B + 4*B + 4*B); /* dpo_step_k132_dpo_sigmoid */
-    flops[133] = (double)(1 + B + B + B + B + B); bytes[133] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k133_dpo_apo_down */
-    flops[134] = (double)(B + B + B); bytes[134] = (double)(4*B + 4*B); /* dpo_step_k134_log_sigmoid */
-    flops[135] = (double)(B); bytes[135] = (double)(4*B + 4*B); /* dpo_step_k135_dpo_sigmoid */
-    flops[136] = (double)(B + B + B + B); bytes[136] = (double)(4*B + 4*B + 4*B); /* dpo_step_k136_dpo_sigmoid */
-    flops[137] = (double)(1 + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k137_dpo_exo_pair */
-    flops[138] = (double)(B + B + B); bytes[138] = (double)(4*B + 4*B); /* dpo_step_k138_log_sigmoid */
-    flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_dpo_sigmoid */
-    flops[140] = (double)(B + B + B); bytes[140] = (double)(4*B + 4*B + 4*B); /* dpo_step_k140_dpo_sigmoid */
-    flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_step_k141_sigmoid */
-    flops[142] = (double)(1 + 1 + 1 + 1 + B); bytes[142] = (double)(4*B + 4 + 4*B); /* dpo_step_k142_dpo_exo_pair */
-    flops[143] = (double)(B); bytes[143] = (double)(4*B + 4*B); /* dpo_step_k143_dpo_exo_pair */
-    flops[144] = (double)(B + B + B); bytes[144] = (double)(4*B + 4*B); /* dpo_step_k144_log_sigmoid */
-    flops[145] = (double)(B); bytes[145] = (double)(4*B + 4*B); /* dpo_step_k145_dpo_sigmoid */
-    flops[146] = (double)(B + B + B); bytes[146] = (double)(4*B + 4*B + 4*B); /* dpo_step_k146_dpo_sigmoid */
-    flops[147] = (double)(B); bytes[147] = (double)(4*B + 4*B); /* dpo_step_k147_sigmoid */
-    flops[148] = (double)(1 + 1 + 1 + B); bytes[148] = (double)(4*B + 4 + 4*B); /* dpo_step_k148_dpo_exo_pair */
-    flops[149] = (double)(1 + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k149_dpo_discopop */
-    flops[150] = (double)(B); bytes[150] = (double)(4*B + 4*B); /* dpo_step_k150_dpo_discopop */
-    flops[151] = (double)(B + B + B); bytes[151] = (double)(4*B + 4*B); /* dpo_step_k151_log_sigmoid */
-    flops[152] = (double)(B); bytes[152] = (double)(4*B + 4*B); /* dpo_step_k152_dpo_sigmoid */
-    flops[153] = (double)(B + B + B + B); bytes[153] = (double)(4*B + 4*B + 4*B); /* dpo_step_k153_dpo_sigmoid */
-    flops[154] = (double)(B + B + B); bytes[154] = (double)(4*B + 4*B); /* dpo_step_k154_log_sigmoid */
+    flops[107] = (double)(B + B + B + B + B); bytes[107] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k107_dpo_orpo */
+    flops[108] = (double)(B + B + B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_log_sigmoid */
+    flops[109] = (double)(B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_dpo_sigmoid */
+    flops[110] = (double)(1 + B + B + B + B); bytes[110] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k110_dpo_bco_pair */
+    flops[111] = (double)(1 + B + B + B + B); bytes[111] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k111_dpo_bco_pair */
+    flops[112] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[112] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k112_dpo_bco_pair */
+    flops[113] = (double)(B + B + B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_log_sigmoid */
+    flops[114] = (double)(B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_dpo_sigmoid */
+    flops[115] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[115] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k115_dpo_bco_pair */
+    flops[116] = (double)(B + B + B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_log_sigmoid */
+    flops[117] = (double)(B); bytes[117] = (double)(4*B + 4*B); /* dpo_step_k117_dpo_sigmoid */
+    flops[118] = (double)(1 + B + B + B + B); bytes[118] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k118_dpo_apo_zero */
+    flops[119] = (double)(B + B + B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_log_sigmoid */
+    flops[120] = (double)(B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_dpo_sigmoid */
+    flops[121] = (double)(B + B + B + B); bytes[121] = (double)(4*B + 4*B + 4*B); /* dpo_step_k121_dpo_sigmoid */
+    flops[122] = (double)(1 + B + B + B + B); bytes[122] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k122_dpo_apo_zero */
+    flops[123] = (double)(B + B + B); bytes[123] = (double)(4*B + 4*B); /* dpo_step_k123_log_sigmoid */
+    flops[124] = (double)(B); bytes[124] = (double)(4*B + 4*B); /* dpo_step_k124_dpo_sigmoid */
+    flops[125] = (double)(B + B + B + B); bytes[125] = (double)(4*B + 4*B + 4*B); /* dpo_step_k125_dpo_sigmoid */
+    flops[126] = (double)(1 + B + B + B); bytes[126] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k126_dpo_apo_down */
+    flops[127] = (double)(B); bytes[127] = (double)(4*B + 4 + 4*B); /* dpo_step_k127_dpo_sigmoid */
+    flops[128] = (double)(B + B + B); bytes[128] = (double)(4*B + 4*B); /* dpo_step_k128_log_sigmoid */
+    flops[129] = (double)(B); bytes[129] = (double)(4*B + 4*B); /* dpo_step_k129_dpo_sigmoid */
+    flops[130] = (double)(B + B + B + B); bytes[130] = (double)(4*B + 4*B + 4*B); /* dpo_step_k130_dpo_sigmoid */
+    flops[131] = (double)(1 + B + B + B + B + B); bytes[131] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k131_dpo_apo_down */
+    flops[132] = (double)(B + B + B); bytes[132] = (double)(4*B + 4*B); /* dpo_step_k132_log_sigmoid */
+    flops[133] = (double)(B); bytes[133] = (double)(4*B + 4*B); /* dpo_step_k133_dpo_sigmoid */
+    flops[134] = (double)(B + B + B + B); bytes[134] = (double)(4*B + 4*B + 4*B); /* dpo_step_k134_dpo_sigmoid */
+    flops[135] = (double)(1 + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k135_dpo_exo_pair */
+    flops[136] = (double)(B + B + B); bytes[136] = (double)(4*B + 4*B); /* dpo_step_k136_log_sigmoid */
+    flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_step_k137_dpo_sigmoid */
+    flops[138] = (double)(B + B + B); bytes[138] = (double)(4*B + 4*B + 4*B); /* dpo_step_k138_dpo_sigmoid */
+    flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_sigmoid */
+    flops[140] = (double)(1 + 1 + 1 + 1 + B); bytes[140] = (double)(4*B + 4 + 4*B); /* dpo_step_k140_dpo_exo_pair */
+    flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_step_k141_dpo_exo_pair */
+    flops[142] = (double)(B + B + B); bytes[142] = (double)(4*B + 4*B); /* dpo_step_k142_log_sigmoid */
+    flops[143] = (double)(B); bytes[143] = (double)(4*B + 4*B); /* dpo_step_k143_dpo_sigmoid */
+    flops[144] = (double)(B + B + B); bytes[144] = (double)(4*B + 4*B + 4*B); /* dpo_step_k144_dpo_sigmoid */
+    flops[145] = (double)(B); bytes[145] = (double)(4*B + 4*B); /* dpo_step_k145_sigmoid */
+    flops[146] = (double)(1 + 1 + 1 + B); bytes[146] = (double)(4*B + 4 + 4*B); /* dpo_step_k146_dpo_exo_pair */
+    flops[147] = (double)(1 + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k147_dpo_discopop */
+    flops[148] = (double)(B); bytes[148] = (double)(4*B + 4*B); /* dpo_step_k148_dpo_discopop */
+    flops[149] = (double)(B + B + B); bytes[149] = (double)(4*B + 4*B); /* dpo_step_k149_log_sigmoid */
+    flops[150] = (double)(B); bytes[150] = (double)(4*B + 4*B); /* dpo_step_k150_dpo_sigmoid */
+    flops[151] = (double)(B + B + B + B); bytes[151] = (double)(4*B + 4*B + 4*B); /* dpo_step_k151_dpo_sigmoid */
+    flops[152] = (double)(B + B + B); bytes[152] = (double)(4*B + 4*B); /* dpo_step_k152_log_sigmoid */
+    flops[153] = (double)(B); bytes[153] = (double)(4*B + 4*B); /* dpo_step_k153_dpo_sigmoid */
+    flops[154] = (double)(B + B + B + B); bytes[154] = (double)(4*B + 4*B + 4*B); /* dpo_step_k154_dpo_sigmoid */
     flops[155] = (double)(B); bytes[155] = (double)(4*B + 4*B); /* dpo_step_k155_dpo_sigmoid */
-    flops[156] = (double)(B + B + B + B); bytes[156] = (double)(4*B + 4*B + 4*B); /* dpo_step_k156_dpo_sigmoid */
-    flops[157] = (double)(B); bytes[157] = (double)(4*B + 4*B); /* dpo_step_k157_dpo_sigmoid */
-    flops[158] = (double)(B + B); bytes[158] = (double)(4*B + 4*B); /* dpo_step_k158_dpo_discopop */
-    flops[159] = (double)(1 + B); bytes[159] = (double)(4*B + 68 + 4*B); /* dpo_step_k159_dpo_sigmoid_norm */
-    flops[160] = (double)(1 + B); bytes[160] = (double)(4*B + 68 + 4*B); /* dpo_step_k160_dpo_sigmoid_norm */
-    flops[161] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[161] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k161_dpo_sigmoid_norm */
-    flops[162] = (double)(B + B + B); bytes[162] = (double)(4*B + 4*B); /* dpo_step_k162_log_sigmoid */
-    flops[163] = (double)(B); bytes[163] = (double)(4*B + 4*B); /* dpo_step_k163_dpo_sigmoid */
-    flops[164] = (double)(B); bytes[164] = (double)(4*B + 4*B); /* dpo_step_k164_dpo_sigmoid_norm */
-    flops[165] = (double)(B + B + B); bytes[165] = (double)(4*B + 4*B); /* dpo_step_k165_log_sigmoid */
-    flops[166] = (double)(B); bytes[166] = (double)(4*B + 4*B); /* dpo_step_k166_dpo_sigmoid */
-    flops[167] = (double)(1 + B); bytes[167] = (double)(4*B + 68 + 4*B); /* dpo_step_k167_dpo_sft */
-    flops[168] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[168] = (double)(68*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k168_log_sigmoid */
-    flops[169] = (double)(17*B + 17*B); bytes[169] = (double)(4*B + 68 + 68*B); /* dpo_step_k169_lm_head */
-    flops[170] = (double)(B + B); bytes[170] = (double)(4 + 4*B + 4*B); /* dpo_step_k170_lm_head */
-    flops[171] = (double)(B + B + B + B); bytes[171] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k171_sft */
-    flops[172] = (double)(1 + 1 + 1); bytes[172] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k172_dpo_loss */
-    flops[173] = (double)(17*B); bytes[173] = (double)(68*B + 68*B); /* dpo_step_k173_lm_head */
-    flops[174] = (double)(B); bytes[174] = (double)(4*B + 4*B); /* dpo_step_k174_lm_head */
-    flops[175] = (double)(B); bytes[175] = (double)(4*B + 4*B); /* dpo_step_k175_lm_head */
-    flops[176] = (double)(1 + B + 17*B); bytes[176] = (double)(68*B + 4*B + 68 + 4); /* dpo_step_k176_lm_head_grad */
-    flops[177] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[177] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k177_log_sigmoid_grad */
-    flops[178] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[178] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k178_log_sigmoid_grad */
-    flops[179] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[179] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k179_log_sigmoid_grad */
-    flops[180] = (double)(1 + B); bytes[180] = (double)(4*B + 68 + 68*B); /* dpo_step_k180_dpo_apo_down */
-    flops[181] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[181] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k181_log_sigmoid_grad */
-    flops[182] = (double)(B); bytes[182] = (double)(4*B + 4*B + 4*B); /* dpo_step_k182_sigmoid_grad */
-    flops[183] = (double)(1 + B); bytes[183] = (double)(4*B + 68 + 68*B); /* dpo_step_k183_dpo_apo_zero */
-    flops[184] = (double)(B); bytes[184] = (double)(4*B + 4*B + 4*B); /* dpo_step_k184_sigmoid_grad */
-    flops[185] = (double)(B + B); bytes[185] = (double)(4*B + 4*B + 4*B); /* dpo_step_k185_dpo_apo_zero_grad */
-    flops[186] = (double)(1 + B + B); bytes[186] = (double)(4*B + 68 + 68*B); /* dpo_step_k186_dpo_bco_pair */
-    flops[187] = (double)(B); bytes[187] = (double)(4*B + 4*B); /* dpo_step_k187_log_sigmoid_grad */
-    flops[188] = (double)(1 + B + B); bytes[188] = (double)(4*B + 68 + 68*B); /* dpo_step_k188_dpo_orpo */
-    flops[189] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[189] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k189_log_sigmoid_grad */
-    flops[190] = (double)(B); bytes[190] = (double)(4*B + 4*B); /* dpo_step_k190_dpo_orpo_grad */
-    flops[191] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[191] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k191_log_sigmoid_grad */
-    flops[192] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[192] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k192_log_sigmoid_grad */
-    flops[193] = (double)(B); bytes[193] = (double)(4*B + 4*B); /* dpo_step_k193_dpo_dpop_grad */
-    flops[194] = (double)(1 + B + B + B); bytes[194] = (double)(4*B + 68 + 68*B); /* dpo_step_k194_dpo_kto_pair */
-    flops[195] = (double)(B); bytes[195] = (double)(4*B + 4*B + 4*B); /* dpo_step_k195_sigmoid_grad */
-    flops[196] = (double)(B); bytes[196] = (double)(4*B + 4*B + 4*B); /* dpo_step_k196_sigmoid_grad */
-    flops[197] = (double)(1 + B + B); bytes[197] = (double)(4*B + 68 + 68*B); /* dpo_step_k197_dpo_nca_pair */
-    flops[198] = (double)(B); bytes[198] = (double)(4*B + 4*B); /* dpo_step_k198_dpo_nca_pair */
-    flops[199] = (double)(B); bytes[199] = (double)(4*B + 4*B); /* dpo_step_k199_log_sigmoid_grad */
-    flops[200] = (double)(1 + B); bytes[200] = (double)(4*B + 68 + 68*B); /* dpo_step_k200_dpo_sppo_hard */
-    flops[201] = (double)(B); bytes[201] = (double)(4*B + 4*B + 4*B); /* dpo_step_k201_dpo_sppo_hard_grad */
-    flops[202] = (double)(B); bytes[202] = (double)(4*B + 4*B + 4*B); /* dpo_step_k202_dpo_sppo_hard_grad */
-    flops[203] = (double)(1 + B + B + B); bytes[203] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_step_k203_dpo_ipo */
-    flops[204] = (double)(1 + B + B + B + B + B); bytes[204] = (double)(4*B + 4 + 68 + 4*B + 68*B); /* dpo_step_k204_dpo_hinge */
-    flops[205] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[205] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k205_log_sigmoid_grad */
-    flops[206] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[206] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k206_log_sigmoid_grad */
-    flops[207] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[207] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4 + 4 + 4*B + 68 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k207_log_sigmoid_grad */
-    flops[208] = (double)(4*B*HD2*KVH*REP*T*V); bytes[208] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k208_lm_head_grad_matmul */
-    flops[209] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[209] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k209_rmsnorm_grad */
-    flops[210] = (double)(2*HD2*KVH*REP*T); bytes[210] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k210_rmsnorm_grad */
-    flops[211] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[211] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k211_rmsnorm_grad */
-    flops[212] = (double)(2*HD2*KVH*REP); bytes[212] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k212_rmsnorm_grad */
-    flops[213] = (double)(0); bytes[213] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k213_lm_head_grad_matmul */
-    flops[214] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[214] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k214_rmsnorm */
-    flops[215] = (double)(B*T + B*T + B*T); bytes[215] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k215_rmsnorm */
-    flops[216] = (double)(2*B*HD2*KVH*REP*T); bytes[216] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k216_rmsnorm */
-    flops[217] = (double)(2*B*HD2*KVH*REP*T); bytes[217] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k217_rmsnorm */
-    flops[218] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[218] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k218_attention_matmul */
-    flops[219] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[219] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k219_rope */
-    flops[220] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[220] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k220_attention_matmul */
-    flops[221] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[221] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k221_rope */
-    flops[222] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[222] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k222_attention_matmul */
-    flops[223] = (double)(4*B*HD2*KVH*REP*T*T); bytes[223] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k223_scores_matmul */
-    flops[224] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[224] = (double)(4*B*KVH*REP*T*T + 4*B*T*T); /* dpo_step_k224_attention */
-    flops[225] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[225] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k225_scores */
-    flops[226] = (double)(B*KVH*REP*T*T); bytes[226] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k226_softmax */
-    flops[227] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[227] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k227_softmax */
-    flops[228] = (double)(B*KVH*REP*T*T); bytes[228] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k228_softmax */
-    flops[229] = (double)(B*KVH*REP*T*T); bytes[229] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k229_softmax */
-    flops[230] = (double)(4*B*HD2*KVH*REP*T*T); bytes[230] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k230_attention_matmul */
-    flops[231] = (double)(0); bytes[231] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k231_attention */
-    flops[232] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[232] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k232_attention_matmul */
-    flops[233] = (double)(2*B*HD2*KVH*REP*T); bytes[233] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k233_attention */
-    flops[234] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[234] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k234_rmsnorm */
-    flops[235] = (double)(B*T + B*T + B*T); bytes[235] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k235_rmsnorm */
-    flops[236] = (double)(2*B*HD2*KVH*REP*T); bytes[236] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k236_rmsnorm */
-    flops[237] = (double)(2*B*HD2*KVH*REP*T); bytes[237] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k237_rmsnorm */
-    flops[238] = (double)(4*B*F*HD2*KVH*REP*T); bytes[238] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k238_gate_up_matmul */
-    flops[239] = (double)(B*F*T + B*F*T); bytes[239] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k239_silu */
-    flops[240] = (double)(B*F*T); bytes[240] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k240_silu */
-    flops[241] = (double)(B*F*T); bytes[241] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k241_gate_up */
-    flops[242] = (double)(4*B*F*HD2*KVH*REP*T); bytes[242] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k242_gate_up_matmul */
-    flops[243] = (double)(B*F*T); bytes[243] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k243_gate_up */
-    flops[244] = (double)(4*B*F*HD2*KVH*REP*T); bytes[244] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k244_ffn_grad_matmul */
-    flops[245] = (double)(B*F*T); bytes[245] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k245_ffn_grad */
-    flops[246] = (double)(4*B*F*HD2*KVH*REP*T); bytes[246] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k246_gate_up_grad_matmul */
-    flops[247] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[247] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k247_silu_grad */
-    flops[248] = (double)(4*B*F*HD2*KVH*REP*T); bytes[248] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k248_gate_up_grad_matmul */
-    flops[249] = (double)(2*B*HD2*KVH*REP*T); bytes[249] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k249_gate_up_grad */
-    flops[250] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[250] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k250_rmsnorm_grad */
-    flops[251] = (double)(2*HD2*KVH*REP*T); bytes[251] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k251_rmsnorm_grad */
-    flops[252] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[252] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k252_rmsnorm_grad */
-    flops[253] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[253] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k253_attention_grad_matmul */
-    flops[254] = (double)(4*B*HD2*KVH*REP*T*T); bytes[254] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k254_attention_grad_matmul */
-    flops[255] = (double)(4*B*HD2*KVH*REP*T*T); bytes[255] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k255_attention_grad_matmul */
-    flops[256] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[256] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k256_softmax_grad */
-    flops[257] = (double)(4*B*HD2*KVH*REP*T*T); bytes[257] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k257_scores_grad_matmul */
-    flops[258] = (double)(4*B*HD2*KVH*REP*T*T); bytes[258] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k258_scores_grad_matmul */
-    flops[259] = (double)(2*B*HD2*KVH*REP*T); bytes[259] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k259_attention_grad */
-    flops[260] = (double)(2*B*HD2*KVH*REP*T); bytes[260] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k260_attention_grad */
-    flops[261] = (double)(0); bytes[261] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_k261_attention_grad */
-    flops[262] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[262] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k262_attention_grad_matmul */
-    flops[263] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[263] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k263_rope_grad */
-    flops[264] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[264] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k264_attention_grad_matmul */
-    flops[265] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[265] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k265_rope_grad */
-    flops[266] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[266] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k266_attention_grad_matmul */
-    flops[267] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[267] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k267_attention_grad */
-    flops[268] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[268] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k268_rmsnorm_grad */
-    flops[269] = (double)(2*HD2*KVH*REP*T); bytes[269] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k269_rmsnorm_grad */
-    flops[270] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[270] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k270_rmsnorm_grad */
-    flops[271] = (double)(2*HD2*KVH*REP); bytes[271] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k271_layer_backward */
-    flops[272] = (double)(0); bytes[272] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k272_layer_backward_matmul */
-    flops[273] = (double)(0); bytes[273] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k273_layer_backward_matmul */
-    flops[274] = (double)(0); bytes[274] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k274_layer_backward_matmul */
-    flops[275] = (double)(0); bytes[275] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k275_layer_backward_matmul */
-    flops[276] = (double)(2*HD2*KVH*REP); bytes[276] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k276_layer_backward */
-    flops[277] = (double)(0); bytes[277] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k277_layer_backward_matmul */
-    flops[278] = (double)(0); bytes[278] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k278_layer_backward_matmul */
-    flops[279] = (double)(0); bytes[279] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k279_layer_backward_matmul */
-    flops[280] = (double)(0); bytes[280] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k280_embed_backward_scatter_add */
-    flops[281] = (double)(2*HD2*KVH*REP*V); bytes[281] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k281_embed_backward */
+    flops[156] = (double)(B + B); bytes[156] = (double)(4*B + 4*B); /* dpo_step_k156_dpo_discopop */
+    flops[157] = (double)(1 + B); bytes[157] = (double)(4*B + 68 + 4*B); /* dpo_step_k157_dpo_sigmoid_norm */
+    flops[158] = (double)(1 + B); bytes[158] = (double)(4*B + 68 + 4*B); /* dpo_step_k158_dpo_sigmoid_norm */
+    flops[159] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[159] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k159_dpo_sigmoid_norm */
+    flops[160] = (double)(B + B + B); bytes[160] = (double)(4*B + 4*B); /* dpo_step_k160_log_sigmoid */
+    flops[161] = (double)(B); bytes[161] = (double)(4*B + 4*B); /* dpo_step_k161_dpo_sigmoid */
+    flops[162] = (double)(B); bytes[162] = (double)(4*B + 4*B); /* dpo_step_k162_dpo_sigmoid_norm */
+    flops[163] = (double)(B + B + B); bytes[163] = (double)(4*B + 4*B); /* dpo_step_k163_log_sigmoid */
+    flops[164] = (double)(B); bytes[164] = (double)(4*B + 4*B); /* dpo_step_k164_dpo_sigmoid */
+    flops[165] = (double)(1 + B); bytes[165] = (double)(4*B + 68 + 4*B); /* dpo_step_k165_dpo_sft */
+    flops[166] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[166] = (double)(68*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k166_log_sigmoid */
+    flops[167] = (double)(17*B + 17*B); bytes[167] = (double)(4*B + 68 + 68*B); /* dpo_step_k167_lm_head */
+    flops[168] = (double)(B + B); bytes[168] = (double)(4 + 4*B + 4*B); /* dpo_step_k168_lm_head */
+    flops[169] = (double)(B + B + B + B); bytes[169] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k169_sft */
+    flops[170] = (double)(1 + 1 + 1); bytes[170] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k170_dpo_loss */
+    flops[171] = (double)(1 + B + 17*B); bytes[171] = (double)(68*B + 4*B + 68 + 4); /* dpo_step_k171_lm_head_grad */
+    flops[172] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[172] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k172_log_sigmoid_grad */
+    flops[173] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[173] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k173_log_sigmoid_grad */
+    flops[174] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[174] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k174_log_sigmoid_grad */
+    flops[175] = (double)(1 + B); bytes[175] = (double)(4*B + 68 + 68*B); /* dpo_step_k175_dpo_apo_down */
+    flops[176] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[176] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k176_log_sigmoid_grad */
+    flops[177] = (double)(B); bytes[177] = (double)(4*B + 4*B + 4*B); /* dpo_step_k177_sigmoid_grad */
+    flops[178] = (double)(1 + B); bytes[178] = (double)(4*B + 68 + 68*B); /* dpo_step_k178_dpo_apo_zero */
+    flops[179] = (double)(B); bytes[179] = (double)(4*B + 4*B + 4*B); /* dpo_step_k179_sigmoid_grad */
+    flops[180] = (double)(B + B); bytes[180] = (double)(4*B + 4*B + 4*B); /* dpo_step_k180_dpo_apo_zero_grad */
+    flops[181] = (double)(1 + B + B); bytes[181] = (double)(4*B + 68 + 68*B); /* dpo_step_k181_dpo_bco_pair */
+    flops[182] = (double)(B); bytes[182] = (double)(4*B + 4*B); /* dpo_step_k182_log_sigmoid_grad */
+    flops[183] = (double)(1 + B + B); bytes[183] = (double)(4*B + 68 + 68*B); /* dpo_step_k183_dpo_orpo */
+    flops[184] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[184] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k184_log_sigmoid_grad */
+    flops[185] = (double)(B); bytes[185] = (double)(4*B + 4*B); /* dpo_step_k185_dpo_orpo_grad */
+    flops[186] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[186] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k186_log_sigmoid_grad */
+    flops[187] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[187] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k187_log_sigmoid_grad */
+    flops[188] = (double)(B); bytes[188] = (double)(4*B + 4*B); /* dpo_step_k188_dpo_dpop_grad */
+    flops[189] = (double)(1 + B + B + B); bytes[189] = (double)(4*B + 68 + 68*B); /* dpo_step_k189_dpo_kto_pair */
+    flops[190] = (double)(B); bytes[190] = (double)(4*B + 4*B + 4*B); /* dpo_step_k190_sigmoid_grad */
+    flops[191] = (double)(B); bytes[191] = (double)(4*B + 4*B + 4*B); /* dpo_step_k191_sigmoid_grad */
+    flops[192] = (double)(1 + B + B); bytes[192] = (double)(4*B + 68 + 68*B); /* dpo_step_k192_dpo_nca_pair */
+    flops[193] = (double)(B); bytes[193] = (double)(4*B + 4*B); /* dpo_step_k193_dpo_nca_pair */
+    flops[194] = (double)(B); bytes[194] = (double)(4*B + 4*B); /* dpo_step_k194_log_sigmoid_grad */
+    flops[195] = (double)(1 + B); bytes[195] = (double)(4*B + 68 + 68*B); /* dpo_step_k195_dpo_sppo_hard */
+    flops[196] = (double)(B); bytes[196] = (double)(4*B + 4*B + 4*B); /* dpo_step_k196_dpo_sppo_hard_grad */
+    flops[197] = (double)(B); bytes[197] = (double)(4*B + 4*B + 4*B); /* dpo_step_k197_dpo_sppo_hard_grad */
+    flops[198] = (double)(1 + B + B + B); bytes[198] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_step_k198_dpo_ipo */
+    flops[199] = (double)(1 + B + B + B + B + B); bytes[199] = (double)(4*B + 4 + 68 + 4*B + 68*B); /* dpo_step_k199_dpo_hinge */
+    flops[200] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[200] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k200_log_sigmoid_grad */
+    flops[201] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[201] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k201_log_sigmoid_grad */
+    flops[202] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[202] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4 + 4 + 4*B + 68 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k202_log_sigmoid_grad */
+    flops[203] = (double)(4*B*HD2*KVH*REP*T*V); bytes[203] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k203_lm_head_grad_matmul */
+    flops[204] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[204] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k204_rmsnorm_grad */
+    flops[205] = (double)(2*HD2*KVH*REP*T); bytes[205] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k205_rmsnorm_grad */
+    flops[206] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[206] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k206_rmsnorm_grad */
+    flops[207] = (double)(2*HD2*KVH*REP); bytes[207] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k207_rmsnorm_grad */
+    flops[208] = (double)(4*B*HD2*KVH*REP*T*V); bytes[208] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k208_lm_head_grad_matmul */
+    flops[209] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[209] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k209_rmsnorm */
+    flops[210] = (double)(B*T + B*T + B*T); bytes[210] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k210_rmsnorm */
+    flops[211] = (double)(2*B*HD2*KVH*REP*T); bytes[211] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k211_rmsnorm */
+    flops[212] = (double)(2*B*HD2*KVH*REP*T); bytes[212] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k212_rmsnorm */
+    flops[213] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[213] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k213_attention_matmul */
+    flops[214] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[214] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k214_rope */
+    flops[215] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[215] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k215_attention_matmul */
+    flops[216] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[216] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k216_rope */
+    flops[217] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[217] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k217_attention_matmul */
+    flops[218] = (double)(4*B*HD2*KVH*REP*T*T); bytes[218] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k218_scores_matmul */
+    flops[219] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[219] = (double)(4*B*KVH*REP*T*T + 4*B*T*T); /* dpo_step_k219_attention */
+    flops[220] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[220] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k220_scores */
+    flops[221] = (double)(B*KVH*REP*T*T); bytes[221] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k221_softmax */
+    flops[222] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[222] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k222_softmax */
+    flops[223] = (double)(B*KVH*REP*T*T); bytes[223] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k223_softmax */
+    flops[224] = (double)(B*KVH*REP*T*T); bytes[224] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k224_softmax */
+    flops[225] = (double)(4*B*HD2*KVH*REP*T*T); bytes[225] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k225_attention_matmul */
+    flops[226] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[226] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k226_attention_matmul */
+    flops[227] = (double)(2*B*HD2*KVH*REP*T); bytes[227] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k227_attention */
+    flops[228] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[228] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k228_rmsnorm */
+    flops[229] = (double)(B*T + B*T + B*T); bytes[229] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k229_rmsnorm */
+    flops[230] = (double)(2*B*HD2*KVH*REP*T); bytes[230] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k230_rmsnorm */
+    flops[231] = (double)(2*B*HD2*KVH*REP*T); bytes[231] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k231_rmsnorm */
+    flops[232] = (double)(4*B*F*HD2*KVH*REP*T); bytes[232] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k232_gate_up_matmul */
+    flops[233] = (double)(B*F*T + B*F*T); bytes[233] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k233_silu */
+    flops[234] = (double)(B*F*T); bytes[234] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k234_silu */
+    flops[235] = (double)(B*F*T); bytes[235] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k235_gate_up */
+    flops[236] = (double)(4*B*F*HD2*KVH*REP*T); bytes[236] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k236_gate_up_matmul */
+    flops[237] = (double)(B*F*T); bytes[237] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k237_gate_up */
+    flops[238] = (double)(4*B*F*HD2*KVH*REP*T); bytes[238] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k238_ffn_grad_matmul */
+    flops[239] = (double)(B*F*T); bytes[239] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k239_ffn_grad */
+    flops[240] = (double)(4*B*F*HD2*KVH*REP*T); bytes[240] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k240_gate_up_grad_matmul */
+    flops[241] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[241] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k241_silu_grad */
+    flops[242] = (double)(4*B*F*HD2*KVH*REP*T); bytes[242] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k242_gate_up_grad_matmul */
+    flops[243] = (double)(2*B*HD2*KVH*REP*T); bytes[243] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k243_gate_up_grad */
+    flops[244] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[244] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k244_rmsnorm_grad */
+    flops[245] = (double)(2*HD2*KVH*REP*T); bytes[245] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k245_rmsnorm_grad */
+    flops[246] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[246] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k246_rmsnorm_grad */
+    flops[247] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[247] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k247_attention_grad_matmul */
+    flops[248] = (double)(4*B*HD2*KVH*REP*T*T); bytes[248] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k248_attention_grad_matmul */
+    flops[249] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[249] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k249_softmax_grad */
+    flops[250] = (double)(4*B*HD2*KVH*REP*T*T); bytes[250] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k250_scores_grad_matmul */
+    flops[251] = (double)(4*B*HD2*KVH*REP*T*T); bytes[251] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k251_attention_grad_matmul */
+    flops[252] = (double)(4*B*HD2*KVH*REP*T*T); bytes[252] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k252_attention_grad_matmul */
+    flops[253] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[253] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k253_attention_grad_matmul */
+    flops[254] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[254] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k254_rope_grad */
+    flops[255] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[255] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k255_attention_grad_matmul */
+    flops[256] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[256] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k256_rope_grad */
+    flops[257] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[257] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k257_attention_grad_matmul */
+    flops[258] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[258] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k258_attention_grad */
+    flops[259] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[259] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k259_rmsnorm_grad */
+    flops[260] = (double)(2*HD2*KVH*REP*T); bytes[260] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k260_rmsnorm_grad */
+    flops[261] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[261] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k261_rmsnorm_grad */
+    flops[262] = (double)(2*HD2*KVH*REP); bytes[262] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k262_layer_backward */
+    flops[263] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[263] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k263_layer_backward_matmul */
+    flops[264] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[264] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k264_layer_backward_matmul */
+    flops[265] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[265] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k265_layer_backward_matmul */
+    flops[266] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[266] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k266_layer_backward_matmul */
+    flops[267] = (double)(2*HD2*KVH*REP); bytes[267] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k267_layer_backward */
+    flops[268] = (double)(4*B*F*HD2*KVH*REP*T); bytes[268] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k268_layer_backward_matmul */
+    flops[269] = (double)(4*B*F*HD2*KVH*REP*T); bytes[269] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k269_layer_backward_matmul */
+    flops[270] = (double)(4*B*F*HD2*KVH*REP*T); bytes[270] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k270_layer_backward_matmul */
+    flops[271] = (double)(0); bytes[271] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k271_embed_backward_scatter_add */
+    flops[272] = (double)(2*HD2*KVH*REP*V); bytes[272] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k272_embed_backward */
     (void)B;
     (void)F;
     (void)HD2;
@@ -7206,284 +7019,275 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k3_shared_prompt_mask",
     "dpo_step_k4_shared_prompt_mask",
     "dpo_step_k5_embed",
-    "dpo_step_k6_layer",
-    "dpo_step_k7_rmsnorm",
-    "dpo_step_k8_attention_matmul",
-    "dpo_step_k9_rope",
-    "dpo_step_k10_attention_matmul",
-    "dpo_step_k11_rope",
-    "dpo_step_k12_attention_matmul",
-    "dpo_step_k13_scores_matmul",
-    "dpo_step_k14_attention",
+    "dpo_step_k6_rmsnorm",
+    "dpo_step_k7_attention_matmul",
+    "dpo_step_k8_rope",
+    "dpo_step_k9_attention_matmul",
+    "dpo_step_k10_rope",
+    "dpo_step_k11_attention_matmul",
+    "dpo_step_k12_scores_matmul",
+    "dpo_step_k13_attention",
+    "dpo_step_k14_attention_matmul",
     "dpo_step_k15_attention_matmul",
     "dpo_step_k16_attention",
-    "dpo_step_k17_attention_matmul",
-    "dpo_step_k18_attention",
-    "dpo_step_k19_rmsnorm",
-    "dpo_step_k20_gate_up_matmul",
-    "dpo_step_k21_gate_up_matmul",
-    "dpo_step_k22_silu",
-    "dpo_step_k23_ffn_matmul",
-    "dpo_step_k24_ffn",
+    "dpo_step_k17_rmsnorm",
+    "dpo_step_k18_gate_up_matmul",
+    "dpo_step_k19_gate_up_matmul",
+    "dpo_step_k20_silu",
+    "dpo_step_k21_ffn_matmul",
+    "dpo_step_k22_ffn",
+    "dpo_step_k23_rmsnorm",
+    "dpo_step_k24_rmsnorm",
     "dpo_step_k25_rmsnorm",
     "dpo_step_k26_rmsnorm",
-    "dpo_step_k27_rmsnorm",
-    "dpo_step_k28_rmsnorm",
-    "dpo_step_k29_lm_head_matmul",
-    "dpo_step_k30_lm_head",
+    "dpo_step_k27_lm_head_matmul",
+    "dpo_step_k28_lm_head",
+    "dpo_step_k29_log_softmax",
+    "dpo_step_k30_log_softmax",
     "dpo_step_k31_log_softmax",
     "dpo_step_k32_log_softmax",
-    "dpo_step_k33_log_softmax",
-    "dpo_step_k34_log_softmax",
+    "dpo_step_k33_cross_entropy",
+    "dpo_step_k34_cross_entropy",
     "dpo_step_k35_cross_entropy",
-    "dpo_step_k36_cross_entropy",
+    "dpo_step_k36_sequence_logps",
     "dpo_step_k37_cross_entropy",
-    "dpo_step_k38_sequence_logps",
+    "dpo_step_k38_cross_entropy",
     "dpo_step_k39_cross_entropy",
-    "dpo_step_k40_cross_entropy",
-    "dpo_step_k41_cross_entropy",
+    "dpo_step_k40_sequence_logps",
+    "dpo_step_k41_lm_head",
     "dpo_step_k42_sequence_logps",
-    "dpo_step_k43_lm_head",
+    "dpo_step_k43_sequence_logps",
     "dpo_step_k44_sequence_logps",
     "dpo_step_k45_sequence_logps",
     "dpo_step_k46_sequence_logps",
-    "dpo_step_k47_sequence_logps",
-    "dpo_step_k48_sequence_logps",
+    "dpo_step_k47_dpo_sigmoid",
+    "dpo_step_k48_log_sigmoid",
     "dpo_step_k49_dpo_sigmoid",
-    "dpo_step_k50_log_sigmoid",
-    "dpo_step_k51_dpo_sigmoid",
+    "dpo_step_k50_dpo_sigmoid",
+    "dpo_step_k51_log_sigmoid",
     "dpo_step_k52_dpo_sigmoid",
-    "dpo_step_k53_log_sigmoid",
-    "dpo_step_k54_dpo_sigmoid",
-    "dpo_step_k55_dpo_robust",
-    "dpo_step_k56_log_sigmoid",
-    "dpo_step_k57_dpo_sigmoid",
-    "dpo_step_k58_dpo_robust",
-    "dpo_step_k59_log_sigmoid",
-    "dpo_step_k60_dpo_sigmoid",
-    "dpo_step_k61_dpo_hinge",
+    "dpo_step_k53_dpo_robust",
+    "dpo_step_k54_log_sigmoid",
+    "dpo_step_k55_dpo_sigmoid",
+    "dpo_step_k56_dpo_robust",
+    "dpo_step_k57_log_sigmoid",
+    "dpo_step_k58_dpo_sigmoid",
+    "dpo_step_k59_dpo_hinge",
+    "dpo_step_k60_dpo_ipo",
+    "dpo_step_k61_dpo_ipo",
     "dpo_step_k62_dpo_ipo",
-    "dpo_step_k63_dpo_ipo",
-    "dpo_step_k64_dpo_ipo",
-    "dpo_step_k65_dpo_sppo_hard",
-    "dpo_step_k66_dpo_sppo_hard",
-    "dpo_step_k67_dpo_nca_pair",
-    "dpo_step_k68_log_sigmoid",
-    "dpo_step_k69_dpo_sigmoid",
-    "dpo_step_k70_dpo_nca_pair",
-    "dpo_step_k71_log_sigmoid",
-    "dpo_step_k72_dpo_sigmoid",
-    "dpo_step_k73_dpo_nca_pair",
-    "dpo_step_k74_log_sigmoid",
-    "dpo_step_k75_dpo_sigmoid",
-    "dpo_step_k76_dpo_kto_pair",
+    "dpo_step_k63_dpo_sppo_hard",
+    "dpo_step_k64_dpo_sppo_hard",
+    "dpo_step_k65_dpo_nca_pair",
+    "dpo_step_k66_log_sigmoid",
+    "dpo_step_k67_dpo_sigmoid",
+    "dpo_step_k68_dpo_nca_pair",
+    "dpo_step_k69_log_sigmoid",
+    "dpo_step_k70_dpo_sigmoid",
+    "dpo_step_k71_dpo_nca_pair",
+    "dpo_step_k72_log_sigmoid",
+    "dpo_step_k73_dpo_sigmoid",
+    "dpo_step_k74_dpo_kto_pair",
+    "dpo_step_k75_dpo_kto_pair",
+    "dpo_step_k76_dpo_sigmoid",
     "dpo_step_k77_dpo_kto_pair",
-    "dpo_step_k78_dpo_sigmoid",
-    "dpo_step_k79_dpo_kto_pair",
-    "dpo_step_k80_log_sigmoid",
-    "dpo_step_k81_dpo_sigmoid",
-    "dpo_step_k82_dpo_sigmoid",
-    "dpo_step_k83_dpo_kto_pair",
-    "dpo_step_k84_log_sigmoid",
-    "dpo_step_k85_dpo_sigmoid",
-    "dpo_step_k86_dpo_sigmoid",
+    "dpo_step_k78_log_sigmoid",
+    "dpo_step_k79_dpo_sigmoid",
+    "dpo_step_k80_dpo_sigmoid",
+    "dpo_step_k81_dpo_kto_pair",
+    "dpo_step_k82_log_sigmoid",
+    "dpo_step_k83_dpo_sigmoid",
+    "dpo_step_k84_dpo_sigmoid",
+    "dpo_step_k85_dpo_dpop",
+    "dpo_step_k86_dpo_dpop",
     "dpo_step_k87_dpo_dpop",
     "dpo_step_k88_dpo_dpop",
-    "dpo_step_k89_dpo_dpop",
-    "dpo_step_k90_dpo_dpop",
-    "dpo_step_k91_log_sigmoid",
-    "dpo_step_k92_dpo_sigmoid",
+    "dpo_step_k89_log_sigmoid",
+    "dpo_step_k90_dpo_sigmoid",
+    "dpo_step_k91_dpo_simpo",
+    "dpo_step_k92_dpo_simpo",
     "dpo_step_k93_dpo_simpo",
-    "dpo_step_k94_dpo_simpo",
-    "dpo_step_k95_dpo_simpo",
-    "dpo_step_k96_log_sigmoid",
-    "dpo_step_k97_dpo_sigmoid",
-    "dpo_step_k98_dpo_simpo",
-    "dpo_step_k99_log_sigmoid",
-    "dpo_step_k100_dpo_sigmoid",
+    "dpo_step_k94_log_sigmoid",
+    "dpo_step_k95_dpo_sigmoid",
+    "dpo_step_k96_dpo_simpo",
+    "dpo_step_k97_log_sigmoid",
+    "dpo_step_k98_dpo_sigmoid",
+    "dpo_step_k99_dpo_orpo",
+    "dpo_step_k100_dpo_orpo",
     "dpo_step_k101_dpo_orpo",
     "dpo_step_k102_dpo_orpo",
     "dpo_step_k103_dpo_orpo",
-    "dpo_step_k104_dpo_orpo",
+    "dpo_step_k104_dpo_sigmoid",
     "dpo_step_k105_dpo_orpo",
     "dpo_step_k106_dpo_sigmoid",
     "dpo_step_k107_dpo_orpo",
-    "dpo_step_k108_dpo_sigmoid",
-    "dpo_step_k109_dpo_orpo",
-    "dpo_step_k110_log_sigmoid",
-    "dpo_step_k111_dpo_sigmoid",
+    "dpo_step_k108_log_sigmoid",
+    "dpo_step_k109_dpo_sigmoid",
+    "dpo_step_k110_dpo_bco_pair",
+    "dpo_step_k111_dpo_bco_pair",
     "dpo_step_k112_dpo_bco_pair",
-    "dpo_step_k113_dpo_bco_pair",
-    "dpo_step_k114_dpo_bco_pair",
-    "dpo_step_k115_log_sigmoid",
-    "dpo_step_k116_dpo_sigmoid",
-    "dpo_step_k117_dpo_bco_pair",
-    "dpo_step_k118_log_sigmoid",
-    "dpo_step_k119_dpo_sigmoid",
-    "dpo_step_k120_dpo_apo_zero",
-    "dpo_step_k121_log_sigmoid",
-    "dpo_step_k122_dpo_sigmoid",
-    "dpo_step_k123_dpo_sigmoid",
-    "dpo_step_k124_dpo_apo_zero",
-    "dpo_step_k125_log_sigmoid",
-    "dpo_step_k126_dpo_sigmoid",
+    "dpo_step_k113_log_sigmoid",
+    "dpo_step_k114_dpo_sigmoid",
+    "dpo_step_k115_dpo_bco_pair",
+    "dpo_step_k116_log_sigmoid",
+    "dpo_step_k117_dpo_sigmoid",
+    "dpo_step_k118_dpo_apo_zero",
+    "dpo_step_k119_log_sigmoid",
+    "dpo_step_k120_dpo_sigmoid",
+    "dpo_step_k121_dpo_sigmoid",
+    "dpo_step_k122_dpo_apo_zero",
+    "dpo_step_k123_log_sigmoid",
+    "dpo_step_k124_dpo_sigmoid",
+    "dpo_step_k125_dpo_sigmoid",
+    "dpo_step_k126_dpo_apo_down",
     "dpo_step_k127_dpo_sigmoid",
-    "dpo_step_k128_dpo_apo_down",
+    "dpo_step_k128_log_sigmoid",
     "dpo_step_k129_dpo_sigmoid",
-    "dpo_step_k130_log_sigmoid",
-    "dpo_step_k131_dpo_sigmoid",
-    "dpo_step_k132_dpo_sigmoid",
-    "dpo_step_k133_dpo_apo_down",
-    "dpo_step_k134_log_sigmoid",
-    "dpo_step_k135_dpo_sigmoid",
-    "dpo_step_k136_dpo_sigmoid",
-    "dpo_step_k137_dpo_exo_pair",
-    "dpo_step_k138_log_sigmoid",
-    "dpo_step_k139_dpo_sigmoid",
-    "dpo_step_k140_dpo_sigmoid",
-    "dpo_step_k141_sigmoid",
-    "dpo_step_k142_dpo_exo_pair",
-    "dpo_step_k143_dpo_exo_pair",
-    "dpo_step_k144_log_sigmoid",
-    "dpo_step_k145_dpo_sigmoid",
-    "dpo_step_k146_dpo_sigmoid",
-    "dpo_step_k147_sigmoid",
-    "dpo_step_k148_dpo_exo_pair",
-    "dpo_step_k149_dpo_discopop",
-    "dpo_step_k150_dpo_discopop",
-    "dpo_step_k151_log_sigmoid",
-    "dpo_step_k152_dpo_sigmoid",
+    "dpo_step_k130_dpo_sigmoid",
+    "dpo_step_k131_dpo_apo_down",
+    "dpo_step_k132_log_sigmoid",
+    "dpo_step_k133_dpo_sigmoid",
+    "dpo_step_k134_dpo_sigmoid",
+    "dpo_step_k135_dpo_exo_pair",
+    "dpo_step_k136_log_sigmoid",
+    "dpo_step_k137_dpo_sigmoid",
+    "dpo_step_k138_dpo_sigmoid",
+    "dpo_step_k139_sigmoid",
+    "dpo_step_k140_dpo_exo_pair",
+    "dpo_step_k141_dpo_exo_pair",
+    "dpo_step_k142_log_sigmoid",
+    "dpo_step_k143_dpo_sigmoid",
+    "dpo_step_k144_dpo_sigmoid",
+    "dpo_step_k145_sigmoid",
+    "dpo_step_k146_dpo_exo_pair",
+    "dpo_step_k147_dpo_discopop",
+    "dpo_step_k148_dpo_discopop",
+    "dpo_step_k149_log_sigmoid",
+    "dpo_step_k150_dpo_sigmoid",
+    "dpo_step_k151_dpo_sigmoid",
+    "dpo_step_k152_log_sigmoid",
     "dpo_step_k153_dpo_sigmoid",
-    "dpo_step_k154_log_sigmoid",
+    "dpo_step_k154_dpo_sigmoid",
     "dpo_step_k155_dpo_sigmoid",
-    "dpo_step_k156_dpo_sigmoid",
-    "dpo_step_k157_dpo_sigmoid",
-    "dpo_step_k158_dpo_discopop",
+    "dpo_step_k156_dpo_discopop",
+    "dpo_step_k157_dpo_sigmoid_norm",
+    "dpo_step_k158_dpo_sigmoid_norm",
     "dpo_step_k159_dpo_sigmoid_norm",
-    "dpo_step_k160_dpo_sigmoid_norm",
-    "dpo_step_k161_dpo_sigmoid_norm",
-    "dpo_step_k162_log_sigmoid",
-    "dpo_step_k163_dpo_sigmoid",
-    "dpo_step_k164_dpo_sigmoid_norm",
-    "dpo_step_k165_log_sigmoid",
-    "dpo_step_k166_dpo_sigmoid",
-    "dpo_step_k167_dpo_sft",
-    "dpo_step_k168_log_sigmoid",
-    "dpo_step_k169_lm_head",
-    "dpo_step_k170_lm_head",
-    "dpo_step_k171_sft",
-    "dpo_step_k172_dpo_loss",
-    "dpo_step_k173_lm_head",
-    "dpo_step_k174_lm_head",
-    "dpo_step_k175_lm_head",
-    "dpo_step_k176_lm_head_grad",
-    "dpo_step_k177_log_sigmoid_grad",
-    "dpo_step_k178_log_sigmoid_grad",
-    "dpo_step_k179_log_sigmoid_grad",
-    "dpo_step_k180_dpo_apo_down",
-    "dpo_step_k181_log_sigmoid_grad",
-    "dpo_step_k182_sigmoid_grad",
-    "dpo_step_k183_dpo_apo_zero",
-    "dpo_step_k184_sigmoid_grad",
-    "dpo_step_k185_dpo_apo_zero_grad",
-    "dpo_step_k186_dpo_bco_pair",
+    "dpo_step_k160_log_sigmoid",
+    "dpo_step_k161_dpo_sigmoid",
+    "dpo_step_k162_dpo_sigmoid_norm",
+    "dpo_step_k163_log_sigmoid",
+    "dpo_step_k164_dpo_sigmoid",
+    "dpo_step_k165_dpo_sft",
+    "dpo_step_k166_log_sigmoid",
+    "dpo_step_k167_lm_head",
+    "dpo_step_k168_lm_head",
+    "dpo_step_k169_sft",
+    "dpo_step_k170_dpo_loss",
+    "dpo_step_k171_lm_head_grad",
+    "dpo_step_k172_log_sigmoid_grad",
+    "dpo_step_k173_log_sigmoid_grad",
+    "dpo_step_k174_log_sigmoid_grad",
+    "dpo_step_k175_dpo_apo_down",
+    "dpo_step_k176_log_sigmoid_grad",
+    "dpo_step_k177_sigmoid_grad",
+    "dpo_step_k178_dpo_apo_zero",
+    "dpo_step_k179_sigmoid_grad",
+    "dpo_step_k180_dpo_apo_zero_grad",
+    "dpo_step_k181_dpo_bco_pair",
+    "dpo_step_k182_log_sigmoid_grad",
+    "dpo_step_k183_dpo_orpo",
+    "dpo_step_k184_log_sigmoid_grad",
+    "dpo_step_k185_dpo_orpo_grad",
+    "dpo_step_k186_log_sigmoid_grad",
     "dpo_step_k187_log_sigmoid_grad",
-    "dpo_step_k188_dpo_orpo",
-    "dpo_step_k189_log_sigmoid_grad",
-    "dpo_step_k190_dpo_orpo_grad",
-    "dpo_step_k191_log_sigmoid_grad",
-    "dpo_step_k192_log_sigmoid_grad",
-    "dpo_step_k193_dpo_dpop_grad",
-    "dpo_step_k194_dpo_kto_pair",
-    "dpo_step_k195_sigmoid_grad",
-    "dpo_step_k196_sigmoid_grad",
-    "dpo_step_k197_dpo_nca_pair",
-    "dpo_step_k198_dpo_nca_pair",
-    "dpo_step_k199_log_sigmoid_grad",
-    "dpo_step_k200_dpo_sppo_hard",
-    "dpo_step_k201_dpo_sppo_hard_grad",
-    "dpo_step_k202_dpo_sppo_hard_grad",
-    "dpo_step_k203_dpo_ipo",
-    "dpo_step_k204_dpo_hinge",
-    "dpo_step_k205_log_sigmoid_grad",
-    "dpo_step_k206_log_sigmoid_grad",
-    "dpo_step_k207_log_sigmoid_grad",
+    "dpo_step_k188_dpo_dpop_grad",
+    "dpo_step_k189_dpo_kto_pair",
+    "dpo_step_k190_sigmoid_grad",
+    "dpo_step_k191_sigmoid_grad",
+    "dpo_step_k192_dpo_nca_pair",
+    "dpo_step_k193_dpo_nca_pair",
+    "dpo_step_k194_log_sigmoid_grad",
+    "dpo_step_k195_dpo_sppo_hard",
+    "dpo_step_k196_dpo_sppo_hard_grad",
+    "dpo_step_k197_dpo_sppo_hard_grad",
+    "dpo_step_k198_dpo_ipo",
+    "dpo_step_k199_dpo_hinge",
+    "dpo_step_k200_log_sigmoid_grad",
+    "dpo_step_k201_log_sigmoid_grad",
+    "dpo_step_k202_log_sigmoid_grad",
+    "dpo_step_k203_lm_head_grad_matmul",
+    "dpo_step_k204_rmsnorm_grad",
+    "dpo_step_k205_rmsnorm_grad",
+    "dpo_step_k206_rmsnorm_grad",
+    "dpo_step_k207_rmsnorm_grad",
     "dpo_step_k208_lm_head_grad_matmul",
-    "dpo_step_k209_rmsnorm_grad",
-    "dpo_step_k210_rmsnorm_grad",
-    "dpo_step_k211_rmsnorm_grad",
-    "dpo_step_k212_rmsnorm_grad",
-    "dpo_step_k213_lm_head_grad_matmul",
-    "dpo_step_k214_rmsnorm",
-    "dpo_step_k215_rmsnorm",
-    "dpo_step_k216_rmsnorm",
-    "dpo_step_k217_rmsnorm",
-    "dpo_step_k218_attention_matmul",
-    "dpo_step_k219_rope",
-    "dpo_step_k220_attention_matmul",
-    "dpo_step_k221_rope",
-    "dpo_step_k222_attention_matmul",
-    "dpo_step_k223_scores_matmul",
-    "dpo_step_k224_attention",
-    "dpo_step_k225_scores",
-    "dpo_step_k226_softmax",
-    "dpo_step_k227_softmax",
-    "dpo_step_k228_softmax",
-    "dpo_step_k229_softmax",
-    "dpo_step_k230_attention_matmul",
-    "dpo_step_k231_attention",
-    "dpo_step_k232_attention_matmul",
-    "dpo_step_k233_attention",
-    "dpo_step_k234_rmsnorm",
-    "dpo_step_k235_rmsnorm",
-    "dpo_step_k236_rmsnorm",
-    "dpo_step_k237_rmsnorm",
-    "dpo_step_k238_gate_up_matmul",
-    "dpo_step_k239_silu",
-    "dpo_step_k240_silu",
-    "dpo_step_k241_gate_up",
-    "dpo_step_k242_gate_up_matmul",
-    "dpo_step_k243_gate_up",
-    "dpo_step_k244_ffn_grad_matmul",
-    "dpo_step_k245_ffn_grad",
-    "dpo_step_k246_gate_up_grad_matmul",
-    "dpo_step_k247_silu_grad",
-    "dpo_step_k248_gate_up_grad_matmul",
-    "dpo_step_k249_gate_up_grad",
-    "dpo_step_k250_rmsnorm_grad",
-    "dpo_step_k251_rmsnorm_grad",
-    "dpo_step_k252_rmsnorm_grad",
+    "dpo_step_k209_rmsnorm",
+    "dpo_step_k210_rmsnorm",
+    "dpo_step_k211_rmsnorm",
+    "dpo_step_k212_rmsnorm",
+    "dpo_step_k213_attention_matmul",
+    "dpo_step_k214_rope",
+    "dpo_step_k215_attention_matmul",
+    "dpo_step_k216_rope",
+    "dpo_step_k217_attention_matmul",
+    "dpo_step_k218_scores_matmul",
+    "dpo_step_k219_attention",
+    "dpo_step_k220_scores",
+    "dpo_step_k221_softmax",
+    "dpo_step_k222_softmax",
+    "dpo_step_k223_softmax",
+    "dpo_step_k224_softmax",
+    "dpo_step_k225_attention_matmul",
+    "dpo_step_k226_attention_matmul",
+    "dpo_step_k227_attention",
+    "dpo_step_k228_rmsnorm",
+    "dpo_step_k229_rmsnorm",
+    "dpo_step_k230_rmsnorm",
+    "dpo_step_k231_rmsnorm",
+    "dpo_step_k232_gate_up_matmul",
+    "dpo_step_k233_silu",
+    "dpo_step_k234_silu",
+    "dpo_step_k235_gate_up",
+    "dpo_step_k236_gate_up_matmul",
+    "dpo_step_k237_gate_up",
+    "dpo_step_k238_ffn_grad_matmul",
+    "dpo_step_k239_ffn_grad",
+    "dpo_step_k240_gate_up_grad_matmul",
+    "dpo_step_k241_silu_grad",
+    "dpo_step_k242_gate_up_grad_matmul",
+    "dpo_step_k243_gate_up_grad",
+    "dpo_step_k244_rmsnorm_grad",
+    "dpo_step_k245_rmsnorm_grad",
+    "dpo_step_k246_rmsnorm_grad",
+    "dpo_step_k247_attention_grad_matmul",
+    "dpo_step_k248_attention_grad_matmul",
+    "dpo_step_k249_softmax_grad",
+    "dpo_step_k250_scores_grad_matmul",
+    "dpo_step_k251_attention_grad_matmul",
+    "dpo_step_k252_attention_grad_matmul",
     "dpo_step_k253_attention_grad_matmul",
-    "dpo_step_k254_attention_grad_matmul",
+    "dpo_step_k254_rope_grad",
     "dpo_step_k255_attention_grad_matmul",
-    "dpo_step_k256_softmax_grad",
-    "dpo_step_k257_scores_grad_matmul",
-    "dpo_step_k258_scores_grad_matmul",
-    "dpo_step_k259_attention_grad",
-    "dpo_step_k260_attention_grad",
-    "dpo_step_k261_attention_grad",
-    "dpo_step_k262_attention_grad_matmul",
-    "dpo_step_k263_rope_grad",
-    "dpo_step_k264_attention_grad_matmul",
-    "dpo_step_k265_rope_grad",
-    "dpo_step_k266_attention_grad_matmul",
-    "dpo_step_k267_attention_grad",
-    "dpo_step_k268_rmsnorm_grad",
-    "dpo_step_k269_rmsnorm_grad",
-    "dpo_step_k270_rmsnorm_grad",
-    "dpo_step_k271_layer_backward",
-    "dpo_step_k272_layer_backward_matmul",
-    "dpo_step_k273_layer_backward_matmul",
-    "dpo_step_k274_layer_backward_matmul",
-    "dpo_step_k275_layer_backward_matmul",
-    "dpo_step_k276_layer_backward",
-    "dpo_step_k277_layer_backward_matmul",
-    "dpo_step_k278_layer_backward_matmul",
-    "dpo_step_k279_layer_backward_matmul",
-    "dpo_step_k280_embed_backward_scatter_add",
-    "dpo_step_k281_embed_backward",
+    "dpo_step_k256_rope_grad",
+    "dpo_step_k257_attention_grad_matmul",
+    "dpo_step_k258_attention_grad",
+    "dpo_step_k259_rmsnorm_grad",
+    "dpo_step_k260_rmsnorm_grad",
+    "dpo_step_k261_rmsnorm_grad",
+    "dpo_step_k262_layer_backward",
+    "dpo_step_k263_layer_backward_matmul",
+    "dpo_step_k264_layer_backward_matmul",
+    "dpo_step_k265_layer_backward_matmul",
+    "dpo_step_k266_layer_backward_matmul",
+    "dpo_step_k267_layer_backward",
+    "dpo_step_k268_layer_backward_matmul",
+    "dpo_step_k269_layer_backward_matmul",
+    "dpo_step_k270_layer_backward_matmul",
+    "dpo_step_k271_embed_backward_scatter_add",
+    "dpo_step_k272_embed_backward",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 282, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 273, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 

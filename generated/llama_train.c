@@ -52,7 +52,7 @@ static void lm_step_k2_rope_tables(float *restrict t2, const float *restrict t0,
 }
 
 /* lm_step_k3_embed: gather  [embed] */
-static void lm_step_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -60,26 +60,13 @@ static void lm_step_k3_embed(float *restrict t3, const int32_t *restrict ids, co
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
-            t3[r * n + j] = v0;
+            saved_x_slot0[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k4_layer: write_slice  [layer] */
-static void lm_step_k4_layer(float *restrict saved_x, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            saved_x[((i0 + 0) * T + i1) * (2*HD2*KVH*REP) + j] = carry0[r * n + j];
-        }
-    }
-}
-
-/* lm_step_k5_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void lm_step_k5_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void lm_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -97,19 +84,19 @@ static void lm_step_k5_rmsnorm(float *restrict t4, const float *restrict norm_ep
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t4[r * n + j] = v5;
+            t3[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_k6_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+/* lm_step_k5_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k5_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void lm_step_k7_rope(float *restrict t6, const float *restrict t1, const float *restrict t2, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void lm_step_k6_rope(float *restrict t5, const float *restrict t1, const float *restrict t2, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -117,11 +104,11 @@ static void lm_step_k7_rope(float *restrict t6, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -131,19 +118,19 @@ static void lm_step_k7_rope(float *restrict t6, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t6[r * n + j] = v0;
+            t5[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k8_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k8_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+/* lm_step_k7_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k7_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* lm_step_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void lm_step_k9_rope(float *restrict t8, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long HD2, long KVH, long T) {
+/* lm_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void lm_step_k8_rope(float *restrict t7, const float *restrict t1, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -151,11 +138,11 @@ static void lm_step_k9_rope(float *restrict t8, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -165,28 +152,28 @@ static void lm_step_k9_rope(float *restrict t8, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t8[r * n + j] = v0;
+            t7[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k10_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k10_attention_matmul(float *restrict t9, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t9, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+/* lm_step_k9_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k9_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
-/* lm_step_k11_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void lm_step_k11_scores_matmul(float *restrict t10, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void lm_step_k10_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k12_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_k12_attention(float *restrict t11, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_k11_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -200,7 +187,7 @@ static void lm_step_k12_attention(float *restrict t11, const float *restrict t10
         for (long j0 = 0; j0 < n; j0++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t10[r * n + j0]) * v2;
+            float v7 = (t9[r * n + j0]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             acc0 = acc0 > v8 ? acc0 : v8;
         }
@@ -209,7 +196,7 @@ static void lm_step_k12_attention(float *restrict t11, const float *restrict t10
         for (long j1 = 0; j1 < n; j1++) {
             float v11 = (float)i3 + 0.0f;
             float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t10[r * n + j1]) * v2;
+            float v13 = (t9[r * n + j1]) * v2;
             float v14 = v12 != 0.0f ? v13 : (-INFINITY);
             float v15 = v14 - acc0;
             float v16 = expf(v15);
@@ -218,59 +205,47 @@ static void lm_step_k12_attention(float *restrict t11, const float *restrict t10
         for (long j = 0; j < n; j++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t10[r * n + j]) * v2;
+            float v3 = (t9[r * n + j]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             float v9 = v4 - acc0;
             float v10 = expf(v9);
             float v17 = v10 / acc1;
-            t11[r * n + j] = v17;
+            t10[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_k13_attention_matmul: matmul  [layer/attention/attention] */
-static void lm_step_k13_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void lm_step_k12_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* lm_step_k14_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void lm_step_k14_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t13[r * n + j] = t12[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* lm_step_k13_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k13_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k15_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k15_attention_matmul(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k16_attention: reshape, add  [layer/attention; layer] */
-static void lm_step_k16_attention(float *restrict t15, const float *restrict carry0, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k14_attention: reshape, add  [layer/attention; layer] */
+static void lm_step_k14_attention(float *restrict t13, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t14[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t15[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t13[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k17_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void lm_step_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void lm_step_k15_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -279,72 +254,72 @@ static void lm_step_k17_rmsnorm(float *restrict t16, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t15[r * n + j]) * v3;
+            float v4 = (t13[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t16[r * n + j] = v5;
+            t14[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void lm_step_k18_gate_up_matmul(float *restrict t17, const float *restrict w1, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
+/* lm_step_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void lm_step_k16_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
-/* lm_step_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void lm_step_k19_gate_up_matmul(float *restrict t18, const float *restrict w3, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t16, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
+/* lm_step_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void lm_step_k17_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
 }
 
-/* lm_step_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void lm_step_k20_silu(float *restrict t19, const float *restrict t17, const float *restrict t18, long B, long F, long T) {
+/* lm_step_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void lm_step_k18_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t17[((i0) * T + i1) * F + j]);
+            float v0 = -(t15[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t17[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t18[((i0) * T + i1) * F + j]);
-            t19[r * n + j] = v4;
+            float v3 = (t15[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t16[((i0) * T + i1) * F + j]);
+            t17[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k21_ffn_matmul: matmul  [layer/ffn] */
-static void lm_step_k21_ffn_matmul(float *restrict t20, const float *restrict w2, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t19, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
+/* lm_step_k19_ffn_matmul: matmul  [layer/ffn] */
+static void lm_step_k19_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k22_ffn: reshape, add  [layer/ffn; layer] */
-static void lm_step_k22_ffn(float *restrict carry0_next, const float *restrict t15, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k20_ffn: reshape, add  [layer/ffn; layer] */
+static void lm_step_k20_ffn(float *restrict carry0_next, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t15[r * n + j] + t20[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = t13[r * n + j] + t18[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k23_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void lm_step_k23_rmsnorm(float *restrict t21, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -357,62 +332,62 @@ static void lm_step_k23_rmsnorm(float *restrict t21, const float *restrict carry
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        t21[r] = acc0;
+        t19[r] = acc0;
     }
 }
 
-/* lm_step_k24_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void lm_step_k24_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k22_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
+static void lm_step_k22_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t21[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t19[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t22[r * n + j] = v2;
+            t20[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k25_rmsnorm: expand, mul  [lm_head/rmsnorm] */
-static void lm_step_k25_rmsnorm(float *restrict t23, const float *restrict carry0, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k23_rmsnorm: expand, mul  [lm_head/rmsnorm] */
+static void lm_step_k23_rmsnorm(float *restrict t21, const float *restrict carry0, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t22[(i0) * T + i1]);
-            t23[r * n + j] = v0;
+            float v0 = (carry0[r * n + j]) * (t20[(i0) * T + i1]);
+            t21[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k26_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
-static void lm_step_k26_rmsnorm(float *restrict t24, const float *restrict final_norm, const float *restrict t23, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k24_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
+static void lm_step_k24_rmsnorm(float *restrict t22, const float *restrict final_norm, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t23[r * n + j]) * (final_norm[j]);
-            t24[r * n + j] = v0;
+            float v0 = (t21[r * n + j]) * (final_norm[j]);
+            t22[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k27_lm_head_matmul: matmul  [lm_head] */
-static void lm_step_k27_lm_head_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t24, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t25, V);
+/* lm_step_k25_lm_head_matmul: matmul  [lm_head] */
+static void lm_step_k25_lm_head_matmul(float *restrict t23, const float *restrict lm_head, const float *restrict t22, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t22, 1, 0.0f, t23, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t22, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t23, V);
 }
 
-/* lm_step_k28_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k28_lm_head(float *restrict t26, const float *restrict t25, long B, long T, long V) {
+/* lm_step_k26_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void lm_step_k26_lm_head(float *restrict t24, const float *restrict t23, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -422,42 +397,42 @@ static void lm_step_k28_lm_head(float *restrict t26, const float *restrict t25, 
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t25[((i0) * T + i1) * V + j0] ? acc0 : t25[((i0) * T + i1) * V + j0];
+            acc0 = acc0 > t23[((i0) * T + i1) * V + j0] ? acc0 : t23[((i0) * T + i1) * V + j0];
         }
-        t26[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* lm_step_k29_log_softmax: reshape, expand, sub  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k29_log_softmax(float *restrict t27, const float *restrict t25, const float *restrict t26, long B, long T, long V) {
+/* lm_step_k27_log_softmax: reshape, expand, sub  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void lm_step_k27_log_softmax(float *restrict t25, const float *restrict t23, const float *restrict t24, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t25[((i0) * T + i1) * V + j] - (t26[(i0) * T + i1]);
-            t27[r * n + j] = v0;
+            float v0 = t23[((i0) * T + i1) * V + j] - (t24[(i0) * T + i1]);
+            t25[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k30_log_softmax: exp  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k30_log_softmax(float *restrict t28, const float *restrict t27, long B, long T, long V) {
+/* lm_step_k28_log_softmax: exp  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_k28_log_softmax(float *restrict t26, const float *restrict t25, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t27[r * n + j]);
-            t28[r * n + j] = v0;
+            float v0 = expf(t25[r * n + j]);
+            t26[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k31_log_softmax: reduce_sum  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k31_log_softmax(float *restrict t29, const float *restrict t28, long B, long T, long V) {
+/* lm_step_k29_log_softmax: reduce_sum  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_k29_log_softmax(float *restrict t27, const float *restrict t26, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -467,14 +442,14 @@ static void lm_step_k31_log_softmax(float *restrict t29, const float *restrict t
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t28[r * n + j0];
+            acc0 += t26[r * n + j0];
         }
-        t29[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* lm_step_k32_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/cross_entropy] */
-static void lm_step_k32_cross_entropy(float *restrict t30, const int32_t *restrict targets, long B, long T, long V) {
+/* lm_step_k30_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/cross_entropy] */
+static void lm_step_k30_cross_entropy(float *restrict t28, const int32_t *restrict targets, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -483,40 +458,40 @@ static void lm_step_k32_cross_entropy(float *restrict t30, const int32_t *restri
         float v0 = (float)targets[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = (float)j == v0 ? 1.0f : 0.0f;
-            t30[r * n + j] = v1;
+            t28[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k33_log_softmax: log, expand, sub, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_k33_log_softmax(float *restrict t31, const float *restrict t27, const float *restrict t29, const float *restrict t30, long B, long T, long V) {
+/* lm_step_k31_log_softmax: log, expand, sub, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_k31_log_softmax(float *restrict t29, const float *restrict t25, const float *restrict t27, const float *restrict t28, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = logf(t29[(i0) * T + i1]);
+        float v0 = logf(t27[(i0) * T + i1]);
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t27[r * n + j0] - v0;
-            float v2 = v1 * (t30[r * n + j0]);
+            float v1 = t25[r * n + j0] - v0;
+            float v2 = v1 * (t28[r * n + j0]);
             acc0 += v2;
         }
-        t31[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_k34_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_k34_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t31, long B, long T) {
+/* lm_step_k32_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_k32_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t29, long B, long T) {
     /* one result per row */
     const long rows = 1, n = B*T;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t31[(j0 / T) * T + (j0) % T]);
+            float v0 = -(t29[(j0 / T) * T + (j0) % T]);
             float v1 = v0 * (weights[(j0 / T) * T + (j0) % T]);
             acc0 += v1;
         }
@@ -524,8 +499,8 @@ static void lm_step_k34_weighted_sum(float *restrict loss, const float *restrict
     }
 }
 
-/* lm_step_k35_log_softmax_grad: reshape, expand, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k35_log_softmax_grad(float *restrict t32, const float *restrict weights, const float *restrict t25, const float *restrict t26, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B, long T, long V) {
+/* lm_step_k33_log_softmax_grad: reshape, expand, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k33_log_softmax_grad(float *restrict t30, const float *restrict weights, const float *restrict t23, const float *restrict t24, const float *restrict t26, const float *restrict t27, const float *restrict t28, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -536,40 +511,40 @@ static void lm_step_k35_log_softmax_grad(float *restrict t32, const float *restr
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = v1 * (t30[r * n + j0]);
+            float v3 = v1 * (t28[r * n + j0]);
             float v4 = -v3;
             acc0 += v4;
         }
-        float v5 = acc0 / (t29[(i0) * T + i1]);
+        float v5 = acc0 / (t27[(i0) * T + i1]);
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v8 = v1 * (t30[r * n + j1]);
-            float v9 = v5 * (t28[r * n + j1]);
+            float v8 = v1 * (t28[r * n + j1]);
+            float v9 = v5 * (t26[r * n + j1]);
             float v10 = v8 + v9;
             float v11 = -v10;
             acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v2 = v1 * (t30[r * n + j]);
-            float v6 = v5 * (t28[r * n + j]);
+            float v2 = v1 * (t28[r * n + j]);
+            float v6 = v5 * (t26[r * n + j]);
             float v7 = v2 + v6;
-            float v12 = t25[((i0) * T + i1) * V + j] == t26[(i0) * T + i1] ? 1.0f : 0.0f;
+            float v12 = t23[((i0) * T + i1) * V + j] == t24[(i0) * T + i1] ? 1.0f : 0.0f;
             float v13 = acc1 * v12;
             float v14 = v7 + v13;
-            t32[r * n + j] = v14;
+            t30[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_k36_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void lm_step_k36_lm_head_grad_matmul(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t32, 1, 0.0f, t33, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t32, V, lm_head, 2*HD2*KVH*REP, 0.0f, t33, 2*HD2*KVH*REP);
+/* lm_step_k34_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void lm_step_k34_lm_head_grad_matmul(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t30, 1, 0.0f, t31, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t30, V, lm_head, 2*HD2*KVH*REP, 0.0f, t31, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k37_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k37_rmsnorm_grad(float *restrict t34, const float *restrict t23, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k35_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
+static void lm_step_k35_rmsnorm_grad(float *restrict t32, const float *restrict t21, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -579,15 +554,15 @@ static void lm_step_k37_rmsnorm_grad(float *restrict t34, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t33[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t23[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t31[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t21[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t34[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* lm_step_k38_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void lm_step_k38_rmsnorm_grad(float *restrict t35, const float *restrict t34, long HD2, long KVH, long REP, long T) {
+/* lm_step_k36_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void lm_step_k36_rmsnorm_grad(float *restrict t33, const float *restrict t32, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -597,14 +572,14 @@ static void lm_step_k38_rmsnorm_grad(float *restrict t35, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t34[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t32[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t35[r] = acc0;
+        t33[r] = acc0;
     }
 }
 
-/* lm_step_k39_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k39_rmsnorm_grad(float *restrict t36, const float *restrict final_norm, const float *restrict carry0, const float *restrict t22, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k37_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void lm_step_k37_rmsnorm_grad(float *restrict t34, const float *restrict final_norm, const float *restrict carry0, const float *restrict t20, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -613,45 +588,45 @@ static void lm_step_k39_rmsnorm_grad(float *restrict t36, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t33[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v2 = (t31[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
             float v3 = v2 * (carry0[r * n + j0]);
             acc0 += v3;
         }
-        float v4 = acc0 * (t22[(i0) * T + i1]);
-        float v5 = v4 * (t22[(i0) * T + i1]);
-        float v6 = v5 * (t22[(i0) * T + i1]);
+        float v4 = acc0 * (t20[(i0) * T + i1]);
+        float v5 = v4 * (t20[(i0) * T + i1]);
+        float v6 = v5 * (t20[(i0) * T + i1]);
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t33[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
-            float v1 = v0 * (t22[(i0) * T + i1]);
+            float v0 = (t31[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v1 = v0 * (t20[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v1 + v9;
             float v11 = v10 + v9;
-            t36[r * n + j] = v11;
+            t34[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k40_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void lm_step_k40_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t35, long HD2, long KVH, long REP) {
+/* lm_step_k38_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void lm_step_k38_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t33, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t35[j];
+            float v0 = grad_final_norm[j] + t33[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k41_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void lm_step_k41_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t24, const float *restrict t32, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t24, 2*HD2*KVH*REP, t32, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t32, V, t24, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+/* lm_step_k39_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void lm_step_k39_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t22, const float *restrict t30, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t22, 2*HD2*KVH*REP, t30, V, 1.0f, grad_lm_head, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t30, V, t22, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k42_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k42_rmsnorm(float *restrict t37, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k40_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k40_rmsnorm(float *restrict t35, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -664,62 +639,62 @@ static void lm_step_k42_rmsnorm(float *restrict t37, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t37[r] = acc0;
+        t35[r] = acc0;
     }
 }
 
-/* lm_step_k43_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k43_rmsnorm(float *restrict t38, const float *restrict norm_eps, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k41_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k41_rmsnorm(float *restrict t36, const float *restrict norm_eps, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t37[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t35[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t38[r * n + j] = v2;
+            t36[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k44_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k44_rmsnorm(float *restrict t39, const float *restrict saved_x, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k42_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k42_rmsnorm(float *restrict t37, const float *restrict saved_x, const float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t38[(i0) * T + i1]);
-            t39[r * n + j] = v0;
+            float v0 = (saved_x[r * n + j]) * (t36[(i0) * T + i1]);
+            t37[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k45_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k45_rmsnorm(float *restrict t40, const float *restrict attn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k43_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k43_rmsnorm(float *restrict t38, const float *restrict attn_norm, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t39[r * n + j]) * (attn_norm[j]);
-            t40[r * n + j] = v0;
+            float v0 = (t37[r * n + j]) * (attn_norm[j]);
+            t38[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k46_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict wq, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t40, 1, 0.0f, t41, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t40, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t41, 2*HD2*KVH*REP);
+/* lm_step_k44_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k44_attention_matmul(float *restrict t39, const float *restrict wq, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t38, 1, 0.0f, t39, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t39, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k47_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, const float *restrict t2, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k45_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void lm_step_k45_rope(float *restrict t40, const float *restrict t1, const float *restrict t2, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -727,11 +702,45 @@ static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, cons
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t41[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t41[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t39[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v2 = (t39[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t41[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t41[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t39[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v5 = (t39[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v6 = v4 + v5;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < 1) {
+                v0 = v3;
+            }
+            else {
+                v0 = v6;
+            }
+            t40[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k46_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict wk, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t38, 1, 0.0f, t41, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t41, 2*HD2*KVH);
+}
+
+/* lm_step_k47_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, const float *restrict t2, const float *restrict t41, long B, long HD2, long KVH, long T) {
+    const long rows = B*HD2*KVH*T, n = 2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (HD2*KVH*T);
+        const long i1 = (r / (HD2*KVH)) % T;
+        const long i2 = (r / (HD2)) % KVH;
+        const long i3 = (r) % HD2;
+        float v1 = (t41[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v2 = (t41[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v3 = v1 - v2;
+        float v4 = (t41[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v5 = (t41[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -747,56 +756,22 @@ static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, cons
 }
 
 /* lm_step_k48_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k48_attention_matmul(float *restrict t43, const float *restrict wk, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t40, 1, 0.0f, t43, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t40, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t43, 2*HD2*KVH);
+static void lm_step_k48_attention_matmul(float *restrict t43, const float *restrict wv, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t38, 1, 0.0f, t43, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t43, 2*HD2*KVH);
 }
 
-/* lm_step_k49_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void lm_step_k49_rope(float *restrict t44, const float *restrict t1, const float *restrict t2, const float *restrict t43, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t43[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t43[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t43[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t43[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t44[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k50_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k50_attention_matmul(float *restrict t45, const float *restrict wv, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t40, 1, 0.0f, t45, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t40, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t45, 2*HD2*KVH);
-}
-
-/* lm_step_k51_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void lm_step_k51_scores_matmul(float *restrict t46, const float *restrict t42, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k49_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void lm_step_k49_scores_matmul(float *restrict t44, const float *restrict t40, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t44 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t42 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t42 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t44 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k52_attention: iota, iota, const, reshape, expand, add, cmple  [layer_backward/attention/attention] */
-static void lm_step_k52_attention(float *restrict t47, long B, long KVH, long REP, long T) {
+/* lm_step_k50_attention: iota, iota, const, reshape, expand, add, cmple  [layer_backward/attention/attention] */
+static void lm_step_k50_attention(float *restrict t45, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -807,13 +782,13 @@ static void lm_step_k52_attention(float *restrict t47, long B, long KVH, long RE
         for (long j = 0; j < n; j++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            t47[r * n + j] = v1;
+            t45[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k53_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
-static void lm_step_k53_scores(float *restrict t48, const float *restrict t46, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k51_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
+static void lm_step_k51_scores(float *restrict t46, const float *restrict t44, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -823,15 +798,15 @@ static void lm_step_k53_scores(float *restrict t48, const float *restrict t46, c
         const long i3 = (r) % T;
         float v0 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v1 = (t46[r * n + j]) * v0;
-            float v2 = t47[r * n + j] != 0.0f ? v1 : (-INFINITY);
-            t48[r * n + j] = v2;
+            float v1 = (t44[r * n + j]) * v0;
+            float v2 = t45[r * n + j] != 0.0f ? v1 : (-INFINITY);
+            t46[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k54_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
-static void lm_step_k54_softmax(float *restrict t49, const float *restrict t48, long B, long KVH, long REP, long T) {
+/* lm_step_k52_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
+static void lm_step_k52_softmax(float *restrict t47, const float *restrict t46, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -843,13 +818,49 @@ static void lm_step_k54_softmax(float *restrict t49, const float *restrict t48, 
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t48[r * n + j0] ? acc0 : t48[r * n + j0];
+            acc0 = acc0 > t46[r * n + j0] ? acc0 : t46[r * n + j0];
+        }
+        t47[r] = acc0;
+    }
+}
+
+/* lm_step_k53_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
+static void lm_step_k53_softmax(float *restrict t48, const float *restrict t46, const float *restrict t47, long B, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = t46[r * n + j] - (t47[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v1 = expf(v0);
+            t48[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_k54_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void lm_step_k54_softmax(float *restrict t49, const float *restrict t48, long B, long KVH, long REP, long T) {
+    /* one result per row */
+    const long rows = B*KVH*REP*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t48[r * n + j0];
         }
         t49[r] = acc0;
     }
 }
 
-/* lm_step_k55_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
+/* lm_step_k55_softmax: expand, div  [layer_backward/attention/attention/softmax] */
 static void lm_step_k55_softmax(float *restrict t50, const float *restrict t48, const float *restrict t49, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -859,91 +870,43 @@ static void lm_step_k55_softmax(float *restrict t50, const float *restrict t48, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t48[r * n + j] - (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v1 = expf(v0);
-            t50[r * n + j] = v1;
+            float v0 = (t48[r * n + j]) / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t50[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k56_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void lm_step_k56_softmax(float *restrict t51, const float *restrict t50, long B, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t50[r * n + j0];
-        }
-        t51[r] = acc0;
-    }
-}
-
-/* lm_step_k57_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void lm_step_k57_softmax(float *restrict t52, const float *restrict t50, const float *restrict t51, long B, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t50[r * n + j]) / (t51[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t52[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k58_attention_matmul: matmul  [layer_backward/attention/attention] */
-static void lm_step_k58_attention_matmul(float *restrict t53, const float *restrict t45, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k56_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
+static void lm_step_k56_attention_matmul(float *restrict t51, const float *restrict t43, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t45 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t52 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t53 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t52 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t45 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t53 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t51 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t51 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* lm_step_k59_attention: reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void lm_step_k59_attention(float *restrict t54, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t54[r * n + j] = t53[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* lm_step_k57_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k57_attention_matmul(float *restrict t52, const float *restrict wo, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t51, 1, 0.0f, t52, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t51, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t52, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k60_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k60_attention_matmul(float *restrict t55, const float *restrict wo, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t54, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t55, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k61_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void lm_step_k61_attention(float *restrict t56, const float *restrict saved_x, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_attention: reshape, add  [layer_backward/attention; layer_backward] */
+static void lm_step_k58_attention(float *restrict t53, const float *restrict saved_x, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t55[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t56[r * n + j] = v0;
+            float v0 = saved_x[r * n + j] + t52[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t53[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k62_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k62_rmsnorm(float *restrict t57, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k59_rmsnorm(float *restrict t54, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -953,195 +916,195 @@ static void lm_step_k62_rmsnorm(float *restrict t57, const float *restrict t56, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t56[r * n + j0]) * (t56[r * n + j0]);
+            float v0 = (t53[r * n + j0]) * (t53[r * n + j0]);
             acc0 += v0;
         }
-        t57[r] = acc0;
+        t54[r] = acc0;
     }
 }
 
-/* lm_step_k63_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k63_rmsnorm(float *restrict t58, const float *restrict norm_eps, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k60_rmsnorm(float *restrict t55, const float *restrict norm_eps, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t57[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t54[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t58[r * n + j] = v2;
+            t55[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k64_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k64_rmsnorm(float *restrict t59, const float *restrict t56, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k61_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k61_rmsnorm(float *restrict t56, const float *restrict t53, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t56[r * n + j]) * (t58[(i0) * T + i1]);
-            t59[r * n + j] = v0;
+            float v0 = (t53[r * n + j]) * (t55[(i0) * T + i1]);
+            t56[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k65_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k65_rmsnorm(float *restrict t60, const float *restrict ffn_norm, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k62_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k62_rmsnorm(float *restrict t57, const float *restrict ffn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t59[r * n + j]) * (ffn_norm[j]);
+            float v0 = (t56[r * n + j]) * (ffn_norm[j]);
+            t57[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k63_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void lm_step_k63_gate_up_matmul(float *restrict t58, const float *restrict w1, const float *restrict t57, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t57, 1, 0.0f, t58, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t58, F);
+}
+
+/* lm_step_k64_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void lm_step_k64_silu(float *restrict t59, const float *restrict t58, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t58[((i0) * T + i1) * F + j]);
+            float v1 = expf(v0);
+            t59[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_k65_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_k65_silu(float *restrict t60, const float *restrict t59, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t59[r * n + j];
             t60[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k66_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void lm_step_k66_gate_up_matmul(float *restrict t61, const float *restrict w1, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t60, 1, 0.0f, t61, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t60, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t61, F);
-}
-
-/* lm_step_k67_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void lm_step_k67_silu(float *restrict t62, const float *restrict t61, long B, long F, long T) {
+/* lm_step_k66_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void lm_step_k66_gate_up(float *restrict t61, const float *restrict t58, const float *restrict t60, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t61[((i0) * T + i1) * F + j]);
-            float v1 = expf(v0);
-            t62[r * n + j] = v1;
+            float v0 = (t58[((i0) * T + i1) * F + j]) / (t60[r * n + j]);
+            t61[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k68_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_k68_silu(float *restrict t63, const float *restrict t62, long B, long F, long T) {
+/* lm_step_k67_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void lm_step_k67_gate_up_matmul(float *restrict t62, const float *restrict w3, const float *restrict t57, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t57, 1, 0.0f, t62, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t62, F);
+}
+
+/* lm_step_k68_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
+static void lm_step_k68_gate_up(float *restrict t63, const float *restrict t61, const float *restrict t62, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t62[r * n + j];
+            float v0 = (t61[r * n + j]) * (t62[((i0) * T + i1) * F + j]);
             t63[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k69_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void lm_step_k69_gate_up(float *restrict t64, const float *restrict t61, const float *restrict t63, long B, long F, long T) {
+/* lm_step_k69_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void lm_step_k69_ffn_grad_matmul(float *restrict t64, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t64, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t64, F);
+}
+
+/* lm_step_k70_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k70_ffn_grad(float *restrict t65, const float *restrict t61, const float *restrict t64, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t61[((i0) * T + i1) * F + j]) / (t63[r * n + j]);
-            t64[r * n + j] = v0;
+            float v0 = (t64[((i0) * T + i1) * F + j]) * (t61[r * n + j]);
+            t65[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k70_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void lm_step_k70_gate_up_matmul(float *restrict t65, const float *restrict w3, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t60, 1, 0.0f, t65, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t60, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t65, F);
+/* lm_step_k71_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k71_gate_up_grad_matmul(float *restrict t66, const float *restrict w3, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t65, 1, 0.0f, t66, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t65, F, w3, 2*HD2*KVH*REP, 0.0f, t66, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k71_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void lm_step_k71_gate_up(float *restrict t66, const float *restrict t64, const float *restrict t65, long B, long F, long T) {
+/* lm_step_k72_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k72_silu_grad(float *restrict t67, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t64, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t64[r * n + j]) * (t65[((i0) * T + i1) * F + j]);
-            t66[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k72_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void lm_step_k72_ffn_grad_matmul(float *restrict t67, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t67, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t67, F);
-}
-
-/* lm_step_k73_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k73_ffn_grad(float *restrict t68, const float *restrict t64, const float *restrict t67, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t67[((i0) * T + i1) * F + j]) * (t64[r * n + j]);
-            t68[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k74_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k74_gate_up_grad_matmul(float *restrict t69, const float *restrict w3, const float *restrict t68, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t68, F, w3, 2*HD2*KVH*REP, 0.0f, t69, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k75_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k75_silu_grad(float *restrict t70, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t67, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t67[((i0) * T + i1) * F + j]) * (t65[((i0) * T + i1) * F + j]);
-            float v1 = v0 / (t63[r * n + j]);
-            float v2 = v0 * (t64[r * n + j]);
-            float v3 = v2 / (t63[r * n + j]);
+            float v0 = (t64[((i0) * T + i1) * F + j]) * (t62[((i0) * T + i1) * F + j]);
+            float v1 = v0 / (t60[r * n + j]);
+            float v2 = v0 * (t61[r * n + j]);
+            float v3 = v2 / (t60[r * n + j]);
             float v4 = -v3;
-            float v5 = v4 * (t62[r * n + j]);
+            float v5 = v4 * (t59[r * n + j]);
             float v6 = -v5;
             float v7 = v1 + v6;
-            t70[r * n + j] = v7;
+            t67[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_k76_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k76_gate_up_grad_matmul(float *restrict t71, const float *restrict w1, const float *restrict t70, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t70, 1, 0.0f, t71, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t70, F, w1, 2*HD2*KVH*REP, 0.0f, t71, 2*HD2*KVH*REP);
+/* lm_step_k73_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k73_gate_up_grad_matmul(float *restrict t68, const float *restrict w1, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t67, 1, 0.0f, t68, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t67, F, w1, 2*HD2*KVH*REP, 0.0f, t68, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k77_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k77_gate_up_grad(float *restrict t72, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k74_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k74_gate_up_grad(float *restrict t69, const float *restrict t66, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t69[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t71[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t72[r * n + j] = v0;
+            float v0 = t66[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t68[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t69[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k78_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k78_rmsnorm_grad(float *restrict t73, const float *restrict t59, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k75_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k75_rmsnorm_grad(float *restrict t70, const float *restrict t56, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1151,15 +1114,15 @@ static void lm_step_k78_rmsnorm_grad(float *restrict t73, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t72[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t59[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t69[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t56[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t73[r] = acc0;
+        t70[r] = acc0;
     }
 }
 
-/* lm_step_k79_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k79_rmsnorm_grad(float *restrict t74, const float *restrict t73, long HD2, long KVH, long REP, long T) {
+/* lm_step_k76_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k76_rmsnorm_grad(float *restrict t71, const float *restrict t70, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1169,14 +1132,14 @@ static void lm_step_k79_rmsnorm_grad(float *restrict t74, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t73[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t70[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t74[r] = acc0;
+        t71[r] = acc0;
     }
 }
 
-/* lm_step_k80_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void lm_step_k80_rmsnorm_grad(float *restrict t75, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t56, const float *restrict t58, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k77_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
+static void lm_step_k77_rmsnorm_grad(float *restrict t72, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t53, const float *restrict t55, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1185,53 +1148,44 @@ static void lm_step_k80_rmsnorm_grad(float *restrict t75, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t72[r * n + j0]) * (ffn_norm[j0]);
-            float v4 = v3 * (t56[r * n + j0]);
+            float v3 = (t69[r * n + j0]) * (ffn_norm[j0]);
+            float v4 = v3 * (t53[r * n + j0]);
             acc0 += v4;
         }
-        float v5 = acc0 * (t58[(i0) * T + i1]);
-        float v6 = v5 * (t58[(i0) * T + i1]);
-        float v7 = v6 * (t58[(i0) * T + i1]);
+        float v5 = acc0 * (t55[(i0) * T + i1]);
+        float v6 = v5 * (t55[(i0) * T + i1]);
+        float v7 = v6 * (t55[(i0) * T + i1]);
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t72[r * n + j]) * (ffn_norm[j]);
-            float v1 = v0 * (t58[(i0) * T + i1]);
+            float v0 = (t69[r * n + j]) * (ffn_norm[j]);
+            float v1 = v0 * (t55[(i0) * T + i1]);
             float v2 = carry1[r * n + j] + v1;
-            float v10 = v9 * (t56[r * n + j]);
+            float v10 = v9 * (t53[r * n + j]);
             float v11 = v2 + v10;
             float v12 = v11 + v10;
-            t75[r * n + j] = v12;
+            t72[r * n + j] = v12;
         }
     }
 }
 
-/* lm_step_k81_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k81_attention_grad_matmul(float *restrict t76, const float *restrict wo, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t75, 1, 0.0f, t76, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t75, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t76, 2*HD2*KVH*REP);
+/* lm_step_k78_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k78_attention_grad_matmul(float *restrict t73, const float *restrict wo, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t72, 1, 0.0f, t73, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t72, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t73, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k82_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void lm_step_k82_attention_grad_matmul(float *restrict t77, const float *restrict t45, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k79_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void lm_step_k79_attention_grad_matmul(float *restrict t74, const float *restrict t43, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t45 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t77 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t45 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t77 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t74 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t74 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k83_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void lm_step_k83_attention_grad_matmul(float *restrict t78, const float *restrict t52, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t52 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t78 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t52 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t78 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
-}
-
-/* lm_step_k84_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k84_softmax_grad(float *restrict t79, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k80_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k80_softmax_grad(float *restrict t75, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1242,111 +1196,70 @@ static void lm_step_k84_softmax_grad(float *restrict t79, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (t77[r * n + j0]) * (t52[r * n + j0]);
-            float v2 = v1 / (t51[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v1 = (t74[r * n + j0]) * (t50[r * n + j0]);
+            float v2 = v1 / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v3 = -v2;
             acc0 += v3;
         }
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v6 = (t77[r * n + j1]) / (t51[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t74[r * n + j1]) / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t50[r * n + j1]);
+            float v8 = v7 * (t48[r * n + j1]);
             float v9 = -v8;
             acc1 += v9;
         }
         float v14 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v0 = (t77[r * n + j]) / (t51[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t74[r * n + j]) / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v4 = v0 + acc0;
-            float v5 = v4 * (t50[r * n + j]);
-            float v10 = t48[r * n + j] == t49[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
+            float v5 = v4 * (t48[r * n + j]);
+            float v10 = t46[r * n + j] == t47[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
             float v11 = acc1 * v10;
             float v12 = v5 + v11;
-            float v13 = t47[r * n + j] != 0.0f ? v12 : 0.0f;
+            float v13 = t45[r * n + j] != 0.0f ? v12 : 0.0f;
             float v15 = v13 * v14;
-            t79[r * n + j] = v15;
+            t75[r * n + j] = v15;
         }
     }
 }
 
-/* lm_step_k85_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k85_scores_grad_matmul(float *restrict t80, const float *restrict t44, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k81_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k81_scores_grad_matmul(float *restrict t76, const float *restrict t42, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t44 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t79 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t80 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t79 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t44 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t80 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* lm_step_k86_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k86_scores_grad_matmul(float *restrict t81, const float *restrict t42, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k82_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k82_attention_grad_matmul(float *restrict t77, const float *restrict t40, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t42 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t79 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, 0.0f, t81 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t79 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t42 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, 0.0f, t81 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t77 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t77 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* lm_step_k87_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
-static void lm_step_k87_attention_grad(float *restrict t82, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*B*HD2*KVH*T, n = REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*T);
-        const long i1 = (r / (2*HD2*T)) % KVH;
-        const long i2 = (r / (2*HD2)) % T;
-        const long i3 = (r) % (2*HD2);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t78[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
-        }
-        t82[r] = acc0;
-    }
+/* lm_step_k83_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k83_attention_grad_matmul(float *restrict t78, const float *restrict t50, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t78 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t78 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* lm_step_k88_attention_grad: permute, reduce_sum  [layer_backward/attention/attention/grad] */
-static void lm_step_k88_attention_grad(float *restrict t83, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*B*HD2*KVH*T, n = REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*T);
-        const long i1 = (r / (2*HD2*T)) % KVH;
-        const long i2 = (r / (2*HD2)) % T;
-        const long i3 = (r) % (2*HD2);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t81[((((i0) * KVH + i1) * REP + j0) * T + i2) * (2*HD2) + i3];
-        }
-        t83[r] = acc0;
-    }
+/* lm_step_k84_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k84_attention_grad_matmul(float *restrict t79, const float *restrict wv, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t78, 1, 0.0f, t79, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t78, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t79, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k89_attention_grad: permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k89_attention_grad(float *restrict t84, const float *restrict t82, long B, long HD2, long KVH, long T) {
-    const long rows = B*T, n = 2*HD2*KVH;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t84[r * n + j] = t82[((((r * n + j) / (2*HD2*KVH*T)) * KVH + ((r * n + j) / (2*HD2)) % KVH) * T + ((r * n + j) / (2*HD2*KVH)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
-}
-
-/* lm_step_k90_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k90_attention_grad_matmul(float *restrict t85, const float *restrict wv, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t84, 1, 0.0f, t85, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t84, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t85, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k91_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k91_rope_grad(float *restrict t86, const float *restrict t1, const float *restrict t2, const float *restrict t83, long B, long HD2, long KVH, long T) {
+/* lm_step_k85_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k85_rope_grad(float *restrict t80, const float *restrict t1, const float *restrict t2, const float *restrict t77, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1354,12 +1267,12 @@ static void lm_step_k91_rope_grad(float *restrict t86, const float *restrict t1,
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t83[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
-        float v2 = -(t83[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v1 = (t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
+        float v2 = -(t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
         float v3 = v2 * (t2[(i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t83[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[(i1) * HD2 + i3]);
-        float v7 = (t83[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[(i1) * HD2 + i3]);
+        float v6 = (t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[(i1) * HD2 + i3]);
+        float v7 = (t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[(i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -1377,19 +1290,19 @@ static void lm_step_k91_rope_grad(float *restrict t86, const float *restrict t1,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t86[r * n + j] = v9;
+            t80[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k92_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k92_attention_grad_matmul(float *restrict t87, const float *restrict wk, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t86, 1, 0.0f, t87, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t86, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t87, 2*HD2*KVH*REP);
+/* lm_step_k86_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k86_attention_grad_matmul(float *restrict t81, const float *restrict wk, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t80, 1, 0.0f, t81, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t80, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t81, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k93_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k93_rope_grad(float *restrict t88, const float *restrict t1, const float *restrict t2, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k87_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k87_rope_grad(float *restrict t82, const float *restrict t1, const float *restrict t2, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1397,12 +1310,12 @@ static void lm_step_k93_rope_grad(float *restrict t88, const float *restrict t1,
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t80[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
-        float v2 = -(t80[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v1 = (t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
+        float v2 = -(t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
         float v3 = v2 * (t2[(i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t80[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[(i1) * HD2 + i3]);
-        float v7 = (t80[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[(i1) * HD2 + i3]);
+        float v6 = (t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[(i1) * HD2 + i3]);
+        float v7 = (t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[(i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -1420,34 +1333,34 @@ static void lm_step_k93_rope_grad(float *restrict t88, const float *restrict t1,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t88[r * n + j] = v9;
+            t82[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k94_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k94_attention_grad_matmul(float *restrict t89, const float *restrict wq, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t88, 1, 0.0f, t89, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t88, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t89, 2*HD2*KVH*REP);
+/* lm_step_k88_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k88_attention_grad_matmul(float *restrict t83, const float *restrict wq, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t82, 1, 0.0f, t83, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t82, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t83, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k95_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
-static void lm_step_k95_attention_grad(float *restrict t90, const float *restrict t85, const float *restrict t87, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k89_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
+static void lm_step_k89_attention_grad(float *restrict t84, const float *restrict t79, const float *restrict t81, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t85[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t87[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t89[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t90[r * n + j] = v1;
+            float v0 = t79[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t81[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t83[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t84[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k96_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k96_rmsnorm_grad(float *restrict t91, const float *restrict t39, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k90_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k90_rmsnorm_grad(float *restrict t85, const float *restrict t37, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1457,15 +1370,15 @@ static void lm_step_k96_rmsnorm_grad(float *restrict t91, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t90[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t39[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            float v0 = (t84[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t37[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
             acc0 += v0;
         }
-        t91[r] = acc0;
+        t85[r] = acc0;
     }
 }
 
-/* lm_step_k97_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k97_rmsnorm_grad(float *restrict t92, const float *restrict t91, long HD2, long KVH, long REP, long T) {
+/* lm_step_k91_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k91_rmsnorm_grad(float *restrict t86, const float *restrict t85, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1475,14 +1388,14 @@ static void lm_step_k97_rmsnorm_grad(float *restrict t92, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t91[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t85[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t92[r] = acc0;
+        t86[r] = acc0;
     }
 }
 
-/* lm_step_k98_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void lm_step_k98_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t38, const float *restrict t75, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k92_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
+static void lm_step_k92_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t36, const float *restrict t72, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1491,19 +1404,19 @@ static void lm_step_k98_rmsnorm_grad(float *restrict carry1_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t90[r * n + j0]) * (attn_norm[j0]);
+            float v3 = (t84[r * n + j0]) * (attn_norm[j0]);
             float v4 = v3 * (saved_x[r * n + j0]);
             acc0 += v4;
         }
-        float v5 = acc0 * (t38[(i0) * T + i1]);
-        float v6 = v5 * (t38[(i0) * T + i1]);
-        float v7 = v6 * (t38[(i0) * T + i1]);
+        float v5 = acc0 * (t36[(i0) * T + i1]);
+        float v6 = v5 * (t36[(i0) * T + i1]);
+        float v7 = v6 * (t36[(i0) * T + i1]);
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t90[r * n + j]) * (attn_norm[j]);
-            float v1 = v0 * (t38[(i0) * T + i1]);
-            float v2 = t75[r * n + j] + v1;
+            float v0 = (t84[r * n + j]) * (attn_norm[j]);
+            float v1 = v0 * (t36[(i0) * T + i1]);
+            float v2 = t72[r * n + j] + v1;
             float v10 = v9 * (saved_x[r * n + j]);
             float v11 = v2 + v10;
             float v12 = v11 + v10;
@@ -1512,97 +1425,97 @@ static void lm_step_k98_rmsnorm_grad(float *restrict carry1_next, const float *r
     }
 }
 
-/* lm_step_k99_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k99_layer_backward(float *restrict grad_attn_norm, const float *restrict t92, long HD2, long KVH, long REP) {
+/* lm_step_k93_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k93_layer_backward(float *restrict grad_attn_norm, const float *restrict t86, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t92[j];
+            float v0 = grad_attn_norm[j] + t86[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k100_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k100_layer_backward_matmul(float *restrict grad_wq, const float *restrict t40, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t40, 2*HD2*KVH*REP, t88, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t88, 2*HD2*KVH*REP, t40, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+/* lm_step_k94_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k94_layer_backward_matmul(float *restrict grad_wq, const float *restrict t38, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, t82, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t82, 2*HD2*KVH*REP, t38, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k101_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k101_layer_backward_matmul(float *restrict grad_wk, const float *restrict t40, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t40, 2*HD2*KVH*REP, t86, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t86, 2*HD2*KVH, t40, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+/* lm_step_k95_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k95_layer_backward_matmul(float *restrict grad_wk, const float *restrict t38, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, t80, 2*HD2*KVH, 1.0f, grad_wk, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t80, 2*HD2*KVH, t38, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k102_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k102_layer_backward_matmul(float *restrict grad_wv, const float *restrict t40, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t40, 2*HD2*KVH*REP, t84, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t84, 2*HD2*KVH, t40, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+/* lm_step_k96_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k96_layer_backward_matmul(float *restrict grad_wv, const float *restrict t38, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, t78, 2*HD2*KVH, 1.0f, grad_wv, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t78, 2*HD2*KVH, t38, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k103_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k103_layer_backward_matmul(float *restrict grad_wo, const float *restrict t54, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t54, 2*HD2*KVH*REP, t75, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t75, 2*HD2*KVH*REP, t54, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+/* lm_step_k97_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k97_layer_backward_matmul(float *restrict grad_wo, const float *restrict t51, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t51, 2*HD2*KVH*REP, t72, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t72, 2*HD2*KVH*REP, t51, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k104_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k104_layer_backward(float *restrict grad_ffn_norm, const float *restrict t74, long HD2, long KVH, long REP) {
+/* lm_step_k98_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k98_layer_backward(float *restrict grad_ffn_norm, const float *restrict t71, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t74[j];
+            float v0 = grad_ffn_norm[j] + t71[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k105_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k105_layer_backward_matmul(float *restrict grad_w1, const float *restrict t60, const float *restrict t70, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t60, 2*HD2*KVH*REP, t70, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t70, F, t60, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+/* lm_step_k99_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k99_layer_backward_matmul(float *restrict grad_w1, const float *restrict t57, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, t67, F, 1.0f, grad_w1, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t67, F, t57, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k106_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k106_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t66, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t66, F, 1.0f, grad_w2, F);
+/* lm_step_k100_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k100_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t63, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t63, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t63, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k107_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k107_layer_backward_matmul(float *restrict grad_w3, const float *restrict t60, const float *restrict t68, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t60, 2*HD2*KVH*REP, t68, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t68, F, t60, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+/* lm_step_k101_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k101_layer_backward_matmul(float *restrict grad_w3, const float *restrict t57, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, t65, F, 1.0f, grad_w3, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t65, F, t57, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k108_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void lm_step_k108_embed_backward_scatter_add(float *restrict t93, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t93, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* lm_step_k102_embed_backward_scatter_add: scatter_add  [embed_backward] */
+static void lm_step_k102_embed_backward_scatter_add(float *restrict t87, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
+    memset(t87, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t93[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            t87[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* lm_step_k109_embed_backward: add, write_slice  [embed_backward] */
-static void lm_step_k109_embed_backward(float *restrict grad_embed, const float *restrict t93, long HD2, long KVH, long REP, long V) {
+/* lm_step_k103_embed_backward: add, write_slice  [embed_backward] */
+static void lm_step_k103_embed_backward(float *restrict grad_embed, const float *restrict t87, long HD2, long KVH, long REP, long V) {
     const long rows = V, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t93[r * n + j];
+            float v0 = grad_embed[r * n + j] + t87[r * n + j];
             grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
         }
     }
 }
 
-/* Arena: 33 slots planned for 110 kernels. */
+/* Arena: 33 slots planned for 104 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1621,30 +1534,30 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, 2*B*HD2*KVH*REP*T));
+    off[0] = total; total += la_round16(la_max(la_max(la_max(la_max(HD2*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T), B*F*T), B*T));
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(HD2*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*KVH*REP*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), B*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T*V));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T), 2*HD2*KVH*REP));
-    off[7] = total; total += la_round16(la_max(la_max(B*T*V, B*KVH*REP*T*T), 2*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T), B*T*V), 2*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(B*T, 2*HD2*KVH*REP), B*KVH*REP*T*T), B*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(la_max(B*T*V, B*KVH*REP*T*T), 2*HD2*KVH*REP*V));
     off[8] = total; total += la_round16(la_max(B*T*V, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*T*T), 2*HD2*KVH*REP*V));
+    off[9] = total; total += la_round16(la_max(B*T, B*KVH*REP*T*T));
     off[10] = total; total += la_round16(la_max(B*T*V, 2*B*HD2*KVH*T));
-    off[11] = total; total += la_round16(la_max(B*T, 2*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(B*T, 2*B*HD2*KVH*REP*T));
     off[12] = total; total += la_round16(B*KVH*REP*T*T);
     off[13] = total; total += la_round16(B*KVH*REP*T);
     off[14] = total; total += la_round16(B*KVH*REP*T*T);
-    off[15] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*T));
-    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*T), B*KVH*REP*T*T));
     off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[18] = total; total += la_round16(la_max(B*T, 2*B*HD2*KVH*T));
+    off[18] = total; total += la_round16(la_max(B*T, 2*HD2*KVH*REP*T));
     off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[20] = total; total += la_round16(la_max(B*F*T, 2*HD2*KVH*REP));
     off[21] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[22] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[23] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[23] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
     off[24] = total; total += la_round16(B*F*T);
     off[25] = total; total += la_round16(la_max(B*F*T, B*KVH*REP*T*T));
     off[26] = total; total += la_round16(B*F*T);
@@ -1682,94 +1595,88 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t3 = args->arena + off[0];
     float *t4 = args->arena + off[3];
     float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[5];
-    float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[6];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[5];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[0];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[0];
     float *t12 = args->arena + off[3];
     float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[5];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[4];
-    float *t23 = args->arena + off[0];
-    float *t24 = args->arena + off[3];
-    float *t25 = args->arena + off[5];
-    float *t26 = args->arena + off[6];
-    float *t27 = args->arena + off[7];
-    float *t28 = args->arena + off[8];
-    float *t29 = args->arena + off[9];
-    float *t30 = args->arena + off[10];
+    float *t14 = args->arena + off[0];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[0];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[0];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[6];
+    float *t25 = args->arena + off[7];
+    float *t26 = args->arena + off[8];
+    float *t27 = args->arena + off[9];
+    float *t28 = args->arena + off[10];
+    float *t29 = args->arena + off[11];
+    float *t30 = args->arena + off[7];
     float *t31 = args->arena + off[11];
-    float *t32 = args->arena + off[7];
-    float *t33 = args->arena + off[5];
-    float *t34 = args->arena + off[11];
-    float *t35 = args->arena + off[6];
-    float *t36 = args->arena + off[0];
-    float *t37 = args->arena + off[9];
+    float *t32 = args->arena + off[5];
+    float *t33 = args->arena + off[6];
+    float *t34 = args->arena + off[4];
+    float *t35 = args->arena + off[9];
+    float *t36 = args->arena + off[5];
+    float *t37 = args->arena + off[0];
     float *t38 = args->arena + off[11];
-    float *t39 = args->arena + off[4];
-    float *t40 = args->arena + off[5];
+    float *t39 = args->arena + off[3];
+    float *t40 = args->arena + off[8];
     float *t41 = args->arena + off[3];
-    float *t42 = args->arena + off[8];
-    float *t43 = args->arena + off[6];
-    float *t44 = args->arena + off[10];
-    float *t45 = args->arena + off[6];
-    float *t46 = args->arena + off[3];
-    float *t47 = args->arena + off[7];
-    float *t48 = args->arena + off[9];
-    float *t49 = args->arena + off[3];
-    float *t50 = args->arena + off[12];
-    float *t51 = args->arena + off[13];
-    float *t52 = args->arena + off[14];
-    float *t53 = args->arena + off[15];
+    float *t42 = args->arena + off[10];
+    float *t43 = args->arena + off[3];
+    float *t44 = args->arena + off[6];
+    float *t45 = args->arena + off[7];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[6];
+    float *t48 = args->arena + off[12];
+    float *t49 = args->arena + off[13];
+    float *t50 = args->arena + off[14];
+    float *t51 = args->arena + off[15];
+    float *t52 = args->arena + off[16];
+    float *t53 = args->arena + off[17];
     float *t54 = args->arena + off[16];
-    float *t55 = args->arena + off[15];
-    float *t56 = args->arena + off[17];
-    float *t57 = args->arena + off[15];
-    float *t58 = args->arena + off[18];
-    float *t59 = args->arena + off[15];
-    float *t60 = args->arena + off[19];
-    float *t61 = args->arena + off[20];
-    float *t62 = args->arena + off[21];
-    float *t63 = args->arena + off[22];
-    float *t64 = args->arena + off[23];
-    float *t65 = args->arena + off[20];
-    float *t66 = args->arena + off[24];
-    float *t67 = args->arena + off[25];
-    float *t68 = args->arena + off[26];
-    float *t69 = args->arena + off[27];
-    float *t70 = args->arena + off[28];
-    float *t71 = args->arena + off[21];
-    float *t72 = args->arena + off[22];
-    float *t73 = args->arena + off[23];
-    float *t74 = args->arena + off[20];
-    float *t75 = args->arena + off[27];
-    float *t76 = args->arena + off[21];
-    float *t77 = args->arena + off[25];
-    float *t78 = args->arena + off[15];
-    float *t79 = args->arena + off[23];
-    float *t80 = args->arena + off[17];
-    float *t81 = args->arena + off[22];
-    float *t82 = args->arena + off[6];
-    float *t83 = args->arena + off[10];
-    float *t84 = args->arena + off[18];
-    float *t85 = args->arena + off[21];
+    float *t55 = args->arena + off[18];
+    float *t56 = args->arena + off[16];
+    float *t57 = args->arena + off[19];
+    float *t58 = args->arena + off[20];
+    float *t59 = args->arena + off[21];
+    float *t60 = args->arena + off[22];
+    float *t61 = args->arena + off[23];
+    float *t62 = args->arena + off[20];
+    float *t63 = args->arena + off[24];
+    float *t64 = args->arena + off[25];
+    float *t65 = args->arena + off[26];
+    float *t66 = args->arena + off[27];
+    float *t67 = args->arena + off[28];
+    float *t68 = args->arena + off[21];
+    float *t69 = args->arena + off[22];
+    float *t70 = args->arena + off[23];
+    float *t71 = args->arena + off[20];
+    float *t72 = args->arena + off[27];
+    float *t73 = args->arena + off[21];
+    float *t74 = args->arena + off[25];
+    float *t75 = args->arena + off[16];
+    float *t76 = args->arena + off[17];
+    float *t77 = args->arena + off[3];
+    float *t78 = args->arena + off[10];
+    float *t79 = args->arena + off[22];
+    float *t80 = args->arena + off[23];
+    float *t81 = args->arena + off[8];
+    float *t82 = args->arena + off[16];
+    float *t83 = args->arena + off[21];
+    float *t84 = args->arena + off[3];
+    float *t85 = args->arena + off[18];
     float *t86 = args->arena + off[6];
-    float *t87 = args->arena + off[3];
-    float *t88 = args->arena + off[8];
-    float *t89 = args->arena + off[15];
-    float *t90 = args->arena + off[22];
-    float *t91 = args->arena + off[23];
-    float *t92 = args->arena + off[7];
-    float *t93 = args->arena + off[9];
+    float *t87 = args->arena + off[7];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1782,21 +1689,22 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *grad_lm_head = args->grad_lm_head;
     float *grad_embed = args->grad_embed;
     float *loss = args->loss;
+    float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
     tick = la_tick(prof);
     lm_step_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 110, tick);
+    la_tock(prof, 0, 104, tick);
     tick = la_tick(prof);
     lm_step_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 110, tick);
+    la_tock(prof, 1, 104, tick);
     tick = la_tick(prof);
     lm_step_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 110, tick);
+    la_tock(prof, 2, 104, tick);
     tick = la_tick(prof);
-    lm_step_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 110, tick);
+    lm_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 3, 104, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t3;
+    const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[29], args->arena + off[30] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
@@ -1818,126 +1726,120 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w1 = args->grad_w1 + l * (2*F*HD2*KVH*REP);
         float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
-        float *carry0_next = carry0_buf[l & 1];
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
-        lm_step_k4_layer(saved_x, carry0, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 110, tick);
+        lm_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 104, tick);
         tick = la_tick(prof);
-        lm_step_k5_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 110, tick);
+        lm_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 104, tick);
         tick = la_tick(prof);
-        lm_step_k6_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 110, tick);
+        lm_step_k6_rope(t5, t1, t2, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 104, tick);
         tick = la_tick(prof);
-        lm_step_k7_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 110, tick);
+        lm_step_k7_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 7, 104, tick);
         tick = la_tick(prof);
-        lm_step_k8_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 110, tick);
+        lm_step_k8_rope(t7, t1, t2, t6, B, HD2, KVH, T);
+        la_tock(prof, 8, 104, tick);
         tick = la_tick(prof);
-        lm_step_k9_rope(t8, t1, t2, t7, B, HD2, KVH, T);
-        la_tock(prof, 9, 110, tick);
+        lm_step_k9_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 104, tick);
         tick = la_tick(prof);
-        lm_step_k10_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 110, tick);
+        lm_step_k10_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 104, tick);
         tick = la_tick(prof);
-        lm_step_k11_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 110, tick);
+        lm_step_k11_attention(t10, t9, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 104, tick);
         tick = la_tick(prof);
-        lm_step_k12_attention(t11, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 110, tick);
+        lm_step_k12_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 104, tick);
         tick = la_tick(prof);
-        lm_step_k13_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 110, tick);
+        lm_step_k13_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 104, tick);
         tick = la_tick(prof);
-        lm_step_k14_attention(t13, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 110, tick);
+        lm_step_k14_attention(t13, carry0, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 104, tick);
         tick = la_tick(prof);
-        lm_step_k15_attention_matmul(t14, wo, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 110, tick);
+        lm_step_k15_rmsnorm(t14, norm_eps, ffn_norm, t13, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 104, tick);
         tick = la_tick(prof);
-        lm_step_k16_attention(t15, carry0, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 110, tick);
+        lm_step_k16_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 104, tick);
         tick = la_tick(prof);
-        lm_step_k17_rmsnorm(t16, norm_eps, ffn_norm, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 17, 110, tick);
+        lm_step_k17_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 104, tick);
         tick = la_tick(prof);
-        lm_step_k18_gate_up_matmul(t17, w1, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 110, tick);
+        lm_step_k18_silu(t17, t15, t16, B, F, T);
+        la_tock(prof, 18, 104, tick);
         tick = la_tick(prof);
-        lm_step_k19_gate_up_matmul(t18, w3, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 110, tick);
+        lm_step_k19_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 19, 104, tick);
         tick = la_tick(prof);
-        lm_step_k20_silu(t19, t17, t18, B, F, T);
-        la_tock(prof, 20, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k21_ffn_matmul(t20, w2, t19, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 21, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k22_ffn(carry0_next, t15, t20, B, HD2, KVH, REP, T);
-        la_tock(prof, 22, 110, tick);
+        lm_step_k20_ffn(carry0_next, t13, t18, B, HD2, KVH, REP, T);
+        la_tock(prof, 20, 104, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    lm_step_k23_rmsnorm(t21, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 23, 110, tick);
+    lm_step_k21_rmsnorm(t19, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 104, tick);
     tick = la_tick(prof);
-    lm_step_k24_rmsnorm(t22, norm_eps, t21, B, HD2, KVH, REP, T);
-    la_tock(prof, 24, 110, tick);
+    lm_step_k22_rmsnorm(t20, norm_eps, t19, B, HD2, KVH, REP, T);
+    la_tock(prof, 22, 104, tick);
     tick = la_tick(prof);
-    lm_step_k25_rmsnorm(t23, carry0, t22, B, HD2, KVH, REP, T);
-    la_tock(prof, 25, 110, tick);
+    lm_step_k23_rmsnorm(t21, carry0, t20, B, HD2, KVH, REP, T);
+    la_tock(prof, 23, 104, tick);
     tick = la_tick(prof);
-    lm_step_k26_rmsnorm(t24, final_norm, t23, B, HD2, KVH, REP, T);
-    la_tock(prof, 26, 110, tick);
+    lm_step_k24_rmsnorm(t22, final_norm, t21, B, HD2, KVH, REP, T);
+    la_tock(prof, 24, 104, tick);
     tick = la_tick(prof);
-    lm_step_k27_lm_head_matmul(t25, lm_head, t24, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 27, 110, tick);
+    lm_step_k25_lm_head_matmul(t23, lm_head, t22, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 25, 104, tick);
     tick = la_tick(prof);
-    lm_step_k28_lm_head(t26, t25, B, T, V);
-    la_tock(prof, 28, 110, tick);
+    lm_step_k26_lm_head(t24, t23, B, T, V);
+    la_tock(prof, 26, 104, tick);
     tick = la_tick(prof);
-    lm_step_k29_log_softmax(t27, t25, t26, B, T, V);
-    la_tock(prof, 29, 110, tick);
+    lm_step_k27_log_softmax(t25, t23, t24, B, T, V);
+    la_tock(prof, 27, 104, tick);
     tick = la_tick(prof);
-    lm_step_k30_log_softmax(t28, t27, B, T, V);
-    la_tock(prof, 30, 110, tick);
+    lm_step_k28_log_softmax(t26, t25, B, T, V);
+    la_tock(prof, 28, 104, tick);
     tick = la_tick(prof);
-    lm_step_k31_log_softmax(t29, t28, B, T, V);
-    la_tock(prof, 31, 110, tick);
+    lm_step_k29_log_softmax(t27, t26, B, T, V);
+    la_tock(prof, 29, 104, tick);
     tick = la_tick(prof);
-    lm_step_k32_cross_entropy(t30, targets, B, T, V);
-    la_tock(prof, 32, 110, tick);
+    lm_step_k30_cross_entropy(t28, targets, B, T, V);
+    la_tock(prof, 30, 104, tick);
     tick = la_tick(prof);
-    lm_step_k33_log_softmax(t31, t27, t29, t30, B, T, V);
-    la_tock(prof, 33, 110, tick);
+    lm_step_k31_log_softmax(t29, t25, t27, t28, B, T, V);
+    la_tock(prof, 31, 104, tick);
     tick = la_tick(prof);
-    lm_step_k34_weighted_sum(loss, weights, t31, B, T);
-    la_tock(prof, 34, 110, tick);
+    lm_step_k32_weighted_sum(loss, weights, t29, B, T);
+    la_tock(prof, 32, 104, tick);
     tick = la_tick(prof);
-    lm_step_k35_log_softmax_grad(t32, weights, t25, t26, t28, t29, t30, B, T, V);
-    la_tock(prof, 35, 110, tick);
+    lm_step_k33_log_softmax_grad(t30, weights, t23, t24, t26, t27, t28, B, T, V);
+    la_tock(prof, 33, 104, tick);
     tick = la_tick(prof);
-    lm_step_k36_lm_head_grad_matmul(t33, lm_head, t32, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 36, 110, tick);
+    lm_step_k34_lm_head_grad_matmul(t31, lm_head, t30, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 34, 104, tick);
     tick = la_tick(prof);
-    lm_step_k37_rmsnorm_grad(t34, t23, t33, B, HD2, KVH, REP, T);
-    la_tock(prof, 37, 110, tick);
+    lm_step_k35_rmsnorm_grad(t32, t21, t31, B, HD2, KVH, REP, T);
+    la_tock(prof, 35, 104, tick);
     tick = la_tick(prof);
-    lm_step_k38_rmsnorm_grad(t35, t34, HD2, KVH, REP, T);
-    la_tock(prof, 38, 110, tick);
+    lm_step_k36_rmsnorm_grad(t33, t32, HD2, KVH, REP, T);
+    la_tock(prof, 36, 104, tick);
     tick = la_tick(prof);
-    lm_step_k39_rmsnorm_grad(t36, final_norm, carry0, t22, t33, B, HD2, KVH, REP, T);
-    la_tock(prof, 39, 110, tick);
+    lm_step_k37_rmsnorm_grad(t34, final_norm, carry0, t20, t31, B, HD2, KVH, REP, T);
+    la_tock(prof, 37, 104, tick);
     tick = la_tick(prof);
-    lm_step_k40_rmsnorm_grad(grad_final_norm, t35, HD2, KVH, REP);
-    la_tock(prof, 40, 110, tick);
+    lm_step_k38_rmsnorm_grad(grad_final_norm, t33, HD2, KVH, REP);
+    la_tock(prof, 38, 104, tick);
     tick = la_tick(prof);
-    lm_step_k41_lm_head_grad_matmul(grad_lm_head, t24, t32, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 41, 110, tick);
+    lm_step_k39_lm_head_grad_matmul(grad_lm_head, t22, t30, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 39, 104, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t36;
+    const float *carry1 = t34;
     float *carry1_buf[2] = { args->arena + off[31], args->arena + off[32] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
@@ -1961,212 +1863,200 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        lm_step_k42_rmsnorm(t37, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 42, 110, tick);
+        lm_step_k40_rmsnorm(t35, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 40, 104, tick);
         tick = la_tick(prof);
-        lm_step_k43_rmsnorm(t38, norm_eps, t37, B, HD2, KVH, REP, T);
-        la_tock(prof, 43, 110, tick);
+        lm_step_k41_rmsnorm(t36, norm_eps, t35, B, HD2, KVH, REP, T);
+        la_tock(prof, 41, 104, tick);
         tick = la_tick(prof);
-        lm_step_k44_rmsnorm(t39, saved_x, t38, B, HD2, KVH, REP, T);
-        la_tock(prof, 44, 110, tick);
+        lm_step_k42_rmsnorm(t37, saved_x, t36, B, HD2, KVH, REP, T);
+        la_tock(prof, 42, 104, tick);
         tick = la_tick(prof);
-        lm_step_k45_rmsnorm(t40, attn_norm, t39, B, HD2, KVH, REP, T);
-        la_tock(prof, 45, 110, tick);
+        lm_step_k43_rmsnorm(t38, attn_norm, t37, B, HD2, KVH, REP, T);
+        la_tock(prof, 43, 104, tick);
         tick = la_tick(prof);
-        lm_step_k46_attention_matmul(t41, wq, t40, B, HD2, KVH, REP, T);
-        la_tock(prof, 46, 110, tick);
+        lm_step_k44_attention_matmul(t39, wq, t38, B, HD2, KVH, REP, T);
+        la_tock(prof, 44, 104, tick);
         tick = la_tick(prof);
-        lm_step_k47_rope(t42, t1, t2, t41, B, HD2, KVH, REP, T);
-        la_tock(prof, 47, 110, tick);
+        lm_step_k45_rope(t40, t1, t2, t39, B, HD2, KVH, REP, T);
+        la_tock(prof, 45, 104, tick);
         tick = la_tick(prof);
-        lm_step_k48_attention_matmul(t43, wk, t40, B, HD2, KVH, REP, T);
-        la_tock(prof, 48, 110, tick);
+        lm_step_k46_attention_matmul(t41, wk, t38, B, HD2, KVH, REP, T);
+        la_tock(prof, 46, 104, tick);
         tick = la_tick(prof);
-        lm_step_k49_rope(t44, t1, t2, t43, B, HD2, KVH, T);
-        la_tock(prof, 49, 110, tick);
+        lm_step_k47_rope(t42, t1, t2, t41, B, HD2, KVH, T);
+        la_tock(prof, 47, 104, tick);
         tick = la_tick(prof);
-        lm_step_k50_attention_matmul(t45, wv, t40, B, HD2, KVH, REP, T);
-        la_tock(prof, 50, 110, tick);
+        lm_step_k48_attention_matmul(t43, wv, t38, B, HD2, KVH, REP, T);
+        la_tock(prof, 48, 104, tick);
         tick = la_tick(prof);
-        lm_step_k51_scores_matmul(t46, t42, t44, B, HD2, KVH, REP, T);
-        la_tock(prof, 51, 110, tick);
+        lm_step_k49_scores_matmul(t44, t40, t42, B, HD2, KVH, REP, T);
+        la_tock(prof, 49, 104, tick);
         tick = la_tick(prof);
-        lm_step_k52_attention(t47, B, KVH, REP, T);
-        la_tock(prof, 52, 110, tick);
+        lm_step_k50_attention(t45, B, KVH, REP, T);
+        la_tock(prof, 50, 104, tick);
         tick = la_tick(prof);
-        lm_step_k53_scores(t48, t46, t47, B, HD2, KVH, REP, T);
-        la_tock(prof, 53, 110, tick);
+        lm_step_k51_scores(t46, t44, t45, B, HD2, KVH, REP, T);
+        la_tock(prof, 51, 104, tick);
+        tick = la_tick(prof);
+        lm_step_k52_softmax(t47, t46, B, KVH, REP, T);
+        la_tock(prof, 52, 104, tick);
+        tick = la_tick(prof);
+        lm_step_k53_softmax(t48, t46, t47, B, KVH, REP, T);
+        la_tock(prof, 53, 104, tick);
         tick = la_tick(prof);
         lm_step_k54_softmax(t49, t48, B, KVH, REP, T);
-        la_tock(prof, 54, 110, tick);
+        la_tock(prof, 54, 104, tick);
         tick = la_tick(prof);
         lm_step_k55_softmax(t50, t48, t49, B, KVH, REP, T);
-        la_tock(prof, 55, 110, tick);
+        la_tock(prof, 55, 104, tick);
         tick = la_tick(prof);
-        lm_step_k56_softmax(t51, t50, B, KVH, REP, T);
-        la_tock(prof, 56, 110, tick);
+        lm_step_k56_attention_matmul(t51, t43, t50, B, HD2, KVH, REP, T);
+        la_tock(prof, 56, 104, tick);
         tick = la_tick(prof);
-        lm_step_k57_softmax(t52, t50, t51, B, KVH, REP, T);
-        la_tock(prof, 57, 110, tick);
+        lm_step_k57_attention_matmul(t52, wo, t51, B, HD2, KVH, REP, T);
+        la_tock(prof, 57, 104, tick);
         tick = la_tick(prof);
-        lm_step_k58_attention_matmul(t53, t45, t52, B, HD2, KVH, REP, T);
-        la_tock(prof, 58, 110, tick);
+        lm_step_k58_attention(t53, saved_x, t52, B, HD2, KVH, REP, T);
+        la_tock(prof, 58, 104, tick);
         tick = la_tick(prof);
-        lm_step_k59_attention(t54, t53, B, HD2, KVH, REP, T);
-        la_tock(prof, 59, 110, tick);
+        lm_step_k59_rmsnorm(t54, t53, B, HD2, KVH, REP, T);
+        la_tock(prof, 59, 104, tick);
         tick = la_tick(prof);
-        lm_step_k60_attention_matmul(t55, wo, t54, B, HD2, KVH, REP, T);
-        la_tock(prof, 60, 110, tick);
+        lm_step_k60_rmsnorm(t55, norm_eps, t54, B, HD2, KVH, REP, T);
+        la_tock(prof, 60, 104, tick);
         tick = la_tick(prof);
-        lm_step_k61_attention(t56, saved_x, t55, B, HD2, KVH, REP, T);
-        la_tock(prof, 61, 110, tick);
+        lm_step_k61_rmsnorm(t56, t53, t55, B, HD2, KVH, REP, T);
+        la_tock(prof, 61, 104, tick);
         tick = la_tick(prof);
-        lm_step_k62_rmsnorm(t57, t56, B, HD2, KVH, REP, T);
-        la_tock(prof, 62, 110, tick);
+        lm_step_k62_rmsnorm(t57, ffn_norm, t56, B, HD2, KVH, REP, T);
+        la_tock(prof, 62, 104, tick);
         tick = la_tick(prof);
-        lm_step_k63_rmsnorm(t58, norm_eps, t57, B, HD2, KVH, REP, T);
-        la_tock(prof, 63, 110, tick);
+        lm_step_k63_gate_up_matmul(t58, w1, t57, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 63, 104, tick);
         tick = la_tick(prof);
-        lm_step_k64_rmsnorm(t59, t56, t58, B, HD2, KVH, REP, T);
-        la_tock(prof, 64, 110, tick);
+        lm_step_k64_silu(t59, t58, B, F, T);
+        la_tock(prof, 64, 104, tick);
         tick = la_tick(prof);
-        lm_step_k65_rmsnorm(t60, ffn_norm, t59, B, HD2, KVH, REP, T);
-        la_tock(prof, 65, 110, tick);
+        lm_step_k65_silu(t60, t59, B, F, T);
+        la_tock(prof, 65, 104, tick);
         tick = la_tick(prof);
-        lm_step_k66_gate_up_matmul(t61, w1, t60, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 66, 110, tick);
+        lm_step_k66_gate_up(t61, t58, t60, B, F, T);
+        la_tock(prof, 66, 104, tick);
         tick = la_tick(prof);
-        lm_step_k67_silu(t62, t61, B, F, T);
-        la_tock(prof, 67, 110, tick);
+        lm_step_k67_gate_up_matmul(t62, w3, t57, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 67, 104, tick);
         tick = la_tick(prof);
-        lm_step_k68_silu(t63, t62, B, F, T);
-        la_tock(prof, 68, 110, tick);
+        lm_step_k68_gate_up(t63, t61, t62, B, F, T);
+        la_tock(prof, 68, 104, tick);
         tick = la_tick(prof);
-        lm_step_k69_gate_up(t64, t61, t63, B, F, T);
-        la_tock(prof, 69, 110, tick);
+        lm_step_k69_ffn_grad_matmul(t64, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 69, 104, tick);
         tick = la_tick(prof);
-        lm_step_k70_gate_up_matmul(t65, w3, t60, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 70, 110, tick);
+        lm_step_k70_ffn_grad(t65, t61, t64, B, F, T);
+        la_tock(prof, 70, 104, tick);
         tick = la_tick(prof);
-        lm_step_k71_gate_up(t66, t64, t65, B, F, T);
-        la_tock(prof, 71, 110, tick);
+        lm_step_k71_gate_up_grad_matmul(t66, w3, t65, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 71, 104, tick);
         tick = la_tick(prof);
-        lm_step_k72_ffn_grad_matmul(t67, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 72, 110, tick);
+        lm_step_k72_silu_grad(t67, t59, t60, t61, t62, t64, B, F, T);
+        la_tock(prof, 72, 104, tick);
         tick = la_tick(prof);
-        lm_step_k73_ffn_grad(t68, t64, t67, B, F, T);
-        la_tock(prof, 73, 110, tick);
+        lm_step_k73_gate_up_grad_matmul(t68, w1, t67, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 73, 104, tick);
         tick = la_tick(prof);
-        lm_step_k74_gate_up_grad_matmul(t69, w3, t68, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 74, 110, tick);
+        lm_step_k74_gate_up_grad(t69, t66, t68, B, HD2, KVH, REP, T);
+        la_tock(prof, 74, 104, tick);
         tick = la_tick(prof);
-        lm_step_k75_silu_grad(t70, t62, t63, t64, t65, t67, B, F, T);
-        la_tock(prof, 75, 110, tick);
+        lm_step_k75_rmsnorm_grad(t70, t56, t69, B, HD2, KVH, REP, T);
+        la_tock(prof, 75, 104, tick);
         tick = la_tick(prof);
-        lm_step_k76_gate_up_grad_matmul(t71, w1, t70, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 76, 110, tick);
+        lm_step_k76_rmsnorm_grad(t71, t70, HD2, KVH, REP, T);
+        la_tock(prof, 76, 104, tick);
         tick = la_tick(prof);
-        lm_step_k77_gate_up_grad(t72, t69, t71, B, HD2, KVH, REP, T);
-        la_tock(prof, 77, 110, tick);
+        lm_step_k77_rmsnorm_grad(t72, carry1, ffn_norm, t53, t55, t69, B, HD2, KVH, REP, T);
+        la_tock(prof, 77, 104, tick);
         tick = la_tick(prof);
-        lm_step_k78_rmsnorm_grad(t73, t59, t72, B, HD2, KVH, REP, T);
-        la_tock(prof, 78, 110, tick);
+        lm_step_k78_attention_grad_matmul(t73, wo, t72, B, HD2, KVH, REP, T);
+        la_tock(prof, 78, 104, tick);
         tick = la_tick(prof);
-        lm_step_k79_rmsnorm_grad(t74, t73, HD2, KVH, REP, T);
-        la_tock(prof, 79, 110, tick);
+        lm_step_k79_attention_grad_matmul(t74, t43, t73, B, HD2, KVH, REP, T);
+        la_tock(prof, 79, 104, tick);
         tick = la_tick(prof);
-        lm_step_k80_rmsnorm_grad(t75, carry1, ffn_norm, t56, t58, t72, B, HD2, KVH, REP, T);
-        la_tock(prof, 80, 110, tick);
+        lm_step_k80_softmax_grad(t75, t45, t46, t47, t48, t49, t50, t74, B, HD2, KVH, REP, T);
+        la_tock(prof, 80, 104, tick);
         tick = la_tick(prof);
-        lm_step_k81_attention_grad_matmul(t76, wo, t75, B, HD2, KVH, REP, T);
-        la_tock(prof, 81, 110, tick);
+        lm_step_k81_scores_grad_matmul(t76, t42, t75, B, HD2, KVH, REP, T);
+        la_tock(prof, 81, 104, tick);
         tick = la_tick(prof);
-        lm_step_k82_attention_grad_matmul(t77, t45, t76, B, HD2, KVH, REP, T);
-        la_tock(prof, 82, 110, tick);
+        lm_step_k82_attention_grad_matmul(t77, t40, t75, B, HD2, KVH, REP, T);
+        la_tock(prof, 82, 104, tick);
         tick = la_tick(prof);
-        lm_step_k83_attention_grad_matmul(t78, t52, t76, B, HD2, KVH, REP, T);
-        la_tock(prof, 83, 110, tick);
+        lm_step_k83_attention_grad_matmul(t78, t50, t73, B, HD2, KVH, REP, T);
+        la_tock(prof, 83, 104, tick);
         tick = la_tick(prof);
-        lm_step_k84_softmax_grad(t79, t47, t48, t49, t50, t51, t52, t77, B, HD2, KVH, REP, T);
-        la_tock(prof, 84, 110, tick);
+        lm_step_k84_attention_grad_matmul(t79, wv, t78, B, HD2, KVH, REP, T);
+        la_tock(prof, 84, 104, tick);
         tick = la_tick(prof);
-        lm_step_k85_scores_grad_matmul(t80, t44, t79, B, HD2, KVH, REP, T);
-        la_tock(prof, 85, 110, tick);
+        lm_step_k85_rope_grad(t80, t1, t2, t77, B, HD2, KVH, T);
+        la_tock(prof, 85, 104, tick);
         tick = la_tick(prof);
-        lm_step_k86_scores_grad_matmul(t81, t42, t79, B, HD2, KVH, REP, T);
-        la_tock(prof, 86, 110, tick);
+        lm_step_k86_attention_grad_matmul(t81, wk, t80, B, HD2, KVH, REP, T);
+        la_tock(prof, 86, 104, tick);
         tick = la_tick(prof);
-        lm_step_k87_attention_grad(t82, t78, B, HD2, KVH, REP, T);
-        la_tock(prof, 87, 110, tick);
+        lm_step_k87_rope_grad(t82, t1, t2, t76, B, HD2, KVH, REP, T);
+        la_tock(prof, 87, 104, tick);
         tick = la_tick(prof);
-        lm_step_k88_attention_grad(t83, t81, B, HD2, KVH, REP, T);
-        la_tock(prof, 88, 110, tick);
+        lm_step_k88_attention_grad_matmul(t83, wq, t82, B, HD2, KVH, REP, T);
+        la_tock(prof, 88, 104, tick);
         tick = la_tick(prof);
-        lm_step_k89_attention_grad(t84, t82, B, HD2, KVH, T);
-        la_tock(prof, 89, 110, tick);
+        lm_step_k89_attention_grad(t84, t79, t81, t83, B, HD2, KVH, REP, T);
+        la_tock(prof, 89, 104, tick);
         tick = la_tick(prof);
-        lm_step_k90_attention_grad_matmul(t85, wv, t84, B, HD2, KVH, REP, T);
-        la_tock(prof, 90, 110, tick);
+        lm_step_k90_rmsnorm_grad(t85, t37, t84, B, HD2, KVH, REP, T);
+        la_tock(prof, 90, 104, tick);
         tick = la_tick(prof);
-        lm_step_k91_rope_grad(t86, t1, t2, t83, B, HD2, KVH, T);
-        la_tock(prof, 91, 110, tick);
+        lm_step_k91_rmsnorm_grad(t86, t85, HD2, KVH, REP, T);
+        la_tock(prof, 91, 104, tick);
         tick = la_tick(prof);
-        lm_step_k92_attention_grad_matmul(t87, wk, t86, B, HD2, KVH, REP, T);
-        la_tock(prof, 92, 110, tick);
+        lm_step_k92_rmsnorm_grad(carry1_next, saved_x, attn_norm, t36, t72, t84, B, HD2, KVH, REP, T);
+        la_tock(prof, 92, 104, tick);
         tick = la_tick(prof);
-        lm_step_k93_rope_grad(t88, t1, t2, t80, B, HD2, KVH, REP, T);
-        la_tock(prof, 93, 110, tick);
+        lm_step_k93_layer_backward(grad_attn_norm, t86, HD2, KVH, REP);
+        la_tock(prof, 93, 104, tick);
         tick = la_tick(prof);
-        lm_step_k94_attention_grad_matmul(t89, wq, t88, B, HD2, KVH, REP, T);
-        la_tock(prof, 94, 110, tick);
+        lm_step_k94_layer_backward_matmul(grad_wq, t38, t82, B, HD2, KVH, REP, T);
+        la_tock(prof, 94, 104, tick);
         tick = la_tick(prof);
-        lm_step_k95_attention_grad(t90, t85, t87, t89, B, HD2, KVH, REP, T);
-        la_tock(prof, 95, 110, tick);
+        lm_step_k95_layer_backward_matmul(grad_wk, t38, t80, B, HD2, KVH, REP, T);
+        la_tock(prof, 95, 104, tick);
         tick = la_tick(prof);
-        lm_step_k96_rmsnorm_grad(t91, t39, t90, B, HD2, KVH, REP, T);
-        la_tock(prof, 96, 110, tick);
+        lm_step_k96_layer_backward_matmul(grad_wv, t38, t78, B, HD2, KVH, REP, T);
+        la_tock(prof, 96, 104, tick);
         tick = la_tick(prof);
-        lm_step_k97_rmsnorm_grad(t92, t91, HD2, KVH, REP, T);
-        la_tock(prof, 97, 110, tick);
+        lm_step_k97_layer_backward_matmul(grad_wo, t51, t72, B, HD2, KVH, REP, T);
+        la_tock(prof, 97, 104, tick);
         tick = la_tick(prof);
-        lm_step_k98_rmsnorm_grad(carry1_next, saved_x, attn_norm, t38, t75, t90, B, HD2, KVH, REP, T);
-        la_tock(prof, 98, 110, tick);
+        lm_step_k98_layer_backward(grad_ffn_norm, t71, HD2, KVH, REP);
+        la_tock(prof, 98, 104, tick);
         tick = la_tick(prof);
-        lm_step_k99_layer_backward(grad_attn_norm, t92, HD2, KVH, REP);
-        la_tock(prof, 99, 110, tick);
+        lm_step_k99_layer_backward_matmul(grad_w1, t57, t67, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 99, 104, tick);
         tick = la_tick(prof);
-        lm_step_k100_layer_backward_matmul(grad_wq, t40, t88, B, HD2, KVH, REP, T);
-        la_tock(prof, 100, 110, tick);
+        lm_step_k100_layer_backward_matmul(grad_w2, carry1, t63, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 100, 104, tick);
         tick = la_tick(prof);
-        lm_step_k101_layer_backward_matmul(grad_wk, t40, t86, B, HD2, KVH, REP, T);
-        la_tock(prof, 101, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k102_layer_backward_matmul(grad_wv, t40, t84, B, HD2, KVH, REP, T);
-        la_tock(prof, 102, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k103_layer_backward_matmul(grad_wo, t54, t75, B, HD2, KVH, REP, T);
-        la_tock(prof, 103, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k104_layer_backward(grad_ffn_norm, t74, HD2, KVH, REP);
-        la_tock(prof, 104, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k105_layer_backward_matmul(grad_w1, t60, t70, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 105, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k106_layer_backward_matmul(grad_w2, carry1, t66, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 106, 110, tick);
-        tick = la_tick(prof);
-        lm_step_k107_layer_backward_matmul(grad_w3, t60, t68, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 107, 110, tick);
+        lm_step_k101_layer_backward_matmul(grad_w3, t57, t65, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 101, 104, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    lm_step_k108_embed_backward_scatter_add(t93, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 108, 110, tick);
+    lm_step_k102_embed_backward_scatter_add(t87, ids, carry1, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 102, 104, tick);
     tick = la_tick(prof);
-    lm_step_k109_embed_backward(grad_embed, t93, HD2, KVH, REP, V);
-    la_tock(prof, 109, 110, tick);
+    lm_step_k103_embed_backward(grad_embed, t87, HD2, KVH, REP, V);
+    la_tock(prof, 103, 104, tick);
     (void)tick;
 }
 
@@ -2183,112 +2073,106 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* lm_step_k1_rope_tables */
     flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* lm_step_k2_rope_tables */
     flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k3_embed */
-    flops[4] = (double)(0); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k4_layer */
-    flops[5] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k5_rmsnorm */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_attention_matmul */
-    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_attention_matmul */
-    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k9_rope */
-    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k10_attention_matmul */
-    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k11_scores_matmul */
-    flops[12] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[12] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k12_attention */
-    flops[13] = (double)(4*B*HD2*KVH*REP*T*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k13_attention_matmul */
-    flops[14] = (double)(0); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k14_attention */
-    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_attention_matmul */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k16_attention */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k17_rmsnorm */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k18_gate_up_matmul */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k19_gate_up_matmul */
-    flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k20_silu */
-    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k21_ffn_matmul */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k22_ffn */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k23_rmsnorm */
-    flops[24] = (double)(B*T + B*T + B*T); bytes[24] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k24_rmsnorm */
-    flops[25] = (double)(2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k25_rmsnorm */
-    flops[26] = (double)(2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k26_rmsnorm */
-    flops[27] = (double)(4*B*HD2*KVH*REP*T*V); bytes[27] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k27_lm_head_matmul */
-    flops[28] = (double)(B*T*V); bytes[28] = (double)(4*B*T + 4*B*T*V); /* lm_step_k28_lm_head */
-    flops[29] = (double)(B*T*V); bytes[29] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* lm_step_k29_log_softmax */
-    flops[30] = (double)(B*T*V); bytes[30] = (double)(4*B*T*V + 4*B*T*V); /* lm_step_k30_log_softmax */
-    flops[31] = (double)(B*T*V); bytes[31] = (double)(4*B*T + 4*B*T*V); /* lm_step_k31_log_softmax */
-    flops[32] = (double)(B*T + B*T*V); bytes[32] = (double)(4*B*T*V + 4*B*T); /* lm_step_k32_cross_entropy */
-    flops[33] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V); /* lm_step_k33_log_softmax */
-    flops[34] = (double)(B*T + B*T + B*T); bytes[34] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k34_weighted_sum */
-    flops[35] = (double)(B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[35] = (double)(4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V); /* lm_step_k35_log_softmax_grad */
-    flops[36] = (double)(4*B*HD2*KVH*REP*T*V); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k36_lm_head_grad_matmul */
-    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k37_rmsnorm_grad */
-    flops[38] = (double)(2*HD2*KVH*REP*T); bytes[38] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k38_rmsnorm_grad */
-    flops[39] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k39_rmsnorm_grad */
-    flops[40] = (double)(2*HD2*KVH*REP); bytes[40] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k40_rmsnorm_grad */
-    flops[41] = (double)(0); bytes[41] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k41_lm_head_grad_matmul */
-    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k42_rmsnorm */
-    flops[43] = (double)(B*T + B*T + B*T); bytes[43] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k43_rmsnorm */
-    flops[44] = (double)(2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k44_rmsnorm */
-    flops[45] = (double)(2*B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k45_rmsnorm */
-    flops[46] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k46_attention_matmul */
-    flops[47] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k47_rope */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k5_attention_matmul */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k7_attention_matmul */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k9_attention_matmul */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k12_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k14_attention */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k16_gate_up_matmul */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k17_gate_up_matmul */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k19_ffn_matmul */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k20_ffn */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k21_rmsnorm */
+    flops[22] = (double)(B*T + B*T + B*T); bytes[22] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k22_rmsnorm */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k23_rmsnorm */
+    flops[24] = (double)(2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k24_rmsnorm */
+    flops[25] = (double)(4*B*HD2*KVH*REP*T*V); bytes[25] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k25_lm_head_matmul */
+    flops[26] = (double)(B*T*V); bytes[26] = (double)(4*B*T + 4*B*T*V); /* lm_step_k26_lm_head */
+    flops[27] = (double)(B*T*V); bytes[27] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* lm_step_k27_log_softmax */
+    flops[28] = (double)(B*T*V); bytes[28] = (double)(4*B*T*V + 4*B*T*V); /* lm_step_k28_log_softmax */
+    flops[29] = (double)(B*T*V); bytes[29] = (double)(4*B*T + 4*B*T*V); /* lm_step_k29_log_softmax */
+    flops[30] = (double)(B*T + B*T*V); bytes[30] = (double)(4*B*T*V + 4*B*T); /* lm_step_k30_cross_entropy */
+    flops[31] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[31] = (double)(4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V); /* lm_step_k31_log_softmax */
+    flops[32] = (double)(B*T + B*T + B*T); bytes[32] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k32_weighted_sum */
+    flops[33] = (double)(B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[33] = (double)(4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V); /* lm_step_k33_log_softmax_grad */
+    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k34_lm_head_grad_matmul */
+    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k35_rmsnorm_grad */
+    flops[36] = (double)(2*HD2*KVH*REP*T); bytes[36] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm_grad */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k37_rmsnorm_grad */
+    flops[38] = (double)(2*HD2*KVH*REP); bytes[38] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k38_rmsnorm_grad */
+    flops[39] = (double)(4*B*HD2*KVH*REP*T*V); bytes[39] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k39_lm_head_grad_matmul */
+    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k40_rmsnorm */
+    flops[41] = (double)(B*T + B*T + B*T); bytes[41] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k41_rmsnorm */
+    flops[42] = (double)(2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k42_rmsnorm */
+    flops[43] = (double)(2*B*HD2*KVH*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k43_rmsnorm */
+    flops[44] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k44_attention_matmul */
+    flops[45] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k45_rope */
+    flops[46] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[46] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k46_attention_matmul */
+    flops[47] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[47] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k47_rope */
     flops[48] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k48_attention_matmul */
-    flops[49] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[49] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k49_rope */
-    flops[50] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k50_attention_matmul */
-    flops[51] = (double)(4*B*HD2*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k51_scores_matmul */
-    flops[52] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[52] = (double)(4*B*KVH*REP*T*T); /* lm_step_k52_attention */
-    flops[53] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[53] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k53_scores */
+    flops[49] = (double)(4*B*HD2*KVH*REP*T*T); bytes[49] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k49_scores_matmul */
+    flops[50] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[50] = (double)(4*B*KVH*REP*T*T); /* lm_step_k50_attention */
+    flops[51] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k51_scores */
+    flops[52] = (double)(B*KVH*REP*T*T); bytes[52] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k52_softmax */
+    flops[53] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[53] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k53_softmax */
     flops[54] = (double)(B*KVH*REP*T*T); bytes[54] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k54_softmax */
-    flops[55] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k55_softmax */
-    flops[56] = (double)(B*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k56_softmax */
-    flops[57] = (double)(B*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k57_softmax */
-    flops[58] = (double)(4*B*HD2*KVH*REP*T*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k58_attention_matmul */
-    flops[59] = (double)(0); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_attention */
-    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k60_attention_matmul */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_attention */
-    flops[62] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm */
-    flops[63] = (double)(B*T + B*T + B*T); bytes[63] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k63_rmsnorm */
-    flops[64] = (double)(2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k64_rmsnorm */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k65_rmsnorm */
-    flops[66] = (double)(4*B*F*HD2*KVH*REP*T); bytes[66] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k66_gate_up_matmul */
-    flops[67] = (double)(B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k67_silu */
-    flops[68] = (double)(B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k68_silu */
-    flops[69] = (double)(B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k69_gate_up */
-    flops[70] = (double)(4*B*F*HD2*KVH*REP*T); bytes[70] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k70_gate_up_matmul */
-    flops[71] = (double)(B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k71_gate_up */
-    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k72_ffn_grad_matmul */
-    flops[73] = (double)(B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k73_ffn_grad */
-    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k74_gate_up_grad_matmul */
-    flops[75] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[75] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k75_silu_grad */
-    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k76_gate_up_grad_matmul */
-    flops[77] = (double)(2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_gate_up_grad */
-    flops[78] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k78_rmsnorm_grad */
-    flops[79] = (double)(2*HD2*KVH*REP*T); bytes[79] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k79_rmsnorm_grad */
-    flops[80] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k80_rmsnorm_grad */
-    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k81_attention_grad_matmul */
-    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k82_attention_grad_matmul */
-    flops[83] = (double)(4*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k83_attention_grad_matmul */
-    flops[84] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[84] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k84_softmax_grad */
-    flops[85] = (double)(4*B*HD2*KVH*REP*T*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k85_scores_grad_matmul */
-    flops[86] = (double)(4*B*HD2*KVH*REP*T*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k86_scores_grad_matmul */
-    flops[87] = (double)(2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k87_attention_grad */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k88_attention_grad */
-    flops[89] = (double)(0); bytes[89] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k89_attention_grad */
-    flops[90] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k90_attention_grad_matmul */
-    flops[91] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[91] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k91_rope_grad */
-    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k92_attention_grad_matmul */
-    flops[93] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k93_rope_grad */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k94_attention_grad_matmul */
-    flops[95] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k95_attention_grad */
-    flops[96] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k96_rmsnorm_grad */
-    flops[97] = (double)(2*HD2*KVH*REP*T); bytes[97] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k97_rmsnorm_grad */
-    flops[98] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k98_rmsnorm_grad */
-    flops[99] = (double)(2*HD2*KVH*REP); bytes[99] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k99_layer_backward */
-    flops[100] = (double)(0); bytes[100] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k100_layer_backward_matmul */
-    flops[101] = (double)(0); bytes[101] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k101_layer_backward_matmul */
-    flops[102] = (double)(0); bytes[102] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k102_layer_backward_matmul */
-    flops[103] = (double)(0); bytes[103] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k103_layer_backward_matmul */
-    flops[104] = (double)(2*HD2*KVH*REP); bytes[104] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k104_layer_backward */
-    flops[105] = (double)(0); bytes[105] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k105_layer_backward_matmul */
-    flops[106] = (double)(0); bytes[106] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k106_layer_backward_matmul */
-    flops[107] = (double)(0); bytes[107] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k107_layer_backward_matmul */
-    flops[108] = (double)(0); bytes[108] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k108_embed_backward_scatter_add */
-    flops[109] = (double)(2*HD2*KVH*REP*V); bytes[109] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* lm_step_k109_embed_backward */
+    flops[55] = (double)(B*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k55_softmax */
+    flops[56] = (double)(4*B*HD2*KVH*REP*T*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k56_attention_matmul */
+    flops[57] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k57_attention_matmul */
+    flops[58] = (double)(2*B*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k58_attention */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_rmsnorm */
+    flops[60] = (double)(B*T + B*T + B*T); bytes[60] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k60_rmsnorm */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k61_rmsnorm */
+    flops[62] = (double)(2*B*HD2*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm */
+    flops[63] = (double)(4*B*F*HD2*KVH*REP*T); bytes[63] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k63_gate_up_matmul */
+    flops[64] = (double)(B*F*T + B*F*T); bytes[64] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k64_silu */
+    flops[65] = (double)(B*F*T); bytes[65] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k65_silu */
+    flops[66] = (double)(B*F*T); bytes[66] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k66_gate_up */
+    flops[67] = (double)(4*B*F*HD2*KVH*REP*T); bytes[67] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k67_gate_up_matmul */
+    flops[68] = (double)(B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k68_gate_up */
+    flops[69] = (double)(4*B*F*HD2*KVH*REP*T); bytes[69] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k69_ffn_grad_matmul */
+    flops[70] = (double)(B*F*T); bytes[70] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k70_ffn_grad */
+    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k71_gate_up_grad_matmul */
+    flops[72] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k72_silu_grad */
+    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k73_gate_up_grad_matmul */
+    flops[74] = (double)(2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k74_gate_up_grad */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k75_rmsnorm_grad */
+    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k76_rmsnorm_grad */
+    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_rmsnorm_grad */
+    flops[78] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k78_attention_grad_matmul */
+    flops[79] = (double)(4*B*HD2*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k79_attention_grad_matmul */
+    flops[80] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[80] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k80_softmax_grad */
+    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k81_scores_grad_matmul */
+    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k82_attention_grad_matmul */
+    flops[83] = (double)(4*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k83_attention_grad_matmul */
+    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k84_attention_grad_matmul */
+    flops[85] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[85] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k85_rope_grad */
+    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k86_attention_grad_matmul */
+    flops[87] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k87_rope_grad */
+    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k88_attention_grad_matmul */
+    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k89_attention_grad */
+    flops[90] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k90_rmsnorm_grad */
+    flops[91] = (double)(2*HD2*KVH*REP*T); bytes[91] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k91_rmsnorm_grad */
+    flops[92] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k92_rmsnorm_grad */
+    flops[93] = (double)(2*HD2*KVH*REP); bytes[93] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k93_layer_backward */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k94_layer_backward_matmul */
+    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k95_layer_backward_matmul */
+    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[96] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k96_layer_backward_matmul */
+    flops[97] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[97] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k97_layer_backward_matmul */
+    flops[98] = (double)(2*HD2*KVH*REP); bytes[98] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k98_layer_backward */
+    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k99_layer_backward_matmul */
+    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k100_layer_backward_matmul */
+    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k101_layer_backward_matmul */
+    flops[102] = (double)(0); bytes[102] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k102_embed_backward_scatter_add */
+    flops[103] = (double)(2*HD2*KVH*REP*V); bytes[103] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* lm_step_k103_embed_backward */
     (void)B;
     (void)F;
     (void)HD2;
@@ -2307,114 +2191,108 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k1_rope_tables",
     "lm_step_k2_rope_tables",
     "lm_step_k3_embed",
-    "lm_step_k4_layer",
-    "lm_step_k5_rmsnorm",
-    "lm_step_k6_attention_matmul",
-    "lm_step_k7_rope",
-    "lm_step_k8_attention_matmul",
-    "lm_step_k9_rope",
-    "lm_step_k10_attention_matmul",
-    "lm_step_k11_scores_matmul",
-    "lm_step_k12_attention",
+    "lm_step_k4_rmsnorm",
+    "lm_step_k5_attention_matmul",
+    "lm_step_k6_rope",
+    "lm_step_k7_attention_matmul",
+    "lm_step_k8_rope",
+    "lm_step_k9_attention_matmul",
+    "lm_step_k10_scores_matmul",
+    "lm_step_k11_attention",
+    "lm_step_k12_attention_matmul",
     "lm_step_k13_attention_matmul",
     "lm_step_k14_attention",
-    "lm_step_k15_attention_matmul",
-    "lm_step_k16_attention",
-    "lm_step_k17_rmsnorm",
-    "lm_step_k18_gate_up_matmul",
-    "lm_step_k19_gate_up_matmul",
-    "lm_step_k20_silu",
-    "lm_step_k21_ffn_matmul",
-    "lm_step_k22_ffn",
+    "lm_step_k15_rmsnorm",
+    "lm_step_k16_gate_up_matmul",
+    "lm_step_k17_gate_up_matmul",
+    "lm_step_k18_silu",
+    "lm_step_k19_ffn_matmul",
+    "lm_step_k20_ffn",
+    "lm_step_k21_rmsnorm",
+    "lm_step_k22_rmsnorm",
     "lm_step_k23_rmsnorm",
     "lm_step_k24_rmsnorm",
-    "lm_step_k25_rmsnorm",
-    "lm_step_k26_rmsnorm",
-    "lm_step_k27_lm_head_matmul",
-    "lm_step_k28_lm_head",
+    "lm_step_k25_lm_head_matmul",
+    "lm_step_k26_lm_head",
+    "lm_step_k27_log_softmax",
+    "lm_step_k28_log_softmax",
     "lm_step_k29_log_softmax",
-    "lm_step_k30_log_softmax",
+    "lm_step_k30_cross_entropy",
     "lm_step_k31_log_softmax",
-    "lm_step_k32_cross_entropy",
-    "lm_step_k33_log_softmax",
-    "lm_step_k34_weighted_sum",
-    "lm_step_k35_log_softmax_grad",
-    "lm_step_k36_lm_head_grad_matmul",
+    "lm_step_k32_weighted_sum",
+    "lm_step_k33_log_softmax_grad",
+    "lm_step_k34_lm_head_grad_matmul",
+    "lm_step_k35_rmsnorm_grad",
+    "lm_step_k36_rmsnorm_grad",
     "lm_step_k37_rmsnorm_grad",
     "lm_step_k38_rmsnorm_grad",
-    "lm_step_k39_rmsnorm_grad",
-    "lm_step_k40_rmsnorm_grad",
-    "lm_step_k41_lm_head_grad_matmul",
+    "lm_step_k39_lm_head_grad_matmul",
+    "lm_step_k40_rmsnorm",
+    "lm_step_k41_rmsnorm",
     "lm_step_k42_rmsnorm",
     "lm_step_k43_rmsnorm",
-    "lm_step_k44_rmsnorm",
-    "lm_step_k45_rmsnorm",
+    "lm_step_k44_attention_matmul",
+    "lm_step_k45_rope",
     "lm_step_k46_attention_matmul",
     "lm_step_k47_rope",
     "lm_step_k48_attention_matmul",
-    "lm_step_k49_rope",
-    "lm_step_k50_attention_matmul",
-    "lm_step_k51_scores_matmul",
-    "lm_step_k52_attention",
-    "lm_step_k53_scores",
+    "lm_step_k49_scores_matmul",
+    "lm_step_k50_attention",
+    "lm_step_k51_scores",
+    "lm_step_k52_softmax",
+    "lm_step_k53_softmax",
     "lm_step_k54_softmax",
     "lm_step_k55_softmax",
-    "lm_step_k56_softmax",
-    "lm_step_k57_softmax",
-    "lm_step_k58_attention_matmul",
-    "lm_step_k59_attention",
-    "lm_step_k60_attention_matmul",
-    "lm_step_k61_attention",
+    "lm_step_k56_attention_matmul",
+    "lm_step_k57_attention_matmul",
+    "lm_step_k58_attention",
+    "lm_step_k59_rmsnorm",
+    "lm_step_k60_rmsnorm",
+    "lm_step_k61_rmsnorm",
     "lm_step_k62_rmsnorm",
-    "lm_step_k63_rmsnorm",
-    "lm_step_k64_rmsnorm",
-    "lm_step_k65_rmsnorm",
-    "lm_step_k66_gate_up_matmul",
-    "lm_step_k67_silu",
-    "lm_step_k68_silu",
-    "lm_step_k69_gate_up",
-    "lm_step_k70_gate_up_matmul",
-    "lm_step_k71_gate_up",
-    "lm_step_k72_ffn_grad_matmul",
-    "lm_step_k73_ffn_grad",
-    "lm_step_k74_gate_up_grad_matmul",
-    "lm_step_k75_silu_grad",
-    "lm_step_k76_gate_up_grad_matmul",
-    "lm_step_k77_gate_up_grad",
-    "lm_step_k78_rmsnorm_grad",
-    "lm_step_k79_rmsnorm_grad",
-    "lm_step_k80_rmsnorm_grad",
-    "lm_step_k81_attention_grad_matmul",
+    "lm_step_k63_gate_up_matmul",
+    "lm_step_k64_silu",
+    "lm_step_k65_silu",
+    "lm_step_k66_gate_up",
+    "lm_step_k67_gate_up_matmul",
+    "lm_step_k68_gate_up",
+    "lm_step_k69_ffn_grad_matmul",
+    "lm_step_k70_ffn_grad",
+    "lm_step_k71_gate_up_grad_matmul",
+    "lm_step_k72_silu_grad",
+    "lm_step_k73_gate_up_grad_matmul",
+    "lm_step_k74_gate_up_grad",
+    "lm_step_k75_rmsnorm_grad",
+    "lm_step_k76_rmsnorm_grad",
+    "lm_step_k77_rmsnorm_grad",
+    "lm_step_k78_attention_grad_matmul",
+    "lm_step_k79_attention_grad_matmul",
+    "lm_step_k80_softmax_grad",
+    "lm_step_k81_scores_grad_matmul",
     "lm_step_k82_attention_grad_matmul",
     "lm_step_k83_attention_grad_matmul",
-    "lm_step_k84_softmax_grad",
-    "lm_step_k85_scores_grad_matmul",
-    "lm_step_k86_scores_grad_matmul",
-    "lm_step_k87_attention_grad",
-    "lm_step_k88_attention_grad",
+    "lm_step_k84_attention_grad_matmul",
+    "lm_step_k85_rope_grad",
+    "lm_step_k86_attention_grad_matmul",
+    "lm_step_k87_rope_grad",
+    "lm_step_k88_attention_grad_matmul",
     "lm_step_k89_attention_grad",
-    "lm_step_k90_attention_grad_matmul",
-    "lm_step_k91_rope_grad",
-    "lm_step_k92_attention_grad_matmul",
-    "lm_step_k93_rope_grad",
-    "lm_step_k94_attention_grad_matmul",
-    "lm_step_k95_attention_grad",
-    "lm_step_k96_rmsnorm_grad",
-    "lm_step_k97_rmsnorm_grad",
-    "lm_step_k98_rmsnorm_grad",
-    "lm_step_k99_layer_backward",
+    "lm_step_k90_rmsnorm_grad",
+    "lm_step_k91_rmsnorm_grad",
+    "lm_step_k92_rmsnorm_grad",
+    "lm_step_k93_layer_backward",
+    "lm_step_k94_layer_backward_matmul",
+    "lm_step_k95_layer_backward_matmul",
+    "lm_step_k96_layer_backward_matmul",
+    "lm_step_k97_layer_backward_matmul",
+    "lm_step_k98_layer_backward",
+    "lm_step_k99_layer_backward_matmul",
     "lm_step_k100_layer_backward_matmul",
     "lm_step_k101_layer_backward_matmul",
-    "lm_step_k102_layer_backward_matmul",
-    "lm_step_k103_layer_backward_matmul",
-    "lm_step_k104_layer_backward",
-    "lm_step_k105_layer_backward_matmul",
-    "lm_step_k106_layer_backward_matmul",
-    "lm_step_k107_layer_backward_matmul",
-    "lm_step_k108_embed_backward_scatter_add",
-    "lm_step_k109_embed_backward",
+    "lm_step_k102_embed_backward_scatter_add",
+    "lm_step_k103_embed_backward",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 110, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 104, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -2626,49 +2504,37 @@ static void eval_loss_k11_attention(float *restrict t11, const float *restrict t
     }
 }
 
-/* eval_loss_k12_attention_matmul: matmul  [layer/attention/attention] */
+/* eval_loss_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void eval_loss_k12_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k13_attention: reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void eval_loss_k13_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            t13[r * n + j] = t12[(((((r * n + j) / (2*HD2*KVH*REP*T)) * KVH + (((r * n + j) / (2*HD2)) % (KVH*REP)) / REP) * REP + ((((r * n + j) / (2*HD2)) % (KVH*REP))) % REP) * T + ((r * n + j) / (2*HD2*KVH*REP)) % T) * (2*HD2) + ((r * n + j)) % (2*HD2)];
-        }
-    }
+/* eval_loss_k13_attention_matmul: matmul  [layer/attention] */
+static void eval_loss_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k14_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k14_attention_matmul(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
-}
-
-/* eval_loss_k15_attention: reshape, add  [layer/attention; layer] */
-static void eval_loss_k15_attention(float *restrict t15, const float *restrict carry0, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k14_attention: reshape, add  [layer/attention; layer] */
+static void eval_loss_k14_attention(float *restrict t14, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t14[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t15[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t14[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k16_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void eval_loss_k16_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void eval_loss_k15_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2677,72 +2543,72 @@ static void eval_loss_k16_rmsnorm(float *restrict t16, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
+            float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = (t15[r * n + j]) * v3;
+            float v4 = (t14[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t16[r * n + j] = v5;
+            t15[r * n + j] = v5;
         }
     }
 }
 
+/* eval_loss_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void eval_loss_k16_gate_up_matmul(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
+}
+
 /* eval_loss_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void eval_loss_k17_gate_up_matmul(float *restrict t17, const float *restrict w1, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
+static void eval_loss_k17_gate_up_matmul(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t15, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
 }
 
-/* eval_loss_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void eval_loss_k18_gate_up_matmul(float *restrict t18, const float *restrict w3, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t16, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
-}
-
-/* eval_loss_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void eval_loss_k19_silu(float *restrict t19, const float *restrict t17, const float *restrict t18, long B, long F, long T) {
+/* eval_loss_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_k18_silu(float *restrict t18, const float *restrict t16, const float *restrict t17, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t17[((i0) * T + i1) * F + j]);
+            float v0 = -(t16[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t17[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t18[((i0) * T + i1) * F + j]);
-            t19[r * n + j] = v4;
+            float v3 = (t16[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t17[((i0) * T + i1) * F + j]);
+            t18[r * n + j] = v4;
         }
     }
 }
 
-/* eval_loss_k20_ffn_matmul: matmul  [layer/ffn] */
-static void eval_loss_k20_ffn_matmul(float *restrict t20, const float *restrict w2, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t19, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
+/* eval_loss_k19_ffn_matmul: matmul  [layer/ffn] */
+static void eval_loss_k19_ffn_matmul(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t18, 1, 0.0f, t19, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k21_ffn: reshape, add  [layer/ffn; layer] */
-static void eval_loss_k21_ffn(float *restrict carry0_next, const float *restrict t15, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k20_ffn: reshape, add  [layer/ffn; layer] */
+static void eval_loss_k20_ffn(float *restrict carry0_next, const float *restrict t14, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t15[r * n + j] + t20[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = t14[r * n + j] + t19[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k22_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void eval_loss_k22_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k21_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void eval_loss_k21_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2760,19 +2626,19 @@ static void eval_loss_k22_rmsnorm(float *restrict t21, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t21[r * n + j] = v5;
+            t20[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_k23_lm_head_matmul: matmul  [lm_head] */
-static void eval_loss_k23_lm_head_matmul(float *restrict t22, const float *restrict lm_head, const float *restrict t21, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t21, 1, 0.0f, t22, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t21, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t22, V);
+/* eval_loss_k22_lm_head_matmul: matmul  [lm_head] */
+static void eval_loss_k22_lm_head_matmul(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t21, V);
 }
 
-/* eval_loss_k24_log_softmax: reshape, reduce_max, expand, sub  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_k24_log_softmax(float *restrict t23, const float *restrict t22, long B, long T, long V) {
+/* eval_loss_k23_log_softmax: reshape, reduce_max, expand, sub  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_k23_log_softmax(float *restrict t22, const float *restrict t21, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2781,17 +2647,17 @@ static void eval_loss_k24_log_softmax(float *restrict t23, const float *restrict
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t22[((i0) * T + i1) * V + j0] ? acc0 : t22[((i0) * T + i1) * V + j0];
+            acc0 = acc0 > t21[((i0) * T + i1) * V + j0] ? acc0 : t21[((i0) * T + i1) * V + j0];
         }
         for (long j = 0; j < n; j++) {
-            float v0 = t22[((i0) * T + i1) * V + j] - acc0;
-            t23[r * n + j] = v0;
+            float v0 = t21[((i0) * T + i1) * V + j] - acc0;
+            t22[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k25_cross_entropy: exp, reduce_sum, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_k25_cross_entropy(float *restrict t24, const int32_t *restrict targets, const float *restrict t23, long B, long T, long V) {
+/* eval_loss_k24_cross_entropy: exp, reduce_sum, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_k24_cross_entropy(float *restrict t23, const int32_t *restrict targets, const float *restrict t22, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2801,7 +2667,7 @@ static void eval_loss_k25_cross_entropy(float *restrict t24, const int32_t *rest
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v0 = expf(t23[r * n + j1]);
+            float v0 = expf(t22[r * n + j1]);
             acc1 += v0;
         }
         float v1 = logf(acc1);
@@ -2809,29 +2675,29 @@ static void eval_loss_k25_cross_entropy(float *restrict t24, const int32_t *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = t23[r * n + j0] - v1;
+            float v2 = t22[r * n + j0] - v1;
             float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
             acc0 += v5;
         }
-        t24[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* eval_loss_k26_cross_entropy: reshape, neg  [lm_head/cross_entropy] */
-static void eval_loss_k26_cross_entropy(float *restrict nll, const float *restrict t24, long B, long T) {
+/* eval_loss_k25_cross_entropy: reshape, neg  [lm_head/cross_entropy] */
+static void eval_loss_k25_cross_entropy(float *restrict nll, const float *restrict t23, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t24[(i0) * T + j]);
+            float v0 = -(t23[(i0) * T + j]);
             nll[r * n + j] = v0;
         }
     }
 }
 
-/* Arena: 9 slots planned for 27 kernels. */
+/* Arena: 9 slots planned for 26 kernels. */
 static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -2853,9 +2719,9 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     off[0] = total; total += la_round16(la_max(HD2*T, 2*B*HD2*KVH*REP*T));
     off[1] = total; total += la_round16(la_max(HD2*T, B*T*V));
     off[2] = total; total += la_round16(la_max(HD2*T, B*T));
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
     off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -2897,15 +2763,14 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     float *t13 = args->arena + off[4];
     float *t14 = args->arena + off[5];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[5];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[3];
     float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[6];
-    float *t23 = args->arena + off[1];
-    float *t24 = args->arena + off[2];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[1];
+    float *t23 = args->arena + off[2];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -2917,16 +2782,16 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     eval_loss_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 27, tick);
+    la_tock(prof, 0, 26, tick);
     tick = la_tick(prof);
     eval_loss_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 27, tick);
+    la_tock(prof, 1, 26, tick);
     tick = la_tick(prof);
     eval_loss_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 27, tick);
+    la_tock(prof, 2, 26, tick);
     tick = la_tick(prof);
     eval_loss_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 27, tick);
+    la_tock(prof, 3, 26, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -2943,76 +2808,73 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
         eval_loss_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 27, tick);
+        la_tock(prof, 4, 26, tick);
         tick = la_tick(prof);
         eval_loss_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 27, tick);
+        la_tock(prof, 5, 26, tick);
         tick = la_tick(prof);
         eval_loss_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 27, tick);
+        la_tock(prof, 6, 26, tick);
         tick = la_tick(prof);
         eval_loss_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 27, tick);
+        la_tock(prof, 7, 26, tick);
         tick = la_tick(prof);
         eval_loss_k8_rope(t8, t1, t2, t7, B, HD2, KVH, T);
-        la_tock(prof, 8, 27, tick);
+        la_tock(prof, 8, 26, tick);
         tick = la_tick(prof);
         eval_loss_k9_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 27, tick);
+        la_tock(prof, 9, 26, tick);
         tick = la_tick(prof);
         eval_loss_k10_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 27, tick);
+        la_tock(prof, 10, 26, tick);
         tick = la_tick(prof);
         eval_loss_k11_attention(t11, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 27, tick);
+        la_tock(prof, 11, 26, tick);
         tick = la_tick(prof);
         eval_loss_k12_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 27, tick);
+        la_tock(prof, 12, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k13_attention(t13, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 27, tick);
+        eval_loss_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k14_attention_matmul(t14, wo, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 27, tick);
+        eval_loss_k14_attention(t14, carry0, t13, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k15_attention(t15, carry0, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 27, tick);
+        eval_loss_k15_rmsnorm(t15, norm_eps, ffn_norm, t14, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k16_rmsnorm(t16, norm_eps, ffn_norm, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 27, tick);
+        eval_loss_k16_gate_up_matmul(t16, w1, t15, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k17_gate_up_matmul(t17, w1, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 27, tick);
+        eval_loss_k17_gate_up_matmul(t17, w3, t15, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k18_gate_up_matmul(t18, w3, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 27, tick);
+        eval_loss_k18_silu(t18, t16, t17, B, F, T);
+        la_tock(prof, 18, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k19_silu(t19, t17, t18, B, F, T);
-        la_tock(prof, 19, 27, tick);
+        eval_loss_k19_ffn_matmul(t19, w2, t18, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 19, 26, tick);
         tick = la_tick(prof);
-        eval_loss_k20_ffn_matmul(t20, w2, t19, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 20, 27, tick);
-        tick = la_tick(prof);
-        eval_loss_k21_ffn(carry0_next, t15, t20, B, HD2, KVH, REP, T);
-        la_tock(prof, 21, 27, tick);
+        eval_loss_k20_ffn(carry0_next, t14, t19, B, HD2, KVH, REP, T);
+        la_tock(prof, 20, 26, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    eval_loss_k22_rmsnorm(t21, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 27, tick);
+    eval_loss_k21_rmsnorm(t20, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 26, tick);
     tick = la_tick(prof);
-    eval_loss_k23_lm_head_matmul(t22, lm_head, t21, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 23, 27, tick);
+    eval_loss_k22_lm_head_matmul(t21, lm_head, t20, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 22, 26, tick);
     tick = la_tick(prof);
-    eval_loss_k24_log_softmax(t23, t22, B, T, V);
-    la_tock(prof, 24, 27, tick);
+    eval_loss_k23_log_softmax(t22, t21, B, T, V);
+    la_tock(prof, 23, 26, tick);
     tick = la_tick(prof);
-    eval_loss_k25_cross_entropy(t24, targets, t23, B, T, V);
-    la_tock(prof, 25, 27, tick);
+    eval_loss_k24_cross_entropy(t23, targets, t22, B, T, V);
+    la_tock(prof, 24, 26, tick);
     tick = la_tick(prof);
-    eval_loss_k26_cross_entropy(nll, t24, B, T);
-    la_tock(prof, 26, 27, tick);
+    eval_loss_k25_cross_entropy(nll, t23, B, T);
+    la_tock(prof, 25, 26, tick);
     (void)tick;
 }
 
@@ -3038,20 +2900,19 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* eval_loss_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k12_attention_matmul */
-    flops[13] = (double)(0); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_attention */
-    flops[14] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_attention_matmul */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_attention */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k16_rmsnorm */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_attention */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k16_gate_up_matmul */
     flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_gate_up_matmul */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_gate_up_matmul */
-    flops[19] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[19] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k19_silu */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k20_ffn_matmul */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k21_ffn */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k22_rmsnorm */
-    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k23_lm_head_matmul */
-    flops[24] = (double)(B*T*V + B*T*V); bytes[24] = (double)(4*B*T*V + 4*B*T*V); /* eval_loss_k24_log_softmax */
-    flops[25] = (double)(B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* eval_loss_k25_cross_entropy */
-    flops[26] = (double)(B*T); bytes[26] = (double)(4*B*T + 4*B*T); /* eval_loss_k26_cross_entropy */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k19_ffn_matmul */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k20_ffn */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k21_rmsnorm */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*V); bytes[22] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k22_lm_head_matmul */
+    flops[23] = (double)(B*T*V + B*T*V); bytes[23] = (double)(4*B*T*V + 4*B*T*V); /* eval_loss_k23_log_softmax */
+    flops[24] = (double)(B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[24] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* eval_loss_k24_cross_entropy */
+    flops[25] = (double)(B*T); bytes[25] = (double)(4*B*T + 4*B*T); /* eval_loss_k25_cross_entropy */
     (void)B;
     (void)F;
     (void)HD2;
@@ -3079,22 +2940,21 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k10_scores_matmul",
     "eval_loss_k11_attention",
     "eval_loss_k12_attention_matmul",
-    "eval_loss_k13_attention",
-    "eval_loss_k14_attention_matmul",
-    "eval_loss_k15_attention",
-    "eval_loss_k16_rmsnorm",
+    "eval_loss_k13_attention_matmul",
+    "eval_loss_k14_attention",
+    "eval_loss_k15_rmsnorm",
+    "eval_loss_k16_gate_up_matmul",
     "eval_loss_k17_gate_up_matmul",
-    "eval_loss_k18_gate_up_matmul",
-    "eval_loss_k19_silu",
-    "eval_loss_k20_ffn_matmul",
-    "eval_loss_k21_ffn",
-    "eval_loss_k22_rmsnorm",
-    "eval_loss_k23_lm_head_matmul",
-    "eval_loss_k24_log_softmax",
+    "eval_loss_k18_silu",
+    "eval_loss_k19_ffn_matmul",
+    "eval_loss_k20_ffn",
+    "eval_loss_k21_rmsnorm",
+    "eval_loss_k22_lm_head_matmul",
+    "eval_loss_k23_log_softmax",
+    "eval_loss_k24_cross_entropy",
     "eval_loss_k25_cross_entropy",
-    "eval_loss_k26_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 27, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 26, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
 /* ===== program 'grad_sumsq' ===== */
 
@@ -3170,7 +3030,7 @@ static void adamw_k0_adamw(float *restrict t0, const float *restrict grad, const
 }
 
 /* adamw_k1_adamw: reshape, expand, mul, const, sub, reshape, expand, mul, add  [adamw] */
-static void adamw_k1_adamw(float *restrict t1, const float *restrict exp_avg, const float *restrict beta1, const float *restrict t0, long N) {
+static void adamw_k1_adamw(float *restrict exp_avg, const float *restrict beta1, const float *restrict t0, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v1 = 1.0f - (beta1[0]);
@@ -3178,13 +3038,13 @@ static void adamw_k1_adamw(float *restrict t1, const float *restrict exp_avg, co
             float v0 = (beta1[0]) * (exp_avg[j]);
             float v2 = v1 * (t0[j]);
             float v3 = v0 + v2;
-            t1[j] = v3;
+            exp_avg[j] = v3;
         }
     }
 }
 
 /* adamw_k2_adamw: const, reshape, expand, mul, sub, reshape, expand, mul, mul, add  [adamw] */
-static void adamw_k2_adamw(float *restrict t2, const float *restrict exp_avg_sq, const float *restrict beta2, const float *restrict t0, long N) {
+static void adamw_k2_adamw(float *restrict exp_avg_sq, const float *restrict beta2, const float *restrict t0, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v1 = 1.0f - (beta2[0]);
@@ -3193,41 +3053,21 @@ static void adamw_k2_adamw(float *restrict t2, const float *restrict exp_avg_sq,
             float v2 = v1 * (t0[j]);
             float v3 = v2 * (t0[j]);
             float v4 = v0 + v3;
-            t2[j] = v4;
+            exp_avg_sq[j] = v4;
         }
     }
 }
 
-/* adamw_k3_adamw: write_slice  [adamw] */
-static void adamw_k3_adamw(float *restrict exp_avg, const float *restrict t1, long N) {
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            exp_avg[j + 0] = t1[j];
-        }
-    }
-}
-
-/* adamw_k4_adamw: write_slice  [adamw] */
-static void adamw_k4_adamw(float *restrict exp_avg_sq, const float *restrict t2, long N) {
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            exp_avg_sq[j + 0] = t2[j];
-        }
-    }
-}
-
-/* adamw_k5_adamw: reshape, expand, div, reshape, expand, div, sqrt, reshape, expand, add, div, mul, reshape, expand, mul, sub, reshape, expand, mul, sub, write_slice  [adamw] */
-static void adamw_k5_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict t1, const float *restrict t2, long N) {
+/* adamw_k3_adamw: reshape, expand, div, reshape, expand, div, sqrt, reshape, expand, add, div, mul, reshape, expand, mul, sub, reshape, expand, mul, sub, write_slice  [adamw] */
+static void adamw_k3_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v0 = (lr[0]) * (weight_decay[0]);
         for (long j = 0; j < n; j++) {
             float v1 = v0 * (param[j]);
             float v2 = param[j] - v1;
-            float v3 = (t1[j]) / (bias_correction1[0]);
-            float v4 = (t2[j]) / (bias_correction2[0]);
+            float v3 = (exp_avg[j]) / (bias_correction1[0]);
+            float v4 = (exp_avg_sq[j]) / (bias_correction2[0]);
             float v5 = sqrtf(v4);
             float v6 = v5 + eps[0];
             float v7 = v3 / v6;
@@ -3238,32 +3078,28 @@ static void adamw_k5_adamw(float *restrict param, const float *restrict lr, cons
     }
 }
 
-/* Arena: 3 slots planned for 6 kernels. */
+/* Arena: 1 slots planned for 4 kernels. */
 static long llama_train_adamw_layout(const llama_train_adamw_args *args, long *off) {
     const long N = args->N;
     (void)N;
     long total = 0;
     off[0] = total; total += la_round16(N);
-    off[1] = total; total += la_round16(N);
-    off[2] = total; total += la_round16(N);
     (void)off;
     return total;
 }
 
 long llama_train_adamw_arena_floats(const llama_train_adamw_args *args) {
-    long off[3];
+    long off[1];
     return llama_train_adamw_layout(args, off);
 }
 
 void llama_train_adamw(const llama_train_adamw_args *args) {
     const long N = args->N;
-    long off[3];
+    long off[1];
     llama_train_adamw_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
     float *t0 = args->arena + off[0];
-    float *t1 = args->arena + off[1];
-    float *t2 = args->arena + off[2];
     float *param = args->param;
     const float *grad = args->grad;
     float *exp_avg = args->exp_avg;
@@ -3279,22 +3115,16 @@ void llama_train_adamw(const llama_train_adamw_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     adamw_k0_adamw(t0, grad, clip_scale, N);
-    la_tock(prof, 0, 6, tick);
+    la_tock(prof, 0, 4, tick);
     tick = la_tick(prof);
-    adamw_k1_adamw(t1, exp_avg, beta1, t0, N);
-    la_tock(prof, 1, 6, tick);
+    adamw_k1_adamw(exp_avg, beta1, t0, N);
+    la_tock(prof, 1, 4, tick);
     tick = la_tick(prof);
-    adamw_k2_adamw(t2, exp_avg_sq, beta2, t0, N);
-    la_tock(prof, 2, 6, tick);
+    adamw_k2_adamw(exp_avg_sq, beta2, t0, N);
+    la_tock(prof, 2, 4, tick);
     tick = la_tick(prof);
-    adamw_k3_adamw(exp_avg, t1, N);
-    la_tock(prof, 3, 6, tick);
-    tick = la_tick(prof);
-    adamw_k4_adamw(exp_avg_sq, t2, N);
-    la_tock(prof, 4, 6, tick);
-    tick = la_tick(prof);
-    adamw_k5_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, t1, t2, N);
-    la_tock(prof, 5, 6, tick);
+    adamw_k3_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, exp_avg, exp_avg_sq, N);
+    la_tock(prof, 3, 4, tick);
     (void)tick;
 }
 
@@ -3303,9 +3133,7 @@ void llama_train_adamw_costs(const llama_train_adamw_args *args, double *flops, 
     flops[0] = (double)(N); bytes[0] = (double)(4*N + 4*N + 4); /* adamw_k0_adamw */
     flops[1] = (double)(N + 1 + N + N); bytes[1] = (double)(4*N + 4*N + 4 + 4*N); /* adamw_k1_adamw */
     flops[2] = (double)(N + 1 + N + N + N); bytes[2] = (double)(4*N + 4*N + 4 + 4*N); /* adamw_k2_adamw */
-    flops[3] = (double)(0); bytes[3] = (double)(4*N + 4*N + 4*N); /* adamw_k3_adamw */
-    flops[4] = (double)(0); bytes[4] = (double)(4*N + 4*N + 4*N); /* adamw_k4_adamw */
-    flops[5] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[5] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_k5_adamw */
+    flops[3] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[3] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_k3_adamw */
     (void)N;
 }
 
@@ -3317,8 +3145,6 @@ static const char *const llama_train_adamw_kernel_names[] = {
     "adamw_k1_adamw",
     "adamw_k2_adamw",
     "adamw_k3_adamw",
-    "adamw_k4_adamw",
-    "adamw_k5_adamw",
 };
-const la_program_info llama_train_adamw_info = { "llama_train.adamw", 15, 6, llama_train_adamw_kernel_names, llama_train_adamw_run, llama_train_adamw_arena, llama_train_adamw_cost };
+const la_program_info llama_train_adamw_info = { "llama_train.adamw", 15, 4, llama_train_adamw_kernel_names, llama_train_adamw_run, llama_train_adamw_arena, llama_train_adamw_cost };
 

@@ -43,6 +43,11 @@ struct FusionPlan {
     var kernels: [Kernel] = []
     /// `target += A·B` written as one sgemm with β = 1: write-slice node → its matmul.
     var accumulatingMatmul: [Int: Int] = [:]
+    /// A matmul written straight into the layout of the view (or batch-axis sum) of it that
+    /// is realized: that node → (matmul, where the matmul's elements land in its buffer).
+    var outputViews: [Int: (matmul: Int, view: StridedView)] = [:]
+    /// Carries kept in the slots of a per-layer input they are saved into: carry → input name.
+    var savedSlotCarries: [Int: String] = [:]
 
     init(_ p: Program, extraRealized: Set<Int> = []) throws {
         program = p
@@ -81,9 +86,15 @@ struct FusionPlan {
         let p = program
         for (name, id) in p.outputs {
             // An output that only reshapes a computed value takes that value's place.
+            // So does one that only detaches a computed value (gradients are already built).
             var target = id
-            while case .reshape = node(target).op, !node(node(target).inputs[0]).op.isLeaf,
-                  consumers[node(target).inputs[0]].count == 1 { target = node(target).inputs[0] }
+            while true {
+                let inner = node(target).inputs.first ?? target
+                guard inner != target, !node(inner).op.isLeaf, storage[inner] == nil else { break }
+                if case .reshape = node(target).op, consumers[inner].count == 1 { target = inner; continue }
+                if case .stopGradient = node(target).op { target = inner; continue }
+                break
+            }
             realized.insert(target); storage[target] = .external(name)
         }
         for (k, c) in p.carries.enumerated() {
@@ -112,6 +123,7 @@ struct FusionPlan {
                 }
             }
         }
+        keepCarriesInSavedSlots()
         // A matmul accumulated into a buffer is computed by the write's kernel.
         for m in accumulatingMatmul.values { realized.remove(m) }
         // Matmul operands must be strided views of buffers: materialize the value under the
@@ -133,16 +145,82 @@ struct FusionPlan {
             if roots.count == 1, let r = roots.first, rowShape(of: r) == n.shape { continue }
             realized.insert(n.id)
         }
-        // Reductions are absorbed into the kernel that consumes them row by row, unless a
-        // consumer cannot do that; iterate until every kernel is well formed.
+        writeInPlace()
+        try buildKernels()
+        // A copy of a matmul's result (views, or a sum over its batch axes) is written by the
+        // matmul itself; the copy kernel disappears.
+        for k in kernels where k.kind == .pointwise || outputViews[k.root] != nil {
+            guard let (m, view, links) = matmulUnderViews(k.root) else { continue }
+            outputViews[k.root] = (m, view)
+            for l in links + [m] { realized.remove(l); outputViews[l] = nil }
+        }
+        if !outputViews.isEmpty { try buildKernels() }
+        for (i, k) in kernels.enumerated() { kernels[i].name = kernelName(i, k) }
+        var slot = 0
+        for k in kernels where storage[k.root] == nil {
+            if case .writeSlice = node(k.root).op {
+                storage[k.root] = storage[node(k.root).inputs[0]]
+            } else {
+                storage[k.root] = .arena(slot); slot += 1
+            }
+        }
+    }
+
+    /// A forward layer loop that saves its carry into a per-layer input (`saved_x[l] = x`)
+    /// keeps the carry in that slot instead: iteration `l` writes its next value straight into
+    /// slot `l + 1`, the value entering the loop is computed into slot 0, and the copy is gone.
+    private mutating func keepCarriesInSavedSlots() {
+        for n in program.nodes {
+            guard case .writeSlice(let axis, let start) = n.op, axis == 0, start == 0,
+                  case .input(let name) = node(n.inputs[0]).op, let decl = program.decl(name), decl.perLayer,
+                  case .carry(let k) = node(n.inputs[1]).op, node(n.inputs[0]).shape == node(n.inputs[1]).shape else { continue }
+            let carry = program.carries[k], stage = program.stages[carry.stage]
+            guard stage.count != nil, !stage.reversed, carry.stage == n.stage, savedSlotCarries[k] == nil,
+                  !isBufferLeaf(carry.initial), storage[carry.initial] == nil, node(carry.initial).stage < carry.stage,
+                  consumers[carry.initial].allSatisfy({ $0 == carry.entry || node($0).stage < carry.stage }) else { continue }
+            savedSlotCarries[k] = name
+            storage[carry.initial] = .external(ProgramEmitter.firstSlotName(name))
+            realized.remove(n.id)
+        }
+    }
+
+    /// `target ← f(target, …)` over the whole target, where f's value is materialized anyway
+    /// (it has other readers): the value is computed in place into the target and the write
+    /// kernel goes. Only when every reader of the old value is an elementwise op, at the same
+    /// index, inside the value's own kernel.
+    private mutating func writeInPlace() {
+        for w in program.nodes {
+            guard case .writeSlice(_, let start) = w.op, start == 0, realized.contains(w.id), accumulatingMatmul[w.id] == nil,
+                  consumers[w.id].isEmpty else { continue }
+            let (t, v) = (w.inputs[0], w.inputs[1])
+            let value = node(v)
+            guard case .input = node(t).op, node(t).shape == value.shape, realized.contains(v), storage[v] == nil,
+                  value.stage == w.stage, value.op.isElementwise else { continue }
+            var stack = consumers[t].filter { $0 != w.id }, seen = Set<Int>(), ok = true
+            while ok, let c = stack.popLast() {
+                guard c != v, seen.insert(c).inserted else { continue }
+                let n = node(c)
+                ok = n.op.isElementwise && n.shape == value.shape && !realized.contains(c) && n.stage == w.stage
+                stack += consumers[c]
+            }
+            guard ok else { continue }
+            storage[v] = storage[t]
+            realized.remove(w.id)
+        }
+    }
+
+    /// Groups the realized nodes into kernels. Reductions are absorbed into the kernel that
+    /// consumes them row by row, unless a consumer cannot do that; iterates until every
+    /// kernel is well formed.
+    private mutating func buildKernels() throws {
         var changed = true
         var rounds = 0
         while changed {
             changed = false
             rounds += 1
-            if rounds > p.nodes.count + 2 { throw GraphError("program '\(p.name)': fusion did not converge") }
+            if rounds > program.nodes.count + 2 { throw GraphError("program '\(program.name)': fusion did not converge") }
             kernels = []
-            for n in p.nodes where realized.contains(n.id) && !isBufferLeaf(n.id) {
+            for n in program.nodes where realized.contains(n.id) && !isBufferLeaf(n.id) {
                 var k = Kernel(root: n.id, kind: kind(of: n), stage: n.stage)
                 if let bad = collect(&k) {
                     realized.insert(bad)
@@ -152,14 +230,62 @@ struct FusionPlan {
                 kernels.append(k)
             }
         }
-        for (i, k) in kernels.enumerated() { kernels[i].name = kernelName(i, k) }
-        var slot = 0
-        for k in kernels where storage[k.root] == nil {
-            if case .writeSlice = node(k.root).op {
-                storage[k.root] = storage[node(k.root).inputs[0]]
-            } else {
-                storage[k.root] = .arena(slot); slot += 1
+    }
+
+    /// The matmul a kernel rooted at `root` computes (itself, the one it accumulates, or the
+    /// one whose output it lays out).
+    func matmulNode(of root: Int) -> Int {
+        accumulatingMatmul[root] ?? outputViews[root]?.matmul ?? root
+    }
+
+    /// For a realized chain of reshapes, permutes and sums over the last axis that ends in a
+    /// matmul, each link read by nothing else: the matmul, where each of its elements lands in
+    /// the root's buffer (a summed axis gets stride 0), and the links in between. Nil unless
+    /// BLAS can write it that way: unit column stride, every batch axis strided.
+    private func matmulUnderViews(_ root: Int) -> (matmul: Int, view: StridedView, links: [Int])? {
+        let x = node(root)
+        var view = StridedView.contiguous(base: root, shape: x.shape)
+        var cur = root
+        var links: [Int] = []
+        if case .writeSlice(let axis, let start) = x.op {
+            // The matmul lands in the written slice of the target.
+            let value = x.inputs[1]
+            guard accumulatingMatmul[root] == nil, !node(value).op.isLeaf,
+                  let v = view.applying(.slice(axis: axis, start: start), to: node(value).shape) else { return nil }
+            view = v
+            cur = value
+        } else {
+            guard x.op.isView || x.op == .reduce(.sum) else { return nil }
+        }
+        while true {
+            let n = node(cur)
+            if cur != root {
+                guard consumers[cur].count == 1, n.stage == x.stage, storage[cur] == nil else { return nil }
+                if case .matmul = n.op {
+                    let r = view.shape.count
+                    guard r >= 2, !accumulatingMatmul.values.contains(cur),
+                          view.strides[r - 1] == Dim(1) || view.shape[r - 1] == 1,
+                          view.strides[r - 2] != Dim(0) || view.shape[r - 2] == 1 else { return nil }
+                    return (cur, view, links)
+                }
+                links.append(cur)
             }
+            let inShape = node(n.inputs.first ?? cur).shape
+            switch n.op {
+            case .reduce(.sum):
+                // Every element of the summed row lands on the row's one result.
+                view = StridedView(base: root, shape: inShape, strides: Array(view.strides.dropLast()) + [Dim(0)], offset: view.offset)
+            case .permute(let order):
+                var inner = view.strides
+                for (k, o) in order.enumerated() { inner[o] = view.strides[k] }
+                view = StridedView(base: root, shape: inShape, strides: inner, offset: view.offset)
+            case .reshape:
+                guard let v = view.reshaped(inShape) else { return nil }
+                view = v
+            default:
+                return nil
+            }
+            cur = n.inputs[0]
         }
     }
 
@@ -199,7 +325,7 @@ struct FusionPlan {
     }
 
     private func kind(of n: Node) -> KernelKind {
-        if accumulatingMatmul[n.id] != nil { return .matmul }
+        if accumulatingMatmul[n.id] != nil || outputViews[n.id] != nil { return .matmul }
         switch n.op {
         case .matmul: return .matmul
         case .scatterAdd: return .scatterAdd
@@ -238,8 +364,13 @@ struct FusionPlan {
                 return
             }
             if top, k.kind == .matmul {
-                let mm = accumulatingMatmul[i].map { node($0) } ?? n
-                if mm.id != n.id { k.covered += [n.inputs[1], mm.id] }
+                let mm = node(matmulNode(of: i))
+                if accumulatingMatmul[i] != nil { k.covered += [n.inputs[1], mm.id] }
+                if outputViews[i] != nil {
+                    var c = { if case .writeSlice = n.op { return n.inputs[1] } else { return n.inputs[0] } }()
+                    while c != mm.id { k.covered.append(c); c = node(c).inputs[0] }
+                    k.covered.append(mm.id)
+                }
                 for input in mm.inputs {
                     if let v = stridedView(input) { if !k.reads.contains(v.base) { k.reads.append(v.base) } }
                 }
@@ -273,4 +404,5 @@ struct FusionPlan {
 
 extension Op {
     var isReduction: Bool { if case .reduce = self { return true } else { return false } }
+    var isMatmul: Bool { if case .matmul = self { return true } else { return false } }
 }

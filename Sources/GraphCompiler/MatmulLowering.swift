@@ -33,8 +33,7 @@ enum MatmulLowering {
 
     static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
         // A write-slice root accumulates its matmul into the target: C = A·B + C (β = 1).
-        let n = plan.accumulatingMatmul[k.root].map { plan.node($0) } ?? plan.node(k.root)
-        let beta = plan.accumulatingMatmul[k.root] == nil ? "0.0f" : "1.0f"
+        let n = plan.node(plan.matmulNode(of: k.root))
         guard case .matmul(let ta, let tb) = n.op else { return [] }
         let a = try operand(plan, n.inputs[0], trans: ta, buffer: buffer)
         let b = try operand(plan, n.inputs[1], trans: tb, buffer: buffer)
@@ -42,25 +41,27 @@ enum MatmulLowering {
         let m = n.shape[r - 2], nn = n.shape[r - 1]
         let aShape = plan.node(n.inputs[0]).shape
         let kk = ta ? aShape[r - 2] : aShape[r - 1]
-        let c = buffer(k.root)
         let batchDims = Array(n.shape.prefix(r - 2))
+        // Where C lands: contiguous in the matmul's shape, or the layout of the view of it
+        // that is realized (a batch axis of stride 0 is summed: β = 1 after its first index).
+        let c: StridedView = plan.outputViews[k.root]?.view ?? .contiguous(base: k.root, shape: n.shape)
+        let cBase = c.offset.isEmpty ? buffer(k.root) : "\(buffer(k.root)) + \(paren(c.offset.sumExpr))"
+        let ldc = m == 1 ? nn.cExpr : c.strides[r - 2].cExpr
+        let summed = batchDims.indices.filter { c.strides[$0] == Dim(0) && batchDims[$0] != 1 }
+        var beta = plan.accumulatingMatmul[k.root] == nil ? "0.0f" : "1.0f"
+        if !summed.isEmpty { beta = "(\(summed.map { "b\($0) > 0" }.joined(separator: " || "))) ? 1.0f : 0.0f" }
         var lines: [String] = []
         var offA: [String] = [], offB: [String] = [], offC: [String] = []
-        var cStride = Dim(1) * m * nn
-        var cTerms: [(String, Dim)] = []
-        for d in stride(from: batchDims.count - 1, through: 0, by: -1) {
-            cTerms.append(("b\(d)", cStride)); cStride = cStride * batchDims[d]
-        }
         for (d, dim) in batchDims.enumerated() {
             lines.append(String(repeating: "    ", count: d) + "for (long b\(d) = 0; b\(d) < \(dim.cExpr); b\(d)++)")
             if a.batchStrides[d] != 0 { offA.append("b\(d) * \(paren(a.batchStrides[d].cExpr))") }
             if b.batchStrides[d] != 0 { offB.append("b\(d) * \(paren(b.batchStrides[d].cExpr))") }
+            if c.strides[d] != 0 { offC.append("b\(d) * \(paren(c.strides[d].cExpr))") }
         }
-        for (v, s) in cTerms.reversed() { offC.append("\(v) * \(paren(s.cExpr))") }
         func ptr(_ base: String, _ offs: [String]) -> String { offs.isEmpty ? base : "\(base) + \(offs.joined(separator: " + "))" }
-        let pa = ptr(a.pointer, offA), pb = ptr(b.pointer, offB), pc = ptr(c, offC)
+        let pa = ptr(a.pointer, offA), pb = ptr(b.pointer, offB), pc = ptr(cBase, offC)
         let gemm = "cblas_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
-            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(nn.cExpr));"
+            + "\(m.cExpr), \(nn.cExpr), \(kk.cExpr), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(ldc));"
         // One row (batch-1 decode): a matrix-vector product streams the weights once.
         // c[1,N] = a[1,K]·op(B): with B stored [N,K] that is B·a, with B stored [K,N] it is Bᵀ·a.
         let incA = a.trans ? a.ld : "1"

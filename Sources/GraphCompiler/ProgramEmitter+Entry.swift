@@ -81,6 +81,7 @@ extension ProgramEmitter {
         for f in fields where (f.kind == .param || f.kind == .input || f.kind == .output) && !(f.decl?.perLayer ?? false) {
             t += "    \(f.cType)\(f.name) = args->\(f.name);\n"
         }
+        for name in Set(plan.savedSlotCarries.values).sorted() { t += "    float *\(ProgramEmitter.firstSlotName(name)) = args->\(name);\n" }
         for (s, stage) in program.stages.enumerated() {
             let ks = plan.kernels.enumerated().filter { $0.element.stage == s }
             let stageCarries = program.carries.enumerated().filter { $0.element.stage == s }
@@ -100,7 +101,15 @@ extension ProgramEmitter {
                     let layer = stage.reversed ? "(\(count.cExpr) - 1 - l)" : "l"
                     t += "\(indent)\(f.cType)\(f.name) = args->\(f.name) + \(layer) * \(paren(per));\n"
                 }
-                for (k, _) in stageCarries { t += "\(indent)float *carry\(k)_next = carry\(k)_buf[l & 1];\n" }
+                for (k, c) in stageCarries {
+                    if let saved = plan.savedSlotCarries[k] {
+                        // The next layer's input goes straight into its saved slot.
+                        let per = plan.node(c.entry).shape.elementCount.cExpr
+                        t += "\(indent)float *carry\(k)_next = l + 1 < \(count.cExpr) ? args->\(saved) + (l + 1) * \(paren(per)) : carry\(k)_buf[l & 1];\n"
+                    } else {
+                        t += "\(indent)float *carry\(k)_next = carry\(k)_buf[l & 1];\n"
+                    }
+                }
             } else {
                 t += "    /* stage '\(stage.name)' */\n"
             }

@@ -51,6 +51,9 @@ struct ProgramEmitter {
         }
     }
 
+    /// The entry's name for slot 0 of a per-layer input that holds a carry (see `savedSlotCarries`).
+    static func firstSlotName(_ input: String) -> String { "\(input)_slot0" }
+
     // MARK: Kernels
 
     /// The statements of a kernel's body and the buffers it writes/reads.
@@ -166,10 +169,11 @@ struct ProgramEmitter {
         var bytes: [Dim] = []
         switch k.kind {
         case .matmul:
-            let a = plan.node(root.inputs[0]).shape
-            guard case .matmul(let ta, _) = root.op else { break }
+            let mm = plan.node(plan.matmulNode(of: k.root))
+            let a = plan.node(mm.inputs[0]).shape
+            guard case .matmul(let ta, _) = mm.op else { break }
             let kk = ta ? a[a.count - 2] : a[a.count - 1]
-            flops = [Dim(2) * root.shape.elementCount * kk]
+            flops = [Dim(2) * mm.shape.elementCount * kk]
         default:
             for c in k.covered {
                 let n = plan.node(c)

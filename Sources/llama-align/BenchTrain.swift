@@ -77,7 +77,12 @@ struct BenchTrain: ParsableCommand {
             lm.setProfiling(true)
             let t0 = Date()
             _ = try trainer.trainStep([b], lr: 1e-4)
-            printKernelProfile(lm, wallNs: Date().timeIntervalSince(t0) * 1e9, top: 25)
+            let wall = Date().timeIntervalSince(t0) * 1e3
+            let costs = lm.costs(sizes: trainer.sizes(batch: batch, seq: seq))
+            var report = ProfileReport()
+            report.add(lm, flops: costs.flops, bytes: costs.bytes)
+            print(report.table(top: Int.max), terminator: "")
+            print(String(format: "lm_step kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
             lm.setProfiling(false)
         }
     }

@@ -8,8 +8,10 @@ import TensorGraph
     struct ManifestRoot: Decodable {
         struct P: Decodable {
             struct K: Decodable { var name: String; var kind: String; var ops: [String]; var scopes: [String] }
+            struct Arena: Decodable { var slots: Int; var planned_floats: String; var intermediates_floats: String }
             var name: String
             var kernels: [K]
+            var arena: Arena
         }
         var programs: [P]
     }
@@ -41,6 +43,23 @@ import TensorGraph
             // Every matmul goes to BLAS.
             #expect(p.kernels.filter { $0.ops == ["matmul"] }.allSatisfy { $0.kind == "sgemm" })
         }
+    }
+
+    /// No kernel of the training, DPO or decode steps only moves data: permutes of attention
+    /// outputs are written by their matmul, per-layer saves hold the carry itself, detached
+    /// outputs and in-place updates need no copy. The arena plan is reported.
+    @Test func trainingStepsHaveNoCopyKernels() throws {
+        let movement: Set<String> = ["reshape", "permute", "expand", "slice", "concat", "write_slice", "stop_gradient"]
+        let programs = try manifest().programs
+        for name in ["llama_train.lm_step", "llama_train.adamw", "llama_dpo.dpo_step", "llama.forward", "llama.decode"] {
+            let p = try #require(programs.first { $0.name == name })
+            let copies = p.kernels.filter { Set($0.ops).isSubset(of: movement) }
+            #expect(copies.isEmpty, "\(name) copies data in \(copies.map { "\($0.name): \($0.ops)" })")
+            #expect(p.arena.slots > 0 && !p.arena.planned_floats.isEmpty && !p.arena.intermediates_floats.isEmpty)
+        }
+        // The attention output is written by its matmul in [B, T, H·HD] order (a strided C).
+        let lm = try #require(programs.first { $0.name == "llama_train.lm_step" })
+        #expect(lm.kernels.contains { $0.kind == "sgemm" && $0.ops.contains("permute") && $0.ops.contains("matmul") })
     }
 
     @Test func emissionIsDeterministic() throws {
