@@ -7,7 +7,7 @@
 
 /* ===== program 'forward' ===== */
 
-/* forward_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul  [rope_tables] */
+/* forward_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
 static void forward_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -20,39 +20,33 @@ static void forward_k0_rope_tables(float *restrict t0, const float *restrict rop
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[r * n + j] = v5;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
         }
     }
 }
 
-/* forward_k1_rope_tables: cos  [rope_tables] */
-static void forward_k1_rope_tables(float *restrict t1, const float *restrict t0, long HD2, long T) {
+/* forward_k1_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+static void forward_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[r * n + j]);
-            t1[r * n + j] = v0;
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
         }
     }
 }
 
-/* forward_k2_rope_tables: sin  [rope_tables] */
-static void forward_k2_rope_tables(float *restrict t2, const float *restrict t0, long HD2, long T) {
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[r * n + j]);
-            t2[r * n + j] = v0;
-        }
-    }
-}
-
-/* forward_k3_embed: gather  [embed] */
-static void forward_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k2_embed: gather  [embed] */
+static void forward_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -60,13 +54,13 @@ static void forward_k3_embed(float *restrict t3, const int32_t *restrict ids, co
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
-            t3[r * n + j] = v0;
+            t2[r * n + j] = v0;
         }
     }
 }
 
-/* forward_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void forward_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -84,19 +78,19 @@ static void forward_k4_rmsnorm(float *restrict t4, const float *restrict norm_ep
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t4[r * n + j] = v5;
+            t3[r * n + j] = v5;
         }
     }
 }
 
-/* forward_k5_attention_matmul: matmul  [layer/attention] */
-static void forward_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+/* forward_k4_attention_matmul: matmul  [layer/attention] */
+static void forward_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* forward_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void forward_k6_rope(float *restrict t6, const float *restrict t1, const float *restrict t2, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void forward_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -104,11 +98,11 @@ static void forward_k6_rope(float *restrict t6, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -118,19 +112,19 @@ static void forward_k6_rope(float *restrict t6, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t6[r * n + j] = v0;
+            t5[r * n + j] = v0;
         }
     }
 }
 
-/* forward_k7_attention_matmul: matmul  [layer/attention] */
-static void forward_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+/* forward_k6_attention_matmul: matmul  [layer/attention] */
+static void forward_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* forward_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void forward_k8_rope(float *restrict t8, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long HD2, long KVH, long T) {
+/* forward_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void forward_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -138,11 +132,11 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -152,28 +146,28 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t8[r * n + j] = v0;
+            t7[r * n + j] = v0;
         }
     }
 }
 
-/* forward_k9_attention_matmul: matmul  [layer/attention] */
-static void forward_k9_attention_matmul(float *restrict t9, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t9, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+/* forward_k8_attention_matmul: matmul  [layer/attention] */
+static void forward_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
-/* forward_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void forward_k10_scores_matmul(float *restrict t10, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* forward_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void forward_k11_attention(float *restrict t11, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void forward_k10_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -185,67 +179,49 @@ static void forward_k11_attention(float *restrict t11, const float *restrict t10
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t10[r * n + j0]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = acc0 > v8 ? acc0 : v8;
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t9[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
         }
+        float v9 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v11 = (float)i3 + 0.0f;
-            float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t10[r * n + j1]) * v2;
-            float v14 = v12 != 0.0f ? v13 : (-INFINITY);
-            float v15 = v14 - acc0;
-            float v16 = expf(v15);
-            acc1 += v16;
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t9[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = expf(v10);
+            t10[r * n + j1] = v11;
+            acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t10[r * n + j]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            float v9 = v4 - acc0;
-            float v10 = expf(v9);
-            float v17 = v10 / acc1;
-            t11[r * n + j] = v17;
+            float v12 = (t10[r * n + j]) / acc1;
+            t10[r * n + j] = v12;
         }
     }
 }
 
-/* forward_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void forward_k12_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* forward_k13_attention_matmul: matmul  [layer/attention] */
-static void forward_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
+/* forward_k12_attention_matmul: matmul  [layer/attention] */
+static void forward_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
 }
 
-/* forward_k14_attention: reshape, add  [layer/attention; layer] */
-static void forward_k14_attention(float *restrict t14, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t14[r * n + j] = v0;
-        }
-    }
-}
-
-/* forward_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void forward_k15_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -254,72 +230,75 @@ static void forward_k15_rmsnorm(float *restrict t15, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t14[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t15[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t13[r * n + j] = v7;
         }
     }
 }
 
-/* forward_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void forward_k16_gate_up_matmul(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
+/* forward_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void forward_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
 }
 
-/* forward_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void forward_k17_gate_up_matmul(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t15, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
+/* forward_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void forward_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
-/* forward_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void forward_k18_silu(float *restrict t18, const float *restrict t16, const float *restrict t17, long B, long F, long T) {
+/* forward_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_k16_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t16[((i0) * T + i1) * F + j]);
+            float v0 = -(t14[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t16[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t17[((i0) * T + i1) * F + j]);
-            t18[r * n + j] = v4;
+            float v3 = (t14[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t15[((i0) * T + i1) * F + j]);
+            t16[r * n + j] = v4;
         }
     }
 }
 
-/* forward_k19_ffn_matmul: matmul  [layer/ffn] */
-static void forward_k19_ffn_matmul(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t18, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
+/* forward_k17_ffn_matmul: matmul  [layer/ffn] */
+static void forward_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
 }
 
-/* forward_k20_ffn: reshape, add  [layer/ffn; layer] */
-static void forward_k20_ffn(float *restrict carry0_next, const float *restrict t14, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void forward_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t14[r * n + j] + t19[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t17[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* forward_k21_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void forward_k21_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k19_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -337,18 +316,18 @@ static void forward_k21_rmsnorm(float *restrict t20, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t20[r * n + j] = v5;
+            t18[r * n + j] = v5;
         }
     }
 }
 
-/* forward_k22_lm_head_matmul: matmul  [lm_head] */
-static void forward_k22_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+/* forward_k20_lm_head_matmul: matmul  [lm_head] */
+static void forward_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 23 kernels. */
+/* Arena: 9 slots planned for 21 kernels. */
 static long llama_forward_layout(const llama_forward_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -367,12 +346,12 @@ static long llama_forward_layout(const llama_forward_args *args, long *off) {
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, 2*B*HD2*KVH*REP*T));
+    off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -401,24 +380,22 @@ void llama_forward(const llama_forward_args *args) {
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[5];
-    float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[6];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[5];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[3];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[5];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -429,18 +406,15 @@ void llama_forward(const llama_forward_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     forward_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 23, tick);
+    la_tock(prof, 0, 21, tick);
     tick = la_tick(prof);
-    forward_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 23, tick);
+    forward_k1_rope_tables(t1, rope_theta, HD2, T);
+    la_tock(prof, 1, 21, tick);
     tick = la_tick(prof);
-    forward_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 23, tick);
-    tick = la_tick(prof);
-    forward_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 23, tick);
+    forward_k2_embed(t2, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 2, 21, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t3;
+    const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
@@ -454,65 +428,62 @@ void llama_forward(const llama_forward_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
-        forward_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 23, tick);
+        forward_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 3, 21, tick);
         tick = la_tick(prof);
-        forward_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 23, tick);
+        forward_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 21, tick);
         tick = la_tick(prof);
-        forward_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 23, tick);
+        forward_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 21, tick);
         tick = la_tick(prof);
-        forward_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 23, tick);
+        forward_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 21, tick);
         tick = la_tick(prof);
-        forward_k8_rope(t8, t1, t2, t7, B, HD2, KVH, T);
-        la_tock(prof, 8, 23, tick);
+        forward_k7_rope(t7, t0, t1, t6, B, HD2, KVH, T);
+        la_tock(prof, 7, 21, tick);
         tick = la_tick(prof);
-        forward_k9_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 23, tick);
+        forward_k8_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 8, 21, tick);
         tick = la_tick(prof);
-        forward_k10_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 23, tick);
+        forward_k9_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 21, tick);
         tick = la_tick(prof);
-        forward_k11_attention(t11, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 23, tick);
+        forward_k10_attention(t10, t9, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 21, tick);
         tick = la_tick(prof);
-        forward_k12_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 23, tick);
+        forward_k11_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 21, tick);
         tick = la_tick(prof);
-        forward_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 23, tick);
+        forward_k12_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 21, tick);
         tick = la_tick(prof);
-        forward_k14_attention(t14, carry0, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 23, tick);
+        forward_k13_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 21, tick);
         tick = la_tick(prof);
-        forward_k15_rmsnorm(t15, norm_eps, ffn_norm, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 23, tick);
+        forward_k14_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 14, 21, tick);
         tick = la_tick(prof);
-        forward_k16_gate_up_matmul(t16, w1, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 23, tick);
+        forward_k15_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 21, tick);
         tick = la_tick(prof);
-        forward_k17_gate_up_matmul(t17, w3, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 23, tick);
+        forward_k16_silu(t16, t14, t15, B, F, T);
+        la_tock(prof, 16, 21, tick);
         tick = la_tick(prof);
-        forward_k18_silu(t18, t16, t17, B, F, T);
-        la_tock(prof, 18, 23, tick);
+        forward_k17_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 21, tick);
         tick = la_tick(prof);
-        forward_k19_ffn_matmul(t19, w2, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 23, tick);
-        tick = la_tick(prof);
-        forward_k20_ffn(carry0_next, t14, t19, B, HD2, KVH, REP, T);
-        la_tock(prof, 20, 23, tick);
+        forward_k18_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
+        la_tock(prof, 18, 21, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    forward_k21_rmsnorm(t20, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 23, tick);
+    forward_k19_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 19, 21, tick);
     tick = la_tick(prof);
-    forward_k22_lm_head_matmul(logits, lm_head, t20, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 22, 23, tick);
+    forward_k20_lm_head_matmul(logits, lm_head, t18, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 20, 21, tick);
     (void)tick;
 }
 
@@ -525,29 +496,27 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* forward_k0_rope_tables */
-    flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* forward_k1_rope_tables */
-    flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* forward_k2_rope_tables */
-    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k3_embed */
-    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k9_attention_matmul */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* forward_k10_scores_matmul */
-    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_attention_matmul */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k14_attention */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k15_rmsnorm */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k16_gate_up_matmul */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k17_gate_up_matmul */
-    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k18_silu */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k19_ffn_matmul */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k20_ffn */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k21_rmsnorm */
-    flops[22] = (double)(4*B*HD2*KVH*REP*T*V); bytes[22] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k22_lm_head_matmul */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* forward_k0_rope_tables */
+    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* forward_k1_rope_tables */
+    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k2_embed */
+    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k3_rmsnorm */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_attention_matmul */
+    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k6_attention_matmul */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k8_attention_matmul */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* forward_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_attention_matmul */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k15_gate_up_matmul */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k17_ffn_matmul */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k20_lm_head_matmul */
     (void)B;
     (void)F;
     (void)HD2;
@@ -564,33 +533,31 @@ static void llama_forward_cost(const void *args, double *f, double *b) { llama_f
 static const char *const llama_forward_kernel_names[] = {
     "forward_k0_rope_tables",
     "forward_k1_rope_tables",
-    "forward_k2_rope_tables",
-    "forward_k3_embed",
-    "forward_k4_rmsnorm",
-    "forward_k5_attention_matmul",
-    "forward_k6_rope",
-    "forward_k7_attention_matmul",
-    "forward_k8_rope",
-    "forward_k9_attention_matmul",
-    "forward_k10_scores_matmul",
-    "forward_k11_attention",
+    "forward_k2_embed",
+    "forward_k3_rmsnorm",
+    "forward_k4_attention_matmul",
+    "forward_k5_rope",
+    "forward_k6_attention_matmul",
+    "forward_k7_rope",
+    "forward_k8_attention_matmul",
+    "forward_k9_scores_matmul",
+    "forward_k10_attention",
+    "forward_k11_attention_matmul",
     "forward_k12_attention_matmul",
-    "forward_k13_attention_matmul",
-    "forward_k14_attention",
-    "forward_k15_rmsnorm",
-    "forward_k16_gate_up_matmul",
-    "forward_k17_gate_up_matmul",
-    "forward_k18_silu",
-    "forward_k19_ffn_matmul",
-    "forward_k20_ffn",
-    "forward_k21_rmsnorm",
-    "forward_k22_lm_head_matmul",
+    "forward_k13_rmsnorm",
+    "forward_k14_gate_up_matmul",
+    "forward_k15_gate_up_matmul",
+    "forward_k16_silu",
+    "forward_k17_ffn_matmul",
+    "forward_k18_layer",
+    "forward_k19_rmsnorm",
+    "forward_k20_lm_head_matmul",
 };
-const la_program_info llama_forward_info = { "llama.forward", 26, 23, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
+const la_program_info llama_forward_info = { "llama.forward", 26, 21, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
 
 /* ===== program 'prefill' ===== */
 
-/* prefill_k0_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul  [rope_tables] */
+/* prefill_k0_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
 static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -603,39 +570,33 @@ static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rop
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[r * n + j] = v5;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
         }
     }
 }
 
-/* prefill_k1_rope_tables: cos  [rope_tables] */
-static void prefill_k1_rope_tables(float *restrict t1, const float *restrict t0, long HD2, long T) {
+/* prefill_k1_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+static void prefill_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[r * n + j]);
-            t1[r * n + j] = v0;
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
         }
     }
 }
 
-/* prefill_k2_rope_tables: sin  [rope_tables] */
-static void prefill_k2_rope_tables(float *restrict t2, const float *restrict t0, long HD2, long T) {
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[r * n + j]);
-            t2[r * n + j] = v0;
-        }
-    }
-}
-
-/* prefill_k3_embed: gather  [embed] */
-static void prefill_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k2_embed: gather  [embed] */
+static void prefill_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -643,13 +604,13 @@ static void prefill_k3_embed(float *restrict t3, const int32_t *restrict ids, co
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
-            t3[r * n + j] = v0;
+            t2[r * n + j] = v0;
         }
     }
 }
 
-/* prefill_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void prefill_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -667,19 +628,19 @@ static void prefill_k4_rmsnorm(float *restrict t4, const float *restrict norm_ep
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t4[r * n + j] = v5;
+            t3[r * n + j] = v5;
         }
     }
 }
 
-/* prefill_k5_attention_matmul: matmul  [layer/attention] */
-static void prefill_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+/* prefill_k4_attention_matmul: matmul  [layer/attention] */
+static void prefill_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* prefill_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void prefill_k6_rope(float *restrict t6, const float *restrict t1, const float *restrict t2, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void prefill_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -687,11 +648,11 @@ static void prefill_k6_rope(float *restrict t6, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -701,25 +662,25 @@ static void prefill_k6_rope(float *restrict t6, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t6[r * n + j] = v0;
+            t5[r * n + j] = v0;
         }
     }
 }
 
+/* prefill_k6_attention_matmul: matmul  [layer/attention] */
+static void prefill_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+}
+
 /* prefill_k7_attention_matmul: matmul  [layer/attention] */
-static void prefill_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+static void prefill_k7_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
-/* prefill_k8_attention_matmul: matmul  [layer/attention] */
-static void prefill_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
-}
-
-/* prefill_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
-static void prefill_k9_rope(float *restrict k_cache, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_k8_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -729,14 +690,14 @@ static void prefill_k9_rope(float *restrict k_cache, const float *restrict t1, c
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + j / 2]);
-                float v2 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + j / 2]);
+                float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + j / 2]);
-                float v5 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + j / 2]);
+                float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -745,8 +706,8 @@ static void prefill_k9_rope(float *restrict k_cache, const float *restrict t1, c
     }
 }
 
-/* prefill_k10_attention: reshape, write_slice  [layer/attention] */
-static void prefill_k10_attention(float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k9_attention: reshape, write_slice  [layer/attention] */
+static void prefill_k9_attention(float *restrict v_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -754,22 +715,22 @@ static void prefill_k10_attention(float *restrict v_cache, const float *restrict
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = t8[((r * n + j) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + j)) % (2*HD2*KVH)];
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = t7[((r * n + j) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + j)) % (2*HD2*KVH)];
         }
     }
 }
 
-/* prefill_k11_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void prefill_k11_scores_matmul(float *restrict t9, const float *restrict t6, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict t5, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* prefill_k12_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void prefill_k12_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* prefill_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void prefill_k11_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long rows = B*KVH*REP*T, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -781,67 +742,49 @@ static void prefill_k12_attention(float *restrict t10, const float *restrict t9,
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j0]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = acc0 > v8 ? acc0 : v8;
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t8[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
         }
+        float v9 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v11 = (float)i3 + (float)(P);
-            float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t9[r * n + j1]) * v2;
-            float v14 = v12 != 0.0f ? v13 : (-INFINITY);
-            float v15 = v14 - acc0;
-            float v16 = expf(v15);
-            acc1 += v16;
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t8[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = expf(v10);
+            t9[r * n + j1] = v11;
+            acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            float v9 = v4 - acc0;
-            float v10 = expf(v9);
-            float v17 = v10 / acc1;
-            t10[r * n + j] = v17;
+            float v12 = (t9[r * n + j]) / acc1;
+            t9[r * n + j] = v12;
         }
     }
 }
 
-/* prefill_k13_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void prefill_k13_attention_matmul(float *restrict t11, const float *restrict v_cache, const float *restrict t10, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void prefill_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t10 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* prefill_k14_attention_matmul: matmul  [layer/attention] */
-static void prefill_k14_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+/* prefill_k13_attention_matmul: matmul  [layer/attention] */
+static void prefill_k13_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH*REP);
 }
 
-/* prefill_k15_attention: reshape, add  [layer/attention; layer] */
-static void prefill_k15_attention(float *restrict t13, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t13[r * n + j] = v0;
-        }
-    }
-}
-
-/* prefill_k16_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void prefill_k16_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -850,72 +793,75 @@ static void prefill_k16_rmsnorm(float *restrict t14, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t13[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t14[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t12[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void prefill_k17_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
+/* prefill_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void prefill_k15_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13, F);
 }
 
-/* prefill_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void prefill_k18_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
+/* prefill_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void prefill_k16_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14, F);
 }
 
-/* prefill_k19_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void prefill_k19_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+/* prefill_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_k17_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t15[((i0) * T + i1) * F + j]);
+            float v0 = -(t13[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t15[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t16[((i0) * T + i1) * F + j]);
-            t17[r * n + j] = v4;
+            float v3 = (t13[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t14[((i0) * T + i1) * F + j]);
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* prefill_k20_ffn_matmul: matmul  [layer/ffn] */
-static void prefill_k20_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
+/* prefill_k18_ffn_matmul: matmul  [layer/ffn] */
+static void prefill_k18_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t15, F, w2, F, 0.0f, t16, 2*HD2*KVH*REP);
 }
 
-/* prefill_k21_ffn: reshape, add  [layer/ffn; layer] */
-static void prefill_k21_ffn(float *restrict carry0_next, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void prefill_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t13[r * n + j] + t18[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t16[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* prefill_k22_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void prefill_k22_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k20_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -933,18 +879,18 @@ static void prefill_k22_rmsnorm(float *restrict t19, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t19[r * n + j] = v5;
+            t17[r * n + j] = v5;
         }
     }
 }
 
-/* prefill_k23_lm_head_matmul: matmul  [lm_head] */
-static void prefill_k23_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+/* prefill_k21_lm_head_matmul: matmul  [lm_head] */
+static void prefill_k21_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t17, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 24 kernels. */
+/* Arena: 9 slots planned for 22 kernels. */
 static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     const long B = args->B;
     const long C = args->C;
@@ -969,11 +915,11 @@ static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, 2*B*HD2*KVH*REP*T));
+    off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(HD2*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*S*T));
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*S*T), B*F*T));
     off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -1006,23 +952,21 @@ void llama_prefill(const llama_prefill_args *args) {
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[5];
-    float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[6];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[5];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[6];
     float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[3];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[5];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1033,18 +977,15 @@ void llama_prefill(const llama_prefill_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     prefill_k0_rope_tables(t0, rope_theta, HD2, P, T);
-    la_tock(prof, 0, 24, tick);
+    la_tock(prof, 0, 22, tick);
     tick = la_tick(prof);
-    prefill_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 24, tick);
+    prefill_k1_rope_tables(t1, rope_theta, HD2, P, T);
+    la_tock(prof, 1, 22, tick);
     tick = la_tick(prof);
-    prefill_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 24, tick);
-    tick = la_tick(prof);
-    prefill_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 24, tick);
+    prefill_k2_embed(t2, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 2, 22, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t3;
+    const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
@@ -1060,68 +1001,65 @@ void llama_prefill(const llama_prefill_args *args) {
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
-        prefill_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 24, tick);
+        prefill_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 3, 22, tick);
         tick = la_tick(prof);
-        prefill_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 24, tick);
+        prefill_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 22, tick);
         tick = la_tick(prof);
-        prefill_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 24, tick);
+        prefill_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 22, tick);
         tick = la_tick(prof);
-        prefill_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 24, tick);
+        prefill_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 22, tick);
         tick = la_tick(prof);
-        prefill_k8_attention_matmul(t8, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 24, tick);
+        prefill_k7_attention_matmul(t7, wv, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 7, 22, tick);
         tick = la_tick(prof);
-        prefill_k9_rope(k_cache, t1, t2, t7, B, C, HD2, KVH, P, T);
-        la_tock(prof, 9, 24, tick);
+        prefill_k8_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P, T);
+        la_tock(prof, 8, 22, tick);
         tick = la_tick(prof);
-        prefill_k10_attention(v_cache, t8, B, C, HD2, KVH, P, T);
-        la_tock(prof, 10, 24, tick);
+        prefill_k9_attention(v_cache, t7, B, C, HD2, KVH, P, T);
+        la_tock(prof, 9, 22, tick);
         tick = la_tick(prof);
-        prefill_k11_scores_matmul(t9, t6, k_cache, B, C, HD2, KVH, REP, S, T);
-        la_tock(prof, 11, 24, tick);
+        prefill_k10_scores_matmul(t8, t5, k_cache, B, C, HD2, KVH, REP, S, T);
+        la_tock(prof, 10, 22, tick);
         tick = la_tick(prof);
-        prefill_k12_attention(t10, t9, B, HD2, KVH, P, REP, S, T);
-        la_tock(prof, 12, 24, tick);
+        prefill_k11_attention(t9, t8, B, HD2, KVH, P, REP, S, T);
+        la_tock(prof, 11, 22, tick);
         tick = la_tick(prof);
-        prefill_k13_attention_matmul(t11, v_cache, t10, B, C, HD2, KVH, REP, S, T);
-        la_tock(prof, 13, 24, tick);
+        prefill_k12_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T);
+        la_tock(prof, 12, 22, tick);
         tick = la_tick(prof);
-        prefill_k14_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 24, tick);
+        prefill_k13_attention_matmul(t11, wo, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 22, tick);
         tick = la_tick(prof);
-        prefill_k15_attention(t13, carry0, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 24, tick);
+        prefill_k14_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 22, tick);
         tick = la_tick(prof);
-        prefill_k16_rmsnorm(t14, norm_eps, ffn_norm, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 24, tick);
+        prefill_k15_gate_up_matmul(t13, w1, t12, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 22, tick);
         tick = la_tick(prof);
-        prefill_k17_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 24, tick);
+        prefill_k16_gate_up_matmul(t14, w3, t12, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 22, tick);
         tick = la_tick(prof);
-        prefill_k18_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 24, tick);
+        prefill_k17_silu(t15, t13, t14, B, F, T);
+        la_tock(prof, 17, 22, tick);
         tick = la_tick(prof);
-        prefill_k19_silu(t17, t15, t16, B, F, T);
-        la_tock(prof, 19, 24, tick);
+        prefill_k18_ffn_matmul(t16, w2, t15, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 22, tick);
         tick = la_tick(prof);
-        prefill_k20_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 20, 24, tick);
-        tick = la_tick(prof);
-        prefill_k21_ffn(carry0_next, t13, t18, B, HD2, KVH, REP, T);
-        la_tock(prof, 21, 24, tick);
+        prefill_k19_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T);
+        la_tock(prof, 19, 22, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    prefill_k22_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 24, tick);
+    prefill_k20_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 20, 22, tick);
     tick = la_tick(prof);
-    prefill_k23_lm_head_matmul(logits, lm_head, t19, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 23, 24, tick);
+    prefill_k21_lm_head_matmul(logits, lm_head, t17, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 21, 22, tick);
     (void)tick;
 }
 
@@ -1137,30 +1075,28 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* prefill_k0_rope_tables */
-    flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* prefill_k1_rope_tables */
-    flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* prefill_k2_rope_tables */
-    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k3_embed */
-    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k6_rope */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* prefill_k0_rope_tables */
+    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* prefill_k1_rope_tables */
+    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k2_embed */
+    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k3_rmsnorm */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_attention_matmul */
+    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k6_attention_matmul */
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k7_attention_matmul */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k8_attention_matmul */
-    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k9_rope */
-    flops[10] = (double)(0); bytes[10] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH); /* prefill_k11_scores_matmul */
-    flops[12] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[12] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k12_attention */
-    flops[13] = (double)(4*B*HD2*KVH*REP*S*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k13_attention_matmul */
-    flops[14] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_attention_matmul */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k15_attention */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k16_rmsnorm */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k17_gate_up_matmul */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k18_gate_up_matmul */
-    flops[19] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[19] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k19_silu */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k20_ffn_matmul */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k21_ffn */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k22_rmsnorm */
-    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k23_lm_head_matmul */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k8_rope */
+    flops[9] = (double)(0); bytes[9] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH); /* prefill_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k12_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_rmsnorm */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_gate_up_matmul */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k16_gate_up_matmul */
+    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k17_silu */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k18_ffn_matmul */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k19_layer */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k20_rmsnorm */
+    flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k21_lm_head_matmul */
     (void)B;
     (void)C;
     (void)F;
@@ -1180,34 +1116,32 @@ static void llama_prefill_cost(const void *args, double *f, double *b) { llama_p
 static const char *const llama_prefill_kernel_names[] = {
     "prefill_k0_rope_tables",
     "prefill_k1_rope_tables",
-    "prefill_k2_rope_tables",
-    "prefill_k3_embed",
-    "prefill_k4_rmsnorm",
-    "prefill_k5_attention_matmul",
-    "prefill_k6_rope",
+    "prefill_k2_embed",
+    "prefill_k3_rmsnorm",
+    "prefill_k4_attention_matmul",
+    "prefill_k5_rope",
+    "prefill_k6_attention_matmul",
     "prefill_k7_attention_matmul",
-    "prefill_k8_attention_matmul",
-    "prefill_k9_rope",
-    "prefill_k10_attention",
-    "prefill_k11_scores_matmul",
-    "prefill_k12_attention",
+    "prefill_k8_rope",
+    "prefill_k9_attention",
+    "prefill_k10_scores_matmul",
+    "prefill_k11_attention",
+    "prefill_k12_attention_matmul",
     "prefill_k13_attention_matmul",
-    "prefill_k14_attention_matmul",
-    "prefill_k15_attention",
-    "prefill_k16_rmsnorm",
-    "prefill_k17_gate_up_matmul",
-    "prefill_k18_gate_up_matmul",
-    "prefill_k19_silu",
-    "prefill_k20_ffn_matmul",
-    "prefill_k21_ffn",
-    "prefill_k22_rmsnorm",
-    "prefill_k23_lm_head_matmul",
+    "prefill_k14_rmsnorm",
+    "prefill_k15_gate_up_matmul",
+    "prefill_k16_gate_up_matmul",
+    "prefill_k17_silu",
+    "prefill_k18_ffn_matmul",
+    "prefill_k19_layer",
+    "prefill_k20_rmsnorm",
+    "prefill_k21_lm_head_matmul",
 };
-const la_program_info llama_prefill_info = { "llama.prefill", 31, 24, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
+const la_program_info llama_prefill_info = { "llama.prefill", 31, 22, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
 
 /* ===== program 'decode' ===== */
 
-/* decode_k0_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul  [rope_tables] */
+/* decode_k0_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
 static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P) {
     const long rows = 1, n = HD2;
     for (long r = 0; r < rows; r++) {
@@ -1219,37 +1153,32 @@ static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[j] = v5;
+            float v6 = cosf(v5);
+            t0[j] = v6;
         }
     }
 }
 
-/* decode_k1_rope_tables: cos  [rope_tables] */
-static void decode_k1_rope_tables(float *restrict t1, const float *restrict t0, long HD2) {
+/* decode_k1_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
     const long rows = 1, n = HD2;
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[j]);
-            t1[j] = v0;
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[j] = v6;
         }
     }
 }
 
-/* decode_k2_rope_tables: sin  [rope_tables] */
-static void decode_k2_rope_tables(float *restrict t2, const float *restrict t0, long HD2) {
-    const long rows = 1, n = HD2;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[j]);
-            t2[j] = v0;
-        }
-    }
-}
-
-/* decode_k3_embed: gather  [embed] */
-static void decode_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
+/* decode_k2_embed: gather  [embed] */
+static void decode_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1257,13 +1186,13 @@ static void decode_k3_embed(float *restrict t3, const int32_t *restrict ids, con
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[i0] * (2*HD2*KVH*REP) + j];
-            t3[r * n + j] = v0;
+            t2[r * n + j] = v0;
         }
     }
 }
 
-/* decode_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void decode_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
+/* decode_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1281,19 +1210,19 @@ static void decode_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t4[r * n + j] = v5;
+            t3[r * n + j] = v5;
         }
     }
 }
 
-/* decode_k5_attention_matmul: matmul  [layer/attention] */
-static void decode_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+/* decode_k4_attention_matmul: matmul  [layer/attention] */
+static void decode_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* decode_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void decode_k6_rope(float *restrict t6, const float *restrict t1, const float *restrict t2, const float *restrict t5, long B, long HD2, long KVH, long REP) {
+/* decode_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void decode_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
     const long rows = B*HD2*KVH*REP, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1301,11 +1230,11 @@ static void decode_k6_rope(float *restrict t6, const float *restrict t1, const f
         const long i1 = 0;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t5[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2]) * (t1[i3]);
-        float v2 = (t5[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2 + 0 + 1]) * (t2[i3]);
+        float v1 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2]) * (t0[i3]);
+        float v2 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2 + 0 + 1]) * (t1[i3]);
         float v3 = v1 - v2;
-        float v4 = (t5[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2]) * (t2[i3]);
-        float v5 = (t5[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2 + 0 + 1]) * (t1[i3]);
+        float v4 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2]) * (t1[i3]);
+        float v5 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2 + 0 + 1]) * (t0[i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -1315,19 +1244,19 @@ static void decode_k6_rope(float *restrict t6, const float *restrict t1, const f
             else {
                 v0 = v6;
             }
-            t6[r * n + j] = v0;
+            t5[r * n + j] = v0;
         }
     }
 }
 
-/* decode_k7_attention_matmul: matmul  [layer/attention] */
-static void decode_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+/* decode_k6_attention_matmul: matmul  [layer/attention] */
+static void decode_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* decode_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_k8_rope(float *restrict k_cache, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long C, long HD2, long KVH, long P) {
+/* decode_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long rows = B*KVH, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1337,14 +1266,14 @@ static void decode_k8_rope(float *restrict k_cache, const float *restrict t1, co
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t7[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[j / 2]);
-                float v2 = (t7[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t2[j / 2]);
+                float v1 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[j / 2]);
+                float v2 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t7[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t2[j / 2]);
-                float v5 = (t7[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[j / 2]);
+                float v4 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[j / 2]);
+                float v5 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -1353,22 +1282,22 @@ static void decode_k8_rope(float *restrict k_cache, const float *restrict t1, co
     }
 }
 
-/* decode_k9_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
-static void decode_k9_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t4, long B, long C, long HD2, long KVH, long P, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P), 2*C*HD2*KVH);
+/* decode_k8_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
+static void decode_k8_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P), 2*C*HD2*KVH);
 }
 
-/* decode_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void decode_k10_scores_matmul(float *restrict t8, const float *restrict t6, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void decode_k9_scores_matmul(float *restrict t7, const float *restrict t5, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t8 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t7 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
 }
 
-/* decode_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void decode_k11_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S) {
+/* decode_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void decode_k10_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
     const long rows = B*KVH*REP, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1380,66 +1309,48 @@ static void decode_k11_attention(float *restrict t9, const float *restrict t8, l
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t8[r * n + j0]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = acc0 > v8 ? acc0 : v8;
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t7[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
         }
+        float v9 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v11 = (float)i3 + (float)(P);
-            float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t8[r * n + j1]) * v2;
-            float v14 = v12 != 0.0f ? v13 : (-INFINITY);
-            float v15 = v14 - acc0;
-            float v16 = expf(v15);
-            acc1 += v16;
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t7[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = expf(v10);
+            t8[r * n + j1] = v11;
+            acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t8[r * n + j]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            float v9 = v4 - acc0;
-            float v10 = expf(v9);
-            float v17 = v10 / acc1;
-            t9[r * n + j] = v17;
+            float v12 = (t8[r * n + j]) / acc1;
+            t8[r * n + j] = v12;
         }
     }
 }
 
-/* decode_k12_attention_matmul: matmul  [layer/attention/attention] */
-static void decode_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k11_attention_matmul: matmul  [layer/attention/attention] */
+static void decode_k11_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                cblas_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t8 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1, 0.0f, t9 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
 }
 
-/* decode_k13_attention_matmul: matmul  [layer/attention] */
-static void decode_k13_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH*REP);
+/* decode_k12_attention_matmul: matmul  [layer/attention] */
+static void decode_k12_attention_matmul(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t9, 1, 0.0f, t10, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t10, 2*HD2*KVH*REP);
 }
 
-/* decode_k14_attention: reshape, add  [layer/attention; layer] */
-static void decode_k14_attention(float *restrict t12, const float *restrict carry0, const float *restrict t11, long B, long HD2, long KVH, long REP) {
-    const long rows = B, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        const long i1 = 0;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[(i0) * (2*HD2*KVH*REP) + j];
-            t12[r * n + j] = v0;
-        }
-    }
-}
-
-/* decode_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void decode_k15_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP) {
+/* decode_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1448,72 +1359,75 @@ static void decode_k15_rmsnorm(float *restrict t13, const float *restrict norm_e
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t12[r * n + j0]) * (t12[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t10[(i0) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t12[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t13[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t10[(i0) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t11[r * n + j] = v7;
         }
     }
 }
 
-/* decode_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void decode_k16_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
+/* decode_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void decode_k14_gate_up_matmul(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t12, F);
 }
 
-/* decode_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void decode_k17_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
+/* decode_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void decode_k15_gate_up_matmul(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t11, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t13, F);
 }
 
-/* decode_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void decode_k18_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F) {
+/* decode_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_k16_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[(i0) * F + j]);
+            float v0 = -(t12[(i0) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[(i0) * F + j]) / v2;
-            float v4 = v3 * (t15[(i0) * F + j]);
-            t16[r * n + j] = v4;
+            float v3 = (t12[(i0) * F + j]) / v2;
+            float v4 = v3 * (t13[(i0) * F + j]);
+            t14[r * n + j] = v4;
         }
     }
 }
 
-/* decode_k19_ffn_matmul: matmul  [layer/ffn] */
-static void decode_k19_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
+/* decode_k17_ffn_matmul: matmul  [layer/ffn] */
+static void decode_k17_ffn_matmul(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t14, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t14, F, w2, F, 0.0f, t15, 2*HD2*KVH*REP);
 }
 
-/* decode_k20_ffn: reshape, add  [layer/ffn; layer] */
-static void decode_k20_ffn(float *restrict carry0_next, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP) {
+/* decode_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void decode_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = t12[r * n + j] + t17[(i0) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t10[(i0) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t15[(i0) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* decode_k21_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void decode_k21_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+/* decode_k19_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long rows = B, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1531,18 +1445,18 @@ static void decode_k21_rmsnorm(float *restrict t18, const float *restrict norm_e
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            t16[r * n + j] = v5;
         }
     }
 }
 
-/* decode_k22_lm_head_matmul: matmul  [lm_head] */
-static void decode_k22_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long V) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+/* decode_k20_lm_head_matmul: matmul  [lm_head] */
+static void decode_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t16, 1, 0.0f, logits, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 23 kernels. */
+/* Arena: 9 slots planned for 21 kernels. */
 static long llama_decode_layout(const llama_decode_args *args, long *off) {
     const long B = args->B;
     const long C = args->C;
@@ -1565,11 +1479,11 @@ static long llama_decode_layout(const llama_decode_args *args, long *off) {
     (void)S;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2, 2*B*HD2*KVH*REP));
+    off[0] = total; total += la_round16(HD2);
     off[1] = total; total += la_round16(HD2);
-    off[2] = total; total += la_round16(HD2);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*KVH*REP*S), B*F));
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S), B*F));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*KVH*REP*S));
     off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
     off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
@@ -1601,22 +1515,20 @@ void llama_decode(const llama_decode_args *args) {
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[5];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
     float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[5];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[5];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1627,18 +1539,15 @@ void llama_decode(const llama_decode_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     decode_k0_rope_tables(t0, rope_theta, HD2, P);
-    la_tock(prof, 0, 23, tick);
+    la_tock(prof, 0, 21, tick);
     tick = la_tick(prof);
-    decode_k1_rope_tables(t1, t0, HD2);
-    la_tock(prof, 1, 23, tick);
+    decode_k1_rope_tables(t1, rope_theta, HD2, P);
+    la_tock(prof, 1, 21, tick);
     tick = la_tick(prof);
-    decode_k2_rope_tables(t2, t0, HD2);
-    la_tock(prof, 2, 23, tick);
-    tick = la_tick(prof);
-    decode_k3_embed(t3, ids, embed, B, HD2, KVH, REP);
-    la_tock(prof, 3, 23, tick);
+    decode_k2_embed(t2, ids, embed, B, HD2, KVH, REP);
+    la_tock(prof, 2, 21, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t3;
+    const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
@@ -1654,65 +1563,62 @@ void llama_decode(const llama_decode_args *args) {
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
-        decode_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP);
-        la_tock(prof, 4, 23, tick);
+        decode_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP);
+        la_tock(prof, 3, 21, tick);
         tick = la_tick(prof);
-        decode_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP);
-        la_tock(prof, 5, 23, tick);
+        decode_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP);
+        la_tock(prof, 4, 21, tick);
         tick = la_tick(prof);
-        decode_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP);
-        la_tock(prof, 6, 23, tick);
+        decode_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP);
+        la_tock(prof, 5, 21, tick);
         tick = la_tick(prof);
-        decode_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP);
-        la_tock(prof, 7, 23, tick);
+        decode_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP);
+        la_tock(prof, 6, 21, tick);
         tick = la_tick(prof);
-        decode_k8_rope(k_cache, t1, t2, t7, B, C, HD2, KVH, P);
-        la_tock(prof, 8, 23, tick);
+        decode_k7_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P);
+        la_tock(prof, 7, 21, tick);
         tick = la_tick(prof);
-        decode_k9_attention_matmul(v_cache, wv, t4, B, C, HD2, KVH, P, REP);
-        la_tock(prof, 9, 23, tick);
+        decode_k8_attention_matmul(v_cache, wv, t3, B, C, HD2, KVH, P, REP);
+        la_tock(prof, 8, 21, tick);
         tick = la_tick(prof);
-        decode_k10_scores_matmul(t8, t6, k_cache, B, C, HD2, KVH, REP, S);
-        la_tock(prof, 10, 23, tick);
+        decode_k9_scores_matmul(t7, t5, k_cache, B, C, HD2, KVH, REP, S);
+        la_tock(prof, 9, 21, tick);
         tick = la_tick(prof);
-        decode_k11_attention(t9, t8, B, HD2, KVH, P, REP, S);
-        la_tock(prof, 11, 23, tick);
+        decode_k10_attention(t8, t7, B, HD2, KVH, P, REP, S);
+        la_tock(prof, 10, 21, tick);
         tick = la_tick(prof);
-        decode_k12_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S);
-        la_tock(prof, 12, 23, tick);
+        decode_k11_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S);
+        la_tock(prof, 11, 21, tick);
         tick = la_tick(prof);
-        decode_k13_attention_matmul(t11, wo, t10, B, HD2, KVH, REP);
-        la_tock(prof, 13, 23, tick);
+        decode_k12_attention_matmul(t10, wo, t9, B, HD2, KVH, REP);
+        la_tock(prof, 12, 21, tick);
         tick = la_tick(prof);
-        decode_k14_attention(t12, carry0, t11, B, HD2, KVH, REP);
-        la_tock(prof, 14, 23, tick);
+        decode_k13_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP);
+        la_tock(prof, 13, 21, tick);
         tick = la_tick(prof);
-        decode_k15_rmsnorm(t13, norm_eps, ffn_norm, t12, B, HD2, KVH, REP);
-        la_tock(prof, 15, 23, tick);
+        decode_k14_gate_up_matmul(t12, w1, t11, B, F, HD2, KVH, REP);
+        la_tock(prof, 14, 21, tick);
         tick = la_tick(prof);
-        decode_k16_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP);
-        la_tock(prof, 16, 23, tick);
+        decode_k15_gate_up_matmul(t13, w3, t11, B, F, HD2, KVH, REP);
+        la_tock(prof, 15, 21, tick);
         tick = la_tick(prof);
-        decode_k17_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP);
-        la_tock(prof, 17, 23, tick);
+        decode_k16_silu(t14, t12, t13, B, F);
+        la_tock(prof, 16, 21, tick);
         tick = la_tick(prof);
-        decode_k18_silu(t16, t14, t15, B, F);
-        la_tock(prof, 18, 23, tick);
+        decode_k17_ffn_matmul(t15, w2, t14, B, F, HD2, KVH, REP);
+        la_tock(prof, 17, 21, tick);
         tick = la_tick(prof);
-        decode_k19_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP);
-        la_tock(prof, 19, 23, tick);
-        tick = la_tick(prof);
-        decode_k20_ffn(carry0_next, t12, t17, B, HD2, KVH, REP);
-        la_tock(prof, 20, 23, tick);
+        decode_k18_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP);
+        la_tock(prof, 18, 21, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    decode_k21_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP);
-    la_tock(prof, 21, 23, tick);
+    decode_k19_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP);
+    la_tock(prof, 19, 21, tick);
     tick = la_tick(prof);
-    decode_k22_lm_head_matmul(logits, lm_head, t18, B, HD2, KVH, REP, V);
-    la_tock(prof, 22, 23, tick);
+    decode_k20_lm_head_matmul(logits, lm_head, t16, B, HD2, KVH, REP, V);
+    la_tock(prof, 20, 21, tick);
     (void)tick;
 }
 
@@ -1727,29 +1633,27 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     const long REP = args->REP;
     const long S = args->S;
     const long V = args->V;
-    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4); /* decode_k0_rope_tables */
-    flops[1] = (double)(HD2); bytes[1] = (double)(4*HD2 + 4*HD2); /* decode_k1_rope_tables */
-    flops[2] = (double)(HD2); bytes[2] = (double)(4*HD2 + 4*HD2); /* decode_k2_rope_tables */
-    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k3_embed */
-    flops[4] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[5] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[6] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[8] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[9] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k9_attention_matmul */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH); /* decode_k10_scores_matmul */
-    flops[11] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[11] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*S); bytes[12] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[13] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k13_attention_matmul */
-    flops[14] = (double)(2*B*HD2*KVH*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_attention */
-    flops[15] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_rmsnorm */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k16_gate_up_matmul */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP); bytes[17] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k17_gate_up_matmul */
-    flops[18] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[18] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k18_silu */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP); bytes[19] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k19_ffn_matmul */
-    flops[20] = (double)(2*B*HD2*KVH*REP); bytes[20] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k20_ffn */
-    flops[21] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[21] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k21_rmsnorm */
-    flops[22] = (double)(4*B*HD2*KVH*REP*V); bytes[22] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k22_lm_head_matmul */
+    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4); /* decode_k0_rope_tables */
+    flops[1] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[1] = (double)(4*HD2 + 4); /* decode_k1_rope_tables */
+    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k2_embed */
+    flops[3] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k3_rmsnorm */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k4_attention_matmul */
+    flops[5] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k6_attention_matmul */
+    flops[7] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[8] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k8_attention_matmul */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH); /* decode_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[10] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S); bytes[11] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k12_attention_matmul */
+    flops[13] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[13] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP); bytes[15] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_gate_up_matmul */
+    flops[16] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[16] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k17_ffn_matmul */
+    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[19] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*V); bytes[20] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k20_lm_head_matmul */
     (void)B;
     (void)C;
     (void)F;
@@ -1768,27 +1672,25 @@ static void llama_decode_cost(const void *args, double *f, double *b) { llama_de
 static const char *const llama_decode_kernel_names[] = {
     "decode_k0_rope_tables",
     "decode_k1_rope_tables",
-    "decode_k2_rope_tables",
-    "decode_k3_embed",
-    "decode_k4_rmsnorm",
-    "decode_k5_attention_matmul",
-    "decode_k6_rope",
-    "decode_k7_attention_matmul",
-    "decode_k8_rope",
-    "decode_k9_attention_matmul",
-    "decode_k10_scores_matmul",
-    "decode_k11_attention",
+    "decode_k2_embed",
+    "decode_k3_rmsnorm",
+    "decode_k4_attention_matmul",
+    "decode_k5_rope",
+    "decode_k6_attention_matmul",
+    "decode_k7_rope",
+    "decode_k8_attention_matmul",
+    "decode_k9_scores_matmul",
+    "decode_k10_attention",
+    "decode_k11_attention_matmul",
     "decode_k12_attention_matmul",
-    "decode_k13_attention_matmul",
-    "decode_k14_attention",
-    "decode_k15_rmsnorm",
-    "decode_k16_gate_up_matmul",
-    "decode_k17_gate_up_matmul",
-    "decode_k18_silu",
-    "decode_k19_ffn_matmul",
-    "decode_k20_ffn",
-    "decode_k21_rmsnorm",
-    "decode_k22_lm_head_matmul",
+    "decode_k13_rmsnorm",
+    "decode_k14_gate_up_matmul",
+    "decode_k15_gate_up_matmul",
+    "decode_k16_silu",
+    "decode_k17_ffn_matmul",
+    "decode_k18_layer",
+    "decode_k19_rmsnorm",
+    "decode_k20_lm_head_matmul",
 };
-const la_program_info llama_decode_info = { "llama.decode", 30, 23, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
+const la_program_info llama_decode_info = { "llama.decode", 30, 21, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
 

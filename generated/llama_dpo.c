@@ -7,7 +7,7 @@
 
 /* ===== program 'dpo_logps' ===== */
 
-/* dpo_logps_k0_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul  [rope_tables] */
+/* dpo_logps_k0_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, cos  [rope_tables] */
 static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -21,54 +21,34 @@ static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[r * n + j] = v5;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_logps_k1_rope_tables: cos  [rope_tables] */
-static void dpo_logps_k1_rope_tables(float *restrict t1, const float *restrict t0, long B, long HD2, long T) {
+/* dpo_logps_k1_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, sin  [rope_tables] */
+static void dpo_logps_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[r * n + j]);
-            t1[r * n + j] = v0;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_logps_k2_rope_tables: sin  [rope_tables] */
-static void dpo_logps_k2_rope_tables(float *restrict t2, const float *restrict t0, long B, long HD2, long T) {
-    const long rows = B*T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[r * n + j]);
-            t2[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_logps_k3_shared_prompt_mask: cast  [shared_prompt_mask] */
-static void dpo_logps_k3_shared_prompt_mask(float *restrict t3, const int32_t *restrict segments, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)segments[r * n + j];
-            t3[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_logps_k4_shared_prompt_mask: const, reshape, reshape, const, reshape, expand, cmpeq, reshape, expand, cmpeq, expand, expand, mul, expand, sub  [rope_tables; shared_prompt_mask] */
-static void dpo_logps_k4_shared_prompt_mask(float *restrict t4, const float *restrict t3, long B, long T) {
+/* dpo_logps_k2_shared_prompt_mask: const, cast, reshape, reshape, const, reshape, expand, cmpeq, reshape, expand, cmpeq, expand, expand, mul, expand, sub  [rope_tables; shared_prompt_mask] */
+static void dpo_logps_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
     const long rows = B*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -76,18 +56,20 @@ static void dpo_logps_k4_shared_prompt_mask(float *restrict t4, const float *res
         const long i1 = 0;
         const long i2 = 0;
         const long i3 = (r) % T;
-        float v1 = t3[(i0) * T + (i1) * T + i3] == 2.0f ? 1.0f : 0.0f;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t3[(i0) * T + j] == 1.0f ? 1.0f : 0.0f;
-            float v2 = v0 * v1;
-            float v3 = 1.0f - v2;
-            t4[r * n + j] = v3;
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_logps_k5_embed: gather  [embed] */
-static void dpo_logps_k5_embed(float *restrict t5, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k3_embed: gather  [embed] */
+static void dpo_logps_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -95,13 +77,13 @@ static void dpo_logps_k5_embed(float *restrict t5, const int32_t *restrict ids, 
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
-            t5[r * n + j] = v0;
+            t3[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_k6_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_logps_k6_rmsnorm(float *restrict t6, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -119,19 +101,19 @@ static void dpo_logps_k6_rmsnorm(float *restrict t6, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t6[r * n + j] = v5;
+            t4[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_logps_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wq, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t6, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t6, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH*REP);
+/* dpo_logps_k5_attention_matmul: matmul  [layer/attention] */
+static void dpo_logps_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void dpo_logps_k6_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -139,11 +121,45 @@ static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t1, cons
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t7[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t7[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v6 = v4 + v5;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < 1) {
+                v0 = v3;
+            }
+            else {
+                v0 = v6;
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_k7_attention_matmul: matmul  [layer/attention] */
+static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+}
+
+/* dpo_logps_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t7, long B, long HD2, long KVH, long T) {
+    const long rows = B*HD2*KVH*T, n = 2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (HD2*KVH*T);
+        const long i1 = (r / (HD2*KVH)) % T;
+        const long i2 = (r / (HD2)) % KVH;
+        const long i3 = (r) % HD2;
+        float v1 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v3 = v1 - v2;
+        float v4 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -159,56 +175,22 @@ static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t1, cons
 }
 
 /* dpo_logps_k9_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k9_attention_matmul(float *restrict t9, const float *restrict wk, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t6, 1, 0.0f, t9, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t6, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+static void dpo_logps_k9_attention_matmul(float *restrict t9, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t9, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
 }
 
-/* dpo_logps_k10_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_logps_k10_rope(float *restrict t10, const float *restrict t1, const float *restrict t2, const float *restrict t9, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t9[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t9[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t9[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t9[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t10[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_logps_k11_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k11_attention_matmul(float *restrict t11, const float *restrict wv, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t6, 1, 0.0f, t11, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t6, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH);
-}
-
-/* dpo_logps_k12_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void dpo_logps_k12_scores_matmul(float *restrict t12, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void dpo_logps_k10_scores_matmul(float *restrict t10, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_logps_k13_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_logps_k13_attention(float *restrict t13, const float *restrict t4, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t2, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -220,70 +202,51 @@ static void dpo_logps_k13_attention(float *restrict t13, const float *restrict t
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v6 = (float)i3 + 0.0f;
-            float v7 = (float)j0 <= v6 ? 1.0f : 0.0f;
-            float v8 = v7 * (t4[((i0) * T + i3) * T + j0]);
-            float v9 = (t12[r * n + j0]) * v3;
-            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
-            acc0 = acc0 > v10 ? acc0 : v10;
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t10[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
         }
+        float v11 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v13 = (float)i3 + 0.0f;
-            float v14 = (float)j1 <= v13 ? 1.0f : 0.0f;
-            float v15 = v14 * (t4[((i0) * T + i3) * T + j1]);
-            float v16 = (t12[r * n + j1]) * v3;
-            float v17 = v15 != 0.0f ? v16 : (-INFINITY);
-            float v18 = v17 - acc0;
-            float v19 = expf(v18);
-            acc1 += v19;
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t10[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = expf(v12);
+            t11[r * n + j1] = v13;
+            acc1 += v13;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v2 = v1 * (t4[((i0) * T + i3) * T + j]);
-            float v4 = (t12[r * n + j]) * v3;
-            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
-            float v11 = v5 - acc0;
-            float v12 = expf(v11);
-            float v20 = v12 / acc1;
-            t13[r * n + j] = v20;
+            float v14 = (t11[r * n + j]) / acc1;
+            t11[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_logps_k14_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_logps_k14_attention_matmul(float *restrict t14, const float *restrict t11, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t13 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t11 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t14 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k15_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k15_attention_matmul(float *restrict t15, const float *restrict wo, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t15, 2*HD2*KVH*REP);
+/* dpo_logps_k13_attention_matmul: matmul  [layer/attention] */
+static void dpo_logps_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k16_attention: reshape, add  [layer/attention; layer] */
-static void dpo_logps_k16_attention(float *restrict t16, const float *restrict carry0, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t15[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t16[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_logps_k17_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_logps_k17_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -292,72 +255,75 @@ static void dpo_logps_k17_rmsnorm(float *restrict t17, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t16[r * n + j0]) * (t16[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t16[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t17[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t14[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_logps_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_logps_k18_gate_up_matmul(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t17, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t18, F);
+/* dpo_logps_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_logps_k15_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
-/* dpo_logps_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_logps_k19_gate_up_matmul(float *restrict t19, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t17, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t19, F);
+/* dpo_logps_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_logps_k16_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
 }
 
-/* dpo_logps_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void dpo_logps_k20_silu(float *restrict t20, const float *restrict t18, const float *restrict t19, long B, long F, long T) {
+/* dpo_logps_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t18[((i0) * T + i1) * F + j]);
+            float v0 = -(t15[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t18[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t19[((i0) * T + i1) * F + j]);
-            t20[r * n + j] = v4;
+            float v3 = (t15[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t16[((i0) * T + i1) * F + j]);
+            t17[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_logps_k21_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_logps_k21_ffn_matmul(float *restrict t21, const float *restrict w2, const float *restrict t20, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t20, 1, 0.0f, t21, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t20, F, w2, F, 0.0f, t21, 2*HD2*KVH*REP);
+/* dpo_logps_k18_ffn_matmul: matmul  [layer/ffn] */
+static void dpo_logps_k18_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k22_ffn: reshape, add  [layer/ffn; layer] */
-static void dpo_logps_k22_ffn(float *restrict carry0_next, const float *restrict t16, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t16[r * n + j] + t21[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t18[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_logps_k23_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_logps_k23_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_k20_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void dpo_logps_k20_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -375,19 +341,20 @@ static void dpo_logps_k23_rmsnorm(float *restrict t22, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t22[r * n + j] = v5;
+            t19[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_logps_k24_lm_head_matmul: matmul  [lm_head] */
-static void dpo_logps_k24_lm_head_matmul(float *restrict t23, const float *restrict lm_head, const float *restrict t22, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t22, 1, 0.0f, t23, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t22, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t23, V);
+/* dpo_logps_k21_lm_head_matmul: matmul  [lm_head] */
+static void dpo_logps_k21_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20, V);
 }
 
-/* dpo_logps_k25_log_softmax: reshape, reduce_max, expand, sub, exp, reduce_sum, log, expand, sub  [lm_head; sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_k25_log_softmax(float *restrict t24, const float *restrict t23, long B, long T, long V) {
+/* dpo_logps_k22_lm_head: reshape, reduce_max  [lm_head; sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k22_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+    /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -396,46 +363,111 @@ static void dpo_logps_k25_log_softmax(float *restrict t24, const float *restrict
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t23[((i0) * T + i1) * V + j0] ? acc0 : t23[((i0) * T + i1) * V + j0];
+            acc0 = fmaxf(acc0, t20[((i0) * T + i1) * V + j0]);
         }
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v1 = t23[((i0) * T + i1) * V + j1] - acc0;
-            float v2 = expf(v1);
-            acc1 += v2;
-        }
-        float v3 = logf(acc1);
-        for (long j = 0; j < n; j++) {
-            float v0 = t23[((i0) * T + i1) * V + j] - acc0;
-            float v4 = v0 - v3;
-            t24[r * n + j] = v4;
-        }
+        t21[r] = acc0;
     }
 }
 
-/* dpo_logps_k26_cross_entropy: iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy] */
-static void dpo_logps_k26_cross_entropy(float *restrict t25, const int32_t *restrict chosen_targets, const float *restrict t24, long B, long T, long V) {
+/* dpo_logps_k23_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (float)chosen_targets[(i0) * T + i1];
+        float v0 = t21[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t24[r * n + j0]) * v1;
+            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v2 = expf(v1);
             acc0 += v2;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* dpo_logps_k24_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *restrict chosen_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t21[(i0) * T + i1];
+        float v2 = logf(t22[(i0) * T + i1]);
+        float v4 = (float)chosen_targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* dpo_logps_k25_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
+static void dpo_logps_k25_cross_entropy(float *restrict t24, const float *restrict chosen_mask, const float *restrict t23, long B, long T) {
+    /* one result per row */
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = -(t23[(i0) * T + j0]);
+            float v1 = v0 * (chosen_mask[r * n + j0]);
+            acc0 += v1;
+        }
+        t24[r] = acc0;
+    }
+}
+
+/* dpo_logps_k26_sequence_logps: reshape, neg  [sequence_logps] */
+static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const float *restrict t24, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t24[j]);
+            logps_chosen[j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_k27_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *restrict rejected_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t21[(i0) * T + i1];
+        float v2 = logf(t22[(i0) * T + i1]);
+        float v4 = (float)rejected_targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
         t25[r] = acc0;
     }
 }
 
-/* dpo_logps_k27_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k27_cross_entropy(float *restrict t26, const float *restrict chosen_mask, const float *restrict t25, long B, long T) {
+/* dpo_logps_k28_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
+static void dpo_logps_k28_cross_entropy(float *restrict t26, const float *restrict rejected_mask, const float *restrict t25, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -445,75 +477,26 @@ static void dpo_logps_k27_cross_entropy(float *restrict t26, const float *restri
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t25[(i0) * T + j0]);
-            float v1 = v0 * (chosen_mask[r * n + j0]);
+            float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
         t26[r] = acc0;
     }
 }
 
-/* dpo_logps_k28_sequence_logps: reshape, neg  [sequence_logps] */
-static void dpo_logps_k28_sequence_logps(float *restrict logps_chosen, const float *restrict t26, long B) {
+/* dpo_logps_k29_sequence_logps: reshape, neg  [sequence_logps] */
+static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
             float v0 = -(t26[j]);
-            logps_chosen[j] = v0;
-        }
-    }
-}
-
-/* dpo_logps_k29_cross_entropy: iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy] */
-static void dpo_logps_k29_cross_entropy(float *restrict t27, const int32_t *restrict rejected_targets, const float *restrict t24, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = (float)rejected_targets[(i0) * T + i1];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t24[r * n + j0]) * v1;
-            acc0 += v2;
-        }
-        t27[r] = acc0;
-    }
-}
-
-/* dpo_logps_k30_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k30_cross_entropy(float *restrict t28, const float *restrict rejected_mask, const float *restrict t27, long B, long T) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t27[(i0) * T + j0]);
-            float v1 = v0 * (rejected_mask[r * n + j0]);
-            acc0 += v1;
-        }
-        t28[r] = acc0;
-    }
-}
-
-/* dpo_logps_k31_sequence_logps: reshape, neg  [sequence_logps] */
-static void dpo_logps_k31_sequence_logps(float *restrict logps_rejected, const float *restrict t28, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t28[j]);
             logps_rejected[j] = v0;
         }
     }
 }
 
-/* dpo_logps_k32_lm_head: reshape, reduce_sum  [lm_head; sequence_logps] */
-static void dpo_logps_k32_lm_head(float *restrict t29, const float *restrict t23, long B, long T, long V) {
+/* dpo_logps_k30_lm_head: reshape, reduce_sum  [lm_head; sequence_logps] */
+static void dpo_logps_k30_lm_head(float *restrict t27, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -523,28 +506,14 @@ static void dpo_logps_k32_lm_head(float *restrict t29, const float *restrict t23
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t23[((i0) * T + i1) * V + j0];
+            acc0 += t20[((i0) * T + i1) * V + j0];
         }
-        t29[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* dpo_logps_k33_sequence_logps: reshape, size, reshape, expand, div, stop_gradient  [sequence_logps] */
-static void dpo_logps_k33_sequence_logps(float *restrict t30, const float *restrict t29, long B, long T, long V) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t29[(i0) * T + j]) / ((float)(V));
-            float v1 = v0;
-            t30[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_logps_k34_sequence_logps: mul, reduce_sum  [sequence_logps] */
-static void dpo_logps_k34_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t30, long B, long T) {
+/* dpo_logps_k31_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [sequence_logps] */
+static void dpo_logps_k31_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t27, long B, long T, long V) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -553,15 +522,17 @@ static void dpo_logps_k34_sequence_logps(float *restrict logits_chosen, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t30[r * n + j0]) * (chosen_mask[r * n + j0]);
-            acc0 += v0;
+            float v0 = (t27[(i0) * T + j0]) / ((float)(V));
+            float v1 = v0;
+            float v2 = v1 * (chosen_mask[r * n + j0]);
+            acc0 += v2;
         }
         logits_chosen[r] = acc0;
     }
 }
 
-/* dpo_logps_k35_sequence_logps: mul, reduce_sum  [sequence_logps] */
-static void dpo_logps_k35_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t30, long B, long T) {
+/* dpo_logps_k32_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [sequence_logps] */
+static void dpo_logps_k32_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t27, long B, long T, long V) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -570,14 +541,16 @@ static void dpo_logps_k35_sequence_logps(float *restrict logits_rejected, const 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t30[r * n + j0]) * (rejected_mask[r * n + j0]);
-            acc0 += v0;
+            float v0 = (t27[(i0) * T + j0]) / ((float)(V));
+            float v1 = v0;
+            float v2 = v1 * (rejected_mask[r * n + j0]);
+            acc0 += v2;
         }
         logits_rejected[r] = acc0;
     }
 }
 
-/* Arena: 10 slots planned for 36 kernels. */
+/* Arena: 10 slots planned for 33 kernels. */
 static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -596,13 +569,13 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(la_max(B*HD2*T, B*T), 2*B*HD2*KVH*REP*T));
-    off[1] = total; total += la_round16(la_max(B*HD2*T, B*T*V));
-    off[2] = total; total += la_round16(la_max(B*HD2*T, B));
-    off[3] = total; total += la_round16(la_max(B*T*T, B*T));
+    off[0] = total; total += la_round16(la_max(B*HD2*T, B*T));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, B*T));
+    off[2] = total; total += la_round16(la_max(B*T*T, B*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
     off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
     off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -631,34 +604,31 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[0];
-    float *t6 = args->arena + off[4];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
     float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[6];
+    float *t8 = args->arena + off[7];
     float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[7];
-    float *t11 = args->arena + off[5];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[6];
     float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[6];
-    float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[7];
-    float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[4];
-    float *t21 = args->arena + off[5];
-    float *t22 = args->arena + off[4];
-    float *t23 = args->arena + off[7];
-    float *t24 = args->arena + off[1];
-    float *t25 = args->arena + off[0];
-    float *t26 = args->arena + off[2];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
+    float *t15 = args->arena + off[7];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[6];
+    float *t20 = args->arena + off[7];
+    float *t21 = args->arena + off[0];
+    float *t22 = args->arena + off[1];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[3];
     float *t27 = args->arena + off[0];
-    float *t28 = args->arena + off[2];
-    float *t29 = args->arena + off[0];
-    float *t30 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -678,24 +648,18 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_logps_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 36, tick);
+    la_tock(prof, 0, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k1_rope_tables(t1, t0, B, HD2, T);
-    la_tock(prof, 1, 36, tick);
+    dpo_logps_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
+    la_tock(prof, 1, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k2_rope_tables(t2, t0, B, HD2, T);
-    la_tock(prof, 2, 36, tick);
+    dpo_logps_k2_shared_prompt_mask(t2, segments, B, T);
+    la_tock(prof, 2, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k3_shared_prompt_mask(t3, segments, B, T);
-    la_tock(prof, 3, 36, tick);
-    tick = la_tick(prof);
-    dpo_logps_k4_shared_prompt_mask(t4, t3, B, T);
-    la_tock(prof, 4, 36, tick);
-    tick = la_tick(prof);
-    dpo_logps_k5_embed(t5, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 5, 36, tick);
+    dpo_logps_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 3, 33, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t5;
+    const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
@@ -709,98 +673,95 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
-        dpo_logps_k6_rmsnorm(t6, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 36, tick);
+        dpo_logps_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k7_attention_matmul(t7, wq, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 36, tick);
+        dpo_logps_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k8_rope(t8, t1, t2, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 36, tick);
+        dpo_logps_k6_rope(t6, t0, t1, t5, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k9_attention_matmul(t9, wk, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 36, tick);
+        dpo_logps_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 7, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k10_rope(t10, t1, t2, t9, B, HD2, KVH, T);
-        la_tock(prof, 10, 36, tick);
+        dpo_logps_k8_rope(t8, t0, t1, t7, B, HD2, KVH, T);
+        la_tock(prof, 8, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k11_attention_matmul(t11, wv, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 36, tick);
+        dpo_logps_k9_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k12_scores_matmul(t12, t8, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 36, tick);
+        dpo_logps_k10_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k13_attention(t13, t4, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 36, tick);
+        dpo_logps_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k14_attention_matmul(t14, t11, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 36, tick);
+        dpo_logps_k12_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k15_attention_matmul(t15, wo, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 36, tick);
+        dpo_logps_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k16_attention(t16, carry0, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 36, tick);
+        dpo_logps_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k17_rmsnorm(t17, norm_eps, ffn_norm, t16, B, HD2, KVH, REP, T);
-        la_tock(prof, 17, 36, tick);
+        dpo_logps_k15_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k18_gate_up_matmul(t18, w1, t17, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 36, tick);
+        dpo_logps_k16_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k19_gate_up_matmul(t19, w3, t17, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 36, tick);
+        dpo_logps_k17_silu(t17, t15, t16, B, F, T);
+        la_tock(prof, 17, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k20_silu(t20, t18, t19, B, F, T);
-        la_tock(prof, 20, 36, tick);
+        dpo_logps_k18_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k21_ffn_matmul(t21, w2, t20, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 21, 36, tick);
-        tick = la_tick(prof);
-        dpo_logps_k22_ffn(carry0_next, t16, t21, B, HD2, KVH, REP, T);
-        la_tock(prof, 22, 36, tick);
+        dpo_logps_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T);
+        la_tock(prof, 19, 33, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_logps_k23_rmsnorm(t22, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 23, 36, tick);
+    dpo_logps_k20_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 20, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k24_lm_head_matmul(t23, lm_head, t22, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 24, 36, tick);
+    dpo_logps_k21_lm_head_matmul(t20, lm_head, t19, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 21, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k25_log_softmax(t24, t23, B, T, V);
-    la_tock(prof, 25, 36, tick);
+    dpo_logps_k22_lm_head(t21, t20, B, T, V);
+    la_tock(prof, 22, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k26_cross_entropy(t25, chosen_targets, t24, B, T, V);
-    la_tock(prof, 26, 36, tick);
+    dpo_logps_k23_log_softmax(t22, t20, t21, B, T, V);
+    la_tock(prof, 23, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k27_cross_entropy(t26, chosen_mask, t25, B, T);
-    la_tock(prof, 27, 36, tick);
+    dpo_logps_k24_cross_entropy(t23, chosen_targets, t20, t21, t22, B, T, V);
+    la_tock(prof, 24, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k28_sequence_logps(logps_chosen, t26, B);
-    la_tock(prof, 28, 36, tick);
+    dpo_logps_k25_cross_entropy(t24, chosen_mask, t23, B, T);
+    la_tock(prof, 25, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k29_cross_entropy(t27, rejected_targets, t24, B, T, V);
-    la_tock(prof, 29, 36, tick);
+    dpo_logps_k26_sequence_logps(logps_chosen, t24, B);
+    la_tock(prof, 26, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k30_cross_entropy(t28, rejected_mask, t27, B, T);
-    la_tock(prof, 30, 36, tick);
+    dpo_logps_k27_cross_entropy(t25, rejected_targets, t20, t21, t22, B, T, V);
+    la_tock(prof, 27, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k31_sequence_logps(logps_rejected, t28, B);
-    la_tock(prof, 31, 36, tick);
+    dpo_logps_k28_cross_entropy(t26, rejected_mask, t25, B, T);
+    la_tock(prof, 28, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k32_lm_head(t29, t23, B, T, V);
-    la_tock(prof, 32, 36, tick);
+    dpo_logps_k29_sequence_logps(logps_rejected, t26, B);
+    la_tock(prof, 29, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k33_sequence_logps(t30, t29, B, T, V);
-    la_tock(prof, 33, 36, tick);
+    dpo_logps_k30_lm_head(t27, t20, B, T, V);
+    la_tock(prof, 30, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k34_sequence_logps(logits_chosen, chosen_mask, t30, B, T);
-    la_tock(prof, 34, 36, tick);
+    dpo_logps_k31_sequence_logps(logits_chosen, chosen_mask, t27, B, T, V);
+    la_tock(prof, 31, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k35_sequence_logps(logits_rejected, rejected_mask, t30, B, T);
-    la_tock(prof, 35, 36, tick);
+    dpo_logps_k32_sequence_logps(logits_rejected, rejected_mask, t27, B, T, V);
+    la_tock(prof, 32, 33, tick);
     (void)tick;
 }
 
@@ -813,42 +774,39 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_k0_rope_tables */
-    flops[1] = (double)(B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*HD2*T); /* dpo_logps_k1_rope_tables */
-    flops[2] = (double)(B*HD2*T); bytes[2] = (double)(4*B*HD2*T + 4*B*HD2*T); /* dpo_logps_k2_rope_tables */
-    flops[3] = (double)(B*T); bytes[3] = (double)(4*B*T + 4*B*T); /* dpo_logps_k3_shared_prompt_mask */
-    flops[4] = (double)(B*T + B*T + B*T*T + B*T*T); bytes[4] = (double)(4*B*T*T + 4*B*T); /* dpo_logps_k4_shared_prompt_mask */
-    flops[5] = (double)(0); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_k5_embed */
-    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_k6_rmsnorm */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k8_rope */
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_logps_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k5_attention_matmul */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k7_attention_matmul */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_logps_k8_rope */
     flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k9_attention_matmul */
-    flops[10] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_logps_k10_rope */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k11_attention_matmul */
-    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_logps_k12_scores_matmul */
-    flops[13] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[13] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_k13_attention */
-    flops[14] = (double)(4*B*HD2*KVH*REP*T*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_k14_attention_matmul */
-    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k15_attention_matmul */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k16_attention */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k17_rmsnorm */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k18_gate_up_matmul */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k19_gate_up_matmul */
-    flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k20_silu */
-    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k21_ffn_matmul */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k22_ffn */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k23_rmsnorm */
-    flops[24] = (double)(4*B*HD2*KVH*REP*T*V); bytes[24] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_logps_k24_lm_head_matmul */
-    flops[25] = (double)(B*T*V + B*T*V + B*T*V + B*T*V + B*T + B*T*V); bytes[25] = (double)(4*B*T*V + 4*B*T*V); /* dpo_logps_k25_log_softmax */
-    flops[26] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* dpo_logps_k26_cross_entropy */
-    flops[27] = (double)(B*T + B*T + B*T); bytes[27] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k27_cross_entropy */
-    flops[28] = (double)(B); bytes[28] = (double)(4*B + 4*B); /* dpo_logps_k28_sequence_logps */
-    flops[29] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[29] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* dpo_logps_k29_cross_entropy */
-    flops[30] = (double)(B*T + B*T + B*T); bytes[30] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k30_cross_entropy */
-    flops[31] = (double)(B); bytes[31] = (double)(4*B + 4*B); /* dpo_logps_k31_sequence_logps */
-    flops[32] = (double)(B*T*V); bytes[32] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k32_lm_head */
-    flops[33] = (double)(B*T + B*T); bytes[33] = (double)(4*B*T + 4*B*T); /* dpo_logps_k33_sequence_logps */
-    flops[34] = (double)(B*T + B*T); bytes[34] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k34_sequence_logps */
-    flops[35] = (double)(B*T + B*T); bytes[35] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k35_sequence_logps */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_logps_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_k12_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k14_rmsnorm */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k15_gate_up_matmul */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k16_gate_up_matmul */
+    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k17_silu */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k18_ffn_matmul */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k19_layer */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k20_rmsnorm */
+    flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_logps_k21_lm_head_matmul */
+    flops[22] = (double)(B*T*V); bytes[22] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k22_lm_head */
+    flops[23] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[23] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* dpo_logps_k23_log_softmax */
+    flops[24] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[24] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_logps_k24_cross_entropy */
+    flops[25] = (double)(B*T + B*T + B*T); bytes[25] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k25_cross_entropy */
+    flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_logps_k26_sequence_logps */
+    flops[27] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[27] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_logps_k27_cross_entropy */
+    flops[28] = (double)(B*T + B*T + B*T); bytes[28] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k28_cross_entropy */
+    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_logps_k29_sequence_logps */
+    flops[30] = (double)(B*T*V); bytes[30] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k30_lm_head */
+    flops[31] = (double)(B*T + B*T + B*T + B*T); bytes[31] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k31_sequence_logps */
+    flops[32] = (double)(B*T + B*T + B*T + B*T); bytes[32] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k32_sequence_logps */
     (void)B;
     (void)F;
     (void)HD2;
@@ -865,46 +823,43 @@ static void llama_dpo_dpo_logps_cost(const void *args, double *f, double *b) { l
 static const char *const llama_dpo_dpo_logps_kernel_names[] = {
     "dpo_logps_k0_rope_tables",
     "dpo_logps_k1_rope_tables",
-    "dpo_logps_k2_rope_tables",
-    "dpo_logps_k3_shared_prompt_mask",
-    "dpo_logps_k4_shared_prompt_mask",
-    "dpo_logps_k5_embed",
-    "dpo_logps_k6_rmsnorm",
+    "dpo_logps_k2_shared_prompt_mask",
+    "dpo_logps_k3_embed",
+    "dpo_logps_k4_rmsnorm",
+    "dpo_logps_k5_attention_matmul",
+    "dpo_logps_k6_rope",
     "dpo_logps_k7_attention_matmul",
     "dpo_logps_k8_rope",
     "dpo_logps_k9_attention_matmul",
-    "dpo_logps_k10_rope",
-    "dpo_logps_k11_attention_matmul",
-    "dpo_logps_k12_scores_matmul",
-    "dpo_logps_k13_attention",
-    "dpo_logps_k14_attention_matmul",
-    "dpo_logps_k15_attention_matmul",
-    "dpo_logps_k16_attention",
-    "dpo_logps_k17_rmsnorm",
-    "dpo_logps_k18_gate_up_matmul",
-    "dpo_logps_k19_gate_up_matmul",
-    "dpo_logps_k20_silu",
-    "dpo_logps_k21_ffn_matmul",
-    "dpo_logps_k22_ffn",
-    "dpo_logps_k23_rmsnorm",
-    "dpo_logps_k24_lm_head_matmul",
-    "dpo_logps_k25_log_softmax",
-    "dpo_logps_k26_cross_entropy",
+    "dpo_logps_k10_scores_matmul",
+    "dpo_logps_k11_attention",
+    "dpo_logps_k12_attention_matmul",
+    "dpo_logps_k13_attention_matmul",
+    "dpo_logps_k14_rmsnorm",
+    "dpo_logps_k15_gate_up_matmul",
+    "dpo_logps_k16_gate_up_matmul",
+    "dpo_logps_k17_silu",
+    "dpo_logps_k18_ffn_matmul",
+    "dpo_logps_k19_layer",
+    "dpo_logps_k20_rmsnorm",
+    "dpo_logps_k21_lm_head_matmul",
+    "dpo_logps_k22_lm_head",
+    "dpo_logps_k23_log_softmax",
+    "dpo_logps_k24_cross_entropy",
+    "dpo_logps_k25_cross_entropy",
+    "dpo_logps_k26_sequence_logps",
     "dpo_logps_k27_cross_entropy",
-    "dpo_logps_k28_sequence_logps",
-    "dpo_logps_k29_cross_entropy",
-    "dpo_logps_k30_cross_entropy",
+    "dpo_logps_k28_cross_entropy",
+    "dpo_logps_k29_sequence_logps",
+    "dpo_logps_k30_lm_head",
     "dpo_logps_k31_sequence_logps",
-    "dpo_logps_k32_lm_head",
-    "dpo_logps_k33_sequence_logps",
-    "dpo_logps_k34_sequence_logps",
-    "dpo_logps_k35_sequence_logps",
+    "dpo_logps_k32_sequence_logps",
 };
-const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 35, 36, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
+const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 35, 33, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
 
 /* ===== program 'dpo_step' ===== */
 
-/* dpo_step_k0_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul  [rope_tables] */
+/* dpo_step_k0_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, cos  [rope_tables] */
 static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -918,54 +873,34 @@ static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict 
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[r * n + j] = v5;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_step_k1_rope_tables: cos  [rope_tables] */
-static void dpo_step_k1_rope_tables(float *restrict t1, const float *restrict t0, long B, long HD2, long T) {
+/* dpo_step_k1_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, sin  [rope_tables] */
+static void dpo_step_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[r * n + j]);
-            t1[r * n + j] = v0;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_step_k2_rope_tables: sin  [rope_tables] */
-static void dpo_step_k2_rope_tables(float *restrict t2, const float *restrict t0, long B, long HD2, long T) {
-    const long rows = B*T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[r * n + j]);
-            t2[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k3_shared_prompt_mask: cast  [shared_prompt_mask] */
-static void dpo_step_k3_shared_prompt_mask(float *restrict t3, const int32_t *restrict segments, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)segments[r * n + j];
-            t3[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k4_shared_prompt_mask: const, reshape, reshape, const, reshape, expand, cmpeq, reshape, expand, cmpeq, expand, expand, mul, expand, sub  [rope_tables; shared_prompt_mask] */
-static void dpo_step_k4_shared_prompt_mask(float *restrict t4, const float *restrict t3, long B, long T) {
+/* dpo_step_k2_shared_prompt_mask: const, cast, reshape, reshape, const, reshape, expand, cmpeq, reshape, expand, cmpeq, expand, expand, mul, expand, sub  [rope_tables; shared_prompt_mask] */
+static void dpo_step_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
     const long rows = B*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -973,18 +908,20 @@ static void dpo_step_k4_shared_prompt_mask(float *restrict t4, const float *rest
         const long i1 = 0;
         const long i2 = 0;
         const long i3 = (r) % T;
-        float v1 = t3[(i0) * T + (i1) * T + i3] == 2.0f ? 1.0f : 0.0f;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = t3[(i0) * T + j] == 1.0f ? 1.0f : 0.0f;
-            float v2 = v0 * v1;
-            float v3 = 1.0f - v2;
-            t4[r * n + j] = v3;
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_k5_embed: gather  [embed] */
-static void dpo_step_k5_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k3_embed: gather  [embed] */
+static void dpo_step_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -997,8 +934,8 @@ static void dpo_step_k5_embed(float *restrict saved_x_slot0, const int32_t *rest
     }
 }
 
-/* dpo_step_k6_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_step_k6_rmsnorm(float *restrict t5, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1016,19 +953,19 @@ static void dpo_step_k6_rmsnorm(float *restrict t5, const float *restrict norm_e
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t5[r * n + j] = v5;
+            t3[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wq, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t5, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t5, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH*REP);
+/* dpo_step_k5_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_step_k8_rope(float *restrict t7, const float *restrict t1, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void dpo_step_k6_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1036,11 +973,45 @@ static void dpo_step_k8_rope(float *restrict t7, const float *restrict t1, const
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t6[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t6[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v6 = v4 + v5;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < 1) {
+                v0 = v3;
+            }
+            else {
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+}
+
+/* dpo_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void dpo_step_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
+    const long rows = B*HD2*KVH*T, n = 2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (HD2*KVH*T);
+        const long i1 = (r / (HD2*KVH)) % T;
+        const long i2 = (r / (HD2)) % KVH;
+        const long i3 = (r) % HD2;
+        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v3 = v1 - v2;
+        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -1056,56 +1027,22 @@ static void dpo_step_k8_rope(float *restrict t7, const float *restrict t1, const
 }
 
 /* dpo_step_k9_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k9_attention_matmul(float *restrict t8, const float *restrict wk, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t5, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t5, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+static void dpo_step_k9_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
-/* dpo_step_k10_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_step_k10_rope(float *restrict t9, const float *restrict t1, const float *restrict t2, const float *restrict t8, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t8[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t8[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t8[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t8[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t9[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k11_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k11_attention_matmul(float *restrict t10, const float *restrict wv, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t5, 1, 0.0f, t10, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t5, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t10, 2*HD2*KVH);
-}
-
-/* dpo_step_k12_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void dpo_step_k12_scores_matmul(float *restrict t11, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void dpo_step_k10_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k13_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_step_k13_attention(float *restrict t12, const float *restrict t4, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1117,70 +1054,51 @@ static void dpo_step_k13_attention(float *restrict t12, const float *restrict t4
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v6 = (float)i3 + 0.0f;
-            float v7 = (float)j0 <= v6 ? 1.0f : 0.0f;
-            float v8 = v7 * (t4[((i0) * T + i3) * T + j0]);
-            float v9 = (t11[r * n + j0]) * v3;
-            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
-            acc0 = acc0 > v10 ? acc0 : v10;
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t9[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
         }
+        float v11 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v13 = (float)i3 + 0.0f;
-            float v14 = (float)j1 <= v13 ? 1.0f : 0.0f;
-            float v15 = v14 * (t4[((i0) * T + i3) * T + j1]);
-            float v16 = (t11[r * n + j1]) * v3;
-            float v17 = v15 != 0.0f ? v16 : (-INFINITY);
-            float v18 = v17 - acc0;
-            float v19 = expf(v18);
-            acc1 += v19;
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t9[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = expf(v12);
+            t10[r * n + j1] = v13;
+            acc1 += v13;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v2 = v1 * (t4[((i0) * T + i3) * T + j]);
-            float v4 = (t11[r * n + j]) * v3;
-            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
-            float v11 = v5 - acc0;
-            float v12 = expf(v11);
-            float v20 = v12 / acc1;
-            t12[r * n + j] = v20;
+            float v14 = (t10[r * n + j]) / acc1;
+            t10[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_step_k14_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_step_k14_attention_matmul(float *restrict t13, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t13 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t12 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t10 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t13 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k15_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k15_attention_matmul(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t14, 2*HD2*KVH*REP);
+/* dpo_step_k13_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k13_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k16_attention: reshape, add  [layer/attention; layer] */
-static void dpo_step_k16_attention(float *restrict t15, const float *restrict carry0, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t14[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t15[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k17_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void dpo_step_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1189,72 +1107,75 @@ static void dpo_step_k17_rmsnorm(float *restrict t16, const float *restrict norm
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t15[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t16[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t13[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_k18_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_step_k18_gate_up_matmul(float *restrict t17, const float *restrict w1, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t17, F);
+/* dpo_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
 }
 
-/* dpo_step_k19_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_step_k19_gate_up_matmul(float *restrict t18, const float *restrict w3, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t16, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t18, F);
+/* dpo_step_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void dpo_step_k16_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
-/* dpo_step_k20_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void dpo_step_k20_silu(float *restrict t19, const float *restrict t17, const float *restrict t18, long B, long F, long T) {
+/* dpo_step_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void dpo_step_k17_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t17[((i0) * T + i1) * F + j]);
+            float v0 = -(t14[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t17[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t18[((i0) * T + i1) * F + j]);
-            t19[r * n + j] = v4;
+            float v3 = (t14[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t15[((i0) * T + i1) * F + j]);
+            t16[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_k21_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_step_k21_ffn_matmul(float *restrict t20, const float *restrict w2, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t19, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t19, F, w2, F, 0.0f, t20, 2*HD2*KVH*REP);
+/* dpo_step_k18_ffn_matmul: matmul  [layer/ffn] */
+static void dpo_step_k18_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k22_ffn: reshape, add  [layer/ffn; layer] */
-static void dpo_step_k22_ffn(float *restrict carry0_next, const float *restrict t15, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void dpo_step_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t15[r * n + j] + t20[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t17[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k23_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void dpo_step_k23_rmsnorm(float *restrict t21, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k20_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void dpo_step_k20_rmsnorm(float *restrict t18, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1267,62 +1188,49 @@ static void dpo_step_k23_rmsnorm(float *restrict t21, const float *restrict carr
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        t21[r] = acc0;
+        t18[r] = acc0;
     }
 }
 
-/* dpo_step_k24_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void dpo_step_k24_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k21_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
+static void dpo_step_k21_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t21[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t18[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t22[r * n + j] = v2;
+            t19[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k25_rmsnorm: expand, mul  [lm_head/rmsnorm] */
-static void dpo_step_k25_rmsnorm(float *restrict t23, const float *restrict carry0, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k22_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void dpo_step_k22_rmsnorm(float *restrict t20, const float *restrict final_norm, const float *restrict carry0, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t22[(i0) * T + i1]);
-            t23[r * n + j] = v0;
+            float v0 = (carry0[r * n + j]) * (t19[(i0) * T + i1]);
+            float v1 = v0 * (final_norm[j]);
+            t20[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k26_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_step_k26_rmsnorm(float *restrict t24, const float *restrict final_norm, const float *restrict t23, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t23[r * n + j]) * (final_norm[j]);
-            t24[r * n + j] = v0;
-        }
-    }
+/* dpo_step_k23_lm_head_matmul: matmul  [lm_head] */
+static void dpo_step_k23_lm_head_matmul(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t21, V);
 }
 
-/* dpo_step_k27_lm_head_matmul: matmul  [lm_head] */
-static void dpo_step_k27_lm_head_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t24, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t25, V);
-}
-
-/* dpo_step_k28_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k28_lm_head(float *restrict t26, const float *restrict t25, long B, long T, long V) {
+/* dpo_step_k24_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k24_lm_head(float *restrict t22, const float *restrict t21, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1332,107 +1240,58 @@ static void dpo_step_k28_lm_head(float *restrict t26, const float *restrict t25,
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t25[((i0) * T + i1) * V + j0] ? acc0 : t25[((i0) * T + i1) * V + j0];
+            acc0 = fmaxf(acc0, t21[((i0) * T + i1) * V + j0]);
         }
-        t26[r] = acc0;
+        t22[r] = acc0;
     }
 }
 
-/* dpo_step_k29_log_softmax: reshape, expand, sub  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k29_log_softmax(float *restrict t27, const float *restrict t25, const float *restrict t26, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = t25[((i0) * T + i1) * V + j] - (t26[(i0) * T + i1]);
-            t27[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k30_log_softmax: exp  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k30_log_softmax(float *restrict t28, const float *restrict t27, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t27[r * n + j]);
-            t28[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k31_log_softmax: reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k31_log_softmax(float *restrict t29, const float *restrict t28, long B, long T, long V) {
+/* dpo_step_k25_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k25_log_softmax(float *restrict t23, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = t22[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t28[r * n + j0];
+            float v1 = t21[((i0) * T + i1) * V + j0] - v0;
+            float v2 = expf(v1);
+            acc0 += v2;
         }
-        t29[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* dpo_step_k32_log_softmax: log, expand, sub  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k32_log_softmax(float *restrict t30, const float *restrict t27, const float *restrict t29, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = logf(t29[(i0) * T + i1]);
-        for (long j = 0; j < n; j++) {
-            float v1 = t27[r * n + j] - v0;
-            t30[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k33_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k33_cross_entropy(float *restrict t31, const int32_t *restrict chosen_targets, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = (float)chosen_targets[(i0) * T + i1];
-        for (long j = 0; j < n; j++) {
-            float v1 = (float)j == v0 ? 1.0f : 0.0f;
-            t31[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k34_cross_entropy: mul, reduce_sum  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k34_cross_entropy(float *restrict t32, const float *restrict t30, const float *restrict t31, long B, long T, long V) {
+/* dpo_step_k26_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k26_cross_entropy(float *restrict t24, const int32_t *restrict chosen_targets, const float *restrict t21, const float *restrict t22, const float *restrict t23, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = t22[(i0) * T + i1];
+        float v2 = logf(t23[(i0) * T + i1]);
+        float v4 = (float)chosen_targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t30[r * n + j0]) * (t31[r * n + j0]);
-            acc0 += v0;
+            float v1 = t21[((i0) * T + i1) * V + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
-        t32[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* dpo_step_k35_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k35_cross_entropy(float *restrict t33, const float *restrict chosen_mask, const float *restrict t32, long B, long T) {
+/* dpo_step_k27_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k27_cross_entropy(float *restrict t25, const float *restrict chosen_mask, const float *restrict t24, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1441,60 +1300,51 @@ static void dpo_step_k35_cross_entropy(float *restrict t33, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t32[(i0) * T + j0]);
+            float v0 = -(t24[(i0) * T + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
             acc0 += v1;
         }
-        t33[r] = acc0;
+        t25[r] = acc0;
     }
 }
 
-/* dpo_step_k36_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k36_sequence_logps(float *restrict logps_chosen, const float *restrict t33, long B) {
+/* dpo_step_k28_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k28_sequence_logps(float *restrict logps_chosen, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t33[j]);
+            float v0 = -(t25[j]);
             logps_chosen[j] = v0;
         }
     }
 }
 
-/* dpo_step_k37_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k37_cross_entropy(float *restrict t34, const int32_t *restrict rejected_targets, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = (float)rejected_targets[(i0) * T + i1];
-        for (long j = 0; j < n; j++) {
-            float v1 = (float)j == v0 ? 1.0f : 0.0f;
-            t34[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k38_cross_entropy: mul, reduce_sum  [lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k38_cross_entropy(float *restrict t35, const float *restrict t30, const float *restrict t34, long B, long T, long V) {
+/* dpo_step_k29_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k29_cross_entropy(float *restrict t26, const int32_t *restrict rejected_targets, const float *restrict t21, const float *restrict t22, const float *restrict t23, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = t22[(i0) * T + i1];
+        float v2 = logf(t23[(i0) * T + i1]);
+        float v4 = (float)rejected_targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t30[r * n + j0]) * (t34[r * n + j0]);
-            acc0 += v0;
+            float v1 = t21[((i0) * T + i1) * V + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
-        t35[r] = acc0;
+        t26[r] = acc0;
     }
 }
 
-/* dpo_step_k39_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k39_cross_entropy(float *restrict t36, const float *restrict rejected_mask, const float *restrict t35, long B, long T) {
+/* dpo_step_k30_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k30_cross_entropy(float *restrict t27, const float *restrict rejected_mask, const float *restrict t26, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1503,27 +1353,27 @@ static void dpo_step_k39_cross_entropy(float *restrict t36, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t35[(i0) * T + j0]);
+            float v0 = -(t26[(i0) * T + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
-        t36[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* dpo_step_k40_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k40_sequence_logps(float *restrict logps_rejected, const float *restrict t36, long B) {
+/* dpo_step_k31_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k31_sequence_logps(float *restrict logps_rejected, const float *restrict t27, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t36[j]);
+            float v0 = -(t27[j]);
             logps_rejected[j] = v0;
         }
     }
 }
 
-/* dpo_step_k41_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
-static void dpo_step_k41_lm_head(float *restrict t37, const float *restrict t25, long B, long T, long V) {
+/* dpo_step_k32_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
+static void dpo_step_k32_lm_head(float *restrict t28, const float *restrict t21, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1533,28 +1383,14 @@ static void dpo_step_k41_lm_head(float *restrict t37, const float *restrict t25,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t25[((i0) * T + i1) * V + j0];
+            acc0 += t21[((i0) * T + i1) * V + j0];
         }
-        t37[r] = acc0;
+        t28[r] = acc0;
     }
 }
 
-/* dpo_step_k42_sequence_logps: reshape, size, reshape, expand, div, stop_gradient  [lm_head/sequence_logps] */
-static void dpo_step_k42_sequence_logps(float *restrict t38, const float *restrict t37, long B, long T, long V) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t37[(i0) * T + j]) / ((float)(V));
-            float v1 = v0;
-            t38[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k43_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k43_sequence_logps(float *restrict t39, const float *restrict chosen_mask, long B, long T) {
+/* dpo_step_k33_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k33_sequence_logps(float *restrict t29, const float *restrict chosen_mask, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1565,12 +1401,12 @@ static void dpo_step_k43_sequence_logps(float *restrict t39, const float *restri
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += chosen_mask[r * n + j0];
         }
-        t39[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* dpo_step_k44_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k44_sequence_logps(float *restrict t40, const float *restrict rejected_mask, long B, long T) {
+/* dpo_step_k34_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k34_sequence_logps(float *restrict t30, const float *restrict rejected_mask, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1581,12 +1417,12 @@ static void dpo_step_k44_sequence_logps(float *restrict t40, const float *restri
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += rejected_mask[r * n + j0];
         }
-        t40[r] = acc0;
+        t30[r] = acc0;
     }
 }
 
-/* dpo_step_k45_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k45_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t38, long B, long T) {
+/* dpo_step_k35_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k35_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t28, long B, long T, long V) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1595,15 +1431,17 @@ static void dpo_step_k45_sequence_logps(float *restrict logits_chosen, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t38[r * n + j0]) * (chosen_mask[r * n + j0]);
-            acc0 += v0;
+            float v0 = (t28[(i0) * T + j0]) / ((float)(V));
+            float v1 = v0;
+            float v2 = v1 * (chosen_mask[r * n + j0]);
+            acc0 += v2;
         }
         logits_chosen[r] = acc0;
     }
 }
 
-/* dpo_step_k46_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k46_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t38, long B, long T) {
+/* dpo_step_k36_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k36_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t28, long B, long T, long V) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1612,15 +1450,17 @@ static void dpo_step_k46_sequence_logps(float *restrict logits_rejected, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t38[r * n + j0]) * (rejected_mask[r * n + j0]);
-            acc0 += v0;
+            float v0 = (t28[(i0) * T + j0]) / ((float)(V));
+            float v1 = v0;
+            float v2 = v1 * (rejected_mask[r * n + j0]);
+            acc0 += v2;
         }
         logits_rejected[r] = acc0;
     }
 }
 
-/* dpo_step_k47_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k47_dpo_sigmoid(float *restrict t41, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k37_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
+static void dpo_step_k37_dpo_sigmoid(float *restrict t31, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -1633,72 +1473,72 @@ static void dpo_step_k47_dpo_sigmoid(float *restrict t41, const float *restrict 
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t41[j] = v8;
+            t31[j] = v8;
         }
     }
 }
 
-/* dpo_step_k48_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k48_log_sigmoid(float *restrict t42, const float *restrict t41, long B) {
+/* dpo_step_k38_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k38_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t41[j]);
+            float v0 = fabsf(t31[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t42[j] = v2;
+            t32[j] = v2;
         }
     }
 }
 
-/* dpo_step_k49_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k49_dpo_sigmoid(float *restrict t43, const float *restrict t42, long B) {
+/* dpo_step_k39_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k39_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t42[j];
-            t43[j] = v0;
+            float v0 = 1.0f + t32[j];
+            t33[j] = v0;
         }
     }
 }
 
-/* dpo_step_k50_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
-static void dpo_step_k50_dpo_sigmoid(float *restrict t44, const float *restrict t41, long B) {
+/* dpo_step_k40_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
+static void dpo_step_k40_dpo_sigmoid(float *restrict t34, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t41[j]);
-            t44[j] = v0;
+            float v0 = -(t31[j]);
+            t34[j] = v0;
         }
     }
 }
 
-/* dpo_step_k51_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k51_log_sigmoid(float *restrict t45, const float *restrict t44, long B) {
+/* dpo_step_k41_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k41_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t44[j]);
+            float v0 = fabsf(t34[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t45[j] = v2;
+            t35[j] = v2;
         }
     }
 }
 
-/* dpo_step_k52_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k52_dpo_sigmoid(float *restrict t46, const float *restrict t45, long B) {
+/* dpo_step_k42_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k42_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t45[j];
-            t46[j] = v0;
+            float v0 = 1.0f + t35[j];
+            t36[j] = v0;
         }
     }
 }
 
-/* dpo_step_k53_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
-static void dpo_step_k53_dpo_robust(float *restrict t47, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k43_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
+static void dpo_step_k43_dpo_robust(float *restrict t37, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -1711,72 +1551,72 @@ static void dpo_step_k53_dpo_robust(float *restrict t47, const float *restrict r
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t47[j] = v8;
+            t37[j] = v8;
         }
     }
 }
 
-/* dpo_step_k54_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k54_log_sigmoid(float *restrict t48, const float *restrict t47, long B) {
+/* dpo_step_k44_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k44_log_sigmoid(float *restrict t38, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t47[j]);
+            float v0 = fabsf(t37[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t48[j] = v2;
+            t38[j] = v2;
         }
     }
 }
 
-/* dpo_step_k55_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k55_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
+/* dpo_step_k45_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k45_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t48[j];
-            t49[j] = v0;
+            float v0 = 1.0f + t38[j];
+            t39[j] = v0;
         }
     }
 }
 
-/* dpo_step_k56_dpo_robust: neg  [lm_head/dpo_robust] */
-static void dpo_step_k56_dpo_robust(float *restrict t50, const float *restrict t47, long B) {
+/* dpo_step_k46_dpo_robust: neg  [lm_head/dpo_robust] */
+static void dpo_step_k46_dpo_robust(float *restrict t40, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t47[j]);
-            t50[j] = v0;
+            float v0 = -(t37[j]);
+            t40[j] = v0;
         }
     }
 }
 
-/* dpo_step_k57_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k57_log_sigmoid(float *restrict t51, const float *restrict t50, long B) {
+/* dpo_step_k47_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k47_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t50[j]);
+            float v0 = fabsf(t40[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t51[j] = v2;
+            t41[j] = v2;
         }
     }
 }
 
-/* dpo_step_k58_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k58_dpo_sigmoid(float *restrict t52, const float *restrict t51, long B) {
+/* dpo_step_k48_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k48_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t51[j];
-            t52[j] = v0;
+            float v0 = 1.0f + t41[j];
+            t42[j] = v0;
         }
     }
 }
 
-/* dpo_step_k59_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k59_dpo_hinge(float *restrict t53, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k49_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
+static void dpo_step_k49_dpo_hinge(float *restrict t43, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -1790,94 +1630,40 @@ static void dpo_step_k59_dpo_hinge(float *restrict t53, const float *restrict re
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
             float v9 = 1.0f - v8;
-            t53[j] = v9;
+            t43[j] = v9;
         }
     }
 }
 
-/* dpo_step_k60_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
-static void dpo_step_k60_dpo_ipo(float *restrict t54, const float *restrict loss_weights, const float *restrict t39, long B) {
+/* dpo_step_k50_dpo_ipo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
+static void dpo_step_k50_dpo_ipo(float *restrict t44, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t39[j];
-            t54[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k61_dpo_ipo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo] */
-static void dpo_step_k61_dpo_ipo(float *restrict t55, const float *restrict loss_weights, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t40[j];
-            t55[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k62_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k62_dpo_ipo(float *restrict t56, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t54, const float *restrict t55, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v12 = (beta[0]) * 2.0f;
-        float v13 = 1.0f / v12;
+        float v14 = (beta[0]) * 2.0f;
+        float v15 = 1.0f / v14;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t54[j]);
-            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v4 = v3 / (t54[j]);
-            float v5 = v2 - v4;
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v7 = v6 / (t55[j]);
-            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v9 = v8 / (t55[j]);
-            float v10 = v7 - v9;
-            float v11 = v5 - v10;
-            float v14 = v11 - v13;
-            t56[j] = v14;
+            float v2 = v0 != 0.0f ? 1.0f : t29[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v5 = v4 / v2;
+            float v6 = v3 - v5;
+            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v8 = v0 != 0.0f ? 1.0f : t30[j];
+            float v9 = v7 / v8;
+            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v11 = v10 / v8;
+            float v12 = v9 - v11;
+            float v13 = v6 - v12;
+            float v16 = v13 - v15;
+            t44[j] = v16;
         }
     }
 }
 
-/* dpo_step_k63_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
-static void dpo_step_k63_dpo_sppo_hard(float *restrict t57, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v4 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v5 = v3 - v4;
-            t57[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k64_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard] */
-static void dpo_step_k64_dpo_sppo_hard(float *restrict t58, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v4 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v5 = v3 + v4;
-            t58[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k65_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k65_dpo_nca_pair(float *restrict t59, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k51_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k51_dpo_sigmoid(float *restrict t45, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1886,12 +1672,246 @@ static void dpo_step_k65_dpo_nca_pair(float *restrict t59, const float *restrict
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
-            t59[j] = v4;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t45[j] = v8;
         }
     }
 }
 
-/* dpo_step_k66_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k52_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k52_dpo_nca_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = -v4;
+            float v6 = fabsf(v5);
+            float v7 = -v6;
+            float v8 = expf(v7);
+            t46[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k53_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k53_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t46[j];
+            t47[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k54_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k54_dpo_nca_pair(float *restrict t48, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = -v4;
+            float v6 = fabsf(v5);
+            float v7 = -v6;
+            float v8 = expf(v7);
+            t48[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k55_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k55_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t48[j];
+            t49[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k56_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k56_dpo_sigmoid(float *restrict t50, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = 1.0f * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        t50[r] = acc0;
+    }
+}
+
+/* dpo_step_k57_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+            float v3 = v1 - v2;
+            float v4 = v3 * (pair_weight[j0]);
+            acc0 += v4;
+        }
+        float v8 = acc0 / (t50[0]);
+        float v9 = v8;
+        float v10 = fmaxf(v9, 0.0f);
+        for (long j = 0; j < n; j++) {
+            float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v7 = v5 - v6;
+            float v11 = v7 - v10;
+            float v12 = (beta[0]) * v11;
+            t51[j] = v12;
+        }
+    }
+}
+
+/* dpo_step_k58_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k58_log_sigmoid(float *restrict t52, const float *restrict t51, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t51[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t52[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k59_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k59_dpo_sigmoid(float *restrict t53, const float *restrict t52, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t52[j];
+            t53[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k60_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k60_dpo_sigmoid(float *restrict t54, const float *restrict t51, const float *restrict t53, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t51[j], 0.0f);
+            float v1 = logf(t53[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t54[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k61_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = v3 * (pair_weight[j0]);
+            acc0 += v4;
+        }
+        float v5 = acc0 / (t50[0]);
+        float v6 = v5;
+        float v7 = fmaxf(v6, 0.0f);
+        for (long j = 0; j < n; j++) {
+            float v8 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v9 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v10 = v8 - v9;
+            float v11 = v7 - v10;
+            float v12 = (beta[0]) * v11;
+            t55[j] = v12;
+        }
+    }
+}
+
+/* dpo_step_k62_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k62_log_sigmoid(float *restrict t56, const float *restrict t55, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t55[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t56[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k63_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k63_dpo_sigmoid(float *restrict t57, const float *restrict t56, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t56[j];
+            t57[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k64_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k64_dpo_sigmoid(float *restrict t58, const float *restrict t55, const float *restrict t57, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t55[j], 0.0f);
+            float v1 = logf(t57[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t58[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k65_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k65_dpo_dpop(float *restrict t59, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = v2 - v1;
+            float v9 = fmaxf(v8, 0.0f);
+            float v10 = (dpop_lambda[0]) * v9;
+            float v11 = v7 - v10;
+            float v12 = (beta[0]) * v11;
+            t59[j] = v12;
+        }
+    }
+}
+
+/* dpo_step_k66_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
 static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1904,7 +1924,7 @@ static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict 
     }
 }
 
-/* dpo_step_k67_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k67_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
 static void dpo_step_k67_dpo_sigmoid(float *restrict t61, const float *restrict t60, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1915,18 +1935,28 @@ static void dpo_step_k67_dpo_sigmoid(float *restrict t61, const float *restrict 
     }
 }
 
-/* dpo_step_k68_dpo_nca_pair: neg  [lm_head/dpo_nca_pair] */
-static void dpo_step_k68_dpo_nca_pair(float *restrict t62, const float *restrict t59, long B) {
+/* dpo_step_k68_dpo_simpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k68_dpo_simpo(float *restrict t62, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v8 = (simpo_gamma[0]) / (beta[0]);
         for (long j = 0; j < n; j++) {
-            float v0 = -(t59[j]);
-            t62[j] = v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 1.0f : t29[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 1.0f : t30[j];
+            float v6 = v4 / v5;
+            float v7 = v3 - v6;
+            float v9 = v7 - v8;
+            float v10 = (beta[0]) * v9;
+            t62[j] = v10;
         }
     }
 }
 
-/* dpo_step_k69_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k69_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1939,7 +1969,7 @@ static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict 
     }
 }
 
-/* dpo_step_k70_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k70_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1950,23 +1980,18 @@ static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict 
     }
 }
 
-/* dpo_step_k71_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair] */
-static void dpo_step_k71_dpo_nca_pair(float *restrict t65, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k71_dpo_simpo: neg  [lm_head/dpo_simpo] */
+static void dpo_step_k71_dpo_simpo(float *restrict t65, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = -v4;
-            t65[j] = v5;
+            float v0 = -(t62[j]);
+            t65[j] = v0;
         }
     }
 }
 
-/* dpo_step_k72_log_sigmoid: abs, neg, exp  [lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k72_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1979,7 +2004,7 @@ static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict 
     }
 }
 
-/* dpo_step_k73_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k73_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k73_dpo_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1990,71 +2015,99 @@ static void dpo_step_k73_dpo_sigmoid(float *restrict t67, const float *restrict 
     }
 }
 
-/* dpo_step_k74_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
-static void dpo_step_k74_dpo_kto_pair(float *restrict t68, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k74_dpo_orpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k74_dpo_orpo(float *restrict t68, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            t68[j] = v3;
+            float v2 = v0 != 0.0f ? 1.0f : t29[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 1.0f : t30[j];
+            float v6 = v4 / v5;
+            float v7 = v3 - v6;
+            float v8 = expf(v3);
+            float v9 = 1.0f - v8;
+            float v10 = logf(v9);
+            float v11 = expf(v6);
+            float v12 = 1.0f - v11;
+            float v13 = logf(v12);
+            float v14 = v10 - v13;
+            float v15 = v7 - v14;
+            t68[j] = v15;
         }
     }
 }
 
-/* dpo_step_k75_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair] */
-static void dpo_step_k75_dpo_kto_pair(float *restrict t69, const float *restrict ref_rejected, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k75_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k75_log_sigmoid(float *restrict t69, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            t69[j] = v3;
+            float v0 = fabsf(t68[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t69[j] = v2;
         }
     }
 }
 
-/* dpo_step_k76_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k76_dpo_sigmoid(float *restrict t70, const float *restrict pair_weight, long B) {
-    /* one result per row */
+/* dpo_step_k76_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k76_dpo_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t69[j];
+            t70[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k77_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k77_dpo_bco_pair(float *restrict t71, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = 1.0f * (pair_weight[j0]);
-            acc0 += v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = v4 * (pair_weight[j0]);
+            acc0 += v5;
         }
-        t70[r] = acc0;
-    }
-}
-
-/* dpo_step_k77_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
-static void dpo_step_k77_dpo_kto_pair(float *restrict t71, const float *restrict beta, const float *restrict pair_weight, const float *restrict t68, const float *restrict t69, const float *restrict t70, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t69[j0]) * (pair_weight[j0]);
-            acc0 += v0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
+            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
+            float v8 = v6 - v7;
+            float v9 = (beta[0]) * v8;
+            float v10 = v9 * (pair_weight[j1]);
+            acc1 += v10;
         }
-        float v1 = acc0 / (t70[0]);
-        float v2 = v1;
-        float v3 = fmaxf(v2, 0.0f);
+        float v15 = acc0 / (t50[0]);
+        float v16 = v15;
+        float v17 = acc1 / (t50[0]);
+        float v18 = v17;
+        float v19 = v16 + v18;
+        float v20 = v19 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v4 = t68[j] - v3;
-            float v5 = (beta[0]) * v4;
-            t71[j] = v5;
+            float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v13 = v11 - v12;
+            float v14 = (beta[0]) * v13;
+            float v21 = v14 - v20;
+            t71[j] = v21;
         }
     }
 }
 
-/* dpo_step_k78_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k78_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
 static void dpo_step_k78_log_sigmoid(float *restrict t72, const float *restrict t71, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2067,7 +2120,7 @@ static void dpo_step_k78_log_sigmoid(float *restrict t72, const float *restrict 
     }
 }
 
-/* dpo_step_k79_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k79_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
 static void dpo_step_k79_dpo_sigmoid(float *restrict t73, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2078,755 +2131,246 @@ static void dpo_step_k79_dpo_sigmoid(float *restrict t73, const float *restrict 
     }
 }
 
-/* dpo_step_k80_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k80_dpo_sigmoid(float *restrict t74, const float *restrict t71, const float *restrict t73, long B) {
+/* dpo_step_k80_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k80_dpo_bco_pair(float *restrict t74, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t71[j], 0.0f);
-            float v1 = logf(t73[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t74[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k81_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair] */
-static void dpo_step_k81_dpo_kto_pair(float *restrict t75, const float *restrict beta, const float *restrict pair_weight, const float *restrict t68, const float *restrict t69, const float *restrict t70, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t68[j0]) * (pair_weight[j0]);
-            acc0 += v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = v4 * (pair_weight[j0]);
+            acc0 += v5;
         }
-        float v1 = acc0 / (t70[0]);
-        float v2 = v1;
-        float v3 = fmaxf(v2, 0.0f);
-        for (long j = 0; j < n; j++) {
-            float v4 = v3 - (t69[j]);
-            float v5 = (beta[0]) * v4;
-            t75[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k82_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k82_log_sigmoid(float *restrict t76, const float *restrict t75, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t75[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t76[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k83_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k83_dpo_sigmoid(float *restrict t77, const float *restrict t76, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t76[j];
-            t77[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k84_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k84_dpo_sigmoid(float *restrict t78, const float *restrict t75, const float *restrict t77, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t75[j], 0.0f);
-            float v1 = logf(t77[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t78[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k85_dpo_dpop: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k85_dpo_dpop(float *restrict t79, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            t79[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k86_dpo_dpop: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k86_dpo_dpop(float *restrict t80, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            t80[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k87_dpo_dpop: sub  [lm_head/dpo_dpop] */
-static void dpo_step_k87_dpo_dpop(float *restrict t81, const float *restrict t79, const float *restrict t80, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t80[j] - (t79[j]);
-            t81[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k88_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k88_dpo_dpop(float *restrict t82, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t79, const float *restrict t80, const float *restrict t81, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v0 = t79[j] - (t80[j]);
-            float v2 = v1 != 0.0f ? -1.0f : logps_rejected[j];
-            float v3 = v1 != 0.0f ? 0.0f : ref_rejected[j];
-            float v4 = v2 - v3;
-            float v5 = v0 - v4;
-            float v6 = fmaxf(t81[j], 0.0f);
-            float v7 = (dpop_lambda[0]) * v6;
-            float v8 = v5 - v7;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
+            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
+            float v8 = v6 - v7;
             float v9 = (beta[0]) * v8;
-            t82[j] = v9;
+            float v10 = v9 * (pair_weight[j1]);
+            acc1 += v10;
+        }
+        float v15 = acc0 / (t50[0]);
+        float v16 = v15;
+        float v17 = acc1 / (t50[0]);
+        float v18 = v17;
+        float v19 = v16 + v18;
+        float v20 = v19 * 0.5f;
+        for (long j = 0; j < n; j++) {
+            float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v13 = v11 - v12;
+            float v14 = (beta[0]) * v13;
+            float v21 = v14 - v20;
+            float v22 = -v21;
+            t74[j] = v22;
         }
     }
 }
 
-/* dpo_step_k89_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k89_log_sigmoid(float *restrict t83, const float *restrict t82, long B) {
+/* dpo_step_k81_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k81_log_sigmoid(float *restrict t75, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t82[j]);
+            float v0 = fabsf(t74[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t83[j] = v2;
+            t75[j] = v2;
         }
     }
 }
 
-/* dpo_step_k90_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k90_dpo_sigmoid(float *restrict t84, const float *restrict t83, long B) {
+/* dpo_step_k82_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k82_dpo_sigmoid(float *restrict t76, const float *restrict t75, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t83[j];
-            t84[j] = v0;
+            float v0 = 1.0f + t75[j];
+            t76[j] = v0;
         }
     }
 }
 
-/* dpo_step_k91_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k91_dpo_simpo(float *restrict t85, const float *restrict loss_weights, const float *restrict t39, long B) {
+/* dpo_step_k83_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k83_dpo_sigmoid(float *restrict t77, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t39[j];
-            t85[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k92_dpo_simpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k92_dpo_simpo(float *restrict t86, const float *restrict loss_weights, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t40[j];
-            t86[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k93_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k93_dpo_simpo(float *restrict t87, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t85, const float *restrict t86, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v6 = (simpo_gamma[0]) / (beta[0]);
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t85[j]);
-            float v3 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v4 = v3 / (t86[j]);
-            float v5 = v2 - v4;
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t77[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k84_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k84_dpo_apo_zero(float *restrict t78, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t77, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t77[j]);
             float v7 = v5 - v6;
+            float v8 = expf(v7);
+            t78[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k85_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k85_dpo_sigmoid(float *restrict t79, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t79[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k86_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k86_dpo_apo_zero(float *restrict t80, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t79, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t79[j]);
+            float v7 = v5 - v6;
+            float v8 = expf(v7);
+            t80[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k87_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k87_dpo_sigmoid(float *restrict t81, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t81[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k88_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k88_dpo_apo_down(float *restrict t82, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t81, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t81[j]);
+            float v7 = v5 - v6;
+            float v8 = expf(v7);
+            t82[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k89_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k89_dpo_apo_down(float *restrict t83, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t87[j] = v8;
+            t83[j] = v8;
         }
     }
 }
 
-/* dpo_step_k94_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
+/* dpo_step_k90_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k90_log_sigmoid(float *restrict t84, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t87[j]);
+            float v0 = fabsf(t83[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t88[j] = v2;
+            t84[j] = v2;
         }
     }
 }
 
-/* dpo_step_k95_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
+/* dpo_step_k91_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k91_dpo_sigmoid(float *restrict t85, const float *restrict t84, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t88[j];
-            t89[j] = v0;
+            float v0 = 1.0f + t84[j];
+            t85[j] = v0;
         }
     }
 }
 
-/* dpo_step_k96_dpo_simpo: neg  [lm_head/dpo_simpo] */
-static void dpo_step_k96_dpo_simpo(float *restrict t90, const float *restrict t87, long B) {
+/* dpo_step_k92_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k92_dpo_sigmoid(float *restrict t86, const float *restrict t83, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t87[j]);
-            t90[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k97_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k97_log_sigmoid(float *restrict t91, const float *restrict t90, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t90[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t91[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k98_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k98_dpo_sigmoid(float *restrict t92, const float *restrict t91, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t91[j];
-            t92[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k99_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k99_dpo_orpo(float *restrict t93, const float *restrict loss_weights, const float *restrict t39, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t39[j];
-            t93[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k100_dpo_orpo: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k100_dpo_orpo(float *restrict t94, const float *restrict loss_weights, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t40[j];
-            t94[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k101_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k101_dpo_orpo(float *restrict t95, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t93, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t93[j]);
-            t95[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k102_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k102_dpo_orpo(float *restrict t96, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t94, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v1 / (t94[j]);
-            t96[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k103_dpo_orpo: exp  [lm_head/dpo_orpo] */
-static void dpo_step_k103_dpo_orpo(float *restrict t97, const float *restrict t95, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t95[j]);
-            t97[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k104_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k104_dpo_sigmoid(float *restrict t98, const float *restrict t97, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t97[j]);
-            t98[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k105_dpo_orpo: exp  [lm_head/dpo_orpo] */
-static void dpo_step_k105_dpo_orpo(float *restrict t99, const float *restrict t96, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t96[j]);
-            t99[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k106_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k106_dpo_sigmoid(float *restrict t100, const float *restrict t99, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t99[j]);
-            t100[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k107_dpo_orpo: sub, log, log, sub, sub  [lm_head/dpo_orpo] */
-static void dpo_step_k107_dpo_orpo(float *restrict t101, const float *restrict t95, const float *restrict t96, const float *restrict t98, const float *restrict t100, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t95[j] - (t96[j]);
-            float v1 = logf(t98[j]);
-            float v2 = logf(t100[j]);
-            float v3 = v1 - v2;
-            float v4 = v0 - v3;
-            t101[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k108_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k108_log_sigmoid(float *restrict t102, const float *restrict t101, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t101[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t102[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k109_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k109_dpo_sigmoid(float *restrict t103, const float *restrict t102, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t102[j];
-            t103[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k110_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
-static void dpo_step_k110_dpo_bco_pair(float *restrict t104, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t104[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k111_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair] */
-static void dpo_step_k111_dpo_bco_pair(float *restrict t105, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t105[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k112_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
-static void dpo_step_k112_dpo_bco_pair(float *restrict t106, const float *restrict pair_weight, const float *restrict t70, const float *restrict t104, const float *restrict t105, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t104[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t70[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t105[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t70[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
-        for (long j = 0; j < n; j++) {
-            float v8 = t104[j] - v7;
-            t106[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k113_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k113_log_sigmoid(float *restrict t107, const float *restrict t106, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t106[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t107[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k114_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k114_dpo_sigmoid(float *restrict t108, const float *restrict t107, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t107[j];
-            t108[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k115_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair] */
-static void dpo_step_k115_dpo_bco_pair(float *restrict t109, const float *restrict pair_weight, const float *restrict t70, const float *restrict t104, const float *restrict t105, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t104[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t70[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t105[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t70[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
-        for (long j = 0; j < n; j++) {
-            float v8 = t105[j] - v7;
-            float v9 = -v8;
-            t109[j] = v9;
-        }
-    }
-}
-
-/* dpo_step_k116_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k116_log_sigmoid(float *restrict t110, const float *restrict t109, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t109[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t110[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k117_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k117_dpo_sigmoid(float *restrict t111, const float *restrict t110, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t110[j];
-            t111[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k118_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
-static void dpo_step_k118_dpo_apo_zero(float *restrict t112, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t112[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k119_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k119_log_sigmoid(float *restrict t113, const float *restrict t112, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t112[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t113[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k120_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k120_dpo_sigmoid(float *restrict t114, const float *restrict t113, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t113[j];
-            t114[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k121_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k121_dpo_sigmoid(float *restrict t115, const float *restrict t112, const float *restrict t114, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t112[j], 0.0f);
-            float v1 = logf(t114[j]);
+            float v0 = fminf(t83[j], 0.0f);
+            float v1 = logf(t85[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t115[j] = v3;
+            t86[j] = v3;
         }
     }
 }
 
-/* dpo_step_k122_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero] */
-static void dpo_step_k122_dpo_apo_zero(float *restrict t116, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t116[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k123_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k123_log_sigmoid(float *restrict t117, const float *restrict t116, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t116[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t117[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k124_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k124_dpo_sigmoid(float *restrict t118, const float *restrict t117, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t117[j];
-            t118[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k125_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k125_dpo_sigmoid(float *restrict t119, const float *restrict t116, const float *restrict t118, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t116[j], 0.0f);
-            float v1 = logf(t118[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t119[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k126_dpo_apo_down: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k126_dpo_apo_down(float *restrict t120, const float *restrict ref_chosen, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            t120[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k127_dpo_sigmoid: reshape, expand, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k127_dpo_sigmoid(float *restrict t121, const float *restrict beta, const float *restrict t120, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t120[j]);
-            t121[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k128_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k128_log_sigmoid(float *restrict t122, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t121[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t122[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k129_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k129_dpo_sigmoid(float *restrict t123, const float *restrict t122, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t122[j];
-            t123[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k130_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k130_dpo_sigmoid(float *restrict t124, const float *restrict t121, const float *restrict t123, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t121[j], 0.0f);
-            float v1 = logf(t123[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t124[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k131_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k131_dpo_apo_down(float *restrict t125, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t120, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = t120[j] - v3;
-            float v5 = (beta[0]) * v4;
-            t125[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k132_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k132_log_sigmoid(float *restrict t126, const float *restrict t125, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t125[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t126[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k133_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k133_dpo_sigmoid(float *restrict t127, const float *restrict t126, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t126[j];
-            t127[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k134_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k134_dpo_sigmoid(float *restrict t128, const float *restrict t125, const float *restrict t127, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t125[j], 0.0f);
-            float v1 = logf(t127[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t128[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k135_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k135_dpo_exo_pair(float *restrict t129, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k93_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k93_dpo_exo_pair(float *restrict t87, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -2839,61 +2383,61 @@ static void dpo_step_k135_dpo_exo_pair(float *restrict t129, const float *restri
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t129[j] = v8;
+            t87[j] = v8;
         }
     }
 }
 
-/* dpo_step_k136_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k136_log_sigmoid(float *restrict t130, const float *restrict t129, long B) {
+/* dpo_step_k94_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t129[j]);
+            float v0 = fabsf(t87[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t130[j] = v2;
+            t88[j] = v2;
         }
     }
 }
 
-/* dpo_step_k137_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k137_dpo_sigmoid(float *restrict t131, const float *restrict t130, long B) {
+/* dpo_step_k95_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t130[j];
-            t131[j] = v0;
+            float v0 = 1.0f + t88[j];
+            t89[j] = v0;
         }
     }
 }
 
-/* dpo_step_k138_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k138_dpo_sigmoid(float *restrict t132, const float *restrict t129, const float *restrict t131, long B) {
+/* dpo_step_k96_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k96_dpo_sigmoid(float *restrict t90, const float *restrict t87, const float *restrict t89, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t129[j], 0.0f);
-            float v1 = logf(t131[j]);
+            float v0 = fminf(t87[j], 0.0f);
+            float v1 = logf(t89[j]);
             float v2 = v0 - v1;
-            t132[j] = v2;
+            t90[j] = v2;
         }
     }
 }
 
-/* dpo_step_k139_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k139_sigmoid(float *restrict t133, const float *restrict t132, long B) {
+/* dpo_step_k97_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k97_sigmoid(float *restrict t91, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t132[j]);
-            t133[j] = v0;
+            float v0 = expf(t90[j]);
+            t91[j] = v0;
         }
     }
 }
 
-/* dpo_step_k140_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k140_dpo_exo_pair(float *restrict t134, const float *restrict label_smoothing, const float *restrict t132, long B) {
+/* dpo_step_k98_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k98_dpo_exo_pair(float *restrict t92, const float *restrict label_smoothing, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
@@ -2901,87 +2445,87 @@ static void dpo_step_k140_dpo_exo_pair(float *restrict t134, const float *restri
         float v2 = 1.0f - v1;
         float v3 = logf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = t132[j] - v3;
-            t134[j] = v4;
+            float v4 = t90[j] - v3;
+            t92[j] = v4;
         }
     }
 }
 
-/* dpo_step_k141_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
-static void dpo_step_k141_dpo_exo_pair(float *restrict t135, const float *restrict t129, long B) {
+/* dpo_step_k99_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
+static void dpo_step_k99_dpo_exo_pair(float *restrict t93, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t129[j]);
-            t135[j] = v0;
+            float v0 = -(t87[j]);
+            t93[j] = v0;
         }
     }
 }
 
-/* dpo_step_k142_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k142_log_sigmoid(float *restrict t136, const float *restrict t135, long B) {
+/* dpo_step_k100_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k100_log_sigmoid(float *restrict t94, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t135[j]);
+            float v0 = fabsf(t93[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t136[j] = v2;
+            t94[j] = v2;
         }
     }
 }
 
-/* dpo_step_k143_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k143_dpo_sigmoid(float *restrict t137, const float *restrict t136, long B) {
+/* dpo_step_k101_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k101_dpo_sigmoid(float *restrict t95, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t136[j];
-            t137[j] = v0;
+            float v0 = 1.0f + t94[j];
+            t95[j] = v0;
         }
     }
 }
 
-/* dpo_step_k144_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k144_dpo_sigmoid(float *restrict t138, const float *restrict t135, const float *restrict t137, long B) {
+/* dpo_step_k102_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k102_dpo_sigmoid(float *restrict t96, const float *restrict t93, const float *restrict t95, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t135[j], 0.0f);
-            float v1 = logf(t137[j]);
+            float v0 = fminf(t93[j], 0.0f);
+            float v1 = logf(t95[j]);
             float v2 = v0 - v1;
-            t138[j] = v2;
+            t96[j] = v2;
         }
     }
 }
 
-/* dpo_step_k145_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k145_sigmoid(float *restrict t139, const float *restrict t138, long B) {
+/* dpo_step_k103_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k103_sigmoid(float *restrict t97, const float *restrict t96, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t138[j]);
-            t139[j] = v0;
+            float v0 = expf(t96[j]);
+            t97[j] = v0;
         }
     }
 }
 
-/* dpo_step_k146_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k146_dpo_exo_pair(float *restrict t140, const float *restrict label_smoothing, const float *restrict t138, long B) {
+/* dpo_step_k104_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k104_dpo_exo_pair(float *restrict t98, const float *restrict label_smoothing, const float *restrict t96, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = logf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = t138[j] - v2;
-            t140[j] = v3;
+            float v3 = t96[j] - v2;
+            t98[j] = v3;
         }
     }
 }
 
-/* dpo_step_k147_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k147_dpo_discopop(float *restrict t141, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k105_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k105_dpo_discopop(float *restrict t99, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -2994,241 +2538,207 @@ static void dpo_step_k147_dpo_discopop(float *restrict t141, const float *restri
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t141[j] = v8;
+            t99[j] = v8;
         }
     }
 }
 
-/* dpo_step_k148_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
-static void dpo_step_k148_dpo_discopop(float *restrict t142, const float *restrict t141, long B) {
+/* dpo_step_k106_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
+static void dpo_step_k106_dpo_discopop(float *restrict t100, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t141[j]) / 0.0500000007f;
-            t142[j] = v0;
+            float v0 = (t99[j]) / 0.0500000007f;
+            t100[j] = v0;
         }
     }
 }
 
-/* dpo_step_k149_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k149_log_sigmoid(float *restrict t143, const float *restrict t142, long B) {
+/* dpo_step_k107_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k107_log_sigmoid(float *restrict t101, const float *restrict t100, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t142[j]);
+            float v0 = fabsf(t100[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t143[j] = v2;
+            t101[j] = v2;
         }
     }
 }
 
-/* dpo_step_k150_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k150_dpo_sigmoid(float *restrict t144, const float *restrict t143, long B) {
+/* dpo_step_k108_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k108_dpo_sigmoid(float *restrict t102, const float *restrict t101, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t143[j];
-            t144[j] = v0;
+            float v0 = 1.0f + t101[j];
+            t102[j] = v0;
         }
     }
 }
 
-/* dpo_step_k151_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k151_dpo_sigmoid(float *restrict t145, const float *restrict t142, const float *restrict t144, long B) {
+/* dpo_step_k109_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
+static void dpo_step_k109_dpo_sigmoid(float *restrict t103, const float *restrict t100, const float *restrict t102, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t142[j], 0.0f);
-            float v1 = logf(t144[j]);
+            float v0 = fminf(t100[j], 0.0f);
+            float v1 = logf(t102[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t145[j] = v3;
+            t103[j] = v3;
         }
     }
 }
 
-/* dpo_step_k152_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k152_log_sigmoid(float *restrict t146, const float *restrict t141, long B) {
+/* dpo_step_k110_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k110_log_sigmoid(float *restrict t104, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t141[j]);
+            float v0 = fabsf(t99[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t146[j] = v2;
+            t104[j] = v2;
         }
     }
 }
 
-/* dpo_step_k153_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k153_dpo_sigmoid(float *restrict t147, const float *restrict t146, long B) {
+/* dpo_step_k111_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k111_dpo_sigmoid(float *restrict t105, const float *restrict t104, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t146[j];
-            t147[j] = v0;
+            float v0 = 1.0f + t104[j];
+            t105[j] = v0;
         }
     }
 }
 
-/* dpo_step_k154_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k154_dpo_sigmoid(float *restrict t148, const float *restrict t141, const float *restrict t147, long B) {
+/* dpo_step_k112_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k112_dpo_sigmoid(float *restrict t106, const float *restrict t99, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t141[j], 0.0f);
-            float v1 = logf(t147[j]);
+            float v0 = fminf(t99[j], 0.0f);
+            float v1 = logf(t105[j]);
             float v2 = v0 - v1;
             float v3 = -v2;
-            t148[j] = v3;
+            t106[j] = v3;
         }
     }
 }
 
-/* dpo_step_k155_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k155_dpo_sigmoid(float *restrict t149, const float *restrict t145, long B) {
+/* dpo_step_k113_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k113_dpo_sigmoid(float *restrict t107, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t145[j]);
-            t149[j] = v0;
+            float v0 = 1.0f - (t103[j]);
+            t107[j] = v0;
         }
     }
 }
 
-/* dpo_step_k156_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
-static void dpo_step_k156_dpo_discopop(float *restrict t150, const float *restrict t141, long B) {
+/* dpo_step_k114_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
+static void dpo_step_k114_dpo_discopop(float *restrict t108, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t141[j]);
+            float v0 = -(t99[j]);
             float v1 = expf(v0);
-            t150[j] = v1;
+            t108[j] = v1;
         }
     }
 }
 
-/* dpo_step_k157_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k157_dpo_sigmoid_norm(float *restrict t151, const float *restrict loss_weights, const float *restrict t39, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t39[j];
-            t151[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k158_dpo_sigmoid_norm: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k158_dpo_sigmoid_norm(float *restrict t152, const float *restrict loss_weights, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t40[j];
-            t152[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k159_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k159_dpo_sigmoid_norm(float *restrict t153, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t151, const float *restrict t152, long B) {
+/* dpo_step_k115_dpo_sigmoid_norm: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k115_dpo_sigmoid_norm(float *restrict t109, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t151[j]);
-            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v4 = v3 / (t151[j]);
-            float v5 = v2 - v4;
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v7 = v6 / (t152[j]);
-            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v9 = v8 / (t152[j]);
-            float v10 = v7 - v9;
-            float v11 = v5 - v10;
-            float v12 = (beta[0]) * v11;
-            t153[j] = v12;
+            float v2 = v0 != 0.0f ? 1.0f : t29[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v5 = v4 / v2;
+            float v6 = v3 - v5;
+            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v8 = v0 != 0.0f ? 1.0f : t30[j];
+            float v9 = v7 / v8;
+            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v11 = v10 / v8;
+            float v12 = v9 - v11;
+            float v13 = v6 - v12;
+            float v14 = (beta[0]) * v13;
+            t109[j] = v14;
         }
     }
 }
 
-/* dpo_step_k160_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k160_log_sigmoid(float *restrict t154, const float *restrict t153, long B) {
+/* dpo_step_k116_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k116_log_sigmoid(float *restrict t110, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t153[j]);
+            float v0 = fabsf(t109[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t154[j] = v2;
+            t110[j] = v2;
         }
     }
 }
 
-/* dpo_step_k161_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k161_dpo_sigmoid(float *restrict t155, const float *restrict t154, long B) {
+/* dpo_step_k117_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k117_dpo_sigmoid(float *restrict t111, const float *restrict t110, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t154[j];
-            t155[j] = v0;
+            float v0 = 1.0f + t110[j];
+            t111[j] = v0;
         }
     }
 }
 
-/* dpo_step_k162_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k162_dpo_sigmoid_norm(float *restrict t156, const float *restrict t153, long B) {
+/* dpo_step_k118_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k118_dpo_sigmoid_norm(float *restrict t112, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t153[j]);
-            t156[j] = v0;
+            float v0 = -(t109[j]);
+            t112[j] = v0;
         }
     }
 }
 
-/* dpo_step_k163_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k163_log_sigmoid(float *restrict t157, const float *restrict t156, long B) {
+/* dpo_step_k119_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k119_log_sigmoid(float *restrict t113, const float *restrict t112, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t156[j]);
+            float v0 = fabsf(t112[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t157[j] = v2;
+            t113[j] = v2;
         }
     }
 }
 
-/* dpo_step_k164_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k164_dpo_sigmoid(float *restrict t158, const float *restrict t157, long B) {
+/* dpo_step_k120_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k120_dpo_sigmoid(float *restrict t114, const float *restrict t113, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t157[j];
-            t158[j] = v0;
+            float v0 = 1.0f + t113[j];
+            t114[j] = v0;
         }
     }
 }
 
-/* dpo_step_k165_dpo_sft: reshape, const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sft] */
-static void dpo_step_k165_dpo_sft(float *restrict t159, const float *restrict loss_weights, const float *restrict t39, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : t39[j];
-            t159[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k166_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k166_log_sigmoid(float *restrict losses, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t41, const float *restrict t43, const float *restrict t44, const float *restrict t46, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t52, const float *restrict t53, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t61, const float *restrict t62, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t74, const float *restrict t78, const float *restrict t82, const float *restrict t84, const float *restrict t87, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t95, const float *restrict t101, const float *restrict t103, const float *restrict t106, const float *restrict t108, const float *restrict t109, const float *restrict t111, const float *restrict t115, const float *restrict t119, const float *restrict t124, const float *restrict t128, const float *restrict t133, const float *restrict t134, const float *restrict t139, const float *restrict t140, const float *restrict t145, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t153, const float *restrict t155, const float *restrict t156, const float *restrict t158, const float *restrict t159, long B) {
+/* dpo_step_k121_log_sigmoid: reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t47, const float *restrict t49, const float *restrict t54, const float *restrict t58, const float *restrict t59, const float *restrict t61, const float *restrict t62, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t68, const float *restrict t70, const float *restrict t71, const float *restrict t73, const float *restrict t74, const float *restrict t76, const float *restrict t78, const float *restrict t80, const float *restrict t82, const float *restrict t86, const float *restrict t91, const float *restrict t92, const float *restrict t97, const float *restrict t98, const float *restrict t103, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t111, const float *restrict t112, const float *restrict t114, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3242,27 +2752,28 @@ static void dpo_step_k166_log_sigmoid(float *restrict losses, const float *restr
         float v28 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         float v31 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         float v34 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v39 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v55 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v61 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v67 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v78 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v86 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v96 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v100 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v104 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v109 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v114 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v125 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v38 = 0.5f / (beta[0]);
+        float v48 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v86 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v97 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v108 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v118 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v122 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v126 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v136 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v147 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = fminf(t41[j], 0.0f);
-                float v5 = logf(t43[j]);
+                float v4 = fminf(t31[j], 0.0f);
+                float v5 = logf(t33[j]);
                 float v6 = v4 - v5;
                 float v7 = v3 * v6;
-                float v8 = fminf(t44[j], 0.0f);
-                float v9 = logf(t46[j]);
+                float v8 = fminf(t34[j], 0.0f);
+                float v9 = logf(t36[j]);
                 float v10 = v8 - v9;
                 float v11 = (label_smoothing[0]) * v10;
                 float v12 = v7 - v11;
@@ -3270,12 +2781,12 @@ static void dpo_step_k166_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v13;
             }
             else if (i0 < (1 + 1)) {
-                float v15 = fminf(t47[j], 0.0f);
-                float v16 = logf(t49[j]);
+                float v15 = fminf(t37[j], 0.0f);
+                float v16 = logf(t39[j]);
                 float v17 = v15 - v16;
                 float v18 = v3 * v17;
-                float v19 = fminf(t50[j], 0.0f);
-                float v20 = logf(t52[j]);
+                float v19 = fminf(t40[j], 0.0f);
+                float v20 = logf(t42[j]);
                 float v21 = v19 - v20;
                 float v22 = (label_smoothing[0]) * v21;
                 float v23 = v18 + v22;
@@ -3284,144 +2795,166 @@ static void dpo_step_k166_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v27;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v29 = fmaxf(t53[j], 0.0f);
+                float v29 = fmaxf(t43[j], 0.0f);
                 float v30 = v28 != 0.0f ? 0.0f : v29;
                 v0 = v30;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t56[j]) * (t56[j]);
+                float v32 = (t44[j]) * (t44[j]);
                 float v33 = v31 != 0.0f ? 0.0f : v32;
                 v0 = v33;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v35 = (t57[j]) * (t57[j]);
-                float v36 = (t58[j]) * (t58[j]);
-                float v37 = v35 + v36;
-                float v38 = v34 != 0.0f ? 0.0f : v37;
-                v0 = v38;
+                float v35 = v34 != 0.0f ? -1.0f : logps_chosen[j];
+                float v36 = v34 != 0.0f ? 0.0f : ref_chosen[j];
+                float v37 = v35 - v36;
+                float v39 = v37 - v38;
+                float v40 = v39 * v39;
+                float v41 = v34 != 0.0f ? -1.0f : logps_rejected[j];
+                float v42 = v34 != 0.0f ? 0.0f : ref_rejected[j];
+                float v43 = v41 - v42;
+                float v44 = v43 + v38;
+                float v45 = v44 * v44;
+                float v46 = v40 + v45;
+                float v47 = v34 != 0.0f ? 0.0f : v46;
+                v0 = v47;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v40 = fminf(t59[j], 0.0f);
-                float v41 = logf(t61[j]);
-                float v42 = v40 - v41;
-                float v43 = -v42;
-                float v44 = fminf(t62[j], 0.0f);
-                float v45 = logf(t64[j]);
-                float v46 = v44 - v45;
-                float v47 = 0.5f * v46;
-                float v48 = v43 - v47;
-                float v49 = fminf(t65[j], 0.0f);
-                float v50 = logf(t67[j]);
+                float v49 = v48 != 0.0f ? -1.0f : logps_chosen[j];
+                float v50 = v48 != 0.0f ? 0.0f : ref_chosen[j];
                 float v51 = v49 - v50;
-                float v52 = 0.5f * v51;
-                float v53 = v48 - v52;
-                float v54 = v39 != 0.0f ? 0.0f : v53;
-                v0 = v54;
+                float v52 = (beta[0]) * v51;
+                float v53 = fminf(v52, 0.0f);
+                float v54 = logf(t45[j]);
+                float v55 = v53 - v54;
+                float v56 = -v55;
+                float v57 = -v52;
+                float v58 = fminf(v57, 0.0f);
+                float v59 = logf(t47[j]);
+                float v60 = v58 - v59;
+                float v61 = 0.5f * v60;
+                float v62 = v56 - v61;
+                float v63 = v48 != 0.0f ? -1.0f : logps_rejected[j];
+                float v64 = v48 != 0.0f ? 0.0f : ref_rejected[j];
+                float v65 = v63 - v64;
+                float v66 = (beta[0]) * v65;
+                float v67 = -v66;
+                float v68 = fminf(v67, 0.0f);
+                float v69 = logf(t49[j]);
+                float v70 = v68 - v69;
+                float v71 = 0.5f * v70;
+                float v72 = v62 - v71;
+                float v73 = v48 != 0.0f ? 0.0f : v72;
+                v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v56 = 1.0f - (t74[j]);
-                float v57 = 1.0f - (t78[j]);
-                float v58 = v56 + v57;
-                float v59 = v58 * 0.5f;
-                float v60 = v55 != 0.0f ? 0.0f : v59;
-                v0 = v60;
+                float v75 = 1.0f - (t54[j]);
+                float v76 = 1.0f - (t58[j]);
+                float v77 = v75 + v76;
+                float v78 = v77 * 0.5f;
+                float v79 = v74 != 0.0f ? 0.0f : v78;
+                v0 = v79;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v62 = fminf(t82[j], 0.0f);
-                float v63 = logf(t84[j]);
-                float v64 = v62 - v63;
-                float v65 = -v64;
-                float v66 = v61 != 0.0f ? 0.0f : v65;
-                v0 = v66;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v68 = fminf(t87[j], 0.0f);
-                float v69 = logf(t89[j]);
-                float v70 = v68 - v69;
-                float v71 = v3 * v70;
-                float v72 = fminf(t90[j], 0.0f);
-                float v73 = logf(t92[j]);
-                float v74 = v72 - v73;
-                float v75 = (label_smoothing[0]) * v74;
-                float v76 = v71 - v75;
-                float v77 = v67 != 0.0f ? 0.0f : v76;
-                v0 = v77;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v79 = -(t95[j]);
-                float v80 = fminf(t101[j], 0.0f);
-                float v81 = logf(t103[j]);
-                float v82 = v80 - v81;
-                float v83 = (beta[0]) * v82;
-                float v84 = v79 - v83;
-                float v85 = v78 != 0.0f ? 0.0f : v84;
+                float v81 = fminf(t59[j], 0.0f);
+                float v82 = logf(t61[j]);
+                float v83 = v81 - v82;
+                float v84 = -v83;
+                float v85 = v80 != 0.0f ? 0.0f : v84;
                 v0 = v85;
             }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t106[j], 0.0f);
-                float v88 = logf(t108[j]);
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v87 = fminf(t62[j], 0.0f);
+                float v88 = logf(t64[j]);
                 float v89 = v87 - v88;
-                float v90 = -v89;
-                float v91 = fminf(t109[j], 0.0f);
-                float v92 = logf(t111[j]);
+                float v90 = v3 * v89;
+                float v91 = fminf(t65[j], 0.0f);
+                float v92 = logf(t67[j]);
                 float v93 = v91 - v92;
-                float v94 = v90 - v93;
-                float v95 = v86 != 0.0f ? 0.0f : v94;
-                v0 = v95;
+                float v94 = (label_smoothing[0]) * v93;
+                float v95 = v90 - v94;
+                float v96 = v86 != 0.0f ? 0.0f : v95;
+                v0 = v96;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v98 = v97 != 0.0f ? -1.0f : logps_chosen[j];
+                float v99 = v97 != 0.0f ? 1.0f : t29[j];
+                float v100 = v98 / v99;
+                float v101 = -v100;
+                float v102 = fminf(t68[j], 0.0f);
+                float v103 = logf(t70[j]);
+                float v104 = v102 - v103;
+                float v105 = (beta[0]) * v104;
+                float v106 = v101 - v105;
+                float v107 = v97 != 0.0f ? 0.0f : v106;
+                v0 = v107;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v109 = fminf(t71[j], 0.0f);
+                float v110 = logf(t73[j]);
+                float v111 = v109 - v110;
+                float v112 = -v111;
+                float v113 = fminf(t74[j], 0.0f);
+                float v114 = logf(t76[j]);
+                float v115 = v113 - v114;
+                float v116 = v112 - v115;
+                float v117 = v108 != 0.0f ? 0.0f : v116;
+                v0 = v117;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v97 = 1.0f - (t115[j]);
-                float v98 = v97 + t119[j];
-                float v99 = v96 != 0.0f ? 0.0f : v98;
-                v0 = v99;
+                float v119 = 1.0f - (t78[j]);
+                float v120 = v119 + t80[j];
+                float v121 = v118 != 0.0f ? 0.0f : v120;
+                v0 = v121;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v101 = 1.0f - (t128[j]);
-                float v102 = t124[j] + v101;
-                float v103 = v100 != 0.0f ? 0.0f : v102;
-                v0 = v103;
+                float v123 = 1.0f - (t86[j]);
+                float v124 = t82[j] + v123;
+                float v125 = v122 != 0.0f ? 0.0f : v124;
+                v0 = v125;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v105 = (t133[j]) * (t134[j]);
-                float v106 = (t139[j]) * (t140[j]);
-                float v107 = v105 + v106;
-                float v108 = v104 != 0.0f ? 0.0f : v107;
-                v0 = v108;
+                float v127 = (t91[j]) * (t92[j]);
+                float v128 = (t97[j]) * (t98[j]);
+                float v129 = v127 + v128;
+                float v130 = v126 != 0.0f ? 0.0f : v129;
+                v0 = v130;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v110 = (t148[j]) * (t149[j]);
-                float v111 = (t150[j]) * (t145[j]);
-                float v112 = v110 + v111;
-                float v113 = v109 != 0.0f ? 0.0f : v112;
-                v0 = v113;
+                float v132 = (t106[j]) * (t107[j]);
+                float v133 = (t108[j]) * (t103[j]);
+                float v134 = v132 + v133;
+                float v135 = v131 != 0.0f ? 0.0f : v134;
+                v0 = v135;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v115 = fminf(t153[j], 0.0f);
-                float v116 = logf(t155[j]);
-                float v117 = v115 - v116;
-                float v118 = v3 * v117;
-                float v119 = fminf(t156[j], 0.0f);
-                float v120 = logf(t158[j]);
-                float v121 = v119 - v120;
-                float v122 = (label_smoothing[0]) * v121;
-                float v123 = v118 - v122;
-                float v124 = v114 != 0.0f ? 0.0f : v123;
-                v0 = v124;
+                float v137 = fminf(t109[j], 0.0f);
+                float v138 = logf(t111[j]);
+                float v139 = v137 - v138;
+                float v140 = v3 * v139;
+                float v141 = fminf(t112[j], 0.0f);
+                float v142 = logf(t114[j]);
+                float v143 = v141 - v142;
+                float v144 = (label_smoothing[0]) * v143;
+                float v145 = v140 - v144;
+                float v146 = v136 != 0.0f ? 0.0f : v145;
+                v0 = v146;
             }
             else {
-                float v126 = v125 != 0.0f ? -1.0f : logps_chosen[j];
-                float v127 = v126 / (t159[j]);
-                float v128 = -v127;
-                float v129 = v125 != 0.0f ? 0.0f : v128;
-                v0 = v129;
+                float v148 = v147 != 0.0f ? -1.0f : logps_chosen[j];
+                float v149 = v147 != 0.0f ? 1.0f : t29[j];
+                float v150 = v148 / v149;
+                float v151 = -v150;
+                float v152 = v147 != 0.0f ? 0.0f : v151;
+                v0 = v152;
             }
             losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k167_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
-static void dpo_step_k167_lm_head(float *restrict t160, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_k122_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
+static void dpo_step_k122_lm_head(float *restrict t115, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3433,991 +2966,996 @@ static void dpo_step_k167_lm_head(float *restrict t160, const float *restrict lo
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t160[r] = acc0;
+        t115[r] = acc0;
     }
 }
 
-/* dpo_step_k168_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k168_lm_head(float *restrict t161, const float *restrict pair_weight, const float *restrict t160, long B) {
+/* dpo_step_k123_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k123_lm_head(float *restrict t116, const float *restrict pair_weight, const float *restrict t115, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t160[j0]) * (pair_weight[j0]);
+            float v0 = (t115[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        t161[r] = acc0;
+        t116[r] = acc0;
     }
 }
 
-/* dpo_step_k169_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k169_sft(float *restrict t162, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t39, long B) {
+/* dpo_step_k124_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k124_sft(float *restrict t117, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t29, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (logps_chosen[j0]) / (t39[j0]);
+            float v0 = (logps_chosen[j0]) / (t29[j0]);
             float v1 = -v0;
             float v2 = v1 * (pair_weight[j0]);
             acc0 += v2;
         }
-        t162[r] = acc0;
+        t117[r] = acc0;
     }
 }
 
-/* dpo_step_k170_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k170_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t161, const float *restrict t162) {
+/* dpo_step_k125_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k125_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t116, const float *restrict t117) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t161[0]);
-        float v1 = (sft_loss_ratio[0]) * (t162[0]);
+        float v0 = (pref_loss_ratio[0]) * (t116[0]);
+        float v1 = (sft_loss_ratio[0]) * (t117[0]);
         float v2 = v0 + v1;
         loss[0] = v2;
     }
 }
 
-/* dpo_step_k171_lm_head_grad: const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul  [lm_head/dpo_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad] */
-static void dpo_step_k171_lm_head_grad(float *restrict t163, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, long B) {
-    const long rows = 17, n = B;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = 1.0f * (pref_loss_ratio[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[i0]);
-            t163[r * n + j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k172_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_step_k172_log_sigmoid_grad(float *restrict t164, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t153, const float *restrict t154, const float *restrict t155, const float *restrict t156, const float *restrict t157, const float *restrict t158, const float *restrict t163, long B) {
+/* dpo_step_k126_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_step_k126_log_sigmoid_grad(float *restrict t118, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t109, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v17 = 1.0f - (label_smoothing[0]);
-        float v18 = -v17;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v20 = 1.0f - (label_smoothing[0]);
+        float v21 = -v20;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 15) * B + j];
-            float v2 = -v1;
-            float v3 = v2 * (label_smoothing[0]);
-            float v4 = -v3;
-            float v5 = v4 / (t158[j]);
-            float v6 = v5 * (t157[j]);
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 15]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = 0.0f < t156[j] ? 1.0f : 0.0f;
-            float v9 = v8 * 2.0f;
-            float v10 = v9 - 1.0f;
-            float v11 = v7 * v10;
-            float v12 = t156[j] <= 0.0f ? 1.0f : 0.0f;
-            float v13 = v3 * v12;
-            float v14 = v11 + v13;
-            float v15 = -v14;
-            float v16 = v15 * (beta[0]);
-            float v19 = v1 * v18;
-            float v20 = -v19;
-            float v21 = v20 / (t155[j]);
-            float v22 = v21 * (t154[j]);
-            float v23 = -v22;
-            float v24 = 0.0f < t153[j] ? 1.0f : 0.0f;
-            float v25 = v24 * 2.0f;
-            float v26 = v25 - 1.0f;
-            float v27 = v23 * v26;
-            float v28 = t153[j] <= 0.0f ? 1.0f : 0.0f;
-            float v29 = v19 * v28;
-            float v30 = v27 + v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v16 + v31;
-            t164[j] = v32;
-        }
-    }
-}
-
-/* dpo_step_k173_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k173_log_sigmoid_grad(float *restrict t165, const float *restrict beta, const float *restrict loss_weights, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, const float *restrict t145, const float *restrict t146, const float *restrict t147, const float *restrict t148, const float *restrict t149, const float *restrict t150, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 14) * B + j];
-            float v2 = v1 * (t145[j]);
-            float v3 = v2 * (t150[j]);
-            float v4 = -v3;
-            float v5 = v1 * (t149[j]);
-            float v6 = -v5;
-            float v7 = -v6;
-            float v8 = v7 / (t147[j]);
-            float v9 = v8 * (t146[j]);
+            float v8 = v7 / (t114[j]);
+            float v9 = v8 * (t113[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t141[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t112[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = v4 + v14;
-            float v16 = t141[j] <= 0.0f ? 1.0f : 0.0f;
-            float v17 = v6 * v16;
-            float v18 = v15 + v17;
-            float v19 = v1 * (t150[j]);
-            float v20 = v1 * (t148[j]);
-            float v21 = -v20;
-            float v22 = v19 + v21;
-            float v23 = v22 * (t145[j]);
-            float v24 = -v23;
-            float v25 = v24 / (t144[j]);
-            float v26 = v25 * (t143[j]);
-            float v27 = -v26;
-            float v28 = 0.0f < t142[j] ? 1.0f : 0.0f;
-            float v29 = v28 * 2.0f;
-            float v30 = v29 - 1.0f;
-            float v31 = v27 * v30;
-            float v32 = t142[j] <= 0.0f ? 1.0f : 0.0f;
-            float v33 = v23 * v32;
-            float v34 = v31 + v33;
-            float v35 = v34 / 0.0500000007f;
-            float v36 = v18 + v35;
-            float v37 = v36 * (beta[0]);
-            t165[j] = v37;
+            float v15 = t112[j] <= 0.0f ? 1.0f : 0.0f;
+            float v16 = v6 * v15;
+            float v17 = v14 + v16;
+            float v18 = -v17;
+            float v19 = v18 * (beta[0]);
+            float v22 = v4 * v21;
+            float v23 = -v22;
+            float v24 = v23 / (t111[j]);
+            float v25 = v24 * (t110[j]);
+            float v26 = -v25;
+            float v27 = 0.0f < t109[j] ? 1.0f : 0.0f;
+            float v28 = v27 * 2.0f;
+            float v29 = v28 - 1.0f;
+            float v30 = v26 * v29;
+            float v31 = t109[j] <= 0.0f ? 1.0f : 0.0f;
+            float v32 = v22 * v31;
+            float v33 = v30 + v32;
+            float v34 = v33 * (beta[0]);
+            float v35 = v19 + v34;
+            t118[j] = v35;
         }
     }
 }
 
-/* dpo_step_k174_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k174_log_sigmoid_grad(float *restrict t166, const float *restrict beta, const float *restrict loss_weights, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, const float *restrict t139, const float *restrict t140, const float *restrict t163, long B) {
+/* dpo_step_k127_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k127_log_sigmoid_grad(float *restrict t119, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 13) * B + j];
-            float v2 = v1 * (t139[j]);
-            float v3 = -v2;
-            float v4 = v3 / (t137[j]);
-            float v5 = v4 * (t136[j]);
-            float v6 = -v5;
-            float v7 = 0.0f < t135[j] ? 1.0f : 0.0f;
-            float v8 = v7 * 2.0f;
-            float v9 = v8 - 1.0f;
-            float v10 = v6 * v9;
-            float v11 = t135[j] <= 0.0f ? 1.0f : 0.0f;
-            float v12 = v2 * v11;
-            float v13 = v10 + v12;
-            float v14 = -v13;
-            float v15 = v1 * (t140[j]);
-            float v16 = v15 * (t139[j]);
-            float v17 = -v16;
-            float v18 = v17 / (t137[j]);
-            float v19 = v18 * (t136[j]);
-            float v20 = -v19;
-            float v21 = v20 * v9;
-            float v22 = v16 * v11;
-            float v23 = v21 + v22;
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 14]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * (t103[j]);
+            float v6 = v5 * (t108[j]);
+            float v7 = -v6;
+            float v8 = v4 * (t107[j]);
+            float v9 = -v8;
+            float v10 = -v9;
+            float v11 = v10 / (t105[j]);
+            float v12 = v11 * (t104[j]);
+            float v13 = -v12;
+            float v14 = 0.0f < t99[j] ? 1.0f : 0.0f;
+            float v15 = v14 * 2.0f;
+            float v16 = v15 - 1.0f;
+            float v17 = v13 * v16;
+            float v18 = v7 + v17;
+            float v19 = t99[j] <= 0.0f ? 1.0f : 0.0f;
+            float v20 = v9 * v19;
+            float v21 = v18 + v20;
+            float v22 = v4 * (t108[j]);
+            float v23 = v4 * (t106[j]);
             float v24 = -v23;
-            float v25 = v14 + v24;
-            float v26 = v1 * (t133[j]);
+            float v25 = v22 + v24;
+            float v26 = v25 * (t103[j]);
             float v27 = -v26;
-            float v28 = v27 / (t131[j]);
-            float v29 = v28 * (t130[j]);
+            float v28 = v27 / (t102[j]);
+            float v29 = v28 * (t101[j]);
             float v30 = -v29;
-            float v31 = 0.0f < t129[j] ? 1.0f : 0.0f;
+            float v31 = 0.0f < t100[j] ? 1.0f : 0.0f;
             float v32 = v31 * 2.0f;
             float v33 = v32 - 1.0f;
             float v34 = v30 * v33;
-            float v35 = v25 + v34;
-            float v36 = t129[j] <= 0.0f ? 1.0f : 0.0f;
-            float v37 = v26 * v36;
-            float v38 = v35 + v37;
-            float v39 = v1 * (t134[j]);
-            float v40 = v39 * (t133[j]);
-            float v41 = -v40;
-            float v42 = v41 / (t131[j]);
-            float v43 = v42 * (t130[j]);
-            float v44 = -v43;
-            float v45 = v44 * v33;
-            float v46 = v38 + v45;
-            float v47 = v40 * v36;
-            float v48 = v46 + v47;
-            float v49 = v48 * (beta[0]);
-            t166[j] = v49;
+            float v35 = t100[j] <= 0.0f ? 1.0f : 0.0f;
+            float v36 = v26 * v35;
+            float v37 = v34 + v36;
+            float v38 = v37 / 0.0500000007f;
+            float v39 = v21 + v38;
+            float v40 = v39 * (beta[0]);
+            t119[j] = v40;
         }
     }
 }
 
-/* dpo_step_k175_dpo_apo_down: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/grad; lm_head/dpo_apo_down/grad] */
-static void dpo_step_k175_dpo_apo_down(float *restrict t167, const float *restrict loss_weights, const float *restrict t163, long B) {
+/* dpo_step_k128_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k128_log_sigmoid_grad(float *restrict t120, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t97, const float *restrict t98, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 12) * B + j];
-            t167[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k176_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k176_log_sigmoid_grad(float *restrict t168, const float *restrict beta, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t167, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t167[j]);
-            float v1 = v0 * (t128[j]);
-            float v2 = -v1;
-            float v3 = v2 / (t127[j]);
-            float v4 = v3 * (t126[j]);
-            float v5 = -v4;
-            float v6 = 0.0f < t125[j] ? 1.0f : 0.0f;
-            float v7 = v6 * 2.0f;
-            float v8 = v7 - 1.0f;
-            float v9 = v5 * v8;
-            float v10 = t125[j] <= 0.0f ? 1.0f : 0.0f;
-            float v11 = v1 * v10;
-            float v12 = v9 + v11;
-            float v13 = v12 * (beta[0]);
-            t168[j] = v13;
-        }
-    }
-}
-
-/* dpo_step_k177_sigmoid_grad: mul  [lm_head/dpo_apo_down/sigmoid/grad] */
-static void dpo_step_k177_sigmoid_grad(float *restrict t169, const float *restrict t124, const float *restrict t167, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t167[j]) * (t124[j]);
-            t169[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k178_dpo_apo_zero: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/grad; lm_head/dpo_apo_zero/grad] */
-static void dpo_step_k178_dpo_apo_zero(float *restrict t170, const float *restrict loss_weights, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 11) * B + j];
-            t170[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k179_sigmoid_grad: mul  [lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k179_sigmoid_grad(float *restrict t171, const float *restrict t119, const float *restrict t170, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t170[j]) * (t119[j]);
-            t171[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k180_dpo_apo_zero_grad: neg, mul  [lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k180_dpo_apo_zero_grad(float *restrict t172, const float *restrict t115, const float *restrict t170, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t170[j]);
-            float v1 = v0 * (t115[j]);
-            t172[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k181_dpo_bco_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/grad; lm_head/dpo_bco_pair/grad] */
-static void dpo_step_k181_dpo_bco_pair(float *restrict t173, const float *restrict loss_weights, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 10) * B + j];
-            float v2 = -v1;
-            t173[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k182_log_sigmoid_grad: neg  [lm_head/dpo_bco_pair/log_sigmoid/grad] */
-static void dpo_step_k182_log_sigmoid_grad(float *restrict t174, const float *restrict t173, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t173[j]);
-            t174[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k183_dpo_orpo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_orpo; lm_head/grad; lm_head/dpo_orpo/grad] */
-static void dpo_step_k183_dpo_orpo(float *restrict t175, const float *restrict loss_weights, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 9) * B + j];
-            float v2 = -v1;
-            t175[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k184_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
-static void dpo_step_k184_log_sigmoid_grad(float *restrict t176, const float *restrict beta, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t175, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t175[j]) * (beta[0]);
-            float v1 = -v0;
-            float v2 = v1 / (t103[j]);
-            float v3 = v2 * (t102[j]);
-            float v4 = -v3;
-            float v5 = 0.0f < t101[j] ? 1.0f : 0.0f;
-            float v6 = v5 * 2.0f;
-            float v7 = v6 - 1.0f;
-            float v8 = v4 * v7;
-            float v9 = t101[j] <= 0.0f ? 1.0f : 0.0f;
-            float v10 = v0 * v9;
-            float v11 = v8 + v10;
-            t176[j] = v11;
-        }
-    }
-}
-
-/* dpo_step_k185_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
-static void dpo_step_k185_dpo_orpo_grad(float *restrict t177, const float *restrict t176, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t176[j]);
-            t177[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k186_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k186_log_sigmoid_grad(float *restrict t178, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v17 = 1.0f - (label_smoothing[0]);
-        float v18 = -v17;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 8) * B + j];
-            float v2 = -v1;
-            float v3 = v2 * (label_smoothing[0]);
-            float v4 = -v3;
-            float v5 = v4 / (t92[j]);
-            float v6 = v5 * (t91[j]);
-            float v7 = -v6;
-            float v8 = 0.0f < t90[j] ? 1.0f : 0.0f;
-            float v9 = v8 * 2.0f;
-            float v10 = v9 - 1.0f;
-            float v11 = v7 * v10;
-            float v12 = t90[j] <= 0.0f ? 1.0f : 0.0f;
-            float v13 = v3 * v12;
-            float v14 = v11 + v13;
-            float v15 = -v14;
-            float v16 = v15 * (beta[0]);
-            float v19 = v1 * v18;
-            float v20 = -v19;
-            float v21 = v20 / (t89[j]);
-            float v22 = v21 * (t88[j]);
-            float v23 = -v22;
-            float v24 = 0.0f < t87[j] ? 1.0f : 0.0f;
-            float v25 = v24 * 2.0f;
-            float v26 = v25 - 1.0f;
-            float v27 = v23 * v26;
-            float v28 = t87[j] <= 0.0f ? 1.0f : 0.0f;
-            float v29 = v19 * v28;
-            float v30 = v27 + v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v16 + v31;
-            t178[j] = v32;
-        }
-    }
-}
-
-/* dpo_step_k187_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k187_log_sigmoid_grad(float *restrict t179, const float *restrict beta, const float *restrict loss_weights, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 7) * B + j];
-            float v2 = -v1;
-            float v3 = -v2;
-            float v4 = v3 / (t84[j]);
-            float v5 = v4 * (t83[j]);
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 13]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * (t97[j]);
             float v6 = -v5;
-            float v7 = 0.0f < t82[j] ? 1.0f : 0.0f;
-            float v8 = v7 * 2.0f;
-            float v9 = v8 - 1.0f;
-            float v10 = v6 * v9;
-            float v11 = t82[j] <= 0.0f ? 1.0f : 0.0f;
-            float v12 = v2 * v11;
-            float v13 = v10 + v12;
-            float v14 = v13 * (beta[0]);
-            t179[j] = v14;
-        }
-    }
-}
-
-/* dpo_step_k188_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
-static void dpo_step_k188_dpo_dpop_grad(float *restrict t180, const float *restrict t179, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t179[j]);
-            t180[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k189_dpo_kto_pair: const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/grad; lm_head/dpo_kto_pair/grad] */
-static void dpo_step_k189_dpo_kto_pair(float *restrict t181, const float *restrict loss_weights, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 6) * B + j];
-            float v2 = v1 * 0.5f;
-            float v3 = -v2;
-            t181[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k190_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k190_sigmoid_grad(float *restrict t182, const float *restrict t78, const float *restrict t181, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t181[j]) * (t78[j]);
-            t182[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k191_sigmoid_grad: mul  [lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k191_sigmoid_grad(float *restrict t183, const float *restrict t74, const float *restrict t181, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t181[j]) * (t74[j]);
-            t183[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k192_dpo_nca_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/grad; lm_head/dpo_nca_pair/grad] */
-static void dpo_step_k192_dpo_nca_pair(float *restrict t184, const float *restrict loss_weights, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 5) * B + j];
-            float v2 = -v1;
-            t184[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k193_dpo_nca_pair: const, reshape, expand, mul  [lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/grad] */
-static void dpo_step_k193_dpo_nca_pair(float *restrict t185, const float *restrict t184, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t184[j]) * 0.5f;
-            t185[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k194_log_sigmoid_grad: neg  [lm_head/dpo_nca_pair/log_sigmoid/grad] */
-static void dpo_step_k194_log_sigmoid_grad(float *restrict t186, const float *restrict t185, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t185[j]);
-            t186[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k195_dpo_sppo_hard: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k195_dpo_sppo_hard(float *restrict t187, const float *restrict loss_weights, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 4) * B + j];
-            t187[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k196_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k196_dpo_sppo_hard_grad(float *restrict t188, const float *restrict t58, const float *restrict t187, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t187[j]) * (t58[j]);
-            t188[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k197_dpo_sppo_hard_grad: mul  [lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k197_dpo_sppo_hard_grad(float *restrict t189, const float *restrict t57, const float *restrict t187, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t187[j]) * (t57[j]);
-            t189[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k198_dpo_ipo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head/grad; lm_head/dpo_ipo/grad] */
-static void dpo_step_k198_dpo_ipo(float *restrict t190, const float *restrict loss_weights, const float *restrict t56, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 3) * B + j];
-            float v2 = v1 * (t56[j]);
-            float v3 = v2 + v2;
-            t190[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k199_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head/grad; lm_head/dpo_hinge/grad] */
-static void dpo_step_k199_dpo_hinge(float *restrict t191, const float *restrict beta, const float *restrict loss_weights, const float *restrict t53, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 2) * B + j];
-            float v2 = 0.0f <= t53[j] ? 1.0f : 0.0f;
-            float v3 = v1 * v2;
-            float v4 = -v3;
-            float v5 = v4 * (beta[0]);
-            t191[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k200_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
-static void dpo_step_k200_log_sigmoid_grad(float *restrict t192, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t163, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v2 = 2.0f * (label_smoothing[0]);
-        float v3 = 1.0f - v2;
-        float v19 = 1.0f - (label_smoothing[0]);
-        float v20 = -v19;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[(0 + 1) * B + j];
-            float v4 = v1 / v3;
-            float v5 = v4 * (label_smoothing[0]);
-            float v6 = -v5;
-            float v7 = v6 / (t52[j]);
-            float v8 = v7 * (t51[j]);
+            float v7 = v6 / (t95[j]);
+            float v8 = v7 * (t94[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t50[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t93[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t50[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t93[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = -v16;
-            float v18 = v17 * (beta[0]);
-            float v21 = v4 * v20;
-            float v22 = -v21;
-            float v23 = v22 / (t49[j]);
-            float v24 = v23 * (t48[j]);
-            float v25 = -v24;
-            float v26 = 0.0f < t47[j] ? 1.0f : 0.0f;
-            float v27 = v26 * 2.0f;
-            float v28 = v27 - 1.0f;
-            float v29 = v25 * v28;
-            float v30 = t47[j] <= 0.0f ? 1.0f : 0.0f;
-            float v31 = v21 * v30;
-            float v32 = v29 + v31;
-            float v33 = v32 * (beta[0]);
-            float v34 = v18 + v33;
-            t192[j] = v34;
+            float v18 = v4 * (t98[j]);
+            float v19 = v18 * (t97[j]);
+            float v20 = -v19;
+            float v21 = v20 / (t95[j]);
+            float v22 = v21 * (t94[j]);
+            float v23 = -v22;
+            float v24 = v23 * v12;
+            float v25 = v19 * v14;
+            float v26 = v24 + v25;
+            float v27 = -v26;
+            float v28 = v17 + v27;
+            float v29 = v4 * (t91[j]);
+            float v30 = -v29;
+            float v31 = v30 / (t89[j]);
+            float v32 = v31 * (t88[j]);
+            float v33 = -v32;
+            float v34 = 0.0f < t87[j] ? 1.0f : 0.0f;
+            float v35 = v34 * 2.0f;
+            float v36 = v35 - 1.0f;
+            float v37 = v33 * v36;
+            float v38 = v28 + v37;
+            float v39 = t87[j] <= 0.0f ? 1.0f : 0.0f;
+            float v40 = v29 * v39;
+            float v41 = v38 + v40;
+            float v42 = v4 * (t92[j]);
+            float v43 = v42 * (t91[j]);
+            float v44 = -v43;
+            float v45 = v44 / (t89[j]);
+            float v46 = v45 * (t88[j]);
+            float v47 = -v46;
+            float v48 = v47 * v36;
+            float v49 = v41 + v48;
+            float v50 = v43 * v39;
+            float v51 = v49 + v50;
+            float v52 = v51 * (beta[0]);
+            t120[j] = v52;
         }
     }
 }
 
-/* dpo_step_k201_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k201_log_sigmoid_grad(float *restrict t193, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t41, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t163, long B) {
+/* dpo_step_k129_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k129_log_sigmoid_grad(float *restrict t121, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t83, const float *restrict t84, const float *restrict t85, const float *restrict t86, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 12]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = v5 * (t86[j]);
+            float v7 = -v6;
+            float v8 = v7 / (t85[j]);
+            float v9 = v8 * (t84[j]);
+            float v10 = -v9;
+            float v11 = 0.0f < t83[j] ? 1.0f : 0.0f;
+            float v12 = v11 * 2.0f;
+            float v13 = v12 - 1.0f;
+            float v14 = v10 * v13;
+            float v15 = t83[j] <= 0.0f ? 1.0f : 0.0f;
+            float v16 = v6 * v15;
+            float v17 = v14 + v16;
+            float v18 = v17 * (beta[0]);
+            t121[j] = v18;
+        }
+    }
+}
+
+/* dpo_step_k130_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
+static void dpo_step_k130_lm_head_grad(float *restrict t122, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t82, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 12]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * (t82[j]);
+            t122[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k131_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k131_lm_head_grad(float *restrict t123, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t80, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 11]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * (t80[j]);
+            t123[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k132_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k132_lm_head_grad(float *restrict t124, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t78, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 11]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = v5 * (t78[j]);
+            t124[j] = v6;
+        }
+    }
+}
+
+/* dpo_step_k133_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
+static void dpo_step_k133_log_sigmoid_grad(float *restrict t125, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t68, const float *restrict t69, const float *restrict t70, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 9]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = v5 * (beta[0]);
+            float v7 = -v6;
+            float v8 = v7 / (t70[j]);
+            float v9 = v8 * (t69[j]);
+            float v10 = -v9;
+            float v11 = 0.0f < t68[j] ? 1.0f : 0.0f;
+            float v12 = v11 * 2.0f;
+            float v13 = v12 - 1.0f;
+            float v14 = v10 * v13;
+            float v15 = t68[j] <= 0.0f ? 1.0f : 0.0f;
+            float v16 = v6 * v15;
+            float v17 = v14 + v16;
+            t125[j] = v17;
+        }
+    }
+}
+
+/* dpo_step_k134_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
+static void dpo_step_k134_dpo_orpo_grad(float *restrict t126, const float *restrict t125, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t125[j]);
+            t126[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k135_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
+static void dpo_step_k135_log_sigmoid_grad(float *restrict t127, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v20 = 1.0f - (label_smoothing[0]);
+        float v21 = -v20;
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 8]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = v5 * (label_smoothing[0]);
+            float v7 = -v6;
+            float v8 = v7 / (t67[j]);
+            float v9 = v8 * (t66[j]);
+            float v10 = -v9;
+            float v11 = 0.0f < t65[j] ? 1.0f : 0.0f;
+            float v12 = v11 * 2.0f;
+            float v13 = v12 - 1.0f;
+            float v14 = v10 * v13;
+            float v15 = t65[j] <= 0.0f ? 1.0f : 0.0f;
+            float v16 = v6 * v15;
+            float v17 = v14 + v16;
+            float v18 = -v17;
+            float v19 = v18 * (beta[0]);
+            float v22 = v4 * v21;
+            float v23 = -v22;
+            float v24 = v23 / (t64[j]);
+            float v25 = v24 * (t63[j]);
+            float v26 = -v25;
+            float v27 = 0.0f < t62[j] ? 1.0f : 0.0f;
+            float v28 = v27 * 2.0f;
+            float v29 = v28 - 1.0f;
+            float v30 = v26 * v29;
+            float v31 = t62[j] <= 0.0f ? 1.0f : 0.0f;
+            float v32 = v22 * v31;
+            float v33 = v30 + v32;
+            float v34 = v33 * (beta[0]);
+            float v35 = v19 + v34;
+            t127[j] = v35;
+        }
+    }
+}
+
+/* dpo_step_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
+static void dpo_step_k136_log_sigmoid_grad(float *restrict t128, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t59, const float *restrict t60, const float *restrict t61, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 7]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = -v5;
+            float v7 = v6 / (t61[j]);
+            float v8 = v7 * (t60[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t59[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t59[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            float v17 = v16 * (beta[0]);
+            t128[j] = v17;
+        }
+    }
+}
+
+/* dpo_step_k137_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
+static void dpo_step_k137_dpo_dpop_grad(float *restrict t129, const float *restrict t128, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t128[j]);
+            t129[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k138_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k138_lm_head_grad(float *restrict t130, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t58, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 6]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * 0.5f;
+            float v6 = -v5;
+            float v7 = v6 * (t58[j]);
+            t130[j] = v7;
+        }
+    }
+}
+
+/* dpo_step_k139_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k139_lm_head_grad(float *restrict t131, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t54, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 6]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * 0.5f;
+            float v6 = -v5;
+            float v7 = v6 * (t54[j]);
+            t131[j] = v7;
+        }
+    }
+}
+
+/* dpo_step_k140_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k140_dpo_sppo_hard(float *restrict t132, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v8 = 0.5f / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 4]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v6 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v7 = v5 - v6;
+            float v9 = v7 + v8;
+            float v10 = v4 * v9;
+            t132[j] = v10;
+        }
+    }
+}
+
+/* dpo_step_k141_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k141_dpo_sppo_hard(float *restrict t133, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v8 = 0.5f / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 4]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v7 = v5 - v6;
+            float v9 = v7 - v8;
+            float v10 = v4 * v9;
+            t133[j] = v10;
+        }
+    }
+}
+
+/* dpo_step_k142_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
+static void dpo_step_k142_lm_head_grad(float *restrict t134, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t44, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 3]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * (t44[j]);
+            float v6 = v5 + v5;
+            t134[j] = v6;
+        }
+    }
+}
+
+/* dpo_step_k143_lm_head_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
+static void dpo_step_k143_lm_head_grad(float *restrict t135, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t43, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 2]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = 0.0f <= t43[j] ? 1.0f : 0.0f;
+            float v6 = v4 * v5;
+            float v7 = -v6;
+            float v8 = v7 * (beta[0]);
+            t135[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k144_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
+static void dpo_step_k144_log_sigmoid_grad(float *restrict t136, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t41, const float *restrict t42, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v5 = 2.0f * (label_smoothing[0]);
+        float v6 = 1.0f - v5;
+        float v22 = 1.0f - (label_smoothing[0]);
+        float v23 = -v22;
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 1]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v7 = v4 / v6;
+            float v8 = v7 * (label_smoothing[0]);
+            float v9 = -v8;
+            float v10 = v9 / (t42[j]);
+            float v11 = v10 * (t41[j]);
+            float v12 = -v11;
+            float v13 = 0.0f < t40[j] ? 1.0f : 0.0f;
+            float v14 = v13 * 2.0f;
+            float v15 = v14 - 1.0f;
+            float v16 = v12 * v15;
+            float v17 = t40[j] <= 0.0f ? 1.0f : 0.0f;
+            float v18 = v8 * v17;
+            float v19 = v16 + v18;
+            float v20 = -v19;
+            float v21 = v20 * (beta[0]);
+            float v24 = v7 * v23;
+            float v25 = -v24;
+            float v26 = v25 / (t39[j]);
+            float v27 = v26 * (t38[j]);
+            float v28 = -v27;
+            float v29 = 0.0f < t37[j] ? 1.0f : 0.0f;
+            float v30 = v29 * 2.0f;
+            float v31 = v30 - 1.0f;
+            float v32 = v28 * v31;
+            float v33 = t37[j] <= 0.0f ? 1.0f : 0.0f;
+            float v34 = v24 * v33;
+            float v35 = v32 + v34;
+            float v36 = v35 * (beta[0]);
+            float v37 = v21 + v36;
+            t136[j] = v37;
+        }
+    }
+}
+
+/* dpo_step_k145_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_k145_log_sigmoid_grad(float *restrict t137, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v17 = 1.0f - (label_smoothing[0]);
-        float v18 = -v17;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v20 = 1.0f - (label_smoothing[0]);
+        float v21 = -v20;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t163[j];
-            float v2 = -v1;
-            float v3 = v2 * (label_smoothing[0]);
-            float v4 = -v3;
-            float v5 = v4 / (t46[j]);
-            float v6 = v5 * (t45[j]);
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = -v4;
+            float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = 0.0f < t44[j] ? 1.0f : 0.0f;
-            float v9 = v8 * 2.0f;
-            float v10 = v9 - 1.0f;
-            float v11 = v7 * v10;
-            float v12 = t44[j] <= 0.0f ? 1.0f : 0.0f;
-            float v13 = v3 * v12;
-            float v14 = v11 + v13;
-            float v15 = -v14;
-            float v16 = v15 * (beta[0]);
-            float v19 = v1 * v18;
-            float v20 = -v19;
-            float v21 = v20 / (t43[j]);
-            float v22 = v21 * (t42[j]);
+            float v8 = v7 / (t36[j]);
+            float v9 = v8 * (t35[j]);
+            float v10 = -v9;
+            float v11 = 0.0f < t34[j] ? 1.0f : 0.0f;
+            float v12 = v11 * 2.0f;
+            float v13 = v12 - 1.0f;
+            float v14 = v10 * v13;
+            float v15 = t34[j] <= 0.0f ? 1.0f : 0.0f;
+            float v16 = v6 * v15;
+            float v17 = v14 + v16;
+            float v18 = -v17;
+            float v19 = v18 * (beta[0]);
+            float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = 0.0f < t41[j] ? 1.0f : 0.0f;
-            float v25 = v24 * 2.0f;
-            float v26 = v25 - 1.0f;
-            float v27 = v23 * v26;
-            float v28 = t41[j] <= 0.0f ? 1.0f : 0.0f;
-            float v29 = v19 * v28;
-            float v30 = v27 + v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v16 + v31;
-            t193[j] = v32;
+            float v24 = v23 / (t33[j]);
+            float v25 = v24 * (t32[j]);
+            float v26 = -v25;
+            float v27 = 0.0f < t31[j] ? 1.0f : 0.0f;
+            float v28 = v27 * 2.0f;
+            float v29 = v28 - 1.0f;
+            float v30 = v26 * v29;
+            float v31 = t31[j] <= 0.0f ? 1.0f : 0.0f;
+            float v32 = v22 * v31;
+            float v33 = v30 + v32;
+            float v34 = v33 * (beta[0]);
+            float v35 = v19 + v34;
+            t137[j] = v35;
         }
     }
 }
 
-/* dpo_step_k202_log_sigmoid_grad: reshape, expand, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, mul, neg, div, slice, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add, neg, reduce_sum, expand, mul, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k202_log_sigmoid_grad(float *restrict t194, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict sft_loss_ratio, const float *restrict t25, const float *restrict t26, const float *restrict t28, const float *restrict t29, const float *restrict t31, const float *restrict t34, const float *restrict t39, const float *restrict t54, const float *restrict t55, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t81, const float *restrict t85, const float *restrict t86, const float *restrict t93, const float *restrict t94, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t151, const float *restrict t152, const float *restrict t159, const float *restrict t163, const float *restrict t164, const float *restrict t165, const float *restrict t166, const float *restrict t168, const float *restrict t169, const float *restrict t171, const float *restrict t172, const float *restrict t173, const float *restrict t174, const float *restrict t175, const float *restrict t176, const float *restrict t177, const float *restrict t178, const float *restrict t179, const float *restrict t180, const float *restrict t182, const float *restrict t183, const float *restrict t184, const float *restrict t185, const float *restrict t186, const float *restrict t188, const float *restrict t189, const float *restrict t190, const float *restrict t191, const float *restrict t192, const float *restrict t193, long B, long T, long V) {
+/* dpo_step_k146_log_sigmoid_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, cast, reshape, expand, cmpeq, reshape, reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, neg, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, exp, sub, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, mul, reshape, expand, mul, neg, div, reshape, permute, expand, permute, mul, slice, slice, slice, slice, reshape, reshape, reshape, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t55, const float *restrict t56, const float *restrict t57, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t79, const float *restrict t81, const float *restrict t118, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = -(t164[i0]);
-        float v2 = v1 / (t152[i0]);
-        float v3 = v0 != 0.0f ? 0.0f : v2;
-        float v4 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v5 = -(t165[i0]);
-        float v6 = v4 != 0.0f ? 0.0f : v5;
-        float v7 = v3 + v6;
-        float v8 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v9 = -(t166[i0]);
-        float v10 = v8 != 0.0f ? 0.0f : v9;
-        float v11 = v7 + v10;
-        float v12 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v13 = -(t168[i0]);
-        float v14 = v12 != 0.0f ? 0.0f : v13;
-        float v15 = v11 + v14;
-        float v16 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v17 = -(t171[i0]);
-        float v18 = v17 / (t118[i0]);
-        float v19 = v18 * (t117[i0]);
-        float v20 = -v19;
-        float v21 = 0.0f < t116[i0] ? 1.0f : 0.0f;
-        float v22 = v21 * 2.0f;
-        float v23 = v22 - 1.0f;
-        float v24 = v20 * v23;
-        float v25 = t116[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v26 = (t171[i0]) * v25;
-        float v27 = v24 + v26;
-        float v28 = v27 * (beta[0]);
-        float v29 = v16 != 0.0f ? 0.0f : v28;
-        float v30 = v15 + v29;
-        float v31 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v32 = (t174[i0]) / (t111[i0]);
-        float v33 = v32 * (t110[i0]);
-        float v34 = -v33;
-        float v35 = 0.0f < t109[i0] ? 1.0f : 0.0f;
-        float v36 = v35 * 2.0f;
-        float v37 = v36 - 1.0f;
-        float v38 = v34 * v37;
-        float v39 = t109[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v40 = (t173[i0]) * v39;
-        float v41 = v38 + v40;
-        float v42 = -v41;
-        float v43 = v42 * (beta[0]);
-        float v44 = v31 != 0.0f ? 0.0f : v43;
-        float v45 = v30 + v44;
-        float v46 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v47 = -(t177[i0]);
-        float v48 = v47 / (t100[i0]);
-        float v49 = -v48;
-        float v50 = v49 * (t99[i0]);
-        float v51 = v50 + t177[i0];
-        float v52 = v51 / (t94[i0]);
-        float v53 = v46 != 0.0f ? 0.0f : v52;
-        float v54 = v45 + v53;
-        float v55 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v56 = -(t178[i0]);
-        float v57 = v56 / (t86[i0]);
-        float v58 = v55 != 0.0f ? 0.0f : v57;
-        float v59 = v54 + v58;
-        float v60 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v61 = v60 != 0.0f ? 0.0f : t180[i0];
-        float v62 = v59 + v61;
-        float v63 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v64 = -(t182[i0]);
-        float v65 = v64 / (t77[i0]);
-        float v66 = v65 * (t76[i0]);
-        float v67 = -v66;
-        float v68 = 0.0f < t75[i0] ? 1.0f : 0.0f;
-        float v69 = v68 * 2.0f;
-        float v70 = v69 - 1.0f;
-        float v71 = v67 * v70;
-        float v72 = t75[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v73 = (t182[i0]) * v72;
-        float v74 = v71 + v73;
-        float v75 = v74 * (beta[0]);
-        float v76 = -v75;
-        float v77 = v63 != 0.0f ? 0.0f : v76;
-        float v78 = v62 + v77;
-        float v79 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v80 = (t186[i0]) / (t67[i0]);
-        float v81 = v80 * (t66[i0]);
-        float v82 = -v81;
-        float v83 = 0.0f < t65[i0] ? 1.0f : 0.0f;
-        float v84 = v83 * 2.0f;
-        float v85 = v84 - 1.0f;
-        float v86 = v82 * v85;
-        float v87 = t65[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v88 = (t185[i0]) * v87;
-        float v89 = v86 + v88;
-        float v90 = -v89;
-        float v91 = v90 * (beta[0]);
-        float v92 = v79 != 0.0f ? 0.0f : v91;
-        float v93 = v78 + v92;
-        float v94 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v95 = t188[i0] + t188[i0];
-        float v96 = v94 != 0.0f ? 0.0f : v95;
-        float v97 = v93 + v96;
-        float v98 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v99 = -(t190[i0]);
-        float v100 = v99 / (t55[i0]);
-        float v101 = v98 != 0.0f ? 0.0f : v100;
-        float v102 = v97 + v101;
-        float v103 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v104 = -(t191[i0]);
-        float v105 = v103 != 0.0f ? 0.0f : v104;
-        float v106 = v102 + v105;
-        float v107 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v108 = -(t192[i0]);
-        float v109 = v107 != 0.0f ? 0.0f : v108;
-        float v110 = v106 + v109;
-        float v111 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v112 = -(t193[i0]);
-        float v113 = v111 != 0.0f ? 0.0f : v112;
-        float v114 = v110 + v113;
-        float v115 = -v114;
-        float v116 = v115 * (rejected_mask[(i0) * T + i1]);
-        float v117 = -v116;
+        float v1 = -(t118[i0]);
+        float v2 = v0 != 0.0f ? 1.0f : t30[i0];
+        float v3 = v1 / v2;
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v6 = -(t119[i0]);
+        float v7 = v5 != 0.0f ? 0.0f : v6;
+        float v8 = v4 + v7;
+        float v9 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v10 = -(t120[i0]);
+        float v11 = v9 != 0.0f ? 0.0f : v10;
+        float v12 = v8 + v11;
+        float v13 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v14 = -(t121[i0]);
+        float v15 = v13 != 0.0f ? 0.0f : v14;
+        float v16 = v12 + v15;
+        float v17 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v18 = -(t123[i0]);
+        float v19 = v18 / (t79[i0]);
+        float v20 = v17 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v21 = v17 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v22 = v20 - v21;
+        float v23 = (beta[0]) * v22;
+        float v24 = fabsf(v23);
+        float v25 = -v24;
+        float v26 = expf(v25);
+        float v27 = v19 * v26;
+        float v28 = -v27;
+        float v29 = 0.0f < v23 ? 1.0f : 0.0f;
+        float v30 = v29 * 2.0f;
+        float v31 = v30 - 1.0f;
+        float v32 = v28 * v31;
+        float v33 = v23 <= 0.0f ? 1.0f : 0.0f;
+        float v34 = (t123[i0]) * v33;
+        float v35 = v32 + v34;
+        float v36 = v35 * (beta[0]);
+        float v37 = v17 != 0.0f ? 0.0f : v36;
+        float v38 = v16 + v37;
+        float v39 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v40 = 1.0f * (pref_loss_ratio[0]);
+        float v41 = v40 * (pair_weight[i0]);
+        float v42 = v41 * (loss_weights[0 + 10]);
+        float v43 = v39 != 0.0f ? 0.0f : v42;
+        float v44 = -v43;
+        float v45 = -v44;
+        float v46 = v45 / (t76[i0]);
+        float v47 = v46 * (t75[i0]);
+        float v48 = -v47;
+        float v49 = 0.0f < t74[i0] ? 1.0f : 0.0f;
+        float v50 = v49 * 2.0f;
+        float v51 = v50 - 1.0f;
+        float v52 = v48 * v51;
+        float v53 = t74[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v54 = v44 * v53;
+        float v55 = v52 + v54;
+        float v56 = -v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v39 != 0.0f ? 0.0f : v57;
+        float v59 = v38 + v58;
+        float v60 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v61 = -(t126[i0]);
+        float v62 = v60 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v63 = v60 != 0.0f ? 1.0f : t30[i0];
+        float v64 = v62 / v63;
+        float v65 = expf(v64);
+        float v66 = 1.0f - v65;
+        float v67 = v61 / v66;
+        float v68 = -v67;
+        float v69 = v68 * v65;
+        float v70 = v69 + t126[i0];
+        float v71 = v70 / v63;
+        float v72 = v60 != 0.0f ? 0.0f : v71;
+        float v73 = v59 + v72;
+        float v74 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v75 = -(t127[i0]);
+        float v76 = v74 != 0.0f ? 1.0f : t30[i0];
+        float v77 = v75 / v76;
+        float v78 = v74 != 0.0f ? 0.0f : v77;
+        float v79 = v73 + v78;
+        float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v81 = v80 != 0.0f ? 0.0f : t129[i0];
+        float v82 = v79 + v81;
+        float v83 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v84 = -(t130[i0]);
+        float v85 = v84 / (t57[i0]);
+        float v86 = v85 * (t56[i0]);
+        float v87 = -v86;
+        float v88 = 0.0f < t55[i0] ? 1.0f : 0.0f;
+        float v89 = v88 * 2.0f;
+        float v90 = v89 - 1.0f;
+        float v91 = v87 * v90;
+        float v92 = t55[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v93 = (t130[i0]) * v92;
+        float v94 = v91 + v93;
+        float v95 = v94 * (beta[0]);
+        float v96 = -v95;
+        float v97 = v83 != 0.0f ? 0.0f : v96;
+        float v98 = v82 + v97;
+        float v99 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v100 = v41 * (loss_weights[0 + 5]);
+        float v101 = v99 != 0.0f ? 0.0f : v100;
+        float v102 = -v101;
+        float v103 = v102 * 0.5f;
+        float v104 = -v103;
+        float v105 = v104 / (t49[i0]);
+        float v106 = v105 * (t48[i0]);
+        float v107 = -v106;
+        float v108 = v99 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v109 = v99 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v110 = v108 - v109;
+        float v111 = (beta[0]) * v110;
+        float v112 = -v111;
+        float v113 = 0.0f < v112 ? 1.0f : 0.0f;
+        float v114 = v113 * 2.0f;
+        float v115 = v114 - 1.0f;
+        float v116 = v107 * v115;
+        float v117 = v112 <= 0.0f ? 1.0f : 0.0f;
+        float v118 = v103 * v117;
+        float v119 = v116 + v118;
+        float v120 = -v119;
+        float v121 = v120 * (beta[0]);
+        float v122 = v99 != 0.0f ? 0.0f : v121;
+        float v123 = v98 + v122;
+        float v124 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v125 = t132[i0] + t132[i0];
+        float v126 = v124 != 0.0f ? 0.0f : v125;
+        float v127 = v123 + v126;
+        float v128 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v129 = -(t134[i0]);
+        float v130 = v128 != 0.0f ? 1.0f : t30[i0];
+        float v131 = v129 / v130;
+        float v132 = v128 != 0.0f ? 0.0f : v131;
+        float v133 = v127 + v132;
+        float v134 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v135 = -(t135[i0]);
+        float v136 = v134 != 0.0f ? 0.0f : v135;
+        float v137 = v133 + v136;
+        float v138 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v139 = -(t136[i0]);
+        float v140 = v138 != 0.0f ? 0.0f : v139;
+        float v141 = v137 + v140;
+        float v142 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v143 = -(t137[i0]);
+        float v144 = v142 != 0.0f ? 0.0f : v143;
+        float v145 = v141 + v144;
+        float v146 = -v145;
+        float v147 = v146 * (rejected_mask[(i0) * T + i1]);
+        float v148 = -v147;
+        float v149 = (float)rejected_targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v119 = v117 * (t34[r * n + j0]);
-            float v120 = -v119;
-            acc0 += v120;
+            float v150 = (float)j0 == v149 ? 1.0f : 0.0f;
+            float v151 = v148 * v150;
+            float v152 = -v151;
+            acc0 += v152;
         }
-        float v121 = acc0 / (t29[(i0) * T + i1]);
+        float v153 = 1.0f * (sft_loss_ratio[0]);
+        float v154 = v153 * (pair_weight[i0]);
+        float v155 = -v154;
+        float v156 = v155 / (t29[i0]);
+        float v157 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v158 = v41 * (loss_weights[0 + 16]);
+        float v159 = v157 != 0.0f ? 0.0f : v158;
+        float v160 = -v159;
+        float v161 = v157 != 0.0f ? 1.0f : t29[i0];
+        float v162 = v160 / v161;
+        float v163 = v157 != 0.0f ? 0.0f : v162;
+        float v164 = v156 + v163;
+        float v165 = v0 != 0.0f ? 1.0f : t29[i0];
+        float v166 = (t118[i0]) / v165;
+        float v167 = v0 != 0.0f ? 0.0f : v166;
+        float v168 = v164 + v167;
+        float v169 = v5 != 0.0f ? 0.0f : t119[i0];
+        float v170 = v168 + v169;
+        float v171 = v9 != 0.0f ? 0.0f : t120[i0];
+        float v172 = v170 + v171;
+        float v173 = -(t122[i0]);
+        float v174 = v173 / (t81[i0]);
+        float v175 = v13 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v176 = v13 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v177 = v175 - v176;
+        float v178 = (beta[0]) * v177;
+        float v179 = fabsf(v178);
+        float v180 = -v179;
+        float v181 = expf(v180);
+        float v182 = v174 * v181;
+        float v183 = -v182;
+        float v184 = 0.0f < v178 ? 1.0f : 0.0f;
+        float v185 = v184 * 2.0f;
+        float v186 = v185 - 1.0f;
+        float v187 = v183 * v186;
+        float v188 = v178 <= 0.0f ? 1.0f : 0.0f;
+        float v189 = (t122[i0]) * v188;
+        float v190 = v187 + v189;
+        float v191 = v190 * (beta[0]);
+        float v192 = t121[i0] + v191;
+        float v193 = v13 != 0.0f ? 0.0f : v192;
+        float v194 = v172 + v193;
+        float v195 = -(t124[i0]);
+        float v196 = v195 / (t77[i0]);
+        float v197 = v17 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v198 = v17 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v199 = v197 - v198;
+        float v200 = (beta[0]) * v199;
+        float v201 = fabsf(v200);
+        float v202 = -v201;
+        float v203 = expf(v202);
+        float v204 = v196 * v203;
+        float v205 = -v204;
+        float v206 = 0.0f < v200 ? 1.0f : 0.0f;
+        float v207 = v206 * 2.0f;
+        float v208 = v207 - 1.0f;
+        float v209 = v205 * v208;
+        float v210 = v200 <= 0.0f ? 1.0f : 0.0f;
+        float v211 = (t124[i0]) * v210;
+        float v212 = v209 + v211;
+        float v213 = v212 * (beta[0]);
+        float v214 = v17 != 0.0f ? 0.0f : v213;
+        float v215 = v194 + v214;
+        float v216 = v45 / (t73[i0]);
+        float v217 = v216 * (t72[i0]);
+        float v218 = -v217;
+        float v219 = 0.0f < t71[i0] ? 1.0f : 0.0f;
+        float v220 = v219 * 2.0f;
+        float v221 = v220 - 1.0f;
+        float v222 = v218 * v221;
+        float v223 = t71[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v224 = v44 * v223;
+        float v225 = v222 + v224;
+        float v226 = v225 * (beta[0]);
+        float v227 = v39 != 0.0f ? 0.0f : v226;
+        float v228 = v215 + v227;
+        float v229 = v41 * (loss_weights[0 + 9]);
+        float v230 = v60 != 0.0f ? 0.0f : v229;
+        float v231 = -v230;
+        float v232 = v60 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v233 = v60 != 0.0f ? 1.0f : t29[i0];
+        float v234 = v232 / v233;
+        float v235 = expf(v234);
+        float v236 = 1.0f - v235;
+        float v237 = (t126[i0]) / v236;
+        float v238 = -v237;
+        float v239 = v238 * v235;
+        float v240 = v231 + v239;
+        float v241 = v240 + t125[i0];
+        float v242 = v241 / v233;
+        float v243 = v60 != 0.0f ? 0.0f : v242;
+        float v244 = v228 + v243;
+        float v245 = v74 != 0.0f ? 1.0f : t29[i0];
+        float v246 = (t127[i0]) / v245;
+        float v247 = v74 != 0.0f ? 0.0f : v246;
+        float v248 = v244 + v247;
+        float v249 = (t129[i0]) * (dpop_lambda[0]);
+        float v250 = v80 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v251 = v80 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v252 = v250 - v251;
+        float v253 = 0.0f <= v252 ? 1.0f : 0.0f;
+        float v254 = v249 * v253;
+        float v255 = -v254;
+        float v256 = v255 + t128[i0];
+        float v257 = v80 != 0.0f ? 0.0f : v256;
+        float v258 = v248 + v257;
+        float v259 = -(t131[i0]);
+        float v260 = v259 / (t53[i0]);
+        float v261 = v260 * (t52[i0]);
+        float v262 = -v261;
+        float v263 = 0.0f < t51[i0] ? 1.0f : 0.0f;
+        float v264 = v263 * 2.0f;
+        float v265 = v264 - 1.0f;
+        float v266 = v262 * v265;
+        float v267 = t51[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v268 = (t131[i0]) * v267;
+        float v269 = v266 + v268;
+        float v270 = v269 * (beta[0]);
+        float v271 = v83 != 0.0f ? 0.0f : v270;
+        float v272 = v258 + v271;
+        float v273 = v104 / (t47[i0]);
+        float v274 = v273 * (t46[i0]);
+        float v275 = -v274;
+        float v276 = v99 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v277 = v99 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v278 = v276 - v277;
+        float v279 = (beta[0]) * v278;
+        float v280 = -v279;
+        float v281 = 0.0f < v280 ? 1.0f : 0.0f;
+        float v282 = v281 * 2.0f;
+        float v283 = v282 - 1.0f;
+        float v284 = v275 * v283;
+        float v285 = v280 <= 0.0f ? 1.0f : 0.0f;
+        float v286 = v103 * v285;
+        float v287 = v284 + v286;
+        float v288 = -v287;
+        float v289 = v288 * (beta[0]);
+        float v290 = -v102;
+        float v291 = v290 / (t45[i0]);
+        float v292 = fabsf(v279);
+        float v293 = -v292;
+        float v294 = expf(v293);
+        float v295 = v291 * v294;
+        float v296 = -v295;
+        float v297 = 0.0f < v279 ? 1.0f : 0.0f;
+        float v298 = v297 * 2.0f;
+        float v299 = v298 - 1.0f;
+        float v300 = v296 * v299;
+        float v301 = v279 <= 0.0f ? 1.0f : 0.0f;
+        float v302 = v102 * v301;
+        float v303 = v300 + v302;
+        float v304 = v303 * (beta[0]);
+        float v305 = v289 + v304;
+        float v306 = v99 != 0.0f ? 0.0f : v305;
+        float v307 = v272 + v306;
+        float v308 = t133[i0] + t133[i0];
+        float v309 = v124 != 0.0f ? 0.0f : v308;
+        float v310 = v307 + v309;
+        float v311 = v128 != 0.0f ? 1.0f : t29[i0];
+        float v312 = (t134[i0]) / v311;
+        float v313 = v128 != 0.0f ? 0.0f : v312;
+        float v314 = v310 + v313;
+        float v315 = v134 != 0.0f ? 0.0f : t135[i0];
+        float v316 = v314 + v315;
+        float v317 = v138 != 0.0f ? 0.0f : t136[i0];
+        float v318 = v316 + v317;
+        float v319 = v142 != 0.0f ? 0.0f : t137[i0];
+        float v320 = v318 + v319;
+        float v321 = -v320;
+        float v322 = v321 * (chosen_mask[(i0) * T + i1]);
+        float v323 = -v322;
+        float v324 = (float)chosen_targets[(i0) * T + i1];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v124 = v117 * (t34[r * n + j1]);
-            float v125 = v121 * (t28[r * n + j1]);
-            float v126 = v124 + v125;
-            float v127 = -v126;
-            acc1 += v127;
+            float v325 = (float)j1 == v324 ? 1.0f : 0.0f;
+            float v326 = v323 * v325;
+            float v327 = -v326;
+            acc1 += v327;
         }
-        float v131 = 1.0f * (sft_loss_ratio[0]);
-        float v132 = v131 * (pair_weight[i0]);
-        float v133 = -v132;
-        float v134 = v133 / (t39[i0]);
-        float v135 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        float v136 = v135 != 0.0f ? 0.0f : t163[(0 + 16) * B + i0];
-        float v137 = -v136;
-        float v138 = v137 / (t159[i0]);
-        float v139 = v135 != 0.0f ? 0.0f : v138;
-        float v140 = v134 + v139;
-        float v141 = (t164[i0]) / (t151[i0]);
-        float v142 = v0 != 0.0f ? 0.0f : v141;
-        float v143 = v140 + v142;
-        float v144 = v4 != 0.0f ? 0.0f : t165[i0];
-        float v145 = v143 + v144;
-        float v146 = v8 != 0.0f ? 0.0f : t166[i0];
-        float v147 = v145 + v146;
-        float v148 = -(t169[i0]);
-        float v149 = v148 / (t123[i0]);
-        float v150 = v149 * (t122[i0]);
-        float v151 = -v150;
-        float v152 = 0.0f < t121[i0] ? 1.0f : 0.0f;
-        float v153 = v152 * 2.0f;
-        float v154 = v153 - 1.0f;
-        float v155 = v151 * v154;
-        float v156 = t121[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v157 = (t169[i0]) * v156;
-        float v158 = v155 + v157;
-        float v159 = v158 * (beta[0]);
-        float v160 = t168[i0] + v159;
-        float v161 = v12 != 0.0f ? 0.0f : v160;
-        float v162 = v147 + v161;
-        float v163 = -(t172[i0]);
-        float v164 = v163 / (t114[i0]);
-        float v165 = v164 * (t113[i0]);
-        float v166 = -v165;
-        float v167 = 0.0f < t112[i0] ? 1.0f : 0.0f;
-        float v168 = v167 * 2.0f;
-        float v169 = v168 - 1.0f;
-        float v170 = v166 * v169;
-        float v171 = t112[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v172 = (t172[i0]) * v171;
-        float v173 = v170 + v172;
-        float v174 = v173 * (beta[0]);
-        float v175 = v16 != 0.0f ? 0.0f : v174;
-        float v176 = v162 + v175;
-        float v177 = (t174[i0]) / (t108[i0]);
-        float v178 = v177 * (t107[i0]);
-        float v179 = -v178;
-        float v180 = 0.0f < t106[i0] ? 1.0f : 0.0f;
-        float v181 = v180 * 2.0f;
-        float v182 = v181 - 1.0f;
-        float v183 = v179 * v182;
-        float v184 = t106[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v185 = (t173[i0]) * v184;
-        float v186 = v183 + v185;
-        float v187 = v186 * (beta[0]);
-        float v188 = v31 != 0.0f ? 0.0f : v187;
-        float v189 = v176 + v188;
-        float v190 = (t177[i0]) / (t98[i0]);
-        float v191 = -v190;
-        float v192 = v191 * (t97[i0]);
-        float v193 = t175[i0] + v192;
-        float v194 = v193 + t176[i0];
-        float v195 = v194 / (t93[i0]);
-        float v196 = v46 != 0.0f ? 0.0f : v195;
-        float v197 = v189 + v196;
-        float v198 = (t178[i0]) / (t85[i0]);
-        float v199 = v55 != 0.0f ? 0.0f : v198;
-        float v200 = v197 + v199;
-        float v201 = (t180[i0]) * (dpop_lambda[0]);
-        float v202 = 0.0f <= t81[i0] ? 1.0f : 0.0f;
-        float v203 = v201 * v202;
-        float v204 = -v203;
-        float v205 = v204 + t179[i0];
-        float v206 = v60 != 0.0f ? 0.0f : v205;
-        float v207 = v200 + v206;
-        float v208 = -(t183[i0]);
-        float v209 = v208 / (t73[i0]);
-        float v210 = v209 * (t72[i0]);
-        float v211 = -v210;
-        float v212 = 0.0f < t71[i0] ? 1.0f : 0.0f;
-        float v213 = v212 * 2.0f;
-        float v214 = v213 - 1.0f;
-        float v215 = v211 * v214;
-        float v216 = t71[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v217 = (t183[i0]) * v216;
-        float v218 = v215 + v217;
-        float v219 = v218 * (beta[0]);
-        float v220 = v63 != 0.0f ? 0.0f : v219;
-        float v221 = v207 + v220;
-        float v222 = (t186[i0]) / (t64[i0]);
-        float v223 = v222 * (t63[i0]);
-        float v224 = -v223;
-        float v225 = 0.0f < t62[i0] ? 1.0f : 0.0f;
-        float v226 = v225 * 2.0f;
-        float v227 = v226 - 1.0f;
-        float v228 = v224 * v227;
-        float v229 = t62[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v230 = (t185[i0]) * v229;
-        float v231 = v228 + v230;
-        float v232 = -v231;
-        float v233 = v232 * (beta[0]);
-        float v234 = -(t184[i0]);
-        float v235 = v234 / (t61[i0]);
-        float v236 = v235 * (t60[i0]);
-        float v237 = -v236;
-        float v238 = 0.0f < t59[i0] ? 1.0f : 0.0f;
-        float v239 = v238 * 2.0f;
-        float v240 = v239 - 1.0f;
-        float v241 = v237 * v240;
-        float v242 = t59[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v243 = (t184[i0]) * v242;
-        float v244 = v241 + v243;
-        float v245 = v244 * (beta[0]);
-        float v246 = v233 + v245;
-        float v247 = v79 != 0.0f ? 0.0f : v246;
-        float v248 = v221 + v247;
-        float v249 = t189[i0] + t189[i0];
-        float v250 = v94 != 0.0f ? 0.0f : v249;
-        float v251 = v248 + v250;
-        float v252 = (t190[i0]) / (t54[i0]);
-        float v253 = v98 != 0.0f ? 0.0f : v252;
-        float v254 = v251 + v253;
-        float v255 = v103 != 0.0f ? 0.0f : t191[i0];
-        float v256 = v254 + v255;
-        float v257 = v107 != 0.0f ? 0.0f : t192[i0];
-        float v258 = v256 + v257;
-        float v259 = v111 != 0.0f ? 0.0f : t193[i0];
-        float v260 = v258 + v259;
-        float v261 = -v260;
-        float v262 = v261 * (chosen_mask[(i0) * T + i1]);
-        float v263 = -v262;
-        float acc2 = 0.0f;
-        #pragma omp simd reduction(+:acc2)
-        for (long j2 = 0; j2 < n; j2++) {
-            float v265 = v263 * (t31[r * n + j2]);
-            float v266 = -v265;
-            acc2 += v266;
-        }
-        float v267 = acc2 / (t29[(i0) * T + i1]);
-        float acc3 = 0.0f;
-        #pragma omp simd reduction(+:acc3)
-        for (long j3 = 0; j3 < n; j3++) {
-            float v271 = v263 * (t31[r * n + j3]);
-            float v272 = v267 * (t28[r * n + j3]);
-            float v273 = v271 + v272;
-            float v274 = -v273;
-            acc3 += v274;
-        }
+        float v330 = acc0 / (t23[(i0) * T + i1]);
+        float v331 = t22[(i0) * T + i1];
+        float v338 = acc1 / (t23[(i0) * T + i1]);
         for (long j = 0; j < n; j++) {
-            float v118 = v117 * (t34[r * n + j]);
-            float v122 = v121 * (t28[r * n + j]);
-            float v123 = v118 + v122;
-            float v128 = t25[((i0) * T + i1) * V + j] == t26[(i0) * T + i1] ? 1.0f : 0.0f;
-            float v129 = acc1 * v128;
-            float v130 = v123 + v129;
-            float v264 = v263 * (t31[r * n + j]);
-            float v268 = v267 * (t28[r * n + j]);
-            float v269 = v264 + v268;
-            float v270 = v130 + v269;
-            float v275 = acc3 * v128;
-            float v276 = v270 + v275;
-            t194[r * n + j] = v276;
+            float v328 = (float)j == v149 ? 1.0f : 0.0f;
+            float v329 = v148 * v328;
+            float v332 = t21[((i0) * T + i1) * V + j] - v331;
+            float v333 = expf(v332);
+            float v334 = v330 * v333;
+            float v335 = v329 + v334;
+            float v336 = (float)j == v324 ? 1.0f : 0.0f;
+            float v337 = v323 * v336;
+            float v339 = v338 * v333;
+            float v340 = v337 + v339;
+            float v341 = v335 + v340;
+            t138[r * n + j] = v341;
         }
     }
 }
 
-/* dpo_step_k203_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void dpo_step_k203_lm_head_grad_matmul(float *restrict t195, const float *restrict lm_head, const float *restrict t194, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t194, 1, 0.0f, t195, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t194, V, lm_head, 2*HD2*KVH*REP, 0.0f, t195, 2*HD2*KVH*REP);
+/* dpo_step_k147_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void dpo_step_k147_lm_head_grad_matmul(float *restrict t139, const float *restrict lm_head, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t138, 1, 0.0f, t139, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t138, V, lm_head, 2*HD2*KVH*REP, 0.0f, t139, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k204_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k204_rmsnorm_grad(float *restrict t196, const float *restrict t23, const float *restrict t195, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k148_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k148_rmsnorm_grad(float *restrict t140, const float *restrict carry0, const float *restrict t19, const float *restrict t139, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4427,15 +3965,16 @@ static void dpo_step_k204_rmsnorm_grad(float *restrict t196, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t195[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t23[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v0;
+            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t19[(j0) * T + i0]);
+            float v1 = (t139[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
+            acc0 += v1;
         }
-        t196[r] = acc0;
+        t140[r] = acc0;
     }
 }
 
-/* dpo_step_k205_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k205_rmsnorm_grad(float *restrict t197, const float *restrict t196, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k149_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k149_rmsnorm_grad(float *restrict t141, const float *restrict t140, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4445,14 +3984,14 @@ static void dpo_step_k205_rmsnorm_grad(float *restrict t197, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t196[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t140[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t197[r] = acc0;
+        t141[r] = acc0;
     }
 }
 
-/* dpo_step_k206_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k206_rmsnorm_grad(float *restrict t198, const float *restrict final_norm, const float *restrict carry0, const float *restrict t22, const float *restrict t195, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k150_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k150_rmsnorm_grad(float *restrict t142, const float *restrict final_norm, const float *restrict carry0, const float *restrict t19, const float *restrict t139, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4461,45 +4000,45 @@ static void dpo_step_k206_rmsnorm_grad(float *restrict t198, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t195[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
-            float v3 = v2 * (carry0[r * n + j0]);
-            acc0 += v3;
+            float v0 = (t139[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v1 = v0 * (carry0[r * n + j0]);
+            acc0 += v1;
         }
-        float v4 = acc0 * (t22[(i0) * T + i1]);
-        float v5 = v4 * (t22[(i0) * T + i1]);
-        float v6 = v5 * (t22[(i0) * T + i1]);
+        float v4 = acc0 * (t19[(i0) * T + i1]);
+        float v5 = v4 * (t19[(i0) * T + i1]);
+        float v6 = v5 * (t19[(i0) * T + i1]);
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t195[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
-            float v1 = v0 * (t22[(i0) * T + i1]);
+            float v2 = (t139[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v3 = v2 * (t19[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
-            float v10 = v1 + v9;
+            float v10 = v3 + v9;
             float v11 = v10 + v9;
-            t198[r * n + j] = v11;
+            t142[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k207_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k207_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t197, long HD2, long KVH, long REP) {
+/* dpo_step_k151_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k151_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t141, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t197[j];
+            float v0 = grad_final_norm[j] + t141[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k208_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void dpo_step_k208_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t24, const float *restrict t194, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t24, 2*HD2*KVH*REP, t194, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t194, V, t24, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+/* dpo_step_k152_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void dpo_step_k152_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t20, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, t138, V, 1.0f, grad_lm_head, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t138, V, t20, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k209_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k209_rmsnorm(float *restrict t199, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k153_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k153_rmsnorm(float *restrict t143, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4512,62 +4051,49 @@ static void dpo_step_k209_rmsnorm(float *restrict t199, const float *restrict sa
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t199[r] = acc0;
+        t143[r] = acc0;
     }
 }
 
-/* dpo_step_k210_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k210_rmsnorm(float *restrict t200, const float *restrict norm_eps, const float *restrict t199, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 1;
+/* dpo_step_k154_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k154_rmsnorm(float *restrict t144, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict t143, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = (t143[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v0 = (t199[r * n + j]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[0];
-            float v2 = 1.0f / sqrtf(v1);
-            t200[r * n + j] = v2;
+            float v3 = (saved_x[r * n + j]) * v2;
+            t144[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k211_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k211_rmsnorm(float *restrict t201, const float *restrict saved_x, const float *restrict t200, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k155_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k155_rmsnorm(float *restrict t145, const float *restrict attn_norm, const float *restrict t144, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t200[(i0) * T + i1]);
-            t201[r * n + j] = v0;
+            float v0 = (t144[r * n + j]) * (attn_norm[j]);
+            t145[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k212_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k212_rmsnorm(float *restrict t202, const float *restrict attn_norm, const float *restrict t201, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t201[r * n + j]) * (attn_norm[j]);
-            t202[r * n + j] = v0;
-        }
-    }
+/* dpo_step_k156_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k156_attention_matmul(float *restrict t146, const float *restrict wq, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t145, 1, 0.0f, t146, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t146, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k213_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k213_attention_matmul(float *restrict t203, const float *restrict wq, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t202, 1, 0.0f, t203, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t203, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k214_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k214_rope(float *restrict t204, const float *restrict t1, const float *restrict t2, const float *restrict t203, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k157_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void dpo_step_k157_rope(float *restrict t147, const float *restrict t0, const float *restrict t1, const float *restrict t146, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4575,11 +4101,11 @@ static void dpo_step_k214_rope(float *restrict t204, const float *restrict t1, c
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t203[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t203[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t146[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t146[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t203[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t203[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t146[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t146[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -4589,19 +4115,19 @@ static void dpo_step_k214_rope(float *restrict t204, const float *restrict t1, c
             else {
                 v0 = v6;
             }
-            t204[r * n + j] = v0;
+            t147[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k215_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k215_attention_matmul(float *restrict t205, const float *restrict wk, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t202, 1, 0.0f, t205, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t205, 2*HD2*KVH);
+/* dpo_step_k158_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k158_attention_matmul(float *restrict t148, const float *restrict wk, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t145, 1, 0.0f, t148, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t148, 2*HD2*KVH);
 }
 
-/* dpo_step_k216_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k216_rope(float *restrict t206, const float *restrict t1, const float *restrict t2, const float *restrict t205, long B, long HD2, long KVH, long T) {
+/* dpo_step_k159_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void dpo_step_k159_rope(float *restrict t149, const float *restrict t0, const float *restrict t1, const float *restrict t148, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4609,11 +4135,11 @@ static void dpo_step_k216_rope(float *restrict t206, const float *restrict t1, c
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t205[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t205[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t148[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = (t148[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t205[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t205[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v4 = (t148[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v5 = (t148[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -4623,28 +4149,28 @@ static void dpo_step_k216_rope(float *restrict t206, const float *restrict t1, c
             else {
                 v0 = v6;
             }
-            t206[r * n + j] = v0;
+            t149[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k217_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k217_attention_matmul(float *restrict t207, const float *restrict wv, const float *restrict t202, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t202, 1, 0.0f, t207, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t207, 2*HD2*KVH);
+/* dpo_step_k160_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k160_attention_matmul(float *restrict t150, const float *restrict wv, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t145, 1, 0.0f, t150, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t150, 2*HD2*KVH);
 }
 
-/* dpo_step_k218_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void dpo_step_k218_scores_matmul(float *restrict t208, const float *restrict t204, const float *restrict t206, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k161_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void dpo_step_k161_scores_matmul(float *restrict t151, const float *restrict t147, const float *restrict t149, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t208 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t208 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t151 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t151 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k219_attention: iota, iota, const, reshape, expand, add, cmple, expand, mul  [layer_backward/attention/attention] */
-static void dpo_step_k219_attention(float *restrict t209, const float *restrict t4, long B, long KVH, long REP, long T) {
+/* dpo_step_k162_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_k162_attention(float *restrict t152, const float *restrict t2, const float *restrict t151, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4652,71 +4178,33 @@ static void dpo_step_k219_attention(float *restrict t209, const float *restrict 
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v2 = v1 * (t4[((i0) * T + i3) * T + j]);
-            t209[r * n + j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k220_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
-static void dpo_step_k220_scores(float *restrict t210, const float *restrict t208, const float *restrict t209, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float v0 = 1.0f / sqrtf((float)(2*HD2));
-        for (long j = 0; j < n; j++) {
-            float v1 = (t208[r * n + j]) * v0;
-            float v2 = t209[r * n + j] != 0.0f ? v1 : (-INFINITY);
-            t210[r * n + j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k221_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k221_softmax(float *restrict t211, const float *restrict t210, long B, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t210[r * n + j0] ? acc0 : t210[r * n + j0];
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t151[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
         }
-        t211[r] = acc0;
-    }
-}
-
-/* dpo_step_k222_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k222_softmax(float *restrict t212, const float *restrict t210, const float *restrict t211, long B, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
+        float v11 = acc0;
         for (long j = 0; j < n; j++) {
-            float v0 = t210[r * n + j] - (t211[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v1 = expf(v0);
-            t212[r * n + j] = v1;
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
+            float v9 = (t151[r * n + j]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = expf(v12);
+            t152[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_k223_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k223_softmax(float *restrict t213, const float *restrict t212, long B, long KVH, long REP, long T) {
+/* dpo_step_k163_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k163_softmax(float *restrict t153, const float *restrict t152, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4728,14 +4216,14 @@ static void dpo_step_k223_softmax(float *restrict t213, const float *restrict t2
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t212[r * n + j0];
+            acc0 += t152[r * n + j0];
         }
-        t213[r] = acc0;
+        t153[r] = acc0;
     }
 }
 
-/* dpo_step_k224_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k224_softmax(float *restrict t214, const float *restrict t212, const float *restrict t213, long B, long KVH, long REP, long T) {
+/* dpo_step_k164_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k164_softmax(float *restrict t154, const float *restrict t152, const float *restrict t153, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4744,43 +4232,43 @@ static void dpo_step_k224_softmax(float *restrict t214, const float *restrict t2
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t212[r * n + j]) / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t214[r * n + j] = v0;
+            float v0 = (t152[r * n + j]) / (t153[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t154[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k225_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void dpo_step_k225_attention_matmul(float *restrict t215, const float *restrict t207, const float *restrict t214, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k165_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
+static void dpo_step_k165_attention_matmul(float *restrict t155, const float *restrict t150, const float *restrict t154, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t215 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t215 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t155 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t155 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k226_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k226_attention_matmul(float *restrict t216, const float *restrict wo, const float *restrict t215, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t215, 1, 0.0f, t216, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t215, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t216, 2*HD2*KVH*REP);
+/* dpo_step_k166_attention_matmul: matmul  [layer_backward/attention] */
+static void dpo_step_k166_attention_matmul(float *restrict t156, const float *restrict wo, const float *restrict t155, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t156, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k227_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void dpo_step_k227_attention(float *restrict t217, const float *restrict saved_x, const float *restrict t216, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k167_attention: reshape, add  [layer_backward/attention; layer_backward] */
+static void dpo_step_k167_attention(float *restrict t157, const float *restrict saved_x, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t216[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t217[r * n + j] = v0;
+            float v0 = saved_x[r * n + j] + t156[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t157[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k228_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k228_rmsnorm(float *restrict t218, const float *restrict t217, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k168_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k168_rmsnorm(float *restrict t158, const float *restrict t157, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4790,195 +4278,145 @@ static void dpo_step_k228_rmsnorm(float *restrict t218, const float *restrict t2
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t217[r * n + j0]) * (t217[r * n + j0]);
+            float v0 = (t157[r * n + j0]) * (t157[r * n + j0]);
             acc0 += v0;
         }
-        t218[r] = acc0;
+        t158[r] = acc0;
     }
 }
 
-/* dpo_step_k229_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k229_rmsnorm(float *restrict t219, const float *restrict norm_eps, const float *restrict t218, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 1;
+/* dpo_step_k169_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k169_rmsnorm(float *restrict t159, const float *restrict norm_eps, const float *restrict t157, const float *restrict t158, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = (t158[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v0 = (t218[r * n + j]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[0];
-            float v2 = 1.0f / sqrtf(v1);
-            t219[r * n + j] = v2;
+            float v3 = (t157[r * n + j]) * v2;
+            t159[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k230_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k230_rmsnorm(float *restrict t220, const float *restrict t217, const float *restrict t219, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k170_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k170_rmsnorm(float *restrict t160, const float *restrict ffn_norm, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t217[r * n + j]) * (t219[(i0) * T + i1]);
-            t220[r * n + j] = v0;
+            float v0 = (t159[r * n + j]) * (ffn_norm[j]);
+            t160[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k231_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k231_rmsnorm(float *restrict t221, const float *restrict ffn_norm, const float *restrict t220, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t220[r * n + j]) * (ffn_norm[j]);
-            t221[r * n + j] = v0;
-        }
-    }
+/* dpo_step_k171_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k171_gate_up_matmul(float *restrict t161, const float *restrict w1, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t160, 1, 0.0f, t161, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t161, F);
 }
 
-/* dpo_step_k232_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k232_gate_up_matmul(float *restrict t222, const float *restrict w1, const float *restrict t221, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t221, 1, 0.0f, t222, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t222, F);
-}
-
-/* dpo_step_k233_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k233_silu(float *restrict t223, const float *restrict t222, long B, long F, long T) {
+/* dpo_step_k172_silu: reshape, neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k172_silu(float *restrict t162, const float *restrict t161, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t222[((i0) * T + i1) * F + j]);
+            float v0 = -(t161[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
-            t223[r * n + j] = v1;
+            float v2 = 1.0f + v1;
+            float v3 = (t161[((i0) * T + i1) * F + j]) / v2;
+            t162[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k234_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k234_silu(float *restrict t224, const float *restrict t223, long B, long F, long T) {
+/* dpo_step_k173_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k173_gate_up_matmul(float *restrict t163, const float *restrict w3, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t160, 1, 0.0f, t163, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t163, F);
+}
+
+/* dpo_step_k174_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k174_gate_up(float *restrict t164, const float *restrict t162, const float *restrict t163, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t223[r * n + j];
-            t224[r * n + j] = v0;
+            float v0 = (t162[r * n + j]) * (t163[((i0) * T + i1) * F + j]);
+            t164[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k235_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k235_gate_up(float *restrict t225, const float *restrict t222, const float *restrict t224, long B, long F, long T) {
+/* dpo_step_k175_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void dpo_step_k175_ffn_grad_matmul(float *restrict t165, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t165, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t165, F);
+}
+
+/* dpo_step_k176_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k176_ffn_grad(float *restrict t166, const float *restrict t162, const float *restrict t165, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t222[((i0) * T + i1) * F + j]) / (t224[r * n + j]);
-            t225[r * n + j] = v0;
+            float v0 = (t165[((i0) * T + i1) * F + j]) * (t162[r * n + j]);
+            t166[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k236_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k236_gate_up_matmul(float *restrict t226, const float *restrict w3, const float *restrict t221, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t221, 1, 0.0f, t226, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t226, F);
+/* dpo_step_k177_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k177_gate_up_grad_matmul(float *restrict t167, const float *restrict w3, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t166, F, w3, 2*HD2*KVH*REP, 0.0f, t167, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k237_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k237_gate_up(float *restrict t227, const float *restrict t225, const float *restrict t226, long B, long F, long T) {
+/* dpo_step_k178_silu_grad: reshape, neg, exp, const, reshape, expand, add, reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k178_silu_grad(float *restrict t168, const float *restrict t161, const float *restrict t162, const float *restrict t163, const float *restrict t165, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t225[r * n + j]) * (t226[((i0) * T + i1) * F + j]);
-            t227[r * n + j] = v0;
+            float v0 = (t165[((i0) * T + i1) * F + j]) * (t163[((i0) * T + i1) * F + j]);
+            float v1 = -(t161[((i0) * T + i1) * F + j]);
+            float v2 = expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = v0 * (t162[r * n + j]);
+            float v6 = v5 / v3;
+            float v7 = -v6;
+            float v8 = v7 * v2;
+            float v9 = -v8;
+            float v10 = v4 + v9;
+            t168[r * n + j] = v10;
         }
     }
 }
 
-/* dpo_step_k238_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void dpo_step_k238_ffn_grad_matmul(float *restrict t228, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t228, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t228, F);
+/* dpo_step_k179_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k179_gate_up_grad_matmul(float *restrict t169, const float *restrict w1, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t168, 1, 0.0f, t169, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t168, F, w1, 2*HD2*KVH*REP, 0.0f, t169, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k239_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k239_ffn_grad(float *restrict t229, const float *restrict t225, const float *restrict t228, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t228[((i0) * T + i1) * F + j]) * (t225[r * n + j]);
-            t229[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k240_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k240_gate_up_grad_matmul(float *restrict t230, const float *restrict w3, const float *restrict t229, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t229, 1, 0.0f, t230, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t229, F, w3, 2*HD2*KVH*REP, 0.0f, t230, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k241_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k241_silu_grad(float *restrict t231, const float *restrict t223, const float *restrict t224, const float *restrict t225, const float *restrict t226, const float *restrict t228, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t228[((i0) * T + i1) * F + j]) * (t226[((i0) * T + i1) * F + j]);
-            float v1 = v0 / (t224[r * n + j]);
-            float v2 = v0 * (t225[r * n + j]);
-            float v3 = v2 / (t224[r * n + j]);
-            float v4 = -v3;
-            float v5 = v4 * (t223[r * n + j]);
-            float v6 = -v5;
-            float v7 = v1 + v6;
-            t231[r * n + j] = v7;
-        }
-    }
-}
-
-/* dpo_step_k242_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k242_gate_up_grad_matmul(float *restrict t232, const float *restrict w1, const float *restrict t231, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t231, 1, 0.0f, t232, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t231, F, w1, 2*HD2*KVH*REP, 0.0f, t232, 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k243_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k243_gate_up_grad(float *restrict t233, const float *restrict t230, const float *restrict t232, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = t230[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t232[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t233[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k244_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k244_rmsnorm_grad(float *restrict t234, const float *restrict t220, const float *restrict t233, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k180_gate_up_grad: reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k180_gate_up_grad(float *restrict t170, const float *restrict t159, const float *restrict t167, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4988,15 +4426,16 @@ static void dpo_step_k244_rmsnorm_grad(float *restrict t234, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t233[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t220[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v0;
+            float v0 = t167[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t169[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 * (t159[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            acc0 += v1;
         }
-        t234[r] = acc0;
+        t170[r] = acc0;
     }
 }
 
-/* dpo_step_k245_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k245_rmsnorm_grad(float *restrict t235, const float *restrict t234, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k181_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k181_rmsnorm_grad(float *restrict t171, const float *restrict t170, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5006,14 +4445,14 @@ static void dpo_step_k245_rmsnorm_grad(float *restrict t235, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t234[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t170[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t235[r] = acc0;
+        t171[r] = acc0;
     }
 }
 
-/* dpo_step_k246_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void dpo_step_k246_rmsnorm_grad(float *restrict t236, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t217, const float *restrict t219, const float *restrict t233, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k182_rmsnorm_grad: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restrict norm_eps, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t157, const float *restrict t158, const float *restrict t167, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5022,44 +4461,49 @@ static void dpo_step_k246_rmsnorm_grad(float *restrict t236, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t233[r * n + j0]) * (ffn_norm[j0]);
-            float v4 = v3 * (t217[r * n + j0]);
-            acc0 += v4;
+            float v0 = t167[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t169[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (t157[r * n + j0]);
+            acc0 += v2;
         }
-        float v5 = acc0 * (t219[(i0) * T + i1]);
-        float v6 = v5 * (t219[(i0) * T + i1]);
-        float v7 = v6 * (t219[(i0) * T + i1]);
-        float v8 = v7 * (-0.5f);
-        float v9 = v8 / ((float)(2*HD2*KVH*REP));
+        float v5 = (t158[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        float v10 = acc0 * v7;
+        float v11 = v10 * v7;
+        float v12 = v11 * v7;
+        float v13 = v12 * (-0.5f);
+        float v14 = v13 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t233[r * n + j]) * (ffn_norm[j]);
-            float v1 = v0 * (t219[(i0) * T + i1]);
-            float v2 = carry1[r * n + j] + v1;
-            float v10 = v9 * (t217[r * n + j]);
-            float v11 = v2 + v10;
-            float v12 = v11 + v10;
-            t236[r * n + j] = v12;
+            float v3 = t167[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t169[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v8 = v4 * v7;
+            float v9 = carry1[r * n + j] + v8;
+            float v15 = v14 * (t157[r * n + j]);
+            float v16 = v9 + v15;
+            float v17 = v16 + v15;
+            t172[r * n + j] = v17;
         }
     }
 }
 
-/* dpo_step_k247_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k247_attention_grad_matmul(float *restrict t237, const float *restrict wo, const float *restrict t236, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t236, 1, 0.0f, t237, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t236, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t237, 2*HD2*KVH*REP);
+/* dpo_step_k183_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k183_attention_grad_matmul(float *restrict t173, const float *restrict wo, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t172, 1, 0.0f, t173, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t172, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t173, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k248_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k248_attention_grad_matmul(float *restrict t238, const float *restrict t207, const float *restrict t237, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k184_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void dpo_step_k184_attention_grad_matmul(float *restrict t174, const float *restrict t150, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t238 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t207 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t238 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t174 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t174 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k249_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k249_softmax_grad(float *restrict t239, const float *restrict t209, const float *restrict t210, const float *restrict t211, const float *restrict t212, const float *restrict t213, const float *restrict t214, const float *restrict t238, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k185_attention: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, mul, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k185_attention(float *restrict t175, const float *restrict t2, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t174, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5070,70 +4514,61 @@ static void dpo_step_k249_softmax_grad(float *restrict t239, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (t238[r * n + j0]) * (t214[r * n + j0]);
-            float v2 = v1 / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v3 = -v2;
-            acc0 += v3;
+            float v0 = (t174[r * n + j0]) * (t154[r * n + j0]);
+            float v1 = v0 / (t153[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
         }
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = (t238[r * n + j1]) / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v7 = v6 + acc0;
-            float v8 = v7 * (t212[r * n + j1]);
-            float v9 = -v8;
-            acc1 += v9;
-        }
-        float v14 = 1.0f / sqrtf((float)(2*HD2));
+        float v10 = 1.0f / sqrtf((float)(2*HD2));
         for (long j = 0; j < n; j++) {
-            float v0 = (t238[r * n + j]) / (t213[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v4 = v0 + acc0;
-            float v5 = v4 * (t212[r * n + j]);
-            float v10 = t210[r * n + j] == t211[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
-            float v11 = acc1 * v10;
-            float v12 = v5 + v11;
-            float v13 = t209[r * n + j] != 0.0f ? v12 : 0.0f;
-            float v15 = v13 * v14;
-            t239[r * n + j] = v15;
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
+            float v6 = (t174[r * n + j]) / (t153[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v7 = v6 + acc0;
+            float v8 = v7 * (t152[r * n + j]);
+            float v9 = v5 != 0.0f ? v8 : 0.0f;
+            float v11 = v9 * v10;
+            t175[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k250_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k250_scores_grad_matmul(float *restrict t240, const float *restrict t206, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k186_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k186_scores_grad_matmul(float *restrict t176, const float *restrict t149, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t240 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t206 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t240 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t176 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t176 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k251_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k251_attention_grad_matmul(float *restrict t241, const float *restrict t204, const float *restrict t239, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k187_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k187_attention_grad_matmul(float *restrict t177, const float *restrict t147, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t241 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t239 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t204 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t241 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t177 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t177 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k252_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k252_attention_grad_matmul(float *restrict t242, const float *restrict t214, const float *restrict t237, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k188_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k188_attention_grad_matmul(float *restrict t178, const float *restrict t154, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t242 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t214 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t237 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t242 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t178 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t178 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* dpo_step_k253_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k253_attention_grad_matmul(float *restrict t243, const float *restrict wv, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t242, 1, 0.0f, t243, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t242, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t243, 2*HD2*KVH*REP);
+/* dpo_step_k189_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k189_attention_grad_matmul(float *restrict t179, const float *restrict wv, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t178, 1, 0.0f, t179, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t178, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t179, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k254_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k254_rope_grad(float *restrict t244, const float *restrict t1, const float *restrict t2, const float *restrict t241, long B, long HD2, long KVH, long T) {
+/* dpo_step_k190_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict t0, const float *restrict t1, const float *restrict t177, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5141,12 +4576,12 @@ static void dpo_step_k254_rope_grad(float *restrict t244, const float *restrict 
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = -(t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v3 = v2 * (t1[((i0) * T + i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t241[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v6 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v7 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[((i0) * T + i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -5164,19 +4599,19 @@ static void dpo_step_k254_rope_grad(float *restrict t244, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t244[r * n + j] = v9;
+            t180[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k255_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k255_attention_grad_matmul(float *restrict t245, const float *restrict wk, const float *restrict t244, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t244, 1, 0.0f, t245, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t244, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t245, 2*HD2*KVH*REP);
+/* dpo_step_k191_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k191_attention_grad_matmul(float *restrict t181, const float *restrict wk, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t180, 1, 0.0f, t181, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t180, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t181, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k256_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k256_rope_grad(float *restrict t246, const float *restrict t1, const float *restrict t2, const float *restrict t240, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k192_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict t0, const float *restrict t1, const float *restrict t176, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5184,12 +4619,12 @@ static void dpo_step_k256_rope_grad(float *restrict t246, const float *restrict 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t2[((i0) * T + i1) * HD2 + i3]);
+        float v1 = (t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + i3]);
+        float v2 = -(t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v3 = v2 * (t1[((i0) * T + i1) * HD2 + i3]);
         float v4 = v1 + v3;
-        float v6 = (t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t240[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v6 = (t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
+        float v7 = (t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[((i0) * T + i1) * HD2 + i3]);
         float v8 = v6 + v7;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -5207,34 +4642,19 @@ static void dpo_step_k256_rope_grad(float *restrict t246, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t246[r * n + j] = v9;
+            t182[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k257_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k257_attention_grad_matmul(float *restrict t247, const float *restrict wq, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t246, 1, 0.0f, t247, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t246, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t247, 2*HD2*KVH*REP);
+/* dpo_step_k193_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k193_attention_grad_matmul(float *restrict t183, const float *restrict wq, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t182, 1, 0.0f, t183, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t182, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t183, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k258_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
-static void dpo_step_k258_attention_grad(float *restrict t248, const float *restrict t243, const float *restrict t245, const float *restrict t247, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = t243[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t245[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t247[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t248[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k259_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k259_rmsnorm_grad(float *restrict t249, const float *restrict t201, const float *restrict t248, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k194_attention_grad: reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k194_attention_grad(float *restrict t184, const float *restrict t144, const float *restrict t179, const float *restrict t181, const float *restrict t183, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5244,15 +4664,17 @@ static void dpo_step_k259_rmsnorm_grad(float *restrict t249, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t248[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t201[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v0;
+            float v0 = t179[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t181[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 + t183[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v2 = v1 * (t144[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            acc0 += v2;
         }
-        t249[r] = acc0;
+        t184[r] = acc0;
     }
 }
 
-/* dpo_step_k260_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k260_rmsnorm_grad(float *restrict t250, const float *restrict t249, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k195_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k195_rmsnorm_grad(float *restrict t185, const float *restrict t184, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5262,14 +4684,14 @@ static void dpo_step_k260_rmsnorm_grad(float *restrict t250, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t249[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t184[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t250[r] = acc0;
+        t185[r] = acc0;
     }
 }
 
-/* dpo_step_k261_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void dpo_step_k261_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t200, const float *restrict t236, const float *restrict t248, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k196_rmsnorm_grad: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k196_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t143, const float *restrict t172, const float *restrict t179, const float *restrict t181, const float *restrict t183, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5278,118 +4700,125 @@ static void dpo_step_k261_rmsnorm_grad(float *restrict carry1_next, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t248[r * n + j0]) * (attn_norm[j0]);
-            float v4 = v3 * (saved_x[r * n + j0]);
-            acc0 += v4;
+            float v0 = t179[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t181[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 + t183[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
         }
-        float v5 = acc0 * (t200[(i0) * T + i1]);
-        float v6 = v5 * (t200[(i0) * T + i1]);
-        float v7 = v6 * (t200[(i0) * T + i1]);
-        float v8 = v7 * (-0.5f);
-        float v9 = v8 / ((float)(2*HD2*KVH*REP));
+        float v7 = (t143[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        float v12 = acc0 * v9;
+        float v13 = v12 * v9;
+        float v14 = v13 * v9;
+        float v15 = v14 * (-0.5f);
+        float v16 = v15 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t248[r * n + j]) * (attn_norm[j]);
-            float v1 = v0 * (t200[(i0) * T + i1]);
-            float v2 = t236[r * n + j] + v1;
-            float v10 = v9 * (saved_x[r * n + j]);
-            float v11 = v2 + v10;
-            float v12 = v11 + v10;
-            carry1_next[r * n + j] = v12;
+            float v4 = t179[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t181[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v5 = v4 + t183[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v10 = v6 * v9;
+            float v11 = t172[r * n + j] + v10;
+            float v17 = v16 * (saved_x[r * n + j]);
+            float v18 = v11 + v17;
+            float v19 = v18 + v17;
+            carry1_next[r * n + j] = v19;
         }
     }
 }
 
-/* dpo_step_k262_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k262_layer_backward(float *restrict grad_attn_norm, const float *restrict t250, long HD2, long KVH, long REP) {
+/* dpo_step_k197_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k197_layer_backward(float *restrict grad_attn_norm, const float *restrict t185, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t250[j];
+            float v0 = grad_attn_norm[j] + t185[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k263_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k263_layer_backward_matmul(float *restrict grad_wq, const float *restrict t202, const float *restrict t246, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, t246, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t246, 2*HD2*KVH*REP, t202, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+/* dpo_step_k198_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k198_layer_backward_matmul(float *restrict grad_wq, const float *restrict t145, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t182, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t182, 2*HD2*KVH*REP, t145, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k264_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k264_layer_backward_matmul(float *restrict grad_wk, const float *restrict t202, const float *restrict t244, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, t244, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t244, 2*HD2*KVH, t202, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+/* dpo_step_k199_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k199_layer_backward_matmul(float *restrict grad_wk, const float *restrict t145, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t180, 2*HD2*KVH, 1.0f, grad_wk, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t180, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k265_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k265_layer_backward_matmul(float *restrict grad_wv, const float *restrict t202, const float *restrict t242, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t202, 2*HD2*KVH*REP, t242, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t242, 2*HD2*KVH, t202, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+/* dpo_step_k200_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k200_layer_backward_matmul(float *restrict grad_wv, const float *restrict t145, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t178, 2*HD2*KVH, 1.0f, grad_wv, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t178, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k266_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k266_layer_backward_matmul(float *restrict grad_wo, const float *restrict t215, const float *restrict t236, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t215, 2*HD2*KVH*REP, t236, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t236, 2*HD2*KVH*REP, t215, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+/* dpo_step_k201_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k201_layer_backward_matmul(float *restrict grad_wo, const float *restrict t155, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, t172, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t172, 2*HD2*KVH*REP, t155, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k267_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k267_layer_backward(float *restrict grad_ffn_norm, const float *restrict t235, long HD2, long KVH, long REP) {
+/* dpo_step_k202_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k202_layer_backward(float *restrict grad_ffn_norm, const float *restrict t171, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t235[j];
+            float v0 = grad_ffn_norm[j] + t171[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k268_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k268_layer_backward_matmul(float *restrict grad_w1, const float *restrict t221, const float *restrict t231, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, t231, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t231, F, t221, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+/* dpo_step_k203_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k203_layer_backward_matmul(float *restrict grad_w1, const float *restrict t160, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t168, F, 1.0f, grad_w1, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t168, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k269_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k269_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t227, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t227, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t227, F, 1.0f, grad_w2, F);
+/* dpo_step_k204_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k204_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t164, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t164, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t164, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k270_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k270_layer_backward_matmul(float *restrict grad_w3, const float *restrict t221, const float *restrict t229, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t221, 2*HD2*KVH*REP, t229, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t229, F, t221, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+/* dpo_step_k205_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k205_layer_backward_matmul(float *restrict grad_w3, const float *restrict t160, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t166, F, 1.0f, grad_w3, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t166, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k271_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void dpo_step_k271_embed_backward_scatter_add(float *restrict t251, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t251, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* dpo_step_k206_embed_backward_scatter_add: scatter_add  [embed_backward] */
+static void dpo_step_k206_embed_backward_scatter_add(float *restrict t186, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
+    memset(t186, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t251[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            t186[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* dpo_step_k272_embed_backward: add, write_slice  [embed_backward] */
-static void dpo_step_k272_embed_backward(float *restrict grad_embed, const float *restrict t251, long HD2, long KVH, long REP, long V) {
+/* dpo_step_k207_embed_backward: add, write_slice  [embed_backward] */
+static void dpo_step_k207_embed_backward(float *restrict grad_embed, const float *restrict t186, long HD2, long KVH, long REP, long V) {
     const long rows = V, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t251[r * n + j];
+            float v0 = grad_embed[r * n + j] + t186[r * n + j];
             grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
         }
     }
 }
 
-/* Arena: 126 slots planned for 273 kernels. */
+/* Arena: 97 slots planned for 208 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -5408,138 +4837,109 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(B*HD2*T, B*T), 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T), B*F*T), B*T*V));
+    off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
-    off[2] = total; total += la_round16(B*HD2*T);
-    off[3] = total; total += la_round16(B*T*T);
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[2] = total; total += la_round16(B*T*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T*V));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T));
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T));
     off[7] = total; total += la_round16(B*T);
-    off[8] = total; total += la_round16(B*T*V);
-    off[9] = total; total += la_round16(B*T*V);
-    off[10] = total; total += la_round16(B*T);
-    off[11] = total; total += la_round16(la_max(la_max(B*T*V, B), B*T));
-    off[12] = total; total += la_round16(la_max(B*T, B*T*V));
-    off[13] = total; total += la_round16(la_max(B, B*T));
+    off[8] = total; total += la_round16(la_max(B*T, B));
+    off[9] = total; total += la_round16(B);
+    off[10] = total; total += la_round16(B);
+    off[11] = total; total += la_round16(B);
+    off[12] = total; total += la_round16(B);
+    off[13] = total; total += la_round16(B);
     off[14] = total; total += la_round16(B);
     off[15] = total; total += la_round16(B);
     off[16] = total; total += la_round16(B);
     off[17] = total; total += la_round16(B);
     off[18] = total; total += la_round16(B);
     off[19] = total; total += la_round16(B);
-    off[20] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[21] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[22] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[23] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
+    off[20] = total; total += la_round16(B);
+    off[21] = total; total += la_round16(B);
+    off[22] = total; total += la_round16(B);
+    off[23] = total; total += la_round16(B);
     off[24] = total; total += la_round16(B);
     off[25] = total; total += la_round16(B);
-    off[26] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[26] = total; total += la_round16(B);
     off[27] = total; total += la_round16(B);
     off[28] = total; total += la_round16(B);
-    off[29] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[30] = total; total += la_round16(la_max(B, B*F*T));
-    off[31] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[29] = total; total += la_round16(la_max(1, B));
+    off[30] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(B);
     off[32] = total; total += la_round16(B);
     off[33] = total; total += la_round16(B);
     off[34] = total; total += la_round16(B);
     off[35] = total; total += la_round16(B);
     off[36] = total; total += la_round16(B);
     off[37] = total; total += la_round16(B);
-    off[38] = total; total += la_round16(B);
-    off[39] = total; total += la_round16(B);
+    off[38] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[39] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
     off[40] = total; total += la_round16(B);
-    off[41] = total; total += la_round16(B);
-    off[42] = total; total += la_round16(B);
-    off[43] = total; total += la_round16(la_max(1, B));
-    off[44] = total; total += la_round16(B);
-    off[45] = total; total += la_round16(B);
-    off[46] = total; total += la_round16(B);
+    off[41] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[42] = total; total += la_round16(la_max(B, B*F*T));
+    off[43] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[44] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[45] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[46] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
     off[47] = total; total += la_round16(la_max(B, B*F*T));
-    off[48] = total; total += la_round16(B);
+    off[48] = total; total += la_round16(la_max(B, B*F*T));
     off[49] = total; total += la_round16(la_max(B, B*F*T));
-    off[50] = total; total += la_round16(la_max(B, B*F*T));
-    off[51] = total; total += la_round16(la_max(B, B*F*T));
+    off[50] = total; total += la_round16(B);
+    off[51] = total; total += la_round16(B);
     off[52] = total; total += la_round16(B);
-    off[53] = total; total += la_round16(la_max(B, B*F*T));
+    off[53] = total; total += la_round16(B);
     off[54] = total; total += la_round16(B);
     off[55] = total; total += la_round16(B);
-    off[56] = total; total += la_round16(la_max(B, B*KVH*REP*T));
-    off[57] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[58] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[59] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[60] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[61] = total; total += la_round16(la_max(B, B*F*T));
-    off[62] = total; total += la_round16(B);
-    off[63] = total; total += la_round16(B);
-    off[64] = total; total += la_round16(la_max(B, 1));
-    off[65] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[56] = total; total += la_round16(la_max(B, B*F*T));
+    off[57] = total; total += la_round16(B);
+    off[58] = total; total += la_round16(la_max(B, B*F*T));
+    off[59] = total; total += la_round16(B);
+    off[60] = total; total += la_round16(la_max(B, B*F*T));
+    off[61] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[62] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[63] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[64] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[65] = total; total += la_round16(B);
     off[66] = total; total += la_round16(B);
     off[67] = total; total += la_round16(B);
-    off[68] = total; total += la_round16(B);
-    off[69] = total; total += la_round16(B);
-    off[70] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[71] = total; total += la_round16(la_max(B, B*KVH*REP*T));
-    off[72] = total; total += la_round16(B);
+    off[68] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[69] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
+    off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[71] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[72] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[73] = total; total += la_round16(B);
-    off[74] = total; total += la_round16(B);
-    off[75] = total; total += la_round16(B);
+    off[74] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[75] = total; total += la_round16(la_max(B, B*KVH*REP*T));
     off[76] = total; total += la_round16(B);
     off[77] = total; total += la_round16(B);
     off[78] = total; total += la_round16(B);
     off[79] = total; total += la_round16(B);
-    off[80] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[80] = total; total += la_round16(B);
     off[81] = total; total += la_round16(B);
     off[82] = total; total += la_round16(B);
     off[83] = total; total += la_round16(B);
-    off[84] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[84] = total; total += la_round16(B);
     off[85] = total; total += la_round16(B);
     off[86] = total; total += la_round16(B);
     off[87] = total; total += la_round16(B);
     off[88] = total; total += la_round16(B);
-    off[89] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[89] = total; total += la_round16(B);
     off[90] = total; total += la_round16(B);
-    off[91] = total; total += la_round16(B);
-    off[92] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
-    off[93] = total; total += la_round16(la_max(B, B*F*T));
-    off[94] = total; total += la_round16(B);
-    off[95] = total; total += la_round16(B);
-    off[96] = total; total += la_round16(B);
-    off[97] = total; total += la_round16(B);
-    off[98] = total; total += la_round16(B);
-    off[99] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[100] = total; total += la_round16(B);
-    off[101] = total; total += la_round16(B);
-    off[102] = total; total += la_round16(B);
-    off[103] = total; total += la_round16(B);
-    off[104] = total; total += la_round16(B);
-    off[105] = total; total += la_round16(B);
-    off[106] = total; total += la_round16(B);
-    off[107] = total; total += la_round16(B);
-    off[108] = total; total += la_round16(B);
-    off[109] = total; total += la_round16(B);
-    off[110] = total; total += la_round16(B);
-    off[111] = total; total += la_round16(B);
-    off[112] = total; total += la_round16(B);
-    off[113] = total; total += la_round16(B);
-    off[114] = total; total += la_round16(B);
-    off[115] = total; total += la_round16(B);
-    off[116] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[117] = total; total += la_round16(B);
-    off[118] = total; total += la_round16(B);
-    off[119] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[120] = total; total += la_round16(B);
-    off[121] = total; total += la_round16(la_max(1, 17*B));
-    off[122] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[123] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[124] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[125] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[91] = total; total += la_round16(la_max(B, 1));
+    off[92] = total; total += la_round16(la_max(1, B*T*V));
+    off[93] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[94] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[95] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[96] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_arena_floats(const llama_dpo_dpo_step_args *args) {
-    long off[126];
+    long off[97];
     return llama_dpo_dpo_step_layout(args, off);
 }
 
@@ -5552,262 +4952,197 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[126];
+    long off[97];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[0];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
     float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[5];
+    float *t7 = args->arena + off[6];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[0];
-    float *t12 = args->arena + off[5];
-    float *t13 = args->arena + off[0];
-    float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[0];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[0];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[5];
     float *t20 = args->arena + off[4];
-    float *t21 = args->arena + off[0];
+    float *t21 = args->arena + off[3];
     float *t22 = args->arena + off[6];
-    float *t23 = args->arena + off[5];
-    float *t24 = args->arena + off[4];
-    float *t25 = args->arena + off[0];
-    float *t26 = args->arena + off[7];
-    float *t27 = args->arena + off[8];
-    float *t28 = args->arena + off[9];
-    float *t29 = args->arena + off[10];
-    float *t30 = args->arena + off[11];
+    float *t23 = args->arena + off[7];
+    float *t24 = args->arena + off[8];
+    float *t25 = args->arena + off[9];
+    float *t26 = args->arena + off[8];
+    float *t27 = args->arena + off[9];
+    float *t28 = args->arena + off[8];
+    float *t29 = args->arena + off[9];
+    float *t30 = args->arena + off[10];
     float *t31 = args->arena + off[8];
-    float *t32 = args->arena + off[12];
-    float *t33 = args->arena + off[13];
-    float *t34 = args->arena + off[12];
-    float *t35 = args->arena + off[13];
-    float *t36 = args->arena + off[11];
-    float *t37 = args->arena + off[13];
-    float *t38 = args->arena + off[11];
-    float *t39 = args->arena + off[13];
-    float *t40 = args->arena + off[14];
-    float *t41 = args->arena + off[11];
-    float *t42 = args->arena + off[15];
-    float *t43 = args->arena + off[16];
-    float *t44 = args->arena + off[17];
-    float *t45 = args->arena + off[18];
-    float *t46 = args->arena + off[19];
-    float *t47 = args->arena + off[20];
-    float *t48 = args->arena + off[21];
-    float *t49 = args->arena + off[22];
-    float *t50 = args->arena + off[23];
-    float *t51 = args->arena + off[24];
-    float *t52 = args->arena + off[25];
-    float *t53 = args->arena + off[26];
-    float *t54 = args->arena + off[27];
-    float *t55 = args->arena + off[28];
-    float *t56 = args->arena + off[29];
-    float *t57 = args->arena + off[30];
-    float *t58 = args->arena + off[31];
-    float *t59 = args->arena + off[32];
-    float *t60 = args->arena + off[33];
-    float *t61 = args->arena + off[34];
-    float *t62 = args->arena + off[35];
-    float *t63 = args->arena + off[36];
-    float *t64 = args->arena + off[37];
-    float *t65 = args->arena + off[38];
-    float *t66 = args->arena + off[39];
-    float *t67 = args->arena + off[40];
-    float *t68 = args->arena + off[41];
-    float *t69 = args->arena + off[42];
-    float *t70 = args->arena + off[43];
-    float *t71 = args->arena + off[44];
-    float *t72 = args->arena + off[45];
-    float *t73 = args->arena + off[46];
-    float *t74 = args->arena + off[47];
-    float *t75 = args->arena + off[48];
-    float *t76 = args->arena + off[41];
-    float *t77 = args->arena + off[42];
-    float *t78 = args->arena + off[49];
-    float *t79 = args->arena + off[50];
-    float *t80 = args->arena + off[51];
-    float *t81 = args->arena + off[52];
-    float *t82 = args->arena + off[53];
-    float *t83 = args->arena + off[50];
-    float *t84 = args->arena + off[51];
-    float *t85 = args->arena + off[54];
-    float *t86 = args->arena + off[55];
-    float *t87 = args->arena + off[56];
-    float *t88 = args->arena + off[57];
-    float *t89 = args->arena + off[58];
-    float *t90 = args->arena + off[59];
-    float *t91 = args->arena + off[60];
-    float *t92 = args->arena + off[61];
-    float *t93 = args->arena + off[62];
-    float *t94 = args->arena + off[63];
-    float *t95 = args->arena + off[64];
-    float *t96 = args->arena + off[65];
-    float *t97 = args->arena + off[66];
-    float *t98 = args->arena + off[67];
-    float *t99 = args->arena + off[68];
-    float *t100 = args->arena + off[69];
-    float *t101 = args->arena + off[70];
-    float *t102 = args->arena + off[65];
-    float *t103 = args->arena + off[71];
-    float *t104 = args->arena + off[72];
-    float *t105 = args->arena + off[73];
-    float *t106 = args->arena + off[74];
-    float *t107 = args->arena + off[75];
-    float *t108 = args->arena + off[76];
-    float *t109 = args->arena + off[77];
-    float *t110 = args->arena + off[72];
-    float *t111 = args->arena + off[73];
-    float *t112 = args->arena + off[43];
-    float *t113 = args->arena + off[78];
-    float *t114 = args->arena + off[79];
-    float *t115 = args->arena + off[80];
-    float *t116 = args->arena + off[81];
-    float *t117 = args->arena + off[82];
-    float *t118 = args->arena + off[83];
-    float *t119 = args->arena + off[84];
-    float *t120 = args->arena + off[85];
-    float *t121 = args->arena + off[86];
-    float *t122 = args->arena + off[87];
-    float *t123 = args->arena + off[88];
-    float *t124 = args->arena + off[89];
-    float *t125 = args->arena + off[90];
-    float *t126 = args->arena + off[85];
-    float *t127 = args->arena + off[91];
-    float *t128 = args->arena + off[92];
-    float *t129 = args->arena + off[93];
-    float *t130 = args->arena + off[94];
-    float *t131 = args->arena + off[95];
-    float *t132 = args->arena + off[96];
-    float *t133 = args->arena + off[97];
-    float *t134 = args->arena + off[98];
-    float *t135 = args->arena + off[96];
-    float *t136 = args->arena + off[99];
-    float *t137 = args->arena + off[100];
-    float *t138 = args->arena + off[101];
-    float *t139 = args->arena + off[102];
-    float *t140 = args->arena + off[103];
-    float *t141 = args->arena + off[101];
-    float *t142 = args->arena + off[104];
-    float *t143 = args->arena + off[105];
-    float *t144 = args->arena + off[106];
-    float *t145 = args->arena + off[107];
-    float *t146 = args->arena + off[108];
-    float *t147 = args->arena + off[109];
-    float *t148 = args->arena + off[110];
-    float *t149 = args->arena + off[111];
-    float *t150 = args->arena + off[112];
-    float *t151 = args->arena + off[113];
-    float *t152 = args->arena + off[114];
-    float *t153 = args->arena + off[14];
-    float *t154 = args->arena + off[115];
-    float *t155 = args->arena + off[116];
-    float *t156 = args->arena + off[117];
-    float *t157 = args->arena + off[118];
-    float *t158 = args->arena + off[119];
-    float *t159 = args->arena + off[120];
+    float *t32 = args->arena + off[11];
+    float *t33 = args->arena + off[12];
+    float *t34 = args->arena + off[13];
+    float *t35 = args->arena + off[14];
+    float *t36 = args->arena + off[15];
+    float *t37 = args->arena + off[16];
+    float *t38 = args->arena + off[17];
+    float *t39 = args->arena + off[18];
+    float *t40 = args->arena + off[19];
+    float *t41 = args->arena + off[20];
+    float *t42 = args->arena + off[21];
+    float *t43 = args->arena + off[22];
+    float *t44 = args->arena + off[23];
+    float *t45 = args->arena + off[24];
+    float *t46 = args->arena + off[25];
+    float *t47 = args->arena + off[26];
+    float *t48 = args->arena + off[27];
+    float *t49 = args->arena + off[28];
+    float *t50 = args->arena + off[29];
+    float *t51 = args->arena + off[30];
+    float *t52 = args->arena + off[31];
+    float *t53 = args->arena + off[32];
+    float *t54 = args->arena + off[33];
+    float *t55 = args->arena + off[34];
+    float *t56 = args->arena + off[35];
+    float *t57 = args->arena + off[36];
+    float *t58 = args->arena + off[37];
+    float *t59 = args->arena + off[38];
+    float *t60 = args->arena + off[39];
+    float *t61 = args->arena + off[40];
+    float *t62 = args->arena + off[41];
+    float *t63 = args->arena + off[42];
+    float *t64 = args->arena + off[43];
+    float *t65 = args->arena + off[44];
+    float *t66 = args->arena + off[45];
+    float *t67 = args->arena + off[46];
+    float *t68 = args->arena + off[47];
+    float *t69 = args->arena + off[48];
+    float *t70 = args->arena + off[49];
+    float *t71 = args->arena + off[50];
+    float *t72 = args->arena + off[51];
+    float *t73 = args->arena + off[52];
+    float *t74 = args->arena + off[53];
+    float *t75 = args->arena + off[29];
+    float *t76 = args->arena + off[54];
+    float *t77 = args->arena + off[55];
+    float *t78 = args->arena + off[56];
+    float *t79 = args->arena + off[57];
+    float *t80 = args->arena + off[58];
+    float *t81 = args->arena + off[59];
+    float *t82 = args->arena + off[60];
+    float *t83 = args->arena + off[61];
+    float *t84 = args->arena + off[62];
+    float *t85 = args->arena + off[63];
+    float *t86 = args->arena + off[64];
+    float *t87 = args->arena + off[65];
+    float *t88 = args->arena + off[66];
+    float *t89 = args->arena + off[67];
+    float *t90 = args->arena + off[68];
+    float *t91 = args->arena + off[69];
+    float *t92 = args->arena + off[70];
+    float *t93 = args->arena + off[68];
+    float *t94 = args->arena + off[71];
+    float *t95 = args->arena + off[72];
+    float *t96 = args->arena + off[73];
+    float *t97 = args->arena + off[74];
+    float *t98 = args->arena + off[75];
+    float *t99 = args->arena + off[73];
+    float *t100 = args->arena + off[76];
+    float *t101 = args->arena + off[77];
+    float *t102 = args->arena + off[78];
+    float *t103 = args->arena + off[79];
+    float *t104 = args->arena + off[80];
+    float *t105 = args->arena + off[81];
+    float *t106 = args->arena + off[82];
+    float *t107 = args->arena + off[83];
+    float *t108 = args->arena + off[84];
+    float *t109 = args->arena + off[85];
+    float *t110 = args->arena + off[86];
+    float *t111 = args->arena + off[87];
+    float *t112 = args->arena + off[88];
+    float *t113 = args->arena + off[89];
+    float *t114 = args->arena + off[90];
+    float *t115 = args->arena + off[91];
+    float *t116 = args->arena + off[92];
+    float *t117 = args->arena + off[91];
+    float *t118 = args->arena + off[91];
+    float *t119 = args->arena + off[85];
+    float *t120 = args->arena + off[86];
+    float *t121 = args->arena + off[87];
+    float *t122 = args->arena + off[88];
+    float *t123 = args->arena + off[89];
+    float *t124 = args->arena + off[90];
+    float *t125 = args->arena + off[73];
+    float *t126 = args->arena + off[76];
+    float *t127 = args->arena + off[77];
+    float *t128 = args->arena + off[78];
+    float *t129 = args->arena + off[79];
+    float *t130 = args->arena + off[80];
+    float *t131 = args->arena + off[81];
+    float *t132 = args->arena + off[82];
+    float *t133 = args->arena + off[83];
+    float *t134 = args->arena + off[84];
+    float *t135 = args->arena + off[65];
+    float *t136 = args->arena + off[66];
+    float *t137 = args->arena + off[67];
+    float *t138 = args->arena + off[92];
+    float *t139 = args->arena + off[3];
+    float *t140 = args->arena + off[69];
+    float *t141 = args->arena + off[70];
+    float *t142 = args->arena + off[68];
+    float *t143 = args->arena + off[8];
+    float *t144 = args->arena + off[5];
+    float *t145 = args->arena + off[3];
+    float *t146 = args->arena + off[4];
+    float *t147 = args->arena + off[71];
+    float *t148 = args->arena + off[6];
+    float *t149 = args->arena + off[4];
+    float *t150 = args->arena + off[6];
+    float *t151 = args->arena + off[72];
+    float *t152 = args->arena + off[74];
+    float *t153 = args->arena + off[75];
+    float *t154 = args->arena + off[72];
+    float *t155 = args->arena + off[61];
+    float *t156 = args->arena + off[62];
+    float *t157 = args->arena + off[63];
+    float *t158 = args->arena + off[7];
+    float *t159 = args->arena + off[62];
     float *t160 = args->arena + off[64];
-    float *t161 = args->arena + off[121];
-    float *t162 = args->arena + off[64];
-    float *t163 = args->arena + off[121];
-    float *t164 = args->arena + off[64];
-    float *t165 = args->arena + off[14];
-    float *t166 = args->arena + off[115];
-    float *t167 = args->arena + off[116];
-    float *t168 = args->arena + off[117];
-    float *t169 = args->arena + off[118];
-    float *t170 = args->arena + off[119];
-    float *t171 = args->arena + off[101];
-    float *t172 = args->arena + off[104];
-    float *t173 = args->arena + off[105];
-    float *t174 = args->arena + off[106];
-    float *t175 = args->arena + off[107];
-    float *t176 = args->arena + off[108];
-    float *t177 = args->arena + off[109];
-    float *t178 = args->arena + off[110];
-    float *t179 = args->arena + off[111];
-    float *t180 = args->arena + off[112];
-    float *t181 = args->arena + off[93];
-    float *t182 = args->arena + off[94];
-    float *t183 = args->arena + off[95];
-    float *t184 = args->arena + off[97];
-    float *t185 = args->arena + off[98];
-    float *t186 = args->arena + off[96];
-    float *t187 = args->arena + off[99];
-    float *t188 = args->arena + off[100];
-    float *t189 = args->arena + off[102];
-    float *t190 = args->arena + off[103];
-    float *t191 = args->arena + off[90];
-    float *t192 = args->arena + off[85];
-    float *t193 = args->arena + off[91];
-    float *t194 = args->arena + off[11];
-    float *t195 = args->arena + off[0];
-    float *t196 = args->arena + off[92];
-    float *t197 = args->arena + off[89];
-    float *t198 = args->arena + off[5];
-    float *t199 = args->arena + off[7];
-    float *t200 = args->arena + off[10];
-    float *t201 = args->arena + off[0];
-    float *t202 = args->arena + off[4];
-    float *t203 = args->arena + off[116];
-    float *t204 = args->arena + off[84];
-    float *t205 = args->arena + off[6];
-    float *t206 = args->arena + off[80];
-    float *t207 = args->arena + off[6];
-    float *t208 = args->arena + off[119];
-    float *t209 = args->arena + off[70];
-    float *t210 = args->arena + off[65];
-    float *t211 = args->arena + off[71];
-    float *t212 = args->arena + off[119];
-    float *t213 = args->arena + off[56];
-    float *t214 = args->arena + off[57];
-    float *t215 = args->arena + off[116];
-    float *t216 = args->arena + off[58];
-    float *t217 = args->arena + off[59];
-    float *t218 = args->arena + off[12];
-    float *t219 = args->arena + off[13];
-    float *t220 = args->arena + off[58];
-    float *t221 = args->arena + off[60];
-    float *t222 = args->arena + off[61];
-    float *t223 = args->arena + off[53];
-    float *t224 = args->arena + off[50];
-    float *t225 = args->arena + off[51];
-    float *t226 = args->arena + off[61];
-    float *t227 = args->arena + off[49];
-    float *t228 = args->arena + off[47];
-    float *t229 = args->arena + off[93];
-    float *t230 = args->arena + off[31];
-    float *t231 = args->arena + off[30];
-    float *t232 = args->arena + off[99];
-    float *t233 = args->arena + off[29];
-    float *t234 = args->arena + off[92];
-    float *t235 = args->arena + off[89];
-    float *t236 = args->arena + off[31];
-    float *t237 = args->arena + off[99];
-    float *t238 = args->arena + off[26];
-    float *t239 = args->arena + off[20];
-    float *t240 = args->arena + off[58];
-    float *t241 = args->arena + off[6];
-    float *t242 = args->arena + off[80];
-    float *t243 = args->arena + off[59];
-    float *t244 = args->arena + off[21];
-    float *t245 = args->arena + off[29];
-    float *t246 = args->arena + off[84];
-    float *t247 = args->arena + off[99];
-    float *t248 = args->arena + off[58];
-    float *t249 = args->arena + off[92];
-    float *t250 = args->arena + off[22];
-    float *t251 = args->arena + off[23];
+    float *t161 = args->arena + off[60];
+    float *t162 = args->arena + off[58];
+    float *t163 = args->arena + off[56];
+    float *t164 = args->arena + off[47];
+    float *t165 = args->arena + off[48];
+    float *t166 = args->arena + off[49];
+    float *t167 = args->arena + off[41];
+    float *t168 = args->arena + off[42];
+    float *t169 = args->arena + off[43];
+    float *t170 = args->arena + off[69];
+    float *t171 = args->arena + off[70];
+    float *t172 = args->arena + off[62];
+    float *t173 = args->arena + off[63];
+    float *t174 = args->arena + off[44];
+    float *t175 = args->arena + off[45];
+    float *t176 = args->arena + off[41];
+    float *t177 = args->arena + off[6];
+    float *t178 = args->arena + off[4];
+    float *t179 = args->arena + off[43];
+    float *t180 = args->arena + off[46];
+    float *t181 = args->arena + off[71];
+    float *t182 = args->arena + off[63];
+    float *t183 = args->arena + off[41];
+    float *t184 = args->arena + off[69];
+    float *t185 = args->arena + off[38];
+    float *t186 = args->arena + off[39];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5843,25 +5178,19 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 273, tick);
+    la_tock(prof, 0, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k1_rope_tables(t1, t0, B, HD2, T);
-    la_tock(prof, 1, 273, tick);
+    dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
+    la_tock(prof, 1, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k2_rope_tables(t2, t0, B, HD2, T);
-    la_tock(prof, 2, 273, tick);
+    dpo_step_k2_shared_prompt_mask(t2, segments, B, T);
+    la_tock(prof, 2, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k3_shared_prompt_mask(t3, segments, B, T);
-    la_tock(prof, 3, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k4_shared_prompt_mask(t4, t3, B, T);
-    la_tock(prof, 4, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k5_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 5, 273, tick);
+    dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 3, 208, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[122], args->arena + off[123] };
+    float *carry0_buf[2] = { args->arena + off[93], args->arena + off[94] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -5884,620 +5213,458 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k6_rmsnorm(t5, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 273, tick);
+        dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k7_attention_matmul(t6, wq, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 273, tick);
+        dpo_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k8_rope(t7, t1, t2, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 273, tick);
+        dpo_step_k6_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k9_attention_matmul(t8, wk, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 273, tick);
+        dpo_step_k7_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 7, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k10_rope(t9, t1, t2, t8, B, HD2, KVH, T);
-        la_tock(prof, 10, 273, tick);
+        dpo_step_k8_rope(t7, t0, t1, t6, B, HD2, KVH, T);
+        la_tock(prof, 8, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k11_attention_matmul(t10, wv, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 273, tick);
+        dpo_step_k9_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k12_scores_matmul(t11, t7, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 273, tick);
+        dpo_step_k10_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k13_attention(t12, t4, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 273, tick);
+        dpo_step_k11_attention(t10, t2, t9, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k14_attention_matmul(t13, t10, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 273, tick);
+        dpo_step_k12_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k15_attention_matmul(t14, wo, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 273, tick);
+        dpo_step_k13_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k16_attention(t15, carry0, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 16, 273, tick);
+        dpo_step_k14_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k17_rmsnorm(t16, norm_eps, ffn_norm, t15, B, HD2, KVH, REP, T);
-        la_tock(prof, 17, 273, tick);
+        dpo_step_k15_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k18_gate_up_matmul(t17, w1, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 273, tick);
+        dpo_step_k16_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k19_gate_up_matmul(t18, w3, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 273, tick);
+        dpo_step_k17_silu(t16, t14, t15, B, F, T);
+        la_tock(prof, 17, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k20_silu(t19, t17, t18, B, F, T);
-        la_tock(prof, 20, 273, tick);
+        dpo_step_k18_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k21_ffn_matmul(t20, w2, t19, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 21, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k22_ffn(carry0_next, t15, t20, B, HD2, KVH, REP, T);
-        la_tock(prof, 22, 273, tick);
+        dpo_step_k19_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
+        la_tock(prof, 19, 208, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_step_k23_rmsnorm(t21, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 23, 273, tick);
+    dpo_step_k20_rmsnorm(t18, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 20, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k24_rmsnorm(t22, norm_eps, t21, B, HD2, KVH, REP, T);
-    la_tock(prof, 24, 273, tick);
+    dpo_step_k21_rmsnorm(t19, norm_eps, t18, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k25_rmsnorm(t23, carry0, t22, B, HD2, KVH, REP, T);
-    la_tock(prof, 25, 273, tick);
+    dpo_step_k22_rmsnorm(t20, final_norm, carry0, t19, B, HD2, KVH, REP, T);
+    la_tock(prof, 22, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k26_rmsnorm(t24, final_norm, t23, B, HD2, KVH, REP, T);
-    la_tock(prof, 26, 273, tick);
+    dpo_step_k23_lm_head_matmul(t21, lm_head, t20, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 23, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k27_lm_head_matmul(t25, lm_head, t24, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 27, 273, tick);
+    dpo_step_k24_lm_head(t22, t21, B, T, V);
+    la_tock(prof, 24, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k28_lm_head(t26, t25, B, T, V);
-    la_tock(prof, 28, 273, tick);
+    dpo_step_k25_log_softmax(t23, t21, t22, B, T, V);
+    la_tock(prof, 25, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k29_log_softmax(t27, t25, t26, B, T, V);
-    la_tock(prof, 29, 273, tick);
+    dpo_step_k26_cross_entropy(t24, chosen_targets, t21, t22, t23, B, T, V);
+    la_tock(prof, 26, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k30_log_softmax(t28, t27, B, T, V);
-    la_tock(prof, 30, 273, tick);
+    dpo_step_k27_cross_entropy(t25, chosen_mask, t24, B, T);
+    la_tock(prof, 27, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k31_log_softmax(t29, t28, B, T, V);
-    la_tock(prof, 31, 273, tick);
+    dpo_step_k28_sequence_logps(logps_chosen, t25, B);
+    la_tock(prof, 28, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k32_log_softmax(t30, t27, t29, B, T, V);
-    la_tock(prof, 32, 273, tick);
+    dpo_step_k29_cross_entropy(t26, rejected_targets, t21, t22, t23, B, T, V);
+    la_tock(prof, 29, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k33_cross_entropy(t31, chosen_targets, B, T, V);
-    la_tock(prof, 33, 273, tick);
+    dpo_step_k30_cross_entropy(t27, rejected_mask, t26, B, T);
+    la_tock(prof, 30, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k34_cross_entropy(t32, t30, t31, B, T, V);
-    la_tock(prof, 34, 273, tick);
+    dpo_step_k31_sequence_logps(logps_rejected, t27, B);
+    la_tock(prof, 31, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k35_cross_entropy(t33, chosen_mask, t32, B, T);
-    la_tock(prof, 35, 273, tick);
+    dpo_step_k32_lm_head(t28, t21, B, T, V);
+    la_tock(prof, 32, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k36_sequence_logps(logps_chosen, t33, B);
-    la_tock(prof, 36, 273, tick);
+    dpo_step_k33_sequence_logps(t29, chosen_mask, B, T);
+    la_tock(prof, 33, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k37_cross_entropy(t34, rejected_targets, B, T, V);
-    la_tock(prof, 37, 273, tick);
+    dpo_step_k34_sequence_logps(t30, rejected_mask, B, T);
+    la_tock(prof, 34, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k38_cross_entropy(t35, t30, t34, B, T, V);
-    la_tock(prof, 38, 273, tick);
+    dpo_step_k35_sequence_logps(logits_chosen, chosen_mask, t28, B, T, V);
+    la_tock(prof, 35, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k39_cross_entropy(t36, rejected_mask, t35, B, T);
-    la_tock(prof, 39, 273, tick);
+    dpo_step_k36_sequence_logps(logits_rejected, rejected_mask, t28, B, T, V);
+    la_tock(prof, 36, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k40_sequence_logps(logps_rejected, t36, B);
-    la_tock(prof, 40, 273, tick);
+    dpo_step_k37_dpo_sigmoid(t31, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 37, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k41_lm_head(t37, t25, B, T, V);
-    la_tock(prof, 41, 273, tick);
+    dpo_step_k38_log_sigmoid(t32, t31, B);
+    la_tock(prof, 38, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k42_sequence_logps(t38, t37, B, T, V);
-    la_tock(prof, 42, 273, tick);
+    dpo_step_k39_dpo_sigmoid(t33, t32, B);
+    la_tock(prof, 39, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k43_sequence_logps(t39, chosen_mask, B, T);
-    la_tock(prof, 43, 273, tick);
+    dpo_step_k40_dpo_sigmoid(t34, t31, B);
+    la_tock(prof, 40, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k44_sequence_logps(t40, rejected_mask, B, T);
-    la_tock(prof, 44, 273, tick);
+    dpo_step_k41_log_sigmoid(t35, t34, B);
+    la_tock(prof, 41, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k45_sequence_logps(logits_chosen, chosen_mask, t38, B, T);
-    la_tock(prof, 45, 273, tick);
+    dpo_step_k42_dpo_sigmoid(t36, t35, B);
+    la_tock(prof, 42, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k46_sequence_logps(logits_rejected, rejected_mask, t38, B, T);
-    la_tock(prof, 46, 273, tick);
+    dpo_step_k43_dpo_robust(t37, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 43, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k47_dpo_sigmoid(t41, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 47, 273, tick);
+    dpo_step_k44_log_sigmoid(t38, t37, B);
+    la_tock(prof, 44, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k48_log_sigmoid(t42, t41, B);
-    la_tock(prof, 48, 273, tick);
+    dpo_step_k45_dpo_sigmoid(t39, t38, B);
+    la_tock(prof, 45, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k49_dpo_sigmoid(t43, t42, B);
-    la_tock(prof, 49, 273, tick);
+    dpo_step_k46_dpo_robust(t40, t37, B);
+    la_tock(prof, 46, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k50_dpo_sigmoid(t44, t41, B);
-    la_tock(prof, 50, 273, tick);
+    dpo_step_k47_log_sigmoid(t41, t40, B);
+    la_tock(prof, 47, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k51_log_sigmoid(t45, t44, B);
-    la_tock(prof, 51, 273, tick);
+    dpo_step_k48_dpo_sigmoid(t42, t41, B);
+    la_tock(prof, 48, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k52_dpo_sigmoid(t46, t45, B);
-    la_tock(prof, 52, 273, tick);
+    dpo_step_k49_dpo_hinge(t43, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 49, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k53_dpo_robust(t47, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 53, 273, tick);
+    dpo_step_k50_dpo_ipo(t44, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
+    la_tock(prof, 50, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k54_log_sigmoid(t48, t47, B);
-    la_tock(prof, 54, 273, tick);
+    dpo_step_k51_dpo_sigmoid(t45, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 51, 208, tick);
+    tick = la_tick(prof);
+    dpo_step_k52_dpo_nca_pair(t46, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 52, 208, tick);
+    tick = la_tick(prof);
+    dpo_step_k53_dpo_sigmoid(t47, t46, B);
+    la_tock(prof, 53, 208, tick);
+    tick = la_tick(prof);
+    dpo_step_k54_dpo_nca_pair(t48, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 54, 208, tick);
     tick = la_tick(prof);
     dpo_step_k55_dpo_sigmoid(t49, t48, B);
-    la_tock(prof, 55, 273, tick);
+    la_tock(prof, 55, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k56_dpo_robust(t50, t47, B);
-    la_tock(prof, 56, 273, tick);
+    dpo_step_k56_dpo_sigmoid(t50, pair_weight, B);
+    la_tock(prof, 56, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k57_log_sigmoid(t51, t50, B);
-    la_tock(prof, 57, 273, tick);
+    dpo_step_k57_dpo_kto_pair(t51, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
+    la_tock(prof, 57, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k58_dpo_sigmoid(t52, t51, B);
-    la_tock(prof, 58, 273, tick);
+    dpo_step_k58_log_sigmoid(t52, t51, B);
+    la_tock(prof, 58, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k59_dpo_hinge(t53, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 59, 273, tick);
+    dpo_step_k59_dpo_sigmoid(t53, t52, B);
+    la_tock(prof, 59, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k60_dpo_ipo(t54, loss_weights, t39, B);
-    la_tock(prof, 60, 273, tick);
+    dpo_step_k60_dpo_sigmoid(t54, t51, t53, B);
+    la_tock(prof, 60, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k61_dpo_ipo(t55, loss_weights, t40, B);
-    la_tock(prof, 61, 273, tick);
+    dpo_step_k61_dpo_kto_pair(t55, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
+    la_tock(prof, 61, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k62_dpo_ipo(t56, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t54, t55, B);
-    la_tock(prof, 62, 273, tick);
+    dpo_step_k62_log_sigmoid(t56, t55, B);
+    la_tock(prof, 62, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k63_dpo_sppo_hard(t57, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 63, 273, tick);
+    dpo_step_k63_dpo_sigmoid(t57, t56, B);
+    la_tock(prof, 63, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k64_dpo_sppo_hard(t58, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 64, 273, tick);
+    dpo_step_k64_dpo_sigmoid(t58, t55, t57, B);
+    la_tock(prof, 64, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k65_dpo_nca_pair(t59, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 65, 273, tick);
+    dpo_step_k65_dpo_dpop(t59, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 65, 208, tick);
     tick = la_tick(prof);
     dpo_step_k66_log_sigmoid(t60, t59, B);
-    la_tock(prof, 66, 273, tick);
+    la_tock(prof, 66, 208, tick);
     tick = la_tick(prof);
     dpo_step_k67_dpo_sigmoid(t61, t60, B);
-    la_tock(prof, 67, 273, tick);
+    la_tock(prof, 67, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k68_dpo_nca_pair(t62, t59, B);
-    la_tock(prof, 68, 273, tick);
+    dpo_step_k68_dpo_simpo(t62, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
+    la_tock(prof, 68, 208, tick);
     tick = la_tick(prof);
     dpo_step_k69_log_sigmoid(t63, t62, B);
-    la_tock(prof, 69, 273, tick);
+    la_tock(prof, 69, 208, tick);
     tick = la_tick(prof);
     dpo_step_k70_dpo_sigmoid(t64, t63, B);
-    la_tock(prof, 70, 273, tick);
+    la_tock(prof, 70, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k71_dpo_nca_pair(t65, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 71, 273, tick);
+    dpo_step_k71_dpo_simpo(t65, t62, B);
+    la_tock(prof, 71, 208, tick);
     tick = la_tick(prof);
     dpo_step_k72_log_sigmoid(t66, t65, B);
-    la_tock(prof, 72, 273, tick);
+    la_tock(prof, 72, 208, tick);
     tick = la_tick(prof);
     dpo_step_k73_dpo_sigmoid(t67, t66, B);
-    la_tock(prof, 73, 273, tick);
+    la_tock(prof, 73, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k74_dpo_kto_pair(t68, ref_chosen, loss_weights, logps_chosen, B);
-    la_tock(prof, 74, 273, tick);
+    dpo_step_k74_dpo_orpo(t68, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
+    la_tock(prof, 74, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k75_dpo_kto_pair(t69, ref_rejected, loss_weights, logps_rejected, B);
-    la_tock(prof, 75, 273, tick);
+    dpo_step_k75_log_sigmoid(t69, t68, B);
+    la_tock(prof, 75, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k76_dpo_sigmoid(t70, pair_weight, B);
-    la_tock(prof, 76, 273, tick);
+    dpo_step_k76_dpo_sigmoid(t70, t69, B);
+    la_tock(prof, 76, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k77_dpo_kto_pair(t71, beta, pair_weight, t68, t69, t70, B);
-    la_tock(prof, 77, 273, tick);
+    dpo_step_k77_dpo_bco_pair(t71, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
+    la_tock(prof, 77, 208, tick);
     tick = la_tick(prof);
     dpo_step_k78_log_sigmoid(t72, t71, B);
-    la_tock(prof, 78, 273, tick);
+    la_tock(prof, 78, 208, tick);
     tick = la_tick(prof);
     dpo_step_k79_dpo_sigmoid(t73, t72, B);
-    la_tock(prof, 79, 273, tick);
+    la_tock(prof, 79, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k80_dpo_sigmoid(t74, t71, t73, B);
-    la_tock(prof, 80, 273, tick);
+    dpo_step_k80_dpo_bco_pair(t74, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
+    la_tock(prof, 80, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k81_dpo_kto_pair(t75, beta, pair_weight, t68, t69, t70, B);
-    la_tock(prof, 81, 273, tick);
+    dpo_step_k81_log_sigmoid(t75, t74, B);
+    la_tock(prof, 81, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k82_log_sigmoid(t76, t75, B);
-    la_tock(prof, 82, 273, tick);
+    dpo_step_k82_dpo_sigmoid(t76, t75, B);
+    la_tock(prof, 82, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k83_dpo_sigmoid(t77, t76, B);
-    la_tock(prof, 83, 273, tick);
+    dpo_step_k83_dpo_sigmoid(t77, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 83, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k84_dpo_sigmoid(t78, t75, t77, B);
-    la_tock(prof, 84, 273, tick);
+    dpo_step_k84_dpo_apo_zero(t78, ref_chosen, beta, loss_weights, logps_chosen, t77, B);
+    la_tock(prof, 84, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k85_dpo_dpop(t79, loss_weights, logps_chosen, B);
-    la_tock(prof, 85, 273, tick);
+    dpo_step_k85_dpo_sigmoid(t79, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 85, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k86_dpo_dpop(t80, ref_chosen, loss_weights, B);
-    la_tock(prof, 86, 273, tick);
+    dpo_step_k86_dpo_apo_zero(t80, ref_rejected, beta, loss_weights, logps_rejected, t79, B);
+    la_tock(prof, 86, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k87_dpo_dpop(t81, t79, t80, B);
-    la_tock(prof, 87, 273, tick);
+    dpo_step_k87_dpo_sigmoid(t81, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 87, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k88_dpo_dpop(t82, ref_rejected, beta, dpop_lambda, loss_weights, logps_rejected, t79, t80, t81, B);
-    la_tock(prof, 88, 273, tick);
+    dpo_step_k88_dpo_apo_down(t82, ref_chosen, beta, loss_weights, logps_chosen, t81, B);
+    la_tock(prof, 88, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k89_log_sigmoid(t83, t82, B);
-    la_tock(prof, 89, 273, tick);
+    dpo_step_k89_dpo_apo_down(t83, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 89, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k90_dpo_sigmoid(t84, t83, B);
-    la_tock(prof, 90, 273, tick);
+    dpo_step_k90_log_sigmoid(t84, t83, B);
+    la_tock(prof, 90, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k91_dpo_simpo(t85, loss_weights, t39, B);
-    la_tock(prof, 91, 273, tick);
+    dpo_step_k91_dpo_sigmoid(t85, t84, B);
+    la_tock(prof, 91, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k92_dpo_simpo(t86, loss_weights, t40, B);
-    la_tock(prof, 92, 273, tick);
+    dpo_step_k92_dpo_sigmoid(t86, t83, t85, B);
+    la_tock(prof, 92, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k93_dpo_simpo(t87, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t85, t86, B);
-    la_tock(prof, 93, 273, tick);
+    dpo_step_k93_dpo_exo_pair(t87, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 93, 208, tick);
     tick = la_tick(prof);
     dpo_step_k94_log_sigmoid(t88, t87, B);
-    la_tock(prof, 94, 273, tick);
+    la_tock(prof, 94, 208, tick);
     tick = la_tick(prof);
     dpo_step_k95_dpo_sigmoid(t89, t88, B);
-    la_tock(prof, 95, 273, tick);
+    la_tock(prof, 95, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k96_dpo_simpo(t90, t87, B);
-    la_tock(prof, 96, 273, tick);
+    dpo_step_k96_dpo_sigmoid(t90, t87, t89, B);
+    la_tock(prof, 96, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k97_log_sigmoid(t91, t90, B);
-    la_tock(prof, 97, 273, tick);
+    dpo_step_k97_sigmoid(t91, t90, B);
+    la_tock(prof, 97, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k98_dpo_sigmoid(t92, t91, B);
-    la_tock(prof, 98, 273, tick);
+    dpo_step_k98_dpo_exo_pair(t92, label_smoothing, t90, B);
+    la_tock(prof, 98, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k99_dpo_orpo(t93, loss_weights, t39, B);
-    la_tock(prof, 99, 273, tick);
+    dpo_step_k99_dpo_exo_pair(t93, t87, B);
+    la_tock(prof, 99, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k100_dpo_orpo(t94, loss_weights, t40, B);
-    la_tock(prof, 100, 273, tick);
+    dpo_step_k100_log_sigmoid(t94, t93, B);
+    la_tock(prof, 100, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k101_dpo_orpo(t95, loss_weights, logps_chosen, t93, B);
-    la_tock(prof, 101, 273, tick);
+    dpo_step_k101_dpo_sigmoid(t95, t94, B);
+    la_tock(prof, 101, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k102_dpo_orpo(t96, loss_weights, logps_rejected, t94, B);
-    la_tock(prof, 102, 273, tick);
+    dpo_step_k102_dpo_sigmoid(t96, t93, t95, B);
+    la_tock(prof, 102, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k103_dpo_orpo(t97, t95, B);
-    la_tock(prof, 103, 273, tick);
+    dpo_step_k103_sigmoid(t97, t96, B);
+    la_tock(prof, 103, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k104_dpo_sigmoid(t98, t97, B);
-    la_tock(prof, 104, 273, tick);
+    dpo_step_k104_dpo_exo_pair(t98, label_smoothing, t96, B);
+    la_tock(prof, 104, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k105_dpo_orpo(t99, t96, B);
-    la_tock(prof, 105, 273, tick);
+    dpo_step_k105_dpo_discopop(t99, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 105, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k106_dpo_sigmoid(t100, t99, B);
-    la_tock(prof, 106, 273, tick);
+    dpo_step_k106_dpo_discopop(t100, t99, B);
+    la_tock(prof, 106, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k107_dpo_orpo(t101, t95, t96, t98, t100, B);
-    la_tock(prof, 107, 273, tick);
+    dpo_step_k107_log_sigmoid(t101, t100, B);
+    la_tock(prof, 107, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k108_log_sigmoid(t102, t101, B);
-    la_tock(prof, 108, 273, tick);
+    dpo_step_k108_dpo_sigmoid(t102, t101, B);
+    la_tock(prof, 108, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k109_dpo_sigmoid(t103, t102, B);
-    la_tock(prof, 109, 273, tick);
+    dpo_step_k109_dpo_sigmoid(t103, t100, t102, B);
+    la_tock(prof, 109, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k110_dpo_bco_pair(t104, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 110, 273, tick);
+    dpo_step_k110_log_sigmoid(t104, t99, B);
+    la_tock(prof, 110, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k111_dpo_bco_pair(t105, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 111, 273, tick);
+    dpo_step_k111_dpo_sigmoid(t105, t104, B);
+    la_tock(prof, 111, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k112_dpo_bco_pair(t106, pair_weight, t70, t104, t105, B);
-    la_tock(prof, 112, 273, tick);
+    dpo_step_k112_dpo_sigmoid(t106, t99, t105, B);
+    la_tock(prof, 112, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k113_log_sigmoid(t107, t106, B);
-    la_tock(prof, 113, 273, tick);
+    dpo_step_k113_dpo_sigmoid(t107, t103, B);
+    la_tock(prof, 113, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k114_dpo_sigmoid(t108, t107, B);
-    la_tock(prof, 114, 273, tick);
+    dpo_step_k114_dpo_discopop(t108, t99, B);
+    la_tock(prof, 114, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k115_dpo_bco_pair(t109, pair_weight, t70, t104, t105, B);
-    la_tock(prof, 115, 273, tick);
+    dpo_step_k115_dpo_sigmoid_norm(t109, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
+    la_tock(prof, 115, 208, tick);
     tick = la_tick(prof);
     dpo_step_k116_log_sigmoid(t110, t109, B);
-    la_tock(prof, 116, 273, tick);
+    la_tock(prof, 116, 208, tick);
     tick = la_tick(prof);
     dpo_step_k117_dpo_sigmoid(t111, t110, B);
-    la_tock(prof, 117, 273, tick);
+    la_tock(prof, 117, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k118_dpo_apo_zero(t112, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 118, 273, tick);
+    dpo_step_k118_dpo_sigmoid_norm(t112, t109, B);
+    la_tock(prof, 118, 208, tick);
     tick = la_tick(prof);
     dpo_step_k119_log_sigmoid(t113, t112, B);
-    la_tock(prof, 119, 273, tick);
+    la_tock(prof, 119, 208, tick);
     tick = la_tick(prof);
     dpo_step_k120_dpo_sigmoid(t114, t113, B);
-    la_tock(prof, 120, 273, tick);
+    la_tock(prof, 120, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k121_dpo_sigmoid(t115, t112, t114, B);
-    la_tock(prof, 121, 273, tick);
+    dpo_step_k121_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t29, t31, t33, t34, t36, t37, t39, t40, t42, t43, t44, t45, t47, t49, t54, t58, t59, t61, t62, t64, t65, t67, t68, t70, t71, t73, t74, t76, t78, t80, t82, t86, t91, t92, t97, t98, t103, t106, t107, t108, t109, t111, t112, t114, B);
+    la_tock(prof, 121, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k122_dpo_apo_zero(t116, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 122, 273, tick);
+    dpo_step_k122_lm_head(t115, loss_weights, losses, B);
+    la_tock(prof, 122, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k123_log_sigmoid(t117, t116, B);
-    la_tock(prof, 123, 273, tick);
+    dpo_step_k123_lm_head(t116, pair_weight, t115, B);
+    la_tock(prof, 123, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k124_dpo_sigmoid(t118, t117, B);
-    la_tock(prof, 124, 273, tick);
+    dpo_step_k124_sft(t117, pair_weight, logps_chosen, t29, B);
+    la_tock(prof, 124, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k125_dpo_sigmoid(t119, t116, t118, B);
-    la_tock(prof, 125, 273, tick);
+    dpo_step_k125_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t116, t117);
+    la_tock(prof, 125, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k126_dpo_apo_down(t120, ref_chosen, loss_weights, logps_chosen, B);
-    la_tock(prof, 126, 273, tick);
+    dpo_step_k126_log_sigmoid_grad(t118, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t109, t110, t111, t112, t113, t114, B);
+    la_tock(prof, 126, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k127_dpo_sigmoid(t121, beta, t120, B);
-    la_tock(prof, 127, 273, tick);
+    dpo_step_k127_log_sigmoid_grad(t119, beta, pair_weight, loss_weights, pref_loss_ratio, t99, t100, t101, t102, t103, t104, t105, t106, t107, t108, B);
+    la_tock(prof, 127, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k128_log_sigmoid(t122, t121, B);
-    la_tock(prof, 128, 273, tick);
+    dpo_step_k128_log_sigmoid_grad(t120, beta, pair_weight, loss_weights, pref_loss_ratio, t87, t88, t89, t91, t92, t93, t94, t95, t97, t98, B);
+    la_tock(prof, 128, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k129_dpo_sigmoid(t123, t122, B);
-    la_tock(prof, 129, 273, tick);
+    dpo_step_k129_log_sigmoid_grad(t121, beta, pair_weight, loss_weights, pref_loss_ratio, t83, t84, t85, t86, B);
+    la_tock(prof, 129, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k130_dpo_sigmoid(t124, t121, t123, B);
-    la_tock(prof, 130, 273, tick);
+    dpo_step_k130_lm_head_grad(t122, pair_weight, loss_weights, pref_loss_ratio, t82, B);
+    la_tock(prof, 130, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k131_dpo_apo_down(t125, ref_rejected, beta, loss_weights, logps_rejected, t120, B);
-    la_tock(prof, 131, 273, tick);
+    dpo_step_k131_lm_head_grad(t123, pair_weight, loss_weights, pref_loss_ratio, t80, B);
+    la_tock(prof, 131, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k132_log_sigmoid(t126, t125, B);
-    la_tock(prof, 132, 273, tick);
+    dpo_step_k132_lm_head_grad(t124, pair_weight, loss_weights, pref_loss_ratio, t78, B);
+    la_tock(prof, 132, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k133_dpo_sigmoid(t127, t126, B);
-    la_tock(prof, 133, 273, tick);
+    dpo_step_k133_log_sigmoid_grad(t125, beta, pair_weight, loss_weights, pref_loss_ratio, t68, t69, t70, B);
+    la_tock(prof, 133, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k134_dpo_sigmoid(t128, t125, t127, B);
-    la_tock(prof, 134, 273, tick);
+    dpo_step_k134_dpo_orpo_grad(t126, t125, B);
+    la_tock(prof, 134, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k135_dpo_exo_pair(t129, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 135, 273, tick);
+    dpo_step_k135_log_sigmoid_grad(t127, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t62, t63, t64, t65, t66, t67, B);
+    la_tock(prof, 135, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k136_log_sigmoid(t130, t129, B);
-    la_tock(prof, 136, 273, tick);
+    dpo_step_k136_log_sigmoid_grad(t128, beta, pair_weight, loss_weights, pref_loss_ratio, t59, t60, t61, B);
+    la_tock(prof, 136, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k137_dpo_sigmoid(t131, t130, B);
-    la_tock(prof, 137, 273, tick);
+    dpo_step_k137_dpo_dpop_grad(t129, t128, B);
+    la_tock(prof, 137, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k138_dpo_sigmoid(t132, t129, t131, B);
-    la_tock(prof, 138, 273, tick);
+    dpo_step_k138_lm_head_grad(t130, pair_weight, loss_weights, pref_loss_ratio, t58, B);
+    la_tock(prof, 138, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k139_sigmoid(t133, t132, B);
-    la_tock(prof, 139, 273, tick);
+    dpo_step_k139_lm_head_grad(t131, pair_weight, loss_weights, pref_loss_ratio, t54, B);
+    la_tock(prof, 139, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k140_dpo_exo_pair(t134, label_smoothing, t132, B);
-    la_tock(prof, 140, 273, tick);
+    dpo_step_k140_dpo_sppo_hard(t132, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
+    la_tock(prof, 140, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k141_dpo_exo_pair(t135, t129, B);
-    la_tock(prof, 141, 273, tick);
+    dpo_step_k141_dpo_sppo_hard(t133, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
+    la_tock(prof, 141, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k142_log_sigmoid(t136, t135, B);
-    la_tock(prof, 142, 273, tick);
+    dpo_step_k142_lm_head_grad(t134, pair_weight, loss_weights, pref_loss_ratio, t44, B);
+    la_tock(prof, 142, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k143_dpo_sigmoid(t137, t136, B);
-    la_tock(prof, 143, 273, tick);
+    dpo_step_k143_lm_head_grad(t135, beta, pair_weight, loss_weights, pref_loss_ratio, t43, B);
+    la_tock(prof, 143, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k144_dpo_sigmoid(t138, t135, t137, B);
-    la_tock(prof, 144, 273, tick);
+    dpo_step_k144_log_sigmoid_grad(t136, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t37, t38, t39, t40, t41, t42, B);
+    la_tock(prof, 144, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k145_sigmoid(t139, t138, B);
-    la_tock(prof, 145, 273, tick);
+    dpo_step_k145_log_sigmoid_grad(t137, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t31, t32, t33, t34, t35, t36, B);
+    la_tock(prof, 145, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k146_dpo_exo_pair(t140, label_smoothing, t138, B);
-    la_tock(prof, 146, 273, tick);
+    dpo_step_k146_log_sigmoid_grad(t138, chosen_targets, rejected_targets, chosen_mask, rejected_mask, ref_chosen, ref_rejected, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, t21, t22, t23, logps_chosen, logps_rejected, t29, t30, t45, t46, t47, t48, t49, t51, t52, t53, t55, t56, t57, t71, t72, t73, t74, t75, t76, t77, t79, t81, t118, t119, t120, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, B, T, V);
+    la_tock(prof, 146, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k147_dpo_discopop(t141, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 147, 273, tick);
+    dpo_step_k147_lm_head_grad_matmul(t139, lm_head, t138, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 147, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k148_dpo_discopop(t142, t141, B);
-    la_tock(prof, 148, 273, tick);
+    dpo_step_k148_rmsnorm_grad(t140, carry0, t19, t139, B, HD2, KVH, REP, T);
+    la_tock(prof, 148, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k149_log_sigmoid(t143, t142, B);
-    la_tock(prof, 149, 273, tick);
+    dpo_step_k149_rmsnorm_grad(t141, t140, HD2, KVH, REP, T);
+    la_tock(prof, 149, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k150_dpo_sigmoid(t144, t143, B);
-    la_tock(prof, 150, 273, tick);
+    dpo_step_k150_rmsnorm_grad(t142, final_norm, carry0, t19, t139, B, HD2, KVH, REP, T);
+    la_tock(prof, 150, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k151_dpo_sigmoid(t145, t142, t144, B);
-    la_tock(prof, 151, 273, tick);
+    dpo_step_k151_rmsnorm_grad(grad_final_norm, t141, HD2, KVH, REP);
+    la_tock(prof, 151, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k152_log_sigmoid(t146, t141, B);
-    la_tock(prof, 152, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k153_dpo_sigmoid(t147, t146, B);
-    la_tock(prof, 153, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k154_dpo_sigmoid(t148, t141, t147, B);
-    la_tock(prof, 154, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k155_dpo_sigmoid(t149, t145, B);
-    la_tock(prof, 155, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k156_dpo_discopop(t150, t141, B);
-    la_tock(prof, 156, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k157_dpo_sigmoid_norm(t151, loss_weights, t39, B);
-    la_tock(prof, 157, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k158_dpo_sigmoid_norm(t152, loss_weights, t40, B);
-    la_tock(prof, 158, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k159_dpo_sigmoid_norm(t153, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t151, t152, B);
-    la_tock(prof, 159, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k160_log_sigmoid(t154, t153, B);
-    la_tock(prof, 160, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k161_dpo_sigmoid(t155, t154, B);
-    la_tock(prof, 161, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k162_dpo_sigmoid_norm(t156, t153, B);
-    la_tock(prof, 162, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k163_log_sigmoid(t157, t156, B);
-    la_tock(prof, 163, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k164_dpo_sigmoid(t158, t157, B);
-    la_tock(prof, 164, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k165_dpo_sft(t159, loss_weights, t39, B);
-    la_tock(prof, 165, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k166_log_sigmoid(losses, beta, label_smoothing, loss_weights, logps_chosen, t41, t43, t44, t46, t47, t49, t50, t52, t53, t56, t57, t58, t59, t61, t62, t64, t65, t67, t74, t78, t82, t84, t87, t89, t90, t92, t95, t101, t103, t106, t108, t109, t111, t115, t119, t124, t128, t133, t134, t139, t140, t145, t148, t149, t150, t153, t155, t156, t158, t159, B);
-    la_tock(prof, 166, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k167_lm_head(t160, loss_weights, losses, B);
-    la_tock(prof, 167, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k168_lm_head(t161, pair_weight, t160, B);
-    la_tock(prof, 168, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k169_sft(t162, pair_weight, logps_chosen, t39, B);
-    la_tock(prof, 169, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k170_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t161, t162);
-    la_tock(prof, 170, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k171_lm_head_grad(t163, pair_weight, loss_weights, pref_loss_ratio, B);
-    la_tock(prof, 171, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k172_log_sigmoid_grad(t164, beta, label_smoothing, loss_weights, t153, t154, t155, t156, t157, t158, t163, B);
-    la_tock(prof, 172, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k173_log_sigmoid_grad(t165, beta, loss_weights, t141, t142, t143, t144, t145, t146, t147, t148, t149, t150, t163, B);
-    la_tock(prof, 173, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k174_log_sigmoid_grad(t166, beta, loss_weights, t129, t130, t131, t133, t134, t135, t136, t137, t139, t140, t163, B);
-    la_tock(prof, 174, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k175_dpo_apo_down(t167, loss_weights, t163, B);
-    la_tock(prof, 175, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k176_log_sigmoid_grad(t168, beta, t125, t126, t127, t128, t167, B);
-    la_tock(prof, 176, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k177_sigmoid_grad(t169, t124, t167, B);
-    la_tock(prof, 177, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k178_dpo_apo_zero(t170, loss_weights, t163, B);
-    la_tock(prof, 178, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k179_sigmoid_grad(t171, t119, t170, B);
-    la_tock(prof, 179, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k180_dpo_apo_zero_grad(t172, t115, t170, B);
-    la_tock(prof, 180, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k181_dpo_bco_pair(t173, loss_weights, t163, B);
-    la_tock(prof, 181, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k182_log_sigmoid_grad(t174, t173, B);
-    la_tock(prof, 182, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k183_dpo_orpo(t175, loss_weights, t163, B);
-    la_tock(prof, 183, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k184_log_sigmoid_grad(t176, beta, t101, t102, t103, t175, B);
-    la_tock(prof, 184, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k185_dpo_orpo_grad(t177, t176, B);
-    la_tock(prof, 185, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k186_log_sigmoid_grad(t178, beta, label_smoothing, loss_weights, t87, t88, t89, t90, t91, t92, t163, B);
-    la_tock(prof, 186, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k187_log_sigmoid_grad(t179, beta, loss_weights, t82, t83, t84, t163, B);
-    la_tock(prof, 187, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k188_dpo_dpop_grad(t180, t179, B);
-    la_tock(prof, 188, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k189_dpo_kto_pair(t181, loss_weights, t163, B);
-    la_tock(prof, 189, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k190_sigmoid_grad(t182, t78, t181, B);
-    la_tock(prof, 190, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k191_sigmoid_grad(t183, t74, t181, B);
-    la_tock(prof, 191, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k192_dpo_nca_pair(t184, loss_weights, t163, B);
-    la_tock(prof, 192, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k193_dpo_nca_pair(t185, t184, B);
-    la_tock(prof, 193, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k194_log_sigmoid_grad(t186, t185, B);
-    la_tock(prof, 194, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k195_dpo_sppo_hard(t187, loss_weights, t163, B);
-    la_tock(prof, 195, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k196_dpo_sppo_hard_grad(t188, t58, t187, B);
-    la_tock(prof, 196, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k197_dpo_sppo_hard_grad(t189, t57, t187, B);
-    la_tock(prof, 197, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k198_dpo_ipo(t190, loss_weights, t56, t163, B);
-    la_tock(prof, 198, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k199_dpo_hinge(t191, beta, loss_weights, t53, t163, B);
-    la_tock(prof, 199, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k200_log_sigmoid_grad(t192, beta, label_smoothing, loss_weights, t47, t48, t49, t50, t51, t52, t163, B);
-    la_tock(prof, 200, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k201_log_sigmoid_grad(t193, beta, label_smoothing, loss_weights, t41, t42, t43, t44, t45, t46, t163, B);
-    la_tock(prof, 201, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k202_log_sigmoid_grad(t194, chosen_mask, rejected_mask, beta, dpop_lambda, pair_weight, loss_weights, sft_loss_ratio, t25, t26, t28, t29, t31, t34, t39, t54, t55, t59, t60, t61, t62, t63, t64, t65, t66, t67, t71, t72, t73, t75, t76, t77, t81, t85, t86, t93, t94, t97, t98, t99, t100, t106, t107, t108, t109, t110, t111, t112, t113, t114, t116, t117, t118, t121, t122, t123, t151, t152, t159, t163, t164, t165, t166, t168, t169, t171, t172, t173, t174, t175, t176, t177, t178, t179, t180, t182, t183, t184, t185, t186, t188, t189, t190, t191, t192, t193, B, T, V);
-    la_tock(prof, 202, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k203_lm_head_grad_matmul(t195, lm_head, t194, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 203, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k204_rmsnorm_grad(t196, t23, t195, B, HD2, KVH, REP, T);
-    la_tock(prof, 204, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k205_rmsnorm_grad(t197, t196, HD2, KVH, REP, T);
-    la_tock(prof, 205, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k206_rmsnorm_grad(t198, final_norm, carry0, t22, t195, B, HD2, KVH, REP, T);
-    la_tock(prof, 206, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k207_rmsnorm_grad(grad_final_norm, t197, HD2, KVH, REP);
-    la_tock(prof, 207, 273, tick);
-    tick = la_tick(prof);
-    dpo_step_k208_lm_head_grad_matmul(grad_lm_head, t24, t194, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 208, 273, tick);
+    dpo_step_k152_lm_head_grad_matmul(grad_lm_head, t20, t138, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 152, 208, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t198;
-    float *carry1_buf[2] = { args->arena + off[124], args->arena + off[125] };
+    const float *carry1 = t142;
+    float *carry1_buf[2] = { args->arena + off[95], args->arena + off[96] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -6520,200 +5687,173 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k209_rmsnorm(t199, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 209, 273, tick);
+        dpo_step_k153_rmsnorm(t143, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 153, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k210_rmsnorm(t200, norm_eps, t199, B, HD2, KVH, REP, T);
-        la_tock(prof, 210, 273, tick);
+        dpo_step_k154_rmsnorm(t144, norm_eps, saved_x, t143, B, HD2, KVH, REP, T);
+        la_tock(prof, 154, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k211_rmsnorm(t201, saved_x, t200, B, HD2, KVH, REP, T);
-        la_tock(prof, 211, 273, tick);
+        dpo_step_k155_rmsnorm(t145, attn_norm, t144, B, HD2, KVH, REP, T);
+        la_tock(prof, 155, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k212_rmsnorm(t202, attn_norm, t201, B, HD2, KVH, REP, T);
-        la_tock(prof, 212, 273, tick);
+        dpo_step_k156_attention_matmul(t146, wq, t145, B, HD2, KVH, REP, T);
+        la_tock(prof, 156, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k213_attention_matmul(t203, wq, t202, B, HD2, KVH, REP, T);
-        la_tock(prof, 213, 273, tick);
+        dpo_step_k157_rope(t147, t0, t1, t146, B, HD2, KVH, REP, T);
+        la_tock(prof, 157, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k214_rope(t204, t1, t2, t203, B, HD2, KVH, REP, T);
-        la_tock(prof, 214, 273, tick);
+        dpo_step_k158_attention_matmul(t148, wk, t145, B, HD2, KVH, REP, T);
+        la_tock(prof, 158, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k215_attention_matmul(t205, wk, t202, B, HD2, KVH, REP, T);
-        la_tock(prof, 215, 273, tick);
+        dpo_step_k159_rope(t149, t0, t1, t148, B, HD2, KVH, T);
+        la_tock(prof, 159, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k216_rope(t206, t1, t2, t205, B, HD2, KVH, T);
-        la_tock(prof, 216, 273, tick);
+        dpo_step_k160_attention_matmul(t150, wv, t145, B, HD2, KVH, REP, T);
+        la_tock(prof, 160, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k217_attention_matmul(t207, wv, t202, B, HD2, KVH, REP, T);
-        la_tock(prof, 217, 273, tick);
+        dpo_step_k161_scores_matmul(t151, t147, t149, B, HD2, KVH, REP, T);
+        la_tock(prof, 161, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k218_scores_matmul(t208, t204, t206, B, HD2, KVH, REP, T);
-        la_tock(prof, 218, 273, tick);
+        dpo_step_k162_attention(t152, t2, t151, B, HD2, KVH, REP, T);
+        la_tock(prof, 162, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k219_attention(t209, t4, B, KVH, REP, T);
-        la_tock(prof, 219, 273, tick);
+        dpo_step_k163_softmax(t153, t152, B, KVH, REP, T);
+        la_tock(prof, 163, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k220_scores(t210, t208, t209, B, HD2, KVH, REP, T);
-        la_tock(prof, 220, 273, tick);
+        dpo_step_k164_softmax(t154, t152, t153, B, KVH, REP, T);
+        la_tock(prof, 164, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k221_softmax(t211, t210, B, KVH, REP, T);
-        la_tock(prof, 221, 273, tick);
+        dpo_step_k165_attention_matmul(t155, t150, t154, B, HD2, KVH, REP, T);
+        la_tock(prof, 165, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k222_softmax(t212, t210, t211, B, KVH, REP, T);
-        la_tock(prof, 222, 273, tick);
+        dpo_step_k166_attention_matmul(t156, wo, t155, B, HD2, KVH, REP, T);
+        la_tock(prof, 166, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k223_softmax(t213, t212, B, KVH, REP, T);
-        la_tock(prof, 223, 273, tick);
+        dpo_step_k167_attention(t157, saved_x, t156, B, HD2, KVH, REP, T);
+        la_tock(prof, 167, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k224_softmax(t214, t212, t213, B, KVH, REP, T);
-        la_tock(prof, 224, 273, tick);
+        dpo_step_k168_rmsnorm(t158, t157, B, HD2, KVH, REP, T);
+        la_tock(prof, 168, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k225_attention_matmul(t215, t207, t214, B, HD2, KVH, REP, T);
-        la_tock(prof, 225, 273, tick);
+        dpo_step_k169_rmsnorm(t159, norm_eps, t157, t158, B, HD2, KVH, REP, T);
+        la_tock(prof, 169, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k226_attention_matmul(t216, wo, t215, B, HD2, KVH, REP, T);
-        la_tock(prof, 226, 273, tick);
+        dpo_step_k170_rmsnorm(t160, ffn_norm, t159, B, HD2, KVH, REP, T);
+        la_tock(prof, 170, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k227_attention(t217, saved_x, t216, B, HD2, KVH, REP, T);
-        la_tock(prof, 227, 273, tick);
+        dpo_step_k171_gate_up_matmul(t161, w1, t160, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 171, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k228_rmsnorm(t218, t217, B, HD2, KVH, REP, T);
-        la_tock(prof, 228, 273, tick);
+        dpo_step_k172_silu(t162, t161, B, F, T);
+        la_tock(prof, 172, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k229_rmsnorm(t219, norm_eps, t218, B, HD2, KVH, REP, T);
-        la_tock(prof, 229, 273, tick);
+        dpo_step_k173_gate_up_matmul(t163, w3, t160, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 173, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k230_rmsnorm(t220, t217, t219, B, HD2, KVH, REP, T);
-        la_tock(prof, 230, 273, tick);
+        dpo_step_k174_gate_up(t164, t162, t163, B, F, T);
+        la_tock(prof, 174, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k231_rmsnorm(t221, ffn_norm, t220, B, HD2, KVH, REP, T);
-        la_tock(prof, 231, 273, tick);
+        dpo_step_k175_ffn_grad_matmul(t165, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 175, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k232_gate_up_matmul(t222, w1, t221, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 232, 273, tick);
+        dpo_step_k176_ffn_grad(t166, t162, t165, B, F, T);
+        la_tock(prof, 176, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k233_silu(t223, t222, B, F, T);
-        la_tock(prof, 233, 273, tick);
+        dpo_step_k177_gate_up_grad_matmul(t167, w3, t166, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 177, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k234_silu(t224, t223, B, F, T);
-        la_tock(prof, 234, 273, tick);
+        dpo_step_k178_silu_grad(t168, t161, t162, t163, t165, B, F, T);
+        la_tock(prof, 178, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k235_gate_up(t225, t222, t224, B, F, T);
-        la_tock(prof, 235, 273, tick);
+        dpo_step_k179_gate_up_grad_matmul(t169, w1, t168, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 179, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k236_gate_up_matmul(t226, w3, t221, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 236, 273, tick);
+        dpo_step_k180_gate_up_grad(t170, t159, t167, t169, B, HD2, KVH, REP, T);
+        la_tock(prof, 180, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k237_gate_up(t227, t225, t226, B, F, T);
-        la_tock(prof, 237, 273, tick);
+        dpo_step_k181_rmsnorm_grad(t171, t170, HD2, KVH, REP, T);
+        la_tock(prof, 181, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k238_ffn_grad_matmul(t228, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 238, 273, tick);
+        dpo_step_k182_rmsnorm_grad(t172, norm_eps, carry1, ffn_norm, t157, t158, t167, t169, B, HD2, KVH, REP, T);
+        la_tock(prof, 182, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k239_ffn_grad(t229, t225, t228, B, F, T);
-        la_tock(prof, 239, 273, tick);
+        dpo_step_k183_attention_grad_matmul(t173, wo, t172, B, HD2, KVH, REP, T);
+        la_tock(prof, 183, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k240_gate_up_grad_matmul(t230, w3, t229, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 240, 273, tick);
+        dpo_step_k184_attention_grad_matmul(t174, t150, t173, B, HD2, KVH, REP, T);
+        la_tock(prof, 184, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k241_silu_grad(t231, t223, t224, t225, t226, t228, B, F, T);
-        la_tock(prof, 241, 273, tick);
+        dpo_step_k185_attention(t175, t2, t152, t153, t154, t174, B, HD2, KVH, REP, T);
+        la_tock(prof, 185, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k242_gate_up_grad_matmul(t232, w1, t231, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 242, 273, tick);
+        dpo_step_k186_scores_grad_matmul(t176, t149, t175, B, HD2, KVH, REP, T);
+        la_tock(prof, 186, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k243_gate_up_grad(t233, t230, t232, B, HD2, KVH, REP, T);
-        la_tock(prof, 243, 273, tick);
+        dpo_step_k187_attention_grad_matmul(t177, t147, t175, B, HD2, KVH, REP, T);
+        la_tock(prof, 187, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k244_rmsnorm_grad(t234, t220, t233, B, HD2, KVH, REP, T);
-        la_tock(prof, 244, 273, tick);
+        dpo_step_k188_attention_grad_matmul(t178, t154, t173, B, HD2, KVH, REP, T);
+        la_tock(prof, 188, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k245_rmsnorm_grad(t235, t234, HD2, KVH, REP, T);
-        la_tock(prof, 245, 273, tick);
+        dpo_step_k189_attention_grad_matmul(t179, wv, t178, B, HD2, KVH, REP, T);
+        la_tock(prof, 189, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k246_rmsnorm_grad(t236, carry1, ffn_norm, t217, t219, t233, B, HD2, KVH, REP, T);
-        la_tock(prof, 246, 273, tick);
+        dpo_step_k190_rope_grad(t180, t0, t1, t177, B, HD2, KVH, T);
+        la_tock(prof, 190, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k247_attention_grad_matmul(t237, wo, t236, B, HD2, KVH, REP, T);
-        la_tock(prof, 247, 273, tick);
+        dpo_step_k191_attention_grad_matmul(t181, wk, t180, B, HD2, KVH, REP, T);
+        la_tock(prof, 191, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k248_attention_grad_matmul(t238, t207, t237, B, HD2, KVH, REP, T);
-        la_tock(prof, 248, 273, tick);
+        dpo_step_k192_rope_grad(t182, t0, t1, t176, B, HD2, KVH, REP, T);
+        la_tock(prof, 192, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k249_softmax_grad(t239, t209, t210, t211, t212, t213, t214, t238, B, HD2, KVH, REP, T);
-        la_tock(prof, 249, 273, tick);
+        dpo_step_k193_attention_grad_matmul(t183, wq, t182, B, HD2, KVH, REP, T);
+        la_tock(prof, 193, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k250_scores_grad_matmul(t240, t206, t239, B, HD2, KVH, REP, T);
-        la_tock(prof, 250, 273, tick);
+        dpo_step_k194_attention_grad(t184, t144, t179, t181, t183, B, HD2, KVH, REP, T);
+        la_tock(prof, 194, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k251_attention_grad_matmul(t241, t204, t239, B, HD2, KVH, REP, T);
-        la_tock(prof, 251, 273, tick);
+        dpo_step_k195_rmsnorm_grad(t185, t184, HD2, KVH, REP, T);
+        la_tock(prof, 195, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k252_attention_grad_matmul(t242, t214, t237, B, HD2, KVH, REP, T);
-        la_tock(prof, 252, 273, tick);
+        dpo_step_k196_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t143, t172, t179, t181, t183, B, HD2, KVH, REP, T);
+        la_tock(prof, 196, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k253_attention_grad_matmul(t243, wv, t242, B, HD2, KVH, REP, T);
-        la_tock(prof, 253, 273, tick);
+        dpo_step_k197_layer_backward(grad_attn_norm, t185, HD2, KVH, REP);
+        la_tock(prof, 197, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k254_rope_grad(t244, t1, t2, t241, B, HD2, KVH, T);
-        la_tock(prof, 254, 273, tick);
+        dpo_step_k198_layer_backward_matmul(grad_wq, t145, t182, B, HD2, KVH, REP, T);
+        la_tock(prof, 198, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k255_attention_grad_matmul(t245, wk, t244, B, HD2, KVH, REP, T);
-        la_tock(prof, 255, 273, tick);
+        dpo_step_k199_layer_backward_matmul(grad_wk, t145, t180, B, HD2, KVH, REP, T);
+        la_tock(prof, 199, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k256_rope_grad(t246, t1, t2, t240, B, HD2, KVH, REP, T);
-        la_tock(prof, 256, 273, tick);
+        dpo_step_k200_layer_backward_matmul(grad_wv, t145, t178, B, HD2, KVH, REP, T);
+        la_tock(prof, 200, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k257_attention_grad_matmul(t247, wq, t246, B, HD2, KVH, REP, T);
-        la_tock(prof, 257, 273, tick);
+        dpo_step_k201_layer_backward_matmul(grad_wo, t155, t172, B, HD2, KVH, REP, T);
+        la_tock(prof, 201, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k258_attention_grad(t248, t243, t245, t247, B, HD2, KVH, REP, T);
-        la_tock(prof, 258, 273, tick);
+        dpo_step_k202_layer_backward(grad_ffn_norm, t171, HD2, KVH, REP);
+        la_tock(prof, 202, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k259_rmsnorm_grad(t249, t201, t248, B, HD2, KVH, REP, T);
-        la_tock(prof, 259, 273, tick);
+        dpo_step_k203_layer_backward_matmul(grad_w1, t160, t168, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 203, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k260_rmsnorm_grad(t250, t249, HD2, KVH, REP, T);
-        la_tock(prof, 260, 273, tick);
+        dpo_step_k204_layer_backward_matmul(grad_w2, carry1, t164, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 204, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k261_rmsnorm_grad(carry1_next, saved_x, attn_norm, t200, t236, t248, B, HD2, KVH, REP, T);
-        la_tock(prof, 261, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k262_layer_backward(grad_attn_norm, t250, HD2, KVH, REP);
-        la_tock(prof, 262, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k263_layer_backward_matmul(grad_wq, t202, t246, B, HD2, KVH, REP, T);
-        la_tock(prof, 263, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k264_layer_backward_matmul(grad_wk, t202, t244, B, HD2, KVH, REP, T);
-        la_tock(prof, 264, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k265_layer_backward_matmul(grad_wv, t202, t242, B, HD2, KVH, REP, T);
-        la_tock(prof, 265, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k266_layer_backward_matmul(grad_wo, t215, t236, B, HD2, KVH, REP, T);
-        la_tock(prof, 266, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k267_layer_backward(grad_ffn_norm, t235, HD2, KVH, REP);
-        la_tock(prof, 267, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k268_layer_backward_matmul(grad_w1, t221, t231, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 268, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k269_layer_backward_matmul(grad_w2, carry1, t227, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 269, 273, tick);
-        tick = la_tick(prof);
-        dpo_step_k270_layer_backward_matmul(grad_w3, t221, t229, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 270, 273, tick);
+        dpo_step_k205_layer_backward_matmul(grad_w3, t160, t166, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 205, 208, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k271_embed_backward_scatter_add(t251, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 271, 273, tick);
+    dpo_step_k206_embed_backward_scatter_add(t186, ids, carry1, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 206, 208, tick);
     tick = la_tick(prof);
-    dpo_step_k272_embed_backward(grad_embed, t251, HD2, KVH, REP, V);
-    la_tock(prof, 272, 273, tick);
+    dpo_step_k207_embed_backward(grad_embed, t186, HD2, KVH, REP, V);
+    la_tock(prof, 207, 208, tick);
     (void)tick;
 }
 
@@ -6726,279 +5866,214 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_k0_rope_tables */
-    flops[1] = (double)(B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*HD2*T); /* dpo_step_k1_rope_tables */
-    flops[2] = (double)(B*HD2*T); bytes[2] = (double)(4*B*HD2*T + 4*B*HD2*T); /* dpo_step_k2_rope_tables */
-    flops[3] = (double)(B*T); bytes[3] = (double)(4*B*T + 4*B*T); /* dpo_step_k3_shared_prompt_mask */
-    flops[4] = (double)(B*T + B*T + B*T*T + B*T*T); bytes[4] = (double)(4*B*T*T + 4*B*T); /* dpo_step_k4_shared_prompt_mask */
-    flops[5] = (double)(0); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_k5_embed */
-    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k6_rmsnorm */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k8_rope */
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_step_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k5_attention_matmul */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_attention_matmul */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k8_rope */
     flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_attention_matmul */
-    flops[10] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k10_rope */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k11_attention_matmul */
-    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k12_scores_matmul */
-    flops[13] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[13] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k13_attention */
-    flops[14] = (double)(4*B*HD2*KVH*REP*T*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k14_attention_matmul */
-    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k15_attention_matmul */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_attention */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k17_rmsnorm */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k18_gate_up_matmul */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k19_gate_up_matmul */
-    flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k20_silu */
-    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k21_ffn_matmul */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k22_ffn */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k23_rmsnorm */
-    flops[24] = (double)(B*T + B*T + B*T); bytes[24] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k24_rmsnorm */
-    flops[25] = (double)(2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k25_rmsnorm */
-    flops[26] = (double)(2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k26_rmsnorm */
-    flops[27] = (double)(4*B*HD2*KVH*REP*T*V); bytes[27] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k27_lm_head_matmul */
-    flops[28] = (double)(B*T*V); bytes[28] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k28_lm_head */
-    flops[29] = (double)(B*T*V); bytes[29] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* dpo_step_k29_log_softmax */
-    flops[30] = (double)(B*T*V); bytes[30] = (double)(4*B*T*V + 4*B*T*V); /* dpo_step_k30_log_softmax */
-    flops[31] = (double)(B*T*V); bytes[31] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k31_log_softmax */
-    flops[32] = (double)(B*T + B*T*V); bytes[32] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* dpo_step_k32_log_softmax */
-    flops[33] = (double)(B*T + B*T*V); bytes[33] = (double)(4*B*T*V + 4*B*T); /* dpo_step_k33_cross_entropy */
-    flops[34] = (double)(B*T*V + B*T*V); bytes[34] = (double)(4*B*T + 4*B*T*V + 4*B*T*V); /* dpo_step_k34_cross_entropy */
-    flops[35] = (double)(B*T + B*T + B*T); bytes[35] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k35_cross_entropy */
-    flops[36] = (double)(B); bytes[36] = (double)(4*B + 4*B); /* dpo_step_k36_sequence_logps */
-    flops[37] = (double)(B*T + B*T*V); bytes[37] = (double)(4*B*T*V + 4*B*T); /* dpo_step_k37_cross_entropy */
-    flops[38] = (double)(B*T*V + B*T*V); bytes[38] = (double)(4*B*T + 4*B*T*V + 4*B*T*V); /* dpo_step_k38_cross_entropy */
-    flops[39] = (double)(B*T + B*T + B*T); bytes[39] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k39_cross_entropy */
-    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_sequence_logps */
-    flops[41] = (double)(B*T*V); bytes[41] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k41_lm_head */
-    flops[42] = (double)(B*T + B*T); bytes[42] = (double)(4*B*T + 4*B*T); /* dpo_step_k42_sequence_logps */
-    flops[43] = (double)(B*T); bytes[43] = (double)(4*B + 4*B*T); /* dpo_step_k43_sequence_logps */
-    flops[44] = (double)(B*T); bytes[44] = (double)(4*B + 4*B*T); /* dpo_step_k44_sequence_logps */
-    flops[45] = (double)(B*T + B*T); bytes[45] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k45_sequence_logps */
-    flops[46] = (double)(B*T + B*T); bytes[46] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k46_sequence_logps */
-    flops[47] = (double)(1 + B + B + B + B + B + B + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k47_dpo_sigmoid */
-    flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_log_sigmoid */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
-    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_dpo_sigmoid */
-    flops[51] = (double)(B + B + B); bytes[51] = (double)(4*B + 4*B); /* dpo_step_k51_log_sigmoid */
-    flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_step_k52_dpo_sigmoid */
-    flops[53] = (double)(1 + B + B + B + B + B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k53_dpo_robust */
-    flops[54] = (double)(B + B + B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_log_sigmoid */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k12_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k13_attention_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k14_rmsnorm */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k15_gate_up_matmul */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_gate_up_matmul */
+    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k17_silu */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k18_ffn_matmul */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k19_layer */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_rmsnorm */
+    flops[21] = (double)(B*T + B*T + B*T); bytes[21] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k21_rmsnorm */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k22_rmsnorm */
+    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k23_lm_head_matmul */
+    flops[24] = (double)(B*T*V); bytes[24] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k24_lm_head */
+    flops[25] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* dpo_step_k25_log_softmax */
+    flops[26] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k26_cross_entropy */
+    flops[27] = (double)(B*T + B*T + B*T); bytes[27] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k27_cross_entropy */
+    flops[28] = (double)(B); bytes[28] = (double)(4*B + 4*B); /* dpo_step_k28_sequence_logps */
+    flops[29] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[29] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k29_cross_entropy */
+    flops[30] = (double)(B*T + B*T + B*T); bytes[30] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k30_cross_entropy */
+    flops[31] = (double)(B); bytes[31] = (double)(4*B + 4*B); /* dpo_step_k31_sequence_logps */
+    flops[32] = (double)(B*T*V); bytes[32] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k32_lm_head */
+    flops[33] = (double)(B*T); bytes[33] = (double)(4*B + 4*B*T); /* dpo_step_k33_sequence_logps */
+    flops[34] = (double)(B*T); bytes[34] = (double)(4*B + 4*B*T); /* dpo_step_k34_sequence_logps */
+    flops[35] = (double)(B*T + B*T + B*T + B*T); bytes[35] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k35_sequence_logps */
+    flops[36] = (double)(B*T + B*T + B*T + B*T); bytes[36] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k36_sequence_logps */
+    flops[37] = (double)(1 + B + B + B + B + B + B + B + B); bytes[37] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k37_dpo_sigmoid */
+    flops[38] = (double)(B + B + B); bytes[38] = (double)(4*B + 4*B); /* dpo_step_k38_log_sigmoid */
+    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B); /* dpo_step_k39_dpo_sigmoid */
+    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_dpo_sigmoid */
+    flops[41] = (double)(B + B + B); bytes[41] = (double)(4*B + 4*B); /* dpo_step_k41_log_sigmoid */
+    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_dpo_sigmoid */
+    flops[43] = (double)(1 + B + B + B + B + B + B + B + B); bytes[43] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k43_dpo_robust */
+    flops[44] = (double)(B + B + B); bytes[44] = (double)(4*B + 4*B); /* dpo_step_k44_log_sigmoid */
+    flops[45] = (double)(B); bytes[45] = (double)(4*B + 4*B); /* dpo_step_k45_dpo_sigmoid */
+    flops[46] = (double)(B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_k46_dpo_robust */
+    flops[47] = (double)(B + B + B); bytes[47] = (double)(4*B + 4*B); /* dpo_step_k47_log_sigmoid */
+    flops[48] = (double)(B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_dpo_sigmoid */
+    flops[49] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k49_dpo_hinge */
+    flops[50] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k50_dpo_ipo */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k51_dpo_sigmoid */
+    flops[52] = (double)(1 + B + B + B + B + B + B + B + B); bytes[52] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k52_dpo_nca_pair */
+    flops[53] = (double)(B); bytes[53] = (double)(4*B + 4*B); /* dpo_step_k53_dpo_sigmoid */
+    flops[54] = (double)(1 + B + B + B + B + B + B + B + B); bytes[54] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k54_dpo_nca_pair */
     flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B); /* dpo_step_k55_dpo_sigmoid */
-    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_dpo_robust */
-    flops[57] = (double)(B + B + B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_log_sigmoid */
-    flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_dpo_sigmoid */
-    flops[59] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[59] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k59_dpo_hinge */
-    flops[60] = (double)(1 + B); bytes[60] = (double)(4*B + 68 + 4*B); /* dpo_step_k60_dpo_ipo */
-    flops[61] = (double)(1 + B); bytes[61] = (double)(4*B + 68 + 4*B); /* dpo_step_k61_dpo_ipo */
-    flops[62] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[62] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k62_dpo_ipo */
-    flops[63] = (double)(1 + B + B + B + 1 + B); bytes[63] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k63_dpo_sppo_hard */
-    flops[64] = (double)(1 + B + B + B + 1 + B); bytes[64] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k64_dpo_sppo_hard */
-    flops[65] = (double)(1 + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k65_dpo_nca_pair */
+    flops[56] = (double)(B + B); bytes[56] = (double)(4 + 4*B); /* dpo_step_k56_dpo_sigmoid */
+    flops[57] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[57] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k57_dpo_kto_pair */
+    flops[58] = (double)(B + B + B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_log_sigmoid */
+    flops[59] = (double)(B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_dpo_sigmoid */
+    flops[60] = (double)(B + B + B + B); bytes[60] = (double)(4*B + 4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
+    flops[61] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k61_dpo_kto_pair */
+    flops[62] = (double)(B + B + B); bytes[62] = (double)(4*B + 4*B); /* dpo_step_k62_log_sigmoid */
+    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B); /* dpo_step_k63_dpo_sigmoid */
+    flops[64] = (double)(B + B + B + B); bytes[64] = (double)(4*B + 4*B + 4*B); /* dpo_step_k64_dpo_sigmoid */
+    flops[65] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_step_k65_dpo_dpop */
     flops[66] = (double)(B + B + B); bytes[66] = (double)(4*B + 4*B); /* dpo_step_k66_log_sigmoid */
     flops[67] = (double)(B); bytes[67] = (double)(4*B + 4*B); /* dpo_step_k67_dpo_sigmoid */
-    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_dpo_nca_pair */
+    flops[68] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[68] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k68_dpo_simpo */
     flops[69] = (double)(B + B + B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_log_sigmoid */
     flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_dpo_sigmoid */
-    flops[71] = (double)(1 + B + B + B + B + B); bytes[71] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k71_dpo_nca_pair */
+    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_dpo_simpo */
     flops[72] = (double)(B + B + B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_log_sigmoid */
     flops[73] = (double)(B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_dpo_sigmoid */
-    flops[74] = (double)(1 + B + B + B); bytes[74] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k74_dpo_kto_pair */
-    flops[75] = (double)(1 + B + B + B); bytes[75] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k75_dpo_kto_pair */
-    flops[76] = (double)(B + B); bytes[76] = (double)(4 + 4*B); /* dpo_step_k76_dpo_sigmoid */
-    flops[77] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[77] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k77_dpo_kto_pair */
+    flops[74] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[74] = (double)(4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k74_dpo_orpo */
+    flops[75] = (double)(B + B + B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_log_sigmoid */
+    flops[76] = (double)(B); bytes[76] = (double)(4*B + 4*B); /* dpo_step_k76_dpo_sigmoid */
+    flops[77] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[77] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k77_dpo_bco_pair */
     flops[78] = (double)(B + B + B); bytes[78] = (double)(4*B + 4*B); /* dpo_step_k78_log_sigmoid */
     flops[79] = (double)(B); bytes[79] = (double)(4*B + 4*B); /* dpo_step_k79_dpo_sigmoid */
-    flops[80] = (double)(B + B + B + B); bytes[80] = (double)(4*B + 4*B + 4*B); /* dpo_step_k80_dpo_sigmoid */
-    flops[81] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[81] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_step_k81_dpo_kto_pair */
-    flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_log_sigmoid */
-    flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_step_k83_dpo_sigmoid */
-    flops[84] = (double)(B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4*B); /* dpo_step_k84_dpo_sigmoid */
-    flops[85] = (double)(1 + B); bytes[85] = (double)(4*B + 68 + 4*B); /* dpo_step_k85_dpo_dpop */
-    flops[86] = (double)(1 + B); bytes[86] = (double)(4*B + 4*B + 68); /* dpo_step_k86_dpo_dpop */
-    flops[87] = (double)(B); bytes[87] = (double)(4*B + 4*B + 4*B); /* dpo_step_k87_dpo_dpop */
-    flops[88] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k88_dpo_dpop */
-    flops[89] = (double)(B + B + B); bytes[89] = (double)(4*B + 4*B); /* dpo_step_k89_log_sigmoid */
-    flops[90] = (double)(B); bytes[90] = (double)(4*B + 4*B); /* dpo_step_k90_dpo_sigmoid */
-    flops[91] = (double)(1 + B); bytes[91] = (double)(4*B + 68 + 4*B); /* dpo_step_k91_dpo_simpo */
-    flops[92] = (double)(1 + B); bytes[92] = (double)(4*B + 68 + 4*B); /* dpo_step_k92_dpo_simpo */
-    flops[93] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[93] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k93_dpo_simpo */
+    flops[80] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[80] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k80_dpo_bco_pair */
+    flops[81] = (double)(B + B + B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_log_sigmoid */
+    flops[82] = (double)(B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_dpo_sigmoid */
+    flops[83] = (double)(1 + B + B + B + B + B + B + B + B); bytes[83] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k83_dpo_sigmoid */
+    flops[84] = (double)(1 + B + B + B + B + B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k84_dpo_apo_zero */
+    flops[85] = (double)(1 + B + B + B + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k85_dpo_sigmoid */
+    flops[86] = (double)(1 + B + B + B + B + B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k86_dpo_apo_zero */
+    flops[87] = (double)(1 + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k87_dpo_sigmoid */
+    flops[88] = (double)(1 + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k88_dpo_apo_down */
+    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k89_dpo_apo_down */
+    flops[90] = (double)(B + B + B); bytes[90] = (double)(4*B + 4*B); /* dpo_step_k90_log_sigmoid */
+    flops[91] = (double)(B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_dpo_sigmoid */
+    flops[92] = (double)(B + B + B + B); bytes[92] = (double)(4*B + 4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
+    flops[93] = (double)(1 + B + B + B + B + B + B + B + B); bytes[93] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k93_dpo_exo_pair */
     flops[94] = (double)(B + B + B); bytes[94] = (double)(4*B + 4*B); /* dpo_step_k94_log_sigmoid */
     flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_step_k95_dpo_sigmoid */
-    flops[96] = (double)(B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_dpo_simpo */
-    flops[97] = (double)(B + B + B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_log_sigmoid */
-    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_dpo_sigmoid */
-    flops[99] = (double)(1 + B); bytes[99] = (double)(4*B + 68 + 4*B); /* dpo_step_k99_dpo_orpo */
-    flops[100] = (double)(1 + B); bytes[100] = (double)(4*B + 68 + 4*B); /* dpo_step_k100_dpo_orpo */
-    flops[101] = (double)(1 + B + B); bytes[101] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k101_dpo_orpo */
-    flops[102] = (double)(1 + B + B); bytes[102] = (double)(4*B + 68 + 4*B + 4*B); /* dpo_step_k102_dpo_orpo */
-    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_dpo_orpo */
-    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_step_k104_dpo_sigmoid */
-    flops[105] = (double)(B); bytes[105] = (double)(4*B + 4*B); /* dpo_step_k105_dpo_orpo */
-    flops[106] = (double)(B); bytes[106] = (double)(4*B + 4*B); /* dpo_step_k106_dpo_sigmoid */
-    flops[107] = (double)(B + B + B + B + B); bytes[107] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k107_dpo_orpo */
-    flops[108] = (double)(B + B + B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_log_sigmoid */
-    flops[109] = (double)(B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_dpo_sigmoid */
-    flops[110] = (double)(1 + B + B + B + B); bytes[110] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k110_dpo_bco_pair */
-    flops[111] = (double)(1 + B + B + B + B); bytes[111] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k111_dpo_bco_pair */
-    flops[112] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[112] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k112_dpo_bco_pair */
-    flops[113] = (double)(B + B + B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_log_sigmoid */
-    flops[114] = (double)(B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_dpo_sigmoid */
-    flops[115] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[115] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_step_k115_dpo_bco_pair */
+    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B + 4*B); /* dpo_step_k96_dpo_sigmoid */
+    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_sigmoid */
+    flops[98] = (double)(1 + 1 + 1 + 1 + B); bytes[98] = (double)(4*B + 4 + 4*B); /* dpo_step_k98_dpo_exo_pair */
+    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_dpo_exo_pair */
+    flops[100] = (double)(B + B + B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_log_sigmoid */
+    flops[101] = (double)(B); bytes[101] = (double)(4*B + 4*B); /* dpo_step_k101_dpo_sigmoid */
+    flops[102] = (double)(B + B + B); bytes[102] = (double)(4*B + 4*B + 4*B); /* dpo_step_k102_dpo_sigmoid */
+    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_sigmoid */
+    flops[104] = (double)(1 + 1 + 1 + B); bytes[104] = (double)(4*B + 4 + 4*B); /* dpo_step_k104_dpo_exo_pair */
+    flops[105] = (double)(1 + B + B + B + B + B + B + B + B); bytes[105] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k105_dpo_discopop */
+    flops[106] = (double)(B); bytes[106] = (double)(4*B + 4*B); /* dpo_step_k106_dpo_discopop */
+    flops[107] = (double)(B + B + B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_log_sigmoid */
+    flops[108] = (double)(B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_dpo_sigmoid */
+    flops[109] = (double)(B + B + B + B); bytes[109] = (double)(4*B + 4*B + 4*B); /* dpo_step_k109_dpo_sigmoid */
+    flops[110] = (double)(B + B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_log_sigmoid */
+    flops[111] = (double)(B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
+    flops[112] = (double)(B + B + B + B); bytes[112] = (double)(4*B + 4*B + 4*B); /* dpo_step_k112_dpo_sigmoid */
+    flops[113] = (double)(B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_dpo_sigmoid */
+    flops[114] = (double)(B + B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_dpo_discopop */
+    flops[115] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[115] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k115_dpo_sigmoid_norm */
     flops[116] = (double)(B + B + B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_log_sigmoid */
     flops[117] = (double)(B); bytes[117] = (double)(4*B + 4*B); /* dpo_step_k117_dpo_sigmoid */
-    flops[118] = (double)(1 + B + B + B + B); bytes[118] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k118_dpo_apo_zero */
+    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_dpo_sigmoid_norm */
     flops[119] = (double)(B + B + B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_log_sigmoid */
     flops[120] = (double)(B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_dpo_sigmoid */
-    flops[121] = (double)(B + B + B + B); bytes[121] = (double)(4*B + 4*B + 4*B); /* dpo_step_k121_dpo_sigmoid */
-    flops[122] = (double)(1 + B + B + B + B); bytes[122] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k122_dpo_apo_zero */
-    flops[123] = (double)(B + B + B); bytes[123] = (double)(4*B + 4*B); /* dpo_step_k123_log_sigmoid */
-    flops[124] = (double)(B); bytes[124] = (double)(4*B + 4*B); /* dpo_step_k124_dpo_sigmoid */
-    flops[125] = (double)(B + B + B + B); bytes[125] = (double)(4*B + 4*B + 4*B); /* dpo_step_k125_dpo_sigmoid */
-    flops[126] = (double)(1 + B + B + B); bytes[126] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_step_k126_dpo_apo_down */
-    flops[127] = (double)(B); bytes[127] = (double)(4*B + 4 + 4*B); /* dpo_step_k127_dpo_sigmoid */
-    flops[128] = (double)(B + B + B); bytes[128] = (double)(4*B + 4*B); /* dpo_step_k128_log_sigmoid */
-    flops[129] = (double)(B); bytes[129] = (double)(4*B + 4*B); /* dpo_step_k129_dpo_sigmoid */
-    flops[130] = (double)(B + B + B + B); bytes[130] = (double)(4*B + 4*B + 4*B); /* dpo_step_k130_dpo_sigmoid */
-    flops[131] = (double)(1 + B + B + B + B + B); bytes[131] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k131_dpo_apo_down */
-    flops[132] = (double)(B + B + B); bytes[132] = (double)(4*B + 4*B); /* dpo_step_k132_log_sigmoid */
-    flops[133] = (double)(B); bytes[133] = (double)(4*B + 4*B); /* dpo_step_k133_dpo_sigmoid */
-    flops[134] = (double)(B + B + B + B); bytes[134] = (double)(4*B + 4*B + 4*B); /* dpo_step_k134_dpo_sigmoid */
-    flops[135] = (double)(1 + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k135_dpo_exo_pair */
-    flops[136] = (double)(B + B + B); bytes[136] = (double)(4*B + 4*B); /* dpo_step_k136_log_sigmoid */
-    flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_step_k137_dpo_sigmoid */
-    flops[138] = (double)(B + B + B); bytes[138] = (double)(4*B + 4*B + 4*B); /* dpo_step_k138_dpo_sigmoid */
-    flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_sigmoid */
-    flops[140] = (double)(1 + 1 + 1 + 1 + B); bytes[140] = (double)(4*B + 4 + 4*B); /* dpo_step_k140_dpo_exo_pair */
-    flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_step_k141_dpo_exo_pair */
-    flops[142] = (double)(B + B + B); bytes[142] = (double)(4*B + 4*B); /* dpo_step_k142_log_sigmoid */
-    flops[143] = (double)(B); bytes[143] = (double)(4*B + 4*B); /* dpo_step_k143_dpo_sigmoid */
-    flops[144] = (double)(B + B + B); bytes[144] = (double)(4*B + 4*B + 4*B); /* dpo_step_k144_dpo_sigmoid */
-    flops[145] = (double)(B); bytes[145] = (double)(4*B + 4*B); /* dpo_step_k145_sigmoid */
-    flops[146] = (double)(1 + 1 + 1 + B); bytes[146] = (double)(4*B + 4 + 4*B); /* dpo_step_k146_dpo_exo_pair */
-    flops[147] = (double)(1 + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k147_dpo_discopop */
-    flops[148] = (double)(B); bytes[148] = (double)(4*B + 4*B); /* dpo_step_k148_dpo_discopop */
-    flops[149] = (double)(B + B + B); bytes[149] = (double)(4*B + 4*B); /* dpo_step_k149_log_sigmoid */
-    flops[150] = (double)(B); bytes[150] = (double)(4*B + 4*B); /* dpo_step_k150_dpo_sigmoid */
-    flops[151] = (double)(B + B + B + B); bytes[151] = (double)(4*B + 4*B + 4*B); /* dpo_step_k151_dpo_sigmoid */
-    flops[152] = (double)(B + B + B); bytes[152] = (double)(4*B + 4*B); /* dpo_step_k152_log_sigmoid */
-    flops[153] = (double)(B); bytes[153] = (double)(4*B + 4*B); /* dpo_step_k153_dpo_sigmoid */
-    flops[154] = (double)(B + B + B + B); bytes[154] = (double)(4*B + 4*B + 4*B); /* dpo_step_k154_dpo_sigmoid */
-    flops[155] = (double)(B); bytes[155] = (double)(4*B + 4*B); /* dpo_step_k155_dpo_sigmoid */
-    flops[156] = (double)(B + B); bytes[156] = (double)(4*B + 4*B); /* dpo_step_k156_dpo_discopop */
-    flops[157] = (double)(1 + B); bytes[157] = (double)(4*B + 68 + 4*B); /* dpo_step_k157_dpo_sigmoid_norm */
-    flops[158] = (double)(1 + B); bytes[158] = (double)(4*B + 68 + 4*B); /* dpo_step_k158_dpo_sigmoid_norm */
-    flops[159] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[159] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k159_dpo_sigmoid_norm */
-    flops[160] = (double)(B + B + B); bytes[160] = (double)(4*B + 4*B); /* dpo_step_k160_log_sigmoid */
-    flops[161] = (double)(B); bytes[161] = (double)(4*B + 4*B); /* dpo_step_k161_dpo_sigmoid */
-    flops[162] = (double)(B); bytes[162] = (double)(4*B + 4*B); /* dpo_step_k162_dpo_sigmoid_norm */
-    flops[163] = (double)(B + B + B); bytes[163] = (double)(4*B + 4*B); /* dpo_step_k163_log_sigmoid */
-    flops[164] = (double)(B); bytes[164] = (double)(4*B + 4*B); /* dpo_step_k164_dpo_sigmoid */
-    flops[165] = (double)(1 + B); bytes[165] = (double)(4*B + 68 + 4*B); /* dpo_step_k165_dpo_sft */
-    flops[166] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[166] = (double)(68*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k166_log_sigmoid */
-    flops[167] = (double)(17*B + 17*B); bytes[167] = (double)(4*B + 68 + 68*B); /* dpo_step_k167_lm_head */
-    flops[168] = (double)(B + B); bytes[168] = (double)(4 + 4*B + 4*B); /* dpo_step_k168_lm_head */
-    flops[169] = (double)(B + B + B + B); bytes[169] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k169_sft */
-    flops[170] = (double)(1 + 1 + 1); bytes[170] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k170_dpo_loss */
-    flops[171] = (double)(1 + B + 17*B); bytes[171] = (double)(68*B + 4*B + 68 + 4); /* dpo_step_k171_lm_head_grad */
-    flops[172] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[172] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k172_log_sigmoid_grad */
-    flops[173] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[173] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k173_log_sigmoid_grad */
-    flops[174] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[174] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k174_log_sigmoid_grad */
-    flops[175] = (double)(1 + B); bytes[175] = (double)(4*B + 68 + 68*B); /* dpo_step_k175_dpo_apo_down */
-    flops[176] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[176] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k176_log_sigmoid_grad */
-    flops[177] = (double)(B); bytes[177] = (double)(4*B + 4*B + 4*B); /* dpo_step_k177_sigmoid_grad */
-    flops[178] = (double)(1 + B); bytes[178] = (double)(4*B + 68 + 68*B); /* dpo_step_k178_dpo_apo_zero */
-    flops[179] = (double)(B); bytes[179] = (double)(4*B + 4*B + 4*B); /* dpo_step_k179_sigmoid_grad */
-    flops[180] = (double)(B + B); bytes[180] = (double)(4*B + 4*B + 4*B); /* dpo_step_k180_dpo_apo_zero_grad */
-    flops[181] = (double)(1 + B + B); bytes[181] = (double)(4*B + 68 + 68*B); /* dpo_step_k181_dpo_bco_pair */
-    flops[182] = (double)(B); bytes[182] = (double)(4*B + 4*B); /* dpo_step_k182_log_sigmoid_grad */
-    flops[183] = (double)(1 + B + B); bytes[183] = (double)(4*B + 68 + 68*B); /* dpo_step_k183_dpo_orpo */
-    flops[184] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[184] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k184_log_sigmoid_grad */
-    flops[185] = (double)(B); bytes[185] = (double)(4*B + 4*B); /* dpo_step_k185_dpo_orpo_grad */
-    flops[186] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[186] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k186_log_sigmoid_grad */
-    flops[187] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[187] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k187_log_sigmoid_grad */
-    flops[188] = (double)(B); bytes[188] = (double)(4*B + 4*B); /* dpo_step_k188_dpo_dpop_grad */
-    flops[189] = (double)(1 + B + B + B); bytes[189] = (double)(4*B + 68 + 68*B); /* dpo_step_k189_dpo_kto_pair */
-    flops[190] = (double)(B); bytes[190] = (double)(4*B + 4*B + 4*B); /* dpo_step_k190_sigmoid_grad */
-    flops[191] = (double)(B); bytes[191] = (double)(4*B + 4*B + 4*B); /* dpo_step_k191_sigmoid_grad */
-    flops[192] = (double)(1 + B + B); bytes[192] = (double)(4*B + 68 + 68*B); /* dpo_step_k192_dpo_nca_pair */
-    flops[193] = (double)(B); bytes[193] = (double)(4*B + 4*B); /* dpo_step_k193_dpo_nca_pair */
-    flops[194] = (double)(B); bytes[194] = (double)(4*B + 4*B); /* dpo_step_k194_log_sigmoid_grad */
-    flops[195] = (double)(1 + B); bytes[195] = (double)(4*B + 68 + 68*B); /* dpo_step_k195_dpo_sppo_hard */
-    flops[196] = (double)(B); bytes[196] = (double)(4*B + 4*B + 4*B); /* dpo_step_k196_dpo_sppo_hard_grad */
-    flops[197] = (double)(B); bytes[197] = (double)(4*B + 4*B + 4*B); /* dpo_step_k197_dpo_sppo_hard_grad */
-    flops[198] = (double)(1 + B + B + B); bytes[198] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_step_k198_dpo_ipo */
-    flops[199] = (double)(1 + B + B + B + B + B); bytes[199] = (double)(4*B + 4 + 68 + 4*B + 68*B); /* dpo_step_k199_dpo_hinge */
-    flops[200] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[200] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k200_log_sigmoid_grad */
-    flops[201] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[201] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_step_k201_log_sigmoid_grad */
-    flops[202] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[202] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4 + 4 + 4*B + 68 + 4 + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T*V + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k202_log_sigmoid_grad */
-    flops[203] = (double)(4*B*HD2*KVH*REP*T*V); bytes[203] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k203_lm_head_grad_matmul */
-    flops[204] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[204] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k204_rmsnorm_grad */
-    flops[205] = (double)(2*HD2*KVH*REP*T); bytes[205] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k205_rmsnorm_grad */
-    flops[206] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[206] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k206_rmsnorm_grad */
-    flops[207] = (double)(2*HD2*KVH*REP); bytes[207] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k207_rmsnorm_grad */
-    flops[208] = (double)(4*B*HD2*KVH*REP*T*V); bytes[208] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k208_lm_head_grad_matmul */
-    flops[209] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[209] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k209_rmsnorm */
-    flops[210] = (double)(B*T + B*T + B*T); bytes[210] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k210_rmsnorm */
-    flops[211] = (double)(2*B*HD2*KVH*REP*T); bytes[211] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k211_rmsnorm */
-    flops[212] = (double)(2*B*HD2*KVH*REP*T); bytes[212] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k212_rmsnorm */
-    flops[213] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[213] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k213_attention_matmul */
-    flops[214] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[214] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k214_rope */
-    flops[215] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[215] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k215_attention_matmul */
-    flops[216] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[216] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k216_rope */
-    flops[217] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[217] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k217_attention_matmul */
-    flops[218] = (double)(4*B*HD2*KVH*REP*T*T); bytes[218] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k218_scores_matmul */
-    flops[219] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[219] = (double)(4*B*KVH*REP*T*T + 4*B*T*T); /* dpo_step_k219_attention */
-    flops[220] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[220] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k220_scores */
-    flops[221] = (double)(B*KVH*REP*T*T); bytes[221] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k221_softmax */
-    flops[222] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[222] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k222_softmax */
-    flops[223] = (double)(B*KVH*REP*T*T); bytes[223] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k223_softmax */
-    flops[224] = (double)(B*KVH*REP*T*T); bytes[224] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k224_softmax */
-    flops[225] = (double)(4*B*HD2*KVH*REP*T*T); bytes[225] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k225_attention_matmul */
-    flops[226] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[226] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k226_attention_matmul */
-    flops[227] = (double)(2*B*HD2*KVH*REP*T); bytes[227] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k227_attention */
-    flops[228] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[228] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k228_rmsnorm */
-    flops[229] = (double)(B*T + B*T + B*T); bytes[229] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k229_rmsnorm */
-    flops[230] = (double)(2*B*HD2*KVH*REP*T); bytes[230] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k230_rmsnorm */
-    flops[231] = (double)(2*B*HD2*KVH*REP*T); bytes[231] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k231_rmsnorm */
-    flops[232] = (double)(4*B*F*HD2*KVH*REP*T); bytes[232] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k232_gate_up_matmul */
-    flops[233] = (double)(B*F*T + B*F*T); bytes[233] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k233_silu */
-    flops[234] = (double)(B*F*T); bytes[234] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k234_silu */
-    flops[235] = (double)(B*F*T); bytes[235] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k235_gate_up */
-    flops[236] = (double)(4*B*F*HD2*KVH*REP*T); bytes[236] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k236_gate_up_matmul */
-    flops[237] = (double)(B*F*T); bytes[237] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k237_gate_up */
-    flops[238] = (double)(4*B*F*HD2*KVH*REP*T); bytes[238] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k238_ffn_grad_matmul */
-    flops[239] = (double)(B*F*T); bytes[239] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k239_ffn_grad */
-    flops[240] = (double)(4*B*F*HD2*KVH*REP*T); bytes[240] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k240_gate_up_grad_matmul */
-    flops[241] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[241] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k241_silu_grad */
-    flops[242] = (double)(4*B*F*HD2*KVH*REP*T); bytes[242] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k242_gate_up_grad_matmul */
-    flops[243] = (double)(2*B*HD2*KVH*REP*T); bytes[243] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k243_gate_up_grad */
-    flops[244] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[244] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k244_rmsnorm_grad */
-    flops[245] = (double)(2*HD2*KVH*REP*T); bytes[245] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k245_rmsnorm_grad */
-    flops[246] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[246] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k246_rmsnorm_grad */
-    flops[247] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[247] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k247_attention_grad_matmul */
-    flops[248] = (double)(4*B*HD2*KVH*REP*T*T); bytes[248] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k248_attention_grad_matmul */
-    flops[249] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[249] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k249_softmax_grad */
-    flops[250] = (double)(4*B*HD2*KVH*REP*T*T); bytes[250] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k250_scores_grad_matmul */
-    flops[251] = (double)(4*B*HD2*KVH*REP*T*T); bytes[251] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k251_attention_grad_matmul */
-    flops[252] = (double)(4*B*HD2*KVH*REP*T*T); bytes[252] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k252_attention_grad_matmul */
-    flops[253] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[253] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k253_attention_grad_matmul */
-    flops[254] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[254] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k254_rope_grad */
-    flops[255] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[255] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k255_attention_grad_matmul */
-    flops[256] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[256] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k256_rope_grad */
-    flops[257] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[257] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k257_attention_grad_matmul */
-    flops[258] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[258] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k258_attention_grad */
-    flops[259] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[259] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k259_rmsnorm_grad */
-    flops[260] = (double)(2*HD2*KVH*REP*T); bytes[260] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k260_rmsnorm_grad */
-    flops[261] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[261] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k261_rmsnorm_grad */
-    flops[262] = (double)(2*HD2*KVH*REP); bytes[262] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k262_layer_backward */
-    flops[263] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[263] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k263_layer_backward_matmul */
-    flops[264] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[264] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k264_layer_backward_matmul */
-    flops[265] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[265] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k265_layer_backward_matmul */
-    flops[266] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[266] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k266_layer_backward_matmul */
-    flops[267] = (double)(2*HD2*KVH*REP); bytes[267] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k267_layer_backward */
-    flops[268] = (double)(4*B*F*HD2*KVH*REP*T); bytes[268] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k268_layer_backward_matmul */
-    flops[269] = (double)(4*B*F*HD2*KVH*REP*T); bytes[269] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k269_layer_backward_matmul */
-    flops[270] = (double)(4*B*F*HD2*KVH*REP*T); bytes[270] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k270_layer_backward_matmul */
-    flops[271] = (double)(0); bytes[271] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k271_embed_backward_scatter_add */
-    flops[272] = (double)(2*HD2*KVH*REP*V); bytes[272] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k272_embed_backward */
+    flops[121] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[121] = (double)(68*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k121_log_sigmoid */
+    flops[122] = (double)(17*B + 17*B); bytes[122] = (double)(4*B + 68 + 68*B); /* dpo_step_k122_lm_head */
+    flops[123] = (double)(B + B); bytes[123] = (double)(4 + 4*B + 4*B); /* dpo_step_k123_lm_head */
+    flops[124] = (double)(B + B + B + B); bytes[124] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k124_sft */
+    flops[125] = (double)(1 + 1 + 1); bytes[125] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k125_dpo_loss */
+    flops[126] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[126] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k126_log_sigmoid_grad */
+    flops[127] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[127] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k127_log_sigmoid_grad */
+    flops[128] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k128_log_sigmoid_grad */
+    flops[129] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[129] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k129_log_sigmoid_grad */
+    flops[130] = (double)(1 + 1 + B + 17*B + B + B); bytes[130] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k130_lm_head_grad */
+    flops[131] = (double)(1 + 1 + B + 17*B + B + B); bytes[131] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k131_lm_head_grad */
+    flops[132] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[132] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k132_lm_head_grad */
+    flops[133] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[133] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k133_log_sigmoid_grad */
+    flops[134] = (double)(B); bytes[134] = (double)(4*B + 4*B); /* dpo_step_k134_dpo_orpo_grad */
+    flops[135] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k135_log_sigmoid_grad */
+    flops[136] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k136_log_sigmoid_grad */
+    flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_step_k137_dpo_dpop_grad */
+    flops[138] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[138] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k138_lm_head_grad */
+    flops[139] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[139] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k139_lm_head_grad */
+    flops[140] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[140] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k140_dpo_sppo_hard */
+    flops[141] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[141] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k141_dpo_sppo_hard */
+    flops[142] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[142] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k142_lm_head_grad */
+    flops[143] = (double)(1 + 1 + B + 17*B + B + B + B + B + B); bytes[143] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k143_lm_head_grad */
+    flops[144] = (double)(1 + 1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[144] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k144_log_sigmoid_grad */
+    flops[145] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k145_log_sigmoid_grad */
+    flops[146] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + 1 + 1 + 1 + 1 + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[146] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T + 4*B*T + 4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k146_log_sigmoid_grad */
+    flops[147] = (double)(4*B*HD2*KVH*REP*T*V); bytes[147] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k147_lm_head_grad_matmul */
+    flops[148] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[148] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k148_rmsnorm_grad */
+    flops[149] = (double)(2*HD2*KVH*REP*T); bytes[149] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k149_rmsnorm_grad */
+    flops[150] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[150] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k150_rmsnorm_grad */
+    flops[151] = (double)(2*HD2*KVH*REP); bytes[151] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k151_rmsnorm_grad */
+    flops[152] = (double)(4*B*HD2*KVH*REP*T*V); bytes[152] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k152_lm_head_grad_matmul */
+    flops[153] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[153] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k153_rmsnorm */
+    flops[154] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[154] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k154_rmsnorm */
+    flops[155] = (double)(2*B*HD2*KVH*REP*T); bytes[155] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k155_rmsnorm */
+    flops[156] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[156] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k156_attention_matmul */
+    flops[157] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[157] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k157_rope */
+    flops[158] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[158] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k158_attention_matmul */
+    flops[159] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[159] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k159_rope */
+    flops[160] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[160] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k160_attention_matmul */
+    flops[161] = (double)(4*B*HD2*KVH*REP*T*T); bytes[161] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k161_scores_matmul */
+    flops[162] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[162] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k162_attention */
+    flops[163] = (double)(B*KVH*REP*T*T); bytes[163] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k163_softmax */
+    flops[164] = (double)(B*KVH*REP*T*T); bytes[164] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k164_softmax */
+    flops[165] = (double)(4*B*HD2*KVH*REP*T*T); bytes[165] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k165_attention_matmul */
+    flops[166] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[166] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k166_attention_matmul */
+    flops[167] = (double)(2*B*HD2*KVH*REP*T); bytes[167] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k167_attention */
+    flops[168] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[168] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k168_rmsnorm */
+    flops[169] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[169] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k169_rmsnorm */
+    flops[170] = (double)(2*B*HD2*KVH*REP*T); bytes[170] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k170_rmsnorm */
+    flops[171] = (double)(4*B*F*HD2*KVH*REP*T); bytes[171] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k171_gate_up_matmul */
+    flops[172] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[172] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k172_silu */
+    flops[173] = (double)(4*B*F*HD2*KVH*REP*T); bytes[173] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k173_gate_up_matmul */
+    flops[174] = (double)(B*F*T); bytes[174] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k174_gate_up */
+    flops[175] = (double)(4*B*F*HD2*KVH*REP*T); bytes[175] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k175_ffn_grad_matmul */
+    flops[176] = (double)(B*F*T); bytes[176] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k176_ffn_grad */
+    flops[177] = (double)(4*B*F*HD2*KVH*REP*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k177_gate_up_grad_matmul */
+    flops[178] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[178] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k178_silu_grad */
+    flops[179] = (double)(4*B*F*HD2*KVH*REP*T); bytes[179] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k179_gate_up_grad_matmul */
+    flops[180] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[180] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k180_gate_up_grad */
+    flops[181] = (double)(2*HD2*KVH*REP*T); bytes[181] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k181_rmsnorm_grad */
+    flops[182] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[182] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k182_rmsnorm_grad */
+    flops[183] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k183_attention_grad_matmul */
+    flops[184] = (double)(4*B*HD2*KVH*REP*T*T); bytes[184] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k184_attention_grad_matmul */
+    flops[185] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[185] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k185_attention */
+    flops[186] = (double)(4*B*HD2*KVH*REP*T*T); bytes[186] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k186_scores_grad_matmul */
+    flops[187] = (double)(4*B*HD2*KVH*REP*T*T); bytes[187] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k187_attention_grad_matmul */
+    flops[188] = (double)(4*B*HD2*KVH*REP*T*T); bytes[188] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k188_attention_grad_matmul */
+    flops[189] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[189] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k189_attention_grad_matmul */
+    flops[190] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[190] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k190_rope_grad */
+    flops[191] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[191] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k191_attention_grad_matmul */
+    flops[192] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[192] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_rope_grad */
+    flops[193] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[193] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k193_attention_grad_matmul */
+    flops[194] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[194] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k194_attention_grad */
+    flops[195] = (double)(2*HD2*KVH*REP*T); bytes[195] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k195_rmsnorm_grad */
+    flops[196] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[196] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k196_rmsnorm_grad */
+    flops[197] = (double)(2*HD2*KVH*REP); bytes[197] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k197_layer_backward */
+    flops[198] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[198] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k198_layer_backward_matmul */
+    flops[199] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[199] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k199_layer_backward_matmul */
+    flops[200] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[200] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k200_layer_backward_matmul */
+    flops[201] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[201] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k201_layer_backward_matmul */
+    flops[202] = (double)(2*HD2*KVH*REP); bytes[202] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k202_layer_backward */
+    flops[203] = (double)(4*B*F*HD2*KVH*REP*T); bytes[203] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k203_layer_backward_matmul */
+    flops[204] = (double)(4*B*F*HD2*KVH*REP*T); bytes[204] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k204_layer_backward_matmul */
+    flops[205] = (double)(4*B*F*HD2*KVH*REP*T); bytes[205] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k205_layer_backward_matmul */
+    flops[206] = (double)(0); bytes[206] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k206_embed_backward_scatter_add */
+    flops[207] = (double)(2*HD2*KVH*REP*V); bytes[207] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k207_embed_backward */
     (void)B;
     (void)F;
     (void)HD2;
@@ -7015,279 +6090,214 @@ static void llama_dpo_dpo_step_cost(const void *args, double *f, double *b) { ll
 static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k0_rope_tables",
     "dpo_step_k1_rope_tables",
-    "dpo_step_k2_rope_tables",
-    "dpo_step_k3_shared_prompt_mask",
-    "dpo_step_k4_shared_prompt_mask",
-    "dpo_step_k5_embed",
-    "dpo_step_k6_rmsnorm",
+    "dpo_step_k2_shared_prompt_mask",
+    "dpo_step_k3_embed",
+    "dpo_step_k4_rmsnorm",
+    "dpo_step_k5_attention_matmul",
+    "dpo_step_k6_rope",
     "dpo_step_k7_attention_matmul",
     "dpo_step_k8_rope",
     "dpo_step_k9_attention_matmul",
-    "dpo_step_k10_rope",
-    "dpo_step_k11_attention_matmul",
-    "dpo_step_k12_scores_matmul",
-    "dpo_step_k13_attention",
-    "dpo_step_k14_attention_matmul",
-    "dpo_step_k15_attention_matmul",
-    "dpo_step_k16_attention",
-    "dpo_step_k17_rmsnorm",
-    "dpo_step_k18_gate_up_matmul",
-    "dpo_step_k19_gate_up_matmul",
-    "dpo_step_k20_silu",
-    "dpo_step_k21_ffn_matmul",
-    "dpo_step_k22_ffn",
-    "dpo_step_k23_rmsnorm",
-    "dpo_step_k24_rmsnorm",
-    "dpo_step_k25_rmsnorm",
-    "dpo_step_k26_rmsnorm",
-    "dpo_step_k27_lm_head_matmul",
-    "dpo_step_k28_lm_head",
-    "dpo_step_k29_log_softmax",
-    "dpo_step_k30_log_softmax",
-    "dpo_step_k31_log_softmax",
-    "dpo_step_k32_log_softmax",
-    "dpo_step_k33_cross_entropy",
-    "dpo_step_k34_cross_entropy",
-    "dpo_step_k35_cross_entropy",
+    "dpo_step_k10_scores_matmul",
+    "dpo_step_k11_attention",
+    "dpo_step_k12_attention_matmul",
+    "dpo_step_k13_attention_matmul",
+    "dpo_step_k14_rmsnorm",
+    "dpo_step_k15_gate_up_matmul",
+    "dpo_step_k16_gate_up_matmul",
+    "dpo_step_k17_silu",
+    "dpo_step_k18_ffn_matmul",
+    "dpo_step_k19_layer",
+    "dpo_step_k20_rmsnorm",
+    "dpo_step_k21_rmsnorm",
+    "dpo_step_k22_rmsnorm",
+    "dpo_step_k23_lm_head_matmul",
+    "dpo_step_k24_lm_head",
+    "dpo_step_k25_log_softmax",
+    "dpo_step_k26_cross_entropy",
+    "dpo_step_k27_cross_entropy",
+    "dpo_step_k28_sequence_logps",
+    "dpo_step_k29_cross_entropy",
+    "dpo_step_k30_cross_entropy",
+    "dpo_step_k31_sequence_logps",
+    "dpo_step_k32_lm_head",
+    "dpo_step_k33_sequence_logps",
+    "dpo_step_k34_sequence_logps",
+    "dpo_step_k35_sequence_logps",
     "dpo_step_k36_sequence_logps",
-    "dpo_step_k37_cross_entropy",
-    "dpo_step_k38_cross_entropy",
-    "dpo_step_k39_cross_entropy",
-    "dpo_step_k40_sequence_logps",
-    "dpo_step_k41_lm_head",
-    "dpo_step_k42_sequence_logps",
-    "dpo_step_k43_sequence_logps",
-    "dpo_step_k44_sequence_logps",
-    "dpo_step_k45_sequence_logps",
-    "dpo_step_k46_sequence_logps",
-    "dpo_step_k47_dpo_sigmoid",
-    "dpo_step_k48_log_sigmoid",
-    "dpo_step_k49_dpo_sigmoid",
-    "dpo_step_k50_dpo_sigmoid",
-    "dpo_step_k51_log_sigmoid",
-    "dpo_step_k52_dpo_sigmoid",
-    "dpo_step_k53_dpo_robust",
-    "dpo_step_k54_log_sigmoid",
+    "dpo_step_k37_dpo_sigmoid",
+    "dpo_step_k38_log_sigmoid",
+    "dpo_step_k39_dpo_sigmoid",
+    "dpo_step_k40_dpo_sigmoid",
+    "dpo_step_k41_log_sigmoid",
+    "dpo_step_k42_dpo_sigmoid",
+    "dpo_step_k43_dpo_robust",
+    "dpo_step_k44_log_sigmoid",
+    "dpo_step_k45_dpo_sigmoid",
+    "dpo_step_k46_dpo_robust",
+    "dpo_step_k47_log_sigmoid",
+    "dpo_step_k48_dpo_sigmoid",
+    "dpo_step_k49_dpo_hinge",
+    "dpo_step_k50_dpo_ipo",
+    "dpo_step_k51_dpo_sigmoid",
+    "dpo_step_k52_dpo_nca_pair",
+    "dpo_step_k53_dpo_sigmoid",
+    "dpo_step_k54_dpo_nca_pair",
     "dpo_step_k55_dpo_sigmoid",
-    "dpo_step_k56_dpo_robust",
-    "dpo_step_k57_log_sigmoid",
-    "dpo_step_k58_dpo_sigmoid",
-    "dpo_step_k59_dpo_hinge",
-    "dpo_step_k60_dpo_ipo",
-    "dpo_step_k61_dpo_ipo",
-    "dpo_step_k62_dpo_ipo",
-    "dpo_step_k63_dpo_sppo_hard",
-    "dpo_step_k64_dpo_sppo_hard",
-    "dpo_step_k65_dpo_nca_pair",
+    "dpo_step_k56_dpo_sigmoid",
+    "dpo_step_k57_dpo_kto_pair",
+    "dpo_step_k58_log_sigmoid",
+    "dpo_step_k59_dpo_sigmoid",
+    "dpo_step_k60_dpo_sigmoid",
+    "dpo_step_k61_dpo_kto_pair",
+    "dpo_step_k62_log_sigmoid",
+    "dpo_step_k63_dpo_sigmoid",
+    "dpo_step_k64_dpo_sigmoid",
+    "dpo_step_k65_dpo_dpop",
     "dpo_step_k66_log_sigmoid",
     "dpo_step_k67_dpo_sigmoid",
-    "dpo_step_k68_dpo_nca_pair",
+    "dpo_step_k68_dpo_simpo",
     "dpo_step_k69_log_sigmoid",
     "dpo_step_k70_dpo_sigmoid",
-    "dpo_step_k71_dpo_nca_pair",
+    "dpo_step_k71_dpo_simpo",
     "dpo_step_k72_log_sigmoid",
     "dpo_step_k73_dpo_sigmoid",
-    "dpo_step_k74_dpo_kto_pair",
-    "dpo_step_k75_dpo_kto_pair",
+    "dpo_step_k74_dpo_orpo",
+    "dpo_step_k75_log_sigmoid",
     "dpo_step_k76_dpo_sigmoid",
-    "dpo_step_k77_dpo_kto_pair",
+    "dpo_step_k77_dpo_bco_pair",
     "dpo_step_k78_log_sigmoid",
     "dpo_step_k79_dpo_sigmoid",
-    "dpo_step_k80_dpo_sigmoid",
-    "dpo_step_k81_dpo_kto_pair",
-    "dpo_step_k82_log_sigmoid",
+    "dpo_step_k80_dpo_bco_pair",
+    "dpo_step_k81_log_sigmoid",
+    "dpo_step_k82_dpo_sigmoid",
     "dpo_step_k83_dpo_sigmoid",
-    "dpo_step_k84_dpo_sigmoid",
-    "dpo_step_k85_dpo_dpop",
-    "dpo_step_k86_dpo_dpop",
-    "dpo_step_k87_dpo_dpop",
-    "dpo_step_k88_dpo_dpop",
-    "dpo_step_k89_log_sigmoid",
-    "dpo_step_k90_dpo_sigmoid",
-    "dpo_step_k91_dpo_simpo",
-    "dpo_step_k92_dpo_simpo",
-    "dpo_step_k93_dpo_simpo",
+    "dpo_step_k84_dpo_apo_zero",
+    "dpo_step_k85_dpo_sigmoid",
+    "dpo_step_k86_dpo_apo_zero",
+    "dpo_step_k87_dpo_sigmoid",
+    "dpo_step_k88_dpo_apo_down",
+    "dpo_step_k89_dpo_apo_down",
+    "dpo_step_k90_log_sigmoid",
+    "dpo_step_k91_dpo_sigmoid",
+    "dpo_step_k92_dpo_sigmoid",
+    "dpo_step_k93_dpo_exo_pair",
     "dpo_step_k94_log_sigmoid",
     "dpo_step_k95_dpo_sigmoid",
-    "dpo_step_k96_dpo_simpo",
-    "dpo_step_k97_log_sigmoid",
-    "dpo_step_k98_dpo_sigmoid",
-    "dpo_step_k99_dpo_orpo",
-    "dpo_step_k100_dpo_orpo",
-    "dpo_step_k101_dpo_orpo",
-    "dpo_step_k102_dpo_orpo",
-    "dpo_step_k103_dpo_orpo",
-    "dpo_step_k104_dpo_sigmoid",
-    "dpo_step_k105_dpo_orpo",
-    "dpo_step_k106_dpo_sigmoid",
-    "dpo_step_k107_dpo_orpo",
-    "dpo_step_k108_log_sigmoid",
+    "dpo_step_k96_dpo_sigmoid",
+    "dpo_step_k97_sigmoid",
+    "dpo_step_k98_dpo_exo_pair",
+    "dpo_step_k99_dpo_exo_pair",
+    "dpo_step_k100_log_sigmoid",
+    "dpo_step_k101_dpo_sigmoid",
+    "dpo_step_k102_dpo_sigmoid",
+    "dpo_step_k103_sigmoid",
+    "dpo_step_k104_dpo_exo_pair",
+    "dpo_step_k105_dpo_discopop",
+    "dpo_step_k106_dpo_discopop",
+    "dpo_step_k107_log_sigmoid",
+    "dpo_step_k108_dpo_sigmoid",
     "dpo_step_k109_dpo_sigmoid",
-    "dpo_step_k110_dpo_bco_pair",
-    "dpo_step_k111_dpo_bco_pair",
-    "dpo_step_k112_dpo_bco_pair",
-    "dpo_step_k113_log_sigmoid",
-    "dpo_step_k114_dpo_sigmoid",
-    "dpo_step_k115_dpo_bco_pair",
+    "dpo_step_k110_log_sigmoid",
+    "dpo_step_k111_dpo_sigmoid",
+    "dpo_step_k112_dpo_sigmoid",
+    "dpo_step_k113_dpo_sigmoid",
+    "dpo_step_k114_dpo_discopop",
+    "dpo_step_k115_dpo_sigmoid_norm",
     "dpo_step_k116_log_sigmoid",
     "dpo_step_k117_dpo_sigmoid",
-    "dpo_step_k118_dpo_apo_zero",
+    "dpo_step_k118_dpo_sigmoid_norm",
     "dpo_step_k119_log_sigmoid",
     "dpo_step_k120_dpo_sigmoid",
-    "dpo_step_k121_dpo_sigmoid",
-    "dpo_step_k122_dpo_apo_zero",
-    "dpo_step_k123_log_sigmoid",
-    "dpo_step_k124_dpo_sigmoid",
-    "dpo_step_k125_dpo_sigmoid",
-    "dpo_step_k126_dpo_apo_down",
-    "dpo_step_k127_dpo_sigmoid",
-    "dpo_step_k128_log_sigmoid",
-    "dpo_step_k129_dpo_sigmoid",
-    "dpo_step_k130_dpo_sigmoid",
-    "dpo_step_k131_dpo_apo_down",
-    "dpo_step_k132_log_sigmoid",
-    "dpo_step_k133_dpo_sigmoid",
-    "dpo_step_k134_dpo_sigmoid",
-    "dpo_step_k135_dpo_exo_pair",
-    "dpo_step_k136_log_sigmoid",
-    "dpo_step_k137_dpo_sigmoid",
-    "dpo_step_k138_dpo_sigmoid",
-    "dpo_step_k139_sigmoid",
-    "dpo_step_k140_dpo_exo_pair",
-    "dpo_step_k141_dpo_exo_pair",
-    "dpo_step_k142_log_sigmoid",
-    "dpo_step_k143_dpo_sigmoid",
-    "dpo_step_k144_dpo_sigmoid",
-    "dpo_step_k145_sigmoid",
-    "dpo_step_k146_dpo_exo_pair",
-    "dpo_step_k147_dpo_discopop",
-    "dpo_step_k148_dpo_discopop",
-    "dpo_step_k149_log_sigmoid",
-    "dpo_step_k150_dpo_sigmoid",
-    "dpo_step_k151_dpo_sigmoid",
-    "dpo_step_k152_log_sigmoid",
-    "dpo_step_k153_dpo_sigmoid",
-    "dpo_step_k154_dpo_sigmoid",
-    "dpo_step_k155_dpo_sigmoid",
-    "dpo_step_k156_dpo_discopop",
-    "dpo_step_k157_dpo_sigmoid_norm",
-    "dpo_step_k158_dpo_sigmoid_norm",
-    "dpo_step_k159_dpo_sigmoid_norm",
-    "dpo_step_k160_log_sigmoid",
-    "dpo_step_k161_dpo_sigmoid",
-    "dpo_step_k162_dpo_sigmoid_norm",
-    "dpo_step_k163_log_sigmoid",
-    "dpo_step_k164_dpo_sigmoid",
-    "dpo_step_k165_dpo_sft",
-    "dpo_step_k166_log_sigmoid",
-    "dpo_step_k167_lm_head",
-    "dpo_step_k168_lm_head",
-    "dpo_step_k169_sft",
-    "dpo_step_k170_dpo_loss",
-    "dpo_step_k171_lm_head_grad",
-    "dpo_step_k172_log_sigmoid_grad",
-    "dpo_step_k173_log_sigmoid_grad",
-    "dpo_step_k174_log_sigmoid_grad",
-    "dpo_step_k175_dpo_apo_down",
-    "dpo_step_k176_log_sigmoid_grad",
-    "dpo_step_k177_sigmoid_grad",
-    "dpo_step_k178_dpo_apo_zero",
-    "dpo_step_k179_sigmoid_grad",
-    "dpo_step_k180_dpo_apo_zero_grad",
-    "dpo_step_k181_dpo_bco_pair",
-    "dpo_step_k182_log_sigmoid_grad",
-    "dpo_step_k183_dpo_orpo",
-    "dpo_step_k184_log_sigmoid_grad",
-    "dpo_step_k185_dpo_orpo_grad",
-    "dpo_step_k186_log_sigmoid_grad",
-    "dpo_step_k187_log_sigmoid_grad",
-    "dpo_step_k188_dpo_dpop_grad",
-    "dpo_step_k189_dpo_kto_pair",
-    "dpo_step_k190_sigmoid_grad",
-    "dpo_step_k191_sigmoid_grad",
-    "dpo_step_k192_dpo_nca_pair",
-    "dpo_step_k193_dpo_nca_pair",
-    "dpo_step_k194_log_sigmoid_grad",
-    "dpo_step_k195_dpo_sppo_hard",
-    "dpo_step_k196_dpo_sppo_hard_grad",
-    "dpo_step_k197_dpo_sppo_hard_grad",
-    "dpo_step_k198_dpo_ipo",
-    "dpo_step_k199_dpo_hinge",
-    "dpo_step_k200_log_sigmoid_grad",
-    "dpo_step_k201_log_sigmoid_grad",
-    "dpo_step_k202_log_sigmoid_grad",
-    "dpo_step_k203_lm_head_grad_matmul",
-    "dpo_step_k204_rmsnorm_grad",
-    "dpo_step_k205_rmsnorm_grad",
-    "dpo_step_k206_rmsnorm_grad",
-    "dpo_step_k207_rmsnorm_grad",
-    "dpo_step_k208_lm_head_grad_matmul",
-    "dpo_step_k209_rmsnorm",
-    "dpo_step_k210_rmsnorm",
-    "dpo_step_k211_rmsnorm",
-    "dpo_step_k212_rmsnorm",
-    "dpo_step_k213_attention_matmul",
-    "dpo_step_k214_rope",
-    "dpo_step_k215_attention_matmul",
-    "dpo_step_k216_rope",
-    "dpo_step_k217_attention_matmul",
-    "dpo_step_k218_scores_matmul",
-    "dpo_step_k219_attention",
-    "dpo_step_k220_scores",
-    "dpo_step_k221_softmax",
-    "dpo_step_k222_softmax",
-    "dpo_step_k223_softmax",
-    "dpo_step_k224_softmax",
-    "dpo_step_k225_attention_matmul",
-    "dpo_step_k226_attention_matmul",
-    "dpo_step_k227_attention",
-    "dpo_step_k228_rmsnorm",
-    "dpo_step_k229_rmsnorm",
-    "dpo_step_k230_rmsnorm",
-    "dpo_step_k231_rmsnorm",
-    "dpo_step_k232_gate_up_matmul",
-    "dpo_step_k233_silu",
-    "dpo_step_k234_silu",
-    "dpo_step_k235_gate_up",
-    "dpo_step_k236_gate_up_matmul",
-    "dpo_step_k237_gate_up",
-    "dpo_step_k238_ffn_grad_matmul",
-    "dpo_step_k239_ffn_grad",
-    "dpo_step_k240_gate_up_grad_matmul",
-    "dpo_step_k241_silu_grad",
-    "dpo_step_k242_gate_up_grad_matmul",
-    "dpo_step_k243_gate_up_grad",
-    "dpo_step_k244_rmsnorm_grad",
-    "dpo_step_k245_rmsnorm_grad",
-    "dpo_step_k246_rmsnorm_grad",
-    "dpo_step_k247_attention_grad_matmul",
-    "dpo_step_k248_attention_grad_matmul",
-    "dpo_step_k249_softmax_grad",
-    "dpo_step_k250_scores_grad_matmul",
-    "dpo_step_k251_attention_grad_matmul",
-    "dpo_step_k252_attention_grad_matmul",
-    "dpo_step_k253_attention_grad_matmul",
-    "dpo_step_k254_rope_grad",
-    "dpo_step_k255_attention_grad_matmul",
-    "dpo_step_k256_rope_grad",
-    "dpo_step_k257_attention_grad_matmul",
-    "dpo_step_k258_attention_grad",
-    "dpo_step_k259_rmsnorm_grad",
-    "dpo_step_k260_rmsnorm_grad",
-    "dpo_step_k261_rmsnorm_grad",
-    "dpo_step_k262_layer_backward",
-    "dpo_step_k263_layer_backward_matmul",
-    "dpo_step_k264_layer_backward_matmul",
-    "dpo_step_k265_layer_backward_matmul",
-    "dpo_step_k266_layer_backward_matmul",
-    "dpo_step_k267_layer_backward",
-    "dpo_step_k268_layer_backward_matmul",
-    "dpo_step_k269_layer_backward_matmul",
-    "dpo_step_k270_layer_backward_matmul",
-    "dpo_step_k271_embed_backward_scatter_add",
-    "dpo_step_k272_embed_backward",
+    "dpo_step_k121_log_sigmoid",
+    "dpo_step_k122_lm_head",
+    "dpo_step_k123_lm_head",
+    "dpo_step_k124_sft",
+    "dpo_step_k125_dpo_loss",
+    "dpo_step_k126_log_sigmoid_grad",
+    "dpo_step_k127_log_sigmoid_grad",
+    "dpo_step_k128_log_sigmoid_grad",
+    "dpo_step_k129_log_sigmoid_grad",
+    "dpo_step_k130_lm_head_grad",
+    "dpo_step_k131_lm_head_grad",
+    "dpo_step_k132_lm_head_grad",
+    "dpo_step_k133_log_sigmoid_grad",
+    "dpo_step_k134_dpo_orpo_grad",
+    "dpo_step_k135_log_sigmoid_grad",
+    "dpo_step_k136_log_sigmoid_grad",
+    "dpo_step_k137_dpo_dpop_grad",
+    "dpo_step_k138_lm_head_grad",
+    "dpo_step_k139_lm_head_grad",
+    "dpo_step_k140_dpo_sppo_hard",
+    "dpo_step_k141_dpo_sppo_hard",
+    "dpo_step_k142_lm_head_grad",
+    "dpo_step_k143_lm_head_grad",
+    "dpo_step_k144_log_sigmoid_grad",
+    "dpo_step_k145_log_sigmoid_grad",
+    "dpo_step_k146_log_sigmoid_grad",
+    "dpo_step_k147_lm_head_grad_matmul",
+    "dpo_step_k148_rmsnorm_grad",
+    "dpo_step_k149_rmsnorm_grad",
+    "dpo_step_k150_rmsnorm_grad",
+    "dpo_step_k151_rmsnorm_grad",
+    "dpo_step_k152_lm_head_grad_matmul",
+    "dpo_step_k153_rmsnorm",
+    "dpo_step_k154_rmsnorm",
+    "dpo_step_k155_rmsnorm",
+    "dpo_step_k156_attention_matmul",
+    "dpo_step_k157_rope",
+    "dpo_step_k158_attention_matmul",
+    "dpo_step_k159_rope",
+    "dpo_step_k160_attention_matmul",
+    "dpo_step_k161_scores_matmul",
+    "dpo_step_k162_attention",
+    "dpo_step_k163_softmax",
+    "dpo_step_k164_softmax",
+    "dpo_step_k165_attention_matmul",
+    "dpo_step_k166_attention_matmul",
+    "dpo_step_k167_attention",
+    "dpo_step_k168_rmsnorm",
+    "dpo_step_k169_rmsnorm",
+    "dpo_step_k170_rmsnorm",
+    "dpo_step_k171_gate_up_matmul",
+    "dpo_step_k172_silu",
+    "dpo_step_k173_gate_up_matmul",
+    "dpo_step_k174_gate_up",
+    "dpo_step_k175_ffn_grad_matmul",
+    "dpo_step_k176_ffn_grad",
+    "dpo_step_k177_gate_up_grad_matmul",
+    "dpo_step_k178_silu_grad",
+    "dpo_step_k179_gate_up_grad_matmul",
+    "dpo_step_k180_gate_up_grad",
+    "dpo_step_k181_rmsnorm_grad",
+    "dpo_step_k182_rmsnorm_grad",
+    "dpo_step_k183_attention_grad_matmul",
+    "dpo_step_k184_attention_grad_matmul",
+    "dpo_step_k185_attention",
+    "dpo_step_k186_scores_grad_matmul",
+    "dpo_step_k187_attention_grad_matmul",
+    "dpo_step_k188_attention_grad_matmul",
+    "dpo_step_k189_attention_grad_matmul",
+    "dpo_step_k190_rope_grad",
+    "dpo_step_k191_attention_grad_matmul",
+    "dpo_step_k192_rope_grad",
+    "dpo_step_k193_attention_grad_matmul",
+    "dpo_step_k194_attention_grad",
+    "dpo_step_k195_rmsnorm_grad",
+    "dpo_step_k196_rmsnorm_grad",
+    "dpo_step_k197_layer_backward",
+    "dpo_step_k198_layer_backward_matmul",
+    "dpo_step_k199_layer_backward_matmul",
+    "dpo_step_k200_layer_backward_matmul",
+    "dpo_step_k201_layer_backward_matmul",
+    "dpo_step_k202_layer_backward",
+    "dpo_step_k203_layer_backward_matmul",
+    "dpo_step_k204_layer_backward_matmul",
+    "dpo_step_k205_layer_backward_matmul",
+    "dpo_step_k206_embed_backward_scatter_add",
+    "dpo_step_k207_embed_backward",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 273, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 208, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
@@ -7467,89 +6477,35 @@ static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict lo
     }
 }
 
-/* dpo_loss_k13_dpo_ipo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_ipo] */
-static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
+/* dpo_loss_k13_dpo_ipo: const, const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
+static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            t13[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k14_dpo_ipo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_ipo] */
-static void dpo_loss_k14_dpo_ipo(float *restrict t14, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            t14[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k15_dpo_ipo: const, const, const, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
-static void dpo_loss_k15_dpo_ipo(float *restrict t15, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t13, const float *restrict t14, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v12 = (beta[0]) * 2.0f;
-        float v13 = 1.0f / v12;
+        float v14 = (beta[0]) * 2.0f;
+        float v15 = 1.0f / v14;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t13[j]);
-            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v4 = v3 / (t13[j]);
-            float v5 = v2 - v4;
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v7 = v6 / (t14[j]);
-            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v9 = v8 / (t14[j]);
-            float v10 = v7 - v9;
-            float v11 = v5 - v10;
-            float v14 = v11 - v13;
-            t15[j] = v14;
+            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v5 = v4 / v2;
+            float v6 = v3 - v5;
+            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v8 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            float v9 = v7 / v8;
+            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v11 = v10 / v8;
+            float v12 = v9 - v11;
+            float v13 = v6 - v12;
+            float v16 = v13 - v15;
+            t13[j] = v16;
         }
     }
 }
 
-/* dpo_loss_k16_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub  [dpo_sigmoid; dpo_sppo_hard] */
-static void dpo_loss_k16_dpo_sppo_hard(float *restrict t16, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v4 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v5 = v3 - v4;
-            t16[j] = v5;
-        }
-    }
-}
-
-/* dpo_loss_k17_dpo_sppo_hard: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add  [dpo_sigmoid; dpo_sppo_hard] */
-static void dpo_loss_k17_dpo_sppo_hard(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v4 = 0.5f / (beta[0]);
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v5 = v3 + v4;
-            t17[j] = v5;
-        }
-    }
-}
-
-/* dpo_loss_k18_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_nca_pair] */
-static void dpo_loss_k18_dpo_nca_pair(float *restrict t18, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
+/* dpo_loss_k14_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -7558,72 +6514,47 @@ static void dpo_loss_k18_dpo_nca_pair(float *restrict t18, const float *restrict
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
-            t18[j] = v4;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t14[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k19_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k19_log_sigmoid(float *restrict t19, const float *restrict t18, long B) {
+/* dpo_loss_k15_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = -v4;
+            float v6 = fabsf(v5);
+            float v7 = -v6;
+            float v8 = expf(v7);
+            t15[j] = v8;
+        }
+    }
+}
+
+/* dpo_loss_k16_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k16_dpo_sigmoid(float *restrict t16, const float *restrict t15, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t18[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t19[j] = v2;
+            float v0 = 1.0f + t15[j];
+            t16[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k20_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k20_dpo_sigmoid(float *restrict t20, const float *restrict t19, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t19[j];
-            t20[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k21_dpo_nca_pair: neg  [dpo_nca_pair] */
-static void dpo_loss_k21_dpo_nca_pair(float *restrict t21, const float *restrict t18, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t18[j]);
-            t21[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k22_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k22_log_sigmoid(float *restrict t22, const float *restrict t21, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t21[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t22[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k23_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict t22, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t22[j];
-            t23[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k24_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg  [dpo_sigmoid; dpo_nca_pair] */
-static void dpo_loss_k24_dpo_nca_pair(float *restrict t24, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
+/* dpo_loss_k17_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -7633,12 +6564,135 @@ static void dpo_loss_k24_dpo_nca_pair(float *restrict t24, const float *restrict
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = -v4;
-            t24[j] = v5;
+            float v6 = fabsf(v5);
+            float v7 = -v6;
+            float v8 = expf(v7);
+            t17[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k25_log_sigmoid: abs, neg, exp  [dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k18_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+static void dpo_loss_k18_dpo_sigmoid(float *restrict t18, const float *restrict t17, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t17[j];
+            t18[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k19_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = 1.0f * (pair_weight[j0]);
+            acc0 += v0;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* dpo_loss_k20_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+            float v3 = v1 - v2;
+            float v4 = v3 * (pair_weight[j0]);
+            acc0 += v4;
+        }
+        float v8 = acc0 / (t19[0]);
+        float v9 = v8;
+        float v10 = fmaxf(v9, 0.0f);
+        for (long j = 0; j < n; j++) {
+            float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v7 = v5 - v6;
+            float v11 = v7 - v10;
+            float v12 = (beta[0]) * v11;
+            t20[j] = v12;
+        }
+    }
+}
+
+/* dpo_loss_k21_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict t20, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t20[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t21[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k22_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k22_dpo_sigmoid(float *restrict t22, const float *restrict t21, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t21[j];
+            t22[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k23_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict t20, const float *restrict t22, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t20[j], 0.0f);
+            float v1 = logf(t22[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t23[j] = v3;
+        }
+    }
+}
+
+/* dpo_loss_k24_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = v3 * (pair_weight[j0]);
+            acc0 += v4;
+        }
+        float v5 = acc0 / (t19[0]);
+        float v6 = v5;
+        float v7 = fmaxf(v6, 0.0f);
+        for (long j = 0; j < n; j++) {
+            float v8 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v9 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v10 = v8 - v9;
+            float v11 = v7 - v10;
+            float v12 = (beta[0]) * v11;
+            t24[j] = v12;
+        }
+    }
+}
+
+/* dpo_loss_k25_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7651,7 +6705,7 @@ static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict 
     }
 }
 
-/* dpo_loss_k26_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k26_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7662,81 +6716,89 @@ static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict 
     }
 }
 
-/* dpo_loss_k27_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [dpo_sigmoid; dpo_kto_pair] */
-static void dpo_loss_k27_dpo_kto_pair(float *restrict t27, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
+/* dpo_loss_k27_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict t24, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
+            float v0 = fminf(t24[j], 0.0f);
+            float v1 = logf(t26[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
             t27[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k28_dpo_kto_pair: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [dpo_sigmoid; dpo_kto_pair] */
-static void dpo_loss_k28_dpo_kto_pair(float *restrict t28, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict loss_weights, long B) {
+/* dpo_loss_k28_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
+static void dpo_loss_k28_dpo_dpop(float *restrict t28, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            t28[j] = v3;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = v2 - v1;
+            float v9 = fmaxf(v8, 0.0f);
+            float v10 = (dpop_lambda[0]) * v9;
+            float v11 = v7 - v10;
+            float v12 = (beta[0]) * v11;
+            t28[j] = v12;
         }
     }
 }
 
-/* dpo_loss_k29_dpo_sigmoid: const, reshape, expand, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k29_dpo_sigmoid(float *restrict t29, const float *restrict pair_weight, long B) {
+/* dpo_loss_k29_log_sigmoid: abs, neg, exp  [dpo_dpop/log_sigmoid] */
+static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict t28, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f * (pair_weight[j]);
-            t29[j] = v0;
+            float v0 = fabsf(t28[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t29[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k30_weighted_sum: reduce_sum  [dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k30_weighted_sum(float *restrict t30, const float *restrict t29, long B) {
-    /* one result per row */
+/* dpo_loss_k30_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_dpop/log_sigmoid] */
+static void dpo_loss_k30_dpo_sigmoid(float *restrict t30, const float *restrict t29, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t29[j0];
-        }
-        t30[r] = acc0;
-    }
-}
-
-/* dpo_loss_k31_dpo_kto_pair: const, reshape, expand, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair] */
-static void dpo_loss_k31_dpo_kto_pair(float *restrict t31, const float *restrict beta, const float *restrict pair_weight, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t30[0]);
-        float v2 = v1;
-        float v3 = fmaxf(v2, 0.0f);
         for (long j = 0; j < n; j++) {
-            float v4 = t27[j] - v3;
-            float v5 = (beta[0]) * v4;
-            t31[j] = v5;
+            float v0 = 1.0f + t29[j];
+            t30[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k32_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k31_dpo_simpo: const, const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [dpo_sigmoid; dpo_simpo] */
+static void dpo_loss_k31_dpo_simpo(float *restrict t31, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v8 = (simpo_gamma[0]) / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            float v6 = v4 / v5;
+            float v7 = v3 - v6;
+            float v9 = v7 - v8;
+            float v10 = (beta[0]) * v9;
+            t31[j] = v10;
+        }
+    }
+}
+
+/* dpo_loss_k32_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
 static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7749,7 +6811,7 @@ static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict 
     }
 }
 
-/* dpo_loss_k33_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k33_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
 static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7760,585 +6822,264 @@ static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict 
     }
 }
 
-/* dpo_loss_k34_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k34_dpo_sigmoid(float *restrict t34, const float *restrict t31, const float *restrict t33, long B) {
+/* dpo_loss_k34_dpo_simpo: neg  [dpo_simpo] */
+static void dpo_loss_k34_dpo_simpo(float *restrict t34, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t31[j], 0.0f);
-            float v1 = logf(t33[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t34[j] = v3;
+            float v0 = -(t31[j]);
+            t34[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k35_dpo_kto_pair: const, reshape, expand, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair/weighted_sum; dpo_kto_pair] */
-static void dpo_loss_k35_dpo_kto_pair(float *restrict t35, const float *restrict beta, const float *restrict pair_weight, const float *restrict t27, const float *restrict t28, const float *restrict t30, long B) {
+/* dpo_loss_k35_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
+static void dpo_loss_k35_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t34[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t35[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k36_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
+static void dpo_loss_k36_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t35[j];
+            t36[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k37_dpo_orpo: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [dpo_sigmoid; dpo_orpo] */
+static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            float v6 = v4 / v5;
+            float v7 = v3 - v6;
+            float v8 = expf(v3);
+            float v9 = 1.0f - v8;
+            float v10 = logf(v9);
+            float v11 = expf(v6);
+            float v12 = 1.0f - v11;
+            float v13 = logf(v12);
+            float v14 = v10 - v13;
+            float v15 = v7 - v14;
+            t37[j] = v15;
+        }
+    }
+}
+
+/* dpo_loss_k38_log_sigmoid: abs, neg, exp  [dpo_orpo/log_sigmoid] */
+static void dpo_loss_k38_log_sigmoid(float *restrict t38, const float *restrict t37, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t37[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t38[j] = v2;
+        }
+    }
+}
+
+/* dpo_loss_k39_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_orpo/log_sigmoid] */
+static void dpo_loss_k39_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t38[j];
+            t39[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k40_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[j0]) * (pair_weight[j0]);
-            acc0 += v0;
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = v4 * (pair_weight[j0]);
+            acc0 += v5;
         }
-        float v1 = acc0 / (t30[0]);
-        float v2 = v1;
-        float v3 = fmaxf(v2, 0.0f);
-        for (long j = 0; j < n; j++) {
-            float v4 = v3 - (t28[j]);
-            float v5 = (beta[0]) * v4;
-            t35[j] = v5;
-        }
-    }
-}
-
-/* dpo_loss_k36_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k36_log_sigmoid(float *restrict t36, const float *restrict t35, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t35[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t36[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k37_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k37_dpo_sigmoid(float *restrict t37, const float *restrict t36, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t36[j];
-            t37[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k38_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k38_dpo_sigmoid(float *restrict t38, const float *restrict t35, const float *restrict t37, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t35[j], 0.0f);
-            float v1 = logf(t37[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t38[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k39_dpo_dpop: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_dpop] */
-static void dpo_loss_k39_dpo_dpop(float *restrict t39, const float *restrict logps_chosen, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            t39[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k40_dpo_dpop: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_dpop] */
-static void dpo_loss_k40_dpo_dpop(float *restrict t40, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            t40[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k41_dpo_dpop: sub  [dpo_dpop] */
-static void dpo_loss_k41_dpo_dpop(float *restrict t41, const float *restrict t39, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t40[j] - (t39[j]);
-            t41[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k42_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, sub, max, reshape, expand, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
-static void dpo_loss_k42_dpo_dpop(float *restrict t42, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t39, const float *restrict t40, const float *restrict t41, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v1 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v0 = t39[j] - (t40[j]);
-            float v2 = v1 != 0.0f ? -1.0f : logps_rejected[j];
-            float v3 = v1 != 0.0f ? 0.0f : ref_rejected[j];
-            float v4 = v2 - v3;
-            float v5 = v0 - v4;
-            float v6 = fmaxf(t41[j], 0.0f);
-            float v7 = (dpop_lambda[0]) * v6;
-            float v8 = v5 - v7;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
+            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
+            float v8 = v6 - v7;
             float v9 = (beta[0]) * v8;
-            t42[j] = v9;
+            float v10 = v9 * (pair_weight[j1]);
+            acc1 += v10;
+        }
+        float v15 = acc0 / (t19[0]);
+        float v16 = v15;
+        float v17 = acc1 / (t19[0]);
+        float v18 = v17;
+        float v19 = v16 + v18;
+        float v20 = v19 * 0.5f;
+        for (long j = 0; j < n; j++) {
+            float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v13 = v11 - v12;
+            float v14 = (beta[0]) * v13;
+            float v21 = v14 - v20;
+            t40[j] = v21;
         }
     }
 }
 
-/* dpo_loss_k43_log_sigmoid: abs, neg, exp  [dpo_dpop/log_sigmoid] */
-static void dpo_loss_k43_log_sigmoid(float *restrict t43, const float *restrict t42, long B) {
+/* dpo_loss_k41_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
+static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t42[j]);
+            float v0 = fabsf(t40[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t43[j] = v2;
+            t41[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k44_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_dpop/log_sigmoid] */
-static void dpo_loss_k44_dpo_sigmoid(float *restrict t44, const float *restrict t43, long B) {
+/* dpo_loss_k42_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
+static void dpo_loss_k42_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t43[j];
-            t44[j] = v0;
+            float v0 = 1.0f + t41[j];
+            t42[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k45_dpo_simpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_simpo] */
-static void dpo_loss_k45_dpo_simpo(float *restrict t45, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
+/* dpo_loss_k43_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = v4 * (pair_weight[j0]);
+            acc0 += v5;
+        }
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
+            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
+            float v8 = v6 - v7;
+            float v9 = (beta[0]) * v8;
+            float v10 = v9 * (pair_weight[j1]);
+            acc1 += v10;
+        }
+        float v15 = acc0 / (t19[0]);
+        float v16 = v15;
+        float v17 = acc1 / (t19[0]);
+        float v18 = v17;
+        float v19 = v16 + v18;
+        float v20 = v19 * 0.5f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            t45[j] = v1;
+            float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v13 = v11 - v12;
+            float v14 = (beta[0]) * v13;
+            float v21 = v14 - v20;
+            float v22 = -v21;
+            t43[j] = v22;
         }
     }
 }
 
-/* dpo_loss_k46_dpo_simpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_simpo] */
-static void dpo_loss_k46_dpo_simpo(float *restrict t46, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
+/* dpo_loss_k44_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
+static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            t46[j] = v1;
+            float v0 = fabsf(t43[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t44[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k47_dpo_simpo: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, div, div, sub, div, reshape, expand, sub, mul  [dpo_sigmoid; dpo_simpo] */
-static void dpo_loss_k47_dpo_simpo(float *restrict t47, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict t45, const float *restrict t46, long B) {
+/* dpo_loss_k45_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
+static void dpo_loss_k45_dpo_sigmoid(float *restrict t45, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v6 = (simpo_gamma[0]) / (beta[0]);
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t44[j];
+            t45[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k46_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t45[j]);
-            float v3 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v4 = v3 / (t46[j]);
-            float v5 = v2 - v4;
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t46[j] = v8;
+        }
+    }
+}
+
+/* dpo_loss_k47_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t46, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t46[j]);
             float v7 = v5 - v6;
-            float v8 = (beta[0]) * v7;
+            float v8 = expf(v7);
             t47[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k48_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
-static void dpo_loss_k48_log_sigmoid(float *restrict t48, const float *restrict t47, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t47[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t48[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k49_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
-static void dpo_loss_k49_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t48[j];
-            t49[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k50_dpo_simpo: neg  [dpo_simpo] */
-static void dpo_loss_k50_dpo_simpo(float *restrict t50, const float *restrict t47, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t47[j]);
-            t50[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k51_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
-static void dpo_loss_k51_log_sigmoid(float *restrict t51, const float *restrict t50, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t50[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t51[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k52_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
-static void dpo_loss_k52_dpo_sigmoid(float *restrict t52, const float *restrict t51, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t51[j];
-            t52[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k53_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k53_dpo_orpo(float *restrict t53, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            t53[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k54_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k54_dpo_orpo(float *restrict t54, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            t54[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k55_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k55_dpo_orpo(float *restrict t55, const float *restrict logps_chosen, const float *restrict loss_weights, const float *restrict t53, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t53[j]);
-            t55[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k56_dpo_orpo: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, div  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k56_dpo_orpo(float *restrict t56, const float *restrict logps_rejected, const float *restrict loss_weights, const float *restrict t54, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v1 / (t54[j]);
-            t56[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k57_dpo_orpo: exp  [dpo_orpo] */
-static void dpo_loss_k57_dpo_orpo(float *restrict t57, const float *restrict t55, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t55[j]);
-            t57[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k58_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t57[j]);
-            t58[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k59_dpo_orpo: exp  [dpo_orpo] */
-static void dpo_loss_k59_dpo_orpo(float *restrict t59, const float *restrict t56, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t56[j]);
-            t59[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k60_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k60_dpo_sigmoid(float *restrict t60, const float *restrict t59, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t59[j]);
-            t60[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k61_dpo_orpo: sub, log, log, sub, sub  [dpo_orpo] */
-static void dpo_loss_k61_dpo_orpo(float *restrict t61, const float *restrict t55, const float *restrict t56, const float *restrict t58, const float *restrict t60, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t55[j] - (t56[j]);
-            float v1 = logf(t58[j]);
-            float v2 = logf(t60[j]);
-            float v3 = v1 - v2;
-            float v4 = v0 - v3;
-            t61[j] = v4;
-        }
-    }
-}
-
-/* dpo_loss_k62_log_sigmoid: abs, neg, exp  [dpo_orpo/log_sigmoid] */
-static void dpo_loss_k62_log_sigmoid(float *restrict t62, const float *restrict t61, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t61[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t62[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k63_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_orpo/log_sigmoid] */
-static void dpo_loss_k63_dpo_sigmoid(float *restrict t63, const float *restrict t62, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t62[j];
-            t63[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k64_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_bco_pair] */
-static void dpo_loss_k64_dpo_bco_pair(float *restrict t64, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t64[j] = v4;
-        }
-    }
-}
-
-/* dpo_loss_k65_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_bco_pair] */
-static void dpo_loss_k65_dpo_bco_pair(float *restrict t65, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t65[j] = v4;
-        }
-    }
-}
-
-/* dpo_loss_k66_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair/weighted_sum; dpo_bco_pair] */
-static void dpo_loss_k66_dpo_bco_pair(float *restrict t66, const float *restrict pair_weight, const float *restrict t30, const float *restrict t64, const float *restrict t65, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t64[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t30[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t65[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t30[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
-        for (long j = 0; j < n; j++) {
-            float v8 = t64[j] - v7;
-            t66[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k67_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k67_log_sigmoid(float *restrict t67, const float *restrict t66, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t66[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t67[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k68_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k68_dpo_sigmoid(float *restrict t68, const float *restrict t67, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t67[j];
-            t68[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k69_dpo_bco_pair: const, reshape, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair/weighted_sum; dpo_bco_pair] */
-static void dpo_loss_k69_dpo_bco_pair(float *restrict t69, const float *restrict pair_weight, const float *restrict t30, const float *restrict t64, const float *restrict t65, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t64[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        float v1 = acc0 / (t30[0]);
-        float v2 = v1;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v3 = (t65[j1]) * (pair_weight[j1]);
-            acc1 += v3;
-        }
-        float v4 = acc1 / (t30[0]);
-        float v5 = v4;
-        float v6 = v2 + v5;
-        float v7 = v6 * 0.5f;
-        for (long j = 0; j < n; j++) {
-            float v8 = t65[j] - v7;
-            float v9 = -v8;
-            t69[j] = v9;
-        }
-    }
-}
-
-/* dpo_loss_k70_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t69[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t70[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k71_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t70[j];
-            t71[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k72_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_apo_zero] */
-static void dpo_loss_k72_dpo_apo_zero(float *restrict t72, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            t72[j] = v4;
-        }
-    }
-}
-
-/* dpo_loss_k73_log_sigmoid: abs, neg, exp  [dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict t72, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t72[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t73[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k74_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict t73, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t73[j];
-            t74[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k75_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict t72, const float *restrict t74, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t72[j], 0.0f);
-            float v1 = logf(t74[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t75[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k76_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul  [dpo_sigmoid; dpo_apo_zero] */
-static void dpo_loss_k76_dpo_apo_zero(float *restrict t76, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
+/* dpo_loss_k48_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -8347,51 +7088,36 @@ static void dpo_loss_k76_dpo_apo_zero(float *restrict t76, const float *restrict
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
-            t76[j] = v4;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t48[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k77_log_sigmoid: abs, neg, exp  [dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_loss_k77_log_sigmoid(float *restrict t77, const float *restrict t76, long B) {
+/* dpo_loss_k49_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t76[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t77[j] = v2;
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t48[j]);
+            float v7 = v5 - v6;
+            float v8 = expf(v7);
+            t49[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k78_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_loss_k78_dpo_sigmoid(float *restrict t78, const float *restrict t77, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t77[j];
-            t78[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k79_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k79_dpo_sigmoid(float *restrict t79, const float *restrict t76, const float *restrict t78, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t76[j], 0.0f);
-            float v1 = logf(t78[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t79[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k80_dpo_apo_down: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub  [dpo_sigmoid; dpo_apo_down] */
-static void dpo_loss_k80_dpo_apo_down(float *restrict t80, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict loss_weights, long B) {
+/* dpo_loss_k50_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -8399,116 +7125,94 @@ static void dpo_loss_k80_dpo_apo_down(float *restrict t80, const float *restrict
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            t80[j] = v3;
+            float v4 = (beta[0]) * v3;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t50[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k81_dpo_sigmoid: reshape, expand, mul  [dpo_sigmoid; dpo_apo_down] */
-static void dpo_loss_k81_dpo_sigmoid(float *restrict t81, const float *restrict beta, const float *restrict t80, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (beta[0]) * (t80[j]);
-            t81[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k82_log_sigmoid: abs, neg, exp  [dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t81[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t82[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k83_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t82[j];
-            t83[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k84_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
-static void dpo_loss_k84_dpo_sigmoid(float *restrict t84, const float *restrict t81, const float *restrict t83, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t81[j], 0.0f);
-            float v1 = logf(t83[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t84[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k85_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
-static void dpo_loss_k85_dpo_apo_down(float *restrict t85, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t80, long B) {
+/* dpo_loss_k51_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
-            float v4 = t80[j] - v3;
-            float v5 = (beta[0]) * v4;
-            t85[j] = v5;
+            float v4 = (beta[0]) * v3;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t50[j]);
+            float v7 = v5 - v6;
+            float v8 = expf(v7);
+            t51[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k86_log_sigmoid: abs, neg, exp  [dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k86_log_sigmoid(float *restrict t86, const float *restrict t85, long B) {
+/* dpo_loss_k52_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
+static void dpo_loss_k52_dpo_apo_down(float *restrict t52, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t52[j] = v8;
+        }
+    }
+}
+
+/* dpo_loss_k53_log_sigmoid: abs, neg, exp  [dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_loss_k53_log_sigmoid(float *restrict t53, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t85[j]);
+            float v0 = fabsf(t52[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t86[j] = v2;
+            t53[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k87_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k87_dpo_sigmoid(float *restrict t87, const float *restrict t86, long B) {
+/* dpo_loss_k54_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_loss_k54_dpo_sigmoid(float *restrict t54, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t86[j];
-            t87[j] = v0;
+            float v0 = 1.0f + t53[j];
+            t54[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k88_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
-static void dpo_loss_k88_dpo_sigmoid(float *restrict t88, const float *restrict t85, const float *restrict t87, long B) {
+/* dpo_loss_k55_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict t52, const float *restrict t54, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t85[j], 0.0f);
-            float v1 = logf(t87[j]);
+            float v0 = fminf(t52[j], 0.0f);
+            float v1 = logf(t54[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t88[j] = v3;
+            t55[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k89_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k89_dpo_exo_pair(float *restrict t89, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
+/* dpo_loss_k56_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
+static void dpo_loss_k56_dpo_exo_pair(float *restrict t56, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -8521,61 +7225,61 @@ static void dpo_loss_k89_dpo_exo_pair(float *restrict t89, const float *restrict
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t89[j] = v8;
+            t56[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k90_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k90_log_sigmoid(float *restrict t90, const float *restrict t89, long B) {
+/* dpo_loss_k57_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k57_log_sigmoid(float *restrict t57, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t89[j]);
+            float v0 = fabsf(t56[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t90[j] = v2;
+            t57[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k91_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k91_dpo_sigmoid(float *restrict t91, const float *restrict t90, long B) {
+/* dpo_loss_k58_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t90[j];
-            t91[j] = v0;
+            float v0 = 1.0f + t57[j];
+            t58[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k92_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k92_dpo_sigmoid(float *restrict t92, const float *restrict t89, const float *restrict t91, long B) {
+/* dpo_loss_k59_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k59_dpo_sigmoid(float *restrict t59, const float *restrict t56, const float *restrict t58, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t89[j], 0.0f);
-            float v1 = logf(t91[j]);
+            float v0 = fminf(t56[j], 0.0f);
+            float v1 = logf(t58[j]);
             float v2 = v0 - v1;
-            t92[j] = v2;
+            t59[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k93_sigmoid: exp  [dpo_exo_pair/sigmoid] */
-static void dpo_loss_k93_sigmoid(float *restrict t93, const float *restrict t92, long B) {
+/* dpo_loss_k60_sigmoid: exp  [dpo_exo_pair/sigmoid] */
+static void dpo_loss_k60_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t92[j]);
-            t93[j] = v0;
+            float v0 = expf(t59[j]);
+            t60[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k94_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k94_dpo_exo_pair(float *restrict t94, const float *restrict label_smoothing, const float *restrict t92, long B) {
+/* dpo_loss_k61_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
+static void dpo_loss_k61_dpo_exo_pair(float *restrict t61, const float *restrict label_smoothing, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
@@ -8583,87 +7287,87 @@ static void dpo_loss_k94_dpo_exo_pair(float *restrict t94, const float *restrict
         float v2 = 1.0f - v1;
         float v3 = logf(v2);
         for (long j = 0; j < n; j++) {
-            float v4 = t92[j] - v3;
-            t94[j] = v4;
+            float v4 = t59[j] - v3;
+            t61[j] = v4;
         }
     }
 }
 
-/* dpo_loss_k95_dpo_exo_pair: neg  [dpo_exo_pair] */
-static void dpo_loss_k95_dpo_exo_pair(float *restrict t95, const float *restrict t89, long B) {
+/* dpo_loss_k62_dpo_exo_pair: neg  [dpo_exo_pair] */
+static void dpo_loss_k62_dpo_exo_pair(float *restrict t62, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t89[j]);
-            t95[j] = v0;
+            float v0 = -(t56[j]);
+            t62[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k96_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k96_log_sigmoid(float *restrict t96, const float *restrict t95, long B) {
+/* dpo_loss_k63_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k63_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t95[j]);
+            float v0 = fabsf(t62[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t96[j] = v2;
+            t63[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k97_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k97_dpo_sigmoid(float *restrict t97, const float *restrict t96, long B) {
+/* dpo_loss_k64_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k64_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t96[j];
-            t97[j] = v0;
+            float v0 = 1.0f + t63[j];
+            t64[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k98_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k98_dpo_sigmoid(float *restrict t98, const float *restrict t95, const float *restrict t97, long B) {
+/* dpo_loss_k65_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_loss_k65_dpo_sigmoid(float *restrict t65, const float *restrict t62, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t95[j], 0.0f);
-            float v1 = logf(t97[j]);
+            float v0 = fminf(t62[j], 0.0f);
+            float v1 = logf(t64[j]);
             float v2 = v0 - v1;
-            t98[j] = v2;
+            t65[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k99_sigmoid: exp  [dpo_exo_pair/sigmoid] */
-static void dpo_loss_k99_sigmoid(float *restrict t99, const float *restrict t98, long B) {
+/* dpo_loss_k66_sigmoid: exp  [dpo_exo_pair/sigmoid] */
+static void dpo_loss_k66_sigmoid(float *restrict t66, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t98[j]);
-            t99[j] = v0;
+            float v0 = expf(t65[j]);
+            t66[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k100_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k100_dpo_exo_pair(float *restrict t100, const float *restrict label_smoothing, const float *restrict t98, long B) {
+/* dpo_loss_k67_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
+static void dpo_loss_k67_dpo_exo_pair(float *restrict t67, const float *restrict label_smoothing, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = logf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = t98[j] - v2;
-            t100[j] = v3;
+            float v3 = t65[j] - v2;
+            t67[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k101_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
-static void dpo_loss_k101_dpo_discopop(float *restrict t101, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
+/* dpo_loss_k68_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
+static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -8676,241 +7380,207 @@ static void dpo_loss_k101_dpo_discopop(float *restrict t101, const float *restri
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t101[j] = v8;
+            t68[j] = v8;
         }
     }
 }
 
-/* dpo_loss_k102_dpo_discopop: const, reshape, expand, div  [dpo_discopop] */
-static void dpo_loss_k102_dpo_discopop(float *restrict t102, const float *restrict t101, long B) {
+/* dpo_loss_k69_dpo_discopop: const, reshape, expand, div  [dpo_discopop] */
+static void dpo_loss_k69_dpo_discopop(float *restrict t69, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t101[j]) / 0.0500000007f;
-            t102[j] = v0;
+            float v0 = (t68[j]) / 0.0500000007f;
+            t69[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k103_log_sigmoid: abs, neg, exp  [dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_loss_k103_log_sigmoid(float *restrict t103, const float *restrict t102, long B) {
+/* dpo_loss_k70_log_sigmoid: abs, neg, exp  [dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t102[j]);
+            float v0 = fabsf(t69[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t103[j] = v2;
+            t70[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k104_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_loss_k104_dpo_sigmoid(float *restrict t104, const float *restrict t103, long B) {
+/* dpo_loss_k71_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t103[j];
-            t104[j] = v0;
+            float v0 = 1.0f + t70[j];
+            t71[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k105_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
-static void dpo_loss_k105_dpo_sigmoid(float *restrict t105, const float *restrict t102, const float *restrict t104, long B) {
+/* dpo_loss_k72_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
+static void dpo_loss_k72_dpo_sigmoid(float *restrict t72, const float *restrict t69, const float *restrict t71, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t102[j], 0.0f);
-            float v1 = logf(t104[j]);
+            float v0 = fminf(t69[j], 0.0f);
+            float v1 = logf(t71[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t105[j] = v3;
+            t72[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k106_log_sigmoid: abs, neg, exp  [dpo_discopop/log_sigmoid] */
-static void dpo_loss_k106_log_sigmoid(float *restrict t106, const float *restrict t101, long B) {
+/* dpo_loss_k73_log_sigmoid: abs, neg, exp  [dpo_discopop/log_sigmoid] */
+static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t101[j]);
+            float v0 = fabsf(t68[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t106[j] = v2;
+            t73[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k107_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/log_sigmoid] */
-static void dpo_loss_k107_dpo_sigmoid(float *restrict t107, const float *restrict t106, long B) {
+/* dpo_loss_k74_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/log_sigmoid] */
+static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t106[j];
-            t107[j] = v0;
+            float v0 = 1.0f + t73[j];
+            t74[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k108_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [dpo_sigmoid; dpo_discopop/log_sigmoid; dpo_discopop] */
-static void dpo_loss_k108_dpo_sigmoid(float *restrict t108, const float *restrict t101, const float *restrict t107, long B) {
+/* dpo_loss_k75_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [dpo_sigmoid; dpo_discopop/log_sigmoid; dpo_discopop] */
+static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict t68, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t101[j], 0.0f);
-            float v1 = logf(t107[j]);
+            float v0 = fminf(t68[j], 0.0f);
+            float v1 = logf(t74[j]);
             float v2 = v0 - v1;
             float v3 = -v2;
-            t108[j] = v3;
+            t75[j] = v3;
         }
     }
 }
 
-/* dpo_loss_k109_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_discopop] */
-static void dpo_loss_k109_dpo_sigmoid(float *restrict t109, const float *restrict t105, long B) {
+/* dpo_loss_k76_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_discopop] */
+static void dpo_loss_k76_dpo_sigmoid(float *restrict t76, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t105[j]);
-            t109[j] = v0;
+            float v0 = 1.0f - (t72[j]);
+            t76[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k110_dpo_discopop: neg, exp  [dpo_discopop] */
-static void dpo_loss_k110_dpo_discopop(float *restrict t110, const float *restrict t101, long B) {
+/* dpo_loss_k77_dpo_discopop: neg, exp  [dpo_discopop] */
+static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t101[j]);
+            float v0 = -(t68[j]);
             float v1 = expf(v0);
-            t110[j] = v1;
+            t77[j] = v1;
         }
     }
 }
 
-/* dpo_loss_k111_dpo_sigmoid_norm: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k111_dpo_sigmoid_norm(float *restrict t111, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            t111[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k112_dpo_sigmoid_norm: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k112_dpo_sigmoid_norm(float *restrict t112, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            t112[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k113_dpo_sigmoid_norm: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k113_dpo_sigmoid_norm(float *restrict t113, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t111, const float *restrict t112, long B) {
+/* dpo_loss_k78_dpo_sigmoid_norm: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
+static void dpo_loss_k78_dpo_sigmoid_norm(float *restrict t78, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v1 / (t111[j]);
-            float v3 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v4 = v3 / (t111[j]);
-            float v5 = v2 - v4;
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v7 = v6 / (t112[j]);
-            float v8 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v9 = v8 / (t112[j]);
-            float v10 = v7 - v9;
-            float v11 = v5 - v10;
-            float v12 = (beta[0]) * v11;
-            t113[j] = v12;
+            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v5 = v4 / v2;
+            float v6 = v3 - v5;
+            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v8 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            float v9 = v7 / v8;
+            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v11 = v10 / v8;
+            float v12 = v9 - v11;
+            float v13 = v6 - v12;
+            float v14 = (beta[0]) * v13;
+            t78[j] = v14;
         }
     }
 }
 
-/* dpo_loss_k114_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k114_log_sigmoid(float *restrict t114, const float *restrict t113, long B) {
+/* dpo_loss_k79_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t113[j]);
+            float v0 = fabsf(t78[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t114[j] = v2;
+            t79[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k115_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k115_dpo_sigmoid(float *restrict t115, const float *restrict t114, long B) {
+/* dpo_loss_k80_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k80_dpo_sigmoid(float *restrict t80, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t114[j];
-            t115[j] = v0;
+            float v0 = 1.0f + t79[j];
+            t80[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k116_dpo_sigmoid_norm: neg  [dpo_sigmoid_norm] */
-static void dpo_loss_k116_dpo_sigmoid_norm(float *restrict t116, const float *restrict t113, long B) {
+/* dpo_loss_k81_dpo_sigmoid_norm: neg  [dpo_sigmoid_norm] */
+static void dpo_loss_k81_dpo_sigmoid_norm(float *restrict t81, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t113[j]);
-            t116[j] = v0;
+            float v0 = -(t78[j]);
+            t81[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k117_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k117_log_sigmoid(float *restrict t117, const float *restrict t116, long B) {
+/* dpo_loss_k82_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t116[j]);
+            float v0 = fabsf(t81[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t117[j] = v2;
+            t82[j] = v2;
         }
     }
 }
 
-/* dpo_loss_k118_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k118_dpo_sigmoid(float *restrict t118, const float *restrict t117, long B) {
+/* dpo_loss_k83_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t117[j];
-            t118[j] = v0;
+            float v0 = 1.0f + t82[j];
+            t83[j] = v0;
         }
     }
 }
 
-/* dpo_loss_k119_dpo_sft: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, select  [dpo_sigmoid; dpo_sft] */
-static void dpo_loss_k119_dpo_sft(float *restrict t119, const float *restrict len_chosen, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            t119[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k120_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, const, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, reshape, expand, mul, sub, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
-static void dpo_loss_k120_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t20, const float *restrict t21, const float *restrict t23, const float *restrict t24, const float *restrict t26, const float *restrict t34, const float *restrict t38, const float *restrict t42, const float *restrict t44, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t52, const float *restrict t55, const float *restrict t61, const float *restrict t63, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t75, const float *restrict t79, const float *restrict t84, const float *restrict t88, const float *restrict t93, const float *restrict t94, const float *restrict t99, const float *restrict t100, const float *restrict t105, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t113, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t119, long B) {
+/* dpo_loss_k84_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
+static void dpo_loss_k84_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t13, const float *restrict t14, const float *restrict t16, const float *restrict t18, const float *restrict t23, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t43, const float *restrict t45, const float *restrict t47, const float *restrict t49, const float *restrict t51, const float *restrict t55, const float *restrict t60, const float *restrict t61, const float *restrict t66, const float *restrict t67, const float *restrict t72, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t80, const float *restrict t81, const float *restrict t83, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -8924,18 +7594,19 @@ static void dpo_loss_k120_log_sigmoid(float *restrict losses, const float *restr
         float v28 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         float v31 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         float v34 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v39 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v55 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v61 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v67 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v78 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v86 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v96 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v100 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v104 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v109 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v114 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v125 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v38 = 0.5f / (beta[0]);
+        float v48 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v86 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v97 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v108 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v118 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v122 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v126 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v136 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v147 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
@@ -8971,139 +7642,161 @@ static void dpo_loss_k120_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v30;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t15[j]) * (t15[j]);
+                float v32 = (t13[j]) * (t13[j]);
                 float v33 = v31 != 0.0f ? 0.0f : v32;
                 v0 = v33;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v35 = (t16[j]) * (t16[j]);
-                float v36 = (t17[j]) * (t17[j]);
-                float v37 = v35 + v36;
-                float v38 = v34 != 0.0f ? 0.0f : v37;
-                v0 = v38;
+                float v35 = v34 != 0.0f ? -1.0f : logps_chosen[j];
+                float v36 = v34 != 0.0f ? 0.0f : ref_chosen[j];
+                float v37 = v35 - v36;
+                float v39 = v37 - v38;
+                float v40 = v39 * v39;
+                float v41 = v34 != 0.0f ? -1.0f : logps_rejected[j];
+                float v42 = v34 != 0.0f ? 0.0f : ref_rejected[j];
+                float v43 = v41 - v42;
+                float v44 = v43 + v38;
+                float v45 = v44 * v44;
+                float v46 = v40 + v45;
+                float v47 = v34 != 0.0f ? 0.0f : v46;
+                v0 = v47;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v40 = fminf(t18[j], 0.0f);
-                float v41 = logf(t20[j]);
-                float v42 = v40 - v41;
-                float v43 = -v42;
-                float v44 = fminf(t21[j], 0.0f);
-                float v45 = logf(t23[j]);
-                float v46 = v44 - v45;
-                float v47 = 0.5f * v46;
-                float v48 = v43 - v47;
-                float v49 = fminf(t24[j], 0.0f);
-                float v50 = logf(t26[j]);
+                float v49 = v48 != 0.0f ? -1.0f : logps_chosen[j];
+                float v50 = v48 != 0.0f ? 0.0f : ref_chosen[j];
                 float v51 = v49 - v50;
-                float v52 = 0.5f * v51;
-                float v53 = v48 - v52;
-                float v54 = v39 != 0.0f ? 0.0f : v53;
-                v0 = v54;
+                float v52 = (beta[0]) * v51;
+                float v53 = fminf(v52, 0.0f);
+                float v54 = logf(t14[j]);
+                float v55 = v53 - v54;
+                float v56 = -v55;
+                float v57 = -v52;
+                float v58 = fminf(v57, 0.0f);
+                float v59 = logf(t16[j]);
+                float v60 = v58 - v59;
+                float v61 = 0.5f * v60;
+                float v62 = v56 - v61;
+                float v63 = v48 != 0.0f ? -1.0f : logps_rejected[j];
+                float v64 = v48 != 0.0f ? 0.0f : ref_rejected[j];
+                float v65 = v63 - v64;
+                float v66 = (beta[0]) * v65;
+                float v67 = -v66;
+                float v68 = fminf(v67, 0.0f);
+                float v69 = logf(t18[j]);
+                float v70 = v68 - v69;
+                float v71 = 0.5f * v70;
+                float v72 = v62 - v71;
+                float v73 = v48 != 0.0f ? 0.0f : v72;
+                v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v56 = 1.0f - (t34[j]);
-                float v57 = 1.0f - (t38[j]);
-                float v58 = v56 + v57;
-                float v59 = v58 * 0.5f;
-                float v60 = v55 != 0.0f ? 0.0f : v59;
-                v0 = v60;
+                float v75 = 1.0f - (t23[j]);
+                float v76 = 1.0f - (t27[j]);
+                float v77 = v75 + v76;
+                float v78 = v77 * 0.5f;
+                float v79 = v74 != 0.0f ? 0.0f : v78;
+                v0 = v79;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v62 = fminf(t42[j], 0.0f);
-                float v63 = logf(t44[j]);
-                float v64 = v62 - v63;
-                float v65 = -v64;
-                float v66 = v61 != 0.0f ? 0.0f : v65;
-                v0 = v66;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v68 = fminf(t47[j], 0.0f);
-                float v69 = logf(t49[j]);
-                float v70 = v68 - v69;
-                float v71 = v3 * v70;
-                float v72 = fminf(t50[j], 0.0f);
-                float v73 = logf(t52[j]);
-                float v74 = v72 - v73;
-                float v75 = (label_smoothing[0]) * v74;
-                float v76 = v71 - v75;
-                float v77 = v67 != 0.0f ? 0.0f : v76;
-                v0 = v77;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v79 = -(t55[j]);
-                float v80 = fminf(t61[j], 0.0f);
-                float v81 = logf(t63[j]);
-                float v82 = v80 - v81;
-                float v83 = (beta[0]) * v82;
-                float v84 = v79 - v83;
-                float v85 = v78 != 0.0f ? 0.0f : v84;
+                float v81 = fminf(t28[j], 0.0f);
+                float v82 = logf(t30[j]);
+                float v83 = v81 - v82;
+                float v84 = -v83;
+                float v85 = v80 != 0.0f ? 0.0f : v84;
                 v0 = v85;
             }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t66[j], 0.0f);
-                float v88 = logf(t68[j]);
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v87 = fminf(t31[j], 0.0f);
+                float v88 = logf(t33[j]);
                 float v89 = v87 - v88;
-                float v90 = -v89;
-                float v91 = fminf(t69[j], 0.0f);
-                float v92 = logf(t71[j]);
+                float v90 = v3 * v89;
+                float v91 = fminf(t34[j], 0.0f);
+                float v92 = logf(t36[j]);
                 float v93 = v91 - v92;
-                float v94 = v90 - v93;
-                float v95 = v86 != 0.0f ? 0.0f : v94;
-                v0 = v95;
+                float v94 = (label_smoothing[0]) * v93;
+                float v95 = v90 - v94;
+                float v96 = v86 != 0.0f ? 0.0f : v95;
+                v0 = v96;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v98 = v97 != 0.0f ? -1.0f : logps_chosen[j];
+                float v99 = v97 != 0.0f ? 1.0f : len_chosen[j];
+                float v100 = v98 / v99;
+                float v101 = -v100;
+                float v102 = fminf(t37[j], 0.0f);
+                float v103 = logf(t39[j]);
+                float v104 = v102 - v103;
+                float v105 = (beta[0]) * v104;
+                float v106 = v101 - v105;
+                float v107 = v97 != 0.0f ? 0.0f : v106;
+                v0 = v107;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v109 = fminf(t40[j], 0.0f);
+                float v110 = logf(t42[j]);
+                float v111 = v109 - v110;
+                float v112 = -v111;
+                float v113 = fminf(t43[j], 0.0f);
+                float v114 = logf(t45[j]);
+                float v115 = v113 - v114;
+                float v116 = v112 - v115;
+                float v117 = v108 != 0.0f ? 0.0f : v116;
+                v0 = v117;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v97 = 1.0f - (t75[j]);
-                float v98 = v97 + t79[j];
-                float v99 = v96 != 0.0f ? 0.0f : v98;
-                v0 = v99;
+                float v119 = 1.0f - (t47[j]);
+                float v120 = v119 + t49[j];
+                float v121 = v118 != 0.0f ? 0.0f : v120;
+                v0 = v121;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v101 = 1.0f - (t88[j]);
-                float v102 = t84[j] + v101;
-                float v103 = v100 != 0.0f ? 0.0f : v102;
-                v0 = v103;
+                float v123 = 1.0f - (t55[j]);
+                float v124 = t51[j] + v123;
+                float v125 = v122 != 0.0f ? 0.0f : v124;
+                v0 = v125;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v105 = (t93[j]) * (t94[j]);
-                float v106 = (t99[j]) * (t100[j]);
-                float v107 = v105 + v106;
-                float v108 = v104 != 0.0f ? 0.0f : v107;
-                v0 = v108;
+                float v127 = (t60[j]) * (t61[j]);
+                float v128 = (t66[j]) * (t67[j]);
+                float v129 = v127 + v128;
+                float v130 = v126 != 0.0f ? 0.0f : v129;
+                v0 = v130;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v110 = (t108[j]) * (t109[j]);
-                float v111 = (t110[j]) * (t105[j]);
-                float v112 = v110 + v111;
-                float v113 = v109 != 0.0f ? 0.0f : v112;
-                v0 = v113;
+                float v132 = (t75[j]) * (t76[j]);
+                float v133 = (t77[j]) * (t72[j]);
+                float v134 = v132 + v133;
+                float v135 = v131 != 0.0f ? 0.0f : v134;
+                v0 = v135;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v115 = fminf(t113[j], 0.0f);
-                float v116 = logf(t115[j]);
-                float v117 = v115 - v116;
-                float v118 = v3 * v117;
-                float v119 = fminf(t116[j], 0.0f);
-                float v120 = logf(t118[j]);
-                float v121 = v119 - v120;
-                float v122 = (label_smoothing[0]) * v121;
-                float v123 = v118 - v122;
-                float v124 = v114 != 0.0f ? 0.0f : v123;
-                v0 = v124;
+                float v137 = fminf(t78[j], 0.0f);
+                float v138 = logf(t80[j]);
+                float v139 = v137 - v138;
+                float v140 = v3 * v139;
+                float v141 = fminf(t81[j], 0.0f);
+                float v142 = logf(t83[j]);
+                float v143 = v141 - v142;
+                float v144 = (label_smoothing[0]) * v143;
+                float v145 = v140 - v144;
+                float v146 = v136 != 0.0f ? 0.0f : v145;
+                v0 = v146;
             }
             else {
-                float v126 = v125 != 0.0f ? -1.0f : logps_chosen[j];
-                float v127 = v126 / (t119[j]);
-                float v128 = -v127;
-                float v129 = v125 != 0.0f ? 0.0f : v128;
-                v0 = v129;
+                float v148 = v147 != 0.0f ? -1.0f : logps_chosen[j];
+                float v149 = v147 != 0.0f ? 1.0f : len_chosen[j];
+                float v150 = v148 / v149;
+                float v151 = -v150;
+                float v152 = v147 != 0.0f ? 0.0f : v151;
+                v0 = v152;
             }
             losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_loss_k121_reduce_sum: reshape, expand, mul, permute, reduce_sum */
-static void dpo_loss_k121_reduce_sum(float *restrict t120, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_loss_k85_reduce_sum: reshape, expand, mul, permute, reduce_sum */
+static void dpo_loss_k85_reduce_sum(float *restrict t84, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9115,850 +7808,848 @@ static void dpo_loss_k121_reduce_sum(float *restrict t120, const float *restrict
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t120[r] = acc0;
+        t84[r] = acc0;
     }
 }
 
-/* dpo_loss_k122_weighted_sum: permute, reshape, mul, reduce_sum  [weighted_sum] */
-static void dpo_loss_k122_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t120, long B) {
+/* dpo_loss_k86_weighted_sum: permute, reshape, mul, reduce_sum  [weighted_sum] */
+static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t84, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t120[j0]) * (pair_weight[j0]);
+            float v0 = (t84[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
         loss[r] = acc0;
     }
 }
 
-/* dpo_loss_k123_grad: reshape, expand, reshape, permute, expand, permute, mul  [grad] */
-static void dpo_loss_k123_grad(float *restrict t121, const float *restrict loss_weights, const float *restrict t29, long B) {
-    const long rows = 17, n = B;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t29[j]) * (loss_weights[i0]);
-            t121[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k124_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_loss_k124_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t121, long B) {
+/* dpo_loss_k87_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t82, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v17 = 1.0f - (label_smoothing[0]);
-        float v18 = -v17;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 15) * B + j];
-            float v2 = -v1;
-            float v3 = v2 * (label_smoothing[0]);
-            float v4 = -v3;
-            float v5 = v4 / (t118[j]);
-            float v6 = v5 * (t117[j]);
-            float v7 = -v6;
-            float v8 = 0.0f < t116[j] ? 1.0f : 0.0f;
-            float v9 = v8 * 2.0f;
-            float v10 = v9 - 1.0f;
-            float v11 = v7 * v10;
-            float v12 = t116[j] <= 0.0f ? 1.0f : 0.0f;
-            float v13 = v3 * v12;
-            float v14 = v11 + v13;
-            float v15 = -v14;
-            float v16 = v15 * (beta[0]);
-            float v19 = v1 * v18;
-            float v20 = -v19;
-            float v21 = v20 / (t115[j]);
-            float v22 = v21 * (t114[j]);
-            float v23 = -v22;
-            float v24 = 0.0f < t113[j] ? 1.0f : 0.0f;
-            float v25 = v24 * 2.0f;
-            float v26 = v25 - 1.0f;
-            float v27 = v23 * v26;
-            float v28 = t113[j] <= 0.0f ? 1.0f : 0.0f;
-            float v29 = v19 * v28;
-            float v30 = v27 + v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v16 + v31;
-            t122[j] = v32;
-        }
-    }
-}
-
-/* dpo_loss_k125_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k125_log_sigmoid_grad(float *restrict t123, const float *restrict beta, const float *restrict loss_weights, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t110, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 14) * B + j];
-            float v2 = v1 * (t105[j]);
-            float v3 = v2 * (t110[j]);
-            float v4 = -v3;
-            float v5 = v1 * (t109[j]);
-            float v6 = -v5;
-            float v7 = -v6;
-            float v8 = v7 / (t107[j]);
-            float v9 = v8 * (t106[j]);
-            float v10 = -v9;
-            float v11 = 0.0f < t101[j] ? 1.0f : 0.0f;
-            float v12 = v11 * 2.0f;
-            float v13 = v12 - 1.0f;
-            float v14 = v10 * v13;
-            float v15 = v4 + v14;
-            float v16 = t101[j] <= 0.0f ? 1.0f : 0.0f;
-            float v17 = v6 * v16;
-            float v18 = v15 + v17;
-            float v19 = v1 * (t110[j]);
-            float v20 = v1 * (t108[j]);
-            float v21 = -v20;
-            float v22 = v19 + v21;
-            float v23 = v22 * (t105[j]);
-            float v24 = -v23;
-            float v25 = v24 / (t104[j]);
-            float v26 = v25 * (t103[j]);
-            float v27 = -v26;
-            float v28 = 0.0f < t102[j] ? 1.0f : 0.0f;
-            float v29 = v28 * 2.0f;
-            float v30 = v29 - 1.0f;
-            float v31 = v27 * v30;
-            float v32 = t102[j] <= 0.0f ? 1.0f : 0.0f;
-            float v33 = v23 * v32;
-            float v34 = v31 + v33;
-            float v35 = v34 / 0.0500000007f;
-            float v36 = v18 + v35;
-            float v37 = v36 * (beta[0]);
-            t123[j] = v37;
-        }
-    }
-}
-
-/* dpo_loss_k126_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k126_log_sigmoid_grad(float *restrict t124, const float *restrict beta, const float *restrict loss_weights, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t99, const float *restrict t100, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 13) * B + j];
-            float v2 = v1 * (t99[j]);
-            float v3 = -v2;
-            float v4 = v3 / (t97[j]);
-            float v5 = v4 * (t96[j]);
-            float v6 = -v5;
-            float v7 = 0.0f < t95[j] ? 1.0f : 0.0f;
-            float v8 = v7 * 2.0f;
-            float v9 = v8 - 1.0f;
-            float v10 = v6 * v9;
-            float v11 = t95[j] <= 0.0f ? 1.0f : 0.0f;
-            float v12 = v2 * v11;
-            float v13 = v10 + v12;
-            float v14 = -v13;
-            float v15 = v1 * (t100[j]);
-            float v16 = v15 * (t99[j]);
-            float v17 = -v16;
-            float v18 = v17 / (t97[j]);
-            float v19 = v18 * (t96[j]);
-            float v20 = -v19;
-            float v21 = v20 * v9;
-            float v22 = v16 * v11;
-            float v23 = v21 + v22;
-            float v24 = -v23;
-            float v25 = v14 + v24;
-            float v26 = v1 * (t93[j]);
-            float v27 = -v26;
-            float v28 = v27 / (t91[j]);
-            float v29 = v28 * (t90[j]);
-            float v30 = -v29;
-            float v31 = 0.0f < t89[j] ? 1.0f : 0.0f;
-            float v32 = v31 * 2.0f;
-            float v33 = v32 - 1.0f;
-            float v34 = v30 * v33;
-            float v35 = v25 + v34;
-            float v36 = t89[j] <= 0.0f ? 1.0f : 0.0f;
-            float v37 = v26 * v36;
-            float v38 = v35 + v37;
-            float v39 = v1 * (t94[j]);
-            float v40 = v39 * (t93[j]);
-            float v41 = -v40;
-            float v42 = v41 / (t91[j]);
-            float v43 = v42 * (t90[j]);
-            float v44 = -v43;
-            float v45 = v44 * v33;
-            float v46 = v38 + v45;
-            float v47 = v40 * v36;
-            float v48 = v46 + v47;
-            float v49 = v48 * (beta[0]);
-            t124[j] = v49;
-        }
-    }
-}
-
-/* dpo_loss_k127_dpo_apo_down: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [dpo_sigmoid; dpo_apo_down; grad; dpo_apo_down/grad] */
-static void dpo_loss_k127_dpo_apo_down(float *restrict t125, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 12) * B + j];
-            t125[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k128_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k128_log_sigmoid_grad(float *restrict t126, const float *restrict beta, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t125, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t125[j]);
-            float v1 = v0 * (t88[j]);
-            float v2 = -v1;
-            float v3 = v2 / (t87[j]);
-            float v4 = v3 * (t86[j]);
-            float v5 = -v4;
-            float v6 = 0.0f < t85[j] ? 1.0f : 0.0f;
-            float v7 = v6 * 2.0f;
-            float v8 = v7 - 1.0f;
-            float v9 = v5 * v8;
-            float v10 = t85[j] <= 0.0f ? 1.0f : 0.0f;
-            float v11 = v1 * v10;
-            float v12 = v9 + v11;
-            float v13 = v12 * (beta[0]);
-            t126[j] = v13;
-        }
-    }
-}
-
-/* dpo_loss_k129_dpo_apo_zero: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [dpo_sigmoid; dpo_apo_zero; grad; dpo_apo_zero/grad] */
-static void dpo_loss_k129_dpo_apo_zero(float *restrict t127, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 11) * B + j];
-            t127[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k130_dpo_bco_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [dpo_sigmoid; dpo_bco_pair; grad; dpo_bco_pair/grad] */
-static void dpo_loss_k130_dpo_bco_pair(float *restrict t128, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 10) * B + j];
-            float v2 = -v1;
-            t128[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k131_log_sigmoid_grad: neg  [dpo_bco_pair/log_sigmoid/grad] */
-static void dpo_loss_k131_log_sigmoid_grad(float *restrict t129, const float *restrict t128, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t128[j]);
-            t129[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k132_dpo_orpo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [dpo_sigmoid; dpo_orpo; grad; dpo_orpo/grad] */
-static void dpo_loss_k132_dpo_orpo(float *restrict t130, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 9) * B + j];
-            float v2 = -v1;
-            t130[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k133_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_robust; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
-static void dpo_loss_k133_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t130, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t130[j]) * (beta[0]);
-            float v1 = -v0;
-            float v2 = v1 / (t63[j]);
-            float v3 = v2 * (t62[j]);
-            float v4 = -v3;
-            float v5 = 0.0f < t61[j] ? 1.0f : 0.0f;
-            float v6 = v5 * 2.0f;
-            float v7 = v6 - 1.0f;
-            float v8 = v4 * v7;
-            float v9 = t61[j] <= 0.0f ? 1.0f : 0.0f;
-            float v10 = v0 * v9;
-            float v11 = v8 + v10;
-            t131[j] = v11;
-        }
-    }
-}
-
-/* dpo_loss_k134_dpo_orpo_grad: neg  [dpo_orpo/grad] */
-static void dpo_loss_k134_dpo_orpo_grad(float *restrict t132, const float *restrict t131, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t131[j]);
-            t132[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k135_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
-static void dpo_loss_k135_log_sigmoid_grad(float *restrict t133, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v17 = 1.0f - (label_smoothing[0]);
-        float v18 = -v17;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 8) * B + j];
-            float v2 = -v1;
-            float v3 = v2 * (label_smoothing[0]);
-            float v4 = -v3;
-            float v5 = v4 / (t52[j]);
-            float v6 = v5 * (t51[j]);
-            float v7 = -v6;
-            float v8 = 0.0f < t50[j] ? 1.0f : 0.0f;
-            float v9 = v8 * 2.0f;
-            float v10 = v9 - 1.0f;
-            float v11 = v7 * v10;
-            float v12 = t50[j] <= 0.0f ? 1.0f : 0.0f;
-            float v13 = v3 * v12;
-            float v14 = v11 + v13;
-            float v15 = -v14;
-            float v16 = v15 * (beta[0]);
-            float v19 = v1 * v18;
-            float v20 = -v19;
-            float v21 = v20 / (t49[j]);
-            float v22 = v21 * (t48[j]);
-            float v23 = -v22;
-            float v24 = 0.0f < t47[j] ? 1.0f : 0.0f;
-            float v25 = v24 * 2.0f;
-            float v26 = v25 - 1.0f;
-            float v27 = v23 * v26;
-            float v28 = t47[j] <= 0.0f ? 1.0f : 0.0f;
-            float v29 = v19 * v28;
-            float v30 = v27 + v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v16 + v31;
-            t133[j] = v32;
-        }
-    }
-}
-
-/* dpo_loss_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
-static void dpo_loss_k136_log_sigmoid_grad(float *restrict t134, const float *restrict beta, const float *restrict loss_weights, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 7) * B + j];
-            float v2 = -v1;
-            float v3 = -v2;
-            float v4 = v3 / (t44[j]);
-            float v5 = v4 * (t43[j]);
-            float v6 = -v5;
-            float v7 = 0.0f < t42[j] ? 1.0f : 0.0f;
-            float v8 = v7 * 2.0f;
-            float v9 = v8 - 1.0f;
-            float v10 = v6 * v9;
-            float v11 = t42[j] <= 0.0f ? 1.0f : 0.0f;
-            float v12 = v2 * v11;
-            float v13 = v10 + v12;
-            float v14 = v13 * (beta[0]);
-            t134[j] = v14;
-        }
-    }
-}
-
-/* dpo_loss_k137_dpo_dpop_grad: neg  [dpo_dpop/grad] */
-static void dpo_loss_k137_dpo_dpop_grad(float *restrict t135, const float *restrict t134, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t134[j]);
-            t135[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k138_dpo_kto_pair: const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, neg  [dpo_sigmoid; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; grad; dpo_kto_pair/grad] */
-static void dpo_loss_k138_dpo_kto_pair(float *restrict t136, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 6) * B + j];
-            float v2 = v1 * 0.5f;
-            float v3 = -v2;
-            t136[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k139_dpo_nca_pair: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg  [dpo_sigmoid; dpo_nca_pair; grad; dpo_nca_pair/grad] */
-static void dpo_loss_k139_dpo_nca_pair(float *restrict t137, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 5) * B + j];
-            float v2 = -v1;
-            t137[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k140_dpo_nca_pair: const, reshape, expand, mul  [dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/grad] */
-static void dpo_loss_k140_dpo_nca_pair(float *restrict t138, const float *restrict t137, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t137[j]) * 0.5f;
-            t138[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k141_log_sigmoid_grad: neg  [dpo_nca_pair/log_sigmoid/grad] */
-static void dpo_loss_k141_log_sigmoid_grad(float *restrict t139, const float *restrict t138, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t138[j]);
-            t139[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k142_dpo_sppo_hard: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select  [dpo_sigmoid; dpo_sppo_hard; grad; dpo_sppo_hard/grad] */
-static void dpo_loss_k142_dpo_sppo_hard(float *restrict t140, const float *restrict loss_weights, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 4) * B + j];
-            t140[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k143_dpo_ipo: const, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, mul, add  [dpo_sigmoid; dpo_ipo; grad; dpo_ipo/grad] */
-static void dpo_loss_k143_dpo_ipo(float *restrict t141, const float *restrict loss_weights, const float *restrict t15, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 3) * B + j];
-            float v2 = v1 * (t15[j]);
-            float v3 = v2 + v2;
-            t141[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k144_dpo_hinge: const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; grad; dpo_hinge/grad] */
-static void dpo_loss_k144_dpo_hinge(float *restrict t142, const float *restrict beta, const float *restrict loss_weights, const float *restrict t12, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 2) * B + j];
-            float v2 = 0.0f <= t12[j] ? 1.0f : 0.0f;
-            float v3 = v1 * v2;
-            float v4 = -v3;
-            float v5 = v4 * (beta[0]);
-            t142[j] = v5;
-        }
-    }
-}
-
-/* dpo_loss_k145_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
-static void dpo_loss_k145_log_sigmoid_grad(float *restrict t143, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, const float *restrict t121, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v2 = 2.0f * (label_smoothing[0]);
-        float v3 = 1.0f - v2;
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 1) * B + j];
-            float v4 = v1 / v3;
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 15]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = -v3;
             float v5 = v4 * (label_smoothing[0]);
             float v6 = -v5;
-            float v7 = v6 / (t11[j]);
-            float v8 = v7 * (t10[j]);
+            float v7 = v6 / (t83[j]);
+            float v8 = v7 * (t82[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t9[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t81[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t9[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t81[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = -v16;
             float v18 = v17 * (beta[0]);
-            float v21 = v4 * v20;
+            float v21 = v3 * v20;
             float v22 = -v21;
-            float v23 = v22 / (t8[j]);
-            float v24 = v23 * (t7[j]);
+            float v23 = v22 / (t80[j]);
+            float v24 = v23 * (t79[j]);
             float v25 = -v24;
-            float v26 = 0.0f < t6[j] ? 1.0f : 0.0f;
+            float v26 = 0.0f < t78[j] ? 1.0f : 0.0f;
             float v27 = v26 * 2.0f;
             float v28 = v27 - 1.0f;
             float v29 = v25 * v28;
-            float v30 = t6[j] <= 0.0f ? 1.0f : 0.0f;
+            float v30 = t78[j] <= 0.0f ? 1.0f : 0.0f;
             float v31 = v21 * v30;
             float v32 = v29 + v31;
             float v33 = v32 * (beta[0]);
             float v34 = v18 + v33;
-            t143[j] = v34;
+            t85[j] = v34;
         }
     }
 }
 
-/* dpo_loss_k146_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k146_log_sigmoid_grad(float *restrict t144, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, const float *restrict t121, long B) {
+/* dpo_loss_k88_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 14]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = v3 * (t72[j]);
+            float v5 = v4 * (t77[j]);
+            float v6 = -v5;
+            float v7 = v3 * (t76[j]);
+            float v8 = -v7;
+            float v9 = -v8;
+            float v10 = v9 / (t74[j]);
+            float v11 = v10 * (t73[j]);
+            float v12 = -v11;
+            float v13 = 0.0f < t68[j] ? 1.0f : 0.0f;
+            float v14 = v13 * 2.0f;
+            float v15 = v14 - 1.0f;
+            float v16 = v12 * v15;
+            float v17 = v6 + v16;
+            float v18 = t68[j] <= 0.0f ? 1.0f : 0.0f;
+            float v19 = v8 * v18;
+            float v20 = v17 + v19;
+            float v21 = v3 * (t77[j]);
+            float v22 = v3 * (t75[j]);
+            float v23 = -v22;
+            float v24 = v21 + v23;
+            float v25 = v24 * (t72[j]);
+            float v26 = -v25;
+            float v27 = v26 / (t71[j]);
+            float v28 = v27 * (t70[j]);
+            float v29 = -v28;
+            float v30 = 0.0f < t69[j] ? 1.0f : 0.0f;
+            float v31 = v30 * 2.0f;
+            float v32 = v31 - 1.0f;
+            float v33 = v29 * v32;
+            float v34 = t69[j] <= 0.0f ? 1.0f : 0.0f;
+            float v35 = v25 * v34;
+            float v36 = v33 + v35;
+            float v37 = v36 / 0.0500000007f;
+            float v38 = v20 + v37;
+            float v39 = v38 * (beta[0]);
+            t86[j] = v39;
+        }
+    }
+}
+
+/* dpo_loss_k89_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t66, const float *restrict t67, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 13]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = v3 * (t66[j]);
+            float v5 = -v4;
+            float v6 = v5 / (t64[j]);
+            float v7 = v6 * (t63[j]);
+            float v8 = -v7;
+            float v9 = 0.0f < t62[j] ? 1.0f : 0.0f;
+            float v10 = v9 * 2.0f;
+            float v11 = v10 - 1.0f;
+            float v12 = v8 * v11;
+            float v13 = t62[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = v4 * v13;
+            float v15 = v12 + v14;
+            float v16 = -v15;
+            float v17 = v3 * (t67[j]);
+            float v18 = v17 * (t66[j]);
+            float v19 = -v18;
+            float v20 = v19 / (t64[j]);
+            float v21 = v20 * (t63[j]);
+            float v22 = -v21;
+            float v23 = v22 * v11;
+            float v24 = v18 * v13;
+            float v25 = v23 + v24;
+            float v26 = -v25;
+            float v27 = v16 + v26;
+            float v28 = v3 * (t60[j]);
+            float v29 = -v28;
+            float v30 = v29 / (t58[j]);
+            float v31 = v30 * (t57[j]);
+            float v32 = -v31;
+            float v33 = 0.0f < t56[j] ? 1.0f : 0.0f;
+            float v34 = v33 * 2.0f;
+            float v35 = v34 - 1.0f;
+            float v36 = v32 * v35;
+            float v37 = v27 + v36;
+            float v38 = t56[j] <= 0.0f ? 1.0f : 0.0f;
+            float v39 = v28 * v38;
+            float v40 = v37 + v39;
+            float v41 = v3 * (t61[j]);
+            float v42 = v41 * (t60[j]);
+            float v43 = -v42;
+            float v44 = v43 / (t58[j]);
+            float v45 = v44 * (t57[j]);
+            float v46 = -v45;
+            float v47 = v46 * v35;
+            float v48 = v40 + v47;
+            float v49 = v42 * v38;
+            float v50 = v48 + v49;
+            float v51 = v50 * (beta[0]);
+            t87[j] = v51;
+        }
+    }
+}
+
+/* dpo_loss_k90_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_apo_down; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 12]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = -v3;
+            float v5 = v4 * (t55[j]);
+            float v6 = -v5;
+            float v7 = v6 / (t54[j]);
+            float v8 = v7 * (t53[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t52[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t52[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            float v17 = v16 * (beta[0]);
+            t88[j] = v17;
+        }
+    }
+}
+
+/* dpo_loss_k91_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_orpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
+static void dpo_loss_k91_log_sigmoid_grad(float *restrict t89, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t37, const float *restrict t38, const float *restrict t39, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 9]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = -v3;
+            float v5 = v4 * (beta[0]);
+            float v6 = -v5;
+            float v7 = v6 / (t39[j]);
+            float v8 = v7 * (t38[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t37[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t37[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            t89[j] = v16;
+        }
+    }
+}
+
+/* dpo_loss_k92_dpo_orpo_grad: neg  [dpo_orpo/grad] */
+static void dpo_loss_k92_dpo_orpo_grad(float *restrict t90, const float *restrict t89, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t89[j]);
+            t90[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k93_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
+static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v19 = 1.0f - (label_smoothing[0]);
+        float v20 = -v19;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 8]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = -v3;
+            float v5 = v4 * (label_smoothing[0]);
+            float v6 = -v5;
+            float v7 = v6 / (t36[j]);
+            float v8 = v7 * (t35[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t34[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t34[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            float v17 = -v16;
+            float v18 = v17 * (beta[0]);
+            float v21 = v3 * v20;
+            float v22 = -v21;
+            float v23 = v22 / (t33[j]);
+            float v24 = v23 * (t32[j]);
+            float v25 = -v24;
+            float v26 = 0.0f < t31[j] ? 1.0f : 0.0f;
+            float v27 = v26 * 2.0f;
+            float v28 = v27 - 1.0f;
+            float v29 = v25 * v28;
+            float v30 = t31[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = v21 * v30;
+            float v32 = v29 + v31;
+            float v33 = v32 * (beta[0]);
+            float v34 = v18 + v33;
+            t91[j] = v34;
+        }
+    }
+}
+
+/* dpo_loss_k94_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
+static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 7]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = -v3;
+            float v5 = -v4;
+            float v6 = v5 / (t30[j]);
+            float v7 = v6 * (t29[j]);
+            float v8 = -v7;
+            float v9 = 0.0f < t28[j] ? 1.0f : 0.0f;
+            float v10 = v9 * 2.0f;
+            float v11 = v10 - 1.0f;
+            float v12 = v8 * v11;
+            float v13 = t28[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = v4 * v13;
+            float v15 = v12 + v14;
+            float v16 = v15 * (beta[0]);
+            t92[j] = v16;
+        }
+    }
+}
+
+/* dpo_loss_k95_dpo_dpop_grad: neg  [dpo_dpop/grad] */
+static void dpo_loss_k95_dpo_dpop_grad(float *restrict t93, const float *restrict t92, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t92[j]);
+            t93[j] = v0;
+        }
+    }
+}
+
+/* dpo_loss_k96_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [dpo_sigmoid; dpo_ipo; dpo_kto_pair/weighted_sum; grad; dpo_ipo/grad] */
+static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t13, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 3]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = v3 * (t13[j]);
+            float v5 = v4 + v4;
+            t94[j] = v5;
+        }
+    }
+}
+
+/* dpo_loss_k97_dpo_sigmoid: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; dpo_kto_pair/weighted_sum; grad; dpo_hinge/grad] */
+static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t12, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 2]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = 0.0f <= t12[j] ? 1.0f : 0.0f;
+            float v5 = v3 * v4;
+            float v6 = -v5;
+            float v7 = v6 * (beta[0]);
+            t95[j] = v7;
+        }
+    }
+}
+
+/* dpo_loss_k98_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
+static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v4 = 2.0f * (label_smoothing[0]);
+        float v5 = 1.0f - v4;
+        float v21 = 1.0f - (label_smoothing[0]);
+        float v22 = -v21;
+        for (long j = 0; j < n; j++) {
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 1]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v6 = v3 / v5;
+            float v7 = v6 * (label_smoothing[0]);
+            float v8 = -v7;
+            float v9 = v8 / (t11[j]);
+            float v10 = v9 * (t10[j]);
+            float v11 = -v10;
+            float v12 = 0.0f < t9[j] ? 1.0f : 0.0f;
+            float v13 = v12 * 2.0f;
+            float v14 = v13 - 1.0f;
+            float v15 = v11 * v14;
+            float v16 = t9[j] <= 0.0f ? 1.0f : 0.0f;
+            float v17 = v7 * v16;
+            float v18 = v15 + v17;
+            float v19 = -v18;
+            float v20 = v19 * (beta[0]);
+            float v23 = v6 * v22;
+            float v24 = -v23;
+            float v25 = v24 / (t8[j]);
+            float v26 = v25 * (t7[j]);
+            float v27 = -v26;
+            float v28 = 0.0f < t6[j] ? 1.0f : 0.0f;
+            float v29 = v28 * 2.0f;
+            float v30 = v29 - 1.0f;
+            float v31 = v27 * v30;
+            float v32 = t6[j] <= 0.0f ? 1.0f : 0.0f;
+            float v33 = v23 * v32;
+            float v34 = v31 + v33;
+            float v35 = v34 * (beta[0]);
+            float v36 = v20 + v35;
+            t96[j] = v36;
+        }
+    }
+}
+
+/* dpo_loss_k99_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v17 = 1.0f - (label_smoothing[0]);
-        float v18 = -v17;
+        float v19 = 1.0f - (label_smoothing[0]);
+        float v20 = -v19;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[j];
-            float v2 = -v1;
-            float v3 = v2 * (label_smoothing[0]);
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
-            float v5 = v4 / (t5[j]);
-            float v6 = v5 * (t4[j]);
-            float v7 = -v6;
-            float v8 = 0.0f < t3[j] ? 1.0f : 0.0f;
-            float v9 = v8 * 2.0f;
-            float v10 = v9 - 1.0f;
-            float v11 = v7 * v10;
-            float v12 = t3[j] <= 0.0f ? 1.0f : 0.0f;
-            float v13 = v3 * v12;
-            float v14 = v11 + v13;
-            float v15 = -v14;
-            float v16 = v15 * (beta[0]);
-            float v19 = v1 * v18;
-            float v20 = -v19;
-            float v21 = v20 / (t2[j]);
-            float v22 = v21 * (t1[j]);
-            float v23 = -v22;
-            float v24 = 0.0f < t0[j] ? 1.0f : 0.0f;
-            float v25 = v24 * 2.0f;
-            float v26 = v25 - 1.0f;
-            float v27 = v23 * v26;
-            float v28 = t0[j] <= 0.0f ? 1.0f : 0.0f;
-            float v29 = v19 * v28;
-            float v30 = v27 + v29;
-            float v31 = v30 * (beta[0]);
-            float v32 = v16 + v31;
-            t144[j] = v32;
+            float v5 = v4 * (label_smoothing[0]);
+            float v6 = -v5;
+            float v7 = v6 / (t5[j]);
+            float v8 = v7 * (t4[j]);
+            float v9 = -v8;
+            float v10 = 0.0f < t3[j] ? 1.0f : 0.0f;
+            float v11 = v10 * 2.0f;
+            float v12 = v11 - 1.0f;
+            float v13 = v9 * v12;
+            float v14 = t3[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = v5 * v14;
+            float v16 = v13 + v15;
+            float v17 = -v16;
+            float v18 = v17 * (beta[0]);
+            float v21 = v3 * v20;
+            float v22 = -v21;
+            float v23 = v22 / (t2[j]);
+            float v24 = v23 * (t1[j]);
+            float v25 = -v24;
+            float v26 = 0.0f < t0[j] ? 1.0f : 0.0f;
+            float v27 = v26 * 2.0f;
+            float v28 = v27 - 1.0f;
+            float v29 = v25 * v28;
+            float v30 = t0[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = v21 * v30;
+            float v32 = v29 + v31;
+            float v33 = v32 * (beta[0]);
+            float v34 = v18 + v33;
+            t97[j] = v34;
         }
     }
 }
 
-/* dpo_loss_k147_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
-static void dpo_loss_k147_log_sigmoid_grad(float *restrict d_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t14, const float *restrict t17, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t35, const float *restrict t36, const float *restrict t37, const float *restrict t38, const float *restrict t46, const float *restrict t54, const float *restrict t59, const float *restrict t60, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t112, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t132, const float *restrict t133, const float *restrict t135, const float *restrict t136, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
+/* dpo_loss_k100_log_sigmoid_grad: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, mul, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, reshape, permute, expand, permute, mul, slice, slice, slice, slice, slice, reshape, reshape, reshape, reshape, reshape, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
+static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict len_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t17, const float *restrict t18, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t48, const float *restrict t49, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v4 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v8 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v12 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v16 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v32 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v47 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v56 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v61 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v64 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v81 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v96 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v101 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v106 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v110 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v114 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v5 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v9 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v13 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v17 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v43 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v62 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v76 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v82 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v85 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v106 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v137 = 0.5f / (beta[0]);
+        float v143 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v149 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v153 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v157 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = -(t122[j]);
-            float v2 = v1 / (t112[j]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v5 = -(t123[j]);
-            float v6 = v4 != 0.0f ? 0.0f : v5;
-            float v7 = v3 + v6;
-            float v9 = -(t124[j]);
-            float v10 = v8 != 0.0f ? 0.0f : v9;
-            float v11 = v7 + v10;
-            float v13 = -(t126[j]);
-            float v14 = v12 != 0.0f ? 0.0f : v13;
-            float v15 = v11 + v14;
-            float v17 = (t127[j]) * (t79[j]);
-            float v18 = -v17;
-            float v19 = v18 / (t78[j]);
-            float v20 = v19 * (t77[j]);
-            float v21 = -v20;
-            float v22 = 0.0f < t76[j] ? 1.0f : 0.0f;
-            float v23 = v22 * 2.0f;
-            float v24 = v23 - 1.0f;
-            float v25 = v21 * v24;
-            float v26 = t76[j] <= 0.0f ? 1.0f : 0.0f;
-            float v27 = v17 * v26;
-            float v28 = v25 + v27;
-            float v29 = v28 * (beta[0]);
-            float v30 = v16 != 0.0f ? 0.0f : v29;
-            float v31 = v15 + v30;
-            float v33 = (t129[j]) / (t71[j]);
-            float v34 = v33 * (t70[j]);
-            float v35 = -v34;
-            float v36 = 0.0f < t69[j] ? 1.0f : 0.0f;
-            float v37 = v36 * 2.0f;
-            float v38 = v37 - 1.0f;
-            float v39 = v35 * v38;
-            float v40 = t69[j] <= 0.0f ? 1.0f : 0.0f;
-            float v41 = (t128[j]) * v40;
-            float v42 = v39 + v41;
-            float v43 = -v42;
-            float v44 = v43 * (beta[0]);
-            float v45 = v32 != 0.0f ? 0.0f : v44;
-            float v46 = v31 + v45;
-            float v48 = -(t132[j]);
-            float v49 = v48 / (t60[j]);
+            float v1 = -(t85[j]);
+            float v2 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v6 = -(t86[j]);
+            float v7 = v5 != 0.0f ? 0.0f : v6;
+            float v8 = v4 + v7;
+            float v10 = -(t87[j]);
+            float v11 = v9 != 0.0f ? 0.0f : v10;
+            float v12 = v8 + v11;
+            float v14 = -(t88[j]);
+            float v15 = v13 != 0.0f ? 0.0f : v14;
+            float v16 = v12 + v15;
+            float v18 = 1.0f * (pair_weight[j]);
+            float v19 = v18 * (loss_weights[0 + 11]);
+            float v20 = v17 != 0.0f ? 0.0f : v19;
+            float v21 = v20 * (t49[j]);
+            float v22 = -v21;
+            float v23 = v22 / (t48[j]);
+            float v24 = v17 != 0.0f ? -1.0f : logps_rejected[j];
+            float v25 = v17 != 0.0f ? 0.0f : ref_rejected[j];
+            float v26 = v24 - v25;
+            float v27 = (beta[0]) * v26;
+            float v28 = fabsf(v27);
+            float v29 = -v28;
+            float v30 = expf(v29);
+            float v31 = v23 * v30;
+            float v32 = -v31;
+            float v33 = 0.0f < v27 ? 1.0f : 0.0f;
+            float v34 = v33 * 2.0f;
+            float v35 = v34 - 1.0f;
+            float v36 = v32 * v35;
+            float v37 = v27 <= 0.0f ? 1.0f : 0.0f;
+            float v38 = v21 * v37;
+            float v39 = v36 + v38;
+            float v40 = v39 * (beta[0]);
+            float v41 = v17 != 0.0f ? 0.0f : v40;
+            float v42 = v16 + v41;
+            float v44 = v18 * (loss_weights[0 + 10]);
+            float v45 = v43 != 0.0f ? 0.0f : v44;
+            float v46 = -v45;
+            float v47 = -v46;
+            float v48 = v47 / (t45[j]);
+            float v49 = v48 * (t44[j]);
             float v50 = -v49;
-            float v51 = v50 * (t59[j]);
-            float v52 = v51 + t132[j];
-            float v53 = v52 / (t54[j]);
-            float v54 = v47 != 0.0f ? 0.0f : v53;
-            float v55 = v46 + v54;
-            float v57 = -(t133[j]);
-            float v58 = v57 / (t46[j]);
-            float v59 = v56 != 0.0f ? 0.0f : v58;
-            float v60 = v55 + v59;
-            float v62 = v61 != 0.0f ? 0.0f : t135[j];
-            float v63 = v60 + v62;
-            float v65 = (t136[j]) * (t38[j]);
-            float v66 = -v65;
-            float v67 = v66 / (t37[j]);
-            float v68 = v67 * (t36[j]);
-            float v69 = -v68;
-            float v70 = 0.0f < t35[j] ? 1.0f : 0.0f;
-            float v71 = v70 * 2.0f;
-            float v72 = v71 - 1.0f;
-            float v73 = v69 * v72;
-            float v74 = t35[j] <= 0.0f ? 1.0f : 0.0f;
-            float v75 = v65 * v74;
-            float v76 = v73 + v75;
-            float v77 = v76 * (beta[0]);
-            float v78 = -v77;
-            float v79 = v64 != 0.0f ? 0.0f : v78;
-            float v80 = v63 + v79;
-            float v82 = (t139[j]) / (t26[j]);
-            float v83 = v82 * (t25[j]);
-            float v84 = -v83;
-            float v85 = 0.0f < t24[j] ? 1.0f : 0.0f;
-            float v86 = v85 * 2.0f;
-            float v87 = v86 - 1.0f;
-            float v88 = v84 * v87;
-            float v89 = t24[j] <= 0.0f ? 1.0f : 0.0f;
-            float v90 = (t138[j]) * v89;
-            float v91 = v88 + v90;
-            float v92 = -v91;
-            float v93 = v92 * (beta[0]);
-            float v94 = v81 != 0.0f ? 0.0f : v93;
-            float v95 = v80 + v94;
-            float v97 = (t140[j]) * (t17[j]);
-            float v98 = v97 + v97;
-            float v99 = v96 != 0.0f ? 0.0f : v98;
-            float v100 = v95 + v99;
-            float v102 = -(t141[j]);
-            float v103 = v102 / (t14[j]);
-            float v104 = v101 != 0.0f ? 0.0f : v103;
-            float v105 = v100 + v104;
-            float v107 = -(t142[j]);
+            float v51 = 0.0f < t43[j] ? 1.0f : 0.0f;
+            float v52 = v51 * 2.0f;
+            float v53 = v52 - 1.0f;
+            float v54 = v50 * v53;
+            float v55 = t43[j] <= 0.0f ? 1.0f : 0.0f;
+            float v56 = v46 * v55;
+            float v57 = v54 + v56;
+            float v58 = -v57;
+            float v59 = v58 * (beta[0]);
+            float v60 = v43 != 0.0f ? 0.0f : v59;
+            float v61 = v42 + v60;
+            float v63 = -(t90[j]);
+            float v64 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+            float v65 = v62 != 0.0f ? 1.0f : len_rejected[j];
+            float v66 = v64 / v65;
+            float v67 = expf(v66);
+            float v68 = 1.0f - v67;
+            float v69 = v63 / v68;
+            float v70 = -v69;
+            float v71 = v70 * v67;
+            float v72 = v71 + t90[j];
+            float v73 = v72 / v65;
+            float v74 = v62 != 0.0f ? 0.0f : v73;
+            float v75 = v61 + v74;
+            float v77 = -(t91[j]);
+            float v78 = v76 != 0.0f ? 1.0f : len_rejected[j];
+            float v79 = v77 / v78;
+            float v80 = v76 != 0.0f ? 0.0f : v79;
+            float v81 = v75 + v80;
+            float v83 = v82 != 0.0f ? 0.0f : t93[j];
+            float v84 = v81 + v83;
+            float v86 = v18 * (loss_weights[0 + 6]);
+            float v87 = v85 != 0.0f ? 0.0f : v86;
+            float v88 = v87 * 0.5f;
+            float v89 = -v88;
+            float v90 = v89 * (t27[j]);
+            float v91 = -v90;
+            float v92 = v91 / (t26[j]);
+            float v93 = v92 * (t25[j]);
+            float v94 = -v93;
+            float v95 = 0.0f < t24[j] ? 1.0f : 0.0f;
+            float v96 = v95 * 2.0f;
+            float v97 = v96 - 1.0f;
+            float v98 = v94 * v97;
+            float v99 = t24[j] <= 0.0f ? 1.0f : 0.0f;
+            float v100 = v90 * v99;
+            float v101 = v98 + v100;
+            float v102 = v101 * (beta[0]);
+            float v103 = -v102;
+            float v104 = v85 != 0.0f ? 0.0f : v103;
+            float v105 = v84 + v104;
+            float v107 = v18 * (loss_weights[0 + 5]);
             float v108 = v106 != 0.0f ? 0.0f : v107;
-            float v109 = v105 + v108;
-            float v111 = -(t143[j]);
-            float v112 = v110 != 0.0f ? 0.0f : v111;
-            float v113 = v109 + v112;
-            float v115 = -(t144[j]);
-            float v116 = v114 != 0.0f ? 0.0f : v115;
-            float v117 = v113 + v116;
-            d_rejected[j] = v117;
+            float v109 = -v108;
+            float v110 = v109 * 0.5f;
+            float v111 = -v110;
+            float v112 = v111 / (t18[j]);
+            float v113 = v112 * (t17[j]);
+            float v114 = -v113;
+            float v115 = v106 != 0.0f ? -1.0f : logps_rejected[j];
+            float v116 = v106 != 0.0f ? 0.0f : ref_rejected[j];
+            float v117 = v115 - v116;
+            float v118 = (beta[0]) * v117;
+            float v119 = -v118;
+            float v120 = 0.0f < v119 ? 1.0f : 0.0f;
+            float v121 = v120 * 2.0f;
+            float v122 = v121 - 1.0f;
+            float v123 = v114 * v122;
+            float v124 = v119 <= 0.0f ? 1.0f : 0.0f;
+            float v125 = v110 * v124;
+            float v126 = v123 + v125;
+            float v127 = -v126;
+            float v128 = v127 * (beta[0]);
+            float v129 = v106 != 0.0f ? 0.0f : v128;
+            float v130 = v105 + v129;
+            float v132 = v18 * (loss_weights[0 + 4]);
+            float v133 = v131 != 0.0f ? 0.0f : v132;
+            float v134 = v131 != 0.0f ? -1.0f : logps_rejected[j];
+            float v135 = v131 != 0.0f ? 0.0f : ref_rejected[j];
+            float v136 = v134 - v135;
+            float v138 = v136 + v137;
+            float v139 = v133 * v138;
+            float v140 = v139 + v139;
+            float v141 = v131 != 0.0f ? 0.0f : v140;
+            float v142 = v130 + v141;
+            float v144 = -(t94[j]);
+            float v145 = v143 != 0.0f ? 1.0f : len_rejected[j];
+            float v146 = v144 / v145;
+            float v147 = v143 != 0.0f ? 0.0f : v146;
+            float v148 = v142 + v147;
+            float v150 = -(t95[j]);
+            float v151 = v149 != 0.0f ? 0.0f : v150;
+            float v152 = v148 + v151;
+            float v154 = -(t96[j]);
+            float v155 = v153 != 0.0f ? 0.0f : v154;
+            float v156 = v152 + v155;
+            float v158 = -(t97[j]);
+            float v159 = v157 != 0.0f ? 0.0f : v158;
+            float v160 = v156 + v159;
+            d_rejected[j] = v160;
         }
     }
 }
 
-/* dpo_loss_k148_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, select, neg, div, select, reshape, expand, div, select, add, select, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/log_sigmoid/grad; dpo_bco_pair/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_kto_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_nca_pair/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
-static void dpo_loss_k148_log_sigmoid_grad(float *restrict d_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t13, const float *restrict t16, const float *restrict t18, const float *restrict t19, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t41, const float *restrict t45, const float *restrict t53, const float *restrict t57, const float *restrict t58, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t81, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t111, const float *restrict t119, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, const float *restrict t138, const float *restrict t139, const float *restrict t140, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t144, long B) {
+/* dpo_loss_k101_log_sigmoid_grad: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, neg, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, reshape, permute, expand, permute, mul, slice, slice, slice, slice, slice, slice, slice, slice, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, select, neg, div, select, reshape, expand, div, select, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
+static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict len_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t14, const float *restrict t15, const float *restrict t16, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t50, const float *restrict t51, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        float v5 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v9 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v12 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v15 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v32 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v49 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v63 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v72 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v76 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v84 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v100 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v128 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v133 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v137 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v140 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v143 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v8 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v13 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v16 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v19 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v45 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v71 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v89 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v106 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v111 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v122 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v142 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v183 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v189 = 0.5f / (beta[0]);
+        float v195 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v200 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v203 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v206 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? 0.0f : t121[(0 + 16) * B + j];
-            float v2 = -v1;
-            float v3 = v2 / (t119[j]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v6 = (t122[j]) / (t111[j]);
-            float v7 = v5 != 0.0f ? 0.0f : v6;
-            float v8 = v4 + v7;
-            float v10 = v9 != 0.0f ? 0.0f : t123[j];
-            float v11 = v8 + v10;
-            float v13 = v12 != 0.0f ? 0.0f : t124[j];
-            float v14 = v11 + v13;
-            float v16 = (t125[j]) * (t84[j]);
-            float v17 = -v16;
-            float v18 = v17 / (t83[j]);
-            float v19 = v18 * (t82[j]);
-            float v20 = -v19;
-            float v21 = 0.0f < t81[j] ? 1.0f : 0.0f;
-            float v22 = v21 * 2.0f;
-            float v23 = v22 - 1.0f;
-            float v24 = v20 * v23;
-            float v25 = t81[j] <= 0.0f ? 1.0f : 0.0f;
-            float v26 = v16 * v25;
-            float v27 = v24 + v26;
-            float v28 = v27 * (beta[0]);
-            float v29 = t126[j] + v28;
-            float v30 = v15 != 0.0f ? 0.0f : v29;
-            float v31 = v14 + v30;
-            float v33 = -(t127[j]);
-            float v34 = v33 * (t75[j]);
-            float v35 = -v34;
-            float v36 = v35 / (t74[j]);
-            float v37 = v36 * (t73[j]);
-            float v38 = -v37;
-            float v39 = 0.0f < t72[j] ? 1.0f : 0.0f;
-            float v40 = v39 * 2.0f;
-            float v41 = v40 - 1.0f;
-            float v42 = v38 * v41;
-            float v43 = t72[j] <= 0.0f ? 1.0f : 0.0f;
-            float v44 = v34 * v43;
-            float v45 = v42 + v44;
-            float v46 = v45 * (beta[0]);
-            float v47 = v32 != 0.0f ? 0.0f : v46;
-            float v48 = v31 + v47;
-            float v50 = (t129[j]) / (t68[j]);
-            float v51 = v50 * (t67[j]);
-            float v52 = -v51;
-            float v53 = 0.0f < t66[j] ? 1.0f : 0.0f;
-            float v54 = v53 * 2.0f;
-            float v55 = v54 - 1.0f;
-            float v56 = v52 * v55;
-            float v57 = t66[j] <= 0.0f ? 1.0f : 0.0f;
-            float v58 = (t128[j]) * v57;
-            float v59 = v56 + v58;
-            float v60 = v59 * (beta[0]);
-            float v61 = v49 != 0.0f ? 0.0f : v60;
-            float v62 = v48 + v61;
-            float v64 = (t132[j]) / (t58[j]);
-            float v65 = -v64;
-            float v66 = v65 * (t57[j]);
-            float v67 = t130[j] + v66;
-            float v68 = v67 + t131[j];
-            float v69 = v68 / (t53[j]);
-            float v70 = v63 != 0.0f ? 0.0f : v69;
-            float v71 = v62 + v70;
-            float v73 = (t133[j]) / (t45[j]);
-            float v74 = v72 != 0.0f ? 0.0f : v73;
-            float v75 = v71 + v74;
-            float v77 = (t135[j]) * (dpop_lambda[0]);
-            float v78 = 0.0f <= t41[j] ? 1.0f : 0.0f;
-            float v79 = v77 * v78;
-            float v80 = -v79;
-            float v81 = v80 + t134[j];
-            float v82 = v76 != 0.0f ? 0.0f : v81;
-            float v83 = v75 + v82;
-            float v85 = (t136[j]) * (t34[j]);
-            float v86 = -v85;
-            float v87 = v86 / (t33[j]);
-            float v88 = v87 * (t32[j]);
-            float v89 = -v88;
-            float v90 = 0.0f < t31[j] ? 1.0f : 0.0f;
-            float v91 = v90 * 2.0f;
-            float v92 = v91 - 1.0f;
-            float v93 = v89 * v92;
-            float v94 = t31[j] <= 0.0f ? 1.0f : 0.0f;
-            float v95 = v85 * v94;
-            float v96 = v93 + v95;
-            float v97 = v96 * (beta[0]);
-            float v98 = v84 != 0.0f ? 0.0f : v97;
-            float v99 = v83 + v98;
-            float v101 = (t139[j]) / (t23[j]);
-            float v102 = v101 * (t22[j]);
-            float v103 = -v102;
-            float v104 = 0.0f < t21[j] ? 1.0f : 0.0f;
-            float v105 = v104 * 2.0f;
-            float v106 = v105 - 1.0f;
-            float v107 = v103 * v106;
-            float v108 = t21[j] <= 0.0f ? 1.0f : 0.0f;
-            float v109 = (t138[j]) * v108;
-            float v110 = v107 + v109;
-            float v111 = -v110;
-            float v112 = v111 * (beta[0]);
-            float v113 = -(t137[j]);
-            float v114 = v113 / (t20[j]);
-            float v115 = v114 * (t19[j]);
-            float v116 = -v115;
-            float v117 = 0.0f < t18[j] ? 1.0f : 0.0f;
-            float v118 = v117 * 2.0f;
-            float v119 = v118 - 1.0f;
-            float v120 = v116 * v119;
-            float v121 = t18[j] <= 0.0f ? 1.0f : 0.0f;
-            float v122 = (t137[j]) * v121;
-            float v123 = v120 + v122;
-            float v124 = v123 * (beta[0]);
-            float v125 = v112 + v124;
-            float v126 = v100 != 0.0f ? 0.0f : v125;
-            float v127 = v99 + v126;
-            float v129 = (t140[j]) * (t16[j]);
-            float v130 = v129 + v129;
-            float v131 = v128 != 0.0f ? 0.0f : v130;
-            float v132 = v127 + v131;
-            float v134 = (t141[j]) / (t13[j]);
-            float v135 = v133 != 0.0f ? 0.0f : v134;
-            float v136 = v132 + v135;
-            float v138 = v137 != 0.0f ? 0.0f : t142[j];
-            float v139 = v136 + v138;
-            float v141 = v140 != 0.0f ? 0.0f : t143[j];
-            float v142 = v139 + v141;
-            float v144 = v143 != 0.0f ? 0.0f : t144[j];
-            float v145 = v142 + v144;
-            d_chosen[j] = v145;
+            float v1 = 1.0f * (pair_weight[j]);
+            float v2 = v1 * (loss_weights[0 + 16]);
+            float v3 = v0 != 0.0f ? 0.0f : v2;
+            float v4 = -v3;
+            float v5 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            float v6 = v4 / v5;
+            float v7 = v0 != 0.0f ? 0.0f : v6;
+            float v9 = v8 != 0.0f ? 1.0f : len_chosen[j];
+            float v10 = (t85[j]) / v9;
+            float v11 = v8 != 0.0f ? 0.0f : v10;
+            float v12 = v7 + v11;
+            float v14 = v13 != 0.0f ? 0.0f : t86[j];
+            float v15 = v12 + v14;
+            float v17 = v16 != 0.0f ? 0.0f : t87[j];
+            float v18 = v15 + v17;
+            float v20 = v1 * (loss_weights[0 + 12]);
+            float v21 = v19 != 0.0f ? 0.0f : v20;
+            float v22 = v21 * (t51[j]);
+            float v23 = -v22;
+            float v24 = v23 / (t50[j]);
+            float v25 = v19 != 0.0f ? -1.0f : logps_chosen[j];
+            float v26 = v19 != 0.0f ? 0.0f : ref_chosen[j];
+            float v27 = v25 - v26;
+            float v28 = (beta[0]) * v27;
+            float v29 = fabsf(v28);
+            float v30 = -v29;
+            float v31 = expf(v30);
+            float v32 = v24 * v31;
+            float v33 = -v32;
+            float v34 = 0.0f < v28 ? 1.0f : 0.0f;
+            float v35 = v34 * 2.0f;
+            float v36 = v35 - 1.0f;
+            float v37 = v33 * v36;
+            float v38 = v28 <= 0.0f ? 1.0f : 0.0f;
+            float v39 = v22 * v38;
+            float v40 = v37 + v39;
+            float v41 = v40 * (beta[0]);
+            float v42 = t88[j] + v41;
+            float v43 = v19 != 0.0f ? 0.0f : v42;
+            float v44 = v18 + v43;
+            float v46 = v1 * (loss_weights[0 + 11]);
+            float v47 = v45 != 0.0f ? 0.0f : v46;
+            float v48 = -v47;
+            float v49 = v48 * (t47[j]);
+            float v50 = -v49;
+            float v51 = v50 / (t46[j]);
+            float v52 = v45 != 0.0f ? -1.0f : logps_chosen[j];
+            float v53 = v45 != 0.0f ? 0.0f : ref_chosen[j];
+            float v54 = v52 - v53;
+            float v55 = (beta[0]) * v54;
+            float v56 = fabsf(v55);
+            float v57 = -v56;
+            float v58 = expf(v57);
+            float v59 = v51 * v58;
+            float v60 = -v59;
+            float v61 = 0.0f < v55 ? 1.0f : 0.0f;
+            float v62 = v61 * 2.0f;
+            float v63 = v62 - 1.0f;
+            float v64 = v60 * v63;
+            float v65 = v55 <= 0.0f ? 1.0f : 0.0f;
+            float v66 = v49 * v65;
+            float v67 = v64 + v66;
+            float v68 = v67 * (beta[0]);
+            float v69 = v45 != 0.0f ? 0.0f : v68;
+            float v70 = v44 + v69;
+            float v72 = v1 * (loss_weights[0 + 10]);
+            float v73 = v71 != 0.0f ? 0.0f : v72;
+            float v74 = -v73;
+            float v75 = -v74;
+            float v76 = v75 / (t42[j]);
+            float v77 = v76 * (t41[j]);
+            float v78 = -v77;
+            float v79 = 0.0f < t40[j] ? 1.0f : 0.0f;
+            float v80 = v79 * 2.0f;
+            float v81 = v80 - 1.0f;
+            float v82 = v78 * v81;
+            float v83 = t40[j] <= 0.0f ? 1.0f : 0.0f;
+            float v84 = v74 * v83;
+            float v85 = v82 + v84;
+            float v86 = v85 * (beta[0]);
+            float v87 = v71 != 0.0f ? 0.0f : v86;
+            float v88 = v70 + v87;
+            float v90 = v1 * (loss_weights[0 + 9]);
+            float v91 = v89 != 0.0f ? 0.0f : v90;
+            float v92 = -v91;
+            float v93 = v89 != 0.0f ? -1.0f : logps_chosen[j];
+            float v94 = v89 != 0.0f ? 1.0f : len_chosen[j];
+            float v95 = v93 / v94;
+            float v96 = expf(v95);
+            float v97 = 1.0f - v96;
+            float v98 = (t90[j]) / v97;
+            float v99 = -v98;
+            float v100 = v99 * v96;
+            float v101 = v92 + v100;
+            float v102 = v101 + t89[j];
+            float v103 = v102 / v94;
+            float v104 = v89 != 0.0f ? 0.0f : v103;
+            float v105 = v88 + v104;
+            float v107 = v106 != 0.0f ? 1.0f : len_chosen[j];
+            float v108 = (t91[j]) / v107;
+            float v109 = v106 != 0.0f ? 0.0f : v108;
+            float v110 = v105 + v109;
+            float v112 = (t93[j]) * (dpop_lambda[0]);
+            float v113 = v111 != 0.0f ? 0.0f : ref_chosen[j];
+            float v114 = v111 != 0.0f ? -1.0f : logps_chosen[j];
+            float v115 = v113 - v114;
+            float v116 = 0.0f <= v115 ? 1.0f : 0.0f;
+            float v117 = v112 * v116;
+            float v118 = -v117;
+            float v119 = v118 + t92[j];
+            float v120 = v111 != 0.0f ? 0.0f : v119;
+            float v121 = v110 + v120;
+            float v123 = v1 * (loss_weights[0 + 6]);
+            float v124 = v122 != 0.0f ? 0.0f : v123;
+            float v125 = v124 * 0.5f;
+            float v126 = -v125;
+            float v127 = v126 * (t23[j]);
+            float v128 = -v127;
+            float v129 = v128 / (t22[j]);
+            float v130 = v129 * (t21[j]);
+            float v131 = -v130;
+            float v132 = 0.0f < t20[j] ? 1.0f : 0.0f;
+            float v133 = v132 * 2.0f;
+            float v134 = v133 - 1.0f;
+            float v135 = v131 * v134;
+            float v136 = t20[j] <= 0.0f ? 1.0f : 0.0f;
+            float v137 = v127 * v136;
+            float v138 = v135 + v137;
+            float v139 = v138 * (beta[0]);
+            float v140 = v122 != 0.0f ? 0.0f : v139;
+            float v141 = v121 + v140;
+            float v143 = v1 * (loss_weights[0 + 5]);
+            float v144 = v142 != 0.0f ? 0.0f : v143;
+            float v145 = -v144;
+            float v146 = v145 * 0.5f;
+            float v147 = -v146;
+            float v148 = v147 / (t16[j]);
+            float v149 = v148 * (t15[j]);
+            float v150 = -v149;
+            float v151 = v142 != 0.0f ? -1.0f : logps_chosen[j];
+            float v152 = v142 != 0.0f ? 0.0f : ref_chosen[j];
+            float v153 = v151 - v152;
+            float v154 = (beta[0]) * v153;
+            float v155 = -v154;
+            float v156 = 0.0f < v155 ? 1.0f : 0.0f;
+            float v157 = v156 * 2.0f;
+            float v158 = v157 - 1.0f;
+            float v159 = v150 * v158;
+            float v160 = v155 <= 0.0f ? 1.0f : 0.0f;
+            float v161 = v146 * v160;
+            float v162 = v159 + v161;
+            float v163 = -v162;
+            float v164 = v163 * (beta[0]);
+            float v165 = -v145;
+            float v166 = v165 / (t14[j]);
+            float v167 = fabsf(v154);
+            float v168 = -v167;
+            float v169 = expf(v168);
+            float v170 = v166 * v169;
+            float v171 = -v170;
+            float v172 = 0.0f < v154 ? 1.0f : 0.0f;
+            float v173 = v172 * 2.0f;
+            float v174 = v173 - 1.0f;
+            float v175 = v171 * v174;
+            float v176 = v154 <= 0.0f ? 1.0f : 0.0f;
+            float v177 = v145 * v176;
+            float v178 = v175 + v177;
+            float v179 = v178 * (beta[0]);
+            float v180 = v164 + v179;
+            float v181 = v142 != 0.0f ? 0.0f : v180;
+            float v182 = v141 + v181;
+            float v184 = v1 * (loss_weights[0 + 4]);
+            float v185 = v183 != 0.0f ? 0.0f : v184;
+            float v186 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+            float v187 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+            float v188 = v186 - v187;
+            float v190 = v188 - v189;
+            float v191 = v185 * v190;
+            float v192 = v191 + v191;
+            float v193 = v183 != 0.0f ? 0.0f : v192;
+            float v194 = v182 + v193;
+            float v196 = v195 != 0.0f ? 1.0f : len_chosen[j];
+            float v197 = (t94[j]) / v196;
+            float v198 = v195 != 0.0f ? 0.0f : v197;
+            float v199 = v194 + v198;
+            float v201 = v200 != 0.0f ? 0.0f : t95[j];
+            float v202 = v199 + v201;
+            float v204 = v203 != 0.0f ? 0.0f : t96[j];
+            float v205 = v202 + v204;
+            float v207 = v206 != 0.0f ? 0.0f : t97[j];
+            float v208 = v205 + v207;
+            d_chosen[j] = v208;
         }
     }
 }
 
-/* Arena: 109 slots planned for 149 kernels. */
+/* Arena: 82 slots planned for 102 kernels. */
 static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long *off) {
     const long B = args->B;
     (void)B;
@@ -9982,7 +8673,7 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[16] = total; total += la_round16(B);
     off[17] = total; total += la_round16(B);
     off[18] = total; total += la_round16(B);
-    off[19] = total; total += la_round16(B);
+    off[19] = total; total += la_round16(la_max(1, B));
     off[20] = total; total += la_round16(B);
     off[21] = total; total += la_round16(B);
     off[22] = total; total += la_round16(B);
@@ -9993,7 +8684,7 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[27] = total; total += la_round16(B);
     off[28] = total; total += la_round16(B);
     off[29] = total; total += la_round16(B);
-    off[30] = total; total += la_round16(la_max(1, B));
+    off[30] = total; total += la_round16(B);
     off[31] = total; total += la_round16(B);
     off[32] = total; total += la_round16(B);
     off[33] = total; total += la_round16(B);
@@ -10014,7 +8705,7 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[48] = total; total += la_round16(B);
     off[49] = total; total += la_round16(B);
     off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(la_max(B, 17*B));
+    off[51] = total; total += la_round16(B);
     off[52] = total; total += la_round16(B);
     off[53] = total; total += la_round16(B);
     off[54] = total; total += la_round16(B);
@@ -10045,45 +8736,18 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[79] = total; total += la_round16(B);
     off[80] = total; total += la_round16(B);
     off[81] = total; total += la_round16(B);
-    off[82] = total; total += la_round16(B);
-    off[83] = total; total += la_round16(B);
-    off[84] = total; total += la_round16(B);
-    off[85] = total; total += la_round16(B);
-    off[86] = total; total += la_round16(B);
-    off[87] = total; total += la_round16(B);
-    off[88] = total; total += la_round16(B);
-    off[89] = total; total += la_round16(B);
-    off[90] = total; total += la_round16(B);
-    off[91] = total; total += la_round16(B);
-    off[92] = total; total += la_round16(B);
-    off[93] = total; total += la_round16(B);
-    off[94] = total; total += la_round16(B);
-    off[95] = total; total += la_round16(B);
-    off[96] = total; total += la_round16(B);
-    off[97] = total; total += la_round16(B);
-    off[98] = total; total += la_round16(B);
-    off[99] = total; total += la_round16(B);
-    off[100] = total; total += la_round16(B);
-    off[101] = total; total += la_round16(B);
-    off[102] = total; total += la_round16(B);
-    off[103] = total; total += la_round16(B);
-    off[104] = total; total += la_round16(B);
-    off[105] = total; total += la_round16(B);
-    off[106] = total; total += la_round16(B);
-    off[107] = total; total += la_round16(B);
-    off[108] = total; total += la_round16(B);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_loss_arena_floats(const llama_dpo_dpo_loss_args *args) {
-    long off[109];
+    long off[82];
     return llama_dpo_dpo_loss_layout(args, off);
 }
 
 void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     const long B = args->B;
-    long off[109];
+    long off[82];
     llama_dpo_dpo_loss_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -10123,115 +8787,68 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     float *t33 = args->arena + off[33];
     float *t34 = args->arena + off[34];
     float *t35 = args->arena + off[35];
-    float *t36 = args->arena + off[27];
-    float *t37 = args->arena + off[28];
-    float *t38 = args->arena + off[36];
-    float *t39 = args->arena + off[37];
-    float *t40 = args->arena + off[38];
-    float *t41 = args->arena + off[39];
-    float *t42 = args->arena + off[40];
-    float *t43 = args->arena + off[37];
-    float *t44 = args->arena + off[38];
-    float *t45 = args->arena + off[41];
-    float *t46 = args->arena + off[42];
-    float *t47 = args->arena + off[43];
-    float *t48 = args->arena + off[44];
-    float *t49 = args->arena + off[45];
-    float *t50 = args->arena + off[46];
-    float *t51 = args->arena + off[47];
-    float *t52 = args->arena + off[48];
-    float *t53 = args->arena + off[49];
-    float *t54 = args->arena + off[50];
-    float *t55 = args->arena + off[51];
-    float *t56 = args->arena + off[52];
-    float *t57 = args->arena + off[53];
-    float *t58 = args->arena + off[54];
-    float *t59 = args->arena + off[55];
-    float *t60 = args->arena + off[56];
-    float *t61 = args->arena + off[57];
-    float *t62 = args->arena + off[52];
-    float *t63 = args->arena + off[58];
-    float *t64 = args->arena + off[59];
-    float *t65 = args->arena + off[60];
-    float *t66 = args->arena + off[61];
-    float *t67 = args->arena + off[62];
+    float *t36 = args->arena + off[36];
+    float *t37 = args->arena + off[37];
+    float *t38 = args->arena + off[38];
+    float *t39 = args->arena + off[39];
+    float *t40 = args->arena + off[40];
+    float *t41 = args->arena + off[41];
+    float *t42 = args->arena + off[42];
+    float *t43 = args->arena + off[43];
+    float *t44 = args->arena + off[19];
+    float *t45 = args->arena + off[44];
+    float *t46 = args->arena + off[45];
+    float *t47 = args->arena + off[46];
+    float *t48 = args->arena + off[47];
+    float *t49 = args->arena + off[48];
+    float *t50 = args->arena + off[49];
+    float *t51 = args->arena + off[50];
+    float *t52 = args->arena + off[51];
+    float *t53 = args->arena + off[52];
+    float *t54 = args->arena + off[53];
+    float *t55 = args->arena + off[54];
+    float *t56 = args->arena + off[55];
+    float *t57 = args->arena + off[56];
+    float *t58 = args->arena + off[57];
+    float *t59 = args->arena + off[58];
+    float *t60 = args->arena + off[59];
+    float *t61 = args->arena + off[60];
+    float *t62 = args->arena + off[58];
+    float *t63 = args->arena + off[61];
+    float *t64 = args->arena + off[62];
+    float *t65 = args->arena + off[63];
+    float *t66 = args->arena + off[64];
+    float *t67 = args->arena + off[65];
     float *t68 = args->arena + off[63];
-    float *t69 = args->arena + off[64];
-    float *t70 = args->arena + off[59];
-    float *t71 = args->arena + off[60];
-    float *t72 = args->arena + off[30];
-    float *t73 = args->arena + off[65];
-    float *t74 = args->arena + off[66];
-    float *t75 = args->arena + off[67];
-    float *t76 = args->arena + off[68];
-    float *t77 = args->arena + off[69];
-    float *t78 = args->arena + off[70];
-    float *t79 = args->arena + off[71];
-    float *t80 = args->arena + off[72];
-    float *t81 = args->arena + off[73];
-    float *t82 = args->arena + off[74];
-    float *t83 = args->arena + off[75];
-    float *t84 = args->arena + off[76];
-    float *t85 = args->arena + off[77];
-    float *t86 = args->arena + off[72];
-    float *t87 = args->arena + off[78];
-    float *t88 = args->arena + off[79];
-    float *t89 = args->arena + off[80];
-    float *t90 = args->arena + off[81];
-    float *t91 = args->arena + off[82];
-    float *t92 = args->arena + off[83];
-    float *t93 = args->arena + off[84];
-    float *t94 = args->arena + off[85];
-    float *t95 = args->arena + off[83];
-    float *t96 = args->arena + off[86];
-    float *t97 = args->arena + off[87];
-    float *t98 = args->arena + off[88];
-    float *t99 = args->arena + off[89];
-    float *t100 = args->arena + off[90];
-    float *t101 = args->arena + off[88];
-    float *t102 = args->arena + off[91];
-    float *t103 = args->arena + off[92];
-    float *t104 = args->arena + off[93];
-    float *t105 = args->arena + off[94];
-    float *t106 = args->arena + off[95];
-    float *t107 = args->arena + off[96];
-    float *t108 = args->arena + off[97];
-    float *t109 = args->arena + off[98];
-    float *t110 = args->arena + off[99];
-    float *t111 = args->arena + off[100];
-    float *t112 = args->arena + off[101];
-    float *t113 = args->arena + off[102];
-    float *t114 = args->arena + off[103];
-    float *t115 = args->arena + off[104];
-    float *t116 = args->arena + off[105];
-    float *t117 = args->arena + off[106];
-    float *t118 = args->arena + off[107];
-    float *t119 = args->arena + off[108];
-    float *t120 = args->arena + off[51];
-    float *t121 = args->arena + off[51];
-    float *t122 = args->arena + off[29];
-    float *t123 = args->arena + off[102];
-    float *t124 = args->arena + off[103];
-    float *t125 = args->arena + off[104];
-    float *t126 = args->arena + off[105];
-    float *t127 = args->arena + off[106];
-    float *t128 = args->arena + off[107];
-    float *t129 = args->arena + off[88];
-    float *t130 = args->arena + off[91];
-    float *t131 = args->arena + off[92];
-    float *t132 = args->arena + off[93];
-    float *t133 = args->arena + off[94];
-    float *t134 = args->arena + off[95];
-    float *t135 = args->arena + off[96];
-    float *t136 = args->arena + off[97];
-    float *t137 = args->arena + off[98];
-    float *t138 = args->arena + off[99];
-    float *t139 = args->arena + off[80];
-    float *t140 = args->arena + off[81];
-    float *t141 = args->arena + off[82];
-    float *t142 = args->arena + off[84];
-    float *t143 = args->arena + off[85];
-    float *t144 = args->arena + off[83];
+    float *t69 = args->arena + off[66];
+    float *t70 = args->arena + off[67];
+    float *t71 = args->arena + off[68];
+    float *t72 = args->arena + off[69];
+    float *t73 = args->arena + off[70];
+    float *t74 = args->arena + off[71];
+    float *t75 = args->arena + off[72];
+    float *t76 = args->arena + off[73];
+    float *t77 = args->arena + off[74];
+    float *t78 = args->arena + off[75];
+    float *t79 = args->arena + off[76];
+    float *t80 = args->arena + off[77];
+    float *t81 = args->arena + off[78];
+    float *t82 = args->arena + off[79];
+    float *t83 = args->arena + off[80];
+    float *t84 = args->arena + off[81];
+    float *t85 = args->arena + off[81];
+    float *t86 = args->arena + off[75];
+    float *t87 = args->arena + off[76];
+    float *t88 = args->arena + off[77];
+    float *t89 = args->arena + off[78];
+    float *t90 = args->arena + off[79];
+    float *t91 = args->arena + off[80];
+    float *t92 = args->arena + off[63];
+    float *t93 = args->arena + off[66];
+    float *t94 = args->arena + off[67];
+    float *t95 = args->arena + off[68];
+    float *t96 = args->arena + off[69];
+    float *t97 = args->arena + off[70];
     const float *logps_chosen = args->logps_chosen;
     const float *logps_rejected = args->logps_rejected;
     const float *ref_chosen = args->ref_chosen;
@@ -10251,451 +8868,310 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_loss_k0_dpo_sigmoid(t0, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 0, 149, tick);
+    la_tock(prof, 0, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k1_log_sigmoid(t1, t0, B);
-    la_tock(prof, 1, 149, tick);
+    la_tock(prof, 1, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k2_dpo_sigmoid(t2, t1, B);
-    la_tock(prof, 2, 149, tick);
+    la_tock(prof, 2, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k3_dpo_sigmoid(t3, t0, B);
-    la_tock(prof, 3, 149, tick);
+    la_tock(prof, 3, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k4_log_sigmoid(t4, t3, B);
-    la_tock(prof, 4, 149, tick);
+    la_tock(prof, 4, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k5_dpo_sigmoid(t5, t4, B);
-    la_tock(prof, 5, 149, tick);
+    la_tock(prof, 5, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k6_dpo_robust(t6, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 6, 149, tick);
+    la_tock(prof, 6, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k7_log_sigmoid(t7, t6, B);
-    la_tock(prof, 7, 149, tick);
+    la_tock(prof, 7, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k8_dpo_sigmoid(t8, t7, B);
-    la_tock(prof, 8, 149, tick);
+    la_tock(prof, 8, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k9_dpo_robust(t9, t6, B);
-    la_tock(prof, 9, 149, tick);
+    la_tock(prof, 9, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k10_log_sigmoid(t10, t9, B);
-    la_tock(prof, 10, 149, tick);
+    la_tock(prof, 10, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k11_dpo_sigmoid(t11, t10, B);
-    la_tock(prof, 11, 149, tick);
+    la_tock(prof, 11, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k12_dpo_hinge(t12, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 12, 149, tick);
+    la_tock(prof, 12, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k13_dpo_ipo(t13, len_chosen, loss_weights, B);
-    la_tock(prof, 13, 149, tick);
+    dpo_loss_k13_dpo_ipo(t13, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, loss_weights, B);
+    la_tock(prof, 13, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k14_dpo_ipo(t14, len_rejected, loss_weights, B);
-    la_tock(prof, 14, 149, tick);
+    dpo_loss_k14_dpo_sigmoid(t14, logps_chosen, ref_chosen, beta, loss_weights, B);
+    la_tock(prof, 14, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k15_dpo_ipo(t15, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, t13, t14, B);
-    la_tock(prof, 15, 149, tick);
+    dpo_loss_k15_dpo_nca_pair(t15, logps_chosen, ref_chosen, beta, loss_weights, B);
+    la_tock(prof, 15, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k16_dpo_sppo_hard(t16, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 16, 149, tick);
+    dpo_loss_k16_dpo_sigmoid(t16, t15, B);
+    la_tock(prof, 16, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k17_dpo_sppo_hard(t17, logps_rejected, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 17, 149, tick);
+    dpo_loss_k17_dpo_nca_pair(t17, logps_rejected, ref_rejected, beta, loss_weights, B);
+    la_tock(prof, 17, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k18_dpo_nca_pair(t18, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 18, 149, tick);
+    dpo_loss_k18_dpo_sigmoid(t18, t17, B);
+    la_tock(prof, 18, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k19_log_sigmoid(t19, t18, B);
-    la_tock(prof, 19, 149, tick);
+    dpo_loss_k19_dpo_sigmoid(t19, pair_weight, B);
+    la_tock(prof, 19, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k20_dpo_sigmoid(t20, t19, B);
-    la_tock(prof, 20, 149, tick);
+    dpo_loss_k20_dpo_kto_pair(t20, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
+    la_tock(prof, 20, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k21_dpo_nca_pair(t21, t18, B);
-    la_tock(prof, 21, 149, tick);
+    dpo_loss_k21_log_sigmoid(t21, t20, B);
+    la_tock(prof, 21, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k22_log_sigmoid(t22, t21, B);
-    la_tock(prof, 22, 149, tick);
+    dpo_loss_k22_dpo_sigmoid(t22, t21, B);
+    la_tock(prof, 22, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k23_dpo_sigmoid(t23, t22, B);
-    la_tock(prof, 23, 149, tick);
+    dpo_loss_k23_dpo_sigmoid(t23, t20, t22, B);
+    la_tock(prof, 23, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k24_dpo_nca_pair(t24, logps_rejected, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 24, 149, tick);
+    dpo_loss_k24_dpo_kto_pair(t24, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
+    la_tock(prof, 24, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k25_log_sigmoid(t25, t24, B);
-    la_tock(prof, 25, 149, tick);
+    la_tock(prof, 25, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k26_dpo_sigmoid(t26, t25, B);
-    la_tock(prof, 26, 149, tick);
+    la_tock(prof, 26, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k27_dpo_kto_pair(t27, logps_chosen, ref_chosen, loss_weights, B);
-    la_tock(prof, 27, 149, tick);
+    dpo_loss_k27_dpo_sigmoid(t27, t24, t26, B);
+    la_tock(prof, 27, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k28_dpo_kto_pair(t28, logps_rejected, ref_rejected, loss_weights, B);
-    la_tock(prof, 28, 149, tick);
+    dpo_loss_k28_dpo_dpop(t28, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, B);
+    la_tock(prof, 28, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k29_dpo_sigmoid(t29, pair_weight, B);
-    la_tock(prof, 29, 149, tick);
+    dpo_loss_k29_log_sigmoid(t29, t28, B);
+    la_tock(prof, 29, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k30_weighted_sum(t30, t29, B);
-    la_tock(prof, 30, 149, tick);
+    dpo_loss_k30_dpo_sigmoid(t30, t29, B);
+    la_tock(prof, 30, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k31_dpo_kto_pair(t31, beta, pair_weight, t27, t28, t30, B);
-    la_tock(prof, 31, 149, tick);
+    dpo_loss_k31_dpo_simpo(t31, logps_chosen, logps_rejected, len_chosen, len_rejected, beta, simpo_gamma, loss_weights, B);
+    la_tock(prof, 31, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k32_log_sigmoid(t32, t31, B);
-    la_tock(prof, 32, 149, tick);
+    la_tock(prof, 32, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k33_dpo_sigmoid(t33, t32, B);
-    la_tock(prof, 33, 149, tick);
+    la_tock(prof, 33, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k34_dpo_sigmoid(t34, t31, t33, B);
-    la_tock(prof, 34, 149, tick);
+    dpo_loss_k34_dpo_simpo(t34, t31, B);
+    la_tock(prof, 34, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k35_dpo_kto_pair(t35, beta, pair_weight, t27, t28, t30, B);
-    la_tock(prof, 35, 149, tick);
+    dpo_loss_k35_log_sigmoid(t35, t34, B);
+    la_tock(prof, 35, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k36_log_sigmoid(t36, t35, B);
-    la_tock(prof, 36, 149, tick);
+    dpo_loss_k36_dpo_sigmoid(t36, t35, B);
+    la_tock(prof, 36, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k37_dpo_sigmoid(t37, t36, B);
-    la_tock(prof, 37, 149, tick);
+    dpo_loss_k37_dpo_orpo(t37, logps_chosen, logps_rejected, len_chosen, len_rejected, loss_weights, B);
+    la_tock(prof, 37, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k38_dpo_sigmoid(t38, t35, t37, B);
-    la_tock(prof, 38, 149, tick);
+    dpo_loss_k38_log_sigmoid(t38, t37, B);
+    la_tock(prof, 38, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k39_dpo_dpop(t39, logps_chosen, loss_weights, B);
-    la_tock(prof, 39, 149, tick);
+    dpo_loss_k39_dpo_sigmoid(t39, t38, B);
+    la_tock(prof, 39, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k40_dpo_dpop(t40, ref_chosen, loss_weights, B);
-    la_tock(prof, 40, 149, tick);
+    dpo_loss_k40_dpo_bco_pair(t40, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
+    la_tock(prof, 40, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k41_dpo_dpop(t41, t39, t40, B);
-    la_tock(prof, 41, 149, tick);
+    dpo_loss_k41_log_sigmoid(t41, t40, B);
+    la_tock(prof, 41, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k42_dpo_dpop(t42, logps_rejected, ref_rejected, beta, dpop_lambda, loss_weights, t39, t40, t41, B);
-    la_tock(prof, 42, 149, tick);
+    dpo_loss_k42_dpo_sigmoid(t42, t41, B);
+    la_tock(prof, 42, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k43_log_sigmoid(t43, t42, B);
-    la_tock(prof, 43, 149, tick);
+    dpo_loss_k43_dpo_bco_pair(t43, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
+    la_tock(prof, 43, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k44_dpo_sigmoid(t44, t43, B);
-    la_tock(prof, 44, 149, tick);
+    dpo_loss_k44_log_sigmoid(t44, t43, B);
+    la_tock(prof, 44, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k45_dpo_simpo(t45, len_chosen, loss_weights, B);
-    la_tock(prof, 45, 149, tick);
+    dpo_loss_k45_dpo_sigmoid(t45, t44, B);
+    la_tock(prof, 45, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k46_dpo_simpo(t46, len_rejected, loss_weights, B);
-    la_tock(prof, 46, 149, tick);
+    dpo_loss_k46_dpo_sigmoid(t46, logps_chosen, ref_chosen, beta, loss_weights, B);
+    la_tock(prof, 46, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k47_dpo_simpo(t47, logps_chosen, logps_rejected, beta, simpo_gamma, loss_weights, t45, t46, B);
-    la_tock(prof, 47, 149, tick);
+    dpo_loss_k47_dpo_apo_zero(t47, logps_chosen, ref_chosen, beta, loss_weights, t46, B);
+    la_tock(prof, 47, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k48_log_sigmoid(t48, t47, B);
-    la_tock(prof, 48, 149, tick);
+    dpo_loss_k48_dpo_sigmoid(t48, logps_rejected, ref_rejected, beta, loss_weights, B);
+    la_tock(prof, 48, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k49_dpo_sigmoid(t49, t48, B);
-    la_tock(prof, 49, 149, tick);
+    dpo_loss_k49_dpo_apo_zero(t49, logps_rejected, ref_rejected, beta, loss_weights, t48, B);
+    la_tock(prof, 49, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k50_dpo_simpo(t50, t47, B);
-    la_tock(prof, 50, 149, tick);
+    dpo_loss_k50_dpo_sigmoid(t50, logps_chosen, ref_chosen, beta, loss_weights, B);
+    la_tock(prof, 50, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k51_log_sigmoid(t51, t50, B);
-    la_tock(prof, 51, 149, tick);
+    dpo_loss_k51_dpo_apo_down(t51, logps_chosen, ref_chosen, beta, loss_weights, t50, B);
+    la_tock(prof, 51, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k52_dpo_sigmoid(t52, t51, B);
-    la_tock(prof, 52, 149, tick);
+    dpo_loss_k52_dpo_apo_down(t52, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
+    la_tock(prof, 52, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k53_dpo_orpo(t53, len_chosen, loss_weights, B);
-    la_tock(prof, 53, 149, tick);
+    dpo_loss_k53_log_sigmoid(t53, t52, B);
+    la_tock(prof, 53, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k54_dpo_orpo(t54, len_rejected, loss_weights, B);
-    la_tock(prof, 54, 149, tick);
+    dpo_loss_k54_dpo_sigmoid(t54, t53, B);
+    la_tock(prof, 54, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k55_dpo_orpo(t55, logps_chosen, loss_weights, t53, B);
-    la_tock(prof, 55, 149, tick);
+    dpo_loss_k55_dpo_sigmoid(t55, t52, t54, B);
+    la_tock(prof, 55, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k56_dpo_orpo(t56, logps_rejected, loss_weights, t54, B);
-    la_tock(prof, 56, 149, tick);
+    dpo_loss_k56_dpo_exo_pair(t56, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
+    la_tock(prof, 56, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k57_dpo_orpo(t57, t55, B);
-    la_tock(prof, 57, 149, tick);
+    dpo_loss_k57_log_sigmoid(t57, t56, B);
+    la_tock(prof, 57, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k58_dpo_sigmoid(t58, t57, B);
-    la_tock(prof, 58, 149, tick);
+    la_tock(prof, 58, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k59_dpo_orpo(t59, t56, B);
-    la_tock(prof, 59, 149, tick);
+    dpo_loss_k59_dpo_sigmoid(t59, t56, t58, B);
+    la_tock(prof, 59, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k60_dpo_sigmoid(t60, t59, B);
-    la_tock(prof, 60, 149, tick);
+    dpo_loss_k60_sigmoid(t60, t59, B);
+    la_tock(prof, 60, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k61_dpo_orpo(t61, t55, t56, t58, t60, B);
-    la_tock(prof, 61, 149, tick);
+    dpo_loss_k61_dpo_exo_pair(t61, label_smoothing, t59, B);
+    la_tock(prof, 61, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k62_log_sigmoid(t62, t61, B);
-    la_tock(prof, 62, 149, tick);
+    dpo_loss_k62_dpo_exo_pair(t62, t56, B);
+    la_tock(prof, 62, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k63_dpo_sigmoid(t63, t62, B);
-    la_tock(prof, 63, 149, tick);
+    dpo_loss_k63_log_sigmoid(t63, t62, B);
+    la_tock(prof, 63, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k64_dpo_bco_pair(t64, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 64, 149, tick);
+    dpo_loss_k64_dpo_sigmoid(t64, t63, B);
+    la_tock(prof, 64, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k65_dpo_bco_pair(t65, logps_rejected, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 65, 149, tick);
+    dpo_loss_k65_dpo_sigmoid(t65, t62, t64, B);
+    la_tock(prof, 65, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k66_dpo_bco_pair(t66, pair_weight, t30, t64, t65, B);
-    la_tock(prof, 66, 149, tick);
+    dpo_loss_k66_sigmoid(t66, t65, B);
+    la_tock(prof, 66, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k67_log_sigmoid(t67, t66, B);
-    la_tock(prof, 67, 149, tick);
+    dpo_loss_k67_dpo_exo_pair(t67, label_smoothing, t65, B);
+    la_tock(prof, 67, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k68_dpo_sigmoid(t68, t67, B);
-    la_tock(prof, 68, 149, tick);
+    dpo_loss_k68_dpo_discopop(t68, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
+    la_tock(prof, 68, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k69_dpo_bco_pair(t69, pair_weight, t30, t64, t65, B);
-    la_tock(prof, 69, 149, tick);
+    dpo_loss_k69_dpo_discopop(t69, t68, B);
+    la_tock(prof, 69, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k70_log_sigmoid(t70, t69, B);
-    la_tock(prof, 70, 149, tick);
+    la_tock(prof, 70, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k71_dpo_sigmoid(t71, t70, B);
-    la_tock(prof, 71, 149, tick);
+    la_tock(prof, 71, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k72_dpo_apo_zero(t72, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 72, 149, tick);
+    dpo_loss_k72_dpo_sigmoid(t72, t69, t71, B);
+    la_tock(prof, 72, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k73_log_sigmoid(t73, t72, B);
-    la_tock(prof, 73, 149, tick);
+    dpo_loss_k73_log_sigmoid(t73, t68, B);
+    la_tock(prof, 73, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k74_dpo_sigmoid(t74, t73, B);
-    la_tock(prof, 74, 149, tick);
+    la_tock(prof, 74, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k75_dpo_sigmoid(t75, t72, t74, B);
-    la_tock(prof, 75, 149, tick);
+    dpo_loss_k75_dpo_sigmoid(t75, t68, t74, B);
+    la_tock(prof, 75, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k76_dpo_apo_zero(t76, logps_rejected, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 76, 149, tick);
+    dpo_loss_k76_dpo_sigmoid(t76, t72, B);
+    la_tock(prof, 76, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k77_log_sigmoid(t77, t76, B);
-    la_tock(prof, 77, 149, tick);
+    dpo_loss_k77_dpo_discopop(t77, t68, B);
+    la_tock(prof, 77, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k78_dpo_sigmoid(t78, t77, B);
-    la_tock(prof, 78, 149, tick);
+    dpo_loss_k78_dpo_sigmoid_norm(t78, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, loss_weights, B);
+    la_tock(prof, 78, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k79_dpo_sigmoid(t79, t76, t78, B);
-    la_tock(prof, 79, 149, tick);
+    dpo_loss_k79_log_sigmoid(t79, t78, B);
+    la_tock(prof, 79, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k80_dpo_apo_down(t80, logps_chosen, ref_chosen, loss_weights, B);
-    la_tock(prof, 80, 149, tick);
+    dpo_loss_k80_dpo_sigmoid(t80, t79, B);
+    la_tock(prof, 80, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k81_dpo_sigmoid(t81, beta, t80, B);
-    la_tock(prof, 81, 149, tick);
+    dpo_loss_k81_dpo_sigmoid_norm(t81, t78, B);
+    la_tock(prof, 81, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k82_log_sigmoid(t82, t81, B);
-    la_tock(prof, 82, 149, tick);
+    la_tock(prof, 82, 102, tick);
     tick = la_tick(prof);
     dpo_loss_k83_dpo_sigmoid(t83, t82, B);
-    la_tock(prof, 83, 149, tick);
+    la_tock(prof, 83, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k84_dpo_sigmoid(t84, t81, t83, B);
-    la_tock(prof, 84, 149, tick);
+    dpo_loss_k84_log_sigmoid(losses, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, beta, label_smoothing, loss_weights, t0, t2, t3, t5, t6, t8, t9, t11, t12, t13, t14, t16, t18, t23, t27, t28, t30, t31, t33, t34, t36, t37, t39, t40, t42, t43, t45, t47, t49, t51, t55, t60, t61, t66, t67, t72, t75, t76, t77, t78, t80, t81, t83, B);
+    la_tock(prof, 84, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k85_dpo_apo_down(t85, logps_rejected, ref_rejected, beta, loss_weights, t80, B);
-    la_tock(prof, 85, 149, tick);
+    dpo_loss_k85_reduce_sum(t84, loss_weights, losses, B);
+    la_tock(prof, 85, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k86_log_sigmoid(t86, t85, B);
-    la_tock(prof, 86, 149, tick);
+    dpo_loss_k86_weighted_sum(loss, pair_weight, t84, B);
+    la_tock(prof, 86, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k87_dpo_sigmoid(t87, t86, B);
-    la_tock(prof, 87, 149, tick);
+    dpo_loss_k87_log_sigmoid_grad(t85, beta, label_smoothing, pair_weight, loss_weights, t78, t79, t80, t81, t82, t83, B);
+    la_tock(prof, 87, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k88_dpo_sigmoid(t88, t85, t87, B);
-    la_tock(prof, 88, 149, tick);
+    dpo_loss_k88_log_sigmoid_grad(t86, beta, pair_weight, loss_weights, t68, t69, t70, t71, t72, t73, t74, t75, t76, t77, B);
+    la_tock(prof, 88, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k89_dpo_exo_pair(t89, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 89, 149, tick);
+    dpo_loss_k89_log_sigmoid_grad(t87, beta, pair_weight, loss_weights, t56, t57, t58, t60, t61, t62, t63, t64, t66, t67, B);
+    la_tock(prof, 89, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k90_log_sigmoid(t90, t89, B);
-    la_tock(prof, 90, 149, tick);
+    dpo_loss_k90_log_sigmoid_grad(t88, beta, pair_weight, loss_weights, t52, t53, t54, t55, B);
+    la_tock(prof, 90, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k91_dpo_sigmoid(t91, t90, B);
-    la_tock(prof, 91, 149, tick);
+    dpo_loss_k91_log_sigmoid_grad(t89, beta, pair_weight, loss_weights, t37, t38, t39, B);
+    la_tock(prof, 91, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k92_dpo_sigmoid(t92, t89, t91, B);
-    la_tock(prof, 92, 149, tick);
+    dpo_loss_k92_dpo_orpo_grad(t90, t89, B);
+    la_tock(prof, 92, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k93_sigmoid(t93, t92, B);
-    la_tock(prof, 93, 149, tick);
+    dpo_loss_k93_log_sigmoid_grad(t91, beta, label_smoothing, pair_weight, loss_weights, t31, t32, t33, t34, t35, t36, B);
+    la_tock(prof, 93, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k94_dpo_exo_pair(t94, label_smoothing, t92, B);
-    la_tock(prof, 94, 149, tick);
+    dpo_loss_k94_log_sigmoid_grad(t92, beta, pair_weight, loss_weights, t28, t29, t30, B);
+    la_tock(prof, 94, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k95_dpo_exo_pair(t95, t89, B);
-    la_tock(prof, 95, 149, tick);
+    dpo_loss_k95_dpo_dpop_grad(t93, t92, B);
+    la_tock(prof, 95, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k96_log_sigmoid(t96, t95, B);
-    la_tock(prof, 96, 149, tick);
+    dpo_loss_k96_grad(t94, pair_weight, loss_weights, t13, B);
+    la_tock(prof, 96, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k97_dpo_sigmoid(t97, t96, B);
-    la_tock(prof, 97, 149, tick);
+    dpo_loss_k97_dpo_sigmoid(t95, beta, pair_weight, loss_weights, t12, B);
+    la_tock(prof, 97, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k98_dpo_sigmoid(t98, t95, t97, B);
-    la_tock(prof, 98, 149, tick);
+    dpo_loss_k98_log_sigmoid_grad(t96, beta, label_smoothing, pair_weight, loss_weights, t6, t7, t8, t9, t10, t11, B);
+    la_tock(prof, 98, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k99_sigmoid(t99, t98, B);
-    la_tock(prof, 99, 149, tick);
+    dpo_loss_k99_log_sigmoid_grad(t97, beta, label_smoothing, pair_weight, loss_weights, t0, t1, t2, t3, t4, t5, B);
+    la_tock(prof, 99, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k100_dpo_exo_pair(t100, label_smoothing, t98, B);
-    la_tock(prof, 100, 149, tick);
+    dpo_loss_k100_log_sigmoid_grad(d_rejected, logps_rejected, ref_rejected, len_rejected, beta, pair_weight, loss_weights, t17, t18, t24, t25, t26, t27, t43, t44, t45, t48, t49, t85, t86, t87, t88, t90, t91, t93, t94, t95, t96, t97, B);
+    la_tock(prof, 100, 102, tick);
     tick = la_tick(prof);
-    dpo_loss_k101_dpo_discopop(t101, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 101, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k102_dpo_discopop(t102, t101, B);
-    la_tock(prof, 102, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k103_log_sigmoid(t103, t102, B);
-    la_tock(prof, 103, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k104_dpo_sigmoid(t104, t103, B);
-    la_tock(prof, 104, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k105_dpo_sigmoid(t105, t102, t104, B);
-    la_tock(prof, 105, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k106_log_sigmoid(t106, t101, B);
-    la_tock(prof, 106, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k107_dpo_sigmoid(t107, t106, B);
-    la_tock(prof, 107, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k108_dpo_sigmoid(t108, t101, t107, B);
-    la_tock(prof, 108, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k109_dpo_sigmoid(t109, t105, B);
-    la_tock(prof, 109, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k110_dpo_discopop(t110, t101, B);
-    la_tock(prof, 110, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k111_dpo_sigmoid_norm(t111, len_chosen, loss_weights, B);
-    la_tock(prof, 111, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k112_dpo_sigmoid_norm(t112, len_rejected, loss_weights, B);
-    la_tock(prof, 112, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k113_dpo_sigmoid_norm(t113, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, t111, t112, B);
-    la_tock(prof, 113, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k114_log_sigmoid(t114, t113, B);
-    la_tock(prof, 114, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k115_dpo_sigmoid(t115, t114, B);
-    la_tock(prof, 115, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k116_dpo_sigmoid_norm(t116, t113, B);
-    la_tock(prof, 116, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k117_log_sigmoid(t117, t116, B);
-    la_tock(prof, 117, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k118_dpo_sigmoid(t118, t117, B);
-    la_tock(prof, 118, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k119_dpo_sft(t119, len_chosen, loss_weights, B);
-    la_tock(prof, 119, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k120_log_sigmoid(losses, logps_chosen, beta, label_smoothing, loss_weights, t0, t2, t3, t5, t6, t8, t9, t11, t12, t15, t16, t17, t18, t20, t21, t23, t24, t26, t34, t38, t42, t44, t47, t49, t50, t52, t55, t61, t63, t66, t68, t69, t71, t75, t79, t84, t88, t93, t94, t99, t100, t105, t108, t109, t110, t113, t115, t116, t118, t119, B);
-    la_tock(prof, 120, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k121_reduce_sum(t120, loss_weights, losses, B);
-    la_tock(prof, 121, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k122_weighted_sum(loss, pair_weight, t120, B);
-    la_tock(prof, 122, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k123_grad(t121, loss_weights, t29, B);
-    la_tock(prof, 123, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k124_log_sigmoid_grad(t122, beta, label_smoothing, loss_weights, t113, t114, t115, t116, t117, t118, t121, B);
-    la_tock(prof, 124, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k125_log_sigmoid_grad(t123, beta, loss_weights, t101, t102, t103, t104, t105, t106, t107, t108, t109, t110, t121, B);
-    la_tock(prof, 125, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k126_log_sigmoid_grad(t124, beta, loss_weights, t89, t90, t91, t93, t94, t95, t96, t97, t99, t100, t121, B);
-    la_tock(prof, 126, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k127_dpo_apo_down(t125, loss_weights, t121, B);
-    la_tock(prof, 127, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k128_log_sigmoid_grad(t126, beta, t85, t86, t87, t88, t125, B);
-    la_tock(prof, 128, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k129_dpo_apo_zero(t127, loss_weights, t121, B);
-    la_tock(prof, 129, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k130_dpo_bco_pair(t128, loss_weights, t121, B);
-    la_tock(prof, 130, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k131_log_sigmoid_grad(t129, t128, B);
-    la_tock(prof, 131, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k132_dpo_orpo(t130, loss_weights, t121, B);
-    la_tock(prof, 132, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k133_log_sigmoid_grad(t131, beta, t61, t62, t63, t130, B);
-    la_tock(prof, 133, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k134_dpo_orpo_grad(t132, t131, B);
-    la_tock(prof, 134, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k135_log_sigmoid_grad(t133, beta, label_smoothing, loss_weights, t47, t48, t49, t50, t51, t52, t121, B);
-    la_tock(prof, 135, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k136_log_sigmoid_grad(t134, beta, loss_weights, t42, t43, t44, t121, B);
-    la_tock(prof, 136, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k137_dpo_dpop_grad(t135, t134, B);
-    la_tock(prof, 137, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k138_dpo_kto_pair(t136, loss_weights, t121, B);
-    la_tock(prof, 138, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k139_dpo_nca_pair(t137, loss_weights, t121, B);
-    la_tock(prof, 139, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k140_dpo_nca_pair(t138, t137, B);
-    la_tock(prof, 140, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k141_log_sigmoid_grad(t139, t138, B);
-    la_tock(prof, 141, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k142_dpo_sppo_hard(t140, loss_weights, t121, B);
-    la_tock(prof, 142, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k143_dpo_ipo(t141, loss_weights, t15, t121, B);
-    la_tock(prof, 143, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k144_dpo_hinge(t142, beta, loss_weights, t12, t121, B);
-    la_tock(prof, 144, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k145_log_sigmoid_grad(t143, beta, label_smoothing, loss_weights, t6, t7, t8, t9, t10, t11, t121, B);
-    la_tock(prof, 145, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k146_log_sigmoid_grad(t144, beta, label_smoothing, loss_weights, t0, t1, t2, t3, t4, t5, t121, B);
-    la_tock(prof, 146, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k147_log_sigmoid_grad(d_rejected, beta, loss_weights, t14, t17, t24, t25, t26, t35, t36, t37, t38, t46, t54, t59, t60, t69, t70, t71, t76, t77, t78, t79, t112, t122, t123, t124, t126, t127, t128, t129, t132, t133, t135, t136, t138, t139, t140, t141, t142, t143, t144, B);
-    la_tock(prof, 147, 149, tick);
-    tick = la_tick(prof);
-    dpo_loss_k148_log_sigmoid_grad(d_chosen, beta, dpop_lambda, loss_weights, t13, t16, t18, t19, t20, t21, t22, t23, t31, t32, t33, t34, t41, t45, t53, t57, t58, t66, t67, t68, t72, t73, t74, t75, t81, t82, t83, t84, t111, t119, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, t138, t139, t140, t141, t142, t143, t144, B);
-    la_tock(prof, 148, 149, tick);
+    dpo_loss_k101_log_sigmoid_grad(d_chosen, logps_chosen, ref_chosen, len_chosen, beta, dpop_lambda, pair_weight, loss_weights, t14, t15, t16, t20, t21, t22, t23, t40, t41, t42, t46, t47, t50, t51, t85, t86, t87, t88, t89, t90, t91, t92, t93, t94, t95, t96, t97, B);
+    la_tock(prof, 101, 102, tick);
     (void)tick;
 }
 
@@ -10714,142 +9190,95 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[10] = (double)(B + B + B); bytes[10] = (double)(4*B + 4*B); /* dpo_loss_k10_log_sigmoid */
     flops[11] = (double)(B); bytes[11] = (double)(4*B + 4*B); /* dpo_loss_k11_dpo_sigmoid */
     flops[12] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[12] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k12_dpo_hinge */
-    flops[13] = (double)(1 + B); bytes[13] = (double)(4*B + 4*B + 68); /* dpo_loss_k13_dpo_ipo */
-    flops[14] = (double)(1 + B); bytes[14] = (double)(4*B + 4*B + 68); /* dpo_loss_k14_dpo_ipo */
-    flops[15] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[15] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_loss_k15_dpo_ipo */
-    flops[16] = (double)(1 + B + B + B + 1 + B); bytes[16] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k16_dpo_sppo_hard */
-    flops[17] = (double)(1 + B + B + B + 1 + B); bytes[17] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k17_dpo_sppo_hard */
-    flops[18] = (double)(1 + B + B + B + B); bytes[18] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k18_dpo_nca_pair */
-    flops[19] = (double)(B + B + B); bytes[19] = (double)(4*B + 4*B); /* dpo_loss_k19_log_sigmoid */
-    flops[20] = (double)(B); bytes[20] = (double)(4*B + 4*B); /* dpo_loss_k20_dpo_sigmoid */
-    flops[21] = (double)(B); bytes[21] = (double)(4*B + 4*B); /* dpo_loss_k21_dpo_nca_pair */
-    flops[22] = (double)(B + B + B); bytes[22] = (double)(4*B + 4*B); /* dpo_loss_k22_log_sigmoid */
-    flops[23] = (double)(B); bytes[23] = (double)(4*B + 4*B); /* dpo_loss_k23_dpo_sigmoid */
-    flops[24] = (double)(1 + B + B + B + B + B); bytes[24] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k24_dpo_nca_pair */
+    flops[13] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[13] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k13_dpo_ipo */
+    flops[14] = (double)(1 + B + B + B + B + B + B + B + B); bytes[14] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k14_dpo_sigmoid */
+    flops[15] = (double)(1 + B + B + B + B + B + B + B + B); bytes[15] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k15_dpo_nca_pair */
+    flops[16] = (double)(B); bytes[16] = (double)(4*B + 4*B); /* dpo_loss_k16_dpo_sigmoid */
+    flops[17] = (double)(1 + B + B + B + B + B + B + B + B); bytes[17] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k17_dpo_nca_pair */
+    flops[18] = (double)(B); bytes[18] = (double)(4*B + 4*B); /* dpo_loss_k18_dpo_sigmoid */
+    flops[19] = (double)(B + B); bytes[19] = (double)(4 + 4*B); /* dpo_loss_k19_dpo_sigmoid */
+    flops[20] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[20] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k20_dpo_kto_pair */
+    flops[21] = (double)(B + B + B); bytes[21] = (double)(4*B + 4*B); /* dpo_loss_k21_log_sigmoid */
+    flops[22] = (double)(B); bytes[22] = (double)(4*B + 4*B); /* dpo_loss_k22_dpo_sigmoid */
+    flops[23] = (double)(B + B + B + B); bytes[23] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k23_dpo_sigmoid */
+    flops[24] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[24] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k24_dpo_kto_pair */
     flops[25] = (double)(B + B + B); bytes[25] = (double)(4*B + 4*B); /* dpo_loss_k25_log_sigmoid */
     flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_loss_k26_dpo_sigmoid */
-    flops[27] = (double)(1 + B + B + B); bytes[27] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k27_dpo_kto_pair */
-    flops[28] = (double)(1 + B + B + B); bytes[28] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k28_dpo_kto_pair */
-    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_loss_k29_dpo_sigmoid */
-    flops[30] = (double)(B); bytes[30] = (double)(4 + 4*B); /* dpo_loss_k30_weighted_sum */
-    flops[31] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[31] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_loss_k31_dpo_kto_pair */
+    flops[27] = (double)(B + B + B + B); bytes[27] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k27_dpo_sigmoid */
+    flops[28] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[28] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 68); /* dpo_loss_k28_dpo_dpop */
+    flops[29] = (double)(B + B + B); bytes[29] = (double)(4*B + 4*B); /* dpo_loss_k29_log_sigmoid */
+    flops[30] = (double)(B); bytes[30] = (double)(4*B + 4*B); /* dpo_loss_k30_dpo_sigmoid */
+    flops[31] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[31] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 68); /* dpo_loss_k31_dpo_simpo */
     flops[32] = (double)(B + B + B); bytes[32] = (double)(4*B + 4*B); /* dpo_loss_k32_log_sigmoid */
     flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_loss_k33_dpo_sigmoid */
-    flops[34] = (double)(B + B + B + B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k34_dpo_sigmoid */
-    flops[35] = (double)(B + B + 1 + 1 + 1 + B + B); bytes[35] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4); /* dpo_loss_k35_dpo_kto_pair */
-    flops[36] = (double)(B + B + B); bytes[36] = (double)(4*B + 4*B); /* dpo_loss_k36_log_sigmoid */
-    flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B); /* dpo_loss_k37_dpo_sigmoid */
-    flops[38] = (double)(B + B + B + B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k38_dpo_sigmoid */
-    flops[39] = (double)(1 + B); bytes[39] = (double)(4*B + 4*B + 68); /* dpo_loss_k39_dpo_dpop */
-    flops[40] = (double)(1 + B); bytes[40] = (double)(4*B + 4*B + 68); /* dpo_loss_k40_dpo_dpop */
-    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k41_dpo_dpop */
-    flops[42] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[42] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B); /* dpo_loss_k42_dpo_dpop */
-    flops[43] = (double)(B + B + B); bytes[43] = (double)(4*B + 4*B); /* dpo_loss_k43_log_sigmoid */
-    flops[44] = (double)(B); bytes[44] = (double)(4*B + 4*B); /* dpo_loss_k44_dpo_sigmoid */
-    flops[45] = (double)(1 + B); bytes[45] = (double)(4*B + 4*B + 68); /* dpo_loss_k45_dpo_simpo */
-    flops[46] = (double)(1 + B); bytes[46] = (double)(4*B + 4*B + 68); /* dpo_loss_k46_dpo_simpo */
-    flops[47] = (double)(1 + B + B + B + B + B + 1 + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_loss_k47_dpo_simpo */
-    flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_loss_k48_log_sigmoid */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_loss_k49_dpo_sigmoid */
-    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_loss_k50_dpo_simpo */
-    flops[51] = (double)(B + B + B); bytes[51] = (double)(4*B + 4*B); /* dpo_loss_k51_log_sigmoid */
-    flops[52] = (double)(B); bytes[52] = (double)(4*B + 4*B); /* dpo_loss_k52_dpo_sigmoid */
-    flops[53] = (double)(1 + B); bytes[53] = (double)(4*B + 4*B + 68); /* dpo_loss_k53_dpo_orpo */
-    flops[54] = (double)(1 + B); bytes[54] = (double)(4*B + 4*B + 68); /* dpo_loss_k54_dpo_orpo */
-    flops[55] = (double)(1 + B + B); bytes[55] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_loss_k55_dpo_orpo */
-    flops[56] = (double)(1 + B + B); bytes[56] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_loss_k56_dpo_orpo */
-    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_loss_k57_dpo_orpo */
+    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B); /* dpo_loss_k34_dpo_simpo */
+    flops[35] = (double)(B + B + B); bytes[35] = (double)(4*B + 4*B); /* dpo_loss_k35_log_sigmoid */
+    flops[36] = (double)(B); bytes[36] = (double)(4*B + 4*B); /* dpo_loss_k36_dpo_sigmoid */
+    flops[37] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[37] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68); /* dpo_loss_k37_dpo_orpo */
+    flops[38] = (double)(B + B + B); bytes[38] = (double)(4*B + 4*B); /* dpo_loss_k38_log_sigmoid */
+    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B); /* dpo_loss_k39_dpo_sigmoid */
+    flops[40] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[40] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k40_dpo_bco_pair */
+    flops[41] = (double)(B + B + B); bytes[41] = (double)(4*B + 4*B); /* dpo_loss_k41_log_sigmoid */
+    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_loss_k42_dpo_sigmoid */
+    flops[43] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[43] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k43_dpo_bco_pair */
+    flops[44] = (double)(B + B + B); bytes[44] = (double)(4*B + 4*B); /* dpo_loss_k44_log_sigmoid */
+    flops[45] = (double)(B); bytes[45] = (double)(4*B + 4*B); /* dpo_loss_k45_dpo_sigmoid */
+    flops[46] = (double)(1 + B + B + B + B + B + B + B + B); bytes[46] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k46_dpo_sigmoid */
+    flops[47] = (double)(1 + B + B + B + B + B + B + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k47_dpo_apo_zero */
+    flops[48] = (double)(1 + B + B + B + B + B + B + B + B); bytes[48] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k48_dpo_sigmoid */
+    flops[49] = (double)(1 + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k49_dpo_apo_zero */
+    flops[50] = (double)(1 + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k50_dpo_sigmoid */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k51_dpo_apo_down */
+    flops[52] = (double)(1 + B + B + B + B + B + B + B + B); bytes[52] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k52_dpo_apo_down */
+    flops[53] = (double)(B + B + B); bytes[53] = (double)(4*B + 4*B); /* dpo_loss_k53_log_sigmoid */
+    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_loss_k54_dpo_sigmoid */
+    flops[55] = (double)(B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k55_dpo_sigmoid */
+    flops[56] = (double)(1 + B + B + B + B + B + B + B + B); bytes[56] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k56_dpo_exo_pair */
+    flops[57] = (double)(B + B + B); bytes[57] = (double)(4*B + 4*B); /* dpo_loss_k57_log_sigmoid */
     flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_loss_k58_dpo_sigmoid */
-    flops[59] = (double)(B); bytes[59] = (double)(4*B + 4*B); /* dpo_loss_k59_dpo_orpo */
-    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_loss_k60_dpo_sigmoid */
-    flops[61] = (double)(B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k61_dpo_orpo */
-    flops[62] = (double)(B + B + B); bytes[62] = (double)(4*B + 4*B); /* dpo_loss_k62_log_sigmoid */
-    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B); /* dpo_loss_k63_dpo_sigmoid */
-    flops[64] = (double)(1 + B + B + B + B); bytes[64] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k64_dpo_bco_pair */
-    flops[65] = (double)(1 + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k65_dpo_bco_pair */
-    flops[66] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[66] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_loss_k66_dpo_bco_pair */
-    flops[67] = (double)(B + B + B); bytes[67] = (double)(4*B + 4*B); /* dpo_loss_k67_log_sigmoid */
-    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_loss_k68_dpo_sigmoid */
-    flops[69] = (double)(B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[69] = (double)(4*B + 4*B + 4 + 4*B + 4*B); /* dpo_loss_k69_dpo_bco_pair */
+    flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k59_dpo_sigmoid */
+    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_loss_k60_sigmoid */
+    flops[61] = (double)(1 + 1 + 1 + 1 + B); bytes[61] = (double)(4*B + 4 + 4*B); /* dpo_loss_k61_dpo_exo_pair */
+    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B); /* dpo_loss_k62_dpo_exo_pair */
+    flops[63] = (double)(B + B + B); bytes[63] = (double)(4*B + 4*B); /* dpo_loss_k63_log_sigmoid */
+    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B); /* dpo_loss_k64_dpo_sigmoid */
+    flops[65] = (double)(B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k65_dpo_sigmoid */
+    flops[66] = (double)(B); bytes[66] = (double)(4*B + 4*B); /* dpo_loss_k66_sigmoid */
+    flops[67] = (double)(1 + 1 + 1 + B); bytes[67] = (double)(4*B + 4 + 4*B); /* dpo_loss_k67_dpo_exo_pair */
+    flops[68] = (double)(1 + B + B + B + B + B + B + B + B); bytes[68] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k68_dpo_discopop */
+    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_loss_k69_dpo_discopop */
     flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_loss_k70_log_sigmoid */
     flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_loss_k71_dpo_sigmoid */
-    flops[72] = (double)(1 + B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k72_dpo_apo_zero */
+    flops[72] = (double)(B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k72_dpo_sigmoid */
     flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_loss_k73_log_sigmoid */
     flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_loss_k74_dpo_sigmoid */
     flops[75] = (double)(B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k75_dpo_sigmoid */
-    flops[76] = (double)(1 + B + B + B + B); bytes[76] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k76_dpo_apo_zero */
-    flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_loss_k77_log_sigmoid */
-    flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_loss_k78_dpo_sigmoid */
-    flops[79] = (double)(B + B + B + B); bytes[79] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k79_dpo_sigmoid */
-    flops[80] = (double)(1 + B + B + B); bytes[80] = (double)(4*B + 4*B + 4*B + 68); /* dpo_loss_k80_dpo_apo_down */
-    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4 + 4*B); /* dpo_loss_k81_dpo_sigmoid */
+    flops[76] = (double)(B); bytes[76] = (double)(4*B + 4*B); /* dpo_loss_k76_dpo_sigmoid */
+    flops[77] = (double)(B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_loss_k77_dpo_discopop */
+    flops[78] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[78] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k78_dpo_sigmoid_norm */
+    flops[79] = (double)(B + B + B); bytes[79] = (double)(4*B + 4*B); /* dpo_loss_k79_log_sigmoid */
+    flops[80] = (double)(B); bytes[80] = (double)(4*B + 4*B); /* dpo_loss_k80_dpo_sigmoid */
+    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_loss_k81_dpo_sigmoid_norm */
     flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_loss_k82_log_sigmoid */
     flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_loss_k83_dpo_sigmoid */
-    flops[84] = (double)(B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k84_dpo_sigmoid */
-    flops[85] = (double)(1 + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k85_dpo_apo_down */
-    flops[86] = (double)(B + B + B); bytes[86] = (double)(4*B + 4*B); /* dpo_loss_k86_log_sigmoid */
-    flops[87] = (double)(B); bytes[87] = (double)(4*B + 4*B); /* dpo_loss_k87_dpo_sigmoid */
-    flops[88] = (double)(B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k88_dpo_sigmoid */
-    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k89_dpo_exo_pair */
-    flops[90] = (double)(B + B + B); bytes[90] = (double)(4*B + 4*B); /* dpo_loss_k90_log_sigmoid */
-    flops[91] = (double)(B); bytes[91] = (double)(4*B + 4*B); /* dpo_loss_k91_dpo_sigmoid */
-    flops[92] = (double)(B + B + B); bytes[92] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k92_dpo_sigmoid */
-    flops[93] = (double)(B); bytes[93] = (double)(4*B + 4*B); /* dpo_loss_k93_sigmoid */
-    flops[94] = (double)(1 + 1 + 1 + 1 + B); bytes[94] = (double)(4*B + 4 + 4*B); /* dpo_loss_k94_dpo_exo_pair */
-    flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_loss_k95_dpo_exo_pair */
-    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_loss_k96_log_sigmoid */
-    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_loss_k97_dpo_sigmoid */
-    flops[98] = (double)(B + B + B); bytes[98] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k98_dpo_sigmoid */
-    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_loss_k99_sigmoid */
-    flops[100] = (double)(1 + 1 + 1 + B); bytes[100] = (double)(4*B + 4 + 4*B); /* dpo_loss_k100_dpo_exo_pair */
-    flops[101] = (double)(1 + B + B + B + B + B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k101_dpo_discopop */
-    flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_loss_k102_dpo_discopop */
-    flops[103] = (double)(B + B + B); bytes[103] = (double)(4*B + 4*B); /* dpo_loss_k103_log_sigmoid */
-    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_loss_k104_dpo_sigmoid */
-    flops[105] = (double)(B + B + B + B); bytes[105] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k105_dpo_sigmoid */
-    flops[106] = (double)(B + B + B); bytes[106] = (double)(4*B + 4*B); /* dpo_loss_k106_log_sigmoid */
-    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_loss_k107_dpo_sigmoid */
-    flops[108] = (double)(B + B + B + B); bytes[108] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k108_dpo_sigmoid */
-    flops[109] = (double)(B); bytes[109] = (double)(4*B + 4*B); /* dpo_loss_k109_dpo_sigmoid */
-    flops[110] = (double)(B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_loss_k110_dpo_discopop */
-    flops[111] = (double)(1 + B); bytes[111] = (double)(4*B + 4*B + 68); /* dpo_loss_k111_dpo_sigmoid_norm */
-    flops[112] = (double)(1 + B); bytes[112] = (double)(4*B + 4*B + 68); /* dpo_loss_k112_dpo_sigmoid_norm */
-    flops[113] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_loss_k113_dpo_sigmoid_norm */
-    flops[114] = (double)(B + B + B); bytes[114] = (double)(4*B + 4*B); /* dpo_loss_k114_log_sigmoid */
-    flops[115] = (double)(B); bytes[115] = (double)(4*B + 4*B); /* dpo_loss_k115_dpo_sigmoid */
-    flops[116] = (double)(B); bytes[116] = (double)(4*B + 4*B); /* dpo_loss_k116_dpo_sigmoid_norm */
-    flops[117] = (double)(B + B + B); bytes[117] = (double)(4*B + 4*B); /* dpo_loss_k117_log_sigmoid */
-    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_loss_k118_dpo_sigmoid */
-    flops[119] = (double)(1 + B); bytes[119] = (double)(4*B + 4*B + 68); /* dpo_loss_k119_dpo_sft */
-    flops[120] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B); bytes[120] = (double)(68*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k120_log_sigmoid */
-    flops[121] = (double)(17*B + 17*B); bytes[121] = (double)(4*B + 68 + 68*B); /* dpo_loss_k121_reduce_sum */
-    flops[122] = (double)(B + B); bytes[122] = (double)(4 + 4*B + 4*B); /* dpo_loss_k122_weighted_sum */
-    flops[123] = (double)(17*B); bytes[123] = (double)(68*B + 68 + 4*B); /* dpo_loss_k123_grad */
-    flops[124] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[124] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k124_log_sigmoid_grad */
-    flops[125] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[125] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k125_log_sigmoid_grad */
-    flops[126] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[126] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k126_log_sigmoid_grad */
-    flops[127] = (double)(1 + B); bytes[127] = (double)(4*B + 68 + 68*B); /* dpo_loss_k127_dpo_apo_down */
-    flops[128] = (double)(B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k128_log_sigmoid_grad */
-    flops[129] = (double)(1 + B); bytes[129] = (double)(4*B + 68 + 68*B); /* dpo_loss_k129_dpo_apo_zero */
-    flops[130] = (double)(1 + B + B); bytes[130] = (double)(4*B + 68 + 68*B); /* dpo_loss_k130_dpo_bco_pair */
-    flops[131] = (double)(B); bytes[131] = (double)(4*B + 4*B); /* dpo_loss_k131_log_sigmoid_grad */
-    flops[132] = (double)(1 + B + B); bytes[132] = (double)(4*B + 68 + 68*B); /* dpo_loss_k132_dpo_orpo */
-    flops[133] = (double)(B + B + B + B + B + B + B + B + B + B + B + B); bytes[133] = (double)(4*B + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k133_log_sigmoid_grad */
-    flops[134] = (double)(B); bytes[134] = (double)(4*B + 4*B); /* dpo_loss_k134_dpo_orpo_grad */
-    flops[135] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k135_log_sigmoid_grad */
-    flops[136] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k136_log_sigmoid_grad */
-    flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_loss_k137_dpo_dpop_grad */
-    flops[138] = (double)(1 + B + B + B); bytes[138] = (double)(4*B + 68 + 68*B); /* dpo_loss_k138_dpo_kto_pair */
-    flops[139] = (double)(1 + B + B); bytes[139] = (double)(4*B + 68 + 68*B); /* dpo_loss_k139_dpo_nca_pair */
-    flops[140] = (double)(B); bytes[140] = (double)(4*B + 4*B); /* dpo_loss_k140_dpo_nca_pair */
-    flops[141] = (double)(B); bytes[141] = (double)(4*B + 4*B); /* dpo_loss_k141_log_sigmoid_grad */
-    flops[142] = (double)(1 + B); bytes[142] = (double)(4*B + 68 + 68*B); /* dpo_loss_k142_dpo_sppo_hard */
-    flops[143] = (double)(1 + B + B + B); bytes[143] = (double)(4*B + 68 + 4*B + 68*B); /* dpo_loss_k143_dpo_ipo */
-    flops[144] = (double)(1 + B + B + B + B + B); bytes[144] = (double)(4*B + 4 + 68 + 4*B + 68*B); /* dpo_loss_k144_dpo_hinge */
-    flops[145] = (double)(1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k145_log_sigmoid_grad */
-    flops[146] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B); /* dpo_loss_k146_log_sigmoid_grad */
-    flops[147] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k147_log_sigmoid_grad */
-    flops[148] = (double)(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k148_log_sigmoid_grad */
+    flops[84] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[84] = (double)(68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k84_log_sigmoid */
+    flops[85] = (double)(17*B + 17*B); bytes[85] = (double)(4*B + 68 + 68*B); /* dpo_loss_k85_reduce_sum */
+    flops[86] = (double)(B + B); bytes[86] = (double)(4 + 4*B + 4*B); /* dpo_loss_k86_weighted_sum */
+    flops[87] = (double)(1 + 1 + B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k87_log_sigmoid_grad */
+    flops[88] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k88_log_sigmoid_grad */
+    flops[89] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k89_log_sigmoid_grad */
+    flops[90] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k90_log_sigmoid_grad */
+    flops[91] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[91] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B); /* dpo_loss_k91_log_sigmoid_grad */
+    flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_loss_k92_dpo_orpo_grad */
+    flops[93] = (double)(1 + 1 + B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[93] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k93_log_sigmoid_grad */
+    flops[94] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[94] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B); /* dpo_loss_k94_log_sigmoid_grad */
+    flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_loss_k95_dpo_dpop_grad */
+    flops[96] = (double)(1 + B + 17*B + B + B + B); bytes[96] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_loss_k96_grad */
+    flops[97] = (double)(1 + B + 17*B + B + B + B + B + B); bytes[97] = (double)(4*B + 4 + 4*B + 68 + 4*B); /* dpo_loss_k97_dpo_sigmoid */
+    flops[98] = (double)(1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[98] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k98_log_sigmoid_grad */
+    flops[99] = (double)(1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[99] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k99_log_sigmoid_grad */
+    flops[100] = (double)(1 + 1 + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + B + 1 + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[100] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k100_log_sigmoid_grad */
+    flops[101] = (double)(1 + 1 + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k101_log_sigmoid_grad */
     (void)B;
 }
 
@@ -10871,141 +9300,94 @@ static const char *const llama_dpo_dpo_loss_kernel_names[] = {
     "dpo_loss_k11_dpo_sigmoid",
     "dpo_loss_k12_dpo_hinge",
     "dpo_loss_k13_dpo_ipo",
-    "dpo_loss_k14_dpo_ipo",
-    "dpo_loss_k15_dpo_ipo",
-    "dpo_loss_k16_dpo_sppo_hard",
-    "dpo_loss_k17_dpo_sppo_hard",
-    "dpo_loss_k18_dpo_nca_pair",
-    "dpo_loss_k19_log_sigmoid",
-    "dpo_loss_k20_dpo_sigmoid",
-    "dpo_loss_k21_dpo_nca_pair",
-    "dpo_loss_k22_log_sigmoid",
+    "dpo_loss_k14_dpo_sigmoid",
+    "dpo_loss_k15_dpo_nca_pair",
+    "dpo_loss_k16_dpo_sigmoid",
+    "dpo_loss_k17_dpo_nca_pair",
+    "dpo_loss_k18_dpo_sigmoid",
+    "dpo_loss_k19_dpo_sigmoid",
+    "dpo_loss_k20_dpo_kto_pair",
+    "dpo_loss_k21_log_sigmoid",
+    "dpo_loss_k22_dpo_sigmoid",
     "dpo_loss_k23_dpo_sigmoid",
-    "dpo_loss_k24_dpo_nca_pair",
+    "dpo_loss_k24_dpo_kto_pair",
     "dpo_loss_k25_log_sigmoid",
     "dpo_loss_k26_dpo_sigmoid",
-    "dpo_loss_k27_dpo_kto_pair",
-    "dpo_loss_k28_dpo_kto_pair",
-    "dpo_loss_k29_dpo_sigmoid",
-    "dpo_loss_k30_weighted_sum",
-    "dpo_loss_k31_dpo_kto_pair",
+    "dpo_loss_k27_dpo_sigmoid",
+    "dpo_loss_k28_dpo_dpop",
+    "dpo_loss_k29_log_sigmoid",
+    "dpo_loss_k30_dpo_sigmoid",
+    "dpo_loss_k31_dpo_simpo",
     "dpo_loss_k32_log_sigmoid",
     "dpo_loss_k33_dpo_sigmoid",
-    "dpo_loss_k34_dpo_sigmoid",
-    "dpo_loss_k35_dpo_kto_pair",
-    "dpo_loss_k36_log_sigmoid",
-    "dpo_loss_k37_dpo_sigmoid",
-    "dpo_loss_k38_dpo_sigmoid",
-    "dpo_loss_k39_dpo_dpop",
-    "dpo_loss_k40_dpo_dpop",
-    "dpo_loss_k41_dpo_dpop",
-    "dpo_loss_k42_dpo_dpop",
-    "dpo_loss_k43_log_sigmoid",
-    "dpo_loss_k44_dpo_sigmoid",
-    "dpo_loss_k45_dpo_simpo",
-    "dpo_loss_k46_dpo_simpo",
-    "dpo_loss_k47_dpo_simpo",
-    "dpo_loss_k48_log_sigmoid",
-    "dpo_loss_k49_dpo_sigmoid",
-    "dpo_loss_k50_dpo_simpo",
-    "dpo_loss_k51_log_sigmoid",
-    "dpo_loss_k52_dpo_sigmoid",
-    "dpo_loss_k53_dpo_orpo",
-    "dpo_loss_k54_dpo_orpo",
-    "dpo_loss_k55_dpo_orpo",
-    "dpo_loss_k56_dpo_orpo",
-    "dpo_loss_k57_dpo_orpo",
+    "dpo_loss_k34_dpo_simpo",
+    "dpo_loss_k35_log_sigmoid",
+    "dpo_loss_k36_dpo_sigmoid",
+    "dpo_loss_k37_dpo_orpo",
+    "dpo_loss_k38_log_sigmoid",
+    "dpo_loss_k39_dpo_sigmoid",
+    "dpo_loss_k40_dpo_bco_pair",
+    "dpo_loss_k41_log_sigmoid",
+    "dpo_loss_k42_dpo_sigmoid",
+    "dpo_loss_k43_dpo_bco_pair",
+    "dpo_loss_k44_log_sigmoid",
+    "dpo_loss_k45_dpo_sigmoid",
+    "dpo_loss_k46_dpo_sigmoid",
+    "dpo_loss_k47_dpo_apo_zero",
+    "dpo_loss_k48_dpo_sigmoid",
+    "dpo_loss_k49_dpo_apo_zero",
+    "dpo_loss_k50_dpo_sigmoid",
+    "dpo_loss_k51_dpo_apo_down",
+    "dpo_loss_k52_dpo_apo_down",
+    "dpo_loss_k53_log_sigmoid",
+    "dpo_loss_k54_dpo_sigmoid",
+    "dpo_loss_k55_dpo_sigmoid",
+    "dpo_loss_k56_dpo_exo_pair",
+    "dpo_loss_k57_log_sigmoid",
     "dpo_loss_k58_dpo_sigmoid",
-    "dpo_loss_k59_dpo_orpo",
-    "dpo_loss_k60_dpo_sigmoid",
-    "dpo_loss_k61_dpo_orpo",
-    "dpo_loss_k62_log_sigmoid",
-    "dpo_loss_k63_dpo_sigmoid",
-    "dpo_loss_k64_dpo_bco_pair",
-    "dpo_loss_k65_dpo_bco_pair",
-    "dpo_loss_k66_dpo_bco_pair",
-    "dpo_loss_k67_log_sigmoid",
-    "dpo_loss_k68_dpo_sigmoid",
-    "dpo_loss_k69_dpo_bco_pair",
+    "dpo_loss_k59_dpo_sigmoid",
+    "dpo_loss_k60_sigmoid",
+    "dpo_loss_k61_dpo_exo_pair",
+    "dpo_loss_k62_dpo_exo_pair",
+    "dpo_loss_k63_log_sigmoid",
+    "dpo_loss_k64_dpo_sigmoid",
+    "dpo_loss_k65_dpo_sigmoid",
+    "dpo_loss_k66_sigmoid",
+    "dpo_loss_k67_dpo_exo_pair",
+    "dpo_loss_k68_dpo_discopop",
+    "dpo_loss_k69_dpo_discopop",
     "dpo_loss_k70_log_sigmoid",
     "dpo_loss_k71_dpo_sigmoid",
-    "dpo_loss_k72_dpo_apo_zero",
+    "dpo_loss_k72_dpo_sigmoid",
     "dpo_loss_k73_log_sigmoid",
     "dpo_loss_k74_dpo_sigmoid",
     "dpo_loss_k75_dpo_sigmoid",
-    "dpo_loss_k76_dpo_apo_zero",
-    "dpo_loss_k77_log_sigmoid",
-    "dpo_loss_k78_dpo_sigmoid",
-    "dpo_loss_k79_dpo_sigmoid",
-    "dpo_loss_k80_dpo_apo_down",
-    "dpo_loss_k81_dpo_sigmoid",
+    "dpo_loss_k76_dpo_sigmoid",
+    "dpo_loss_k77_dpo_discopop",
+    "dpo_loss_k78_dpo_sigmoid_norm",
+    "dpo_loss_k79_log_sigmoid",
+    "dpo_loss_k80_dpo_sigmoid",
+    "dpo_loss_k81_dpo_sigmoid_norm",
     "dpo_loss_k82_log_sigmoid",
     "dpo_loss_k83_dpo_sigmoid",
-    "dpo_loss_k84_dpo_sigmoid",
-    "dpo_loss_k85_dpo_apo_down",
-    "dpo_loss_k86_log_sigmoid",
-    "dpo_loss_k87_dpo_sigmoid",
-    "dpo_loss_k88_dpo_sigmoid",
-    "dpo_loss_k89_dpo_exo_pair",
-    "dpo_loss_k90_log_sigmoid",
-    "dpo_loss_k91_dpo_sigmoid",
-    "dpo_loss_k92_dpo_sigmoid",
-    "dpo_loss_k93_sigmoid",
-    "dpo_loss_k94_dpo_exo_pair",
-    "dpo_loss_k95_dpo_exo_pair",
-    "dpo_loss_k96_log_sigmoid",
+    "dpo_loss_k84_log_sigmoid",
+    "dpo_loss_k85_reduce_sum",
+    "dpo_loss_k86_weighted_sum",
+    "dpo_loss_k87_log_sigmoid_grad",
+    "dpo_loss_k88_log_sigmoid_grad",
+    "dpo_loss_k89_log_sigmoid_grad",
+    "dpo_loss_k90_log_sigmoid_grad",
+    "dpo_loss_k91_log_sigmoid_grad",
+    "dpo_loss_k92_dpo_orpo_grad",
+    "dpo_loss_k93_log_sigmoid_grad",
+    "dpo_loss_k94_log_sigmoid_grad",
+    "dpo_loss_k95_dpo_dpop_grad",
+    "dpo_loss_k96_grad",
     "dpo_loss_k97_dpo_sigmoid",
-    "dpo_loss_k98_dpo_sigmoid",
-    "dpo_loss_k99_sigmoid",
-    "dpo_loss_k100_dpo_exo_pair",
-    "dpo_loss_k101_dpo_discopop",
-    "dpo_loss_k102_dpo_discopop",
-    "dpo_loss_k103_log_sigmoid",
-    "dpo_loss_k104_dpo_sigmoid",
-    "dpo_loss_k105_dpo_sigmoid",
-    "dpo_loss_k106_log_sigmoid",
-    "dpo_loss_k107_dpo_sigmoid",
-    "dpo_loss_k108_dpo_sigmoid",
-    "dpo_loss_k109_dpo_sigmoid",
-    "dpo_loss_k110_dpo_discopop",
-    "dpo_loss_k111_dpo_sigmoid_norm",
-    "dpo_loss_k112_dpo_sigmoid_norm",
-    "dpo_loss_k113_dpo_sigmoid_norm",
-    "dpo_loss_k114_log_sigmoid",
-    "dpo_loss_k115_dpo_sigmoid",
-    "dpo_loss_k116_dpo_sigmoid_norm",
-    "dpo_loss_k117_log_sigmoid",
-    "dpo_loss_k118_dpo_sigmoid",
-    "dpo_loss_k119_dpo_sft",
-    "dpo_loss_k120_log_sigmoid",
-    "dpo_loss_k121_reduce_sum",
-    "dpo_loss_k122_weighted_sum",
-    "dpo_loss_k123_grad",
-    "dpo_loss_k124_log_sigmoid_grad",
-    "dpo_loss_k125_log_sigmoid_grad",
-    "dpo_loss_k126_log_sigmoid_grad",
-    "dpo_loss_k127_dpo_apo_down",
-    "dpo_loss_k128_log_sigmoid_grad",
-    "dpo_loss_k129_dpo_apo_zero",
-    "dpo_loss_k130_dpo_bco_pair",
-    "dpo_loss_k131_log_sigmoid_grad",
-    "dpo_loss_k132_dpo_orpo",
-    "dpo_loss_k133_log_sigmoid_grad",
-    "dpo_loss_k134_dpo_orpo_grad",
-    "dpo_loss_k135_log_sigmoid_grad",
-    "dpo_loss_k136_log_sigmoid_grad",
-    "dpo_loss_k137_dpo_dpop_grad",
-    "dpo_loss_k138_dpo_kto_pair",
-    "dpo_loss_k139_dpo_nca_pair",
-    "dpo_loss_k140_dpo_nca_pair",
-    "dpo_loss_k141_log_sigmoid_grad",
-    "dpo_loss_k142_dpo_sppo_hard",
-    "dpo_loss_k143_dpo_ipo",
-    "dpo_loss_k144_dpo_hinge",
-    "dpo_loss_k145_log_sigmoid_grad",
-    "dpo_loss_k146_log_sigmoid_grad",
-    "dpo_loss_k147_log_sigmoid_grad",
-    "dpo_loss_k148_log_sigmoid_grad",
+    "dpo_loss_k98_log_sigmoid_grad",
+    "dpo_loss_k99_log_sigmoid_grad",
+    "dpo_loss_k100_log_sigmoid_grad",
+    "dpo_loss_k101_log_sigmoid_grad",
 };
-const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 149, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
+const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 102, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
 

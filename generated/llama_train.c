@@ -7,7 +7,7 @@
 
 /* ===== program 'lm_step' ===== */
 
-/* lm_step_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul  [rope_tables] */
+/* lm_step_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
 static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -20,39 +20,33 @@ static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rop
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[r * n + j] = v5;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_k1_rope_tables: cos  [rope_tables] */
-static void lm_step_k1_rope_tables(float *restrict t1, const float *restrict t0, long HD2, long T) {
+/* lm_step_k1_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+static void lm_step_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[r * n + j]);
-            t1[r * n + j] = v0;
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_k2_rope_tables: sin  [rope_tables] */
-static void lm_step_k2_rope_tables(float *restrict t2, const float *restrict t0, long HD2, long T) {
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[r * n + j]);
-            t2[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k3_embed: gather  [embed] */
-static void lm_step_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k2_embed: gather  [embed] */
+static void lm_step_k2_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -65,8 +59,8 @@ static void lm_step_k3_embed(float *restrict saved_x_slot0, const int32_t *restr
     }
 }
 
-/* lm_step_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void lm_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -84,19 +78,19 @@ static void lm_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_ep
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t3[r * n + j] = v5;
+            t2[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_k5_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k5_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
+/* lm_step_k4_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k4_attention_matmul(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t2, 1, 0.0f, t3, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t3, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void lm_step_k6_rope(float *restrict t5, const float *restrict t1, const float *restrict t2, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void lm_step_k5_rope(float *restrict t4, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -104,11 +98,11 @@ static void lm_step_k6_rope(float *restrict t5, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t3[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t3[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t3[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t3[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -118,19 +112,19 @@ static void lm_step_k6_rope(float *restrict t5, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t5[r * n + j] = v0;
+            t4[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k7_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k7_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+/* lm_step_k6_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
-/* lm_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void lm_step_k8_rope(float *restrict t7, const float *restrict t1, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long T) {
+/* lm_step_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void lm_step_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -138,11 +132,11 @@ static void lm_step_k8_rope(float *restrict t7, const float *restrict t1, const 
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t5[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t5[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -152,28 +146,28 @@ static void lm_step_k8_rope(float *restrict t7, const float *restrict t1, const 
             else {
                 v0 = v6;
             }
-            t7[r * n + j] = v0;
+            t6[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k9_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k9_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+/* lm_step_k8_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k8_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
-/* lm_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void lm_step_k10_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void lm_step_k9_scores_matmul(float *restrict t8, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t4 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t4 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_k11_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -185,67 +179,49 @@ static void lm_step_k11_attention(float *restrict t10, const float *restrict t9,
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j0]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = acc0 > v8 ? acc0 : v8;
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t8[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
         }
+        float v9 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v11 = (float)i3 + 0.0f;
-            float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t9[r * n + j1]) * v2;
-            float v14 = v12 != 0.0f ? v13 : (-INFINITY);
-            float v15 = v14 - acc0;
-            float v16 = expf(v15);
-            acc1 += v16;
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t8[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = expf(v10);
+            t9[r * n + j1] = v11;
+            acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            float v9 = v4 - acc0;
-            float v10 = expf(v9);
-            float v17 = v10 / acc1;
-            t10[r * n + j] = v17;
+            float v12 = (t9[r * n + j]) / acc1;
+            t9[r * n + j] = v12;
         }
     }
 }
 
-/* lm_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void lm_step_k12_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void lm_step_k11_attention_matmul(float *restrict t10, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* lm_step_k13_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k13_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+/* lm_step_k12_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k12_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k14_attention: reshape, add  [layer/attention; layer] */
-static void lm_step_k14_attention(float *restrict t13, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t13[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void lm_step_k15_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -254,72 +230,75 @@ static void lm_step_k15_rmsnorm(float *restrict t14, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t13[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t14[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t12[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void lm_step_k16_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
+/* lm_step_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void lm_step_k14_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13, F);
 }
 
-/* lm_step_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void lm_step_k17_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
+/* lm_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void lm_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14, F);
 }
 
-/* lm_step_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void lm_step_k18_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+/* lm_step_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void lm_step_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t15[((i0) * T + i1) * F + j]);
+            float v0 = -(t13[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t15[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t16[((i0) * T + i1) * F + j]);
-            t17[r * n + j] = v4;
+            float v3 = (t13[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t14[((i0) * T + i1) * F + j]);
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k19_ffn_matmul: matmul  [layer/ffn] */
-static void lm_step_k19_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
+/* lm_step_k17_ffn_matmul: matmul  [layer/ffn] */
+static void lm_step_k17_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t15, F, w2, F, 0.0f, t16, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k20_ffn: reshape, add  [layer/ffn; layer] */
-static void lm_step_k20_ffn(float *restrict carry0_next, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void lm_step_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t13[r * n + j] + t18[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t16[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k19_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void lm_step_k19_rmsnorm(float *restrict t17, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -332,62 +311,49 @@ static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict carry
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        t19[r] = acc0;
+        t17[r] = acc0;
     }
 }
 
-/* lm_step_k22_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void lm_step_k22_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k20_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
+static void lm_step_k20_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t19[r * n + j]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t17[r * n + j]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[0];
             float v2 = 1.0f / sqrtf(v1);
-            t20[r * n + j] = v2;
+            t18[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k23_rmsnorm: expand, mul  [lm_head/rmsnorm] */
-static void lm_step_k23_rmsnorm(float *restrict t21, const float *restrict carry0, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k21_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict final_norm, const float *restrict carry0, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t20[(i0) * T + i1]);
-            t21[r * n + j] = v0;
+            float v0 = (carry0[r * n + j]) * (t18[(i0) * T + i1]);
+            float v1 = v0 * (final_norm[j]);
+            t19[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k24_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
-static void lm_step_k24_rmsnorm(float *restrict t22, const float *restrict final_norm, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t21[r * n + j]) * (final_norm[j]);
-            t22[r * n + j] = v0;
-        }
-    }
+/* lm_step_k22_lm_head_matmul: matmul  [lm_head] */
+static void lm_step_k22_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20, V);
 }
 
-/* lm_step_k25_lm_head_matmul: matmul  [lm_head] */
-static void lm_step_k25_lm_head_matmul(float *restrict t23, const float *restrict lm_head, const float *restrict t22, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t22, 1, 0.0f, t23, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t22, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t23, V);
-}
-
-/* lm_step_k26_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k26_lm_head(float *restrict t24, const float *restrict t23, long B, long T, long V) {
+/* lm_step_k23_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void lm_step_k23_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -397,101 +363,65 @@ static void lm_step_k26_lm_head(float *restrict t24, const float *restrict t23, 
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t23[((i0) * T + i1) * V + j0] ? acc0 : t23[((i0) * T + i1) * V + j0];
+            acc0 = fmaxf(acc0, t20[((i0) * T + i1) * V + j0]);
         }
-        t24[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* lm_step_k27_log_softmax: reshape, expand, sub  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k27_log_softmax(float *restrict t25, const float *restrict t23, const float *restrict t24, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = t23[((i0) * T + i1) * V + j] - (t24[(i0) * T + i1]);
-            t25[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k28_log_softmax: exp  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k28_log_softmax(float *restrict t26, const float *restrict t25, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t25[r * n + j]);
-            t26[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k29_log_softmax: reduce_sum  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k29_log_softmax(float *restrict t27, const float *restrict t26, long B, long T, long V) {
+/* lm_step_k24_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void lm_step_k24_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = t21[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t26[r * n + j0];
-        }
-        t27[r] = acc0;
-    }
-}
-
-/* lm_step_k30_cross_entropy: iota, cast, reshape, expand, cmpeq  [lm_head/cross_entropy] */
-static void lm_step_k30_cross_entropy(float *restrict t28, const int32_t *restrict targets, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = (float)targets[(i0) * T + i1];
-        for (long j = 0; j < n; j++) {
-            float v1 = (float)j == v0 ? 1.0f : 0.0f;
-            t28[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_k31_log_softmax: log, expand, sub, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_k31_log_softmax(float *restrict t29, const float *restrict t25, const float *restrict t27, const float *restrict t28, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = logf(t27[(i0) * T + i1]);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t25[r * n + j0] - v0;
-            float v2 = v1 * (t28[r * n + j0]);
+            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v2 = expf(v1);
             acc0 += v2;
         }
-        t29[r] = acc0;
+        t22[r] = acc0;
     }
 }
 
-/* lm_step_k32_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_k32_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t29, long B, long T) {
+/* lm_step_k25_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_k25_cross_entropy(float *restrict t23, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t21[(i0) * T + i1];
+        float v2 = logf(t22[(i0) * T + i1]);
+        float v4 = (float)targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* lm_step_k26_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_k26_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t23, long B, long T) {
     /* one result per row */
     const long rows = 1, n = B*T;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t29[(j0 / T) * T + (j0) % T]);
+            float v0 = -(t23[(j0 / T) * T + (j0) % T]);
             float v1 = v0 * (weights[(j0 / T) * T + (j0) % T]);
             acc0 += v1;
         }
@@ -499,8 +429,8 @@ static void lm_step_k32_weighted_sum(float *restrict loss, const float *restrict
     }
 }
 
-/* lm_step_k33_log_softmax_grad: reshape, expand, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reduce_sum, expand, cmpeq, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k33_log_softmax_grad(float *restrict t30, const float *restrict weights, const float *restrict t23, const float *restrict t24, const float *restrict t26, const float *restrict t27, const float *restrict t28, long B, long T, long V) {
+/* lm_step_k27_log_softmax_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k27_log_softmax_grad(float *restrict t24, const int32_t *restrict targets, const float *restrict weights, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -508,43 +438,37 @@ static void lm_step_k33_log_softmax_grad(float *restrict t30, const float *restr
         const long i1 = (r) % T;
         float v0 = 1.0f * (weights[(i0) * T + i1]);
         float v1 = -v0;
+        float v2 = (float)targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = v1 * (t28[r * n + j0]);
-            float v4 = -v3;
-            acc0 += v4;
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
         }
-        float v5 = acc0 / (t27[(i0) * T + i1]);
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v8 = v1 * (t28[r * n + j1]);
-            float v9 = v5 * (t26[r * n + j1]);
-            float v10 = v8 + v9;
-            float v11 = -v10;
-            acc1 += v11;
-        }
+        float v8 = acc0 / (t22[(i0) * T + i1]);
+        float v9 = t21[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
-            float v2 = v1 * (t28[r * n + j]);
-            float v6 = v5 * (t26[r * n + j]);
-            float v7 = v2 + v6;
-            float v12 = t23[((i0) * T + i1) * V + j] == t24[(i0) * T + i1] ? 1.0f : 0.0f;
-            float v13 = acc1 * v12;
-            float v14 = v7 + v13;
-            t30[r * n + j] = v14;
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t20[((i0) * T + i1) * V + j] - v9;
+            float v11 = expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t24[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_k34_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void lm_step_k34_lm_head_grad_matmul(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t30, 1, 0.0f, t31, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t30, V, lm_head, 2*HD2*KVH*REP, 0.0f, t31, 2*HD2*KVH*REP);
+/* lm_step_k28_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void lm_step_k28_lm_head_grad_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t24, V, lm_head, 2*HD2*KVH*REP, 0.0f, t25, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k35_rmsnorm_grad: reshape, mul, permute, reduce_sum  [lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k35_rmsnorm_grad(float *restrict t32, const float *restrict t21, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k29_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void lm_step_k29_rmsnorm_grad(float *restrict t26, const float *restrict carry0, const float *restrict t18, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -554,15 +478,16 @@ static void lm_step_k35_rmsnorm_grad(float *restrict t32, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t31[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t21[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v0;
+            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t18[(j0) * T + i0]);
+            float v1 = (t25[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
+            acc0 += v1;
         }
-        t32[r] = acc0;
+        t26[r] = acc0;
     }
 }
 
-/* lm_step_k36_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void lm_step_k36_rmsnorm_grad(float *restrict t33, const float *restrict t32, long HD2, long KVH, long REP, long T) {
+/* lm_step_k30_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void lm_step_k30_rmsnorm_grad(float *restrict t27, const float *restrict t26, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -572,14 +497,14 @@ static void lm_step_k36_rmsnorm_grad(float *restrict t33, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t32[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t26[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t33[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* lm_step_k37_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k37_rmsnorm_grad(float *restrict t34, const float *restrict final_norm, const float *restrict carry0, const float *restrict t20, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k31_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void lm_step_k31_rmsnorm_grad(float *restrict t28, const float *restrict final_norm, const float *restrict carry0, const float *restrict t18, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -588,45 +513,45 @@ static void lm_step_k37_rmsnorm_grad(float *restrict t34, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t31[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
-            float v3 = v2 * (carry0[r * n + j0]);
-            acc0 += v3;
+            float v0 = (t25[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v1 = v0 * (carry0[r * n + j0]);
+            acc0 += v1;
         }
-        float v4 = acc0 * (t20[(i0) * T + i1]);
-        float v5 = v4 * (t20[(i0) * T + i1]);
-        float v6 = v5 * (t20[(i0) * T + i1]);
+        float v4 = acc0 * (t18[(i0) * T + i1]);
+        float v5 = v4 * (t18[(i0) * T + i1]);
+        float v6 = v5 * (t18[(i0) * T + i1]);
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t31[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
-            float v1 = v0 * (t20[(i0) * T + i1]);
+            float v2 = (t25[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v3 = v2 * (t18[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
-            float v10 = v1 + v9;
+            float v10 = v3 + v9;
             float v11 = v10 + v9;
-            t34[r * n + j] = v11;
+            t28[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k38_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void lm_step_k38_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t33, long HD2, long KVH, long REP) {
+/* lm_step_k32_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void lm_step_k32_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t27, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t33[j];
+            float v0 = grad_final_norm[j] + t27[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k39_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void lm_step_k39_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t22, const float *restrict t30, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t22, 2*HD2*KVH*REP, t30, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t30, V, t22, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+/* lm_step_k33_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void lm_step_k33_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t19, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, t24, V, 1.0f, grad_lm_head, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t24, V, t19, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k40_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k40_rmsnorm(float *restrict t35, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k34_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k34_rmsnorm(float *restrict t29, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -639,62 +564,49 @@ static void lm_step_k40_rmsnorm(float *restrict t35, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t35[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_k41_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k41_rmsnorm(float *restrict t36, const float *restrict norm_eps, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 1;
+/* lm_step_k35_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k35_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = (t29[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v0 = (t35[r * n + j]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[0];
-            float v2 = 1.0f / sqrtf(v1);
-            t36[r * n + j] = v2;
+            float v3 = (saved_x[r * n + j]) * v2;
+            t30[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_k42_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k42_rmsnorm(float *restrict t37, const float *restrict saved_x, const float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k36_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k36_rmsnorm(float *restrict t31, const float *restrict attn_norm, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t36[(i0) * T + i1]);
-            t37[r * n + j] = v0;
+            float v0 = (t30[r * n + j]) * (attn_norm[j]);
+            t31[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k43_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k43_rmsnorm(float *restrict t38, const float *restrict attn_norm, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t37[r * n + j]) * (attn_norm[j]);
-            t38[r * n + j] = v0;
-        }
-    }
+/* lm_step_k37_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k37_attention_matmul(float *restrict t32, const float *restrict wq, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t31, 1, 0.0f, t32, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t32, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k44_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k44_attention_matmul(float *restrict t39, const float *restrict wq, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t38, 1, 0.0f, t39, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t39, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k45_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void lm_step_k45_rope(float *restrict t40, const float *restrict t1, const float *restrict t2, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k38_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void lm_step_k38_rope(float *restrict t33, const float *restrict t0, const float *restrict t1, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -702,11 +614,11 @@ static void lm_step_k45_rope(float *restrict t40, const float *restrict t1, cons
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t39[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t39[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t32[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t32[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t39[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t39[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t32[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t32[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -716,19 +628,19 @@ static void lm_step_k45_rope(float *restrict t40, const float *restrict t1, cons
             else {
                 v0 = v6;
             }
-            t40[r * n + j] = v0;
+            t33[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k46_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict wk, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t38, 1, 0.0f, t41, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t41, 2*HD2*KVH);
+/* lm_step_k39_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k39_attention_matmul(float *restrict t34, const float *restrict wk, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t31, 1, 0.0f, t34, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t34, 2*HD2*KVH);
 }
 
-/* lm_step_k47_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, const float *restrict t2, const float *restrict t41, long B, long HD2, long KVH, long T) {
+/* lm_step_k40_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
+static void lm_step_k40_rope(float *restrict t35, const float *restrict t0, const float *restrict t1, const float *restrict t34, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -736,11 +648,11 @@ static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, cons
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t41[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t41[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t34[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t34[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t41[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t41[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t34[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t34[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -750,28 +662,28 @@ static void lm_step_k47_rope(float *restrict t42, const float *restrict t1, cons
             else {
                 v0 = v6;
             }
-            t42[r * n + j] = v0;
+            t35[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k48_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k48_attention_matmul(float *restrict t43, const float *restrict wv, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t38, 1, 0.0f, t43, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t43, 2*HD2*KVH);
+/* lm_step_k41_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k41_attention_matmul(float *restrict t36, const float *restrict wv, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t31, 1, 0.0f, t36, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t36, 2*HD2*KVH);
 }
 
-/* lm_step_k49_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void lm_step_k49_scores_matmul(float *restrict t44, const float *restrict t40, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k42_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void lm_step_k42_scores_matmul(float *restrict t37, const float *restrict t33, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t37 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t37 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k50_attention: iota, iota, const, reshape, expand, add, cmple  [layer_backward/attention/attention] */
-static void lm_step_k50_attention(float *restrict t45, long B, long KVH, long REP, long T) {
+/* lm_step_k43_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_k43_attention(float *restrict t38, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -779,70 +691,31 @@ static void lm_step_k50_attention(float *restrict t45, long B, long KVH, long RE
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            t45[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_k51_scores: size, rsqrt, reshape, expand, mul, const, reshape, expand, select  [layer_backward/attention/attention/scores; layer_backward/attention/attention] */
-static void lm_step_k51_scores(float *restrict t46, const float *restrict t44, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float v0 = 1.0f / sqrtf((float)(2*HD2));
-        for (long j = 0; j < n; j++) {
-            float v1 = (t44[r * n + j]) * v0;
-            float v2 = t45[r * n + j] != 0.0f ? v1 : (-INFINITY);
-            t46[r * n + j] = v2;
-        }
-    }
-}
-
-/* lm_step_k52_softmax: reduce_max  [layer_backward/attention/attention/softmax] */
-static void lm_step_k52_softmax(float *restrict t47, const float *restrict t46, long B, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(2*HD2));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t46[r * n + j0] ? acc0 : t46[r * n + j0];
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t37[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
         }
-        t47[r] = acc0;
-    }
-}
-
-/* lm_step_k53_softmax: expand, sub, exp  [layer_backward/attention/attention/softmax] */
-static void lm_step_k53_softmax(float *restrict t48, const float *restrict t46, const float *restrict t47, long B, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
+        float v9 = acc0;
         for (long j = 0; j < n; j++) {
-            float v0 = t46[r * n + j] - (t47[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v1 = expf(v0);
-            t48[r * n + j] = v1;
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t37[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = expf(v10);
+            t38[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k54_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void lm_step_k54_softmax(float *restrict t49, const float *restrict t48, long B, long KVH, long REP, long T) {
+/* lm_step_k44_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void lm_step_k44_softmax(float *restrict t39, const float *restrict t38, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -854,14 +727,14 @@ static void lm_step_k54_softmax(float *restrict t49, const float *restrict t48, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t48[r * n + j0];
+            acc0 += t38[r * n + j0];
         }
-        t49[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* lm_step_k55_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void lm_step_k55_softmax(float *restrict t50, const float *restrict t48, const float *restrict t49, long B, long KVH, long REP, long T) {
+/* lm_step_k45_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void lm_step_k45_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -870,241 +743,191 @@ static void lm_step_k55_softmax(float *restrict t50, const float *restrict t48, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t48[r * n + j]) / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t38[r * n + j]) / (t39[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t40[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k46_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
+static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict t36, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t41 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t41 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+}
+
+/* lm_step_k47_attention_matmul: matmul  [layer_backward/attention] */
+static void lm_step_k47_attention_matmul(float *restrict t42, const float *restrict wo, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t41, 1, 0.0f, t42, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t42, 2*HD2*KVH*REP);
+}
+
+/* lm_step_k48_attention: reshape, add  [layer_backward/attention; layer_backward] */
+static void lm_step_k48_attention(float *restrict t43, const float *restrict saved_x, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_x[r * n + j] + t42[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            t43[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k49_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k49_rmsnorm(float *restrict t44, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    /* one result per row */
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t43[r * n + j0]) * (t43[r * n + j0]);
+            acc0 += v0;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_k50_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k50_rmsnorm(float *restrict t45, const float *restrict norm_eps, const float *restrict t43, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t44[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t43[r * n + j]) * v2;
+            t45[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_k51_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k51_rmsnorm(float *restrict t46, const float *restrict ffn_norm, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t45[r * n + j]) * (ffn_norm[j]);
+            t46[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k52_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void lm_step_k52_gate_up_matmul(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t46, 1, 0.0f, t47, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t47, F);
+}
+
+/* lm_step_k53_silu: reshape, neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
+static void lm_step_k53_silu(float *restrict t48, const float *restrict t47, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t47[((i0) * T + i1) * F + j]);
+            float v1 = expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t47[((i0) * T + i1) * F + j]) / v2;
+            t48[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_k54_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
+static void lm_step_k54_gate_up_matmul(float *restrict t49, const float *restrict w3, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t46, 1, 0.0f, t49, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t49, F);
+}
+
+/* lm_step_k55_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
+static void lm_step_k55_gate_up(float *restrict t50, const float *restrict t48, const float *restrict t49, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t48[r * n + j]) * (t49[((i0) * T + i1) * F + j]);
             t50[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k56_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void lm_step_k56_attention_matmul(float *restrict t51, const float *restrict t43, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t51 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t51 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+/* lm_step_k56_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void lm_step_k56_ffn_grad_matmul(float *restrict t51, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t51, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t51, F);
 }
 
-/* lm_step_k57_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k57_attention_matmul(float *restrict t52, const float *restrict wo, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t51, 1, 0.0f, t52, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t51, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t52, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k58_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void lm_step_k58_attention(float *restrict t53, const float *restrict saved_x, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t52[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t53[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k59_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k59_rmsnorm(float *restrict t54, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t53[r * n + j0]) * (t53[r * n + j0]);
-            acc0 += v0;
-        }
-        t54[r] = acc0;
-    }
-}
-
-/* lm_step_k60_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k60_rmsnorm(float *restrict t55, const float *restrict norm_eps, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 1;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t54[r * n + j]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[0];
-            float v2 = 1.0f / sqrtf(v1);
-            t55[r * n + j] = v2;
-        }
-    }
-}
-
-/* lm_step_k61_rmsnorm: expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k61_rmsnorm(float *restrict t56, const float *restrict t53, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t53[r * n + j]) * (t55[(i0) * T + i1]);
-            t56[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k62_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k62_rmsnorm(float *restrict t57, const float *restrict ffn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t56[r * n + j]) * (ffn_norm[j]);
-            t57[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k63_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void lm_step_k63_gate_up_matmul(float *restrict t58, const float *restrict w1, const float *restrict t57, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t57, 1, 0.0f, t58, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t58, F);
-}
-
-/* lm_step_k64_silu: reshape, neg, exp  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void lm_step_k64_silu(float *restrict t59, const float *restrict t58, long B, long F, long T) {
+/* lm_step_k57_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k57_ffn_grad(float *restrict t52, const float *restrict t48, const float *restrict t51, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t58[((i0) * T + i1) * F + j]);
-            float v1 = expf(v0);
-            t59[r * n + j] = v1;
+            float v0 = (t51[((i0) * T + i1) * F + j]) * (t48[r * n + j]);
+            t52[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k65_silu: const, reshape, expand, add  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_k65_silu(float *restrict t60, const float *restrict t59, long B, long F, long T) {
+/* lm_step_k58_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k58_gate_up_grad_matmul(float *restrict t53, const float *restrict w3, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t52, F, w3, 2*HD2*KVH*REP, 0.0f, t53, 2*HD2*KVH*REP);
+}
+
+/* lm_step_k59_silu_grad: reshape, neg, exp, const, reshape, expand, add, reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k59_silu_grad(float *restrict t54, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t51, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t59[r * n + j];
-            t60[r * n + j] = v0;
+            float v0 = (t51[((i0) * T + i1) * F + j]) * (t49[((i0) * T + i1) * F + j]);
+            float v1 = -(t47[((i0) * T + i1) * F + j]);
+            float v2 = expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = v0 * (t48[r * n + j]);
+            float v6 = v5 / v3;
+            float v7 = -v6;
+            float v8 = v7 * v2;
+            float v9 = -v8;
+            float v10 = v4 + v9;
+            t54[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k66_gate_up: reshape, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void lm_step_k66_gate_up(float *restrict t61, const float *restrict t58, const float *restrict t60, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t58[((i0) * T + i1) * F + j]) / (t60[r * n + j]);
-            t61[r * n + j] = v0;
-        }
-    }
+/* lm_step_k60_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k60_gate_up_grad_matmul(float *restrict t55, const float *restrict w1, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t54, F, w1, 2*HD2*KVH*REP, 0.0f, t55, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k67_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void lm_step_k67_gate_up_matmul(float *restrict t62, const float *restrict w3, const float *restrict t57, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t57, 1, 0.0f, t62, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t62, F);
-}
-
-/* lm_step_k68_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void lm_step_k68_gate_up(float *restrict t63, const float *restrict t61, const float *restrict t62, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t61[r * n + j]) * (t62[((i0) * T + i1) * F + j]);
-            t63[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k69_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void lm_step_k69_ffn_grad_matmul(float *restrict t64, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t64, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t64, F);
-}
-
-/* lm_step_k70_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k70_ffn_grad(float *restrict t65, const float *restrict t61, const float *restrict t64, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t64[((i0) * T + i1) * F + j]) * (t61[r * n + j]);
-            t65[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k71_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k71_gate_up_grad_matmul(float *restrict t66, const float *restrict w3, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t65, 1, 0.0f, t66, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t65, F, w3, 2*HD2*KVH*REP, 0.0f, t66, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k72_silu_grad: reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k72_silu_grad(float *restrict t67, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t64, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t64[((i0) * T + i1) * F + j]) * (t62[((i0) * T + i1) * F + j]);
-            float v1 = v0 / (t60[r * n + j]);
-            float v2 = v0 * (t61[r * n + j]);
-            float v3 = v2 / (t60[r * n + j]);
-            float v4 = -v3;
-            float v5 = v4 * (t59[r * n + j]);
-            float v6 = -v5;
-            float v7 = v1 + v6;
-            t67[r * n + j] = v7;
-        }
-    }
-}
-
-/* lm_step_k73_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k73_gate_up_grad_matmul(float *restrict t68, const float *restrict w1, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t67, 1, 0.0f, t68, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t67, F, w1, 2*HD2*KVH*REP, 0.0f, t68, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k74_gate_up_grad: reshape, reshape, add  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k74_gate_up_grad(float *restrict t69, const float *restrict t66, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = t66[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t68[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t69[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k75_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k75_rmsnorm_grad(float *restrict t70, const float *restrict t56, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k61_gate_up_grad: reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k61_gate_up_grad(float *restrict t56, const float *restrict t45, const float *restrict t53, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1114,8 +937,247 @@ static void lm_step_k75_rmsnorm_grad(float *restrict t70, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t69[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t56[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v0;
+            float v0 = t53[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t55[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 * (t45[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            acc0 += v1;
+        }
+        t56[r] = acc0;
+    }
+}
+
+/* lm_step_k62_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k62_rmsnorm_grad(float *restrict t57, const float *restrict t56, long HD2, long KVH, long REP, long T) {
+    /* one result per row */
+    const long rows = 2*HD2*KVH*REP, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = 0;
+        const long i1 = (r) % (2*HD2*KVH*REP);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t56[(j0) * (2*HD2*KVH*REP) + i1];
+        }
+        t57[r] = acc0;
+    }
+}
+
+/* lm_step_k63_rmsnorm_grad: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict norm_eps, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t43, const float *restrict t44, const float *restrict t53, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t53[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t55[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (t43[r * n + j0]);
+            acc0 += v2;
+        }
+        float v5 = (t44[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        float v10 = acc0 * v7;
+        float v11 = v10 * v7;
+        float v12 = v11 * v7;
+        float v13 = v12 * (-0.5f);
+        float v14 = v13 / ((float)(2*HD2*KVH*REP));
+        for (long j = 0; j < n; j++) {
+            float v3 = t53[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t55[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v8 = v4 * v7;
+            float v9 = carry1[r * n + j] + v8;
+            float v15 = v14 * (t43[r * n + j]);
+            float v16 = v9 + v15;
+            float v17 = v16 + v15;
+            t58[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_k64_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k64_attention_grad_matmul(float *restrict t59, const float *restrict wo, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t58, 1, 0.0f, t59, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t58, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t59, 2*HD2*KVH*REP);
+}
+
+/* lm_step_k65_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void lm_step_k65_attention_grad_matmul(float *restrict t60, const float *restrict t36, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t60 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t60 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_k66_softmax_grad: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k66_softmax_grad(float *restrict t61, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t60[r * n + j0]) * (t40[r * n + j0]);
+            float v1 = v0 / (t39[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(2*HD2));
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t60[r * n + j]) / (t39[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t38[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t61[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_k67_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k67_scores_grad_matmul(float *restrict t62, const float *restrict t35, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t62 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t62 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+}
+
+/* lm_step_k68_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k68_attention_grad_matmul(float *restrict t63, const float *restrict t33, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t63 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t63 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+}
+
+/* lm_step_k69_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k69_attention_grad_matmul(float *restrict t64, const float *restrict t40, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t64 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t64 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+}
+
+/* lm_step_k70_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k70_attention_grad_matmul(float *restrict t65, const float *restrict wv, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t64, 1, 0.0f, t65, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t64, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t65, 2*HD2*KVH*REP);
+}
+
+/* lm_step_k71_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0, const float *restrict t1, const float *restrict t63, long B, long HD2, long KVH, long T) {
+    const long rows = B*HD2*KVH*T, n = 2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (HD2*KVH*T);
+        const long i1 = (r / (HD2*KVH)) % T;
+        const long i2 = (r / (HD2)) % KVH;
+        const long i3 = (r) % HD2;
+        float v1 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[(i1) * HD2 + i3]);
+        float v2 = -(t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v3 = v2 * (t1[(i1) * HD2 + i3]);
+        float v4 = v1 + v3;
+        float v6 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
+        float v7 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[(i1) * HD2 + i3]);
+        float v8 = v6 + v7;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                v0 = v4;
+            }
+            float v5;
+            if (j < 1) {
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t66[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_k72_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k72_attention_grad_matmul(float *restrict t67, const float *restrict wk, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t66, 1, 0.0f, t67, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t66, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t67, 2*HD2*KVH*REP);
+}
+
+/* lm_step_k73_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*HD2*KVH*REP*T, n = 2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (HD2*KVH*REP*T);
+        const long i1 = (r / (HD2*KVH*REP)) % T;
+        const long i2 = (r / (HD2)) % (KVH*REP);
+        const long i3 = (r) % HD2;
+        float v1 = (t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[(i1) * HD2 + i3]);
+        float v2 = -(t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
+        float v3 = v2 * (t1[(i1) * HD2 + i3]);
+        float v4 = v1 + v3;
+        float v6 = (t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
+        float v7 = (t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[(i1) * HD2 + i3]);
+        float v8 = v6 + v7;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                v0 = v4;
+            }
+            float v5;
+            if (j < 1) {
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t68[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_k74_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k74_attention_grad_matmul(float *restrict t69, const float *restrict wq, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t68, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t69, 2*HD2*KVH*REP);
+}
+
+/* lm_step_k75_attention_grad: reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k75_attention_grad(float *restrict t70, const float *restrict t30, const float *restrict t65, const float *restrict t67, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+    /* one result per row */
+    const long rows = 2*HD2*KVH*REP*T, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (2*HD2*KVH*REP);
+        const long i1 = (r) % (2*HD2*KVH*REP);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t65[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t67[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 + t69[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v2 = v1 * (t30[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
+            acc0 += v2;
         }
         t70[r] = acc0;
     }
@@ -1138,8 +1200,8 @@ static void lm_step_k76_rmsnorm_grad(float *restrict t71, const float *restrict 
     }
 }
 
-/* lm_step_k77_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void lm_step_k77_rmsnorm_grad(float *restrict t72, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t53, const float *restrict t55, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k77_rmsnorm_grad: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k77_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t29, const float *restrict t58, const float *restrict t65, const float *restrict t67, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1148,374 +1210,125 @@ static void lm_step_k77_rmsnorm_grad(float *restrict t72, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t69[r * n + j0]) * (ffn_norm[j0]);
-            float v4 = v3 * (t53[r * n + j0]);
-            acc0 += v4;
-        }
-        float v5 = acc0 * (t55[(i0) * T + i1]);
-        float v6 = v5 * (t55[(i0) * T + i1]);
-        float v7 = v6 * (t55[(i0) * T + i1]);
-        float v8 = v7 * (-0.5f);
-        float v9 = v8 / ((float)(2*HD2*KVH*REP));
-        for (long j = 0; j < n; j++) {
-            float v0 = (t69[r * n + j]) * (ffn_norm[j]);
-            float v1 = v0 * (t55[(i0) * T + i1]);
-            float v2 = carry1[r * n + j] + v1;
-            float v10 = v9 * (t53[r * n + j]);
-            float v11 = v2 + v10;
-            float v12 = v11 + v10;
-            t72[r * n + j] = v12;
-        }
-    }
-}
-
-/* lm_step_k78_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k78_attention_grad_matmul(float *restrict t73, const float *restrict wo, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t72, 1, 0.0f, t73, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t72, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t73, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k79_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void lm_step_k79_attention_grad_matmul(float *restrict t74, const float *restrict t43, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t74 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t43 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t74 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_k80_softmax_grad: size, rsqrt, reshape, expand, const, reshape, expand, expand, expand, div, mul, div, neg, reduce_sum, expand, add, mul, neg, reduce_sum, expand, cmpeq, mul, add, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k80_softmax_grad(float *restrict t75, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = (t74[r * n + j0]) * (t50[r * n + j0]);
-            float v2 = v1 / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v3 = -v2;
+            float v0 = t65[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t67[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 + t69[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = (t74[r * n + j1]) / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v7 = v6 + acc0;
-            float v8 = v7 * (t48[r * n + j1]);
-            float v9 = -v8;
-            acc1 += v9;
-        }
-        float v14 = 1.0f / sqrtf((float)(2*HD2));
+        float v7 = (t29[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        float v12 = acc0 * v9;
+        float v13 = v12 * v9;
+        float v14 = v13 * v9;
+        float v15 = v14 * (-0.5f);
+        float v16 = v15 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v0 = (t74[r * n + j]) / (t49[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v4 = v0 + acc0;
-            float v5 = v4 * (t48[r * n + j]);
-            float v10 = t46[r * n + j] == t47[(((i0) * KVH + i1) * REP + i2) * T + i3] ? 1.0f : 0.0f;
-            float v11 = acc1 * v10;
-            float v12 = v5 + v11;
-            float v13 = t45[r * n + j] != 0.0f ? v12 : 0.0f;
-            float v15 = v13 * v14;
-            t75[r * n + j] = v15;
+            float v4 = t65[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t67[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v5 = v4 + t69[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v10 = v6 * v9;
+            float v11 = t58[r * n + j] + v10;
+            float v17 = v16 * (saved_x[r * n + j]);
+            float v18 = v11 + v17;
+            float v19 = v18 + v17;
+            carry1_next[r * n + j] = v19;
         }
     }
 }
 
-/* lm_step_k81_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k81_scores_grad_matmul(float *restrict t76, const float *restrict t42, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t42 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t76 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
-}
-
-/* lm_step_k82_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k82_attention_grad_matmul(float *restrict t77, const float *restrict t40, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t77 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t75 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t40 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t77 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
-}
-
-/* lm_step_k83_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k83_attention_grad_matmul(float *restrict t78, const float *restrict t50, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t78 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t50 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t73 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t78 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
-}
-
-/* lm_step_k84_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k84_attention_grad_matmul(float *restrict t79, const float *restrict wv, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t78, 1, 0.0f, t79, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t78, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t79, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k85_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k85_rope_grad(float *restrict t80, const float *restrict t1, const float *restrict t2, const float *restrict t77, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
-        float v2 = -(t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t2[(i1) * HD2 + i3]);
-        float v4 = v1 + v3;
-        float v6 = (t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[(i1) * HD2 + i3]);
-        float v7 = (t77[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[(i1) * HD2 + i3]);
-        float v8 = v6 + v7;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = 0.0f;
-            }
-            else {
-                v0 = v4;
-            }
-            float v5;
-            if (j < 1) {
-                v5 = v8;
-            }
-            else {
-                v5 = 0.0f;
-            }
-            float v9 = v0 + v5;
-            t80[r * n + j] = v9;
-        }
-    }
-}
-
-/* lm_step_k86_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k86_attention_grad_matmul(float *restrict t81, const float *restrict wk, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t80, 1, 0.0f, t81, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t80, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t81, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k87_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k87_rope_grad(float *restrict t82, const float *restrict t1, const float *restrict t2, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
-        float v2 = -(t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t2[(i1) * HD2 + i3]);
-        float v4 = v1 + v3;
-        float v6 = (t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t2[(i1) * HD2 + i3]);
-        float v7 = (t76[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t1[(i1) * HD2 + i3]);
-        float v8 = v6 + v7;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = 0.0f;
-            }
-            else {
-                v0 = v4;
-            }
-            float v5;
-            if (j < 1) {
-                v5 = v8;
-            }
-            else {
-                v5 = 0.0f;
-            }
-            float v9 = v0 + v5;
-            t82[r * n + j] = v9;
-        }
-    }
-}
-
-/* lm_step_k88_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k88_attention_grad_matmul(float *restrict t83, const float *restrict wq, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t82, 1, 0.0f, t83, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t82, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t83, 2*HD2*KVH*REP);
-}
-
-/* lm_step_k89_attention_grad: reshape, reshape, add, reshape, add  [layer_backward/attention/grad] */
-static void lm_step_k89_attention_grad(float *restrict t84, const float *restrict t79, const float *restrict t81, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = t79[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t81[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t83[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t84[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_k90_rmsnorm_grad: mul, permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k90_rmsnorm_grad(float *restrict t85, const float *restrict t37, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t84[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t37[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v0;
-        }
-        t85[r] = acc0;
-    }
-}
-
-/* lm_step_k91_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k91_rmsnorm_grad(float *restrict t86, const float *restrict t85, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t85[(j0) * (2*HD2*KVH*REP) + i1];
-        }
-        t86[r] = acc0;
-    }
-}
-
-/* lm_step_k92_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad] */
-static void lm_step_k92_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t36, const float *restrict t72, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v3 = (t84[r * n + j0]) * (attn_norm[j0]);
-            float v4 = v3 * (saved_x[r * n + j0]);
-            acc0 += v4;
-        }
-        float v5 = acc0 * (t36[(i0) * T + i1]);
-        float v6 = v5 * (t36[(i0) * T + i1]);
-        float v7 = v6 * (t36[(i0) * T + i1]);
-        float v8 = v7 * (-0.5f);
-        float v9 = v8 / ((float)(2*HD2*KVH*REP));
-        for (long j = 0; j < n; j++) {
-            float v0 = (t84[r * n + j]) * (attn_norm[j]);
-            float v1 = v0 * (t36[(i0) * T + i1]);
-            float v2 = t72[r * n + j] + v1;
-            float v10 = v9 * (saved_x[r * n + j]);
-            float v11 = v2 + v10;
-            float v12 = v11 + v10;
-            carry1_next[r * n + j] = v12;
-        }
-    }
-}
-
-/* lm_step_k93_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k93_layer_backward(float *restrict grad_attn_norm, const float *restrict t86, long HD2, long KVH, long REP) {
+/* lm_step_k78_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t71, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t86[j];
+            float v0 = grad_attn_norm[j] + t71[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k94_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k94_layer_backward_matmul(float *restrict grad_wq, const float *restrict t38, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, t82, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t82, 2*HD2*KVH*REP, t38, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+/* lm_step_k79_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k79_layer_backward_matmul(float *restrict grad_wq, const float *restrict t31, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t68, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t68, 2*HD2*KVH*REP, t31, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k95_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k95_layer_backward_matmul(float *restrict grad_wk, const float *restrict t38, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, t80, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t80, 2*HD2*KVH, t38, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+/* lm_step_k80_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k80_layer_backward_matmul(float *restrict grad_wk, const float *restrict t31, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t66, 2*HD2*KVH, 1.0f, grad_wk, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t66, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k96_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k96_layer_backward_matmul(float *restrict grad_wv, const float *restrict t38, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t38, 2*HD2*KVH*REP, t78, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t78, 2*HD2*KVH, t38, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+/* lm_step_k81_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k81_layer_backward_matmul(float *restrict grad_wv, const float *restrict t31, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t64, 2*HD2*KVH, 1.0f, grad_wv, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t64, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k97_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k97_layer_backward_matmul(float *restrict grad_wo, const float *restrict t51, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t51, 2*HD2*KVH*REP, t72, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t72, 2*HD2*KVH*REP, t51, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+/* lm_step_k82_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k82_layer_backward_matmul(float *restrict grad_wo, const float *restrict t41, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, t58, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t58, 2*HD2*KVH*REP, t41, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k98_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k98_layer_backward(float *restrict grad_ffn_norm, const float *restrict t71, long HD2, long KVH, long REP) {
+/* lm_step_k83_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t57, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t71[j];
+            float v0 = grad_ffn_norm[j] + t57[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k99_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k99_layer_backward_matmul(float *restrict grad_w1, const float *restrict t57, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, t67, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t67, F, t57, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+/* lm_step_k84_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k84_layer_backward_matmul(float *restrict grad_w1, const float *restrict t46, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t54, F, 1.0f, grad_w1, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t54, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k100_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k100_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t63, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t63, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t63, F, 1.0f, grad_w2, F);
+/* lm_step_k85_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k85_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t50, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t50, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t50, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k101_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k101_layer_backward_matmul(float *restrict grad_w3, const float *restrict t57, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t57, 2*HD2*KVH*REP, t65, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t65, F, t57, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+/* lm_step_k86_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k86_layer_backward_matmul(float *restrict grad_w3, const float *restrict t46, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t52, F, 1.0f, grad_w3, 1);
+    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t52, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k102_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void lm_step_k102_embed_backward_scatter_add(float *restrict t87, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t87, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* lm_step_k87_embed_backward_scatter_add: scatter_add  [embed_backward] */
+static void lm_step_k87_embed_backward_scatter_add(float *restrict t72, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
+    memset(t72, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t87[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            t72[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* lm_step_k103_embed_backward: add, write_slice  [embed_backward] */
-static void lm_step_k103_embed_backward(float *restrict grad_embed, const float *restrict t87, long HD2, long KVH, long REP, long V) {
+/* lm_step_k88_embed_backward: add, write_slice  [embed_backward] */
+static void lm_step_k88_embed_backward(float *restrict grad_embed, const float *restrict t72, long HD2, long KVH, long REP, long V) {
     const long rows = V, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t87[r * n + j];
+            float v0 = grad_embed[r * n + j] + t72[r * n + j];
             grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
         }
     }
 }
 
-/* Arena: 33 slots planned for 104 kernels. */
+/* Arena: 29 slots planned for 89 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1534,45 +1347,41 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(la_max(la_max(la_max(HD2*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T), B*F*T), B*T));
+    off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(HD2*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T), B*T*V), 2*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(B*T, 2*HD2*KVH*REP), B*KVH*REP*T*T), B*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(la_max(B*T*V, B*KVH*REP*T*T), 2*HD2*KVH*REP*V));
-    off[8] = total; total += la_round16(la_max(B*T*V, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(B*T, B*KVH*REP*T*T));
-    off[10] = total; total += la_round16(la_max(B*T*V, 2*B*HD2*KVH*T));
-    off[11] = total; total += la_round16(la_max(B*T, 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(B*KVH*REP*T*T);
-    off[13] = total; total += la_round16(B*KVH*REP*T);
-    off[14] = total; total += la_round16(B*KVH*REP*T*T);
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T*V));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(B*T, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[7] = total; total += la_round16(la_max(la_max(B*T, B*T*V), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(2*B*HD2*KVH*T);
+    off[9] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*HD2*KVH*REP*V));
+    off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*HD2*KVH*REP));
+    off[11] = total; total += la_round16(B*KVH*REP*T*T);
+    off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[13] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*T));
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[16] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*T), B*KVH*REP*T*T));
-    off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[18] = total; total += la_round16(la_max(B*T, 2*HD2*KVH*REP*T));
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[20] = total; total += la_round16(la_max(B*F*T, 2*HD2*KVH*REP));
-    off[21] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[22] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[23] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[18] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[19] = total; total += la_round16(la_max(B*F*T, 2*HD2*KVH*REP));
+    off[20] = total; total += la_round16(B*F*T);
+    off[21] = total; total += la_round16(la_max(B*F*T, B*KVH*REP*T*T));
+    off[22] = total; total += la_round16(B*F*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[24] = total; total += la_round16(B*F*T);
-    off[25] = total; total += la_round16(la_max(B*F*T, B*KVH*REP*T*T));
-    off[26] = total; total += la_round16(B*F*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[28] = total; total += la_round16(B*F*T);
-    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args) {
-    long off[33];
+    long off[29];
     return llama_train_lm_step_layout(args, off);
 }
 
@@ -1585,98 +1394,83 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[33];
+    long off[29];
     llama_train_lm_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[3];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[3];
-    float *t9 = args->arena + off[0];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[0];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[0];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[3];
-    float *t17 = args->arena + off[0];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[0];
-    float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[3];
-    float *t23 = args->arena + off[5];
-    float *t24 = args->arena + off[6];
-    float *t25 = args->arena + off[7];
-    float *t26 = args->arena + off[8];
-    float *t27 = args->arena + off[9];
-    float *t28 = args->arena + off[10];
-    float *t29 = args->arena + off[11];
-    float *t30 = args->arena + off[7];
-    float *t31 = args->arena + off[11];
-    float *t32 = args->arena + off[5];
-    float *t33 = args->arena + off[6];
-    float *t34 = args->arena + off[4];
-    float *t35 = args->arena + off[9];
-    float *t36 = args->arena + off[5];
-    float *t37 = args->arena + off[0];
-    float *t38 = args->arena + off[11];
-    float *t39 = args->arena + off[3];
-    float *t40 = args->arena + off[8];
-    float *t41 = args->arena + off[3];
-    float *t42 = args->arena + off[10];
-    float *t43 = args->arena + off[3];
-    float *t44 = args->arena + off[6];
-    float *t45 = args->arena + off[7];
-    float *t46 = args->arena + off[9];
-    float *t47 = args->arena + off[6];
-    float *t48 = args->arena + off[12];
-    float *t49 = args->arena + off[13];
-    float *t50 = args->arena + off[14];
-    float *t51 = args->arena + off[15];
-    float *t52 = args->arena + off[16];
-    float *t53 = args->arena + off[17];
-    float *t54 = args->arena + off[16];
-    float *t55 = args->arena + off[18];
-    float *t56 = args->arena + off[16];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[2];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[2];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[3];
+    float *t20 = args->arena + off[2];
+    float *t21 = args->arena + off[5];
+    float *t22 = args->arena + off[6];
+    float *t23 = args->arena + off[7];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[5];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[5];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[2];
+    float *t31 = args->arena + off[3];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[7];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[8];
+    float *t36 = args->arena + off[6];
+    float *t37 = args->arena + off[9];
+    float *t38 = args->arena + off[10];
+    float *t39 = args->arena + off[9];
+    float *t40 = args->arena + off[11];
+    float *t41 = args->arena + off[12];
+    float *t42 = args->arena + off[13];
+    float *t43 = args->arena + off[14];
+    float *t44 = args->arena + off[13];
+    float *t45 = args->arena + off[15];
+    float *t46 = args->arena + off[16];
+    float *t47 = args->arena + off[17];
+    float *t48 = args->arena + off[18];
+    float *t49 = args->arena + off[19];
+    float *t50 = args->arena + off[20];
+    float *t51 = args->arena + off[21];
+    float *t52 = args->arena + off[22];
+    float *t53 = args->arena + off[23];
+    float *t54 = args->arena + off[24];
+    float *t55 = args->arena + off[17];
+    float *t56 = args->arena + off[18];
     float *t57 = args->arena + off[19];
-    float *t58 = args->arena + off[20];
-    float *t59 = args->arena + off[21];
-    float *t60 = args->arena + off[22];
-    float *t61 = args->arena + off[23];
-    float *t62 = args->arena + off[20];
-    float *t63 = args->arena + off[24];
-    float *t64 = args->arena + off[25];
-    float *t65 = args->arena + off[26];
-    float *t66 = args->arena + off[27];
-    float *t67 = args->arena + off[28];
-    float *t68 = args->arena + off[21];
-    float *t69 = args->arena + off[22];
-    float *t70 = args->arena + off[23];
-    float *t71 = args->arena + off[20];
-    float *t72 = args->arena + off[27];
-    float *t73 = args->arena + off[21];
-    float *t74 = args->arena + off[25];
-    float *t75 = args->arena + off[16];
-    float *t76 = args->arena + off[17];
-    float *t77 = args->arena + off[3];
-    float *t78 = args->arena + off[10];
-    float *t79 = args->arena + off[22];
-    float *t80 = args->arena + off[23];
-    float *t81 = args->arena + off[8];
-    float *t82 = args->arena + off[16];
-    float *t83 = args->arena + off[21];
-    float *t84 = args->arena + off[3];
-    float *t85 = args->arena + off[18];
-    float *t86 = args->arena + off[6];
-    float *t87 = args->arena + off[7];
+    float *t58 = args->arena + off[15];
+    float *t59 = args->arena + off[14];
+    float *t60 = args->arena + off[21];
+    float *t61 = args->arena + off[18];
+    float *t62 = args->arena + off[13];
+    float *t63 = args->arena + off[6];
+    float *t64 = args->arena + off[8];
+    float *t65 = args->arena + off[23];
+    float *t66 = args->arena + off[17];
+    float *t67 = args->arena + off[7];
+    float *t68 = args->arena + off[14];
+    float *t69 = args->arena + off[6];
+    float *t70 = args->arena + off[18];
+    float *t71 = args->arena + off[10];
+    float *t72 = args->arena + off[9];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1693,19 +1487,16 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     lm_step_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 104, tick);
+    la_tock(prof, 0, 89, tick);
     tick = la_tick(prof);
-    lm_step_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 104, tick);
+    lm_step_k1_rope_tables(t1, rope_theta, HD2, T);
+    la_tock(prof, 1, 89, tick);
     tick = la_tick(prof);
-    lm_step_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 104, tick);
-    tick = la_tick(prof);
-    lm_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 104, tick);
+    lm_step_k2_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 2, 89, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -1728,119 +1519,104 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
-        lm_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 104, tick);
+        lm_step_k3_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 3, 89, tick);
         tick = la_tick(prof);
-        lm_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 104, tick);
+        lm_step_k4_attention_matmul(t3, wq, t2, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 89, tick);
         tick = la_tick(prof);
-        lm_step_k6_rope(t5, t1, t2, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 104, tick);
+        lm_step_k5_rope(t4, t0, t1, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 89, tick);
         tick = la_tick(prof);
-        lm_step_k7_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 104, tick);
+        lm_step_k6_attention_matmul(t5, wk, t2, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 89, tick);
         tick = la_tick(prof);
-        lm_step_k8_rope(t7, t1, t2, t6, B, HD2, KVH, T);
-        la_tock(prof, 8, 104, tick);
+        lm_step_k7_rope(t6, t0, t1, t5, B, HD2, KVH, T);
+        la_tock(prof, 7, 89, tick);
         tick = la_tick(prof);
-        lm_step_k9_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 104, tick);
+        lm_step_k8_attention_matmul(t7, wv, t2, B, HD2, KVH, REP, T);
+        la_tock(prof, 8, 89, tick);
         tick = la_tick(prof);
-        lm_step_k10_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 104, tick);
+        lm_step_k9_scores_matmul(t8, t4, t6, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 89, tick);
         tick = la_tick(prof);
-        lm_step_k11_attention(t10, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 104, tick);
+        lm_step_k10_attention(t9, t8, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 89, tick);
         tick = la_tick(prof);
-        lm_step_k12_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 104, tick);
+        lm_step_k11_attention_matmul(t10, t7, t9, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 89, tick);
         tick = la_tick(prof);
-        lm_step_k13_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 104, tick);
+        lm_step_k12_attention_matmul(t11, wo, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 89, tick);
         tick = la_tick(prof);
-        lm_step_k14_attention(t13, carry0, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 104, tick);
+        lm_step_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 89, tick);
         tick = la_tick(prof);
-        lm_step_k15_rmsnorm(t14, norm_eps, ffn_norm, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 104, tick);
+        lm_step_k14_gate_up_matmul(t13, w1, t12, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 14, 89, tick);
         tick = la_tick(prof);
-        lm_step_k16_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 104, tick);
+        lm_step_k15_gate_up_matmul(t14, w3, t12, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 89, tick);
         tick = la_tick(prof);
-        lm_step_k17_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 104, tick);
+        lm_step_k16_silu(t15, t13, t14, B, F, T);
+        la_tock(prof, 16, 89, tick);
         tick = la_tick(prof);
-        lm_step_k18_silu(t17, t15, t16, B, F, T);
-        la_tock(prof, 18, 104, tick);
+        lm_step_k17_ffn_matmul(t16, w2, t15, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 89, tick);
         tick = la_tick(prof);
-        lm_step_k19_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k20_ffn(carry0_next, t13, t18, B, HD2, KVH, REP, T);
-        la_tock(prof, 20, 104, tick);
+        lm_step_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T);
+        la_tock(prof, 18, 89, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    lm_step_k21_rmsnorm(t19, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 104, tick);
+    lm_step_k19_rmsnorm(t17, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 19, 89, tick);
     tick = la_tick(prof);
-    lm_step_k22_rmsnorm(t20, norm_eps, t19, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 104, tick);
+    lm_step_k20_rmsnorm(t18, norm_eps, t17, B, HD2, KVH, REP, T);
+    la_tock(prof, 20, 89, tick);
     tick = la_tick(prof);
-    lm_step_k23_rmsnorm(t21, carry0, t20, B, HD2, KVH, REP, T);
-    la_tock(prof, 23, 104, tick);
+    lm_step_k21_rmsnorm(t19, final_norm, carry0, t18, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 89, tick);
     tick = la_tick(prof);
-    lm_step_k24_rmsnorm(t22, final_norm, t21, B, HD2, KVH, REP, T);
-    la_tock(prof, 24, 104, tick);
+    lm_step_k22_lm_head_matmul(t20, lm_head, t19, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 22, 89, tick);
     tick = la_tick(prof);
-    lm_step_k25_lm_head_matmul(t23, lm_head, t22, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 25, 104, tick);
+    lm_step_k23_lm_head(t21, t20, B, T, V);
+    la_tock(prof, 23, 89, tick);
     tick = la_tick(prof);
-    lm_step_k26_lm_head(t24, t23, B, T, V);
-    la_tock(prof, 26, 104, tick);
+    lm_step_k24_log_softmax(t22, t20, t21, B, T, V);
+    la_tock(prof, 24, 89, tick);
     tick = la_tick(prof);
-    lm_step_k27_log_softmax(t25, t23, t24, B, T, V);
-    la_tock(prof, 27, 104, tick);
+    lm_step_k25_cross_entropy(t23, targets, t20, t21, t22, B, T, V);
+    la_tock(prof, 25, 89, tick);
     tick = la_tick(prof);
-    lm_step_k28_log_softmax(t26, t25, B, T, V);
-    la_tock(prof, 28, 104, tick);
+    lm_step_k26_weighted_sum(loss, weights, t23, B, T);
+    la_tock(prof, 26, 89, tick);
     tick = la_tick(prof);
-    lm_step_k29_log_softmax(t27, t26, B, T, V);
-    la_tock(prof, 29, 104, tick);
+    lm_step_k27_log_softmax_grad(t24, targets, weights, t20, t21, t22, B, T, V);
+    la_tock(prof, 27, 89, tick);
     tick = la_tick(prof);
-    lm_step_k30_cross_entropy(t28, targets, B, T, V);
-    la_tock(prof, 30, 104, tick);
+    lm_step_k28_lm_head_grad_matmul(t25, lm_head, t24, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 28, 89, tick);
     tick = la_tick(prof);
-    lm_step_k31_log_softmax(t29, t25, t27, t28, B, T, V);
-    la_tock(prof, 31, 104, tick);
+    lm_step_k29_rmsnorm_grad(t26, carry0, t18, t25, B, HD2, KVH, REP, T);
+    la_tock(prof, 29, 89, tick);
     tick = la_tick(prof);
-    lm_step_k32_weighted_sum(loss, weights, t29, B, T);
-    la_tock(prof, 32, 104, tick);
+    lm_step_k30_rmsnorm_grad(t27, t26, HD2, KVH, REP, T);
+    la_tock(prof, 30, 89, tick);
     tick = la_tick(prof);
-    lm_step_k33_log_softmax_grad(t30, weights, t23, t24, t26, t27, t28, B, T, V);
-    la_tock(prof, 33, 104, tick);
+    lm_step_k31_rmsnorm_grad(t28, final_norm, carry0, t18, t25, B, HD2, KVH, REP, T);
+    la_tock(prof, 31, 89, tick);
     tick = la_tick(prof);
-    lm_step_k34_lm_head_grad_matmul(t31, lm_head, t30, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 34, 104, tick);
+    lm_step_k32_rmsnorm_grad(grad_final_norm, t27, HD2, KVH, REP);
+    la_tock(prof, 32, 89, tick);
     tick = la_tick(prof);
-    lm_step_k35_rmsnorm_grad(t32, t21, t31, B, HD2, KVH, REP, T);
-    la_tock(prof, 35, 104, tick);
-    tick = la_tick(prof);
-    lm_step_k36_rmsnorm_grad(t33, t32, HD2, KVH, REP, T);
-    la_tock(prof, 36, 104, tick);
-    tick = la_tick(prof);
-    lm_step_k37_rmsnorm_grad(t34, final_norm, carry0, t20, t31, B, HD2, KVH, REP, T);
-    la_tock(prof, 37, 104, tick);
-    tick = la_tick(prof);
-    lm_step_k38_rmsnorm_grad(grad_final_norm, t33, HD2, KVH, REP);
-    la_tock(prof, 38, 104, tick);
-    tick = la_tick(prof);
-    lm_step_k39_lm_head_grad_matmul(grad_lm_head, t22, t30, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 39, 104, tick);
+    lm_step_k33_lm_head_grad_matmul(grad_lm_head, t19, t24, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 33, 89, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t34;
-    float *carry1_buf[2] = { args->arena + off[31], args->arena + off[32] };
+    const float *carry1 = t28;
+    float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -1863,200 +1639,173 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        lm_step_k40_rmsnorm(t35, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 40, 104, tick);
+        lm_step_k34_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 34, 89, tick);
         tick = la_tick(prof);
-        lm_step_k41_rmsnorm(t36, norm_eps, t35, B, HD2, KVH, REP, T);
-        la_tock(prof, 41, 104, tick);
+        lm_step_k35_rmsnorm(t30, norm_eps, saved_x, t29, B, HD2, KVH, REP, T);
+        la_tock(prof, 35, 89, tick);
         tick = la_tick(prof);
-        lm_step_k42_rmsnorm(t37, saved_x, t36, B, HD2, KVH, REP, T);
-        la_tock(prof, 42, 104, tick);
+        lm_step_k36_rmsnorm(t31, attn_norm, t30, B, HD2, KVH, REP, T);
+        la_tock(prof, 36, 89, tick);
         tick = la_tick(prof);
-        lm_step_k43_rmsnorm(t38, attn_norm, t37, B, HD2, KVH, REP, T);
-        la_tock(prof, 43, 104, tick);
+        lm_step_k37_attention_matmul(t32, wq, t31, B, HD2, KVH, REP, T);
+        la_tock(prof, 37, 89, tick);
         tick = la_tick(prof);
-        lm_step_k44_attention_matmul(t39, wq, t38, B, HD2, KVH, REP, T);
-        la_tock(prof, 44, 104, tick);
+        lm_step_k38_rope(t33, t0, t1, t32, B, HD2, KVH, REP, T);
+        la_tock(prof, 38, 89, tick);
         tick = la_tick(prof);
-        lm_step_k45_rope(t40, t1, t2, t39, B, HD2, KVH, REP, T);
-        la_tock(prof, 45, 104, tick);
+        lm_step_k39_attention_matmul(t34, wk, t31, B, HD2, KVH, REP, T);
+        la_tock(prof, 39, 89, tick);
         tick = la_tick(prof);
-        lm_step_k46_attention_matmul(t41, wk, t38, B, HD2, KVH, REP, T);
-        la_tock(prof, 46, 104, tick);
+        lm_step_k40_rope(t35, t0, t1, t34, B, HD2, KVH, T);
+        la_tock(prof, 40, 89, tick);
         tick = la_tick(prof);
-        lm_step_k47_rope(t42, t1, t2, t41, B, HD2, KVH, T);
-        la_tock(prof, 47, 104, tick);
+        lm_step_k41_attention_matmul(t36, wv, t31, B, HD2, KVH, REP, T);
+        la_tock(prof, 41, 89, tick);
         tick = la_tick(prof);
-        lm_step_k48_attention_matmul(t43, wv, t38, B, HD2, KVH, REP, T);
-        la_tock(prof, 48, 104, tick);
+        lm_step_k42_scores_matmul(t37, t33, t35, B, HD2, KVH, REP, T);
+        la_tock(prof, 42, 89, tick);
         tick = la_tick(prof);
-        lm_step_k49_scores_matmul(t44, t40, t42, B, HD2, KVH, REP, T);
-        la_tock(prof, 49, 104, tick);
+        lm_step_k43_attention(t38, t37, B, HD2, KVH, REP, T);
+        la_tock(prof, 43, 89, tick);
         tick = la_tick(prof);
-        lm_step_k50_attention(t45, B, KVH, REP, T);
-        la_tock(prof, 50, 104, tick);
+        lm_step_k44_softmax(t39, t38, B, KVH, REP, T);
+        la_tock(prof, 44, 89, tick);
         tick = la_tick(prof);
-        lm_step_k51_scores(t46, t44, t45, B, HD2, KVH, REP, T);
-        la_tock(prof, 51, 104, tick);
+        lm_step_k45_softmax(t40, t38, t39, B, KVH, REP, T);
+        la_tock(prof, 45, 89, tick);
         tick = la_tick(prof);
-        lm_step_k52_softmax(t47, t46, B, KVH, REP, T);
-        la_tock(prof, 52, 104, tick);
+        lm_step_k46_attention_matmul(t41, t36, t40, B, HD2, KVH, REP, T);
+        la_tock(prof, 46, 89, tick);
         tick = la_tick(prof);
-        lm_step_k53_softmax(t48, t46, t47, B, KVH, REP, T);
-        la_tock(prof, 53, 104, tick);
+        lm_step_k47_attention_matmul(t42, wo, t41, B, HD2, KVH, REP, T);
+        la_tock(prof, 47, 89, tick);
         tick = la_tick(prof);
-        lm_step_k54_softmax(t49, t48, B, KVH, REP, T);
-        la_tock(prof, 54, 104, tick);
+        lm_step_k48_attention(t43, saved_x, t42, B, HD2, KVH, REP, T);
+        la_tock(prof, 48, 89, tick);
         tick = la_tick(prof);
-        lm_step_k55_softmax(t50, t48, t49, B, KVH, REP, T);
-        la_tock(prof, 55, 104, tick);
+        lm_step_k49_rmsnorm(t44, t43, B, HD2, KVH, REP, T);
+        la_tock(prof, 49, 89, tick);
         tick = la_tick(prof);
-        lm_step_k56_attention_matmul(t51, t43, t50, B, HD2, KVH, REP, T);
-        la_tock(prof, 56, 104, tick);
+        lm_step_k50_rmsnorm(t45, norm_eps, t43, t44, B, HD2, KVH, REP, T);
+        la_tock(prof, 50, 89, tick);
         tick = la_tick(prof);
-        lm_step_k57_attention_matmul(t52, wo, t51, B, HD2, KVH, REP, T);
-        la_tock(prof, 57, 104, tick);
+        lm_step_k51_rmsnorm(t46, ffn_norm, t45, B, HD2, KVH, REP, T);
+        la_tock(prof, 51, 89, tick);
         tick = la_tick(prof);
-        lm_step_k58_attention(t53, saved_x, t52, B, HD2, KVH, REP, T);
-        la_tock(prof, 58, 104, tick);
+        lm_step_k52_gate_up_matmul(t47, w1, t46, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 52, 89, tick);
         tick = la_tick(prof);
-        lm_step_k59_rmsnorm(t54, t53, B, HD2, KVH, REP, T);
-        la_tock(prof, 59, 104, tick);
+        lm_step_k53_silu(t48, t47, B, F, T);
+        la_tock(prof, 53, 89, tick);
         tick = la_tick(prof);
-        lm_step_k60_rmsnorm(t55, norm_eps, t54, B, HD2, KVH, REP, T);
-        la_tock(prof, 60, 104, tick);
+        lm_step_k54_gate_up_matmul(t49, w3, t46, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 54, 89, tick);
         tick = la_tick(prof);
-        lm_step_k61_rmsnorm(t56, t53, t55, B, HD2, KVH, REP, T);
-        la_tock(prof, 61, 104, tick);
+        lm_step_k55_gate_up(t50, t48, t49, B, F, T);
+        la_tock(prof, 55, 89, tick);
         tick = la_tick(prof);
-        lm_step_k62_rmsnorm(t57, ffn_norm, t56, B, HD2, KVH, REP, T);
-        la_tock(prof, 62, 104, tick);
+        lm_step_k56_ffn_grad_matmul(t51, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 56, 89, tick);
         tick = la_tick(prof);
-        lm_step_k63_gate_up_matmul(t58, w1, t57, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 63, 104, tick);
+        lm_step_k57_ffn_grad(t52, t48, t51, B, F, T);
+        la_tock(prof, 57, 89, tick);
         tick = la_tick(prof);
-        lm_step_k64_silu(t59, t58, B, F, T);
-        la_tock(prof, 64, 104, tick);
+        lm_step_k58_gate_up_grad_matmul(t53, w3, t52, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 58, 89, tick);
         tick = la_tick(prof);
-        lm_step_k65_silu(t60, t59, B, F, T);
-        la_tock(prof, 65, 104, tick);
+        lm_step_k59_silu_grad(t54, t47, t48, t49, t51, B, F, T);
+        la_tock(prof, 59, 89, tick);
         tick = la_tick(prof);
-        lm_step_k66_gate_up(t61, t58, t60, B, F, T);
-        la_tock(prof, 66, 104, tick);
+        lm_step_k60_gate_up_grad_matmul(t55, w1, t54, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 60, 89, tick);
         tick = la_tick(prof);
-        lm_step_k67_gate_up_matmul(t62, w3, t57, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 67, 104, tick);
+        lm_step_k61_gate_up_grad(t56, t45, t53, t55, B, HD2, KVH, REP, T);
+        la_tock(prof, 61, 89, tick);
         tick = la_tick(prof);
-        lm_step_k68_gate_up(t63, t61, t62, B, F, T);
-        la_tock(prof, 68, 104, tick);
+        lm_step_k62_rmsnorm_grad(t57, t56, HD2, KVH, REP, T);
+        la_tock(prof, 62, 89, tick);
         tick = la_tick(prof);
-        lm_step_k69_ffn_grad_matmul(t64, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 69, 104, tick);
+        lm_step_k63_rmsnorm_grad(t58, norm_eps, carry1, ffn_norm, t43, t44, t53, t55, B, HD2, KVH, REP, T);
+        la_tock(prof, 63, 89, tick);
         tick = la_tick(prof);
-        lm_step_k70_ffn_grad(t65, t61, t64, B, F, T);
-        la_tock(prof, 70, 104, tick);
+        lm_step_k64_attention_grad_matmul(t59, wo, t58, B, HD2, KVH, REP, T);
+        la_tock(prof, 64, 89, tick);
         tick = la_tick(prof);
-        lm_step_k71_gate_up_grad_matmul(t66, w3, t65, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 71, 104, tick);
+        lm_step_k65_attention_grad_matmul(t60, t36, t59, B, HD2, KVH, REP, T);
+        la_tock(prof, 65, 89, tick);
         tick = la_tick(prof);
-        lm_step_k72_silu_grad(t67, t59, t60, t61, t62, t64, B, F, T);
-        la_tock(prof, 72, 104, tick);
+        lm_step_k66_softmax_grad(t61, t38, t39, t40, t60, B, HD2, KVH, REP, T);
+        la_tock(prof, 66, 89, tick);
         tick = la_tick(prof);
-        lm_step_k73_gate_up_grad_matmul(t68, w1, t67, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 73, 104, tick);
+        lm_step_k67_scores_grad_matmul(t62, t35, t61, B, HD2, KVH, REP, T);
+        la_tock(prof, 67, 89, tick);
         tick = la_tick(prof);
-        lm_step_k74_gate_up_grad(t69, t66, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 74, 104, tick);
+        lm_step_k68_attention_grad_matmul(t63, t33, t61, B, HD2, KVH, REP, T);
+        la_tock(prof, 68, 89, tick);
         tick = la_tick(prof);
-        lm_step_k75_rmsnorm_grad(t70, t56, t69, B, HD2, KVH, REP, T);
-        la_tock(prof, 75, 104, tick);
+        lm_step_k69_attention_grad_matmul(t64, t40, t59, B, HD2, KVH, REP, T);
+        la_tock(prof, 69, 89, tick);
+        tick = la_tick(prof);
+        lm_step_k70_attention_grad_matmul(t65, wv, t64, B, HD2, KVH, REP, T);
+        la_tock(prof, 70, 89, tick);
+        tick = la_tick(prof);
+        lm_step_k71_rope_grad(t66, t0, t1, t63, B, HD2, KVH, T);
+        la_tock(prof, 71, 89, tick);
+        tick = la_tick(prof);
+        lm_step_k72_attention_grad_matmul(t67, wk, t66, B, HD2, KVH, REP, T);
+        la_tock(prof, 72, 89, tick);
+        tick = la_tick(prof);
+        lm_step_k73_rope_grad(t68, t0, t1, t62, B, HD2, KVH, REP, T);
+        la_tock(prof, 73, 89, tick);
+        tick = la_tick(prof);
+        lm_step_k74_attention_grad_matmul(t69, wq, t68, B, HD2, KVH, REP, T);
+        la_tock(prof, 74, 89, tick);
+        tick = la_tick(prof);
+        lm_step_k75_attention_grad(t70, t30, t65, t67, t69, B, HD2, KVH, REP, T);
+        la_tock(prof, 75, 89, tick);
         tick = la_tick(prof);
         lm_step_k76_rmsnorm_grad(t71, t70, HD2, KVH, REP, T);
-        la_tock(prof, 76, 104, tick);
+        la_tock(prof, 76, 89, tick);
         tick = la_tick(prof);
-        lm_step_k77_rmsnorm_grad(t72, carry1, ffn_norm, t53, t55, t69, B, HD2, KVH, REP, T);
-        la_tock(prof, 77, 104, tick);
+        lm_step_k77_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t29, t58, t65, t67, t69, B, HD2, KVH, REP, T);
+        la_tock(prof, 77, 89, tick);
         tick = la_tick(prof);
-        lm_step_k78_attention_grad_matmul(t73, wo, t72, B, HD2, KVH, REP, T);
-        la_tock(prof, 78, 104, tick);
+        lm_step_k78_layer_backward(grad_attn_norm, t71, HD2, KVH, REP);
+        la_tock(prof, 78, 89, tick);
         tick = la_tick(prof);
-        lm_step_k79_attention_grad_matmul(t74, t43, t73, B, HD2, KVH, REP, T);
-        la_tock(prof, 79, 104, tick);
+        lm_step_k79_layer_backward_matmul(grad_wq, t31, t68, B, HD2, KVH, REP, T);
+        la_tock(prof, 79, 89, tick);
         tick = la_tick(prof);
-        lm_step_k80_softmax_grad(t75, t45, t46, t47, t48, t49, t50, t74, B, HD2, KVH, REP, T);
-        la_tock(prof, 80, 104, tick);
+        lm_step_k80_layer_backward_matmul(grad_wk, t31, t66, B, HD2, KVH, REP, T);
+        la_tock(prof, 80, 89, tick);
         tick = la_tick(prof);
-        lm_step_k81_scores_grad_matmul(t76, t42, t75, B, HD2, KVH, REP, T);
-        la_tock(prof, 81, 104, tick);
+        lm_step_k81_layer_backward_matmul(grad_wv, t31, t64, B, HD2, KVH, REP, T);
+        la_tock(prof, 81, 89, tick);
         tick = la_tick(prof);
-        lm_step_k82_attention_grad_matmul(t77, t40, t75, B, HD2, KVH, REP, T);
-        la_tock(prof, 82, 104, tick);
+        lm_step_k82_layer_backward_matmul(grad_wo, t41, t58, B, HD2, KVH, REP, T);
+        la_tock(prof, 82, 89, tick);
         tick = la_tick(prof);
-        lm_step_k83_attention_grad_matmul(t78, t50, t73, B, HD2, KVH, REP, T);
-        la_tock(prof, 83, 104, tick);
+        lm_step_k83_layer_backward(grad_ffn_norm, t57, HD2, KVH, REP);
+        la_tock(prof, 83, 89, tick);
         tick = la_tick(prof);
-        lm_step_k84_attention_grad_matmul(t79, wv, t78, B, HD2, KVH, REP, T);
-        la_tock(prof, 84, 104, tick);
+        lm_step_k84_layer_backward_matmul(grad_w1, t46, t54, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 84, 89, tick);
         tick = la_tick(prof);
-        lm_step_k85_rope_grad(t80, t1, t2, t77, B, HD2, KVH, T);
-        la_tock(prof, 85, 104, tick);
+        lm_step_k85_layer_backward_matmul(grad_w2, carry1, t50, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 85, 89, tick);
         tick = la_tick(prof);
-        lm_step_k86_attention_grad_matmul(t81, wk, t80, B, HD2, KVH, REP, T);
-        la_tock(prof, 86, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k87_rope_grad(t82, t1, t2, t76, B, HD2, KVH, REP, T);
-        la_tock(prof, 87, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k88_attention_grad_matmul(t83, wq, t82, B, HD2, KVH, REP, T);
-        la_tock(prof, 88, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k89_attention_grad(t84, t79, t81, t83, B, HD2, KVH, REP, T);
-        la_tock(prof, 89, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k90_rmsnorm_grad(t85, t37, t84, B, HD2, KVH, REP, T);
-        la_tock(prof, 90, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k91_rmsnorm_grad(t86, t85, HD2, KVH, REP, T);
-        la_tock(prof, 91, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k92_rmsnorm_grad(carry1_next, saved_x, attn_norm, t36, t72, t84, B, HD2, KVH, REP, T);
-        la_tock(prof, 92, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k93_layer_backward(grad_attn_norm, t86, HD2, KVH, REP);
-        la_tock(prof, 93, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k94_layer_backward_matmul(grad_wq, t38, t82, B, HD2, KVH, REP, T);
-        la_tock(prof, 94, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k95_layer_backward_matmul(grad_wk, t38, t80, B, HD2, KVH, REP, T);
-        la_tock(prof, 95, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k96_layer_backward_matmul(grad_wv, t38, t78, B, HD2, KVH, REP, T);
-        la_tock(prof, 96, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k97_layer_backward_matmul(grad_wo, t51, t72, B, HD2, KVH, REP, T);
-        la_tock(prof, 97, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k98_layer_backward(grad_ffn_norm, t71, HD2, KVH, REP);
-        la_tock(prof, 98, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k99_layer_backward_matmul(grad_w1, t57, t67, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 99, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k100_layer_backward_matmul(grad_w2, carry1, t63, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 100, 104, tick);
-        tick = la_tick(prof);
-        lm_step_k101_layer_backward_matmul(grad_w3, t57, t65, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 101, 104, tick);
+        lm_step_k86_layer_backward_matmul(grad_w3, t46, t52, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 86, 89, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    lm_step_k102_embed_backward_scatter_add(t87, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 102, 104, tick);
+    lm_step_k87_embed_backward_scatter_add(t72, ids, carry1, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 87, 89, tick);
     tick = la_tick(prof);
-    lm_step_k103_embed_backward(grad_embed, t87, HD2, KVH, REP, V);
-    la_tock(prof, 103, 104, tick);
+    lm_step_k88_embed_backward(grad_embed, t72, HD2, KVH, REP, V);
+    la_tock(prof, 88, 89, tick);
     (void)tick;
 }
 
@@ -2069,110 +1818,95 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* lm_step_k0_rope_tables */
-    flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* lm_step_k1_rope_tables */
-    flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* lm_step_k2_rope_tables */
-    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k3_embed */
-    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k9_attention_matmul */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k10_scores_matmul */
-    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_attention_matmul */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k14_attention */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_rmsnorm */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k16_gate_up_matmul */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k17_gate_up_matmul */
-    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k18_silu */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k19_ffn_matmul */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k20_ffn */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k21_rmsnorm */
-    flops[22] = (double)(B*T + B*T + B*T); bytes[22] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k22_rmsnorm */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k23_rmsnorm */
-    flops[24] = (double)(2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k24_rmsnorm */
-    flops[25] = (double)(4*B*HD2*KVH*REP*T*V); bytes[25] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k25_lm_head_matmul */
-    flops[26] = (double)(B*T*V); bytes[26] = (double)(4*B*T + 4*B*T*V); /* lm_step_k26_lm_head */
-    flops[27] = (double)(B*T*V); bytes[27] = (double)(4*B*T*V + 4*B*T*V + 4*B*T); /* lm_step_k27_log_softmax */
-    flops[28] = (double)(B*T*V); bytes[28] = (double)(4*B*T*V + 4*B*T*V); /* lm_step_k28_log_softmax */
-    flops[29] = (double)(B*T*V); bytes[29] = (double)(4*B*T + 4*B*T*V); /* lm_step_k29_log_softmax */
-    flops[30] = (double)(B*T + B*T*V); bytes[30] = (double)(4*B*T*V + 4*B*T); /* lm_step_k30_cross_entropy */
-    flops[31] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[31] = (double)(4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V); /* lm_step_k31_log_softmax */
-    flops[32] = (double)(B*T + B*T + B*T); bytes[32] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k32_weighted_sum */
-    flops[33] = (double)(B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V + B*T*V); bytes[33] = (double)(4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T*V); /* lm_step_k33_log_softmax_grad */
-    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k34_lm_head_grad_matmul */
-    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k35_rmsnorm_grad */
-    flops[36] = (double)(2*HD2*KVH*REP*T); bytes[36] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm_grad */
-    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k37_rmsnorm_grad */
-    flops[38] = (double)(2*HD2*KVH*REP); bytes[38] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k38_rmsnorm_grad */
-    flops[39] = (double)(4*B*HD2*KVH*REP*T*V); bytes[39] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k39_lm_head_grad_matmul */
-    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k40_rmsnorm */
-    flops[41] = (double)(B*T + B*T + B*T); bytes[41] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k41_rmsnorm */
-    flops[42] = (double)(2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k42_rmsnorm */
-    flops[43] = (double)(2*B*HD2*KVH*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k43_rmsnorm */
-    flops[44] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k44_attention_matmul */
-    flops[45] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k45_rope */
-    flops[46] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[46] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k46_attention_matmul */
-    flops[47] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[47] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k47_rope */
-    flops[48] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k48_attention_matmul */
-    flops[49] = (double)(4*B*HD2*KVH*REP*T*T); bytes[49] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k49_scores_matmul */
-    flops[50] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[50] = (double)(4*B*KVH*REP*T*T); /* lm_step_k50_attention */
-    flops[51] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k51_scores */
-    flops[52] = (double)(B*KVH*REP*T*T); bytes[52] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k52_softmax */
-    flops[53] = (double)(B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[53] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k53_softmax */
-    flops[54] = (double)(B*KVH*REP*T*T); bytes[54] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k54_softmax */
-    flops[55] = (double)(B*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k55_softmax */
-    flops[56] = (double)(4*B*HD2*KVH*REP*T*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k56_attention_matmul */
-    flops[57] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k57_attention_matmul */
-    flops[58] = (double)(2*B*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k58_attention */
-    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_rmsnorm */
-    flops[60] = (double)(B*T + B*T + B*T); bytes[60] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k60_rmsnorm */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k61_rmsnorm */
-    flops[62] = (double)(2*B*HD2*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm */
-    flops[63] = (double)(4*B*F*HD2*KVH*REP*T); bytes[63] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k63_gate_up_matmul */
-    flops[64] = (double)(B*F*T + B*F*T); bytes[64] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k64_silu */
-    flops[65] = (double)(B*F*T); bytes[65] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k65_silu */
-    flops[66] = (double)(B*F*T); bytes[66] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k66_gate_up */
-    flops[67] = (double)(4*B*F*HD2*KVH*REP*T); bytes[67] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k67_gate_up_matmul */
-    flops[68] = (double)(B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k68_gate_up */
-    flops[69] = (double)(4*B*F*HD2*KVH*REP*T); bytes[69] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k69_ffn_grad_matmul */
-    flops[70] = (double)(B*F*T); bytes[70] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k70_ffn_grad */
-    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k71_gate_up_grad_matmul */
-    flops[72] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k72_silu_grad */
-    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k73_gate_up_grad_matmul */
-    flops[74] = (double)(2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k74_gate_up_grad */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k75_rmsnorm_grad */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* lm_step_k0_rope_tables */
+    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* lm_step_k1_rope_tables */
+    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k2_embed */
+    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k3_rmsnorm */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k4_attention_matmul */
+    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_attention_matmul */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_attention_matmul */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_attention_matmul */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_gate_up_matmul */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k17_ffn_matmul */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k19_rmsnorm */
+    flops[20] = (double)(B*T + B*T + B*T); bytes[20] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k20_rmsnorm */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k21_rmsnorm */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*V); bytes[22] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k22_lm_head_matmul */
+    flops[23] = (double)(B*T*V); bytes[23] = (double)(4*B*T + 4*B*T*V); /* lm_step_k23_lm_head */
+    flops[24] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[24] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* lm_step_k24_log_softmax */
+    flops[25] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k25_cross_entropy */
+    flops[26] = (double)(B*T + B*T + B*T); bytes[26] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k26_weighted_sum */
+    flops[27] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V); bytes[27] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k27_log_softmax_grad */
+    flops[28] = (double)(4*B*HD2*KVH*REP*T*V); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k28_lm_head_grad_matmul */
+    flops[29] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[29] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k29_rmsnorm_grad */
+    flops[30] = (double)(2*HD2*KVH*REP*T); bytes[30] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k30_rmsnorm_grad */
+    flops[31] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k31_rmsnorm_grad */
+    flops[32] = (double)(2*HD2*KVH*REP); bytes[32] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k32_rmsnorm_grad */
+    flops[33] = (double)(4*B*HD2*KVH*REP*T*V); bytes[33] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k33_lm_head_grad_matmul */
+    flops[34] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[34] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k34_rmsnorm */
+    flops[35] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k35_rmsnorm */
+    flops[36] = (double)(2*B*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm */
+    flops[37] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k37_attention_matmul */
+    flops[38] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k38_rope */
+    flops[39] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k39_attention_matmul */
+    flops[40] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[40] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k40_rope */
+    flops[41] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k41_attention_matmul */
+    flops[42] = (double)(4*B*HD2*KVH*REP*T*T); bytes[42] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k42_scores_matmul */
+    flops[43] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[43] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k43_attention */
+    flops[44] = (double)(B*KVH*REP*T*T); bytes[44] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k44_softmax */
+    flops[45] = (double)(B*KVH*REP*T*T); bytes[45] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k45_softmax */
+    flops[46] = (double)(4*B*HD2*KVH*REP*T*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k46_attention_matmul */
+    flops[47] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k47_attention_matmul */
+    flops[48] = (double)(2*B*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k48_attention */
+    flops[49] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[49] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k49_rmsnorm */
+    flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k50_rmsnorm */
+    flops[51] = (double)(2*B*HD2*KVH*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k51_rmsnorm */
+    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k52_gate_up_matmul */
+    flops[53] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[53] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k53_silu */
+    flops[54] = (double)(4*B*F*HD2*KVH*REP*T); bytes[54] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k54_gate_up_matmul */
+    flops[55] = (double)(B*F*T); bytes[55] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k55_gate_up */
+    flops[56] = (double)(4*B*F*HD2*KVH*REP*T); bytes[56] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k56_ffn_grad_matmul */
+    flops[57] = (double)(B*F*T); bytes[57] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k57_ffn_grad */
+    flops[58] = (double)(4*B*F*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k58_gate_up_grad_matmul */
+    flops[59] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[59] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k59_silu_grad */
+    flops[60] = (double)(4*B*F*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k60_gate_up_grad_matmul */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_gate_up_grad */
+    flops[62] = (double)(2*HD2*KVH*REP*T); bytes[62] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm_grad */
+    flops[63] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rmsnorm_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_attention_grad_matmul */
+    flops[65] = (double)(4*B*HD2*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad_matmul */
+    flops[66] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k66_softmax_grad */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k67_scores_grad_matmul */
+    flops[68] = (double)(4*B*HD2*KVH*REP*T*T); bytes[68] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k68_attention_grad_matmul */
+    flops[69] = (double)(4*B*HD2*KVH*REP*T*T); bytes[69] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_attention_grad_matmul */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k70_attention_grad_matmul */
+    flops[71] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[71] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k71_rope_grad */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k72_attention_grad_matmul */
+    flops[73] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_rope_grad */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k74_attention_grad_matmul */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k75_attention_grad */
     flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k76_rmsnorm_grad */
-    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_rmsnorm_grad */
-    flops[78] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k78_attention_grad_matmul */
-    flops[79] = (double)(4*B*HD2*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k79_attention_grad_matmul */
-    flops[80] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[80] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k80_softmax_grad */
-    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k81_scores_grad_matmul */
-    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k82_attention_grad_matmul */
-    flops[83] = (double)(4*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k83_attention_grad_matmul */
-    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k84_attention_grad_matmul */
-    flops[85] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[85] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k85_rope_grad */
-    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k86_attention_grad_matmul */
-    flops[87] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k87_rope_grad */
-    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k88_attention_grad_matmul */
-    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k89_attention_grad */
-    flops[90] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k90_rmsnorm_grad */
-    flops[91] = (double)(2*HD2*KVH*REP*T); bytes[91] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k91_rmsnorm_grad */
-    flops[92] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k92_rmsnorm_grad */
-    flops[93] = (double)(2*HD2*KVH*REP); bytes[93] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k93_layer_backward */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k94_layer_backward_matmul */
-    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k95_layer_backward_matmul */
-    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[96] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k96_layer_backward_matmul */
-    flops[97] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[97] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k97_layer_backward_matmul */
-    flops[98] = (double)(2*HD2*KVH*REP); bytes[98] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k98_layer_backward */
-    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k99_layer_backward_matmul */
-    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k100_layer_backward_matmul */
-    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k101_layer_backward_matmul */
-    flops[102] = (double)(0); bytes[102] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k102_embed_backward_scatter_add */
-    flops[103] = (double)(2*HD2*KVH*REP*V); bytes[103] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* lm_step_k103_embed_backward */
+    flops[77] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_rmsnorm_grad */
+    flops[78] = (double)(2*HD2*KVH*REP); bytes[78] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k78_layer_backward */
+    flops[79] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[79] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k79_layer_backward_matmul */
+    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k80_layer_backward_matmul */
+    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k81_layer_backward_matmul */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k82_layer_backward_matmul */
+    flops[83] = (double)(2*HD2*KVH*REP); bytes[83] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k83_layer_backward */
+    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k84_layer_backward_matmul */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k85_layer_backward_matmul */
+    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k86_layer_backward_matmul */
+    flops[87] = (double)(0); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k87_embed_backward_scatter_add */
+    flops[88] = (double)(2*HD2*KVH*REP*V); bytes[88] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* lm_step_k88_embed_backward */
     (void)B;
     (void)F;
     (void)HD2;
@@ -2189,114 +1923,99 @@ static void llama_train_lm_step_cost(const void *args, double *f, double *b) { l
 static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k0_rope_tables",
     "lm_step_k1_rope_tables",
-    "lm_step_k2_rope_tables",
-    "lm_step_k3_embed",
-    "lm_step_k4_rmsnorm",
-    "lm_step_k5_attention_matmul",
-    "lm_step_k6_rope",
-    "lm_step_k7_attention_matmul",
-    "lm_step_k8_rope",
-    "lm_step_k9_attention_matmul",
-    "lm_step_k10_scores_matmul",
-    "lm_step_k11_attention",
+    "lm_step_k2_embed",
+    "lm_step_k3_rmsnorm",
+    "lm_step_k4_attention_matmul",
+    "lm_step_k5_rope",
+    "lm_step_k6_attention_matmul",
+    "lm_step_k7_rope",
+    "lm_step_k8_attention_matmul",
+    "lm_step_k9_scores_matmul",
+    "lm_step_k10_attention",
+    "lm_step_k11_attention_matmul",
     "lm_step_k12_attention_matmul",
-    "lm_step_k13_attention_matmul",
-    "lm_step_k14_attention",
-    "lm_step_k15_rmsnorm",
-    "lm_step_k16_gate_up_matmul",
-    "lm_step_k17_gate_up_matmul",
-    "lm_step_k18_silu",
-    "lm_step_k19_ffn_matmul",
-    "lm_step_k20_ffn",
+    "lm_step_k13_rmsnorm",
+    "lm_step_k14_gate_up_matmul",
+    "lm_step_k15_gate_up_matmul",
+    "lm_step_k16_silu",
+    "lm_step_k17_ffn_matmul",
+    "lm_step_k18_layer",
+    "lm_step_k19_rmsnorm",
+    "lm_step_k20_rmsnorm",
     "lm_step_k21_rmsnorm",
-    "lm_step_k22_rmsnorm",
-    "lm_step_k23_rmsnorm",
-    "lm_step_k24_rmsnorm",
-    "lm_step_k25_lm_head_matmul",
-    "lm_step_k26_lm_head",
-    "lm_step_k27_log_softmax",
-    "lm_step_k28_log_softmax",
-    "lm_step_k29_log_softmax",
-    "lm_step_k30_cross_entropy",
-    "lm_step_k31_log_softmax",
-    "lm_step_k32_weighted_sum",
-    "lm_step_k33_log_softmax_grad",
-    "lm_step_k34_lm_head_grad_matmul",
-    "lm_step_k35_rmsnorm_grad",
-    "lm_step_k36_rmsnorm_grad",
-    "lm_step_k37_rmsnorm_grad",
-    "lm_step_k38_rmsnorm_grad",
-    "lm_step_k39_lm_head_grad_matmul",
-    "lm_step_k40_rmsnorm",
-    "lm_step_k41_rmsnorm",
-    "lm_step_k42_rmsnorm",
-    "lm_step_k43_rmsnorm",
-    "lm_step_k44_attention_matmul",
-    "lm_step_k45_rope",
+    "lm_step_k22_lm_head_matmul",
+    "lm_step_k23_lm_head",
+    "lm_step_k24_log_softmax",
+    "lm_step_k25_cross_entropy",
+    "lm_step_k26_weighted_sum",
+    "lm_step_k27_log_softmax_grad",
+    "lm_step_k28_lm_head_grad_matmul",
+    "lm_step_k29_rmsnorm_grad",
+    "lm_step_k30_rmsnorm_grad",
+    "lm_step_k31_rmsnorm_grad",
+    "lm_step_k32_rmsnorm_grad",
+    "lm_step_k33_lm_head_grad_matmul",
+    "lm_step_k34_rmsnorm",
+    "lm_step_k35_rmsnorm",
+    "lm_step_k36_rmsnorm",
+    "lm_step_k37_attention_matmul",
+    "lm_step_k38_rope",
+    "lm_step_k39_attention_matmul",
+    "lm_step_k40_rope",
+    "lm_step_k41_attention_matmul",
+    "lm_step_k42_scores_matmul",
+    "lm_step_k43_attention",
+    "lm_step_k44_softmax",
+    "lm_step_k45_softmax",
     "lm_step_k46_attention_matmul",
-    "lm_step_k47_rope",
-    "lm_step_k48_attention_matmul",
-    "lm_step_k49_scores_matmul",
-    "lm_step_k50_attention",
-    "lm_step_k51_scores",
-    "lm_step_k52_softmax",
-    "lm_step_k53_softmax",
-    "lm_step_k54_softmax",
-    "lm_step_k55_softmax",
-    "lm_step_k56_attention_matmul",
-    "lm_step_k57_attention_matmul",
-    "lm_step_k58_attention",
-    "lm_step_k59_rmsnorm",
-    "lm_step_k60_rmsnorm",
-    "lm_step_k61_rmsnorm",
-    "lm_step_k62_rmsnorm",
-    "lm_step_k63_gate_up_matmul",
-    "lm_step_k64_silu",
-    "lm_step_k65_silu",
-    "lm_step_k66_gate_up",
-    "lm_step_k67_gate_up_matmul",
-    "lm_step_k68_gate_up",
-    "lm_step_k69_ffn_grad_matmul",
-    "lm_step_k70_ffn_grad",
-    "lm_step_k71_gate_up_grad_matmul",
-    "lm_step_k72_silu_grad",
-    "lm_step_k73_gate_up_grad_matmul",
-    "lm_step_k74_gate_up_grad",
-    "lm_step_k75_rmsnorm_grad",
+    "lm_step_k47_attention_matmul",
+    "lm_step_k48_attention",
+    "lm_step_k49_rmsnorm",
+    "lm_step_k50_rmsnorm",
+    "lm_step_k51_rmsnorm",
+    "lm_step_k52_gate_up_matmul",
+    "lm_step_k53_silu",
+    "lm_step_k54_gate_up_matmul",
+    "lm_step_k55_gate_up",
+    "lm_step_k56_ffn_grad_matmul",
+    "lm_step_k57_ffn_grad",
+    "lm_step_k58_gate_up_grad_matmul",
+    "lm_step_k59_silu_grad",
+    "lm_step_k60_gate_up_grad_matmul",
+    "lm_step_k61_gate_up_grad",
+    "lm_step_k62_rmsnorm_grad",
+    "lm_step_k63_rmsnorm_grad",
+    "lm_step_k64_attention_grad_matmul",
+    "lm_step_k65_attention_grad_matmul",
+    "lm_step_k66_softmax_grad",
+    "lm_step_k67_scores_grad_matmul",
+    "lm_step_k68_attention_grad_matmul",
+    "lm_step_k69_attention_grad_matmul",
+    "lm_step_k70_attention_grad_matmul",
+    "lm_step_k71_rope_grad",
+    "lm_step_k72_attention_grad_matmul",
+    "lm_step_k73_rope_grad",
+    "lm_step_k74_attention_grad_matmul",
+    "lm_step_k75_attention_grad",
     "lm_step_k76_rmsnorm_grad",
     "lm_step_k77_rmsnorm_grad",
-    "lm_step_k78_attention_grad_matmul",
-    "lm_step_k79_attention_grad_matmul",
-    "lm_step_k80_softmax_grad",
-    "lm_step_k81_scores_grad_matmul",
-    "lm_step_k82_attention_grad_matmul",
-    "lm_step_k83_attention_grad_matmul",
-    "lm_step_k84_attention_grad_matmul",
-    "lm_step_k85_rope_grad",
-    "lm_step_k86_attention_grad_matmul",
-    "lm_step_k87_rope_grad",
-    "lm_step_k88_attention_grad_matmul",
-    "lm_step_k89_attention_grad",
-    "lm_step_k90_rmsnorm_grad",
-    "lm_step_k91_rmsnorm_grad",
-    "lm_step_k92_rmsnorm_grad",
-    "lm_step_k93_layer_backward",
-    "lm_step_k94_layer_backward_matmul",
-    "lm_step_k95_layer_backward_matmul",
-    "lm_step_k96_layer_backward_matmul",
-    "lm_step_k97_layer_backward_matmul",
-    "lm_step_k98_layer_backward",
-    "lm_step_k99_layer_backward_matmul",
-    "lm_step_k100_layer_backward_matmul",
-    "lm_step_k101_layer_backward_matmul",
-    "lm_step_k102_embed_backward_scatter_add",
-    "lm_step_k103_embed_backward",
+    "lm_step_k78_layer_backward",
+    "lm_step_k79_layer_backward_matmul",
+    "lm_step_k80_layer_backward_matmul",
+    "lm_step_k81_layer_backward_matmul",
+    "lm_step_k82_layer_backward_matmul",
+    "lm_step_k83_layer_backward",
+    "lm_step_k84_layer_backward_matmul",
+    "lm_step_k85_layer_backward_matmul",
+    "lm_step_k86_layer_backward_matmul",
+    "lm_step_k87_embed_backward_scatter_add",
+    "lm_step_k88_embed_backward",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 104, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 89, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 
-/* eval_loss_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul  [rope_tables] */
+/* eval_loss_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
 static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2309,39 +2028,33 @@ static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict r
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
-            t0[r * n + j] = v5;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
         }
     }
 }
 
-/* eval_loss_k1_rope_tables: cos  [rope_tables] */
-static void eval_loss_k1_rope_tables(float *restrict t1, const float *restrict t0, long HD2, long T) {
+/* eval_loss_k1_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+static void eval_loss_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = cosf(t0[r * n + j]);
-            t1[r * n + j] = v0;
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(2*HD2));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
         }
     }
 }
 
-/* eval_loss_k2_rope_tables: sin  [rope_tables] */
-static void eval_loss_k2_rope_tables(float *restrict t2, const float *restrict t0, long HD2, long T) {
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = sinf(t0[r * n + j]);
-            t2[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_k3_embed: gather  [embed] */
-static void eval_loss_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k2_embed: gather  [embed] */
+static void eval_loss_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2349,13 +2062,13 @@ static void eval_loss_k3_embed(float *restrict t3, const int32_t *restrict ids, 
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
-            t3[r * n + j] = v0;
+            t2[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void eval_loss_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2373,19 +2086,19 @@ static void eval_loss_k4_rmsnorm(float *restrict t4, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (attn_norm[j]);
-            t4[r * n + j] = v5;
+            t3[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_k5_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+/* eval_loss_k4_attention_matmul: matmul  [layer/attention] */
+static void eval_loss_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void eval_loss_k6_rope(float *restrict t6, const float *restrict t1, const float *restrict t2, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void eval_loss_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*HD2*KVH*REP*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2393,11 +2106,11 @@ static void eval_loss_k6_rope(float *restrict t6, const float *restrict t1, cons
         const long i1 = (r / (HD2*KVH*REP)) % T;
         const long i2 = (r / (HD2)) % (KVH*REP);
         const long i3 = (r) % HD2;
-        float v1 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -2407,19 +2120,19 @@ static void eval_loss_k6_rope(float *restrict t6, const float *restrict t1, cons
             else {
                 v0 = v6;
             }
-            t6[r * n + j] = v0;
+            t5[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k7_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+/* eval_loss_k6_attention_matmul: matmul  [layer/attention] */
+static void eval_loss_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* eval_loss_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void eval_loss_k8_rope(float *restrict t8, const float *restrict t1, const float *restrict t2, const float *restrict t7, long B, long HD2, long KVH, long T) {
+/* eval_loss_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
+static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
     const long rows = B*HD2*KVH*T, n = 2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2427,11 +2140,11 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t1, cons
         const long i1 = (r / (HD2*KVH)) % T;
         const long i2 = (r / (HD2)) % KVH;
         const long i3 = (r) % HD2;
-        float v1 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
+        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
+        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
         float v3 = v1 - v2;
-        float v4 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t2[(i1) * HD2 + i3]);
-        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
+        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
         float v6 = v4 + v5;
         for (long j = 0; j < n; j++) {
             float v0;
@@ -2441,28 +2154,28 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t1, cons
             else {
                 v0 = v6;
             }
-            t8[r * n + j] = v0;
+            t7[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k9_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k9_attention_matmul(float *restrict t9, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t9, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+/* eval_loss_k8_attention_matmul: matmul  [layer/attention] */
+static void eval_loss_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
 }
 
-/* eval_loss_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void eval_loss_k10_scores_matmul(float *restrict t10, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* eval_loss_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void eval_loss_k11_attention(float *restrict t11, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_k10_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2474,67 +2187,49 @@ static void eval_loss_k11_attention(float *restrict t11, const float *restrict t
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j0 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t10[r * n + j0]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            acc0 = acc0 > v8 ? acc0 : v8;
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t9[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
         }
+        float v9 = acc0;
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v11 = (float)i3 + 0.0f;
-            float v12 = (float)j1 <= v11 ? 1.0f : 0.0f;
-            float v13 = (t10[r * n + j1]) * v2;
-            float v14 = v12 != 0.0f ? v13 : (-INFINITY);
-            float v15 = v14 - acc0;
-            float v16 = expf(v15);
-            acc1 += v16;
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t9[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = expf(v10);
+            t10[r * n + j1] = v11;
+            acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j <= v0 ? 1.0f : 0.0f;
-            float v3 = (t10[r * n + j]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            float v9 = v4 - acc0;
-            float v10 = expf(v9);
-            float v17 = v10 / acc1;
-            t11[r * n + j] = v17;
+            float v12 = (t10[r * n + j]) / acc1;
+            t10[r * n + j] = v12;
         }
     }
 }
 
-/* eval_loss_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void eval_loss_k12_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k13_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
+/* eval_loss_k12_attention_matmul: matmul  [layer/attention] */
+static void eval_loss_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k14_attention: reshape, add  [layer/attention; layer] */
-static void eval_loss_k14_attention(float *restrict t14, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            t14[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
-static void eval_loss_k15_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2543,72 +2238,75 @@ static void eval_loss_k15_rmsnorm(float *restrict t15, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[r * n + j0] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (t14[r * n + j]) * v3;
-            float v5 = v4 * (ffn_norm[j]);
-            t15[r * n + j] = v5;
+            float v2 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t13[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void eval_loss_k16_gate_up_matmul(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t16, F);
+/* eval_loss_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void eval_loss_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
 }
 
-/* eval_loss_k17_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void eval_loss_k17_gate_up_matmul(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t15, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t17, F);
+/* eval_loss_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
+static void eval_loss_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
 }
 
-/* eval_loss_k18_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void eval_loss_k18_silu(float *restrict t18, const float *restrict t16, const float *restrict t17, long B, long F, long T) {
+/* eval_loss_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t16[((i0) * T + i1) * F + j]);
+            float v0 = -(t14[((i0) * T + i1) * F + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t16[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t17[((i0) * T + i1) * F + j]);
-            t18[r * n + j] = v4;
+            float v3 = (t14[((i0) * T + i1) * F + j]) / v2;
+            float v4 = v3 * (t15[((i0) * T + i1) * F + j]);
+            t16[r * n + j] = v4;
         }
     }
 }
 
-/* eval_loss_k19_ffn_matmul: matmul  [layer/ffn] */
-static void eval_loss_k19_ffn_matmul(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t18, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t18, F, w2, F, 0.0f, t19, 2*HD2*KVH*REP);
+/* eval_loss_k17_ffn_matmul: matmul  [layer/ffn] */
+static void eval_loss_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k20_ffn: reshape, add  [layer/ffn; layer] */
-static void eval_loss_k20_ffn(float *restrict carry0_next, const float *restrict t14, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+static void eval_loss_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = t14[r * n + j] + t19[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            carry0_next[r * n + j] = v0;
+            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v1 = v0 + t17[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* eval_loss_k21_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void eval_loss_k21_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k19_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2626,19 +2324,20 @@ static void eval_loss_k21_rmsnorm(float *restrict t20, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t20[r * n + j] = v5;
+            t18[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_k22_lm_head_matmul: matmul  [lm_head] */
-static void eval_loss_k22_lm_head_matmul(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t21, V);
+/* eval_loss_k20_lm_head_matmul: matmul  [lm_head] */
+static void eval_loss_k20_lm_head_matmul(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t19, V);
 }
 
-/* eval_loss_k23_log_softmax: reshape, reduce_max, expand, sub  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_k23_log_softmax(float *restrict t22, const float *restrict t21, long B, long T, long V) {
+/* eval_loss_k21_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
+    /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2647,57 +2346,57 @@ static void eval_loss_k23_log_softmax(float *restrict t22, const float *restrict
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = acc0 > t21[((i0) * T + i1) * V + j0] ? acc0 : t21[((i0) * T + i1) * V + j0];
+            acc0 = fmaxf(acc0, t19[((i0) * T + i1) * V + j0]);
         }
-        for (long j = 0; j < n; j++) {
-            float v0 = t21[((i0) * T + i1) * V + j] - acc0;
-            t22[r * n + j] = v0;
-        }
+        t20[r] = acc0;
     }
 }
 
-/* eval_loss_k24_cross_entropy: exp, reduce_sum, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_k24_cross_entropy(float *restrict t23, const int32_t *restrict targets, const float *restrict t22, long B, long T, long V) {
+/* eval_loss_k22_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
+        float v0 = t20[(i0) * T + i1];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v0 = expf(t22[r * n + j1]);
-            acc1 += v0;
+            float v2 = t19[((i0) * T + i1) * V + j1] - v0;
+            float v3 = expf(v2);
+            acc1 += v3;
         }
-        float v1 = logf(acc1);
-        float v3 = (float)targets[(i0) * T + i1];
+        float v4 = logf(acc1);
+        float v6 = (float)targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = t22[r * n + j0] - v1;
-            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
-            float v5 = v2 * v4;
-            acc0 += v5;
+            float v1 = t19[((i0) * T + i1) * V + j0] - v0;
+            float v5 = v1 - v4;
+            float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
+            float v8 = v5 * v7;
+            acc0 += v8;
         }
-        t23[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* eval_loss_k25_cross_entropy: reshape, neg  [lm_head/cross_entropy] */
-static void eval_loss_k25_cross_entropy(float *restrict nll, const float *restrict t23, long B, long T) {
+/* eval_loss_k23_cross_entropy: reshape, neg  [lm_head/cross_entropy] */
+static void eval_loss_k23_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t23[(i0) * T + j]);
+            float v0 = -(t21[(i0) * T + j]);
             nll[r * n + j] = v0;
         }
     }
 }
 
-/* Arena: 9 slots planned for 26 kernels. */
+/* Arena: 9 slots planned for 24 kernels. */
 static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -2716,12 +2415,12 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, 2*B*HD2*KVH*REP*T));
-    off[1] = total; total += la_round16(la_max(HD2*T, B*T*V));
-    off[2] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -2750,27 +2449,25 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
-    float *t3 = args->arena + off[0];
-    float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[5];
-    float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[6];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[5];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[3];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[1];
-    float *t23 = args->arena + off[2];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[5];
+    float *t19 = args->arena + off[6];
+    float *t20 = args->arena + off[0];
+    float *t21 = args->arena + off[1];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -2782,18 +2479,15 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     eval_loss_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 26, tick);
+    la_tock(prof, 0, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k1_rope_tables(t1, t0, HD2, T);
-    la_tock(prof, 1, 26, tick);
+    eval_loss_k1_rope_tables(t1, rope_theta, HD2, T);
+    la_tock(prof, 1, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k2_rope_tables(t2, t0, HD2, T);
-    la_tock(prof, 2, 26, tick);
-    tick = la_tick(prof);
-    eval_loss_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 26, tick);
+    eval_loss_k2_embed(t2, ids, embed, B, HD2, KVH, REP, T);
+    la_tock(prof, 2, 24, tick);
     /* stage 'layer', repeated L times */
-    const float *carry0 = t3;
+    const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
@@ -2807,74 +2501,71 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
         tick = la_tick(prof);
-        eval_loss_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 26, tick);
+        eval_loss_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
+        la_tock(prof, 3, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 26, tick);
+        eval_loss_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 4, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k6_rope(t6, t1, t2, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 26, tick);
+        eval_loss_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 26, tick);
+        eval_loss_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k8_rope(t8, t1, t2, t7, B, HD2, KVH, T);
-        la_tock(prof, 8, 26, tick);
+        eval_loss_k7_rope(t7, t0, t1, t6, B, HD2, KVH, T);
+        la_tock(prof, 7, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k9_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 26, tick);
+        eval_loss_k8_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 8, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k10_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 26, tick);
+        eval_loss_k9_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k11_attention(t11, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 26, tick);
+        eval_loss_k10_attention(t10, t9, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k12_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 26, tick);
+        eval_loss_k11_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 26, tick);
+        eval_loss_k12_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k14_attention(t14, carry0, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 26, tick);
+        eval_loss_k13_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k15_rmsnorm(t15, norm_eps, ffn_norm, t14, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 26, tick);
+        eval_loss_k14_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 14, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k16_gate_up_matmul(t16, w1, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 26, tick);
+        eval_loss_k15_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k17_gate_up_matmul(t17, w3, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 26, tick);
+        eval_loss_k16_silu(t16, t14, t15, B, F, T);
+        la_tock(prof, 16, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k18_silu(t18, t16, t17, B, F, T);
-        la_tock(prof, 18, 26, tick);
+        eval_loss_k17_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k19_ffn_matmul(t19, w2, t18, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 26, tick);
-        tick = la_tick(prof);
-        eval_loss_k20_ffn(carry0_next, t14, t19, B, HD2, KVH, REP, T);
-        la_tock(prof, 20, 26, tick);
+        eval_loss_k18_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
+        la_tock(prof, 18, 24, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    eval_loss_k21_rmsnorm(t20, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 26, tick);
+    eval_loss_k19_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 19, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k22_lm_head_matmul(t21, lm_head, t20, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 22, 26, tick);
+    eval_loss_k20_lm_head_matmul(t19, lm_head, t18, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 20, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k23_log_softmax(t22, t21, B, T, V);
-    la_tock(prof, 23, 26, tick);
+    eval_loss_k21_lm_head(t20, t19, B, T, V);
+    la_tock(prof, 21, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k24_cross_entropy(t23, targets, t22, B, T, V);
-    la_tock(prof, 24, 26, tick);
+    eval_loss_k22_log_softmax(t21, targets, t19, t20, B, T, V);
+    la_tock(prof, 22, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k25_cross_entropy(nll, t23, B, T);
-    la_tock(prof, 25, 26, tick);
+    eval_loss_k23_cross_entropy(nll, t21, B, T);
+    la_tock(prof, 23, 24, tick);
     (void)tick;
 }
 
@@ -2887,32 +2578,30 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* eval_loss_k0_rope_tables */
-    flops[1] = (double)(HD2*T); bytes[1] = (double)(4*HD2*T + 4*HD2*T); /* eval_loss_k1_rope_tables */
-    flops[2] = (double)(HD2*T); bytes[2] = (double)(4*HD2*T + 4*HD2*T); /* eval_loss_k2_rope_tables */
-    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k3_embed */
-    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k9_attention_matmul */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* eval_loss_k10_scores_matmul */
-    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_attention_matmul */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_attention */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_rmsnorm */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k16_gate_up_matmul */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_gate_up_matmul */
-    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k18_silu */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k19_ffn_matmul */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k20_ffn */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k21_rmsnorm */
-    flops[22] = (double)(4*B*HD2*KVH*REP*T*V); bytes[22] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k22_lm_head_matmul */
-    flops[23] = (double)(B*T*V + B*T*V); bytes[23] = (double)(4*B*T*V + 4*B*T*V); /* eval_loss_k23_log_softmax */
-    flops[24] = (double)(B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[24] = (double)(4*B*T + 4*B*T + 4*B*T*V); /* eval_loss_k24_cross_entropy */
-    flops[25] = (double)(B*T); bytes[25] = (double)(4*B*T + 4*B*T); /* eval_loss_k25_cross_entropy */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* eval_loss_k0_rope_tables */
+    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* eval_loss_k1_rope_tables */
+    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k2_embed */
+    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k3_rmsnorm */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_attention_matmul */
+    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_attention_matmul */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k8_attention_matmul */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* eval_loss_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_attention_matmul */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_gate_up_matmul */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k17_ffn_matmul */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k20_lm_head_matmul */
+    flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k21_lm_head */
+    flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k22_log_softmax */
+    flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_k23_cross_entropy */
     (void)B;
     (void)F;
     (void)HD2;
@@ -2929,32 +2618,30 @@ static void llama_train_eval_loss_cost(const void *args, double *f, double *b) {
 static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k0_rope_tables",
     "eval_loss_k1_rope_tables",
-    "eval_loss_k2_rope_tables",
-    "eval_loss_k3_embed",
-    "eval_loss_k4_rmsnorm",
-    "eval_loss_k5_attention_matmul",
-    "eval_loss_k6_rope",
-    "eval_loss_k7_attention_matmul",
-    "eval_loss_k8_rope",
-    "eval_loss_k9_attention_matmul",
-    "eval_loss_k10_scores_matmul",
-    "eval_loss_k11_attention",
+    "eval_loss_k2_embed",
+    "eval_loss_k3_rmsnorm",
+    "eval_loss_k4_attention_matmul",
+    "eval_loss_k5_rope",
+    "eval_loss_k6_attention_matmul",
+    "eval_loss_k7_rope",
+    "eval_loss_k8_attention_matmul",
+    "eval_loss_k9_scores_matmul",
+    "eval_loss_k10_attention",
+    "eval_loss_k11_attention_matmul",
     "eval_loss_k12_attention_matmul",
-    "eval_loss_k13_attention_matmul",
-    "eval_loss_k14_attention",
-    "eval_loss_k15_rmsnorm",
-    "eval_loss_k16_gate_up_matmul",
-    "eval_loss_k17_gate_up_matmul",
-    "eval_loss_k18_silu",
-    "eval_loss_k19_ffn_matmul",
-    "eval_loss_k20_ffn",
-    "eval_loss_k21_rmsnorm",
-    "eval_loss_k22_lm_head_matmul",
-    "eval_loss_k23_log_softmax",
-    "eval_loss_k24_cross_entropy",
-    "eval_loss_k25_cross_entropy",
+    "eval_loss_k13_rmsnorm",
+    "eval_loss_k14_gate_up_matmul",
+    "eval_loss_k15_gate_up_matmul",
+    "eval_loss_k16_silu",
+    "eval_loss_k17_ffn_matmul",
+    "eval_loss_k18_layer",
+    "eval_loss_k19_rmsnorm",
+    "eval_loss_k20_lm_head_matmul",
+    "eval_loss_k21_lm_head",
+    "eval_loss_k22_log_softmax",
+    "eval_loss_k23_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 26, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 24, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
 /* ===== program 'grad_sumsq' ===== */
 
@@ -3018,48 +2705,39 @@ const la_program_info llama_train_grad_sumsq_info = { "llama_train.grad_sumsq", 
 
 /* ===== program 'adamw' ===== */
 
-/* adamw_k0_adamw: reshape, expand, mul  [adamw] */
-static void adamw_k0_adamw(float *restrict t0, const float *restrict grad, const float *restrict clip_scale, long N) {
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (grad[j]) * (clip_scale[0]);
-            t0[j] = v0;
-        }
-    }
-}
-
-/* adamw_k1_adamw: reshape, expand, mul, const, sub, reshape, expand, mul, add  [adamw] */
-static void adamw_k1_adamw(float *restrict exp_avg, const float *restrict beta1, const float *restrict t0, long N) {
+/* adamw_k0_adamw: reshape, expand, mul, reshape, expand, mul, const, sub, reshape, expand, mul, add  [adamw] */
+static void adamw_k0_adamw(float *restrict exp_avg, const float *restrict grad, const float *restrict beta1, const float *restrict clip_scale, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v1 = 1.0f - (beta1[0]);
         for (long j = 0; j < n; j++) {
             float v0 = (beta1[0]) * (exp_avg[j]);
-            float v2 = v1 * (t0[j]);
-            float v3 = v0 + v2;
-            exp_avg[j] = v3;
+            float v2 = (grad[j]) * (clip_scale[0]);
+            float v3 = v1 * v2;
+            float v4 = v0 + v3;
+            exp_avg[j] = v4;
         }
     }
 }
 
-/* adamw_k2_adamw: const, reshape, expand, mul, sub, reshape, expand, mul, mul, add  [adamw] */
-static void adamw_k2_adamw(float *restrict exp_avg_sq, const float *restrict beta2, const float *restrict t0, long N) {
+/* adamw_k1_adamw: reshape, expand, mul, const, reshape, expand, mul, sub, reshape, expand, mul, mul, add  [adamw] */
+static void adamw_k1_adamw(float *restrict exp_avg_sq, const float *restrict grad, const float *restrict beta2, const float *restrict clip_scale, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v1 = 1.0f - (beta2[0]);
         for (long j = 0; j < n; j++) {
             float v0 = (beta2[0]) * (exp_avg_sq[j]);
-            float v2 = v1 * (t0[j]);
-            float v3 = v2 * (t0[j]);
-            float v4 = v0 + v3;
-            exp_avg_sq[j] = v4;
+            float v2 = (grad[j]) * (clip_scale[0]);
+            float v3 = v1 * v2;
+            float v4 = v3 * v2;
+            float v5 = v0 + v4;
+            exp_avg_sq[j] = v5;
         }
     }
 }
 
-/* adamw_k3_adamw: reshape, expand, div, reshape, expand, div, sqrt, reshape, expand, add, div, mul, reshape, expand, mul, sub, reshape, expand, mul, sub, write_slice  [adamw] */
-static void adamw_k3_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
+/* adamw_k2_adamw: reshape, expand, div, reshape, expand, div, sqrt, reshape, expand, add, div, mul, reshape, expand, mul, sub, reshape, expand, mul, sub, write_slice  [adamw] */
+static void adamw_k2_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v0 = (lr[0]) * (weight_decay[0]);
@@ -3078,12 +2756,11 @@ static void adamw_k3_adamw(float *restrict param, const float *restrict lr, cons
     }
 }
 
-/* Arena: 1 slots planned for 4 kernels. */
+/* Arena: 0 slots planned for 3 kernels. */
 static long llama_train_adamw_layout(const llama_train_adamw_args *args, long *off) {
     const long N = args->N;
     (void)N;
     long total = 0;
-    off[0] = total; total += la_round16(N);
     (void)off;
     return total;
 }
@@ -3099,7 +2776,6 @@ void llama_train_adamw(const llama_train_adamw_args *args) {
     llama_train_adamw_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
-    float *t0 = args->arena + off[0];
     float *param = args->param;
     const float *grad = args->grad;
     float *exp_avg = args->exp_avg;
@@ -3114,26 +2790,22 @@ void llama_train_adamw(const llama_train_adamw_args *args) {
     const float *clip_scale = args->clip_scale;
     /* stage 'main' */
     tick = la_tick(prof);
-    adamw_k0_adamw(t0, grad, clip_scale, N);
-    la_tock(prof, 0, 4, tick);
+    adamw_k0_adamw(exp_avg, grad, beta1, clip_scale, N);
+    la_tock(prof, 0, 3, tick);
     tick = la_tick(prof);
-    adamw_k1_adamw(exp_avg, beta1, t0, N);
-    la_tock(prof, 1, 4, tick);
+    adamw_k1_adamw(exp_avg_sq, grad, beta2, clip_scale, N);
+    la_tock(prof, 1, 3, tick);
     tick = la_tick(prof);
-    adamw_k2_adamw(exp_avg_sq, beta2, t0, N);
-    la_tock(prof, 2, 4, tick);
-    tick = la_tick(prof);
-    adamw_k3_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, exp_avg, exp_avg_sq, N);
-    la_tock(prof, 3, 4, tick);
+    adamw_k2_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, exp_avg, exp_avg_sq, N);
+    la_tock(prof, 2, 3, tick);
     (void)tick;
 }
 
 void llama_train_adamw_costs(const llama_train_adamw_args *args, double *flops, double *bytes) {
     const long N = args->N;
-    flops[0] = (double)(N); bytes[0] = (double)(4*N + 4*N + 4); /* adamw_k0_adamw */
-    flops[1] = (double)(N + 1 + N + N); bytes[1] = (double)(4*N + 4*N + 4 + 4*N); /* adamw_k1_adamw */
-    flops[2] = (double)(N + 1 + N + N + N); bytes[2] = (double)(4*N + 4*N + 4 + 4*N); /* adamw_k2_adamw */
-    flops[3] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[3] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_k3_adamw */
+    flops[0] = (double)(N + N + 1 + N + N); bytes[0] = (double)(4*N + 4*N + 4*N + 4 + 4); /* adamw_k0_adamw */
+    flops[1] = (double)(N + N + 1 + N + N + N); bytes[1] = (double)(4*N + 4*N + 4*N + 4 + 4); /* adamw_k1_adamw */
+    flops[2] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[2] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_k2_adamw */
     (void)N;
 }
 
@@ -3144,7 +2816,6 @@ static const char *const llama_train_adamw_kernel_names[] = {
     "adamw_k0_adamw",
     "adamw_k1_adamw",
     "adamw_k2_adamw",
-    "adamw_k3_adamw",
 };
-const la_program_info llama_train_adamw_info = { "llama_train.adamw", 15, 4, llama_train_adamw_kernel_names, llama_train_adamw_run, llama_train_adamw_arena, llama_train_adamw_cost };
+const la_program_info llama_train_adamw_info = { "llama_train.adamw", 15, 3, llama_train_adamw_kernel_names, llama_train_adamw_run, llama_train_adamw_arena, llama_train_adamw_cost };
 

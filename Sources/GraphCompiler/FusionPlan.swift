@@ -143,6 +143,12 @@ struct FusionPlan {
             guard effectiveUses(n.id) > 1 else { continue }
             let roots = kernelRoots(reading: n.id)
             if roots.count == 1, let r = roots.first, rowShape(of: r) == n.shape { continue }
+            if let rowStatistics = recomputeCone(n.id, readers: roots.count) {
+                // Cheap elementwise arithmetic over stored values is recomputed by each reader
+                // instead of stored; the row reductions it needs are stored (one value per row).
+                realized.formUnion(rowStatistics)
+                continue
+            }
             realized.insert(n.id)
         }
         writeInPlace()
@@ -183,6 +189,35 @@ struct FusionPlan {
             realized.remove(n.id)
         }
     }
+
+    /// For an elementwise value cheap enough to recompute in every kernel that reads it (at
+    /// most `maxRecomputedOps` elementwise ops over stored values, views, constants and
+    /// iotas, none read from a buffer the program writes): the reductions it depends on.
+    /// Nil when it should be stored.
+    private func recomputeCone(_ i: Int, readers: Int) -> Set<Int>? {
+        guard node(i).op.isElementwise else { return nil }
+        var reductions = Set<Int>(), seen = Set<Int>(), stack = [i], ops = 0, transcendental = 0
+        while let x = stack.popLast() {
+            guard seen.insert(x).inserted else { continue }
+            let n = node(x)
+            // A buffer this program writes could change before a reader recomputes from it.
+            if case .input(let name) = n.op, program.decl(name)?.mutable == true { return nil }
+            if x != i && (realized.contains(x) || n.op.isLeaf) { continue }
+            if n.op.isReduction { reductions.insert(x); continue }
+            if n.op.isView { stack += n.inputs; continue }
+            guard n.op.isElementwise else { return nil }
+            ops += 1
+            if case .unary(let u) = n.op, u != .neg, u != .abs { transcendental += 1 }
+            // An exp or log evaluated again costs about what storing and loading a float does:
+            // worth it for two readers (a sum and a gradient), not for more.
+            if ops > FusionPlan.maxRecomputedOps || (transcendental > 0 && readers > 2) { return nil }
+            stack += n.inputs
+        }
+        return reductions
+    }
+
+    /// The largest elementwise expression recomputed by each reader rather than stored.
+    static let maxRecomputedOps = 8
 
     /// `target ← f(target, …)` over the whole target, where f's value is materialized anyway
     /// (it has other readers): the value is computed in place into the target and the write

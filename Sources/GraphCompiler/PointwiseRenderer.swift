@@ -17,6 +17,11 @@ struct PointwiseRenderer {
     let rowVars: [String]
     /// The node this kernel computes (never loaded from its own buffer).
     var root: Int?
+    /// The kernel's output buffer, when its rows are free scratch until the final loop stores
+    /// them: the first exp/log a row reduction evaluates is kept there, so the final loop (and
+    /// later reductions) load it instead of evaluating it again (softmax's exp).
+    var stashBuffer: String?
+    private var stashed: Int?
 
     private(set) var rowBlock: [String] = []
     private var rowMemo: [String: String] = [:]
@@ -61,6 +66,8 @@ struct PointwiseRenderer {
         let saved = (innerBlock, innerMemo, innerVar)
         innerBlock = []; innerMemo = [:]; innerVar = j
         let idx = index?(j) ?? elementIndex(j)
+        // Row reductions first, so a value they stash is there for the final loop.
+        if stashBuffer != nil { try reductionsFirst(id) }
         let v = try value(id, idx)
         innerBlock.append(store(v, j))
         let body = innerBlock
@@ -74,6 +81,19 @@ struct PointwiseRenderer {
         }
     }
 
+    /// Renders the row reductions `id` depends on inside this kernel, in program order.
+    private mutating func reductionsFirst(_ id: Int) throws {
+        var found: [Int] = [], seen = Set<Int>(), stack = [id]
+        while let x = stack.popLast() {
+            guard seen.insert(x).inserted else { continue }
+            if x != root && (plan.realized.contains(x) || plan.isBufferLeaf(x)) { continue }
+            let n = plan.node(x)
+            if case .reduce = n.op, x != root, plan.node(n.inputs[0]).shape == rowShape { found.append(x); continue }
+            stack += n.inputs
+        }
+        for r in found.sorted() { _ = try rowReduction(r) }
+    }
+
     /// The per-row result of reducing node `id` (a reduction), computed once per row.
     mutating func rowReduction(_ id: Int) throws -> String {
         let n = plan.node(id)
@@ -85,7 +105,8 @@ struct PointwiseRenderer {
         let saved = (innerBlock, innerMemo, innerVar)
         innerBlock = []; innerMemo = [:]; innerVar = j
         let x = try value(n.inputs[0], rowVars + [j])
-        let combine = op == .sum ? "\(acc) += \(x);" : "\(acc) = \(acc) > \(x) ? \(acc) : \(x);"
+        // fmaxf (not a ternary) is what the vectorizer recognizes as a max reduction.
+        let combine = op == .sum ? "\(acc) += \(x);" : "\(acc) = fmaxf(\(acc), \(x));"
         innerBlock.append(combine)
         let body = innerBlock
         (innerBlock, innerMemo, innerVar) = saved
@@ -136,6 +157,11 @@ struct PointwiseRenderer {
         let local = mentionsInner(idx)
         if local, let v = innerMemo[key] { return v }
         if !local, let v = rowMemo[key] { return v }
+        let atRowElement = local && idx == elementIndex(innerVar ?? "") && n.shape == rowShape
+        if let out = stashBuffer, stashed == id, atRowElement {
+            innerMemo[key] = "\(out)[\(linear(idx, rowShape))]"
+            return innerMemo[key] ?? ""
+        }
         let expr: String
         switch n.op {
         case .unary(let u):
@@ -163,6 +189,11 @@ struct PointwiseRenderer {
         counter += 1
         emit("\(n.dtype.cType) \(name) = \(expr);", local: local)
         if local { innerMemo[key] = name } else { rowMemo[key] = name }
+        if let out = stashBuffer, stashed == nil, atRowElement, innerVar != "j", n.dtype == .f32,
+           case .unary(let u) = n.op, u == .exp || u == .log || u == .tanh || u == .sin || u == .cos {
+            emit("\(out)[\(linear(idx, rowShape))] = \(name);", local: true)
+            stashed = id
+        }
         return name
     }
 

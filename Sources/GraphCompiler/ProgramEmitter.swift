@@ -98,6 +98,8 @@ struct ProgramEmitter {
             }
             var r = PointwiseRenderer(plan: plan, rowShape: root.shape, buffer: name)
             r.root = k.root
+            // The output row is scratch until stored, unless the kernel updates it in place.
+            if root.dtype == .f32, !k.reads.contains(where: { name($0) == name(k.root) }) { r.stashBuffer = name(k.root) }
             let out = name(k.root), shape = r
             try r.innerLoop({ v, j in "\(out)[\(shape.linear(shape.elementIndex(j), root.shape))] = \(v);" }, value: k.root)
             return loopNest(r)

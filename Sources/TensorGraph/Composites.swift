@@ -18,7 +18,9 @@ extension GraphBuilder {
     /// Softmax over the last axis, shifted by the row maximum.
     public func softmax(_ x: Tensor) -> Tensor {
         scope("softmax") {
-            let e = (x - x.max()).exp()
+            // The shift by the row maximum only keeps exp in range: the result does not depend
+            // on it, so its gradient is zero (stopGradient spares the backward a one-hot pass).
+            let e = (x - stopGradient(x.max())).exp()
             return e / e.sum()
         }
     }
@@ -26,7 +28,7 @@ extension GraphBuilder {
     /// Log-softmax over the last axis: `x − max − log Σ exp(x − max)`.
     public func logSoftmax(_ x: Tensor) -> Tensor {
         scope("log_softmax") {
-            let shifted = x - x.max()
+            let shifted = x - stopGradient(x.max())
             return shifted - shifted.exp().sum().log()
         }
     }

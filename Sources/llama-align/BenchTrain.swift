@@ -78,9 +78,11 @@ struct BenchTrain: ParsableCommand {
             let t0 = Date()
             _ = try trainer.trainStep([b], lr: 1e-4)
             let wall = Date().timeIntervalSince(t0) * 1e3
-            let costs = lm.costs(sizes: trainer.sizes(batch: batch, seq: seq))
+            // Costs are per call: times the calls each kernel made in the step.
+            let costs = lm.costs(sizes: trainer.sizes(batch: batch, seq: seq)), calls = lm.profile ?? []
+            let count = { (k: Int) in k * 2 + 1 < calls.count ? calls[k * 2 + 1] : 0 }
             var report = ProfileReport()
-            report.add(lm, flops: costs.flops, bytes: costs.bytes)
+            report.add(lm, flops: costs.flops.enumerated().map { $1 * count($0) }, bytes: costs.bytes.enumerated().map { $1 * count($0) })
             print(report.table(top: Int.max), terminator: "")
             print(String(format: "lm_step kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
             lm.setProfiling(false)

@@ -99,7 +99,12 @@ import LlamaGraphs
         let ma = try Demo.metrics(live.outputDir), mb = try Demo.metrics(pre.outputDir)
         #expect(ma.count == mb.count && !ma.isEmpty)
         for (x, y) in zip(ma, mb) {
-            for (k, v) in x where k != "tokens_per_second" { #expect(abs(v - (y[k] ?? .nan)) <= 1e-5 * max(1, abs(v)), "\(k) at \(x["step"] ?? -1)") }
+            // Accuracy counts chosen > rejected; while the policy still equals the reference the
+            // two rewards tie up to rounding and the two programs may round differently.
+            let tied = abs(x["rewards/margins"] ?? 1) < 1e-4
+            for (k, v) in x where k != "tokens_per_second" && !(tied && k == "rewards/accuracies") {
+                #expect(abs(v - (y[k] ?? .nan)) <= 1e-5 * max(1, abs(v)), "\(k) at \(x["step"] ?? -1): \(v) vs \(y[k] ?? .nan)")
+            }
         }
         #expect(b.steps == 6)
         // Every metric of formats.md is logged.

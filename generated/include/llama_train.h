@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 104 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'lm_step': 89 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -51,7 +51,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss': 26 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'eval_loss': 24 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -99,7 +99,7 @@ void llama_train_grad_sumsq(const llama_train_grad_sumsq_args *args);
 long llama_train_grad_sumsq_arena_floats(const llama_train_grad_sumsq_args *args);
 void llama_train_grad_sumsq_costs(const llama_train_grad_sumsq_args *args, double *flops, double *bytes);
 
-/* Program 'adamw': 4 kernels. Sizes: N. */
+/* Program 'adamw': 3 kernels. Sizes: N. */
 typedef struct {
     float *param; /* f32 [N], written */
     const float *grad; /* f32 [N] */
