@@ -89,61 +89,39 @@ static void forward_k4_attention_matmul(float *restrict t4, const float *restric
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* forward_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void forward_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t5[r * n + j] = v0;
-        }
-    }
+/* forward_k5_attention_matmul: matmul  [layer/attention] */
+static void forward_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
 /* forward_k6_attention_matmul: matmul  [layer/attention] */
-static void forward_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+static void forward_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* forward_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void forward_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+/* forward_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void forward_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t7[r * n + j] = v0;
@@ -151,19 +129,41 @@ static void forward_k7_rope(float *restrict t7, const float *restrict t0, const 
     }
 }
 
-/* forward_k8_attention_matmul: matmul  [layer/attention] */
-static void forward_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+/* forward_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+static void forward_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t8[r * n + j] = v0;
+        }
+    }
 }
 
 /* forward_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* forward_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -206,12 +206,12 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
 }
 
 /* forward_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* forward_k12_attention_matmul: matmul  [layer/attention] */
@@ -230,7 +230,7 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t12[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -238,7 +238,7 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t12[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
             t13[r * n + j] = v7;
@@ -266,11 +266,11 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[((i0) * T + i1) * F + j]);
+            float v0 = -(t14[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t15[((i0) * T + i1) * F + j]);
+            float v3 = (t14[r * n + j]) / v2;
+            float v4 = v3 * (t15[r * n + j]);
             t16[r * n + j] = v4;
         }
     }
@@ -290,8 +290,8 @@ static void forward_k18_layer(float *restrict carry0_next, const float *restrict
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t17[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t12[r * n + j];
+            float v1 = v0 + t17[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -349,9 +349,9 @@ static long llama_forward_layout(const llama_forward_args *args, long *off) {
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -383,19 +383,19 @@ void llama_forward(const llama_forward_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[6];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[5];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[5];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -434,25 +434,25 @@ void llama_forward(const llama_forward_args *args) {
         forward_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 21, tick);
         tick = la_tick(prof);
-        forward_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        forward_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 21, tick);
         tick = la_tick(prof);
-        forward_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        forward_k6_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 21, tick);
         tick = la_tick(prof);
-        forward_k7_rope(t7, t0, t1, t6, B, HD2, KVH, T);
+        forward_k7_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 21, tick);
         tick = la_tick(prof);
-        forward_k8_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        forward_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
         la_tock(prof, 8, 21, tick);
         tick = la_tick(prof);
-        forward_k9_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        forward_k9_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 21, tick);
         tick = la_tick(prof);
         forward_k10_attention(t10, t9, B, HD2, KVH, REP, T);
         la_tock(prof, 10, 21, tick);
         tick = la_tick(prof);
-        forward_k11_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        forward_k11_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 21, tick);
         tick = la_tick(prof);
         forward_k12_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
@@ -501,11 +501,11 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k3_rmsnorm */
     flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_attention_matmul */
-    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k5_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_attention_matmul */
     flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k6_attention_matmul */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k8_attention_matmul */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* forward_k9_scores_matmul */
+    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k7_rope */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k11_attention_matmul */
     flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_attention_matmul */
@@ -536,10 +536,10 @@ static const char *const llama_forward_kernel_names[] = {
     "forward_k2_embed",
     "forward_k3_rmsnorm",
     "forward_k4_attention_matmul",
-    "forward_k5_rope",
+    "forward_k5_attention_matmul",
     "forward_k6_attention_matmul",
     "forward_k7_rope",
-    "forward_k8_attention_matmul",
+    "forward_k8_rope",
     "forward_k9_scores_matmul",
     "forward_k10_attention",
     "forward_k11_attention_matmul",
@@ -639,48 +639,20 @@ static void prefill_k4_attention_matmul(float *restrict t4, const float *restric
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* prefill_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void prefill_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t5[r * n + j] = v0;
-        }
-    }
+/* prefill_k5_attention_matmul: matmul  [layer/attention] */
+static void prefill_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
 /* prefill_k6_attention_matmul: matmul  [layer/attention] */
-static void prefill_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+static void prefill_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* prefill_k7_attention_matmul: matmul  [layer/attention] */
-static void prefill_k7_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
-}
-
-/* prefill_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
-static void prefill_k8_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -690,14 +662,14 @@ static void prefill_k8_rope(float *restrict k_cache, const float *restrict t0, c
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -706,8 +678,8 @@ static void prefill_k8_rope(float *restrict k_cache, const float *restrict t0, c
     }
 }
 
-/* prefill_k9_attention: reshape, write_slice  [layer/attention] */
-static void prefill_k9_attention(float *restrict v_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k8_attention: reshape, write_slice  [layer/attention] */
+static void prefill_k8_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -715,18 +687,46 @@ static void prefill_k9_attention(float *restrict v_cache, const float *restrict 
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = t7[((r * n + j) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + j)) % (2*HD2*KVH)];
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = t6[r * n + j];
+        }
+    }
+}
+
+/* prefill_k9_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
         }
     }
 }
 
 /* prefill_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict t5, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
 /* prefill_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -793,7 +793,7 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -801,7 +801,7 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t11[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
             t12[r * n + j] = v7;
@@ -829,11 +829,11 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t13[((i0) * T + i1) * F + j]);
+            float v0 = -(t13[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t13[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t14[((i0) * T + i1) * F + j]);
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
             t15[r * n + j] = v4;
         }
     }
@@ -853,8 +853,8 @@ static void prefill_k19_layer(float *restrict carry0_next, const float *restrict
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t16[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -918,10 +918,10 @@ static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*S*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
@@ -955,15 +955,15 @@ void llama_prefill(const llama_prefill_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[6];
-    float *t8 = args->arena + off[3];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[4];
     float *t11 = args->arena + off[3];
     float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[6];
-    float *t14 = args->arena + off[5];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
     float *t15 = args->arena + off[4];
     float *t16 = args->arena + off[5];
     float *t17 = args->arena + off[4];
@@ -1007,22 +1007,22 @@ void llama_prefill(const llama_prefill_args *args) {
         prefill_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 22, tick);
         tick = la_tick(prof);
-        prefill_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        prefill_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 22, tick);
         tick = la_tick(prof);
-        prefill_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        prefill_k6_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 22, tick);
         tick = la_tick(prof);
-        prefill_k7_attention_matmul(t7, wv, t3, B, HD2, KVH, REP, T);
+        prefill_k7_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T);
         la_tock(prof, 7, 22, tick);
         tick = la_tick(prof);
-        prefill_k8_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P, T);
+        prefill_k8_attention(v_cache, t6, B, C, HD2, KVH, P, T);
         la_tock(prof, 8, 22, tick);
         tick = la_tick(prof);
-        prefill_k9_attention(v_cache, t7, B, C, HD2, KVH, P, T);
+        prefill_k9_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 22, tick);
         tick = la_tick(prof);
-        prefill_k10_scores_matmul(t8, t5, k_cache, B, C, HD2, KVH, REP, S, T);
+        prefill_k10_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T);
         la_tock(prof, 10, 22, tick);
         tick = la_tick(prof);
         prefill_k11_attention(t9, t8, B, HD2, KVH, P, REP, S, T);
@@ -1080,12 +1080,12 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k3_rmsnorm */
     flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_attention_matmul */
-    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k5_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_attention_matmul */
     flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k6_attention_matmul */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k8_rope */
-    flops[9] = (double)(0); bytes[9] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH); /* prefill_k10_scores_matmul */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k7_rope */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k8_attention */
+    flops[9] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k9_rope */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k12_attention_matmul */
     flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_attention_matmul */
@@ -1119,11 +1119,11 @@ static const char *const llama_prefill_kernel_names[] = {
     "prefill_k2_embed",
     "prefill_k3_rmsnorm",
     "prefill_k4_attention_matmul",
-    "prefill_k5_rope",
+    "prefill_k5_attention_matmul",
     "prefill_k6_attention_matmul",
-    "prefill_k7_attention_matmul",
-    "prefill_k8_rope",
-    "prefill_k9_attention",
+    "prefill_k7_rope",
+    "prefill_k8_attention",
+    "prefill_k9_rope",
     "prefill_k10_scores_matmul",
     "prefill_k11_attention",
     "prefill_k12_attention_matmul",
@@ -1150,7 +1150,7 @@ static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
             float v2 = v1 / ((float)(2*HD2));
-            float v3 = powf(rope_theta[0], v2);
+            float v3 = powf(rope_theta[i0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
             float v6 = cosf(v5);
@@ -1168,7 +1168,7 @@ static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
             float v2 = v1 / ((float)(2*HD2));
-            float v3 = powf(rope_theta[0], v2);
+            float v3 = powf(rope_theta[i0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
             float v6 = sinf(v5);
@@ -1205,11 +1205,11 @@ static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
+        float v2 = v1 + norm_eps[i1];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (attn_norm[j]);
+            float v5 = v4 * (attn_norm[(i1) * (2*HD2*KVH*REP) + j]);
             t3[r * n + j] = v5;
         }
     }
@@ -1221,42 +1221,14 @@ static void decode_k4_attention_matmul(float *restrict t4, const float *restrict
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* decode_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void decode_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    const long rows = B*HD2*KVH*REP, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP);
-        const long i1 = 0;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2]) * (t0[i3]);
-        float v2 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2 + 0 + 1]) * (t1[i3]);
-        float v3 = v1 - v2;
-        float v4 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2]) * (t1[i3]);
-        float v5 = (t4[(i0) * (2*HD2*KVH*REP) + (((i1) * (KVH*REP) + i2) * HD2 + i3) * 2 + 0 + 1]) * (t0[i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t5[r * n + j] = v0;
-        }
-    }
+/* decode_k5_attention_matmul: matmul  [layer/attention] */
+static void decode_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
-/* decode_k6_attention_matmul: matmul  [layer/attention] */
-static void decode_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
-}
-
-/* decode_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
+/* decode_k6_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
     const long rows = B*KVH, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1266,14 +1238,14 @@ static void decode_k7_rope(float *restrict k_cache, const float *restrict t0, co
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[j / 2]);
-                float v2 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[j / 2]);
+                float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[j / 2]);
-                float v5 = (t6[(i0) * (2*HD2*KVH) + (((i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[j / 2]);
+                float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -1282,18 +1254,46 @@ static void decode_k7_rope(float *restrict k_cache, const float *restrict t0, co
     }
 }
 
-/* decode_k8_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
-static void decode_k8_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
+/* decode_k7_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
+static void decode_k7_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
     if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1);
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P), 2*C*HD2*KVH);
 }
 
+/* decode_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void decode_k8_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long rows = B*KVH*REP, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP);
+        const long i1 = (r / (REP)) % KVH;
+        const long i2 = (r) % REP;
+        const long i3 = 0;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
 /* decode_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void decode_k9_scores_matmul(float *restrict t7, const float *restrict t5, const float *restrict k_cache, long B, long C, long HD2, long KVH, long REP, long S) {
+static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t7 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t7 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
 }
 
 /* decode_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -1359,17 +1359,17 @@ static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_e
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t10[(i0) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
         float v3 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v4 = v3 + norm_eps[0];
+        float v4 = v3 + norm_eps[i1];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t10[(i0) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t10[r * n + j];
             float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[j]);
+            float v7 = v6 * (ffn_norm[(i1) * (2*HD2*KVH*REP) + j]);
             t11[r * n + j] = v7;
         }
     }
@@ -1395,11 +1395,11 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t12[(i0) * F + j]);
+            float v0 = -(t12[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t12[(i0) * F + j]) / v2;
-            float v4 = v3 * (t13[(i0) * F + j]);
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
             t14[r * n + j] = v4;
         }
     }
@@ -1419,8 +1419,8 @@ static void decode_k18_layer(float *restrict carry0_next, const float *restrict 
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t10[(i0) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t15[(i0) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -1440,11 +1440,11 @@ static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_e
             acc0 += v0;
         }
         float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
+        float v2 = v1 + norm_eps[i1];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
+            float v5 = v4 * (final_norm[(i1) * (2*HD2*KVH*REP) + j]);
             t16[r * n + j] = v5;
         }
     }
@@ -1482,9 +1482,9 @@ static long llama_decode_layout(const llama_decode_args *args, long *off) {
     off[0] = total; total += la_round16(HD2);
     off[1] = total; total += la_round16(HD2);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S), B*F));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*KVH*REP*S));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH, B*KVH*REP*S), B*F), 2*B*HD2*KVH*REP));
     off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
@@ -1518,10 +1518,10 @@ void llama_decode(const llama_decode_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[3];
-    float *t9 = args->arena + off[5];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
     float *t10 = args->arena + off[4];
     float *t11 = args->arena + off[3];
     float *t12 = args->arena + off[5];
@@ -1569,19 +1569,19 @@ void llama_decode(const llama_decode_args *args) {
         decode_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP);
         la_tock(prof, 4, 21, tick);
         tick = la_tick(prof);
-        decode_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP);
+        decode_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP);
         la_tock(prof, 5, 21, tick);
         tick = la_tick(prof);
-        decode_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP);
+        decode_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P);
         la_tock(prof, 6, 21, tick);
         tick = la_tick(prof);
-        decode_k7_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P);
+        decode_k7_attention_matmul(v_cache, wv, t3, B, C, HD2, KVH, P, REP);
         la_tock(prof, 7, 21, tick);
         tick = la_tick(prof);
-        decode_k8_attention_matmul(v_cache, wv, t3, B, C, HD2, KVH, P, REP);
+        decode_k8_rope(t6, t0, t1, t4, B, HD2, KVH, REP);
         la_tock(prof, 8, 21, tick);
         tick = la_tick(prof);
-        decode_k9_scores_matmul(t7, t5, k_cache, B, C, HD2, KVH, REP, S);
+        decode_k9_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S);
         la_tock(prof, 9, 21, tick);
         tick = la_tick(prof);
         decode_k10_attention(t8, t7, B, HD2, KVH, P, REP, S);
@@ -1638,11 +1638,11 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k3_rmsnorm */
     flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k4_attention_matmul */
-    flops[5] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k5_rope */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k6_attention_matmul */
-    flops[7] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[8] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k8_attention_matmul */
-    flops[9] = (double)(4*B*HD2*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH); /* decode_k9_scores_matmul */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k5_attention_matmul */
+    flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_attention_matmul */
+    flops[8] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[10] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*S); bytes[11] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k11_attention_matmul */
     flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k12_attention_matmul */
@@ -1675,10 +1675,10 @@ static const char *const llama_decode_kernel_names[] = {
     "decode_k2_embed",
     "decode_k3_rmsnorm",
     "decode_k4_attention_matmul",
-    "decode_k5_rope",
-    "decode_k6_attention_matmul",
-    "decode_k7_rope",
-    "decode_k8_attention_matmul",
+    "decode_k5_attention_matmul",
+    "decode_k6_rope",
+    "decode_k7_attention_matmul",
+    "decode_k8_rope",
     "decode_k9_scores_matmul",
     "decode_k10_attention",
     "decode_k11_attention_matmul",

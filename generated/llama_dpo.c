@@ -112,61 +112,39 @@ static void dpo_logps_k5_attention_matmul(float *restrict t5, const float *restr
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
 }
 
-/* dpo_logps_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_logps_k6_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t5[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t6[r * n + j] = v0;
-        }
-    }
+/* dpo_logps_k6_attention_matmul: matmul  [layer/attention] */
+static void dpo_logps_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
 /* dpo_logps_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
 }
 
-/* dpo_logps_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t7, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+/* dpo_logps_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t7[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t7[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t8[r * n + j] = v0;
@@ -174,19 +152,41 @@ static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, cons
     }
 }
 
-/* dpo_logps_k9_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k9_attention_matmul(float *restrict t9, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t9, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t9, 2*HD2*KVH);
+/* dpo_logps_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+static void dpo_logps_k9_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t9[r * n + j] = v0;
+        }
+    }
 }
 
 /* dpo_logps_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void dpo_logps_k10_scores_matmul(float *restrict t10, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_logps_k10_scores_matmul(float *restrict t10, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t9 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* dpo_logps_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -231,12 +231,12 @@ static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t
 }
 
 /* dpo_logps_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *restrict t7, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t9 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* dpo_logps_k13_attention_matmul: matmul  [layer/attention] */
@@ -255,7 +255,7 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t13[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -263,7 +263,7 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t13[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
             t14[r * n + j] = v7;
@@ -291,11 +291,11 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t15[((i0) * T + i1) * F + j]);
+            float v0 = -(t15[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t15[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t16[((i0) * T + i1) * F + j]);
+            float v3 = (t15[r * n + j]) / v2;
+            float v4 = v3 * (t16[r * n + j]);
             t17[r * n + j] = v4;
         }
     }
@@ -315,8 +315,8 @@ static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restri
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t13[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t18[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t13[r * n + j];
+            float v1 = v0 + t18[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -363,7 +363,7 @@ static void dpo_logps_k22_lm_head(float *restrict t21, const float *restrict t20
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t20[((i0) * T + i1) * V + j0]);
+            acc0 = fmaxf(acc0, t20[r * n + j0]);
         }
         t21[r] = acc0;
     }
@@ -381,7 +381,7 @@ static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t20[r * n + j0] - v0;
             float v2 = expf(v1);
             acc0 += v2;
         }
@@ -403,7 +403,7 @@ static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t20[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
@@ -423,7 +423,7 @@ static void dpo_logps_k25_cross_entropy(float *restrict t24, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t23[(i0) * T + j0]);
+            float v0 = -(t23[r * n + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
             acc0 += v1;
         }
@@ -456,7 +456,7 @@ static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t20[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
@@ -476,7 +476,7 @@ static void dpo_logps_k28_cross_entropy(float *restrict t26, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t25[(i0) * T + j0]);
+            float v0 = -(t25[r * n + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
@@ -506,7 +506,7 @@ static void dpo_logps_k30_lm_head(float *restrict t27, const float *restrict t20
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t20[((i0) * T + i1) * V + j0];
+            acc0 += t20[r * n + j0];
         }
         t27[r] = acc0;
     }
@@ -522,7 +522,7 @@ static void dpo_logps_k31_sequence_logps(float *restrict logits_chosen, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[(i0) * T + j0]) / ((float)(V));
+            float v0 = (t27[r * n + j0]) / ((float)(V));
             float v1 = v0;
             float v2 = v1 * (chosen_mask[r * n + j0]);
             acc0 += v2;
@@ -541,7 +541,7 @@ static void dpo_logps_k32_sequence_logps(float *restrict logits_rejected, const 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[(i0) * T + j0]) / ((float)(V));
+            float v0 = (t27[r * n + j0]) / ((float)(V));
             float v1 = v0;
             float v2 = v1 * (rejected_mask[r * n + j0]);
             acc0 += v2;
@@ -573,9 +573,9 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     off[1] = total; total += la_round16(la_max(B*HD2*T, B*T));
     off[2] = total; total += la_round16(la_max(B*T*T, B*T));
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
     off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -608,19 +608,19 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
     float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[7];
+    float *t7 = args->arena + off[7];
+    float *t8 = args->arena + off[4];
     float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[6];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[7];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[6];
+    float *t10 = args->arena + off[6];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[5];
     float *t20 = args->arena + off[7];
     float *t21 = args->arena + off[0];
     float *t22 = args->arena + off[1];
@@ -679,25 +679,25 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         dpo_logps_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k6_rope(t6, t0, t1, t5, B, HD2, KVH, REP, T);
+        dpo_logps_k6_attention_matmul(t6, wk, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k7_attention_matmul(t7, wk, t4, B, HD2, KVH, REP, T);
+        dpo_logps_k7_attention_matmul(t7, wv, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k8_rope(t8, t0, t1, t7, B, HD2, KVH, T);
+        dpo_logps_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
         la_tock(prof, 8, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k9_attention_matmul(t9, wv, t4, B, HD2, KVH, REP, T);
+        dpo_logps_k9_rope(t9, t0, t1, t6, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k10_scores_matmul(t10, t6, t8, B, HD2, KVH, REP, T);
+        dpo_logps_k10_scores_matmul(t10, t8, t9, B, HD2, KVH, REP, T);
         la_tock(prof, 10, 33, tick);
         tick = la_tick(prof);
         dpo_logps_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k12_attention_matmul(t12, t9, t11, B, HD2, KVH, REP, T);
+        dpo_logps_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 33, tick);
         tick = la_tick(prof);
         dpo_logps_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
@@ -780,11 +780,11 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_k3_embed */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_k4_rmsnorm */
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k6_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k6_attention_matmul */
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_logps_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k9_attention_matmul */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_logps_k10_scores_matmul */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k8_rope */
+    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_logps_k9_rope */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_k12_attention_matmul */
     flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k13_attention_matmul */
@@ -827,10 +827,10 @@ static const char *const llama_dpo_dpo_logps_kernel_names[] = {
     "dpo_logps_k3_embed",
     "dpo_logps_k4_rmsnorm",
     "dpo_logps_k5_attention_matmul",
-    "dpo_logps_k6_rope",
+    "dpo_logps_k6_attention_matmul",
     "dpo_logps_k7_attention_matmul",
     "dpo_logps_k8_rope",
-    "dpo_logps_k9_attention_matmul",
+    "dpo_logps_k9_rope",
     "dpo_logps_k10_scores_matmul",
     "dpo_logps_k11_attention",
     "dpo_logps_k12_attention_matmul",
@@ -964,61 +964,39 @@ static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restri
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* dpo_step_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_step_k6_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t5[r * n + j] = v0;
-        }
-    }
+/* dpo_step_k6_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k6_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
 /* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* dpo_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void dpo_step_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+/* dpo_step_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void dpo_step_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t7[r * n + j] = v0;
@@ -1026,19 +1004,41 @@ static void dpo_step_k8_rope(float *restrict t7, const float *restrict t0, const
     }
 }
 
-/* dpo_step_k9_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k9_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+/* dpo_step_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+static void dpo_step_k9_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t8[r * n + j] = v0;
+        }
+    }
 }
 
 /* dpo_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void dpo_step_k10_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k10_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* dpo_step_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -1083,12 +1083,12 @@ static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2
 }
 
 /* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* dpo_step_k13_attention_matmul: matmul  [layer/attention] */
@@ -1107,7 +1107,7 @@ static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t12[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -1115,7 +1115,7 @@ static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t12[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
             t13[r * n + j] = v7;
@@ -1143,11 +1143,11 @@ static void dpo_step_k17_silu(float *restrict t16, const float *restrict t14, co
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[((i0) * T + i1) * F + j]);
+            float v0 = -(t14[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t15[((i0) * T + i1) * F + j]);
+            float v3 = (t14[r * n + j]) / v2;
+            float v4 = v3 * (t15[r * n + j]);
             t16[r * n + j] = v4;
         }
     }
@@ -1167,8 +1167,8 @@ static void dpo_step_k19_layer(float *restrict carry0_next, const float *restric
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t17[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t12[r * n + j];
+            float v1 = v0 + t17[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -1194,14 +1194,13 @@ static void dpo_step_k20_rmsnorm(float *restrict t18, const float *restrict carr
 
 /* dpo_step_k21_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
 static void dpo_step_k21_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 1;
+    const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t18[r * n + j]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[0];
+            float v0 = (t18[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
             t19[r * n + j] = v2;
         }
@@ -1240,7 +1239,7 @@ static void dpo_step_k24_lm_head(float *restrict t22, const float *restrict t21,
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t21[((i0) * T + i1) * V + j0]);
+            acc0 = fmaxf(acc0, t21[r * n + j0]);
         }
         t22[r] = acc0;
     }
@@ -1258,7 +1257,7 @@ static void dpo_step_k25_log_softmax(float *restrict t23, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t21[r * n + j0] - v0;
             float v2 = expf(v1);
             acc0 += v2;
         }
@@ -1280,7 +1279,7 @@ static void dpo_step_k26_cross_entropy(float *restrict t24, const int32_t *restr
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t21[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
@@ -1300,7 +1299,7 @@ static void dpo_step_k27_cross_entropy(float *restrict t25, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t24[(i0) * T + j0]);
+            float v0 = -(t24[r * n + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
             acc0 += v1;
         }
@@ -1333,7 +1332,7 @@ static void dpo_step_k29_cross_entropy(float *restrict t26, const int32_t *restr
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t21[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
@@ -1353,7 +1352,7 @@ static void dpo_step_k30_cross_entropy(float *restrict t27, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t26[(i0) * T + j0]);
+            float v0 = -(t26[r * n + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
@@ -1383,7 +1382,7 @@ static void dpo_step_k32_lm_head(float *restrict t28, const float *restrict t21,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t21[((i0) * T + i1) * V + j0];
+            acc0 += t21[r * n + j0];
         }
         t28[r] = acc0;
     }
@@ -1431,7 +1430,7 @@ static void dpo_step_k35_sequence_logps(float *restrict logits_chosen, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[(i0) * T + j0]) / ((float)(V));
+            float v0 = (t28[r * n + j0]) / ((float)(V));
             float v1 = v0;
             float v2 = v1 * (chosen_mask[r * n + j0]);
             acc0 += v2;
@@ -1450,7 +1449,7 @@ static void dpo_step_k36_sequence_logps(float *restrict logits_rejected, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[(i0) * T + j0]) / ((float)(V));
+            float v0 = (t28[r * n + j0]) / ((float)(V));
             float v1 = v0;
             float v2 = v1 * (rejected_mask[r * n + j0]);
             acc0 += v2;
@@ -3934,7 +3933,7 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         for (long j = 0; j < n; j++) {
             float v328 = (float)j == v149 ? 1.0f : 0.0f;
             float v329 = v148 * v328;
-            float v332 = t21[((i0) * T + i1) * V + j] - v331;
+            float v332 = t21[r * n + j] - v331;
             float v333 = expf(v332);
             float v334 = v330 * v333;
             float v335 = v329 + v334;
@@ -4000,7 +3999,7 @@ static void dpo_step_k150_rmsnorm_grad(float *restrict t142, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t139[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v0 = (t139[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (carry0[r * n + j0]);
             acc0 += v1;
         }
@@ -4010,7 +4009,7 @@ static void dpo_step_k150_rmsnorm_grad(float *restrict t142, const float *restri
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v2 = (t139[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v2 = (t139[r * n + j]) * (final_norm[j]);
             float v3 = v2 * (t19[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v3 + v9;
@@ -4094,25 +4093,24 @@ static void dpo_step_k156_attention_matmul(float *restrict t146, const float *re
 
 /* dpo_step_k157_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
 static void dpo_step_k157_rope(float *restrict t147, const float *restrict t0, const float *restrict t1, const float *restrict t146, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t146[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t146[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t146[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t146[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (KVH*REP)) % T;
+        const long i2 = (r) % (KVH*REP);
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v1 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t147[r * n + j] = v0;
@@ -4128,25 +4126,24 @@ static void dpo_step_k158_attention_matmul(float *restrict t148, const float *re
 
 /* dpo_step_k159_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
 static void dpo_step_k159_rope(float *restrict t149, const float *restrict t0, const float *restrict t1, const float *restrict t148, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+    const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t148[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = (t148[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t148[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v5 = (t148[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v1 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t149[r * n + j] = v0;
@@ -4261,7 +4258,7 @@ static void dpo_step_k167_attention(float *restrict t157, const float *restrict 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t156[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = saved_x[r * n + j] + t156[r * n + j];
             t157[r * n + j] = v0;
         }
     }
@@ -4330,10 +4327,10 @@ static void dpo_step_k172_silu(float *restrict t162, const float *restrict t161,
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t161[((i0) * T + i1) * F + j]);
+            float v0 = -(t161[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t161[((i0) * T + i1) * F + j]) / v2;
+            float v3 = (t161[r * n + j]) / v2;
             t162[r * n + j] = v3;
         }
     }
@@ -4353,7 +4350,7 @@ static void dpo_step_k174_gate_up(float *restrict t164, const float *restrict t1
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t162[r * n + j]) * (t163[((i0) * T + i1) * F + j]);
+            float v0 = (t162[r * n + j]) * (t163[r * n + j]);
             t164[r * n + j] = v0;
         }
     }
@@ -4373,7 +4370,7 @@ static void dpo_step_k176_ffn_grad(float *restrict t166, const float *restrict t
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t165[((i0) * T + i1) * F + j]) * (t162[r * n + j]);
+            float v0 = (t165[r * n + j]) * (t162[r * n + j]);
             t166[r * n + j] = v0;
         }
     }
@@ -4393,8 +4390,8 @@ static void dpo_step_k178_silu_grad(float *restrict t168, const float *restrict 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t165[((i0) * T + i1) * F + j]) * (t163[((i0) * T + i1) * F + j]);
-            float v1 = -(t161[((i0) * T + i1) * F + j]);
+            float v0 = (t165[r * n + j]) * (t163[r * n + j]);
+            float v1 = -(t161[r * n + j]);
             float v2 = expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
@@ -4461,7 +4458,7 @@ static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t167[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t169[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = t167[r * n + j0] + t169[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (t157[r * n + j0]);
             acc0 += v2;
@@ -4475,7 +4472,7 @@ static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restri
         float v13 = v12 * (-0.5f);
         float v14 = v13 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v3 = t167[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t169[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v3 = t167[r * n + j] + t169[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
             float v8 = v4 * v7;
             float v9 = carry1[r * n + j] + v8;
@@ -4569,30 +4566,29 @@ static void dpo_step_k189_attention_grad_matmul(float *restrict t179, const floa
 
 /* dpo_step_k190_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict t0, const float *restrict t1, const float *restrict t177, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+    const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v4 = v1 + v3;
-        float v6 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v8 = v6 + v7;
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
                 v0 = 0.0f;
             }
             else {
+                float v1 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v6 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
                 v5 = v8;
             }
             else {
@@ -4612,30 +4608,29 @@ static void dpo_step_k191_attention_grad_matmul(float *restrict t181, const floa
 
 /* dpo_step_k192_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict t0, const float *restrict t1, const float *restrict t176, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v2 = -(t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v4 = v1 + v3;
-        float v6 = (t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + i3]);
-        float v7 = (t176[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[((i0) * T + i1) * HD2 + i3]);
-        float v8 = v6 + v7;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (KVH*REP)) % T;
+        const long i2 = (r) % (KVH*REP);
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
                 v0 = 0.0f;
             }
             else {
+                float v1 = (t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v6 = (t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
                 v5 = v8;
             }
             else {
@@ -4700,8 +4695,8 @@ static void dpo_step_k196_rmsnorm_grad(float *restrict carry1_next, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t179[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t181[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
-            float v1 = v0 + t183[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = t179[r * n + j0] + t181[r * n + j0];
+            float v1 = v0 + t183[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
@@ -4715,8 +4710,8 @@ static void dpo_step_k196_rmsnorm_grad(float *restrict carry1_next, const float 
         float v15 = v14 * (-0.5f);
         float v16 = v15 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v4 = t179[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t181[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v5 = v4 + t183[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v4 = t179[r * n + j] + t181[r * n + j];
+            float v5 = v4 + t183[r * n + j];
             float v6 = v5 * (attn_norm[j]);
             float v10 = v6 * v9;
             float v11 = t172[r * n + j] + v10;
@@ -4840,9 +4835,9 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T*V));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), B*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T), B*T*V));
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T));
     off[7] = total; total += la_round16(B*T);
     off[8] = total; total += la_round16(la_max(B*T, B));
@@ -4909,7 +4904,7 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[69] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
     off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
     off[71] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[72] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[72] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
     off[73] = total; total += la_round16(B);
     off[74] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[75] = total; total += la_round16(la_max(B, B*KVH*REP*T));
@@ -4962,22 +4957,22 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[6];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[5];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[3];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[5];
     float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[4];
-    float *t21 = args->arena + off[3];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[5];
     float *t22 = args->arena + off[6];
     float *t23 = args->arena + off[7];
     float *t24 = args->arena + off[8];
@@ -5095,22 +5090,22 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t136 = args->arena + off[66];
     float *t137 = args->arena + off[67];
     float *t138 = args->arena + off[92];
-    float *t139 = args->arena + off[3];
+    float *t139 = args->arena + off[5];
     float *t140 = args->arena + off[69];
     float *t141 = args->arena + off[70];
     float *t142 = args->arena + off[68];
     float *t143 = args->arena + off[8];
-    float *t144 = args->arena + off[5];
-    float *t145 = args->arena + off[3];
-    float *t146 = args->arena + off[4];
+    float *t144 = args->arena + off[4];
+    float *t145 = args->arena + off[5];
+    float *t146 = args->arena + off[3];
     float *t147 = args->arena + off[71];
     float *t148 = args->arena + off[6];
-    float *t149 = args->arena + off[4];
+    float *t149 = args->arena + off[72];
     float *t150 = args->arena + off[6];
-    float *t151 = args->arena + off[72];
+    float *t151 = args->arena + off[3];
     float *t152 = args->arena + off[74];
     float *t153 = args->arena + off[75];
-    float *t154 = args->arena + off[72];
+    float *t154 = args->arena + off[3];
     float *t155 = args->arena + off[61];
     float *t156 = args->arena + off[62];
     float *t157 = args->arena + off[63];
@@ -5134,12 +5129,12 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t175 = args->arena + off[45];
     float *t176 = args->arena + off[41];
     float *t177 = args->arena + off[6];
-    float *t178 = args->arena + off[4];
+    float *t178 = args->arena + off[72];
     float *t179 = args->arena + off[43];
     float *t180 = args->arena + off[46];
     float *t181 = args->arena + off[71];
-    float *t182 = args->arena + off[63];
-    float *t183 = args->arena + off[41];
+    float *t182 = args->arena + off[3];
+    float *t183 = args->arena + off[63];
     float *t184 = args->arena + off[69];
     float *t185 = args->arena + off[38];
     float *t186 = args->arena + off[39];
@@ -5219,25 +5214,25 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k6_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        dpo_step_k6_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k7_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        dpo_step_k7_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k8_rope(t7, t0, t1, t6, B, HD2, KVH, T);
+        dpo_step_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 8, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k9_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        dpo_step_k9_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k10_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        dpo_step_k10_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T);
         la_tock(prof, 10, 208, tick);
         tick = la_tick(prof);
         dpo_step_k11_attention(t10, t2, t9, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 208, tick);
         tick = la_tick(prof);
-        dpo_step_k12_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        dpo_step_k12_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 208, tick);
         tick = la_tick(prof);
         dpo_step_k13_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
@@ -5872,11 +5867,11 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_k3_embed */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k4_rmsnorm */
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k5_attention_matmul */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_attention_matmul */
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_attention_matmul */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k10_scores_matmul */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k8_rope */
+    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k9_rope */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k12_attention_matmul */
     flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k13_attention_matmul */
@@ -6094,10 +6089,10 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k3_embed",
     "dpo_step_k4_rmsnorm",
     "dpo_step_k5_attention_matmul",
-    "dpo_step_k6_rope",
+    "dpo_step_k6_attention_matmul",
     "dpo_step_k7_attention_matmul",
     "dpo_step_k8_rope",
-    "dpo_step_k9_attention_matmul",
+    "dpo_step_k9_rope",
     "dpo_step_k10_scores_matmul",
     "dpo_step_k11_attention",
     "dpo_step_k12_attention_matmul",

@@ -89,61 +89,39 @@ static void lm_step_k4_attention_matmul(float *restrict t3, const float *restric
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t3, 2*HD2*KVH*REP);
 }
 
-/* lm_step_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void lm_step_k5_rope(float *restrict t4, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t3[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t3[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t3[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t3[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t4[r * n + j] = v0;
-        }
-    }
+/* lm_step_k5_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k5_attention_matmul(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH);
 }
 
 /* lm_step_k6_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
-/* lm_step_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void lm_step_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+/* lm_step_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void lm_step_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t5[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t5[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t5[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t5[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t6[r * n + j] = v0;
@@ -151,19 +129,41 @@ static void lm_step_k7_rope(float *restrict t6, const float *restrict t0, const 
     }
 }
 
-/* lm_step_k8_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k8_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+/* lm_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+static void lm_step_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
 }
 
 /* lm_step_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void lm_step_k9_scores_matmul(float *restrict t8, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k9_scores_matmul(float *restrict t8, const float *restrict t6, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t4 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t4 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* lm_step_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -206,12 +206,12 @@ static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, 
 }
 
 /* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void lm_step_k11_attention_matmul(float *restrict t10, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k11_attention_matmul(float *restrict t10, const float *restrict t5, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t5 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* lm_step_k12_attention_matmul: matmul  [layer/attention] */
@@ -230,7 +230,7 @@ static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -238,7 +238,7 @@ static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t11[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
             t12[r * n + j] = v7;
@@ -266,11 +266,11 @@ static void lm_step_k16_silu(float *restrict t15, const float *restrict t13, con
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t13[((i0) * T + i1) * F + j]);
+            float v0 = -(t13[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t13[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t14[((i0) * T + i1) * F + j]);
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
             t15[r * n + j] = v4;
         }
     }
@@ -290,8 +290,8 @@ static void lm_step_k18_layer(float *restrict carry0_next, const float *restrict
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t16[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -317,14 +317,13 @@ static void lm_step_k19_rmsnorm(float *restrict t17, const float *restrict carry
 
 /* lm_step_k20_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
 static void lm_step_k20_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 1;
+    const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t17[r * n + j]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[0];
+            float v0 = (t17[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
             t18[r * n + j] = v2;
         }
@@ -363,7 +362,7 @@ static void lm_step_k23_lm_head(float *restrict t21, const float *restrict t20, 
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t20[((i0) * T + i1) * V + j0]);
+            acc0 = fmaxf(acc0, t20[r * n + j0]);
         }
         t21[r] = acc0;
     }
@@ -381,7 +380,7 @@ static void lm_step_k24_log_softmax(float *restrict t22, const float *restrict t
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t20[r * n + j0] - v0;
             float v2 = expf(v1);
             acc0 += v2;
         }
@@ -403,7 +402,7 @@ static void lm_step_k25_cross_entropy(float *restrict t23, const int32_t *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t20[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
@@ -452,7 +451,7 @@ static void lm_step_k27_log_softmax_grad(float *restrict t24, const int32_t *res
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t20[((i0) * T + i1) * V + j] - v9;
+            float v10 = t20[r * n + j] - v9;
             float v11 = expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
@@ -513,7 +512,7 @@ static void lm_step_k31_rmsnorm_grad(float *restrict t28, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t25[((i0) * T + i1) * (2*HD2*KVH*REP) + j0]) * (final_norm[j0]);
+            float v0 = (t25[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (carry0[r * n + j0]);
             acc0 += v1;
         }
@@ -523,7 +522,7 @@ static void lm_step_k31_rmsnorm_grad(float *restrict t28, const float *restrict 
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v2 = (t25[((i0) * T + i1) * (2*HD2*KVH*REP) + j]) * (final_norm[j]);
+            float v2 = (t25[r * n + j]) * (final_norm[j]);
             float v3 = v2 * (t18[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v3 + v9;
@@ -607,25 +606,24 @@ static void lm_step_k37_attention_matmul(float *restrict t32, const float *restr
 
 /* lm_step_k38_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
 static void lm_step_k38_rope(float *restrict t33, const float *restrict t0, const float *restrict t1, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t32[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t32[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t32[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t32[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (KVH*REP)) % T;
+        const long i2 = (r) % (KVH*REP);
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v1 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t33[r * n + j] = v0;
@@ -641,25 +639,24 @@ static void lm_step_k39_attention_matmul(float *restrict t34, const float *restr
 
 /* lm_step_k40_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
 static void lm_step_k40_rope(float *restrict t35, const float *restrict t0, const float *restrict t1, const float *restrict t34, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+    const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t34[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t34[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t34[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t34[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v1 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t35[r * n + j] = v0;
@@ -772,7 +769,7 @@ static void lm_step_k48_attention(float *restrict t43, const float *restrict sav
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t42[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = saved_x[r * n + j] + t42[r * n + j];
             t43[r * n + j] = v0;
         }
     }
@@ -841,10 +838,10 @@ static void lm_step_k53_silu(float *restrict t48, const float *restrict t47, lon
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t47[((i0) * T + i1) * F + j]);
+            float v0 = -(t47[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t47[((i0) * T + i1) * F + j]) / v2;
+            float v3 = (t47[r * n + j]) / v2;
             t48[r * n + j] = v3;
         }
     }
@@ -864,7 +861,7 @@ static void lm_step_k55_gate_up(float *restrict t50, const float *restrict t48, 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t48[r * n + j]) * (t49[((i0) * T + i1) * F + j]);
+            float v0 = (t48[r * n + j]) * (t49[r * n + j]);
             t50[r * n + j] = v0;
         }
     }
@@ -884,7 +881,7 @@ static void lm_step_k57_ffn_grad(float *restrict t52, const float *restrict t48,
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t51[((i0) * T + i1) * F + j]) * (t48[r * n + j]);
+            float v0 = (t51[r * n + j]) * (t48[r * n + j]);
             t52[r * n + j] = v0;
         }
     }
@@ -904,8 +901,8 @@ static void lm_step_k59_silu_grad(float *restrict t54, const float *restrict t47
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t51[((i0) * T + i1) * F + j]) * (t49[((i0) * T + i1) * F + j]);
-            float v1 = -(t47[((i0) * T + i1) * F + j]);
+            float v0 = (t51[r * n + j]) * (t49[r * n + j]);
+            float v1 = -(t47[r * n + j]);
             float v2 = expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
@@ -972,7 +969,7 @@ static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t53[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t55[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = t53[r * n + j0] + t55[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (t43[r * n + j0]);
             acc0 += v2;
@@ -986,7 +983,7 @@ static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict 
         float v13 = v12 * (-0.5f);
         float v14 = v13 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v3 = t53[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t55[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v3 = t53[r * n + j] + t55[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
             float v8 = v4 * v7;
             float v9 = carry1[r * n + j] + v8;
@@ -1079,30 +1076,29 @@ static void lm_step_k70_attention_grad_matmul(float *restrict t65, const float *
 
 /* lm_step_k71_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0, const float *restrict t1, const float *restrict t63, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+    const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[(i1) * HD2 + i3]);
-        float v2 = -(t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t1[(i1) * HD2 + i3]);
-        float v4 = v1 + v3;
-        float v6 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
-        float v7 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[(i1) * HD2 + i3]);
-        float v8 = v6 + v7;
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
                 v0 = 0.0f;
             }
             else {
+                float v1 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v6 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
                 v5 = v8;
             }
             else {
@@ -1122,30 +1118,29 @@ static void lm_step_k72_attention_grad_matmul(float *restrict t67, const float *
 
 /* lm_step_k73_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t0[(i1) * HD2 + i3]);
-        float v2 = -(t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]);
-        float v3 = v2 * (t1[(i1) * HD2 + i3]);
-        float v4 = v1 + v3;
-        float v6 = (t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2 + 0 + 1]) * (t1[(i1) * HD2 + i3]);
-        float v7 = (t62[((((i0) * KVH + i2 / REP) * REP + (i2) % REP) * T + i1) * (2*HD2) + (i3) * 2]) * (t0[(i1) * HD2 + i3]);
-        float v8 = v6 + v7;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (KVH*REP)) % T;
+        const long i2 = (r) % (KVH*REP);
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if (j % 2 < 1) {
                 v0 = 0.0f;
             }
             else {
+                float v1 = (t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
-            if (j < 1) {
+            if (j % 2 < 1) {
+                float v6 = (t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
                 v5 = v8;
             }
             else {
@@ -1210,8 +1205,8 @@ static void lm_step_k77_rmsnorm_grad(float *restrict carry1_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t65[((i0) * T + i1) * (2*HD2*KVH*REP) + j0] + t67[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
-            float v1 = v0 + t69[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = t65[r * n + j0] + t67[r * n + j0];
+            float v1 = v0 + t69[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
@@ -1225,8 +1220,8 @@ static void lm_step_k77_rmsnorm_grad(float *restrict carry1_next, const float *r
         float v15 = v14 * (-0.5f);
         float v16 = v15 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v4 = t65[((i0) * T + i1) * (2*HD2*KVH*REP) + j] + t67[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v5 = v4 + t69[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v4 = t65[r * n + j] + t67[r * n + j];
+            float v5 = v4 + t69[r * n + j];
             float v6 = v5 * (attn_norm[j]);
             float v10 = v6 * v9;
             float v11 = t58[r * n + j] + v10;
@@ -1349,9 +1344,9 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T*V));
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), B*T));
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), B*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T), B*T*V));
     off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
     off[6] = total; total += la_round16(la_max(la_max(la_max(B*T, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
     off[7] = total; total += la_round16(la_max(la_max(B*T, B*T*V), 2*B*HD2*KVH*REP*T));
@@ -1403,33 +1398,33 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t2 = args->arena + off[2];
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
-    float *t5 = args->arena + off[3];
-    float *t6 = args->arena + off[5];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[2];
     float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[2];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[2];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[2];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[2];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[2];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[2];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
     float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[3];
-    float *t20 = args->arena + off[2];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[2];
+    float *t20 = args->arena + off[4];
     float *t21 = args->arena + off[5];
     float *t22 = args->arena + off[6];
     float *t23 = args->arena + off[7];
     float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[2];
+    float *t25 = args->arena + off[4];
     float *t26 = args->arena + off[5];
     float *t27 = args->arena + off[6];
     float *t28 = args->arena + off[5];
-    float *t29 = args->arena + off[4];
-    float *t30 = args->arena + off[2];
-    float *t31 = args->arena + off[3];
+    float *t29 = args->arena + off[3];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[2];
     float *t32 = args->arena + off[6];
     float *t33 = args->arena + off[7];
     float *t34 = args->arena + off[6];
@@ -1525,25 +1520,25 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k4_attention_matmul(t3, wq, t2, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 89, tick);
         tick = la_tick(prof);
-        lm_step_k5_rope(t4, t0, t1, t3, B, HD2, KVH, REP, T);
+        lm_step_k5_attention_matmul(t4, wk, t2, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 89, tick);
         tick = la_tick(prof);
-        lm_step_k6_attention_matmul(t5, wk, t2, B, HD2, KVH, REP, T);
+        lm_step_k6_attention_matmul(t5, wv, t2, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 89, tick);
         tick = la_tick(prof);
-        lm_step_k7_rope(t6, t0, t1, t5, B, HD2, KVH, T);
+        lm_step_k7_rope(t6, t0, t1, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 89, tick);
         tick = la_tick(prof);
-        lm_step_k8_attention_matmul(t7, wv, t2, B, HD2, KVH, REP, T);
+        lm_step_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 8, 89, tick);
         tick = la_tick(prof);
-        lm_step_k9_scores_matmul(t8, t4, t6, B, HD2, KVH, REP, T);
+        lm_step_k9_scores_matmul(t8, t6, t7, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 89, tick);
         tick = la_tick(prof);
         lm_step_k10_attention(t9, t8, B, HD2, KVH, REP, T);
         la_tock(prof, 10, 89, tick);
         tick = la_tick(prof);
-        lm_step_k11_attention_matmul(t10, t7, t9, B, HD2, KVH, REP, T);
+        lm_step_k11_attention_matmul(t10, t5, t9, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 89, tick);
         tick = la_tick(prof);
         lm_step_k12_attention_matmul(t11, wo, t10, B, HD2, KVH, REP, T);
@@ -1823,11 +1818,11 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k3_rmsnorm */
     flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k4_attention_matmul */
-    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k5_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k5_attention_matmul */
     flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_attention_matmul */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_attention_matmul */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k9_scores_matmul */
+    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k7_rope */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k11_attention_matmul */
     flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_attention_matmul */
@@ -1926,10 +1921,10 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k2_embed",
     "lm_step_k3_rmsnorm",
     "lm_step_k4_attention_matmul",
-    "lm_step_k5_rope",
+    "lm_step_k5_attention_matmul",
     "lm_step_k6_attention_matmul",
     "lm_step_k7_rope",
-    "lm_step_k8_attention_matmul",
+    "lm_step_k8_rope",
     "lm_step_k9_scores_matmul",
     "lm_step_k10_attention",
     "lm_step_k11_attention_matmul",
@@ -2097,61 +2092,39 @@ static void eval_loss_k4_attention_matmul(float *restrict t4, const float *restr
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
 }
 
-/* eval_loss_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void eval_loss_k5_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*HD2*KVH*REP*T, n = 2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*REP*T);
-        const long i1 = (r / (HD2*KVH*REP)) % T;
-        const long i2 = (r / (HD2)) % (KVH*REP);
-        const long i3 = (r) % HD2;
-        float v1 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t4[((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + i3) * 2)) % (2*HD2*KVH*REP)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t4[((r * n + 0 + 1) / (2*HD2*KVH*REP)) * (2*HD2*KVH*REP) + ((r * n + 0 + 1)) % (2*HD2*KVH*REP)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j < 1) {
-                v0 = v3;
-            }
-            else {
-                v0 = v6;
-            }
-            t5[r * n + j] = v0;
-        }
-    }
+/* eval_loss_k5_attention_matmul: matmul  [layer/attention] */
+static void eval_loss_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
 }
 
 /* eval_loss_k6_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+static void eval_loss_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
 }
 
-/* eval_loss_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer/attention/rope] */
-static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
-    const long rows = B*HD2*KVH*T, n = 2;
+/* eval_loss_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (HD2*KVH*T);
-        const long i1 = (r / (HD2*KVH)) % T;
-        const long i2 = (r / (HD2)) % KVH;
-        const long i3 = (r) % HD2;
-        float v1 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v2 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v3 = v1 - v2;
-        float v4 = (t6[((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2) / (2*HD2*KVH)) * (2*HD2*KVH) + ((((((i0) * T + i1) * KVH + i2) * HD2 + i3) * 2)) % (2*HD2*KVH)]) * (t1[(i1) * HD2 + i3]);
-        float v5 = (t6[((r * n + 0 + 1) / (2*HD2*KVH)) * (2*HD2*KVH) + ((r * n + 0 + 1)) % (2*HD2*KVH)]) * (t0[(i1) * HD2 + i3]);
-        float v6 = v4 + v5;
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
-            if (j < 1) {
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
+                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
                 v0 = v6;
             }
             t7[r * n + j] = v0;
@@ -2159,19 +2132,41 @@ static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, cons
     }
 }
 
-/* eval_loss_k8_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k8_attention_matmul(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t8, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t8, 2*HD2*KVH);
+/* eval_loss_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t8[r * n + j] = v0;
+        }
+    }
 }
 
 /* eval_loss_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* eval_loss_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -2214,12 +2209,12 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
 }
 
 /* eval_loss_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t8 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* eval_loss_k12_attention_matmul: matmul  [layer/attention] */
@@ -2238,7 +2233,7 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[r * n + j0] + t12[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -2246,7 +2241,7 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[r * n + j] + t12[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
             t13[r * n + j] = v7;
@@ -2274,11 +2269,11 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[((i0) * T + i1) * F + j]);
+            float v0 = -(t14[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[((i0) * T + i1) * F + j]) / v2;
-            float v4 = v3 * (t15[((i0) * T + i1) * F + j]);
+            float v3 = (t14[r * n + j]) / v2;
+            float v4 = v3 * (t15[r * n + j]);
             t16[r * n + j] = v4;
         }
     }
@@ -2298,8 +2293,8 @@ static void eval_loss_k18_layer(float *restrict carry0_next, const float *restri
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
-            float v1 = v0 + t17[((i0) * T + i1) * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[r * n + j] + t12[r * n + j];
+            float v1 = v0 + t17[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
@@ -2346,7 +2341,7 @@ static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t19[((i0) * T + i1) * V + j0]);
+            acc0 = fmaxf(acc0, t19[r * n + j0]);
         }
         t20[r] = acc0;
     }
@@ -2364,7 +2359,7 @@ static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restri
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v2 = t19[((i0) * T + i1) * V + j1] - v0;
+            float v2 = t19[r * n + j1] - v0;
             float v3 = expf(v2);
             acc1 += v3;
         }
@@ -2373,7 +2368,7 @@ static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t19[((i0) * T + i1) * V + j0] - v0;
+            float v1 = t19[r * n + j0] - v0;
             float v5 = v1 - v4;
             float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
             float v8 = v5 * v7;
@@ -2390,7 +2385,7 @@ static void eval_loss_k23_cross_entropy(float *restrict nll, const float *restri
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t21[(i0) * T + j]);
+            float v0 = -(t21[r * n + j]);
             nll[r * n + j] = v0;
         }
     }
@@ -2418,9 +2413,9 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     off[0] = total; total += la_round16(la_max(HD2*T, B*T));
     off[1] = total; total += la_round16(la_max(HD2*T, B*T));
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -2452,19 +2447,19 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[6];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[5];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[5];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
     float *t19 = args->arena + off[6];
     float *t20 = args->arena + off[0];
     float *t21 = args->arena + off[1];
@@ -2507,25 +2502,25 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         eval_loss_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k5_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T);
+        eval_loss_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k6_attention_matmul(t6, wk, t3, B, HD2, KVH, REP, T);
+        eval_loss_k6_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k7_rope(t7, t0, t1, t6, B, HD2, KVH, T);
+        eval_loss_k7_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k8_attention_matmul(t8, wv, t3, B, HD2, KVH, REP, T);
+        eval_loss_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
         la_tock(prof, 8, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k9_scores_matmul(t9, t5, t7, B, HD2, KVH, REP, T);
+        eval_loss_k9_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 24, tick);
         tick = la_tick(prof);
         eval_loss_k10_attention(t10, t9, B, HD2, KVH, REP, T);
         la_tock(prof, 10, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k11_attention_matmul(t11, t8, t10, B, HD2, KVH, REP, T);
+        eval_loss_k11_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 24, tick);
         tick = la_tick(prof);
         eval_loss_k12_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
@@ -2583,11 +2578,11 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k3_rmsnorm */
     flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_attention_matmul */
-    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_attention_matmul */
     flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_attention_matmul */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k8_attention_matmul */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* eval_loss_k9_scores_matmul */
+    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k7_rope */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k11_attention_matmul */
     flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_attention_matmul */
@@ -2621,10 +2616,10 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k2_embed",
     "eval_loss_k3_rmsnorm",
     "eval_loss_k4_attention_matmul",
-    "eval_loss_k5_rope",
+    "eval_loss_k5_attention_matmul",
     "eval_loss_k6_attention_matmul",
     "eval_loss_k7_rope",
-    "eval_loss_k8_attention_matmul",
+    "eval_loss_k8_rope",
     "eval_loss_k9_scores_matmul",
     "eval_loss_k10_attention",
     "eval_loss_k11_attention_matmul",

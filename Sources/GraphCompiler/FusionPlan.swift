@@ -127,12 +127,19 @@ struct FusionPlan {
         // A matmul accumulated into a buffer is computed by the write's kernel.
         for m in accumulatingMatmul.values { realized.remove(m) }
         // Matmul operands must be strided views of buffers: materialize the value under the
-        // views when that makes them strided, else the viewed value itself.
+        // views when that makes them strided, else the viewed value itself. A value whose last
+        // axis is tiny (RoPE's pairs) is materialized as the operand itself instead, so its
+        // kernel loops over whole rows of the layout the matmul reads.
         for n in p.nodes {
             guard case .matmul = n.op else { continue }
             for i in n.inputs where stridedView(i) == nil {
                 var bottom = i
                 while node(bottom).op.isView { bottom = node(bottom).inputs[0] }
+                if let last = node(bottom).shape.last?.constant, last < 8, bottom != i, node(i).shape.last != node(bottom).shape.last,
+                   !realized.contains(bottom), effectiveUses(bottom) == 1 {
+                    realized.insert(i)
+                    continue
+                }
                 realized.insert(bottom)
                 if stridedView(i) == nil { realized.remove(bottom); realized.insert(i) }
             }

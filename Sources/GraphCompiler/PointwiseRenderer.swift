@@ -145,7 +145,12 @@ struct PointwiseRenderer {
             inner[axis] = start == 0 ? idx[axis] : "\(idx[axis]) + \(paren(start.cExpr))"
             return try value(n.inputs[0], inner)
         case .reshape:
-            return try value(n.inputs[0], reshapeIndex(idx, from: n.shape, to: plan.node(n.inputs[0]).shape))
+            // A reshape keeps row-major order: over a buffer, the offset is the same.
+            let src = n.inputs[0]
+            if src != root && (plan.realized.contains(src) || plan.isBufferLeaf(src)) {
+                return "\(buffer(src))[\(linear(idx, n.shape))]"
+            }
+            return try value(src, reshapeIndex(idx, from: n.shape, to: plan.node(src).shape))
         case .reduce:
             // Absorbed: only legal at the row's own coordinates with the reduced axis at 0.
             guard idx == rowVars + ["0"] else { throw NeedsRealization(node: id) }

@@ -96,6 +96,18 @@ struct ProgramEmitter {
                 lines.insert("/* one result per row */", at: 0)
                 return lines
             }
+            let rank = root.shape.count
+            if rank >= 2, let c = root.shape[rank - 1].constant, c < 8, !k.covered.contains(where: { plan.node($0).op.isReduction }) {
+                // A tiny last axis (RoPE's pairs): loop over rows of the last two axes merged;
+                // the pair index is a shift, the row unravel happens once per wide row.
+                let flat = Array(root.shape.dropLast(2)) + [root.shape[rank - 2] * Dim(c)]
+                var r = PointwiseRenderer(plan: plan, rowShape: flat, buffer: name)
+                r.root = k.root
+                let out = name(k.root), outer = r.rowVars, single = r.rowCount == 1
+                try r.innerLoop({ v, j in "\(out)[\(single ? j : "r * n + \(j)")] = \(v);" }, value: k.root,
+                                index: { j in outer + ["\(j) / \(c)", "\(j) % \(c)"] })
+                return loopNest(r)
+            }
             var r = PointwiseRenderer(plan: plan, rowShape: root.shape, buffer: name)
             r.root = k.root
             // The output row is scratch until stored, unless the kernel updates it in place.
