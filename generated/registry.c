@@ -30,6 +30,13 @@ const int la_program_count = 11;
 
 const la_program_info *la_program_at(int i) { return i >= 0 && i < la_program_count ? la_programs[i] : 0; }
 
+/* OpenBLAS reads OPENBLAS_NUM_THREADS when it loads, before any Swift code runs. */
+void openblas_set_num_threads(int num_threads);
+int omp_get_max_threads(void);
+void omp_set_num_threads(int num_threads);
+void la_set_num_threads(int n) { omp_set_num_threads(n); openblas_set_num_threads(n); }
+int la_num_threads(void) { return omp_get_max_threads(); }
+
 const char *const la_manifest_json =
     "{\n"
     "  \"programs\" : [\n"

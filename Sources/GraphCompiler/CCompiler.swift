@@ -45,6 +45,16 @@ public enum CCompiler {
         registry += "\nstatic const la_program_info *const la_programs[] = {\n" + infos.map { "    &\($0)," }.joined(separator: "\n") + "\n};\n"
         registry += "const int la_program_count = \(infos.count);\n\n"
         registry += "const la_program_info *la_program_at(int i) { return i >= 0 && i < la_program_count ? la_programs[i] : 0; }\n\n"
+        registry += """
+            /* OpenBLAS reads OPENBLAS_NUM_THREADS when it loads, before any Swift code runs. */
+            void openblas_set_num_threads(int num_threads);
+            int omp_get_max_threads(void);
+            void omp_set_num_threads(int num_threads);
+            void la_set_num_threads(int n) { omp_set_num_threads(n); openblas_set_num_threads(n); }
+            int la_num_threads(void) { return omp_get_max_threads(); }
+
+
+            """
         registry += "const char *const la_manifest_json =\n" + cStringLiteral(manifest) + ";\n"
         files["registry.c"] = registry
         return EmittedSources(files: files, manifestJSON: manifest)
@@ -85,6 +95,9 @@ public enum CCompiler {
         /* The i-th compiled program, or NULL. */
         const la_program_info *la_program_at(int i);
         extern const char *const la_manifest_json;
+        /* Threads of the OpenMP kernels and of OpenBLAS's own pool (sized when it loads). */
+        void la_set_num_threads(int n);
+        int la_num_threads(void);
 
         static inline long la_max(long a, long b) { return a > b ? a : b; }
         /* Rounds a float count up to 64 bytes. */

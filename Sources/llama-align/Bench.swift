@@ -5,7 +5,26 @@ import KernelRuntime
 
 /// `llama-align bench`: speed measurements (benchmarks, never tests).
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure speed on this machine.", subcommands: [BenchGenerate.self, BenchTrain.self, BenchDPO.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Measure speed on this machine (release build; medians over timed steps after warm-up).",
+        subcommands: [BenchTrain.self, BenchDPO.self, BenchGenerate.self, BenchCompile.self])
+}
+
+/// Options every benchmark takes.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "small | medium (random weights of that shape) or a checkpoint path (.bin or HF directory).")
+    var config = "small"
+    @Option(help: "OpenMP and OpenBLAS threads (default: the machine's cores).") var threads: Int?
+    @Flag(help: "Print one JSON object instead of the text report.") var json = false
+
+    /// Applies the thread count (see `applyThreads`).
+    func applyThreading() { applyThreads(threads) }
+
+    /// The weights the benchmark runs: a named shape at random (seed 1) or a checkpoint.
+    func weights() throws -> LlamaWeights {
+        if let c = BenchConfig.named(config) { return LlamaWeights.random(config: c, seed: 1, scale: 0.02) }
+        return try loadModel(path: config)
+    }
 }
 
 /// Named random-weight model shapes for benchmarks.
@@ -19,71 +38,80 @@ enum BenchConfig {
         default: nil
         }
     }
-}
 
-/// `llama-align bench generate`: decode and prefill tokens per second.
-struct BenchGenerate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "generate", abstract: "Greedy decode tok/s (batch 1) and prefill tok/s.")
+    /// One line naming the shape.
+    static func describe(_ c: LlamaConfig) -> String {
+        "dim \(c.dim), \(c.nLayers) layers, \(c.nHeads) heads (\(c.nKVHeads) kv), hidden \(c.hiddenDim), vocab \(c.vocabSize)"
+    }
 
-    @Option(help: "A checkpoint (.bin or HF directory).") var model: String?
-    @Option(help: "A random-weight shape instead of --model: small (stories15M shape) or medium.") var config: String?
-    @Option(help: "Tokens to decode per run.") var tokens = 256
-    @Option(help: "Prompt length for the prefill measurement.") var prompt = 128
-    @Option(help: "Timed runs (after one warm-up).") var runs = 5
-    @Flag(help: "Also print the time per fused kernel of the decode program.") var profile = false
-
-    func run() throws {
-        let weights: LlamaWeights
-        if let model {
-            weights = try loadModel(path: model)
-        } else if let c = config.flatMap(BenchConfig.named) {
-            weights = LlamaWeights.random(config: c, seed: 1, scale: 0.02)
-        } else {
-            throw ValidationError("give --model PATH or --config small|medium")
-        }
-        let m = try LlamaModel(weights: weights)
-        let c = weights.config
-        let steps = min(tokens, c.maxSeqLen - 1)
-        let promptLen = min(prompt, c.maxSeqLen)
-        let gen = Generator(model: m, settings: SamplerSettings(temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0))
-        var decodeRates: [Double] = [], prefillRates: [Double] = []
-        for run in 0...runs {
-            var t0 = Date()
-            let out = try gen.generate(prompt: [1], maxNewTokens: steps)
-            let decodeRate = Double(out.count) / Date().timeIntervalSince(t0)
-            let ids = (0..<promptLen).map { Int32(($0 * 7919) % c.vocabSize) }
-            let cache = m.makeCache(batch: 1, capacity: promptLen)
-            t0 = Date()
-            _ = try m.prefill(ids: ids, cache: cache)
-            let prefillRate = Double(promptLen) / Date().timeIntervalSince(t0)
-            if run > 0 { decodeRates.append(decodeRate); prefillRates.append(prefillRate) }
-        }
-        if profile {
-            let decode = m.programs[2]
-            decode.setProfiling(true)
-            let t0 = Date()
-            _ = try gen.generate(prompt: [1], maxNewTokens: steps)
-            let wall = Date().timeIntervalSince(t0) * 1e9
-            printKernelProfile(decode, wallNs: wall)
-            decode.setProfiling(false)
-        }
-        func median(_ x: [Double]) -> Double { let s = x.sorted(); return s[s.count / 2] }
-        let shape = "dim \(c.dim), \(c.nLayers) layers, \(c.nHeads) heads (\(c.nKVHeads) kv), hidden \(c.hiddenDim), vocab \(c.vocabSize)"
-        print("model: \(model ?? config ?? "") (\(shape))")
-        print(String(format: "decode  (batch 1, greedy, %d tokens): median %.1f tok/s  [min %.1f, max %.1f] over %d runs",
-                     steps, median(decodeRates), decodeRates.min() ?? 0, decodeRates.max() ?? 0, runs))
-        print(String(format: "prefill (batch 1, %d tokens):        median %.1f tok/s  [min %.1f, max %.1f]",
-                     promptLen, median(prefillRates), prefillRates.min() ?? 0, prefillRates.max() ?? 0))
+    /// Parameters a token passes through in matmuls: every weight but the embedding table,
+    /// counting the output projection (the embedding itself when tied).
+    static func matmulParameters(_ c: LlamaConfig) -> Int {
+        c.parameterShapes.filter { $0.name != "embed" }.reduce(0) { $0 + $1.shape.reduce(1, *) }
+            + (c.tiedEmbeddings ? c.vocabSize * c.dim : 0)
     }
 }
 
-/// Prints the slowest kernels of a program whose profiling was on.
-func printKernelProfile(_ program: CompiledProgram, wallNs: Double, top: Int = 15) {
-    guard let p = program.profile else { return }
-    let total = stride(from: 0, to: p.count, by: 2).reduce(0.0) { $0 + p[$1] }
-    print(String(format: "%@: kernels take %.1f%% of the wall time", program.manifest.name as NSString, 100 * total / wallNs))
-    let rows = program.manifest.kernels.map { ($0.name, p[2 * $0.index], p[2 * $0.index + 1]) }.sorted { $0.1 > $1.1 }
-    for (name, ns, calls) in rows.prefix(top) {
-        print(String(format: "  %-40@ %9.2f ms  %5.1f%%  %6.0f calls", name as NSString, ns / 1e6, 100 * ns / total, calls))
+/// Median, minimum and maximum of a sample.
+struct Spread: Encodable {
+    var median: Double, min: Double, max: Double
+    init(_ x: [Double]) {
+        let s = x.sorted()
+        median = s.isEmpty ? 0 : s[s.count / 2]
+        min = s.first ?? 0
+        max = s.last ?? 0
     }
+    /// `median [min a, max b]` with a format for each number.
+    func text(_ f: String) -> String {
+        String(format: "median \(f)  [min \(f), max \(f)]", median, min, max)
+    }
+}
+
+/// Median of a non-empty list.
+func median(_ x: [Double]) -> Double { Spread(x).median }
+
+/// Peak resident set size of this process in MiB (Linux: VmHWM).
+func peakRSSMiB() -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kb / 1024
+    }
+    return 0
+}
+
+/// Measures `cblas_sgemm` alone, in this process and with its threads, through the compiled
+/// `bench.sgemm` program: GFLOP/s for `[m,k]·[n,k]ᵀ` (the ceiling a training step is held to).
+func sgemmGFLOPs(m: Int, n: Int, k: Int, runs: Int = 5) throws -> Double {
+    let p = try CompiledProgram.load("bench.sgemm")
+    let a = AlignedBuffer(floats: m * k), b = AlignedBuffer(floats: n * k), c = AlignedBuffer(floats: m * n)
+    for i in 0..<(m * k) { a.floats[i] = Float(i % 7) * 0.01 }
+    for i in 0..<(n * k) { b.floats[i] = Float(i % 5) * 0.01 }
+    var rates: [Double] = []
+    for r in 0...runs {
+        let t0 = Date()
+        try p.run(buffers: ["a": a.raw, "b": b.raw, "c": c.raw], sizes: ["M": m, "N": n, "K": k])
+        let dt = Date().timeIntervalSince(t0)
+        if r > 0 { rates.append(2.0 * Double(m * n * k) / dt / 1e9) }
+    }
+    return median(rates)
+}
+
+/// Prints `value` as one line of sorted JSON.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    print(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
+/// The per-kernel table of programs whose profiling was on, with their costs at `sizes`
+/// multiplied by the calls each kernel made.
+func kernelReport(_ programs: [(CompiledProgram, [String: Int])]) -> ProfileReport {
+    var report = ProfileReport()
+    for (p, sizes) in programs {
+        let costs = p.costs(sizes: sizes), calls = p.profile ?? []
+        let count = { (k: Int) in 2 * k + 1 < calls.count ? calls[2 * k + 1] : 0 }
+        report.add(p, flops: costs.flops.enumerated().map { $1 * count($0) }, bytes: costs.bytes.enumerated().map { $1 * count($0) })
+    }
+    return report
 }

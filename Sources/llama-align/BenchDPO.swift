@@ -1,19 +1,28 @@
 import Alignment
 import ArgumentParser
 import Foundation
+import KernelRuntime
 
 /// `llama-align bench dpo`: DPO step throughput with a live and with a precomputed reference.
 struct BenchDPO: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dpo", abstract: "Pairs/s of a DPO step (policy forward+backward, reference forward).")
 
-    @Option(help: "small | medium (random weights) or a checkpoint path.") var config = "small"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Pairs per step.") var pairs = 4
     @Option(help: "Prompt tokens.") var prompt = 128
     @Option(help: "Tokens of each response.") var response = 128
-    @Option(help: "Timed steps after one warm-up step.") var steps = 10
+    @Option(help: "Timed steps after one warm-up step (each reference mode).") var steps = 10
+    @Flag(help: "Also print the time per fused kernel of one live-reference step.") var profile = false
+
+    struct Result: Encodable {
+        var job = "dpo", config: String, pairs: Int, prompt: Int, response: Int, row_tokens: Int, steps: Int, threads: Int
+        var live_pairs_per_second: Spread, precomputed_pairs_per_second: Spread
+        var live_gflops: Double, precomputed_gflops: Double, sgemm_gflops: Double, live_ratio: Double, peak_rss_mib: Double
+    }
 
     func run() throws {
-        let weights = try BenchConfig.named(config).map { LlamaWeights.random(config: $0, seed: 1, scale: 0.02) } ?? loadModel(path: config)
+        options.applyThreading()
+        let weights = try options.weights()
         let v = weights.config.vocabSize
         func ids(_ n: Int, _ mul: Int, _ add: Int) -> [Int32] { (0..<n).map { Int32(($0 * mul + add) % v) } }
         let list: [PreferencePair] = (0..<pairs).map { i in
@@ -34,9 +43,31 @@ struct BenchDPO: ParsableCommand {
         let live = try rate(nil)
         let cached = try rate([trainer.referenceLogps(batch)])
         let c = weights.config
-        print("config: \(config) (dim \(c.dim), \(c.nLayers) layers, vocab \(c.vocabSize)); \(pairs) pairs × (prompt \(prompt) + \(response)/\(response)), shared-prompt rows of \(batch.seq) tokens")
-        print(String(format: "live reference:        median %.2f pairs/s  [min %.2f, max %.2f] over %d steps", median(live), live.min() ?? 0, live.max() ?? 0, steps))
-        print(String(format: "precomputed reference: median %.2f pairs/s  [min %.2f, max %.2f]", median(cached), cached.min() ?? 0, cached.max() ?? 0))
-        print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
+        // Policy forward+backward (6 FLOPs per parameter and token), reference forward (2).
+        let tokens = Double(batch.batch * batch.seq), params = Double(BenchConfig.matmulParameters(c))
+        let liveFlops = 8 * params * tokens, cachedFlops = 6 * params * tokens
+        let ceiling = try sgemmGFLOPs(m: batch.batch * batch.seq, n: c.hiddenDim, k: c.dim)
+        let result = Result(config: options.config, pairs: pairs, prompt: prompt, response: response, row_tokens: batch.seq,
+                            steps: steps, threads: KernelThreads.current, live_pairs_per_second: Spread(live),
+                            precomputed_pairs_per_second: Spread(cached),
+                            live_gflops: liveFlops * median(live) / Double(pairs) / 1e9,
+                            precomputed_gflops: cachedFlops * median(cached) / Double(pairs) / 1e9,
+                            sgemm_gflops: ceiling, live_ratio: liveFlops * median(live) / Double(pairs) / 1e9 / ceiling,
+                            peak_rss_mib: peakRSSMiB())
+        if options.json { try printJSON(result); return }
+        print("config: \(options.config) (\(BenchConfig.describe(c))); \(pairs) pairs × (prompt \(prompt) + \(response)/\(response)), "
+              + "shared-prompt rows of \(batch.seq) tokens, \(result.threads) threads")
+        print("live reference:        " + result.live_pairs_per_second.text("%.2f pairs/s") + " over \(steps) steps")
+        print("precomputed reference: " + result.precomputed_pairs_per_second.text("%.2f pairs/s"))
+        print(String(format: "achieved: %.1f GFLOP/s live (8 × params × tokens), %.1f precomputed (6 ×); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
+                     result.live_gflops, result.precomputed_gflops, ceiling, result.live_ratio))
+        print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
+        if profile {
+            for p in trainer.programs { p.setProfiling(true) }
+            _ = try trainer.step([batch], references: nil, lr: 1e-6)
+            let report = kernelReport(trainer.programs.map { ($0, trainer.sizes(batch)) })
+            print(report.table(top: 40), terminator: "")
+            for p in trainer.programs { p.setProfiling(false) }
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Alignment
 import ArgumentParser
 import Foundation
+import KernelRuntime
 
 /// Runs a pretraining or SFT argument file, printing a summary at the end.
 func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) throws {
@@ -16,15 +17,14 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
     print("saved to \(s.outputDir) (metrics in metrics.jsonl)")
 }
 
-/// Threading for the generated kernels, set before the first parallel region starts libomp:
-/// `num_threads` / `--threads` when given, and `KMP_BLOCKTIME=0` (unless the user set it) so
-/// libomp's idle threads do not spin beside OpenBLAS's own threads during sgemm (measured with
-/// `bench train`: 839 → 910 tokens/s on 2 cores).
+/// Threading for the generated kernels: `KMP_BLOCKTIME=0` (unless the user set it) before the
+/// first parallel region starts libomp, so its idle threads do not spin beside OpenBLAS's own
+/// threads during sgemm (measured with `bench train`: 839 → 910 tokens/s on 2 cores); and,
+/// when `num_threads` / `--threads` is given, that many threads for OpenMP and OpenBLAS both.
 func applyThreads(_ n: Int?) {
     setenv("KMP_BLOCKTIME", "0", 0)
     guard let n, n > 0 else { return }
-    setenv("OMP_NUM_THREADS", "\(n)", 1)
-    setenv("OPENBLAS_NUM_THREADS", "\(n)", 1)
+    KernelThreads.set(n)
 }
 
 /// `llama-align pretrain ARGS.json`.

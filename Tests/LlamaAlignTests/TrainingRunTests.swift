@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import GraphCompiler
+import KernelRuntime
 import LlamaGraphs
 @testable import Alignment
 
@@ -86,6 +87,22 @@ enum Demo {
             for key in ["step", "loss", "grad_norm", "learning_rate", "epoch", "eval_loss"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
         }
         cut.outputDir = ""
+    }
+
+    /// `num_threads` in the argument file sizes the kernels' OpenMP team (and OpenBLAS's pool,
+    /// set in the same call); the same run with one thread gives the same losses.
+    @Test func numThreadsSetsTheKernelThreads() throws {
+        let cores = KernelThreads.current
+        defer { KernelThreads.set(cores) }
+        let one = try Demo.args(.pretrain, ["max_steps": 3, "num_threads": 1])
+        try TrainingRun(args: one, task: .pretrain).run()
+        #expect(KernelThreads.current == 1)
+        KernelThreads.set(cores)
+        let all = try Demo.args(.pretrain, ["max_steps": 3])
+        try TrainingRun(args: all, task: .pretrain).run()
+        let a = try Demo.metrics(one.outputDir), b = try Demo.metrics(all.outputDir)
+        #expect(a.count == 3 && a.count == b.count)
+        for (x, y) in zip(a, b) { #expect(abs((x["loss"] ?? 0) - (y["loss"] ?? 1)) < 1e-4) }
     }
 
     @Test func badInputsFailCleanlyAndLeaveNoCheckpoint() throws {

@@ -18,6 +18,9 @@ extern const int la_program_count;
 /* The i-th compiled program, or NULL. */
 const la_program_info *la_program_at(int i);
 extern const char *const la_manifest_json;
+/* Threads of the OpenMP kernels and of OpenBLAS's own pool (sized when it loads). */
+void la_set_num_threads(int n);
+int la_num_threads(void);
 
 static inline long la_max(long a, long b) { return a > b ? a : b; }
 /* Rounds a float count up to 64 bytes. */

@@ -74,7 +74,11 @@ public final class DPOTrainer: @unchecked Sendable {
          "rejected_mask": AlignedBuffer(copying: b.rejectedMask)]
     }
 
-    private func sizes(_ b: PairBatch) -> [String: Int] {
+    /// The compiled programs (the reference/eval log-probs, then the step), for profiling.
+    public var programs: [CompiledProgram] { [logpsProgram, stepProgram] }
+
+    /// The size bindings of a batch.
+    public func sizes(_ b: PairBatch) -> [String: Int] {
         var s = policy.modelSizes
         s["B"] = b.batch; s["T"] = b.seq
         return s

@@ -66,6 +66,7 @@ public struct TrainingRun {
     @discardableResult
     public func run() throws -> TrainingSummary {
         try TrainingCheckpoint.checkWritable(outputDir: args.outputDir)
+        if let n = args.numThreads { KernelThreads.set(n) }
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         let (tok, tokFiles) = try tokenizer()
         var weights = try initialWeights()

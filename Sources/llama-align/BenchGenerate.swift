@@ -1,0 +1,67 @@
+import Alignment
+import ArgumentParser
+import Foundation
+import KernelRuntime
+
+/// `llama-align bench generate`: batch-1 greedy decode and prefill tokens per second.
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "generate", abstract: "Greedy decode tok/s (batch 1) and prefill tok/s.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "A checkpoint (same as --config PATH).") var model: String?
+    @Option(help: "Tokens to decode per run.") var tokens = 256
+    @Option(help: "Prompt length for the prefill measurement.") var prompt = 128
+    @Option(help: "Timed runs (after one warm-up).") var runs = 10
+    @Flag(help: "Also print the time per fused kernel of the decode program.") var profile = false
+
+    struct Result: Encodable {
+        var job = "generate", config: String, tokens: Int, prompt: Int, runs: Int, threads: Int
+        var decode_tokens_per_second: Spread, prefill_tokens_per_second: Spread
+        var decode_gflops: Double, decode_weight_gb_per_second: Double, peak_rss_mib: Double
+    }
+
+    func run() throws {
+        options.applyThreading()
+        var opts = options
+        if let model { opts.config = model }
+        let weights = try opts.weights()
+        let m = try LlamaModel(weights: weights)
+        let c = weights.config
+        let steps = min(tokens, c.maxSeqLen - 1)
+        let promptLen = min(prompt, c.maxSeqLen)
+        let gen = Generator(model: m, settings: SamplerSettings(temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0))
+        var decodeRates: [Double] = [], prefillRates: [Double] = []
+        for run in 0...runs {
+            var t0 = Date()
+            let out = try gen.generate(prompt: [1], maxNewTokens: steps)
+            let decodeRate = Double(out.count) / Date().timeIntervalSince(t0)
+            let ids = (0..<promptLen).map { Int32(($0 * 7919) % c.vocabSize) }
+            let cache = m.makeCache(batch: 1, capacity: promptLen)
+            t0 = Date()
+            _ = try m.prefill(ids: ids, cache: cache)
+            let prefillRate = Double(promptLen) / Date().timeIntervalSince(t0)
+            if run > 0 { decodeRates.append(decodeRate); prefillRates.append(prefillRate) }
+        }
+        // Each decoded token streams every matmul weight once: 2 FLOPs and 4 bytes per parameter.
+        let params = Double(BenchConfig.matmulParameters(c))
+        let result = Result(config: opts.config, tokens: steps, prompt: promptLen, runs: runs, threads: KernelThreads.current,
+                            decode_tokens_per_second: Spread(decodeRates), prefill_tokens_per_second: Spread(prefillRates),
+                            decode_gflops: 2 * params * median(decodeRates) / 1e9,
+                            decode_weight_gb_per_second: 4 * params * median(decodeRates) / 1e9, peak_rss_mib: peakRSSMiB())
+        if options.json { try printJSON(result); return }
+        print("model: \(opts.config) (\(BenchConfig.describe(c))), \(result.threads) threads")
+        print("decode  (batch 1, greedy, \(steps) tokens): " + result.decode_tokens_per_second.text("%.1f tok/s") + " over \(runs) runs")
+        print("prefill (batch 1, \(promptLen) tokens):        " + result.prefill_tokens_per_second.text("%.1f tok/s"))
+        print(String(format: "decode: %.1f GFLOP/s, weights streamed at %.1f GB/s (%.1f MB of fp32 matmul weights per token)",
+                     result.decode_gflops, result.decode_weight_gb_per_second, 4 * params / 1e6))
+        print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
+        if profile {
+            let decode = m.programs[2]
+            decode.setProfiling(true)
+            _ = try gen.generate(prompt: [1], maxNewTokens: steps)
+            let report = kernelReport([(decode, m.sizes(batch: 1, seq: 1, position: steps / 2))])
+            print(report.table(top: 20), terminator: "")
+            decode.setProfiling(false)
+        }
+    }
+}
