@@ -9,8 +9,20 @@
 
 /* sgemm_k0_matmul: matmul */
 static void sgemm_k0_matmul(float *restrict c, const float *restrict a, const float *restrict b, long K, long M, long N) {
-    if (M == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+    if (M == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (M * N * K >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (M >= N) {
+                const long lo = M * p / parts, hi = M * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, N, K, 1.0f, a + lo * K, K, b, K, 0.0f, c + lo * N, N);
+            } else {
+                const long lo = N * p / parts, hi = N * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K, 1.0f, a, K, b + lo * K, K, 0.0f, c + lo, N);
+            }
+        }
+    }
 }
 
 /* Arena: 0 slots planned for 1 kernels. */

@@ -85,20 +85,56 @@ static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
 
 /* forward_k4_attention_matmul: matmul  [layer/attention] */
 static void forward_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* forward_k5_attention_matmul: matmul  [layer/attention] */
 static void forward_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* forward_k6_attention_matmul: matmul  [layer/attention] */
 static void forward_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* forward_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
@@ -159,6 +195,7 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t0, const 
 
 /* forward_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -207,6 +244,7 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
 
 /* forward_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -216,8 +254,20 @@ static void forward_k11_attention_matmul(float *restrict t11, const float *restr
 
 /* forward_k12_attention_matmul: matmul  [layer/attention] */
 static void forward_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* forward_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -248,14 +298,38 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
 
 /* forward_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void forward_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+            }
+        }
+    }
 }
 
 /* forward_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void forward_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
+            }
+        }
+    }
 }
 
 /* forward_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -278,8 +352,20 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
 
 /* forward_k17_ffn_matmul: matmul  [layer/ffn] */
 static void forward_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t16 + lo * F, F, w2, F, 0.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t16, F, w2 + lo * F, F, 0.0f, t17 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* forward_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -323,8 +409,20 @@ static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_
 
 /* forward_k20_lm_head_matmul: matmul  [lm_head] */
 static void forward_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= V) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t18 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, logits + lo, V);
+            }
+        }
+    }
 }
 
 /* Arena: 9 slots planned for 21 kernels. */
@@ -635,20 +733,56 @@ static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
 
 /* prefill_k4_attention_matmul: matmul  [layer/attention] */
 static void prefill_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* prefill_k5_attention_matmul: matmul  [layer/attention] */
 static void prefill_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* prefill_k6_attention_matmul: matmul  [layer/attention] */
 static void prefill_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* prefill_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
@@ -722,6 +856,7 @@ static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const 
 
 /* prefill_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * S * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -770,6 +905,7 @@ static void prefill_k11_attention(float *restrict t9, const float *restrict t8, 
 
 /* prefill_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void prefill_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * S >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -779,8 +915,20 @@ static void prefill_k12_attention_matmul(float *restrict t10, const float *restr
 
 /* prefill_k13_attention_matmul: matmul  [layer/attention] */
 static void prefill_k13_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t11 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* prefill_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -811,14 +959,38 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
 
 /* prefill_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void prefill_k15_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, F);
+            }
+        }
+    }
 }
 
 /* prefill_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void prefill_k16_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+            }
+        }
+    }
 }
 
 /* prefill_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -841,8 +1013,20 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
 
 /* prefill_k18_ffn_matmul: matmul  [layer/ffn] */
 static void prefill_k18_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t15, F, w2, F, 0.0f, t16, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t15 + lo * F, F, w2, F, 0.0f, t16 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t15, F, w2 + lo * F, F, 0.0f, t16 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* prefill_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -886,8 +1070,20 @@ static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_
 
 /* prefill_k21_lm_head_matmul: matmul  [lm_head] */
 static void prefill_k21_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t17, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t17, 1, 0.0f, logits, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= V) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, logits + lo, V);
+            }
+        }
+    }
 }
 
 /* Arena: 9 slots planned for 22 kernels. */
@@ -1217,14 +1413,38 @@ static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps
 
 /* decode_k4_attention_matmul: matmul  [layer/attention] */
 static void decode_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= (2*HD2*KVH*REP)) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* decode_k5_attention_matmul: matmul  [layer/attention] */
 static void decode_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= (2*HD2*KVH)) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* decode_k6_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
@@ -1256,8 +1476,20 @@ static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, co
 
 /* decode_k7_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
 static void decode_k7_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P), 2*C*HD2*KVH);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= (2*HD2*KVH)) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P) + lo * (2*C*HD2*KVH), 2*C*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P) + lo, 2*C*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* decode_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
@@ -1290,6 +1522,7 @@ static void decode_k8_rope(float *restrict t6, const float *restrict t0, const f
 
 /* decode_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && 1 * S * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1337,6 +1570,7 @@ static void decode_k10_attention(float *restrict t8, const float *restrict t7, l
 
 /* decode_k11_attention_matmul: matmul  [layer/attention/attention] */
 static void decode_k11_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && 1 * (2*HD2) * S >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1345,8 +1579,20 @@ static void decode_k11_attention_matmul(float *restrict t9, const float *restric
 
 /* decode_k12_attention_matmul: matmul  [layer/attention] */
 static void decode_k12_attention_matmul(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t9, 1, 0.0f, t10, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t10, 2*HD2*KVH*REP);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t9, 1, 0.0f, t10, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= (2*HD2*KVH*REP)) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t9 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t10 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* decode_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -1377,14 +1623,38 @@ static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_e
 
 /* decode_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void decode_k14_gate_up_matmul(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t12, F);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= F) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t12 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, F);
+            }
+        }
+    }
 }
 
 /* decode_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void decode_k15_gate_up_matmul(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t11, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, F, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t13, F);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t11, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= F) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t13 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, F);
+            }
+        }
+    }
 }
 
 /* decode_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -1407,8 +1677,20 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
 
 /* decode_k17_ffn_matmul: matmul  [layer/ffn] */
 static void decode_k17_ffn_matmul(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t14, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 2*HD2*KVH*REP, F, 1.0f, t14, F, w2, F, 0.0f, t15, 2*HD2*KVH*REP);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t14, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= (2*HD2*KVH*REP)) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t14 + lo * F, F, w2, F, 0.0f, t15 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, F, 1.0f, t14, F, w2 + lo * F, F, 0.0f, t15 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* decode_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -1452,8 +1734,20 @@ static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_e
 
 /* decode_k20_lm_head_matmul: matmul  [lm_head] */
 static void decode_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
-    if (B == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t16, 1, 0.0f, logits, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits, V);
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t16, 1, 0.0f, logits, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (B * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (B >= V) {
+                const long lo = B * p / parts, hi = B * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t16 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, logits + lo, V);
+            }
+        }
+    }
 }
 
 /* Arena: 9 slots planned for 21 kernels. */

@@ -108,20 +108,56 @@ static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_
 
 /* dpo_logps_k5_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k6_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k7_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t7 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
@@ -182,6 +218,7 @@ static void dpo_logps_k9_rope(float *restrict t9, const float *restrict t0, cons
 
 /* dpo_logps_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void dpo_logps_k10_scores_matmul(float *restrict t10, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -232,6 +269,7 @@ static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t
 
 /* dpo_logps_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *restrict t7, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -241,8 +279,20 @@ static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *res
 
 /* dpo_logps_k13_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -273,14 +323,38 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
 
 /* dpo_logps_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_logps_k15_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_logps_k16_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t16 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -303,8 +377,20 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
 
 /* dpo_logps_k18_ffn_matmul: matmul  [layer/ffn] */
 static void dpo_logps_k18_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t17, F, w2, F, 0.0f, t18, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t17 + lo * F, F, w2, F, 0.0f, t18 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t17, F, w2 + lo * F, F, 0.0f, t18 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -348,8 +434,20 @@ static void dpo_logps_k20_rmsnorm(float *restrict t19, const float *restrict nor
 
 /* dpo_logps_k21_lm_head_matmul: matmul  [lm_head] */
 static void dpo_logps_k21_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20, V);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= V) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t20 + lo, V);
+            }
+        }
+    }
 }
 
 /* dpo_logps_k22_lm_head: reshape, reduce_max  [lm_head; sequence_logps/cross_entropy/log_softmax] */
@@ -960,20 +1058,56 @@ static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_e
 
 /* dpo_step_k5_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k6_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k6_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* dpo_step_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
@@ -1034,6 +1168,7 @@ static void dpo_step_k9_rope(float *restrict t8, const float *restrict t0, const
 
 /* dpo_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void dpo_step_k10_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1084,6 +1219,7 @@ static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2
 
 /* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1093,8 +1229,20 @@ static void dpo_step_k12_attention_matmul(float *restrict t11, const float *rest
 
 /* dpo_step_k13_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k13_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -1125,14 +1273,38 @@ static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm
 
 /* dpo_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_step_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_step_k16_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_step_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -1155,8 +1327,20 @@ static void dpo_step_k17_silu(float *restrict t16, const float *restrict t14, co
 
 /* dpo_step_k18_ffn_matmul: matmul  [layer/ffn] */
 static void dpo_step_k18_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t16 + lo * F, F, w2, F, 0.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t16, F, w2 + lo * F, F, 0.0f, t17 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -1224,8 +1408,20 @@ static void dpo_step_k22_rmsnorm(float *restrict t20, const float *restrict fina
 
 /* dpo_step_k23_lm_head_matmul: matmul  [lm_head] */
 static void dpo_step_k23_lm_head_matmul(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t21, V);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= V) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t20 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t21 + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t21 + lo, V);
+            }
+        }
+    }
 }
 
 /* dpo_step_k24_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
@@ -3949,8 +4145,20 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
 
 /* dpo_step_k147_lm_head_grad_matmul: matmul  [lm_head/grad] */
 static void dpo_step_k147_lm_head_grad_matmul(float *restrict t139, const float *restrict lm_head, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t138, 1, 0.0f, t139, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t138, V, lm_head, 2*HD2*KVH*REP, 0.0f, t139, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t138, 1, 0.0f, t139, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * V >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t138 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t139 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t138, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t139 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k148_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
@@ -4032,8 +4240,20 @@ static void dpo_step_k151_rmsnorm_grad(float *restrict grad_final_norm, const fl
 
 /* dpo_step_k152_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
 static void dpo_step_k152_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t20, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, t138, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t138, V, t20, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, t138, V, 1.0f, grad_lm_head, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (V * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (V >= (2*HD2*KVH*REP)) {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t138 + lo, V, t20, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t138, V, t20 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k153_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
@@ -4087,8 +4307,20 @@ static void dpo_step_k155_rmsnorm(float *restrict t145, const float *restrict at
 
 /* dpo_step_k156_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k156_attention_matmul(float *restrict t146, const float *restrict wq, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t145, 1, 0.0f, t146, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t146, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t145, 1, 0.0f, t146, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t145 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t146 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t146 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k157_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
@@ -4120,8 +4352,20 @@ static void dpo_step_k157_rope(float *restrict t147, const float *restrict t0, c
 
 /* dpo_step_k158_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k158_attention_matmul(float *restrict t148, const float *restrict wk, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t145, 1, 0.0f, t148, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t148, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t145, 1, 0.0f, t148, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t148 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t148 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* dpo_step_k159_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
@@ -4153,12 +4397,25 @@ static void dpo_step_k159_rope(float *restrict t149, const float *restrict t0, c
 
 /* dpo_step_k160_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k160_attention_matmul(float *restrict t150, const float *restrict wv, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t145, 1, 0.0f, t150, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t150, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t145, 1, 0.0f, t150, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t150 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t150 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* dpo_step_k161_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
 static void dpo_step_k161_scores_matmul(float *restrict t151, const float *restrict t147, const float *restrict t149, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4237,6 +4494,7 @@ static void dpo_step_k164_softmax(float *restrict t154, const float *restrict t1
 
 /* dpo_step_k165_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
 static void dpo_step_k165_attention_matmul(float *restrict t155, const float *restrict t150, const float *restrict t154, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4246,8 +4504,20 @@ static void dpo_step_k165_attention_matmul(float *restrict t155, const float *re
 
 /* dpo_step_k166_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k166_attention_matmul(float *restrict t156, const float *restrict wo, const float *restrict t155, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t156, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t155 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t156 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t156 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k167_attention: reshape, add  [layer_backward/attention; layer_backward] */
@@ -4315,8 +4585,20 @@ static void dpo_step_k170_rmsnorm(float *restrict t160, const float *restrict ff
 
 /* dpo_step_k171_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void dpo_step_k171_gate_up_matmul(float *restrict t161, const float *restrict w1, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t160, 1, 0.0f, t161, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t161, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t160, 1, 0.0f, t161, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t160 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t161 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t161 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_step_k172_silu: reshape, neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
@@ -4338,8 +4620,20 @@ static void dpo_step_k172_silu(float *restrict t162, const float *restrict t161,
 
 /* dpo_step_k173_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void dpo_step_k173_gate_up_matmul(float *restrict t163, const float *restrict w3, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t160, 1, 0.0f, t163, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t163, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t160, 1, 0.0f, t163, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t160 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t163 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t163 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_step_k174_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
@@ -4358,8 +4652,20 @@ static void dpo_step_k174_gate_up(float *restrict t164, const float *restrict t1
 
 /* dpo_step_k175_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
 static void dpo_step_k175_ffn_grad_matmul(float *restrict t165, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t165, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t165, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t165, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t165 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t165 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_step_k176_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
@@ -4378,8 +4684,20 @@ static void dpo_step_k176_ffn_grad(float *restrict t166, const float *restrict t
 
 /* dpo_step_k177_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void dpo_step_k177_gate_up_grad_matmul(float *restrict t167, const float *restrict w3, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t166, F, w3, 2*HD2*KVH*REP, 0.0f, t167, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t166 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t167 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t166, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t167 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k178_silu_grad: reshape, neg, exp, const, reshape, expand, add, reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
@@ -4408,8 +4726,20 @@ static void dpo_step_k178_silu_grad(float *restrict t168, const float *restrict 
 
 /* dpo_step_k179_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void dpo_step_k179_gate_up_grad_matmul(float *restrict t169, const float *restrict w1, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t168, 1, 0.0f, t169, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t168, F, w1, 2*HD2*KVH*REP, 0.0f, t169, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t168, 1, 0.0f, t169, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t168 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t169 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t168, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t169 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k180_gate_up_grad: reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
@@ -4486,12 +4816,25 @@ static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restri
 
 /* dpo_step_k183_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k183_attention_grad_matmul(float *restrict t173, const float *restrict wo, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t172, 1, 0.0f, t173, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t172, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t173, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t172, 1, 0.0f, t173, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t172 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t173 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t172, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t173 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k184_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
 static void dpo_step_k184_attention_grad_matmul(float *restrict t174, const float *restrict t150, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4533,6 +4876,7 @@ static void dpo_step_k185_attention(float *restrict t175, const float *restrict 
 
 /* dpo_step_k186_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
 static void dpo_step_k186_scores_grad_matmul(float *restrict t176, const float *restrict t149, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4542,6 +4886,7 @@ static void dpo_step_k186_scores_grad_matmul(float *restrict t176, const float *
 
 /* dpo_step_k187_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
 static void dpo_step_k187_attention_grad_matmul(float *restrict t177, const float *restrict t147, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4551,6 +4896,7 @@ static void dpo_step_k187_attention_grad_matmul(float *restrict t177, const floa
 
 /* dpo_step_k188_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
 static void dpo_step_k188_attention_grad_matmul(float *restrict t178, const float *restrict t154, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4560,8 +4906,20 @@ static void dpo_step_k188_attention_grad_matmul(float *restrict t178, const floa
 
 /* dpo_step_k189_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k189_attention_grad_matmul(float *restrict t179, const float *restrict wv, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t178, 1, 0.0f, t179, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t178, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t179, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t178, 1, 0.0f, t179, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t178 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t179 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t178, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t179 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k190_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
@@ -4602,8 +4960,20 @@ static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict 
 
 /* dpo_step_k191_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k191_attention_grad_matmul(float *restrict t181, const float *restrict wk, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t180, 1, 0.0f, t181, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t180, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t181, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t180, 1, 0.0f, t181, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t180 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t181 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t180, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t181 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k192_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
@@ -4644,8 +5014,20 @@ static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict 
 
 /* dpo_step_k193_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k193_attention_grad_matmul(float *restrict t183, const float *restrict wq, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t182, 1, 0.0f, t183, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t182, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t183, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t182, 1, 0.0f, t183, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t182 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t183 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t182, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t183 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k194_attention_grad: reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
@@ -4736,26 +5118,74 @@ static void dpo_step_k197_layer_backward(float *restrict grad_attn_norm, const f
 
 /* dpo_step_k198_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k198_layer_backward_matmul(float *restrict grad_wq, const float *restrict t145, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t182, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t182, 2*HD2*KVH*REP, t145, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t182, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t182 + lo, 2*HD2*KVH*REP, t145, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t182, 2*HD2*KVH*REP, t145 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k199_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k199_layer_backward_matmul(float *restrict grad_wk, const float *restrict t145, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t180, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t180, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t180, 2*HD2*KVH, 1.0f, grad_wk, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t180 + lo, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t180, 2*HD2*KVH, t145 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k200_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k200_layer_backward_matmul(float *restrict grad_wv, const float *restrict t145, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t178, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t178, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t178, 2*HD2*KVH, 1.0f, grad_wv, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t178 + lo, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t178, 2*HD2*KVH, t145 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k201_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k201_layer_backward_matmul(float *restrict grad_wo, const float *restrict t155, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, t172, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t172, 2*HD2*KVH*REP, t155, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, t172, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t172 + lo, 2*HD2*KVH*REP, t155, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t172, 2*HD2*KVH*REP, t155 + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k202_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
@@ -4771,20 +5201,56 @@ static void dpo_step_k202_layer_backward(float *restrict grad_ffn_norm, const fl
 
 /* dpo_step_k203_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void dpo_step_k203_layer_backward_matmul(float *restrict grad_w1, const float *restrict t160, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t168, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t168, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t168, F, 1.0f, grad_w1, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (F >= (2*HD2*KVH*REP)) {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t168 + lo, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t168, F, t160 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k204_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
 static void dpo_step_k204_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t164, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t164, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t164, F, 1.0f, grad_w2, F);
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t164, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH*REP) * F * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= F) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t164, F, 1.0f, grad_w2 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t164 + lo, F, 1.0f, grad_w2 + lo, F);
+            }
+        }
+    }
 }
 
 /* dpo_step_k205_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void dpo_step_k205_layer_backward_matmul(float *restrict grad_w3, const float *restrict t160, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t166, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t166, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t166, F, 1.0f, grad_w3, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (F >= (2*HD2*KVH*REP)) {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t166 + lo, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t166, F, t160 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* dpo_step_k206_embed_backward_scatter_add: scatter_add  [embed_backward] */

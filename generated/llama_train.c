@@ -85,20 +85,56 @@ static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_ep
 
 /* lm_step_k4_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k4_attention_matmul(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t2, 1, 0.0f, t3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t3, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t2, 1, 0.0f, t3, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t3 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k5_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k5_attention_matmul(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* lm_step_k6_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* lm_step_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
@@ -159,6 +195,7 @@ static void lm_step_k8_rope(float *restrict t7, const float *restrict t0, const 
 
 /* lm_step_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void lm_step_k9_scores_matmul(float *restrict t8, const float *restrict t6, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -207,6 +244,7 @@ static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, 
 
 /* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void lm_step_k11_attention_matmul(float *restrict t10, const float *restrict t5, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -216,8 +254,20 @@ static void lm_step_k11_attention_matmul(float *restrict t10, const float *restr
 
 /* lm_step_k12_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k12_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t11 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -248,14 +298,38 @@ static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_
 
 /* lm_step_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void lm_step_k14_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, F);
+            }
+        }
+    }
 }
 
 /* lm_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void lm_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+            }
+        }
+    }
 }
 
 /* lm_step_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -278,8 +352,20 @@ static void lm_step_k16_silu(float *restrict t15, const float *restrict t13, con
 
 /* lm_step_k17_ffn_matmul: matmul  [layer/ffn] */
 static void lm_step_k17_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t15, F, w2, F, 0.0f, t16, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t15 + lo * F, F, w2, F, 0.0f, t16 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t15, F, w2 + lo * F, F, 0.0f, t16 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -347,8 +433,20 @@ static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict final
 
 /* lm_step_k22_lm_head_matmul: matmul  [lm_head] */
 static void lm_step_k22_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20, V);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= V) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t20 + lo, V);
+            }
+        }
+    }
 }
 
 /* lm_step_k23_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
@@ -462,8 +560,20 @@ static void lm_step_k27_log_softmax_grad(float *restrict t24, const int32_t *res
 
 /* lm_step_k28_lm_head_grad_matmul: matmul  [lm_head/grad] */
 static void lm_step_k28_lm_head_grad_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, V, 1.0f, t24, V, lm_head, 2*HD2*KVH*REP, 0.0f, t25, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * V >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t24 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t25 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t24, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t25 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k29_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
@@ -545,8 +655,20 @@ static void lm_step_k32_rmsnorm_grad(float *restrict grad_final_norm, const floa
 
 /* lm_step_k33_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
 static void lm_step_k33_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t19, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, t24, V, 1.0f, grad_lm_head, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, 2*HD2*KVH*REP, B*T, 1.0f, t24, V, t19, 2*HD2*KVH*REP, 1.0f, grad_lm_head, 2*HD2*KVH*REP);
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, t24, V, 1.0f, grad_lm_head, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (V * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (V >= (2*HD2*KVH*REP)) {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t24 + lo, V, t19, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t24, V, t19 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k34_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
@@ -600,8 +722,20 @@ static void lm_step_k36_rmsnorm(float *restrict t31, const float *restrict attn_
 
 /* lm_step_k37_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k37_attention_matmul(float *restrict t32, const float *restrict wq, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t31, 1, 0.0f, t32, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t32, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t31, 1, 0.0f, t32, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t31 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t32 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t32 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k38_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
@@ -633,8 +767,20 @@ static void lm_step_k38_rope(float *restrict t33, const float *restrict t0, cons
 
 /* lm_step_k39_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k39_attention_matmul(float *restrict t34, const float *restrict wk, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t31, 1, 0.0f, t34, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t34, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t31, 1, 0.0f, t34, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t34 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t34 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* lm_step_k40_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
@@ -666,12 +812,25 @@ static void lm_step_k40_rope(float *restrict t35, const float *restrict t0, cons
 
 /* lm_step_k41_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k41_attention_matmul(float *restrict t36, const float *restrict wv, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t31, 1, 0.0f, t36, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t36, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t31, 1, 0.0f, t36, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t36 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t36 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* lm_step_k42_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
 static void lm_step_k42_scores_matmul(float *restrict t37, const float *restrict t33, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -748,6 +907,7 @@ static void lm_step_k45_softmax(float *restrict t40, const float *restrict t38, 
 
 /* lm_step_k46_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
 static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict t36, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -757,8 +917,20 @@ static void lm_step_k46_attention_matmul(float *restrict t41, const float *restr
 
 /* lm_step_k47_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k47_attention_matmul(float *restrict t42, const float *restrict wo, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t41, 1, 0.0f, t42, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t42, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t41, 1, 0.0f, t42, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t41 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t42 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t42 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k48_attention: reshape, add  [layer_backward/attention; layer_backward] */
@@ -826,8 +998,20 @@ static void lm_step_k51_rmsnorm(float *restrict t46, const float *restrict ffn_n
 
 /* lm_step_k52_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void lm_step_k52_gate_up_matmul(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t46, 1, 0.0f, t47, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t47, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t46, 1, 0.0f, t47, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t46 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t47 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t47 + lo, F);
+            }
+        }
+    }
 }
 
 /* lm_step_k53_silu: reshape, neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
@@ -849,8 +1033,20 @@ static void lm_step_k53_silu(float *restrict t48, const float *restrict t47, lon
 
 /* lm_step_k54_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void lm_step_k54_gate_up_matmul(float *restrict t49, const float *restrict w3, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t46, 1, 0.0f, t49, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t49, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t46, 1, 0.0f, t49, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t46 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t49 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t49 + lo, F);
+            }
+        }
+    }
 }
 
 /* lm_step_k55_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
@@ -869,8 +1065,20 @@ static void lm_step_k55_gate_up(float *restrict t50, const float *restrict t48, 
 
 /* lm_step_k56_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
 static void lm_step_k56_ffn_grad_matmul(float *restrict t51, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t51, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2, F, 0.0f, t51, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t51, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t51 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t51 + lo, F);
+            }
+        }
+    }
 }
 
 /* lm_step_k57_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
@@ -889,8 +1097,20 @@ static void lm_step_k57_ffn_grad(float *restrict t52, const float *restrict t48,
 
 /* lm_step_k58_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void lm_step_k58_gate_up_grad_matmul(float *restrict t53, const float *restrict w3, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t52, F, w3, 2*HD2*KVH*REP, 0.0f, t53, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t52 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t53 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t52, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t53 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k59_silu_grad: reshape, neg, exp, const, reshape, expand, add, reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
@@ -919,8 +1139,20 @@ static void lm_step_k59_silu_grad(float *restrict t54, const float *restrict t47
 
 /* lm_step_k60_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void lm_step_k60_gate_up_grad_matmul(float *restrict t55, const float *restrict w1, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t54, F, w1, 2*HD2*KVH*REP, 0.0f, t55, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t54 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t55 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t54, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t55 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k61_gate_up_grad: reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
@@ -997,12 +1229,25 @@ static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict 
 
 /* lm_step_k64_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k64_attention_grad_matmul(float *restrict t59, const float *restrict wo, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t58, 1, 0.0f, t59, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t58, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t59, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t58, 1, 0.0f, t59, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t58 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t59 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t58, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t59 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k65_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
 static void lm_step_k65_attention_grad_matmul(float *restrict t60, const float *restrict t36, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1043,6 +1288,7 @@ static void lm_step_k66_softmax_grad(float *restrict t61, const float *restrict 
 
 /* lm_step_k67_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
 static void lm_step_k67_scores_grad_matmul(float *restrict t62, const float *restrict t35, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1052,6 +1298,7 @@ static void lm_step_k67_scores_grad_matmul(float *restrict t62, const float *res
 
 /* lm_step_k68_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
 static void lm_step_k68_attention_grad_matmul(float *restrict t63, const float *restrict t33, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1061,6 +1308,7 @@ static void lm_step_k68_attention_grad_matmul(float *restrict t63, const float *
 
 /* lm_step_k69_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
 static void lm_step_k69_attention_grad_matmul(float *restrict t64, const float *restrict t40, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1070,8 +1318,20 @@ static void lm_step_k69_attention_grad_matmul(float *restrict t64, const float *
 
 /* lm_step_k70_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k70_attention_grad_matmul(float *restrict t65, const float *restrict wv, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t64, 1, 0.0f, t65, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t64, 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t65, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t64, 1, 0.0f, t65, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t64 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t65 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t64, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t65 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k71_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
@@ -1112,8 +1372,20 @@ static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0,
 
 /* lm_step_k72_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k72_attention_grad_matmul(float *restrict t67, const float *restrict wk, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t66, 1, 0.0f, t67, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t66, 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t67, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t66, 1, 0.0f, t67, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t66 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t67 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t66, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t67 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k73_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
@@ -1154,8 +1426,20 @@ static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0,
 
 /* lm_step_k74_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k74_attention_grad_matmul(float *restrict t69, const float *restrict wq, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t68, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t69, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t68 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t69 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t68, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t69 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k75_attention_grad: reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
@@ -1246,26 +1530,74 @@ static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const flo
 
 /* lm_step_k79_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k79_layer_backward_matmul(float *restrict grad_wq, const float *restrict t31, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t68, 2*HD2*KVH*REP, 1.0f, grad_wq, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t68, 2*HD2*KVH*REP, t31, 2*HD2*KVH*REP, 1.0f, grad_wq, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t68, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t68 + lo, 2*HD2*KVH*REP, t31, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t68, 2*HD2*KVH*REP, t31 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k80_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k80_layer_backward_matmul(float *restrict grad_wk, const float *restrict t31, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t66, 2*HD2*KVH, 1.0f, grad_wk, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t66, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wk, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t66, 2*HD2*KVH, 1.0f, grad_wk, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t66 + lo, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t66, 2*HD2*KVH, t31 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k81_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k81_layer_backward_matmul(float *restrict grad_wv, const float *restrict t31, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t64, 2*HD2*KVH, 1.0f, grad_wv, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, B*T, 1.0f, t64, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wv, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t64, 2*HD2*KVH, 1.0f, grad_wv, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t64 + lo, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t64, 2*HD2*KVH, t31 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k82_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k82_layer_backward_matmul(float *restrict grad_wo, const float *restrict t41, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, t58, 2*HD2*KVH*REP, 1.0f, grad_wo, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, B*T, 1.0f, t58, 2*HD2*KVH*REP, t41, 2*HD2*KVH*REP, 1.0f, grad_wo, 2*HD2*KVH*REP);
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, t58, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t58 + lo, 2*HD2*KVH*REP, t41, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t58, 2*HD2*KVH*REP, t41 + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k83_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
@@ -1281,20 +1613,56 @@ static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const floa
 
 /* lm_step_k84_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void lm_step_k84_layer_backward_matmul(float *restrict grad_w1, const float *restrict t46, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t54, F, 1.0f, grad_w1, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t54, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w1, 2*HD2*KVH*REP);
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t54, F, 1.0f, grad_w1, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (F >= (2*HD2*KVH*REP)) {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t54 + lo, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t54, F, t46 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k85_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
 static void lm_step_k85_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t50, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (2*HD2*KVH*REP == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t50, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, F, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t50, F, 1.0f, grad_w2, F);
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t50, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((2*HD2*KVH*REP) * F * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= F) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t50, F, 1.0f, grad_w2 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t50 + lo, F, 1.0f, grad_w2 + lo, F);
+            }
+        }
+    }
 }
 
 /* lm_step_k86_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void lm_step_k86_layer_backward_matmul(float *restrict grad_w3, const float *restrict t46, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t52, F, 1.0f, grad_w3, 1);
-    else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, 2*HD2*KVH*REP, B*T, 1.0f, t52, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w3, 2*HD2*KVH*REP);
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t52, F, 1.0f, grad_w3, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if (F >= (2*HD2*KVH*REP)) {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t52 + lo, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t52, F, t46 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* lm_step_k87_embed_backward_scatter_add: scatter_add  [embed_backward] */
@@ -2088,20 +2456,56 @@ static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_
 
 /* eval_loss_k4_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* eval_loss_k5_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* eval_loss_k6_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6, 2*HD2*KVH);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
+            } else {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
+            }
+        }
+    }
 }
 
 /* eval_loss_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
@@ -2162,6 +2566,7 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, cons
 
 /* eval_loss_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -2210,6 +2615,7 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
 
 /* eval_loss_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -2219,8 +2625,20 @@ static void eval_loss_k11_attention_matmul(float *restrict t11, const float *res
 
 /* eval_loss_k12_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* eval_loss_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
@@ -2251,14 +2669,38 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
 
 /* eval_loss_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void eval_loss_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+            }
+        }
+    }
 }
 
 /* eval_loss_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void eval_loss_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, F, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15, F);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= F) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
+            } else {
+                const long lo = F * p / parts, hi = F * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
+            }
+        }
+    }
 }
 
 /* eval_loss_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -2281,8 +2723,20 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
 
 /* eval_loss_k17_ffn_matmul: matmul  [layer/ffn] */
 static void eval_loss_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, 2*HD2*KVH*REP, F, 1.0f, t16, F, w2, F, 0.0f, t17, 2*HD2*KVH*REP);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= (2*HD2*KVH*REP)) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t16 + lo * F, F, w2, F, 0.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t16, F, w2 + lo * F, F, 0.0f, t17 + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
 }
 
 /* eval_loss_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
@@ -2326,8 +2780,20 @@ static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict nor
 
 /* eval_loss_k20_lm_head_matmul: matmul  [lm_head] */
 static void eval_loss_k20_lm_head_matmul(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (B*T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, V, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t19, V);
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1); la_blas_pool(0); }
+    else {
+        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((B*T) >= V) {
+                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t18 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t19 + lo * V, V);
+            } else {
+                const long lo = V * p / parts, hi = V * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t19 + lo, V);
+            }
+        }
+    }
 }
 
 /* eval_loss_k21_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */

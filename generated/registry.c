@@ -30,12 +30,17 @@ const int la_program_count = 11;
 
 const la_program_info *la_program_at(int i) { return i >= 0 && i < la_program_count ? la_programs[i] : 0; }
 
-/* OpenBLAS reads OPENBLAS_NUM_THREADS when it loads, before any Swift code runs. */
+/* The kernels' OpenMP threads split every product; OpenBLAS itself runs on the calling
+   thread (its own pool would spin after each call beside the next kernel). */
 void openblas_set_num_threads(int num_threads);
-int omp_get_max_threads(void);
-void omp_set_num_threads(int num_threads);
-void la_set_num_threads(int n) { omp_set_num_threads(n); openblas_set_num_threads(n); }
+static int la_threads = 1;
+__attribute__((constructor)) static void la_single_threaded_blas(void) {
+    la_threads = omp_get_max_threads();
+    openblas_set_num_threads(1);
+}
+void la_set_num_threads(int n) { la_threads = n; omp_set_num_threads(n); openblas_set_num_threads(1); }
 int la_num_threads(void) { return omp_get_max_threads(); }
+void la_blas_pool(int lend) { openblas_set_num_threads(lend ? la_threads : 1); }
 
 const char *const la_manifest_json =
     "{\n"

@@ -46,12 +46,17 @@ public enum CCompiler {
         registry += "const int la_program_count = \(infos.count);\n\n"
         registry += "const la_program_info *la_program_at(int i) { return i >= 0 && i < la_program_count ? la_programs[i] : 0; }\n\n"
         registry += """
-            /* OpenBLAS reads OPENBLAS_NUM_THREADS when it loads, before any Swift code runs. */
+            /* The kernels' OpenMP threads split every product; OpenBLAS itself runs on the calling
+               thread (its own pool would spin after each call beside the next kernel). */
             void openblas_set_num_threads(int num_threads);
-            int omp_get_max_threads(void);
-            void omp_set_num_threads(int num_threads);
-            void la_set_num_threads(int n) { omp_set_num_threads(n); openblas_set_num_threads(n); }
+            static int la_threads = 1;
+            __attribute__((constructor)) static void la_single_threaded_blas(void) {
+                la_threads = omp_get_max_threads();
+                openblas_set_num_threads(1);
+            }
+            void la_set_num_threads(int n) { la_threads = n; omp_set_num_threads(n); openblas_set_num_threads(1); }
             int la_num_threads(void) { return omp_get_max_threads(); }
+            void la_blas_pool(int lend) { openblas_set_num_threads(lend ? la_threads : 1); }
 
 
             """
@@ -95,9 +100,16 @@ public enum CCompiler {
         /* The i-th compiled program, or NULL. */
         const la_program_info *la_program_at(int i);
         extern const char *const la_manifest_json;
-        /* Threads of the OpenMP kernels and of OpenBLAS's own pool (sized when it loads). */
+        /* Threads of the kernels (OpenMP; OpenBLAS runs single-threaded inside them). */
         void la_set_num_threads(int n);
         int la_num_threads(void);
+        /* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0). */
+        void la_blas_pool(int lend);
+        /* From libomp (declared here: the toolchain's clang does not ship omp.h). */
+        int omp_get_num_threads(void);
+        int omp_get_thread_num(void);
+        int omp_get_max_threads(void);
+        void omp_set_num_threads(int num_threads);
 
         static inline long la_max(long a, long b) { return a > b ? a : b; }
         /* Rounds a float count up to 64 bytes. */

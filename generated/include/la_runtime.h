@@ -18,9 +18,16 @@ extern const int la_program_count;
 /* The i-th compiled program, or NULL. */
 const la_program_info *la_program_at(int i);
 extern const char *const la_manifest_json;
-/* Threads of the OpenMP kernels and of OpenBLAS's own pool (sized when it loads). */
+/* Threads of the kernels (OpenMP; OpenBLAS runs single-threaded inside them). */
 void la_set_num_threads(int n);
 int la_num_threads(void);
+/* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0). */
+void la_blas_pool(int lend);
+/* From libomp (declared here: the toolchain's clang does not ship omp.h). */
+int omp_get_num_threads(void);
+int omp_get_thread_num(void);
+int omp_get_max_threads(void);
+void omp_set_num_threads(int num_threads);
 
 static inline long la_max(long a, long b) { return a > b ? a : b; }
 /* Rounds a float count up to 64 bytes. */
