@@ -1342,6 +1342,7 @@ static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope
     const long rows = 1, n = HD2;
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
@@ -1360,6 +1361,7 @@ static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope
     const long rows = 1, n = HD2;
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;

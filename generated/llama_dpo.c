@@ -533,6 +533,7 @@ static void dpo_logps_k25_cross_entropy(float *restrict t24, const float *restri
 static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t24[j]);
             logps_chosen[j] = v0;
@@ -586,6 +587,7 @@ static void dpo_logps_k28_cross_entropy(float *restrict t26, const float *restri
 static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t26[j]);
             logps_rejected[j] = v0;
@@ -1507,6 +1509,7 @@ static void dpo_step_k27_cross_entropy(float *restrict t25, const float *restric
 static void dpo_step_k28_sequence_logps(float *restrict logps_chosen, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t25[j]);
             logps_chosen[j] = v0;
@@ -1560,6 +1563,7 @@ static void dpo_step_k30_cross_entropy(float *restrict t27, const float *restric
 static void dpo_step_k31_sequence_logps(float *restrict logps_rejected, const float *restrict t27, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t27[j]);
             logps_rejected[j] = v0;
@@ -1659,6 +1663,7 @@ static void dpo_step_k37_dpo_sigmoid(float *restrict t31, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -1677,6 +1682,7 @@ static void dpo_step_k37_dpo_sigmoid(float *restrict t31, const float *restrict 
 static void dpo_step_k38_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t31[j]);
             float v1 = -v0;
@@ -1690,6 +1696,7 @@ static void dpo_step_k38_log_sigmoid(float *restrict t32, const float *restrict 
 static void dpo_step_k39_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t32[j];
             t33[j] = v0;
@@ -1701,6 +1708,7 @@ static void dpo_step_k39_dpo_sigmoid(float *restrict t33, const float *restrict 
 static void dpo_step_k40_dpo_sigmoid(float *restrict t34, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t31[j]);
             t34[j] = v0;
@@ -1712,6 +1720,7 @@ static void dpo_step_k40_dpo_sigmoid(float *restrict t34, const float *restrict 
 static void dpo_step_k41_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t34[j]);
             float v1 = -v0;
@@ -1725,6 +1734,7 @@ static void dpo_step_k41_log_sigmoid(float *restrict t35, const float *restrict 
 static void dpo_step_k42_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t35[j];
             t36[j] = v0;
@@ -1737,6 +1747,7 @@ static void dpo_step_k43_dpo_robust(float *restrict t37, const float *restrict r
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -1755,6 +1766,7 @@ static void dpo_step_k43_dpo_robust(float *restrict t37, const float *restrict r
 static void dpo_step_k44_log_sigmoid(float *restrict t38, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t37[j]);
             float v1 = -v0;
@@ -1768,6 +1780,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict t38, const float *restrict 
 static void dpo_step_k45_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t38[j];
             t39[j] = v0;
@@ -1779,6 +1792,7 @@ static void dpo_step_k45_dpo_sigmoid(float *restrict t39, const float *restrict 
 static void dpo_step_k46_dpo_robust(float *restrict t40, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t37[j]);
             t40[j] = v0;
@@ -1790,6 +1804,7 @@ static void dpo_step_k46_dpo_robust(float *restrict t40, const float *restrict t
 static void dpo_step_k47_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t40[j]);
             float v1 = -v0;
@@ -1803,6 +1818,7 @@ static void dpo_step_k47_log_sigmoid(float *restrict t41, const float *restrict 
 static void dpo_step_k48_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t41[j];
             t42[j] = v0;
@@ -1815,6 +1831,7 @@ static void dpo_step_k49_dpo_hinge(float *restrict t43, const float *restrict re
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -1837,6 +1854,7 @@ static void dpo_step_k50_dpo_ipo(float *restrict t44, const float *restrict ref_
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         float v14 = (beta[0]) * 2.0f;
         float v15 = 1.0f / v14;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : t29[j];
@@ -1862,6 +1880,7 @@ static void dpo_step_k51_dpo_sigmoid(float *restrict t45, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -1881,6 +1900,7 @@ static void dpo_step_k52_dpo_nca_pair(float *restrict t46, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -1899,6 +1919,7 @@ static void dpo_step_k52_dpo_nca_pair(float *restrict t46, const float *restrict
 static void dpo_step_k53_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t46[j];
             t47[j] = v0;
@@ -1911,6 +1932,7 @@ static void dpo_step_k54_dpo_nca_pair(float *restrict t48, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -1929,6 +1951,7 @@ static void dpo_step_k54_dpo_nca_pair(float *restrict t48, const float *restrict
 static void dpo_step_k55_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t48[j];
             t49[j] = v0;
@@ -1942,7 +1965,7 @@ static void dpo_step_k56_dpo_sigmoid(float *restrict t50, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
@@ -1957,7 +1980,7 @@ static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -1968,6 +1991,7 @@ static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict
         float v8 = acc0 / (t50[0]);
         float v9 = v8;
         float v10 = fmaxf(v9, 0.0f);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -1983,6 +2007,7 @@ static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict
 static void dpo_step_k58_log_sigmoid(float *restrict t52, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t51[j]);
             float v1 = -v0;
@@ -1996,6 +2021,7 @@ static void dpo_step_k58_log_sigmoid(float *restrict t52, const float *restrict 
 static void dpo_step_k59_dpo_sigmoid(float *restrict t53, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t52[j];
             t53[j] = v0;
@@ -2007,6 +2033,7 @@ static void dpo_step_k59_dpo_sigmoid(float *restrict t53, const float *restrict 
 static void dpo_step_k60_dpo_sigmoid(float *restrict t54, const float *restrict t51, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t51[j], 0.0f);
             float v1 = logf(t53[j]);
@@ -2023,7 +2050,7 @@ static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -2034,6 +2061,7 @@ static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict
         float v5 = acc0 / (t50[0]);
         float v6 = v5;
         float v7 = fmaxf(v6, 0.0f);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v8 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v9 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -2049,6 +2077,7 @@ static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict
 static void dpo_step_k62_log_sigmoid(float *restrict t56, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t55[j]);
             float v1 = -v0;
@@ -2062,6 +2091,7 @@ static void dpo_step_k62_log_sigmoid(float *restrict t56, const float *restrict 
 static void dpo_step_k63_dpo_sigmoid(float *restrict t57, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t56[j];
             t57[j] = v0;
@@ -2073,6 +2103,7 @@ static void dpo_step_k63_dpo_sigmoid(float *restrict t57, const float *restrict 
 static void dpo_step_k64_dpo_sigmoid(float *restrict t58, const float *restrict t55, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t55[j], 0.0f);
             float v1 = logf(t57[j]);
@@ -2088,6 +2119,7 @@ static void dpo_step_k65_dpo_dpop(float *restrict t59, const float *restrict ref
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2110,6 +2142,7 @@ static void dpo_step_k65_dpo_dpop(float *restrict t59, const float *restrict ref
 static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t59[j]);
             float v1 = -v0;
@@ -2123,6 +2156,7 @@ static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict 
 static void dpo_step_k67_dpo_sigmoid(float *restrict t61, const float *restrict t60, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t60[j];
             t61[j] = v0;
@@ -2136,6 +2170,7 @@ static void dpo_step_k68_dpo_simpo(float *restrict t62, const float *restrict be
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         float v8 = (simpo_gamma[0]) / (beta[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : t29[j];
@@ -2155,6 +2190,7 @@ static void dpo_step_k68_dpo_simpo(float *restrict t62, const float *restrict be
 static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t62[j]);
             float v1 = -v0;
@@ -2168,6 +2204,7 @@ static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict 
 static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t63[j];
             t64[j] = v0;
@@ -2179,6 +2216,7 @@ static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict 
 static void dpo_step_k71_dpo_simpo(float *restrict t65, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t62[j]);
             t65[j] = v0;
@@ -2190,6 +2228,7 @@ static void dpo_step_k71_dpo_simpo(float *restrict t65, const float *restrict t6
 static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t65[j]);
             float v1 = -v0;
@@ -2203,6 +2242,7 @@ static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict 
 static void dpo_step_k73_dpo_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t66[j];
             t67[j] = v0;
@@ -2215,6 +2255,7 @@ static void dpo_step_k74_dpo_orpo(float *restrict t68, const float *restrict los
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : t29[j];
@@ -2240,6 +2281,7 @@ static void dpo_step_k74_dpo_orpo(float *restrict t68, const float *restrict los
 static void dpo_step_k75_log_sigmoid(float *restrict t69, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t68[j]);
             float v1 = -v0;
@@ -2253,6 +2295,7 @@ static void dpo_step_k75_log_sigmoid(float *restrict t69, const float *restrict 
 static void dpo_step_k76_dpo_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t69[j];
             t70[j] = v0;
@@ -2266,7 +2309,7 @@ static void dpo_step_k77_dpo_bco_pair(float *restrict t71, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -2276,7 +2319,7 @@ static void dpo_step_k77_dpo_bco_pair(float *restrict t71, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
+        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -2291,6 +2334,7 @@ static void dpo_step_k77_dpo_bco_pair(float *restrict t71, const float *restrict
         float v18 = v17;
         float v19 = v16 + v18;
         float v20 = v19 * 0.5f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2306,6 +2350,7 @@ static void dpo_step_k77_dpo_bco_pair(float *restrict t71, const float *restrict
 static void dpo_step_k78_log_sigmoid(float *restrict t72, const float *restrict t71, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t71[j]);
             float v1 = -v0;
@@ -2319,6 +2364,7 @@ static void dpo_step_k78_log_sigmoid(float *restrict t72, const float *restrict 
 static void dpo_step_k79_dpo_sigmoid(float *restrict t73, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t72[j];
             t73[j] = v0;
@@ -2332,7 +2378,7 @@ static void dpo_step_k80_dpo_bco_pair(float *restrict t74, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -2342,7 +2388,7 @@ static void dpo_step_k80_dpo_bco_pair(float *restrict t74, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
+        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -2357,6 +2403,7 @@ static void dpo_step_k80_dpo_bco_pair(float *restrict t74, const float *restrict
         float v18 = v17;
         float v19 = v16 + v18;
         float v20 = v19 * 0.5f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -2373,6 +2420,7 @@ static void dpo_step_k80_dpo_bco_pair(float *restrict t74, const float *restrict
 static void dpo_step_k81_log_sigmoid(float *restrict t75, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t74[j]);
             float v1 = -v0;
@@ -2386,6 +2434,7 @@ static void dpo_step_k81_log_sigmoid(float *restrict t75, const float *restrict 
 static void dpo_step_k82_dpo_sigmoid(float *restrict t76, const float *restrict t75, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t75[j];
             t76[j] = v0;
@@ -2398,6 +2447,7 @@ static void dpo_step_k83_dpo_sigmoid(float *restrict t77, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2417,6 +2467,7 @@ static void dpo_step_k84_dpo_apo_zero(float *restrict t78, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2436,6 +2487,7 @@ static void dpo_step_k85_dpo_sigmoid(float *restrict t79, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -2455,6 +2507,7 @@ static void dpo_step_k86_dpo_apo_zero(float *restrict t80, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -2474,6 +2527,7 @@ static void dpo_step_k87_dpo_sigmoid(float *restrict t81, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2493,6 +2547,7 @@ static void dpo_step_k88_dpo_apo_down(float *restrict t82, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2512,6 +2567,7 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t83, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2530,6 +2586,7 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t83, const float *restrict
 static void dpo_step_k90_log_sigmoid(float *restrict t84, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t83[j]);
             float v1 = -v0;
@@ -2543,6 +2600,7 @@ static void dpo_step_k90_log_sigmoid(float *restrict t84, const float *restrict 
 static void dpo_step_k91_dpo_sigmoid(float *restrict t85, const float *restrict t84, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t84[j];
             t85[j] = v0;
@@ -2554,6 +2612,7 @@ static void dpo_step_k91_dpo_sigmoid(float *restrict t85, const float *restrict 
 static void dpo_step_k92_dpo_sigmoid(float *restrict t86, const float *restrict t83, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t83[j], 0.0f);
             float v1 = logf(t85[j]);
@@ -2569,6 +2628,7 @@ static void dpo_step_k93_dpo_exo_pair(float *restrict t87, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2587,6 +2647,7 @@ static void dpo_step_k93_dpo_exo_pair(float *restrict t87, const float *restrict
 static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t87[j]);
             float v1 = -v0;
@@ -2600,6 +2661,7 @@ static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict 
 static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t88[j];
             t89[j] = v0;
@@ -2611,6 +2673,7 @@ static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict 
 static void dpo_step_k96_dpo_sigmoid(float *restrict t90, const float *restrict t87, const float *restrict t89, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t87[j], 0.0f);
             float v1 = logf(t89[j]);
@@ -2624,6 +2687,7 @@ static void dpo_step_k96_dpo_sigmoid(float *restrict t90, const float *restrict 
 static void dpo_step_k97_sigmoid(float *restrict t91, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = expf(t90[j]);
             t91[j] = v0;
@@ -2639,6 +2703,7 @@ static void dpo_step_k98_dpo_exo_pair(float *restrict t92, const float *restrict
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = 1.0f - v1;
         float v3 = logf(v2);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v4 = t90[j] - v3;
             t92[j] = v4;
@@ -2650,6 +2715,7 @@ static void dpo_step_k98_dpo_exo_pair(float *restrict t92, const float *restrict
 static void dpo_step_k99_dpo_exo_pair(float *restrict t93, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t87[j]);
             t93[j] = v0;
@@ -2661,6 +2727,7 @@ static void dpo_step_k99_dpo_exo_pair(float *restrict t93, const float *restrict
 static void dpo_step_k100_log_sigmoid(float *restrict t94, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t93[j]);
             float v1 = -v0;
@@ -2674,6 +2741,7 @@ static void dpo_step_k100_log_sigmoid(float *restrict t94, const float *restrict
 static void dpo_step_k101_dpo_sigmoid(float *restrict t95, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t94[j];
             t95[j] = v0;
@@ -2685,6 +2753,7 @@ static void dpo_step_k101_dpo_sigmoid(float *restrict t95, const float *restrict
 static void dpo_step_k102_dpo_sigmoid(float *restrict t96, const float *restrict t93, const float *restrict t95, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t93[j], 0.0f);
             float v1 = logf(t95[j]);
@@ -2698,6 +2767,7 @@ static void dpo_step_k102_dpo_sigmoid(float *restrict t96, const float *restrict
 static void dpo_step_k103_sigmoid(float *restrict t97, const float *restrict t96, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = expf(t96[j]);
             t97[j] = v0;
@@ -2712,6 +2782,7 @@ static void dpo_step_k104_dpo_exo_pair(float *restrict t98, const float *restric
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = logf(v1);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v3 = t96[j] - v2;
             t98[j] = v3;
@@ -2724,6 +2795,7 @@ static void dpo_step_k105_dpo_discopop(float *restrict t99, const float *restric
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -2742,6 +2814,7 @@ static void dpo_step_k105_dpo_discopop(float *restrict t99, const float *restric
 static void dpo_step_k106_dpo_discopop(float *restrict t100, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = (t99[j]) / 0.0500000007f;
             t100[j] = v0;
@@ -2753,6 +2826,7 @@ static void dpo_step_k106_dpo_discopop(float *restrict t100, const float *restri
 static void dpo_step_k107_log_sigmoid(float *restrict t101, const float *restrict t100, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t100[j]);
             float v1 = -v0;
@@ -2766,6 +2840,7 @@ static void dpo_step_k107_log_sigmoid(float *restrict t101, const float *restric
 static void dpo_step_k108_dpo_sigmoid(float *restrict t102, const float *restrict t101, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t101[j];
             t102[j] = v0;
@@ -2777,6 +2852,7 @@ static void dpo_step_k108_dpo_sigmoid(float *restrict t102, const float *restric
 static void dpo_step_k109_dpo_sigmoid(float *restrict t103, const float *restrict t100, const float *restrict t102, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t100[j], 0.0f);
             float v1 = logf(t102[j]);
@@ -2791,6 +2867,7 @@ static void dpo_step_k109_dpo_sigmoid(float *restrict t103, const float *restric
 static void dpo_step_k110_log_sigmoid(float *restrict t104, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t99[j]);
             float v1 = -v0;
@@ -2804,6 +2881,7 @@ static void dpo_step_k110_log_sigmoid(float *restrict t104, const float *restric
 static void dpo_step_k111_dpo_sigmoid(float *restrict t105, const float *restrict t104, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t104[j];
             t105[j] = v0;
@@ -2815,6 +2893,7 @@ static void dpo_step_k111_dpo_sigmoid(float *restrict t105, const float *restric
 static void dpo_step_k112_dpo_sigmoid(float *restrict t106, const float *restrict t99, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t99[j], 0.0f);
             float v1 = logf(t105[j]);
@@ -2829,6 +2908,7 @@ static void dpo_step_k112_dpo_sigmoid(float *restrict t106, const float *restric
 static void dpo_step_k113_dpo_sigmoid(float *restrict t107, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f - (t103[j]);
             t107[j] = v0;
@@ -2840,6 +2920,7 @@ static void dpo_step_k113_dpo_sigmoid(float *restrict t107, const float *restric
 static void dpo_step_k114_dpo_discopop(float *restrict t108, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t99[j]);
             float v1 = expf(v0);
@@ -2853,6 +2934,7 @@ static void dpo_step_k115_dpo_sigmoid_norm(float *restrict t109, const float *re
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : t29[j];
@@ -2877,6 +2959,7 @@ static void dpo_step_k115_dpo_sigmoid_norm(float *restrict t109, const float *re
 static void dpo_step_k116_log_sigmoid(float *restrict t110, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t109[j]);
             float v1 = -v0;
@@ -2890,6 +2973,7 @@ static void dpo_step_k116_log_sigmoid(float *restrict t110, const float *restric
 static void dpo_step_k117_dpo_sigmoid(float *restrict t111, const float *restrict t110, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t110[j];
             t111[j] = v0;
@@ -2901,6 +2985,7 @@ static void dpo_step_k117_dpo_sigmoid(float *restrict t111, const float *restric
 static void dpo_step_k118_dpo_sigmoid_norm(float *restrict t112, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t109[j]);
             t112[j] = v0;
@@ -2912,6 +2997,7 @@ static void dpo_step_k118_dpo_sigmoid_norm(float *restrict t112, const float *re
 static void dpo_step_k119_log_sigmoid(float *restrict t113, const float *restrict t112, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t112[j]);
             float v1 = -v0;
@@ -2925,6 +3011,7 @@ static void dpo_step_k119_log_sigmoid(float *restrict t113, const float *restric
 static void dpo_step_k120_dpo_sigmoid(float *restrict t114, const float *restrict t113, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t113[j];
             t114[j] = v0;
@@ -3171,7 +3258,7 @@ static void dpo_step_k123_lm_head(float *restrict t116, const float *restrict pa
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t115[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -3186,7 +3273,7 @@ static void dpo_step_k124_sft(float *restrict t117, const float *restrict pair_w
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (logps_chosen[j0]) / (t29[j0]);
             float v1 = -v0;
@@ -3216,6 +3303,7 @@ static void dpo_step_k126_log_sigmoid_grad(float *restrict t118, const float *re
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v20 = 1.0f - (label_smoothing[0]);
         float v21 = -v20;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 15]);
@@ -3260,6 +3348,7 @@ static void dpo_step_k127_log_sigmoid_grad(float *restrict t119, const float *re
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 14]);
@@ -3311,6 +3400,7 @@ static void dpo_step_k128_log_sigmoid_grad(float *restrict t120, const float *re
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 13]);
@@ -3374,6 +3464,7 @@ static void dpo_step_k129_log_sigmoid_grad(float *restrict t121, const float *re
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 12]);
@@ -3403,6 +3494,7 @@ static void dpo_step_k130_lm_head_grad(float *restrict t122, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 12]);
@@ -3419,6 +3511,7 @@ static void dpo_step_k131_lm_head_grad(float *restrict t123, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 11]);
@@ -3435,6 +3528,7 @@ static void dpo_step_k132_lm_head_grad(float *restrict t124, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 11]);
@@ -3452,6 +3546,7 @@ static void dpo_step_k133_log_sigmoid_grad(float *restrict t125, const float *re
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 9]);
@@ -3478,6 +3573,7 @@ static void dpo_step_k133_log_sigmoid_grad(float *restrict t125, const float *re
 static void dpo_step_k134_dpo_orpo_grad(float *restrict t126, const float *restrict t125, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t125[j]);
             t126[j] = v0;
@@ -3493,6 +3589,7 @@ static void dpo_step_k135_log_sigmoid_grad(float *restrict t127, const float *re
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v20 = 1.0f - (label_smoothing[0]);
         float v21 = -v20;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 8]);
@@ -3537,6 +3634,7 @@ static void dpo_step_k136_log_sigmoid_grad(float *restrict t128, const float *re
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 7]);
@@ -3563,6 +3661,7 @@ static void dpo_step_k136_log_sigmoid_grad(float *restrict t128, const float *re
 static void dpo_step_k137_dpo_dpop_grad(float *restrict t129, const float *restrict t128, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t128[j]);
             t129[j] = v0;
@@ -3576,6 +3675,7 @@ static void dpo_step_k138_lm_head_grad(float *restrict t130, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 6]);
@@ -3594,6 +3694,7 @@ static void dpo_step_k139_lm_head_grad(float *restrict t131, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 6]);
@@ -3613,6 +3714,7 @@ static void dpo_step_k140_dpo_sppo_hard(float *restrict t132, const float *restr
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v8 = 0.5f / (beta[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 4]);
@@ -3634,6 +3736,7 @@ static void dpo_step_k141_dpo_sppo_hard(float *restrict t133, const float *restr
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v8 = 0.5f / (beta[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 4]);
@@ -3654,6 +3757,7 @@ static void dpo_step_k142_lm_head_grad(float *restrict t134, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 3]);
@@ -3671,6 +3775,7 @@ static void dpo_step_k143_lm_head_grad(float *restrict t135, const float *restri
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 2]);
@@ -3694,6 +3799,7 @@ static void dpo_step_k144_log_sigmoid_grad(float *restrict t136, const float *re
         float v6 = 1.0f - v5;
         float v22 = 1.0f - (label_smoothing[0]);
         float v23 = -v22;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 1]);
@@ -3740,6 +3846,7 @@ static void dpo_step_k145_log_sigmoid_grad(float *restrict t137, const float *re
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v20 = 1.0f - (label_smoothing[0]);
         float v21 = -v20;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0]);
@@ -4231,6 +4338,7 @@ static void dpo_step_k150_rmsnorm_grad(float *restrict t142, const float *restri
 static void dpo_step_k151_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t141, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_final_norm[j] + t141[j];
             grad_final_norm[j + 0] = v0;
@@ -5109,6 +5217,7 @@ static void dpo_step_k196_rmsnorm_grad(float *restrict carry1_next, const float 
 static void dpo_step_k197_layer_backward(float *restrict grad_attn_norm, const float *restrict t185, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_attn_norm[j] + t185[j];
             grad_attn_norm[j + 0] = v0;
@@ -5192,6 +5301,7 @@ static void dpo_step_k201_layer_backward_matmul(float *restrict grad_wo, const f
 static void dpo_step_k202_layer_backward(float *restrict grad_ffn_norm, const float *restrict t171, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_ffn_norm[j] + t171[j];
             grad_ffn_norm[j + 0] = v0;
@@ -5253,33 +5363,19 @@ static void dpo_step_k205_layer_backward_matmul(float *restrict grad_w3, const f
     }
 }
 
-/* dpo_step_k206_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void dpo_step_k206_embed_backward_scatter_add(float *restrict t186, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t186, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* dpo_step_k206_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k206_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t186[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            grad_embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* dpo_step_k207_embed_backward: add, write_slice  [embed_backward] */
-static void dpo_step_k207_embed_backward(float *restrict grad_embed, const float *restrict t186, long HD2, long KVH, long REP, long V) {
-    const long rows = V, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t186[r * n + j];
-            grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
-        }
-    }
-}
-
-/* Arena: 97 slots planned for 208 kernels. */
+/* Arena: 97 slots planned for 207 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -5337,7 +5433,7 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[36] = total; total += la_round16(B);
     off[37] = total; total += la_round16(B);
     off[38] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[39] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*V));
+    off[39] = total; total += la_round16(B);
     off[40] = total; total += la_round16(B);
     off[41] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[42] = total; total += la_round16(la_max(B, B*F*T));
@@ -5603,7 +5699,6 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t183 = args->arena + off[63];
     float *t184 = args->arena + off[69];
     float *t185 = args->arena + off[38];
-    float *t186 = args->arena + off[39];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5639,16 +5734,16 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 208, tick);
+    la_tock(prof, 0, 207, tick);
     tick = la_tick(prof);
     dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 1, 208, tick);
+    la_tock(prof, 1, 207, tick);
     tick = la_tick(prof);
     dpo_step_k2_shared_prompt_mask(t2, segments, B, T);
-    la_tock(prof, 2, 208, tick);
+    la_tock(prof, 2, 207, tick);
     tick = la_tick(prof);
     dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 208, tick);
+    la_tock(prof, 3, 207, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[93], args->arena + off[94] };
@@ -5675,454 +5770,454 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 208, tick);
+        la_tock(prof, 4, 207, tick);
         tick = la_tick(prof);
         dpo_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 208, tick);
+        la_tock(prof, 5, 207, tick);
         tick = la_tick(prof);
         dpo_step_k6_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 208, tick);
+        la_tock(prof, 6, 207, tick);
         tick = la_tick(prof);
         dpo_step_k7_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 208, tick);
+        la_tock(prof, 7, 207, tick);
         tick = la_tick(prof);
         dpo_step_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 208, tick);
+        la_tock(prof, 8, 207, tick);
         tick = la_tick(prof);
         dpo_step_k9_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 208, tick);
+        la_tock(prof, 9, 207, tick);
         tick = la_tick(prof);
         dpo_step_k10_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 208, tick);
+        la_tock(prof, 10, 207, tick);
         tick = la_tick(prof);
         dpo_step_k11_attention(t10, t2, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 208, tick);
+        la_tock(prof, 11, 207, tick);
         tick = la_tick(prof);
         dpo_step_k12_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 208, tick);
+        la_tock(prof, 12, 207, tick);
         tick = la_tick(prof);
         dpo_step_k13_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 208, tick);
+        la_tock(prof, 13, 207, tick);
         tick = la_tick(prof);
         dpo_step_k14_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 208, tick);
+        la_tock(prof, 14, 207, tick);
         tick = la_tick(prof);
         dpo_step_k15_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 15, 208, tick);
+        la_tock(prof, 15, 207, tick);
         tick = la_tick(prof);
         dpo_step_k16_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 208, tick);
+        la_tock(prof, 16, 207, tick);
         tick = la_tick(prof);
         dpo_step_k17_silu(t16, t14, t15, B, F, T);
-        la_tock(prof, 17, 208, tick);
+        la_tock(prof, 17, 207, tick);
         tick = la_tick(prof);
         dpo_step_k18_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 208, tick);
+        la_tock(prof, 18, 207, tick);
         tick = la_tick(prof);
         dpo_step_k19_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
-        la_tock(prof, 19, 208, tick);
+        la_tock(prof, 19, 207, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
     dpo_step_k20_rmsnorm(t18, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 20, 208, tick);
+    la_tock(prof, 20, 207, tick);
     tick = la_tick(prof);
     dpo_step_k21_rmsnorm(t19, norm_eps, t18, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 208, tick);
+    la_tock(prof, 21, 207, tick);
     tick = la_tick(prof);
     dpo_step_k22_rmsnorm(t20, final_norm, carry0, t19, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 208, tick);
+    la_tock(prof, 22, 207, tick);
     tick = la_tick(prof);
     dpo_step_k23_lm_head_matmul(t21, lm_head, t20, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 23, 208, tick);
+    la_tock(prof, 23, 207, tick);
     tick = la_tick(prof);
     dpo_step_k24_lm_head(t22, t21, B, T, V);
-    la_tock(prof, 24, 208, tick);
+    la_tock(prof, 24, 207, tick);
     tick = la_tick(prof);
     dpo_step_k25_log_softmax(t23, t21, t22, B, T, V);
-    la_tock(prof, 25, 208, tick);
+    la_tock(prof, 25, 207, tick);
     tick = la_tick(prof);
     dpo_step_k26_cross_entropy(t24, chosen_targets, t21, t22, t23, B, T, V);
-    la_tock(prof, 26, 208, tick);
+    la_tock(prof, 26, 207, tick);
     tick = la_tick(prof);
     dpo_step_k27_cross_entropy(t25, chosen_mask, t24, B, T);
-    la_tock(prof, 27, 208, tick);
+    la_tock(prof, 27, 207, tick);
     tick = la_tick(prof);
     dpo_step_k28_sequence_logps(logps_chosen, t25, B);
-    la_tock(prof, 28, 208, tick);
+    la_tock(prof, 28, 207, tick);
     tick = la_tick(prof);
     dpo_step_k29_cross_entropy(t26, rejected_targets, t21, t22, t23, B, T, V);
-    la_tock(prof, 29, 208, tick);
+    la_tock(prof, 29, 207, tick);
     tick = la_tick(prof);
     dpo_step_k30_cross_entropy(t27, rejected_mask, t26, B, T);
-    la_tock(prof, 30, 208, tick);
+    la_tock(prof, 30, 207, tick);
     tick = la_tick(prof);
     dpo_step_k31_sequence_logps(logps_rejected, t27, B);
-    la_tock(prof, 31, 208, tick);
+    la_tock(prof, 31, 207, tick);
     tick = la_tick(prof);
     dpo_step_k32_lm_head(t28, t21, B, T, V);
-    la_tock(prof, 32, 208, tick);
+    la_tock(prof, 32, 207, tick);
     tick = la_tick(prof);
     dpo_step_k33_sequence_logps(t29, chosen_mask, B, T);
-    la_tock(prof, 33, 208, tick);
+    la_tock(prof, 33, 207, tick);
     tick = la_tick(prof);
     dpo_step_k34_sequence_logps(t30, rejected_mask, B, T);
-    la_tock(prof, 34, 208, tick);
+    la_tock(prof, 34, 207, tick);
     tick = la_tick(prof);
     dpo_step_k35_sequence_logps(logits_chosen, chosen_mask, t28, B, T, V);
-    la_tock(prof, 35, 208, tick);
+    la_tock(prof, 35, 207, tick);
     tick = la_tick(prof);
     dpo_step_k36_sequence_logps(logits_rejected, rejected_mask, t28, B, T, V);
-    la_tock(prof, 36, 208, tick);
+    la_tock(prof, 36, 207, tick);
     tick = la_tick(prof);
     dpo_step_k37_dpo_sigmoid(t31, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 37, 208, tick);
+    la_tock(prof, 37, 207, tick);
     tick = la_tick(prof);
     dpo_step_k38_log_sigmoid(t32, t31, B);
-    la_tock(prof, 38, 208, tick);
+    la_tock(prof, 38, 207, tick);
     tick = la_tick(prof);
     dpo_step_k39_dpo_sigmoid(t33, t32, B);
-    la_tock(prof, 39, 208, tick);
+    la_tock(prof, 39, 207, tick);
     tick = la_tick(prof);
     dpo_step_k40_dpo_sigmoid(t34, t31, B);
-    la_tock(prof, 40, 208, tick);
+    la_tock(prof, 40, 207, tick);
     tick = la_tick(prof);
     dpo_step_k41_log_sigmoid(t35, t34, B);
-    la_tock(prof, 41, 208, tick);
+    la_tock(prof, 41, 207, tick);
     tick = la_tick(prof);
     dpo_step_k42_dpo_sigmoid(t36, t35, B);
-    la_tock(prof, 42, 208, tick);
+    la_tock(prof, 42, 207, tick);
     tick = la_tick(prof);
     dpo_step_k43_dpo_robust(t37, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 43, 208, tick);
+    la_tock(prof, 43, 207, tick);
     tick = la_tick(prof);
     dpo_step_k44_log_sigmoid(t38, t37, B);
-    la_tock(prof, 44, 208, tick);
+    la_tock(prof, 44, 207, tick);
     tick = la_tick(prof);
     dpo_step_k45_dpo_sigmoid(t39, t38, B);
-    la_tock(prof, 45, 208, tick);
+    la_tock(prof, 45, 207, tick);
     tick = la_tick(prof);
     dpo_step_k46_dpo_robust(t40, t37, B);
-    la_tock(prof, 46, 208, tick);
+    la_tock(prof, 46, 207, tick);
     tick = la_tick(prof);
     dpo_step_k47_log_sigmoid(t41, t40, B);
-    la_tock(prof, 47, 208, tick);
+    la_tock(prof, 47, 207, tick);
     tick = la_tick(prof);
     dpo_step_k48_dpo_sigmoid(t42, t41, B);
-    la_tock(prof, 48, 208, tick);
+    la_tock(prof, 48, 207, tick);
     tick = la_tick(prof);
     dpo_step_k49_dpo_hinge(t43, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 49, 208, tick);
+    la_tock(prof, 49, 207, tick);
     tick = la_tick(prof);
     dpo_step_k50_dpo_ipo(t44, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 50, 208, tick);
+    la_tock(prof, 50, 207, tick);
     tick = la_tick(prof);
     dpo_step_k51_dpo_sigmoid(t45, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 51, 208, tick);
+    la_tock(prof, 51, 207, tick);
     tick = la_tick(prof);
     dpo_step_k52_dpo_nca_pair(t46, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 52, 208, tick);
+    la_tock(prof, 52, 207, tick);
     tick = la_tick(prof);
     dpo_step_k53_dpo_sigmoid(t47, t46, B);
-    la_tock(prof, 53, 208, tick);
+    la_tock(prof, 53, 207, tick);
     tick = la_tick(prof);
     dpo_step_k54_dpo_nca_pair(t48, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 54, 208, tick);
+    la_tock(prof, 54, 207, tick);
     tick = la_tick(prof);
     dpo_step_k55_dpo_sigmoid(t49, t48, B);
-    la_tock(prof, 55, 208, tick);
+    la_tock(prof, 55, 207, tick);
     tick = la_tick(prof);
     dpo_step_k56_dpo_sigmoid(t50, pair_weight, B);
-    la_tock(prof, 56, 208, tick);
+    la_tock(prof, 56, 207, tick);
     tick = la_tick(prof);
     dpo_step_k57_dpo_kto_pair(t51, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 57, 208, tick);
+    la_tock(prof, 57, 207, tick);
     tick = la_tick(prof);
     dpo_step_k58_log_sigmoid(t52, t51, B);
-    la_tock(prof, 58, 208, tick);
+    la_tock(prof, 58, 207, tick);
     tick = la_tick(prof);
     dpo_step_k59_dpo_sigmoid(t53, t52, B);
-    la_tock(prof, 59, 208, tick);
+    la_tock(prof, 59, 207, tick);
     tick = la_tick(prof);
     dpo_step_k60_dpo_sigmoid(t54, t51, t53, B);
-    la_tock(prof, 60, 208, tick);
+    la_tock(prof, 60, 207, tick);
     tick = la_tick(prof);
     dpo_step_k61_dpo_kto_pair(t55, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 61, 208, tick);
+    la_tock(prof, 61, 207, tick);
     tick = la_tick(prof);
     dpo_step_k62_log_sigmoid(t56, t55, B);
-    la_tock(prof, 62, 208, tick);
+    la_tock(prof, 62, 207, tick);
     tick = la_tick(prof);
     dpo_step_k63_dpo_sigmoid(t57, t56, B);
-    la_tock(prof, 63, 208, tick);
+    la_tock(prof, 63, 207, tick);
     tick = la_tick(prof);
     dpo_step_k64_dpo_sigmoid(t58, t55, t57, B);
-    la_tock(prof, 64, 208, tick);
+    la_tock(prof, 64, 207, tick);
     tick = la_tick(prof);
     dpo_step_k65_dpo_dpop(t59, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 65, 208, tick);
+    la_tock(prof, 65, 207, tick);
     tick = la_tick(prof);
     dpo_step_k66_log_sigmoid(t60, t59, B);
-    la_tock(prof, 66, 208, tick);
+    la_tock(prof, 66, 207, tick);
     tick = la_tick(prof);
     dpo_step_k67_dpo_sigmoid(t61, t60, B);
-    la_tock(prof, 67, 208, tick);
+    la_tock(prof, 67, 207, tick);
     tick = la_tick(prof);
     dpo_step_k68_dpo_simpo(t62, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 68, 208, tick);
+    la_tock(prof, 68, 207, tick);
     tick = la_tick(prof);
     dpo_step_k69_log_sigmoid(t63, t62, B);
-    la_tock(prof, 69, 208, tick);
+    la_tock(prof, 69, 207, tick);
     tick = la_tick(prof);
     dpo_step_k70_dpo_sigmoid(t64, t63, B);
-    la_tock(prof, 70, 208, tick);
+    la_tock(prof, 70, 207, tick);
     tick = la_tick(prof);
     dpo_step_k71_dpo_simpo(t65, t62, B);
-    la_tock(prof, 71, 208, tick);
+    la_tock(prof, 71, 207, tick);
     tick = la_tick(prof);
     dpo_step_k72_log_sigmoid(t66, t65, B);
-    la_tock(prof, 72, 208, tick);
+    la_tock(prof, 72, 207, tick);
     tick = la_tick(prof);
     dpo_step_k73_dpo_sigmoid(t67, t66, B);
-    la_tock(prof, 73, 208, tick);
+    la_tock(prof, 73, 207, tick);
     tick = la_tick(prof);
     dpo_step_k74_dpo_orpo(t68, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 74, 208, tick);
+    la_tock(prof, 74, 207, tick);
     tick = la_tick(prof);
     dpo_step_k75_log_sigmoid(t69, t68, B);
-    la_tock(prof, 75, 208, tick);
+    la_tock(prof, 75, 207, tick);
     tick = la_tick(prof);
     dpo_step_k76_dpo_sigmoid(t70, t69, B);
-    la_tock(prof, 76, 208, tick);
+    la_tock(prof, 76, 207, tick);
     tick = la_tick(prof);
     dpo_step_k77_dpo_bco_pair(t71, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 77, 208, tick);
+    la_tock(prof, 77, 207, tick);
     tick = la_tick(prof);
     dpo_step_k78_log_sigmoid(t72, t71, B);
-    la_tock(prof, 78, 208, tick);
+    la_tock(prof, 78, 207, tick);
     tick = la_tick(prof);
     dpo_step_k79_dpo_sigmoid(t73, t72, B);
-    la_tock(prof, 79, 208, tick);
+    la_tock(prof, 79, 207, tick);
     tick = la_tick(prof);
     dpo_step_k80_dpo_bco_pair(t74, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 80, 208, tick);
+    la_tock(prof, 80, 207, tick);
     tick = la_tick(prof);
     dpo_step_k81_log_sigmoid(t75, t74, B);
-    la_tock(prof, 81, 208, tick);
+    la_tock(prof, 81, 207, tick);
     tick = la_tick(prof);
     dpo_step_k82_dpo_sigmoid(t76, t75, B);
-    la_tock(prof, 82, 208, tick);
+    la_tock(prof, 82, 207, tick);
     tick = la_tick(prof);
     dpo_step_k83_dpo_sigmoid(t77, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 83, 208, tick);
+    la_tock(prof, 83, 207, tick);
     tick = la_tick(prof);
     dpo_step_k84_dpo_apo_zero(t78, ref_chosen, beta, loss_weights, logps_chosen, t77, B);
-    la_tock(prof, 84, 208, tick);
+    la_tock(prof, 84, 207, tick);
     tick = la_tick(prof);
     dpo_step_k85_dpo_sigmoid(t79, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 85, 208, tick);
+    la_tock(prof, 85, 207, tick);
     tick = la_tick(prof);
     dpo_step_k86_dpo_apo_zero(t80, ref_rejected, beta, loss_weights, logps_rejected, t79, B);
-    la_tock(prof, 86, 208, tick);
+    la_tock(prof, 86, 207, tick);
     tick = la_tick(prof);
     dpo_step_k87_dpo_sigmoid(t81, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 87, 208, tick);
+    la_tock(prof, 87, 207, tick);
     tick = la_tick(prof);
     dpo_step_k88_dpo_apo_down(t82, ref_chosen, beta, loss_weights, logps_chosen, t81, B);
-    la_tock(prof, 88, 208, tick);
+    la_tock(prof, 88, 207, tick);
     tick = la_tick(prof);
     dpo_step_k89_dpo_apo_down(t83, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 89, 208, tick);
+    la_tock(prof, 89, 207, tick);
     tick = la_tick(prof);
     dpo_step_k90_log_sigmoid(t84, t83, B);
-    la_tock(prof, 90, 208, tick);
+    la_tock(prof, 90, 207, tick);
     tick = la_tick(prof);
     dpo_step_k91_dpo_sigmoid(t85, t84, B);
-    la_tock(prof, 91, 208, tick);
+    la_tock(prof, 91, 207, tick);
     tick = la_tick(prof);
     dpo_step_k92_dpo_sigmoid(t86, t83, t85, B);
-    la_tock(prof, 92, 208, tick);
+    la_tock(prof, 92, 207, tick);
     tick = la_tick(prof);
     dpo_step_k93_dpo_exo_pair(t87, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 93, 208, tick);
+    la_tock(prof, 93, 207, tick);
     tick = la_tick(prof);
     dpo_step_k94_log_sigmoid(t88, t87, B);
-    la_tock(prof, 94, 208, tick);
+    la_tock(prof, 94, 207, tick);
     tick = la_tick(prof);
     dpo_step_k95_dpo_sigmoid(t89, t88, B);
-    la_tock(prof, 95, 208, tick);
+    la_tock(prof, 95, 207, tick);
     tick = la_tick(prof);
     dpo_step_k96_dpo_sigmoid(t90, t87, t89, B);
-    la_tock(prof, 96, 208, tick);
+    la_tock(prof, 96, 207, tick);
     tick = la_tick(prof);
     dpo_step_k97_sigmoid(t91, t90, B);
-    la_tock(prof, 97, 208, tick);
+    la_tock(prof, 97, 207, tick);
     tick = la_tick(prof);
     dpo_step_k98_dpo_exo_pair(t92, label_smoothing, t90, B);
-    la_tock(prof, 98, 208, tick);
+    la_tock(prof, 98, 207, tick);
     tick = la_tick(prof);
     dpo_step_k99_dpo_exo_pair(t93, t87, B);
-    la_tock(prof, 99, 208, tick);
+    la_tock(prof, 99, 207, tick);
     tick = la_tick(prof);
     dpo_step_k100_log_sigmoid(t94, t93, B);
-    la_tock(prof, 100, 208, tick);
+    la_tock(prof, 100, 207, tick);
     tick = la_tick(prof);
     dpo_step_k101_dpo_sigmoid(t95, t94, B);
-    la_tock(prof, 101, 208, tick);
+    la_tock(prof, 101, 207, tick);
     tick = la_tick(prof);
     dpo_step_k102_dpo_sigmoid(t96, t93, t95, B);
-    la_tock(prof, 102, 208, tick);
+    la_tock(prof, 102, 207, tick);
     tick = la_tick(prof);
     dpo_step_k103_sigmoid(t97, t96, B);
-    la_tock(prof, 103, 208, tick);
+    la_tock(prof, 103, 207, tick);
     tick = la_tick(prof);
     dpo_step_k104_dpo_exo_pair(t98, label_smoothing, t96, B);
-    la_tock(prof, 104, 208, tick);
+    la_tock(prof, 104, 207, tick);
     tick = la_tick(prof);
     dpo_step_k105_dpo_discopop(t99, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 105, 208, tick);
+    la_tock(prof, 105, 207, tick);
     tick = la_tick(prof);
     dpo_step_k106_dpo_discopop(t100, t99, B);
-    la_tock(prof, 106, 208, tick);
+    la_tock(prof, 106, 207, tick);
     tick = la_tick(prof);
     dpo_step_k107_log_sigmoid(t101, t100, B);
-    la_tock(prof, 107, 208, tick);
+    la_tock(prof, 107, 207, tick);
     tick = la_tick(prof);
     dpo_step_k108_dpo_sigmoid(t102, t101, B);
-    la_tock(prof, 108, 208, tick);
+    la_tock(prof, 108, 207, tick);
     tick = la_tick(prof);
     dpo_step_k109_dpo_sigmoid(t103, t100, t102, B);
-    la_tock(prof, 109, 208, tick);
+    la_tock(prof, 109, 207, tick);
     tick = la_tick(prof);
     dpo_step_k110_log_sigmoid(t104, t99, B);
-    la_tock(prof, 110, 208, tick);
+    la_tock(prof, 110, 207, tick);
     tick = la_tick(prof);
     dpo_step_k111_dpo_sigmoid(t105, t104, B);
-    la_tock(prof, 111, 208, tick);
+    la_tock(prof, 111, 207, tick);
     tick = la_tick(prof);
     dpo_step_k112_dpo_sigmoid(t106, t99, t105, B);
-    la_tock(prof, 112, 208, tick);
+    la_tock(prof, 112, 207, tick);
     tick = la_tick(prof);
     dpo_step_k113_dpo_sigmoid(t107, t103, B);
-    la_tock(prof, 113, 208, tick);
+    la_tock(prof, 113, 207, tick);
     tick = la_tick(prof);
     dpo_step_k114_dpo_discopop(t108, t99, B);
-    la_tock(prof, 114, 208, tick);
+    la_tock(prof, 114, 207, tick);
     tick = la_tick(prof);
     dpo_step_k115_dpo_sigmoid_norm(t109, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 115, 208, tick);
+    la_tock(prof, 115, 207, tick);
     tick = la_tick(prof);
     dpo_step_k116_log_sigmoid(t110, t109, B);
-    la_tock(prof, 116, 208, tick);
+    la_tock(prof, 116, 207, tick);
     tick = la_tick(prof);
     dpo_step_k117_dpo_sigmoid(t111, t110, B);
-    la_tock(prof, 117, 208, tick);
+    la_tock(prof, 117, 207, tick);
     tick = la_tick(prof);
     dpo_step_k118_dpo_sigmoid_norm(t112, t109, B);
-    la_tock(prof, 118, 208, tick);
+    la_tock(prof, 118, 207, tick);
     tick = la_tick(prof);
     dpo_step_k119_log_sigmoid(t113, t112, B);
-    la_tock(prof, 119, 208, tick);
+    la_tock(prof, 119, 207, tick);
     tick = la_tick(prof);
     dpo_step_k120_dpo_sigmoid(t114, t113, B);
-    la_tock(prof, 120, 208, tick);
+    la_tock(prof, 120, 207, tick);
     tick = la_tick(prof);
     dpo_step_k121_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t29, t31, t33, t34, t36, t37, t39, t40, t42, t43, t44, t45, t47, t49, t54, t58, t59, t61, t62, t64, t65, t67, t68, t70, t71, t73, t74, t76, t78, t80, t82, t86, t91, t92, t97, t98, t103, t106, t107, t108, t109, t111, t112, t114, B);
-    la_tock(prof, 121, 208, tick);
+    la_tock(prof, 121, 207, tick);
     tick = la_tick(prof);
     dpo_step_k122_lm_head(t115, loss_weights, losses, B);
-    la_tock(prof, 122, 208, tick);
+    la_tock(prof, 122, 207, tick);
     tick = la_tick(prof);
     dpo_step_k123_lm_head(t116, pair_weight, t115, B);
-    la_tock(prof, 123, 208, tick);
+    la_tock(prof, 123, 207, tick);
     tick = la_tick(prof);
     dpo_step_k124_sft(t117, pair_weight, logps_chosen, t29, B);
-    la_tock(prof, 124, 208, tick);
+    la_tock(prof, 124, 207, tick);
     tick = la_tick(prof);
     dpo_step_k125_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t116, t117);
-    la_tock(prof, 125, 208, tick);
+    la_tock(prof, 125, 207, tick);
     tick = la_tick(prof);
     dpo_step_k126_log_sigmoid_grad(t118, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t109, t110, t111, t112, t113, t114, B);
-    la_tock(prof, 126, 208, tick);
+    la_tock(prof, 126, 207, tick);
     tick = la_tick(prof);
     dpo_step_k127_log_sigmoid_grad(t119, beta, pair_weight, loss_weights, pref_loss_ratio, t99, t100, t101, t102, t103, t104, t105, t106, t107, t108, B);
-    la_tock(prof, 127, 208, tick);
+    la_tock(prof, 127, 207, tick);
     tick = la_tick(prof);
     dpo_step_k128_log_sigmoid_grad(t120, beta, pair_weight, loss_weights, pref_loss_ratio, t87, t88, t89, t91, t92, t93, t94, t95, t97, t98, B);
-    la_tock(prof, 128, 208, tick);
+    la_tock(prof, 128, 207, tick);
     tick = la_tick(prof);
     dpo_step_k129_log_sigmoid_grad(t121, beta, pair_weight, loss_weights, pref_loss_ratio, t83, t84, t85, t86, B);
-    la_tock(prof, 129, 208, tick);
+    la_tock(prof, 129, 207, tick);
     tick = la_tick(prof);
     dpo_step_k130_lm_head_grad(t122, pair_weight, loss_weights, pref_loss_ratio, t82, B);
-    la_tock(prof, 130, 208, tick);
+    la_tock(prof, 130, 207, tick);
     tick = la_tick(prof);
     dpo_step_k131_lm_head_grad(t123, pair_weight, loss_weights, pref_loss_ratio, t80, B);
-    la_tock(prof, 131, 208, tick);
+    la_tock(prof, 131, 207, tick);
     tick = la_tick(prof);
     dpo_step_k132_lm_head_grad(t124, pair_weight, loss_weights, pref_loss_ratio, t78, B);
-    la_tock(prof, 132, 208, tick);
+    la_tock(prof, 132, 207, tick);
     tick = la_tick(prof);
     dpo_step_k133_log_sigmoid_grad(t125, beta, pair_weight, loss_weights, pref_loss_ratio, t68, t69, t70, B);
-    la_tock(prof, 133, 208, tick);
+    la_tock(prof, 133, 207, tick);
     tick = la_tick(prof);
     dpo_step_k134_dpo_orpo_grad(t126, t125, B);
-    la_tock(prof, 134, 208, tick);
+    la_tock(prof, 134, 207, tick);
     tick = la_tick(prof);
     dpo_step_k135_log_sigmoid_grad(t127, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t62, t63, t64, t65, t66, t67, B);
-    la_tock(prof, 135, 208, tick);
+    la_tock(prof, 135, 207, tick);
     tick = la_tick(prof);
     dpo_step_k136_log_sigmoid_grad(t128, beta, pair_weight, loss_weights, pref_loss_ratio, t59, t60, t61, B);
-    la_tock(prof, 136, 208, tick);
+    la_tock(prof, 136, 207, tick);
     tick = la_tick(prof);
     dpo_step_k137_dpo_dpop_grad(t129, t128, B);
-    la_tock(prof, 137, 208, tick);
+    la_tock(prof, 137, 207, tick);
     tick = la_tick(prof);
     dpo_step_k138_lm_head_grad(t130, pair_weight, loss_weights, pref_loss_ratio, t58, B);
-    la_tock(prof, 138, 208, tick);
+    la_tock(prof, 138, 207, tick);
     tick = la_tick(prof);
     dpo_step_k139_lm_head_grad(t131, pair_weight, loss_weights, pref_loss_ratio, t54, B);
-    la_tock(prof, 139, 208, tick);
+    la_tock(prof, 139, 207, tick);
     tick = la_tick(prof);
     dpo_step_k140_dpo_sppo_hard(t132, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
-    la_tock(prof, 140, 208, tick);
+    la_tock(prof, 140, 207, tick);
     tick = la_tick(prof);
     dpo_step_k141_dpo_sppo_hard(t133, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
-    la_tock(prof, 141, 208, tick);
+    la_tock(prof, 141, 207, tick);
     tick = la_tick(prof);
     dpo_step_k142_lm_head_grad(t134, pair_weight, loss_weights, pref_loss_ratio, t44, B);
-    la_tock(prof, 142, 208, tick);
+    la_tock(prof, 142, 207, tick);
     tick = la_tick(prof);
     dpo_step_k143_lm_head_grad(t135, beta, pair_weight, loss_weights, pref_loss_ratio, t43, B);
-    la_tock(prof, 143, 208, tick);
+    la_tock(prof, 143, 207, tick);
     tick = la_tick(prof);
     dpo_step_k144_log_sigmoid_grad(t136, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t37, t38, t39, t40, t41, t42, B);
-    la_tock(prof, 144, 208, tick);
+    la_tock(prof, 144, 207, tick);
     tick = la_tick(prof);
     dpo_step_k145_log_sigmoid_grad(t137, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t31, t32, t33, t34, t35, t36, B);
-    la_tock(prof, 145, 208, tick);
+    la_tock(prof, 145, 207, tick);
     tick = la_tick(prof);
     dpo_step_k146_log_sigmoid_grad(t138, chosen_targets, rejected_targets, chosen_mask, rejected_mask, ref_chosen, ref_rejected, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, t21, t22, t23, logps_chosen, logps_rejected, t29, t30, t45, t46, t47, t48, t49, t51, t52, t53, t55, t56, t57, t71, t72, t73, t74, t75, t76, t77, t79, t81, t118, t119, t120, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, B, T, V);
-    la_tock(prof, 146, 208, tick);
+    la_tock(prof, 146, 207, tick);
     tick = la_tick(prof);
     dpo_step_k147_lm_head_grad_matmul(t139, lm_head, t138, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 147, 208, tick);
+    la_tock(prof, 147, 207, tick);
     tick = la_tick(prof);
     dpo_step_k148_rmsnorm_grad(t140, carry0, t19, t139, B, HD2, KVH, REP, T);
-    la_tock(prof, 148, 208, tick);
+    la_tock(prof, 148, 207, tick);
     tick = la_tick(prof);
     dpo_step_k149_rmsnorm_grad(t141, t140, HD2, KVH, REP, T);
-    la_tock(prof, 149, 208, tick);
+    la_tock(prof, 149, 207, tick);
     tick = la_tick(prof);
     dpo_step_k150_rmsnorm_grad(t142, final_norm, carry0, t19, t139, B, HD2, KVH, REP, T);
-    la_tock(prof, 150, 208, tick);
+    la_tock(prof, 150, 207, tick);
     tick = la_tick(prof);
     dpo_step_k151_rmsnorm_grad(grad_final_norm, t141, HD2, KVH, REP);
-    la_tock(prof, 151, 208, tick);
+    la_tock(prof, 151, 207, tick);
     tick = la_tick(prof);
     dpo_step_k152_lm_head_grad_matmul(grad_lm_head, t20, t138, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 152, 208, tick);
+    la_tock(prof, 152, 207, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t142;
     float *carry1_buf[2] = { args->arena + off[95], args->arena + off[96] };
@@ -6149,172 +6244,169 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
         dpo_step_k153_rmsnorm(t143, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 153, 208, tick);
+        la_tock(prof, 153, 207, tick);
         tick = la_tick(prof);
         dpo_step_k154_rmsnorm(t144, norm_eps, saved_x, t143, B, HD2, KVH, REP, T);
-        la_tock(prof, 154, 208, tick);
+        la_tock(prof, 154, 207, tick);
         tick = la_tick(prof);
         dpo_step_k155_rmsnorm(t145, attn_norm, t144, B, HD2, KVH, REP, T);
-        la_tock(prof, 155, 208, tick);
+        la_tock(prof, 155, 207, tick);
         tick = la_tick(prof);
         dpo_step_k156_attention_matmul(t146, wq, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 156, 208, tick);
+        la_tock(prof, 156, 207, tick);
         tick = la_tick(prof);
         dpo_step_k157_rope(t147, t0, t1, t146, B, HD2, KVH, REP, T);
-        la_tock(prof, 157, 208, tick);
+        la_tock(prof, 157, 207, tick);
         tick = la_tick(prof);
         dpo_step_k158_attention_matmul(t148, wk, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 158, 208, tick);
+        la_tock(prof, 158, 207, tick);
         tick = la_tick(prof);
         dpo_step_k159_rope(t149, t0, t1, t148, B, HD2, KVH, T);
-        la_tock(prof, 159, 208, tick);
+        la_tock(prof, 159, 207, tick);
         tick = la_tick(prof);
         dpo_step_k160_attention_matmul(t150, wv, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 160, 208, tick);
+        la_tock(prof, 160, 207, tick);
         tick = la_tick(prof);
         dpo_step_k161_scores_matmul(t151, t147, t149, B, HD2, KVH, REP, T);
-        la_tock(prof, 161, 208, tick);
+        la_tock(prof, 161, 207, tick);
         tick = la_tick(prof);
         dpo_step_k162_attention(t152, t2, t151, B, HD2, KVH, REP, T);
-        la_tock(prof, 162, 208, tick);
+        la_tock(prof, 162, 207, tick);
         tick = la_tick(prof);
         dpo_step_k163_softmax(t153, t152, B, KVH, REP, T);
-        la_tock(prof, 163, 208, tick);
+        la_tock(prof, 163, 207, tick);
         tick = la_tick(prof);
         dpo_step_k164_softmax(t154, t152, t153, B, KVH, REP, T);
-        la_tock(prof, 164, 208, tick);
+        la_tock(prof, 164, 207, tick);
         tick = la_tick(prof);
         dpo_step_k165_attention_matmul(t155, t150, t154, B, HD2, KVH, REP, T);
-        la_tock(prof, 165, 208, tick);
+        la_tock(prof, 165, 207, tick);
         tick = la_tick(prof);
         dpo_step_k166_attention_matmul(t156, wo, t155, B, HD2, KVH, REP, T);
-        la_tock(prof, 166, 208, tick);
+        la_tock(prof, 166, 207, tick);
         tick = la_tick(prof);
         dpo_step_k167_attention(t157, saved_x, t156, B, HD2, KVH, REP, T);
-        la_tock(prof, 167, 208, tick);
+        la_tock(prof, 167, 207, tick);
         tick = la_tick(prof);
         dpo_step_k168_rmsnorm(t158, t157, B, HD2, KVH, REP, T);
-        la_tock(prof, 168, 208, tick);
+        la_tock(prof, 168, 207, tick);
         tick = la_tick(prof);
         dpo_step_k169_rmsnorm(t159, norm_eps, t157, t158, B, HD2, KVH, REP, T);
-        la_tock(prof, 169, 208, tick);
+        la_tock(prof, 169, 207, tick);
         tick = la_tick(prof);
         dpo_step_k170_rmsnorm(t160, ffn_norm, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 170, 208, tick);
+        la_tock(prof, 170, 207, tick);
         tick = la_tick(prof);
         dpo_step_k171_gate_up_matmul(t161, w1, t160, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 171, 208, tick);
+        la_tock(prof, 171, 207, tick);
         tick = la_tick(prof);
         dpo_step_k172_silu(t162, t161, B, F, T);
-        la_tock(prof, 172, 208, tick);
+        la_tock(prof, 172, 207, tick);
         tick = la_tick(prof);
         dpo_step_k173_gate_up_matmul(t163, w3, t160, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 173, 208, tick);
+        la_tock(prof, 173, 207, tick);
         tick = la_tick(prof);
         dpo_step_k174_gate_up(t164, t162, t163, B, F, T);
-        la_tock(prof, 174, 208, tick);
+        la_tock(prof, 174, 207, tick);
         tick = la_tick(prof);
         dpo_step_k175_ffn_grad_matmul(t165, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 175, 208, tick);
+        la_tock(prof, 175, 207, tick);
         tick = la_tick(prof);
         dpo_step_k176_ffn_grad(t166, t162, t165, B, F, T);
-        la_tock(prof, 176, 208, tick);
+        la_tock(prof, 176, 207, tick);
         tick = la_tick(prof);
         dpo_step_k177_gate_up_grad_matmul(t167, w3, t166, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 177, 208, tick);
+        la_tock(prof, 177, 207, tick);
         tick = la_tick(prof);
         dpo_step_k178_silu_grad(t168, t161, t162, t163, t165, B, F, T);
-        la_tock(prof, 178, 208, tick);
+        la_tock(prof, 178, 207, tick);
         tick = la_tick(prof);
         dpo_step_k179_gate_up_grad_matmul(t169, w1, t168, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 179, 208, tick);
+        la_tock(prof, 179, 207, tick);
         tick = la_tick(prof);
         dpo_step_k180_gate_up_grad(t170, t159, t167, t169, B, HD2, KVH, REP, T);
-        la_tock(prof, 180, 208, tick);
+        la_tock(prof, 180, 207, tick);
         tick = la_tick(prof);
         dpo_step_k181_rmsnorm_grad(t171, t170, HD2, KVH, REP, T);
-        la_tock(prof, 181, 208, tick);
+        la_tock(prof, 181, 207, tick);
         tick = la_tick(prof);
         dpo_step_k182_rmsnorm_grad(t172, norm_eps, carry1, ffn_norm, t157, t158, t167, t169, B, HD2, KVH, REP, T);
-        la_tock(prof, 182, 208, tick);
+        la_tock(prof, 182, 207, tick);
         tick = la_tick(prof);
         dpo_step_k183_attention_grad_matmul(t173, wo, t172, B, HD2, KVH, REP, T);
-        la_tock(prof, 183, 208, tick);
+        la_tock(prof, 183, 207, tick);
         tick = la_tick(prof);
         dpo_step_k184_attention_grad_matmul(t174, t150, t173, B, HD2, KVH, REP, T);
-        la_tock(prof, 184, 208, tick);
+        la_tock(prof, 184, 207, tick);
         tick = la_tick(prof);
         dpo_step_k185_attention(t175, t2, t152, t153, t154, t174, B, HD2, KVH, REP, T);
-        la_tock(prof, 185, 208, tick);
+        la_tock(prof, 185, 207, tick);
         tick = la_tick(prof);
         dpo_step_k186_scores_grad_matmul(t176, t149, t175, B, HD2, KVH, REP, T);
-        la_tock(prof, 186, 208, tick);
+        la_tock(prof, 186, 207, tick);
         tick = la_tick(prof);
         dpo_step_k187_attention_grad_matmul(t177, t147, t175, B, HD2, KVH, REP, T);
-        la_tock(prof, 187, 208, tick);
+        la_tock(prof, 187, 207, tick);
         tick = la_tick(prof);
         dpo_step_k188_attention_grad_matmul(t178, t154, t173, B, HD2, KVH, REP, T);
-        la_tock(prof, 188, 208, tick);
+        la_tock(prof, 188, 207, tick);
         tick = la_tick(prof);
         dpo_step_k189_attention_grad_matmul(t179, wv, t178, B, HD2, KVH, REP, T);
-        la_tock(prof, 189, 208, tick);
+        la_tock(prof, 189, 207, tick);
         tick = la_tick(prof);
         dpo_step_k190_rope_grad(t180, t0, t1, t177, B, HD2, KVH, T);
-        la_tock(prof, 190, 208, tick);
+        la_tock(prof, 190, 207, tick);
         tick = la_tick(prof);
         dpo_step_k191_attention_grad_matmul(t181, wk, t180, B, HD2, KVH, REP, T);
-        la_tock(prof, 191, 208, tick);
+        la_tock(prof, 191, 207, tick);
         tick = la_tick(prof);
         dpo_step_k192_rope_grad(t182, t0, t1, t176, B, HD2, KVH, REP, T);
-        la_tock(prof, 192, 208, tick);
+        la_tock(prof, 192, 207, tick);
         tick = la_tick(prof);
         dpo_step_k193_attention_grad_matmul(t183, wq, t182, B, HD2, KVH, REP, T);
-        la_tock(prof, 193, 208, tick);
+        la_tock(prof, 193, 207, tick);
         tick = la_tick(prof);
         dpo_step_k194_attention_grad(t184, t144, t179, t181, t183, B, HD2, KVH, REP, T);
-        la_tock(prof, 194, 208, tick);
+        la_tock(prof, 194, 207, tick);
         tick = la_tick(prof);
         dpo_step_k195_rmsnorm_grad(t185, t184, HD2, KVH, REP, T);
-        la_tock(prof, 195, 208, tick);
+        la_tock(prof, 195, 207, tick);
         tick = la_tick(prof);
         dpo_step_k196_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t143, t172, t179, t181, t183, B, HD2, KVH, REP, T);
-        la_tock(prof, 196, 208, tick);
+        la_tock(prof, 196, 207, tick);
         tick = la_tick(prof);
         dpo_step_k197_layer_backward(grad_attn_norm, t185, HD2, KVH, REP);
-        la_tock(prof, 197, 208, tick);
+        la_tock(prof, 197, 207, tick);
         tick = la_tick(prof);
         dpo_step_k198_layer_backward_matmul(grad_wq, t145, t182, B, HD2, KVH, REP, T);
-        la_tock(prof, 198, 208, tick);
+        la_tock(prof, 198, 207, tick);
         tick = la_tick(prof);
         dpo_step_k199_layer_backward_matmul(grad_wk, t145, t180, B, HD2, KVH, REP, T);
-        la_tock(prof, 199, 208, tick);
+        la_tock(prof, 199, 207, tick);
         tick = la_tick(prof);
         dpo_step_k200_layer_backward_matmul(grad_wv, t145, t178, B, HD2, KVH, REP, T);
-        la_tock(prof, 200, 208, tick);
+        la_tock(prof, 200, 207, tick);
         tick = la_tick(prof);
         dpo_step_k201_layer_backward_matmul(grad_wo, t155, t172, B, HD2, KVH, REP, T);
-        la_tock(prof, 201, 208, tick);
+        la_tock(prof, 201, 207, tick);
         tick = la_tick(prof);
         dpo_step_k202_layer_backward(grad_ffn_norm, t171, HD2, KVH, REP);
-        la_tock(prof, 202, 208, tick);
+        la_tock(prof, 202, 207, tick);
         tick = la_tick(prof);
         dpo_step_k203_layer_backward_matmul(grad_w1, t160, t168, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 203, 208, tick);
+        la_tock(prof, 203, 207, tick);
         tick = la_tick(prof);
         dpo_step_k204_layer_backward_matmul(grad_w2, carry1, t164, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 204, 208, tick);
+        la_tock(prof, 204, 207, tick);
         tick = la_tick(prof);
         dpo_step_k205_layer_backward_matmul(grad_w3, t160, t166, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 205, 208, tick);
+        la_tock(prof, 205, 207, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k206_embed_backward_scatter_add(t186, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 206, 208, tick);
-    tick = la_tick(prof);
-    dpo_step_k207_embed_backward(grad_embed, t186, HD2, KVH, REP, V);
-    la_tock(prof, 207, 208, tick);
+    dpo_step_k206_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 206, 207, tick);
     (void)tick;
 }
 
@@ -6533,8 +6625,7 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[203] = (double)(4*B*F*HD2*KVH*REP*T); bytes[203] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k203_layer_backward_matmul */
     flops[204] = (double)(4*B*F*HD2*KVH*REP*T); bytes[204] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k204_layer_backward_matmul */
     flops[205] = (double)(4*B*F*HD2*KVH*REP*T); bytes[205] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k205_layer_backward_matmul */
-    flops[206] = (double)(0); bytes[206] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k206_embed_backward_scatter_add */
-    flops[207] = (double)(2*HD2*KVH*REP*V); bytes[207] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* dpo_step_k207_embed_backward */
+    flops[206] = (double)(2*HD2*KVH*REP*V); bytes[206] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k206_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
@@ -6756,9 +6847,8 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k204_layer_backward_matmul",
     "dpo_step_k205_layer_backward_matmul",
     "dpo_step_k206_embed_backward_scatter_add",
-    "dpo_step_k207_embed_backward",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 208, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 207, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
@@ -6767,6 +6857,7 @@ static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict lo
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -6785,6 +6876,7 @@ static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict lo
 static void dpo_loss_k1_log_sigmoid(float *restrict t1, const float *restrict t0, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t0[j]);
             float v1 = -v0;
@@ -6798,6 +6890,7 @@ static void dpo_loss_k1_log_sigmoid(float *restrict t1, const float *restrict t0
 static void dpo_loss_k2_dpo_sigmoid(float *restrict t2, const float *restrict t1, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t1[j];
             t2[j] = v0;
@@ -6809,6 +6902,7 @@ static void dpo_loss_k2_dpo_sigmoid(float *restrict t2, const float *restrict t1
 static void dpo_loss_k3_dpo_sigmoid(float *restrict t3, const float *restrict t0, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t0[j]);
             t3[j] = v0;
@@ -6820,6 +6914,7 @@ static void dpo_loss_k3_dpo_sigmoid(float *restrict t3, const float *restrict t0
 static void dpo_loss_k4_log_sigmoid(float *restrict t4, const float *restrict t3, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t3[j]);
             float v1 = -v0;
@@ -6833,6 +6928,7 @@ static void dpo_loss_k4_log_sigmoid(float *restrict t4, const float *restrict t3
 static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t4[j];
             t5[j] = v0;
@@ -6845,6 +6941,7 @@ static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict log
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -6863,6 +6960,7 @@ static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict log
 static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t6[j]);
             float v1 = -v0;
@@ -6876,6 +6974,7 @@ static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6
 static void dpo_loss_k8_dpo_sigmoid(float *restrict t8, const float *restrict t7, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t7[j];
             t8[j] = v0;
@@ -6887,6 +6986,7 @@ static void dpo_loss_k8_dpo_sigmoid(float *restrict t8, const float *restrict t7
 static void dpo_loss_k9_dpo_robust(float *restrict t9, const float *restrict t6, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t6[j]);
             t9[j] = v0;
@@ -6898,6 +6998,7 @@ static void dpo_loss_k9_dpo_robust(float *restrict t9, const float *restrict t6,
 static void dpo_loss_k10_log_sigmoid(float *restrict t10, const float *restrict t9, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t9[j]);
             float v1 = -v0;
@@ -6911,6 +7012,7 @@ static void dpo_loss_k10_log_sigmoid(float *restrict t10, const float *restrict 
 static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict t10, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t10[j];
             t11[j] = v0;
@@ -6923,6 +7025,7 @@ static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict lo
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -6945,6 +7048,7 @@ static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logp
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
         float v14 = (beta[0]) * 2.0f;
         float v15 = 1.0f / v14;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
@@ -6970,6 +7074,7 @@ static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -6989,6 +7094,7 @@ static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7007,6 +7113,7 @@ static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict
 static void dpo_loss_k16_dpo_sigmoid(float *restrict t16, const float *restrict t15, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t15[j];
             t16[j] = v0;
@@ -7019,6 +7126,7 @@ static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -7037,6 +7145,7 @@ static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict
 static void dpo_loss_k18_dpo_sigmoid(float *restrict t18, const float *restrict t17, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t17[j];
             t18[j] = v0;
@@ -7050,7 +7159,7 @@ static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
@@ -7065,7 +7174,7 @@ static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -7076,6 +7185,7 @@ static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict
         float v8 = acc0 / (t19[0]);
         float v9 = v8;
         float v10 = fmaxf(v9, 0.0f);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7091,6 +7201,7 @@ static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict
 static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict t20, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t20[j]);
             float v1 = -v0;
@@ -7104,6 +7215,7 @@ static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict 
 static void dpo_loss_k22_dpo_sigmoid(float *restrict t22, const float *restrict t21, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t21[j];
             t22[j] = v0;
@@ -7115,6 +7227,7 @@ static void dpo_loss_k22_dpo_sigmoid(float *restrict t22, const float *restrict 
 static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict t20, const float *restrict t22, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t20[j], 0.0f);
             float v1 = logf(t22[j]);
@@ -7131,7 +7244,7 @@ static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -7142,6 +7255,7 @@ static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict
         float v5 = acc0 / (t19[0]);
         float v6 = v5;
         float v7 = fmaxf(v6, 0.0f);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v8 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v9 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -7157,6 +7271,7 @@ static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict
 static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t24[j]);
             float v1 = -v0;
@@ -7170,6 +7285,7 @@ static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict 
 static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t25[j];
             t26[j] = v0;
@@ -7181,6 +7297,7 @@ static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict 
 static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict t24, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t24[j], 0.0f);
             float v1 = logf(t26[j]);
@@ -7196,6 +7313,7 @@ static void dpo_loss_k28_dpo_dpop(float *restrict t28, const float *restrict log
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7218,6 +7336,7 @@ static void dpo_loss_k28_dpo_dpop(float *restrict t28, const float *restrict log
 static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict t28, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t28[j]);
             float v1 = -v0;
@@ -7231,6 +7350,7 @@ static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict 
 static void dpo_loss_k30_dpo_sigmoid(float *restrict t30, const float *restrict t29, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t29[j];
             t30[j] = v0;
@@ -7244,6 +7364,7 @@ static void dpo_loss_k31_dpo_simpo(float *restrict t31, const float *restrict lo
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         float v8 = (simpo_gamma[0]) / (beta[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
@@ -7263,6 +7384,7 @@ static void dpo_loss_k31_dpo_simpo(float *restrict t31, const float *restrict lo
 static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t31[j]);
             float v1 = -v0;
@@ -7276,6 +7398,7 @@ static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict 
 static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t32[j];
             t33[j] = v0;
@@ -7287,6 +7410,7 @@ static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict 
 static void dpo_loss_k34_dpo_simpo(float *restrict t34, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t31[j]);
             t34[j] = v0;
@@ -7298,6 +7422,7 @@ static void dpo_loss_k34_dpo_simpo(float *restrict t34, const float *restrict t3
 static void dpo_loss_k35_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t34[j]);
             float v1 = -v0;
@@ -7311,6 +7436,7 @@ static void dpo_loss_k35_log_sigmoid(float *restrict t35, const float *restrict 
 static void dpo_loss_k36_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t35[j];
             t36[j] = v0;
@@ -7323,6 +7449,7 @@ static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict log
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
@@ -7348,6 +7475,7 @@ static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict log
 static void dpo_loss_k38_log_sigmoid(float *restrict t38, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t37[j]);
             float v1 = -v0;
@@ -7361,6 +7489,7 @@ static void dpo_loss_k38_log_sigmoid(float *restrict t38, const float *restrict 
 static void dpo_loss_k39_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t38[j];
             t39[j] = v0;
@@ -7374,7 +7503,7 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -7384,7 +7513,7 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
+        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -7399,6 +7528,7 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
         float v18 = v17;
         float v19 = v16 + v18;
         float v20 = v19 * 0.5f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7414,6 +7544,7 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
 static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t40[j]);
             float v1 = -v0;
@@ -7427,6 +7558,7 @@ static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict 
 static void dpo_loss_k42_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t41[j];
             t42[j] = v0;
@@ -7440,7 +7572,7 @@ static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -7450,7 +7582,7 @@ static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
+        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -7465,6 +7597,7 @@ static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict
         float v18 = v17;
         float v19 = v16 + v18;
         float v20 = v19 * 0.5f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -7481,6 +7614,7 @@ static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict
 static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t43[j]);
             float v1 = -v0;
@@ -7494,6 +7628,7 @@ static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict 
 static void dpo_loss_k45_dpo_sigmoid(float *restrict t45, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t44[j];
             t45[j] = v0;
@@ -7506,6 +7641,7 @@ static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7525,6 +7661,7 @@ static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7544,6 +7681,7 @@ static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -7563,6 +7701,7 @@ static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -7582,6 +7721,7 @@ static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7601,6 +7741,7 @@ static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7620,6 +7761,7 @@ static void dpo_loss_k52_dpo_apo_down(float *restrict t52, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7638,6 +7780,7 @@ static void dpo_loss_k52_dpo_apo_down(float *restrict t52, const float *restrict
 static void dpo_loss_k53_log_sigmoid(float *restrict t53, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t52[j]);
             float v1 = -v0;
@@ -7651,6 +7794,7 @@ static void dpo_loss_k53_log_sigmoid(float *restrict t53, const float *restrict 
 static void dpo_loss_k54_dpo_sigmoid(float *restrict t54, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t53[j];
             t54[j] = v0;
@@ -7662,6 +7806,7 @@ static void dpo_loss_k54_dpo_sigmoid(float *restrict t54, const float *restrict 
 static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict t52, const float *restrict t54, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t52[j], 0.0f);
             float v1 = logf(t54[j]);
@@ -7677,6 +7822,7 @@ static void dpo_loss_k56_dpo_exo_pair(float *restrict t56, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7695,6 +7841,7 @@ static void dpo_loss_k56_dpo_exo_pair(float *restrict t56, const float *restrict
 static void dpo_loss_k57_log_sigmoid(float *restrict t57, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t56[j]);
             float v1 = -v0;
@@ -7708,6 +7855,7 @@ static void dpo_loss_k57_log_sigmoid(float *restrict t57, const float *restrict 
 static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t57[j];
             t58[j] = v0;
@@ -7719,6 +7867,7 @@ static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict 
 static void dpo_loss_k59_dpo_sigmoid(float *restrict t59, const float *restrict t56, const float *restrict t58, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t56[j], 0.0f);
             float v1 = logf(t58[j]);
@@ -7732,6 +7881,7 @@ static void dpo_loss_k59_dpo_sigmoid(float *restrict t59, const float *restrict 
 static void dpo_loss_k60_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = expf(t59[j]);
             t60[j] = v0;
@@ -7747,6 +7897,7 @@ static void dpo_loss_k61_dpo_exo_pair(float *restrict t61, const float *restrict
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = 1.0f - v1;
         float v3 = logf(v2);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v4 = t59[j] - v3;
             t61[j] = v4;
@@ -7758,6 +7909,7 @@ static void dpo_loss_k61_dpo_exo_pair(float *restrict t61, const float *restrict
 static void dpo_loss_k62_dpo_exo_pair(float *restrict t62, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t56[j]);
             t62[j] = v0;
@@ -7769,6 +7921,7 @@ static void dpo_loss_k62_dpo_exo_pair(float *restrict t62, const float *restrict
 static void dpo_loss_k63_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t62[j]);
             float v1 = -v0;
@@ -7782,6 +7935,7 @@ static void dpo_loss_k63_log_sigmoid(float *restrict t63, const float *restrict 
 static void dpo_loss_k64_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t63[j];
             t64[j] = v0;
@@ -7793,6 +7947,7 @@ static void dpo_loss_k64_dpo_sigmoid(float *restrict t64, const float *restrict 
 static void dpo_loss_k65_dpo_sigmoid(float *restrict t65, const float *restrict t62, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t62[j], 0.0f);
             float v1 = logf(t64[j]);
@@ -7806,6 +7961,7 @@ static void dpo_loss_k65_dpo_sigmoid(float *restrict t65, const float *restrict 
 static void dpo_loss_k66_sigmoid(float *restrict t66, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = expf(t65[j]);
             t66[j] = v0;
@@ -7820,6 +7976,7 @@ static void dpo_loss_k67_dpo_exo_pair(float *restrict t67, const float *restrict
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
         float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v2 = logf(v1);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v3 = t65[j] - v2;
             t67[j] = v3;
@@ -7832,6 +7989,7 @@ static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -7850,6 +8008,7 @@ static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict
 static void dpo_loss_k69_dpo_discopop(float *restrict t69, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = (t68[j]) / 0.0500000007f;
             t69[j] = v0;
@@ -7861,6 +8020,7 @@ static void dpo_loss_k69_dpo_discopop(float *restrict t69, const float *restrict
 static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t69[j]);
             float v1 = -v0;
@@ -7874,6 +8034,7 @@ static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict 
 static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t70[j];
             t71[j] = v0;
@@ -7885,6 +8046,7 @@ static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict 
 static void dpo_loss_k72_dpo_sigmoid(float *restrict t72, const float *restrict t69, const float *restrict t71, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t69[j], 0.0f);
             float v1 = logf(t71[j]);
@@ -7899,6 +8061,7 @@ static void dpo_loss_k72_dpo_sigmoid(float *restrict t72, const float *restrict 
 static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t68[j]);
             float v1 = -v0;
@@ -7912,6 +8075,7 @@ static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict 
 static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t73[j];
             t74[j] = v0;
@@ -7923,6 +8087,7 @@ static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict 
 static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict t68, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t68[j], 0.0f);
             float v1 = logf(t74[j]);
@@ -7937,6 +8102,7 @@ static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict 
 static void dpo_loss_k76_dpo_sigmoid(float *restrict t76, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f - (t72[j]);
             t76[j] = v0;
@@ -7948,6 +8114,7 @@ static void dpo_loss_k76_dpo_sigmoid(float *restrict t76, const float *restrict 
 static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t68[j]);
             float v1 = expf(v0);
@@ -7961,6 +8128,7 @@ static void dpo_loss_k78_dpo_sigmoid_norm(float *restrict t78, const float *rest
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
@@ -7985,6 +8153,7 @@ static void dpo_loss_k78_dpo_sigmoid_norm(float *restrict t78, const float *rest
 static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t78[j]);
             float v1 = -v0;
@@ -7998,6 +8167,7 @@ static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict 
 static void dpo_loss_k80_dpo_sigmoid(float *restrict t80, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t79[j];
             t80[j] = v0;
@@ -8009,6 +8179,7 @@ static void dpo_loss_k80_dpo_sigmoid(float *restrict t80, const float *restrict 
 static void dpo_loss_k81_dpo_sigmoid_norm(float *restrict t81, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t78[j]);
             t81[j] = v0;
@@ -8020,6 +8191,7 @@ static void dpo_loss_k81_dpo_sigmoid_norm(float *restrict t81, const float *rest
 static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t81[j]);
             float v1 = -v0;
@@ -8033,6 +8205,7 @@ static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict 
 static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = 1.0f + t82[j];
             t83[j] = v0;
@@ -8279,7 +8452,7 @@ static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restric
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t84[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -8295,6 +8468,7 @@ static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *rest
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 15]);
@@ -8338,6 +8512,7 @@ static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *rest
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 14]);
@@ -8388,6 +8563,7 @@ static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *rest
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 13]);
@@ -8450,6 +8626,7 @@ static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *rest
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 12]);
@@ -8478,6 +8655,7 @@ static void dpo_loss_k91_log_sigmoid_grad(float *restrict t89, const float *rest
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 9]);
@@ -8504,6 +8682,7 @@ static void dpo_loss_k91_log_sigmoid_grad(float *restrict t89, const float *rest
 static void dpo_loss_k92_dpo_orpo_grad(float *restrict t90, const float *restrict t89, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t89[j]);
             t90[j] = v0;
@@ -8518,6 +8697,7 @@ static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *rest
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 8]);
@@ -8561,6 +8741,7 @@ static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *rest
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 7]);
@@ -8587,6 +8768,7 @@ static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *rest
 static void dpo_loss_k95_dpo_dpop_grad(float *restrict t93, const float *restrict t92, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t92[j]);
             t93[j] = v0;
@@ -8599,6 +8781,7 @@ static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_we
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 3]);
@@ -8615,6 +8798,7 @@ static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 2]);
@@ -8637,6 +8821,7 @@ static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *rest
         float v5 = 1.0f - v4;
         float v21 = 1.0f - (label_smoothing[0]);
         float v22 = -v21;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 1]);
@@ -8682,6 +8867,7 @@ static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *rest
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0]);
@@ -8741,6 +8927,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
         float v149 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         float v153 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
         float v157 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = -(t85[j]);
             float v2 = v0 != 0.0f ? 1.0f : len_rejected[j];
@@ -8913,6 +9100,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
         float v200 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
         float v203 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
         float v206 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
             float v2 = v1 * (loss_weights[0 + 16]);

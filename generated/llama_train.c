@@ -516,7 +516,7 @@ static void lm_step_k26_weighted_sum(float *restrict loss, const float *restrict
     const long rows = 1, n = B*T;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t23[(j0 / T) * T + (j0) % T]);
             float v1 = v0 * (weights[(j0 / T) * T + (j0) % T]);
@@ -646,6 +646,7 @@ static void lm_step_k31_rmsnorm_grad(float *restrict t28, const float *restrict 
 static void lm_step_k32_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t27, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_final_norm[j] + t27[j];
             grad_final_norm[j + 0] = v0;
@@ -1521,6 +1522,7 @@ static void lm_step_k77_rmsnorm_grad(float *restrict carry1_next, const float *r
 static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t71, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_attn_norm[j] + t71[j];
             grad_attn_norm[j + 0] = v0;
@@ -1604,6 +1606,7 @@ static void lm_step_k82_layer_backward_matmul(float *restrict grad_wo, const flo
 static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t57, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_ffn_norm[j] + t57[j];
             grad_ffn_norm[j + 0] = v0;
@@ -1665,33 +1668,19 @@ static void lm_step_k86_layer_backward_matmul(float *restrict grad_w3, const flo
     }
 }
 
-/* lm_step_k87_embed_backward_scatter_add: scatter_add  [embed_backward] */
-static void lm_step_k87_embed_backward_scatter_add(float *restrict t72, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T, long V) {
-    memset(t72, 0, sizeof(float) * (size_t)(2*HD2*KVH*REP*V));
+/* lm_step_k87_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k87_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            t72[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            grad_embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
         }
     }
 }
 
-/* lm_step_k88_embed_backward: add, write_slice  [embed_backward] */
-static void lm_step_k88_embed_backward(float *restrict grad_embed, const float *restrict t72, long HD2, long KVH, long REP, long V) {
-    const long rows = V, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_embed[r * n + j] + t72[r * n + j];
-            grad_embed[(i0 + 0) * (2*HD2*KVH*REP) + j] = v0;
-        }
-    }
-}
-
-/* Arena: 29 slots planned for 89 kernels. */
+/* Arena: 29 slots planned for 88 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1719,7 +1708,7 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     off[6] = total; total += la_round16(la_max(la_max(la_max(B*T, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
     off[7] = total; total += la_round16(la_max(la_max(B*T, B*T*V), 2*B*HD2*KVH*REP*T));
     off[8] = total; total += la_round16(2*B*HD2*KVH*T);
-    off[9] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*HD2*KVH*REP*V));
+    off[9] = total; total += la_round16(la_max(B*KVH*REP*T*T, B*KVH*REP*T));
     off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*HD2*KVH*REP));
     off[11] = total; total += la_round16(B*KVH*REP*T*T);
     off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -1833,7 +1822,6 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t69 = args->arena + off[6];
     float *t70 = args->arena + off[18];
     float *t71 = args->arena + off[10];
-    float *t72 = args->arena + off[9];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1850,13 +1838,13 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     lm_step_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 89, tick);
+    la_tock(prof, 0, 88, tick);
     tick = la_tick(prof);
     lm_step_k1_rope_tables(t1, rope_theta, HD2, T);
-    la_tock(prof, 1, 89, tick);
+    la_tock(prof, 1, 88, tick);
     tick = la_tick(prof);
     lm_step_k2_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 2, 89, tick);
+    la_tock(prof, 2, 88, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
@@ -1883,100 +1871,100 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         lm_step_k3_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 3, 89, tick);
+        la_tock(prof, 3, 88, tick);
         tick = la_tick(prof);
         lm_step_k4_attention_matmul(t3, wq, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 89, tick);
+        la_tock(prof, 4, 88, tick);
         tick = la_tick(prof);
         lm_step_k5_attention_matmul(t4, wk, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 89, tick);
+        la_tock(prof, 5, 88, tick);
         tick = la_tick(prof);
         lm_step_k6_attention_matmul(t5, wv, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 89, tick);
+        la_tock(prof, 6, 88, tick);
         tick = la_tick(prof);
         lm_step_k7_rope(t6, t0, t1, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 89, tick);
+        la_tock(prof, 7, 88, tick);
         tick = la_tick(prof);
         lm_step_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 89, tick);
+        la_tock(prof, 8, 88, tick);
         tick = la_tick(prof);
         lm_step_k9_scores_matmul(t8, t6, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 89, tick);
+        la_tock(prof, 9, 88, tick);
         tick = la_tick(prof);
         lm_step_k10_attention(t9, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 89, tick);
+        la_tock(prof, 10, 88, tick);
         tick = la_tick(prof);
         lm_step_k11_attention_matmul(t10, t5, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 89, tick);
+        la_tock(prof, 11, 88, tick);
         tick = la_tick(prof);
         lm_step_k12_attention_matmul(t11, wo, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 89, tick);
+        la_tock(prof, 12, 88, tick);
         tick = la_tick(prof);
         lm_step_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 89, tick);
+        la_tock(prof, 13, 88, tick);
         tick = la_tick(prof);
         lm_step_k14_gate_up_matmul(t13, w1, t12, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 14, 89, tick);
+        la_tock(prof, 14, 88, tick);
         tick = la_tick(prof);
         lm_step_k15_gate_up_matmul(t14, w3, t12, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 15, 89, tick);
+        la_tock(prof, 15, 88, tick);
         tick = la_tick(prof);
         lm_step_k16_silu(t15, t13, t14, B, F, T);
-        la_tock(prof, 16, 89, tick);
+        la_tock(prof, 16, 88, tick);
         tick = la_tick(prof);
         lm_step_k17_ffn_matmul(t16, w2, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 89, tick);
+        la_tock(prof, 17, 88, tick);
         tick = la_tick(prof);
         lm_step_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T);
-        la_tock(prof, 18, 89, tick);
+        la_tock(prof, 18, 88, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
     lm_step_k19_rmsnorm(t17, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 19, 89, tick);
+    la_tock(prof, 19, 88, tick);
     tick = la_tick(prof);
     lm_step_k20_rmsnorm(t18, norm_eps, t17, B, HD2, KVH, REP, T);
-    la_tock(prof, 20, 89, tick);
+    la_tock(prof, 20, 88, tick);
     tick = la_tick(prof);
     lm_step_k21_rmsnorm(t19, final_norm, carry0, t18, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 89, tick);
+    la_tock(prof, 21, 88, tick);
     tick = la_tick(prof);
     lm_step_k22_lm_head_matmul(t20, lm_head, t19, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 22, 89, tick);
+    la_tock(prof, 22, 88, tick);
     tick = la_tick(prof);
     lm_step_k23_lm_head(t21, t20, B, T, V);
-    la_tock(prof, 23, 89, tick);
+    la_tock(prof, 23, 88, tick);
     tick = la_tick(prof);
     lm_step_k24_log_softmax(t22, t20, t21, B, T, V);
-    la_tock(prof, 24, 89, tick);
+    la_tock(prof, 24, 88, tick);
     tick = la_tick(prof);
     lm_step_k25_cross_entropy(t23, targets, t20, t21, t22, B, T, V);
-    la_tock(prof, 25, 89, tick);
+    la_tock(prof, 25, 88, tick);
     tick = la_tick(prof);
     lm_step_k26_weighted_sum(loss, weights, t23, B, T);
-    la_tock(prof, 26, 89, tick);
+    la_tock(prof, 26, 88, tick);
     tick = la_tick(prof);
     lm_step_k27_log_softmax_grad(t24, targets, weights, t20, t21, t22, B, T, V);
-    la_tock(prof, 27, 89, tick);
+    la_tock(prof, 27, 88, tick);
     tick = la_tick(prof);
     lm_step_k28_lm_head_grad_matmul(t25, lm_head, t24, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 28, 89, tick);
+    la_tock(prof, 28, 88, tick);
     tick = la_tick(prof);
     lm_step_k29_rmsnorm_grad(t26, carry0, t18, t25, B, HD2, KVH, REP, T);
-    la_tock(prof, 29, 89, tick);
+    la_tock(prof, 29, 88, tick);
     tick = la_tick(prof);
     lm_step_k30_rmsnorm_grad(t27, t26, HD2, KVH, REP, T);
-    la_tock(prof, 30, 89, tick);
+    la_tock(prof, 30, 88, tick);
     tick = la_tick(prof);
     lm_step_k31_rmsnorm_grad(t28, final_norm, carry0, t18, t25, B, HD2, KVH, REP, T);
-    la_tock(prof, 31, 89, tick);
+    la_tock(prof, 31, 88, tick);
     tick = la_tick(prof);
     lm_step_k32_rmsnorm_grad(grad_final_norm, t27, HD2, KVH, REP);
-    la_tock(prof, 32, 89, tick);
+    la_tock(prof, 32, 88, tick);
     tick = la_tick(prof);
     lm_step_k33_lm_head_grad_matmul(grad_lm_head, t19, t24, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 33, 89, tick);
+    la_tock(prof, 33, 88, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t28;
     float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
@@ -2003,172 +1991,169 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
         lm_step_k34_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 34, 89, tick);
+        la_tock(prof, 34, 88, tick);
         tick = la_tick(prof);
         lm_step_k35_rmsnorm(t30, norm_eps, saved_x, t29, B, HD2, KVH, REP, T);
-        la_tock(prof, 35, 89, tick);
+        la_tock(prof, 35, 88, tick);
         tick = la_tick(prof);
         lm_step_k36_rmsnorm(t31, attn_norm, t30, B, HD2, KVH, REP, T);
-        la_tock(prof, 36, 89, tick);
+        la_tock(prof, 36, 88, tick);
         tick = la_tick(prof);
         lm_step_k37_attention_matmul(t32, wq, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 37, 89, tick);
+        la_tock(prof, 37, 88, tick);
         tick = la_tick(prof);
         lm_step_k38_rope(t33, t0, t1, t32, B, HD2, KVH, REP, T);
-        la_tock(prof, 38, 89, tick);
+        la_tock(prof, 38, 88, tick);
         tick = la_tick(prof);
         lm_step_k39_attention_matmul(t34, wk, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 39, 89, tick);
+        la_tock(prof, 39, 88, tick);
         tick = la_tick(prof);
         lm_step_k40_rope(t35, t0, t1, t34, B, HD2, KVH, T);
-        la_tock(prof, 40, 89, tick);
+        la_tock(prof, 40, 88, tick);
         tick = la_tick(prof);
         lm_step_k41_attention_matmul(t36, wv, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 41, 89, tick);
+        la_tock(prof, 41, 88, tick);
         tick = la_tick(prof);
         lm_step_k42_scores_matmul(t37, t33, t35, B, HD2, KVH, REP, T);
-        la_tock(prof, 42, 89, tick);
+        la_tock(prof, 42, 88, tick);
         tick = la_tick(prof);
         lm_step_k43_attention(t38, t37, B, HD2, KVH, REP, T);
-        la_tock(prof, 43, 89, tick);
+        la_tock(prof, 43, 88, tick);
         tick = la_tick(prof);
         lm_step_k44_softmax(t39, t38, B, KVH, REP, T);
-        la_tock(prof, 44, 89, tick);
+        la_tock(prof, 44, 88, tick);
         tick = la_tick(prof);
         lm_step_k45_softmax(t40, t38, t39, B, KVH, REP, T);
-        la_tock(prof, 45, 89, tick);
+        la_tock(prof, 45, 88, tick);
         tick = la_tick(prof);
         lm_step_k46_attention_matmul(t41, t36, t40, B, HD2, KVH, REP, T);
-        la_tock(prof, 46, 89, tick);
+        la_tock(prof, 46, 88, tick);
         tick = la_tick(prof);
         lm_step_k47_attention_matmul(t42, wo, t41, B, HD2, KVH, REP, T);
-        la_tock(prof, 47, 89, tick);
+        la_tock(prof, 47, 88, tick);
         tick = la_tick(prof);
         lm_step_k48_attention(t43, saved_x, t42, B, HD2, KVH, REP, T);
-        la_tock(prof, 48, 89, tick);
+        la_tock(prof, 48, 88, tick);
         tick = la_tick(prof);
         lm_step_k49_rmsnorm(t44, t43, B, HD2, KVH, REP, T);
-        la_tock(prof, 49, 89, tick);
+        la_tock(prof, 49, 88, tick);
         tick = la_tick(prof);
         lm_step_k50_rmsnorm(t45, norm_eps, t43, t44, B, HD2, KVH, REP, T);
-        la_tock(prof, 50, 89, tick);
+        la_tock(prof, 50, 88, tick);
         tick = la_tick(prof);
         lm_step_k51_rmsnorm(t46, ffn_norm, t45, B, HD2, KVH, REP, T);
-        la_tock(prof, 51, 89, tick);
+        la_tock(prof, 51, 88, tick);
         tick = la_tick(prof);
         lm_step_k52_gate_up_matmul(t47, w1, t46, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 52, 89, tick);
+        la_tock(prof, 52, 88, tick);
         tick = la_tick(prof);
         lm_step_k53_silu(t48, t47, B, F, T);
-        la_tock(prof, 53, 89, tick);
+        la_tock(prof, 53, 88, tick);
         tick = la_tick(prof);
         lm_step_k54_gate_up_matmul(t49, w3, t46, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 54, 89, tick);
+        la_tock(prof, 54, 88, tick);
         tick = la_tick(prof);
         lm_step_k55_gate_up(t50, t48, t49, B, F, T);
-        la_tock(prof, 55, 89, tick);
+        la_tock(prof, 55, 88, tick);
         tick = la_tick(prof);
         lm_step_k56_ffn_grad_matmul(t51, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 56, 89, tick);
+        la_tock(prof, 56, 88, tick);
         tick = la_tick(prof);
         lm_step_k57_ffn_grad(t52, t48, t51, B, F, T);
-        la_tock(prof, 57, 89, tick);
+        la_tock(prof, 57, 88, tick);
         tick = la_tick(prof);
         lm_step_k58_gate_up_grad_matmul(t53, w3, t52, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 58, 89, tick);
+        la_tock(prof, 58, 88, tick);
         tick = la_tick(prof);
         lm_step_k59_silu_grad(t54, t47, t48, t49, t51, B, F, T);
-        la_tock(prof, 59, 89, tick);
+        la_tock(prof, 59, 88, tick);
         tick = la_tick(prof);
         lm_step_k60_gate_up_grad_matmul(t55, w1, t54, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 60, 89, tick);
+        la_tock(prof, 60, 88, tick);
         tick = la_tick(prof);
         lm_step_k61_gate_up_grad(t56, t45, t53, t55, B, HD2, KVH, REP, T);
-        la_tock(prof, 61, 89, tick);
+        la_tock(prof, 61, 88, tick);
         tick = la_tick(prof);
         lm_step_k62_rmsnorm_grad(t57, t56, HD2, KVH, REP, T);
-        la_tock(prof, 62, 89, tick);
+        la_tock(prof, 62, 88, tick);
         tick = la_tick(prof);
         lm_step_k63_rmsnorm_grad(t58, norm_eps, carry1, ffn_norm, t43, t44, t53, t55, B, HD2, KVH, REP, T);
-        la_tock(prof, 63, 89, tick);
+        la_tock(prof, 63, 88, tick);
         tick = la_tick(prof);
         lm_step_k64_attention_grad_matmul(t59, wo, t58, B, HD2, KVH, REP, T);
-        la_tock(prof, 64, 89, tick);
+        la_tock(prof, 64, 88, tick);
         tick = la_tick(prof);
         lm_step_k65_attention_grad_matmul(t60, t36, t59, B, HD2, KVH, REP, T);
-        la_tock(prof, 65, 89, tick);
+        la_tock(prof, 65, 88, tick);
         tick = la_tick(prof);
         lm_step_k66_softmax_grad(t61, t38, t39, t40, t60, B, HD2, KVH, REP, T);
-        la_tock(prof, 66, 89, tick);
+        la_tock(prof, 66, 88, tick);
         tick = la_tick(prof);
         lm_step_k67_scores_grad_matmul(t62, t35, t61, B, HD2, KVH, REP, T);
-        la_tock(prof, 67, 89, tick);
+        la_tock(prof, 67, 88, tick);
         tick = la_tick(prof);
         lm_step_k68_attention_grad_matmul(t63, t33, t61, B, HD2, KVH, REP, T);
-        la_tock(prof, 68, 89, tick);
+        la_tock(prof, 68, 88, tick);
         tick = la_tick(prof);
         lm_step_k69_attention_grad_matmul(t64, t40, t59, B, HD2, KVH, REP, T);
-        la_tock(prof, 69, 89, tick);
+        la_tock(prof, 69, 88, tick);
         tick = la_tick(prof);
         lm_step_k70_attention_grad_matmul(t65, wv, t64, B, HD2, KVH, REP, T);
-        la_tock(prof, 70, 89, tick);
+        la_tock(prof, 70, 88, tick);
         tick = la_tick(prof);
         lm_step_k71_rope_grad(t66, t0, t1, t63, B, HD2, KVH, T);
-        la_tock(prof, 71, 89, tick);
+        la_tock(prof, 71, 88, tick);
         tick = la_tick(prof);
         lm_step_k72_attention_grad_matmul(t67, wk, t66, B, HD2, KVH, REP, T);
-        la_tock(prof, 72, 89, tick);
+        la_tock(prof, 72, 88, tick);
         tick = la_tick(prof);
         lm_step_k73_rope_grad(t68, t0, t1, t62, B, HD2, KVH, REP, T);
-        la_tock(prof, 73, 89, tick);
+        la_tock(prof, 73, 88, tick);
         tick = la_tick(prof);
         lm_step_k74_attention_grad_matmul(t69, wq, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 74, 89, tick);
+        la_tock(prof, 74, 88, tick);
         tick = la_tick(prof);
         lm_step_k75_attention_grad(t70, t30, t65, t67, t69, B, HD2, KVH, REP, T);
-        la_tock(prof, 75, 89, tick);
+        la_tock(prof, 75, 88, tick);
         tick = la_tick(prof);
         lm_step_k76_rmsnorm_grad(t71, t70, HD2, KVH, REP, T);
-        la_tock(prof, 76, 89, tick);
+        la_tock(prof, 76, 88, tick);
         tick = la_tick(prof);
         lm_step_k77_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t29, t58, t65, t67, t69, B, HD2, KVH, REP, T);
-        la_tock(prof, 77, 89, tick);
+        la_tock(prof, 77, 88, tick);
         tick = la_tick(prof);
         lm_step_k78_layer_backward(grad_attn_norm, t71, HD2, KVH, REP);
-        la_tock(prof, 78, 89, tick);
+        la_tock(prof, 78, 88, tick);
         tick = la_tick(prof);
         lm_step_k79_layer_backward_matmul(grad_wq, t31, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 79, 89, tick);
+        la_tock(prof, 79, 88, tick);
         tick = la_tick(prof);
         lm_step_k80_layer_backward_matmul(grad_wk, t31, t66, B, HD2, KVH, REP, T);
-        la_tock(prof, 80, 89, tick);
+        la_tock(prof, 80, 88, tick);
         tick = la_tick(prof);
         lm_step_k81_layer_backward_matmul(grad_wv, t31, t64, B, HD2, KVH, REP, T);
-        la_tock(prof, 81, 89, tick);
+        la_tock(prof, 81, 88, tick);
         tick = la_tick(prof);
         lm_step_k82_layer_backward_matmul(grad_wo, t41, t58, B, HD2, KVH, REP, T);
-        la_tock(prof, 82, 89, tick);
+        la_tock(prof, 82, 88, tick);
         tick = la_tick(prof);
         lm_step_k83_layer_backward(grad_ffn_norm, t57, HD2, KVH, REP);
-        la_tock(prof, 83, 89, tick);
+        la_tock(prof, 83, 88, tick);
         tick = la_tick(prof);
         lm_step_k84_layer_backward_matmul(grad_w1, t46, t54, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 84, 89, tick);
+        la_tock(prof, 84, 88, tick);
         tick = la_tick(prof);
         lm_step_k85_layer_backward_matmul(grad_w2, carry1, t50, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 85, 89, tick);
+        la_tock(prof, 85, 88, tick);
         tick = la_tick(prof);
         lm_step_k86_layer_backward_matmul(grad_w3, t46, t52, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 86, 89, tick);
+        la_tock(prof, 86, 88, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    lm_step_k87_embed_backward_scatter_add(t72, ids, carry1, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 87, 89, tick);
-    tick = la_tick(prof);
-    lm_step_k88_embed_backward(grad_embed, t72, HD2, KVH, REP, V);
-    la_tock(prof, 88, 89, tick);
+    lm_step_k87_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 87, 88, tick);
     (void)tick;
 }
 
@@ -2268,8 +2253,7 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k84_layer_backward_matmul */
     flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k85_layer_backward_matmul */
     flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k86_layer_backward_matmul */
-    flops[87] = (double)(0); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k87_embed_backward_scatter_add */
-    flops[88] = (double)(2*HD2*KVH*REP*V); bytes[88] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*REP*V); /* lm_step_k88_embed_backward */
+    flops[87] = (double)(2*HD2*KVH*REP*V); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k87_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
@@ -2372,9 +2356,8 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k85_layer_backward_matmul",
     "lm_step_k86_layer_backward_matmul",
     "lm_step_k87_embed_backward_scatter_add",
-    "lm_step_k88_embed_backward",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 89, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 88, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -3112,7 +3095,7 @@ static void grad_sumsq_k0_grad_norm(float *restrict sumsq, const float *restrict
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (grad[j0]) * (grad[j0]);
             acc0 += v0;
@@ -3171,6 +3154,7 @@ static void adamw_k0_adamw(float *restrict exp_avg, const float *restrict grad, 
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v1 = 1.0f - (beta1[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = (beta1[0]) * (exp_avg[j]);
             float v2 = (grad[j]) * (clip_scale[0]);
@@ -3186,6 +3170,7 @@ static void adamw_k1_adamw(float *restrict exp_avg_sq, const float *restrict gra
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v1 = 1.0f - (beta2[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = (beta2[0]) * (exp_avg_sq[j]);
             float v2 = (grad[j]) * (clip_scale[0]);
@@ -3202,6 +3187,7 @@ static void adamw_k2_adamw(float *restrict param, const float *restrict lr, cons
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float v0 = (lr[0]) * (weight_decay[0]);
+        #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 * (param[j]);
             float v2 = param[j] - v1;

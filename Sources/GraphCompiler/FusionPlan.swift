@@ -43,6 +43,9 @@ struct FusionPlan {
     var kernels: [Kernel] = []
     /// `target += A·B` written as one sgemm with β = 1: write-slice node → its matmul.
     var accumulatingMatmul: [Int: Int] = [:]
+    /// `target += scatterAdd(rows, ids)`: only the rows named by ids are touched (a sparse
+    /// embedding gradient): write-slice node → its scatter.
+    var accumulatingScatter: [Int: Int] = [:]
     /// A matmul written straight into the layout of the view (or batch-axis sum) of it that
     /// is realized: that node → (matmul, where the matmul's elements land in its buffer).
     var outputViews: [Int: (matmul: Int, view: StridedView)] = [:]
@@ -111,6 +114,7 @@ struct FusionPlan {
             case .writeSlice:
                 realized.insert(n.id)
                 if let m = accumulatedMatmul(n) { accumulatingMatmul[n.id] = m }
+                if let a = accumulatedScatter(n) { accumulatingScatter[n.id] = a }
             case .reduce: break
             case .constant, .size, .iota, .carry: break
             default:
@@ -124,8 +128,9 @@ struct FusionPlan {
             }
         }
         keepCarriesInSavedSlots()
-        // A matmul accumulated into a buffer is computed by the write's kernel.
+        // A matmul or scatter accumulated into a buffer is computed by the write's kernel.
         for m in accumulatingMatmul.values { realized.remove(m) }
+        for a in accumulatingScatter.values { realized.remove(a) }
         // Matmul operands must be strided views of buffers: materialize the value under the
         // views when that makes them strided, else the viewed value itself. A value whose last
         // axis is tiny (RoPE's pairs) is materialized as the operand itself instead, so its
@@ -366,7 +371,19 @@ struct FusionPlan {
         return other
     }
 
+    /// For `writeSlice(t, t + scatterAdd(x, ids))` over the whole of `t`, the scatter (read only there).
+    private func accumulatedScatter(_ w: Node) -> Int? {
+        guard case .writeSlice(_, let start) = w.op, start == 0 else { return nil }
+        let (target, value) = (w.inputs[0], w.inputs[1])
+        let v = node(value)
+        guard node(target).shape == v.shape, case .binary(.add) = v.op, consumers[value].count == 1 else { return nil }
+        let other = v.inputs[0] == target ? v.inputs[1] : (v.inputs[1] == target ? v.inputs[0] : -1)
+        guard other >= 0, case .scatterAdd = node(other).op, consumers[other].count == 1, node(other).stage == w.stage else { return nil }
+        return other
+    }
+
     private func kind(of n: Node) -> KernelKind {
+        if accumulatingScatter[n.id] != nil { return .scatterAdd }
         if accumulatingMatmul[n.id] != nil || outputViews[n.id] != nil { return .matmul }
         switch n.op {
         case .matmul: return .matmul

@@ -65,14 +65,17 @@ struct ProgramEmitter {
             return try MatmulLowering.body(plan, k, buffer: name)
         case .scatterAdd:
             // Serial over source rows so accumulation is deterministic; the inner loop vectorizes.
-            let src = root.inputs[0], ids = root.inputs[1]
+            // Accumulated into a buffer (`t += scatter`), only the named rows are touched.
+            let accumulating = plan.accumulatingScatter[k.root]
+            let scatter = plan.node(accumulating ?? k.root)
+            let src = scatter.inputs[0], ids = scatter.inputs[1]
             var r = PointwiseRenderer(plan: plan, rowShape: plan.node(src).shape, buffer: name)
-            let out = name(k.root), width = root.shape[1].cExpr
+            let out = name(k.root), width = scatter.shape[1].cExpr
             let id = try r.value(ids, r.rowVars)
             try r.innerLoop({ v, j in "\(out)[(long)\(id) * \(paren(width)) + \(j)] += \(v);" }, value: src)
-            var lines = ["memset(\(out), 0, sizeof(float) * (size_t)(\(root.shape.elementCount.cExpr)));",
-                         "const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);",
-                         "for (long r = 0; r < rows; r++) {"]
+            var lines = accumulating != nil ? [] : ["memset(\(out), 0, sizeof(float) * (size_t)(\(scatter.shape.elementCount.cExpr)));"]
+            lines += ["const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);",
+                      "for (long r = 0; r < rows; r++) {"]
             lines += (r.unravelRow() + r.rowBlock).map { "    " + $0 }
             lines.append("}")
             return lines
@@ -121,9 +124,22 @@ struct ProgramEmitter {
     /// Wraps a renderer's row block in the parallel row loop.
     static func loopNest(_ r: PointwiseRenderer, extra: [String] = []) -> [String] {
         var lines = ["const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);"]
-        if r.rowCount != 1 { lines.append("#pragma omp parallel for if (rows * n > 32768)") }
+        var block = r.rowBlock
+        if r.rowCount != 1 {
+            lines.append("#pragma omp parallel for if (rows * n > 32768)")
+        } else {
+            // One long row (a flat parameter): the threads split the row itself; reductions
+            // combine per-thread partial results (a fixed order for a given thread count).
+            block = block.flatMap { line -> [String] in
+                if line.hasPrefix("#pragma omp simd reduction(") {
+                    return [line.replacingOccurrences(of: "#pragma omp simd", with: "#pragma omp parallel for simd") + " if (n > 32768)"]
+                }
+                if line == "for (long j = 0; j < n; j++) {" { return ["#pragma omp parallel for if (n > 32768)", line] }
+                return [line]
+            }
+        }
         lines.append("for (long r = 0; r < rows; r++) {")
-        lines += (r.unravelRow() + r.rowBlock + extra).map { "    " + $0 }
+        lines += (r.unravelRow() + block + extra).map { "    " + $0 }
         lines.append("}")
         return lines
     }

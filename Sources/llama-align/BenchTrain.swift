@@ -11,7 +11,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Sequences per step.") var batch = 4
     @Option(help: "Tokens per sequence.") var seq = 256
     @Option(help: "Timed steps after two warm-up steps.") var steps = 10
-    @Flag(help: "Also print the time per fused kernel of lm_step (one more step, profiled).") var profile = false
+    @Flag(help: "Also print the time per fused kernel of the step's programs (one more step, profiled).") var profile = false
 
     struct Result: Encodable {
         var job = "train", config: String, batch: Int, seq: Int, steps: Int, threads: Int
@@ -46,15 +46,19 @@ struct BenchTrain: ParsableCommand {
         print(String(format: "achieved: %.1f GFLOP/s (6 × %d matmul params × tokens); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
                      achieved, params, ceiling, achieved / ceiling))
         print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
-        if profile, let lm = trainer.programs.first {
-            lm.setProfiling(true)
+        if profile {
+            let programs = trainer.programs
+            for p in programs { p.setProfiling(true) }
             let t0 = Date()
             _ = try trainer.trainStep([b], lr: 1e-4)
             let wall = Date().timeIntervalSince(t0) * 1e3
-            let report = kernelReport([(lm, trainer.sizes(batch: batch, seq: seq))])
+            // The optimizer programs run once per parameter tensor; their costs are linear in N.
+            let counts = trainer.parameters.counts.values
+            let perTensor = ["N": counts.reduce(0, +) / max(counts.count, 1)]
+            let report = kernelReport(programs.map { p in (p, p === programs[0] ? trainer.sizes(batch: batch, seq: seq) : perTensor) })
             print(report.table(top: Int.max), terminator: "")
-            print(String(format: "lm_step kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
-            lm.setProfiling(false)
+            print(String(format: "kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
+            for p in programs { p.setProfiling(false) }
         }
     }
 }

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 89 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'lm_step': 88 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
