@@ -9,9 +9,11 @@
 
 /* sgemm_k0_matmul: matmul */
 static void sgemm_k0_matmul(float *restrict c, const float *restrict a, const float *restrict b, long K, long M, long N) {
-    if (M == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1); la_blas_pool(0); }
+    if (M == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1); }
     else {
-        #pragma omp parallel if (M * N * K >= 131072)
+        const int parallel = M * N * K >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (M >= N) {

@@ -85,9 +85,11 @@ static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
 
 /* forward_k4_attention_matmul: matmul  [layer/attention] */
 static void forward_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -103,9 +105,11 @@ static void forward_k4_attention_matmul(float *restrict t4, const float *restric
 
 /* forward_k5_attention_matmul: matmul  [layer/attention] */
 static void forward_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -121,9 +125,11 @@ static void forward_k5_attention_matmul(float *restrict t5, const float *restric
 
 /* forward_k6_attention_matmul: matmul  [layer/attention] */
 static void forward_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -195,7 +201,9 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t0, const 
 
 /* forward_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -244,7 +252,9 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
 
 /* forward_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -254,9 +264,11 @@ static void forward_k11_attention_matmul(float *restrict t11, const float *restr
 
 /* forward_k12_attention_matmul: matmul  [layer/attention] */
 static void forward_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -298,9 +310,11 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
 
 /* forward_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void forward_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -316,9 +330,11 @@ static void forward_k14_gate_up_matmul(float *restrict t14, const float *restric
 
 /* forward_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void forward_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -352,9 +368,11 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
 
 /* forward_k17_ffn_matmul: matmul  [layer/ffn] */
 static void forward_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -409,9 +427,11 @@ static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_
 
 /* forward_k20_lm_head_matmul: matmul  [lm_head] */
 static void forward_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1); }
     else {
-        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
@@ -733,9 +753,11 @@ static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
 
 /* prefill_k4_attention_matmul: matmul  [layer/attention] */
 static void prefill_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -751,9 +773,11 @@ static void prefill_k4_attention_matmul(float *restrict t4, const float *restric
 
 /* prefill_k5_attention_matmul: matmul  [layer/attention] */
 static void prefill_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -769,9 +793,11 @@ static void prefill_k5_attention_matmul(float *restrict t5, const float *restric
 
 /* prefill_k6_attention_matmul: matmul  [layer/attention] */
 static void prefill_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -856,7 +882,9 @@ static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const 
 
 /* prefill_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * S * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * S * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -905,7 +933,9 @@ static void prefill_k11_attention(float *restrict t9, const float *restrict t8, 
 
 /* prefill_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void prefill_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * S >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -915,9 +945,11 @@ static void prefill_k12_attention_matmul(float *restrict t10, const float *restr
 
 /* prefill_k13_attention_matmul: matmul  [layer/attention] */
 static void prefill_k13_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -959,9 +991,11 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
 
 /* prefill_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void prefill_k15_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -977,9 +1011,11 @@ static void prefill_k15_gate_up_matmul(float *restrict t13, const float *restric
 
 /* prefill_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void prefill_k16_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -1013,9 +1049,11 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
 
 /* prefill_k18_ffn_matmul: matmul  [layer/ffn] */
 static void prefill_k18_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1070,9 +1108,11 @@ static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_
 
 /* prefill_k21_lm_head_matmul: matmul  [lm_head] */
 static void prefill_k21_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t17, 1, 0.0f, logits, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t17, 1, 0.0f, logits, 1); }
     else {
-        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
@@ -1415,9 +1455,11 @@ static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps
 
 /* decode_k4_attention_matmul: matmul  [layer/attention] */
 static void decode_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
     else {
-        #pragma omp parallel if (B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= (2*HD2*KVH*REP)) {
@@ -1433,9 +1475,11 @@ static void decode_k4_attention_matmul(float *restrict t4, const float *restrict
 
 /* decode_k5_attention_matmul: matmul  [layer/attention] */
 static void decode_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if (B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= (2*HD2*KVH)) {
@@ -1478,9 +1522,11 @@ static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, co
 
 /* decode_k7_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
 static void decode_k7_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1); }
     else {
-        #pragma omp parallel if (B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= (2*HD2*KVH)) {
@@ -1524,7 +1570,9 @@ static void decode_k8_rope(float *restrict t6, const float *restrict t0, const f
 
 /* decode_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && 1 * S * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && 1 * S * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1572,7 +1620,9 @@ static void decode_k10_attention(float *restrict t8, const float *restrict t7, l
 
 /* decode_k11_attention_matmul: matmul  [layer/attention/attention] */
 static void decode_k11_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && 1 * (2*HD2) * S >= 131072)
+    const int parallel = B * KVH * REP > 1 && 1 * (2*HD2) * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1581,9 +1631,11 @@ static void decode_k11_attention_matmul(float *restrict t9, const float *restric
 
 /* decode_k12_attention_matmul: matmul  [layer/attention] */
 static void decode_k12_attention_matmul(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t9, 1, 0.0f, t10, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t9, 1, 0.0f, t10, 1); }
     else {
-        #pragma omp parallel if (B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= (2*HD2*KVH*REP)) {
@@ -1625,9 +1677,11 @@ static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_e
 
 /* decode_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void decode_k14_gate_up_matmul(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
     else {
-        #pragma omp parallel if (B * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= F) {
@@ -1643,9 +1697,11 @@ static void decode_k14_gate_up_matmul(float *restrict t12, const float *restrict
 
 /* decode_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void decode_k15_gate_up_matmul(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t11, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t11, 1, 0.0f, t13, 1); }
     else {
-        #pragma omp parallel if (B * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= F) {
@@ -1679,9 +1735,11 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
 
 /* decode_k17_ffn_matmul: matmul  [layer/ffn] */
 static void decode_k17_ffn_matmul(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t14, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t14, 1, 0.0f, t15, 1); }
     else {
-        #pragma omp parallel if (B * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = B * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= (2*HD2*KVH*REP)) {
@@ -1736,9 +1794,11 @@ static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_e
 
 /* decode_k20_lm_head_matmul: matmul  [lm_head] */
 static void decode_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
-    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t16, 1, 0.0f, logits, 1); la_blas_pool(0); }
+    if (B == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t16, 1, 0.0f, logits, 1); }
     else {
-        #pragma omp parallel if (B * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = B * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (B >= V) {

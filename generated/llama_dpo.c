@@ -108,9 +108,11 @@ static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_
 
 /* dpo_logps_k5_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -126,9 +128,11 @@ static void dpo_logps_k5_attention_matmul(float *restrict t5, const float *restr
 
 /* dpo_logps_k6_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t6, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -144,9 +148,11 @@ static void dpo_logps_k6_attention_matmul(float *restrict t6, const float *restr
 
 /* dpo_logps_k7_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -218,7 +224,9 @@ static void dpo_logps_k9_rope(float *restrict t9, const float *restrict t0, cons
 
 /* dpo_logps_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void dpo_logps_k10_scores_matmul(float *restrict t10, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -269,7 +277,9 @@ static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t
 
 /* dpo_logps_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *restrict t7, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -279,9 +289,11 @@ static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *res
 
 /* dpo_logps_k13_attention_matmul: matmul  [layer/attention] */
 static void dpo_logps_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -323,9 +335,11 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
 
 /* dpo_logps_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_logps_k15_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -341,9 +355,11 @@ static void dpo_logps_k15_gate_up_matmul(float *restrict t15, const float *restr
 
 /* dpo_logps_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_logps_k16_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -377,9 +393,11 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
 
 /* dpo_logps_k18_ffn_matmul: matmul  [layer/ffn] */
 static void dpo_logps_k18_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -434,9 +452,11 @@ static void dpo_logps_k20_rmsnorm(float *restrict t19, const float *restrict nor
 
 /* dpo_logps_k21_lm_head_matmul: matmul  [lm_head] */
 static void dpo_logps_k21_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
     else {
-        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
@@ -1060,9 +1080,11 @@ static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_e
 
 /* dpo_step_k5_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1078,9 +1100,11 @@ static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restri
 
 /* dpo_step_k6_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k6_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -1096,9 +1120,11 @@ static void dpo_step_k6_attention_matmul(float *restrict t5, const float *restri
 
 /* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -1170,7 +1196,9 @@ static void dpo_step_k9_rope(float *restrict t8, const float *restrict t0, const
 
 /* dpo_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void dpo_step_k10_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1221,7 +1249,9 @@ static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2
 
 /* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1231,9 +1261,11 @@ static void dpo_step_k12_attention_matmul(float *restrict t11, const float *rest
 
 /* dpo_step_k13_attention_matmul: matmul  [layer/attention] */
 static void dpo_step_k13_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1275,9 +1307,11 @@ static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm
 
 /* dpo_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -1293,9 +1327,11 @@ static void dpo_step_k15_gate_up_matmul(float *restrict t14, const float *restri
 
 /* dpo_step_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void dpo_step_k16_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -1329,9 +1365,11 @@ static void dpo_step_k17_silu(float *restrict t16, const float *restrict t14, co
 
 /* dpo_step_k18_ffn_matmul: matmul  [layer/ffn] */
 static void dpo_step_k18_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1410,9 +1448,11 @@ static void dpo_step_k22_rmsnorm(float *restrict t20, const float *restrict fina
 
 /* dpo_step_k23_lm_head_matmul: matmul  [lm_head] */
 static void dpo_step_k23_lm_head_matmul(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1); }
     else {
-        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
@@ -4252,9 +4292,11 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
 
 /* dpo_step_k147_lm_head_grad_matmul: matmul  [lm_head/grad] */
 static void dpo_step_k147_lm_head_grad_matmul(float *restrict t139, const float *restrict lm_head, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t138, 1, 0.0f, t139, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t138, 1, 0.0f, t139, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * V >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * V >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -4348,9 +4390,11 @@ static void dpo_step_k151_rmsnorm_grad(float *restrict grad_final_norm, const fl
 
 /* dpo_step_k152_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
 static void dpo_step_k152_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t20, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, t138, V, 1.0f, grad_lm_head, 1); la_blas_pool(0); }
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, t138, V, 1.0f, grad_lm_head, 1); }
     else {
-        #pragma omp parallel if (V * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = V * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (V >= (2*HD2*KVH*REP)) {
@@ -4415,9 +4459,11 @@ static void dpo_step_k155_rmsnorm(float *restrict t145, const float *restrict at
 
 /* dpo_step_k156_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k156_attention_matmul(float *restrict t146, const float *restrict wq, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t145, 1, 0.0f, t146, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t145, 1, 0.0f, t146, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -4460,9 +4506,11 @@ static void dpo_step_k157_rope(float *restrict t147, const float *restrict t0, c
 
 /* dpo_step_k158_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k158_attention_matmul(float *restrict t148, const float *restrict wk, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t145, 1, 0.0f, t148, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t145, 1, 0.0f, t148, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -4505,9 +4553,11 @@ static void dpo_step_k159_rope(float *restrict t149, const float *restrict t0, c
 
 /* dpo_step_k160_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k160_attention_matmul(float *restrict t150, const float *restrict wv, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t145, 1, 0.0f, t150, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t145, 1, 0.0f, t150, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -4523,7 +4573,9 @@ static void dpo_step_k160_attention_matmul(float *restrict t150, const float *re
 
 /* dpo_step_k161_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
 static void dpo_step_k161_scores_matmul(float *restrict t151, const float *restrict t147, const float *restrict t149, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4602,7 +4654,9 @@ static void dpo_step_k164_softmax(float *restrict t154, const float *restrict t1
 
 /* dpo_step_k165_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
 static void dpo_step_k165_attention_matmul(float *restrict t155, const float *restrict t150, const float *restrict t154, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4612,9 +4666,11 @@ static void dpo_step_k165_attention_matmul(float *restrict t155, const float *re
 
 /* dpo_step_k166_attention_matmul: matmul  [layer_backward/attention] */
 static void dpo_step_k166_attention_matmul(float *restrict t156, const float *restrict wo, const float *restrict t155, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -4693,9 +4749,11 @@ static void dpo_step_k170_rmsnorm(float *restrict t160, const float *restrict ff
 
 /* dpo_step_k171_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void dpo_step_k171_gate_up_matmul(float *restrict t161, const float *restrict w1, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t160, 1, 0.0f, t161, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t160, 1, 0.0f, t161, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -4728,9 +4786,11 @@ static void dpo_step_k172_silu(float *restrict t162, const float *restrict t161,
 
 /* dpo_step_k173_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void dpo_step_k173_gate_up_matmul(float *restrict t163, const float *restrict w3, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t160, 1, 0.0f, t163, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t160, 1, 0.0f, t163, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -4760,9 +4820,11 @@ static void dpo_step_k174_gate_up(float *restrict t164, const float *restrict t1
 
 /* dpo_step_k175_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
 static void dpo_step_k175_ffn_grad_matmul(float *restrict t165, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t165, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t165, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -4792,9 +4854,11 @@ static void dpo_step_k176_ffn_grad(float *restrict t166, const float *restrict t
 
 /* dpo_step_k177_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void dpo_step_k177_gate_up_grad_matmul(float *restrict t167, const float *restrict w3, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -4834,9 +4898,11 @@ static void dpo_step_k178_silu_grad(float *restrict t168, const float *restrict 
 
 /* dpo_step_k179_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void dpo_step_k179_gate_up_grad_matmul(float *restrict t169, const float *restrict w1, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t168, 1, 0.0f, t169, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t168, 1, 0.0f, t169, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -4924,9 +4990,11 @@ static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restri
 
 /* dpo_step_k183_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k183_attention_grad_matmul(float *restrict t173, const float *restrict wo, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t172, 1, 0.0f, t173, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t172, 1, 0.0f, t173, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -4942,7 +5010,9 @@ static void dpo_step_k183_attention_grad_matmul(float *restrict t173, const floa
 
 /* dpo_step_k184_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
 static void dpo_step_k184_attention_grad_matmul(float *restrict t174, const float *restrict t150, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4984,7 +5054,9 @@ static void dpo_step_k185_attention(float *restrict t175, const float *restrict 
 
 /* dpo_step_k186_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
 static void dpo_step_k186_scores_grad_matmul(float *restrict t176, const float *restrict t149, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -4994,7 +5066,9 @@ static void dpo_step_k186_scores_grad_matmul(float *restrict t176, const float *
 
 /* dpo_step_k187_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
 static void dpo_step_k187_attention_grad_matmul(float *restrict t177, const float *restrict t147, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -5004,7 +5078,9 @@ static void dpo_step_k187_attention_grad_matmul(float *restrict t177, const floa
 
 /* dpo_step_k188_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
 static void dpo_step_k188_attention_grad_matmul(float *restrict t178, const float *restrict t154, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -5014,9 +5090,11 @@ static void dpo_step_k188_attention_grad_matmul(float *restrict t178, const floa
 
 /* dpo_step_k189_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k189_attention_grad_matmul(float *restrict t179, const float *restrict wv, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t178, 1, 0.0f, t179, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t178, 1, 0.0f, t179, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -5068,9 +5146,11 @@ static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict 
 
 /* dpo_step_k191_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k191_attention_grad_matmul(float *restrict t181, const float *restrict wk, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t180, 1, 0.0f, t181, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t180, 1, 0.0f, t181, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -5122,9 +5202,11 @@ static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict 
 
 /* dpo_step_k193_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void dpo_step_k193_attention_grad_matmul(float *restrict t183, const float *restrict wq, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t182, 1, 0.0f, t183, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t182, 1, 0.0f, t183, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -5227,9 +5309,11 @@ static void dpo_step_k197_layer_backward(float *restrict grad_attn_norm, const f
 
 /* dpo_step_k198_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k198_layer_backward_matmul(float *restrict grad_wq, const float *restrict t145, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t182, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t182, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
@@ -5245,9 +5329,11 @@ static void dpo_step_k198_layer_backward_matmul(float *restrict grad_wq, const f
 
 /* dpo_step_k199_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k199_layer_backward_matmul(float *restrict grad_wk, const float *restrict t145, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t180, 2*HD2*KVH, 1.0f, grad_wk, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t180, 2*HD2*KVH, 1.0f, grad_wk, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
@@ -5263,9 +5349,11 @@ static void dpo_step_k199_layer_backward_matmul(float *restrict grad_wk, const f
 
 /* dpo_step_k200_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k200_layer_backward_matmul(float *restrict grad_wv, const float *restrict t145, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t178, 2*HD2*KVH, 1.0f, grad_wv, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t178, 2*HD2*KVH, 1.0f, grad_wv, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
@@ -5281,9 +5369,11 @@ static void dpo_step_k200_layer_backward_matmul(float *restrict grad_wv, const f
 
 /* dpo_step_k201_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void dpo_step_k201_layer_backward_matmul(float *restrict grad_wo, const float *restrict t155, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, t172, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, t172, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
@@ -5311,9 +5401,11 @@ static void dpo_step_k202_layer_backward(float *restrict grad_ffn_norm, const fl
 
 /* dpo_step_k203_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void dpo_step_k203_layer_backward_matmul(float *restrict grad_w1, const float *restrict t160, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t168, F, 1.0f, grad_w1, 1); la_blas_pool(0); }
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t168, F, 1.0f, grad_w1, 1); }
     else {
-        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
@@ -5329,9 +5421,11 @@ static void dpo_step_k203_layer_backward_matmul(float *restrict grad_w1, const f
 
 /* dpo_step_k204_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
 static void dpo_step_k204_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t164, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t164, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t164, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH*REP) * F * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= F) {
@@ -5347,9 +5441,11 @@ static void dpo_step_k204_layer_backward_matmul(float *restrict grad_w2, const f
 
 /* dpo_step_k205_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void dpo_step_k205_layer_backward_matmul(float *restrict grad_w3, const float *restrict t160, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t166, F, 1.0f, grad_w3, 1); la_blas_pool(0); }
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t166, F, 1.0f, grad_w3, 1); }
     else {
-        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {

@@ -85,9 +85,11 @@ static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_ep
 
 /* lm_step_k4_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k4_attention_matmul(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t2, 1, 0.0f, t3, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t2, 1, 0.0f, t3, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -103,9 +105,11 @@ static void lm_step_k4_attention_matmul(float *restrict t3, const float *restric
 
 /* lm_step_k5_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k5_attention_matmul(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -121,9 +125,11 @@ static void lm_step_k5_attention_matmul(float *restrict t4, const float *restric
 
 /* lm_step_k6_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -195,7 +201,9 @@ static void lm_step_k8_rope(float *restrict t7, const float *restrict t0, const 
 
 /* lm_step_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void lm_step_k9_scores_matmul(float *restrict t8, const float *restrict t6, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -244,7 +252,9 @@ static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, 
 
 /* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void lm_step_k11_attention_matmul(float *restrict t10, const float *restrict t5, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -254,9 +264,11 @@ static void lm_step_k11_attention_matmul(float *restrict t10, const float *restr
 
 /* lm_step_k12_attention_matmul: matmul  [layer/attention] */
 static void lm_step_k12_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -298,9 +310,11 @@ static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_
 
 /* lm_step_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void lm_step_k14_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -316,9 +330,11 @@ static void lm_step_k14_gate_up_matmul(float *restrict t13, const float *restric
 
 /* lm_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void lm_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -352,9 +368,11 @@ static void lm_step_k16_silu(float *restrict t15, const float *restrict t13, con
 
 /* lm_step_k17_ffn_matmul: matmul  [layer/ffn] */
 static void lm_step_k17_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -433,9 +451,11 @@ static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict final
 
 /* lm_step_k22_lm_head_matmul: matmul  [lm_head] */
 static void lm_step_k22_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
     else {
-        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
@@ -560,9 +580,11 @@ static void lm_step_k27_log_softmax_grad(float *restrict t24, const int32_t *res
 
 /* lm_step_k28_lm_head_grad_matmul: matmul  [lm_head/grad] */
 static void lm_step_k28_lm_head_grad_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * V >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * V >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -656,9 +678,11 @@ static void lm_step_k32_rmsnorm_grad(float *restrict grad_final_norm, const floa
 
 /* lm_step_k33_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
 static void lm_step_k33_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t19, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, t24, V, 1.0f, grad_lm_head, 1); la_blas_pool(0); }
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, t24, V, 1.0f, grad_lm_head, 1); }
     else {
-        #pragma omp parallel if (V * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = V * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (V >= (2*HD2*KVH*REP)) {
@@ -723,9 +747,11 @@ static void lm_step_k36_rmsnorm(float *restrict t31, const float *restrict attn_
 
 /* lm_step_k37_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k37_attention_matmul(float *restrict t32, const float *restrict wq, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t31, 1, 0.0f, t32, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t31, 1, 0.0f, t32, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -768,9 +794,11 @@ static void lm_step_k38_rope(float *restrict t33, const float *restrict t0, cons
 
 /* lm_step_k39_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k39_attention_matmul(float *restrict t34, const float *restrict wk, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t31, 1, 0.0f, t34, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t31, 1, 0.0f, t34, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -813,9 +841,11 @@ static void lm_step_k40_rope(float *restrict t35, const float *restrict t0, cons
 
 /* lm_step_k41_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k41_attention_matmul(float *restrict t36, const float *restrict wv, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t31, 1, 0.0f, t36, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t31, 1, 0.0f, t36, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -831,7 +861,9 @@ static void lm_step_k41_attention_matmul(float *restrict t36, const float *restr
 
 /* lm_step_k42_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
 static void lm_step_k42_scores_matmul(float *restrict t37, const float *restrict t33, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -908,7 +940,9 @@ static void lm_step_k45_softmax(float *restrict t40, const float *restrict t38, 
 
 /* lm_step_k46_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
 static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict t36, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -918,9 +952,11 @@ static void lm_step_k46_attention_matmul(float *restrict t41, const float *restr
 
 /* lm_step_k47_attention_matmul: matmul  [layer_backward/attention] */
 static void lm_step_k47_attention_matmul(float *restrict t42, const float *restrict wo, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t41, 1, 0.0f, t42, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t41, 1, 0.0f, t42, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -999,9 +1035,11 @@ static void lm_step_k51_rmsnorm(float *restrict t46, const float *restrict ffn_n
 
 /* lm_step_k52_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void lm_step_k52_gate_up_matmul(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t46, 1, 0.0f, t47, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t46, 1, 0.0f, t47, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -1034,9 +1072,11 @@ static void lm_step_k53_silu(float *restrict t48, const float *restrict t47, lon
 
 /* lm_step_k54_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
 static void lm_step_k54_gate_up_matmul(float *restrict t49, const float *restrict w3, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t46, 1, 0.0f, t49, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t46, 1, 0.0f, t49, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -1066,9 +1106,11 @@ static void lm_step_k55_gate_up(float *restrict t50, const float *restrict t48, 
 
 /* lm_step_k56_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
 static void lm_step_k56_ffn_grad_matmul(float *restrict t51, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t51, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t51, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -1098,9 +1140,11 @@ static void lm_step_k57_ffn_grad(float *restrict t52, const float *restrict t48,
 
 /* lm_step_k58_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void lm_step_k58_gate_up_grad_matmul(float *restrict t53, const float *restrict w3, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1140,9 +1184,11 @@ static void lm_step_k59_silu_grad(float *restrict t54, const float *restrict t47
 
 /* lm_step_k60_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
 static void lm_step_k60_gate_up_grad_matmul(float *restrict t55, const float *restrict w1, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1230,9 +1276,11 @@ static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict 
 
 /* lm_step_k64_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k64_attention_grad_matmul(float *restrict t59, const float *restrict wo, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t58, 1, 0.0f, t59, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t58, 1, 0.0f, t59, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1248,7 +1296,9 @@ static void lm_step_k64_attention_grad_matmul(float *restrict t59, const float *
 
 /* lm_step_k65_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
 static void lm_step_k65_attention_grad_matmul(float *restrict t60, const float *restrict t36, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1289,7 +1339,9 @@ static void lm_step_k66_softmax_grad(float *restrict t61, const float *restrict 
 
 /* lm_step_k67_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
 static void lm_step_k67_scores_grad_matmul(float *restrict t62, const float *restrict t35, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1299,7 +1351,9 @@ static void lm_step_k67_scores_grad_matmul(float *restrict t62, const float *res
 
 /* lm_step_k68_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
 static void lm_step_k68_attention_grad_matmul(float *restrict t63, const float *restrict t33, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1309,7 +1363,9 @@ static void lm_step_k68_attention_grad_matmul(float *restrict t63, const float *
 
 /* lm_step_k69_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
 static void lm_step_k69_attention_grad_matmul(float *restrict t64, const float *restrict t40, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(2) if (B * KVH > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -1319,9 +1375,11 @@ static void lm_step_k69_attention_grad_matmul(float *restrict t64, const float *
 
 /* lm_step_k70_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k70_attention_grad_matmul(float *restrict t65, const float *restrict wv, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t64, 1, 0.0f, t65, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t64, 1, 0.0f, t65, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1373,9 +1431,11 @@ static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0,
 
 /* lm_step_k72_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k72_attention_grad_matmul(float *restrict t67, const float *restrict wk, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t66, 1, 0.0f, t67, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t66, 1, 0.0f, t67, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1427,9 +1487,11 @@ static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0,
 
 /* lm_step_k74_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
 static void lm_step_k74_attention_grad_matmul(float *restrict t69, const float *restrict wq, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -1532,9 +1594,11 @@ static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const flo
 
 /* lm_step_k79_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k79_layer_backward_matmul(float *restrict grad_wq, const float *restrict t31, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t68, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t68, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
@@ -1550,9 +1614,11 @@ static void lm_step_k79_layer_backward_matmul(float *restrict grad_wq, const flo
 
 /* lm_step_k80_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k80_layer_backward_matmul(float *restrict grad_wk, const float *restrict t31, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t66, 2*HD2*KVH, 1.0f, grad_wk, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t66, 2*HD2*KVH, 1.0f, grad_wk, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
@@ -1568,9 +1634,11 @@ static void lm_step_k80_layer_backward_matmul(float *restrict grad_wk, const flo
 
 /* lm_step_k81_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k81_layer_backward_matmul(float *restrict grad_wv, const float *restrict t31, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t64, 2*HD2*KVH, 1.0f, grad_wv, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t64, 2*HD2*KVH, 1.0f, grad_wv, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
@@ -1586,9 +1654,11 @@ static void lm_step_k81_layer_backward_matmul(float *restrict grad_wv, const flo
 
 /* lm_step_k82_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
 static void lm_step_k82_layer_backward_matmul(float *restrict grad_wo, const float *restrict t41, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, t58, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, t58, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
@@ -1616,9 +1686,11 @@ static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const floa
 
 /* lm_step_k84_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void lm_step_k84_layer_backward_matmul(float *restrict grad_w1, const float *restrict t46, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t54, F, 1.0f, grad_w1, 1); la_blas_pool(0); }
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t54, F, 1.0f, grad_w1, 1); }
     else {
-        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
@@ -1634,9 +1706,11 @@ static void lm_step_k84_layer_backward_matmul(float *restrict grad_w1, const flo
 
 /* lm_step_k85_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
 static void lm_step_k85_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t50, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t50, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); la_blas_pool(0); }
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t50, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
     else {
-        #pragma omp parallel if ((2*HD2*KVH*REP) * F * (B*T) >= 131072)
+        const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= F) {
@@ -1652,9 +1726,11 @@ static void lm_step_k85_layer_backward_matmul(float *restrict grad_w2, const flo
 
 /* lm_step_k86_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
 static void lm_step_k86_layer_backward_matmul(float *restrict grad_w3, const float *restrict t46, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t52, F, 1.0f, grad_w3, 1); la_blas_pool(0); }
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t52, F, 1.0f, grad_w3, 1); }
     else {
-        #pragma omp parallel if (F * (2*HD2*KVH*REP) * (B*T) >= 131072)
+        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
@@ -2439,9 +2515,11 @@ static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_
 
 /* eval_loss_k4_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -2457,9 +2535,11 @@ static void eval_loss_k4_attention_matmul(float *restrict t4, const float *restr
 
 /* eval_loss_k5_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -2475,9 +2555,11 @@ static void eval_loss_k5_attention_matmul(float *restrict t5, const float *restr
 
 /* eval_loss_k6_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
@@ -2549,7 +2631,9 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, cons
 
 /* eval_loss_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
 static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * T * (2*HD2) >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -2598,7 +2682,9 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
 
 /* eval_loss_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
 static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    #pragma omp parallel for collapse(3) if (B * KVH * REP > 1 && T * (2*HD2) * T >= 131072)
+    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
@@ -2608,9 +2694,11 @@ static void eval_loss_k11_attention_matmul(float *restrict t11, const float *res
 
 /* eval_loss_k12_attention_matmul: matmul  [layer/attention] */
 static void eval_loss_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -2652,9 +2740,11 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
 
 /* eval_loss_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void eval_loss_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -2670,9 +2760,11 @@ static void eval_loss_k14_gate_up_matmul(float *restrict t14, const float *restr
 
 /* eval_loss_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
 static void eval_loss_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); }
     else {
-        #pragma omp parallel if ((B*T) * F * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
@@ -2706,9 +2798,11 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
 
 /* eval_loss_k17_ffn_matmul: matmul  [layer/ffn] */
 static void eval_loss_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); }
     else {
-        #pragma omp parallel if ((B*T) * (2*HD2*KVH*REP) * F >= 131072)
+        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
@@ -2763,9 +2857,11 @@ static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict nor
 
 /* eval_loss_k20_lm_head_matmul: matmul  [lm_head] */
 static void eval_loss_k20_lm_head_matmul(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1); la_blas_pool(0); }
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1); }
     else {
-        #pragma omp parallel if ((B*T) * V * (2*HD2*KVH*REP) >= 131072)
+        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {

@@ -49,14 +49,16 @@ public enum CCompiler {
             /* The kernels' OpenMP threads split every product; OpenBLAS itself runs on the calling
                thread (its own pool would spin after each call beside the next kernel). */
             void openblas_set_num_threads(int num_threads);
-            static int la_threads = 1;
-            __attribute__((constructor)) static void la_single_threaded_blas(void) {
-                la_threads = omp_get_max_threads();
-                openblas_set_num_threads(1);
-            }
-            void la_set_num_threads(int n) { la_threads = n; omp_set_num_threads(n); openblas_set_num_threads(1); }
+            /* OpenBLAS starts with its pool (sized from the cores when it loads): lent. */
+            static int la_threads = 0, la_lent = 1;
+            void la_set_num_threads(int n) { la_threads = n; la_lent = 0; omp_set_num_threads(n); openblas_set_num_threads(1); }
             int la_num_threads(void) { return omp_get_max_threads(); }
-            void la_blas_pool(int lend) { openblas_set_num_threads(lend ? la_threads : 1); }
+            void la_blas_pool(int lend) {
+                if (lend == la_lent) return;
+                la_lent = lend;
+                if (la_threads == 0) la_threads = omp_get_max_threads();
+                openblas_set_num_threads(lend ? la_threads : 1);
+            }
 
 
             """
@@ -103,7 +105,8 @@ public enum CCompiler {
         /* Threads of the kernels (OpenMP; OpenBLAS runs single-threaded inside them). */
         void la_set_num_threads(int n);
         int la_num_threads(void);
-        /* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0). */
+        /* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0); called
+           outside parallel regions only. */
         void la_blas_pool(int lend);
         /* From libomp (declared here: the toolchain's clang does not ship omp.h). */
         int omp_get_num_threads(void);

@@ -104,7 +104,9 @@ enum MatmulLowering {
             let split = batchDims.indices.prefix { !summed.contains($0) }.count
             if split > 0 {
                 let count = batchDims.prefix(split).map { paren($0.cExpr) }.joined(separator: " * ")
-                lines.append("#pragma omp parallel for collapse(\(split)) if (\(count) > 1 && \(work))")
+                lines.append("const int parallel = \(count) > 1 && \(work);")
+                lines.append("if (parallel) la_blas_pool(0);")
+                lines.append("#pragma omp parallel for collapse(\(split)) if (parallel)")
             }
             for (d, dim) in batchDims.enumerated() {
                 lines.append(String(repeating: "    ", count: d) + "for (long b\(d) = 0; b\(d) < \(dim.cExpr); b\(d)++)")
@@ -127,13 +129,16 @@ enum MatmulLowering {
         // One product: the threads split C along its longer side.
         let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: a.pointer, pb: b.pointer, pc: cBase)
         let M = paren(m.cExpr), N = paren(nn.cExpr)
-        lines.append("#pragma omp parallel if (\(work))")
+        lines.append("const int parallel = \(work);")
+        lines.append("if (parallel) la_blas_pool(0);")
+        lines.append("#pragma omp parallel if (parallel)")
         lines.append("{")
         lines.append("    const long parts = omp_get_num_threads(), p = omp_get_thread_num();")
         func range(_ side: String) -> String { "const long lo = \(side) * p / parts, hi = \(side) * (p + 1) / parts;" }
         // One row (decode): a matrix-vector product is bound by streaming the weights, which
-        // OpenBLAS's own threads do best; its pool is lent for the call.
-        let lend = "{ la_blas_pool(1); \(call.gemv(n: nn.cExpr)) la_blas_pool(0); }"
+        // OpenBLAS's own threads do best; its pool is lent until the next split product.
+        // (kept lent for the next one: decode runs one after another)
+        let lend = "{ la_blas_pool(1); \(call.gemv(n: nn.cExpr)) }"
         if m == 1 { return [lend] }
         let gemmRows = ["    " + range(M), "    if (hi > lo) \(call.rows().gemm(m: "hi - lo", n: nn.cExpr))"]
         let gemmColumns = ["    " + range(N), "    if (hi > lo) \(call.columns().gemm(m: m.cExpr, n: "hi - lo"))"]

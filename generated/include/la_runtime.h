@@ -21,7 +21,8 @@ extern const char *const la_manifest_json;
 /* Threads of the kernels (OpenMP; OpenBLAS runs single-threaded inside them). */
 void la_set_num_threads(int n);
 int la_num_threads(void);
-/* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0). */
+/* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0); called
+   outside parallel regions only. */
 void la_blas_pool(int lend);
 /* From libomp (declared here: the toolchain's clang does not ship omp.h). */
 int omp_get_num_threads(void);
