@@ -1098,8 +1098,35 @@ static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restri
     }
 }
 
-/* dpo_step_k6_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k6_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void dpo_step_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (KVH*REP)) % T;
+        const long i2 = (r) % (KVH*REP);
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[(((i0 + 0) * T + i1) * (KVH*REP) + i2) * (2*HD2) + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
+static void dpo_step_k7_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
@@ -1118,9 +1145,36 @@ static void dpo_step_k6_attention_matmul(float *restrict t5, const float *restri
     }
 }
 
-/* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
+/* dpo_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void dpo_step_k8_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long T) {
+    const long rows = B*KVH*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * (2*HD2) + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k9_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
+static void dpo_step_k9_attention_matmul(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, saved_v + 0, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1129,85 +1183,29 @@ static void dpo_step_k7_attention_matmul(float *restrict t6, const float *restri
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo * (2*HD2*KVH), 2*HD2*KVH);
             } else {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo, 2*HD2*KVH);
             }
-        }
-    }
-}
-
-/* dpo_step_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
-static void dpo_step_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
-static void dpo_step_k9_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t8[r * n + j] = v0;
         }
     }
 }
 
 /* dpo_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void dpo_step_k10_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k10_scores_matmul(float *restrict t6, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* dpo_step_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k11_attention(float *restrict t7, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1222,7 +1220,7 @@ static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t9[r * n + j0]) * v3;
+            float v4 = (t6[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -1233,35 +1231,35 @@ static void dpo_step_k11_attention(float *restrict t10, const float *restrict t2
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
-            float v9 = (t9[r * n + j1]) * v3;
+            float v9 = (t6[r * n + j1]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = expf(v12);
-            t10[r * n + j1] = v13;
+            t7[r * n + j1] = v13;
             acc1 += v13;
         }
         for (long j = 0; j < n; j++) {
-            float v14 = (t10[r * n + j]) / acc1;
-            t10[r * n + j] = v14;
+            float v14 = (t7[r * n + j]) / acc1;
+            t7[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void dpo_step_k12_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape, write_slice  [layer/attention/attention; layer/attention] */
+static void dpo_step_k12_attention_matmul(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t7 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t7 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* dpo_step_k13_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k13_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
+static void dpo_step_k13_attention_matmul(float *restrict t8, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, saved_attn, 1, 0.0f, t8, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1270,17 +1268,31 @@ static void dpo_step_k13_attention_matmul(float *restrict t12, const float *rest
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, saved_attn + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t8 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t8 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
-static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k14_layer: reshape, add, write_slice  [layer/attention; layer] */
+static void dpo_step_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t8[r * n + j];
+            saved_h[((i0 + 0) * T + i1) * (2*HD2*KVH*REP) + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1289,25 +1301,23 @@ static void dpo_step_k14_rmsnorm(float *restrict t13, const float *restrict norm
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[r * n + j0];
-            float v1 = v0 * v0;
-            acc0 += v1;
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v4 = v3 + norm_eps[0];
-        float v5 = 1.0f / sqrtf(v4);
+        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[r * n + j];
-            float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[j]);
-            t13[r * n + j] = v7;
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t9[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
+/* dpo_step_k16_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
+static void dpo_step_k16_gate_up_matmul(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t9, 1, 0.0f, saved_gate + 0, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1316,18 +1326,18 @@ static void dpo_step_k15_gate_up_matmul(float *restrict t14, const float *restri
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t9 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo, F);
             }
         }
     }
 }
 
-/* dpo_step_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_step_k16_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); }
+/* dpo_step_k17_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
+static void dpo_step_k17_gate_up_matmul(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t9, 1, 0.0f, saved_up + 0, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1336,36 +1346,36 @@ static void dpo_step_k16_gate_up_matmul(float *restrict t15, const float *restri
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t9 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo, F);
             }
         }
     }
 }
 
-/* dpo_step_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void dpo_step_k17_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* dpo_step_k18_silu: neg, exp, const, reshape, expand, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[r * n + j]);
+            float v0 = -(saved_gate[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[r * n + j]) / v2;
-            float v4 = v3 * (t15[r * n + j]);
-            t16[r * n + j] = v4;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t10[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_k18_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_step_k18_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); }
+/* dpo_step_k19_ffn_matmul: matmul  [layer/ffn] */
+static void dpo_step_k19_ffn_matmul(float *restrict t11, const float *restrict w2, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t10, 1, 0.0f, t11, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1374,32 +1384,31 @@ static void dpo_step_k18_ffn_matmul(float *restrict t17, const float *restrict w
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t16 + lo * F, F, w2, F, 0.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t10 + lo * F, F, w2, F, 0.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t16, F, w2 + lo * F, F, 0.0f, t17 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t10, F, w2 + lo * F, F, 0.0f, t11 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
-static void dpo_step_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k20_ffn: reshape, add  [layer/ffn; layer] */
+static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[r * n + j];
-            float v1 = v0 + t17[r * n + j];
-            carry0_next[r * n + j] = v1;
+            float v0 = saved_h[r * n + j] + t11[r * n + j];
+            carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k20_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void dpo_step_k20_rmsnorm(float *restrict t18, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void dpo_step_k21_rmsnorm(float *restrict t12, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1412,43 +1421,43 @@ static void dpo_step_k20_rmsnorm(float *restrict t18, const float *restrict carr
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        t18[r] = acc0;
+        t12[r] = acc0;
     }
 }
 
-/* dpo_step_k21_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void dpo_step_k21_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k22_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
+static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t18[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t12[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t19[r * n + j] = v2;
+            t13[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k22_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_step_k22_rmsnorm(float *restrict t20, const float *restrict final_norm, const float *restrict carry0, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k23_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t19[(i0) * T + i1]);
+            float v0 = (carry0[r * n + j]) * (t13[(i0) * T + i1]);
             float v1 = v0 * (final_norm[j]);
-            t20[r * n + j] = v1;
+            t14[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k23_lm_head_matmul: matmul  [lm_head] */
-static void dpo_step_k23_lm_head_matmul(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t20, 1, 0.0f, t21, 1); }
+/* dpo_step_k24_lm_head_matmul: matmul  [lm_head] */
+static void dpo_step_k24_lm_head_matmul(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long B, long HD2, long KVH, long REP, long T, long V) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); }
     else {
         const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1457,17 +1466,17 @@ static void dpo_step_k23_lm_head_matmul(float *restrict t21, const float *restri
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t20 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t21 + lo * V, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t15 + lo * V, V);
             } else {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t21 + lo, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, V);
             }
         }
     }
 }
 
-/* dpo_step_k24_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k24_lm_head(float *restrict t22, const float *restrict t21, long B, long T, long V) {
+/* dpo_step_k25_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k25_lm_head(float *restrict t16, const float *restrict t15, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1477,58 +1486,58 @@ static void dpo_step_k24_lm_head(float *restrict t22, const float *restrict t21,
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t21[r * n + j0]);
+            acc0 = fmaxf(acc0, t15[r * n + j0]);
         }
-        t22[r] = acc0;
+        t16[r] = acc0;
     }
 }
 
-/* dpo_step_k25_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k25_log_softmax(float *restrict t23, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+/* dpo_step_k26_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t22[(i0) * T + i1];
+        float v0 = t16[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v2 = expf(v1);
             acc0 += v2;
         }
-        t23[r] = acc0;
+        t17[r] = acc0;
     }
 }
 
-/* dpo_step_k26_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k26_cross_entropy(float *restrict t24, const int32_t *restrict chosen_targets, const float *restrict t21, const float *restrict t22, const float *restrict t23, long B, long T, long V) {
+/* dpo_step_k27_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k27_cross_entropy(float *restrict t18, const int32_t *restrict chosen_targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t22[(i0) * T + i1];
-        float v2 = logf(t23[(i0) * T + i1]);
+        float v0 = t16[(i0) * T + i1];
+        float v2 = logf(t17[(i0) * T + i1]);
         float v4 = (float)chosen_targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t24[r] = acc0;
+        t18[r] = acc0;
     }
 }
 
-/* dpo_step_k27_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k27_cross_entropy(float *restrict t25, const float *restrict chosen_mask, const float *restrict t24, long B, long T) {
+/* dpo_step_k28_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k28_cross_entropy(float *restrict t19, const float *restrict chosen_mask, const float *restrict t18, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1537,52 +1546,52 @@ static void dpo_step_k27_cross_entropy(float *restrict t25, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t24[r * n + j0]);
+            float v0 = -(t18[r * n + j0]);
             float v1 = v0 * (chosen_mask[r * n + j0]);
             acc0 += v1;
         }
-        t25[r] = acc0;
+        t19[r] = acc0;
     }
 }
 
-/* dpo_step_k28_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k28_sequence_logps(float *restrict logps_chosen, const float *restrict t25, long B) {
+/* dpo_step_k29_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k29_sequence_logps(float *restrict logps_chosen, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t25[j]);
+            float v0 = -(t19[j]);
             logps_chosen[j] = v0;
         }
     }
 }
 
-/* dpo_step_k29_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k29_cross_entropy(float *restrict t26, const int32_t *restrict rejected_targets, const float *restrict t21, const float *restrict t22, const float *restrict t23, long B, long T, long V) {
+/* dpo_step_k30_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k30_cross_entropy(float *restrict t20, const int32_t *restrict rejected_targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t22[(i0) * T + i1];
-        float v2 = logf(t23[(i0) * T + i1]);
+        float v0 = t16[(i0) * T + i1];
+        float v2 = logf(t17[(i0) * T + i1]);
         float v4 = (float)rejected_targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t26[r] = acc0;
+        t20[r] = acc0;
     }
 }
 
-/* dpo_step_k30_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k30_cross_entropy(float *restrict t27, const float *restrict rejected_mask, const float *restrict t26, long B, long T) {
+/* dpo_step_k31_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k31_cross_entropy(float *restrict t21, const float *restrict rejected_mask, const float *restrict t20, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1591,28 +1600,28 @@ static void dpo_step_k30_cross_entropy(float *restrict t27, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t26[r * n + j0]);
+            float v0 = -(t20[r * n + j0]);
             float v1 = v0 * (rejected_mask[r * n + j0]);
             acc0 += v1;
         }
-        t27[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* dpo_step_k31_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k31_sequence_logps(float *restrict logps_rejected, const float *restrict t27, long B) {
+/* dpo_step_k32_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k32_sequence_logps(float *restrict logps_rejected, const float *restrict t21, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t27[j]);
+            float v0 = -(t21[j]);
             logps_rejected[j] = v0;
         }
     }
 }
 
-/* dpo_step_k32_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
-static void dpo_step_k32_lm_head(float *restrict t28, const float *restrict t21, long B, long T, long V) {
+/* dpo_step_k33_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
+static void dpo_step_k33_lm_head(float *restrict t22, const float *restrict t15, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1622,14 +1631,14 @@ static void dpo_step_k32_lm_head(float *restrict t28, const float *restrict t21,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t21[r * n + j0];
+            acc0 += t15[r * n + j0];
         }
-        t28[r] = acc0;
+        t22[r] = acc0;
     }
 }
 
-/* dpo_step_k33_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k33_sequence_logps(float *restrict t29, const float *restrict chosen_mask, long B, long T) {
+/* dpo_step_k34_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restrict chosen_mask, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1640,12 +1649,12 @@ static void dpo_step_k33_sequence_logps(float *restrict t29, const float *restri
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += chosen_mask[r * n + j0];
         }
-        t29[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* dpo_step_k34_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k34_sequence_logps(float *restrict t30, const float *restrict rejected_mask, long B, long T) {
+/* dpo_step_k35_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k35_sequence_logps(float *restrict t24, const float *restrict rejected_mask, long B, long T) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1656,12 +1665,12 @@ static void dpo_step_k34_sequence_logps(float *restrict t30, const float *restri
         for (long j0 = 0; j0 < n; j0++) {
             acc0 += rejected_mask[r * n + j0];
         }
-        t30[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* dpo_step_k35_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k35_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t28, long B, long T, long V) {
+/* dpo_step_k36_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k36_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t22, long B, long T, long V) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1670,7 +1679,7 @@ static void dpo_step_k35_sequence_logps(float *restrict logits_chosen, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[r * n + j0]) / ((float)(V));
+            float v0 = (t22[r * n + j0]) / ((float)(V));
             float v1 = v0;
             float v2 = v1 * (chosen_mask[r * n + j0]);
             acc0 += v2;
@@ -1679,8 +1688,8 @@ static void dpo_step_k35_sequence_logps(float *restrict logits_chosen, const flo
     }
 }
 
-/* dpo_step_k36_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k36_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t28, long B, long T, long V) {
+/* dpo_step_k37_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
+static void dpo_step_k37_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t22, long B, long T, long V) {
     /* one result per row */
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1689,7 +1698,7 @@ static void dpo_step_k36_sequence_logps(float *restrict logits_rejected, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[r * n + j0]) / ((float)(V));
+            float v0 = (t22[r * n + j0]) / ((float)(V));
             float v1 = v0;
             float v2 = v1 * (rejected_mask[r * n + j0]);
             acc0 += v2;
@@ -1698,11 +1707,95 @@ static void dpo_step_k36_sequence_logps(float *restrict logits_rejected, const f
     }
 }
 
-/* dpo_step_k37_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k37_dpo_sigmoid(float *restrict t31, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k38_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
+static void dpo_step_k38_dpo_sigmoid(float *restrict t25, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v3 = v1 - v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v6 = v4 - v5;
+            float v7 = v3 - v6;
+            float v8 = (beta[0]) * v7;
+            t25[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k39_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k39_log_sigmoid(float *restrict t26, const float *restrict t25, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t25[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t26[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k40_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k40_dpo_sigmoid(float *restrict t27, const float *restrict t26, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t26[j];
+            t27[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k41_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
+static void dpo_step_k41_dpo_sigmoid(float *restrict t28, const float *restrict t25, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t25[j]);
+            t28[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k42_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k42_log_sigmoid(float *restrict t29, const float *restrict t28, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t28[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t29[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k43_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k43_dpo_sigmoid(float *restrict t30, const float *restrict t29, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t29[j];
+            t30[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k44_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
+static void dpo_step_k44_dpo_robust(float *restrict t31, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -1718,8 +1811,8 @@ static void dpo_step_k37_dpo_sigmoid(float *restrict t31, const float *restrict 
     }
 }
 
-/* dpo_step_k38_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k38_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
+/* dpo_step_k45_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k45_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -1732,8 +1825,8 @@ static void dpo_step_k38_log_sigmoid(float *restrict t32, const float *restrict 
     }
 }
 
-/* dpo_step_k39_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k39_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
+/* dpo_step_k46_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k46_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -1744,8 +1837,8 @@ static void dpo_step_k39_dpo_sigmoid(float *restrict t33, const float *restrict 
     }
 }
 
-/* dpo_step_k40_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
-static void dpo_step_k40_dpo_sigmoid(float *restrict t34, const float *restrict t31, long B) {
+/* dpo_step_k47_dpo_robust: neg  [lm_head/dpo_robust] */
+static void dpo_step_k47_dpo_robust(float *restrict t34, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -1756,8 +1849,8 @@ static void dpo_step_k40_dpo_sigmoid(float *restrict t34, const float *restrict 
     }
 }
 
-/* dpo_step_k41_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k41_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
+/* dpo_step_k48_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k48_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -1770,8 +1863,8 @@ static void dpo_step_k41_log_sigmoid(float *restrict t35, const float *restrict 
     }
 }
 
-/* dpo_step_k42_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k42_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
+/* dpo_step_k49_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k49_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -1782,92 +1875,8 @@ static void dpo_step_k42_dpo_sigmoid(float *restrict t36, const float *restrict 
     }
 }
 
-/* dpo_step_k43_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
-static void dpo_step_k43_dpo_robust(float *restrict t37, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t37[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k44_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k44_log_sigmoid(float *restrict t38, const float *restrict t37, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t37[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t38[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k45_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k45_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t38[j];
-            t39[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k46_dpo_robust: neg  [lm_head/dpo_robust] */
-static void dpo_step_k46_dpo_robust(float *restrict t40, const float *restrict t37, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t37[j]);
-            t40[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k47_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k47_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t40[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t41[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k48_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k48_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t41[j];
-            t42[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k49_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k49_dpo_hinge(float *restrict t43, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k50_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
+static void dpo_step_k50_dpo_hinge(float *restrict t37, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -1882,13 +1891,13 @@ static void dpo_step_k49_dpo_hinge(float *restrict t43, const float *restrict re
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
             float v9 = 1.0f - v8;
-            t43[j] = v9;
+            t37[j] = v9;
         }
     }
 }
 
-/* dpo_step_k50_dpo_ipo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k50_dpo_ipo(float *restrict t44, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
+/* dpo_step_k51_dpo_ipo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
+static void dpo_step_k51_dpo_ipo(float *restrict t38, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
@@ -1897,26 +1906,26 @@ static void dpo_step_k50_dpo_ipo(float *restrict t44, const float *restrict ref_
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t29[j];
+            float v2 = v0 != 0.0f ? 1.0f : t23[j];
             float v3 = v1 / v2;
             float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v5 = v4 / v2;
             float v6 = v3 - v5;
             float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : t30[j];
+            float v8 = v0 != 0.0f ? 1.0f : t24[j];
             float v9 = v7 / v8;
             float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v11 = v10 / v8;
             float v12 = v9 - v11;
             float v13 = v6 - v12;
             float v16 = v13 - v15;
-            t44[j] = v16;
+            t38[j] = v16;
         }
     }
 }
 
-/* dpo_step_k51_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k51_dpo_sigmoid(float *restrict t45, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k52_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k52_dpo_sigmoid(float *restrict t39, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1930,13 +1939,13 @@ static void dpo_step_k51_dpo_sigmoid(float *restrict t45, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t45[j] = v8;
+            t39[j] = v8;
         }
     }
 }
 
-/* dpo_step_k52_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k52_dpo_nca_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k53_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1950,25 +1959,25 @@ static void dpo_step_k52_dpo_nca_pair(float *restrict t46, const float *restrict
             float v6 = fabsf(v5);
             float v7 = -v6;
             float v8 = expf(v7);
-            t46[j] = v8;
+            t40[j] = v8;
         }
     }
 }
 
-/* dpo_step_k53_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k53_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
+/* dpo_step_k54_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k54_dpo_sigmoid(float *restrict t41, const float *restrict t40, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t46[j];
-            t47[j] = v0;
+            float v0 = 1.0f + t40[j];
+            t41[j] = v0;
         }
     }
 }
 
-/* dpo_step_k54_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k54_dpo_nca_pair(float *restrict t48, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k55_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k55_dpo_nca_pair(float *restrict t42, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1982,25 +1991,25 @@ static void dpo_step_k54_dpo_nca_pair(float *restrict t48, const float *restrict
             float v6 = fabsf(v5);
             float v7 = -v6;
             float v8 = expf(v7);
-            t48[j] = v8;
+            t42[j] = v8;
         }
     }
 }
 
-/* dpo_step_k55_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k55_dpo_sigmoid(float *restrict t49, const float *restrict t48, long B) {
+/* dpo_step_k56_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k56_dpo_sigmoid(float *restrict t43, const float *restrict t42, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t48[j];
-            t49[j] = v0;
+            float v0 = 1.0f + t42[j];
+            t43[j] = v0;
         }
     }
 }
 
-/* dpo_step_k56_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k56_dpo_sigmoid(float *restrict t50, const float *restrict pair_weight, long B) {
+/* dpo_step_k57_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k57_dpo_sigmoid(float *restrict t44, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2010,12 +2019,12 @@ static void dpo_step_k56_dpo_sigmoid(float *restrict t50, const float *restrict 
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
         }
-        t50[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* dpo_step_k57_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
+/* dpo_step_k58_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k58_dpo_kto_pair(float *restrict t45, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
@@ -2028,7 +2037,7 @@ static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict
             float v4 = v3 * (pair_weight[j0]);
             acc0 += v4;
         }
-        float v8 = acc0 / (t50[0]);
+        float v8 = acc0 / (t44[0]);
         float v9 = v8;
         float v10 = fmaxf(v9, 0.0f);
         #pragma omp parallel for if (n > 32768)
@@ -2038,54 +2047,54 @@ static void dpo_step_k57_dpo_kto_pair(float *restrict t51, const float *restrict
             float v7 = v5 - v6;
             float v11 = v7 - v10;
             float v12 = (beta[0]) * v11;
-            t51[j] = v12;
+            t45[j] = v12;
         }
     }
 }
 
-/* dpo_step_k58_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k58_log_sigmoid(float *restrict t52, const float *restrict t51, long B) {
+/* dpo_step_k59_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k59_log_sigmoid(float *restrict t46, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t51[j]);
+            float v0 = fabsf(t45[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t52[j] = v2;
+            t46[j] = v2;
         }
     }
 }
 
-/* dpo_step_k59_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k59_dpo_sigmoid(float *restrict t53, const float *restrict t52, long B) {
+/* dpo_step_k60_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k60_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t52[j];
-            t53[j] = v0;
+            float v0 = 1.0f + t46[j];
+            t47[j] = v0;
         }
     }
 }
 
-/* dpo_step_k60_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k60_dpo_sigmoid(float *restrict t54, const float *restrict t51, const float *restrict t53, long B) {
+/* dpo_step_k61_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k61_dpo_sigmoid(float *restrict t48, const float *restrict t45, const float *restrict t47, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t51[j], 0.0f);
-            float v1 = logf(t53[j]);
+            float v0 = fminf(t45[j], 0.0f);
+            float v1 = logf(t47[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t54[j] = v3;
+            t48[j] = v3;
         }
     }
 }
 
-/* dpo_step_k61_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
+/* dpo_step_k62_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k62_dpo_kto_pair(float *restrict t49, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
@@ -2098,7 +2107,7 @@ static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict
             float v4 = v3 * (pair_weight[j0]);
             acc0 += v4;
         }
-        float v5 = acc0 / (t50[0]);
+        float v5 = acc0 / (t44[0]);
         float v6 = v5;
         float v7 = fmaxf(v6, 0.0f);
         #pragma omp parallel for if (n > 32768)
@@ -2108,54 +2117,54 @@ static void dpo_step_k61_dpo_kto_pair(float *restrict t55, const float *restrict
             float v10 = v8 - v9;
             float v11 = v7 - v10;
             float v12 = (beta[0]) * v11;
-            t55[j] = v12;
+            t49[j] = v12;
         }
     }
 }
 
-/* dpo_step_k62_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k62_log_sigmoid(float *restrict t56, const float *restrict t55, long B) {
+/* dpo_step_k63_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k63_log_sigmoid(float *restrict t50, const float *restrict t49, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t55[j]);
+            float v0 = fabsf(t49[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t56[j] = v2;
+            t50[j] = v2;
         }
     }
 }
 
-/* dpo_step_k63_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k63_dpo_sigmoid(float *restrict t57, const float *restrict t56, long B) {
+/* dpo_step_k64_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k64_dpo_sigmoid(float *restrict t51, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t56[j];
-            t57[j] = v0;
+            float v0 = 1.0f + t50[j];
+            t51[j] = v0;
         }
     }
 }
 
-/* dpo_step_k64_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k64_dpo_sigmoid(float *restrict t58, const float *restrict t55, const float *restrict t57, long B) {
+/* dpo_step_k65_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k65_dpo_sigmoid(float *restrict t52, const float *restrict t49, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t55[j], 0.0f);
-            float v1 = logf(t57[j]);
+            float v0 = fminf(t49[j], 0.0f);
+            float v1 = logf(t51[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t58[j] = v3;
+            t52[j] = v3;
         }
     }
 }
 
-/* dpo_step_k65_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k65_dpo_dpop(float *restrict t59, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k66_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k66_dpo_dpop(float *restrict t53, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -2173,13 +2182,99 @@ static void dpo_step_k65_dpo_dpop(float *restrict t59, const float *restrict ref
             float v10 = (dpop_lambda[0]) * v9;
             float v11 = v7 - v10;
             float v12 = (beta[0]) * v11;
-            t59[j] = v12;
+            t53[j] = v12;
         }
     }
 }
 
-/* dpo_step_k66_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict t59, long B) {
+/* dpo_step_k67_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k67_log_sigmoid(float *restrict t54, const float *restrict t53, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t53[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t54[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k68_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k68_dpo_sigmoid(float *restrict t55, const float *restrict t54, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t54[j];
+            t55[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k69_dpo_simpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k69_dpo_simpo(float *restrict t56, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v8 = (simpo_gamma[0]) / (beta[0]);
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 1.0f : t23[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v5 = v0 != 0.0f ? 1.0f : t24[j];
+            float v6 = v4 / v5;
+            float v7 = v3 - v6;
+            float v9 = v7 - v8;
+            float v10 = (beta[0]) * v9;
+            t56[j] = v10;
+        }
+    }
+}
+
+/* dpo_step_k70_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k70_log_sigmoid(float *restrict t57, const float *restrict t56, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t56[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t57[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k71_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k71_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t57[j];
+            t58[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k72_dpo_simpo: neg  [lm_head/dpo_simpo] */
+static void dpo_step_k72_dpo_simpo(float *restrict t59, const float *restrict t56, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t56[j]);
+            t59[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k73_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k73_log_sigmoid(float *restrict t60, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2192,8 +2287,8 @@ static void dpo_step_k66_log_sigmoid(float *restrict t60, const float *restrict 
     }
 }
 
-/* dpo_step_k67_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k67_dpo_sigmoid(float *restrict t61, const float *restrict t60, long B) {
+/* dpo_step_k74_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k74_dpo_sigmoid(float *restrict t61, const float *restrict t60, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2204,30 +2299,35 @@ static void dpo_step_k67_dpo_sigmoid(float *restrict t61, const float *restrict 
     }
 }
 
-/* dpo_step_k68_dpo_simpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k68_dpo_simpo(float *restrict t62, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
+/* dpo_step_k75_dpo_orpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k75_dpo_orpo(float *restrict t62, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v8 = (simpo_gamma[0]) / (beta[0]);
+        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t29[j];
+            float v2 = v0 != 0.0f ? 1.0f : t23[j];
             float v3 = v1 / v2;
             float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : t30[j];
+            float v5 = v0 != 0.0f ? 1.0f : t24[j];
             float v6 = v4 / v5;
             float v7 = v3 - v6;
-            float v9 = v7 - v8;
-            float v10 = (beta[0]) * v9;
-            t62[j] = v10;
+            float v8 = expf(v3);
+            float v9 = 1.0f - v8;
+            float v10 = logf(v9);
+            float v11 = expf(v6);
+            float v12 = 1.0f - v11;
+            float v13 = logf(v12);
+            float v14 = v10 - v13;
+            float v15 = v7 - v14;
+            t62[j] = v15;
         }
     }
 }
 
-/* dpo_step_k69_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
+/* dpo_step_k76_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k76_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2240,8 +2340,8 @@ static void dpo_step_k69_log_sigmoid(float *restrict t63, const float *restrict 
     }
 }
 
-/* dpo_step_k70_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
+/* dpo_step_k77_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k77_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2252,20 +2352,51 @@ static void dpo_step_k70_dpo_sigmoid(float *restrict t64, const float *restrict 
     }
 }
 
-/* dpo_step_k71_dpo_simpo: neg  [lm_head/dpo_simpo] */
-static void dpo_step_k71_dpo_simpo(float *restrict t65, const float *restrict t62, long B) {
+/* dpo_step_k78_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k78_dpo_bco_pair(float *restrict t65, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = v4 * (pair_weight[j0]);
+            acc0 += v5;
+        }
+        float acc1 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
+            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
+            float v8 = v6 - v7;
+            float v9 = (beta[0]) * v8;
+            float v10 = v9 * (pair_weight[j1]);
+            acc1 += v10;
+        }
+        float v15 = acc0 / (t44[0]);
+        float v16 = v15;
+        float v17 = acc1 / (t44[0]);
+        float v18 = v17;
+        float v19 = v16 + v18;
+        float v20 = v19 * 0.5f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t62[j]);
-            t65[j] = v0;
+            float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v13 = v11 - v12;
+            float v14 = (beta[0]) * v13;
+            float v21 = v14 - v20;
+            t65[j] = v21;
         }
     }
 }
 
-/* dpo_step_k72_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
+/* dpo_step_k79_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k79_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2278,8 +2409,8 @@ static void dpo_step_k72_log_sigmoid(float *restrict t66, const float *restrict 
     }
 }
 
-/* dpo_step_k73_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k73_dpo_sigmoid(float *restrict t67, const float *restrict t66, long B) {
+/* dpo_step_k80_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k80_dpo_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2290,35 +2421,52 @@ static void dpo_step_k73_dpo_sigmoid(float *restrict t67, const float *restrict 
     }
 }
 
-/* dpo_step_k74_dpo_orpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k74_dpo_orpo(float *restrict t68, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
+/* dpo_step_k81_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k81_dpo_bco_pair(float *restrict t68, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = v4 * (pair_weight[j0]);
+            acc0 += v5;
+        }
+        float acc1 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
+            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
+            float v8 = v6 - v7;
+            float v9 = (beta[0]) * v8;
+            float v10 = v9 * (pair_weight[j1]);
+            acc1 += v10;
+        }
+        float v15 = acc0 / (t44[0]);
+        float v16 = v15;
+        float v17 = acc1 / (t44[0]);
+        float v18 = v17;
+        float v19 = v16 + v18;
+        float v20 = v19 * 0.5f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t29[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : t30[j];
-            float v6 = v4 / v5;
-            float v7 = v3 - v6;
-            float v8 = expf(v3);
-            float v9 = 1.0f - v8;
-            float v10 = logf(v9);
-            float v11 = expf(v6);
-            float v12 = 1.0f - v11;
-            float v13 = logf(v12);
-            float v14 = v10 - v13;
-            float v15 = v7 - v14;
-            t68[j] = v15;
+            float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v13 = v11 - v12;
+            float v14 = (beta[0]) * v13;
+            float v21 = v14 - v20;
+            float v22 = -v21;
+            t68[j] = v22;
         }
     }
 }
 
-/* dpo_step_k75_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k75_log_sigmoid(float *restrict t69, const float *restrict t68, long B) {
+/* dpo_step_k82_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k82_log_sigmoid(float *restrict t69, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2331,8 +2479,8 @@ static void dpo_step_k75_log_sigmoid(float *restrict t69, const float *restrict 
     }
 }
 
-/* dpo_step_k76_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k76_dpo_sigmoid(float *restrict t70, const float *restrict t69, long B) {
+/* dpo_step_k83_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k83_dpo_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2343,147 +2491,8 @@ static void dpo_step_k76_dpo_sigmoid(float *restrict t70, const float *restrict 
     }
 }
 
-/* dpo_step_k77_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k77_dpo_bco_pair(float *restrict t71, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = v4 * (pair_weight[j0]);
-            acc0 += v5;
-        }
-        float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
-            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
-            float v8 = v6 - v7;
-            float v9 = (beta[0]) * v8;
-            float v10 = v9 * (pair_weight[j1]);
-            acc1 += v10;
-        }
-        float v15 = acc0 / (t50[0]);
-        float v16 = v15;
-        float v17 = acc1 / (t50[0]);
-        float v18 = v17;
-        float v19 = v16 + v18;
-        float v20 = v19 * 0.5f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v13 = v11 - v12;
-            float v14 = (beta[0]) * v13;
-            float v21 = v14 - v20;
-            t71[j] = v21;
-        }
-    }
-}
-
-/* dpo_step_k78_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k78_log_sigmoid(float *restrict t72, const float *restrict t71, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t71[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t72[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k79_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k79_dpo_sigmoid(float *restrict t73, const float *restrict t72, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t72[j];
-            t73[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k80_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k80_dpo_bco_pair(float *restrict t74, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t50, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = v4 * (pair_weight[j0]);
-            acc0 += v5;
-        }
-        float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
-            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
-            float v8 = v6 - v7;
-            float v9 = (beta[0]) * v8;
-            float v10 = v9 * (pair_weight[j1]);
-            acc1 += v10;
-        }
-        float v15 = acc0 / (t50[0]);
-        float v16 = v15;
-        float v17 = acc1 / (t50[0]);
-        float v18 = v17;
-        float v19 = v16 + v18;
-        float v20 = v19 * 0.5f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v13 = v11 - v12;
-            float v14 = (beta[0]) * v13;
-            float v21 = v14 - v20;
-            float v22 = -v21;
-            t74[j] = v22;
-        }
-    }
-}
-
-/* dpo_step_k81_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k81_log_sigmoid(float *restrict t75, const float *restrict t74, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t74[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t75[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k82_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k82_dpo_sigmoid(float *restrict t76, const float *restrict t75, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t75[j];
-            t76[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k83_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k83_dpo_sigmoid(float *restrict t77, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k84_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k84_dpo_sigmoid(float *restrict t71, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2497,13 +2506,13 @@ static void dpo_step_k83_dpo_sigmoid(float *restrict t77, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t77[j] = v8;
+            t71[j] = v8;
         }
     }
 }
 
-/* dpo_step_k84_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k84_dpo_apo_zero(float *restrict t78, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t77, long B) {
+/* dpo_step_k85_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t71, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2514,16 +2523,16 @@ static void dpo_step_k84_dpo_apo_zero(float *restrict t78, const float *restrict
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t77[j]);
+            float v6 = logf(t71[j]);
             float v7 = v5 - v6;
             float v8 = expf(v7);
-            t78[j] = v8;
+            t72[j] = v8;
         }
     }
 }
 
-/* dpo_step_k85_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k85_dpo_sigmoid(float *restrict t79, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k86_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k86_dpo_sigmoid(float *restrict t73, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2537,13 +2546,13 @@ static void dpo_step_k85_dpo_sigmoid(float *restrict t79, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t79[j] = v8;
+            t73[j] = v8;
         }
     }
 }
 
-/* dpo_step_k86_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k86_dpo_apo_zero(float *restrict t80, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t79, long B) {
+/* dpo_step_k87_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2554,16 +2563,16 @@ static void dpo_step_k86_dpo_apo_zero(float *restrict t80, const float *restrict
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t79[j]);
+            float v6 = logf(t73[j]);
             float v7 = v5 - v6;
             float v8 = expf(v7);
-            t80[j] = v8;
+            t74[j] = v8;
         }
     }
 }
 
-/* dpo_step_k87_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k87_dpo_sigmoid(float *restrict t81, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k88_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k88_dpo_sigmoid(float *restrict t75, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2577,13 +2586,13 @@ static void dpo_step_k87_dpo_sigmoid(float *restrict t81, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t81[j] = v8;
+            t75[j] = v8;
         }
     }
 }
 
-/* dpo_step_k88_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k88_dpo_apo_down(float *restrict t82, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t81, long B) {
+/* dpo_step_k89_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t75, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2594,16 +2603,16 @@ static void dpo_step_k88_dpo_apo_down(float *restrict t82, const float *restrict
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t81[j]);
+            float v6 = logf(t75[j]);
             float v7 = v5 - v6;
             float v8 = expf(v7);
-            t82[j] = v8;
+            t76[j] = v8;
         }
     }
 }
 
-/* dpo_step_k89_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k89_dpo_apo_down(float *restrict t83, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k90_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2617,54 +2626,54 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t83, const float *restrict
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t83[j] = v8;
+            t77[j] = v8;
         }
     }
 }
 
-/* dpo_step_k90_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k90_log_sigmoid(float *restrict t84, const float *restrict t83, long B) {
+/* dpo_step_k91_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k91_log_sigmoid(float *restrict t78, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t83[j]);
+            float v0 = fabsf(t77[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t84[j] = v2;
+            t78[j] = v2;
         }
     }
 }
 
-/* dpo_step_k91_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k91_dpo_sigmoid(float *restrict t85, const float *restrict t84, long B) {
+/* dpo_step_k92_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k92_dpo_sigmoid(float *restrict t79, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t84[j];
-            t85[j] = v0;
+            float v0 = 1.0f + t78[j];
+            t79[j] = v0;
         }
     }
 }
 
-/* dpo_step_k92_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k92_dpo_sigmoid(float *restrict t86, const float *restrict t83, const float *restrict t85, long B) {
+/* dpo_step_k93_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k93_dpo_sigmoid(float *restrict t80, const float *restrict t77, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t83[j], 0.0f);
-            float v1 = logf(t85[j]);
+            float v0 = fminf(t77[j], 0.0f);
+            float v1 = logf(t79[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t86[j] = v3;
+            t80[j] = v3;
         }
     }
 }
 
-/* dpo_step_k93_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k93_dpo_exo_pair(float *restrict t87, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k94_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k94_dpo_exo_pair(float *restrict t81, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -2678,13 +2687,93 @@ static void dpo_step_k93_dpo_exo_pair(float *restrict t87, const float *restrict
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t87[j] = v8;
+            t81[j] = v8;
         }
     }
 }
 
-/* dpo_step_k94_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
+/* dpo_step_k95_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k95_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t81[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t82[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k96_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k96_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t82[j];
+            t83[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k97_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k97_dpo_sigmoid(float *restrict t84, const float *restrict t81, const float *restrict t83, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t81[j], 0.0f);
+            float v1 = logf(t83[j]);
+            float v2 = v0 - v1;
+            t84[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k98_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k98_sigmoid(float *restrict t85, const float *restrict t84, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = expf(t84[j]);
+            t85[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k99_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k99_dpo_exo_pair(float *restrict t86, const float *restrict label_smoothing, const float *restrict t84, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v2 = 1.0f - v1;
+        float v3 = logf(v2);
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v4 = t84[j] - v3;
+            t86[j] = v4;
+        }
+    }
+}
+
+/* dpo_step_k100_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
+static void dpo_step_k100_dpo_exo_pair(float *restrict t87, const float *restrict t81, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t81[j]);
+            t87[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k101_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k101_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2697,8 +2786,8 @@ static void dpo_step_k94_log_sigmoid(float *restrict t88, const float *restrict 
     }
 }
 
-/* dpo_step_k95_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
+/* dpo_step_k102_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k102_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2709,8 +2798,8 @@ static void dpo_step_k95_dpo_sigmoid(float *restrict t89, const float *restrict 
     }
 }
 
-/* dpo_step_k96_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k96_dpo_sigmoid(float *restrict t90, const float *restrict t87, const float *restrict t89, long B) {
+/* dpo_step_k103_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k103_dpo_sigmoid(float *restrict t90, const float *restrict t87, const float *restrict t89, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2723,8 +2812,8 @@ static void dpo_step_k96_dpo_sigmoid(float *restrict t90, const float *restrict 
     }
 }
 
-/* dpo_step_k97_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k97_sigmoid(float *restrict t91, const float *restrict t90, long B) {
+/* dpo_step_k104_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k104_sigmoid(float *restrict t91, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2735,88 +2824,8 @@ static void dpo_step_k97_sigmoid(float *restrict t91, const float *restrict t90,
     }
 }
 
-/* dpo_step_k98_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k98_dpo_exo_pair(float *restrict t92, const float *restrict label_smoothing, const float *restrict t90, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = 1.0f - v1;
-        float v3 = logf(v2);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v4 = t90[j] - v3;
-            t92[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k99_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
-static void dpo_step_k99_dpo_exo_pair(float *restrict t93, const float *restrict t87, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t87[j]);
-            t93[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k100_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k100_log_sigmoid(float *restrict t94, const float *restrict t93, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t93[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t94[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k101_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k101_dpo_sigmoid(float *restrict t95, const float *restrict t94, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t94[j];
-            t95[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k102_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k102_dpo_sigmoid(float *restrict t96, const float *restrict t93, const float *restrict t95, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t93[j], 0.0f);
-            float v1 = logf(t95[j]);
-            float v2 = v0 - v1;
-            t96[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k103_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k103_sigmoid(float *restrict t97, const float *restrict t96, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = expf(t96[j]);
-            t97[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k104_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k104_dpo_exo_pair(float *restrict t98, const float *restrict label_smoothing, const float *restrict t96, long B) {
+/* dpo_step_k105_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k105_dpo_exo_pair(float *restrict t92, const float *restrict label_smoothing, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
@@ -2824,14 +2833,14 @@ static void dpo_step_k104_dpo_exo_pair(float *restrict t98, const float *restric
         float v2 = logf(v1);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v3 = t96[j] - v2;
-            t98[j] = v3;
+            float v3 = t90[j] - v2;
+            t92[j] = v3;
         }
     }
 }
 
-/* dpo_step_k105_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k105_dpo_discopop(float *restrict t99, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k106_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k106_dpo_discopop(float *restrict t93, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -2845,71 +2854,163 @@ static void dpo_step_k105_dpo_discopop(float *restrict t99, const float *restric
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t99[j] = v8;
+            t93[j] = v8;
         }
     }
 }
 
-/* dpo_step_k106_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
-static void dpo_step_k106_dpo_discopop(float *restrict t100, const float *restrict t99, long B) {
+/* dpo_step_k107_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
+static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = (t99[j]) / 0.0500000007f;
-            t100[j] = v0;
+            float v0 = (t93[j]) / 0.0500000007f;
+            t94[j] = v0;
         }
     }
 }
 
-/* dpo_step_k107_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k107_log_sigmoid(float *restrict t101, const float *restrict t100, long B) {
+/* dpo_step_k108_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k108_log_sigmoid(float *restrict t95, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t100[j]);
+            float v0 = fabsf(t94[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t101[j] = v2;
+            t95[j] = v2;
         }
     }
 }
 
-/* dpo_step_k108_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k108_dpo_sigmoid(float *restrict t102, const float *restrict t101, long B) {
+/* dpo_step_k109_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k109_dpo_sigmoid(float *restrict t96, const float *restrict t95, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t101[j];
-            t102[j] = v0;
+            float v0 = 1.0f + t95[j];
+            t96[j] = v0;
         }
     }
 }
 
-/* dpo_step_k109_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k109_dpo_sigmoid(float *restrict t103, const float *restrict t100, const float *restrict t102, long B) {
+/* dpo_step_k110_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
+static void dpo_step_k110_dpo_sigmoid(float *restrict t97, const float *restrict t94, const float *restrict t96, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t100[j], 0.0f);
-            float v1 = logf(t102[j]);
+            float v0 = fminf(t94[j], 0.0f);
+            float v1 = logf(t96[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t103[j] = v3;
+            t97[j] = v3;
         }
     }
 }
 
-/* dpo_step_k110_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k110_log_sigmoid(float *restrict t104, const float *restrict t99, long B) {
+/* dpo_step_k111_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k111_log_sigmoid(float *restrict t98, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t99[j]);
+            float v0 = fabsf(t93[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t98[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k112_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k112_dpo_sigmoid(float *restrict t99, const float *restrict t98, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t98[j];
+            t99[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k113_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k113_dpo_sigmoid(float *restrict t100, const float *restrict t93, const float *restrict t99, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t93[j], 0.0f);
+            float v1 = logf(t99[j]);
+            float v2 = v0 - v1;
+            float v3 = -v2;
+            t100[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k114_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k114_dpo_sigmoid(float *restrict t101, const float *restrict t97, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f - (t97[j]);
+            t101[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k115_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
+static void dpo_step_k115_dpo_discopop(float *restrict t102, const float *restrict t93, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t93[j]);
+            float v1 = expf(v0);
+            t102[j] = v1;
+        }
+    }
+}
+
+/* dpo_step_k116_dpo_sigmoid_norm: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k116_dpo_sigmoid_norm(float *restrict t103, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 1.0f : t23[j];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v5 = v4 / v2;
+            float v6 = v3 - v5;
+            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v8 = v0 != 0.0f ? 1.0f : t24[j];
+            float v9 = v7 / v8;
+            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v11 = v10 / v8;
+            float v12 = v9 - v11;
+            float v13 = v6 - v12;
+            float v14 = (beta[0]) * v13;
+            t103[j] = v14;
+        }
+    }
+}
+
+/* dpo_step_k117_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k117_log_sigmoid(float *restrict t104, const float *restrict t103, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t103[j]);
             float v1 = -v0;
             float v2 = expf(v1);
             t104[j] = v2;
@@ -2917,8 +3018,8 @@ static void dpo_step_k110_log_sigmoid(float *restrict t104, const float *restric
     }
 }
 
-/* dpo_step_k111_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k111_dpo_sigmoid(float *restrict t105, const float *restrict t104, long B) {
+/* dpo_step_k118_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k118_dpo_sigmoid(float *restrict t105, const float *restrict t104, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2929,138 +3030,46 @@ static void dpo_step_k111_dpo_sigmoid(float *restrict t105, const float *restric
     }
 }
 
-/* dpo_step_k112_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k112_dpo_sigmoid(float *restrict t106, const float *restrict t99, const float *restrict t105, long B) {
+/* dpo_step_k119_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k119_dpo_sigmoid_norm(float *restrict t106, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t99[j], 0.0f);
-            float v1 = logf(t105[j]);
-            float v2 = v0 - v1;
-            float v3 = -v2;
-            t106[j] = v3;
+            float v0 = -(t103[j]);
+            t106[j] = v0;
         }
     }
 }
 
-/* dpo_step_k113_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k113_dpo_sigmoid(float *restrict t107, const float *restrict t103, long B) {
+/* dpo_step_k120_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k120_log_sigmoid(float *restrict t107, const float *restrict t106, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t103[j]);
-            t107[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k114_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
-static void dpo_step_k114_dpo_discopop(float *restrict t108, const float *restrict t99, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t99[j]);
-            float v1 = expf(v0);
-            t108[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k115_dpo_sigmoid_norm: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k115_dpo_sigmoid_norm(float *restrict t109, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t29[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v5 = v4 / v2;
-            float v6 = v3 - v5;
-            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : t30[j];
-            float v9 = v7 / v8;
-            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v11 = v10 / v8;
-            float v12 = v9 - v11;
-            float v13 = v6 - v12;
-            float v14 = (beta[0]) * v13;
-            t109[j] = v14;
-        }
-    }
-}
-
-/* dpo_step_k116_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k116_log_sigmoid(float *restrict t110, const float *restrict t109, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t109[j]);
+            float v0 = fabsf(t106[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t110[j] = v2;
+            t107[j] = v2;
         }
     }
 }
 
-/* dpo_step_k117_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k117_dpo_sigmoid(float *restrict t111, const float *restrict t110, long B) {
+/* dpo_step_k121_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k121_dpo_sigmoid(float *restrict t108, const float *restrict t107, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t110[j];
-            t111[j] = v0;
+            float v0 = 1.0f + t107[j];
+            t108[j] = v0;
         }
     }
 }
 
-/* dpo_step_k118_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k118_dpo_sigmoid_norm(float *restrict t112, const float *restrict t109, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t109[j]);
-            t112[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k119_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k119_log_sigmoid(float *restrict t113, const float *restrict t112, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t112[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t113[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k120_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k120_dpo_sigmoid(float *restrict t114, const float *restrict t113, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t113[j];
-            t114[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k121_log_sigmoid: reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t47, const float *restrict t49, const float *restrict t54, const float *restrict t58, const float *restrict t59, const float *restrict t61, const float *restrict t62, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t68, const float *restrict t70, const float *restrict t71, const float *restrict t73, const float *restrict t74, const float *restrict t76, const float *restrict t78, const float *restrict t80, const float *restrict t82, const float *restrict t86, const float *restrict t91, const float *restrict t92, const float *restrict t97, const float *restrict t98, const float *restrict t103, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, const float *restrict t111, const float *restrict t112, const float *restrict t114, long B) {
+/* dpo_step_k122_log_sigmoid: reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t25, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t41, const float *restrict t43, const float *restrict t48, const float *restrict t52, const float *restrict t53, const float *restrict t55, const float *restrict t56, const float *restrict t58, const float *restrict t59, const float *restrict t61, const float *restrict t62, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t68, const float *restrict t70, const float *restrict t72, const float *restrict t74, const float *restrict t76, const float *restrict t80, const float *restrict t85, const float *restrict t86, const float *restrict t91, const float *restrict t92, const float *restrict t97, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t105, const float *restrict t106, const float *restrict t108, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3090,12 +3099,12 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = fminf(t31[j], 0.0f);
-                float v5 = logf(t33[j]);
+                float v4 = fminf(t25[j], 0.0f);
+                float v5 = logf(t27[j]);
                 float v6 = v4 - v5;
                 float v7 = v3 * v6;
-                float v8 = fminf(t34[j], 0.0f);
-                float v9 = logf(t36[j]);
+                float v8 = fminf(t28[j], 0.0f);
+                float v9 = logf(t30[j]);
                 float v10 = v8 - v9;
                 float v11 = (label_smoothing[0]) * v10;
                 float v12 = v7 - v11;
@@ -3103,12 +3112,12 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v13;
             }
             else if (i0 < (1 + 1)) {
-                float v15 = fminf(t37[j], 0.0f);
-                float v16 = logf(t39[j]);
+                float v15 = fminf(t31[j], 0.0f);
+                float v16 = logf(t33[j]);
                 float v17 = v15 - v16;
                 float v18 = v3 * v17;
-                float v19 = fminf(t40[j], 0.0f);
-                float v20 = logf(t42[j]);
+                float v19 = fminf(t34[j], 0.0f);
+                float v20 = logf(t36[j]);
                 float v21 = v19 - v20;
                 float v22 = (label_smoothing[0]) * v21;
                 float v23 = v18 + v22;
@@ -3117,12 +3126,12 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v27;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v29 = fmaxf(t43[j], 0.0f);
+                float v29 = fmaxf(t37[j], 0.0f);
                 float v30 = v28 != 0.0f ? 0.0f : v29;
                 v0 = v30;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t44[j]) * (t44[j]);
+                float v32 = (t38[j]) * (t38[j]);
                 float v33 = v31 != 0.0f ? 0.0f : v32;
                 v0 = v33;
             }
@@ -3147,12 +3156,12 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
                 float v51 = v49 - v50;
                 float v52 = (beta[0]) * v51;
                 float v53 = fminf(v52, 0.0f);
-                float v54 = logf(t45[j]);
+                float v54 = logf(t39[j]);
                 float v55 = v53 - v54;
                 float v56 = -v55;
                 float v57 = -v52;
                 float v58 = fminf(v57, 0.0f);
-                float v59 = logf(t47[j]);
+                float v59 = logf(t41[j]);
                 float v60 = v58 - v59;
                 float v61 = 0.5f * v60;
                 float v62 = v56 - v61;
@@ -3162,7 +3171,7 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
                 float v66 = (beta[0]) * v65;
                 float v67 = -v66;
                 float v68 = fminf(v67, 0.0f);
-                float v69 = logf(t49[j]);
+                float v69 = logf(t43[j]);
                 float v70 = v68 - v69;
                 float v71 = 0.5f * v70;
                 float v72 = v62 - v71;
@@ -3170,28 +3179,28 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v75 = 1.0f - (t54[j]);
-                float v76 = 1.0f - (t58[j]);
+                float v75 = 1.0f - (t48[j]);
+                float v76 = 1.0f - (t52[j]);
                 float v77 = v75 + v76;
                 float v78 = v77 * 0.5f;
                 float v79 = v74 != 0.0f ? 0.0f : v78;
                 v0 = v79;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v81 = fminf(t59[j], 0.0f);
-                float v82 = logf(t61[j]);
+                float v81 = fminf(t53[j], 0.0f);
+                float v82 = logf(t55[j]);
                 float v83 = v81 - v82;
                 float v84 = -v83;
                 float v85 = v80 != 0.0f ? 0.0f : v84;
                 v0 = v85;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t62[j], 0.0f);
-                float v88 = logf(t64[j]);
+                float v87 = fminf(t56[j], 0.0f);
+                float v88 = logf(t58[j]);
                 float v89 = v87 - v88;
                 float v90 = v3 * v89;
-                float v91 = fminf(t65[j], 0.0f);
-                float v92 = logf(t67[j]);
+                float v91 = fminf(t59[j], 0.0f);
+                float v92 = logf(t61[j]);
                 float v93 = v91 - v92;
                 float v94 = (label_smoothing[0]) * v93;
                 float v95 = v90 - v94;
@@ -3200,11 +3209,11 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
                 float v98 = v97 != 0.0f ? -1.0f : logps_chosen[j];
-                float v99 = v97 != 0.0f ? 1.0f : t29[j];
+                float v99 = v97 != 0.0f ? 1.0f : t23[j];
                 float v100 = v98 / v99;
                 float v101 = -v100;
-                float v102 = fminf(t68[j], 0.0f);
-                float v103 = logf(t70[j]);
+                float v102 = fminf(t62[j], 0.0f);
+                float v103 = logf(t64[j]);
                 float v104 = v102 - v103;
                 float v105 = (beta[0]) * v104;
                 float v106 = v101 - v105;
@@ -3212,50 +3221,50 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v107;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v109 = fminf(t71[j], 0.0f);
-                float v110 = logf(t73[j]);
+                float v109 = fminf(t65[j], 0.0f);
+                float v110 = logf(t67[j]);
                 float v111 = v109 - v110;
                 float v112 = -v111;
-                float v113 = fminf(t74[j], 0.0f);
-                float v114 = logf(t76[j]);
+                float v113 = fminf(t68[j], 0.0f);
+                float v114 = logf(t70[j]);
                 float v115 = v113 - v114;
                 float v116 = v112 - v115;
                 float v117 = v108 != 0.0f ? 0.0f : v116;
                 v0 = v117;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v119 = 1.0f - (t78[j]);
-                float v120 = v119 + t80[j];
+                float v119 = 1.0f - (t72[j]);
+                float v120 = v119 + t74[j];
                 float v121 = v118 != 0.0f ? 0.0f : v120;
                 v0 = v121;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v123 = 1.0f - (t86[j]);
-                float v124 = t82[j] + v123;
+                float v123 = 1.0f - (t80[j]);
+                float v124 = t76[j] + v123;
                 float v125 = v122 != 0.0f ? 0.0f : v124;
                 v0 = v125;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v127 = (t91[j]) * (t92[j]);
-                float v128 = (t97[j]) * (t98[j]);
+                float v127 = (t85[j]) * (t86[j]);
+                float v128 = (t91[j]) * (t92[j]);
                 float v129 = v127 + v128;
                 float v130 = v126 != 0.0f ? 0.0f : v129;
                 v0 = v130;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v132 = (t106[j]) * (t107[j]);
-                float v133 = (t108[j]) * (t103[j]);
+                float v132 = (t100[j]) * (t101[j]);
+                float v133 = (t102[j]) * (t97[j]);
                 float v134 = v132 + v133;
                 float v135 = v131 != 0.0f ? 0.0f : v134;
                 v0 = v135;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v137 = fminf(t109[j], 0.0f);
-                float v138 = logf(t111[j]);
+                float v137 = fminf(t103[j], 0.0f);
+                float v138 = logf(t105[j]);
                 float v139 = v137 - v138;
                 float v140 = v3 * v139;
-                float v141 = fminf(t112[j], 0.0f);
-                float v142 = logf(t114[j]);
+                float v141 = fminf(t106[j], 0.0f);
+                float v142 = logf(t108[j]);
                 float v143 = v141 - v142;
                 float v144 = (label_smoothing[0]) * v143;
                 float v145 = v140 - v144;
@@ -3264,7 +3273,7 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
             }
             else {
                 float v148 = v147 != 0.0f ? -1.0f : logps_chosen[j];
-                float v149 = v147 != 0.0f ? 1.0f : t29[j];
+                float v149 = v147 != 0.0f ? 1.0f : t23[j];
                 float v150 = v148 / v149;
                 float v151 = -v150;
                 float v152 = v147 != 0.0f ? 0.0f : v151;
@@ -3275,8 +3284,8 @@ static void dpo_step_k121_log_sigmoid(float *restrict losses, const float *restr
     }
 }
 
-/* dpo_step_k122_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
-static void dpo_step_k122_lm_head(float *restrict t115, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_k123_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
+static void dpo_step_k123_lm_head(float *restrict t109, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3288,55 +3297,55 @@ static void dpo_step_k122_lm_head(float *restrict t115, const float *restrict lo
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t115[r] = acc0;
+        t109[r] = acc0;
     }
 }
 
-/* dpo_step_k123_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k123_lm_head(float *restrict t116, const float *restrict pair_weight, const float *restrict t115, long B) {
+/* dpo_step_k124_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict pair_weight, const float *restrict t109, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t115[j0]) * (pair_weight[j0]);
+            float v0 = (t109[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        t116[r] = acc0;
+        t110[r] = acc0;
     }
 }
 
-/* dpo_step_k124_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k124_sft(float *restrict t117, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t29, long B) {
+/* dpo_step_k125_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k125_sft(float *restrict t111, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t23, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (logps_chosen[j0]) / (t29[j0]);
+            float v0 = (logps_chosen[j0]) / (t23[j0]);
             float v1 = -v0;
             float v2 = v1 * (pair_weight[j0]);
             acc0 += v2;
         }
-        t117[r] = acc0;
+        t111[r] = acc0;
     }
 }
 
-/* dpo_step_k125_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k125_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t116, const float *restrict t117) {
+/* dpo_step_k126_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k126_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t110, const float *restrict t111) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t116[0]);
-        float v1 = (sft_loss_ratio[0]) * (t117[0]);
+        float v0 = (pref_loss_ratio[0]) * (t110[0]);
+        float v1 = (sft_loss_ratio[0]) * (t111[0]);
         float v2 = v0 + v1;
         loss[0] = v2;
     }
 }
 
-/* dpo_step_k126_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_step_k126_log_sigmoid_grad(float *restrict t118, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t109, const float *restrict t110, const float *restrict t111, const float *restrict t112, const float *restrict t113, const float *restrict t114, long B) {
+/* dpo_step_k127_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_step_k127_log_sigmoid_grad(float *restrict t112, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -3351,39 +3360,39 @@ static void dpo_step_k126_log_sigmoid_grad(float *restrict t118, const float *re
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t114[j]);
-            float v9 = v8 * (t113[j]);
+            float v8 = v7 / (t108[j]);
+            float v9 = v8 * (t107[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t112[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t106[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t112[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t106[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = -v17;
             float v19 = v18 * (beta[0]);
             float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = v23 / (t111[j]);
-            float v25 = v24 * (t110[j]);
+            float v24 = v23 / (t105[j]);
+            float v25 = v24 * (t104[j]);
             float v26 = -v25;
-            float v27 = 0.0f < t109[j] ? 1.0f : 0.0f;
+            float v27 = 0.0f < t103[j] ? 1.0f : 0.0f;
             float v28 = v27 * 2.0f;
             float v29 = v28 - 1.0f;
             float v30 = v26 * v29;
-            float v31 = t109[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = t103[j] <= 0.0f ? 1.0f : 0.0f;
             float v32 = v22 * v31;
             float v33 = v30 + v32;
             float v34 = v33 * (beta[0]);
             float v35 = v19 + v34;
-            t118[j] = v35;
+            t112[j] = v35;
         }
     }
 }
 
-/* dpo_step_k127_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k127_log_sigmoid_grad(float *restrict t119, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, long B) {
+/* dpo_step_k128_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -3393,49 +3402,49 @@ static void dpo_step_k127_log_sigmoid_grad(float *restrict t119, const float *re
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 14]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t103[j]);
-            float v6 = v5 * (t108[j]);
+            float v5 = v4 * (t97[j]);
+            float v6 = v5 * (t102[j]);
             float v7 = -v6;
-            float v8 = v4 * (t107[j]);
+            float v8 = v4 * (t101[j]);
             float v9 = -v8;
             float v10 = -v9;
-            float v11 = v10 / (t105[j]);
-            float v12 = v11 * (t104[j]);
+            float v11 = v10 / (t99[j]);
+            float v12 = v11 * (t98[j]);
             float v13 = -v12;
-            float v14 = 0.0f < t99[j] ? 1.0f : 0.0f;
+            float v14 = 0.0f < t93[j] ? 1.0f : 0.0f;
             float v15 = v14 * 2.0f;
             float v16 = v15 - 1.0f;
             float v17 = v13 * v16;
             float v18 = v7 + v17;
-            float v19 = t99[j] <= 0.0f ? 1.0f : 0.0f;
+            float v19 = t93[j] <= 0.0f ? 1.0f : 0.0f;
             float v20 = v9 * v19;
             float v21 = v18 + v20;
-            float v22 = v4 * (t108[j]);
-            float v23 = v4 * (t106[j]);
+            float v22 = v4 * (t102[j]);
+            float v23 = v4 * (t100[j]);
             float v24 = -v23;
             float v25 = v22 + v24;
-            float v26 = v25 * (t103[j]);
+            float v26 = v25 * (t97[j]);
             float v27 = -v26;
-            float v28 = v27 / (t102[j]);
-            float v29 = v28 * (t101[j]);
+            float v28 = v27 / (t96[j]);
+            float v29 = v28 * (t95[j]);
             float v30 = -v29;
-            float v31 = 0.0f < t100[j] ? 1.0f : 0.0f;
+            float v31 = 0.0f < t94[j] ? 1.0f : 0.0f;
             float v32 = v31 * 2.0f;
             float v33 = v32 - 1.0f;
             float v34 = v30 * v33;
-            float v35 = t100[j] <= 0.0f ? 1.0f : 0.0f;
+            float v35 = t94[j] <= 0.0f ? 1.0f : 0.0f;
             float v36 = v26 * v35;
             float v37 = v34 + v36;
             float v38 = v37 / 0.0500000007f;
             float v39 = v21 + v38;
             float v40 = v39 * (beta[0]);
-            t119[j] = v40;
+            t113[j] = v40;
         }
     }
 }
 
-/* dpo_step_k128_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k128_log_sigmoid_grad(float *restrict t120, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t97, const float *restrict t98, long B) {
+/* dpo_step_k129_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t81, const float *restrict t82, const float *restrict t83, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t91, const float *restrict t92, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -3445,61 +3454,61 @@ static void dpo_step_k128_log_sigmoid_grad(float *restrict t120, const float *re
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 13]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t97[j]);
+            float v5 = v4 * (t91[j]);
             float v6 = -v5;
-            float v7 = v6 / (t95[j]);
-            float v8 = v7 * (t94[j]);
+            float v7 = v6 / (t89[j]);
+            float v8 = v7 * (t88[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t93[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t87[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t93[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t87[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = -v16;
-            float v18 = v4 * (t98[j]);
-            float v19 = v18 * (t97[j]);
+            float v18 = v4 * (t92[j]);
+            float v19 = v18 * (t91[j]);
             float v20 = -v19;
-            float v21 = v20 / (t95[j]);
-            float v22 = v21 * (t94[j]);
+            float v21 = v20 / (t89[j]);
+            float v22 = v21 * (t88[j]);
             float v23 = -v22;
             float v24 = v23 * v12;
             float v25 = v19 * v14;
             float v26 = v24 + v25;
             float v27 = -v26;
             float v28 = v17 + v27;
-            float v29 = v4 * (t91[j]);
+            float v29 = v4 * (t85[j]);
             float v30 = -v29;
-            float v31 = v30 / (t89[j]);
-            float v32 = v31 * (t88[j]);
+            float v31 = v30 / (t83[j]);
+            float v32 = v31 * (t82[j]);
             float v33 = -v32;
-            float v34 = 0.0f < t87[j] ? 1.0f : 0.0f;
+            float v34 = 0.0f < t81[j] ? 1.0f : 0.0f;
             float v35 = v34 * 2.0f;
             float v36 = v35 - 1.0f;
             float v37 = v33 * v36;
             float v38 = v28 + v37;
-            float v39 = t87[j] <= 0.0f ? 1.0f : 0.0f;
+            float v39 = t81[j] <= 0.0f ? 1.0f : 0.0f;
             float v40 = v29 * v39;
             float v41 = v38 + v40;
-            float v42 = v4 * (t92[j]);
-            float v43 = v42 * (t91[j]);
+            float v42 = v4 * (t86[j]);
+            float v43 = v42 * (t85[j]);
             float v44 = -v43;
-            float v45 = v44 / (t89[j]);
-            float v46 = v45 * (t88[j]);
+            float v45 = v44 / (t83[j]);
+            float v46 = v45 * (t82[j]);
             float v47 = -v46;
             float v48 = v47 * v36;
             float v49 = v41 + v48;
             float v50 = v43 * v39;
             float v51 = v49 + v50;
             float v52 = v51 * (beta[0]);
-            t120[j] = v52;
+            t114[j] = v52;
         }
     }
 }
 
-/* dpo_step_k129_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k129_log_sigmoid_grad(float *restrict t121, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t83, const float *restrict t84, const float *restrict t85, const float *restrict t86, long B) {
+/* dpo_step_k130_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -3510,26 +3519,26 @@ static void dpo_step_k129_log_sigmoid_grad(float *restrict t121, const float *re
             float v3 = v2 * (loss_weights[0 + 12]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
-            float v6 = v5 * (t86[j]);
+            float v6 = v5 * (t80[j]);
             float v7 = -v6;
-            float v8 = v7 / (t85[j]);
-            float v9 = v8 * (t84[j]);
+            float v8 = v7 / (t79[j]);
+            float v9 = v8 * (t78[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t83[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t77[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t83[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t77[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = v17 * (beta[0]);
-            t121[j] = v18;
+            t115[j] = v18;
         }
     }
 }
 
-/* dpo_step_k130_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
-static void dpo_step_k130_lm_head_grad(float *restrict t122, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t82, long B) {
+/* dpo_step_k131_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
+static void dpo_step_k131_lm_head_grad(float *restrict t116, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -3539,14 +3548,14 @@ static void dpo_step_k130_lm_head_grad(float *restrict t122, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 12]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t82[j]);
-            t122[j] = v5;
+            float v5 = v4 * (t76[j]);
+            t116[j] = v5;
         }
     }
 }
 
-/* dpo_step_k131_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k131_lm_head_grad(float *restrict t123, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t80, long B) {
+/* dpo_step_k132_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -3556,14 +3565,14 @@ static void dpo_step_k131_lm_head_grad(float *restrict t123, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 11]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t80[j]);
-            t123[j] = v5;
+            float v5 = v4 * (t74[j]);
+            t117[j] = v5;
         }
     }
 }
 
-/* dpo_step_k132_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k132_lm_head_grad(float *restrict t124, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t78, long B) {
+/* dpo_step_k133_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -3574,14 +3583,14 @@ static void dpo_step_k132_lm_head_grad(float *restrict t124, const float *restri
             float v3 = v2 * (loss_weights[0 + 11]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
-            float v6 = v5 * (t78[j]);
-            t124[j] = v6;
+            float v6 = v5 * (t72[j]);
+            t118[j] = v6;
         }
     }
 }
 
-/* dpo_step_k133_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
-static void dpo_step_k133_log_sigmoid_grad(float *restrict t125, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t68, const float *restrict t69, const float *restrict t70, long B) {
+/* dpo_step_k134_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
+static void dpo_step_k134_log_sigmoid_grad(float *restrict t119, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t62, const float *restrict t63, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
@@ -3594,35 +3603,35 @@ static void dpo_step_k133_log_sigmoid_grad(float *restrict t125, const float *re
             float v5 = -v4;
             float v6 = v5 * (beta[0]);
             float v7 = -v6;
-            float v8 = v7 / (t70[j]);
-            float v9 = v8 * (t69[j]);
+            float v8 = v7 / (t64[j]);
+            float v9 = v8 * (t63[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t68[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t62[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t68[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t62[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
-            t125[j] = v17;
+            t119[j] = v17;
         }
     }
 }
 
-/* dpo_step_k134_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
-static void dpo_step_k134_dpo_orpo_grad(float *restrict t126, const float *restrict t125, long B) {
+/* dpo_step_k135_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
+static void dpo_step_k135_dpo_orpo_grad(float *restrict t120, const float *restrict t119, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t125[j]);
-            t126[j] = v0;
+            float v0 = -(t119[j]);
+            t120[j] = v0;
         }
     }
 }
 
-/* dpo_step_k135_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k135_log_sigmoid_grad(float *restrict t127, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t65, const float *restrict t66, const float *restrict t67, long B) {
+/* dpo_step_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
+static void dpo_step_k136_log_sigmoid_grad(float *restrict t121, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -3637,39 +3646,39 @@ static void dpo_step_k135_log_sigmoid_grad(float *restrict t127, const float *re
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t67[j]);
-            float v9 = v8 * (t66[j]);
+            float v8 = v7 / (t61[j]);
+            float v9 = v8 * (t60[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t65[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t59[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t65[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t59[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = -v17;
             float v19 = v18 * (beta[0]);
             float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = v23 / (t64[j]);
-            float v25 = v24 * (t63[j]);
+            float v24 = v23 / (t58[j]);
+            float v25 = v24 * (t57[j]);
             float v26 = -v25;
-            float v27 = 0.0f < t62[j] ? 1.0f : 0.0f;
+            float v27 = 0.0f < t56[j] ? 1.0f : 0.0f;
             float v28 = v27 * 2.0f;
             float v29 = v28 - 1.0f;
             float v30 = v26 * v29;
-            float v31 = t62[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = t56[j] <= 0.0f ? 1.0f : 0.0f;
             float v32 = v22 * v31;
             float v33 = v30 + v32;
             float v34 = v33 * (beta[0]);
             float v35 = v19 + v34;
-            t127[j] = v35;
+            t121[j] = v35;
         }
     }
 }
 
-/* dpo_step_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k136_log_sigmoid_grad(float *restrict t128, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t59, const float *restrict t60, const float *restrict t61, long B) {
+/* dpo_step_k137_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
+static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t53, const float *restrict t54, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -3681,55 +3690,36 @@ static void dpo_step_k136_log_sigmoid_grad(float *restrict t128, const float *re
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = -v5;
-            float v7 = v6 / (t61[j]);
-            float v8 = v7 * (t60[j]);
+            float v7 = v6 / (t55[j]);
+            float v8 = v7 * (t54[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t59[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t53[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t59[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t53[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = v16 * (beta[0]);
-            t128[j] = v17;
+            t122[j] = v17;
         }
     }
 }
 
-/* dpo_step_k137_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
-static void dpo_step_k137_dpo_dpop_grad(float *restrict t129, const float *restrict t128, long B) {
+/* dpo_step_k138_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
+static void dpo_step_k138_dpo_dpop_grad(float *restrict t123, const float *restrict t122, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t128[j]);
-            t129[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k138_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k138_lm_head_grad(float *restrict t130, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t58, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 6]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * 0.5f;
-            float v6 = -v5;
-            float v7 = v6 * (t58[j]);
-            t130[j] = v7;
+            float v0 = -(t122[j]);
+            t123[j] = v0;
         }
     }
 }
 
 /* dpo_step_k139_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k139_lm_head_grad(float *restrict t131, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t54, long B) {
+static void dpo_step_k139_lm_head_grad(float *restrict t124, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
@@ -3741,14 +3731,33 @@ static void dpo_step_k139_lm_head_grad(float *restrict t131, const float *restri
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * 0.5f;
             float v6 = -v5;
-            float v7 = v6 * (t54[j]);
-            t131[j] = v7;
+            float v7 = v6 * (t52[j]);
+            t124[j] = v7;
         }
     }
 }
 
-/* dpo_step_k140_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k140_dpo_sppo_hard(float *restrict t132, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
+/* dpo_step_k140_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t48, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 6]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * 0.5f;
+            float v6 = -v5;
+            float v7 = v6 * (t48[j]);
+            t125[j] = v7;
+        }
+    }
+}
+
+/* dpo_step_k141_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k141_dpo_sppo_hard(float *restrict t126, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -3764,13 +3773,13 @@ static void dpo_step_k140_dpo_sppo_hard(float *restrict t132, const float *restr
             float v7 = v5 - v6;
             float v9 = v7 + v8;
             float v10 = v4 * v9;
-            t132[j] = v10;
+            t126[j] = v10;
         }
     }
 }
 
-/* dpo_step_k141_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k141_dpo_sppo_hard(float *restrict t133, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
+/* dpo_step_k142_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -3786,13 +3795,13 @@ static void dpo_step_k141_dpo_sppo_hard(float *restrict t133, const float *restr
             float v7 = v5 - v6;
             float v9 = v7 - v8;
             float v10 = v4 * v9;
-            t133[j] = v10;
+            t127[j] = v10;
         }
     }
 }
 
-/* dpo_step_k142_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
-static void dpo_step_k142_lm_head_grad(float *restrict t134, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t44, long B) {
+/* dpo_step_k143_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
+static void dpo_step_k143_lm_head_grad(float *restrict t128, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
@@ -3802,15 +3811,15 @@ static void dpo_step_k142_lm_head_grad(float *restrict t134, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 3]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t44[j]);
+            float v5 = v4 * (t38[j]);
             float v6 = v5 + v5;
-            t134[j] = v6;
+            t128[j] = v6;
         }
     }
 }
 
-/* dpo_step_k143_lm_head_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
-static void dpo_step_k143_lm_head_grad(float *restrict t135, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t43, long B) {
+/* dpo_step_k144_lm_head_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
+static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -3820,17 +3829,17 @@ static void dpo_step_k143_lm_head_grad(float *restrict t135, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 2]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = 0.0f <= t43[j] ? 1.0f : 0.0f;
+            float v5 = 0.0f <= t37[j] ? 1.0f : 0.0f;
             float v6 = v4 * v5;
             float v7 = -v6;
             float v8 = v7 * (beta[0]);
-            t135[j] = v8;
+            t129[j] = v8;
         }
     }
 }
 
-/* dpo_step_k144_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
-static void dpo_step_k144_log_sigmoid_grad(float *restrict t136, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t41, const float *restrict t42, long B) {
+/* dpo_step_k145_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
+static void dpo_step_k145_log_sigmoid_grad(float *restrict t130, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -3847,39 +3856,39 @@ static void dpo_step_k144_log_sigmoid_grad(float *restrict t136, const float *re
             float v7 = v4 / v6;
             float v8 = v7 * (label_smoothing[0]);
             float v9 = -v8;
-            float v10 = v9 / (t42[j]);
-            float v11 = v10 * (t41[j]);
+            float v10 = v9 / (t36[j]);
+            float v11 = v10 * (t35[j]);
             float v12 = -v11;
-            float v13 = 0.0f < t40[j] ? 1.0f : 0.0f;
+            float v13 = 0.0f < t34[j] ? 1.0f : 0.0f;
             float v14 = v13 * 2.0f;
             float v15 = v14 - 1.0f;
             float v16 = v12 * v15;
-            float v17 = t40[j] <= 0.0f ? 1.0f : 0.0f;
+            float v17 = t34[j] <= 0.0f ? 1.0f : 0.0f;
             float v18 = v8 * v17;
             float v19 = v16 + v18;
             float v20 = -v19;
             float v21 = v20 * (beta[0]);
             float v24 = v7 * v23;
             float v25 = -v24;
-            float v26 = v25 / (t39[j]);
-            float v27 = v26 * (t38[j]);
+            float v26 = v25 / (t33[j]);
+            float v27 = v26 * (t32[j]);
             float v28 = -v27;
-            float v29 = 0.0f < t37[j] ? 1.0f : 0.0f;
+            float v29 = 0.0f < t31[j] ? 1.0f : 0.0f;
             float v30 = v29 * 2.0f;
             float v31 = v30 - 1.0f;
             float v32 = v28 * v31;
-            float v33 = t37[j] <= 0.0f ? 1.0f : 0.0f;
+            float v33 = t31[j] <= 0.0f ? 1.0f : 0.0f;
             float v34 = v24 * v33;
             float v35 = v32 + v34;
             float v36 = v35 * (beta[0]);
             float v37 = v21 + v36;
-            t136[j] = v37;
+            t130[j] = v37;
         }
     }
 }
 
-/* dpo_step_k145_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k145_log_sigmoid_grad(float *restrict t137, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
+/* dpo_step_k146_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -3894,64 +3903,64 @@ static void dpo_step_k145_log_sigmoid_grad(float *restrict t137, const float *re
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t36[j]);
-            float v9 = v8 * (t35[j]);
+            float v8 = v7 / (t30[j]);
+            float v9 = v8 * (t29[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t34[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t28[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t34[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t28[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = -v17;
             float v19 = v18 * (beta[0]);
             float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = v23 / (t33[j]);
-            float v25 = v24 * (t32[j]);
+            float v24 = v23 / (t27[j]);
+            float v25 = v24 * (t26[j]);
             float v26 = -v25;
-            float v27 = 0.0f < t31[j] ? 1.0f : 0.0f;
+            float v27 = 0.0f < t25[j] ? 1.0f : 0.0f;
             float v28 = v27 * 2.0f;
             float v29 = v28 - 1.0f;
             float v30 = v26 * v29;
-            float v31 = t31[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = t25[j] <= 0.0f ? 1.0f : 0.0f;
             float v32 = v22 * v31;
             float v33 = v30 + v32;
             float v34 = v33 * (beta[0]);
             float v35 = v19 + v34;
-            t137[j] = v35;
+            t131[j] = v35;
         }
     }
 }
 
-/* dpo_step_k146_log_sigmoid_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, cast, reshape, expand, cmpeq, reshape, reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, neg, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, exp, sub, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, mul, reshape, expand, mul, neg, div, reshape, permute, expand, permute, mul, slice, slice, slice, slice, reshape, reshape, reshape, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t29, const float *restrict t30, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t55, const float *restrict t56, const float *restrict t57, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t79, const float *restrict t81, const float *restrict t118, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, const float *restrict t133, const float *restrict t134, const float *restrict t135, const float *restrict t136, const float *restrict t137, long B, long T, long V) {
+/* dpo_step_k147_log_sigmoid_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, cast, reshape, expand, cmpeq, reshape, reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, neg, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, exp, sub, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, mul, reshape, expand, mul, neg, div, reshape, permute, expand, permute, mul, slice, slice, slice, slice, reshape, reshape, reshape, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, const float *restrict t39, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t43, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t73, const float *restrict t75, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = -(t118[i0]);
-        float v2 = v0 != 0.0f ? 1.0f : t30[i0];
+        float v1 = -(t112[i0]);
+        float v2 = v0 != 0.0f ? 1.0f : t24[i0];
         float v3 = v1 / v2;
         float v4 = v0 != 0.0f ? 0.0f : v3;
         float v5 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v6 = -(t119[i0]);
+        float v6 = -(t113[i0]);
         float v7 = v5 != 0.0f ? 0.0f : v6;
         float v8 = v4 + v7;
         float v9 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v10 = -(t120[i0]);
+        float v10 = -(t114[i0]);
         float v11 = v9 != 0.0f ? 0.0f : v10;
         float v12 = v8 + v11;
         float v13 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v14 = -(t121[i0]);
+        float v14 = -(t115[i0]);
         float v15 = v13 != 0.0f ? 0.0f : v14;
         float v16 = v12 + v15;
         float v17 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v18 = -(t123[i0]);
-        float v19 = v18 / (t79[i0]);
+        float v18 = -(t117[i0]);
+        float v19 = v18 / (t73[i0]);
         float v20 = v17 != 0.0f ? -1.0f : logps_rejected[i0];
         float v21 = v17 != 0.0f ? 0.0f : ref_rejected[i0];
         float v22 = v20 - v21;
@@ -3966,7 +3975,7 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v31 = v30 - 1.0f;
         float v32 = v28 * v31;
         float v33 = v23 <= 0.0f ? 1.0f : 0.0f;
-        float v34 = (t123[i0]) * v33;
+        float v34 = (t117[i0]) * v33;
         float v35 = v32 + v34;
         float v36 = v35 * (beta[0]);
         float v37 = v17 != 0.0f ? 0.0f : v36;
@@ -3978,14 +3987,14 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v43 = v39 != 0.0f ? 0.0f : v42;
         float v44 = -v43;
         float v45 = -v44;
-        float v46 = v45 / (t76[i0]);
-        float v47 = v46 * (t75[i0]);
+        float v46 = v45 / (t70[i0]);
+        float v47 = v46 * (t69[i0]);
         float v48 = -v47;
-        float v49 = 0.0f < t74[i0] ? 1.0f : 0.0f;
+        float v49 = 0.0f < t68[i0] ? 1.0f : 0.0f;
         float v50 = v49 * 2.0f;
         float v51 = v50 - 1.0f;
         float v52 = v48 * v51;
-        float v53 = t74[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v53 = t68[i0] <= 0.0f ? 1.0f : 0.0f;
         float v54 = v44 * v53;
         float v55 = v52 + v54;
         float v56 = -v55;
@@ -3993,39 +4002,39 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v58 = v39 != 0.0f ? 0.0f : v57;
         float v59 = v38 + v58;
         float v60 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v61 = -(t126[i0]);
+        float v61 = -(t120[i0]);
         float v62 = v60 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v63 = v60 != 0.0f ? 1.0f : t30[i0];
+        float v63 = v60 != 0.0f ? 1.0f : t24[i0];
         float v64 = v62 / v63;
         float v65 = expf(v64);
         float v66 = 1.0f - v65;
         float v67 = v61 / v66;
         float v68 = -v67;
         float v69 = v68 * v65;
-        float v70 = v69 + t126[i0];
+        float v70 = v69 + t120[i0];
         float v71 = v70 / v63;
         float v72 = v60 != 0.0f ? 0.0f : v71;
         float v73 = v59 + v72;
         float v74 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v75 = -(t127[i0]);
-        float v76 = v74 != 0.0f ? 1.0f : t30[i0];
+        float v75 = -(t121[i0]);
+        float v76 = v74 != 0.0f ? 1.0f : t24[i0];
         float v77 = v75 / v76;
         float v78 = v74 != 0.0f ? 0.0f : v77;
         float v79 = v73 + v78;
         float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v81 = v80 != 0.0f ? 0.0f : t129[i0];
+        float v81 = v80 != 0.0f ? 0.0f : t123[i0];
         float v82 = v79 + v81;
         float v83 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v84 = -(t130[i0]);
-        float v85 = v84 / (t57[i0]);
-        float v86 = v85 * (t56[i0]);
+        float v84 = -(t124[i0]);
+        float v85 = v84 / (t51[i0]);
+        float v86 = v85 * (t50[i0]);
         float v87 = -v86;
-        float v88 = 0.0f < t55[i0] ? 1.0f : 0.0f;
+        float v88 = 0.0f < t49[i0] ? 1.0f : 0.0f;
         float v89 = v88 * 2.0f;
         float v90 = v89 - 1.0f;
         float v91 = v87 * v90;
-        float v92 = t55[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v93 = (t130[i0]) * v92;
+        float v92 = t49[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v93 = (t124[i0]) * v92;
         float v94 = v91 + v93;
         float v95 = v94 * (beta[0]);
         float v96 = -v95;
@@ -4037,8 +4046,8 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v102 = -v101;
         float v103 = v102 * 0.5f;
         float v104 = -v103;
-        float v105 = v104 / (t49[i0]);
-        float v106 = v105 * (t48[i0]);
+        float v105 = v104 / (t43[i0]);
+        float v106 = v105 * (t42[i0]);
         float v107 = -v106;
         float v108 = v99 != 0.0f ? -1.0f : logps_rejected[i0];
         float v109 = v99 != 0.0f ? 0.0f : ref_rejected[i0];
@@ -4057,25 +4066,25 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v122 = v99 != 0.0f ? 0.0f : v121;
         float v123 = v98 + v122;
         float v124 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v125 = t132[i0] + t132[i0];
+        float v125 = t126[i0] + t126[i0];
         float v126 = v124 != 0.0f ? 0.0f : v125;
         float v127 = v123 + v126;
         float v128 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v129 = -(t134[i0]);
-        float v130 = v128 != 0.0f ? 1.0f : t30[i0];
+        float v129 = -(t128[i0]);
+        float v130 = v128 != 0.0f ? 1.0f : t24[i0];
         float v131 = v129 / v130;
         float v132 = v128 != 0.0f ? 0.0f : v131;
         float v133 = v127 + v132;
         float v134 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v135 = -(t135[i0]);
+        float v135 = -(t129[i0]);
         float v136 = v134 != 0.0f ? 0.0f : v135;
         float v137 = v133 + v136;
         float v138 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v139 = -(t136[i0]);
+        float v139 = -(t130[i0]);
         float v140 = v138 != 0.0f ? 0.0f : v139;
         float v141 = v137 + v140;
         float v142 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v143 = -(t137[i0]);
+        float v143 = -(t131[i0]);
         float v144 = v142 != 0.0f ? 0.0f : v143;
         float v145 = v141 + v144;
         float v146 = -v145;
@@ -4093,25 +4102,25 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v153 = 1.0f * (sft_loss_ratio[0]);
         float v154 = v153 * (pair_weight[i0]);
         float v155 = -v154;
-        float v156 = v155 / (t29[i0]);
+        float v156 = v155 / (t23[i0]);
         float v157 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
         float v158 = v41 * (loss_weights[0 + 16]);
         float v159 = v157 != 0.0f ? 0.0f : v158;
         float v160 = -v159;
-        float v161 = v157 != 0.0f ? 1.0f : t29[i0];
+        float v161 = v157 != 0.0f ? 1.0f : t23[i0];
         float v162 = v160 / v161;
         float v163 = v157 != 0.0f ? 0.0f : v162;
         float v164 = v156 + v163;
-        float v165 = v0 != 0.0f ? 1.0f : t29[i0];
-        float v166 = (t118[i0]) / v165;
+        float v165 = v0 != 0.0f ? 1.0f : t23[i0];
+        float v166 = (t112[i0]) / v165;
         float v167 = v0 != 0.0f ? 0.0f : v166;
         float v168 = v164 + v167;
-        float v169 = v5 != 0.0f ? 0.0f : t119[i0];
+        float v169 = v5 != 0.0f ? 0.0f : t113[i0];
         float v170 = v168 + v169;
-        float v171 = v9 != 0.0f ? 0.0f : t120[i0];
+        float v171 = v9 != 0.0f ? 0.0f : t114[i0];
         float v172 = v170 + v171;
-        float v173 = -(t122[i0]);
-        float v174 = v173 / (t81[i0]);
+        float v173 = -(t116[i0]);
+        float v174 = v173 / (t75[i0]);
         float v175 = v13 != 0.0f ? -1.0f : logps_chosen[i0];
         float v176 = v13 != 0.0f ? 0.0f : ref_chosen[i0];
         float v177 = v175 - v176;
@@ -4126,14 +4135,14 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v186 = v185 - 1.0f;
         float v187 = v183 * v186;
         float v188 = v178 <= 0.0f ? 1.0f : 0.0f;
-        float v189 = (t122[i0]) * v188;
+        float v189 = (t116[i0]) * v188;
         float v190 = v187 + v189;
         float v191 = v190 * (beta[0]);
-        float v192 = t121[i0] + v191;
+        float v192 = t115[i0] + v191;
         float v193 = v13 != 0.0f ? 0.0f : v192;
         float v194 = v172 + v193;
-        float v195 = -(t124[i0]);
-        float v196 = v195 / (t77[i0]);
+        float v195 = -(t118[i0]);
+        float v196 = v195 / (t71[i0]);
         float v197 = v17 != 0.0f ? -1.0f : logps_chosen[i0];
         float v198 = v17 != 0.0f ? 0.0f : ref_chosen[i0];
         float v199 = v197 - v198;
@@ -4148,19 +4157,19 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v208 = v207 - 1.0f;
         float v209 = v205 * v208;
         float v210 = v200 <= 0.0f ? 1.0f : 0.0f;
-        float v211 = (t124[i0]) * v210;
+        float v211 = (t118[i0]) * v210;
         float v212 = v209 + v211;
         float v213 = v212 * (beta[0]);
         float v214 = v17 != 0.0f ? 0.0f : v213;
         float v215 = v194 + v214;
-        float v216 = v45 / (t73[i0]);
-        float v217 = v216 * (t72[i0]);
+        float v216 = v45 / (t67[i0]);
+        float v217 = v216 * (t66[i0]);
         float v218 = -v217;
-        float v219 = 0.0f < t71[i0] ? 1.0f : 0.0f;
+        float v219 = 0.0f < t65[i0] ? 1.0f : 0.0f;
         float v220 = v219 * 2.0f;
         float v221 = v220 - 1.0f;
         float v222 = v218 * v221;
-        float v223 = t71[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v223 = t65[i0] <= 0.0f ? 1.0f : 0.0f;
         float v224 = v44 * v223;
         float v225 = v222 + v224;
         float v226 = v225 * (beta[0]);
@@ -4170,48 +4179,48 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v230 = v60 != 0.0f ? 0.0f : v229;
         float v231 = -v230;
         float v232 = v60 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v233 = v60 != 0.0f ? 1.0f : t29[i0];
+        float v233 = v60 != 0.0f ? 1.0f : t23[i0];
         float v234 = v232 / v233;
         float v235 = expf(v234);
         float v236 = 1.0f - v235;
-        float v237 = (t126[i0]) / v236;
+        float v237 = (t120[i0]) / v236;
         float v238 = -v237;
         float v239 = v238 * v235;
         float v240 = v231 + v239;
-        float v241 = v240 + t125[i0];
+        float v241 = v240 + t119[i0];
         float v242 = v241 / v233;
         float v243 = v60 != 0.0f ? 0.0f : v242;
         float v244 = v228 + v243;
-        float v245 = v74 != 0.0f ? 1.0f : t29[i0];
-        float v246 = (t127[i0]) / v245;
+        float v245 = v74 != 0.0f ? 1.0f : t23[i0];
+        float v246 = (t121[i0]) / v245;
         float v247 = v74 != 0.0f ? 0.0f : v246;
         float v248 = v244 + v247;
-        float v249 = (t129[i0]) * (dpop_lambda[0]);
+        float v249 = (t123[i0]) * (dpop_lambda[0]);
         float v250 = v80 != 0.0f ? 0.0f : ref_chosen[i0];
         float v251 = v80 != 0.0f ? -1.0f : logps_chosen[i0];
         float v252 = v250 - v251;
         float v253 = 0.0f <= v252 ? 1.0f : 0.0f;
         float v254 = v249 * v253;
         float v255 = -v254;
-        float v256 = v255 + t128[i0];
+        float v256 = v255 + t122[i0];
         float v257 = v80 != 0.0f ? 0.0f : v256;
         float v258 = v248 + v257;
-        float v259 = -(t131[i0]);
-        float v260 = v259 / (t53[i0]);
-        float v261 = v260 * (t52[i0]);
+        float v259 = -(t125[i0]);
+        float v260 = v259 / (t47[i0]);
+        float v261 = v260 * (t46[i0]);
         float v262 = -v261;
-        float v263 = 0.0f < t51[i0] ? 1.0f : 0.0f;
+        float v263 = 0.0f < t45[i0] ? 1.0f : 0.0f;
         float v264 = v263 * 2.0f;
         float v265 = v264 - 1.0f;
         float v266 = v262 * v265;
-        float v267 = t51[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v268 = (t131[i0]) * v267;
+        float v267 = t45[i0] <= 0.0f ? 1.0f : 0.0f;
+        float v268 = (t125[i0]) * v267;
         float v269 = v266 + v268;
         float v270 = v269 * (beta[0]);
         float v271 = v83 != 0.0f ? 0.0f : v270;
         float v272 = v258 + v271;
-        float v273 = v104 / (t47[i0]);
-        float v274 = v273 * (t46[i0]);
+        float v273 = v104 / (t41[i0]);
+        float v274 = v273 * (t40[i0]);
         float v275 = -v274;
         float v276 = v99 != 0.0f ? -1.0f : logps_chosen[i0];
         float v277 = v99 != 0.0f ? 0.0f : ref_chosen[i0];
@@ -4228,7 +4237,7 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v288 = -v287;
         float v289 = v288 * (beta[0]);
         float v290 = -v102;
-        float v291 = v290 / (t45[i0]);
+        float v291 = v290 / (t39[i0]);
         float v292 = fabsf(v279);
         float v293 = -v292;
         float v294 = expf(v293);
@@ -4245,18 +4254,18 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
         float v305 = v289 + v304;
         float v306 = v99 != 0.0f ? 0.0f : v305;
         float v307 = v272 + v306;
-        float v308 = t133[i0] + t133[i0];
+        float v308 = t127[i0] + t127[i0];
         float v309 = v124 != 0.0f ? 0.0f : v308;
         float v310 = v307 + v309;
-        float v311 = v128 != 0.0f ? 1.0f : t29[i0];
-        float v312 = (t134[i0]) / v311;
+        float v311 = v128 != 0.0f ? 1.0f : t23[i0];
+        float v312 = (t128[i0]) / v311;
         float v313 = v128 != 0.0f ? 0.0f : v312;
         float v314 = v310 + v313;
-        float v315 = v134 != 0.0f ? 0.0f : t135[i0];
+        float v315 = v134 != 0.0f ? 0.0f : t129[i0];
         float v316 = v314 + v315;
-        float v317 = v138 != 0.0f ? 0.0f : t136[i0];
+        float v317 = v138 != 0.0f ? 0.0f : t130[i0];
         float v318 = v316 + v317;
-        float v319 = v142 != 0.0f ? 0.0f : t137[i0];
+        float v319 = v142 != 0.0f ? 0.0f : t131[i0];
         float v320 = v318 + v319;
         float v321 = -v320;
         float v322 = v321 * (chosen_mask[(i0) * T + i1]);
@@ -4270,13 +4279,13 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
             float v327 = -v326;
             acc1 += v327;
         }
-        float v330 = acc0 / (t23[(i0) * T + i1]);
-        float v331 = t22[(i0) * T + i1];
-        float v338 = acc1 / (t23[(i0) * T + i1]);
+        float v330 = acc0 / (t17[(i0) * T + i1]);
+        float v331 = t16[(i0) * T + i1];
+        float v338 = acc1 / (t17[(i0) * T + i1]);
         for (long j = 0; j < n; j++) {
             float v328 = (float)j == v149 ? 1.0f : 0.0f;
             float v329 = v148 * v328;
-            float v332 = t21[r * n + j] - v331;
+            float v332 = t15[r * n + j] - v331;
             float v333 = expf(v332);
             float v334 = v330 * v333;
             float v335 = v329 + v334;
@@ -4285,14 +4294,14 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t138, const int32_t *
             float v339 = v338 * v333;
             float v340 = v337 + v339;
             float v341 = v335 + v340;
-            t138[r * n + j] = v341;
+            t132[r * n + j] = v341;
         }
     }
 }
 
-/* dpo_step_k147_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void dpo_step_k147_lm_head_grad_matmul(float *restrict t139, const float *restrict lm_head, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t138, 1, 0.0f, t139, 1); }
+/* dpo_step_k148_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void dpo_step_k148_lm_head_grad_matmul(float *restrict t133, const float *restrict lm_head, const float *restrict t132, long B, long HD2, long KVH, long REP, long T, long V) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t132, 1, 0.0f, t133, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * V >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4301,17 +4310,17 @@ static void dpo_step_k147_lm_head_grad_matmul(float *restrict t139, const float 
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t138 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t139 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t132 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t133 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t138, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t139 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t132, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t133 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k148_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k148_rmsnorm_grad(float *restrict t140, const float *restrict carry0, const float *restrict t19, const float *restrict t139, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k149_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k149_rmsnorm_grad(float *restrict t134, const float *restrict carry0, const float *restrict t13, const float *restrict t133, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4321,16 +4330,16 @@ static void dpo_step_k148_rmsnorm_grad(float *restrict t140, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t19[(j0) * T + i0]);
-            float v1 = (t139[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
+            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t13[(j0) * T + i0]);
+            float v1 = (t133[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
             acc0 += v1;
         }
-        t140[r] = acc0;
+        t134[r] = acc0;
     }
 }
 
-/* dpo_step_k149_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k149_rmsnorm_grad(float *restrict t141, const float *restrict t140, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k150_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k150_rmsnorm_grad(float *restrict t135, const float *restrict t134, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4340,14 +4349,14 @@ static void dpo_step_k149_rmsnorm_grad(float *restrict t141, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t140[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t134[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t141[r] = acc0;
+        t135[r] = acc0;
     }
 }
 
-/* dpo_step_k150_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k150_rmsnorm_grad(float *restrict t142, const float *restrict final_norm, const float *restrict carry0, const float *restrict t19, const float *restrict t139, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k151_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void dpo_step_k151_rmsnorm_grad(float *restrict t136, const float *restrict final_norm, const float *restrict carry0, const float *restrict t13, const float *restrict t133, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4356,41 +4365,41 @@ static void dpo_step_k150_rmsnorm_grad(float *restrict t142, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t139[r * n + j0]) * (final_norm[j0]);
+            float v0 = (t133[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (carry0[r * n + j0]);
             acc0 += v1;
         }
-        float v4 = acc0 * (t19[(i0) * T + i1]);
-        float v5 = v4 * (t19[(i0) * T + i1]);
-        float v6 = v5 * (t19[(i0) * T + i1]);
+        float v4 = acc0 * (t13[(i0) * T + i1]);
+        float v5 = v4 * (t13[(i0) * T + i1]);
+        float v6 = v5 * (t13[(i0) * T + i1]);
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v2 = (t139[r * n + j]) * (final_norm[j]);
-            float v3 = v2 * (t19[(i0) * T + i1]);
+            float v2 = (t133[r * n + j]) * (final_norm[j]);
+            float v3 = v2 * (t13[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v3 + v9;
             float v11 = v10 + v9;
-            t142[r * n + j] = v11;
+            t136[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k151_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k151_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t141, long HD2, long KVH, long REP) {
+/* dpo_step_k152_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k152_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t135, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t141[j];
+            float v0 = grad_final_norm[j] + t135[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k152_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void dpo_step_k152_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t20, const float *restrict t138, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t20, 2*HD2*KVH*REP, t138, V, 1.0f, grad_lm_head, 1); }
+/* dpo_step_k153_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void dpo_step_k153_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t132, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, t132, V, 1.0f, grad_lm_head, 1); }
     else {
         const int parallel = V * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4399,17 +4408,17 @@ static void dpo_step_k152_lm_head_grad_matmul(float *restrict grad_lm_head, cons
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (V >= (2*HD2*KVH*REP)) {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t138 + lo, V, t20, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t132 + lo, V, t14, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t138, V, t20 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t132, V, t14 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k153_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k153_rmsnorm(float *restrict t143, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k154_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k154_rmsnorm(float *restrict t137, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4422,169 +4431,54 @@ static void dpo_step_k153_rmsnorm(float *restrict t143, const float *restrict sa
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t143[r] = acc0;
+        t137[r] = acc0;
     }
 }
 
-/* dpo_step_k154_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k154_rmsnorm(float *restrict t144, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict t143, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k155_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k155_rmsnorm(float *restrict t138, const float *restrict norm_eps, const float *restrict t137, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t137[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t138[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k156_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k156_rmsnorm(float *restrict t139, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t138, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t143[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (saved_x[r * n + j]) * v2;
-            t144[r * n + j] = v3;
+            float v0 = (saved_x[r * n + j]) * (t138[(i0) * T + i1]);
+            float v1 = v0 * (attn_norm[j]);
+            t139[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k155_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k155_rmsnorm(float *restrict t145, const float *restrict attn_norm, const float *restrict t144, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t144[r * n + j]) * (attn_norm[j]);
-            t145[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k156_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k156_attention_matmul(float *restrict t146, const float *restrict wq, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t145, 1, 0.0f, t146, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t145 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t146 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t146 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* dpo_step_k157_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k157_rope(float *restrict t147, const float *restrict t0, const float *restrict t1, const float *restrict t146, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (KVH*REP)) % T;
-        const long i2 = (r) % (KVH*REP);
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v5 = (t146[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t147[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k158_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k158_attention_matmul(float *restrict t148, const float *restrict wk, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t145, 1, 0.0f, t148, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t148 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t148 + lo, 2*HD2*KVH);
-            }
-        }
-    }
-}
-
-/* dpo_step_k159_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void dpo_step_k159_rope(float *restrict t149, const float *restrict t0, const float *restrict t1, const float *restrict t148, long B, long HD2, long KVH, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*T);
-        const long i1 = (r / (KVH)) % T;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v5 = (t148[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t149[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k160_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k160_attention_matmul(float *restrict t150, const float *restrict wv, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t145, 1, 0.0f, t150, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t145 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t150 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t150 + lo, 2*HD2*KVH);
-            }
-        }
-    }
-}
-
-/* dpo_step_k161_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void dpo_step_k161_scores_matmul(float *restrict t151, const float *restrict t147, const float *restrict t149, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k157_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void dpo_step_k157_scores_matmul(float *restrict t140, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t151 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t151 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t140 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t140 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k162_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_k162_attention(float *restrict t152, const float *restrict t2, const float *restrict t151, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k158_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_k158_attention(float *restrict t141, const float *restrict t2, const float *restrict t140, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4599,7 +4493,7 @@ static void dpo_step_k162_attention(float *restrict t152, const float *restrict 
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t151[r * n + j0]) * v3;
+            float v4 = (t140[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -4608,17 +4502,17 @@ static void dpo_step_k162_attention(float *restrict t152, const float *restrict 
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t151[r * n + j]) * v3;
+            float v9 = (t140[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = expf(v12);
-            t152[r * n + j] = v13;
+            t141[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_k163_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k163_softmax(float *restrict t153, const float *restrict t152, long B, long KVH, long REP, long T) {
+/* dpo_step_k159_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k159_softmax(float *restrict t142, const float *restrict t141, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4630,14 +4524,14 @@ static void dpo_step_k163_softmax(float *restrict t153, const float *restrict t1
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t152[r * n + j0];
+            acc0 += t141[r * n + j0];
         }
-        t153[r] = acc0;
+        t142[r] = acc0;
     }
 }
 
-/* dpo_step_k164_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k164_softmax(float *restrict t154, const float *restrict t152, const float *restrict t153, long B, long KVH, long REP, long T) {
+/* dpo_step_k160_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k160_softmax(float *restrict t143, const float *restrict t141, const float *restrict t142, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4646,60 +4540,14 @@ static void dpo_step_k164_softmax(float *restrict t154, const float *restrict t1
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t152[r * n + j]) / (t153[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t154[r * n + j] = v0;
+            float v0 = (t141[r * n + j]) / (t142[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t143[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k165_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void dpo_step_k165_attention_matmul(float *restrict t155, const float *restrict t150, const float *restrict t154, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t155 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t155 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
-}
-
-/* dpo_step_k166_attention_matmul: matmul  [layer_backward/attention] */
-static void dpo_step_k166_attention_matmul(float *restrict t156, const float *restrict wo, const float *restrict t155, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t155 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t156 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t156 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* dpo_step_k167_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void dpo_step_k167_attention(float *restrict t157, const float *restrict saved_x, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t156[r * n + j];
-            t157[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k168_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k168_rmsnorm(float *restrict t158, const float *restrict t157, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k161_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k161_rmsnorm(float *restrict t144, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4709,84 +4557,77 @@ static void dpo_step_k168_rmsnorm(float *restrict t158, const float *restrict t1
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t157[r * n + j0]) * (t157[r * n + j0]);
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t158[r] = acc0;
+        t144[r] = acc0;
     }
 }
 
-/* dpo_step_k169_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k169_rmsnorm(float *restrict t159, const float *restrict norm_eps, const float *restrict t157, const float *restrict t158, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+/* dpo_step_k162_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k162_rmsnorm(float *restrict t145, const float *restrict norm_eps, const float *restrict t144, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = (t158[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
+        const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v3 = (t157[r * n + j]) * v2;
-            t159[r * n + j] = v3;
+            float v0 = (t144[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t145[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k170_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k170_rmsnorm(float *restrict t160, const float *restrict ffn_norm, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k163_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k163_rmsnorm(float *restrict t146, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t159[r * n + j]) * (ffn_norm[j]);
-            t160[r * n + j] = v0;
+            float v0 = (saved_h[r * n + j]) * (t145[(i0) * T + i1]);
+            float v1 = v0 * (ffn_norm[j]);
+            t146[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k171_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k171_gate_up_matmul(float *restrict t161, const float *restrict w1, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t160, 1, 0.0f, t161, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t160 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t161 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t161 + lo, F);
-            }
-        }
-    }
-}
-
-/* dpo_step_k172_silu: reshape, neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k172_silu(float *restrict t162, const float *restrict t161, long B, long F, long T) {
+/* dpo_step_k164_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k164_silu(float *restrict t147, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t161[r * n + j]);
+            float v0 = -(saved_gate[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t161[r * n + j]) / v2;
-            t162[r * n + j] = v3;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t147[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k173_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k173_gate_up_matmul(float *restrict t163, const float *restrict w3, const float *restrict t160, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t160, 1, 0.0f, t163, 1); }
+/* dpo_step_k165_gate_up: mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k165_gate_up(float *restrict t148, const float *restrict saved_up, const float *restrict t147, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t147[r * n + j]) * (saved_up[r * n + j]);
+            t148[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k166_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void dpo_step_k166_ffn_grad_matmul(float *restrict t149, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t149, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4795,66 +4636,32 @@ static void dpo_step_k173_gate_up_matmul(float *restrict t163, const float *rest
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t160 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t163 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t149 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t163 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t149 + lo, F);
             }
         }
     }
 }
 
-/* dpo_step_k174_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k174_gate_up(float *restrict t164, const float *restrict t162, const float *restrict t163, long B, long F, long T) {
+/* dpo_step_k167_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k167_ffn_grad(float *restrict t150, const float *restrict t147, const float *restrict t149, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t162[r * n + j]) * (t163[r * n + j]);
-            t164[r * n + j] = v0;
+            float v0 = (t149[r * n + j]) * (t147[r * n + j]);
+            t150[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k175_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void dpo_step_k175_ffn_grad_matmul(float *restrict t165, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t165, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t165 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t165 + lo, F);
-            }
-        }
-    }
-}
-
-/* dpo_step_k176_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k176_ffn_grad(float *restrict t166, const float *restrict t162, const float *restrict t165, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t165[r * n + j]) * (t162[r * n + j]);
-            t166[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k177_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k177_gate_up_grad_matmul(float *restrict t167, const float *restrict w3, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1); }
+/* dpo_step_k168_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k168_gate_up_grad_matmul(float *restrict t151, const float *restrict w3, const float *restrict t150, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t150, 1, 0.0f, t151, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4863,42 +4670,42 @@ static void dpo_step_k177_gate_up_grad_matmul(float *restrict t167, const float 
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t166 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t167 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t150 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t151 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t166, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t167 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t150, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t151 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k178_silu_grad: reshape, neg, exp, const, reshape, expand, add, reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k178_silu_grad(float *restrict t168, const float *restrict t161, const float *restrict t162, const float *restrict t163, const float *restrict t165, long B, long F, long T) {
+/* dpo_step_k169_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k169_silu_grad(float *restrict t152, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t147, const float *restrict t149, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t165[r * n + j]) * (t163[r * n + j]);
-            float v1 = -(t161[r * n + j]);
+            float v0 = (t149[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
             float v2 = expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t162[r * n + j]);
+            float v5 = v0 * (t147[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t168[r * n + j] = v10;
+            t152[r * n + j] = v10;
         }
     }
 }
 
-/* dpo_step_k179_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k179_gate_up_grad_matmul(float *restrict t169, const float *restrict w1, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t168, 1, 0.0f, t169, 1); }
+/* dpo_step_k170_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k170_gate_up_grad_matmul(float *restrict t153, const float *restrict w1, const float *restrict t152, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t152, 1, 0.0f, t153, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4907,17 +4714,17 @@ static void dpo_step_k179_gate_up_grad_matmul(float *restrict t169, const float 
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t168 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t169 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t152 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t153 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t168, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t169 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t152, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t153 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k180_gate_up_grad: reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k180_gate_up_grad(float *restrict t170, const float *restrict t159, const float *restrict t167, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k171_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k171_gate_up_grad(float *restrict t154, const float *restrict saved_h, const float *restrict t145, const float *restrict t151, const float *restrict t153, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4927,16 +4734,17 @@ static void dpo_step_k180_gate_up_grad(float *restrict t170, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t167[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t169[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 * (t159[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v1;
+            float v0 = t151[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t153[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t145[(j0) * T + i0]);
+            float v2 = v0 * v1;
+            acc0 += v2;
         }
-        t170[r] = acc0;
+        t154[r] = acc0;
     }
 }
 
-/* dpo_step_k181_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k181_rmsnorm_grad(float *restrict t171, const float *restrict t170, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k172_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k172_rmsnorm_grad(float *restrict t155, const float *restrict t154, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4946,14 +4754,14 @@ static void dpo_step_k181_rmsnorm_grad(float *restrict t171, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t170[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t154[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t171[r] = acc0;
+        t155[r] = acc0;
     }
 }
 
-/* dpo_step_k182_rmsnorm_grad: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restrict norm_eps, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t157, const float *restrict t158, const float *restrict t167, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k173_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k173_rmsnorm_grad(float *restrict t156, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t145, const float *restrict t151, const float *restrict t153, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4962,35 +4770,32 @@ static void dpo_step_k182_rmsnorm_grad(float *restrict t172, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t167[r * n + j0] + t169[r * n + j0];
+            float v0 = t151[r * n + j0] + t153[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
-            float v2 = v1 * (t157[r * n + j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v5 = (t158[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v6 = v5 + norm_eps[0];
-        float v7 = 1.0f / sqrtf(v6);
-        float v10 = acc0 * v7;
-        float v11 = v10 * v7;
-        float v12 = v11 * v7;
-        float v13 = v12 * (-0.5f);
-        float v14 = v13 / ((float)(2*HD2*KVH*REP));
+        float v7 = acc0 * (t145[(i0) * T + i1]);
+        float v8 = v7 * (t145[(i0) * T + i1]);
+        float v9 = v8 * (t145[(i0) * T + i1]);
+        float v10 = v9 * (-0.5f);
+        float v11 = v10 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v3 = t167[r * n + j] + t169[r * n + j];
+            float v3 = t151[r * n + j] + t153[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v8 = v4 * v7;
-            float v9 = carry1[r * n + j] + v8;
-            float v15 = v14 * (t157[r * n + j]);
-            float v16 = v9 + v15;
-            float v17 = v16 + v15;
-            t172[r * n + j] = v17;
+            float v5 = v4 * (t145[(i0) * T + i1]);
+            float v6 = carry1[r * n + j] + v5;
+            float v12 = v11 * (saved_h[r * n + j]);
+            float v13 = v6 + v12;
+            float v14 = v13 + v12;
+            t156[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_step_k183_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k183_attention_grad_matmul(float *restrict t173, const float *restrict wo, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t172, 1, 0.0f, t173, 1); }
+/* dpo_step_k174_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k174_attention_grad_matmul(float *restrict t157, const float *restrict wo, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t156, 1, 0.0f, t157, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4999,29 +4804,29 @@ static void dpo_step_k183_attention_grad_matmul(float *restrict t173, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t172 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t173 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t156 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t157 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t172, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t173 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t156, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t157 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k184_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k184_attention_grad_matmul(float *restrict t174, const float *restrict t150, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k175_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void dpo_step_k175_attention_grad_matmul(float *restrict t158, const float *restrict saved_v, const float *restrict t157, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t174 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t150 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t174 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t158 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t158 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k185_attention: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, mul, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k185_attention(float *restrict t175, const float *restrict t2, const float *restrict t152, const float *restrict t153, const float *restrict t154, const float *restrict t174, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k176_attention: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, mul, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k176_attention(float *restrict t159, const float *restrict t2, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t158, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5032,8 +4837,8 @@ static void dpo_step_k185_attention(float *restrict t175, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t174[r * n + j0]) * (t154[r * n + j0]);
-            float v1 = v0 / (t153[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t158[r * n + j0]) * (t143[r * n + j0]);
+            float v1 = v0 / (t142[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -5042,55 +4847,55 @@ static void dpo_step_k185_attention(float *restrict t175, const float *restrict 
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t174[r * n + j]) / (t153[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t158[r * n + j]) / (t142[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t152[r * n + j]);
+            float v8 = v7 * (t141[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t175[r * n + j] = v11;
+            t159[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k186_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k186_scores_grad_matmul(float *restrict t176, const float *restrict t149, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k177_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k177_scores_grad_matmul(float *restrict t160, const float *restrict saved_k, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t176 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t149 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t176 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k187_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k187_attention_grad_matmul(float *restrict t177, const float *restrict t147, const float *restrict t175, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k178_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k178_attention_grad_matmul(float *restrict t161, const float *restrict saved_q, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t177 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t175 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t147 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t177 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t161 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t161 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k188_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k188_attention_grad_matmul(float *restrict t178, const float *restrict t154, const float *restrict t173, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k179_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k179_attention_grad_matmul(float *restrict t162, const float *restrict t143, const float *restrict t157, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t178 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t154 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t173 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t178 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t162 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t162 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* dpo_step_k189_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k189_attention_grad_matmul(float *restrict t179, const float *restrict wv, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t178, 1, 0.0f, t179, 1); }
+/* dpo_step_k180_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k180_attention_grad_matmul(float *restrict t163, const float *restrict wv, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t162, 1, 0.0f, t163, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5099,17 +4904,17 @@ static void dpo_step_k189_attention_grad_matmul(float *restrict t179, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t178 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t179 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t162 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t163 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t178, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t179 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t162, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t163 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k190_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict t0, const float *restrict t1, const float *restrict t177, long B, long HD2, long KVH, long T) {
+/* dpo_step_k181_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k181_rope_grad(float *restrict t164, const float *restrict t0, const float *restrict t1, const float *restrict t161, long B, long HD2, long KVH, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5122,16 +4927,16 @@ static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t177[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -5139,14 +4944,14 @@ static void dpo_step_k190_rope_grad(float *restrict t180, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t180[r * n + j] = v9;
+            t164[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k191_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k191_attention_grad_matmul(float *restrict t181, const float *restrict wk, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t180, 1, 0.0f, t181, 1); }
+/* dpo_step_k182_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const float *restrict wk, const float *restrict t164, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t164, 1, 0.0f, t165, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5155,17 +4960,17 @@ static void dpo_step_k191_attention_grad_matmul(float *restrict t181, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t180 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t181 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t164 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t165 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t180, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t181 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t164, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t165 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k192_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict t0, const float *restrict t1, const float *restrict t176, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k183_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k183_rope_grad(float *restrict t166, const float *restrict t0, const float *restrict t1, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5178,16 +4983,16 @@ static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t176[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -5195,14 +5000,14 @@ static void dpo_step_k192_rope_grad(float *restrict t182, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t182[r * n + j] = v9;
+            t166[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k193_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k193_attention_grad_matmul(float *restrict t183, const float *restrict wq, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t182, 1, 0.0f, t183, 1); }
+/* dpo_step_k184_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k184_attention_grad_matmul(float *restrict t167, const float *restrict wq, const float *restrict t166, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5211,17 +5016,17 @@ static void dpo_step_k193_attention_grad_matmul(float *restrict t183, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t182 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t183 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t166 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t167 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t182, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t183 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t166, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t167 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k194_attention_grad: reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k194_attention_grad(float *restrict t184, const float *restrict t144, const float *restrict t179, const float *restrict t181, const float *restrict t183, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k185_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k185_attention_grad(float *restrict t168, const float *restrict saved_x, const float *restrict t138, const float *restrict t163, const float *restrict t165, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5231,17 +5036,18 @@ static void dpo_step_k194_attention_grad(float *restrict t184, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t179[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t181[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 + t183[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v2 = v1 * (t144[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v2;
+            float v0 = t163[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t165[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 + t167[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t138[(j0) * T + i0]);
+            float v3 = v1 * v2;
+            acc0 += v3;
         }
-        t184[r] = acc0;
+        t168[r] = acc0;
     }
 }
 
-/* dpo_step_k195_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k195_rmsnorm_grad(float *restrict t185, const float *restrict t184, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k186_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k186_rmsnorm_grad(float *restrict t169, const float *restrict t168, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5251,14 +5057,14 @@ static void dpo_step_k195_rmsnorm_grad(float *restrict t185, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t184[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t168[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t185[r] = acc0;
+        t169[r] = acc0;
     }
 }
 
-/* dpo_step_k196_rmsnorm_grad: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k196_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t143, const float *restrict t172, const float *restrict t179, const float *restrict t181, const float *restrict t183, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k187_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k187_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t138, const float *restrict t156, const float *restrict t163, const float *restrict t165, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5267,49 +5073,46 @@ static void dpo_step_k196_rmsnorm_grad(float *restrict carry1_next, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t179[r * n + j0] + t181[r * n + j0];
-            float v1 = v0 + t183[r * n + j0];
+            float v0 = t163[r * n + j0] + t165[r * n + j0];
+            float v1 = v0 + t167[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v7 = (t143[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v8 = v7 + norm_eps[0];
-        float v9 = 1.0f / sqrtf(v8);
-        float v12 = acc0 * v9;
-        float v13 = v12 * v9;
-        float v14 = v13 * v9;
-        float v15 = v14 * (-0.5f);
-        float v16 = v15 / ((float)(2*HD2*KVH*REP));
+        float v9 = acc0 * (t138[(i0) * T + i1]);
+        float v10 = v9 * (t138[(i0) * T + i1]);
+        float v11 = v10 * (t138[(i0) * T + i1]);
+        float v12 = v11 * (-0.5f);
+        float v13 = v12 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v4 = t179[r * n + j] + t181[r * n + j];
-            float v5 = v4 + t183[r * n + j];
+            float v4 = t163[r * n + j] + t165[r * n + j];
+            float v5 = v4 + t167[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v10 = v6 * v9;
-            float v11 = t172[r * n + j] + v10;
-            float v17 = v16 * (saved_x[r * n + j]);
-            float v18 = v11 + v17;
-            float v19 = v18 + v17;
-            carry1_next[r * n + j] = v19;
+            float v7 = v6 * (t138[(i0) * T + i1]);
+            float v8 = t156[r * n + j] + v7;
+            float v14 = v13 * (saved_x[r * n + j]);
+            float v15 = v8 + v14;
+            float v16 = v15 + v14;
+            carry1_next[r * n + j] = v16;
         }
     }
 }
 
-/* dpo_step_k197_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k197_layer_backward(float *restrict grad_attn_norm, const float *restrict t185, long HD2, long KVH, long REP) {
+/* dpo_step_k188_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k188_layer_backward(float *restrict grad_attn_norm, const float *restrict t169, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t185[j];
+            float v0 = grad_attn_norm[j] + t169[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k198_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k198_layer_backward_matmul(float *restrict grad_wq, const float *restrict t145, const float *restrict t182, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t182, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
+/* dpo_step_k189_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k189_layer_backward_matmul(float *restrict grad_wq, const float *restrict t139, const float *restrict t166, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t139, 2*HD2*KVH*REP, t166, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5318,18 +5121,18 @@ static void dpo_step_k198_layer_backward_matmul(float *restrict grad_wq, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t182 + lo, 2*HD2*KVH*REP, t145, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t166 + lo, 2*HD2*KVH*REP, t139, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t182, 2*HD2*KVH*REP, t145 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t166, 2*HD2*KVH*REP, t139 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k199_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k199_layer_backward_matmul(float *restrict grad_wk, const float *restrict t145, const float *restrict t180, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t180, 2*HD2*KVH, 1.0f, grad_wk, 1); }
+/* dpo_step_k190_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k190_layer_backward_matmul(float *restrict grad_wk, const float *restrict t139, const float *restrict t164, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t139, 2*HD2*KVH*REP, t164, 2*HD2*KVH, 1.0f, grad_wk, 1); }
     else {
         const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5338,18 +5141,18 @@ static void dpo_step_k199_layer_backward_matmul(float *restrict grad_wk, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t180 + lo, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t164 + lo, 2*HD2*KVH, t139, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t180, 2*HD2*KVH, t145 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t164, 2*HD2*KVH, t139 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k200_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k200_layer_backward_matmul(float *restrict grad_wv, const float *restrict t145, const float *restrict t178, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t145, 2*HD2*KVH*REP, t178, 2*HD2*KVH, 1.0f, grad_wv, 1); }
+/* dpo_step_k191_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k191_layer_backward_matmul(float *restrict grad_wv, const float *restrict t139, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t139, 2*HD2*KVH*REP, t162, 2*HD2*KVH, 1.0f, grad_wv, 1); }
     else {
         const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5358,18 +5161,18 @@ static void dpo_step_k200_layer_backward_matmul(float *restrict grad_wv, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t178 + lo, 2*HD2*KVH, t145, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t162 + lo, 2*HD2*KVH, t139, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t178, 2*HD2*KVH, t145 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t162, 2*HD2*KVH, t139 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k201_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k201_layer_backward_matmul(float *restrict grad_wo, const float *restrict t155, const float *restrict t172, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t155, 2*HD2*KVH*REP, t172, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
+/* dpo_step_k192_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k192_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t156, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5378,30 +5181,30 @@ static void dpo_step_k201_layer_backward_matmul(float *restrict grad_wo, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t172 + lo, 2*HD2*KVH*REP, t155, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t156 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t172, 2*HD2*KVH*REP, t155 + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t156, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k202_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k202_layer_backward(float *restrict grad_ffn_norm, const float *restrict t171, long HD2, long KVH, long REP) {
+/* dpo_step_k193_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k193_layer_backward(float *restrict grad_ffn_norm, const float *restrict t155, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t171[j];
+            float v0 = grad_ffn_norm[j] + t155[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k203_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k203_layer_backward_matmul(float *restrict grad_w1, const float *restrict t160, const float *restrict t168, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t168, F, 1.0f, grad_w1, 1); }
+/* dpo_step_k194_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k194_layer_backward_matmul(float *restrict grad_w1, const float *restrict t146, const float *restrict t152, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t146, 2*HD2*KVH*REP, t152, F, 1.0f, grad_w1, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5410,18 +5213,18 @@ static void dpo_step_k203_layer_backward_matmul(float *restrict grad_w1, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t168 + lo, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t152 + lo, F, t146, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t168, F, t160 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t152, F, t146 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k204_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k204_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t164, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t164, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
+/* dpo_step_k195_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k195_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t148, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t148, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5430,18 +5233,18 @@ static void dpo_step_k204_layer_backward_matmul(float *restrict grad_w2, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= F) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t164, F, 1.0f, grad_w2 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t148, F, 1.0f, grad_w2 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t164 + lo, F, 1.0f, grad_w2 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t148 + lo, F, 1.0f, grad_w2 + lo, F);
             }
         }
     }
 }
 
-/* dpo_step_k205_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k205_layer_backward_matmul(float *restrict grad_w3, const float *restrict t160, const float *restrict t166, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t160, 2*HD2*KVH*REP, t166, F, 1.0f, grad_w3, 1); }
+/* dpo_step_k196_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k196_layer_backward_matmul(float *restrict grad_w3, const float *restrict t146, const float *restrict t150, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t146, 2*HD2*KVH*REP, t150, F, 1.0f, grad_w3, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5450,17 +5253,17 @@ static void dpo_step_k205_layer_backward_matmul(float *restrict grad_w3, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t166 + lo, F, t160, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t150 + lo, F, t146, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t166, F, t160 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t150, F, t146 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k206_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k206_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k197_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k197_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -5471,7 +5274,7 @@ static void dpo_step_k206_embed_backward_scatter_add(float *restrict grad_embed,
     }
 }
 
-/* Arena: 97 slots planned for 207 kernels. */
+/* Arena: 97 slots planned for 198 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -5493,10 +5296,10 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), B*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T), B*T*V));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
+    off[5] = total; total += la_round16(B*T*V);
+    off[6] = total; total += la_round16(B*T);
     off[7] = total; total += la_round16(B*T);
     off[8] = total; total += la_round16(la_max(B*T, B));
     off[9] = total; total += la_round16(B);
@@ -5528,44 +5331,44 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[35] = total; total += la_round16(B);
     off[36] = total; total += la_round16(B);
     off[37] = total; total += la_round16(B);
-    off[38] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[38] = total; total += la_round16(B);
     off[39] = total; total += la_round16(B);
     off[40] = total; total += la_round16(B);
-    off[41] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[42] = total; total += la_round16(la_max(B, B*F*T));
+    off[41] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[42] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
     off[43] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[44] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[45] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[46] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[47] = total; total += la_round16(la_max(B, B*F*T));
-    off[48] = total; total += la_round16(la_max(B, B*F*T));
-    off[49] = total; total += la_round16(la_max(B, B*F*T));
+    off[44] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[45] = total; total += la_round16(B);
+    off[46] = total; total += la_round16(B);
+    off[47] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[48] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[49] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
     off[50] = total; total += la_round16(B);
     off[51] = total; total += la_round16(B);
     off[52] = total; total += la_round16(B);
     off[53] = total; total += la_round16(B);
     off[54] = total; total += la_round16(B);
     off[55] = total; total += la_round16(B);
-    off[56] = total; total += la_round16(la_max(B, B*F*T));
+    off[56] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[57] = total; total += la_round16(B);
-    off[58] = total; total += la_round16(la_max(B, B*F*T));
+    off[58] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[59] = total; total += la_round16(B);
     off[60] = total; total += la_round16(la_max(B, B*F*T));
-    off[61] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[62] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[63] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[61] = total; total += la_round16(la_max(B, B*F*T));
+    off[62] = total; total += la_round16(la_max(B, B*F*T));
+    off[63] = total; total += la_round16(la_max(B, B*F*T));
     off[64] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[65] = total; total += la_round16(B);
     off[66] = total; total += la_round16(B);
     off[67] = total; total += la_round16(B);
-    off[68] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[69] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
-    off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[68] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[69] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
     off[71] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[72] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[72] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[73] = total; total += la_round16(B);
-    off[74] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[75] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[74] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[75] = total; total += la_round16(la_max(B, B*F*T));
     off[76] = total; total += la_round16(B);
     off[77] = total; total += la_round16(B);
     off[78] = total; total += la_round16(B);
@@ -5614,187 +5417,171 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t2 = args->arena + off[2];
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
-    float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[4];
     float *t7 = args->arena + off[3];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[3];
-    float *t21 = args->arena + off[5];
-    float *t22 = args->arena + off[6];
-    float *t23 = args->arena + off[7];
-    float *t24 = args->arena + off[8];
-    float *t25 = args->arena + off[9];
-    float *t26 = args->arena + off[8];
-    float *t27 = args->arena + off[9];
-    float *t28 = args->arena + off[8];
-    float *t29 = args->arena + off[9];
-    float *t30 = args->arena + off[10];
-    float *t31 = args->arena + off[8];
-    float *t32 = args->arena + off[11];
-    float *t33 = args->arena + off[12];
-    float *t34 = args->arena + off[13];
-    float *t35 = args->arena + off[14];
-    float *t36 = args->arena + off[15];
-    float *t37 = args->arena + off[16];
-    float *t38 = args->arena + off[17];
-    float *t39 = args->arena + off[18];
-    float *t40 = args->arena + off[19];
-    float *t41 = args->arena + off[20];
-    float *t42 = args->arena + off[21];
-    float *t43 = args->arena + off[22];
-    float *t44 = args->arena + off[23];
-    float *t45 = args->arena + off[24];
-    float *t46 = args->arena + off[25];
-    float *t47 = args->arena + off[26];
-    float *t48 = args->arena + off[27];
-    float *t49 = args->arena + off[28];
-    float *t50 = args->arena + off[29];
-    float *t51 = args->arena + off[30];
-    float *t52 = args->arena + off[31];
-    float *t53 = args->arena + off[32];
-    float *t54 = args->arena + off[33];
-    float *t55 = args->arena + off[34];
-    float *t56 = args->arena + off[35];
-    float *t57 = args->arena + off[36];
-    float *t58 = args->arena + off[37];
-    float *t59 = args->arena + off[38];
-    float *t60 = args->arena + off[39];
-    float *t61 = args->arena + off[40];
-    float *t62 = args->arena + off[41];
-    float *t63 = args->arena + off[42];
-    float *t64 = args->arena + off[43];
-    float *t65 = args->arena + off[44];
-    float *t66 = args->arena + off[45];
-    float *t67 = args->arena + off[46];
-    float *t68 = args->arena + off[47];
-    float *t69 = args->arena + off[48];
-    float *t70 = args->arena + off[49];
-    float *t71 = args->arena + off[50];
-    float *t72 = args->arena + off[51];
-    float *t73 = args->arena + off[52];
-    float *t74 = args->arena + off[53];
-    float *t75 = args->arena + off[29];
-    float *t76 = args->arena + off[54];
-    float *t77 = args->arena + off[55];
-    float *t78 = args->arena + off[56];
-    float *t79 = args->arena + off[57];
-    float *t80 = args->arena + off[58];
-    float *t81 = args->arena + off[59];
-    float *t82 = args->arena + off[60];
-    float *t83 = args->arena + off[61];
-    float *t84 = args->arena + off[62];
-    float *t85 = args->arena + off[63];
-    float *t86 = args->arena + off[64];
-    float *t87 = args->arena + off[65];
-    float *t88 = args->arena + off[66];
-    float *t89 = args->arena + off[67];
-    float *t90 = args->arena + off[68];
-    float *t91 = args->arena + off[69];
-    float *t92 = args->arena + off[70];
-    float *t93 = args->arena + off[68];
-    float *t94 = args->arena + off[71];
-    float *t95 = args->arena + off[72];
-    float *t96 = args->arena + off[73];
-    float *t97 = args->arena + off[74];
-    float *t98 = args->arena + off[75];
-    float *t99 = args->arena + off[73];
-    float *t100 = args->arena + off[76];
-    float *t101 = args->arena + off[77];
-    float *t102 = args->arena + off[78];
-    float *t103 = args->arena + off[79];
-    float *t104 = args->arena + off[80];
-    float *t105 = args->arena + off[81];
-    float *t106 = args->arena + off[82];
-    float *t107 = args->arena + off[83];
-    float *t108 = args->arena + off[84];
-    float *t109 = args->arena + off[85];
-    float *t110 = args->arena + off[86];
-    float *t111 = args->arena + off[87];
-    float *t112 = args->arena + off[88];
-    float *t113 = args->arena + off[89];
-    float *t114 = args->arena + off[90];
-    float *t115 = args->arena + off[91];
-    float *t116 = args->arena + off[92];
-    float *t117 = args->arena + off[91];
-    float *t118 = args->arena + off[91];
-    float *t119 = args->arena + off[85];
-    float *t120 = args->arena + off[86];
-    float *t121 = args->arena + off[87];
-    float *t122 = args->arena + off[88];
-    float *t123 = args->arena + off[89];
-    float *t124 = args->arena + off[90];
-    float *t125 = args->arena + off[73];
-    float *t126 = args->arena + off[76];
-    float *t127 = args->arena + off[77];
-    float *t128 = args->arena + off[78];
-    float *t129 = args->arena + off[79];
-    float *t130 = args->arena + off[80];
-    float *t131 = args->arena + off[81];
-    float *t132 = args->arena + off[82];
-    float *t133 = args->arena + off[83];
-    float *t134 = args->arena + off[84];
-    float *t135 = args->arena + off[65];
-    float *t136 = args->arena + off[66];
-    float *t137 = args->arena + off[67];
-    float *t138 = args->arena + off[92];
-    float *t139 = args->arena + off[5];
-    float *t140 = args->arena + off[69];
-    float *t141 = args->arena + off[70];
-    float *t142 = args->arena + off[68];
-    float *t143 = args->arena + off[8];
-    float *t144 = args->arena + off[4];
-    float *t145 = args->arena + off[5];
-    float *t146 = args->arena + off[3];
-    float *t147 = args->arena + off[71];
-    float *t148 = args->arena + off[6];
-    float *t149 = args->arena + off[72];
-    float *t150 = args->arena + off[6];
-    float *t151 = args->arena + off[3];
-    float *t152 = args->arena + off[74];
-    float *t153 = args->arena + off[75];
-    float *t154 = args->arena + off[3];
-    float *t155 = args->arena + off[61];
-    float *t156 = args->arena + off[62];
-    float *t157 = args->arena + off[63];
-    float *t158 = args->arena + off[7];
-    float *t159 = args->arena + off[62];
-    float *t160 = args->arena + off[64];
-    float *t161 = args->arena + off[60];
-    float *t162 = args->arena + off[58];
-    float *t163 = args->arena + off[56];
-    float *t164 = args->arena + off[47];
-    float *t165 = args->arena + off[48];
-    float *t166 = args->arena + off[49];
-    float *t167 = args->arena + off[41];
-    float *t168 = args->arena + off[42];
-    float *t169 = args->arena + off[43];
-    float *t170 = args->arena + off[69];
-    float *t171 = args->arena + off[70];
-    float *t172 = args->arena + off[62];
-    float *t173 = args->arena + off[63];
-    float *t174 = args->arena + off[44];
-    float *t175 = args->arena + off[45];
-    float *t176 = args->arena + off[41];
-    float *t177 = args->arena + off[6];
-    float *t178 = args->arena + off[72];
-    float *t179 = args->arena + off[43];
-    float *t180 = args->arena + off[46];
-    float *t181 = args->arena + off[71];
-    float *t182 = args->arena + off[3];
-    float *t183 = args->arena + off[63];
-    float *t184 = args->arena + off[69];
-    float *t185 = args->arena + off[38];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[7];
+    float *t18 = args->arena + off[8];
+    float *t19 = args->arena + off[9];
+    float *t20 = args->arena + off[8];
+    float *t21 = args->arena + off[9];
+    float *t22 = args->arena + off[8];
+    float *t23 = args->arena + off[9];
+    float *t24 = args->arena + off[10];
+    float *t25 = args->arena + off[8];
+    float *t26 = args->arena + off[11];
+    float *t27 = args->arena + off[12];
+    float *t28 = args->arena + off[13];
+    float *t29 = args->arena + off[14];
+    float *t30 = args->arena + off[15];
+    float *t31 = args->arena + off[16];
+    float *t32 = args->arena + off[17];
+    float *t33 = args->arena + off[18];
+    float *t34 = args->arena + off[19];
+    float *t35 = args->arena + off[20];
+    float *t36 = args->arena + off[21];
+    float *t37 = args->arena + off[22];
+    float *t38 = args->arena + off[23];
+    float *t39 = args->arena + off[24];
+    float *t40 = args->arena + off[25];
+    float *t41 = args->arena + off[26];
+    float *t42 = args->arena + off[27];
+    float *t43 = args->arena + off[28];
+    float *t44 = args->arena + off[29];
+    float *t45 = args->arena + off[30];
+    float *t46 = args->arena + off[31];
+    float *t47 = args->arena + off[32];
+    float *t48 = args->arena + off[33];
+    float *t49 = args->arena + off[34];
+    float *t50 = args->arena + off[35];
+    float *t51 = args->arena + off[36];
+    float *t52 = args->arena + off[37];
+    float *t53 = args->arena + off[38];
+    float *t54 = args->arena + off[39];
+    float *t55 = args->arena + off[40];
+    float *t56 = args->arena + off[41];
+    float *t57 = args->arena + off[42];
+    float *t58 = args->arena + off[43];
+    float *t59 = args->arena + off[44];
+    float *t60 = args->arena + off[45];
+    float *t61 = args->arena + off[46];
+    float *t62 = args->arena + off[47];
+    float *t63 = args->arena + off[48];
+    float *t64 = args->arena + off[49];
+    float *t65 = args->arena + off[50];
+    float *t66 = args->arena + off[51];
+    float *t67 = args->arena + off[52];
+    float *t68 = args->arena + off[53];
+    float *t69 = args->arena + off[29];
+    float *t70 = args->arena + off[54];
+    float *t71 = args->arena + off[55];
+    float *t72 = args->arena + off[56];
+    float *t73 = args->arena + off[57];
+    float *t74 = args->arena + off[58];
+    float *t75 = args->arena + off[59];
+    float *t76 = args->arena + off[60];
+    float *t77 = args->arena + off[61];
+    float *t78 = args->arena + off[62];
+    float *t79 = args->arena + off[63];
+    float *t80 = args->arena + off[64];
+    float *t81 = args->arena + off[65];
+    float *t82 = args->arena + off[66];
+    float *t83 = args->arena + off[67];
+    float *t84 = args->arena + off[68];
+    float *t85 = args->arena + off[69];
+    float *t86 = args->arena + off[70];
+    float *t87 = args->arena + off[68];
+    float *t88 = args->arena + off[71];
+    float *t89 = args->arena + off[72];
+    float *t90 = args->arena + off[73];
+    float *t91 = args->arena + off[74];
+    float *t92 = args->arena + off[75];
+    float *t93 = args->arena + off[73];
+    float *t94 = args->arena + off[76];
+    float *t95 = args->arena + off[77];
+    float *t96 = args->arena + off[78];
+    float *t97 = args->arena + off[79];
+    float *t98 = args->arena + off[80];
+    float *t99 = args->arena + off[81];
+    float *t100 = args->arena + off[82];
+    float *t101 = args->arena + off[83];
+    float *t102 = args->arena + off[84];
+    float *t103 = args->arena + off[85];
+    float *t104 = args->arena + off[86];
+    float *t105 = args->arena + off[87];
+    float *t106 = args->arena + off[88];
+    float *t107 = args->arena + off[89];
+    float *t108 = args->arena + off[90];
+    float *t109 = args->arena + off[91];
+    float *t110 = args->arena + off[92];
+    float *t111 = args->arena + off[91];
+    float *t112 = args->arena + off[91];
+    float *t113 = args->arena + off[85];
+    float *t114 = args->arena + off[86];
+    float *t115 = args->arena + off[87];
+    float *t116 = args->arena + off[88];
+    float *t117 = args->arena + off[89];
+    float *t118 = args->arena + off[90];
+    float *t119 = args->arena + off[73];
+    float *t120 = args->arena + off[76];
+    float *t121 = args->arena + off[77];
+    float *t122 = args->arena + off[78];
+    float *t123 = args->arena + off[79];
+    float *t124 = args->arena + off[80];
+    float *t125 = args->arena + off[81];
+    float *t126 = args->arena + off[82];
+    float *t127 = args->arena + off[83];
+    float *t128 = args->arena + off[84];
+    float *t129 = args->arena + off[65];
+    float *t130 = args->arena + off[66];
+    float *t131 = args->arena + off[67];
+    float *t132 = args->arena + off[92];
+    float *t133 = args->arena + off[69];
+    float *t134 = args->arena + off[70];
+    float *t135 = args->arena + off[68];
+    float *t136 = args->arena + off[71];
+    float *t137 = args->arena + off[8];
+    float *t138 = args->arena + off[6];
+    float *t139 = args->arena + off[3];
+    float *t140 = args->arena + off[4];
+    float *t141 = args->arena + off[72];
+    float *t142 = args->arena + off[74];
+    float *t143 = args->arena + off[4];
+    float *t144 = args->arena + off[7];
+    float *t145 = args->arena + off[8];
+    float *t146 = args->arena + off[69];
+    float *t147 = args->arena + off[75];
+    float *t148 = args->arena + off[61];
+    float *t149 = args->arena + off[62];
+    float *t150 = args->arena + off[63];
+    float *t151 = args->arena + off[64];
+    float *t152 = args->arena + off[60];
+    float *t153 = args->arena + off[58];
+    float *t154 = args->arena + off[70];
+    float *t155 = args->arena + off[68];
+    float *t156 = args->arena + off[56];
+    float *t157 = args->arena + off[64];
+    float *t158 = args->arena + off[47];
+    float *t159 = args->arena + off[48];
+    float *t160 = args->arena + off[58];
+    float *t161 = args->arena + off[49];
+    float *t162 = args->arena + off[41];
+    float *t163 = args->arena + off[4];
+    float *t164 = args->arena + off[42];
+    float *t165 = args->arena + off[64];
+    float *t166 = args->arena + off[43];
+    float *t167 = args->arena + off[58];
+    float *t168 = args->arena + off[70];
+    float *t169 = args->arena + off[44];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5830,16 +5617,16 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 207, tick);
+    la_tock(prof, 0, 198, tick);
     tick = la_tick(prof);
     dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 1, 207, tick);
+    la_tock(prof, 1, 198, tick);
     tick = la_tick(prof);
     dpo_step_k2_shared_prompt_mask(t2, segments, B, T);
-    la_tock(prof, 2, 207, tick);
+    la_tock(prof, 2, 198, tick);
     tick = la_tick(prof);
     dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 207, tick);
+    la_tock(prof, 3, 198, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[93], args->arena + off[94] };
@@ -5854,6 +5641,13 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
         float *grad_attn_norm = args->grad_attn_norm + l * (2*HD2*KVH*REP);
         float *grad_wq = args->grad_wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
         float *grad_wk = args->grad_wk + l * (4*HD2*HD2*KVH*KVH*REP);
@@ -5866,456 +5660,459 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 207, tick);
+        la_tock(prof, 4, 198, tick);
         tick = la_tick(prof);
         dpo_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 207, tick);
+        la_tock(prof, 5, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k6_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 207, tick);
+        dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k7_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 207, tick);
+        dpo_step_k7_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 7, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 207, tick);
+        dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T);
+        la_tock(prof, 8, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k9_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 207, tick);
+        dpo_step_k9_attention_matmul(saved_v, wv, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k10_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 207, tick);
+        dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k11_attention(t10, t2, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 207, tick);
+        dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k12_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 207, tick);
+        dpo_step_k12_attention_matmul(saved_attn, saved_v, t7, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k13_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 207, tick);
+        dpo_step_k13_attention_matmul(t8, wo, saved_attn, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k14_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 207, tick);
+        dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k15_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 15, 207, tick);
+        dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 15, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k16_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 207, tick);
+        dpo_step_k16_gate_up_matmul(saved_gate, w1, t9, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k17_silu(t16, t14, t15, B, F, T);
-        la_tock(prof, 17, 207, tick);
+        dpo_step_k17_gate_up_matmul(saved_up, w3, t9, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 17, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k18_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 207, tick);
+        dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T);
+        la_tock(prof, 18, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k19_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
-        la_tock(prof, 19, 207, tick);
+        dpo_step_k19_ffn_matmul(t11, w2, t10, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 19, 198, tick);
+        tick = la_tick(prof);
+        dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T);
+        la_tock(prof, 20, 198, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_step_k20_rmsnorm(t18, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 20, 207, tick);
+    dpo_step_k21_rmsnorm(t12, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k21_rmsnorm(t19, norm_eps, t18, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 207, tick);
+    dpo_step_k22_rmsnorm(t13, norm_eps, t12, B, HD2, KVH, REP, T);
+    la_tock(prof, 22, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k22_rmsnorm(t20, final_norm, carry0, t19, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 207, tick);
+    dpo_step_k23_rmsnorm(t14, final_norm, carry0, t13, B, HD2, KVH, REP, T);
+    la_tock(prof, 23, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k23_lm_head_matmul(t21, lm_head, t20, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 23, 207, tick);
+    dpo_step_k24_lm_head_matmul(t15, lm_head, t14, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 24, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k24_lm_head(t22, t21, B, T, V);
-    la_tock(prof, 24, 207, tick);
+    dpo_step_k25_lm_head(t16, t15, B, T, V);
+    la_tock(prof, 25, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k25_log_softmax(t23, t21, t22, B, T, V);
-    la_tock(prof, 25, 207, tick);
+    dpo_step_k26_log_softmax(t17, t15, t16, B, T, V);
+    la_tock(prof, 26, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k26_cross_entropy(t24, chosen_targets, t21, t22, t23, B, T, V);
-    la_tock(prof, 26, 207, tick);
+    dpo_step_k27_cross_entropy(t18, chosen_targets, t15, t16, t17, B, T, V);
+    la_tock(prof, 27, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k27_cross_entropy(t25, chosen_mask, t24, B, T);
-    la_tock(prof, 27, 207, tick);
+    dpo_step_k28_cross_entropy(t19, chosen_mask, t18, B, T);
+    la_tock(prof, 28, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k28_sequence_logps(logps_chosen, t25, B);
-    la_tock(prof, 28, 207, tick);
+    dpo_step_k29_sequence_logps(logps_chosen, t19, B);
+    la_tock(prof, 29, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k29_cross_entropy(t26, rejected_targets, t21, t22, t23, B, T, V);
-    la_tock(prof, 29, 207, tick);
+    dpo_step_k30_cross_entropy(t20, rejected_targets, t15, t16, t17, B, T, V);
+    la_tock(prof, 30, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k30_cross_entropy(t27, rejected_mask, t26, B, T);
-    la_tock(prof, 30, 207, tick);
+    dpo_step_k31_cross_entropy(t21, rejected_mask, t20, B, T);
+    la_tock(prof, 31, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k31_sequence_logps(logps_rejected, t27, B);
-    la_tock(prof, 31, 207, tick);
+    dpo_step_k32_sequence_logps(logps_rejected, t21, B);
+    la_tock(prof, 32, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k32_lm_head(t28, t21, B, T, V);
-    la_tock(prof, 32, 207, tick);
+    dpo_step_k33_lm_head(t22, t15, B, T, V);
+    la_tock(prof, 33, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k33_sequence_logps(t29, chosen_mask, B, T);
-    la_tock(prof, 33, 207, tick);
+    dpo_step_k34_sequence_logps(t23, chosen_mask, B, T);
+    la_tock(prof, 34, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k34_sequence_logps(t30, rejected_mask, B, T);
-    la_tock(prof, 34, 207, tick);
+    dpo_step_k35_sequence_logps(t24, rejected_mask, B, T);
+    la_tock(prof, 35, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k35_sequence_logps(logits_chosen, chosen_mask, t28, B, T, V);
-    la_tock(prof, 35, 207, tick);
+    dpo_step_k36_sequence_logps(logits_chosen, chosen_mask, t22, B, T, V);
+    la_tock(prof, 36, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k36_sequence_logps(logits_rejected, rejected_mask, t28, B, T, V);
-    la_tock(prof, 36, 207, tick);
+    dpo_step_k37_sequence_logps(logits_rejected, rejected_mask, t22, B, T, V);
+    la_tock(prof, 37, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k37_dpo_sigmoid(t31, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 37, 207, tick);
+    dpo_step_k38_dpo_sigmoid(t25, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 38, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k38_log_sigmoid(t32, t31, B);
-    la_tock(prof, 38, 207, tick);
+    dpo_step_k39_log_sigmoid(t26, t25, B);
+    la_tock(prof, 39, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k39_dpo_sigmoid(t33, t32, B);
-    la_tock(prof, 39, 207, tick);
+    dpo_step_k40_dpo_sigmoid(t27, t26, B);
+    la_tock(prof, 40, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k40_dpo_sigmoid(t34, t31, B);
-    la_tock(prof, 40, 207, tick);
+    dpo_step_k41_dpo_sigmoid(t28, t25, B);
+    la_tock(prof, 41, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k41_log_sigmoid(t35, t34, B);
-    la_tock(prof, 41, 207, tick);
+    dpo_step_k42_log_sigmoid(t29, t28, B);
+    la_tock(prof, 42, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k42_dpo_sigmoid(t36, t35, B);
-    la_tock(prof, 42, 207, tick);
+    dpo_step_k43_dpo_sigmoid(t30, t29, B);
+    la_tock(prof, 43, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k43_dpo_robust(t37, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 43, 207, tick);
+    dpo_step_k44_dpo_robust(t31, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 44, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k44_log_sigmoid(t38, t37, B);
-    la_tock(prof, 44, 207, tick);
+    dpo_step_k45_log_sigmoid(t32, t31, B);
+    la_tock(prof, 45, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k45_dpo_sigmoid(t39, t38, B);
-    la_tock(prof, 45, 207, tick);
+    dpo_step_k46_dpo_sigmoid(t33, t32, B);
+    la_tock(prof, 46, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k46_dpo_robust(t40, t37, B);
-    la_tock(prof, 46, 207, tick);
+    dpo_step_k47_dpo_robust(t34, t31, B);
+    la_tock(prof, 47, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k47_log_sigmoid(t41, t40, B);
-    la_tock(prof, 47, 207, tick);
+    dpo_step_k48_log_sigmoid(t35, t34, B);
+    la_tock(prof, 48, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k48_dpo_sigmoid(t42, t41, B);
-    la_tock(prof, 48, 207, tick);
+    dpo_step_k49_dpo_sigmoid(t36, t35, B);
+    la_tock(prof, 49, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k49_dpo_hinge(t43, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 49, 207, tick);
+    dpo_step_k50_dpo_hinge(t37, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 50, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k50_dpo_ipo(t44, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 50, 207, tick);
+    dpo_step_k51_dpo_ipo(t38, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
+    la_tock(prof, 51, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k51_dpo_sigmoid(t45, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 51, 207, tick);
+    dpo_step_k52_dpo_sigmoid(t39, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 52, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k52_dpo_nca_pair(t46, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 52, 207, tick);
+    dpo_step_k53_dpo_nca_pair(t40, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 53, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k53_dpo_sigmoid(t47, t46, B);
-    la_tock(prof, 53, 207, tick);
+    dpo_step_k54_dpo_sigmoid(t41, t40, B);
+    la_tock(prof, 54, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k54_dpo_nca_pair(t48, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 54, 207, tick);
+    dpo_step_k55_dpo_nca_pair(t42, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 55, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k55_dpo_sigmoid(t49, t48, B);
-    la_tock(prof, 55, 207, tick);
+    dpo_step_k56_dpo_sigmoid(t43, t42, B);
+    la_tock(prof, 56, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k56_dpo_sigmoid(t50, pair_weight, B);
-    la_tock(prof, 56, 207, tick);
+    dpo_step_k57_dpo_sigmoid(t44, pair_weight, B);
+    la_tock(prof, 57, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k57_dpo_kto_pair(t51, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 57, 207, tick);
+    dpo_step_k58_dpo_kto_pair(t45, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
+    la_tock(prof, 58, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k58_log_sigmoid(t52, t51, B);
-    la_tock(prof, 58, 207, tick);
+    dpo_step_k59_log_sigmoid(t46, t45, B);
+    la_tock(prof, 59, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k59_dpo_sigmoid(t53, t52, B);
-    la_tock(prof, 59, 207, tick);
+    dpo_step_k60_dpo_sigmoid(t47, t46, B);
+    la_tock(prof, 60, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k60_dpo_sigmoid(t54, t51, t53, B);
-    la_tock(prof, 60, 207, tick);
+    dpo_step_k61_dpo_sigmoid(t48, t45, t47, B);
+    la_tock(prof, 61, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k61_dpo_kto_pair(t55, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 61, 207, tick);
+    dpo_step_k62_dpo_kto_pair(t49, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
+    la_tock(prof, 62, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k62_log_sigmoid(t56, t55, B);
-    la_tock(prof, 62, 207, tick);
+    dpo_step_k63_log_sigmoid(t50, t49, B);
+    la_tock(prof, 63, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k63_dpo_sigmoid(t57, t56, B);
-    la_tock(prof, 63, 207, tick);
+    dpo_step_k64_dpo_sigmoid(t51, t50, B);
+    la_tock(prof, 64, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k64_dpo_sigmoid(t58, t55, t57, B);
-    la_tock(prof, 64, 207, tick);
+    dpo_step_k65_dpo_sigmoid(t52, t49, t51, B);
+    la_tock(prof, 65, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k65_dpo_dpop(t59, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 65, 207, tick);
+    dpo_step_k66_dpo_dpop(t53, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 66, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k66_log_sigmoid(t60, t59, B);
-    la_tock(prof, 66, 207, tick);
+    dpo_step_k67_log_sigmoid(t54, t53, B);
+    la_tock(prof, 67, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k67_dpo_sigmoid(t61, t60, B);
-    la_tock(prof, 67, 207, tick);
+    dpo_step_k68_dpo_sigmoid(t55, t54, B);
+    la_tock(prof, 68, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k68_dpo_simpo(t62, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 68, 207, tick);
+    dpo_step_k69_dpo_simpo(t56, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
+    la_tock(prof, 69, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k69_log_sigmoid(t63, t62, B);
-    la_tock(prof, 69, 207, tick);
+    dpo_step_k70_log_sigmoid(t57, t56, B);
+    la_tock(prof, 70, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k70_dpo_sigmoid(t64, t63, B);
-    la_tock(prof, 70, 207, tick);
+    dpo_step_k71_dpo_sigmoid(t58, t57, B);
+    la_tock(prof, 71, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k71_dpo_simpo(t65, t62, B);
-    la_tock(prof, 71, 207, tick);
+    dpo_step_k72_dpo_simpo(t59, t56, B);
+    la_tock(prof, 72, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k72_log_sigmoid(t66, t65, B);
-    la_tock(prof, 72, 207, tick);
+    dpo_step_k73_log_sigmoid(t60, t59, B);
+    la_tock(prof, 73, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k73_dpo_sigmoid(t67, t66, B);
-    la_tock(prof, 73, 207, tick);
+    dpo_step_k74_dpo_sigmoid(t61, t60, B);
+    la_tock(prof, 74, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k74_dpo_orpo(t68, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 74, 207, tick);
+    dpo_step_k75_dpo_orpo(t62, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
+    la_tock(prof, 75, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k75_log_sigmoid(t69, t68, B);
-    la_tock(prof, 75, 207, tick);
+    dpo_step_k76_log_sigmoid(t63, t62, B);
+    la_tock(prof, 76, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k76_dpo_sigmoid(t70, t69, B);
-    la_tock(prof, 76, 207, tick);
+    dpo_step_k77_dpo_sigmoid(t64, t63, B);
+    la_tock(prof, 77, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k77_dpo_bco_pair(t71, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 77, 207, tick);
+    dpo_step_k78_dpo_bco_pair(t65, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
+    la_tock(prof, 78, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k78_log_sigmoid(t72, t71, B);
-    la_tock(prof, 78, 207, tick);
+    dpo_step_k79_log_sigmoid(t66, t65, B);
+    la_tock(prof, 79, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k79_dpo_sigmoid(t73, t72, B);
-    la_tock(prof, 79, 207, tick);
+    dpo_step_k80_dpo_sigmoid(t67, t66, B);
+    la_tock(prof, 80, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k80_dpo_bco_pair(t74, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t50, B);
-    la_tock(prof, 80, 207, tick);
+    dpo_step_k81_dpo_bco_pair(t68, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
+    la_tock(prof, 81, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k81_log_sigmoid(t75, t74, B);
-    la_tock(prof, 81, 207, tick);
+    dpo_step_k82_log_sigmoid(t69, t68, B);
+    la_tock(prof, 82, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k82_dpo_sigmoid(t76, t75, B);
-    la_tock(prof, 82, 207, tick);
+    dpo_step_k83_dpo_sigmoid(t70, t69, B);
+    la_tock(prof, 83, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k83_dpo_sigmoid(t77, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 83, 207, tick);
+    dpo_step_k84_dpo_sigmoid(t71, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 84, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k84_dpo_apo_zero(t78, ref_chosen, beta, loss_weights, logps_chosen, t77, B);
-    la_tock(prof, 84, 207, tick);
+    dpo_step_k85_dpo_apo_zero(t72, ref_chosen, beta, loss_weights, logps_chosen, t71, B);
+    la_tock(prof, 85, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k85_dpo_sigmoid(t79, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 85, 207, tick);
+    dpo_step_k86_dpo_sigmoid(t73, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 86, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k86_dpo_apo_zero(t80, ref_rejected, beta, loss_weights, logps_rejected, t79, B);
-    la_tock(prof, 86, 207, tick);
+    dpo_step_k87_dpo_apo_zero(t74, ref_rejected, beta, loss_weights, logps_rejected, t73, B);
+    la_tock(prof, 87, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k87_dpo_sigmoid(t81, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 87, 207, tick);
+    dpo_step_k88_dpo_sigmoid(t75, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 88, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k88_dpo_apo_down(t82, ref_chosen, beta, loss_weights, logps_chosen, t81, B);
-    la_tock(prof, 88, 207, tick);
+    dpo_step_k89_dpo_apo_down(t76, ref_chosen, beta, loss_weights, logps_chosen, t75, B);
+    la_tock(prof, 89, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k89_dpo_apo_down(t83, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 89, 207, tick);
+    dpo_step_k90_dpo_apo_down(t77, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 90, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k90_log_sigmoid(t84, t83, B);
-    la_tock(prof, 90, 207, tick);
+    dpo_step_k91_log_sigmoid(t78, t77, B);
+    la_tock(prof, 91, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k91_dpo_sigmoid(t85, t84, B);
-    la_tock(prof, 91, 207, tick);
+    dpo_step_k92_dpo_sigmoid(t79, t78, B);
+    la_tock(prof, 92, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k92_dpo_sigmoid(t86, t83, t85, B);
-    la_tock(prof, 92, 207, tick);
+    dpo_step_k93_dpo_sigmoid(t80, t77, t79, B);
+    la_tock(prof, 93, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k93_dpo_exo_pair(t87, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 93, 207, tick);
+    dpo_step_k94_dpo_exo_pair(t81, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 94, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k94_log_sigmoid(t88, t87, B);
-    la_tock(prof, 94, 207, tick);
+    dpo_step_k95_log_sigmoid(t82, t81, B);
+    la_tock(prof, 95, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k95_dpo_sigmoid(t89, t88, B);
-    la_tock(prof, 95, 207, tick);
+    dpo_step_k96_dpo_sigmoid(t83, t82, B);
+    la_tock(prof, 96, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k96_dpo_sigmoid(t90, t87, t89, B);
-    la_tock(prof, 96, 207, tick);
+    dpo_step_k97_dpo_sigmoid(t84, t81, t83, B);
+    la_tock(prof, 97, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k97_sigmoid(t91, t90, B);
-    la_tock(prof, 97, 207, tick);
+    dpo_step_k98_sigmoid(t85, t84, B);
+    la_tock(prof, 98, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k98_dpo_exo_pair(t92, label_smoothing, t90, B);
-    la_tock(prof, 98, 207, tick);
+    dpo_step_k99_dpo_exo_pair(t86, label_smoothing, t84, B);
+    la_tock(prof, 99, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k99_dpo_exo_pair(t93, t87, B);
-    la_tock(prof, 99, 207, tick);
+    dpo_step_k100_dpo_exo_pair(t87, t81, B);
+    la_tock(prof, 100, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k100_log_sigmoid(t94, t93, B);
-    la_tock(prof, 100, 207, tick);
+    dpo_step_k101_log_sigmoid(t88, t87, B);
+    la_tock(prof, 101, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k101_dpo_sigmoid(t95, t94, B);
-    la_tock(prof, 101, 207, tick);
+    dpo_step_k102_dpo_sigmoid(t89, t88, B);
+    la_tock(prof, 102, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k102_dpo_sigmoid(t96, t93, t95, B);
-    la_tock(prof, 102, 207, tick);
+    dpo_step_k103_dpo_sigmoid(t90, t87, t89, B);
+    la_tock(prof, 103, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k103_sigmoid(t97, t96, B);
-    la_tock(prof, 103, 207, tick);
+    dpo_step_k104_sigmoid(t91, t90, B);
+    la_tock(prof, 104, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k104_dpo_exo_pair(t98, label_smoothing, t96, B);
-    la_tock(prof, 104, 207, tick);
+    dpo_step_k105_dpo_exo_pair(t92, label_smoothing, t90, B);
+    la_tock(prof, 105, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k105_dpo_discopop(t99, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 105, 207, tick);
+    dpo_step_k106_dpo_discopop(t93, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 106, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k106_dpo_discopop(t100, t99, B);
-    la_tock(prof, 106, 207, tick);
+    dpo_step_k107_dpo_discopop(t94, t93, B);
+    la_tock(prof, 107, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k107_log_sigmoid(t101, t100, B);
-    la_tock(prof, 107, 207, tick);
+    dpo_step_k108_log_sigmoid(t95, t94, B);
+    la_tock(prof, 108, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k108_dpo_sigmoid(t102, t101, B);
-    la_tock(prof, 108, 207, tick);
+    dpo_step_k109_dpo_sigmoid(t96, t95, B);
+    la_tock(prof, 109, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k109_dpo_sigmoid(t103, t100, t102, B);
-    la_tock(prof, 109, 207, tick);
+    dpo_step_k110_dpo_sigmoid(t97, t94, t96, B);
+    la_tock(prof, 110, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k110_log_sigmoid(t104, t99, B);
-    la_tock(prof, 110, 207, tick);
+    dpo_step_k111_log_sigmoid(t98, t93, B);
+    la_tock(prof, 111, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k111_dpo_sigmoid(t105, t104, B);
-    la_tock(prof, 111, 207, tick);
+    dpo_step_k112_dpo_sigmoid(t99, t98, B);
+    la_tock(prof, 112, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k112_dpo_sigmoid(t106, t99, t105, B);
-    la_tock(prof, 112, 207, tick);
+    dpo_step_k113_dpo_sigmoid(t100, t93, t99, B);
+    la_tock(prof, 113, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k113_dpo_sigmoid(t107, t103, B);
-    la_tock(prof, 113, 207, tick);
+    dpo_step_k114_dpo_sigmoid(t101, t97, B);
+    la_tock(prof, 114, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k114_dpo_discopop(t108, t99, B);
-    la_tock(prof, 114, 207, tick);
+    dpo_step_k115_dpo_discopop(t102, t93, B);
+    la_tock(prof, 115, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k115_dpo_sigmoid_norm(t109, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t29, t30, B);
-    la_tock(prof, 115, 207, tick);
+    dpo_step_k116_dpo_sigmoid_norm(t103, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
+    la_tock(prof, 116, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k116_log_sigmoid(t110, t109, B);
-    la_tock(prof, 116, 207, tick);
+    dpo_step_k117_log_sigmoid(t104, t103, B);
+    la_tock(prof, 117, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k117_dpo_sigmoid(t111, t110, B);
-    la_tock(prof, 117, 207, tick);
+    dpo_step_k118_dpo_sigmoid(t105, t104, B);
+    la_tock(prof, 118, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k118_dpo_sigmoid_norm(t112, t109, B);
-    la_tock(prof, 118, 207, tick);
+    dpo_step_k119_dpo_sigmoid_norm(t106, t103, B);
+    la_tock(prof, 119, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k119_log_sigmoid(t113, t112, B);
-    la_tock(prof, 119, 207, tick);
+    dpo_step_k120_log_sigmoid(t107, t106, B);
+    la_tock(prof, 120, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k120_dpo_sigmoid(t114, t113, B);
-    la_tock(prof, 120, 207, tick);
+    dpo_step_k121_dpo_sigmoid(t108, t107, B);
+    la_tock(prof, 121, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k121_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t29, t31, t33, t34, t36, t37, t39, t40, t42, t43, t44, t45, t47, t49, t54, t58, t59, t61, t62, t64, t65, t67, t68, t70, t71, t73, t74, t76, t78, t80, t82, t86, t91, t92, t97, t98, t103, t106, t107, t108, t109, t111, t112, t114, B);
-    la_tock(prof, 121, 207, tick);
+    dpo_step_k122_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t23, t25, t27, t28, t30, t31, t33, t34, t36, t37, t38, t39, t41, t43, t48, t52, t53, t55, t56, t58, t59, t61, t62, t64, t65, t67, t68, t70, t72, t74, t76, t80, t85, t86, t91, t92, t97, t100, t101, t102, t103, t105, t106, t108, B);
+    la_tock(prof, 122, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k122_lm_head(t115, loss_weights, losses, B);
-    la_tock(prof, 122, 207, tick);
+    dpo_step_k123_lm_head(t109, loss_weights, losses, B);
+    la_tock(prof, 123, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k123_lm_head(t116, pair_weight, t115, B);
-    la_tock(prof, 123, 207, tick);
+    dpo_step_k124_lm_head(t110, pair_weight, t109, B);
+    la_tock(prof, 124, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k124_sft(t117, pair_weight, logps_chosen, t29, B);
-    la_tock(prof, 124, 207, tick);
+    dpo_step_k125_sft(t111, pair_weight, logps_chosen, t23, B);
+    la_tock(prof, 125, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k125_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t116, t117);
-    la_tock(prof, 125, 207, tick);
+    dpo_step_k126_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t110, t111);
+    la_tock(prof, 126, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k126_log_sigmoid_grad(t118, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t109, t110, t111, t112, t113, t114, B);
-    la_tock(prof, 126, 207, tick);
+    dpo_step_k127_log_sigmoid_grad(t112, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t103, t104, t105, t106, t107, t108, B);
+    la_tock(prof, 127, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k127_log_sigmoid_grad(t119, beta, pair_weight, loss_weights, pref_loss_ratio, t99, t100, t101, t102, t103, t104, t105, t106, t107, t108, B);
-    la_tock(prof, 127, 207, tick);
+    dpo_step_k128_log_sigmoid_grad(t113, beta, pair_weight, loss_weights, pref_loss_ratio, t93, t94, t95, t96, t97, t98, t99, t100, t101, t102, B);
+    la_tock(prof, 128, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k128_log_sigmoid_grad(t120, beta, pair_weight, loss_weights, pref_loss_ratio, t87, t88, t89, t91, t92, t93, t94, t95, t97, t98, B);
-    la_tock(prof, 128, 207, tick);
+    dpo_step_k129_log_sigmoid_grad(t114, beta, pair_weight, loss_weights, pref_loss_ratio, t81, t82, t83, t85, t86, t87, t88, t89, t91, t92, B);
+    la_tock(prof, 129, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k129_log_sigmoid_grad(t121, beta, pair_weight, loss_weights, pref_loss_ratio, t83, t84, t85, t86, B);
-    la_tock(prof, 129, 207, tick);
+    dpo_step_k130_log_sigmoid_grad(t115, beta, pair_weight, loss_weights, pref_loss_ratio, t77, t78, t79, t80, B);
+    la_tock(prof, 130, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k130_lm_head_grad(t122, pair_weight, loss_weights, pref_loss_ratio, t82, B);
-    la_tock(prof, 130, 207, tick);
+    dpo_step_k131_lm_head_grad(t116, pair_weight, loss_weights, pref_loss_ratio, t76, B);
+    la_tock(prof, 131, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k131_lm_head_grad(t123, pair_weight, loss_weights, pref_loss_ratio, t80, B);
-    la_tock(prof, 131, 207, tick);
+    dpo_step_k132_lm_head_grad(t117, pair_weight, loss_weights, pref_loss_ratio, t74, B);
+    la_tock(prof, 132, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k132_lm_head_grad(t124, pair_weight, loss_weights, pref_loss_ratio, t78, B);
-    la_tock(prof, 132, 207, tick);
+    dpo_step_k133_lm_head_grad(t118, pair_weight, loss_weights, pref_loss_ratio, t72, B);
+    la_tock(prof, 133, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k133_log_sigmoid_grad(t125, beta, pair_weight, loss_weights, pref_loss_ratio, t68, t69, t70, B);
-    la_tock(prof, 133, 207, tick);
+    dpo_step_k134_log_sigmoid_grad(t119, beta, pair_weight, loss_weights, pref_loss_ratio, t62, t63, t64, B);
+    la_tock(prof, 134, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k134_dpo_orpo_grad(t126, t125, B);
-    la_tock(prof, 134, 207, tick);
+    dpo_step_k135_dpo_orpo_grad(t120, t119, B);
+    la_tock(prof, 135, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k135_log_sigmoid_grad(t127, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t62, t63, t64, t65, t66, t67, B);
-    la_tock(prof, 135, 207, tick);
+    dpo_step_k136_log_sigmoid_grad(t121, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t56, t57, t58, t59, t60, t61, B);
+    la_tock(prof, 136, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k136_log_sigmoid_grad(t128, beta, pair_weight, loss_weights, pref_loss_ratio, t59, t60, t61, B);
-    la_tock(prof, 136, 207, tick);
+    dpo_step_k137_log_sigmoid_grad(t122, beta, pair_weight, loss_weights, pref_loss_ratio, t53, t54, t55, B);
+    la_tock(prof, 137, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k137_dpo_dpop_grad(t129, t128, B);
-    la_tock(prof, 137, 207, tick);
+    dpo_step_k138_dpo_dpop_grad(t123, t122, B);
+    la_tock(prof, 138, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k138_lm_head_grad(t130, pair_weight, loss_weights, pref_loss_ratio, t58, B);
-    la_tock(prof, 138, 207, tick);
+    dpo_step_k139_lm_head_grad(t124, pair_weight, loss_weights, pref_loss_ratio, t52, B);
+    la_tock(prof, 139, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k139_lm_head_grad(t131, pair_weight, loss_weights, pref_loss_ratio, t54, B);
-    la_tock(prof, 139, 207, tick);
+    dpo_step_k140_lm_head_grad(t125, pair_weight, loss_weights, pref_loss_ratio, t48, B);
+    la_tock(prof, 140, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k140_dpo_sppo_hard(t132, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
-    la_tock(prof, 140, 207, tick);
+    dpo_step_k141_dpo_sppo_hard(t126, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
+    la_tock(prof, 141, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k141_dpo_sppo_hard(t133, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
-    la_tock(prof, 141, 207, tick);
+    dpo_step_k142_dpo_sppo_hard(t127, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
+    la_tock(prof, 142, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k142_lm_head_grad(t134, pair_weight, loss_weights, pref_loss_ratio, t44, B);
-    la_tock(prof, 142, 207, tick);
+    dpo_step_k143_lm_head_grad(t128, pair_weight, loss_weights, pref_loss_ratio, t38, B);
+    la_tock(prof, 143, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k143_lm_head_grad(t135, beta, pair_weight, loss_weights, pref_loss_ratio, t43, B);
-    la_tock(prof, 143, 207, tick);
+    dpo_step_k144_lm_head_grad(t129, beta, pair_weight, loss_weights, pref_loss_ratio, t37, B);
+    la_tock(prof, 144, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k144_log_sigmoid_grad(t136, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t37, t38, t39, t40, t41, t42, B);
-    la_tock(prof, 144, 207, tick);
+    dpo_step_k145_log_sigmoid_grad(t130, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t31, t32, t33, t34, t35, t36, B);
+    la_tock(prof, 145, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k145_log_sigmoid_grad(t137, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t31, t32, t33, t34, t35, t36, B);
-    la_tock(prof, 145, 207, tick);
+    dpo_step_k146_log_sigmoid_grad(t131, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t25, t26, t27, t28, t29, t30, B);
+    la_tock(prof, 146, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k146_log_sigmoid_grad(t138, chosen_targets, rejected_targets, chosen_mask, rejected_mask, ref_chosen, ref_rejected, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, t21, t22, t23, logps_chosen, logps_rejected, t29, t30, t45, t46, t47, t48, t49, t51, t52, t53, t55, t56, t57, t71, t72, t73, t74, t75, t76, t77, t79, t81, t118, t119, t120, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, t132, t133, t134, t135, t136, t137, B, T, V);
-    la_tock(prof, 146, 207, tick);
+    dpo_step_k147_log_sigmoid_grad(t132, chosen_targets, rejected_targets, chosen_mask, rejected_mask, ref_chosen, ref_rejected, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, t15, t16, t17, logps_chosen, logps_rejected, t23, t24, t39, t40, t41, t42, t43, t45, t46, t47, t49, t50, t51, t65, t66, t67, t68, t69, t70, t71, t73, t75, t112, t113, t114, t115, t116, t117, t118, t119, t120, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, B, T, V);
+    la_tock(prof, 147, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k147_lm_head_grad_matmul(t139, lm_head, t138, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 147, 207, tick);
+    dpo_step_k148_lm_head_grad_matmul(t133, lm_head, t132, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 148, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k148_rmsnorm_grad(t140, carry0, t19, t139, B, HD2, KVH, REP, T);
-    la_tock(prof, 148, 207, tick);
+    dpo_step_k149_rmsnorm_grad(t134, carry0, t13, t133, B, HD2, KVH, REP, T);
+    la_tock(prof, 149, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k149_rmsnorm_grad(t141, t140, HD2, KVH, REP, T);
-    la_tock(prof, 149, 207, tick);
+    dpo_step_k150_rmsnorm_grad(t135, t134, HD2, KVH, REP, T);
+    la_tock(prof, 150, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k150_rmsnorm_grad(t142, final_norm, carry0, t19, t139, B, HD2, KVH, REP, T);
-    la_tock(prof, 150, 207, tick);
+    dpo_step_k151_rmsnorm_grad(t136, final_norm, carry0, t13, t133, B, HD2, KVH, REP, T);
+    la_tock(prof, 151, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k151_rmsnorm_grad(grad_final_norm, t141, HD2, KVH, REP);
-    la_tock(prof, 151, 207, tick);
+    dpo_step_k152_rmsnorm_grad(grad_final_norm, t135, HD2, KVH, REP);
+    la_tock(prof, 152, 198, tick);
     tick = la_tick(prof);
-    dpo_step_k152_lm_head_grad_matmul(grad_lm_head, t20, t138, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 152, 207, tick);
+    dpo_step_k153_lm_head_grad_matmul(grad_lm_head, t14, t132, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 153, 198, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t142;
+    const float *carry1 = t136;
     float *carry1_buf[2] = { args->arena + off[95], args->arena + off[96] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
@@ -6328,6 +6125,13 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_attn_norm = args->grad_attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         float *grad_wq = args->grad_wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
         float *grad_wk = args->grad_wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
@@ -6339,170 +6143,140 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k153_rmsnorm(t143, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 153, 207, tick);
+        dpo_step_k154_rmsnorm(t137, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 154, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k154_rmsnorm(t144, norm_eps, saved_x, t143, B, HD2, KVH, REP, T);
-        la_tock(prof, 154, 207, tick);
+        dpo_step_k155_rmsnorm(t138, norm_eps, t137, B, HD2, KVH, REP, T);
+        la_tock(prof, 155, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k155_rmsnorm(t145, attn_norm, t144, B, HD2, KVH, REP, T);
-        la_tock(prof, 155, 207, tick);
+        dpo_step_k156_rmsnorm(t139, saved_x, attn_norm, t138, B, HD2, KVH, REP, T);
+        la_tock(prof, 156, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k156_attention_matmul(t146, wq, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 156, 207, tick);
+        dpo_step_k157_scores_matmul(t140, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 157, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k157_rope(t147, t0, t1, t146, B, HD2, KVH, REP, T);
-        la_tock(prof, 157, 207, tick);
+        dpo_step_k158_attention(t141, t2, t140, B, HD2, KVH, REP, T);
+        la_tock(prof, 158, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k158_attention_matmul(t148, wk, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 158, 207, tick);
+        dpo_step_k159_softmax(t142, t141, B, KVH, REP, T);
+        la_tock(prof, 159, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k159_rope(t149, t0, t1, t148, B, HD2, KVH, T);
-        la_tock(prof, 159, 207, tick);
+        dpo_step_k160_softmax(t143, t141, t142, B, KVH, REP, T);
+        la_tock(prof, 160, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k160_attention_matmul(t150, wv, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 160, 207, tick);
+        dpo_step_k161_rmsnorm(t144, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 161, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k161_scores_matmul(t151, t147, t149, B, HD2, KVH, REP, T);
-        la_tock(prof, 161, 207, tick);
+        dpo_step_k162_rmsnorm(t145, norm_eps, t144, B, HD2, KVH, REP, T);
+        la_tock(prof, 162, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k162_attention(t152, t2, t151, B, HD2, KVH, REP, T);
-        la_tock(prof, 162, 207, tick);
+        dpo_step_k163_rmsnorm(t146, saved_h, ffn_norm, t145, B, HD2, KVH, REP, T);
+        la_tock(prof, 163, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k163_softmax(t153, t152, B, KVH, REP, T);
-        la_tock(prof, 163, 207, tick);
+        dpo_step_k164_silu(t147, saved_gate, B, F, T);
+        la_tock(prof, 164, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k164_softmax(t154, t152, t153, B, KVH, REP, T);
-        la_tock(prof, 164, 207, tick);
+        dpo_step_k165_gate_up(t148, saved_up, t147, B, F, T);
+        la_tock(prof, 165, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k165_attention_matmul(t155, t150, t154, B, HD2, KVH, REP, T);
-        la_tock(prof, 165, 207, tick);
+        dpo_step_k166_ffn_grad_matmul(t149, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 166, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k166_attention_matmul(t156, wo, t155, B, HD2, KVH, REP, T);
-        la_tock(prof, 166, 207, tick);
+        dpo_step_k167_ffn_grad(t150, t147, t149, B, F, T);
+        la_tock(prof, 167, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k167_attention(t157, saved_x, t156, B, HD2, KVH, REP, T);
-        la_tock(prof, 167, 207, tick);
+        dpo_step_k168_gate_up_grad_matmul(t151, w3, t150, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 168, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k168_rmsnorm(t158, t157, B, HD2, KVH, REP, T);
-        la_tock(prof, 168, 207, tick);
+        dpo_step_k169_silu_grad(t152, saved_gate, saved_up, t147, t149, B, F, T);
+        la_tock(prof, 169, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k169_rmsnorm(t159, norm_eps, t157, t158, B, HD2, KVH, REP, T);
-        la_tock(prof, 169, 207, tick);
+        dpo_step_k170_gate_up_grad_matmul(t153, w1, t152, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 170, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k170_rmsnorm(t160, ffn_norm, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 170, 207, tick);
+        dpo_step_k171_gate_up_grad(t154, saved_h, t145, t151, t153, B, HD2, KVH, REP, T);
+        la_tock(prof, 171, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k171_gate_up_matmul(t161, w1, t160, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 171, 207, tick);
+        dpo_step_k172_rmsnorm_grad(t155, t154, HD2, KVH, REP, T);
+        la_tock(prof, 172, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k172_silu(t162, t161, B, F, T);
-        la_tock(prof, 172, 207, tick);
+        dpo_step_k173_rmsnorm_grad(t156, carry1, saved_h, ffn_norm, t145, t151, t153, B, HD2, KVH, REP, T);
+        la_tock(prof, 173, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k173_gate_up_matmul(t163, w3, t160, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 173, 207, tick);
+        dpo_step_k174_attention_grad_matmul(t157, wo, t156, B, HD2, KVH, REP, T);
+        la_tock(prof, 174, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k174_gate_up(t164, t162, t163, B, F, T);
-        la_tock(prof, 174, 207, tick);
+        dpo_step_k175_attention_grad_matmul(t158, saved_v, t157, B, HD2, KVH, REP, T);
+        la_tock(prof, 175, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k175_ffn_grad_matmul(t165, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 175, 207, tick);
+        dpo_step_k176_attention(t159, t2, t141, t142, t143, t158, B, HD2, KVH, REP, T);
+        la_tock(prof, 176, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k176_ffn_grad(t166, t162, t165, B, F, T);
-        la_tock(prof, 176, 207, tick);
+        dpo_step_k177_scores_grad_matmul(t160, saved_k, t159, B, HD2, KVH, REP, T);
+        la_tock(prof, 177, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k177_gate_up_grad_matmul(t167, w3, t166, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 177, 207, tick);
+        dpo_step_k178_attention_grad_matmul(t161, saved_q, t159, B, HD2, KVH, REP, T);
+        la_tock(prof, 178, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k178_silu_grad(t168, t161, t162, t163, t165, B, F, T);
-        la_tock(prof, 178, 207, tick);
+        dpo_step_k179_attention_grad_matmul(t162, t143, t157, B, HD2, KVH, REP, T);
+        la_tock(prof, 179, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k179_gate_up_grad_matmul(t169, w1, t168, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 179, 207, tick);
+        dpo_step_k180_attention_grad_matmul(t163, wv, t162, B, HD2, KVH, REP, T);
+        la_tock(prof, 180, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k180_gate_up_grad(t170, t159, t167, t169, B, HD2, KVH, REP, T);
-        la_tock(prof, 180, 207, tick);
+        dpo_step_k181_rope_grad(t164, t0, t1, t161, B, HD2, KVH, T);
+        la_tock(prof, 181, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k181_rmsnorm_grad(t171, t170, HD2, KVH, REP, T);
-        la_tock(prof, 181, 207, tick);
+        dpo_step_k182_attention_grad_matmul(t165, wk, t164, B, HD2, KVH, REP, T);
+        la_tock(prof, 182, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k182_rmsnorm_grad(t172, norm_eps, carry1, ffn_norm, t157, t158, t167, t169, B, HD2, KVH, REP, T);
-        la_tock(prof, 182, 207, tick);
+        dpo_step_k183_rope_grad(t166, t0, t1, t160, B, HD2, KVH, REP, T);
+        la_tock(prof, 183, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k183_attention_grad_matmul(t173, wo, t172, B, HD2, KVH, REP, T);
-        la_tock(prof, 183, 207, tick);
+        dpo_step_k184_attention_grad_matmul(t167, wq, t166, B, HD2, KVH, REP, T);
+        la_tock(prof, 184, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k184_attention_grad_matmul(t174, t150, t173, B, HD2, KVH, REP, T);
-        la_tock(prof, 184, 207, tick);
+        dpo_step_k185_attention_grad(t168, saved_x, t138, t163, t165, t167, B, HD2, KVH, REP, T);
+        la_tock(prof, 185, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k185_attention(t175, t2, t152, t153, t154, t174, B, HD2, KVH, REP, T);
-        la_tock(prof, 185, 207, tick);
+        dpo_step_k186_rmsnorm_grad(t169, t168, HD2, KVH, REP, T);
+        la_tock(prof, 186, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k186_scores_grad_matmul(t176, t149, t175, B, HD2, KVH, REP, T);
-        la_tock(prof, 186, 207, tick);
+        dpo_step_k187_rmsnorm_grad(carry1_next, saved_x, attn_norm, t138, t156, t163, t165, t167, B, HD2, KVH, REP, T);
+        la_tock(prof, 187, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k187_attention_grad_matmul(t177, t147, t175, B, HD2, KVH, REP, T);
-        la_tock(prof, 187, 207, tick);
+        dpo_step_k188_layer_backward(grad_attn_norm, t169, HD2, KVH, REP);
+        la_tock(prof, 188, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k188_attention_grad_matmul(t178, t154, t173, B, HD2, KVH, REP, T);
-        la_tock(prof, 188, 207, tick);
+        dpo_step_k189_layer_backward_matmul(grad_wq, t139, t166, B, HD2, KVH, REP, T);
+        la_tock(prof, 189, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k189_attention_grad_matmul(t179, wv, t178, B, HD2, KVH, REP, T);
-        la_tock(prof, 189, 207, tick);
+        dpo_step_k190_layer_backward_matmul(grad_wk, t139, t164, B, HD2, KVH, REP, T);
+        la_tock(prof, 190, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k190_rope_grad(t180, t0, t1, t177, B, HD2, KVH, T);
-        la_tock(prof, 190, 207, tick);
+        dpo_step_k191_layer_backward_matmul(grad_wv, t139, t162, B, HD2, KVH, REP, T);
+        la_tock(prof, 191, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k191_attention_grad_matmul(t181, wk, t180, B, HD2, KVH, REP, T);
-        la_tock(prof, 191, 207, tick);
+        dpo_step_k192_layer_backward_matmul(grad_wo, saved_attn, t156, B, HD2, KVH, REP, T);
+        la_tock(prof, 192, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k192_rope_grad(t182, t0, t1, t176, B, HD2, KVH, REP, T);
-        la_tock(prof, 192, 207, tick);
+        dpo_step_k193_layer_backward(grad_ffn_norm, t155, HD2, KVH, REP);
+        la_tock(prof, 193, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k193_attention_grad_matmul(t183, wq, t182, B, HD2, KVH, REP, T);
-        la_tock(prof, 193, 207, tick);
+        dpo_step_k194_layer_backward_matmul(grad_w1, t146, t152, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 194, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k194_attention_grad(t184, t144, t179, t181, t183, B, HD2, KVH, REP, T);
-        la_tock(prof, 194, 207, tick);
+        dpo_step_k195_layer_backward_matmul(grad_w2, carry1, t148, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 195, 198, tick);
         tick = la_tick(prof);
-        dpo_step_k195_rmsnorm_grad(t185, t184, HD2, KVH, REP, T);
-        la_tock(prof, 195, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k196_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t143, t172, t179, t181, t183, B, HD2, KVH, REP, T);
-        la_tock(prof, 196, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k197_layer_backward(grad_attn_norm, t185, HD2, KVH, REP);
-        la_tock(prof, 197, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k198_layer_backward_matmul(grad_wq, t145, t182, B, HD2, KVH, REP, T);
-        la_tock(prof, 198, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k199_layer_backward_matmul(grad_wk, t145, t180, B, HD2, KVH, REP, T);
-        la_tock(prof, 199, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k200_layer_backward_matmul(grad_wv, t145, t178, B, HD2, KVH, REP, T);
-        la_tock(prof, 200, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k201_layer_backward_matmul(grad_wo, t155, t172, B, HD2, KVH, REP, T);
-        la_tock(prof, 201, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k202_layer_backward(grad_ffn_norm, t171, HD2, KVH, REP);
-        la_tock(prof, 202, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k203_layer_backward_matmul(grad_w1, t160, t168, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 203, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k204_layer_backward_matmul(grad_w2, carry1, t164, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 204, 207, tick);
-        tick = la_tick(prof);
-        dpo_step_k205_layer_backward_matmul(grad_w3, t160, t166, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 205, 207, tick);
+        dpo_step_k196_layer_backward_matmul(grad_w3, t146, t150, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 196, 198, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k206_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
-    la_tock(prof, 206, 207, tick);
+    dpo_step_k197_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 197, 198, tick);
     (void)tick;
 }
 
@@ -6521,207 +6295,198 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_k3_embed */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k4_rmsnorm */
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k5_attention_matmul */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_attention_matmul */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_rope */
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_attention_matmul */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k8_rope */
-    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k9_rope */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k10_scores_matmul */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_attention_matmul */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k12_attention_matmul */
     flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k13_attention_matmul */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k14_rmsnorm */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k15_gate_up_matmul */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k14_layer */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k15_rmsnorm */
     flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_gate_up_matmul */
-    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k17_silu */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k18_ffn_matmul */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k19_layer */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_rmsnorm */
-    flops[21] = (double)(B*T + B*T + B*T); bytes[21] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k21_rmsnorm */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k22_rmsnorm */
-    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k23_lm_head_matmul */
-    flops[24] = (double)(B*T*V); bytes[24] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k24_lm_head */
-    flops[25] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* dpo_step_k25_log_softmax */
-    flops[26] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k26_cross_entropy */
-    flops[27] = (double)(B*T + B*T + B*T); bytes[27] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k27_cross_entropy */
-    flops[28] = (double)(B); bytes[28] = (double)(4*B + 4*B); /* dpo_step_k28_sequence_logps */
-    flops[29] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[29] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k29_cross_entropy */
-    flops[30] = (double)(B*T + B*T + B*T); bytes[30] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k30_cross_entropy */
-    flops[31] = (double)(B); bytes[31] = (double)(4*B + 4*B); /* dpo_step_k31_sequence_logps */
-    flops[32] = (double)(B*T*V); bytes[32] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k32_lm_head */
-    flops[33] = (double)(B*T); bytes[33] = (double)(4*B + 4*B*T); /* dpo_step_k33_sequence_logps */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k17_gate_up_matmul */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k19_ffn_matmul */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_ffn */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k21_rmsnorm */
+    flops[22] = (double)(B*T + B*T + B*T); bytes[22] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k22_rmsnorm */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k23_rmsnorm */
+    flops[24] = (double)(4*B*HD2*KVH*REP*T*V); bytes[24] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k24_lm_head_matmul */
+    flops[25] = (double)(B*T*V); bytes[25] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k25_lm_head */
+    flops[26] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* dpo_step_k26_log_softmax */
+    flops[27] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[27] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k27_cross_entropy */
+    flops[28] = (double)(B*T + B*T + B*T); bytes[28] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k28_cross_entropy */
+    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_step_k29_sequence_logps */
+    flops[30] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[30] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k30_cross_entropy */
+    flops[31] = (double)(B*T + B*T + B*T); bytes[31] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k31_cross_entropy */
+    flops[32] = (double)(B); bytes[32] = (double)(4*B + 4*B); /* dpo_step_k32_sequence_logps */
+    flops[33] = (double)(B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k33_lm_head */
     flops[34] = (double)(B*T); bytes[34] = (double)(4*B + 4*B*T); /* dpo_step_k34_sequence_logps */
-    flops[35] = (double)(B*T + B*T + B*T + B*T); bytes[35] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k35_sequence_logps */
+    flops[35] = (double)(B*T); bytes[35] = (double)(4*B + 4*B*T); /* dpo_step_k35_sequence_logps */
     flops[36] = (double)(B*T + B*T + B*T + B*T); bytes[36] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k36_sequence_logps */
-    flops[37] = (double)(1 + B + B + B + B + B + B + B + B); bytes[37] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k37_dpo_sigmoid */
-    flops[38] = (double)(B + B + B); bytes[38] = (double)(4*B + 4*B); /* dpo_step_k38_log_sigmoid */
-    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B); /* dpo_step_k39_dpo_sigmoid */
+    flops[37] = (double)(B*T + B*T + B*T + B*T); bytes[37] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k37_sequence_logps */
+    flops[38] = (double)(1 + B + B + B + B + B + B + B + B); bytes[38] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k38_dpo_sigmoid */
+    flops[39] = (double)(B + B + B); bytes[39] = (double)(4*B + 4*B); /* dpo_step_k39_log_sigmoid */
     flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_dpo_sigmoid */
-    flops[41] = (double)(B + B + B); bytes[41] = (double)(4*B + 4*B); /* dpo_step_k41_log_sigmoid */
-    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_dpo_sigmoid */
-    flops[43] = (double)(1 + B + B + B + B + B + B + B + B); bytes[43] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k43_dpo_robust */
-    flops[44] = (double)(B + B + B); bytes[44] = (double)(4*B + 4*B); /* dpo_step_k44_log_sigmoid */
-    flops[45] = (double)(B); bytes[45] = (double)(4*B + 4*B); /* dpo_step_k45_dpo_sigmoid */
-    flops[46] = (double)(B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_k46_dpo_robust */
-    flops[47] = (double)(B + B + B); bytes[47] = (double)(4*B + 4*B); /* dpo_step_k47_log_sigmoid */
-    flops[48] = (double)(B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_dpo_sigmoid */
-    flops[49] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k49_dpo_hinge */
-    flops[50] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k50_dpo_ipo */
-    flops[51] = (double)(1 + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k51_dpo_sigmoid */
-    flops[52] = (double)(1 + B + B + B + B + B + B + B + B); bytes[52] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k52_dpo_nca_pair */
-    flops[53] = (double)(B); bytes[53] = (double)(4*B + 4*B); /* dpo_step_k53_dpo_sigmoid */
-    flops[54] = (double)(1 + B + B + B + B + B + B + B + B); bytes[54] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k54_dpo_nca_pair */
-    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B); /* dpo_step_k55_dpo_sigmoid */
-    flops[56] = (double)(B + B); bytes[56] = (double)(4 + 4*B); /* dpo_step_k56_dpo_sigmoid */
-    flops[57] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[57] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k57_dpo_kto_pair */
-    flops[58] = (double)(B + B + B); bytes[58] = (double)(4*B + 4*B); /* dpo_step_k58_log_sigmoid */
-    flops[59] = (double)(B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_dpo_sigmoid */
-    flops[60] = (double)(B + B + B + B); bytes[60] = (double)(4*B + 4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
-    flops[61] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k61_dpo_kto_pair */
-    flops[62] = (double)(B + B + B); bytes[62] = (double)(4*B + 4*B); /* dpo_step_k62_log_sigmoid */
-    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B); /* dpo_step_k63_dpo_sigmoid */
-    flops[64] = (double)(B + B + B + B); bytes[64] = (double)(4*B + 4*B + 4*B); /* dpo_step_k64_dpo_sigmoid */
-    flops[65] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_step_k65_dpo_dpop */
-    flops[66] = (double)(B + B + B); bytes[66] = (double)(4*B + 4*B); /* dpo_step_k66_log_sigmoid */
-    flops[67] = (double)(B); bytes[67] = (double)(4*B + 4*B); /* dpo_step_k67_dpo_sigmoid */
-    flops[68] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[68] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k68_dpo_simpo */
-    flops[69] = (double)(B + B + B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_log_sigmoid */
-    flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_dpo_sigmoid */
-    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_dpo_simpo */
-    flops[72] = (double)(B + B + B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_log_sigmoid */
-    flops[73] = (double)(B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_dpo_sigmoid */
-    flops[74] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[74] = (double)(4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k74_dpo_orpo */
-    flops[75] = (double)(B + B + B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_log_sigmoid */
-    flops[76] = (double)(B); bytes[76] = (double)(4*B + 4*B); /* dpo_step_k76_dpo_sigmoid */
-    flops[77] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[77] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k77_dpo_bco_pair */
-    flops[78] = (double)(B + B + B); bytes[78] = (double)(4*B + 4*B); /* dpo_step_k78_log_sigmoid */
-    flops[79] = (double)(B); bytes[79] = (double)(4*B + 4*B); /* dpo_step_k79_dpo_sigmoid */
-    flops[80] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[80] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k80_dpo_bco_pair */
-    flops[81] = (double)(B + B + B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_log_sigmoid */
-    flops[82] = (double)(B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_dpo_sigmoid */
-    flops[83] = (double)(1 + B + B + B + B + B + B + B + B); bytes[83] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k83_dpo_sigmoid */
-    flops[84] = (double)(1 + B + B + B + B + B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k84_dpo_apo_zero */
-    flops[85] = (double)(1 + B + B + B + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k85_dpo_sigmoid */
-    flops[86] = (double)(1 + B + B + B + B + B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k86_dpo_apo_zero */
-    flops[87] = (double)(1 + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k87_dpo_sigmoid */
-    flops[88] = (double)(1 + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k88_dpo_apo_down */
-    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k89_dpo_apo_down */
-    flops[90] = (double)(B + B + B); bytes[90] = (double)(4*B + 4*B); /* dpo_step_k90_log_sigmoid */
-    flops[91] = (double)(B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_dpo_sigmoid */
-    flops[92] = (double)(B + B + B + B); bytes[92] = (double)(4*B + 4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
-    flops[93] = (double)(1 + B + B + B + B + B + B + B + B); bytes[93] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k93_dpo_exo_pair */
-    flops[94] = (double)(B + B + B); bytes[94] = (double)(4*B + 4*B); /* dpo_step_k94_log_sigmoid */
-    flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_step_k95_dpo_sigmoid */
-    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B + 4*B); /* dpo_step_k96_dpo_sigmoid */
-    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_sigmoid */
-    flops[98] = (double)(1 + 1 + 1 + 1 + B); bytes[98] = (double)(4*B + 4 + 4*B); /* dpo_step_k98_dpo_exo_pair */
-    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_dpo_exo_pair */
-    flops[100] = (double)(B + B + B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_log_sigmoid */
-    flops[101] = (double)(B); bytes[101] = (double)(4*B + 4*B); /* dpo_step_k101_dpo_sigmoid */
-    flops[102] = (double)(B + B + B); bytes[102] = (double)(4*B + 4*B + 4*B); /* dpo_step_k102_dpo_sigmoid */
-    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_sigmoid */
-    flops[104] = (double)(1 + 1 + 1 + B); bytes[104] = (double)(4*B + 4 + 4*B); /* dpo_step_k104_dpo_exo_pair */
-    flops[105] = (double)(1 + B + B + B + B + B + B + B + B); bytes[105] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k105_dpo_discopop */
-    flops[106] = (double)(B); bytes[106] = (double)(4*B + 4*B); /* dpo_step_k106_dpo_discopop */
-    flops[107] = (double)(B + B + B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_log_sigmoid */
-    flops[108] = (double)(B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_dpo_sigmoid */
-    flops[109] = (double)(B + B + B + B); bytes[109] = (double)(4*B + 4*B + 4*B); /* dpo_step_k109_dpo_sigmoid */
-    flops[110] = (double)(B + B + B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_log_sigmoid */
-    flops[111] = (double)(B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
-    flops[112] = (double)(B + B + B + B); bytes[112] = (double)(4*B + 4*B + 4*B); /* dpo_step_k112_dpo_sigmoid */
-    flops[113] = (double)(B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_dpo_sigmoid */
-    flops[114] = (double)(B + B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_dpo_discopop */
-    flops[115] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[115] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k115_dpo_sigmoid_norm */
-    flops[116] = (double)(B + B + B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_log_sigmoid */
-    flops[117] = (double)(B); bytes[117] = (double)(4*B + 4*B); /* dpo_step_k117_dpo_sigmoid */
-    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_dpo_sigmoid_norm */
-    flops[119] = (double)(B + B + B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_log_sigmoid */
-    flops[120] = (double)(B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_dpo_sigmoid */
-    flops[121] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[121] = (double)(68*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k121_log_sigmoid */
-    flops[122] = (double)(17*B + 17*B); bytes[122] = (double)(4*B + 68 + 68*B); /* dpo_step_k122_lm_head */
-    flops[123] = (double)(B + B); bytes[123] = (double)(4 + 4*B + 4*B); /* dpo_step_k123_lm_head */
-    flops[124] = (double)(B + B + B + B); bytes[124] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k124_sft */
-    flops[125] = (double)(1 + 1 + 1); bytes[125] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k125_dpo_loss */
-    flops[126] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[126] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k126_log_sigmoid_grad */
-    flops[127] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[127] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k127_log_sigmoid_grad */
-    flops[128] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k128_log_sigmoid_grad */
-    flops[129] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[129] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k129_log_sigmoid_grad */
-    flops[130] = (double)(1 + 1 + B + 17*B + B + B); bytes[130] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k130_lm_head_grad */
+    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B); /* dpo_step_k41_dpo_sigmoid */
+    flops[42] = (double)(B + B + B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_log_sigmoid */
+    flops[43] = (double)(B); bytes[43] = (double)(4*B + 4*B); /* dpo_step_k43_dpo_sigmoid */
+    flops[44] = (double)(1 + B + B + B + B + B + B + B + B); bytes[44] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k44_dpo_robust */
+    flops[45] = (double)(B + B + B); bytes[45] = (double)(4*B + 4*B); /* dpo_step_k45_log_sigmoid */
+    flops[46] = (double)(B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_k46_dpo_sigmoid */
+    flops[47] = (double)(B); bytes[47] = (double)(4*B + 4*B); /* dpo_step_k47_dpo_robust */
+    flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_log_sigmoid */
+    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
+    flops[50] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k50_dpo_hinge */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k51_dpo_ipo */
+    flops[52] = (double)(1 + B + B + B + B + B + B + B + B); bytes[52] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k52_dpo_sigmoid */
+    flops[53] = (double)(1 + B + B + B + B + B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k53_dpo_nca_pair */
+    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_dpo_sigmoid */
+    flops[55] = (double)(1 + B + B + B + B + B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k55_dpo_nca_pair */
+    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_dpo_sigmoid */
+    flops[57] = (double)(B + B); bytes[57] = (double)(4 + 4*B); /* dpo_step_k57_dpo_sigmoid */
+    flops[58] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[58] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k58_dpo_kto_pair */
+    flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_log_sigmoid */
+    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
+    flops[61] = (double)(B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B); /* dpo_step_k61_dpo_sigmoid */
+    flops[62] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[62] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k62_dpo_kto_pair */
+    flops[63] = (double)(B + B + B); bytes[63] = (double)(4*B + 4*B); /* dpo_step_k63_log_sigmoid */
+    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B); /* dpo_step_k64_dpo_sigmoid */
+    flops[65] = (double)(B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B); /* dpo_step_k65_dpo_sigmoid */
+    flops[66] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[66] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_step_k66_dpo_dpop */
+    flops[67] = (double)(B + B + B); bytes[67] = (double)(4*B + 4*B); /* dpo_step_k67_log_sigmoid */
+    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_dpo_sigmoid */
+    flops[69] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[69] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k69_dpo_simpo */
+    flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_log_sigmoid */
+    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_dpo_sigmoid */
+    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_dpo_simpo */
+    flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_log_sigmoid */
+    flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_dpo_sigmoid */
+    flops[75] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[75] = (double)(4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k75_dpo_orpo */
+    flops[76] = (double)(B + B + B); bytes[76] = (double)(4*B + 4*B); /* dpo_step_k76_log_sigmoid */
+    flops[77] = (double)(B); bytes[77] = (double)(4*B + 4*B); /* dpo_step_k77_dpo_sigmoid */
+    flops[78] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[78] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k78_dpo_bco_pair */
+    flops[79] = (double)(B + B + B); bytes[79] = (double)(4*B + 4*B); /* dpo_step_k79_log_sigmoid */
+    flops[80] = (double)(B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_dpo_sigmoid */
+    flops[81] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[81] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k81_dpo_bco_pair */
+    flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_log_sigmoid */
+    flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_step_k83_dpo_sigmoid */
+    flops[84] = (double)(1 + B + B + B + B + B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k84_dpo_sigmoid */
+    flops[85] = (double)(1 + B + B + B + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k85_dpo_apo_zero */
+    flops[86] = (double)(1 + B + B + B + B + B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k86_dpo_sigmoid */
+    flops[87] = (double)(1 + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k87_dpo_apo_zero */
+    flops[88] = (double)(1 + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k88_dpo_sigmoid */
+    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k89_dpo_apo_down */
+    flops[90] = (double)(1 + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k90_dpo_apo_down */
+    flops[91] = (double)(B + B + B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_log_sigmoid */
+    flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
+    flops[93] = (double)(B + B + B + B); bytes[93] = (double)(4*B + 4*B + 4*B); /* dpo_step_k93_dpo_sigmoid */
+    flops[94] = (double)(1 + B + B + B + B + B + B + B + B); bytes[94] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k94_dpo_exo_pair */
+    flops[95] = (double)(B + B + B); bytes[95] = (double)(4*B + 4*B); /* dpo_step_k95_log_sigmoid */
+    flops[96] = (double)(B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_dpo_sigmoid */
+    flops[97] = (double)(B + B + B); bytes[97] = (double)(4*B + 4*B + 4*B); /* dpo_step_k97_dpo_sigmoid */
+    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_sigmoid */
+    flops[99] = (double)(1 + 1 + 1 + 1 + B); bytes[99] = (double)(4*B + 4 + 4*B); /* dpo_step_k99_dpo_exo_pair */
+    flops[100] = (double)(B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_dpo_exo_pair */
+    flops[101] = (double)(B + B + B); bytes[101] = (double)(4*B + 4*B); /* dpo_step_k101_log_sigmoid */
+    flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_step_k102_dpo_sigmoid */
+    flops[103] = (double)(B + B + B); bytes[103] = (double)(4*B + 4*B + 4*B); /* dpo_step_k103_dpo_sigmoid */
+    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_step_k104_sigmoid */
+    flops[105] = (double)(1 + 1 + 1 + B); bytes[105] = (double)(4*B + 4 + 4*B); /* dpo_step_k105_dpo_exo_pair */
+    flops[106] = (double)(1 + B + B + B + B + B + B + B + B); bytes[106] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k106_dpo_discopop */
+    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_dpo_discopop */
+    flops[108] = (double)(B + B + B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_log_sigmoid */
+    flops[109] = (double)(B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_dpo_sigmoid */
+    flops[110] = (double)(B + B + B + B); bytes[110] = (double)(4*B + 4*B + 4*B); /* dpo_step_k110_dpo_sigmoid */
+    flops[111] = (double)(B + B + B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_log_sigmoid */
+    flops[112] = (double)(B); bytes[112] = (double)(4*B + 4*B); /* dpo_step_k112_dpo_sigmoid */
+    flops[113] = (double)(B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4*B); /* dpo_step_k113_dpo_sigmoid */
+    flops[114] = (double)(B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_dpo_sigmoid */
+    flops[115] = (double)(B + B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_dpo_discopop */
+    flops[116] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[116] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k116_dpo_sigmoid_norm */
+    flops[117] = (double)(B + B + B); bytes[117] = (double)(4*B + 4*B); /* dpo_step_k117_log_sigmoid */
+    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_dpo_sigmoid */
+    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_dpo_sigmoid_norm */
+    flops[120] = (double)(B + B + B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_log_sigmoid */
+    flops[121] = (double)(B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_dpo_sigmoid */
+    flops[122] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[122] = (double)(68*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k122_log_sigmoid */
+    flops[123] = (double)(17*B + 17*B); bytes[123] = (double)(4*B + 68 + 68*B); /* dpo_step_k123_lm_head */
+    flops[124] = (double)(B + B); bytes[124] = (double)(4 + 4*B + 4*B); /* dpo_step_k124_lm_head */
+    flops[125] = (double)(B + B + B + B); bytes[125] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k125_sft */
+    flops[126] = (double)(1 + 1 + 1); bytes[126] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k126_dpo_loss */
+    flops[127] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[127] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k127_log_sigmoid_grad */
+    flops[128] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k128_log_sigmoid_grad */
+    flops[129] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[129] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k129_log_sigmoid_grad */
+    flops[130] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[130] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k130_log_sigmoid_grad */
     flops[131] = (double)(1 + 1 + B + 17*B + B + B); bytes[131] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k131_lm_head_grad */
-    flops[132] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[132] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k132_lm_head_grad */
-    flops[133] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[133] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k133_log_sigmoid_grad */
-    flops[134] = (double)(B); bytes[134] = (double)(4*B + 4*B); /* dpo_step_k134_dpo_orpo_grad */
-    flops[135] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k135_log_sigmoid_grad */
-    flops[136] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k136_log_sigmoid_grad */
-    flops[137] = (double)(B); bytes[137] = (double)(4*B + 4*B); /* dpo_step_k137_dpo_dpop_grad */
-    flops[138] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[138] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k138_lm_head_grad */
+    flops[132] = (double)(1 + 1 + B + 17*B + B + B); bytes[132] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k132_lm_head_grad */
+    flops[133] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[133] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k133_lm_head_grad */
+    flops[134] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[134] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k134_log_sigmoid_grad */
+    flops[135] = (double)(B); bytes[135] = (double)(4*B + 4*B); /* dpo_step_k135_dpo_orpo_grad */
+    flops[136] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k136_log_sigmoid_grad */
+    flops[137] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k137_log_sigmoid_grad */
+    flops[138] = (double)(B); bytes[138] = (double)(4*B + 4*B); /* dpo_step_k138_dpo_dpop_grad */
     flops[139] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[139] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k139_lm_head_grad */
-    flops[140] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[140] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k140_dpo_sppo_hard */
+    flops[140] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[140] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k140_lm_head_grad */
     flops[141] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[141] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k141_dpo_sppo_hard */
-    flops[142] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[142] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k142_lm_head_grad */
-    flops[143] = (double)(1 + 1 + B + 17*B + B + B + B + B + B); bytes[143] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k143_lm_head_grad */
-    flops[144] = (double)(1 + 1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[144] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k144_log_sigmoid_grad */
-    flops[145] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k145_log_sigmoid_grad */
-    flops[146] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + 1 + 1 + 1 + 1 + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[146] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T + 4*B*T + 4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k146_log_sigmoid_grad */
-    flops[147] = (double)(4*B*HD2*KVH*REP*T*V); bytes[147] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k147_lm_head_grad_matmul */
-    flops[148] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[148] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k148_rmsnorm_grad */
-    flops[149] = (double)(2*HD2*KVH*REP*T); bytes[149] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k149_rmsnorm_grad */
-    flops[150] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[150] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k150_rmsnorm_grad */
-    flops[151] = (double)(2*HD2*KVH*REP); bytes[151] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k151_rmsnorm_grad */
-    flops[152] = (double)(4*B*HD2*KVH*REP*T*V); bytes[152] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k152_lm_head_grad_matmul */
-    flops[153] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[153] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k153_rmsnorm */
-    flops[154] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[154] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k154_rmsnorm */
-    flops[155] = (double)(2*B*HD2*KVH*REP*T); bytes[155] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k155_rmsnorm */
-    flops[156] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[156] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k156_attention_matmul */
-    flops[157] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[157] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k157_rope */
-    flops[158] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[158] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k158_attention_matmul */
-    flops[159] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[159] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k159_rope */
-    flops[160] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[160] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k160_attention_matmul */
-    flops[161] = (double)(4*B*HD2*KVH*REP*T*T); bytes[161] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k161_scores_matmul */
-    flops[162] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[162] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k162_attention */
-    flops[163] = (double)(B*KVH*REP*T*T); bytes[163] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k163_softmax */
-    flops[164] = (double)(B*KVH*REP*T*T); bytes[164] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k164_softmax */
-    flops[165] = (double)(4*B*HD2*KVH*REP*T*T); bytes[165] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k165_attention_matmul */
-    flops[166] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[166] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k166_attention_matmul */
-    flops[167] = (double)(2*B*HD2*KVH*REP*T); bytes[167] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k167_attention */
-    flops[168] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[168] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k168_rmsnorm */
-    flops[169] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[169] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k169_rmsnorm */
-    flops[170] = (double)(2*B*HD2*KVH*REP*T); bytes[170] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k170_rmsnorm */
-    flops[171] = (double)(4*B*F*HD2*KVH*REP*T); bytes[171] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k171_gate_up_matmul */
-    flops[172] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[172] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k172_silu */
-    flops[173] = (double)(4*B*F*HD2*KVH*REP*T); bytes[173] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k173_gate_up_matmul */
-    flops[174] = (double)(B*F*T); bytes[174] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k174_gate_up */
-    flops[175] = (double)(4*B*F*HD2*KVH*REP*T); bytes[175] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k175_ffn_grad_matmul */
-    flops[176] = (double)(B*F*T); bytes[176] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k176_ffn_grad */
-    flops[177] = (double)(4*B*F*HD2*KVH*REP*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k177_gate_up_grad_matmul */
-    flops[178] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[178] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k178_silu_grad */
-    flops[179] = (double)(4*B*F*HD2*KVH*REP*T); bytes[179] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k179_gate_up_grad_matmul */
-    flops[180] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[180] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k180_gate_up_grad */
-    flops[181] = (double)(2*HD2*KVH*REP*T); bytes[181] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k181_rmsnorm_grad */
-    flops[182] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[182] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k182_rmsnorm_grad */
-    flops[183] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k183_attention_grad_matmul */
-    flops[184] = (double)(4*B*HD2*KVH*REP*T*T); bytes[184] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k184_attention_grad_matmul */
-    flops[185] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[185] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k185_attention */
-    flops[186] = (double)(4*B*HD2*KVH*REP*T*T); bytes[186] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k186_scores_grad_matmul */
-    flops[187] = (double)(4*B*HD2*KVH*REP*T*T); bytes[187] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k187_attention_grad_matmul */
-    flops[188] = (double)(4*B*HD2*KVH*REP*T*T); bytes[188] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k188_attention_grad_matmul */
-    flops[189] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[189] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k189_attention_grad_matmul */
-    flops[190] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[190] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k190_rope_grad */
-    flops[191] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[191] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k191_attention_grad_matmul */
-    flops[192] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[192] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_rope_grad */
-    flops[193] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[193] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k193_attention_grad_matmul */
-    flops[194] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[194] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k194_attention_grad */
-    flops[195] = (double)(2*HD2*KVH*REP*T); bytes[195] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k195_rmsnorm_grad */
-    flops[196] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[196] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k196_rmsnorm_grad */
-    flops[197] = (double)(2*HD2*KVH*REP); bytes[197] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k197_layer_backward */
-    flops[198] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[198] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k198_layer_backward_matmul */
-    flops[199] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[199] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k199_layer_backward_matmul */
-    flops[200] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[200] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k200_layer_backward_matmul */
-    flops[201] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[201] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k201_layer_backward_matmul */
-    flops[202] = (double)(2*HD2*KVH*REP); bytes[202] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k202_layer_backward */
-    flops[203] = (double)(4*B*F*HD2*KVH*REP*T); bytes[203] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k203_layer_backward_matmul */
-    flops[204] = (double)(4*B*F*HD2*KVH*REP*T); bytes[204] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k204_layer_backward_matmul */
-    flops[205] = (double)(4*B*F*HD2*KVH*REP*T); bytes[205] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k205_layer_backward_matmul */
-    flops[206] = (double)(2*HD2*KVH*REP*V); bytes[206] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k206_embed_backward_scatter_add */
+    flops[142] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[142] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k142_dpo_sppo_hard */
+    flops[143] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[143] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k143_lm_head_grad */
+    flops[144] = (double)(1 + 1 + B + 17*B + B + B + B + B + B); bytes[144] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k144_lm_head_grad */
+    flops[145] = (double)(1 + 1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k145_log_sigmoid_grad */
+    flops[146] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k146_log_sigmoid_grad */
+    flops[147] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + 1 + 1 + 1 + 1 + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[147] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T + 4*B*T + 4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k147_log_sigmoid_grad */
+    flops[148] = (double)(4*B*HD2*KVH*REP*T*V); bytes[148] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k148_lm_head_grad_matmul */
+    flops[149] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[149] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k149_rmsnorm_grad */
+    flops[150] = (double)(2*HD2*KVH*REP*T); bytes[150] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k150_rmsnorm_grad */
+    flops[151] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[151] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k151_rmsnorm_grad */
+    flops[152] = (double)(2*HD2*KVH*REP); bytes[152] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k152_rmsnorm_grad */
+    flops[153] = (double)(4*B*HD2*KVH*REP*T*V); bytes[153] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k153_lm_head_grad_matmul */
+    flops[154] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[154] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k154_rmsnorm */
+    flops[155] = (double)(B*T + B*T + B*T); bytes[155] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k155_rmsnorm */
+    flops[156] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[156] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k156_rmsnorm */
+    flops[157] = (double)(4*B*HD2*KVH*REP*T*T); bytes[157] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k157_scores_matmul */
+    flops[158] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[158] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k158_attention */
+    flops[159] = (double)(B*KVH*REP*T*T); bytes[159] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k159_softmax */
+    flops[160] = (double)(B*KVH*REP*T*T); bytes[160] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k160_softmax */
+    flops[161] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[161] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k161_rmsnorm */
+    flops[162] = (double)(B*T + B*T + B*T); bytes[162] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k162_rmsnorm */
+    flops[163] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[163] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k163_rmsnorm */
+    flops[164] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[164] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k164_silu */
+    flops[165] = (double)(B*F*T); bytes[165] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k165_gate_up */
+    flops[166] = (double)(4*B*F*HD2*KVH*REP*T); bytes[166] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k166_ffn_grad_matmul */
+    flops[167] = (double)(B*F*T); bytes[167] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k167_ffn_grad */
+    flops[168] = (double)(4*B*F*HD2*KVH*REP*T); bytes[168] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k168_gate_up_grad_matmul */
+    flops[169] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[169] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k169_silu_grad */
+    flops[170] = (double)(4*B*F*HD2*KVH*REP*T); bytes[170] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k170_gate_up_grad_matmul */
+    flops[171] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[171] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k171_gate_up_grad */
+    flops[172] = (double)(2*HD2*KVH*REP*T); bytes[172] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k172_rmsnorm_grad */
+    flops[173] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k173_rmsnorm_grad */
+    flops[174] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[174] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k174_attention_grad_matmul */
+    flops[175] = (double)(4*B*HD2*KVH*REP*T*T); bytes[175] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k175_attention_grad_matmul */
+    flops[176] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[176] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k176_attention */
+    flops[177] = (double)(4*B*HD2*KVH*REP*T*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k177_scores_grad_matmul */
+    flops[178] = (double)(4*B*HD2*KVH*REP*T*T); bytes[178] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k178_attention_grad_matmul */
+    flops[179] = (double)(4*B*HD2*KVH*REP*T*T); bytes[179] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k179_attention_grad_matmul */
+    flops[180] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[180] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k180_attention_grad_matmul */
+    flops[181] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[181] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k181_rope_grad */
+    flops[182] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[182] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k182_attention_grad_matmul */
+    flops[183] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k183_rope_grad */
+    flops[184] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[184] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k184_attention_grad_matmul */
+    flops[185] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[185] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k185_attention_grad */
+    flops[186] = (double)(2*HD2*KVH*REP*T); bytes[186] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k186_rmsnorm_grad */
+    flops[187] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_rmsnorm_grad */
+    flops[188] = (double)(2*HD2*KVH*REP); bytes[188] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k188_layer_backward */
+    flops[189] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[189] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k189_layer_backward_matmul */
+    flops[190] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[190] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k190_layer_backward_matmul */
+    flops[191] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[191] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k191_layer_backward_matmul */
+    flops[192] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[192] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_layer_backward_matmul */
+    flops[193] = (double)(2*HD2*KVH*REP); bytes[193] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k193_layer_backward */
+    flops[194] = (double)(4*B*F*HD2*KVH*REP*T); bytes[194] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k194_layer_backward_matmul */
+    flops[195] = (double)(4*B*F*HD2*KVH*REP*T); bytes[195] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k195_layer_backward_matmul */
+    flops[196] = (double)(4*B*F*HD2*KVH*REP*T); bytes[196] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k196_layer_backward_matmul */
+    flops[197] = (double)(2*HD2*KVH*REP*V); bytes[197] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k197_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
@@ -6742,209 +6507,200 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k3_embed",
     "dpo_step_k4_rmsnorm",
     "dpo_step_k5_attention_matmul",
-    "dpo_step_k6_attention_matmul",
+    "dpo_step_k6_rope",
     "dpo_step_k7_attention_matmul",
     "dpo_step_k8_rope",
-    "dpo_step_k9_rope",
+    "dpo_step_k9_attention_matmul",
     "dpo_step_k10_scores_matmul",
     "dpo_step_k11_attention",
     "dpo_step_k12_attention_matmul",
     "dpo_step_k13_attention_matmul",
-    "dpo_step_k14_rmsnorm",
-    "dpo_step_k15_gate_up_matmul",
+    "dpo_step_k14_layer",
+    "dpo_step_k15_rmsnorm",
     "dpo_step_k16_gate_up_matmul",
-    "dpo_step_k17_silu",
-    "dpo_step_k18_ffn_matmul",
-    "dpo_step_k19_layer",
-    "dpo_step_k20_rmsnorm",
+    "dpo_step_k17_gate_up_matmul",
+    "dpo_step_k18_silu",
+    "dpo_step_k19_ffn_matmul",
+    "dpo_step_k20_ffn",
     "dpo_step_k21_rmsnorm",
     "dpo_step_k22_rmsnorm",
-    "dpo_step_k23_lm_head_matmul",
-    "dpo_step_k24_lm_head",
-    "dpo_step_k25_log_softmax",
-    "dpo_step_k26_cross_entropy",
+    "dpo_step_k23_rmsnorm",
+    "dpo_step_k24_lm_head_matmul",
+    "dpo_step_k25_lm_head",
+    "dpo_step_k26_log_softmax",
     "dpo_step_k27_cross_entropy",
-    "dpo_step_k28_sequence_logps",
-    "dpo_step_k29_cross_entropy",
+    "dpo_step_k28_cross_entropy",
+    "dpo_step_k29_sequence_logps",
     "dpo_step_k30_cross_entropy",
-    "dpo_step_k31_sequence_logps",
-    "dpo_step_k32_lm_head",
-    "dpo_step_k33_sequence_logps",
+    "dpo_step_k31_cross_entropy",
+    "dpo_step_k32_sequence_logps",
+    "dpo_step_k33_lm_head",
     "dpo_step_k34_sequence_logps",
     "dpo_step_k35_sequence_logps",
     "dpo_step_k36_sequence_logps",
-    "dpo_step_k37_dpo_sigmoid",
-    "dpo_step_k38_log_sigmoid",
-    "dpo_step_k39_dpo_sigmoid",
+    "dpo_step_k37_sequence_logps",
+    "dpo_step_k38_dpo_sigmoid",
+    "dpo_step_k39_log_sigmoid",
     "dpo_step_k40_dpo_sigmoid",
-    "dpo_step_k41_log_sigmoid",
-    "dpo_step_k42_dpo_sigmoid",
-    "dpo_step_k43_dpo_robust",
-    "dpo_step_k44_log_sigmoid",
-    "dpo_step_k45_dpo_sigmoid",
-    "dpo_step_k46_dpo_robust",
-    "dpo_step_k47_log_sigmoid",
-    "dpo_step_k48_dpo_sigmoid",
-    "dpo_step_k49_dpo_hinge",
-    "dpo_step_k50_dpo_ipo",
-    "dpo_step_k51_dpo_sigmoid",
-    "dpo_step_k52_dpo_nca_pair",
-    "dpo_step_k53_dpo_sigmoid",
-    "dpo_step_k54_dpo_nca_pair",
-    "dpo_step_k55_dpo_sigmoid",
+    "dpo_step_k41_dpo_sigmoid",
+    "dpo_step_k42_log_sigmoid",
+    "dpo_step_k43_dpo_sigmoid",
+    "dpo_step_k44_dpo_robust",
+    "dpo_step_k45_log_sigmoid",
+    "dpo_step_k46_dpo_sigmoid",
+    "dpo_step_k47_dpo_robust",
+    "dpo_step_k48_log_sigmoid",
+    "dpo_step_k49_dpo_sigmoid",
+    "dpo_step_k50_dpo_hinge",
+    "dpo_step_k51_dpo_ipo",
+    "dpo_step_k52_dpo_sigmoid",
+    "dpo_step_k53_dpo_nca_pair",
+    "dpo_step_k54_dpo_sigmoid",
+    "dpo_step_k55_dpo_nca_pair",
     "dpo_step_k56_dpo_sigmoid",
-    "dpo_step_k57_dpo_kto_pair",
-    "dpo_step_k58_log_sigmoid",
-    "dpo_step_k59_dpo_sigmoid",
+    "dpo_step_k57_dpo_sigmoid",
+    "dpo_step_k58_dpo_kto_pair",
+    "dpo_step_k59_log_sigmoid",
     "dpo_step_k60_dpo_sigmoid",
-    "dpo_step_k61_dpo_kto_pair",
-    "dpo_step_k62_log_sigmoid",
-    "dpo_step_k63_dpo_sigmoid",
+    "dpo_step_k61_dpo_sigmoid",
+    "dpo_step_k62_dpo_kto_pair",
+    "dpo_step_k63_log_sigmoid",
     "dpo_step_k64_dpo_sigmoid",
-    "dpo_step_k65_dpo_dpop",
-    "dpo_step_k66_log_sigmoid",
-    "dpo_step_k67_dpo_sigmoid",
-    "dpo_step_k68_dpo_simpo",
-    "dpo_step_k69_log_sigmoid",
-    "dpo_step_k70_dpo_sigmoid",
-    "dpo_step_k71_dpo_simpo",
-    "dpo_step_k72_log_sigmoid",
-    "dpo_step_k73_dpo_sigmoid",
-    "dpo_step_k74_dpo_orpo",
-    "dpo_step_k75_log_sigmoid",
-    "dpo_step_k76_dpo_sigmoid",
-    "dpo_step_k77_dpo_bco_pair",
-    "dpo_step_k78_log_sigmoid",
-    "dpo_step_k79_dpo_sigmoid",
-    "dpo_step_k80_dpo_bco_pair",
-    "dpo_step_k81_log_sigmoid",
-    "dpo_step_k82_dpo_sigmoid",
+    "dpo_step_k65_dpo_sigmoid",
+    "dpo_step_k66_dpo_dpop",
+    "dpo_step_k67_log_sigmoid",
+    "dpo_step_k68_dpo_sigmoid",
+    "dpo_step_k69_dpo_simpo",
+    "dpo_step_k70_log_sigmoid",
+    "dpo_step_k71_dpo_sigmoid",
+    "dpo_step_k72_dpo_simpo",
+    "dpo_step_k73_log_sigmoid",
+    "dpo_step_k74_dpo_sigmoid",
+    "dpo_step_k75_dpo_orpo",
+    "dpo_step_k76_log_sigmoid",
+    "dpo_step_k77_dpo_sigmoid",
+    "dpo_step_k78_dpo_bco_pair",
+    "dpo_step_k79_log_sigmoid",
+    "dpo_step_k80_dpo_sigmoid",
+    "dpo_step_k81_dpo_bco_pair",
+    "dpo_step_k82_log_sigmoid",
     "dpo_step_k83_dpo_sigmoid",
-    "dpo_step_k84_dpo_apo_zero",
-    "dpo_step_k85_dpo_sigmoid",
-    "dpo_step_k86_dpo_apo_zero",
-    "dpo_step_k87_dpo_sigmoid",
-    "dpo_step_k88_dpo_apo_down",
+    "dpo_step_k84_dpo_sigmoid",
+    "dpo_step_k85_dpo_apo_zero",
+    "dpo_step_k86_dpo_sigmoid",
+    "dpo_step_k87_dpo_apo_zero",
+    "dpo_step_k88_dpo_sigmoid",
     "dpo_step_k89_dpo_apo_down",
-    "dpo_step_k90_log_sigmoid",
-    "dpo_step_k91_dpo_sigmoid",
+    "dpo_step_k90_dpo_apo_down",
+    "dpo_step_k91_log_sigmoid",
     "dpo_step_k92_dpo_sigmoid",
-    "dpo_step_k93_dpo_exo_pair",
-    "dpo_step_k94_log_sigmoid",
-    "dpo_step_k95_dpo_sigmoid",
+    "dpo_step_k93_dpo_sigmoid",
+    "dpo_step_k94_dpo_exo_pair",
+    "dpo_step_k95_log_sigmoid",
     "dpo_step_k96_dpo_sigmoid",
-    "dpo_step_k97_sigmoid",
-    "dpo_step_k98_dpo_exo_pair",
+    "dpo_step_k97_dpo_sigmoid",
+    "dpo_step_k98_sigmoid",
     "dpo_step_k99_dpo_exo_pair",
-    "dpo_step_k100_log_sigmoid",
-    "dpo_step_k101_dpo_sigmoid",
+    "dpo_step_k100_dpo_exo_pair",
+    "dpo_step_k101_log_sigmoid",
     "dpo_step_k102_dpo_sigmoid",
-    "dpo_step_k103_sigmoid",
-    "dpo_step_k104_dpo_exo_pair",
-    "dpo_step_k105_dpo_discopop",
+    "dpo_step_k103_dpo_sigmoid",
+    "dpo_step_k104_sigmoid",
+    "dpo_step_k105_dpo_exo_pair",
     "dpo_step_k106_dpo_discopop",
-    "dpo_step_k107_log_sigmoid",
-    "dpo_step_k108_dpo_sigmoid",
+    "dpo_step_k107_dpo_discopop",
+    "dpo_step_k108_log_sigmoid",
     "dpo_step_k109_dpo_sigmoid",
-    "dpo_step_k110_log_sigmoid",
-    "dpo_step_k111_dpo_sigmoid",
+    "dpo_step_k110_dpo_sigmoid",
+    "dpo_step_k111_log_sigmoid",
     "dpo_step_k112_dpo_sigmoid",
     "dpo_step_k113_dpo_sigmoid",
-    "dpo_step_k114_dpo_discopop",
-    "dpo_step_k115_dpo_sigmoid_norm",
-    "dpo_step_k116_log_sigmoid",
-    "dpo_step_k117_dpo_sigmoid",
-    "dpo_step_k118_dpo_sigmoid_norm",
-    "dpo_step_k119_log_sigmoid",
-    "dpo_step_k120_dpo_sigmoid",
-    "dpo_step_k121_log_sigmoid",
-    "dpo_step_k122_lm_head",
+    "dpo_step_k114_dpo_sigmoid",
+    "dpo_step_k115_dpo_discopop",
+    "dpo_step_k116_dpo_sigmoid_norm",
+    "dpo_step_k117_log_sigmoid",
+    "dpo_step_k118_dpo_sigmoid",
+    "dpo_step_k119_dpo_sigmoid_norm",
+    "dpo_step_k120_log_sigmoid",
+    "dpo_step_k121_dpo_sigmoid",
+    "dpo_step_k122_log_sigmoid",
     "dpo_step_k123_lm_head",
-    "dpo_step_k124_sft",
-    "dpo_step_k125_dpo_loss",
-    "dpo_step_k126_log_sigmoid_grad",
+    "dpo_step_k124_lm_head",
+    "dpo_step_k125_sft",
+    "dpo_step_k126_dpo_loss",
     "dpo_step_k127_log_sigmoid_grad",
     "dpo_step_k128_log_sigmoid_grad",
     "dpo_step_k129_log_sigmoid_grad",
-    "dpo_step_k130_lm_head_grad",
+    "dpo_step_k130_log_sigmoid_grad",
     "dpo_step_k131_lm_head_grad",
     "dpo_step_k132_lm_head_grad",
-    "dpo_step_k133_log_sigmoid_grad",
-    "dpo_step_k134_dpo_orpo_grad",
-    "dpo_step_k135_log_sigmoid_grad",
+    "dpo_step_k133_lm_head_grad",
+    "dpo_step_k134_log_sigmoid_grad",
+    "dpo_step_k135_dpo_orpo_grad",
     "dpo_step_k136_log_sigmoid_grad",
-    "dpo_step_k137_dpo_dpop_grad",
-    "dpo_step_k138_lm_head_grad",
+    "dpo_step_k137_log_sigmoid_grad",
+    "dpo_step_k138_dpo_dpop_grad",
     "dpo_step_k139_lm_head_grad",
-    "dpo_step_k140_dpo_sppo_hard",
+    "dpo_step_k140_lm_head_grad",
     "dpo_step_k141_dpo_sppo_hard",
-    "dpo_step_k142_lm_head_grad",
+    "dpo_step_k142_dpo_sppo_hard",
     "dpo_step_k143_lm_head_grad",
-    "dpo_step_k144_log_sigmoid_grad",
+    "dpo_step_k144_lm_head_grad",
     "dpo_step_k145_log_sigmoid_grad",
     "dpo_step_k146_log_sigmoid_grad",
-    "dpo_step_k147_lm_head_grad_matmul",
-    "dpo_step_k148_rmsnorm_grad",
+    "dpo_step_k147_log_sigmoid_grad",
+    "dpo_step_k148_lm_head_grad_matmul",
     "dpo_step_k149_rmsnorm_grad",
     "dpo_step_k150_rmsnorm_grad",
     "dpo_step_k151_rmsnorm_grad",
-    "dpo_step_k152_lm_head_grad_matmul",
-    "dpo_step_k153_rmsnorm",
+    "dpo_step_k152_rmsnorm_grad",
+    "dpo_step_k153_lm_head_grad_matmul",
     "dpo_step_k154_rmsnorm",
     "dpo_step_k155_rmsnorm",
-    "dpo_step_k156_attention_matmul",
-    "dpo_step_k157_rope",
-    "dpo_step_k158_attention_matmul",
-    "dpo_step_k159_rope",
-    "dpo_step_k160_attention_matmul",
-    "dpo_step_k161_scores_matmul",
-    "dpo_step_k162_attention",
-    "dpo_step_k163_softmax",
-    "dpo_step_k164_softmax",
-    "dpo_step_k165_attention_matmul",
-    "dpo_step_k166_attention_matmul",
-    "dpo_step_k167_attention",
-    "dpo_step_k168_rmsnorm",
-    "dpo_step_k169_rmsnorm",
-    "dpo_step_k170_rmsnorm",
-    "dpo_step_k171_gate_up_matmul",
-    "dpo_step_k172_silu",
-    "dpo_step_k173_gate_up_matmul",
-    "dpo_step_k174_gate_up",
-    "dpo_step_k175_ffn_grad_matmul",
-    "dpo_step_k176_ffn_grad",
-    "dpo_step_k177_gate_up_grad_matmul",
-    "dpo_step_k178_silu_grad",
-    "dpo_step_k179_gate_up_grad_matmul",
-    "dpo_step_k180_gate_up_grad",
-    "dpo_step_k181_rmsnorm_grad",
-    "dpo_step_k182_rmsnorm_grad",
-    "dpo_step_k183_attention_grad_matmul",
+    "dpo_step_k156_rmsnorm",
+    "dpo_step_k157_scores_matmul",
+    "dpo_step_k158_attention",
+    "dpo_step_k159_softmax",
+    "dpo_step_k160_softmax",
+    "dpo_step_k161_rmsnorm",
+    "dpo_step_k162_rmsnorm",
+    "dpo_step_k163_rmsnorm",
+    "dpo_step_k164_silu",
+    "dpo_step_k165_gate_up",
+    "dpo_step_k166_ffn_grad_matmul",
+    "dpo_step_k167_ffn_grad",
+    "dpo_step_k168_gate_up_grad_matmul",
+    "dpo_step_k169_silu_grad",
+    "dpo_step_k170_gate_up_grad_matmul",
+    "dpo_step_k171_gate_up_grad",
+    "dpo_step_k172_rmsnorm_grad",
+    "dpo_step_k173_rmsnorm_grad",
+    "dpo_step_k174_attention_grad_matmul",
+    "dpo_step_k175_attention_grad_matmul",
+    "dpo_step_k176_attention",
+    "dpo_step_k177_scores_grad_matmul",
+    "dpo_step_k178_attention_grad_matmul",
+    "dpo_step_k179_attention_grad_matmul",
+    "dpo_step_k180_attention_grad_matmul",
+    "dpo_step_k181_rope_grad",
+    "dpo_step_k182_attention_grad_matmul",
+    "dpo_step_k183_rope_grad",
     "dpo_step_k184_attention_grad_matmul",
-    "dpo_step_k185_attention",
-    "dpo_step_k186_scores_grad_matmul",
-    "dpo_step_k187_attention_grad_matmul",
-    "dpo_step_k188_attention_grad_matmul",
-    "dpo_step_k189_attention_grad_matmul",
-    "dpo_step_k190_rope_grad",
-    "dpo_step_k191_attention_grad_matmul",
-    "dpo_step_k192_rope_grad",
-    "dpo_step_k193_attention_grad_matmul",
-    "dpo_step_k194_attention_grad",
-    "dpo_step_k195_rmsnorm_grad",
-    "dpo_step_k196_rmsnorm_grad",
-    "dpo_step_k197_layer_backward",
-    "dpo_step_k198_layer_backward_matmul",
-    "dpo_step_k199_layer_backward_matmul",
-    "dpo_step_k200_layer_backward_matmul",
-    "dpo_step_k201_layer_backward_matmul",
-    "dpo_step_k202_layer_backward",
-    "dpo_step_k203_layer_backward_matmul",
-    "dpo_step_k204_layer_backward_matmul",
-    "dpo_step_k205_layer_backward_matmul",
-    "dpo_step_k206_embed_backward_scatter_add",
+    "dpo_step_k185_attention_grad",
+    "dpo_step_k186_rmsnorm_grad",
+    "dpo_step_k187_rmsnorm_grad",
+    "dpo_step_k188_layer_backward",
+    "dpo_step_k189_layer_backward_matmul",
+    "dpo_step_k190_layer_backward_matmul",
+    "dpo_step_k191_layer_backward_matmul",
+    "dpo_step_k192_layer_backward_matmul",
+    "dpo_step_k193_layer_backward",
+    "dpo_step_k194_layer_backward_matmul",
+    "dpo_step_k195_layer_backward_matmul",
+    "dpo_step_k196_layer_backward_matmul",
+    "dpo_step_k197_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 60, 207, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 67, 198, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 

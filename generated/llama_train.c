@@ -103,8 +103,35 @@ static void lm_step_k4_attention_matmul(float *restrict t3, const float *restric
     }
 }
 
-/* lm_step_k5_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k5_attention_matmul(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_k5_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*KVH*REP*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*REP*T);
+        const long i1 = (r / (KVH*REP)) % T;
+        const long i2 = (r) % (KVH*REP);
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[(((i0 + 0) * T + i1) * (KVH*REP) + i2) * (2*HD2) + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k6_attention_matmul: matmul  [layer/attention] */
+static void lm_step_k6_attention_matmul(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
@@ -123,9 +150,36 @@ static void lm_step_k5_attention_matmul(float *restrict t4, const float *restric
     }
 }
 
-/* lm_step_k6_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k6_attention_matmul(float *restrict t5, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, t5, 1); }
+/* lm_step_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+    const long rows = B*KVH*T, n = 2*HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * (2*HD2) + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k8_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
+static void lm_step_k8_attention_matmul(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, saved_v + 0, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -134,85 +188,29 @@ static void lm_step_k6_attention_matmul(float *restrict t5, const float *restric
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo * (2*HD2*KVH), 2*HD2*KVH);
             } else {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo, 2*HD2*KVH);
             }
-        }
-    }
-}
-
-/* lm_step_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
-static void lm_step_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t3[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t6[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
-static void lm_step_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
         }
     }
 }
 
 /* lm_step_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
-static void lm_step_k9_scores_matmul(float *restrict t8, const float *restrict t6, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k9_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t8 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t5 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t5 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
 /* lm_step_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -226,7 +224,7 @@ static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, 
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t8[r * n + j0]) * v2;
+            float v3 = (t5[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -236,35 +234,35 @@ static void lm_step_k10_attention(float *restrict t9, const float *restrict t8, 
         for (long j1 = 0; j1 < n; j1++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t8[r * n + j1]) * v2;
+            float v7 = (t5[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = expf(v10);
-            t9[r * n + j1] = v11;
+            t6[r * n + j1] = v11;
             acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v12 = (t9[r * n + j]) / acc1;
-            t9[r * n + j] = v12;
+            float v12 = (t6[r * n + j]) / acc1;
+            t6[r * n + j] = v12;
         }
     }
 }
 
-/* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
-static void lm_step_k11_attention_matmul(float *restrict t10, const float *restrict t5, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape, write_slice  [layer/attention/attention; layer/attention] */
+static void lm_step_k11_attention_matmul(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t5 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t5 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
 }
 
 /* lm_step_k12_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k12_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); }
+static void lm_step_k12_attention_matmul(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, saved_attn, 1, 0.0f, t7, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -273,17 +271,31 @@ static void lm_step_k12_attention_matmul(float *restrict t11, const float *restr
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, saved_attn + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t7 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t11 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t7 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
-static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k13_layer: reshape, add, write_slice  [layer/attention; layer] */
+static void lm_step_k13_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B*T, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t7[r * n + j];
+            saved_h[((i0 + 0) * T + i1) * (2*HD2*KVH*REP) + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k14_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -292,25 +304,23 @@ static void lm_step_k13_rmsnorm(float *restrict t12, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t11[r * n + j0];
-            float v1 = v0 * v0;
-            acc0 += v1;
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v4 = v3 + norm_eps[0];
-        float v5 = 1.0f / sqrtf(v4);
+        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t11[r * n + j];
-            float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[j]);
-            t12[r * n + j] = v7;
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t8[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void lm_step_k14_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); }
+/* lm_step_k15_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
+static void lm_step_k15_gate_up_matmul(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t8, 1, 0.0f, saved_gate + 0, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -319,18 +329,18 @@ static void lm_step_k14_gate_up_matmul(float *restrict t13, const float *restric
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t8 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t8, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo, F);
             }
         }
     }
 }
 
-/* lm_step_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void lm_step_k15_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); }
+/* lm_step_k16_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
+static void lm_step_k16_gate_up_matmul(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t8, 1, 0.0f, saved_up + 0, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -339,36 +349,36 @@ static void lm_step_k15_gate_up_matmul(float *restrict t14, const float *restric
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t8 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t8, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo, F);
             }
         }
     }
 }
 
-/* lm_step_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void lm_step_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+/* lm_step_k17_silu: neg, exp, const, reshape, expand, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t13[r * n + j]);
+            float v0 = -(saved_gate[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t13[r * n + j]) / v2;
-            float v4 = v3 * (t14[r * n + j]);
-            t15[r * n + j] = v4;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t9[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k17_ffn_matmul: matmul  [layer/ffn] */
-static void lm_step_k17_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); }
+/* lm_step_k18_ffn_matmul: matmul  [layer/ffn] */
+static void lm_step_k18_ffn_matmul(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t9, 1, 0.0f, t10, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -377,32 +387,31 @@ static void lm_step_k17_ffn_matmul(float *restrict t16, const float *restrict w2
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t15 + lo * F, F, w2, F, 0.0f, t16 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t9 + lo * F, F, w2, F, 0.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t15, F, w2 + lo * F, F, 0.0f, t16 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t9, F, w2 + lo * F, F, 0.0f, t10 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
-static void lm_step_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k19_ffn: reshape, add  [layer/ffn; layer] */
+static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[r * n + j];
-            float v1 = v0 + t16[r * n + j];
-            carry0_next[r * n + j] = v1;
+            float v0 = saved_h[r * n + j] + t10[r * n + j];
+            carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k19_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void lm_step_k19_rmsnorm(float *restrict t17, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k20_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void lm_step_k20_rmsnorm(float *restrict t11, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -415,43 +424,43 @@ static void lm_step_k19_rmsnorm(float *restrict t17, const float *restrict carry
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        t17[r] = acc0;
+        t11[r] = acc0;
     }
 }
 
-/* lm_step_k20_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void lm_step_k20_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k21_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
+static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t17[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t11[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t18[r * n + j] = v2;
+            t12[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k21_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void lm_step_k21_rmsnorm(float *restrict t19, const float *restrict final_norm, const float *restrict carry0, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k22_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict final_norm, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t18[(i0) * T + i1]);
+            float v0 = (carry0[r * n + j]) * (t12[(i0) * T + i1]);
             float v1 = v0 * (final_norm[j]);
-            t19[r * n + j] = v1;
+            t13[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k22_lm_head_matmul: matmul  [lm_head] */
-static void lm_step_k22_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
+/* lm_step_k23_lm_head_matmul: matmul  [lm_head] */
+static void lm_step_k23_lm_head_matmul(float *restrict t14, const float *restrict lm_head, const float *restrict t13, long B, long HD2, long KVH, long REP, long T, long V) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
     else {
         const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -460,17 +469,17 @@ static void lm_step_k22_lm_head_matmul(float *restrict t20, const float *restric
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= V) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * V, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t14 + lo * V, V);
             } else {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t20 + lo, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, V);
             }
         }
     }
 }
 
-/* lm_step_k23_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k23_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+/* lm_step_k24_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void lm_step_k24_lm_head(float *restrict t15, const float *restrict t14, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -480,65 +489,65 @@ static void lm_step_k23_lm_head(float *restrict t21, const float *restrict t20, 
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t20[r * n + j0]);
+            acc0 = fmaxf(acc0, t14[r * n + j0]);
         }
-        t21[r] = acc0;
+        t15[r] = acc0;
     }
 }
 
-/* lm_step_k24_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k24_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
+/* lm_step_k25_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
+        float v0 = t15[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[r * n + j0] - v0;
+            float v1 = t14[r * n + j0] - v0;
             float v2 = expf(v1);
             acc0 += v2;
         }
-        t22[r] = acc0;
+        t16[r] = acc0;
     }
 }
 
-/* lm_step_k25_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_k25_cross_entropy(float *restrict t23, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+/* lm_step_k26_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_k26_cross_entropy(float *restrict t17, const int32_t *restrict targets, const float *restrict t14, const float *restrict t15, const float *restrict t16, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
-        float v2 = logf(t22[(i0) * T + i1]);
+        float v0 = t15[(i0) * T + i1];
+        float v2 = logf(t16[(i0) * T + i1]);
         float v4 = (float)targets[(i0) * T + i1];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[r * n + j0] - v0;
+            float v1 = t14[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t23[r] = acc0;
+        t17[r] = acc0;
     }
 }
 
-/* lm_step_k26_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_k26_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t23, long B, long T) {
+/* lm_step_k27_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_k27_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t17, long B, long T) {
     /* one result per row */
     const long rows = 1, n = B*T;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t23[(j0 / T) * T + (j0) % T]);
+            float v0 = -(t17[(j0 / T) * T + (j0) % T]);
             float v1 = v0 * (weights[(j0 / T) * T + (j0) % T]);
             acc0 += v1;
         }
@@ -546,8 +555,8 @@ static void lm_step_k26_weighted_sum(float *restrict loss, const float *restrict
     }
 }
 
-/* lm_step_k27_log_softmax_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k27_log_softmax_grad(float *restrict t24, const int32_t *restrict targets, const float *restrict weights, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+/* lm_step_k28_log_softmax_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k28_log_softmax_grad(float *restrict t18, const int32_t *restrict targets, const float *restrict weights, const float *restrict t14, const float *restrict t15, const float *restrict t16, long B, long T, long V) {
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -564,23 +573,23 @@ static void lm_step_k27_log_softmax_grad(float *restrict t24, const int32_t *res
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t22[(i0) * T + i1]);
-        float v9 = t21[(i0) * T + i1];
+        float v8 = acc0 / (t16[(i0) * T + i1]);
+        float v9 = t15[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t20[r * n + j] - v9;
+            float v10 = t14[r * n + j] - v9;
             float v11 = expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t24[r * n + j] = v13;
+            t18[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_k28_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void lm_step_k28_lm_head_grad_matmul(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t24, 1, 0.0f, t25, 1); }
+/* lm_step_k29_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void lm_step_k29_lm_head_grad_matmul(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * V >= 131072;
         if (parallel) la_blas_pool(0);
@@ -589,17 +598,17 @@ static void lm_step_k28_lm_head_grad_matmul(float *restrict t25, const float *re
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t24 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t25 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t18 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t24, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t25 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t18, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t19 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k29_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k29_rmsnorm_grad(float *restrict t26, const float *restrict carry0, const float *restrict t18, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k30_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void lm_step_k30_rmsnorm_grad(float *restrict t20, const float *restrict carry0, const float *restrict t12, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -609,16 +618,16 @@ static void lm_step_k29_rmsnorm_grad(float *restrict t26, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t18[(j0) * T + i0]);
-            float v1 = (t25[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
+            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t12[(j0) * T + i0]);
+            float v1 = (t19[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
             acc0 += v1;
         }
-        t26[r] = acc0;
+        t20[r] = acc0;
     }
 }
 
-/* lm_step_k30_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void lm_step_k30_rmsnorm_grad(float *restrict t27, const float *restrict t26, long HD2, long KVH, long REP, long T) {
+/* lm_step_k31_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void lm_step_k31_rmsnorm_grad(float *restrict t21, const float *restrict t20, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -628,14 +637,14 @@ static void lm_step_k30_rmsnorm_grad(float *restrict t27, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t26[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t20[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t27[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* lm_step_k31_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k31_rmsnorm_grad(float *restrict t28, const float *restrict final_norm, const float *restrict carry0, const float *restrict t18, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k32_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
+static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict carry0, const float *restrict t12, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -644,41 +653,41 @@ static void lm_step_k31_rmsnorm_grad(float *restrict t28, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t25[r * n + j0]) * (final_norm[j0]);
+            float v0 = (t19[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (carry0[r * n + j0]);
             acc0 += v1;
         }
-        float v4 = acc0 * (t18[(i0) * T + i1]);
-        float v5 = v4 * (t18[(i0) * T + i1]);
-        float v6 = v5 * (t18[(i0) * T + i1]);
+        float v4 = acc0 * (t12[(i0) * T + i1]);
+        float v5 = v4 * (t12[(i0) * T + i1]);
+        float v6 = v5 * (t12[(i0) * T + i1]);
         float v7 = v6 * (-0.5f);
         float v8 = v7 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v2 = (t25[r * n + j]) * (final_norm[j]);
-            float v3 = v2 * (t18[(i0) * T + i1]);
+            float v2 = (t19[r * n + j]) * (final_norm[j]);
+            float v3 = v2 * (t12[(i0) * T + i1]);
             float v9 = v8 * (carry0[r * n + j]);
             float v10 = v3 + v9;
             float v11 = v10 + v9;
-            t28[r * n + j] = v11;
+            t22[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k32_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void lm_step_k32_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t27, long HD2, long KVH, long REP) {
+/* lm_step_k33_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void lm_step_k33_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t27[j];
+            float v0 = grad_final_norm[j] + t21[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k33_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void lm_step_k33_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t19, const float *restrict t24, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, t24, V, 1.0f, grad_lm_head, 1); }
+/* lm_step_k34_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void lm_step_k34_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, t18, V, 1.0f, grad_lm_head, 1); }
     else {
         const int parallel = V * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -687,17 +696,17 @@ static void lm_step_k33_lm_head_grad_matmul(float *restrict grad_lm_head, const 
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (V >= (2*HD2*KVH*REP)) {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t24 + lo, V, t19, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t18 + lo, V, t13, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t24, V, t19 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t18, V, t13 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k34_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k34_rmsnorm(float *restrict t29, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k35_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k35_rmsnorm(float *restrict t23, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -710,169 +719,54 @@ static void lm_step_k34_rmsnorm(float *restrict t29, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t29[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* lm_step_k35_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k35_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k36_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict norm_eps, const float *restrict t23, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t23[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t24[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_k37_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t29[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (saved_x[r * n + j]) * v2;
-            t30[r * n + j] = v3;
+            float v0 = (saved_x[r * n + j]) * (t24[(i0) * T + i1]);
+            float v1 = v0 * (attn_norm[j]);
+            t25[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k36_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k36_rmsnorm(float *restrict t31, const float *restrict attn_norm, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t30[r * n + j]) * (attn_norm[j]);
-            t31[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k37_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k37_attention_matmul(float *restrict t32, const float *restrict wq, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t31, 1, 0.0f, t32, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t31 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t32 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t32 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* lm_step_k38_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void lm_step_k38_rope(float *restrict t33, const float *restrict t0, const float *restrict t1, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (KVH*REP)) % T;
-        const long i2 = (r) % (KVH*REP);
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t32[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t33[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k39_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k39_attention_matmul(float *restrict t34, const float *restrict wk, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t31, 1, 0.0f, t34, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t34 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t34 + lo, 2*HD2*KVH);
-            }
-        }
-    }
-}
-
-/* lm_step_k40_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat  [layer_backward/attention/rope] */
-static void lm_step_k40_rope(float *restrict t35, const float *restrict t0, const float *restrict t1, const float *restrict t34, long B, long HD2, long KVH, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*T);
-        const long i1 = (r / (KVH)) % T;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t34[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t35[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k41_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k41_attention_matmul(float *restrict t36, const float *restrict wv, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t31, 1, 0.0f, t36, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t31 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t36 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t36 + lo, 2*HD2*KVH);
-            }
-        }
-    }
-}
-
-/* lm_step_k42_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void lm_step_k42_scores_matmul(float *restrict t37, const float *restrict t33, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k38_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void lm_step_k38_scores_matmul(float *restrict t26, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t37 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t37 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t26 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t26 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k43_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_k43_attention(float *restrict t38, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k39_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_k39_attention(float *restrict t27, const float *restrict t26, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -886,7 +780,7 @@ static void lm_step_k43_attention(float *restrict t38, const float *restrict t37
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t37[r * n + j0]) * v2;
+            float v3 = (t26[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -894,17 +788,17 @@ static void lm_step_k43_attention(float *restrict t38, const float *restrict t37
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t37[r * n + j]) * v2;
+            float v7 = (t26[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = expf(v10);
-            t38[r * n + j] = v11;
+            t27[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k44_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void lm_step_k44_softmax(float *restrict t39, const float *restrict t38, long B, long KVH, long REP, long T) {
+/* lm_step_k40_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void lm_step_k40_softmax(float *restrict t28, const float *restrict t27, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -916,14 +810,14 @@ static void lm_step_k44_softmax(float *restrict t39, const float *restrict t38, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t38[r * n + j0];
+            acc0 += t27[r * n + j0];
         }
-        t39[r] = acc0;
+        t28[r] = acc0;
     }
 }
 
-/* lm_step_k45_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void lm_step_k45_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long B, long KVH, long REP, long T) {
+/* lm_step_k41_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void lm_step_k41_softmax(float *restrict t29, const float *restrict t27, const float *restrict t28, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -932,60 +826,14 @@ static void lm_step_k45_softmax(float *restrict t40, const float *restrict t38, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t38[r * n + j]) / (t39[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t40[r * n + j] = v0;
+            float v0 = (t27[r * n + j]) / (t28[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t29[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k46_attention_matmul: matmul, reshape, permute, reshape  [layer_backward/attention/attention; layer_backward/attention] */
-static void lm_step_k46_attention_matmul(float *restrict t41, const float *restrict t36, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t41 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t41 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
-}
-
-/* lm_step_k47_attention_matmul: matmul  [layer_backward/attention] */
-static void lm_step_k47_attention_matmul(float *restrict t42, const float *restrict wo, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t41, 1, 0.0f, t42, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t41 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t42 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t42 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* lm_step_k48_attention: reshape, add  [layer_backward/attention; layer_backward] */
-static void lm_step_k48_attention(float *restrict t43, const float *restrict saved_x, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = saved_x[r * n + j] + t42[r * n + j];
-            t43[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k49_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k49_rmsnorm(float *restrict t44, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k42_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k42_rmsnorm(float *restrict t30, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -995,84 +843,77 @@ static void lm_step_k49_rmsnorm(float *restrict t44, const float *restrict t43, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t43[r * n + j0]) * (t43[r * n + j0]);
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t44[r] = acc0;
+        t30[r] = acc0;
     }
 }
 
-/* lm_step_k50_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k50_rmsnorm(float *restrict t45, const float *restrict norm_eps, const float *restrict t43, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+/* lm_step_k43_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict norm_eps, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+    const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = (t44[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
+        const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v3 = (t43[r * n + j]) * v2;
-            t45[r * n + j] = v3;
+            float v0 = (t30[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t31[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k51_rmsnorm: reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k51_rmsnorm(float *restrict t46, const float *restrict ffn_norm, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k44_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t45[r * n + j]) * (ffn_norm[j]);
-            t46[r * n + j] = v0;
+            float v0 = (saved_h[r * n + j]) * (t31[(i0) * T + i1]);
+            float v1 = v0 * (ffn_norm[j]);
+            t32[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k52_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void lm_step_k52_gate_up_matmul(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t46, 1, 0.0f, t47, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t46 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t47 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t47 + lo, F);
-            }
-        }
-    }
-}
-
-/* lm_step_k53_silu: reshape, neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu] */
-static void lm_step_k53_silu(float *restrict t48, const float *restrict t47, long B, long F, long T) {
+/* lm_step_k45_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_k45_silu(float *restrict t33, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = -(t47[r * n + j]);
+            float v0 = -(saved_gate[r * n + j]);
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t47[r * n + j]) / v2;
-            t48[r * n + j] = v3;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t33[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_k54_gate_up_matmul: matmul  [layer_backward/ffn/gate_up] */
-static void lm_step_k54_gate_up_matmul(float *restrict t49, const float *restrict w3, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t46, 1, 0.0f, t49, 1); }
+/* lm_step_k46_gate_up: mul  [layer_backward/ffn/gate_up] */
+static void lm_step_k46_gate_up(float *restrict t34, const float *restrict saved_up, const float *restrict t33, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t33[r * n + j]) * (saved_up[r * n + j]);
+            t34[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k47_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void lm_step_k47_ffn_grad_matmul(float *restrict t35, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t35, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1081,66 +922,32 @@ static void lm_step_k54_gate_up_matmul(float *restrict t49, const float *restric
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t46 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t49 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t35 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t49 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t35 + lo, F);
             }
         }
     }
 }
 
-/* lm_step_k55_gate_up: reshape, mul  [layer_backward/ffn/gate_up] */
-static void lm_step_k55_gate_up(float *restrict t50, const float *restrict t48, const float *restrict t49, long B, long F, long T) {
+/* lm_step_k48_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k48_ffn_grad(float *restrict t36, const float *restrict t33, const float *restrict t35, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t48[r * n + j]) * (t49[r * n + j]);
-            t50[r * n + j] = v0;
+            float v0 = (t35[r * n + j]) * (t33[r * n + j]);
+            t36[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k56_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void lm_step_k56_ffn_grad_matmul(float *restrict t51, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t51, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t51 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t51 + lo, F);
-            }
-        }
-    }
-}
-
-/* lm_step_k57_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k57_ffn_grad(float *restrict t52, const float *restrict t48, const float *restrict t51, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t51[r * n + j]) * (t48[r * n + j]);
-            t52[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k58_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k58_gate_up_grad_matmul(float *restrict t53, const float *restrict w3, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1); }
+/* lm_step_k49_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k49_gate_up_grad_matmul(float *restrict t37, const float *restrict w3, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t36, 1, 0.0f, t37, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1149,42 +956,42 @@ static void lm_step_k58_gate_up_grad_matmul(float *restrict t53, const float *re
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t52 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t53 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t36 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t37 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t52, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t53 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t36, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t37 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k59_silu_grad: reshape, neg, exp, const, reshape, expand, add, reshape, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k59_silu_grad(float *restrict t54, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t51, long B, long F, long T) {
+/* lm_step_k50_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k50_silu_grad(float *restrict t38, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t33, const float *restrict t35, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t51[r * n + j]) * (t49[r * n + j]);
-            float v1 = -(t47[r * n + j]);
+            float v0 = (t35[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
             float v2 = expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t48[r * n + j]);
+            float v5 = v0 * (t33[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t54[r * n + j] = v10;
+            t38[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k60_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k60_gate_up_grad_matmul(float *restrict t55, const float *restrict w1, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t54, 1, 0.0f, t55, 1); }
+/* lm_step_k51_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k51_gate_up_grad_matmul(float *restrict t39, const float *restrict w1, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t38, 1, 0.0f, t39, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1193,17 +1000,17 @@ static void lm_step_k60_gate_up_grad_matmul(float *restrict t55, const float *re
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t54 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t55 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t38 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t39 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t54, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t55 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t38, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t39 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k61_gate_up_grad: reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k61_gate_up_grad(float *restrict t56, const float *restrict t45, const float *restrict t53, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k52_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k52_gate_up_grad(float *restrict t40, const float *restrict saved_h, const float *restrict t31, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1213,16 +1020,17 @@ static void lm_step_k61_gate_up_grad(float *restrict t56, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t53[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t55[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 * (t45[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v1;
+            float v0 = t37[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t39[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t31[(j0) * T + i0]);
+            float v2 = v0 * v1;
+            acc0 += v2;
         }
-        t56[r] = acc0;
+        t40[r] = acc0;
     }
 }
 
-/* lm_step_k62_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k62_rmsnorm_grad(float *restrict t57, const float *restrict t56, long HD2, long KVH, long REP, long T) {
+/* lm_step_k53_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k53_rmsnorm_grad(float *restrict t41, const float *restrict t40, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1232,14 +1040,14 @@ static void lm_step_k62_rmsnorm_grad(float *restrict t57, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t56[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t40[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t57[r] = acc0;
+        t41[r] = acc0;
     }
 }
 
-/* lm_step_k63_rmsnorm_grad: size, reshape, expand, reshape, expand, div, add, rsqrt, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict norm_eps, const float *restrict carry1, const float *restrict ffn_norm, const float *restrict t43, const float *restrict t44, const float *restrict t53, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k54_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t31, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1248,35 +1056,32 @@ static void lm_step_k63_rmsnorm_grad(float *restrict t58, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t53[r * n + j0] + t55[r * n + j0];
+            float v0 = t37[r * n + j0] + t39[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
-            float v2 = v1 * (t43[r * n + j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v5 = (t44[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v6 = v5 + norm_eps[0];
-        float v7 = 1.0f / sqrtf(v6);
-        float v10 = acc0 * v7;
-        float v11 = v10 * v7;
-        float v12 = v11 * v7;
-        float v13 = v12 * (-0.5f);
-        float v14 = v13 / ((float)(2*HD2*KVH*REP));
+        float v7 = acc0 * (t31[(i0) * T + i1]);
+        float v8 = v7 * (t31[(i0) * T + i1]);
+        float v9 = v8 * (t31[(i0) * T + i1]);
+        float v10 = v9 * (-0.5f);
+        float v11 = v10 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v3 = t53[r * n + j] + t55[r * n + j];
+            float v3 = t37[r * n + j] + t39[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v8 = v4 * v7;
-            float v9 = carry1[r * n + j] + v8;
-            float v15 = v14 * (t43[r * n + j]);
-            float v16 = v9 + v15;
-            float v17 = v16 + v15;
-            t58[r * n + j] = v17;
+            float v5 = v4 * (t31[(i0) * T + i1]);
+            float v6 = carry1[r * n + j] + v5;
+            float v12 = v11 * (saved_h[r * n + j]);
+            float v13 = v6 + v12;
+            float v14 = v13 + v12;
+            t42[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_k64_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k64_attention_grad_matmul(float *restrict t59, const float *restrict wo, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t58, 1, 0.0f, t59, 1); }
+/* lm_step_k55_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k55_attention_grad_matmul(float *restrict t43, const float *restrict wo, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t42, 1, 0.0f, t43, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1285,29 +1090,29 @@ static void lm_step_k64_attention_grad_matmul(float *restrict t59, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t58 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t59 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t42 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t43 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t58, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t59 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t42, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t43 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k65_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void lm_step_k65_attention_grad_matmul(float *restrict t60, const float *restrict t36, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k56_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void lm_step_k56_attention_grad_matmul(float *restrict t44, const float *restrict saved_v, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t60 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t36 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t60 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k66_softmax_grad: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k66_softmax_grad(float *restrict t61, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k57_softmax_grad: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k57_softmax_grad(float *restrict t45, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1318,8 +1123,8 @@ static void lm_step_k66_softmax_grad(float *restrict t61, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t60[r * n + j0]) * (t40[r * n + j0]);
-            float v1 = v0 / (t39[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t44[r * n + j0]) * (t29[r * n + j0]);
+            float v1 = v0 / (t28[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -1327,55 +1132,55 @@ static void lm_step_k66_softmax_grad(float *restrict t61, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t60[r * n + j]) / (t39[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t44[r * n + j]) / (t28[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t38[r * n + j]);
+            float v7 = v6 * (t27[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t61[r * n + j] = v10;
+            t45[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k67_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k67_scores_grad_matmul(float *restrict t62, const float *restrict t35, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k58_scores_grad_matmul(float *restrict t46, const float *restrict saved_k, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t62 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t35 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t62 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t46 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t46 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* lm_step_k68_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k68_attention_grad_matmul(float *restrict t63, const float *restrict t33, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k59_attention_grad_matmul(float *restrict t47, const float *restrict saved_q, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t63 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t61 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t33 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t63 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t47 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t47 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* lm_step_k69_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k69_attention_grad_matmul(float *restrict t64, const float *restrict t40, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k60_attention_grad_matmul(float *restrict t48, const float *restrict t29, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t64 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t40 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t59 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t64 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t29 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t29 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* lm_step_k70_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k70_attention_grad_matmul(float *restrict t65, const float *restrict wv, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t64, 1, 0.0f, t65, 1); }
+/* lm_step_k61_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t48, 1, 0.0f, t49, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1384,17 +1189,17 @@ static void lm_step_k70_attention_grad_matmul(float *restrict t65, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t64 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t65 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t48 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t49 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t64, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t65 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t48, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t49 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k71_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0, const float *restrict t1, const float *restrict t63, long B, long HD2, long KVH, long T) {
+/* lm_step_k62_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1407,16 +1212,16 @@ static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t63[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1424,14 +1229,14 @@ static void lm_step_k71_rope_grad(float *restrict t66, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t66[r * n + j] = v9;
+            t50[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k72_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k72_attention_grad_matmul(float *restrict t67, const float *restrict wk, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t66, 1, 0.0f, t67, 1); }
+/* lm_step_k63_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k63_attention_grad_matmul(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t50, 1, 0.0f, t51, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1440,17 +1245,17 @@ static void lm_step_k72_attention_grad_matmul(float *restrict t67, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t66 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t67 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t50 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t51 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t66, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t67 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t50, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t51 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k73_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k64_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1463,16 +1268,16 @@ static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t62[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1480,14 +1285,14 @@ static void lm_step_k73_rope_grad(float *restrict t68, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t68[r * n + j] = v9;
+            t52[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k74_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k74_attention_grad_matmul(float *restrict t69, const float *restrict wq, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t68, 1, 0.0f, t69, 1); }
+/* lm_step_k65_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k65_attention_grad_matmul(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1496,17 +1301,17 @@ static void lm_step_k74_attention_grad_matmul(float *restrict t69, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t68 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t69 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t52 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t53 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t68, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t69 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t52, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t53 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k75_attention_grad: reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k75_attention_grad(float *restrict t70, const float *restrict t30, const float *restrict t65, const float *restrict t67, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k66_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k66_attention_grad(float *restrict t54, const float *restrict saved_x, const float *restrict t24, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1516,17 +1321,18 @@ static void lm_step_k75_attention_grad(float *restrict t70, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t65[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t67[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 + t69[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v2 = v1 * (t30[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]);
-            acc0 += v2;
+            float v0 = t49[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t51[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 + t53[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t24[(j0) * T + i0]);
+            float v3 = v1 * v2;
+            acc0 += v3;
         }
-        t70[r] = acc0;
+        t54[r] = acc0;
     }
 }
 
-/* lm_step_k76_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k76_rmsnorm_grad(float *restrict t71, const float *restrict t70, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k67_rmsnorm_grad(float *restrict t55, const float *restrict t54, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1536,14 +1342,14 @@ static void lm_step_k76_rmsnorm_grad(float *restrict t71, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t70[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t54[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t71[r] = acc0;
+        t55[r] = acc0;
     }
 }
 
-/* lm_step_k77_rmsnorm_grad: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k77_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t29, const float *restrict t58, const float *restrict t65, const float *restrict t67, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k68_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k68_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t24, const float *restrict t42, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1552,49 +1358,46 @@ static void lm_step_k77_rmsnorm_grad(float *restrict carry1_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t65[r * n + j0] + t67[r * n + j0];
-            float v1 = v0 + t69[r * n + j0];
+            float v0 = t49[r * n + j0] + t51[r * n + j0];
+            float v1 = v0 + t53[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v7 = (t29[(i0) * T + i1]) / ((float)(2*HD2*KVH*REP));
-        float v8 = v7 + norm_eps[0];
-        float v9 = 1.0f / sqrtf(v8);
-        float v12 = acc0 * v9;
-        float v13 = v12 * v9;
-        float v14 = v13 * v9;
-        float v15 = v14 * (-0.5f);
-        float v16 = v15 / ((float)(2*HD2*KVH*REP));
+        float v9 = acc0 * (t24[(i0) * T + i1]);
+        float v10 = v9 * (t24[(i0) * T + i1]);
+        float v11 = v10 * (t24[(i0) * T + i1]);
+        float v12 = v11 * (-0.5f);
+        float v13 = v12 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v4 = t65[r * n + j] + t67[r * n + j];
-            float v5 = v4 + t69[r * n + j];
+            float v4 = t49[r * n + j] + t51[r * n + j];
+            float v5 = v4 + t53[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v10 = v6 * v9;
-            float v11 = t58[r * n + j] + v10;
-            float v17 = v16 * (saved_x[r * n + j]);
-            float v18 = v11 + v17;
-            float v19 = v18 + v17;
-            carry1_next[r * n + j] = v19;
+            float v7 = v6 * (t24[(i0) * T + i1]);
+            float v8 = t42[r * n + j] + v7;
+            float v14 = v13 * (saved_x[r * n + j]);
+            float v15 = v8 + v14;
+            float v16 = v15 + v14;
+            carry1_next[r * n + j] = v16;
         }
     }
 }
 
-/* lm_step_k78_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t71, long HD2, long KVH, long REP) {
+/* lm_step_k69_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k69_layer_backward(float *restrict grad_attn_norm, const float *restrict t55, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t71[j];
+            float v0 = grad_attn_norm[j] + t55[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k79_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k79_layer_backward_matmul(float *restrict grad_wq, const float *restrict t31, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t68, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
+/* lm_step_k70_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k70_layer_backward_matmul(float *restrict grad_wq, const float *restrict t25, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t25, 2*HD2*KVH*REP, t52, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1603,18 +1406,18 @@ static void lm_step_k79_layer_backward_matmul(float *restrict grad_wq, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t68 + lo, 2*HD2*KVH*REP, t31, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t52 + lo, 2*HD2*KVH*REP, t25, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t68, 2*HD2*KVH*REP, t31 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t52, 2*HD2*KVH*REP, t25 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k80_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k80_layer_backward_matmul(float *restrict grad_wk, const float *restrict t31, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t66, 2*HD2*KVH, 1.0f, grad_wk, 1); }
+/* lm_step_k71_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k71_layer_backward_matmul(float *restrict grad_wk, const float *restrict t25, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t25, 2*HD2*KVH*REP, t50, 2*HD2*KVH, 1.0f, grad_wk, 1); }
     else {
         const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1623,18 +1426,18 @@ static void lm_step_k80_layer_backward_matmul(float *restrict grad_wk, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t66 + lo, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t50 + lo, 2*HD2*KVH, t25, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t66, 2*HD2*KVH, t31 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t50, 2*HD2*KVH, t25 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k81_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k81_layer_backward_matmul(float *restrict grad_wv, const float *restrict t31, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t31, 2*HD2*KVH*REP, t64, 2*HD2*KVH, 1.0f, grad_wv, 1); }
+/* lm_step_k72_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k72_layer_backward_matmul(float *restrict grad_wv, const float *restrict t25, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t25, 2*HD2*KVH*REP, t48, 2*HD2*KVH, 1.0f, grad_wv, 1); }
     else {
         const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1643,18 +1446,18 @@ static void lm_step_k81_layer_backward_matmul(float *restrict grad_wv, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t64 + lo, 2*HD2*KVH, t31, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t48 + lo, 2*HD2*KVH, t25, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t64, 2*HD2*KVH, t31 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t48, 2*HD2*KVH, t25 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k82_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k82_layer_backward_matmul(float *restrict grad_wo, const float *restrict t41, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t41, 2*HD2*KVH*REP, t58, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
+/* lm_step_k73_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k73_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t42, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1663,30 +1466,30 @@ static void lm_step_k82_layer_backward_matmul(float *restrict grad_wo, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t58 + lo, 2*HD2*KVH*REP, t41, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t42 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t58, 2*HD2*KVH*REP, t41 + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t42, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k83_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t57, long HD2, long KVH, long REP) {
+/* lm_step_k74_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k74_layer_backward(float *restrict grad_ffn_norm, const float *restrict t41, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t57[j];
+            float v0 = grad_ffn_norm[j] + t41[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k84_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k84_layer_backward_matmul(float *restrict grad_w1, const float *restrict t46, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t54, F, 1.0f, grad_w1, 1); }
+/* lm_step_k75_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k75_layer_backward_matmul(float *restrict grad_w1, const float *restrict t32, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t32, 2*HD2*KVH*REP, t38, F, 1.0f, grad_w1, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1695,18 +1498,18 @@ static void lm_step_k84_layer_backward_matmul(float *restrict grad_w1, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t54 + lo, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t38 + lo, F, t32, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t54, F, t46 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t38, F, t32 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k85_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k85_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t50, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t50, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
+/* lm_step_k76_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k76_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t34, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t34, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1715,18 +1518,18 @@ static void lm_step_k85_layer_backward_matmul(float *restrict grad_w2, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= F) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t50, F, 1.0f, grad_w2 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t34, F, 1.0f, grad_w2 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t50 + lo, F, 1.0f, grad_w2 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t34 + lo, F, 1.0f, grad_w2 + lo, F);
             }
         }
     }
 }
 
-/* lm_step_k86_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k86_layer_backward_matmul(float *restrict grad_w3, const float *restrict t46, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t46, 2*HD2*KVH*REP, t52, F, 1.0f, grad_w3, 1); }
+/* lm_step_k77_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k77_layer_backward_matmul(float *restrict grad_w3, const float *restrict t32, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t32, 2*HD2*KVH*REP, t36, F, 1.0f, grad_w3, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1735,17 +1538,17 @@ static void lm_step_k86_layer_backward_matmul(float *restrict grad_w3, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t52 + lo, F, t46, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t36 + lo, F, t32, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t52, F, t46 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t36, F, t32 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k87_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k87_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k78_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k78_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1756,7 +1559,7 @@ static void lm_step_k87_embed_backward_scatter_add(float *restrict grad_embed, c
     }
 }
 
-/* Arena: 29 slots planned for 88 kernels. */
+/* Arena: 23 slots planned for 79 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1777,39 +1580,33 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), B*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T), B*T*V));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(B*T, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[7] = total; total += la_round16(la_max(la_max(B*T, B*T*V), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(2*B*HD2*KVH*T);
-    off[9] = total; total += la_round16(la_max(B*KVH*REP*T*T, B*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*HD2*KVH*REP));
-    off[11] = total; total += la_round16(B*KVH*REP*T*T);
-    off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[13] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*T));
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
+    off[4] = total; total += la_round16(la_max(B*T*V, 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(la_max(B*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(B*T, 2*HD2*KVH*REP));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*T, B*T*V), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(B*T, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[10] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[11] = total; total += la_round16(B*F*T);
+    off[12] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(B*F*T);
     off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[17] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[18] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[19] = total; total += la_round16(la_max(B*F*T, 2*HD2*KVH*REP));
-    off[20] = total; total += la_round16(B*F*T);
-    off[21] = total; total += la_round16(la_max(B*F*T, B*KVH*REP*T*T));
-    off[22] = total; total += la_round16(B*F*T);
-    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[24] = total; total += la_round16(B*F*T);
-    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(B*F*T);
+    off[16] = total; total += la_round16(2*HD2*KVH*REP);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(2*HD2*KVH*REP);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args) {
-    long off[29];
+    long off[23];
     return llama_train_lm_step_layout(args, off);
 }
 
@@ -1822,7 +1619,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[29];
+    long off[23];
     llama_train_lm_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -1830,74 +1627,58 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
     float *t3 = args->arena + off[3];
-    float *t4 = args->arena + off[4];
-    float *t5 = args->arena + off[5];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
     float *t6 = args->arena + off[2];
     float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[2];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[2];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[2];
-    float *t20 = args->arena + off[4];
-    float *t21 = args->arena + off[5];
-    float *t22 = args->arena + off[6];
-    float *t23 = args->arena + off[7];
-    float *t24 = args->arena + off[7];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[7];
+    float *t18 = args->arena + off[7];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[6];
     float *t25 = args->arena + off[4];
-    float *t26 = args->arena + off[5];
-    float *t27 = args->arena + off[6];
-    float *t28 = args->arena + off[5];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[2];
+    float *t28 = args->arena + off[7];
     float *t29 = args->arena + off[3];
-    float *t30 = args->arena + off[4];
-    float *t31 = args->arena + off[2];
-    float *t32 = args->arena + off[6];
-    float *t33 = args->arena + off[7];
-    float *t34 = args->arena + off[6];
-    float *t35 = args->arena + off[8];
-    float *t36 = args->arena + off[6];
-    float *t37 = args->arena + off[9];
-    float *t38 = args->arena + off[10];
-    float *t39 = args->arena + off[9];
-    float *t40 = args->arena + off[11];
-    float *t41 = args->arena + off[12];
-    float *t42 = args->arena + off[13];
+    float *t30 = args->arena + off[8];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[8];
+    float *t33 = args->arena + off[10];
+    float *t34 = args->arena + off[11];
+    float *t35 = args->arena + off[12];
+    float *t36 = args->arena + off[13];
+    float *t37 = args->arena + off[14];
+    float *t38 = args->arena + off[15];
+    float *t39 = args->arena + off[10];
+    float *t40 = args->arena + off[12];
+    float *t41 = args->arena + off[16];
+    float *t42 = args->arena + off[12];
     float *t43 = args->arena + off[14];
-    float *t44 = args->arena + off[13];
-    float *t45 = args->arena + off[15];
-    float *t46 = args->arena + off[16];
-    float *t47 = args->arena + off[17];
-    float *t48 = args->arena + off[18];
-    float *t49 = args->arena + off[19];
-    float *t50 = args->arena + off[20];
-    float *t51 = args->arena + off[21];
-    float *t52 = args->arena + off[22];
-    float *t53 = args->arena + off[23];
-    float *t54 = args->arena + off[24];
-    float *t55 = args->arena + off[17];
-    float *t56 = args->arena + off[18];
-    float *t57 = args->arena + off[19];
-    float *t58 = args->arena + off[15];
-    float *t59 = args->arena + off[14];
-    float *t60 = args->arena + off[21];
-    float *t61 = args->arena + off[18];
-    float *t62 = args->arena + off[13];
-    float *t63 = args->arena + off[6];
-    float *t64 = args->arena + off[8];
-    float *t65 = args->arena + off[23];
-    float *t66 = args->arena + off[17];
-    float *t67 = args->arena + off[7];
-    float *t68 = args->arena + off[14];
-    float *t69 = args->arena + off[6];
-    float *t70 = args->arena + off[18];
-    float *t71 = args->arena + off[10];
+    float *t44 = args->arena + off[9];
+    float *t45 = args->arena + off[10];
+    float *t46 = args->arena + off[2];
+    float *t47 = args->arena + off[7];
+    float *t48 = args->arena + off[9];
+    float *t49 = args->arena + off[10];
+    float *t50 = args->arena + off[3];
+    float *t51 = args->arena + off[14];
+    float *t52 = args->arena + off[7];
+    float *t53 = args->arena + off[2];
+    float *t54 = args->arena + off[17];
+    float *t55 = args->arena + off[18];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1914,16 +1695,16 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     lm_step_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 88, tick);
+    la_tock(prof, 0, 79, tick);
     tick = la_tick(prof);
     lm_step_k1_rope_tables(t1, rope_theta, HD2, T);
-    la_tock(prof, 1, 88, tick);
+    la_tock(prof, 1, 79, tick);
     tick = la_tick(prof);
     lm_step_k2_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 2, 88, tick);
+    la_tock(prof, 2, 79, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
+    float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -1935,6 +1716,13 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
         float *grad_attn_norm = args->grad_attn_norm + l * (2*HD2*KVH*REP);
         float *grad_wq = args->grad_wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
         float *grad_wk = args->grad_wk + l * (4*HD2*HD2*KVH*KVH*REP);
@@ -1947,103 +1735,106 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         lm_step_k3_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 3, 88, tick);
+        la_tock(prof, 3, 79, tick);
         tick = la_tick(prof);
         lm_step_k4_attention_matmul(t3, wq, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 88, tick);
+        la_tock(prof, 4, 79, tick);
         tick = la_tick(prof);
-        lm_step_k5_attention_matmul(t4, wk, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 88, tick);
+        lm_step_k5_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T);
+        la_tock(prof, 5, 79, tick);
         tick = la_tick(prof);
-        lm_step_k6_attention_matmul(t5, wv, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 88, tick);
+        lm_step_k6_attention_matmul(t4, wk, t2, B, HD2, KVH, REP, T);
+        la_tock(prof, 6, 79, tick);
         tick = la_tick(prof);
-        lm_step_k7_rope(t6, t0, t1, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 88, tick);
+        lm_step_k7_rope(saved_k, t0, t1, t4, B, HD2, KVH, T);
+        la_tock(prof, 7, 79, tick);
         tick = la_tick(prof);
-        lm_step_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 88, tick);
+        lm_step_k8_attention_matmul(saved_v, wv, t2, B, HD2, KVH, REP, T);
+        la_tock(prof, 8, 79, tick);
         tick = la_tick(prof);
-        lm_step_k9_scores_matmul(t8, t6, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 88, tick);
+        lm_step_k9_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 9, 79, tick);
         tick = la_tick(prof);
-        lm_step_k10_attention(t9, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 88, tick);
+        lm_step_k10_attention(t6, t5, B, HD2, KVH, REP, T);
+        la_tock(prof, 10, 79, tick);
         tick = la_tick(prof);
-        lm_step_k11_attention_matmul(t10, t5, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 88, tick);
+        lm_step_k11_attention_matmul(saved_attn, saved_v, t6, B, HD2, KVH, REP, T);
+        la_tock(prof, 11, 79, tick);
         tick = la_tick(prof);
-        lm_step_k12_attention_matmul(t11, wo, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 88, tick);
+        lm_step_k12_attention_matmul(t7, wo, saved_attn, B, HD2, KVH, REP, T);
+        la_tock(prof, 12, 79, tick);
         tick = la_tick(prof);
-        lm_step_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 88, tick);
+        lm_step_k13_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T);
+        la_tock(prof, 13, 79, tick);
         tick = la_tick(prof);
-        lm_step_k14_gate_up_matmul(t13, w1, t12, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 14, 88, tick);
+        lm_step_k14_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 14, 79, tick);
         tick = la_tick(prof);
-        lm_step_k15_gate_up_matmul(t14, w3, t12, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 15, 88, tick);
+        lm_step_k15_gate_up_matmul(saved_gate, w1, t8, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 15, 79, tick);
         tick = la_tick(prof);
-        lm_step_k16_silu(t15, t13, t14, B, F, T);
-        la_tock(prof, 16, 88, tick);
+        lm_step_k16_gate_up_matmul(saved_up, w3, t8, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 16, 79, tick);
         tick = la_tick(prof);
-        lm_step_k17_ffn_matmul(t16, w2, t15, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 88, tick);
+        lm_step_k17_silu(t9, saved_gate, saved_up, B, F, T);
+        la_tock(prof, 17, 79, tick);
         tick = la_tick(prof);
-        lm_step_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T);
-        la_tock(prof, 18, 88, tick);
+        lm_step_k18_ffn_matmul(t10, w2, t9, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 18, 79, tick);
+        tick = la_tick(prof);
+        lm_step_k19_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T);
+        la_tock(prof, 19, 79, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    lm_step_k19_rmsnorm(t17, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 19, 88, tick);
+    lm_step_k20_rmsnorm(t11, carry0, B, HD2, KVH, REP, T);
+    la_tock(prof, 20, 79, tick);
     tick = la_tick(prof);
-    lm_step_k20_rmsnorm(t18, norm_eps, t17, B, HD2, KVH, REP, T);
-    la_tock(prof, 20, 88, tick);
+    lm_step_k21_rmsnorm(t12, norm_eps, t11, B, HD2, KVH, REP, T);
+    la_tock(prof, 21, 79, tick);
     tick = la_tick(prof);
-    lm_step_k21_rmsnorm(t19, final_norm, carry0, t18, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 88, tick);
+    lm_step_k22_rmsnorm(t13, final_norm, carry0, t12, B, HD2, KVH, REP, T);
+    la_tock(prof, 22, 79, tick);
     tick = la_tick(prof);
-    lm_step_k22_lm_head_matmul(t20, lm_head, t19, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 22, 88, tick);
+    lm_step_k23_lm_head_matmul(t14, lm_head, t13, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 23, 79, tick);
     tick = la_tick(prof);
-    lm_step_k23_lm_head(t21, t20, B, T, V);
-    la_tock(prof, 23, 88, tick);
+    lm_step_k24_lm_head(t15, t14, B, T, V);
+    la_tock(prof, 24, 79, tick);
     tick = la_tick(prof);
-    lm_step_k24_log_softmax(t22, t20, t21, B, T, V);
-    la_tock(prof, 24, 88, tick);
+    lm_step_k25_log_softmax(t16, t14, t15, B, T, V);
+    la_tock(prof, 25, 79, tick);
     tick = la_tick(prof);
-    lm_step_k25_cross_entropy(t23, targets, t20, t21, t22, B, T, V);
-    la_tock(prof, 25, 88, tick);
+    lm_step_k26_cross_entropy(t17, targets, t14, t15, t16, B, T, V);
+    la_tock(prof, 26, 79, tick);
     tick = la_tick(prof);
-    lm_step_k26_weighted_sum(loss, weights, t23, B, T);
-    la_tock(prof, 26, 88, tick);
+    lm_step_k27_weighted_sum(loss, weights, t17, B, T);
+    la_tock(prof, 27, 79, tick);
     tick = la_tick(prof);
-    lm_step_k27_log_softmax_grad(t24, targets, weights, t20, t21, t22, B, T, V);
-    la_tock(prof, 27, 88, tick);
+    lm_step_k28_log_softmax_grad(t18, targets, weights, t14, t15, t16, B, T, V);
+    la_tock(prof, 28, 79, tick);
     tick = la_tick(prof);
-    lm_step_k28_lm_head_grad_matmul(t25, lm_head, t24, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 28, 88, tick);
+    lm_step_k29_lm_head_grad_matmul(t19, lm_head, t18, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 29, 79, tick);
     tick = la_tick(prof);
-    lm_step_k29_rmsnorm_grad(t26, carry0, t18, t25, B, HD2, KVH, REP, T);
-    la_tock(prof, 29, 88, tick);
+    lm_step_k30_rmsnorm_grad(t20, carry0, t12, t19, B, HD2, KVH, REP, T);
+    la_tock(prof, 30, 79, tick);
     tick = la_tick(prof);
-    lm_step_k30_rmsnorm_grad(t27, t26, HD2, KVH, REP, T);
-    la_tock(prof, 30, 88, tick);
+    lm_step_k31_rmsnorm_grad(t21, t20, HD2, KVH, REP, T);
+    la_tock(prof, 31, 79, tick);
     tick = la_tick(prof);
-    lm_step_k31_rmsnorm_grad(t28, final_norm, carry0, t18, t25, B, HD2, KVH, REP, T);
-    la_tock(prof, 31, 88, tick);
+    lm_step_k32_rmsnorm_grad(t22, final_norm, carry0, t12, t19, B, HD2, KVH, REP, T);
+    la_tock(prof, 32, 79, tick);
     tick = la_tick(prof);
-    lm_step_k32_rmsnorm_grad(grad_final_norm, t27, HD2, KVH, REP);
-    la_tock(prof, 32, 88, tick);
+    lm_step_k33_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP);
+    la_tock(prof, 33, 79, tick);
     tick = la_tick(prof);
-    lm_step_k33_lm_head_grad_matmul(grad_lm_head, t19, t24, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 33, 88, tick);
+    lm_step_k34_lm_head_grad_matmul(grad_lm_head, t13, t18, B, HD2, KVH, REP, T, V);
+    la_tock(prof, 34, 79, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t28;
-    float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
+    const float *carry1 = t22;
+    float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -2055,6 +1846,13 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_attn_norm = args->grad_attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         float *grad_wq = args->grad_wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
         float *grad_wk = args->grad_wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
@@ -2066,170 +1864,140 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        lm_step_k34_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 34, 88, tick);
+        lm_step_k35_rmsnorm(t23, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 35, 79, tick);
         tick = la_tick(prof);
-        lm_step_k35_rmsnorm(t30, norm_eps, saved_x, t29, B, HD2, KVH, REP, T);
-        la_tock(prof, 35, 88, tick);
+        lm_step_k36_rmsnorm(t24, norm_eps, t23, B, HD2, KVH, REP, T);
+        la_tock(prof, 36, 79, tick);
         tick = la_tick(prof);
-        lm_step_k36_rmsnorm(t31, attn_norm, t30, B, HD2, KVH, REP, T);
-        la_tock(prof, 36, 88, tick);
+        lm_step_k37_rmsnorm(t25, saved_x, attn_norm, t24, B, HD2, KVH, REP, T);
+        la_tock(prof, 37, 79, tick);
         tick = la_tick(prof);
-        lm_step_k37_attention_matmul(t32, wq, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 37, 88, tick);
+        lm_step_k38_scores_matmul(t26, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 38, 79, tick);
         tick = la_tick(prof);
-        lm_step_k38_rope(t33, t0, t1, t32, B, HD2, KVH, REP, T);
-        la_tock(prof, 38, 88, tick);
+        lm_step_k39_attention(t27, t26, B, HD2, KVH, REP, T);
+        la_tock(prof, 39, 79, tick);
         tick = la_tick(prof);
-        lm_step_k39_attention_matmul(t34, wk, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 39, 88, tick);
+        lm_step_k40_softmax(t28, t27, B, KVH, REP, T);
+        la_tock(prof, 40, 79, tick);
         tick = la_tick(prof);
-        lm_step_k40_rope(t35, t0, t1, t34, B, HD2, KVH, T);
-        la_tock(prof, 40, 88, tick);
+        lm_step_k41_softmax(t29, t27, t28, B, KVH, REP, T);
+        la_tock(prof, 41, 79, tick);
         tick = la_tick(prof);
-        lm_step_k41_attention_matmul(t36, wv, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 41, 88, tick);
+        lm_step_k42_rmsnorm(t30, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 42, 79, tick);
         tick = la_tick(prof);
-        lm_step_k42_scores_matmul(t37, t33, t35, B, HD2, KVH, REP, T);
-        la_tock(prof, 42, 88, tick);
+        lm_step_k43_rmsnorm(t31, norm_eps, t30, B, HD2, KVH, REP, T);
+        la_tock(prof, 43, 79, tick);
         tick = la_tick(prof);
-        lm_step_k43_attention(t38, t37, B, HD2, KVH, REP, T);
-        la_tock(prof, 43, 88, tick);
+        lm_step_k44_rmsnorm(t32, saved_h, ffn_norm, t31, B, HD2, KVH, REP, T);
+        la_tock(prof, 44, 79, tick);
         tick = la_tick(prof);
-        lm_step_k44_softmax(t39, t38, B, KVH, REP, T);
-        la_tock(prof, 44, 88, tick);
+        lm_step_k45_silu(t33, saved_gate, B, F, T);
+        la_tock(prof, 45, 79, tick);
         tick = la_tick(prof);
-        lm_step_k45_softmax(t40, t38, t39, B, KVH, REP, T);
-        la_tock(prof, 45, 88, tick);
+        lm_step_k46_gate_up(t34, saved_up, t33, B, F, T);
+        la_tock(prof, 46, 79, tick);
         tick = la_tick(prof);
-        lm_step_k46_attention_matmul(t41, t36, t40, B, HD2, KVH, REP, T);
-        la_tock(prof, 46, 88, tick);
+        lm_step_k47_ffn_grad_matmul(t35, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 47, 79, tick);
         tick = la_tick(prof);
-        lm_step_k47_attention_matmul(t42, wo, t41, B, HD2, KVH, REP, T);
-        la_tock(prof, 47, 88, tick);
+        lm_step_k48_ffn_grad(t36, t33, t35, B, F, T);
+        la_tock(prof, 48, 79, tick);
         tick = la_tick(prof);
-        lm_step_k48_attention(t43, saved_x, t42, B, HD2, KVH, REP, T);
-        la_tock(prof, 48, 88, tick);
+        lm_step_k49_gate_up_grad_matmul(t37, w3, t36, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 49, 79, tick);
         tick = la_tick(prof);
-        lm_step_k49_rmsnorm(t44, t43, B, HD2, KVH, REP, T);
-        la_tock(prof, 49, 88, tick);
+        lm_step_k50_silu_grad(t38, saved_gate, saved_up, t33, t35, B, F, T);
+        la_tock(prof, 50, 79, tick);
         tick = la_tick(prof);
-        lm_step_k50_rmsnorm(t45, norm_eps, t43, t44, B, HD2, KVH, REP, T);
-        la_tock(prof, 50, 88, tick);
+        lm_step_k51_gate_up_grad_matmul(t39, w1, t38, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 51, 79, tick);
         tick = la_tick(prof);
-        lm_step_k51_rmsnorm(t46, ffn_norm, t45, B, HD2, KVH, REP, T);
-        la_tock(prof, 51, 88, tick);
+        lm_step_k52_gate_up_grad(t40, saved_h, t31, t37, t39, B, HD2, KVH, REP, T);
+        la_tock(prof, 52, 79, tick);
         tick = la_tick(prof);
-        lm_step_k52_gate_up_matmul(t47, w1, t46, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 52, 88, tick);
+        lm_step_k53_rmsnorm_grad(t41, t40, HD2, KVH, REP, T);
+        la_tock(prof, 53, 79, tick);
         tick = la_tick(prof);
-        lm_step_k53_silu(t48, t47, B, F, T);
-        la_tock(prof, 53, 88, tick);
+        lm_step_k54_rmsnorm_grad(t42, carry1, saved_h, ffn_norm, t31, t37, t39, B, HD2, KVH, REP, T);
+        la_tock(prof, 54, 79, tick);
         tick = la_tick(prof);
-        lm_step_k54_gate_up_matmul(t49, w3, t46, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 54, 88, tick);
+        lm_step_k55_attention_grad_matmul(t43, wo, t42, B, HD2, KVH, REP, T);
+        la_tock(prof, 55, 79, tick);
         tick = la_tick(prof);
-        lm_step_k55_gate_up(t50, t48, t49, B, F, T);
-        la_tock(prof, 55, 88, tick);
+        lm_step_k56_attention_grad_matmul(t44, saved_v, t43, B, HD2, KVH, REP, T);
+        la_tock(prof, 56, 79, tick);
         tick = la_tick(prof);
-        lm_step_k56_ffn_grad_matmul(t51, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 56, 88, tick);
+        lm_step_k57_softmax_grad(t45, t27, t28, t29, t44, B, HD2, KVH, REP, T);
+        la_tock(prof, 57, 79, tick);
         tick = la_tick(prof);
-        lm_step_k57_ffn_grad(t52, t48, t51, B, F, T);
-        la_tock(prof, 57, 88, tick);
+        lm_step_k58_scores_grad_matmul(t46, saved_k, t45, B, HD2, KVH, REP, T);
+        la_tock(prof, 58, 79, tick);
         tick = la_tick(prof);
-        lm_step_k58_gate_up_grad_matmul(t53, w3, t52, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 58, 88, tick);
+        lm_step_k59_attention_grad_matmul(t47, saved_q, t45, B, HD2, KVH, REP, T);
+        la_tock(prof, 59, 79, tick);
         tick = la_tick(prof);
-        lm_step_k59_silu_grad(t54, t47, t48, t49, t51, B, F, T);
-        la_tock(prof, 59, 88, tick);
+        lm_step_k60_attention_grad_matmul(t48, t29, t43, B, HD2, KVH, REP, T);
+        la_tock(prof, 60, 79, tick);
         tick = la_tick(prof);
-        lm_step_k60_gate_up_grad_matmul(t55, w1, t54, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 60, 88, tick);
+        lm_step_k61_attention_grad_matmul(t49, wv, t48, B, HD2, KVH, REP, T);
+        la_tock(prof, 61, 79, tick);
         tick = la_tick(prof);
-        lm_step_k61_gate_up_grad(t56, t45, t53, t55, B, HD2, KVH, REP, T);
-        la_tock(prof, 61, 88, tick);
+        lm_step_k62_rope_grad(t50, t0, t1, t47, B, HD2, KVH, T);
+        la_tock(prof, 62, 79, tick);
         tick = la_tick(prof);
-        lm_step_k62_rmsnorm_grad(t57, t56, HD2, KVH, REP, T);
-        la_tock(prof, 62, 88, tick);
+        lm_step_k63_attention_grad_matmul(t51, wk, t50, B, HD2, KVH, REP, T);
+        la_tock(prof, 63, 79, tick);
         tick = la_tick(prof);
-        lm_step_k63_rmsnorm_grad(t58, norm_eps, carry1, ffn_norm, t43, t44, t53, t55, B, HD2, KVH, REP, T);
-        la_tock(prof, 63, 88, tick);
+        lm_step_k64_rope_grad(t52, t0, t1, t46, B, HD2, KVH, REP, T);
+        la_tock(prof, 64, 79, tick);
         tick = la_tick(prof);
-        lm_step_k64_attention_grad_matmul(t59, wo, t58, B, HD2, KVH, REP, T);
-        la_tock(prof, 64, 88, tick);
+        lm_step_k65_attention_grad_matmul(t53, wq, t52, B, HD2, KVH, REP, T);
+        la_tock(prof, 65, 79, tick);
         tick = la_tick(prof);
-        lm_step_k65_attention_grad_matmul(t60, t36, t59, B, HD2, KVH, REP, T);
-        la_tock(prof, 65, 88, tick);
+        lm_step_k66_attention_grad(t54, saved_x, t24, t49, t51, t53, B, HD2, KVH, REP, T);
+        la_tock(prof, 66, 79, tick);
         tick = la_tick(prof);
-        lm_step_k66_softmax_grad(t61, t38, t39, t40, t60, B, HD2, KVH, REP, T);
-        la_tock(prof, 66, 88, tick);
+        lm_step_k67_rmsnorm_grad(t55, t54, HD2, KVH, REP, T);
+        la_tock(prof, 67, 79, tick);
         tick = la_tick(prof);
-        lm_step_k67_scores_grad_matmul(t62, t35, t61, B, HD2, KVH, REP, T);
-        la_tock(prof, 67, 88, tick);
+        lm_step_k68_rmsnorm_grad(carry1_next, saved_x, attn_norm, t24, t42, t49, t51, t53, B, HD2, KVH, REP, T);
+        la_tock(prof, 68, 79, tick);
         tick = la_tick(prof);
-        lm_step_k68_attention_grad_matmul(t63, t33, t61, B, HD2, KVH, REP, T);
-        la_tock(prof, 68, 88, tick);
+        lm_step_k69_layer_backward(grad_attn_norm, t55, HD2, KVH, REP);
+        la_tock(prof, 69, 79, tick);
         tick = la_tick(prof);
-        lm_step_k69_attention_grad_matmul(t64, t40, t59, B, HD2, KVH, REP, T);
-        la_tock(prof, 69, 88, tick);
+        lm_step_k70_layer_backward_matmul(grad_wq, t25, t52, B, HD2, KVH, REP, T);
+        la_tock(prof, 70, 79, tick);
         tick = la_tick(prof);
-        lm_step_k70_attention_grad_matmul(t65, wv, t64, B, HD2, KVH, REP, T);
-        la_tock(prof, 70, 88, tick);
+        lm_step_k71_layer_backward_matmul(grad_wk, t25, t50, B, HD2, KVH, REP, T);
+        la_tock(prof, 71, 79, tick);
         tick = la_tick(prof);
-        lm_step_k71_rope_grad(t66, t0, t1, t63, B, HD2, KVH, T);
-        la_tock(prof, 71, 88, tick);
+        lm_step_k72_layer_backward_matmul(grad_wv, t25, t48, B, HD2, KVH, REP, T);
+        la_tock(prof, 72, 79, tick);
         tick = la_tick(prof);
-        lm_step_k72_attention_grad_matmul(t67, wk, t66, B, HD2, KVH, REP, T);
-        la_tock(prof, 72, 88, tick);
+        lm_step_k73_layer_backward_matmul(grad_wo, saved_attn, t42, B, HD2, KVH, REP, T);
+        la_tock(prof, 73, 79, tick);
         tick = la_tick(prof);
-        lm_step_k73_rope_grad(t68, t0, t1, t62, B, HD2, KVH, REP, T);
-        la_tock(prof, 73, 88, tick);
+        lm_step_k74_layer_backward(grad_ffn_norm, t41, HD2, KVH, REP);
+        la_tock(prof, 74, 79, tick);
         tick = la_tick(prof);
-        lm_step_k74_attention_grad_matmul(t69, wq, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 74, 88, tick);
+        lm_step_k75_layer_backward_matmul(grad_w1, t32, t38, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 75, 79, tick);
         tick = la_tick(prof);
-        lm_step_k75_attention_grad(t70, t30, t65, t67, t69, B, HD2, KVH, REP, T);
-        la_tock(prof, 75, 88, tick);
+        lm_step_k76_layer_backward_matmul(grad_w2, carry1, t34, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 76, 79, tick);
         tick = la_tick(prof);
-        lm_step_k76_rmsnorm_grad(t71, t70, HD2, KVH, REP, T);
-        la_tock(prof, 76, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k77_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t29, t58, t65, t67, t69, B, HD2, KVH, REP, T);
-        la_tock(prof, 77, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k78_layer_backward(grad_attn_norm, t71, HD2, KVH, REP);
-        la_tock(prof, 78, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k79_layer_backward_matmul(grad_wq, t31, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 79, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k80_layer_backward_matmul(grad_wk, t31, t66, B, HD2, KVH, REP, T);
-        la_tock(prof, 80, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k81_layer_backward_matmul(grad_wv, t31, t64, B, HD2, KVH, REP, T);
-        la_tock(prof, 81, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k82_layer_backward_matmul(grad_wo, t41, t58, B, HD2, KVH, REP, T);
-        la_tock(prof, 82, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k83_layer_backward(grad_ffn_norm, t57, HD2, KVH, REP);
-        la_tock(prof, 83, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k84_layer_backward_matmul(grad_w1, t46, t54, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 84, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k85_layer_backward_matmul(grad_w2, carry1, t50, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 85, 88, tick);
-        tick = la_tick(prof);
-        lm_step_k86_layer_backward_matmul(grad_w3, t46, t52, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 86, 88, tick);
+        lm_step_k77_layer_backward_matmul(grad_w3, t32, t36, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 77, 79, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    lm_step_k87_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
-    la_tock(prof, 87, 88, tick);
+    lm_step_k78_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 78, 79, tick);
     (void)tick;
 }
 
@@ -2247,89 +2015,80 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k3_rmsnorm */
     flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k4_attention_matmul */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k5_attention_matmul */
+    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k5_rope */
     flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_attention_matmul */
-    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k7_rope */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k9_scores_matmul */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_attention_matmul */
+    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k11_attention_matmul */
     flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_attention_matmul */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_gate_up_matmul */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k13_layer */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_rmsnorm */
     flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_gate_up_matmul */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k17_ffn_matmul */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k19_rmsnorm */
-    flops[20] = (double)(B*T + B*T + B*T); bytes[20] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k20_rmsnorm */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k21_rmsnorm */
-    flops[22] = (double)(4*B*HD2*KVH*REP*T*V); bytes[22] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k22_lm_head_matmul */
-    flops[23] = (double)(B*T*V); bytes[23] = (double)(4*B*T + 4*B*T*V); /* lm_step_k23_lm_head */
-    flops[24] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[24] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* lm_step_k24_log_softmax */
-    flops[25] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k25_cross_entropy */
-    flops[26] = (double)(B*T + B*T + B*T); bytes[26] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k26_weighted_sum */
-    flops[27] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V); bytes[27] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k27_log_softmax_grad */
-    flops[28] = (double)(4*B*HD2*KVH*REP*T*V); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k28_lm_head_grad_matmul */
-    flops[29] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[29] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k29_rmsnorm_grad */
-    flops[30] = (double)(2*HD2*KVH*REP*T); bytes[30] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k30_rmsnorm_grad */
-    flops[31] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k31_rmsnorm_grad */
-    flops[32] = (double)(2*HD2*KVH*REP); bytes[32] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k32_rmsnorm_grad */
-    flops[33] = (double)(4*B*HD2*KVH*REP*T*V); bytes[33] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k33_lm_head_grad_matmul */
-    flops[34] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[34] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k34_rmsnorm */
-    flops[35] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k35_rmsnorm */
-    flops[36] = (double)(2*B*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm */
-    flops[37] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k37_attention_matmul */
-    flops[38] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k38_rope */
-    flops[39] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k39_attention_matmul */
-    flops[40] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[40] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k40_rope */
-    flops[41] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k41_attention_matmul */
-    flops[42] = (double)(4*B*HD2*KVH*REP*T*T); bytes[42] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k42_scores_matmul */
-    flops[43] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[43] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k43_attention */
-    flops[44] = (double)(B*KVH*REP*T*T); bytes[44] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k44_softmax */
-    flops[45] = (double)(B*KVH*REP*T*T); bytes[45] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k45_softmax */
-    flops[46] = (double)(4*B*HD2*KVH*REP*T*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k46_attention_matmul */
-    flops[47] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k47_attention_matmul */
-    flops[48] = (double)(2*B*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k48_attention */
-    flops[49] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[49] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k49_rmsnorm */
-    flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k50_rmsnorm */
-    flops[51] = (double)(2*B*HD2*KVH*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k51_rmsnorm */
-    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k52_gate_up_matmul */
-    flops[53] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[53] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k53_silu */
-    flops[54] = (double)(4*B*F*HD2*KVH*REP*T); bytes[54] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k54_gate_up_matmul */
-    flops[55] = (double)(B*F*T); bytes[55] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k55_gate_up */
-    flops[56] = (double)(4*B*F*HD2*KVH*REP*T); bytes[56] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k56_ffn_grad_matmul */
-    flops[57] = (double)(B*F*T); bytes[57] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k57_ffn_grad */
-    flops[58] = (double)(4*B*F*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k58_gate_up_grad_matmul */
-    flops[59] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[59] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k59_silu_grad */
-    flops[60] = (double)(4*B*F*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k60_gate_up_grad_matmul */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_gate_up_grad */
-    flops[62] = (double)(2*HD2*KVH*REP*T); bytes[62] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm_grad */
-    flops[63] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rmsnorm_grad */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_attention_grad_matmul */
-    flops[65] = (double)(4*B*HD2*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad_matmul */
-    flops[66] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k66_softmax_grad */
-    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k67_scores_grad_matmul */
-    flops[68] = (double)(4*B*HD2*KVH*REP*T*T); bytes[68] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k68_attention_grad_matmul */
-    flops[69] = (double)(4*B*HD2*KVH*REP*T*T); bytes[69] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_attention_grad_matmul */
-    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k70_attention_grad_matmul */
-    flops[71] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[71] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k71_rope_grad */
-    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k72_attention_grad_matmul */
-    flops[73] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_rope_grad */
-    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k74_attention_grad_matmul */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k75_attention_grad */
-    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k76_rmsnorm_grad */
-    flops[77] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_rmsnorm_grad */
-    flops[78] = (double)(2*HD2*KVH*REP); bytes[78] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k78_layer_backward */
-    flops[79] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[79] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k79_layer_backward_matmul */
-    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k80_layer_backward_matmul */
-    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k81_layer_backward_matmul */
-    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k82_layer_backward_matmul */
-    flops[83] = (double)(2*HD2*KVH*REP); bytes[83] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k83_layer_backward */
-    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k84_layer_backward_matmul */
-    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k85_layer_backward_matmul */
-    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k86_layer_backward_matmul */
-    flops[87] = (double)(2*HD2*KVH*REP*V); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k87_embed_backward_scatter_add */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k16_gate_up_matmul */
+    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k17_silu */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k18_ffn_matmul */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k19_ffn */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k20_rmsnorm */
+    flops[21] = (double)(B*T + B*T + B*T); bytes[21] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k21_rmsnorm */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k22_rmsnorm */
+    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k23_lm_head_matmul */
+    flops[24] = (double)(B*T*V); bytes[24] = (double)(4*B*T + 4*B*T*V); /* lm_step_k24_lm_head */
+    flops[25] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* lm_step_k25_log_softmax */
+    flops[26] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k26_cross_entropy */
+    flops[27] = (double)(B*T + B*T + B*T); bytes[27] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k27_weighted_sum */
+    flops[28] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V); bytes[28] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k28_log_softmax_grad */
+    flops[29] = (double)(4*B*HD2*KVH*REP*T*V); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k29_lm_head_grad_matmul */
+    flops[30] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k30_rmsnorm_grad */
+    flops[31] = (double)(2*HD2*KVH*REP*T); bytes[31] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k31_rmsnorm_grad */
+    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k32_rmsnorm_grad */
+    flops[33] = (double)(2*HD2*KVH*REP); bytes[33] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k33_rmsnorm_grad */
+    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k34_lm_head_grad_matmul */
+    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k35_rmsnorm */
+    flops[36] = (double)(B*T + B*T + B*T); bytes[36] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k36_rmsnorm */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k37_rmsnorm */
+    flops[38] = (double)(4*B*HD2*KVH*REP*T*T); bytes[38] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k38_scores_matmul */
+    flops[39] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[39] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k39_attention */
+    flops[40] = (double)(B*KVH*REP*T*T); bytes[40] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k40_softmax */
+    flops[41] = (double)(B*KVH*REP*T*T); bytes[41] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k41_softmax */
+    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k42_rmsnorm */
+    flops[43] = (double)(B*T + B*T + B*T); bytes[43] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k43_rmsnorm */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k44_rmsnorm */
+    flops[45] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k45_silu */
+    flops[46] = (double)(B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k46_gate_up */
+    flops[47] = (double)(4*B*F*HD2*KVH*REP*T); bytes[47] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k47_ffn_grad_matmul */
+    flops[48] = (double)(B*F*T); bytes[48] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k48_ffn_grad */
+    flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k49_gate_up_grad_matmul */
+    flops[50] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[50] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k50_silu_grad */
+    flops[51] = (double)(4*B*F*HD2*KVH*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k51_gate_up_grad_matmul */
+    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k52_gate_up_grad */
+    flops[53] = (double)(2*HD2*KVH*REP*T); bytes[53] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k53_rmsnorm_grad */
+    flops[54] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k54_rmsnorm_grad */
+    flops[55] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k55_attention_grad_matmul */
+    flops[56] = (double)(4*B*HD2*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k56_attention_grad_matmul */
+    flops[57] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k57_softmax_grad */
+    flops[58] = (double)(4*B*HD2*KVH*REP*T*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k58_scores_grad_matmul */
+    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k59_attention_grad_matmul */
+    flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k60_attention_grad_matmul */
+    flops[61] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k61_attention_grad_matmul */
+    flops[62] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[62] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k62_rope_grad */
+    flops[63] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k63_attention_grad_matmul */
+    flops[64] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k64_rope_grad */
+    flops[65] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad_matmul */
+    flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k66_attention_grad */
+    flops[67] = (double)(2*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
+    flops[69] = (double)(2*HD2*KVH*REP); bytes[69] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k69_layer_backward */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k70_layer_backward_matmul */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_layer_backward_matmul */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_layer_backward_matmul */
+    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_layer_backward_matmul */
+    flops[74] = (double)(2*HD2*KVH*REP); bytes[74] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k74_layer_backward */
+    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_layer_backward_matmul */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_layer_backward_matmul */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_layer_backward_matmul */
+    flops[78] = (double)(2*HD2*KVH*REP*V); bytes[78] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k78_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
@@ -2349,91 +2108,82 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k2_embed",
     "lm_step_k3_rmsnorm",
     "lm_step_k4_attention_matmul",
-    "lm_step_k5_attention_matmul",
+    "lm_step_k5_rope",
     "lm_step_k6_attention_matmul",
     "lm_step_k7_rope",
-    "lm_step_k8_rope",
+    "lm_step_k8_attention_matmul",
     "lm_step_k9_scores_matmul",
     "lm_step_k10_attention",
     "lm_step_k11_attention_matmul",
     "lm_step_k12_attention_matmul",
-    "lm_step_k13_rmsnorm",
-    "lm_step_k14_gate_up_matmul",
+    "lm_step_k13_layer",
+    "lm_step_k14_rmsnorm",
     "lm_step_k15_gate_up_matmul",
-    "lm_step_k16_silu",
-    "lm_step_k17_ffn_matmul",
-    "lm_step_k18_layer",
-    "lm_step_k19_rmsnorm",
+    "lm_step_k16_gate_up_matmul",
+    "lm_step_k17_silu",
+    "lm_step_k18_ffn_matmul",
+    "lm_step_k19_ffn",
     "lm_step_k20_rmsnorm",
     "lm_step_k21_rmsnorm",
-    "lm_step_k22_lm_head_matmul",
-    "lm_step_k23_lm_head",
-    "lm_step_k24_log_softmax",
-    "lm_step_k25_cross_entropy",
-    "lm_step_k26_weighted_sum",
-    "lm_step_k27_log_softmax_grad",
-    "lm_step_k28_lm_head_grad_matmul",
-    "lm_step_k29_rmsnorm_grad",
+    "lm_step_k22_rmsnorm",
+    "lm_step_k23_lm_head_matmul",
+    "lm_step_k24_lm_head",
+    "lm_step_k25_log_softmax",
+    "lm_step_k26_cross_entropy",
+    "lm_step_k27_weighted_sum",
+    "lm_step_k28_log_softmax_grad",
+    "lm_step_k29_lm_head_grad_matmul",
     "lm_step_k30_rmsnorm_grad",
     "lm_step_k31_rmsnorm_grad",
     "lm_step_k32_rmsnorm_grad",
-    "lm_step_k33_lm_head_grad_matmul",
-    "lm_step_k34_rmsnorm",
+    "lm_step_k33_rmsnorm_grad",
+    "lm_step_k34_lm_head_grad_matmul",
     "lm_step_k35_rmsnorm",
     "lm_step_k36_rmsnorm",
-    "lm_step_k37_attention_matmul",
-    "lm_step_k38_rope",
-    "lm_step_k39_attention_matmul",
-    "lm_step_k40_rope",
-    "lm_step_k41_attention_matmul",
-    "lm_step_k42_scores_matmul",
-    "lm_step_k43_attention",
-    "lm_step_k44_softmax",
-    "lm_step_k45_softmax",
-    "lm_step_k46_attention_matmul",
-    "lm_step_k47_attention_matmul",
-    "lm_step_k48_attention",
-    "lm_step_k49_rmsnorm",
-    "lm_step_k50_rmsnorm",
-    "lm_step_k51_rmsnorm",
-    "lm_step_k52_gate_up_matmul",
-    "lm_step_k53_silu",
-    "lm_step_k54_gate_up_matmul",
-    "lm_step_k55_gate_up",
-    "lm_step_k56_ffn_grad_matmul",
-    "lm_step_k57_ffn_grad",
-    "lm_step_k58_gate_up_grad_matmul",
-    "lm_step_k59_silu_grad",
-    "lm_step_k60_gate_up_grad_matmul",
-    "lm_step_k61_gate_up_grad",
-    "lm_step_k62_rmsnorm_grad",
-    "lm_step_k63_rmsnorm_grad",
-    "lm_step_k64_attention_grad_matmul",
+    "lm_step_k37_rmsnorm",
+    "lm_step_k38_scores_matmul",
+    "lm_step_k39_attention",
+    "lm_step_k40_softmax",
+    "lm_step_k41_softmax",
+    "lm_step_k42_rmsnorm",
+    "lm_step_k43_rmsnorm",
+    "lm_step_k44_rmsnorm",
+    "lm_step_k45_silu",
+    "lm_step_k46_gate_up",
+    "lm_step_k47_ffn_grad_matmul",
+    "lm_step_k48_ffn_grad",
+    "lm_step_k49_gate_up_grad_matmul",
+    "lm_step_k50_silu_grad",
+    "lm_step_k51_gate_up_grad_matmul",
+    "lm_step_k52_gate_up_grad",
+    "lm_step_k53_rmsnorm_grad",
+    "lm_step_k54_rmsnorm_grad",
+    "lm_step_k55_attention_grad_matmul",
+    "lm_step_k56_attention_grad_matmul",
+    "lm_step_k57_softmax_grad",
+    "lm_step_k58_scores_grad_matmul",
+    "lm_step_k59_attention_grad_matmul",
+    "lm_step_k60_attention_grad_matmul",
+    "lm_step_k61_attention_grad_matmul",
+    "lm_step_k62_rope_grad",
+    "lm_step_k63_attention_grad_matmul",
+    "lm_step_k64_rope_grad",
     "lm_step_k65_attention_grad_matmul",
-    "lm_step_k66_softmax_grad",
-    "lm_step_k67_scores_grad_matmul",
-    "lm_step_k68_attention_grad_matmul",
-    "lm_step_k69_attention_grad_matmul",
-    "lm_step_k70_attention_grad_matmul",
-    "lm_step_k71_rope_grad",
-    "lm_step_k72_attention_grad_matmul",
-    "lm_step_k73_rope_grad",
-    "lm_step_k74_attention_grad_matmul",
-    "lm_step_k75_attention_grad",
-    "lm_step_k76_rmsnorm_grad",
-    "lm_step_k77_rmsnorm_grad",
-    "lm_step_k78_layer_backward",
-    "lm_step_k79_layer_backward_matmul",
-    "lm_step_k80_layer_backward_matmul",
-    "lm_step_k81_layer_backward_matmul",
-    "lm_step_k82_layer_backward_matmul",
-    "lm_step_k83_layer_backward",
-    "lm_step_k84_layer_backward_matmul",
-    "lm_step_k85_layer_backward_matmul",
-    "lm_step_k86_layer_backward_matmul",
-    "lm_step_k87_embed_backward_scatter_add",
+    "lm_step_k66_attention_grad",
+    "lm_step_k67_rmsnorm_grad",
+    "lm_step_k68_rmsnorm_grad",
+    "lm_step_k69_layer_backward",
+    "lm_step_k70_layer_backward_matmul",
+    "lm_step_k71_layer_backward_matmul",
+    "lm_step_k72_layer_backward_matmul",
+    "lm_step_k73_layer_backward_matmul",
+    "lm_step_k74_layer_backward",
+    "lm_step_k75_layer_backward_matmul",
+    "lm_step_k76_layer_backward_matmul",
+    "lm_step_k77_layer_backward_matmul",
+    "lm_step_k78_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 41, 88, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 48, 79, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 

@@ -90,6 +90,8 @@ extension GraphBuilder {
             give(1, select(xs[0], g, zero)); give(2, select(xs[0], zero, g))
         case .cast, .stopGradient:
             return
+        case .reuse:
+            give(0, g)
         case .reduce(let r):
             let x = xs[0]
             let gb = broadcast(g, to: x.shape)

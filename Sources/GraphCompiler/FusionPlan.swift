@@ -204,16 +204,20 @@ struct FusionPlan {
 
     /// For an elementwise value cheap enough to recompute in every kernel that reads it (at
     /// most `maxRecomputedOps` elementwise ops over stored values, views, constants and
-    /// iotas, none read from a buffer the program writes): the reductions it depends on.
+    /// iotas, none read from a buffer its stage writes): the reductions it depends on.
     /// Nil when it should be stored.
     private func recomputeCone(_ i: Int, readers: Int) -> Set<Int>? {
+        var writtenInputs: [Int: Set<String>] = [:]
+        for w in program.nodes {
+            if case .writeSlice = w.op, case .input(let name) = node(w.inputs[0]).op { writtenInputs[w.stage, default: []].insert(name) }
+        }
         guard node(i).op.isElementwise else { return nil }
         var reductions = Set<Int>(), seen = Set<Int>(), stack = [i], ops = 0, transcendental = 0
         while let x = stack.popLast() {
             guard seen.insert(x).inserted else { continue }
             let n = node(x)
-            // A buffer this program writes could change before a reader recomputes from it.
-            if case .input(let name) = n.op, program.decl(name)?.mutable == true { return nil }
+            // A buffer this stage writes could change before a reader recomputes from it.
+            if case .input(let name) = n.op, writtenInputs[n.stage]?.contains(name) == true { return nil }
             if x != i && (realized.contains(x) || n.op.isLeaf) { continue }
             if n.op.isReduction { reductions.insert(x); continue }
             if n.op.isView { stack += n.inputs; continue }

@@ -4,9 +4,35 @@ import TensorGraph
 /// and view folding (reshape of reshape, permute of permute). Keeps node order topological.
 public enum Simplify {
     public static func run(_ p: Program) -> Program {
-        var q = foldViews(p)
+        var q = substituteReused(p)
+        q = foldViews(q)
         q = eliminateCommonSubexpressions(q)
         return eliminateDeadCode(q)
+    }
+
+    /// `reuse(c, s)`: every use of `c` (and of the reuse) reads the saved buffer `s` instead,
+    /// so `c` is not recomputed (it dies unless something else needs its inputs). `s` must
+    /// precede `c`'s readers in program order (a leaf declared before the recomputed value).
+    static func substituteReused(_ p: Program) -> Program {
+        var q = p
+        var replace = Array(q.nodes.indices)
+        for n in q.nodes {
+            guard case .reuse = n.op else { continue }
+            let (c, s) = (n.inputs[0], n.inputs[1])
+            replace[c] = s
+            replace[n.id] = s
+        }
+        guard replace.enumerated().contains(where: { $0.offset != $0.element }) else { return p }
+        for i in q.nodes.indices {
+            if case .reuse = q.nodes[i].op { continue }
+            q.nodes[i].inputs = q.nodes[i].inputs.map { replace[$0] }
+        }
+        for k in q.carries.indices {
+            q.carries[k].initial = replace[q.carries[k].initial]
+            q.carries[k].next = replace[q.carries[k].next]
+        }
+        q.outputs = q.outputs.map { ($0.name, replace[$0.node]) }
+        return q
     }
 
     /// Collapses chains of reshapes and of permutes into one view.

@@ -60,6 +60,10 @@ public enum Op: Sendable, Hashable {
     case scatterAdd
     /// Writes `value` into `target` at `start` along `axis`, in place; the result is the updated target.
     case writeSlice(axis: Int, start: Dim)
+    /// The value of input 1, a buffer the program filled earlier with input 0's value (a
+    /// saved activation); gradients flow to input 0. The compiler then reads input 1 wherever
+    /// input 0 is used, so input 0 is never recomputed.
+    case reuse
 
     /// Short name for manifests, comments and errors.
     public var name: String {
@@ -86,6 +90,7 @@ public enum Op: Sendable, Hashable {
         case .gather: "gather"
         case .scatterAdd: "scatter_add"
         case .writeSlice: "write_slice"
+        case .reuse: "reuse"
         }
     }
 

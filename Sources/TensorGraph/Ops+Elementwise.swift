@@ -85,6 +85,17 @@ extension GraphBuilder {
         append(.stopGradient, [x.id], x.shape, x.dtype, file, line)
     }
 
+    /// `computed`'s value read back from `saved`, a buffer an earlier stage filled with it
+    /// (an activation kept for the backward pass): the compiler reads `saved` wherever
+    /// `computed` is used instead of recomputing it; gradients flow to `computed`.
+    public func reuse(_ computed: Tensor, saved: Tensor, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        guard computed.shape == saved.shape, computed.dtype == saved.dtype else {
+            fail("saved \(saved.shape.shapeDescription) does not match the value \(computed.shape.shapeDescription)", file, line, op: "reuse")
+            return computed
+        }
+        return append(.reuse, [computed.id, saved.id], computed.shape, computed.dtype, file, line)
+    }
+
     public func cast(_ x: Tensor, to dtype: DType, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         if x.dtype == dtype { return x }
         return append(.cast(dtype), [x.id], x.shape, dtype, file, line)

@@ -7,7 +7,7 @@ import TensorGraph
 @Suite struct CompilerTests {
     struct ManifestRoot: Decodable {
         struct P: Decodable {
-            struct K: Decodable { var name: String; var kind: String; var ops: [String]; var scopes: [String] }
+            struct K: Decodable { var name: String; var kind: String; var ops: [String]; var scopes: [String]; var stage: String }
             struct Arena: Decodable { var slots: Int; var planned_floats: String; var intermediates_floats: String }
             var name: String
             var kernels: [K]
@@ -64,6 +64,18 @@ import TensorGraph
         // The attention output is written by its matmul in [B, T, H·HD] order (a strided C).
         let lm = try #require(programs.first { $0.name == "llama_train.lm_step" })
         #expect(lm.kernels.contains { $0.kind == "sgemm" && $0.ops.contains("permute") && $0.ops.contains("matmul") })
+    }
+
+    /// The backward stage reads the kept activations (q, k, v, attention output, residual,
+    /// gate, up) instead of recomputing them: its only forward product is the attention
+    /// scores (the probabilities are recomputed from the kept q and k).
+    @Test func backwardRecomputesOnlyTheAttentionScores() throws {
+        let lm = try #require(try manifest().programs.first { $0.name == "llama_train.lm_step" })
+        let forwardProducts = lm.kernels.filter { $0.stage == "layer_backward" && $0.kind == "sgemm" && !$0.scopes.contains { $0.hasSuffix("grad") } }
+        #expect(forwardProducts.count == 1 && forwardProducts.allSatisfy { $0.scopes.allSatisfy { $0.hasSuffix("scores") } },
+                "\(forwardProducts.map { "\($0.name) \($0.scopes)" })")
+        // Kept activations are written by the kernels that compute them (no copies).
+        #expect(lm.kernels.filter { $0.stage == "layer" && $0.ops.contains("write_slice") }.count == 7)
     }
 
     @Test func emissionIsDeterministic() throws {

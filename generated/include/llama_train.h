@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 88 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'lm_step': 79 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -22,6 +22,13 @@ typedef struct {
     const float *rope_theta; /* f32 [] */
     const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_up; /* f32 [L, B, T, F] per layer, written */
     float *grad_final_norm; /* f32 [2*HD2*KVH*REP], written */
     float *grad_lm_head; /* f32 [V, 2*HD2*KVH*REP], written */
     float *grad_attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer, written */

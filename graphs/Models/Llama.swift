@@ -62,10 +62,25 @@ struct LayerCache {
     var v: Tensor
 }
 
+/// Where a training graph keeps a block's activations for its backward pass: given a name and
+/// a value, returns the value to use from then on (saved into, or read back from, a buffer).
+typealias Keep = (_ name: String, _ value: Tensor) -> Tensor
+
+/// The activations a block keeps (`Keep` names), with their shapes: the matmul outputs the
+/// backward pass needs, so it recomputes only cheap elementwise values and the attention
+/// scores.
+func keptActivations() -> [(name: String, shape: Shape)] {
+    typealias D = LlamaDims
+    return [("q", [D.batch, D.seq, D.heads, D.headDim]), ("k", [D.batch, D.seq, D.kvHeads, D.headDim]),
+            ("v", [D.batch, D.seq, D.kvHeads, D.headDim]), ("attn", [D.batch, D.seq, D.dim]), ("h", [D.batch, D.seq, D.dim]),
+            ("gate", [D.batch, D.seq, D.hidden]), ("up", [D.batch, D.seq, D.hidden])]
+}
+
 /// SwiGLU feed-forward: `W2 (silu(W1 x) ⊙ W3 x)`.
-func feedForward(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer) -> Tensor {
-    b.scope("ffn") {
-        let gate = b.scope("gate_up") { b.silu(linear(x, p.w1)) * linear(x, p.w3) }
+func feedForward(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, keep: Keep? = nil) -> Tensor {
+    let keep = keep ?? { $1 }
+    return b.scope("ffn") {
+        let gate = b.scope("gate_up") { b.silu(keep("gate", linear(x, p.w1))) * keep("up", linear(x, p.w3)) }
         return linear(gate, p.w2)
     }
 }
@@ -79,14 +94,15 @@ public struct TokenLayout {
 }
 
 /// Multi-head / grouped-query self-attention with RoPE, optionally through a KV cache.
-func selfAttention(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, layout: TokenLayout, cache: LayerCache?) -> Tensor {
+func selfAttention(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, layout: TokenLayout, cache: LayerCache?, keep: Keep? = nil) -> Tensor {
     let (cos, sin) = (layout.cos, layout.sin)
+    let keep = keep ?? { $1 }
     typealias D = LlamaDims
     return b.scope("attention") {
         let (bs, t) = (x.shape[0], x.shape[1])
-        let q = b.rope(linear(x, p.wq).reshape([bs, t, D.heads, D.headDim]), cos: cos, sin: sin)
-        var k = b.rope(linear(x, p.wk).reshape([bs, t, D.kvHeads, D.headDim]), cos: cos, sin: sin)
-        var v = linear(x, p.wv).reshape([bs, t, D.kvHeads, D.headDim])
+        let q = keep("q", b.rope(linear(x, p.wq).reshape([bs, t, D.heads, D.headDim]), cos: cos, sin: sin))
+        var k = keep("k", b.rope(linear(x, p.wk).reshape([bs, t, D.kvHeads, D.headDim]), cos: cos, sin: sin))
+        var v = keep("v", linear(x, p.wv).reshape([bs, t, D.kvHeads, D.headDim]))
         var start: Dim = 0
         if let cache {
             // Write this call's keys/values at positions P..<P+T, then attend over 0..<S.
@@ -96,15 +112,16 @@ func selfAttention(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, layout: Toke
             v = vc.slice(axis: 1, start: 0, length: D.span)
             start = D.start
         }
-        let out = b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed)
+        let out = keep("attn", b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed))
         return linear(out, p.wo)
     }
 }
 
 /// One pre-norm decoder block: `h = x + attn(norm(x)); out = h + ffn(norm(h))`.
-func block(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, eps: Tensor, layout: TokenLayout, cache: LayerCache?) -> Tensor {
-    let h = x + selfAttention(b, b.rmsNorm(x, p.attnNorm, eps: eps), p, layout: layout, cache: cache)
-    return h + feedForward(b, b.rmsNorm(h, p.ffnNorm, eps: eps), p)
+/// `keep` marks the activations a training graph keeps for the backward pass.
+func block(_ b: GraphBuilder, _ x: Tensor, _ p: LlamaLayer, eps: Tensor, layout: TokenLayout, cache: LayerCache?, keep: Keep? = nil) -> Tensor {
+    let h = (keep ?? { $1 })("h", x + selfAttention(b, b.rmsNorm(x, p.attnNorm, eps: eps), p, layout: layout, cache: cache, keep: keep))
+    return h + feedForward(b, b.rmsNorm(h, p.ffnNorm, eps: eps), p, keep: keep)
 }
 
 /// Builders for the LLaMA programs.

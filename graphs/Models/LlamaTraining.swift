@@ -9,6 +9,9 @@ public enum LlamaTrainingPrograms {
     /// Gradient-buffer name of a parameter.
     public static func gradName(_ param: String) -> String { "grad_\(param)" }
 
+    /// Buffer name of a kept activation (`saved_q`, …), one slice per layer.
+    static func savedName(_ activation: String) -> String { "saved_\(activation)" }
+
     /// `lm_step`: loss = Σ weights · nll(logits, targets); gradients are ADDED into the
     /// `grad_*` buffers (so micro-batches accumulate). Each layer's input is saved in
     /// `saved_x` on the way forward and the layer is recomputed on the way back.
@@ -40,7 +43,11 @@ public enum LlamaTrainingPrograms {
         let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
             let saved = b.input("saved_x", savedShape, perLayer: true, mutable: true)
             b.writeSlice(saved, carry[0], axis: 0, start: 0)
-            return [block(b, carry[0], LlamaLayer(b), eps: eps, layout: layout, cache: nil)]
+            // Kept activations are written into their per-layer buffers and read from there.
+            let keep: Keep = { name, v in
+                b.writeSlice(b.input(savedName(name), [D.layers] + v.shape, perLayer: true, mutable: true), v, axis: 0, start: 0)
+            }
+            return [block(b, carry[0], LlamaLayer(b), eps: eps, layout: layout, cache: nil, keep: keep)]
         }[0]
         let value = try b.scope("lm_head") { try loss(linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead)) }
         let head = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [xL, finalNorm, lmHead]) }
@@ -48,8 +55,14 @@ public enum LlamaTrainingPrograms {
         b.accumulate(into: b.input(gradName("lm_head"), [D.vocab, D.dim], mutable: true), head[2])
         let dx0 = try b.repeated("layer_backward", count: D.layers, reversed: true, carry: [head[0]]) { dy in
             let x = b.input("saved_x", savedShape, perLayer: true, mutable: true)
+            // The kept activations are read back, not recomputed (declared first: program order).
+            var kept: [String: Tensor] = [:]
+            for (name, shape) in keptActivations() {
+                kept[name] = b.input(savedName(name), [D.layers] + shape, perLayer: true, mutable: true)
+            }
+            let keep: Keep = { name, v in kept[name].map { b.reuse(v, saved: $0) } ?? v }
             let p = LlamaLayer(b)
-            let y = block(b, x, p, eps: eps, layout: layout, cache: nil)
+            let y = block(b, x, p, eps: eps, layout: layout, cache: nil, keep: keep)
             let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + p.all)
             for (name, (param, grad)) in zip(LlamaLayer.names, zip(p.all, g.dropFirst())) {
                 let shape = [D.layers] + param.shape

@@ -57,6 +57,8 @@ public final class DPOTrainer: @unchecked Sendable {
     public var settings: DPOSettings
     private let logpsProgram: CompiledProgram
     private let stepProgram: CompiledProgram
+    /// The activations dpo_step keeps between its forward and backward stages.
+    private let saved = ScratchBuffers()
 
     public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
         try settings.validate()
@@ -150,12 +152,11 @@ public final class DPOTrainer: @unchecked Sendable {
             keep["loss"] = AlignedBuffer(floats: 1)
             keep["losses"] = AlignedBuffer(floats: k * b.batch)
             for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
-            let c = policy.parameters.config
-            let saved = AlignedBuffer(floats: c.nLayers * b.batch * b.seq * c.dim)
             var bufs = policy.parameters.pointers
             for (name, g) in policy.grads { bufs["grad_\(name)"] = g.raw }
             for (n, v) in keep { bufs[n] = v.raw }
-            bufs["saved_x"] = saved.raw; bufs["norm_eps"] = policy.eps.raw; bufs["rope_theta"] = policy.theta.raw
+            for (name, p) in try saved.pointers(for: stepProgram, sizes: sizes(b)) { bufs[name] = p }
+            bufs["norm_eps"] = policy.eps.raw; bufs["rope_theta"] = policy.theta.raw
             try stepProgram.run(buffers: bufs, sizes: sizes(b))
             func get(_ n: String, _ count: Int) -> [Float] { keep[n]?.floatArray(count) ?? [] }
             acc.loss += Double(get("loss", 1)[0])

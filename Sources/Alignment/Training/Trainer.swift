@@ -50,7 +50,8 @@ public final class LMTrainer: @unchecked Sendable {
     var grads: [String: AlignedBuffer] = [:]
     private var expAvg: [String: AlignedBuffer] = [:]
     private var expAvgSq: [String: AlignedBuffer] = [:]
-    private var savedX: AlignedBuffer?
+    /// The activations lm_step keeps between its forward and backward stages.
+    private let saved = ScratchBuffers()
     let eps: AlignedBuffer
     let theta: AlignedBuffer
     private let lmStep: CompiledProgram
@@ -117,16 +118,14 @@ public final class LMTrainer: @unchecked Sendable {
             let ids = AlignedBuffer(copying: b.ids), targets = AlignedBuffer(copying: b.targets)
             let weights = AlignedBuffer(copying: b.mask.map { $0 / Float(tokens) })
             let out = AlignedBuffer(floats: 1)
-            let c = parameters.config
-            let savedCount = c.nLayers * b.batch * b.seq * c.dim
-            if savedX.map({ $0.byteCount < savedCount * 4 }) ?? true { savedX = AlignedBuffer(floats: savedCount) }
+            var sizes = modelSizes
+            sizes["B"] = b.batch; sizes["T"] = b.seq
             var buffers = parameters.pointers
             for (name, g) in grads { buffers["grad_\(name)"] = g.raw }
             buffers["ids"] = ids.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["norm_eps"] = eps.raw; buffers["rope_theta"] = theta.raw
-            buffers["saved_x"] = savedX?.raw; buffers["loss"] = out.raw
-            var sizes = modelSizes
-            sizes["B"] = b.batch; sizes["T"] = b.seq
+            buffers["loss"] = out.raw
+            for (name, p) in try saved.pointers(for: lmStep, sizes: sizes) { buffers[name] = p }
             try lmStep.run(buffers: buffers.compactMapValues { $0 }, sizes: sizes)
             loss += Double(out.floats[0])
         }
