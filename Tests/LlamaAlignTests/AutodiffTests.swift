@@ -75,6 +75,26 @@ import TensorGraph
     }
 
     /// stop_gradient is the identity with a zero gradient (so finite differences do not apply).
+    /// `reuse(computed, saved)`: the value is the saved buffer's, the gradient flows into
+    /// `computed`; after Simplify nothing reads `computed` (it is not recomputed).
+    @Test func reuseReadsTheSavedValueAndPassesTheGradient() throws {
+        let b = GraphBuilder("reuse")
+        let x = b.input("x", [3])
+        let kept = b.writeSlice(b.input("s", [3], mutable: true), x * x + 1.0, axis: 0, start: 0)
+        let y = b.reuse(x * x, saved: kept)
+        let loss = b.weightedSum(y * y, b.broadcast(b.constant(1), to: [3]))
+        let g = try b.gradients(of: loss, wrt: [x])
+        b.output("loss", loss); b.output("g", g[0])
+        let p = try b.build()
+        let xs: [Double] = [1, -2, 3]
+        let r = try ReferenceInterpreter.run(p, sizes: [:], inputs: ["x": HostTensor(shape: [3], data: xs), "s": HostTensor(shape: [3], data: [0, 0, 0])], params: [:])
+        // y = x² + 1 (the saved value); dy/dx through x·x = 2x, so g = 2y · 2x.
+        #expect(r.outputs["loss"]?.data == [xs.reduce(0) { $0 + ($1 * $1 + 1) * ($1 * $1 + 1) }])
+        #expect(r.outputs["g"]?.data == xs.map { 4 * $0 * ($0 * $0 + 1) })
+        let simplified = Simplify.run(p)
+        #expect(!simplified.nodes.contains { $0.op == .reuse })
+    }
+
     @Test func stopGradientBlocksTheGradient() throws {
         let b = GraphBuilder("stop")
         let x = b.input("x", [3])
