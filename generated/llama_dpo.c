@@ -426,58 +426,58 @@ static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* dpo_logps_k20_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_logps_k20_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+/* dpo_logps_k20_rmsnorm: gather, mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head; lm_head/rmsnorm] */
+static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t19[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t19[r * n + j] = v7;
         }
     }
 }
 
 /* dpo_logps_k21_lm_head_matmul: matmul  [lm_head] */
-static void dpo_logps_k21_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
+static void dpo_logps_k21_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+    if (NS == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
     else {
-        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        const int parallel = NS * V * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= V) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
+            if (NS >= V) {
+                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
                 if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * V, V);
             } else {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t20 + lo, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, hi - lo, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t20 + lo, V);
             }
         }
     }
 }
 
-/* dpo_logps_k22_lm_head: reshape, reduce_max  [lm_head; sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_k22_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+/* dpo_logps_k22_log_softmax: reduce_max  [sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k22_log_softmax(float *restrict t21, const float *restrict t20, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -487,15 +487,14 @@ static void dpo_logps_k22_lm_head(float *restrict t21, const float *restrict t20
     }
 }
 
-/* dpo_logps_k23_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
+/* dpo_logps_k23_log_softmax: stop_gradient, expand, sub, exp, reduce_sum  [sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t21[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -507,17 +506,16 @@ static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict
     }
 }
 
-/* dpo_logps_k24_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *restrict chosen_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+/* dpo_logps_k24_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *restrict chosen_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
-        float v2 = logf(t22[(i0) * T + i1]);
-        float v4 = (float)chosen_targets[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t21[i0];
+        float v2 = logf(t22[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -531,21 +529,17 @@ static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *rest
     }
 }
 
-/* dpo_logps_k25_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k25_cross_entropy(float *restrict t24, const float *restrict chosen_mask, const float *restrict t23, long B, long T) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_logps_k25_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
+static void dpo_logps_k25_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long NS) {
+    memset(t24, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t23[r * n + j0]);
-            float v1 = v0 * (chosen_mask[r * n + j0]);
-            acc0 += v1;
+        float v0 = -(t23[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t24[(long)scored_pair[i0] * 1 + j] += v1;
         }
-        t24[r] = acc0;
     }
 }
 
@@ -561,17 +555,16 @@ static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const flo
     }
 }
 
-/* dpo_logps_k27_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *restrict rejected_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long B, long T, long V) {
+/* dpo_logps_k27_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *restrict rejected_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
-        float v2 = logf(t22[(i0) * T + i1]);
-        float v4 = (float)rejected_targets[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t21[i0];
+        float v2 = logf(t22[i0]);
+        float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -585,21 +578,17 @@ static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *rest
     }
 }
 
-/* dpo_logps_k28_cross_entropy: reshape, neg, mul, reduce_sum  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k28_cross_entropy(float *restrict t26, const float *restrict rejected_mask, const float *restrict t25, long B, long T) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_logps_k28_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
+static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t26, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t25, long B, long NS) {
+    memset(t26, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t25[r * n + j0]);
-            float v1 = v0 * (rejected_mask[r * n + j0]);
-            acc0 += v1;
+        float v0 = -(t25[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t26[(long)scored_pair[i0] * 1 + j] += v1;
         }
-        t26[r] = acc0;
     }
 }
 
@@ -615,14 +604,13 @@ static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const f
     }
 }
 
-/* dpo_logps_k30_lm_head: reshape, reduce_sum  [lm_head; sequence_logps] */
-static void dpo_logps_k30_lm_head(float *restrict t27, const float *restrict t20, long B, long T, long V) {
+/* dpo_logps_k30_sequence_logps: reduce_sum  [sequence_logps] */
+static void dpo_logps_k30_sequence_logps(float *restrict t27, const float *restrict t20, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -632,41 +620,33 @@ static void dpo_logps_k30_lm_head(float *restrict t27, const float *restrict t20
     }
 }
 
-/* dpo_logps_k31_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [sequence_logps] */
-static void dpo_logps_k31_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t27, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_logps_k31_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [sequence_logps] */
+static void dpo_logps_k31_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t27, long B, long NS, long V) {
+    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[r * n + j0]) / ((float)(V));
-            float v1 = v0;
-            float v2 = v1 * (chosen_mask[r * n + j0]);
-            acc0 += v2;
+        float v0 = (t27[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
         }
-        logits_chosen[r] = acc0;
     }
 }
 
-/* dpo_logps_k32_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [sequence_logps] */
-static void dpo_logps_k32_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t27, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_logps_k32_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [sequence_logps] */
+static void dpo_logps_k32_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t27, long B, long NS, long V) {
+    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[r * n + j0]) / ((float)(V));
-            float v1 = v0;
-            float v2 = v1 * (rejected_mask[r * n + j0]);
-            acc0 += v2;
+        float v0 = (t27[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
         }
-        logits_rejected[r] = acc0;
     }
 }
 
@@ -677,6 +657,7 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -685,18 +666,19 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     (void)HD2;
     (void)KVH;
     (void)L;
+    (void)NS;
     (void)REP;
     (void)T;
     (void)V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(B*HD2*T, B*T));
-    off[1] = total; total += la_round16(la_max(B*HD2*T, B*T));
-    off[2] = total; total += la_round16(la_max(B*T*T, B*T));
+    off[0] = total; total += la_round16(la_max(B*HD2*T, NS));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, NS));
+    off[2] = total; total += la_round16(la_max(B*T*T, NS));
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
     off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), NS*V));
     off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
+    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
@@ -714,6 +696,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -740,8 +723,8 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     float *t16 = args->arena + off[7];
     float *t17 = args->arena + off[5];
     float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[7];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[5];
     float *t21 = args->arena + off[0];
     float *t22 = args->arena + off[1];
     float *t23 = args->arena + off[2];
@@ -756,6 +739,8 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
+    const int32_t *scored_pair = args->scored_pair;
     const int32_t *chosen_targets = args->chosen_targets;
     const int32_t *rejected_targets = args->rejected_targets;
     const float *chosen_mask = args->chosen_mask;
@@ -844,43 +829,43 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_logps_k20_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
+    dpo_logps_k20_rmsnorm(t19, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP);
     la_tock(prof, 20, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k21_lm_head_matmul(t20, lm_head, t19, B, HD2, KVH, REP, T, V);
+    dpo_logps_k21_lm_head_matmul(t20, lm_head, t19, HD2, KVH, NS, REP, V);
     la_tock(prof, 21, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k22_lm_head(t21, t20, B, T, V);
+    dpo_logps_k22_log_softmax(t21, t20, NS, V);
     la_tock(prof, 22, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k23_log_softmax(t22, t20, t21, B, T, V);
+    dpo_logps_k23_log_softmax(t22, t20, t21, NS, V);
     la_tock(prof, 23, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k24_cross_entropy(t23, chosen_targets, t20, t21, t22, B, T, V);
+    dpo_logps_k24_cross_entropy(t23, chosen_targets, t20, t21, t22, NS, V);
     la_tock(prof, 24, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k25_cross_entropy(t24, chosen_mask, t23, B, T);
+    dpo_logps_k25_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t23, B, NS);
     la_tock(prof, 25, 33, tick);
     tick = la_tick(prof);
     dpo_logps_k26_sequence_logps(logps_chosen, t24, B);
     la_tock(prof, 26, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k27_cross_entropy(t25, rejected_targets, t20, t21, t22, B, T, V);
+    dpo_logps_k27_cross_entropy(t25, rejected_targets, t20, t21, t22, NS, V);
     la_tock(prof, 27, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k28_cross_entropy(t26, rejected_mask, t25, B, T);
+    dpo_logps_k28_sequence_logps_scatter_add(t26, scored_pair, rejected_mask, t25, B, NS);
     la_tock(prof, 28, 33, tick);
     tick = la_tick(prof);
     dpo_logps_k29_sequence_logps(logps_rejected, t26, B);
     la_tock(prof, 29, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k30_lm_head(t27, t20, B, T, V);
+    dpo_logps_k30_sequence_logps(t27, t20, NS, V);
     la_tock(prof, 30, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k31_sequence_logps(logits_chosen, chosen_mask, t27, B, T, V);
+    dpo_logps_k31_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t27, B, NS, V);
     la_tock(prof, 31, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k32_sequence_logps(logits_rejected, rejected_mask, t27, B, T, V);
+    dpo_logps_k32_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t27, B, NS, V);
     la_tock(prof, 32, 33, tick);
     (void)tick;
 }
@@ -891,6 +876,7 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -914,24 +900,25 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k17_silu */
     flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k18_ffn_matmul */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k19_layer */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k20_rmsnorm */
-    flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_logps_k21_lm_head_matmul */
-    flops[22] = (double)(B*T*V); bytes[22] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k22_lm_head */
-    flops[23] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[23] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* dpo_logps_k23_log_softmax */
-    flops[24] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[24] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_logps_k24_cross_entropy */
-    flops[25] = (double)(B*T + B*T + B*T); bytes[25] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k25_cross_entropy */
+    flops[20] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[20] = (double)(8*HD2*KVH*NS*REP + 4*NS + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k20_rmsnorm */
+    flops[21] = (double)(4*HD2*KVH*NS*REP*V); bytes[21] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_logps_k21_lm_head_matmul */
+    flops[22] = (double)(NS*V); bytes[22] = (double)(4*NS + 4*NS*V); /* dpo_logps_k22_log_softmax */
+    flops[23] = (double)(NS + NS*V + NS*V + NS*V); bytes[23] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_logps_k23_log_softmax */
+    flops[24] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[24] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_k24_cross_entropy */
+    flops[25] = (double)(NS + NS); bytes[25] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k25_sequence_logps_scatter_add */
     flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_logps_k26_sequence_logps */
-    flops[27] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[27] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_logps_k27_cross_entropy */
-    flops[28] = (double)(B*T + B*T + B*T); bytes[28] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k28_cross_entropy */
+    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_k27_cross_entropy */
+    flops[28] = (double)(NS + NS); bytes[28] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k28_sequence_logps_scatter_add */
     flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_logps_k29_sequence_logps */
-    flops[30] = (double)(B*T*V); bytes[30] = (double)(4*B*T + 4*B*T*V); /* dpo_logps_k30_lm_head */
-    flops[31] = (double)(B*T + B*T + B*T + B*T); bytes[31] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k31_sequence_logps */
-    flops[32] = (double)(B*T + B*T + B*T + B*T); bytes[32] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_logps_k32_sequence_logps */
+    flops[30] = (double)(NS*V); bytes[30] = (double)(4*NS + 4*NS*V); /* dpo_logps_k30_sequence_logps */
+    flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(NS + NS + NS); bytes[32] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k32_sequence_logps_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
     (void)KVH;
     (void)L;
+    (void)NS;
     (void)REP;
     (void)T;
     (void)V;
@@ -963,19 +950,19 @@ static const char *const llama_dpo_dpo_logps_kernel_names[] = {
     "dpo_logps_k19_layer",
     "dpo_logps_k20_rmsnorm",
     "dpo_logps_k21_lm_head_matmul",
-    "dpo_logps_k22_lm_head",
+    "dpo_logps_k22_log_softmax",
     "dpo_logps_k23_log_softmax",
     "dpo_logps_k24_cross_entropy",
-    "dpo_logps_k25_cross_entropy",
+    "dpo_logps_k25_sequence_logps_scatter_add",
     "dpo_logps_k26_sequence_logps",
     "dpo_logps_k27_cross_entropy",
-    "dpo_logps_k28_cross_entropy",
+    "dpo_logps_k28_sequence_logps_scatter_add",
     "dpo_logps_k29_sequence_logps",
-    "dpo_logps_k30_lm_head",
-    "dpo_logps_k31_sequence_logps",
-    "dpo_logps_k32_sequence_logps",
+    "dpo_logps_k30_sequence_logps",
+    "dpo_logps_k31_sequence_logps_scatter_add",
+    "dpo_logps_k32_sequence_logps_scatter_add",
 };
-const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 35, 33, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
+const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 38, 33, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
 
 /* ===== program 'dpo_step' ===== */
 
@@ -1407,308 +1394,292 @@ static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict 
     }
 }
 
-/* dpo_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void dpo_step_k21_rmsnorm(float *restrict t12, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
-        }
-        t12[r] = acc0;
-    }
-}
-
-/* dpo_step_k22_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B, n = T;
+/* dpo_step_k21_lm_head: gather  [lm_head] */
+static void dpo_step_k21_lm_head(float *restrict t12, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t12[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[j % 1];
-            float v2 = 1.0f / sqrtf(v1);
-            t13[r * n + j] = v2;
+            float v0 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j];
+            t12[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k23_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict carry0, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+/* dpo_step_k22_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
+    /* one result per row */
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t12[r * n + j0]) * (t12[r * n + j0]);
+            acc0 += v0;
+        }
+        t13[r] = acc0;
+    }
+}
+
+/* dpo_step_k23_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [lm_head/rmsnorm] */
+static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict t12, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t13[i0]) / ((float)(2*HD2*KVH*REP));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t13[(i0) * T + i1]);
-            float v1 = v0 * (final_norm[j]);
-            t14[r * n + j] = v1;
+            float v3 = (t12[r * n + j]) * v2;
+            t14[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k24_lm_head_matmul: matmul  [lm_head] */
-static void dpo_step_k24_lm_head_matmul(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); }
+/* dpo_step_k24_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
+static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict final_norm, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t14[r * n + j]) * (final_norm[j]);
+            t15[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k25_lm_head_matmul: matmul  [lm_head] */
+static void dpo_step_k25_lm_head_matmul(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
+    if (NS == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1); }
     else {
-        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        const int parallel = NS * V * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= V) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t15 + lo * V, V);
+            if (NS >= V) {
+                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t15 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t16 + lo * V, V);
             } else {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, hi - lo, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t16 + lo, V);
             }
         }
     }
 }
 
-/* dpo_step_k25_lm_head: reshape, reduce_max  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k25_lm_head(float *restrict t16, const float *restrict t15, long B, long T, long V) {
+/* dpo_step_k26_log_softmax: reduce_max  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict t16, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t15[r * n + j0]);
-        }
-        t16[r] = acc0;
-    }
-}
-
-/* dpo_step_k26_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t16[(i0) * T + i1];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t15[r * n + j0] - v0;
-            float v2 = expf(v1);
-            acc0 += v2;
+            acc0 = fmaxf(acc0, t16[r * n + j0]);
         }
         t17[r] = acc0;
     }
 }
 
-/* dpo_step_k27_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k27_cross_entropy(float *restrict t18, const int32_t *restrict chosen_targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long B, long T, long V) {
+/* dpo_step_k27_log_softmax: stop_gradient, expand, sub, exp, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t16[(i0) * T + i1];
-        float v2 = logf(t17[(i0) * T + i1]);
-        float v4 = (float)chosen_targets[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t17[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t15[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            float v1 = t16[r * n + j0] - v0;
+            float v2 = expf(v1);
+            acc0 += v2;
         }
         t18[r] = acc0;
     }
 }
 
-/* dpo_step_k28_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k28_cross_entropy(float *restrict t19, const float *restrict chosen_mask, const float *restrict t18, long B, long T) {
+/* dpo_step_k28_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k28_cross_entropy(float *restrict t19, const int32_t *restrict chosen_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
     /* one result per row */
-    const long rows = B, n = T;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t18[r * n + j0]);
-            float v1 = v0 * (chosen_mask[r * n + j0]);
-            acc0 += v1;
-        }
-        t19[r] = acc0;
-    }
-}
-
-/* dpo_step_k29_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k29_sequence_logps(float *restrict logps_chosen, const float *restrict t19, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t19[j]);
-            logps_chosen[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k30_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k30_cross_entropy(float *restrict t20, const int32_t *restrict rejected_targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t16[(i0) * T + i1];
-        float v2 = logf(t17[(i0) * T + i1]);
-        float v4 = (float)rejected_targets[(i0) * T + i1];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t15[r * n + j0] - v0;
+            float v1 = t16[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t20[r] = acc0;
+        t19[r] = acc0;
     }
 }
 
-/* dpo_step_k31_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k31_cross_entropy(float *restrict t21, const float *restrict rejected_mask, const float *restrict t20, long B, long T) {
+/* dpo_step_k29_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t19, long B, long NS) {
+    memset(t20, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t19[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t20[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_k30_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const float *restrict t20, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t20[j]);
+            logps_chosen[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k31_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k31_cross_entropy(float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
     /* one result per row */
-    const long rows = B, n = T;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t20[r * n + j0]);
-            float v1 = v0 * (rejected_mask[r * n + j0]);
-            acc0 += v1;
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
         t21[r] = acc0;
     }
 }
 
-/* dpo_step_k32_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
-static void dpo_step_k32_sequence_logps(float *restrict logps_rejected, const float *restrict t21, long B) {
+/* dpo_step_k32_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long NS) {
+    memset(t22, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t21[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t22[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_k33_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+static void dpo_step_k33_sequence_logps(float *restrict logps_rejected, const float *restrict t22, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t21[j]);
+            float v0 = -(t22[j]);
             logps_rejected[j] = v0;
         }
     }
 }
 
-/* dpo_step_k33_lm_head: reshape, reduce_sum  [lm_head; lm_head/sequence_logps] */
-static void dpo_step_k33_lm_head(float *restrict t22, const float *restrict t15, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t15[r * n + j0];
-        }
-        t22[r] = acc0;
-    }
-}
-
 /* dpo_step_k34_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restrict chosen_mask, long B, long T) {
+static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restrict t16, long NS, long V) {
     /* one result per row */
-    const long rows = B, n = T;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += chosen_mask[r * n + j0];
+            acc0 += t16[r * n + j0];
         }
         t23[r] = acc0;
     }
 }
 
-/* dpo_step_k35_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k35_sequence_logps(float *restrict t24, const float *restrict rejected_mask, long B, long T) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k35_sequence_logps_scatter_add: const, reshape, expand, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_k35_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long NS) {
+    memset(t24, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += rejected_mask[r * n + j0];
+        float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t24[(long)scored_pair[i0] * 1 + j] += v0;
         }
-        t24[r] = acc0;
     }
 }
 
-/* dpo_step_k36_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k36_sequence_logps(float *restrict logits_chosen, const float *restrict chosen_mask, const float *restrict t22, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k36_sequence_logps_scatter_add: const, reshape, expand, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_k36_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long NS) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t22[r * n + j0]) / ((float)(V));
-            float v1 = v0;
-            float v2 = v1 * (chosen_mask[r * n + j0]);
-            acc0 += v2;
+        float v0 = 1.0f * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t25[(long)scored_pair[i0] * 1 + j] += v0;
         }
-        logits_chosen[r] = acc0;
     }
 }
 
-/* dpo_step_k37_sequence_logps: reshape, size, reshape, expand, div, stop_gradient, mul, reduce_sum  [lm_head/sequence_logps] */
-static void dpo_step_k37_sequence_logps(float *restrict logits_rejected, const float *restrict rejected_mask, const float *restrict t22, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k37_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_k37_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long NS, long V) {
+    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t22[r * n + j0]) / ((float)(V));
-            float v1 = v0;
-            float v2 = v1 * (rejected_mask[r * n + j0]);
-            acc0 += v2;
+        float v0 = (t23[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
         }
-        logits_rejected[r] = acc0;
     }
 }
 
-/* dpo_step_k38_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k38_dpo_sigmoid(float *restrict t25, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k38_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t23, long B, long NS, long V) {
+    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t23[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_k39_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
+static void dpo_step_k39_dpo_sigmoid(float *restrict t26, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -1722,77 +1693,77 @@ static void dpo_step_k38_dpo_sigmoid(float *restrict t25, const float *restrict 
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t25[j] = v8;
+            t26[j] = v8;
         }
     }
 }
 
-/* dpo_step_k39_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k39_log_sigmoid(float *restrict t26, const float *restrict t25, long B) {
+/* dpo_step_k40_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k40_log_sigmoid(float *restrict t27, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t25[j]);
+            float v0 = fabsf(t26[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t26[j] = v2;
+            t27[j] = v2;
         }
     }
 }
 
-/* dpo_step_k40_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k40_dpo_sigmoid(float *restrict t27, const float *restrict t26, long B) {
+/* dpo_step_k41_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k41_sequence_logps(float *restrict t28, const float *restrict t27, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t26[j];
-            t27[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k41_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
-static void dpo_step_k41_dpo_sigmoid(float *restrict t28, const float *restrict t25, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t25[j]);
+            float v0 = 1.0f + t27[j];
             t28[j] = v0;
         }
     }
 }
 
-/* dpo_step_k42_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k42_log_sigmoid(float *restrict t29, const float *restrict t28, long B) {
+/* dpo_step_k42_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
+static void dpo_step_k42_dpo_sigmoid(float *restrict t29, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t28[j]);
+            float v0 = -(t26[j]);
+            t29[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k43_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k43_log_sigmoid(float *restrict t30, const float *restrict t29, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t29[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t29[j] = v2;
+            t30[j] = v2;
         }
     }
 }
 
-/* dpo_step_k43_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k43_dpo_sigmoid(float *restrict t30, const float *restrict t29, long B) {
+/* dpo_step_k44_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+static void dpo_step_k44_sequence_logps(float *restrict t31, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t29[j];
-            t30[j] = v0;
+            float v0 = 1.0f + t30[j];
+            t31[j] = v0;
         }
     }
 }
 
-/* dpo_step_k44_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
-static void dpo_step_k44_dpo_robust(float *restrict t31, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k45_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
+static void dpo_step_k45_dpo_robust(float *restrict t32, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -1806,77 +1777,77 @@ static void dpo_step_k44_dpo_robust(float *restrict t31, const float *restrict r
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t31[j] = v8;
+            t32[j] = v8;
         }
     }
 }
 
-/* dpo_step_k45_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k45_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
+/* dpo_step_k46_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k46_log_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t31[j]);
+            float v0 = fabsf(t32[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t32[j] = v2;
+            t33[j] = v2;
         }
     }
 }
 
-/* dpo_step_k46_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k46_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
+/* dpo_step_k47_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k47_sequence_logps(float *restrict t34, const float *restrict t33, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t32[j];
-            t33[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k47_dpo_robust: neg  [lm_head/dpo_robust] */
-static void dpo_step_k47_dpo_robust(float *restrict t34, const float *restrict t31, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t31[j]);
+            float v0 = 1.0f + t33[j];
             t34[j] = v0;
         }
     }
 }
 
-/* dpo_step_k48_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k48_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
+/* dpo_step_k48_dpo_robust: neg  [lm_head/dpo_robust] */
+static void dpo_step_k48_dpo_robust(float *restrict t35, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t34[j]);
+            float v0 = -(t32[j]);
+            t35[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k49_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k49_log_sigmoid(float *restrict t36, const float *restrict t35, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t35[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t35[j] = v2;
+            t36[j] = v2;
         }
     }
 }
 
-/* dpo_step_k49_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k49_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
+/* dpo_step_k50_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+static void dpo_step_k50_sequence_logps(float *restrict t37, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t35[j];
-            t36[j] = v0;
+            float v0 = 1.0f + t36[j];
+            t37[j] = v0;
         }
     }
 }
 
-/* dpo_step_k50_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k50_dpo_hinge(float *restrict t37, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k51_dpo_hinge: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
+static void dpo_step_k51_dpo_hinge(float *restrict t38, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -1891,13 +1862,13 @@ static void dpo_step_k50_dpo_hinge(float *restrict t37, const float *restrict re
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
             float v9 = 1.0f - v8;
-            t37[j] = v9;
+            t38[j] = v9;
         }
     }
 }
 
-/* dpo_step_k51_dpo_ipo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k51_dpo_ipo(float *restrict t38, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
+/* dpo_step_k52_dpo_ipo: const, reshape, reshape, reshape, const, const, reshape, expand, reshape, expand, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
+static void dpo_step_k52_dpo_ipo(float *restrict t39, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
@@ -1906,26 +1877,26 @@ static void dpo_step_k51_dpo_ipo(float *restrict t38, const float *restrict ref_
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t23[j];
+            float v2 = v0 != 0.0f ? 1.0f : t24[j];
             float v3 = v1 / v2;
             float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v5 = v4 / v2;
             float v6 = v3 - v5;
             float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : t24[j];
+            float v8 = v0 != 0.0f ? 1.0f : t25[j];
             float v9 = v7 / v8;
             float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v11 = v10 / v8;
             float v12 = v9 - v11;
             float v13 = v6 - v12;
             float v16 = v13 - v15;
-            t38[j] = v16;
+            t39[j] = v16;
         }
     }
 }
 
-/* dpo_step_k52_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k52_dpo_sigmoid(float *restrict t39, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k53_dpo_nca_pair: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1939,13 +1910,13 @@ static void dpo_step_k52_dpo_sigmoid(float *restrict t39, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t39[j] = v8;
+            t40[j] = v8;
         }
     }
 }
 
-/* dpo_step_k53_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k54_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k54_dpo_nca_pair(float *restrict t41, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1959,25 +1930,25 @@ static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict
             float v6 = fabsf(v5);
             float v7 = -v6;
             float v8 = expf(v7);
-            t40[j] = v8;
+            t41[j] = v8;
         }
     }
 }
 
-/* dpo_step_k54_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k54_dpo_sigmoid(float *restrict t41, const float *restrict t40, long B) {
+/* dpo_step_k55_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k55_sequence_logps(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t40[j];
-            t41[j] = v0;
+            float v0 = 1.0f + t41[j];
+            t42[j] = v0;
         }
     }
 }
 
-/* dpo_step_k55_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k55_dpo_nca_pair(float *restrict t42, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k56_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k56_dpo_nca_pair(float *restrict t43, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
@@ -1991,25 +1962,25 @@ static void dpo_step_k55_dpo_nca_pair(float *restrict t42, const float *restrict
             float v6 = fabsf(v5);
             float v7 = -v6;
             float v8 = expf(v7);
-            t42[j] = v8;
+            t43[j] = v8;
         }
     }
 }
 
-/* dpo_step_k56_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k56_dpo_sigmoid(float *restrict t43, const float *restrict t42, long B) {
+/* dpo_step_k57_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+static void dpo_step_k57_sequence_logps(float *restrict t44, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t42[j];
-            t43[j] = v0;
+            float v0 = 1.0f + t43[j];
+            t44[j] = v0;
         }
     }
 }
 
-/* dpo_step_k57_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k57_dpo_sigmoid(float *restrict t44, const float *restrict pair_weight, long B) {
+/* dpo_step_k58_sequence_logps: const, reshape, expand, mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2019,12 +1990,12 @@ static void dpo_step_k57_dpo_sigmoid(float *restrict t44, const float *restrict 
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
         }
-        t44[r] = acc0;
+        t45[r] = acc0;
     }
 }
 
-/* dpo_step_k58_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k58_dpo_kto_pair(float *restrict t45, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
+/* dpo_step_k59_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k59_dpo_kto_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
@@ -2037,7 +2008,7 @@ static void dpo_step_k58_dpo_kto_pair(float *restrict t45, const float *restrict
             float v4 = v3 * (pair_weight[j0]);
             acc0 += v4;
         }
-        float v8 = acc0 / (t44[0]);
+        float v8 = acc0 / (t45[0]);
         float v9 = v8;
         float v10 = fmaxf(v9, 0.0f);
         #pragma omp parallel for if (n > 32768)
@@ -2047,54 +2018,54 @@ static void dpo_step_k58_dpo_kto_pair(float *restrict t45, const float *restrict
             float v7 = v5 - v6;
             float v11 = v7 - v10;
             float v12 = (beta[0]) * v11;
-            t45[j] = v12;
+            t46[j] = v12;
         }
     }
 }
 
-/* dpo_step_k59_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k59_log_sigmoid(float *restrict t46, const float *restrict t45, long B) {
+/* dpo_step_k60_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k60_log_sigmoid(float *restrict t47, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t45[j]);
+            float v0 = fabsf(t46[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t46[j] = v2;
+            t47[j] = v2;
         }
     }
 }
 
-/* dpo_step_k60_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k60_dpo_sigmoid(float *restrict t47, const float *restrict t46, long B) {
+/* dpo_step_k61_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k61_sequence_logps(float *restrict t48, const float *restrict t47, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t46[j];
-            t47[j] = v0;
+            float v0 = 1.0f + t47[j];
+            t48[j] = v0;
         }
     }
 }
 
-/* dpo_step_k61_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k61_dpo_sigmoid(float *restrict t48, const float *restrict t45, const float *restrict t47, long B) {
+/* dpo_step_k62_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k62_dpo_sigmoid(float *restrict t49, const float *restrict t46, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t45[j], 0.0f);
-            float v1 = logf(t47[j]);
+            float v0 = fminf(t46[j], 0.0f);
+            float v1 = logf(t48[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t48[j] = v3;
+            t49[j] = v3;
         }
     }
 }
 
-/* dpo_step_k62_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k62_dpo_kto_pair(float *restrict t49, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
+/* dpo_step_k63_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k63_dpo_kto_pair(float *restrict t50, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
@@ -2107,7 +2078,7 @@ static void dpo_step_k62_dpo_kto_pair(float *restrict t49, const float *restrict
             float v4 = v3 * (pair_weight[j0]);
             acc0 += v4;
         }
-        float v5 = acc0 / (t44[0]);
+        float v5 = acc0 / (t45[0]);
         float v6 = v5;
         float v7 = fmaxf(v6, 0.0f);
         #pragma omp parallel for if (n > 32768)
@@ -2117,54 +2088,54 @@ static void dpo_step_k62_dpo_kto_pair(float *restrict t49, const float *restrict
             float v10 = v8 - v9;
             float v11 = v7 - v10;
             float v12 = (beta[0]) * v11;
-            t49[j] = v12;
+            t50[j] = v12;
         }
     }
 }
 
-/* dpo_step_k63_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k63_log_sigmoid(float *restrict t50, const float *restrict t49, long B) {
+/* dpo_step_k64_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k64_log_sigmoid(float *restrict t51, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t49[j]);
+            float v0 = fabsf(t50[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t50[j] = v2;
+            t51[j] = v2;
         }
     }
 }
 
-/* dpo_step_k64_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k64_dpo_sigmoid(float *restrict t51, const float *restrict t50, long B) {
+/* dpo_step_k65_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k65_sequence_logps(float *restrict t52, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t50[j];
-            t51[j] = v0;
+            float v0 = 1.0f + t51[j];
+            t52[j] = v0;
         }
     }
 }
 
-/* dpo_step_k65_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k65_dpo_sigmoid(float *restrict t52, const float *restrict t49, const float *restrict t51, long B) {
+/* dpo_step_k66_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+static void dpo_step_k66_dpo_sigmoid(float *restrict t53, const float *restrict t50, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t49[j], 0.0f);
-            float v1 = logf(t51[j]);
+            float v0 = fminf(t50[j], 0.0f);
+            float v1 = logf(t52[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t52[j] = v3;
+            t53[j] = v3;
         }
     }
 }
 
-/* dpo_step_k66_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k66_dpo_dpop(float *restrict t53, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k67_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+static void dpo_step_k67_dpo_dpop(float *restrict t54, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -2182,39 +2153,39 @@ static void dpo_step_k66_dpo_dpop(float *restrict t53, const float *restrict ref
             float v10 = (dpop_lambda[0]) * v9;
             float v11 = v7 - v10;
             float v12 = (beta[0]) * v11;
-            t53[j] = v12;
+            t54[j] = v12;
         }
     }
 }
 
-/* dpo_step_k67_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k67_log_sigmoid(float *restrict t54, const float *restrict t53, long B) {
+/* dpo_step_k68_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k68_log_sigmoid(float *restrict t55, const float *restrict t54, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t53[j]);
+            float v0 = fabsf(t54[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t54[j] = v2;
+            t55[j] = v2;
         }
     }
 }
 
-/* dpo_step_k68_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k68_dpo_sigmoid(float *restrict t55, const float *restrict t54, long B) {
+/* dpo_step_k69_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
+static void dpo_step_k69_sequence_logps(float *restrict t56, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t54[j];
-            t55[j] = v0;
+            float v0 = 1.0f + t55[j];
+            t56[j] = v0;
         }
     }
 }
 
-/* dpo_step_k69_dpo_simpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k69_dpo_simpo(float *restrict t56, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
+/* dpo_step_k70_dpo_simpo: const, reshape, reshape, reshape, const, const, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+static void dpo_step_k70_dpo_simpo(float *restrict t57, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -2222,95 +2193,95 @@ static void dpo_step_k69_dpo_simpo(float *restrict t56, const float *restrict be
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t23[j];
+            float v2 = v0 != 0.0f ? 1.0f : t24[j];
             float v3 = v1 / v2;
             float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : t24[j];
+            float v5 = v0 != 0.0f ? 1.0f : t25[j];
             float v6 = v4 / v5;
             float v7 = v3 - v6;
             float v9 = v7 - v8;
             float v10 = (beta[0]) * v9;
-            t56[j] = v10;
+            t57[j] = v10;
         }
     }
 }
 
-/* dpo_step_k70_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k70_log_sigmoid(float *restrict t57, const float *restrict t56, long B) {
+/* dpo_step_k71_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k71_log_sigmoid(float *restrict t58, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t56[j]);
+            float v0 = fabsf(t57[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t57[j] = v2;
+            t58[j] = v2;
         }
     }
 }
 
-/* dpo_step_k71_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k71_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
+/* dpo_step_k72_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k72_sequence_logps(float *restrict t59, const float *restrict t58, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t57[j];
-            t58[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k72_dpo_simpo: neg  [lm_head/dpo_simpo] */
-static void dpo_step_k72_dpo_simpo(float *restrict t59, const float *restrict t56, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t56[j]);
+            float v0 = 1.0f + t58[j];
             t59[j] = v0;
         }
     }
 }
 
-/* dpo_step_k73_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k73_log_sigmoid(float *restrict t60, const float *restrict t59, long B) {
+/* dpo_step_k73_dpo_simpo: neg  [lm_head/dpo_simpo] */
+static void dpo_step_k73_dpo_simpo(float *restrict t60, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t59[j]);
+            float v0 = -(t57[j]);
+            t60[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k74_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k74_log_sigmoid(float *restrict t61, const float *restrict t60, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t60[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t60[j] = v2;
+            t61[j] = v2;
         }
     }
 }
 
-/* dpo_step_k74_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k74_dpo_sigmoid(float *restrict t61, const float *restrict t60, long B) {
+/* dpo_step_k75_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+static void dpo_step_k75_sequence_logps(float *restrict t62, const float *restrict t61, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t60[j];
-            t61[j] = v0;
+            float v0 = 1.0f + t61[j];
+            t62[j] = v0;
         }
     }
 }
 
-/* dpo_step_k75_dpo_orpo: reshape, reshape, const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k75_dpo_orpo(float *restrict t62, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
+/* dpo_step_k76_dpo_orpo: const, reshape, reshape, reshape, const, const, reshape, expand, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+static void dpo_step_k76_dpo_orpo(float *restrict t63, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t23[j];
+            float v2 = v0 != 0.0f ? 1.0f : t24[j];
             float v3 = v1 / v2;
             float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : t24[j];
+            float v5 = v0 != 0.0f ? 1.0f : t25[j];
             float v6 = v4 / v5;
             float v7 = v3 - v6;
             float v8 = expf(v3);
@@ -2321,39 +2292,39 @@ static void dpo_step_k75_dpo_orpo(float *restrict t62, const float *restrict los
             float v13 = logf(v12);
             float v14 = v10 - v13;
             float v15 = v7 - v14;
-            t62[j] = v15;
+            t63[j] = v15;
         }
     }
 }
 
-/* dpo_step_k76_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k76_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
+/* dpo_step_k77_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k77_log_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t62[j]);
+            float v0 = fabsf(t63[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t63[j] = v2;
+            t64[j] = v2;
         }
     }
 }
 
-/* dpo_step_k77_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k77_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
+/* dpo_step_k78_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
+static void dpo_step_k78_sequence_logps(float *restrict t65, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t63[j];
-            t64[j] = v0;
+            float v0 = 1.0f + t64[j];
+            t65[j] = v0;
         }
     }
 }
 
-/* dpo_step_k78_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k78_dpo_bco_pair(float *restrict t65, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
+/* dpo_step_k79_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
@@ -2377,9 +2348,9 @@ static void dpo_step_k78_dpo_bco_pair(float *restrict t65, const float *restrict
             float v10 = v9 * (pair_weight[j1]);
             acc1 += v10;
         }
-        float v15 = acc0 / (t44[0]);
+        float v15 = acc0 / (t45[0]);
         float v16 = v15;
-        float v17 = acc1 / (t44[0]);
+        float v17 = acc1 / (t45[0]);
         float v18 = v17;
         float v19 = v16 + v18;
         float v20 = v19 * 0.5f;
@@ -2390,39 +2361,39 @@ static void dpo_step_k78_dpo_bco_pair(float *restrict t65, const float *restrict
             float v13 = v11 - v12;
             float v14 = (beta[0]) * v13;
             float v21 = v14 - v20;
-            t65[j] = v21;
+            t66[j] = v21;
         }
     }
 }
 
-/* dpo_step_k79_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k79_log_sigmoid(float *restrict t66, const float *restrict t65, long B) {
+/* dpo_step_k80_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k80_log_sigmoid(float *restrict t67, const float *restrict t66, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t65[j]);
+            float v0 = fabsf(t66[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t66[j] = v2;
+            t67[j] = v2;
         }
     }
 }
 
-/* dpo_step_k80_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k80_dpo_sigmoid(float *restrict t67, const float *restrict t66, long B) {
+/* dpo_step_k81_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k81_sequence_logps(float *restrict t68, const float *restrict t67, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t66[j];
-            t67[j] = v0;
+            float v0 = 1.0f + t67[j];
+            t68[j] = v0;
         }
     }
 }
 
-/* dpo_step_k81_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k81_dpo_bco_pair(float *restrict t68, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t44, long B) {
+/* dpo_step_k82_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k82_dpo_bco_pair(float *restrict t69, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
@@ -2446,9 +2417,9 @@ static void dpo_step_k81_dpo_bco_pair(float *restrict t68, const float *restrict
             float v10 = v9 * (pair_weight[j1]);
             acc1 += v10;
         }
-        float v15 = acc0 / (t44[0]);
+        float v15 = acc0 / (t45[0]);
         float v16 = v15;
-        float v17 = acc1 / (t44[0]);
+        float v17 = acc1 / (t45[0]);
         float v18 = v17;
         float v19 = v16 + v18;
         float v20 = v19 * 0.5f;
@@ -2460,39 +2431,39 @@ static void dpo_step_k81_dpo_bco_pair(float *restrict t68, const float *restrict
             float v14 = (beta[0]) * v13;
             float v21 = v14 - v20;
             float v22 = -v21;
-            t68[j] = v22;
+            t69[j] = v22;
         }
     }
 }
 
-/* dpo_step_k82_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k82_log_sigmoid(float *restrict t69, const float *restrict t68, long B) {
+/* dpo_step_k83_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k83_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t68[j]);
+            float v0 = fabsf(t69[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t69[j] = v2;
+            t70[j] = v2;
         }
     }
 }
 
-/* dpo_step_k83_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k83_dpo_sigmoid(float *restrict t70, const float *restrict t69, long B) {
+/* dpo_step_k84_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+static void dpo_step_k84_sequence_logps(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t69[j];
-            t70[j] = v0;
+            float v0 = 1.0f + t70[j];
+            t71[j] = v0;
         }
     }
 }
 
-/* dpo_step_k84_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k84_dpo_sigmoid(float *restrict t71, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k85_dpo_apo_zero: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2506,53 +2477,53 @@ static void dpo_step_k84_dpo_sigmoid(float *restrict t71, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t71[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k85_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t71, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t71[j]);
-            float v7 = v5 - v6;
-            float v8 = expf(v7);
             t72[j] = v8;
         }
     }
 }
 
-/* dpo_step_k86_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k86_dpo_sigmoid(float *restrict t73, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k86_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = expf(v6);
-            float v8 = 1.0f + v7;
+            float v5 = fminf(v4, 0.0f);
+            float v6 = logf(t72[j]);
+            float v7 = v5 - v6;
+            float v8 = expf(v7);
             t73[j] = v8;
         }
     }
 }
 
-/* dpo_step_k87_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t73, long B) {
+/* dpo_step_k87_dpo_apo_zero: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v3 = v1 - v2;
+            float v4 = (beta[0]) * v3;
+            float v5 = fabsf(v4);
+            float v6 = -v5;
+            float v7 = expf(v6);
+            float v8 = 1.0f + v7;
+            t74[j] = v8;
+        }
+    }
+}
+
+/* dpo_step_k88_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -2563,16 +2534,16 @@ static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t73[j]);
+            float v6 = logf(t74[j]);
             float v7 = v5 - v6;
             float v8 = expf(v7);
-            t74[j] = v8;
+            t75[j] = v8;
         }
     }
 }
 
-/* dpo_step_k88_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k88_dpo_sigmoid(float *restrict t75, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k89_dpo_apo_down: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2586,13 +2557,13 @@ static void dpo_step_k88_dpo_sigmoid(float *restrict t75, const float *restrict 
             float v6 = -v5;
             float v7 = expf(v6);
             float v8 = 1.0f + v7;
-            t75[j] = v8;
+            t76[j] = v8;
         }
     }
 }
 
-/* dpo_step_k89_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t75, long B) {
+/* dpo_step_k90_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2603,16 +2574,16 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t75[j]);
+            float v6 = logf(t76[j]);
             float v7 = v5 - v6;
             float v8 = expf(v7);
-            t76[j] = v8;
+            t77[j] = v8;
         }
     }
 }
 
-/* dpo_step_k90_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k91_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+static void dpo_step_k91_dpo_apo_down(float *restrict t78, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -2626,54 +2597,54 @@ static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t77[j] = v8;
+            t78[j] = v8;
         }
     }
 }
 
-/* dpo_step_k91_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k91_log_sigmoid(float *restrict t78, const float *restrict t77, long B) {
+/* dpo_step_k92_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k92_log_sigmoid(float *restrict t79, const float *restrict t78, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t77[j]);
+            float v0 = fabsf(t78[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t78[j] = v2;
+            t79[j] = v2;
         }
     }
 }
 
-/* dpo_step_k92_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k92_dpo_sigmoid(float *restrict t79, const float *restrict t78, long B) {
+/* dpo_step_k93_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+static void dpo_step_k93_sequence_logps(float *restrict t80, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t78[j];
-            t79[j] = v0;
+            float v0 = 1.0f + t79[j];
+            t80[j] = v0;
         }
     }
 }
 
-/* dpo_step_k93_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k93_dpo_sigmoid(float *restrict t80, const float *restrict t77, const float *restrict t79, long B) {
+/* dpo_step_k94_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+static void dpo_step_k94_dpo_sigmoid(float *restrict t81, const float *restrict t78, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t77[j], 0.0f);
-            float v1 = logf(t79[j]);
+            float v0 = fminf(t78[j], 0.0f);
+            float v1 = logf(t80[j]);
             float v2 = v0 - v1;
             float v3 = expf(v2);
-            t80[j] = v3;
+            t81[j] = v3;
         }
     }
 }
 
-/* dpo_step_k94_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k94_dpo_exo_pair(float *restrict t81, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k95_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k95_dpo_exo_pair(float *restrict t82, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -2687,65 +2658,65 @@ static void dpo_step_k94_dpo_exo_pair(float *restrict t81, const float *restrict
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t81[j] = v8;
+            t82[j] = v8;
         }
     }
 }
 
-/* dpo_step_k95_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k95_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
+/* dpo_step_k96_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k96_log_sigmoid(float *restrict t83, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t81[j]);
+            float v0 = fabsf(t82[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t82[j] = v2;
+            t83[j] = v2;
         }
     }
 }
 
-/* dpo_step_k96_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k96_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
+/* dpo_step_k97_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k97_sequence_logps(float *restrict t84, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t82[j];
-            t83[j] = v0;
+            float v0 = 1.0f + t83[j];
+            t84[j] = v0;
         }
     }
 }
 
-/* dpo_step_k97_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k97_dpo_sigmoid(float *restrict t84, const float *restrict t81, const float *restrict t83, long B) {
+/* dpo_step_k98_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k98_dpo_sigmoid(float *restrict t85, const float *restrict t82, const float *restrict t84, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t81[j], 0.0f);
-            float v1 = logf(t83[j]);
+            float v0 = fminf(t82[j], 0.0f);
+            float v1 = logf(t84[j]);
             float v2 = v0 - v1;
-            t84[j] = v2;
+            t85[j] = v2;
         }
     }
 }
 
-/* dpo_step_k98_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k98_sigmoid(float *restrict t85, const float *restrict t84, long B) {
+/* dpo_step_k99_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k99_sigmoid(float *restrict t86, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t84[j]);
-            t85[j] = v0;
+            float v0 = expf(t85[j]);
+            t86[j] = v0;
         }
     }
 }
 
-/* dpo_step_k99_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k99_dpo_exo_pair(float *restrict t86, const float *restrict label_smoothing, const float *restrict t84, long B) {
+/* dpo_step_k100_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k100_dpo_exo_pair(float *restrict t87, const float *restrict label_smoothing, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
@@ -2754,78 +2725,78 @@ static void dpo_step_k99_dpo_exo_pair(float *restrict t86, const float *restrict
         float v3 = logf(v2);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v4 = t84[j] - v3;
-            t86[j] = v4;
+            float v4 = t85[j] - v3;
+            t87[j] = v4;
         }
     }
 }
 
-/* dpo_step_k100_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
-static void dpo_step_k100_dpo_exo_pair(float *restrict t87, const float *restrict t81, long B) {
+/* dpo_step_k101_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
+static void dpo_step_k101_dpo_exo_pair(float *restrict t88, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t81[j]);
-            t87[j] = v0;
+            float v0 = -(t82[j]);
+            t88[j] = v0;
         }
     }
 }
 
-/* dpo_step_k101_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k101_log_sigmoid(float *restrict t88, const float *restrict t87, long B) {
+/* dpo_step_k102_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k102_log_sigmoid(float *restrict t89, const float *restrict t88, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t87[j]);
+            float v0 = fabsf(t88[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t88[j] = v2;
+            t89[j] = v2;
         }
     }
 }
 
-/* dpo_step_k102_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k102_dpo_sigmoid(float *restrict t89, const float *restrict t88, long B) {
+/* dpo_step_k103_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k103_sequence_logps(float *restrict t90, const float *restrict t89, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t88[j];
-            t89[j] = v0;
+            float v0 = 1.0f + t89[j];
+            t90[j] = v0;
         }
     }
 }
 
-/* dpo_step_k103_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k103_dpo_sigmoid(float *restrict t90, const float *restrict t87, const float *restrict t89, long B) {
+/* dpo_step_k104_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+static void dpo_step_k104_dpo_sigmoid(float *restrict t91, const float *restrict t88, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fminf(t87[j], 0.0f);
-            float v1 = logf(t89[j]);
+            float v0 = fminf(t88[j], 0.0f);
+            float v1 = logf(t90[j]);
             float v2 = v0 - v1;
-            t90[j] = v2;
+            t91[j] = v2;
         }
     }
 }
 
-/* dpo_step_k104_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k104_sigmoid(float *restrict t91, const float *restrict t90, long B) {
+/* dpo_step_k105_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
+static void dpo_step_k105_sigmoid(float *restrict t92, const float *restrict t91, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t90[j]);
-            t91[j] = v0;
+            float v0 = expf(t91[j]);
+            t92[j] = v0;
         }
     }
 }
 
-/* dpo_step_k105_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k105_dpo_exo_pair(float *restrict t92, const float *restrict label_smoothing, const float *restrict t90, long B) {
+/* dpo_step_k106_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+static void dpo_step_k106_dpo_exo_pair(float *restrict t93, const float *restrict label_smoothing, const float *restrict t91, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
@@ -2833,14 +2804,14 @@ static void dpo_step_k105_dpo_exo_pair(float *restrict t92, const float *restric
         float v2 = logf(v1);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v3 = t90[j] - v2;
-            t92[j] = v3;
+            float v3 = t91[j] - v2;
+            t93[j] = v3;
         }
     }
 }
 
-/* dpo_step_k106_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k106_dpo_discopop(float *restrict t93, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k107_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -2854,25 +2825,66 @@ static void dpo_step_k106_dpo_discopop(float *restrict t93, const float *restric
             float v6 = v4 - v5;
             float v7 = v3 - v6;
             float v8 = (beta[0]) * v7;
-            t93[j] = v8;
+            t94[j] = v8;
         }
     }
 }
 
-/* dpo_step_k107_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
-static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restrict t93, long B) {
+/* dpo_step_k108_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
+static void dpo_step_k108_dpo_discopop(float *restrict t95, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = (t93[j]) / 0.0500000007f;
-            t94[j] = v0;
+            float v0 = (t94[j]) / 0.0500000007f;
+            t95[j] = v0;
         }
     }
 }
 
-/* dpo_step_k108_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k108_log_sigmoid(float *restrict t95, const float *restrict t94, long B) {
+/* dpo_step_k109_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k109_log_sigmoid(float *restrict t96, const float *restrict t95, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t95[j]);
+            float v1 = -v0;
+            float v2 = expf(v1);
+            t96[j] = v2;
+        }
+    }
+}
+
+/* dpo_step_k110_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+static void dpo_step_k110_sequence_logps(float *restrict t97, const float *restrict t96, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = 1.0f + t96[j];
+            t97[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k111_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
+static void dpo_step_k111_dpo_sigmoid(float *restrict t98, const float *restrict t95, const float *restrict t97, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fminf(t95[j], 0.0f);
+            float v1 = logf(t97[j]);
+            float v2 = v0 - v1;
+            float v3 = expf(v2);
+            t98[j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k112_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k112_log_sigmoid(float *restrict t99, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -2880,196 +2892,155 @@ static void dpo_step_k108_log_sigmoid(float *restrict t95, const float *restrict
             float v0 = fabsf(t94[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t95[j] = v2;
+            t99[j] = v2;
         }
     }
 }
 
-/* dpo_step_k109_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k109_dpo_sigmoid(float *restrict t96, const float *restrict t95, long B) {
+/* dpo_step_k113_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
+static void dpo_step_k113_sequence_logps(float *restrict t100, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t95[j];
-            t96[j] = v0;
+            float v0 = 1.0f + t99[j];
+            t100[j] = v0;
         }
     }
 }
 
-/* dpo_step_k110_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k110_dpo_sigmoid(float *restrict t97, const float *restrict t94, const float *restrict t96, long B) {
+/* dpo_step_k114_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k114_dpo_sigmoid(float *restrict t101, const float *restrict t94, const float *restrict t100, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = fminf(t94[j], 0.0f);
-            float v1 = logf(t96[j]);
-            float v2 = v0 - v1;
-            float v3 = expf(v2);
-            t97[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k111_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k111_log_sigmoid(float *restrict t98, const float *restrict t93, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t93[j]);
-            float v1 = -v0;
-            float v2 = expf(v1);
-            t98[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k112_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k112_dpo_sigmoid(float *restrict t99, const float *restrict t98, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t98[j];
-            t99[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k113_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k113_dpo_sigmoid(float *restrict t100, const float *restrict t93, const float *restrict t99, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t93[j], 0.0f);
-            float v1 = logf(t99[j]);
+            float v1 = logf(t100[j]);
             float v2 = v0 - v1;
             float v3 = -v2;
-            t100[j] = v3;
+            t101[j] = v3;
         }
     }
 }
 
-/* dpo_step_k114_dpo_sigmoid: const, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k114_dpo_sigmoid(float *restrict t101, const float *restrict t97, long B) {
+/* dpo_step_k115_sequence_logps: const, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+static void dpo_step_k115_sequence_logps(float *restrict t102, const float *restrict t98, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t97[j]);
-            t101[j] = v0;
+            float v0 = 1.0f - (t98[j]);
+            t102[j] = v0;
         }
     }
 }
 
-/* dpo_step_k115_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
-static void dpo_step_k115_dpo_discopop(float *restrict t102, const float *restrict t93, long B) {
+/* dpo_step_k116_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
+static void dpo_step_k116_dpo_discopop(float *restrict t103, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t93[j]);
+            float v0 = -(t94[j]);
             float v1 = expf(v0);
-            t102[j] = v1;
+            t103[j] = v1;
         }
     }
 }
 
-/* dpo_step_k116_dpo_sigmoid_norm: reshape, reshape, const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k116_dpo_sigmoid_norm(float *restrict t103, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, long B) {
+/* dpo_step_k117_dpo_sigmoid_norm: const, reshape, reshape, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k117_dpo_sigmoid_norm(float *restrict t104, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t23[j];
+            float v2 = v0 != 0.0f ? 1.0f : t24[j];
             float v3 = v1 / v2;
             float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
             float v5 = v4 / v2;
             float v6 = v3 - v5;
             float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : t24[j];
+            float v8 = v0 != 0.0f ? 1.0f : t25[j];
             float v9 = v7 / v8;
             float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
             float v11 = v10 / v8;
             float v12 = v9 - v11;
             float v13 = v6 - v12;
             float v14 = (beta[0]) * v13;
-            t103[j] = v14;
+            t104[j] = v14;
         }
     }
 }
 
-/* dpo_step_k117_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k117_log_sigmoid(float *restrict t104, const float *restrict t103, long B) {
+/* dpo_step_k118_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k118_log_sigmoid(float *restrict t105, const float *restrict t104, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t103[j]);
+            float v0 = fabsf(t104[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t104[j] = v2;
+            t105[j] = v2;
         }
     }
 }
 
-/* dpo_step_k118_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k118_dpo_sigmoid(float *restrict t105, const float *restrict t104, long B) {
+/* dpo_step_k119_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k119_sequence_logps(float *restrict t106, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t104[j];
-            t105[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k119_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k119_dpo_sigmoid_norm(float *restrict t106, const float *restrict t103, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t103[j]);
+            float v0 = 1.0f + t105[j];
             t106[j] = v0;
         }
     }
 }
 
-/* dpo_step_k120_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k120_log_sigmoid(float *restrict t107, const float *restrict t106, long B) {
+/* dpo_step_k120_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
+static void dpo_step_k120_dpo_sigmoid_norm(float *restrict t107, const float *restrict t104, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t106[j]);
+            float v0 = -(t104[j]);
+            t107[j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k121_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k121_log_sigmoid(float *restrict t108, const float *restrict t107, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v0 = fabsf(t107[j]);
             float v1 = -v0;
             float v2 = expf(v1);
-            t107[j] = v2;
+            t108[j] = v2;
         }
     }
 }
 
-/* dpo_step_k121_dpo_sigmoid: const, reshape, expand, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k121_dpo_sigmoid(float *restrict t108, const float *restrict t107, long B) {
+/* dpo_step_k122_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+static void dpo_step_k122_sequence_logps(float *restrict t109, const float *restrict t108, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t107[j];
-            t108[j] = v0;
+            float v0 = 1.0f + t108[j];
+            t109[j] = v0;
         }
     }
 }
 
-/* dpo_step_k122_log_sigmoid: reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t25, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t41, const float *restrict t43, const float *restrict t48, const float *restrict t52, const float *restrict t53, const float *restrict t55, const float *restrict t56, const float *restrict t58, const float *restrict t59, const float *restrict t61, const float *restrict t62, const float *restrict t64, const float *restrict t65, const float *restrict t67, const float *restrict t68, const float *restrict t70, const float *restrict t72, const float *restrict t74, const float *restrict t76, const float *restrict t80, const float *restrict t85, const float *restrict t86, const float *restrict t91, const float *restrict t92, const float *restrict t97, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t105, const float *restrict t106, const float *restrict t108, long B) {
+/* dpo_step_k123_log_sigmoid: const, reshape, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k123_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t26, const float *restrict t28, const float *restrict t29, const float *restrict t31, const float *restrict t32, const float *restrict t34, const float *restrict t35, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t44, const float *restrict t49, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t59, const float *restrict t60, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t73, const float *restrict t75, const float *restrict t77, const float *restrict t81, const float *restrict t86, const float *restrict t87, const float *restrict t92, const float *restrict t93, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t106, const float *restrict t107, const float *restrict t109, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3099,12 +3070,12 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = fminf(t25[j], 0.0f);
-                float v5 = logf(t27[j]);
+                float v4 = fminf(t26[j], 0.0f);
+                float v5 = logf(t28[j]);
                 float v6 = v4 - v5;
                 float v7 = v3 * v6;
-                float v8 = fminf(t28[j], 0.0f);
-                float v9 = logf(t30[j]);
+                float v8 = fminf(t29[j], 0.0f);
+                float v9 = logf(t31[j]);
                 float v10 = v8 - v9;
                 float v11 = (label_smoothing[0]) * v10;
                 float v12 = v7 - v11;
@@ -3112,12 +3083,12 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v13;
             }
             else if (i0 < (1 + 1)) {
-                float v15 = fminf(t31[j], 0.0f);
-                float v16 = logf(t33[j]);
+                float v15 = fminf(t32[j], 0.0f);
+                float v16 = logf(t34[j]);
                 float v17 = v15 - v16;
                 float v18 = v3 * v17;
-                float v19 = fminf(t34[j], 0.0f);
-                float v20 = logf(t36[j]);
+                float v19 = fminf(t35[j], 0.0f);
+                float v20 = logf(t37[j]);
                 float v21 = v19 - v20;
                 float v22 = (label_smoothing[0]) * v21;
                 float v23 = v18 + v22;
@@ -3126,12 +3097,12 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v27;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v29 = fmaxf(t37[j], 0.0f);
+                float v29 = fmaxf(t38[j], 0.0f);
                 float v30 = v28 != 0.0f ? 0.0f : v29;
                 v0 = v30;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t38[j]) * (t38[j]);
+                float v32 = (t39[j]) * (t39[j]);
                 float v33 = v31 != 0.0f ? 0.0f : v32;
                 v0 = v33;
             }
@@ -3156,12 +3127,12 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
                 float v51 = v49 - v50;
                 float v52 = (beta[0]) * v51;
                 float v53 = fminf(v52, 0.0f);
-                float v54 = logf(t39[j]);
+                float v54 = logf(t40[j]);
                 float v55 = v53 - v54;
                 float v56 = -v55;
                 float v57 = -v52;
                 float v58 = fminf(v57, 0.0f);
-                float v59 = logf(t41[j]);
+                float v59 = logf(t42[j]);
                 float v60 = v58 - v59;
                 float v61 = 0.5f * v60;
                 float v62 = v56 - v61;
@@ -3171,7 +3142,7 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
                 float v66 = (beta[0]) * v65;
                 float v67 = -v66;
                 float v68 = fminf(v67, 0.0f);
-                float v69 = logf(t43[j]);
+                float v69 = logf(t44[j]);
                 float v70 = v68 - v69;
                 float v71 = 0.5f * v70;
                 float v72 = v62 - v71;
@@ -3179,28 +3150,28 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v75 = 1.0f - (t48[j]);
-                float v76 = 1.0f - (t52[j]);
+                float v75 = 1.0f - (t49[j]);
+                float v76 = 1.0f - (t53[j]);
                 float v77 = v75 + v76;
                 float v78 = v77 * 0.5f;
                 float v79 = v74 != 0.0f ? 0.0f : v78;
                 v0 = v79;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v81 = fminf(t53[j], 0.0f);
-                float v82 = logf(t55[j]);
+                float v81 = fminf(t54[j], 0.0f);
+                float v82 = logf(t56[j]);
                 float v83 = v81 - v82;
                 float v84 = -v83;
                 float v85 = v80 != 0.0f ? 0.0f : v84;
                 v0 = v85;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t56[j], 0.0f);
-                float v88 = logf(t58[j]);
+                float v87 = fminf(t57[j], 0.0f);
+                float v88 = logf(t59[j]);
                 float v89 = v87 - v88;
                 float v90 = v3 * v89;
-                float v91 = fminf(t59[j], 0.0f);
-                float v92 = logf(t61[j]);
+                float v91 = fminf(t60[j], 0.0f);
+                float v92 = logf(t62[j]);
                 float v93 = v91 - v92;
                 float v94 = (label_smoothing[0]) * v93;
                 float v95 = v90 - v94;
@@ -3209,11 +3180,11 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
                 float v98 = v97 != 0.0f ? -1.0f : logps_chosen[j];
-                float v99 = v97 != 0.0f ? 1.0f : t23[j];
+                float v99 = v97 != 0.0f ? 1.0f : t24[j];
                 float v100 = v98 / v99;
                 float v101 = -v100;
-                float v102 = fminf(t62[j], 0.0f);
-                float v103 = logf(t64[j]);
+                float v102 = fminf(t63[j], 0.0f);
+                float v103 = logf(t65[j]);
                 float v104 = v102 - v103;
                 float v105 = (beta[0]) * v104;
                 float v106 = v101 - v105;
@@ -3221,50 +3192,50 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
                 v0 = v107;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v109 = fminf(t65[j], 0.0f);
-                float v110 = logf(t67[j]);
+                float v109 = fminf(t66[j], 0.0f);
+                float v110 = logf(t68[j]);
                 float v111 = v109 - v110;
                 float v112 = -v111;
-                float v113 = fminf(t68[j], 0.0f);
-                float v114 = logf(t70[j]);
+                float v113 = fminf(t69[j], 0.0f);
+                float v114 = logf(t71[j]);
                 float v115 = v113 - v114;
                 float v116 = v112 - v115;
                 float v117 = v108 != 0.0f ? 0.0f : v116;
                 v0 = v117;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v119 = 1.0f - (t72[j]);
-                float v120 = v119 + t74[j];
+                float v119 = 1.0f - (t73[j]);
+                float v120 = v119 + t75[j];
                 float v121 = v118 != 0.0f ? 0.0f : v120;
                 v0 = v121;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v123 = 1.0f - (t80[j]);
-                float v124 = t76[j] + v123;
+                float v123 = 1.0f - (t81[j]);
+                float v124 = t77[j] + v123;
                 float v125 = v122 != 0.0f ? 0.0f : v124;
                 v0 = v125;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v127 = (t85[j]) * (t86[j]);
-                float v128 = (t91[j]) * (t92[j]);
+                float v127 = (t86[j]) * (t87[j]);
+                float v128 = (t92[j]) * (t93[j]);
                 float v129 = v127 + v128;
                 float v130 = v126 != 0.0f ? 0.0f : v129;
                 v0 = v130;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v132 = (t100[j]) * (t101[j]);
-                float v133 = (t102[j]) * (t97[j]);
+                float v132 = (t101[j]) * (t102[j]);
+                float v133 = (t103[j]) * (t98[j]);
                 float v134 = v132 + v133;
                 float v135 = v131 != 0.0f ? 0.0f : v134;
                 v0 = v135;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v137 = fminf(t103[j], 0.0f);
-                float v138 = logf(t105[j]);
+                float v137 = fminf(t104[j], 0.0f);
+                float v138 = logf(t106[j]);
                 float v139 = v137 - v138;
                 float v140 = v3 * v139;
-                float v141 = fminf(t106[j], 0.0f);
-                float v142 = logf(t108[j]);
+                float v141 = fminf(t107[j], 0.0f);
+                float v142 = logf(t109[j]);
                 float v143 = v141 - v142;
                 float v144 = (label_smoothing[0]) * v143;
                 float v145 = v140 - v144;
@@ -3273,7 +3244,7 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
             }
             else {
                 float v148 = v147 != 0.0f ? -1.0f : logps_chosen[j];
-                float v149 = v147 != 0.0f ? 1.0f : t23[j];
+                float v149 = v147 != 0.0f ? 1.0f : t24[j];
                 float v150 = v148 / v149;
                 float v151 = -v150;
                 float v152 = v147 != 0.0f ? 0.0f : v151;
@@ -3284,8 +3255,8 @@ static void dpo_step_k122_log_sigmoid(float *restrict losses, const float *restr
     }
 }
 
-/* dpo_step_k123_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
-static void dpo_step_k123_lm_head(float *restrict t109, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_k124_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
+static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3297,55 +3268,55 @@ static void dpo_step_k123_lm_head(float *restrict t109, const float *restrict lo
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t109[r] = acc0;
-    }
-}
-
-/* dpo_step_k124_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict pair_weight, const float *restrict t109, long B) {
-    /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t109[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
         t110[r] = acc0;
     }
 }
 
-/* dpo_step_k125_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k125_sft(float *restrict t111, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t23, long B) {
+/* dpo_step_k125_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k125_lm_head(float *restrict t111, const float *restrict pair_weight, const float *restrict t110, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (logps_chosen[j0]) / (t23[j0]);
-            float v1 = -v0;
-            float v2 = v1 * (pair_weight[j0]);
-            acc0 += v2;
+            float v0 = (t110[j0]) * (pair_weight[j0]);
+            acc0 += v0;
         }
         t111[r] = acc0;
     }
 }
 
-/* dpo_step_k126_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k126_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t110, const float *restrict t111) {
+/* dpo_step_k126_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k126_sft(float *restrict t112, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
+    /* one result per row */
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (logps_chosen[j0]) / (t24[j0]);
+            float v1 = -v0;
+            float v2 = v1 * (pair_weight[j0]);
+            acc0 += v2;
+        }
+        t112[r] = acc0;
+    }
+}
+
+/* dpo_step_k127_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k127_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t111, const float *restrict t112) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t110[0]);
-        float v1 = (sft_loss_ratio[0]) * (t111[0]);
+        float v0 = (pref_loss_ratio[0]) * (t111[0]);
+        float v1 = (sft_loss_ratio[0]) * (t112[0]);
         float v2 = v0 + v1;
         loss[0] = v2;
     }
 }
 
-/* dpo_step_k127_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_step_k127_log_sigmoid_grad(float *restrict t112, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t103, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, long B) {
+/* dpo_step_k128_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
+static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
@@ -3360,39 +3331,39 @@ static void dpo_step_k127_log_sigmoid_grad(float *restrict t112, const float *re
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t108[j]);
-            float v9 = v8 * (t107[j]);
+            float v8 = v7 / (t109[j]);
+            float v9 = v8 * (t108[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t106[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t107[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t106[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t107[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = -v17;
             float v19 = v18 * (beta[0]);
             float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = v23 / (t105[j]);
-            float v25 = v24 * (t104[j]);
+            float v24 = v23 / (t106[j]);
+            float v25 = v24 * (t105[j]);
             float v26 = -v25;
-            float v27 = 0.0f < t103[j] ? 1.0f : 0.0f;
+            float v27 = 0.0f < t104[j] ? 1.0f : 0.0f;
             float v28 = v27 * 2.0f;
             float v29 = v28 - 1.0f;
             float v30 = v26 * v29;
-            float v31 = t103[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = t104[j] <= 0.0f ? 1.0f : 0.0f;
             float v32 = v22 * v31;
             float v33 = v30 + v32;
             float v34 = v33 * (beta[0]);
             float v35 = v19 + v34;
-            t112[j] = v35;
+            t113[j] = v35;
         }
     }
 }
 
-/* dpo_step_k128_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, long B) {
+/* dpo_step_k129_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
@@ -3402,49 +3373,49 @@ static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *re
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 14]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t97[j]);
-            float v6 = v5 * (t102[j]);
+            float v5 = v4 * (t98[j]);
+            float v6 = v5 * (t103[j]);
             float v7 = -v6;
-            float v8 = v4 * (t101[j]);
+            float v8 = v4 * (t102[j]);
             float v9 = -v8;
             float v10 = -v9;
-            float v11 = v10 / (t99[j]);
-            float v12 = v11 * (t98[j]);
+            float v11 = v10 / (t100[j]);
+            float v12 = v11 * (t99[j]);
             float v13 = -v12;
-            float v14 = 0.0f < t93[j] ? 1.0f : 0.0f;
+            float v14 = 0.0f < t94[j] ? 1.0f : 0.0f;
             float v15 = v14 * 2.0f;
             float v16 = v15 - 1.0f;
             float v17 = v13 * v16;
             float v18 = v7 + v17;
-            float v19 = t93[j] <= 0.0f ? 1.0f : 0.0f;
+            float v19 = t94[j] <= 0.0f ? 1.0f : 0.0f;
             float v20 = v9 * v19;
             float v21 = v18 + v20;
-            float v22 = v4 * (t102[j]);
-            float v23 = v4 * (t100[j]);
+            float v22 = v4 * (t103[j]);
+            float v23 = v4 * (t101[j]);
             float v24 = -v23;
             float v25 = v22 + v24;
-            float v26 = v25 * (t97[j]);
+            float v26 = v25 * (t98[j]);
             float v27 = -v26;
-            float v28 = v27 / (t96[j]);
-            float v29 = v28 * (t95[j]);
+            float v28 = v27 / (t97[j]);
+            float v29 = v28 * (t96[j]);
             float v30 = -v29;
-            float v31 = 0.0f < t94[j] ? 1.0f : 0.0f;
+            float v31 = 0.0f < t95[j] ? 1.0f : 0.0f;
             float v32 = v31 * 2.0f;
             float v33 = v32 - 1.0f;
             float v34 = v30 * v33;
-            float v35 = t94[j] <= 0.0f ? 1.0f : 0.0f;
+            float v35 = t95[j] <= 0.0f ? 1.0f : 0.0f;
             float v36 = v26 * v35;
             float v37 = v34 + v36;
             float v38 = v37 / 0.0500000007f;
             float v39 = v21 + v38;
             float v40 = v39 * (beta[0]);
-            t113[j] = v40;
+            t114[j] = v40;
         }
     }
 }
 
-/* dpo_step_k129_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t81, const float *restrict t82, const float *restrict t83, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t91, const float *restrict t92, long B) {
+/* dpo_step_k130_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
@@ -3454,61 +3425,61 @@ static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *re
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 13]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t91[j]);
+            float v5 = v4 * (t92[j]);
             float v6 = -v5;
-            float v7 = v6 / (t89[j]);
-            float v8 = v7 * (t88[j]);
+            float v7 = v6 / (t90[j]);
+            float v8 = v7 * (t89[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t87[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t88[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t87[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t88[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = -v16;
-            float v18 = v4 * (t92[j]);
-            float v19 = v18 * (t91[j]);
+            float v18 = v4 * (t93[j]);
+            float v19 = v18 * (t92[j]);
             float v20 = -v19;
-            float v21 = v20 / (t89[j]);
-            float v22 = v21 * (t88[j]);
+            float v21 = v20 / (t90[j]);
+            float v22 = v21 * (t89[j]);
             float v23 = -v22;
             float v24 = v23 * v12;
             float v25 = v19 * v14;
             float v26 = v24 + v25;
             float v27 = -v26;
             float v28 = v17 + v27;
-            float v29 = v4 * (t85[j]);
+            float v29 = v4 * (t86[j]);
             float v30 = -v29;
-            float v31 = v30 / (t83[j]);
-            float v32 = v31 * (t82[j]);
+            float v31 = v30 / (t84[j]);
+            float v32 = v31 * (t83[j]);
             float v33 = -v32;
-            float v34 = 0.0f < t81[j] ? 1.0f : 0.0f;
+            float v34 = 0.0f < t82[j] ? 1.0f : 0.0f;
             float v35 = v34 * 2.0f;
             float v36 = v35 - 1.0f;
             float v37 = v33 * v36;
             float v38 = v28 + v37;
-            float v39 = t81[j] <= 0.0f ? 1.0f : 0.0f;
+            float v39 = t82[j] <= 0.0f ? 1.0f : 0.0f;
             float v40 = v29 * v39;
             float v41 = v38 + v40;
-            float v42 = v4 * (t86[j]);
-            float v43 = v42 * (t85[j]);
+            float v42 = v4 * (t87[j]);
+            float v43 = v42 * (t86[j]);
             float v44 = -v43;
-            float v45 = v44 / (t83[j]);
-            float v46 = v45 * (t82[j]);
+            float v45 = v44 / (t84[j]);
+            float v46 = v45 * (t83[j]);
             float v47 = -v46;
             float v48 = v47 * v36;
             float v49 = v41 + v48;
             float v50 = v43 * v39;
             float v51 = v49 + v50;
             float v52 = v51 * (beta[0]);
-            t114[j] = v52;
+            t115[j] = v52;
         }
     }
 }
 
-/* dpo_step_k130_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t77, const float *restrict t78, const float *restrict t79, const float *restrict t80, long B) {
+/* dpo_step_k131_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
+static void dpo_step_k131_log_sigmoid_grad(float *restrict t116, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -3519,26 +3490,26 @@ static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *re
             float v3 = v2 * (loss_weights[0 + 12]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
-            float v6 = v5 * (t80[j]);
+            float v6 = v5 * (t81[j]);
             float v7 = -v6;
-            float v8 = v7 / (t79[j]);
-            float v9 = v8 * (t78[j]);
+            float v8 = v7 / (t80[j]);
+            float v9 = v8 * (t79[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t77[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t78[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t77[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t78[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = v17 * (beta[0]);
-            t115[j] = v18;
+            t116[j] = v18;
         }
     }
 }
 
-/* dpo_step_k131_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
-static void dpo_step_k131_lm_head_grad(float *restrict t116, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t76, long B) {
+/* dpo_step_k132_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
+static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
@@ -3548,31 +3519,31 @@ static void dpo_step_k131_lm_head_grad(float *restrict t116, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 12]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t76[j]);
-            t116[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k132_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t74, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 11]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t74[j]);
+            float v5 = v4 * (t77[j]);
             t117[j] = v5;
         }
     }
 }
 
-/* dpo_step_k133_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t72, long B) {
+/* dpo_step_k133_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t75, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 11]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * (t75[j]);
+            t118[j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k134_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+static void dpo_step_k134_lm_head_grad(float *restrict t119, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
@@ -3583,14 +3554,14 @@ static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restri
             float v3 = v2 * (loss_weights[0 + 11]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
-            float v6 = v5 * (t72[j]);
-            t118[j] = v6;
+            float v6 = v5 * (t73[j]);
+            t119[j] = v6;
         }
     }
 }
 
-/* dpo_step_k134_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
-static void dpo_step_k134_log_sigmoid_grad(float *restrict t119, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t62, const float *restrict t63, const float *restrict t64, long B) {
+/* dpo_step_k135_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
+static void dpo_step_k135_log_sigmoid_grad(float *restrict t120, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t63, const float *restrict t64, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
@@ -3603,35 +3574,35 @@ static void dpo_step_k134_log_sigmoid_grad(float *restrict t119, const float *re
             float v5 = -v4;
             float v6 = v5 * (beta[0]);
             float v7 = -v6;
-            float v8 = v7 / (t64[j]);
-            float v9 = v8 * (t63[j]);
+            float v8 = v7 / (t65[j]);
+            float v9 = v8 * (t64[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t62[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t63[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t62[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t63[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
-            t119[j] = v17;
+            t120[j] = v17;
         }
     }
 }
 
-/* dpo_step_k135_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
-static void dpo_step_k135_dpo_orpo_grad(float *restrict t120, const float *restrict t119, long B) {
+/* dpo_step_k136_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
+static void dpo_step_k136_dpo_orpo_grad(float *restrict t121, const float *restrict t120, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t119[j]);
-            t120[j] = v0;
+            float v0 = -(t120[j]);
+            t121[j] = v0;
         }
     }
 }
 
-/* dpo_step_k136_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k136_log_sigmoid_grad(float *restrict t121, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, long B) {
+/* dpo_step_k137_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
+static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
@@ -3646,39 +3617,39 @@ static void dpo_step_k136_log_sigmoid_grad(float *restrict t121, const float *re
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t61[j]);
-            float v9 = v8 * (t60[j]);
+            float v8 = v7 / (t62[j]);
+            float v9 = v8 * (t61[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t59[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t60[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t59[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t60[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = -v17;
             float v19 = v18 * (beta[0]);
             float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = v23 / (t58[j]);
-            float v25 = v24 * (t57[j]);
+            float v24 = v23 / (t59[j]);
+            float v25 = v24 * (t58[j]);
             float v26 = -v25;
-            float v27 = 0.0f < t56[j] ? 1.0f : 0.0f;
+            float v27 = 0.0f < t57[j] ? 1.0f : 0.0f;
             float v28 = v27 * 2.0f;
             float v29 = v28 - 1.0f;
             float v30 = v26 * v29;
-            float v31 = t56[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = t57[j] <= 0.0f ? 1.0f : 0.0f;
             float v32 = v22 * v31;
             float v33 = v30 + v32;
             float v34 = v33 * (beta[0]);
             float v35 = v19 + v34;
-            t121[j] = v35;
+            t122[j] = v35;
         }
     }
 }
 
-/* dpo_step_k137_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t53, const float *restrict t54, const float *restrict t55, long B) {
+/* dpo_step_k138_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
+static void dpo_step_k138_log_sigmoid_grad(float *restrict t123, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t54, const float *restrict t55, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
@@ -3690,55 +3661,36 @@ static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *re
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = -v5;
-            float v7 = v6 / (t55[j]);
-            float v8 = v7 * (t54[j]);
+            float v7 = v6 / (t56[j]);
+            float v8 = v7 * (t55[j]);
             float v9 = -v8;
-            float v10 = 0.0f < t53[j] ? 1.0f : 0.0f;
+            float v10 = 0.0f < t54[j] ? 1.0f : 0.0f;
             float v11 = v10 * 2.0f;
             float v12 = v11 - 1.0f;
             float v13 = v9 * v12;
-            float v14 = t53[j] <= 0.0f ? 1.0f : 0.0f;
+            float v14 = t54[j] <= 0.0f ? 1.0f : 0.0f;
             float v15 = v5 * v14;
             float v16 = v13 + v15;
             float v17 = v16 * (beta[0]);
-            t122[j] = v17;
+            t123[j] = v17;
         }
     }
 }
 
-/* dpo_step_k138_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
-static void dpo_step_k138_dpo_dpop_grad(float *restrict t123, const float *restrict t122, long B) {
+/* dpo_step_k139_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
+static void dpo_step_k139_dpo_dpop_grad(float *restrict t124, const float *restrict t123, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = -(t122[j]);
-            t123[j] = v0;
+            float v0 = -(t123[j]);
+            t124[j] = v0;
         }
     }
 }
 
-/* dpo_step_k139_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k139_lm_head_grad(float *restrict t124, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t52, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 6]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * 0.5f;
-            float v6 = -v5;
-            float v7 = v6 * (t52[j]);
-            t124[j] = v7;
-        }
-    }
-}
-
-/* dpo_step_k140_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t48, long B) {
+/* dpo_step_k140_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
@@ -3750,14 +3702,33 @@ static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restri
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * 0.5f;
             float v6 = -v5;
-            float v7 = v6 * (t48[j]);
+            float v7 = v6 * (t53[j]);
             t125[j] = v7;
         }
     }
 }
 
-/* dpo_step_k141_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k141_dpo_sppo_hard(float *restrict t126, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
+/* dpo_step_k141_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+static void dpo_step_k141_lm_head_grad(float *restrict t126, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t49, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v2 = v1 * (pair_weight[j]);
+            float v3 = v2 * (loss_weights[0 + 6]);
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v5 = v4 * 0.5f;
+            float v6 = -v5;
+            float v7 = v6 * (t49[j]);
+            t126[j] = v7;
+        }
+    }
+}
+
+/* dpo_step_k142_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -3773,13 +3744,13 @@ static void dpo_step_k141_dpo_sppo_hard(float *restrict t126, const float *restr
             float v7 = v5 - v6;
             float v9 = v7 + v8;
             float v10 = v4 * v9;
-            t126[j] = v10;
+            t127[j] = v10;
         }
     }
 }
 
-/* dpo_step_k142_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
+/* dpo_step_k143_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+static void dpo_step_k143_dpo_sppo_hard(float *restrict t128, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
@@ -3795,13 +3766,13 @@ static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restr
             float v7 = v5 - v6;
             float v9 = v7 - v8;
             float v10 = v4 * v9;
-            t127[j] = v10;
+            t128[j] = v10;
         }
     }
 }
 
-/* dpo_step_k143_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
-static void dpo_step_k143_lm_head_grad(float *restrict t128, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t38, long B) {
+/* dpo_step_k144_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
+static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
@@ -3811,15 +3782,15 @@ static void dpo_step_k143_lm_head_grad(float *restrict t128, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 3]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t38[j]);
+            float v5 = v4 * (t39[j]);
             float v6 = v5 + v5;
-            t128[j] = v6;
+            t129[j] = v6;
         }
     }
 }
 
-/* dpo_step_k144_lm_head_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
-static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t37, long B) {
+/* dpo_step_k145_lm_head_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
+static void dpo_step_k145_lm_head_grad(float *restrict t130, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
@@ -3829,17 +3800,17 @@ static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restri
             float v2 = v1 * (pair_weight[j]);
             float v3 = v2 * (loss_weights[0 + 2]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = 0.0f <= t37[j] ? 1.0f : 0.0f;
+            float v5 = 0.0f <= t38[j] ? 1.0f : 0.0f;
             float v6 = v4 * v5;
             float v7 = -v6;
             float v8 = v7 * (beta[0]);
-            t129[j] = v8;
+            t130[j] = v8;
         }
     }
 }
 
-/* dpo_step_k145_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
-static void dpo_step_k145_log_sigmoid_grad(float *restrict t130, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
+/* dpo_step_k146_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
+static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
@@ -3856,39 +3827,39 @@ static void dpo_step_k145_log_sigmoid_grad(float *restrict t130, const float *re
             float v7 = v4 / v6;
             float v8 = v7 * (label_smoothing[0]);
             float v9 = -v8;
-            float v10 = v9 / (t36[j]);
-            float v11 = v10 * (t35[j]);
+            float v10 = v9 / (t37[j]);
+            float v11 = v10 * (t36[j]);
             float v12 = -v11;
-            float v13 = 0.0f < t34[j] ? 1.0f : 0.0f;
+            float v13 = 0.0f < t35[j] ? 1.0f : 0.0f;
             float v14 = v13 * 2.0f;
             float v15 = v14 - 1.0f;
             float v16 = v12 * v15;
-            float v17 = t34[j] <= 0.0f ? 1.0f : 0.0f;
+            float v17 = t35[j] <= 0.0f ? 1.0f : 0.0f;
             float v18 = v8 * v17;
             float v19 = v16 + v18;
             float v20 = -v19;
             float v21 = v20 * (beta[0]);
             float v24 = v7 * v23;
             float v25 = -v24;
-            float v26 = v25 / (t33[j]);
-            float v27 = v26 * (t32[j]);
+            float v26 = v25 / (t34[j]);
+            float v27 = v26 * (t33[j]);
             float v28 = -v27;
-            float v29 = 0.0f < t31[j] ? 1.0f : 0.0f;
+            float v29 = 0.0f < t32[j] ? 1.0f : 0.0f;
             float v30 = v29 * 2.0f;
             float v31 = v30 - 1.0f;
             float v32 = v28 * v31;
-            float v33 = t31[j] <= 0.0f ? 1.0f : 0.0f;
+            float v33 = t32[j] <= 0.0f ? 1.0f : 0.0f;
             float v34 = v24 * v33;
             float v35 = v32 + v34;
             float v36 = v35 * (beta[0]);
             float v37 = v21 + v36;
-            t130[j] = v37;
+            t131[j] = v37;
         }
     }
 }
 
-/* dpo_step_k146_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+/* dpo_step_k147_log_sigmoid_grad: const, reshape, slice, reshape, const, cmpeq, reshape, expand, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
@@ -3903,522 +3874,566 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *re
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t30[j]);
-            float v9 = v8 * (t29[j]);
+            float v8 = v7 / (t31[j]);
+            float v9 = v8 * (t30[j]);
             float v10 = -v9;
-            float v11 = 0.0f < t28[j] ? 1.0f : 0.0f;
+            float v11 = 0.0f < t29[j] ? 1.0f : 0.0f;
             float v12 = v11 * 2.0f;
             float v13 = v12 - 1.0f;
             float v14 = v10 * v13;
-            float v15 = t28[j] <= 0.0f ? 1.0f : 0.0f;
+            float v15 = t29[j] <= 0.0f ? 1.0f : 0.0f;
             float v16 = v6 * v15;
             float v17 = v14 + v16;
             float v18 = -v17;
             float v19 = v18 * (beta[0]);
             float v22 = v4 * v21;
             float v23 = -v22;
-            float v24 = v23 / (t27[j]);
-            float v25 = v24 * (t26[j]);
+            float v24 = v23 / (t28[j]);
+            float v25 = v24 * (t27[j]);
             float v26 = -v25;
-            float v27 = 0.0f < t25[j] ? 1.0f : 0.0f;
+            float v27 = 0.0f < t26[j] ? 1.0f : 0.0f;
             float v28 = v27 * 2.0f;
             float v29 = v28 - 1.0f;
             float v30 = v26 * v29;
-            float v31 = t25[j] <= 0.0f ? 1.0f : 0.0f;
+            float v31 = t26[j] <= 0.0f ? 1.0f : 0.0f;
             float v32 = v22 * v31;
             float v33 = v30 + v32;
             float v34 = v33 * (beta[0]);
             float v35 = v19 + v34;
-            t131[j] = v35;
+            t132[j] = v35;
         }
     }
 }
 
-/* dpo_step_k147_log_sigmoid_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, cast, reshape, expand, cmpeq, reshape, reshape, slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, neg, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, exp, sub, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, abs, neg, exp, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, mul, reshape, expand, mul, neg, div, reshape, permute, expand, permute, mul, slice, slice, slice, slice, reshape, reshape, reshape, reshape, select, neg, div, select, add, reshape, expand, neg, div, div, select, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, neg, div, div, select, add, select, add, mul, cmple, mul, neg, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, add, add, select, add, select, add, neg, div, div, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, select, add, select, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, neg, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add  [lm_head; lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t15, const float *restrict t16, const float *restrict t17, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t23, const float *restrict t24, const float *restrict t39, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t43, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t65, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t73, const float *restrict t75, const float *restrict t112, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t118, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t125, const float *restrict t126, const float *restrict t127, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, long B, long T, long V) {
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k148_log_sigmoid_grad: const, reshape, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, slice, reshape, reshape, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add, neg, reshape  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
+static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, const float *restrict t25, const float *restrict t43, const float *restrict t44, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t74, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t121, const float *restrict t122, const float *restrict t124, const float *restrict t125, const float *restrict t127, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
+    const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = -(t112[i0]);
-        float v2 = v0 != 0.0f ? 1.0f : t24[i0];
-        float v3 = v1 / v2;
-        float v4 = v0 != 0.0f ? 0.0f : v3;
         float v5 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v6 = -(t113[i0]);
-        float v7 = v5 != 0.0f ? 0.0f : v6;
-        float v8 = v4 + v7;
         float v9 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v10 = -(t114[i0]);
-        float v11 = v9 != 0.0f ? 0.0f : v10;
-        float v12 = v8 + v11;
         float v13 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v14 = -(t115[i0]);
-        float v15 = v13 != 0.0f ? 0.0f : v14;
-        float v16 = v12 + v15;
         float v17 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v18 = -(t117[i0]);
-        float v19 = v18 / (t73[i0]);
-        float v20 = v17 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v21 = v17 != 0.0f ? 0.0f : ref_rejected[i0];
-        float v22 = v20 - v21;
-        float v23 = (beta[0]) * v22;
-        float v24 = fabsf(v23);
-        float v25 = -v24;
-        float v26 = expf(v25);
-        float v27 = v19 * v26;
-        float v28 = -v27;
-        float v29 = 0.0f < v23 ? 1.0f : 0.0f;
-        float v30 = v29 * 2.0f;
-        float v31 = v30 - 1.0f;
-        float v32 = v28 * v31;
-        float v33 = v23 <= 0.0f ? 1.0f : 0.0f;
-        float v34 = (t117[i0]) * v33;
-        float v35 = v32 + v34;
-        float v36 = v35 * (beta[0]);
-        float v37 = v17 != 0.0f ? 0.0f : v36;
-        float v38 = v16 + v37;
         float v39 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float v40 = 1.0f * (pref_loss_ratio[0]);
-        float v41 = v40 * (pair_weight[i0]);
-        float v42 = v41 * (loss_weights[0 + 10]);
-        float v43 = v39 != 0.0f ? 0.0f : v42;
-        float v44 = -v43;
-        float v45 = -v44;
-        float v46 = v45 / (t70[i0]);
-        float v47 = v46 * (t69[i0]);
-        float v48 = -v47;
-        float v49 = 0.0f < t68[i0] ? 1.0f : 0.0f;
-        float v50 = v49 * 2.0f;
-        float v51 = v50 - 1.0f;
-        float v52 = v48 * v51;
-        float v53 = t68[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v54 = v44 * v53;
-        float v55 = v52 + v54;
-        float v56 = -v55;
-        float v57 = v56 * (beta[0]);
-        float v58 = v39 != 0.0f ? 0.0f : v57;
-        float v59 = v38 + v58;
         float v60 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v61 = -(t120[i0]);
-        float v62 = v60 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v63 = v60 != 0.0f ? 1.0f : t24[i0];
-        float v64 = v62 / v63;
-        float v65 = expf(v64);
-        float v66 = 1.0f - v65;
-        float v67 = v61 / v66;
-        float v68 = -v67;
-        float v69 = v68 * v65;
-        float v70 = v69 + t120[i0];
-        float v71 = v70 / v63;
-        float v72 = v60 != 0.0f ? 0.0f : v71;
-        float v73 = v59 + v72;
         float v74 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v75 = -(t121[i0]);
-        float v76 = v74 != 0.0f ? 1.0f : t24[i0];
-        float v77 = v75 / v76;
-        float v78 = v74 != 0.0f ? 0.0f : v77;
-        float v79 = v73 + v78;
         float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v81 = v80 != 0.0f ? 0.0f : t123[i0];
-        float v82 = v79 + v81;
         float v83 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v84 = -(t124[i0]);
-        float v85 = v84 / (t51[i0]);
-        float v86 = v85 * (t50[i0]);
-        float v87 = -v86;
-        float v88 = 0.0f < t49[i0] ? 1.0f : 0.0f;
-        float v89 = v88 * 2.0f;
-        float v90 = v89 - 1.0f;
-        float v91 = v87 * v90;
-        float v92 = t49[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v93 = (t124[i0]) * v92;
-        float v94 = v91 + v93;
-        float v95 = v94 * (beta[0]);
-        float v96 = -v95;
-        float v97 = v83 != 0.0f ? 0.0f : v96;
-        float v98 = v82 + v97;
         float v99 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v100 = v41 * (loss_weights[0 + 5]);
-        float v101 = v99 != 0.0f ? 0.0f : v100;
-        float v102 = -v101;
-        float v103 = v102 * 0.5f;
-        float v104 = -v103;
-        float v105 = v104 / (t43[i0]);
-        float v106 = v105 * (t42[i0]);
-        float v107 = -v106;
-        float v108 = v99 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v109 = v99 != 0.0f ? 0.0f : ref_rejected[i0];
-        float v110 = v108 - v109;
-        float v111 = (beta[0]) * v110;
-        float v112 = -v111;
-        float v113 = 0.0f < v112 ? 1.0f : 0.0f;
-        float v114 = v113 * 2.0f;
-        float v115 = v114 - 1.0f;
-        float v116 = v107 * v115;
-        float v117 = v112 <= 0.0f ? 1.0f : 0.0f;
-        float v118 = v103 * v117;
-        float v119 = v116 + v118;
-        float v120 = -v119;
-        float v121 = v120 * (beta[0]);
-        float v122 = v99 != 0.0f ? 0.0f : v121;
-        float v123 = v98 + v122;
         float v124 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v125 = t126[i0] + t126[i0];
-        float v126 = v124 != 0.0f ? 0.0f : v125;
-        float v127 = v123 + v126;
         float v128 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v129 = -(t128[i0]);
-        float v130 = v128 != 0.0f ? 1.0f : t24[i0];
-        float v131 = v129 / v130;
-        float v132 = v128 != 0.0f ? 0.0f : v131;
-        float v133 = v127 + v132;
         float v134 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v135 = -(t129[i0]);
-        float v136 = v134 != 0.0f ? 0.0f : v135;
-        float v137 = v133 + v136;
         float v138 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
-        float v139 = -(t130[i0]);
-        float v140 = v138 != 0.0f ? 0.0f : v139;
-        float v141 = v137 + v140;
         float v142 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v143 = -(t131[i0]);
-        float v144 = v142 != 0.0f ? 0.0f : v143;
-        float v145 = v141 + v144;
-        float v146 = -v145;
-        float v147 = v146 * (rejected_mask[(i0) * T + i1]);
-        float v148 = -v147;
-        float v149 = (float)rejected_targets[(i0) * T + i1];
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v1 = -(t113[j / 1]);
+            float v2 = v0 != 0.0f ? 1.0f : t25[j / 1];
+            float v3 = v1 / v2;
+            float v4 = v0 != 0.0f ? 0.0f : v3;
+            float v6 = -(t114[j / 1]);
+            float v7 = v5 != 0.0f ? 0.0f : v6;
+            float v8 = v4 + v7;
+            float v10 = -(t115[j / 1]);
+            float v11 = v9 != 0.0f ? 0.0f : v10;
+            float v12 = v8 + v11;
+            float v14 = -(t116[j / 1]);
+            float v15 = v13 != 0.0f ? 0.0f : v14;
+            float v16 = v12 + v15;
+            float v18 = -(t118[j / 1]);
+            float v19 = v18 / (t74[j / 1]);
+            float v20 = v17 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v21 = v17 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v22 = v20 - v21;
+            float v23 = (beta[0]) * v22;
+            float v24 = fabsf(v23);
+            float v25 = -v24;
+            float v26 = expf(v25);
+            float v27 = v19 * v26;
+            float v28 = -v27;
+            float v29 = 0.0f < v23 ? 1.0f : 0.0f;
+            float v30 = v29 * 2.0f;
+            float v31 = v30 - 1.0f;
+            float v32 = v28 * v31;
+            float v33 = v23 <= 0.0f ? 1.0f : 0.0f;
+            float v34 = (t118[j / 1]) * v33;
+            float v35 = v32 + v34;
+            float v36 = v35 * (beta[0]);
+            float v37 = v17 != 0.0f ? 0.0f : v36;
+            float v38 = v16 + v37;
+            float v41 = v40 * (pair_weight[j / 1]);
+            float v42 = v41 * (loss_weights[0 + 10]);
+            float v43 = v39 != 0.0f ? 0.0f : v42;
+            float v44 = -v43;
+            float v45 = -v44;
+            float v46 = v45 / (t71[j / 1]);
+            float v47 = v46 * (t70[j / 1]);
+            float v48 = -v47;
+            float v49 = 0.0f < t69[j / 1] ? 1.0f : 0.0f;
+            float v50 = v49 * 2.0f;
+            float v51 = v50 - 1.0f;
+            float v52 = v48 * v51;
+            float v53 = t69[j / 1] <= 0.0f ? 1.0f : 0.0f;
+            float v54 = v44 * v53;
+            float v55 = v52 + v54;
+            float v56 = -v55;
+            float v57 = v56 * (beta[0]);
+            float v58 = v39 != 0.0f ? 0.0f : v57;
+            float v59 = v38 + v58;
+            float v61 = -(t121[j / 1]);
+            float v62 = v60 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v63 = v60 != 0.0f ? 1.0f : t25[j / 1];
+            float v64 = v62 / v63;
+            float v65 = expf(v64);
+            float v66 = 1.0f - v65;
+            float v67 = v61 / v66;
+            float v68 = -v67;
+            float v69 = v68 * v65;
+            float v70 = v69 + t121[j / 1];
+            float v71 = v70 / v63;
+            float v72 = v60 != 0.0f ? 0.0f : v71;
+            float v73 = v59 + v72;
+            float v75 = -(t122[j / 1]);
+            float v76 = v74 != 0.0f ? 1.0f : t25[j / 1];
+            float v77 = v75 / v76;
+            float v78 = v74 != 0.0f ? 0.0f : v77;
+            float v79 = v73 + v78;
+            float v81 = v80 != 0.0f ? 0.0f : t124[j / 1];
+            float v82 = v79 + v81;
+            float v84 = -(t125[j / 1]);
+            float v85 = v84 / (t52[j / 1]);
+            float v86 = v85 * (t51[j / 1]);
+            float v87 = -v86;
+            float v88 = 0.0f < t50[j / 1] ? 1.0f : 0.0f;
+            float v89 = v88 * 2.0f;
+            float v90 = v89 - 1.0f;
+            float v91 = v87 * v90;
+            float v92 = t50[j / 1] <= 0.0f ? 1.0f : 0.0f;
+            float v93 = (t125[j / 1]) * v92;
+            float v94 = v91 + v93;
+            float v95 = v94 * (beta[0]);
+            float v96 = -v95;
+            float v97 = v83 != 0.0f ? 0.0f : v96;
+            float v98 = v82 + v97;
+            float v100 = v41 * (loss_weights[0 + 5]);
+            float v101 = v99 != 0.0f ? 0.0f : v100;
+            float v102 = -v101;
+            float v103 = v102 * 0.5f;
+            float v104 = -v103;
+            float v105 = v104 / (t44[j / 1]);
+            float v106 = v105 * (t43[j / 1]);
+            float v107 = -v106;
+            float v108 = v99 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v109 = v99 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v110 = v108 - v109;
+            float v111 = (beta[0]) * v110;
+            float v112 = -v111;
+            float v113 = 0.0f < v112 ? 1.0f : 0.0f;
+            float v114 = v113 * 2.0f;
+            float v115 = v114 - 1.0f;
+            float v116 = v107 * v115;
+            float v117 = v112 <= 0.0f ? 1.0f : 0.0f;
+            float v118 = v103 * v117;
+            float v119 = v116 + v118;
+            float v120 = -v119;
+            float v121 = v120 * (beta[0]);
+            float v122 = v99 != 0.0f ? 0.0f : v121;
+            float v123 = v98 + v122;
+            float v125 = t127[j / 1] + t127[j / 1];
+            float v126 = v124 != 0.0f ? 0.0f : v125;
+            float v127 = v123 + v126;
+            float v129 = -(t129[j / 1]);
+            float v130 = v128 != 0.0f ? 1.0f : t25[j / 1];
+            float v131 = v129 / v130;
+            float v132 = v128 != 0.0f ? 0.0f : v131;
+            float v133 = v127 + v132;
+            float v135 = -(t130[j / 1]);
+            float v136 = v134 != 0.0f ? 0.0f : v135;
+            float v137 = v133 + v136;
+            float v139 = -(t131[j / 1]);
+            float v140 = v138 != 0.0f ? 0.0f : v139;
+            float v141 = v137 + v140;
+            float v143 = -(t132[j / 1]);
+            float v144 = v142 != 0.0f ? 0.0f : v143;
+            float v145 = v141 + v144;
+            float v146 = -v145;
+            t133[j] = v146;
+        }
+    }
+}
+
+/* dpo_step_k149_log_sigmoid_grad: const, reshape, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, neg, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, mul, reshape, expand, mul, neg, div, reshape, permute, expand, permute, mul, slice, slice, slice, slice, reshape, reshape, reshape, reshape, select, neg, div, select, add, reshape, expand, div, select, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, add, select, add, div, select, add, select, add, select, add, select, add, neg, reshape  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
+static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *restrict ref_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict t24, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t76, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
+    const long rows = 1, n = B;
+    for (long r = 0; r < rows; r++) {
+        float v0 = 1.0f * (sft_loss_ratio[0]);
+        float v4 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v5 = 1.0f * (pref_loss_ratio[0]);
+        float v14 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v19 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v22 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v25 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v48 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v70 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v88 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v105 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v110 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v121 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v136 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v177 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v181 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v186 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v189 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v192 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        #pragma omp parallel for if (n > 32768)
+        for (long j = 0; j < n; j++) {
+            float v1 = v0 * (pair_weight[j / 1]);
+            float v2 = -v1;
+            float v3 = v2 / (t24[j / 1]);
+            float v6 = v5 * (pair_weight[j / 1]);
+            float v7 = v6 * (loss_weights[0 + 16]);
+            float v8 = v4 != 0.0f ? 0.0f : v7;
+            float v9 = -v8;
+            float v10 = v4 != 0.0f ? 1.0f : t24[j / 1];
+            float v11 = v9 / v10;
+            float v12 = v4 != 0.0f ? 0.0f : v11;
+            float v13 = v3 + v12;
+            float v15 = v14 != 0.0f ? 1.0f : t24[j / 1];
+            float v16 = (t113[j / 1]) / v15;
+            float v17 = v14 != 0.0f ? 0.0f : v16;
+            float v18 = v13 + v17;
+            float v20 = v19 != 0.0f ? 0.0f : t114[j / 1];
+            float v21 = v18 + v20;
+            float v23 = v22 != 0.0f ? 0.0f : t115[j / 1];
+            float v24 = v21 + v23;
+            float v26 = -(t117[j / 1]);
+            float v27 = v26 / (t76[j / 1]);
+            float v28 = v25 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v29 = v25 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v30 = v28 - v29;
+            float v31 = (beta[0]) * v30;
+            float v32 = fabsf(v31);
+            float v33 = -v32;
+            float v34 = expf(v33);
+            float v35 = v27 * v34;
+            float v36 = -v35;
+            float v37 = 0.0f < v31 ? 1.0f : 0.0f;
+            float v38 = v37 * 2.0f;
+            float v39 = v38 - 1.0f;
+            float v40 = v36 * v39;
+            float v41 = v31 <= 0.0f ? 1.0f : 0.0f;
+            float v42 = (t117[j / 1]) * v41;
+            float v43 = v40 + v42;
+            float v44 = v43 * (beta[0]);
+            float v45 = t116[j / 1] + v44;
+            float v46 = v25 != 0.0f ? 0.0f : v45;
+            float v47 = v24 + v46;
+            float v49 = -(t119[j / 1]);
+            float v50 = v49 / (t72[j / 1]);
+            float v51 = v48 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v52 = v48 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v53 = v51 - v52;
+            float v54 = (beta[0]) * v53;
+            float v55 = fabsf(v54);
+            float v56 = -v55;
+            float v57 = expf(v56);
+            float v58 = v50 * v57;
+            float v59 = -v58;
+            float v60 = 0.0f < v54 ? 1.0f : 0.0f;
+            float v61 = v60 * 2.0f;
+            float v62 = v61 - 1.0f;
+            float v63 = v59 * v62;
+            float v64 = v54 <= 0.0f ? 1.0f : 0.0f;
+            float v65 = (t119[j / 1]) * v64;
+            float v66 = v63 + v65;
+            float v67 = v66 * (beta[0]);
+            float v68 = v48 != 0.0f ? 0.0f : v67;
+            float v69 = v47 + v68;
+            float v71 = v6 * (loss_weights[0 + 10]);
+            float v72 = v70 != 0.0f ? 0.0f : v71;
+            float v73 = -v72;
+            float v74 = -v73;
+            float v75 = v74 / (t68[j / 1]);
+            float v76 = v75 * (t67[j / 1]);
+            float v77 = -v76;
+            float v78 = 0.0f < t66[j / 1] ? 1.0f : 0.0f;
+            float v79 = v78 * 2.0f;
+            float v80 = v79 - 1.0f;
+            float v81 = v77 * v80;
+            float v82 = t66[j / 1] <= 0.0f ? 1.0f : 0.0f;
+            float v83 = v73 * v82;
+            float v84 = v81 + v83;
+            float v85 = v84 * (beta[0]);
+            float v86 = v70 != 0.0f ? 0.0f : v85;
+            float v87 = v69 + v86;
+            float v89 = v6 * (loss_weights[0 + 9]);
+            float v90 = v88 != 0.0f ? 0.0f : v89;
+            float v91 = -v90;
+            float v92 = v88 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v93 = v88 != 0.0f ? 1.0f : t24[j / 1];
+            float v94 = v92 / v93;
+            float v95 = expf(v94);
+            float v96 = 1.0f - v95;
+            float v97 = (t121[j / 1]) / v96;
+            float v98 = -v97;
+            float v99 = v98 * v95;
+            float v100 = v91 + v99;
+            float v101 = v100 + t120[j / 1];
+            float v102 = v101 / v93;
+            float v103 = v88 != 0.0f ? 0.0f : v102;
+            float v104 = v87 + v103;
+            float v106 = v105 != 0.0f ? 1.0f : t24[j / 1];
+            float v107 = (t122[j / 1]) / v106;
+            float v108 = v105 != 0.0f ? 0.0f : v107;
+            float v109 = v104 + v108;
+            float v111 = (t124[j / 1]) * (dpop_lambda[0]);
+            float v112 = v110 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v113 = v110 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v114 = v112 - v113;
+            float v115 = 0.0f <= v114 ? 1.0f : 0.0f;
+            float v116 = v111 * v115;
+            float v117 = -v116;
+            float v118 = v117 + t123[j / 1];
+            float v119 = v110 != 0.0f ? 0.0f : v118;
+            float v120 = v109 + v119;
+            float v122 = -(t126[j / 1]);
+            float v123 = v122 / (t48[j / 1]);
+            float v124 = v123 * (t47[j / 1]);
+            float v125 = -v124;
+            float v126 = 0.0f < t46[j / 1] ? 1.0f : 0.0f;
+            float v127 = v126 * 2.0f;
+            float v128 = v127 - 1.0f;
+            float v129 = v125 * v128;
+            float v130 = t46[j / 1] <= 0.0f ? 1.0f : 0.0f;
+            float v131 = (t126[j / 1]) * v130;
+            float v132 = v129 + v131;
+            float v133 = v132 * (beta[0]);
+            float v134 = v121 != 0.0f ? 0.0f : v133;
+            float v135 = v120 + v134;
+            float v137 = v6 * (loss_weights[0 + 5]);
+            float v138 = v136 != 0.0f ? 0.0f : v137;
+            float v139 = -v138;
+            float v140 = v139 * 0.5f;
+            float v141 = -v140;
+            float v142 = v141 / (t42[j / 1]);
+            float v143 = v142 * (t41[j / 1]);
+            float v144 = -v143;
+            float v145 = v136 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v146 = v136 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v147 = v145 - v146;
+            float v148 = (beta[0]) * v147;
+            float v149 = -v148;
+            float v150 = 0.0f < v149 ? 1.0f : 0.0f;
+            float v151 = v150 * 2.0f;
+            float v152 = v151 - 1.0f;
+            float v153 = v144 * v152;
+            float v154 = v149 <= 0.0f ? 1.0f : 0.0f;
+            float v155 = v140 * v154;
+            float v156 = v153 + v155;
+            float v157 = -v156;
+            float v158 = v157 * (beta[0]);
+            float v159 = -v139;
+            float v160 = v159 / (t40[j / 1]);
+            float v161 = fabsf(v148);
+            float v162 = -v161;
+            float v163 = expf(v162);
+            float v164 = v160 * v163;
+            float v165 = -v164;
+            float v166 = 0.0f < v148 ? 1.0f : 0.0f;
+            float v167 = v166 * 2.0f;
+            float v168 = v167 - 1.0f;
+            float v169 = v165 * v168;
+            float v170 = v148 <= 0.0f ? 1.0f : 0.0f;
+            float v171 = v139 * v170;
+            float v172 = v169 + v171;
+            float v173 = v172 * (beta[0]);
+            float v174 = v158 + v173;
+            float v175 = v136 != 0.0f ? 0.0f : v174;
+            float v176 = v135 + v175;
+            float v178 = t128[j / 1] + t128[j / 1];
+            float v179 = v177 != 0.0f ? 0.0f : v178;
+            float v180 = v176 + v179;
+            float v182 = v181 != 0.0f ? 1.0f : t24[j / 1];
+            float v183 = (t129[j / 1]) / v182;
+            float v184 = v181 != 0.0f ? 0.0f : v183;
+            float v185 = v180 + v184;
+            float v187 = v186 != 0.0f ? 0.0f : t130[j / 1];
+            float v188 = v185 + v187;
+            float v190 = v189 != 0.0f ? 0.0f : t131[j / 1];
+            float v191 = v188 + v190;
+            float v193 = v192 != 0.0f ? 0.0f : t132[j / 1];
+            float v194 = v191 + v193;
+            float v195 = -v194;
+            t134[j] = v195;
+        }
+    }
+}
+
+/* dpo_step_k150_log_softmax_grad: stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, cast, reshape, expand, cmpeq, gather, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, gather, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t133, const float *restrict t134, long NS, long V) {
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t133[(long)scored_pair[i0] * 1 + 0];
+        float v1 = v0 * (rejected_mask[i0]);
+        float v2 = -v1;
+        float v3 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v150 = (float)j0 == v149 ? 1.0f : 0.0f;
-            float v151 = v148 * v150;
-            float v152 = -v151;
-            acc0 += v152;
+            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = -v5;
+            acc0 += v6;
         }
-        float v153 = 1.0f * (sft_loss_ratio[0]);
-        float v154 = v153 * (pair_weight[i0]);
-        float v155 = -v154;
-        float v156 = v155 / (t23[i0]);
-        float v157 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        float v158 = v41 * (loss_weights[0 + 16]);
-        float v159 = v157 != 0.0f ? 0.0f : v158;
-        float v160 = -v159;
-        float v161 = v157 != 0.0f ? 1.0f : t23[i0];
-        float v162 = v160 / v161;
-        float v163 = v157 != 0.0f ? 0.0f : v162;
-        float v164 = v156 + v163;
-        float v165 = v0 != 0.0f ? 1.0f : t23[i0];
-        float v166 = (t112[i0]) / v165;
-        float v167 = v0 != 0.0f ? 0.0f : v166;
-        float v168 = v164 + v167;
-        float v169 = v5 != 0.0f ? 0.0f : t113[i0];
-        float v170 = v168 + v169;
-        float v171 = v9 != 0.0f ? 0.0f : t114[i0];
-        float v172 = v170 + v171;
-        float v173 = -(t116[i0]);
-        float v174 = v173 / (t75[i0]);
-        float v175 = v13 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v176 = v13 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v177 = v175 - v176;
-        float v178 = (beta[0]) * v177;
-        float v179 = fabsf(v178);
-        float v180 = -v179;
-        float v181 = expf(v180);
-        float v182 = v174 * v181;
-        float v183 = -v182;
-        float v184 = 0.0f < v178 ? 1.0f : 0.0f;
-        float v185 = v184 * 2.0f;
-        float v186 = v185 - 1.0f;
-        float v187 = v183 * v186;
-        float v188 = v178 <= 0.0f ? 1.0f : 0.0f;
-        float v189 = (t116[i0]) * v188;
-        float v190 = v187 + v189;
-        float v191 = v190 * (beta[0]);
-        float v192 = t115[i0] + v191;
-        float v193 = v13 != 0.0f ? 0.0f : v192;
-        float v194 = v172 + v193;
-        float v195 = -(t118[i0]);
-        float v196 = v195 / (t71[i0]);
-        float v197 = v17 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v198 = v17 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v199 = v197 - v198;
-        float v200 = (beta[0]) * v199;
-        float v201 = fabsf(v200);
-        float v202 = -v201;
-        float v203 = expf(v202);
-        float v204 = v196 * v203;
-        float v205 = -v204;
-        float v206 = 0.0f < v200 ? 1.0f : 0.0f;
-        float v207 = v206 * 2.0f;
-        float v208 = v207 - 1.0f;
-        float v209 = v205 * v208;
-        float v210 = v200 <= 0.0f ? 1.0f : 0.0f;
-        float v211 = (t118[i0]) * v210;
-        float v212 = v209 + v211;
-        float v213 = v212 * (beta[0]);
-        float v214 = v17 != 0.0f ? 0.0f : v213;
-        float v215 = v194 + v214;
-        float v216 = v45 / (t67[i0]);
-        float v217 = v216 * (t66[i0]);
-        float v218 = -v217;
-        float v219 = 0.0f < t65[i0] ? 1.0f : 0.0f;
-        float v220 = v219 * 2.0f;
-        float v221 = v220 - 1.0f;
-        float v222 = v218 * v221;
-        float v223 = t65[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v224 = v44 * v223;
-        float v225 = v222 + v224;
-        float v226 = v225 * (beta[0]);
-        float v227 = v39 != 0.0f ? 0.0f : v226;
-        float v228 = v215 + v227;
-        float v229 = v41 * (loss_weights[0 + 9]);
-        float v230 = v60 != 0.0f ? 0.0f : v229;
-        float v231 = -v230;
-        float v232 = v60 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v233 = v60 != 0.0f ? 1.0f : t23[i0];
-        float v234 = v232 / v233;
-        float v235 = expf(v234);
-        float v236 = 1.0f - v235;
-        float v237 = (t120[i0]) / v236;
-        float v238 = -v237;
-        float v239 = v238 * v235;
-        float v240 = v231 + v239;
-        float v241 = v240 + t119[i0];
-        float v242 = v241 / v233;
-        float v243 = v60 != 0.0f ? 0.0f : v242;
-        float v244 = v228 + v243;
-        float v245 = v74 != 0.0f ? 1.0f : t23[i0];
-        float v246 = (t121[i0]) / v245;
-        float v247 = v74 != 0.0f ? 0.0f : v246;
-        float v248 = v244 + v247;
-        float v249 = (t123[i0]) * (dpop_lambda[0]);
-        float v250 = v80 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v251 = v80 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v252 = v250 - v251;
-        float v253 = 0.0f <= v252 ? 1.0f : 0.0f;
-        float v254 = v249 * v253;
-        float v255 = -v254;
-        float v256 = v255 + t122[i0];
-        float v257 = v80 != 0.0f ? 0.0f : v256;
-        float v258 = v248 + v257;
-        float v259 = -(t125[i0]);
-        float v260 = v259 / (t47[i0]);
-        float v261 = v260 * (t46[i0]);
-        float v262 = -v261;
-        float v263 = 0.0f < t45[i0] ? 1.0f : 0.0f;
-        float v264 = v263 * 2.0f;
-        float v265 = v264 - 1.0f;
-        float v266 = v262 * v265;
-        float v267 = t45[i0] <= 0.0f ? 1.0f : 0.0f;
-        float v268 = (t125[i0]) * v267;
-        float v269 = v266 + v268;
-        float v270 = v269 * (beta[0]);
-        float v271 = v83 != 0.0f ? 0.0f : v270;
-        float v272 = v258 + v271;
-        float v273 = v104 / (t41[i0]);
-        float v274 = v273 * (t40[i0]);
-        float v275 = -v274;
-        float v276 = v99 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v277 = v99 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v278 = v276 - v277;
-        float v279 = (beta[0]) * v278;
-        float v280 = -v279;
-        float v281 = 0.0f < v280 ? 1.0f : 0.0f;
-        float v282 = v281 * 2.0f;
-        float v283 = v282 - 1.0f;
-        float v284 = v275 * v283;
-        float v285 = v280 <= 0.0f ? 1.0f : 0.0f;
-        float v286 = v103 * v285;
-        float v287 = v284 + v286;
-        float v288 = -v287;
-        float v289 = v288 * (beta[0]);
-        float v290 = -v102;
-        float v291 = v290 / (t39[i0]);
-        float v292 = fabsf(v279);
-        float v293 = -v292;
-        float v294 = expf(v293);
-        float v295 = v291 * v294;
-        float v296 = -v295;
-        float v297 = 0.0f < v279 ? 1.0f : 0.0f;
-        float v298 = v297 * 2.0f;
-        float v299 = v298 - 1.0f;
-        float v300 = v296 * v299;
-        float v301 = v279 <= 0.0f ? 1.0f : 0.0f;
-        float v302 = v102 * v301;
-        float v303 = v300 + v302;
-        float v304 = v303 * (beta[0]);
-        float v305 = v289 + v304;
-        float v306 = v99 != 0.0f ? 0.0f : v305;
-        float v307 = v272 + v306;
-        float v308 = t127[i0] + t127[i0];
-        float v309 = v124 != 0.0f ? 0.0f : v308;
-        float v310 = v307 + v309;
-        float v311 = v128 != 0.0f ? 1.0f : t23[i0];
-        float v312 = (t128[i0]) / v311;
-        float v313 = v128 != 0.0f ? 0.0f : v312;
-        float v314 = v310 + v313;
-        float v315 = v134 != 0.0f ? 0.0f : t129[i0];
-        float v316 = v314 + v315;
-        float v317 = v138 != 0.0f ? 0.0f : t130[i0];
-        float v318 = v316 + v317;
-        float v319 = v142 != 0.0f ? 0.0f : t131[i0];
-        float v320 = v318 + v319;
-        float v321 = -v320;
-        float v322 = v321 * (chosen_mask[(i0) * T + i1]);
-        float v323 = -v322;
-        float v324 = (float)chosen_targets[(i0) * T + i1];
+        float v7 = t134[(long)scored_pair[i0] * 1 + 0];
+        float v8 = v7 * (chosen_mask[i0]);
+        float v9 = -v8;
+        float v10 = (float)chosen_targets[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v325 = (float)j1 == v324 ? 1.0f : 0.0f;
-            float v326 = v323 * v325;
-            float v327 = -v326;
-            acc1 += v327;
+            float v11 = (float)j1 == v10 ? 1.0f : 0.0f;
+            float v12 = v9 * v11;
+            float v13 = -v12;
+            acc1 += v13;
         }
-        float v330 = acc0 / (t17[(i0) * T + i1]);
-        float v331 = t16[(i0) * T + i1];
-        float v338 = acc1 / (t17[(i0) * T + i1]);
+        float v16 = acc0 / (t18[i0]);
+        float v17 = t17[i0];
+        float v24 = acc1 / (t18[i0]);
         for (long j = 0; j < n; j++) {
-            float v328 = (float)j == v149 ? 1.0f : 0.0f;
-            float v329 = v148 * v328;
-            float v332 = t15[r * n + j] - v331;
-            float v333 = expf(v332);
-            float v334 = v330 * v333;
-            float v335 = v329 + v334;
-            float v336 = (float)j == v324 ? 1.0f : 0.0f;
-            float v337 = v323 * v336;
-            float v339 = v338 * v333;
-            float v340 = v337 + v339;
-            float v341 = v335 + v340;
-            t132[r * n + j] = v341;
+            float v14 = (float)j == v3 ? 1.0f : 0.0f;
+            float v15 = v2 * v14;
+            float v18 = t16[r * n + j] - v17;
+            float v19 = expf(v18);
+            float v20 = v16 * v19;
+            float v21 = v15 + v20;
+            float v22 = (float)j == v10 ? 1.0f : 0.0f;
+            float v23 = v9 * v22;
+            float v25 = v24 * v19;
+            float v26 = v23 + v25;
+            float v27 = v21 + v26;
+            t135[r * n + j] = v27;
         }
     }
 }
 
-/* dpo_step_k148_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void dpo_step_k148_lm_head_grad_matmul(float *restrict t133, const float *restrict lm_head, const float *restrict t132, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t132, 1, 0.0f, t133, 1); }
+/* dpo_step_k151_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void dpo_step_k151_lm_head_grad_matmul(float *restrict t136, const float *restrict lm_head, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
+    if (NS == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t135, 1, 0.0f, t136, 1); }
     else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * V >= 131072;
+        const int parallel = NS * (2*HD2*KVH*REP) * V >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t132 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t133 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            if (NS >= (2*HD2*KVH*REP)) {
+                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t135 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t136 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t132, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t133 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NS, hi - lo, V, 1.0f, t135, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t136 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k149_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k149_rmsnorm_grad(float *restrict t134, const float *restrict carry0, const float *restrict t13, const float *restrict t133, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k152_rmsnorm_grad: mul, permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k152_rmsnorm_grad(float *restrict t137, const float *restrict t14, const float *restrict t136, long HD2, long KVH, long NS, long REP) {
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
+    const long rows = 2*HD2*KVH*REP, n = NS;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t13[(j0) * T + i0]);
-            float v1 = (t133[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
-            acc0 += v1;
+            float v0 = (t136[(j0) * (2*HD2*KVH*REP) + i0]) * (t14[(j0) * (2*HD2*KVH*REP) + i0]);
+            acc0 += v0;
         }
-        t134[r] = acc0;
+        t137[r] = acc0;
     }
 }
 
-/* dpo_step_k150_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k150_rmsnorm_grad(float *restrict t135, const float *restrict t134, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k153_rmsnorm_grad: reshape, expand, mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void dpo_step_k153_rmsnorm_grad(float *restrict t138, const float *restrict final_norm, const float *restrict t12, const float *restrict t136, long HD2, long KVH, long NS, long REP) {
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t134[(j0) * (2*HD2*KVH*REP) + i1];
+            float v0 = (t136[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t12[r * n + j0]);
+            acc0 += v1;
         }
-        t135[r] = acc0;
+        t138[r] = acc0;
     }
 }
 
-/* dpo_step_k151_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void dpo_step_k151_rmsnorm_grad(float *restrict t136, const float *restrict final_norm, const float *restrict carry0, const float *restrict t13, const float *restrict t133, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k154_rmsnorm_grad_scatter_add: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, mul, mul, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void dpo_step_k154_rmsnorm_grad_scatter_add(float *restrict t139, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t136, const float *restrict t138, long B, long HD2, long KVH, long NS, long REP, long T) {
+    memset(t139, 0, sizeof(float) * (size_t)(2*B*HD2*KVH*REP*T));
+    const long rows = NS, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t133[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (carry0[r * n + j0]);
-            acc0 += v1;
-        }
-        float v4 = acc0 * (t13[(i0) * T + i1]);
-        float v5 = v4 * (t13[(i0) * T + i1]);
-        float v6 = v5 * (t13[(i0) * T + i1]);
-        float v7 = v6 * (-0.5f);
-        float v8 = v7 / ((float)(2*HD2*KVH*REP));
+        const long i0 = r;
+        float v1 = (t13[i0]) / ((float)(2*HD2*KVH*REP));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t138[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v2 = (t133[r * n + j]) * (final_norm[j]);
-            float v3 = v2 * (t13[(i0) * T + i1]);
-            float v9 = v8 * (carry0[r * n + j]);
-            float v10 = v3 + v9;
-            float v11 = v10 + v9;
-            t136[r * n + j] = v11;
+            float v0 = (t136[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t12[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t139[(long)scored[i0] * (2*HD2*KVH*REP) + j] += v12;
         }
     }
 }
 
-/* dpo_step_k152_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k152_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t135, long HD2, long KVH, long REP) {
+/* dpo_step_k155_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k155_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t137, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t135[j];
+            float v0 = grad_final_norm[j] + t137[j];
             grad_final_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k153_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void dpo_step_k153_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t132, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, t132, V, 1.0f, grad_lm_head, 1); }
+/* dpo_step_k156_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void dpo_step_k156_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, NS, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, t135, V, 1.0f, grad_lm_head, 1); }
     else {
-        const int parallel = V * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        const int parallel = V * (2*HD2*KVH*REP) * NS >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (V >= (2*HD2*KVH*REP)) {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t132 + lo, V, t14, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, NS, 1.0f, t135 + lo, V, t15, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t132, V, t14 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, NS, 1.0f, t135, V, t15 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k154_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k154_rmsnorm(float *restrict t137, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k157_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k157_rmsnorm(float *restrict t140, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4431,54 +4446,54 @@ static void dpo_step_k154_rmsnorm(float *restrict t137, const float *restrict sa
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t137[r] = acc0;
+        t140[r] = acc0;
     }
 }
 
-/* dpo_step_k155_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k155_rmsnorm(float *restrict t138, const float *restrict norm_eps, const float *restrict t137, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k158_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k158_rmsnorm(float *restrict t141, const float *restrict norm_eps, const float *restrict t140, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t137[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t140[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t138[r * n + j] = v2;
+            t141[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k156_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k156_rmsnorm(float *restrict t139, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t138, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k159_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k159_rmsnorm(float *restrict t142, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t141, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t138[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t141[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t139[r * n + j] = v1;
+            t142[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k157_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void dpo_step_k157_scores_matmul(float *restrict t140, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k160_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void dpo_step_k160_scores_matmul(float *restrict t143, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t140 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t140 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k158_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_k158_attention(float *restrict t141, const float *restrict t2, const float *restrict t140, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k161_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_k161_attention(float *restrict t144, const float *restrict t2, const float *restrict t143, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4493,7 +4508,7 @@ static void dpo_step_k158_attention(float *restrict t141, const float *restrict 
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t140[r * n + j0]) * v3;
+            float v4 = (t143[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -4502,17 +4517,17 @@ static void dpo_step_k158_attention(float *restrict t141, const float *restrict 
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t140[r * n + j]) * v3;
+            float v9 = (t143[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = expf(v12);
-            t141[r * n + j] = v13;
+            t144[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_k159_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k159_softmax(float *restrict t142, const float *restrict t141, long B, long KVH, long REP, long T) {
+/* dpo_step_k162_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k162_softmax(float *restrict t145, const float *restrict t144, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4524,14 +4539,14 @@ static void dpo_step_k159_softmax(float *restrict t142, const float *restrict t1
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t141[r * n + j0];
+            acc0 += t144[r * n + j0];
         }
-        t142[r] = acc0;
+        t145[r] = acc0;
     }
 }
 
-/* dpo_step_k160_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k160_softmax(float *restrict t143, const float *restrict t141, const float *restrict t142, long B, long KVH, long REP, long T) {
+/* dpo_step_k163_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k163_softmax(float *restrict t146, const float *restrict t144, const float *restrict t145, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4540,14 +4555,14 @@ static void dpo_step_k160_softmax(float *restrict t143, const float *restrict t1
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t141[r * n + j]) / (t142[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t143[r * n + j] = v0;
+            float v0 = (t144[r * n + j]) / (t145[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t146[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k161_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k161_rmsnorm(float *restrict t144, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k164_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k164_rmsnorm(float *restrict t147, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4560,42 +4575,42 @@ static void dpo_step_k161_rmsnorm(float *restrict t144, const float *restrict sa
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t144[r] = acc0;
+        t147[r] = acc0;
     }
 }
 
-/* dpo_step_k162_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k162_rmsnorm(float *restrict t145, const float *restrict norm_eps, const float *restrict t144, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k165_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k165_rmsnorm(float *restrict t148, const float *restrict norm_eps, const float *restrict t147, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t144[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t147[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t145[r * n + j] = v2;
+            t148[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k163_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k163_rmsnorm(float *restrict t146, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t145, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k166_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k166_rmsnorm(float *restrict t149, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t148, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t145[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t148[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t146[r * n + j] = v1;
+            t149[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k164_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k164_silu(float *restrict t147, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_k167_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k167_silu(float *restrict t150, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4606,28 +4621,28 @@ static void dpo_step_k164_silu(float *restrict t147, const float *restrict saved
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t147[r * n + j] = v3;
+            t150[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k165_gate_up: mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k165_gate_up(float *restrict t148, const float *restrict saved_up, const float *restrict t147, long B, long F, long T) {
+/* dpo_step_k168_gate_up: mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k168_gate_up(float *restrict t151, const float *restrict saved_up, const float *restrict t150, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t147[r * n + j]) * (saved_up[r * n + j]);
-            t148[r * n + j] = v0;
+            float v0 = (t150[r * n + j]) * (saved_up[r * n + j]);
+            t151[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k166_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void dpo_step_k166_ffn_grad_matmul(float *restrict t149, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t149, 1); }
+/* dpo_step_k169_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void dpo_step_k169_ffn_grad_matmul(float *restrict t152, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t152, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4636,32 +4651,32 @@ static void dpo_step_k166_ffn_grad_matmul(float *restrict t149, const float *res
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t149 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t152 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t149 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t152 + lo, F);
             }
         }
     }
 }
 
-/* dpo_step_k167_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k167_ffn_grad(float *restrict t150, const float *restrict t147, const float *restrict t149, long B, long F, long T) {
+/* dpo_step_k170_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k170_ffn_grad(float *restrict t153, const float *restrict t150, const float *restrict t152, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t149[r * n + j]) * (t147[r * n + j]);
-            t150[r * n + j] = v0;
+            float v0 = (t152[r * n + j]) * (t150[r * n + j]);
+            t153[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k168_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k168_gate_up_grad_matmul(float *restrict t151, const float *restrict w3, const float *restrict t150, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t150, 1, 0.0f, t151, 1); }
+/* dpo_step_k171_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k171_gate_up_grad_matmul(float *restrict t154, const float *restrict w3, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t153, 1, 0.0f, t154, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4670,42 +4685,42 @@ static void dpo_step_k168_gate_up_grad_matmul(float *restrict t151, const float 
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t150 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t151 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t153 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t154 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t150, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t151 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t153, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t154 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k169_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k169_silu_grad(float *restrict t152, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t147, const float *restrict t149, long B, long F, long T) {
+/* dpo_step_k172_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k172_silu_grad(float *restrict t155, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t150, const float *restrict t152, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t149[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t152[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t147[r * n + j]);
+            float v5 = v0 * (t150[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t152[r * n + j] = v10;
+            t155[r * n + j] = v10;
         }
     }
 }
 
-/* dpo_step_k170_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k170_gate_up_grad_matmul(float *restrict t153, const float *restrict w1, const float *restrict t152, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t152, 1, 0.0f, t153, 1); }
+/* dpo_step_k173_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k173_gate_up_grad_matmul(float *restrict t156, const float *restrict w1, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4714,17 +4729,17 @@ static void dpo_step_k170_gate_up_grad_matmul(float *restrict t153, const float 
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t152 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t153 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t155 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t156 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t152, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t153 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t155, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t156 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k171_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k171_gate_up_grad(float *restrict t154, const float *restrict saved_h, const float *restrict t145, const float *restrict t151, const float *restrict t153, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k174_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k174_gate_up_grad(float *restrict t157, const float *restrict saved_h, const float *restrict t148, const float *restrict t154, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4734,17 +4749,17 @@ static void dpo_step_k171_gate_up_grad(float *restrict t154, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t151[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t153[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t145[(j0) * T + i0]);
+            float v0 = t154[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t156[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t148[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t154[r] = acc0;
+        t157[r] = acc0;
     }
 }
 
-/* dpo_step_k172_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k172_rmsnorm_grad(float *restrict t155, const float *restrict t154, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k175_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k175_rmsnorm_grad(float *restrict t158, const float *restrict t157, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4754,14 +4769,14 @@ static void dpo_step_k172_rmsnorm_grad(float *restrict t155, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t154[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t157[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t155[r] = acc0;
+        t158[r] = acc0;
     }
 }
 
-/* dpo_step_k173_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k173_rmsnorm_grad(float *restrict t156, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t145, const float *restrict t151, const float *restrict t153, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k176_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k176_rmsnorm_grad(float *restrict t159, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t148, const float *restrict t154, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4770,32 +4785,32 @@ static void dpo_step_k173_rmsnorm_grad(float *restrict t156, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t151[r * n + j0] + t153[r * n + j0];
+            float v0 = t154[r * n + j0] + t156[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t145[(i0) * T + i1]);
-        float v8 = v7 * (t145[(i0) * T + i1]);
-        float v9 = v8 * (t145[(i0) * T + i1]);
+        float v7 = acc0 * (t148[(i0) * T + i1]);
+        float v8 = v7 * (t148[(i0) * T + i1]);
+        float v9 = v8 * (t148[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v3 = t151[r * n + j] + t153[r * n + j];
+            float v3 = t154[r * n + j] + t156[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t145[(i0) * T + i1]);
+            float v5 = v4 * (t148[(i0) * T + i1]);
             float v6 = carry1[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t156[r * n + j] = v14;
+            t159[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_step_k174_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k174_attention_grad_matmul(float *restrict t157, const float *restrict wo, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t156, 1, 0.0f, t157, 1); }
+/* dpo_step_k177_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k177_attention_grad_matmul(float *restrict t160, const float *restrict wo, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t159, 1, 0.0f, t160, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4804,29 +4819,29 @@ static void dpo_step_k174_attention_grad_matmul(float *restrict t157, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t156 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t157 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t159 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t160 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t156, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t157 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t159, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t160 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k175_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void dpo_step_k175_attention_grad_matmul(float *restrict t158, const float *restrict saved_v, const float *restrict t157, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k178_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void dpo_step_k178_attention_grad_matmul(float *restrict t161, const float *restrict saved_v, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t158 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t158 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t161 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t161 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k176_attention: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, mul, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k176_attention(float *restrict t159, const float *restrict t2, const float *restrict t141, const float *restrict t142, const float *restrict t143, const float *restrict t158, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k179_attention: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, mul, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k179_attention(float *restrict t162, const float *restrict t2, const float *restrict t144, const float *restrict t145, const float *restrict t146, const float *restrict t161, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4837,8 +4852,8 @@ static void dpo_step_k176_attention(float *restrict t159, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t158[r * n + j0]) * (t143[r * n + j0]);
-            float v1 = v0 / (t142[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t161[r * n + j0]) * (t146[r * n + j0]);
+            float v1 = v0 / (t145[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -4847,55 +4862,55 @@ static void dpo_step_k176_attention(float *restrict t159, const float *restrict 
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t158[r * n + j]) / (t142[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t161[r * n + j]) / (t145[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t141[r * n + j]);
+            float v8 = v7 * (t144[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t159[r * n + j] = v11;
+            t162[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k177_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k177_scores_grad_matmul(float *restrict t160, const float *restrict saved_k, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k180_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k180_scores_grad_matmul(float *restrict t163, const float *restrict saved_k, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k178_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k178_attention_grad_matmul(float *restrict t161, const float *restrict saved_q, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k181_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k181_attention_grad_matmul(float *restrict t164, const float *restrict saved_q, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t161 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t159 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t161 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t164 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t164 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* dpo_step_k179_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k179_attention_grad_matmul(float *restrict t162, const float *restrict t143, const float *restrict t157, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k182_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const float *restrict t146, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t162 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t157 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t162 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t146 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t146 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* dpo_step_k180_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k180_attention_grad_matmul(float *restrict t163, const float *restrict wv, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t162, 1, 0.0f, t163, 1); }
+/* dpo_step_k183_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k183_attention_grad_matmul(float *restrict t166, const float *restrict wv, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t165, 1, 0.0f, t166, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4904,17 +4919,17 @@ static void dpo_step_k180_attention_grad_matmul(float *restrict t163, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t162 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t163 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t165 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t166 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t162, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t163 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t165, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t166 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k181_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k181_rope_grad(float *restrict t164, const float *restrict t0, const float *restrict t1, const float *restrict t161, long B, long HD2, long KVH, long T) {
+/* dpo_step_k184_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict t0, const float *restrict t1, const float *restrict t164, long B, long HD2, long KVH, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4927,16 +4942,16 @@ static void dpo_step_k181_rope_grad(float *restrict t164, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t161[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -4944,14 +4959,14 @@ static void dpo_step_k181_rope_grad(float *restrict t164, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t164[r * n + j] = v9;
+            t167[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k182_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const float *restrict wk, const float *restrict t164, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t164, 1, 0.0f, t165, 1); }
+/* dpo_step_k185_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k185_attention_grad_matmul(float *restrict t168, const float *restrict wk, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t167, 1, 0.0f, t168, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -4960,17 +4975,17 @@ static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t164 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t165 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t167 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t168 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t164, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t165 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t167, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t168 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k183_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k183_rope_grad(float *restrict t166, const float *restrict t0, const float *restrict t1, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k186_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict t0, const float *restrict t1, const float *restrict t163, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4983,16 +4998,16 @@ static void dpo_step_k183_rope_grad(float *restrict t166, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t160[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -5000,14 +5015,14 @@ static void dpo_step_k183_rope_grad(float *restrict t166, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t166[r * n + j] = v9;
+            t169[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k184_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k184_attention_grad_matmul(float *restrict t167, const float *restrict wq, const float *restrict t166, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t166, 1, 0.0f, t167, 1); }
+/* dpo_step_k187_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void dpo_step_k187_attention_grad_matmul(float *restrict t170, const float *restrict wq, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t169, 1, 0.0f, t170, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5016,17 +5031,17 @@ static void dpo_step_k184_attention_grad_matmul(float *restrict t167, const floa
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t166 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t167 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t169 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t170 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t166, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t167 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t169, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t170 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k185_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k185_attention_grad(float *restrict t168, const float *restrict saved_x, const float *restrict t138, const float *restrict t163, const float *restrict t165, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k188_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k188_attention_grad(float *restrict t171, const float *restrict saved_x, const float *restrict t141, const float *restrict t166, const float *restrict t168, const float *restrict t170, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5036,18 +5051,18 @@ static void dpo_step_k185_attention_grad(float *restrict t168, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t163[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t165[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 + t167[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t138[(j0) * T + i0]);
+            float v0 = t166[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t168[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 + t170[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t141[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t168[r] = acc0;
+        t171[r] = acc0;
     }
 }
 
-/* dpo_step_k186_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k186_rmsnorm_grad(float *restrict t169, const float *restrict t168, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k189_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k189_rmsnorm_grad(float *restrict t172, const float *restrict t171, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5057,14 +5072,14 @@ static void dpo_step_k186_rmsnorm_grad(float *restrict t169, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t168[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t171[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t169[r] = acc0;
+        t172[r] = acc0;
     }
 }
 
-/* dpo_step_k187_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k187_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t138, const float *restrict t156, const float *restrict t163, const float *restrict t165, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k190_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t141, const float *restrict t159, const float *restrict t166, const float *restrict t168, const float *restrict t170, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5073,23 +5088,23 @@ static void dpo_step_k187_rmsnorm_grad(float *restrict carry1_next, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t163[r * n + j0] + t165[r * n + j0];
-            float v1 = v0 + t167[r * n + j0];
+            float v0 = t166[r * n + j0] + t168[r * n + j0];
+            float v1 = v0 + t170[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t138[(i0) * T + i1]);
-        float v10 = v9 * (t138[(i0) * T + i1]);
-        float v11 = v10 * (t138[(i0) * T + i1]);
+        float v9 = acc0 * (t141[(i0) * T + i1]);
+        float v10 = v9 * (t141[(i0) * T + i1]);
+        float v11 = v10 * (t141[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v4 = t163[r * n + j] + t165[r * n + j];
-            float v5 = v4 + t167[r * n + j];
+            float v4 = t166[r * n + j] + t168[r * n + j];
+            float v5 = v4 + t170[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t138[(i0) * T + i1]);
-            float v8 = t156[r * n + j] + v7;
+            float v7 = v6 * (t141[(i0) * T + i1]);
+            float v8 = t159[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
@@ -5098,81 +5113,21 @@ static void dpo_step_k187_rmsnorm_grad(float *restrict carry1_next, const float 
     }
 }
 
-/* dpo_step_k188_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k188_layer_backward(float *restrict grad_attn_norm, const float *restrict t169, long HD2, long KVH, long REP) {
+/* dpo_step_k191_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k191_layer_backward(float *restrict grad_attn_norm, const float *restrict t172, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t169[j];
+            float v0 = grad_attn_norm[j] + t172[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k189_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k189_layer_backward_matmul(float *restrict grad_wq, const float *restrict t139, const float *restrict t166, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t139, 2*HD2*KVH*REP, t166, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t166 + lo, 2*HD2*KVH*REP, t139, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t166, 2*HD2*KVH*REP, t139 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* dpo_step_k190_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k190_layer_backward_matmul(float *restrict grad_wk, const float *restrict t139, const float *restrict t164, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t139, 2*HD2*KVH*REP, t164, 2*HD2*KVH, 1.0f, grad_wk, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t164 + lo, 2*HD2*KVH, t139, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t164, 2*HD2*KVH, t139 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* dpo_step_k191_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k191_layer_backward_matmul(float *restrict grad_wv, const float *restrict t139, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t139, 2*HD2*KVH*REP, t162, 2*HD2*KVH, 1.0f, grad_wv, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t162 + lo, 2*HD2*KVH, t139, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t162, 2*HD2*KVH, t139 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
 /* dpo_step_k192_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k192_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t156, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
+static void dpo_step_k192_layer_backward_matmul(float *restrict grad_wq, const float *restrict t142, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t142, 2*HD2*KVH*REP, t169, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5181,30 +5136,90 @@ static void dpo_step_k192_layer_backward_matmul(float *restrict grad_wo, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t156 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t169 + lo, 2*HD2*KVH*REP, t142, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t156, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t169, 2*HD2*KVH*REP, t142 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k193_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k193_layer_backward(float *restrict grad_ffn_norm, const float *restrict t155, long HD2, long KVH, long REP) {
+/* dpo_step_k193_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k193_layer_backward_matmul(float *restrict grad_wk, const float *restrict t142, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t142, 2*HD2*KVH*REP, t167, 2*HD2*KVH, 1.0f, grad_wk, 1); }
+    else {
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t167 + lo, 2*HD2*KVH, t142, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t167, 2*HD2*KVH, t142 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
+}
+
+/* dpo_step_k194_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k194_layer_backward_matmul(float *restrict grad_wv, const float *restrict t142, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t142, 2*HD2*KVH*REP, t165, 2*HD2*KVH, 1.0f, grad_wv, 1); }
+    else {
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t165 + lo, 2*HD2*KVH, t142, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t165, 2*HD2*KVH, t142 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
+}
+
+/* dpo_step_k195_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k195_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t159, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
+    else {
+        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t159 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t159, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
+}
+
+/* dpo_step_k196_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k196_layer_backward(float *restrict grad_ffn_norm, const float *restrict t158, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t155[j];
+            float v0 = grad_ffn_norm[j] + t158[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* dpo_step_k194_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k194_layer_backward_matmul(float *restrict grad_w1, const float *restrict t146, const float *restrict t152, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t146, 2*HD2*KVH*REP, t152, F, 1.0f, grad_w1, 1); }
+/* dpo_step_k197_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k197_layer_backward_matmul(float *restrict grad_w1, const float *restrict t149, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t149, 2*HD2*KVH*REP, t155, F, 1.0f, grad_w1, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5213,18 +5228,18 @@ static void dpo_step_k194_layer_backward_matmul(float *restrict grad_w1, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t152 + lo, F, t146, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t155 + lo, F, t149, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t152, F, t146 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t155, F, t149 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k195_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k195_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t148, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t148, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
+/* dpo_step_k198_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k198_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t151, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t151, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5233,18 +5248,18 @@ static void dpo_step_k195_layer_backward_matmul(float *restrict grad_w2, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= F) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t148, F, 1.0f, grad_w2 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t151, F, 1.0f, grad_w2 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t148 + lo, F, 1.0f, grad_w2 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t151 + lo, F, 1.0f, grad_w2 + lo, F);
             }
         }
     }
 }
 
-/* dpo_step_k196_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k196_layer_backward_matmul(float *restrict grad_w3, const float *restrict t146, const float *restrict t150, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t146, 2*HD2*KVH*REP, t150, F, 1.0f, grad_w3, 1); }
+/* dpo_step_k199_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k199_layer_backward_matmul(float *restrict grad_w3, const float *restrict t149, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t149, 2*HD2*KVH*REP, t153, F, 1.0f, grad_w3, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -5253,17 +5268,17 @@ static void dpo_step_k196_layer_backward_matmul(float *restrict grad_w3, const f
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t150 + lo, F, t146, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t153 + lo, F, t149, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t150, F, t146 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t153, F, t149 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* dpo_step_k197_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k197_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k200_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k200_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -5274,13 +5289,14 @@ static void dpo_step_k197_embed_backward_scatter_add(float *restrict grad_embed,
     }
 }
 
-/* Arena: 97 slots planned for 198 kernels. */
+/* Arena: 99 slots planned for 201 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -5289,6 +5305,7 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     (void)HD2;
     (void)KVH;
     (void)L;
+    (void)NS;
     (void)REP;
     (void)T;
     (void)V;
@@ -5296,14 +5313,14 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
-    off[5] = total; total += la_round16(B*T*V);
-    off[6] = total; total += la_round16(B*T);
-    off[7] = total; total += la_round16(B*T);
-    off[8] = total; total += la_round16(la_max(B*T, B));
-    off[9] = total; total += la_round16(B);
-    off[10] = total; total += la_round16(B);
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
+    off[5] = total; total += la_round16(2*HD2*KVH*NS*REP);
+    off[6] = total; total += la_round16(2*HD2*KVH*NS*REP);
+    off[7] = total; total += la_round16(NS*V);
+    off[8] = total; total += la_round16(NS);
+    off[9] = total; total += la_round16(NS);
+    off[10] = total; total += la_round16(la_max(NS, B));
     off[11] = total; total += la_round16(B);
     off[12] = total; total += la_round16(B);
     off[13] = total; total += la_round16(B);
@@ -5322,9 +5339,9 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[26] = total; total += la_round16(B);
     off[27] = total; total += la_round16(B);
     off[28] = total; total += la_round16(B);
-    off[29] = total; total += la_round16(la_max(1, B));
+    off[29] = total; total += la_round16(B);
     off[30] = total; total += la_round16(B);
-    off[31] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(la_max(1, B));
     off[32] = total; total += la_round16(B);
     off[33] = total; total += la_round16(B);
     off[34] = total; total += la_round16(B);
@@ -5332,45 +5349,45 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[36] = total; total += la_round16(B);
     off[37] = total; total += la_round16(B);
     off[38] = total; total += la_round16(B);
-    off[39] = total; total += la_round16(B);
-    off[40] = total; total += la_round16(B);
+    off[39] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[40] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
     off[41] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[42] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[42] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[43] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[44] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[45] = total; total += la_round16(B);
-    off[46] = total; total += la_round16(B);
+    off[44] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
+    off[45] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[46] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
     off[47] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[48] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[49] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(B);
+    off[48] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
+    off[49] = total; total += la_round16(la_max(B, B*F*T));
+    off[50] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[51] = total; total += la_round16(la_max(B, B*F*T));
     off[52] = total; total += la_round16(B);
     off[53] = total; total += la_round16(B);
     off[54] = total; total += la_round16(B);
     off[55] = total; total += la_round16(B);
-    off[56] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[56] = total; total += la_round16(B);
     off[57] = total; total += la_round16(B);
-    off[58] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[58] = total; total += la_round16(la_max(B, B*F*T));
     off[59] = total; total += la_round16(B);
     off[60] = total; total += la_round16(la_max(B, B*F*T));
-    off[61] = total; total += la_round16(la_max(B, B*F*T));
+    off[61] = total; total += la_round16(B);
     off[62] = total; total += la_round16(la_max(B, B*F*T));
-    off[63] = total; total += la_round16(la_max(B, B*F*T));
-    off[64] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[65] = total; total += la_round16(B);
-    off[66] = total; total += la_round16(B);
+    off[63] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
+    off[64] = total; total += la_round16(la_max(B, B*KVH*REP*T));
+    off[65] = total; total += la_round16(la_max(B, B*T));
+    off[66] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
     off[67] = total; total += la_round16(B);
-    off[68] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[69] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
-    off[71] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[72] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[73] = total; total += la_round16(B);
-    off[74] = total; total += la_round16(la_max(B, B*KVH*REP*T));
-    off[75] = total; total += la_round16(la_max(B, B*F*T));
-    off[76] = total; total += la_round16(B);
-    off[77] = total; total += la_round16(B);
+    off[68] = total; total += la_round16(B);
+    off[69] = total; total += la_round16(B);
+    off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*NS*REP));
+    off[71] = total; total += la_round16(B);
+    off[72] = total; total += la_round16(B);
+    off[73] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
+    off[74] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[75] = total; total += la_round16(B);
+    off[76] = total; total += la_round16(la_max(B, B*T));
+    off[77] = total; total += la_round16(la_max(B, B*T));
     off[78] = total; total += la_round16(B);
     off[79] = total; total += la_round16(B);
     off[80] = total; total += la_round16(B);
@@ -5384,18 +5401,20 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[88] = total; total += la_round16(B);
     off[89] = total; total += la_round16(B);
     off[90] = total; total += la_round16(B);
-    off[91] = total; total += la_round16(la_max(B, 1));
-    off[92] = total; total += la_round16(la_max(1, B*T*V));
-    off[93] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[94] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[91] = total; total += la_round16(B);
+    off[92] = total; total += la_round16(B);
+    off[93] = total; total += la_round16(la_max(B, 1));
+    off[94] = total; total += la_round16(la_max(1, NS*V));
     off[95] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[96] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[97] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[98] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_arena_floats(const llama_dpo_dpo_step_args *args) {
-    long off[97];
+    long off[99];
     return llama_dpo_dpo_step_layout(args, off);
 }
 
@@ -5405,10 +5424,11 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[97];
+    long off[99];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -5426,162 +5446,165 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t11 = args->arena + off[3];
     float *t12 = args->arena + off[4];
     float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[7];
-    float *t18 = args->arena + off[8];
-    float *t19 = args->arena + off[9];
-    float *t20 = args->arena + off[8];
-    float *t21 = args->arena + off[9];
-    float *t22 = args->arena + off[8];
-    float *t23 = args->arena + off[9];
-    float *t24 = args->arena + off[10];
-    float *t25 = args->arena + off[8];
-    float *t26 = args->arena + off[11];
-    float *t27 = args->arena + off[12];
-    float *t28 = args->arena + off[13];
-    float *t29 = args->arena + off[14];
-    float *t30 = args->arena + off[15];
-    float *t31 = args->arena + off[16];
-    float *t32 = args->arena + off[17];
-    float *t33 = args->arena + off[18];
-    float *t34 = args->arena + off[19];
-    float *t35 = args->arena + off[20];
-    float *t36 = args->arena + off[21];
-    float *t37 = args->arena + off[22];
-    float *t38 = args->arena + off[23];
-    float *t39 = args->arena + off[24];
-    float *t40 = args->arena + off[25];
-    float *t41 = args->arena + off[26];
-    float *t42 = args->arena + off[27];
-    float *t43 = args->arena + off[28];
-    float *t44 = args->arena + off[29];
-    float *t45 = args->arena + off[30];
-    float *t46 = args->arena + off[31];
-    float *t47 = args->arena + off[32];
-    float *t48 = args->arena + off[33];
-    float *t49 = args->arena + off[34];
-    float *t50 = args->arena + off[35];
-    float *t51 = args->arena + off[36];
-    float *t52 = args->arena + off[37];
-    float *t53 = args->arena + off[38];
-    float *t54 = args->arena + off[39];
-    float *t55 = args->arena + off[40];
-    float *t56 = args->arena + off[41];
-    float *t57 = args->arena + off[42];
-    float *t58 = args->arena + off[43];
-    float *t59 = args->arena + off[44];
-    float *t60 = args->arena + off[45];
-    float *t61 = args->arena + off[46];
-    float *t62 = args->arena + off[47];
-    float *t63 = args->arena + off[48];
-    float *t64 = args->arena + off[49];
-    float *t65 = args->arena + off[50];
-    float *t66 = args->arena + off[51];
-    float *t67 = args->arena + off[52];
-    float *t68 = args->arena + off[53];
-    float *t69 = args->arena + off[29];
-    float *t70 = args->arena + off[54];
-    float *t71 = args->arena + off[55];
-    float *t72 = args->arena + off[56];
-    float *t73 = args->arena + off[57];
-    float *t74 = args->arena + off[58];
-    float *t75 = args->arena + off[59];
-    float *t76 = args->arena + off[60];
-    float *t77 = args->arena + off[61];
-    float *t78 = args->arena + off[62];
-    float *t79 = args->arena + off[63];
-    float *t80 = args->arena + off[64];
-    float *t81 = args->arena + off[65];
-    float *t82 = args->arena + off[66];
-    float *t83 = args->arena + off[67];
-    float *t84 = args->arena + off[68];
-    float *t85 = args->arena + off[69];
-    float *t86 = args->arena + off[70];
-    float *t87 = args->arena + off[68];
-    float *t88 = args->arena + off[71];
-    float *t89 = args->arena + off[72];
-    float *t90 = args->arena + off[73];
-    float *t91 = args->arena + off[74];
-    float *t92 = args->arena + off[75];
-    float *t93 = args->arena + off[73];
-    float *t94 = args->arena + off[76];
-    float *t95 = args->arena + off[77];
-    float *t96 = args->arena + off[78];
-    float *t97 = args->arena + off[79];
-    float *t98 = args->arena + off[80];
-    float *t99 = args->arena + off[81];
-    float *t100 = args->arena + off[82];
-    float *t101 = args->arena + off[83];
-    float *t102 = args->arena + off[84];
-    float *t103 = args->arena + off[85];
-    float *t104 = args->arena + off[86];
-    float *t105 = args->arena + off[87];
-    float *t106 = args->arena + off[88];
-    float *t107 = args->arena + off[89];
-    float *t108 = args->arena + off[90];
-    float *t109 = args->arena + off[91];
-    float *t110 = args->arena + off[92];
-    float *t111 = args->arena + off[91];
-    float *t112 = args->arena + off[91];
-    float *t113 = args->arena + off[85];
-    float *t114 = args->arena + off[86];
-    float *t115 = args->arena + off[87];
-    float *t116 = args->arena + off[88];
-    float *t117 = args->arena + off[89];
-    float *t118 = args->arena + off[90];
-    float *t119 = args->arena + off[73];
-    float *t120 = args->arena + off[76];
-    float *t121 = args->arena + off[77];
-    float *t122 = args->arena + off[78];
-    float *t123 = args->arena + off[79];
-    float *t124 = args->arena + off[80];
-    float *t125 = args->arena + off[81];
-    float *t126 = args->arena + off[82];
-    float *t127 = args->arena + off[83];
-    float *t128 = args->arena + off[84];
-    float *t129 = args->arena + off[65];
-    float *t130 = args->arena + off[66];
-    float *t131 = args->arena + off[67];
-    float *t132 = args->arena + off[92];
-    float *t133 = args->arena + off[69];
-    float *t134 = args->arena + off[70];
-    float *t135 = args->arena + off[68];
-    float *t136 = args->arena + off[71];
-    float *t137 = args->arena + off[8];
-    float *t138 = args->arena + off[6];
-    float *t139 = args->arena + off[3];
-    float *t140 = args->arena + off[4];
-    float *t141 = args->arena + off[72];
-    float *t142 = args->arena + off[74];
-    float *t143 = args->arena + off[4];
-    float *t144 = args->arena + off[7];
-    float *t145 = args->arena + off[8];
-    float *t146 = args->arena + off[69];
-    float *t147 = args->arena + off[75];
-    float *t148 = args->arena + off[61];
-    float *t149 = args->arena + off[62];
-    float *t150 = args->arena + off[63];
-    float *t151 = args->arena + off[64];
-    float *t152 = args->arena + off[60];
-    float *t153 = args->arena + off[58];
-    float *t154 = args->arena + off[70];
-    float *t155 = args->arena + off[68];
-    float *t156 = args->arena + off[56];
-    float *t157 = args->arena + off[64];
-    float *t158 = args->arena + off[47];
-    float *t159 = args->arena + off[48];
-    float *t160 = args->arena + off[58];
-    float *t161 = args->arena + off[49];
-    float *t162 = args->arena + off[41];
-    float *t163 = args->arena + off[4];
-    float *t164 = args->arena + off[42];
-    float *t165 = args->arena + off[64];
-    float *t166 = args->arena + off[43];
-    float *t167 = args->arena + off[58];
-    float *t168 = args->arena + off[70];
-    float *t169 = args->arena + off[44];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[8];
+    float *t18 = args->arena + off[9];
+    float *t19 = args->arena + off[10];
+    float *t20 = args->arena + off[11];
+    float *t21 = args->arena + off[10];
+    float *t22 = args->arena + off[11];
+    float *t23 = args->arena + off[10];
+    float *t24 = args->arena + off[11];
+    float *t25 = args->arena + off[12];
+    float *t26 = args->arena + off[10];
+    float *t27 = args->arena + off[13];
+    float *t28 = args->arena + off[14];
+    float *t29 = args->arena + off[15];
+    float *t30 = args->arena + off[16];
+    float *t31 = args->arena + off[17];
+    float *t32 = args->arena + off[18];
+    float *t33 = args->arena + off[19];
+    float *t34 = args->arena + off[20];
+    float *t35 = args->arena + off[21];
+    float *t36 = args->arena + off[22];
+    float *t37 = args->arena + off[23];
+    float *t38 = args->arena + off[24];
+    float *t39 = args->arena + off[25];
+    float *t40 = args->arena + off[26];
+    float *t41 = args->arena + off[27];
+    float *t42 = args->arena + off[28];
+    float *t43 = args->arena + off[29];
+    float *t44 = args->arena + off[30];
+    float *t45 = args->arena + off[31];
+    float *t46 = args->arena + off[32];
+    float *t47 = args->arena + off[33];
+    float *t48 = args->arena + off[34];
+    float *t49 = args->arena + off[35];
+    float *t50 = args->arena + off[36];
+    float *t51 = args->arena + off[37];
+    float *t52 = args->arena + off[38];
+    float *t53 = args->arena + off[39];
+    float *t54 = args->arena + off[40];
+    float *t55 = args->arena + off[41];
+    float *t56 = args->arena + off[42];
+    float *t57 = args->arena + off[43];
+    float *t58 = args->arena + off[44];
+    float *t59 = args->arena + off[45];
+    float *t60 = args->arena + off[46];
+    float *t61 = args->arena + off[47];
+    float *t62 = args->arena + off[48];
+    float *t63 = args->arena + off[49];
+    float *t64 = args->arena + off[50];
+    float *t65 = args->arena + off[51];
+    float *t66 = args->arena + off[52];
+    float *t67 = args->arena + off[53];
+    float *t68 = args->arena + off[54];
+    float *t69 = args->arena + off[55];
+    float *t70 = args->arena + off[31];
+    float *t71 = args->arena + off[56];
+    float *t72 = args->arena + off[57];
+    float *t73 = args->arena + off[58];
+    float *t74 = args->arena + off[59];
+    float *t75 = args->arena + off[60];
+    float *t76 = args->arena + off[61];
+    float *t77 = args->arena + off[62];
+    float *t78 = args->arena + off[63];
+    float *t79 = args->arena + off[64];
+    float *t80 = args->arena + off[65];
+    float *t81 = args->arena + off[66];
+    float *t82 = args->arena + off[67];
+    float *t83 = args->arena + off[68];
+    float *t84 = args->arena + off[69];
+    float *t85 = args->arena + off[70];
+    float *t86 = args->arena + off[71];
+    float *t87 = args->arena + off[72];
+    float *t88 = args->arena + off[70];
+    float *t89 = args->arena + off[73];
+    float *t90 = args->arena + off[74];
+    float *t91 = args->arena + off[75];
+    float *t92 = args->arena + off[76];
+    float *t93 = args->arena + off[77];
+    float *t94 = args->arena + off[75];
+    float *t95 = args->arena + off[78];
+    float *t96 = args->arena + off[79];
+    float *t97 = args->arena + off[80];
+    float *t98 = args->arena + off[81];
+    float *t99 = args->arena + off[82];
+    float *t100 = args->arena + off[83];
+    float *t101 = args->arena + off[84];
+    float *t102 = args->arena + off[85];
+    float *t103 = args->arena + off[86];
+    float *t104 = args->arena + off[87];
+    float *t105 = args->arena + off[88];
+    float *t106 = args->arena + off[89];
+    float *t107 = args->arena + off[90];
+    float *t108 = args->arena + off[91];
+    float *t109 = args->arena + off[92];
+    float *t110 = args->arena + off[93];
+    float *t111 = args->arena + off[94];
+    float *t112 = args->arena + off[93];
+    float *t113 = args->arena + off[93];
+    float *t114 = args->arena + off[87];
+    float *t115 = args->arena + off[88];
+    float *t116 = args->arena + off[89];
+    float *t117 = args->arena + off[90];
+    float *t118 = args->arena + off[91];
+    float *t119 = args->arena + off[92];
+    float *t120 = args->arena + off[75];
+    float *t121 = args->arena + off[78];
+    float *t122 = args->arena + off[79];
+    float *t123 = args->arena + off[80];
+    float *t124 = args->arena + off[81];
+    float *t125 = args->arena + off[82];
+    float *t126 = args->arena + off[83];
+    float *t127 = args->arena + off[84];
+    float *t128 = args->arena + off[85];
+    float *t129 = args->arena + off[86];
+    float *t130 = args->arena + off[67];
+    float *t131 = args->arena + off[68];
+    float *t132 = args->arena + off[69];
+    float *t133 = args->arena + off[71];
+    float *t134 = args->arena + off[72];
+    float *t135 = args->arena + off[94];
+    float *t136 = args->arena + off[70];
+    float *t137 = args->arena + off[73];
+    float *t138 = args->arena + off[10];
+    float *t139 = args->arena + off[74];
+    float *t140 = args->arena + off[76];
+    float *t141 = args->arena + off[77];
+    float *t142 = args->arena + off[4];
+    float *t143 = args->arena + off[3];
+    float *t144 = args->arena + off[63];
+    float *t145 = args->arena + off[64];
+    float *t146 = args->arena + off[3];
+    float *t147 = args->arena + off[76];
+    float *t148 = args->arena + off[65];
+    float *t149 = args->arena + off[66];
+    float *t150 = args->arena + off[62];
+    float *t151 = args->arena + off[60];
+    float *t152 = args->arena + off[58];
+    float *t153 = args->arena + off[49];
+    float *t154 = args->arena + off[50];
+    float *t155 = args->arena + off[51];
+    float *t156 = args->arena + off[43];
+    float *t157 = args->arena + off[44];
+    float *t158 = args->arena + off[73];
+    float *t159 = args->arena + off[45];
+    float *t160 = args->arena + off[50];
+    float *t161 = args->arena + off[46];
+    float *t162 = args->arena + off[47];
+    float *t163 = args->arena + off[43];
+    float *t164 = args->arena + off[48];
+    float *t165 = args->arena + off[40];
+    float *t166 = args->arena + off[3];
+    float *t167 = args->arena + off[41];
+    float *t168 = args->arena + off[50];
+    float *t169 = args->arena + off[42];
+    float *t170 = args->arena + off[43];
+    float *t171 = args->arena + off[44];
+    float *t172 = args->arena + off[39];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5589,6 +5612,8 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
+    const int32_t *scored_pair = args->scored_pair;
     const int32_t *chosen_targets = args->chosen_targets;
     const int32_t *rejected_targets = args->rejected_targets;
     const float *chosen_mask = args->chosen_mask;
@@ -5617,19 +5642,19 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 198, tick);
+    la_tock(prof, 0, 201, tick);
     tick = la_tick(prof);
     dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 1, 198, tick);
+    la_tock(prof, 1, 201, tick);
     tick = la_tick(prof);
     dpo_step_k2_shared_prompt_mask(t2, segments, B, T);
-    la_tock(prof, 2, 198, tick);
+    la_tock(prof, 2, 201, tick);
     tick = la_tick(prof);
     dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 198, tick);
+    la_tock(prof, 3, 201, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[93], args->arena + off[94] };
+    float *carry0_buf[2] = { args->arena + off[95], args->arena + off[96] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -5660,460 +5685,469 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 198, tick);
+        la_tock(prof, 4, 201, tick);
         tick = la_tick(prof);
         dpo_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 198, tick);
+        la_tock(prof, 5, 201, tick);
         tick = la_tick(prof);
         dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 198, tick);
+        la_tock(prof, 6, 201, tick);
         tick = la_tick(prof);
         dpo_step_k7_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 198, tick);
+        la_tock(prof, 7, 201, tick);
         tick = la_tick(prof);
         dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T);
-        la_tock(prof, 8, 198, tick);
+        la_tock(prof, 8, 201, tick);
         tick = la_tick(prof);
         dpo_step_k9_attention_matmul(saved_v, wv, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 198, tick);
+        la_tock(prof, 9, 201, tick);
         tick = la_tick(prof);
         dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 198, tick);
+        la_tock(prof, 10, 201, tick);
         tick = la_tick(prof);
         dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 198, tick);
+        la_tock(prof, 11, 201, tick);
         tick = la_tick(prof);
         dpo_step_k12_attention_matmul(saved_attn, saved_v, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 198, tick);
+        la_tock(prof, 12, 201, tick);
         tick = la_tick(prof);
         dpo_step_k13_attention_matmul(t8, wo, saved_attn, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 198, tick);
+        la_tock(prof, 13, 201, tick);
         tick = la_tick(prof);
         dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 198, tick);
+        la_tock(prof, 14, 201, tick);
         tick = la_tick(prof);
         dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 198, tick);
+        la_tock(prof, 15, 201, tick);
         tick = la_tick(prof);
         dpo_step_k16_gate_up_matmul(saved_gate, w1, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 198, tick);
+        la_tock(prof, 16, 201, tick);
         tick = la_tick(prof);
         dpo_step_k17_gate_up_matmul(saved_up, w3, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 198, tick);
+        la_tock(prof, 17, 201, tick);
         tick = la_tick(prof);
         dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T);
-        la_tock(prof, 18, 198, tick);
+        la_tock(prof, 18, 201, tick);
         tick = la_tick(prof);
         dpo_step_k19_ffn_matmul(t11, w2, t10, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 198, tick);
+        la_tock(prof, 19, 201, tick);
         tick = la_tick(prof);
         dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 20, 198, tick);
+        la_tock(prof, 20, 201, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    dpo_step_k21_rmsnorm(t12, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 198, tick);
+    dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP);
+    la_tock(prof, 21, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k22_rmsnorm(t13, norm_eps, t12, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 198, tick);
+    dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP);
+    la_tock(prof, 22, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k23_rmsnorm(t14, final_norm, carry0, t13, B, HD2, KVH, REP, T);
-    la_tock(prof, 23, 198, tick);
+    dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP);
+    la_tock(prof, 23, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k24_lm_head_matmul(t15, lm_head, t14, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 24, 198, tick);
+    dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP);
+    la_tock(prof, 24, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k25_lm_head(t16, t15, B, T, V);
-    la_tock(prof, 25, 198, tick);
+    dpo_step_k25_lm_head_matmul(t16, lm_head, t15, HD2, KVH, NS, REP, V);
+    la_tock(prof, 25, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k26_log_softmax(t17, t15, t16, B, T, V);
-    la_tock(prof, 26, 198, tick);
+    dpo_step_k26_log_softmax(t17, t16, NS, V);
+    la_tock(prof, 26, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k27_cross_entropy(t18, chosen_targets, t15, t16, t17, B, T, V);
-    la_tock(prof, 27, 198, tick);
+    dpo_step_k27_log_softmax(t18, t16, t17, NS, V);
+    la_tock(prof, 27, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k28_cross_entropy(t19, chosen_mask, t18, B, T);
-    la_tock(prof, 28, 198, tick);
+    dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V);
+    la_tock(prof, 28, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k29_sequence_logps(logps_chosen, t19, B);
-    la_tock(prof, 29, 198, tick);
+    dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS);
+    la_tock(prof, 29, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k30_cross_entropy(t20, rejected_targets, t15, t16, t17, B, T, V);
-    la_tock(prof, 30, 198, tick);
+    dpo_step_k30_sequence_logps(logps_chosen, t20, B);
+    la_tock(prof, 30, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k31_cross_entropy(t21, rejected_mask, t20, B, T);
-    la_tock(prof, 31, 198, tick);
+    dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V);
+    la_tock(prof, 31, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k32_sequence_logps(logps_rejected, t21, B);
-    la_tock(prof, 32, 198, tick);
+    dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS);
+    la_tock(prof, 32, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k33_lm_head(t22, t15, B, T, V);
-    la_tock(prof, 33, 198, tick);
+    dpo_step_k33_sequence_logps(logps_rejected, t22, B);
+    la_tock(prof, 33, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k34_sequence_logps(t23, chosen_mask, B, T);
-    la_tock(prof, 34, 198, tick);
+    dpo_step_k34_sequence_logps(t23, t16, NS, V);
+    la_tock(prof, 34, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k35_sequence_logps(t24, rejected_mask, B, T);
-    la_tock(prof, 35, 198, tick);
+    dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS);
+    la_tock(prof, 35, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k36_sequence_logps(logits_chosen, chosen_mask, t22, B, T, V);
-    la_tock(prof, 36, 198, tick);
+    dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS);
+    la_tock(prof, 36, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k37_sequence_logps(logits_rejected, rejected_mask, t22, B, T, V);
-    la_tock(prof, 37, 198, tick);
+    dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V);
+    la_tock(prof, 37, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k38_dpo_sigmoid(t25, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 38, 198, tick);
+    dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V);
+    la_tock(prof, 38, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k39_log_sigmoid(t26, t25, B);
-    la_tock(prof, 39, 198, tick);
+    dpo_step_k39_dpo_sigmoid(t26, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 39, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k40_dpo_sigmoid(t27, t26, B);
-    la_tock(prof, 40, 198, tick);
+    dpo_step_k40_log_sigmoid(t27, t26, B);
+    la_tock(prof, 40, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k41_dpo_sigmoid(t28, t25, B);
-    la_tock(prof, 41, 198, tick);
+    dpo_step_k41_sequence_logps(t28, t27, B);
+    la_tock(prof, 41, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k42_log_sigmoid(t29, t28, B);
-    la_tock(prof, 42, 198, tick);
+    dpo_step_k42_dpo_sigmoid(t29, t26, B);
+    la_tock(prof, 42, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k43_dpo_sigmoid(t30, t29, B);
-    la_tock(prof, 43, 198, tick);
+    dpo_step_k43_log_sigmoid(t30, t29, B);
+    la_tock(prof, 43, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k44_dpo_robust(t31, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 44, 198, tick);
+    dpo_step_k44_sequence_logps(t31, t30, B);
+    la_tock(prof, 44, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k45_log_sigmoid(t32, t31, B);
-    la_tock(prof, 45, 198, tick);
+    dpo_step_k45_dpo_robust(t32, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 45, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k46_dpo_sigmoid(t33, t32, B);
-    la_tock(prof, 46, 198, tick);
+    dpo_step_k46_log_sigmoid(t33, t32, B);
+    la_tock(prof, 46, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k47_dpo_robust(t34, t31, B);
-    la_tock(prof, 47, 198, tick);
+    dpo_step_k47_sequence_logps(t34, t33, B);
+    la_tock(prof, 47, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k48_log_sigmoid(t35, t34, B);
-    la_tock(prof, 48, 198, tick);
+    dpo_step_k48_dpo_robust(t35, t32, B);
+    la_tock(prof, 48, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k49_dpo_sigmoid(t36, t35, B);
-    la_tock(prof, 49, 198, tick);
+    dpo_step_k49_log_sigmoid(t36, t35, B);
+    la_tock(prof, 49, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k50_dpo_hinge(t37, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 50, 198, tick);
+    dpo_step_k50_sequence_logps(t37, t36, B);
+    la_tock(prof, 50, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k51_dpo_ipo(t38, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
-    la_tock(prof, 51, 198, tick);
+    dpo_step_k51_dpo_hinge(t38, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 51, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k52_dpo_sigmoid(t39, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 52, 198, tick);
+    dpo_step_k52_dpo_ipo(t39, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
+    la_tock(prof, 52, 201, tick);
     tick = la_tick(prof);
     dpo_step_k53_dpo_nca_pair(t40, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 53, 198, tick);
+    la_tock(prof, 53, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k54_dpo_sigmoid(t41, t40, B);
-    la_tock(prof, 54, 198, tick);
+    dpo_step_k54_dpo_nca_pair(t41, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 54, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k55_dpo_nca_pair(t42, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 55, 198, tick);
+    dpo_step_k55_sequence_logps(t42, t41, B);
+    la_tock(prof, 55, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k56_dpo_sigmoid(t43, t42, B);
-    la_tock(prof, 56, 198, tick);
+    dpo_step_k56_dpo_nca_pair(t43, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 56, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k57_dpo_sigmoid(t44, pair_weight, B);
-    la_tock(prof, 57, 198, tick);
+    dpo_step_k57_sequence_logps(t44, t43, B);
+    la_tock(prof, 57, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k58_dpo_kto_pair(t45, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
-    la_tock(prof, 58, 198, tick);
+    dpo_step_k58_sequence_logps(t45, pair_weight, B);
+    la_tock(prof, 58, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k59_log_sigmoid(t46, t45, B);
-    la_tock(prof, 59, 198, tick);
+    dpo_step_k59_dpo_kto_pair(t46, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
+    la_tock(prof, 59, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k60_dpo_sigmoid(t47, t46, B);
-    la_tock(prof, 60, 198, tick);
+    dpo_step_k60_log_sigmoid(t47, t46, B);
+    la_tock(prof, 60, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k61_dpo_sigmoid(t48, t45, t47, B);
-    la_tock(prof, 61, 198, tick);
+    dpo_step_k61_sequence_logps(t48, t47, B);
+    la_tock(prof, 61, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k62_dpo_kto_pair(t49, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
-    la_tock(prof, 62, 198, tick);
+    dpo_step_k62_dpo_sigmoid(t49, t46, t48, B);
+    la_tock(prof, 62, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k63_log_sigmoid(t50, t49, B);
-    la_tock(prof, 63, 198, tick);
+    dpo_step_k63_dpo_kto_pair(t50, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
+    la_tock(prof, 63, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k64_dpo_sigmoid(t51, t50, B);
-    la_tock(prof, 64, 198, tick);
+    dpo_step_k64_log_sigmoid(t51, t50, B);
+    la_tock(prof, 64, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k65_dpo_sigmoid(t52, t49, t51, B);
-    la_tock(prof, 65, 198, tick);
+    dpo_step_k65_sequence_logps(t52, t51, B);
+    la_tock(prof, 65, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k66_dpo_dpop(t53, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 66, 198, tick);
+    dpo_step_k66_dpo_sigmoid(t53, t50, t52, B);
+    la_tock(prof, 66, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k67_log_sigmoid(t54, t53, B);
-    la_tock(prof, 67, 198, tick);
+    dpo_step_k67_dpo_dpop(t54, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 67, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k68_dpo_sigmoid(t55, t54, B);
-    la_tock(prof, 68, 198, tick);
+    dpo_step_k68_log_sigmoid(t55, t54, B);
+    la_tock(prof, 68, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k69_dpo_simpo(t56, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
-    la_tock(prof, 69, 198, tick);
+    dpo_step_k69_sequence_logps(t56, t55, B);
+    la_tock(prof, 69, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k70_log_sigmoid(t57, t56, B);
-    la_tock(prof, 70, 198, tick);
+    dpo_step_k70_dpo_simpo(t57, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
+    la_tock(prof, 70, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k71_dpo_sigmoid(t58, t57, B);
-    la_tock(prof, 71, 198, tick);
+    dpo_step_k71_log_sigmoid(t58, t57, B);
+    la_tock(prof, 71, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k72_dpo_simpo(t59, t56, B);
-    la_tock(prof, 72, 198, tick);
+    dpo_step_k72_sequence_logps(t59, t58, B);
+    la_tock(prof, 72, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k73_log_sigmoid(t60, t59, B);
-    la_tock(prof, 73, 198, tick);
+    dpo_step_k73_dpo_simpo(t60, t57, B);
+    la_tock(prof, 73, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k74_dpo_sigmoid(t61, t60, B);
-    la_tock(prof, 74, 198, tick);
+    dpo_step_k74_log_sigmoid(t61, t60, B);
+    la_tock(prof, 74, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k75_dpo_orpo(t62, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
-    la_tock(prof, 75, 198, tick);
+    dpo_step_k75_sequence_logps(t62, t61, B);
+    la_tock(prof, 75, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k76_log_sigmoid(t63, t62, B);
-    la_tock(prof, 76, 198, tick);
+    dpo_step_k76_dpo_orpo(t63, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
+    la_tock(prof, 76, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k77_dpo_sigmoid(t64, t63, B);
-    la_tock(prof, 77, 198, tick);
+    dpo_step_k77_log_sigmoid(t64, t63, B);
+    la_tock(prof, 77, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k78_dpo_bco_pair(t65, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
-    la_tock(prof, 78, 198, tick);
+    dpo_step_k78_sequence_logps(t65, t64, B);
+    la_tock(prof, 78, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k79_log_sigmoid(t66, t65, B);
-    la_tock(prof, 79, 198, tick);
+    dpo_step_k79_dpo_bco_pair(t66, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
+    la_tock(prof, 79, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k80_dpo_sigmoid(t67, t66, B);
-    la_tock(prof, 80, 198, tick);
+    dpo_step_k80_log_sigmoid(t67, t66, B);
+    la_tock(prof, 80, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k81_dpo_bco_pair(t68, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t44, B);
-    la_tock(prof, 81, 198, tick);
+    dpo_step_k81_sequence_logps(t68, t67, B);
+    la_tock(prof, 81, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k82_log_sigmoid(t69, t68, B);
-    la_tock(prof, 82, 198, tick);
+    dpo_step_k82_dpo_bco_pair(t69, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
+    la_tock(prof, 82, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k83_dpo_sigmoid(t70, t69, B);
-    la_tock(prof, 83, 198, tick);
+    dpo_step_k83_log_sigmoid(t70, t69, B);
+    la_tock(prof, 83, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k84_dpo_sigmoid(t71, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 84, 198, tick);
+    dpo_step_k84_sequence_logps(t71, t70, B);
+    la_tock(prof, 84, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k85_dpo_apo_zero(t72, ref_chosen, beta, loss_weights, logps_chosen, t71, B);
-    la_tock(prof, 85, 198, tick);
+    dpo_step_k85_dpo_apo_zero(t72, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 85, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k86_dpo_sigmoid(t73, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 86, 198, tick);
+    dpo_step_k86_dpo_apo_zero(t73, ref_chosen, beta, loss_weights, logps_chosen, t72, B);
+    la_tock(prof, 86, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k87_dpo_apo_zero(t74, ref_rejected, beta, loss_weights, logps_rejected, t73, B);
-    la_tock(prof, 87, 198, tick);
+    dpo_step_k87_dpo_apo_zero(t74, ref_rejected, beta, loss_weights, logps_rejected, B);
+    la_tock(prof, 87, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k88_dpo_sigmoid(t75, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 88, 198, tick);
+    dpo_step_k88_dpo_apo_zero(t75, ref_rejected, beta, loss_weights, logps_rejected, t74, B);
+    la_tock(prof, 88, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k89_dpo_apo_down(t76, ref_chosen, beta, loss_weights, logps_chosen, t75, B);
-    la_tock(prof, 89, 198, tick);
+    dpo_step_k89_dpo_apo_down(t76, ref_chosen, beta, loss_weights, logps_chosen, B);
+    la_tock(prof, 89, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k90_dpo_apo_down(t77, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 90, 198, tick);
+    dpo_step_k90_dpo_apo_down(t77, ref_chosen, beta, loss_weights, logps_chosen, t76, B);
+    la_tock(prof, 90, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k91_log_sigmoid(t78, t77, B);
-    la_tock(prof, 91, 198, tick);
+    dpo_step_k91_dpo_apo_down(t78, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 91, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k92_dpo_sigmoid(t79, t78, B);
-    la_tock(prof, 92, 198, tick);
+    dpo_step_k92_log_sigmoid(t79, t78, B);
+    la_tock(prof, 92, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k93_dpo_sigmoid(t80, t77, t79, B);
-    la_tock(prof, 93, 198, tick);
+    dpo_step_k93_sequence_logps(t80, t79, B);
+    la_tock(prof, 93, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k94_dpo_exo_pair(t81, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 94, 198, tick);
+    dpo_step_k94_dpo_sigmoid(t81, t78, t80, B);
+    la_tock(prof, 94, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k95_log_sigmoid(t82, t81, B);
-    la_tock(prof, 95, 198, tick);
+    dpo_step_k95_dpo_exo_pair(t82, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 95, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k96_dpo_sigmoid(t83, t82, B);
-    la_tock(prof, 96, 198, tick);
+    dpo_step_k96_log_sigmoid(t83, t82, B);
+    la_tock(prof, 96, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k97_dpo_sigmoid(t84, t81, t83, B);
-    la_tock(prof, 97, 198, tick);
+    dpo_step_k97_sequence_logps(t84, t83, B);
+    la_tock(prof, 97, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k98_sigmoid(t85, t84, B);
-    la_tock(prof, 98, 198, tick);
+    dpo_step_k98_dpo_sigmoid(t85, t82, t84, B);
+    la_tock(prof, 98, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k99_dpo_exo_pair(t86, label_smoothing, t84, B);
-    la_tock(prof, 99, 198, tick);
+    dpo_step_k99_sigmoid(t86, t85, B);
+    la_tock(prof, 99, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k100_dpo_exo_pair(t87, t81, B);
-    la_tock(prof, 100, 198, tick);
+    dpo_step_k100_dpo_exo_pair(t87, label_smoothing, t85, B);
+    la_tock(prof, 100, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k101_log_sigmoid(t88, t87, B);
-    la_tock(prof, 101, 198, tick);
+    dpo_step_k101_dpo_exo_pair(t88, t82, B);
+    la_tock(prof, 101, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k102_dpo_sigmoid(t89, t88, B);
-    la_tock(prof, 102, 198, tick);
+    dpo_step_k102_log_sigmoid(t89, t88, B);
+    la_tock(prof, 102, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k103_dpo_sigmoid(t90, t87, t89, B);
-    la_tock(prof, 103, 198, tick);
+    dpo_step_k103_sequence_logps(t90, t89, B);
+    la_tock(prof, 103, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k104_sigmoid(t91, t90, B);
-    la_tock(prof, 104, 198, tick);
+    dpo_step_k104_dpo_sigmoid(t91, t88, t90, B);
+    la_tock(prof, 104, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k105_dpo_exo_pair(t92, label_smoothing, t90, B);
-    la_tock(prof, 105, 198, tick);
+    dpo_step_k105_sigmoid(t92, t91, B);
+    la_tock(prof, 105, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k106_dpo_discopop(t93, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 106, 198, tick);
+    dpo_step_k106_dpo_exo_pair(t93, label_smoothing, t91, B);
+    la_tock(prof, 106, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k107_dpo_discopop(t94, t93, B);
-    la_tock(prof, 107, 198, tick);
+    dpo_step_k107_dpo_discopop(t94, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
+    la_tock(prof, 107, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k108_log_sigmoid(t95, t94, B);
-    la_tock(prof, 108, 198, tick);
+    dpo_step_k108_dpo_discopop(t95, t94, B);
+    la_tock(prof, 108, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k109_dpo_sigmoid(t96, t95, B);
-    la_tock(prof, 109, 198, tick);
+    dpo_step_k109_log_sigmoid(t96, t95, B);
+    la_tock(prof, 109, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k110_dpo_sigmoid(t97, t94, t96, B);
-    la_tock(prof, 110, 198, tick);
+    dpo_step_k110_sequence_logps(t97, t96, B);
+    la_tock(prof, 110, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k111_log_sigmoid(t98, t93, B);
-    la_tock(prof, 111, 198, tick);
+    dpo_step_k111_dpo_sigmoid(t98, t95, t97, B);
+    la_tock(prof, 111, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k112_dpo_sigmoid(t99, t98, B);
-    la_tock(prof, 112, 198, tick);
+    dpo_step_k112_log_sigmoid(t99, t94, B);
+    la_tock(prof, 112, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k113_dpo_sigmoid(t100, t93, t99, B);
-    la_tock(prof, 113, 198, tick);
+    dpo_step_k113_sequence_logps(t100, t99, B);
+    la_tock(prof, 113, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k114_dpo_sigmoid(t101, t97, B);
-    la_tock(prof, 114, 198, tick);
+    dpo_step_k114_dpo_sigmoid(t101, t94, t100, B);
+    la_tock(prof, 114, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k115_dpo_discopop(t102, t93, B);
-    la_tock(prof, 115, 198, tick);
+    dpo_step_k115_sequence_logps(t102, t98, B);
+    la_tock(prof, 115, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k116_dpo_sigmoid_norm(t103, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t23, t24, B);
-    la_tock(prof, 116, 198, tick);
+    dpo_step_k116_dpo_discopop(t103, t94, B);
+    la_tock(prof, 116, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k117_log_sigmoid(t104, t103, B);
-    la_tock(prof, 117, 198, tick);
+    dpo_step_k117_dpo_sigmoid_norm(t104, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
+    la_tock(prof, 117, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k118_dpo_sigmoid(t105, t104, B);
-    la_tock(prof, 118, 198, tick);
+    dpo_step_k118_log_sigmoid(t105, t104, B);
+    la_tock(prof, 118, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k119_dpo_sigmoid_norm(t106, t103, B);
-    la_tock(prof, 119, 198, tick);
+    dpo_step_k119_sequence_logps(t106, t105, B);
+    la_tock(prof, 119, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k120_log_sigmoid(t107, t106, B);
-    la_tock(prof, 120, 198, tick);
+    dpo_step_k120_dpo_sigmoid_norm(t107, t104, B);
+    la_tock(prof, 120, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k121_dpo_sigmoid(t108, t107, B);
-    la_tock(prof, 121, 198, tick);
+    dpo_step_k121_log_sigmoid(t108, t107, B);
+    la_tock(prof, 121, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k122_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t23, t25, t27, t28, t30, t31, t33, t34, t36, t37, t38, t39, t41, t43, t48, t52, t53, t55, t56, t58, t59, t61, t62, t64, t65, t67, t68, t70, t72, t74, t76, t80, t85, t86, t91, t92, t97, t100, t101, t102, t103, t105, t106, t108, B);
-    la_tock(prof, 122, 198, tick);
+    dpo_step_k122_sequence_logps(t109, t108, B);
+    la_tock(prof, 122, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k123_lm_head(t109, loss_weights, losses, B);
-    la_tock(prof, 123, 198, tick);
+    dpo_step_k123_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t24, t26, t28, t29, t31, t32, t34, t35, t37, t38, t39, t40, t42, t44, t49, t53, t54, t56, t57, t59, t60, t62, t63, t65, t66, t68, t69, t71, t73, t75, t77, t81, t86, t87, t92, t93, t98, t101, t102, t103, t104, t106, t107, t109, B);
+    la_tock(prof, 123, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k124_lm_head(t110, pair_weight, t109, B);
-    la_tock(prof, 124, 198, tick);
+    dpo_step_k124_lm_head(t110, loss_weights, losses, B);
+    la_tock(prof, 124, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k125_sft(t111, pair_weight, logps_chosen, t23, B);
-    la_tock(prof, 125, 198, tick);
+    dpo_step_k125_lm_head(t111, pair_weight, t110, B);
+    la_tock(prof, 125, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k126_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t110, t111);
-    la_tock(prof, 126, 198, tick);
+    dpo_step_k126_sft(t112, pair_weight, logps_chosen, t24, B);
+    la_tock(prof, 126, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k127_log_sigmoid_grad(t112, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t103, t104, t105, t106, t107, t108, B);
-    la_tock(prof, 127, 198, tick);
+    dpo_step_k127_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t111, t112);
+    la_tock(prof, 127, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k128_log_sigmoid_grad(t113, beta, pair_weight, loss_weights, pref_loss_ratio, t93, t94, t95, t96, t97, t98, t99, t100, t101, t102, B);
-    la_tock(prof, 128, 198, tick);
+    dpo_step_k128_log_sigmoid_grad(t113, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t104, t105, t106, t107, t108, t109, B);
+    la_tock(prof, 128, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k129_log_sigmoid_grad(t114, beta, pair_weight, loss_weights, pref_loss_ratio, t81, t82, t83, t85, t86, t87, t88, t89, t91, t92, B);
-    la_tock(prof, 129, 198, tick);
+    dpo_step_k129_log_sigmoid_grad(t114, beta, pair_weight, loss_weights, pref_loss_ratio, t94, t95, t96, t97, t98, t99, t100, t101, t102, t103, B);
+    la_tock(prof, 129, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k130_log_sigmoid_grad(t115, beta, pair_weight, loss_weights, pref_loss_ratio, t77, t78, t79, t80, B);
-    la_tock(prof, 130, 198, tick);
+    dpo_step_k130_log_sigmoid_grad(t115, beta, pair_weight, loss_weights, pref_loss_ratio, t82, t83, t84, t86, t87, t88, t89, t90, t92, t93, B);
+    la_tock(prof, 130, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k131_lm_head_grad(t116, pair_weight, loss_weights, pref_loss_ratio, t76, B);
-    la_tock(prof, 131, 198, tick);
+    dpo_step_k131_log_sigmoid_grad(t116, beta, pair_weight, loss_weights, pref_loss_ratio, t78, t79, t80, t81, B);
+    la_tock(prof, 131, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k132_lm_head_grad(t117, pair_weight, loss_weights, pref_loss_ratio, t74, B);
-    la_tock(prof, 132, 198, tick);
+    dpo_step_k132_lm_head_grad(t117, pair_weight, loss_weights, pref_loss_ratio, t77, B);
+    la_tock(prof, 132, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k133_lm_head_grad(t118, pair_weight, loss_weights, pref_loss_ratio, t72, B);
-    la_tock(prof, 133, 198, tick);
+    dpo_step_k133_lm_head_grad(t118, pair_weight, loss_weights, pref_loss_ratio, t75, B);
+    la_tock(prof, 133, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k134_log_sigmoid_grad(t119, beta, pair_weight, loss_weights, pref_loss_ratio, t62, t63, t64, B);
-    la_tock(prof, 134, 198, tick);
+    dpo_step_k134_lm_head_grad(t119, pair_weight, loss_weights, pref_loss_ratio, t73, B);
+    la_tock(prof, 134, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k135_dpo_orpo_grad(t120, t119, B);
-    la_tock(prof, 135, 198, tick);
+    dpo_step_k135_log_sigmoid_grad(t120, beta, pair_weight, loss_weights, pref_loss_ratio, t63, t64, t65, B);
+    la_tock(prof, 135, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k136_log_sigmoid_grad(t121, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t56, t57, t58, t59, t60, t61, B);
-    la_tock(prof, 136, 198, tick);
+    dpo_step_k136_dpo_orpo_grad(t121, t120, B);
+    la_tock(prof, 136, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k137_log_sigmoid_grad(t122, beta, pair_weight, loss_weights, pref_loss_ratio, t53, t54, t55, B);
-    la_tock(prof, 137, 198, tick);
+    dpo_step_k137_log_sigmoid_grad(t122, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t57, t58, t59, t60, t61, t62, B);
+    la_tock(prof, 137, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k138_dpo_dpop_grad(t123, t122, B);
-    la_tock(prof, 138, 198, tick);
+    dpo_step_k138_log_sigmoid_grad(t123, beta, pair_weight, loss_weights, pref_loss_ratio, t54, t55, t56, B);
+    la_tock(prof, 138, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k139_lm_head_grad(t124, pair_weight, loss_weights, pref_loss_ratio, t52, B);
-    la_tock(prof, 139, 198, tick);
+    dpo_step_k139_dpo_dpop_grad(t124, t123, B);
+    la_tock(prof, 139, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k140_lm_head_grad(t125, pair_weight, loss_weights, pref_loss_ratio, t48, B);
-    la_tock(prof, 140, 198, tick);
+    dpo_step_k140_lm_head_grad(t125, pair_weight, loss_weights, pref_loss_ratio, t53, B);
+    la_tock(prof, 140, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k141_dpo_sppo_hard(t126, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
-    la_tock(prof, 141, 198, tick);
+    dpo_step_k141_lm_head_grad(t126, pair_weight, loss_weights, pref_loss_ratio, t49, B);
+    la_tock(prof, 141, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k142_dpo_sppo_hard(t127, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
-    la_tock(prof, 142, 198, tick);
+    dpo_step_k142_dpo_sppo_hard(t127, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
+    la_tock(prof, 142, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k143_lm_head_grad(t128, pair_weight, loss_weights, pref_loss_ratio, t38, B);
-    la_tock(prof, 143, 198, tick);
+    dpo_step_k143_dpo_sppo_hard(t128, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
+    la_tock(prof, 143, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k144_lm_head_grad(t129, beta, pair_weight, loss_weights, pref_loss_ratio, t37, B);
-    la_tock(prof, 144, 198, tick);
+    dpo_step_k144_lm_head_grad(t129, pair_weight, loss_weights, pref_loss_ratio, t39, B);
+    la_tock(prof, 144, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k145_log_sigmoid_grad(t130, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t31, t32, t33, t34, t35, t36, B);
-    la_tock(prof, 145, 198, tick);
+    dpo_step_k145_lm_head_grad(t130, beta, pair_weight, loss_weights, pref_loss_ratio, t38, B);
+    la_tock(prof, 145, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k146_log_sigmoid_grad(t131, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t25, t26, t27, t28, t29, t30, B);
-    la_tock(prof, 146, 198, tick);
+    dpo_step_k146_log_sigmoid_grad(t131, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t32, t33, t34, t35, t36, t37, B);
+    la_tock(prof, 146, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k147_log_sigmoid_grad(t132, chosen_targets, rejected_targets, chosen_mask, rejected_mask, ref_chosen, ref_rejected, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, t15, t16, t17, logps_chosen, logps_rejected, t23, t24, t39, t40, t41, t42, t43, t45, t46, t47, t49, t50, t51, t65, t66, t67, t68, t69, t70, t71, t73, t75, t112, t113, t114, t115, t116, t117, t118, t119, t120, t121, t122, t123, t124, t125, t126, t127, t128, t129, t130, t131, B, T, V);
-    la_tock(prof, 147, 198, tick);
+    dpo_step_k147_log_sigmoid_grad(t132, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t26, t27, t28, t29, t30, t31, B);
+    la_tock(prof, 147, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k148_lm_head_grad_matmul(t133, lm_head, t132, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 148, 198, tick);
+    dpo_step_k148_log_sigmoid_grad(t133, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, t25, t43, t44, t50, t51, t52, t69, t70, t71, t74, t113, t114, t115, t116, t118, t121, t122, t124, t125, t127, t129, t130, t131, t132, B);
+    la_tock(prof, 148, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k149_rmsnorm_grad(t134, carry0, t13, t133, B, HD2, KVH, REP, T);
-    la_tock(prof, 149, 198, tick);
+    dpo_step_k149_log_sigmoid_grad(t134, ref_chosen, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, t24, t40, t41, t42, t46, t47, t48, t66, t67, t68, t72, t76, t113, t114, t115, t116, t117, t119, t120, t121, t122, t123, t124, t126, t128, t129, t130, t131, t132, B);
+    la_tock(prof, 149, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k150_rmsnorm_grad(t135, t134, HD2, KVH, REP, T);
-    la_tock(prof, 150, 198, tick);
+    dpo_step_k150_log_softmax_grad(t135, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t133, t134, NS, V);
+    la_tock(prof, 150, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k151_rmsnorm_grad(t136, final_norm, carry0, t13, t133, B, HD2, KVH, REP, T);
-    la_tock(prof, 151, 198, tick);
+    dpo_step_k151_lm_head_grad_matmul(t136, lm_head, t135, HD2, KVH, NS, REP, V);
+    la_tock(prof, 151, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k152_rmsnorm_grad(grad_final_norm, t135, HD2, KVH, REP);
-    la_tock(prof, 152, 198, tick);
+    dpo_step_k152_rmsnorm_grad(t137, t14, t136, HD2, KVH, NS, REP);
+    la_tock(prof, 152, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k153_lm_head_grad_matmul(grad_lm_head, t14, t132, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 153, 198, tick);
+    dpo_step_k153_rmsnorm_grad(t138, final_norm, t12, t136, HD2, KVH, NS, REP);
+    la_tock(prof, 153, 201, tick);
+    tick = la_tick(prof);
+    dpo_step_k154_rmsnorm_grad_scatter_add(t139, scored, norm_eps, final_norm, t12, t13, t136, t138, B, HD2, KVH, NS, REP, T);
+    la_tock(prof, 154, 201, tick);
+    tick = la_tick(prof);
+    dpo_step_k155_rmsnorm_grad(grad_final_norm, t137, HD2, KVH, REP);
+    la_tock(prof, 155, 201, tick);
+    tick = la_tick(prof);
+    dpo_step_k156_lm_head_grad_matmul(grad_lm_head, t15, t135, HD2, KVH, NS, REP, V);
+    la_tock(prof, 156, 201, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t136;
-    float *carry1_buf[2] = { args->arena + off[95], args->arena + off[96] };
+    const float *carry1 = t139;
+    float *carry1_buf[2] = { args->arena + off[97], args->arena + off[98] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -6143,140 +6177,140 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k154_rmsnorm(t137, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 154, 198, tick);
+        dpo_step_k157_rmsnorm(t140, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 157, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k155_rmsnorm(t138, norm_eps, t137, B, HD2, KVH, REP, T);
-        la_tock(prof, 155, 198, tick);
+        dpo_step_k158_rmsnorm(t141, norm_eps, t140, B, HD2, KVH, REP, T);
+        la_tock(prof, 158, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k156_rmsnorm(t139, saved_x, attn_norm, t138, B, HD2, KVH, REP, T);
-        la_tock(prof, 156, 198, tick);
+        dpo_step_k159_rmsnorm(t142, saved_x, attn_norm, t141, B, HD2, KVH, REP, T);
+        la_tock(prof, 159, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k157_scores_matmul(t140, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 157, 198, tick);
+        dpo_step_k160_scores_matmul(t143, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 160, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k158_attention(t141, t2, t140, B, HD2, KVH, REP, T);
-        la_tock(prof, 158, 198, tick);
+        dpo_step_k161_attention(t144, t2, t143, B, HD2, KVH, REP, T);
+        la_tock(prof, 161, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k159_softmax(t142, t141, B, KVH, REP, T);
-        la_tock(prof, 159, 198, tick);
+        dpo_step_k162_softmax(t145, t144, B, KVH, REP, T);
+        la_tock(prof, 162, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k160_softmax(t143, t141, t142, B, KVH, REP, T);
-        la_tock(prof, 160, 198, tick);
+        dpo_step_k163_softmax(t146, t144, t145, B, KVH, REP, T);
+        la_tock(prof, 163, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k161_rmsnorm(t144, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 161, 198, tick);
+        dpo_step_k164_rmsnorm(t147, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 164, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k162_rmsnorm(t145, norm_eps, t144, B, HD2, KVH, REP, T);
-        la_tock(prof, 162, 198, tick);
+        dpo_step_k165_rmsnorm(t148, norm_eps, t147, B, HD2, KVH, REP, T);
+        la_tock(prof, 165, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k163_rmsnorm(t146, saved_h, ffn_norm, t145, B, HD2, KVH, REP, T);
-        la_tock(prof, 163, 198, tick);
+        dpo_step_k166_rmsnorm(t149, saved_h, ffn_norm, t148, B, HD2, KVH, REP, T);
+        la_tock(prof, 166, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k164_silu(t147, saved_gate, B, F, T);
-        la_tock(prof, 164, 198, tick);
+        dpo_step_k167_silu(t150, saved_gate, B, F, T);
+        la_tock(prof, 167, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k165_gate_up(t148, saved_up, t147, B, F, T);
-        la_tock(prof, 165, 198, tick);
+        dpo_step_k168_gate_up(t151, saved_up, t150, B, F, T);
+        la_tock(prof, 168, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k166_ffn_grad_matmul(t149, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 166, 198, tick);
+        dpo_step_k169_ffn_grad_matmul(t152, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 169, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k167_ffn_grad(t150, t147, t149, B, F, T);
-        la_tock(prof, 167, 198, tick);
+        dpo_step_k170_ffn_grad(t153, t150, t152, B, F, T);
+        la_tock(prof, 170, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k168_gate_up_grad_matmul(t151, w3, t150, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 168, 198, tick);
+        dpo_step_k171_gate_up_grad_matmul(t154, w3, t153, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 171, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k169_silu_grad(t152, saved_gate, saved_up, t147, t149, B, F, T);
-        la_tock(prof, 169, 198, tick);
+        dpo_step_k172_silu_grad(t155, saved_gate, saved_up, t150, t152, B, F, T);
+        la_tock(prof, 172, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k170_gate_up_grad_matmul(t153, w1, t152, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 170, 198, tick);
+        dpo_step_k173_gate_up_grad_matmul(t156, w1, t155, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 173, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k171_gate_up_grad(t154, saved_h, t145, t151, t153, B, HD2, KVH, REP, T);
-        la_tock(prof, 171, 198, tick);
+        dpo_step_k174_gate_up_grad(t157, saved_h, t148, t154, t156, B, HD2, KVH, REP, T);
+        la_tock(prof, 174, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k172_rmsnorm_grad(t155, t154, HD2, KVH, REP, T);
-        la_tock(prof, 172, 198, tick);
+        dpo_step_k175_rmsnorm_grad(t158, t157, HD2, KVH, REP, T);
+        la_tock(prof, 175, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k173_rmsnorm_grad(t156, carry1, saved_h, ffn_norm, t145, t151, t153, B, HD2, KVH, REP, T);
-        la_tock(prof, 173, 198, tick);
+        dpo_step_k176_rmsnorm_grad(t159, carry1, saved_h, ffn_norm, t148, t154, t156, B, HD2, KVH, REP, T);
+        la_tock(prof, 176, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k174_attention_grad_matmul(t157, wo, t156, B, HD2, KVH, REP, T);
-        la_tock(prof, 174, 198, tick);
+        dpo_step_k177_attention_grad_matmul(t160, wo, t159, B, HD2, KVH, REP, T);
+        la_tock(prof, 177, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k175_attention_grad_matmul(t158, saved_v, t157, B, HD2, KVH, REP, T);
-        la_tock(prof, 175, 198, tick);
+        dpo_step_k178_attention_grad_matmul(t161, saved_v, t160, B, HD2, KVH, REP, T);
+        la_tock(prof, 178, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k176_attention(t159, t2, t141, t142, t143, t158, B, HD2, KVH, REP, T);
-        la_tock(prof, 176, 198, tick);
+        dpo_step_k179_attention(t162, t2, t144, t145, t146, t161, B, HD2, KVH, REP, T);
+        la_tock(prof, 179, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k177_scores_grad_matmul(t160, saved_k, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 177, 198, tick);
+        dpo_step_k180_scores_grad_matmul(t163, saved_k, t162, B, HD2, KVH, REP, T);
+        la_tock(prof, 180, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k178_attention_grad_matmul(t161, saved_q, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 178, 198, tick);
+        dpo_step_k181_attention_grad_matmul(t164, saved_q, t162, B, HD2, KVH, REP, T);
+        la_tock(prof, 181, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k179_attention_grad_matmul(t162, t143, t157, B, HD2, KVH, REP, T);
-        la_tock(prof, 179, 198, tick);
+        dpo_step_k182_attention_grad_matmul(t165, t146, t160, B, HD2, KVH, REP, T);
+        la_tock(prof, 182, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k180_attention_grad_matmul(t163, wv, t162, B, HD2, KVH, REP, T);
-        la_tock(prof, 180, 198, tick);
+        dpo_step_k183_attention_grad_matmul(t166, wv, t165, B, HD2, KVH, REP, T);
+        la_tock(prof, 183, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k181_rope_grad(t164, t0, t1, t161, B, HD2, KVH, T);
-        la_tock(prof, 181, 198, tick);
+        dpo_step_k184_rope_grad(t167, t0, t1, t164, B, HD2, KVH, T);
+        la_tock(prof, 184, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k182_attention_grad_matmul(t165, wk, t164, B, HD2, KVH, REP, T);
-        la_tock(prof, 182, 198, tick);
+        dpo_step_k185_attention_grad_matmul(t168, wk, t167, B, HD2, KVH, REP, T);
+        la_tock(prof, 185, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k183_rope_grad(t166, t0, t1, t160, B, HD2, KVH, REP, T);
-        la_tock(prof, 183, 198, tick);
+        dpo_step_k186_rope_grad(t169, t0, t1, t163, B, HD2, KVH, REP, T);
+        la_tock(prof, 186, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k184_attention_grad_matmul(t167, wq, t166, B, HD2, KVH, REP, T);
-        la_tock(prof, 184, 198, tick);
+        dpo_step_k187_attention_grad_matmul(t170, wq, t169, B, HD2, KVH, REP, T);
+        la_tock(prof, 187, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k185_attention_grad(t168, saved_x, t138, t163, t165, t167, B, HD2, KVH, REP, T);
-        la_tock(prof, 185, 198, tick);
+        dpo_step_k188_attention_grad(t171, saved_x, t141, t166, t168, t170, B, HD2, KVH, REP, T);
+        la_tock(prof, 188, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k186_rmsnorm_grad(t169, t168, HD2, KVH, REP, T);
-        la_tock(prof, 186, 198, tick);
+        dpo_step_k189_rmsnorm_grad(t172, t171, HD2, KVH, REP, T);
+        la_tock(prof, 189, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k187_rmsnorm_grad(carry1_next, saved_x, attn_norm, t138, t156, t163, t165, t167, B, HD2, KVH, REP, T);
-        la_tock(prof, 187, 198, tick);
+        dpo_step_k190_rmsnorm_grad(carry1_next, saved_x, attn_norm, t141, t159, t166, t168, t170, B, HD2, KVH, REP, T);
+        la_tock(prof, 190, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k188_layer_backward(grad_attn_norm, t169, HD2, KVH, REP);
-        la_tock(prof, 188, 198, tick);
+        dpo_step_k191_layer_backward(grad_attn_norm, t172, HD2, KVH, REP);
+        la_tock(prof, 191, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k189_layer_backward_matmul(grad_wq, t139, t166, B, HD2, KVH, REP, T);
-        la_tock(prof, 189, 198, tick);
+        dpo_step_k192_layer_backward_matmul(grad_wq, t142, t169, B, HD2, KVH, REP, T);
+        la_tock(prof, 192, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k190_layer_backward_matmul(grad_wk, t139, t164, B, HD2, KVH, REP, T);
-        la_tock(prof, 190, 198, tick);
+        dpo_step_k193_layer_backward_matmul(grad_wk, t142, t167, B, HD2, KVH, REP, T);
+        la_tock(prof, 193, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k191_layer_backward_matmul(grad_wv, t139, t162, B, HD2, KVH, REP, T);
-        la_tock(prof, 191, 198, tick);
+        dpo_step_k194_layer_backward_matmul(grad_wv, t142, t165, B, HD2, KVH, REP, T);
+        la_tock(prof, 194, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k192_layer_backward_matmul(grad_wo, saved_attn, t156, B, HD2, KVH, REP, T);
-        la_tock(prof, 192, 198, tick);
+        dpo_step_k195_layer_backward_matmul(grad_wo, saved_attn, t159, B, HD2, KVH, REP, T);
+        la_tock(prof, 195, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k193_layer_backward(grad_ffn_norm, t155, HD2, KVH, REP);
-        la_tock(prof, 193, 198, tick);
+        dpo_step_k196_layer_backward(grad_ffn_norm, t158, HD2, KVH, REP);
+        la_tock(prof, 196, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k194_layer_backward_matmul(grad_w1, t146, t152, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 194, 198, tick);
+        dpo_step_k197_layer_backward_matmul(grad_w1, t149, t155, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 197, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k195_layer_backward_matmul(grad_w2, carry1, t148, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 195, 198, tick);
+        dpo_step_k198_layer_backward_matmul(grad_w2, carry1, t151, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 198, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k196_layer_backward_matmul(grad_w3, t146, t150, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 196, 198, tick);
+        dpo_step_k199_layer_backward_matmul(grad_w3, t149, t153, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 199, 201, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k197_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
-    la_tock(prof, 197, 198, tick);
+    dpo_step_k200_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 200, 201, tick);
     (void)tick;
 }
 
@@ -6286,6 +6320,7 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -6310,188 +6345,192 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k18_silu */
     flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k19_ffn_matmul */
     flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_ffn */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k21_rmsnorm */
-    flops[22] = (double)(B*T + B*T + B*T); bytes[22] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k22_rmsnorm */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* dpo_step_k23_rmsnorm */
-    flops[24] = (double)(4*B*HD2*KVH*REP*T*V); bytes[24] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* dpo_step_k24_lm_head_matmul */
-    flops[25] = (double)(B*T*V); bytes[25] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k25_lm_head */
-    flops[26] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* dpo_step_k26_log_softmax */
-    flops[27] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[27] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k27_cross_entropy */
-    flops[28] = (double)(B*T + B*T + B*T); bytes[28] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k28_cross_entropy */
-    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_step_k29_sequence_logps */
-    flops[30] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[30] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* dpo_step_k30_cross_entropy */
-    flops[31] = (double)(B*T + B*T + B*T); bytes[31] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k31_cross_entropy */
-    flops[32] = (double)(B); bytes[32] = (double)(4*B + 4*B); /* dpo_step_k32_sequence_logps */
-    flops[33] = (double)(B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V); /* dpo_step_k33_lm_head */
-    flops[34] = (double)(B*T); bytes[34] = (double)(4*B + 4*B*T); /* dpo_step_k34_sequence_logps */
-    flops[35] = (double)(B*T); bytes[35] = (double)(4*B + 4*B*T); /* dpo_step_k35_sequence_logps */
-    flops[36] = (double)(B*T + B*T + B*T + B*T); bytes[36] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k36_sequence_logps */
-    flops[37] = (double)(B*T + B*T + B*T + B*T); bytes[37] = (double)(4*B + 4*B*T + 4*B*T); /* dpo_step_k37_sequence_logps */
-    flops[38] = (double)(1 + B + B + B + B + B + B + B + B); bytes[38] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k38_dpo_sigmoid */
-    flops[39] = (double)(B + B + B); bytes[39] = (double)(4*B + 4*B); /* dpo_step_k39_log_sigmoid */
-    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_dpo_sigmoid */
-    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B); /* dpo_step_k41_dpo_sigmoid */
-    flops[42] = (double)(B + B + B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_log_sigmoid */
-    flops[43] = (double)(B); bytes[43] = (double)(4*B + 4*B); /* dpo_step_k43_dpo_sigmoid */
-    flops[44] = (double)(1 + B + B + B + B + B + B + B + B); bytes[44] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k44_dpo_robust */
-    flops[45] = (double)(B + B + B); bytes[45] = (double)(4*B + 4*B); /* dpo_step_k45_log_sigmoid */
-    flops[46] = (double)(B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_k46_dpo_sigmoid */
-    flops[47] = (double)(B); bytes[47] = (double)(4*B + 4*B); /* dpo_step_k47_dpo_robust */
-    flops[48] = (double)(B + B + B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_log_sigmoid */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_k49_dpo_sigmoid */
-    flops[50] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k50_dpo_hinge */
-    flops[51] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k51_dpo_ipo */
-    flops[52] = (double)(1 + B + B + B + B + B + B + B + B); bytes[52] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k52_dpo_sigmoid */
+    flops[21] = (double)(0); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* dpo_step_k21_lm_head */
+    flops[22] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[22] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* dpo_step_k22_rmsnorm */
+    flops[23] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k23_rmsnorm */
+    flops[24] = (double)(2*HD2*KVH*NS*REP); bytes[24] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k24_rmsnorm */
+    flops[25] = (double)(4*HD2*KVH*NS*REP*V); bytes[25] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_k25_lm_head_matmul */
+    flops[26] = (double)(NS*V); bytes[26] = (double)(4*NS + 4*NS*V); /* dpo_step_k26_log_softmax */
+    flops[27] = (double)(NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_step_k27_log_softmax */
+    flops[28] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_k28_cross_entropy */
+    flops[29] = (double)(NS + NS); bytes[29] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(B); bytes[30] = (double)(4*B + 4*B); /* dpo_step_k30_sequence_logps */
+    flops[31] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[31] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_k31_cross_entropy */
+    flops[32] = (double)(NS + NS); bytes[32] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k32_sequence_logps_scatter_add */
+    flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_step_k33_sequence_logps */
+    flops[34] = (double)(NS*V); bytes[34] = (double)(4*NS + 4*NS*V); /* dpo_step_k34_sequence_logps */
+    flops[35] = (double)(NS); bytes[35] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_k35_sequence_logps_scatter_add */
+    flops[36] = (double)(NS); bytes[36] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_k36_sequence_logps_scatter_add */
+    flops[37] = (double)(NS + NS + NS); bytes[37] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k37_sequence_logps_scatter_add */
+    flops[38] = (double)(NS + NS + NS); bytes[38] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k38_sequence_logps_scatter_add */
+    flops[39] = (double)(1 + B + B + B + B + B + B + B + B); bytes[39] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k39_dpo_sigmoid */
+    flops[40] = (double)(B + B + B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_log_sigmoid */
+    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B); /* dpo_step_k41_sequence_logps */
+    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_dpo_sigmoid */
+    flops[43] = (double)(B + B + B); bytes[43] = (double)(4*B + 4*B); /* dpo_step_k43_log_sigmoid */
+    flops[44] = (double)(B); bytes[44] = (double)(4*B + 4*B); /* dpo_step_k44_sequence_logps */
+    flops[45] = (double)(1 + B + B + B + B + B + B + B + B); bytes[45] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k45_dpo_robust */
+    flops[46] = (double)(B + B + B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_k46_log_sigmoid */
+    flops[47] = (double)(B); bytes[47] = (double)(4*B + 4*B); /* dpo_step_k47_sequence_logps */
+    flops[48] = (double)(B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_dpo_robust */
+    flops[49] = (double)(B + B + B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_k49_log_sigmoid */
+    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_sequence_logps */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k51_dpo_hinge */
+    flops[52] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[52] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k52_dpo_ipo */
     flops[53] = (double)(1 + B + B + B + B + B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k53_dpo_nca_pair */
-    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_step_k54_dpo_sigmoid */
-    flops[55] = (double)(1 + B + B + B + B + B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k55_dpo_nca_pair */
-    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_k56_dpo_sigmoid */
-    flops[57] = (double)(B + B); bytes[57] = (double)(4 + 4*B); /* dpo_step_k57_dpo_sigmoid */
-    flops[58] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[58] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k58_dpo_kto_pair */
-    flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B); /* dpo_step_k59_log_sigmoid */
-    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_dpo_sigmoid */
-    flops[61] = (double)(B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B); /* dpo_step_k61_dpo_sigmoid */
-    flops[62] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[62] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k62_dpo_kto_pair */
-    flops[63] = (double)(B + B + B); bytes[63] = (double)(4*B + 4*B); /* dpo_step_k63_log_sigmoid */
-    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B); /* dpo_step_k64_dpo_sigmoid */
-    flops[65] = (double)(B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B); /* dpo_step_k65_dpo_sigmoid */
-    flops[66] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[66] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_step_k66_dpo_dpop */
-    flops[67] = (double)(B + B + B); bytes[67] = (double)(4*B + 4*B); /* dpo_step_k67_log_sigmoid */
-    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_dpo_sigmoid */
-    flops[69] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[69] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k69_dpo_simpo */
-    flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_step_k70_log_sigmoid */
-    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_dpo_sigmoid */
-    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_dpo_simpo */
-    flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_log_sigmoid */
-    flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_dpo_sigmoid */
-    flops[75] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[75] = (double)(4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k75_dpo_orpo */
-    flops[76] = (double)(B + B + B); bytes[76] = (double)(4*B + 4*B); /* dpo_step_k76_log_sigmoid */
-    flops[77] = (double)(B); bytes[77] = (double)(4*B + 4*B); /* dpo_step_k77_dpo_sigmoid */
-    flops[78] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[78] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k78_dpo_bco_pair */
-    flops[79] = (double)(B + B + B); bytes[79] = (double)(4*B + 4*B); /* dpo_step_k79_log_sigmoid */
-    flops[80] = (double)(B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_dpo_sigmoid */
-    flops[81] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[81] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k81_dpo_bco_pair */
-    flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_step_k82_log_sigmoid */
-    flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_step_k83_dpo_sigmoid */
-    flops[84] = (double)(1 + B + B + B + B + B + B + B + B); bytes[84] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k84_dpo_sigmoid */
-    flops[85] = (double)(1 + B + B + B + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k85_dpo_apo_zero */
-    flops[86] = (double)(1 + B + B + B + B + B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k86_dpo_sigmoid */
-    flops[87] = (double)(1 + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k87_dpo_apo_zero */
-    flops[88] = (double)(1 + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k88_dpo_sigmoid */
-    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k89_dpo_apo_down */
-    flops[90] = (double)(1 + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k90_dpo_apo_down */
-    flops[91] = (double)(B + B + B); bytes[91] = (double)(4*B + 4*B); /* dpo_step_k91_log_sigmoid */
-    flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_dpo_sigmoid */
-    flops[93] = (double)(B + B + B + B); bytes[93] = (double)(4*B + 4*B + 4*B); /* dpo_step_k93_dpo_sigmoid */
-    flops[94] = (double)(1 + B + B + B + B + B + B + B + B); bytes[94] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k94_dpo_exo_pair */
-    flops[95] = (double)(B + B + B); bytes[95] = (double)(4*B + 4*B); /* dpo_step_k95_log_sigmoid */
-    flops[96] = (double)(B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_dpo_sigmoid */
-    flops[97] = (double)(B + B + B); bytes[97] = (double)(4*B + 4*B + 4*B); /* dpo_step_k97_dpo_sigmoid */
-    flops[98] = (double)(B); bytes[98] = (double)(4*B + 4*B); /* dpo_step_k98_sigmoid */
-    flops[99] = (double)(1 + 1 + 1 + 1 + B); bytes[99] = (double)(4*B + 4 + 4*B); /* dpo_step_k99_dpo_exo_pair */
-    flops[100] = (double)(B); bytes[100] = (double)(4*B + 4*B); /* dpo_step_k100_dpo_exo_pair */
-    flops[101] = (double)(B + B + B); bytes[101] = (double)(4*B + 4*B); /* dpo_step_k101_log_sigmoid */
-    flops[102] = (double)(B); bytes[102] = (double)(4*B + 4*B); /* dpo_step_k102_dpo_sigmoid */
-    flops[103] = (double)(B + B + B); bytes[103] = (double)(4*B + 4*B + 4*B); /* dpo_step_k103_dpo_sigmoid */
-    flops[104] = (double)(B); bytes[104] = (double)(4*B + 4*B); /* dpo_step_k104_sigmoid */
-    flops[105] = (double)(1 + 1 + 1 + B); bytes[105] = (double)(4*B + 4 + 4*B); /* dpo_step_k105_dpo_exo_pair */
-    flops[106] = (double)(1 + B + B + B + B + B + B + B + B); bytes[106] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k106_dpo_discopop */
-    flops[107] = (double)(B); bytes[107] = (double)(4*B + 4*B); /* dpo_step_k107_dpo_discopop */
-    flops[108] = (double)(B + B + B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_log_sigmoid */
-    flops[109] = (double)(B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_dpo_sigmoid */
-    flops[110] = (double)(B + B + B + B); bytes[110] = (double)(4*B + 4*B + 4*B); /* dpo_step_k110_dpo_sigmoid */
-    flops[111] = (double)(B + B + B); bytes[111] = (double)(4*B + 4*B); /* dpo_step_k111_log_sigmoid */
-    flops[112] = (double)(B); bytes[112] = (double)(4*B + 4*B); /* dpo_step_k112_dpo_sigmoid */
-    flops[113] = (double)(B + B + B + B); bytes[113] = (double)(4*B + 4*B + 4*B); /* dpo_step_k113_dpo_sigmoid */
-    flops[114] = (double)(B); bytes[114] = (double)(4*B + 4*B); /* dpo_step_k114_dpo_sigmoid */
-    flops[115] = (double)(B + B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_dpo_discopop */
-    flops[116] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[116] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k116_dpo_sigmoid_norm */
-    flops[117] = (double)(B + B + B); bytes[117] = (double)(4*B + 4*B); /* dpo_step_k117_log_sigmoid */
-    flops[118] = (double)(B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_dpo_sigmoid */
-    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_dpo_sigmoid_norm */
-    flops[120] = (double)(B + B + B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_log_sigmoid */
-    flops[121] = (double)(B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_dpo_sigmoid */
-    flops[122] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[122] = (double)(68*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k122_log_sigmoid */
-    flops[123] = (double)(17*B + 17*B); bytes[123] = (double)(4*B + 68 + 68*B); /* dpo_step_k123_lm_head */
-    flops[124] = (double)(B + B); bytes[124] = (double)(4 + 4*B + 4*B); /* dpo_step_k124_lm_head */
-    flops[125] = (double)(B + B + B + B); bytes[125] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k125_sft */
-    flops[126] = (double)(1 + 1 + 1); bytes[126] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k126_dpo_loss */
-    flops[127] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[127] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k127_log_sigmoid_grad */
-    flops[128] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k128_log_sigmoid_grad */
-    flops[129] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[129] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k129_log_sigmoid_grad */
-    flops[130] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[130] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k130_log_sigmoid_grad */
-    flops[131] = (double)(1 + 1 + B + 17*B + B + B); bytes[131] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k131_lm_head_grad */
+    flops[54] = (double)(1 + B + B + B + B + B + B + B + B); bytes[54] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k54_dpo_nca_pair */
+    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B); /* dpo_step_k55_sequence_logps */
+    flops[56] = (double)(1 + B + B + B + B + B + B + B + B); bytes[56] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k56_dpo_nca_pair */
+    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_sequence_logps */
+    flops[58] = (double)(B + B); bytes[58] = (double)(4 + 4*B); /* dpo_step_k58_sequence_logps */
+    flops[59] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[59] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k59_dpo_kto_pair */
+    flops[60] = (double)(B + B + B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_log_sigmoid */
+    flops[61] = (double)(B); bytes[61] = (double)(4*B + 4*B); /* dpo_step_k61_sequence_logps */
+    flops[62] = (double)(B + B + B + B); bytes[62] = (double)(4*B + 4*B + 4*B); /* dpo_step_k62_dpo_sigmoid */
+    flops[63] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[63] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k63_dpo_kto_pair */
+    flops[64] = (double)(B + B + B); bytes[64] = (double)(4*B + 4*B); /* dpo_step_k64_log_sigmoid */
+    flops[65] = (double)(B); bytes[65] = (double)(4*B + 4*B); /* dpo_step_k65_sequence_logps */
+    flops[66] = (double)(B + B + B + B); bytes[66] = (double)(4*B + 4*B + 4*B); /* dpo_step_k66_dpo_sigmoid */
+    flops[67] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[67] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_step_k67_dpo_dpop */
+    flops[68] = (double)(B + B + B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_log_sigmoid */
+    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_sequence_logps */
+    flops[70] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[70] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k70_dpo_simpo */
+    flops[71] = (double)(B + B + B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_log_sigmoid */
+    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_sequence_logps */
+    flops[73] = (double)(B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_dpo_simpo */
+    flops[74] = (double)(B + B + B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_log_sigmoid */
+    flops[75] = (double)(B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_sequence_logps */
+    flops[76] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[76] = (double)(4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k76_dpo_orpo */
+    flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_step_k77_log_sigmoid */
+    flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_step_k78_sequence_logps */
+    flops[79] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[79] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k79_dpo_bco_pair */
+    flops[80] = (double)(B + B + B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_log_sigmoid */
+    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_sequence_logps */
+    flops[82] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[82] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k82_dpo_bco_pair */
+    flops[83] = (double)(B + B + B); bytes[83] = (double)(4*B + 4*B); /* dpo_step_k83_log_sigmoid */
+    flops[84] = (double)(B); bytes[84] = (double)(4*B + 4*B); /* dpo_step_k84_sequence_logps */
+    flops[85] = (double)(1 + B + B + B + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k85_dpo_apo_zero */
+    flops[86] = (double)(1 + B + B + B + B + B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k86_dpo_apo_zero */
+    flops[87] = (double)(1 + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k87_dpo_apo_zero */
+    flops[88] = (double)(1 + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k88_dpo_apo_zero */
+    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k89_dpo_apo_down */
+    flops[90] = (double)(1 + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k90_dpo_apo_down */
+    flops[91] = (double)(1 + B + B + B + B + B + B + B + B); bytes[91] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k91_dpo_apo_down */
+    flops[92] = (double)(B + B + B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_log_sigmoid */
+    flops[93] = (double)(B); bytes[93] = (double)(4*B + 4*B); /* dpo_step_k93_sequence_logps */
+    flops[94] = (double)(B + B + B + B); bytes[94] = (double)(4*B + 4*B + 4*B); /* dpo_step_k94_dpo_sigmoid */
+    flops[95] = (double)(1 + B + B + B + B + B + B + B + B); bytes[95] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k95_dpo_exo_pair */
+    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_log_sigmoid */
+    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_sequence_logps */
+    flops[98] = (double)(B + B + B); bytes[98] = (double)(4*B + 4*B + 4*B); /* dpo_step_k98_dpo_sigmoid */
+    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_sigmoid */
+    flops[100] = (double)(1 + 1 + 1 + 1 + B); bytes[100] = (double)(4*B + 4 + 4*B); /* dpo_step_k100_dpo_exo_pair */
+    flops[101] = (double)(B); bytes[101] = (double)(4*B + 4*B); /* dpo_step_k101_dpo_exo_pair */
+    flops[102] = (double)(B + B + B); bytes[102] = (double)(4*B + 4*B); /* dpo_step_k102_log_sigmoid */
+    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_sequence_logps */
+    flops[104] = (double)(B + B + B); bytes[104] = (double)(4*B + 4*B + 4*B); /* dpo_step_k104_dpo_sigmoid */
+    flops[105] = (double)(B); bytes[105] = (double)(4*B + 4*B); /* dpo_step_k105_sigmoid */
+    flops[106] = (double)(1 + 1 + 1 + B); bytes[106] = (double)(4*B + 4 + 4*B); /* dpo_step_k106_dpo_exo_pair */
+    flops[107] = (double)(1 + B + B + B + B + B + B + B + B); bytes[107] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k107_dpo_discopop */
+    flops[108] = (double)(B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_dpo_discopop */
+    flops[109] = (double)(B + B + B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_log_sigmoid */
+    flops[110] = (double)(B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_sequence_logps */
+    flops[111] = (double)(B + B + B + B); bytes[111] = (double)(4*B + 4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
+    flops[112] = (double)(B + B + B); bytes[112] = (double)(4*B + 4*B); /* dpo_step_k112_log_sigmoid */
+    flops[113] = (double)(B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_sequence_logps */
+    flops[114] = (double)(B + B + B + B); bytes[114] = (double)(4*B + 4*B + 4*B); /* dpo_step_k114_dpo_sigmoid */
+    flops[115] = (double)(B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_sequence_logps */
+    flops[116] = (double)(B + B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_dpo_discopop */
+    flops[117] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[117] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k117_dpo_sigmoid_norm */
+    flops[118] = (double)(B + B + B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_log_sigmoid */
+    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_sequence_logps */
+    flops[120] = (double)(B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_dpo_sigmoid_norm */
+    flops[121] = (double)(B + B + B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_log_sigmoid */
+    flops[122] = (double)(B); bytes[122] = (double)(4*B + 4*B); /* dpo_step_k122_sequence_logps */
+    flops[123] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[123] = (double)(68*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k123_log_sigmoid */
+    flops[124] = (double)(17*B + 17*B); bytes[124] = (double)(4*B + 68 + 68*B); /* dpo_step_k124_lm_head */
+    flops[125] = (double)(B + B); bytes[125] = (double)(4 + 4*B + 4*B); /* dpo_step_k125_lm_head */
+    flops[126] = (double)(B + B + B + B); bytes[126] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k126_sft */
+    flops[127] = (double)(1 + 1 + 1); bytes[127] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k127_dpo_loss */
+    flops[128] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k128_log_sigmoid_grad */
+    flops[129] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[129] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k129_log_sigmoid_grad */
+    flops[130] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[130] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k130_log_sigmoid_grad */
+    flops[131] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[131] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k131_log_sigmoid_grad */
     flops[132] = (double)(1 + 1 + B + 17*B + B + B); bytes[132] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k132_lm_head_grad */
-    flops[133] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[133] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k133_lm_head_grad */
-    flops[134] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[134] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k134_log_sigmoid_grad */
-    flops[135] = (double)(B); bytes[135] = (double)(4*B + 4*B); /* dpo_step_k135_dpo_orpo_grad */
-    flops[136] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[136] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k136_log_sigmoid_grad */
-    flops[137] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k137_log_sigmoid_grad */
-    flops[138] = (double)(B); bytes[138] = (double)(4*B + 4*B); /* dpo_step_k138_dpo_dpop_grad */
-    flops[139] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[139] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k139_lm_head_grad */
+    flops[133] = (double)(1 + 1 + B + 17*B + B + B); bytes[133] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k133_lm_head_grad */
+    flops[134] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[134] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k134_lm_head_grad */
+    flops[135] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k135_log_sigmoid_grad */
+    flops[136] = (double)(B); bytes[136] = (double)(4*B + 4*B); /* dpo_step_k136_dpo_orpo_grad */
+    flops[137] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k137_log_sigmoid_grad */
+    flops[138] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[138] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k138_log_sigmoid_grad */
+    flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_dpo_dpop_grad */
     flops[140] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[140] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k140_lm_head_grad */
-    flops[141] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[141] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k141_dpo_sppo_hard */
+    flops[141] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[141] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k141_lm_head_grad */
     flops[142] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[142] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k142_dpo_sppo_hard */
-    flops[143] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[143] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k143_lm_head_grad */
-    flops[144] = (double)(1 + 1 + B + 17*B + B + B + B + B + B); bytes[144] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k144_lm_head_grad */
-    flops[145] = (double)(1 + 1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k145_log_sigmoid_grad */
-    flops[146] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k146_log_sigmoid_grad */
-    flops[147] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + 1 + 1 + 1 + 1 + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[147] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T + 4*B*T + 4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B*T*V + 4*B*T + 4*B*T + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k147_log_sigmoid_grad */
-    flops[148] = (double)(4*B*HD2*KVH*REP*T*V); bytes[148] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* dpo_step_k148_lm_head_grad_matmul */
-    flops[149] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[149] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k149_rmsnorm_grad */
-    flops[150] = (double)(2*HD2*KVH*REP*T); bytes[150] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k150_rmsnorm_grad */
-    flops[151] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[151] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k151_rmsnorm_grad */
-    flops[152] = (double)(2*HD2*KVH*REP); bytes[152] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k152_rmsnorm_grad */
-    flops[153] = (double)(4*B*HD2*KVH*REP*T*V); bytes[153] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* dpo_step_k153_lm_head_grad_matmul */
-    flops[154] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[154] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k154_rmsnorm */
-    flops[155] = (double)(B*T + B*T + B*T); bytes[155] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k155_rmsnorm */
-    flops[156] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[156] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k156_rmsnorm */
-    flops[157] = (double)(4*B*HD2*KVH*REP*T*T); bytes[157] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k157_scores_matmul */
-    flops[158] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[158] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k158_attention */
-    flops[159] = (double)(B*KVH*REP*T*T); bytes[159] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k159_softmax */
-    flops[160] = (double)(B*KVH*REP*T*T); bytes[160] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k160_softmax */
-    flops[161] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[161] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k161_rmsnorm */
-    flops[162] = (double)(B*T + B*T + B*T); bytes[162] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k162_rmsnorm */
-    flops[163] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[163] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k163_rmsnorm */
-    flops[164] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[164] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k164_silu */
-    flops[165] = (double)(B*F*T); bytes[165] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k165_gate_up */
-    flops[166] = (double)(4*B*F*HD2*KVH*REP*T); bytes[166] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k166_ffn_grad_matmul */
-    flops[167] = (double)(B*F*T); bytes[167] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k167_ffn_grad */
-    flops[168] = (double)(4*B*F*HD2*KVH*REP*T); bytes[168] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k168_gate_up_grad_matmul */
-    flops[169] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[169] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k169_silu_grad */
-    flops[170] = (double)(4*B*F*HD2*KVH*REP*T); bytes[170] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k170_gate_up_grad_matmul */
-    flops[171] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[171] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k171_gate_up_grad */
-    flops[172] = (double)(2*HD2*KVH*REP*T); bytes[172] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k172_rmsnorm_grad */
-    flops[173] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k173_rmsnorm_grad */
-    flops[174] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[174] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k174_attention_grad_matmul */
-    flops[175] = (double)(4*B*HD2*KVH*REP*T*T); bytes[175] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k175_attention_grad_matmul */
-    flops[176] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[176] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k176_attention */
-    flops[177] = (double)(4*B*HD2*KVH*REP*T*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k177_scores_grad_matmul */
-    flops[178] = (double)(4*B*HD2*KVH*REP*T*T); bytes[178] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k178_attention_grad_matmul */
-    flops[179] = (double)(4*B*HD2*KVH*REP*T*T); bytes[179] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k179_attention_grad_matmul */
-    flops[180] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[180] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k180_attention_grad_matmul */
-    flops[181] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[181] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k181_rope_grad */
-    flops[182] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[182] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k182_attention_grad_matmul */
-    flops[183] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k183_rope_grad */
-    flops[184] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[184] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k184_attention_grad_matmul */
-    flops[185] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[185] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k185_attention_grad */
-    flops[186] = (double)(2*HD2*KVH*REP*T); bytes[186] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k186_rmsnorm_grad */
-    flops[187] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_rmsnorm_grad */
-    flops[188] = (double)(2*HD2*KVH*REP); bytes[188] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k188_layer_backward */
-    flops[189] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[189] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k189_layer_backward_matmul */
-    flops[190] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[190] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k190_layer_backward_matmul */
-    flops[191] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[191] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k191_layer_backward_matmul */
+    flops[143] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[143] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k143_dpo_sppo_hard */
+    flops[144] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[144] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k144_lm_head_grad */
+    flops[145] = (double)(1 + 1 + B + 17*B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k145_lm_head_grad */
+    flops[146] = (double)(1 + 1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k146_log_sigmoid_grad */
+    flops[147] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k147_log_sigmoid_grad */
+    flops[148] = (double)(1 + 1 + 1 + 1 + B + 1 + 1 + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k148_log_sigmoid_grad */
+    flops[149] = (double)(1 + 1 + 1 + 1 + B + 1 + 1 + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k149_log_sigmoid_grad */
+    flops[150] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[150] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k150_log_softmax_grad */
+    flops[151] = (double)(4*HD2*KVH*NS*REP*V); bytes[151] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k151_lm_head_grad_matmul */
+    flops[152] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[152] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k152_rmsnorm_grad */
+    flops[153] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[153] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k153_rmsnorm_grad */
+    flops[154] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[154] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k154_rmsnorm_grad_scatter_add */
+    flops[155] = (double)(2*HD2*KVH*REP); bytes[155] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k155_rmsnorm_grad */
+    flops[156] = (double)(4*HD2*KVH*NS*REP*V); bytes[156] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k156_lm_head_grad_matmul */
+    flops[157] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[157] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k157_rmsnorm */
+    flops[158] = (double)(B*T + B*T + B*T); bytes[158] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k158_rmsnorm */
+    flops[159] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[159] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k159_rmsnorm */
+    flops[160] = (double)(4*B*HD2*KVH*REP*T*T); bytes[160] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k160_scores_matmul */
+    flops[161] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[161] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k161_attention */
+    flops[162] = (double)(B*KVH*REP*T*T); bytes[162] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k162_softmax */
+    flops[163] = (double)(B*KVH*REP*T*T); bytes[163] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k163_softmax */
+    flops[164] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[164] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k164_rmsnorm */
+    flops[165] = (double)(B*T + B*T + B*T); bytes[165] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k165_rmsnorm */
+    flops[166] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[166] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k166_rmsnorm */
+    flops[167] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[167] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k167_silu */
+    flops[168] = (double)(B*F*T); bytes[168] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k168_gate_up */
+    flops[169] = (double)(4*B*F*HD2*KVH*REP*T); bytes[169] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k169_ffn_grad_matmul */
+    flops[170] = (double)(B*F*T); bytes[170] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k170_ffn_grad */
+    flops[171] = (double)(4*B*F*HD2*KVH*REP*T); bytes[171] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k171_gate_up_grad_matmul */
+    flops[172] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[172] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k172_silu_grad */
+    flops[173] = (double)(4*B*F*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k173_gate_up_grad_matmul */
+    flops[174] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[174] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k174_gate_up_grad */
+    flops[175] = (double)(2*HD2*KVH*REP*T); bytes[175] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k175_rmsnorm_grad */
+    flops[176] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[176] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k176_rmsnorm_grad */
+    flops[177] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k177_attention_grad_matmul */
+    flops[178] = (double)(4*B*HD2*KVH*REP*T*T); bytes[178] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k178_attention_grad_matmul */
+    flops[179] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[179] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k179_attention */
+    flops[180] = (double)(4*B*HD2*KVH*REP*T*T); bytes[180] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k180_scores_grad_matmul */
+    flops[181] = (double)(4*B*HD2*KVH*REP*T*T); bytes[181] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k181_attention_grad_matmul */
+    flops[182] = (double)(4*B*HD2*KVH*REP*T*T); bytes[182] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k182_attention_grad_matmul */
+    flops[183] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k183_attention_grad_matmul */
+    flops[184] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[184] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k184_rope_grad */
+    flops[185] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[185] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k185_attention_grad_matmul */
+    flops[186] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[186] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k186_rope_grad */
+    flops[187] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_attention_grad_matmul */
+    flops[188] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[188] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k188_attention_grad */
+    flops[189] = (double)(2*HD2*KVH*REP*T); bytes[189] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k189_rmsnorm_grad */
+    flops[190] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[190] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k190_rmsnorm_grad */
+    flops[191] = (double)(2*HD2*KVH*REP); bytes[191] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k191_layer_backward */
     flops[192] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[192] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_layer_backward_matmul */
-    flops[193] = (double)(2*HD2*KVH*REP); bytes[193] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k193_layer_backward */
-    flops[194] = (double)(4*B*F*HD2*KVH*REP*T); bytes[194] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k194_layer_backward_matmul */
-    flops[195] = (double)(4*B*F*HD2*KVH*REP*T); bytes[195] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k195_layer_backward_matmul */
-    flops[196] = (double)(4*B*F*HD2*KVH*REP*T); bytes[196] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k196_layer_backward_matmul */
-    flops[197] = (double)(2*HD2*KVH*REP*V); bytes[197] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k197_embed_backward_scatter_add */
+    flops[193] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[193] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k193_layer_backward_matmul */
+    flops[194] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[194] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k194_layer_backward_matmul */
+    flops[195] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[195] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k195_layer_backward_matmul */
+    flops[196] = (double)(2*HD2*KVH*REP); bytes[196] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k196_layer_backward */
+    flops[197] = (double)(4*B*F*HD2*KVH*REP*T); bytes[197] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k197_layer_backward_matmul */
+    flops[198] = (double)(4*B*F*HD2*KVH*REP*T); bytes[198] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k198_layer_backward_matmul */
+    flops[199] = (double)(4*B*F*HD2*KVH*REP*T); bytes[199] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k199_layer_backward_matmul */
+    flops[200] = (double)(2*HD2*KVH*REP*V); bytes[200] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k200_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
     (void)KVH;
     (void)L;
+    (void)NS;
     (void)REP;
     (void)T;
     (void)V;
@@ -6522,185 +6561,188 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k18_silu",
     "dpo_step_k19_ffn_matmul",
     "dpo_step_k20_ffn",
-    "dpo_step_k21_rmsnorm",
+    "dpo_step_k21_lm_head",
     "dpo_step_k22_rmsnorm",
     "dpo_step_k23_rmsnorm",
-    "dpo_step_k24_lm_head_matmul",
-    "dpo_step_k25_lm_head",
+    "dpo_step_k24_rmsnorm",
+    "dpo_step_k25_lm_head_matmul",
     "dpo_step_k26_log_softmax",
-    "dpo_step_k27_cross_entropy",
+    "dpo_step_k27_log_softmax",
     "dpo_step_k28_cross_entropy",
-    "dpo_step_k29_sequence_logps",
-    "dpo_step_k30_cross_entropy",
+    "dpo_step_k29_sequence_logps_scatter_add",
+    "dpo_step_k30_sequence_logps",
     "dpo_step_k31_cross_entropy",
-    "dpo_step_k32_sequence_logps",
-    "dpo_step_k33_lm_head",
+    "dpo_step_k32_sequence_logps_scatter_add",
+    "dpo_step_k33_sequence_logps",
     "dpo_step_k34_sequence_logps",
-    "dpo_step_k35_sequence_logps",
-    "dpo_step_k36_sequence_logps",
-    "dpo_step_k37_sequence_logps",
-    "dpo_step_k38_dpo_sigmoid",
-    "dpo_step_k39_log_sigmoid",
-    "dpo_step_k40_dpo_sigmoid",
-    "dpo_step_k41_dpo_sigmoid",
-    "dpo_step_k42_log_sigmoid",
-    "dpo_step_k43_dpo_sigmoid",
-    "dpo_step_k44_dpo_robust",
-    "dpo_step_k45_log_sigmoid",
-    "dpo_step_k46_dpo_sigmoid",
-    "dpo_step_k47_dpo_robust",
-    "dpo_step_k48_log_sigmoid",
-    "dpo_step_k49_dpo_sigmoid",
-    "dpo_step_k50_dpo_hinge",
-    "dpo_step_k51_dpo_ipo",
-    "dpo_step_k52_dpo_sigmoid",
+    "dpo_step_k35_sequence_logps_scatter_add",
+    "dpo_step_k36_sequence_logps_scatter_add",
+    "dpo_step_k37_sequence_logps_scatter_add",
+    "dpo_step_k38_sequence_logps_scatter_add",
+    "dpo_step_k39_dpo_sigmoid",
+    "dpo_step_k40_log_sigmoid",
+    "dpo_step_k41_sequence_logps",
+    "dpo_step_k42_dpo_sigmoid",
+    "dpo_step_k43_log_sigmoid",
+    "dpo_step_k44_sequence_logps",
+    "dpo_step_k45_dpo_robust",
+    "dpo_step_k46_log_sigmoid",
+    "dpo_step_k47_sequence_logps",
+    "dpo_step_k48_dpo_robust",
+    "dpo_step_k49_log_sigmoid",
+    "dpo_step_k50_sequence_logps",
+    "dpo_step_k51_dpo_hinge",
+    "dpo_step_k52_dpo_ipo",
     "dpo_step_k53_dpo_nca_pair",
-    "dpo_step_k54_dpo_sigmoid",
-    "dpo_step_k55_dpo_nca_pair",
-    "dpo_step_k56_dpo_sigmoid",
-    "dpo_step_k57_dpo_sigmoid",
-    "dpo_step_k58_dpo_kto_pair",
-    "dpo_step_k59_log_sigmoid",
-    "dpo_step_k60_dpo_sigmoid",
-    "dpo_step_k61_dpo_sigmoid",
-    "dpo_step_k62_dpo_kto_pair",
-    "dpo_step_k63_log_sigmoid",
-    "dpo_step_k64_dpo_sigmoid",
-    "dpo_step_k65_dpo_sigmoid",
-    "dpo_step_k66_dpo_dpop",
-    "dpo_step_k67_log_sigmoid",
-    "dpo_step_k68_dpo_sigmoid",
-    "dpo_step_k69_dpo_simpo",
-    "dpo_step_k70_log_sigmoid",
-    "dpo_step_k71_dpo_sigmoid",
-    "dpo_step_k72_dpo_simpo",
-    "dpo_step_k73_log_sigmoid",
-    "dpo_step_k74_dpo_sigmoid",
-    "dpo_step_k75_dpo_orpo",
-    "dpo_step_k76_log_sigmoid",
-    "dpo_step_k77_dpo_sigmoid",
-    "dpo_step_k78_dpo_bco_pair",
-    "dpo_step_k79_log_sigmoid",
-    "dpo_step_k80_dpo_sigmoid",
-    "dpo_step_k81_dpo_bco_pair",
-    "dpo_step_k82_log_sigmoid",
-    "dpo_step_k83_dpo_sigmoid",
-    "dpo_step_k84_dpo_sigmoid",
+    "dpo_step_k54_dpo_nca_pair",
+    "dpo_step_k55_sequence_logps",
+    "dpo_step_k56_dpo_nca_pair",
+    "dpo_step_k57_sequence_logps",
+    "dpo_step_k58_sequence_logps",
+    "dpo_step_k59_dpo_kto_pair",
+    "dpo_step_k60_log_sigmoid",
+    "dpo_step_k61_sequence_logps",
+    "dpo_step_k62_dpo_sigmoid",
+    "dpo_step_k63_dpo_kto_pair",
+    "dpo_step_k64_log_sigmoid",
+    "dpo_step_k65_sequence_logps",
+    "dpo_step_k66_dpo_sigmoid",
+    "dpo_step_k67_dpo_dpop",
+    "dpo_step_k68_log_sigmoid",
+    "dpo_step_k69_sequence_logps",
+    "dpo_step_k70_dpo_simpo",
+    "dpo_step_k71_log_sigmoid",
+    "dpo_step_k72_sequence_logps",
+    "dpo_step_k73_dpo_simpo",
+    "dpo_step_k74_log_sigmoid",
+    "dpo_step_k75_sequence_logps",
+    "dpo_step_k76_dpo_orpo",
+    "dpo_step_k77_log_sigmoid",
+    "dpo_step_k78_sequence_logps",
+    "dpo_step_k79_dpo_bco_pair",
+    "dpo_step_k80_log_sigmoid",
+    "dpo_step_k81_sequence_logps",
+    "dpo_step_k82_dpo_bco_pair",
+    "dpo_step_k83_log_sigmoid",
+    "dpo_step_k84_sequence_logps",
     "dpo_step_k85_dpo_apo_zero",
-    "dpo_step_k86_dpo_sigmoid",
+    "dpo_step_k86_dpo_apo_zero",
     "dpo_step_k87_dpo_apo_zero",
-    "dpo_step_k88_dpo_sigmoid",
+    "dpo_step_k88_dpo_apo_zero",
     "dpo_step_k89_dpo_apo_down",
     "dpo_step_k90_dpo_apo_down",
-    "dpo_step_k91_log_sigmoid",
-    "dpo_step_k92_dpo_sigmoid",
-    "dpo_step_k93_dpo_sigmoid",
-    "dpo_step_k94_dpo_exo_pair",
-    "dpo_step_k95_log_sigmoid",
-    "dpo_step_k96_dpo_sigmoid",
-    "dpo_step_k97_dpo_sigmoid",
-    "dpo_step_k98_sigmoid",
-    "dpo_step_k99_dpo_exo_pair",
+    "dpo_step_k91_dpo_apo_down",
+    "dpo_step_k92_log_sigmoid",
+    "dpo_step_k93_sequence_logps",
+    "dpo_step_k94_dpo_sigmoid",
+    "dpo_step_k95_dpo_exo_pair",
+    "dpo_step_k96_log_sigmoid",
+    "dpo_step_k97_sequence_logps",
+    "dpo_step_k98_dpo_sigmoid",
+    "dpo_step_k99_sigmoid",
     "dpo_step_k100_dpo_exo_pair",
-    "dpo_step_k101_log_sigmoid",
-    "dpo_step_k102_dpo_sigmoid",
-    "dpo_step_k103_dpo_sigmoid",
-    "dpo_step_k104_sigmoid",
-    "dpo_step_k105_dpo_exo_pair",
-    "dpo_step_k106_dpo_discopop",
+    "dpo_step_k101_dpo_exo_pair",
+    "dpo_step_k102_log_sigmoid",
+    "dpo_step_k103_sequence_logps",
+    "dpo_step_k104_dpo_sigmoid",
+    "dpo_step_k105_sigmoid",
+    "dpo_step_k106_dpo_exo_pair",
     "dpo_step_k107_dpo_discopop",
-    "dpo_step_k108_log_sigmoid",
-    "dpo_step_k109_dpo_sigmoid",
-    "dpo_step_k110_dpo_sigmoid",
-    "dpo_step_k111_log_sigmoid",
-    "dpo_step_k112_dpo_sigmoid",
-    "dpo_step_k113_dpo_sigmoid",
+    "dpo_step_k108_dpo_discopop",
+    "dpo_step_k109_log_sigmoid",
+    "dpo_step_k110_sequence_logps",
+    "dpo_step_k111_dpo_sigmoid",
+    "dpo_step_k112_log_sigmoid",
+    "dpo_step_k113_sequence_logps",
     "dpo_step_k114_dpo_sigmoid",
-    "dpo_step_k115_dpo_discopop",
-    "dpo_step_k116_dpo_sigmoid_norm",
-    "dpo_step_k117_log_sigmoid",
-    "dpo_step_k118_dpo_sigmoid",
-    "dpo_step_k119_dpo_sigmoid_norm",
-    "dpo_step_k120_log_sigmoid",
-    "dpo_step_k121_dpo_sigmoid",
-    "dpo_step_k122_log_sigmoid",
-    "dpo_step_k123_lm_head",
+    "dpo_step_k115_sequence_logps",
+    "dpo_step_k116_dpo_discopop",
+    "dpo_step_k117_dpo_sigmoid_norm",
+    "dpo_step_k118_log_sigmoid",
+    "dpo_step_k119_sequence_logps",
+    "dpo_step_k120_dpo_sigmoid_norm",
+    "dpo_step_k121_log_sigmoid",
+    "dpo_step_k122_sequence_logps",
+    "dpo_step_k123_log_sigmoid",
     "dpo_step_k124_lm_head",
-    "dpo_step_k125_sft",
-    "dpo_step_k126_dpo_loss",
-    "dpo_step_k127_log_sigmoid_grad",
+    "dpo_step_k125_lm_head",
+    "dpo_step_k126_sft",
+    "dpo_step_k127_dpo_loss",
     "dpo_step_k128_log_sigmoid_grad",
     "dpo_step_k129_log_sigmoid_grad",
     "dpo_step_k130_log_sigmoid_grad",
-    "dpo_step_k131_lm_head_grad",
+    "dpo_step_k131_log_sigmoid_grad",
     "dpo_step_k132_lm_head_grad",
     "dpo_step_k133_lm_head_grad",
-    "dpo_step_k134_log_sigmoid_grad",
-    "dpo_step_k135_dpo_orpo_grad",
-    "dpo_step_k136_log_sigmoid_grad",
+    "dpo_step_k134_lm_head_grad",
+    "dpo_step_k135_log_sigmoid_grad",
+    "dpo_step_k136_dpo_orpo_grad",
     "dpo_step_k137_log_sigmoid_grad",
-    "dpo_step_k138_dpo_dpop_grad",
-    "dpo_step_k139_lm_head_grad",
+    "dpo_step_k138_log_sigmoid_grad",
+    "dpo_step_k139_dpo_dpop_grad",
     "dpo_step_k140_lm_head_grad",
-    "dpo_step_k141_dpo_sppo_hard",
+    "dpo_step_k141_lm_head_grad",
     "dpo_step_k142_dpo_sppo_hard",
-    "dpo_step_k143_lm_head_grad",
+    "dpo_step_k143_dpo_sppo_hard",
     "dpo_step_k144_lm_head_grad",
-    "dpo_step_k145_log_sigmoid_grad",
+    "dpo_step_k145_lm_head_grad",
     "dpo_step_k146_log_sigmoid_grad",
     "dpo_step_k147_log_sigmoid_grad",
-    "dpo_step_k148_lm_head_grad_matmul",
-    "dpo_step_k149_rmsnorm_grad",
-    "dpo_step_k150_rmsnorm_grad",
-    "dpo_step_k151_rmsnorm_grad",
+    "dpo_step_k148_log_sigmoid_grad",
+    "dpo_step_k149_log_sigmoid_grad",
+    "dpo_step_k150_log_softmax_grad",
+    "dpo_step_k151_lm_head_grad_matmul",
     "dpo_step_k152_rmsnorm_grad",
-    "dpo_step_k153_lm_head_grad_matmul",
-    "dpo_step_k154_rmsnorm",
-    "dpo_step_k155_rmsnorm",
-    "dpo_step_k156_rmsnorm",
-    "dpo_step_k157_scores_matmul",
-    "dpo_step_k158_attention",
-    "dpo_step_k159_softmax",
-    "dpo_step_k160_softmax",
-    "dpo_step_k161_rmsnorm",
-    "dpo_step_k162_rmsnorm",
-    "dpo_step_k163_rmsnorm",
-    "dpo_step_k164_silu",
-    "dpo_step_k165_gate_up",
-    "dpo_step_k166_ffn_grad_matmul",
-    "dpo_step_k167_ffn_grad",
-    "dpo_step_k168_gate_up_grad_matmul",
-    "dpo_step_k169_silu_grad",
-    "dpo_step_k170_gate_up_grad_matmul",
-    "dpo_step_k171_gate_up_grad",
-    "dpo_step_k172_rmsnorm_grad",
-    "dpo_step_k173_rmsnorm_grad",
-    "dpo_step_k174_attention_grad_matmul",
-    "dpo_step_k175_attention_grad_matmul",
-    "dpo_step_k176_attention",
-    "dpo_step_k177_scores_grad_matmul",
+    "dpo_step_k153_rmsnorm_grad",
+    "dpo_step_k154_rmsnorm_grad_scatter_add",
+    "dpo_step_k155_rmsnorm_grad",
+    "dpo_step_k156_lm_head_grad_matmul",
+    "dpo_step_k157_rmsnorm",
+    "dpo_step_k158_rmsnorm",
+    "dpo_step_k159_rmsnorm",
+    "dpo_step_k160_scores_matmul",
+    "dpo_step_k161_attention",
+    "dpo_step_k162_softmax",
+    "dpo_step_k163_softmax",
+    "dpo_step_k164_rmsnorm",
+    "dpo_step_k165_rmsnorm",
+    "dpo_step_k166_rmsnorm",
+    "dpo_step_k167_silu",
+    "dpo_step_k168_gate_up",
+    "dpo_step_k169_ffn_grad_matmul",
+    "dpo_step_k170_ffn_grad",
+    "dpo_step_k171_gate_up_grad_matmul",
+    "dpo_step_k172_silu_grad",
+    "dpo_step_k173_gate_up_grad_matmul",
+    "dpo_step_k174_gate_up_grad",
+    "dpo_step_k175_rmsnorm_grad",
+    "dpo_step_k176_rmsnorm_grad",
+    "dpo_step_k177_attention_grad_matmul",
     "dpo_step_k178_attention_grad_matmul",
-    "dpo_step_k179_attention_grad_matmul",
-    "dpo_step_k180_attention_grad_matmul",
-    "dpo_step_k181_rope_grad",
+    "dpo_step_k179_attention",
+    "dpo_step_k180_scores_grad_matmul",
+    "dpo_step_k181_attention_grad_matmul",
     "dpo_step_k182_attention_grad_matmul",
-    "dpo_step_k183_rope_grad",
-    "dpo_step_k184_attention_grad_matmul",
-    "dpo_step_k185_attention_grad",
-    "dpo_step_k186_rmsnorm_grad",
-    "dpo_step_k187_rmsnorm_grad",
-    "dpo_step_k188_layer_backward",
-    "dpo_step_k189_layer_backward_matmul",
-    "dpo_step_k190_layer_backward_matmul",
-    "dpo_step_k191_layer_backward_matmul",
+    "dpo_step_k183_attention_grad_matmul",
+    "dpo_step_k184_rope_grad",
+    "dpo_step_k185_attention_grad_matmul",
+    "dpo_step_k186_rope_grad",
+    "dpo_step_k187_attention_grad_matmul",
+    "dpo_step_k188_attention_grad",
+    "dpo_step_k189_rmsnorm_grad",
+    "dpo_step_k190_rmsnorm_grad",
+    "dpo_step_k191_layer_backward",
     "dpo_step_k192_layer_backward_matmul",
-    "dpo_step_k193_layer_backward",
+    "dpo_step_k193_layer_backward_matmul",
     "dpo_step_k194_layer_backward_matmul",
     "dpo_step_k195_layer_backward_matmul",
-    "dpo_step_k196_layer_backward_matmul",
-    "dpo_step_k197_embed_backward_scatter_add",
+    "dpo_step_k196_layer_backward",
+    "dpo_step_k197_layer_backward_matmul",
+    "dpo_step_k198_layer_backward_matmul",
+    "dpo_step_k199_layer_backward_matmul",
+    "dpo_step_k200_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 67, 198, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 201, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 

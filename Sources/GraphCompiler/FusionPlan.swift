@@ -61,6 +61,29 @@ struct FusionPlan {
 
     func node(_ i: Int) -> Node { program.nodes[i] }
 
+    /// The node whose buffer a carry starts from: its initial value, or the computed value
+    /// under it when the initial value only reshapes it (read by nothing else) — the carry then
+    /// starts from that buffer and no kernel copies it.
+    func initialValue(_ c: Carry) -> Int {
+        var x = c.initial
+        while case .reshape = node(x).op, let inner = node(x).inputs.first, !node(inner).op.isLeaf, consumers[inner].count == 1,
+              consumers[x].allSatisfy({ $0 == c.entry }) {
+            x = inner
+        }
+        return x
+    }
+
+    /// A gather's table: the node itself, or the buffer under a chain of reshapes (the rows
+    /// keep their offsets).
+    func gatherTable(_ t: Int) -> Int? {
+        var x = t
+        while !(realized.contains(x) || isBufferLeaf(x)) {
+            guard case .reshape = node(x).op else { return nil }
+            x = node(x).inputs[0]
+        }
+        return x
+    }
+
     /// The first realized-or-leaf node under a chain of views, with the strided view of it.
     func stridedView(_ i: Int) -> StridedView? {
         let n = node(i)
@@ -101,7 +124,7 @@ struct FusionPlan {
             realized.insert(target); storage[target] = .external(name)
         }
         for (k, c) in p.carries.enumerated() {
-            if !isBufferLeaf(c.initial) { realized.insert(c.initial) }
+            if !isBufferLeaf(initialValue(c)) { realized.insert(initialValue(c)) }
             storage[c.entry] = .carryCurrent(k)
             realized.insert(c.next)
             storage[c.next] = .carryNext(k)
@@ -122,7 +145,8 @@ struct FusionPlan {
             }
             // Values crossing into another stage are materialized.
             if !n.op.isLeaf {
-                for c in consumers[n.id] where node(c).stage != n.stage {
+                // (a carry's start value is materialized above, through its reshapes)
+                for c in consumers[n.id] where node(c).stage != n.stage && !node(c).op.isCarry {
                     realized.insert(rootThroughViews(n.id))
                 }
             }
@@ -194,6 +218,7 @@ struct FusionPlan {
                   case .carry(let k) = node(n.inputs[1]).op, node(n.inputs[0]).shape == node(n.inputs[1]).shape else { continue }
             let carry = program.carries[k], stage = program.stages[carry.stage]
             guard stage.count != nil, !stage.reversed, carry.stage == n.stage, savedSlotCarries[k] == nil,
+                  carry.initial == initialValue(carry),
                   !isBufferLeaf(carry.initial), storage[carry.initial] == nil, node(carry.initial).stage < carry.stage,
                   consumers[carry.initial].allSatisfy({ $0 == carry.entry || node($0).stage < carry.stage }) else { continue }
             savedSlotCarries[k] = name
@@ -421,8 +446,8 @@ struct FusionPlan {
             if case .gather = n.op {
                 // The table is read by row; ids are an expression.
                 let t = n.inputs[0]
-                if !(realized.contains(t) || isBufferLeaf(t)) { bad = t; return }
-                k.reads.append(t)
+                guard let table = gatherTable(t) else { bad = t; return }
+                k.reads.append(table)
                 visit(n.inputs[1], top: false)
                 return
             }
@@ -468,4 +493,5 @@ struct FusionPlan {
 extension Op {
     var isReduction: Bool { if case .reduce = self { return true } else { return false } }
     var isMatmul: Bool { if case .matmul = self { return true } else { return false } }
+    var isCarry: Bool { if case .carry = self { return true } else { return false } }
 }

@@ -29,8 +29,9 @@ struct MemoryPlan {
             }
         }
         // Carry initial values are read at the loop's first iteration.
-        for c in p.carries where plan.realized.contains(c.initial) {
-            lastUse[c.initial] = max(lastUse[c.initial] ?? -1, stageEnd[c.stage] ?? 0)
+        for c in p.carries where plan.realized.contains(plan.initialValue(c)) {
+            let v = plan.initialValue(c)
+            lastUse[v] = max(lastUse[v] ?? -1, stageEnd[c.stage] ?? 0)
         }
         var free: [Int] = []
         var ends: [(end: Int, slot: Int)] = []

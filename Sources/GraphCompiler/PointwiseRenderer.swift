@@ -184,7 +184,7 @@ struct PointwiseRenderer {
         case .gather:
             let ids = try value(n.inputs[1], Array(idx.dropLast()))
             let d = n.shape[n.shape.count - 1]
-            expr = "\(buffer(n.inputs[0]))[(long)\(ids) * \(paren(d.cExpr)) + \(idx[idx.count - 1])]"
+            expr = "\(buffer(plan.gatherTable(n.inputs[0]) ?? n.inputs[0]))[(long)\(ids) * \(paren(d.cExpr)) + \(idx[idx.count - 1])]"
         case .concat(let axis):
             return try concat(n, axis, idx, key: key, local: local)
         default:

@@ -91,7 +91,7 @@ extension ProgramEmitter {
                 t += "    /* stage '\(stage.name)', repeated \(count.cExpr) times\(stage.reversed ? ", last layer first" : "") */\n"
                 for (k, c) in stageCarries {
                     let slots = memory.carrySlots[k] ?? (0, 0)
-                    t += "    const float *carry\(k) = \(ProgramEmitter.bufferName(plan, c.initial));\n"
+                    t += "    const float *carry\(k) = \(ProgramEmitter.bufferName(plan, plan.initialValue(c)));\n"
                     t += "    float *carry\(k)_buf[2] = { args->arena + off[\(slots.0)], args->arena + off[\(slots.1)] };\n"
                 }
                 t += "    for (long l = 0; l < \(count.cExpr); l++) {\n"

@@ -35,7 +35,7 @@ struct FusedVsReference {
             let n = s.reduce(1, *)
             k += 1
             var v = special[d.name] ?? FusedVsReference.values(n, seed: seed &+ k)
-            if d.dtype == .i32 { v = v.map { Double(Int(($0 + 1) * 1000) % idRange) } }
+            if d.dtype == .i32, special[d.name] == nil { v = v.map { Double(Int(($0 + 1) * 1000) % idRange) } }
             let t = HostTensor(shape: s, data: v)
             if program.inputs.contains(where: { $0.name == d.name }) { hostInputs[d.name] = t } else { hostParams[d.name] = t }
             buffers[d.name] = d.dtype == .i32 ? AlignedBuffer(copying: v.map { Int32($0) }) : AlignedBuffer(copying: v.map { Float($0) })
@@ -83,7 +83,7 @@ struct FusedVsReference {
 @Suite struct EveryProgramTests {
     /// Small odd sizes for every symbol any program uses.
     static let sizes: [String: Int] = ["B": 2, "T": 5, "L": 2, "KVH": 2, "REP": 2, "HD2": 3, "F": 11, "V": 13,
-                                       "P": 3, "S": 8, "C": 9, "N": 37, "M": 3, "K": 7]
+                                       "P": 3, "S": 8, "C": 9, "N": 37, "M": 3, "K": 7, "NS": 6]
 
     /// Inputs that need particular values (scalars with meaning, int ranges).
     static let special: [String: [Double]] = [
@@ -105,6 +105,9 @@ struct FusedVsReference {
             special["segments"] = (0..<(b * t)).map { Double([0, 0, 1, 1, 2][$0 % t]) }
             special["positions"] = (0..<(b * t)).map { Double([0, 1, 2, 3, 2][$0 % t]) }
             special["loss_weights"] = FusedVsReference.values(17, seed: 5).map { $0 > 0 ? $0 : 0 }
+            // Scored positions (flat b·T + t) and their pairs: 1, 2, 3 of row 0, then 6, 7, 8 of row 1.
+            special["scored"] = [1, 2, 3, 6, 7, 8]
+            special["scored_pair"] = [0, 0, 0, 1, 1, 1]
         }
         if program.decl("exp_avg_sq") != nil {
             special["exp_avg_sq"] = FusedVsReference.values(37, seed: 3).map { abs($0) }

@@ -22,19 +22,14 @@ func sharedPromptLogps(_ model: LlamaModel, _ b: PairBatch) throws -> (chosen: [
     let p = try CompiledProgram.load("llama_dpo.dpo_logps")
     let c = model.config
     var bufs = model.parameters.buffers.mapValues(\.raw)
-    let keep: [AlignedBuffer] = [
-        AlignedBuffer(copying: b.ids), AlignedBuffer(copying: b.positions), AlignedBuffer(copying: b.segments),
-        AlignedBuffer(copying: b.chosenTargets), AlignedBuffer(copying: b.rejectedTargets),
-        AlignedBuffer(copying: b.chosenMask), AlignedBuffer(copying: b.rejectedMask),
-        AlignedBuffer(copying: [c.normEps]), AlignedBuffer(copying: [c.ropeTheta]),
-        AlignedBuffer(floats: b.batch), AlignedBuffer(floats: b.batch), AlignedBuffer(floats: b.batch), AlignedBuffer(floats: b.batch),
-    ]
-    let names = ["ids", "positions", "segments", "chosen_targets", "rejected_targets", "chosen_mask", "rejected_mask",
-                 "norm_eps", "rope_theta", "logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"]
-    for (n, k) in zip(names, keep) { bufs[n] = k.raw }
+    let inputs = b.programInputs
+    var keep = inputs.ints.mapValues { AlignedBuffer(copying: $0) }.merging(inputs.floats.mapValues { AlignedBuffer(copying: $0) }) { a, _ in a }
+    keep["norm_eps"] = AlignedBuffer(copying: [c.normEps]); keep["rope_theta"] = AlignedBuffer(copying: [c.ropeTheta])
+    for n in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[n] = AlignedBuffer(floats: b.batch) }
+    for (n, k) in keep { bufs[n] = k.raw }
     try p.run(buffers: bufs, sizes: ["B": b.batch, "T": b.seq, "L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads,
-                                     "HD2": c.headDim / 2, "F": c.hiddenDim, "V": c.vocabSize])
-    return (keep[9].floatArray(b.batch), keep[10].floatArray(b.batch))
+                                     "HD2": c.headDim / 2, "F": c.hiddenDim, "V": c.vocabSize, "NS": inputs.scored])
+    return (keep["logps_chosen"]?.floatArray(b.batch) ?? [], keep["logps_rejected"]?.floatArray(b.batch) ?? [])
 }
 
 @Suite struct PairLayoutTests {

@@ -158,14 +158,15 @@ import LlamaGraphs
             var params: [String: HostTensor] = [:]
             for (n, shape) in c.parameterShapes { params[n] = HostTensor(shape: shape, data: (weights.tensors[n] ?? []).map(Double.init)) }
             params["lm_head"] = params["embed"]
-            func t(_ v: [Int32]) -> HostTensor { HostTensor(shape: [b.batch, b.seq], data: v.map(Double.init)) }
-            func f(_ v: [Float]) -> HostTensor { HostTensor(shape: [b.batch, b.seq], data: v.map(Double.init)) }
+            let given = b.programInputs
+            func shape(_ name: String) -> [Int] { ["ids", "positions", "segments"].contains(name) ? [b.batch, b.seq] : [given.scored] }
+            var inputs = given.ints.reduce(into: [String: HostTensor]()) { $0[$1.key] = HostTensor(shape: shape($1.key), data: $1.value.map(Double.init)) }
+            for (n, v) in given.floats { inputs[n] = HostTensor(shape: shape(n), data: v.map(Double.init)) }
+            inputs["norm_eps"] = HostTensor(shape: [], data: [Double(c.normEps)]); inputs["rope_theta"] = HostTensor(shape: [], data: [Double(c.ropeTheta)])
             let res = try ReferenceInterpreter.run(try LlamaDPOPrograms.sequenceLogps(),
-                sizes: ["B": b.batch, "T": b.seq, "L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads, "HD2": c.headDim / 2, "F": c.hiddenDim, "V": c.vocabSize],
-                inputs: ["ids": t(b.ids), "positions": t(b.positions), "segments": t(b.segments), "chosen_targets": t(b.chosenTargets),
-                         "rejected_targets": t(b.rejectedTargets), "chosen_mask": f(b.chosenMask), "rejected_mask": f(b.rejectedMask),
-                         "norm_eps": HostTensor(shape: [], data: [Double(c.normEps)]), "rope_theta": HostTensor(shape: [], data: [Double(c.ropeTheta)])],
-                params: params)
+                sizes: ["B": b.batch, "T": b.seq, "L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads, "HD2": c.headDim / 2,
+                        "F": c.hiddenDim, "V": c.vocabSize, "NS": given.scored],
+                inputs: inputs, params: params)
             return (res.outputs["logps_chosen"]?.data ?? [], res.outputs["logps_rejected"]?.data ?? [])
         }
         let p = try logps(w), q = try logps(r)

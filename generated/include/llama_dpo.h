@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'dpo_logps': 33 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'dpo_logps': 33 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -20,10 +20,12 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *chosen_targets; /* i32 [B, T] */
-    const int32_t *rejected_targets; /* i32 [B, T] */
-    const float *chosen_mask; /* f32 [B, T] */
-    const float *rejected_mask; /* f32 [B, T] */
+    const int32_t *scored; /* i32 [NS] */
+    const int32_t *scored_pair; /* i32 [NS] */
+    const int32_t *chosen_targets; /* i32 [NS] */
+    const int32_t *rejected_targets; /* i32 [NS] */
+    const float *chosen_mask; /* f32 [NS] */
+    const float *rejected_mask; /* f32 [NS] */
     const float *norm_eps; /* f32 [] */
     float *logps_chosen; /* f32 [B] */
     float *logps_rejected; /* f32 [B] */
@@ -36,6 +38,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long REP;
     long T;
     long V;
@@ -45,7 +48,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args);
 long llama_dpo_dpo_logps_arena_floats(const llama_dpo_dpo_logps_args *args);
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step': 198 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'dpo_step': 201 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -63,10 +66,12 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *chosen_targets; /* i32 [B, T] */
-    const int32_t *rejected_targets; /* i32 [B, T] */
-    const float *chosen_mask; /* f32 [B, T] */
-    const float *rejected_mask; /* f32 [B, T] */
+    const int32_t *scored; /* i32 [NS] */
+    const int32_t *scored_pair; /* i32 [NS] */
+    const int32_t *chosen_targets; /* i32 [NS] */
+    const int32_t *rejected_targets; /* i32 [NS] */
+    const float *chosen_mask; /* f32 [NS] */
+    const float *rejected_mask; /* f32 [NS] */
     const float *ref_chosen; /* f32 [B] */
     const float *ref_rejected; /* f32 [B] */
     const float *beta; /* f32 [] */
@@ -111,6 +116,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long REP;
     long T;
     long V;

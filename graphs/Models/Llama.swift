@@ -19,6 +19,8 @@ public enum LlamaDims {
     public static let half = Dim.sym("HD2")
     public static let hidden = Dim.sym("F")
     public static let vocab = Dim.sym("V")
+    /// Positions whose prediction is scored (the rows the vocabulary projection runs on).
+    public static let scored = Dim.sym("NS")
 
     public static var headDim: Dim { half * 2 }
     public static var heads: Dim { kvHeads * rep }

@@ -6,14 +6,16 @@ import TensorGraph
 /// the chosen one started and which cannot attend to the chosen tokens.
 ///
 /// Row inputs (`[B, T]`): `ids`; `positions` (RoPE positions, int32); `segments` (0 prompt,
-/// 1 chosen, 2 rejected, 3 padding; int32); `chosen_targets` / `rejected_targets` (the token
-/// each position predicts for that side, int32) and `chosen_mask` / `rejected_mask` (1 where
-/// that prediction is scored). The last prompt position predicts the first token of both sides.
+/// 1 chosen, 2 rejected, 3 padding; int32). Scored positions (`[NS]`, those scored on either
+/// side; only their hidden states go through the vocabulary projection): `scored` (flat index
+/// `b·T + t`), `scored_pair` (b), `chosen_targets` / `rejected_targets` (the token each
+/// predicts for that side, int32) and `chosen_mask` / `rejected_mask` (1 where that side scores
+/// it). The last prompt position predicts the first token of both sides.
 public enum LlamaDPOPrograms {
     typealias D = LlamaDims
 
     struct Rows {
-        var ids, chosenTargets, rejectedTargets, chosenMask, rejectedMask: Tensor
+        var ids, scored, scoredPair, chosenTargets, rejectedTargets, chosenMask, rejectedMask: Tensor
         var layout: TokenLayout
     }
 
@@ -30,21 +32,27 @@ public enum LlamaDPOPrograms {
             let query = seg.reshape([D.batch, 1, 1, D.seq, 1]), key = seg.reshape([D.batch, 1, 1, 1, D.seq])
             return 1.0 - key.eq(b.constant(1)) * query.eq(b.constant(2))
         }
-        return Rows(ids: ids,
-                    chosenTargets: b.input("chosen_targets", shape, .i32), rejectedTargets: b.input("rejected_targets", shape, .i32),
-                    chosenMask: b.input("chosen_mask", shape), rejectedMask: b.input("rejected_mask", shape),
+        let scored: Shape = [D.scored]
+        return Rows(ids: ids, scored: b.input("scored", scored, .i32), scoredPair: b.input("scored_pair", scored, .i32),
+                    chosenTargets: b.input("chosen_targets", scored, .i32), rejectedTargets: b.input("rejected_targets", scored, .i32),
+                    chosenMask: b.input("chosen_mask", scored), rejectedMask: b.input("rejected_mask", scored),
                     layout: TokenLayout(cos: cos, sin: sin, allowed: allowed))
     }
 
     /// Per pair: summed log-probs of both sides, their lengths, and Σ over scored positions of
     /// the mean logit (TRL's logits/* metrics).
+    /// `logits` are `[NS, V]`, one row per scored position.
     static func pairLogps(_ b: GraphBuilder, _ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, lc: Tensor, lr: Tensor) {
         b.scope("sequence_logps") {
-            func rowSum(_ x: Tensor, _ m: Tensor) -> Tensor { (x * m).sum(axis: 1, keepDims: false) }
+            // Σ over each pair's scored positions of x · m.
+            func rowSum(_ x: Tensor, _ m: Tensor) -> Tensor {
+                b.scatterAdd((x * m).reshape([D.scored, 1]), r.scoredPair, rows: D.batch).reshape([D.batch])
+            }
             let pc = -rowSum(b.tokenNLL(logits, targets: r.chosenTargets), r.chosenMask)
             let pr = -rowSum(b.tokenNLL(logits, targets: r.rejectedTargets), r.rejectedMask)
             let meanLogit = b.stopGradient(logits.mean(axis: -1, keepDims: false))
-            return (pc, pr, r.chosenMask.sum(axis: 1, keepDims: false), r.rejectedMask.sum(axis: 1, keepDims: false),
+            let one = b.broadcast(b.constant(1), to: [D.scored])
+            return (pc, pr, rowSum(one, r.chosenMask), rowSum(one, r.rejectedMask),
                     rowSum(meanLogit, r.chosenMask), rowSum(meanLogit, r.rejectedMask))
         }
     }
@@ -62,7 +70,7 @@ public enum LlamaDPOPrograms {
         let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
             [block(b, carry[0], LlamaLayer(b), eps: eps, layout: r.layout, cache: nil)]
         }[0]
-        let logits = b.scope("lm_head") { linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead) }
+        let logits = b.scope("lm_head") { scoredLogits(b, xL, scored: r.scored, finalNorm: finalNorm, lmHead: lmHead, eps: eps) }
         let s = pairLogps(b, logits, r)
         b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
         b.output("logits_chosen", s.lc); b.output("logits_rejected", s.lr)
@@ -90,7 +98,7 @@ public enum LlamaDPOPrograms {
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input("pref_loss_ratio", []), sftRatio = b.input("sft_loss_ratio", [])
-        try LlamaTrainingPrograms.trainingStep(b, ids: r.ids, layout: r.layout) { logits in
+        try LlamaTrainingPrograms.trainingStep(b, ids: r.ids, layout: r.layout, scored: r.scored) { logits in
             let p = pairLogps(b, logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]

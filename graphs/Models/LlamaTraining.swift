@@ -33,7 +33,9 @@ public enum LlamaTrainingPrograms {
     /// The shared body of every training step: embed `ids`, run the layers (saving each
     /// layer's input), compute the scalar loss from the logits with `loss`, then back-propagate
     /// into the `grad_*` buffers, recomputing each layer from its saved input.
-    static func trainingStep(_ b: GraphBuilder, ids: Tensor, layout: TokenLayout, loss: (Tensor) throws -> Tensor) throws {
+    /// With `scored` (`[NS]` flat row indices), only those rows' hidden states go through the
+    /// final norm and the vocabulary projection, and `loss` gets `[NS, V]` logits.
+    static func trainingStep(_ b: GraphBuilder, ids: Tensor, layout: TokenLayout, scored: Tensor? = nil, loss: (Tensor) throws -> Tensor) throws {
         let eps = b.input("norm_eps", [])
         let embed = b.param("embed", [D.vocab, D.dim])
         let finalNorm = b.param("final_norm", [D.dim])
@@ -49,7 +51,10 @@ public enum LlamaTrainingPrograms {
             }
             return [block(b, carry[0], LlamaLayer(b), eps: eps, layout: layout, cache: nil, keep: keep)]
         }[0]
-        let value = try b.scope("lm_head") { try loss(linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead)) }
+        let value = try b.scope("lm_head") {
+            try loss(scored.map { scoredLogits(b, xL, scored: $0, finalNorm: finalNorm, lmHead: lmHead, eps: eps) }
+                     ?? linear(b.rmsNorm(xL, finalNorm, eps: eps), lmHead))
+        }
         let head = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [xL, finalNorm, lmHead]) }
         b.accumulate(into: b.input(gradName("final_norm"), [D.dim], mutable: true), head[1])
         b.accumulate(into: b.input(gradName("lm_head"), [D.vocab, D.dim], mutable: true), head[2])
@@ -134,4 +139,13 @@ public enum LlamaTrainingPrograms {
     public static func all() throws -> [Program] {
         try [lmStep(), evalLoss(), gradSumSquares(), adamw()]
     }
+}
+
+/// The logits `[NS, V]` of the scored rows of `x` (`[B, T, D]`; `scored` holds flat row
+/// indices): the rows are gathered before the final norm, so the vocabulary projection (and
+/// its gradient) runs on them alone.
+func scoredLogits(_ b: GraphBuilder, _ x: Tensor, scored: Tensor, finalNorm: Tensor, lmHead: Tensor, eps: Tensor) -> Tensor {
+    typealias D = LlamaDims
+    let rows = b.gather(x.reshape([D.batch * D.seq, D.dim]), scored)
+    return b.rmsNorm(rows, finalNorm, eps: eps).matmul(lmHead, transB: true)
 }

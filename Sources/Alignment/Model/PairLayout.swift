@@ -80,6 +80,21 @@ public struct PairBatch: Sendable, Equatable {
         }
     }
 
+    /// The inputs of the compiled DPO programs: the row inputs `[B, T]` (`ids`, `positions`,
+    /// `segments`) and, for the positions scored on either side only (`NS` of them; the
+    /// vocabulary projection runs on these rows alone), `scored` (flat row index), `scored_pair`
+    /// (the pair) and each side's target and 1/0 mask.
+    public var programInputs: (ints: [String: [Int32]], floats: [String: [Float]], scored: Int) {
+        var rows: [Int32] = [], pairs: [Int32] = [], ct: [Int32] = [], rt: [Int32] = [], cm: [Float] = [], rm: [Float] = []
+        for i in 0..<(batch * seq) where chosenMask[i] > 0 || rejectedMask[i] > 0 {
+            rows.append(Int32(i)); pairs.append(Int32(i / seq))
+            ct.append(chosenTargets[i]); rt.append(rejectedTargets[i]); cm.append(chosenMask[i]); rm.append(rejectedMask[i])
+        }
+        return (["ids": ids, "positions": positions, "segments": segments, "scored": rows, "scored_pair": pairs,
+                 "chosen_targets": ct, "rejected_targets": rt],
+                ["chosen_mask": cm, "rejected_mask": rm], rows.count)
+    }
+
     /// Scored tokens per pair on each side (the length normalisers of IPO, SimPO, ORPO, SFT).
     public var lengths: PairLogps {
         var c = [Float](repeating: 0, count: batch), r = c

@@ -70,10 +70,8 @@ public final class DPOTrainer: @unchecked Sendable {
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
-        ["ids": AlignedBuffer(copying: b.ids), "positions": AlignedBuffer(copying: b.positions),
-         "segments": AlignedBuffer(copying: b.segments), "chosen_targets": AlignedBuffer(copying: b.chosenTargets),
-         "rejected_targets": AlignedBuffer(copying: b.rejectedTargets), "chosen_mask": AlignedBuffer(copying: b.chosenMask),
-         "rejected_mask": AlignedBuffer(copying: b.rejectedMask)]
+        let inputs = b.programInputs
+        return inputs.ints.mapValues { AlignedBuffer(copying: $0) }.merging(inputs.floats.mapValues { AlignedBuffer(copying: $0) }) { a, _ in a }
     }
 
     /// The compiled programs (the reference/eval log-probs, then the step), for profiling.
@@ -82,7 +80,7 @@ public final class DPOTrainer: @unchecked Sendable {
     /// The size bindings of a batch.
     public func sizes(_ b: PairBatch) -> [String: Int] {
         var s = policy.modelSizes
-        s["B"] = b.batch; s["T"] = b.seq
+        s["B"] = b.batch; s["T"] = b.seq; s["NS"] = b.programInputs.scored
         return s
     }
 
