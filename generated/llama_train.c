@@ -410,161 +410,168 @@ static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict s
     }
 }
 
-/* lm_step_k20_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void lm_step_k20_rmsnorm(float *restrict t11, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
-        }
-        t11[r] = acc0;
-    }
-}
-
-/* lm_step_k21_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [lm_head/rmsnorm] */
-static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B, n = T;
+/* lm_step_k20_lm_head: gather  [lm_head] */
+static void lm_step_k20_lm_head(float *restrict t11, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t11[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
-            float v1 = v0 + norm_eps[j % 1];
-            float v2 = 1.0f / sqrtf(v1);
-            t12[r * n + j] = v2;
+            float v0 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j];
+            t11[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k22_rmsnorm: expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
-static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict final_norm, const float *restrict carry0, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+/* lm_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict t11, long HD2, long KVH, long NS, long REP) {
+    /* one result per row */
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t11[r * n + j0]) * (t11[r * n + j0]);
+            acc0 += v0;
+        }
+        t12[r] = acc0;
+    }
+}
+
+/* lm_step_k22_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [lm_head/rmsnorm] */
+static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t12[i0]) / ((float)(2*HD2*KVH*REP));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v0 = (carry0[r * n + j]) * (t12[(i0) * T + i1]);
-            float v1 = v0 * (final_norm[j]);
-            t13[r * n + j] = v1;
+            float v3 = (t11[r * n + j]) * v2;
+            t13[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_k23_lm_head_matmul: matmul  [lm_head] */
-static void lm_step_k23_lm_head_matmul(float *restrict t14, const float *restrict lm_head, const float *restrict t13, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
+/* lm_step_k23_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
+static void lm_step_k23_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+    const long rows = NS, n = 2*HD2*KVH*REP;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (final_norm[j]);
+            t14[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k24_lm_head_matmul: matmul  [lm_head] */
+static void lm_step_k24_lm_head_matmul(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
+    if (NS == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); }
     else {
-        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
+        const int parallel = NS * V * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= V) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t14 + lo * V, V);
+            if (NS >= V) {
+                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t15 + lo * V, V);
             } else {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, V);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, V);
             }
         }
     }
 }
 
-/* lm_step_k24_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k24_lm_head(float *restrict t15, const float *restrict t14, long B, long T, long V) {
+/* lm_step_k25_log_softmax: reduce_max  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t15, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t14[r * n + j0]);
-        }
-        t15[r] = acc0;
-    }
-}
-
-/* lm_step_k25_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long T, long V) {
-    /* one result per row */
-    const long rows = B*T, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t15[(i0) * T + i1];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t14[r * n + j0] - v0;
-            float v2 = expf(v1);
-            acc0 += v2;
+            acc0 = fmaxf(acc0, t15[r * n + j0]);
         }
         t16[r] = acc0;
     }
 }
 
-/* lm_step_k26_cross_entropy: reshape, stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_k26_cross_entropy(float *restrict t17, const int32_t *restrict targets, const float *restrict t14, const float *restrict t15, const float *restrict t16, long B, long T, long V) {
+/* lm_step_k26_log_softmax: stop_gradient, expand, sub, exp, reduce_sum  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_k26_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long NS, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t15[(i0) * T + i1];
-        float v2 = logf(t16[(i0) * T + i1]);
-        float v4 = (float)targets[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t16[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t14[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            float v1 = t15[r * n + j0] - v0;
+            float v2 = expf(v1);
+            acc0 += v2;
         }
         t17[r] = acc0;
     }
 }
 
-/* lm_step_k27_weighted_sum: reshape, neg, mul, reshape, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_k27_weighted_sum(float *restrict loss, const float *restrict weights, const float *restrict t17, long B, long T) {
+/* lm_step_k27_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_k27_cross_entropy(float *restrict t18, const int32_t *restrict targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
-    const long rows = 1, n = B*T;
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t16[i0];
+        float v2 = logf(t17[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t15[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t18[r] = acc0;
+    }
+}
+
+/* lm_step_k28_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
+    /* one result per row */
+    const long rows = 1, n = NS;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t17[(j0 / T) * T + (j0) % T]);
-            float v1 = v0 * (weights[(j0 / T) * T + (j0) % T]);
+            float v0 = -(t18[j0]);
+            float v1 = v0 * (weights[j0]);
             acc0 += v1;
         }
         loss[r] = acc0;
     }
 }
 
-/* lm_step_k28_log_softmax_grad: reshape, stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, const, reshape, expand, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k28_log_softmax_grad(float *restrict t18, const int32_t *restrict targets, const float *restrict weights, const float *restrict t14, const float *restrict t15, const float *restrict t16, long B, long T, long V) {
-    const long rows = B*T, n = V;
+/* lm_step_k29_log_softmax_grad: stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, const, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k29_log_softmax_grad(float *restrict t19, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
+    const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = 1.0f * (weights[(i0) * T + i1]);
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
         float v1 = -v0;
-        float v2 = (float)targets[(i0) * T + i1];
+        float v2 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -573,108 +580,102 @@ static void lm_step_k28_log_softmax_grad(float *restrict t18, const int32_t *res
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t16[(i0) * T + i1]);
-        float v9 = t15[(i0) * T + i1];
+        float v8 = acc0 / (t17[i0]);
+        float v9 = t16[i0];
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t14[r * n + j] - v9;
+            float v10 = t15[r * n + j] - v9;
             float v11 = expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t18[r * n + j] = v13;
+            t19[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_k29_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void lm_step_k29_lm_head_grad_matmul(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1); }
+/* lm_step_k30_lm_head_grad_matmul: matmul  [lm_head/grad] */
+static void lm_step_k30_lm_head_grad_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+    if (NS == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
     else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * V >= 131072;
+        const int parallel = NS * (2*HD2*KVH*REP) * V >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t18 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            if (NS >= (2*HD2*KVH*REP)) {
+                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t19 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, V, 1.0f, t18, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t19 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NS, hi - lo, V, 1.0f, t19, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t20 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k30_rmsnorm_grad: expand, mul, reshape, mul, permute, reduce_sum  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k30_rmsnorm_grad(float *restrict t20, const float *restrict carry0, const float *restrict t12, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k31_rmsnorm_grad: mul, permute, reduce_sum  [lm_head/rmsnorm/grad] */
+static void lm_step_k31_rmsnorm_grad(float *restrict t21, const float *restrict t13, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
+    const long rows = 2*HD2*KVH*REP, n = NS;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t12[(j0) * T + i0]);
-            float v1 = (t19[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * v0;
-            acc0 += v1;
-        }
-        t20[r] = acc0;
-    }
-}
-
-/* lm_step_k31_rmsnorm_grad: permute, reduce_sum  [lm_head/rmsnorm/grad] */
-static void lm_step_k31_rmsnorm_grad(float *restrict t21, const float *restrict t20, long HD2, long KVH, long REP, long T) {
-    /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t20[(j0) * (2*HD2*KVH*REP) + i1];
+            float v0 = (t20[(j0) * (2*HD2*KVH*REP) + i0]) * (t13[(j0) * (2*HD2*KVH*REP) + i0]);
+            acc0 += v0;
         }
         t21[r] = acc0;
     }
 }
 
-/* lm_step_k32_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, mul, mul, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [lm_head/rmsnorm; lm_head/grad; lm_head/rmsnorm/grad] */
-static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict carry0, const float *restrict t12, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+/* lm_step_k32_rmsnorm_grad: reshape, expand, mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t11, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+    /* one result per row */
+    const long rows = NS, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t19[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (carry0[r * n + j0]);
+            float v0 = (t20[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t11[r * n + j0]);
             acc0 += v1;
         }
-        float v4 = acc0 * (t12[(i0) * T + i1]);
-        float v5 = v4 * (t12[(i0) * T + i1]);
-        float v6 = v5 * (t12[(i0) * T + i1]);
-        float v7 = v6 * (-0.5f);
-        float v8 = v7 / ((float)(2*HD2*KVH*REP));
+        t22[r] = acc0;
+    }
+}
+
+/* lm_step_k33_rmsnorm_grad_scatter_add: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, mul, mul, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_k33_rmsnorm_grad_scatter_add(float *restrict t23, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t20, const float *restrict t22, long B, long HD2, long KVH, long NS, long REP, long T) {
+    memset(t23, 0, sizeof(float) * (size_t)(2*B*HD2*KVH*REP*T));
+    const long rows = NS, n = 2*HD2*KVH*REP;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t12[i0]) / ((float)(2*HD2*KVH*REP));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t22[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v2 = (t19[r * n + j]) * (final_norm[j]);
-            float v3 = v2 * (t12[(i0) * T + i1]);
-            float v9 = v8 * (carry0[r * n + j]);
-            float v10 = v3 + v9;
-            float v11 = v10 + v9;
-            t22[r * n + j] = v11;
+            float v0 = (t20[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t11[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t23[(long)scored[i0] * (2*HD2*KVH*REP) + j] += v12;
         }
     }
 }
 
-/* lm_step_k33_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
-static void lm_step_k33_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
+/* lm_step_k34_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
@@ -685,28 +686,28 @@ static void lm_step_k33_rmsnorm_grad(float *restrict grad_final_norm, const floa
     }
 }
 
-/* lm_step_k34_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void lm_step_k34_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, t18, V, 1.0f, grad_lm_head, 1); }
+/* lm_step_k35_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
+static void lm_step_k35_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+    if (V == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, NS, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, t19, V, 1.0f, grad_lm_head, 1); }
     else {
-        const int parallel = V * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        const int parallel = V * (2*HD2*KVH*REP) * NS >= 131072;
         if (parallel) la_blas_pool(0);
         #pragma omp parallel if (parallel)
         {
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (V >= (2*HD2*KVH*REP)) {
                 const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t18 + lo, V, t13, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, NS, 1.0f, t19 + lo, V, t14, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, B*T, 1.0f, t18, V, t13 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, NS, 1.0f, t19, V, t14 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k35_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k35_rmsnorm(float *restrict t23, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k36_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -719,54 +720,54 @@ static void lm_step_k35_rmsnorm(float *restrict t23, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t23[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* lm_step_k36_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict norm_eps, const float *restrict t23, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k37_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t23[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t24[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t24[r * n + j] = v2;
+            t25[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k37_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k38_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k38_rmsnorm(float *restrict t26, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t24[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t25[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t25[r * n + j] = v1;
+            t26[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k38_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
-static void lm_step_k38_scores_matmul(float *restrict t26, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k39_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+static void lm_step_k39_scores_matmul(float *restrict t27, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t26 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t26 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t27 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t27 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k39_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_k39_attention(float *restrict t27, const float *restrict t26, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k40_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_k40_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -780,7 +781,7 @@ static void lm_step_k39_attention(float *restrict t27, const float *restrict t26
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t26[r * n + j0]) * v2;
+            float v3 = (t27[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -788,17 +789,17 @@ static void lm_step_k39_attention(float *restrict t27, const float *restrict t26
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t26[r * n + j]) * v2;
+            float v7 = (t27[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = expf(v10);
-            t27[r * n + j] = v11;
+            t28[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k40_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void lm_step_k40_softmax(float *restrict t28, const float *restrict t27, long B, long KVH, long REP, long T) {
+/* lm_step_k41_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void lm_step_k41_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -810,14 +811,14 @@ static void lm_step_k40_softmax(float *restrict t28, const float *restrict t27, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t27[r * n + j0];
+            acc0 += t28[r * n + j0];
         }
-        t28[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_k41_softmax: expand, div  [layer_backward/attention/attention/softmax] */
-static void lm_step_k41_softmax(float *restrict t29, const float *restrict t27, const float *restrict t28, long B, long KVH, long REP, long T) {
+/* lm_step_k42_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+static void lm_step_k42_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -826,14 +827,14 @@ static void lm_step_k41_softmax(float *restrict t29, const float *restrict t27, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t27[r * n + j]) / (t28[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t29[r * n + j] = v0;
+            float v0 = (t28[r * n + j]) / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t30[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k42_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k42_rmsnorm(float *restrict t30, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k43_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
@@ -846,42 +847,42 @@ static void lm_step_k42_rmsnorm(float *restrict t30, const float *restrict saved
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t30[r] = acc0;
+        t31[r] = acc0;
     }
 }
 
-/* lm_step_k43_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict norm_eps, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k44_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t30[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t31[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t31[r * n + j] = v2;
+            t32[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k44_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
-static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k45_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+static void lm_step_k45_rmsnorm(float *restrict t33, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t31[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t32[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t32[r * n + j] = v1;
+            t33[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k45_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_k45_silu(float *restrict t33, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_k46_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_k46_silu(float *restrict t34, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -892,28 +893,28 @@ static void lm_step_k45_silu(float *restrict t33, const float *restrict saved_ga
             float v1 = expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t33[r * n + j] = v3;
+            t34[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_k46_gate_up: mul  [layer_backward/ffn/gate_up] */
-static void lm_step_k46_gate_up(float *restrict t34, const float *restrict saved_up, const float *restrict t33, long B, long F, long T) {
+/* lm_step_k47_gate_up: mul  [layer_backward/ffn/gate_up] */
+static void lm_step_k47_gate_up(float *restrict t35, const float *restrict saved_up, const float *restrict t34, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t33[r * n + j]) * (saved_up[r * n + j]);
-            t34[r * n + j] = v0;
+            float v0 = (t34[r * n + j]) * (saved_up[r * n + j]);
+            t35[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k47_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void lm_step_k47_ffn_grad_matmul(float *restrict t35, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t35, 1); }
+/* lm_step_k48_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
+static void lm_step_k48_ffn_grad_matmul(float *restrict t36, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t36, 1); }
     else {
         const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -922,32 +923,32 @@ static void lm_step_k47_ffn_grad_matmul(float *restrict t35, const float *restri
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= F) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t35 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t36 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t35 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t36 + lo, F);
             }
         }
     }
 }
 
-/* lm_step_k48_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k48_ffn_grad(float *restrict t36, const float *restrict t33, const float *restrict t35, long B, long F, long T) {
+/* lm_step_k49_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k49_ffn_grad(float *restrict t37, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t35[r * n + j]) * (t33[r * n + j]);
-            t36[r * n + j] = v0;
+            float v0 = (t36[r * n + j]) * (t34[r * n + j]);
+            t37[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k49_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k49_gate_up_grad_matmul(float *restrict t37, const float *restrict w3, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t36, 1, 0.0f, t37, 1); }
+/* lm_step_k50_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k50_gate_up_grad_matmul(float *restrict t38, const float *restrict w3, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t37, 1, 0.0f, t38, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -956,42 +957,42 @@ static void lm_step_k49_gate_up_grad_matmul(float *restrict t37, const float *re
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t36 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t37 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t37 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t38 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t36, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t37 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t37, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t38 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k50_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k50_silu_grad(float *restrict t38, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t33, const float *restrict t35, long B, long F, long T) {
+/* lm_step_k51_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t35[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t36[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t33[r * n + j]);
+            float v5 = v0 * (t34[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t38[r * n + j] = v10;
+            t39[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k51_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k51_gate_up_grad_matmul(float *restrict t39, const float *restrict w1, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t38, 1, 0.0f, t39, 1); }
+/* lm_step_k52_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k52_gate_up_grad_matmul(float *restrict t40, const float *restrict w1, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t39, 1, 0.0f, t40, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1000,17 +1001,17 @@ static void lm_step_k51_gate_up_grad_matmul(float *restrict t39, const float *re
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t38 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t39 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t39 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t40 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t38, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t39 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t39, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t40 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k52_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k52_gate_up_grad(float *restrict t40, const float *restrict saved_h, const float *restrict t31, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k53_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k53_gate_up_grad(float *restrict t41, const float *restrict saved_h, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1020,17 +1021,17 @@ static void lm_step_k52_gate_up_grad(float *restrict t40, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t37[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t39[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t31[(j0) * T + i0]);
+            float v0 = t38[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t40[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t32[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t40[r] = acc0;
+        t41[r] = acc0;
     }
 }
 
-/* lm_step_k53_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k53_rmsnorm_grad(float *restrict t41, const float *restrict t40, long HD2, long KVH, long REP, long T) {
+/* lm_step_k54_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict t41, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1040,14 +1041,14 @@ static void lm_step_k53_rmsnorm_grad(float *restrict t41, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t40[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t41[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t41[r] = acc0;
+        t42[r] = acc0;
     }
 }
 
-/* lm_step_k54_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t31, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k55_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k55_rmsnorm_grad(float *restrict t43, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1056,32 +1057,32 @@ static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t37[r * n + j0] + t39[r * n + j0];
+            float v0 = t38[r * n + j0] + t40[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t31[(i0) * T + i1]);
-        float v8 = v7 * (t31[(i0) * T + i1]);
-        float v9 = v8 * (t31[(i0) * T + i1]);
+        float v7 = acc0 * (t32[(i0) * T + i1]);
+        float v8 = v7 * (t32[(i0) * T + i1]);
+        float v9 = v8 * (t32[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v3 = t37[r * n + j] + t39[r * n + j];
+            float v3 = t38[r * n + j] + t40[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t31[(i0) * T + i1]);
+            float v5 = v4 * (t32[(i0) * T + i1]);
             float v6 = carry1[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t42[r * n + j] = v14;
+            t43[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_k55_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k55_attention_grad_matmul(float *restrict t43, const float *restrict wo, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t42, 1, 0.0f, t43, 1); }
+/* lm_step_k56_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k56_attention_grad_matmul(float *restrict t44, const float *restrict wo, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t43, 1, 0.0f, t44, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1090,29 +1091,29 @@ static void lm_step_k55_attention_grad_matmul(float *restrict t43, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t42 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t43 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t43 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t44 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t42, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t43 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t43, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t44 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k56_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
-static void lm_step_k56_attention_grad_matmul(float *restrict t44, const float *restrict saved_v, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k57_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+static void lm_step_k57_attention_grad_matmul(float *restrict t45, const float *restrict saved_v, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t44 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k57_softmax_grad: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k57_softmax_grad(float *restrict t45, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_softmax_grad: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k58_softmax_grad(float *restrict t46, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1123,8 +1124,8 @@ static void lm_step_k57_softmax_grad(float *restrict t45, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t44[r * n + j0]) * (t29[r * n + j0]);
-            float v1 = v0 / (t28[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t45[r * n + j0]) * (t30[r * n + j0]);
+            float v1 = v0 / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -1132,55 +1133,55 @@ static void lm_step_k57_softmax_grad(float *restrict t45, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t44[r * n + j]) / (t28[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t45[r * n + j]) / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t27[r * n + j]);
+            float v7 = v6 * (t28[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t45[r * n + j] = v10;
+            t46[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k58_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k58_scores_grad_matmul(float *restrict t46, const float *restrict saved_k, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k59_scores_grad_matmul(float *restrict t47, const float *restrict saved_k, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t46 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t46 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t47 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t47 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
 }
 
-/* lm_step_k59_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k59_attention_grad_matmul(float *restrict t47, const float *restrict saved_q, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k60_attention_grad_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t47 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t47 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
 }
 
-/* lm_step_k60_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k60_attention_grad_matmul(float *restrict t48, const float *restrict t29, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k61_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *restrict t30, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t29 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t29 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t43 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                if (T == 1) cblas_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t30 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
+                else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t30 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
 }
 
-/* lm_step_k61_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t48, 1, 0.0f, t49, 1); }
+/* lm_step_k62_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k62_attention_grad_matmul(float *restrict t50, const float *restrict wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t49, 1, 0.0f, t50, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1189,17 +1190,17 @@ static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t48 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t49 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t49 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t50 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t48, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t49 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t49, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t50 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k62_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long T) {
+/* lm_step_k63_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long T) {
     const long rows = B*KVH*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1212,16 +1213,16 @@ static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t47[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1229,14 +1230,14 @@ static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t50[r * n + j] = v9;
+            t51[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k63_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k63_attention_grad_matmul(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t50, 1, 0.0f, t51, 1); }
+/* lm_step_k64_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k64_attention_grad_matmul(float *restrict t52, const float *restrict wk, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t51, 1, 0.0f, t52, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1245,17 +1246,17 @@ static void lm_step_k63_attention_grad_matmul(float *restrict t51, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t50 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t51 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t51 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t52 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t50, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t51 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t51, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t52 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k64_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k65_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*KVH*REP*T, n = 2*HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1268,16 +1269,16 @@ static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t46[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1285,14 +1286,14 @@ static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t52[r * n + j] = v9;
+            t53[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k65_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k65_attention_grad_matmul(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t52, 1, 0.0f, t53, 1); }
+/* lm_step_k66_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
+static void lm_step_k66_attention_grad_matmul(float *restrict t54, const float *restrict wq, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    if ((B*T) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t53, 1, 0.0f, t54, 1); }
     else {
         const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1301,17 +1302,17 @@ static void lm_step_k65_attention_grad_matmul(float *restrict t53, const float *
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((B*T) >= (2*HD2*KVH*REP)) {
                 const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t52 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t53 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t53 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t54 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t52, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t53 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t53, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t54 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k66_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k66_attention_grad(float *restrict t54, const float *restrict saved_x, const float *restrict t24, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k67_attention_grad(float *restrict t55, const float *restrict saved_x, const float *restrict t25, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP*T, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1321,18 +1322,18 @@ static void lm_step_k66_attention_grad(float *restrict t54, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t49[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t51[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 + t53[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t24[(j0) * T + i0]);
+            float v0 = t50[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t52[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v1 = v0 + t54[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
+            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t25[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t54[r] = acc0;
+        t55[r] = acc0;
     }
 }
 
-/* lm_step_k67_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k67_rmsnorm_grad(float *restrict t55, const float *restrict t54, long HD2, long KVH, long REP, long T) {
+/* lm_step_k68_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k68_rmsnorm_grad(float *restrict t56, const float *restrict t55, long HD2, long KVH, long REP, long T) {
     /* one result per row */
     const long rows = 2*HD2*KVH*REP, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1342,14 +1343,14 @@ static void lm_step_k67_rmsnorm_grad(float *restrict t55, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t54[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t55[(j0) * (2*HD2*KVH*REP) + i1];
         }
-        t55[r] = acc0;
+        t56[r] = acc0;
     }
 }
 
-/* lm_step_k68_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k68_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t24, const float *restrict t42, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k69_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, const float *restrict t43, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1358,23 +1359,23 @@ static void lm_step_k68_rmsnorm_grad(float *restrict carry1_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t49[r * n + j0] + t51[r * n + j0];
-            float v1 = v0 + t53[r * n + j0];
+            float v0 = t50[r * n + j0] + t52[r * n + j0];
+            float v1 = v0 + t54[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t24[(i0) * T + i1]);
-        float v10 = v9 * (t24[(i0) * T + i1]);
-        float v11 = v10 * (t24[(i0) * T + i1]);
+        float v9 = acc0 * (t25[(i0) * T + i1]);
+        float v10 = v9 * (t25[(i0) * T + i1]);
+        float v11 = v10 * (t25[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(2*HD2*KVH*REP));
         for (long j = 0; j < n; j++) {
-            float v4 = t49[r * n + j] + t51[r * n + j];
-            float v5 = v4 + t53[r * n + j];
+            float v4 = t50[r * n + j] + t52[r * n + j];
+            float v5 = v4 + t54[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t24[(i0) * T + i1]);
-            float v8 = t42[r * n + j] + v7;
+            float v7 = v6 * (t25[(i0) * T + i1]);
+            float v8 = t43[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
@@ -1383,21 +1384,21 @@ static void lm_step_k68_rmsnorm_grad(float *restrict carry1_next, const float *r
     }
 }
 
-/* lm_step_k69_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k69_layer_backward(float *restrict grad_attn_norm, const float *restrict t55, long HD2, long KVH, long REP) {
+/* lm_step_k70_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t55[j];
+            float v0 = grad_attn_norm[j] + t56[j];
             grad_attn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k70_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k70_layer_backward_matmul(float *restrict grad_wq, const float *restrict t25, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t25, 2*HD2*KVH*REP, t52, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
+/* lm_step_k71_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k71_layer_backward_matmul(float *restrict grad_wq, const float *restrict t26, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t53, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1406,38 +1407,18 @@ static void lm_step_k70_layer_backward_matmul(float *restrict grad_wq, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t52 + lo, 2*HD2*KVH*REP, t25, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t53 + lo, 2*HD2*KVH*REP, t26, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t52, 2*HD2*KVH*REP, t25 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
-}
-
-/* lm_step_k71_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k71_layer_backward_matmul(float *restrict grad_wk, const float *restrict t25, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t25, 2*HD2*KVH*REP, t50, 2*HD2*KVH, 1.0f, grad_wk, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t50 + lo, 2*HD2*KVH, t25, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t50, 2*HD2*KVH, t25 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t53, 2*HD2*KVH*REP, t26 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
 /* lm_step_k72_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k72_layer_backward_matmul(float *restrict grad_wv, const float *restrict t25, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t25, 2*HD2*KVH*REP, t48, 2*HD2*KVH, 1.0f, grad_wv, 1); }
+static void lm_step_k72_layer_backward_matmul(float *restrict grad_wk, const float *restrict t26, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t51, 2*HD2*KVH, 1.0f, grad_wk, 1); }
     else {
         const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1446,18 +1427,38 @@ static void lm_step_k72_layer_backward_matmul(float *restrict grad_wv, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t48 + lo, 2*HD2*KVH, t25, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t51 + lo, 2*HD2*KVH, t26, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t48, 2*HD2*KVH, t25 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t51, 2*HD2*KVH, t26 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
 /* lm_step_k73_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k73_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t42, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
+static void lm_step_k73_layer_backward_matmul(float *restrict grad_wv, const float *restrict t26, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t49, 2*HD2*KVH, 1.0f, grad_wv, 1); }
+    else {
+        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
+        if (parallel) la_blas_pool(0);
+        #pragma omp parallel if (parallel)
+        {
+            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
+                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t49 + lo, 2*HD2*KVH, t26, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+            } else {
+                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t49, 2*HD2*KVH, t26 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
+            }
+        }
+    }
+}
+
+/* lm_step_k74_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k74_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t43, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1466,30 +1467,30 @@ static void lm_step_k73_layer_backward_matmul(float *restrict grad_wo, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t42 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t43 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t42, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t43, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k74_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k74_layer_backward(float *restrict grad_ffn_norm, const float *restrict t41, long HD2, long KVH, long REP) {
+/* lm_step_k75_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
     const long rows = 1, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t41[j];
+            float v0 = grad_ffn_norm[j] + t42[j];
             grad_ffn_norm[j + 0] = v0;
         }
     }
 }
 
-/* lm_step_k75_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k75_layer_backward_matmul(float *restrict grad_w1, const float *restrict t32, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t32, 2*HD2*KVH*REP, t38, F, 1.0f, grad_w1, 1); }
+/* lm_step_k76_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k76_layer_backward_matmul(float *restrict grad_w1, const float *restrict t33, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t33, 2*HD2*KVH*REP, t39, F, 1.0f, grad_w1, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1498,18 +1499,18 @@ static void lm_step_k75_layer_backward_matmul(float *restrict grad_w1, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t38 + lo, F, t32, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t39 + lo, F, t33, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t38, F, t32 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t39, F, t33 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k76_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k76_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t34, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t34, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
+/* lm_step_k77_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k77_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t35, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
     else {
         const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1518,18 +1519,18 @@ static void lm_step_k76_layer_backward_matmul(float *restrict grad_w2, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if ((2*HD2*KVH*REP) >= F) {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t34, F, 1.0f, grad_w2 + lo * F, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t35, F, 1.0f, grad_w2 + lo * F, F);
             } else {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t34 + lo, F, 1.0f, grad_w2 + lo, F);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t35 + lo, F, 1.0f, grad_w2 + lo, F);
             }
         }
     }
 }
 
-/* lm_step_k77_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k77_layer_backward_matmul(float *restrict grad_w3, const float *restrict t32, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t32, 2*HD2*KVH*REP, t36, F, 1.0f, grad_w3, 1); }
+/* lm_step_k78_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k78_layer_backward_matmul(float *restrict grad_w3, const float *restrict t33, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+    if (F == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t33, 2*HD2*KVH*REP, t37, F, 1.0f, grad_w3, 1); }
     else {
         const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
         if (parallel) la_blas_pool(0);
@@ -1538,17 +1539,17 @@ static void lm_step_k77_layer_backward_matmul(float *restrict grad_w3, const flo
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (F >= (2*HD2*KVH*REP)) {
                 const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t36 + lo, F, t32, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t37 + lo, F, t33, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
             } else {
                 const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t36, F, t32 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
+                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t37, F, t33 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
             }
         }
     }
 }
 
-/* lm_step_k78_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k78_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k79_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k79_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long rows = B*T, n = 2*HD2*KVH*REP;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1559,13 +1560,14 @@ static void lm_step_k78_embed_backward_scatter_add(float *restrict grad_embed, c
     }
 }
 
-/* Arena: 23 slots planned for 79 kernels. */
+/* Arena: 23 slots planned for 80 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -1574,20 +1576,21 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     (void)HD2;
     (void)KVH;
     (void)L;
+    (void)NS;
     (void)REP;
     (void)T;
     (void)V;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*T));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
-    off[4] = total; total += la_round16(la_max(B*T*V, 2*B*HD2*KVH*REP*T));
-    off[5] = total; total += la_round16(la_max(la_max(B*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(B*T, 2*HD2*KVH*REP));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*T, B*T*V), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(la_max(B*T, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS), B*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP), B*T));
+    off[4] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(la_max(2*HD2*KVH*NS*REP, B*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(NS*V, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, 2*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, NS*V), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[10] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
     off[11] = total; total += la_round16(B*F*T);
     off[12] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
@@ -1616,6 +1619,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -1636,53 +1640,55 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t10 = args->arena + off[2];
     float *t11 = args->arena + off[3];
     float *t12 = args->arena + off[2];
-    float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[6];
-    float *t17 = args->arena + off[7];
-    float *t18 = args->arena + off[7];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[2];
-    float *t24 = args->arena + off[6];
-    float *t25 = args->arena + off[4];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[8];
+    float *t18 = args->arena + off[9];
+    float *t19 = args->arena + off[9];
+    float *t20 = args->arena + off[6];
+    float *t21 = args->arena + off[7];
+    float *t22 = args->arena + off[8];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[2];
     float *t26 = args->arena + off[3];
-    float *t27 = args->arena + off[2];
-    float *t28 = args->arena + off[7];
-    float *t29 = args->arena + off[3];
-    float *t30 = args->arena + off[8];
-    float *t31 = args->arena + off[9];
-    float *t32 = args->arena + off[8];
-    float *t33 = args->arena + off[10];
-    float *t34 = args->arena + off[11];
-    float *t35 = args->arena + off[12];
-    float *t36 = args->arena + off[13];
-    float *t37 = args->arena + off[14];
-    float *t38 = args->arena + off[15];
-    float *t39 = args->arena + off[10];
-    float *t40 = args->arena + off[12];
-    float *t41 = args->arena + off[16];
-    float *t42 = args->arena + off[12];
-    float *t43 = args->arena + off[14];
-    float *t44 = args->arena + off[9];
-    float *t45 = args->arena + off[10];
-    float *t46 = args->arena + off[2];
-    float *t47 = args->arena + off[7];
-    float *t48 = args->arena + off[9];
-    float *t49 = args->arena + off[10];
-    float *t50 = args->arena + off[3];
-    float *t51 = args->arena + off[14];
-    float *t52 = args->arena + off[7];
-    float *t53 = args->arena + off[2];
-    float *t54 = args->arena + off[17];
-    float *t55 = args->arena + off[18];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[8];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[5];
+    float *t32 = args->arena + off[9];
+    float *t33 = args->arena + off[5];
+    float *t34 = args->arena + off[10];
+    float *t35 = args->arena + off[11];
+    float *t36 = args->arena + off[12];
+    float *t37 = args->arena + off[13];
+    float *t38 = args->arena + off[14];
+    float *t39 = args->arena + off[15];
+    float *t40 = args->arena + off[10];
+    float *t41 = args->arena + off[12];
+    float *t42 = args->arena + off[16];
+    float *t43 = args->arena + off[12];
+    float *t44 = args->arena + off[14];
+    float *t45 = args->arena + off[9];
+    float *t46 = args->arena + off[10];
+    float *t47 = args->arena + off[8];
+    float *t48 = args->arena + off[7];
+    float *t49 = args->arena + off[9];
+    float *t50 = args->arena + off[10];
+    float *t51 = args->arena + off[6];
+    float *t52 = args->arena + off[14];
+    float *t53 = args->arena + off[7];
+    float *t54 = args->arena + off[8];
+    float *t55 = args->arena + off[17];
+    float *t56 = args->arena + off[18];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
+    const int32_t *scored = args->scored;
     const int32_t *targets = args->targets;
     const float *weights = args->weights;
     const float *rope_theta = args->rope_theta;
@@ -1695,13 +1701,13 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     lm_step_k0_rope_tables(t0, rope_theta, HD2, T);
-    la_tock(prof, 0, 79, tick);
+    la_tock(prof, 0, 80, tick);
     tick = la_tick(prof);
     lm_step_k1_rope_tables(t1, rope_theta, HD2, T);
-    la_tock(prof, 1, 79, tick);
+    la_tock(prof, 1, 80, tick);
     tick = la_tick(prof);
     lm_step_k2_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 2, 79, tick);
+    la_tock(prof, 2, 80, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
@@ -1735,105 +1741,108 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         lm_step_k3_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 3, 79, tick);
+        la_tock(prof, 3, 80, tick);
         tick = la_tick(prof);
         lm_step_k4_attention_matmul(t3, wq, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 79, tick);
+        la_tock(prof, 4, 80, tick);
         tick = la_tick(prof);
         lm_step_k5_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 79, tick);
+        la_tock(prof, 5, 80, tick);
         tick = la_tick(prof);
         lm_step_k6_attention_matmul(t4, wk, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 79, tick);
+        la_tock(prof, 6, 80, tick);
         tick = la_tick(prof);
         lm_step_k7_rope(saved_k, t0, t1, t4, B, HD2, KVH, T);
-        la_tock(prof, 7, 79, tick);
+        la_tock(prof, 7, 80, tick);
         tick = la_tick(prof);
         lm_step_k8_attention_matmul(saved_v, wv, t2, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 79, tick);
+        la_tock(prof, 8, 80, tick);
         tick = la_tick(prof);
         lm_step_k9_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 79, tick);
+        la_tock(prof, 9, 80, tick);
         tick = la_tick(prof);
         lm_step_k10_attention(t6, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 79, tick);
+        la_tock(prof, 10, 80, tick);
         tick = la_tick(prof);
         lm_step_k11_attention_matmul(saved_attn, saved_v, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 79, tick);
+        la_tock(prof, 11, 80, tick);
         tick = la_tick(prof);
         lm_step_k12_attention_matmul(t7, wo, saved_attn, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 79, tick);
+        la_tock(prof, 12, 80, tick);
         tick = la_tick(prof);
         lm_step_k13_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 79, tick);
+        la_tock(prof, 13, 80, tick);
         tick = la_tick(prof);
         lm_step_k14_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 79, tick);
+        la_tock(prof, 14, 80, tick);
         tick = la_tick(prof);
         lm_step_k15_gate_up_matmul(saved_gate, w1, t8, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 15, 79, tick);
+        la_tock(prof, 15, 80, tick);
         tick = la_tick(prof);
         lm_step_k16_gate_up_matmul(saved_up, w3, t8, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 79, tick);
+        la_tock(prof, 16, 80, tick);
         tick = la_tick(prof);
         lm_step_k17_silu(t9, saved_gate, saved_up, B, F, T);
-        la_tock(prof, 17, 79, tick);
+        la_tock(prof, 17, 80, tick);
         tick = la_tick(prof);
         lm_step_k18_ffn_matmul(t10, w2, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 79, tick);
+        la_tock(prof, 18, 80, tick);
         tick = la_tick(prof);
         lm_step_k19_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 19, 79, tick);
+        la_tock(prof, 19, 80, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
-    lm_step_k20_rmsnorm(t11, carry0, B, HD2, KVH, REP, T);
-    la_tock(prof, 20, 79, tick);
+    lm_step_k20_lm_head(t11, scored, carry0, HD2, KVH, NS, REP);
+    la_tock(prof, 20, 80, tick);
     tick = la_tick(prof);
-    lm_step_k21_rmsnorm(t12, norm_eps, t11, B, HD2, KVH, REP, T);
-    la_tock(prof, 21, 79, tick);
+    lm_step_k21_rmsnorm(t12, t11, HD2, KVH, NS, REP);
+    la_tock(prof, 21, 80, tick);
     tick = la_tick(prof);
-    lm_step_k22_rmsnorm(t13, final_norm, carry0, t12, B, HD2, KVH, REP, T);
-    la_tock(prof, 22, 79, tick);
+    lm_step_k22_rmsnorm(t13, norm_eps, t11, t12, HD2, KVH, NS, REP);
+    la_tock(prof, 22, 80, tick);
     tick = la_tick(prof);
-    lm_step_k23_lm_head_matmul(t14, lm_head, t13, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 23, 79, tick);
+    lm_step_k23_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP);
+    la_tock(prof, 23, 80, tick);
     tick = la_tick(prof);
-    lm_step_k24_lm_head(t15, t14, B, T, V);
-    la_tock(prof, 24, 79, tick);
+    lm_step_k24_lm_head_matmul(t15, lm_head, t14, HD2, KVH, NS, REP, V);
+    la_tock(prof, 24, 80, tick);
     tick = la_tick(prof);
-    lm_step_k25_log_softmax(t16, t14, t15, B, T, V);
-    la_tock(prof, 25, 79, tick);
+    lm_step_k25_log_softmax(t16, t15, NS, V);
+    la_tock(prof, 25, 80, tick);
     tick = la_tick(prof);
-    lm_step_k26_cross_entropy(t17, targets, t14, t15, t16, B, T, V);
-    la_tock(prof, 26, 79, tick);
+    lm_step_k26_log_softmax(t17, t15, t16, NS, V);
+    la_tock(prof, 26, 80, tick);
     tick = la_tick(prof);
-    lm_step_k27_weighted_sum(loss, weights, t17, B, T);
-    la_tock(prof, 27, 79, tick);
+    lm_step_k27_cross_entropy(t18, targets, t15, t16, t17, NS, V);
+    la_tock(prof, 27, 80, tick);
     tick = la_tick(prof);
-    lm_step_k28_log_softmax_grad(t18, targets, weights, t14, t15, t16, B, T, V);
-    la_tock(prof, 28, 79, tick);
+    lm_step_k28_cross_entropy(loss, weights, t18, NS);
+    la_tock(prof, 28, 80, tick);
     tick = la_tick(prof);
-    lm_step_k29_lm_head_grad_matmul(t19, lm_head, t18, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 29, 79, tick);
+    lm_step_k29_log_softmax_grad(t19, targets, weights, t15, t16, t17, NS, V);
+    la_tock(prof, 29, 80, tick);
     tick = la_tick(prof);
-    lm_step_k30_rmsnorm_grad(t20, carry0, t12, t19, B, HD2, KVH, REP, T);
-    la_tock(prof, 30, 79, tick);
+    lm_step_k30_lm_head_grad_matmul(t20, lm_head, t19, HD2, KVH, NS, REP, V);
+    la_tock(prof, 30, 80, tick);
     tick = la_tick(prof);
-    lm_step_k31_rmsnorm_grad(t21, t20, HD2, KVH, REP, T);
-    la_tock(prof, 31, 79, tick);
+    lm_step_k31_rmsnorm_grad(t21, t13, t20, HD2, KVH, NS, REP);
+    la_tock(prof, 31, 80, tick);
     tick = la_tick(prof);
-    lm_step_k32_rmsnorm_grad(t22, final_norm, carry0, t12, t19, B, HD2, KVH, REP, T);
-    la_tock(prof, 32, 79, tick);
+    lm_step_k32_rmsnorm_grad(t22, final_norm, t11, t20, HD2, KVH, NS, REP);
+    la_tock(prof, 32, 80, tick);
     tick = la_tick(prof);
-    lm_step_k33_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP);
-    la_tock(prof, 33, 79, tick);
+    lm_step_k33_rmsnorm_grad_scatter_add(t23, scored, norm_eps, final_norm, t11, t12, t20, t22, B, HD2, KVH, NS, REP, T);
+    la_tock(prof, 33, 80, tick);
     tick = la_tick(prof);
-    lm_step_k34_lm_head_grad_matmul(grad_lm_head, t13, t18, B, HD2, KVH, REP, T, V);
-    la_tock(prof, 34, 79, tick);
+    lm_step_k34_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP);
+    la_tock(prof, 34, 80, tick);
+    tick = la_tick(prof);
+    lm_step_k35_lm_head_grad_matmul(grad_lm_head, t14, t19, HD2, KVH, NS, REP, V);
+    la_tock(prof, 35, 80, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t22;
+    const float *carry1 = t23;
     float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
@@ -1864,140 +1873,140 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        lm_step_k35_rmsnorm(t23, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 35, 79, tick);
+        lm_step_k36_rmsnorm(t24, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 36, 80, tick);
         tick = la_tick(prof);
-        lm_step_k36_rmsnorm(t24, norm_eps, t23, B, HD2, KVH, REP, T);
-        la_tock(prof, 36, 79, tick);
+        lm_step_k37_rmsnorm(t25, norm_eps, t24, B, HD2, KVH, REP, T);
+        la_tock(prof, 37, 80, tick);
         tick = la_tick(prof);
-        lm_step_k37_rmsnorm(t25, saved_x, attn_norm, t24, B, HD2, KVH, REP, T);
-        la_tock(prof, 37, 79, tick);
+        lm_step_k38_rmsnorm(t26, saved_x, attn_norm, t25, B, HD2, KVH, REP, T);
+        la_tock(prof, 38, 80, tick);
         tick = la_tick(prof);
-        lm_step_k38_scores_matmul(t26, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 38, 79, tick);
+        lm_step_k39_scores_matmul(t27, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 39, 80, tick);
         tick = la_tick(prof);
-        lm_step_k39_attention(t27, t26, B, HD2, KVH, REP, T);
-        la_tock(prof, 39, 79, tick);
+        lm_step_k40_attention(t28, t27, B, HD2, KVH, REP, T);
+        la_tock(prof, 40, 80, tick);
         tick = la_tick(prof);
-        lm_step_k40_softmax(t28, t27, B, KVH, REP, T);
-        la_tock(prof, 40, 79, tick);
+        lm_step_k41_softmax(t29, t28, B, KVH, REP, T);
+        la_tock(prof, 41, 80, tick);
         tick = la_tick(prof);
-        lm_step_k41_softmax(t29, t27, t28, B, KVH, REP, T);
-        la_tock(prof, 41, 79, tick);
+        lm_step_k42_softmax(t30, t28, t29, B, KVH, REP, T);
+        la_tock(prof, 42, 80, tick);
         tick = la_tick(prof);
-        lm_step_k42_rmsnorm(t30, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 42, 79, tick);
+        lm_step_k43_rmsnorm(t31, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 43, 80, tick);
         tick = la_tick(prof);
-        lm_step_k43_rmsnorm(t31, norm_eps, t30, B, HD2, KVH, REP, T);
-        la_tock(prof, 43, 79, tick);
+        lm_step_k44_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T);
+        la_tock(prof, 44, 80, tick);
         tick = la_tick(prof);
-        lm_step_k44_rmsnorm(t32, saved_h, ffn_norm, t31, B, HD2, KVH, REP, T);
-        la_tock(prof, 44, 79, tick);
+        lm_step_k45_rmsnorm(t33, saved_h, ffn_norm, t32, B, HD2, KVH, REP, T);
+        la_tock(prof, 45, 80, tick);
         tick = la_tick(prof);
-        lm_step_k45_silu(t33, saved_gate, B, F, T);
-        la_tock(prof, 45, 79, tick);
+        lm_step_k46_silu(t34, saved_gate, B, F, T);
+        la_tock(prof, 46, 80, tick);
         tick = la_tick(prof);
-        lm_step_k46_gate_up(t34, saved_up, t33, B, F, T);
-        la_tock(prof, 46, 79, tick);
+        lm_step_k47_gate_up(t35, saved_up, t34, B, F, T);
+        la_tock(prof, 47, 80, tick);
         tick = la_tick(prof);
-        lm_step_k47_ffn_grad_matmul(t35, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 47, 79, tick);
+        lm_step_k48_ffn_grad_matmul(t36, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 48, 80, tick);
         tick = la_tick(prof);
-        lm_step_k48_ffn_grad(t36, t33, t35, B, F, T);
-        la_tock(prof, 48, 79, tick);
+        lm_step_k49_ffn_grad(t37, t34, t36, B, F, T);
+        la_tock(prof, 49, 80, tick);
         tick = la_tick(prof);
-        lm_step_k49_gate_up_grad_matmul(t37, w3, t36, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 49, 79, tick);
+        lm_step_k50_gate_up_grad_matmul(t38, w3, t37, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 50, 80, tick);
         tick = la_tick(prof);
-        lm_step_k50_silu_grad(t38, saved_gate, saved_up, t33, t35, B, F, T);
-        la_tock(prof, 50, 79, tick);
+        lm_step_k51_silu_grad(t39, saved_gate, saved_up, t34, t36, B, F, T);
+        la_tock(prof, 51, 80, tick);
         tick = la_tick(prof);
-        lm_step_k51_gate_up_grad_matmul(t39, w1, t38, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 51, 79, tick);
+        lm_step_k52_gate_up_grad_matmul(t40, w1, t39, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 52, 80, tick);
         tick = la_tick(prof);
-        lm_step_k52_gate_up_grad(t40, saved_h, t31, t37, t39, B, HD2, KVH, REP, T);
-        la_tock(prof, 52, 79, tick);
+        lm_step_k53_gate_up_grad(t41, saved_h, t32, t38, t40, B, HD2, KVH, REP, T);
+        la_tock(prof, 53, 80, tick);
         tick = la_tick(prof);
-        lm_step_k53_rmsnorm_grad(t41, t40, HD2, KVH, REP, T);
-        la_tock(prof, 53, 79, tick);
+        lm_step_k54_rmsnorm_grad(t42, t41, HD2, KVH, REP, T);
+        la_tock(prof, 54, 80, tick);
         tick = la_tick(prof);
-        lm_step_k54_rmsnorm_grad(t42, carry1, saved_h, ffn_norm, t31, t37, t39, B, HD2, KVH, REP, T);
-        la_tock(prof, 54, 79, tick);
+        lm_step_k55_rmsnorm_grad(t43, carry1, saved_h, ffn_norm, t32, t38, t40, B, HD2, KVH, REP, T);
+        la_tock(prof, 55, 80, tick);
         tick = la_tick(prof);
-        lm_step_k55_attention_grad_matmul(t43, wo, t42, B, HD2, KVH, REP, T);
-        la_tock(prof, 55, 79, tick);
+        lm_step_k56_attention_grad_matmul(t44, wo, t43, B, HD2, KVH, REP, T);
+        la_tock(prof, 56, 80, tick);
         tick = la_tick(prof);
-        lm_step_k56_attention_grad_matmul(t44, saved_v, t43, B, HD2, KVH, REP, T);
-        la_tock(prof, 56, 79, tick);
+        lm_step_k57_attention_grad_matmul(t45, saved_v, t44, B, HD2, KVH, REP, T);
+        la_tock(prof, 57, 80, tick);
         tick = la_tick(prof);
-        lm_step_k57_softmax_grad(t45, t27, t28, t29, t44, B, HD2, KVH, REP, T);
-        la_tock(prof, 57, 79, tick);
+        lm_step_k58_softmax_grad(t46, t28, t29, t30, t45, B, HD2, KVH, REP, T);
+        la_tock(prof, 58, 80, tick);
         tick = la_tick(prof);
-        lm_step_k58_scores_grad_matmul(t46, saved_k, t45, B, HD2, KVH, REP, T);
-        la_tock(prof, 58, 79, tick);
+        lm_step_k59_scores_grad_matmul(t47, saved_k, t46, B, HD2, KVH, REP, T);
+        la_tock(prof, 59, 80, tick);
         tick = la_tick(prof);
-        lm_step_k59_attention_grad_matmul(t47, saved_q, t45, B, HD2, KVH, REP, T);
-        la_tock(prof, 59, 79, tick);
+        lm_step_k60_attention_grad_matmul(t48, saved_q, t46, B, HD2, KVH, REP, T);
+        la_tock(prof, 60, 80, tick);
         tick = la_tick(prof);
-        lm_step_k60_attention_grad_matmul(t48, t29, t43, B, HD2, KVH, REP, T);
-        la_tock(prof, 60, 79, tick);
+        lm_step_k61_attention_grad_matmul(t49, t30, t44, B, HD2, KVH, REP, T);
+        la_tock(prof, 61, 80, tick);
         tick = la_tick(prof);
-        lm_step_k61_attention_grad_matmul(t49, wv, t48, B, HD2, KVH, REP, T);
-        la_tock(prof, 61, 79, tick);
+        lm_step_k62_attention_grad_matmul(t50, wv, t49, B, HD2, KVH, REP, T);
+        la_tock(prof, 62, 80, tick);
         tick = la_tick(prof);
-        lm_step_k62_rope_grad(t50, t0, t1, t47, B, HD2, KVH, T);
-        la_tock(prof, 62, 79, tick);
+        lm_step_k63_rope_grad(t51, t0, t1, t48, B, HD2, KVH, T);
+        la_tock(prof, 63, 80, tick);
         tick = la_tick(prof);
-        lm_step_k63_attention_grad_matmul(t51, wk, t50, B, HD2, KVH, REP, T);
-        la_tock(prof, 63, 79, tick);
+        lm_step_k64_attention_grad_matmul(t52, wk, t51, B, HD2, KVH, REP, T);
+        la_tock(prof, 64, 80, tick);
         tick = la_tick(prof);
-        lm_step_k64_rope_grad(t52, t0, t1, t46, B, HD2, KVH, REP, T);
-        la_tock(prof, 64, 79, tick);
+        lm_step_k65_rope_grad(t53, t0, t1, t47, B, HD2, KVH, REP, T);
+        la_tock(prof, 65, 80, tick);
         tick = la_tick(prof);
-        lm_step_k65_attention_grad_matmul(t53, wq, t52, B, HD2, KVH, REP, T);
-        la_tock(prof, 65, 79, tick);
+        lm_step_k66_attention_grad_matmul(t54, wq, t53, B, HD2, KVH, REP, T);
+        la_tock(prof, 66, 80, tick);
         tick = la_tick(prof);
-        lm_step_k66_attention_grad(t54, saved_x, t24, t49, t51, t53, B, HD2, KVH, REP, T);
-        la_tock(prof, 66, 79, tick);
+        lm_step_k67_attention_grad(t55, saved_x, t25, t50, t52, t54, B, HD2, KVH, REP, T);
+        la_tock(prof, 67, 80, tick);
         tick = la_tick(prof);
-        lm_step_k67_rmsnorm_grad(t55, t54, HD2, KVH, REP, T);
-        la_tock(prof, 67, 79, tick);
+        lm_step_k68_rmsnorm_grad(t56, t55, HD2, KVH, REP, T);
+        la_tock(prof, 68, 80, tick);
         tick = la_tick(prof);
-        lm_step_k68_rmsnorm_grad(carry1_next, saved_x, attn_norm, t24, t42, t49, t51, t53, B, HD2, KVH, REP, T);
-        la_tock(prof, 68, 79, tick);
+        lm_step_k69_rmsnorm_grad(carry1_next, saved_x, attn_norm, t25, t43, t50, t52, t54, B, HD2, KVH, REP, T);
+        la_tock(prof, 69, 80, tick);
         tick = la_tick(prof);
-        lm_step_k69_layer_backward(grad_attn_norm, t55, HD2, KVH, REP);
-        la_tock(prof, 69, 79, tick);
+        lm_step_k70_layer_backward(grad_attn_norm, t56, HD2, KVH, REP);
+        la_tock(prof, 70, 80, tick);
         tick = la_tick(prof);
-        lm_step_k70_layer_backward_matmul(grad_wq, t25, t52, B, HD2, KVH, REP, T);
-        la_tock(prof, 70, 79, tick);
+        lm_step_k71_layer_backward_matmul(grad_wq, t26, t53, B, HD2, KVH, REP, T);
+        la_tock(prof, 71, 80, tick);
         tick = la_tick(prof);
-        lm_step_k71_layer_backward_matmul(grad_wk, t25, t50, B, HD2, KVH, REP, T);
-        la_tock(prof, 71, 79, tick);
+        lm_step_k72_layer_backward_matmul(grad_wk, t26, t51, B, HD2, KVH, REP, T);
+        la_tock(prof, 72, 80, tick);
         tick = la_tick(prof);
-        lm_step_k72_layer_backward_matmul(grad_wv, t25, t48, B, HD2, KVH, REP, T);
-        la_tock(prof, 72, 79, tick);
+        lm_step_k73_layer_backward_matmul(grad_wv, t26, t49, B, HD2, KVH, REP, T);
+        la_tock(prof, 73, 80, tick);
         tick = la_tick(prof);
-        lm_step_k73_layer_backward_matmul(grad_wo, saved_attn, t42, B, HD2, KVH, REP, T);
-        la_tock(prof, 73, 79, tick);
+        lm_step_k74_layer_backward_matmul(grad_wo, saved_attn, t43, B, HD2, KVH, REP, T);
+        la_tock(prof, 74, 80, tick);
         tick = la_tick(prof);
-        lm_step_k74_layer_backward(grad_ffn_norm, t41, HD2, KVH, REP);
-        la_tock(prof, 74, 79, tick);
+        lm_step_k75_layer_backward(grad_ffn_norm, t42, HD2, KVH, REP);
+        la_tock(prof, 75, 80, tick);
         tick = la_tick(prof);
-        lm_step_k75_layer_backward_matmul(grad_w1, t32, t38, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 75, 79, tick);
+        lm_step_k76_layer_backward_matmul(grad_w1, t33, t39, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 76, 80, tick);
         tick = la_tick(prof);
-        lm_step_k76_layer_backward_matmul(grad_w2, carry1, t34, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 76, 79, tick);
+        lm_step_k77_layer_backward_matmul(grad_w2, carry1, t35, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 77, 80, tick);
         tick = la_tick(prof);
-        lm_step_k77_layer_backward_matmul(grad_w3, t32, t36, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 77, 79, tick);
+        lm_step_k78_layer_backward_matmul(grad_w3, t33, t37, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 78, 80, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    lm_step_k78_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
-    la_tock(prof, 78, 79, tick);
+    lm_step_k79_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 79, 80, tick);
     (void)tick;
 }
 
@@ -2007,6 +2016,7 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -2030,70 +2040,72 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k17_silu */
     flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k18_ffn_matmul */
     flops[19] = (double)(2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k19_ffn */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k20_rmsnorm */
-    flops[21] = (double)(B*T + B*T + B*T); bytes[21] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k21_rmsnorm */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T); /* lm_step_k22_rmsnorm */
-    flops[23] = (double)(4*B*HD2*KVH*REP*T*V); bytes[23] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* lm_step_k23_lm_head_matmul */
-    flops[24] = (double)(B*T*V); bytes[24] = (double)(4*B*T + 4*B*T*V); /* lm_step_k24_lm_head */
-    flops[25] = (double)(B*T + B*T*V + B*T*V + B*T*V); bytes[25] = (double)(4*B*T + 4*B*T*V + 4*B*T); /* lm_step_k25_log_softmax */
-    flops[26] = (double)(B*T + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[26] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k26_cross_entropy */
-    flops[27] = (double)(B*T + B*T + B*T); bytes[27] = (double)(4 + 4*B*T + 4*B*T); /* lm_step_k27_weighted_sum */
-    flops[28] = (double)(B*T + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T*V); bytes[28] = (double)(4*B*T*V + 4*B*T + 4*B*T + 4*B*T*V + 4*B*T + 4*B*T); /* lm_step_k28_log_softmax_grad */
-    flops[29] = (double)(4*B*HD2*KVH*REP*T*V); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V + 4*B*T*V); /* lm_step_k29_lm_head_grad_matmul */
-    flops[30] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k30_rmsnorm_grad */
-    flops[31] = (double)(2*HD2*KVH*REP*T); bytes[31] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k31_rmsnorm_grad */
-    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k32_rmsnorm_grad */
-    flops[33] = (double)(2*HD2*KVH*REP); bytes[33] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k33_rmsnorm_grad */
-    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T + 4*B*T*V); /* lm_step_k34_lm_head_grad_matmul */
-    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k35_rmsnorm */
-    flops[36] = (double)(B*T + B*T + B*T); bytes[36] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k36_rmsnorm */
-    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k37_rmsnorm */
-    flops[38] = (double)(4*B*HD2*KVH*REP*T*T); bytes[38] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k38_scores_matmul */
-    flops[39] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[39] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k39_attention */
-    flops[40] = (double)(B*KVH*REP*T*T); bytes[40] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k40_softmax */
-    flops[41] = (double)(B*KVH*REP*T*T); bytes[41] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k41_softmax */
-    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k42_rmsnorm */
-    flops[43] = (double)(B*T + B*T + B*T); bytes[43] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k43_rmsnorm */
-    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k44_rmsnorm */
-    flops[45] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k45_silu */
-    flops[46] = (double)(B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k46_gate_up */
-    flops[47] = (double)(4*B*F*HD2*KVH*REP*T); bytes[47] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k47_ffn_grad_matmul */
-    flops[48] = (double)(B*F*T); bytes[48] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k48_ffn_grad */
-    flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k49_gate_up_grad_matmul */
-    flops[50] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[50] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k50_silu_grad */
-    flops[51] = (double)(4*B*F*HD2*KVH*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k51_gate_up_grad_matmul */
-    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k52_gate_up_grad */
-    flops[53] = (double)(2*HD2*KVH*REP*T); bytes[53] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k53_rmsnorm_grad */
-    flops[54] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k54_rmsnorm_grad */
-    flops[55] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k55_attention_grad_matmul */
-    flops[56] = (double)(4*B*HD2*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k56_attention_grad_matmul */
-    flops[57] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k57_softmax_grad */
-    flops[58] = (double)(4*B*HD2*KVH*REP*T*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k58_scores_grad_matmul */
-    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k59_attention_grad_matmul */
-    flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k60_attention_grad_matmul */
-    flops[61] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k61_attention_grad_matmul */
-    flops[62] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[62] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k62_rope_grad */
-    flops[63] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k63_attention_grad_matmul */
-    flops[64] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k64_rope_grad */
-    flops[65] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad_matmul */
-    flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k66_attention_grad */
-    flops[67] = (double)(2*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
-    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
-    flops[69] = (double)(2*HD2*KVH*REP); bytes[69] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k69_layer_backward */
-    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k70_layer_backward_matmul */
-    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_layer_backward_matmul */
+    flops[20] = (double)(0); bytes[20] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_k20_lm_head */
+    flops[21] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[21] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_k21_rmsnorm */
+    flops[22] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[22] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k22_rmsnorm */
+    flops[23] = (double)(2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* lm_step_k23_rmsnorm */
+    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_k24_lm_head_matmul */
+    flops[25] = (double)(NS*V); bytes[25] = (double)(4*NS + 4*NS*V); /* lm_step_k25_log_softmax */
+    flops[26] = (double)(NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_k26_log_softmax */
+    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k27_cross_entropy */
+    flops[28] = (double)(NS + NS + NS); bytes[28] = (double)(4 + 4*NS + 4*NS); /* lm_step_k28_cross_entropy */
+    flops[29] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[29] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k29_log_softmax_grad */
+    flops[30] = (double)(4*HD2*KVH*NS*REP*V); bytes[30] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k30_lm_head_grad_matmul */
+    flops[31] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[31] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k31_rmsnorm_grad */
+    flops[32] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[32] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k32_rmsnorm_grad */
+    flops[33] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k33_rmsnorm_grad_scatter_add */
+    flops[34] = (double)(2*HD2*KVH*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k34_rmsnorm_grad */
+    flops[35] = (double)(4*HD2*KVH*NS*REP*V); bytes[35] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k35_lm_head_grad_matmul */
+    flops[36] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[36] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm */
+    flops[37] = (double)(B*T + B*T + B*T); bytes[37] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k37_rmsnorm */
+    flops[38] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k38_rmsnorm */
+    flops[39] = (double)(4*B*HD2*KVH*REP*T*T); bytes[39] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k39_scores_matmul */
+    flops[40] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[40] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k40_attention */
+    flops[41] = (double)(B*KVH*REP*T*T); bytes[41] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k41_softmax */
+    flops[42] = (double)(B*KVH*REP*T*T); bytes[42] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k42_softmax */
+    flops[43] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[43] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k43_rmsnorm */
+    flops[44] = (double)(B*T + B*T + B*T); bytes[44] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k44_rmsnorm */
+    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k45_rmsnorm */
+    flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k46_silu */
+    flops[47] = (double)(B*F*T); bytes[47] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k47_gate_up */
+    flops[48] = (double)(4*B*F*HD2*KVH*REP*T); bytes[48] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k48_ffn_grad_matmul */
+    flops[49] = (double)(B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_ffn_grad */
+    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k50_gate_up_grad_matmul */
+    flops[51] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k51_silu_grad */
+    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_gate_up_grad_matmul */
+    flops[53] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k53_gate_up_grad */
+    flops[54] = (double)(2*HD2*KVH*REP*T); bytes[54] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k54_rmsnorm_grad */
+    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_rmsnorm_grad */
+    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k56_attention_grad_matmul */
+    flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_attention_grad_matmul */
+    flops[58] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[58] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k58_softmax_grad */
+    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k59_scores_grad_matmul */
+    flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k60_attention_grad_matmul */
+    flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_attention_grad_matmul */
+    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_attention_grad_matmul */
+    flops[63] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[63] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k63_rope_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k64_attention_grad_matmul */
+    flops[65] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_rope_grad */
+    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k66_attention_grad_matmul */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_attention_grad */
+    flops[68] = (double)(2*HD2*KVH*REP*T); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
+    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_rmsnorm_grad */
+    flops[70] = (double)(2*HD2*KVH*REP); bytes[70] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k70_layer_backward */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k71_layer_backward_matmul */
     flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_layer_backward_matmul */
-    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_layer_backward_matmul */
-    flops[74] = (double)(2*HD2*KVH*REP); bytes[74] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k74_layer_backward */
-    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_layer_backward_matmul */
+    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k73_layer_backward_matmul */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k74_layer_backward_matmul */
+    flops[75] = (double)(2*HD2*KVH*REP); bytes[75] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k75_layer_backward */
     flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_layer_backward_matmul */
     flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_layer_backward_matmul */
-    flops[78] = (double)(2*HD2*KVH*REP*V); bytes[78] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k78_embed_backward_scatter_add */
+    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_layer_backward_matmul */
+    flops[79] = (double)(2*HD2*KVH*REP*V); bytes[79] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k79_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
     (void)KVH;
     (void)L;
+    (void)NS;
     (void)REP;
     (void)T;
     (void)V;
@@ -2123,67 +2135,68 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k17_silu",
     "lm_step_k18_ffn_matmul",
     "lm_step_k19_ffn",
-    "lm_step_k20_rmsnorm",
+    "lm_step_k20_lm_head",
     "lm_step_k21_rmsnorm",
     "lm_step_k22_rmsnorm",
-    "lm_step_k23_lm_head_matmul",
-    "lm_step_k24_lm_head",
+    "lm_step_k23_rmsnorm",
+    "lm_step_k24_lm_head_matmul",
     "lm_step_k25_log_softmax",
-    "lm_step_k26_cross_entropy",
-    "lm_step_k27_weighted_sum",
-    "lm_step_k28_log_softmax_grad",
-    "lm_step_k29_lm_head_grad_matmul",
-    "lm_step_k30_rmsnorm_grad",
+    "lm_step_k26_log_softmax",
+    "lm_step_k27_cross_entropy",
+    "lm_step_k28_cross_entropy",
+    "lm_step_k29_log_softmax_grad",
+    "lm_step_k30_lm_head_grad_matmul",
     "lm_step_k31_rmsnorm_grad",
     "lm_step_k32_rmsnorm_grad",
-    "lm_step_k33_rmsnorm_grad",
-    "lm_step_k34_lm_head_grad_matmul",
-    "lm_step_k35_rmsnorm",
+    "lm_step_k33_rmsnorm_grad_scatter_add",
+    "lm_step_k34_rmsnorm_grad",
+    "lm_step_k35_lm_head_grad_matmul",
     "lm_step_k36_rmsnorm",
     "lm_step_k37_rmsnorm",
-    "lm_step_k38_scores_matmul",
-    "lm_step_k39_attention",
-    "lm_step_k40_softmax",
+    "lm_step_k38_rmsnorm",
+    "lm_step_k39_scores_matmul",
+    "lm_step_k40_attention",
     "lm_step_k41_softmax",
-    "lm_step_k42_rmsnorm",
+    "lm_step_k42_softmax",
     "lm_step_k43_rmsnorm",
     "lm_step_k44_rmsnorm",
-    "lm_step_k45_silu",
-    "lm_step_k46_gate_up",
-    "lm_step_k47_ffn_grad_matmul",
-    "lm_step_k48_ffn_grad",
-    "lm_step_k49_gate_up_grad_matmul",
-    "lm_step_k50_silu_grad",
-    "lm_step_k51_gate_up_grad_matmul",
-    "lm_step_k52_gate_up_grad",
-    "lm_step_k53_rmsnorm_grad",
+    "lm_step_k45_rmsnorm",
+    "lm_step_k46_silu",
+    "lm_step_k47_gate_up",
+    "lm_step_k48_ffn_grad_matmul",
+    "lm_step_k49_ffn_grad",
+    "lm_step_k50_gate_up_grad_matmul",
+    "lm_step_k51_silu_grad",
+    "lm_step_k52_gate_up_grad_matmul",
+    "lm_step_k53_gate_up_grad",
     "lm_step_k54_rmsnorm_grad",
-    "lm_step_k55_attention_grad_matmul",
+    "lm_step_k55_rmsnorm_grad",
     "lm_step_k56_attention_grad_matmul",
-    "lm_step_k57_softmax_grad",
-    "lm_step_k58_scores_grad_matmul",
-    "lm_step_k59_attention_grad_matmul",
+    "lm_step_k57_attention_grad_matmul",
+    "lm_step_k58_softmax_grad",
+    "lm_step_k59_scores_grad_matmul",
     "lm_step_k60_attention_grad_matmul",
     "lm_step_k61_attention_grad_matmul",
-    "lm_step_k62_rope_grad",
-    "lm_step_k63_attention_grad_matmul",
-    "lm_step_k64_rope_grad",
-    "lm_step_k65_attention_grad_matmul",
-    "lm_step_k66_attention_grad",
-    "lm_step_k67_rmsnorm_grad",
+    "lm_step_k62_attention_grad_matmul",
+    "lm_step_k63_rope_grad",
+    "lm_step_k64_attention_grad_matmul",
+    "lm_step_k65_rope_grad",
+    "lm_step_k66_attention_grad_matmul",
+    "lm_step_k67_attention_grad",
     "lm_step_k68_rmsnorm_grad",
-    "lm_step_k69_layer_backward",
-    "lm_step_k70_layer_backward_matmul",
+    "lm_step_k69_rmsnorm_grad",
+    "lm_step_k70_layer_backward",
     "lm_step_k71_layer_backward_matmul",
     "lm_step_k72_layer_backward_matmul",
     "lm_step_k73_layer_backward_matmul",
-    "lm_step_k74_layer_backward",
-    "lm_step_k75_layer_backward_matmul",
+    "lm_step_k74_layer_backward_matmul",
+    "lm_step_k75_layer_backward",
     "lm_step_k76_layer_backward_matmul",
     "lm_step_k77_layer_backward_matmul",
-    "lm_step_k78_embed_backward_scatter_add",
+    "lm_step_k78_layer_backward_matmul",
+    "lm_step_k79_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 48, 79, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 80, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 

@@ -11,10 +11,12 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Sequences per step.") var batch = 4
     @Option(help: "Tokens per sequence.") var seq = 256
     @Option(help: "Timed steps after two warm-up steps.") var steps = 10
+    @Option(help: "Fraction of each row's leading tokens that are not supervised (an SFT prompt; 0 = pretraining).")
+    var prompt = 0.0
     @Flag(help: "Also print the time per fused kernel of the step's programs (one more step, profiled).") var profile = false
 
     struct Result: Encodable {
-        var job = "train", config: String, batch: Int, seq: Int, steps: Int, threads: Int
+        var job = "train", config: String, batch: Int, seq: Int, prompt: Double, steps: Int, threads: Int
         var step_ms: Spread, tokens_per_second: Spread
         var gflops: Double, sgemm_gflops: Double, ratio: Double, peak_rss_mib: Double
     }
@@ -26,7 +28,10 @@ struct BenchTrain: ParsableCommand {
         let trainer = try LMTrainer(parameters: ParameterStore(weights: weights))
         let n = batch * seq
         let ids = (0..<n).map { Int32(($0 * 7919 + 13) % c.vocabSize) }
-        let b = TokenBatch(batch: batch, seq: seq, ids: ids, targets: ids.map { ($0 + 1) % Int32(c.vocabSize) }, mask: Array(repeating: 1, count: n))
+        guard (0..<1).contains(prompt) else { throw ValidationError("--prompt must be in [0, 1)") }
+        let promptLen = Int(Double(seq) * prompt)
+        let mask = (0..<n).map { $0 % seq >= promptLen ? Float(1) : 0 }
+        let b = TokenBatch(batch: batch, seq: seq, ids: ids, targets: ids.map { ($0 + 1) % Int32(c.vocabSize) }, mask: mask)
         var times: [Double] = []
         for s in 0..<(steps + 2) {
             let t0 = Date()
@@ -36,11 +41,12 @@ struct BenchTrain: ParsableCommand {
         let params = BenchConfig.matmulParameters(c)
         let achieved = 6.0 * Double(params) * Double(n) / median(times) / 1e9
         let ceiling = try sgemmGFLOPs(m: n, n: c.hiddenDim, k: c.dim)
-        let result = Result(config: options.config, batch: batch, seq: seq, steps: times.count, threads: KernelThreads.current,
+        let result = Result(config: options.config, batch: batch, seq: seq, prompt: prompt, steps: times.count, threads: KernelThreads.current,
                             step_ms: Spread(times.map { $0 * 1e3 }), tokens_per_second: Spread(times.map { Double(n) / $0 }),
                             gflops: achieved, sgemm_gflops: ceiling, ratio: achieved / ceiling, peak_rss_mib: peakRSSMiB())
         if options.json { try printJSON(result); return }
-        print("config: \(options.config) (\(BenchConfig.describe(c))), batch \(batch) × seq \(seq), \(result.threads) threads")
+        print("config: \(options.config) (\(BenchConfig.describe(c))), batch \(batch) × seq \(seq)"
+              + (promptLen > 0 ? " (first \(promptLen) of each row unsupervised)" : "") + ", \(result.threads) threads")
         print("step: " + result.step_ms.text("%.1f ms") + " over \(times.count) steps")
         print("throughput: " + result.tokens_per_second.text("%.0f tokens/s"))
         print(String(format: "achieved: %.1f GFLOP/s (6 × %d matmul params × tokens); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
@@ -55,7 +61,7 @@ struct BenchTrain: ParsableCommand {
             // The optimizer programs run once per parameter tensor; their costs are linear in N.
             let counts = trainer.parameters.counts.values
             let perTensor = ["N": counts.reduce(0, +) / max(counts.count, 1)]
-            let report = kernelReport(programs.map { p in (p, p === programs[0] ? trainer.sizes(batch: batch, seq: seq) : perTensor) })
+            let report = kernelReport(programs.map { p in (p, p === programs[0] ? trainer.sizes(b) : perTensor) })
             print(report.table(top: Int.max), terminator: "")
             print(String(format: "kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
             for p in programs { p.setProfiling(false) }

@@ -105,10 +105,10 @@ struct FusedVsReference {
             special["segments"] = (0..<(b * t)).map { Double([0, 0, 1, 1, 2][$0 % t]) }
             special["positions"] = (0..<(b * t)).map { Double([0, 1, 2, 3, 2][$0 % t]) }
             special["loss_weights"] = FusedVsReference.values(17, seed: 5).map { $0 > 0 ? $0 : 0 }
-            // Scored positions (flat b·T + t) and their pairs: 1, 2, 3 of row 0, then 6, 7, 8 of row 1.
-            special["scored"] = [1, 2, 3, 6, 7, 8]
             special["scored_pair"] = [0, 0, 0, 1, 1, 1]
         }
+        // Scored positions (flat b·T + t): 1, 2, 3 of row 0, then 6, 7, 8 of row 1.
+        if program.decl("scored") != nil { special["scored"] = [1, 2, 3, 6, 7, 8] }
         if program.decl("exp_avg_sq") != nil {
             special["exp_avg_sq"] = FusedVsReference.values(37, seed: 3).map { abs($0) }
         }
@@ -138,6 +138,7 @@ struct FusedVsReference {
             seed += 1
             var v = FusedVsReference.values(n, seed: seed)
             if d.dtype == .i32 { v = v.map { Double(Int(($0 + 1) * 1000) % 13) } }
+            if d.name == "scored" { v = [1, 2, 3, 6, 7, 8] }
             if d.name == "norm_eps" { v = [1e-5] }
             if d.name == "rope_theta" { v = [10000] }
             if d.name.hasPrefix("grad_") { v = v.map { _ in 0 } }

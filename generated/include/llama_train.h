@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 79 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'lm_step': 80 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -17,8 +17,9 @@ typedef struct {
     const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
     const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *targets; /* i32 [B, T] */
-    const float *weights; /* f32 [B, T] */
+    const int32_t *scored; /* i32 [NS] */
+    const int32_t *targets; /* i32 [NS] */
+    const float *weights; /* f32 [NS] */
     const float *rope_theta; /* f32 [] */
     const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
@@ -49,6 +50,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long REP;
     long T;
     long V;

@@ -12,17 +12,20 @@ public enum LlamaTrainingPrograms {
     /// Buffer name of a kept activation (`saved_q`, …), one slice per layer.
     static func savedName(_ activation: String) -> String { "saved_\(activation)" }
 
-    /// `lm_step`: loss = Σ weights · nll(logits, targets); gradients are ADDED into the
-    /// `grad_*` buffers (so micro-batches accumulate). Each layer's input is saved in
-    /// `saved_x` on the way forward and the layer is recomputed on the way back.
+    /// `lm_step`: loss = Σ weights · nll(logits, targets) over the scored positions (`[NS]`:
+    /// `scored` flat indices `b·T + t`, their `targets` and `weights`; only those rows go
+    /// through the vocabulary projection); gradients are ADDED into the `grad_*` buffers (so
+    /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
+    /// on the way forward and read back on the way back.
     public static func lmStep() throws -> Program {
         let b = GraphBuilder("lm_step")
         let ids = b.input("ids", [D.batch, D.seq], .i32)
-        let targets = b.input("targets", [D.batch, D.seq], .i32)
-        let weights = b.input("weights", [D.batch, D.seq])
+        let scored = b.input("scored", [D.scored], .i32)
+        let targets = b.input("targets", [D.scored], .i32)
+        let weights = b.input("weights", [D.scored])
         let theta = b.input("rope_theta", [])
         let (cos, sin) = b.ropeTables(seq: D.seq, half: D.half, start: 0, theta: theta)
-        try trainingStep(b, ids: ids, layout: TokenLayout(cos: cos, sin: sin)) { logits in
+        try trainingStep(b, ids: ids, layout: TokenLayout(cos: cos, sin: sin), scored: scored) { logits in
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
             b.output("loss", loss)
             return loss

@@ -12,6 +12,9 @@ public struct TokenBatch: Sendable, Equatable {
     public init(batch: Int, seq: Int, ids: [Int32], targets: [Int32], mask: [Float]) {
         self.batch = batch; self.seq = seq; self.ids = ids; self.targets = targets; self.mask = mask
     }
+
+    /// Flat indices `b·seq + t` of the supervised positions (mask > 0).
+    public var scored: [Int] { mask.indices.filter { mask[$0] > 0 } }
 }
 
 /// AdamW and clipping settings (PyTorch's defaults where PaddleNLP has none).
@@ -86,6 +89,13 @@ public final class LMTrainer: @unchecked Sendable {
         return s
     }
 
+    /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
+    public func sizes(_ b: TokenBatch) -> [String: Int] {
+        var s = sizes(batch: b.batch, seq: b.seq)
+        s["NS"] = b.scored.count
+        return s
+    }
+
     var modelSizes: [String: Int] {
         let c = parameters.config
         return ["L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads,
@@ -115,14 +125,18 @@ public final class LMTrainer: @unchecked Sendable {
         var loss = 0.0
         for b in batches {
             try checkIds(b)
-            let ids = AlignedBuffer(copying: b.ids), targets = AlignedBuffer(copying: b.targets)
-            let weights = AlignedBuffer(copying: b.mask.map { $0 / Float(tokens) })
+            // Only supervised positions go through the vocabulary projection; a micro-batch
+            // without any adds nothing to the gradients.
+            let scored = b.scored
+            guard !scored.isEmpty else { continue }
+            let ids = AlignedBuffer(copying: b.ids), rows = AlignedBuffer(copying: scored.map { Int32($0) })
+            let targets = AlignedBuffer(copying: scored.map { b.targets[$0] })
+            let weights = AlignedBuffer(copying: scored.map { b.mask[$0] / Float(tokens) })
             let out = AlignedBuffer(floats: 1)
-            var sizes = modelSizes
-            sizes["B"] = b.batch; sizes["T"] = b.seq
+            let sizes = self.sizes(b)
             var buffers = parameters.pointers
             for (name, g) in grads { buffers["grad_\(name)"] = g.raw }
-            buffers["ids"] = ids.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
+            buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["norm_eps"] = eps.raw; buffers["rope_theta"] = theta.raw
             buffers["loss"] = out.raw
             for (name, p) in try saved.pointers(for: lmStep, sizes: sizes) { buffers[name] = p }
