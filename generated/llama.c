@@ -239,7 +239,7 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
             float v7 = (t9[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             t10[r * n + j1] = v11;
             acc1 += v11;
         }
@@ -357,7 +357,7 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t14[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (t14[r * n + j]) / v2;
             float v4 = v3 * (t15[r * n + j]);
@@ -920,7 +920,7 @@ static void prefill_k11_attention(float *restrict t9, const float *restrict t8, 
             float v7 = (t8[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             t9[r * n + j1] = v11;
             acc1 += v11;
         }
@@ -1038,7 +1038,7 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t13[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (t13[r * n + j]) / v2;
             float v4 = v3 * (t14[r * n + j]);
@@ -1607,7 +1607,7 @@ static void decode_k10_attention(float *restrict t8, const float *restrict t7, l
             float v7 = (t7[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             t8[r * n + j1] = v11;
             acc1 += v11;
         }
@@ -1724,7 +1724,7 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
             float v0 = -(t12[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (t12[r * n + j]) / v2;
             float v4 = v3 * (t13[r * n + j]);

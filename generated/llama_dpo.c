@@ -264,7 +264,7 @@ static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t
             float v9 = (t10[r * n + j1]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
-            float v13 = expf(v12);
+            float v13 = la_expf(v12);
             t11[r * n + j1] = v13;
             acc1 += v13;
         }
@@ -382,7 +382,7 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t15[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (t15[r * n + j]) / v2;
             float v4 = v3 * (t16[r * n + j]);
@@ -499,7 +499,7 @@ static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = t20[r * n + j0] - v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             acc0 += v2;
         }
         t22[r] = acc0;
@@ -1221,7 +1221,7 @@ static void dpo_step_k11_attention(float *restrict t7, const float *restrict t2,
             float v9 = (t6[r * n + j1]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
-            float v13 = expf(v12);
+            float v13 = la_expf(v12);
             t7[r * n + j1] = v13;
             acc1 += v13;
         }
@@ -1351,7 +1351,7 @@ static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_g
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
@@ -1501,7 +1501,7 @@ static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict 
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = t16[r * n + j0] - v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             acc0 += v2;
         }
         t18[r] = acc0;
@@ -1706,7 +1706,7 @@ static void dpo_step_k40_log_sigmoid(float *restrict t27, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t26[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t27[j] = v2;
         }
     }
@@ -1744,7 +1744,7 @@ static void dpo_step_k43_log_sigmoid(float *restrict t30, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t29[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t30[j] = v2;
         }
     }
@@ -1790,7 +1790,7 @@ static void dpo_step_k46_log_sigmoid(float *restrict t33, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t32[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t33[j] = v2;
         }
     }
@@ -1828,7 +1828,7 @@ static void dpo_step_k49_log_sigmoid(float *restrict t36, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t35[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t36[j] = v2;
         }
     }
@@ -1908,7 +1908,7 @@ static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t40[j] = v8;
         }
@@ -1929,7 +1929,7 @@ static void dpo_step_k54_dpo_nca_pair(float *restrict t41, const float *restrict
             float v5 = -v4;
             float v6 = fabsf(v5);
             float v7 = -v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t41[j] = v8;
         }
     }
@@ -1961,7 +1961,7 @@ static void dpo_step_k56_dpo_nca_pair(float *restrict t43, const float *restrict
             float v5 = -v4;
             float v6 = fabsf(v5);
             float v7 = -v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t43[j] = v8;
         }
     }
@@ -2031,7 +2031,7 @@ static void dpo_step_k60_log_sigmoid(float *restrict t47, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t46[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t47[j] = v2;
         }
     }
@@ -2058,7 +2058,7 @@ static void dpo_step_k62_dpo_sigmoid(float *restrict t49, const float *restrict 
             float v0 = fminf(t46[j], 0.0f);
             float v1 = logf(t48[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t49[j] = v3;
         }
     }
@@ -2101,7 +2101,7 @@ static void dpo_step_k64_log_sigmoid(float *restrict t51, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t50[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t51[j] = v2;
         }
     }
@@ -2128,7 +2128,7 @@ static void dpo_step_k66_dpo_sigmoid(float *restrict t53, const float *restrict 
             float v0 = fminf(t50[j], 0.0f);
             float v1 = logf(t52[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t53[j] = v3;
         }
     }
@@ -2166,7 +2166,7 @@ static void dpo_step_k68_log_sigmoid(float *restrict t55, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t54[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t55[j] = v2;
         }
     }
@@ -2214,7 +2214,7 @@ static void dpo_step_k71_log_sigmoid(float *restrict t58, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t57[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t58[j] = v2;
         }
     }
@@ -2252,7 +2252,7 @@ static void dpo_step_k74_log_sigmoid(float *restrict t61, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t60[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t61[j] = v2;
         }
     }
@@ -2284,10 +2284,10 @@ static void dpo_step_k76_dpo_orpo(float *restrict t63, const float *restrict los
             float v5 = v0 != 0.0f ? 1.0f : t25[j];
             float v6 = v4 / v5;
             float v7 = v3 - v6;
-            float v8 = expf(v3);
+            float v8 = la_expf(v3);
             float v9 = 1.0f - v8;
             float v10 = logf(v9);
-            float v11 = expf(v6);
+            float v11 = la_expf(v6);
             float v12 = 1.0f - v11;
             float v13 = logf(v12);
             float v14 = v10 - v13;
@@ -2305,7 +2305,7 @@ static void dpo_step_k77_log_sigmoid(float *restrict t64, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t63[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t64[j] = v2;
         }
     }
@@ -2374,7 +2374,7 @@ static void dpo_step_k80_log_sigmoid(float *restrict t67, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t66[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t67[j] = v2;
         }
     }
@@ -2444,7 +2444,7 @@ static void dpo_step_k83_log_sigmoid(float *restrict t70, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t69[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t70[j] = v2;
         }
     }
@@ -2475,7 +2475,7 @@ static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t72[j] = v8;
         }
@@ -2496,7 +2496,7 @@ static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict
             float v5 = fminf(v4, 0.0f);
             float v6 = logf(t72[j]);
             float v7 = v5 - v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t73[j] = v8;
         }
     }
@@ -2515,7 +2515,7 @@ static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t74[j] = v8;
         }
@@ -2536,7 +2536,7 @@ static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict
             float v5 = fminf(v4, 0.0f);
             float v6 = logf(t74[j]);
             float v7 = v5 - v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t75[j] = v8;
         }
     }
@@ -2555,7 +2555,7 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t76[j] = v8;
         }
@@ -2576,7 +2576,7 @@ static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict
             float v5 = fminf(v4, 0.0f);
             float v6 = logf(t76[j]);
             float v7 = v5 - v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t77[j] = v8;
         }
     }
@@ -2610,7 +2610,7 @@ static void dpo_step_k92_log_sigmoid(float *restrict t79, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t78[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t79[j] = v2;
         }
     }
@@ -2637,7 +2637,7 @@ static void dpo_step_k94_dpo_sigmoid(float *restrict t81, const float *restrict 
             float v0 = fminf(t78[j], 0.0f);
             float v1 = logf(t80[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t81[j] = v3;
         }
     }
@@ -2671,7 +2671,7 @@ static void dpo_step_k96_log_sigmoid(float *restrict t83, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t82[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t83[j] = v2;
         }
     }
@@ -2709,7 +2709,7 @@ static void dpo_step_k99_sigmoid(float *restrict t86, const float *restrict t85,
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t85[j]);
+            float v0 = la_expf(t85[j]);
             t86[j] = v0;
         }
     }
@@ -2751,7 +2751,7 @@ static void dpo_step_k102_log_sigmoid(float *restrict t89, const float *restrict
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t88[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t89[j] = v2;
         }
     }
@@ -2789,7 +2789,7 @@ static void dpo_step_k105_sigmoid(float *restrict t92, const float *restrict t91
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t91[j]);
+            float v0 = la_expf(t91[j]);
             t92[j] = v0;
         }
     }
@@ -2850,7 +2850,7 @@ static void dpo_step_k109_log_sigmoid(float *restrict t96, const float *restrict
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t95[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t96[j] = v2;
         }
     }
@@ -2877,7 +2877,7 @@ static void dpo_step_k111_dpo_sigmoid(float *restrict t98, const float *restrict
             float v0 = fminf(t95[j], 0.0f);
             float v1 = logf(t97[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t98[j] = v3;
         }
     }
@@ -2891,7 +2891,7 @@ static void dpo_step_k112_log_sigmoid(float *restrict t99, const float *restrict
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t94[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t99[j] = v2;
         }
     }
@@ -2943,7 +2943,7 @@ static void dpo_step_k116_dpo_discopop(float *restrict t103, const float *restri
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t94[j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             t103[j] = v1;
         }
     }
@@ -2983,7 +2983,7 @@ static void dpo_step_k118_log_sigmoid(float *restrict t105, const float *restric
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t104[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t105[j] = v2;
         }
     }
@@ -3021,7 +3021,7 @@ static void dpo_step_k121_log_sigmoid(float *restrict t108, const float *restric
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t107[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t108[j] = v2;
         }
     }
@@ -3949,7 +3949,7 @@ static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *re
             float v23 = (beta[0]) * v22;
             float v24 = fabsf(v23);
             float v25 = -v24;
-            float v26 = expf(v25);
+            float v26 = la_expf(v25);
             float v27 = v19 * v26;
             float v28 = -v27;
             float v29 = 0.0f < v23 ? 1.0f : 0.0f;
@@ -3985,7 +3985,7 @@ static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *re
             float v62 = v60 != 0.0f ? -1.0f : logps_rejected[j / 1];
             float v63 = v60 != 0.0f ? 1.0f : t25[j / 1];
             float v64 = v62 / v63;
-            float v65 = expf(v64);
+            float v65 = la_expf(v64);
             float v66 = 1.0f - v65;
             float v67 = v61 / v66;
             float v68 = -v67;
@@ -4115,7 +4115,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v31 = (beta[0]) * v30;
             float v32 = fabsf(v31);
             float v33 = -v32;
-            float v34 = expf(v33);
+            float v34 = la_expf(v33);
             float v35 = v27 * v34;
             float v36 = -v35;
             float v37 = 0.0f < v31 ? 1.0f : 0.0f;
@@ -4137,7 +4137,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v54 = (beta[0]) * v53;
             float v55 = fabsf(v54);
             float v56 = -v55;
-            float v57 = expf(v56);
+            float v57 = la_expf(v56);
             float v58 = v50 * v57;
             float v59 = -v58;
             float v60 = 0.0f < v54 ? 1.0f : 0.0f;
@@ -4173,7 +4173,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v92 = v88 != 0.0f ? -1.0f : logps_chosen[j / 1];
             float v93 = v88 != 0.0f ? 1.0f : t24[j / 1];
             float v94 = v92 / v93;
-            float v95 = expf(v94);
+            float v95 = la_expf(v94);
             float v96 = 1.0f - v95;
             float v97 = (t121[j / 1]) / v96;
             float v98 = -v97;
@@ -4237,7 +4237,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v160 = v159 / (t40[j / 1]);
             float v161 = fabsf(v148);
             float v162 = -v161;
-            float v163 = expf(v162);
+            float v163 = la_expf(v162);
             float v164 = v160 * v163;
             float v165 = -v164;
             float v166 = 0.0f < v148 ? 1.0f : 0.0f;
@@ -4307,7 +4307,7 @@ static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
             float v18 = t16[r * n + j] - v17;
-            float v19 = expf(v18);
+            float v19 = la_expf(v18);
             float v20 = v16 * v19;
             float v21 = v15 + v20;
             float v22 = (float)j == v10 ? 1.0f : 0.0f;
@@ -4520,7 +4520,7 @@ static void dpo_step_k161_attention(float *restrict t144, const float *restrict 
             float v9 = (t143[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
-            float v13 = expf(v12);
+            float v13 = la_expf(v12);
             t144[r * n + j] = v13;
         }
     }
@@ -4618,7 +4618,7 @@ static void dpo_step_k167_silu(float *restrict t150, const float *restrict saved
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             t150[r * n + j] = v3;
@@ -4704,7 +4704,7 @@ static void dpo_step_k172_silu_grad(float *restrict t155, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = (t152[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
             float v5 = v0 * (t150[r * n + j]);
@@ -6774,7 +6774,7 @@ static void dpo_loss_k1_log_sigmoid(float *restrict t1, const float *restrict t0
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t0[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t1[j] = v2;
         }
     }
@@ -6812,7 +6812,7 @@ static void dpo_loss_k4_log_sigmoid(float *restrict t4, const float *restrict t3
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t3[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t4[j] = v2;
         }
     }
@@ -6858,7 +6858,7 @@ static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t6[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t7[j] = v2;
         }
     }
@@ -6896,7 +6896,7 @@ static void dpo_loss_k10_log_sigmoid(float *restrict t10, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t9[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t10[j] = v2;
         }
     }
@@ -6976,7 +6976,7 @@ static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict 
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t14[j] = v8;
         }
@@ -6997,7 +6997,7 @@ static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict
             float v5 = -v4;
             float v6 = fabsf(v5);
             float v7 = -v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t15[j] = v8;
         }
     }
@@ -7029,7 +7029,7 @@ static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict
             float v5 = -v4;
             float v6 = fabsf(v5);
             float v7 = -v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t17[j] = v8;
         }
     }
@@ -7099,7 +7099,7 @@ static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t20[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t21[j] = v2;
         }
     }
@@ -7126,7 +7126,7 @@ static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict 
             float v0 = fminf(t20[j], 0.0f);
             float v1 = logf(t22[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t23[j] = v3;
         }
     }
@@ -7169,7 +7169,7 @@ static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t24[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t25[j] = v2;
         }
     }
@@ -7196,7 +7196,7 @@ static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict 
             float v0 = fminf(t24[j], 0.0f);
             float v1 = logf(t26[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t27[j] = v3;
         }
     }
@@ -7234,7 +7234,7 @@ static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t28[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t29[j] = v2;
         }
     }
@@ -7282,7 +7282,7 @@ static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t31[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t32[j] = v2;
         }
     }
@@ -7320,7 +7320,7 @@ static void dpo_loss_k35_log_sigmoid(float *restrict t35, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t34[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t35[j] = v2;
         }
     }
@@ -7352,10 +7352,10 @@ static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict log
             float v5 = v0 != 0.0f ? 1.0f : len_rejected[j];
             float v6 = v4 / v5;
             float v7 = v3 - v6;
-            float v8 = expf(v3);
+            float v8 = la_expf(v3);
             float v9 = 1.0f - v8;
             float v10 = logf(v9);
-            float v11 = expf(v6);
+            float v11 = la_expf(v6);
             float v12 = 1.0f - v11;
             float v13 = logf(v12);
             float v14 = v10 - v13;
@@ -7373,7 +7373,7 @@ static void dpo_loss_k38_log_sigmoid(float *restrict t38, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t37[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t38[j] = v2;
         }
     }
@@ -7442,7 +7442,7 @@ static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t40[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t41[j] = v2;
         }
     }
@@ -7512,7 +7512,7 @@ static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t43[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t44[j] = v2;
         }
     }
@@ -7543,7 +7543,7 @@ static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict 
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t46[j] = v8;
         }
@@ -7564,7 +7564,7 @@ static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict
             float v5 = fminf(v4, 0.0f);
             float v6 = logf(t46[j]);
             float v7 = v5 - v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t47[j] = v8;
         }
     }
@@ -7583,7 +7583,7 @@ static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict 
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t48[j] = v8;
         }
@@ -7604,7 +7604,7 @@ static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict
             float v5 = fminf(v4, 0.0f);
             float v6 = logf(t48[j]);
             float v7 = v5 - v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t49[j] = v8;
         }
     }
@@ -7623,7 +7623,7 @@ static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict 
             float v4 = (beta[0]) * v3;
             float v5 = fabsf(v4);
             float v6 = -v5;
-            float v7 = expf(v6);
+            float v7 = la_expf(v6);
             float v8 = 1.0f + v7;
             t50[j] = v8;
         }
@@ -7644,7 +7644,7 @@ static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict
             float v5 = fminf(v4, 0.0f);
             float v6 = logf(t50[j]);
             float v7 = v5 - v6;
-            float v8 = expf(v7);
+            float v8 = la_expf(v7);
             t51[j] = v8;
         }
     }
@@ -7678,7 +7678,7 @@ static void dpo_loss_k53_log_sigmoid(float *restrict t53, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t52[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t53[j] = v2;
         }
     }
@@ -7705,7 +7705,7 @@ static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict 
             float v0 = fminf(t52[j], 0.0f);
             float v1 = logf(t54[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t55[j] = v3;
         }
     }
@@ -7739,7 +7739,7 @@ static void dpo_loss_k57_log_sigmoid(float *restrict t57, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t56[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t57[j] = v2;
         }
     }
@@ -7777,7 +7777,7 @@ static void dpo_loss_k60_sigmoid(float *restrict t60, const float *restrict t59,
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t59[j]);
+            float v0 = la_expf(t59[j]);
             t60[j] = v0;
         }
     }
@@ -7819,7 +7819,7 @@ static void dpo_loss_k63_log_sigmoid(float *restrict t63, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t62[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t63[j] = v2;
         }
     }
@@ -7857,7 +7857,7 @@ static void dpo_loss_k66_sigmoid(float *restrict t66, const float *restrict t65,
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = expf(t65[j]);
+            float v0 = la_expf(t65[j]);
             t66[j] = v0;
         }
     }
@@ -7918,7 +7918,7 @@ static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t69[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t70[j] = v2;
         }
     }
@@ -7945,7 +7945,7 @@ static void dpo_loss_k72_dpo_sigmoid(float *restrict t72, const float *restrict 
             float v0 = fminf(t69[j], 0.0f);
             float v1 = logf(t71[j]);
             float v2 = v0 - v1;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             t72[j] = v3;
         }
     }
@@ -7959,7 +7959,7 @@ static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t68[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t73[j] = v2;
         }
     }
@@ -8011,7 +8011,7 @@ static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = -(t68[j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             t77[j] = v1;
         }
     }
@@ -8051,7 +8051,7 @@ static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t78[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t79[j] = v2;
         }
     }
@@ -8089,7 +8089,7 @@ static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0 = fabsf(t81[j]);
             float v1 = -v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             t82[j] = v2;
         }
     }
@@ -8848,7 +8848,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v27 = (beta[0]) * v26;
             float v28 = fabsf(v27);
             float v29 = -v28;
-            float v30 = expf(v29);
+            float v30 = la_expf(v29);
             float v31 = v23 * v30;
             float v32 = -v31;
             float v33 = 0.0f < v27 ? 1.0f : 0.0f;
@@ -8883,7 +8883,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v64 = v62 != 0.0f ? -1.0f : logps_rejected[j];
             float v65 = v62 != 0.0f ? 1.0f : len_rejected[j];
             float v66 = v64 / v65;
-            float v67 = expf(v66);
+            float v67 = la_expf(v66);
             float v68 = 1.0f - v67;
             float v69 = v63 / v68;
             float v70 = -v69;
@@ -9022,7 +9022,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v28 = (beta[0]) * v27;
             float v29 = fabsf(v28);
             float v30 = -v29;
-            float v31 = expf(v30);
+            float v31 = la_expf(v30);
             float v32 = v24 * v31;
             float v33 = -v32;
             float v34 = 0.0f < v28 ? 1.0f : 0.0f;
@@ -9048,7 +9048,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v55 = (beta[0]) * v54;
             float v56 = fabsf(v55);
             float v57 = -v56;
-            float v58 = expf(v57);
+            float v58 = la_expf(v57);
             float v59 = v51 * v58;
             float v60 = -v59;
             float v61 = 0.0f < v55 ? 1.0f : 0.0f;
@@ -9084,7 +9084,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v93 = v89 != 0.0f ? -1.0f : logps_chosen[j];
             float v94 = v89 != 0.0f ? 1.0f : len_chosen[j];
             float v95 = v93 / v94;
-            float v96 = expf(v95);
+            float v96 = la_expf(v95);
             float v97 = 1.0f - v96;
             float v98 = (t90[j]) / v97;
             float v99 = -v98;
@@ -9153,7 +9153,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v166 = v165 / (t14[j]);
             float v167 = fabsf(v154);
             float v168 = -v167;
-            float v169 = expf(v168);
+            float v169 = la_expf(v168);
             float v170 = v166 * v169;
             float v171 = -v170;
             float v172 = 0.0f < v154 ? 1.0f : 0.0f;

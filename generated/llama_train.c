@@ -237,7 +237,7 @@ static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, 
             float v7 = (t5[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             t6[r * n + j1] = v11;
             acc1 += v11;
         }
@@ -367,7 +367,7 @@ static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gat
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
@@ -517,7 +517,7 @@ static void lm_step_k26_log_softmax(float *restrict t17, const float *restrict t
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = t15[r * n + j0] - v0;
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             acc0 += v2;
         }
         t17[r] = acc0;
@@ -586,7 +586,7 @@ static void lm_step_k29_log_softmax_grad(float *restrict t19, const int32_t *res
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
             float v10 = t15[r * n + j] - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
             t19[r * n + j] = v13;
@@ -792,7 +792,7 @@ static void lm_step_k40_attention(float *restrict t28, const float *restrict t27
             float v7 = (t27[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             t28[r * n + j] = v11;
         }
     }
@@ -890,7 +890,7 @@ static void lm_step_k46_silu(float *restrict t34, const float *restrict saved_ga
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             t34[r * n + j] = v3;
@@ -976,7 +976,7 @@ static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict sav
         for (long j = 0; j < n; j++) {
             float v0 = (t36[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
-            float v2 = expf(v1);
+            float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
             float v5 = v0 * (t34[r * n + j]);
@@ -2432,7 +2432,7 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
             float v7 = (t9[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
-            float v11 = expf(v10);
+            float v11 = la_expf(v10);
             t10[r * n + j1] = v11;
             acc1 += v11;
         }
@@ -2550,7 +2550,7 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t14[r * n + j]);
-            float v1 = expf(v0);
+            float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (t14[r * n + j]) / v2;
             float v4 = v3 * (t15[r * n + j]);
@@ -2668,7 +2668,7 @@ static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restri
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
             float v2 = t19[r * n + j1] - v0;
-            float v3 = expf(v2);
+            float v3 = la_expf(v2);
             acc1 += v3;
         }
         float v4 = logf(acc1);

@@ -301,7 +301,7 @@ func cLiteral(_ v: Double) -> String {
 func unaryExpr(_ u: UnaryOp, _ x: String) -> String {
     switch u {
     case .neg: "-\(paren(x))"
-    case .exp: "expf(\(x))"
+    case .exp: "la_expf(\(x))"
     case .log: "logf(\(x))"
     case .sqrt: "sqrtf(\(x))"
     case .rsqrt: "1.0f / sqrtf(\(x))"
