@@ -127,26 +127,19 @@ extension FusionPlan {
         }
     }
 
-    /// For `writeSlice(t, t + matmul(a, b))` over the whole of `t`, the matmul (read only there).
-    func accumulatedMatmul(_ w: Node) -> Int? {
+    /// For `writeSlice(t, t + x)` over the whole of `t` where `x` is a matmul or a scatter read
+    /// only there: `x`, which the write's kernel then computes straight into `t`.
+    func accumulated(_ w: Node) -> Int? {
         guard case .writeSlice(_, let start) = w.op, start == 0 else { return nil }
         let (target, value) = (w.inputs[0], w.inputs[1])
         let v = node(value)
         guard node(target).shape == v.shape, case .binary(.add) = v.op, consumers[value].count == 1 else { return nil }
         let other = v.inputs[0] == target ? v.inputs[1] : (v.inputs[1] == target ? v.inputs[0] : -1)
-        guard other >= 0, case .matmul = node(other).op, consumers[other].count == 1, node(other).stage == w.stage else { return nil }
-        return other
-    }
-
-    /// For `writeSlice(t, t + scatterAdd(x, ids))` over the whole of `t`, the scatter (read only there).
-    func accumulatedScatter(_ w: Node) -> Int? {
-        guard case .writeSlice(_, let start) = w.op, start == 0 else { return nil }
-        let (target, value) = (w.inputs[0], w.inputs[1])
-        let v = node(value)
-        guard node(target).shape == v.shape, case .binary(.add) = v.op, consumers[value].count == 1 else { return nil }
-        let other = v.inputs[0] == target ? v.inputs[1] : (v.inputs[1] == target ? v.inputs[0] : -1)
-        guard other >= 0, case .scatterAdd = node(other).op, consumers[other].count == 1, node(other).stage == w.stage else { return nil }
-        return other
+        guard other >= 0, consumers[other].count == 1, node(other).stage == w.stage else { return nil }
+        switch node(other).op {
+        case .matmul, .scatterAdd: return other
+        default: return nil
+        }
     }
 
     /// The node whose buffer a carry starts from: its initial value, or the computed value

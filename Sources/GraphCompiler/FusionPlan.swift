@@ -121,8 +121,9 @@ struct FusionPlan {
             case .matmul, .scatterAdd: realized.insert(n.id)
             case .writeSlice:
                 realized.insert(n.id)
-                if let m = accumulatedMatmul(n) { accumulatingMatmul[n.id] = m }
-                if let a = accumulatedScatter(n) { accumulatingScatter[n.id] = a }
+                if let a = accumulated(n) {
+                    if case .matmul = node(a).op { accumulatingMatmul[n.id] = a } else { accumulatingScatter[n.id] = a }
+                }
             case .reduce: break
             case .constant, .size, .iota, .carry: break
             default:
