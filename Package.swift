@@ -29,7 +29,8 @@ let package = Package(
             name: "Kernels",
             cSettings: [.unsafeFlags(["-O3", "-fopenmp", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fveclib=libmvec", "-Wno-pass-failed"])],
             linkerSettings: [
-                .linkedLibrary("openblas"),
+                // OpenBLAS is not linked: la_blas.c loads it after choosing its kernels for this CPU.
+                .linkedLibrary("dl"),
                 .unsafeFlags(["-L\(ompLibDir)", "-Xlinker", "-rpath", "-Xlinker", ompLibDir]),
                 .linkedLibrary("omp"),
                 .linkedLibrary("mvec"),   // glibc's vector math (expf/logf over SIMD lanes)

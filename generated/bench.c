@@ -2,14 +2,13 @@
  * One static function per fused kernel; one entry point per program. */
 #include <math.h>
 #include <string.h>
-#include <cblas.h>
 #include "la_runtime.h"
 
 /* ===== program 'sgemm' ===== */
 
 /* sgemm_k0_matmul: matmul */
 static void sgemm_k0_matmul(float *restrict c, const float *restrict a, const float *restrict b, long K, long M, long N) {
-    if (M == 1) { la_blas_pool(1); cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1); }
+    if (M == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1); }
     else {
         const int parallel = M * N * K >= 131072;
         if (parallel) la_blas_pool(0);
@@ -18,10 +17,10 @@ static void sgemm_k0_matmul(float *restrict c, const float *restrict a, const fl
             const long parts = omp_get_num_threads(), p = omp_get_thread_num();
             if (M >= N) {
                 const long lo = M * p / parts, hi = M * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, N, K, 1.0f, a + lo * K, K, b, K, 0.0f, c + lo * N, N);
+                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, N, K, 1.0f, a + lo * K, K, b, K, 0.0f, c + lo * N, N);
             } else {
                 const long lo = N * p / parts, hi = N * (p + 1) / parts;
-                if (hi > lo) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K, 1.0f, a, K, b + lo * K, K, 0.0f, c + lo, N);
+                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K, 1.0f, a, K, b + lo * K, K, 0.0f, c + lo, N);
             }
         }
     }

@@ -32,16 +32,15 @@ const la_program_info *la_program_at(int i) { return i >= 0 && i < la_program_co
 
 /* The kernels' OpenMP threads split every product; OpenBLAS itself runs on the calling
    thread (its own pool would spin after each call beside the next kernel). */
-void openblas_set_num_threads(int num_threads);
 /* OpenBLAS starts with its pool (sized from the cores when it loads): lent. */
 static int la_threads = 0, la_lent = 1;
-void la_set_num_threads(int n) { la_threads = n; la_lent = 0; omp_set_num_threads(n); openblas_set_num_threads(1); }
+void la_set_num_threads(int n) { la_threads = n; la_lent = 0; omp_set_num_threads(n); la_blas_set_threads(1); }
 int la_num_threads(void) { return omp_get_max_threads(); }
 void la_blas_pool(int lend) {
     if (lend == la_lent) return;
     la_lent = lend;
     if (la_threads == 0) la_threads = omp_get_max_threads();
-    openblas_set_num_threads(lend ? la_threads : 1);
+    la_blas_set_threads(lend ? la_threads : 1);
 }
 
 const char *const la_manifest_json =

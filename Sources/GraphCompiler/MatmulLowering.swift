@@ -1,6 +1,6 @@
 import TensorGraph
 
-/// Lowers a batched matmul to `cblas_sgemm` calls, one per batch element, reading the
+/// Lowers a batched matmul to `la_sgemm` (OpenBLAS's `cblas_sgemm`) calls, one per batch element, reading the
 /// operands through their strided views (no copies for transposes, slices or broadcasts).
 /// OpenBLAS runs single-threaded: the program's OpenMP threads take batch elements, or blocks
 /// of C's rows or columns, so one thread pool serves both the fused loops and the products
@@ -16,7 +16,7 @@ enum MatmulLowering {
         var pa: String, pb: String, pc: String
 
         func gemm(m: String, n: String) -> String {
-            "cblas_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
+            "la_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
                 + "\(m), \(n), \(k), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(ldc));"
         }
 
@@ -24,7 +24,7 @@ enum MatmulLowering {
         /// c[1,N] = a[1,K]·op(B): with B stored [N,K] that is B·a, with B stored [K,N] it is Bᵀ·a.
         func gemv(n: String) -> String {
             let incA = a.trans ? a.ld : "1"
-            return "cblas_sgemv(CblasRowMajor, \(b.trans ? "CblasNoTrans" : "CblasTrans"), "
+            return "la_sgemv(CblasRowMajor, \(b.trans ? "CblasNoTrans" : "CblasTrans"), "
                 + "\(b.trans ? n : k), \(b.trans ? k : n), 1.0f, \(pb), \(b.ld), \(pa), \(incA), \(beta), \(pc), 1);"
         }
 

@@ -36,6 +36,20 @@ public struct ProfileReport: Sendable {
 
     public var totalMs: Double { rows.reduce(0) { $0 + $1.ms } }
 
+    /// Time and rate of the matrix-product kernels (those named `…matmul`, which call sgemm/sgemv).
+    public var products: (ms: Double, gflops: Double) {
+        let m = rows.filter { $0.kernel.hasSuffix("matmul") }
+        let ms = m.reduce(0) { $0 + $1.ms }
+        return (ms, ms > 0 ? m.reduce(0) { $0 + $1.flops } / (ms * 1e6) : 0)
+    }
+
+    /// One line: the products' share of the step and their rate against `ceiling` GFLOP/s.
+    public func productsLine(ceiling: Double) -> String {
+        let p = products
+        return String(format: "matrix products: %.1f ms (%.0f%% of kernel time) at %.1f GFLOP/s = %.0f%% of sgemm alone (%.1f)",
+                      p.ms, 100 * p.ms / max(totalMs, 1e-9), p.gflops, 100 * p.gflops / max(ceiling, 1e-9), ceiling)
+    }
+
     /// The table, slowest kernels first.
     public func table(top: Int = 30) -> String {
         var out = String(format: "%-44@ %6@ %10@ %7@ %9@ %8@  %@\n", "kernel" as NSString, "calls" as NSString, "total ms" as NSString,

@@ -18,6 +18,8 @@ struct BenchDPO: ParsableCommand {
         var job = "dpo", config: String, pairs: Int, prompt: Int, response: Int, row_tokens: Int, steps: Int, threads: Int
         var live_pairs_per_second: Spread, precomputed_pairs_per_second: Spread
         var live_gflops: Double, precomputed_gflops: Double, sgemm_gflops: Double, live_ratio: Double, peak_rss_mib: Double
+        /// The CPU and the matrix kernels this run used.
+        var kernels = MatrixKernels.current
     }
 
     func run() throws {
@@ -55,6 +57,7 @@ struct BenchDPO: ParsableCommand {
                             sgemm_gflops: ceiling, live_ratio: liveFlops * median(live) / Double(pairs) / 1e9 / ceiling,
                             peak_rss_mib: peakRSSMiB())
         if options.json { try printJSON(result); return }
+        print(result.kernels.summary)
         print("config: \(options.config) (\(BenchConfig.describe(c))); \(pairs) pairs × (prompt \(prompt) + \(response)/\(response)), "
               + "shared-prompt rows of \(batch.seq) tokens, \(result.threads) threads")
         print("live reference:        " + result.live_pairs_per_second.text("%.2f pairs/s") + " over \(steps) steps")
@@ -67,6 +70,7 @@ struct BenchDPO: ParsableCommand {
             _ = try trainer.step([batch], references: nil, lr: 1e-6)
             let report = kernelReport(trainer.programs.map { ($0, trainer.sizes(batch)) })
             print(report.table(top: 40), terminator: "")
+            print(report.productsLine(ceiling: ceiling))
             for p in trainer.programs { p.setProfiling(false) }
         }
     }

@@ -18,6 +18,8 @@ struct BenchGenerate: ParsableCommand {
         var job = "generate", config: String, tokens: Int, prompt: Int, runs: Int, threads: Int
         var decode_tokens_per_second: Spread, prefill_tokens_per_second: Spread
         var decode_gflops: Double, decode_weight_gb_per_second: Double, peak_rss_mib: Double
+        /// The CPU and the matrix kernels this run used.
+        var kernels = MatrixKernels.current
     }
 
     func run() throws {
@@ -49,6 +51,7 @@ struct BenchGenerate: ParsableCommand {
                             decode_gflops: 2 * params * median(decodeRates) / 1e9,
                             decode_weight_gb_per_second: 4 * params * median(decodeRates) / 1e9, peak_rss_mib: peakRSSMiB())
         if options.json { try printJSON(result); return }
+        print(result.kernels.summary)
         print("model: \(opts.config) (\(BenchConfig.describe(c))), \(result.threads) threads")
         print("decode  (batch 1, greedy, \(steps) tokens): " + result.decode_tokens_per_second.text("%.1f tok/s") + " over \(runs) runs")
         print("prefill (batch 1, \(promptLen) tokens):        " + result.prefill_tokens_per_second.text("%.1f tok/s"))

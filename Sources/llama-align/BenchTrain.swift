@@ -19,6 +19,8 @@ struct BenchTrain: ParsableCommand {
         var job = "train", config: String, batch: Int, seq: Int, prompt: Double, steps: Int, threads: Int
         var step_ms: Spread, tokens_per_second: Spread
         var gflops: Double, sgemm_gflops: Double, ratio: Double, peak_rss_mib: Double
+        /// The CPU and the matrix kernels this run used.
+        var kernels = MatrixKernels.current
     }
 
     func run() throws {
@@ -45,6 +47,7 @@ struct BenchTrain: ParsableCommand {
                             step_ms: Spread(times.map { $0 * 1e3 }), tokens_per_second: Spread(times.map { Double(n) / $0 }),
                             gflops: achieved, sgemm_gflops: ceiling, ratio: achieved / ceiling, peak_rss_mib: peakRSSMiB())
         if options.json { try printJSON(result); return }
+        print(result.kernels.summary)
         print("config: \(options.config) (\(BenchConfig.describe(c))), batch \(batch) × seq \(seq)"
               + (promptLen > 0 ? " (first \(promptLen) of each row unsupervised)" : "") + ", \(result.threads) threads")
         print("step: " + result.step_ms.text("%.1f ms") + " over \(times.count) steps")
@@ -64,6 +67,7 @@ struct BenchTrain: ParsableCommand {
             let report = kernelReport(programs.map { p in (p, p === programs[0] ? trainer.sizes(b) : perTensor) })
             print(report.table(top: Int.max), terminator: "")
             print(String(format: "kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
+            print(report.productsLine(ceiling: ceiling))
             for p in programs { p.setProfiling(false) }
         }
     }

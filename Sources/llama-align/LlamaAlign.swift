@@ -1,4 +1,5 @@
 import ArgumentParser
+import KernelRuntime
 
 /// `llama-align`: align LLaMA models with compiled kernels.
 @main
@@ -14,9 +15,14 @@ struct LlamaAlign: ParsableCommand {
         }
     }
 
+    /// The release this build belongs to.
+    static let version = "0.4.0"
+
     static let configuration = CommandConfiguration(
         commandName: "llama-align",
         abstract: "Pretrain, fine-tune, align (DPO) and run LLaMA models on kernels compiled from a Swift graph DSL.",
-        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Profile.self, Compile.self, Bench.self]
+        version: "llama-align \(version)\n" + MatrixKernels.current.summary,
+        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Profile.self, Compile.self,
+                      Bench.self, Doctor.self]
     )
 }

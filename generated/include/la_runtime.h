@@ -3,6 +3,14 @@
 #include <stdint.h>
 #include <time.h>
 #include <math.h>
+#include <cblas.h>
+
+/* Matrix products: OpenBLAS's, loaded by the runtime (la_blas.c) with the kernels chosen
+   for this CPU's features; the emitted code calls them through these pointers. */
+extern __typeof__(cblas_sgemm) *la_sgemm;
+extern __typeof__(cblas_sgemv) *la_sgemv;
+/* OpenBLAS's own pool size (openblas_set_num_threads). */
+void la_blas_set_threads(int n);
 
 /* One compiled program, callable through its argument struct (every field 8 bytes). */
 typedef struct {
