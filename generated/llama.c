@@ -3,11 +3,13 @@
 #include <math.h>
 #include <string.h>
 #include "la_runtime.h"
+#include "llama.h"
 
 /* ===== program 'forward' ===== */
 
-/* forward_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
+/* forward_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void forward_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15,7 +17,7 @@ static void forward_k0_rope_tables(float *restrict t0, const float *restrict rop
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + 0.0f;
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -25,8 +27,9 @@ static void forward_k0_rope_tables(float *restrict t0, const float *restrict rop
     }
 }
 
-/* forward_k1_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+/* forward_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void forward_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -34,7 +37,7 @@ static void forward_k1_rope_tables(float *restrict t1, const float *restrict rop
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + 0.0f;
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -46,21 +49,23 @@ static void forward_k1_rope_tables(float *restrict t1, const float *restrict rop
 
 /* forward_k2_embed: gather  [embed] */
 static void forward_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
             t2[r * n + j] = v0;
         }
     }
 }
 
-/* forward_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* forward_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -71,7 +76,7 @@ static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -82,86 +87,48 @@ static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
     }
 }
 
-/* forward_k4_attention_matmul: matmul  [layer/attention] */
-static void forward_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* forward_k4_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void forward_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* forward_k5_attention_matmul: matmul  [layer/attention] */
-static void forward_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* forward_k5_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* forward_k6_attention_matmul: matmul  [layer/attention] */
-static void forward_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* forward_k6_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_k6_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
 }
 
-/* forward_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+/* forward_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void forward_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -170,12 +137,14 @@ static void forward_k7_rope(float *restrict t7, const float *restrict t0, const 
     }
 }
 
-/* forward_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+/* forward_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void forward_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -198,28 +167,32 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t0, const 
     }
 }
 
-/* forward_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* forward_k9_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
 static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* forward_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* forward_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void forward_k10_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(2*HD2));
+        float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -249,41 +222,31 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
     }
 }
 
-/* forward_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+/* forward_k11_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
 static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* forward_k12_attention_matmul: matmul  [layer/attention] */
-static void forward_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* forward_k12_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void forward_k12_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
 }
 
-/* forward_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+/* forward_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
 static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -295,7 +258,7 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
             float v1 = v0 * v0;
             acc0 += v1;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v3 = acc0 / ((float)(D));
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
@@ -307,47 +270,19 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
     }
 }
 
-/* forward_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void forward_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
-            }
-        }
-    }
+/* forward_k14_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_k14_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
 }
 
-/* forward_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void forward_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
-            }
-        }
-    }
+/* forward_k15_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_k15_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
 }
 
-/* forward_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* forward_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void forward_k16_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -365,29 +300,16 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
     }
 }
 
-/* forward_k17_ffn_matmul: matmul  [layer/ffn] */
-static void forward_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t16 + lo * F, F, w2, F, 0.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t16, F, w2 + lo * F, F, 0.0f, t17 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* forward_k17_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void forward_k17_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
 }
 
-/* forward_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+/* forward_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
 static void forward_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -400,9 +322,10 @@ static void forward_k18_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* forward_k19_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+/* forward_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
 static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -413,7 +336,7 @@ static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -424,24 +347,10 @@ static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_
     }
 }
 
-/* forward_k20_lm_head_matmul: matmul  [lm_head] */
-static void forward_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, logits, 1); }
-    else {
-        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= V) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t18 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, logits + lo, V);
-            }
-        }
-    }
+/* forward_k20_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void forward_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, logits, V);
 }
 
 /* Arena: 9 slots planned for 21 kernels. */
@@ -548,13 +457,13 @@ void llama_forward(const llama_forward_args *args) {
         forward_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
         la_tock(prof, 3, 21, tick);
         tick = la_tick(prof);
-        forward_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        forward_k4_wq(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 21, tick);
         tick = la_tick(prof);
-        forward_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
+        forward_k5_wk(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 21, tick);
         tick = la_tick(prof);
-        forward_k6_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
+        forward_k6_wv(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 21, tick);
         tick = la_tick(prof);
         forward_k7_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
@@ -572,22 +481,22 @@ void llama_forward(const llama_forward_args *args) {
         forward_k11_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 21, tick);
         tick = la_tick(prof);
-        forward_k12_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        forward_k12_wo(t12, wo, t11, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 21, tick);
         tick = la_tick(prof);
         forward_k13_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
         la_tock(prof, 13, 21, tick);
         tick = la_tick(prof);
-        forward_k14_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
+        forward_k14_w1(t14, w1, t13, B, F, HD2, KVH, REP, T);
         la_tock(prof, 14, 21, tick);
         tick = la_tick(prof);
-        forward_k15_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
+        forward_k15_w3(t15, w3, t13, B, F, HD2, KVH, REP, T);
         la_tock(prof, 15, 21, tick);
         tick = la_tick(prof);
         forward_k16_silu(t16, t14, t15, B, F, T);
         la_tock(prof, 16, 21, tick);
         tick = la_tick(prof);
-        forward_k17_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
+        forward_k17_w2(t17, w2, t16, B, F, HD2, KVH, REP, T);
         la_tock(prof, 17, 21, tick);
         tick = la_tick(prof);
         forward_k18_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
@@ -599,7 +508,7 @@ void llama_forward(const llama_forward_args *args) {
     forward_k19_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
     la_tock(prof, 19, 21, tick);
     tick = la_tick(prof);
-    forward_k20_lm_head_matmul(logits, lm_head, t18, B, HD2, KVH, REP, T, V);
+    forward_k20_lm_head(logits, lm_head, t18, B, HD2, KVH, REP, T, V);
     la_tock(prof, 20, 21, tick);
     (void)tick;
 }
@@ -617,23 +526,23 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* forward_k1_rope_tables */
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_attention_matmul */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_attention_matmul */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k6_attention_matmul */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_wq */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k6_wv */
     flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k7_rope */
     flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k8_rope */
     flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_wo */
     flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_gate_up_matmul */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k15_gate_up_matmul */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k15_w3 */
     flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k17_ffn_matmul */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k17_w2 */
     flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k18_layer */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k20_lm_head_matmul */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k20_lm_head */
     (void)B;
     (void)F;
     (void)HD2;
@@ -652,30 +561,31 @@ static const char *const llama_forward_kernel_names[] = {
     "forward_k1_rope_tables",
     "forward_k2_embed",
     "forward_k3_rmsnorm",
-    "forward_k4_attention_matmul",
-    "forward_k5_attention_matmul",
-    "forward_k6_attention_matmul",
+    "forward_k4_wq",
+    "forward_k5_wk",
+    "forward_k6_wv",
     "forward_k7_rope",
     "forward_k8_rope",
     "forward_k9_scores_matmul",
     "forward_k10_attention",
     "forward_k11_attention_matmul",
-    "forward_k12_attention_matmul",
+    "forward_k12_wo",
     "forward_k13_rmsnorm",
-    "forward_k14_gate_up_matmul",
-    "forward_k15_gate_up_matmul",
+    "forward_k14_w1",
+    "forward_k15_w3",
     "forward_k16_silu",
-    "forward_k17_ffn_matmul",
+    "forward_k17_w2",
     "forward_k18_layer",
     "forward_k19_rmsnorm",
-    "forward_k20_lm_head_matmul",
+    "forward_k20_lm_head",
 };
 const la_program_info llama_forward_info = { "llama.forward", 26, 21, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
 
 /* ===== program 'prefill' ===== */
 
-/* prefill_k0_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
+/* prefill_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -683,7 +593,7 @@ static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rop
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -693,8 +603,9 @@ static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rop
     }
 }
 
-/* prefill_k1_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+/* prefill_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void prefill_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -702,7 +613,7 @@ static void prefill_k1_rope_tables(float *restrict t1, const float *restrict rop
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -714,21 +625,23 @@ static void prefill_k1_rope_tables(float *restrict t1, const float *restrict rop
 
 /* prefill_k2_embed: gather  [embed] */
 static void prefill_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
             t2[r * n + j] = v0;
         }
     }
 }
 
-/* prefill_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* prefill_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -739,7 +652,7 @@ static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -750,69 +663,30 @@ static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
     }
 }
 
-/* prefill_k4_attention_matmul: matmul  [layer/attention] */
-static void prefill_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* prefill_k4_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void prefill_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* prefill_k5_attention_matmul: matmul  [layer/attention] */
-static void prefill_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* prefill_k5_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* prefill_k6_attention_matmul: matmul  [layer/attention] */
-static void prefill_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* prefill_k6_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_k6_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
 }
 
-/* prefill_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+/* prefill_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
 static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH*T);
@@ -832,45 +706,48 @@ static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, c
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = v0;
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
         }
     }
 }
 
-/* prefill_k8_attention: reshape, write_slice  [layer/attention] */
+/* prefill_k8_attention: write_slice  [layer/attention] */
 static void prefill_k8_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH*T);
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = t6[r * n + j];
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t6[r * n + j];
         }
     }
 }
 
-/* prefill_k9_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+/* prefill_k9_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -879,28 +756,33 @@ static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const 
     }
 }
 
-/* prefill_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* prefill_k10_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
 static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    const int parallel = B * KVH * REP > 1 && T * S * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t8 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* prefill_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* prefill_k11_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void prefill_k11_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long rows = B*KVH*REP*T, n = S;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(2*HD2));
+        float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -930,41 +812,31 @@ static void prefill_k11_attention(float *restrict t9, const float *restrict t8, 
     }
 }
 
-/* prefill_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+/* prefill_k12_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
 static void prefill_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * S >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), 1, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, S, 1.0f, t9 + b0 * (KVH*REP*S*T) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t10 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* prefill_k13_attention_matmul: matmul  [layer/attention] */
-static void prefill_k13_attention_matmul(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t10, 1, 0.0f, t11, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t10, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t11 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* prefill_k13_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
+static void prefill_k13_wo(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t11, D);
 }
 
-/* prefill_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+/* prefill_k14_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
 static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -976,7 +848,7 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
             float v1 = v0 * v0;
             acc0 += v1;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v3 = acc0 / ((float)(D));
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
@@ -988,47 +860,19 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
     }
 }
 
-/* prefill_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void prefill_k15_gate_up_matmul(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t13 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, F);
-            }
-        }
-    }
+/* prefill_k15_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_k15_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
 }
 
-/* prefill_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void prefill_k16_gate_up_matmul(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t12, 1, 0.0f, t14, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
-            }
-        }
-    }
+/* prefill_k16_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_k16_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
 }
 
-/* prefill_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* prefill_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void prefill_k17_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1046,29 +890,16 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
     }
 }
 
-/* prefill_k18_ffn_matmul: matmul  [layer/ffn] */
-static void prefill_k18_ffn_matmul(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t15, 1, 0.0f, t16, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t15 + lo * F, F, w2, F, 0.0f, t16 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t15, F, w2 + lo * F, F, 0.0f, t16 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* prefill_k18_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void prefill_k18_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
 }
 
-/* prefill_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+/* prefill_k19_layer: add, add  [layer/attention; layer; layer/ffn] */
 static void prefill_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1081,9 +912,10 @@ static void prefill_k19_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* prefill_k20_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+/* prefill_k20_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
 static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1094,7 +926,7 @@ static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -1105,24 +937,10 @@ static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_
     }
 }
 
-/* prefill_k21_lm_head_matmul: matmul  [lm_head] */
-static void prefill_k21_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t17, 1, 0.0f, logits, 1); }
-    else {
-        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= V) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t17, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, logits + lo, V);
-            }
-        }
-    }
+/* prefill_k21_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void prefill_k21_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, logits, V);
 }
 
 /* Arena: 9 slots planned for 22 kernels. */
@@ -1239,13 +1057,13 @@ void llama_prefill(const llama_prefill_args *args) {
         prefill_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
         la_tock(prof, 3, 22, tick);
         tick = la_tick(prof);
-        prefill_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        prefill_k4_wq(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 22, tick);
         tick = la_tick(prof);
-        prefill_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
+        prefill_k5_wk(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 22, tick);
         tick = la_tick(prof);
-        prefill_k6_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
+        prefill_k6_wv(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 22, tick);
         tick = la_tick(prof);
         prefill_k7_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T);
@@ -1266,22 +1084,22 @@ void llama_prefill(const llama_prefill_args *args) {
         prefill_k12_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T);
         la_tock(prof, 12, 22, tick);
         tick = la_tick(prof);
-        prefill_k13_attention_matmul(t11, wo, t10, B, HD2, KVH, REP, T);
+        prefill_k13_wo(t11, wo, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 13, 22, tick);
         tick = la_tick(prof);
         prefill_k14_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T);
         la_tock(prof, 14, 22, tick);
         tick = la_tick(prof);
-        prefill_k15_gate_up_matmul(t13, w1, t12, B, F, HD2, KVH, REP, T);
+        prefill_k15_w1(t13, w1, t12, B, F, HD2, KVH, REP, T);
         la_tock(prof, 15, 22, tick);
         tick = la_tick(prof);
-        prefill_k16_gate_up_matmul(t14, w3, t12, B, F, HD2, KVH, REP, T);
+        prefill_k16_w3(t14, w3, t12, B, F, HD2, KVH, REP, T);
         la_tock(prof, 16, 22, tick);
         tick = la_tick(prof);
         prefill_k17_silu(t15, t13, t14, B, F, T);
         la_tock(prof, 17, 22, tick);
         tick = la_tick(prof);
-        prefill_k18_ffn_matmul(t16, w2, t15, B, F, HD2, KVH, REP, T);
+        prefill_k18_w2(t16, w2, t15, B, F, HD2, KVH, REP, T);
         la_tock(prof, 18, 22, tick);
         tick = la_tick(prof);
         prefill_k19_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T);
@@ -1293,7 +1111,7 @@ void llama_prefill(const llama_prefill_args *args) {
     prefill_k20_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
     la_tock(prof, 20, 22, tick);
     tick = la_tick(prof);
-    prefill_k21_lm_head_matmul(logits, lm_head, t17, B, HD2, KVH, REP, T, V);
+    prefill_k21_lm_head(logits, lm_head, t17, B, HD2, KVH, REP, T, V);
     la_tock(prof, 21, 22, tick);
     (void)tick;
 }
@@ -1314,24 +1132,24 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* prefill_k1_rope_tables */
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_attention_matmul */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_attention_matmul */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k6_attention_matmul */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_wq */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k6_wv */
     flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k7_rope */
     flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k8_attention */
     flops[9] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k9_rope */
     flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_wo */
     flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_rmsnorm */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_gate_up_matmul */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k16_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_w1 */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k16_w3 */
     flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k17_silu */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k18_ffn_matmul */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k18_w2 */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k19_layer */
     flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k20_rmsnorm */
-    flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k21_lm_head_matmul */
+    flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k21_lm_head */
     (void)B;
     (void)C;
     (void)F;
@@ -1353,31 +1171,32 @@ static const char *const llama_prefill_kernel_names[] = {
     "prefill_k1_rope_tables",
     "prefill_k2_embed",
     "prefill_k3_rmsnorm",
-    "prefill_k4_attention_matmul",
-    "prefill_k5_attention_matmul",
-    "prefill_k6_attention_matmul",
+    "prefill_k4_wq",
+    "prefill_k5_wk",
+    "prefill_k6_wv",
     "prefill_k7_rope",
     "prefill_k8_attention",
     "prefill_k9_rope",
     "prefill_k10_scores_matmul",
     "prefill_k11_attention",
     "prefill_k12_attention_matmul",
-    "prefill_k13_attention_matmul",
+    "prefill_k13_wo",
     "prefill_k14_rmsnorm",
-    "prefill_k15_gate_up_matmul",
-    "prefill_k16_gate_up_matmul",
+    "prefill_k15_w1",
+    "prefill_k16_w3",
     "prefill_k17_silu",
-    "prefill_k18_ffn_matmul",
+    "prefill_k18_w2",
     "prefill_k19_layer",
     "prefill_k20_rmsnorm",
-    "prefill_k21_lm_head_matmul",
+    "prefill_k21_lm_head",
 };
 const la_program_info llama_prefill_info = { "llama.prefill", 31, 22, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
 
 /* ===== program 'decode' ===== */
 
-/* decode_k0_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
+/* decode_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P) {
+    const long HD = 2*HD2;
     const long rows = 1, n = HD2;
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
@@ -1385,7 +1204,7 @@ static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[i0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -1395,8 +1214,9 @@ static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope
     }
 }
 
-/* decode_k1_rope_tables: iota, size, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+/* decode_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
+    const long HD = 2*HD2;
     const long rows = 1, n = HD2;
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
@@ -1404,7 +1224,7 @@ static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + (float)(P);
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[i0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -1416,21 +1236,23 @@ static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope
 
 /* decode_k2_embed: gather  [embed] */
 static void decode_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
-    const long rows = B, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         const long i1 = 0;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[i0] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[i0] * D + j];
             t2[r * n + j] = v0;
         }
     }
 }
 
-/* decode_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* decode_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
-    const long rows = B, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -1441,60 +1263,34 @@ static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[i1];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (attn_norm[(i1) * (2*HD2*KVH*REP) + j]);
+            float v5 = v4 * (attn_norm[(i1) * D + j]);
             t3[r * n + j] = v5;
         }
     }
 }
 
-/* decode_k4_attention_matmul: matmul  [layer/attention] */
-static void decode_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
-    else {
-        const int parallel = B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= (2*HD2*KVH*REP)) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* decode_k4_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
+static void decode_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* decode_k5_attention_matmul: matmul  [layer/attention] */
-static void decode_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
-    else {
-        const int parallel = B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= (2*HD2*KVH)) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* decode_k5_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* decode_k6_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+/* decode_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
 static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
-    const long rows = B*KVH, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH);
@@ -1514,51 +1310,40 @@ static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, co
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * (2*HD2) + j] = v0;
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
         }
     }
 }
 
-/* decode_k7_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
-static void decode_k7_attention_matmul(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, v_cache + (2*HD2*KVH*P), 1); }
-    else {
-        const int parallel = B * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= (2*HD2*KVH)) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P) + lo * (2*C*HD2*KVH), 2*C*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, v_cache + (2*HD2*KVH*P) + lo, 2*C*HD2*KVH);
-            }
-        }
-    }
+/* decode_k7_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_k7_wv(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wv, D, 0.0f, v_cache + (P*KVD), C*KVD);
 }
 
-/* decode_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+/* decode_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void decode_k8_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    const long rows = B*KVH*REP, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP);
+        const long i0 = r / (H);
         const long i1 = (r / (REP)) % KVH;
         const long i2 = (r) % REP;
         const long i3 = 0;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -1567,27 +1352,33 @@ static void decode_k8_rope(float *restrict t6, const float *restrict t0, const f
     }
 }
 
-/* decode_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* decode_k9_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
 static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
-    const int parallel = B * KVH * REP > 1 && 1 * S * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_sgemv(CblasRowMajor, CblasNoTrans, S, 2*HD2, 1.0f, k_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t7 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1);
+                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
 }
 
-/* decode_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, size, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* decode_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void decode_k10_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
-    const long rows = B*KVH*REP, n = S;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP);
+        const long i0 = r / (H);
         const long i1 = (r / (REP)) % KVH;
         const long i2 = (r) % REP;
         const long i3 = 0;
-        float v2 = 1.0f / sqrtf((float)(2*HD2));
+        float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1617,40 +1408,31 @@ static void decode_k10_attention(float *restrict t8, const float *restrict t7, l
     }
 }
 
-/* decode_k11_attention_matmul: matmul  [layer/attention/attention] */
+/* decode_k11_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
 static void decode_k11_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
-    const int parallel = B * KVH * REP > 1 && 1 * (2*HD2) * S >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_sgemv(CblasRowMajor, CblasTrans, S, 2*HD2, 1.0f, v_cache + 0 + b0 * (2*C*HD2*KVH) + b1 * (2*HD2), 2*HD2*KVH, t8 + b0 * (KVH*REP*S) + b1 * (REP*S) + b2 * S, 1, 0.0f, t9 + b0 * (2*HD2*KVH*REP) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
 }
 
-/* decode_k12_attention_matmul: matmul  [layer/attention] */
-static void decode_k12_attention_matmul(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t9, 1, 0.0f, t10, 1); }
-    else {
-        const int parallel = B * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= (2*HD2*KVH*REP)) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t9 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t10 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* decode_k12_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
+static void decode_k12_wo(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B, D, D, t9, D, wo, D, 0.0f, t10, D);
 }
 
-/* decode_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+/* decode_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
 static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
-    const long rows = B, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -1662,59 +1444,31 @@ static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_e
             float v1 = v0 * v0;
             acc0 += v1;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v3 = acc0 / ((float)(D));
         float v4 = v3 + norm_eps[i1];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
             float v2 = carry0[r * n + j] + t10[r * n + j];
             float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[(i1) * (2*HD2*KVH*REP) + j]);
+            float v7 = v6 * (ffn_norm[(i1) * D + j]);
             t11[r * n + j] = v7;
         }
     }
 }
 
-/* decode_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void decode_k14_gate_up_matmul(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
-    else {
-        const int parallel = B * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= F) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t12 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, F);
-            }
-        }
-    }
+/* decode_k14_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_k14_w1(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w1, D, 0.0f, t12, F);
 }
 
-/* decode_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void decode_k15_gate_up_matmul(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t11, 1, 0.0f, t13, 1); }
-    else {
-        const int parallel = B * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= F) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t13 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, F);
-            }
-        }
-    }
+/* decode_k15_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_k15_w3(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w3, D, 0.0f, t13, F);
 }
 
-/* decode_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* decode_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void decode_k16_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1732,29 +1486,16 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
     }
 }
 
-/* decode_k17_ffn_matmul: matmul  [layer/ffn] */
-static void decode_k17_ffn_matmul(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t14, 1, 0.0f, t15, 1); }
-    else {
-        const int parallel = B * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= (2*HD2*KVH*REP)) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t14 + lo * F, F, w2, F, 0.0f, t15 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, F, 1.0f, t14, F, w2 + lo * F, F, 0.0f, t15 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* decode_k17_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
+static void decode_k17_w2(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B, D, F, t14, F, w2, F, 0.0f, t15, D);
 }
 
-/* decode_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+/* decode_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
 static void decode_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
-    const long rows = B, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -1767,9 +1508,10 @@ static void decode_k18_layer(float *restrict carry0_next, const float *restrict 
     }
 }
 
-/* decode_k19_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+/* decode_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
 static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
-    const long rows = B, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -1780,35 +1522,21 @@ static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_e
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[i1];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[(i1) * (2*HD2*KVH*REP) + j]);
+            float v5 = v4 * (final_norm[(i1) * D + j]);
             t16[r * n + j] = v5;
         }
     }
 }
 
-/* decode_k20_lm_head_matmul: matmul  [lm_head] */
-static void decode_k20_lm_head_matmul(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
-    if (B == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t16, 1, 0.0f, logits, 1); }
-    else {
-        const int parallel = B * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (B >= V) {
-                const long lo = B * p / parts, hi = B * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t16 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, logits + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hi - lo, 2*HD2*KVH*REP, 1.0f, t16, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, logits + lo, V);
-            }
-        }
-    }
+/* decode_k20_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
+static void decode_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B, V, D, t16, D, lm_head, D, 0.0f, logits, V);
 }
 
 /* Arena: 9 slots planned for 21 kernels. */
@@ -1921,16 +1649,16 @@ void llama_decode(const llama_decode_args *args) {
         decode_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP);
         la_tock(prof, 3, 21, tick);
         tick = la_tick(prof);
-        decode_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP);
+        decode_k4_wq(t4, wq, t3, B, HD2, KVH, REP);
         la_tock(prof, 4, 21, tick);
         tick = la_tick(prof);
-        decode_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP);
+        decode_k5_wk(t5, wk, t3, B, HD2, KVH, REP);
         la_tock(prof, 5, 21, tick);
         tick = la_tick(prof);
         decode_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P);
         la_tock(prof, 6, 21, tick);
         tick = la_tick(prof);
-        decode_k7_attention_matmul(v_cache, wv, t3, B, C, HD2, KVH, P, REP);
+        decode_k7_wv(v_cache, wv, t3, B, C, HD2, KVH, P, REP);
         la_tock(prof, 7, 21, tick);
         tick = la_tick(prof);
         decode_k8_rope(t6, t0, t1, t4, B, HD2, KVH, REP);
@@ -1945,22 +1673,22 @@ void llama_decode(const llama_decode_args *args) {
         decode_k11_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S);
         la_tock(prof, 11, 21, tick);
         tick = la_tick(prof);
-        decode_k12_attention_matmul(t10, wo, t9, B, HD2, KVH, REP);
+        decode_k12_wo(t10, wo, t9, B, HD2, KVH, REP);
         la_tock(prof, 12, 21, tick);
         tick = la_tick(prof);
         decode_k13_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP);
         la_tock(prof, 13, 21, tick);
         tick = la_tick(prof);
-        decode_k14_gate_up_matmul(t12, w1, t11, B, F, HD2, KVH, REP);
+        decode_k14_w1(t12, w1, t11, B, F, HD2, KVH, REP);
         la_tock(prof, 14, 21, tick);
         tick = la_tick(prof);
-        decode_k15_gate_up_matmul(t13, w3, t11, B, F, HD2, KVH, REP);
+        decode_k15_w3(t13, w3, t11, B, F, HD2, KVH, REP);
         la_tock(prof, 15, 21, tick);
         tick = la_tick(prof);
         decode_k16_silu(t14, t12, t13, B, F);
         la_tock(prof, 16, 21, tick);
         tick = la_tick(prof);
-        decode_k17_ffn_matmul(t15, w2, t14, B, F, HD2, KVH, REP);
+        decode_k17_w2(t15, w2, t14, B, F, HD2, KVH, REP);
         la_tock(prof, 17, 21, tick);
         tick = la_tick(prof);
         decode_k18_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP);
@@ -1972,7 +1700,7 @@ void llama_decode(const llama_decode_args *args) {
     decode_k19_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP);
     la_tock(prof, 19, 21, tick);
     tick = la_tick(prof);
-    decode_k20_lm_head_matmul(logits, lm_head, t16, B, HD2, KVH, REP, V);
+    decode_k20_lm_head(logits, lm_head, t16, B, HD2, KVH, REP, V);
     la_tock(prof, 20, 21, tick);
     (void)tick;
 }
@@ -1992,23 +1720,23 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     flops[1] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[1] = (double)(4*HD2 + 4); /* decode_k1_rope_tables */
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k4_attention_matmul */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k5_attention_matmul */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k4_wq */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k5_wk */
     flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_attention_matmul */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_wv */
     flops[8] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k8_rope */
     flops[9] = (double)(4*B*HD2*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[10] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*S); bytes[11] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k12_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k12_wo */
     flops[13] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[13] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_gate_up_matmul */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP); bytes[15] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_gate_up_matmul */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP); bytes[15] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_w3 */
     flops[16] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[16] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k17_ffn_matmul */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k17_w2 */
     flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_layer */
     flops[19] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[19] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*V); bytes[20] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k20_lm_head_matmul */
+    flops[20] = (double)(4*B*HD2*KVH*REP*V); bytes[20] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k20_lm_head */
     (void)B;
     (void)C;
     (void)F;
@@ -2029,23 +1757,23 @@ static const char *const llama_decode_kernel_names[] = {
     "decode_k1_rope_tables",
     "decode_k2_embed",
     "decode_k3_rmsnorm",
-    "decode_k4_attention_matmul",
-    "decode_k5_attention_matmul",
+    "decode_k4_wq",
+    "decode_k5_wk",
     "decode_k6_rope",
-    "decode_k7_attention_matmul",
+    "decode_k7_wv",
     "decode_k8_rope",
     "decode_k9_scores_matmul",
     "decode_k10_attention",
     "decode_k11_attention_matmul",
-    "decode_k12_attention_matmul",
+    "decode_k12_wo",
     "decode_k13_rmsnorm",
-    "decode_k14_gate_up_matmul",
-    "decode_k15_gate_up_matmul",
+    "decode_k14_w1",
+    "decode_k15_w3",
     "decode_k16_silu",
-    "decode_k17_ffn_matmul",
+    "decode_k17_w2",
     "decode_k18_layer",
     "decode_k19_rmsnorm",
-    "decode_k20_lm_head_matmul",
+    "decode_k20_lm_head",
 };
 const la_program_info llama_decode_info = { "llama.decode", 30, 21, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
 

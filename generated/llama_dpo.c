@@ -3,11 +3,13 @@
 #include <math.h>
 #include <string.h>
 #include "la_runtime.h"
+#include "llama_dpo.h"
 
 /* ===== program 'dpo_logps' ===== */
 
-/* dpo_logps_k0_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, cos  [rope_tables] */
+/* dpo_logps_k0_rope_tables: cast, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -16,7 +18,7 @@ static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict
         float v0 = (float)positions[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -26,8 +28,9 @@ static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict
     }
 }
 
-/* dpo_logps_k1_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, sin  [rope_tables] */
+/* dpo_logps_k1_rope_tables: cast, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void dpo_logps_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -36,7 +39,7 @@ static void dpo_logps_k1_rope_tables(float *restrict t1, const int32_t *restrict
         float v0 = (float)positions[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -46,7 +49,7 @@ static void dpo_logps_k1_rope_tables(float *restrict t1, const int32_t *restrict
     }
 }
 
-/* dpo_logps_k2_shared_prompt_mask: const, cast, reshape, reshape, const, reshape, expand, cmpeq, reshape, expand, cmpeq, expand, expand, mul, expand, sub  [rope_tables; shared_prompt_mask] */
+/* dpo_logps_k2_shared_prompt_mask: cast, cmpeq, cmpeq, mul, sub  [rope_tables; shared_prompt_mask] */
 static void dpo_logps_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
     const long rows = B*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -69,21 +72,23 @@ static void dpo_logps_k2_shared_prompt_mask(float *restrict t2, const int32_t *r
 
 /* dpo_logps_k3_embed: gather  [embed] */
 static void dpo_logps_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
             t3[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* dpo_logps_k4_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -94,7 +99,7 @@ static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -105,86 +110,48 @@ static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_
     }
 }
 
-/* dpo_logps_k5_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k5_attention_matmul(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t4, 1, 0.0f, t5, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_logps_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
+static void dpo_logps_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
 }
 
-/* dpo_logps_k6_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k6_attention_matmul(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t4, 1, 0.0f, t6, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* dpo_logps_k6_wk: t6[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
+static void dpo_logps_k6_wk(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t6, KVD);
 }
 
-/* dpo_logps_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k7_attention_matmul(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t4, 1, 0.0f, t7, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t7 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t4, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t7 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* dpo_logps_k7_wv: t7[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
+static void dpo_logps_k7_wv(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t7, KVD);
 }
 
-/* dpo_logps_k8_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+/* dpo_logps_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v1 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v4 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -193,12 +160,14 @@ static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, cons
     }
 }
 
-/* dpo_logps_k9_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+/* dpo_logps_k9_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void dpo_logps_k9_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -221,28 +190,32 @@ static void dpo_logps_k9_rope(float *restrict t9, const float *restrict t0, cons
     }
 }
 
-/* dpo_logps_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* dpo_logps_k10_scores_matmul: t10[B, KVH, REP, T, T] = t8 · t9ᵀ  [layer/attention/attention/scores] */
 static void dpo_logps_k10_scores_matmul(float *restrict t10, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t9 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t9 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t9 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_logps_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* dpo_logps_k11_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t2, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v3 = 1.0f / sqrtf((float)(2*HD2));
+        float v3 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -274,41 +247,31 @@ static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t
     }
 }
 
-/* dpo_logps_k12_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+/* dpo_logps_k12_attention_matmul: t12[B, KVH, REP, T, HD] = t11 · t7  [layer/attention/attention; layer/attention] */
 static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *restrict t7, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t11 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t7 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t12 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t11 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t7 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* dpo_logps_k13_attention_matmul: matmul  [layer/attention] */
-static void dpo_logps_k13_attention_matmul(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t12, 1, 0.0f, t13, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t12, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t13 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_logps_k13_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
+static void dpo_logps_k13_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
 }
 
-/* dpo_logps_k14_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+/* dpo_logps_k14_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
 static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -320,7 +283,7 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
             float v1 = v0 * v0;
             acc0 += v1;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v3 = acc0 / ((float)(D));
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
@@ -332,47 +295,19 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
     }
 }
 
-/* dpo_logps_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_logps_k15_gate_up_matmul(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
-            }
-        }
-    }
+/* dpo_logps_k15_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_k15_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
 }
 
-/* dpo_logps_k16_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void dpo_logps_k16_gate_up_matmul(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t14, 1, 0.0f, t16, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t16 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t16 + lo, F);
-            }
-        }
-    }
+/* dpo_logps_k16_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_k16_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
 }
 
-/* dpo_logps_k17_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* dpo_logps_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -390,29 +325,16 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
     }
 }
 
-/* dpo_logps_k18_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_logps_k18_ffn_matmul(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t17, 1, 0.0f, t18, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t17 + lo * F, F, w2, F, 0.0f, t18 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t17, F, w2 + lo * F, F, 0.0f, t18 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_logps_k18_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
+static void dpo_logps_k18_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
 }
 
-/* dpo_logps_k19_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+/* dpo_logps_k19_layer: add, add  [layer/attention; layer; layer/ffn] */
 static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -425,24 +347,25 @@ static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* dpo_logps_k20_rmsnorm: gather, mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head; lm_head/rmsnorm] */
+/* dpo_logps_k20_rmsnorm: gather, mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head; lm_head/rmsnorm] */
 static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j0];
+            float v0 = carry0[(long)scored[i0] * D + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v3 = acc0 / ((float)(D));
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j];
+            float v2 = carry0[(long)scored[i0] * D + j];
             float v6 = v2 * v5;
             float v7 = v6 * (final_norm[j]);
             t19[r * n + j] = v7;
@@ -450,24 +373,10 @@ static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict s
     }
 }
 
-/* dpo_logps_k21_lm_head_matmul: matmul  [lm_head] */
-static void dpo_logps_k21_lm_head_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
-    if (NS == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
-    else {
-        const int parallel = NS * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (NS >= V) {
-                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t19 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, hi - lo, 2*HD2*KVH*REP, 1.0f, t19, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t20 + lo, V);
-            }
-        }
-    }
+/* dpo_logps_k21_lm_head: t20[NS, V] = t19 · lm_headᵀ  [lm_head] */
+static void dpo_logps_k21_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t19, D, lm_head, D, 0.0f, t20, V);
 }
 
 /* dpo_logps_k22_log_softmax: reduce_max  [sequence_logps/cross_entropy/log_softmax] */
@@ -486,7 +395,7 @@ static void dpo_logps_k22_log_softmax(float *restrict t21, const float *restrict
     }
 }
 
-/* dpo_logps_k23_log_softmax: stop_gradient, expand, sub, exp, reduce_sum  [sequence_logps/cross_entropy/log_softmax] */
+/* dpo_logps_k23_log_softmax: stop_gradient, sub, exp, reduce_sum  [sequence_logps/cross_entropy/log_softmax] */
 static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -505,7 +414,7 @@ static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict
     }
 }
 
-/* dpo_logps_k24_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+/* dpo_logps_k24_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
 static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *restrict chosen_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -528,7 +437,7 @@ static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *rest
     }
 }
 
-/* dpo_logps_k25_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
+/* dpo_logps_k25_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
 static void dpo_logps_k25_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long NS) {
     memset(t24, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -542,7 +451,7 @@ static void dpo_logps_k25_sequence_logps_scatter_add(float *restrict t24, const 
     }
 }
 
-/* dpo_logps_k26_sequence_logps: reshape, neg  [sequence_logps] */
+/* dpo_logps_k26_sequence_logps: neg  [sequence_logps] */
 static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const float *restrict t24, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -554,7 +463,7 @@ static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const flo
     }
 }
 
-/* dpo_logps_k27_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+/* dpo_logps_k27_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
 static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *restrict rejected_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -577,7 +486,7 @@ static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *rest
     }
 }
 
-/* dpo_logps_k28_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
+/* dpo_logps_k28_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
 static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t26, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t25, long B, long NS) {
     memset(t26, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -591,7 +500,7 @@ static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t26, const 
     }
 }
 
-/* dpo_logps_k29_sequence_logps: reshape, neg  [sequence_logps] */
+/* dpo_logps_k29_sequence_logps: neg  [sequence_logps] */
 static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -619,7 +528,7 @@ static void dpo_logps_k30_sequence_logps(float *restrict t27, const float *restr
     }
 }
 
-/* dpo_logps_k31_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [sequence_logps] */
+/* dpo_logps_k31_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
 static void dpo_logps_k31_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t27, long B, long NS, long V) {
     memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -634,7 +543,7 @@ static void dpo_logps_k31_sequence_logps_scatter_add(float *restrict logits_chos
     }
 }
 
-/* dpo_logps_k32_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [sequence_logps] */
+/* dpo_logps_k32_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
 static void dpo_logps_k32_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t27, long B, long NS, long V) {
     memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -780,13 +689,13 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         dpo_logps_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k5_attention_matmul(t5, wq, t4, B, HD2, KVH, REP, T);
+        dpo_logps_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k6_attention_matmul(t6, wk, t4, B, HD2, KVH, REP, T);
+        dpo_logps_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k7_attention_matmul(t7, wv, t4, B, HD2, KVH, REP, T);
+        dpo_logps_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 33, tick);
         tick = la_tick(prof);
         dpo_logps_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
@@ -804,22 +713,22 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         dpo_logps_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k13_attention_matmul(t13, wo, t12, B, HD2, KVH, REP, T);
+        dpo_logps_k13_wo(t13, wo, t12, B, HD2, KVH, REP, T);
         la_tock(prof, 13, 33, tick);
         tick = la_tick(prof);
         dpo_logps_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T);
         la_tock(prof, 14, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k15_gate_up_matmul(t15, w1, t14, B, F, HD2, KVH, REP, T);
+        dpo_logps_k15_w1(t15, w1, t14, B, F, HD2, KVH, REP, T);
         la_tock(prof, 15, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k16_gate_up_matmul(t16, w3, t14, B, F, HD2, KVH, REP, T);
+        dpo_logps_k16_w3(t16, w3, t14, B, F, HD2, KVH, REP, T);
         la_tock(prof, 16, 33, tick);
         tick = la_tick(prof);
         dpo_logps_k17_silu(t17, t15, t16, B, F, T);
         la_tock(prof, 17, 33, tick);
         tick = la_tick(prof);
-        dpo_logps_k18_ffn_matmul(t18, w2, t17, B, F, HD2, KVH, REP, T);
+        dpo_logps_k18_w2(t18, w2, t17, B, F, HD2, KVH, REP, T);
         la_tock(prof, 18, 33, tick);
         tick = la_tick(prof);
         dpo_logps_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T);
@@ -831,7 +740,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     dpo_logps_k20_rmsnorm(t19, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP);
     la_tock(prof, 20, 33, tick);
     tick = la_tick(prof);
-    dpo_logps_k21_lm_head_matmul(t20, lm_head, t19, HD2, KVH, NS, REP, V);
+    dpo_logps_k21_lm_head(t20, lm_head, t19, HD2, KVH, NS, REP, V);
     la_tock(prof, 21, 33, tick);
     tick = la_tick(prof);
     dpo_logps_k22_log_softmax(t21, t20, NS, V);
@@ -884,23 +793,23 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_logps_k2_shared_prompt_mask */
     flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_k3_embed */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k5_attention_matmul */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k6_attention_matmul */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k7_attention_matmul */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k5_wq */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k6_wk */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k7_wv */
     flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k8_rope */
     flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_logps_k9_rope */
     flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_k11_attention */
     flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k13_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k13_wo */
     flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k14_rmsnorm */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k15_gate_up_matmul */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k16_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k15_w1 */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k16_w3 */
     flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k17_silu */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k18_ffn_matmul */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k18_w2 */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k19_layer */
     flops[20] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[20] = (double)(8*HD2*KVH*NS*REP + 4*NS + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k20_rmsnorm */
-    flops[21] = (double)(4*HD2*KVH*NS*REP*V); bytes[21] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_logps_k21_lm_head_matmul */
+    flops[21] = (double)(4*HD2*KVH*NS*REP*V); bytes[21] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_logps_k21_lm_head */
     flops[22] = (double)(NS*V); bytes[22] = (double)(4*NS + 4*NS*V); /* dpo_logps_k22_log_softmax */
     flops[23] = (double)(NS + NS*V + NS*V + NS*V); bytes[23] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_logps_k23_log_softmax */
     flops[24] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[24] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_k24_cross_entropy */
@@ -932,23 +841,23 @@ static const char *const llama_dpo_dpo_logps_kernel_names[] = {
     "dpo_logps_k2_shared_prompt_mask",
     "dpo_logps_k3_embed",
     "dpo_logps_k4_rmsnorm",
-    "dpo_logps_k5_attention_matmul",
-    "dpo_logps_k6_attention_matmul",
-    "dpo_logps_k7_attention_matmul",
+    "dpo_logps_k5_wq",
+    "dpo_logps_k6_wk",
+    "dpo_logps_k7_wv",
     "dpo_logps_k8_rope",
     "dpo_logps_k9_rope",
     "dpo_logps_k10_scores_matmul",
     "dpo_logps_k11_attention",
     "dpo_logps_k12_attention_matmul",
-    "dpo_logps_k13_attention_matmul",
+    "dpo_logps_k13_wo",
     "dpo_logps_k14_rmsnorm",
-    "dpo_logps_k15_gate_up_matmul",
-    "dpo_logps_k16_gate_up_matmul",
+    "dpo_logps_k15_w1",
+    "dpo_logps_k16_w3",
     "dpo_logps_k17_silu",
-    "dpo_logps_k18_ffn_matmul",
+    "dpo_logps_k18_w2",
     "dpo_logps_k19_layer",
     "dpo_logps_k20_rmsnorm",
-    "dpo_logps_k21_lm_head_matmul",
+    "dpo_logps_k21_lm_head",
     "dpo_logps_k22_log_softmax",
     "dpo_logps_k23_log_softmax",
     "dpo_logps_k24_cross_entropy",
@@ -965,8 +874,9 @@ const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 38, 33
 
 /* ===== program 'dpo_step' ===== */
 
-/* dpo_step_k0_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, cos  [rope_tables] */
+/* dpo_step_k0_rope_tables: cast, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -975,7 +885,7 @@ static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict 
         float v0 = (float)positions[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -985,8 +895,9 @@ static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict 
     }
 }
 
-/* dpo_step_k1_rope_tables: cast, reshape, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, expand, expand, mul, sin  [rope_tables] */
+/* dpo_step_k1_rope_tables: cast, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void dpo_step_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -995,7 +906,7 @@ static void dpo_step_k1_rope_tables(float *restrict t1, const int32_t *restrict 
         float v0 = (float)positions[(i0) * T + i1];
         for (long j = 0; j < n; j++) {
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -1005,7 +916,7 @@ static void dpo_step_k1_rope_tables(float *restrict t1, const int32_t *restrict 
     }
 }
 
-/* dpo_step_k2_shared_prompt_mask: const, cast, reshape, reshape, const, reshape, expand, cmpeq, reshape, expand, cmpeq, expand, expand, mul, expand, sub  [rope_tables; shared_prompt_mask] */
+/* dpo_step_k2_shared_prompt_mask: cast, cmpeq, cmpeq, mul, sub  [rope_tables; shared_prompt_mask] */
 static void dpo_step_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
     const long rows = B*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1028,21 +939,23 @@ static void dpo_step_k2_shared_prompt_mask(float *restrict t2, const int32_t *re
 
 /* dpo_step_k3_embed: gather  [embed] */
 static void dpo_step_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
             saved_x_slot0[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k4_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* dpo_step_k4_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1053,7 +966,7 @@ static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_e
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -1064,76 +977,52 @@ static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_e
     }
 }
 
-/* dpo_step_k5_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k5_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void dpo_step_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* dpo_step_k6_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+/* dpo_step_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
 static void dpo_step_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (KVH*REP)) % T;
-        const long i2 = (r) % (KVH*REP);
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_q[(((i0 + 0) * T + i1) * (KVH*REP) + i2) * (2*HD2) + j] = v0;
+            saved_q[(((i0 + 0) * T + i1) * H + i2) * HD + j] = v0;
         }
     }
 }
 
-/* dpo_step_k7_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k7_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* dpo_step_k7_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_k7_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* dpo_step_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+/* dpo_step_k8_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
 static void dpo_step_k8_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH*T);
@@ -1153,53 +1042,45 @@ static void dpo_step_k8_rope(float *restrict saved_k, const float *restrict t0, 
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * (2*HD2) + j] = v0;
+            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * HD + j] = v0;
         }
     }
 }
 
-/* dpo_step_k9_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
-static void dpo_step_k9_attention_matmul(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, saved_v + 0, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* dpo_step_k9_wv: saved_v[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_k9_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v + 0, KVD);
 }
 
-/* dpo_step_k10_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* dpo_step_k10_scores_matmul: t6[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
 static void dpo_step_k10_scores_matmul(float *restrict t6, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k11_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* dpo_step_k11_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void dpo_step_k11_attention(float *restrict t7, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v3 = 1.0f / sqrtf((float)(2*HD2));
+        float v3 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1231,55 +1112,46 @@ static void dpo_step_k11_attention(float *restrict t7, const float *restrict t2,
     }
 }
 
-/* dpo_step_k12_attention_matmul: matmul, reshape, permute, reshape, write_slice  [layer/attention/attention; layer/attention] */
-static void dpo_step_k12_attention_matmul(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+/* dpo_step_k12_saved_attn: saved_attn[B, KVH, REP, T, HD] = t7 · saved_v  [layer/attention/attention; layer/attention] */
+static void dpo_step_k12_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t7 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t7 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t7 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + 0 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* dpo_step_k13_attention_matmul: matmul  [layer/attention] */
-static void dpo_step_k13_attention_matmul(float *restrict t8, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, saved_attn, 1, 0.0f, t8, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, saved_attn + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t8 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t8 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k13_wo: t8[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_k13_wo(float *restrict t8, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t8, D);
 }
 
-/* dpo_step_k14_layer: reshape, add, write_slice  [layer/attention; layer] */
+/* dpo_step_k14_layer: add, write_slice  [layer/attention; layer] */
 static void dpo_step_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t8[r * n + j];
-            saved_h[((i0 + 0) * T + i1) * (2*HD2*KVH*REP) + j] = v0;
+            saved_h[((i0 + 0) * T + i1) * D + j] = v0;
         }
     }
 }
 
-/* dpo_step_k15_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* dpo_step_k15_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1290,7 +1162,7 @@ static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -1301,47 +1173,19 @@ static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_
     }
 }
 
-/* dpo_step_k16_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
-static void dpo_step_k16_gate_up_matmul(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t9, 1, 0.0f, saved_gate + 0, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t9 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo, F);
-            }
-        }
-    }
+/* dpo_step_k16_w1: saved_gate[B*T, F] = t9 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate + 0, F);
 }
 
-/* dpo_step_k17_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
-static void dpo_step_k17_gate_up_matmul(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t9, 1, 0.0f, saved_up + 0, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t9 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t9, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo, F);
-            }
-        }
-    }
+/* dpo_step_k17_w3: saved_up[B*T, F] = t9 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w3, D, 0.0f, saved_up + 0, F);
 }
 
-/* dpo_step_k18_silu: neg, exp, const, reshape, expand, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+/* dpo_step_k18_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
 static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1359,29 +1203,16 @@ static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_g
     }
 }
 
-/* dpo_step_k19_ffn_matmul: matmul  [layer/ffn] */
-static void dpo_step_k19_ffn_matmul(float *restrict t11, const float *restrict w2, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t10, 1, 0.0f, t11, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t10 + lo * F, F, w2, F, 0.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t10, F, w2 + lo * F, F, 0.0f, t11 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k19_w2: t11[B*T, D] = t10 · w2ᵀ  [layer/ffn] */
+static void dpo_step_k19_w2(float *restrict t11, const float *restrict w2, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t10, F, w2, F, 0.0f, t11, D);
 }
 
-/* dpo_step_k20_ffn: reshape, add  [layer/ffn; layer] */
+/* dpo_step_k20_ffn: add  [layer/ffn; layer] */
 static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1395,12 +1226,13 @@ static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict 
 
 /* dpo_step_k21_lm_head: gather  [lm_head] */
 static void dpo_step_k21_lm_head(float *restrict t12, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[(long)scored[i0] * D + j];
             t12[r * n + j] = v0;
         }
     }
@@ -1408,8 +1240,9 @@ static void dpo_step_k21_lm_head(float *restrict t12, const int32_t *restrict sc
 
 /* dpo_step_k22_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
 static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -1423,13 +1256,14 @@ static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12,
     }
 }
 
-/* dpo_step_k23_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [lm_head/rmsnorm] */
+/* dpo_step_k23_rmsnorm: div, add, rsqrt, mul  [lm_head/rmsnorm] */
 static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict t12, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t13[i0]) / ((float)(2*HD2*KVH*REP));
+        float v0 = (t13[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
@@ -1439,9 +1273,10 @@ static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict norm
     }
 }
 
-/* dpo_step_k24_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
+/* dpo_step_k24_rmsnorm: mul  [lm_head/rmsnorm] */
 static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict final_norm, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -1452,24 +1287,10 @@ static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict fina
     }
 }
 
-/* dpo_step_k25_lm_head_matmul: matmul  [lm_head] */
-static void dpo_step_k25_lm_head_matmul(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
-    if (NS == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t15, 1, 0.0f, t16, 1); }
-    else {
-        const int parallel = NS * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (NS >= V) {
-                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t15 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t16 + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, hi - lo, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t16 + lo, V);
-            }
-        }
-    }
+/* dpo_step_k25_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
+static void dpo_step_k25_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
 }
 
 /* dpo_step_k26_log_softmax: reduce_max  [lm_head/sequence_logps/cross_entropy/log_softmax] */
@@ -1488,7 +1309,7 @@ static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict 
     }
 }
 
-/* dpo_step_k27_log_softmax: stop_gradient, expand, sub, exp, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+/* dpo_step_k27_log_softmax: stop_gradient, sub, exp, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
 static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1507,7 +1328,7 @@ static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict 
     }
 }
 
-/* dpo_step_k28_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+/* dpo_step_k28_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
 static void dpo_step_k28_cross_entropy(float *restrict t19, const int32_t *restrict chosen_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1530,7 +1351,7 @@ static void dpo_step_k28_cross_entropy(float *restrict t19, const int32_t *restr
     }
 }
 
-/* dpo_step_k29_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+/* dpo_step_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
 static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t19, long B, long NS) {
     memset(t20, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -1544,7 +1365,7 @@ static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const i
     }
 }
 
-/* dpo_step_k30_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+/* dpo_step_k30_sequence_logps: neg  [lm_head/sequence_logps] */
 static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const float *restrict t20, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1556,7 +1377,7 @@ static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const floa
     }
 }
 
-/* dpo_step_k31_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+/* dpo_step_k31_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
 static void dpo_step_k31_cross_entropy(float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1579,7 +1400,7 @@ static void dpo_step_k31_cross_entropy(float *restrict t21, const int32_t *restr
     }
 }
 
-/* dpo_step_k32_sequence_logps_scatter_add: reshape, neg, mul, reshape, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+/* dpo_step_k32_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
 static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long NS) {
     memset(t22, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -1593,7 +1414,7 @@ static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t22, const i
     }
 }
 
-/* dpo_step_k33_sequence_logps: reshape, neg  [lm_head/sequence_logps] */
+/* dpo_step_k33_sequence_logps: neg  [lm_head/sequence_logps] */
 static void dpo_step_k33_sequence_logps(float *restrict logps_rejected, const float *restrict t22, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1621,7 +1442,7 @@ static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restri
     }
 }
 
-/* dpo_step_k35_sequence_logps_scatter_add: const, reshape, expand, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+/* dpo_step_k35_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
 static void dpo_step_k35_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long NS) {
     memset(t24, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -1634,7 +1455,7 @@ static void dpo_step_k35_sequence_logps_scatter_add(float *restrict t24, const i
     }
 }
 
-/* dpo_step_k36_sequence_logps_scatter_add: const, reshape, expand, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+/* dpo_step_k36_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
 static void dpo_step_k36_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long NS) {
     memset(t25, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -1647,7 +1468,7 @@ static void dpo_step_k36_sequence_logps_scatter_add(float *restrict t25, const i
     }
 }
 
-/* dpo_step_k37_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+/* dpo_step_k37_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
 static void dpo_step_k37_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long NS, long V) {
     memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -1662,7 +1483,7 @@ static void dpo_step_k37_sequence_logps_scatter_add(float *restrict logits_chose
     }
 }
 
-/* dpo_step_k38_sequence_logps_scatter_add: reshape, size, reshape, expand, div, stop_gradient, mul, reshape, scatter_add  [lm_head/sequence_logps] */
+/* dpo_step_k38_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
 static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t23, long B, long NS, long V) {
     memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
     const long rows = NS, n = 1;
@@ -1677,7 +1498,7 @@ static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejec
     }
 }
 
-/* dpo_step_k39_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [lm_head/dpo_sigmoid] */
+/* dpo_step_k39_dpo_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid] */
 static void dpo_step_k39_dpo_sigmoid(float *restrict t26, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1711,7 +1532,7 @@ static void dpo_step_k40_log_sigmoid(float *restrict t27, const float *restrict 
     }
 }
 
-/* dpo_step_k41_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+/* dpo_step_k41_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
 static void dpo_step_k41_sequence_logps(float *restrict t28, const float *restrict t27, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1749,7 +1570,7 @@ static void dpo_step_k43_log_sigmoid(float *restrict t30, const float *restrict 
     }
 }
 
-/* dpo_step_k44_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
+/* dpo_step_k44_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
 static void dpo_step_k44_sequence_logps(float *restrict t31, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1761,7 +1582,7 @@ static void dpo_step_k44_sequence_logps(float *restrict t31, const float *restri
     }
 }
 
-/* dpo_step_k45_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
+/* dpo_step_k45_dpo_robust: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
 static void dpo_step_k45_dpo_robust(float *restrict t32, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1795,7 +1616,7 @@ static void dpo_step_k46_log_sigmoid(float *restrict t33, const float *restrict 
     }
 }
 
-/* dpo_step_k47_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+/* dpo_step_k47_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
 static void dpo_step_k47_sequence_logps(float *restrict t34, const float *restrict t33, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1833,7 +1654,7 @@ static void dpo_step_k49_log_sigmoid(float *restrict t36, const float *restrict 
     }
 }
 
-/* dpo_step_k50_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
+/* dpo_step_k50_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
 static void dpo_step_k50_sequence_logps(float *restrict t37, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1845,7 +1666,7 @@ static void dpo_step_k50_sequence_logps(float *restrict t37, const float *restri
     }
 }
 
-/* dpo_step_k51_dpo_hinge: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
+/* dpo_step_k51_dpo_hinge: cmpeq, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
 static void dpo_step_k51_dpo_hinge(float *restrict t38, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1866,7 +1687,7 @@ static void dpo_step_k51_dpo_hinge(float *restrict t38, const float *restrict re
     }
 }
 
-/* dpo_step_k52_dpo_ipo: const, reshape, reshape, reshape, const, const, reshape, expand, reshape, expand, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
+/* dpo_step_k52_dpo_ipo: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
 static void dpo_step_k52_dpo_ipo(float *restrict t39, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1894,7 +1715,7 @@ static void dpo_step_k52_dpo_ipo(float *restrict t39, const float *restrict ref_
     }
 }
 
-/* dpo_step_k53_dpo_nca_pair: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k53_dpo_nca_pair: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1914,7 +1735,7 @@ static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict
     }
 }
 
-/* dpo_step_k54_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k54_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k54_dpo_nca_pair(float *restrict t41, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1934,7 +1755,7 @@ static void dpo_step_k54_dpo_nca_pair(float *restrict t41, const float *restrict
     }
 }
 
-/* dpo_step_k55_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k55_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k55_sequence_logps(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1946,7 +1767,7 @@ static void dpo_step_k55_sequence_logps(float *restrict t42, const float *restri
     }
 }
 
-/* dpo_step_k56_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k56_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k56_dpo_nca_pair(float *restrict t43, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1966,7 +1787,7 @@ static void dpo_step_k56_dpo_nca_pair(float *restrict t43, const float *restrict
     }
 }
 
-/* dpo_step_k57_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
+/* dpo_step_k57_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
 static void dpo_step_k57_sequence_logps(float *restrict t44, const float *restrict t43, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1978,7 +1799,7 @@ static void dpo_step_k57_sequence_logps(float *restrict t44, const float *restri
     }
 }
 
-/* dpo_step_k58_sequence_logps: const, reshape, expand, mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+/* dpo_step_k58_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
@@ -1993,7 +1814,7 @@ static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restri
     }
 }
 
-/* dpo_step_k59_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+/* dpo_step_k59_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k59_dpo_kto_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2036,7 +1857,7 @@ static void dpo_step_k60_log_sigmoid(float *restrict t47, const float *restrict 
     }
 }
 
-/* dpo_step_k61_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k61_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k61_sequence_logps(float *restrict t48, const float *restrict t47, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2048,7 +1869,7 @@ static void dpo_step_k61_sequence_logps(float *restrict t48, const float *restri
     }
 }
 
-/* dpo_step_k62_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+/* dpo_step_k62_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
 static void dpo_step_k62_dpo_sigmoid(float *restrict t49, const float *restrict t46, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2063,7 +1884,7 @@ static void dpo_step_k62_dpo_sigmoid(float *restrict t49, const float *restrict 
     }
 }
 
-/* dpo_step_k63_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+/* dpo_step_k63_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k63_dpo_kto_pair(float *restrict t50, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2106,7 +1927,7 @@ static void dpo_step_k64_log_sigmoid(float *restrict t51, const float *restrict 
     }
 }
 
-/* dpo_step_k65_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k65_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k65_sequence_logps(float *restrict t52, const float *restrict t51, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2118,7 +1939,7 @@ static void dpo_step_k65_sequence_logps(float *restrict t52, const float *restri
     }
 }
 
-/* dpo_step_k66_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
+/* dpo_step_k66_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
 static void dpo_step_k66_dpo_sigmoid(float *restrict t53, const float *restrict t50, const float *restrict t52, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2133,7 +1954,7 @@ static void dpo_step_k66_dpo_sigmoid(float *restrict t53, const float *restrict 
     }
 }
 
-/* dpo_step_k67_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
+/* dpo_step_k67_dpo_dpop: cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
 static void dpo_step_k67_dpo_dpop(float *restrict t54, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2171,7 +1992,7 @@ static void dpo_step_k68_log_sigmoid(float *restrict t55, const float *restrict 
     }
 }
 
-/* dpo_step_k69_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
+/* dpo_step_k69_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
 static void dpo_step_k69_sequence_logps(float *restrict t56, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2183,7 +2004,7 @@ static void dpo_step_k69_sequence_logps(float *restrict t56, const float *restri
     }
 }
 
-/* dpo_step_k70_dpo_simpo: const, reshape, reshape, reshape, const, const, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
+/* dpo_step_k70_dpo_simpo: cmpeq, select, select, select, select, div, div, sub, div, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
 static void dpo_step_k70_dpo_simpo(float *restrict t57, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2219,7 +2040,7 @@ static void dpo_step_k71_log_sigmoid(float *restrict t58, const float *restrict 
     }
 }
 
-/* dpo_step_k72_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+/* dpo_step_k72_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k72_sequence_logps(float *restrict t59, const float *restrict t58, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2257,7 +2078,7 @@ static void dpo_step_k74_log_sigmoid(float *restrict t61, const float *restrict 
     }
 }
 
-/* dpo_step_k75_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
+/* dpo_step_k75_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
 static void dpo_step_k75_sequence_logps(float *restrict t62, const float *restrict t61, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2269,7 +2090,7 @@ static void dpo_step_k75_sequence_logps(float *restrict t62, const float *restri
     }
 }
 
-/* dpo_step_k76_dpo_orpo: const, reshape, reshape, reshape, const, const, reshape, expand, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
+/* dpo_step_k76_dpo_orpo: cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
 static void dpo_step_k76_dpo_orpo(float *restrict t63, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2310,7 +2131,7 @@ static void dpo_step_k77_log_sigmoid(float *restrict t64, const float *restrict 
     }
 }
 
-/* dpo_step_k78_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
+/* dpo_step_k78_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
 static void dpo_step_k78_sequence_logps(float *restrict t65, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2322,7 +2143,7 @@ static void dpo_step_k78_sequence_logps(float *restrict t65, const float *restri
     }
 }
 
-/* dpo_step_k79_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+/* dpo_step_k79_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
 static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2379,7 +2200,7 @@ static void dpo_step_k80_log_sigmoid(float *restrict t67, const float *restrict 
     }
 }
 
-/* dpo_step_k81_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+/* dpo_step_k81_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
 static void dpo_step_k81_sequence_logps(float *restrict t68, const float *restrict t67, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2391,7 +2212,7 @@ static void dpo_step_k81_sequence_logps(float *restrict t68, const float *restri
     }
 }
 
-/* dpo_step_k82_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+/* dpo_step_k82_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
 static void dpo_step_k82_dpo_bco_pair(float *restrict t69, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2449,7 +2270,7 @@ static void dpo_step_k83_log_sigmoid(float *restrict t70, const float *restrict 
     }
 }
 
-/* dpo_step_k84_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
+/* dpo_step_k84_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
 static void dpo_step_k84_sequence_logps(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2461,7 +2282,7 @@ static void dpo_step_k84_sequence_logps(float *restrict t71, const float *restri
     }
 }
 
-/* dpo_step_k85_dpo_apo_zero: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+/* dpo_step_k85_dpo_apo_zero: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
 static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2481,7 +2302,7 @@ static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict
     }
 }
 
-/* dpo_step_k86_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+/* dpo_step_k86_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
 static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2501,7 +2322,7 @@ static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict
     }
 }
 
-/* dpo_step_k87_dpo_apo_zero: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
+/* dpo_step_k87_dpo_apo_zero: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
 static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2521,7 +2342,7 @@ static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict
     }
 }
 
-/* dpo_step_k88_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
+/* dpo_step_k88_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
 static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2541,7 +2362,7 @@ static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict
     }
 }
 
-/* dpo_step_k89_dpo_apo_down: const, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+/* dpo_step_k89_dpo_apo_down: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
 static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2561,7 +2382,7 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict
     }
 }
 
-/* dpo_step_k90_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+/* dpo_step_k90_dpo_apo_down: cmpeq, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
 static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2581,7 +2402,7 @@ static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict
     }
 }
 
-/* dpo_step_k91_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
+/* dpo_step_k91_dpo_apo_down: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
 static void dpo_step_k91_dpo_apo_down(float *restrict t78, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2615,7 +2436,7 @@ static void dpo_step_k92_log_sigmoid(float *restrict t79, const float *restrict 
     }
 }
 
-/* dpo_step_k93_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
+/* dpo_step_k93_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
 static void dpo_step_k93_sequence_logps(float *restrict t80, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2627,7 +2448,7 @@ static void dpo_step_k93_sequence_logps(float *restrict t80, const float *restri
     }
 }
 
-/* dpo_step_k94_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
+/* dpo_step_k94_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
 static void dpo_step_k94_dpo_sigmoid(float *restrict t81, const float *restrict t78, const float *restrict t80, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2642,7 +2463,7 @@ static void dpo_step_k94_dpo_sigmoid(float *restrict t81, const float *restrict 
     }
 }
 
-/* dpo_step_k95_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+/* dpo_step_k95_dpo_exo_pair: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
 static void dpo_step_k95_dpo_exo_pair(float *restrict t82, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2676,7 +2497,7 @@ static void dpo_step_k96_log_sigmoid(float *restrict t83, const float *restrict 
     }
 }
 
-/* dpo_step_k97_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k97_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k97_sequence_logps(float *restrict t84, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2688,7 +2509,7 @@ static void dpo_step_k97_sequence_logps(float *restrict t84, const float *restri
     }
 }
 
-/* dpo_step_k98_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k98_dpo_sigmoid: min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k98_dpo_sigmoid(float *restrict t85, const float *restrict t82, const float *restrict t84, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2714,7 +2535,7 @@ static void dpo_step_k99_sigmoid(float *restrict t86, const float *restrict t85,
     }
 }
 
-/* dpo_step_k100_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+/* dpo_step_k100_dpo_exo_pair: cmple, select, sub, log, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
 static void dpo_step_k100_dpo_exo_pair(float *restrict t87, const float *restrict label_smoothing, const float *restrict t85, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2756,7 +2577,7 @@ static void dpo_step_k102_log_sigmoid(float *restrict t89, const float *restrict
     }
 }
 
-/* dpo_step_k103_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k103_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k103_sequence_logps(float *restrict t90, const float *restrict t89, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2768,7 +2589,7 @@ static void dpo_step_k103_sequence_logps(float *restrict t90, const float *restr
     }
 }
 
-/* dpo_step_k104_dpo_sigmoid: const, reshape, expand, min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_step_k104_dpo_sigmoid: min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_step_k104_dpo_sigmoid(float *restrict t91, const float *restrict t88, const float *restrict t90, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2794,7 +2615,7 @@ static void dpo_step_k105_sigmoid(float *restrict t92, const float *restrict t91
     }
 }
 
-/* dpo_step_k106_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
+/* dpo_step_k106_dpo_exo_pair: cmple, select, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
 static void dpo_step_k106_dpo_exo_pair(float *restrict t93, const float *restrict label_smoothing, const float *restrict t91, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2809,7 +2630,7 @@ static void dpo_step_k106_dpo_exo_pair(float *restrict t93, const float *restric
     }
 }
 
-/* dpo_step_k107_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+/* dpo_step_k107_dpo_discopop: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
 static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2829,7 +2650,7 @@ static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restric
     }
 }
 
-/* dpo_step_k108_dpo_discopop: const, reshape, expand, div  [lm_head/dpo_discopop] */
+/* dpo_step_k108_dpo_discopop: div  [lm_head/dpo_discopop] */
 static void dpo_step_k108_dpo_discopop(float *restrict t95, const float *restrict t94, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2855,7 +2676,7 @@ static void dpo_step_k109_log_sigmoid(float *restrict t96, const float *restrict
     }
 }
 
-/* dpo_step_k110_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
+/* dpo_step_k110_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
 static void dpo_step_k110_sequence_logps(float *restrict t97, const float *restrict t96, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2867,7 +2688,7 @@ static void dpo_step_k110_sequence_logps(float *restrict t97, const float *restr
     }
 }
 
-/* dpo_step_k111_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
+/* dpo_step_k111_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
 static void dpo_step_k111_dpo_sigmoid(float *restrict t98, const float *restrict t95, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2896,7 +2717,7 @@ static void dpo_step_k112_log_sigmoid(float *restrict t99, const float *restrict
     }
 }
 
-/* dpo_step_k113_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
+/* dpo_step_k113_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
 static void dpo_step_k113_sequence_logps(float *restrict t100, const float *restrict t99, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2908,7 +2729,7 @@ static void dpo_step_k113_sequence_logps(float *restrict t100, const float *rest
     }
 }
 
-/* dpo_step_k114_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
+/* dpo_step_k114_dpo_sigmoid: min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
 static void dpo_step_k114_dpo_sigmoid(float *restrict t101, const float *restrict t94, const float *restrict t100, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2923,7 +2744,7 @@ static void dpo_step_k114_dpo_sigmoid(float *restrict t101, const float *restric
     }
 }
 
-/* dpo_step_k115_sequence_logps: const, reshape, expand, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
+/* dpo_step_k115_sequence_logps: sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
 static void dpo_step_k115_sequence_logps(float *restrict t102, const float *restrict t98, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2948,7 +2769,7 @@ static void dpo_step_k116_dpo_discopop(float *restrict t103, const float *restri
     }
 }
 
-/* dpo_step_k117_dpo_sigmoid_norm: const, reshape, reshape, reshape, const, const, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
+/* dpo_step_k117_dpo_sigmoid_norm: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
 static void dpo_step_k117_dpo_sigmoid_norm(float *restrict t104, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -2988,7 +2809,7 @@ static void dpo_step_k118_log_sigmoid(float *restrict t105, const float *restric
     }
 }
 
-/* dpo_step_k119_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+/* dpo_step_k119_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
 static void dpo_step_k119_sequence_logps(float *restrict t106, const float *restrict t105, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3026,7 +2847,7 @@ static void dpo_step_k121_log_sigmoid(float *restrict t108, const float *restric
     }
 }
 
-/* dpo_step_k122_sequence_logps: const, reshape, expand, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
+/* dpo_step_k122_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
 static void dpo_step_k122_sequence_logps(float *restrict t109, const float *restrict t108, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3038,7 +2859,7 @@ static void dpo_step_k122_sequence_logps(float *restrict t109, const float *rest
     }
 }
 
-/* dpo_step_k123_log_sigmoid: const, reshape, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+/* dpo_step_k123_log_sigmoid: cmpeq, sub, neg, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, min, log, sub, mul, min, log, sub, mul, add, mul, sub, div, select, cmpeq, max, select, cmpeq, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, mul, sub, mul, neg, min, log, sub, mul, sub, select, cmpeq, sub, sub, add, mul, select, cmpeq, min, log, sub, neg, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, min, log, sub, mul, sub, select, cmpeq, min, log, sub, neg, min, log, sub, sub, select, cmpeq, sub, add, select, cmpeq, sub, add, select, cmpeq, mul, mul, add, select, cmpeq, mul, mul, add, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
 static void dpo_step_k123_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t26, const float *restrict t28, const float *restrict t29, const float *restrict t31, const float *restrict t32, const float *restrict t34, const float *restrict t35, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t44, const float *restrict t49, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t59, const float *restrict t60, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t73, const float *restrict t75, const float *restrict t77, const float *restrict t81, const float *restrict t86, const float *restrict t87, const float *restrict t92, const float *restrict t93, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t106, const float *restrict t107, const float *restrict t109, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3254,7 +3075,7 @@ static void dpo_step_k123_log_sigmoid(float *restrict losses, const float *restr
     }
 }
 
-/* dpo_step_k124_lm_head: reshape, expand, mul, permute, reduce_sum  [lm_head] */
+/* dpo_step_k124_lm_head: mul, reduce_sum  [lm_head] */
 static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
@@ -3271,7 +3092,7 @@ static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict lo
     }
 }
 
-/* dpo_step_k125_lm_head: permute, reshape, mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+/* dpo_step_k125_lm_head: mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
 static void dpo_step_k125_lm_head(float *restrict t111, const float *restrict pair_weight, const float *restrict t110, long B) {
     /* one result per row */
     const long rows = 1, n = B;
@@ -3286,7 +3107,7 @@ static void dpo_step_k125_lm_head(float *restrict t111, const float *restrict pa
     }
 }
 
-/* dpo_step_k126_sft: reshape, div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+/* dpo_step_k126_sft: div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
 static void dpo_step_k126_sft(float *restrict t112, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
     /* one result per row */
     const long rows = 1, n = B;
@@ -3303,7 +3124,7 @@ static void dpo_step_k126_sft(float *restrict t112, const float *restrict pair_w
     }
 }
 
-/* dpo_step_k127_dpo_loss: reshape, mul, reshape, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+/* dpo_step_k127_dpo_loss: mul, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
 static void dpo_step_k127_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t111, const float *restrict t112) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -3314,7 +3135,7 @@ static void dpo_step_k127_dpo_loss(float *restrict loss, const float *restrict p
     }
 }
 
-/* dpo_step_k128_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
+/* dpo_step_k128_log_sigmoid_grad: sub, neg, cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
 static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3361,7 +3182,7 @@ static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *re
     }
 }
 
-/* dpo_step_k129_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
+/* dpo_step_k129_log_sigmoid_grad: cmpeq, mul, mul, mul, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
 static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3413,7 +3234,7 @@ static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *re
     }
 }
 
-/* dpo_step_k130_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+/* dpo_step_k130_log_sigmoid_grad: cmpeq, mul, mul, mul, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
 static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3477,7 +3298,7 @@ static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *re
     }
 }
 
-/* dpo_step_k131_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
+/* dpo_step_k131_log_sigmoid_grad: cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
 static void dpo_step_k131_log_sigmoid_grad(float *restrict t116, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3507,7 +3328,7 @@ static void dpo_step_k131_log_sigmoid_grad(float *restrict t116, const float *re
     }
 }
 
-/* dpo_step_k132_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
+/* dpo_step_k132_lm_head_grad: cmpeq, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
 static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3524,7 +3345,7 @@ static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restri
     }
 }
 
-/* dpo_step_k133_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+/* dpo_step_k133_lm_head_grad: cmpeq, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
 static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t75, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3541,7 +3362,7 @@ static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restri
     }
 }
 
-/* dpo_step_k134_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
+/* dpo_step_k134_lm_head_grad: cmpeq, mul, mul, mul, select, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
 static void dpo_step_k134_lm_head_grad(float *restrict t119, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3559,7 +3380,7 @@ static void dpo_step_k134_lm_head_grad(float *restrict t119, const float *restri
     }
 }
 
-/* dpo_step_k135_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
+/* dpo_step_k135_log_sigmoid_grad: cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
 static void dpo_step_k135_log_sigmoid_grad(float *restrict t120, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t63, const float *restrict t64, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3600,7 +3421,7 @@ static void dpo_step_k136_dpo_orpo_grad(float *restrict t121, const float *restr
     }
 }
 
-/* dpo_step_k137_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
+/* dpo_step_k137_log_sigmoid_grad: sub, neg, cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
 static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3647,7 +3468,7 @@ static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *re
     }
 }
 
-/* dpo_step_k138_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
+/* dpo_step_k138_log_sigmoid_grad: cmpeq, mul, mul, mul, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
 static void dpo_step_k138_log_sigmoid_grad(float *restrict t123, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t54, const float *restrict t55, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3688,7 +3509,7 @@ static void dpo_step_k139_dpo_dpop_grad(float *restrict t124, const float *restr
     }
 }
 
-/* dpo_step_k140_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+/* dpo_step_k140_lm_head_grad: cmpeq, mul, mul, mul, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
 static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3707,7 +3528,7 @@ static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restri
     }
 }
 
-/* dpo_step_k141_lm_head_grad: const, const, reshape, expand, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
+/* dpo_step_k141_lm_head_grad: cmpeq, mul, mul, mul, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
 static void dpo_step_k141_lm_head_grad(float *restrict t126, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t49, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3726,7 +3547,7 @@ static void dpo_step_k141_lm_head_grad(float *restrict t126, const float *restri
     }
 }
 
-/* dpo_step_k142_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+/* dpo_step_k142_dpo_sppo_hard: cmpeq, select, select, sub, div, add, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
 static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3748,7 +3569,7 @@ static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restr
     }
 }
 
-/* dpo_step_k143_dpo_sppo_hard: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
+/* dpo_step_k143_dpo_sppo_hard: cmpeq, select, select, sub, div, sub, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
 static void dpo_step_k143_dpo_sppo_hard(float *restrict t128, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3770,7 +3591,7 @@ static void dpo_step_k143_dpo_sppo_hard(float *restrict t128, const float *restr
     }
 }
 
-/* dpo_step_k144_lm_head_grad: const, const, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
+/* dpo_step_k144_lm_head_grad: cmpeq, mul, mul, mul, select, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
 static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3788,7 +3609,7 @@ static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restri
     }
 }
 
-/* dpo_step_k145_lm_head_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
+/* dpo_step_k145_lm_head_grad: cmpeq, mul, mul, mul, select, cmple, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
 static void dpo_step_k145_lm_head_grad(float *restrict t130, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3808,7 +3629,7 @@ static void dpo_step_k145_lm_head_grad(float *restrict t130, const float *restri
     }
 }
 
-/* dpo_step_k146_log_sigmoid_grad: const, reshape, const, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
+/* dpo_step_k146_log_sigmoid_grad: sub, neg, cmpeq, mul, sub, mul, mul, mul, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
 static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3857,7 +3678,7 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *re
     }
 }
 
-/* dpo_step_k147_log_sigmoid_grad: const, reshape, slice, reshape, const, cmpeq, reshape, expand, reshape, expand, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+/* dpo_step_k147_log_sigmoid_grad: cmpeq, sub, neg, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
 static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3904,7 +3725,7 @@ static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const float *re
     }
 }
 
-/* dpo_step_k148_log_sigmoid_grad: const, reshape, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, reshape, permute, expand, permute, mul, slice, slice, reshape, reshape, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add, neg, reshape  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
+/* dpo_step_k148_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, cmpeq, select, select, sub, mul, neg, cmpeq, cmpeq, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, cmpeq, select, mul, mul, mul, neg, div, select, neg, select, add, neg, select, add, neg, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
 static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, const float *restrict t25, const float *restrict t43, const float *restrict t44, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t74, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t121, const float *restrict t122, const float *restrict t124, const float *restrict t125, const float *restrict t127, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -4062,7 +3883,7 @@ static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *re
     }
 }
 
-/* dpo_step_k149_log_sigmoid_grad: const, reshape, reshape, slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, neg, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, mul, reshape, expand, mul, mul, reshape, expand, mul, neg, div, reshape, permute, expand, permute, mul, slice, slice, slice, slice, reshape, reshape, reshape, reshape, select, neg, div, select, add, reshape, expand, div, select, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, add, select, add, div, select, add, select, add, select, add, select, add, neg, reshape  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
+/* dpo_step_k149_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, neg, cmpeq, cmpeq, select, select, sub, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, select, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, div, select, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, add, select, add, div, select, add, select, add, select, add, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
 static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *restrict ref_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict t24, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t76, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -4269,7 +4090,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
     }
 }
 
-/* dpo_step_k150_log_softmax_grad: stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, cast, reshape, expand, cmpeq, gather, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, gather, reshape, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+/* dpo_step_k150_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
 static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t133, const float *restrict t134, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4319,47 +4140,35 @@ static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *
     }
 }
 
-/* dpo_step_k151_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void dpo_step_k151_lm_head_grad_matmul(float *restrict t136, const float *restrict lm_head, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
-    if (NS == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t135, 1, 0.0f, t136, 1); }
-    else {
-        const int parallel = NS * (2*HD2*KVH*REP) * V >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (NS >= (2*HD2*KVH*REP)) {
-                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t135 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t136 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NS, hi - lo, V, 1.0f, t135, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t136 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k151_lm_head_grad_in: t136[NS, D] = t135 · lm_head  [lm_head/grad] */
+static void dpo_step_k151_lm_head_grad_in(float *restrict t136, const float *restrict lm_head, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t135, V, lm_head, D, 0.0f, t136, D);
 }
 
-/* dpo_step_k152_rmsnorm_grad: mul, permute, reduce_sum  [lm_head/rmsnorm/grad] */
+/* dpo_step_k152_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
 static void dpo_step_k152_rmsnorm_grad(float *restrict t137, const float *restrict t14, const float *restrict t136, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = NS;
+    const long rows = D, n = NS;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t136[(j0) * (2*HD2*KVH*REP) + i0]) * (t14[(j0) * (2*HD2*KVH*REP) + i0]);
+            float v0 = (t136[(j0) * D + i0]) * (t14[(j0) * D + i0]);
             acc0 += v0;
         }
         t137[r] = acc0;
     }
 }
 
-/* dpo_step_k153_rmsnorm_grad: reshape, expand, mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+/* dpo_step_k153_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
 static void dpo_step_k153_rmsnorm_grad(float *restrict t138, const float *restrict final_norm, const float *restrict t12, const float *restrict t136, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -4374,34 +4183,36 @@ static void dpo_step_k153_rmsnorm_grad(float *restrict t138, const float *restri
     }
 }
 
-/* dpo_step_k154_rmsnorm_grad_scatter_add: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, mul, mul, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+/* dpo_step_k154_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
 static void dpo_step_k154_rmsnorm_grad_scatter_add(float *restrict t139, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t136, const float *restrict t138, long B, long HD2, long KVH, long NS, long REP, long T) {
-    memset(t139, 0, sizeof(float) * (size_t)(2*B*HD2*KVH*REP*T));
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    memset(t139, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t13[i0]) / ((float)(2*HD2*KVH*REP));
+        float v1 = (t13[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         float v5 = (t138[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
-        float v9 = v8 / ((float)(2*HD2*KVH*REP));
+        float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
             float v0 = (t136[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
             float v10 = v9 * (t12[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t139[(long)scored[i0] * (2*HD2*KVH*REP) + j] += v12;
+            t139[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* dpo_step_k155_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+/* dpo_step_k155_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
 static void dpo_step_k155_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t137, long HD2, long KVH, long REP) {
-    const long rows = 1, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -4411,30 +4222,17 @@ static void dpo_step_k155_rmsnorm_grad(float *restrict grad_final_norm, const fl
     }
 }
 
-/* dpo_step_k156_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void dpo_step_k156_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
-    if (V == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, NS, 2*HD2*KVH*REP, 1.0f, t15, 2*HD2*KVH*REP, t135, V, 1.0f, grad_lm_head, 1); }
-    else {
-        const int parallel = V * (2*HD2*KVH*REP) * NS >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (V >= (2*HD2*KVH*REP)) {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, NS, 1.0f, t135 + lo, V, t15, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, NS, 1.0f, t135, V, t15 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k156_grad_lm_head: grad_lm_head[V, D] += t135ᵀ · t15  [lm_head/grad] */
+static void dpo_step_k156_grad_lm_head(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t135, V, t15, D, 1.0f, grad_lm_head, D);
 }
 
 /* dpo_step_k157_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
 static void dpo_step_k157_rmsnorm(float *restrict t140, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -4449,14 +4247,15 @@ static void dpo_step_k157_rmsnorm(float *restrict t140, const float *restrict sa
     }
 }
 
-/* dpo_step_k158_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+/* dpo_step_k158_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
 static void dpo_step_k158_rmsnorm(float *restrict t141, const float *restrict norm_eps, const float *restrict t140, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t140[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t140[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
             t141[r * n + j] = v2;
@@ -4464,9 +4263,10 @@ static void dpo_step_k158_rmsnorm(float *restrict t141, const float *restrict no
     }
 }
 
-/* dpo_step_k159_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+/* dpo_step_k159_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
 static void dpo_step_k159_rmsnorm(float *restrict t142, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t141, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -4479,28 +4279,33 @@ static void dpo_step_k159_rmsnorm(float *restrict t142, const float *restrict sa
     }
 }
 
-/* dpo_step_k160_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+/* dpo_step_k160_scores_matmul: t143[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
 static void dpo_step_k160_scores_matmul(float *restrict t143, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t143 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t143 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k161_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, expand, mul, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+/* dpo_step_k161_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
 static void dpo_step_k161_attention(float *restrict t144, const float *restrict t2, const float *restrict t143, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v3 = 1.0f / sqrtf((float)(2*HD2));
+        float v3 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -4527,11 +4332,12 @@ static void dpo_step_k161_attention(float *restrict t144, const float *restrict 
 
 /* dpo_step_k162_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
 static void dpo_step_k162_softmax(float *restrict t145, const float *restrict t144, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
     /* one result per row */
-    const long rows = B*KVH*REP*T, n = T;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -4544,12 +4350,13 @@ static void dpo_step_k162_softmax(float *restrict t145, const float *restrict t1
     }
 }
 
-/* dpo_step_k163_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+/* dpo_step_k163_softmax: div  [layer_backward/attention/attention/softmax] */
 static void dpo_step_k163_softmax(float *restrict t146, const float *restrict t144, const float *restrict t145, long B, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -4562,8 +4369,9 @@ static void dpo_step_k163_softmax(float *restrict t146, const float *restrict t1
 
 /* dpo_step_k164_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
 static void dpo_step_k164_rmsnorm(float *restrict t147, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -4578,14 +4386,15 @@ static void dpo_step_k164_rmsnorm(float *restrict t147, const float *restrict sa
     }
 }
 
-/* dpo_step_k165_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+/* dpo_step_k165_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
 static void dpo_step_k165_rmsnorm(float *restrict t148, const float *restrict norm_eps, const float *restrict t147, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t147[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t147[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
             t148[r * n + j] = v2;
@@ -4593,9 +4402,10 @@ static void dpo_step_k165_rmsnorm(float *restrict t148, const float *restrict no
     }
 }
 
-/* dpo_step_k166_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+/* dpo_step_k166_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
 static void dpo_step_k166_rmsnorm(float *restrict t149, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t148, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -4608,7 +4418,7 @@ static void dpo_step_k166_rmsnorm(float *restrict t149, const float *restrict sa
     }
 }
 
-/* dpo_step_k167_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
+/* dpo_step_k167_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
 static void dpo_step_k167_silu(float *restrict t150, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4639,27 +4449,13 @@ static void dpo_step_k168_gate_up(float *restrict t151, const float *restrict sa
     }
 }
 
-/* dpo_step_k169_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void dpo_step_k169_ffn_grad_matmul(float *restrict t152, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t152, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t152 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t152 + lo, F);
-            }
-        }
-    }
+/* dpo_step_k169_w2_grad_in: t152[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_k169_w2_grad_in(float *restrict t152, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t152, F);
 }
 
-/* dpo_step_k170_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+/* dpo_step_k170_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
 static void dpo_step_k170_ffn_grad(float *restrict t153, const float *restrict t150, const float *restrict t152, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4673,27 +4469,13 @@ static void dpo_step_k170_ffn_grad(float *restrict t153, const float *restrict t
     }
 }
 
-/* dpo_step_k171_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k171_gate_up_grad_matmul(float *restrict t154, const float *restrict w3, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t153, 1, 0.0f, t154, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t153 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t154 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t153, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t154 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k171_w3_grad_in: t154[B*T, D] = t153 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k171_w3_grad_in(float *restrict t154, const float *restrict w3, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t153, F, w3, D, 0.0f, t154, D);
 }
 
-/* dpo_step_k172_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+/* dpo_step_k172_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
 static void dpo_step_k172_silu_grad(float *restrict t155, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t150, const float *restrict t152, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4717,39 +4499,26 @@ static void dpo_step_k172_silu_grad(float *restrict t155, const float *restrict 
     }
 }
 
-/* dpo_step_k173_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k173_gate_up_grad_matmul(float *restrict t156, const float *restrict w1, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t155, 1, 0.0f, t156, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t155 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t156 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t155, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t156 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k173_w1_grad_in: t156[B*T, D] = t155 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k173_w1_grad_in(float *restrict t156, const float *restrict w1, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t155, F, w1, D, 0.0f, t156, D);
 }
 
-/* dpo_step_k174_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+/* dpo_step_k174_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
 static void dpo_step_k174_gate_up_grad(float *restrict t157, const float *restrict saved_h, const float *restrict t148, const float *restrict t154, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
+    const long rows = T*D, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t154[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t156[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t148[(j0) * T + i0]);
+            float v0 = t154[((j0) * T + i0) * D + i1] + t156[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t148[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
@@ -4757,26 +4526,28 @@ static void dpo_step_k174_gate_up_grad(float *restrict t157, const float *restri
     }
 }
 
-/* dpo_step_k175_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+/* dpo_step_k175_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
 static void dpo_step_k175_rmsnorm_grad(float *restrict t158, const float *restrict t157, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
+    const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t157[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t157[(j0) * D + i1];
         }
         t158[r] = acc0;
     }
 }
 
-/* dpo_step_k176_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+/* dpo_step_k176_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
 static void dpo_step_k176_rmsnorm_grad(float *restrict t159, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t148, const float *restrict t154, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -4793,7 +4564,7 @@ static void dpo_step_k176_rmsnorm_grad(float *restrict t159, const float *restri
         float v8 = v7 * (t148[(i0) * T + i1]);
         float v9 = v8 * (t148[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
-        float v11 = v10 / ((float)(2*HD2*KVH*REP));
+        float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
             float v3 = t154[r * n + j] + t156[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
@@ -4807,44 +4578,35 @@ static void dpo_step_k176_rmsnorm_grad(float *restrict t159, const float *restri
     }
 }
 
-/* dpo_step_k177_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k177_attention_grad_matmul(float *restrict t160, const float *restrict wo, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t159, 1, 0.0f, t160, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t159 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t160 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t159, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t160 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k177_wo_grad_in: t160[B*T, D] = t159 · wo  [layer_backward/attention/grad] */
+static void dpo_step_k177_wo_grad_in(float *restrict t160, const float *restrict wo, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t159, D, wo, D, 0.0f, t160, D);
 }
 
-/* dpo_step_k178_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+/* dpo_step_k178_attention_grad_matmul: t161[B, KVH, REP, T, T] = t160 · saved_vᵀ  [layer_backward/attention/attention/grad] */
 static void dpo_step_k178_attention_grad_matmul(float *restrict t161, const float *restrict saved_v, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t161 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t161 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t160 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t161 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k179_attention: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, mul, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+/* dpo_step_k179_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
 static void dpo_step_k179_attention(float *restrict t162, const float *restrict t2, const float *restrict t144, const float *restrict t145, const float *restrict t146, const float *restrict t161, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -4856,7 +4618,7 @@ static void dpo_step_k179_attention(float *restrict t162, const float *restrict 
             float v2 = -v1;
             acc0 += v2;
         }
-        float v10 = 1.0f / sqrtf((float)(2*HD2));
+        float v10 = 1.0f / sqrtf((float)(HD));
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -4871,65 +4633,62 @@ static void dpo_step_k179_attention(float *restrict t162, const float *restrict 
     }
 }
 
-/* dpo_step_k180_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+/* dpo_step_k180_scores_grad_matmul: t163[B, KVH, REP, T, HD] = t162 · saved_k  [layer_backward/attention/attention/scores/grad] */
 static void dpo_step_k180_scores_grad_matmul(float *restrict t163, const float *restrict saved_k, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t163 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t162 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t163 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_k181_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+/* dpo_step_k181_attention_grad_matmul: t164[B, KVH, REP, T, HD] = t162ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
 static void dpo_step_k181_attention_grad_matmul(float *restrict t164, const float *restrict saved_q, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t164 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t162 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t164 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t162 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t164 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_k182_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+/* dpo_step_k182_attention_grad_matmul: t165[B, KVH, REP, T, HD] = t146ᵀ · t160  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
 static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const float *restrict t146, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t146 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t146 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t160 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t165 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t146 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t160 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t165 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_k183_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k183_attention_grad_matmul(float *restrict t166, const float *restrict wv, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t165, 1, 0.0f, t166, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t165 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t166 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t165, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t166 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k183_wv_grad_in: t166[B*T, D] = t165 · wv  [layer_backward/attention/grad] */
+static void dpo_step_k183_wv_grad_in(float *restrict t166, const float *restrict wv, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t165, KVD, wv, D, 0.0f, t166, D);
 }
 
-/* dpo_step_k184_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+/* dpo_step_k184_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict t0, const float *restrict t1, const float *restrict t164, long B, long HD2, long KVH, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH*T);
@@ -4941,16 +4700,16 @@ static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t164[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -4963,50 +4722,39 @@ static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict 
     }
 }
 
-/* dpo_step_k185_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k185_attention_grad_matmul(float *restrict t168, const float *restrict wk, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t167, 1, 0.0f, t168, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t167 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t168 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t167, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t168 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k185_wk_grad_in: t168[B*T, D] = t167 · wk  [layer_backward/attention/grad] */
+static void dpo_step_k185_wk_grad_in(float *restrict t168, const float *restrict wk, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t167, KVD, wk, D, 0.0f, t168, D);
 }
 
-/* dpo_step_k186_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+/* dpo_step_k186_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict t0, const float *restrict t1, const float *restrict t163, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (KVH*REP)) % T;
-        const long i2 = (r) % (KVH*REP);
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
         for (long j = 0; j < n; j++) {
             float v0;
             if (j % 2 < 1) {
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t163[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -5019,40 +4767,27 @@ static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict 
     }
 }
 
-/* dpo_step_k187_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void dpo_step_k187_attention_grad_matmul(float *restrict t170, const float *restrict wq, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t169, 1, 0.0f, t170, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t169 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t170 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t169, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t170 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k187_wq_grad_in: t170[B*T, D] = t169 · wq  [layer_backward/attention/grad] */
+static void dpo_step_k187_wq_grad_in(float *restrict t170, const float *restrict wq, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t169, D, wq, D, 0.0f, t170, D);
 }
 
-/* dpo_step_k188_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+/* dpo_step_k188_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
 static void dpo_step_k188_attention_grad(float *restrict t171, const float *restrict saved_x, const float *restrict t141, const float *restrict t166, const float *restrict t168, const float *restrict t170, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
+    const long rows = T*D, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t166[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t168[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 + t170[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t141[(j0) * T + i0]);
+            float v0 = t166[((j0) * T + i0) * D + i1] + t168[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t170[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t141[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
@@ -5060,26 +4795,28 @@ static void dpo_step_k188_attention_grad(float *restrict t171, const float *rest
     }
 }
 
-/* dpo_step_k189_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+/* dpo_step_k189_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
 static void dpo_step_k189_rmsnorm_grad(float *restrict t172, const float *restrict t171, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
+    const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t171[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t171[(j0) * D + i1];
         }
         t172[r] = acc0;
     }
 }
 
-/* dpo_step_k190_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+/* dpo_step_k190_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
 static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t141, const float *restrict t159, const float *restrict t166, const float *restrict t168, const float *restrict t170, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -5097,7 +4834,7 @@ static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float 
         float v10 = v9 * (t141[(i0) * T + i1]);
         float v11 = v10 * (t141[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
-        float v13 = v12 / ((float)(2*HD2*KVH*REP));
+        float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
             float v4 = t166[r * n + j] + t168[r * n + j];
             float v5 = v4 + t170[r * n + j];
@@ -5112,9 +4849,10 @@ static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float 
     }
 }
 
-/* dpo_step_k191_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* dpo_step_k191_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void dpo_step_k191_layer_backward(float *restrict grad_attn_norm, const float *restrict t172, long HD2, long KVH, long REP) {
-    const long rows = 1, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -5124,89 +4862,36 @@ static void dpo_step_k191_layer_backward(float *restrict grad_attn_norm, const f
     }
 }
 
-/* dpo_step_k192_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k192_layer_backward_matmul(float *restrict grad_wq, const float *restrict t142, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t142, 2*HD2*KVH*REP, t169, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t169 + lo, 2*HD2*KVH*REP, t142, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t169, 2*HD2*KVH*REP, t142 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k192_grad_wq: grad_wq[D, D] += t169ᵀ · t142  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k192_grad_wq(float *restrict grad_wq, const float *restrict t142, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t169, D, t142, D, 1.0f, grad_wq, D);
 }
 
-/* dpo_step_k193_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k193_layer_backward_matmul(float *restrict grad_wk, const float *restrict t142, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t142, 2*HD2*KVH*REP, t167, 2*HD2*KVH, 1.0f, grad_wk, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t167 + lo, 2*HD2*KVH, t142, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t167, 2*HD2*KVH, t142 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k193_grad_wk: grad_wk[KVD, D] += t167ᵀ · t142  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k193_grad_wk(float *restrict grad_wk, const float *restrict t142, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t167, KVD, t142, D, 1.0f, grad_wk, D);
 }
 
-/* dpo_step_k194_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k194_layer_backward_matmul(float *restrict grad_wv, const float *restrict t142, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t142, 2*HD2*KVH*REP, t165, 2*HD2*KVH, 1.0f, grad_wv, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t165 + lo, 2*HD2*KVH, t142, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t165, 2*HD2*KVH, t142 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k194_grad_wv: grad_wv[KVD, D] += t165ᵀ · t142  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k194_grad_wv(float *restrict grad_wv, const float *restrict t142, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t165, KVD, t142, D, 1.0f, grad_wv, D);
 }
 
-/* dpo_step_k195_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k195_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t159, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t159 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t159, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k195_grad_wo: grad_wo[D, D] += t159ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k195_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t159, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* dpo_step_k196_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* dpo_step_k196_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void dpo_step_k196_layer_backward(float *restrict grad_ffn_norm, const float *restrict t158, long HD2, long KVH, long REP) {
-    const long rows = 1, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -5216,74 +4901,33 @@ static void dpo_step_k196_layer_backward(float *restrict grad_ffn_norm, const fl
     }
 }
 
-/* dpo_step_k197_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k197_layer_backward_matmul(float *restrict grad_w1, const float *restrict t149, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t149, 2*HD2*KVH*REP, t155, F, 1.0f, grad_w1, 1); }
-    else {
-        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (F >= (2*HD2*KVH*REP)) {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t155 + lo, F, t149, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t155, F, t149 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k197_grad_w1: grad_w1[F, D] += t155ᵀ · t149  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k197_grad_w1(float *restrict grad_w1, const float *restrict t149, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t155, F, t149, D, 1.0f, grad_w1, D);
 }
 
-/* dpo_step_k198_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k198_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t151, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t151, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= F) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t151, F, 1.0f, grad_w2 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t151 + lo, F, 1.0f, grad_w2 + lo, F);
-            }
-        }
-    }
+/* dpo_step_k198_grad_w2: grad_w2[D, F] += carry1ᵀ · t151  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k198_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t151, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t151, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k199_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k199_layer_backward_matmul(float *restrict grad_w3, const float *restrict t149, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t149, 2*HD2*KVH*REP, t153, F, 1.0f, grad_w3, 1); }
-    else {
-        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (F >= (2*HD2*KVH*REP)) {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t153 + lo, F, t149, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t153, F, t149 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* dpo_step_k199_grad_w3: grad_w3[F, D] += t153ᵀ · t149  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k199_grad_w3(float *restrict grad_w3, const float *restrict t149, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t153, F, t149, D, 1.0f, grad_w3, D);
 }
 
 /* dpo_step_k200_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
 static void dpo_step_k200_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            grad_embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry1[r * n + j];
         }
     }
 }
@@ -5686,19 +5330,19 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k5_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 201, tick);
         tick = la_tick(prof);
         dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k7_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
+        dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 7, 201, tick);
         tick = la_tick(prof);
         dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T);
         la_tock(prof, 8, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k9_attention_matmul(saved_v, wv, t3, B, HD2, KVH, REP, T);
+        dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 9, 201, tick);
         tick = la_tick(prof);
         dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T);
@@ -5707,10 +5351,10 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k12_attention_matmul(saved_attn, saved_v, t7, B, HD2, KVH, REP, T);
+        dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k13_attention_matmul(t8, wo, saved_attn, B, HD2, KVH, REP, T);
+        dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T);
         la_tock(prof, 13, 201, tick);
         tick = la_tick(prof);
         dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T);
@@ -5719,16 +5363,16 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
         la_tock(prof, 15, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k16_gate_up_matmul(saved_gate, w1, t9, B, F, HD2, KVH, REP, T);
+        dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T);
         la_tock(prof, 16, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k17_gate_up_matmul(saved_up, w3, t9, B, F, HD2, KVH, REP, T);
+        dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T);
         la_tock(prof, 17, 201, tick);
         tick = la_tick(prof);
         dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T);
         la_tock(prof, 18, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k19_ffn_matmul(t11, w2, t10, B, F, HD2, KVH, REP, T);
+        dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T);
         la_tock(prof, 19, 201, tick);
         tick = la_tick(prof);
         dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T);
@@ -5749,7 +5393,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP);
     la_tock(prof, 24, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k25_lm_head_matmul(t16, lm_head, t15, HD2, KVH, NS, REP, V);
+    dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V);
     la_tock(prof, 25, 201, tick);
     tick = la_tick(prof);
     dpo_step_k26_log_softmax(t17, t16, NS, V);
@@ -6127,7 +5771,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k150_log_softmax_grad(t135, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t133, t134, NS, V);
     la_tock(prof, 150, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k151_lm_head_grad_matmul(t136, lm_head, t135, HD2, KVH, NS, REP, V);
+    dpo_step_k151_lm_head_grad_in(t136, lm_head, t135, HD2, KVH, NS, REP, V);
     la_tock(prof, 151, 201, tick);
     tick = la_tick(prof);
     dpo_step_k152_rmsnorm_grad(t137, t14, t136, HD2, KVH, NS, REP);
@@ -6142,7 +5786,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     dpo_step_k155_rmsnorm_grad(grad_final_norm, t137, HD2, KVH, REP);
     la_tock(prof, 155, 201, tick);
     tick = la_tick(prof);
-    dpo_step_k156_lm_head_grad_matmul(grad_lm_head, t15, t135, HD2, KVH, NS, REP, V);
+    dpo_step_k156_grad_lm_head(grad_lm_head, t15, t135, HD2, KVH, NS, REP, V);
     la_tock(prof, 156, 201, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t139;
@@ -6212,19 +5856,19 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k168_gate_up(t151, saved_up, t150, B, F, T);
         la_tock(prof, 168, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k169_ffn_grad_matmul(t152, carry1, w2, B, F, HD2, KVH, REP, T);
+        dpo_step_k169_w2_grad_in(t152, carry1, w2, B, F, HD2, KVH, REP, T);
         la_tock(prof, 169, 201, tick);
         tick = la_tick(prof);
         dpo_step_k170_ffn_grad(t153, t150, t152, B, F, T);
         la_tock(prof, 170, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k171_gate_up_grad_matmul(t154, w3, t153, B, F, HD2, KVH, REP, T);
+        dpo_step_k171_w3_grad_in(t154, w3, t153, B, F, HD2, KVH, REP, T);
         la_tock(prof, 171, 201, tick);
         tick = la_tick(prof);
         dpo_step_k172_silu_grad(t155, saved_gate, saved_up, t150, t152, B, F, T);
         la_tock(prof, 172, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k173_gate_up_grad_matmul(t156, w1, t155, B, F, HD2, KVH, REP, T);
+        dpo_step_k173_w1_grad_in(t156, w1, t155, B, F, HD2, KVH, REP, T);
         la_tock(prof, 173, 201, tick);
         tick = la_tick(prof);
         dpo_step_k174_gate_up_grad(t157, saved_h, t148, t154, t156, B, HD2, KVH, REP, T);
@@ -6236,7 +5880,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k176_rmsnorm_grad(t159, carry1, saved_h, ffn_norm, t148, t154, t156, B, HD2, KVH, REP, T);
         la_tock(prof, 176, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k177_attention_grad_matmul(t160, wo, t159, B, HD2, KVH, REP, T);
+        dpo_step_k177_wo_grad_in(t160, wo, t159, B, HD2, KVH, REP, T);
         la_tock(prof, 177, 201, tick);
         tick = la_tick(prof);
         dpo_step_k178_attention_grad_matmul(t161, saved_v, t160, B, HD2, KVH, REP, T);
@@ -6254,19 +5898,19 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k182_attention_grad_matmul(t165, t146, t160, B, HD2, KVH, REP, T);
         la_tock(prof, 182, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k183_attention_grad_matmul(t166, wv, t165, B, HD2, KVH, REP, T);
+        dpo_step_k183_wv_grad_in(t166, wv, t165, B, HD2, KVH, REP, T);
         la_tock(prof, 183, 201, tick);
         tick = la_tick(prof);
         dpo_step_k184_rope_grad(t167, t0, t1, t164, B, HD2, KVH, T);
         la_tock(prof, 184, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k185_attention_grad_matmul(t168, wk, t167, B, HD2, KVH, REP, T);
+        dpo_step_k185_wk_grad_in(t168, wk, t167, B, HD2, KVH, REP, T);
         la_tock(prof, 185, 201, tick);
         tick = la_tick(prof);
         dpo_step_k186_rope_grad(t169, t0, t1, t163, B, HD2, KVH, REP, T);
         la_tock(prof, 186, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k187_attention_grad_matmul(t170, wq, t169, B, HD2, KVH, REP, T);
+        dpo_step_k187_wq_grad_in(t170, wq, t169, B, HD2, KVH, REP, T);
         la_tock(prof, 187, 201, tick);
         tick = la_tick(prof);
         dpo_step_k188_attention_grad(t171, saved_x, t141, t166, t168, t170, B, HD2, KVH, REP, T);
@@ -6281,28 +5925,28 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         dpo_step_k191_layer_backward(grad_attn_norm, t172, HD2, KVH, REP);
         la_tock(prof, 191, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k192_layer_backward_matmul(grad_wq, t142, t169, B, HD2, KVH, REP, T);
+        dpo_step_k192_grad_wq(grad_wq, t142, t169, B, HD2, KVH, REP, T);
         la_tock(prof, 192, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k193_layer_backward_matmul(grad_wk, t142, t167, B, HD2, KVH, REP, T);
+        dpo_step_k193_grad_wk(grad_wk, t142, t167, B, HD2, KVH, REP, T);
         la_tock(prof, 193, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k194_layer_backward_matmul(grad_wv, t142, t165, B, HD2, KVH, REP, T);
+        dpo_step_k194_grad_wv(grad_wv, t142, t165, B, HD2, KVH, REP, T);
         la_tock(prof, 194, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k195_layer_backward_matmul(grad_wo, saved_attn, t159, B, HD2, KVH, REP, T);
+        dpo_step_k195_grad_wo(grad_wo, saved_attn, t159, B, HD2, KVH, REP, T);
         la_tock(prof, 195, 201, tick);
         tick = la_tick(prof);
         dpo_step_k196_layer_backward(grad_ffn_norm, t158, HD2, KVH, REP);
         la_tock(prof, 196, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k197_layer_backward_matmul(grad_w1, t149, t155, B, F, HD2, KVH, REP, T);
+        dpo_step_k197_grad_w1(grad_w1, t149, t155, B, F, HD2, KVH, REP, T);
         la_tock(prof, 197, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k198_layer_backward_matmul(grad_w2, carry1, t151, B, F, HD2, KVH, REP, T);
+        dpo_step_k198_grad_w2(grad_w2, carry1, t151, B, F, HD2, KVH, REP, T);
         la_tock(prof, 198, 201, tick);
         tick = la_tick(prof);
-        dpo_step_k199_layer_backward_matmul(grad_w3, t149, t153, B, F, HD2, KVH, REP, T);
+        dpo_step_k199_grad_w3(grad_w3, t149, t153, B, F, HD2, KVH, REP, T);
         la_tock(prof, 199, 201, tick);
         carry1 = carry1_next;
     }
@@ -6328,27 +5972,27 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_step_k2_shared_prompt_mask */
     flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_k3_embed */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_k4_rmsnorm */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k5_attention_matmul */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k5_wq */
     flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_attention_matmul */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k7_wk */
     flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_attention_matmul */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k9_wv */
     flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k10_scores_matmul */
     flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k13_attention_matmul */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k12_saved_attn */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k13_wo */
     flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k14_layer */
     flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k15_rmsnorm */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_gate_up_matmul */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k17_gate_up_matmul */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k16_w1 */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k17_w3 */
     flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k18_silu */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k19_ffn_matmul */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k19_w2 */
     flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_ffn */
     flops[21] = (double)(0); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* dpo_step_k21_lm_head */
     flops[22] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[22] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* dpo_step_k22_rmsnorm */
     flops[23] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k23_rmsnorm */
     flops[24] = (double)(2*HD2*KVH*NS*REP); bytes[24] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k24_rmsnorm */
-    flops[25] = (double)(4*HD2*KVH*NS*REP*V); bytes[25] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_k25_lm_head_matmul */
+    flops[25] = (double)(4*HD2*KVH*NS*REP*V); bytes[25] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_k25_lm_head */
     flops[26] = (double)(NS*V); bytes[26] = (double)(4*NS + 4*NS*V); /* dpo_step_k26_log_softmax */
     flops[27] = (double)(NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_step_k27_log_softmax */
     flops[28] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_k28_cross_entropy */
@@ -6474,12 +6118,12 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[148] = (double)(1 + 1 + 1 + 1 + B + 1 + 1 + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k148_log_sigmoid_grad */
     flops[149] = (double)(1 + 1 + 1 + 1 + B + 1 + 1 + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k149_log_sigmoid_grad */
     flops[150] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[150] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k150_log_softmax_grad */
-    flops[151] = (double)(4*HD2*KVH*NS*REP*V); bytes[151] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k151_lm_head_grad_matmul */
+    flops[151] = (double)(4*HD2*KVH*NS*REP*V); bytes[151] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k151_lm_head_grad_in */
     flops[152] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[152] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k152_rmsnorm_grad */
     flops[153] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[153] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k153_rmsnorm_grad */
     flops[154] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[154] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k154_rmsnorm_grad_scatter_add */
     flops[155] = (double)(2*HD2*KVH*REP); bytes[155] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k155_rmsnorm_grad */
-    flops[156] = (double)(4*HD2*KVH*NS*REP*V); bytes[156] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k156_lm_head_grad_matmul */
+    flops[156] = (double)(4*HD2*KVH*NS*REP*V); bytes[156] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k156_grad_lm_head */
     flops[157] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[157] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k157_rmsnorm */
     flops[158] = (double)(B*T + B*T + B*T); bytes[158] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k158_rmsnorm */
     flops[159] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[159] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k159_rmsnorm */
@@ -6492,37 +6136,37 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[166] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[166] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k166_rmsnorm */
     flops[167] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[167] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k167_silu */
     flops[168] = (double)(B*F*T); bytes[168] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k168_gate_up */
-    flops[169] = (double)(4*B*F*HD2*KVH*REP*T); bytes[169] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k169_ffn_grad_matmul */
+    flops[169] = (double)(4*B*F*HD2*KVH*REP*T); bytes[169] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k169_w2_grad_in */
     flops[170] = (double)(B*F*T); bytes[170] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k170_ffn_grad */
-    flops[171] = (double)(4*B*F*HD2*KVH*REP*T); bytes[171] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k171_gate_up_grad_matmul */
+    flops[171] = (double)(4*B*F*HD2*KVH*REP*T); bytes[171] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k171_w3_grad_in */
     flops[172] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[172] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k172_silu_grad */
-    flops[173] = (double)(4*B*F*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k173_gate_up_grad_matmul */
+    flops[173] = (double)(4*B*F*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k173_w1_grad_in */
     flops[174] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[174] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k174_gate_up_grad */
     flops[175] = (double)(2*HD2*KVH*REP*T); bytes[175] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k175_rmsnorm_grad */
     flops[176] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[176] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k176_rmsnorm_grad */
-    flops[177] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k177_attention_grad_matmul */
+    flops[177] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k177_wo_grad_in */
     flops[178] = (double)(4*B*HD2*KVH*REP*T*T); bytes[178] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k178_attention_grad_matmul */
     flops[179] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[179] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k179_attention */
     flops[180] = (double)(4*B*HD2*KVH*REP*T*T); bytes[180] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k180_scores_grad_matmul */
     flops[181] = (double)(4*B*HD2*KVH*REP*T*T); bytes[181] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k181_attention_grad_matmul */
     flops[182] = (double)(4*B*HD2*KVH*REP*T*T); bytes[182] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k182_attention_grad_matmul */
-    flops[183] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k183_attention_grad_matmul */
+    flops[183] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k183_wv_grad_in */
     flops[184] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[184] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k184_rope_grad */
-    flops[185] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[185] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k185_attention_grad_matmul */
+    flops[185] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[185] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k185_wk_grad_in */
     flops[186] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[186] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k186_rope_grad */
-    flops[187] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_attention_grad_matmul */
+    flops[187] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_wq_grad_in */
     flops[188] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[188] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k188_attention_grad */
     flops[189] = (double)(2*HD2*KVH*REP*T); bytes[189] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k189_rmsnorm_grad */
     flops[190] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[190] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k190_rmsnorm_grad */
     flops[191] = (double)(2*HD2*KVH*REP); bytes[191] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k191_layer_backward */
-    flops[192] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[192] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_layer_backward_matmul */
-    flops[193] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[193] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k193_layer_backward_matmul */
-    flops[194] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[194] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k194_layer_backward_matmul */
-    flops[195] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[195] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k195_layer_backward_matmul */
+    flops[192] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[192] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_grad_wq */
+    flops[193] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[193] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k193_grad_wk */
+    flops[194] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[194] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k194_grad_wv */
+    flops[195] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[195] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k195_grad_wo */
     flops[196] = (double)(2*HD2*KVH*REP); bytes[196] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k196_layer_backward */
-    flops[197] = (double)(4*B*F*HD2*KVH*REP*T); bytes[197] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k197_layer_backward_matmul */
-    flops[198] = (double)(4*B*F*HD2*KVH*REP*T); bytes[198] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k198_layer_backward_matmul */
-    flops[199] = (double)(4*B*F*HD2*KVH*REP*T); bytes[199] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k199_layer_backward_matmul */
+    flops[197] = (double)(4*B*F*HD2*KVH*REP*T); bytes[197] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k197_grad_w1 */
+    flops[198] = (double)(4*B*F*HD2*KVH*REP*T); bytes[198] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k198_grad_w2 */
+    flops[199] = (double)(4*B*F*HD2*KVH*REP*T); bytes[199] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k199_grad_w3 */
     flops[200] = (double)(2*HD2*KVH*REP*V); bytes[200] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k200_embed_backward_scatter_add */
     (void)B;
     (void)F;
@@ -6544,27 +6188,27 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k2_shared_prompt_mask",
     "dpo_step_k3_embed",
     "dpo_step_k4_rmsnorm",
-    "dpo_step_k5_attention_matmul",
+    "dpo_step_k5_wq",
     "dpo_step_k6_rope",
-    "dpo_step_k7_attention_matmul",
+    "dpo_step_k7_wk",
     "dpo_step_k8_rope",
-    "dpo_step_k9_attention_matmul",
+    "dpo_step_k9_wv",
     "dpo_step_k10_scores_matmul",
     "dpo_step_k11_attention",
-    "dpo_step_k12_attention_matmul",
-    "dpo_step_k13_attention_matmul",
+    "dpo_step_k12_saved_attn",
+    "dpo_step_k13_wo",
     "dpo_step_k14_layer",
     "dpo_step_k15_rmsnorm",
-    "dpo_step_k16_gate_up_matmul",
-    "dpo_step_k17_gate_up_matmul",
+    "dpo_step_k16_w1",
+    "dpo_step_k17_w3",
     "dpo_step_k18_silu",
-    "dpo_step_k19_ffn_matmul",
+    "dpo_step_k19_w2",
     "dpo_step_k20_ffn",
     "dpo_step_k21_lm_head",
     "dpo_step_k22_rmsnorm",
     "dpo_step_k23_rmsnorm",
     "dpo_step_k24_rmsnorm",
-    "dpo_step_k25_lm_head_matmul",
+    "dpo_step_k25_lm_head",
     "dpo_step_k26_log_softmax",
     "dpo_step_k27_log_softmax",
     "dpo_step_k28_cross_entropy",
@@ -6690,12 +6334,12 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k148_log_sigmoid_grad",
     "dpo_step_k149_log_sigmoid_grad",
     "dpo_step_k150_log_softmax_grad",
-    "dpo_step_k151_lm_head_grad_matmul",
+    "dpo_step_k151_lm_head_grad_in",
     "dpo_step_k152_rmsnorm_grad",
     "dpo_step_k153_rmsnorm_grad",
     "dpo_step_k154_rmsnorm_grad_scatter_add",
     "dpo_step_k155_rmsnorm_grad",
-    "dpo_step_k156_lm_head_grad_matmul",
+    "dpo_step_k156_grad_lm_head",
     "dpo_step_k157_rmsnorm",
     "dpo_step_k158_rmsnorm",
     "dpo_step_k159_rmsnorm",
@@ -6708,44 +6352,44 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k166_rmsnorm",
     "dpo_step_k167_silu",
     "dpo_step_k168_gate_up",
-    "dpo_step_k169_ffn_grad_matmul",
+    "dpo_step_k169_w2_grad_in",
     "dpo_step_k170_ffn_grad",
-    "dpo_step_k171_gate_up_grad_matmul",
+    "dpo_step_k171_w3_grad_in",
     "dpo_step_k172_silu_grad",
-    "dpo_step_k173_gate_up_grad_matmul",
+    "dpo_step_k173_w1_grad_in",
     "dpo_step_k174_gate_up_grad",
     "dpo_step_k175_rmsnorm_grad",
     "dpo_step_k176_rmsnorm_grad",
-    "dpo_step_k177_attention_grad_matmul",
+    "dpo_step_k177_wo_grad_in",
     "dpo_step_k178_attention_grad_matmul",
     "dpo_step_k179_attention",
     "dpo_step_k180_scores_grad_matmul",
     "dpo_step_k181_attention_grad_matmul",
     "dpo_step_k182_attention_grad_matmul",
-    "dpo_step_k183_attention_grad_matmul",
+    "dpo_step_k183_wv_grad_in",
     "dpo_step_k184_rope_grad",
-    "dpo_step_k185_attention_grad_matmul",
+    "dpo_step_k185_wk_grad_in",
     "dpo_step_k186_rope_grad",
-    "dpo_step_k187_attention_grad_matmul",
+    "dpo_step_k187_wq_grad_in",
     "dpo_step_k188_attention_grad",
     "dpo_step_k189_rmsnorm_grad",
     "dpo_step_k190_rmsnorm_grad",
     "dpo_step_k191_layer_backward",
-    "dpo_step_k192_layer_backward_matmul",
-    "dpo_step_k193_layer_backward_matmul",
-    "dpo_step_k194_layer_backward_matmul",
-    "dpo_step_k195_layer_backward_matmul",
+    "dpo_step_k192_grad_wq",
+    "dpo_step_k193_grad_wk",
+    "dpo_step_k194_grad_wv",
+    "dpo_step_k195_grad_wo",
     "dpo_step_k196_layer_backward",
-    "dpo_step_k197_layer_backward_matmul",
-    "dpo_step_k198_layer_backward_matmul",
-    "dpo_step_k199_layer_backward_matmul",
+    "dpo_step_k197_grad_w1",
+    "dpo_step_k198_grad_w2",
+    "dpo_step_k199_grad_w3",
     "dpo_step_k200_embed_backward_scatter_add",
 };
 const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 201, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
-/* dpo_loss_k0_dpo_sigmoid: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, select, select, reshape, expand, select, select, sub, sub, sub, reshape, expand, mul  [dpo_sigmoid] */
+/* dpo_loss_k0_dpo_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid] */
 static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6779,7 +6423,7 @@ static void dpo_loss_k1_log_sigmoid(float *restrict t1, const float *restrict t0
     }
 }
 
-/* dpo_loss_k2_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
+/* dpo_loss_k2_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
 static void dpo_loss_k2_dpo_sigmoid(float *restrict t2, const float *restrict t1, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6817,7 +6461,7 @@ static void dpo_loss_k4_log_sigmoid(float *restrict t4, const float *restrict t3
     }
 }
 
-/* dpo_loss_k5_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
+/* dpo_loss_k5_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
 static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6829,7 +6473,7 @@ static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4
     }
 }
 
-/* dpo_loss_k6_dpo_robust: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_robust] */
+/* dpo_loss_k6_dpo_robust: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_robust] */
 static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6863,7 +6507,7 @@ static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6
     }
 }
 
-/* dpo_loss_k8_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
+/* dpo_loss_k8_dpo_sigmoid: add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
 static void dpo_loss_k8_dpo_sigmoid(float *restrict t8, const float *restrict t7, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6901,7 +6545,7 @@ static void dpo_loss_k10_log_sigmoid(float *restrict t10, const float *restrict 
     }
 }
 
-/* dpo_loss_k11_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
+/* dpo_loss_k11_dpo_sigmoid: add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
 static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict t10, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6913,7 +6557,7 @@ static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict 
     }
 }
 
-/* dpo_loss_k12_dpo_hinge: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul, sub  [dpo_sigmoid; dpo_hinge] */
+/* dpo_loss_k12_dpo_hinge: cmpeq, select, select, select, select, sub, sub, sub, mul, sub  [dpo_sigmoid; dpo_hinge] */
 static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6934,7 +6578,7 @@ static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict lo
     }
 }
 
-/* dpo_loss_k13_dpo_ipo: const, const, const, reshape, expand, reshape, expand, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, reshape, expand, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
+/* dpo_loss_k13_dpo_ipo: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
 static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6962,7 +6606,7 @@ static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logp
     }
 }
 
-/* dpo_loss_k14_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k14_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6982,7 +6626,7 @@ static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict 
     }
 }
 
-/* dpo_loss_k15_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k15_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7002,7 +6646,7 @@ static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict
     }
 }
 
-/* dpo_loss_k16_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k16_dpo_sigmoid: add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k16_dpo_sigmoid(float *restrict t16, const float *restrict t15, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7014,7 +6658,7 @@ static void dpo_loss_k16_dpo_sigmoid(float *restrict t16, const float *restrict 
     }
 }
 
-/* dpo_loss_k17_dpo_nca_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k17_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7034,7 +6678,7 @@ static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict
     }
 }
 
-/* dpo_loss_k18_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
+/* dpo_loss_k18_dpo_sigmoid: add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
 static void dpo_loss_k18_dpo_sigmoid(float *restrict t18, const float *restrict t17, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7046,7 +6690,7 @@ static void dpo_loss_k18_dpo_sigmoid(float *restrict t18, const float *restrict 
     }
 }
 
-/* dpo_loss_k19_dpo_sigmoid: const, reshape, expand, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
+/* dpo_loss_k19_dpo_sigmoid: mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
@@ -7061,7 +6705,7 @@ static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict 
     }
 }
 
-/* dpo_loss_k20_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, reshape, mul, reduce_sum, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+/* dpo_loss_k20_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7104,7 +6748,7 @@ static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict 
     }
 }
 
-/* dpo_loss_k22_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k22_dpo_sigmoid: add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k22_dpo_sigmoid(float *restrict t22, const float *restrict t21, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7116,7 +6760,7 @@ static void dpo_loss_k22_dpo_sigmoid(float *restrict t22, const float *restrict 
     }
 }
 
-/* dpo_loss_k23_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+/* dpo_loss_k23_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
 static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict t20, const float *restrict t22, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7131,7 +6775,7 @@ static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict 
     }
 }
 
-/* dpo_loss_k24_dpo_kto_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, reduce_sum, reshape, reshape, div, stop_gradient, max, reshape, expand, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+/* dpo_loss_k24_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7174,7 +6818,7 @@ static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict 
     }
 }
 
-/* dpo_loss_k26_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k26_dpo_sigmoid: add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7186,7 +6830,7 @@ static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict 
     }
 }
 
-/* dpo_loss_k27_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
+/* dpo_loss_k27_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
 static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict t24, const float *restrict t26, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7201,7 +6845,7 @@ static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict 
     }
 }
 
-/* dpo_loss_k28_dpo_dpop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, sub, max, reshape, expand, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
+/* dpo_loss_k28_dpo_dpop: cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
 static void dpo_loss_k28_dpo_dpop(float *restrict t28, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7239,7 +6883,7 @@ static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict 
     }
 }
 
-/* dpo_loss_k30_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_dpop/log_sigmoid] */
+/* dpo_loss_k30_dpo_sigmoid: add  [dpo_sigmoid; dpo_dpop/log_sigmoid] */
 static void dpo_loss_k30_dpo_sigmoid(float *restrict t30, const float *restrict t29, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7251,7 +6895,7 @@ static void dpo_loss_k30_dpo_sigmoid(float *restrict t30, const float *restrict 
     }
 }
 
-/* dpo_loss_k31_dpo_simpo: const, const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, div, reshape, expand, sub, mul  [dpo_sigmoid; dpo_simpo] */
+/* dpo_loss_k31_dpo_simpo: cmpeq, select, select, select, select, div, div, sub, div, sub, mul  [dpo_sigmoid; dpo_simpo] */
 static void dpo_loss_k31_dpo_simpo(float *restrict t31, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7287,7 +6931,7 @@ static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict 
     }
 }
 
-/* dpo_loss_k33_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
+/* dpo_loss_k33_dpo_sigmoid: add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
 static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7325,7 +6969,7 @@ static void dpo_loss_k35_log_sigmoid(float *restrict t35, const float *restrict 
     }
 }
 
-/* dpo_loss_k36_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
+/* dpo_loss_k36_dpo_sigmoid: add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
 static void dpo_loss_k36_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7337,7 +6981,7 @@ static void dpo_loss_k36_dpo_sigmoid(float *restrict t36, const float *restrict 
     }
 }
 
-/* dpo_loss_k37_dpo_orpo: const, const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [dpo_sigmoid; dpo_orpo] */
+/* dpo_loss_k37_dpo_orpo: cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [dpo_sigmoid; dpo_orpo] */
 static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7378,7 +7022,7 @@ static void dpo_loss_k38_log_sigmoid(float *restrict t38, const float *restrict 
     }
 }
 
-/* dpo_loss_k39_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_orpo/log_sigmoid] */
+/* dpo_loss_k39_dpo_sigmoid: add  [dpo_sigmoid; dpo_orpo/log_sigmoid] */
 static void dpo_loss_k39_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7390,7 +7034,7 @@ static void dpo_loss_k39_dpo_sigmoid(float *restrict t39, const float *restrict 
     }
 }
 
-/* dpo_loss_k40_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+/* dpo_loss_k40_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
 static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7447,7 +7091,7 @@ static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict 
     }
 }
 
-/* dpo_loss_k42_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
+/* dpo_loss_k42_dpo_sigmoid: add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
 static void dpo_loss_k42_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7459,7 +7103,7 @@ static void dpo_loss_k42_dpo_sigmoid(float *restrict t42, const float *restrict 
     }
 }
 
-/* dpo_loss_k43_dpo_bco_pair: const, const, reshape, expand, reshape, expand, reshape, expand, const, reshape, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, reshape, div, stop_gradient, mul, reduce_sum, reshape, div, stop_gradient, add, mul, reshape, expand, sub, neg  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+/* dpo_loss_k43_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub, neg  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
 static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7517,7 +7161,7 @@ static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict 
     }
 }
 
-/* dpo_loss_k45_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
+/* dpo_loss_k45_dpo_sigmoid: add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
 static void dpo_loss_k45_dpo_sigmoid(float *restrict t45, const float *restrict t44, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7529,7 +7173,7 @@ static void dpo_loss_k45_dpo_sigmoid(float *restrict t45, const float *restrict 
     }
 }
 
-/* dpo_loss_k46_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
+/* dpo_loss_k46_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
 static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7549,7 +7193,7 @@ static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict 
     }
 }
 
-/* dpo_loss_k47_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+/* dpo_loss_k47_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
 static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7569,7 +7213,7 @@ static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict
     }
 }
 
-/* dpo_loss_k48_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
+/* dpo_loss_k48_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
 static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7589,7 +7233,7 @@ static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict 
     }
 }
 
-/* dpo_loss_k49_dpo_apo_zero: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
+/* dpo_loss_k49_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
 static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7609,7 +7253,7 @@ static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict
     }
 }
 
-/* dpo_loss_k50_dpo_sigmoid: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid] */
+/* dpo_loss_k50_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid] */
 static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7629,7 +7273,7 @@ static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict 
     }
 }
 
-/* dpo_loss_k51_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+/* dpo_loss_k51_dpo_apo_down: cmpeq, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
 static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7649,7 +7293,7 @@ static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict
     }
 }
 
-/* dpo_loss_k52_dpo_apo_down: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
+/* dpo_loss_k52_dpo_apo_down: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
 static void dpo_loss_k52_dpo_apo_down(float *restrict t52, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7683,7 +7327,7 @@ static void dpo_loss_k53_log_sigmoid(float *restrict t53, const float *restrict 
     }
 }
 
-/* dpo_loss_k54_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
+/* dpo_loss_k54_dpo_sigmoid: add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
 static void dpo_loss_k54_dpo_sigmoid(float *restrict t54, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7695,7 +7339,7 @@ static void dpo_loss_k54_dpo_sigmoid(float *restrict t54, const float *restrict 
     }
 }
 
-/* dpo_loss_k55_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
+/* dpo_loss_k55_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
 static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict t52, const float *restrict t54, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7710,7 +7354,7 @@ static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict 
     }
 }
 
-/* dpo_loss_k56_dpo_exo_pair: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
+/* dpo_loss_k56_dpo_exo_pair: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
 static void dpo_loss_k56_dpo_exo_pair(float *restrict t56, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7744,7 +7388,7 @@ static void dpo_loss_k57_log_sigmoid(float *restrict t57, const float *restrict 
     }
 }
 
-/* dpo_loss_k58_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k58_dpo_sigmoid: add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7756,7 +7400,7 @@ static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict 
     }
 }
 
-/* dpo_loss_k59_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k59_dpo_sigmoid: min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k59_dpo_sigmoid(float *restrict t59, const float *restrict t56, const float *restrict t58, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7782,7 +7426,7 @@ static void dpo_loss_k60_sigmoid(float *restrict t60, const float *restrict t59,
     }
 }
 
-/* dpo_loss_k61_dpo_exo_pair: const, const, cmple, const, select, sub, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
+/* dpo_loss_k61_dpo_exo_pair: cmple, select, sub, log, sub  [dpo_sigmoid; dpo_exo_pair] */
 static void dpo_loss_k61_dpo_exo_pair(float *restrict t61, const float *restrict label_smoothing, const float *restrict t59, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7824,7 +7468,7 @@ static void dpo_loss_k63_log_sigmoid(float *restrict t63, const float *restrict 
     }
 }
 
-/* dpo_loss_k64_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k64_dpo_sigmoid: add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k64_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7836,7 +7480,7 @@ static void dpo_loss_k64_dpo_sigmoid(float *restrict t64, const float *restrict 
     }
 }
 
-/* dpo_loss_k65_dpo_sigmoid: const, reshape, expand, min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
+/* dpo_loss_k65_dpo_sigmoid: min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
 static void dpo_loss_k65_dpo_sigmoid(float *restrict t65, const float *restrict t62, const float *restrict t64, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7862,7 +7506,7 @@ static void dpo_loss_k66_sigmoid(float *restrict t66, const float *restrict t65,
     }
 }
 
-/* dpo_loss_k67_dpo_exo_pair: const, cmple, const, select, log, reshape, expand, sub  [dpo_sigmoid; dpo_exo_pair] */
+/* dpo_loss_k67_dpo_exo_pair: cmple, select, log, sub  [dpo_sigmoid; dpo_exo_pair] */
 static void dpo_loss_k67_dpo_exo_pair(float *restrict t67, const float *restrict label_smoothing, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7877,7 +7521,7 @@ static void dpo_loss_k67_dpo_exo_pair(float *restrict t67, const float *restrict
     }
 }
 
-/* dpo_loss_k68_dpo_discopop: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
+/* dpo_loss_k68_dpo_discopop: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
 static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7897,7 +7541,7 @@ static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict
     }
 }
 
-/* dpo_loss_k69_dpo_discopop: const, reshape, expand, div  [dpo_discopop] */
+/* dpo_loss_k69_dpo_discopop: div  [dpo_discopop] */
 static void dpo_loss_k69_dpo_discopop(float *restrict t69, const float *restrict t68, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7923,7 +7567,7 @@ static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict 
     }
 }
 
-/* dpo_loss_k71_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid] */
+/* dpo_loss_k71_dpo_sigmoid: add  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid] */
 static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7935,7 +7579,7 @@ static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict 
     }
 }
 
-/* dpo_loss_k72_dpo_sigmoid: const, reshape, expand, min, log, sub, exp  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
+/* dpo_loss_k72_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
 static void dpo_loss_k72_dpo_sigmoid(float *restrict t72, const float *restrict t69, const float *restrict t71, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7964,7 +7608,7 @@ static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict 
     }
 }
 
-/* dpo_loss_k74_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_discopop/log_sigmoid] */
+/* dpo_loss_k74_dpo_sigmoid: add  [dpo_sigmoid; dpo_discopop/log_sigmoid] */
 static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7976,7 +7620,7 @@ static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict 
     }
 }
 
-/* dpo_loss_k75_dpo_sigmoid: const, reshape, expand, min, log, sub, neg  [dpo_sigmoid; dpo_discopop/log_sigmoid; dpo_discopop] */
+/* dpo_loss_k75_dpo_sigmoid: min, log, sub, neg  [dpo_sigmoid; dpo_discopop/log_sigmoid; dpo_discopop] */
 static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict t68, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -7991,7 +7635,7 @@ static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict 
     }
 }
 
-/* dpo_loss_k76_dpo_sigmoid: const, reshape, expand, sub  [dpo_sigmoid; dpo_discopop] */
+/* dpo_loss_k76_dpo_sigmoid: sub  [dpo_sigmoid; dpo_discopop] */
 static void dpo_loss_k76_dpo_sigmoid(float *restrict t76, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8016,7 +7660,7 @@ static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict
     }
 }
 
-/* dpo_loss_k78_dpo_sigmoid_norm: const, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
+/* dpo_loss_k78_dpo_sigmoid_norm: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
 static void dpo_loss_k78_dpo_sigmoid_norm(float *restrict t78, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8056,7 +7700,7 @@ static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict 
     }
 }
 
-/* dpo_loss_k80_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
+/* dpo_loss_k80_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
 static void dpo_loss_k80_dpo_sigmoid(float *restrict t80, const float *restrict t79, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8094,7 +7738,7 @@ static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict 
     }
 }
 
-/* dpo_loss_k83_dpo_sigmoid: const, reshape, expand, add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
+/* dpo_loss_k83_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
 static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8106,7 +7750,7 @@ static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict 
     }
 }
 
-/* dpo_loss_k84_log_sigmoid: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, min, log, sub, reshape, expand, mul, min, log, sub, reshape, expand, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, add, const, mul, sub, reshape, expand, div, select, slice, reshape, cmpeq, reshape, expand, max, select, slice, reshape, cmpeq, reshape, expand, mul, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, const, div, reshape, expand, sub, mul, add, mul, add, select, slice, reshape, cmpeq, reshape, expand, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, reshape, expand, mul, sub, mul, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, sub, sub, add, mul, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, neg, min, log, sub, sub, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, sub, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, mul, mul, add, select, slice, reshape, cmpeq, reshape, expand, min, log, sub, mul, min, log, sub, mul, sub, select, slice, reshape, cmpeq, reshape, expand, select, select, div, neg, select, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
+/* dpo_loss_k84_log_sigmoid: cmpeq, sub, neg, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, min, log, sub, mul, min, log, sub, mul, add, mul, sub, div, select, cmpeq, max, select, cmpeq, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, mul, sub, mul, neg, min, log, sub, mul, sub, select, cmpeq, sub, sub, add, mul, select, cmpeq, min, log, sub, neg, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, min, log, sub, mul, sub, select, cmpeq, min, log, sub, neg, min, log, sub, sub, select, cmpeq, sub, add, select, cmpeq, sub, add, select, cmpeq, mul, mul, add, select, cmpeq, mul, mul, add, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
 static void dpo_loss_k84_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t13, const float *restrict t14, const float *restrict t16, const float *restrict t18, const float *restrict t23, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t43, const float *restrict t45, const float *restrict t47, const float *restrict t49, const float *restrict t51, const float *restrict t55, const float *restrict t60, const float *restrict t61, const float *restrict t66, const float *restrict t67, const float *restrict t72, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t80, const float *restrict t81, const float *restrict t83, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8322,7 +7966,7 @@ static void dpo_loss_k84_log_sigmoid(float *restrict losses, const float *restri
     }
 }
 
-/* dpo_loss_k85_reduce_sum: reshape, expand, mul, permute, reduce_sum */
+/* dpo_loss_k85_reduce_sum: mul, reduce_sum */
 static void dpo_loss_k85_reduce_sum(float *restrict t84, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
@@ -8339,7 +7983,7 @@ static void dpo_loss_k85_reduce_sum(float *restrict t84, const float *restrict l
     }
 }
 
-/* dpo_loss_k86_weighted_sum: permute, reshape, mul, reduce_sum  [weighted_sum] */
+/* dpo_loss_k86_weighted_sum: mul, reduce_sum  [weighted_sum] */
 static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t84, long B) {
     /* one result per row */
     const long rows = 1, n = B;
@@ -8354,7 +7998,7 @@ static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restric
     }
 }
 
-/* dpo_loss_k87_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, select, neg, mul, neg, div, mul, neg, cmplt, reshape, expand, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
+/* dpo_loss_k87_log_sigmoid_grad: sub, neg, mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
 static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t82, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8400,7 +8044,7 @@ static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *rest
     }
 }
 
-/* dpo_loss_k88_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, const, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
+/* dpo_loss_k88_log_sigmoid_grad: mul, cmpeq, mul, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
 static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8451,7 +8095,7 @@ static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *rest
     }
 }
 
-/* dpo_loss_k89_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
+/* dpo_loss_k89_log_sigmoid_grad: mul, cmpeq, mul, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
 static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t66, const float *restrict t67, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8514,7 +8158,7 @@ static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *rest
     }
 }
 
-/* dpo_loss_k90_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_apo_down; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad] */
+/* dpo_loss_k90_log_sigmoid_grad: mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_apo_down; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad] */
 static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8543,7 +8187,7 @@ static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *rest
     }
 }
 
-/* dpo_loss_k91_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_orpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
+/* dpo_loss_k91_log_sigmoid_grad: mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_orpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
 static void dpo_loss_k91_log_sigmoid_grad(float *restrict t89, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t37, const float *restrict t38, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8583,7 +8227,7 @@ static void dpo_loss_k92_dpo_orpo_grad(float *restrict t90, const float *restric
     }
 }
 
-/* dpo_loss_k93_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
+/* dpo_loss_k93_log_sigmoid_grad: sub, neg, mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
 static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8629,7 +8273,7 @@ static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *rest
     }
 }
 
-/* dpo_loss_k94_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, reshape, expand, const, mul, slice, reshape, cmpeq, reshape, expand, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
+/* dpo_loss_k94_log_sigmoid_grad: mul, cmpeq, mul, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
 static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8669,7 +8313,7 @@ static void dpo_loss_k95_dpo_dpop_grad(float *restrict t93, const float *restric
     }
 }
 
-/* dpo_loss_k96_grad: const, const, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, select, mul, add  [dpo_sigmoid; dpo_ipo; dpo_kto_pair/weighted_sum; grad; dpo_ipo/grad] */
+/* dpo_loss_k96_grad: cmpeq, mul, mul, select, mul, add  [dpo_sigmoid; dpo_ipo; dpo_kto_pair/weighted_sum; grad; dpo_ipo/grad] */
 static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t13, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8686,7 +8330,7 @@ static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_we
     }
 }
 
-/* dpo_loss_k97_dpo_sigmoid: const, const, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; dpo_kto_pair/weighted_sum; grad; dpo_hinge/grad] */
+/* dpo_loss_k97_dpo_sigmoid: cmpeq, mul, mul, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; dpo_kto_pair/weighted_sum; grad; dpo_hinge/grad] */
 static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t12, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8705,7 +8349,7 @@ static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict 
     }
 }
 
-/* dpo_loss_k98_log_sigmoid_grad: const, const, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, mul, sub, reshape, expand, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
+/* dpo_loss_k98_log_sigmoid_grad: sub, neg, cmpeq, mul, sub, mul, mul, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
 static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8753,7 +8397,7 @@ static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *rest
     }
 }
 
-/* dpo_loss_k99_log_sigmoid_grad: slice, reshape, const, cmpeq, const, reshape, expand, reshape, expand, reshape, expand, sub, neg, reshape, expand, reshape, expand, reshape, expand, const, mul, reshape, expand, reshape, permute, expand, permute, mul, slice, reshape, reshape, expand, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
+/* dpo_loss_k99_log_sigmoid_grad: cmpeq, sub, neg, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
 static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8799,7 +8443,7 @@ static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *rest
     }
 }
 
-/* dpo_loss_k100_log_sigmoid_grad: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, add, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, mul, neg, slice, reshape, cmpeq, reshape, expand, mul, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, reshape, permute, expand, permute, mul, slice, slice, slice, slice, slice, reshape, reshape, reshape, reshape, reshape, reshape, expand, neg, div, select, neg, select, add, neg, select, add, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
+/* dpo_loss_k100_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, select, select, sub, div, add, cmpeq, select, select, sub, mul, neg, cmpeq, mul, cmpeq, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, cmpeq, select, mul, neg, div, select, neg, select, add, neg, select, add, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
 static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict len_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t17, const float *restrict t18, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t48, const float *restrict t49, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -8971,7 +8615,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
     }
 }
 
-/* dpo_loss_k101_log_sigmoid_grad: slice, reshape, const, cmpeq, const, const, reshape, expand, reshape, expand, reshape, expand, reshape, expand, reshape, expand, slice, reshape, cmpeq, reshape, expand, const, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, sub, const, div, reshape, expand, sub, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, neg, reshape, expand, slice, reshape, cmpeq, reshape, expand, mul, slice, reshape, cmpeq, reshape, expand, select, select, sub, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, select, div, exp, sub, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, select, select, sub, mul, abs, neg, exp, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, slice, reshape, cmpeq, reshape, expand, select, slice, reshape, cmpeq, reshape, expand, select, reshape, expand, reshape, permute, expand, permute, mul, slice, slice, slice, slice, slice, slice, slice, slice, reshape, reshape, reshape, reshape, reshape, reshape, reshape, reshape, select, neg, div, select, reshape, expand, div, select, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
+/* dpo_loss_k101_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, select, select, sub, div, sub, cmpeq, select, select, sub, mul, abs, neg, exp, neg, cmpeq, mul, cmpeq, select, select, sub, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, select, cmpeq, select, mul, select, neg, div, select, div, select, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
 static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict len_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t14, const float *restrict t15, const float *restrict t16, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t50, const float *restrict t51, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {

@@ -3,11 +3,13 @@
 #include <math.h>
 #include <string.h>
 #include "la_runtime.h"
+#include "llama_train.h"
 
 /* ===== program 'lm_step' ===== */
 
-/* lm_step_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
+/* lm_step_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15,7 +17,7 @@ static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rop
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + 0.0f;
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -25,8 +27,9 @@ static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rop
     }
 }
 
-/* lm_step_k1_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+/* lm_step_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void lm_step_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -34,7 +37,7 @@ static void lm_step_k1_rope_tables(float *restrict t1, const float *restrict rop
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + 0.0f;
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -46,21 +49,23 @@ static void lm_step_k1_rope_tables(float *restrict t1, const float *restrict rop
 
 /* lm_step_k2_embed: gather  [embed] */
 static void lm_step_k2_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
             saved_x_slot0[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* lm_step_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -71,7 +76,7 @@ static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_ep
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -82,76 +87,52 @@ static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_ep
     }
 }
 
-/* lm_step_k4_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k4_attention_matmul(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t2, 1, 0.0f, t3, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t3 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k4_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_k4_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
 }
 
-/* lm_step_k5_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+/* lm_step_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
 static void lm_step_k5_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (KVH*REP)) % T;
-        const long i2 = (r) % (KVH*REP);
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t3[((((i0) * T + i1) * (KVH*REP) + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_q[(((i0 + 0) * T + i1) * (KVH*REP) + i2) * (2*HD2) + j] = v0;
+            saved_q[(((i0 + 0) * T + i1) * H + i2) * HD + j] = v0;
         }
     }
 }
 
-/* lm_step_k6_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k6_attention_matmul(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t2, 1, 0.0f, t4, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* lm_step_k6_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_k6_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
 }
 
-/* lm_step_k7_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, write_slice  [layer/attention/rope; layer/attention] */
+/* lm_step_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
 static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH*T);
@@ -171,53 +152,45 @@ static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, c
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * (2*HD2) + j] = v0;
+            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * HD + j] = v0;
         }
     }
 }
 
-/* lm_step_k8_attention_matmul: matmul, reshape, write_slice  [layer/attention] */
-static void lm_step_k8_attention_matmul(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t2, 1, 0.0f, saved_v + 0, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t2 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t2, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_v + 0 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* lm_step_k8_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_k8_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v + 0, KVD);
 }
 
-/* lm_step_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* lm_step_k9_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
 static void lm_step_k9_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t5 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t5 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t5 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* lm_step_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(2*HD2));
+        float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -247,55 +220,46 @@ static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, 
     }
 }
 
-/* lm_step_k11_attention_matmul: matmul, reshape, permute, reshape, write_slice  [layer/attention/attention; layer/attention] */
-static void lm_step_k11_attention_matmul(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+/* lm_step_k11_saved_attn: saved_attn[B, KVH, REP, T, HD] = t6 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_k11_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t6 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, saved_attn + 0 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + 0 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* lm_step_k12_attention_matmul: matmul  [layer/attention] */
-static void lm_step_k12_attention_matmul(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, saved_attn, 1, 0.0f, t7, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, saved_attn + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t7 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t7 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k12_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_k12_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
 }
 
-/* lm_step_k13_layer: reshape, add, write_slice  [layer/attention; layer] */
+/* lm_step_k13_layer: add, write_slice  [layer/attention; layer] */
 static void lm_step_k13_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t7[r * n + j];
-            saved_h[((i0 + 0) * T + i1) * (2*HD2*KVH*REP) + j] = v0;
+            saved_h[((i0 + 0) * T + i1) * D + j] = v0;
         }
     }
 }
 
-/* lm_step_k14_rmsnorm: size, reshape, expand, reshape, expand, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* lm_step_k14_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -306,7 +270,7 @@ static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_e
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -317,47 +281,19 @@ static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_e
     }
 }
 
-/* lm_step_k15_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
-static void lm_step_k15_gate_up_matmul(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t8, 1, 0.0f, saved_gate + 0, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t8 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t8, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_gate + 0 + lo, F);
-            }
-        }
-    }
+/* lm_step_k15_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_k15_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate + 0, F);
 }
 
-/* lm_step_k16_gate_up_matmul: matmul, reshape, write_slice  [layer/ffn/gate_up] */
-static void lm_step_k16_gate_up_matmul(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t8, 1, 0.0f, saved_up + 0, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t8 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t8, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, saved_up + 0 + lo, F);
-            }
-        }
-    }
+/* lm_step_k16_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_k16_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up + 0, F);
 }
 
-/* lm_step_k17_silu: neg, exp, const, reshape, expand, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+/* lm_step_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
 static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -375,29 +311,16 @@ static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gat
     }
 }
 
-/* lm_step_k18_ffn_matmul: matmul  [layer/ffn] */
-static void lm_step_k18_ffn_matmul(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t9, 1, 0.0f, t10, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t9 + lo * F, F, w2, F, 0.0f, t10 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t9, F, w2 + lo * F, F, 0.0f, t10 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k18_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
+static void lm_step_k18_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
 }
 
-/* lm_step_k19_ffn: reshape, add  [layer/ffn; layer] */
+/* lm_step_k19_ffn: add  [layer/ffn; layer] */
 static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -411,12 +334,13 @@ static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict s
 
 /* lm_step_k20_lm_head: gather  [lm_head] */
 static void lm_step_k20_lm_head(float *restrict t11, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[(long)scored[i0] * (2*HD2*KVH*REP) + j];
+            float v0 = carry0[(long)scored[i0] * D + j];
             t11[r * n + j] = v0;
         }
     }
@@ -424,8 +348,9 @@ static void lm_step_k20_lm_head(float *restrict t11, const int32_t *restrict sco
 
 /* lm_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
 static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict t11, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -439,13 +364,14 @@ static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict t11, 
     }
 }
 
-/* lm_step_k22_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul  [lm_head/rmsnorm] */
+/* lm_step_k22_rmsnorm: div, add, rsqrt, mul  [lm_head/rmsnorm] */
 static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t12[i0]) / ((float)(2*HD2*KVH*REP));
+        float v0 = (t12[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
@@ -455,9 +381,10 @@ static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_
     }
 }
 
-/* lm_step_k23_rmsnorm: reshape, expand, mul  [lm_head/rmsnorm] */
+/* lm_step_k23_rmsnorm: mul  [lm_head/rmsnorm] */
 static void lm_step_k23_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -468,24 +395,10 @@ static void lm_step_k23_rmsnorm(float *restrict t14, const float *restrict final
     }
 }
 
-/* lm_step_k24_lm_head_matmul: matmul  [lm_head] */
-static void lm_step_k24_lm_head_matmul(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
-    if (NS == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t14, 1, 0.0f, t15, 1); }
-    else {
-        const int parallel = NS * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (NS >= V) {
-                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t14 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t15 + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, hi - lo, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, V);
-            }
-        }
-    }
+/* lm_step_k24_lm_head: t15[NS, V] = t14 · lm_headᵀ  [lm_head] */
+static void lm_step_k24_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t14, D, lm_head, D, 0.0f, t15, V);
 }
 
 /* lm_step_k25_log_softmax: reduce_max  [lm_head/cross_entropy/log_softmax] */
@@ -504,7 +417,7 @@ static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t
     }
 }
 
-/* lm_step_k26_log_softmax: stop_gradient, expand, sub, exp, reduce_sum  [lm_head/cross_entropy/log_softmax] */
+/* lm_step_k26_log_softmax: stop_gradient, sub, exp, reduce_sum  [lm_head/cross_entropy/log_softmax] */
 static void lm_step_k26_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -523,7 +436,7 @@ static void lm_step_k26_log_softmax(float *restrict t17, const float *restrict t
     }
 }
 
-/* lm_step_k27_cross_entropy: stop_gradient, expand, sub, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+/* lm_step_k27_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
 static void lm_step_k27_cross_entropy(float *restrict t18, const int32_t *restrict targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -546,7 +459,7 @@ static void lm_step_k27_cross_entropy(float *restrict t18, const int32_t *restri
     }
 }
 
-/* lm_step_k28_cross_entropy: reshape, neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+/* lm_step_k28_cross_entropy: neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
 static void lm_step_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
     /* one result per row */
     const long rows = 1, n = NS;
@@ -562,7 +475,7 @@ static void lm_step_k28_cross_entropy(float *restrict loss, const float *restric
     }
 }
 
-/* lm_step_k29_log_softmax_grad: stop_gradient, expand, sub, exp, iota, cast, reshape, expand, cmpeq, const, reshape, expand, mul, neg, reshape, expand, mul, neg, reduce_sum, div, expand, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+/* lm_step_k29_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, mul, neg, mul, neg, reduce_sum, div, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
 static void lm_step_k29_log_softmax_grad(float *restrict t19, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -593,47 +506,35 @@ static void lm_step_k29_log_softmax_grad(float *restrict t19, const int32_t *res
     }
 }
 
-/* lm_step_k30_lm_head_grad_matmul: matmul  [lm_head/grad] */
-static void lm_step_k30_lm_head_grad_matmul(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
-    if (NS == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t19, 1, 0.0f, t20, 1); }
-    else {
-        const int parallel = NS * (2*HD2*KVH*REP) * V >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (NS >= (2*HD2*KVH*REP)) {
-                const long lo = NS * p / parts, hi = NS * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, V, 1.0f, t19 + lo * V, V, lm_head, 2*HD2*KVH*REP, 0.0f, t20 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NS, hi - lo, V, 1.0f, t19, V, lm_head + lo, 2*HD2*KVH*REP, 0.0f, t20 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k30_lm_head_grad_in: t20[NS, D] = t19 · lm_head  [lm_head/grad] */
+static void lm_step_k30_lm_head_grad_in(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t19, V, lm_head, D, 0.0f, t20, D);
 }
 
-/* lm_step_k31_rmsnorm_grad: mul, permute, reduce_sum  [lm_head/rmsnorm/grad] */
+/* lm_step_k31_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
 static void lm_step_k31_rmsnorm_grad(float *restrict t21, const float *restrict t13, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = NS;
+    const long rows = D, n = NS;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t20[(j0) * (2*HD2*KVH*REP) + i0]) * (t13[(j0) * (2*HD2*KVH*REP) + i0]);
+            float v0 = (t20[(j0) * D + i0]) * (t13[(j0) * D + i0]);
             acc0 += v0;
         }
         t21[r] = acc0;
     }
 }
 
-/* lm_step_k32_rmsnorm_grad: reshape, expand, mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+/* lm_step_k32_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
 static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t11, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -648,34 +549,36 @@ static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict 
     }
 }
 
-/* lm_step_k33_rmsnorm_grad_scatter_add: size, reshape, expand, div, reshape, expand, add, rsqrt, expand, reshape, expand, mul, mul, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+/* lm_step_k33_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
 static void lm_step_k33_rmsnorm_grad_scatter_add(float *restrict t23, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t20, const float *restrict t22, long B, long HD2, long KVH, long NS, long REP, long T) {
-    memset(t23, 0, sizeof(float) * (size_t)(2*B*HD2*KVH*REP*T));
-    const long rows = NS, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    memset(t23, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t12[i0]) / ((float)(2*HD2*KVH*REP));
+        float v1 = (t12[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         float v5 = (t22[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
-        float v9 = v8 / ((float)(2*HD2*KVH*REP));
+        float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
             float v0 = (t20[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
             float v10 = v9 * (t11[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t23[(long)scored[i0] * (2*HD2*KVH*REP) + j] += v12;
+            t23[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_k34_rmsnorm_grad: permute, reshape, add, write_slice  [lm_head/rmsnorm/grad] */
+/* lm_step_k34_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
 static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
-    const long rows = 1, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -685,30 +588,17 @@ static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const floa
     }
 }
 
-/* lm_step_k35_lm_head_grad_matmul: matmul, add, write_slice  [lm_head/grad] */
-static void lm_step_k35_lm_head_grad_matmul(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
-    if (V == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, NS, 2*HD2*KVH*REP, 1.0f, t14, 2*HD2*KVH*REP, t19, V, 1.0f, grad_lm_head, 1); }
-    else {
-        const int parallel = V * (2*HD2*KVH*REP) * NS >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (V >= (2*HD2*KVH*REP)) {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, NS, 1.0f, t19 + lo, V, t14, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, hi - lo, NS, 1.0f, t19, V, t14 + lo, 2*HD2*KVH*REP, 1.0f, grad_lm_head + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k35_grad_lm_head: grad_lm_head[V, D] += t19ᵀ · t14  [lm_head/grad] */
+static void lm_step_k35_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t19, V, t14, D, 1.0f, grad_lm_head, D);
 }
 
 /* lm_step_k36_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
 static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -723,14 +613,15 @@ static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict saved
     }
 }
 
-/* lm_step_k37_rmsnorm: size, reshape, expand, div, reshape, expand, add, rsqrt  [layer_backward/rmsnorm] */
+/* lm_step_k37_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
 static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t24[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t24[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
             t25[r * n + j] = v2;
@@ -738,9 +629,10 @@ static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict norm_
     }
 }
 
-/* lm_step_k38_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+/* lm_step_k38_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
 static void lm_step_k38_rmsnorm(float *restrict t26, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -753,28 +645,33 @@ static void lm_step_k38_rmsnorm(float *restrict t26, const float *restrict saved
     }
 }
 
-/* lm_step_k39_scores_matmul: matmul  [layer_backward/attention/attention/scores] */
+/* lm_step_k39_scores_matmul: t27[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
 static void lm_step_k39_scores_matmul(float *restrict t27, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t27 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t27 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t27 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k40_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+/* lm_step_k40_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
 static void lm_step_k40_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(2*HD2));
+        float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -799,11 +696,12 @@ static void lm_step_k40_attention(float *restrict t28, const float *restrict t27
 
 /* lm_step_k41_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
 static void lm_step_k41_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
     /* one result per row */
-    const long rows = B*KVH*REP*T, n = T;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -816,12 +714,13 @@ static void lm_step_k41_softmax(float *restrict t29, const float *restrict t28, 
     }
 }
 
-/* lm_step_k42_softmax: expand, div  [layer_backward/attention/attention/softmax] */
+/* lm_step_k42_softmax: div  [layer_backward/attention/attention/softmax] */
 static void lm_step_k42_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -834,8 +733,9 @@ static void lm_step_k42_softmax(float *restrict t30, const float *restrict t28, 
 
 /* lm_step_k43_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
 static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -850,14 +750,15 @@ static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict saved
     }
 }
 
-/* lm_step_k44_rmsnorm: size, reshape, expand, reshape, expand, div, add, rsqrt  [layer_backward/rmsnorm] */
+/* lm_step_k44_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
 static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t31[(i0) * T + j / 1]) / ((float)(2*HD2*KVH*REP));
+            float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
             t32[r * n + j] = v2;
@@ -865,9 +766,10 @@ static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict norm_
     }
 }
 
-/* lm_step_k45_rmsnorm: expand, mul, reshape, expand, mul  [layer_backward/rmsnorm] */
+/* lm_step_k45_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
 static void lm_step_k45_rmsnorm(float *restrict t33, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -880,7 +782,7 @@ static void lm_step_k45_rmsnorm(float *restrict t33, const float *restrict saved
     }
 }
 
-/* lm_step_k46_silu: neg, exp, const, reshape, expand, add, div  [layer_backward/ffn/gate_up/silu] */
+/* lm_step_k46_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
 static void lm_step_k46_silu(float *restrict t34, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -911,27 +813,13 @@ static void lm_step_k47_gate_up(float *restrict t35, const float *restrict saved
     }
 }
 
-/* lm_step_k48_ffn_grad_matmul: matmul  [layer_backward/ffn/grad] */
-static void lm_step_k48_ffn_grad_matmul(float *restrict t36, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, carry1, 1, 0.0f, t36, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, carry1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w2, F, 0.0f, t36 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, carry1, 2*HD2*KVH*REP, w2 + lo, F, 0.0f, t36 + lo, F);
-            }
-        }
-    }
+/* lm_step_k48_w2_grad_in: t36[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_k48_w2_grad_in(float *restrict t36, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t36, F);
 }
 
-/* lm_step_k49_ffn_grad: reshape, mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+/* lm_step_k49_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
 static void lm_step_k49_ffn_grad(float *restrict t37, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -945,27 +833,13 @@ static void lm_step_k49_ffn_grad(float *restrict t37, const float *restrict t34,
     }
 }
 
-/* lm_step_k50_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k50_gate_up_grad_matmul(float *restrict t38, const float *restrict w3, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t37, 1, 0.0f, t38, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t37 + lo * F, F, w3, 2*HD2*KVH*REP, 0.0f, t38 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t37, F, w3 + lo, 2*HD2*KVH*REP, 0.0f, t38 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k50_w3_grad_in: t38[B*T, D] = t37 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k50_w3_grad_in(float *restrict t38, const float *restrict w3, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t37, F, w3, D, 0.0f, t38, D);
 }
 
-/* lm_step_k51_silu_grad: neg, exp, const, reshape, expand, add, reshape, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+/* lm_step_k51_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
 static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -989,39 +863,26 @@ static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict sav
     }
 }
 
-/* lm_step_k52_gate_up_grad_matmul: matmul  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k52_gate_up_grad_matmul(float *restrict t40, const float *restrict w1, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t39, 1, 0.0f, t40, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t39 + lo * F, F, w1, 2*HD2*KVH*REP, 0.0f, t40 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, F, 1.0f, t39, F, w1 + lo, 2*HD2*KVH*REP, 0.0f, t40 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k52_w1_grad_in: t40[B*T, D] = t39 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k52_w1_grad_in(float *restrict t40, const float *restrict w1, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t39, F, w1, D, 0.0f, t40, D);
 }
 
-/* lm_step_k53_gate_up_grad: expand, mul, reshape, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+/* lm_step_k53_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
 static void lm_step_k53_gate_up_grad(float *restrict t41, const float *restrict saved_h, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
+    const long rows = T*D, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t38[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t40[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = (saved_h[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t32[(j0) * T + i0]);
+            float v0 = t38[((j0) * T + i0) * D + i1] + t40[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t32[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
@@ -1029,26 +890,28 @@ static void lm_step_k53_gate_up_grad(float *restrict t41, const float *restrict 
     }
 }
 
-/* lm_step_k54_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+/* lm_step_k54_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
 static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict t41, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
+    const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t41[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t41[(j0) * D + i1];
         }
         t42[r] = acc0;
     }
 }
 
-/* lm_step_k55_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, reshape, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, const, reshape, expand, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+/* lm_step_k55_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
 static void lm_step_k55_rmsnorm_grad(float *restrict t43, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1065,7 +928,7 @@ static void lm_step_k55_rmsnorm_grad(float *restrict t43, const float *restrict 
         float v8 = v7 * (t32[(i0) * T + i1]);
         float v9 = v8 * (t32[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
-        float v11 = v10 / ((float)(2*HD2*KVH*REP));
+        float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
             float v3 = t38[r * n + j] + t40[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
@@ -1079,44 +942,35 @@ static void lm_step_k55_rmsnorm_grad(float *restrict t43, const float *restrict 
     }
 }
 
-/* lm_step_k56_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k56_attention_grad_matmul(float *restrict t44, const float *restrict wo, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t43, 1, 0.0f, t44, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t43 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t44 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t43, 2*HD2*KVH*REP, wo + lo, 2*HD2*KVH*REP, 0.0f, t44 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k56_wo_grad_in: t44[B*T, D] = t43 · wo  [layer_backward/attention/grad] */
+static void lm_step_k56_wo_grad_in(float *restrict t44, const float *restrict wo, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t43, D, wo, D, 0.0f, t44, D);
 }
 
-/* lm_step_k57_attention_grad_matmul: matmul  [layer_backward/attention/attention/grad] */
+/* lm_step_k57_attention_grad_matmul: t45[B, KVH, REP, T, T] = t44 · saved_vᵀ  [layer_backward/attention/attention/grad] */
 static void lm_step_k57_attention_grad_matmul(float *restrict t45, const float *restrict saved_v, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1, 0.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, saved_v + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t45 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t45 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k58_softmax_grad: size, rsqrt, reshape, expand, iota, iota, const, reshape, expand, add, cmple, expand, div, mul, div, neg, reduce_sum, expand, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+/* lm_step_k58_softmax_grad: rsqrt, iota, iota, add, cmple, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
 static void lm_step_k58_softmax_grad(float *restrict t46, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -1128,7 +982,7 @@ static void lm_step_k58_softmax_grad(float *restrict t46, const float *restrict 
             float v2 = -v1;
             acc0 += v2;
         }
-        float v9 = 1.0f / sqrtf((float)(2*HD2));
+        float v9 = 1.0f / sqrtf((float)(HD));
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -1142,65 +996,62 @@ static void lm_step_k58_softmax_grad(float *restrict t46, const float *restrict 
     }
 }
 
-/* lm_step_k59_scores_grad_matmul: matmul  [layer_backward/attention/attention/scores/grad] */
+/* lm_step_k59_scores_grad_matmul: t47[B, KVH, REP, T, HD] = t46 · saved_k  [layer_backward/attention/attention/scores/grad] */
 static void lm_step_k59_scores_grad_matmul(float *restrict t47, const float *restrict saved_k, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t47 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t47 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t47 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_k60_attention_grad_matmul: matmul, permute, reduce_sum  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+/* lm_step_k60_attention_grad_matmul: t48[B, KVH, REP, T, HD] = t46ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
 static void lm_step_k60_attention_grad_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 1);
-                else la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t46 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2*T), 2*HD2);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_k61_attention_grad_matmul: matmul, permute, reduce_sum, permute, reshape, permute, reshape  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+/* lm_step_k61_attention_grad_matmul: t49[B, KVH, REP, T, HD] = t30ᵀ · t44  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
 static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *restrict t30, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(2) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, t30 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t30 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t44 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t30 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* lm_step_k62_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k62_attention_grad_matmul(float *restrict t50, const float *restrict wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t49, 1, 0.0f, t50, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t49 + lo * (2*HD2*KVH), 2*HD2*KVH, wv, 2*HD2*KVH*REP, 0.0f, t50 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t49, 2*HD2*KVH, wv + lo, 2*HD2*KVH*REP, 0.0f, t50 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k62_wv_grad_in: t50[B*T, D] = t49 · wv  [layer_backward/attention/grad] */
+static void lm_step_k62_wv_grad_in(float *restrict t50, const float *restrict wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t49, KVD, wv, D, 0.0f, t50, D);
 }
 
-/* lm_step_k63_rope_grad: reshape, reshape, expand, expand, const, reshape, permute, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+/* lm_step_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long T) {
-    const long rows = B*KVH*T, n = 2*HD2;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (KVH*T);
@@ -1212,16 +1063,16 @@ static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t48[(((i0) * KVH + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1234,50 +1085,39 @@ static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0,
     }
 }
 
-/* lm_step_k64_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k64_attention_grad_matmul(float *restrict t52, const float *restrict wk, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t51, 1, 0.0f, t52, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH, 1.0f, t51 + lo * (2*HD2*KVH), 2*HD2*KVH, wk, 2*HD2*KVH*REP, 0.0f, t52 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH, 1.0f, t51, 2*HD2*KVH, wk + lo, 2*HD2*KVH*REP, 0.0f, t52 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k64_wk_grad_in: t52[B*T, D] = t51 · wk  [layer_backward/attention/grad] */
+static void lm_step_k64_wk_grad_in(float *restrict t52, const float *restrict wk, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t51, KVD, wk, D, 0.0f, t52, D);
 }
 
-/* lm_step_k65_rope_grad: reshape, reshape, expand, expand, const, reshape, reshape, permute, reshape, slice, slice, reshape, reshape, mul, mul, neg, mul, add, mul, add, reshape, expand, concat, reshape, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+/* lm_step_k65_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
 static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
-        const long i1 = (r / (KVH*REP)) % T;
-        const long i2 = (r) % (KVH*REP);
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
         for (long j = 0; j < n; j++) {
             float v0;
             if (j % 2 < 1) {
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]);
+                float v1 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t47[(((i0) * (KVH*REP) + i2) * T + i1) * (2*HD2) + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1290,40 +1130,27 @@ static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0,
     }
 }
 
-/* lm_step_k66_attention_grad_matmul: matmul  [layer_backward/attention/grad] */
-static void lm_step_k66_attention_grad_matmul(float *restrict t54, const float *restrict wq, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t53, 1, 0.0f, t54, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t53 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t54 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t53, 2*HD2*KVH*REP, wq + lo, 2*HD2*KVH*REP, 0.0f, t54 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k66_wq_grad_in: t54[B*T, D] = t53 · wq  [layer_backward/attention/grad] */
+static void lm_step_k66_wq_grad_in(float *restrict t54, const float *restrict wq, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t53, D, wq, D, 0.0f, t54, D);
 }
 
-/* lm_step_k67_attention_grad: expand, mul, reshape, reshape, add, reshape, add, mul, permute, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+/* lm_step_k67_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
 static void lm_step_k67_attention_grad(float *restrict t55, const float *restrict saved_x, const float *restrict t25, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP*T, n = B;
+    const long rows = T*D, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (2*HD2*KVH*REP);
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t50[((j0) * T + i0) * (2*HD2*KVH*REP) + i1] + t52[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v1 = v0 + t54[((j0) * T + i0) * (2*HD2*KVH*REP) + i1];
-            float v2 = (saved_x[((j0) * T + i0) * (2*HD2*KVH*REP) + i1]) * (t25[(j0) * T + i0]);
+            float v0 = t50[((j0) * T + i0) * D + i1] + t52[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t54[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t25[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
@@ -1331,26 +1158,28 @@ static void lm_step_k67_attention_grad(float *restrict t55, const float *restric
     }
 }
 
-/* lm_step_k68_rmsnorm_grad: permute, reduce_sum  [layer_backward/rmsnorm/grad] */
+/* lm_step_k68_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
 static void lm_step_k68_rmsnorm_grad(float *restrict t56, const float *restrict t55, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = 2*HD2*KVH*REP, n = T;
+    const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = 0;
-        const long i1 = (r) % (2*HD2*KVH*REP);
+        const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t55[(j0) * (2*HD2*KVH*REP) + i1];
+            acc0 += t55[(j0) * D + i1];
         }
         t56[r] = acc0;
     }
 }
 
-/* lm_step_k69_rmsnorm_grad: size, reshape, expand, expand, reshape, expand, const, reshape, expand, reshape, reshape, add, reshape, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, expand, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+/* lm_step_k69_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
 static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, const float *restrict t43, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -1368,7 +1197,7 @@ static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *r
         float v10 = v9 * (t25[(i0) * T + i1]);
         float v11 = v10 * (t25[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
-        float v13 = v12 / ((float)(2*HD2*KVH*REP));
+        float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
             float v4 = t50[r * n + j] + t52[r * n + j];
             float v5 = v4 + t54[r * n + j];
@@ -1383,9 +1212,10 @@ static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *r
     }
 }
 
-/* lm_step_k70_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* lm_step_k70_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
-    const long rows = 1, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -1395,89 +1225,36 @@ static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const flo
     }
 }
 
-/* lm_step_k71_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k71_layer_backward_matmul(float *restrict grad_wq, const float *restrict t26, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t53, 2*HD2*KVH*REP, 1.0f, grad_wq, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t53 + lo, 2*HD2*KVH*REP, t26, 2*HD2*KVH*REP, 1.0f, grad_wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t53, 2*HD2*KVH*REP, t26 + lo, 2*HD2*KVH*REP, 1.0f, grad_wq + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k71_grad_wq: grad_wq[D, D] += t53ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k71_grad_wq(float *restrict grad_wq, const float *restrict t26, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t53, D, t26, D, 1.0f, grad_wq, D);
 }
 
-/* lm_step_k72_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k72_layer_backward_matmul(float *restrict grad_wk, const float *restrict t26, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t51, 2*HD2*KVH, 1.0f, grad_wk, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t51 + lo, 2*HD2*KVH, t26, 2*HD2*KVH*REP, 1.0f, grad_wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t51, 2*HD2*KVH, t26 + lo, 2*HD2*KVH*REP, 1.0f, grad_wk + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k72_grad_wk: grad_wk[KVD, D] += t51ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k72_grad_wk(float *restrict grad_wk, const float *restrict t26, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t51, KVD, t26, D, 1.0f, grad_wk, D);
 }
 
-/* lm_step_k73_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k73_layer_backward_matmul(float *restrict grad_wv, const float *restrict t26, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t26, 2*HD2*KVH*REP, t49, 2*HD2*KVH, 1.0f, grad_wv, 1); }
-    else {
-        const int parallel = (2*HD2*KVH) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t49 + lo, 2*HD2*KVH, t26, 2*HD2*KVH*REP, 1.0f, grad_wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH, hi - lo, B*T, 1.0f, t49, 2*HD2*KVH, t26 + lo, 2*HD2*KVH*REP, 1.0f, grad_wv + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k73_grad_wv: grad_wv[KVD, D] += t49ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k73_grad_wv(float *restrict grad_wv, const float *restrict t26, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t49, KVD, t26, D, 1.0f, grad_wv, D);
 }
 
-/* lm_step_k74_layer_backward_matmul: matmul, add, write_slice  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k74_layer_backward_matmul(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, saved_attn, 2*HD2*KVH*REP, t43, 2*HD2*KVH*REP, 1.0f, grad_wo, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= (2*HD2*KVH*REP)) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t43 + lo, 2*HD2*KVH*REP, saved_attn, 2*HD2*KVH*REP, 1.0f, grad_wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, t43, 2*HD2*KVH*REP, saved_attn + lo, 2*HD2*KVH*REP, 1.0f, grad_wo + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k74_grad_wo: grad_wo[D, D] += t43ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k74_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t43, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* lm_step_k75_layer_backward: permute, reshape, add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* lm_step_k75_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
-    const long rows = 1, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -1487,74 +1264,33 @@ static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const floa
     }
 }
 
-/* lm_step_k76_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k76_layer_backward_matmul(float *restrict grad_w1, const float *restrict t33, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t33, 2*HD2*KVH*REP, t39, F, 1.0f, grad_w1, 1); }
-    else {
-        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (F >= (2*HD2*KVH*REP)) {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t39 + lo, F, t33, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t39, F, t33 + lo, 2*HD2*KVH*REP, 1.0f, grad_w1 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k76_grad_w1: grad_w1[F, D] += t39ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k76_grad_w1(float *restrict grad_w1, const float *restrict t33, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t39, F, t33, D, 1.0f, grad_w1, D);
 }
 
-/* lm_step_k77_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k77_layer_backward_matmul(float *restrict grad_w2, const float *restrict carry1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((2*HD2*KVH*REP) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, F, 1.0f, t35, F, carry1, 2*HD2*KVH*REP, 1.0f, grad_w2, 1); }
-    else {
-        const int parallel = (2*HD2*KVH*REP) * F * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((2*HD2*KVH*REP) >= F) {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, F, B*T, 1.0f, carry1 + lo, 2*HD2*KVH*REP, t35, F, 1.0f, grad_w2 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2*HD2*KVH*REP, hi - lo, B*T, 1.0f, carry1, 2*HD2*KVH*REP, t35 + lo, F, 1.0f, grad_w2 + lo, F);
-            }
-        }
-    }
+/* lm_step_k77_grad_w2: grad_w2[D, F] += carry1ᵀ · t35  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k77_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t35, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k78_layer_backward_matmul: matmul, add, write_slice  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k78_layer_backward_matmul(float *restrict grad_w3, const float *restrict t33, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
-    if (F == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasTrans, B*T, 2*HD2*KVH*REP, 1.0f, t33, 2*HD2*KVH*REP, t37, F, 1.0f, grad_w3, 1); }
-    else {
-        const int parallel = F * (2*HD2*KVH*REP) * (B*T) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if (F >= (2*HD2*KVH*REP)) {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, 2*HD2*KVH*REP, B*T, 1.0f, t37 + lo, F, t33, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, hi - lo, B*T, 1.0f, t37, F, t33 + lo, 2*HD2*KVH*REP, 1.0f, grad_w3 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* lm_step_k78_grad_w3: grad_w3[F, D] += t37ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k78_grad_w3(float *restrict grad_w3, const float *restrict t33, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t37, F, t33, D, 1.0f, grad_w3, D);
 }
 
 /* lm_step_k79_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
 static void lm_step_k79_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            grad_embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j] += carry1[r * n + j];
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry1[r * n + j];
         }
     }
 }
@@ -1742,19 +1478,19 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k3_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
         la_tock(prof, 3, 80, tick);
         tick = la_tick(prof);
-        lm_step_k4_attention_matmul(t3, wq, t2, B, HD2, KVH, REP, T);
+        lm_step_k4_wq(t3, wq, t2, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 80, tick);
         tick = la_tick(prof);
         lm_step_k5_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 80, tick);
         tick = la_tick(prof);
-        lm_step_k6_attention_matmul(t4, wk, t2, B, HD2, KVH, REP, T);
+        lm_step_k6_wk(t4, wk, t2, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 80, tick);
         tick = la_tick(prof);
         lm_step_k7_rope(saved_k, t0, t1, t4, B, HD2, KVH, T);
         la_tock(prof, 7, 80, tick);
         tick = la_tick(prof);
-        lm_step_k8_attention_matmul(saved_v, wv, t2, B, HD2, KVH, REP, T);
+        lm_step_k8_wv(saved_v, wv, t2, B, HD2, KVH, REP, T);
         la_tock(prof, 8, 80, tick);
         tick = la_tick(prof);
         lm_step_k9_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T);
@@ -1763,10 +1499,10 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k10_attention(t6, t5, B, HD2, KVH, REP, T);
         la_tock(prof, 10, 80, tick);
         tick = la_tick(prof);
-        lm_step_k11_attention_matmul(saved_attn, saved_v, t6, B, HD2, KVH, REP, T);
+        lm_step_k11_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 80, tick);
         tick = la_tick(prof);
-        lm_step_k12_attention_matmul(t7, wo, saved_attn, B, HD2, KVH, REP, T);
+        lm_step_k12_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 80, tick);
         tick = la_tick(prof);
         lm_step_k13_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T);
@@ -1775,16 +1511,16 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k14_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
         la_tock(prof, 14, 80, tick);
         tick = la_tick(prof);
-        lm_step_k15_gate_up_matmul(saved_gate, w1, t8, B, F, HD2, KVH, REP, T);
+        lm_step_k15_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T);
         la_tock(prof, 15, 80, tick);
         tick = la_tick(prof);
-        lm_step_k16_gate_up_matmul(saved_up, w3, t8, B, F, HD2, KVH, REP, T);
+        lm_step_k16_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T);
         la_tock(prof, 16, 80, tick);
         tick = la_tick(prof);
         lm_step_k17_silu(t9, saved_gate, saved_up, B, F, T);
         la_tock(prof, 17, 80, tick);
         tick = la_tick(prof);
-        lm_step_k18_ffn_matmul(t10, w2, t9, B, F, HD2, KVH, REP, T);
+        lm_step_k18_w2(t10, w2, t9, B, F, HD2, KVH, REP, T);
         la_tock(prof, 18, 80, tick);
         tick = la_tick(prof);
         lm_step_k19_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T);
@@ -1805,7 +1541,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     lm_step_k23_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP);
     la_tock(prof, 23, 80, tick);
     tick = la_tick(prof);
-    lm_step_k24_lm_head_matmul(t15, lm_head, t14, HD2, KVH, NS, REP, V);
+    lm_step_k24_lm_head(t15, lm_head, t14, HD2, KVH, NS, REP, V);
     la_tock(prof, 24, 80, tick);
     tick = la_tick(prof);
     lm_step_k25_log_softmax(t16, t15, NS, V);
@@ -1823,7 +1559,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     lm_step_k29_log_softmax_grad(t19, targets, weights, t15, t16, t17, NS, V);
     la_tock(prof, 29, 80, tick);
     tick = la_tick(prof);
-    lm_step_k30_lm_head_grad_matmul(t20, lm_head, t19, HD2, KVH, NS, REP, V);
+    lm_step_k30_lm_head_grad_in(t20, lm_head, t19, HD2, KVH, NS, REP, V);
     la_tock(prof, 30, 80, tick);
     tick = la_tick(prof);
     lm_step_k31_rmsnorm_grad(t21, t13, t20, HD2, KVH, NS, REP);
@@ -1838,7 +1574,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     lm_step_k34_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP);
     la_tock(prof, 34, 80, tick);
     tick = la_tick(prof);
-    lm_step_k35_lm_head_grad_matmul(grad_lm_head, t14, t19, HD2, KVH, NS, REP, V);
+    lm_step_k35_grad_lm_head(grad_lm_head, t14, t19, HD2, KVH, NS, REP, V);
     la_tock(prof, 35, 80, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t23;
@@ -1908,19 +1644,19 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k47_gate_up(t35, saved_up, t34, B, F, T);
         la_tock(prof, 47, 80, tick);
         tick = la_tick(prof);
-        lm_step_k48_ffn_grad_matmul(t36, carry1, w2, B, F, HD2, KVH, REP, T);
+        lm_step_k48_w2_grad_in(t36, carry1, w2, B, F, HD2, KVH, REP, T);
         la_tock(prof, 48, 80, tick);
         tick = la_tick(prof);
         lm_step_k49_ffn_grad(t37, t34, t36, B, F, T);
         la_tock(prof, 49, 80, tick);
         tick = la_tick(prof);
-        lm_step_k50_gate_up_grad_matmul(t38, w3, t37, B, F, HD2, KVH, REP, T);
+        lm_step_k50_w3_grad_in(t38, w3, t37, B, F, HD2, KVH, REP, T);
         la_tock(prof, 50, 80, tick);
         tick = la_tick(prof);
         lm_step_k51_silu_grad(t39, saved_gate, saved_up, t34, t36, B, F, T);
         la_tock(prof, 51, 80, tick);
         tick = la_tick(prof);
-        lm_step_k52_gate_up_grad_matmul(t40, w1, t39, B, F, HD2, KVH, REP, T);
+        lm_step_k52_w1_grad_in(t40, w1, t39, B, F, HD2, KVH, REP, T);
         la_tock(prof, 52, 80, tick);
         tick = la_tick(prof);
         lm_step_k53_gate_up_grad(t41, saved_h, t32, t38, t40, B, HD2, KVH, REP, T);
@@ -1932,7 +1668,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k55_rmsnorm_grad(t43, carry1, saved_h, ffn_norm, t32, t38, t40, B, HD2, KVH, REP, T);
         la_tock(prof, 55, 80, tick);
         tick = la_tick(prof);
-        lm_step_k56_attention_grad_matmul(t44, wo, t43, B, HD2, KVH, REP, T);
+        lm_step_k56_wo_grad_in(t44, wo, t43, B, HD2, KVH, REP, T);
         la_tock(prof, 56, 80, tick);
         tick = la_tick(prof);
         lm_step_k57_attention_grad_matmul(t45, saved_v, t44, B, HD2, KVH, REP, T);
@@ -1950,19 +1686,19 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k61_attention_grad_matmul(t49, t30, t44, B, HD2, KVH, REP, T);
         la_tock(prof, 61, 80, tick);
         tick = la_tick(prof);
-        lm_step_k62_attention_grad_matmul(t50, wv, t49, B, HD2, KVH, REP, T);
+        lm_step_k62_wv_grad_in(t50, wv, t49, B, HD2, KVH, REP, T);
         la_tock(prof, 62, 80, tick);
         tick = la_tick(prof);
         lm_step_k63_rope_grad(t51, t0, t1, t48, B, HD2, KVH, T);
         la_tock(prof, 63, 80, tick);
         tick = la_tick(prof);
-        lm_step_k64_attention_grad_matmul(t52, wk, t51, B, HD2, KVH, REP, T);
+        lm_step_k64_wk_grad_in(t52, wk, t51, B, HD2, KVH, REP, T);
         la_tock(prof, 64, 80, tick);
         tick = la_tick(prof);
         lm_step_k65_rope_grad(t53, t0, t1, t47, B, HD2, KVH, REP, T);
         la_tock(prof, 65, 80, tick);
         tick = la_tick(prof);
-        lm_step_k66_attention_grad_matmul(t54, wq, t53, B, HD2, KVH, REP, T);
+        lm_step_k66_wq_grad_in(t54, wq, t53, B, HD2, KVH, REP, T);
         la_tock(prof, 66, 80, tick);
         tick = la_tick(prof);
         lm_step_k67_attention_grad(t55, saved_x, t25, t50, t52, t54, B, HD2, KVH, REP, T);
@@ -1977,28 +1713,28 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         lm_step_k70_layer_backward(grad_attn_norm, t56, HD2, KVH, REP);
         la_tock(prof, 70, 80, tick);
         tick = la_tick(prof);
-        lm_step_k71_layer_backward_matmul(grad_wq, t26, t53, B, HD2, KVH, REP, T);
+        lm_step_k71_grad_wq(grad_wq, t26, t53, B, HD2, KVH, REP, T);
         la_tock(prof, 71, 80, tick);
         tick = la_tick(prof);
-        lm_step_k72_layer_backward_matmul(grad_wk, t26, t51, B, HD2, KVH, REP, T);
+        lm_step_k72_grad_wk(grad_wk, t26, t51, B, HD2, KVH, REP, T);
         la_tock(prof, 72, 80, tick);
         tick = la_tick(prof);
-        lm_step_k73_layer_backward_matmul(grad_wv, t26, t49, B, HD2, KVH, REP, T);
+        lm_step_k73_grad_wv(grad_wv, t26, t49, B, HD2, KVH, REP, T);
         la_tock(prof, 73, 80, tick);
         tick = la_tick(prof);
-        lm_step_k74_layer_backward_matmul(grad_wo, saved_attn, t43, B, HD2, KVH, REP, T);
+        lm_step_k74_grad_wo(grad_wo, saved_attn, t43, B, HD2, KVH, REP, T);
         la_tock(prof, 74, 80, tick);
         tick = la_tick(prof);
         lm_step_k75_layer_backward(grad_ffn_norm, t42, HD2, KVH, REP);
         la_tock(prof, 75, 80, tick);
         tick = la_tick(prof);
-        lm_step_k76_layer_backward_matmul(grad_w1, t33, t39, B, F, HD2, KVH, REP, T);
+        lm_step_k76_grad_w1(grad_w1, t33, t39, B, F, HD2, KVH, REP, T);
         la_tock(prof, 76, 80, tick);
         tick = la_tick(prof);
-        lm_step_k77_layer_backward_matmul(grad_w2, carry1, t35, B, F, HD2, KVH, REP, T);
+        lm_step_k77_grad_w2(grad_w2, carry1, t35, B, F, HD2, KVH, REP, T);
         la_tock(prof, 77, 80, tick);
         tick = la_tick(prof);
-        lm_step_k78_layer_backward_matmul(grad_w3, t33, t37, B, F, HD2, KVH, REP, T);
+        lm_step_k78_grad_w3(grad_w3, t33, t37, B, F, HD2, KVH, REP, T);
         la_tock(prof, 78, 80, tick);
         carry1 = carry1_next;
     }
@@ -2023,38 +1759,38 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* lm_step_k1_rope_tables */
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k4_attention_matmul */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k4_wq */
     flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k5_rope */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_attention_matmul */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_wk */
     flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_attention_matmul */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_wv */
     flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_attention_matmul */
+    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k11_saved_attn */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_wo */
     flops[13] = (double)(2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k13_layer */
     flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_rmsnorm */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_gate_up_matmul */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k16_gate_up_matmul */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_w1 */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k16_w3 */
     flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k17_silu */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k18_ffn_matmul */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k18_w2 */
     flops[19] = (double)(2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k19_ffn */
     flops[20] = (double)(0); bytes[20] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_k20_lm_head */
     flops[21] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[21] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_k21_rmsnorm */
     flops[22] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[22] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k22_rmsnorm */
     flops[23] = (double)(2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* lm_step_k23_rmsnorm */
-    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_k24_lm_head_matmul */
+    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_k24_lm_head */
     flops[25] = (double)(NS*V); bytes[25] = (double)(4*NS + 4*NS*V); /* lm_step_k25_log_softmax */
     flops[26] = (double)(NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_k26_log_softmax */
     flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k27_cross_entropy */
     flops[28] = (double)(NS + NS + NS); bytes[28] = (double)(4 + 4*NS + 4*NS); /* lm_step_k28_cross_entropy */
     flops[29] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[29] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k29_log_softmax_grad */
-    flops[30] = (double)(4*HD2*KVH*NS*REP*V); bytes[30] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k30_lm_head_grad_matmul */
+    flops[30] = (double)(4*HD2*KVH*NS*REP*V); bytes[30] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k30_lm_head_grad_in */
     flops[31] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[31] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k31_rmsnorm_grad */
     flops[32] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[32] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k32_rmsnorm_grad */
     flops[33] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k33_rmsnorm_grad_scatter_add */
     flops[34] = (double)(2*HD2*KVH*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k34_rmsnorm_grad */
-    flops[35] = (double)(4*HD2*KVH*NS*REP*V); bytes[35] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k35_lm_head_grad_matmul */
+    flops[35] = (double)(4*HD2*KVH*NS*REP*V); bytes[35] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k35_grad_lm_head */
     flops[36] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[36] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm */
     flops[37] = (double)(B*T + B*T + B*T); bytes[37] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k37_rmsnorm */
     flops[38] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k38_rmsnorm */
@@ -2067,37 +1803,37 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k45_rmsnorm */
     flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k46_silu */
     flops[47] = (double)(B*F*T); bytes[47] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k47_gate_up */
-    flops[48] = (double)(4*B*F*HD2*KVH*REP*T); bytes[48] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k48_ffn_grad_matmul */
+    flops[48] = (double)(4*B*F*HD2*KVH*REP*T); bytes[48] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k48_w2_grad_in */
     flops[49] = (double)(B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_ffn_grad */
-    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k50_gate_up_grad_matmul */
+    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k50_w3_grad_in */
     flops[51] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k51_silu_grad */
-    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_gate_up_grad_matmul */
+    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_w1_grad_in */
     flops[53] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k53_gate_up_grad */
     flops[54] = (double)(2*HD2*KVH*REP*T); bytes[54] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k54_rmsnorm_grad */
     flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_rmsnorm_grad */
-    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k56_attention_grad_matmul */
+    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k56_wo_grad_in */
     flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_attention_grad_matmul */
     flops[58] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[58] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k58_softmax_grad */
     flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k59_scores_grad_matmul */
     flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k60_attention_grad_matmul */
     flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_attention_grad_matmul */
-    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_attention_grad_matmul */
+    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_wv_grad_in */
     flops[63] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[63] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k63_rope_grad */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k64_attention_grad_matmul */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k64_wk_grad_in */
     flops[65] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_rope_grad */
-    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k66_attention_grad_matmul */
+    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k66_wq_grad_in */
     flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_attention_grad */
     flops[68] = (double)(2*HD2*KVH*REP*T); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
     flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_rmsnorm_grad */
     flops[70] = (double)(2*HD2*KVH*REP); bytes[70] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k70_layer_backward */
-    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k71_layer_backward_matmul */
-    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_layer_backward_matmul */
-    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k73_layer_backward_matmul */
-    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k74_layer_backward_matmul */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k71_grad_wq */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_grad_wk */
+    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k73_grad_wv */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k74_grad_wo */
     flops[75] = (double)(2*HD2*KVH*REP); bytes[75] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k75_layer_backward */
-    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_layer_backward_matmul */
-    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_layer_backward_matmul */
-    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_layer_backward_matmul */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w1 */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_grad_w2 */
+    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_grad_w3 */
     flops[79] = (double)(2*HD2*KVH*REP*V); bytes[79] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k79_embed_backward_scatter_add */
     (void)B;
     (void)F;
@@ -2118,38 +1854,38 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k1_rope_tables",
     "lm_step_k2_embed",
     "lm_step_k3_rmsnorm",
-    "lm_step_k4_attention_matmul",
+    "lm_step_k4_wq",
     "lm_step_k5_rope",
-    "lm_step_k6_attention_matmul",
+    "lm_step_k6_wk",
     "lm_step_k7_rope",
-    "lm_step_k8_attention_matmul",
+    "lm_step_k8_wv",
     "lm_step_k9_scores_matmul",
     "lm_step_k10_attention",
-    "lm_step_k11_attention_matmul",
-    "lm_step_k12_attention_matmul",
+    "lm_step_k11_saved_attn",
+    "lm_step_k12_wo",
     "lm_step_k13_layer",
     "lm_step_k14_rmsnorm",
-    "lm_step_k15_gate_up_matmul",
-    "lm_step_k16_gate_up_matmul",
+    "lm_step_k15_w1",
+    "lm_step_k16_w3",
     "lm_step_k17_silu",
-    "lm_step_k18_ffn_matmul",
+    "lm_step_k18_w2",
     "lm_step_k19_ffn",
     "lm_step_k20_lm_head",
     "lm_step_k21_rmsnorm",
     "lm_step_k22_rmsnorm",
     "lm_step_k23_rmsnorm",
-    "lm_step_k24_lm_head_matmul",
+    "lm_step_k24_lm_head",
     "lm_step_k25_log_softmax",
     "lm_step_k26_log_softmax",
     "lm_step_k27_cross_entropy",
     "lm_step_k28_cross_entropy",
     "lm_step_k29_log_softmax_grad",
-    "lm_step_k30_lm_head_grad_matmul",
+    "lm_step_k30_lm_head_grad_in",
     "lm_step_k31_rmsnorm_grad",
     "lm_step_k32_rmsnorm_grad",
     "lm_step_k33_rmsnorm_grad_scatter_add",
     "lm_step_k34_rmsnorm_grad",
-    "lm_step_k35_lm_head_grad_matmul",
+    "lm_step_k35_grad_lm_head",
     "lm_step_k36_rmsnorm",
     "lm_step_k37_rmsnorm",
     "lm_step_k38_rmsnorm",
@@ -2162,45 +1898,46 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k45_rmsnorm",
     "lm_step_k46_silu",
     "lm_step_k47_gate_up",
-    "lm_step_k48_ffn_grad_matmul",
+    "lm_step_k48_w2_grad_in",
     "lm_step_k49_ffn_grad",
-    "lm_step_k50_gate_up_grad_matmul",
+    "lm_step_k50_w3_grad_in",
     "lm_step_k51_silu_grad",
-    "lm_step_k52_gate_up_grad_matmul",
+    "lm_step_k52_w1_grad_in",
     "lm_step_k53_gate_up_grad",
     "lm_step_k54_rmsnorm_grad",
     "lm_step_k55_rmsnorm_grad",
-    "lm_step_k56_attention_grad_matmul",
+    "lm_step_k56_wo_grad_in",
     "lm_step_k57_attention_grad_matmul",
     "lm_step_k58_softmax_grad",
     "lm_step_k59_scores_grad_matmul",
     "lm_step_k60_attention_grad_matmul",
     "lm_step_k61_attention_grad_matmul",
-    "lm_step_k62_attention_grad_matmul",
+    "lm_step_k62_wv_grad_in",
     "lm_step_k63_rope_grad",
-    "lm_step_k64_attention_grad_matmul",
+    "lm_step_k64_wk_grad_in",
     "lm_step_k65_rope_grad",
-    "lm_step_k66_attention_grad_matmul",
+    "lm_step_k66_wq_grad_in",
     "lm_step_k67_attention_grad",
     "lm_step_k68_rmsnorm_grad",
     "lm_step_k69_rmsnorm_grad",
     "lm_step_k70_layer_backward",
-    "lm_step_k71_layer_backward_matmul",
-    "lm_step_k72_layer_backward_matmul",
-    "lm_step_k73_layer_backward_matmul",
-    "lm_step_k74_layer_backward_matmul",
+    "lm_step_k71_grad_wq",
+    "lm_step_k72_grad_wk",
+    "lm_step_k73_grad_wv",
+    "lm_step_k74_grad_wo",
     "lm_step_k75_layer_backward",
-    "lm_step_k76_layer_backward_matmul",
-    "lm_step_k77_layer_backward_matmul",
-    "lm_step_k78_layer_backward_matmul",
+    "lm_step_k76_grad_w1",
+    "lm_step_k77_grad_w2",
+    "lm_step_k78_grad_w3",
     "lm_step_k79_embed_backward_scatter_add",
 };
 const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 80, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 
-/* eval_loss_k0_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, cos  [rope_tables] */
+/* eval_loss_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2208,7 +1945,7 @@ static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict r
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + 0.0f;
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -2218,8 +1955,9 @@ static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict r
     }
 }
 
-/* eval_loss_k1_rope_tables: iota, const, reshape, expand, add, iota, const, reshape, expand, mul, size, reshape, expand, div, reshape, expand, pow, recip, mul, sin  [rope_tables] */
+/* eval_loss_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void eval_loss_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2227,7 +1965,7 @@ static void eval_loss_k1_rope_tables(float *restrict t1, const float *restrict r
         for (long j = 0; j < n; j++) {
             float v0 = (float)i0 + 0.0f;
             float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(2*HD2));
+            float v2 = v1 / ((float)(HD));
             float v3 = powf(rope_theta[0], v2);
             float v4 = 1.0f / v3;
             float v5 = v0 * v4;
@@ -2239,21 +1977,23 @@ static void eval_loss_k1_rope_tables(float *restrict t1, const float *restrict r
 
 /* eval_loss_k2_embed: gather  [embed] */
 static void eval_loss_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[(i0) * T + i1] * (2*HD2*KVH*REP) + j];
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
             t2[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_k3_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm] */
+/* eval_loss_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
 static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -2264,7 +2004,7 @@ static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -2275,86 +2015,48 @@ static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_
     }
 }
 
-/* eval_loss_k4_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k4_attention_matmul(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wq, 2*HD2*KVH*REP, t3, 1, 0.0f, t4, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wq, 2*HD2*KVH*REP, 0.0f, t4 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wq + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t4 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* eval_loss_k4_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void eval_loss_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* eval_loss_k5_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k5_attention_matmul(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wk, 2*HD2*KVH*REP, t3, 1, 0.0f, t5, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wk, 2*HD2*KVH*REP, 0.0f, t5 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wk + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t5 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* eval_loss_k5_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* eval_loss_k6_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k6_attention_matmul(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, wv, 2*HD2*KVH*REP, t3, 1, 0.0f, t6, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH, 2*HD2*KVH*REP, 1.0f, t3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wv, 2*HD2*KVH*REP, 0.0f, t6 + lo * (2*HD2*KVH), 2*HD2*KVH);
-            } else {
-                const long lo = (2*HD2*KVH) * p / parts, hi = (2*HD2*KVH) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t3, 2*HD2*KVH*REP, wv + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t6 + lo, 2*HD2*KVH);
-            }
-        }
-    }
+/* eval_loss_k6_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_k6_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
 }
 
-/* eval_loss_k7_rope: reshape, slice, reshape, slice, reshape, reshape, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape  [layer/attention/rope; layer/attention/attention] */
+/* eval_loss_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * (KVH*REP) + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -2363,12 +2065,14 @@ static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, cons
     }
 }
 
-/* eval_loss_k8_rope: reshape, reshape, reshape, slice, reshape, slice, reshape, expand, mul, expand, mul, sub, mul, mul, add, reshape, reshape, concat, reshape, permute, reshape, expand  [layer/attention/rope; layer/attention/attention] */
+/* eval_loss_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
 static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = 2*HD2;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
@@ -2391,28 +2095,32 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, cons
     }
 }
 
-/* eval_loss_k9_scores_matmul: matmul  [layer/attention/attention/scores] */
+/* eval_loss_k9_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
 static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * T * (2*HD2) >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasNoTrans, T, 2*HD2, 1.0f, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 1, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, 2*HD2, 1.0f, t7 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, t8 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP*T) + b2 * (2*HD2*T), 2*HD2, 0.0f, t9 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* eval_loss_k10_attention: size, rsqrt, reshape, expand, mul, iota, iota, const, reshape, expand, add, cmple, const, reshape, expand, select, reduce_max, stop_gradient, expand, sub, exp, reduce_sum, expand, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+/* eval_loss_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
 static void eval_loss_k10_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*KVH*REP*T, n = T;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*REP*T);
+        const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(2*HD2));
+        float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2442,41 +2150,31 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
     }
 }
 
-/* eval_loss_k11_attention_matmul: matmul, reshape, permute, reshape  [layer/attention/attention; layer/attention] */
+/* eval_loss_k11_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
 static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
-    const int parallel = B * KVH * REP > 1 && T * (2*HD2) * T >= 131072;
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
     if (parallel) la_blas_pool(0);
     #pragma omp parallel for collapse(3) if (parallel)
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                if (T == 1) la_sgemv(CblasRowMajor, CblasTrans, T, 2*HD2, 1.0f, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), 1, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 1);
-                else la_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 2*HD2, T, 1.0f, t10 + b0 * (KVH*REP*T*T) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (2*HD2*KVH*T) + b1 * (2*HD2), 2*HD2*KVH, 0.0f, t11 + b0 * (2*HD2*KVH*REP*T) + b1 * (2*HD2*REP) + b2 * (2*HD2), 2*HD2*KVH*REP);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* eval_loss_k12_attention_matmul: matmul  [layer/attention] */
-static void eval_loss_k12_attention_matmul(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, wo, 2*HD2*KVH*REP, t11, 1, 0.0f, t12, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, 2*HD2*KVH*REP, 1.0f, t11 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, wo, 2*HD2*KVH*REP, 0.0f, t12 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t11, 2*HD2*KVH*REP, wo + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t12 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* eval_loss_k12_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void eval_loss_k12_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
 }
 
-/* eval_loss_k13_rmsnorm: size, reshape, expand, reshape, expand, reshape, add, mul, reduce_sum, div, add, rsqrt, expand, mul, reshape, expand, mul  [layer/rmsnorm; layer/attention; layer] */
+/* eval_loss_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
 static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -2488,7 +2186,7 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
             float v1 = v0 * v0;
             acc0 += v1;
         }
-        float v3 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v3 = acc0 / ((float)(D));
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
@@ -2500,47 +2198,19 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
     }
 }
 
-/* eval_loss_k14_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void eval_loss_k14_gate_up_matmul(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w1, 2*HD2*KVH*REP, t13, 1, 0.0f, t14, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w1, 2*HD2*KVH*REP, 0.0f, t14 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w1 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t14 + lo, F);
-            }
-        }
-    }
+/* eval_loss_k14_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_k14_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
 }
 
-/* eval_loss_k15_gate_up_matmul: matmul  [layer/ffn/gate_up] */
-static void eval_loss_k15_gate_up_matmul(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, F, 2*HD2*KVH*REP, 1.0f, w3, 2*HD2*KVH*REP, t13, 1, 0.0f, t15, 1); }
-    else {
-        const int parallel = (B*T) * F * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= F) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, F, 2*HD2*KVH*REP, 1.0f, t13 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, w3, 2*HD2*KVH*REP, 0.0f, t15 + lo * F, F);
-            } else {
-                const long lo = F * p / parts, hi = F * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t13, 2*HD2*KVH*REP, w3 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t15 + lo, F);
-            }
-        }
-    }
+/* eval_loss_k15_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_k15_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
 }
 
-/* eval_loss_k16_silu: reshape, neg, exp, const, reshape, expand, add, div, reshape, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* eval_loss_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2558,29 +2228,16 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
     }
 }
 
-/* eval_loss_k17_ffn_matmul: matmul  [layer/ffn] */
-static void eval_loss_k17_ffn_matmul(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, 2*HD2*KVH*REP, F, 1.0f, w2, F, t16, 1, 0.0f, t17, 1); }
-    else {
-        const int parallel = (B*T) * (2*HD2*KVH*REP) * F >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= (2*HD2*KVH*REP)) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, 2*HD2*KVH*REP, F, 1.0f, t16 + lo * F, F, w2, F, 0.0f, t17 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP);
-            } else {
-                const long lo = (2*HD2*KVH*REP) * p / parts, hi = (2*HD2*KVH*REP) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, F, 1.0f, t16, F, w2 + lo * F, F, 0.0f, t17 + lo, 2*HD2*KVH*REP);
-            }
-        }
-    }
+/* eval_loss_k17_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void eval_loss_k17_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
 }
 
-/* eval_loss_k18_layer: reshape, add, reshape, add  [layer/attention; layer; layer/ffn] */
+/* eval_loss_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
 static void eval_loss_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -2593,9 +2250,10 @@ static void eval_loss_k18_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* eval_loss_k19_rmsnorm: mul, reduce_sum, size, reshape, expand, div, reshape, expand, add, rsqrt, expand, mul, reshape, expand, mul  [lm_head/rmsnorm] */
+/* eval_loss_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
 static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
-    const long rows = B*T, n = 2*HD2*KVH*REP;
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
@@ -2606,7 +2264,7 @@ static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict nor
             float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
             acc0 += v0;
         }
-        float v1 = acc0 / ((float)(2*HD2*KVH*REP));
+        float v1 = acc0 / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
         for (long j = 0; j < n; j++) {
@@ -2617,27 +2275,13 @@ static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict nor
     }
 }
 
-/* eval_loss_k20_lm_head_matmul: matmul  [lm_head] */
-static void eval_loss_k20_lm_head_matmul(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
-    if ((B*T) == 1) { la_blas_pool(1); la_sgemv(CblasRowMajor, CblasNoTrans, V, 2*HD2*KVH*REP, 1.0f, lm_head, 2*HD2*KVH*REP, t18, 1, 0.0f, t19, 1); }
-    else {
-        const int parallel = (B*T) * V * (2*HD2*KVH*REP) >= 131072;
-        if (parallel) la_blas_pool(0);
-        #pragma omp parallel if (parallel)
-        {
-            const long parts = omp_get_num_threads(), p = omp_get_thread_num();
-            if ((B*T) >= V) {
-                const long lo = (B*T) * p / parts, hi = (B*T) * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, V, 2*HD2*KVH*REP, 1.0f, t18 + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, lm_head, 2*HD2*KVH*REP, 0.0f, t19 + lo * V, V);
-            } else {
-                const long lo = V * p / parts, hi = V * (p + 1) / parts;
-                if (hi > lo) la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, hi - lo, 2*HD2*KVH*REP, 1.0f, t18, 2*HD2*KVH*REP, lm_head + lo * (2*HD2*KVH*REP), 2*HD2*KVH*REP, 0.0f, t19 + lo, V);
-            }
-        }
-    }
+/* eval_loss_k20_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void eval_loss_k20_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
 }
 
-/* eval_loss_k21_lm_head: reshape, reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+/* eval_loss_k21_lm_head: reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
 static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
@@ -2654,7 +2298,7 @@ static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19
     }
 }
 
-/* eval_loss_k22_log_softmax: reshape, stop_gradient, expand, sub, exp, reduce_sum, log, expand, sub, iota, cast, reshape, expand, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+/* eval_loss_k22_log_softmax: stop_gradient, sub, exp, reduce_sum, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
 static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
@@ -2685,7 +2329,7 @@ static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restri
     }
 }
 
-/* eval_loss_k23_cross_entropy: reshape, neg  [lm_head/cross_entropy] */
+/* eval_loss_k23_cross_entropy: neg  [lm_head/cross_entropy] */
 static void eval_loss_k23_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2806,13 +2450,13 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         eval_loss_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
         la_tock(prof, 3, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k4_attention_matmul(t4, wq, t3, B, HD2, KVH, REP, T);
+        eval_loss_k4_wq(t4, wq, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 4, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k5_attention_matmul(t5, wk, t3, B, HD2, KVH, REP, T);
+        eval_loss_k5_wk(t5, wk, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 5, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k6_attention_matmul(t6, wv, t3, B, HD2, KVH, REP, T);
+        eval_loss_k6_wv(t6, wv, t3, B, HD2, KVH, REP, T);
         la_tock(prof, 6, 24, tick);
         tick = la_tick(prof);
         eval_loss_k7_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T);
@@ -2830,22 +2474,22 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         eval_loss_k11_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T);
         la_tock(prof, 11, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k12_attention_matmul(t12, wo, t11, B, HD2, KVH, REP, T);
+        eval_loss_k12_wo(t12, wo, t11, B, HD2, KVH, REP, T);
         la_tock(prof, 12, 24, tick);
         tick = la_tick(prof);
         eval_loss_k13_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T);
         la_tock(prof, 13, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k14_gate_up_matmul(t14, w1, t13, B, F, HD2, KVH, REP, T);
+        eval_loss_k14_w1(t14, w1, t13, B, F, HD2, KVH, REP, T);
         la_tock(prof, 14, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k15_gate_up_matmul(t15, w3, t13, B, F, HD2, KVH, REP, T);
+        eval_loss_k15_w3(t15, w3, t13, B, F, HD2, KVH, REP, T);
         la_tock(prof, 15, 24, tick);
         tick = la_tick(prof);
         eval_loss_k16_silu(t16, t14, t15, B, F, T);
         la_tock(prof, 16, 24, tick);
         tick = la_tick(prof);
-        eval_loss_k17_ffn_matmul(t17, w2, t16, B, F, HD2, KVH, REP, T);
+        eval_loss_k17_w2(t17, w2, t16, B, F, HD2, KVH, REP, T);
         la_tock(prof, 17, 24, tick);
         tick = la_tick(prof);
         eval_loss_k18_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T);
@@ -2857,7 +2501,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     eval_loss_k19_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T);
     la_tock(prof, 19, 24, tick);
     tick = la_tick(prof);
-    eval_loss_k20_lm_head_matmul(t19, lm_head, t18, B, HD2, KVH, REP, T, V);
+    eval_loss_k20_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V);
     la_tock(prof, 20, 24, tick);
     tick = la_tick(prof);
     eval_loss_k21_lm_head(t20, t19, B, T, V);
@@ -2884,23 +2528,23 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* eval_loss_k1_rope_tables */
     flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k2_embed */
     flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_attention_matmul */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_attention_matmul */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_attention_matmul */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_wq */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_wv */
     flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k7_rope */
     flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k8_rope */
     flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k9_scores_matmul */
     flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k10_attention */
     flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_wo */
     flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_gate_up_matmul */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_gate_up_matmul */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_w3 */
     flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k17_ffn_matmul */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k17_w2 */
     flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_layer */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k20_lm_head_matmul */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k20_lm_head */
     flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k21_lm_head */
     flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k22_log_softmax */
     flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_k23_cross_entropy */
@@ -2922,23 +2566,23 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k1_rope_tables",
     "eval_loss_k2_embed",
     "eval_loss_k3_rmsnorm",
-    "eval_loss_k4_attention_matmul",
-    "eval_loss_k5_attention_matmul",
-    "eval_loss_k6_attention_matmul",
+    "eval_loss_k4_wq",
+    "eval_loss_k5_wk",
+    "eval_loss_k6_wv",
     "eval_loss_k7_rope",
     "eval_loss_k8_rope",
     "eval_loss_k9_scores_matmul",
     "eval_loss_k10_attention",
     "eval_loss_k11_attention_matmul",
-    "eval_loss_k12_attention_matmul",
+    "eval_loss_k12_wo",
     "eval_loss_k13_rmsnorm",
-    "eval_loss_k14_gate_up_matmul",
-    "eval_loss_k15_gate_up_matmul",
+    "eval_loss_k14_w1",
+    "eval_loss_k15_w3",
     "eval_loss_k16_silu",
-    "eval_loss_k17_ffn_matmul",
+    "eval_loss_k17_w2",
     "eval_loss_k18_layer",
     "eval_loss_k19_rmsnorm",
-    "eval_loss_k20_lm_head_matmul",
+    "eval_loss_k20_lm_head",
     "eval_loss_k21_lm_head",
     "eval_loss_k22_log_softmax",
     "eval_loss_k23_cross_entropy",
@@ -3007,7 +2651,7 @@ const la_program_info llama_train_grad_sumsq_info = { "llama_train.grad_sumsq", 
 
 /* ===== program 'adamw' ===== */
 
-/* adamw_k0_adamw: reshape, expand, mul, reshape, expand, mul, const, sub, reshape, expand, mul, add  [adamw] */
+/* adamw_k0_adamw: mul, mul, sub, mul, add  [adamw] */
 static void adamw_k0_adamw(float *restrict exp_avg, const float *restrict grad, const float *restrict beta1, const float *restrict clip_scale, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
@@ -3023,7 +2667,7 @@ static void adamw_k0_adamw(float *restrict exp_avg, const float *restrict grad, 
     }
 }
 
-/* adamw_k1_adamw: reshape, expand, mul, const, reshape, expand, mul, sub, reshape, expand, mul, mul, add  [adamw] */
+/* adamw_k1_adamw: mul, mul, sub, mul, mul, add  [adamw] */
 static void adamw_k1_adamw(float *restrict exp_avg_sq, const float *restrict grad, const float *restrict beta2, const float *restrict clip_scale, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
@@ -3040,7 +2684,7 @@ static void adamw_k1_adamw(float *restrict exp_avg_sq, const float *restrict gra
     }
 }
 
-/* adamw_k2_adamw: reshape, expand, div, reshape, expand, div, sqrt, reshape, expand, add, div, mul, reshape, expand, mul, sub, reshape, expand, mul, sub, write_slice  [adamw] */
+/* adamw_k2_adamw: div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
 static void adamw_k2_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {

@@ -8,7 +8,7 @@ struct KernelGen: BuildToolPlugin {
         let out = context.pluginWorkDirectoryURL
         let tool = try context.tool(named: "graphs")
         // Must match CCompiler.outputFiles(families: GraphFamilies.names).
-        let files = ["include/la_runtime.h", "registry.c", "llama.c", "include/llama.h", "llama_train.c", "include/llama_train.h",
+        let files = ["include/la_programs.h", "registry.c", "llama.c", "include/llama.h", "llama_train.c", "include/llama_train.h",
                      "llama_dpo.c", "include/llama_dpo.h",
                      "bench.c", "include/bench.h"]
         return [

@@ -1,47 +1,25 @@
 import TensorGraph
 
-/// Lowers a batched matmul to `la_sgemm` (OpenBLAS's `cblas_sgemm`) calls, one per batch element, reading the
-/// operands through their strided views (no copies for transposes, slices or broadcasts).
-/// OpenBLAS runs single-threaded: the program's OpenMP threads take batch elements, or blocks
-/// of C's rows or columns, so one thread pool serves both the fused loops and the products
-/// (OpenBLAS's own pool would spin after each call beside the next kernel's threads).
+/// Lowers a batched matmul to calls of the runtime's product helpers (`la_gemm`, `la_gemm_serial`
+/// in la_runtime.c, over OpenBLAS), one per batch element, reading the operands through their
+/// strided views (no copies for transposes, slices or broadcasts). OpenBLAS runs
+/// single-threaded: the program's OpenMP threads take batch elements, or (inside `la_gemm`)
+/// blocks of C's rows or columns, so one thread pool serves both the fused loops and the
+/// products (OpenBLAS's own pool would spin after each call beside the next kernel's threads).
 enum MatmulLowering {
     /// Products with fewer multiply-adds run on the calling thread.
     static let parallelThreshold = 1 << 17
 
-    /// One BLAS call's operands, and the calls on a block of C's rows or columns.
+    /// One product's operands as the runtime's `la_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)` takes them.
     struct Call {
         var a: Operand, b: Operand
         var k: String, beta: String, ldc: String
         var pa: String, pb: String, pc: String
 
-        func gemm(m: String, n: String) -> String {
-            "la_sgemm(CblasRowMajor, \(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
-                + "\(m), \(n), \(k), 1.0f, \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(ldc));"
-        }
-
-        /// One row (batch-1 decode): a matrix-vector product streams the weights once.
-        /// c[1,N] = a[1,K]·op(B): with B stored [N,K] that is B·a, with B stored [K,N] it is Bᵀ·a.
-        func gemv(n: String) -> String {
-            let incA = a.trans ? a.ld : "1"
-            return "la_sgemv(CblasRowMajor, \(b.trans ? "CblasNoTrans" : "CblasTrans"), "
-                + "\(b.trans ? n : k), \(b.trans ? k : n), 1.0f, \(pb), \(b.ld), \(pa), \(incA), \(beta), \(pc), 1);"
-        }
-
-        /// The call on C's rows `lo..<hi` (A's rows, or columns when A is read transposed).
-        func rows() -> Call {
-            var c = self
-            c.pa = "\(pa) + lo" + (a.trans ? "" : " * \(paren(a.ld))")
-            c.pc = "\(pc) + lo * \(paren(ldc))"
-            return c
-        }
-
-        /// The call on C's columns `lo..<hi` (B's rows when stored [N,K], else its columns).
-        func columns() -> Call {
-            var c = self
-            c.pb = "\(pb) + lo" + (b.trans ? " * \(paren(b.ld))" : "")
-            c.pc = "\(pc) + lo"
-            return c
+        /// `function(…)` on C[m, n]: `la_gemm` splits it over the threads, `la_gemm_serial` does not.
+        func text(_ function: String, m: String, n: String) -> String {
+            "\(function)(\(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
+                + "\(m), \(n), \(k), \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(ldc));"
         }
     }
 
@@ -73,6 +51,15 @@ enum MatmulLowering {
         throw NeedsRealization(node: input)
     }
 
+    /// The product in infix for the kernel's comment: `t4[B*T, D] = t3 · wqᵀ` (`+=` when it accumulates).
+    static func formula(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) -> String {
+        let n = plan.node(plan.matmulNode(of: k.root))
+        guard case .matmul(let ta, let tb) = n.op else { return "matmul" }
+        func operand(_ i: Int, _ t: Bool) -> String { buffer(plan.stridedView(i)?.base ?? i) + (t ? "ᵀ" : "") }
+        let op = plan.accumulatingMatmul[k.root] != nil ? "+=" : "="
+        return "\(buffer(k.root))\(n.shape.shapeDescription) \(op) \(operand(n.inputs[0], ta)) · \(operand(n.inputs[1], tb))"
+    }
+
     static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
         // A write-slice root accumulates its matmul into the target: C = A·B + C (β = 1).
         let n = plan.node(plan.matmulNode(of: k.root))
@@ -93,8 +80,6 @@ enum MatmulLowering {
         var beta = plan.accumulatingMatmul[k.root] == nil ? "0.0f" : "1.0f"
         if !summed.isEmpty { beta = "(\(summed.map { "b\($0) > 0" }.joined(separator: " || "))) ? 1.0f : 0.0f" }
         func ptr(_ base: String, _ offs: [String]) -> String { offs.isEmpty ? base : "\(base) + \(offs.joined(separator: " + "))" }
-        // Work per thread below this many multiply-adds is not worth waking a thread for.
-        let work = "\(paren(m.cExpr)) * \(paren(nn.cExpr)) * \(paren(kk.cExpr)) >= \(parallelThreshold)"
         var lines: [String] = []
         if !batchDims.isEmpty {
             // One product per batch element; the OpenMP threads take batch elements (BLAS runs
@@ -103,6 +88,7 @@ enum MatmulLowering {
             var offA: [String] = [], offB: [String] = [], offC: [String] = []
             let split = batchDims.indices.prefix { !summed.contains($0) }.count
             if split > 0 {
+                let work = "\(paren(m.cExpr)) * \(paren(nn.cExpr)) * \(paren(kk.cExpr)) >= \(parallelThreshold)"
                 let count = batchDims.prefix(split).map { paren($0.cExpr) }.joined(separator: " * ")
                 lines.append("const int parallel = \(count) > 1 && \(work);")
                 lines.append("if (parallel) la_blas_pool(0);")
@@ -115,38 +101,11 @@ enum MatmulLowering {
                 if c.strides[d] != 0 { offC.append("b\(d) * \(paren(c.strides[d].cExpr))") }
             }
             let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: ptr(a.pointer, offA), pb: ptr(b.pointer, offB), pc: ptr(cBase, offC))
-            let pad = String(repeating: "    ", count: batchDims.count)
-            if m == 1 {
-                lines.append(pad + call.gemv(n: nn.cExpr))
-            } else if m.isConstant {
-                lines.append(pad + call.gemm(m: m.cExpr, n: nn.cExpr))
-            } else {
-                lines.append(pad + "if (\(m.cExpr) == 1) \(call.gemv(n: nn.cExpr))")
-                lines.append(pad + "else \(call.gemm(m: m.cExpr, n: nn.cExpr))")
-            }
+            lines.append(String(repeating: "    ", count: batchDims.count) + call.text("la_gemm_serial", m: m.cExpr, n: nn.cExpr))
             return lines
         }
-        // One product: the threads split C along its longer side.
+        // One product: the runtime splits C along its longer side over the threads.
         let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: a.pointer, pb: b.pointer, pc: cBase)
-        let M = paren(m.cExpr), N = paren(nn.cExpr)
-        lines.append("const int parallel = \(work);")
-        lines.append("if (parallel) la_blas_pool(0);")
-        lines.append("#pragma omp parallel if (parallel)")
-        lines.append("{")
-        lines.append("    const long parts = omp_get_num_threads(), p = omp_get_thread_num();")
-        func range(_ side: String) -> String { "const long lo = \(side) * p / parts, hi = \(side) * (p + 1) / parts;" }
-        // One row (decode): a matrix-vector product is bound by streaming the weights, which
-        // OpenBLAS's own threads do best; its pool is lent until the next split product.
-        // (kept lent for the next one: decode runs one after another)
-        let lend = "{ la_blas_pool(1); \(call.gemv(n: nn.cExpr)) }"
-        if m == 1 { return [lend] }
-        let gemmRows = ["    " + range(M), "    if (hi > lo) \(call.rows().gemm(m: "hi - lo", n: nn.cExpr))"]
-        let gemmColumns = ["    " + range(N), "    if (hi > lo) \(call.columns().gemm(m: m.cExpr, n: "hi - lo"))"]
-        lines += ["    if (\(M) >= \(N)) {"] + gemmRows.map { "    " + $0 } + ["    } else {"] + gemmColumns.map { "    " + $0 } + ["    }"]
-        lines.append("}")
-        if !m.isConstant {
-            lines = ["if (\(M) == 1) \(lend)", "else {"] + lines.map { "    " + $0 } + ["}"]
-        }
-        return lines
+        return [call.text("la_gemm", m: m.cExpr, n: nn.cExpr)]
     }
 }

@@ -9,9 +9,12 @@ struct ProgramEmitter {
     var plan: FusionPlan
     let memory: MemoryPlan
     let symbols: [String]
+    /// Derived sizes a kernel declares at its top and writes by name.
+    let sizeNames: [NamedSize]
 
-    init(family: String, program: Program) throws {
+    init(family: String, program: Program, sizeNames: [NamedSize] = []) throws {
         self.family = family
+        self.sizeNames = sizeNames
         self.program = program
         var plan = try FusionPlan(program)
         // Render once to find values a kernel cannot compute in place; materialize them and re-plan.
@@ -31,6 +34,9 @@ struct ProgramEmitter {
         self.symbols = program.symbols
         // Names the entry point uses for its own locals.
         let reserved: Set<String> = ["args", "off", "prof", "tick", "l", "r", "n", "j", "rows", "total", "flops", "bytes"]
+        for n in sizeNames where program.symbols.contains(n.name) || (program.inputs + program.params).contains(where: { $0.name == n.name }) {
+            throw GraphError("program '\(program.name)': the size name '\(n.name)' is also a symbol or an input; rename one")
+        }
         for d in program.inputs + program.params where reserved.contains(d.name) || d.name.hasPrefix("carry") || d.name.hasPrefix("t") && Int(d.name.dropFirst()) != nil {
             throw GraphError("program '\(program.name)': the name '\(d.name)' is reserved in emitted C; rename the input")
         }
@@ -163,13 +169,25 @@ struct ProgramEmitter {
 
     /// Symbols a piece of C mentions, in program order.
     func symbolsUsed(in lines: [String]) -> [String] {
-        let words = Set(lines.joined(separator: " ").split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }).map(String.init))
+        let words = ProgramEmitter.identifiers(in: lines)
         return symbols.filter { words.contains($0) }
+    }
+
+    /// The C identifiers (and numbers) in some lines.
+    static func identifiers(in lines: [String]) -> Set<String> {
+        Set(lines.joined(separator: " ").split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }).map(String.init))
+    }
+
+    /// `const long D = 2*HD2*KVH*REP;` for each named size the lines use, in `sizeNames` order.
+    func sizeDeclarations(for lines: [String]) -> [String] {
+        let words = ProgramEmitter.identifiers(in: lines)
+        return sizeNames.filter { words.contains($0.name) }.map { "const long \($0.name) = \($0.dim.cExpr);" }
     }
 
     /// A kernel as a static C function.
     func kernelFunction(_ k: Kernel) throws -> (text: String, call: String) {
-        let body = try ProgramEmitter.kernelBody(plan, k)
+        var body = try Dim.$names.withValue(sizeNames) { try ProgramEmitter.kernelBody(plan, k) }
+        body = sizeDeclarations(for: body) + body
         let bufs = kernelBuffers(k)
         let syms = symbolsUsed(in: body)
         var params: [String] = []
@@ -178,10 +196,13 @@ struct ProgramEmitter {
             params.append(writes ? "\(t) *restrict \(n)" : "const \(t) *restrict \(n)")
         }
         params += syms.map { "long \($0)" }
-        let ops = k.covered.map { plan.node($0).op.name }
+        // The comment: a product in infix; a loop's arithmetic ops (views and sizes are indexing).
+        let summary = k.kind == .matmul
+            ? Dim.$names.withValue(sizeNames) { MatmulLowering.formula(plan, k, buffer: { ProgramEmitter.bufferName(plan, $0) }) }
+            : k.covered.map { plan.node($0).op }.filter { !$0.isView && $0.name != "size" && $0.name != "const" }.map(\.name).joined(separator: ", ")
         var scopes: [String] = []
         for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
-        var text = "/* \(k.name): \(ops.joined(separator: ", "))"
+        var text = "/* \(k.name): \(summary)"
         if !scopes.isEmpty { text += "  [\(scopes.joined(separator: "; "))]" }
         text += " */\n"
         text += "static void \(k.name)(\(params.joined(separator: ", "))) {\n"

@@ -11,6 +11,8 @@ public struct ProfileReport: Sendable {
         public var flops: Double
         public var bytes: Double
         public var scopes: [String]
+        /// The manifest's kernel kind: `sgemm` (a matrix product), `fused_loop` or `scatter_add`.
+        public var kind = "fused_loop"
     }
 
     public var rows: [Row] = []
@@ -26,7 +28,7 @@ public struct ProfileReport: Sendable {
             let calls = Int(p[2 * k.index + 1])
             guard calls > 0 else { continue }
             rows.append(Row(program: program.manifest.name, kernel: k.name, calls: calls, ms: p[2 * k.index] / 1e6,
-                            flops: flops[k.index], bytes: bytes[k.index], scopes: k.scopes))
+                            flops: flops[k.index], bytes: bytes[k.index], scopes: k.scopes, kind: k.kind))
         }
         for e in program.events {
             let k = program.manifest.kernels[e.kernel]
@@ -36,9 +38,9 @@ public struct ProfileReport: Sendable {
 
     public var totalMs: Double { rows.reduce(0) { $0 + $1.ms } }
 
-    /// Time and rate of the matrix-product kernels (those named `…matmul`, which call sgemm/sgemv).
+    /// Time and rate of the matrix-product kernels (kind `sgemm`: they call sgemm/sgemv).
     public var products: (ms: Double, gflops: Double) {
-        let m = rows.filter { $0.kernel.hasSuffix("matmul") }
+        let m = rows.filter { $0.kind == "sgemm" }
         let ms = m.reduce(0) { $0 + $1.ms }
         return (ms, ms > 0 ? m.reduce(0) { $0 + $1.flops } / (ms * 1e6) : 0)
     }

@@ -44,16 +44,40 @@ public struct Dim: Hashable, Sendable, Codable, Comparable, CustomStringConverti
     }
 
     /// C expression for this size, reading each symbol from a local `long` of the same name.
+    /// Inside `Dim.$names.withValue(…)`, factors that are named sizes are written by their names
+    /// (`4*B*T*D` for `8*B*HD2*KVH*REP*T` when `D = 2*HD2*KVH*REP`).
     public var cExpr: String {
         if syms.isEmpty { return "\(coeff)" }
-        let prod = syms.joined(separator: "*")
-        return coeff == 1 ? prod : "\(coeff)*\(prod)"
+        var rest = self, used: [String] = []
+        for n in Dim.names {
+            while let q = rest.divided(by: n.dim) {
+                used.append(n.name)
+                rest = q
+            }
+        }
+        let prod = (rest.syms + used).joined(separator: "*")
+        if prod.isEmpty { return "\(rest.coeff)" }
+        return rest.coeff == 1 ? prod : "\(rest.coeff)*\(prod)"
     }
+
+    /// The named sizes `cExpr` writes by name, largest first (set around the code that declares them).
+    @TaskLocal public static var names: [NamedSize] = []
 
     public var description: String { cExpr }
 
     public static func < (a: Dim, b: Dim) -> Bool {
         a.syms == b.syms ? a.coeff < b.coeff : a.syms.lexicographicallyPrecedes(b.syms)
+    }
+}
+
+/// A size derived from the symbols that emitted code declares once by name
+/// (`const long D = 2*HD2*KVH*REP;`) and then writes by that name.
+public struct NamedSize: Sendable, Hashable {
+    public var name: String
+    public var dim: Dim
+    public init(_ name: String, _ dim: Dim) {
+        self.name = name
+        self.dim = dim
     }
 }
 

@@ -16,14 +16,22 @@ struct BenchCompile: ParsableCommand {
     /// The flags of the `Kernels` target in Package.swift.
     static let flags = ["-O3", "-fopenmp", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fveclib=libmvec", "-Wno-pass-failed"]
 
+    /// The checked-in runtime headers the emitted C includes (`la_runtime.h`), in the source tree
+    /// this binary was built from.
+    static let runtimeInclude = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Kernels/include").path
+
     struct Result: Encodable {
         var job = "compile", codegen_seconds: Double, c_compile_seconds: Double, total_seconds: Double, files: Int, jobs: Int
         var c_seconds_per_file: [String: Double]
     }
 
     func run() throws {
+        guard FileManager.default.fileExists(atPath: BenchCompile.runtimeInclude + "/la_runtime.h") else {
+            throw CLIError("bench compile needs the source tree this binary was built from: no \(BenchCompile.runtimeInclude)/la_runtime.h")
+        }
         let t0 = Date()
-        let sources = try CCompiler.emit(GraphFamilies.all())
+        let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
         let codegen = Date().timeIntervalSince(t0)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llama-align-compile-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -38,7 +46,7 @@ struct BenchCompile: ParsableCommand {
             while running.count < max(1, jobs), let f = pending.popFirst() {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.arguments = [cc] + BenchCompile.flags + ["-I", dir + "/include", "-c", dir + "/" + f, "-o", dir + "/" + f + ".o"]
+                p.arguments = [cc] + BenchCompile.flags + ["-I", dir + "/include", "-I", BenchCompile.runtimeInclude, "-c", dir + "/" + f, "-o", dir + "/" + f + ".o"]
                 try p.run()
                 running.append((f, p, Date()))
             }

@@ -3,6 +3,8 @@ import TensorGraph
 /// Every program family the package compiles, in emission order.
 public enum GraphFamilies {
     public static let names = ["llama", "llama_train", "llama_dpo", "bench"]
+    /// Derived sizes the emitted kernels name (`const long D = 2*HD2*KVH*REP;`).
+    public static let sizeNames = LlamaDims.named
 
     public static func all() throws -> [(name: String, programs: [Program])] {
         [("llama", try LlamaPrograms.all()), ("llama_train", try LlamaTrainingPrograms.all()),

@@ -26,6 +26,9 @@ public enum LlamaDims {
     public static var heads: Dim { kvHeads * rep }
     public static var dim: Dim { heads * headDim }
     public static var kvDim: Dim { kvHeads * headDim }
+
+    /// The derived widths emitted C declares by name at the top of each kernel, largest first.
+    public static let named: [NamedSize] = [NamedSize("D", dim), NamedSize("KVD", kvDim), NamedSize("H", heads), NamedSize("HD", headDim)]
 }
 
 /// The weights of one decoder layer (the current layer's slices inside the layer loop).
