@@ -1,4 +1,3 @@
-import GraphCompiler
 import TensorGraph
 
 /// DPO programs over PaddleNLP's shared-prompt layout: one row per pair holding the prompt

@@ -1,4 +1,3 @@
-import GraphCompiler
 import TensorGraph
 
 /// The training programs: `lm_step` (forward, token cross-entropy, backward into gradient

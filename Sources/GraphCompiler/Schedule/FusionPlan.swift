@@ -93,11 +93,29 @@ struct FusionPlan {
         }
     }
 
+    /// The planning passes, in order: each reads and refines the plan.
+    static let passes: [(name: String, run: @Sendable (inout FusionPlan) throws -> Void)] = [
+        ("bind outputs", { $0.bindOutputs() }),
+        ("bind carries", { $0.bindCarries() }),
+        ("realize products, writes and stage crossings", { $0.realizeProductsWritesAndCrossings() }),
+        ("keep carries in saved slots", { $0.keepCarriesInSavedSlots() }),
+        ("fold accumulations into their writes", { $0.foldAccumulations() }),
+        ("make product operands strided views", { $0.makeProductOperandsStrided() }),
+        ("realize shared values", { $0.realizeSharedValues() }),
+        ("write in place", { $0.writeInPlace() }),
+        ("group kernels", { try $0.buildKernels() }),
+        ("write products into their views", { try $0.writeProductsIntoViews() }),
+        ("name kernels", { $0.nameKernels() }),
+        ("assign arena slots", { $0.assignArenaSlots() }),
+    ]
+
     private mutating func decide() throws {
-        let p = program
-        for (name, id) in p.outputs {
-            // An output that only reshapes a computed value takes that value's place.
-            // So does one that only detaches a computed value (gradients are already built).
+        for pass in FusionPlan.passes { try pass.run(&self) }
+    }
+
+    /// An output that only reshapes or detaches a computed value takes that value's place.
+    private mutating func bindOutputs() {
+        for (name, id) in program.outputs {
             var target = id
             while true {
                 let inner = node(target).inputs.first ?? target
@@ -108,13 +126,23 @@ struct FusionPlan {
             }
             realized.insert(target); storage[target] = .external(name)
         }
-        for (k, c) in p.carries.enumerated() {
+    }
+
+    /// A carry's start value is materialized; the value entering and leaving an iteration
+    /// live in the carry's buffers.
+    private mutating func bindCarries() {
+        for (k, c) in program.carries.enumerated() {
             if !isBufferLeaf(initialValue(c)) { realized.insert(initialValue(c)) }
             storage[c.entry] = .carryCurrent(k)
             realized.insert(c.next)
             storage[c.next] = .carryNext(k)
         }
-        for n in p.nodes {
+    }
+
+    /// Caller buffers are bound by name; products, scatters and writes are materialized, and
+    /// so is every value read by another stage.
+    private mutating func realizeProductsWritesAndCrossings() {
+        for n in program.nodes {
             switch n.op {
             case .input(let name), .param(let name): storage[n.id] = .external(name)
             case .loopResult(let k): storage[n.id] = .carryCurrent(k)
@@ -124,28 +152,29 @@ struct FusionPlan {
                 if let a = accumulated(n) {
                     if case .matmul = node(a).op { accumulatingMatmul[n.id] = a } else { accumulatingScatter[n.id] = a }
                 }
-            case .reduce: break
-            case .constant, .size, .iota, .carry: break
-            default:
-                break
+            default: break
             }
-            // Values crossing into another stage are materialized.
+            // (a carry's start value is materialized above, through its reshapes)
             if !n.op.isLeaf {
-                // (a carry's start value is materialized above, through its reshapes)
                 for c in consumers[n.id] where node(c).stage != n.stage && !node(c).op.isCarry {
                     realized.insert(rootThroughViews(n.id))
                 }
             }
         }
-        keepCarriesInSavedSlots()
-        // A matmul or scatter accumulated into a buffer is computed by the write's kernel.
+    }
+
+    /// A matmul or scatter accumulated into a buffer is computed by the write's kernel.
+    private mutating func foldAccumulations() {
         for m in accumulatingMatmul.values { realized.remove(m) }
         for a in accumulatingScatter.values { realized.remove(a) }
-        // Matmul operands must be strided views of buffers: materialize the value under the
-        // views when that makes them strided, else the viewed value itself. A value whose last
-        // axis is tiny (RoPE's pairs) is materialized as the operand itself instead, so its
-        // kernel loops over whole rows of the layout the matmul reads.
-        for n in p.nodes {
+    }
+
+    /// Matmul operands must be strided views of buffers: materialize the value under the
+    /// views when that makes them strided, else the viewed value itself. A value whose last
+    /// axis is tiny (RoPE's pairs) is materialized as the operand itself instead, so its
+    /// kernel loops over whole rows of the layout the matmul reads.
+    private mutating func makeProductOperandsStrided() {
+        for n in program.nodes {
             guard case .matmul = n.op else { continue }
             for i in n.inputs where stridedView(i) == nil {
                 var bottom = i
@@ -159,31 +188,42 @@ struct FusionPlan {
                 if stridedView(i) == nil { realized.remove(bottom); realized.insert(i) }
             }
         }
-        // A value with several readers is materialized, unless all of them end in one kernel
-        // that loops over the value's own shape (softmax's exp feeds both its sum and its output).
-        for n in p.nodes.reversed() where !realized.contains(n.id) && !n.op.isLeaf && !n.op.isView && !n.shape.isEmpty {
+    }
+
+    /// A value with several readers is materialized, unless all of them end in one kernel
+    /// that loops over the value's own shape (softmax's exp feeds both its sum and its output),
+    /// or it is cheap elementwise arithmetic each reader recomputes (its row statistics stored).
+    private mutating func realizeSharedValues() {
+        for n in program.nodes.reversed() where !realized.contains(n.id) && !n.op.isLeaf && !n.op.isView && !n.shape.isEmpty {
             guard effectiveUses(n.id) > 1 else { continue }
             let roots = kernelRoots(reading: n.id)
             if roots.count == 1, let r = roots.first, rowShape(of: r) == n.shape { continue }
             if let rowStatistics = recomputeCone(n.id, readers: roots.count) {
-                // Cheap elementwise arithmetic over stored values is recomputed by each reader
-                // instead of stored; the row reductions it needs are stored (one value per row).
                 realized.formUnion(rowStatistics)
                 continue
             }
             realized.insert(n.id)
         }
-        writeInPlace()
-        try buildKernels()
-        // A copy of a matmul's result (views, or a sum over its batch axes) is written by the
-        // matmul itself; the copy kernel disappears.
+    }
+
+    /// A copy of a matmul's result (views, or a sum over its batch axes) is written by the
+    /// matmul itself; the copy kernel disappears.
+    private mutating func writeProductsIntoViews() throws {
         for k in kernels where k.kind == .pointwise || outputViews[k.root] != nil {
             guard let (m, view, links) = matmulUnderViews(k.root) else { continue }
             outputViews[k.root] = (m, view)
             for l in links + [m] { realized.remove(l); outputViews[l] = nil }
         }
         if !outputViews.isEmpty { try buildKernels() }
+    }
+
+    private mutating func nameKernels() {
         for (i, k) in kernels.enumerated() { kernels[i].name = kernelName(i, k) }
+    }
+
+    /// Writes land in their target's buffer; every other kernel result gets an arena value
+    /// (slots are shared by liveness later, in `MemoryPlan`).
+    private mutating func assignArenaSlots() {
         var slot = 0
         for k in kernels where storage[k.root] == nil {
             if case .writeSlice = node(k.root).op {
@@ -306,42 +346,6 @@ struct FusionPlan {
         k.covered.sort()
         k.reads = Array(Set(k.reads)).sorted()
         return bad
-    }
-
-    /// A product named after the caller's buffers it touches: the weight a forward product
-    /// reads (`wq`), else the buffer it writes (`grad_wq`), else the weight whose input's
-    /// gradient it computes (`wq_grad_in`); nil for products between activations (attention),
-    /// which keep their scope's name.
-    private func productName(_ k: Kernel, gradient: Bool) -> String? {
-        let mm = node(matmulNode(of: k.root))
-        let weight = mm.inputs.reversed().lazy.compactMap { input -> String? in
-            guard let base = self.stridedView(input)?.base, case .param(let name) = self.node(base).op else { return nil }
-            return name
-        }.first
-        if let weight, !gradient { return weight }
-        if case .external(let out)? = storage[k.root] { return out }
-        if case .writeSlice = node(k.root).op, case .input(let target) = node(node(k.root).inputs[0]).op { return target }
-        return weight.map { $0 + "_grad_in" }
-    }
-
-    private func kernelName(_ i: Int, _ k: Kernel) -> String {
-        let scopes = k.covered.map { node($0).scope }.filter { !$0.isEmpty }
-        let leaf = scopes.map { s -> String in
-            let parts = s.split(separator: "/").map(String.init)
-            guard let last = parts.last else { return "" }
-            return last == "grad" && parts.count > 1 ? parts[parts.count - 2] + "_grad" : last
-        }
-        var counts: [String: Int] = [:]
-        for s in leaf { counts[s, default: 0] += 1 }
-        let top = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.first?.key
-        if k.kind == .matmul, let product = productName(k, gradient: top?.hasSuffix("grad") ?? false) {
-            return [program.name, "k\(i)", product].joined(separator: "_")
-        }
-        let what = top ?? node(k.root).op.name
-        let opName = k.kind == .matmul ? "matmul" : (k.kind == .scatterAdd ? "scatter_add" : nil)
-        var parts = [program.name, "k\(i)", what]
-        if let opName, opName != what { parts.append(opName) }
-        return parts.joined(separator: "_").replacingOccurrences(of: "-", with: "_")
     }
 }
 

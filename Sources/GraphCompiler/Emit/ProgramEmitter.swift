@@ -16,19 +16,7 @@ struct ProgramEmitter {
         self.family = family
         self.sizeNames = sizeNames
         self.program = program
-        var plan = try FusionPlan(program)
-        // Render once to find values a kernel cannot compute in place; materialize them and re-plan.
-        var tries = 0
-        while true {
-            do {
-                for k in plan.kernels { _ = try ProgramEmitter.kernelBody(plan, k) }
-                break
-            } catch let e as NeedsRealization {
-                tries += 1
-                if tries > program.nodes.count { throw GraphError("program '\(program.name)': could not schedule node \(e.node)") }
-                plan = try FusionPlan(program, extraRealized: plan.realized.union([e.node]))
-            }
-        }
+        let plan = try FusionPlan.legal(program) { plan, k in _ = try ProgramEmitter.kernelBody(plan, k) }
         self.plan = plan
         self.memory = MemoryPlan(plan: plan)
         self.symbols = program.symbols
