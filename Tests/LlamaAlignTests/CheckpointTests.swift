@@ -42,8 +42,9 @@ private func littleEndianBytes(_ words: [UInt16]) -> [UInt8] {
 }
 
 @Suite struct CheckpointTests {
-    @Test func stories260KLoads() throws {
-        guard let path = SharedFixtures.path("models/stories260K.bin") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin"), "needs ../shared"))
+    func stories260KLoads() throws {
+        let path = try SharedFixtures.require("models/stories260K.bin")
         let w = try loadModel(path: path)
         let c = w.config
         #expect(c == LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKVHeads: 4, vocabSize: 512,

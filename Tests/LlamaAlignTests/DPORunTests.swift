@@ -69,8 +69,9 @@ import LlamaGraphs
         #expect(nums.count == 2 && nums[1] >= 0.9 && nums[1] > nums[0], "\(line)")
     }
 
-    @Test func evalOnPreferenceDataReproducesTheInterpreter() throws {
-        guard let model = SharedFixtures.path("models/stories260K.bin") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin"), "needs ../shared"))
+    func evalOnPreferenceDataReproducesTheInterpreter() throws {
+        let model = try SharedFixtures.require("models/stories260K.bin")
         let w = try Llama2cCheckpoint.load(path: model)
         // A reference that differs: the same model with its final norm scaled.
         var r = w

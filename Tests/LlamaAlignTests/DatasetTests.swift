@@ -5,21 +5,22 @@ import Testing
 @Suite struct DatasetTests {
     let ignore = TokenizedExample.ignore
 
-    func llama2() throws -> (any Tokenizer)? {
-        guard let p = SharedFixtures.path("tokenizers/llama2/tokenizer.model") else { return nil }
-        return try loadTokenizer(path: p)
+    func llama2() throws -> any Tokenizer {
+        try loadTokenizer(path: try SharedFixtures.require("tokenizers/llama2/tokenizer.model"))
     }
 
-    @Test func sftSingleTurnExactIds() throws {
-        guard let tok = try llama2() else { return }
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model"), "needs ../shared"))
+    func sftSingleTurnExactIds() throws {
+        let tok = try llama2()
         let path = try jsonlFile([#"{"src": "Hello world", "tgt": "Once upon a time"}"#])
         let (rows, _) = try SFTDataset.load(path: path, tokenizer: tok, maxSeqLen: 64, maxPromptLen: 32, template: .none)
         let src: [Int32] = [15043, 3186], tgt: [Int32] = [9038, 2501, 263, 931]
         #expect(rows == [TokenizedExample(inputIds: [1] + src + tgt + [2], labels: [ignore, ignore, ignore] + tgt + [2])])
     }
 
-    @Test func sftMultiTurnAndLlama2Template() throws {
-        guard let tok = try llama2() else { return }
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model"), "needs ../shared"))
+    func sftMultiTurnAndLlama2Template() throws {
+        let tok = try llama2()
         let path = try jsonlFile([#"{"src": ["Hello world", "Hello"], "tgt": ["Once upon a time", "world"]}"#])
         let (rows, _) = try SFTDataset.load(path: path, tokenizer: tok, maxSeqLen: 64, maxPromptLen: 32, template: .none)
         let t1 = tok.encode("Once upon a time"), t2 = tok.encode("world")

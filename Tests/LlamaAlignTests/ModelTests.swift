@@ -8,9 +8,10 @@ func tinyConfig(kvHeads: Int, tied: Bool = true) -> LlamaConfig {
 }
 
 @Suite struct ModelTests {
-    @Test func greedyMatchesLlama2cGolden() throws {
-        guard let modelPath = SharedFixtures.path("models/stories260K.bin"),
-              let goldenPath = SharedFixtures.path("golden/stories260K_greedy.json") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin", "golden/stories260K_greedy.json"), "needs ../shared"))
+    func greedyMatchesLlama2cGolden() throws {
+        let modelPath = try SharedFixtures.require("models/stories260K.bin")
+        let goldenPath = try SharedFixtures.require("golden/stories260K_greedy.json")
         struct Golden: Decodable { var prompt_ids: [Int32]; var greedy_ids: [Int32] }
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: goldenPath)))
         let model = try LlamaModel(weights: try Llama2cCheckpoint.load(path: modelPath))

@@ -90,8 +90,9 @@ import LlamaGraphs
         }
     }
 
-    @Test func evalReproducesTheReferenceInterpreter() throws {
-        guard let model = SharedFixtures.path("models/stories260K.bin") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin"), "needs ../shared"))
+    func evalReproducesTheReferenceInterpreter() throws {
+        let model = try SharedFixtures.require("models/stories260K.bin")
         let rows = [[1, 461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435], [1, 299, 362, 409, 283, 264, 283, 452, 288, 13, 431, 431]]
         let path = try jsonlFile(rows.map { "{\"input_ids\": \($0)}" }, name: "ids.jsonl")
         guard let r = try CLI.run(["eval", "--model", model, "--data", path, "--json"]) else { return }
