@@ -97,11 +97,9 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int, runs: Int = 5) throws -> Double {
     return median(rates)
 }
 
-/// Prints `value` as one line of sorted JSON.
+/// Prints `value` as one line of JSON through `JSONOutput` (keys sorted; NaN and ±∞ as "nan", "inf", "-inf").
 func printJSON<T: Encodable>(_ value: T) throws {
-    let e = JSONEncoder()
-    e.outputFormatting = [.sortedKeys]
-    print(String(decoding: try e.encode(value), as: UTF8.self))
+    print(try JSONOutput.string(value))
 }
 
 /// The per-kernel table of programs whose profiling was on, with their costs at `sizes`

@@ -66,8 +66,7 @@ struct Eval: ParsableCommand {
                                         lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
             let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
             if json {
-                let body = keys.map { "\"\($0)\": \(m[$0] ?? 0)" }.joined(separator: ", ")
-                print("{\(body)}")
+                try printJSON(Dictionary(uniqueKeysWithValues: keys.map { ($0, m[$0] ?? 0) }))
             } else {
                 for k in keys { print(String(format: "%-20@ %.6f", k as NSString, m[k] ?? 0)) }
             }
@@ -92,11 +91,19 @@ struct Eval: ParsableCommand {
         }
         let mean = n > 0 ? sum / Double(n) : 0
         if json {
-            print("{\"loss\": \(mean), \"perplexity\": \(exp(mean)), \"tokens\": \(n), \"rows\": \(examples.count)}")
+            try printJSON(EvalReport(loss: mean, perplexity: exp(mean), tokens: n, rows: examples.count))
         } else {
             print(String(format: "loss %.6f  perplexity %.4f  over %d tokens in %d rows", mean, exp(mean), n, examples.count))
         }
     }
+}
+
+/// `eval --json` on language-model data (non-finite numbers as `JSONOutput` writes them).
+struct EvalReport: Encodable {
+    var loss: Double
+    var perplexity: Double
+    var tokens: Int
+    var rows: Int
 }
 
 /// For pre-tokenized files with no tokenizer at hand: ids only.

@@ -42,8 +42,9 @@ private func littleEndianBytes(_ words: [UInt16]) -> [UInt8] {
 }
 
 @Suite struct CheckpointTests {
-    @Test func stories260KLoads() throws {
-        guard let path = SharedFixtures.path("models/stories260K.bin") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin"), "needs ../shared"))
+    func stories260KLoads() throws {
+        let path = try SharedFixtures.require("models/stories260K.bin")
         let w = try loadModel(path: path)
         let c = w.config
         #expect(c == LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKVHeads: 4, vocabSize: 512,
@@ -311,6 +312,50 @@ private func littleEndianBytes(_ words: [UInt16]) -> [UInt8] {
         try #"{"hidden_size": 32}"#.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
         let text = errorText { _ = try HFCheckpoint.load(directory: dir) }
         #expect(text.contains(dir + "/config.json") && text.contains("missing field"))
+    }
+
+    /// config.json: Hugging Face's names, unknown keys ignored, written as transformers writes it,
+    /// and each unsupported or malformed field named.
+    @Test func hfConfigFieldsAndProblems() throws {
+        let path = SharedFixtures.tempDir("cfg").appendingPathComponent("config.json").path
+        func load(_ json: String) throws -> (config: LlamaConfig, tied: Bool?) {
+            try json.write(toFile: path, atomically: true, encoding: .utf8)
+            return try HFConfig.load(path: path)
+        }
+        // As transformers writes it, with keys this project does not use (an integral 172.0 is an integer).
+        let real = #"{"architectures": ["LlamaForCausalLM"], "attention_bias": false, "bos_token_id": 1, "eos_token_id": 2, "head_dim": 8, "#
+            + #""hidden_size": 64, "intermediate_size": 172.0, "model_type": "llama", "num_attention_heads": 8, "num_hidden_layers": 5, "#
+            + #""num_key_value_heads": 4, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000, "tie_word_embeddings": false, "#
+            + #""transformers_version": "4.46.0", "vocab_size": 512}"#
+        let (c, tied) = try load(real)
+        #expect(c == LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKVHeads: 4, vocabSize: 512, maxSeqLen: 2048,
+                                 normEps: 1e-5, ropeTheta: 10000))
+        #expect(tied == false)
+        // Written with sorted keys and `"key": value`; it parses and reads back the same.
+        let text = try HFConfig.text(c)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["num_key_value_heads"] as? Int == 4 && object["model_type"] as? String == "llama")
+        #expect(text.contains("\n  \"hidden_size\": 64,\n") && !text.contains(" : "))
+        let keys = text.split(separator: "\n").filter { $0.hasPrefix("  \"") }.map { $0.split(separator: "\"")[1] }
+        #expect(keys.count == object.count && keys == keys.sorted())
+        #expect(try load(text).config == c)
+        let problems: [(String, String)] = [
+            (#"{"model_type": "mistral"}"#, "model_type is 'mistral'"),
+            (#"{"rope_scaling": {"type": "linear", "factor": 2.0}}"#, "rope_scaling is set"),
+            (#"{"mlp_bias": true}"#, "mlp_bias is true"),
+            (real.replacingOccurrences(of: #""hidden_size": 64"#, with: #""hidden_size": "64""#), "field 'hidden_size' is not an integer"),
+            (real.replacingOccurrences(of: #""hidden_size": 64"#, with: #""hidden_size": 64.5"#), "field 'hidden_size' is not an integer"),
+            (real.replacingOccurrences(of: #""rope_theta": 10000"#, with: #""rope_theta": [1]"#), "field 'rope_theta' is not a number"),
+            (real.replacingOccurrences(of: #""head_dim": 8"#, with: #""head_dim": 16"#), "head_dim 16 differs"),
+            (real.replacingOccurrences(of: #""vocab_size": 512"#, with: #""vocab_size": null"#), "missing field 'vocab_size'"),
+            ("[1, 2]", "the JSON is not an object"),
+            (#"{"hidden_size": "#, "malformed JSON"),
+        ]
+        for (json, problem) in problems {
+            let message = errorText { _ = try load(json) }
+            #expect(message.contains(path) && message.contains(problem), "\(message)")
+            #expect(!message.contains("\n"), "\(message)")
+        }
     }
 
     @Test func unrecognizedPath() throws {

@@ -2,31 +2,25 @@ import Foundation
 import Testing
 @testable import Alignment
 
-/// Writes JSONL lines into a temporary file and returns its path.
-func jsonlFile(_ lines: [String], name: String = "data.jsonl") throws -> String {
-    let url = SharedFixtures.tempDir("data").appendingPathComponent(name)
-    try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
-    return url.path
-}
-
 @Suite struct DatasetTests {
     let ignore = TokenizedExample.ignore
 
-    func llama2() throws -> (any Tokenizer)? {
-        guard let p = SharedFixtures.path("tokenizers/llama2/tokenizer.model") else { return nil }
-        return try loadTokenizer(path: p)
+    func llama2() throws -> any Tokenizer {
+        try loadTokenizer(path: try SharedFixtures.require("tokenizers/llama2/tokenizer.model"))
     }
 
-    @Test func sftSingleTurnExactIds() throws {
-        guard let tok = try llama2() else { return }
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model"), "needs ../shared"))
+    func sftSingleTurnExactIds() throws {
+        let tok = try llama2()
         let path = try jsonlFile([#"{"src": "Hello world", "tgt": "Once upon a time"}"#])
         let (rows, _) = try SFTDataset.load(path: path, tokenizer: tok, maxSeqLen: 64, maxPromptLen: 32, template: .none)
         let src: [Int32] = [15043, 3186], tgt: [Int32] = [9038, 2501, 263, 931]
         #expect(rows == [TokenizedExample(inputIds: [1] + src + tgt + [2], labels: [ignore, ignore, ignore] + tgt + [2])])
     }
 
-    @Test func sftMultiTurnAndLlama2Template() throws {
-        guard let tok = try llama2() else { return }
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model"), "needs ../shared"))
+    func sftMultiTurnAndLlama2Template() throws {
+        let tok = try llama2()
         let path = try jsonlFile([#"{"src": ["Hello world", "Hello"], "tgt": ["Once upon a time", "world"]}"#])
         let (rows, _) = try SFTDataset.load(path: path, tokenizer: tok, maxSeqLen: 64, maxPromptLen: 32, template: .none)
         let t1 = tok.encode("Once upon a time"), t2 = tok.encode("world")
@@ -130,39 +124,4 @@ func jsonlFile(_ lines: [String], name: String = "data.jsonl") throws -> String 
             }
         }
     }
-}
-
-@Suite struct ArgumentTests {
-    func write(_ json: String) throws -> String {
-        let url = SharedFixtures.tempDir("args").appendingPathComponent("args.json")
-        try json.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
-    }
-
-    @Test func defaultsAliasesAndIgnoredKeys() throws {
-        let a = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "max_length": 77, "src_length": 30, "fp16": true, "loss_type": "ipo"}"#), task: .dpo)
-        #expect(a.maxSeqLen == 77 && a.promptLimit == 30 && a.ignoredKeys == ["fp16"] && a.lossType == ["ipo"])
-        #expect(a.learningRate == 1e-6 && a.perDeviceTrainBatchSize == 4 && a.lrSchedulerType == "linear")
-    }
-
-    @Test func unknownKeysWrongTypesAndMissingOutputDir() throws {
-        func message(_ json: String) throws -> String {
-            do { _ = try TrainingArguments.load(path: try write(json), task: .sft); return "" } catch { return "\(error)" }
-        }
-        #expect(try message(#"{"output_dir": "o", "learning_rat": 0.1}"#).contains("did you mean 'learning_rate'?"))
-        let wrong = try message(#"{"output_dir": "o", "per_device_train_batch_size": "four"}"#)
-        #expect(wrong.contains("per_device_train_batch_size") && wrong.contains("an integer") && wrong.contains("a string"))
-        #expect(try message(#"{"learning_rate": 0.1}"#).contains("output_dir"))
-        #expect(try message(#"{"output_dir": "o", "lr_scheduler_type": "poly"}"#).contains("poly"))
-    }
-
-    @Test func scheduleMatchesHuggingFace() {
-        let lin = LRSchedule(kind: "linear", peak: 1, warmupSteps: 2, totalSteps: 10)
-        #expect([0, 1, 2, 6, 10].map { lin.rate(at: $0) } == [0, 0.5, 1, 0.5, 0])
-        let cos = LRSchedule(kind: "cosine", peak: 2, warmupSteps: 0, totalSteps: 4)
-        #expect(abs(cos.rate(at: 2) - 1) < 1e-12 && abs(cos.rate(at: 1) - (1 + cos45)) < 1e-12)
-        let c = LRSchedule(kind: "constant", peak: 3, warmupSteps: 3, totalSteps: 9)
-        #expect(c.rate(at: 1) == 1 && c.rate(at: 8) == 3)
-    }
-    var cos45: Double { Foundation.cos(Double.pi / 4) }
 }

@@ -5,16 +5,18 @@ import Testing
 @Suite struct TokenizationTests {
     struct Case: Decodable { var text: String; var ids: [Int32]; var pieces: [String]; var decoded: String }
 
-    func cases() throws -> [Case]? {
-        guard let p = SharedFixtures.path("golden/llama2_tokenizer_cases.jsonl") else { return nil }
+    func cases() throws -> [Case] {
+        let p = try SharedFixtures.require("golden/llama2_tokenizer_cases.jsonl")
         return try String(contentsOfFile: p, encoding: .utf8).split(separator: "\n").map {
             try JSONDecoder().decode(Case.self, from: Data($0.utf8))
         }
     }
 
-    @Test(arguments: ["tokenizers/llama2/tokenizer.model", "tokenizers/llama2/tokenizer.bin"])
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model", "tokenizers/llama2/tokenizer.bin",
+                                                "golden/llama2_tokenizer_cases.jsonl"), "needs ../shared"),
+          arguments: ["tokenizers/llama2/tokenizer.model", "tokenizers/llama2/tokenizer.bin"])
     func idsAndPiecesEqualSentencePiece(file: String) throws {
-        guard let path = SharedFixtures.path(file), let cases = try cases() else { return }
+        let path = try SharedFixtures.require(file), cases = try cases()
         let tok = try loadTokenizer(path: path)
         #expect(tok.vocabSize == 32000 && tok.bosId == 1 && tok.eosId == 2)
         for c in cases {
@@ -28,8 +30,9 @@ import Testing
         }
     }
 
-    @Test func roundTripOfUnusualText() throws {
-        guard let path = SharedFixtures.path("tokenizers/llama2/tokenizer.model") else { return }
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model"), "needs ../shared"))
+    func roundTripOfUnusualText() throws {
+        let path = try SharedFixtures.require("tokenizers/llama2/tokenizer.model")
         let tok = try SentencePieceTokenizer(path: path)
         for text in ["  two leading spaces", "tabs\tand\nnewlines", "emoji 🦙 and 漢字", "ends with space ", "x"] {
             #expect(tok.decode(tok.encode(text)) == text, "\(text)")

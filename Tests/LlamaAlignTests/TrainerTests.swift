@@ -2,15 +2,6 @@ import Foundation
 import Testing
 @testable import Alignment
 
-/// A deterministic micro-batch for a vocabulary of `v` tokens.
-func syntheticBatch(batch: Int, seq: Int, v: Int, seed: Int, maskEvery: Int = 4) -> TokenBatch {
-    let n = batch * seq
-    let ids = (0..<n).map { Int32(($0 * 7 + seed * 13 + 3) % v) }
-    let targets = (0..<n).map { Int32(($0 * 5 + seed * 11 + 1) % v) }
-    let mask = (0..<n).map { $0 % maskEvery == 0 ? Float(0) : 1 }
-    return TokenBatch(batch: batch, seq: seq, ids: ids, targets: targets, mask: mask)
-}
-
 /// Splits a batch's rows into two halves.
 func halves(_ b: TokenBatch) -> (TokenBatch, TokenBatch) {
     let h = b.batch / 2, n = h * b.seq

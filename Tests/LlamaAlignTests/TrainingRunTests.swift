@@ -5,37 +5,6 @@ import KernelRuntime
 import LlamaGraphs
 @testable import Alignment
 
-/// Argument files over the bundled demo (paths absolute, output in a fresh temp folder).
-enum Demo {
-    static let root = SharedFixtures.projectRoot.path
-
-    static func args(_ task: TrainingArguments.Task, _ extra: [String: Any] = [:], model: String? = nil) throws -> TrainingArguments {
-        var obj: [String: Any] = [
-            "model_name_or_path": model ?? root + "/examples/tiny-model",
-            "output_dir": SharedFixtures.tempDir("run").path,
-            "per_device_train_batch_size": 8, "max_seq_len": 96, "seed": 3, "logging_steps": 1,
-        ]
-        switch task {
-        case .pretrain:
-            obj["train_dataset_path"] = root + "/examples/data/pretrain.jsonl"
-            obj["learning_rate"] = 3e-3; obj["max_steps"] = 60; obj["warmup_steps"] = 5
-        default:
-            obj["train_dataset_path"] = root + "/examples/data/sft_train.jsonl"
-            obj["dev_dataset_path"] = root + "/examples/data/sft_dev.jsonl"
-            obj["learning_rate"] = 2e-3; obj["max_steps"] = 40
-        }
-        for (k, v) in extra { obj[k] = v }
-        return try TrainingArguments.parse(obj, file: "test-args.json", task: task)
-    }
-
-    static func metrics(_ dir: String) throws -> [[String: Double]] {
-        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        return text.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?.compactMapValues { ($0 as? NSNumber)?.doubleValue }
-        }
-    }
-}
-
 @Suite(.serialized) struct TrainingRunTests {
     @Test func pretrainHalvesTheLossThenSFTLowersEvalLoss() throws {
         let pre = try Demo.args(.pretrain)
@@ -121,8 +90,9 @@ enum Demo {
         }
     }
 
-    @Test func evalReproducesTheReferenceInterpreter() throws {
-        guard let model = SharedFixtures.path("models/stories260K.bin") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin"), "needs ../shared"))
+    func evalReproducesTheReferenceInterpreter() throws {
+        let model = try SharedFixtures.require("models/stories260K.bin")
         let rows = [[1, 461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435], [1, 299, 362, 409, 283, 264, 283, 452, 288, 13, 431, 431]]
         let path = try jsonlFile(rows.map { "{\"input_ids\": \($0)}" }, name: "ids.jsonl")
         guard let r = try CLI.run(["eval", "--model", model, "--data", path, "--json"]) else { return }
@@ -146,84 +116,5 @@ enum Demo {
         var sum = 0.0, n = 0
         for row in 0..<b { for pos in 0..<(t - 1) { sum += nll[row * t + pos]; n += 1 } }
         #expect(abs(got - sum / Double(n)) <= 1e-5 * abs(sum / Double(n)), "\(got) vs \(sum / Double(n))")
-    }
-}
-
-@Suite struct TrainingCLITests {
-    func argsFile(_ extra: [String: Any]) throws -> (path: String, output: String) {
-        var obj: [String: Any] = [
-            "model_name_or_path": Demo.root + "/examples/tiny-model",
-            "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl",
-            "output_dir": SharedFixtures.tempDir("cli-run").path,
-            "per_device_train_batch_size": 4, "max_seq_len": 64, "max_steps": 240, "save_steps": 20,
-            "learning_rate": 1e-3, "logging_steps": 1, "seed": 11,
-        ]
-        for (k, v) in extra { obj[k] = v }
-        let url = SharedFixtures.tempDir("cli-args").appendingPathComponent("args.json")
-        try JSONSerialization.data(withJSONObject: obj).write(to: url)
-        return (url.path, obj["output_dir"] as? String ?? "")
-    }
-
-    @Test func killedRunResumesOnTheSameTrajectory() throws {
-        guard let exe = CLI.executable else { print("note: skipping, llama-align is not built"); return }
-        let whole = try argsFile([:]), cut = try argsFile([:])
-        guard let r = try CLI.run(["sft", whole.path]) else { return }
-        #expect(r.status == 0, "\(r.stderr)")
-        // Start the same run, kill it with SIGKILL once a checkpoint exists, then run it again.
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["sft", cut.path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(60)
-        while TrainingCheckpoint.latest(in: cut.output) == nil && Date() < deadline && p.isRunning { usleep(20_000) }
-        let killedMidway = p.isRunning
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        guard let again = try CLI.run(["sft", cut.path]) else { return }
-        #expect(again.status == 0, "\(again.stderr)")
-        #expect(killedMidway, "the run finished before it could be killed")
-        #expect(again.stderr.contains("resuming from"))
-        let a = try Demo.metrics(whole.output), b = try Demo.metrics(cut.output)
-        #expect(a.count == b.count && !a.isEmpty)
-        for (x, y) in zip(a, b) {
-            for key in ["step", "loss", "grad_norm", "learning_rate", "epoch"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
-        }
-    }
-
-    @Test func unknownKeyIsOneLineWithASuggestion() throws {
-        let f = try argsFile(["num_train_epoch": 2])
-        guard let r = try CLI.run(["sft", f.path]) else { return }
-        #expect(r.status != 0)
-        #expect(r.stderr.contains("num_train_epoch") && r.stderr.contains("did you mean 'num_train_epochs'?"))
-        #expect(r.stderr.split(separator: "\n").count == 1)
-        #expect(!FileManager.default.fileExists(atPath: f.output + "/checkpoint-20"))
-    }
-}
-
-@Suite struct ProfilerTests {
-    @Test func profileWritesAValidChromeTraceWithOneEventPerKernelCall() throws {
-        let dir = SharedFixtures.tempDir("prof")
-        let args = dir.appendingPathComponent("args.json")
-        let obj: [String: Any] = ["model_name_or_path": Demo.root + "/examples/tiny-model", "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl",
-                                  "output_dir": dir.appendingPathComponent("out").path, "per_device_train_batch_size": 4, "max_seq_len": 64]
-        try JSONSerialization.data(withJSONObject: obj).write(to: args)
-        let trace = dir.appendingPathComponent("trace.json").path, svg = dir.appendingPathComponent("top.svg").path
-        guard let r = try CLI.run(["profile", args.path, "--steps", "2", "--trace", trace, "--svg", svg]) else { return }
-        #expect(r.status == 0, "\(r.stderr)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trace))) as? [String: Any])
-        let events = try #require(json["traceEvents"] as? [[String: Any]])
-        // The table's calls add up to the number of trace events; every event is a complete span.
-        let tableCalls = r.stdout.split(separator: "\n").filter { $0.contains("_k") }.compactMap { line in
-            line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
-        }.reduce(0, +)
-        #expect(events.count == tableCalls && tableCalls > 0, "\(events.count) events, \(tableCalls) calls in the table")
-        #expect(events.allSatisfy { ($0["ph"] as? String) == "X" && (($0["dur"] as? Double) ?? -1) >= 0 && $0["name"] is String })
-        // Every lm_step kernel of a layer appears once per layer and step (3 layers × 2 steps).
-        let perKernel = Dictionary(grouping: events.compactMap { $0["name"] as? String }, by: { $0 }).mapValues(\.count)
-        #expect(perKernel.filter { $0.key.contains("rmsnorm") && $0.key.hasPrefix("lm_step") }.values.contains(6))
-        let chart = try String(contentsOfFile: svg, encoding: .utf8)
-        #expect(chart.hasPrefix("<svg") && chart.contains("<rect"))
     }
 }

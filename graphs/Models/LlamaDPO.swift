@@ -41,7 +41,7 @@ public enum LlamaDPOPrograms {
     /// Per pair: summed log-probs of both sides, their lengths, and Σ over scored positions of
     /// the mean logit (TRL's logits/* metrics).
     /// `logits` are `[NS, V]`, one row per scored position.
-    static func pairLogps(_ b: GraphBuilder, _ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, lc: Tensor, lr: Tensor) {
+    static func pairLogps(_ b: GraphBuilder, _ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, logitsChosen: Tensor, logitsRejected: Tensor) {
         b.scope("sequence_logps") {
             // Σ over each pair's scored positions of x · m.
             func rowSum(_ x: Tensor, _ m: Tensor) -> Tensor {
@@ -72,7 +72,7 @@ public enum LlamaDPOPrograms {
         let logits = b.scope("lm_head") { scoredLogits(b, xL, scored: r.scored, finalNorm: finalNorm, lmHead: lmHead, eps: eps) }
         let s = pairLogps(b, logits, r)
         b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
-        b.output("logits_chosen", s.lc); b.output("logits_rejected", s.lr)
+        b.output("logits_chosen", s.logitsChosen); b.output("logits_rejected", s.logitsRejected)
         return try b.build()
     }
 
@@ -109,7 +109,7 @@ public enum LlamaDPOPrograms {
             b.output("loss", loss)
             b.output("losses", b.stopGradient(stacked))
             b.output("logps_chosen", b.stopGradient(p.pc)); b.output("logps_rejected", b.stopGradient(p.pr))
-            b.output("logits_chosen", p.lc); b.output("logits_rejected", p.lr)
+            b.output("logits_chosen", p.logitsChosen); b.output("logits_rejected", p.logitsRejected)
             return loss
         }
         return try b.build()

@@ -77,7 +77,7 @@ public enum HFCheckpoint {
             }
         }
         try Safetensors.write(out, to: dir.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
-        try BinaryIO.writeAtomically(Data(HFConfig.text(c).utf8), to: dir.appendingPathComponent("config.json").path)
+        try BinaryIO.writeAtomically(Data(try HFConfig.text(c).utf8), to: dir.appendingPathComponent("config.json").path)
     }
 
     /// The per-layer tensors: internal name, HF name inside `model.layers.N.`, the shape of

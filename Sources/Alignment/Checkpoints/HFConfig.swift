@@ -1,85 +1,197 @@
 import Foundation
 
-/// Reading and writing the `config.json` of a Hugging Face `LlamaForCausalLM` directory.
-enum HFConfig {
+/// The `config.json` of a Hugging Face `LlamaForCausalLM` directory, read and written with
+/// `Codable` under Hugging Face's field names.
+///
+/// Reading ignores keys this project has no use for (`bos_token_id`, `transformers_version`, …)
+/// and fields it only checks (`model_type`, `head_dim`, the biases) when they have an unexpected
+/// type; a size that is not an integer, or a norm/RoPE value that is not a number, is an error
+/// naming the field. Writing gives what `save_pretrained` gives: keys sorted, two-space
+/// indentation, `"key": value`.
+struct HFConfig: Codable, Equatable {
+    var architectures: [String]?
+    var modelType: String?
+    var torchDtype: String?
+    var hiddenAct: String?
+    var hiddenSize: Int?
+    var intermediateSize: Int?
+    var numHiddenLayers: Int?
+    var numAttentionHeads: Int?
+    var numKeyValueHeads: Int?
+    var vocabSize: Int?
+    var maxPositionEmbeddings: Int?
+    var rmsNormEps: Float?
+    var ropeTheta: Float?
+    var tieWordEmbeddings: Bool?
+    var headDim: Int?
+    var attentionBias: Bool?
+    var mlpBias: Bool?
+    /// `rope_scaling` is present and not null (any scaling is refused, so its value is not kept).
+    var ropeScalingIsSet = false
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case architectures
+        case modelType = "model_type"
+        case torchDtype = "torch_dtype"
+        case hiddenAct = "hidden_act"
+        case hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads"
+        case vocabSize = "vocab_size"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case rmsNormEps = "rms_norm_eps"
+        case ropeTheta = "rope_theta"
+        case tieWordEmbeddings = "tie_word_embeddings"
+        case headDim = "head_dim"
+        case attentionBias = "attention_bias"
+        case mlpBias = "mlp_bias"
+    }
+
+    /// Read only: whether these are set is all that matters.
+    private enum UnsupportedKeys: String, CodingKey {
+        case ropeScaling = "rope_scaling"
+    }
+
+    /// The fields `LlamaConfig` is built from, with the kind of value each must hold.
+    private static let integerKeys: Set<CodingKeys> = [.hiddenSize, .intermediateSize, .numHiddenLayers, .numAttentionHeads,
+                                                        .numKeyValueHeads, .vocabSize, .maxPositionEmbeddings]
+    private static let numberKeys: Set<CodingKeys> = [.rmsNormEps, .ropeTheta]
+
+    /// The file `save` writes for `c`.
+    init(_ c: LlamaConfig) {
+        architectures = ["LlamaForCausalLM"]
+        modelType = "llama"
+        torchDtype = "float32"
+        hiddenAct = "silu"
+        hiddenSize = c.dim
+        intermediateSize = c.hiddenDim
+        numHiddenLayers = c.nLayers
+        numAttentionHeads = c.nHeads
+        numKeyValueHeads = c.nKVHeads
+        vocabSize = c.vocabSize
+        maxPositionEmbeddings = c.maxSeqLen
+        rmsNormEps = c.normEps
+        ropeTheta = c.ropeTheta
+        tieWordEmbeddings = c.tiedEmbeddings
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        // Fields that are only checked: a value of another type is ignored, as an unknown key is.
+        func lenient<T: Decodable>(_ type: T.Type, _ key: CodingKeys) -> T? {
+            (try? c.decodeIfPresent(type, forKey: key)) ?? nil
+        }
+        architectures = lenient([String].self, .architectures)
+        modelType = lenient(String.self, .modelType)
+        torchDtype = lenient(String.self, .torchDtype)
+        hiddenAct = lenient(String.self, .hiddenAct)
+        headDim = lenient(Int.self, .headDim)
+        tieWordEmbeddings = lenient(Bool.self, .tieWordEmbeddings)
+        attentionBias = lenient(Bool.self, .attentionBias)
+        mlpBias = lenient(Bool.self, .mlpBias)
+        // Sizes must be integers (an integral number such as 64.0 is one) and norm/RoPE values
+        // numbers (read as Double, then rounded once to Float); null counts as absent.
+        func present(_ key: CodingKeys) throws -> Bool { try c.contains(key) && !c.decodeNil(forKey: key) }
+        func wrongType(_ type: Any.Type, _ key: CodingKeys) -> DecodingError {
+            .typeMismatch(type, DecodingError.Context(codingPath: c.codingPath + [key], debugDescription: "not a \(type)"))
+        }
+        func integer(_ key: CodingKeys) throws -> Int? {
+            guard try present(key) else { return nil }
+            if let i = try? c.decode(Int.self, forKey: key) { return i }
+            if let d = try? c.decode(Double.self, forKey: key), d.rounded() == d, abs(d) < 0x1p62 { return Int(d) }
+            throw wrongType(Int.self, key)
+        }
+        func number(_ key: CodingKeys) throws -> Float? {
+            guard try present(key) else { return nil }
+            guard let d = try? c.decode(Double.self, forKey: key) else { throw wrongType(Double.self, key) }
+            return Float(d)
+        }
+        hiddenSize = try integer(.hiddenSize)
+        intermediateSize = try integer(.intermediateSize)
+        numHiddenLayers = try integer(.numHiddenLayers)
+        numAttentionHeads = try integer(.numAttentionHeads)
+        numKeyValueHeads = try integer(.numKeyValueHeads)
+        vocabSize = try integer(.vocabSize)
+        maxPositionEmbeddings = try integer(.maxPositionEmbeddings)
+        rmsNormEps = try number(.rmsNormEps)
+        ropeTheta = try number(.ropeTheta)
+        let unsupported = try decoder.container(keyedBy: UnsupportedKeys.self)
+        ropeScalingIsSet = try unsupported.contains(.ropeScaling) && !unsupported.decodeNil(forKey: .ropeScaling)
+    }
+
     /// Parses `config.json` at `path`. `tied` is `tie_word_embeddings` when the file says.
     static func load(path: String) throws -> (config: LlamaConfig, tied: Bool?) {
         let bytes = try BinaryIO.readFile(path)
-        let root: [String: Any]
+        let file: HFConfig
         do {
-            guard let object = try JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
-                throw CheckpointError(path, "malformed config: the JSON is not an object")
-            }
-            root = object
-        } catch let e as CheckpointError {
-            throw e
-        } catch {
-            throw CheckpointError(path, "malformed JSON: \(error.localizedDescription)")
+            file = try JSONDecoder().decode(HFConfig.self, from: bytes)
+        } catch let error as DecodingError {
+            throw CheckpointError(path, problem(error))
         }
-        func int(_ key: String, default value: Int? = nil) throws -> Int {
-            switch root[key] {
-            case let i as Int: return i
-            case let d as Double where d.rounded() == d && abs(d) < 0x1p62: return Int(d)
-            case nil, is NSNull:
-                if let value { return value }
-                throw CheckpointError(path, "missing field '\(key)'")
-            default: throw CheckpointError(path, "field '\(key)' is not an integer")
-            }
+        return try file.llamaConfig(source: path)
+    }
+
+    /// The one-line problem a decoding error stands for.
+    private static func problem(_ error: DecodingError) -> String {
+        let context: DecodingError.Context
+        switch error {
+        case .typeMismatch(_, let c) where c.codingPath.isEmpty: return "malformed config: the JSON is not an object"
+        case .dataCorrupted(let c) where c.codingPath.isEmpty:
+            return "malformed JSON: " + (c.underlyingError.map { "\($0)" } ?? c.debugDescription)
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c): context = c
+        @unknown default: return "malformed config: \(error)"
         }
-        func float(_ key: String, default value: Float) throws -> Float {
-            switch root[key] {
-            case let d as Double: return Float(d)
-            case let i as Int: return Float(i)
-            case nil, is NSNull: return value
-            default: throw CheckpointError(path, "field '\(key)' is not a number")
-            }
+        let name = context.codingPath.first?.stringValue ?? ""
+        switch CodingKeys(stringValue: name) {
+        case let key? where integerKeys.contains(key): return "field '\(name)' is not an integer"
+        case let key? where numberKeys.contains(key): return "field '\(name)' is not a number"
+        default: return "field '\(name)': \(context.debugDescription)"
         }
-        if let arch = root["model_type"] as? String, arch != "llama" {
+    }
+
+    /// The model these fields describe (Hugging Face's defaults for absent optional fields).
+    func llamaConfig(source path: String) throws -> (config: LlamaConfig, tied: Bool?) {
+        if let arch = modelType, arch != "llama" {
             throw CheckpointError(path, "model_type is '\(arch)'; only 'llama' models are supported")
         }
-        if let scaling = root["rope_scaling"], !(scaling is NSNull) {
+        if ropeScalingIsSet {
             throw CheckpointError(path, "rope_scaling is set; scaled RoPE is not supported")
         }
-        for key in ["attention_bias", "mlp_bias"] where (root[key] as? Bool) == true {
-            throw CheckpointError(path, "\(key) is true; LLaMA layers with biases are not supported")
+        for (key, value) in [(CodingKeys.attentionBias, attentionBias), (.mlpBias, mlpBias)] where value == true {
+            throw CheckpointError(path, "\(key.rawValue) is true; LLaMA layers with biases are not supported")
         }
-        let heads = try int("num_attention_heads")
+        func required(_ value: Int?, _ key: CodingKeys) throws -> Int {
+            guard let value else { throw CheckpointError(path, "missing field '\(key.rawValue)'") }
+            return value
+        }
+        let heads = try required(numAttentionHeads, .numAttentionHeads)
         let config = LlamaConfig(
-            dim: try int("hidden_size"), hiddenDim: try int("intermediate_size"),
-            nLayers: try int("num_hidden_layers"), nHeads: heads,
-            nKVHeads: try int("num_key_value_heads", default: heads), vocabSize: try int("vocab_size"),
-            maxSeqLen: try int("max_position_embeddings", default: 2048),
-            normEps: try float("rms_norm_eps", default: 1e-6), ropeTheta: try float("rope_theta", default: 10000))
-        if let headDim = root["head_dim"] as? Int, heads > 0, headDim != config.dim / heads {
+            dim: try required(hiddenSize, .hiddenSize), hiddenDim: try required(intermediateSize, .intermediateSize),
+            nLayers: try required(numHiddenLayers, .numHiddenLayers), nHeads: heads,
+            nKVHeads: numKeyValueHeads ?? heads, vocabSize: try required(vocabSize, .vocabSize),
+            maxSeqLen: maxPositionEmbeddings ?? 2048,
+            normEps: rmsNormEps ?? 1e-6, ropeTheta: ropeTheta ?? 10000)
+        if let headDim, heads > 0, headDim != config.dim / heads {
             throw CheckpointError(path, "head_dim \(headDim) differs from hidden_size / num_attention_heads; not supported")
         }
         try LlamaWeights.checkConfig(config, source: path)
-        return (config, root["tie_word_embeddings"] as? Bool)
+        return (config, tieWordEmbeddings)
     }
 
-    /// The `config.json` text for `c`.
-    static func text(_ c: LlamaConfig) -> String {
-        let fields: [(String, String)] = [
-            ("architectures", "[\"LlamaForCausalLM\"]"),
-            ("model_type", "\"llama\""),
-            ("torch_dtype", "\"float32\""),
-            ("hidden_act", "\"silu\""),
-            ("hidden_size", "\(c.dim)"),
-            ("intermediate_size", "\(c.hiddenDim)"),
-            ("num_hidden_layers", "\(c.nLayers)"),
-            ("num_attention_heads", "\(c.nHeads)"),
-            ("num_key_value_heads", "\(c.nKVHeads)"),
-            ("vocab_size", "\(c.vocabSize)"),
-            ("max_position_embeddings", "\(c.maxSeqLen)"),
-            ("rms_norm_eps", number(c.normEps)),
-            ("rope_theta", number(c.ropeTheta)),
-            ("tie_word_embeddings", c.tiedEmbeddings ? "true" : "false"),
-        ]
-        return "{\n" + fields.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}\n"
-    }
-
-    /// The shortest decimal that reads back as `x` (Swift's description is valid JSON for finite values).
-    private static func number(_ x: Float) -> String {
-        x.isFinite ? x.description : "0"
+    /// The `config.json` text for `c`: keys sorted, two-space indentation and `"key": value`, as
+    /// transformers' `save_pretrained` writes it (`json.dumps(…, indent=2, sort_keys=True)`).
+    /// Throws for a non-finite norm eps or RoPE theta (JSON has no such numbers; `validate` refuses them first).
+    static func text(_ c: LlamaConfig) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let json = String(decoding: try encoder.encode(HFConfig(c)), as: UTF8.self)
+        // JSONEncoder separates a key from its value with " : "; Python's json with ": ". A line
+        // that starts with a quoted name free of quotes and backslashes followed by " : " is a key.
+        let key = #/^(\s*"[^"\\]*") : /#
+        return json.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.replacing(key) { "\($0.output.1): " } }
+            .joined(separator: "\n") + "\n"
     }
 }

@@ -106,11 +106,11 @@ public enum PreferenceDataset {
         guard prompt.count == chosen.count, chosen.count == rejected.count else {
             throw row.fail("rejected", "prompt, chosen and rejected have \(prompt.count), \(chosen.count) and \(rejected.count) turns (expected the same)")
         }
-        guard let lc = chosen.last, !lc.isEmpty else { throw row.fail("chosen", "is empty") }
-        guard let lr = rejected.last, !lr.isEmpty else { throw row.fail("rejected", "is empty") }
+        guard let lastChosen = chosen.last, !lastChosen.isEmpty else { throw row.fail("chosen", "is empty") }
+        guard let lastRejected = rejected.last, !lastRejected.isEmpty else { throw row.fail("rejected", "is empty") }
         if chosen.dropLast() != rejected.dropLast() { s.divergentHistory += 1 }
         return PreferenceConversation(history: Array(zip(prompt.dropLast(), chosen.dropLast())).map { ($0, $1) }, system: "",
-                                      lastUser: prompt[prompt.count - 1], chosen: lc, rejected: lr)
+                                      lastUser: prompt[prompt.count - 1], chosen: lastChosen, rejected: lastRejected)
     }
 
     /// TRL's form: lists of `{"role", "content"}` messages.

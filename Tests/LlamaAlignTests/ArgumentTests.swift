@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+@testable import Alignment
+
+@Suite struct ArgumentTests {
+    func write(_ json: String) throws -> String {
+        let url = SharedFixtures.tempDir("args").appendingPathComponent("args.json")
+        try json.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    @Test func defaultsAliasesAndIgnoredKeys() throws {
+        let a = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "max_length": 77, "src_length": 30, "fp16": true, "loss_type": "ipo"}"#), task: .dpo)
+        #expect(a.maxSeqLen == 77 && a.promptLimit == 30 && a.ignoredKeys == ["fp16"] && a.lossType == ["ipo"])
+        #expect(a.learningRate == 1e-6 && a.perDeviceTrainBatchSize == 4 && a.lrSchedulerType == "linear")
+    }
+
+    @Test func unknownKeysWrongTypesAndMissingOutputDir() throws {
+        func message(_ json: String) throws -> String {
+            do { _ = try TrainingArguments.load(path: try write(json), task: .sft); return "" } catch { return "\(error)" }
+        }
+        #expect(try message(#"{"output_dir": "o", "learning_rat": 0.1}"#).contains("did you mean 'learning_rate'?"))
+        let wrong = try message(#"{"output_dir": "o", "per_device_train_batch_size": "four"}"#)
+        #expect(wrong.contains("per_device_train_batch_size") && wrong.contains("an integer") && wrong.contains("a string"))
+        #expect(try message(#"{"learning_rate": 0.1}"#).contains("output_dir"))
+        #expect(try message(#"{"output_dir": "o", "lr_scheduler_type": "poly"}"#).contains("poly"))
+    }
+
+    @Test func scheduleMatchesHuggingFace() {
+        let lin = LRSchedule(kind: "linear", peak: 1, warmupSteps: 2, totalSteps: 10)
+        #expect([0, 1, 2, 6, 10].map { lin.rate(at: $0) } == [0, 0.5, 1, 0.5, 0])
+        let cos = LRSchedule(kind: "cosine", peak: 2, warmupSteps: 0, totalSteps: 4)
+        #expect(abs(cos.rate(at: 2) - 1) < 1e-12 && abs(cos.rate(at: 1) - (1 + cos45)) < 1e-12)
+        let c = LRSchedule(kind: "constant", peak: 3, warmupSteps: 3, totalSteps: 9)
+        #expect(c.rate(at: 1) == 1 && c.rate(at: 8) == 3)
+    }
+    var cos45: Double { Foundation.cos(Double.pi / 4) }
+}

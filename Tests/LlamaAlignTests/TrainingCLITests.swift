@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import Alignment
+
+@Suite struct TrainingCLITests {
+    func argsFile(_ extra: [String: Any]) throws -> (path: String, output: String) {
+        var obj: [String: Any] = [
+            "model_name_or_path": Demo.root + "/examples/tiny-model",
+            "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl",
+            "output_dir": SharedFixtures.tempDir("cli-run").path,
+            "per_device_train_batch_size": 4, "max_seq_len": 64, "max_steps": 240, "save_steps": 20,
+            "learning_rate": 1e-3, "logging_steps": 1, "seed": 11,
+        ]
+        for (k, v) in extra { obj[k] = v }
+        let url = SharedFixtures.tempDir("cli-args").appendingPathComponent("args.json")
+        try JSONSerialization.data(withJSONObject: obj).write(to: url)
+        return (url.path, obj["output_dir"] as? String ?? "")
+    }
+
+    @Test func killedRunResumesOnTheSameTrajectory() throws {
+        guard let exe = CLI.executable else { print("note: skipping, llama-align is not built"); return }
+        let whole = try argsFile([:]), cut = try argsFile([:])
+        guard let r = try CLI.run(["sft", whole.path]) else { return }
+        #expect(r.status == 0, "\(r.stderr)")
+        // Start the same run, kill it with SIGKILL once a checkpoint exists, then run it again.
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["sft", cut.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while TrainingCheckpoint.latest(in: cut.output) == nil && Date() < deadline && p.isRunning { usleep(20_000) }
+        let killedMidway = p.isRunning
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        guard let again = try CLI.run(["sft", cut.path]) else { return }
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(killedMidway, "the run finished before it could be killed")
+        #expect(again.stderr.contains("resuming from"))
+        let a = try Demo.metrics(whole.output), b = try Demo.metrics(cut.output)
+        #expect(a.count == b.count && !a.isEmpty)
+        for (x, y) in zip(a, b) {
+            for key in ["step", "loss", "grad_norm", "learning_rate", "epoch"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
+        }
+    }
+
+    @Test func unknownKeyIsOneLineWithASuggestion() throws {
+        let f = try argsFile(["num_train_epoch": 2])
+        guard let r = try CLI.run(["sft", f.path]) else { return }
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("num_train_epoch") && r.stderr.contains("did you mean 'num_train_epochs'?"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: f.output + "/checkpoint-20"))
+    }
+}
