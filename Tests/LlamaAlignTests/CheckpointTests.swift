@@ -358,6 +358,26 @@ private func littleEndianBytes(_ words: [UInt16]) -> [UInt8] {
         }
     }
 
+    /// transformers ≥ 5 writes θ (and any scaling) only inside `rope_parameters`.
+    @Test func hfRopeParametersAreRead() throws {
+        let dir = SharedFixtures.tempDir("rope").path
+        try HFCheckpoint.save(LlamaWeights.random(config: smallConfig(tied: true), seed: 3), to: dir)
+        let config = dir + "/config.json"
+        let saved = try String(contentsOfFile: config, encoding: .utf8)
+        func write(_ rope: String) throws {
+            #expect(saved.contains(#""rope_theta": 10000,"#))
+            try saved.replacingOccurrences(of: #""rope_theta": 10000,"#, with: rope + ",")
+                .write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        try write(#""rope_parameters": {"rope_theta": 5000.0, "rope_type": "default"}"#)
+        #expect(try loadModel(path: dir).config.ropeTheta == 5000)
+        try write(#""rope_parameters": {"rope_theta": 5000.0, "rope_type": "linear", "factor": 2.0}"#)
+        let scaled = errorText { _ = try loadModel(path: dir) }
+        #expect(scaled.contains(config) && scaled.contains("rope_type is 'linear'"))
+        try write(#""rope_theta": 10000, "rope_parameters": {"rope_theta": 5000.0}"#)
+        #expect(errorText { _ = try loadModel(path: dir) }.contains("disagree"))
+    }
+
     @Test func unrecognizedPath() throws {
         let path = SharedFixtures.tempDir("err").appendingPathComponent("model.gguf").path
         try Data([0]).write(to: URL(fileURLWithPath: path))

@@ -26,6 +26,8 @@ struct HFConfig: Codable, Equatable {
     var headDim: Int?
     var attentionBias: Bool?
     var mlpBias: Bool?
+    /// transformers ≥ 5's home of θ (read only; `save` writes `rope_theta`).
+    var ropeParameters: RopeParameters?
     /// `rope_scaling` is present and not null (any scaling is refused, so its value is not kept).
     var ropeScalingIsSet = false
 
@@ -47,6 +49,17 @@ struct HFConfig: Codable, Equatable {
         case headDim = "head_dim"
         case attentionBias = "attention_bias"
         case mlpBias = "mlp_bias"
+        case ropeParameters = "rope_parameters"
+    }
+
+    /// `rope_parameters`: `{"rope_type": "default", "rope_theta": 10000.0}`.
+    struct RopeParameters: Codable, Equatable {
+        var ropeType: String?
+        var ropeTheta: Double?
+        enum CodingKeys: String, CodingKey {
+            case ropeType = "rope_type"
+            case ropeTheta = "rope_theta"
+        }
     }
 
     /// Read only: whether these are set is all that matters.
@@ -117,6 +130,7 @@ struct HFConfig: Codable, Equatable {
         maxPositionEmbeddings = try integer(.maxPositionEmbeddings)
         rmsNormEps = try number(.rmsNormEps)
         ropeTheta = try number(.ropeTheta)
+        ropeParameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
         let unsupported = try decoder.container(keyedBy: UnsupportedKeys.self)
         ropeScalingIsSet = try unsupported.contains(.ropeScaling) && !unsupported.decodeNil(forKey: .ropeScaling)
     }
@@ -172,12 +186,26 @@ struct HFConfig: Codable, Equatable {
             nLayers: try required(numHiddenLayers, .numHiddenLayers), nHeads: heads,
             nKVHeads: numKeyValueHeads ?? heads, vocabSize: try required(vocabSize, .vocabSize),
             maxSeqLen: maxPositionEmbeddings ?? 2048,
-            normEps: rmsNormEps ?? 1e-6, ropeTheta: ropeTheta ?? 10000)
+            normEps: rmsNormEps ?? 1e-6, ropeTheta: try theta(source: path))
         if let headDim, heads > 0, headDim != config.dim / heads {
             throw CheckpointError(path, "head_dim \(headDim) differs from hidden_size / num_attention_heads; not supported")
         }
         try LlamaWeights.checkConfig(config, source: path)
         return (config, tieWordEmbeddings)
+    }
+
+    /// RoPE's θ: `rope_theta` (transformers < 5), or `rope_parameters.rope_theta` (transformers ≥ 5
+    /// writes it only there, with `rope_type`; any type but "default" is scaled RoPE, refused like
+    /// `rope_scaling`). 10000 when neither says; an error when both do and disagree.
+    func theta(source path: String) throws -> Float {
+        if let type = ropeParameters?.ropeType, type != "default" {
+            throw CheckpointError(path, "rope_parameters.rope_type is '\(type)'; scaled RoPE is not supported")
+        }
+        let nested = ropeParameters?.ropeTheta.map { Float($0) }
+        if let top = ropeTheta, let nested, top != nested {
+            throw CheckpointError(path, "rope_theta \(top) and rope_parameters.rope_theta \(nested) disagree")
+        }
+        return ropeTheta ?? nested ?? 10000
     }
 
     /// The `config.json` text for `c`: keys sorted, two-space indentation and `"key": value`, as
