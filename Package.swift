@@ -13,13 +13,16 @@ let package = Package(
         .library(name: "TensorGraph", targets: ["TensorGraph"]),
         .library(name: "GraphCompiler", targets: ["GraphCompiler"]),
         .library(name: "KernelRuntime", targets: ["KernelRuntime"]),
+        .library(name: "ProgramABI", targets: ["ProgramABI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .target(name: "TensorGraph"),
-        .target(name: "GraphCompiler", dependencies: ["TensorGraph"]),
+        // The compiler ↔ runtime contract: the manifest of every compiled program.
+        .target(name: "ProgramABI"),
+        .target(name: "GraphCompiler", dependencies: ["TensorGraph", "ProgramABI"]),
         // graphs/: the model definitions (library) and the tool the plugin runs to emit C.
         .target(name: "LlamaGraphs", dependencies: ["TensorGraph"], path: "graphs/Models"),
         .executableTarget(name: "graphs", dependencies: ["TensorGraph", "GraphCompiler", "LlamaGraphs"],
@@ -37,7 +40,7 @@ let package = Package(
             ],
             plugins: ["KernelGen"]
         ),
-        .target(name: "KernelRuntime", dependencies: ["Kernels"]),
+        .target(name: "KernelRuntime", dependencies: ["Kernels", "ProgramABI"]),
         .target(name: "Alignment", dependencies: ["KernelRuntime", "TensorGraph", "LlamaGraphs"]),
         .executableTarget(
             name: "llama-align",
@@ -45,7 +48,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Fixtures/: data the tests read by path (the PyTorch golden and the script that wrote it).
-        .testTarget(name: "LlamaAlignTests", dependencies: ["Alignment", "KernelRuntime", "TensorGraph", "GraphCompiler", "LlamaGraphs"],
+        .testTarget(name: "LlamaAlignTests", dependencies: ["Alignment", "KernelRuntime", "ProgramABI", "TensorGraph", "GraphCompiler", "LlamaGraphs"],
                     exclude: ["Fixtures"]),
     ]
 )

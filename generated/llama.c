@@ -68,8 +68,6 @@ static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -122,13 +120,13 @@ static void forward_k7_rope(float *restrict t7, const float *restrict t0, const 
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -146,19 +144,18 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t0, const 
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -188,9 +185,6 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -249,8 +243,6 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -287,8 +279,6 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t14[r * n + j]);
             float v1 = la_expf(v0);
@@ -312,8 +302,6 @@ static void forward_k18_layer(float *restrict carry0_next, const float *restrict
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t12[r * n + j];
             float v1 = v0 + t17[r * n + j];
@@ -328,8 +316,6 @@ static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -644,8 +630,6 @@ static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -696,13 +680,13 @@ static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, c
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -741,13 +725,13 @@ static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const 
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -768,7 +752,7 @@ static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
 /* prefill_k11_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -778,9 +762,6 @@ static void prefill_k11_attention(float *restrict t9, const float *restrict t8, 
     const long rows = B*T*H, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -824,7 +805,7 @@ static void prefill_k12_attention_matmul(float *restrict t10, const float *restr
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
 /* prefill_k13_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
@@ -839,8 +820,6 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -877,8 +856,6 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t13[r * n + j]);
             float v1 = la_expf(v0);
@@ -902,8 +879,6 @@ static void prefill_k19_layer(float *restrict carry0_next, const float *restrict
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t11[r * n + j];
             float v1 = v0 + t16[r * n + j];
@@ -918,8 +893,6 @@ static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1241,7 +1214,6 @@ static void decode_k2_embed(float *restrict t2, const int32_t *restrict ids, con
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        const long i1 = 0;
         for (long j = 0; j < n; j++) {
             float v0 = embed[(long)ids[i0] * D + j];
             t2[r * n + j] = v0;
@@ -1255,7 +1227,6 @@ static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         const long i1 = 0;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
@@ -1300,13 +1271,13 @@ static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, co
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -1337,13 +1308,13 @@ static void decode_k8_rope(float *restrict t6, const float *restrict t0, const f
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -1364,7 +1335,7 @@ static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
 }
 
 /* decode_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
@@ -1374,9 +1345,6 @@ static void decode_k10_attention(float *restrict t8, const float *restrict t7, l
     const long rows = B*H, n = S;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = (r / (REP)) % KVH;
-        const long i2 = (r) % REP;
         const long i3 = 0;
         float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -1420,7 +1388,7 @@ static void decode_k11_attention_matmul(float *restrict t9, const float *restric
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + 0 + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
 }
 
 /* decode_k12_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
@@ -1435,7 +1403,6 @@ static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_e
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         const long i1 = 0;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
@@ -1473,8 +1440,6 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        const long i1 = 0;
         for (long j = 0; j < n; j++) {
             float v0 = -(t12[r * n + j]);
             float v1 = la_expf(v0);
@@ -1498,8 +1463,6 @@ static void decode_k18_layer(float *restrict carry0_next, const float *restrict 
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        const long i1 = 0;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t10[r * n + j];
             float v1 = v0 + t15[r * n + j];
@@ -1514,7 +1477,6 @@ static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_e
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         const long i1 = 0;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)

@@ -56,7 +56,6 @@ static void dpo_logps_k2_shared_prompt_mask(float *restrict t2, const int32_t *r
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = 0;
-        const long i2 = 0;
         const long i3 = (r) % T;
         float v2 = (float)segments[(i0) * T + (i1) * T + i3];
         float v3 = v2 == 2.0f ? 1.0f : 0.0f;
@@ -91,8 +90,6 @@ static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -145,13 +142,13 @@ static void dpo_logps_k8_rope(float *restrict t8, const float *restrict t0, cons
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -169,19 +166,18 @@ static void dpo_logps_k9_rope(float *restrict t9, const float *restrict t0, cons
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v2 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v5 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -212,8 +208,6 @@ static void dpo_logps_k11_attention(float *restrict t11, const float *restrict t
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v3 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -274,8 +268,6 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -312,8 +304,6 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t15[r * n + j]);
             float v1 = la_expf(v0);
@@ -337,8 +327,6 @@ static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restri
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t13[r * n + j];
             float v1 = v0 + t18[r * n + j];
@@ -385,7 +373,6 @@ static void dpo_logps_k22_log_softmax(float *restrict t21, const float *restrict
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -518,7 +505,6 @@ static void dpo_logps_k30_sequence_logps(float *restrict t27, const float *restr
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -923,7 +909,6 @@ static void dpo_step_k2_shared_prompt_mask(float *restrict t2, const int32_t *re
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = 0;
-        const long i2 = 0;
         const long i3 = (r) % T;
         float v2 = (float)segments[(i0) * T + (i1) * T + i3];
         float v3 = v2 == 2.0f ? 1.0f : 0.0f;
@@ -958,8 +943,6 @@ static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_e
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -997,17 +980,17 @@ static void dpo_step_k6_rope(float *restrict saved_q, const float *restrict t0, 
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_q[(((i0 + 0) * T + i1) * H + i2) * HD + j] = v0;
+            saved_q[r * n + j] = v0;
         }
     }
 }
@@ -1032,17 +1015,17 @@ static void dpo_step_k8_rope(float *restrict saved_k, const float *restrict t0, 
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * HD + j] = v0;
+            saved_k[r * n + j] = v0;
         }
     }
 }
@@ -1051,7 +1034,7 @@ static void dpo_step_k8_rope(float *restrict saved_k, const float *restrict t0, 
 static void dpo_step_k9_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v + 0, KVD);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
 }
 
 /* dpo_step_k10_scores_matmul: t6[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
@@ -1077,8 +1060,6 @@ static void dpo_step_k11_attention(float *restrict t7, const float *restrict t2,
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v3 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -1124,7 +1105,7 @@ static void dpo_step_k12_saved_attn(float *restrict saved_attn, const float *res
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t7 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + 0 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t7 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
 /* dpo_step_k13_wo: t8[B*T, D] = saved_attn · woᵀ  [layer/attention] */
@@ -1139,11 +1120,9 @@ static void dpo_step_k14_layer(float *restrict saved_h, const float *restrict ca
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t8[r * n + j];
-            saved_h[((i0 + 0) * T + i1) * D + j] = v0;
+            saved_h[r * n + j] = v0;
         }
     }
 }
@@ -1154,8 +1133,6 @@ static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1176,13 +1153,13 @@ static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_
 /* dpo_step_k16_w1: saved_gate[B*T, F] = t9 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate + 0, F);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate, F);
 }
 
 /* dpo_step_k17_w3: saved_up[B*T, F] = t9 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w3, D, 0.0f, saved_up + 0, F);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w3, D, 0.0f, saved_up, F);
 }
 
 /* dpo_step_k18_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
@@ -1190,8 +1167,6 @@ static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_g
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
             float v1 = la_expf(v0);
@@ -1215,8 +1190,6 @@ static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict 
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = saved_h[r * n + j] + t11[r * n + j];
             carry0_next[r * n + j] = v0;
@@ -1245,7 +1218,6 @@ static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12,
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1279,7 +1251,6 @@ static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict fina
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = (t14[r * n + j]) * (final_norm[j]);
             t15[r * n + j] = v0;
@@ -1299,7 +1270,6 @@ static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict 
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1432,7 +1402,6 @@ static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restri
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1586,7 +1555,7 @@ static void dpo_step_k44_sequence_logps(float *restrict t31, const float *restri
 static void dpo_step_k45_dpo_robust(float *restrict t32, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -1670,7 +1639,7 @@ static void dpo_step_k50_sequence_logps(float *restrict t37, const float *restri
 static void dpo_step_k51_dpo_hinge(float *restrict t38, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -1691,7 +1660,7 @@ static void dpo_step_k51_dpo_hinge(float *restrict t38, const float *restrict re
 static void dpo_step_k52_dpo_ipo(float *restrict t39, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         float v14 = (beta[0]) * 2.0f;
         float v15 = 1.0f / v14;
         #pragma omp parallel for if (n > 32768)
@@ -1719,7 +1688,7 @@ static void dpo_step_k52_dpo_ipo(float *restrict t39, const float *restrict ref_
 static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -1739,7 +1708,7 @@ static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict
 static void dpo_step_k54_dpo_nca_pair(float *restrict t41, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -1771,7 +1740,7 @@ static void dpo_step_k55_sequence_logps(float *restrict t42, const float *restri
 static void dpo_step_k56_dpo_nca_pair(float *restrict t43, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
@@ -1818,7 +1787,7 @@ static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restri
 static void dpo_step_k59_dpo_kto_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1888,7 +1857,7 @@ static void dpo_step_k62_dpo_sigmoid(float *restrict t49, const float *restrict 
 static void dpo_step_k63_dpo_kto_pair(float *restrict t50, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -1958,7 +1927,7 @@ static void dpo_step_k66_dpo_sigmoid(float *restrict t53, const float *restrict 
 static void dpo_step_k67_dpo_dpop(float *restrict t54, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2008,7 +1977,7 @@ static void dpo_step_k69_sequence_logps(float *restrict t56, const float *restri
 static void dpo_step_k70_dpo_simpo(float *restrict t57, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v8 = (simpo_gamma[0]) / (beta[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -2094,7 +2063,7 @@ static void dpo_step_k75_sequence_logps(float *restrict t62, const float *restri
 static void dpo_step_k76_dpo_orpo(float *restrict t63, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2147,7 +2116,7 @@ static void dpo_step_k78_sequence_logps(float *restrict t65, const float *restri
 static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2216,7 +2185,7 @@ static void dpo_step_k81_sequence_logps(float *restrict t68, const float *restri
 static void dpo_step_k82_dpo_bco_pair(float *restrict t69, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2286,7 +2255,7 @@ static void dpo_step_k84_sequence_logps(float *restrict t71, const float *restri
 static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2306,7 +2275,7 @@ static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict
 static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t72, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2326,7 +2295,7 @@ static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict
 static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
@@ -2346,7 +2315,7 @@ static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict
 static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t74, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
@@ -2366,7 +2335,7 @@ static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict
 static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2386,7 +2355,7 @@ static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict
 static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t76, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2406,7 +2375,7 @@ static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict
 static void dpo_step_k91_dpo_apo_down(float *restrict t78, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2467,7 +2436,7 @@ static void dpo_step_k94_dpo_sigmoid(float *restrict t81, const float *restrict 
 static void dpo_step_k95_dpo_exo_pair(float *restrict t82, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2634,7 +2603,7 @@ static void dpo_step_k106_dpo_exo_pair(float *restrict t93, const float *restric
 static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2773,7 +2742,7 @@ static void dpo_step_k116_dpo_discopop(float *restrict t103, const float *restri
 static void dpo_step_k117_dpo_sigmoid_norm(float *restrict t104, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -2868,25 +2837,25 @@ static void dpo_step_k123_log_sigmoid(float *restrict losses, const float *restr
         float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v2 = 1.0f - (label_smoothing[0]);
         float v3 = -v2;
-        float v14 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v14 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v24 = 2.0f * (label_smoothing[0]);
         float v25 = 1.0f - v24;
-        float v28 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v31 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v34 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v28 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v31 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v34 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v38 = 0.5f / (beta[0]);
-        float v48 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v74 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v86 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v97 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v108 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v118 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v122 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v126 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v136 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v147 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v48 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v80 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v86 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v97 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v108 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v118 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v122 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v126 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v136 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v147 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
@@ -3139,14 +3108,14 @@ static void dpo_step_k127_dpo_loss(float *restrict loss, const float *restrict p
 static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v20 = 1.0f - (label_smoothing[0]);
         float v21 = -v20;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 15]);
+            float v3 = v2 * (loss_weights[15]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
@@ -3186,12 +3155,12 @@ static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *re
 static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 14]);
+            float v3 = v2 * (loss_weights[14]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * (t98[j]);
             float v6 = v5 * (t103[j]);
@@ -3238,12 +3207,12 @@ static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *re
 static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t93, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 13]);
+            float v3 = v2 * (loss_weights[13]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * (t92[j]);
             float v6 = -v5;
@@ -3302,12 +3271,12 @@ static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *re
 static void dpo_step_k131_log_sigmoid_grad(float *restrict t116, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 12]);
+            float v3 = v2 * (loss_weights[12]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = v5 * (t81[j]);
@@ -3332,12 +3301,12 @@ static void dpo_step_k131_log_sigmoid_grad(float *restrict t116, const float *re
 static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 12]);
+            float v3 = v2 * (loss_weights[12]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * (t77[j]);
             t117[j] = v5;
@@ -3349,12 +3318,12 @@ static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restri
 static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t75, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 11]);
+            float v3 = v2 * (loss_weights[11]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * (t75[j]);
             t118[j] = v5;
@@ -3366,12 +3335,12 @@ static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restri
 static void dpo_step_k134_lm_head_grad(float *restrict t119, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t73, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 11]);
+            float v3 = v2 * (loss_weights[11]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = v5 * (t73[j]);
@@ -3384,12 +3353,12 @@ static void dpo_step_k134_lm_head_grad(float *restrict t119, const float *restri
 static void dpo_step_k135_log_sigmoid_grad(float *restrict t120, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t63, const float *restrict t64, const float *restrict t65, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 9]);
+            float v3 = v2 * (loss_weights[9]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = v5 * (beta[0]);
@@ -3425,14 +3394,14 @@ static void dpo_step_k136_dpo_orpo_grad(float *restrict t121, const float *restr
 static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v20 = 1.0f - (label_smoothing[0]);
         float v21 = -v20;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 8]);
+            float v3 = v2 * (loss_weights[8]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
@@ -3472,12 +3441,12 @@ static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *re
 static void dpo_step_k138_log_sigmoid_grad(float *restrict t123, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t54, const float *restrict t55, const float *restrict t56, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 7]);
+            float v3 = v2 * (loss_weights[7]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = -v5;
@@ -3513,12 +3482,12 @@ static void dpo_step_k139_dpo_dpop_grad(float *restrict t124, const float *restr
 static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t53, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 6]);
+            float v3 = v2 * (loss_weights[6]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * 0.5f;
             float v6 = -v5;
@@ -3532,12 +3501,12 @@ static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restri
 static void dpo_step_k141_lm_head_grad(float *restrict t126, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t49, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 6]);
+            float v3 = v2 * (loss_weights[6]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * 0.5f;
             float v6 = -v5;
@@ -3551,13 +3520,13 @@ static void dpo_step_k141_lm_head_grad(float *restrict t126, const float *restri
 static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v8 = 0.5f / (beta[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 4]);
+            float v3 = v2 * (loss_weights[4]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v0 != 0.0f ? -1.0f : logps_rejected[j];
             float v6 = v0 != 0.0f ? 0.0f : ref_rejected[j];
@@ -3573,13 +3542,13 @@ static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restr
 static void dpo_step_k143_dpo_sppo_hard(float *restrict t128, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v8 = 0.5f / (beta[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 4]);
+            float v3 = v2 * (loss_weights[4]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
             float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
@@ -3595,12 +3564,12 @@ static void dpo_step_k143_dpo_sppo_hard(float *restrict t128, const float *restr
 static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 3]);
+            float v3 = v2 * (loss_weights[3]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = v4 * (t39[j]);
             float v6 = v5 + v5;
@@ -3613,12 +3582,12 @@ static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restri
 static void dpo_step_k145_lm_head_grad(float *restrict t130, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t38, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 2]);
+            float v3 = v2 * (loss_weights[2]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = 0.0f <= t38[j] ? 1.0f : 0.0f;
             float v6 = v4 * v5;
@@ -3633,7 +3602,7 @@ static void dpo_step_k145_lm_head_grad(float *restrict t130, const float *restri
 static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, const float *restrict t37, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
         float v5 = 2.0f * (label_smoothing[0]);
         float v6 = 1.0f - v5;
@@ -3642,7 +3611,7 @@ static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *re
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0 + 1]);
+            float v3 = v2 * (loss_weights[1]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v7 = v4 / v6;
             float v8 = v7 * (label_smoothing[0]);
@@ -3729,22 +3698,22 @@ static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const float *re
 static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, const float *restrict t25, const float *restrict t43, const float *restrict t44, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t74, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t121, const float *restrict t122, const float *restrict t124, const float *restrict t125, const float *restrict t127, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v5 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v9 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v13 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v17 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v39 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v5 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v9 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v13 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v17 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v39 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float v40 = 1.0f * (pref_loss_ratio[0]);
-        float v60 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v74 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v83 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v99 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v124 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v128 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v134 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v138 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v60 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v80 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v83 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v99 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v124 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v128 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v134 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v138 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v142 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -3783,7 +3752,7 @@ static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *re
             float v37 = v17 != 0.0f ? 0.0f : v36;
             float v38 = v16 + v37;
             float v41 = v40 * (pair_weight[j / 1]);
-            float v42 = v41 * (loss_weights[0 + 10]);
+            float v42 = v41 * (loss_weights[10]);
             float v43 = v39 != 0.0f ? 0.0f : v42;
             float v44 = -v43;
             float v45 = -v44;
@@ -3836,7 +3805,7 @@ static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *re
             float v96 = -v95;
             float v97 = v83 != 0.0f ? 0.0f : v96;
             float v98 = v82 + v97;
-            float v100 = v41 * (loss_weights[0 + 5]);
+            float v100 = v41 * (loss_weights[5]);
             float v101 = v99 != 0.0f ? 0.0f : v100;
             float v102 = -v101;
             float v103 = v102 * 0.5f;
@@ -3888,23 +3857,23 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = 1.0f * (sft_loss_ratio[0]);
-        float v4 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v4 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         float v5 = 1.0f * (pref_loss_ratio[0]);
-        float v14 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v19 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v22 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v25 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v48 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v70 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v88 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v105 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v110 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v121 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v136 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v177 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
-        float v181 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v186 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v189 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v14 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v19 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v22 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v25 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v48 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v70 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v88 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v105 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v110 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v121 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v136 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v177 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v181 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v186 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v189 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v192 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -3912,7 +3881,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v2 = -v1;
             float v3 = v2 / (t24[j / 1]);
             float v6 = v5 * (pair_weight[j / 1]);
-            float v7 = v6 * (loss_weights[0 + 16]);
+            float v7 = v6 * (loss_weights[16]);
             float v8 = v4 != 0.0f ? 0.0f : v7;
             float v9 = -v8;
             float v10 = v4 != 0.0f ? 1.0f : t24[j / 1];
@@ -3970,7 +3939,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v67 = v66 * (beta[0]);
             float v68 = v48 != 0.0f ? 0.0f : v67;
             float v69 = v47 + v68;
-            float v71 = v6 * (loss_weights[0 + 10]);
+            float v71 = v6 * (loss_weights[10]);
             float v72 = v70 != 0.0f ? 0.0f : v71;
             float v73 = -v72;
             float v74 = -v73;
@@ -3987,7 +3956,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v85 = v84 * (beta[0]);
             float v86 = v70 != 0.0f ? 0.0f : v85;
             float v87 = v69 + v86;
-            float v89 = v6 * (loss_weights[0 + 9]);
+            float v89 = v6 * (loss_weights[9]);
             float v90 = v88 != 0.0f ? 0.0f : v89;
             float v91 = -v90;
             float v92 = v88 != 0.0f ? -1.0f : logps_chosen[j / 1];
@@ -4031,7 +4000,7 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v133 = v132 * (beta[0]);
             float v134 = v121 != 0.0f ? 0.0f : v133;
             float v135 = v120 + v134;
-            float v137 = v6 * (loss_weights[0 + 5]);
+            float v137 = v6 * (loss_weights[5]);
             float v138 = v136 != 0.0f ? 0.0f : v137;
             float v139 = -v138;
             float v140 = v139 * 0.5f;
@@ -4171,7 +4140,6 @@ static void dpo_step_k153_rmsnorm_grad(float *restrict t138, const float *restri
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -4217,7 +4185,7 @@ static void dpo_step_k155_rmsnorm_grad(float *restrict grad_final_norm, const fl
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_final_norm[j] + t137[j];
-            grad_final_norm[j + 0] = v0;
+            grad_final_norm[j] = v0;
         }
     }
 }
@@ -4235,8 +4203,6 @@ static void dpo_step_k157_rmsnorm(float *restrict t140, const float *restrict sa
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -4302,8 +4268,6 @@ static void dpo_step_k161_attention(float *restrict t144, const float *restrict 
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v3 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -4337,10 +4301,6 @@ static void dpo_step_k162_softmax(float *restrict t145, const float *restrict t1
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -4374,8 +4334,6 @@ static void dpo_step_k164_rmsnorm(float *restrict t147, const float *restrict sa
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -4423,8 +4381,6 @@ static void dpo_step_k167_silu(float *restrict t150, const float *restrict saved
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
             float v1 = la_expf(v0);
@@ -4440,8 +4396,6 @@ static void dpo_step_k168_gate_up(float *restrict t151, const float *restrict sa
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = (t150[r * n + j]) * (saved_up[r * n + j]);
             t151[r * n + j] = v0;
@@ -4460,8 +4414,6 @@ static void dpo_step_k170_ffn_grad(float *restrict t153, const float *restrict t
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = (t152[r * n + j]) * (t150[r * n + j]);
             t153[r * n + j] = v0;
@@ -4480,8 +4432,6 @@ static void dpo_step_k172_silu_grad(float *restrict t155, const float *restrict 
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = (t152[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
@@ -4533,7 +4483,6 @@ static void dpo_step_k175_rmsnorm_grad(float *restrict t158, const float *restri
     const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
         const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
@@ -4700,7 +4649,7 @@ static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v1 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v2 = -(t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
@@ -4708,7 +4657,7 @@ static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict 
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v7 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
@@ -4745,7 +4694,7 @@ static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v1 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v2 = -(t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
@@ -4753,7 +4702,7 @@ static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict 
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v7 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
@@ -4802,7 +4751,6 @@ static void dpo_step_k189_rmsnorm_grad(float *restrict t172, const float *restri
     const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
         const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
@@ -4857,7 +4805,7 @@ static void dpo_step_k191_layer_backward(float *restrict grad_attn_norm, const f
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_attn_norm[j] + t172[j];
-            grad_attn_norm[j + 0] = v0;
+            grad_attn_norm[j] = v0;
         }
     }
 }
@@ -4896,7 +4844,7 @@ static void dpo_step_k196_layer_backward(float *restrict grad_ffn_norm, const fl
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_ffn_norm[j] + t158[j];
-            grad_ffn_norm[j + 0] = v0;
+            grad_ffn_norm[j] = v0;
         }
     }
 }
@@ -6477,7 +6425,7 @@ static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4
 static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -6561,7 +6509,7 @@ static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict 
 static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -6582,7 +6530,7 @@ static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict lo
 static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         float v14 = (beta[0]) * 2.0f;
         float v15 = 1.0f / v14;
         #pragma omp parallel for if (n > 32768)
@@ -6610,7 +6558,7 @@ static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logp
 static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -6630,7 +6578,7 @@ static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict 
 static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -6662,7 +6610,7 @@ static void dpo_loss_k16_dpo_sigmoid(float *restrict t16, const float *restrict 
 static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
@@ -6709,7 +6657,7 @@ static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict 
 static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -6779,7 +6727,7 @@ static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict 
 static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -6849,7 +6797,7 @@ static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict 
 static void dpo_loss_k28_dpo_dpop(float *restrict t28, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -6899,7 +6847,7 @@ static void dpo_loss_k30_dpo_sigmoid(float *restrict t30, const float *restrict 
 static void dpo_loss_k31_dpo_simpo(float *restrict t31, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v8 = (simpo_gamma[0]) / (beta[0]);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -6985,7 +6933,7 @@ static void dpo_loss_k36_dpo_sigmoid(float *restrict t36, const float *restrict 
 static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7038,7 +6986,7 @@ static void dpo_loss_k39_dpo_sigmoid(float *restrict t39, const float *restrict 
 static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -7107,7 +7055,7 @@ static void dpo_loss_k42_dpo_sigmoid(float *restrict t42, const float *restrict 
 static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
@@ -7177,7 +7125,7 @@ static void dpo_loss_k45_dpo_sigmoid(float *restrict t45, const float *restrict 
 static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7197,7 +7145,7 @@ static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict 
 static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t46, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7217,7 +7165,7 @@ static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict
 static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
@@ -7237,7 +7185,7 @@ static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict 
 static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t48, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
@@ -7257,7 +7205,7 @@ static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict
 static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7277,7 +7225,7 @@ static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict 
 static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t50, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7297,7 +7245,7 @@ static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict
 static void dpo_loss_k52_dpo_apo_down(float *restrict t52, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7358,7 +7306,7 @@ static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict 
 static void dpo_loss_k56_dpo_exo_pair(float *restrict t56, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7525,7 +7473,7 @@ static void dpo_loss_k67_dpo_exo_pair(float *restrict t67, const float *restrict
 static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7664,7 +7612,7 @@ static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict
 static void dpo_loss_k78_dpo_sigmoid_norm(float *restrict t78, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
@@ -7759,25 +7707,25 @@ static void dpo_loss_k84_log_sigmoid(float *restrict losses, const float *restri
         float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v2 = 1.0f - (label_smoothing[0]);
         float v3 = -v2;
-        float v14 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v14 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v24 = 2.0f * (label_smoothing[0]);
         float v25 = 1.0f - v24;
-        float v28 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v31 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v34 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v28 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v31 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v34 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v38 = 0.5f / (beta[0]);
-        float v48 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v74 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v80 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v86 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v97 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v108 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v118 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v122 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v126 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v136 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v147 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
+        float v48 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v80 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v86 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v97 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v108 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v118 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v122 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v126 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v136 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v147 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
@@ -8002,13 +7950,13 @@ static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restric
 static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t82, const float *restrict t83, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 15]);
+            float v2 = v1 * (loss_weights[15]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
             float v5 = v4 * (label_smoothing[0]);
@@ -8048,11 +7996,11 @@ static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *rest
 static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 14]);
+            float v2 = v1 * (loss_weights[14]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = v3 * (t72[j]);
             float v5 = v4 * (t77[j]);
@@ -8099,11 +8047,11 @@ static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *rest
 static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t66, const float *restrict t67, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 13]);
+            float v2 = v1 * (loss_weights[13]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = v3 * (t66[j]);
             float v5 = -v4;
@@ -8162,11 +8110,11 @@ static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *rest
 static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 12]);
+            float v2 = v1 * (loss_weights[12]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
             float v5 = v4 * (t55[j]);
@@ -8191,11 +8139,11 @@ static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *rest
 static void dpo_loss_k91_log_sigmoid_grad(float *restrict t89, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t37, const float *restrict t38, const float *restrict t39, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 9]);
+            float v2 = v1 * (loss_weights[9]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
             float v5 = v4 * (beta[0]);
@@ -8231,13 +8179,13 @@ static void dpo_loss_k92_dpo_orpo_grad(float *restrict t90, const float *restric
 static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v19 = 1.0f - (label_smoothing[0]);
         float v20 = -v19;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 8]);
+            float v2 = v1 * (loss_weights[8]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
             float v5 = v4 * (label_smoothing[0]);
@@ -8277,11 +8225,11 @@ static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *rest
 static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 7]);
+            float v2 = v1 * (loss_weights[7]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
             float v5 = -v4;
@@ -8317,11 +8265,11 @@ static void dpo_loss_k95_dpo_dpop_grad(float *restrict t93, const float *restric
 static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t13, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 3]);
+            float v2 = v1 * (loss_weights[3]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = v3 * (t13[j]);
             float v5 = v4 + v4;
@@ -8334,11 +8282,11 @@ static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_we
 static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t12, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 2]);
+            float v2 = v1 * (loss_weights[2]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = 0.0f <= t12[j] ? 1.0f : 0.0f;
             float v5 = v3 * v4;
@@ -8353,7 +8301,7 @@ static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict 
 static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v4 = 2.0f * (label_smoothing[0]);
         float v5 = 1.0f - v4;
         float v21 = 1.0f - (label_smoothing[0]);
@@ -8361,7 +8309,7 @@ static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *rest
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 1]);
+            float v2 = v1 * (loss_weights[1]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v6 = v3 / v5;
             float v7 = v6 * (label_smoothing[0]);
@@ -8447,22 +8395,22 @@ static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *rest
 static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict len_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t17, const float *restrict t18, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t48, const float *restrict t49, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v5 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v9 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v13 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v17 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v43 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v62 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v76 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v82 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v85 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v106 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v5 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v9 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v13 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v17 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v43 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v62 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v76 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v82 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v85 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v106 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v137 = 0.5f / (beta[0]);
-        float v143 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v149 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v153 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v143 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v149 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v153 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v157 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
@@ -8480,7 +8428,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v15 = v13 != 0.0f ? 0.0f : v14;
             float v16 = v12 + v15;
             float v18 = 1.0f * (pair_weight[j]);
-            float v19 = v18 * (loss_weights[0 + 11]);
+            float v19 = v18 * (loss_weights[11]);
             float v20 = v17 != 0.0f ? 0.0f : v19;
             float v21 = v20 * (t49[j]);
             float v22 = -v21;
@@ -8504,7 +8452,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v40 = v39 * (beta[0]);
             float v41 = v17 != 0.0f ? 0.0f : v40;
             float v42 = v16 + v41;
-            float v44 = v18 * (loss_weights[0 + 10]);
+            float v44 = v18 * (loss_weights[10]);
             float v45 = v43 != 0.0f ? 0.0f : v44;
             float v46 = -v45;
             float v47 = -v46;
@@ -8542,7 +8490,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v81 = v75 + v80;
             float v83 = v82 != 0.0f ? 0.0f : t93[j];
             float v84 = v81 + v83;
-            float v86 = v18 * (loss_weights[0 + 6]);
+            float v86 = v18 * (loss_weights[6]);
             float v87 = v85 != 0.0f ? 0.0f : v86;
             float v88 = v87 * 0.5f;
             float v89 = -v88;
@@ -8562,7 +8510,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v103 = -v102;
             float v104 = v85 != 0.0f ? 0.0f : v103;
             float v105 = v84 + v104;
-            float v107 = v18 * (loss_weights[0 + 5]);
+            float v107 = v18 * (loss_weights[5]);
             float v108 = v106 != 0.0f ? 0.0f : v107;
             float v109 = -v108;
             float v110 = v109 * 0.5f;
@@ -8586,7 +8534,7 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
             float v128 = v127 * (beta[0]);
             float v129 = v106 != 0.0f ? 0.0f : v128;
             float v130 = v105 + v129;
-            float v132 = v18 * (loss_weights[0 + 4]);
+            float v132 = v18 * (loss_weights[4]);
             float v133 = v131 != 0.0f ? 0.0f : v132;
             float v134 = v131 != 0.0f ? -1.0f : logps_rejected[j];
             float v135 = v131 != 0.0f ? 0.0f : ref_rejected[j];
@@ -8619,28 +8567,28 @@ static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const flo
 static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict len_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t14, const float *restrict t15, const float *restrict t16, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t50, const float *restrict t51, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0 + 16] == 0.0f ? 1.0f : 0.0f;
-        float v8 = loss_weights[0 + 15] == 0.0f ? 1.0f : 0.0f;
-        float v13 = loss_weights[0 + 14] == 0.0f ? 1.0f : 0.0f;
-        float v16 = loss_weights[0 + 13] == 0.0f ? 1.0f : 0.0f;
-        float v19 = loss_weights[0 + 12] == 0.0f ? 1.0f : 0.0f;
-        float v45 = loss_weights[0 + 11] == 0.0f ? 1.0f : 0.0f;
-        float v71 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
-        float v89 = loss_weights[0 + 9] == 0.0f ? 1.0f : 0.0f;
-        float v106 = loss_weights[0 + 8] == 0.0f ? 1.0f : 0.0f;
-        float v111 = loss_weights[0 + 7] == 0.0f ? 1.0f : 0.0f;
-        float v122 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
-        float v142 = loss_weights[0 + 5] == 0.0f ? 1.0f : 0.0f;
-        float v183 = loss_weights[0 + 4] == 0.0f ? 1.0f : 0.0f;
+        float v0 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        float v8 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v13 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v16 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v19 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v45 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v71 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v89 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v106 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v111 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v122 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v142 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v183 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v189 = 0.5f / (beta[0]);
-        float v195 = loss_weights[0 + 3] == 0.0f ? 1.0f : 0.0f;
-        float v200 = loss_weights[0 + 2] == 0.0f ? 1.0f : 0.0f;
-        float v203 = loss_weights[0 + 1] == 0.0f ? 1.0f : 0.0f;
+        float v195 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v200 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v203 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v206 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0 + 16]);
+            float v2 = v1 * (loss_weights[16]);
             float v3 = v0 != 0.0f ? 0.0f : v2;
             float v4 = -v3;
             float v5 = v0 != 0.0f ? 1.0f : len_chosen[j];
@@ -8654,7 +8602,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v15 = v12 + v14;
             float v17 = v16 != 0.0f ? 0.0f : t87[j];
             float v18 = v15 + v17;
-            float v20 = v1 * (loss_weights[0 + 12]);
+            float v20 = v1 * (loss_weights[12]);
             float v21 = v19 != 0.0f ? 0.0f : v20;
             float v22 = v21 * (t51[j]);
             float v23 = -v22;
@@ -8679,7 +8627,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v42 = t88[j] + v41;
             float v43 = v19 != 0.0f ? 0.0f : v42;
             float v44 = v18 + v43;
-            float v46 = v1 * (loss_weights[0 + 11]);
+            float v46 = v1 * (loss_weights[11]);
             float v47 = v45 != 0.0f ? 0.0f : v46;
             float v48 = -v47;
             float v49 = v48 * (t47[j]);
@@ -8704,7 +8652,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v68 = v67 * (beta[0]);
             float v69 = v45 != 0.0f ? 0.0f : v68;
             float v70 = v44 + v69;
-            float v72 = v1 * (loss_weights[0 + 10]);
+            float v72 = v1 * (loss_weights[10]);
             float v73 = v71 != 0.0f ? 0.0f : v72;
             float v74 = -v73;
             float v75 = -v74;
@@ -8721,7 +8669,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v86 = v85 * (beta[0]);
             float v87 = v71 != 0.0f ? 0.0f : v86;
             float v88 = v70 + v87;
-            float v90 = v1 * (loss_weights[0 + 9]);
+            float v90 = v1 * (loss_weights[9]);
             float v91 = v89 != 0.0f ? 0.0f : v90;
             float v92 = -v91;
             float v93 = v89 != 0.0f ? -1.0f : logps_chosen[j];
@@ -8751,7 +8699,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v119 = v118 + t92[j];
             float v120 = v111 != 0.0f ? 0.0f : v119;
             float v121 = v110 + v120;
-            float v123 = v1 * (loss_weights[0 + 6]);
+            float v123 = v1 * (loss_weights[6]);
             float v124 = v122 != 0.0f ? 0.0f : v123;
             float v125 = v124 * 0.5f;
             float v126 = -v125;
@@ -8770,7 +8718,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v139 = v138 * (beta[0]);
             float v140 = v122 != 0.0f ? 0.0f : v139;
             float v141 = v121 + v140;
-            float v143 = v1 * (loss_weights[0 + 5]);
+            float v143 = v1 * (loss_weights[5]);
             float v144 = v142 != 0.0f ? 0.0f : v143;
             float v145 = -v144;
             float v146 = v145 * 0.5f;
@@ -8810,7 +8758,7 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v180 = v164 + v179;
             float v181 = v142 != 0.0f ? 0.0f : v180;
             float v182 = v141 + v181;
-            float v184 = v1 * (loss_weights[0 + 4]);
+            float v184 = v1 * (loss_weights[4]);
             float v185 = v183 != 0.0f ? 0.0f : v184;
             float v186 = v183 != 0.0f ? -1.0f : logps_chosen[j];
             float v187 = v183 != 0.0f ? 0.0f : ref_chosen[j];

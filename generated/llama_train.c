@@ -68,8 +68,6 @@ static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_ep
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -107,17 +105,17 @@ static void lm_step_k5_rope(float *restrict saved_q, const float *restrict t0, c
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_q[(((i0 + 0) * T + i1) * H + i2) * HD + j] = v0;
+            saved_q[r * n + j] = v0;
         }
     }
 }
@@ -142,17 +140,17 @@ static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, c
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
-            saved_k[(((i0 + 0) * T + i1) * KVH + i2) * HD + j] = v0;
+            saved_k[r * n + j] = v0;
         }
     }
 }
@@ -161,7 +159,7 @@ static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, c
 static void lm_step_k8_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v + 0, KVD);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
 }
 
 /* lm_step_k9_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
@@ -186,9 +184,6 @@ static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, 
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -232,7 +227,7 @@ static void lm_step_k11_saved_attn(float *restrict saved_attn, const float *rest
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + 0 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
 /* lm_step_k12_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
@@ -247,11 +242,9 @@ static void lm_step_k13_layer(float *restrict saved_h, const float *restrict car
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t7[r * n + j];
-            saved_h[((i0 + 0) * T + i1) * D + j] = v0;
+            saved_h[r * n + j] = v0;
         }
     }
 }
@@ -262,8 +255,6 @@ static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_e
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -284,13 +275,13 @@ static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_e
 /* lm_step_k15_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
 static void lm_step_k15_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate + 0, F);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
 }
 
 /* lm_step_k16_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
 static void lm_step_k16_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up + 0, F);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
 }
 
 /* lm_step_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
@@ -298,8 +289,6 @@ static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gat
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
             float v1 = la_expf(v0);
@@ -323,8 +312,6 @@ static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict s
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = saved_h[r * n + j] + t10[r * n + j];
             carry0_next[r * n + j] = v0;
@@ -353,7 +340,6 @@ static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict t11, 
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -387,7 +373,6 @@ static void lm_step_k23_rmsnorm(float *restrict t14, const float *restrict final
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = (t13[r * n + j]) * (final_norm[j]);
             t14[r * n + j] = v0;
@@ -407,7 +392,6 @@ static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -537,7 +521,6 @@ static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict 
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -583,7 +566,7 @@ static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const floa
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_final_norm[j] + t21[j];
-            grad_final_norm[j + 0] = v0;
+            grad_final_norm[j] = v0;
         }
     }
 }
@@ -601,8 +584,6 @@ static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict saved
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -667,9 +648,6 @@ static void lm_step_k40_attention(float *restrict t28, const float *restrict t27
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -701,10 +679,6 @@ static void lm_step_k41_softmax(float *restrict t29, const float *restrict t28, 
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -738,8 +712,6 @@ static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict saved
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -787,8 +759,6 @@ static void lm_step_k46_silu(float *restrict t34, const float *restrict saved_ga
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(saved_gate[r * n + j]);
             float v1 = la_expf(v0);
@@ -804,8 +774,6 @@ static void lm_step_k47_gate_up(float *restrict t35, const float *restrict saved
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = (t34[r * n + j]) * (saved_up[r * n + j]);
             t35[r * n + j] = v0;
@@ -824,8 +792,6 @@ static void lm_step_k49_ffn_grad(float *restrict t37, const float *restrict t34,
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = (t36[r * n + j]) * (t34[r * n + j]);
             t37[r * n + j] = v0;
@@ -844,8 +810,6 @@ static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict sav
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = (t36[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
@@ -897,7 +861,6 @@ static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict 
     const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
         const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
@@ -1063,7 +1026,7 @@ static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v1 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v2 = -(t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
@@ -1071,7 +1034,7 @@ static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0,
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v6 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v7 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
@@ -1108,7 +1071,7 @@ static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v1 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v2 = -(t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
@@ -1116,7 +1079,7 @@ static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0,
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 0 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v6 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v7 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
@@ -1165,7 +1128,6 @@ static void lm_step_k68_rmsnorm_grad(float *restrict t56, const float *restrict 
     const long rows = D, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
         const long i1 = (r) % D;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
@@ -1220,7 +1182,7 @@ static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const flo
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_attn_norm[j] + t56[j];
-            grad_attn_norm[j + 0] = v0;
+            grad_attn_norm[j] = v0;
         }
     }
 }
@@ -1259,7 +1221,7 @@ static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const floa
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v0 = grad_ffn_norm[j] + t42[j];
-            grad_ffn_norm[j + 0] = v0;
+            grad_ffn_norm[j] = v0;
         }
     }
 }
@@ -1996,8 +1958,6 @@ static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2050,13 +2010,13 @@ static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, cons
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -2074,19 +2034,18 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, cons
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
         const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
                 float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
                 float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 0 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -2116,9 +2075,6 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         float v2 = 1.0f / sqrtf((float)(HD));
         float acc0 = -INFINITY;
@@ -2177,8 +2133,6 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2215,8 +2169,6 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = -(t14[r * n + j]);
             float v1 = la_expf(v0);
@@ -2240,8 +2192,6 @@ static void eval_loss_k18_layer(float *restrict carry0_next, const float *restri
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[r * n + j] + t12[r * n + j];
             float v1 = v0 + t17[r * n + j];
@@ -2256,8 +2206,6 @@ static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict nor
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2287,8 +2235,6 @@ static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -2334,7 +2280,6 @@ static void eval_loss_k23_cross_entropy(float *restrict nll, const float *restri
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = -(t21[r * n + j]);
             nll[r * n + j] = v0;
@@ -2700,7 +2645,7 @@ static void adamw_k2_adamw(float *restrict param, const float *restrict lr, cons
             float v7 = v3 / v6;
             float v8 = (lr[0]) * v7;
             float v9 = v2 - v8;
-            param[j + 0] = v9;
+            param[j] = v9;
         }
     }
 }

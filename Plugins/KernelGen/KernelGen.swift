@@ -1,3 +1,4 @@
+import Foundation
 import PackagePlugin
 
 /// Runs the `graphs` executable, which builds every program with the DSL and emits C
@@ -7,10 +8,9 @@ struct KernelGen: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let out = context.pluginWorkDirectoryURL
         let tool = try context.tool(named: "graphs")
-        // Must match CCompiler.outputFiles(families: GraphFamilies.names).
-        let files = ["include/la_programs.h", "registry.c", "llama.c", "include/llama.h", "llama_train.c", "include/llama_train.h",
-                     "llama_dpo.c", "include/llama_dpo.h",
-                     "bench.c", "include/bench.h"]
+        // The outputs are the files of the committed snapshot (`generated/`, kept equal to the
+        // emission by CompilerTests.generatedSnapshotIsCurrent), not a list written here.
+        let files = try Self.emittedFiles(in: context.package.directoryURL.appending(path: "generated"))
         return [
             .buildCommand(
                 displayName: "Emitting fused C kernels for \(target.name)",
@@ -20,4 +20,19 @@ struct KernelGen: BuildToolPlugin {
             )
         ]
     }
+
+    /// `*.c` and `include/*.h` of a snapshot directory, relative to it, sorted.
+    static func emittedFiles(in snapshot: URL) throws -> [String] {
+        let fm = FileManager.default
+        let sources = try fm.contentsOfDirectory(atPath: snapshot.path()).filter { $0.hasSuffix(".c") }
+        let headers = try fm.contentsOfDirectory(atPath: snapshot.appending(path: "include").path()).filter { $0.hasSuffix(".h") }
+        let files = (sources + headers.map { "include/" + $0 }).sorted()
+        guard !files.isEmpty else { throw PluginError("no emitted C in \(snapshot.path()): run `swift run llama-align compile --out generated`") }
+        return files
+    }
+}
+
+struct PluginError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }

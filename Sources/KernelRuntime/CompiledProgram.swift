@@ -1,39 +1,6 @@
 import Foundation
 import Kernels
-
-/// The manifest the compiler embedded into the generated C: argument slots, kernels, arena plan.
-public struct ProgramManifest: Decodable, Sendable {
-    public struct Field: Decodable, Sendable {
-        public var slot: Int
-        public var name: String
-        public var kind: String
-        public var dtype: String?
-        public var shape: [String]?
-        public var per_layer: Bool?
-        public var mutable: Bool?
-    }
-    public struct KernelEntry: Decodable, Sendable {
-        public var index: Int
-        public var name: String
-        public var kind: String
-        public var ops: [String]
-        public var scopes: [String]
-        public var stage: String
-        public var flops: String
-        public var bytes: String
-    }
-    public struct Arena: Decodable, Sendable {
-        public var slots: Int
-        public var planned_floats: String
-        public var intermediates_floats: String
-    }
-    public var name: String
-    public var symbol: String
-    public var fields: [Field]
-    public var sizes: [String]
-    public var kernels: [KernelEntry]
-    public var arena: Arena
-}
+@_exported import ProgramABI
 
 /// Errors from calling compiled programs.
 public struct RuntimeError: Error, CustomStringConvertible, Sendable {
@@ -49,8 +16,23 @@ public final class CompiledProgram: @unchecked Sendable {
     /// The profiling buffer the C fills (see `la_tock`); nil keeps timing off.
     private var profileBuffer: [Double]?
 
-    /// Per-kernel nanoseconds and call counts (`[ns₀, calls₀, ns₁, calls₁, …]`) while profiling.
-    public var profile: [Double]? { profileBuffer.map { Array($0[2..<(2 + 2 * kernelCount)]) } }
+    /// One kernel's totals while profiling.
+    public struct KernelCounter: Sendable, Equatable {
+        public var nanoseconds: Double
+        public var calls: Double
+    }
+
+    /// Per-kernel time and calls (indexed like `manifest.kernels`) while profiling, else nil.
+    public var counters: [KernelCounter]? {
+        profileBuffer.map { p in
+            (0..<kernelCount).map { k in
+                KernelCounter(nanoseconds: p[Int(LA_PROF_KERNELS) + 2 * k], calls: p[Int(LA_PROF_KERNELS) + 2 * k + 1])
+            }
+        }
+    }
+
+    /// Calls per kernel while profiling (zeros when it is off).
+    public var kernelCalls: [Double] { counters?.map(\.calls) ?? Array(repeating: 0, count: kernelCount) }
 
     /// One recorded kernel call: which kernel, and its start and end in nanoseconds (monotonic clock).
     public struct KernelEvent: Sendable, Equatable {
@@ -62,8 +44,10 @@ public final class CompiledProgram: @unchecked Sendable {
     /// Kernel calls recorded while profiling (up to the capacity given to `setProfiling`).
     public var events: [KernelEvent] {
         guard let p = profileBuffer else { return [] }
-        let base = 2 + 2 * kernelCount
-        return (0..<Int(p[1])).map { i in KernelEvent(kernel: Int(p[base + 3 * i]), start: p[base + 3 * i + 1], end: p[base + 3 * i + 2]) }
+        let base = Int(LA_PROF_KERNELS) + 2 * kernelCount, size = Int(LA_PROF_EVENT_SIZE)
+        return (0..<Int(p[Int(LA_PROF_RECORDED)])).map { i in
+            KernelEvent(kernel: Int(p[base + size * i]), start: p[base + size * i + 1], end: p[base + size * i + 2])
+        }
     }
 
     init(info: UnsafePointer<la_program_info>, manifest: ProgramManifest) {
@@ -73,9 +57,7 @@ public final class CompiledProgram: @unchecked Sendable {
 
     /// Every program in the Kernels target's manifest.
     public static let manifests: [ProgramManifest] = {
-        struct Root: Decodable { var programs: [ProgramManifest] }
-        let json = String(cString: la_manifest_json)
-        return (try? JSONDecoder().decode(Root.self, from: Data(json.utf8)).programs) ?? []
+        (try? ManifestFile.parse(String(cString: la_manifest_json)).programs) ?? []
     }()
 
     /// Loads `family.program` (e.g. `llama.decode`).
@@ -95,8 +77,8 @@ public final class CompiledProgram: @unchecked Sendable {
     /// Turns per-kernel timing on (zeroing the counters, recording up to `events` calls) or off.
     public func setProfiling(_ on: Bool, events: Int = 0) {
         guard on else { profileBuffer = nil; return }
-        var b = [Double](repeating: 0, count: 2 + 2 * kernelCount + 3 * max(events, 0))
-        b[0] = Double(max(events, 0))
+        var b = [Double](repeating: 0, count: Int(LA_PROF_KERNELS) + 2 * kernelCount + Int(LA_PROF_EVENT_SIZE) * max(events, 0))
+        b[Int(LA_PROF_CAPACITY)] = Double(max(events, 0))
         profileBuffer = b
     }
 
@@ -106,17 +88,17 @@ public final class CompiledProgram: @unchecked Sendable {
         var slots = [Int](repeating: 0, count: Int(info.pointee.n_fields))
         for f in manifest.fields {
             switch f.kind {
-            case "param", "input", "output":
+            case .param, .input, .output:
                 guard let p = buffers[f.name] else { throw RuntimeError("\(manifest.name): no buffer for '\(f.name)'") }
                 slots[f.slot] = Int(bitPattern: p)
-            case "size":
+            case .size:
                 guard let v = sizes[f.name] else { throw RuntimeError("\(manifest.name): size '\(f.name)' is not bound") }
                 slots[f.slot] = v
             default: break
             }
         }
-        let arenaSlot = manifest.fields.first { $0.kind == "arena" }?.slot ?? 0
-        let profileSlot = manifest.fields.first { $0.kind == "profile" }?.slot ?? 0
+        let arenaSlot = manifest.fields.first { $0.kind == .arena }?.slot ?? 0
+        let profileSlot = manifest.fields.first { $0.kind == .profile }?.slot ?? 0
         let need = slots.withUnsafeBytes { info.pointee.arena_floats($0.baseAddress) }
         if arena == nil || arena.map({ $0.byteCount < need * 4 }) ?? true { arena = AlignedBuffer(floats: need) }
         slots[arenaSlot] = Int(bitPattern: arena?.raw)
@@ -136,7 +118,7 @@ public final class CompiledProgram: @unchecked Sendable {
     /// Per-kernel FLOPs and bytes of one call at these sizes.
     public func costs(sizes: [String: Int]) -> (flops: [Double], bytes: [Double]) {
         var slots = [Int](repeating: 0, count: Int(info.pointee.n_fields))
-        for f in manifest.fields where f.kind == "size" { slots[f.slot] = sizes[f.name] ?? 0 }
+        for f in manifest.fields where f.kind == .size { slots[f.slot] = sizes[f.name] ?? 0 }
         var fl = [Double](repeating: 0, count: kernelCount), by = fl
         slots.withUnsafeBytes { s in
             fl.withUnsafeMutableBufferPointer { f in

@@ -11,8 +11,8 @@ public struct ProfileReport: Sendable {
         public var flops: Double
         public var bytes: Double
         public var scopes: [String]
-        /// The manifest's kernel kind: `sgemm` (a matrix product), `fused_loop` or `scatter_add`.
-        public var kind = "fused_loop"
+        /// The manifest's kernel kind (`sgemm` is a matrix product).
+        public var kind = ProgramManifest.Kernel.Kind.fusedLoop
     }
 
     public var rows: [Row] = []
@@ -23,11 +23,11 @@ public struct ProfileReport: Sendable {
 
     /// Adds what `program` recorded; `flopsPerCall`/`bytesPerCall` come from `costs(sizes:)`.
     public mutating func add(_ program: CompiledProgram, flops: [Double], bytes: [Double]) {
-        guard let p = program.profile else { return }
+        guard let counters = program.counters else { return }
         for k in program.manifest.kernels {
-            let calls = Int(p[2 * k.index + 1])
+            let calls = Int(counters[k.index].calls)
             guard calls > 0 else { continue }
-            rows.append(Row(program: program.manifest.name, kernel: k.name, calls: calls, ms: p[2 * k.index] / 1e6,
+            rows.append(Row(program: program.manifest.name, kernel: k.name, calls: calls, ms: counters[k.index].nanoseconds / 1e6,
                             flops: flops[k.index], bytes: bytes[k.index], scopes: k.scopes, kind: k.kind))
         }
         for e in program.events {
@@ -40,7 +40,7 @@ public struct ProfileReport: Sendable {
 
     /// Time and rate of the matrix-product kernels (kind `sgemm`: they call sgemm/sgemv).
     public var products: (ms: Double, gflops: Double) {
-        let m = rows.filter { $0.kind == "sgemm" }
+        let m = rows.filter { $0.kind == .sgemm }
         let ms = m.reduce(0) { $0 + $1.ms }
         return (ms, ms > 0 ? m.reduce(0) { $0 + $1.flops } / (ms * 1e6) : 0)
     }

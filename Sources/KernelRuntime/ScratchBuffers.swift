@@ -23,7 +23,7 @@ public final class ScratchBuffers: @unchecked Sendable {
     /// A pointer for every input of `program` named `prefix…`, sized for `sizes`.
     public func pointers(for program: CompiledProgram, prefix: String = "saved_", sizes: [String: Int]) throws -> [String: UnsafeMutableRawPointer] {
         var out: [String: UnsafeMutableRawPointer] = [:]
-        for f in program.manifest.fields where f.kind == "input" && f.name.hasPrefix(prefix) {
+        for f in program.manifest.fields where f.kind == .input && f.name.hasPrefix(prefix) {
             let n = try f.elementCount(sizes)
             if buffers[f.name].map({ $0.byteCount < n * 4 }) ?? true { buffers[f.name] = AlignedBuffer(floats: max(n, 1)) }
             out[f.name] = buffers[f.name]?.raw

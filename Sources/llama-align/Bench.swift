@@ -107,9 +107,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
 func kernelReport(_ programs: [(CompiledProgram, [String: Int])]) -> ProfileReport {
     var report = ProfileReport()
     for (p, sizes) in programs {
-        let costs = p.costs(sizes: sizes), calls = p.profile ?? []
-        let count = { (k: Int) in 2 * k + 1 < calls.count ? calls[2 * k + 1] : 0 }
-        report.add(p, flops: costs.flops.enumerated().map { $1 * count($0) }, bytes: costs.bytes.enumerated().map { $1 * count($0) })
+        let costs = p.costs(sizes: sizes), calls = p.kernelCalls
+        report.add(p, flops: zip(costs.flops, calls).map(*), bytes: zip(costs.bytes, calls).map(*))
     }
     return report
 }

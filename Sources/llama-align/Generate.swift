@@ -55,9 +55,8 @@ struct Generate: ParsableCommand {
             var report = ProfileReport()
             for p in m.programs {
                 let c = p.costs(sizes: m.sizes(batch: 1, seq: 1))
-                let calls = p.profile ?? []
-                report.add(p, flops: c.flops.enumerated().map { $1 * (calls.isEmpty ? 0 : calls[2 * $0 + 1]) },
-                           bytes: c.bytes.enumerated().map { $1 * (calls.isEmpty ? 0 : calls[2 * $0 + 1]) })
+                let calls = p.kernelCalls
+                report.add(p, flops: zip(c.flops, calls).map(*), bytes: zip(c.bytes, calls).map(*))
             }
             FileHandle.standardError.write(Data(report.table(top: 20).utf8))
         }

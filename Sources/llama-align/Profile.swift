@@ -35,15 +35,15 @@ struct Profile: ParsableCommand {
         var flops = programs.map { [Double](repeating: 0, count: $0.kernelCount) }, bytes = flops
         let t0 = Date()
         for _ in 0..<steps {
-            let before = programs.map { $0.profile ?? [] }
+            let before = programs.map(\.kernelCalls)
             let b = try step()
             // Costs per call at this step's sizes, times the calls each kernel made in it.
             for (i, p) in programs.enumerated() {
                 var sizes = trainer.sizes(b)
                 if p.manifest.name.hasSuffix("adamw") || p.manifest.name.hasSuffix("grad_sumsq") { sizes["N"] = trainer.parameters.counts.values.max() ?? 0 }
-                let c = p.costs(sizes: sizes), now = p.profile ?? []
+                let c = p.costs(sizes: sizes), now = p.kernelCalls
                 for k in 0..<p.kernelCount {
-                    let n = now[2 * k + 1] - (before[i].isEmpty ? 0 : before[i][2 * k + 1])
+                    let n = now[k] - before[i][k]
                     flops[i][k] += c.flops[k] * n; bytes[i][k] += c.bytes[k] * n
                 }
             }

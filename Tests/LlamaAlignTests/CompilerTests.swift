@@ -94,6 +94,11 @@ import TensorGraph
             let committed = try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
             #expect(committed == text, "generated/\(name) is stale: run `swift run llama-align compile --out generated`")
         }
+        // The build plugin compiles exactly the snapshot's C files: no file may be left over.
+        let fm = FileManager.default
+        let present = try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".c") }
+            + fm.contentsOfDirectory(atPath: dir.appendingPathComponent("include").path).filter { $0.hasSuffix(".h") }.map { "include/" + $0 }
+        #expect(Set(present) == Set(s.files.keys), "generated/ holds files the compiler no longer emits")
     }
 
     @Test func shapeErrorsNameTheOpAndCallSite() throws {

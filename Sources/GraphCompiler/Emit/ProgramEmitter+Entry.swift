@@ -1,8 +1,9 @@
+import ProgramABI
 import TensorGraph
 
 /// A field of a program's argument struct.
 struct ArgField {
-    enum Kind: String { case param, input, output, arena, profile, size }
+    typealias Kind = ProgramManifest.Field.Kind
     var name: String
     var kind: Kind
     var cType: String
@@ -143,31 +144,22 @@ extension ProgramEmitter {
     }
 
     /// The program's manifest entry.
-    func manifest() throws -> [String: Any] {
-        let fieldList: [[String: Any]] = fields.enumerated().map { i, f in
-            var d: [String: Any] = ["slot": i, "name": f.name, "kind": f.kind.rawValue]
-            if let decl = f.decl {
-                d["dtype"] = decl.dtype.rawValue
-                d["shape"] = decl.shape.map(\.cExpr)
-                d["per_layer"] = decl.perLayer
-                d["mutable"] = decl.mutable
-            }
-            return d
+    func manifest() throws -> ProgramManifest {
+        let fieldList = fields.enumerated().map { i, f in
+            ProgramManifest.Field(slot: i, name: f.name, kind: f.kind, dtype: f.decl?.dtype.rawValue, shape: f.decl?.shape.map(\.cExpr),
+                                  perLayer: f.decl?.perLayer, mutable: f.decl?.mutable)
         }
-        let kernels: [[String: Any]] = plan.kernels.enumerated().map { i, k in
+        let kernels = plan.kernels.enumerated().map { i, k in
             let c = costs(k)
             var scopes: [String] = []
             for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
-            return ["index": i, "name": k.name,
-                    "kind": k.kind == .matmul ? "sgemm" : (k.kind == .scatterAdd ? "scatter_add" : "fused_loop"),
-                    "ops": k.covered.map { plan.node($0).op.name }, "scopes": scopes,
-                    "stage": program.stages[k.stage].name, "flops": c.flops, "bytes": c.bytes]
+            let kind: ProgramManifest.Kernel.Kind = k.kind == .matmul ? .sgemm : (k.kind == .scatterAdd ? .scatterAdd : .fusedLoop)
+            return ProgramManifest.Kernel(index: i, name: k.name, kind: kind, ops: k.covered.map { plan.node($0).op.name }, scopes: scopes,
+                                          stage: program.stages[k.stage].name, flops: c.flops, bytes: c.bytes)
         }
         let planned = (0..<memory.slotSizes.count).map { memory.slotExpr($0) }
-        return ["name": "\(family).\(program.name)", "symbol": prefix, "fields": fieldList, "sizes": symbols,
-                "kernels": kernels,
-                "arena": ["slots": memory.slotSizes.count,
-                          "planned_floats": planned.isEmpty ? "0" : planned.joined(separator: " + "),
-                          "intermediates_floats": memory.unplannedTotal.sumExpr]]
+        return ProgramManifest(name: "\(family).\(program.name)", symbol: prefix, fields: fieldList, sizes: symbols, kernels: kernels,
+                               arena: .init(slots: memory.slotSizes.count, plannedFloats: planned.isEmpty ? "0" : planned.joined(separator: " + "),
+                                            intermediatesFloats: memory.unplannedTotal.sumExpr))
     }
 }

@@ -70,7 +70,7 @@ struct ProgramEmitter {
             var lines = accumulating != nil ? [] : ["memset(\(out), 0, sizeof(float) * (size_t)(\(scatter.shape.elementCount.cExpr)));"]
             lines += ["const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);",
                       "for (long r = 0; r < rows; r++) {"]
-            lines += (r.unravelRow() + r.rowBlock).map { "    " + $0 }
+            lines += (r.unravelRow(for: r.rowBlock) + r.rowBlock).map { "    " + $0 }
             lines.append("}")
             return lines
         case .pointwise:
@@ -80,7 +80,7 @@ struct ProgramEmitter {
                 let target = name(k.root), shape = r
                 try r.innerLoop({ v, j in
                     var idx = shape.elementIndex(j)
-                    idx[axis] = "\(idx[axis]) + \(paren(start.cExpr))"
+                    if start != Dim(0) { idx[axis] = idx[axis] == "0" ? start.cExpr : "\(idx[axis]) + \(paren(start.cExpr))" }
                     return "\(target)[\(shape.linear(idx, root.shape))] = \(v);"
                 }, value: value)
                 return loopNest(r)
@@ -133,7 +133,7 @@ struct ProgramEmitter {
             }
         }
         lines.append("for (long r = 0; r < rows; r++) {")
-        lines += (r.unravelRow() + block + extra).map { "    " + $0 }
+        lines += (r.unravelRow(for: block + extra) + block + extra).map { "    " + $0 }
         lines.append("}")
         return lines
     }

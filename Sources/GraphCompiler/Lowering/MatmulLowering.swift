@@ -36,7 +36,7 @@ enum MatmulLowering {
         let r = v.shape.count
         let (rows, cols) = (v.shape[r - 2], v.shape[r - 1])
         let (sr, sc) = (v.strides[r - 2], v.strides[r - 1])
-        let base = v.offset.isEmpty ? buffer(v.base) : "\(buffer(v.base)) + \(paren(v.offset.sumExpr))"
+        let base = v.offset.isEmpty || v.offset.sumExpr == "0" ? buffer(v.base) : "\(buffer(v.base)) + \(paren(v.offset.sumExpr))"
         let batch = Array(v.strides.prefix(r - 2))
         if sc == 1 || cols == 1 {
             let ld = (rows == 1 || sr == 0) ? cols.cExpr : sr.cExpr
@@ -74,7 +74,7 @@ enum MatmulLowering {
         // Where C lands: contiguous in the matmul's shape, or the layout of the view of it
         // that is realized (a batch axis of stride 0 is summed: β = 1 after its first index).
         let c: StridedView = plan.outputViews[k.root]?.view ?? .contiguous(base: k.root, shape: n.shape)
-        let cBase = c.offset.isEmpty ? buffer(k.root) : "\(buffer(k.root)) + \(paren(c.offset.sumExpr))"
+        let cBase = c.offset.isEmpty || c.offset.sumExpr == "0" ? buffer(k.root) : "\(buffer(k.root)) + \(paren(c.offset.sumExpr))"
         let ldc = m == 1 ? nn.cExpr : c.strides[r - 2].cExpr
         let summed = batchDims.indices.filter { c.strides[$0] == Dim(0) && batchDims[$0] != 1 }
         var beta = plan.accumulatingMatmul[k.root] == nil ? "0.0f" : "1.0f"

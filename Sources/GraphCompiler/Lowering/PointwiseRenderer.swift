@@ -45,10 +45,13 @@ struct PointwiseRenderer {
     func elementIndex(_ j: String) -> [String] { rowShape.isEmpty ? [] : rowVars + [j] }
 
     /// C lines that set `i0…` from the flat row number `r`.
-    func unravelRow() -> [String] {
+    /// The row index's coordinates that `body` reads (`const long i0 = r / (T);`); unread ones
+    /// are not declared.
+    func unravelRow(for body: [String]) -> [String] {
         let outer = Array(rowShape.dropLast())
+        let used = ProgramEmitter.identifiers(in: body)
         var lines: [String] = []
-        for k in outer.indices {
+        for k in outer.indices where used.contains(rowVars[k]) {
             if outer[k] == 1 { lines.append("const long \(rowVars[k]) = 0;"); continue }
             let inner = Array(outer[(k + 1)...]).elementCount
             var e = inner == 1 ? "r" : "r / (\(inner.cExpr))"
@@ -142,7 +145,7 @@ struct PointwiseRenderer {
             return try value(n.inputs[0], inner)
         case .slice(let axis, let start):
             var inner = idx
-            inner[axis] = start == 0 ? idx[axis] : "\(idx[axis]) + \(paren(start.cExpr))"
+            inner[axis] = start == 0 ? idx[axis] : idx[axis] == "0" ? start.cExpr : "\(idx[axis]) + \(paren(start.cExpr))"
             return try value(n.inputs[0], inner)
         case .reshape:
             // A reshape keeps row-major order: over a buffer, the offset is the same.

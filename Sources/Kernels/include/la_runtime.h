@@ -57,9 +57,13 @@ static inline float la_expf(float x) { return x >= -87.0f ? expf(fmaxf(x, -87.0f
 /* Rounds a float count up to 64 bytes. */
 static inline long la_round16(long n) { return (n + 15) / 16 * 16; }
 
-/* Kernel timing, free when profiling is off (prof == NULL). The buffer holds doubles:
-   [0] event capacity, [1] events recorded, then per kernel k: [2+2k] ns and [3+2k] calls,
-   then events of (kernel, start ns, end ns) from index 2 + 2 * n_kernels. */
+/* The profiling buffer's layout, in doubles (the runtime's CompiledProgram reads the same
+   constants): [LA_PROF_CAPACITY] event capacity, [LA_PROF_RECORDED] events recorded, then per
+   kernel k [LA_PROF_KERNELS + 2k] nanoseconds and [LA_PROF_KERNELS + 2k + 1] calls, then events
+   of LA_PROF_EVENT_SIZE doubles (kernel, start ns, end ns) from LA_PROF_KERNELS + 2 * n_kernels. */
+enum { LA_PROF_CAPACITY = 0, LA_PROF_RECORDED = 1, LA_PROF_KERNELS = 2, LA_PROF_EVENT_SIZE = 3 };
+
+/* Kernel timing, free when profiling is off (prof == NULL). */
 static inline long la_tick(const double *prof) {
     if (!prof) return 0;
     struct timespec ts;
@@ -69,11 +73,11 @@ static inline long la_tick(const double *prof) {
 static inline void la_tock(double *prof, int kernel, int n_kernels, long start) {
     if (!prof) return;
     long end = la_tick(prof);
-    prof[2 + 2 * kernel] += (double)(end - start);
-    prof[3 + 2 * kernel] += 1.0;
-    if (prof[1] < prof[0]) {
-        double *e = prof + 2 + 2 * n_kernels + 3 * (long)prof[1];
+    prof[LA_PROF_KERNELS + 2 * kernel] += (double)(end - start);
+    prof[LA_PROF_KERNELS + 2 * kernel + 1] += 1.0;
+    if (prof[LA_PROF_RECORDED] < prof[LA_PROF_CAPACITY]) {
+        double *e = prof + LA_PROF_KERNELS + 2 * n_kernels + LA_PROF_EVENT_SIZE * (long)prof[LA_PROF_RECORDED];
         e[0] = kernel; e[1] = (double)start; e[2] = (double)end;
-        prof[1] += 1.0;
+        prof[LA_PROF_RECORDED] += 1.0;
     }
 }
