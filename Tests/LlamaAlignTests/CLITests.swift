@@ -5,9 +5,11 @@ import Testing
 @Suite struct CLITests {
     /// As the environment has it, and with OPENBLAS_CORETYPE removed (the kernels the program
     /// chooses from the CPU's features: AVX-512 ones where the CPU has them).
-    @Test(arguments: [false, true]) func generateGreedyIdsMatchGolden(ownCoreChoice: Bool) throws {
-        guard let model = SharedFixtures.path("models/stories260K.bin"),
-              let goldenPath = SharedFixtures.path("golden/stories260K_greedy.json") else { return }
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin", "golden/stories260K_greedy.json"), "needs ../shared"),
+          arguments: [false, true])
+    func generateGreedyIdsMatchGolden(ownCoreChoice: Bool) throws {
+        let model = try SharedFixtures.require("models/stories260K.bin")
+        let goldenPath = try SharedFixtures.require("golden/stories260K_greedy.json")
         struct Golden: Decodable { var greedy_ids: [Int32] }
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: goldenPath)))
         guard let r = try CLI.run(["generate", "--model", model, "--prompt-ids", "1", "--max-new-tokens", "64",
@@ -19,9 +21,10 @@ import Testing
         #expect(r.stdout.split(separator: "\n").count == 1)
     }
 
-    @Test func tokenizeMatchesSentencePiece() throws {
-        guard let tok = SharedFixtures.path("tokenizers/llama2/tokenizer.model"),
-              let cases = SharedFixtures.path("golden/llama2_tokenizer_cases.jsonl") else { return }
+    @Test(.enabled(if: SharedFixtures.available("tokenizers/llama2/tokenizer.model", "golden/llama2_tokenizer_cases.jsonl"), "needs ../shared"))
+    func tokenizeMatchesSentencePiece() throws {
+        let tok = try SharedFixtures.require("tokenizers/llama2/tokenizer.model")
+        let cases = try SharedFixtures.require("golden/llama2_tokenizer_cases.jsonl")
         struct Case: Decodable { var text: String; var ids: [Int32] }
         let lines = try String(contentsOfFile: cases, encoding: .utf8).split(separator: "\n")
         for line in lines.prefix(6) {
