@@ -1467,309 +1467,27 @@ static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejec
     }
 }
 
-/* dpo_step_k39_dpo_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid] */
-static void dpo_step_k39_dpo_sigmoid(float *restrict t26, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
+/* dpo_step_k39_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
             float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t26[j] = v8;
+            float v4 = v3 * (pair_weight[j0]);
+            acc0 += v4;
         }
+        t26[r] = acc0;
     }
 }
 
-/* dpo_step_k40_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k40_log_sigmoid(float *restrict t27, const float *restrict t26, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t26[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t27[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k41_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k41_sequence_logps(float *restrict t28, const float *restrict t27, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t27[j];
-            t28[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k42_dpo_sigmoid: neg  [lm_head/dpo_sigmoid] */
-static void dpo_step_k42_dpo_sigmoid(float *restrict t29, const float *restrict t26, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t26[j]);
-            t29[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k43_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k43_log_sigmoid(float *restrict t30, const float *restrict t29, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t29[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t30[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k44_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid] */
-static void dpo_step_k44_sequence_logps(float *restrict t31, const float *restrict t30, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t30[j];
-            t31[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k45_dpo_robust: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_robust] */
-static void dpo_step_k45_dpo_robust(float *restrict t32, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t32[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k46_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k46_log_sigmoid(float *restrict t33, const float *restrict t32, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t32[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t33[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k47_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k47_sequence_logps(float *restrict t34, const float *restrict t33, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t33[j];
-            t34[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k48_dpo_robust: neg  [lm_head/dpo_robust] */
-static void dpo_step_k48_dpo_robust(float *restrict t35, const float *restrict t32, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t32[j]);
-            t35[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k49_log_sigmoid: abs, neg, exp  [lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k49_log_sigmoid(float *restrict t36, const float *restrict t35, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t35[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t36[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k50_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust/log_sigmoid] */
-static void dpo_step_k50_sequence_logps(float *restrict t37, const float *restrict t36, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t36[j];
-            t37[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k51_dpo_hinge: cmpeq, select, select, select, select, sub, sub, sub, mul, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge] */
-static void dpo_step_k51_dpo_hinge(float *restrict t38, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            float v9 = 1.0f - v8;
-            t38[j] = v9;
-        }
-    }
-}
-
-/* dpo_step_k52_dpo_ipo: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_ipo] */
-static void dpo_step_k52_dpo_ipo(float *restrict t39, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v14 = (beta[0]) * 2.0f;
-        float v15 = 1.0f / v14;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t24[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v5 = v4 / v2;
-            float v6 = v3 - v5;
-            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : t25[j];
-            float v9 = v7 / v8;
-            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v11 = v10 / v8;
-            float v12 = v9 - v11;
-            float v13 = v6 - v12;
-            float v16 = v13 - v15;
-            t39[j] = v16;
-        }
-    }
-}
-
-/* dpo_step_k53_dpo_nca_pair: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k53_dpo_nca_pair(float *restrict t40, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t40[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k54_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k54_dpo_nca_pair(float *restrict t41, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = -v4;
-            float v6 = fabsf(v5);
-            float v7 = -v6;
-            float v8 = la_expf(v7);
-            t41[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k55_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k55_sequence_logps(float *restrict t42, const float *restrict t41, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t41[j];
-            t42[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k56_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [lm_head/dpo_sigmoid; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k56_dpo_nca_pair(float *restrict t43, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = -v4;
-            float v6 = fabsf(v5);
-            float v7 = -v6;
-            float v8 = la_expf(v7);
-            t43[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k57_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_nca_pair/log_sigmoid] */
-static void dpo_step_k57_sequence_logps(float *restrict t44, const float *restrict t43, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t43[j];
-            t44[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k58_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restrict pair_weight, long B) {
+/* dpo_step_k40_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -1779,12 +1497,13 @@ static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restri
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
         }
-        t45[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* dpo_step_k59_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k59_dpo_kto_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
+/* dpo_step_k41_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
@@ -1797,323 +1516,13 @@ static void dpo_step_k59_dpo_kto_pair(float *restrict t46, const float *restrict
             float v4 = v3 * (pair_weight[j0]);
             acc0 += v4;
         }
-        float v8 = acc0 / (t45[0]);
-        float v9 = v8;
-        float v10 = fmaxf(v9, 0.0f);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v7 = v5 - v6;
-            float v11 = v7 - v10;
-            float v12 = (beta[0]) * v11;
-            t46[j] = v12;
-        }
+        t28[r] = acc0;
     }
 }
 
-/* dpo_step_k60_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k60_log_sigmoid(float *restrict t47, const float *restrict t46, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t46[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t47[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k61_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k61_sequence_logps(float *restrict t48, const float *restrict t47, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t47[j];
-            t48[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k62_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k62_dpo_sigmoid(float *restrict t49, const float *restrict t46, const float *restrict t48, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t46[j], 0.0f);
-            float v1 = logf(t48[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t49[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k63_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k63_dpo_kto_pair(float *restrict t50, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = v3 * (pair_weight[j0]);
-            acc0 += v4;
-        }
-        float v5 = acc0 / (t45[0]);
-        float v6 = v5;
-        float v7 = fmaxf(v6, 0.0f);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v8 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v9 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v10 = v8 - v9;
-            float v11 = v7 - v10;
-            float v12 = (beta[0]) * v11;
-            t50[j] = v12;
-        }
-    }
-}
-
-/* dpo_step_k64_log_sigmoid: abs, neg, exp  [lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k64_log_sigmoid(float *restrict t51, const float *restrict t50, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t50[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t51[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k65_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k65_sequence_logps(float *restrict t52, const float *restrict t51, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t51[j];
-            t52[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k66_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid] */
-static void dpo_step_k66_dpo_sigmoid(float *restrict t53, const float *restrict t50, const float *restrict t52, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t50[j], 0.0f);
-            float v1 = logf(t52[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t53[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k67_dpo_dpop: cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_dpop] */
-static void dpo_step_k67_dpo_dpop(float *restrict t54, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = v2 - v1;
-            float v9 = fmaxf(v8, 0.0f);
-            float v10 = (dpop_lambda[0]) * v9;
-            float v11 = v7 - v10;
-            float v12 = (beta[0]) * v11;
-            t54[j] = v12;
-        }
-    }
-}
-
-/* dpo_step_k68_log_sigmoid: abs, neg, exp  [lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k68_log_sigmoid(float *restrict t55, const float *restrict t54, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t54[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t55[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k69_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_dpop/log_sigmoid] */
-static void dpo_step_k69_sequence_logps(float *restrict t56, const float *restrict t55, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t55[j];
-            t56[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k70_dpo_simpo: cmpeq, select, select, select, select, div, div, sub, div, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo] */
-static void dpo_step_k70_dpo_simpo(float *restrict t57, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v8 = (simpo_gamma[0]) / (beta[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t24[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : t25[j];
-            float v6 = v4 / v5;
-            float v7 = v3 - v6;
-            float v9 = v7 - v8;
-            float v10 = (beta[0]) * v9;
-            t57[j] = v10;
-        }
-    }
-}
-
-/* dpo_step_k71_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k71_log_sigmoid(float *restrict t58, const float *restrict t57, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t57[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t58[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k72_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k72_sequence_logps(float *restrict t59, const float *restrict t58, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t58[j];
-            t59[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k73_dpo_simpo: neg  [lm_head/dpo_simpo] */
-static void dpo_step_k73_dpo_simpo(float *restrict t60, const float *restrict t57, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t57[j]);
-            t60[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k74_log_sigmoid: abs, neg, exp  [lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k74_log_sigmoid(float *restrict t61, const float *restrict t60, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t60[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t61[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k75_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_simpo/log_sigmoid] */
-static void dpo_step_k75_sequence_logps(float *restrict t62, const float *restrict t61, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t61[j];
-            t62[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k76_dpo_orpo: cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo] */
-static void dpo_step_k76_dpo_orpo(float *restrict t63, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t24[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : t25[j];
-            float v6 = v4 / v5;
-            float v7 = v3 - v6;
-            float v8 = la_expf(v3);
-            float v9 = 1.0f - v8;
-            float v10 = logf(v9);
-            float v11 = la_expf(v6);
-            float v12 = 1.0f - v11;
-            float v13 = logf(v12);
-            float v14 = v10 - v13;
-            float v15 = v7 - v14;
-            t63[j] = v15;
-        }
-    }
-}
-
-/* dpo_step_k77_log_sigmoid: abs, neg, exp  [lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k77_log_sigmoid(float *restrict t64, const float *restrict t63, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t63[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t64[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k78_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_orpo/log_sigmoid] */
-static void dpo_step_k78_sequence_logps(float *restrict t65, const float *restrict t64, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t64[j];
-            t65[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k79_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
+/* dpo_step_k42_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
@@ -2127,709 +1536,32 @@ static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict
             float v5 = v4 * (pair_weight[j0]);
             acc0 += v5;
         }
-        float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
-            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
-            float v8 = v6 - v7;
-            float v9 = (beta[0]) * v8;
-            float v10 = v9 * (pair_weight[j1]);
-            acc1 += v10;
-        }
-        float v15 = acc0 / (t45[0]);
-        float v16 = v15;
-        float v17 = acc1 / (t45[0]);
-        float v18 = v17;
-        float v19 = v16 + v18;
-        float v20 = v19 * 0.5f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v13 = v11 - v12;
-            float v14 = (beta[0]) * v13;
-            float v21 = v14 - v20;
-            t66[j] = v21;
-        }
+        t29[r] = acc0;
     }
 }
 
-/* dpo_step_k80_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k80_log_sigmoid(float *restrict t67, const float *restrict t66, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t66[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t67[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k81_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k81_sequence_logps(float *restrict t68, const float *restrict t67, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t67[j];
-            t68[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k82_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k82_dpo_bco_pair(float *restrict t69, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t45, long B) {
+/* dpo_step_k43_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = v4 * (pair_weight[j0]);
             acc0 += v5;
         }
-        float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
-            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
-            float v8 = v6 - v7;
-            float v9 = (beta[0]) * v8;
-            float v10 = v9 * (pair_weight[j1]);
-            acc1 += v10;
-        }
-        float v15 = acc0 / (t45[0]);
-        float v16 = v15;
-        float v17 = acc1 / (t45[0]);
-        float v18 = v17;
-        float v19 = v16 + v18;
-        float v20 = v19 * 0.5f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v13 = v11 - v12;
-            float v14 = (beta[0]) * v13;
-            float v21 = v14 - v20;
-            float v22 = -v21;
-            t69[j] = v22;
-        }
+        t30[r] = acc0;
     }
 }
 
-/* dpo_step_k83_log_sigmoid: abs, neg, exp  [lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k83_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t69[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t70[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k84_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_bco_pair/log_sigmoid] */
-static void dpo_step_k84_sequence_logps(float *restrict t71, const float *restrict t70, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t70[j];
-            t71[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k85_dpo_apo_zero: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k85_dpo_apo_zero(float *restrict t72, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t72[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k86_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k86_dpo_apo_zero(float *restrict t73, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t72, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t72[j]);
-            float v7 = v5 - v6;
-            float v8 = la_expf(v7);
-            t73[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k87_dpo_apo_zero: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_step_k87_dpo_apo_zero(float *restrict t74, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t74[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k88_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid] */
-static void dpo_step_k88_dpo_apo_zero(float *restrict t75, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_rejected, const float *restrict t74, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t74[j]);
-            float v7 = v5 - v6;
-            float v8 = la_expf(v7);
-            t75[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k89_dpo_apo_down: cmpeq, select, select, sub, mul, abs, neg, exp, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k89_dpo_apo_down(float *restrict t76, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t76[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k90_dpo_apo_down: cmpeq, select, select, sub, mul, min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k90_dpo_apo_down(float *restrict t77, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict t76, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t76[j]);
-            float v7 = v5 - v6;
-            float v8 = la_expf(v7);
-            t77[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k91_dpo_apo_down: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down] */
-static void dpo_step_k91_dpo_apo_down(float *restrict t78, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t78[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k92_log_sigmoid: abs, neg, exp  [lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k92_log_sigmoid(float *restrict t79, const float *restrict t78, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t78[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t79[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k93_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_step_k93_sequence_logps(float *restrict t80, const float *restrict t79, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t79[j];
-            t80[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k94_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid] */
-static void dpo_step_k94_dpo_sigmoid(float *restrict t81, const float *restrict t78, const float *restrict t80, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t78[j], 0.0f);
-            float v1 = logf(t80[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t81[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k95_dpo_exo_pair: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k95_dpo_exo_pair(float *restrict t82, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t82[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k96_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k96_log_sigmoid(float *restrict t83, const float *restrict t82, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t82[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t83[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k97_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k97_sequence_logps(float *restrict t84, const float *restrict t83, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t83[j];
-            t84[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k98_dpo_sigmoid: min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k98_dpo_sigmoid(float *restrict t85, const float *restrict t82, const float *restrict t84, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t82[j], 0.0f);
-            float v1 = logf(t84[j]);
-            float v2 = v0 - v1;
-            t85[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k99_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k99_sigmoid(float *restrict t86, const float *restrict t85, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = la_expf(t85[j]);
-            t86[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k100_dpo_exo_pair: cmple, select, sub, log, sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k100_dpo_exo_pair(float *restrict t87, const float *restrict label_smoothing, const float *restrict t85, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = 1.0f - v1;
-        float v3 = logf(v2);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v4 = t85[j] - v3;
-            t87[j] = v4;
-        }
-    }
-}
-
-/* dpo_step_k101_dpo_exo_pair: neg  [lm_head/dpo_exo_pair] */
-static void dpo_step_k101_dpo_exo_pair(float *restrict t88, const float *restrict t82, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t82[j]);
-            t88[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k102_log_sigmoid: abs, neg, exp  [lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k102_log_sigmoid(float *restrict t89, const float *restrict t88, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t88[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t89[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k103_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k103_sequence_logps(float *restrict t90, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t89[j];
-            t90[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k104_dpo_sigmoid: min, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_step_k104_dpo_sigmoid(float *restrict t91, const float *restrict t88, const float *restrict t90, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t88[j], 0.0f);
-            float v1 = logf(t90[j]);
-            float v2 = v0 - v1;
-            t91[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k105_sigmoid: exp  [lm_head/dpo_exo_pair/sigmoid] */
-static void dpo_step_k105_sigmoid(float *restrict t92, const float *restrict t91, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = la_expf(t91[j]);
-            t92[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k106_dpo_exo_pair: cmple, select, log, sub  [lm_head/dpo_sigmoid; lm_head/dpo_exo_pair] */
-static void dpo_step_k106_dpo_exo_pair(float *restrict t93, const float *restrict label_smoothing, const float *restrict t91, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = logf(v1);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v3 = t91[j] - v2;
-            t93[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k107_dpo_discopop: cmpeq, select, select, select, select, sub, sub, sub, mul  [lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k107_dpo_discopop(float *restrict t94, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t94[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k108_dpo_discopop: div  [lm_head/dpo_discopop] */
-static void dpo_step_k108_dpo_discopop(float *restrict t95, const float *restrict t94, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = (t94[j]) / 0.0500000007f;
-            t95[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k109_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k109_log_sigmoid(float *restrict t96, const float *restrict t95, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t95[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t96[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k110_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_step_k110_sequence_logps(float *restrict t97, const float *restrict t96, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t96[j];
-            t97[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k111_dpo_sigmoid: min, log, sub, exp  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid] */
-static void dpo_step_k111_dpo_sigmoid(float *restrict t98, const float *restrict t95, const float *restrict t97, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t95[j], 0.0f);
-            float v1 = logf(t97[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t98[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k112_log_sigmoid: abs, neg, exp  [lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k112_log_sigmoid(float *restrict t99, const float *restrict t94, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t94[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t99[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k113_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid] */
-static void dpo_step_k113_sequence_logps(float *restrict t100, const float *restrict t99, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t99[j];
-            t100[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k114_dpo_sigmoid: min, log, sub, neg  [lm_head/dpo_sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k114_dpo_sigmoid(float *restrict t101, const float *restrict t94, const float *restrict t100, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t94[j], 0.0f);
-            float v1 = logf(t100[j]);
-            float v2 = v0 - v1;
-            float v3 = -v2;
-            t101[j] = v3;
-        }
-    }
-}
-
-/* dpo_step_k115_sequence_logps: sub  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_discopop] */
-static void dpo_step_k115_sequence_logps(float *restrict t102, const float *restrict t98, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t98[j]);
-            t102[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k116_dpo_discopop: neg, exp  [lm_head/dpo_discopop] */
-static void dpo_step_k116_dpo_discopop(float *restrict t103, const float *restrict t94, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t94[j]);
-            float v1 = la_expf(v0);
-            t103[j] = v1;
-        }
-    }
-}
-
-/* dpo_step_k117_dpo_sigmoid_norm: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k117_dpo_sigmoid_norm(float *restrict t104, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : t24[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v5 = v4 / v2;
-            float v6 = v3 - v5;
-            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : t25[j];
-            float v9 = v7 / v8;
-            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v11 = v10 / v8;
-            float v12 = v9 - v11;
-            float v13 = v6 - v12;
-            float v14 = (beta[0]) * v13;
-            t104[j] = v14;
-        }
-    }
-}
-
-/* dpo_step_k118_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k118_log_sigmoid(float *restrict t105, const float *restrict t104, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t104[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t105[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k119_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k119_sequence_logps(float *restrict t106, const float *restrict t105, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t105[j];
-            t106[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k120_dpo_sigmoid_norm: neg  [lm_head/dpo_sigmoid_norm] */
-static void dpo_step_k120_dpo_sigmoid_norm(float *restrict t107, const float *restrict t104, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t104[j]);
-            t107[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k121_log_sigmoid: abs, neg, exp  [lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k121_log_sigmoid(float *restrict t108, const float *restrict t107, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t107[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t108[j] = v2;
-        }
-    }
-}
-
-/* dpo_step_k122_sequence_logps: add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_step_k122_sequence_logps(float *restrict t109, const float *restrict t108, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t108[j];
-            t109[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k123_log_sigmoid: cmpeq, sub, neg, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, min, log, sub, mul, min, log, sub, mul, add, mul, sub, div, select, cmpeq, max, select, cmpeq, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, mul, sub, mul, neg, min, log, sub, mul, sub, select, cmpeq, sub, sub, add, mul, select, cmpeq, min, log, sub, neg, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, min, log, sub, mul, sub, select, cmpeq, min, log, sub, neg, min, log, sub, sub, select, cmpeq, sub, add, select, cmpeq, sub, add, select, cmpeq, mul, mul, add, select, cmpeq, mul, mul, add, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k123_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t26, const float *restrict t28, const float *restrict t29, const float *restrict t31, const float *restrict t32, const float *restrict t34, const float *restrict t35, const float *restrict t37, const float *restrict t38, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t44, const float *restrict t49, const float *restrict t53, const float *restrict t54, const float *restrict t56, const float *restrict t57, const float *restrict t59, const float *restrict t60, const float *restrict t62, const float *restrict t63, const float *restrict t65, const float *restrict t66, const float *restrict t68, const float *restrict t69, const float *restrict t71, const float *restrict t73, const float *restrict t75, const float *restrict t77, const float *restrict t81, const float *restrict t86, const float *restrict t87, const float *restrict t92, const float *restrict t93, const float *restrict t98, const float *restrict t101, const float *restrict t102, const float *restrict t103, const float *restrict t104, const float *restrict t106, const float *restrict t107, const float *restrict t109, long B) {
+/* dpo_step_k44_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2837,215 +1569,526 @@ static void dpo_step_k123_log_sigmoid(float *restrict losses, const float *restr
         float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v2 = 1.0f - (label_smoothing[0]);
         float v3 = -v2;
-        float v14 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v24 = 2.0f * (label_smoothing[0]);
-        float v25 = 1.0f - v24;
-        float v28 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v31 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v34 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v38 = 0.5f / (beta[0]);
-        float v48 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v74 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v80 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v86 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v97 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v108 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v118 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v122 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v126 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v136 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v147 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t28[0]) / (t27[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t26[0]) / (t27[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t29[0]) / (t27[0]);
+        float v268 = v267;
+        float v269 = (t30[0]) / (t27[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = fminf(t26[j], 0.0f);
-                float v5 = logf(t28[j]);
+                float v4 = v1 != 0.0f ? -1.0f : logps_chosen[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
                 float v6 = v4 - v5;
-                float v7 = v3 * v6;
-                float v8 = fminf(t29[j], 0.0f);
-                float v9 = logf(t31[j]);
-                float v10 = v8 - v9;
-                float v11 = (label_smoothing[0]) * v10;
-                float v12 = v7 - v11;
-                float v13 = v1 != 0.0f ? 0.0f : v12;
-                v0 = v13;
-            }
-            else if (i0 < (1 + 1)) {
-                float v15 = fminf(t32[j], 0.0f);
-                float v16 = logf(t34[j]);
-                float v17 = v15 - v16;
-                float v18 = v3 * v17;
-                float v19 = fminf(t35[j], 0.0f);
-                float v20 = logf(t37[j]);
-                float v21 = v19 - v20;
-                float v22 = (label_smoothing[0]) * v21;
-                float v23 = v18 + v22;
-                float v26 = v23 / v25;
-                float v27 = v14 != 0.0f ? 0.0f : v26;
-                v0 = v27;
-            }
-            else if (i0 < (1 + 1 + 1)) {
-                float v29 = fmaxf(t38[j], 0.0f);
-                float v30 = v28 != 0.0f ? 0.0f : v29;
+                float v7 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
                 v0 = v30;
             }
-            else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t39[j]) * (t39[j]);
-                float v33 = v31 != 0.0f ? 0.0f : v32;
-                v0 = v33;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v35 = v34 != 0.0f ? -1.0f : logps_chosen[j];
-                float v36 = v34 != 0.0f ? 0.0f : ref_chosen[j];
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : logps_chosen[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : logps_rejected[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
                 float v37 = v35 - v36;
-                float v39 = v37 - v38;
-                float v40 = v39 * v39;
-                float v41 = v34 != 0.0f ? -1.0f : logps_rejected[j];
-                float v42 = v34 != 0.0f ? 0.0f : ref_rejected[j];
-                float v43 = v41 - v42;
-                float v44 = v43 + v38;
-                float v45 = v44 * v44;
-                float v46 = v40 + v45;
-                float v47 = v34 != 0.0f ? 0.0f : v46;
-                v0 = v47;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
             }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v49 = v48 != 0.0f ? -1.0f : logps_chosen[j];
-                float v50 = v48 != 0.0f ? 0.0f : ref_chosen[j];
-                float v51 = v49 - v50;
-                float v52 = (beta[0]) * v51;
-                float v53 = fminf(v52, 0.0f);
-                float v54 = logf(t40[j]);
-                float v55 = v53 - v54;
-                float v56 = -v55;
-                float v57 = -v52;
-                float v58 = fminf(v57, 0.0f);
-                float v59 = logf(t42[j]);
-                float v60 = v58 - v59;
-                float v61 = 0.5f * v60;
-                float v62 = v56 - v61;
-                float v63 = v48 != 0.0f ? -1.0f : logps_rejected[j];
-                float v64 = v48 != 0.0f ? 0.0f : ref_rejected[j];
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : logps_chosen[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
                 float v65 = v63 - v64;
-                float v66 = (beta[0]) * v65;
-                float v67 = -v66;
-                float v68 = fminf(v67, 0.0f);
-                float v69 = logf(t44[j]);
-                float v70 = v68 - v69;
-                float v71 = 0.5f * v70;
-                float v72 = v62 - v71;
-                float v73 = v48 != 0.0f ? 0.0f : v72;
+                float v66 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
                 v0 = v73;
             }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : logps_chosen[j];
+                float v76 = v74 != 0.0f ? 1.0f : t24[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : logps_rejected[j];
+                float v82 = v74 != 0.0f ? 1.0f : t25[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : logps_chosen[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : logps_rejected[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : logps_chosen[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : logps_rejected[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v75 = 1.0f - (t49[j]);
-                float v76 = 1.0f - (t53[j]);
-                float v77 = v75 + v76;
-                float v78 = v77 * 0.5f;
-                float v79 = v74 != 0.0f ? 0.0f : v78;
-                v0 = v79;
+                float v146 = v145 != 0.0f ? -1.0f : logps_chosen[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : logps_rejected[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v81 = fminf(t54[j], 0.0f);
-                float v82 = logf(t56[j]);
-                float v83 = v81 - v82;
-                float v84 = -v83;
-                float v85 = v80 != 0.0f ? 0.0f : v84;
-                v0 = v85;
+                float v184 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : logps_rejected[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t57[j], 0.0f);
-                float v88 = logf(t59[j]);
-                float v89 = v87 - v88;
-                float v90 = v3 * v89;
-                float v91 = fminf(t60[j], 0.0f);
-                float v92 = logf(t62[j]);
-                float v93 = v91 - v92;
-                float v94 = (label_smoothing[0]) * v93;
-                float v95 = v90 - v94;
-                float v96 = v86 != 0.0f ? 0.0f : v95;
-                v0 = v96;
+                float v206 = v205 != 0.0f ? -1.0f : logps_chosen[j];
+                float v207 = v205 != 0.0f ? 1.0f : t24[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : logps_rejected[j];
+                float v210 = v205 != 0.0f ? 1.0f : t25[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v98 = v97 != 0.0f ? -1.0f : logps_chosen[j];
-                float v99 = v97 != 0.0f ? 1.0f : t24[j];
-                float v100 = v98 / v99;
-                float v101 = -v100;
-                float v102 = fminf(t63[j], 0.0f);
-                float v103 = logf(t65[j]);
-                float v104 = v102 - v103;
-                float v105 = (beta[0]) * v104;
-                float v106 = v101 - v105;
-                float v107 = v97 != 0.0f ? 0.0f : v106;
-                v0 = v107;
+                float v236 = v235 != 0.0f ? -1.0f : logps_chosen[j];
+                float v237 = v235 != 0.0f ? 1.0f : t24[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : logps_rejected[j];
+                float v241 = v235 != 0.0f ? 1.0f : t25[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v109 = fminf(t66[j], 0.0f);
-                float v110 = logf(t68[j]);
-                float v111 = v109 - v110;
-                float v112 = -v111;
-                float v113 = fminf(t69[j], 0.0f);
-                float v114 = logf(t71[j]);
-                float v115 = v113 - v114;
-                float v116 = v112 - v115;
-                float v117 = v108 != 0.0f ? 0.0f : v116;
-                v0 = v117;
+                float v263 = v262 != 0.0f ? -1.0f : logps_chosen[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : logps_rejected[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v119 = 1.0f - (t73[j]);
-                float v120 = v119 + t75[j];
-                float v121 = v118 != 0.0f ? 0.0f : v120;
-                v0 = v121;
+                float v298 = v297 != 0.0f ? -1.0f : logps_chosen[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : logps_rejected[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v123 = 1.0f - (t81[j]);
-                float v124 = t77[j] + v123;
-                float v125 = v122 != 0.0f ? 0.0f : v124;
-                v0 = v125;
+                float v326 = v325 != 0.0f ? -1.0f : logps_chosen[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : logps_rejected[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v127 = (t86[j]) * (t87[j]);
-                float v128 = (t92[j]) * (t93[j]);
-                float v129 = v127 + v128;
-                float v130 = v126 != 0.0f ? 0.0f : v129;
-                v0 = v130;
+                float v355 = v354 != 0.0f ? -1.0f : logps_chosen[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : logps_rejected[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v132 = (t101[j]) * (t102[j]);
-                float v133 = (t103[j]) * (t98[j]);
-                float v134 = v132 + v133;
-                float v135 = v131 != 0.0f ? 0.0f : v134;
-                v0 = v135;
+                float v392 = v391 != 0.0f ? -1.0f : logps_chosen[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : logps_rejected[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v137 = fminf(t104[j], 0.0f);
-                float v138 = logf(t106[j]);
-                float v139 = v137 - v138;
-                float v140 = v3 * v139;
-                float v141 = fminf(t107[j], 0.0f);
-                float v142 = logf(t109[j]);
-                float v143 = v141 - v142;
-                float v144 = (label_smoothing[0]) * v143;
-                float v145 = v140 - v144;
-                float v146 = v136 != 0.0f ? 0.0f : v145;
-                v0 = v146;
+                float v425 = v424 != 0.0f ? -1.0f : logps_chosen[j];
+                float v426 = v424 != 0.0f ? 1.0f : t24[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : logps_rejected[j];
+                float v432 = v424 != 0.0f ? 1.0f : t25[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
             }
             else {
-                float v148 = v147 != 0.0f ? -1.0f : logps_chosen[j];
-                float v149 = v147 != 0.0f ? 1.0f : t24[j];
-                float v150 = v148 / v149;
-                float v151 = -v150;
-                float v152 = v147 != 0.0f ? 0.0f : v151;
-                v0 = v152;
+                float v459 = v458 != 0.0f ? -1.0f : logps_chosen[j];
+                float v460 = v458 != 0.0f ? 1.0f : t24[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
             }
             losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k124_lm_head: mul, reduce_sum  [lm_head] */
-static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_k45_lm_head: mul, reduce_sum  [lm_head] */
+static void dpo_step_k45_lm_head(float *restrict t31, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3057,27 +2100,27 @@ static void dpo_step_k124_lm_head(float *restrict t110, const float *restrict lo
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t110[r] = acc0;
+        t31[r] = acc0;
     }
 }
 
-/* dpo_step_k125_lm_head: mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k125_lm_head(float *restrict t111, const float *restrict pair_weight, const float *restrict t110, long B) {
+/* dpo_step_k46_lm_head: mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t110[j0]) * (pair_weight[j0]);
+            float v0 = (t31[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
-        t111[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* dpo_step_k126_sft: div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k126_sft(float *restrict t112, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
+/* dpo_step_k47_sft: div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -3089,792 +2132,759 @@ static void dpo_step_k126_sft(float *restrict t112, const float *restrict pair_w
             float v2 = v1 * (pair_weight[j0]);
             acc0 += v2;
         }
-        t112[r] = acc0;
+        t33[r] = acc0;
     }
 }
 
-/* dpo_step_k127_dpo_loss: mul, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k127_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t111, const float *restrict t112) {
+/* dpo_step_k48_dpo_loss: mul, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k48_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
     const long rows = 1, n = 1;
     for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t111[0]);
-        float v1 = (sft_loss_ratio[0]) * (t112[0]);
+        float v0 = (pref_loss_ratio[0]) * (t32[0]);
+        float v1 = (sft_loss_ratio[0]) * (t33[0]);
         float v2 = v0 + v1;
         loss[0] = v2;
     }
 }
 
-/* dpo_step_k128_log_sigmoid_grad: sub, neg, cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_step_k128_log_sigmoid_grad(float *restrict t113, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t104, const float *restrict t105, const float *restrict t106, const float *restrict t107, const float *restrict t108, const float *restrict t109, long B) {
+/* dpo_step_k49_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, add, cmpeq, select, select, sub, mul, neg, abs, neg, exp, add, cmpeq, select, select, sub, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, select, mul, add, neg, div, select, add, select, cmple, mul, neg, mul, neg, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
+static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v20 = 1.0f - (label_smoothing[0]);
-        float v21 = -v20;
+        float v39 = 1.0f - (label_smoothing[0]);
+        float v40 = -v39;
+        float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v167 = logf(v166);
+        float v201 = 1.0f - v166;
+        float v202 = logf(v201);
+        float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v293 = (t29[0]) / (t27[0]);
+        float v294 = v293;
+        float v295 = (t30[0]) / (t27[0]);
+        float v296 = v295;
+        float v297 = v294 + v296;
+        float v298 = v297 * 0.5f;
+        float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v376 = (simpo_gamma[0]) / (beta[0]);
+        float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v458 = (t26[0]) / (t27[0]);
+        float v459 = v458;
+        float v460 = fmaxf(v459, 0.0f);
+        float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v525 = 0.5f / (beta[0]);
+        float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v547 = (beta[0]) * 2.0f;
+        float v548 = 1.0f / v547;
+        float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v578 = 2.0f * (label_smoothing[0]);
+        float v579 = 1.0f - v578;
+        float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
+            float v2 = v1 * (pair_weight[j / 1]);
             float v3 = v2 * (loss_weights[15]);
             float v4 = v0 != 0.0f ? 0.0f : v3;
             float v5 = -v4;
             float v6 = v5 * (label_smoothing[0]);
             float v7 = -v6;
-            float v8 = v7 / (t109[j]);
-            float v9 = v8 * (t108[j]);
-            float v10 = -v9;
-            float v11 = 0.0f < t107[j] ? 1.0f : 0.0f;
-            float v12 = v11 * 2.0f;
-            float v13 = v12 - 1.0f;
-            float v14 = v10 * v13;
-            float v15 = t107[j] <= 0.0f ? 1.0f : 0.0f;
-            float v16 = v6 * v15;
-            float v17 = v14 + v16;
-            float v18 = -v17;
-            float v19 = v18 * (beta[0]);
-            float v22 = v4 * v21;
-            float v23 = -v22;
-            float v24 = v23 / (t106[j]);
-            float v25 = v24 * (t105[j]);
-            float v26 = -v25;
-            float v27 = 0.0f < t104[j] ? 1.0f : 0.0f;
-            float v28 = v27 * 2.0f;
-            float v29 = v28 - 1.0f;
-            float v30 = v26 * v29;
-            float v31 = t104[j] <= 0.0f ? 1.0f : 0.0f;
-            float v32 = v22 * v31;
-            float v33 = v30 + v32;
-            float v34 = v33 * (beta[0]);
-            float v35 = v19 + v34;
-            t113[j] = v35;
-        }
-    }
-}
-
-/* dpo_step_k129_log_sigmoid_grad: cmpeq, mul, mul, mul, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_discopop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k129_log_sigmoid_grad(float *restrict t114, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, const float *restrict t98, const float *restrict t99, const float *restrict t100, const float *restrict t101, const float *restrict t102, const float *restrict t103, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[14]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t98[j]);
-            float v6 = v5 * (t103[j]);
-            float v7 = -v6;
-            float v8 = v4 * (t102[j]);
-            float v9 = -v8;
-            float v10 = -v9;
-            float v11 = v10 / (t100[j]);
-            float v12 = v11 * (t99[j]);
-            float v13 = -v12;
-            float v14 = 0.0f < t94[j] ? 1.0f : 0.0f;
-            float v15 = v14 * 2.0f;
-            float v16 = v15 - 1.0f;
-            float v17 = v13 * v16;
-            float v18 = v7 + v17;
-            float v19 = t94[j] <= 0.0f ? 1.0f : 0.0f;
-            float v20 = v9 * v19;
-            float v21 = v18 + v20;
-            float v22 = v4 * (t103[j]);
-            float v23 = v4 * (t101[j]);
+            float v8 = v0 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v9 = v0 != 0.0f ? 1.0f : t24[j / 1];
+            float v10 = v8 / v9;
+            float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v12 = v11 / v9;
+            float v13 = v10 - v12;
+            float v14 = v0 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v15 = v0 != 0.0f ? 1.0f : t25[j / 1];
+            float v16 = v14 / v15;
+            float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v18 = v17 / v15;
+            float v19 = v16 - v18;
+            float v20 = v13 - v19;
+            float v21 = (beta[0]) * v20;
+            float v22 = -v21;
+            float v23 = fabsf(v22);
             float v24 = -v23;
-            float v25 = v22 + v24;
-            float v26 = v25 * (t98[j]);
-            float v27 = -v26;
-            float v28 = v27 / (t97[j]);
-            float v29 = v28 * (t96[j]);
-            float v30 = -v29;
-            float v31 = 0.0f < t95[j] ? 1.0f : 0.0f;
-            float v32 = v31 * 2.0f;
-            float v33 = v32 - 1.0f;
-            float v34 = v30 * v33;
-            float v35 = t95[j] <= 0.0f ? 1.0f : 0.0f;
-            float v36 = v26 * v35;
-            float v37 = v34 + v36;
-            float v38 = v37 / 0.0500000007f;
-            float v39 = v21 + v38;
-            float v40 = v39 * (beta[0]);
-            t114[j] = v40;
-        }
-    }
-}
-
-/* dpo_step_k130_log_sigmoid_grad: cmpeq, mul, mul, mul, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_exo_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k130_log_sigmoid_grad(float *restrict t115, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t82, const float *restrict t83, const float *restrict t84, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t92, const float *restrict t93, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[13]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t92[j]);
-            float v6 = -v5;
-            float v7 = v6 / (t90[j]);
-            float v8 = v7 * (t89[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t88[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t88[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            float v17 = -v16;
-            float v18 = v4 * (t93[j]);
-            float v19 = v18 * (t92[j]);
-            float v20 = -v19;
-            float v21 = v20 / (t90[j]);
-            float v22 = v21 * (t89[j]);
-            float v23 = -v22;
-            float v24 = v23 * v12;
-            float v25 = v19 * v14;
-            float v26 = v24 + v25;
-            float v27 = -v26;
-            float v28 = v17 + v27;
-            float v29 = v4 * (t86[j]);
-            float v30 = -v29;
-            float v31 = v30 / (t84[j]);
-            float v32 = v31 * (t83[j]);
-            float v33 = -v32;
-            float v34 = 0.0f < t82[j] ? 1.0f : 0.0f;
-            float v35 = v34 * 2.0f;
-            float v36 = v35 - 1.0f;
-            float v37 = v33 * v36;
-            float v38 = v28 + v37;
-            float v39 = t82[j] <= 0.0f ? 1.0f : 0.0f;
-            float v40 = v29 * v39;
-            float v41 = v38 + v40;
-            float v42 = v4 * (t87[j]);
-            float v43 = v42 * (t86[j]);
+            float v25 = la_expf(v24);
+            float v26 = 1.0f + v25;
+            float v27 = v7 / v26;
+            float v28 = v27 * v25;
+            float v29 = -v28;
+            float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+            float v31 = v30 * 2.0f;
+            float v32 = v31 - 1.0f;
+            float v33 = v29 * v32;
+            float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+            float v35 = v6 * v34;
+            float v36 = v33 + v35;
+            float v37 = -v36;
+            float v38 = v37 * (beta[0]);
+            float v41 = v4 * v40;
+            float v42 = -v41;
+            float v43 = fabsf(v21);
             float v44 = -v43;
-            float v45 = v44 / (t84[j]);
-            float v46 = v45 * (t83[j]);
-            float v47 = -v46;
-            float v48 = v47 * v36;
-            float v49 = v41 + v48;
-            float v50 = v43 * v39;
-            float v51 = v49 + v50;
-            float v52 = v51 * (beta[0]);
-            t115[j] = v52;
-        }
-    }
-}
-
-/* dpo_step_k131_log_sigmoid_grad: cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_step_k131_log_sigmoid_grad(float *restrict t116, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[12]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = v5 * (t81[j]);
-            float v7 = -v6;
-            float v8 = v7 / (t80[j]);
-            float v9 = v8 * (t79[j]);
-            float v10 = -v9;
-            float v11 = 0.0f < t78[j] ? 1.0f : 0.0f;
-            float v12 = v11 * 2.0f;
-            float v13 = v12 - 1.0f;
-            float v14 = v10 * v13;
-            float v15 = t78[j] <= 0.0f ? 1.0f : 0.0f;
-            float v16 = v6 * v15;
-            float v17 = v14 + v16;
-            float v18 = v17 * (beta[0]);
-            t116[j] = v18;
-        }
-    }
-}
-
-/* dpo_step_k132_lm_head_grad: cmpeq, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_down; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad] */
-static void dpo_step_k132_lm_head_grad(float *restrict t117, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t77, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[12]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t77[j]);
-            t117[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k133_lm_head_grad: cmpeq, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k133_lm_head_grad(float *restrict t118, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t75, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[11]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t75[j]);
-            t118[j] = v5;
-        }
-    }
-}
-
-/* dpo_step_k134_lm_head_grad: cmpeq, mul, mul, mul, select, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_apo_zero; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad] */
-static void dpo_step_k134_lm_head_grad(float *restrict t119, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t73, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[11]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = v5 * (t73[j]);
-            t119[j] = v6;
-        }
-    }
-}
-
-/* dpo_step_k135_log_sigmoid_grad: cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_orpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad] */
-static void dpo_step_k135_log_sigmoid_grad(float *restrict t120, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t63, const float *restrict t64, const float *restrict t65, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[9]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = v5 * (beta[0]);
-            float v7 = -v6;
-            float v8 = v7 / (t65[j]);
-            float v9 = v8 * (t64[j]);
-            float v10 = -v9;
-            float v11 = 0.0f < t63[j] ? 1.0f : 0.0f;
-            float v12 = v11 * 2.0f;
-            float v13 = v12 - 1.0f;
-            float v14 = v10 * v13;
-            float v15 = t63[j] <= 0.0f ? 1.0f : 0.0f;
-            float v16 = v6 * v15;
-            float v17 = v14 + v16;
-            t120[j] = v17;
-        }
-    }
-}
-
-/* dpo_step_k136_dpo_orpo_grad: neg  [lm_head/dpo_orpo/grad] */
-static void dpo_step_k136_dpo_orpo_grad(float *restrict t121, const float *restrict t120, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t120[j]);
-            t121[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k137_log_sigmoid_grad: sub, neg, cmpeq, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_simpo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad] */
-static void dpo_step_k137_log_sigmoid_grad(float *restrict t122, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t57, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, const float *restrict t62, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v20 = 1.0f - (label_smoothing[0]);
-        float v21 = -v20;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[8]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = v5 * (label_smoothing[0]);
-            float v7 = -v6;
-            float v8 = v7 / (t62[j]);
-            float v9 = v8 * (t61[j]);
-            float v10 = -v9;
-            float v11 = 0.0f < t60[j] ? 1.0f : 0.0f;
-            float v12 = v11 * 2.0f;
-            float v13 = v12 - 1.0f;
-            float v14 = v10 * v13;
-            float v15 = t60[j] <= 0.0f ? 1.0f : 0.0f;
-            float v16 = v6 * v15;
-            float v17 = v14 + v16;
-            float v18 = -v17;
-            float v19 = v18 * (beta[0]);
-            float v22 = v4 * v21;
-            float v23 = -v22;
-            float v24 = v23 / (t59[j]);
-            float v25 = v24 * (t58[j]);
-            float v26 = -v25;
-            float v27 = 0.0f < t57[j] ? 1.0f : 0.0f;
-            float v28 = v27 * 2.0f;
-            float v29 = v28 - 1.0f;
-            float v30 = v26 * v29;
-            float v31 = t57[j] <= 0.0f ? 1.0f : 0.0f;
-            float v32 = v22 * v31;
-            float v33 = v30 + v32;
-            float v34 = v33 * (beta[0]);
-            float v35 = v19 + v34;
-            t122[j] = v35;
-        }
-    }
-}
-
-/* dpo_step_k138_log_sigmoid_grad: cmpeq, mul, mul, mul, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_dpop; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad] */
-static void dpo_step_k138_log_sigmoid_grad(float *restrict t123, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t54, const float *restrict t55, const float *restrict t56, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[7]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = -v5;
-            float v7 = v6 / (t56[j]);
-            float v8 = v7 * (t55[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t54[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t54[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            float v17 = v16 * (beta[0]);
-            t123[j] = v17;
-        }
-    }
-}
-
-/* dpo_step_k139_dpo_dpop_grad: neg  [lm_head/dpo_dpop/grad] */
-static void dpo_step_k139_dpo_dpop_grad(float *restrict t124, const float *restrict t123, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t123[j]);
-            t124[j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k140_lm_head_grad: cmpeq, mul, mul, mul, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k140_lm_head_grad(float *restrict t125, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t53, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[6]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * 0.5f;
-            float v6 = -v5;
-            float v7 = v6 * (t53[j]);
-            t125[j] = v7;
-        }
-    }
-}
-
-/* dpo_step_k141_lm_head_grad: cmpeq, mul, mul, mul, select, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad] */
-static void dpo_step_k141_lm_head_grad(float *restrict t126, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t49, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[6]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * 0.5f;
-            float v6 = -v5;
-            float v7 = v6 * (t49[j]);
-            t126[j] = v7;
-        }
-    }
-}
-
-/* dpo_step_k142_dpo_sppo_hard: cmpeq, select, select, sub, div, add, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k142_dpo_sppo_hard(float *restrict t127, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v8 = 0.5f / (beta[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[4]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v6 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v7 = v5 - v6;
-            float v9 = v7 + v8;
-            float v10 = v4 * v9;
-            t127[j] = v10;
-        }
-    }
-}
-
-/* dpo_step_k143_dpo_sppo_hard: cmpeq, select, select, sub, div, sub, mul, mul, mul, select, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sppo_hard; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sppo_hard/grad] */
-static void dpo_step_k143_dpo_sppo_hard(float *restrict t128, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v8 = 0.5f / (beta[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[4]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v7 = v5 - v6;
-            float v9 = v7 - v8;
-            float v10 = v4 * v9;
-            t128[j] = v10;
-        }
-    }
-}
-
-/* dpo_step_k144_lm_head_grad: cmpeq, mul, mul, mul, select, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_ipo; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_ipo/grad] */
-static void dpo_step_k144_lm_head_grad(float *restrict t129, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t39, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[3]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = v4 * (t39[j]);
-            float v6 = v5 + v5;
-            t129[j] = v6;
-        }
-    }
-}
-
-/* dpo_step_k145_lm_head_grad: cmpeq, mul, mul, mul, select, cmple, mul, neg, mul  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_hinge; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_hinge/grad] */
-static void dpo_step_k145_lm_head_grad(float *restrict t130, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t38, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[2]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = 0.0f <= t38[j] ? 1.0f : 0.0f;
-            float v6 = v4 * v5;
-            float v7 = -v6;
-            float v8 = v7 * (beta[0]);
-            t130[j] = v8;
-        }
-    }
-}
-
-/* dpo_step_k146_log_sigmoid_grad: sub, neg, cmpeq, mul, sub, mul, mul, mul, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad] */
-static void dpo_step_k146_log_sigmoid_grad(float *restrict t131, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, const float *restrict t37, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v5 = 2.0f * (label_smoothing[0]);
-        float v6 = 1.0f - v5;
-        float v22 = 1.0f - (label_smoothing[0]);
-        float v23 = -v22;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[1]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v7 = v4 / v6;
-            float v8 = v7 * (label_smoothing[0]);
-            float v9 = -v8;
-            float v10 = v9 / (t37[j]);
-            float v11 = v10 * (t36[j]);
-            float v12 = -v11;
-            float v13 = 0.0f < t35[j] ? 1.0f : 0.0f;
-            float v14 = v13 * 2.0f;
-            float v15 = v14 - 1.0f;
-            float v16 = v12 * v15;
-            float v17 = t35[j] <= 0.0f ? 1.0f : 0.0f;
-            float v18 = v8 * v17;
-            float v19 = v16 + v18;
-            float v20 = -v19;
-            float v21 = v20 * (beta[0]);
-            float v24 = v7 * v23;
-            float v25 = -v24;
-            float v26 = v25 / (t34[j]);
-            float v27 = v26 * (t33[j]);
-            float v28 = -v27;
-            float v29 = 0.0f < t32[j] ? 1.0f : 0.0f;
-            float v30 = v29 * 2.0f;
-            float v31 = v30 - 1.0f;
-            float v32 = v28 * v31;
-            float v33 = t32[j] <= 0.0f ? 1.0f : 0.0f;
-            float v34 = v24 * v33;
-            float v35 = v32 + v34;
-            float v36 = v35 * (beta[0]);
-            float v37 = v21 + v36;
-            t131[j] = v37;
-        }
-    }
-}
-
-/* dpo_step_k147_log_sigmoid_grad: cmpeq, sub, neg, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_k147_log_sigmoid_grad(float *restrict t132, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v20 = 1.0f - (label_smoothing[0]);
-        float v21 = -v20;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j]);
-            float v3 = v2 * (loss_weights[0]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = v5 * (label_smoothing[0]);
-            float v7 = -v6;
-            float v8 = v7 / (t31[j]);
-            float v9 = v8 * (t30[j]);
-            float v10 = -v9;
-            float v11 = 0.0f < t29[j] ? 1.0f : 0.0f;
-            float v12 = v11 * 2.0f;
-            float v13 = v12 - 1.0f;
-            float v14 = v10 * v13;
-            float v15 = t29[j] <= 0.0f ? 1.0f : 0.0f;
-            float v16 = v6 * v15;
-            float v17 = v14 + v16;
-            float v18 = -v17;
-            float v19 = v18 * (beta[0]);
-            float v22 = v4 * v21;
-            float v23 = -v22;
-            float v24 = v23 / (t28[j]);
-            float v25 = v24 * (t27[j]);
-            float v26 = -v25;
-            float v27 = 0.0f < t26[j] ? 1.0f : 0.0f;
-            float v28 = v27 * 2.0f;
-            float v29 = v28 - 1.0f;
-            float v30 = v26 * v29;
-            float v31 = t26[j] <= 0.0f ? 1.0f : 0.0f;
-            float v32 = v22 * v31;
-            float v33 = v30 + v32;
-            float v34 = v33 * (beta[0]);
-            float v35 = v19 + v34;
-            t132[j] = v35;
-        }
-    }
-}
-
-/* dpo_step_k148_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, cmpeq, select, select, sub, mul, neg, cmpeq, cmpeq, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, cmpeq, select, mul, mul, mul, neg, div, select, neg, select, add, neg, select, add, neg, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_k148_log_sigmoid_grad(float *restrict t133, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_rejected, const float *restrict t25, const float *restrict t43, const float *restrict t44, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t74, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t118, const float *restrict t121, const float *restrict t122, const float *restrict t124, const float *restrict t125, const float *restrict t127, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v5 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v9 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v13 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v17 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v39 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v40 = 1.0f * (pref_loss_ratio[0]);
-        float v60 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v74 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v80 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v83 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v99 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v124 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v128 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v134 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v138 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v142 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = -(t113[j / 1]);
-            float v2 = v0 != 0.0f ? 1.0f : t25[j / 1];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v6 = -(t114[j / 1]);
-            float v7 = v5 != 0.0f ? 0.0f : v6;
-            float v8 = v4 + v7;
-            float v10 = -(t115[j / 1]);
-            float v11 = v9 != 0.0f ? 0.0f : v10;
-            float v12 = v8 + v11;
-            float v14 = -(t116[j / 1]);
-            float v15 = v13 != 0.0f ? 0.0f : v14;
-            float v16 = v12 + v15;
-            float v18 = -(t118[j / 1]);
-            float v19 = v18 / (t74[j / 1]);
-            float v20 = v17 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v21 = v17 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v22 = v20 - v21;
-            float v23 = (beta[0]) * v22;
-            float v24 = fabsf(v23);
-            float v25 = -v24;
-            float v26 = la_expf(v25);
-            float v27 = v19 * v26;
-            float v28 = -v27;
-            float v29 = 0.0f < v23 ? 1.0f : 0.0f;
-            float v30 = v29 * 2.0f;
-            float v31 = v30 - 1.0f;
-            float v32 = v28 * v31;
-            float v33 = v23 <= 0.0f ? 1.0f : 0.0f;
-            float v34 = (t118[j / 1]) * v33;
-            float v35 = v32 + v34;
-            float v36 = v35 * (beta[0]);
-            float v37 = v17 != 0.0f ? 0.0f : v36;
-            float v38 = v16 + v37;
-            float v41 = v40 * (pair_weight[j / 1]);
-            float v42 = v41 * (loss_weights[10]);
-            float v43 = v39 != 0.0f ? 0.0f : v42;
-            float v44 = -v43;
-            float v45 = -v44;
-            float v46 = v45 / (t71[j / 1]);
-            float v47 = v46 * (t70[j / 1]);
-            float v48 = -v47;
-            float v49 = 0.0f < t69[j / 1] ? 1.0f : 0.0f;
-            float v50 = v49 * 2.0f;
-            float v51 = v50 - 1.0f;
-            float v52 = v48 * v51;
-            float v53 = t69[j / 1] <= 0.0f ? 1.0f : 0.0f;
-            float v54 = v44 * v53;
-            float v55 = v52 + v54;
-            float v56 = -v55;
+            float v45 = la_expf(v44);
+            float v46 = 1.0f + v45;
+            float v47 = v42 / v46;
+            float v48 = v47 * v45;
+            float v49 = -v48;
+            float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+            float v51 = v50 * 2.0f;
+            float v52 = v51 - 1.0f;
+            float v53 = v49 * v52;
+            float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+            float v55 = v41 * v54;
+            float v56 = v53 + v55;
             float v57 = v56 * (beta[0]);
-            float v58 = v39 != 0.0f ? 0.0f : v57;
-            float v59 = v38 + v58;
-            float v61 = -(t121[j / 1]);
-            float v62 = v60 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v63 = v60 != 0.0f ? 1.0f : t25[j / 1];
-            float v64 = v62 / v63;
-            float v65 = la_expf(v64);
-            float v66 = 1.0f - v65;
-            float v67 = v61 / v66;
-            float v68 = -v67;
-            float v69 = v68 * v65;
-            float v70 = v69 + t121[j / 1];
-            float v71 = v70 / v63;
-            float v72 = v60 != 0.0f ? 0.0f : v71;
-            float v73 = v59 + v72;
-            float v75 = -(t122[j / 1]);
-            float v76 = v74 != 0.0f ? 1.0f : t25[j / 1];
-            float v77 = v75 / v76;
-            float v78 = v74 != 0.0f ? 0.0f : v77;
-            float v79 = v73 + v78;
-            float v81 = v80 != 0.0f ? 0.0f : t124[j / 1];
-            float v82 = v79 + v81;
-            float v84 = -(t125[j / 1]);
-            float v85 = v84 / (t52[j / 1]);
-            float v86 = v85 * (t51[j / 1]);
-            float v87 = -v86;
-            float v88 = 0.0f < t50[j / 1] ? 1.0f : 0.0f;
-            float v89 = v88 * 2.0f;
-            float v90 = v89 - 1.0f;
-            float v91 = v87 * v90;
-            float v92 = t50[j / 1] <= 0.0f ? 1.0f : 0.0f;
-            float v93 = (t125[j / 1]) * v92;
-            float v94 = v91 + v93;
-            float v95 = v94 * (beta[0]);
-            float v96 = -v95;
-            float v97 = v83 != 0.0f ? 0.0f : v96;
-            float v98 = v82 + v97;
-            float v100 = v41 * (loss_weights[5]);
-            float v101 = v99 != 0.0f ? 0.0f : v100;
-            float v102 = -v101;
-            float v103 = v102 * 0.5f;
-            float v104 = -v103;
-            float v105 = v104 / (t44[j / 1]);
-            float v106 = v105 * (t43[j / 1]);
-            float v107 = -v106;
-            float v108 = v99 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v109 = v99 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v110 = v108 - v109;
-            float v111 = (beta[0]) * v110;
+            float v58 = v38 + v57;
+            float v59 = -v58;
+            float v60 = v59 / v15;
+            float v61 = v0 != 0.0f ? 0.0f : v60;
+            float v63 = v2 * (loss_weights[14]);
+            float v64 = v62 != 0.0f ? 0.0f : v63;
+            float v65 = v62 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v67 = v65 - v66;
+            float v68 = v62 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v70 = v68 - v69;
+            float v71 = v67 - v70;
+            float v72 = (beta[0]) * v71;
+            float v73 = v72 / 0.0500000007f;
+            float v74 = fminf(v73, 0.0f);
+            float v75 = fabsf(v73);
+            float v76 = -v75;
+            float v77 = la_expf(v76);
+            float v78 = 1.0f + v77;
+            float v79 = logf(v78);
+            float v80 = v74 - v79;
+            float v81 = la_expf(v80);
+            float v82 = v64 * v81;
+            float v83 = -v72;
+            float v84 = la_expf(v83);
+            float v85 = v82 * v84;
+            float v86 = -v85;
+            float v87 = 1.0f - v81;
+            float v88 = v64 * v87;
+            float v89 = -v88;
+            float v90 = -v89;
+            float v91 = fabsf(v72);
+            float v92 = -v91;
+            float v93 = la_expf(v92);
+            float v94 = 1.0f + v93;
+            float v95 = v90 / v94;
+            float v96 = v95 * v93;
+            float v97 = -v96;
+            float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+            float v99 = v98 * 2.0f;
+            float v100 = v99 - 1.0f;
+            float v101 = v97 * v100;
+            float v102 = v86 + v101;
+            float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+            float v104 = v89 * v103;
+            float v105 = v102 + v104;
+            float v106 = v64 * v84;
+            float v107 = fminf(v72, 0.0f);
+            float v108 = logf(v94);
+            float v109 = v107 - v108;
+            float v110 = -v109;
+            float v111 = v64 * v110;
             float v112 = -v111;
-            float v113 = 0.0f < v112 ? 1.0f : 0.0f;
-            float v114 = v113 * 2.0f;
-            float v115 = v114 - 1.0f;
-            float v116 = v107 * v115;
-            float v117 = v112 <= 0.0f ? 1.0f : 0.0f;
-            float v118 = v103 * v117;
-            float v119 = v116 + v118;
-            float v120 = -v119;
-            float v121 = v120 * (beta[0]);
-            float v122 = v99 != 0.0f ? 0.0f : v121;
-            float v123 = v98 + v122;
-            float v125 = t127[j / 1] + t127[j / 1];
-            float v126 = v124 != 0.0f ? 0.0f : v125;
-            float v127 = v123 + v126;
-            float v129 = -(t129[j / 1]);
-            float v130 = v128 != 0.0f ? 1.0f : t25[j / 1];
-            float v131 = v129 / v130;
-            float v132 = v128 != 0.0f ? 0.0f : v131;
-            float v133 = v127 + v132;
-            float v135 = -(t130[j / 1]);
-            float v136 = v134 != 0.0f ? 0.0f : v135;
-            float v137 = v133 + v136;
-            float v139 = -(t131[j / 1]);
-            float v140 = v138 != 0.0f ? 0.0f : v139;
-            float v141 = v137 + v140;
-            float v143 = -(t132[j / 1]);
-            float v144 = v142 != 0.0f ? 0.0f : v143;
-            float v145 = v141 + v144;
+            float v113 = v106 + v112;
+            float v114 = v113 * v81;
+            float v115 = -v114;
+            float v116 = v115 / v78;
+            float v117 = v116 * v77;
+            float v118 = -v117;
+            float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+            float v120 = v119 * 2.0f;
+            float v121 = v120 - 1.0f;
+            float v122 = v118 * v121;
+            float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+            float v124 = v114 * v123;
+            float v125 = v122 + v124;
+            float v126 = v125 / 0.0500000007f;
+            float v127 = v105 + v126;
+            float v128 = v127 * (beta[0]);
+            float v129 = -v128;
+            float v130 = v62 != 0.0f ? 0.0f : v129;
+            float v131 = v61 + v130;
+            float v133 = v2 * (loss_weights[13]);
+            float v134 = v132 != 0.0f ? 0.0f : v133;
+            float v135 = v132 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v137 = v135 - v136;
+            float v138 = v132 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v140 = v138 - v139;
+            float v141 = v137 - v140;
+            float v142 = (beta[0]) * v141;
+            float v143 = -v142;
+            float v144 = fminf(v143, 0.0f);
+            float v145 = fabsf(v143);
             float v146 = -v145;
-            t133[j] = v146;
+            float v147 = la_expf(v146);
+            float v148 = 1.0f + v147;
+            float v149 = logf(v148);
+            float v150 = v144 - v149;
+            float v151 = la_expf(v150);
+            float v152 = v134 * v151;
+            float v153 = -v152;
+            float v154 = v153 / v148;
+            float v155 = v154 * v147;
+            float v156 = -v155;
+            float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+            float v158 = v157 * 2.0f;
+            float v159 = v158 - 1.0f;
+            float v160 = v156 * v159;
+            float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+            float v162 = v152 * v161;
+            float v163 = v160 + v162;
+            float v164 = -v163;
+            float v168 = v150 - v167;
+            float v169 = v134 * v168;
+            float v170 = v169 * v151;
+            float v171 = -v170;
+            float v172 = v171 / v148;
+            float v173 = v172 * v147;
+            float v174 = -v173;
+            float v175 = v174 * v159;
+            float v176 = v170 * v161;
+            float v177 = v175 + v176;
+            float v178 = -v177;
+            float v179 = v164 + v178;
+            float v180 = fminf(v142, 0.0f);
+            float v181 = fabsf(v142);
+            float v182 = -v181;
+            float v183 = la_expf(v182);
+            float v184 = 1.0f + v183;
+            float v185 = logf(v184);
+            float v186 = v180 - v185;
+            float v187 = la_expf(v186);
+            float v188 = v134 * v187;
+            float v189 = -v188;
+            float v190 = v189 / v184;
+            float v191 = v190 * v183;
+            float v192 = -v191;
+            float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+            float v194 = v193 * 2.0f;
+            float v195 = v194 - 1.0f;
+            float v196 = v192 * v195;
+            float v197 = v179 + v196;
+            float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+            float v199 = v188 * v198;
+            float v200 = v197 + v199;
+            float v203 = v186 - v202;
+            float v204 = v134 * v203;
+            float v205 = v204 * v187;
+            float v206 = -v205;
+            float v207 = v206 / v184;
+            float v208 = v207 * v183;
+            float v209 = -v208;
+            float v210 = v209 * v195;
+            float v211 = v200 + v210;
+            float v212 = v205 * v198;
+            float v213 = v211 + v212;
+            float v214 = v213 * (beta[0]);
+            float v215 = -v214;
+            float v216 = v132 != 0.0f ? 0.0f : v215;
+            float v217 = v131 + v216;
+            float v219 = v2 * (loss_weights[12]);
+            float v220 = v218 != 0.0f ? 0.0f : v219;
+            float v221 = -v220;
+            float v222 = v218 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v224 = v222 - v223;
+            float v225 = v218 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v227 = v225 - v226;
+            float v228 = v224 - v227;
+            float v229 = (beta[0]) * v228;
+            float v230 = fminf(v229, 0.0f);
+            float v231 = fabsf(v229);
+            float v232 = -v231;
+            float v233 = la_expf(v232);
+            float v234 = 1.0f + v233;
+            float v235 = logf(v234);
+            float v236 = v230 - v235;
+            float v237 = la_expf(v236);
+            float v238 = v221 * v237;
+            float v239 = -v238;
+            float v240 = v239 / v234;
+            float v241 = v240 * v233;
+            float v242 = -v241;
+            float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+            float v244 = v243 * 2.0f;
+            float v245 = v244 - 1.0f;
+            float v246 = v242 * v245;
+            float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+            float v248 = v238 * v247;
+            float v249 = v246 + v248;
+            float v250 = v249 * (beta[0]);
+            float v251 = -v250;
+            float v252 = v218 != 0.0f ? 0.0f : v251;
+            float v253 = v217 + v252;
+            float v255 = v2 * (loss_weights[11]);
+            float v256 = v254 != 0.0f ? 0.0f : v255;
+            float v257 = v254 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v259 = v257 - v258;
+            float v260 = (beta[0]) * v259;
+            float v261 = fminf(v260, 0.0f);
+            float v262 = fabsf(v260);
+            float v263 = -v262;
+            float v264 = la_expf(v263);
+            float v265 = 1.0f + v264;
+            float v266 = logf(v265);
+            float v267 = v261 - v266;
+            float v268 = la_expf(v267);
+            float v269 = v256 * v268;
+            float v270 = -v269;
+            float v271 = v270 / v265;
+            float v272 = v271 * v264;
+            float v273 = -v272;
+            float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+            float v275 = v274 * 2.0f;
+            float v276 = v275 - 1.0f;
+            float v277 = v273 * v276;
+            float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+            float v279 = v269 * v278;
+            float v280 = v277 + v279;
+            float v281 = v280 * (beta[0]);
+            float v282 = v254 != 0.0f ? 0.0f : v281;
+            float v283 = v253 + v282;
+            float v285 = v2 * (loss_weights[10]);
+            float v286 = v284 != 0.0f ? 0.0f : v285;
+            float v287 = -v286;
+            float v288 = -v287;
+            float v289 = v284 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v291 = v289 - v290;
+            float v292 = (beta[0]) * v291;
+            float v299 = v292 - v298;
+            float v300 = -v299;
+            float v301 = fabsf(v300);
+            float v302 = -v301;
+            float v303 = la_expf(v302);
+            float v304 = 1.0f + v303;
+            float v305 = v288 / v304;
+            float v306 = v305 * v303;
+            float v307 = -v306;
+            float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+            float v309 = v308 * 2.0f;
+            float v310 = v309 - 1.0f;
+            float v311 = v307 * v310;
+            float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+            float v313 = v287 * v312;
+            float v314 = v311 + v313;
+            float v315 = -v314;
+            float v316 = v315 * (beta[0]);
+            float v317 = v284 != 0.0f ? 0.0f : v316;
+            float v318 = v283 + v317;
+            float v320 = v2 * (loss_weights[9]);
+            float v321 = v319 != 0.0f ? 0.0f : v320;
+            float v322 = -v321;
+            float v323 = v322 * (beta[0]);
+            float v324 = -v323;
+            float v325 = v319 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v326 = v319 != 0.0f ? 1.0f : t24[j / 1];
+            float v327 = v325 / v326;
+            float v328 = v319 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v329 = v319 != 0.0f ? 1.0f : t25[j / 1];
+            float v330 = v328 / v329;
+            float v331 = v327 - v330;
+            float v332 = la_expf(v327);
+            float v333 = 1.0f - v332;
+            float v334 = logf(v333);
+            float v335 = la_expf(v330);
+            float v336 = 1.0f - v335;
+            float v337 = logf(v336);
+            float v338 = v334 - v337;
+            float v339 = v331 - v338;
+            float v340 = fabsf(v339);
+            float v341 = -v340;
+            float v342 = la_expf(v341);
+            float v343 = 1.0f + v342;
+            float v344 = v324 / v343;
+            float v345 = v344 * v342;
+            float v346 = -v345;
+            float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+            float v348 = v347 * 2.0f;
+            float v349 = v348 - 1.0f;
+            float v350 = v346 * v349;
+            float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+            float v352 = v323 * v351;
+            float v353 = v350 + v352;
+            float v354 = -v353;
+            float v355 = -v354;
+            float v356 = v355 / v336;
+            float v357 = -v356;
+            float v358 = v357 * v335;
+            float v359 = v358 + v354;
+            float v360 = v359 / v329;
+            float v361 = v319 != 0.0f ? 0.0f : v360;
+            float v362 = v318 + v361;
+            float v364 = v2 * (loss_weights[8]);
+            float v365 = v363 != 0.0f ? 0.0f : v364;
+            float v366 = -v365;
+            float v367 = v366 * (label_smoothing[0]);
+            float v368 = -v367;
+            float v369 = v363 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v370 = v363 != 0.0f ? 1.0f : t24[j / 1];
+            float v371 = v369 / v370;
+            float v372 = v363 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v373 = v363 != 0.0f ? 1.0f : t25[j / 1];
+            float v374 = v372 / v373;
+            float v375 = v371 - v374;
+            float v377 = v375 - v376;
+            float v378 = (beta[0]) * v377;
+            float v379 = -v378;
+            float v380 = fabsf(v379);
+            float v381 = -v380;
+            float v382 = la_expf(v381);
+            float v383 = 1.0f + v382;
+            float v384 = v368 / v383;
+            float v385 = v384 * v382;
+            float v386 = -v385;
+            float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+            float v388 = v387 * 2.0f;
+            float v389 = v388 - 1.0f;
+            float v390 = v386 * v389;
+            float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+            float v392 = v367 * v391;
+            float v393 = v390 + v392;
+            float v394 = -v393;
+            float v395 = v394 * (beta[0]);
+            float v396 = v365 * v40;
+            float v397 = -v396;
+            float v398 = fabsf(v378);
+            float v399 = -v398;
+            float v400 = la_expf(v399);
+            float v401 = 1.0f + v400;
+            float v402 = v397 / v401;
+            float v403 = v402 * v400;
+            float v404 = -v403;
+            float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+            float v406 = v405 * 2.0f;
+            float v407 = v406 - 1.0f;
+            float v408 = v404 * v407;
+            float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+            float v410 = v396 * v409;
+            float v411 = v408 + v410;
+            float v412 = v411 * (beta[0]);
+            float v413 = v395 + v412;
+            float v414 = -v413;
+            float v415 = v414 / v373;
+            float v416 = v363 != 0.0f ? 0.0f : v415;
+            float v417 = v362 + v416;
+            float v419 = v2 * (loss_weights[7]);
+            float v420 = v418 != 0.0f ? 0.0f : v419;
+            float v421 = -v420;
+            float v422 = -v421;
+            float v423 = v418 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v425 = v423 - v424;
+            float v426 = v418 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v428 = v426 - v427;
+            float v429 = v425 - v428;
+            float v430 = v424 - v423;
+            float v431 = fmaxf(v430, 0.0f);
+            float v432 = (dpop_lambda[0]) * v431;
+            float v433 = v429 - v432;
+            float v434 = (beta[0]) * v433;
+            float v435 = fabsf(v434);
+            float v436 = -v435;
+            float v437 = la_expf(v436);
+            float v438 = 1.0f + v437;
+            float v439 = v422 / v438;
+            float v440 = v439 * v437;
+            float v441 = -v440;
+            float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+            float v443 = v442 * 2.0f;
+            float v444 = v443 - 1.0f;
+            float v445 = v441 * v444;
+            float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+            float v447 = v421 * v446;
+            float v448 = v445 + v447;
+            float v449 = v448 * (beta[0]);
+            float v450 = -v449;
+            float v451 = v418 != 0.0f ? 0.0f : v450;
+            float v452 = v417 + v451;
+            float v454 = v2 * (loss_weights[6]);
+            float v455 = v453 != 0.0f ? 0.0f : v454;
+            float v456 = v455 * 0.5f;
+            float v457 = -v456;
+            float v461 = v453 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v463 = v461 - v462;
+            float v464 = v460 - v463;
+            float v465 = (beta[0]) * v464;
+            float v466 = fminf(v465, 0.0f);
+            float v467 = fabsf(v465);
+            float v468 = -v467;
+            float v469 = la_expf(v468);
+            float v470 = 1.0f + v469;
+            float v471 = logf(v470);
+            float v472 = v466 - v471;
+            float v473 = la_expf(v472);
+            float v474 = v457 * v473;
+            float v475 = -v474;
+            float v476 = v475 / v470;
+            float v477 = v476 * v469;
+            float v478 = -v477;
+            float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+            float v480 = v479 * 2.0f;
+            float v481 = v480 - 1.0f;
+            float v482 = v478 * v481;
+            float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+            float v484 = v474 * v483;
+            float v485 = v482 + v484;
+            float v486 = v485 * (beta[0]);
+            float v487 = -v486;
+            float v488 = v453 != 0.0f ? 0.0f : v487;
+            float v489 = v452 + v488;
+            float v491 = v2 * (loss_weights[5]);
+            float v492 = v490 != 0.0f ? 0.0f : v491;
+            float v493 = -v492;
+            float v494 = v493 * 0.5f;
+            float v495 = -v494;
+            float v496 = v490 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v498 = v496 - v497;
+            float v499 = (beta[0]) * v498;
+            float v500 = -v499;
+            float v501 = fabsf(v500);
+            float v502 = -v501;
+            float v503 = la_expf(v502);
+            float v504 = 1.0f + v503;
+            float v505 = v495 / v504;
+            float v506 = v505 * v503;
+            float v507 = -v506;
+            float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+            float v509 = v508 * 2.0f;
+            float v510 = v509 - 1.0f;
+            float v511 = v507 * v510;
+            float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+            float v513 = v494 * v512;
+            float v514 = v511 + v513;
+            float v515 = -v514;
+            float v516 = v515 * (beta[0]);
+            float v517 = v490 != 0.0f ? 0.0f : v516;
+            float v518 = v489 + v517;
+            float v520 = v2 * (loss_weights[4]);
+            float v521 = v519 != 0.0f ? 0.0f : v520;
+            float v522 = v519 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v524 = v522 - v523;
+            float v526 = v524 + v525;
+            float v527 = v521 * v526;
+            float v528 = v527 + v527;
+            float v529 = v519 != 0.0f ? 0.0f : v528;
+            float v530 = v518 + v529;
+            float v532 = v2 * (loss_weights[3]);
+            float v533 = v531 != 0.0f ? 0.0f : v532;
+            float v534 = v531 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v535 = v531 != 0.0f ? 1.0f : t24[j / 1];
+            float v536 = v534 / v535;
+            float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v538 = v537 / v535;
+            float v539 = v536 - v538;
+            float v540 = v531 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v541 = v531 != 0.0f ? 1.0f : t25[j / 1];
+            float v542 = v540 / v541;
+            float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v544 = v543 / v541;
+            float v545 = v542 - v544;
+            float v546 = v539 - v545;
+            float v549 = v546 - v548;
+            float v550 = v533 * v549;
+            float v551 = v550 + v550;
+            float v552 = -v551;
+            float v553 = v552 / v541;
+            float v554 = v531 != 0.0f ? 0.0f : v553;
+            float v555 = v530 + v554;
+            float v557 = v2 * (loss_weights[2]);
+            float v558 = v556 != 0.0f ? 0.0f : v557;
+            float v559 = v556 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v561 = v559 - v560;
+            float v562 = v556 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v564 = v562 - v563;
+            float v565 = v561 - v564;
+            float v566 = (beta[0]) * v565;
+            float v567 = 1.0f - v566;
+            float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+            float v569 = v558 * v568;
+            float v570 = -v569;
+            float v571 = v570 * (beta[0]);
+            float v572 = -v571;
+            float v573 = v556 != 0.0f ? 0.0f : v572;
+            float v574 = v555 + v573;
+            float v576 = v2 * (loss_weights[1]);
+            float v577 = v575 != 0.0f ? 0.0f : v576;
+            float v580 = v577 / v579;
+            float v581 = v580 * (label_smoothing[0]);
+            float v582 = -v581;
+            float v583 = v575 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v585 = v583 - v584;
+            float v586 = v575 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v588 = v586 - v587;
+            float v589 = v585 - v588;
+            float v590 = (beta[0]) * v589;
+            float v591 = -v590;
+            float v592 = fabsf(v591);
+            float v593 = -v592;
+            float v594 = la_expf(v593);
+            float v595 = 1.0f + v594;
+            float v596 = v582 / v595;
+            float v597 = v596 * v594;
+            float v598 = -v597;
+            float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+            float v600 = v599 * 2.0f;
+            float v601 = v600 - 1.0f;
+            float v602 = v598 * v601;
+            float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+            float v604 = v581 * v603;
+            float v605 = v602 + v604;
+            float v606 = -v605;
+            float v607 = v606 * (beta[0]);
+            float v608 = v580 * v40;
+            float v609 = -v608;
+            float v610 = fabsf(v590);
+            float v611 = -v610;
+            float v612 = la_expf(v611);
+            float v613 = 1.0f + v612;
+            float v614 = v609 / v613;
+            float v615 = v614 * v612;
+            float v616 = -v615;
+            float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+            float v618 = v617 * 2.0f;
+            float v619 = v618 - 1.0f;
+            float v620 = v616 * v619;
+            float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+            float v622 = v608 * v621;
+            float v623 = v620 + v622;
+            float v624 = v623 * (beta[0]);
+            float v625 = v607 + v624;
+            float v626 = -v625;
+            float v627 = v575 != 0.0f ? 0.0f : v626;
+            float v628 = v574 + v627;
+            float v630 = v2 * (loss_weights[0]);
+            float v631 = v629 != 0.0f ? 0.0f : v630;
+            float v632 = -v631;
+            float v633 = v632 * (label_smoothing[0]);
+            float v634 = -v633;
+            float v635 = v629 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v637 = v635 - v636;
+            float v638 = v629 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v640 = v638 - v639;
+            float v641 = v637 - v640;
+            float v642 = (beta[0]) * v641;
+            float v643 = -v642;
+            float v644 = fabsf(v643);
+            float v645 = -v644;
+            float v646 = la_expf(v645);
+            float v647 = 1.0f + v646;
+            float v648 = v634 / v647;
+            float v649 = v648 * v646;
+            float v650 = -v649;
+            float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+            float v652 = v651 * 2.0f;
+            float v653 = v652 - 1.0f;
+            float v654 = v650 * v653;
+            float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+            float v656 = v633 * v655;
+            float v657 = v654 + v656;
+            float v658 = -v657;
+            float v659 = v658 * (beta[0]);
+            float v660 = v631 * v40;
+            float v661 = -v660;
+            float v662 = fabsf(v642);
+            float v663 = -v662;
+            float v664 = la_expf(v663);
+            float v665 = 1.0f + v664;
+            float v666 = v661 / v665;
+            float v667 = v666 * v664;
+            float v668 = -v667;
+            float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+            float v670 = v669 * 2.0f;
+            float v671 = v670 - 1.0f;
+            float v672 = v668 * v671;
+            float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+            float v674 = v660 * v673;
+            float v675 = v672 + v674;
+            float v676 = v675 * (beta[0]);
+            float v677 = v659 + v676;
+            float v678 = -v677;
+            float v679 = v629 != 0.0f ? 0.0f : v678;
+            float v680 = v628 + v679;
+            float v681 = -v680;
+            t34[j] = v681;
         }
     }
 }
 
-/* dpo_step_k149_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, neg, cmpeq, cmpeq, select, select, sub, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, select, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, div, select, add, select, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, add, select, add, div, select, add, select, add, select, add, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_robust; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_dpop; lm_head/dpo_simpo; lm_head/dpo_orpo; lm_head/dpo_bco_pair; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_discopop; lm_head/dpo_sigmoid_norm; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_discopop/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_simpo/grad; lm_head/dpo_dpop/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *restrict ref_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict t24, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t48, const float *restrict t66, const float *restrict t67, const float *restrict t68, const float *restrict t72, const float *restrict t76, const float *restrict t113, const float *restrict t114, const float *restrict t115, const float *restrict t116, const float *restrict t117, const float *restrict t119, const float *restrict t120, const float *restrict t121, const float *restrict t122, const float *restrict t123, const float *restrict t124, const float *restrict t126, const float *restrict t128, const float *restrict t129, const float *restrict t130, const float *restrict t131, const float *restrict t132, long B) {
+/* dpo_step_k50_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, sub, cmpeq, select, select, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, sub, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, neg, mul, add, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, select, mul, add, div, select, add, select, cmple, mul, neg, mul, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
+static void dpo_step_k50_log_sigmoid_grad(float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = 1.0f * (sft_loss_ratio[0]);
         float v4 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         float v5 = 1.0f * (pref_loss_ratio[0]);
         float v14 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v19 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v22 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v25 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v48 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v70 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v88 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v105 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v110 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v121 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v136 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v177 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v181 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v186 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v189 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v192 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v51 = 1.0f - (label_smoothing[0]);
+        float v52 = -v51;
+        float v74 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v143 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v176 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v177 = v176 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v178 = logf(v177);
+        float v212 = 1.0f - v177;
+        float v213 = logf(v212);
+        float v228 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v286 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v317 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v326 = (t29[0]) / (t27[0]);
+        float v327 = v326;
+        float v328 = (t30[0]) / (t27[0]);
+        float v329 = v328;
+        float v330 = v327 + v329;
+        float v331 = v330 * 0.5f;
+        float v350 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v394 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v407 = (simpo_gamma[0]) / (beta[0]);
+        float v448 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v488 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v496 = (t28[0]) / (t27[0]);
+        float v497 = v496;
+        float v498 = fmaxf(v497, 0.0f);
+        float v524 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v570 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v576 = 0.5f / (beta[0]);
+        float v582 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v598 = (beta[0]) * 2.0f;
+        float v599 = 1.0f / v598;
+        float v606 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v624 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v627 = 2.0f * (label_smoothing[0]);
+        float v628 = 1.0f - v627;
+        float v677 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = v0 * (pair_weight[j / 1]);
@@ -3888,184 +2898,695 @@ static void dpo_step_k149_log_sigmoid_grad(float *restrict t134, const float *re
             float v11 = v9 / v10;
             float v12 = v4 != 0.0f ? 0.0f : v11;
             float v13 = v3 + v12;
-            float v15 = v14 != 0.0f ? 1.0f : t24[j / 1];
-            float v16 = (t113[j / 1]) / v15;
-            float v17 = v14 != 0.0f ? 0.0f : v16;
-            float v18 = v13 + v17;
-            float v20 = v19 != 0.0f ? 0.0f : t114[j / 1];
-            float v21 = v18 + v20;
-            float v23 = v22 != 0.0f ? 0.0f : t115[j / 1];
-            float v24 = v21 + v23;
-            float v26 = -(t117[j / 1]);
-            float v27 = v26 / (t76[j / 1]);
-            float v28 = v25 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v29 = v25 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v30 = v28 - v29;
-            float v31 = (beta[0]) * v30;
-            float v32 = fabsf(v31);
-            float v33 = -v32;
-            float v34 = la_expf(v33);
-            float v35 = v27 * v34;
+            float v15 = v6 * (loss_weights[15]);
+            float v16 = v14 != 0.0f ? 0.0f : v15;
+            float v17 = -v16;
+            float v18 = v17 * (label_smoothing[0]);
+            float v19 = -v18;
+            float v20 = v14 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v21 = v14 != 0.0f ? 1.0f : t24[j / 1];
+            float v22 = v20 / v21;
+            float v23 = v14 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v24 = v23 / v21;
+            float v25 = v22 - v24;
+            float v26 = v14 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v27 = v14 != 0.0f ? 1.0f : t25[j / 1];
+            float v28 = v26 / v27;
+            float v29 = v14 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v30 = v29 / v27;
+            float v31 = v28 - v30;
+            float v32 = v25 - v31;
+            float v33 = (beta[0]) * v32;
+            float v34 = -v33;
+            float v35 = fabsf(v34);
             float v36 = -v35;
-            float v37 = 0.0f < v31 ? 1.0f : 0.0f;
-            float v38 = v37 * 2.0f;
-            float v39 = v38 - 1.0f;
-            float v40 = v36 * v39;
-            float v41 = v31 <= 0.0f ? 1.0f : 0.0f;
-            float v42 = (t117[j / 1]) * v41;
-            float v43 = v40 + v42;
-            float v44 = v43 * (beta[0]);
-            float v45 = t116[j / 1] + v44;
-            float v46 = v25 != 0.0f ? 0.0f : v45;
-            float v47 = v24 + v46;
-            float v49 = -(t119[j / 1]);
-            float v50 = v49 / (t72[j / 1]);
-            float v51 = v48 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v52 = v48 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v53 = v51 - v52;
-            float v54 = (beta[0]) * v53;
-            float v55 = fabsf(v54);
+            float v37 = la_expf(v36);
+            float v38 = 1.0f + v37;
+            float v39 = v19 / v38;
+            float v40 = v39 * v37;
+            float v41 = -v40;
+            float v42 = 0.0f < v34 ? 1.0f : 0.0f;
+            float v43 = v42 * 2.0f;
+            float v44 = v43 - 1.0f;
+            float v45 = v41 * v44;
+            float v46 = v34 <= 0.0f ? 1.0f : 0.0f;
+            float v47 = v18 * v46;
+            float v48 = v45 + v47;
+            float v49 = -v48;
+            float v50 = v49 * (beta[0]);
+            float v53 = v16 * v52;
+            float v54 = -v53;
+            float v55 = fabsf(v33);
             float v56 = -v55;
             float v57 = la_expf(v56);
-            float v58 = v50 * v57;
-            float v59 = -v58;
-            float v60 = 0.0f < v54 ? 1.0f : 0.0f;
-            float v61 = v60 * 2.0f;
-            float v62 = v61 - 1.0f;
-            float v63 = v59 * v62;
-            float v64 = v54 <= 0.0f ? 1.0f : 0.0f;
-            float v65 = (t119[j / 1]) * v64;
-            float v66 = v63 + v65;
-            float v67 = v66 * (beta[0]);
-            float v68 = v48 != 0.0f ? 0.0f : v67;
-            float v69 = v47 + v68;
-            float v71 = v6 * (loss_weights[10]);
-            float v72 = v70 != 0.0f ? 0.0f : v71;
-            float v73 = -v72;
-            float v74 = -v73;
-            float v75 = v74 / (t68[j / 1]);
-            float v76 = v75 * (t67[j / 1]);
-            float v77 = -v76;
-            float v78 = 0.0f < t66[j / 1] ? 1.0f : 0.0f;
-            float v79 = v78 * 2.0f;
-            float v80 = v79 - 1.0f;
-            float v81 = v77 * v80;
-            float v82 = t66[j / 1] <= 0.0f ? 1.0f : 0.0f;
-            float v83 = v73 * v82;
-            float v84 = v81 + v83;
-            float v85 = v84 * (beta[0]);
-            float v86 = v70 != 0.0f ? 0.0f : v85;
-            float v87 = v69 + v86;
-            float v89 = v6 * (loss_weights[9]);
-            float v90 = v88 != 0.0f ? 0.0f : v89;
-            float v91 = -v90;
-            float v92 = v88 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v93 = v88 != 0.0f ? 1.0f : t24[j / 1];
-            float v94 = v92 / v93;
-            float v95 = la_expf(v94);
-            float v96 = 1.0f - v95;
-            float v97 = (t121[j / 1]) / v96;
+            float v58 = 1.0f + v57;
+            float v59 = v54 / v58;
+            float v60 = v59 * v57;
+            float v61 = -v60;
+            float v62 = 0.0f < v33 ? 1.0f : 0.0f;
+            float v63 = v62 * 2.0f;
+            float v64 = v63 - 1.0f;
+            float v65 = v61 * v64;
+            float v66 = v33 <= 0.0f ? 1.0f : 0.0f;
+            float v67 = v53 * v66;
+            float v68 = v65 + v67;
+            float v69 = v68 * (beta[0]);
+            float v70 = v50 + v69;
+            float v71 = v70 / v21;
+            float v72 = v14 != 0.0f ? 0.0f : v71;
+            float v73 = v13 + v72;
+            float v75 = v6 * (loss_weights[14]);
+            float v76 = v74 != 0.0f ? 0.0f : v75;
+            float v77 = v74 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v79 = v77 - v78;
+            float v80 = v74 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v81 = v74 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v82 = v80 - v81;
+            float v83 = v79 - v82;
+            float v84 = (beta[0]) * v83;
+            float v85 = v84 / 0.0500000007f;
+            float v86 = fminf(v85, 0.0f);
+            float v87 = fabsf(v85);
+            float v88 = -v87;
+            float v89 = la_expf(v88);
+            float v90 = 1.0f + v89;
+            float v91 = logf(v90);
+            float v92 = v86 - v91;
+            float v93 = la_expf(v92);
+            float v94 = v76 * v93;
+            float v95 = -v84;
+            float v96 = la_expf(v95);
+            float v97 = v94 * v96;
             float v98 = -v97;
-            float v99 = v98 * v95;
-            float v100 = v91 + v99;
-            float v101 = v100 + t120[j / 1];
-            float v102 = v101 / v93;
-            float v103 = v88 != 0.0f ? 0.0f : v102;
-            float v104 = v87 + v103;
-            float v106 = v105 != 0.0f ? 1.0f : t24[j / 1];
-            float v107 = (t122[j / 1]) / v106;
-            float v108 = v105 != 0.0f ? 0.0f : v107;
-            float v109 = v104 + v108;
-            float v111 = (t124[j / 1]) * (dpop_lambda[0]);
-            float v112 = v110 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v113 = v110 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v114 = v112 - v113;
-            float v115 = 0.0f <= v114 ? 1.0f : 0.0f;
-            float v116 = v111 * v115;
-            float v117 = -v116;
-            float v118 = v117 + t123[j / 1];
-            float v119 = v110 != 0.0f ? 0.0f : v118;
-            float v120 = v109 + v119;
-            float v122 = -(t126[j / 1]);
-            float v123 = v122 / (t48[j / 1]);
-            float v124 = v123 * (t47[j / 1]);
-            float v125 = -v124;
-            float v126 = 0.0f < t46[j / 1] ? 1.0f : 0.0f;
-            float v127 = v126 * 2.0f;
-            float v128 = v127 - 1.0f;
-            float v129 = v125 * v128;
-            float v130 = t46[j / 1] <= 0.0f ? 1.0f : 0.0f;
-            float v131 = (t126[j / 1]) * v130;
-            float v132 = v129 + v131;
-            float v133 = v132 * (beta[0]);
-            float v134 = v121 != 0.0f ? 0.0f : v133;
-            float v135 = v120 + v134;
-            float v137 = v6 * (loss_weights[5]);
-            float v138 = v136 != 0.0f ? 0.0f : v137;
-            float v139 = -v138;
-            float v140 = v139 * 0.5f;
-            float v141 = -v140;
-            float v142 = v141 / (t42[j / 1]);
-            float v143 = v142 * (t41[j / 1]);
-            float v144 = -v143;
-            float v145 = v136 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v146 = v136 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v147 = v145 - v146;
-            float v148 = (beta[0]) * v147;
-            float v149 = -v148;
-            float v150 = 0.0f < v149 ? 1.0f : 0.0f;
-            float v151 = v150 * 2.0f;
-            float v152 = v151 - 1.0f;
-            float v153 = v144 * v152;
-            float v154 = v149 <= 0.0f ? 1.0f : 0.0f;
-            float v155 = v140 * v154;
-            float v156 = v153 + v155;
+            float v99 = 1.0f - v93;
+            float v100 = v76 * v99;
+            float v101 = -v100;
+            float v102 = -v101;
+            float v103 = fabsf(v84);
+            float v104 = -v103;
+            float v105 = la_expf(v104);
+            float v106 = 1.0f + v105;
+            float v107 = v102 / v106;
+            float v108 = v107 * v105;
+            float v109 = -v108;
+            float v110 = 0.0f < v84 ? 1.0f : 0.0f;
+            float v111 = v110 * 2.0f;
+            float v112 = v111 - 1.0f;
+            float v113 = v109 * v112;
+            float v114 = v98 + v113;
+            float v115 = v84 <= 0.0f ? 1.0f : 0.0f;
+            float v116 = v101 * v115;
+            float v117 = v114 + v116;
+            float v118 = v76 * v96;
+            float v119 = fminf(v84, 0.0f);
+            float v120 = logf(v106);
+            float v121 = v119 - v120;
+            float v122 = -v121;
+            float v123 = v76 * v122;
+            float v124 = -v123;
+            float v125 = v118 + v124;
+            float v126 = v125 * v93;
+            float v127 = -v126;
+            float v128 = v127 / v90;
+            float v129 = v128 * v89;
+            float v130 = -v129;
+            float v131 = 0.0f < v85 ? 1.0f : 0.0f;
+            float v132 = v131 * 2.0f;
+            float v133 = v132 - 1.0f;
+            float v134 = v130 * v133;
+            float v135 = v85 <= 0.0f ? 1.0f : 0.0f;
+            float v136 = v126 * v135;
+            float v137 = v134 + v136;
+            float v138 = v137 / 0.0500000007f;
+            float v139 = v117 + v138;
+            float v140 = v139 * (beta[0]);
+            float v141 = v74 != 0.0f ? 0.0f : v140;
+            float v142 = v73 + v141;
+            float v144 = v6 * (loss_weights[13]);
+            float v145 = v143 != 0.0f ? 0.0f : v144;
+            float v146 = v143 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v147 = v143 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v148 = v146 - v147;
+            float v149 = v143 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v150 = v143 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v151 = v149 - v150;
+            float v152 = v148 - v151;
+            float v153 = (beta[0]) * v152;
+            float v154 = -v153;
+            float v155 = fminf(v154, 0.0f);
+            float v156 = fabsf(v154);
             float v157 = -v156;
-            float v158 = v157 * (beta[0]);
-            float v159 = -v139;
-            float v160 = v159 / (t40[j / 1]);
-            float v161 = fabsf(v148);
-            float v162 = -v161;
-            float v163 = la_expf(v162);
-            float v164 = v160 * v163;
-            float v165 = -v164;
-            float v166 = 0.0f < v148 ? 1.0f : 0.0f;
-            float v167 = v166 * 2.0f;
-            float v168 = v167 - 1.0f;
-            float v169 = v165 * v168;
-            float v170 = v148 <= 0.0f ? 1.0f : 0.0f;
-            float v171 = v139 * v170;
-            float v172 = v169 + v171;
-            float v173 = v172 * (beta[0]);
-            float v174 = v158 + v173;
-            float v175 = v136 != 0.0f ? 0.0f : v174;
-            float v176 = v135 + v175;
-            float v178 = t128[j / 1] + t128[j / 1];
-            float v179 = v177 != 0.0f ? 0.0f : v178;
-            float v180 = v176 + v179;
-            float v182 = v181 != 0.0f ? 1.0f : t24[j / 1];
-            float v183 = (t129[j / 1]) / v182;
-            float v184 = v181 != 0.0f ? 0.0f : v183;
-            float v185 = v180 + v184;
-            float v187 = v186 != 0.0f ? 0.0f : t130[j / 1];
-            float v188 = v185 + v187;
-            float v190 = v189 != 0.0f ? 0.0f : t131[j / 1];
-            float v191 = v188 + v190;
-            float v193 = v192 != 0.0f ? 0.0f : t132[j / 1];
-            float v194 = v191 + v193;
-            float v195 = -v194;
-            t134[j] = v195;
+            float v158 = la_expf(v157);
+            float v159 = 1.0f + v158;
+            float v160 = logf(v159);
+            float v161 = v155 - v160;
+            float v162 = la_expf(v161);
+            float v163 = v145 * v162;
+            float v164 = -v163;
+            float v165 = v164 / v159;
+            float v166 = v165 * v158;
+            float v167 = -v166;
+            float v168 = 0.0f < v154 ? 1.0f : 0.0f;
+            float v169 = v168 * 2.0f;
+            float v170 = v169 - 1.0f;
+            float v171 = v167 * v170;
+            float v172 = v154 <= 0.0f ? 1.0f : 0.0f;
+            float v173 = v163 * v172;
+            float v174 = v171 + v173;
+            float v175 = -v174;
+            float v179 = v161 - v178;
+            float v180 = v145 * v179;
+            float v181 = v180 * v162;
+            float v182 = -v181;
+            float v183 = v182 / v159;
+            float v184 = v183 * v158;
+            float v185 = -v184;
+            float v186 = v185 * v170;
+            float v187 = v181 * v172;
+            float v188 = v186 + v187;
+            float v189 = -v188;
+            float v190 = v175 + v189;
+            float v191 = fminf(v153, 0.0f);
+            float v192 = fabsf(v153);
+            float v193 = -v192;
+            float v194 = la_expf(v193);
+            float v195 = 1.0f + v194;
+            float v196 = logf(v195);
+            float v197 = v191 - v196;
+            float v198 = la_expf(v197);
+            float v199 = v145 * v198;
+            float v200 = -v199;
+            float v201 = v200 / v195;
+            float v202 = v201 * v194;
+            float v203 = -v202;
+            float v204 = 0.0f < v153 ? 1.0f : 0.0f;
+            float v205 = v204 * 2.0f;
+            float v206 = v205 - 1.0f;
+            float v207 = v203 * v206;
+            float v208 = v190 + v207;
+            float v209 = v153 <= 0.0f ? 1.0f : 0.0f;
+            float v210 = v199 * v209;
+            float v211 = v208 + v210;
+            float v214 = v197 - v213;
+            float v215 = v145 * v214;
+            float v216 = v215 * v198;
+            float v217 = -v216;
+            float v218 = v217 / v195;
+            float v219 = v218 * v194;
+            float v220 = -v219;
+            float v221 = v220 * v206;
+            float v222 = v211 + v221;
+            float v223 = v216 * v209;
+            float v224 = v222 + v223;
+            float v225 = v224 * (beta[0]);
+            float v226 = v143 != 0.0f ? 0.0f : v225;
+            float v227 = v142 + v226;
+            float v229 = v6 * (loss_weights[12]);
+            float v230 = v228 != 0.0f ? 0.0f : v229;
+            float v231 = -v230;
+            float v232 = v228 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v233 = v228 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v234 = v232 - v233;
+            float v235 = v228 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v236 = v228 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v237 = v235 - v236;
+            float v238 = v234 - v237;
+            float v239 = (beta[0]) * v238;
+            float v240 = fminf(v239, 0.0f);
+            float v241 = fabsf(v239);
+            float v242 = -v241;
+            float v243 = la_expf(v242);
+            float v244 = 1.0f + v243;
+            float v245 = logf(v244);
+            float v246 = v240 - v245;
+            float v247 = la_expf(v246);
+            float v248 = v231 * v247;
+            float v249 = -v248;
+            float v250 = v249 / v244;
+            float v251 = v250 * v243;
+            float v252 = -v251;
+            float v253 = 0.0f < v239 ? 1.0f : 0.0f;
+            float v254 = v253 * 2.0f;
+            float v255 = v254 - 1.0f;
+            float v256 = v252 * v255;
+            float v257 = v239 <= 0.0f ? 1.0f : 0.0f;
+            float v258 = v248 * v257;
+            float v259 = v256 + v258;
+            float v260 = v259 * (beta[0]);
+            float v261 = (beta[0]) * v234;
+            float v262 = fminf(v261, 0.0f);
+            float v263 = fabsf(v261);
+            float v264 = -v263;
+            float v265 = la_expf(v264);
+            float v266 = 1.0f + v265;
+            float v267 = logf(v266);
+            float v268 = v262 - v267;
+            float v269 = la_expf(v268);
+            float v270 = v230 * v269;
+            float v271 = -v270;
+            float v272 = v271 / v266;
+            float v273 = v272 * v265;
+            float v274 = -v273;
+            float v275 = 0.0f < v261 ? 1.0f : 0.0f;
+            float v276 = v275 * 2.0f;
+            float v277 = v276 - 1.0f;
+            float v278 = v274 * v277;
+            float v279 = v261 <= 0.0f ? 1.0f : 0.0f;
+            float v280 = v270 * v279;
+            float v281 = v278 + v280;
+            float v282 = v281 * (beta[0]);
+            float v283 = v260 + v282;
+            float v284 = v228 != 0.0f ? 0.0f : v283;
+            float v285 = v227 + v284;
+            float v287 = v6 * (loss_weights[11]);
+            float v288 = v286 != 0.0f ? 0.0f : v287;
+            float v289 = -v288;
+            float v290 = v286 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v291 = v286 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v292 = v290 - v291;
+            float v293 = (beta[0]) * v292;
+            float v294 = fminf(v293, 0.0f);
+            float v295 = fabsf(v293);
+            float v296 = -v295;
+            float v297 = la_expf(v296);
+            float v298 = 1.0f + v297;
+            float v299 = logf(v298);
+            float v300 = v294 - v299;
+            float v301 = la_expf(v300);
+            float v302 = v289 * v301;
+            float v303 = -v302;
+            float v304 = v303 / v298;
+            float v305 = v304 * v297;
+            float v306 = -v305;
+            float v307 = 0.0f < v293 ? 1.0f : 0.0f;
+            float v308 = v307 * 2.0f;
+            float v309 = v308 - 1.0f;
+            float v310 = v306 * v309;
+            float v311 = v293 <= 0.0f ? 1.0f : 0.0f;
+            float v312 = v302 * v311;
+            float v313 = v310 + v312;
+            float v314 = v313 * (beta[0]);
+            float v315 = v286 != 0.0f ? 0.0f : v314;
+            float v316 = v285 + v315;
+            float v318 = v6 * (loss_weights[10]);
+            float v319 = v317 != 0.0f ? 0.0f : v318;
+            float v320 = -v319;
+            float v321 = -v320;
+            float v322 = v317 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v323 = v317 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v324 = v322 - v323;
+            float v325 = (beta[0]) * v324;
+            float v332 = v325 - v331;
+            float v333 = fabsf(v332);
+            float v334 = -v333;
+            float v335 = la_expf(v334);
+            float v336 = 1.0f + v335;
+            float v337 = v321 / v336;
+            float v338 = v337 * v335;
+            float v339 = -v338;
+            float v340 = 0.0f < v332 ? 1.0f : 0.0f;
+            float v341 = v340 * 2.0f;
+            float v342 = v341 - 1.0f;
+            float v343 = v339 * v342;
+            float v344 = v332 <= 0.0f ? 1.0f : 0.0f;
+            float v345 = v320 * v344;
+            float v346 = v343 + v345;
+            float v347 = v346 * (beta[0]);
+            float v348 = v317 != 0.0f ? 0.0f : v347;
+            float v349 = v316 + v348;
+            float v351 = v6 * (loss_weights[9]);
+            float v352 = v350 != 0.0f ? 0.0f : v351;
+            float v353 = -v352;
+            float v354 = v353 * (beta[0]);
+            float v355 = -v354;
+            float v356 = v350 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v357 = v350 != 0.0f ? 1.0f : t24[j / 1];
+            float v358 = v356 / v357;
+            float v359 = v350 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v360 = v350 != 0.0f ? 1.0f : t25[j / 1];
+            float v361 = v359 / v360;
+            float v362 = v358 - v361;
+            float v363 = la_expf(v358);
+            float v364 = 1.0f - v363;
+            float v365 = logf(v364);
+            float v366 = la_expf(v361);
+            float v367 = 1.0f - v366;
+            float v368 = logf(v367);
+            float v369 = v365 - v368;
+            float v370 = v362 - v369;
+            float v371 = fabsf(v370);
+            float v372 = -v371;
+            float v373 = la_expf(v372);
+            float v374 = 1.0f + v373;
+            float v375 = v355 / v374;
+            float v376 = v375 * v373;
+            float v377 = -v376;
+            float v378 = 0.0f < v370 ? 1.0f : 0.0f;
+            float v379 = v378 * 2.0f;
+            float v380 = v379 - 1.0f;
+            float v381 = v377 * v380;
+            float v382 = v370 <= 0.0f ? 1.0f : 0.0f;
+            float v383 = v354 * v382;
+            float v384 = v381 + v383;
+            float v385 = -v384;
+            float v386 = v385 / v364;
+            float v387 = -v386;
+            float v388 = v387 * v363;
+            float v389 = v353 + v388;
+            float v390 = v389 + v384;
+            float v391 = v390 / v357;
+            float v392 = v350 != 0.0f ? 0.0f : v391;
+            float v393 = v349 + v392;
+            float v395 = v6 * (loss_weights[8]);
+            float v396 = v394 != 0.0f ? 0.0f : v395;
+            float v397 = -v396;
+            float v398 = v397 * (label_smoothing[0]);
+            float v399 = -v398;
+            float v400 = v394 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v401 = v394 != 0.0f ? 1.0f : t24[j / 1];
+            float v402 = v400 / v401;
+            float v403 = v394 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v404 = v394 != 0.0f ? 1.0f : t25[j / 1];
+            float v405 = v403 / v404;
+            float v406 = v402 - v405;
+            float v408 = v406 - v407;
+            float v409 = (beta[0]) * v408;
+            float v410 = -v409;
+            float v411 = fabsf(v410);
+            float v412 = -v411;
+            float v413 = la_expf(v412);
+            float v414 = 1.0f + v413;
+            float v415 = v399 / v414;
+            float v416 = v415 * v413;
+            float v417 = -v416;
+            float v418 = 0.0f < v410 ? 1.0f : 0.0f;
+            float v419 = v418 * 2.0f;
+            float v420 = v419 - 1.0f;
+            float v421 = v417 * v420;
+            float v422 = v410 <= 0.0f ? 1.0f : 0.0f;
+            float v423 = v398 * v422;
+            float v424 = v421 + v423;
+            float v425 = -v424;
+            float v426 = v425 * (beta[0]);
+            float v427 = v396 * v52;
+            float v428 = -v427;
+            float v429 = fabsf(v409);
+            float v430 = -v429;
+            float v431 = la_expf(v430);
+            float v432 = 1.0f + v431;
+            float v433 = v428 / v432;
+            float v434 = v433 * v431;
+            float v435 = -v434;
+            float v436 = 0.0f < v409 ? 1.0f : 0.0f;
+            float v437 = v436 * 2.0f;
+            float v438 = v437 - 1.0f;
+            float v439 = v435 * v438;
+            float v440 = v409 <= 0.0f ? 1.0f : 0.0f;
+            float v441 = v427 * v440;
+            float v442 = v439 + v441;
+            float v443 = v442 * (beta[0]);
+            float v444 = v426 + v443;
+            float v445 = v444 / v401;
+            float v446 = v394 != 0.0f ? 0.0f : v445;
+            float v447 = v393 + v446;
+            float v449 = v6 * (loss_weights[7]);
+            float v450 = v448 != 0.0f ? 0.0f : v449;
+            float v451 = -v450;
+            float v452 = -v451;
+            float v453 = v448 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v454 = v448 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v455 = v453 - v454;
+            float v456 = v448 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v457 = v448 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v458 = v456 - v457;
+            float v459 = v455 - v458;
+            float v460 = v454 - v453;
+            float v461 = fmaxf(v460, 0.0f);
+            float v462 = (dpop_lambda[0]) * v461;
+            float v463 = v459 - v462;
+            float v464 = (beta[0]) * v463;
+            float v465 = fabsf(v464);
+            float v466 = -v465;
+            float v467 = la_expf(v466);
+            float v468 = 1.0f + v467;
+            float v469 = v452 / v468;
+            float v470 = v469 * v467;
+            float v471 = -v470;
+            float v472 = 0.0f < v464 ? 1.0f : 0.0f;
+            float v473 = v472 * 2.0f;
+            float v474 = v473 - 1.0f;
+            float v475 = v471 * v474;
+            float v476 = v464 <= 0.0f ? 1.0f : 0.0f;
+            float v477 = v451 * v476;
+            float v478 = v475 + v477;
+            float v479 = v478 * (beta[0]);
+            float v480 = -v479;
+            float v481 = v480 * (dpop_lambda[0]);
+            float v482 = 0.0f <= v460 ? 1.0f : 0.0f;
+            float v483 = v481 * v482;
+            float v484 = -v483;
+            float v485 = v484 + v479;
+            float v486 = v448 != 0.0f ? 0.0f : v485;
+            float v487 = v447 + v486;
+            float v489 = v6 * (loss_weights[6]);
+            float v490 = v488 != 0.0f ? 0.0f : v489;
+            float v491 = v490 * 0.5f;
+            float v492 = -v491;
+            float v493 = v488 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v494 = v488 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v495 = v493 - v494;
+            float v499 = v495 - v498;
+            float v500 = (beta[0]) * v499;
+            float v501 = fminf(v500, 0.0f);
+            float v502 = fabsf(v500);
+            float v503 = -v502;
+            float v504 = la_expf(v503);
+            float v505 = 1.0f + v504;
+            float v506 = logf(v505);
+            float v507 = v501 - v506;
+            float v508 = la_expf(v507);
+            float v509 = v492 * v508;
+            float v510 = -v509;
+            float v511 = v510 / v505;
+            float v512 = v511 * v504;
+            float v513 = -v512;
+            float v514 = 0.0f < v500 ? 1.0f : 0.0f;
+            float v515 = v514 * 2.0f;
+            float v516 = v515 - 1.0f;
+            float v517 = v513 * v516;
+            float v518 = v500 <= 0.0f ? 1.0f : 0.0f;
+            float v519 = v509 * v518;
+            float v520 = v517 + v519;
+            float v521 = v520 * (beta[0]);
+            float v522 = v488 != 0.0f ? 0.0f : v521;
+            float v523 = v487 + v522;
+            float v525 = v6 * (loss_weights[5]);
+            float v526 = v524 != 0.0f ? 0.0f : v525;
+            float v527 = -v526;
+            float v528 = v527 * 0.5f;
+            float v529 = -v528;
+            float v530 = v524 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v531 = v524 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v532 = v530 - v531;
+            float v533 = (beta[0]) * v532;
+            float v534 = -v533;
+            float v535 = fabsf(v534);
+            float v536 = -v535;
+            float v537 = la_expf(v536);
+            float v538 = 1.0f + v537;
+            float v539 = v529 / v538;
+            float v540 = v539 * v537;
+            float v541 = -v540;
+            float v542 = 0.0f < v534 ? 1.0f : 0.0f;
+            float v543 = v542 * 2.0f;
+            float v544 = v543 - 1.0f;
+            float v545 = v541 * v544;
+            float v546 = v534 <= 0.0f ? 1.0f : 0.0f;
+            float v547 = v528 * v546;
+            float v548 = v545 + v547;
+            float v549 = -v548;
+            float v550 = v549 * (beta[0]);
+            float v551 = -v527;
+            float v552 = fabsf(v533);
+            float v553 = -v552;
+            float v554 = la_expf(v553);
+            float v555 = 1.0f + v554;
+            float v556 = v551 / v555;
+            float v557 = v556 * v554;
+            float v558 = -v557;
+            float v559 = 0.0f < v533 ? 1.0f : 0.0f;
+            float v560 = v559 * 2.0f;
+            float v561 = v560 - 1.0f;
+            float v562 = v558 * v561;
+            float v563 = v533 <= 0.0f ? 1.0f : 0.0f;
+            float v564 = v527 * v563;
+            float v565 = v562 + v564;
+            float v566 = v565 * (beta[0]);
+            float v567 = v550 + v566;
+            float v568 = v524 != 0.0f ? 0.0f : v567;
+            float v569 = v523 + v568;
+            float v571 = v6 * (loss_weights[4]);
+            float v572 = v570 != 0.0f ? 0.0f : v571;
+            float v573 = v570 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v574 = v570 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v575 = v573 - v574;
+            float v577 = v575 - v576;
+            float v578 = v572 * v577;
+            float v579 = v578 + v578;
+            float v580 = v570 != 0.0f ? 0.0f : v579;
+            float v581 = v569 + v580;
+            float v583 = v6 * (loss_weights[3]);
+            float v584 = v582 != 0.0f ? 0.0f : v583;
+            float v585 = v582 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v586 = v582 != 0.0f ? 1.0f : t24[j / 1];
+            float v587 = v585 / v586;
+            float v588 = v582 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v589 = v588 / v586;
+            float v590 = v587 - v589;
+            float v591 = v582 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v592 = v582 != 0.0f ? 1.0f : t25[j / 1];
+            float v593 = v591 / v592;
+            float v594 = v582 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v595 = v594 / v592;
+            float v596 = v593 - v595;
+            float v597 = v590 - v596;
+            float v600 = v597 - v599;
+            float v601 = v584 * v600;
+            float v602 = v601 + v601;
+            float v603 = v602 / v586;
+            float v604 = v582 != 0.0f ? 0.0f : v603;
+            float v605 = v581 + v604;
+            float v607 = v6 * (loss_weights[2]);
+            float v608 = v606 != 0.0f ? 0.0f : v607;
+            float v609 = v606 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v610 = v606 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v611 = v609 - v610;
+            float v612 = v606 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v613 = v606 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v614 = v612 - v613;
+            float v615 = v611 - v614;
+            float v616 = (beta[0]) * v615;
+            float v617 = 1.0f - v616;
+            float v618 = 0.0f <= v617 ? 1.0f : 0.0f;
+            float v619 = v608 * v618;
+            float v620 = -v619;
+            float v621 = v620 * (beta[0]);
+            float v622 = v606 != 0.0f ? 0.0f : v621;
+            float v623 = v605 + v622;
+            float v625 = v6 * (loss_weights[1]);
+            float v626 = v624 != 0.0f ? 0.0f : v625;
+            float v629 = v626 / v628;
+            float v630 = v629 * (label_smoothing[0]);
+            float v631 = -v630;
+            float v632 = v624 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v633 = v624 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v634 = v632 - v633;
+            float v635 = v624 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v636 = v624 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v637 = v635 - v636;
+            float v638 = v634 - v637;
+            float v639 = (beta[0]) * v638;
+            float v640 = -v639;
+            float v641 = fabsf(v640);
+            float v642 = -v641;
+            float v643 = la_expf(v642);
+            float v644 = 1.0f + v643;
+            float v645 = v631 / v644;
+            float v646 = v645 * v643;
+            float v647 = -v646;
+            float v648 = 0.0f < v640 ? 1.0f : 0.0f;
+            float v649 = v648 * 2.0f;
+            float v650 = v649 - 1.0f;
+            float v651 = v647 * v650;
+            float v652 = v640 <= 0.0f ? 1.0f : 0.0f;
+            float v653 = v630 * v652;
+            float v654 = v651 + v653;
+            float v655 = -v654;
+            float v656 = v655 * (beta[0]);
+            float v657 = v629 * v52;
+            float v658 = -v657;
+            float v659 = fabsf(v639);
+            float v660 = -v659;
+            float v661 = la_expf(v660);
+            float v662 = 1.0f + v661;
+            float v663 = v658 / v662;
+            float v664 = v663 * v661;
+            float v665 = -v664;
+            float v666 = 0.0f < v639 ? 1.0f : 0.0f;
+            float v667 = v666 * 2.0f;
+            float v668 = v667 - 1.0f;
+            float v669 = v665 * v668;
+            float v670 = v639 <= 0.0f ? 1.0f : 0.0f;
+            float v671 = v657 * v670;
+            float v672 = v669 + v671;
+            float v673 = v672 * (beta[0]);
+            float v674 = v656 + v673;
+            float v675 = v624 != 0.0f ? 0.0f : v674;
+            float v676 = v623 + v675;
+            float v678 = v6 * (loss_weights[0]);
+            float v679 = v677 != 0.0f ? 0.0f : v678;
+            float v680 = -v679;
+            float v681 = v680 * (label_smoothing[0]);
+            float v682 = -v681;
+            float v683 = v677 != 0.0f ? -1.0f : logps_chosen[j / 1];
+            float v684 = v677 != 0.0f ? 0.0f : ref_chosen[j / 1];
+            float v685 = v683 - v684;
+            float v686 = v677 != 0.0f ? -1.0f : logps_rejected[j / 1];
+            float v687 = v677 != 0.0f ? 0.0f : ref_rejected[j / 1];
+            float v688 = v686 - v687;
+            float v689 = v685 - v688;
+            float v690 = (beta[0]) * v689;
+            float v691 = -v690;
+            float v692 = fabsf(v691);
+            float v693 = -v692;
+            float v694 = la_expf(v693);
+            float v695 = 1.0f + v694;
+            float v696 = v682 / v695;
+            float v697 = v696 * v694;
+            float v698 = -v697;
+            float v699 = 0.0f < v691 ? 1.0f : 0.0f;
+            float v700 = v699 * 2.0f;
+            float v701 = v700 - 1.0f;
+            float v702 = v698 * v701;
+            float v703 = v691 <= 0.0f ? 1.0f : 0.0f;
+            float v704 = v681 * v703;
+            float v705 = v702 + v704;
+            float v706 = -v705;
+            float v707 = v706 * (beta[0]);
+            float v708 = v679 * v52;
+            float v709 = -v708;
+            float v710 = fabsf(v690);
+            float v711 = -v710;
+            float v712 = la_expf(v711);
+            float v713 = 1.0f + v712;
+            float v714 = v709 / v713;
+            float v715 = v714 * v712;
+            float v716 = -v715;
+            float v717 = 0.0f < v690 ? 1.0f : 0.0f;
+            float v718 = v717 * 2.0f;
+            float v719 = v718 - 1.0f;
+            float v720 = v716 * v719;
+            float v721 = v690 <= 0.0f ? 1.0f : 0.0f;
+            float v722 = v708 * v721;
+            float v723 = v720 + v722;
+            float v724 = v723 * (beta[0]);
+            float v725 = v707 + v724;
+            float v726 = v677 != 0.0f ? 0.0f : v725;
+            float v727 = v676 + v726;
+            float v728 = -v727;
+            t35[j] = v728;
         }
     }
 }
 
-/* dpo_step_k150_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t133, const float *restrict t134, long NS, long V) {
+/* dpo_step_k51_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k51_log_softmax_grad(float *restrict t36, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t34, const float *restrict t35, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t133[(long)scored_pair[i0] * 1 + 0];
+        float v0 = t34[(long)scored_pair[i0] * 1 + 0];
         float v1 = v0 * (rejected_mask[i0]);
         float v2 = -v1;
         float v3 = (float)rejected_targets[i0];
@@ -4077,7 +3598,7 @@ static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *
             float v6 = -v5;
             acc0 += v6;
         }
-        float v7 = t134[(long)scored_pair[i0] * 1 + 0];
+        float v7 = t35[(long)scored_pair[i0] * 1 + 0];
         float v8 = v7 * (chosen_mask[i0]);
         float v9 = -v8;
         float v10 = (float)chosen_targets[i0];
@@ -4104,19 +3625,19 @@ static void dpo_step_k150_log_softmax_grad(float *restrict t135, const int32_t *
             float v25 = v24 * v19;
             float v26 = v23 + v25;
             float v27 = v21 + v26;
-            t135[r * n + j] = v27;
+            t36[r * n + j] = v27;
         }
     }
 }
 
-/* dpo_step_k151_lm_head_grad_in: t136[NS, D] = t135 · lm_head  [lm_head/grad] */
-static void dpo_step_k151_lm_head_grad_in(float *restrict t136, const float *restrict lm_head, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_k52_lm_head_grad_in: t37[NS, D] = t36 · lm_head  [lm_head/grad] */
+static void dpo_step_k52_lm_head_grad_in(float *restrict t37, const float *restrict lm_head, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t135, V, lm_head, D, 0.0f, t136, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t36, V, lm_head, D, 0.0f, t37, D);
 }
 
-/* dpo_step_k152_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k152_rmsnorm_grad(float *restrict t137, const float *restrict t14, const float *restrict t136, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k53_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k53_rmsnorm_grad(float *restrict t38, const float *restrict t14, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = NS;
@@ -4126,15 +3647,15 @@ static void dpo_step_k152_rmsnorm_grad(float *restrict t137, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t136[(j0) * D + i0]) * (t14[(j0) * D + i0]);
+            float v0 = (t37[(j0) * D + i0]) * (t14[(j0) * D + i0]);
             acc0 += v0;
         }
-        t137[r] = acc0;
+        t38[r] = acc0;
     }
 }
 
-/* dpo_step_k153_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void dpo_step_k153_rmsnorm_grad(float *restrict t138, const float *restrict final_norm, const float *restrict t12, const float *restrict t136, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k54_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void dpo_step_k54_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t12, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -4143,61 +3664,61 @@ static void dpo_step_k153_rmsnorm_grad(float *restrict t138, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t136[r * n + j0]) * (final_norm[j0]);
+            float v0 = (t37[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (t12[r * n + j0]);
             acc0 += v1;
         }
-        t138[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* dpo_step_k154_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void dpo_step_k154_rmsnorm_grad_scatter_add(float *restrict t139, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t136, const float *restrict t138, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* dpo_step_k55_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void dpo_step_k55_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t139, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t40, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = NS, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v1 = (t13[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t138[i0]) * v3;
+        float v5 = (t39[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t136[r * n + j]) * (final_norm[j]);
+            float v0 = (t37[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
             float v10 = v9 * (t12[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t139[(long)scored[i0] * D + j] += v12;
+            t40[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* dpo_step_k155_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k155_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t137, long HD2, long KVH, long REP) {
+/* dpo_step_k56_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k56_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t38, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t137[j];
+            float v0 = grad_final_norm[j] + t38[j];
             grad_final_norm[j] = v0;
         }
     }
 }
 
-/* dpo_step_k156_grad_lm_head: grad_lm_head[V, D] += t135ᵀ · t15  [lm_head/grad] */
-static void dpo_step_k156_grad_lm_head(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t135, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_k57_grad_lm_head: grad_lm_head[V, D] += t36ᵀ · t15  [lm_head/grad] */
+static void dpo_step_k57_grad_lm_head(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t135, V, t15, D, 1.0f, grad_lm_head, D);
+    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t36, V, t15, D, 1.0f, grad_lm_head, D);
 }
 
-/* dpo_step_k157_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k157_rmsnorm(float *restrict t140, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k58_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k58_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -4209,28 +3730,28 @@ static void dpo_step_k157_rmsnorm(float *restrict t140, const float *restrict sa
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t140[r] = acc0;
+        t41[r] = acc0;
     }
 }
 
-/* dpo_step_k158_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k158_rmsnorm(float *restrict t141, const float *restrict norm_eps, const float *restrict t140, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k59_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k59_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t140[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t41[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t141[r * n + j] = v2;
+            t42[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k159_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k159_rmsnorm(float *restrict t142, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t141, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k60_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k60_rmsnorm(float *restrict t43, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4238,15 +3759,15 @@ static void dpo_step_k159_rmsnorm(float *restrict t142, const float *restrict sa
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t141[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t42[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t142[r * n + j] = v1;
+            t43[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k160_scores_matmul: t143[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_k160_scores_matmul(float *restrict t143, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k61_scores_matmul: t44[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_k61_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4257,11 +3778,11 @@ static void dpo_step_k160_scores_matmul(float *restrict t143, const float *restr
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t143 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k161_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_k161_attention(float *restrict t144, const float *restrict t2, const float *restrict t143, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k62_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_k62_attention(float *restrict t45, const float *restrict t2, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -4276,7 +3797,7 @@ static void dpo_step_k161_attention(float *restrict t144, const float *restrict 
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t143[r * n + j0]) * v3;
+            float v4 = (t44[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -4285,17 +3806,17 @@ static void dpo_step_k161_attention(float *restrict t144, const float *restrict 
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t143[r * n + j]) * v3;
+            float v9 = (t44[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t144[r * n + j] = v13;
+            t45[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_k162_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k162_softmax(float *restrict t145, const float *restrict t144, long B, long KVH, long REP, long T) {
+/* dpo_step_k63_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k63_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -4304,14 +3825,14 @@ static void dpo_step_k162_softmax(float *restrict t145, const float *restrict t1
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t144[r * n + j0];
+            acc0 += t45[r * n + j0];
         }
-        t145[r] = acc0;
+        t46[r] = acc0;
     }
 }
 
-/* dpo_step_k163_softmax: div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k163_softmax(float *restrict t146, const float *restrict t144, const float *restrict t145, long B, long KVH, long REP, long T) {
+/* dpo_step_k64_softmax: div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k64_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4321,14 +3842,14 @@ static void dpo_step_k163_softmax(float *restrict t146, const float *restrict t1
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t144[r * n + j]) / (t145[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t146[r * n + j] = v0;
+            float v0 = (t45[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t47[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k164_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k164_rmsnorm(float *restrict t147, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k65_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k65_rmsnorm(float *restrict t48, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -4340,28 +3861,28 @@ static void dpo_step_k164_rmsnorm(float *restrict t147, const float *restrict sa
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t147[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* dpo_step_k165_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k165_rmsnorm(float *restrict t148, const float *restrict norm_eps, const float *restrict t147, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k66_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k66_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t147[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t48[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t148[r * n + j] = v2;
+            t49[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k166_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k166_rmsnorm(float *restrict t149, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t148, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k67_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k67_rmsnorm(float *restrict t50, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4369,15 +3890,15 @@ static void dpo_step_k166_rmsnorm(float *restrict t149, const float *restrict sa
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t148[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t49[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t149[r * n + j] = v1;
+            t50[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k167_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k167_silu(float *restrict t150, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_k68_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k68_silu(float *restrict t51, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4386,77 +3907,77 @@ static void dpo_step_k167_silu(float *restrict t150, const float *restrict saved
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t150[r * n + j] = v3;
+            t51[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_k168_gate_up: mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k168_gate_up(float *restrict t151, const float *restrict saved_up, const float *restrict t150, long B, long F, long T) {
+/* dpo_step_k69_gate_up: mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k69_gate_up(float *restrict t52, const float *restrict saved_up, const float *restrict t51, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t150[r * n + j]) * (saved_up[r * n + j]);
-            t151[r * n + j] = v0;
+            float v0 = (t51[r * n + j]) * (saved_up[r * n + j]);
+            t52[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k169_w2_grad_in: t152[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_k169_w2_grad_in(float *restrict t152, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k70_w2_grad_in: t53[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_k70_w2_grad_in(float *restrict t53, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t152, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t53, F);
 }
 
-/* dpo_step_k170_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k170_ffn_grad(float *restrict t153, const float *restrict t150, const float *restrict t152, long B, long F, long T) {
+/* dpo_step_k71_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k71_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t152[r * n + j]) * (t150[r * n + j]);
-            t153[r * n + j] = v0;
+            float v0 = (t53[r * n + j]) * (t51[r * n + j]);
+            t54[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k171_w3_grad_in: t154[B*T, D] = t153 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k171_w3_grad_in(float *restrict t154, const float *restrict w3, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k72_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k72_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t153, F, w3, D, 0.0f, t154, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t54, F, w3, D, 0.0f, t55, D);
 }
 
-/* dpo_step_k172_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k172_silu_grad(float *restrict t155, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t150, const float *restrict t152, long B, long F, long T) {
+/* dpo_step_k73_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k73_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t152[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t53[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t150[r * n + j]);
+            float v5 = v0 * (t51[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t155[r * n + j] = v10;
+            t56[r * n + j] = v10;
         }
     }
 }
 
-/* dpo_step_k173_w1_grad_in: t156[B*T, D] = t155 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k173_w1_grad_in(float *restrict t156, const float *restrict w1, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k74_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k74_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t155, F, w1, D, 0.0f, t156, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t56, F, w1, D, 0.0f, t57, D);
 }
 
-/* dpo_step_k174_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k174_gate_up_grad(float *restrict t157, const float *restrict saved_h, const float *restrict t148, const float *restrict t154, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k75_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k75_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -4467,17 +3988,17 @@ static void dpo_step_k174_gate_up_grad(float *restrict t157, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t154[((j0) * T + i0) * D + i1] + t156[((j0) * T + i0) * D + i1];
-            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t148[(j0) * T + i0]);
+            float v0 = t55[((j0) * T + i0) * D + i1] + t57[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t49[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t157[r] = acc0;
+        t58[r] = acc0;
     }
 }
 
-/* dpo_step_k175_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k175_rmsnorm_grad(float *restrict t158, const float *restrict t157, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k76_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k76_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -4487,14 +4008,14 @@ static void dpo_step_k175_rmsnorm_grad(float *restrict t158, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t157[(j0) * D + i1];
+            acc0 += t58[(j0) * D + i1];
         }
-        t158[r] = acc0;
+        t59[r] = acc0;
     }
 }
 
-/* dpo_step_k176_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k176_rmsnorm_grad(float *restrict t159, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t148, const float *restrict t154, const float *restrict t156, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k77_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k77_rmsnorm_grad(float *restrict t60, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4504,37 +4025,37 @@ static void dpo_step_k176_rmsnorm_grad(float *restrict t159, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t154[r * n + j0] + t156[r * n + j0];
+            float v0 = t55[r * n + j0] + t57[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t148[(i0) * T + i1]);
-        float v8 = v7 * (t148[(i0) * T + i1]);
-        float v9 = v8 * (t148[(i0) * T + i1]);
+        float v7 = acc0 * (t49[(i0) * T + i1]);
+        float v8 = v7 * (t49[(i0) * T + i1]);
+        float v9 = v8 * (t49[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t154[r * n + j] + t156[r * n + j];
+            float v3 = t55[r * n + j] + t57[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t148[(i0) * T + i1]);
+            float v5 = v4 * (t49[(i0) * T + i1]);
             float v6 = carry1[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t159[r * n + j] = v14;
+            t60[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_step_k177_wo_grad_in: t160[B*T, D] = t159 · wo  [layer_backward/attention/grad] */
-static void dpo_step_k177_wo_grad_in(float *restrict t160, const float *restrict wo, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k78_wo_grad_in: t61[B*T, D] = t60 · wo  [layer_backward/attention/grad] */
+static void dpo_step_k78_wo_grad_in(float *restrict t61, const float *restrict wo, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t159, D, wo, D, 0.0f, t160, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t60, D, wo, D, 0.0f, t61, D);
 }
 
-/* dpo_step_k178_attention_grad_matmul: t161[B, KVH, REP, T, T] = t160 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_k178_attention_grad_matmul(float *restrict t161, const float *restrict saved_v, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k79_attention_grad_matmul: t62[B, KVH, REP, T, T] = t61 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_k79_attention_grad_matmul(float *restrict t62, const float *restrict saved_v, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4545,11 +4066,11 @@ static void dpo_step_k178_attention_grad_matmul(float *restrict t161, const floa
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t160 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t161 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t62 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k179_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k179_attention(float *restrict t162, const float *restrict t2, const float *restrict t144, const float *restrict t145, const float *restrict t146, const float *restrict t161, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k80_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k80_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -4562,8 +4083,8 @@ static void dpo_step_k179_attention(float *restrict t162, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t161[r * n + j0]) * (t146[r * n + j0]);
-            float v1 = v0 / (t145[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t62[r * n + j0]) * (t47[r * n + j0]);
+            float v1 = v0 / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -4572,18 +4093,18 @@ static void dpo_step_k179_attention(float *restrict t162, const float *restrict 
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t161[r * n + j]) / (t145[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t62[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t144[r * n + j]);
+            float v8 = v7 * (t45[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t162[r * n + j] = v11;
+            t63[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k180_scores_grad_matmul: t163[B, KVH, REP, T, HD] = t162 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k180_scores_grad_matmul(float *restrict t163, const float *restrict saved_k, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k81_scores_grad_matmul: t64[B, KVH, REP, T, HD] = t63 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k81_scores_grad_matmul(float *restrict t64, const float *restrict saved_k, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4594,11 +4115,11 @@ static void dpo_step_k180_scores_grad_matmul(float *restrict t163, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t162 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t163 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t64 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_k181_attention_grad_matmul: t164[B, KVH, REP, T, HD] = t162ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k181_attention_grad_matmul(float *restrict t164, const float *restrict saved_q, const float *restrict t162, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k82_attention_grad_matmul: t65[B, KVH, REP, T, HD] = t63ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k82_attention_grad_matmul(float *restrict t65, const float *restrict saved_q, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4609,11 +4130,11 @@ static void dpo_step_k181_attention_grad_matmul(float *restrict t164, const floa
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t162 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t164 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t65 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_k182_attention_grad_matmul: t165[B, KVH, REP, T, HD] = t146ᵀ · t160  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const float *restrict t146, const float *restrict t160, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k83_attention_grad_matmul: t66[B, KVH, REP, T, HD] = t47ᵀ · t61  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k83_attention_grad_matmul(float *restrict t66, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4624,18 +4145,18 @@ static void dpo_step_k182_attention_grad_matmul(float *restrict t165, const floa
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t146 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t160 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t165 + b0 * (T*KVD) + b1 * HD, KVD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t66 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_k183_wv_grad_in: t166[B*T, D] = t165 · wv  [layer_backward/attention/grad] */
-static void dpo_step_k183_wv_grad_in(float *restrict t166, const float *restrict wv, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k84_wv_grad_in: t67[B*T, D] = t66 · wv  [layer_backward/attention/grad] */
+static void dpo_step_k84_wv_grad_in(float *restrict t67, const float *restrict wv, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t165, KVD, wv, D, 0.0f, t166, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t66, KVD, wv, D, 0.0f, t67, D);
 }
 
-/* dpo_step_k184_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict t0, const float *restrict t1, const float *restrict t164, long B, long HD2, long KVH, long T) {
+/* dpo_step_k85_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k85_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t65, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4649,16 +4170,16 @@ static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t164[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -4666,20 +4187,20 @@ static void dpo_step_k184_rope_grad(float *restrict t167, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t167[r * n + j] = v9;
+            t68[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k185_wk_grad_in: t168[B*T, D] = t167 · wk  [layer_backward/attention/grad] */
-static void dpo_step_k185_wk_grad_in(float *restrict t168, const float *restrict wk, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k86_wk_grad_in: t69[B*T, D] = t68 · wk  [layer_backward/attention/grad] */
+static void dpo_step_k86_wk_grad_in(float *restrict t69, const float *restrict wk, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t167, KVD, wk, D, 0.0f, t168, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t68, KVD, wk, D, 0.0f, t69, D);
 }
 
-/* dpo_step_k186_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict t0, const float *restrict t1, const float *restrict t163, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k87_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k87_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -4694,16 +4215,16 @@ static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict 
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t163[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -4711,19 +4232,19 @@ static void dpo_step_k186_rope_grad(float *restrict t169, const float *restrict 
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t169[r * n + j] = v9;
+            t70[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k187_wq_grad_in: t170[B*T, D] = t169 · wq  [layer_backward/attention/grad] */
-static void dpo_step_k187_wq_grad_in(float *restrict t170, const float *restrict wq, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k88_wq_grad_in: t71[B*T, D] = t70 · wq  [layer_backward/attention/grad] */
+static void dpo_step_k88_wq_grad_in(float *restrict t71, const float *restrict wq, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t169, D, wq, D, 0.0f, t170, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wq, D, 0.0f, t71, D);
 }
 
-/* dpo_step_k188_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k188_attention_grad(float *restrict t171, const float *restrict saved_x, const float *restrict t141, const float *restrict t166, const float *restrict t168, const float *restrict t170, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k89_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k89_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -4734,18 +4255,18 @@ static void dpo_step_k188_attention_grad(float *restrict t171, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t166[((j0) * T + i0) * D + i1] + t168[((j0) * T + i0) * D + i1];
-            float v1 = v0 + t170[((j0) * T + i0) * D + i1];
-            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t141[(j0) * T + i0]);
+            float v0 = t67[((j0) * T + i0) * D + i1] + t69[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t71[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t42[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t171[r] = acc0;
+        t72[r] = acc0;
     }
 }
 
-/* dpo_step_k189_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k189_rmsnorm_grad(float *restrict t172, const float *restrict t171, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k90_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k90_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -4755,14 +4276,14 @@ static void dpo_step_k189_rmsnorm_grad(float *restrict t172, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t171[(j0) * D + i1];
+            acc0 += t72[(j0) * D + i1];
         }
-        t172[r] = acc0;
+        t73[r] = acc0;
     }
 }
 
-/* dpo_step_k190_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t141, const float *restrict t159, const float *restrict t166, const float *restrict t168, const float *restrict t170, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k91_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k91_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, const float *restrict t60, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4772,23 +4293,23 @@ static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t166[r * n + j0] + t168[r * n + j0];
-            float v1 = v0 + t170[r * n + j0];
+            float v0 = t67[r * n + j0] + t69[r * n + j0];
+            float v1 = v0 + t71[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t141[(i0) * T + i1]);
-        float v10 = v9 * (t141[(i0) * T + i1]);
-        float v11 = v10 * (t141[(i0) * T + i1]);
+        float v9 = acc0 * (t42[(i0) * T + i1]);
+        float v10 = v9 * (t42[(i0) * T + i1]);
+        float v11 = v10 * (t42[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t166[r * n + j] + t168[r * n + j];
-            float v5 = v4 + t170[r * n + j];
+            float v4 = t67[r * n + j] + t69[r * n + j];
+            float v5 = v4 + t71[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t141[(i0) * T + i1]);
-            float v8 = t159[r * n + j] + v7;
+            float v7 = v6 * (t42[(i0) * T + i1]);
+            float v8 = t60[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
@@ -4797,78 +4318,78 @@ static void dpo_step_k190_rmsnorm_grad(float *restrict carry1_next, const float 
     }
 }
 
-/* dpo_step_k191_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k191_layer_backward(float *restrict grad_attn_norm, const float *restrict t172, long HD2, long KVH, long REP) {
+/* dpo_step_k92_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k92_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t172[j];
+            float v0 = grad_attn_norm[j] + t73[j];
             grad_attn_norm[j] = v0;
         }
     }
 }
 
-/* dpo_step_k192_grad_wq: grad_wq[D, D] += t169ᵀ · t142  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k192_grad_wq(float *restrict grad_wq, const float *restrict t142, const float *restrict t169, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k93_grad_wq: grad_wq[D, D] += t70ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k93_grad_wq(float *restrict grad_wq, const float *restrict t43, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t169, D, t142, D, 1.0f, grad_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t70, D, t43, D, 1.0f, grad_wq, D);
 }
 
-/* dpo_step_k193_grad_wk: grad_wk[KVD, D] += t167ᵀ · t142  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k193_grad_wk(float *restrict grad_wk, const float *restrict t142, const float *restrict t167, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t167, KVD, t142, D, 1.0f, grad_wk, D);
-}
-
-/* dpo_step_k194_grad_wv: grad_wv[KVD, D] += t165ᵀ · t142  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k194_grad_wv(float *restrict grad_wv, const float *restrict t142, const float *restrict t165, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k94_grad_wk: grad_wk[KVD, D] += t68ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k94_grad_wk(float *restrict grad_wk, const float *restrict t43, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t165, KVD, t142, D, 1.0f, grad_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t68, KVD, t43, D, 1.0f, grad_wk, D);
 }
 
-/* dpo_step_k195_grad_wo: grad_wo[D, D] += t159ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k195_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t159, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k95_grad_wv: grad_wv[KVD, D] += t66ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k95_grad_wv(float *restrict grad_wv, const float *restrict t43, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t159, D, saved_attn, D, 1.0f, grad_wo, D);
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t66, KVD, t43, D, 1.0f, grad_wv, D);
 }
 
-/* dpo_step_k196_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k196_layer_backward(float *restrict grad_ffn_norm, const float *restrict t158, long HD2, long KVH, long REP) {
+/* dpo_step_k96_grad_wo: grad_wo[D, D] += t60ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k96_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* dpo_step_k97_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k97_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t158[j];
+            float v0 = grad_ffn_norm[j] + t59[j];
             grad_ffn_norm[j] = v0;
         }
     }
 }
 
-/* dpo_step_k197_grad_w1: grad_w1[F, D] += t155ᵀ · t149  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k197_grad_w1(float *restrict grad_w1, const float *restrict t149, const float *restrict t155, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k98_grad_w1: grad_w1[F, D] += t56ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k98_grad_w1(float *restrict grad_w1, const float *restrict t50, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t155, F, t149, D, 1.0f, grad_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t56, F, t50, D, 1.0f, grad_w1, D);
 }
 
-/* dpo_step_k198_grad_w2: grad_w2[D, F] += carry1ᵀ · t151  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k198_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t151, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k99_grad_w2: grad_w2[D, F] += carry1ᵀ · t52  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k99_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t151, F, 1.0f, grad_w2, F);
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t52, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k199_grad_w3: grad_w3[F, D] += t153ᵀ · t149  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k199_grad_w3(float *restrict grad_w3, const float *restrict t149, const float *restrict t153, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k100_grad_w3: grad_w3[F, D] += t54ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k100_grad_w3(float *restrict grad_w3, const float *restrict t50, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t153, F, t149, D, 1.0f, grad_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t54, F, t50, D, 1.0f, grad_w3, D);
 }
 
-/* dpo_step_k200_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k200_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k101_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k101_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -4880,7 +4401,7 @@ static void dpo_step_k200_embed_backward_scatter_add(float *restrict grad_embed,
     }
 }
 
-/* Arena: 99 slots planned for 201 kernels. */
+/* Arena: 24 slots planned for 102 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -4906,106 +4427,31 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[2] = total; total += la_round16(B*T*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[5] = total; total += la_round16(2*HD2*KVH*NS*REP);
-    off[6] = total; total += la_round16(2*HD2*KVH*NS*REP);
-    off[7] = total; total += la_round16(NS*V);
-    off[8] = total; total += la_round16(NS);
-    off[9] = total; total += la_round16(NS);
-    off[10] = total; total += la_round16(la_max(NS, B));
-    off[11] = total; total += la_round16(B);
-    off[12] = total; total += la_round16(B);
-    off[13] = total; total += la_round16(B);
-    off[14] = total; total += la_round16(B);
-    off[15] = total; total += la_round16(B);
-    off[16] = total; total += la_round16(B);
-    off[17] = total; total += la_round16(B);
-    off[18] = total; total += la_round16(B);
-    off[19] = total; total += la_round16(B);
-    off[20] = total; total += la_round16(B);
-    off[21] = total; total += la_round16(B);
-    off[22] = total; total += la_round16(B);
-    off[23] = total; total += la_round16(B);
-    off[24] = total; total += la_round16(B);
-    off[25] = total; total += la_round16(B);
-    off[26] = total; total += la_round16(B);
-    off[27] = total; total += la_round16(B);
-    off[28] = total; total += la_round16(B);
-    off[29] = total; total += la_round16(B);
-    off[30] = total; total += la_round16(B);
-    off[31] = total; total += la_round16(la_max(1, B));
-    off[32] = total; total += la_round16(B);
-    off[33] = total; total += la_round16(B);
-    off[34] = total; total += la_round16(B);
-    off[35] = total; total += la_round16(B);
-    off[36] = total; total += la_round16(B);
-    off[37] = total; total += la_round16(B);
-    off[38] = total; total += la_round16(B);
-    off[39] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[40] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[41] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[42] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[43] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[44] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP*T));
-    off[45] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[46] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[47] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[48] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*T));
-    off[49] = total; total += la_round16(la_max(B, B*F*T));
-    off[50] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[51] = total; total += la_round16(la_max(B, B*F*T));
-    off[52] = total; total += la_round16(B);
-    off[53] = total; total += la_round16(B);
-    off[54] = total; total += la_round16(B);
-    off[55] = total; total += la_round16(B);
-    off[56] = total; total += la_round16(B);
-    off[57] = total; total += la_round16(B);
-    off[58] = total; total += la_round16(la_max(B, B*F*T));
-    off[59] = total; total += la_round16(B);
-    off[60] = total; total += la_round16(la_max(B, B*F*T));
-    off[61] = total; total += la_round16(B);
-    off[62] = total; total += la_round16(la_max(B, B*F*T));
-    off[63] = total; total += la_round16(la_max(B, B*KVH*REP*T*T));
-    off[64] = total; total += la_round16(la_max(B, B*KVH*REP*T));
-    off[65] = total; total += la_round16(la_max(B, B*T));
-    off[66] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[67] = total; total += la_round16(B);
-    off[68] = total; total += la_round16(B);
-    off[69] = total; total += la_round16(B);
-    off[70] = total; total += la_round16(la_max(B, 2*HD2*KVH*NS*REP));
-    off[71] = total; total += la_round16(B);
-    off[72] = total; total += la_round16(B);
-    off[73] = total; total += la_round16(la_max(B, 2*HD2*KVH*REP));
-    off[74] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[75] = total; total += la_round16(B);
-    off[76] = total; total += la_round16(la_max(B, B*T));
-    off[77] = total; total += la_round16(la_max(B, B*T));
-    off[78] = total; total += la_round16(B);
-    off[79] = total; total += la_round16(B);
-    off[80] = total; total += la_round16(B);
-    off[81] = total; total += la_round16(B);
-    off[82] = total; total += la_round16(B);
-    off[83] = total; total += la_round16(B);
-    off[84] = total; total += la_round16(B);
-    off[85] = total; total += la_round16(B);
-    off[86] = total; total += la_round16(B);
-    off[87] = total; total += la_round16(B);
-    off[88] = total; total += la_round16(B);
-    off[89] = total; total += la_round16(B);
-    off[90] = total; total += la_round16(B);
-    off[91] = total; total += la_round16(B);
-    off[92] = total; total += la_round16(B);
-    off[93] = total; total += la_round16(la_max(B, 1));
-    off[94] = total; total += la_round16(la_max(1, NS*V));
-    off[95] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[96] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[97] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[98] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
+    off[6] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
+    off[7] = total; total += la_round16(la_max(la_max(NS*V, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[8] = total; total += la_round16(la_max(NS, B*F*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 1), NS*V), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(B, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[14] = total; total += la_round16(la_max(la_max(la_max(la_max(1, B*T), 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[15] = total; total += la_round16(la_max(1, B*T));
+    off[16] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*HD2*KVH*REP*T));
+    off[17] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
+    off[18] = total; total += la_round16(la_max(la_max(la_max(1, B), B*F*T), 2*HD2*KVH*REP));
+    off[19] = total; total += la_round16(2*HD2*KVH*REP);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_arena_floats(const llama_dpo_dpo_step_args *args) {
-    long off[99];
+    long off[24];
     return llama_dpo_dpo_step_layout(args, off);
 }
 
@@ -5019,7 +4465,7 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[99];
+    long off[24];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -5056,146 +4502,47 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t30 = args->arena + off[16];
     float *t31 = args->arena + off[17];
     float *t32 = args->arena + off[18];
-    float *t33 = args->arena + off[19];
-    float *t34 = args->arena + off[20];
-    float *t35 = args->arena + off[21];
-    float *t36 = args->arena + off[22];
-    float *t37 = args->arena + off[23];
-    float *t38 = args->arena + off[24];
-    float *t39 = args->arena + off[25];
-    float *t40 = args->arena + off[26];
-    float *t41 = args->arena + off[27];
-    float *t42 = args->arena + off[28];
-    float *t43 = args->arena + off[29];
-    float *t44 = args->arena + off[30];
-    float *t45 = args->arena + off[31];
-    float *t46 = args->arena + off[32];
-    float *t47 = args->arena + off[33];
-    float *t48 = args->arena + off[34];
-    float *t49 = args->arena + off[35];
-    float *t50 = args->arena + off[36];
-    float *t51 = args->arena + off[37];
-    float *t52 = args->arena + off[38];
-    float *t53 = args->arena + off[39];
-    float *t54 = args->arena + off[40];
-    float *t55 = args->arena + off[41];
-    float *t56 = args->arena + off[42];
-    float *t57 = args->arena + off[43];
-    float *t58 = args->arena + off[44];
-    float *t59 = args->arena + off[45];
-    float *t60 = args->arena + off[46];
-    float *t61 = args->arena + off[47];
-    float *t62 = args->arena + off[48];
-    float *t63 = args->arena + off[49];
-    float *t64 = args->arena + off[50];
-    float *t65 = args->arena + off[51];
-    float *t66 = args->arena + off[52];
-    float *t67 = args->arena + off[53];
-    float *t68 = args->arena + off[54];
-    float *t69 = args->arena + off[55];
-    float *t70 = args->arena + off[31];
-    float *t71 = args->arena + off[56];
-    float *t72 = args->arena + off[57];
-    float *t73 = args->arena + off[58];
-    float *t74 = args->arena + off[59];
-    float *t75 = args->arena + off[60];
-    float *t76 = args->arena + off[61];
-    float *t77 = args->arena + off[62];
-    float *t78 = args->arena + off[63];
-    float *t79 = args->arena + off[64];
-    float *t80 = args->arena + off[65];
-    float *t81 = args->arena + off[66];
-    float *t82 = args->arena + off[67];
-    float *t83 = args->arena + off[68];
-    float *t84 = args->arena + off[69];
-    float *t85 = args->arena + off[70];
-    float *t86 = args->arena + off[71];
-    float *t87 = args->arena + off[72];
-    float *t88 = args->arena + off[70];
-    float *t89 = args->arena + off[73];
-    float *t90 = args->arena + off[74];
-    float *t91 = args->arena + off[75];
-    float *t92 = args->arena + off[76];
-    float *t93 = args->arena + off[77];
-    float *t94 = args->arena + off[75];
-    float *t95 = args->arena + off[78];
-    float *t96 = args->arena + off[79];
-    float *t97 = args->arena + off[80];
-    float *t98 = args->arena + off[81];
-    float *t99 = args->arena + off[82];
-    float *t100 = args->arena + off[83];
-    float *t101 = args->arena + off[84];
-    float *t102 = args->arena + off[85];
-    float *t103 = args->arena + off[86];
-    float *t104 = args->arena + off[87];
-    float *t105 = args->arena + off[88];
-    float *t106 = args->arena + off[89];
-    float *t107 = args->arena + off[90];
-    float *t108 = args->arena + off[91];
-    float *t109 = args->arena + off[92];
-    float *t110 = args->arena + off[93];
-    float *t111 = args->arena + off[94];
-    float *t112 = args->arena + off[93];
-    float *t113 = args->arena + off[93];
-    float *t114 = args->arena + off[87];
-    float *t115 = args->arena + off[88];
-    float *t116 = args->arena + off[89];
-    float *t117 = args->arena + off[90];
-    float *t118 = args->arena + off[91];
-    float *t119 = args->arena + off[92];
-    float *t120 = args->arena + off[75];
-    float *t121 = args->arena + off[78];
-    float *t122 = args->arena + off[79];
-    float *t123 = args->arena + off[80];
-    float *t124 = args->arena + off[81];
-    float *t125 = args->arena + off[82];
-    float *t126 = args->arena + off[83];
-    float *t127 = args->arena + off[84];
-    float *t128 = args->arena + off[85];
-    float *t129 = args->arena + off[86];
-    float *t130 = args->arena + off[67];
-    float *t131 = args->arena + off[68];
-    float *t132 = args->arena + off[69];
-    float *t133 = args->arena + off[71];
-    float *t134 = args->arena + off[72];
-    float *t135 = args->arena + off[94];
-    float *t136 = args->arena + off[70];
-    float *t137 = args->arena + off[73];
-    float *t138 = args->arena + off[10];
-    float *t139 = args->arena + off[74];
-    float *t140 = args->arena + off[76];
-    float *t141 = args->arena + off[77];
-    float *t142 = args->arena + off[4];
-    float *t143 = args->arena + off[3];
-    float *t144 = args->arena + off[63];
-    float *t145 = args->arena + off[64];
-    float *t146 = args->arena + off[3];
-    float *t147 = args->arena + off[76];
-    float *t148 = args->arena + off[65];
-    float *t149 = args->arena + off[66];
-    float *t150 = args->arena + off[62];
-    float *t151 = args->arena + off[60];
-    float *t152 = args->arena + off[58];
-    float *t153 = args->arena + off[49];
-    float *t154 = args->arena + off[50];
-    float *t155 = args->arena + off[51];
-    float *t156 = args->arena + off[43];
-    float *t157 = args->arena + off[44];
-    float *t158 = args->arena + off[73];
-    float *t159 = args->arena + off[45];
-    float *t160 = args->arena + off[50];
-    float *t161 = args->arena + off[46];
-    float *t162 = args->arena + off[47];
-    float *t163 = args->arena + off[43];
-    float *t164 = args->arena + off[48];
-    float *t165 = args->arena + off[40];
-    float *t166 = args->arena + off[3];
-    float *t167 = args->arena + off[41];
-    float *t168 = args->arena + off[50];
-    float *t169 = args->arena + off[42];
-    float *t170 = args->arena + off[43];
-    float *t171 = args->arena + off[44];
-    float *t172 = args->arena + off[39];
+    float *t33 = args->arena + off[17];
+    float *t34 = args->arena + off[17];
+    float *t35 = args->arena + off[18];
+    float *t36 = args->arena + off[10];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[13];
+    float *t41 = args->arena + off[14];
+    float *t42 = args->arena + off[15];
+    float *t43 = args->arena + off[4];
+    float *t44 = args->arena + off[3];
+    float *t45 = args->arena + off[16];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[3];
+    float *t48 = args->arena + off[14];
+    float *t49 = args->arena + off[9];
+    float *t50 = args->arena + off[17];
+    float *t51 = args->arena + off[18];
+    float *t52 = args->arena + off[5];
+    float *t53 = args->arena + off[11];
+    float *t54 = args->arena + off[8];
+    float *t55 = args->arena + off[12];
+    float *t56 = args->arena + off[6];
+    float *t57 = args->arena + off[10];
+    float *t58 = args->arena + off[14];
+    float *t59 = args->arena + off[18];
+    float *t60 = args->arena + off[11];
+    float *t61 = args->arena + off[12];
+    float *t62 = args->arena + off[14];
+    float *t63 = args->arena + off[9];
+    float *t64 = args->arena + off[10];
+    float *t65 = args->arena + off[16];
+    float *t66 = args->arena + off[7];
+    float *t67 = args->arena + off[3];
+    float *t68 = args->arena + off[14];
+    float *t69 = args->arena + off[12];
+    float *t70 = args->arena + off[9];
+    float *t71 = args->arena + off[10];
+    float *t72 = args->arena + off[16];
+    float *t73 = args->arena + off[19];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5233,19 +4580,19 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     /* stage 'main' */
     tick = la_tick(prof);
     dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 201, tick);
+    la_tock(prof, 0, 102, tick);
     tick = la_tick(prof);
     dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 1, 201, tick);
+    la_tock(prof, 1, 102, tick);
     tick = la_tick(prof);
     dpo_step_k2_shared_prompt_mask(t2, segments, B, T);
-    la_tock(prof, 2, 201, tick);
+    la_tock(prof, 2, 102, tick);
     tick = la_tick(prof);
     dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 201, tick);
+    la_tock(prof, 3, 102, tick);
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[95], args->arena + off[96] };
+    float *carry0_buf[2] = { args->arena + off[20], args->arena + off[21] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -5276,469 +4623,172 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         tick = la_tick(prof);
         dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 201, tick);
+        la_tock(prof, 4, 102, tick);
         tick = la_tick(prof);
         dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 201, tick);
+        la_tock(prof, 5, 102, tick);
         tick = la_tick(prof);
         dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 201, tick);
+        la_tock(prof, 6, 102, tick);
         tick = la_tick(prof);
         dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 201, tick);
+        la_tock(prof, 7, 102, tick);
         tick = la_tick(prof);
         dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T);
-        la_tock(prof, 8, 201, tick);
+        la_tock(prof, 8, 102, tick);
         tick = la_tick(prof);
         dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 201, tick);
+        la_tock(prof, 9, 102, tick);
         tick = la_tick(prof);
         dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 201, tick);
+        la_tock(prof, 10, 102, tick);
         tick = la_tick(prof);
         dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 201, tick);
+        la_tock(prof, 11, 102, tick);
         tick = la_tick(prof);
         dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 201, tick);
+        la_tock(prof, 12, 102, tick);
         tick = la_tick(prof);
         dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 201, tick);
+        la_tock(prof, 13, 102, tick);
         tick = la_tick(prof);
         dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 201, tick);
+        la_tock(prof, 14, 102, tick);
         tick = la_tick(prof);
         dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 201, tick);
+        la_tock(prof, 15, 102, tick);
         tick = la_tick(prof);
         dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 201, tick);
+        la_tock(prof, 16, 102, tick);
         tick = la_tick(prof);
         dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 201, tick);
+        la_tock(prof, 17, 102, tick);
         tick = la_tick(prof);
         dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T);
-        la_tock(prof, 18, 201, tick);
+        la_tock(prof, 18, 102, tick);
         tick = la_tick(prof);
         dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 201, tick);
+        la_tock(prof, 19, 102, tick);
         tick = la_tick(prof);
         dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 20, 201, tick);
+        la_tock(prof, 20, 102, tick);
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
     tick = la_tick(prof);
     dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP);
-    la_tock(prof, 21, 201, tick);
+    la_tock(prof, 21, 102, tick);
     tick = la_tick(prof);
     dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP);
-    la_tock(prof, 22, 201, tick);
+    la_tock(prof, 22, 102, tick);
     tick = la_tick(prof);
     dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP);
-    la_tock(prof, 23, 201, tick);
+    la_tock(prof, 23, 102, tick);
     tick = la_tick(prof);
     dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP);
-    la_tock(prof, 24, 201, tick);
+    la_tock(prof, 24, 102, tick);
     tick = la_tick(prof);
     dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V);
-    la_tock(prof, 25, 201, tick);
+    la_tock(prof, 25, 102, tick);
     tick = la_tick(prof);
     dpo_step_k26_log_softmax(t17, t16, NS, V);
-    la_tock(prof, 26, 201, tick);
+    la_tock(prof, 26, 102, tick);
     tick = la_tick(prof);
     dpo_step_k27_log_softmax(t18, t16, t17, NS, V);
-    la_tock(prof, 27, 201, tick);
+    la_tock(prof, 27, 102, tick);
     tick = la_tick(prof);
     dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V);
-    la_tock(prof, 28, 201, tick);
+    la_tock(prof, 28, 102, tick);
     tick = la_tick(prof);
     dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS);
-    la_tock(prof, 29, 201, tick);
+    la_tock(prof, 29, 102, tick);
     tick = la_tick(prof);
     dpo_step_k30_sequence_logps(logps_chosen, t20, B);
-    la_tock(prof, 30, 201, tick);
+    la_tock(prof, 30, 102, tick);
     tick = la_tick(prof);
     dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V);
-    la_tock(prof, 31, 201, tick);
+    la_tock(prof, 31, 102, tick);
     tick = la_tick(prof);
     dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS);
-    la_tock(prof, 32, 201, tick);
+    la_tock(prof, 32, 102, tick);
     tick = la_tick(prof);
     dpo_step_k33_sequence_logps(logps_rejected, t22, B);
-    la_tock(prof, 33, 201, tick);
+    la_tock(prof, 33, 102, tick);
     tick = la_tick(prof);
     dpo_step_k34_sequence_logps(t23, t16, NS, V);
-    la_tock(prof, 34, 201, tick);
+    la_tock(prof, 34, 102, tick);
     tick = la_tick(prof);
     dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS);
-    la_tock(prof, 35, 201, tick);
+    la_tock(prof, 35, 102, tick);
     tick = la_tick(prof);
     dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS);
-    la_tock(prof, 36, 201, tick);
+    la_tock(prof, 36, 102, tick);
     tick = la_tick(prof);
     dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V);
-    la_tock(prof, 37, 201, tick);
+    la_tock(prof, 37, 102, tick);
     tick = la_tick(prof);
     dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V);
-    la_tock(prof, 38, 201, tick);
+    la_tock(prof, 38, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k39_dpo_sigmoid(t26, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 39, 201, tick);
+    dpo_step_k39_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, logps_chosen, B);
+    la_tock(prof, 39, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k40_log_sigmoid(t27, t26, B);
-    la_tock(prof, 40, 201, tick);
+    dpo_step_k40_sequence_logps(t27, pair_weight, B);
+    la_tock(prof, 40, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k41_sequence_logps(t28, t27, B);
-    la_tock(prof, 41, 201, tick);
+    dpo_step_k41_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, logps_rejected, B);
+    la_tock(prof, 41, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k42_dpo_sigmoid(t29, t26, B);
-    la_tock(prof, 42, 201, tick);
+    dpo_step_k42_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B);
+    la_tock(prof, 42, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k43_log_sigmoid(t30, t29, B);
-    la_tock(prof, 43, 201, tick);
+    dpo_step_k43_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B);
+    la_tock(prof, 43, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k44_sequence_logps(t31, t30, B);
-    la_tock(prof, 44, 201, tick);
+    dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B);
+    la_tock(prof, 44, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k45_dpo_robust(t32, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 45, 201, tick);
+    dpo_step_k45_lm_head(t31, loss_weights, losses, B);
+    la_tock(prof, 45, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k46_log_sigmoid(t33, t32, B);
-    la_tock(prof, 46, 201, tick);
+    dpo_step_k46_lm_head(t32, pair_weight, t31, B);
+    la_tock(prof, 46, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k47_sequence_logps(t34, t33, B);
-    la_tock(prof, 47, 201, tick);
+    dpo_step_k47_sft(t33, pair_weight, logps_chosen, t24, B);
+    la_tock(prof, 47, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k48_dpo_robust(t35, t32, B);
-    la_tock(prof, 48, 201, tick);
+    dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33);
+    la_tock(prof, 48, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k49_log_sigmoid(t36, t35, B);
-    la_tock(prof, 49, 201, tick);
+    dpo_step_k49_log_sigmoid_grad(t34, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, logps_rejected, t24, t25, t26, t27, t29, t30, B);
+    la_tock(prof, 49, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k50_sequence_logps(t37, t36, B);
-    la_tock(prof, 50, 201, tick);
+    dpo_step_k50_log_sigmoid_grad(t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t24, t25, t27, t28, t29, t30, B);
+    la_tock(prof, 50, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k51_dpo_hinge(t38, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 51, 201, tick);
+    dpo_step_k51_log_softmax_grad(t36, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t34, t35, NS, V);
+    la_tock(prof, 51, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k52_dpo_ipo(t39, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
-    la_tock(prof, 52, 201, tick);
+    dpo_step_k52_lm_head_grad_in(t37, lm_head, t36, HD2, KVH, NS, REP, V);
+    la_tock(prof, 52, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k53_dpo_nca_pair(t40, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 53, 201, tick);
+    dpo_step_k53_rmsnorm_grad(t38, t14, t37, HD2, KVH, NS, REP);
+    la_tock(prof, 53, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k54_dpo_nca_pair(t41, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 54, 201, tick);
+    dpo_step_k54_rmsnorm_grad(t39, final_norm, t12, t37, HD2, KVH, NS, REP);
+    la_tock(prof, 54, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k55_sequence_logps(t42, t41, B);
-    la_tock(prof, 55, 201, tick);
+    dpo_step_k55_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t12, t13, t37, t39, B, HD2, KVH, NS, REP, T);
+    la_tock(prof, 55, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k56_dpo_nca_pair(t43, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 56, 201, tick);
+    dpo_step_k56_rmsnorm_grad(grad_final_norm, t38, HD2, KVH, REP);
+    la_tock(prof, 56, 102, tick);
     tick = la_tick(prof);
-    dpo_step_k57_sequence_logps(t44, t43, B);
-    la_tock(prof, 57, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k58_sequence_logps(t45, pair_weight, B);
-    la_tock(prof, 58, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k59_dpo_kto_pair(t46, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
-    la_tock(prof, 59, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k60_log_sigmoid(t47, t46, B);
-    la_tock(prof, 60, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k61_sequence_logps(t48, t47, B);
-    la_tock(prof, 61, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k62_dpo_sigmoid(t49, t46, t48, B);
-    la_tock(prof, 62, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k63_dpo_kto_pair(t50, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
-    la_tock(prof, 63, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k64_log_sigmoid(t51, t50, B);
-    la_tock(prof, 64, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k65_sequence_logps(t52, t51, B);
-    la_tock(prof, 65, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k66_dpo_sigmoid(t53, t50, t52, B);
-    la_tock(prof, 66, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k67_dpo_dpop(t54, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 67, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k68_log_sigmoid(t55, t54, B);
-    la_tock(prof, 68, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k69_sequence_logps(t56, t55, B);
-    la_tock(prof, 69, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k70_dpo_simpo(t57, beta, simpo_gamma, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
-    la_tock(prof, 70, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k71_log_sigmoid(t58, t57, B);
-    la_tock(prof, 71, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k72_sequence_logps(t59, t58, B);
-    la_tock(prof, 72, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k73_dpo_simpo(t60, t57, B);
-    la_tock(prof, 73, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k74_log_sigmoid(t61, t60, B);
-    la_tock(prof, 74, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k75_sequence_logps(t62, t61, B);
-    la_tock(prof, 75, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k76_dpo_orpo(t63, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
-    la_tock(prof, 76, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k77_log_sigmoid(t64, t63, B);
-    la_tock(prof, 77, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k78_sequence_logps(t65, t64, B);
-    la_tock(prof, 78, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k79_dpo_bco_pair(t66, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
-    la_tock(prof, 79, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k80_log_sigmoid(t67, t66, B);
-    la_tock(prof, 80, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k81_sequence_logps(t68, t67, B);
-    la_tock(prof, 81, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k82_dpo_bco_pair(t69, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, logps_chosen, logps_rejected, t45, B);
-    la_tock(prof, 82, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k83_log_sigmoid(t70, t69, B);
-    la_tock(prof, 83, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k84_sequence_logps(t71, t70, B);
-    la_tock(prof, 84, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k85_dpo_apo_zero(t72, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 85, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k86_dpo_apo_zero(t73, ref_chosen, beta, loss_weights, logps_chosen, t72, B);
-    la_tock(prof, 86, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k87_dpo_apo_zero(t74, ref_rejected, beta, loss_weights, logps_rejected, B);
-    la_tock(prof, 87, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k88_dpo_apo_zero(t75, ref_rejected, beta, loss_weights, logps_rejected, t74, B);
-    la_tock(prof, 88, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k89_dpo_apo_down(t76, ref_chosen, beta, loss_weights, logps_chosen, B);
-    la_tock(prof, 89, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k90_dpo_apo_down(t77, ref_chosen, beta, loss_weights, logps_chosen, t76, B);
-    la_tock(prof, 90, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k91_dpo_apo_down(t78, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 91, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k92_log_sigmoid(t79, t78, B);
-    la_tock(prof, 92, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k93_sequence_logps(t80, t79, B);
-    la_tock(prof, 93, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k94_dpo_sigmoid(t81, t78, t80, B);
-    la_tock(prof, 94, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k95_dpo_exo_pair(t82, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 95, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k96_log_sigmoid(t83, t82, B);
-    la_tock(prof, 96, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k97_sequence_logps(t84, t83, B);
-    la_tock(prof, 97, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k98_dpo_sigmoid(t85, t82, t84, B);
-    la_tock(prof, 98, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k99_sigmoid(t86, t85, B);
-    la_tock(prof, 99, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k100_dpo_exo_pair(t87, label_smoothing, t85, B);
-    la_tock(prof, 100, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k101_dpo_exo_pair(t88, t82, B);
-    la_tock(prof, 101, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k102_log_sigmoid(t89, t88, B);
-    la_tock(prof, 102, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k103_sequence_logps(t90, t89, B);
-    la_tock(prof, 103, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k104_dpo_sigmoid(t91, t88, t90, B);
-    la_tock(prof, 104, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k105_sigmoid(t92, t91, B);
-    la_tock(prof, 105, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k106_dpo_exo_pair(t93, label_smoothing, t91, B);
-    la_tock(prof, 106, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k107_dpo_discopop(t94, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, B);
-    la_tock(prof, 107, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k108_dpo_discopop(t95, t94, B);
-    la_tock(prof, 108, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k109_log_sigmoid(t96, t95, B);
-    la_tock(prof, 109, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k110_sequence_logps(t97, t96, B);
-    la_tock(prof, 110, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k111_dpo_sigmoid(t98, t95, t97, B);
-    la_tock(prof, 111, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k112_log_sigmoid(t99, t94, B);
-    la_tock(prof, 112, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k113_sequence_logps(t100, t99, B);
-    la_tock(prof, 113, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k114_dpo_sigmoid(t101, t94, t100, B);
-    la_tock(prof, 114, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k115_sequence_logps(t102, t98, B);
-    la_tock(prof, 115, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k116_dpo_discopop(t103, t94, B);
-    la_tock(prof, 116, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k117_dpo_sigmoid_norm(t104, ref_chosen, ref_rejected, beta, loss_weights, logps_chosen, logps_rejected, t24, t25, B);
-    la_tock(prof, 117, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k118_log_sigmoid(t105, t104, B);
-    la_tock(prof, 118, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k119_sequence_logps(t106, t105, B);
-    la_tock(prof, 119, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k120_dpo_sigmoid_norm(t107, t104, B);
-    la_tock(prof, 120, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k121_log_sigmoid(t108, t107, B);
-    la_tock(prof, 121, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k122_sequence_logps(t109, t108, B);
-    la_tock(prof, 122, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k123_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, loss_weights, logps_chosen, logps_rejected, t24, t26, t28, t29, t31, t32, t34, t35, t37, t38, t39, t40, t42, t44, t49, t53, t54, t56, t57, t59, t60, t62, t63, t65, t66, t68, t69, t71, t73, t75, t77, t81, t86, t87, t92, t93, t98, t101, t102, t103, t104, t106, t107, t109, B);
-    la_tock(prof, 123, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k124_lm_head(t110, loss_weights, losses, B);
-    la_tock(prof, 124, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k125_lm_head(t111, pair_weight, t110, B);
-    la_tock(prof, 125, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k126_sft(t112, pair_weight, logps_chosen, t24, B);
-    la_tock(prof, 126, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k127_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t111, t112);
-    la_tock(prof, 127, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k128_log_sigmoid_grad(t113, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t104, t105, t106, t107, t108, t109, B);
-    la_tock(prof, 128, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k129_log_sigmoid_grad(t114, beta, pair_weight, loss_weights, pref_loss_ratio, t94, t95, t96, t97, t98, t99, t100, t101, t102, t103, B);
-    la_tock(prof, 129, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k130_log_sigmoid_grad(t115, beta, pair_weight, loss_weights, pref_loss_ratio, t82, t83, t84, t86, t87, t88, t89, t90, t92, t93, B);
-    la_tock(prof, 130, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k131_log_sigmoid_grad(t116, beta, pair_weight, loss_weights, pref_loss_ratio, t78, t79, t80, t81, B);
-    la_tock(prof, 131, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k132_lm_head_grad(t117, pair_weight, loss_weights, pref_loss_ratio, t77, B);
-    la_tock(prof, 132, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k133_lm_head_grad(t118, pair_weight, loss_weights, pref_loss_ratio, t75, B);
-    la_tock(prof, 133, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k134_lm_head_grad(t119, pair_weight, loss_weights, pref_loss_ratio, t73, B);
-    la_tock(prof, 134, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k135_log_sigmoid_grad(t120, beta, pair_weight, loss_weights, pref_loss_ratio, t63, t64, t65, B);
-    la_tock(prof, 135, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k136_dpo_orpo_grad(t121, t120, B);
-    la_tock(prof, 136, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k137_log_sigmoid_grad(t122, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t57, t58, t59, t60, t61, t62, B);
-    la_tock(prof, 137, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k138_log_sigmoid_grad(t123, beta, pair_weight, loss_weights, pref_loss_ratio, t54, t55, t56, B);
-    la_tock(prof, 138, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k139_dpo_dpop_grad(t124, t123, B);
-    la_tock(prof, 139, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k140_lm_head_grad(t125, pair_weight, loss_weights, pref_loss_ratio, t53, B);
-    la_tock(prof, 140, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k141_lm_head_grad(t126, pair_weight, loss_weights, pref_loss_ratio, t49, B);
-    la_tock(prof, 141, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k142_dpo_sppo_hard(t127, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, B);
-    la_tock(prof, 142, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k143_dpo_sppo_hard(t128, ref_chosen, beta, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, B);
-    la_tock(prof, 143, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k144_lm_head_grad(t129, pair_weight, loss_weights, pref_loss_ratio, t39, B);
-    la_tock(prof, 144, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k145_lm_head_grad(t130, beta, pair_weight, loss_weights, pref_loss_ratio, t38, B);
-    la_tock(prof, 145, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k146_log_sigmoid_grad(t131, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t32, t33, t34, t35, t36, t37, B);
-    la_tock(prof, 146, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k147_log_sigmoid_grad(t132, beta, label_smoothing, pair_weight, loss_weights, pref_loss_ratio, t26, t27, t28, t29, t30, t31, B);
-    la_tock(prof, 147, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k148_log_sigmoid_grad(t133, ref_rejected, beta, pair_weight, loss_weights, pref_loss_ratio, logps_rejected, t25, t43, t44, t50, t51, t52, t69, t70, t71, t74, t113, t114, t115, t116, t118, t121, t122, t124, t125, t127, t129, t130, t131, t132, B);
-    la_tock(prof, 148, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k149_log_sigmoid_grad(t134, ref_chosen, beta, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, t24, t40, t41, t42, t46, t47, t48, t66, t67, t68, t72, t76, t113, t114, t115, t116, t117, t119, t120, t121, t122, t123, t124, t126, t128, t129, t130, t131, t132, B);
-    la_tock(prof, 149, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k150_log_softmax_grad(t135, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t133, t134, NS, V);
-    la_tock(prof, 150, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k151_lm_head_grad_in(t136, lm_head, t135, HD2, KVH, NS, REP, V);
-    la_tock(prof, 151, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k152_rmsnorm_grad(t137, t14, t136, HD2, KVH, NS, REP);
-    la_tock(prof, 152, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k153_rmsnorm_grad(t138, final_norm, t12, t136, HD2, KVH, NS, REP);
-    la_tock(prof, 153, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k154_rmsnorm_grad_scatter_add(t139, scored, norm_eps, final_norm, t12, t13, t136, t138, B, HD2, KVH, NS, REP, T);
-    la_tock(prof, 154, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k155_rmsnorm_grad(grad_final_norm, t137, HD2, KVH, REP);
-    la_tock(prof, 155, 201, tick);
-    tick = la_tick(prof);
-    dpo_step_k156_grad_lm_head(grad_lm_head, t15, t135, HD2, KVH, NS, REP, V);
-    la_tock(prof, 156, 201, tick);
+    dpo_step_k57_grad_lm_head(grad_lm_head, t15, t36, HD2, KVH, NS, REP, V);
+    la_tock(prof, 57, 102, tick);
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t139;
-    float *carry1_buf[2] = { args->arena + off[97], args->arena + off[98] };
+    const float *carry1 = t40;
+    float *carry1_buf[2] = { args->arena + off[22], args->arena + off[23] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -5768,140 +4818,140 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
         tick = la_tick(prof);
-        dpo_step_k157_rmsnorm(t140, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 157, 201, tick);
+        dpo_step_k58_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T);
+        la_tock(prof, 58, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k158_rmsnorm(t141, norm_eps, t140, B, HD2, KVH, REP, T);
-        la_tock(prof, 158, 201, tick);
+        dpo_step_k59_rmsnorm(t42, norm_eps, t41, B, HD2, KVH, REP, T);
+        la_tock(prof, 59, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k159_rmsnorm(t142, saved_x, attn_norm, t141, B, HD2, KVH, REP, T);
-        la_tock(prof, 159, 201, tick);
+        dpo_step_k60_rmsnorm(t43, saved_x, attn_norm, t42, B, HD2, KVH, REP, T);
+        la_tock(prof, 60, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k160_scores_matmul(t143, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 160, 201, tick);
+        dpo_step_k61_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T);
+        la_tock(prof, 61, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k161_attention(t144, t2, t143, B, HD2, KVH, REP, T);
-        la_tock(prof, 161, 201, tick);
+        dpo_step_k62_attention(t45, t2, t44, B, HD2, KVH, REP, T);
+        la_tock(prof, 62, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k162_softmax(t145, t144, B, KVH, REP, T);
-        la_tock(prof, 162, 201, tick);
+        dpo_step_k63_softmax(t46, t45, B, KVH, REP, T);
+        la_tock(prof, 63, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k163_softmax(t146, t144, t145, B, KVH, REP, T);
-        la_tock(prof, 163, 201, tick);
+        dpo_step_k64_softmax(t47, t45, t46, B, KVH, REP, T);
+        la_tock(prof, 64, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k164_rmsnorm(t147, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 164, 201, tick);
+        dpo_step_k65_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T);
+        la_tock(prof, 65, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k165_rmsnorm(t148, norm_eps, t147, B, HD2, KVH, REP, T);
-        la_tock(prof, 165, 201, tick);
+        dpo_step_k66_rmsnorm(t49, norm_eps, t48, B, HD2, KVH, REP, T);
+        la_tock(prof, 66, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k166_rmsnorm(t149, saved_h, ffn_norm, t148, B, HD2, KVH, REP, T);
-        la_tock(prof, 166, 201, tick);
+        dpo_step_k67_rmsnorm(t50, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T);
+        la_tock(prof, 67, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k167_silu(t150, saved_gate, B, F, T);
-        la_tock(prof, 167, 201, tick);
+        dpo_step_k68_silu(t51, saved_gate, B, F, T);
+        la_tock(prof, 68, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k168_gate_up(t151, saved_up, t150, B, F, T);
-        la_tock(prof, 168, 201, tick);
+        dpo_step_k69_gate_up(t52, saved_up, t51, B, F, T);
+        la_tock(prof, 69, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k169_w2_grad_in(t152, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 169, 201, tick);
+        dpo_step_k70_w2_grad_in(t53, carry1, w2, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 70, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k170_ffn_grad(t153, t150, t152, B, F, T);
-        la_tock(prof, 170, 201, tick);
+        dpo_step_k71_ffn_grad(t54, t51, t53, B, F, T);
+        la_tock(prof, 71, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k171_w3_grad_in(t154, w3, t153, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 171, 201, tick);
+        dpo_step_k72_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 72, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k172_silu_grad(t155, saved_gate, saved_up, t150, t152, B, F, T);
-        la_tock(prof, 172, 201, tick);
+        dpo_step_k73_silu_grad(t56, saved_gate, saved_up, t51, t53, B, F, T);
+        la_tock(prof, 73, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k173_w1_grad_in(t156, w1, t155, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 173, 201, tick);
+        dpo_step_k74_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 74, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k174_gate_up_grad(t157, saved_h, t148, t154, t156, B, HD2, KVH, REP, T);
-        la_tock(prof, 174, 201, tick);
+        dpo_step_k75_gate_up_grad(t58, saved_h, t49, t55, t57, B, HD2, KVH, REP, T);
+        la_tock(prof, 75, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k175_rmsnorm_grad(t158, t157, HD2, KVH, REP, T);
-        la_tock(prof, 175, 201, tick);
+        dpo_step_k76_rmsnorm_grad(t59, t58, HD2, KVH, REP, T);
+        la_tock(prof, 76, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k176_rmsnorm_grad(t159, carry1, saved_h, ffn_norm, t148, t154, t156, B, HD2, KVH, REP, T);
-        la_tock(prof, 176, 201, tick);
+        dpo_step_k77_rmsnorm_grad(t60, carry1, saved_h, ffn_norm, t49, t55, t57, B, HD2, KVH, REP, T);
+        la_tock(prof, 77, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k177_wo_grad_in(t160, wo, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 177, 201, tick);
+        dpo_step_k78_wo_grad_in(t61, wo, t60, B, HD2, KVH, REP, T);
+        la_tock(prof, 78, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k178_attention_grad_matmul(t161, saved_v, t160, B, HD2, KVH, REP, T);
-        la_tock(prof, 178, 201, tick);
+        dpo_step_k79_attention_grad_matmul(t62, saved_v, t61, B, HD2, KVH, REP, T);
+        la_tock(prof, 79, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k179_attention(t162, t2, t144, t145, t146, t161, B, HD2, KVH, REP, T);
-        la_tock(prof, 179, 201, tick);
+        dpo_step_k80_attention(t63, t2, t45, t46, t47, t62, B, HD2, KVH, REP, T);
+        la_tock(prof, 80, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k180_scores_grad_matmul(t163, saved_k, t162, B, HD2, KVH, REP, T);
-        la_tock(prof, 180, 201, tick);
+        dpo_step_k81_scores_grad_matmul(t64, saved_k, t63, B, HD2, KVH, REP, T);
+        la_tock(prof, 81, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k181_attention_grad_matmul(t164, saved_q, t162, B, HD2, KVH, REP, T);
-        la_tock(prof, 181, 201, tick);
+        dpo_step_k82_attention_grad_matmul(t65, saved_q, t63, B, HD2, KVH, REP, T);
+        la_tock(prof, 82, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k182_attention_grad_matmul(t165, t146, t160, B, HD2, KVH, REP, T);
-        la_tock(prof, 182, 201, tick);
+        dpo_step_k83_attention_grad_matmul(t66, t47, t61, B, HD2, KVH, REP, T);
+        la_tock(prof, 83, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k183_wv_grad_in(t166, wv, t165, B, HD2, KVH, REP, T);
-        la_tock(prof, 183, 201, tick);
+        dpo_step_k84_wv_grad_in(t67, wv, t66, B, HD2, KVH, REP, T);
+        la_tock(prof, 84, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k184_rope_grad(t167, t0, t1, t164, B, HD2, KVH, T);
-        la_tock(prof, 184, 201, tick);
+        dpo_step_k85_rope_grad(t68, t0, t1, t65, B, HD2, KVH, T);
+        la_tock(prof, 85, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k185_wk_grad_in(t168, wk, t167, B, HD2, KVH, REP, T);
-        la_tock(prof, 185, 201, tick);
+        dpo_step_k86_wk_grad_in(t69, wk, t68, B, HD2, KVH, REP, T);
+        la_tock(prof, 86, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k186_rope_grad(t169, t0, t1, t163, B, HD2, KVH, REP, T);
-        la_tock(prof, 186, 201, tick);
+        dpo_step_k87_rope_grad(t70, t0, t1, t64, B, HD2, KVH, REP, T);
+        la_tock(prof, 87, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k187_wq_grad_in(t170, wq, t169, B, HD2, KVH, REP, T);
-        la_tock(prof, 187, 201, tick);
+        dpo_step_k88_wq_grad_in(t71, wq, t70, B, HD2, KVH, REP, T);
+        la_tock(prof, 88, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k188_attention_grad(t171, saved_x, t141, t166, t168, t170, B, HD2, KVH, REP, T);
-        la_tock(prof, 188, 201, tick);
+        dpo_step_k89_attention_grad(t72, saved_x, t42, t67, t69, t71, B, HD2, KVH, REP, T);
+        la_tock(prof, 89, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k189_rmsnorm_grad(t172, t171, HD2, KVH, REP, T);
-        la_tock(prof, 189, 201, tick);
+        dpo_step_k90_rmsnorm_grad(t73, t72, HD2, KVH, REP, T);
+        la_tock(prof, 90, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k190_rmsnorm_grad(carry1_next, saved_x, attn_norm, t141, t159, t166, t168, t170, B, HD2, KVH, REP, T);
-        la_tock(prof, 190, 201, tick);
+        dpo_step_k91_rmsnorm_grad(carry1_next, saved_x, attn_norm, t42, t60, t67, t69, t71, B, HD2, KVH, REP, T);
+        la_tock(prof, 91, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k191_layer_backward(grad_attn_norm, t172, HD2, KVH, REP);
-        la_tock(prof, 191, 201, tick);
+        dpo_step_k92_layer_backward(grad_attn_norm, t73, HD2, KVH, REP);
+        la_tock(prof, 92, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k192_grad_wq(grad_wq, t142, t169, B, HD2, KVH, REP, T);
-        la_tock(prof, 192, 201, tick);
+        dpo_step_k93_grad_wq(grad_wq, t43, t70, B, HD2, KVH, REP, T);
+        la_tock(prof, 93, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k193_grad_wk(grad_wk, t142, t167, B, HD2, KVH, REP, T);
-        la_tock(prof, 193, 201, tick);
+        dpo_step_k94_grad_wk(grad_wk, t43, t68, B, HD2, KVH, REP, T);
+        la_tock(prof, 94, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k194_grad_wv(grad_wv, t142, t165, B, HD2, KVH, REP, T);
-        la_tock(prof, 194, 201, tick);
+        dpo_step_k95_grad_wv(grad_wv, t43, t66, B, HD2, KVH, REP, T);
+        la_tock(prof, 95, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k195_grad_wo(grad_wo, saved_attn, t159, B, HD2, KVH, REP, T);
-        la_tock(prof, 195, 201, tick);
+        dpo_step_k96_grad_wo(grad_wo, saved_attn, t60, B, HD2, KVH, REP, T);
+        la_tock(prof, 96, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k196_layer_backward(grad_ffn_norm, t158, HD2, KVH, REP);
-        la_tock(prof, 196, 201, tick);
+        dpo_step_k97_layer_backward(grad_ffn_norm, t59, HD2, KVH, REP);
+        la_tock(prof, 97, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k197_grad_w1(grad_w1, t149, t155, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 197, 201, tick);
+        dpo_step_k98_grad_w1(grad_w1, t50, t56, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 98, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k198_grad_w2(grad_w2, carry1, t151, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 198, 201, tick);
+        dpo_step_k99_grad_w2(grad_w2, carry1, t52, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 99, 102, tick);
         tick = la_tick(prof);
-        dpo_step_k199_grad_w3(grad_w3, t149, t153, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 199, 201, tick);
+        dpo_step_k100_grad_w3(grad_w3, t50, t54, B, F, HD2, KVH, REP, T);
+        la_tock(prof, 100, 102, tick);
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
     tick = la_tick(prof);
-    dpo_step_k200_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
-    la_tock(prof, 200, 201, tick);
+    dpo_step_k101_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
+    la_tock(prof, 101, 102, tick);
     (void)tick;
 }
 
@@ -5954,168 +5004,69 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[36] = (double)(NS); bytes[36] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_k36_sequence_logps_scatter_add */
     flops[37] = (double)(NS + NS + NS); bytes[37] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k37_sequence_logps_scatter_add */
     flops[38] = (double)(NS + NS + NS); bytes[38] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k38_sequence_logps_scatter_add */
-    flops[39] = (double)(1 + B + B + B + B + B + B + B + B); bytes[39] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k39_dpo_sigmoid */
-    flops[40] = (double)(B + B + B); bytes[40] = (double)(4*B + 4*B); /* dpo_step_k40_log_sigmoid */
-    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B); /* dpo_step_k41_sequence_logps */
-    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_step_k42_dpo_sigmoid */
-    flops[43] = (double)(B + B + B); bytes[43] = (double)(4*B + 4*B); /* dpo_step_k43_log_sigmoid */
-    flops[44] = (double)(B); bytes[44] = (double)(4*B + 4*B); /* dpo_step_k44_sequence_logps */
-    flops[45] = (double)(1 + B + B + B + B + B + B + B + B); bytes[45] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k45_dpo_robust */
-    flops[46] = (double)(B + B + B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_k46_log_sigmoid */
-    flops[47] = (double)(B); bytes[47] = (double)(4*B + 4*B); /* dpo_step_k47_sequence_logps */
-    flops[48] = (double)(B); bytes[48] = (double)(4*B + 4*B); /* dpo_step_k48_dpo_robust */
-    flops[49] = (double)(B + B + B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_k49_log_sigmoid */
-    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B); /* dpo_step_k50_sequence_logps */
-    flops[51] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k51_dpo_hinge */
-    flops[52] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[52] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k52_dpo_ipo */
-    flops[53] = (double)(1 + B + B + B + B + B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k53_dpo_nca_pair */
-    flops[54] = (double)(1 + B + B + B + B + B + B + B + B); bytes[54] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k54_dpo_nca_pair */
-    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B); /* dpo_step_k55_sequence_logps */
-    flops[56] = (double)(1 + B + B + B + B + B + B + B + B); bytes[56] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k56_dpo_nca_pair */
-    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B); /* dpo_step_k57_sequence_logps */
-    flops[58] = (double)(B + B); bytes[58] = (double)(4 + 4*B); /* dpo_step_k58_sequence_logps */
-    flops[59] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[59] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k59_dpo_kto_pair */
-    flops[60] = (double)(B + B + B); bytes[60] = (double)(4*B + 4*B); /* dpo_step_k60_log_sigmoid */
-    flops[61] = (double)(B); bytes[61] = (double)(4*B + 4*B); /* dpo_step_k61_sequence_logps */
-    flops[62] = (double)(B + B + B + B); bytes[62] = (double)(4*B + 4*B + 4*B); /* dpo_step_k62_dpo_sigmoid */
-    flops[63] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[63] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k63_dpo_kto_pair */
-    flops[64] = (double)(B + B + B); bytes[64] = (double)(4*B + 4*B); /* dpo_step_k64_log_sigmoid */
-    flops[65] = (double)(B); bytes[65] = (double)(4*B + 4*B); /* dpo_step_k65_sequence_logps */
-    flops[66] = (double)(B + B + B + B); bytes[66] = (double)(4*B + 4*B + 4*B); /* dpo_step_k66_dpo_sigmoid */
-    flops[67] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[67] = (double)(4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B); /* dpo_step_k67_dpo_dpop */
-    flops[68] = (double)(B + B + B); bytes[68] = (double)(4*B + 4*B); /* dpo_step_k68_log_sigmoid */
-    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_step_k69_sequence_logps */
-    flops[70] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[70] = (double)(4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k70_dpo_simpo */
-    flops[71] = (double)(B + B + B); bytes[71] = (double)(4*B + 4*B); /* dpo_step_k71_log_sigmoid */
-    flops[72] = (double)(B); bytes[72] = (double)(4*B + 4*B); /* dpo_step_k72_sequence_logps */
-    flops[73] = (double)(B); bytes[73] = (double)(4*B + 4*B); /* dpo_step_k73_dpo_simpo */
-    flops[74] = (double)(B + B + B); bytes[74] = (double)(4*B + 4*B); /* dpo_step_k74_log_sigmoid */
-    flops[75] = (double)(B); bytes[75] = (double)(4*B + 4*B); /* dpo_step_k75_sequence_logps */
-    flops[76] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[76] = (double)(4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k76_dpo_orpo */
-    flops[77] = (double)(B + B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_step_k77_log_sigmoid */
-    flops[78] = (double)(B); bytes[78] = (double)(4*B + 4*B); /* dpo_step_k78_sequence_logps */
-    flops[79] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[79] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k79_dpo_bco_pair */
-    flops[80] = (double)(B + B + B); bytes[80] = (double)(4*B + 4*B); /* dpo_step_k80_log_sigmoid */
-    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_step_k81_sequence_logps */
-    flops[82] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[82] = (double)(4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4); /* dpo_step_k82_dpo_bco_pair */
-    flops[83] = (double)(B + B + B); bytes[83] = (double)(4*B + 4*B); /* dpo_step_k83_log_sigmoid */
-    flops[84] = (double)(B); bytes[84] = (double)(4*B + 4*B); /* dpo_step_k84_sequence_logps */
-    flops[85] = (double)(1 + B + B + B + B + B + B + B + B); bytes[85] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k85_dpo_apo_zero */
-    flops[86] = (double)(1 + B + B + B + B + B + B + B + B); bytes[86] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k86_dpo_apo_zero */
-    flops[87] = (double)(1 + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k87_dpo_apo_zero */
-    flops[88] = (double)(1 + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k88_dpo_apo_zero */
-    flops[89] = (double)(1 + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4*B + 4 + 68 + 4*B); /* dpo_step_k89_dpo_apo_down */
-    flops[90] = (double)(1 + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k90_dpo_apo_down */
-    flops[91] = (double)(1 + B + B + B + B + B + B + B + B); bytes[91] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k91_dpo_apo_down */
-    flops[92] = (double)(B + B + B); bytes[92] = (double)(4*B + 4*B); /* dpo_step_k92_log_sigmoid */
-    flops[93] = (double)(B); bytes[93] = (double)(4*B + 4*B); /* dpo_step_k93_sequence_logps */
-    flops[94] = (double)(B + B + B + B); bytes[94] = (double)(4*B + 4*B + 4*B); /* dpo_step_k94_dpo_sigmoid */
-    flops[95] = (double)(1 + B + B + B + B + B + B + B + B); bytes[95] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k95_dpo_exo_pair */
-    flops[96] = (double)(B + B + B); bytes[96] = (double)(4*B + 4*B); /* dpo_step_k96_log_sigmoid */
-    flops[97] = (double)(B); bytes[97] = (double)(4*B + 4*B); /* dpo_step_k97_sequence_logps */
-    flops[98] = (double)(B + B + B); bytes[98] = (double)(4*B + 4*B + 4*B); /* dpo_step_k98_dpo_sigmoid */
-    flops[99] = (double)(B); bytes[99] = (double)(4*B + 4*B); /* dpo_step_k99_sigmoid */
-    flops[100] = (double)(1 + 1 + 1 + 1 + B); bytes[100] = (double)(4*B + 4 + 4*B); /* dpo_step_k100_dpo_exo_pair */
-    flops[101] = (double)(B); bytes[101] = (double)(4*B + 4*B); /* dpo_step_k101_dpo_exo_pair */
-    flops[102] = (double)(B + B + B); bytes[102] = (double)(4*B + 4*B); /* dpo_step_k102_log_sigmoid */
-    flops[103] = (double)(B); bytes[103] = (double)(4*B + 4*B); /* dpo_step_k103_sequence_logps */
-    flops[104] = (double)(B + B + B); bytes[104] = (double)(4*B + 4*B + 4*B); /* dpo_step_k104_dpo_sigmoid */
-    flops[105] = (double)(B); bytes[105] = (double)(4*B + 4*B); /* dpo_step_k105_sigmoid */
-    flops[106] = (double)(1 + 1 + 1 + B); bytes[106] = (double)(4*B + 4 + 4*B); /* dpo_step_k106_dpo_exo_pair */
-    flops[107] = (double)(1 + B + B + B + B + B + B + B + B); bytes[107] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B); /* dpo_step_k107_dpo_discopop */
-    flops[108] = (double)(B); bytes[108] = (double)(4*B + 4*B); /* dpo_step_k108_dpo_discopop */
-    flops[109] = (double)(B + B + B); bytes[109] = (double)(4*B + 4*B); /* dpo_step_k109_log_sigmoid */
-    flops[110] = (double)(B); bytes[110] = (double)(4*B + 4*B); /* dpo_step_k110_sequence_logps */
-    flops[111] = (double)(B + B + B + B); bytes[111] = (double)(4*B + 4*B + 4*B); /* dpo_step_k111_dpo_sigmoid */
-    flops[112] = (double)(B + B + B); bytes[112] = (double)(4*B + 4*B); /* dpo_step_k112_log_sigmoid */
-    flops[113] = (double)(B); bytes[113] = (double)(4*B + 4*B); /* dpo_step_k113_sequence_logps */
-    flops[114] = (double)(B + B + B + B); bytes[114] = (double)(4*B + 4*B + 4*B); /* dpo_step_k114_dpo_sigmoid */
-    flops[115] = (double)(B); bytes[115] = (double)(4*B + 4*B); /* dpo_step_k115_sequence_logps */
-    flops[116] = (double)(B + B); bytes[116] = (double)(4*B + 4*B); /* dpo_step_k116_dpo_discopop */
-    flops[117] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[117] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k117_dpo_sigmoid_norm */
-    flops[118] = (double)(B + B + B); bytes[118] = (double)(4*B + 4*B); /* dpo_step_k118_log_sigmoid */
-    flops[119] = (double)(B); bytes[119] = (double)(4*B + 4*B); /* dpo_step_k119_sequence_logps */
-    flops[120] = (double)(B); bytes[120] = (double)(4*B + 4*B); /* dpo_step_k120_dpo_sigmoid_norm */
-    flops[121] = (double)(B + B + B); bytes[121] = (double)(4*B + 4*B); /* dpo_step_k121_log_sigmoid */
-    flops[122] = (double)(B); bytes[122] = (double)(4*B + 4*B); /* dpo_step_k122_sequence_logps */
-    flops[123] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[123] = (double)(68*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k123_log_sigmoid */
-    flops[124] = (double)(17*B + 17*B); bytes[124] = (double)(4*B + 68 + 68*B); /* dpo_step_k124_lm_head */
-    flops[125] = (double)(B + B); bytes[125] = (double)(4 + 4*B + 4*B); /* dpo_step_k125_lm_head */
-    flops[126] = (double)(B + B + B + B); bytes[126] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k126_sft */
-    flops[127] = (double)(1 + 1 + 1); bytes[127] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k127_dpo_loss */
-    flops[128] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[128] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k128_log_sigmoid_grad */
-    flops[129] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[129] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k129_log_sigmoid_grad */
-    flops[130] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[130] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k130_log_sigmoid_grad */
-    flops[131] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[131] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k131_log_sigmoid_grad */
-    flops[132] = (double)(1 + 1 + B + 17*B + B + B); bytes[132] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k132_lm_head_grad */
-    flops[133] = (double)(1 + 1 + B + 17*B + B + B); bytes[133] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k133_lm_head_grad */
-    flops[134] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[134] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k134_lm_head_grad */
-    flops[135] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[135] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k135_log_sigmoid_grad */
-    flops[136] = (double)(B); bytes[136] = (double)(4*B + 4*B); /* dpo_step_k136_dpo_orpo_grad */
-    flops[137] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[137] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k137_log_sigmoid_grad */
-    flops[138] = (double)(1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[138] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B); /* dpo_step_k138_log_sigmoid_grad */
-    flops[139] = (double)(B); bytes[139] = (double)(4*B + 4*B); /* dpo_step_k139_dpo_dpop_grad */
-    flops[140] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[140] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k140_lm_head_grad */
-    flops[141] = (double)(1 + 1 + B + 17*B + B + B + B + B); bytes[141] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k141_lm_head_grad */
-    flops[142] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[142] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k142_dpo_sppo_hard */
-    flops[143] = (double)(1 + B + B + B + 1 + B + 1 + B + 17*B + B + B); bytes[143] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k143_dpo_sppo_hard */
-    flops[144] = (double)(1 + 1 + B + 17*B + B + B + B); bytes[144] = (double)(4*B + 4*B + 68 + 4 + 4*B); /* dpo_step_k144_lm_head_grad */
-    flops[145] = (double)(1 + 1 + B + 17*B + B + B + B + B + B); bytes[145] = (double)(4*B + 4 + 4*B + 68 + 4 + 4*B); /* dpo_step_k145_lm_head_grad */
-    flops[146] = (double)(1 + 1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[146] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k146_log_sigmoid_grad */
-    flops[147] = (double)(1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[147] = (double)(4*B + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k147_log_sigmoid_grad */
-    flops[148] = (double)(1 + 1 + 1 + 1 + B + 1 + 1 + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[148] = (double)(4*B + 4*B + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k148_log_sigmoid_grad */
-    flops[149] = (double)(1 + 1 + 1 + 1 + B + 1 + 1 + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[149] = (double)(4*B + 4*B + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_step_k149_log_sigmoid_grad */
-    flops[150] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[150] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k150_log_softmax_grad */
-    flops[151] = (double)(4*HD2*KVH*NS*REP*V); bytes[151] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k151_lm_head_grad_in */
-    flops[152] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[152] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k152_rmsnorm_grad */
-    flops[153] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[153] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k153_rmsnorm_grad */
-    flops[154] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[154] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k154_rmsnorm_grad_scatter_add */
-    flops[155] = (double)(2*HD2*KVH*REP); bytes[155] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k155_rmsnorm_grad */
-    flops[156] = (double)(4*HD2*KVH*NS*REP*V); bytes[156] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k156_grad_lm_head */
-    flops[157] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[157] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k157_rmsnorm */
-    flops[158] = (double)(B*T + B*T + B*T); bytes[158] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k158_rmsnorm */
-    flops[159] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[159] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k159_rmsnorm */
-    flops[160] = (double)(4*B*HD2*KVH*REP*T*T); bytes[160] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k160_scores_matmul */
-    flops[161] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[161] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k161_attention */
-    flops[162] = (double)(B*KVH*REP*T*T); bytes[162] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k162_softmax */
-    flops[163] = (double)(B*KVH*REP*T*T); bytes[163] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k163_softmax */
-    flops[164] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[164] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k164_rmsnorm */
-    flops[165] = (double)(B*T + B*T + B*T); bytes[165] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k165_rmsnorm */
-    flops[166] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[166] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k166_rmsnorm */
-    flops[167] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[167] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k167_silu */
-    flops[168] = (double)(B*F*T); bytes[168] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k168_gate_up */
-    flops[169] = (double)(4*B*F*HD2*KVH*REP*T); bytes[169] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k169_w2_grad_in */
-    flops[170] = (double)(B*F*T); bytes[170] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k170_ffn_grad */
-    flops[171] = (double)(4*B*F*HD2*KVH*REP*T); bytes[171] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k171_w3_grad_in */
-    flops[172] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[172] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k172_silu_grad */
-    flops[173] = (double)(4*B*F*HD2*KVH*REP*T); bytes[173] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k173_w1_grad_in */
-    flops[174] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[174] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k174_gate_up_grad */
-    flops[175] = (double)(2*HD2*KVH*REP*T); bytes[175] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k175_rmsnorm_grad */
-    flops[176] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[176] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k176_rmsnorm_grad */
-    flops[177] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[177] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k177_wo_grad_in */
-    flops[178] = (double)(4*B*HD2*KVH*REP*T*T); bytes[178] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k178_attention_grad_matmul */
-    flops[179] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[179] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k179_attention */
-    flops[180] = (double)(4*B*HD2*KVH*REP*T*T); bytes[180] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k180_scores_grad_matmul */
-    flops[181] = (double)(4*B*HD2*KVH*REP*T*T); bytes[181] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k181_attention_grad_matmul */
-    flops[182] = (double)(4*B*HD2*KVH*REP*T*T); bytes[182] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k182_attention_grad_matmul */
-    flops[183] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[183] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k183_wv_grad_in */
-    flops[184] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[184] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k184_rope_grad */
-    flops[185] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[185] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k185_wk_grad_in */
-    flops[186] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[186] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k186_rope_grad */
-    flops[187] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[187] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k187_wq_grad_in */
-    flops[188] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[188] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k188_attention_grad */
-    flops[189] = (double)(2*HD2*KVH*REP*T); bytes[189] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k189_rmsnorm_grad */
-    flops[190] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[190] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k190_rmsnorm_grad */
-    flops[191] = (double)(2*HD2*KVH*REP); bytes[191] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k191_layer_backward */
-    flops[192] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[192] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k192_grad_wq */
-    flops[193] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[193] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k193_grad_wk */
-    flops[194] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[194] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k194_grad_wv */
-    flops[195] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[195] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k195_grad_wo */
-    flops[196] = (double)(2*HD2*KVH*REP); bytes[196] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k196_layer_backward */
-    flops[197] = (double)(4*B*F*HD2*KVH*REP*T); bytes[197] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k197_grad_w1 */
-    flops[198] = (double)(4*B*F*HD2*KVH*REP*T); bytes[198] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k198_grad_w2 */
-    flops[199] = (double)(4*B*F*HD2*KVH*REP*T); bytes[199] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k199_grad_w3 */
-    flops[200] = (double)(2*HD2*KVH*REP*V); bytes[200] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k200_embed_backward_scatter_add */
+    flops[39] = (double)(1 + B + B + B + B + B); bytes[39] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_k39_dpo_kto_pair */
+    flops[40] = (double)(B + B); bytes[40] = (double)(4 + 4*B); /* dpo_step_k40_sequence_logps */
+    flops[41] = (double)(1 + B + B + B + B + B); bytes[41] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_k41_dpo_kto_pair */
+    flops[42] = (double)(1 + B + B + B + B + B + B); bytes[42] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_k42_dpo_bco_pair */
+    flops[43] = (double)(1 + B + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_k43_dpo_bco_pair */
+    flops[44] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[44] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_k44_log_sigmoid */
+    flops[45] = (double)(17*B + 17*B); bytes[45] = (double)(4*B + 68 + 68*B); /* dpo_step_k45_lm_head */
+    flops[46] = (double)(B + B); bytes[46] = (double)(4 + 4*B + 4*B); /* dpo_step_k46_lm_head */
+    flops[47] = (double)(B + B + B + B); bytes[47] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k47_sft */
+    flops[48] = (double)(1 + 1 + 1); bytes[48] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k48_dpo_loss */
+    flops[49] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4); /* dpo_step_k49_log_sigmoid_grad */
+    flops[50] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4); /* dpo_step_k50_log_sigmoid_grad */
+    flops[51] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k51_log_softmax_grad */
+    flops[52] = (double)(4*HD2*KVH*NS*REP*V); bytes[52] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k52_lm_head_grad_in */
+    flops[53] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[53] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k53_rmsnorm_grad */
+    flops[54] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[54] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k54_rmsnorm_grad */
+    flops[55] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k55_rmsnorm_grad_scatter_add */
+    flops[56] = (double)(2*HD2*KVH*REP); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k56_rmsnorm_grad */
+    flops[57] = (double)(4*HD2*KVH*NS*REP*V); bytes[57] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k57_grad_lm_head */
+    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k58_rmsnorm */
+    flops[59] = (double)(B*T + B*T + B*T); bytes[59] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k59_rmsnorm */
+    flops[60] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k60_rmsnorm */
+    flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k61_scores_matmul */
+    flops[62] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[62] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k62_attention */
+    flops[63] = (double)(B*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k63_softmax */
+    flops[64] = (double)(B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k64_softmax */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k65_rmsnorm */
+    flops[66] = (double)(B*T + B*T + B*T); bytes[66] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k66_rmsnorm */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k67_rmsnorm */
+    flops[68] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k68_silu */
+    flops[69] = (double)(B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k69_gate_up */
+    flops[70] = (double)(4*B*F*HD2*KVH*REP*T); bytes[70] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k70_w2_grad_in */
+    flops[71] = (double)(B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k71_ffn_grad */
+    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k72_w3_grad_in */
+    flops[73] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k73_silu_grad */
+    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k74_w1_grad_in */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k75_gate_up_grad */
+    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k76_rmsnorm_grad */
+    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k77_rmsnorm_grad */
+    flops[78] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k78_wo_grad_in */
+    flops[79] = (double)(4*B*HD2*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k79_attention_grad_matmul */
+    flops[80] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[80] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k80_attention */
+    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k81_scores_grad_matmul */
+    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k82_attention_grad_matmul */
+    flops[83] = (double)(4*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k83_attention_grad_matmul */
+    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k84_wv_grad_in */
+    flops[85] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[85] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k85_rope_grad */
+    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k86_wk_grad_in */
+    flops[87] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_rope_grad */
+    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_wq_grad_in */
+    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_attention_grad */
+    flops[90] = (double)(2*HD2*KVH*REP*T); bytes[90] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k90_rmsnorm_grad */
+    flops[91] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k91_rmsnorm_grad */
+    flops[92] = (double)(2*HD2*KVH*REP); bytes[92] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k92_layer_backward */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k93_grad_wq */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k94_grad_wk */
+    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k95_grad_wv */
+    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[96] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k96_grad_wo */
+    flops[97] = (double)(2*HD2*KVH*REP); bytes[97] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k97_layer_backward */
+    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w1 */
+    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w2 */
+    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k100_grad_w3 */
+    flops[101] = (double)(2*HD2*KVH*REP*V); bytes[101] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k101_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
@@ -6170,476 +5121,95 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k36_sequence_logps_scatter_add",
     "dpo_step_k37_sequence_logps_scatter_add",
     "dpo_step_k38_sequence_logps_scatter_add",
-    "dpo_step_k39_dpo_sigmoid",
-    "dpo_step_k40_log_sigmoid",
-    "dpo_step_k41_sequence_logps",
-    "dpo_step_k42_dpo_sigmoid",
-    "dpo_step_k43_log_sigmoid",
-    "dpo_step_k44_sequence_logps",
-    "dpo_step_k45_dpo_robust",
-    "dpo_step_k46_log_sigmoid",
-    "dpo_step_k47_sequence_logps",
-    "dpo_step_k48_dpo_robust",
-    "dpo_step_k49_log_sigmoid",
-    "dpo_step_k50_sequence_logps",
-    "dpo_step_k51_dpo_hinge",
-    "dpo_step_k52_dpo_ipo",
-    "dpo_step_k53_dpo_nca_pair",
-    "dpo_step_k54_dpo_nca_pair",
-    "dpo_step_k55_sequence_logps",
-    "dpo_step_k56_dpo_nca_pair",
-    "dpo_step_k57_sequence_logps",
-    "dpo_step_k58_sequence_logps",
-    "dpo_step_k59_dpo_kto_pair",
-    "dpo_step_k60_log_sigmoid",
-    "dpo_step_k61_sequence_logps",
-    "dpo_step_k62_dpo_sigmoid",
-    "dpo_step_k63_dpo_kto_pair",
-    "dpo_step_k64_log_sigmoid",
-    "dpo_step_k65_sequence_logps",
-    "dpo_step_k66_dpo_sigmoid",
-    "dpo_step_k67_dpo_dpop",
-    "dpo_step_k68_log_sigmoid",
-    "dpo_step_k69_sequence_logps",
-    "dpo_step_k70_dpo_simpo",
-    "dpo_step_k71_log_sigmoid",
-    "dpo_step_k72_sequence_logps",
-    "dpo_step_k73_dpo_simpo",
-    "dpo_step_k74_log_sigmoid",
-    "dpo_step_k75_sequence_logps",
-    "dpo_step_k76_dpo_orpo",
-    "dpo_step_k77_log_sigmoid",
-    "dpo_step_k78_sequence_logps",
-    "dpo_step_k79_dpo_bco_pair",
-    "dpo_step_k80_log_sigmoid",
-    "dpo_step_k81_sequence_logps",
-    "dpo_step_k82_dpo_bco_pair",
-    "dpo_step_k83_log_sigmoid",
-    "dpo_step_k84_sequence_logps",
-    "dpo_step_k85_dpo_apo_zero",
-    "dpo_step_k86_dpo_apo_zero",
-    "dpo_step_k87_dpo_apo_zero",
-    "dpo_step_k88_dpo_apo_zero",
-    "dpo_step_k89_dpo_apo_down",
-    "dpo_step_k90_dpo_apo_down",
-    "dpo_step_k91_dpo_apo_down",
-    "dpo_step_k92_log_sigmoid",
-    "dpo_step_k93_sequence_logps",
-    "dpo_step_k94_dpo_sigmoid",
-    "dpo_step_k95_dpo_exo_pair",
-    "dpo_step_k96_log_sigmoid",
-    "dpo_step_k97_sequence_logps",
-    "dpo_step_k98_dpo_sigmoid",
-    "dpo_step_k99_sigmoid",
-    "dpo_step_k100_dpo_exo_pair",
-    "dpo_step_k101_dpo_exo_pair",
-    "dpo_step_k102_log_sigmoid",
-    "dpo_step_k103_sequence_logps",
-    "dpo_step_k104_dpo_sigmoid",
-    "dpo_step_k105_sigmoid",
-    "dpo_step_k106_dpo_exo_pair",
-    "dpo_step_k107_dpo_discopop",
-    "dpo_step_k108_dpo_discopop",
-    "dpo_step_k109_log_sigmoid",
-    "dpo_step_k110_sequence_logps",
-    "dpo_step_k111_dpo_sigmoid",
-    "dpo_step_k112_log_sigmoid",
-    "dpo_step_k113_sequence_logps",
-    "dpo_step_k114_dpo_sigmoid",
-    "dpo_step_k115_sequence_logps",
-    "dpo_step_k116_dpo_discopop",
-    "dpo_step_k117_dpo_sigmoid_norm",
-    "dpo_step_k118_log_sigmoid",
-    "dpo_step_k119_sequence_logps",
-    "dpo_step_k120_dpo_sigmoid_norm",
-    "dpo_step_k121_log_sigmoid",
-    "dpo_step_k122_sequence_logps",
-    "dpo_step_k123_log_sigmoid",
-    "dpo_step_k124_lm_head",
-    "dpo_step_k125_lm_head",
-    "dpo_step_k126_sft",
-    "dpo_step_k127_dpo_loss",
-    "dpo_step_k128_log_sigmoid_grad",
-    "dpo_step_k129_log_sigmoid_grad",
-    "dpo_step_k130_log_sigmoid_grad",
-    "dpo_step_k131_log_sigmoid_grad",
-    "dpo_step_k132_lm_head_grad",
-    "dpo_step_k133_lm_head_grad",
-    "dpo_step_k134_lm_head_grad",
-    "dpo_step_k135_log_sigmoid_grad",
-    "dpo_step_k136_dpo_orpo_grad",
-    "dpo_step_k137_log_sigmoid_grad",
-    "dpo_step_k138_log_sigmoid_grad",
-    "dpo_step_k139_dpo_dpop_grad",
-    "dpo_step_k140_lm_head_grad",
-    "dpo_step_k141_lm_head_grad",
-    "dpo_step_k142_dpo_sppo_hard",
-    "dpo_step_k143_dpo_sppo_hard",
-    "dpo_step_k144_lm_head_grad",
-    "dpo_step_k145_lm_head_grad",
-    "dpo_step_k146_log_sigmoid_grad",
-    "dpo_step_k147_log_sigmoid_grad",
-    "dpo_step_k148_log_sigmoid_grad",
-    "dpo_step_k149_log_sigmoid_grad",
-    "dpo_step_k150_log_softmax_grad",
-    "dpo_step_k151_lm_head_grad_in",
-    "dpo_step_k152_rmsnorm_grad",
-    "dpo_step_k153_rmsnorm_grad",
-    "dpo_step_k154_rmsnorm_grad_scatter_add",
-    "dpo_step_k155_rmsnorm_grad",
-    "dpo_step_k156_grad_lm_head",
-    "dpo_step_k157_rmsnorm",
-    "dpo_step_k158_rmsnorm",
-    "dpo_step_k159_rmsnorm",
-    "dpo_step_k160_scores_matmul",
-    "dpo_step_k161_attention",
-    "dpo_step_k162_softmax",
-    "dpo_step_k163_softmax",
-    "dpo_step_k164_rmsnorm",
-    "dpo_step_k165_rmsnorm",
-    "dpo_step_k166_rmsnorm",
-    "dpo_step_k167_silu",
-    "dpo_step_k168_gate_up",
-    "dpo_step_k169_w2_grad_in",
-    "dpo_step_k170_ffn_grad",
-    "dpo_step_k171_w3_grad_in",
-    "dpo_step_k172_silu_grad",
-    "dpo_step_k173_w1_grad_in",
-    "dpo_step_k174_gate_up_grad",
-    "dpo_step_k175_rmsnorm_grad",
-    "dpo_step_k176_rmsnorm_grad",
-    "dpo_step_k177_wo_grad_in",
-    "dpo_step_k178_attention_grad_matmul",
-    "dpo_step_k179_attention",
-    "dpo_step_k180_scores_grad_matmul",
-    "dpo_step_k181_attention_grad_matmul",
-    "dpo_step_k182_attention_grad_matmul",
-    "dpo_step_k183_wv_grad_in",
-    "dpo_step_k184_rope_grad",
-    "dpo_step_k185_wk_grad_in",
-    "dpo_step_k186_rope_grad",
-    "dpo_step_k187_wq_grad_in",
-    "dpo_step_k188_attention_grad",
-    "dpo_step_k189_rmsnorm_grad",
-    "dpo_step_k190_rmsnorm_grad",
-    "dpo_step_k191_layer_backward",
-    "dpo_step_k192_grad_wq",
-    "dpo_step_k193_grad_wk",
-    "dpo_step_k194_grad_wv",
-    "dpo_step_k195_grad_wo",
-    "dpo_step_k196_layer_backward",
-    "dpo_step_k197_grad_w1",
-    "dpo_step_k198_grad_w2",
-    "dpo_step_k199_grad_w3",
-    "dpo_step_k200_embed_backward_scatter_add",
+    "dpo_step_k39_dpo_kto_pair",
+    "dpo_step_k40_sequence_logps",
+    "dpo_step_k41_dpo_kto_pair",
+    "dpo_step_k42_dpo_bco_pair",
+    "dpo_step_k43_dpo_bco_pair",
+    "dpo_step_k44_log_sigmoid",
+    "dpo_step_k45_lm_head",
+    "dpo_step_k46_lm_head",
+    "dpo_step_k47_sft",
+    "dpo_step_k48_dpo_loss",
+    "dpo_step_k49_log_sigmoid_grad",
+    "dpo_step_k50_log_sigmoid_grad",
+    "dpo_step_k51_log_softmax_grad",
+    "dpo_step_k52_lm_head_grad_in",
+    "dpo_step_k53_rmsnorm_grad",
+    "dpo_step_k54_rmsnorm_grad",
+    "dpo_step_k55_rmsnorm_grad_scatter_add",
+    "dpo_step_k56_rmsnorm_grad",
+    "dpo_step_k57_grad_lm_head",
+    "dpo_step_k58_rmsnorm",
+    "dpo_step_k59_rmsnorm",
+    "dpo_step_k60_rmsnorm",
+    "dpo_step_k61_scores_matmul",
+    "dpo_step_k62_attention",
+    "dpo_step_k63_softmax",
+    "dpo_step_k64_softmax",
+    "dpo_step_k65_rmsnorm",
+    "dpo_step_k66_rmsnorm",
+    "dpo_step_k67_rmsnorm",
+    "dpo_step_k68_silu",
+    "dpo_step_k69_gate_up",
+    "dpo_step_k70_w2_grad_in",
+    "dpo_step_k71_ffn_grad",
+    "dpo_step_k72_w3_grad_in",
+    "dpo_step_k73_silu_grad",
+    "dpo_step_k74_w1_grad_in",
+    "dpo_step_k75_gate_up_grad",
+    "dpo_step_k76_rmsnorm_grad",
+    "dpo_step_k77_rmsnorm_grad",
+    "dpo_step_k78_wo_grad_in",
+    "dpo_step_k79_attention_grad_matmul",
+    "dpo_step_k80_attention",
+    "dpo_step_k81_scores_grad_matmul",
+    "dpo_step_k82_attention_grad_matmul",
+    "dpo_step_k83_attention_grad_matmul",
+    "dpo_step_k84_wv_grad_in",
+    "dpo_step_k85_rope_grad",
+    "dpo_step_k86_wk_grad_in",
+    "dpo_step_k87_rope_grad",
+    "dpo_step_k88_wq_grad_in",
+    "dpo_step_k89_attention_grad",
+    "dpo_step_k90_rmsnorm_grad",
+    "dpo_step_k91_rmsnorm_grad",
+    "dpo_step_k92_layer_backward",
+    "dpo_step_k93_grad_wq",
+    "dpo_step_k94_grad_wk",
+    "dpo_step_k95_grad_wv",
+    "dpo_step_k96_grad_wo",
+    "dpo_step_k97_layer_backward",
+    "dpo_step_k98_grad_w1",
+    "dpo_step_k99_grad_w2",
+    "dpo_step_k100_grad_w3",
+    "dpo_step_k101_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 201, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 102, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
-/* dpo_loss_k0_dpo_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid] */
-static void dpo_loss_k0_dpo_sigmoid(float *restrict t0, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
+/* dpo_loss_k0_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k0_dpo_kto_pair(float *restrict t0, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float acc0 = 0.0f;
+        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
             float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t0[j] = v8;
+            float v4 = v3 * (pair_weight[j0]);
+            acc0 += v4;
         }
+        t0[r] = acc0;
     }
 }
 
-/* dpo_loss_k1_log_sigmoid: abs, neg, exp  [dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k1_log_sigmoid(float *restrict t1, const float *restrict t0, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t0[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t1[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k2_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k2_dpo_sigmoid(float *restrict t2, const float *restrict t1, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t1[j];
-            t2[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k3_dpo_sigmoid: neg  [dpo_sigmoid] */
-static void dpo_loss_k3_dpo_sigmoid(float *restrict t3, const float *restrict t0, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t0[j]);
-            t3[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k4_log_sigmoid: abs, neg, exp  [dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k4_log_sigmoid(float *restrict t4, const float *restrict t3, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t3[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t4[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k5_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid] */
-static void dpo_loss_k5_dpo_sigmoid(float *restrict t5, const float *restrict t4, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t4[j];
-            t5[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k6_dpo_robust: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_robust] */
-static void dpo_loss_k6_dpo_robust(float *restrict t6, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t6[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k7_log_sigmoid: abs, neg, exp  [dpo_robust/log_sigmoid] */
-static void dpo_loss_k7_log_sigmoid(float *restrict t7, const float *restrict t6, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t6[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t7[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k8_dpo_sigmoid: add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
-static void dpo_loss_k8_dpo_sigmoid(float *restrict t8, const float *restrict t7, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t7[j];
-            t8[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k9_dpo_robust: neg  [dpo_robust] */
-static void dpo_loss_k9_dpo_robust(float *restrict t9, const float *restrict t6, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t6[j]);
-            t9[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k10_log_sigmoid: abs, neg, exp  [dpo_robust/log_sigmoid] */
-static void dpo_loss_k10_log_sigmoid(float *restrict t10, const float *restrict t9, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t9[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t10[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k11_dpo_sigmoid: add  [dpo_sigmoid; dpo_robust/log_sigmoid] */
-static void dpo_loss_k11_dpo_sigmoid(float *restrict t11, const float *restrict t10, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t10[j];
-            t11[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k12_dpo_hinge: cmpeq, select, select, select, select, sub, sub, sub, mul, sub  [dpo_sigmoid; dpo_hinge] */
-static void dpo_loss_k12_dpo_hinge(float *restrict t12, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            float v9 = 1.0f - v8;
-            t12[j] = v9;
-        }
-    }
-}
-
-/* dpo_loss_k13_dpo_ipo: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub  [dpo_sigmoid; dpo_robust; dpo_ipo] */
-static void dpo_loss_k13_dpo_ipo(float *restrict t13, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v14 = (beta[0]) * 2.0f;
-        float v15 = 1.0f / v14;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v5 = v4 / v2;
-            float v6 = v3 - v5;
-            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            float v9 = v7 / v8;
-            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v11 = v10 / v8;
-            float v12 = v9 - v11;
-            float v13 = v6 - v12;
-            float v16 = v13 - v15;
-            t13[j] = v16;
-        }
-    }
-}
-
-/* dpo_loss_k14_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k14_dpo_sigmoid(float *restrict t14, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t14[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k15_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k15_dpo_nca_pair(float *restrict t15, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = -v4;
-            float v6 = fabsf(v5);
-            float v7 = -v6;
-            float v8 = la_expf(v7);
-            t15[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k16_dpo_sigmoid: add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k16_dpo_sigmoid(float *restrict t16, const float *restrict t15, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t15[j];
-            t16[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k17_dpo_nca_pair: cmpeq, select, select, sub, mul, neg, abs, neg, exp  [dpo_sigmoid; dpo_nca_pair; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k17_dpo_nca_pair(float *restrict t17, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = -v4;
-            float v6 = fabsf(v5);
-            float v7 = -v6;
-            float v8 = la_expf(v7);
-            t17[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k18_dpo_sigmoid: add  [dpo_sigmoid; dpo_nca_pair/log_sigmoid] */
-static void dpo_loss_k18_dpo_sigmoid(float *restrict t18, const float *restrict t17, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t17[j];
-            t18[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k19_dpo_sigmoid: mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict pair_weight, long B) {
+/* dpo_loss_k1_dpo_sigmoid: mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k1_dpo_sigmoid(float *restrict t1, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
@@ -6649,12 +5219,13 @@ static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict 
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
         }
-        t19[r] = acc0;
+        t1[r] = acc0;
     }
 }
 
-/* dpo_loss_k20_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
+/* dpo_loss_k2_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+static void dpo_loss_k2_dpo_kto_pair(float *restrict t2, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
@@ -6667,323 +5238,13 @@ static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict
             float v4 = v3 * (pair_weight[j0]);
             acc0 += v4;
         }
-        float v8 = acc0 / (t19[0]);
-        float v9 = v8;
-        float v10 = fmaxf(v9, 0.0f);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v5 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v6 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v7 = v5 - v6;
-            float v11 = v7 - v10;
-            float v12 = (beta[0]) * v11;
-            t20[j] = v12;
-        }
+        t2[r] = acc0;
     }
 }
 
-/* dpo_loss_k21_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k21_log_sigmoid(float *restrict t21, const float *restrict t20, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t20[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t21[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k22_dpo_sigmoid: add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k22_dpo_sigmoid(float *restrict t22, const float *restrict t21, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t21[j];
-            t22[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k23_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k23_dpo_sigmoid(float *restrict t23, const float *restrict t20, const float *restrict t22, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t20[j], 0.0f);
-            float v1 = logf(t22[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t23[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k24_dpo_kto_pair: cmpeq, select, select, select, select, sub, sub, mul, reduce_sum, div, stop_gradient, max, sub, mul  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
-static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = v3 * (pair_weight[j0]);
-            acc0 += v4;
-        }
-        float v5 = acc0 / (t19[0]);
-        float v6 = v5;
-        float v7 = fmaxf(v6, 0.0f);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v8 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v9 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v10 = v8 - v9;
-            float v11 = v7 - v10;
-            float v12 = (beta[0]) * v11;
-            t24[j] = v12;
-        }
-    }
-}
-
-/* dpo_loss_k25_log_sigmoid: abs, neg, exp  [dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k25_log_sigmoid(float *restrict t25, const float *restrict t24, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t24[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t25[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k26_dpo_sigmoid: add  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k26_dpo_sigmoid(float *restrict t26, const float *restrict t25, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t25[j];
-            t26[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k27_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid] */
-static void dpo_loss_k27_dpo_sigmoid(float *restrict t27, const float *restrict t24, const float *restrict t26, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t24[j], 0.0f);
-            float v1 = logf(t26[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t27[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k28_dpo_dpop: cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul  [dpo_sigmoid; dpo_dpop] */
-static void dpo_loss_k28_dpo_dpop(float *restrict t28, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = v2 - v1;
-            float v9 = fmaxf(v8, 0.0f);
-            float v10 = (dpop_lambda[0]) * v9;
-            float v11 = v7 - v10;
-            float v12 = (beta[0]) * v11;
-            t28[j] = v12;
-        }
-    }
-}
-
-/* dpo_loss_k29_log_sigmoid: abs, neg, exp  [dpo_dpop/log_sigmoid] */
-static void dpo_loss_k29_log_sigmoid(float *restrict t29, const float *restrict t28, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t28[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t29[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k30_dpo_sigmoid: add  [dpo_sigmoid; dpo_dpop/log_sigmoid] */
-static void dpo_loss_k30_dpo_sigmoid(float *restrict t30, const float *restrict t29, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t29[j];
-            t30[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k31_dpo_simpo: cmpeq, select, select, select, select, div, div, sub, div, sub, mul  [dpo_sigmoid; dpo_simpo] */
-static void dpo_loss_k31_dpo_simpo(float *restrict t31, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict simpo_gamma, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v8 = (simpo_gamma[0]) / (beta[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            float v6 = v4 / v5;
-            float v7 = v3 - v6;
-            float v9 = v7 - v8;
-            float v10 = (beta[0]) * v9;
-            t31[j] = v10;
-        }
-    }
-}
-
-/* dpo_loss_k32_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
-static void dpo_loss_k32_log_sigmoid(float *restrict t32, const float *restrict t31, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t31[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t32[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k33_dpo_sigmoid: add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
-static void dpo_loss_k33_dpo_sigmoid(float *restrict t33, const float *restrict t32, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t32[j];
-            t33[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k34_dpo_simpo: neg  [dpo_simpo] */
-static void dpo_loss_k34_dpo_simpo(float *restrict t34, const float *restrict t31, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t31[j]);
-            t34[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k35_log_sigmoid: abs, neg, exp  [dpo_simpo/log_sigmoid] */
-static void dpo_loss_k35_log_sigmoid(float *restrict t35, const float *restrict t34, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t34[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t35[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k36_dpo_sigmoid: add  [dpo_sigmoid; dpo_simpo/log_sigmoid] */
-static void dpo_loss_k36_dpo_sigmoid(float *restrict t36, const float *restrict t35, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t35[j];
-            t36[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k37_dpo_orpo: cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub  [dpo_sigmoid; dpo_orpo] */
-static void dpo_loss_k37_dpo_orpo(float *restrict t37, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            float v6 = v4 / v5;
-            float v7 = v3 - v6;
-            float v8 = la_expf(v3);
-            float v9 = 1.0f - v8;
-            float v10 = logf(v9);
-            float v11 = la_expf(v6);
-            float v12 = 1.0f - v11;
-            float v13 = logf(v12);
-            float v14 = v10 - v13;
-            float v15 = v7 - v14;
-            t37[j] = v15;
-        }
-    }
-}
-
-/* dpo_loss_k38_log_sigmoid: abs, neg, exp  [dpo_orpo/log_sigmoid] */
-static void dpo_loss_k38_log_sigmoid(float *restrict t38, const float *restrict t37, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t37[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t38[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k39_dpo_sigmoid: add  [dpo_sigmoid; dpo_orpo/log_sigmoid] */
-static void dpo_loss_k39_dpo_sigmoid(float *restrict t39, const float *restrict t38, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t38[j];
-            t39[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k40_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
-static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
+/* dpo_loss_k3_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+static void dpo_loss_k3_dpo_bco_pair(float *restrict t3, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
@@ -6997,709 +5258,32 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
             float v5 = v4 * (pair_weight[j0]);
             acc0 += v5;
         }
-        float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
-            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
-            float v8 = v6 - v7;
-            float v9 = (beta[0]) * v8;
-            float v10 = v9 * (pair_weight[j1]);
-            acc1 += v10;
-        }
-        float v15 = acc0 / (t19[0]);
-        float v16 = v15;
-        float v17 = acc1 / (t19[0]);
-        float v18 = v17;
-        float v19 = v16 + v18;
-        float v20 = v19 * 0.5f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v11 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v12 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v13 = v11 - v12;
-            float v14 = (beta[0]) * v13;
-            float v21 = v14 - v20;
-            t40[j] = v21;
-        }
+        t3[r] = acc0;
     }
 }
 
-/* dpo_loss_k41_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k41_log_sigmoid(float *restrict t41, const float *restrict t40, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t40[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t41[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k42_dpo_sigmoid: add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k42_dpo_sigmoid(float *restrict t42, const float *restrict t41, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t41[j];
-            t42[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k43_dpo_bco_pair: cmpeq, select, select, select, select, sub, sub, mul, mul, mul, reduce_sum, div, stop_gradient, mul, reduce_sum, div, stop_gradient, add, mul, sub, neg  [dpo_sigmoid; dpo_sppo_hard; dpo_kto_pair/weighted_sum; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
-static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t19, long B) {
+/* dpo_loss_k4_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+static void dpo_loss_k4_dpo_bco_pair(float *restrict t4, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
+    /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
             float v3 = v1 - v2;
             float v4 = (beta[0]) * v3;
             float v5 = v4 * (pair_weight[j0]);
             acc0 += v5;
         }
-        float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
-            float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
-            float v8 = v6 - v7;
-            float v9 = (beta[0]) * v8;
-            float v10 = v9 * (pair_weight[j1]);
-            acc1 += v10;
-        }
-        float v15 = acc0 / (t19[0]);
-        float v16 = v15;
-        float v17 = acc1 / (t19[0]);
-        float v18 = v17;
-        float v19 = v16 + v18;
-        float v20 = v19 * 0.5f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v11 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v12 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v13 = v11 - v12;
-            float v14 = (beta[0]) * v13;
-            float v21 = v14 - v20;
-            float v22 = -v21;
-            t43[j] = v22;
-        }
+        t4[r] = acc0;
     }
 }
 
-/* dpo_loss_k44_log_sigmoid: abs, neg, exp  [dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k44_log_sigmoid(float *restrict t44, const float *restrict t43, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t43[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t44[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k45_dpo_sigmoid: add  [dpo_sigmoid; dpo_bco_pair/log_sigmoid] */
-static void dpo_loss_k45_dpo_sigmoid(float *restrict t45, const float *restrict t44, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t44[j];
-            t45[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k46_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_loss_k46_dpo_sigmoid(float *restrict t46, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t46[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k47_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k47_dpo_apo_zero(float *restrict t47, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t46, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t46[j]);
-            float v7 = v5 - v6;
-            float v8 = la_expf(v7);
-            t47[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k48_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid] */
-static void dpo_loss_k48_dpo_sigmoid(float *restrict t48, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t48[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k49_dpo_apo_zero: cmpeq, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid] */
-static void dpo_loss_k49_dpo_apo_zero(float *restrict t49, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, const float *restrict t48, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t48[j]);
-            float v7 = v5 - v6;
-            float v8 = la_expf(v7);
-            t49[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k50_dpo_sigmoid: cmpeq, select, select, sub, mul, abs, neg, exp, add  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k50_dpo_sigmoid(float *restrict t50, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fabsf(v4);
-            float v6 = -v5;
-            float v7 = la_expf(v6);
-            float v8 = 1.0f + v7;
-            t50[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k51_dpo_apo_down: cmpeq, select, select, sub, mul, min, log, sub, exp  [dpo_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
-static void dpo_loss_k51_dpo_apo_down(float *restrict t51, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict loss_weights, const float *restrict t50, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = fminf(v4, 0.0f);
-            float v6 = logf(t50[j]);
-            float v7 = v5 - v6;
-            float v8 = la_expf(v7);
-            t51[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k52_dpo_apo_down: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_apo_down] */
-static void dpo_loss_k52_dpo_apo_down(float *restrict t52, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t52[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k53_log_sigmoid: abs, neg, exp  [dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k53_log_sigmoid(float *restrict t53, const float *restrict t52, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t52[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t53[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k54_dpo_sigmoid: add  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid] */
-static void dpo_loss_k54_dpo_sigmoid(float *restrict t54, const float *restrict t53, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t53[j];
-            t54[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k55_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid] */
-static void dpo_loss_k55_dpo_sigmoid(float *restrict t55, const float *restrict t52, const float *restrict t54, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t52[j], 0.0f);
-            float v1 = logf(t54[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t55[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k56_dpo_exo_pair: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k56_dpo_exo_pair(float *restrict t56, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t56[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k57_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k57_log_sigmoid(float *restrict t57, const float *restrict t56, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t56[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t57[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k58_dpo_sigmoid: add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k58_dpo_sigmoid(float *restrict t58, const float *restrict t57, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t57[j];
-            t58[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k59_dpo_sigmoid: min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k59_dpo_sigmoid(float *restrict t59, const float *restrict t56, const float *restrict t58, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t56[j], 0.0f);
-            float v1 = logf(t58[j]);
-            float v2 = v0 - v1;
-            t59[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k60_sigmoid: exp  [dpo_exo_pair/sigmoid] */
-static void dpo_loss_k60_sigmoid(float *restrict t60, const float *restrict t59, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = la_expf(t59[j]);
-            t60[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k61_dpo_exo_pair: cmple, select, sub, log, sub  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k61_dpo_exo_pair(float *restrict t61, const float *restrict label_smoothing, const float *restrict t59, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = 1.0f - v1;
-        float v3 = logf(v2);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v4 = t59[j] - v3;
-            t61[j] = v4;
-        }
-    }
-}
-
-/* dpo_loss_k62_dpo_exo_pair: neg  [dpo_exo_pair] */
-static void dpo_loss_k62_dpo_exo_pair(float *restrict t62, const float *restrict t56, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t56[j]);
-            t62[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k63_log_sigmoid: abs, neg, exp  [dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k63_log_sigmoid(float *restrict t63, const float *restrict t62, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t62[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t63[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k64_dpo_sigmoid: add  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k64_dpo_sigmoid(float *restrict t64, const float *restrict t63, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t63[j];
-            t64[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k65_dpo_sigmoid: min, log, sub  [dpo_sigmoid; dpo_exo_pair/sigmoid/log_sigmoid] */
-static void dpo_loss_k65_dpo_sigmoid(float *restrict t65, const float *restrict t62, const float *restrict t64, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t62[j], 0.0f);
-            float v1 = logf(t64[j]);
-            float v2 = v0 - v1;
-            t65[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k66_sigmoid: exp  [dpo_exo_pair/sigmoid] */
-static void dpo_loss_k66_sigmoid(float *restrict t66, const float *restrict t65, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = la_expf(t65[j]);
-            t66[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k67_dpo_exo_pair: cmple, select, log, sub  [dpo_sigmoid; dpo_exo_pair] */
-static void dpo_loss_k67_dpo_exo_pair(float *restrict t67, const float *restrict label_smoothing, const float *restrict t65, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v1 = v0 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v2 = logf(v1);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v3 = t65[j] - v2;
-            t67[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k68_dpo_discopop: cmpeq, select, select, select, select, sub, sub, sub, mul  [dpo_sigmoid; dpo_discopop] */
-static void dpo_loss_k68_dpo_discopop(float *restrict t68, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v3 = v1 - v2;
-            float v4 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v5 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v6 = v4 - v5;
-            float v7 = v3 - v6;
-            float v8 = (beta[0]) * v7;
-            t68[j] = v8;
-        }
-    }
-}
-
-/* dpo_loss_k69_dpo_discopop: div  [dpo_discopop] */
-static void dpo_loss_k69_dpo_discopop(float *restrict t69, const float *restrict t68, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = (t68[j]) / 0.0500000007f;
-            t69[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k70_log_sigmoid: abs, neg, exp  [dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_loss_k70_log_sigmoid(float *restrict t70, const float *restrict t69, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t69[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t70[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k71_dpo_sigmoid: add  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid] */
-static void dpo_loss_k71_dpo_sigmoid(float *restrict t71, const float *restrict t70, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t70[j];
-            t71[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k72_dpo_sigmoid: min, log, sub, exp  [dpo_sigmoid; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid] */
-static void dpo_loss_k72_dpo_sigmoid(float *restrict t72, const float *restrict t69, const float *restrict t71, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t69[j], 0.0f);
-            float v1 = logf(t71[j]);
-            float v2 = v0 - v1;
-            float v3 = la_expf(v2);
-            t72[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k73_log_sigmoid: abs, neg, exp  [dpo_discopop/log_sigmoid] */
-static void dpo_loss_k73_log_sigmoid(float *restrict t73, const float *restrict t68, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t68[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t73[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k74_dpo_sigmoid: add  [dpo_sigmoid; dpo_discopop/log_sigmoid] */
-static void dpo_loss_k74_dpo_sigmoid(float *restrict t74, const float *restrict t73, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t73[j];
-            t74[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k75_dpo_sigmoid: min, log, sub, neg  [dpo_sigmoid; dpo_discopop/log_sigmoid; dpo_discopop] */
-static void dpo_loss_k75_dpo_sigmoid(float *restrict t75, const float *restrict t68, const float *restrict t74, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fminf(t68[j], 0.0f);
-            float v1 = logf(t74[j]);
-            float v2 = v0 - v1;
-            float v3 = -v2;
-            t75[j] = v3;
-        }
-    }
-}
-
-/* dpo_loss_k76_dpo_sigmoid: sub  [dpo_sigmoid; dpo_discopop] */
-static void dpo_loss_k76_dpo_sigmoid(float *restrict t76, const float *restrict t72, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f - (t72[j]);
-            t76[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k77_dpo_discopop: neg, exp  [dpo_discopop] */
-static void dpo_loss_k77_dpo_discopop(float *restrict t77, const float *restrict t68, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t68[j]);
-            float v1 = la_expf(v0);
-            t77[j] = v1;
-        }
-    }
-}
-
-/* dpo_loss_k78_dpo_sigmoid_norm: cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul  [dpo_sigmoid; dpo_sigmoid_norm] */
-static void dpo_loss_k78_dpo_sigmoid_norm(float *restrict t78, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict loss_weights, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v2 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v5 = v4 / v2;
-            float v6 = v3 - v5;
-            float v7 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v8 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            float v9 = v7 / v8;
-            float v10 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v11 = v10 / v8;
-            float v12 = v9 - v11;
-            float v13 = v6 - v12;
-            float v14 = (beta[0]) * v13;
-            t78[j] = v14;
-        }
-    }
-}
-
-/* dpo_loss_k79_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k79_log_sigmoid(float *restrict t79, const float *restrict t78, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t78[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t79[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k80_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k80_dpo_sigmoid(float *restrict t80, const float *restrict t79, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t79[j];
-            t80[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k81_dpo_sigmoid_norm: neg  [dpo_sigmoid_norm] */
-static void dpo_loss_k81_dpo_sigmoid_norm(float *restrict t81, const float *restrict t78, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t78[j]);
-            t81[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k82_log_sigmoid: abs, neg, exp  [dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k82_log_sigmoid(float *restrict t82, const float *restrict t81, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = fabsf(t81[j]);
-            float v1 = -v0;
-            float v2 = la_expf(v1);
-            t82[j] = v2;
-        }
-    }
-}
-
-/* dpo_loss_k83_dpo_sigmoid: add  [dpo_sigmoid; dpo_sigmoid_norm/log_sigmoid] */
-static void dpo_loss_k83_dpo_sigmoid(float *restrict t83, const float *restrict t82, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = 1.0f + t82[j];
-            t83[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k84_log_sigmoid: cmpeq, sub, neg, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, min, log, sub, mul, min, log, sub, mul, add, mul, sub, div, select, cmpeq, max, select, cmpeq, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, log, sub, neg, neg, min, log, sub, mul, sub, mul, neg, min, log, sub, mul, sub, select, cmpeq, sub, sub, add, mul, select, cmpeq, min, log, sub, neg, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, min, log, sub, mul, sub, select, cmpeq, min, log, sub, neg, min, log, sub, sub, select, cmpeq, sub, add, select, cmpeq, sub, add, select, cmpeq, mul, mul, add, select, cmpeq, mul, mul, add, select, cmpeq, min, log, sub, mul, min, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
-static void dpo_loss_k84_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict beta, const float *restrict label_smoothing, const float *restrict loss_weights, const float *restrict t0, const float *restrict t2, const float *restrict t3, const float *restrict t5, const float *restrict t6, const float *restrict t8, const float *restrict t9, const float *restrict t11, const float *restrict t12, const float *restrict t13, const float *restrict t14, const float *restrict t16, const float *restrict t18, const float *restrict t23, const float *restrict t27, const float *restrict t28, const float *restrict t30, const float *restrict t31, const float *restrict t33, const float *restrict t34, const float *restrict t36, const float *restrict t37, const float *restrict t39, const float *restrict t40, const float *restrict t42, const float *restrict t43, const float *restrict t45, const float *restrict t47, const float *restrict t49, const float *restrict t51, const float *restrict t55, const float *restrict t60, const float *restrict t61, const float *restrict t66, const float *restrict t67, const float *restrict t72, const float *restrict t75, const float *restrict t76, const float *restrict t77, const float *restrict t78, const float *restrict t80, const float *restrict t81, const float *restrict t83, long B) {
+/* dpo_loss_k5_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
+static void dpo_loss_k5_log_sigmoid(float *restrict losses, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -7707,215 +5291,526 @@ static void dpo_loss_k84_log_sigmoid(float *restrict losses, const float *restri
         float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v2 = 1.0f - (label_smoothing[0]);
         float v3 = -v2;
-        float v14 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v24 = 2.0f * (label_smoothing[0]);
-        float v25 = 1.0f - v24;
-        float v28 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v31 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v34 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v38 = 0.5f / (beta[0]);
-        float v48 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v74 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v80 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v86 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v97 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v108 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v118 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v122 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v126 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v136 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v147 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t2[0]) / (t1[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t0[0]) / (t1[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t3[0]) / (t1[0]);
+        float v268 = v267;
+        float v269 = (t4[0]) / (t1[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = fminf(t0[j], 0.0f);
-                float v5 = logf(t2[j]);
+                float v4 = v1 != 0.0f ? -1.0f : logps_chosen[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
                 float v6 = v4 - v5;
-                float v7 = v3 * v6;
-                float v8 = fminf(t3[j], 0.0f);
-                float v9 = logf(t5[j]);
-                float v10 = v8 - v9;
-                float v11 = (label_smoothing[0]) * v10;
-                float v12 = v7 - v11;
-                float v13 = v1 != 0.0f ? 0.0f : v12;
-                v0 = v13;
-            }
-            else if (i0 < (1 + 1)) {
-                float v15 = fminf(t6[j], 0.0f);
-                float v16 = logf(t8[j]);
-                float v17 = v15 - v16;
-                float v18 = v3 * v17;
-                float v19 = fminf(t9[j], 0.0f);
-                float v20 = logf(t11[j]);
-                float v21 = v19 - v20;
-                float v22 = (label_smoothing[0]) * v21;
-                float v23 = v18 + v22;
-                float v26 = v23 / v25;
-                float v27 = v14 != 0.0f ? 0.0f : v26;
-                v0 = v27;
-            }
-            else if (i0 < (1 + 1 + 1)) {
-                float v29 = fmaxf(t12[j], 0.0f);
-                float v30 = v28 != 0.0f ? 0.0f : v29;
+                float v7 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
                 v0 = v30;
             }
-            else if (i0 < (1 + 1 + 1 + 1)) {
-                float v32 = (t13[j]) * (t13[j]);
-                float v33 = v31 != 0.0f ? 0.0f : v32;
-                v0 = v33;
-            }
-            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v35 = v34 != 0.0f ? -1.0f : logps_chosen[j];
-                float v36 = v34 != 0.0f ? 0.0f : ref_chosen[j];
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : logps_chosen[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : logps_rejected[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
                 float v37 = v35 - v36;
-                float v39 = v37 - v38;
-                float v40 = v39 * v39;
-                float v41 = v34 != 0.0f ? -1.0f : logps_rejected[j];
-                float v42 = v34 != 0.0f ? 0.0f : ref_rejected[j];
-                float v43 = v41 - v42;
-                float v44 = v43 + v38;
-                float v45 = v44 * v44;
-                float v46 = v40 + v45;
-                float v47 = v34 != 0.0f ? 0.0f : v46;
-                v0 = v47;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
             }
-            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v49 = v48 != 0.0f ? -1.0f : logps_chosen[j];
-                float v50 = v48 != 0.0f ? 0.0f : ref_chosen[j];
-                float v51 = v49 - v50;
-                float v52 = (beta[0]) * v51;
-                float v53 = fminf(v52, 0.0f);
-                float v54 = logf(t14[j]);
-                float v55 = v53 - v54;
-                float v56 = -v55;
-                float v57 = -v52;
-                float v58 = fminf(v57, 0.0f);
-                float v59 = logf(t16[j]);
-                float v60 = v58 - v59;
-                float v61 = 0.5f * v60;
-                float v62 = v56 - v61;
-                float v63 = v48 != 0.0f ? -1.0f : logps_rejected[j];
-                float v64 = v48 != 0.0f ? 0.0f : ref_rejected[j];
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : logps_chosen[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
                 float v65 = v63 - v64;
-                float v66 = (beta[0]) * v65;
-                float v67 = -v66;
-                float v68 = fminf(v67, 0.0f);
-                float v69 = logf(t18[j]);
-                float v70 = v68 - v69;
-                float v71 = 0.5f * v70;
-                float v72 = v62 - v71;
-                float v73 = v48 != 0.0f ? 0.0f : v72;
+                float v66 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
                 v0 = v73;
             }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : logps_chosen[j];
+                float v76 = v74 != 0.0f ? 1.0f : len_chosen[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : logps_rejected[j];
+                float v82 = v74 != 0.0f ? 1.0f : len_rejected[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : logps_chosen[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : logps_rejected[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : logps_chosen[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : logps_rejected[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v75 = 1.0f - (t23[j]);
-                float v76 = 1.0f - (t27[j]);
-                float v77 = v75 + v76;
-                float v78 = v77 * 0.5f;
-                float v79 = v74 != 0.0f ? 0.0f : v78;
-                v0 = v79;
+                float v146 = v145 != 0.0f ? -1.0f : logps_chosen[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : logps_rejected[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v81 = fminf(t28[j], 0.0f);
-                float v82 = logf(t30[j]);
-                float v83 = v81 - v82;
-                float v84 = -v83;
-                float v85 = v80 != 0.0f ? 0.0f : v84;
-                v0 = v85;
+                float v184 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : logps_rejected[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v87 = fminf(t31[j], 0.0f);
-                float v88 = logf(t33[j]);
-                float v89 = v87 - v88;
-                float v90 = v3 * v89;
-                float v91 = fminf(t34[j], 0.0f);
-                float v92 = logf(t36[j]);
-                float v93 = v91 - v92;
-                float v94 = (label_smoothing[0]) * v93;
-                float v95 = v90 - v94;
-                float v96 = v86 != 0.0f ? 0.0f : v95;
-                v0 = v96;
+                float v206 = v205 != 0.0f ? -1.0f : logps_chosen[j];
+                float v207 = v205 != 0.0f ? 1.0f : len_chosen[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : logps_rejected[j];
+                float v210 = v205 != 0.0f ? 1.0f : len_rejected[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v98 = v97 != 0.0f ? -1.0f : logps_chosen[j];
-                float v99 = v97 != 0.0f ? 1.0f : len_chosen[j];
-                float v100 = v98 / v99;
-                float v101 = -v100;
-                float v102 = fminf(t37[j], 0.0f);
-                float v103 = logf(t39[j]);
-                float v104 = v102 - v103;
-                float v105 = (beta[0]) * v104;
-                float v106 = v101 - v105;
-                float v107 = v97 != 0.0f ? 0.0f : v106;
-                v0 = v107;
+                float v236 = v235 != 0.0f ? -1.0f : logps_chosen[j];
+                float v237 = v235 != 0.0f ? 1.0f : len_chosen[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : logps_rejected[j];
+                float v241 = v235 != 0.0f ? 1.0f : len_rejected[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v109 = fminf(t40[j], 0.0f);
-                float v110 = logf(t42[j]);
-                float v111 = v109 - v110;
-                float v112 = -v111;
-                float v113 = fminf(t43[j], 0.0f);
-                float v114 = logf(t45[j]);
-                float v115 = v113 - v114;
-                float v116 = v112 - v115;
-                float v117 = v108 != 0.0f ? 0.0f : v116;
-                v0 = v117;
+                float v263 = v262 != 0.0f ? -1.0f : logps_chosen[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : logps_rejected[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v119 = 1.0f - (t47[j]);
-                float v120 = v119 + t49[j];
-                float v121 = v118 != 0.0f ? 0.0f : v120;
-                v0 = v121;
+                float v298 = v297 != 0.0f ? -1.0f : logps_chosen[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : logps_rejected[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v123 = 1.0f - (t55[j]);
-                float v124 = t51[j] + v123;
-                float v125 = v122 != 0.0f ? 0.0f : v124;
-                v0 = v125;
+                float v326 = v325 != 0.0f ? -1.0f : logps_chosen[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : logps_rejected[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v127 = (t60[j]) * (t61[j]);
-                float v128 = (t66[j]) * (t67[j]);
-                float v129 = v127 + v128;
-                float v130 = v126 != 0.0f ? 0.0f : v129;
-                v0 = v130;
+                float v355 = v354 != 0.0f ? -1.0f : logps_chosen[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : logps_rejected[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v132 = (t75[j]) * (t76[j]);
-                float v133 = (t77[j]) * (t72[j]);
-                float v134 = v132 + v133;
-                float v135 = v131 != 0.0f ? 0.0f : v134;
-                v0 = v135;
+                float v392 = v391 != 0.0f ? -1.0f : logps_chosen[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : logps_rejected[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v137 = fminf(t78[j], 0.0f);
-                float v138 = logf(t80[j]);
-                float v139 = v137 - v138;
-                float v140 = v3 * v139;
-                float v141 = fminf(t81[j], 0.0f);
-                float v142 = logf(t83[j]);
-                float v143 = v141 - v142;
-                float v144 = (label_smoothing[0]) * v143;
-                float v145 = v140 - v144;
-                float v146 = v136 != 0.0f ? 0.0f : v145;
-                v0 = v146;
+                float v425 = v424 != 0.0f ? -1.0f : logps_chosen[j];
+                float v426 = v424 != 0.0f ? 1.0f : len_chosen[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : logps_rejected[j];
+                float v432 = v424 != 0.0f ? 1.0f : len_rejected[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
             }
             else {
-                float v148 = v147 != 0.0f ? -1.0f : logps_chosen[j];
-                float v149 = v147 != 0.0f ? 1.0f : len_chosen[j];
-                float v150 = v148 / v149;
-                float v151 = -v150;
-                float v152 = v147 != 0.0f ? 0.0f : v151;
-                v0 = v152;
+                float v459 = v458 != 0.0f ? -1.0f : logps_chosen[j];
+                float v460 = v458 != 0.0f ? 1.0f : len_chosen[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
             }
             losses[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_loss_k85_reduce_sum: mul, reduce_sum */
-static void dpo_loss_k85_reduce_sum(float *restrict t84, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_loss_k6_reduce_sum: mul, reduce_sum */
+static void dpo_loss_k6_reduce_sum(float *restrict t5, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7927,32 +5822,67 @@ static void dpo_loss_k85_reduce_sum(float *restrict t84, const float *restrict l
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t84[r] = acc0;
+        t5[r] = acc0;
     }
 }
 
-/* dpo_loss_k86_weighted_sum: mul, reduce_sum  [weighted_sum] */
-static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t84, long B) {
+/* dpo_loss_k7_weighted_sum: mul, reduce_sum  [weighted_sum] */
+static void dpo_loss_k7_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t5, long B) {
     /* one result per row */
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t84[j0]) * (pair_weight[j0]);
+            float v0 = (t5[j0]) * (pair_weight[j0]);
             acc0 += v0;
         }
         loss[r] = acc0;
     }
 }
 
-/* dpo_loss_k87_log_sigmoid_grad: sub, neg, mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad] */
-static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t78, const float *restrict t79, const float *restrict t80, const float *restrict t81, const float *restrict t82, const float *restrict t83, long B) {
+/* dpo_loss_k8_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, add, cmpeq, select, select, sub, mul, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, select, mul, add, neg, div, select, add, select, cmple, mul, neg, mul, neg, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k8_log_sigmoid_grad(float *restrict d_rejected, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t4, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v19 = 1.0f - (label_smoothing[0]);
-        float v20 = -v19;
+        float v38 = 1.0f - (label_smoothing[0]);
+        float v39 = -v38;
+        float v61 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v131 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v164 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v165 = v164 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v166 = logf(v165);
+        float v200 = 1.0f - v165;
+        float v201 = logf(v200);
+        float v217 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v253 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v283 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v292 = (t3[0]) / (t1[0]);
+        float v293 = v292;
+        float v294 = (t4[0]) / (t1[0]);
+        float v295 = v294;
+        float v296 = v293 + v295;
+        float v297 = v296 * 0.5f;
+        float v318 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v362 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v375 = (simpo_gamma[0]) / (beta[0]);
+        float v417 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v452 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v457 = (t0[0]) / (t1[0]);
+        float v458 = v457;
+        float v459 = fmaxf(v458, 0.0f);
+        float v489 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v518 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v524 = 0.5f / (beta[0]);
+        float v530 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v546 = (beta[0]) * 2.0f;
+        float v547 = 1.0f / v546;
+        float v555 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v574 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v577 = 2.0f * (label_smoothing[0]);
+        float v578 = 1.0f - v577;
+        float v628 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
@@ -7961,630 +5891,690 @@ static void dpo_loss_k87_log_sigmoid_grad(float *restrict t85, const float *rest
             float v4 = -v3;
             float v5 = v4 * (label_smoothing[0]);
             float v6 = -v5;
-            float v7 = v6 / (t83[j]);
-            float v8 = v7 * (t82[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t81[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t81[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            float v17 = -v16;
-            float v18 = v17 * (beta[0]);
-            float v21 = v3 * v20;
-            float v22 = -v21;
-            float v23 = v22 / (t80[j]);
-            float v24 = v23 * (t79[j]);
-            float v25 = -v24;
-            float v26 = 0.0f < t78[j] ? 1.0f : 0.0f;
-            float v27 = v26 * 2.0f;
-            float v28 = v27 - 1.0f;
-            float v29 = v25 * v28;
-            float v30 = t78[j] <= 0.0f ? 1.0f : 0.0f;
-            float v31 = v21 * v30;
-            float v32 = v29 + v31;
-            float v33 = v32 * (beta[0]);
-            float v34 = v18 + v33;
-            t85[j] = v34;
-        }
-    }
-}
-
-/* dpo_loss_k88_log_sigmoid_grad: mul, cmpeq, mul, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_discopop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k88_log_sigmoid_grad(float *restrict t86, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t68, const float *restrict t69, const float *restrict t70, const float *restrict t71, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t75, const float *restrict t76, const float *restrict t77, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[14]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = v3 * (t72[j]);
-            float v5 = v4 * (t77[j]);
-            float v6 = -v5;
-            float v7 = v3 * (t76[j]);
-            float v8 = -v7;
-            float v9 = -v8;
-            float v10 = v9 / (t74[j]);
-            float v11 = v10 * (t73[j]);
-            float v12 = -v11;
-            float v13 = 0.0f < t68[j] ? 1.0f : 0.0f;
-            float v14 = v13 * 2.0f;
-            float v15 = v14 - 1.0f;
-            float v16 = v12 * v15;
-            float v17 = v6 + v16;
-            float v18 = t68[j] <= 0.0f ? 1.0f : 0.0f;
-            float v19 = v8 * v18;
-            float v20 = v17 + v19;
-            float v21 = v3 * (t77[j]);
-            float v22 = v3 * (t75[j]);
+            float v7 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+            float v8 = v0 != 0.0f ? 1.0f : len_chosen[j];
+            float v9 = v7 / v8;
+            float v10 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+            float v11 = v10 / v8;
+            float v12 = v9 - v11;
+            float v13 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+            float v14 = v0 != 0.0f ? 1.0f : len_rejected[j];
+            float v15 = v13 / v14;
+            float v16 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+            float v17 = v16 / v14;
+            float v18 = v15 - v17;
+            float v19 = v12 - v18;
+            float v20 = (beta[0]) * v19;
+            float v21 = -v20;
+            float v22 = fabsf(v21);
             float v23 = -v22;
-            float v24 = v21 + v23;
-            float v25 = v24 * (t72[j]);
-            float v26 = -v25;
-            float v27 = v26 / (t71[j]);
-            float v28 = v27 * (t70[j]);
-            float v29 = -v28;
-            float v30 = 0.0f < t69[j] ? 1.0f : 0.0f;
-            float v31 = v30 * 2.0f;
-            float v32 = v31 - 1.0f;
-            float v33 = v29 * v32;
-            float v34 = t69[j] <= 0.0f ? 1.0f : 0.0f;
-            float v35 = v25 * v34;
-            float v36 = v33 + v35;
-            float v37 = v36 / 0.0500000007f;
-            float v38 = v20 + v37;
-            float v39 = v38 * (beta[0]);
-            t86[j] = v39;
-        }
-    }
-}
-
-/* dpo_loss_k89_log_sigmoid_grad: mul, cmpeq, mul, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_exo_pair; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k89_log_sigmoid_grad(float *restrict t87, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t56, const float *restrict t57, const float *restrict t58, const float *restrict t60, const float *restrict t61, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t66, const float *restrict t67, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[13]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = v3 * (t66[j]);
-            float v5 = -v4;
-            float v6 = v5 / (t64[j]);
-            float v7 = v6 * (t63[j]);
-            float v8 = -v7;
-            float v9 = 0.0f < t62[j] ? 1.0f : 0.0f;
-            float v10 = v9 * 2.0f;
-            float v11 = v10 - 1.0f;
-            float v12 = v8 * v11;
-            float v13 = t62[j] <= 0.0f ? 1.0f : 0.0f;
-            float v14 = v4 * v13;
-            float v15 = v12 + v14;
-            float v16 = -v15;
-            float v17 = v3 * (t67[j]);
-            float v18 = v17 * (t66[j]);
-            float v19 = -v18;
-            float v20 = v19 / (t64[j]);
-            float v21 = v20 * (t63[j]);
-            float v22 = -v21;
-            float v23 = v22 * v11;
-            float v24 = v18 * v13;
-            float v25 = v23 + v24;
-            float v26 = -v25;
-            float v27 = v16 + v26;
-            float v28 = v3 * (t60[j]);
-            float v29 = -v28;
-            float v30 = v29 / (t58[j]);
-            float v31 = v30 * (t57[j]);
-            float v32 = -v31;
-            float v33 = 0.0f < t56[j] ? 1.0f : 0.0f;
-            float v34 = v33 * 2.0f;
-            float v35 = v34 - 1.0f;
-            float v36 = v32 * v35;
-            float v37 = v27 + v36;
-            float v38 = t56[j] <= 0.0f ? 1.0f : 0.0f;
-            float v39 = v28 * v38;
-            float v40 = v37 + v39;
-            float v41 = v3 * (t61[j]);
-            float v42 = v41 * (t60[j]);
+            float v24 = la_expf(v23);
+            float v25 = 1.0f + v24;
+            float v26 = v6 / v25;
+            float v27 = v26 * v24;
+            float v28 = -v27;
+            float v29 = 0.0f < v21 ? 1.0f : 0.0f;
+            float v30 = v29 * 2.0f;
+            float v31 = v30 - 1.0f;
+            float v32 = v28 * v31;
+            float v33 = v21 <= 0.0f ? 1.0f : 0.0f;
+            float v34 = v5 * v33;
+            float v35 = v32 + v34;
+            float v36 = -v35;
+            float v37 = v36 * (beta[0]);
+            float v40 = v3 * v39;
+            float v41 = -v40;
+            float v42 = fabsf(v20);
             float v43 = -v42;
-            float v44 = v43 / (t58[j]);
-            float v45 = v44 * (t57[j]);
-            float v46 = -v45;
-            float v47 = v46 * v35;
-            float v48 = v40 + v47;
-            float v49 = v42 * v38;
-            float v50 = v48 + v49;
-            float v51 = v50 * (beta[0]);
-            t87[j] = v51;
-        }
-    }
-}
-
-/* dpo_loss_k90_log_sigmoid_grad: mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_apo_down; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k90_log_sigmoid_grad(float *restrict t88, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t52, const float *restrict t53, const float *restrict t54, const float *restrict t55, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[12]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = v4 * (t55[j]);
-            float v6 = -v5;
-            float v7 = v6 / (t54[j]);
-            float v8 = v7 * (t53[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t52[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t52[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            float v17 = v16 * (beta[0]);
-            t88[j] = v17;
-        }
-    }
-}
-
-/* dpo_loss_k91_log_sigmoid_grad: mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_orpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad] */
-static void dpo_loss_k91_log_sigmoid_grad(float *restrict t89, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t37, const float *restrict t38, const float *restrict t39, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[9]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = v4 * (beta[0]);
-            float v6 = -v5;
-            float v7 = v6 / (t39[j]);
-            float v8 = v7 * (t38[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t37[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t37[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            t89[j] = v16;
-        }
-    }
-}
-
-/* dpo_loss_k92_dpo_orpo_grad: neg  [dpo_orpo/grad] */
-static void dpo_loss_k92_dpo_orpo_grad(float *restrict t90, const float *restrict t89, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t89[j]);
-            t90[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k93_log_sigmoid_grad: sub, neg, mul, cmpeq, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_simpo; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad] */
-static void dpo_loss_k93_log_sigmoid_grad(float *restrict t91, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t35, const float *restrict t36, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v19 = 1.0f - (label_smoothing[0]);
-        float v20 = -v19;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[8]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = v4 * (label_smoothing[0]);
-            float v6 = -v5;
-            float v7 = v6 / (t36[j]);
-            float v8 = v7 * (t35[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t34[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t34[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            float v17 = -v16;
-            float v18 = v17 * (beta[0]);
-            float v21 = v3 * v20;
-            float v22 = -v21;
-            float v23 = v22 / (t33[j]);
-            float v24 = v23 * (t32[j]);
-            float v25 = -v24;
-            float v26 = 0.0f < t31[j] ? 1.0f : 0.0f;
-            float v27 = v26 * 2.0f;
-            float v28 = v27 - 1.0f;
-            float v29 = v25 * v28;
-            float v30 = t31[j] <= 0.0f ? 1.0f : 0.0f;
-            float v31 = v21 * v30;
-            float v32 = v29 + v31;
-            float v33 = v32 * (beta[0]);
-            float v34 = v18 + v33;
-            t91[j] = v34;
-        }
-    }
-}
-
-/* dpo_loss_k94_log_sigmoid_grad: mul, cmpeq, mul, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; dpo_dpop; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad] */
-static void dpo_loss_k94_log_sigmoid_grad(float *restrict t92, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[7]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = -v4;
-            float v6 = v5 / (t30[j]);
-            float v7 = v6 * (t29[j]);
-            float v8 = -v7;
-            float v9 = 0.0f < t28[j] ? 1.0f : 0.0f;
-            float v10 = v9 * 2.0f;
-            float v11 = v10 - 1.0f;
-            float v12 = v8 * v11;
-            float v13 = t28[j] <= 0.0f ? 1.0f : 0.0f;
-            float v14 = v4 * v13;
-            float v15 = v12 + v14;
-            float v16 = v15 * (beta[0]);
-            t92[j] = v16;
-        }
-    }
-}
-
-/* dpo_loss_k95_dpo_dpop_grad: neg  [dpo_dpop/grad] */
-static void dpo_loss_k95_dpo_dpop_grad(float *restrict t93, const float *restrict t92, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t92[j]);
-            t93[j] = v0;
-        }
-    }
-}
-
-/* dpo_loss_k96_grad: cmpeq, mul, mul, select, mul, add  [dpo_sigmoid; dpo_ipo; dpo_kto_pair/weighted_sum; grad; dpo_ipo/grad] */
-static void dpo_loss_k96_grad(float *restrict t94, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t13, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[3]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = v3 * (t13[j]);
-            float v5 = v4 + v4;
-            t94[j] = v5;
-        }
-    }
-}
-
-/* dpo_loss_k97_dpo_sigmoid: cmpeq, mul, mul, select, cmple, mul, neg, mul  [dpo_sigmoid; dpo_hinge; dpo_kto_pair/weighted_sum; grad; dpo_hinge/grad] */
-static void dpo_loss_k97_dpo_sigmoid(float *restrict t95, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t12, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[2]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = 0.0f <= t12[j] ? 1.0f : 0.0f;
-            float v5 = v3 * v4;
-            float v6 = -v5;
-            float v7 = v6 * (beta[0]);
-            t95[j] = v7;
-        }
-    }
-}
-
-/* dpo_loss_k98_log_sigmoid_grad: sub, neg, cmpeq, mul, sub, mul, mul, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad] */
-static void dpo_loss_k98_log_sigmoid_grad(float *restrict t96, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t6, const float *restrict t7, const float *restrict t8, const float *restrict t9, const float *restrict t10, const float *restrict t11, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v4 = 2.0f * (label_smoothing[0]);
-        float v5 = 1.0f - v4;
-        float v21 = 1.0f - (label_smoothing[0]);
-        float v22 = -v21;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[1]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v6 = v3 / v5;
-            float v7 = v6 * (label_smoothing[0]);
-            float v8 = -v7;
-            float v9 = v8 / (t11[j]);
-            float v10 = v9 * (t10[j]);
-            float v11 = -v10;
-            float v12 = 0.0f < t9[j] ? 1.0f : 0.0f;
-            float v13 = v12 * 2.0f;
-            float v14 = v13 - 1.0f;
-            float v15 = v11 * v14;
-            float v16 = t9[j] <= 0.0f ? 1.0f : 0.0f;
-            float v17 = v7 * v16;
-            float v18 = v15 + v17;
-            float v19 = -v18;
-            float v20 = v19 * (beta[0]);
-            float v23 = v6 * v22;
-            float v24 = -v23;
-            float v25 = v24 / (t8[j]);
-            float v26 = v25 * (t7[j]);
-            float v27 = -v26;
-            float v28 = 0.0f < t6[j] ? 1.0f : 0.0f;
-            float v29 = v28 * 2.0f;
-            float v30 = v29 - 1.0f;
-            float v31 = v27 * v30;
-            float v32 = t6[j] <= 0.0f ? 1.0f : 0.0f;
-            float v33 = v23 * v32;
-            float v34 = v31 + v33;
-            float v35 = v34 * (beta[0]);
-            float v36 = v20 + v35;
-            t96[j] = v36;
-        }
-    }
-}
-
-/* dpo_loss_k99_log_sigmoid_grad: cmpeq, sub, neg, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add  [dpo_sigmoid; dpo_robust; dpo_kto_pair/weighted_sum; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k99_log_sigmoid_grad(float *restrict t97, const float *restrict beta, const float *restrict label_smoothing, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, const float *restrict t5, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v19 = 1.0f - (label_smoothing[0]);
-        float v20 = -v19;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[0]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = v4 * (label_smoothing[0]);
-            float v6 = -v5;
-            float v7 = v6 / (t5[j]);
-            float v8 = v7 * (t4[j]);
-            float v9 = -v8;
-            float v10 = 0.0f < t3[j] ? 1.0f : 0.0f;
-            float v11 = v10 * 2.0f;
-            float v12 = v11 - 1.0f;
-            float v13 = v9 * v12;
-            float v14 = t3[j] <= 0.0f ? 1.0f : 0.0f;
-            float v15 = v5 * v14;
-            float v16 = v13 + v15;
-            float v17 = -v16;
-            float v18 = v17 * (beta[0]);
-            float v21 = v3 * v20;
-            float v22 = -v21;
-            float v23 = v22 / (t2[j]);
-            float v24 = v23 * (t1[j]);
-            float v25 = -v24;
-            float v26 = 0.0f < t0[j] ? 1.0f : 0.0f;
-            float v27 = v26 * 2.0f;
-            float v28 = v27 - 1.0f;
-            float v29 = v25 * v28;
-            float v30 = t0[j] <= 0.0f ? 1.0f : 0.0f;
-            float v31 = v21 * v30;
-            float v32 = v29 + v31;
-            float v33 = v32 * (beta[0]);
-            float v34 = v18 + v33;
-            t97[j] = v34;
-        }
-    }
-}
-
-/* dpo_loss_k100_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, select, select, sub, div, add, cmpeq, select, select, sub, mul, neg, cmpeq, mul, cmpeq, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, cmpeq, select, mul, neg, div, select, neg, select, add, neg, select, add, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, neg, div, neg, mul, add, div, select, add, neg, div, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, neg, div, select, add, neg, select, add, neg, select, add, neg, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
-static void dpo_loss_k100_log_sigmoid_grad(float *restrict d_rejected, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict len_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t17, const float *restrict t18, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t48, const float *restrict t49, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t90, const float *restrict t91, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v5 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v9 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v13 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v17 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v43 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v62 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v76 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v82 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v85 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v106 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v137 = 0.5f / (beta[0]);
-        float v143 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v149 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v153 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v157 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = -(t85[j]);
-            float v2 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            float v3 = v1 / v2;
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v6 = -(t86[j]);
-            float v7 = v5 != 0.0f ? 0.0f : v6;
-            float v8 = v4 + v7;
-            float v10 = -(t87[j]);
-            float v11 = v9 != 0.0f ? 0.0f : v10;
-            float v12 = v8 + v11;
-            float v14 = -(t88[j]);
-            float v15 = v13 != 0.0f ? 0.0f : v14;
-            float v16 = v12 + v15;
-            float v18 = 1.0f * (pair_weight[j]);
-            float v19 = v18 * (loss_weights[11]);
-            float v20 = v17 != 0.0f ? 0.0f : v19;
-            float v21 = v20 * (t49[j]);
-            float v22 = -v21;
-            float v23 = v22 / (t48[j]);
-            float v24 = v17 != 0.0f ? -1.0f : logps_rejected[j];
-            float v25 = v17 != 0.0f ? 0.0f : ref_rejected[j];
-            float v26 = v24 - v25;
-            float v27 = (beta[0]) * v26;
-            float v28 = fabsf(v27);
-            float v29 = -v28;
-            float v30 = la_expf(v29);
-            float v31 = v23 * v30;
-            float v32 = -v31;
-            float v33 = 0.0f < v27 ? 1.0f : 0.0f;
-            float v34 = v33 * 2.0f;
-            float v35 = v34 - 1.0f;
-            float v36 = v32 * v35;
-            float v37 = v27 <= 0.0f ? 1.0f : 0.0f;
-            float v38 = v21 * v37;
-            float v39 = v36 + v38;
-            float v40 = v39 * (beta[0]);
-            float v41 = v17 != 0.0f ? 0.0f : v40;
-            float v42 = v16 + v41;
-            float v44 = v18 * (loss_weights[10]);
-            float v45 = v43 != 0.0f ? 0.0f : v44;
-            float v46 = -v45;
-            float v47 = -v46;
-            float v48 = v47 / (t45[j]);
-            float v49 = v48 * (t44[j]);
-            float v50 = -v49;
-            float v51 = 0.0f < t43[j] ? 1.0f : 0.0f;
-            float v52 = v51 * 2.0f;
-            float v53 = v52 - 1.0f;
-            float v54 = v50 * v53;
-            float v55 = t43[j] <= 0.0f ? 1.0f : 0.0f;
-            float v56 = v46 * v55;
-            float v57 = v54 + v56;
+            float v44 = la_expf(v43);
+            float v45 = 1.0f + v44;
+            float v46 = v41 / v45;
+            float v47 = v46 * v44;
+            float v48 = -v47;
+            float v49 = 0.0f < v20 ? 1.0f : 0.0f;
+            float v50 = v49 * 2.0f;
+            float v51 = v50 - 1.0f;
+            float v52 = v48 * v51;
+            float v53 = v20 <= 0.0f ? 1.0f : 0.0f;
+            float v54 = v40 * v53;
+            float v55 = v52 + v54;
+            float v56 = v55 * (beta[0]);
+            float v57 = v37 + v56;
             float v58 = -v57;
-            float v59 = v58 * (beta[0]);
-            float v60 = v43 != 0.0f ? 0.0f : v59;
-            float v61 = v42 + v60;
-            float v63 = -(t90[j]);
-            float v64 = v62 != 0.0f ? -1.0f : logps_rejected[j];
-            float v65 = v62 != 0.0f ? 1.0f : len_rejected[j];
-            float v66 = v64 / v65;
-            float v67 = la_expf(v66);
-            float v68 = 1.0f - v67;
-            float v69 = v63 / v68;
-            float v70 = -v69;
-            float v71 = v70 * v67;
-            float v72 = v71 + t90[j];
-            float v73 = v72 / v65;
-            float v74 = v62 != 0.0f ? 0.0f : v73;
-            float v75 = v61 + v74;
-            float v77 = -(t91[j]);
-            float v78 = v76 != 0.0f ? 1.0f : len_rejected[j];
-            float v79 = v77 / v78;
-            float v80 = v76 != 0.0f ? 0.0f : v79;
-            float v81 = v75 + v80;
-            float v83 = v82 != 0.0f ? 0.0f : t93[j];
-            float v84 = v81 + v83;
-            float v86 = v18 * (loss_weights[6]);
-            float v87 = v85 != 0.0f ? 0.0f : v86;
-            float v88 = v87 * 0.5f;
+            float v59 = v58 / v14;
+            float v60 = v0 != 0.0f ? 0.0f : v59;
+            float v62 = v1 * (loss_weights[14]);
+            float v63 = v61 != 0.0f ? 0.0f : v62;
+            float v64 = v61 != 0.0f ? -1.0f : logps_chosen[j];
+            float v65 = v61 != 0.0f ? 0.0f : ref_chosen[j];
+            float v66 = v64 - v65;
+            float v67 = v61 != 0.0f ? -1.0f : logps_rejected[j];
+            float v68 = v61 != 0.0f ? 0.0f : ref_rejected[j];
+            float v69 = v67 - v68;
+            float v70 = v66 - v69;
+            float v71 = (beta[0]) * v70;
+            float v72 = v71 / 0.0500000007f;
+            float v73 = fminf(v72, 0.0f);
+            float v74 = fabsf(v72);
+            float v75 = -v74;
+            float v76 = la_expf(v75);
+            float v77 = 1.0f + v76;
+            float v78 = logf(v77);
+            float v79 = v73 - v78;
+            float v80 = la_expf(v79);
+            float v81 = v63 * v80;
+            float v82 = -v71;
+            float v83 = la_expf(v82);
+            float v84 = v81 * v83;
+            float v85 = -v84;
+            float v86 = 1.0f - v80;
+            float v87 = v63 * v86;
+            float v88 = -v87;
             float v89 = -v88;
-            float v90 = v89 * (t27[j]);
+            float v90 = fabsf(v71);
             float v91 = -v90;
-            float v92 = v91 / (t26[j]);
-            float v93 = v92 * (t25[j]);
-            float v94 = -v93;
-            float v95 = 0.0f < t24[j] ? 1.0f : 0.0f;
-            float v96 = v95 * 2.0f;
-            float v97 = v96 - 1.0f;
-            float v98 = v94 * v97;
-            float v99 = t24[j] <= 0.0f ? 1.0f : 0.0f;
-            float v100 = v90 * v99;
-            float v101 = v98 + v100;
-            float v102 = v101 * (beta[0]);
-            float v103 = -v102;
-            float v104 = v85 != 0.0f ? 0.0f : v103;
-            float v105 = v84 + v104;
-            float v107 = v18 * (loss_weights[5]);
-            float v108 = v106 != 0.0f ? 0.0f : v107;
+            float v92 = la_expf(v91);
+            float v93 = 1.0f + v92;
+            float v94 = v89 / v93;
+            float v95 = v94 * v92;
+            float v96 = -v95;
+            float v97 = 0.0f < v71 ? 1.0f : 0.0f;
+            float v98 = v97 * 2.0f;
+            float v99 = v98 - 1.0f;
+            float v100 = v96 * v99;
+            float v101 = v85 + v100;
+            float v102 = v71 <= 0.0f ? 1.0f : 0.0f;
+            float v103 = v88 * v102;
+            float v104 = v101 + v103;
+            float v105 = v63 * v83;
+            float v106 = fminf(v71, 0.0f);
+            float v107 = logf(v93);
+            float v108 = v106 - v107;
             float v109 = -v108;
-            float v110 = v109 * 0.5f;
+            float v110 = v63 * v109;
             float v111 = -v110;
-            float v112 = v111 / (t18[j]);
-            float v113 = v112 * (t17[j]);
+            float v112 = v105 + v111;
+            float v113 = v112 * v80;
             float v114 = -v113;
-            float v115 = v106 != 0.0f ? -1.0f : logps_rejected[j];
-            float v116 = v106 != 0.0f ? 0.0f : ref_rejected[j];
-            float v117 = v115 - v116;
-            float v118 = (beta[0]) * v117;
-            float v119 = -v118;
-            float v120 = 0.0f < v119 ? 1.0f : 0.0f;
-            float v121 = v120 * 2.0f;
-            float v122 = v121 - 1.0f;
-            float v123 = v114 * v122;
-            float v124 = v119 <= 0.0f ? 1.0f : 0.0f;
-            float v125 = v110 * v124;
-            float v126 = v123 + v125;
-            float v127 = -v126;
-            float v128 = v127 * (beta[0]);
-            float v129 = v106 != 0.0f ? 0.0f : v128;
-            float v130 = v105 + v129;
-            float v132 = v18 * (loss_weights[4]);
+            float v115 = v114 / v77;
+            float v116 = v115 * v76;
+            float v117 = -v116;
+            float v118 = 0.0f < v72 ? 1.0f : 0.0f;
+            float v119 = v118 * 2.0f;
+            float v120 = v119 - 1.0f;
+            float v121 = v117 * v120;
+            float v122 = v72 <= 0.0f ? 1.0f : 0.0f;
+            float v123 = v113 * v122;
+            float v124 = v121 + v123;
+            float v125 = v124 / 0.0500000007f;
+            float v126 = v104 + v125;
+            float v127 = v126 * (beta[0]);
+            float v128 = -v127;
+            float v129 = v61 != 0.0f ? 0.0f : v128;
+            float v130 = v60 + v129;
+            float v132 = v1 * (loss_weights[13]);
             float v133 = v131 != 0.0f ? 0.0f : v132;
-            float v134 = v131 != 0.0f ? -1.0f : logps_rejected[j];
-            float v135 = v131 != 0.0f ? 0.0f : ref_rejected[j];
+            float v134 = v131 != 0.0f ? -1.0f : logps_chosen[j];
+            float v135 = v131 != 0.0f ? 0.0f : ref_chosen[j];
             float v136 = v134 - v135;
-            float v138 = v136 + v137;
-            float v139 = v133 * v138;
-            float v140 = v139 + v139;
-            float v141 = v131 != 0.0f ? 0.0f : v140;
-            float v142 = v130 + v141;
-            float v144 = -(t94[j]);
-            float v145 = v143 != 0.0f ? 1.0f : len_rejected[j];
-            float v146 = v144 / v145;
-            float v147 = v143 != 0.0f ? 0.0f : v146;
-            float v148 = v142 + v147;
-            float v150 = -(t95[j]);
-            float v151 = v149 != 0.0f ? 0.0f : v150;
-            float v152 = v148 + v151;
-            float v154 = -(t96[j]);
-            float v155 = v153 != 0.0f ? 0.0f : v154;
-            float v156 = v152 + v155;
-            float v158 = -(t97[j]);
-            float v159 = v157 != 0.0f ? 0.0f : v158;
-            float v160 = v156 + v159;
-            d_rejected[j] = v160;
+            float v137 = v131 != 0.0f ? -1.0f : logps_rejected[j];
+            float v138 = v131 != 0.0f ? 0.0f : ref_rejected[j];
+            float v139 = v137 - v138;
+            float v140 = v136 - v139;
+            float v141 = (beta[0]) * v140;
+            float v142 = -v141;
+            float v143 = fminf(v142, 0.0f);
+            float v144 = fabsf(v142);
+            float v145 = -v144;
+            float v146 = la_expf(v145);
+            float v147 = 1.0f + v146;
+            float v148 = logf(v147);
+            float v149 = v143 - v148;
+            float v150 = la_expf(v149);
+            float v151 = v133 * v150;
+            float v152 = -v151;
+            float v153 = v152 / v147;
+            float v154 = v153 * v146;
+            float v155 = -v154;
+            float v156 = 0.0f < v142 ? 1.0f : 0.0f;
+            float v157 = v156 * 2.0f;
+            float v158 = v157 - 1.0f;
+            float v159 = v155 * v158;
+            float v160 = v142 <= 0.0f ? 1.0f : 0.0f;
+            float v161 = v151 * v160;
+            float v162 = v159 + v161;
+            float v163 = -v162;
+            float v167 = v149 - v166;
+            float v168 = v133 * v167;
+            float v169 = v168 * v150;
+            float v170 = -v169;
+            float v171 = v170 / v147;
+            float v172 = v171 * v146;
+            float v173 = -v172;
+            float v174 = v173 * v158;
+            float v175 = v169 * v160;
+            float v176 = v174 + v175;
+            float v177 = -v176;
+            float v178 = v163 + v177;
+            float v179 = fminf(v141, 0.0f);
+            float v180 = fabsf(v141);
+            float v181 = -v180;
+            float v182 = la_expf(v181);
+            float v183 = 1.0f + v182;
+            float v184 = logf(v183);
+            float v185 = v179 - v184;
+            float v186 = la_expf(v185);
+            float v187 = v133 * v186;
+            float v188 = -v187;
+            float v189 = v188 / v183;
+            float v190 = v189 * v182;
+            float v191 = -v190;
+            float v192 = 0.0f < v141 ? 1.0f : 0.0f;
+            float v193 = v192 * 2.0f;
+            float v194 = v193 - 1.0f;
+            float v195 = v191 * v194;
+            float v196 = v178 + v195;
+            float v197 = v141 <= 0.0f ? 1.0f : 0.0f;
+            float v198 = v187 * v197;
+            float v199 = v196 + v198;
+            float v202 = v185 - v201;
+            float v203 = v133 * v202;
+            float v204 = v203 * v186;
+            float v205 = -v204;
+            float v206 = v205 / v183;
+            float v207 = v206 * v182;
+            float v208 = -v207;
+            float v209 = v208 * v194;
+            float v210 = v199 + v209;
+            float v211 = v204 * v197;
+            float v212 = v210 + v211;
+            float v213 = v212 * (beta[0]);
+            float v214 = -v213;
+            float v215 = v131 != 0.0f ? 0.0f : v214;
+            float v216 = v130 + v215;
+            float v218 = v1 * (loss_weights[12]);
+            float v219 = v217 != 0.0f ? 0.0f : v218;
+            float v220 = -v219;
+            float v221 = v217 != 0.0f ? -1.0f : logps_chosen[j];
+            float v222 = v217 != 0.0f ? 0.0f : ref_chosen[j];
+            float v223 = v221 - v222;
+            float v224 = v217 != 0.0f ? -1.0f : logps_rejected[j];
+            float v225 = v217 != 0.0f ? 0.0f : ref_rejected[j];
+            float v226 = v224 - v225;
+            float v227 = v223 - v226;
+            float v228 = (beta[0]) * v227;
+            float v229 = fminf(v228, 0.0f);
+            float v230 = fabsf(v228);
+            float v231 = -v230;
+            float v232 = la_expf(v231);
+            float v233 = 1.0f + v232;
+            float v234 = logf(v233);
+            float v235 = v229 - v234;
+            float v236 = la_expf(v235);
+            float v237 = v220 * v236;
+            float v238 = -v237;
+            float v239 = v238 / v233;
+            float v240 = v239 * v232;
+            float v241 = -v240;
+            float v242 = 0.0f < v228 ? 1.0f : 0.0f;
+            float v243 = v242 * 2.0f;
+            float v244 = v243 - 1.0f;
+            float v245 = v241 * v244;
+            float v246 = v228 <= 0.0f ? 1.0f : 0.0f;
+            float v247 = v237 * v246;
+            float v248 = v245 + v247;
+            float v249 = v248 * (beta[0]);
+            float v250 = -v249;
+            float v251 = v217 != 0.0f ? 0.0f : v250;
+            float v252 = v216 + v251;
+            float v254 = v1 * (loss_weights[11]);
+            float v255 = v253 != 0.0f ? 0.0f : v254;
+            float v256 = v253 != 0.0f ? -1.0f : logps_rejected[j];
+            float v257 = v253 != 0.0f ? 0.0f : ref_rejected[j];
+            float v258 = v256 - v257;
+            float v259 = (beta[0]) * v258;
+            float v260 = fminf(v259, 0.0f);
+            float v261 = fabsf(v259);
+            float v262 = -v261;
+            float v263 = la_expf(v262);
+            float v264 = 1.0f + v263;
+            float v265 = logf(v264);
+            float v266 = v260 - v265;
+            float v267 = la_expf(v266);
+            float v268 = v255 * v267;
+            float v269 = -v268;
+            float v270 = v269 / v264;
+            float v271 = v270 * v263;
+            float v272 = -v271;
+            float v273 = 0.0f < v259 ? 1.0f : 0.0f;
+            float v274 = v273 * 2.0f;
+            float v275 = v274 - 1.0f;
+            float v276 = v272 * v275;
+            float v277 = v259 <= 0.0f ? 1.0f : 0.0f;
+            float v278 = v268 * v277;
+            float v279 = v276 + v278;
+            float v280 = v279 * (beta[0]);
+            float v281 = v253 != 0.0f ? 0.0f : v280;
+            float v282 = v252 + v281;
+            float v284 = v1 * (loss_weights[10]);
+            float v285 = v283 != 0.0f ? 0.0f : v284;
+            float v286 = -v285;
+            float v287 = -v286;
+            float v288 = v283 != 0.0f ? -1.0f : logps_rejected[j];
+            float v289 = v283 != 0.0f ? 0.0f : ref_rejected[j];
+            float v290 = v288 - v289;
+            float v291 = (beta[0]) * v290;
+            float v298 = v291 - v297;
+            float v299 = -v298;
+            float v300 = fabsf(v299);
+            float v301 = -v300;
+            float v302 = la_expf(v301);
+            float v303 = 1.0f + v302;
+            float v304 = v287 / v303;
+            float v305 = v304 * v302;
+            float v306 = -v305;
+            float v307 = 0.0f < v299 ? 1.0f : 0.0f;
+            float v308 = v307 * 2.0f;
+            float v309 = v308 - 1.0f;
+            float v310 = v306 * v309;
+            float v311 = v299 <= 0.0f ? 1.0f : 0.0f;
+            float v312 = v286 * v311;
+            float v313 = v310 + v312;
+            float v314 = -v313;
+            float v315 = v314 * (beta[0]);
+            float v316 = v283 != 0.0f ? 0.0f : v315;
+            float v317 = v282 + v316;
+            float v319 = v1 * (loss_weights[9]);
+            float v320 = v318 != 0.0f ? 0.0f : v319;
+            float v321 = -v320;
+            float v322 = v321 * (beta[0]);
+            float v323 = -v322;
+            float v324 = v318 != 0.0f ? -1.0f : logps_chosen[j];
+            float v325 = v318 != 0.0f ? 1.0f : len_chosen[j];
+            float v326 = v324 / v325;
+            float v327 = v318 != 0.0f ? -1.0f : logps_rejected[j];
+            float v328 = v318 != 0.0f ? 1.0f : len_rejected[j];
+            float v329 = v327 / v328;
+            float v330 = v326 - v329;
+            float v331 = la_expf(v326);
+            float v332 = 1.0f - v331;
+            float v333 = logf(v332);
+            float v334 = la_expf(v329);
+            float v335 = 1.0f - v334;
+            float v336 = logf(v335);
+            float v337 = v333 - v336;
+            float v338 = v330 - v337;
+            float v339 = fabsf(v338);
+            float v340 = -v339;
+            float v341 = la_expf(v340);
+            float v342 = 1.0f + v341;
+            float v343 = v323 / v342;
+            float v344 = v343 * v341;
+            float v345 = -v344;
+            float v346 = 0.0f < v338 ? 1.0f : 0.0f;
+            float v347 = v346 * 2.0f;
+            float v348 = v347 - 1.0f;
+            float v349 = v345 * v348;
+            float v350 = v338 <= 0.0f ? 1.0f : 0.0f;
+            float v351 = v322 * v350;
+            float v352 = v349 + v351;
+            float v353 = -v352;
+            float v354 = -v353;
+            float v355 = v354 / v335;
+            float v356 = -v355;
+            float v357 = v356 * v334;
+            float v358 = v357 + v353;
+            float v359 = v358 / v328;
+            float v360 = v318 != 0.0f ? 0.0f : v359;
+            float v361 = v317 + v360;
+            float v363 = v1 * (loss_weights[8]);
+            float v364 = v362 != 0.0f ? 0.0f : v363;
+            float v365 = -v364;
+            float v366 = v365 * (label_smoothing[0]);
+            float v367 = -v366;
+            float v368 = v362 != 0.0f ? -1.0f : logps_chosen[j];
+            float v369 = v362 != 0.0f ? 1.0f : len_chosen[j];
+            float v370 = v368 / v369;
+            float v371 = v362 != 0.0f ? -1.0f : logps_rejected[j];
+            float v372 = v362 != 0.0f ? 1.0f : len_rejected[j];
+            float v373 = v371 / v372;
+            float v374 = v370 - v373;
+            float v376 = v374 - v375;
+            float v377 = (beta[0]) * v376;
+            float v378 = -v377;
+            float v379 = fabsf(v378);
+            float v380 = -v379;
+            float v381 = la_expf(v380);
+            float v382 = 1.0f + v381;
+            float v383 = v367 / v382;
+            float v384 = v383 * v381;
+            float v385 = -v384;
+            float v386 = 0.0f < v378 ? 1.0f : 0.0f;
+            float v387 = v386 * 2.0f;
+            float v388 = v387 - 1.0f;
+            float v389 = v385 * v388;
+            float v390 = v378 <= 0.0f ? 1.0f : 0.0f;
+            float v391 = v366 * v390;
+            float v392 = v389 + v391;
+            float v393 = -v392;
+            float v394 = v393 * (beta[0]);
+            float v395 = v364 * v39;
+            float v396 = -v395;
+            float v397 = fabsf(v377);
+            float v398 = -v397;
+            float v399 = la_expf(v398);
+            float v400 = 1.0f + v399;
+            float v401 = v396 / v400;
+            float v402 = v401 * v399;
+            float v403 = -v402;
+            float v404 = 0.0f < v377 ? 1.0f : 0.0f;
+            float v405 = v404 * 2.0f;
+            float v406 = v405 - 1.0f;
+            float v407 = v403 * v406;
+            float v408 = v377 <= 0.0f ? 1.0f : 0.0f;
+            float v409 = v395 * v408;
+            float v410 = v407 + v409;
+            float v411 = v410 * (beta[0]);
+            float v412 = v394 + v411;
+            float v413 = -v412;
+            float v414 = v413 / v372;
+            float v415 = v362 != 0.0f ? 0.0f : v414;
+            float v416 = v361 + v415;
+            float v418 = v1 * (loss_weights[7]);
+            float v419 = v417 != 0.0f ? 0.0f : v418;
+            float v420 = -v419;
+            float v421 = -v420;
+            float v422 = v417 != 0.0f ? -1.0f : logps_chosen[j];
+            float v423 = v417 != 0.0f ? 0.0f : ref_chosen[j];
+            float v424 = v422 - v423;
+            float v425 = v417 != 0.0f ? -1.0f : logps_rejected[j];
+            float v426 = v417 != 0.0f ? 0.0f : ref_rejected[j];
+            float v427 = v425 - v426;
+            float v428 = v424 - v427;
+            float v429 = v423 - v422;
+            float v430 = fmaxf(v429, 0.0f);
+            float v431 = (dpop_lambda[0]) * v430;
+            float v432 = v428 - v431;
+            float v433 = (beta[0]) * v432;
+            float v434 = fabsf(v433);
+            float v435 = -v434;
+            float v436 = la_expf(v435);
+            float v437 = 1.0f + v436;
+            float v438 = v421 / v437;
+            float v439 = v438 * v436;
+            float v440 = -v439;
+            float v441 = 0.0f < v433 ? 1.0f : 0.0f;
+            float v442 = v441 * 2.0f;
+            float v443 = v442 - 1.0f;
+            float v444 = v440 * v443;
+            float v445 = v433 <= 0.0f ? 1.0f : 0.0f;
+            float v446 = v420 * v445;
+            float v447 = v444 + v446;
+            float v448 = v447 * (beta[0]);
+            float v449 = -v448;
+            float v450 = v417 != 0.0f ? 0.0f : v449;
+            float v451 = v416 + v450;
+            float v453 = v1 * (loss_weights[6]);
+            float v454 = v452 != 0.0f ? 0.0f : v453;
+            float v455 = v454 * 0.5f;
+            float v456 = -v455;
+            float v460 = v452 != 0.0f ? -1.0f : logps_rejected[j];
+            float v461 = v452 != 0.0f ? 0.0f : ref_rejected[j];
+            float v462 = v460 - v461;
+            float v463 = v459 - v462;
+            float v464 = (beta[0]) * v463;
+            float v465 = fminf(v464, 0.0f);
+            float v466 = fabsf(v464);
+            float v467 = -v466;
+            float v468 = la_expf(v467);
+            float v469 = 1.0f + v468;
+            float v470 = logf(v469);
+            float v471 = v465 - v470;
+            float v472 = la_expf(v471);
+            float v473 = v456 * v472;
+            float v474 = -v473;
+            float v475 = v474 / v469;
+            float v476 = v475 * v468;
+            float v477 = -v476;
+            float v478 = 0.0f < v464 ? 1.0f : 0.0f;
+            float v479 = v478 * 2.0f;
+            float v480 = v479 - 1.0f;
+            float v481 = v477 * v480;
+            float v482 = v464 <= 0.0f ? 1.0f : 0.0f;
+            float v483 = v473 * v482;
+            float v484 = v481 + v483;
+            float v485 = v484 * (beta[0]);
+            float v486 = -v485;
+            float v487 = v452 != 0.0f ? 0.0f : v486;
+            float v488 = v451 + v487;
+            float v490 = v1 * (loss_weights[5]);
+            float v491 = v489 != 0.0f ? 0.0f : v490;
+            float v492 = -v491;
+            float v493 = v492 * 0.5f;
+            float v494 = -v493;
+            float v495 = v489 != 0.0f ? -1.0f : logps_rejected[j];
+            float v496 = v489 != 0.0f ? 0.0f : ref_rejected[j];
+            float v497 = v495 - v496;
+            float v498 = (beta[0]) * v497;
+            float v499 = -v498;
+            float v500 = fabsf(v499);
+            float v501 = -v500;
+            float v502 = la_expf(v501);
+            float v503 = 1.0f + v502;
+            float v504 = v494 / v503;
+            float v505 = v504 * v502;
+            float v506 = -v505;
+            float v507 = 0.0f < v499 ? 1.0f : 0.0f;
+            float v508 = v507 * 2.0f;
+            float v509 = v508 - 1.0f;
+            float v510 = v506 * v509;
+            float v511 = v499 <= 0.0f ? 1.0f : 0.0f;
+            float v512 = v493 * v511;
+            float v513 = v510 + v512;
+            float v514 = -v513;
+            float v515 = v514 * (beta[0]);
+            float v516 = v489 != 0.0f ? 0.0f : v515;
+            float v517 = v488 + v516;
+            float v519 = v1 * (loss_weights[4]);
+            float v520 = v518 != 0.0f ? 0.0f : v519;
+            float v521 = v518 != 0.0f ? -1.0f : logps_rejected[j];
+            float v522 = v518 != 0.0f ? 0.0f : ref_rejected[j];
+            float v523 = v521 - v522;
+            float v525 = v523 + v524;
+            float v526 = v520 * v525;
+            float v527 = v526 + v526;
+            float v528 = v518 != 0.0f ? 0.0f : v527;
+            float v529 = v517 + v528;
+            float v531 = v1 * (loss_weights[3]);
+            float v532 = v530 != 0.0f ? 0.0f : v531;
+            float v533 = v530 != 0.0f ? -1.0f : logps_chosen[j];
+            float v534 = v530 != 0.0f ? 1.0f : len_chosen[j];
+            float v535 = v533 / v534;
+            float v536 = v530 != 0.0f ? 0.0f : ref_chosen[j];
+            float v537 = v536 / v534;
+            float v538 = v535 - v537;
+            float v539 = v530 != 0.0f ? -1.0f : logps_rejected[j];
+            float v540 = v530 != 0.0f ? 1.0f : len_rejected[j];
+            float v541 = v539 / v540;
+            float v542 = v530 != 0.0f ? 0.0f : ref_rejected[j];
+            float v543 = v542 / v540;
+            float v544 = v541 - v543;
+            float v545 = v538 - v544;
+            float v548 = v545 - v547;
+            float v549 = v532 * v548;
+            float v550 = v549 + v549;
+            float v551 = -v550;
+            float v552 = v551 / v540;
+            float v553 = v530 != 0.0f ? 0.0f : v552;
+            float v554 = v529 + v553;
+            float v556 = v1 * (loss_weights[2]);
+            float v557 = v555 != 0.0f ? 0.0f : v556;
+            float v558 = v555 != 0.0f ? -1.0f : logps_chosen[j];
+            float v559 = v555 != 0.0f ? 0.0f : ref_chosen[j];
+            float v560 = v558 - v559;
+            float v561 = v555 != 0.0f ? -1.0f : logps_rejected[j];
+            float v562 = v555 != 0.0f ? 0.0f : ref_rejected[j];
+            float v563 = v561 - v562;
+            float v564 = v560 - v563;
+            float v565 = (beta[0]) * v564;
+            float v566 = 1.0f - v565;
+            float v567 = 0.0f <= v566 ? 1.0f : 0.0f;
+            float v568 = v557 * v567;
+            float v569 = -v568;
+            float v570 = v569 * (beta[0]);
+            float v571 = -v570;
+            float v572 = v555 != 0.0f ? 0.0f : v571;
+            float v573 = v554 + v572;
+            float v575 = v1 * (loss_weights[1]);
+            float v576 = v574 != 0.0f ? 0.0f : v575;
+            float v579 = v576 / v578;
+            float v580 = v579 * (label_smoothing[0]);
+            float v581 = -v580;
+            float v582 = v574 != 0.0f ? -1.0f : logps_chosen[j];
+            float v583 = v574 != 0.0f ? 0.0f : ref_chosen[j];
+            float v584 = v582 - v583;
+            float v585 = v574 != 0.0f ? -1.0f : logps_rejected[j];
+            float v586 = v574 != 0.0f ? 0.0f : ref_rejected[j];
+            float v587 = v585 - v586;
+            float v588 = v584 - v587;
+            float v589 = (beta[0]) * v588;
+            float v590 = -v589;
+            float v591 = fabsf(v590);
+            float v592 = -v591;
+            float v593 = la_expf(v592);
+            float v594 = 1.0f + v593;
+            float v595 = v581 / v594;
+            float v596 = v595 * v593;
+            float v597 = -v596;
+            float v598 = 0.0f < v590 ? 1.0f : 0.0f;
+            float v599 = v598 * 2.0f;
+            float v600 = v599 - 1.0f;
+            float v601 = v597 * v600;
+            float v602 = v590 <= 0.0f ? 1.0f : 0.0f;
+            float v603 = v580 * v602;
+            float v604 = v601 + v603;
+            float v605 = -v604;
+            float v606 = v605 * (beta[0]);
+            float v607 = v579 * v39;
+            float v608 = -v607;
+            float v609 = fabsf(v589);
+            float v610 = -v609;
+            float v611 = la_expf(v610);
+            float v612 = 1.0f + v611;
+            float v613 = v608 / v612;
+            float v614 = v613 * v611;
+            float v615 = -v614;
+            float v616 = 0.0f < v589 ? 1.0f : 0.0f;
+            float v617 = v616 * 2.0f;
+            float v618 = v617 - 1.0f;
+            float v619 = v615 * v618;
+            float v620 = v589 <= 0.0f ? 1.0f : 0.0f;
+            float v621 = v607 * v620;
+            float v622 = v619 + v621;
+            float v623 = v622 * (beta[0]);
+            float v624 = v606 + v623;
+            float v625 = -v624;
+            float v626 = v574 != 0.0f ? 0.0f : v625;
+            float v627 = v573 + v626;
+            float v629 = v1 * (loss_weights[0]);
+            float v630 = v628 != 0.0f ? 0.0f : v629;
+            float v631 = -v630;
+            float v632 = v631 * (label_smoothing[0]);
+            float v633 = -v632;
+            float v634 = v628 != 0.0f ? -1.0f : logps_chosen[j];
+            float v635 = v628 != 0.0f ? 0.0f : ref_chosen[j];
+            float v636 = v634 - v635;
+            float v637 = v628 != 0.0f ? -1.0f : logps_rejected[j];
+            float v638 = v628 != 0.0f ? 0.0f : ref_rejected[j];
+            float v639 = v637 - v638;
+            float v640 = v636 - v639;
+            float v641 = (beta[0]) * v640;
+            float v642 = -v641;
+            float v643 = fabsf(v642);
+            float v644 = -v643;
+            float v645 = la_expf(v644);
+            float v646 = 1.0f + v645;
+            float v647 = v633 / v646;
+            float v648 = v647 * v645;
+            float v649 = -v648;
+            float v650 = 0.0f < v642 ? 1.0f : 0.0f;
+            float v651 = v650 * 2.0f;
+            float v652 = v651 - 1.0f;
+            float v653 = v649 * v652;
+            float v654 = v642 <= 0.0f ? 1.0f : 0.0f;
+            float v655 = v632 * v654;
+            float v656 = v653 + v655;
+            float v657 = -v656;
+            float v658 = v657 * (beta[0]);
+            float v659 = v630 * v39;
+            float v660 = -v659;
+            float v661 = fabsf(v641);
+            float v662 = -v661;
+            float v663 = la_expf(v662);
+            float v664 = 1.0f + v663;
+            float v665 = v660 / v664;
+            float v666 = v665 * v663;
+            float v667 = -v666;
+            float v668 = 0.0f < v641 ? 1.0f : 0.0f;
+            float v669 = v668 * 2.0f;
+            float v670 = v669 - 1.0f;
+            float v671 = v667 * v670;
+            float v672 = v641 <= 0.0f ? 1.0f : 0.0f;
+            float v673 = v659 * v672;
+            float v674 = v671 + v673;
+            float v675 = v674 * (beta[0]);
+            float v676 = v658 + v675;
+            float v677 = -v676;
+            float v678 = v628 != 0.0f ? 0.0f : v677;
+            float v679 = v627 + v678;
+            d_rejected[j] = v679;
         }
     }
 }
 
-/* dpo_loss_k101_log_sigmoid_grad: cmpeq, cmpeq, cmpeq, cmpeq, select, cmpeq, select, select, sub, div, sub, cmpeq, select, select, sub, mul, abs, neg, exp, neg, cmpeq, mul, cmpeq, select, select, sub, cmpeq, select, cmpeq, select, select, div, exp, sub, cmpeq, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, select, select, sub, mul, abs, neg, exp, cmpeq, cmpeq, cmpeq, select, cmpeq, select, mul, select, neg, div, select, div, select, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, div, neg, mul, add, add, div, select, add, div, select, add, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, div, select, add, select, add, select, add, select, add  [dpo_sigmoid; dpo_robust; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_dpop; dpo_simpo; dpo_orpo; dpo_bco_pair; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_exo_pair; dpo_discopop; dpo_sigmoid_norm; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_sigmoid_norm/grad; dpo_discopop/grad; dpo_exo_pair/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_simpo/grad; dpo_dpop/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_sigmoid/grad] */
-static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict len_chosen, const float *restrict beta, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t14, const float *restrict t15, const float *restrict t16, const float *restrict t20, const float *restrict t21, const float *restrict t22, const float *restrict t23, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t46, const float *restrict t47, const float *restrict t50, const float *restrict t51, const float *restrict t85, const float *restrict t86, const float *restrict t87, const float *restrict t88, const float *restrict t89, const float *restrict t90, const float *restrict t91, const float *restrict t92, const float *restrict t93, const float *restrict t94, const float *restrict t95, const float *restrict t96, const float *restrict t97, long B) {
+/* dpo_loss_k9_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, sub, cmpeq, select, select, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, select, neg, div, select, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, neg, mul, add, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, select, mul, add, div, select, add, select, cmple, mul, neg, mul, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k9_log_sigmoid_grad(float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
         float v8 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v13 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v16 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v19 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v45 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v71 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v89 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v106 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v111 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v122 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v142 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v183 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v189 = 0.5f / (beta[0]);
-        float v195 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v200 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v203 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v206 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v45 = 1.0f - (label_smoothing[0]);
+        float v46 = -v45;
+        float v68 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v137 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v170 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v171 = v170 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v172 = logf(v171);
+        float v206 = 1.0f - v171;
+        float v207 = logf(v206);
+        float v222 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v280 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v311 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v320 = (t3[0]) / (t1[0]);
+        float v321 = v320;
+        float v322 = (t4[0]) / (t1[0]);
+        float v323 = v322;
+        float v324 = v321 + v323;
+        float v325 = v324 * 0.5f;
+        float v344 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v388 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v401 = (simpo_gamma[0]) / (beta[0]);
+        float v442 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v482 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v490 = (t2[0]) / (t1[0]);
+        float v491 = v490;
+        float v492 = fmaxf(v491, 0.0f);
+        float v518 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v564 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v570 = 0.5f / (beta[0]);
+        float v576 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v592 = (beta[0]) * 2.0f;
+        float v593 = 1.0f / v592;
+        float v600 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v618 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v621 = 2.0f * (label_smoothing[0]);
+        float v622 = 1.0f - v621;
+        float v671 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
@@ -8594,294 +6584,710 @@ static void dpo_loss_k101_log_sigmoid_grad(float *restrict d_chosen, const float
             float v5 = v0 != 0.0f ? 1.0f : len_chosen[j];
             float v6 = v4 / v5;
             float v7 = v0 != 0.0f ? 0.0f : v6;
-            float v9 = v8 != 0.0f ? 1.0f : len_chosen[j];
-            float v10 = (t85[j]) / v9;
-            float v11 = v8 != 0.0f ? 0.0f : v10;
-            float v12 = v7 + v11;
-            float v14 = v13 != 0.0f ? 0.0f : t86[j];
-            float v15 = v12 + v14;
-            float v17 = v16 != 0.0f ? 0.0f : t87[j];
-            float v18 = v15 + v17;
-            float v20 = v1 * (loss_weights[12]);
-            float v21 = v19 != 0.0f ? 0.0f : v20;
-            float v22 = v21 * (t51[j]);
-            float v23 = -v22;
-            float v24 = v23 / (t50[j]);
-            float v25 = v19 != 0.0f ? -1.0f : logps_chosen[j];
-            float v26 = v19 != 0.0f ? 0.0f : ref_chosen[j];
-            float v27 = v25 - v26;
-            float v28 = (beta[0]) * v27;
+            float v9 = v1 * (loss_weights[15]);
+            float v10 = v8 != 0.0f ? 0.0f : v9;
+            float v11 = -v10;
+            float v12 = v11 * (label_smoothing[0]);
+            float v13 = -v12;
+            float v14 = v8 != 0.0f ? -1.0f : logps_chosen[j];
+            float v15 = v8 != 0.0f ? 1.0f : len_chosen[j];
+            float v16 = v14 / v15;
+            float v17 = v8 != 0.0f ? 0.0f : ref_chosen[j];
+            float v18 = v17 / v15;
+            float v19 = v16 - v18;
+            float v20 = v8 != 0.0f ? -1.0f : logps_rejected[j];
+            float v21 = v8 != 0.0f ? 1.0f : len_rejected[j];
+            float v22 = v20 / v21;
+            float v23 = v8 != 0.0f ? 0.0f : ref_rejected[j];
+            float v24 = v23 / v21;
+            float v25 = v22 - v24;
+            float v26 = v19 - v25;
+            float v27 = (beta[0]) * v26;
+            float v28 = -v27;
             float v29 = fabsf(v28);
             float v30 = -v29;
             float v31 = la_expf(v30);
-            float v32 = v24 * v31;
-            float v33 = -v32;
-            float v34 = 0.0f < v28 ? 1.0f : 0.0f;
-            float v35 = v34 * 2.0f;
-            float v36 = v35 - 1.0f;
-            float v37 = v33 * v36;
-            float v38 = v28 <= 0.0f ? 1.0f : 0.0f;
-            float v39 = v22 * v38;
-            float v40 = v37 + v39;
-            float v41 = v40 * (beta[0]);
-            float v42 = t88[j] + v41;
-            float v43 = v19 != 0.0f ? 0.0f : v42;
-            float v44 = v18 + v43;
-            float v46 = v1 * (loss_weights[11]);
-            float v47 = v45 != 0.0f ? 0.0f : v46;
+            float v32 = 1.0f + v31;
+            float v33 = v13 / v32;
+            float v34 = v33 * v31;
+            float v35 = -v34;
+            float v36 = 0.0f < v28 ? 1.0f : 0.0f;
+            float v37 = v36 * 2.0f;
+            float v38 = v37 - 1.0f;
+            float v39 = v35 * v38;
+            float v40 = v28 <= 0.0f ? 1.0f : 0.0f;
+            float v41 = v12 * v40;
+            float v42 = v39 + v41;
+            float v43 = -v42;
+            float v44 = v43 * (beta[0]);
+            float v47 = v10 * v46;
             float v48 = -v47;
-            float v49 = v48 * (t47[j]);
+            float v49 = fabsf(v27);
             float v50 = -v49;
-            float v51 = v50 / (t46[j]);
-            float v52 = v45 != 0.0f ? -1.0f : logps_chosen[j];
-            float v53 = v45 != 0.0f ? 0.0f : ref_chosen[j];
-            float v54 = v52 - v53;
-            float v55 = (beta[0]) * v54;
-            float v56 = fabsf(v55);
-            float v57 = -v56;
-            float v58 = la_expf(v57);
-            float v59 = v51 * v58;
-            float v60 = -v59;
-            float v61 = 0.0f < v55 ? 1.0f : 0.0f;
-            float v62 = v61 * 2.0f;
-            float v63 = v62 - 1.0f;
-            float v64 = v60 * v63;
-            float v65 = v55 <= 0.0f ? 1.0f : 0.0f;
-            float v66 = v49 * v65;
-            float v67 = v64 + v66;
-            float v68 = v67 * (beta[0]);
-            float v69 = v45 != 0.0f ? 0.0f : v68;
-            float v70 = v44 + v69;
-            float v72 = v1 * (loss_weights[10]);
-            float v73 = v71 != 0.0f ? 0.0f : v72;
-            float v74 = -v73;
-            float v75 = -v74;
-            float v76 = v75 / (t42[j]);
-            float v77 = v76 * (t41[j]);
-            float v78 = -v77;
-            float v79 = 0.0f < t40[j] ? 1.0f : 0.0f;
-            float v80 = v79 * 2.0f;
-            float v81 = v80 - 1.0f;
-            float v82 = v78 * v81;
-            float v83 = t40[j] <= 0.0f ? 1.0f : 0.0f;
-            float v84 = v74 * v83;
-            float v85 = v82 + v84;
-            float v86 = v85 * (beta[0]);
-            float v87 = v71 != 0.0f ? 0.0f : v86;
-            float v88 = v70 + v87;
-            float v90 = v1 * (loss_weights[9]);
-            float v91 = v89 != 0.0f ? 0.0f : v90;
+            float v51 = la_expf(v50);
+            float v52 = 1.0f + v51;
+            float v53 = v48 / v52;
+            float v54 = v53 * v51;
+            float v55 = -v54;
+            float v56 = 0.0f < v27 ? 1.0f : 0.0f;
+            float v57 = v56 * 2.0f;
+            float v58 = v57 - 1.0f;
+            float v59 = v55 * v58;
+            float v60 = v27 <= 0.0f ? 1.0f : 0.0f;
+            float v61 = v47 * v60;
+            float v62 = v59 + v61;
+            float v63 = v62 * (beta[0]);
+            float v64 = v44 + v63;
+            float v65 = v64 / v15;
+            float v66 = v8 != 0.0f ? 0.0f : v65;
+            float v67 = v7 + v66;
+            float v69 = v1 * (loss_weights[14]);
+            float v70 = v68 != 0.0f ? 0.0f : v69;
+            float v71 = v68 != 0.0f ? -1.0f : logps_chosen[j];
+            float v72 = v68 != 0.0f ? 0.0f : ref_chosen[j];
+            float v73 = v71 - v72;
+            float v74 = v68 != 0.0f ? -1.0f : logps_rejected[j];
+            float v75 = v68 != 0.0f ? 0.0f : ref_rejected[j];
+            float v76 = v74 - v75;
+            float v77 = v73 - v76;
+            float v78 = (beta[0]) * v77;
+            float v79 = v78 / 0.0500000007f;
+            float v80 = fminf(v79, 0.0f);
+            float v81 = fabsf(v79);
+            float v82 = -v81;
+            float v83 = la_expf(v82);
+            float v84 = 1.0f + v83;
+            float v85 = logf(v84);
+            float v86 = v80 - v85;
+            float v87 = la_expf(v86);
+            float v88 = v70 * v87;
+            float v89 = -v78;
+            float v90 = la_expf(v89);
+            float v91 = v88 * v90;
             float v92 = -v91;
-            float v93 = v89 != 0.0f ? -1.0f : logps_chosen[j];
-            float v94 = v89 != 0.0f ? 1.0f : len_chosen[j];
-            float v95 = v93 / v94;
-            float v96 = la_expf(v95);
-            float v97 = 1.0f - v96;
-            float v98 = (t90[j]) / v97;
-            float v99 = -v98;
-            float v100 = v99 * v96;
-            float v101 = v92 + v100;
-            float v102 = v101 + t89[j];
-            float v103 = v102 / v94;
-            float v104 = v89 != 0.0f ? 0.0f : v103;
-            float v105 = v88 + v104;
-            float v107 = v106 != 0.0f ? 1.0f : len_chosen[j];
-            float v108 = (t91[j]) / v107;
-            float v109 = v106 != 0.0f ? 0.0f : v108;
-            float v110 = v105 + v109;
-            float v112 = (t93[j]) * (dpop_lambda[0]);
-            float v113 = v111 != 0.0f ? 0.0f : ref_chosen[j];
-            float v114 = v111 != 0.0f ? -1.0f : logps_chosen[j];
+            float v93 = 1.0f - v87;
+            float v94 = v70 * v93;
+            float v95 = -v94;
+            float v96 = -v95;
+            float v97 = fabsf(v78);
+            float v98 = -v97;
+            float v99 = la_expf(v98);
+            float v100 = 1.0f + v99;
+            float v101 = v96 / v100;
+            float v102 = v101 * v99;
+            float v103 = -v102;
+            float v104 = 0.0f < v78 ? 1.0f : 0.0f;
+            float v105 = v104 * 2.0f;
+            float v106 = v105 - 1.0f;
+            float v107 = v103 * v106;
+            float v108 = v92 + v107;
+            float v109 = v78 <= 0.0f ? 1.0f : 0.0f;
+            float v110 = v95 * v109;
+            float v111 = v108 + v110;
+            float v112 = v70 * v90;
+            float v113 = fminf(v78, 0.0f);
+            float v114 = logf(v100);
             float v115 = v113 - v114;
-            float v116 = 0.0f <= v115 ? 1.0f : 0.0f;
-            float v117 = v112 * v116;
+            float v116 = -v115;
+            float v117 = v70 * v116;
             float v118 = -v117;
-            float v119 = v118 + t92[j];
-            float v120 = v111 != 0.0f ? 0.0f : v119;
-            float v121 = v110 + v120;
-            float v123 = v1 * (loss_weights[6]);
-            float v124 = v122 != 0.0f ? 0.0f : v123;
-            float v125 = v124 * 0.5f;
-            float v126 = -v125;
-            float v127 = v126 * (t23[j]);
-            float v128 = -v127;
-            float v129 = v128 / (t22[j]);
-            float v130 = v129 * (t21[j]);
-            float v131 = -v130;
-            float v132 = 0.0f < t20[j] ? 1.0f : 0.0f;
-            float v133 = v132 * 2.0f;
-            float v134 = v133 - 1.0f;
-            float v135 = v131 * v134;
-            float v136 = t20[j] <= 0.0f ? 1.0f : 0.0f;
-            float v137 = v127 * v136;
-            float v138 = v135 + v137;
-            float v139 = v138 * (beta[0]);
-            float v140 = v122 != 0.0f ? 0.0f : v139;
-            float v141 = v121 + v140;
-            float v143 = v1 * (loss_weights[5]);
-            float v144 = v142 != 0.0f ? 0.0f : v143;
-            float v145 = -v144;
-            float v146 = v145 * 0.5f;
-            float v147 = -v146;
-            float v148 = v147 / (t16[j]);
-            float v149 = v148 * (t15[j]);
-            float v150 = -v149;
-            float v151 = v142 != 0.0f ? -1.0f : logps_chosen[j];
-            float v152 = v142 != 0.0f ? 0.0f : ref_chosen[j];
-            float v153 = v151 - v152;
-            float v154 = (beta[0]) * v153;
-            float v155 = -v154;
-            float v156 = 0.0f < v155 ? 1.0f : 0.0f;
-            float v157 = v156 * 2.0f;
-            float v158 = v157 - 1.0f;
-            float v159 = v150 * v158;
-            float v160 = v155 <= 0.0f ? 1.0f : 0.0f;
-            float v161 = v146 * v160;
-            float v162 = v159 + v161;
-            float v163 = -v162;
-            float v164 = v163 * (beta[0]);
-            float v165 = -v145;
-            float v166 = v165 / (t14[j]);
-            float v167 = fabsf(v154);
-            float v168 = -v167;
-            float v169 = la_expf(v168);
-            float v170 = v166 * v169;
-            float v171 = -v170;
-            float v172 = 0.0f < v154 ? 1.0f : 0.0f;
-            float v173 = v172 * 2.0f;
-            float v174 = v173 - 1.0f;
-            float v175 = v171 * v174;
-            float v176 = v154 <= 0.0f ? 1.0f : 0.0f;
-            float v177 = v145 * v176;
-            float v178 = v175 + v177;
-            float v179 = v178 * (beta[0]);
-            float v180 = v164 + v179;
-            float v181 = v142 != 0.0f ? 0.0f : v180;
-            float v182 = v141 + v181;
-            float v184 = v1 * (loss_weights[4]);
-            float v185 = v183 != 0.0f ? 0.0f : v184;
-            float v186 = v183 != 0.0f ? -1.0f : logps_chosen[j];
-            float v187 = v183 != 0.0f ? 0.0f : ref_chosen[j];
-            float v188 = v186 - v187;
-            float v190 = v188 - v189;
-            float v191 = v185 * v190;
-            float v192 = v191 + v191;
-            float v193 = v183 != 0.0f ? 0.0f : v192;
-            float v194 = v182 + v193;
-            float v196 = v195 != 0.0f ? 1.0f : len_chosen[j];
-            float v197 = (t94[j]) / v196;
-            float v198 = v195 != 0.0f ? 0.0f : v197;
-            float v199 = v194 + v198;
-            float v201 = v200 != 0.0f ? 0.0f : t95[j];
-            float v202 = v199 + v201;
-            float v204 = v203 != 0.0f ? 0.0f : t96[j];
+            float v119 = v112 + v118;
+            float v120 = v119 * v87;
+            float v121 = -v120;
+            float v122 = v121 / v84;
+            float v123 = v122 * v83;
+            float v124 = -v123;
+            float v125 = 0.0f < v79 ? 1.0f : 0.0f;
+            float v126 = v125 * 2.0f;
+            float v127 = v126 - 1.0f;
+            float v128 = v124 * v127;
+            float v129 = v79 <= 0.0f ? 1.0f : 0.0f;
+            float v130 = v120 * v129;
+            float v131 = v128 + v130;
+            float v132 = v131 / 0.0500000007f;
+            float v133 = v111 + v132;
+            float v134 = v133 * (beta[0]);
+            float v135 = v68 != 0.0f ? 0.0f : v134;
+            float v136 = v67 + v135;
+            float v138 = v1 * (loss_weights[13]);
+            float v139 = v137 != 0.0f ? 0.0f : v138;
+            float v140 = v137 != 0.0f ? -1.0f : logps_chosen[j];
+            float v141 = v137 != 0.0f ? 0.0f : ref_chosen[j];
+            float v142 = v140 - v141;
+            float v143 = v137 != 0.0f ? -1.0f : logps_rejected[j];
+            float v144 = v137 != 0.0f ? 0.0f : ref_rejected[j];
+            float v145 = v143 - v144;
+            float v146 = v142 - v145;
+            float v147 = (beta[0]) * v146;
+            float v148 = -v147;
+            float v149 = fminf(v148, 0.0f);
+            float v150 = fabsf(v148);
+            float v151 = -v150;
+            float v152 = la_expf(v151);
+            float v153 = 1.0f + v152;
+            float v154 = logf(v153);
+            float v155 = v149 - v154;
+            float v156 = la_expf(v155);
+            float v157 = v139 * v156;
+            float v158 = -v157;
+            float v159 = v158 / v153;
+            float v160 = v159 * v152;
+            float v161 = -v160;
+            float v162 = 0.0f < v148 ? 1.0f : 0.0f;
+            float v163 = v162 * 2.0f;
+            float v164 = v163 - 1.0f;
+            float v165 = v161 * v164;
+            float v166 = v148 <= 0.0f ? 1.0f : 0.0f;
+            float v167 = v157 * v166;
+            float v168 = v165 + v167;
+            float v169 = -v168;
+            float v173 = v155 - v172;
+            float v174 = v139 * v173;
+            float v175 = v174 * v156;
+            float v176 = -v175;
+            float v177 = v176 / v153;
+            float v178 = v177 * v152;
+            float v179 = -v178;
+            float v180 = v179 * v164;
+            float v181 = v175 * v166;
+            float v182 = v180 + v181;
+            float v183 = -v182;
+            float v184 = v169 + v183;
+            float v185 = fminf(v147, 0.0f);
+            float v186 = fabsf(v147);
+            float v187 = -v186;
+            float v188 = la_expf(v187);
+            float v189 = 1.0f + v188;
+            float v190 = logf(v189);
+            float v191 = v185 - v190;
+            float v192 = la_expf(v191);
+            float v193 = v139 * v192;
+            float v194 = -v193;
+            float v195 = v194 / v189;
+            float v196 = v195 * v188;
+            float v197 = -v196;
+            float v198 = 0.0f < v147 ? 1.0f : 0.0f;
+            float v199 = v198 * 2.0f;
+            float v200 = v199 - 1.0f;
+            float v201 = v197 * v200;
+            float v202 = v184 + v201;
+            float v203 = v147 <= 0.0f ? 1.0f : 0.0f;
+            float v204 = v193 * v203;
             float v205 = v202 + v204;
-            float v207 = v206 != 0.0f ? 0.0f : t97[j];
-            float v208 = v205 + v207;
-            d_chosen[j] = v208;
+            float v208 = v191 - v207;
+            float v209 = v139 * v208;
+            float v210 = v209 * v192;
+            float v211 = -v210;
+            float v212 = v211 / v189;
+            float v213 = v212 * v188;
+            float v214 = -v213;
+            float v215 = v214 * v200;
+            float v216 = v205 + v215;
+            float v217 = v210 * v203;
+            float v218 = v216 + v217;
+            float v219 = v218 * (beta[0]);
+            float v220 = v137 != 0.0f ? 0.0f : v219;
+            float v221 = v136 + v220;
+            float v223 = v1 * (loss_weights[12]);
+            float v224 = v222 != 0.0f ? 0.0f : v223;
+            float v225 = -v224;
+            float v226 = v222 != 0.0f ? -1.0f : logps_chosen[j];
+            float v227 = v222 != 0.0f ? 0.0f : ref_chosen[j];
+            float v228 = v226 - v227;
+            float v229 = v222 != 0.0f ? -1.0f : logps_rejected[j];
+            float v230 = v222 != 0.0f ? 0.0f : ref_rejected[j];
+            float v231 = v229 - v230;
+            float v232 = v228 - v231;
+            float v233 = (beta[0]) * v232;
+            float v234 = fminf(v233, 0.0f);
+            float v235 = fabsf(v233);
+            float v236 = -v235;
+            float v237 = la_expf(v236);
+            float v238 = 1.0f + v237;
+            float v239 = logf(v238);
+            float v240 = v234 - v239;
+            float v241 = la_expf(v240);
+            float v242 = v225 * v241;
+            float v243 = -v242;
+            float v244 = v243 / v238;
+            float v245 = v244 * v237;
+            float v246 = -v245;
+            float v247 = 0.0f < v233 ? 1.0f : 0.0f;
+            float v248 = v247 * 2.0f;
+            float v249 = v248 - 1.0f;
+            float v250 = v246 * v249;
+            float v251 = v233 <= 0.0f ? 1.0f : 0.0f;
+            float v252 = v242 * v251;
+            float v253 = v250 + v252;
+            float v254 = v253 * (beta[0]);
+            float v255 = (beta[0]) * v228;
+            float v256 = fminf(v255, 0.0f);
+            float v257 = fabsf(v255);
+            float v258 = -v257;
+            float v259 = la_expf(v258);
+            float v260 = 1.0f + v259;
+            float v261 = logf(v260);
+            float v262 = v256 - v261;
+            float v263 = la_expf(v262);
+            float v264 = v224 * v263;
+            float v265 = -v264;
+            float v266 = v265 / v260;
+            float v267 = v266 * v259;
+            float v268 = -v267;
+            float v269 = 0.0f < v255 ? 1.0f : 0.0f;
+            float v270 = v269 * 2.0f;
+            float v271 = v270 - 1.0f;
+            float v272 = v268 * v271;
+            float v273 = v255 <= 0.0f ? 1.0f : 0.0f;
+            float v274 = v264 * v273;
+            float v275 = v272 + v274;
+            float v276 = v275 * (beta[0]);
+            float v277 = v254 + v276;
+            float v278 = v222 != 0.0f ? 0.0f : v277;
+            float v279 = v221 + v278;
+            float v281 = v1 * (loss_weights[11]);
+            float v282 = v280 != 0.0f ? 0.0f : v281;
+            float v283 = -v282;
+            float v284 = v280 != 0.0f ? -1.0f : logps_chosen[j];
+            float v285 = v280 != 0.0f ? 0.0f : ref_chosen[j];
+            float v286 = v284 - v285;
+            float v287 = (beta[0]) * v286;
+            float v288 = fminf(v287, 0.0f);
+            float v289 = fabsf(v287);
+            float v290 = -v289;
+            float v291 = la_expf(v290);
+            float v292 = 1.0f + v291;
+            float v293 = logf(v292);
+            float v294 = v288 - v293;
+            float v295 = la_expf(v294);
+            float v296 = v283 * v295;
+            float v297 = -v296;
+            float v298 = v297 / v292;
+            float v299 = v298 * v291;
+            float v300 = -v299;
+            float v301 = 0.0f < v287 ? 1.0f : 0.0f;
+            float v302 = v301 * 2.0f;
+            float v303 = v302 - 1.0f;
+            float v304 = v300 * v303;
+            float v305 = v287 <= 0.0f ? 1.0f : 0.0f;
+            float v306 = v296 * v305;
+            float v307 = v304 + v306;
+            float v308 = v307 * (beta[0]);
+            float v309 = v280 != 0.0f ? 0.0f : v308;
+            float v310 = v279 + v309;
+            float v312 = v1 * (loss_weights[10]);
+            float v313 = v311 != 0.0f ? 0.0f : v312;
+            float v314 = -v313;
+            float v315 = -v314;
+            float v316 = v311 != 0.0f ? -1.0f : logps_chosen[j];
+            float v317 = v311 != 0.0f ? 0.0f : ref_chosen[j];
+            float v318 = v316 - v317;
+            float v319 = (beta[0]) * v318;
+            float v326 = v319 - v325;
+            float v327 = fabsf(v326);
+            float v328 = -v327;
+            float v329 = la_expf(v328);
+            float v330 = 1.0f + v329;
+            float v331 = v315 / v330;
+            float v332 = v331 * v329;
+            float v333 = -v332;
+            float v334 = 0.0f < v326 ? 1.0f : 0.0f;
+            float v335 = v334 * 2.0f;
+            float v336 = v335 - 1.0f;
+            float v337 = v333 * v336;
+            float v338 = v326 <= 0.0f ? 1.0f : 0.0f;
+            float v339 = v314 * v338;
+            float v340 = v337 + v339;
+            float v341 = v340 * (beta[0]);
+            float v342 = v311 != 0.0f ? 0.0f : v341;
+            float v343 = v310 + v342;
+            float v345 = v1 * (loss_weights[9]);
+            float v346 = v344 != 0.0f ? 0.0f : v345;
+            float v347 = -v346;
+            float v348 = v347 * (beta[0]);
+            float v349 = -v348;
+            float v350 = v344 != 0.0f ? -1.0f : logps_chosen[j];
+            float v351 = v344 != 0.0f ? 1.0f : len_chosen[j];
+            float v352 = v350 / v351;
+            float v353 = v344 != 0.0f ? -1.0f : logps_rejected[j];
+            float v354 = v344 != 0.0f ? 1.0f : len_rejected[j];
+            float v355 = v353 / v354;
+            float v356 = v352 - v355;
+            float v357 = la_expf(v352);
+            float v358 = 1.0f - v357;
+            float v359 = logf(v358);
+            float v360 = la_expf(v355);
+            float v361 = 1.0f - v360;
+            float v362 = logf(v361);
+            float v363 = v359 - v362;
+            float v364 = v356 - v363;
+            float v365 = fabsf(v364);
+            float v366 = -v365;
+            float v367 = la_expf(v366);
+            float v368 = 1.0f + v367;
+            float v369 = v349 / v368;
+            float v370 = v369 * v367;
+            float v371 = -v370;
+            float v372 = 0.0f < v364 ? 1.0f : 0.0f;
+            float v373 = v372 * 2.0f;
+            float v374 = v373 - 1.0f;
+            float v375 = v371 * v374;
+            float v376 = v364 <= 0.0f ? 1.0f : 0.0f;
+            float v377 = v348 * v376;
+            float v378 = v375 + v377;
+            float v379 = -v378;
+            float v380 = v379 / v358;
+            float v381 = -v380;
+            float v382 = v381 * v357;
+            float v383 = v347 + v382;
+            float v384 = v383 + v378;
+            float v385 = v384 / v351;
+            float v386 = v344 != 0.0f ? 0.0f : v385;
+            float v387 = v343 + v386;
+            float v389 = v1 * (loss_weights[8]);
+            float v390 = v388 != 0.0f ? 0.0f : v389;
+            float v391 = -v390;
+            float v392 = v391 * (label_smoothing[0]);
+            float v393 = -v392;
+            float v394 = v388 != 0.0f ? -1.0f : logps_chosen[j];
+            float v395 = v388 != 0.0f ? 1.0f : len_chosen[j];
+            float v396 = v394 / v395;
+            float v397 = v388 != 0.0f ? -1.0f : logps_rejected[j];
+            float v398 = v388 != 0.0f ? 1.0f : len_rejected[j];
+            float v399 = v397 / v398;
+            float v400 = v396 - v399;
+            float v402 = v400 - v401;
+            float v403 = (beta[0]) * v402;
+            float v404 = -v403;
+            float v405 = fabsf(v404);
+            float v406 = -v405;
+            float v407 = la_expf(v406);
+            float v408 = 1.0f + v407;
+            float v409 = v393 / v408;
+            float v410 = v409 * v407;
+            float v411 = -v410;
+            float v412 = 0.0f < v404 ? 1.0f : 0.0f;
+            float v413 = v412 * 2.0f;
+            float v414 = v413 - 1.0f;
+            float v415 = v411 * v414;
+            float v416 = v404 <= 0.0f ? 1.0f : 0.0f;
+            float v417 = v392 * v416;
+            float v418 = v415 + v417;
+            float v419 = -v418;
+            float v420 = v419 * (beta[0]);
+            float v421 = v390 * v46;
+            float v422 = -v421;
+            float v423 = fabsf(v403);
+            float v424 = -v423;
+            float v425 = la_expf(v424);
+            float v426 = 1.0f + v425;
+            float v427 = v422 / v426;
+            float v428 = v427 * v425;
+            float v429 = -v428;
+            float v430 = 0.0f < v403 ? 1.0f : 0.0f;
+            float v431 = v430 * 2.0f;
+            float v432 = v431 - 1.0f;
+            float v433 = v429 * v432;
+            float v434 = v403 <= 0.0f ? 1.0f : 0.0f;
+            float v435 = v421 * v434;
+            float v436 = v433 + v435;
+            float v437 = v436 * (beta[0]);
+            float v438 = v420 + v437;
+            float v439 = v438 / v395;
+            float v440 = v388 != 0.0f ? 0.0f : v439;
+            float v441 = v387 + v440;
+            float v443 = v1 * (loss_weights[7]);
+            float v444 = v442 != 0.0f ? 0.0f : v443;
+            float v445 = -v444;
+            float v446 = -v445;
+            float v447 = v442 != 0.0f ? -1.0f : logps_chosen[j];
+            float v448 = v442 != 0.0f ? 0.0f : ref_chosen[j];
+            float v449 = v447 - v448;
+            float v450 = v442 != 0.0f ? -1.0f : logps_rejected[j];
+            float v451 = v442 != 0.0f ? 0.0f : ref_rejected[j];
+            float v452 = v450 - v451;
+            float v453 = v449 - v452;
+            float v454 = v448 - v447;
+            float v455 = fmaxf(v454, 0.0f);
+            float v456 = (dpop_lambda[0]) * v455;
+            float v457 = v453 - v456;
+            float v458 = (beta[0]) * v457;
+            float v459 = fabsf(v458);
+            float v460 = -v459;
+            float v461 = la_expf(v460);
+            float v462 = 1.0f + v461;
+            float v463 = v446 / v462;
+            float v464 = v463 * v461;
+            float v465 = -v464;
+            float v466 = 0.0f < v458 ? 1.0f : 0.0f;
+            float v467 = v466 * 2.0f;
+            float v468 = v467 - 1.0f;
+            float v469 = v465 * v468;
+            float v470 = v458 <= 0.0f ? 1.0f : 0.0f;
+            float v471 = v445 * v470;
+            float v472 = v469 + v471;
+            float v473 = v472 * (beta[0]);
+            float v474 = -v473;
+            float v475 = v474 * (dpop_lambda[0]);
+            float v476 = 0.0f <= v454 ? 1.0f : 0.0f;
+            float v477 = v475 * v476;
+            float v478 = -v477;
+            float v479 = v478 + v473;
+            float v480 = v442 != 0.0f ? 0.0f : v479;
+            float v481 = v441 + v480;
+            float v483 = v1 * (loss_weights[6]);
+            float v484 = v482 != 0.0f ? 0.0f : v483;
+            float v485 = v484 * 0.5f;
+            float v486 = -v485;
+            float v487 = v482 != 0.0f ? -1.0f : logps_chosen[j];
+            float v488 = v482 != 0.0f ? 0.0f : ref_chosen[j];
+            float v489 = v487 - v488;
+            float v493 = v489 - v492;
+            float v494 = (beta[0]) * v493;
+            float v495 = fminf(v494, 0.0f);
+            float v496 = fabsf(v494);
+            float v497 = -v496;
+            float v498 = la_expf(v497);
+            float v499 = 1.0f + v498;
+            float v500 = logf(v499);
+            float v501 = v495 - v500;
+            float v502 = la_expf(v501);
+            float v503 = v486 * v502;
+            float v504 = -v503;
+            float v505 = v504 / v499;
+            float v506 = v505 * v498;
+            float v507 = -v506;
+            float v508 = 0.0f < v494 ? 1.0f : 0.0f;
+            float v509 = v508 * 2.0f;
+            float v510 = v509 - 1.0f;
+            float v511 = v507 * v510;
+            float v512 = v494 <= 0.0f ? 1.0f : 0.0f;
+            float v513 = v503 * v512;
+            float v514 = v511 + v513;
+            float v515 = v514 * (beta[0]);
+            float v516 = v482 != 0.0f ? 0.0f : v515;
+            float v517 = v481 + v516;
+            float v519 = v1 * (loss_weights[5]);
+            float v520 = v518 != 0.0f ? 0.0f : v519;
+            float v521 = -v520;
+            float v522 = v521 * 0.5f;
+            float v523 = -v522;
+            float v524 = v518 != 0.0f ? -1.0f : logps_chosen[j];
+            float v525 = v518 != 0.0f ? 0.0f : ref_chosen[j];
+            float v526 = v524 - v525;
+            float v527 = (beta[0]) * v526;
+            float v528 = -v527;
+            float v529 = fabsf(v528);
+            float v530 = -v529;
+            float v531 = la_expf(v530);
+            float v532 = 1.0f + v531;
+            float v533 = v523 / v532;
+            float v534 = v533 * v531;
+            float v535 = -v534;
+            float v536 = 0.0f < v528 ? 1.0f : 0.0f;
+            float v537 = v536 * 2.0f;
+            float v538 = v537 - 1.0f;
+            float v539 = v535 * v538;
+            float v540 = v528 <= 0.0f ? 1.0f : 0.0f;
+            float v541 = v522 * v540;
+            float v542 = v539 + v541;
+            float v543 = -v542;
+            float v544 = v543 * (beta[0]);
+            float v545 = -v521;
+            float v546 = fabsf(v527);
+            float v547 = -v546;
+            float v548 = la_expf(v547);
+            float v549 = 1.0f + v548;
+            float v550 = v545 / v549;
+            float v551 = v550 * v548;
+            float v552 = -v551;
+            float v553 = 0.0f < v527 ? 1.0f : 0.0f;
+            float v554 = v553 * 2.0f;
+            float v555 = v554 - 1.0f;
+            float v556 = v552 * v555;
+            float v557 = v527 <= 0.0f ? 1.0f : 0.0f;
+            float v558 = v521 * v557;
+            float v559 = v556 + v558;
+            float v560 = v559 * (beta[0]);
+            float v561 = v544 + v560;
+            float v562 = v518 != 0.0f ? 0.0f : v561;
+            float v563 = v517 + v562;
+            float v565 = v1 * (loss_weights[4]);
+            float v566 = v564 != 0.0f ? 0.0f : v565;
+            float v567 = v564 != 0.0f ? -1.0f : logps_chosen[j];
+            float v568 = v564 != 0.0f ? 0.0f : ref_chosen[j];
+            float v569 = v567 - v568;
+            float v571 = v569 - v570;
+            float v572 = v566 * v571;
+            float v573 = v572 + v572;
+            float v574 = v564 != 0.0f ? 0.0f : v573;
+            float v575 = v563 + v574;
+            float v577 = v1 * (loss_weights[3]);
+            float v578 = v576 != 0.0f ? 0.0f : v577;
+            float v579 = v576 != 0.0f ? -1.0f : logps_chosen[j];
+            float v580 = v576 != 0.0f ? 1.0f : len_chosen[j];
+            float v581 = v579 / v580;
+            float v582 = v576 != 0.0f ? 0.0f : ref_chosen[j];
+            float v583 = v582 / v580;
+            float v584 = v581 - v583;
+            float v585 = v576 != 0.0f ? -1.0f : logps_rejected[j];
+            float v586 = v576 != 0.0f ? 1.0f : len_rejected[j];
+            float v587 = v585 / v586;
+            float v588 = v576 != 0.0f ? 0.0f : ref_rejected[j];
+            float v589 = v588 / v586;
+            float v590 = v587 - v589;
+            float v591 = v584 - v590;
+            float v594 = v591 - v593;
+            float v595 = v578 * v594;
+            float v596 = v595 + v595;
+            float v597 = v596 / v580;
+            float v598 = v576 != 0.0f ? 0.0f : v597;
+            float v599 = v575 + v598;
+            float v601 = v1 * (loss_weights[2]);
+            float v602 = v600 != 0.0f ? 0.0f : v601;
+            float v603 = v600 != 0.0f ? -1.0f : logps_chosen[j];
+            float v604 = v600 != 0.0f ? 0.0f : ref_chosen[j];
+            float v605 = v603 - v604;
+            float v606 = v600 != 0.0f ? -1.0f : logps_rejected[j];
+            float v607 = v600 != 0.0f ? 0.0f : ref_rejected[j];
+            float v608 = v606 - v607;
+            float v609 = v605 - v608;
+            float v610 = (beta[0]) * v609;
+            float v611 = 1.0f - v610;
+            float v612 = 0.0f <= v611 ? 1.0f : 0.0f;
+            float v613 = v602 * v612;
+            float v614 = -v613;
+            float v615 = v614 * (beta[0]);
+            float v616 = v600 != 0.0f ? 0.0f : v615;
+            float v617 = v599 + v616;
+            float v619 = v1 * (loss_weights[1]);
+            float v620 = v618 != 0.0f ? 0.0f : v619;
+            float v623 = v620 / v622;
+            float v624 = v623 * (label_smoothing[0]);
+            float v625 = -v624;
+            float v626 = v618 != 0.0f ? -1.0f : logps_chosen[j];
+            float v627 = v618 != 0.0f ? 0.0f : ref_chosen[j];
+            float v628 = v626 - v627;
+            float v629 = v618 != 0.0f ? -1.0f : logps_rejected[j];
+            float v630 = v618 != 0.0f ? 0.0f : ref_rejected[j];
+            float v631 = v629 - v630;
+            float v632 = v628 - v631;
+            float v633 = (beta[0]) * v632;
+            float v634 = -v633;
+            float v635 = fabsf(v634);
+            float v636 = -v635;
+            float v637 = la_expf(v636);
+            float v638 = 1.0f + v637;
+            float v639 = v625 / v638;
+            float v640 = v639 * v637;
+            float v641 = -v640;
+            float v642 = 0.0f < v634 ? 1.0f : 0.0f;
+            float v643 = v642 * 2.0f;
+            float v644 = v643 - 1.0f;
+            float v645 = v641 * v644;
+            float v646 = v634 <= 0.0f ? 1.0f : 0.0f;
+            float v647 = v624 * v646;
+            float v648 = v645 + v647;
+            float v649 = -v648;
+            float v650 = v649 * (beta[0]);
+            float v651 = v623 * v46;
+            float v652 = -v651;
+            float v653 = fabsf(v633);
+            float v654 = -v653;
+            float v655 = la_expf(v654);
+            float v656 = 1.0f + v655;
+            float v657 = v652 / v656;
+            float v658 = v657 * v655;
+            float v659 = -v658;
+            float v660 = 0.0f < v633 ? 1.0f : 0.0f;
+            float v661 = v660 * 2.0f;
+            float v662 = v661 - 1.0f;
+            float v663 = v659 * v662;
+            float v664 = v633 <= 0.0f ? 1.0f : 0.0f;
+            float v665 = v651 * v664;
+            float v666 = v663 + v665;
+            float v667 = v666 * (beta[0]);
+            float v668 = v650 + v667;
+            float v669 = v618 != 0.0f ? 0.0f : v668;
+            float v670 = v617 + v669;
+            float v672 = v1 * (loss_weights[0]);
+            float v673 = v671 != 0.0f ? 0.0f : v672;
+            float v674 = -v673;
+            float v675 = v674 * (label_smoothing[0]);
+            float v676 = -v675;
+            float v677 = v671 != 0.0f ? -1.0f : logps_chosen[j];
+            float v678 = v671 != 0.0f ? 0.0f : ref_chosen[j];
+            float v679 = v677 - v678;
+            float v680 = v671 != 0.0f ? -1.0f : logps_rejected[j];
+            float v681 = v671 != 0.0f ? 0.0f : ref_rejected[j];
+            float v682 = v680 - v681;
+            float v683 = v679 - v682;
+            float v684 = (beta[0]) * v683;
+            float v685 = -v684;
+            float v686 = fabsf(v685);
+            float v687 = -v686;
+            float v688 = la_expf(v687);
+            float v689 = 1.0f + v688;
+            float v690 = v676 / v689;
+            float v691 = v690 * v688;
+            float v692 = -v691;
+            float v693 = 0.0f < v685 ? 1.0f : 0.0f;
+            float v694 = v693 * 2.0f;
+            float v695 = v694 - 1.0f;
+            float v696 = v692 * v695;
+            float v697 = v685 <= 0.0f ? 1.0f : 0.0f;
+            float v698 = v675 * v697;
+            float v699 = v696 + v698;
+            float v700 = -v699;
+            float v701 = v700 * (beta[0]);
+            float v702 = v673 * v46;
+            float v703 = -v702;
+            float v704 = fabsf(v684);
+            float v705 = -v704;
+            float v706 = la_expf(v705);
+            float v707 = 1.0f + v706;
+            float v708 = v703 / v707;
+            float v709 = v708 * v706;
+            float v710 = -v709;
+            float v711 = 0.0f < v684 ? 1.0f : 0.0f;
+            float v712 = v711 * 2.0f;
+            float v713 = v712 - 1.0f;
+            float v714 = v710 * v713;
+            float v715 = v684 <= 0.0f ? 1.0f : 0.0f;
+            float v716 = v702 * v715;
+            float v717 = v714 + v716;
+            float v718 = v717 * (beta[0]);
+            float v719 = v701 + v718;
+            float v720 = v671 != 0.0f ? 0.0f : v719;
+            float v721 = v670 + v720;
+            d_chosen[j] = v721;
         }
     }
 }
 
-/* Arena: 82 slots planned for 102 kernels. */
+/* Arena: 6 slots planned for 10 kernels. */
 static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long *off) {
     const long B = args->B;
     (void)B;
     long total = 0;
-    off[0] = total; total += la_round16(B);
-    off[1] = total; total += la_round16(B);
-    off[2] = total; total += la_round16(B);
-    off[3] = total; total += la_round16(B);
-    off[4] = total; total += la_round16(B);
+    off[0] = total; total += la_round16(1);
+    off[1] = total; total += la_round16(1);
+    off[2] = total; total += la_round16(1);
+    off[3] = total; total += la_round16(1);
+    off[4] = total; total += la_round16(1);
     off[5] = total; total += la_round16(B);
-    off[6] = total; total += la_round16(B);
-    off[7] = total; total += la_round16(B);
-    off[8] = total; total += la_round16(B);
-    off[9] = total; total += la_round16(B);
-    off[10] = total; total += la_round16(B);
-    off[11] = total; total += la_round16(B);
-    off[12] = total; total += la_round16(B);
-    off[13] = total; total += la_round16(B);
-    off[14] = total; total += la_round16(B);
-    off[15] = total; total += la_round16(B);
-    off[16] = total; total += la_round16(B);
-    off[17] = total; total += la_round16(B);
-    off[18] = total; total += la_round16(B);
-    off[19] = total; total += la_round16(la_max(1, B));
-    off[20] = total; total += la_round16(B);
-    off[21] = total; total += la_round16(B);
-    off[22] = total; total += la_round16(B);
-    off[23] = total; total += la_round16(B);
-    off[24] = total; total += la_round16(B);
-    off[25] = total; total += la_round16(B);
-    off[26] = total; total += la_round16(B);
-    off[27] = total; total += la_round16(B);
-    off[28] = total; total += la_round16(B);
-    off[29] = total; total += la_round16(B);
-    off[30] = total; total += la_round16(B);
-    off[31] = total; total += la_round16(B);
-    off[32] = total; total += la_round16(B);
-    off[33] = total; total += la_round16(B);
-    off[34] = total; total += la_round16(B);
-    off[35] = total; total += la_round16(B);
-    off[36] = total; total += la_round16(B);
-    off[37] = total; total += la_round16(B);
-    off[38] = total; total += la_round16(B);
-    off[39] = total; total += la_round16(B);
-    off[40] = total; total += la_round16(B);
-    off[41] = total; total += la_round16(B);
-    off[42] = total; total += la_round16(B);
-    off[43] = total; total += la_round16(B);
-    off[44] = total; total += la_round16(B);
-    off[45] = total; total += la_round16(B);
-    off[46] = total; total += la_round16(B);
-    off[47] = total; total += la_round16(B);
-    off[48] = total; total += la_round16(B);
-    off[49] = total; total += la_round16(B);
-    off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(B);
-    off[52] = total; total += la_round16(B);
-    off[53] = total; total += la_round16(B);
-    off[54] = total; total += la_round16(B);
-    off[55] = total; total += la_round16(B);
-    off[56] = total; total += la_round16(B);
-    off[57] = total; total += la_round16(B);
-    off[58] = total; total += la_round16(B);
-    off[59] = total; total += la_round16(B);
-    off[60] = total; total += la_round16(B);
-    off[61] = total; total += la_round16(B);
-    off[62] = total; total += la_round16(B);
-    off[63] = total; total += la_round16(B);
-    off[64] = total; total += la_round16(B);
-    off[65] = total; total += la_round16(B);
-    off[66] = total; total += la_round16(B);
-    off[67] = total; total += la_round16(B);
-    off[68] = total; total += la_round16(B);
-    off[69] = total; total += la_round16(B);
-    off[70] = total; total += la_round16(B);
-    off[71] = total; total += la_round16(B);
-    off[72] = total; total += la_round16(B);
-    off[73] = total; total += la_round16(B);
-    off[74] = total; total += la_round16(B);
-    off[75] = total; total += la_round16(B);
-    off[76] = total; total += la_round16(B);
-    off[77] = total; total += la_round16(B);
-    off[78] = total; total += la_round16(B);
-    off[79] = total; total += la_round16(B);
-    off[80] = total; total += la_round16(B);
-    off[81] = total; total += la_round16(B);
     (void)off;
     return total;
 }
 
 long llama_dpo_dpo_loss_arena_floats(const llama_dpo_dpo_loss_args *args) {
-    long off[82];
+    long off[6];
     return llama_dpo_dpo_loss_layout(args, off);
 }
 
 void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     const long B = args->B;
-    long off[82];
+    long off[6];
     llama_dpo_dpo_loss_layout(args, off);
     double *prof = args->kernel_ns;
     long tick;
@@ -8891,98 +7297,6 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[7];
-    float *t8 = args->arena + off[8];
-    float *t9 = args->arena + off[9];
-    float *t10 = args->arena + off[10];
-    float *t11 = args->arena + off[11];
-    float *t12 = args->arena + off[12];
-    float *t13 = args->arena + off[13];
-    float *t14 = args->arena + off[14];
-    float *t15 = args->arena + off[15];
-    float *t16 = args->arena + off[16];
-    float *t17 = args->arena + off[17];
-    float *t18 = args->arena + off[18];
-    float *t19 = args->arena + off[19];
-    float *t20 = args->arena + off[20];
-    float *t21 = args->arena + off[21];
-    float *t22 = args->arena + off[22];
-    float *t23 = args->arena + off[23];
-    float *t24 = args->arena + off[24];
-    float *t25 = args->arena + off[25];
-    float *t26 = args->arena + off[26];
-    float *t27 = args->arena + off[27];
-    float *t28 = args->arena + off[28];
-    float *t29 = args->arena + off[29];
-    float *t30 = args->arena + off[30];
-    float *t31 = args->arena + off[31];
-    float *t32 = args->arena + off[32];
-    float *t33 = args->arena + off[33];
-    float *t34 = args->arena + off[34];
-    float *t35 = args->arena + off[35];
-    float *t36 = args->arena + off[36];
-    float *t37 = args->arena + off[37];
-    float *t38 = args->arena + off[38];
-    float *t39 = args->arena + off[39];
-    float *t40 = args->arena + off[40];
-    float *t41 = args->arena + off[41];
-    float *t42 = args->arena + off[42];
-    float *t43 = args->arena + off[43];
-    float *t44 = args->arena + off[19];
-    float *t45 = args->arena + off[44];
-    float *t46 = args->arena + off[45];
-    float *t47 = args->arena + off[46];
-    float *t48 = args->arena + off[47];
-    float *t49 = args->arena + off[48];
-    float *t50 = args->arena + off[49];
-    float *t51 = args->arena + off[50];
-    float *t52 = args->arena + off[51];
-    float *t53 = args->arena + off[52];
-    float *t54 = args->arena + off[53];
-    float *t55 = args->arena + off[54];
-    float *t56 = args->arena + off[55];
-    float *t57 = args->arena + off[56];
-    float *t58 = args->arena + off[57];
-    float *t59 = args->arena + off[58];
-    float *t60 = args->arena + off[59];
-    float *t61 = args->arena + off[60];
-    float *t62 = args->arena + off[58];
-    float *t63 = args->arena + off[61];
-    float *t64 = args->arena + off[62];
-    float *t65 = args->arena + off[63];
-    float *t66 = args->arena + off[64];
-    float *t67 = args->arena + off[65];
-    float *t68 = args->arena + off[63];
-    float *t69 = args->arena + off[66];
-    float *t70 = args->arena + off[67];
-    float *t71 = args->arena + off[68];
-    float *t72 = args->arena + off[69];
-    float *t73 = args->arena + off[70];
-    float *t74 = args->arena + off[71];
-    float *t75 = args->arena + off[72];
-    float *t76 = args->arena + off[73];
-    float *t77 = args->arena + off[74];
-    float *t78 = args->arena + off[75];
-    float *t79 = args->arena + off[76];
-    float *t80 = args->arena + off[77];
-    float *t81 = args->arena + off[78];
-    float *t82 = args->arena + off[79];
-    float *t83 = args->arena + off[80];
-    float *t84 = args->arena + off[81];
-    float *t85 = args->arena + off[81];
-    float *t86 = args->arena + off[75];
-    float *t87 = args->arena + off[76];
-    float *t88 = args->arena + off[77];
-    float *t89 = args->arena + off[78];
-    float *t90 = args->arena + off[79];
-    float *t91 = args->arena + off[80];
-    float *t92 = args->arena + off[63];
-    float *t93 = args->arena + off[66];
-    float *t94 = args->arena + off[67];
-    float *t95 = args->arena + off[68];
-    float *t96 = args->arena + off[69];
-    float *t97 = args->arena + off[70];
     const float *logps_chosen = args->logps_chosen;
     const float *logps_rejected = args->logps_rejected;
     const float *ref_chosen = args->ref_chosen;
@@ -9001,418 +7315,50 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     float *d_rejected = args->d_rejected;
     /* stage 'main' */
     tick = la_tick(prof);
-    dpo_loss_k0_dpo_sigmoid(t0, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 0, 102, tick);
+    dpo_loss_k0_dpo_kto_pair(t0, logps_chosen, ref_chosen, pair_weight, loss_weights, B);
+    la_tock(prof, 0, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k1_log_sigmoid(t1, t0, B);
-    la_tock(prof, 1, 102, tick);
+    dpo_loss_k1_dpo_sigmoid(t1, pair_weight, B);
+    la_tock(prof, 1, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k2_dpo_sigmoid(t2, t1, B);
-    la_tock(prof, 2, 102, tick);
+    dpo_loss_k2_dpo_kto_pair(t2, logps_rejected, ref_rejected, pair_weight, loss_weights, B);
+    la_tock(prof, 2, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k3_dpo_sigmoid(t3, t0, B);
-    la_tock(prof, 3, 102, tick);
+    dpo_loss_k3_dpo_bco_pair(t3, logps_chosen, ref_chosen, beta, pair_weight, loss_weights, B);
+    la_tock(prof, 3, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k4_log_sigmoid(t4, t3, B);
-    la_tock(prof, 4, 102, tick);
+    dpo_loss_k4_dpo_bco_pair(t4, logps_rejected, ref_rejected, beta, pair_weight, loss_weights, B);
+    la_tock(prof, 4, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k5_dpo_sigmoid(t5, t4, B);
-    la_tock(prof, 5, 102, tick);
+    dpo_loss_k5_log_sigmoid(losses, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, t0, t1, t2, t3, t4, B);
+    la_tock(prof, 5, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k6_dpo_robust(t6, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 6, 102, tick);
+    dpo_loss_k6_reduce_sum(t5, loss_weights, losses, B);
+    la_tock(prof, 6, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k7_log_sigmoid(t7, t6, B);
-    la_tock(prof, 7, 102, tick);
+    dpo_loss_k7_weighted_sum(loss, pair_weight, t5, B);
+    la_tock(prof, 7, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k8_dpo_sigmoid(t8, t7, B);
-    la_tock(prof, 8, 102, tick);
+    dpo_loss_k8_log_sigmoid_grad(d_rejected, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, t0, t1, t3, t4, B);
+    la_tock(prof, 8, 10, tick);
     tick = la_tick(prof);
-    dpo_loss_k9_dpo_robust(t9, t6, B);
-    la_tock(prof, 9, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k10_log_sigmoid(t10, t9, B);
-    la_tock(prof, 10, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k11_dpo_sigmoid(t11, t10, B);
-    la_tock(prof, 11, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k12_dpo_hinge(t12, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 12, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k13_dpo_ipo(t13, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, loss_weights, B);
-    la_tock(prof, 13, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k14_dpo_sigmoid(t14, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 14, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k15_dpo_nca_pair(t15, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 15, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k16_dpo_sigmoid(t16, t15, B);
-    la_tock(prof, 16, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k17_dpo_nca_pair(t17, logps_rejected, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 17, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k18_dpo_sigmoid(t18, t17, B);
-    la_tock(prof, 18, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k19_dpo_sigmoid(t19, pair_weight, B);
-    la_tock(prof, 19, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k20_dpo_kto_pair(t20, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
-    la_tock(prof, 20, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k21_log_sigmoid(t21, t20, B);
-    la_tock(prof, 21, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k22_dpo_sigmoid(t22, t21, B);
-    la_tock(prof, 22, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k23_dpo_sigmoid(t23, t20, t22, B);
-    la_tock(prof, 23, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k24_dpo_kto_pair(t24, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
-    la_tock(prof, 24, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k25_log_sigmoid(t25, t24, B);
-    la_tock(prof, 25, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k26_dpo_sigmoid(t26, t25, B);
-    la_tock(prof, 26, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k27_dpo_sigmoid(t27, t24, t26, B);
-    la_tock(prof, 27, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k28_dpo_dpop(t28, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, dpop_lambda, loss_weights, B);
-    la_tock(prof, 28, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k29_log_sigmoid(t29, t28, B);
-    la_tock(prof, 29, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k30_dpo_sigmoid(t30, t29, B);
-    la_tock(prof, 30, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k31_dpo_simpo(t31, logps_chosen, logps_rejected, len_chosen, len_rejected, beta, simpo_gamma, loss_weights, B);
-    la_tock(prof, 31, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k32_log_sigmoid(t32, t31, B);
-    la_tock(prof, 32, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k33_dpo_sigmoid(t33, t32, B);
-    la_tock(prof, 33, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k34_dpo_simpo(t34, t31, B);
-    la_tock(prof, 34, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k35_log_sigmoid(t35, t34, B);
-    la_tock(prof, 35, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k36_dpo_sigmoid(t36, t35, B);
-    la_tock(prof, 36, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k37_dpo_orpo(t37, logps_chosen, logps_rejected, len_chosen, len_rejected, loss_weights, B);
-    la_tock(prof, 37, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k38_log_sigmoid(t38, t37, B);
-    la_tock(prof, 38, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k39_dpo_sigmoid(t39, t38, B);
-    la_tock(prof, 39, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k40_dpo_bco_pair(t40, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
-    la_tock(prof, 40, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k41_log_sigmoid(t41, t40, B);
-    la_tock(prof, 41, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k42_dpo_sigmoid(t42, t41, B);
-    la_tock(prof, 42, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k43_dpo_bco_pair(t43, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, pair_weight, loss_weights, t19, B);
-    la_tock(prof, 43, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k44_log_sigmoid(t44, t43, B);
-    la_tock(prof, 44, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k45_dpo_sigmoid(t45, t44, B);
-    la_tock(prof, 45, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k46_dpo_sigmoid(t46, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 46, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k47_dpo_apo_zero(t47, logps_chosen, ref_chosen, beta, loss_weights, t46, B);
-    la_tock(prof, 47, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k48_dpo_sigmoid(t48, logps_rejected, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 48, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k49_dpo_apo_zero(t49, logps_rejected, ref_rejected, beta, loss_weights, t48, B);
-    la_tock(prof, 49, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k50_dpo_sigmoid(t50, logps_chosen, ref_chosen, beta, loss_weights, B);
-    la_tock(prof, 50, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k51_dpo_apo_down(t51, logps_chosen, ref_chosen, beta, loss_weights, t50, B);
-    la_tock(prof, 51, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k52_dpo_apo_down(t52, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 52, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k53_log_sigmoid(t53, t52, B);
-    la_tock(prof, 53, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k54_dpo_sigmoid(t54, t53, B);
-    la_tock(prof, 54, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k55_dpo_sigmoid(t55, t52, t54, B);
-    la_tock(prof, 55, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k56_dpo_exo_pair(t56, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 56, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k57_log_sigmoid(t57, t56, B);
-    la_tock(prof, 57, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k58_dpo_sigmoid(t58, t57, B);
-    la_tock(prof, 58, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k59_dpo_sigmoid(t59, t56, t58, B);
-    la_tock(prof, 59, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k60_sigmoid(t60, t59, B);
-    la_tock(prof, 60, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k61_dpo_exo_pair(t61, label_smoothing, t59, B);
-    la_tock(prof, 61, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k62_dpo_exo_pair(t62, t56, B);
-    la_tock(prof, 62, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k63_log_sigmoid(t63, t62, B);
-    la_tock(prof, 63, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k64_dpo_sigmoid(t64, t63, B);
-    la_tock(prof, 64, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k65_dpo_sigmoid(t65, t62, t64, B);
-    la_tock(prof, 65, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k66_sigmoid(t66, t65, B);
-    la_tock(prof, 66, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k67_dpo_exo_pair(t67, label_smoothing, t65, B);
-    la_tock(prof, 67, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k68_dpo_discopop(t68, logps_chosen, logps_rejected, ref_chosen, ref_rejected, beta, loss_weights, B);
-    la_tock(prof, 68, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k69_dpo_discopop(t69, t68, B);
-    la_tock(prof, 69, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k70_log_sigmoid(t70, t69, B);
-    la_tock(prof, 70, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k71_dpo_sigmoid(t71, t70, B);
-    la_tock(prof, 71, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k72_dpo_sigmoid(t72, t69, t71, B);
-    la_tock(prof, 72, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k73_log_sigmoid(t73, t68, B);
-    la_tock(prof, 73, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k74_dpo_sigmoid(t74, t73, B);
-    la_tock(prof, 74, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k75_dpo_sigmoid(t75, t68, t74, B);
-    la_tock(prof, 75, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k76_dpo_sigmoid(t76, t72, B);
-    la_tock(prof, 76, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k77_dpo_discopop(t77, t68, B);
-    la_tock(prof, 77, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k78_dpo_sigmoid_norm(t78, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, loss_weights, B);
-    la_tock(prof, 78, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k79_log_sigmoid(t79, t78, B);
-    la_tock(prof, 79, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k80_dpo_sigmoid(t80, t79, B);
-    la_tock(prof, 80, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k81_dpo_sigmoid_norm(t81, t78, B);
-    la_tock(prof, 81, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k82_log_sigmoid(t82, t81, B);
-    la_tock(prof, 82, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k83_dpo_sigmoid(t83, t82, B);
-    la_tock(prof, 83, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k84_log_sigmoid(losses, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, beta, label_smoothing, loss_weights, t0, t2, t3, t5, t6, t8, t9, t11, t12, t13, t14, t16, t18, t23, t27, t28, t30, t31, t33, t34, t36, t37, t39, t40, t42, t43, t45, t47, t49, t51, t55, t60, t61, t66, t67, t72, t75, t76, t77, t78, t80, t81, t83, B);
-    la_tock(prof, 84, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k85_reduce_sum(t84, loss_weights, losses, B);
-    la_tock(prof, 85, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k86_weighted_sum(loss, pair_weight, t84, B);
-    la_tock(prof, 86, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k87_log_sigmoid_grad(t85, beta, label_smoothing, pair_weight, loss_weights, t78, t79, t80, t81, t82, t83, B);
-    la_tock(prof, 87, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k88_log_sigmoid_grad(t86, beta, pair_weight, loss_weights, t68, t69, t70, t71, t72, t73, t74, t75, t76, t77, B);
-    la_tock(prof, 88, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k89_log_sigmoid_grad(t87, beta, pair_weight, loss_weights, t56, t57, t58, t60, t61, t62, t63, t64, t66, t67, B);
-    la_tock(prof, 89, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k90_log_sigmoid_grad(t88, beta, pair_weight, loss_weights, t52, t53, t54, t55, B);
-    la_tock(prof, 90, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k91_log_sigmoid_grad(t89, beta, pair_weight, loss_weights, t37, t38, t39, B);
-    la_tock(prof, 91, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k92_dpo_orpo_grad(t90, t89, B);
-    la_tock(prof, 92, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k93_log_sigmoid_grad(t91, beta, label_smoothing, pair_weight, loss_weights, t31, t32, t33, t34, t35, t36, B);
-    la_tock(prof, 93, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k94_log_sigmoid_grad(t92, beta, pair_weight, loss_weights, t28, t29, t30, B);
-    la_tock(prof, 94, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k95_dpo_dpop_grad(t93, t92, B);
-    la_tock(prof, 95, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k96_grad(t94, pair_weight, loss_weights, t13, B);
-    la_tock(prof, 96, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k97_dpo_sigmoid(t95, beta, pair_weight, loss_weights, t12, B);
-    la_tock(prof, 97, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k98_log_sigmoid_grad(t96, beta, label_smoothing, pair_weight, loss_weights, t6, t7, t8, t9, t10, t11, B);
-    la_tock(prof, 98, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k99_log_sigmoid_grad(t97, beta, label_smoothing, pair_weight, loss_weights, t0, t1, t2, t3, t4, t5, B);
-    la_tock(prof, 99, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k100_log_sigmoid_grad(d_rejected, logps_rejected, ref_rejected, len_rejected, beta, pair_weight, loss_weights, t17, t18, t24, t25, t26, t27, t43, t44, t45, t48, t49, t85, t86, t87, t88, t90, t91, t93, t94, t95, t96, t97, B);
-    la_tock(prof, 100, 102, tick);
-    tick = la_tick(prof);
-    dpo_loss_k101_log_sigmoid_grad(d_chosen, logps_chosen, ref_chosen, len_chosen, beta, dpop_lambda, pair_weight, loss_weights, t14, t15, t16, t20, t21, t22, t23, t40, t41, t42, t46, t47, t50, t51, t85, t86, t87, t88, t89, t90, t91, t92, t93, t94, t95, t96, t97, B);
-    la_tock(prof, 101, 102, tick);
+    dpo_loss_k9_log_sigmoid_grad(d_chosen, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, t1, t2, t3, t4, B);
+    la_tock(prof, 9, 10, tick);
     (void)tick;
 }
 
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes) {
     const long B = args->B;
-    flops[0] = (double)(1 + B + B + B + B + B + B + B + B); bytes[0] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k0_dpo_sigmoid */
-    flops[1] = (double)(B + B + B); bytes[1] = (double)(4*B + 4*B); /* dpo_loss_k1_log_sigmoid */
-    flops[2] = (double)(B); bytes[2] = (double)(4*B + 4*B); /* dpo_loss_k2_dpo_sigmoid */
-    flops[3] = (double)(B); bytes[3] = (double)(4*B + 4*B); /* dpo_loss_k3_dpo_sigmoid */
-    flops[4] = (double)(B + B + B); bytes[4] = (double)(4*B + 4*B); /* dpo_loss_k4_log_sigmoid */
-    flops[5] = (double)(B); bytes[5] = (double)(4*B + 4*B); /* dpo_loss_k5_dpo_sigmoid */
-    flops[6] = (double)(1 + B + B + B + B + B + B + B + B); bytes[6] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k6_dpo_robust */
-    flops[7] = (double)(B + B + B); bytes[7] = (double)(4*B + 4*B); /* dpo_loss_k7_log_sigmoid */
-    flops[8] = (double)(B); bytes[8] = (double)(4*B + 4*B); /* dpo_loss_k8_dpo_sigmoid */
-    flops[9] = (double)(B); bytes[9] = (double)(4*B + 4*B); /* dpo_loss_k9_dpo_robust */
-    flops[10] = (double)(B + B + B); bytes[10] = (double)(4*B + 4*B); /* dpo_loss_k10_log_sigmoid */
-    flops[11] = (double)(B); bytes[11] = (double)(4*B + 4*B); /* dpo_loss_k11_dpo_sigmoid */
-    flops[12] = (double)(1 + B + B + B + B + B + B + B + B + B); bytes[12] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k12_dpo_hinge */
-    flops[13] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B); bytes[13] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k13_dpo_ipo */
-    flops[14] = (double)(1 + B + B + B + B + B + B + B + B); bytes[14] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k14_dpo_sigmoid */
-    flops[15] = (double)(1 + B + B + B + B + B + B + B + B); bytes[15] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k15_dpo_nca_pair */
-    flops[16] = (double)(B); bytes[16] = (double)(4*B + 4*B); /* dpo_loss_k16_dpo_sigmoid */
-    flops[17] = (double)(1 + B + B + B + B + B + B + B + B); bytes[17] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k17_dpo_nca_pair */
-    flops[18] = (double)(B); bytes[18] = (double)(4*B + 4*B); /* dpo_loss_k18_dpo_sigmoid */
-    flops[19] = (double)(B + B); bytes[19] = (double)(4 + 4*B); /* dpo_loss_k19_dpo_sigmoid */
-    flops[20] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[20] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k20_dpo_kto_pair */
-    flops[21] = (double)(B + B + B); bytes[21] = (double)(4*B + 4*B); /* dpo_loss_k21_log_sigmoid */
-    flops[22] = (double)(B); bytes[22] = (double)(4*B + 4*B); /* dpo_loss_k22_dpo_sigmoid */
-    flops[23] = (double)(B + B + B + B); bytes[23] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k23_dpo_sigmoid */
-    flops[24] = (double)(1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B); bytes[24] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k24_dpo_kto_pair */
-    flops[25] = (double)(B + B + B); bytes[25] = (double)(4*B + 4*B); /* dpo_loss_k25_log_sigmoid */
-    flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_loss_k26_dpo_sigmoid */
-    flops[27] = (double)(B + B + B + B); bytes[27] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k27_dpo_sigmoid */
-    flops[28] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B); bytes[28] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 68); /* dpo_loss_k28_dpo_dpop */
-    flops[29] = (double)(B + B + B); bytes[29] = (double)(4*B + 4*B); /* dpo_loss_k29_log_sigmoid */
-    flops[30] = (double)(B); bytes[30] = (double)(4*B + 4*B); /* dpo_loss_k30_dpo_sigmoid */
-    flops[31] = (double)(1 + B + B + B + B + B + B + B + 1 + B + B); bytes[31] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 68); /* dpo_loss_k31_dpo_simpo */
-    flops[32] = (double)(B + B + B); bytes[32] = (double)(4*B + 4*B); /* dpo_loss_k32_log_sigmoid */
-    flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_loss_k33_dpo_sigmoid */
-    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B); /* dpo_loss_k34_dpo_simpo */
-    flops[35] = (double)(B + B + B); bytes[35] = (double)(4*B + 4*B); /* dpo_loss_k35_log_sigmoid */
-    flops[36] = (double)(B); bytes[36] = (double)(4*B + 4*B); /* dpo_loss_k36_dpo_sigmoid */
-    flops[37] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[37] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 68); /* dpo_loss_k37_dpo_orpo */
-    flops[38] = (double)(B + B + B); bytes[38] = (double)(4*B + 4*B); /* dpo_loss_k38_log_sigmoid */
-    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B); /* dpo_loss_k39_dpo_sigmoid */
-    flops[40] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B); bytes[40] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k40_dpo_bco_pair */
-    flops[41] = (double)(B + B + B); bytes[41] = (double)(4*B + 4*B); /* dpo_loss_k41_log_sigmoid */
-    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B); /* dpo_loss_k42_dpo_sigmoid */
-    flops[43] = (double)(1 + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + 1 + 1 + 1 + B + B); bytes[43] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4); /* dpo_loss_k43_dpo_bco_pair */
-    flops[44] = (double)(B + B + B); bytes[44] = (double)(4*B + 4*B); /* dpo_loss_k44_log_sigmoid */
-    flops[45] = (double)(B); bytes[45] = (double)(4*B + 4*B); /* dpo_loss_k45_dpo_sigmoid */
-    flops[46] = (double)(1 + B + B + B + B + B + B + B + B); bytes[46] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k46_dpo_sigmoid */
-    flops[47] = (double)(1 + B + B + B + B + B + B + B + B); bytes[47] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k47_dpo_apo_zero */
-    flops[48] = (double)(1 + B + B + B + B + B + B + B + B); bytes[48] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k48_dpo_sigmoid */
-    flops[49] = (double)(1 + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k49_dpo_apo_zero */
-    flops[50] = (double)(1 + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k50_dpo_sigmoid */
-    flops[51] = (double)(1 + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4 + 68 + 4*B); /* dpo_loss_k51_dpo_apo_down */
-    flops[52] = (double)(1 + B + B + B + B + B + B + B + B); bytes[52] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k52_dpo_apo_down */
-    flops[53] = (double)(B + B + B); bytes[53] = (double)(4*B + 4*B); /* dpo_loss_k53_log_sigmoid */
-    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B); /* dpo_loss_k54_dpo_sigmoid */
-    flops[55] = (double)(B + B + B + B); bytes[55] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k55_dpo_sigmoid */
-    flops[56] = (double)(1 + B + B + B + B + B + B + B + B); bytes[56] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k56_dpo_exo_pair */
-    flops[57] = (double)(B + B + B); bytes[57] = (double)(4*B + 4*B); /* dpo_loss_k57_log_sigmoid */
-    flops[58] = (double)(B); bytes[58] = (double)(4*B + 4*B); /* dpo_loss_k58_dpo_sigmoid */
-    flops[59] = (double)(B + B + B); bytes[59] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k59_dpo_sigmoid */
-    flops[60] = (double)(B); bytes[60] = (double)(4*B + 4*B); /* dpo_loss_k60_sigmoid */
-    flops[61] = (double)(1 + 1 + 1 + 1 + B); bytes[61] = (double)(4*B + 4 + 4*B); /* dpo_loss_k61_dpo_exo_pair */
-    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B); /* dpo_loss_k62_dpo_exo_pair */
-    flops[63] = (double)(B + B + B); bytes[63] = (double)(4*B + 4*B); /* dpo_loss_k63_log_sigmoid */
-    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B); /* dpo_loss_k64_dpo_sigmoid */
-    flops[65] = (double)(B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k65_dpo_sigmoid */
-    flops[66] = (double)(B); bytes[66] = (double)(4*B + 4*B); /* dpo_loss_k66_sigmoid */
-    flops[67] = (double)(1 + 1 + 1 + B); bytes[67] = (double)(4*B + 4 + 4*B); /* dpo_loss_k67_dpo_exo_pair */
-    flops[68] = (double)(1 + B + B + B + B + B + B + B + B); bytes[68] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k68_dpo_discopop */
-    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B); /* dpo_loss_k69_dpo_discopop */
-    flops[70] = (double)(B + B + B); bytes[70] = (double)(4*B + 4*B); /* dpo_loss_k70_log_sigmoid */
-    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B); /* dpo_loss_k71_dpo_sigmoid */
-    flops[72] = (double)(B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k72_dpo_sigmoid */
-    flops[73] = (double)(B + B + B); bytes[73] = (double)(4*B + 4*B); /* dpo_loss_k73_log_sigmoid */
-    flops[74] = (double)(B); bytes[74] = (double)(4*B + 4*B); /* dpo_loss_k74_dpo_sigmoid */
-    flops[75] = (double)(B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B); /* dpo_loss_k75_dpo_sigmoid */
-    flops[76] = (double)(B); bytes[76] = (double)(4*B + 4*B); /* dpo_loss_k76_dpo_sigmoid */
-    flops[77] = (double)(B + B); bytes[77] = (double)(4*B + 4*B); /* dpo_loss_k77_dpo_discopop */
-    flops[78] = (double)(1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[78] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 68); /* dpo_loss_k78_dpo_sigmoid_norm */
-    flops[79] = (double)(B + B + B); bytes[79] = (double)(4*B + 4*B); /* dpo_loss_k79_log_sigmoid */
-    flops[80] = (double)(B); bytes[80] = (double)(4*B + 4*B); /* dpo_loss_k80_dpo_sigmoid */
-    flops[81] = (double)(B); bytes[81] = (double)(4*B + 4*B); /* dpo_loss_k81_dpo_sigmoid_norm */
-    flops[82] = (double)(B + B + B); bytes[82] = (double)(4*B + 4*B); /* dpo_loss_k82_log_sigmoid */
-    flops[83] = (double)(B); bytes[83] = (double)(4*B + 4*B); /* dpo_loss_k83_dpo_sigmoid */
-    flops[84] = (double)(1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + 1 + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[84] = (double)(68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k84_log_sigmoid */
-    flops[85] = (double)(17*B + 17*B); bytes[85] = (double)(4*B + 68 + 68*B); /* dpo_loss_k85_reduce_sum */
-    flops[86] = (double)(B + B); bytes[86] = (double)(4 + 4*B + 4*B); /* dpo_loss_k86_weighted_sum */
-    flops[87] = (double)(1 + 1 + B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[87] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k87_log_sigmoid_grad */
-    flops[88] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[88] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k88_log_sigmoid_grad */
-    flops[89] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[89] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k89_log_sigmoid_grad */
-    flops[90] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[90] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k90_log_sigmoid_grad */
-    flops[91] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[91] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B); /* dpo_loss_k91_log_sigmoid_grad */
-    flops[92] = (double)(B); bytes[92] = (double)(4*B + 4*B); /* dpo_loss_k92_dpo_orpo_grad */
-    flops[93] = (double)(1 + 1 + B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[93] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k93_log_sigmoid_grad */
-    flops[94] = (double)(B + 1 + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[94] = (double)(4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B); /* dpo_loss_k94_log_sigmoid_grad */
-    flops[95] = (double)(B); bytes[95] = (double)(4*B + 4*B); /* dpo_loss_k95_dpo_dpop_grad */
-    flops[96] = (double)(1 + B + 17*B + B + B + B); bytes[96] = (double)(4*B + 4*B + 68 + 4*B); /* dpo_loss_k96_grad */
-    flops[97] = (double)(1 + B + 17*B + B + B + B + B + B); bytes[97] = (double)(4*B + 4 + 4*B + 68 + 4*B); /* dpo_loss_k97_dpo_sigmoid */
-    flops[98] = (double)(1 + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[98] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k98_log_sigmoid_grad */
-    flops[99] = (double)(1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[99] = (double)(4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k99_log_sigmoid_grad */
-    flops[100] = (double)(1 + 1 + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + B + 1 + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[100] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k100_log_sigmoid_grad */
-    flops[101] = (double)(1 + 1 + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[101] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4*B + 68 + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B); /* dpo_loss_k101_log_sigmoid_grad */
+    flops[0] = (double)(1 + B + B + B + B + B); bytes[0] = (double)(4 + 4*B + 4*B + 4*B + 68); /* dpo_loss_k0_dpo_kto_pair */
+    flops[1] = (double)(B + B); bytes[1] = (double)(4 + 4*B); /* dpo_loss_k1_dpo_sigmoid */
+    flops[2] = (double)(1 + B + B + B + B + B); bytes[2] = (double)(4 + 4*B + 4*B + 4*B + 68); /* dpo_loss_k2_dpo_kto_pair */
+    flops[3] = (double)(1 + B + B + B + B + B + B); bytes[3] = (double)(4 + 4*B + 4*B + 4 + 4*B + 68); /* dpo_loss_k3_dpo_bco_pair */
+    flops[4] = (double)(1 + B + B + B + B + B + B); bytes[4] = (double)(4 + 4*B + 4*B + 4 + 4*B + 68); /* dpo_loss_k4_dpo_bco_pair */
+    flops[5] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[5] = (double)(68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4 + 4 + 4 + 4 + 4); /* dpo_loss_k5_log_sigmoid */
+    flops[6] = (double)(17*B + 17*B); bytes[6] = (double)(4*B + 68 + 68*B); /* dpo_loss_k6_reduce_sum */
+    flops[7] = (double)(B + B); bytes[7] = (double)(4 + 4*B + 4*B); /* dpo_loss_k7_weighted_sum */
+    flops[8] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[8] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4 + 4); /* dpo_loss_k8_log_sigmoid_grad */
+    flops[9] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[9] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4 + 4); /* dpo_loss_k9_log_sigmoid_grad */
     (void)B;
 }
 
@@ -9420,108 +7366,16 @@ static void llama_dpo_dpo_loss_run(const void *args) { llama_dpo_dpo_loss((const
 static long llama_dpo_dpo_loss_arena(const void *args) { return llama_dpo_dpo_loss_arena_floats((const llama_dpo_dpo_loss_args *)args); }
 static void llama_dpo_dpo_loss_cost(const void *args, double *f, double *b) { llama_dpo_dpo_loss_costs((const llama_dpo_dpo_loss_args *)args, f, b); }
 static const char *const llama_dpo_dpo_loss_kernel_names[] = {
-    "dpo_loss_k0_dpo_sigmoid",
-    "dpo_loss_k1_log_sigmoid",
-    "dpo_loss_k2_dpo_sigmoid",
-    "dpo_loss_k3_dpo_sigmoid",
-    "dpo_loss_k4_log_sigmoid",
-    "dpo_loss_k5_dpo_sigmoid",
-    "dpo_loss_k6_dpo_robust",
-    "dpo_loss_k7_log_sigmoid",
-    "dpo_loss_k8_dpo_sigmoid",
-    "dpo_loss_k9_dpo_robust",
-    "dpo_loss_k10_log_sigmoid",
-    "dpo_loss_k11_dpo_sigmoid",
-    "dpo_loss_k12_dpo_hinge",
-    "dpo_loss_k13_dpo_ipo",
-    "dpo_loss_k14_dpo_sigmoid",
-    "dpo_loss_k15_dpo_nca_pair",
-    "dpo_loss_k16_dpo_sigmoid",
-    "dpo_loss_k17_dpo_nca_pair",
-    "dpo_loss_k18_dpo_sigmoid",
-    "dpo_loss_k19_dpo_sigmoid",
-    "dpo_loss_k20_dpo_kto_pair",
-    "dpo_loss_k21_log_sigmoid",
-    "dpo_loss_k22_dpo_sigmoid",
-    "dpo_loss_k23_dpo_sigmoid",
-    "dpo_loss_k24_dpo_kto_pair",
-    "dpo_loss_k25_log_sigmoid",
-    "dpo_loss_k26_dpo_sigmoid",
-    "dpo_loss_k27_dpo_sigmoid",
-    "dpo_loss_k28_dpo_dpop",
-    "dpo_loss_k29_log_sigmoid",
-    "dpo_loss_k30_dpo_sigmoid",
-    "dpo_loss_k31_dpo_simpo",
-    "dpo_loss_k32_log_sigmoid",
-    "dpo_loss_k33_dpo_sigmoid",
-    "dpo_loss_k34_dpo_simpo",
-    "dpo_loss_k35_log_sigmoid",
-    "dpo_loss_k36_dpo_sigmoid",
-    "dpo_loss_k37_dpo_orpo",
-    "dpo_loss_k38_log_sigmoid",
-    "dpo_loss_k39_dpo_sigmoid",
-    "dpo_loss_k40_dpo_bco_pair",
-    "dpo_loss_k41_log_sigmoid",
-    "dpo_loss_k42_dpo_sigmoid",
-    "dpo_loss_k43_dpo_bco_pair",
-    "dpo_loss_k44_log_sigmoid",
-    "dpo_loss_k45_dpo_sigmoid",
-    "dpo_loss_k46_dpo_sigmoid",
-    "dpo_loss_k47_dpo_apo_zero",
-    "dpo_loss_k48_dpo_sigmoid",
-    "dpo_loss_k49_dpo_apo_zero",
-    "dpo_loss_k50_dpo_sigmoid",
-    "dpo_loss_k51_dpo_apo_down",
-    "dpo_loss_k52_dpo_apo_down",
-    "dpo_loss_k53_log_sigmoid",
-    "dpo_loss_k54_dpo_sigmoid",
-    "dpo_loss_k55_dpo_sigmoid",
-    "dpo_loss_k56_dpo_exo_pair",
-    "dpo_loss_k57_log_sigmoid",
-    "dpo_loss_k58_dpo_sigmoid",
-    "dpo_loss_k59_dpo_sigmoid",
-    "dpo_loss_k60_sigmoid",
-    "dpo_loss_k61_dpo_exo_pair",
-    "dpo_loss_k62_dpo_exo_pair",
-    "dpo_loss_k63_log_sigmoid",
-    "dpo_loss_k64_dpo_sigmoid",
-    "dpo_loss_k65_dpo_sigmoid",
-    "dpo_loss_k66_sigmoid",
-    "dpo_loss_k67_dpo_exo_pair",
-    "dpo_loss_k68_dpo_discopop",
-    "dpo_loss_k69_dpo_discopop",
-    "dpo_loss_k70_log_sigmoid",
-    "dpo_loss_k71_dpo_sigmoid",
-    "dpo_loss_k72_dpo_sigmoid",
-    "dpo_loss_k73_log_sigmoid",
-    "dpo_loss_k74_dpo_sigmoid",
-    "dpo_loss_k75_dpo_sigmoid",
-    "dpo_loss_k76_dpo_sigmoid",
-    "dpo_loss_k77_dpo_discopop",
-    "dpo_loss_k78_dpo_sigmoid_norm",
-    "dpo_loss_k79_log_sigmoid",
-    "dpo_loss_k80_dpo_sigmoid",
-    "dpo_loss_k81_dpo_sigmoid_norm",
-    "dpo_loss_k82_log_sigmoid",
-    "dpo_loss_k83_dpo_sigmoid",
-    "dpo_loss_k84_log_sigmoid",
-    "dpo_loss_k85_reduce_sum",
-    "dpo_loss_k86_weighted_sum",
-    "dpo_loss_k87_log_sigmoid_grad",
-    "dpo_loss_k88_log_sigmoid_grad",
-    "dpo_loss_k89_log_sigmoid_grad",
-    "dpo_loss_k90_log_sigmoid_grad",
-    "dpo_loss_k91_log_sigmoid_grad",
-    "dpo_loss_k92_dpo_orpo_grad",
-    "dpo_loss_k93_log_sigmoid_grad",
-    "dpo_loss_k94_log_sigmoid_grad",
-    "dpo_loss_k95_dpo_dpop_grad",
-    "dpo_loss_k96_grad",
-    "dpo_loss_k97_dpo_sigmoid",
-    "dpo_loss_k98_log_sigmoid_grad",
-    "dpo_loss_k99_log_sigmoid_grad",
-    "dpo_loss_k100_log_sigmoid_grad",
-    "dpo_loss_k101_log_sigmoid_grad",
+    "dpo_loss_k0_dpo_kto_pair",
+    "dpo_loss_k1_dpo_sigmoid",
+    "dpo_loss_k2_dpo_kto_pair",
+    "dpo_loss_k3_dpo_bco_pair",
+    "dpo_loss_k4_dpo_bco_pair",
+    "dpo_loss_k5_log_sigmoid",
+    "dpo_loss_k6_reduce_sum",
+    "dpo_loss_k7_weighted_sum",
+    "dpo_loss_k8_log_sigmoid_grad",
+    "dpo_loss_k9_log_sigmoid_grad",
 };
-const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 102, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
+const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 10, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
 

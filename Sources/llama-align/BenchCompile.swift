@@ -31,7 +31,7 @@ struct BenchCompile: ParsableCommand {
             throw CLIError("bench compile needs the source tree this binary was built from: no \(BenchCompile.runtimeInclude)/la_runtime.h")
         }
         let t0 = Date()
-        let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
+        let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
         let codegen = Date().timeIntervalSince(t0)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llama-align-compile-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }

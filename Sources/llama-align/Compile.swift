@@ -9,7 +9,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Directory to write into (created if missing).") var out = "generated"
 
     func run() throws {
-        let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
+        let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
         try CCompiler.write(sources, to: out)
         for name in sources.files.keys.sorted() + ["manifest.json"] { print("wrote \(out)/\(name)") }
     }

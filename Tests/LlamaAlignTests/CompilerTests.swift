@@ -17,7 +17,7 @@ import TensorGraph
     }
 
     func manifest() throws -> ManifestRoot {
-        let s = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
+        let s = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
         return try JSONDecoder().decode(ManifestRoot.self, from: Data(s.manifestJSON.utf8))
     }
 
@@ -79,14 +79,14 @@ import TensorGraph
     }
 
     @Test func emissionIsDeterministic() throws {
-        let a = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
-        let b = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
+        let a = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
+        let b = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
         #expect(a.files == b.files)
         #expect(a.manifestJSON == b.manifestJSON)
     }
 
     @Test func generatedSnapshotIsCurrent() throws {
-        let s = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
+        let s = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
         let dir = SharedFixtures.projectRoot.appendingPathComponent("generated")
         var files = s.files
         files["manifest.json"] = s.manifestJSON

@@ -10,7 +10,7 @@ guard args.count == 3, args[1] == "--out" else {
     exit(2)
 }
 do {
-    let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames)
+    let sources = try CCompiler.emit(GraphFamilies.all(), sizeNames: GraphFamilies.sizeNames, smallSizes: GraphFamilies.smallSizes)
     try CCompiler.write(sources, to: args[2])
 } catch {
     FileHandle.standardError.write(Data("graphs: \(error)\n".utf8))

@@ -5,6 +5,8 @@ public enum GraphFamilies {
     public static let names = ["llama", "llama_train", "llama_dpo", "bench"]
     /// Derived sizes the emitted kernels name (`const long D = 2*HD2*KVH*REP;`).
     public static let sizeNames = LlamaDims.named
+    /// Sizes that count few rows: the batch (sequences, or DPO pairs).
+    public static let smallSizes: Set<String> = ["B"]
 
     public static func all() throws -> [(name: String, programs: [Program])] {
         [("llama", try LlamaPrograms.all()), ("llama_train", try LlamaTrainingPrograms.all()),

@@ -14,8 +14,10 @@ public struct EmittedSources: Sendable {
 public enum CCompiler {
     /// Compiles each family (a name and its programs) into C. Deterministic: the same
     /// programs give byte-identical files.
-    /// `sizeNames` are derived sizes each kernel declares once and then writes by name.
-    public static func emit(_ families: [(name: String, programs: [Program])], sizeNames: [NamedSize] = []) throws -> EmittedSources {
+    /// `sizeNames` are derived sizes each kernel declares once and then writes by name;
+    /// `smallSizes` count few rows (values over only them are recomputed, never stored alone).
+    public static func emit(_ families: [(name: String, programs: [Program])], sizeNames: [NamedSize] = [],
+                            smallSizes: Set<String> = []) throws -> EmittedSources {
         var files: [String: String] = [:]
         var manifests: [ProgramManifest] = []
         var infos: [String] = []
@@ -25,7 +27,7 @@ public enum CCompiler {
             source += " * One static function per fused kernel; one entry point per program. */\n"
             source += "#include <math.h>\n#include <string.h>\n#include \"la_runtime.h\"\n#include \"\(family).h\"\n\n"
             for p in programs {
-                let e = try ProgramEmitter(family: family, program: Simplify.run(p), sizeNames: sizeNames)
+                let e = try ProgramEmitter(family: family, program: Simplify.run(p), sizeNames: sizeNames, smallSizes: smallSizes)
                 header += e.headerText() + "\n"
                 source += try e.sourceText() + "\n"
                 manifests.append(try e.manifest())

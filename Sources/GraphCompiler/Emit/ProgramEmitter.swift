@@ -12,11 +12,11 @@ struct ProgramEmitter {
     /// Derived sizes a kernel declares at its top and writes by name.
     let sizeNames: [NamedSize]
 
-    init(family: String, program: Program, sizeNames: [NamedSize] = []) throws {
+    init(family: String, program: Program, sizeNames: [NamedSize] = [], smallSizes: Set<String> = []) throws {
         self.family = family
         self.sizeNames = sizeNames
         self.program = program
-        let plan = try FusionPlan.legal(program) { plan, k in _ = try ProgramEmitter.kernelBody(plan, k) }
+        let plan = try FusionPlan.legal(program, smallSizes: smallSizes) { plan, k in _ = try ProgramEmitter.kernelBody(plan, k) }
         self.plan = plan
         self.memory = MemoryPlan(plan: plan)
         self.symbols = program.symbols

@@ -25,8 +25,9 @@ extension FusionPlan {
     /// For an elementwise value cheap enough to recompute in every kernel that reads it (at
     /// most `maxRecomputedOps` elementwise ops over stored values, views, constants and
     /// iotas, none read from a buffer its stage writes): the reductions it depends on.
-    /// Nil when it should be stored.
-    func recomputeCone(_ i: Int, readers: Int) -> Set<Int>? {
+    /// Nil when it should be stored. A `small` value (see `isSmall`) has no op limit: its
+    /// readers loop over a few elements, where recomputing beats a kernel of its own.
+    func recomputeCone(_ i: Int, readers: Int, small: Bool = false) -> Set<Int>? {
         guard node(i).op.isElementwise else { return nil }
         var reductions = Set<Int>(), seen = Set<Int>(), stack = [i], ops = 0, transcendental = 0
         while let x = stack.popLast() {
@@ -42,7 +43,7 @@ extension FusionPlan {
             if case .unary(let u) = n.op, u != .neg, u != .abs { transcendental += 1 }
             // An exp or log evaluated again costs about what storing and loading a float does:
             // worth it for two readers (a sum and a gradient), not for more.
-            if ops > FusionPlan.maxRecomputedOps || (transcendental > 0 && readers > 2) { return nil }
+            if !small && (ops > FusionPlan.maxRecomputedOps || (transcendental > 0 && readers > 2)) { return nil }
             stack += n.inputs
         }
         return reductions

@@ -54,9 +54,13 @@ struct FusionPlan {
 
     /// Per stage, the inputs some write-slice of that stage writes.
     let writtenInputs: [Int: Set<String>]
+    /// Size symbols that count few rows (sequences, pairs): a value over only these (and
+    /// constants) is recomputed by every reader instead of stored, however many ops it takes.
+    let smallSizes: Set<String>
 
-    init(_ p: Program, extraRealized: Set<Int> = []) throws {
+    init(_ p: Program, smallSizes: Set<String> = [], extraRealized: Set<Int> = []) throws {
         program = p
+        self.smallSizes = smallSizes
         consumers = p.consumers()
         var written: [Int: Set<String>] = [:]
         for w in p.nodes {
@@ -198,7 +202,7 @@ struct FusionPlan {
             guard effectiveUses(n.id) > 1 else { continue }
             let roots = kernelRoots(reading: n.id)
             if roots.count == 1, let r = roots.first, rowShape(of: r) == n.shape { continue }
-            if let rowStatistics = recomputeCone(n.id, readers: roots.count) {
+            if let rowStatistics = recomputeCone(n.id, readers: roots.count, small: isSmall(n.shape)) {
                 realized.formUnion(rowStatistics)
                 continue
             }
@@ -273,6 +277,11 @@ struct FusionPlan {
             }
         }
         return roots
+    }
+
+    /// A shape over small sizes only (`[B]`, `[K, B]` with B among `smallSizes`).
+    func isSmall(_ shape: Shape) -> Bool {
+        !smallSizes.isEmpty && shape.elementCount.syms.allSatisfy(smallSizes.contains)
     }
 
     /// The rows × last-axis shape a root's kernel loops over.
