@@ -134,6 +134,16 @@ public final class GraphBuilder {
     /// The index of the stage new nodes go into.
     public var stageIndex: Int { currentStage }
 
+    /// The declaration of an input or parameter (nil for any other value): its full shape
+    /// (with the layer axis of a per-layer tensor) and whether it is sliced per layer.
+    public func declaration(of t: Tensor) -> TensorDecl? {
+        switch nodes[t.id].op {
+        case .input(let name): inputs.first { $0.name == name }
+        case .param(let name): params.first { $0.name == name }
+        default: nil
+        }
+    }
+
     func shape(_ t: Tensor) -> Shape { nodes[t.id].shape }
     func dtype(_ t: Tensor) -> DType { nodes[t.id].dtype }
 
@@ -156,4 +166,6 @@ public struct Tensor {
     public var shape: Shape { builder.shape(self) }
     public var dtype: DType { builder.dtype(self) }
     public var rank: Int { shape.count }
+    /// The declaration when this is an input or parameter, else nil.
+    public var declaration: TensorDecl? { builder.declaration(of: self) }
 }

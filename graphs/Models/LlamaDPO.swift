@@ -13,11 +13,14 @@ import TensorGraph
 public enum LlamaDPOPrograms {
     typealias D = LlamaDims
 
+    /// The row and scored-position inputs of a DPO program.
     struct Rows {
         var ids, scored, scoredPair, chosenTargets, rejectedTargets, chosenMask, rejectedMask: Tensor
         var layout: TokenLayout
     }
 
+    /// Declares the row inputs and builds the layout: RoPE at `positions`, and a mask that
+    /// keeps the rejected response from attending to the chosen one.
     static func rows(_ b: GraphBuilder) -> Rows {
         let shape: Shape = [D.batch, D.seq]
         let ids = b.input("ids", shape, .i32)
@@ -41,8 +44,9 @@ public enum LlamaDPOPrograms {
     /// Per pair: summed log-probs of both sides, their lengths, and Σ over scored positions of
     /// the mean logit (TRL's logits/* metrics).
     /// `logits` are `[NS, V]`, one row per scored position.
-    static func pairLogps(_ b: GraphBuilder, _ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, logitsChosen: Tensor, logitsRejected: Tensor) {
-        b.scope("sequence_logps") {
+    static func pairLogps(_ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, logitsChosen: Tensor, logitsRejected: Tensor) {
+        let b = logits.builder
+        return b.scope("sequence_logps") {
             // Σ over each pair's scored positions of x · m.
             func rowSum(_ x: Tensor, _ m: Tensor) -> Tensor {
                 b.scatterAdd((x * m).reshape([D.scored, 1]), r.scoredPair, rows: D.batch).reshape([D.batch])
@@ -61,16 +65,8 @@ public enum LlamaDPOPrograms {
     public static func sequenceLogps() throws -> Program {
         let b = GraphBuilder("dpo_logps")
         let r = rows(b)
-        let eps = b.input("norm_eps", [])
-        let embed = b.param("embed", [D.vocab, D.dim])
-        let finalNorm = b.param("final_norm", [D.dim])
-        let lmHead = b.param("lm_head", [D.vocab, D.dim])
-        let x0 = b.scope("embed") { b.gather(embed, r.ids) }
-        let xL = b.repeated("layer", count: D.layers, carry: [x0]) { carry in
-            [block(b, carry[0], LlamaLayer(b), eps: eps, layout: r.layout, cache: nil)]
-        }[0]
-        let logits = b.scope("lm_head") { scoredLogits(b, xL, scored: r.scored, finalNorm: finalNorm, lmHead: lmHead, eps: eps) }
-        let s = pairLogps(b, logits, r)
+        let model = LlamaModel(b)
+        let s = pairLogps(model(r.ids, layout: r.layout, scored: r.scored), r)
         b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
         b.output("logits_chosen", s.logitsChosen); b.output("logits_rejected", s.logitsRejected)
         return try b.build()
@@ -97,8 +93,8 @@ public enum LlamaDPOPrograms {
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input("pref_loss_ratio", []), sftRatio = b.input("sft_loss_ratio", [])
-        try LlamaTrainingPrograms.trainingStep(b, ids: r.ids, layout: r.layout, scored: r.scored) { logits in
-            let p = pairLogps(b, logits, r)
+        try LlamaModel(b).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
+            let p = pairLogps(logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
             let mixed = (stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false)   // [B]

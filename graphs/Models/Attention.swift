@@ -1,0 +1,46 @@
+import TensorGraph
+
+/// Causal self-attention with RoPE: `KVH` key/value heads, each shared by `REP` query heads
+/// (multi-head when `REP = 1`, grouped-query otherwise), optionally through a KV cache.
+struct Attention {
+    /// `[D, D]`: the current layer's slice of the per-layer `wq`.
+    let wq: Linear
+    /// `[KVD, D]` each (`KVD = KVH·HD`).
+    let wk, wv: Linear
+    /// `[D, D]`.
+    let wo: Linear
+
+    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`); called inside the layer loop.
+    init(_ b: GraphBuilder) {
+        typealias D = LlamaDims
+        wq = Linear(b, "wq", out: D.dim, in: D.dim, perLayer: true)
+        wk = Linear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true)
+        wv = Linear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true)
+        wo = Linear(b, "wo", out: D.dim, in: D.dim, perLayer: true)
+    }
+
+    /// The parameters in declaration order.
+    var parameters: [Tensor] { [wq.weight, wk.weight, wv.weight, wo.weight] }
+
+    /// `x [B, T, D]` → `[B, T, D]`, queries and keys rotated for the positions of `layout`.
+    /// With `cache`, this call's keys and values are written at positions `P ..< P+T` and the
+    /// queries attend over `0 ..< S`. `keep` sees `q` `[B, T, H, HD]`, `k` and `v`
+    /// `[B, T, KVH, HD]` and the heads' output `attn` `[B, T, D]`.
+    func callAsFunction(_ x: Tensor, layout: TokenLayout, cache: KVCache? = nil, keep: KeptActivations = .none) -> Tensor {
+        typealias D = LlamaDims
+        let b = x.builder
+        return b.scope("attention") {
+            let (bs, t) = (x.shape[0], x.shape[1])
+            let q = keep("q", layout.rope(wq(x).reshape([bs, t, D.heads, D.headDim])))
+            var k = keep("k", layout.rope(wk(x).reshape([bs, t, D.kvHeads, D.headDim])))
+            var v = keep("v", wv(x).reshape([bs, t, D.kvHeads, D.headDim]))
+            var start: Dim = 0
+            if let cache {
+                (k, v) = cache.update(keys: k, values: v)
+                start = D.start
+            }
+            let out = keep("attn", b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed))
+            return wo(out)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import TensorGraph
+
+/// One pre-norm decoder layer: `h = x + attention(norm(x)); out = h + feedForward(norm(h))`.
+///
+/// Its parameters are stacked over the layers on a leading axis (`[L, …]`, llama2.c's order);
+/// the layer is built inside the layer loop (a repeated stage), which sees one layer's slices.
+struct DecoderLayer {
+    /// `attn_norm` `[D]`.
+    let attentionNorm: RMSNorm
+    /// `wq`, `wk`, `wv`, `wo`.
+    let attention: Attention
+    /// `ffn_norm` `[D]`.
+    let ffnNorm: RMSNorm
+    /// `w1`, `w2`, `w3`.
+    let feedForward: FeedForward
+
+    /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
+    init(_ b: GraphBuilder, eps: Tensor) {
+        attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
+        attention = Attention(b)
+        ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
+        feedForward = FeedForward(b)
+    }
+
+    /// `attn_norm`, `wq`, `wk`, `wv`, `wo`, `ffn_norm`, `w1`, `w2`, `w3` (this layer's slices).
+    var parameters: [Tensor] {
+        [attentionNorm.weight] + attention.parameters + [ffnNorm.weight] + feedForward.parameters
+    }
+
+    /// `x [B, T, D]` → `[B, T, D]`. `cache`: this layer's KV cache (prefill, decode);
+    /// `keep` marks the activations a training graph keeps for the backward pass (the
+    /// residual `h` `[B, T, D]` and those of attention and the feed-forward).
+    func callAsFunction(_ x: Tensor, layout: TokenLayout, cache: KVCache? = nil, keep: KeptActivations = .none) -> Tensor {
+        let h = keep("h", x + attention(attentionNorm(x), layout: layout, cache: cache, keep: keep))
+        return h + feedForward(ffnNorm(h), keep: keep)
+    }
+}

@@ -1,0 +1,27 @@
+import TensorGraph
+
+/// SwiGLU feed-forward: `W2 (silu(W1 x) ⊙ W3 x)` (Hugging Face's gate, down and up projections).
+struct FeedForward {
+    /// `[F, D]`, `[D, F]`, `[F, D]`: the current layer's slices of the per-layer `w1`, `w2`, `w3`.
+    let w1, w2, w3: Linear
+
+    /// Declares `w1`, `w2`, `w3` (`[L, …]`); called inside the layer loop.
+    init(_ b: GraphBuilder) {
+        typealias D = LlamaDims
+        w1 = Linear(b, "w1", out: D.hidden, in: D.dim, perLayer: true)
+        w2 = Linear(b, "w2", out: D.dim, in: D.hidden, perLayer: true)
+        w3 = Linear(b, "w3", out: D.hidden, in: D.dim, perLayer: true)
+    }
+
+    /// The parameters in declaration order.
+    var parameters: [Tensor] { [w1.weight, w2.weight, w3.weight] }
+
+    /// `x [B, T, D]` → `[B, T, D]`; `keep` sees the two `[B, T, F]` projections (`gate`, `up`).
+    func callAsFunction(_ x: Tensor, keep: KeptActivations = .none) -> Tensor {
+        let b = x.builder
+        return b.scope("ffn") {
+            let gate = b.scope("gate_up") { b.silu(keep("gate", w1(x))) * keep("up", w3(x)) }
+            return w2(gate)
+        }
+    }
+}

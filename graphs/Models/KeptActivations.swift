@@ -1,0 +1,51 @@
+import TensorGraph
+
+/// What a decoder layer does with the activations its backward pass reads (`names`): the
+/// matmul outputs, so the backward stage recomputes only cheap elementwise values and the
+/// attention scores. A layer calls `keep(name, value)` at each of them and goes on with the
+/// value it gets back.
+struct KeptActivations {
+    private let body: (_ name: String, _ value: Tensor) -> Tensor
+
+    /// The kept activations of one layer, with their shapes (in the order the backward
+    /// stage declares their buffers).
+    static var names: [(name: String, shape: Shape)] {
+        typealias D = LlamaDims
+        return [("q", [D.batch, D.seq, D.heads, D.headDim]), ("k", [D.batch, D.seq, D.kvHeads, D.headDim]),
+                ("v", [D.batch, D.seq, D.kvHeads, D.headDim]), ("attn", [D.batch, D.seq, D.dim]), ("h", [D.batch, D.seq, D.dim]),
+                ("gate", [D.batch, D.seq, D.hidden]), ("up", [D.batch, D.seq, D.hidden])]
+    }
+
+    /// The per-layer buffer (`[L, …]`) an activation is kept in: `saved_q`, …; `saved_x`
+    /// holds the layer's input.
+    static func bufferName(_ activation: String) -> String { "saved_\(activation)" }
+
+    func callAsFunction(_ name: String, _ value: Tensor) -> Tensor { body(name, value) }
+
+    /// Inference: values are used as computed; nothing is kept.
+    static var none: KeptActivations { KeptActivations { $1 } }
+
+    /// Training's forward layer loop: each value is written into its per-layer buffer by the
+    /// kernel that computes it, and read from there.
+    static var saving: KeptActivations {
+        KeptActivations { name, value in
+            let b = value.builder
+            let buffer = b.input(bufferName(name), [LlamaDims.layers] + value.shape, perLayer: true, mutable: true)
+            return b.writeSlice(buffer, value, axis: 0, start: 0)
+        }
+    }
+
+    /// The backward layer loop: declares the layer's saved input (`saved_x`, `[B, T, D]` per
+    /// layer) and every kept buffer; the layer rebuilt from that input reads the kept values
+    /// back (`reuse(computed, saved:)`: gradients flow through the rebuilt graph, the compiler
+    /// reads the buffer).
+    static func restoring(_ b: GraphBuilder) -> (layerInput: Tensor, keep: KeptActivations) {
+        typealias D = LlamaDims
+        let input = b.input(bufferName("x"), [D.layers, D.batch, D.seq, D.dim], perLayer: true, mutable: true)
+        var saved: [String: Tensor] = [:]
+        for (name, shape) in names {
+            saved[name] = b.input(bufferName(name), [D.layers] + shape, perLayer: true, mutable: true)
+        }
+        return (input, KeptActivations { name, value in saved[name].map { value.builder.reuse(value, saved: $0) } ?? value })
+    }
+}

@@ -1,0 +1,49 @@
+import TensorGraph
+
+/// The LLaMA causal language model: the trunk and the vocabulary projection `lm_head`
+/// (`[V, D]`; for a tied model the runtime passes the embedding buffer as `lm_head`).
+struct LlamaModel {
+    let trunk: LlamaTrunk
+    let lmHead: Linear
+
+    /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`.
+    init(_ b: GraphBuilder) {
+        trunk = LlamaTrunk(b)
+        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim)
+    }
+
+    /// `ids [B, T]` (int32) → logits `[B, T, V]`, or `[NS, V]` for the rows listed in `scored`
+    /// (flat indices `b·T + t`). `cached`: through the per-layer KV cache.
+    func callAsFunction(_ ids: Tensor, layout: TokenLayout, cached: Bool = false, scored: Tensor? = nil) -> Tensor {
+        head(trunk(ids, layout: layout, cached: cached, scored: scored))
+    }
+
+    /// Logits of normalized hidden states: `[..., D]` → `[..., V]`.
+    func head(_ h: Tensor) -> Tensor {
+        h.builder.scope("lm_head") { lmHead(h) }
+    }
+
+    /// A training step: the trunk runs saving each layer's input and kept activations, `loss`
+    /// turns the logits of the scored rows (`[NS, V]`; `scored` holds flat indices `b·T + t`)
+    /// into the scalar loss, and its gradient is back-propagated and *added* into the `grad_*`
+    /// buffers (so micro-batches accumulate), each layer rebuilt from what it saved.
+    func trainingStep(_ ids: Tensor, layout: TokenLayout, scored: Tensor, loss: (Tensor) throws -> Tensor) throws {
+        let b = ids.builder
+        let x = trunk.layers(trunk.embedding(ids), layout: layout, keep: .saving)
+        let logits = head(trunk.finalNorm(x, rows: scored))
+        let value = try b.scope("lm_head") { try loss(logits) }
+        let g = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [x, trunk.norm.weight, lmHead.weight]) }
+        b.accumulate(into: trunk.norm.weight.gradientBuffer, g[1])
+        b.accumulate(into: lmHead.weight.gradientBuffer, g[2])
+        trunk.embedding.accumulateGradient(try trunk.layersBackward(g[0], layout: layout), ids: ids)
+    }
+}
+
+extension Tensor {
+    /// The buffer a parameter's gradient is added into: the mutable input `grad_<name>` with
+    /// the parameter's declared shape (`[L, …]` and sliced per layer for a per-layer one).
+    var gradientBuffer: Tensor {
+        guard let d = declaration else { preconditionFailure("gradientBuffer of a value that is not a parameter") }
+        return builder.input(LlamaTrainingPrograms.gradName(d.name), d.shape, perLayer: d.perLayer, mutable: true)
+    }
+}

@@ -1,0 +1,27 @@
+import TensorGraph
+
+/// Builders for the LLaMA inference programs.
+public enum LlamaPrograms {
+    /// Which KV-cache behaviour a program has.
+    public enum Mode: Sendable { case forward, prefill, decode }
+
+    /// `forward`: logits `[B, T, V]` for an id matrix `[B, T]` (positions 0..<T).
+    /// `prefill`: the same through a KV cache at positions `P ..< P+T` (S = P + T).
+    /// `decode`: prefill with T = 1.
+    public static func build(_ mode: Mode) throws -> Program {
+        typealias D = LlamaDims
+        let name = switch mode { case .forward: "forward"; case .prefill: "prefill"; case .decode: "decode" }
+        let b = GraphBuilder(name)
+        let t: Dim = mode == .decode ? 1 : D.seq
+        let ids = b.input("ids", [D.batch, t], .i32)
+        let model = LlamaModel(b)
+        let layout = TokenLayout.sequential(b, seq: t, start: mode == .forward ? 0 : D.start)
+        b.output("logits", model(ids, layout: layout, cached: mode != .forward))
+        return try b.build()
+    }
+
+    /// Every program of the LLaMA family, in emission order.
+    public static func all() throws -> [Program] {
+        try [build(.forward), build(.prefill), build(.decode)]
+    }
+}

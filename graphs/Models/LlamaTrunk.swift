@@ -1,0 +1,70 @@
+import TensorGraph
+
+/// The LLaMA trunk every program runs: token embedding → `L` decoder layers → final RMSNorm.
+///
+/// The layers are one repeated stage (the emitted C's `for (l = 0; l < L; l++)` loop) whose
+/// carried value is the residual stream `[B, T, D]`. Training runs the same stage saving what
+/// its backward stage (`layersBackward`, the reversed loop) reads back.
+struct LlamaTrunk {
+    /// `embed` `[V, D]`.
+    let embedding: Embedding
+    /// `final_norm` `[D]`; its `eps` is the scalar input `norm_eps` every norm shares.
+    let norm: RMSNorm
+
+    /// Declares `norm_eps`, `embed` and `final_norm`.
+    init(_ b: GraphBuilder) {
+        let eps = b.input("norm_eps", [])
+        embedding = Embedding(b)
+        norm = RMSNorm(b, "final_norm", eps: eps)
+    }
+
+    /// `ids [B, T]` (int32) → the normalized hidden states `[B, T, D]`, or `[NS, D]` for the
+    /// rows listed in `scored`. `cached`: attend through the per-layer KV cache (prefill, decode).
+    func callAsFunction(_ ids: Tensor, layout: TokenLayout, cached: Bool = false, scored: Tensor? = nil) -> Tensor {
+        finalNorm(layers(embedding(ids), layout: layout, cached: cached), rows: scored)
+    }
+
+    /// The decoder layers: `x [B, T, D]` → `[B, T, D]`. `keep` (training) also receives each
+    /// layer's input as `x`, saved for the backward stage.
+    func layers(_ x0: Tensor, layout: TokenLayout, cached: Bool = false, keep: KeptActivations = .none) -> Tensor {
+        let b = x0.builder
+        return b.repeated("layer", count: LlamaDims.layers, carry: [x0]) { carry in
+            // Saving the input records a write into `saved_x`; the layer goes on from the carry
+            // (the compiler keeps the carry in that slot).
+            _ = keep("x", carry[0])
+            let layer = DecoderLayer(b, eps: norm.eps)
+            let cache = cached ? KVCache(b) : nil
+            return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
+        }[0]
+    }
+
+    /// The final norm of `x [B, T, D]`, or of the rows `scored` (`[NS]` flat indices `b·T + t`)
+    /// gathered first so that only they reach the vocabulary: `[NS, D]`. It is filed under the
+    /// `lm_head` scope with the projection that follows it (kernel names, profiles).
+    func finalNorm(_ x: Tensor, rows scored: Tensor? = nil) -> Tensor {
+        typealias D = LlamaDims
+        let b = x.builder
+        return b.scope("lm_head") {
+            guard let scored else { return norm(x) }
+            return norm(b.gather(x.reshape([D.batch * D.seq, D.dim]), scored))
+        }
+    }
+
+    /// Back through the layers, last first: `dy` is the loss's gradient `[B, T, D]` at the
+    /// last layer's output. Each layer is rebuilt from its saved input with its kept
+    /// activations read back, its parameters' gradients are added into their `grad_*`
+    /// buffers (`[L, …]`), and the result is the gradient at the embedding's output.
+    func layersBackward(_ dy: Tensor, layout: TokenLayout) throws -> Tensor {
+        let b = dy.builder
+        return try b.repeated("layer_backward", count: LlamaDims.layers, reversed: true, carry: [dy]) { dy in
+            let (x, keep) = KeptActivations.restoring(b)
+            let layer = DecoderLayer(b, eps: norm.eps)
+            let y = layer(x, layout: layout, keep: keep)
+            let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + layer.parameters)
+            for (param, grad) in zip(layer.parameters, g.dropFirst()) {
+                b.accumulate(into: param.gradientBuffer, grad)
+            }
+            return [g[0]]
+        }[0]
+    }
+}
