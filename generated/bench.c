@@ -37,15 +37,11 @@ void bench_sgemm(const bench_sgemm_args *args) {
     long off[1];
     bench_sgemm_layout(args, off);
     double *prof = args->kernel_ns;
-    long tick;
     const float *a = args->a;
     const float *b = args->b;
     float *c = args->c;
     /* stage 'main' */
-    tick = la_tick(prof);
-    sgemm_k0_c(c, a, b, K, M, N);
-    la_tock(prof, 0, 1, tick);
-    (void)tick;
+    LA_TIMED(prof, 0, 1, sgemm_k0_c(c, a, b, K, M, N));
 }
 
 void bench_sgemm_costs(const bench_sgemm_args *args, double *flops, double *bytes) {

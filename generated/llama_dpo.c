@@ -597,7 +597,6 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     long off[10];
     llama_dpo_dpo_logps_layout(args, off);
     double *prof = args->kernel_ns;
-    long tick;
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
@@ -645,18 +644,10 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     float *logits_chosen = args->logits_chosen;
     float *logits_rejected = args->logits_rejected;
     /* stage 'main' */
-    tick = la_tick(prof);
-    dpo_logps_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 1, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k2_shared_prompt_mask(t2, segments, B, T);
-    la_tock(prof, 2, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 33, tick);
+    LA_TIMED(prof, 0, 33, dpo_logps_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 33, dpo_logps_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 33, dpo_logps_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 33, dpo_logps_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
@@ -671,97 +662,38 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        tick = la_tick(prof);
-        dpo_logps_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T);
-        la_tock(prof, 8, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k9_rope(t9, t0, t1, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k10_scores_matmul(t10, t8, t9, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k13_wo(t13, wo, t12, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k15_w1(t15, w1, t14, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 15, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k16_w3(t16, w3, t14, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k17_silu(t17, t15, t16, B, F, T);
-        la_tock(prof, 17, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k18_w2(t18, w2, t17, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 18, 33, tick);
-        tick = la_tick(prof);
-        dpo_logps_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T);
-        la_tock(prof, 19, 33, tick);
+        LA_TIMED(prof, 4, 33, dpo_logps_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 33, dpo_logps_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 33, dpo_logps_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 33, dpo_logps_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 33, dpo_logps_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 33, dpo_logps_k9_rope(t9, t0, t1, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 33, dpo_logps_k10_scores_matmul(t10, t8, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 33, dpo_logps_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 33, dpo_logps_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 33, dpo_logps_k13_wo(t13, wo, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 33, dpo_logps_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 33, dpo_logps_k15_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 33, dpo_logps_k16_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 33, dpo_logps_k17_silu(t17, t15, t16, B, F, T));
+        LA_TIMED(prof, 18, 33, dpo_logps_k18_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 33, dpo_logps_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    tick = la_tick(prof);
-    dpo_logps_k20_rmsnorm(t19, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP);
-    la_tock(prof, 20, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k21_lm_head(t20, lm_head, t19, HD2, KVH, NS, REP, V);
-    la_tock(prof, 21, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k22_log_softmax(t21, t20, NS, V);
-    la_tock(prof, 22, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k23_log_softmax(t22, t20, t21, NS, V);
-    la_tock(prof, 23, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k24_cross_entropy(t23, chosen_targets, t20, t21, t22, NS, V);
-    la_tock(prof, 24, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k25_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t23, B, NS);
-    la_tock(prof, 25, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k26_sequence_logps(logps_chosen, t24, B);
-    la_tock(prof, 26, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k27_cross_entropy(t25, rejected_targets, t20, t21, t22, NS, V);
-    la_tock(prof, 27, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k28_sequence_logps_scatter_add(t26, scored_pair, rejected_mask, t25, B, NS);
-    la_tock(prof, 28, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k29_sequence_logps(logps_rejected, t26, B);
-    la_tock(prof, 29, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k30_sequence_logps(t27, t20, NS, V);
-    la_tock(prof, 30, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k31_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t27, B, NS, V);
-    la_tock(prof, 31, 33, tick);
-    tick = la_tick(prof);
-    dpo_logps_k32_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t27, B, NS, V);
-    la_tock(prof, 32, 33, tick);
-    (void)tick;
+    LA_TIMED(prof, 20, 33, dpo_logps_k20_rmsnorm(t19, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 21, 33, dpo_logps_k21_lm_head(t20, lm_head, t19, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 22, 33, dpo_logps_k22_log_softmax(t21, t20, NS, V));
+    LA_TIMED(prof, 23, 33, dpo_logps_k23_log_softmax(t22, t20, t21, NS, V));
+    LA_TIMED(prof, 24, 33, dpo_logps_k24_cross_entropy(t23, chosen_targets, t20, t21, t22, NS, V));
+    LA_TIMED(prof, 25, 33, dpo_logps_k25_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t23, B, NS));
+    LA_TIMED(prof, 26, 33, dpo_logps_k26_sequence_logps(logps_chosen, t24, B));
+    LA_TIMED(prof, 27, 33, dpo_logps_k27_cross_entropy(t25, rejected_targets, t20, t21, t22, NS, V));
+    LA_TIMED(prof, 28, 33, dpo_logps_k28_sequence_logps_scatter_add(t26, scored_pair, rejected_mask, t25, B, NS));
+    LA_TIMED(prof, 29, 33, dpo_logps_k29_sequence_logps(logps_rejected, t26, B));
+    LA_TIMED(prof, 30, 33, dpo_logps_k30_sequence_logps(t27, t20, NS, V));
+    LA_TIMED(prof, 31, 33, dpo_logps_k31_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t27, B, NS, V));
+    LA_TIMED(prof, 32, 33, dpo_logps_k32_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t27, B, NS, V));
 }
 
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes) {
@@ -2147,1441 +2079,904 @@ static void dpo_step_k48_dpo_loss(float *restrict loss, const float *restrict pr
     }
 }
 
-/* dpo_step_k49_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, add, cmpeq, select, select, sub, mul, neg, abs, neg, exp, add, cmpeq, select, select, sub, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, mul, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, select, mul, add, neg, div, select, add, select, cmple, mul, neg, mul, neg, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t29, const float *restrict t30, long B) {
-    const long rows = 1, n = B;
+/* dpo_step_k49_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, neg, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
+static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
         float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v2 = v1 * (pair_weight[i0]);
+        float v3 = v2 * (loss_weights[15]);
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = -v4;
+        float v6 = v5 * (label_smoothing[0]);
+        float v7 = -v6;
+        float v8 = v0 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v9 = v0 != 0.0f ? 1.0f : t24[i0];
+        float v10 = v8 / v9;
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v12 = v11 / v9;
+        float v13 = v10 - v12;
+        float v14 = v0 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v15 = v0 != 0.0f ? 1.0f : t25[i0];
+        float v16 = v14 / v15;
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v18 = v17 / v15;
+        float v19 = v16 - v18;
+        float v20 = v13 - v19;
+        float v21 = (beta[0]) * v20;
+        float v22 = -v21;
+        float v23 = fabsf(v22);
+        float v24 = -v23;
+        float v25 = la_expf(v24);
+        float v26 = 1.0f + v25;
+        float v27 = v7 / v26;
+        float v28 = v27 * v25;
+        float v29 = -v28;
+        float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+        float v31 = v30 * 2.0f;
+        float v32 = v31 - 1.0f;
+        float v33 = v29 * v32;
+        float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+        float v35 = v6 * v34;
+        float v36 = v33 + v35;
+        float v37 = -v36;
+        float v38 = v37 * (beta[0]);
         float v39 = 1.0f - (label_smoothing[0]);
         float v40 = -v39;
+        float v41 = v4 * v40;
+        float v42 = -v41;
+        float v43 = fabsf(v21);
+        float v44 = -v43;
+        float v45 = la_expf(v44);
+        float v46 = 1.0f + v45;
+        float v47 = v42 / v46;
+        float v48 = v47 * v45;
+        float v49 = -v48;
+        float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v51 = v50 * 2.0f;
+        float v52 = v51 - 1.0f;
+        float v53 = v49 * v52;
+        float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v55 = v41 * v54;
+        float v56 = v53 + v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v38 + v57;
+        float v59 = -v58;
+        float v60 = v59 / v15;
+        float v61 = v0 != 0.0f ? 0.0f : v60;
         float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v63 = v2 * (loss_weights[14]);
+        float v64 = v62 != 0.0f ? 0.0f : v63;
+        float v65 = v62 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v67 = v65 - v66;
+        float v68 = v62 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v70 = v68 - v69;
+        float v71 = v67 - v70;
+        float v72 = (beta[0]) * v71;
+        float v73 = v72 / 0.0500000007f;
+        float v74 = fminf(v73, 0.0f);
+        float v75 = fabsf(v73);
+        float v76 = -v75;
+        float v77 = la_expf(v76);
+        float v78 = 1.0f + v77;
+        float v79 = logf(v78);
+        float v80 = v74 - v79;
+        float v81 = la_expf(v80);
+        float v82 = v64 * v81;
+        float v83 = -v72;
+        float v84 = la_expf(v83);
+        float v85 = v82 * v84;
+        float v86 = -v85;
+        float v87 = 1.0f - v81;
+        float v88 = v64 * v87;
+        float v89 = -v88;
+        float v90 = -v89;
+        float v91 = fabsf(v72);
+        float v92 = -v91;
+        float v93 = la_expf(v92);
+        float v94 = 1.0f + v93;
+        float v95 = v90 / v94;
+        float v96 = v95 * v93;
+        float v97 = -v96;
+        float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v99 = v98 * 2.0f;
+        float v100 = v99 - 1.0f;
+        float v101 = v97 * v100;
+        float v102 = v86 + v101;
+        float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v104 = v89 * v103;
+        float v105 = v102 + v104;
+        float v106 = v64 * v84;
+        float v107 = fminf(v72, 0.0f);
+        float v108 = logf(v94);
+        float v109 = v107 - v108;
+        float v110 = -v109;
+        float v111 = v64 * v110;
+        float v112 = -v111;
+        float v113 = v106 + v112;
+        float v114 = v113 * v81;
+        float v115 = -v114;
+        float v116 = v115 / v78;
+        float v117 = v116 * v77;
+        float v118 = -v117;
+        float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+        float v120 = v119 * 2.0f;
+        float v121 = v120 - 1.0f;
+        float v122 = v118 * v121;
+        float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+        float v124 = v114 * v123;
+        float v125 = v122 + v124;
+        float v126 = v125 / 0.0500000007f;
+        float v127 = v105 + v126;
+        float v128 = v127 * (beta[0]);
+        float v129 = -v128;
+        float v130 = v62 != 0.0f ? 0.0f : v129;
+        float v131 = v61 + v130;
         float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v133 = v2 * (loss_weights[13]);
+        float v134 = v132 != 0.0f ? 0.0f : v133;
+        float v135 = v132 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v137 = v135 - v136;
+        float v138 = v132 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v140 = v138 - v139;
+        float v141 = v137 - v140;
+        float v142 = (beta[0]) * v141;
+        float v143 = -v142;
+        float v144 = fminf(v143, 0.0f);
+        float v145 = fabsf(v143);
+        float v146 = -v145;
+        float v147 = la_expf(v146);
+        float v148 = 1.0f + v147;
+        float v149 = logf(v148);
+        float v150 = v144 - v149;
+        float v151 = la_expf(v150);
+        float v152 = v134 * v151;
+        float v153 = -v152;
+        float v154 = v153 / v148;
+        float v155 = v154 * v147;
+        float v156 = -v155;
+        float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+        float v158 = v157 * 2.0f;
+        float v159 = v158 - 1.0f;
+        float v160 = v156 * v159;
+        float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+        float v162 = v152 * v161;
+        float v163 = v160 + v162;
+        float v164 = -v163;
         float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
         float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
         float v167 = logf(v166);
+        float v168 = v150 - v167;
+        float v169 = v134 * v168;
+        float v170 = v169 * v151;
+        float v171 = -v170;
+        float v172 = v171 / v148;
+        float v173 = v172 * v147;
+        float v174 = -v173;
+        float v175 = v174 * v159;
+        float v176 = v170 * v161;
+        float v177 = v175 + v176;
+        float v178 = -v177;
+        float v179 = v164 + v178;
+        float v180 = fminf(v142, 0.0f);
+        float v181 = fabsf(v142);
+        float v182 = -v181;
+        float v183 = la_expf(v182);
+        float v184 = 1.0f + v183;
+        float v185 = logf(v184);
+        float v186 = v180 - v185;
+        float v187 = la_expf(v186);
+        float v188 = v134 * v187;
+        float v189 = -v188;
+        float v190 = v189 / v184;
+        float v191 = v190 * v183;
+        float v192 = -v191;
+        float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v194 = v193 * 2.0f;
+        float v195 = v194 - 1.0f;
+        float v196 = v192 * v195;
+        float v197 = v179 + v196;
+        float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v199 = v188 * v198;
+        float v200 = v197 + v199;
         float v201 = 1.0f - v166;
         float v202 = logf(v201);
+        float v203 = v186 - v202;
+        float v204 = v134 * v203;
+        float v205 = v204 * v187;
+        float v206 = -v205;
+        float v207 = v206 / v184;
+        float v208 = v207 * v183;
+        float v209 = -v208;
+        float v210 = v209 * v195;
+        float v211 = v200 + v210;
+        float v212 = v205 * v198;
+        float v213 = v211 + v212;
+        float v214 = v213 * (beta[0]);
+        float v215 = -v214;
+        float v216 = v132 != 0.0f ? 0.0f : v215;
+        float v217 = v131 + v216;
         float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v219 = v2 * (loss_weights[12]);
+        float v220 = v218 != 0.0f ? 0.0f : v219;
+        float v221 = -v220;
+        float v222 = v218 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v224 = v222 - v223;
+        float v225 = v218 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v227 = v225 - v226;
+        float v228 = v224 - v227;
+        float v229 = (beta[0]) * v228;
+        float v230 = fminf(v229, 0.0f);
+        float v231 = fabsf(v229);
+        float v232 = -v231;
+        float v233 = la_expf(v232);
+        float v234 = 1.0f + v233;
+        float v235 = logf(v234);
+        float v236 = v230 - v235;
+        float v237 = la_expf(v236);
+        float v238 = v221 * v237;
+        float v239 = -v238;
+        float v240 = v239 / v234;
+        float v241 = v240 * v233;
+        float v242 = -v241;
+        float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+        float v244 = v243 * 2.0f;
+        float v245 = v244 - 1.0f;
+        float v246 = v242 * v245;
+        float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+        float v248 = v238 * v247;
+        float v249 = v246 + v248;
+        float v250 = v249 * (beta[0]);
+        float v251 = -v250;
+        float v252 = v218 != 0.0f ? 0.0f : v251;
+        float v253 = v217 + v252;
         float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v255 = v2 * (loss_weights[11]);
+        float v256 = v254 != 0.0f ? 0.0f : v255;
+        float v257 = v254 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v259 = v257 - v258;
+        float v260 = (beta[0]) * v259;
+        float v261 = fminf(v260, 0.0f);
+        float v262 = fabsf(v260);
+        float v263 = -v262;
+        float v264 = la_expf(v263);
+        float v265 = 1.0f + v264;
+        float v266 = logf(v265);
+        float v267 = v261 - v266;
+        float v268 = la_expf(v267);
+        float v269 = v256 * v268;
+        float v270 = -v269;
+        float v271 = v270 / v265;
+        float v272 = v271 * v264;
+        float v273 = -v272;
+        float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+        float v275 = v274 * 2.0f;
+        float v276 = v275 - 1.0f;
+        float v277 = v273 * v276;
+        float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+        float v279 = v269 * v278;
+        float v280 = v277 + v279;
+        float v281 = v280 * (beta[0]);
+        float v282 = v254 != 0.0f ? 0.0f : v281;
+        float v283 = v253 + v282;
         float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v285 = v2 * (loss_weights[10]);
+        float v286 = v284 != 0.0f ? 0.0f : v285;
+        float v287 = -v286;
+        float v288 = -v287;
+        float v289 = v284 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v291 = v289 - v290;
+        float v292 = (beta[0]) * v291;
         float v293 = (t29[0]) / (t27[0]);
         float v294 = v293;
         float v295 = (t30[0]) / (t27[0]);
         float v296 = v295;
         float v297 = v294 + v296;
         float v298 = v297 * 0.5f;
+        float v299 = v292 - v298;
+        float v300 = -v299;
+        float v301 = fabsf(v300);
+        float v302 = -v301;
+        float v303 = la_expf(v302);
+        float v304 = 1.0f + v303;
+        float v305 = v288 / v304;
+        float v306 = v305 * v303;
+        float v307 = -v306;
+        float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+        float v309 = v308 * 2.0f;
+        float v310 = v309 - 1.0f;
+        float v311 = v307 * v310;
+        float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+        float v313 = v287 * v312;
+        float v314 = v311 + v313;
+        float v315 = -v314;
+        float v316 = v315 * (beta[0]);
+        float v317 = v284 != 0.0f ? 0.0f : v316;
+        float v318 = v283 + v317;
         float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v320 = v2 * (loss_weights[9]);
+        float v321 = v319 != 0.0f ? 0.0f : v320;
+        float v322 = -v321;
+        float v323 = v322 * (beta[0]);
+        float v324 = -v323;
+        float v325 = v319 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v326 = v319 != 0.0f ? 1.0f : t24[i0];
+        float v327 = v325 / v326;
+        float v328 = v319 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v329 = v319 != 0.0f ? 1.0f : t25[i0];
+        float v330 = v328 / v329;
+        float v331 = v327 - v330;
+        float v332 = la_expf(v327);
+        float v333 = 1.0f - v332;
+        float v334 = logf(v333);
+        float v335 = la_expf(v330);
+        float v336 = 1.0f - v335;
+        float v337 = logf(v336);
+        float v338 = v334 - v337;
+        float v339 = v331 - v338;
+        float v340 = fabsf(v339);
+        float v341 = -v340;
+        float v342 = la_expf(v341);
+        float v343 = 1.0f + v342;
+        float v344 = v324 / v343;
+        float v345 = v344 * v342;
+        float v346 = -v345;
+        float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+        float v348 = v347 * 2.0f;
+        float v349 = v348 - 1.0f;
+        float v350 = v346 * v349;
+        float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+        float v352 = v323 * v351;
+        float v353 = v350 + v352;
+        float v354 = -v353;
+        float v355 = -v354;
+        float v356 = v355 / v336;
+        float v357 = -v356;
+        float v358 = v357 * v335;
+        float v359 = v358 + v354;
+        float v360 = v359 / v329;
+        float v361 = v319 != 0.0f ? 0.0f : v360;
+        float v362 = v318 + v361;
         float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v364 = v2 * (loss_weights[8]);
+        float v365 = v363 != 0.0f ? 0.0f : v364;
+        float v366 = -v365;
+        float v367 = v366 * (label_smoothing[0]);
+        float v368 = -v367;
+        float v369 = v363 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v370 = v363 != 0.0f ? 1.0f : t24[i0];
+        float v371 = v369 / v370;
+        float v372 = v363 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v373 = v363 != 0.0f ? 1.0f : t25[i0];
+        float v374 = v372 / v373;
+        float v375 = v371 - v374;
         float v376 = (simpo_gamma[0]) / (beta[0]);
+        float v377 = v375 - v376;
+        float v378 = (beta[0]) * v377;
+        float v379 = -v378;
+        float v380 = fabsf(v379);
+        float v381 = -v380;
+        float v382 = la_expf(v381);
+        float v383 = 1.0f + v382;
+        float v384 = v368 / v383;
+        float v385 = v384 * v382;
+        float v386 = -v385;
+        float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+        float v388 = v387 * 2.0f;
+        float v389 = v388 - 1.0f;
+        float v390 = v386 * v389;
+        float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+        float v392 = v367 * v391;
+        float v393 = v390 + v392;
+        float v394 = -v393;
+        float v395 = v394 * (beta[0]);
+        float v396 = v365 * v40;
+        float v397 = -v396;
+        float v398 = fabsf(v378);
+        float v399 = -v398;
+        float v400 = la_expf(v399);
+        float v401 = 1.0f + v400;
+        float v402 = v397 / v401;
+        float v403 = v402 * v400;
+        float v404 = -v403;
+        float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v406 = v405 * 2.0f;
+        float v407 = v406 - 1.0f;
+        float v408 = v404 * v407;
+        float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v410 = v396 * v409;
+        float v411 = v408 + v410;
+        float v412 = v411 * (beta[0]);
+        float v413 = v395 + v412;
+        float v414 = -v413;
+        float v415 = v414 / v373;
+        float v416 = v363 != 0.0f ? 0.0f : v415;
+        float v417 = v362 + v416;
         float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v419 = v2 * (loss_weights[7]);
+        float v420 = v418 != 0.0f ? 0.0f : v419;
+        float v421 = -v420;
+        float v422 = -v421;
+        float v423 = v418 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v425 = v423 - v424;
+        float v426 = v418 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v428 = v426 - v427;
+        float v429 = v425 - v428;
+        float v430 = v424 - v423;
+        float v431 = fmaxf(v430, 0.0f);
+        float v432 = (dpop_lambda[0]) * v431;
+        float v433 = v429 - v432;
+        float v434 = (beta[0]) * v433;
+        float v435 = fabsf(v434);
+        float v436 = -v435;
+        float v437 = la_expf(v436);
+        float v438 = 1.0f + v437;
+        float v439 = v422 / v438;
+        float v440 = v439 * v437;
+        float v441 = -v440;
+        float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+        float v443 = v442 * 2.0f;
+        float v444 = v443 - 1.0f;
+        float v445 = v441 * v444;
+        float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+        float v447 = v421 * v446;
+        float v448 = v445 + v447;
+        float v449 = v448 * (beta[0]);
+        float v450 = -v449;
+        float v451 = v418 != 0.0f ? 0.0f : v450;
+        float v452 = v417 + v451;
         float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v454 = v2 * (loss_weights[6]);
+        float v455 = v453 != 0.0f ? 0.0f : v454;
+        float v456 = v455 * 0.5f;
+        float v457 = -v456;
         float v458 = (t26[0]) / (t27[0]);
         float v459 = v458;
         float v460 = fmaxf(v459, 0.0f);
+        float v461 = v453 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v463 = v461 - v462;
+        float v464 = v460 - v463;
+        float v465 = (beta[0]) * v464;
+        float v466 = fminf(v465, 0.0f);
+        float v467 = fabsf(v465);
+        float v468 = -v467;
+        float v469 = la_expf(v468);
+        float v470 = 1.0f + v469;
+        float v471 = logf(v470);
+        float v472 = v466 - v471;
+        float v473 = la_expf(v472);
+        float v474 = v457 * v473;
+        float v475 = -v474;
+        float v476 = v475 / v470;
+        float v477 = v476 * v469;
+        float v478 = -v477;
+        float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+        float v480 = v479 * 2.0f;
+        float v481 = v480 - 1.0f;
+        float v482 = v478 * v481;
+        float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+        float v484 = v474 * v483;
+        float v485 = v482 + v484;
+        float v486 = v485 * (beta[0]);
+        float v487 = -v486;
+        float v488 = v453 != 0.0f ? 0.0f : v487;
+        float v489 = v452 + v488;
         float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v491 = v2 * (loss_weights[5]);
+        float v492 = v490 != 0.0f ? 0.0f : v491;
+        float v493 = -v492;
+        float v494 = v493 * 0.5f;
+        float v495 = -v494;
+        float v496 = v490 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v498 = v496 - v497;
+        float v499 = (beta[0]) * v498;
+        float v500 = -v499;
+        float v501 = fabsf(v500);
+        float v502 = -v501;
+        float v503 = la_expf(v502);
+        float v504 = 1.0f + v503;
+        float v505 = v495 / v504;
+        float v506 = v505 * v503;
+        float v507 = -v506;
+        float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+        float v509 = v508 * 2.0f;
+        float v510 = v509 - 1.0f;
+        float v511 = v507 * v510;
+        float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+        float v513 = v494 * v512;
+        float v514 = v511 + v513;
+        float v515 = -v514;
+        float v516 = v515 * (beta[0]);
+        float v517 = v490 != 0.0f ? 0.0f : v516;
+        float v518 = v489 + v517;
         float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v520 = v2 * (loss_weights[4]);
+        float v521 = v519 != 0.0f ? 0.0f : v520;
+        float v522 = v519 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v524 = v522 - v523;
         float v525 = 0.5f / (beta[0]);
+        float v526 = v524 + v525;
+        float v527 = v521 * v526;
+        float v528 = v527 + v527;
+        float v529 = v519 != 0.0f ? 0.0f : v528;
+        float v530 = v518 + v529;
         float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v532 = v2 * (loss_weights[3]);
+        float v533 = v531 != 0.0f ? 0.0f : v532;
+        float v534 = v531 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v535 = v531 != 0.0f ? 1.0f : t24[i0];
+        float v536 = v534 / v535;
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v538 = v537 / v535;
+        float v539 = v536 - v538;
+        float v540 = v531 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v541 = v531 != 0.0f ? 1.0f : t25[i0];
+        float v542 = v540 / v541;
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v544 = v543 / v541;
+        float v545 = v542 - v544;
+        float v546 = v539 - v545;
         float v547 = (beta[0]) * 2.0f;
         float v548 = 1.0f / v547;
+        float v549 = v546 - v548;
+        float v550 = v533 * v549;
+        float v551 = v550 + v550;
+        float v552 = -v551;
+        float v553 = v552 / v541;
+        float v554 = v531 != 0.0f ? 0.0f : v553;
+        float v555 = v530 + v554;
         float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v557 = v2 * (loss_weights[2]);
+        float v558 = v556 != 0.0f ? 0.0f : v557;
+        float v559 = v556 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v561 = v559 - v560;
+        float v562 = v556 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v564 = v562 - v563;
+        float v565 = v561 - v564;
+        float v566 = (beta[0]) * v565;
+        float v567 = 1.0f - v566;
+        float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+        float v569 = v558 * v568;
+        float v570 = -v569;
+        float v571 = v570 * (beta[0]);
+        float v572 = -v571;
+        float v573 = v556 != 0.0f ? 0.0f : v572;
+        float v574 = v555 + v573;
         float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v576 = v2 * (loss_weights[1]);
+        float v577 = v575 != 0.0f ? 0.0f : v576;
         float v578 = 2.0f * (label_smoothing[0]);
         float v579 = 1.0f - v578;
+        float v580 = v577 / v579;
+        float v581 = v580 * (label_smoothing[0]);
+        float v582 = -v581;
+        float v583 = v575 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v585 = v583 - v584;
+        float v586 = v575 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v588 = v586 - v587;
+        float v589 = v585 - v588;
+        float v590 = (beta[0]) * v589;
+        float v591 = -v590;
+        float v592 = fabsf(v591);
+        float v593 = -v592;
+        float v594 = la_expf(v593);
+        float v595 = 1.0f + v594;
+        float v596 = v582 / v595;
+        float v597 = v596 * v594;
+        float v598 = -v597;
+        float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+        float v600 = v599 * 2.0f;
+        float v601 = v600 - 1.0f;
+        float v602 = v598 * v601;
+        float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+        float v604 = v581 * v603;
+        float v605 = v602 + v604;
+        float v606 = -v605;
+        float v607 = v606 * (beta[0]);
+        float v608 = v580 * v40;
+        float v609 = -v608;
+        float v610 = fabsf(v590);
+        float v611 = -v610;
+        float v612 = la_expf(v611);
+        float v613 = 1.0f + v612;
+        float v614 = v609 / v613;
+        float v615 = v614 * v612;
+        float v616 = -v615;
+        float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v618 = v617 * 2.0f;
+        float v619 = v618 - 1.0f;
+        float v620 = v616 * v619;
+        float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v622 = v608 * v621;
+        float v623 = v620 + v622;
+        float v624 = v623 * (beta[0]);
+        float v625 = v607 + v624;
+        float v626 = -v625;
+        float v627 = v575 != 0.0f ? 0.0f : v626;
+        float v628 = v574 + v627;
         float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
+        float v630 = v2 * (loss_weights[0]);
+        float v631 = v629 != 0.0f ? 0.0f : v630;
+        float v632 = -v631;
+        float v633 = v632 * (label_smoothing[0]);
+        float v634 = -v633;
+        float v635 = v629 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v637 = v635 - v636;
+        float v638 = v629 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v640 = v638 - v639;
+        float v641 = v637 - v640;
+        float v642 = (beta[0]) * v641;
+        float v643 = -v642;
+        float v644 = fabsf(v643);
+        float v645 = -v644;
+        float v646 = la_expf(v645);
+        float v647 = 1.0f + v646;
+        float v648 = v634 / v647;
+        float v649 = v648 * v646;
+        float v650 = -v649;
+        float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+        float v652 = v651 * 2.0f;
+        float v653 = v652 - 1.0f;
+        float v654 = v650 * v653;
+        float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+        float v656 = v633 * v655;
+        float v657 = v654 + v656;
+        float v658 = -v657;
+        float v659 = v658 * (beta[0]);
+        float v660 = v631 * v40;
+        float v661 = -v660;
+        float v662 = fabsf(v642);
+        float v663 = -v662;
+        float v664 = la_expf(v663);
+        float v665 = 1.0f + v664;
+        float v666 = v661 / v665;
+        float v667 = v666 * v664;
+        float v668 = -v667;
+        float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v670 = v669 * 2.0f;
+        float v671 = v670 - 1.0f;
+        float v672 = v668 * v671;
+        float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v674 = v660 * v673;
+        float v675 = v672 + v674;
+        float v676 = v675 * (beta[0]);
+        float v677 = v659 + v676;
+        float v678 = -v677;
+        float v679 = v629 != 0.0f ? 0.0f : v678;
+        float v680 = v628 + v679;
+        float v681 = -v680;
+        float v682 = 1.0f * (sft_loss_ratio[0]);
+        float v683 = v682 * (pair_weight[i0]);
+        float v684 = -v683;
+        float v685 = v684 / (t24[i0]);
+        float v686 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        float v687 = v2 * (loss_weights[16]);
+        float v688 = v686 != 0.0f ? 0.0f : v687;
+        float v689 = -v688;
+        float v690 = v686 != 0.0f ? 1.0f : t24[i0];
+        float v691 = v689 / v690;
+        float v692 = v686 != 0.0f ? 0.0f : v691;
+        float v693 = v685 + v692;
+        float v694 = v58 / v9;
+        float v695 = v0 != 0.0f ? 0.0f : v694;
+        float v696 = v693 + v695;
+        float v697 = v62 != 0.0f ? 0.0f : v128;
+        float v698 = v696 + v697;
+        float v699 = v132 != 0.0f ? 0.0f : v214;
+        float v700 = v698 + v699;
+        float v701 = (beta[0]) * v224;
+        float v702 = fminf(v701, 0.0f);
+        float v703 = fabsf(v701);
+        float v704 = -v703;
+        float v705 = la_expf(v704);
+        float v706 = 1.0f + v705;
+        float v707 = logf(v706);
+        float v708 = v702 - v707;
+        float v709 = la_expf(v708);
+        float v710 = v220 * v709;
+        float v711 = -v710;
+        float v712 = v711 / v706;
+        float v713 = v712 * v705;
+        float v714 = -v713;
+        float v715 = 0.0f < v701 ? 1.0f : 0.0f;
+        float v716 = v715 * 2.0f;
+        float v717 = v716 - 1.0f;
+        float v718 = v714 * v717;
+        float v719 = v701 <= 0.0f ? 1.0f : 0.0f;
+        float v720 = v710 * v719;
+        float v721 = v718 + v720;
+        float v722 = v721 * (beta[0]);
+        float v723 = v250 + v722;
+        float v724 = v218 != 0.0f ? 0.0f : v723;
+        float v725 = v700 + v724;
+        float v726 = -v256;
+        float v727 = v254 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v728 = v254 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v729 = v727 - v728;
+        float v730 = (beta[0]) * v729;
+        float v731 = fminf(v730, 0.0f);
+        float v732 = fabsf(v730);
+        float v733 = -v732;
+        float v734 = la_expf(v733);
+        float v735 = 1.0f + v734;
+        float v736 = logf(v735);
+        float v737 = v731 - v736;
+        float v738 = la_expf(v737);
+        float v739 = v726 * v738;
+        float v740 = -v739;
+        float v741 = v740 / v735;
+        float v742 = v741 * v734;
+        float v743 = -v742;
+        float v744 = 0.0f < v730 ? 1.0f : 0.0f;
+        float v745 = v744 * 2.0f;
+        float v746 = v745 - 1.0f;
+        float v747 = v743 * v746;
+        float v748 = v730 <= 0.0f ? 1.0f : 0.0f;
+        float v749 = v739 * v748;
+        float v750 = v747 + v749;
+        float v751 = v750 * (beta[0]);
+        float v752 = v254 != 0.0f ? 0.0f : v751;
+        float v753 = v725 + v752;
+        float v754 = v284 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v755 = v284 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v756 = v754 - v755;
+        float v757 = (beta[0]) * v756;
+        float v758 = v757 - v298;
+        float v759 = fabsf(v758);
+        float v760 = -v759;
+        float v761 = la_expf(v760);
+        float v762 = 1.0f + v761;
+        float v763 = v288 / v762;
+        float v764 = v763 * v761;
+        float v765 = -v764;
+        float v766 = 0.0f < v758 ? 1.0f : 0.0f;
+        float v767 = v766 * 2.0f;
+        float v768 = v767 - 1.0f;
+        float v769 = v765 * v768;
+        float v770 = v758 <= 0.0f ? 1.0f : 0.0f;
+        float v771 = v287 * v770;
+        float v772 = v769 + v771;
+        float v773 = v772 * (beta[0]);
+        float v774 = v284 != 0.0f ? 0.0f : v773;
+        float v775 = v753 + v774;
+        float v776 = v354 / v333;
+        float v777 = -v776;
+        float v778 = v777 * v332;
+        float v779 = v322 + v778;
+        float v780 = v779 + v353;
+        float v781 = v780 / v326;
+        float v782 = v319 != 0.0f ? 0.0f : v781;
+        float v783 = v775 + v782;
+        float v784 = v413 / v370;
+        float v785 = v363 != 0.0f ? 0.0f : v784;
+        float v786 = v783 + v785;
+        float v787 = v450 * (dpop_lambda[0]);
+        float v788 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v789 = v787 * v788;
+        float v790 = -v789;
+        float v791 = v790 + v449;
+        float v792 = v418 != 0.0f ? 0.0f : v791;
+        float v793 = v786 + v792;
+        float v794 = v453 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v795 = v453 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v796 = v794 - v795;
+        float v797 = (t28[0]) / (t27[0]);
+        float v798 = v797;
+        float v799 = fmaxf(v798, 0.0f);
+        float v800 = v796 - v799;
+        float v801 = (beta[0]) * v800;
+        float v802 = fminf(v801, 0.0f);
+        float v803 = fabsf(v801);
+        float v804 = -v803;
+        float v805 = la_expf(v804);
+        float v806 = 1.0f + v805;
+        float v807 = logf(v806);
+        float v808 = v802 - v807;
+        float v809 = la_expf(v808);
+        float v810 = v457 * v809;
+        float v811 = -v810;
+        float v812 = v811 / v806;
+        float v813 = v812 * v805;
+        float v814 = -v813;
+        float v815 = 0.0f < v801 ? 1.0f : 0.0f;
+        float v816 = v815 * 2.0f;
+        float v817 = v816 - 1.0f;
+        float v818 = v814 * v817;
+        float v819 = v801 <= 0.0f ? 1.0f : 0.0f;
+        float v820 = v810 * v819;
+        float v821 = v818 + v820;
+        float v822 = v821 * (beta[0]);
+        float v823 = v453 != 0.0f ? 0.0f : v822;
+        float v824 = v793 + v823;
+        float v825 = v490 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v826 = v490 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v827 = v825 - v826;
+        float v828 = (beta[0]) * v827;
+        float v829 = -v828;
+        float v830 = fabsf(v829);
+        float v831 = -v830;
+        float v832 = la_expf(v831);
+        float v833 = 1.0f + v832;
+        float v834 = v495 / v833;
+        float v835 = v834 * v832;
+        float v836 = -v835;
+        float v837 = 0.0f < v829 ? 1.0f : 0.0f;
+        float v838 = v837 * 2.0f;
+        float v839 = v838 - 1.0f;
+        float v840 = v836 * v839;
+        float v841 = v829 <= 0.0f ? 1.0f : 0.0f;
+        float v842 = v494 * v841;
+        float v843 = v840 + v842;
+        float v844 = -v843;
+        float v845 = v844 * (beta[0]);
+        float v846 = -v493;
+        float v847 = fabsf(v828);
+        float v848 = -v847;
+        float v849 = la_expf(v848);
+        float v850 = 1.0f + v849;
+        float v851 = v846 / v850;
+        float v852 = v851 * v849;
+        float v853 = -v852;
+        float v854 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v855 = v854 * 2.0f;
+        float v856 = v855 - 1.0f;
+        float v857 = v853 * v856;
+        float v858 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v859 = v493 * v858;
+        float v860 = v857 + v859;
+        float v861 = v860 * (beta[0]);
+        float v862 = v845 + v861;
+        float v863 = v490 != 0.0f ? 0.0f : v862;
+        float v864 = v824 + v863;
+        float v865 = v519 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v866 = v519 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v867 = v865 - v866;
+        float v868 = v867 - v525;
+        float v869 = v521 * v868;
+        float v870 = v869 + v869;
+        float v871 = v519 != 0.0f ? 0.0f : v870;
+        float v872 = v864 + v871;
+        float v873 = v551 / v535;
+        float v874 = v531 != 0.0f ? 0.0f : v873;
+        float v875 = v872 + v874;
+        float v876 = v556 != 0.0f ? 0.0f : v571;
+        float v877 = v875 + v876;
+        float v878 = v575 != 0.0f ? 0.0f : v625;
+        float v879 = v877 + v878;
+        float v880 = v629 != 0.0f ? 0.0f : v677;
+        float v881 = v879 + v880;
+        float v882 = -v881;
         for (long j = 0; j < n; j++) {
-            float v2 = v1 * (pair_weight[j / 1]);
-            float v3 = v2 * (loss_weights[15]);
-            float v4 = v0 != 0.0f ? 0.0f : v3;
-            float v5 = -v4;
-            float v6 = v5 * (label_smoothing[0]);
-            float v7 = -v6;
-            float v8 = v0 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v9 = v0 != 0.0f ? 1.0f : t24[j / 1];
-            float v10 = v8 / v9;
-            float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v12 = v11 / v9;
-            float v13 = v10 - v12;
-            float v14 = v0 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v15 = v0 != 0.0f ? 1.0f : t25[j / 1];
-            float v16 = v14 / v15;
-            float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v18 = v17 / v15;
-            float v19 = v16 - v18;
-            float v20 = v13 - v19;
-            float v21 = (beta[0]) * v20;
-            float v22 = -v21;
-            float v23 = fabsf(v22);
-            float v24 = -v23;
-            float v25 = la_expf(v24);
-            float v26 = 1.0f + v25;
-            float v27 = v7 / v26;
-            float v28 = v27 * v25;
-            float v29 = -v28;
-            float v30 = 0.0f < v22 ? 1.0f : 0.0f;
-            float v31 = v30 * 2.0f;
-            float v32 = v31 - 1.0f;
-            float v33 = v29 * v32;
-            float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
-            float v35 = v6 * v34;
-            float v36 = v33 + v35;
-            float v37 = -v36;
-            float v38 = v37 * (beta[0]);
-            float v41 = v4 * v40;
-            float v42 = -v41;
-            float v43 = fabsf(v21);
-            float v44 = -v43;
-            float v45 = la_expf(v44);
-            float v46 = 1.0f + v45;
-            float v47 = v42 / v46;
-            float v48 = v47 * v45;
-            float v49 = -v48;
-            float v50 = 0.0f < v21 ? 1.0f : 0.0f;
-            float v51 = v50 * 2.0f;
-            float v52 = v51 - 1.0f;
-            float v53 = v49 * v52;
-            float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
-            float v55 = v41 * v54;
-            float v56 = v53 + v55;
-            float v57 = v56 * (beta[0]);
-            float v58 = v38 + v57;
-            float v59 = -v58;
-            float v60 = v59 / v15;
-            float v61 = v0 != 0.0f ? 0.0f : v60;
-            float v63 = v2 * (loss_weights[14]);
-            float v64 = v62 != 0.0f ? 0.0f : v63;
-            float v65 = v62 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v67 = v65 - v66;
-            float v68 = v62 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v70 = v68 - v69;
-            float v71 = v67 - v70;
-            float v72 = (beta[0]) * v71;
-            float v73 = v72 / 0.0500000007f;
-            float v74 = fminf(v73, 0.0f);
-            float v75 = fabsf(v73);
-            float v76 = -v75;
-            float v77 = la_expf(v76);
-            float v78 = 1.0f + v77;
-            float v79 = logf(v78);
-            float v80 = v74 - v79;
-            float v81 = la_expf(v80);
-            float v82 = v64 * v81;
-            float v83 = -v72;
-            float v84 = la_expf(v83);
-            float v85 = v82 * v84;
-            float v86 = -v85;
-            float v87 = 1.0f - v81;
-            float v88 = v64 * v87;
-            float v89 = -v88;
-            float v90 = -v89;
-            float v91 = fabsf(v72);
-            float v92 = -v91;
-            float v93 = la_expf(v92);
-            float v94 = 1.0f + v93;
-            float v95 = v90 / v94;
-            float v96 = v95 * v93;
-            float v97 = -v96;
-            float v98 = 0.0f < v72 ? 1.0f : 0.0f;
-            float v99 = v98 * 2.0f;
-            float v100 = v99 - 1.0f;
-            float v101 = v97 * v100;
-            float v102 = v86 + v101;
-            float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
-            float v104 = v89 * v103;
-            float v105 = v102 + v104;
-            float v106 = v64 * v84;
-            float v107 = fminf(v72, 0.0f);
-            float v108 = logf(v94);
-            float v109 = v107 - v108;
-            float v110 = -v109;
-            float v111 = v64 * v110;
-            float v112 = -v111;
-            float v113 = v106 + v112;
-            float v114 = v113 * v81;
-            float v115 = -v114;
-            float v116 = v115 / v78;
-            float v117 = v116 * v77;
-            float v118 = -v117;
-            float v119 = 0.0f < v73 ? 1.0f : 0.0f;
-            float v120 = v119 * 2.0f;
-            float v121 = v120 - 1.0f;
-            float v122 = v118 * v121;
-            float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
-            float v124 = v114 * v123;
-            float v125 = v122 + v124;
-            float v126 = v125 / 0.0500000007f;
-            float v127 = v105 + v126;
-            float v128 = v127 * (beta[0]);
-            float v129 = -v128;
-            float v130 = v62 != 0.0f ? 0.0f : v129;
-            float v131 = v61 + v130;
-            float v133 = v2 * (loss_weights[13]);
-            float v134 = v132 != 0.0f ? 0.0f : v133;
-            float v135 = v132 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v137 = v135 - v136;
-            float v138 = v132 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v140 = v138 - v139;
-            float v141 = v137 - v140;
-            float v142 = (beta[0]) * v141;
-            float v143 = -v142;
-            float v144 = fminf(v143, 0.0f);
-            float v145 = fabsf(v143);
-            float v146 = -v145;
-            float v147 = la_expf(v146);
-            float v148 = 1.0f + v147;
-            float v149 = logf(v148);
-            float v150 = v144 - v149;
-            float v151 = la_expf(v150);
-            float v152 = v134 * v151;
-            float v153 = -v152;
-            float v154 = v153 / v148;
-            float v155 = v154 * v147;
-            float v156 = -v155;
-            float v157 = 0.0f < v143 ? 1.0f : 0.0f;
-            float v158 = v157 * 2.0f;
-            float v159 = v158 - 1.0f;
-            float v160 = v156 * v159;
-            float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
-            float v162 = v152 * v161;
-            float v163 = v160 + v162;
-            float v164 = -v163;
-            float v168 = v150 - v167;
-            float v169 = v134 * v168;
-            float v170 = v169 * v151;
-            float v171 = -v170;
-            float v172 = v171 / v148;
-            float v173 = v172 * v147;
-            float v174 = -v173;
-            float v175 = v174 * v159;
-            float v176 = v170 * v161;
-            float v177 = v175 + v176;
-            float v178 = -v177;
-            float v179 = v164 + v178;
-            float v180 = fminf(v142, 0.0f);
-            float v181 = fabsf(v142);
-            float v182 = -v181;
-            float v183 = la_expf(v182);
-            float v184 = 1.0f + v183;
-            float v185 = logf(v184);
-            float v186 = v180 - v185;
-            float v187 = la_expf(v186);
-            float v188 = v134 * v187;
-            float v189 = -v188;
-            float v190 = v189 / v184;
-            float v191 = v190 * v183;
-            float v192 = -v191;
-            float v193 = 0.0f < v142 ? 1.0f : 0.0f;
-            float v194 = v193 * 2.0f;
-            float v195 = v194 - 1.0f;
-            float v196 = v192 * v195;
-            float v197 = v179 + v196;
-            float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
-            float v199 = v188 * v198;
-            float v200 = v197 + v199;
-            float v203 = v186 - v202;
-            float v204 = v134 * v203;
-            float v205 = v204 * v187;
-            float v206 = -v205;
-            float v207 = v206 / v184;
-            float v208 = v207 * v183;
-            float v209 = -v208;
-            float v210 = v209 * v195;
-            float v211 = v200 + v210;
-            float v212 = v205 * v198;
-            float v213 = v211 + v212;
-            float v214 = v213 * (beta[0]);
-            float v215 = -v214;
-            float v216 = v132 != 0.0f ? 0.0f : v215;
-            float v217 = v131 + v216;
-            float v219 = v2 * (loss_weights[12]);
-            float v220 = v218 != 0.0f ? 0.0f : v219;
-            float v221 = -v220;
-            float v222 = v218 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v224 = v222 - v223;
-            float v225 = v218 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v227 = v225 - v226;
-            float v228 = v224 - v227;
-            float v229 = (beta[0]) * v228;
-            float v230 = fminf(v229, 0.0f);
-            float v231 = fabsf(v229);
-            float v232 = -v231;
-            float v233 = la_expf(v232);
-            float v234 = 1.0f + v233;
-            float v235 = logf(v234);
-            float v236 = v230 - v235;
-            float v237 = la_expf(v236);
-            float v238 = v221 * v237;
-            float v239 = -v238;
-            float v240 = v239 / v234;
-            float v241 = v240 * v233;
-            float v242 = -v241;
-            float v243 = 0.0f < v229 ? 1.0f : 0.0f;
-            float v244 = v243 * 2.0f;
-            float v245 = v244 - 1.0f;
-            float v246 = v242 * v245;
-            float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
-            float v248 = v238 * v247;
-            float v249 = v246 + v248;
-            float v250 = v249 * (beta[0]);
-            float v251 = -v250;
-            float v252 = v218 != 0.0f ? 0.0f : v251;
-            float v253 = v217 + v252;
-            float v255 = v2 * (loss_weights[11]);
-            float v256 = v254 != 0.0f ? 0.0f : v255;
-            float v257 = v254 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v259 = v257 - v258;
-            float v260 = (beta[0]) * v259;
-            float v261 = fminf(v260, 0.0f);
-            float v262 = fabsf(v260);
-            float v263 = -v262;
-            float v264 = la_expf(v263);
-            float v265 = 1.0f + v264;
-            float v266 = logf(v265);
-            float v267 = v261 - v266;
-            float v268 = la_expf(v267);
-            float v269 = v256 * v268;
-            float v270 = -v269;
-            float v271 = v270 / v265;
-            float v272 = v271 * v264;
-            float v273 = -v272;
-            float v274 = 0.0f < v260 ? 1.0f : 0.0f;
-            float v275 = v274 * 2.0f;
-            float v276 = v275 - 1.0f;
-            float v277 = v273 * v276;
-            float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
-            float v279 = v269 * v278;
-            float v280 = v277 + v279;
-            float v281 = v280 * (beta[0]);
-            float v282 = v254 != 0.0f ? 0.0f : v281;
-            float v283 = v253 + v282;
-            float v285 = v2 * (loss_weights[10]);
-            float v286 = v284 != 0.0f ? 0.0f : v285;
-            float v287 = -v286;
-            float v288 = -v287;
-            float v289 = v284 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v291 = v289 - v290;
-            float v292 = (beta[0]) * v291;
-            float v299 = v292 - v298;
-            float v300 = -v299;
-            float v301 = fabsf(v300);
-            float v302 = -v301;
-            float v303 = la_expf(v302);
-            float v304 = 1.0f + v303;
-            float v305 = v288 / v304;
-            float v306 = v305 * v303;
-            float v307 = -v306;
-            float v308 = 0.0f < v300 ? 1.0f : 0.0f;
-            float v309 = v308 * 2.0f;
-            float v310 = v309 - 1.0f;
-            float v311 = v307 * v310;
-            float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
-            float v313 = v287 * v312;
-            float v314 = v311 + v313;
-            float v315 = -v314;
-            float v316 = v315 * (beta[0]);
-            float v317 = v284 != 0.0f ? 0.0f : v316;
-            float v318 = v283 + v317;
-            float v320 = v2 * (loss_weights[9]);
-            float v321 = v319 != 0.0f ? 0.0f : v320;
-            float v322 = -v321;
-            float v323 = v322 * (beta[0]);
-            float v324 = -v323;
-            float v325 = v319 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v326 = v319 != 0.0f ? 1.0f : t24[j / 1];
-            float v327 = v325 / v326;
-            float v328 = v319 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v329 = v319 != 0.0f ? 1.0f : t25[j / 1];
-            float v330 = v328 / v329;
-            float v331 = v327 - v330;
-            float v332 = la_expf(v327);
-            float v333 = 1.0f - v332;
-            float v334 = logf(v333);
-            float v335 = la_expf(v330);
-            float v336 = 1.0f - v335;
-            float v337 = logf(v336);
-            float v338 = v334 - v337;
-            float v339 = v331 - v338;
-            float v340 = fabsf(v339);
-            float v341 = -v340;
-            float v342 = la_expf(v341);
-            float v343 = 1.0f + v342;
-            float v344 = v324 / v343;
-            float v345 = v344 * v342;
-            float v346 = -v345;
-            float v347 = 0.0f < v339 ? 1.0f : 0.0f;
-            float v348 = v347 * 2.0f;
-            float v349 = v348 - 1.0f;
-            float v350 = v346 * v349;
-            float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
-            float v352 = v323 * v351;
-            float v353 = v350 + v352;
-            float v354 = -v353;
-            float v355 = -v354;
-            float v356 = v355 / v336;
-            float v357 = -v356;
-            float v358 = v357 * v335;
-            float v359 = v358 + v354;
-            float v360 = v359 / v329;
-            float v361 = v319 != 0.0f ? 0.0f : v360;
-            float v362 = v318 + v361;
-            float v364 = v2 * (loss_weights[8]);
-            float v365 = v363 != 0.0f ? 0.0f : v364;
-            float v366 = -v365;
-            float v367 = v366 * (label_smoothing[0]);
-            float v368 = -v367;
-            float v369 = v363 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v370 = v363 != 0.0f ? 1.0f : t24[j / 1];
-            float v371 = v369 / v370;
-            float v372 = v363 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v373 = v363 != 0.0f ? 1.0f : t25[j / 1];
-            float v374 = v372 / v373;
-            float v375 = v371 - v374;
-            float v377 = v375 - v376;
-            float v378 = (beta[0]) * v377;
-            float v379 = -v378;
-            float v380 = fabsf(v379);
-            float v381 = -v380;
-            float v382 = la_expf(v381);
-            float v383 = 1.0f + v382;
-            float v384 = v368 / v383;
-            float v385 = v384 * v382;
-            float v386 = -v385;
-            float v387 = 0.0f < v379 ? 1.0f : 0.0f;
-            float v388 = v387 * 2.0f;
-            float v389 = v388 - 1.0f;
-            float v390 = v386 * v389;
-            float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
-            float v392 = v367 * v391;
-            float v393 = v390 + v392;
-            float v394 = -v393;
-            float v395 = v394 * (beta[0]);
-            float v396 = v365 * v40;
-            float v397 = -v396;
-            float v398 = fabsf(v378);
-            float v399 = -v398;
-            float v400 = la_expf(v399);
-            float v401 = 1.0f + v400;
-            float v402 = v397 / v401;
-            float v403 = v402 * v400;
-            float v404 = -v403;
-            float v405 = 0.0f < v378 ? 1.0f : 0.0f;
-            float v406 = v405 * 2.0f;
-            float v407 = v406 - 1.0f;
-            float v408 = v404 * v407;
-            float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
-            float v410 = v396 * v409;
-            float v411 = v408 + v410;
-            float v412 = v411 * (beta[0]);
-            float v413 = v395 + v412;
-            float v414 = -v413;
-            float v415 = v414 / v373;
-            float v416 = v363 != 0.0f ? 0.0f : v415;
-            float v417 = v362 + v416;
-            float v419 = v2 * (loss_weights[7]);
-            float v420 = v418 != 0.0f ? 0.0f : v419;
-            float v421 = -v420;
-            float v422 = -v421;
-            float v423 = v418 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v425 = v423 - v424;
-            float v426 = v418 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v428 = v426 - v427;
-            float v429 = v425 - v428;
-            float v430 = v424 - v423;
-            float v431 = fmaxf(v430, 0.0f);
-            float v432 = (dpop_lambda[0]) * v431;
-            float v433 = v429 - v432;
-            float v434 = (beta[0]) * v433;
-            float v435 = fabsf(v434);
-            float v436 = -v435;
-            float v437 = la_expf(v436);
-            float v438 = 1.0f + v437;
-            float v439 = v422 / v438;
-            float v440 = v439 * v437;
-            float v441 = -v440;
-            float v442 = 0.0f < v434 ? 1.0f : 0.0f;
-            float v443 = v442 * 2.0f;
-            float v444 = v443 - 1.0f;
-            float v445 = v441 * v444;
-            float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
-            float v447 = v421 * v446;
-            float v448 = v445 + v447;
-            float v449 = v448 * (beta[0]);
-            float v450 = -v449;
-            float v451 = v418 != 0.0f ? 0.0f : v450;
-            float v452 = v417 + v451;
-            float v454 = v2 * (loss_weights[6]);
-            float v455 = v453 != 0.0f ? 0.0f : v454;
-            float v456 = v455 * 0.5f;
-            float v457 = -v456;
-            float v461 = v453 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v463 = v461 - v462;
-            float v464 = v460 - v463;
-            float v465 = (beta[0]) * v464;
-            float v466 = fminf(v465, 0.0f);
-            float v467 = fabsf(v465);
-            float v468 = -v467;
-            float v469 = la_expf(v468);
-            float v470 = 1.0f + v469;
-            float v471 = logf(v470);
-            float v472 = v466 - v471;
-            float v473 = la_expf(v472);
-            float v474 = v457 * v473;
-            float v475 = -v474;
-            float v476 = v475 / v470;
-            float v477 = v476 * v469;
-            float v478 = -v477;
-            float v479 = 0.0f < v465 ? 1.0f : 0.0f;
-            float v480 = v479 * 2.0f;
-            float v481 = v480 - 1.0f;
-            float v482 = v478 * v481;
-            float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
-            float v484 = v474 * v483;
-            float v485 = v482 + v484;
-            float v486 = v485 * (beta[0]);
-            float v487 = -v486;
-            float v488 = v453 != 0.0f ? 0.0f : v487;
-            float v489 = v452 + v488;
-            float v491 = v2 * (loss_weights[5]);
-            float v492 = v490 != 0.0f ? 0.0f : v491;
-            float v493 = -v492;
-            float v494 = v493 * 0.5f;
-            float v495 = -v494;
-            float v496 = v490 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v498 = v496 - v497;
-            float v499 = (beta[0]) * v498;
-            float v500 = -v499;
-            float v501 = fabsf(v500);
-            float v502 = -v501;
-            float v503 = la_expf(v502);
-            float v504 = 1.0f + v503;
-            float v505 = v495 / v504;
-            float v506 = v505 * v503;
-            float v507 = -v506;
-            float v508 = 0.0f < v500 ? 1.0f : 0.0f;
-            float v509 = v508 * 2.0f;
-            float v510 = v509 - 1.0f;
-            float v511 = v507 * v510;
-            float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
-            float v513 = v494 * v512;
-            float v514 = v511 + v513;
-            float v515 = -v514;
-            float v516 = v515 * (beta[0]);
-            float v517 = v490 != 0.0f ? 0.0f : v516;
-            float v518 = v489 + v517;
-            float v520 = v2 * (loss_weights[4]);
-            float v521 = v519 != 0.0f ? 0.0f : v520;
-            float v522 = v519 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v524 = v522 - v523;
-            float v526 = v524 + v525;
-            float v527 = v521 * v526;
-            float v528 = v527 + v527;
-            float v529 = v519 != 0.0f ? 0.0f : v528;
-            float v530 = v518 + v529;
-            float v532 = v2 * (loss_weights[3]);
-            float v533 = v531 != 0.0f ? 0.0f : v532;
-            float v534 = v531 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v535 = v531 != 0.0f ? 1.0f : t24[j / 1];
-            float v536 = v534 / v535;
-            float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v538 = v537 / v535;
-            float v539 = v536 - v538;
-            float v540 = v531 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v541 = v531 != 0.0f ? 1.0f : t25[j / 1];
-            float v542 = v540 / v541;
-            float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v544 = v543 / v541;
-            float v545 = v542 - v544;
-            float v546 = v539 - v545;
-            float v549 = v546 - v548;
-            float v550 = v533 * v549;
-            float v551 = v550 + v550;
-            float v552 = -v551;
-            float v553 = v552 / v541;
-            float v554 = v531 != 0.0f ? 0.0f : v553;
-            float v555 = v530 + v554;
-            float v557 = v2 * (loss_weights[2]);
-            float v558 = v556 != 0.0f ? 0.0f : v557;
-            float v559 = v556 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v561 = v559 - v560;
-            float v562 = v556 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v564 = v562 - v563;
-            float v565 = v561 - v564;
-            float v566 = (beta[0]) * v565;
-            float v567 = 1.0f - v566;
-            float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
-            float v569 = v558 * v568;
-            float v570 = -v569;
-            float v571 = v570 * (beta[0]);
-            float v572 = -v571;
-            float v573 = v556 != 0.0f ? 0.0f : v572;
-            float v574 = v555 + v573;
-            float v576 = v2 * (loss_weights[1]);
-            float v577 = v575 != 0.0f ? 0.0f : v576;
-            float v580 = v577 / v579;
-            float v581 = v580 * (label_smoothing[0]);
-            float v582 = -v581;
-            float v583 = v575 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v585 = v583 - v584;
-            float v586 = v575 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v588 = v586 - v587;
-            float v589 = v585 - v588;
-            float v590 = (beta[0]) * v589;
-            float v591 = -v590;
-            float v592 = fabsf(v591);
-            float v593 = -v592;
-            float v594 = la_expf(v593);
-            float v595 = 1.0f + v594;
-            float v596 = v582 / v595;
-            float v597 = v596 * v594;
-            float v598 = -v597;
-            float v599 = 0.0f < v591 ? 1.0f : 0.0f;
-            float v600 = v599 * 2.0f;
-            float v601 = v600 - 1.0f;
-            float v602 = v598 * v601;
-            float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
-            float v604 = v581 * v603;
-            float v605 = v602 + v604;
-            float v606 = -v605;
-            float v607 = v606 * (beta[0]);
-            float v608 = v580 * v40;
-            float v609 = -v608;
-            float v610 = fabsf(v590);
-            float v611 = -v610;
-            float v612 = la_expf(v611);
-            float v613 = 1.0f + v612;
-            float v614 = v609 / v613;
-            float v615 = v614 * v612;
-            float v616 = -v615;
-            float v617 = 0.0f < v590 ? 1.0f : 0.0f;
-            float v618 = v617 * 2.0f;
-            float v619 = v618 - 1.0f;
-            float v620 = v616 * v619;
-            float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
-            float v622 = v608 * v621;
-            float v623 = v620 + v622;
-            float v624 = v623 * (beta[0]);
-            float v625 = v607 + v624;
-            float v626 = -v625;
-            float v627 = v575 != 0.0f ? 0.0f : v626;
-            float v628 = v574 + v627;
-            float v630 = v2 * (loss_weights[0]);
-            float v631 = v629 != 0.0f ? 0.0f : v630;
-            float v632 = -v631;
-            float v633 = v632 * (label_smoothing[0]);
-            float v634 = -v633;
-            float v635 = v629 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v637 = v635 - v636;
-            float v638 = v629 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v640 = v638 - v639;
-            float v641 = v637 - v640;
-            float v642 = (beta[0]) * v641;
-            float v643 = -v642;
-            float v644 = fabsf(v643);
-            float v645 = -v644;
-            float v646 = la_expf(v645);
-            float v647 = 1.0f + v646;
-            float v648 = v634 / v647;
-            float v649 = v648 * v646;
-            float v650 = -v649;
-            float v651 = 0.0f < v643 ? 1.0f : 0.0f;
-            float v652 = v651 * 2.0f;
-            float v653 = v652 - 1.0f;
-            float v654 = v650 * v653;
-            float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
-            float v656 = v633 * v655;
-            float v657 = v654 + v656;
-            float v658 = -v657;
-            float v659 = v658 * (beta[0]);
-            float v660 = v631 * v40;
-            float v661 = -v660;
-            float v662 = fabsf(v642);
-            float v663 = -v662;
-            float v664 = la_expf(v663);
-            float v665 = 1.0f + v664;
-            float v666 = v661 / v665;
-            float v667 = v666 * v664;
-            float v668 = -v667;
-            float v669 = 0.0f < v642 ? 1.0f : 0.0f;
-            float v670 = v669 * 2.0f;
-            float v671 = v670 - 1.0f;
-            float v672 = v668 * v671;
-            float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
-            float v674 = v660 * v673;
-            float v675 = v672 + v674;
-            float v676 = v675 * (beta[0]);
-            float v677 = v659 + v676;
-            float v678 = -v677;
-            float v679 = v629 != 0.0f ? 0.0f : v678;
-            float v680 = v628 + v679;
-            float v681 = -v680;
-            t34[j] = v681;
+            t34[r * n + j] = v681;
+            t35[r * n + j] = v882;
         }
     }
 }
 
-/* dpo_step_k50_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, sub, cmpeq, select, select, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, sub, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, neg, mul, add, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, select, mul, add, div, select, add, select, cmple, mul, neg, mul, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_k50_log_sigmoid_grad(float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = 1.0f * (sft_loss_ratio[0]);
-        float v4 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
-        float v5 = 1.0f * (pref_loss_ratio[0]);
-        float v14 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v51 = 1.0f - (label_smoothing[0]);
-        float v52 = -v51;
-        float v74 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v143 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v176 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v177 = v176 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v178 = logf(v177);
-        float v212 = 1.0f - v177;
-        float v213 = logf(v212);
-        float v228 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v286 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v317 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v326 = (t29[0]) / (t27[0]);
-        float v327 = v326;
-        float v328 = (t30[0]) / (t27[0]);
-        float v329 = v328;
-        float v330 = v327 + v329;
-        float v331 = v330 * 0.5f;
-        float v350 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v394 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v407 = (simpo_gamma[0]) / (beta[0]);
-        float v448 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v488 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v496 = (t28[0]) / (t27[0]);
-        float v497 = v496;
-        float v498 = fmaxf(v497, 0.0f);
-        float v524 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v570 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v576 = 0.5f / (beta[0]);
-        float v582 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v598 = (beta[0]) * 2.0f;
-        float v599 = 1.0f / v598;
-        float v606 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v624 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v627 = 2.0f * (label_smoothing[0]);
-        float v628 = 1.0f - v627;
-        float v677 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 * (pair_weight[j / 1]);
-            float v2 = -v1;
-            float v3 = v2 / (t24[j / 1]);
-            float v6 = v5 * (pair_weight[j / 1]);
-            float v7 = v6 * (loss_weights[16]);
-            float v8 = v4 != 0.0f ? 0.0f : v7;
-            float v9 = -v8;
-            float v10 = v4 != 0.0f ? 1.0f : t24[j / 1];
-            float v11 = v9 / v10;
-            float v12 = v4 != 0.0f ? 0.0f : v11;
-            float v13 = v3 + v12;
-            float v15 = v6 * (loss_weights[15]);
-            float v16 = v14 != 0.0f ? 0.0f : v15;
-            float v17 = -v16;
-            float v18 = v17 * (label_smoothing[0]);
-            float v19 = -v18;
-            float v20 = v14 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v21 = v14 != 0.0f ? 1.0f : t24[j / 1];
-            float v22 = v20 / v21;
-            float v23 = v14 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v24 = v23 / v21;
-            float v25 = v22 - v24;
-            float v26 = v14 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v27 = v14 != 0.0f ? 1.0f : t25[j / 1];
-            float v28 = v26 / v27;
-            float v29 = v14 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v30 = v29 / v27;
-            float v31 = v28 - v30;
-            float v32 = v25 - v31;
-            float v33 = (beta[0]) * v32;
-            float v34 = -v33;
-            float v35 = fabsf(v34);
-            float v36 = -v35;
-            float v37 = la_expf(v36);
-            float v38 = 1.0f + v37;
-            float v39 = v19 / v38;
-            float v40 = v39 * v37;
-            float v41 = -v40;
-            float v42 = 0.0f < v34 ? 1.0f : 0.0f;
-            float v43 = v42 * 2.0f;
-            float v44 = v43 - 1.0f;
-            float v45 = v41 * v44;
-            float v46 = v34 <= 0.0f ? 1.0f : 0.0f;
-            float v47 = v18 * v46;
-            float v48 = v45 + v47;
-            float v49 = -v48;
-            float v50 = v49 * (beta[0]);
-            float v53 = v16 * v52;
-            float v54 = -v53;
-            float v55 = fabsf(v33);
-            float v56 = -v55;
-            float v57 = la_expf(v56);
-            float v58 = 1.0f + v57;
-            float v59 = v54 / v58;
-            float v60 = v59 * v57;
-            float v61 = -v60;
-            float v62 = 0.0f < v33 ? 1.0f : 0.0f;
-            float v63 = v62 * 2.0f;
-            float v64 = v63 - 1.0f;
-            float v65 = v61 * v64;
-            float v66 = v33 <= 0.0f ? 1.0f : 0.0f;
-            float v67 = v53 * v66;
-            float v68 = v65 + v67;
-            float v69 = v68 * (beta[0]);
-            float v70 = v50 + v69;
-            float v71 = v70 / v21;
-            float v72 = v14 != 0.0f ? 0.0f : v71;
-            float v73 = v13 + v72;
-            float v75 = v6 * (loss_weights[14]);
-            float v76 = v74 != 0.0f ? 0.0f : v75;
-            float v77 = v74 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v79 = v77 - v78;
-            float v80 = v74 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v81 = v74 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v82 = v80 - v81;
-            float v83 = v79 - v82;
-            float v84 = (beta[0]) * v83;
-            float v85 = v84 / 0.0500000007f;
-            float v86 = fminf(v85, 0.0f);
-            float v87 = fabsf(v85);
-            float v88 = -v87;
-            float v89 = la_expf(v88);
-            float v90 = 1.0f + v89;
-            float v91 = logf(v90);
-            float v92 = v86 - v91;
-            float v93 = la_expf(v92);
-            float v94 = v76 * v93;
-            float v95 = -v84;
-            float v96 = la_expf(v95);
-            float v97 = v94 * v96;
-            float v98 = -v97;
-            float v99 = 1.0f - v93;
-            float v100 = v76 * v99;
-            float v101 = -v100;
-            float v102 = -v101;
-            float v103 = fabsf(v84);
-            float v104 = -v103;
-            float v105 = la_expf(v104);
-            float v106 = 1.0f + v105;
-            float v107 = v102 / v106;
-            float v108 = v107 * v105;
-            float v109 = -v108;
-            float v110 = 0.0f < v84 ? 1.0f : 0.0f;
-            float v111 = v110 * 2.0f;
-            float v112 = v111 - 1.0f;
-            float v113 = v109 * v112;
-            float v114 = v98 + v113;
-            float v115 = v84 <= 0.0f ? 1.0f : 0.0f;
-            float v116 = v101 * v115;
-            float v117 = v114 + v116;
-            float v118 = v76 * v96;
-            float v119 = fminf(v84, 0.0f);
-            float v120 = logf(v106);
-            float v121 = v119 - v120;
-            float v122 = -v121;
-            float v123 = v76 * v122;
-            float v124 = -v123;
-            float v125 = v118 + v124;
-            float v126 = v125 * v93;
-            float v127 = -v126;
-            float v128 = v127 / v90;
-            float v129 = v128 * v89;
-            float v130 = -v129;
-            float v131 = 0.0f < v85 ? 1.0f : 0.0f;
-            float v132 = v131 * 2.0f;
-            float v133 = v132 - 1.0f;
-            float v134 = v130 * v133;
-            float v135 = v85 <= 0.0f ? 1.0f : 0.0f;
-            float v136 = v126 * v135;
-            float v137 = v134 + v136;
-            float v138 = v137 / 0.0500000007f;
-            float v139 = v117 + v138;
-            float v140 = v139 * (beta[0]);
-            float v141 = v74 != 0.0f ? 0.0f : v140;
-            float v142 = v73 + v141;
-            float v144 = v6 * (loss_weights[13]);
-            float v145 = v143 != 0.0f ? 0.0f : v144;
-            float v146 = v143 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v147 = v143 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v148 = v146 - v147;
-            float v149 = v143 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v150 = v143 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v151 = v149 - v150;
-            float v152 = v148 - v151;
-            float v153 = (beta[0]) * v152;
-            float v154 = -v153;
-            float v155 = fminf(v154, 0.0f);
-            float v156 = fabsf(v154);
-            float v157 = -v156;
-            float v158 = la_expf(v157);
-            float v159 = 1.0f + v158;
-            float v160 = logf(v159);
-            float v161 = v155 - v160;
-            float v162 = la_expf(v161);
-            float v163 = v145 * v162;
-            float v164 = -v163;
-            float v165 = v164 / v159;
-            float v166 = v165 * v158;
-            float v167 = -v166;
-            float v168 = 0.0f < v154 ? 1.0f : 0.0f;
-            float v169 = v168 * 2.0f;
-            float v170 = v169 - 1.0f;
-            float v171 = v167 * v170;
-            float v172 = v154 <= 0.0f ? 1.0f : 0.0f;
-            float v173 = v163 * v172;
-            float v174 = v171 + v173;
-            float v175 = -v174;
-            float v179 = v161 - v178;
-            float v180 = v145 * v179;
-            float v181 = v180 * v162;
-            float v182 = -v181;
-            float v183 = v182 / v159;
-            float v184 = v183 * v158;
-            float v185 = -v184;
-            float v186 = v185 * v170;
-            float v187 = v181 * v172;
-            float v188 = v186 + v187;
-            float v189 = -v188;
-            float v190 = v175 + v189;
-            float v191 = fminf(v153, 0.0f);
-            float v192 = fabsf(v153);
-            float v193 = -v192;
-            float v194 = la_expf(v193);
-            float v195 = 1.0f + v194;
-            float v196 = logf(v195);
-            float v197 = v191 - v196;
-            float v198 = la_expf(v197);
-            float v199 = v145 * v198;
-            float v200 = -v199;
-            float v201 = v200 / v195;
-            float v202 = v201 * v194;
-            float v203 = -v202;
-            float v204 = 0.0f < v153 ? 1.0f : 0.0f;
-            float v205 = v204 * 2.0f;
-            float v206 = v205 - 1.0f;
-            float v207 = v203 * v206;
-            float v208 = v190 + v207;
-            float v209 = v153 <= 0.0f ? 1.0f : 0.0f;
-            float v210 = v199 * v209;
-            float v211 = v208 + v210;
-            float v214 = v197 - v213;
-            float v215 = v145 * v214;
-            float v216 = v215 * v198;
-            float v217 = -v216;
-            float v218 = v217 / v195;
-            float v219 = v218 * v194;
-            float v220 = -v219;
-            float v221 = v220 * v206;
-            float v222 = v211 + v221;
-            float v223 = v216 * v209;
-            float v224 = v222 + v223;
-            float v225 = v224 * (beta[0]);
-            float v226 = v143 != 0.0f ? 0.0f : v225;
-            float v227 = v142 + v226;
-            float v229 = v6 * (loss_weights[12]);
-            float v230 = v228 != 0.0f ? 0.0f : v229;
-            float v231 = -v230;
-            float v232 = v228 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v233 = v228 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v234 = v232 - v233;
-            float v235 = v228 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v236 = v228 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v237 = v235 - v236;
-            float v238 = v234 - v237;
-            float v239 = (beta[0]) * v238;
-            float v240 = fminf(v239, 0.0f);
-            float v241 = fabsf(v239);
-            float v242 = -v241;
-            float v243 = la_expf(v242);
-            float v244 = 1.0f + v243;
-            float v245 = logf(v244);
-            float v246 = v240 - v245;
-            float v247 = la_expf(v246);
-            float v248 = v231 * v247;
-            float v249 = -v248;
-            float v250 = v249 / v244;
-            float v251 = v250 * v243;
-            float v252 = -v251;
-            float v253 = 0.0f < v239 ? 1.0f : 0.0f;
-            float v254 = v253 * 2.0f;
-            float v255 = v254 - 1.0f;
-            float v256 = v252 * v255;
-            float v257 = v239 <= 0.0f ? 1.0f : 0.0f;
-            float v258 = v248 * v257;
-            float v259 = v256 + v258;
-            float v260 = v259 * (beta[0]);
-            float v261 = (beta[0]) * v234;
-            float v262 = fminf(v261, 0.0f);
-            float v263 = fabsf(v261);
-            float v264 = -v263;
-            float v265 = la_expf(v264);
-            float v266 = 1.0f + v265;
-            float v267 = logf(v266);
-            float v268 = v262 - v267;
-            float v269 = la_expf(v268);
-            float v270 = v230 * v269;
-            float v271 = -v270;
-            float v272 = v271 / v266;
-            float v273 = v272 * v265;
-            float v274 = -v273;
-            float v275 = 0.0f < v261 ? 1.0f : 0.0f;
-            float v276 = v275 * 2.0f;
-            float v277 = v276 - 1.0f;
-            float v278 = v274 * v277;
-            float v279 = v261 <= 0.0f ? 1.0f : 0.0f;
-            float v280 = v270 * v279;
-            float v281 = v278 + v280;
-            float v282 = v281 * (beta[0]);
-            float v283 = v260 + v282;
-            float v284 = v228 != 0.0f ? 0.0f : v283;
-            float v285 = v227 + v284;
-            float v287 = v6 * (loss_weights[11]);
-            float v288 = v286 != 0.0f ? 0.0f : v287;
-            float v289 = -v288;
-            float v290 = v286 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v291 = v286 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v292 = v290 - v291;
-            float v293 = (beta[0]) * v292;
-            float v294 = fminf(v293, 0.0f);
-            float v295 = fabsf(v293);
-            float v296 = -v295;
-            float v297 = la_expf(v296);
-            float v298 = 1.0f + v297;
-            float v299 = logf(v298);
-            float v300 = v294 - v299;
-            float v301 = la_expf(v300);
-            float v302 = v289 * v301;
-            float v303 = -v302;
-            float v304 = v303 / v298;
-            float v305 = v304 * v297;
-            float v306 = -v305;
-            float v307 = 0.0f < v293 ? 1.0f : 0.0f;
-            float v308 = v307 * 2.0f;
-            float v309 = v308 - 1.0f;
-            float v310 = v306 * v309;
-            float v311 = v293 <= 0.0f ? 1.0f : 0.0f;
-            float v312 = v302 * v311;
-            float v313 = v310 + v312;
-            float v314 = v313 * (beta[0]);
-            float v315 = v286 != 0.0f ? 0.0f : v314;
-            float v316 = v285 + v315;
-            float v318 = v6 * (loss_weights[10]);
-            float v319 = v317 != 0.0f ? 0.0f : v318;
-            float v320 = -v319;
-            float v321 = -v320;
-            float v322 = v317 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v323 = v317 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v324 = v322 - v323;
-            float v325 = (beta[0]) * v324;
-            float v332 = v325 - v331;
-            float v333 = fabsf(v332);
-            float v334 = -v333;
-            float v335 = la_expf(v334);
-            float v336 = 1.0f + v335;
-            float v337 = v321 / v336;
-            float v338 = v337 * v335;
-            float v339 = -v338;
-            float v340 = 0.0f < v332 ? 1.0f : 0.0f;
-            float v341 = v340 * 2.0f;
-            float v342 = v341 - 1.0f;
-            float v343 = v339 * v342;
-            float v344 = v332 <= 0.0f ? 1.0f : 0.0f;
-            float v345 = v320 * v344;
-            float v346 = v343 + v345;
-            float v347 = v346 * (beta[0]);
-            float v348 = v317 != 0.0f ? 0.0f : v347;
-            float v349 = v316 + v348;
-            float v351 = v6 * (loss_weights[9]);
-            float v352 = v350 != 0.0f ? 0.0f : v351;
-            float v353 = -v352;
-            float v354 = v353 * (beta[0]);
-            float v355 = -v354;
-            float v356 = v350 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v357 = v350 != 0.0f ? 1.0f : t24[j / 1];
-            float v358 = v356 / v357;
-            float v359 = v350 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v360 = v350 != 0.0f ? 1.0f : t25[j / 1];
-            float v361 = v359 / v360;
-            float v362 = v358 - v361;
-            float v363 = la_expf(v358);
-            float v364 = 1.0f - v363;
-            float v365 = logf(v364);
-            float v366 = la_expf(v361);
-            float v367 = 1.0f - v366;
-            float v368 = logf(v367);
-            float v369 = v365 - v368;
-            float v370 = v362 - v369;
-            float v371 = fabsf(v370);
-            float v372 = -v371;
-            float v373 = la_expf(v372);
-            float v374 = 1.0f + v373;
-            float v375 = v355 / v374;
-            float v376 = v375 * v373;
-            float v377 = -v376;
-            float v378 = 0.0f < v370 ? 1.0f : 0.0f;
-            float v379 = v378 * 2.0f;
-            float v380 = v379 - 1.0f;
-            float v381 = v377 * v380;
-            float v382 = v370 <= 0.0f ? 1.0f : 0.0f;
-            float v383 = v354 * v382;
-            float v384 = v381 + v383;
-            float v385 = -v384;
-            float v386 = v385 / v364;
-            float v387 = -v386;
-            float v388 = v387 * v363;
-            float v389 = v353 + v388;
-            float v390 = v389 + v384;
-            float v391 = v390 / v357;
-            float v392 = v350 != 0.0f ? 0.0f : v391;
-            float v393 = v349 + v392;
-            float v395 = v6 * (loss_weights[8]);
-            float v396 = v394 != 0.0f ? 0.0f : v395;
-            float v397 = -v396;
-            float v398 = v397 * (label_smoothing[0]);
-            float v399 = -v398;
-            float v400 = v394 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v401 = v394 != 0.0f ? 1.0f : t24[j / 1];
-            float v402 = v400 / v401;
-            float v403 = v394 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v404 = v394 != 0.0f ? 1.0f : t25[j / 1];
-            float v405 = v403 / v404;
-            float v406 = v402 - v405;
-            float v408 = v406 - v407;
-            float v409 = (beta[0]) * v408;
-            float v410 = -v409;
-            float v411 = fabsf(v410);
-            float v412 = -v411;
-            float v413 = la_expf(v412);
-            float v414 = 1.0f + v413;
-            float v415 = v399 / v414;
-            float v416 = v415 * v413;
-            float v417 = -v416;
-            float v418 = 0.0f < v410 ? 1.0f : 0.0f;
-            float v419 = v418 * 2.0f;
-            float v420 = v419 - 1.0f;
-            float v421 = v417 * v420;
-            float v422 = v410 <= 0.0f ? 1.0f : 0.0f;
-            float v423 = v398 * v422;
-            float v424 = v421 + v423;
-            float v425 = -v424;
-            float v426 = v425 * (beta[0]);
-            float v427 = v396 * v52;
-            float v428 = -v427;
-            float v429 = fabsf(v409);
-            float v430 = -v429;
-            float v431 = la_expf(v430);
-            float v432 = 1.0f + v431;
-            float v433 = v428 / v432;
-            float v434 = v433 * v431;
-            float v435 = -v434;
-            float v436 = 0.0f < v409 ? 1.0f : 0.0f;
-            float v437 = v436 * 2.0f;
-            float v438 = v437 - 1.0f;
-            float v439 = v435 * v438;
-            float v440 = v409 <= 0.0f ? 1.0f : 0.0f;
-            float v441 = v427 * v440;
-            float v442 = v439 + v441;
-            float v443 = v442 * (beta[0]);
-            float v444 = v426 + v443;
-            float v445 = v444 / v401;
-            float v446 = v394 != 0.0f ? 0.0f : v445;
-            float v447 = v393 + v446;
-            float v449 = v6 * (loss_weights[7]);
-            float v450 = v448 != 0.0f ? 0.0f : v449;
-            float v451 = -v450;
-            float v452 = -v451;
-            float v453 = v448 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v454 = v448 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v455 = v453 - v454;
-            float v456 = v448 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v457 = v448 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v458 = v456 - v457;
-            float v459 = v455 - v458;
-            float v460 = v454 - v453;
-            float v461 = fmaxf(v460, 0.0f);
-            float v462 = (dpop_lambda[0]) * v461;
-            float v463 = v459 - v462;
-            float v464 = (beta[0]) * v463;
-            float v465 = fabsf(v464);
-            float v466 = -v465;
-            float v467 = la_expf(v466);
-            float v468 = 1.0f + v467;
-            float v469 = v452 / v468;
-            float v470 = v469 * v467;
-            float v471 = -v470;
-            float v472 = 0.0f < v464 ? 1.0f : 0.0f;
-            float v473 = v472 * 2.0f;
-            float v474 = v473 - 1.0f;
-            float v475 = v471 * v474;
-            float v476 = v464 <= 0.0f ? 1.0f : 0.0f;
-            float v477 = v451 * v476;
-            float v478 = v475 + v477;
-            float v479 = v478 * (beta[0]);
-            float v480 = -v479;
-            float v481 = v480 * (dpop_lambda[0]);
-            float v482 = 0.0f <= v460 ? 1.0f : 0.0f;
-            float v483 = v481 * v482;
-            float v484 = -v483;
-            float v485 = v484 + v479;
-            float v486 = v448 != 0.0f ? 0.0f : v485;
-            float v487 = v447 + v486;
-            float v489 = v6 * (loss_weights[6]);
-            float v490 = v488 != 0.0f ? 0.0f : v489;
-            float v491 = v490 * 0.5f;
-            float v492 = -v491;
-            float v493 = v488 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v494 = v488 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v495 = v493 - v494;
-            float v499 = v495 - v498;
-            float v500 = (beta[0]) * v499;
-            float v501 = fminf(v500, 0.0f);
-            float v502 = fabsf(v500);
-            float v503 = -v502;
-            float v504 = la_expf(v503);
-            float v505 = 1.0f + v504;
-            float v506 = logf(v505);
-            float v507 = v501 - v506;
-            float v508 = la_expf(v507);
-            float v509 = v492 * v508;
-            float v510 = -v509;
-            float v511 = v510 / v505;
-            float v512 = v511 * v504;
-            float v513 = -v512;
-            float v514 = 0.0f < v500 ? 1.0f : 0.0f;
-            float v515 = v514 * 2.0f;
-            float v516 = v515 - 1.0f;
-            float v517 = v513 * v516;
-            float v518 = v500 <= 0.0f ? 1.0f : 0.0f;
-            float v519 = v509 * v518;
-            float v520 = v517 + v519;
-            float v521 = v520 * (beta[0]);
-            float v522 = v488 != 0.0f ? 0.0f : v521;
-            float v523 = v487 + v522;
-            float v525 = v6 * (loss_weights[5]);
-            float v526 = v524 != 0.0f ? 0.0f : v525;
-            float v527 = -v526;
-            float v528 = v527 * 0.5f;
-            float v529 = -v528;
-            float v530 = v524 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v531 = v524 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v532 = v530 - v531;
-            float v533 = (beta[0]) * v532;
-            float v534 = -v533;
-            float v535 = fabsf(v534);
-            float v536 = -v535;
-            float v537 = la_expf(v536);
-            float v538 = 1.0f + v537;
-            float v539 = v529 / v538;
-            float v540 = v539 * v537;
-            float v541 = -v540;
-            float v542 = 0.0f < v534 ? 1.0f : 0.0f;
-            float v543 = v542 * 2.0f;
-            float v544 = v543 - 1.0f;
-            float v545 = v541 * v544;
-            float v546 = v534 <= 0.0f ? 1.0f : 0.0f;
-            float v547 = v528 * v546;
-            float v548 = v545 + v547;
-            float v549 = -v548;
-            float v550 = v549 * (beta[0]);
-            float v551 = -v527;
-            float v552 = fabsf(v533);
-            float v553 = -v552;
-            float v554 = la_expf(v553);
-            float v555 = 1.0f + v554;
-            float v556 = v551 / v555;
-            float v557 = v556 * v554;
-            float v558 = -v557;
-            float v559 = 0.0f < v533 ? 1.0f : 0.0f;
-            float v560 = v559 * 2.0f;
-            float v561 = v560 - 1.0f;
-            float v562 = v558 * v561;
-            float v563 = v533 <= 0.0f ? 1.0f : 0.0f;
-            float v564 = v527 * v563;
-            float v565 = v562 + v564;
-            float v566 = v565 * (beta[0]);
-            float v567 = v550 + v566;
-            float v568 = v524 != 0.0f ? 0.0f : v567;
-            float v569 = v523 + v568;
-            float v571 = v6 * (loss_weights[4]);
-            float v572 = v570 != 0.0f ? 0.0f : v571;
-            float v573 = v570 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v574 = v570 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v575 = v573 - v574;
-            float v577 = v575 - v576;
-            float v578 = v572 * v577;
-            float v579 = v578 + v578;
-            float v580 = v570 != 0.0f ? 0.0f : v579;
-            float v581 = v569 + v580;
-            float v583 = v6 * (loss_weights[3]);
-            float v584 = v582 != 0.0f ? 0.0f : v583;
-            float v585 = v582 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v586 = v582 != 0.0f ? 1.0f : t24[j / 1];
-            float v587 = v585 / v586;
-            float v588 = v582 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v589 = v588 / v586;
-            float v590 = v587 - v589;
-            float v591 = v582 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v592 = v582 != 0.0f ? 1.0f : t25[j / 1];
-            float v593 = v591 / v592;
-            float v594 = v582 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v595 = v594 / v592;
-            float v596 = v593 - v595;
-            float v597 = v590 - v596;
-            float v600 = v597 - v599;
-            float v601 = v584 * v600;
-            float v602 = v601 + v601;
-            float v603 = v602 / v586;
-            float v604 = v582 != 0.0f ? 0.0f : v603;
-            float v605 = v581 + v604;
-            float v607 = v6 * (loss_weights[2]);
-            float v608 = v606 != 0.0f ? 0.0f : v607;
-            float v609 = v606 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v610 = v606 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v611 = v609 - v610;
-            float v612 = v606 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v613 = v606 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v614 = v612 - v613;
-            float v615 = v611 - v614;
-            float v616 = (beta[0]) * v615;
-            float v617 = 1.0f - v616;
-            float v618 = 0.0f <= v617 ? 1.0f : 0.0f;
-            float v619 = v608 * v618;
-            float v620 = -v619;
-            float v621 = v620 * (beta[0]);
-            float v622 = v606 != 0.0f ? 0.0f : v621;
-            float v623 = v605 + v622;
-            float v625 = v6 * (loss_weights[1]);
-            float v626 = v624 != 0.0f ? 0.0f : v625;
-            float v629 = v626 / v628;
-            float v630 = v629 * (label_smoothing[0]);
-            float v631 = -v630;
-            float v632 = v624 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v633 = v624 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v634 = v632 - v633;
-            float v635 = v624 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v636 = v624 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v637 = v635 - v636;
-            float v638 = v634 - v637;
-            float v639 = (beta[0]) * v638;
-            float v640 = -v639;
-            float v641 = fabsf(v640);
-            float v642 = -v641;
-            float v643 = la_expf(v642);
-            float v644 = 1.0f + v643;
-            float v645 = v631 / v644;
-            float v646 = v645 * v643;
-            float v647 = -v646;
-            float v648 = 0.0f < v640 ? 1.0f : 0.0f;
-            float v649 = v648 * 2.0f;
-            float v650 = v649 - 1.0f;
-            float v651 = v647 * v650;
-            float v652 = v640 <= 0.0f ? 1.0f : 0.0f;
-            float v653 = v630 * v652;
-            float v654 = v651 + v653;
-            float v655 = -v654;
-            float v656 = v655 * (beta[0]);
-            float v657 = v629 * v52;
-            float v658 = -v657;
-            float v659 = fabsf(v639);
-            float v660 = -v659;
-            float v661 = la_expf(v660);
-            float v662 = 1.0f + v661;
-            float v663 = v658 / v662;
-            float v664 = v663 * v661;
-            float v665 = -v664;
-            float v666 = 0.0f < v639 ? 1.0f : 0.0f;
-            float v667 = v666 * 2.0f;
-            float v668 = v667 - 1.0f;
-            float v669 = v665 * v668;
-            float v670 = v639 <= 0.0f ? 1.0f : 0.0f;
-            float v671 = v657 * v670;
-            float v672 = v669 + v671;
-            float v673 = v672 * (beta[0]);
-            float v674 = v656 + v673;
-            float v675 = v624 != 0.0f ? 0.0f : v674;
-            float v676 = v623 + v675;
-            float v678 = v6 * (loss_weights[0]);
-            float v679 = v677 != 0.0f ? 0.0f : v678;
-            float v680 = -v679;
-            float v681 = v680 * (label_smoothing[0]);
-            float v682 = -v681;
-            float v683 = v677 != 0.0f ? -1.0f : logps_chosen[j / 1];
-            float v684 = v677 != 0.0f ? 0.0f : ref_chosen[j / 1];
-            float v685 = v683 - v684;
-            float v686 = v677 != 0.0f ? -1.0f : logps_rejected[j / 1];
-            float v687 = v677 != 0.0f ? 0.0f : ref_rejected[j / 1];
-            float v688 = v686 - v687;
-            float v689 = v685 - v688;
-            float v690 = (beta[0]) * v689;
-            float v691 = -v690;
-            float v692 = fabsf(v691);
-            float v693 = -v692;
-            float v694 = la_expf(v693);
-            float v695 = 1.0f + v694;
-            float v696 = v682 / v695;
-            float v697 = v696 * v694;
-            float v698 = -v697;
-            float v699 = 0.0f < v691 ? 1.0f : 0.0f;
-            float v700 = v699 * 2.0f;
-            float v701 = v700 - 1.0f;
-            float v702 = v698 * v701;
-            float v703 = v691 <= 0.0f ? 1.0f : 0.0f;
-            float v704 = v681 * v703;
-            float v705 = v702 + v704;
-            float v706 = -v705;
-            float v707 = v706 * (beta[0]);
-            float v708 = v679 * v52;
-            float v709 = -v708;
-            float v710 = fabsf(v690);
-            float v711 = -v710;
-            float v712 = la_expf(v711);
-            float v713 = 1.0f + v712;
-            float v714 = v709 / v713;
-            float v715 = v714 * v712;
-            float v716 = -v715;
-            float v717 = 0.0f < v690 ? 1.0f : 0.0f;
-            float v718 = v717 * 2.0f;
-            float v719 = v718 - 1.0f;
-            float v720 = v716 * v719;
-            float v721 = v690 <= 0.0f ? 1.0f : 0.0f;
-            float v722 = v708 * v721;
-            float v723 = v720 + v722;
-            float v724 = v723 * (beta[0]);
-            float v725 = v707 + v724;
-            float v726 = v677 != 0.0f ? 0.0f : v725;
-            float v727 = v676 + v726;
-            float v728 = -v727;
-            t35[j] = v728;
-        }
-    }
-}
-
-/* dpo_step_k51_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k51_log_softmax_grad(float *restrict t36, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t34, const float *restrict t35, long NS, long V) {
+/* dpo_step_k50_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t34, const float *restrict t35, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3630,14 +3025,14 @@ static void dpo_step_k51_log_softmax_grad(float *restrict t36, const int32_t *re
     }
 }
 
-/* dpo_step_k52_lm_head_grad_in: t37[NS, D] = t36 · lm_head  [lm_head/grad] */
-static void dpo_step_k52_lm_head_grad_in(float *restrict t37, const float *restrict lm_head, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_k51_lm_head_grad_in: t37[NS, D] = t36 · lm_head  [lm_head/grad] */
+static void dpo_step_k51_lm_head_grad_in(float *restrict t37, const float *restrict lm_head, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t36, V, lm_head, D, 0.0f, t37, D);
 }
 
-/* dpo_step_k53_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
-static void dpo_step_k53_rmsnorm_grad(float *restrict t38, const float *restrict t14, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k52_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
+static void dpo_step_k52_rmsnorm_grad(float *restrict t38, const float *restrict t14, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = NS;
@@ -3654,8 +3049,8 @@ static void dpo_step_k53_rmsnorm_grad(float *restrict t38, const float *restrict
     }
 }
 
-/* dpo_step_k54_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void dpo_step_k54_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t12, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k53_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void dpo_step_k53_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t12, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -3672,8 +3067,8 @@ static void dpo_step_k54_rmsnorm_grad(float *restrict t39, const float *restrict
     }
 }
 
-/* dpo_step_k55_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void dpo_step_k55_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* dpo_step_k54_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void dpo_step_k54_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t40, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = NS, n = D;
@@ -3698,8 +3093,8 @@ static void dpo_step_k55_rmsnorm_grad_scatter_add(float *restrict t40, const int
     }
 }
 
-/* dpo_step_k56_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
-static void dpo_step_k56_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t38, long HD2, long KVH, long REP) {
+/* dpo_step_k55_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
+static void dpo_step_k55_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t38, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
@@ -3711,14 +3106,14 @@ static void dpo_step_k56_rmsnorm_grad(float *restrict grad_final_norm, const flo
     }
 }
 
-/* dpo_step_k57_grad_lm_head: grad_lm_head[V, D] += t36ᵀ · t15  [lm_head/grad] */
-static void dpo_step_k57_grad_lm_head(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_k56_grad_lm_head: grad_lm_head[V, D] += t36ᵀ · t15  [lm_head/grad] */
+static void dpo_step_k56_grad_lm_head(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t36, V, t15, D, 1.0f, grad_lm_head, D);
 }
 
-/* dpo_step_k58_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k58_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k57_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3734,8 +3129,8 @@ static void dpo_step_k58_rmsnorm(float *restrict t41, const float *restrict save
     }
 }
 
-/* dpo_step_k59_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k59_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k58_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k58_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3750,8 +3145,8 @@ static void dpo_step_k59_rmsnorm(float *restrict t42, const float *restrict norm
     }
 }
 
-/* dpo_step_k60_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k60_rmsnorm(float *restrict t43, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k59_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k59_rmsnorm(float *restrict t43, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3766,8 +3161,8 @@ static void dpo_step_k60_rmsnorm(float *restrict t43, const float *restrict save
     }
 }
 
-/* dpo_step_k61_scores_matmul: t44[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_k61_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k60_scores_matmul: t44[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_k60_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3781,8 +3176,8 @@ static void dpo_step_k61_scores_matmul(float *restrict t44, const float *restric
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k62_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_k62_attention(float *restrict t45, const float *restrict t2, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k61_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_k61_attention(float *restrict t45, const float *restrict t2, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3815,8 +3210,8 @@ static void dpo_step_k62_attention(float *restrict t45, const float *restrict t2
     }
 }
 
-/* dpo_step_k63_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k63_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
+/* dpo_step_k62_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k62_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -3831,8 +3226,8 @@ static void dpo_step_k63_softmax(float *restrict t46, const float *restrict t45,
     }
 }
 
-/* dpo_step_k64_softmax: div  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k64_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
+/* dpo_step_k63_softmax: div  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k63_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3848,8 +3243,8 @@ static void dpo_step_k64_softmax(float *restrict t47, const float *restrict t45,
     }
 }
 
-/* dpo_step_k65_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void dpo_step_k65_rmsnorm(float *restrict t48, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k64_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3865,8 +3260,8 @@ static void dpo_step_k65_rmsnorm(float *restrict t48, const float *restrict save
     }
 }
 
-/* dpo_step_k66_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
-static void dpo_step_k66_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k65_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+static void dpo_step_k65_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3881,8 +3276,8 @@ static void dpo_step_k66_rmsnorm(float *restrict t49, const float *restrict norm
     }
 }
 
-/* dpo_step_k67_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
-static void dpo_step_k67_rmsnorm(float *restrict t50, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k66_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+static void dpo_step_k66_rmsnorm(float *restrict t50, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3897,8 +3292,8 @@ static void dpo_step_k67_rmsnorm(float *restrict t50, const float *restrict save
     }
 }
 
-/* dpo_step_k68_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k68_silu(float *restrict t51, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_k67_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_k67_silu(float *restrict t51, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3912,8 +3307,8 @@ static void dpo_step_k68_silu(float *restrict t51, const float *restrict saved_g
     }
 }
 
-/* dpo_step_k69_gate_up: mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k69_gate_up(float *restrict t52, const float *restrict saved_up, const float *restrict t51, long B, long F, long T) {
+/* dpo_step_k68_gate_up: mul  [layer_backward/ffn/gate_up] */
+static void dpo_step_k68_gate_up(float *restrict t52, const float *restrict saved_up, const float *restrict t51, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3924,14 +3319,14 @@ static void dpo_step_k69_gate_up(float *restrict t52, const float *restrict save
     }
 }
 
-/* dpo_step_k70_w2_grad_in: t53[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_k70_w2_grad_in(float *restrict t53, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k69_w2_grad_in: t53[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_k69_w2_grad_in(float *restrict t53, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t53, F);
 }
 
-/* dpo_step_k71_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k71_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+/* dpo_step_k70_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k70_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3942,14 +3337,14 @@ static void dpo_step_k71_ffn_grad(float *restrict t54, const float *restrict t51
     }
 }
 
-/* dpo_step_k72_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k72_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k71_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k71_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t54, F, w3, D, 0.0f, t55, D);
 }
 
-/* dpo_step_k73_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k73_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+/* dpo_step_k72_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k72_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3970,14 +3365,14 @@ static void dpo_step_k73_silu_grad(float *restrict t56, const float *restrict sa
     }
 }
 
-/* dpo_step_k74_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k74_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k73_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k73_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t56, F, w1, D, 0.0f, t57, D);
 }
 
-/* dpo_step_k75_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k75_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k74_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k74_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -3997,8 +3392,8 @@ static void dpo_step_k75_gate_up_grad(float *restrict t58, const float *restrict
     }
 }
 
-/* dpo_step_k76_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k76_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k75_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k75_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -4014,8 +3409,8 @@ static void dpo_step_k76_rmsnorm_grad(float *restrict t59, const float *restrict
     }
 }
 
-/* dpo_step_k77_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k77_rmsnorm_grad(float *restrict t60, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k76_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k76_rmsnorm_grad(float *restrict t60, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4048,14 +3443,14 @@ static void dpo_step_k77_rmsnorm_grad(float *restrict t60, const float *restrict
     }
 }
 
-/* dpo_step_k78_wo_grad_in: t61[B*T, D] = t60 · wo  [layer_backward/attention/grad] */
-static void dpo_step_k78_wo_grad_in(float *restrict t61, const float *restrict wo, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k77_wo_grad_in: t61[B*T, D] = t60 · wo  [layer_backward/attention/grad] */
+static void dpo_step_k77_wo_grad_in(float *restrict t61, const float *restrict wo, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t60, D, wo, D, 0.0f, t61, D);
 }
 
-/* dpo_step_k79_attention_grad_matmul: t62[B, KVH, REP, T, T] = t61 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_k79_attention_grad_matmul(float *restrict t62, const float *restrict saved_v, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k78_attention_grad_matmul: t62[B, KVH, REP, T, T] = t61 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_k78_attention_grad_matmul(float *restrict t62, const float *restrict saved_v, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4069,8 +3464,8 @@ static void dpo_step_k79_attention_grad_matmul(float *restrict t62, const float 
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t62 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k80_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k80_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k79_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k79_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -4103,8 +3498,8 @@ static void dpo_step_k80_attention(float *restrict t63, const float *restrict t2
     }
 }
 
-/* dpo_step_k81_scores_grad_matmul: t64[B, KVH, REP, T, HD] = t63 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k81_scores_grad_matmul(float *restrict t64, const float *restrict saved_k, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k80_scores_grad_matmul: t64[B, KVH, REP, T, HD] = t63 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k80_scores_grad_matmul(float *restrict t64, const float *restrict saved_k, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4118,8 +3513,8 @@ static void dpo_step_k81_scores_grad_matmul(float *restrict t64, const float *re
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t64 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_k82_attention_grad_matmul: t65[B, KVH, REP, T, HD] = t63ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k82_attention_grad_matmul(float *restrict t65, const float *restrict saved_q, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k81_attention_grad_matmul: t65[B, KVH, REP, T, HD] = t63ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k81_attention_grad_matmul(float *restrict t65, const float *restrict saved_q, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4133,8 +3528,8 @@ static void dpo_step_k82_attention_grad_matmul(float *restrict t65, const float 
                 la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t65 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_k83_attention_grad_matmul: t66[B, KVH, REP, T, HD] = t47ᵀ · t61  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k83_attention_grad_matmul(float *restrict t66, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k82_attention_grad_matmul: t66[B, KVH, REP, T, HD] = t47ᵀ · t61  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k82_attention_grad_matmul(float *restrict t66, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4148,15 +3543,15 @@ static void dpo_step_k83_attention_grad_matmul(float *restrict t66, const float 
                 la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t66 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_k84_wv_grad_in: t67[B*T, D] = t66 · wv  [layer_backward/attention/grad] */
-static void dpo_step_k84_wv_grad_in(float *restrict t67, const float *restrict wv, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k83_wv_grad_in: t67[B*T, D] = t66 · wv  [layer_backward/attention/grad] */
+static void dpo_step_k83_wv_grad_in(float *restrict t67, const float *restrict wv, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t66, KVD, wv, D, 0.0f, t67, D);
 }
 
-/* dpo_step_k85_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k85_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t65, long B, long HD2, long KVH, long T) {
+/* dpo_step_k84_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k84_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t65, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4192,15 +3587,15 @@ static void dpo_step_k85_rope_grad(float *restrict t68, const float *restrict t0
     }
 }
 
-/* dpo_step_k86_wk_grad_in: t69[B*T, D] = t68 · wk  [layer_backward/attention/grad] */
-static void dpo_step_k86_wk_grad_in(float *restrict t69, const float *restrict wk, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k85_wk_grad_in: t69[B*T, D] = t68 · wk  [layer_backward/attention/grad] */
+static void dpo_step_k85_wk_grad_in(float *restrict t69, const float *restrict wk, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t68, KVD, wk, D, 0.0f, t69, D);
 }
 
-/* dpo_step_k87_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k87_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k86_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k86_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -4237,14 +3632,14 @@ static void dpo_step_k87_rope_grad(float *restrict t70, const float *restrict t0
     }
 }
 
-/* dpo_step_k88_wq_grad_in: t71[B*T, D] = t70 · wq  [layer_backward/attention/grad] */
-static void dpo_step_k88_wq_grad_in(float *restrict t71, const float *restrict wq, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k87_wq_grad_in: t71[B*T, D] = t70 · wq  [layer_backward/attention/grad] */
+static void dpo_step_k87_wq_grad_in(float *restrict t71, const float *restrict wq, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wq, D, 0.0f, t71, D);
 }
 
-/* dpo_step_k89_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k89_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k88_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k88_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -4265,8 +3660,8 @@ static void dpo_step_k89_attention_grad(float *restrict t72, const float *restri
     }
 }
 
-/* dpo_step_k90_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k90_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k89_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k89_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -4282,8 +3677,8 @@ static void dpo_step_k90_rmsnorm_grad(float *restrict t73, const float *restrict
     }
 }
 
-/* dpo_step_k91_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k91_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, const float *restrict t60, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k90_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k90_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, const float *restrict t60, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4318,8 +3713,8 @@ static void dpo_step_k91_rmsnorm_grad(float *restrict carry1_next, const float *
     }
 }
 
-/* dpo_step_k92_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k92_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
+/* dpo_step_k91_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k91_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
@@ -4331,34 +3726,34 @@ static void dpo_step_k92_layer_backward(float *restrict grad_attn_norm, const fl
     }
 }
 
-/* dpo_step_k93_grad_wq: grad_wq[D, D] += t70ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k93_grad_wq(float *restrict grad_wq, const float *restrict t43, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k92_grad_wq: grad_wq[D, D] += t70ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k92_grad_wq(float *restrict grad_wq, const float *restrict t43, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t70, D, t43, D, 1.0f, grad_wq, D);
 }
 
-/* dpo_step_k94_grad_wk: grad_wk[KVD, D] += t68ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k94_grad_wk(float *restrict grad_wk, const float *restrict t43, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k93_grad_wk: grad_wk[KVD, D] += t68ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k93_grad_wk(float *restrict grad_wk, const float *restrict t43, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t68, KVD, t43, D, 1.0f, grad_wk, D);
 }
 
-/* dpo_step_k95_grad_wv: grad_wv[KVD, D] += t66ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k95_grad_wv(float *restrict grad_wv, const float *restrict t43, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k94_grad_wv: grad_wv[KVD, D] += t66ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k94_grad_wv(float *restrict grad_wv, const float *restrict t43, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t66, KVD, t43, D, 1.0f, grad_wv, D);
 }
 
-/* dpo_step_k96_grad_wo: grad_wo[D, D] += t60ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k96_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k95_grad_wo: grad_wo[D, D] += t60ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k95_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* dpo_step_k97_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k97_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
+/* dpo_step_k96_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k96_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = 1, n = D;
     for (long r = 0; r < rows; r++) {
@@ -4370,26 +3765,26 @@ static void dpo_step_k97_layer_backward(float *restrict grad_ffn_norm, const flo
     }
 }
 
-/* dpo_step_k98_grad_w1: grad_w1[F, D] += t56ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k98_grad_w1(float *restrict grad_w1, const float *restrict t50, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k97_grad_w1: grad_w1[F, D] += t56ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k97_grad_w1(float *restrict grad_w1, const float *restrict t50, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t56, F, t50, D, 1.0f, grad_w1, D);
 }
 
-/* dpo_step_k99_grad_w2: grad_w2[D, F] += carry1ᵀ · t52  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k99_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k98_grad_w2: grad_w2[D, F] += carry1ᵀ · t52  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k98_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t52, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k100_grad_w3: grad_w3[F, D] += t54ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k100_grad_w3(float *restrict grad_w3, const float *restrict t50, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k99_grad_w3: grad_w3[F, D] += t54ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k99_grad_w3(float *restrict grad_w3, const float *restrict t50, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t54, F, t50, D, 1.0f, grad_w3, D);
 }
 
-/* dpo_step_k101_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k101_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k100_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k100_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -4401,7 +3796,7 @@ static void dpo_step_k101_embed_backward_scatter_add(float *restrict grad_embed,
     }
 }
 
-/* Arena: 24 slots planned for 102 kernels. */
+/* Arena: 24 slots planned for 101 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -4432,9 +3827,9 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[7] = total; total += la_round16(la_max(la_max(NS*V, B*KVH*REP*T), 2*B*HD2*KVH*T));
     off[8] = total; total += la_round16(la_max(NS, B*F*T));
     off[9] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 1), NS*V), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(B, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 1), 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(B, NS*V), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T), 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
     off[14] = total; total += la_round16(la_max(la_max(la_max(la_max(1, B*T), 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[15] = total; total += la_round16(la_max(1, B*T));
@@ -4468,7 +3863,6 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     long off[24];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
-    long tick;
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
@@ -4505,9 +3899,9 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t33 = args->arena + off[17];
     float *t34 = args->arena + off[17];
     float *t35 = args->arena + off[18];
-    float *t36 = args->arena + off[10];
-    float *t37 = args->arena + off[11];
-    float *t38 = args->arena + off[12];
+    float *t36 = args->arena + off[11];
+    float *t37 = args->arena + off[12];
+    float *t38 = args->arena + off[10];
     float *t39 = args->arena + off[8];
     float *t40 = args->arena + off[13];
     float *t41 = args->arena + off[14];
@@ -4522,25 +3916,25 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t50 = args->arena + off[17];
     float *t51 = args->arena + off[18];
     float *t52 = args->arena + off[5];
-    float *t53 = args->arena + off[11];
+    float *t53 = args->arena + off[12];
     float *t54 = args->arena + off[8];
-    float *t55 = args->arena + off[12];
+    float *t55 = args->arena + off[10];
     float *t56 = args->arena + off[6];
-    float *t57 = args->arena + off[10];
+    float *t57 = args->arena + off[11];
     float *t58 = args->arena + off[14];
     float *t59 = args->arena + off[18];
-    float *t60 = args->arena + off[11];
-    float *t61 = args->arena + off[12];
+    float *t60 = args->arena + off[12];
+    float *t61 = args->arena + off[10];
     float *t62 = args->arena + off[14];
     float *t63 = args->arena + off[9];
-    float *t64 = args->arena + off[10];
+    float *t64 = args->arena + off[11];
     float *t65 = args->arena + off[16];
     float *t66 = args->arena + off[7];
     float *t67 = args->arena + off[3];
     float *t68 = args->arena + off[14];
-    float *t69 = args->arena + off[12];
+    float *t69 = args->arena + off[10];
     float *t70 = args->arena + off[9];
-    float *t71 = args->arena + off[10];
+    float *t71 = args->arena + off[11];
     float *t72 = args->arena + off[16];
     float *t73 = args->arena + off[19];
     const float *embed = args->embed;
@@ -4578,18 +3972,10 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    tick = la_tick(prof);
-    dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 0, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T);
-    la_tock(prof, 1, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k2_shared_prompt_mask(t2, segments, B, T);
-    la_tock(prof, 2, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T);
-    la_tock(prof, 3, 102, tick);
+    LA_TIMED(prof, 0, 101, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 101, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 101, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 101, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[20], args->arena + off[21] };
@@ -4621,171 +4007,62 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        tick = la_tick(prof);
-        dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T);
-        la_tock(prof, 4, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 5, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T);
-        la_tock(prof, 6, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 7, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T);
-        la_tock(prof, 8, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T);
-        la_tock(prof, 9, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 10, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T);
-        la_tock(prof, 11, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T);
-        la_tock(prof, 12, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T);
-        la_tock(prof, 13, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T);
-        la_tock(prof, 14, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 15, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 16, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 17, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T);
-        la_tock(prof, 18, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 19, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T);
-        la_tock(prof, 20, 102, tick);
+        LA_TIMED(prof, 4, 101, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 101, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 101, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 101, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 101, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 101, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 101, dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 101, dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 101, dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 101, dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 101, dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 101, dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 101, dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 101, dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 101, dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 101, dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 101, dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    tick = la_tick(prof);
-    dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP);
-    la_tock(prof, 21, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP);
-    la_tock(prof, 22, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP);
-    la_tock(prof, 23, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP);
-    la_tock(prof, 24, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V);
-    la_tock(prof, 25, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k26_log_softmax(t17, t16, NS, V);
-    la_tock(prof, 26, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k27_log_softmax(t18, t16, t17, NS, V);
-    la_tock(prof, 27, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V);
-    la_tock(prof, 28, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS);
-    la_tock(prof, 29, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k30_sequence_logps(logps_chosen, t20, B);
-    la_tock(prof, 30, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V);
-    la_tock(prof, 31, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS);
-    la_tock(prof, 32, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k33_sequence_logps(logps_rejected, t22, B);
-    la_tock(prof, 33, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k34_sequence_logps(t23, t16, NS, V);
-    la_tock(prof, 34, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS);
-    la_tock(prof, 35, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS);
-    la_tock(prof, 36, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V);
-    la_tock(prof, 37, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V);
-    la_tock(prof, 38, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k39_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, logps_chosen, B);
-    la_tock(prof, 39, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k40_sequence_logps(t27, pair_weight, B);
-    la_tock(prof, 40, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k41_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, logps_rejected, B);
-    la_tock(prof, 41, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k42_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B);
-    la_tock(prof, 42, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k43_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B);
-    la_tock(prof, 43, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B);
-    la_tock(prof, 44, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k45_lm_head(t31, loss_weights, losses, B);
-    la_tock(prof, 45, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k46_lm_head(t32, pair_weight, t31, B);
-    la_tock(prof, 46, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k47_sft(t33, pair_weight, logps_chosen, t24, B);
-    la_tock(prof, 47, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33);
-    la_tock(prof, 48, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k49_log_sigmoid_grad(t34, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, logps_chosen, logps_rejected, t24, t25, t26, t27, t29, t30, B);
-    la_tock(prof, 49, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k50_log_sigmoid_grad(t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t24, t25, t27, t28, t29, t30, B);
-    la_tock(prof, 50, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k51_log_softmax_grad(t36, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t34, t35, NS, V);
-    la_tock(prof, 51, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k52_lm_head_grad_in(t37, lm_head, t36, HD2, KVH, NS, REP, V);
-    la_tock(prof, 52, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k53_rmsnorm_grad(t38, t14, t37, HD2, KVH, NS, REP);
-    la_tock(prof, 53, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k54_rmsnorm_grad(t39, final_norm, t12, t37, HD2, KVH, NS, REP);
-    la_tock(prof, 54, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k55_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t12, t13, t37, t39, B, HD2, KVH, NS, REP, T);
-    la_tock(prof, 55, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k56_rmsnorm_grad(grad_final_norm, t38, HD2, KVH, REP);
-    la_tock(prof, 56, 102, tick);
-    tick = la_tick(prof);
-    dpo_step_k57_grad_lm_head(grad_lm_head, t15, t36, HD2, KVH, NS, REP, V);
-    la_tock(prof, 57, 102, tick);
+    LA_TIMED(prof, 21, 101, dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 22, 101, dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 23, 101, dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 24, 101, dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 25, 101, dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 26, 101, dpo_step_k26_log_softmax(t17, t16, NS, V));
+    LA_TIMED(prof, 27, 101, dpo_step_k27_log_softmax(t18, t16, t17, NS, V));
+    LA_TIMED(prof, 28, 101, dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 29, 101, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS));
+    LA_TIMED(prof, 30, 101, dpo_step_k30_sequence_logps(logps_chosen, t20, B));
+    LA_TIMED(prof, 31, 101, dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 32, 101, dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS));
+    LA_TIMED(prof, 33, 101, dpo_step_k33_sequence_logps(logps_rejected, t22, B));
+    LA_TIMED(prof, 34, 101, dpo_step_k34_sequence_logps(t23, t16, NS, V));
+    LA_TIMED(prof, 35, 101, dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS));
+    LA_TIMED(prof, 36, 101, dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS));
+    LA_TIMED(prof, 37, 101, dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V));
+    LA_TIMED(prof, 38, 101, dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V));
+    LA_TIMED(prof, 39, 101, dpo_step_k39_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
+    LA_TIMED(prof, 40, 101, dpo_step_k40_sequence_logps(t27, pair_weight, B));
+    LA_TIMED(prof, 41, 101, dpo_step_k41_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
+    LA_TIMED(prof, 42, 101, dpo_step_k42_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
+    LA_TIMED(prof, 43, 101, dpo_step_k43_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
+    LA_TIMED(prof, 44, 101, dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 45, 101, dpo_step_k45_lm_head(t31, loss_weights, losses, B));
+    LA_TIMED(prof, 46, 101, dpo_step_k46_lm_head(t32, pair_weight, t31, B));
+    LA_TIMED(prof, 47, 101, dpo_step_k47_sft(t33, pair_weight, logps_chosen, t24, B));
+    LA_TIMED(prof, 48, 101, dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
+    LA_TIMED(prof, 49, 101, dpo_step_k49_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 50, 101, dpo_step_k50_log_softmax_grad(t36, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t34, t35, NS, V));
+    LA_TIMED(prof, 51, 101, dpo_step_k51_lm_head_grad_in(t37, lm_head, t36, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 52, 101, dpo_step_k52_rmsnorm_grad(t38, t14, t37, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 53, 101, dpo_step_k53_rmsnorm_grad(t39, final_norm, t12, t37, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 54, 101, dpo_step_k54_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t12, t13, t37, t39, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 55, 101, dpo_step_k55_rmsnorm_grad(grad_final_norm, t38, HD2, KVH, REP));
+    LA_TIMED(prof, 56, 101, dpo_step_k56_grad_lm_head(grad_lm_head, t15, t36, HD2, KVH, NS, REP, V));
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t40;
     float *carry1_buf[2] = { args->arena + off[22], args->arena + off[23] };
@@ -4817,142 +4094,53 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
-        tick = la_tick(prof);
-        dpo_step_k58_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T);
-        la_tock(prof, 58, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k59_rmsnorm(t42, norm_eps, t41, B, HD2, KVH, REP, T);
-        la_tock(prof, 59, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k60_rmsnorm(t43, saved_x, attn_norm, t42, B, HD2, KVH, REP, T);
-        la_tock(prof, 60, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k61_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T);
-        la_tock(prof, 61, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k62_attention(t45, t2, t44, B, HD2, KVH, REP, T);
-        la_tock(prof, 62, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k63_softmax(t46, t45, B, KVH, REP, T);
-        la_tock(prof, 63, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k64_softmax(t47, t45, t46, B, KVH, REP, T);
-        la_tock(prof, 64, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k65_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T);
-        la_tock(prof, 65, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k66_rmsnorm(t49, norm_eps, t48, B, HD2, KVH, REP, T);
-        la_tock(prof, 66, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k67_rmsnorm(t50, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T);
-        la_tock(prof, 67, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k68_silu(t51, saved_gate, B, F, T);
-        la_tock(prof, 68, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k69_gate_up(t52, saved_up, t51, B, F, T);
-        la_tock(prof, 69, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k70_w2_grad_in(t53, carry1, w2, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 70, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k71_ffn_grad(t54, t51, t53, B, F, T);
-        la_tock(prof, 71, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k72_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 72, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k73_silu_grad(t56, saved_gate, saved_up, t51, t53, B, F, T);
-        la_tock(prof, 73, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k74_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 74, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k75_gate_up_grad(t58, saved_h, t49, t55, t57, B, HD2, KVH, REP, T);
-        la_tock(prof, 75, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k76_rmsnorm_grad(t59, t58, HD2, KVH, REP, T);
-        la_tock(prof, 76, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k77_rmsnorm_grad(t60, carry1, saved_h, ffn_norm, t49, t55, t57, B, HD2, KVH, REP, T);
-        la_tock(prof, 77, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k78_wo_grad_in(t61, wo, t60, B, HD2, KVH, REP, T);
-        la_tock(prof, 78, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k79_attention_grad_matmul(t62, saved_v, t61, B, HD2, KVH, REP, T);
-        la_tock(prof, 79, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k80_attention(t63, t2, t45, t46, t47, t62, B, HD2, KVH, REP, T);
-        la_tock(prof, 80, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k81_scores_grad_matmul(t64, saved_k, t63, B, HD2, KVH, REP, T);
-        la_tock(prof, 81, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k82_attention_grad_matmul(t65, saved_q, t63, B, HD2, KVH, REP, T);
-        la_tock(prof, 82, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k83_attention_grad_matmul(t66, t47, t61, B, HD2, KVH, REP, T);
-        la_tock(prof, 83, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k84_wv_grad_in(t67, wv, t66, B, HD2, KVH, REP, T);
-        la_tock(prof, 84, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k85_rope_grad(t68, t0, t1, t65, B, HD2, KVH, T);
-        la_tock(prof, 85, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k86_wk_grad_in(t69, wk, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 86, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k87_rope_grad(t70, t0, t1, t64, B, HD2, KVH, REP, T);
-        la_tock(prof, 87, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k88_wq_grad_in(t71, wq, t70, B, HD2, KVH, REP, T);
-        la_tock(prof, 88, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k89_attention_grad(t72, saved_x, t42, t67, t69, t71, B, HD2, KVH, REP, T);
-        la_tock(prof, 89, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k90_rmsnorm_grad(t73, t72, HD2, KVH, REP, T);
-        la_tock(prof, 90, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k91_rmsnorm_grad(carry1_next, saved_x, attn_norm, t42, t60, t67, t69, t71, B, HD2, KVH, REP, T);
-        la_tock(prof, 91, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k92_layer_backward(grad_attn_norm, t73, HD2, KVH, REP);
-        la_tock(prof, 92, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k93_grad_wq(grad_wq, t43, t70, B, HD2, KVH, REP, T);
-        la_tock(prof, 93, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k94_grad_wk(grad_wk, t43, t68, B, HD2, KVH, REP, T);
-        la_tock(prof, 94, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k95_grad_wv(grad_wv, t43, t66, B, HD2, KVH, REP, T);
-        la_tock(prof, 95, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k96_grad_wo(grad_wo, saved_attn, t60, B, HD2, KVH, REP, T);
-        la_tock(prof, 96, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k97_layer_backward(grad_ffn_norm, t59, HD2, KVH, REP);
-        la_tock(prof, 97, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k98_grad_w1(grad_w1, t50, t56, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 98, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k99_grad_w2(grad_w2, carry1, t52, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 99, 102, tick);
-        tick = la_tick(prof);
-        dpo_step_k100_grad_w3(grad_w3, t50, t54, B, F, HD2, KVH, REP, T);
-        la_tock(prof, 100, 102, tick);
+        LA_TIMED(prof, 57, 101, dpo_step_k57_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 101, dpo_step_k58_rmsnorm(t42, norm_eps, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 101, dpo_step_k59_rmsnorm(t43, saved_x, attn_norm, t42, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 101, dpo_step_k60_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 101, dpo_step_k61_attention(t45, t2, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 101, dpo_step_k62_softmax(t46, t45, B, KVH, REP, T));
+        LA_TIMED(prof, 63, 101, dpo_step_k63_softmax(t47, t45, t46, B, KVH, REP, T));
+        LA_TIMED(prof, 64, 101, dpo_step_k64_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 101, dpo_step_k65_rmsnorm(t49, norm_eps, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 101, dpo_step_k66_rmsnorm(t50, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 101, dpo_step_k67_silu(t51, saved_gate, B, F, T));
+        LA_TIMED(prof, 68, 101, dpo_step_k68_gate_up(t52, saved_up, t51, B, F, T));
+        LA_TIMED(prof, 69, 101, dpo_step_k69_w2_grad_in(t53, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 101, dpo_step_k70_ffn_grad(t54, t51, t53, B, F, T));
+        LA_TIMED(prof, 71, 101, dpo_step_k71_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 101, dpo_step_k72_silu_grad(t56, saved_gate, saved_up, t51, t53, B, F, T));
+        LA_TIMED(prof, 73, 101, dpo_step_k73_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 101, dpo_step_k74_gate_up_grad(t58, saved_h, t49, t55, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 101, dpo_step_k75_rmsnorm_grad(t59, t58, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 101, dpo_step_k76_rmsnorm_grad(t60, carry1, saved_h, ffn_norm, t49, t55, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 101, dpo_step_k77_wo_grad_in(t61, wo, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 101, dpo_step_k78_attention_grad_matmul(t62, saved_v, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 101, dpo_step_k79_attention(t63, t2, t45, t46, t47, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 101, dpo_step_k80_scores_grad_matmul(t64, saved_k, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 101, dpo_step_k81_attention_grad_matmul(t65, saved_q, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 101, dpo_step_k82_attention_grad_matmul(t66, t47, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 101, dpo_step_k83_wv_grad_in(t67, wv, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 101, dpo_step_k84_rope_grad(t68, t0, t1, t65, B, HD2, KVH, T));
+        LA_TIMED(prof, 85, 101, dpo_step_k85_wk_grad_in(t69, wk, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 101, dpo_step_k86_rope_grad(t70, t0, t1, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 101, dpo_step_k87_wq_grad_in(t71, wq, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 101, dpo_step_k88_attention_grad(t72, saved_x, t42, t67, t69, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 101, dpo_step_k89_rmsnorm_grad(t73, t72, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 101, dpo_step_k90_rmsnorm_grad(carry1_next, saved_x, attn_norm, t42, t60, t67, t69, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 101, dpo_step_k91_layer_backward(grad_attn_norm, t73, HD2, KVH, REP));
+        LA_TIMED(prof, 92, 101, dpo_step_k92_grad_wq(grad_wq, t43, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 101, dpo_step_k93_grad_wk(grad_wk, t43, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 101, dpo_step_k94_grad_wv(grad_wv, t43, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 101, dpo_step_k95_grad_wo(grad_wo, saved_attn, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 101, dpo_step_k96_layer_backward(grad_ffn_norm, t59, HD2, KVH, REP));
+        LA_TIMED(prof, 97, 101, dpo_step_k97_grad_w1(grad_w1, t50, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 101, dpo_step_k98_grad_w2(grad_w2, carry1, t52, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 101, dpo_step_k99_grad_w3(grad_w3, t50, t54, B, F, HD2, KVH, REP, T));
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
-    tick = la_tick(prof);
-    dpo_step_k101_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T);
-    la_tock(prof, 101, 102, tick);
-    (void)tick;
+    LA_TIMED(prof, 100, 101, dpo_step_k100_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
 }
 
 void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops, double *bytes) {
@@ -5014,59 +4202,58 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[46] = (double)(B + B); bytes[46] = (double)(4 + 4*B + 4*B); /* dpo_step_k46_lm_head */
     flops[47] = (double)(B + B + B + B); bytes[47] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k47_sft */
     flops[48] = (double)(1 + 1 + 1); bytes[48] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k48_dpo_loss */
-    flops[49] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4); /* dpo_step_k49_log_sigmoid_grad */
-    flops[50] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4); /* dpo_step_k50_log_sigmoid_grad */
-    flops[51] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k51_log_softmax_grad */
-    flops[52] = (double)(4*HD2*KVH*NS*REP*V); bytes[52] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k52_lm_head_grad_in */
-    flops[53] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[53] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k53_rmsnorm_grad */
-    flops[54] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[54] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k54_rmsnorm_grad */
-    flops[55] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k55_rmsnorm_grad_scatter_add */
-    flops[56] = (double)(2*HD2*KVH*REP); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k56_rmsnorm_grad */
-    flops[57] = (double)(4*HD2*KVH*NS*REP*V); bytes[57] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k57_grad_lm_head */
-    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k58_rmsnorm */
-    flops[59] = (double)(B*T + B*T + B*T); bytes[59] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k59_rmsnorm */
-    flops[60] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k60_rmsnorm */
-    flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k61_scores_matmul */
-    flops[62] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[62] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k62_attention */
-    flops[63] = (double)(B*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k63_softmax */
-    flops[64] = (double)(B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k64_softmax */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k65_rmsnorm */
-    flops[66] = (double)(B*T + B*T + B*T); bytes[66] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k66_rmsnorm */
-    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k67_rmsnorm */
-    flops[68] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k68_silu */
-    flops[69] = (double)(B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k69_gate_up */
-    flops[70] = (double)(4*B*F*HD2*KVH*REP*T); bytes[70] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k70_w2_grad_in */
-    flops[71] = (double)(B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k71_ffn_grad */
-    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k72_w3_grad_in */
-    flops[73] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k73_silu_grad */
-    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k74_w1_grad_in */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k75_gate_up_grad */
-    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k76_rmsnorm_grad */
-    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k77_rmsnorm_grad */
-    flops[78] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k78_wo_grad_in */
-    flops[79] = (double)(4*B*HD2*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k79_attention_grad_matmul */
-    flops[80] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[80] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k80_attention */
-    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k81_scores_grad_matmul */
-    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k82_attention_grad_matmul */
-    flops[83] = (double)(4*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k83_attention_grad_matmul */
-    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k84_wv_grad_in */
-    flops[85] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[85] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k85_rope_grad */
-    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k86_wk_grad_in */
-    flops[87] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_rope_grad */
-    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_wq_grad_in */
-    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_attention_grad */
-    flops[90] = (double)(2*HD2*KVH*REP*T); bytes[90] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k90_rmsnorm_grad */
-    flops[91] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k91_rmsnorm_grad */
-    flops[92] = (double)(2*HD2*KVH*REP); bytes[92] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k92_layer_backward */
-    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k93_grad_wq */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k94_grad_wk */
-    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k95_grad_wv */
-    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[96] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k96_grad_wo */
-    flops[97] = (double)(2*HD2*KVH*REP); bytes[97] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k97_layer_backward */
-    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w1 */
-    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w2 */
-    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k100_grad_w3 */
-    flops[101] = (double)(2*HD2*KVH*REP*V); bytes[101] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k101_embed_backward_scatter_add */
+    flops[49] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_k49_log_sigmoid_grad */
+    flops[50] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[50] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k50_log_softmax_grad */
+    flops[51] = (double)(4*HD2*KVH*NS*REP*V); bytes[51] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k51_lm_head_grad_in */
+    flops[52] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[52] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k52_rmsnorm_grad */
+    flops[53] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[53] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k53_rmsnorm_grad */
+    flops[54] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k54_rmsnorm_grad_scatter_add */
+    flops[55] = (double)(2*HD2*KVH*REP); bytes[55] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k55_rmsnorm_grad */
+    flops[56] = (double)(4*HD2*KVH*NS*REP*V); bytes[56] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k56_grad_lm_head */
+    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k57_rmsnorm */
+    flops[58] = (double)(B*T + B*T + B*T); bytes[58] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k58_rmsnorm */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k59_rmsnorm */
+    flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k60_scores_matmul */
+    flops[61] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[61] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k61_attention */
+    flops[62] = (double)(B*KVH*REP*T*T); bytes[62] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k62_softmax */
+    flops[63] = (double)(B*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k63_softmax */
+    flops[64] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k64_rmsnorm */
+    flops[65] = (double)(B*T + B*T + B*T); bytes[65] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k65_rmsnorm */
+    flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k66_rmsnorm */
+    flops[67] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k67_silu */
+    flops[68] = (double)(B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k68_gate_up */
+    flops[69] = (double)(4*B*F*HD2*KVH*REP*T); bytes[69] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k69_w2_grad_in */
+    flops[70] = (double)(B*F*T); bytes[70] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k70_ffn_grad */
+    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k71_w3_grad_in */
+    flops[72] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k72_silu_grad */
+    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k73_w1_grad_in */
+    flops[74] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k74_gate_up_grad */
+    flops[75] = (double)(2*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k75_rmsnorm_grad */
+    flops[76] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k76_rmsnorm_grad */
+    flops[77] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k77_wo_grad_in */
+    flops[78] = (double)(4*B*HD2*KVH*REP*T*T); bytes[78] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k78_attention_grad_matmul */
+    flops[79] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k79_attention */
+    flops[80] = (double)(4*B*HD2*KVH*REP*T*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k80_scores_grad_matmul */
+    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k81_attention_grad_matmul */
+    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k82_attention_grad_matmul */
+    flops[83] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k83_wv_grad_in */
+    flops[84] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[84] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k84_rope_grad */
+    flops[85] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k85_wk_grad_in */
+    flops[86] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k86_rope_grad */
+    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_wq_grad_in */
+    flops[88] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_attention_grad */
+    flops[89] = (double)(2*HD2*KVH*REP*T); bytes[89] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k89_rmsnorm_grad */
+    flops[90] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k90_rmsnorm_grad */
+    flops[91] = (double)(2*HD2*KVH*REP); bytes[91] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k91_layer_backward */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[92] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k92_grad_wq */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k93_grad_wk */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k94_grad_wv */
+    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k95_grad_wo */
+    flops[96] = (double)(2*HD2*KVH*REP); bytes[96] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k96_layer_backward */
+    flops[97] = (double)(4*B*F*HD2*KVH*REP*T); bytes[97] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k97_grad_w1 */
+    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w2 */
+    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w3 */
+    flops[100] = (double)(2*HD2*KVH*REP*V); bytes[100] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k100_embed_backward_scatter_add */
     (void)B;
     (void)F;
     (void)HD2;
@@ -5132,60 +4319,59 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k47_sft",
     "dpo_step_k48_dpo_loss",
     "dpo_step_k49_log_sigmoid_grad",
-    "dpo_step_k50_log_sigmoid_grad",
-    "dpo_step_k51_log_softmax_grad",
-    "dpo_step_k52_lm_head_grad_in",
+    "dpo_step_k50_log_softmax_grad",
+    "dpo_step_k51_lm_head_grad_in",
+    "dpo_step_k52_rmsnorm_grad",
     "dpo_step_k53_rmsnorm_grad",
-    "dpo_step_k54_rmsnorm_grad",
-    "dpo_step_k55_rmsnorm_grad_scatter_add",
-    "dpo_step_k56_rmsnorm_grad",
-    "dpo_step_k57_grad_lm_head",
+    "dpo_step_k54_rmsnorm_grad_scatter_add",
+    "dpo_step_k55_rmsnorm_grad",
+    "dpo_step_k56_grad_lm_head",
+    "dpo_step_k57_rmsnorm",
     "dpo_step_k58_rmsnorm",
     "dpo_step_k59_rmsnorm",
-    "dpo_step_k60_rmsnorm",
-    "dpo_step_k61_scores_matmul",
-    "dpo_step_k62_attention",
+    "dpo_step_k60_scores_matmul",
+    "dpo_step_k61_attention",
+    "dpo_step_k62_softmax",
     "dpo_step_k63_softmax",
-    "dpo_step_k64_softmax",
+    "dpo_step_k64_rmsnorm",
     "dpo_step_k65_rmsnorm",
     "dpo_step_k66_rmsnorm",
-    "dpo_step_k67_rmsnorm",
-    "dpo_step_k68_silu",
-    "dpo_step_k69_gate_up",
-    "dpo_step_k70_w2_grad_in",
-    "dpo_step_k71_ffn_grad",
-    "dpo_step_k72_w3_grad_in",
-    "dpo_step_k73_silu_grad",
-    "dpo_step_k74_w1_grad_in",
-    "dpo_step_k75_gate_up_grad",
+    "dpo_step_k67_silu",
+    "dpo_step_k68_gate_up",
+    "dpo_step_k69_w2_grad_in",
+    "dpo_step_k70_ffn_grad",
+    "dpo_step_k71_w3_grad_in",
+    "dpo_step_k72_silu_grad",
+    "dpo_step_k73_w1_grad_in",
+    "dpo_step_k74_gate_up_grad",
+    "dpo_step_k75_rmsnorm_grad",
     "dpo_step_k76_rmsnorm_grad",
-    "dpo_step_k77_rmsnorm_grad",
-    "dpo_step_k78_wo_grad_in",
-    "dpo_step_k79_attention_grad_matmul",
-    "dpo_step_k80_attention",
-    "dpo_step_k81_scores_grad_matmul",
+    "dpo_step_k77_wo_grad_in",
+    "dpo_step_k78_attention_grad_matmul",
+    "dpo_step_k79_attention",
+    "dpo_step_k80_scores_grad_matmul",
+    "dpo_step_k81_attention_grad_matmul",
     "dpo_step_k82_attention_grad_matmul",
-    "dpo_step_k83_attention_grad_matmul",
-    "dpo_step_k84_wv_grad_in",
-    "dpo_step_k85_rope_grad",
-    "dpo_step_k86_wk_grad_in",
-    "dpo_step_k87_rope_grad",
-    "dpo_step_k88_wq_grad_in",
-    "dpo_step_k89_attention_grad",
+    "dpo_step_k83_wv_grad_in",
+    "dpo_step_k84_rope_grad",
+    "dpo_step_k85_wk_grad_in",
+    "dpo_step_k86_rope_grad",
+    "dpo_step_k87_wq_grad_in",
+    "dpo_step_k88_attention_grad",
+    "dpo_step_k89_rmsnorm_grad",
     "dpo_step_k90_rmsnorm_grad",
-    "dpo_step_k91_rmsnorm_grad",
-    "dpo_step_k92_layer_backward",
-    "dpo_step_k93_grad_wq",
-    "dpo_step_k94_grad_wk",
-    "dpo_step_k95_grad_wv",
-    "dpo_step_k96_grad_wo",
-    "dpo_step_k97_layer_backward",
-    "dpo_step_k98_grad_w1",
-    "dpo_step_k99_grad_w2",
-    "dpo_step_k100_grad_w3",
-    "dpo_step_k101_embed_backward_scatter_add",
+    "dpo_step_k91_layer_backward",
+    "dpo_step_k92_grad_wq",
+    "dpo_step_k93_grad_wk",
+    "dpo_step_k94_grad_wv",
+    "dpo_step_k95_grad_wo",
+    "dpo_step_k96_layer_backward",
+    "dpo_step_k97_grad_w1",
+    "dpo_step_k98_grad_w2",
+    "dpo_step_k99_grad_w3",
+    "dpo_step_k100_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 102, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 101, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
@@ -5841,8 +5027,8 @@ static void dpo_loss_k7_weighted_sum(float *restrict loss, const float *restrict
     }
 }
 
-/* dpo_loss_k8_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, add, cmpeq, select, select, sub, mul, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, select, add, select, mul, add, select, add, select, mul, add, neg, div, select, add, select, cmple, mul, neg, mul, neg, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k8_log_sigmoid_grad(float *restrict d_rejected, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t4, long B) {
+/* dpo_loss_k8_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, select, neg, div, select, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_loss_k8_log_sigmoid_grad(float *restrict d_rejected, float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, long B) {
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
@@ -5883,6 +5069,10 @@ static void dpo_loss_k8_log_sigmoid_grad(float *restrict d_rejected, const float
         float v577 = 2.0f * (label_smoothing[0]);
         float v578 = 1.0f - v577;
         float v628 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v680 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        float v790 = (t2[0]) / (t1[0]);
+        float v791 = v790;
+        float v792 = fmaxf(v791, 0.0f);
         #pragma omp parallel for if (n > 32768)
         for (long j = 0; j < n; j++) {
             float v1 = 1.0f * (pair_weight[j]);
@@ -6528,744 +5718,203 @@ static void dpo_loss_k8_log_sigmoid_grad(float *restrict d_rejected, const float
             float v678 = v628 != 0.0f ? 0.0f : v677;
             float v679 = v627 + v678;
             d_rejected[j] = v679;
+            float v681 = v1 * (loss_weights[16]);
+            float v682 = v680 != 0.0f ? 0.0f : v681;
+            float v683 = -v682;
+            float v684 = v680 != 0.0f ? 1.0f : len_chosen[j];
+            float v685 = v683 / v684;
+            float v686 = v680 != 0.0f ? 0.0f : v685;
+            float v687 = v57 / v8;
+            float v688 = v0 != 0.0f ? 0.0f : v687;
+            float v689 = v686 + v688;
+            float v690 = v61 != 0.0f ? 0.0f : v127;
+            float v691 = v689 + v690;
+            float v692 = v131 != 0.0f ? 0.0f : v213;
+            float v693 = v691 + v692;
+            float v694 = (beta[0]) * v223;
+            float v695 = fminf(v694, 0.0f);
+            float v696 = fabsf(v694);
+            float v697 = -v696;
+            float v698 = la_expf(v697);
+            float v699 = 1.0f + v698;
+            float v700 = logf(v699);
+            float v701 = v695 - v700;
+            float v702 = la_expf(v701);
+            float v703 = v219 * v702;
+            float v704 = -v703;
+            float v705 = v704 / v699;
+            float v706 = v705 * v698;
+            float v707 = -v706;
+            float v708 = 0.0f < v694 ? 1.0f : 0.0f;
+            float v709 = v708 * 2.0f;
+            float v710 = v709 - 1.0f;
+            float v711 = v707 * v710;
+            float v712 = v694 <= 0.0f ? 1.0f : 0.0f;
+            float v713 = v703 * v712;
+            float v714 = v711 + v713;
+            float v715 = v714 * (beta[0]);
+            float v716 = v249 + v715;
+            float v717 = v217 != 0.0f ? 0.0f : v716;
+            float v718 = v693 + v717;
+            float v719 = -v255;
+            float v720 = v253 != 0.0f ? -1.0f : logps_chosen[j];
+            float v721 = v253 != 0.0f ? 0.0f : ref_chosen[j];
+            float v722 = v720 - v721;
+            float v723 = (beta[0]) * v722;
+            float v724 = fminf(v723, 0.0f);
+            float v725 = fabsf(v723);
+            float v726 = -v725;
+            float v727 = la_expf(v726);
+            float v728 = 1.0f + v727;
+            float v729 = logf(v728);
+            float v730 = v724 - v729;
+            float v731 = la_expf(v730);
+            float v732 = v719 * v731;
+            float v733 = -v732;
+            float v734 = v733 / v728;
+            float v735 = v734 * v727;
+            float v736 = -v735;
+            float v737 = 0.0f < v723 ? 1.0f : 0.0f;
+            float v738 = v737 * 2.0f;
+            float v739 = v738 - 1.0f;
+            float v740 = v736 * v739;
+            float v741 = v723 <= 0.0f ? 1.0f : 0.0f;
+            float v742 = v732 * v741;
+            float v743 = v740 + v742;
+            float v744 = v743 * (beta[0]);
+            float v745 = v253 != 0.0f ? 0.0f : v744;
+            float v746 = v718 + v745;
+            float v747 = v283 != 0.0f ? -1.0f : logps_chosen[j];
+            float v748 = v283 != 0.0f ? 0.0f : ref_chosen[j];
+            float v749 = v747 - v748;
+            float v750 = (beta[0]) * v749;
+            float v751 = v750 - v297;
+            float v752 = fabsf(v751);
+            float v753 = -v752;
+            float v754 = la_expf(v753);
+            float v755 = 1.0f + v754;
+            float v756 = v287 / v755;
+            float v757 = v756 * v754;
+            float v758 = -v757;
+            float v759 = 0.0f < v751 ? 1.0f : 0.0f;
+            float v760 = v759 * 2.0f;
+            float v761 = v760 - 1.0f;
+            float v762 = v758 * v761;
+            float v763 = v751 <= 0.0f ? 1.0f : 0.0f;
+            float v764 = v286 * v763;
+            float v765 = v762 + v764;
+            float v766 = v765 * (beta[0]);
+            float v767 = v283 != 0.0f ? 0.0f : v766;
+            float v768 = v746 + v767;
+            float v769 = v353 / v332;
+            float v770 = -v769;
+            float v771 = v770 * v331;
+            float v772 = v321 + v771;
+            float v773 = v772 + v352;
+            float v774 = v773 / v325;
+            float v775 = v318 != 0.0f ? 0.0f : v774;
+            float v776 = v768 + v775;
+            float v777 = v412 / v369;
+            float v778 = v362 != 0.0f ? 0.0f : v777;
+            float v779 = v776 + v778;
+            float v780 = v449 * (dpop_lambda[0]);
+            float v781 = 0.0f <= v429 ? 1.0f : 0.0f;
+            float v782 = v780 * v781;
+            float v783 = -v782;
+            float v784 = v783 + v448;
+            float v785 = v417 != 0.0f ? 0.0f : v784;
+            float v786 = v779 + v785;
+            float v787 = v452 != 0.0f ? -1.0f : logps_chosen[j];
+            float v788 = v452 != 0.0f ? 0.0f : ref_chosen[j];
+            float v789 = v787 - v788;
+            float v793 = v789 - v792;
+            float v794 = (beta[0]) * v793;
+            float v795 = fminf(v794, 0.0f);
+            float v796 = fabsf(v794);
+            float v797 = -v796;
+            float v798 = la_expf(v797);
+            float v799 = 1.0f + v798;
+            float v800 = logf(v799);
+            float v801 = v795 - v800;
+            float v802 = la_expf(v801);
+            float v803 = v456 * v802;
+            float v804 = -v803;
+            float v805 = v804 / v799;
+            float v806 = v805 * v798;
+            float v807 = -v806;
+            float v808 = 0.0f < v794 ? 1.0f : 0.0f;
+            float v809 = v808 * 2.0f;
+            float v810 = v809 - 1.0f;
+            float v811 = v807 * v810;
+            float v812 = v794 <= 0.0f ? 1.0f : 0.0f;
+            float v813 = v803 * v812;
+            float v814 = v811 + v813;
+            float v815 = v814 * (beta[0]);
+            float v816 = v452 != 0.0f ? 0.0f : v815;
+            float v817 = v786 + v816;
+            float v818 = v489 != 0.0f ? -1.0f : logps_chosen[j];
+            float v819 = v489 != 0.0f ? 0.0f : ref_chosen[j];
+            float v820 = v818 - v819;
+            float v821 = (beta[0]) * v820;
+            float v822 = -v821;
+            float v823 = fabsf(v822);
+            float v824 = -v823;
+            float v825 = la_expf(v824);
+            float v826 = 1.0f + v825;
+            float v827 = v494 / v826;
+            float v828 = v827 * v825;
+            float v829 = -v828;
+            float v830 = 0.0f < v822 ? 1.0f : 0.0f;
+            float v831 = v830 * 2.0f;
+            float v832 = v831 - 1.0f;
+            float v833 = v829 * v832;
+            float v834 = v822 <= 0.0f ? 1.0f : 0.0f;
+            float v835 = v493 * v834;
+            float v836 = v833 + v835;
+            float v837 = -v836;
+            float v838 = v837 * (beta[0]);
+            float v839 = -v492;
+            float v840 = fabsf(v821);
+            float v841 = -v840;
+            float v842 = la_expf(v841);
+            float v843 = 1.0f + v842;
+            float v844 = v839 / v843;
+            float v845 = v844 * v842;
+            float v846 = -v845;
+            float v847 = 0.0f < v821 ? 1.0f : 0.0f;
+            float v848 = v847 * 2.0f;
+            float v849 = v848 - 1.0f;
+            float v850 = v846 * v849;
+            float v851 = v821 <= 0.0f ? 1.0f : 0.0f;
+            float v852 = v492 * v851;
+            float v853 = v850 + v852;
+            float v854 = v853 * (beta[0]);
+            float v855 = v838 + v854;
+            float v856 = v489 != 0.0f ? 0.0f : v855;
+            float v857 = v817 + v856;
+            float v858 = v518 != 0.0f ? -1.0f : logps_chosen[j];
+            float v859 = v518 != 0.0f ? 0.0f : ref_chosen[j];
+            float v860 = v858 - v859;
+            float v861 = v860 - v524;
+            float v862 = v520 * v861;
+            float v863 = v862 + v862;
+            float v864 = v518 != 0.0f ? 0.0f : v863;
+            float v865 = v857 + v864;
+            float v866 = v550 / v534;
+            float v867 = v530 != 0.0f ? 0.0f : v866;
+            float v868 = v865 + v867;
+            float v869 = v555 != 0.0f ? 0.0f : v570;
+            float v870 = v868 + v869;
+            float v871 = v574 != 0.0f ? 0.0f : v624;
+            float v872 = v870 + v871;
+            float v873 = v628 != 0.0f ? 0.0f : v676;
+            float v874 = v872 + v873;
+            d_chosen[j] = v874;
         }
     }
 }
 
-/* dpo_loss_k9_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, sub, div, sub, cmpeq, select, select, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, cmpeq, select, select, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, select, neg, div, select, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, neg, mul, add, add, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, div, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, mul, add, select, add, select, mul, add, div, select, add, select, cmple, mul, neg, mul, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_loss_k9_log_sigmoid_grad(float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
-        float v8 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v45 = 1.0f - (label_smoothing[0]);
-        float v46 = -v45;
-        float v68 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v137 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v170 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v171 = v170 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v172 = logf(v171);
-        float v206 = 1.0f - v171;
-        float v207 = logf(v206);
-        float v222 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v280 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v311 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v320 = (t3[0]) / (t1[0]);
-        float v321 = v320;
-        float v322 = (t4[0]) / (t1[0]);
-        float v323 = v322;
-        float v324 = v321 + v323;
-        float v325 = v324 * 0.5f;
-        float v344 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v388 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v401 = (simpo_gamma[0]) / (beta[0]);
-        float v442 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v482 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v490 = (t2[0]) / (t1[0]);
-        float v491 = v490;
-        float v492 = fmaxf(v491, 0.0f);
-        float v518 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v564 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v570 = 0.5f / (beta[0]);
-        float v576 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v592 = (beta[0]) * 2.0f;
-        float v593 = 1.0f / v592;
-        float v600 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v618 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v621 = 2.0f * (label_smoothing[0]);
-        float v622 = 1.0f - v621;
-        float v671 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[16]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            float v6 = v4 / v5;
-            float v7 = v0 != 0.0f ? 0.0f : v6;
-            float v9 = v1 * (loss_weights[15]);
-            float v10 = v8 != 0.0f ? 0.0f : v9;
-            float v11 = -v10;
-            float v12 = v11 * (label_smoothing[0]);
-            float v13 = -v12;
-            float v14 = v8 != 0.0f ? -1.0f : logps_chosen[j];
-            float v15 = v8 != 0.0f ? 1.0f : len_chosen[j];
-            float v16 = v14 / v15;
-            float v17 = v8 != 0.0f ? 0.0f : ref_chosen[j];
-            float v18 = v17 / v15;
-            float v19 = v16 - v18;
-            float v20 = v8 != 0.0f ? -1.0f : logps_rejected[j];
-            float v21 = v8 != 0.0f ? 1.0f : len_rejected[j];
-            float v22 = v20 / v21;
-            float v23 = v8 != 0.0f ? 0.0f : ref_rejected[j];
-            float v24 = v23 / v21;
-            float v25 = v22 - v24;
-            float v26 = v19 - v25;
-            float v27 = (beta[0]) * v26;
-            float v28 = -v27;
-            float v29 = fabsf(v28);
-            float v30 = -v29;
-            float v31 = la_expf(v30);
-            float v32 = 1.0f + v31;
-            float v33 = v13 / v32;
-            float v34 = v33 * v31;
-            float v35 = -v34;
-            float v36 = 0.0f < v28 ? 1.0f : 0.0f;
-            float v37 = v36 * 2.0f;
-            float v38 = v37 - 1.0f;
-            float v39 = v35 * v38;
-            float v40 = v28 <= 0.0f ? 1.0f : 0.0f;
-            float v41 = v12 * v40;
-            float v42 = v39 + v41;
-            float v43 = -v42;
-            float v44 = v43 * (beta[0]);
-            float v47 = v10 * v46;
-            float v48 = -v47;
-            float v49 = fabsf(v27);
-            float v50 = -v49;
-            float v51 = la_expf(v50);
-            float v52 = 1.0f + v51;
-            float v53 = v48 / v52;
-            float v54 = v53 * v51;
-            float v55 = -v54;
-            float v56 = 0.0f < v27 ? 1.0f : 0.0f;
-            float v57 = v56 * 2.0f;
-            float v58 = v57 - 1.0f;
-            float v59 = v55 * v58;
-            float v60 = v27 <= 0.0f ? 1.0f : 0.0f;
-            float v61 = v47 * v60;
-            float v62 = v59 + v61;
-            float v63 = v62 * (beta[0]);
-            float v64 = v44 + v63;
-            float v65 = v64 / v15;
-            float v66 = v8 != 0.0f ? 0.0f : v65;
-            float v67 = v7 + v66;
-            float v69 = v1 * (loss_weights[14]);
-            float v70 = v68 != 0.0f ? 0.0f : v69;
-            float v71 = v68 != 0.0f ? -1.0f : logps_chosen[j];
-            float v72 = v68 != 0.0f ? 0.0f : ref_chosen[j];
-            float v73 = v71 - v72;
-            float v74 = v68 != 0.0f ? -1.0f : logps_rejected[j];
-            float v75 = v68 != 0.0f ? 0.0f : ref_rejected[j];
-            float v76 = v74 - v75;
-            float v77 = v73 - v76;
-            float v78 = (beta[0]) * v77;
-            float v79 = v78 / 0.0500000007f;
-            float v80 = fminf(v79, 0.0f);
-            float v81 = fabsf(v79);
-            float v82 = -v81;
-            float v83 = la_expf(v82);
-            float v84 = 1.0f + v83;
-            float v85 = logf(v84);
-            float v86 = v80 - v85;
-            float v87 = la_expf(v86);
-            float v88 = v70 * v87;
-            float v89 = -v78;
-            float v90 = la_expf(v89);
-            float v91 = v88 * v90;
-            float v92 = -v91;
-            float v93 = 1.0f - v87;
-            float v94 = v70 * v93;
-            float v95 = -v94;
-            float v96 = -v95;
-            float v97 = fabsf(v78);
-            float v98 = -v97;
-            float v99 = la_expf(v98);
-            float v100 = 1.0f + v99;
-            float v101 = v96 / v100;
-            float v102 = v101 * v99;
-            float v103 = -v102;
-            float v104 = 0.0f < v78 ? 1.0f : 0.0f;
-            float v105 = v104 * 2.0f;
-            float v106 = v105 - 1.0f;
-            float v107 = v103 * v106;
-            float v108 = v92 + v107;
-            float v109 = v78 <= 0.0f ? 1.0f : 0.0f;
-            float v110 = v95 * v109;
-            float v111 = v108 + v110;
-            float v112 = v70 * v90;
-            float v113 = fminf(v78, 0.0f);
-            float v114 = logf(v100);
-            float v115 = v113 - v114;
-            float v116 = -v115;
-            float v117 = v70 * v116;
-            float v118 = -v117;
-            float v119 = v112 + v118;
-            float v120 = v119 * v87;
-            float v121 = -v120;
-            float v122 = v121 / v84;
-            float v123 = v122 * v83;
-            float v124 = -v123;
-            float v125 = 0.0f < v79 ? 1.0f : 0.0f;
-            float v126 = v125 * 2.0f;
-            float v127 = v126 - 1.0f;
-            float v128 = v124 * v127;
-            float v129 = v79 <= 0.0f ? 1.0f : 0.0f;
-            float v130 = v120 * v129;
-            float v131 = v128 + v130;
-            float v132 = v131 / 0.0500000007f;
-            float v133 = v111 + v132;
-            float v134 = v133 * (beta[0]);
-            float v135 = v68 != 0.0f ? 0.0f : v134;
-            float v136 = v67 + v135;
-            float v138 = v1 * (loss_weights[13]);
-            float v139 = v137 != 0.0f ? 0.0f : v138;
-            float v140 = v137 != 0.0f ? -1.0f : logps_chosen[j];
-            float v141 = v137 != 0.0f ? 0.0f : ref_chosen[j];
-            float v142 = v140 - v141;
-            float v143 = v137 != 0.0f ? -1.0f : logps_rejected[j];
-            float v144 = v137 != 0.0f ? 0.0f : ref_rejected[j];
-            float v145 = v143 - v144;
-            float v146 = v142 - v145;
-            float v147 = (beta[0]) * v146;
-            float v148 = -v147;
-            float v149 = fminf(v148, 0.0f);
-            float v150 = fabsf(v148);
-            float v151 = -v150;
-            float v152 = la_expf(v151);
-            float v153 = 1.0f + v152;
-            float v154 = logf(v153);
-            float v155 = v149 - v154;
-            float v156 = la_expf(v155);
-            float v157 = v139 * v156;
-            float v158 = -v157;
-            float v159 = v158 / v153;
-            float v160 = v159 * v152;
-            float v161 = -v160;
-            float v162 = 0.0f < v148 ? 1.0f : 0.0f;
-            float v163 = v162 * 2.0f;
-            float v164 = v163 - 1.0f;
-            float v165 = v161 * v164;
-            float v166 = v148 <= 0.0f ? 1.0f : 0.0f;
-            float v167 = v157 * v166;
-            float v168 = v165 + v167;
-            float v169 = -v168;
-            float v173 = v155 - v172;
-            float v174 = v139 * v173;
-            float v175 = v174 * v156;
-            float v176 = -v175;
-            float v177 = v176 / v153;
-            float v178 = v177 * v152;
-            float v179 = -v178;
-            float v180 = v179 * v164;
-            float v181 = v175 * v166;
-            float v182 = v180 + v181;
-            float v183 = -v182;
-            float v184 = v169 + v183;
-            float v185 = fminf(v147, 0.0f);
-            float v186 = fabsf(v147);
-            float v187 = -v186;
-            float v188 = la_expf(v187);
-            float v189 = 1.0f + v188;
-            float v190 = logf(v189);
-            float v191 = v185 - v190;
-            float v192 = la_expf(v191);
-            float v193 = v139 * v192;
-            float v194 = -v193;
-            float v195 = v194 / v189;
-            float v196 = v195 * v188;
-            float v197 = -v196;
-            float v198 = 0.0f < v147 ? 1.0f : 0.0f;
-            float v199 = v198 * 2.0f;
-            float v200 = v199 - 1.0f;
-            float v201 = v197 * v200;
-            float v202 = v184 + v201;
-            float v203 = v147 <= 0.0f ? 1.0f : 0.0f;
-            float v204 = v193 * v203;
-            float v205 = v202 + v204;
-            float v208 = v191 - v207;
-            float v209 = v139 * v208;
-            float v210 = v209 * v192;
-            float v211 = -v210;
-            float v212 = v211 / v189;
-            float v213 = v212 * v188;
-            float v214 = -v213;
-            float v215 = v214 * v200;
-            float v216 = v205 + v215;
-            float v217 = v210 * v203;
-            float v218 = v216 + v217;
-            float v219 = v218 * (beta[0]);
-            float v220 = v137 != 0.0f ? 0.0f : v219;
-            float v221 = v136 + v220;
-            float v223 = v1 * (loss_weights[12]);
-            float v224 = v222 != 0.0f ? 0.0f : v223;
-            float v225 = -v224;
-            float v226 = v222 != 0.0f ? -1.0f : logps_chosen[j];
-            float v227 = v222 != 0.0f ? 0.0f : ref_chosen[j];
-            float v228 = v226 - v227;
-            float v229 = v222 != 0.0f ? -1.0f : logps_rejected[j];
-            float v230 = v222 != 0.0f ? 0.0f : ref_rejected[j];
-            float v231 = v229 - v230;
-            float v232 = v228 - v231;
-            float v233 = (beta[0]) * v232;
-            float v234 = fminf(v233, 0.0f);
-            float v235 = fabsf(v233);
-            float v236 = -v235;
-            float v237 = la_expf(v236);
-            float v238 = 1.0f + v237;
-            float v239 = logf(v238);
-            float v240 = v234 - v239;
-            float v241 = la_expf(v240);
-            float v242 = v225 * v241;
-            float v243 = -v242;
-            float v244 = v243 / v238;
-            float v245 = v244 * v237;
-            float v246 = -v245;
-            float v247 = 0.0f < v233 ? 1.0f : 0.0f;
-            float v248 = v247 * 2.0f;
-            float v249 = v248 - 1.0f;
-            float v250 = v246 * v249;
-            float v251 = v233 <= 0.0f ? 1.0f : 0.0f;
-            float v252 = v242 * v251;
-            float v253 = v250 + v252;
-            float v254 = v253 * (beta[0]);
-            float v255 = (beta[0]) * v228;
-            float v256 = fminf(v255, 0.0f);
-            float v257 = fabsf(v255);
-            float v258 = -v257;
-            float v259 = la_expf(v258);
-            float v260 = 1.0f + v259;
-            float v261 = logf(v260);
-            float v262 = v256 - v261;
-            float v263 = la_expf(v262);
-            float v264 = v224 * v263;
-            float v265 = -v264;
-            float v266 = v265 / v260;
-            float v267 = v266 * v259;
-            float v268 = -v267;
-            float v269 = 0.0f < v255 ? 1.0f : 0.0f;
-            float v270 = v269 * 2.0f;
-            float v271 = v270 - 1.0f;
-            float v272 = v268 * v271;
-            float v273 = v255 <= 0.0f ? 1.0f : 0.0f;
-            float v274 = v264 * v273;
-            float v275 = v272 + v274;
-            float v276 = v275 * (beta[0]);
-            float v277 = v254 + v276;
-            float v278 = v222 != 0.0f ? 0.0f : v277;
-            float v279 = v221 + v278;
-            float v281 = v1 * (loss_weights[11]);
-            float v282 = v280 != 0.0f ? 0.0f : v281;
-            float v283 = -v282;
-            float v284 = v280 != 0.0f ? -1.0f : logps_chosen[j];
-            float v285 = v280 != 0.0f ? 0.0f : ref_chosen[j];
-            float v286 = v284 - v285;
-            float v287 = (beta[0]) * v286;
-            float v288 = fminf(v287, 0.0f);
-            float v289 = fabsf(v287);
-            float v290 = -v289;
-            float v291 = la_expf(v290);
-            float v292 = 1.0f + v291;
-            float v293 = logf(v292);
-            float v294 = v288 - v293;
-            float v295 = la_expf(v294);
-            float v296 = v283 * v295;
-            float v297 = -v296;
-            float v298 = v297 / v292;
-            float v299 = v298 * v291;
-            float v300 = -v299;
-            float v301 = 0.0f < v287 ? 1.0f : 0.0f;
-            float v302 = v301 * 2.0f;
-            float v303 = v302 - 1.0f;
-            float v304 = v300 * v303;
-            float v305 = v287 <= 0.0f ? 1.0f : 0.0f;
-            float v306 = v296 * v305;
-            float v307 = v304 + v306;
-            float v308 = v307 * (beta[0]);
-            float v309 = v280 != 0.0f ? 0.0f : v308;
-            float v310 = v279 + v309;
-            float v312 = v1 * (loss_weights[10]);
-            float v313 = v311 != 0.0f ? 0.0f : v312;
-            float v314 = -v313;
-            float v315 = -v314;
-            float v316 = v311 != 0.0f ? -1.0f : logps_chosen[j];
-            float v317 = v311 != 0.0f ? 0.0f : ref_chosen[j];
-            float v318 = v316 - v317;
-            float v319 = (beta[0]) * v318;
-            float v326 = v319 - v325;
-            float v327 = fabsf(v326);
-            float v328 = -v327;
-            float v329 = la_expf(v328);
-            float v330 = 1.0f + v329;
-            float v331 = v315 / v330;
-            float v332 = v331 * v329;
-            float v333 = -v332;
-            float v334 = 0.0f < v326 ? 1.0f : 0.0f;
-            float v335 = v334 * 2.0f;
-            float v336 = v335 - 1.0f;
-            float v337 = v333 * v336;
-            float v338 = v326 <= 0.0f ? 1.0f : 0.0f;
-            float v339 = v314 * v338;
-            float v340 = v337 + v339;
-            float v341 = v340 * (beta[0]);
-            float v342 = v311 != 0.0f ? 0.0f : v341;
-            float v343 = v310 + v342;
-            float v345 = v1 * (loss_weights[9]);
-            float v346 = v344 != 0.0f ? 0.0f : v345;
-            float v347 = -v346;
-            float v348 = v347 * (beta[0]);
-            float v349 = -v348;
-            float v350 = v344 != 0.0f ? -1.0f : logps_chosen[j];
-            float v351 = v344 != 0.0f ? 1.0f : len_chosen[j];
-            float v352 = v350 / v351;
-            float v353 = v344 != 0.0f ? -1.0f : logps_rejected[j];
-            float v354 = v344 != 0.0f ? 1.0f : len_rejected[j];
-            float v355 = v353 / v354;
-            float v356 = v352 - v355;
-            float v357 = la_expf(v352);
-            float v358 = 1.0f - v357;
-            float v359 = logf(v358);
-            float v360 = la_expf(v355);
-            float v361 = 1.0f - v360;
-            float v362 = logf(v361);
-            float v363 = v359 - v362;
-            float v364 = v356 - v363;
-            float v365 = fabsf(v364);
-            float v366 = -v365;
-            float v367 = la_expf(v366);
-            float v368 = 1.0f + v367;
-            float v369 = v349 / v368;
-            float v370 = v369 * v367;
-            float v371 = -v370;
-            float v372 = 0.0f < v364 ? 1.0f : 0.0f;
-            float v373 = v372 * 2.0f;
-            float v374 = v373 - 1.0f;
-            float v375 = v371 * v374;
-            float v376 = v364 <= 0.0f ? 1.0f : 0.0f;
-            float v377 = v348 * v376;
-            float v378 = v375 + v377;
-            float v379 = -v378;
-            float v380 = v379 / v358;
-            float v381 = -v380;
-            float v382 = v381 * v357;
-            float v383 = v347 + v382;
-            float v384 = v383 + v378;
-            float v385 = v384 / v351;
-            float v386 = v344 != 0.0f ? 0.0f : v385;
-            float v387 = v343 + v386;
-            float v389 = v1 * (loss_weights[8]);
-            float v390 = v388 != 0.0f ? 0.0f : v389;
-            float v391 = -v390;
-            float v392 = v391 * (label_smoothing[0]);
-            float v393 = -v392;
-            float v394 = v388 != 0.0f ? -1.0f : logps_chosen[j];
-            float v395 = v388 != 0.0f ? 1.0f : len_chosen[j];
-            float v396 = v394 / v395;
-            float v397 = v388 != 0.0f ? -1.0f : logps_rejected[j];
-            float v398 = v388 != 0.0f ? 1.0f : len_rejected[j];
-            float v399 = v397 / v398;
-            float v400 = v396 - v399;
-            float v402 = v400 - v401;
-            float v403 = (beta[0]) * v402;
-            float v404 = -v403;
-            float v405 = fabsf(v404);
-            float v406 = -v405;
-            float v407 = la_expf(v406);
-            float v408 = 1.0f + v407;
-            float v409 = v393 / v408;
-            float v410 = v409 * v407;
-            float v411 = -v410;
-            float v412 = 0.0f < v404 ? 1.0f : 0.0f;
-            float v413 = v412 * 2.0f;
-            float v414 = v413 - 1.0f;
-            float v415 = v411 * v414;
-            float v416 = v404 <= 0.0f ? 1.0f : 0.0f;
-            float v417 = v392 * v416;
-            float v418 = v415 + v417;
-            float v419 = -v418;
-            float v420 = v419 * (beta[0]);
-            float v421 = v390 * v46;
-            float v422 = -v421;
-            float v423 = fabsf(v403);
-            float v424 = -v423;
-            float v425 = la_expf(v424);
-            float v426 = 1.0f + v425;
-            float v427 = v422 / v426;
-            float v428 = v427 * v425;
-            float v429 = -v428;
-            float v430 = 0.0f < v403 ? 1.0f : 0.0f;
-            float v431 = v430 * 2.0f;
-            float v432 = v431 - 1.0f;
-            float v433 = v429 * v432;
-            float v434 = v403 <= 0.0f ? 1.0f : 0.0f;
-            float v435 = v421 * v434;
-            float v436 = v433 + v435;
-            float v437 = v436 * (beta[0]);
-            float v438 = v420 + v437;
-            float v439 = v438 / v395;
-            float v440 = v388 != 0.0f ? 0.0f : v439;
-            float v441 = v387 + v440;
-            float v443 = v1 * (loss_weights[7]);
-            float v444 = v442 != 0.0f ? 0.0f : v443;
-            float v445 = -v444;
-            float v446 = -v445;
-            float v447 = v442 != 0.0f ? -1.0f : logps_chosen[j];
-            float v448 = v442 != 0.0f ? 0.0f : ref_chosen[j];
-            float v449 = v447 - v448;
-            float v450 = v442 != 0.0f ? -1.0f : logps_rejected[j];
-            float v451 = v442 != 0.0f ? 0.0f : ref_rejected[j];
-            float v452 = v450 - v451;
-            float v453 = v449 - v452;
-            float v454 = v448 - v447;
-            float v455 = fmaxf(v454, 0.0f);
-            float v456 = (dpop_lambda[0]) * v455;
-            float v457 = v453 - v456;
-            float v458 = (beta[0]) * v457;
-            float v459 = fabsf(v458);
-            float v460 = -v459;
-            float v461 = la_expf(v460);
-            float v462 = 1.0f + v461;
-            float v463 = v446 / v462;
-            float v464 = v463 * v461;
-            float v465 = -v464;
-            float v466 = 0.0f < v458 ? 1.0f : 0.0f;
-            float v467 = v466 * 2.0f;
-            float v468 = v467 - 1.0f;
-            float v469 = v465 * v468;
-            float v470 = v458 <= 0.0f ? 1.0f : 0.0f;
-            float v471 = v445 * v470;
-            float v472 = v469 + v471;
-            float v473 = v472 * (beta[0]);
-            float v474 = -v473;
-            float v475 = v474 * (dpop_lambda[0]);
-            float v476 = 0.0f <= v454 ? 1.0f : 0.0f;
-            float v477 = v475 * v476;
-            float v478 = -v477;
-            float v479 = v478 + v473;
-            float v480 = v442 != 0.0f ? 0.0f : v479;
-            float v481 = v441 + v480;
-            float v483 = v1 * (loss_weights[6]);
-            float v484 = v482 != 0.0f ? 0.0f : v483;
-            float v485 = v484 * 0.5f;
-            float v486 = -v485;
-            float v487 = v482 != 0.0f ? -1.0f : logps_chosen[j];
-            float v488 = v482 != 0.0f ? 0.0f : ref_chosen[j];
-            float v489 = v487 - v488;
-            float v493 = v489 - v492;
-            float v494 = (beta[0]) * v493;
-            float v495 = fminf(v494, 0.0f);
-            float v496 = fabsf(v494);
-            float v497 = -v496;
-            float v498 = la_expf(v497);
-            float v499 = 1.0f + v498;
-            float v500 = logf(v499);
-            float v501 = v495 - v500;
-            float v502 = la_expf(v501);
-            float v503 = v486 * v502;
-            float v504 = -v503;
-            float v505 = v504 / v499;
-            float v506 = v505 * v498;
-            float v507 = -v506;
-            float v508 = 0.0f < v494 ? 1.0f : 0.0f;
-            float v509 = v508 * 2.0f;
-            float v510 = v509 - 1.0f;
-            float v511 = v507 * v510;
-            float v512 = v494 <= 0.0f ? 1.0f : 0.0f;
-            float v513 = v503 * v512;
-            float v514 = v511 + v513;
-            float v515 = v514 * (beta[0]);
-            float v516 = v482 != 0.0f ? 0.0f : v515;
-            float v517 = v481 + v516;
-            float v519 = v1 * (loss_weights[5]);
-            float v520 = v518 != 0.0f ? 0.0f : v519;
-            float v521 = -v520;
-            float v522 = v521 * 0.5f;
-            float v523 = -v522;
-            float v524 = v518 != 0.0f ? -1.0f : logps_chosen[j];
-            float v525 = v518 != 0.0f ? 0.0f : ref_chosen[j];
-            float v526 = v524 - v525;
-            float v527 = (beta[0]) * v526;
-            float v528 = -v527;
-            float v529 = fabsf(v528);
-            float v530 = -v529;
-            float v531 = la_expf(v530);
-            float v532 = 1.0f + v531;
-            float v533 = v523 / v532;
-            float v534 = v533 * v531;
-            float v535 = -v534;
-            float v536 = 0.0f < v528 ? 1.0f : 0.0f;
-            float v537 = v536 * 2.0f;
-            float v538 = v537 - 1.0f;
-            float v539 = v535 * v538;
-            float v540 = v528 <= 0.0f ? 1.0f : 0.0f;
-            float v541 = v522 * v540;
-            float v542 = v539 + v541;
-            float v543 = -v542;
-            float v544 = v543 * (beta[0]);
-            float v545 = -v521;
-            float v546 = fabsf(v527);
-            float v547 = -v546;
-            float v548 = la_expf(v547);
-            float v549 = 1.0f + v548;
-            float v550 = v545 / v549;
-            float v551 = v550 * v548;
-            float v552 = -v551;
-            float v553 = 0.0f < v527 ? 1.0f : 0.0f;
-            float v554 = v553 * 2.0f;
-            float v555 = v554 - 1.0f;
-            float v556 = v552 * v555;
-            float v557 = v527 <= 0.0f ? 1.0f : 0.0f;
-            float v558 = v521 * v557;
-            float v559 = v556 + v558;
-            float v560 = v559 * (beta[0]);
-            float v561 = v544 + v560;
-            float v562 = v518 != 0.0f ? 0.0f : v561;
-            float v563 = v517 + v562;
-            float v565 = v1 * (loss_weights[4]);
-            float v566 = v564 != 0.0f ? 0.0f : v565;
-            float v567 = v564 != 0.0f ? -1.0f : logps_chosen[j];
-            float v568 = v564 != 0.0f ? 0.0f : ref_chosen[j];
-            float v569 = v567 - v568;
-            float v571 = v569 - v570;
-            float v572 = v566 * v571;
-            float v573 = v572 + v572;
-            float v574 = v564 != 0.0f ? 0.0f : v573;
-            float v575 = v563 + v574;
-            float v577 = v1 * (loss_weights[3]);
-            float v578 = v576 != 0.0f ? 0.0f : v577;
-            float v579 = v576 != 0.0f ? -1.0f : logps_chosen[j];
-            float v580 = v576 != 0.0f ? 1.0f : len_chosen[j];
-            float v581 = v579 / v580;
-            float v582 = v576 != 0.0f ? 0.0f : ref_chosen[j];
-            float v583 = v582 / v580;
-            float v584 = v581 - v583;
-            float v585 = v576 != 0.0f ? -1.0f : logps_rejected[j];
-            float v586 = v576 != 0.0f ? 1.0f : len_rejected[j];
-            float v587 = v585 / v586;
-            float v588 = v576 != 0.0f ? 0.0f : ref_rejected[j];
-            float v589 = v588 / v586;
-            float v590 = v587 - v589;
-            float v591 = v584 - v590;
-            float v594 = v591 - v593;
-            float v595 = v578 * v594;
-            float v596 = v595 + v595;
-            float v597 = v596 / v580;
-            float v598 = v576 != 0.0f ? 0.0f : v597;
-            float v599 = v575 + v598;
-            float v601 = v1 * (loss_weights[2]);
-            float v602 = v600 != 0.0f ? 0.0f : v601;
-            float v603 = v600 != 0.0f ? -1.0f : logps_chosen[j];
-            float v604 = v600 != 0.0f ? 0.0f : ref_chosen[j];
-            float v605 = v603 - v604;
-            float v606 = v600 != 0.0f ? -1.0f : logps_rejected[j];
-            float v607 = v600 != 0.0f ? 0.0f : ref_rejected[j];
-            float v608 = v606 - v607;
-            float v609 = v605 - v608;
-            float v610 = (beta[0]) * v609;
-            float v611 = 1.0f - v610;
-            float v612 = 0.0f <= v611 ? 1.0f : 0.0f;
-            float v613 = v602 * v612;
-            float v614 = -v613;
-            float v615 = v614 * (beta[0]);
-            float v616 = v600 != 0.0f ? 0.0f : v615;
-            float v617 = v599 + v616;
-            float v619 = v1 * (loss_weights[1]);
-            float v620 = v618 != 0.0f ? 0.0f : v619;
-            float v623 = v620 / v622;
-            float v624 = v623 * (label_smoothing[0]);
-            float v625 = -v624;
-            float v626 = v618 != 0.0f ? -1.0f : logps_chosen[j];
-            float v627 = v618 != 0.0f ? 0.0f : ref_chosen[j];
-            float v628 = v626 - v627;
-            float v629 = v618 != 0.0f ? -1.0f : logps_rejected[j];
-            float v630 = v618 != 0.0f ? 0.0f : ref_rejected[j];
-            float v631 = v629 - v630;
-            float v632 = v628 - v631;
-            float v633 = (beta[0]) * v632;
-            float v634 = -v633;
-            float v635 = fabsf(v634);
-            float v636 = -v635;
-            float v637 = la_expf(v636);
-            float v638 = 1.0f + v637;
-            float v639 = v625 / v638;
-            float v640 = v639 * v637;
-            float v641 = -v640;
-            float v642 = 0.0f < v634 ? 1.0f : 0.0f;
-            float v643 = v642 * 2.0f;
-            float v644 = v643 - 1.0f;
-            float v645 = v641 * v644;
-            float v646 = v634 <= 0.0f ? 1.0f : 0.0f;
-            float v647 = v624 * v646;
-            float v648 = v645 + v647;
-            float v649 = -v648;
-            float v650 = v649 * (beta[0]);
-            float v651 = v623 * v46;
-            float v652 = -v651;
-            float v653 = fabsf(v633);
-            float v654 = -v653;
-            float v655 = la_expf(v654);
-            float v656 = 1.0f + v655;
-            float v657 = v652 / v656;
-            float v658 = v657 * v655;
-            float v659 = -v658;
-            float v660 = 0.0f < v633 ? 1.0f : 0.0f;
-            float v661 = v660 * 2.0f;
-            float v662 = v661 - 1.0f;
-            float v663 = v659 * v662;
-            float v664 = v633 <= 0.0f ? 1.0f : 0.0f;
-            float v665 = v651 * v664;
-            float v666 = v663 + v665;
-            float v667 = v666 * (beta[0]);
-            float v668 = v650 + v667;
-            float v669 = v618 != 0.0f ? 0.0f : v668;
-            float v670 = v617 + v669;
-            float v672 = v1 * (loss_weights[0]);
-            float v673 = v671 != 0.0f ? 0.0f : v672;
-            float v674 = -v673;
-            float v675 = v674 * (label_smoothing[0]);
-            float v676 = -v675;
-            float v677 = v671 != 0.0f ? -1.0f : logps_chosen[j];
-            float v678 = v671 != 0.0f ? 0.0f : ref_chosen[j];
-            float v679 = v677 - v678;
-            float v680 = v671 != 0.0f ? -1.0f : logps_rejected[j];
-            float v681 = v671 != 0.0f ? 0.0f : ref_rejected[j];
-            float v682 = v680 - v681;
-            float v683 = v679 - v682;
-            float v684 = (beta[0]) * v683;
-            float v685 = -v684;
-            float v686 = fabsf(v685);
-            float v687 = -v686;
-            float v688 = la_expf(v687);
-            float v689 = 1.0f + v688;
-            float v690 = v676 / v689;
-            float v691 = v690 * v688;
-            float v692 = -v691;
-            float v693 = 0.0f < v685 ? 1.0f : 0.0f;
-            float v694 = v693 * 2.0f;
-            float v695 = v694 - 1.0f;
-            float v696 = v692 * v695;
-            float v697 = v685 <= 0.0f ? 1.0f : 0.0f;
-            float v698 = v675 * v697;
-            float v699 = v696 + v698;
-            float v700 = -v699;
-            float v701 = v700 * (beta[0]);
-            float v702 = v673 * v46;
-            float v703 = -v702;
-            float v704 = fabsf(v684);
-            float v705 = -v704;
-            float v706 = la_expf(v705);
-            float v707 = 1.0f + v706;
-            float v708 = v703 / v707;
-            float v709 = v708 * v706;
-            float v710 = -v709;
-            float v711 = 0.0f < v684 ? 1.0f : 0.0f;
-            float v712 = v711 * 2.0f;
-            float v713 = v712 - 1.0f;
-            float v714 = v710 * v713;
-            float v715 = v684 <= 0.0f ? 1.0f : 0.0f;
-            float v716 = v702 * v715;
-            float v717 = v714 + v716;
-            float v718 = v717 * (beta[0]);
-            float v719 = v701 + v718;
-            float v720 = v671 != 0.0f ? 0.0f : v719;
-            float v721 = v670 + v720;
-            d_chosen[j] = v721;
-        }
-    }
-}
-
-/* Arena: 6 slots planned for 10 kernels. */
+/* Arena: 6 slots planned for 9 kernels. */
 static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long *off) {
     const long B = args->B;
     (void)B;
@@ -7290,7 +5939,6 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     long off[6];
     llama_dpo_dpo_loss_layout(args, off);
     double *prof = args->kernel_ns;
-    long tick;
     float *t0 = args->arena + off[0];
     float *t1 = args->arena + off[1];
     float *t2 = args->arena + off[2];
@@ -7314,37 +5962,15 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args) {
     float *d_chosen = args->d_chosen;
     float *d_rejected = args->d_rejected;
     /* stage 'main' */
-    tick = la_tick(prof);
-    dpo_loss_k0_dpo_kto_pair(t0, logps_chosen, ref_chosen, pair_weight, loss_weights, B);
-    la_tock(prof, 0, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k1_dpo_sigmoid(t1, pair_weight, B);
-    la_tock(prof, 1, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k2_dpo_kto_pair(t2, logps_rejected, ref_rejected, pair_weight, loss_weights, B);
-    la_tock(prof, 2, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k3_dpo_bco_pair(t3, logps_chosen, ref_chosen, beta, pair_weight, loss_weights, B);
-    la_tock(prof, 3, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k4_dpo_bco_pair(t4, logps_rejected, ref_rejected, beta, pair_weight, loss_weights, B);
-    la_tock(prof, 4, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k5_log_sigmoid(losses, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, t0, t1, t2, t3, t4, B);
-    la_tock(prof, 5, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k6_reduce_sum(t5, loss_weights, losses, B);
-    la_tock(prof, 6, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k7_weighted_sum(loss, pair_weight, t5, B);
-    la_tock(prof, 7, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k8_log_sigmoid_grad(d_rejected, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, t0, t1, t3, t4, B);
-    la_tock(prof, 8, 10, tick);
-    tick = la_tick(prof);
-    dpo_loss_k9_log_sigmoid_grad(d_chosen, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, t1, t2, t3, t4, B);
-    la_tock(prof, 9, 10, tick);
-    (void)tick;
+    LA_TIMED(prof, 0, 9, dpo_loss_k0_dpo_kto_pair(t0, logps_chosen, ref_chosen, pair_weight, loss_weights, B));
+    LA_TIMED(prof, 1, 9, dpo_loss_k1_dpo_sigmoid(t1, pair_weight, B));
+    LA_TIMED(prof, 2, 9, dpo_loss_k2_dpo_kto_pair(t2, logps_rejected, ref_rejected, pair_weight, loss_weights, B));
+    LA_TIMED(prof, 3, 9, dpo_loss_k3_dpo_bco_pair(t3, logps_chosen, ref_chosen, beta, pair_weight, loss_weights, B));
+    LA_TIMED(prof, 4, 9, dpo_loss_k4_dpo_bco_pair(t4, logps_rejected, ref_rejected, beta, pair_weight, loss_weights, B));
+    LA_TIMED(prof, 5, 9, dpo_loss_k5_log_sigmoid(losses, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, t0, t1, t2, t3, t4, B));
+    LA_TIMED(prof, 6, 9, dpo_loss_k6_reduce_sum(t5, loss_weights, losses, B));
+    LA_TIMED(prof, 7, 9, dpo_loss_k7_weighted_sum(loss, pair_weight, t5, B));
+    LA_TIMED(prof, 8, 9, dpo_loss_k8_log_sigmoid_grad(d_rejected, d_chosen, logps_chosen, logps_rejected, ref_chosen, ref_rejected, len_chosen, len_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, t0, t1, t2, t3, t4, B));
 }
 
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes) {
@@ -7357,8 +5983,7 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[5] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[5] = (double)(68*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4 + 4 + 4 + 4 + 4); /* dpo_loss_k5_log_sigmoid */
     flops[6] = (double)(17*B + 17*B); bytes[6] = (double)(4*B + 68 + 68*B); /* dpo_loss_k6_reduce_sum */
     flops[7] = (double)(B + B); bytes[7] = (double)(4 + 4*B + 4*B); /* dpo_loss_k7_weighted_sum */
-    flops[8] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[8] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4 + 4); /* dpo_loss_k8_log_sigmoid_grad */
-    flops[9] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[9] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4 + 4); /* dpo_loss_k9_log_sigmoid_grad */
+    flops[8] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[8] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4 + 4 + 4); /* dpo_loss_k8_log_sigmoid_grad */
     (void)B;
 }
 
@@ -7375,7 +6000,6 @@ static const char *const llama_dpo_dpo_loss_kernel_names[] = {
     "dpo_loss_k6_reduce_sum",
     "dpo_loss_k7_weighted_sum",
     "dpo_loss_k8_log_sigmoid_grad",
-    "dpo_loss_k9_log_sigmoid_grad",
 };
-const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 10, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
+const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 9, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
 

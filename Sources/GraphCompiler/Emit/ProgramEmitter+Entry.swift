@@ -75,9 +75,9 @@ extension ProgramEmitter {
         t += "void \(prefix)(const \(argsType) *args) {\n"
         for l in sizeLocals() { t += "    \(l)\n" }
         t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(args, off);\n"
-        t += "    double *prof = args->kernel_ns;\n    long tick;\n"
+        t += "    double *prof = args->kernel_ns;\n"
         var arenaNames: [Int] = []
-        for k in plan.kernels { if case .arena(let s)? = plan.storage[k.root], !arenaNames.contains(s) { arenaNames.append(s) } }
+        for root in plan.kernels.flatMap(\.roots) { if case .arena(let s)? = plan.storage[root], !arenaNames.contains(s) { arenaNames.append(s) } }
         for s in arenaNames.sorted() { t += "    float *t\(s) = args->arena + off[\(memory.slotOf[s] ?? 0)];\n" }
         for f in fields where (f.kind == .param || f.kind == .input || f.kind == .output) && !(f.decl?.perLayer ?? false) {
             t += "    \(f.cType)\(f.name) = args->\(f.name);\n"
@@ -115,16 +115,14 @@ extension ProgramEmitter {
                 t += "    /* stage '\(stage.name)' */\n"
             }
             for (i, _) in ks {
-                t += "\(indent)tick = la_tick(prof);\n"
-                t += "\(indent)\(calls[i])\n"
-                t += "\(indent)la_tock(prof, \(i), \(plan.kernels.count), tick);\n"
+                t += "\(indent)LA_TIMED(prof, \(i), \(plan.kernels.count), \(calls[i].dropLast()));\n"
             }
             if stage.count != nil {
                 for (k, _) in stageCarries { t += "\(indent)carry\(k) = carry\(k)_next;\n" }
                 t += "    }\n"
             }
         }
-        t += "    (void)tick;\n}\n\n"
+        t += "}\n\n"
         // Costs.
         t += "void \(prefix)_costs(const \(argsType) *args, double *flops, double *bytes) {\n"
         for l in sizeLocals() { t += "    \(l)\n" }

@@ -94,7 +94,7 @@ struct ProgramEmitter {
                 return lines
             }
             let rank = root.shape.count
-            if rank >= 2, let c = root.shape[rank - 1].constant, c < 8, !k.covered.contains(where: { plan.node($0).op.isReduction }) {
+            if rank >= 2, let c = root.shape[rank - 1].constant, c < 8, k.extraRoots.isEmpty, !k.covered.contains(where: { plan.node($0).op.isReduction }) {
                 // A tiny last axis (RoPE's pairs): loop over rows of the last two axes merged;
                 // the pair index is a shift, the row unravel happens once per wide row.
                 let flat = Array(root.shape.dropLast(2)) + [root.shape[rank - 2] * Dim(c)]
@@ -107,10 +107,15 @@ struct ProgramEmitter {
             }
             var r = PointwiseRenderer(plan: plan, rowShape: root.shape, buffer: name)
             r.root = k.root
-            // The output row is scratch until stored, unless the kernel updates it in place.
-            if root.dtype == .f32, !k.reads.contains(where: { name($0) == name(k.root) }) { r.stashBuffer = name(k.root) }
-            let out = name(k.root), shape = r
-            try r.innerLoop({ v, j in "\(out)[\(shape.linear(shape.elementIndex(j), root.shape))] = \(v);" }, value: k.root)
+            r.alsoComputed = Set(k.extraRoots)
+            // The output row is scratch until stored, unless the kernel updates it in place
+            // (or stores several values).
+            if root.dtype == .f32, k.extraRoots.isEmpty, !k.reads.contains(where: { name($0) == name(k.root) }) { r.stashBuffer = name(k.root) }
+            let shape = r
+            try r.innerLoop(k.roots.map { id in
+                let out = name(id)
+                return ({ v, j in "\(out)[\(shape.linear(shape.elementIndex(j), root.shape))] = \(v);" }, id)
+            })
             return loopNest(r)
         }
     }
@@ -140,9 +145,9 @@ struct ProgramEmitter {
 
     /// The buffers a kernel touches, written first: (C name, writes).
     func kernelBuffers(_ k: Kernel) -> [(String, Bool)] {
-        let out = ProgramEmitter.bufferName(plan, k.root)
-        var seen: Set<String> = [out]
-        var list = [(out, true)]
+        let outs = k.roots.map { ProgramEmitter.bufferName(plan, $0) }
+        var seen = Set(outs)
+        var list = outs.map { ($0, true) }
         for r in k.reads {
             let n = ProgramEmitter.bufferName(plan, r)
             if seen.insert(n).inserted { list.append((n, false)) }
@@ -151,7 +156,7 @@ struct ProgramEmitter {
     }
 
     func dtypeOf(buffer name: String, _ k: Kernel) -> DType {
-        for i in [k.root] + k.reads where ProgramEmitter.bufferName(plan, i) == name { return plan.node(i).dtype }
+        for i in k.roots + k.reads where ProgramEmitter.bufferName(plan, i) == name { return plan.node(i).dtype }
         return .f32
     }
 
@@ -220,7 +225,7 @@ struct ProgramEmitter {
                 if n.op.isReduction { flops.append(plan.node(n.inputs[0]).shape.elementCount) }
             }
         }
-        bytes.append(Dim(4) * root.shape.elementCount)
+        for r in k.roots { bytes.append(Dim(4) * plan.node(r).shape.elementCount) }
         for r in k.reads { bytes.append(Dim(4) * plan.node(r).shape.elementCount) }
         return (flops.sumExpr, bytes.sumExpr)
     }

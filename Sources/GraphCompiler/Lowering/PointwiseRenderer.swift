@@ -17,6 +17,9 @@ struct PointwiseRenderer {
     let rowVars: [String]
     /// The node this kernel computes (never loaded from its own buffer).
     var root: Int?
+    /// Other values this kernel computes and stores in the same loop (a group of small
+    /// loops): computed where read, never loaded.
+    var alsoComputed: Set<Int> = []
     /// The kernel's output buffer, when its rows are free scratch until the final loop stores
     /// them: the first exp/log a row reduction evaluates is kept there, so the final loop (and
     /// later reductions) load it instead of evaluating it again (softmax's exp).
@@ -64,15 +67,22 @@ struct PointwiseRenderer {
     // MARK: Loops
 
     /// Renders the inner loop `for (j …) { …; store(value) }` into the row block.
-    mutating func innerLoop(_ store: (String, String) -> String, value id: Int, index: ((String) -> [String])? = nil) throws {
+    mutating func innerLoop(_ store: @escaping (String, String) -> String, value id: Int, index: ((String) -> [String])? = nil) throws {
+        try innerLoop([(store, id)], index: index)
+    }
+
+    /// One inner loop that computes and stores several values (sharing what they share).
+    mutating func innerLoop(_ stores: [((String, String) -> String, Int)], index: ((String) -> [String])? = nil) throws {
         let j = "j"
         let saved = (innerBlock, innerMemo, innerVar)
         innerBlock = []; innerMemo = [:]; innerVar = j
         let idx = index?(j) ?? elementIndex(j)
-        // Row reductions first, so a value they stash is there for the final loop.
-        if stashBuffer != nil { try reductionsFirst(id) }
-        let v = try value(id, idx)
-        innerBlock.append(store(v, j))
+        for (store, id) in stores {
+            // Row reductions first, so a value they stash is there for the final loop.
+            if stashBuffer != nil { try reductionsFirst(id) }
+            let v = try value(id, idx)
+            innerBlock.append(store(v, j))
+        }
         let body = innerBlock
         (innerBlock, innerMemo, innerVar) = saved
         if rowShape.isEmpty {
@@ -89,7 +99,7 @@ struct PointwiseRenderer {
         var found: [Int] = [], seen = Set<Int>(), stack = [id]
         while let x = stack.popLast() {
             guard seen.insert(x).inserted else { continue }
-            if x != root && (plan.realized.contains(x) || plan.isBufferLeaf(x)) { continue }
+            if x != root && !alsoComputed.contains(x) && (plan.realized.contains(x) || plan.isBufferLeaf(x)) { continue }
             let n = plan.node(x)
             if case .reduce = n.op, x != root, plan.node(n.inputs[0]).shape == rowShape { found.append(x); continue }
             stack += n.inputs
@@ -128,7 +138,7 @@ struct PointwiseRenderer {
     /// The C expression (usually a local) for node `id` at coordinates `idx`.
     mutating func value(_ id: Int, _ idx: [String]) throws -> String {
         let n = plan.node(id)
-        if id != root && (plan.realized.contains(id) || plan.isBufferLeaf(id)) {
+        if id != root && !alsoComputed.contains(id) && (plan.realized.contains(id) || plan.isBufferLeaf(id)) {
             return "\(buffer(id))[\(linear(idx, n.shape))]"
         }
         switch n.op {

@@ -32,6 +32,10 @@ struct Kernel {
     /// Realized nodes it reads.
     var reads: [Int] = []
     var name = ""
+    /// Further values the same loop computes and stores (consecutive small loops grouped).
+    var extraRoots: [Int] = []
+    /// Every value the kernel stores: its root, then the extra roots.
+    var roots: [Int] { [root] + extraRoots }
 }
 
 /// Decides which nodes are materialized and groups the rest into the kernels that compute them.
@@ -109,6 +113,7 @@ struct FusionPlan {
         ("write in place", { $0.writeInPlace() }),
         ("group kernels", { try $0.buildKernels() }),
         ("write products into their views", { try $0.writeProductsIntoViews() }),
+        ("group small loops", { $0.groupSmallLoops() }),
         ("name kernels", { $0.nameKernels() }),
         ("assign arena slots", { $0.assignArenaSlots() }),
     ]
@@ -229,11 +234,11 @@ struct FusionPlan {
     /// (slots are shared by liveness later, in `MemoryPlan`).
     private mutating func assignArenaSlots() {
         var slot = 0
-        for k in kernels where storage[k.root] == nil {
-            if case .writeSlice = node(k.root).op {
-                storage[k.root] = storage[node(k.root).inputs[0]]
+        for root in kernels.flatMap(\.roots) where storage[root] == nil {
+            if case .writeSlice = node(root).op {
+                storage[root] = storage[node(root).inputs[0]]
             } else {
-                storage[k.root] = .arena(slot); slot += 1
+                storage[root] = .arena(slot); slot += 1
             }
         }
     }

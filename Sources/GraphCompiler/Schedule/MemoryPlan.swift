@@ -19,7 +19,10 @@ struct MemoryPlan {
         // but made before it stay alive to its end.
         var pos: [Int: Int] = [:]
         var stageEnd: [Int: Int] = [:]
-        for (i, k) in plan.kernels.enumerated() { pos[k.root] = i; stageEnd[k.stage] = i }
+        for (i, k) in plan.kernels.enumerated() {
+            for r in k.roots { pos[r] = i }
+            stageEnd[k.stage] = i
+        }
         var lastUse: [Int: Int] = [:]
         for (i, k) in plan.kernels.enumerated() {
             for r in k.reads {
@@ -39,19 +42,22 @@ struct MemoryPlan {
             // Release slots whose values are dead before this kernel.
             ends.sort { $0.end < $1.end }
             while let first = ends.first, first.end < i { free.append(first.slot); ends.removeFirst() }
-            guard case .arena(let a) = plan.storage[k.root] else { continue }
-            let size = plan.node(k.root).shape.elementCount
-            unplannedTotal.append(size)
-            let slot: Int
-            if let j = free.firstIndex(where: { slotSizes[$0].contains(size) }) ?? free.firstIndex(where: { slotSizes[$0].allSatisfy { $0.syms == size.syms } }) ?? (free.isEmpty ? nil : 0) {
-                slot = free.remove(at: j)
-                if !slotSizes[slot].contains(size) { slotSizes[slot].append(size) }
-            } else {
-                slot = slotSizes.count
-                slotSizes.append([size])
+            for root in k.roots {
+                guard case .arena(let a) = plan.storage[root] else { continue }
+                let size = plan.node(root).shape.elementCount
+                unplannedTotal.append(size)
+                let slot: Int
+                if let j = free.firstIndex(where: { slotSizes[$0].contains(size) })
+                    ?? free.firstIndex(where: { slotSizes[$0].allSatisfy { $0.syms == size.syms } }) ?? (free.isEmpty ? nil : 0) {
+                    slot = free.remove(at: j)
+                    if !slotSizes[slot].contains(size) { slotSizes[slot].append(size) }
+                } else {
+                    slot = slotSizes.count
+                    slotSizes.append([size])
+                }
+                slotOf[a] = slot
+                ends.append((max(lastUse[root] ?? i, i), slot))
             }
-            slotOf[a] = slot
-            ends.append((max(lastUse[k.root] ?? i, i), slot))
         }
         // Carries: two dedicated slots each.
         for (k, c) in p.carries.enumerated() {

@@ -70,6 +70,8 @@ static inline long la_tick(const double *prof) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
+/* Runs a kernel call, timing it as kernel k of n when profiling is on. */
+#define LA_TIMED(prof, k, n, ...) do { long la_start_ = la_tick(prof); __VA_ARGS__; la_tock(prof, k, n, la_start_); } while (0)
 static inline void la_tock(double *prof, int kernel, int n_kernels, long start) {
     if (!prof) return;
     long end = la_tick(prof);
