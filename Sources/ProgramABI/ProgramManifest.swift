@@ -119,10 +119,11 @@ public struct ManifestFile: Codable, Sendable, Equatable {
 
     public init(programs: [ProgramManifest]) { self.programs = programs }
 
-    /// The JSON text the compiler writes: sorted keys, indented, one trailing newline.
-    public func json() throws -> String {
+    /// The JSON text the compiler writes: sorted keys, indented (unless `pretty` is false),
+    /// one trailing newline.
+    public func json(pretty: Bool = true) throws -> String {
         let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try e.encode(self), as: UTF8.self) + "\n"
     }
 
