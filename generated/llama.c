@@ -345,18 +345,8 @@ static long llama_forward_layout(const llama_forward_args *args, long *off) {
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long REP = args->REP;
     const long T = args->T;
-    const long V = args->V;
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)REP;
-    (void)T;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
@@ -367,7 +357,7 @@ static long llama_forward_layout(const llama_forward_args *args, long *off) {
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -460,7 +450,6 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -485,14 +474,7 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k18_layer */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k19_rmsnorm */
     flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k20_lm_head */
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)REP;
-    (void)T;
-    (void)V;
+    (void)args;
 }
 
 static void llama_forward_run(const void *args) { llama_forward((const llama_forward_args *)args); }
@@ -875,27 +857,12 @@ static void prefill_k21_lm_head(float *restrict logits, const float *restrict lm
 /* Arena: 9 slots planned for 22 kernels. */
 static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     const long B = args->B;
-    const long C = args->C;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
-    const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
-    const long V = args->V;
-    (void)B;
-    (void)C;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)P;
-    (void)REP;
-    (void)S;
-    (void)T;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
@@ -906,7 +873,7 @@ static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -1005,8 +972,6 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
-    const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
@@ -1033,17 +998,7 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k19_layer */
     flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k20_rmsnorm */
     flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k21_lm_head */
-    (void)B;
-    (void)C;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)P;
-    (void)REP;
-    (void)S;
-    (void)T;
-    (void)V;
+    (void)args;
 }
 
 static void llama_prefill_run(const void *args) { llama_prefill((const llama_prefill_args *)args); }
@@ -1080,40 +1035,36 @@ const la_program_info llama_prefill_info = { "llama.prefill", 31, 22, llama_pref
 /* decode_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
 static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P) {
     const long HD = 2*HD2;
-    const long rows = 1, n = HD2;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i0 + (float)(P);
-            float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(HD));
-            float v3 = powf(rope_theta[i0], v2);
-            float v4 = 1.0f / v3;
-            float v5 = v0 * v4;
-            float v6 = cosf(v5);
-            t0[j] = v6;
-        }
+    const long n = HD2;
+    const long i0 = 0;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (float)i0 + (float)(P);
+        float v1 = ((float)j) * 2.0f;
+        float v2 = v1 / ((float)(HD));
+        float v3 = powf(rope_theta[i0], v2);
+        float v4 = 1.0f / v3;
+        float v5 = v0 * v4;
+        float v6 = cosf(v5);
+        t0[j] = v6;
     }
 }
 
 /* decode_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
 static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
     const long HD = 2*HD2;
-    const long rows = 1, n = HD2;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = 0;
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i0 + (float)(P);
-            float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(HD));
-            float v3 = powf(rope_theta[i0], v2);
-            float v4 = 1.0f / v3;
-            float v5 = v0 * v4;
-            float v6 = sinf(v5);
-            t1[j] = v6;
-        }
+    const long n = HD2;
+    const long i0 = 0;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (float)i0 + (float)(P);
+        float v1 = ((float)j) * 2.0f;
+        float v2 = v1 / ((float)(HD));
+        float v3 = powf(rope_theta[i0], v2);
+        float v4 = 1.0f / v3;
+        float v5 = v0 * v4;
+        float v6 = sinf(v5);
+        t1[j] = v6;
     }
 }
 
@@ -1414,25 +1365,11 @@ static void decode_k20_lm_head(float *restrict logits, const float *restrict lm_
 /* Arena: 9 slots planned for 21 kernels. */
 static long llama_decode_layout(const llama_decode_args *args, long *off) {
     const long B = args->B;
-    const long C = args->C;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
-    const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
-    const long V = args->V;
-    (void)B;
-    (void)C;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)P;
-    (void)REP;
-    (void)S;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(HD2);
     off[1] = total; total += la_round16(HD2);
@@ -1443,7 +1380,7 @@ static long llama_decode_layout(const llama_decode_args *args, long *off) {
     off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -1539,8 +1476,6 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
-    const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
     const long V = args->V;
@@ -1565,16 +1500,7 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_layer */
     flops[19] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[19] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k19_rmsnorm */
     flops[20] = (double)(4*B*HD2*KVH*REP*V); bytes[20] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k20_lm_head */
-    (void)B;
-    (void)C;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)P;
-    (void)REP;
-    (void)S;
-    (void)V;
+    (void)args;
 }
 
 static void llama_decode_run(const void *args) { llama_decode((const llama_decode_args *)args); }

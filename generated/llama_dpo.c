@@ -440,13 +440,11 @@ static void dpo_logps_k25_sequence_logps_scatter_add(float *restrict t24, const 
 
 /* dpo_logps_k26_sequence_logps: neg  [sequence_logps] */
 static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const float *restrict t24, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t24[j]);
-            logps_chosen[j] = v0;
-        }
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t24[j]);
+        logps_chosen[j] = v0;
     }
 }
 
@@ -489,13 +487,11 @@ static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t26, const 
 
 /* dpo_logps_k29_sequence_logps: neg  [sequence_logps] */
 static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const float *restrict t26, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t26[j]);
-            logps_rejected[j] = v0;
-        }
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t26[j]);
+        logps_rejected[j] = v0;
     }
 }
 
@@ -550,20 +546,10 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)NS;
-    (void)REP;
-    (void)T;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(la_max(B*HD2*T, NS));
     off[1] = total; total += la_round16(la_max(B*HD2*T, NS));
@@ -575,7 +561,7 @@ static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, lon
     off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -701,7 +687,6 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
@@ -739,15 +724,7 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     flops[30] = (double)(NS*V); bytes[30] = (double)(4*NS + 4*NS*V); /* dpo_logps_k30_sequence_logps */
     flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k31_sequence_logps_scatter_add */
     flops[32] = (double)(NS + NS + NS); bytes[32] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k32_sequence_logps_scatter_add */
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)NS;
-    (void)REP;
-    (void)T;
-    (void)V;
+    (void)args;
 }
 
 static void llama_dpo_dpo_logps_run(const void *args) { llama_dpo_dpo_logps((const llama_dpo_dpo_logps_args *)args); }
@@ -1269,13 +1246,11 @@ static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const i
 
 /* dpo_step_k30_sequence_logps: neg  [lm_head/sequence_logps] */
 static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const float *restrict t20, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t20[j]);
-            logps_chosen[j] = v0;
-        }
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t20[j]);
+        logps_chosen[j] = v0;
     }
 }
 
@@ -1318,13 +1293,11 @@ static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t22, const i
 
 /* dpo_step_k33_sequence_logps: neg  [lm_head/sequence_logps] */
 static void dpo_step_k33_sequence_logps(float *restrict logps_rejected, const float *restrict t22, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t22[j]);
-            logps_rejected[j] = v0;
-        }
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t22[j]);
+        logps_rejected[j] = v0;
     }
 }
 
@@ -1402,94 +1375,89 @@ static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejec
 /* dpo_step_k39_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = v3 * (pair_weight[j0]);
-            acc0 += v4;
-        }
-        t26[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
     }
+    t26[r] = acc0;
 }
 
 /* dpo_step_k40_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restrict pair_weight, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = 1.0f * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        t27[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
     }
+    t27[r] = acc0;
 }
 
 /* dpo_step_k41_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
-            float v3 = v1 - v2;
-            float v4 = v3 * (pair_weight[j0]);
-            acc0 += v4;
-        }
-        t28[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
     }
+    t28[r] = acc0;
 }
 
 /* dpo_step_k42_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
 static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = v4 * (pair_weight[j0]);
-            acc0 += v5;
-        }
-        t29[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
     }
+    t29[r] = acc0;
 }
 
 /* dpo_step_k43_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
 static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = v4 * (pair_weight[j0]);
-            acc0 += v5;
-        }
-        t30[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
     }
+    t30[r] = acc0;
 }
 
 /* dpo_step_k44_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
@@ -2039,44 +2007,40 @@ static void dpo_step_k45_lm_head(float *restrict t31, const float *restrict loss
 /* dpo_step_k46_lm_head: mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
 static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t31[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        t32[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t31[j0]) * (pair_weight[j0]);
+        acc0 += v0;
     }
+    t32[r] = acc0;
 }
 
 /* dpo_step_k47_sft: div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
 static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (logps_chosen[j0]) / (t24[j0]);
-            float v1 = -v0;
-            float v2 = v1 * (pair_weight[j0]);
-            acc0 += v2;
-        }
-        t33[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (logps_chosen[j0]) / (t24[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
     }
+    t33[r] = acc0;
 }
 
 /* dpo_step_k48_dpo_loss: mul, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
 static void dpo_step_k48_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
-    const long rows = 1, n = 1;
-    for (long r = 0; r < rows; r++) {
-        float v0 = (pref_loss_ratio[0]) * (t32[0]);
-        float v1 = (sft_loss_ratio[0]) * (t33[0]);
-        float v2 = v0 + v1;
-        loss[0] = v2;
-    }
+    const long n = 1;
+    float v0 = (pref_loss_ratio[0]) * (t32[0]);
+    float v1 = (sft_loss_ratio[0]) * (t33[0]);
+    float v2 = v0 + v1;
+    loss[0] = v2;
 }
 
 /* dpo_step_k49_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, neg, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
@@ -3096,13 +3060,11 @@ static void dpo_step_k54_rmsnorm_grad_scatter_add(float *restrict t40, const int
 /* dpo_step_k55_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
 static void dpo_step_k55_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t38, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = 1, n = D;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t38[j];
-            grad_final_norm[j] = v0;
-        }
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_final_norm[j] + t38[j];
+        grad_final_norm[j] = v0;
     }
 }
 
@@ -3716,13 +3678,11 @@ static void dpo_step_k90_rmsnorm_grad(float *restrict carry1_next, const float *
 /* dpo_step_k91_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void dpo_step_k91_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = 1, n = D;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t73[j];
-            grad_attn_norm[j] = v0;
-        }
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_attn_norm[j] + t73[j];
+        grad_attn_norm[j] = v0;
     }
 }
 
@@ -3755,13 +3715,11 @@ static void dpo_step_k95_grad_wo(float *restrict grad_wo, const float *restrict 
 /* dpo_step_k96_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void dpo_step_k96_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = 1, n = D;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t59[j];
-            grad_ffn_norm[j] = v0;
-        }
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_ffn_norm[j] + t59[j];
+        grad_ffn_norm[j] = v0;
     }
 }
 
@@ -3802,20 +3760,10 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)NS;
-    (void)REP;
-    (void)T;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
@@ -3841,7 +3789,7 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -4148,7 +4096,6 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
@@ -4254,15 +4201,7 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w2 */
     flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w3 */
     flops[100] = (double)(2*HD2*KVH*REP*V); bytes[100] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k100_embed_backward_scatter_add */
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)NS;
-    (void)REP;
-    (void)T;
-    (void)V;
+    (void)args;
 }
 
 static void llama_dpo_dpo_step_run(const void *args) { llama_dpo_dpo_step((const llama_dpo_dpo_step_args *)args); }
@@ -4378,94 +4317,89 @@ const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 101,
 /* dpo_loss_k0_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k0_dpo_kto_pair(float *restrict t0, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = v3 * (pair_weight[j0]);
-            acc0 += v4;
-        }
-        t0[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
     }
+    t0[r] = acc0;
 }
 
 /* dpo_loss_k1_dpo_sigmoid: mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k1_dpo_sigmoid(float *restrict t1, const float *restrict pair_weight, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = 1.0f * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        t1[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
     }
+    t1[r] = acc0;
 }
 
 /* dpo_loss_k2_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k2_dpo_kto_pair(float *restrict t2, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
-            float v3 = v1 - v2;
-            float v4 = v3 * (pair_weight[j0]);
-            acc0 += v4;
-        }
-        t2[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
     }
+    t2[r] = acc0;
 }
 
 /* dpo_loss_k3_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
 static void dpo_loss_k3_dpo_bco_pair(float *restrict t3, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = v4 * (pair_weight[j0]);
-            acc0 += v5;
-        }
-        t3[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
     }
+    t3[r] = acc0;
 }
 
 /* dpo_loss_k4_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
 static void dpo_loss_k4_dpo_bco_pair(float *restrict t4, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
-            float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
-            float v3 = v1 - v2;
-            float v4 = (beta[0]) * v3;
-            float v5 = v4 * (pair_weight[j0]);
-            acc0 += v5;
-        }
-        t4[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
     }
+    t4[r] = acc0;
 }
 
 /* dpo_loss_k5_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft] */
@@ -5015,909 +4949,905 @@ static void dpo_loss_k6_reduce_sum(float *restrict t5, const float *restrict los
 /* dpo_loss_k7_weighted_sum: mul, reduce_sum  [weighted_sum] */
 static void dpo_loss_k7_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t5, long B) {
     /* one result per row */
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t5[j0]) * (pair_weight[j0]);
-            acc0 += v0;
-        }
-        loss[r] = acc0;
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t5[j0]) * (pair_weight[j0]);
+        acc0 += v0;
     }
+    loss[r] = acc0;
 }
 
 /* dpo_loss_k8_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, select, neg, div, select, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [dpo_sigmoid; dpo_sigmoid/log_sigmoid; dpo_robust; dpo_robust/log_sigmoid; dpo_hinge; dpo_ipo; dpo_sppo_hard; dpo_nca_pair; dpo_nca_pair/log_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum; dpo_kto_pair/sigmoid/log_sigmoid; dpo_kto_pair/sigmoid; dpo_dpop; dpo_dpop/log_sigmoid; dpo_simpo; dpo_simpo/log_sigmoid; dpo_orpo; dpo_orpo/log_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum; dpo_bco_pair/log_sigmoid; dpo_apo_zero; dpo_apo_zero/sigmoid/log_sigmoid; dpo_apo_zero/sigmoid; dpo_apo_down; dpo_apo_down/sigmoid/log_sigmoid; dpo_apo_down/sigmoid; dpo_exo_pair; dpo_exo_pair/sigmoid/log_sigmoid; dpo_exo_pair/sigmoid; dpo_discopop; dpo_discopop/sigmoid/log_sigmoid; dpo_discopop/sigmoid; dpo_discopop/log_sigmoid; dpo_sigmoid_norm; dpo_sigmoid_norm/log_sigmoid; dpo_sft; grad; dpo_sft/grad; dpo_sigmoid_norm/grad; dpo_sigmoid_norm/log_sigmoid/grad; dpo_discopop/grad; dpo_discopop/log_sigmoid/grad; dpo_discopop/sigmoid/grad; dpo_discopop/sigmoid/log_sigmoid/grad; dpo_exo_pair/grad; dpo_exo_pair/log_sigmoid/grad; dpo_exo_pair/sigmoid/grad; dpo_exo_pair/sigmoid/log_sigmoid/grad; dpo_apo_down/grad; dpo_apo_down/sigmoid/grad; dpo_apo_down/sigmoid/log_sigmoid/grad; dpo_apo_zero/grad; dpo_apo_zero/sigmoid/grad; dpo_apo_zero/sigmoid/log_sigmoid/grad; dpo_bco_pair/grad; dpo_bco_pair/log_sigmoid/grad; dpo_orpo/grad; dpo_orpo/log_sigmoid/grad; dpo_simpo/grad; dpo_simpo/log_sigmoid/grad; dpo_dpop/grad; dpo_dpop/log_sigmoid/grad; dpo_kto_pair/grad; dpo_kto_pair/sigmoid/grad; dpo_kto_pair/sigmoid/log_sigmoid/grad; dpo_nca_pair/grad; dpo_nca_pair/log_sigmoid/grad; dpo_sppo_hard/grad; dpo_ipo/grad; dpo_hinge/grad; dpo_robust/grad; dpo_robust/log_sigmoid/grad; dpo_sigmoid/grad; dpo_sigmoid/log_sigmoid/grad] */
 static void dpo_loss_k8_log_sigmoid_grad(float *restrict d_rejected, float *restrict d_chosen, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict len_chosen, const float *restrict len_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict t0, const float *restrict t1, const float *restrict t2, const float *restrict t3, const float *restrict t4, long B) {
-    const long rows = 1, n = B;
-    for (long r = 0; r < rows; r++) {
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v38 = 1.0f - (label_smoothing[0]);
-        float v39 = -v38;
-        float v61 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
-        float v131 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
-        float v164 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v165 = v164 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v166 = logf(v165);
-        float v200 = 1.0f - v165;
-        float v201 = logf(v200);
-        float v217 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
-        float v253 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
-        float v283 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v292 = (t3[0]) / (t1[0]);
-        float v293 = v292;
-        float v294 = (t4[0]) / (t1[0]);
-        float v295 = v294;
-        float v296 = v293 + v295;
-        float v297 = v296 * 0.5f;
-        float v318 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
-        float v362 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
-        float v375 = (simpo_gamma[0]) / (beta[0]);
-        float v417 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
-        float v452 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v457 = (t0[0]) / (t1[0]);
-        float v458 = v457;
-        float v459 = fmaxf(v458, 0.0f);
-        float v489 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
-        float v518 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
-        float v524 = 0.5f / (beta[0]);
-        float v530 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
-        float v546 = (beta[0]) * 2.0f;
-        float v547 = 1.0f / v546;
-        float v555 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
-        float v574 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
-        float v577 = 2.0f * (label_smoothing[0]);
-        float v578 = 1.0f - v577;
-        float v628 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
-        float v680 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
-        float v790 = (t2[0]) / (t1[0]);
-        float v791 = v790;
-        float v792 = fmaxf(v791, 0.0f);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = 1.0f * (pair_weight[j]);
-            float v2 = v1 * (loss_weights[15]);
-            float v3 = v0 != 0.0f ? 0.0f : v2;
-            float v4 = -v3;
-            float v5 = v4 * (label_smoothing[0]);
-            float v6 = -v5;
-            float v7 = v0 != 0.0f ? -1.0f : logps_chosen[j];
-            float v8 = v0 != 0.0f ? 1.0f : len_chosen[j];
-            float v9 = v7 / v8;
-            float v10 = v0 != 0.0f ? 0.0f : ref_chosen[j];
-            float v11 = v10 / v8;
-            float v12 = v9 - v11;
-            float v13 = v0 != 0.0f ? -1.0f : logps_rejected[j];
-            float v14 = v0 != 0.0f ? 1.0f : len_rejected[j];
-            float v15 = v13 / v14;
-            float v16 = v0 != 0.0f ? 0.0f : ref_rejected[j];
-            float v17 = v16 / v14;
-            float v18 = v15 - v17;
-            float v19 = v12 - v18;
-            float v20 = (beta[0]) * v19;
-            float v21 = -v20;
-            float v22 = fabsf(v21);
-            float v23 = -v22;
-            float v24 = la_expf(v23);
-            float v25 = 1.0f + v24;
-            float v26 = v6 / v25;
-            float v27 = v26 * v24;
-            float v28 = -v27;
-            float v29 = 0.0f < v21 ? 1.0f : 0.0f;
-            float v30 = v29 * 2.0f;
-            float v31 = v30 - 1.0f;
-            float v32 = v28 * v31;
-            float v33 = v21 <= 0.0f ? 1.0f : 0.0f;
-            float v34 = v5 * v33;
-            float v35 = v32 + v34;
-            float v36 = -v35;
-            float v37 = v36 * (beta[0]);
-            float v40 = v3 * v39;
-            float v41 = -v40;
-            float v42 = fabsf(v20);
-            float v43 = -v42;
-            float v44 = la_expf(v43);
-            float v45 = 1.0f + v44;
-            float v46 = v41 / v45;
-            float v47 = v46 * v44;
-            float v48 = -v47;
-            float v49 = 0.0f < v20 ? 1.0f : 0.0f;
-            float v50 = v49 * 2.0f;
-            float v51 = v50 - 1.0f;
-            float v52 = v48 * v51;
-            float v53 = v20 <= 0.0f ? 1.0f : 0.0f;
-            float v54 = v40 * v53;
-            float v55 = v52 + v54;
-            float v56 = v55 * (beta[0]);
-            float v57 = v37 + v56;
-            float v58 = -v57;
-            float v59 = v58 / v14;
-            float v60 = v0 != 0.0f ? 0.0f : v59;
-            float v62 = v1 * (loss_weights[14]);
-            float v63 = v61 != 0.0f ? 0.0f : v62;
-            float v64 = v61 != 0.0f ? -1.0f : logps_chosen[j];
-            float v65 = v61 != 0.0f ? 0.0f : ref_chosen[j];
-            float v66 = v64 - v65;
-            float v67 = v61 != 0.0f ? -1.0f : logps_rejected[j];
-            float v68 = v61 != 0.0f ? 0.0f : ref_rejected[j];
-            float v69 = v67 - v68;
-            float v70 = v66 - v69;
-            float v71 = (beta[0]) * v70;
-            float v72 = v71 / 0.0500000007f;
-            float v73 = fminf(v72, 0.0f);
-            float v74 = fabsf(v72);
-            float v75 = -v74;
-            float v76 = la_expf(v75);
-            float v77 = 1.0f + v76;
-            float v78 = logf(v77);
-            float v79 = v73 - v78;
-            float v80 = la_expf(v79);
-            float v81 = v63 * v80;
-            float v82 = -v71;
-            float v83 = la_expf(v82);
-            float v84 = v81 * v83;
-            float v85 = -v84;
-            float v86 = 1.0f - v80;
-            float v87 = v63 * v86;
-            float v88 = -v87;
-            float v89 = -v88;
-            float v90 = fabsf(v71);
-            float v91 = -v90;
-            float v92 = la_expf(v91);
-            float v93 = 1.0f + v92;
-            float v94 = v89 / v93;
-            float v95 = v94 * v92;
-            float v96 = -v95;
-            float v97 = 0.0f < v71 ? 1.0f : 0.0f;
-            float v98 = v97 * 2.0f;
-            float v99 = v98 - 1.0f;
-            float v100 = v96 * v99;
-            float v101 = v85 + v100;
-            float v102 = v71 <= 0.0f ? 1.0f : 0.0f;
-            float v103 = v88 * v102;
-            float v104 = v101 + v103;
-            float v105 = v63 * v83;
-            float v106 = fminf(v71, 0.0f);
-            float v107 = logf(v93);
-            float v108 = v106 - v107;
-            float v109 = -v108;
-            float v110 = v63 * v109;
-            float v111 = -v110;
-            float v112 = v105 + v111;
-            float v113 = v112 * v80;
-            float v114 = -v113;
-            float v115 = v114 / v77;
-            float v116 = v115 * v76;
-            float v117 = -v116;
-            float v118 = 0.0f < v72 ? 1.0f : 0.0f;
-            float v119 = v118 * 2.0f;
-            float v120 = v119 - 1.0f;
-            float v121 = v117 * v120;
-            float v122 = v72 <= 0.0f ? 1.0f : 0.0f;
-            float v123 = v113 * v122;
-            float v124 = v121 + v123;
-            float v125 = v124 / 0.0500000007f;
-            float v126 = v104 + v125;
-            float v127 = v126 * (beta[0]);
-            float v128 = -v127;
-            float v129 = v61 != 0.0f ? 0.0f : v128;
-            float v130 = v60 + v129;
-            float v132 = v1 * (loss_weights[13]);
-            float v133 = v131 != 0.0f ? 0.0f : v132;
-            float v134 = v131 != 0.0f ? -1.0f : logps_chosen[j];
-            float v135 = v131 != 0.0f ? 0.0f : ref_chosen[j];
-            float v136 = v134 - v135;
-            float v137 = v131 != 0.0f ? -1.0f : logps_rejected[j];
-            float v138 = v131 != 0.0f ? 0.0f : ref_rejected[j];
-            float v139 = v137 - v138;
-            float v140 = v136 - v139;
-            float v141 = (beta[0]) * v140;
-            float v142 = -v141;
-            float v143 = fminf(v142, 0.0f);
-            float v144 = fabsf(v142);
-            float v145 = -v144;
-            float v146 = la_expf(v145);
-            float v147 = 1.0f + v146;
-            float v148 = logf(v147);
-            float v149 = v143 - v148;
-            float v150 = la_expf(v149);
-            float v151 = v133 * v150;
-            float v152 = -v151;
-            float v153 = v152 / v147;
-            float v154 = v153 * v146;
-            float v155 = -v154;
-            float v156 = 0.0f < v142 ? 1.0f : 0.0f;
-            float v157 = v156 * 2.0f;
-            float v158 = v157 - 1.0f;
-            float v159 = v155 * v158;
-            float v160 = v142 <= 0.0f ? 1.0f : 0.0f;
-            float v161 = v151 * v160;
-            float v162 = v159 + v161;
-            float v163 = -v162;
-            float v167 = v149 - v166;
-            float v168 = v133 * v167;
-            float v169 = v168 * v150;
-            float v170 = -v169;
-            float v171 = v170 / v147;
-            float v172 = v171 * v146;
-            float v173 = -v172;
-            float v174 = v173 * v158;
-            float v175 = v169 * v160;
-            float v176 = v174 + v175;
-            float v177 = -v176;
-            float v178 = v163 + v177;
-            float v179 = fminf(v141, 0.0f);
-            float v180 = fabsf(v141);
-            float v181 = -v180;
-            float v182 = la_expf(v181);
-            float v183 = 1.0f + v182;
-            float v184 = logf(v183);
-            float v185 = v179 - v184;
-            float v186 = la_expf(v185);
-            float v187 = v133 * v186;
-            float v188 = -v187;
-            float v189 = v188 / v183;
-            float v190 = v189 * v182;
-            float v191 = -v190;
-            float v192 = 0.0f < v141 ? 1.0f : 0.0f;
-            float v193 = v192 * 2.0f;
-            float v194 = v193 - 1.0f;
-            float v195 = v191 * v194;
-            float v196 = v178 + v195;
-            float v197 = v141 <= 0.0f ? 1.0f : 0.0f;
-            float v198 = v187 * v197;
-            float v199 = v196 + v198;
-            float v202 = v185 - v201;
-            float v203 = v133 * v202;
-            float v204 = v203 * v186;
-            float v205 = -v204;
-            float v206 = v205 / v183;
-            float v207 = v206 * v182;
-            float v208 = -v207;
-            float v209 = v208 * v194;
-            float v210 = v199 + v209;
-            float v211 = v204 * v197;
-            float v212 = v210 + v211;
-            float v213 = v212 * (beta[0]);
-            float v214 = -v213;
-            float v215 = v131 != 0.0f ? 0.0f : v214;
-            float v216 = v130 + v215;
-            float v218 = v1 * (loss_weights[12]);
-            float v219 = v217 != 0.0f ? 0.0f : v218;
-            float v220 = -v219;
-            float v221 = v217 != 0.0f ? -1.0f : logps_chosen[j];
-            float v222 = v217 != 0.0f ? 0.0f : ref_chosen[j];
-            float v223 = v221 - v222;
-            float v224 = v217 != 0.0f ? -1.0f : logps_rejected[j];
-            float v225 = v217 != 0.0f ? 0.0f : ref_rejected[j];
-            float v226 = v224 - v225;
-            float v227 = v223 - v226;
-            float v228 = (beta[0]) * v227;
-            float v229 = fminf(v228, 0.0f);
-            float v230 = fabsf(v228);
-            float v231 = -v230;
-            float v232 = la_expf(v231);
-            float v233 = 1.0f + v232;
-            float v234 = logf(v233);
-            float v235 = v229 - v234;
-            float v236 = la_expf(v235);
-            float v237 = v220 * v236;
-            float v238 = -v237;
-            float v239 = v238 / v233;
-            float v240 = v239 * v232;
-            float v241 = -v240;
-            float v242 = 0.0f < v228 ? 1.0f : 0.0f;
-            float v243 = v242 * 2.0f;
-            float v244 = v243 - 1.0f;
-            float v245 = v241 * v244;
-            float v246 = v228 <= 0.0f ? 1.0f : 0.0f;
-            float v247 = v237 * v246;
-            float v248 = v245 + v247;
-            float v249 = v248 * (beta[0]);
-            float v250 = -v249;
-            float v251 = v217 != 0.0f ? 0.0f : v250;
-            float v252 = v216 + v251;
-            float v254 = v1 * (loss_weights[11]);
-            float v255 = v253 != 0.0f ? 0.0f : v254;
-            float v256 = v253 != 0.0f ? -1.0f : logps_rejected[j];
-            float v257 = v253 != 0.0f ? 0.0f : ref_rejected[j];
-            float v258 = v256 - v257;
-            float v259 = (beta[0]) * v258;
-            float v260 = fminf(v259, 0.0f);
-            float v261 = fabsf(v259);
-            float v262 = -v261;
-            float v263 = la_expf(v262);
-            float v264 = 1.0f + v263;
-            float v265 = logf(v264);
-            float v266 = v260 - v265;
-            float v267 = la_expf(v266);
-            float v268 = v255 * v267;
-            float v269 = -v268;
-            float v270 = v269 / v264;
-            float v271 = v270 * v263;
-            float v272 = -v271;
-            float v273 = 0.0f < v259 ? 1.0f : 0.0f;
-            float v274 = v273 * 2.0f;
-            float v275 = v274 - 1.0f;
-            float v276 = v272 * v275;
-            float v277 = v259 <= 0.0f ? 1.0f : 0.0f;
-            float v278 = v268 * v277;
-            float v279 = v276 + v278;
-            float v280 = v279 * (beta[0]);
-            float v281 = v253 != 0.0f ? 0.0f : v280;
-            float v282 = v252 + v281;
-            float v284 = v1 * (loss_weights[10]);
-            float v285 = v283 != 0.0f ? 0.0f : v284;
-            float v286 = -v285;
-            float v287 = -v286;
-            float v288 = v283 != 0.0f ? -1.0f : logps_rejected[j];
-            float v289 = v283 != 0.0f ? 0.0f : ref_rejected[j];
-            float v290 = v288 - v289;
-            float v291 = (beta[0]) * v290;
-            float v298 = v291 - v297;
-            float v299 = -v298;
-            float v300 = fabsf(v299);
-            float v301 = -v300;
-            float v302 = la_expf(v301);
-            float v303 = 1.0f + v302;
-            float v304 = v287 / v303;
-            float v305 = v304 * v302;
-            float v306 = -v305;
-            float v307 = 0.0f < v299 ? 1.0f : 0.0f;
-            float v308 = v307 * 2.0f;
-            float v309 = v308 - 1.0f;
-            float v310 = v306 * v309;
-            float v311 = v299 <= 0.0f ? 1.0f : 0.0f;
-            float v312 = v286 * v311;
-            float v313 = v310 + v312;
-            float v314 = -v313;
-            float v315 = v314 * (beta[0]);
-            float v316 = v283 != 0.0f ? 0.0f : v315;
-            float v317 = v282 + v316;
-            float v319 = v1 * (loss_weights[9]);
-            float v320 = v318 != 0.0f ? 0.0f : v319;
-            float v321 = -v320;
-            float v322 = v321 * (beta[0]);
-            float v323 = -v322;
-            float v324 = v318 != 0.0f ? -1.0f : logps_chosen[j];
-            float v325 = v318 != 0.0f ? 1.0f : len_chosen[j];
-            float v326 = v324 / v325;
-            float v327 = v318 != 0.0f ? -1.0f : logps_rejected[j];
-            float v328 = v318 != 0.0f ? 1.0f : len_rejected[j];
-            float v329 = v327 / v328;
-            float v330 = v326 - v329;
-            float v331 = la_expf(v326);
-            float v332 = 1.0f - v331;
-            float v333 = logf(v332);
-            float v334 = la_expf(v329);
-            float v335 = 1.0f - v334;
-            float v336 = logf(v335);
-            float v337 = v333 - v336;
-            float v338 = v330 - v337;
-            float v339 = fabsf(v338);
-            float v340 = -v339;
-            float v341 = la_expf(v340);
-            float v342 = 1.0f + v341;
-            float v343 = v323 / v342;
-            float v344 = v343 * v341;
-            float v345 = -v344;
-            float v346 = 0.0f < v338 ? 1.0f : 0.0f;
-            float v347 = v346 * 2.0f;
-            float v348 = v347 - 1.0f;
-            float v349 = v345 * v348;
-            float v350 = v338 <= 0.0f ? 1.0f : 0.0f;
-            float v351 = v322 * v350;
-            float v352 = v349 + v351;
-            float v353 = -v352;
-            float v354 = -v353;
-            float v355 = v354 / v335;
-            float v356 = -v355;
-            float v357 = v356 * v334;
-            float v358 = v357 + v353;
-            float v359 = v358 / v328;
-            float v360 = v318 != 0.0f ? 0.0f : v359;
-            float v361 = v317 + v360;
-            float v363 = v1 * (loss_weights[8]);
-            float v364 = v362 != 0.0f ? 0.0f : v363;
-            float v365 = -v364;
-            float v366 = v365 * (label_smoothing[0]);
-            float v367 = -v366;
-            float v368 = v362 != 0.0f ? -1.0f : logps_chosen[j];
-            float v369 = v362 != 0.0f ? 1.0f : len_chosen[j];
-            float v370 = v368 / v369;
-            float v371 = v362 != 0.0f ? -1.0f : logps_rejected[j];
-            float v372 = v362 != 0.0f ? 1.0f : len_rejected[j];
-            float v373 = v371 / v372;
-            float v374 = v370 - v373;
-            float v376 = v374 - v375;
-            float v377 = (beta[0]) * v376;
-            float v378 = -v377;
-            float v379 = fabsf(v378);
-            float v380 = -v379;
-            float v381 = la_expf(v380);
-            float v382 = 1.0f + v381;
-            float v383 = v367 / v382;
-            float v384 = v383 * v381;
-            float v385 = -v384;
-            float v386 = 0.0f < v378 ? 1.0f : 0.0f;
-            float v387 = v386 * 2.0f;
-            float v388 = v387 - 1.0f;
-            float v389 = v385 * v388;
-            float v390 = v378 <= 0.0f ? 1.0f : 0.0f;
-            float v391 = v366 * v390;
-            float v392 = v389 + v391;
-            float v393 = -v392;
-            float v394 = v393 * (beta[0]);
-            float v395 = v364 * v39;
-            float v396 = -v395;
-            float v397 = fabsf(v377);
-            float v398 = -v397;
-            float v399 = la_expf(v398);
-            float v400 = 1.0f + v399;
-            float v401 = v396 / v400;
-            float v402 = v401 * v399;
-            float v403 = -v402;
-            float v404 = 0.0f < v377 ? 1.0f : 0.0f;
-            float v405 = v404 * 2.0f;
-            float v406 = v405 - 1.0f;
-            float v407 = v403 * v406;
-            float v408 = v377 <= 0.0f ? 1.0f : 0.0f;
-            float v409 = v395 * v408;
-            float v410 = v407 + v409;
-            float v411 = v410 * (beta[0]);
-            float v412 = v394 + v411;
-            float v413 = -v412;
-            float v414 = v413 / v372;
-            float v415 = v362 != 0.0f ? 0.0f : v414;
-            float v416 = v361 + v415;
-            float v418 = v1 * (loss_weights[7]);
-            float v419 = v417 != 0.0f ? 0.0f : v418;
-            float v420 = -v419;
-            float v421 = -v420;
-            float v422 = v417 != 0.0f ? -1.0f : logps_chosen[j];
-            float v423 = v417 != 0.0f ? 0.0f : ref_chosen[j];
-            float v424 = v422 - v423;
-            float v425 = v417 != 0.0f ? -1.0f : logps_rejected[j];
-            float v426 = v417 != 0.0f ? 0.0f : ref_rejected[j];
-            float v427 = v425 - v426;
-            float v428 = v424 - v427;
-            float v429 = v423 - v422;
-            float v430 = fmaxf(v429, 0.0f);
-            float v431 = (dpop_lambda[0]) * v430;
-            float v432 = v428 - v431;
-            float v433 = (beta[0]) * v432;
-            float v434 = fabsf(v433);
-            float v435 = -v434;
-            float v436 = la_expf(v435);
-            float v437 = 1.0f + v436;
-            float v438 = v421 / v437;
-            float v439 = v438 * v436;
-            float v440 = -v439;
-            float v441 = 0.0f < v433 ? 1.0f : 0.0f;
-            float v442 = v441 * 2.0f;
-            float v443 = v442 - 1.0f;
-            float v444 = v440 * v443;
-            float v445 = v433 <= 0.0f ? 1.0f : 0.0f;
-            float v446 = v420 * v445;
-            float v447 = v444 + v446;
-            float v448 = v447 * (beta[0]);
-            float v449 = -v448;
-            float v450 = v417 != 0.0f ? 0.0f : v449;
-            float v451 = v416 + v450;
-            float v453 = v1 * (loss_weights[6]);
-            float v454 = v452 != 0.0f ? 0.0f : v453;
-            float v455 = v454 * 0.5f;
-            float v456 = -v455;
-            float v460 = v452 != 0.0f ? -1.0f : logps_rejected[j];
-            float v461 = v452 != 0.0f ? 0.0f : ref_rejected[j];
-            float v462 = v460 - v461;
-            float v463 = v459 - v462;
-            float v464 = (beta[0]) * v463;
-            float v465 = fminf(v464, 0.0f);
-            float v466 = fabsf(v464);
-            float v467 = -v466;
-            float v468 = la_expf(v467);
-            float v469 = 1.0f + v468;
-            float v470 = logf(v469);
-            float v471 = v465 - v470;
-            float v472 = la_expf(v471);
-            float v473 = v456 * v472;
-            float v474 = -v473;
-            float v475 = v474 / v469;
-            float v476 = v475 * v468;
-            float v477 = -v476;
-            float v478 = 0.0f < v464 ? 1.0f : 0.0f;
-            float v479 = v478 * 2.0f;
-            float v480 = v479 - 1.0f;
-            float v481 = v477 * v480;
-            float v482 = v464 <= 0.0f ? 1.0f : 0.0f;
-            float v483 = v473 * v482;
-            float v484 = v481 + v483;
-            float v485 = v484 * (beta[0]);
-            float v486 = -v485;
-            float v487 = v452 != 0.0f ? 0.0f : v486;
-            float v488 = v451 + v487;
-            float v490 = v1 * (loss_weights[5]);
-            float v491 = v489 != 0.0f ? 0.0f : v490;
-            float v492 = -v491;
-            float v493 = v492 * 0.5f;
-            float v494 = -v493;
-            float v495 = v489 != 0.0f ? -1.0f : logps_rejected[j];
-            float v496 = v489 != 0.0f ? 0.0f : ref_rejected[j];
-            float v497 = v495 - v496;
-            float v498 = (beta[0]) * v497;
-            float v499 = -v498;
-            float v500 = fabsf(v499);
-            float v501 = -v500;
-            float v502 = la_expf(v501);
-            float v503 = 1.0f + v502;
-            float v504 = v494 / v503;
-            float v505 = v504 * v502;
-            float v506 = -v505;
-            float v507 = 0.0f < v499 ? 1.0f : 0.0f;
-            float v508 = v507 * 2.0f;
-            float v509 = v508 - 1.0f;
-            float v510 = v506 * v509;
-            float v511 = v499 <= 0.0f ? 1.0f : 0.0f;
-            float v512 = v493 * v511;
-            float v513 = v510 + v512;
-            float v514 = -v513;
-            float v515 = v514 * (beta[0]);
-            float v516 = v489 != 0.0f ? 0.0f : v515;
-            float v517 = v488 + v516;
-            float v519 = v1 * (loss_weights[4]);
-            float v520 = v518 != 0.0f ? 0.0f : v519;
-            float v521 = v518 != 0.0f ? -1.0f : logps_rejected[j];
-            float v522 = v518 != 0.0f ? 0.0f : ref_rejected[j];
-            float v523 = v521 - v522;
-            float v525 = v523 + v524;
-            float v526 = v520 * v525;
-            float v527 = v526 + v526;
-            float v528 = v518 != 0.0f ? 0.0f : v527;
-            float v529 = v517 + v528;
-            float v531 = v1 * (loss_weights[3]);
-            float v532 = v530 != 0.0f ? 0.0f : v531;
-            float v533 = v530 != 0.0f ? -1.0f : logps_chosen[j];
-            float v534 = v530 != 0.0f ? 1.0f : len_chosen[j];
-            float v535 = v533 / v534;
-            float v536 = v530 != 0.0f ? 0.0f : ref_chosen[j];
-            float v537 = v536 / v534;
-            float v538 = v535 - v537;
-            float v539 = v530 != 0.0f ? -1.0f : logps_rejected[j];
-            float v540 = v530 != 0.0f ? 1.0f : len_rejected[j];
-            float v541 = v539 / v540;
-            float v542 = v530 != 0.0f ? 0.0f : ref_rejected[j];
-            float v543 = v542 / v540;
-            float v544 = v541 - v543;
-            float v545 = v538 - v544;
-            float v548 = v545 - v547;
-            float v549 = v532 * v548;
-            float v550 = v549 + v549;
-            float v551 = -v550;
-            float v552 = v551 / v540;
-            float v553 = v530 != 0.0f ? 0.0f : v552;
-            float v554 = v529 + v553;
-            float v556 = v1 * (loss_weights[2]);
-            float v557 = v555 != 0.0f ? 0.0f : v556;
-            float v558 = v555 != 0.0f ? -1.0f : logps_chosen[j];
-            float v559 = v555 != 0.0f ? 0.0f : ref_chosen[j];
-            float v560 = v558 - v559;
-            float v561 = v555 != 0.0f ? -1.0f : logps_rejected[j];
-            float v562 = v555 != 0.0f ? 0.0f : ref_rejected[j];
-            float v563 = v561 - v562;
-            float v564 = v560 - v563;
-            float v565 = (beta[0]) * v564;
-            float v566 = 1.0f - v565;
-            float v567 = 0.0f <= v566 ? 1.0f : 0.0f;
-            float v568 = v557 * v567;
-            float v569 = -v568;
-            float v570 = v569 * (beta[0]);
-            float v571 = -v570;
-            float v572 = v555 != 0.0f ? 0.0f : v571;
-            float v573 = v554 + v572;
-            float v575 = v1 * (loss_weights[1]);
-            float v576 = v574 != 0.0f ? 0.0f : v575;
-            float v579 = v576 / v578;
-            float v580 = v579 * (label_smoothing[0]);
-            float v581 = -v580;
-            float v582 = v574 != 0.0f ? -1.0f : logps_chosen[j];
-            float v583 = v574 != 0.0f ? 0.0f : ref_chosen[j];
-            float v584 = v582 - v583;
-            float v585 = v574 != 0.0f ? -1.0f : logps_rejected[j];
-            float v586 = v574 != 0.0f ? 0.0f : ref_rejected[j];
-            float v587 = v585 - v586;
-            float v588 = v584 - v587;
-            float v589 = (beta[0]) * v588;
-            float v590 = -v589;
-            float v591 = fabsf(v590);
-            float v592 = -v591;
-            float v593 = la_expf(v592);
-            float v594 = 1.0f + v593;
-            float v595 = v581 / v594;
-            float v596 = v595 * v593;
-            float v597 = -v596;
-            float v598 = 0.0f < v590 ? 1.0f : 0.0f;
-            float v599 = v598 * 2.0f;
-            float v600 = v599 - 1.0f;
-            float v601 = v597 * v600;
-            float v602 = v590 <= 0.0f ? 1.0f : 0.0f;
-            float v603 = v580 * v602;
-            float v604 = v601 + v603;
-            float v605 = -v604;
-            float v606 = v605 * (beta[0]);
-            float v607 = v579 * v39;
-            float v608 = -v607;
-            float v609 = fabsf(v589);
-            float v610 = -v609;
-            float v611 = la_expf(v610);
-            float v612 = 1.0f + v611;
-            float v613 = v608 / v612;
-            float v614 = v613 * v611;
-            float v615 = -v614;
-            float v616 = 0.0f < v589 ? 1.0f : 0.0f;
-            float v617 = v616 * 2.0f;
-            float v618 = v617 - 1.0f;
-            float v619 = v615 * v618;
-            float v620 = v589 <= 0.0f ? 1.0f : 0.0f;
-            float v621 = v607 * v620;
-            float v622 = v619 + v621;
-            float v623 = v622 * (beta[0]);
-            float v624 = v606 + v623;
-            float v625 = -v624;
-            float v626 = v574 != 0.0f ? 0.0f : v625;
-            float v627 = v573 + v626;
-            float v629 = v1 * (loss_weights[0]);
-            float v630 = v628 != 0.0f ? 0.0f : v629;
-            float v631 = -v630;
-            float v632 = v631 * (label_smoothing[0]);
-            float v633 = -v632;
-            float v634 = v628 != 0.0f ? -1.0f : logps_chosen[j];
-            float v635 = v628 != 0.0f ? 0.0f : ref_chosen[j];
-            float v636 = v634 - v635;
-            float v637 = v628 != 0.0f ? -1.0f : logps_rejected[j];
-            float v638 = v628 != 0.0f ? 0.0f : ref_rejected[j];
-            float v639 = v637 - v638;
-            float v640 = v636 - v639;
-            float v641 = (beta[0]) * v640;
-            float v642 = -v641;
-            float v643 = fabsf(v642);
-            float v644 = -v643;
-            float v645 = la_expf(v644);
-            float v646 = 1.0f + v645;
-            float v647 = v633 / v646;
-            float v648 = v647 * v645;
-            float v649 = -v648;
-            float v650 = 0.0f < v642 ? 1.0f : 0.0f;
-            float v651 = v650 * 2.0f;
-            float v652 = v651 - 1.0f;
-            float v653 = v649 * v652;
-            float v654 = v642 <= 0.0f ? 1.0f : 0.0f;
-            float v655 = v632 * v654;
-            float v656 = v653 + v655;
-            float v657 = -v656;
-            float v658 = v657 * (beta[0]);
-            float v659 = v630 * v39;
-            float v660 = -v659;
-            float v661 = fabsf(v641);
-            float v662 = -v661;
-            float v663 = la_expf(v662);
-            float v664 = 1.0f + v663;
-            float v665 = v660 / v664;
-            float v666 = v665 * v663;
-            float v667 = -v666;
-            float v668 = 0.0f < v641 ? 1.0f : 0.0f;
-            float v669 = v668 * 2.0f;
-            float v670 = v669 - 1.0f;
-            float v671 = v667 * v670;
-            float v672 = v641 <= 0.0f ? 1.0f : 0.0f;
-            float v673 = v659 * v672;
-            float v674 = v671 + v673;
-            float v675 = v674 * (beta[0]);
-            float v676 = v658 + v675;
-            float v677 = -v676;
-            float v678 = v628 != 0.0f ? 0.0f : v677;
-            float v679 = v627 + v678;
-            d_rejected[j] = v679;
-            float v681 = v1 * (loss_weights[16]);
-            float v682 = v680 != 0.0f ? 0.0f : v681;
-            float v683 = -v682;
-            float v684 = v680 != 0.0f ? 1.0f : len_chosen[j];
-            float v685 = v683 / v684;
-            float v686 = v680 != 0.0f ? 0.0f : v685;
-            float v687 = v57 / v8;
-            float v688 = v0 != 0.0f ? 0.0f : v687;
-            float v689 = v686 + v688;
-            float v690 = v61 != 0.0f ? 0.0f : v127;
-            float v691 = v689 + v690;
-            float v692 = v131 != 0.0f ? 0.0f : v213;
-            float v693 = v691 + v692;
-            float v694 = (beta[0]) * v223;
-            float v695 = fminf(v694, 0.0f);
-            float v696 = fabsf(v694);
-            float v697 = -v696;
-            float v698 = la_expf(v697);
-            float v699 = 1.0f + v698;
-            float v700 = logf(v699);
-            float v701 = v695 - v700;
-            float v702 = la_expf(v701);
-            float v703 = v219 * v702;
-            float v704 = -v703;
-            float v705 = v704 / v699;
-            float v706 = v705 * v698;
-            float v707 = -v706;
-            float v708 = 0.0f < v694 ? 1.0f : 0.0f;
-            float v709 = v708 * 2.0f;
-            float v710 = v709 - 1.0f;
-            float v711 = v707 * v710;
-            float v712 = v694 <= 0.0f ? 1.0f : 0.0f;
-            float v713 = v703 * v712;
-            float v714 = v711 + v713;
-            float v715 = v714 * (beta[0]);
-            float v716 = v249 + v715;
-            float v717 = v217 != 0.0f ? 0.0f : v716;
-            float v718 = v693 + v717;
-            float v719 = -v255;
-            float v720 = v253 != 0.0f ? -1.0f : logps_chosen[j];
-            float v721 = v253 != 0.0f ? 0.0f : ref_chosen[j];
-            float v722 = v720 - v721;
-            float v723 = (beta[0]) * v722;
-            float v724 = fminf(v723, 0.0f);
-            float v725 = fabsf(v723);
-            float v726 = -v725;
-            float v727 = la_expf(v726);
-            float v728 = 1.0f + v727;
-            float v729 = logf(v728);
-            float v730 = v724 - v729;
-            float v731 = la_expf(v730);
-            float v732 = v719 * v731;
-            float v733 = -v732;
-            float v734 = v733 / v728;
-            float v735 = v734 * v727;
-            float v736 = -v735;
-            float v737 = 0.0f < v723 ? 1.0f : 0.0f;
-            float v738 = v737 * 2.0f;
-            float v739 = v738 - 1.0f;
-            float v740 = v736 * v739;
-            float v741 = v723 <= 0.0f ? 1.0f : 0.0f;
-            float v742 = v732 * v741;
-            float v743 = v740 + v742;
-            float v744 = v743 * (beta[0]);
-            float v745 = v253 != 0.0f ? 0.0f : v744;
-            float v746 = v718 + v745;
-            float v747 = v283 != 0.0f ? -1.0f : logps_chosen[j];
-            float v748 = v283 != 0.0f ? 0.0f : ref_chosen[j];
-            float v749 = v747 - v748;
-            float v750 = (beta[0]) * v749;
-            float v751 = v750 - v297;
-            float v752 = fabsf(v751);
-            float v753 = -v752;
-            float v754 = la_expf(v753);
-            float v755 = 1.0f + v754;
-            float v756 = v287 / v755;
-            float v757 = v756 * v754;
-            float v758 = -v757;
-            float v759 = 0.0f < v751 ? 1.0f : 0.0f;
-            float v760 = v759 * 2.0f;
-            float v761 = v760 - 1.0f;
-            float v762 = v758 * v761;
-            float v763 = v751 <= 0.0f ? 1.0f : 0.0f;
-            float v764 = v286 * v763;
-            float v765 = v762 + v764;
-            float v766 = v765 * (beta[0]);
-            float v767 = v283 != 0.0f ? 0.0f : v766;
-            float v768 = v746 + v767;
-            float v769 = v353 / v332;
-            float v770 = -v769;
-            float v771 = v770 * v331;
-            float v772 = v321 + v771;
-            float v773 = v772 + v352;
-            float v774 = v773 / v325;
-            float v775 = v318 != 0.0f ? 0.0f : v774;
-            float v776 = v768 + v775;
-            float v777 = v412 / v369;
-            float v778 = v362 != 0.0f ? 0.0f : v777;
-            float v779 = v776 + v778;
-            float v780 = v449 * (dpop_lambda[0]);
-            float v781 = 0.0f <= v429 ? 1.0f : 0.0f;
-            float v782 = v780 * v781;
-            float v783 = -v782;
-            float v784 = v783 + v448;
-            float v785 = v417 != 0.0f ? 0.0f : v784;
-            float v786 = v779 + v785;
-            float v787 = v452 != 0.0f ? -1.0f : logps_chosen[j];
-            float v788 = v452 != 0.0f ? 0.0f : ref_chosen[j];
-            float v789 = v787 - v788;
-            float v793 = v789 - v792;
-            float v794 = (beta[0]) * v793;
-            float v795 = fminf(v794, 0.0f);
-            float v796 = fabsf(v794);
-            float v797 = -v796;
-            float v798 = la_expf(v797);
-            float v799 = 1.0f + v798;
-            float v800 = logf(v799);
-            float v801 = v795 - v800;
-            float v802 = la_expf(v801);
-            float v803 = v456 * v802;
-            float v804 = -v803;
-            float v805 = v804 / v799;
-            float v806 = v805 * v798;
-            float v807 = -v806;
-            float v808 = 0.0f < v794 ? 1.0f : 0.0f;
-            float v809 = v808 * 2.0f;
-            float v810 = v809 - 1.0f;
-            float v811 = v807 * v810;
-            float v812 = v794 <= 0.0f ? 1.0f : 0.0f;
-            float v813 = v803 * v812;
-            float v814 = v811 + v813;
-            float v815 = v814 * (beta[0]);
-            float v816 = v452 != 0.0f ? 0.0f : v815;
-            float v817 = v786 + v816;
-            float v818 = v489 != 0.0f ? -1.0f : logps_chosen[j];
-            float v819 = v489 != 0.0f ? 0.0f : ref_chosen[j];
-            float v820 = v818 - v819;
-            float v821 = (beta[0]) * v820;
-            float v822 = -v821;
-            float v823 = fabsf(v822);
-            float v824 = -v823;
-            float v825 = la_expf(v824);
-            float v826 = 1.0f + v825;
-            float v827 = v494 / v826;
-            float v828 = v827 * v825;
-            float v829 = -v828;
-            float v830 = 0.0f < v822 ? 1.0f : 0.0f;
-            float v831 = v830 * 2.0f;
-            float v832 = v831 - 1.0f;
-            float v833 = v829 * v832;
-            float v834 = v822 <= 0.0f ? 1.0f : 0.0f;
-            float v835 = v493 * v834;
-            float v836 = v833 + v835;
-            float v837 = -v836;
-            float v838 = v837 * (beta[0]);
-            float v839 = -v492;
-            float v840 = fabsf(v821);
-            float v841 = -v840;
-            float v842 = la_expf(v841);
-            float v843 = 1.0f + v842;
-            float v844 = v839 / v843;
-            float v845 = v844 * v842;
-            float v846 = -v845;
-            float v847 = 0.0f < v821 ? 1.0f : 0.0f;
-            float v848 = v847 * 2.0f;
-            float v849 = v848 - 1.0f;
-            float v850 = v846 * v849;
-            float v851 = v821 <= 0.0f ? 1.0f : 0.0f;
-            float v852 = v492 * v851;
-            float v853 = v850 + v852;
-            float v854 = v853 * (beta[0]);
-            float v855 = v838 + v854;
-            float v856 = v489 != 0.0f ? 0.0f : v855;
-            float v857 = v817 + v856;
-            float v858 = v518 != 0.0f ? -1.0f : logps_chosen[j];
-            float v859 = v518 != 0.0f ? 0.0f : ref_chosen[j];
-            float v860 = v858 - v859;
-            float v861 = v860 - v524;
-            float v862 = v520 * v861;
-            float v863 = v862 + v862;
-            float v864 = v518 != 0.0f ? 0.0f : v863;
-            float v865 = v857 + v864;
-            float v866 = v550 / v534;
-            float v867 = v530 != 0.0f ? 0.0f : v866;
-            float v868 = v865 + v867;
-            float v869 = v555 != 0.0f ? 0.0f : v570;
-            float v870 = v868 + v869;
-            float v871 = v574 != 0.0f ? 0.0f : v624;
-            float v872 = v870 + v871;
-            float v873 = v628 != 0.0f ? 0.0f : v676;
-            float v874 = v872 + v873;
-            d_chosen[j] = v874;
-        }
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v38 = 1.0f - (label_smoothing[0]);
+    float v39 = -v38;
+    float v61 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v131 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v164 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v165 = v164 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v166 = logf(v165);
+    float v200 = 1.0f - v165;
+    float v201 = logf(v200);
+    float v217 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v253 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v283 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v292 = (t3[0]) / (t1[0]);
+    float v293 = v292;
+    float v294 = (t4[0]) / (t1[0]);
+    float v295 = v294;
+    float v296 = v293 + v295;
+    float v297 = v296 * 0.5f;
+    float v318 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v362 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v375 = (simpo_gamma[0]) / (beta[0]);
+    float v417 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v452 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v457 = (t0[0]) / (t1[0]);
+    float v458 = v457;
+    float v459 = fmaxf(v458, 0.0f);
+    float v489 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v518 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v524 = 0.5f / (beta[0]);
+    float v530 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v546 = (beta[0]) * 2.0f;
+    float v547 = 1.0f / v546;
+    float v555 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v574 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v577 = 2.0f * (label_smoothing[0]);
+    float v578 = 1.0f - v577;
+    float v628 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v680 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v790 = (t2[0]) / (t1[0]);
+    float v791 = v790;
+    float v792 = fmaxf(v791, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v1 = 1.0f * (pair_weight[j]);
+        float v2 = v1 * (loss_weights[15]);
+        float v3 = v0 != 0.0f ? 0.0f : v2;
+        float v4 = -v3;
+        float v5 = v4 * (label_smoothing[0]);
+        float v6 = -v5;
+        float v7 = v0 != 0.0f ? -1.0f : logps_chosen[j];
+        float v8 = v0 != 0.0f ? 1.0f : len_chosen[j];
+        float v9 = v7 / v8;
+        float v10 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v11 = v10 / v8;
+        float v12 = v9 - v11;
+        float v13 = v0 != 0.0f ? -1.0f : logps_rejected[j];
+        float v14 = v0 != 0.0f ? 1.0f : len_rejected[j];
+        float v15 = v13 / v14;
+        float v16 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+        float v17 = v16 / v14;
+        float v18 = v15 - v17;
+        float v19 = v12 - v18;
+        float v20 = (beta[0]) * v19;
+        float v21 = -v20;
+        float v22 = fabsf(v21);
+        float v23 = -v22;
+        float v24 = la_expf(v23);
+        float v25 = 1.0f + v24;
+        float v26 = v6 / v25;
+        float v27 = v26 * v24;
+        float v28 = -v27;
+        float v29 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v30 = v29 * 2.0f;
+        float v31 = v30 - 1.0f;
+        float v32 = v28 * v31;
+        float v33 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v34 = v5 * v33;
+        float v35 = v32 + v34;
+        float v36 = -v35;
+        float v37 = v36 * (beta[0]);
+        float v40 = v3 * v39;
+        float v41 = -v40;
+        float v42 = fabsf(v20);
+        float v43 = -v42;
+        float v44 = la_expf(v43);
+        float v45 = 1.0f + v44;
+        float v46 = v41 / v45;
+        float v47 = v46 * v44;
+        float v48 = -v47;
+        float v49 = 0.0f < v20 ? 1.0f : 0.0f;
+        float v50 = v49 * 2.0f;
+        float v51 = v50 - 1.0f;
+        float v52 = v48 * v51;
+        float v53 = v20 <= 0.0f ? 1.0f : 0.0f;
+        float v54 = v40 * v53;
+        float v55 = v52 + v54;
+        float v56 = v55 * (beta[0]);
+        float v57 = v37 + v56;
+        float v58 = -v57;
+        float v59 = v58 / v14;
+        float v60 = v0 != 0.0f ? 0.0f : v59;
+        float v62 = v1 * (loss_weights[14]);
+        float v63 = v61 != 0.0f ? 0.0f : v62;
+        float v64 = v61 != 0.0f ? -1.0f : logps_chosen[j];
+        float v65 = v61 != 0.0f ? 0.0f : ref_chosen[j];
+        float v66 = v64 - v65;
+        float v67 = v61 != 0.0f ? -1.0f : logps_rejected[j];
+        float v68 = v61 != 0.0f ? 0.0f : ref_rejected[j];
+        float v69 = v67 - v68;
+        float v70 = v66 - v69;
+        float v71 = (beta[0]) * v70;
+        float v72 = v71 / 0.0500000007f;
+        float v73 = fminf(v72, 0.0f);
+        float v74 = fabsf(v72);
+        float v75 = -v74;
+        float v76 = la_expf(v75);
+        float v77 = 1.0f + v76;
+        float v78 = logf(v77);
+        float v79 = v73 - v78;
+        float v80 = la_expf(v79);
+        float v81 = v63 * v80;
+        float v82 = -v71;
+        float v83 = la_expf(v82);
+        float v84 = v81 * v83;
+        float v85 = -v84;
+        float v86 = 1.0f - v80;
+        float v87 = v63 * v86;
+        float v88 = -v87;
+        float v89 = -v88;
+        float v90 = fabsf(v71);
+        float v91 = -v90;
+        float v92 = la_expf(v91);
+        float v93 = 1.0f + v92;
+        float v94 = v89 / v93;
+        float v95 = v94 * v92;
+        float v96 = -v95;
+        float v97 = 0.0f < v71 ? 1.0f : 0.0f;
+        float v98 = v97 * 2.0f;
+        float v99 = v98 - 1.0f;
+        float v100 = v96 * v99;
+        float v101 = v85 + v100;
+        float v102 = v71 <= 0.0f ? 1.0f : 0.0f;
+        float v103 = v88 * v102;
+        float v104 = v101 + v103;
+        float v105 = v63 * v83;
+        float v106 = fminf(v71, 0.0f);
+        float v107 = logf(v93);
+        float v108 = v106 - v107;
+        float v109 = -v108;
+        float v110 = v63 * v109;
+        float v111 = -v110;
+        float v112 = v105 + v111;
+        float v113 = v112 * v80;
+        float v114 = -v113;
+        float v115 = v114 / v77;
+        float v116 = v115 * v76;
+        float v117 = -v116;
+        float v118 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v119 = v118 * 2.0f;
+        float v120 = v119 - 1.0f;
+        float v121 = v117 * v120;
+        float v122 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v123 = v113 * v122;
+        float v124 = v121 + v123;
+        float v125 = v124 / 0.0500000007f;
+        float v126 = v104 + v125;
+        float v127 = v126 * (beta[0]);
+        float v128 = -v127;
+        float v129 = v61 != 0.0f ? 0.0f : v128;
+        float v130 = v60 + v129;
+        float v132 = v1 * (loss_weights[13]);
+        float v133 = v131 != 0.0f ? 0.0f : v132;
+        float v134 = v131 != 0.0f ? -1.0f : logps_chosen[j];
+        float v135 = v131 != 0.0f ? 0.0f : ref_chosen[j];
+        float v136 = v134 - v135;
+        float v137 = v131 != 0.0f ? -1.0f : logps_rejected[j];
+        float v138 = v131 != 0.0f ? 0.0f : ref_rejected[j];
+        float v139 = v137 - v138;
+        float v140 = v136 - v139;
+        float v141 = (beta[0]) * v140;
+        float v142 = -v141;
+        float v143 = fminf(v142, 0.0f);
+        float v144 = fabsf(v142);
+        float v145 = -v144;
+        float v146 = la_expf(v145);
+        float v147 = 1.0f + v146;
+        float v148 = logf(v147);
+        float v149 = v143 - v148;
+        float v150 = la_expf(v149);
+        float v151 = v133 * v150;
+        float v152 = -v151;
+        float v153 = v152 / v147;
+        float v154 = v153 * v146;
+        float v155 = -v154;
+        float v156 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v157 = v156 * 2.0f;
+        float v158 = v157 - 1.0f;
+        float v159 = v155 * v158;
+        float v160 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v161 = v151 * v160;
+        float v162 = v159 + v161;
+        float v163 = -v162;
+        float v167 = v149 - v166;
+        float v168 = v133 * v167;
+        float v169 = v168 * v150;
+        float v170 = -v169;
+        float v171 = v170 / v147;
+        float v172 = v171 * v146;
+        float v173 = -v172;
+        float v174 = v173 * v158;
+        float v175 = v169 * v160;
+        float v176 = v174 + v175;
+        float v177 = -v176;
+        float v178 = v163 + v177;
+        float v179 = fminf(v141, 0.0f);
+        float v180 = fabsf(v141);
+        float v181 = -v180;
+        float v182 = la_expf(v181);
+        float v183 = 1.0f + v182;
+        float v184 = logf(v183);
+        float v185 = v179 - v184;
+        float v186 = la_expf(v185);
+        float v187 = v133 * v186;
+        float v188 = -v187;
+        float v189 = v188 / v183;
+        float v190 = v189 * v182;
+        float v191 = -v190;
+        float v192 = 0.0f < v141 ? 1.0f : 0.0f;
+        float v193 = v192 * 2.0f;
+        float v194 = v193 - 1.0f;
+        float v195 = v191 * v194;
+        float v196 = v178 + v195;
+        float v197 = v141 <= 0.0f ? 1.0f : 0.0f;
+        float v198 = v187 * v197;
+        float v199 = v196 + v198;
+        float v202 = v185 - v201;
+        float v203 = v133 * v202;
+        float v204 = v203 * v186;
+        float v205 = -v204;
+        float v206 = v205 / v183;
+        float v207 = v206 * v182;
+        float v208 = -v207;
+        float v209 = v208 * v194;
+        float v210 = v199 + v209;
+        float v211 = v204 * v197;
+        float v212 = v210 + v211;
+        float v213 = v212 * (beta[0]);
+        float v214 = -v213;
+        float v215 = v131 != 0.0f ? 0.0f : v214;
+        float v216 = v130 + v215;
+        float v218 = v1 * (loss_weights[12]);
+        float v219 = v217 != 0.0f ? 0.0f : v218;
+        float v220 = -v219;
+        float v221 = v217 != 0.0f ? -1.0f : logps_chosen[j];
+        float v222 = v217 != 0.0f ? 0.0f : ref_chosen[j];
+        float v223 = v221 - v222;
+        float v224 = v217 != 0.0f ? -1.0f : logps_rejected[j];
+        float v225 = v217 != 0.0f ? 0.0f : ref_rejected[j];
+        float v226 = v224 - v225;
+        float v227 = v223 - v226;
+        float v228 = (beta[0]) * v227;
+        float v229 = fminf(v228, 0.0f);
+        float v230 = fabsf(v228);
+        float v231 = -v230;
+        float v232 = la_expf(v231);
+        float v233 = 1.0f + v232;
+        float v234 = logf(v233);
+        float v235 = v229 - v234;
+        float v236 = la_expf(v235);
+        float v237 = v220 * v236;
+        float v238 = -v237;
+        float v239 = v238 / v233;
+        float v240 = v239 * v232;
+        float v241 = -v240;
+        float v242 = 0.0f < v228 ? 1.0f : 0.0f;
+        float v243 = v242 * 2.0f;
+        float v244 = v243 - 1.0f;
+        float v245 = v241 * v244;
+        float v246 = v228 <= 0.0f ? 1.0f : 0.0f;
+        float v247 = v237 * v246;
+        float v248 = v245 + v247;
+        float v249 = v248 * (beta[0]);
+        float v250 = -v249;
+        float v251 = v217 != 0.0f ? 0.0f : v250;
+        float v252 = v216 + v251;
+        float v254 = v1 * (loss_weights[11]);
+        float v255 = v253 != 0.0f ? 0.0f : v254;
+        float v256 = v253 != 0.0f ? -1.0f : logps_rejected[j];
+        float v257 = v253 != 0.0f ? 0.0f : ref_rejected[j];
+        float v258 = v256 - v257;
+        float v259 = (beta[0]) * v258;
+        float v260 = fminf(v259, 0.0f);
+        float v261 = fabsf(v259);
+        float v262 = -v261;
+        float v263 = la_expf(v262);
+        float v264 = 1.0f + v263;
+        float v265 = logf(v264);
+        float v266 = v260 - v265;
+        float v267 = la_expf(v266);
+        float v268 = v255 * v267;
+        float v269 = -v268;
+        float v270 = v269 / v264;
+        float v271 = v270 * v263;
+        float v272 = -v271;
+        float v273 = 0.0f < v259 ? 1.0f : 0.0f;
+        float v274 = v273 * 2.0f;
+        float v275 = v274 - 1.0f;
+        float v276 = v272 * v275;
+        float v277 = v259 <= 0.0f ? 1.0f : 0.0f;
+        float v278 = v268 * v277;
+        float v279 = v276 + v278;
+        float v280 = v279 * (beta[0]);
+        float v281 = v253 != 0.0f ? 0.0f : v280;
+        float v282 = v252 + v281;
+        float v284 = v1 * (loss_weights[10]);
+        float v285 = v283 != 0.0f ? 0.0f : v284;
+        float v286 = -v285;
+        float v287 = -v286;
+        float v288 = v283 != 0.0f ? -1.0f : logps_rejected[j];
+        float v289 = v283 != 0.0f ? 0.0f : ref_rejected[j];
+        float v290 = v288 - v289;
+        float v291 = (beta[0]) * v290;
+        float v298 = v291 - v297;
+        float v299 = -v298;
+        float v300 = fabsf(v299);
+        float v301 = -v300;
+        float v302 = la_expf(v301);
+        float v303 = 1.0f + v302;
+        float v304 = v287 / v303;
+        float v305 = v304 * v302;
+        float v306 = -v305;
+        float v307 = 0.0f < v299 ? 1.0f : 0.0f;
+        float v308 = v307 * 2.0f;
+        float v309 = v308 - 1.0f;
+        float v310 = v306 * v309;
+        float v311 = v299 <= 0.0f ? 1.0f : 0.0f;
+        float v312 = v286 * v311;
+        float v313 = v310 + v312;
+        float v314 = -v313;
+        float v315 = v314 * (beta[0]);
+        float v316 = v283 != 0.0f ? 0.0f : v315;
+        float v317 = v282 + v316;
+        float v319 = v1 * (loss_weights[9]);
+        float v320 = v318 != 0.0f ? 0.0f : v319;
+        float v321 = -v320;
+        float v322 = v321 * (beta[0]);
+        float v323 = -v322;
+        float v324 = v318 != 0.0f ? -1.0f : logps_chosen[j];
+        float v325 = v318 != 0.0f ? 1.0f : len_chosen[j];
+        float v326 = v324 / v325;
+        float v327 = v318 != 0.0f ? -1.0f : logps_rejected[j];
+        float v328 = v318 != 0.0f ? 1.0f : len_rejected[j];
+        float v329 = v327 / v328;
+        float v330 = v326 - v329;
+        float v331 = la_expf(v326);
+        float v332 = 1.0f - v331;
+        float v333 = logf(v332);
+        float v334 = la_expf(v329);
+        float v335 = 1.0f - v334;
+        float v336 = logf(v335);
+        float v337 = v333 - v336;
+        float v338 = v330 - v337;
+        float v339 = fabsf(v338);
+        float v340 = -v339;
+        float v341 = la_expf(v340);
+        float v342 = 1.0f + v341;
+        float v343 = v323 / v342;
+        float v344 = v343 * v341;
+        float v345 = -v344;
+        float v346 = 0.0f < v338 ? 1.0f : 0.0f;
+        float v347 = v346 * 2.0f;
+        float v348 = v347 - 1.0f;
+        float v349 = v345 * v348;
+        float v350 = v338 <= 0.0f ? 1.0f : 0.0f;
+        float v351 = v322 * v350;
+        float v352 = v349 + v351;
+        float v353 = -v352;
+        float v354 = -v353;
+        float v355 = v354 / v335;
+        float v356 = -v355;
+        float v357 = v356 * v334;
+        float v358 = v357 + v353;
+        float v359 = v358 / v328;
+        float v360 = v318 != 0.0f ? 0.0f : v359;
+        float v361 = v317 + v360;
+        float v363 = v1 * (loss_weights[8]);
+        float v364 = v362 != 0.0f ? 0.0f : v363;
+        float v365 = -v364;
+        float v366 = v365 * (label_smoothing[0]);
+        float v367 = -v366;
+        float v368 = v362 != 0.0f ? -1.0f : logps_chosen[j];
+        float v369 = v362 != 0.0f ? 1.0f : len_chosen[j];
+        float v370 = v368 / v369;
+        float v371 = v362 != 0.0f ? -1.0f : logps_rejected[j];
+        float v372 = v362 != 0.0f ? 1.0f : len_rejected[j];
+        float v373 = v371 / v372;
+        float v374 = v370 - v373;
+        float v376 = v374 - v375;
+        float v377 = (beta[0]) * v376;
+        float v378 = -v377;
+        float v379 = fabsf(v378);
+        float v380 = -v379;
+        float v381 = la_expf(v380);
+        float v382 = 1.0f + v381;
+        float v383 = v367 / v382;
+        float v384 = v383 * v381;
+        float v385 = -v384;
+        float v386 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v387 = v386 * 2.0f;
+        float v388 = v387 - 1.0f;
+        float v389 = v385 * v388;
+        float v390 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v391 = v366 * v390;
+        float v392 = v389 + v391;
+        float v393 = -v392;
+        float v394 = v393 * (beta[0]);
+        float v395 = v364 * v39;
+        float v396 = -v395;
+        float v397 = fabsf(v377);
+        float v398 = -v397;
+        float v399 = la_expf(v398);
+        float v400 = 1.0f + v399;
+        float v401 = v396 / v400;
+        float v402 = v401 * v399;
+        float v403 = -v402;
+        float v404 = 0.0f < v377 ? 1.0f : 0.0f;
+        float v405 = v404 * 2.0f;
+        float v406 = v405 - 1.0f;
+        float v407 = v403 * v406;
+        float v408 = v377 <= 0.0f ? 1.0f : 0.0f;
+        float v409 = v395 * v408;
+        float v410 = v407 + v409;
+        float v411 = v410 * (beta[0]);
+        float v412 = v394 + v411;
+        float v413 = -v412;
+        float v414 = v413 / v372;
+        float v415 = v362 != 0.0f ? 0.0f : v414;
+        float v416 = v361 + v415;
+        float v418 = v1 * (loss_weights[7]);
+        float v419 = v417 != 0.0f ? 0.0f : v418;
+        float v420 = -v419;
+        float v421 = -v420;
+        float v422 = v417 != 0.0f ? -1.0f : logps_chosen[j];
+        float v423 = v417 != 0.0f ? 0.0f : ref_chosen[j];
+        float v424 = v422 - v423;
+        float v425 = v417 != 0.0f ? -1.0f : logps_rejected[j];
+        float v426 = v417 != 0.0f ? 0.0f : ref_rejected[j];
+        float v427 = v425 - v426;
+        float v428 = v424 - v427;
+        float v429 = v423 - v422;
+        float v430 = fmaxf(v429, 0.0f);
+        float v431 = (dpop_lambda[0]) * v430;
+        float v432 = v428 - v431;
+        float v433 = (beta[0]) * v432;
+        float v434 = fabsf(v433);
+        float v435 = -v434;
+        float v436 = la_expf(v435);
+        float v437 = 1.0f + v436;
+        float v438 = v421 / v437;
+        float v439 = v438 * v436;
+        float v440 = -v439;
+        float v441 = 0.0f < v433 ? 1.0f : 0.0f;
+        float v442 = v441 * 2.0f;
+        float v443 = v442 - 1.0f;
+        float v444 = v440 * v443;
+        float v445 = v433 <= 0.0f ? 1.0f : 0.0f;
+        float v446 = v420 * v445;
+        float v447 = v444 + v446;
+        float v448 = v447 * (beta[0]);
+        float v449 = -v448;
+        float v450 = v417 != 0.0f ? 0.0f : v449;
+        float v451 = v416 + v450;
+        float v453 = v1 * (loss_weights[6]);
+        float v454 = v452 != 0.0f ? 0.0f : v453;
+        float v455 = v454 * 0.5f;
+        float v456 = -v455;
+        float v460 = v452 != 0.0f ? -1.0f : logps_rejected[j];
+        float v461 = v452 != 0.0f ? 0.0f : ref_rejected[j];
+        float v462 = v460 - v461;
+        float v463 = v459 - v462;
+        float v464 = (beta[0]) * v463;
+        float v465 = fminf(v464, 0.0f);
+        float v466 = fabsf(v464);
+        float v467 = -v466;
+        float v468 = la_expf(v467);
+        float v469 = 1.0f + v468;
+        float v470 = logf(v469);
+        float v471 = v465 - v470;
+        float v472 = la_expf(v471);
+        float v473 = v456 * v472;
+        float v474 = -v473;
+        float v475 = v474 / v469;
+        float v476 = v475 * v468;
+        float v477 = -v476;
+        float v478 = 0.0f < v464 ? 1.0f : 0.0f;
+        float v479 = v478 * 2.0f;
+        float v480 = v479 - 1.0f;
+        float v481 = v477 * v480;
+        float v482 = v464 <= 0.0f ? 1.0f : 0.0f;
+        float v483 = v473 * v482;
+        float v484 = v481 + v483;
+        float v485 = v484 * (beta[0]);
+        float v486 = -v485;
+        float v487 = v452 != 0.0f ? 0.0f : v486;
+        float v488 = v451 + v487;
+        float v490 = v1 * (loss_weights[5]);
+        float v491 = v489 != 0.0f ? 0.0f : v490;
+        float v492 = -v491;
+        float v493 = v492 * 0.5f;
+        float v494 = -v493;
+        float v495 = v489 != 0.0f ? -1.0f : logps_rejected[j];
+        float v496 = v489 != 0.0f ? 0.0f : ref_rejected[j];
+        float v497 = v495 - v496;
+        float v498 = (beta[0]) * v497;
+        float v499 = -v498;
+        float v500 = fabsf(v499);
+        float v501 = -v500;
+        float v502 = la_expf(v501);
+        float v503 = 1.0f + v502;
+        float v504 = v494 / v503;
+        float v505 = v504 * v502;
+        float v506 = -v505;
+        float v507 = 0.0f < v499 ? 1.0f : 0.0f;
+        float v508 = v507 * 2.0f;
+        float v509 = v508 - 1.0f;
+        float v510 = v506 * v509;
+        float v511 = v499 <= 0.0f ? 1.0f : 0.0f;
+        float v512 = v493 * v511;
+        float v513 = v510 + v512;
+        float v514 = -v513;
+        float v515 = v514 * (beta[0]);
+        float v516 = v489 != 0.0f ? 0.0f : v515;
+        float v517 = v488 + v516;
+        float v519 = v1 * (loss_weights[4]);
+        float v520 = v518 != 0.0f ? 0.0f : v519;
+        float v521 = v518 != 0.0f ? -1.0f : logps_rejected[j];
+        float v522 = v518 != 0.0f ? 0.0f : ref_rejected[j];
+        float v523 = v521 - v522;
+        float v525 = v523 + v524;
+        float v526 = v520 * v525;
+        float v527 = v526 + v526;
+        float v528 = v518 != 0.0f ? 0.0f : v527;
+        float v529 = v517 + v528;
+        float v531 = v1 * (loss_weights[3]);
+        float v532 = v530 != 0.0f ? 0.0f : v531;
+        float v533 = v530 != 0.0f ? -1.0f : logps_chosen[j];
+        float v534 = v530 != 0.0f ? 1.0f : len_chosen[j];
+        float v535 = v533 / v534;
+        float v536 = v530 != 0.0f ? 0.0f : ref_chosen[j];
+        float v537 = v536 / v534;
+        float v538 = v535 - v537;
+        float v539 = v530 != 0.0f ? -1.0f : logps_rejected[j];
+        float v540 = v530 != 0.0f ? 1.0f : len_rejected[j];
+        float v541 = v539 / v540;
+        float v542 = v530 != 0.0f ? 0.0f : ref_rejected[j];
+        float v543 = v542 / v540;
+        float v544 = v541 - v543;
+        float v545 = v538 - v544;
+        float v548 = v545 - v547;
+        float v549 = v532 * v548;
+        float v550 = v549 + v549;
+        float v551 = -v550;
+        float v552 = v551 / v540;
+        float v553 = v530 != 0.0f ? 0.0f : v552;
+        float v554 = v529 + v553;
+        float v556 = v1 * (loss_weights[2]);
+        float v557 = v555 != 0.0f ? 0.0f : v556;
+        float v558 = v555 != 0.0f ? -1.0f : logps_chosen[j];
+        float v559 = v555 != 0.0f ? 0.0f : ref_chosen[j];
+        float v560 = v558 - v559;
+        float v561 = v555 != 0.0f ? -1.0f : logps_rejected[j];
+        float v562 = v555 != 0.0f ? 0.0f : ref_rejected[j];
+        float v563 = v561 - v562;
+        float v564 = v560 - v563;
+        float v565 = (beta[0]) * v564;
+        float v566 = 1.0f - v565;
+        float v567 = 0.0f <= v566 ? 1.0f : 0.0f;
+        float v568 = v557 * v567;
+        float v569 = -v568;
+        float v570 = v569 * (beta[0]);
+        float v571 = -v570;
+        float v572 = v555 != 0.0f ? 0.0f : v571;
+        float v573 = v554 + v572;
+        float v575 = v1 * (loss_weights[1]);
+        float v576 = v574 != 0.0f ? 0.0f : v575;
+        float v579 = v576 / v578;
+        float v580 = v579 * (label_smoothing[0]);
+        float v581 = -v580;
+        float v582 = v574 != 0.0f ? -1.0f : logps_chosen[j];
+        float v583 = v574 != 0.0f ? 0.0f : ref_chosen[j];
+        float v584 = v582 - v583;
+        float v585 = v574 != 0.0f ? -1.0f : logps_rejected[j];
+        float v586 = v574 != 0.0f ? 0.0f : ref_rejected[j];
+        float v587 = v585 - v586;
+        float v588 = v584 - v587;
+        float v589 = (beta[0]) * v588;
+        float v590 = -v589;
+        float v591 = fabsf(v590);
+        float v592 = -v591;
+        float v593 = la_expf(v592);
+        float v594 = 1.0f + v593;
+        float v595 = v581 / v594;
+        float v596 = v595 * v593;
+        float v597 = -v596;
+        float v598 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v599 = v598 * 2.0f;
+        float v600 = v599 - 1.0f;
+        float v601 = v597 * v600;
+        float v602 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v603 = v580 * v602;
+        float v604 = v601 + v603;
+        float v605 = -v604;
+        float v606 = v605 * (beta[0]);
+        float v607 = v579 * v39;
+        float v608 = -v607;
+        float v609 = fabsf(v589);
+        float v610 = -v609;
+        float v611 = la_expf(v610);
+        float v612 = 1.0f + v611;
+        float v613 = v608 / v612;
+        float v614 = v613 * v611;
+        float v615 = -v614;
+        float v616 = 0.0f < v589 ? 1.0f : 0.0f;
+        float v617 = v616 * 2.0f;
+        float v618 = v617 - 1.0f;
+        float v619 = v615 * v618;
+        float v620 = v589 <= 0.0f ? 1.0f : 0.0f;
+        float v621 = v607 * v620;
+        float v622 = v619 + v621;
+        float v623 = v622 * (beta[0]);
+        float v624 = v606 + v623;
+        float v625 = -v624;
+        float v626 = v574 != 0.0f ? 0.0f : v625;
+        float v627 = v573 + v626;
+        float v629 = v1 * (loss_weights[0]);
+        float v630 = v628 != 0.0f ? 0.0f : v629;
+        float v631 = -v630;
+        float v632 = v631 * (label_smoothing[0]);
+        float v633 = -v632;
+        float v634 = v628 != 0.0f ? -1.0f : logps_chosen[j];
+        float v635 = v628 != 0.0f ? 0.0f : ref_chosen[j];
+        float v636 = v634 - v635;
+        float v637 = v628 != 0.0f ? -1.0f : logps_rejected[j];
+        float v638 = v628 != 0.0f ? 0.0f : ref_rejected[j];
+        float v639 = v637 - v638;
+        float v640 = v636 - v639;
+        float v641 = (beta[0]) * v640;
+        float v642 = -v641;
+        float v643 = fabsf(v642);
+        float v644 = -v643;
+        float v645 = la_expf(v644);
+        float v646 = 1.0f + v645;
+        float v647 = v633 / v646;
+        float v648 = v647 * v645;
+        float v649 = -v648;
+        float v650 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v651 = v650 * 2.0f;
+        float v652 = v651 - 1.0f;
+        float v653 = v649 * v652;
+        float v654 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v655 = v632 * v654;
+        float v656 = v653 + v655;
+        float v657 = -v656;
+        float v658 = v657 * (beta[0]);
+        float v659 = v630 * v39;
+        float v660 = -v659;
+        float v661 = fabsf(v641);
+        float v662 = -v661;
+        float v663 = la_expf(v662);
+        float v664 = 1.0f + v663;
+        float v665 = v660 / v664;
+        float v666 = v665 * v663;
+        float v667 = -v666;
+        float v668 = 0.0f < v641 ? 1.0f : 0.0f;
+        float v669 = v668 * 2.0f;
+        float v670 = v669 - 1.0f;
+        float v671 = v667 * v670;
+        float v672 = v641 <= 0.0f ? 1.0f : 0.0f;
+        float v673 = v659 * v672;
+        float v674 = v671 + v673;
+        float v675 = v674 * (beta[0]);
+        float v676 = v658 + v675;
+        float v677 = -v676;
+        float v678 = v628 != 0.0f ? 0.0f : v677;
+        float v679 = v627 + v678;
+        d_rejected[j] = v679;
+        float v681 = v1 * (loss_weights[16]);
+        float v682 = v680 != 0.0f ? 0.0f : v681;
+        float v683 = -v682;
+        float v684 = v680 != 0.0f ? 1.0f : len_chosen[j];
+        float v685 = v683 / v684;
+        float v686 = v680 != 0.0f ? 0.0f : v685;
+        float v687 = v57 / v8;
+        float v688 = v0 != 0.0f ? 0.0f : v687;
+        float v689 = v686 + v688;
+        float v690 = v61 != 0.0f ? 0.0f : v127;
+        float v691 = v689 + v690;
+        float v692 = v131 != 0.0f ? 0.0f : v213;
+        float v693 = v691 + v692;
+        float v694 = (beta[0]) * v223;
+        float v695 = fminf(v694, 0.0f);
+        float v696 = fabsf(v694);
+        float v697 = -v696;
+        float v698 = la_expf(v697);
+        float v699 = 1.0f + v698;
+        float v700 = logf(v699);
+        float v701 = v695 - v700;
+        float v702 = la_expf(v701);
+        float v703 = v219 * v702;
+        float v704 = -v703;
+        float v705 = v704 / v699;
+        float v706 = v705 * v698;
+        float v707 = -v706;
+        float v708 = 0.0f < v694 ? 1.0f : 0.0f;
+        float v709 = v708 * 2.0f;
+        float v710 = v709 - 1.0f;
+        float v711 = v707 * v710;
+        float v712 = v694 <= 0.0f ? 1.0f : 0.0f;
+        float v713 = v703 * v712;
+        float v714 = v711 + v713;
+        float v715 = v714 * (beta[0]);
+        float v716 = v249 + v715;
+        float v717 = v217 != 0.0f ? 0.0f : v716;
+        float v718 = v693 + v717;
+        float v719 = -v255;
+        float v720 = v253 != 0.0f ? -1.0f : logps_chosen[j];
+        float v721 = v253 != 0.0f ? 0.0f : ref_chosen[j];
+        float v722 = v720 - v721;
+        float v723 = (beta[0]) * v722;
+        float v724 = fminf(v723, 0.0f);
+        float v725 = fabsf(v723);
+        float v726 = -v725;
+        float v727 = la_expf(v726);
+        float v728 = 1.0f + v727;
+        float v729 = logf(v728);
+        float v730 = v724 - v729;
+        float v731 = la_expf(v730);
+        float v732 = v719 * v731;
+        float v733 = -v732;
+        float v734 = v733 / v728;
+        float v735 = v734 * v727;
+        float v736 = -v735;
+        float v737 = 0.0f < v723 ? 1.0f : 0.0f;
+        float v738 = v737 * 2.0f;
+        float v739 = v738 - 1.0f;
+        float v740 = v736 * v739;
+        float v741 = v723 <= 0.0f ? 1.0f : 0.0f;
+        float v742 = v732 * v741;
+        float v743 = v740 + v742;
+        float v744 = v743 * (beta[0]);
+        float v745 = v253 != 0.0f ? 0.0f : v744;
+        float v746 = v718 + v745;
+        float v747 = v283 != 0.0f ? -1.0f : logps_chosen[j];
+        float v748 = v283 != 0.0f ? 0.0f : ref_chosen[j];
+        float v749 = v747 - v748;
+        float v750 = (beta[0]) * v749;
+        float v751 = v750 - v297;
+        float v752 = fabsf(v751);
+        float v753 = -v752;
+        float v754 = la_expf(v753);
+        float v755 = 1.0f + v754;
+        float v756 = v287 / v755;
+        float v757 = v756 * v754;
+        float v758 = -v757;
+        float v759 = 0.0f < v751 ? 1.0f : 0.0f;
+        float v760 = v759 * 2.0f;
+        float v761 = v760 - 1.0f;
+        float v762 = v758 * v761;
+        float v763 = v751 <= 0.0f ? 1.0f : 0.0f;
+        float v764 = v286 * v763;
+        float v765 = v762 + v764;
+        float v766 = v765 * (beta[0]);
+        float v767 = v283 != 0.0f ? 0.0f : v766;
+        float v768 = v746 + v767;
+        float v769 = v353 / v332;
+        float v770 = -v769;
+        float v771 = v770 * v331;
+        float v772 = v321 + v771;
+        float v773 = v772 + v352;
+        float v774 = v773 / v325;
+        float v775 = v318 != 0.0f ? 0.0f : v774;
+        float v776 = v768 + v775;
+        float v777 = v412 / v369;
+        float v778 = v362 != 0.0f ? 0.0f : v777;
+        float v779 = v776 + v778;
+        float v780 = v449 * (dpop_lambda[0]);
+        float v781 = 0.0f <= v429 ? 1.0f : 0.0f;
+        float v782 = v780 * v781;
+        float v783 = -v782;
+        float v784 = v783 + v448;
+        float v785 = v417 != 0.0f ? 0.0f : v784;
+        float v786 = v779 + v785;
+        float v787 = v452 != 0.0f ? -1.0f : logps_chosen[j];
+        float v788 = v452 != 0.0f ? 0.0f : ref_chosen[j];
+        float v789 = v787 - v788;
+        float v793 = v789 - v792;
+        float v794 = (beta[0]) * v793;
+        float v795 = fminf(v794, 0.0f);
+        float v796 = fabsf(v794);
+        float v797 = -v796;
+        float v798 = la_expf(v797);
+        float v799 = 1.0f + v798;
+        float v800 = logf(v799);
+        float v801 = v795 - v800;
+        float v802 = la_expf(v801);
+        float v803 = v456 * v802;
+        float v804 = -v803;
+        float v805 = v804 / v799;
+        float v806 = v805 * v798;
+        float v807 = -v806;
+        float v808 = 0.0f < v794 ? 1.0f : 0.0f;
+        float v809 = v808 * 2.0f;
+        float v810 = v809 - 1.0f;
+        float v811 = v807 * v810;
+        float v812 = v794 <= 0.0f ? 1.0f : 0.0f;
+        float v813 = v803 * v812;
+        float v814 = v811 + v813;
+        float v815 = v814 * (beta[0]);
+        float v816 = v452 != 0.0f ? 0.0f : v815;
+        float v817 = v786 + v816;
+        float v818 = v489 != 0.0f ? -1.0f : logps_chosen[j];
+        float v819 = v489 != 0.0f ? 0.0f : ref_chosen[j];
+        float v820 = v818 - v819;
+        float v821 = (beta[0]) * v820;
+        float v822 = -v821;
+        float v823 = fabsf(v822);
+        float v824 = -v823;
+        float v825 = la_expf(v824);
+        float v826 = 1.0f + v825;
+        float v827 = v494 / v826;
+        float v828 = v827 * v825;
+        float v829 = -v828;
+        float v830 = 0.0f < v822 ? 1.0f : 0.0f;
+        float v831 = v830 * 2.0f;
+        float v832 = v831 - 1.0f;
+        float v833 = v829 * v832;
+        float v834 = v822 <= 0.0f ? 1.0f : 0.0f;
+        float v835 = v493 * v834;
+        float v836 = v833 + v835;
+        float v837 = -v836;
+        float v838 = v837 * (beta[0]);
+        float v839 = -v492;
+        float v840 = fabsf(v821);
+        float v841 = -v840;
+        float v842 = la_expf(v841);
+        float v843 = 1.0f + v842;
+        float v844 = v839 / v843;
+        float v845 = v844 * v842;
+        float v846 = -v845;
+        float v847 = 0.0f < v821 ? 1.0f : 0.0f;
+        float v848 = v847 * 2.0f;
+        float v849 = v848 - 1.0f;
+        float v850 = v846 * v849;
+        float v851 = v821 <= 0.0f ? 1.0f : 0.0f;
+        float v852 = v492 * v851;
+        float v853 = v850 + v852;
+        float v854 = v853 * (beta[0]);
+        float v855 = v838 + v854;
+        float v856 = v489 != 0.0f ? 0.0f : v855;
+        float v857 = v817 + v856;
+        float v858 = v518 != 0.0f ? -1.0f : logps_chosen[j];
+        float v859 = v518 != 0.0f ? 0.0f : ref_chosen[j];
+        float v860 = v858 - v859;
+        float v861 = v860 - v524;
+        float v862 = v520 * v861;
+        float v863 = v862 + v862;
+        float v864 = v518 != 0.0f ? 0.0f : v863;
+        float v865 = v857 + v864;
+        float v866 = v550 / v534;
+        float v867 = v530 != 0.0f ? 0.0f : v866;
+        float v868 = v865 + v867;
+        float v869 = v555 != 0.0f ? 0.0f : v570;
+        float v870 = v868 + v869;
+        float v871 = v574 != 0.0f ? 0.0f : v624;
+        float v872 = v870 + v871;
+        float v873 = v628 != 0.0f ? 0.0f : v676;
+        float v874 = v872 + v873;
+        d_chosen[j] = v874;
     }
 }
 
 /* Arena: 6 slots planned for 9 kernels. */
 static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long *off) {
     const long B = args->B;
-    (void)B;
     long total = 0;
     off[0] = total; total += la_round16(1);
     off[1] = total; total += la_round16(1);
@@ -5925,7 +5855,7 @@ static long llama_dpo_dpo_loss_layout(const llama_dpo_dpo_loss_args *args, long 
     off[3] = total; total += la_round16(1);
     off[4] = total; total += la_round16(1);
     off[5] = total; total += la_round16(B);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -5984,7 +5914,7 @@ void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops
     flops[6] = (double)(17*B + 17*B); bytes[6] = (double)(4*B + 68 + 68*B); /* dpo_loss_k6_reduce_sum */
     flops[7] = (double)(B + B); bytes[7] = (double)(4 + 4*B + 4*B); /* dpo_loss_k7_weighted_sum */
     flops[8] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[8] = (double)(4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4 + 4 + 4); /* dpo_loss_k8_log_sigmoid_grad */
-    (void)B;
+    (void)args;
 }
 
 static void llama_dpo_dpo_loss_run(const void *args) { llama_dpo_dpo_loss((const llama_dpo_dpo_loss_args *)args); }

@@ -446,17 +446,16 @@ static void lm_step_k27_cross_entropy(float *restrict t18, const int32_t *restri
 /* lm_step_k28_cross_entropy: neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
 static void lm_step_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
     /* one result per row */
-    const long rows = 1, n = NS;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = -(t18[j0]);
-            float v1 = v0 * (weights[j0]);
-            acc0 += v1;
-        }
-        loss[r] = acc0;
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t18[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
     }
+    loss[r] = acc0;
 }
 
 /* lm_step_k29_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, mul, neg, mul, neg, reduce_sum, div, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
@@ -561,13 +560,11 @@ static void lm_step_k33_rmsnorm_grad_scatter_add(float *restrict t23, const int3
 /* lm_step_k34_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
 static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = 1, n = D;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_final_norm[j] + t21[j];
-            grad_final_norm[j] = v0;
-        }
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_final_norm[j] + t21[j];
+        grad_final_norm[j] = v0;
     }
 }
 
@@ -1177,13 +1174,11 @@ static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *r
 /* lm_step_k70_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = 1, n = D;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_attn_norm[j] + t56[j];
-            grad_attn_norm[j] = v0;
-        }
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_attn_norm[j] + t56[j];
+        grad_attn_norm[j] = v0;
     }
 }
 
@@ -1216,13 +1211,11 @@ static void lm_step_k74_grad_wo(float *restrict grad_wo, const float *restrict s
 /* lm_step_k75_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
 static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = 1, n = D;
-    for (long r = 0; r < rows; r++) {
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = grad_ffn_norm[j] + t42[j];
-            grad_ffn_norm[j] = v0;
-        }
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_ffn_norm[j] + t42[j];
+        grad_ffn_norm[j] = v0;
     }
 }
 
@@ -1263,20 +1256,10 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)NS;
-    (void)REP;
-    (void)T;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
@@ -1301,7 +1284,7 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -1550,7 +1533,6 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
@@ -1635,15 +1617,7 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_grad_w2 */
     flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_grad_w3 */
     flops[79] = (double)(2*HD2*KVH*REP*V); bytes[79] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k79_embed_backward_scatter_add */
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)NS;
-    (void)REP;
-    (void)T;
-    (void)V;
+    (void)args;
 }
 
 static void llama_train_lm_step_run(const void *args) { llama_train_lm_step((const llama_train_lm_step_args *)args); }
@@ -2131,18 +2105,9 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)REP;
-    (void)T;
-    (void)V;
     long total = 0;
     off[0] = total; total += la_round16(la_max(HD2*T, B*T));
     off[1] = total; total += la_round16(la_max(HD2*T, B*T));
@@ -2153,7 +2118,7 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -2253,7 +2218,6 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long L = args->L;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -2281,14 +2245,7 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k21_lm_head */
     flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k22_log_softmax */
     flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_k23_cross_entropy */
-    (void)B;
-    (void)F;
-    (void)HD2;
-    (void)KVH;
-    (void)L;
-    (void)REP;
-    (void)T;
-    (void)V;
+    (void)args;
 }
 
 static void llama_train_eval_loss_run(const void *args) { llama_train_eval_loss((const llama_train_eval_loss_args *)args); }
@@ -2327,24 +2284,21 @@ const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27
 /* grad_sumsq_k0_grad_norm: mul, reduce_sum  [grad_norm] */
 static void grad_sumsq_k0_grad_norm(float *restrict sumsq, const float *restrict grad, long N) {
     /* one result per row */
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (grad[j0]) * (grad[j0]);
-            acc0 += v0;
-        }
-        sumsq[r] = acc0;
+    const long n = N;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (grad[j0]) * (grad[j0]);
+        acc0 += v0;
     }
+    sumsq[r] = acc0;
 }
 
 /* Arena: 0 slots planned for 1 kernels. */
 static long llama_train_grad_sumsq_layout(const llama_train_grad_sumsq_args *args, long *off) {
-    const long N = args->N;
-    (void)N;
     long total = 0;
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -2367,7 +2321,7 @@ void llama_train_grad_sumsq(const llama_train_grad_sumsq_args *args) {
 void llama_train_grad_sumsq_costs(const llama_train_grad_sumsq_args *args, double *flops, double *bytes) {
     const long N = args->N;
     flops[0] = (double)(N + N); bytes[0] = (double)(4 + 4*N); /* grad_sumsq_k0_grad_norm */
-    (void)N;
+    (void)args;
 }
 
 static void llama_train_grad_sumsq_run(const void *args) { llama_train_grad_sumsq((const llama_train_grad_sumsq_args *)args); }
@@ -2382,64 +2336,56 @@ const la_program_info llama_train_grad_sumsq_info = { "llama_train.grad_sumsq", 
 
 /* adamw_k0_adamw: mul, mul, sub, mul, add  [adamw] */
 static void adamw_k0_adamw(float *restrict exp_avg, const float *restrict grad, const float *restrict beta1, const float *restrict clip_scale, long N) {
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        float v1 = 1.0f - (beta1[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = (beta1[0]) * (exp_avg[j]);
-            float v2 = (grad[j]) * (clip_scale[0]);
-            float v3 = v1 * v2;
-            float v4 = v0 + v3;
-            exp_avg[j] = v4;
-        }
+    const long n = N;
+    float v1 = 1.0f - (beta1[0]);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (beta1[0]) * (exp_avg[j]);
+        float v2 = (grad[j]) * (clip_scale[0]);
+        float v3 = v1 * v2;
+        float v4 = v0 + v3;
+        exp_avg[j] = v4;
     }
 }
 
 /* adamw_k1_adamw: mul, mul, sub, mul, mul, add  [adamw] */
 static void adamw_k1_adamw(float *restrict exp_avg_sq, const float *restrict grad, const float *restrict beta2, const float *restrict clip_scale, long N) {
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        float v1 = 1.0f - (beta2[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v0 = (beta2[0]) * (exp_avg_sq[j]);
-            float v2 = (grad[j]) * (clip_scale[0]);
-            float v3 = v1 * v2;
-            float v4 = v3 * v2;
-            float v5 = v0 + v4;
-            exp_avg_sq[j] = v5;
-        }
+    const long n = N;
+    float v1 = 1.0f - (beta2[0]);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (beta2[0]) * (exp_avg_sq[j]);
+        float v2 = (grad[j]) * (clip_scale[0]);
+        float v3 = v1 * v2;
+        float v4 = v3 * v2;
+        float v5 = v0 + v4;
+        exp_avg_sq[j] = v5;
     }
 }
 
 /* adamw_k2_adamw: div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
 static void adamw_k2_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
-    const long rows = 1, n = N;
-    for (long r = 0; r < rows; r++) {
-        float v0 = (lr[0]) * (weight_decay[0]);
-        #pragma omp parallel for if (n > 32768)
-        for (long j = 0; j < n; j++) {
-            float v1 = v0 * (param[j]);
-            float v2 = param[j] - v1;
-            float v3 = (exp_avg[j]) / (bias_correction1[0]);
-            float v4 = (exp_avg_sq[j]) / (bias_correction2[0]);
-            float v5 = sqrtf(v4);
-            float v6 = v5 + eps[0];
-            float v7 = v3 / v6;
-            float v8 = (lr[0]) * v7;
-            float v9 = v2 - v8;
-            param[j] = v9;
-        }
+    const long n = N;
+    float v0 = (lr[0]) * (weight_decay[0]);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v1 = v0 * (param[j]);
+        float v2 = param[j] - v1;
+        float v3 = (exp_avg[j]) / (bias_correction1[0]);
+        float v4 = (exp_avg_sq[j]) / (bias_correction2[0]);
+        float v5 = sqrtf(v4);
+        float v6 = v5 + eps[0];
+        float v7 = v3 / v6;
+        float v8 = (lr[0]) * v7;
+        float v9 = v2 - v8;
+        param[j] = v9;
     }
 }
 
 /* Arena: 0 slots planned for 3 kernels. */
 static long llama_train_adamw_layout(const llama_train_adamw_args *args, long *off) {
-    const long N = args->N;
-    (void)N;
     long total = 0;
-    (void)off;
+    (void)args; (void)off;
     return total;
 }
 
@@ -2476,7 +2422,7 @@ void llama_train_adamw_costs(const llama_train_adamw_args *args, double *flops, 
     flops[0] = (double)(N + N + 1 + N + N); bytes[0] = (double)(4*N + 4*N + 4*N + 4 + 4); /* adamw_k0_adamw */
     flops[1] = (double)(N + N + 1 + N + N + N); bytes[1] = (double)(4*N + 4*N + 4*N + 4 + 4); /* adamw_k1_adamw */
     flops[2] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[2] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_k2_adamw */
-    (void)N;
+    (void)args;
 }
 
 static void llama_train_adamw_run(const void *args) { llama_train_adamw((const llama_train_adamw_args *)args); }

@@ -50,7 +50,10 @@ extension ProgramEmitter {
         return t
     }
 
-    private func sizeLocals() -> [String] { symbols.map { "const long \($0) = args->\($0);" } }
+    /// `const long T = args->T;` for each size symbol `lines` use.
+    private func sizeLocals(for lines: [String]) -> [String] {
+        symbolsUsed(in: lines).map { "const long \($0) = args->\($0);" }
+    }
 
     /// Layout, kernels, entry point and costs of this program.
     func sourceText() throws -> String {
@@ -65,15 +68,15 @@ extension ProgramEmitter {
         let slots = memory.slotSizes.count
         t += "/* Arena: \(slots) slots planned for \(plan.kernels.count) kernels. */\n"
         t += "static long \(prefix)_layout(const \(argsType) *args, long *off) {\n"
-        for l in sizeLocals() { t += "    \(l)\n" }
-        for s in symbols { t += "    (void)\(s);\n" }
+        let offsets = (0..<slots).map { "off[\($0)] = total; total += \(memory.slotExpr($0));" }
+        for l in sizeLocals(for: offsets) { t += "    \(l)\n" }
         t += "    long total = 0;\n"
-        for s in 0..<slots { t += "    off[\(s)] = total; total += \(memory.slotExpr(s));\n" }
-        t += "    (void)off;\n    return total;\n}\n\n"
+        for o in offsets { t += "    \(o)\n" }
+        t += "    (void)args; (void)off;\n    return total;\n}\n\n"
         t += "long \(prefix)_arena_floats(const \(argsType) *args) {\n    long off[\(max(slots, 1))];\n    return \(prefix)_layout(args, off);\n}\n\n"
         // Entry point.
         t += "void \(prefix)(const \(argsType) *args) {\n"
-        for l in sizeLocals() { t += "    \(l)\n" }
+        let entryStart = t.utf8.count
         t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(args, off);\n"
         t += "    double *prof = args->kernel_ns;\n"
         var arenaNames: [Int] = []
@@ -122,16 +125,20 @@ extension ProgramEmitter {
                 t += "    }\n"
             }
         }
+        // The sizes the entry point reads, declared at its top.
+        let head = String(decoding: t.utf8.prefix(entryStart), as: UTF8.self)
+        let entryBody = String(decoding: t.utf8.dropFirst(entryStart), as: UTF8.self)
+        t = head + sizeLocals(for: [entryBody]).map { "    \($0)\n" }.joined() + entryBody
         t += "}\n\n"
         // Costs.
         t += "void \(prefix)_costs(const \(argsType) *args, double *flops, double *bytes) {\n"
-        for l in sizeLocals() { t += "    \(l)\n" }
-        for (i, k) in plan.kernels.enumerated() {
+        let costLines = plan.kernels.enumerated().map { i, k in
             let c = costs(k)
-            t += "    flops[\(i)] = (double)(\(c.flops)); bytes[\(i)] = (double)(\(c.bytes)); /* \(k.name) */\n"
+            return "flops[\(i)] = (double)(\(c.flops)); bytes[\(i)] = (double)(\(c.bytes)); /* \(k.name) */"
         }
-        for s in symbols { t += "    (void)\(s);\n" }
-        t += "}\n\n"
+        for l in sizeLocals(for: costLines) { t += "    \(l)\n" }
+        for c in costLines { t += "    \(c)\n" }
+        t += "    (void)args;\n}\n\n"
         t += "static void \(prefix)_run(const void *args) { \(prefix)((const \(argsType) *)args); }\n"
         t += "static long \(prefix)_arena(const void *args) { return \(prefix)_arena_floats((const \(argsType) *)args); }\n"
         t += "static void \(prefix)_cost(const void *args, double *f, double *b) { \(prefix)_costs((const \(argsType) *)args, f, b); }\n"

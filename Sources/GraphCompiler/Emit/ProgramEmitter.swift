@@ -137,6 +137,12 @@ struct ProgramEmitter {
                 return [line]
             }
         }
+        if r.rowCount == 1 {
+            // One row: no row loop; `r` is 0 where the body reads it.
+            let body = block + extra
+            let usesRow = ProgramEmitter.identifiers(in: body).contains("r")
+            return ["const long n = \(r.width.cExpr);"] + (usesRow ? ["const long r = 0;"] : []) + r.unravelRow(for: body) + body
+        }
         lines.append("for (long r = 0; r < rows; r++) {")
         lines += (r.unravelRow(for: block + extra) + block + extra).map { "    " + $0 }
         lines.append("}")
