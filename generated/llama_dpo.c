@@ -1805,7 +1805,7 @@ static void dpo_step_k58_sequence_logps(float *restrict t45, const float *restri
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
@@ -1820,7 +1820,7 @@ static void dpo_step_k59_dpo_kto_pair(float *restrict t46, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -1890,7 +1890,7 @@ static void dpo_step_k63_dpo_kto_pair(float *restrict t50, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -2149,7 +2149,7 @@ static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -2159,7 +2159,7 @@ static void dpo_step_k79_dpo_bco_pair(float *restrict t66, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc1) if (parallel: n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -2218,7 +2218,7 @@ static void dpo_step_k82_dpo_bco_pair(float *restrict t69, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -2228,7 +2228,7 @@ static void dpo_step_k82_dpo_bco_pair(float *restrict t69, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc1) if (parallel: n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -3098,7 +3098,7 @@ static void dpo_step_k125_lm_head(float *restrict t111, const float *restrict pa
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t110[j0]) * (pair_weight[j0]);
             acc0 += v0;
@@ -3113,7 +3113,7 @@ static void dpo_step_k126_sft(float *restrict t112, const float *restrict pair_w
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (logps_chosen[j0]) / (t24[j0]);
             float v1 = -v0;
@@ -6696,7 +6696,7 @@ static void dpo_loss_k19_dpo_sigmoid(float *restrict t19, const float *restrict 
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = 1.0f * (pair_weight[j0]);
             acc0 += v0;
@@ -6711,7 +6711,7 @@ static void dpo_loss_k20_dpo_kto_pair(float *restrict t20, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -6781,7 +6781,7 @@ static void dpo_loss_k24_dpo_kto_pair(float *restrict t24, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 6] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -7040,7 +7040,7 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -7050,7 +7050,7 @@ static void dpo_loss_k40_dpo_bco_pair(float *restrict t40, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc1) if (parallel: n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -7109,7 +7109,7 @@ static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict
     for (long r = 0; r < rows; r++) {
         float v0 = loss_weights[0 + 10] == 0.0f ? 1.0f : 0.0f;
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
             float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -7119,7 +7119,7 @@ static void dpo_loss_k43_dpo_bco_pair(float *restrict t43, const float *restrict
             acc0 += v5;
         }
         float acc1 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc1) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc1) if (parallel: n > 32768)
         for (long j1 = 0; j1 < n; j1++) {
             float v6 = v0 != 0.0f ? -1.0f : logps_rejected[j1];
             float v7 = v0 != 0.0f ? 0.0f : ref_rejected[j1];
@@ -7989,7 +7989,7 @@ static void dpo_loss_k86_weighted_sum(float *restrict loss, const float *restric
     const long rows = 1, n = B;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (t84[j0]) * (pair_weight[j0]);
             acc0 += v0;

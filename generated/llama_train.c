@@ -465,7 +465,7 @@ static void lm_step_k28_cross_entropy(float *restrict loss, const float *restric
     const long rows = 1, n = NS;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = -(t18[j0]);
             float v1 = v0 * (weights[j0]);
@@ -2597,7 +2597,7 @@ static void grad_sumsq_k0_grad_norm(float *restrict sumsq, const float *restrict
     const long rows = 1, n = N;
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
-        #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+        #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (grad[j0]) * (grad[j0]);
             acc0 += v0;
