@@ -25,7 +25,7 @@ public final class LlamaModel: @unchecked Sendable {
     public let parameters: ParameterStore
     private let forwardProgram: CompiledProgram
     private let prefillProgram: CompiledProgram
-    private let decodeProgram: CompiledProgram
+    let decodeProgram: CompiledProgram
 
     public convenience init(weights: LlamaWeights) throws {
         try self.init(parameters: ParameterStore(weights: weights))
@@ -50,14 +50,14 @@ public final class LlamaModel: @unchecked Sendable {
         return s
     }
 
-    private func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
+    func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
         var b = parameters.pointers
         b["ids"] = ids.raw
         b["logits"] = out.raw
         return b
     }
 
-    private func checkIds(_ ids: [Int32]) throws {
+    func checkIds(_ ids: some Sequence<Int32>) throws {
         if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw RuntimeError("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
         }
@@ -101,7 +101,8 @@ public final class LlamaModel: @unchecked Sendable {
         return out.floatArray(ids.count * config.vocabSize)
     }
 
-    /// One token per sequence through the cache; logits `[batch, V]`.
+    /// One token per sequence through the cache; logits `[batch, V]`. (A `DecodeSession` does
+    /// the same without allocating per token.)
     public func decode(ids: [Int32], cache: KVCache) throws -> [Float] {
         guard ids.count == cache.batch else { throw RuntimeError("decode takes one id per sequence (\(cache.batch))") }
         return try prefill(ids: ids, cache: cache)
