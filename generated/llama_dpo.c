@@ -1379,7 +1379,7 @@ static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict
     const long r = 0;
     float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -1396,7 +1396,7 @@ static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restri
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = 1.0f * (pair_weight[j0]);
         acc0 += v0;
@@ -1411,7 +1411,7 @@ static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict
     const long r = 0;
     float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -1429,7 +1429,7 @@ static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict
     const long r = 0;
     float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -1448,7 +1448,7 @@ static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict
     const long r = 0;
     float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -2010,7 +2010,7 @@ static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = (t31[j0]) * (pair_weight[j0]);
         acc0 += v0;
@@ -2024,7 +2024,7 @@ static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_wei
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = (logps_chosen[j0]) / (t24[j0]);
         float v1 = -v0;
@@ -4321,7 +4321,7 @@ static void dpo_loss_k0_dpo_kto_pair(float *restrict t0, const float *restrict l
     const long r = 0;
     float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -4338,7 +4338,7 @@ static void dpo_loss_k1_dpo_sigmoid(float *restrict t1, const float *restrict pa
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = 1.0f * (pair_weight[j0]);
         acc0 += v0;
@@ -4353,7 +4353,7 @@ static void dpo_loss_k2_dpo_kto_pair(float *restrict t2, const float *restrict l
     const long r = 0;
     float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -4371,7 +4371,7 @@ static void dpo_loss_k3_dpo_bco_pair(float *restrict t3, const float *restrict l
     const long r = 0;
     float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
@@ -4390,7 +4390,7 @@ static void dpo_loss_k4_dpo_bco_pair(float *restrict t4, const float *restrict l
     const long r = 0;
     float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
@@ -4952,7 +4952,7 @@ static void dpo_loss_k7_weighted_sum(float *restrict loss, const float *restrict
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = (t5[j0]) * (pair_weight[j0]);
         acc0 += v0;

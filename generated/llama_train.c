@@ -449,7 +449,7 @@ static void lm_step_k28_cross_entropy(float *restrict loss, const float *restric
     const long n = NS;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = -(t18[j0]);
         float v1 = v0 * (weights[j0]);
@@ -2279,92 +2279,68 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
 };
 const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 24, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
-/* ===== program 'grad_sumsq' ===== */
+/* ===== program 'adamw_step' ===== */
 
-/* grad_sumsq_k0_grad_norm: mul, reduce_sum  [grad_norm] */
-static void grad_sumsq_k0_grad_norm(float *restrict sumsq, const float *restrict grad, long N) {
+/* adamw_step_k0_grad_norm: mul, reduce_sum  [grad_norm] */
+static void adamw_step_k0_grad_norm(float *restrict t0, const float *restrict grad, long N) {
     /* one result per row */
     const long n = N;
     const long r = 0;
     float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (n > 32768)
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
         float v0 = (grad[j0]) * (grad[j0]);
         acc0 += v0;
     }
-    sumsq[r] = acc0;
+    t0[r] = acc0;
 }
 
-/* Arena: 0 slots planned for 1 kernels. */
-static long llama_train_grad_sumsq_layout(const llama_train_grad_sumsq_args *args, long *off) {
-    long total = 0;
-    (void)args; (void)off;
-    return total;
+/* adamw_step_k1_grad_norm: sqrt  [grad_norm] */
+static void adamw_step_k1_grad_norm(float *restrict grad_norm, const float *restrict t0) {
+    const long n = 1;
+    float v0 = sqrtf(t0[0]);
+    grad_norm[0] = v0;
 }
 
-long llama_train_grad_sumsq_arena_floats(const llama_train_grad_sumsq_args *args) {
-    long off[1];
-    return llama_train_grad_sumsq_layout(args, off);
-}
-
-void llama_train_grad_sumsq(const llama_train_grad_sumsq_args *args) {
-    const long N = args->N;
-    long off[1];
-    llama_train_grad_sumsq_layout(args, off);
-    double *prof = args->kernel_ns;
-    const float *grad = args->grad;
-    float *sumsq = args->sumsq;
-    /* stage 'main' */
-    LA_TIMED(prof, 0, 1, grad_sumsq_k0_grad_norm(sumsq, grad, N));
-}
-
-void llama_train_grad_sumsq_costs(const llama_train_grad_sumsq_args *args, double *flops, double *bytes) {
-    const long N = args->N;
-    flops[0] = (double)(N + N); bytes[0] = (double)(4 + 4*N); /* grad_sumsq_k0_grad_norm */
-    (void)args;
-}
-
-static void llama_train_grad_sumsq_run(const void *args) { llama_train_grad_sumsq((const llama_train_grad_sumsq_args *)args); }
-static long llama_train_grad_sumsq_arena(const void *args) { return llama_train_grad_sumsq_arena_floats((const llama_train_grad_sumsq_args *)args); }
-static void llama_train_grad_sumsq_cost(const void *args, double *f, double *b) { llama_train_grad_sumsq_costs((const llama_train_grad_sumsq_args *)args, f, b); }
-static const char *const llama_train_grad_sumsq_kernel_names[] = {
-    "grad_sumsq_k0_grad_norm",
-};
-const la_program_info llama_train_grad_sumsq_info = { "llama_train.grad_sumsq", 5, 1, llama_train_grad_sumsq_kernel_names, llama_train_grad_sumsq_run, llama_train_grad_sumsq_arena, llama_train_grad_sumsq_cost };
-
-/* ===== program 'adamw' ===== */
-
-/* adamw_k0_adamw: mul, mul, sub, mul, add  [adamw] */
-static void adamw_k0_adamw(float *restrict exp_avg, const float *restrict grad, const float *restrict beta1, const float *restrict clip_scale, long N) {
+/* adamw_step_k2_adamw: cmplt, add, div, select, mul, mul, sub, mul, add  [adamw] */
+static void adamw_step_k2_adamw(float *restrict exp_avg, const float *restrict grad, const float *restrict beta1, const float *restrict max_grad_norm, const float *restrict grad_norm, long N) {
     const long n = N;
     float v1 = 1.0f - (beta1[0]);
+    float v2 = max_grad_norm[0] < grad_norm[0] ? 1.0f : 0.0f;
+    float v3 = grad_norm[0] + 9.99999997e-07f;
+    float v4 = (max_grad_norm[0]) / v3;
+    float v5 = v2 != 0.0f ? v4 : 1.0f;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
         float v0 = (beta1[0]) * (exp_avg[j]);
-        float v2 = (grad[j]) * (clip_scale[0]);
-        float v3 = v1 * v2;
-        float v4 = v0 + v3;
-        exp_avg[j] = v4;
+        float v6 = (grad[j]) * v5;
+        float v7 = v1 * v6;
+        float v8 = v0 + v7;
+        exp_avg[j] = v8;
     }
 }
 
-/* adamw_k1_adamw: mul, mul, sub, mul, mul, add  [adamw] */
-static void adamw_k1_adamw(float *restrict exp_avg_sq, const float *restrict grad, const float *restrict beta2, const float *restrict clip_scale, long N) {
+/* adamw_step_k3_adamw: cmplt, add, div, select, mul, mul, sub, mul, mul, add  [adamw] */
+static void adamw_step_k3_adamw(float *restrict exp_avg_sq, const float *restrict grad, const float *restrict beta2, const float *restrict max_grad_norm, const float *restrict grad_norm, long N) {
     const long n = N;
     float v1 = 1.0f - (beta2[0]);
+    float v2 = max_grad_norm[0] < grad_norm[0] ? 1.0f : 0.0f;
+    float v3 = grad_norm[0] + 9.99999997e-07f;
+    float v4 = (max_grad_norm[0]) / v3;
+    float v5 = v2 != 0.0f ? v4 : 1.0f;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
         float v0 = (beta2[0]) * (exp_avg_sq[j]);
-        float v2 = (grad[j]) * (clip_scale[0]);
-        float v3 = v1 * v2;
-        float v4 = v3 * v2;
-        float v5 = v0 + v4;
-        exp_avg_sq[j] = v5;
+        float v6 = (grad[j]) * v5;
+        float v7 = v1 * v6;
+        float v8 = v7 * v6;
+        float v9 = v0 + v8;
+        exp_avg_sq[j] = v9;
     }
 }
 
-/* adamw_k2_adamw: div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
-static void adamw_k2_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
+/* adamw_step_k4_adamw: div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
+static void adamw_step_k4_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
     const long n = N;
     float v0 = (lr[0]) * (weight_decay[0]);
     #pragma omp parallel for if (n > 32768)
@@ -2382,23 +2358,25 @@ static void adamw_k2_adamw(float *restrict param, const float *restrict lr, cons
     }
 }
 
-/* Arena: 0 slots planned for 3 kernels. */
-static long llama_train_adamw_layout(const llama_train_adamw_args *args, long *off) {
+/* Arena: 1 slots planned for 5 kernels. */
+static long llama_train_adamw_step_layout(const llama_train_adamw_step_args *args, long *off) {
     long total = 0;
+    off[0] = total; total += la_round16(1);
     (void)args; (void)off;
     return total;
 }
 
-long llama_train_adamw_arena_floats(const llama_train_adamw_args *args) {
+long llama_train_adamw_step_arena_floats(const llama_train_adamw_step_args *args) {
     long off[1];
-    return llama_train_adamw_layout(args, off);
+    return llama_train_adamw_step_layout(args, off);
 }
 
-void llama_train_adamw(const llama_train_adamw_args *args) {
+void llama_train_adamw_step(const llama_train_adamw_step_args *args) {
     const long N = args->N;
     long off[1];
-    llama_train_adamw_layout(args, off);
+    llama_train_adamw_step_layout(args, off);
     double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
     float *param = args->param;
     const float *grad = args->grad;
     float *exp_avg = args->exp_avg;
@@ -2410,28 +2388,35 @@ void llama_train_adamw(const llama_train_adamw_args *args) {
     const float *weight_decay = args->weight_decay;
     const float *bias_correction1 = args->bias_correction1;
     const float *bias_correction2 = args->bias_correction2;
-    const float *clip_scale = args->clip_scale;
+    const float *max_grad_norm = args->max_grad_norm;
+    float *grad_norm = args->grad_norm;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 3, adamw_k0_adamw(exp_avg, grad, beta1, clip_scale, N));
-    LA_TIMED(prof, 1, 3, adamw_k1_adamw(exp_avg_sq, grad, beta2, clip_scale, N));
-    LA_TIMED(prof, 2, 3, adamw_k2_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, exp_avg, exp_avg_sq, N));
+    LA_TIMED(prof, 0, 5, adamw_step_k0_grad_norm(t0, grad, N));
+    LA_TIMED(prof, 1, 5, adamw_step_k1_grad_norm(grad_norm, t0));
+    LA_TIMED(prof, 2, 5, adamw_step_k2_adamw(exp_avg, grad, beta1, max_grad_norm, grad_norm, N));
+    LA_TIMED(prof, 3, 5, adamw_step_k3_adamw(exp_avg_sq, grad, beta2, max_grad_norm, grad_norm, N));
+    LA_TIMED(prof, 4, 5, adamw_step_k4_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, exp_avg, exp_avg_sq, N));
 }
 
-void llama_train_adamw_costs(const llama_train_adamw_args *args, double *flops, double *bytes) {
+void llama_train_adamw_step_costs(const llama_train_adamw_step_args *args, double *flops, double *bytes) {
     const long N = args->N;
-    flops[0] = (double)(N + N + 1 + N + N); bytes[0] = (double)(4*N + 4*N + 4*N + 4 + 4); /* adamw_k0_adamw */
-    flops[1] = (double)(N + N + 1 + N + N + N); bytes[1] = (double)(4*N + 4*N + 4*N + 4 + 4); /* adamw_k1_adamw */
-    flops[2] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[2] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_k2_adamw */
+    flops[0] = (double)(N + N); bytes[0] = (double)(4 + 4*N); /* adamw_step_k0_grad_norm */
+    flops[1] = (double)(1); bytes[1] = (double)(4 + 4); /* adamw_step_k1_grad_norm */
+    flops[2] = (double)(1 + 1 + 1 + 1 + N + N + 1 + N + N); bytes[2] = (double)(4*N + 4*N + 4*N + 4 + 4 + 4); /* adamw_step_k2_adamw */
+    flops[3] = (double)(1 + 1 + 1 + 1 + N + N + 1 + N + N + N); bytes[3] = (double)(4*N + 4*N + 4*N + 4 + 4 + 4); /* adamw_step_k3_adamw */
+    flops[4] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[4] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_step_k4_adamw */
     (void)args;
 }
 
-static void llama_train_adamw_run(const void *args) { llama_train_adamw((const llama_train_adamw_args *)args); }
-static long llama_train_adamw_arena(const void *args) { return llama_train_adamw_arena_floats((const llama_train_adamw_args *)args); }
-static void llama_train_adamw_cost(const void *args, double *f, double *b) { llama_train_adamw_costs((const llama_train_adamw_args *)args, f, b); }
-static const char *const llama_train_adamw_kernel_names[] = {
-    "adamw_k0_adamw",
-    "adamw_k1_adamw",
-    "adamw_k2_adamw",
+static void llama_train_adamw_step_run(const void *args) { llama_train_adamw_step((const llama_train_adamw_step_args *)args); }
+static long llama_train_adamw_step_arena(const void *args) { return llama_train_adamw_step_arena_floats((const llama_train_adamw_step_args *)args); }
+static void llama_train_adamw_step_cost(const void *args, double *f, double *b) { llama_train_adamw_step_costs((const llama_train_adamw_step_args *)args, f, b); }
+static const char *const llama_train_adamw_step_kernel_names[] = {
+    "adamw_step_k0_grad_norm",
+    "adamw_step_k1_grad_norm",
+    "adamw_step_k2_adamw",
+    "adamw_step_k3_adamw",
+    "adamw_step_k4_adamw",
 };
-const la_program_info llama_train_adamw_info = { "llama_train.adamw", 15, 3, llama_train_adamw_kernel_names, llama_train_adamw_run, llama_train_adamw_arena, llama_train_adamw_cost };
+const la_program_info llama_train_adamw_step_info = { "llama_train.adamw_step", 16, 5, llama_train_adamw_step_kernel_names, llama_train_adamw_step_run, llama_train_adamw_step_arena, llama_train_adamw_step_cost };
 

@@ -4,10 +4,13 @@ import Glibc
 import Darwin
 #endif
 
-/// A 64-byte aligned, zero-initialised block of memory owned by Swift.
+/// A 64-byte aligned, zero-initialised block of memory owned by Swift, or a view of part of
+/// one (`init(viewing:floatOffset:floats:)`), which keeps its parent alive.
 public final class AlignedBuffer: @unchecked Sendable {
     public let byteCount: Int
     public let raw: UnsafeMutableRawPointer
+    /// The buffer a view points into (nil for an owning buffer).
+    public let parent: AlignedBuffer?
 
     public init(bytes: Int) {
         byteCount = max(bytes, 64)
@@ -16,7 +19,18 @@ public final class AlignedBuffer: @unchecked Sendable {
             fatalError("out of memory: could not allocate \(byteCount) bytes")
         }
         raw = p.unsafelyUnwrapped
+        parent = nil
         memset(raw, 0, byteCount)
+    }
+
+    /// `floats` floats of `parent` from float `floatOffset` on, without copying: writes through
+    /// either are seen by both. The range must lie inside `parent`.
+    public init(viewing parent: AlignedBuffer, floatOffset: Int, floats: Int) {
+        precondition(floatOffset >= 0 && floats >= 0 && (floatOffset + floats) * 4 <= parent.byteCount,
+                     "a view of \(floats) floats at \(floatOffset) does not fit in \(parent.byteCount) bytes")
+        byteCount = floats * 4
+        raw = parent.raw + floatOffset * 4
+        self.parent = parent
     }
 
     public convenience init(floats: Int) { self.init(bytes: floats * 4) }
@@ -31,7 +45,7 @@ public final class AlignedBuffer: @unchecked Sendable {
         values.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress.unsafelyUnwrapped, byteCount: $0.count) }
     }
 
-    deinit { free(raw) }
+    deinit { if parent == nil { free(raw) } }
 
     public var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
     public var ints: UnsafeMutablePointer<Int32> { raw.assumingMemoryBound(to: Int32.self) }

@@ -50,9 +50,15 @@ public final class CompiledProgram: @unchecked Sendable {
         }
     }
 
+    /// Where the arena and the profiling buffer go in the argument slots.
+    private let arenaSlot: Int
+    private let profileSlot: Int
+
     init(info: UnsafePointer<la_program_info>, manifest: ProgramManifest) {
         self.info = info
         self.manifest = manifest
+        arenaSlot = manifest.fields.first { $0.kind == .arena }?.slot ?? 0
+        profileSlot = manifest.fields.first { $0.kind == .profile }?.slot ?? 0
     }
 
     /// Every program in the Kernels target's manifest.
@@ -82,10 +88,24 @@ public final class CompiledProgram: @unchecked Sendable {
         profileBuffer = b
     }
 
-    /// Runs the program. `buffers` maps every parameter, input and output name to memory of
-    /// the right size; `sizes` binds every size symbol. The arena is allocated and kept.
-    public func run(buffers: [String: UnsafeMutableRawPointer], sizes: [String: Int]) throws {
+    /// The argument slots of one call, bound once: a program run many times with the same
+    /// buffers (decode, one call per token) changes only its sizes between calls, and running
+    /// it allocates nothing unless the arena must grow.
+    public struct Arguments: Sendable {
+        fileprivate var slots: [Int]
+        fileprivate let sizeSlots: [String: Int]
+
+        /// Binds size `name` (ignored when the program has no such size).
+        public mutating func setSize(_ name: String, _ value: Int) {
+            if let slot = sizeSlots[name] { slots[slot] = value }
+        }
+    }
+
+    /// Binds the arguments of a call. `buffers` maps every parameter, input and output name to
+    /// memory of the right size; `sizes` binds every size symbol.
+    public func bind(buffers: [String: UnsafeMutableRawPointer], sizes: [String: Int]) throws -> Arguments {
         var slots = [Int](repeating: 0, count: Int(info.pointee.n_fields))
+        var sizeSlots: [String: Int] = [:]
         for f in manifest.fields {
             switch f.kind {
             case .param, .input, .output:
@@ -94,22 +114,40 @@ public final class CompiledProgram: @unchecked Sendable {
             case .size:
                 guard let v = sizes[f.name] else { throw RuntimeError("\(manifest.name): size '\(f.name)' is not bound") }
                 slots[f.slot] = v
+                sizeSlots[f.name] = f.slot
             default: break
             }
         }
-        let arenaSlot = manifest.fields.first { $0.kind == .arena }?.slot ?? 0
-        let profileSlot = manifest.fields.first { $0.kind == .profile }?.slot ?? 0
-        let need = slots.withUnsafeBytes { info.pointee.arena_floats($0.baseAddress) }
-        if arena == nil || arena.map({ $0.byteCount < need * 4 }) ?? true { arena = AlignedBuffer(floats: need) }
-        slots[arenaSlot] = Int(bitPattern: arena?.raw)
+        return Arguments(slots: slots, sizeSlots: sizeSlots)
+    }
+
+    /// Runs the program. `buffers` maps every parameter, input and output name to memory of
+    /// the right size; `sizes` binds every size symbol. The arena is allocated and kept.
+    public func run(buffers: [String: UnsafeMutableRawPointer], sizes: [String: Int]) throws {
+        var arguments = try bind(buffers: buffers, sizes: sizes)
+        run(&arguments)
+    }
+
+    /// Runs the program with bound arguments (the arena grows if these sizes need more).
+    public func run(_ arguments: inout Arguments) {
+        reserveArena(arguments)
+        arguments.slots[arenaSlot] = Int(bitPattern: arena?.raw)
         if profileBuffer != nil {
             profileBuffer!.withUnsafeMutableBufferPointer { p in
-                slots[profileSlot] = Int(bitPattern: p.baseAddress)
-                slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
+                arguments.slots[profileSlot] = Int(bitPattern: p.baseAddress)
+                arguments.slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
             }
+            arguments.slots[profileSlot] = 0
         } else {
-            slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
+            arguments.slots.withUnsafeBytes { info.pointee.run($0.baseAddress) }
         }
+    }
+
+    /// Allocates the arena for calls with these arguments' sizes, if the one held is smaller
+    /// (arena sizes grow with every size, so binding the largest sizes once covers all calls).
+    public func reserveArena(_ arguments: Arguments) {
+        let need = arguments.slots.withUnsafeBytes { info.pointee.arena_floats($0.baseAddress) }
+        if arena == nil || arena.map({ $0.byteCount < need * 4 }) ?? true { arena = AlignedBuffer(floats: need) }
     }
 
     /// Bytes of the arena currently held.

@@ -66,12 +66,14 @@ struct BenchDPO: ParsableCommand {
                      result.live_gflops, result.precomputed_gflops, ceiling, result.live_ratio))
         print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
         if profile {
-            for p in trainer.programs { p.setProfiling(true) }
+            let optimizer = policy.optimizer
+            let programs = trainer.programs + [optimizer.program]
+            for p in programs { p.setProfiling(true) }
             _ = try trainer.step([batch], references: nil, lr: 1e-6)
-            let report = kernelReport(trainer.programs.map { ($0, trainer.sizes(batch)) })
+            let report = kernelReport(programs.map { ($0, $0 === optimizer.program ? optimizer.sizes : trainer.sizes(batch)) })
             print(report.table(top: 40), terminator: "")
             print(report.productsLine(ceiling: ceiling))
-            for p in trainer.programs { p.setProfiling(false) }
+            for p in programs { p.setProfiling(false) }
         }
     }
 }

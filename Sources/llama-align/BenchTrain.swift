@@ -61,10 +61,9 @@ struct BenchTrain: ParsableCommand {
             let t0 = Date()
             _ = try trainer.trainStep([b], lr: 1e-4)
             let wall = Date().timeIntervalSince(t0) * 1e3
-            // The optimizer programs run once per parameter tensor; their costs are linear in N.
-            let counts = trainer.parameters.counts.values
-            let perTensor = ["N": counts.reduce(0, +) / max(counts.count, 1)]
-            let report = kernelReport(programs.map { p in (p, p === programs[0] ? trainer.sizes(b) : perTensor) })
+            // The optimizer's step runs once over the flat trainable parameters.
+            let optimizer = trainer.optimizer
+            let report = kernelReport(programs.map { p in (p, p === optimizer.program ? optimizer.sizes : trainer.sizes(b)) })
             print(report.table(top: Int.max), terminator: "")
             print(String(format: "kernels: %.1f ms of a %.1f ms step", report.totalMs, wall))
             print(report.productsLine(ceiling: ceiling))

@@ -39,8 +39,7 @@ struct Profile: ParsableCommand {
             let b = try step()
             // Costs per call at this step's sizes, times the calls each kernel made in it.
             for (i, p) in programs.enumerated() {
-                var sizes = trainer.sizes(b)
-                if p.manifest.name.hasSuffix("adamw") || p.manifest.name.hasSuffix("grad_sumsq") { sizes["N"] = trainer.parameters.counts.values.max() ?? 0 }
+                let sizes = p === trainer.optimizer.program ? trainer.optimizer.sizes : trainer.sizes(b)
                 let c = p.costs(sizes: sizes), now = p.kernelCalls
                 for k in 0..<p.kernelCount {
                     let n = now[k] - before[i][k]

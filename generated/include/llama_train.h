@@ -95,20 +95,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args);
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args);
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes);
 
-/* Program 'grad_sumsq': 1 kernels. Sizes: N. */
-typedef struct {
-    const float *grad; /* f32 [N] */
-    float *sumsq; /* f32 [] */
-    float *arena; /* llama_train_grad_sumsq_arena_floats() floats, 64-byte aligned */
-    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
-    long N;
-} llama_train_grad_sumsq_args;
-
-void llama_train_grad_sumsq(const llama_train_grad_sumsq_args *args);
-long llama_train_grad_sumsq_arena_floats(const llama_train_grad_sumsq_args *args);
-void llama_train_grad_sumsq_costs(const llama_train_grad_sumsq_args *args, double *flops, double *bytes);
-
-/* Program 'adamw': 3 kernels. Sizes: N. */
+/* Program 'adamw_step': 5 kernels. Sizes: N. */
 typedef struct {
     float *param; /* f32 [N], written */
     const float *grad; /* f32 [N] */
@@ -121,13 +108,14 @@ typedef struct {
     const float *weight_decay; /* f32 [] */
     const float *bias_correction1; /* f32 [] */
     const float *bias_correction2; /* f32 [] */
-    const float *clip_scale; /* f32 [] */
-    float *arena; /* llama_train_adamw_arena_floats() floats, 64-byte aligned */
+    const float *max_grad_norm; /* f32 [] */
+    float *grad_norm; /* f32 [] */
+    float *arena; /* llama_train_adamw_step_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long N;
-} llama_train_adamw_args;
+} llama_train_adamw_step_args;
 
-void llama_train_adamw(const llama_train_adamw_args *args);
-long llama_train_adamw_arena_floats(const llama_train_adamw_args *args);
-void llama_train_adamw_costs(const llama_train_adamw_args *args, double *flops, double *bytes);
+void llama_train_adamw_step(const llama_train_adamw_step_args *args);
+long llama_train_adamw_step_arena_floats(const llama_train_adamw_step_args *args);
+void llama_train_adamw_step_costs(const llama_train_adamw_step_args *args, double *flops, double *bytes);
 

@@ -14,28 +14,30 @@ public struct Generator {
         self.stopIds = stopIds
     }
 
-    /// Generates up to `maxNewTokens` ids after `prompt`, calling `onToken` for each.
+    /// Generates up to `maxNewTokens` ids after `prompt`, calling `onToken` for each. The cache,
+    /// the logits and the sampler's scratch are allocated once (`DecodeSession`), not per token.
     public func generate(prompt: [Int32], maxNewTokens: Int, onToken: (Int32) -> Void = { _ in }) throws -> [Int32] {
         guard !prompt.isEmpty else { throw RuntimeError("the prompt is empty: give at least one token (e.g. BOS = 1)") }
         let capacity = min(model.config.maxSeqLen, prompt.count + maxNewTokens)
         guard prompt.count < capacity || maxNewTokens == 0 else {
             throw RuntimeError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.maxSeqLen)")
         }
-        let cache = model.makeCache(batch: 1, capacity: max(capacity, prompt.count))
+        let session = try DecodeSession(model: model, batch: 1, capacity: max(capacity, prompt.count))
+        let cache = session.cache
         var sampler = Sampler(settings: settings)
-        let v = model.config.vocabSize
-        var logits = try model.prefill(ids: prompt, cache: cache)
+        var logits = try session.prefill(prompt)
         var history = prompt
+        history.reserveCapacity(prompt.count + max(maxNewTokens, 0))
         var out: [Int32] = []
+        out.reserveCapacity(max(maxNewTokens, 0))
         while out.count < maxNewTokens {
-            let last = logits.count - v
-            let next = logits.withUnsafeBufferPointer { sampler.sample(logits: UnsafeBufferPointer(rebasing: $0[last...]), history: history) }
+            let next = sampler.sample(logits: logits, history: history)
             if stopIds.contains(next) { break }
             out.append(next)
             history.append(next)
             onToken(next)
             if out.count == maxNewTokens || cache.length >= cache.capacity { break }
-            logits = try model.decode(ids: [next], cache: cache)
+            logits = try session.decode(next)
         }
         return out
     }

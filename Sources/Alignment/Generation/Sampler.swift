@@ -31,10 +31,13 @@ public struct SamplerSettings: Sendable, Equatable, Hashable {
 /// settings (temperature 0, or top-k 1) the argmax with the lowest index on ties; otherwise
 /// division by the temperature, softmax in `Double`, top-k, renormalization, top-p, and a draw
 /// from the renormalized remainder with a `SeededGenerator`. Draws are deterministic for a seed.
+/// A sampler keeps its working arrays between calls, so sampling one token after another
+/// allocates nothing once they have grown to the vocabulary.
 public struct Sampler: Sendable {
     public let settings: SamplerSettings
     /// The random state; advanced by each non-greedy draw.
     public var generator: SeededGenerator
+    private var scratch = Scratch()
 
     public init(settings: SamplerSettings) {
         self.settings = settings
@@ -45,14 +48,14 @@ public struct Sampler: Sendable {
     /// generated or prompted so far. NaN logits count as impossible.
     public mutating func sample(logits: UnsafeBufferPointer<Float>, history: [Int32]) -> Int32 {
         precondition(!logits.isEmpty, "Sampler.sample needs at least one logit")
-        let scores = penalized(logits, history: history)
-        if isGreedy { return Int32(argmax(scores)) }
-        let candidates = distribution(scores)
-        guard let last = candidates.last else { return Int32(argmax(scores)) }
-        let total = candidates.reduce(0) { $0 + $1.p }
+        scratch.penalize(logits, history: history, penalty: settings.repetitionPenalty)
+        if isGreedy { return Int32(scratch.argmax()) }
+        scratch.distribution(settings)
+        guard let last = scratch.candidates.last else { return Int32(scratch.argmax()) }
+        let total = scratch.candidates.reduce(0) { $0 + $1.p }
         let u = generator.nextDouble() * total
         var cumulative = 0.0
-        for c in candidates {
+        for c in scratch.candidates {
             cumulative += c.p
             if u < cumulative { return Int32(c.id) }
         }
@@ -69,50 +72,65 @@ public struct Sampler: Sendable {
     /// argmax alone with probability 1.
     public func probabilities(logits: [Float], history: [Int32] = []) -> [(id: Int, p: Double)] {
         guard !logits.isEmpty else { return [] }
-        let scores = logits.withUnsafeBufferPointer { penalized($0, history: history) }
-        if isGreedy { return [(argmax(scores), 1)] }
-        let candidates = distribution(scores)
-        let total = candidates.reduce(0) { $0 + $1.p }
-        guard total > 0 else { return [(argmax(scores), 1)] }
-        return candidates.map { ($0.id, $0.p / total) }
+        var s = Scratch()
+        logits.withUnsafeBufferPointer { s.penalize($0, history: history, penalty: settings.repetitionPenalty) }
+        if isGreedy { return [(s.argmax(), 1)] }
+        s.distribution(settings)
+        let total = s.candidates.reduce(0) { $0 + $1.p }
+        guard total > 0 else { return [(s.argmax(), 1)] }
+        return s.candidates.map { ($0.id, $0.p / total) }
     }
 
     private var isGreedy: Bool { !(settings.temperature > 0) || settings.topK == 1 }
+}
 
-    /// Logits as `Double` with NaN mapped to -inf and the repetition penalty applied.
-    private func penalized(_ logits: UnsafeBufferPointer<Float>, history: [Int32]) -> [Double] {
-        var x = logits.map { $0.isNaN ? -Double.infinity : Double($0) }
-        let p = Double(settings.repetitionPenalty)
-        if p != 1, p > 0 {
-            for id in Set(history) where id >= 0 && Int(id) < x.count {
-                let v = x[Int(id)]
-                x[Int(id)] = v > 0 ? v / p : v * p
-            }
+/// The sampler's working arrays, reused from call to call.
+private struct Scratch: Sendable {
+    /// The logits as `Double`, NaN mapped to -inf, the repetition penalty applied.
+    var scores: [Double] = []
+    /// Softmax numerators.
+    var probs: [Double] = []
+    /// The ids left after top-k and top-p, with their probabilities (unnormalized after filtering).
+    var candidates: [(id: Int, p: Double)] = []
+    /// Ids already penalized in this call.
+    var penalized: [Bool] = []
+
+    /// Fills `scores` from `logits`, dividing or multiplying each distinct id of `history` by `penalty`.
+    mutating func penalize(_ logits: UnsafeBufferPointer<Float>, history: [Int32], penalty: Float) {
+        scores.removeAll(keepingCapacity: true)
+        for x in logits { scores.append(x.isNaN ? -Double.infinity : Double(x)) }
+        let p = Double(penalty)
+        guard p != 1, p > 0 else { return }
+        if penalized.count < scores.count { penalized = Array(repeating: false, count: scores.count) }
+        for id in history where id >= 0 && Int(id) < scores.count && !penalized[Int(id)] {
+            penalized[Int(id)] = true
+            let v = scores[Int(id)]
+            scores[Int(id)] = v > 0 ? v / p : v * p
         }
-        return x
+        for id in history where id >= 0 && Int(id) < scores.count { penalized[Int(id)] = false }
     }
 
     /// Index of the largest score, the lowest index on ties (0 when all are -inf).
-    private func argmax(_ x: [Double]) -> Int {
+    func argmax() -> Int {
         var best = 0
-        for i in x.indices where x[i] > x[best] { best = i }
+        for i in scores.indices where scores[i] > scores[best] { best = i }
         return best
     }
 
-    /// Softmax of `scores / temperature` filtered by top-k and top-p (unnormalized after
-    /// filtering). Empty only when every score is -inf.
-    private func distribution(_ scores: [Double]) -> [(id: Int, p: Double)] {
+    /// `candidates`: the softmax of `scores / temperature` filtered by top-k and top-p
+    /// (unnormalized after filtering). Empty only when every score is -inf.
+    mutating func distribution(_ settings: SamplerSettings) {
+        candidates.removeAll(keepingCapacity: true)
         let t = Double(settings.temperature)
-        guard let m = scores.max(), m > -Double.infinity else { return [] }
-        var probs = scores.map { exp(($0 - m) / t) }
-        if m == .infinity {  // +inf logits share all the mass
-            probs = scores.map { $0 == .infinity ? 1 : 0 }
-        }
+        guard let m = scores.max(), m > -Double.infinity else { return }
+        probs.removeAll(keepingCapacity: true)
+        // +inf logits share all the mass.
+        for x in scores { probs.append(m == .infinity ? (x == .infinity ? 1 : 0) : exp((x - m) / t)) }
         let sum = probs.reduce(0, +)
-        var candidates = probs.indices.compactMap { i in probs[i] > 0 ? (id: i, p: probs[i] / sum) : nil }
+        for (i, q) in probs.enumerated() where q > 0 { candidates.append((id: i, p: q / sum)) }
         let k = settings.topK
         let topP = Double(settings.topP)
-        guard (k > 0 && k < candidates.count) || topP < 1 else { return candidates }
+        guard (k > 0 && k < candidates.count) || topP < 1 else { return }
 
         candidates.sort { $0.p != $1.p ? $0.p > $1.p : $0.id < $1.id }
         if k > 0 && k < candidates.count { candidates.removeSubrange(k...) }
@@ -129,6 +147,5 @@ public struct Sampler: Sendable {
             }
             candidates.removeSubrange(max(keep, 1)...)
         }
-        return candidates
     }
 }

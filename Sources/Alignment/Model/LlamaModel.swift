@@ -23,11 +23,9 @@ public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     /// The parameters the programs read; training updates them in place.
     public let parameters: ParameterStore
-    private let eps: AlignedBuffer
-    private let theta: AlignedBuffer
     private let forwardProgram: CompiledProgram
     private let prefillProgram: CompiledProgram
-    private let decodeProgram: CompiledProgram
+    let decodeProgram: CompiledProgram
 
     public convenience init(weights: LlamaWeights) throws {
         try self.init(parameters: ParameterStore(weights: weights))
@@ -37,8 +35,6 @@ public final class LlamaModel: @unchecked Sendable {
     public init(parameters: ParameterStore) throws {
         self.parameters = parameters
         config = parameters.config
-        eps = AlignedBuffer(copying: [config.normEps])
-        theta = AlignedBuffer(copying: [config.ropeTheta])
         forwardProgram = try CompiledProgram.load("llama.forward")
         prefillProgram = try CompiledProgram.load("llama.prefill")
         decodeProgram = try CompiledProgram.load("llama.decode")
@@ -49,27 +45,19 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Sizes for a decode call at position `position` (for cost estimates in profiles).
     public func sizes(batch: Int, seq: Int, position: Int = 0) -> [String: Int] {
-        var s = modelSizes
+        var s = config.programSizes
         s["B"] = batch; s["T"] = seq; s["P"] = position; s["S"] = position + seq; s["C"] = config.maxSeqLen
         return s
     }
 
-    /// The model-size symbols every LLaMA program uses.
-    var modelSizes: [String: Int] {
-        ["L": config.nLayers, "KVH": config.nKVHeads, "REP": config.nHeads / config.nKVHeads,
-         "HD2": config.headDim / 2, "F": config.hiddenDim, "V": config.vocabSize]
-    }
-
-    private func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
+    func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
         var b = parameters.pointers
         b["ids"] = ids.raw
-        b["norm_eps"] = eps.raw
-        b["rope_theta"] = theta.raw
         b["logits"] = out.raw
         return b
     }
 
-    private func checkIds(_ ids: [Int32]) throws {
+    func checkIds(_ ids: some Sequence<Int32>) throws {
         if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw RuntimeError("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
         }
@@ -81,7 +69,7 @@ public final class LlamaModel: @unchecked Sendable {
         guard batch > 0, ids.count % batch == 0, !ids.isEmpty else { throw RuntimeError("ids do not split into \(batch) rows") }
         let t = ids.count / batch
         let idBuf = AlignedBuffer(copying: ids), out = AlignedBuffer(floats: ids.count * config.vocabSize)
-        var sizes = modelSizes
+        var sizes = config.programSizes
         sizes["B"] = batch; sizes["T"] = t
         try forwardProgram.run(buffers: buffers(ids: idBuf, out: out), sizes: sizes)
         return out.floatArray(ids.count * config.vocabSize)
@@ -105,7 +93,7 @@ public final class LlamaModel: @unchecked Sendable {
         var b = buffers(ids: idBuf, out: out)
         b["k_cache"] = cache.k.raw
         b["v_cache"] = cache.v.raw
-        var sizes = modelSizes
+        var sizes = config.programSizes
         sizes["B"] = cache.batch; sizes["T"] = t; sizes["P"] = cache.length
         sizes["S"] = cache.length + t; sizes["C"] = cache.capacity
         try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: sizes)
@@ -113,7 +101,8 @@ public final class LlamaModel: @unchecked Sendable {
         return out.floatArray(ids.count * config.vocabSize)
     }
 
-    /// One token per sequence through the cache; logits `[batch, V]`.
+    /// One token per sequence through the cache; logits `[batch, V]`. (A `DecodeSession` does
+    /// the same without allocating per token.)
     public func decode(ids: [Int32], cache: KVCache) throws -> [Float] {
         guard ids.count == cache.batch else { throw RuntimeError("decode takes one id per sequence (\(cache.batch))") }
         return try prefill(ids: ids, cache: cache)

@@ -72,25 +72,24 @@ public struct DPORun {
         if settings.needsReference {
             reference = try ParameterStore(weights: args.refModelNameOrPath.map { try loadModel(path: $0) } ?? weights)
         }
-        let metrics = try MetricsLogger(outputDir: args.outputDir)
-        var loader = DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle, seed: UInt64(args.seed))
         let (maxSteps, schedule) = args.schedule(rows: train.count)
-        var startStep = 0
-        var optimizerState: [String: [Float]]?
-        if let ckpt = TrainingCheckpoint.latest(in: args.outputDir) {
-            let restored = try TrainingCheckpoint.load(ckpt)
-            weights = restored.weights
-            optimizerState = restored.optimizer
-            startStep = restored.state.step
-            loader.state = restored.state.loader
-            let refFile = (ckpt as NSString).appendingPathComponent("reference")
+        var loop = TrainingLoop(args: args, loader: DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize,
+                                                          shuffle: args.shuffle, seed: UInt64(args.seed)),
+                           maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
+                           label: "dpo", stopAfter: stopAfter)
+        let resume = try ResumePoint.latest(in: args.outputDir)
+        if let resume {
+            weights = resume.weights
+            loop.loader.state = resume.state.loader
+            let refFile = (resume.path as NSString).appendingPathComponent("reference")
             if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }
-            log("resuming from \(ckpt) at step \(startStep)")
+            log("resuming from \(resume.path) at step \(resume.state.step)")
         }
-        try metrics.resume(truncatingAfter: startStep)
+        let startStep = resume?.state.step ?? 0
+        try loop.metrics.resume(truncatingAfter: startStep)
         let policy = try LMTrainer(parameters: ParameterStore(weights: weights), optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
-        if let optimizerState { try policy.loadOptimizerState(optimizerState) }
+        if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)
         let pad = tok.eosId
         // Precomputed reference log-probs: once, cached on disk.
@@ -101,61 +100,80 @@ public struct DPORun {
         if args.precomputeRefLogProbs && settings.needsReference && args.refModelUpdateSteps == nil {
             cache = try ReferenceCache.load(or: trainer, pairs: train, dev: dev, pad: pad, args: args, log: log)
         }
-        func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch { PairBatch(idx.map { pool[$0] }, pad: pad) }
-        func evaluate() throws -> DPOTrainer.Metrics? {
-            guard !dev.isEmpty else { return nil }
-            let chunks = stride(from: 0, to: dev.count, by: args.perDeviceEvalBatchSize).map { Array($0..<min($0 + args.perDeviceEvalBatchSize, dev.count)) }
-            return try trainer.evaluate(chunks.map { batch($0, dev) }, references: cache.map { c in chunks.map { c.dev($0) } })
+        var job = DPOJob(run: self, trainer: trainer, train: train, dev: dev, cache: cache, pad: pad, tokenizerFiles: tokFiles)
+        let before = startStep == 0 ? try job.evaluateMetrics() : nil
+        let outcome = try loop.run(&job, from: startStep)
+        guard outcome.finished else {
+            return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: nil, lastTrain: job.last, data: summary, outputDir: args.outputDir)
         }
-        let before = startStep == 0 ? try evaluate() : nil
-        let progress = ProgressBar(total: maxSteps, label: "dpo", every: args.loggingSteps)
-        var last: DPOTrainer.Metrics?
-        var step = startStep
-        let started = Date()
-        var tokens = 0
-        while step < maxSteps {
-            if let stopAfter, step - startStep >= stopAfter { break }
-            let micro = (0..<args.gradientAccumulationSteps).map { _ in loader.next() }
-            let batches = micro.map { batch($0, train) }
-            let lr = schedule.rate(at: step)
-            let t0 = Date()
-            var m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
-            step += 1
-            let stepTokens = batches.reduce(0) { $0 + $1.batch * $1.seq }
-            tokens += stepTokens
-            m["step"] = Double(step); m["epoch"] = loader.epochProgress; m["learning_rate"] = lr
-            m["tokens_per_second"] = Double(stepTokens) / max(Date().timeIntervalSince(t0), 1e-9)
-            last = m
-            if step % args.loggingSteps == 0 || step == maxSteps { try metrics.log(m) }
-            progress.update(step: step, fields: [("loss", String(format: "%.4f", m["loss"] ?? 0)),
-                                                 ("acc", String(format: "%.2f", m["rewards/accuracies"] ?? 0)),
-                                                 ("tok/s", String(format: "%.0f", Double(tokens) / max(Date().timeIntervalSince(started), 1e-9)))])
-            if let n = args.refModelUpdateSteps, step % n == 0 { try trainer.updateReference() }
-            if args.evalSteps > 0, step % args.evalSteps == 0, step < maxSteps, let e = try evaluate() {
-                try metrics.log(e.reduce(into: ["step": Double(step)]) { $0["eval_\($1.key)"] = $1.value })
-            }
-            if args.saveSteps > 0, step % args.saveSteps == 0, step < maxSteps { try save(trainer, step, loader, tokFiles) }
-        }
-        progress.finish()
-        if let stopAfter, step - startStep >= stopAfter, step < maxSteps {
-            return DPOSummary(steps: step, evalBefore: before, evalAfter: nil, lastTrain: last, data: summary, outputDir: args.outputDir)
-        }
-        let after = try evaluate()
-        if let after { try metrics.log(after.reduce(into: ["step": Double(maxSteps)]) { $0["eval_\($1.key)"] = $1.value }) }
-        try save(trainer, maxSteps, loader, tokFiles)
         try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles)
-        return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: after, lastTrain: last, data: summary, outputDir: args.outputDir)
+        return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, _ loader: DataLoader<Int>, _ tokFiles: [String]) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
-                                    state: TrainerState(step: step, epoch: loader.epochProgress, seed: args.seed, loader: loader.state),
+                                    state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit)
         if args.refModelUpdateSteps != nil, let ref = t.reference {
             let dir = (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)/reference")
             try HFCheckpoint.save(ref.weights(), to: dir)
         }
+    }
+}
+
+/// DPO steps for `TrainingLoop`: pairs by index into the training set, reference log-probs from the
+/// cache or the live reference, reference updates every `ref_model_update_steps`.
+struct DPOJob: RunJob {
+    let run: DPORun
+    let trainer: DPOTrainer
+    let train: [PreferencePair]
+    let dev: [PreferencePair]
+    let cache: ReferenceCache?
+    let pad: Int32
+    let tokenizerFiles: [String]
+    /// The latest step's metrics, as logged.
+    var last: DPOTrainer.Metrics?
+    /// The latest evaluation.
+    var lastEval: DPOTrainer.Metrics?
+
+    init(run: DPORun, trainer: DPOTrainer, train: [PreferencePair], dev: [PreferencePair], cache: ReferenceCache?, pad: Int32,
+         tokenizerFiles: [String]) {
+        self.run = run; self.trainer = trainer; self.train = train; self.dev = dev; self.cache = cache; self.pad = pad
+        self.tokenizerFiles = tokenizerFiles
+    }
+
+    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch { PairBatch(idx.map { pool[$0] }, pad: pad) }
+
+    mutating func step(_ micro: [[Int]], lr: Double) throws -> RunStepReport {
+        let batches = micro.map { batch($0, train) }
+        let m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        return RunStepReport(metrics: m, tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
+                             progress: [("loss", String(format: "%.4f", m["loss"] ?? 0)),
+                                        ("acc", String(format: "%.2f", m["rewards/accuracies"] ?? 0))])
+    }
+
+    mutating func afterStep(_ step: Int, metrics: [String: Double]) throws {
+        last = metrics
+        if let n = run.args.refModelUpdateSteps, step % n == 0 { try trainer.updateReference() }
+    }
+
+    /// The DPO metrics on the dev split (nil without one).
+    func evaluateMetrics() throws -> DPOTrainer.Metrics? {
+        guard !dev.isEmpty else { return nil }
+        let size = run.args.perDeviceEvalBatchSize
+        let chunks = stride(from: 0, to: dev.count, by: size).map { Array($0..<min($0 + size, dev.count)) }
+        return try trainer.evaluate(chunks.map { batch($0, dev) }, references: cache.map { c in chunks.map { c.dev($0) } })
+    }
+
+    mutating func evaluate() throws -> [String: Double]? {
+        guard let e = try evaluateMetrics() else { return nil }
+        lastEval = e
+        return e.reduce(into: [:]) { $0["eval_\($1.key)"] = $1.value }
+    }
+
+    func save(step: Int, loader: LoaderState, epoch: Double) throws {
+        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles)
     }
 }
 

@@ -49,7 +49,7 @@ public struct PairLogps: Sendable, Equatable, Codable {
 }
 
 /// DPO training on the compiled `llama_dpo` programs: policy gradients accumulate into the
-/// policy `LMTrainer`'s buffers and its AdamW applies them.
+/// gradient buffers of the policy's optimizer (`policy.optimizer`), which then applies AdamW.
 public final class DPOTrainer: @unchecked Sendable {
     public let policy: LMTrainer
     /// The live reference model (a frozen copy of the starting policy, or another model).
@@ -79,7 +79,7 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// The size bindings of a batch.
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        var s = policy.modelSizes
+        var s = policy.parameters.config.programSizes
         s["B"] = b.batch; s["T"] = b.seq; s["NS"] = b.programInputs.scored
         return s
     }
@@ -98,7 +98,6 @@ public final class DPOTrainer: @unchecked Sendable {
         for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
         var bufs = store.pointers
         for (k, v) in keep { bufs[k] = v.raw }
-        bufs["norm_eps"] = policy.eps.raw; bufs["rope_theta"] = policy.theta.raw
         try logpsProgram.run(buffers: bufs, sizes: sizes(b))
         func get(_ n: String) -> [Float] { keep[n]?.floatArray(b.batch) ?? [] }
         return (PairLogps(chosen: get("logps_chosen"), rejected: get("logps_rejected")),
@@ -123,11 +122,11 @@ public final class DPOTrainer: @unchecked Sendable {
     /// Runs the policy forward/backward on every micro-batch (with the given reference
     /// log-probs, or the live reference's), then one AdamW step. Returns the metrics.
     public func step(_ batches: [PairBatch], references: [PairLogps]? = nil, lr: Double) throws -> Metrics {
-        policy.zeroGradients()
+        policy.optimizer.zeroGradients()
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
         var m = try accumulate(batches, references: references, pairs: pairs)
-        m["grad_norm"] = try policy.applyOptimizer(lr: lr)
+        m["grad_norm"] = try policy.optimizer.apply(lr: lr)
         return m
     }
 
@@ -150,11 +149,9 @@ public final class DPOTrainer: @unchecked Sendable {
             keep["loss"] = AlignedBuffer(floats: 1)
             keep["losses"] = AlignedBuffer(floats: k * b.batch)
             for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
-            var bufs = policy.parameters.pointers
-            for (name, g) in policy.grads { bufs["grad_\(name)"] = g.raw }
+            var bufs = policy.parameters.pointers.merging(policy.optimizer.gradientPointers()) { a, _ in a }
             for (n, v) in keep { bufs[n] = v.raw }
             for (name, p) in try saved.pointers(for: stepProgram, sizes: sizes(b)) { bufs[name] = p }
-            bufs["norm_eps"] = policy.eps.raw; bufs["rope_theta"] = policy.theta.raw
             try stepProgram.run(buffers: bufs, sizes: sizes(b))
             func get(_ n: String, _ count: Int) -> [Float] { keep[n]?.floatArray(count) ?? [] }
             acc.loss += Double(get("loss", 1)[0])

@@ -82,70 +82,32 @@ public struct TrainingRun {
         if summary.dropped > 0 || summary.truncated > 0 {
             log("data: \(summary.examples) rows used, \(summary.truncated) truncated, \(summary.dropped) dropped \(summary.droppedReasons)")
         }
-        var loader = DataLoader(items: train, batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle, seed: UInt64(args.seed))
         let (maxSteps, schedule) = args.schedule(rows: train.count)
-        let metrics = try MetricsLogger(outputDir: args.outputDir)
-        var startStep = 0
-        var optimizerState: [String: [Float]]?
-        if let ckpt = TrainingCheckpoint.latest(in: args.outputDir) {
-            let restored = try TrainingCheckpoint.load(ckpt)
-            weights = restored.weights
-            optimizerState = restored.optimizer
-            startStep = restored.state.step
-            loader.state = restored.state.loader
-            log("resuming from \(ckpt) at step \(startStep)")
+        var loop = TrainingLoop(args: args, loader: DataLoader(items: train, batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle,
+                                                          seed: UInt64(args.seed)),
+                           maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
+                           label: task.rawValue, stopAfter: stopAfter)
+        let resume = try ResumePoint.latest(in: args.outputDir)
+        if let resume {
+            weights = resume.weights
+            loop.loader.state = resume.state.loader
+            log("resuming from \(resume.path) at step \(resume.state.step)")
         }
-        try metrics.resume(truncatingAfter: startStep)
+        let startStep = resume?.state.step ?? 0
+        try loop.metrics.resume(truncatingAfter: startStep)
         let store = try ParameterStore(weights: weights)
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
             weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
-        if let optimizerState { try trainer.loadOptimizerState(optimizerState) }
-        let pad = tok.eosId
-        let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: pad)
-        var firstLoss: Double?, lastLoss: Double?, evalLoss: Double?
-        let progress = ProgressBar(total: maxSteps, label: task.rawValue, every: args.loggingSteps)
-        var tokens = 0
-        let started = Date()
-        var step = startStep
-        while step < maxSteps {
-            if let stopAfter, step - startStep >= stopAfter { return summaryOf(step, firstLoss, lastLoss, evalBefore, evalLoss, summary) }
-            var micro: [TokenBatch] = []
-            for _ in 0..<args.gradientAccumulationSteps { micro.append(collate(loader.next(), padId: pad)) }
-            let lr = schedule.rate(at: step)
-            let t0 = Date()
-            let r = try trainer.trainStep(micro, lr: lr)
-            let stepTokens = micro.reduce(0) { $0 + $1.batch * $1.seq }
-            tokens += stepTokens
-            firstLoss = firstLoss ?? r.loss
-            lastLoss = r.loss
-            step += 1
-            if step % args.loggingSteps == 0 || step == maxSteps {
-                try metrics.log(["step": Double(step), "epoch": loader.epochProgress, "loss": r.loss, "learning_rate": lr,
-                                 "grad_norm": r.gradNorm, "tokens_per_second": Double(stepTokens) / max(Date().timeIntervalSince(t0), 1e-9)])
-            }
-            progress.update(step: step, fields: [("loss", String(format: "%.4f", r.loss)), ("lr", String(format: "%.2e", lr)),
-                                                 ("tok/s", String(format: "%.0f", Double(tokens) / max(Date().timeIntervalSince(started), 1e-9)))])
-            if args.evalSteps > 0, step % args.evalSteps == 0, step < maxSteps, !dev.isEmpty {
-                evalLoss = try evaluate(trainer, dev, pad: pad)
-                try metrics.log(["step": Double(step), "eval_loss": evalLoss ?? 0])
-            }
-            if args.saveSteps > 0, step % args.saveSteps == 0, step < maxSteps {
-                try save(trainer, step: step, loader: loader.state, epoch: loader.epochProgress, tokFiles)
-            }
+        if let resume { try trainer.loadOptimizerState(resume.optimizer) }
+        var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
+        let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
+        let outcome = try loop.run(&job, from: startStep)
+        if outcome.finished {
+            try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles)
         }
-        progress.finish()
-        if !dev.isEmpty {
-            evalLoss = try evaluate(trainer, dev, pad: pad)
-            try metrics.log(["step": Double(maxSteps), "eval_loss": evalLoss ?? 0])
-        }
-        try save(trainer, step: maxSteps, loader: loader.state, epoch: loader.epochProgress, tokFiles)
-        try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles)
-        return summaryOf(maxSteps, firstLoss, lastLoss, evalBefore, evalLoss, summary)
-    }
-
-    private func summaryOf(_ steps: Int, _ first: Double?, _ last: Double?, _ before: Double?, _ after: Double?, _ s: DatasetSummary) -> TrainingSummary {
-        TrainingSummary(steps: steps, firstLoss: first, lastLoss: last, evalLossBefore: before, evalLoss: after, train: s, outputDir: args.outputDir)
+        return TrainingSummary(steps: outcome.steps, firstLoss: job.firstLoss, lastLoss: job.lastLoss, evalLossBefore: evalBefore,
+                               evalLoss: job.evalLoss, train: summary, outputDir: args.outputDir)
     }
 
     /// Mean NLL per supervised token over `examples`.
@@ -166,5 +128,44 @@ public struct TrainingRun {
                                     optimizer: trainer.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit)
+    }
+}
+
+/// Pretraining and SFT steps for `TrainingLoop`: collate, train, evaluate the mean token NLL.
+struct LMJob: RunJob {
+    let run: TrainingRun
+    let trainer: LMTrainer
+    let dev: [TokenizedExample]
+    let pad: Int32
+    let tokenizerFiles: [String]
+    var firstLoss: Double?
+    var lastLoss: Double?
+    /// The latest evaluation.
+    var evalLoss: Double?
+
+    init(run: TrainingRun, trainer: LMTrainer, dev: [TokenizedExample], pad: Int32, tokenizerFiles: [String]) {
+        self.run = run; self.trainer = trainer; self.dev = dev; self.pad = pad; self.tokenizerFiles = tokenizerFiles
+    }
+
+    mutating func step(_ micro: [[TokenizedExample]], lr: Double) throws -> RunStepReport {
+        let batches = micro.map { collate($0, padId: pad) }
+        let r = try trainer.trainStep(batches, lr: lr)
+        firstLoss = firstLoss ?? r.loss
+        lastLoss = r.loss
+        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
+                             progress: [("loss", String(format: "%.4f", r.loss)), ("lr", String(format: "%.2e", lr))])
+    }
+
+    func afterStep(_ step: Int, metrics: [String: Double]) {}
+
+    mutating func evaluate() throws -> [String: Double]? {
+        guard !dev.isEmpty else { return nil }
+        let loss = try run.evaluate(trainer, dev, pad: pad)
+        evalLoss = loss
+        return ["eval_loss": loss]
+    }
+
+    func save(step: Int, loader: LoaderState, epoch: Double) throws {
+        try run.save(trainer, step: step, loader: loader, epoch: epoch, tokenizerFiles)
     }
 }

@@ -128,10 +128,12 @@ struct ProgramEmitter {
             lines.append("#pragma omp parallel for if (rows * n > 32768)")
         } else {
             // One long row (a flat parameter): the threads split the row itself; reductions
-            // combine per-thread partial results (a fixed order for a given thread count).
+            // combine per-thread partial results (a fixed order for a given thread count). The
+            // condition is the parallel construct's only: a bare `if` would also turn off the SIMD
+            // lanes of a short row, leaving one sequential float sum.
             block = block.flatMap { line -> [String] in
                 if line.hasPrefix("#pragma omp simd reduction(") {
-                    return [line.replacingOccurrences(of: "#pragma omp simd", with: "#pragma omp parallel for simd") + " if (n > 32768)"]
+                    return [line.replacingOccurrences(of: "#pragma omp simd", with: "#pragma omp parallel for simd") + " if (parallel: n > 32768)"]
                 }
                 if line == "for (long j = 0; j < n; j++) {" { return ["#pragma omp parallel for if (n > 32768)", line] }
                 return [line]

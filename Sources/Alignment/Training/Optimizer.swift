@@ -1,0 +1,191 @@
+import Foundation
+import KernelRuntime
+
+/// AdamW and clipping settings (PyTorch's defaults where PaddleNLP has none).
+public struct OptimizerSettings: Sendable, Equatable {
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var epsilon: Double = 1e-8
+    public var weightDecay: Double = 0
+    /// Global gradient-norm clip; 0 or less turns clipping off.
+    public var maxGradNorm: Double = 1
+    public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0, maxGradNorm: Double = 1) {
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay; self.maxGradNorm = maxGradNorm
+    }
+}
+
+/// AdamW (PyTorch's `torch.optim.AdamW`: decoupled weight decay, bias corrections) with
+/// global-norm gradient clipping, over flat buffers. It owns the training state of one
+/// `ParameterStore`: one gradient buffer and the two moment buffers, laid out like the store's
+/// flat parameters with the trainable tensors first (it arranges the store that way). The
+/// model programs accumulate into per-tensor views of the gradient buffer (`gradientPointers`);
+/// a step is one call of the compiled `llama_train.adamw_step` over the trainable prefix, which
+/// computes the norm, clips and updates parameters and moments. Frozen tensors lie after the
+/// prefix: never updated, their gradients not counted in the norm.
+public final class AdamW: @unchecked Sendable {
+    /// The parameters it updates (their flat buffer is laid out by this optimizer).
+    public let parameters: ParameterStore
+    public var settings: OptimizerSettings
+    /// Parameters the optimizer updates; the others stay frozen.
+    public var trainable: Set<String> { didSet { syncLayout() } }
+    /// Optimizer steps taken (AdamW's t).
+    public private(set) var step = 0
+    /// The compiled step (for profiling).
+    public let program: CompiledProgram
+
+    /// The layout the state buffers follow (the store's, once synchronized).
+    private var layout: ParameterLayout
+    private var grads: AlignedBuffer
+    private var expAvg: AlignedBuffer
+    private var expAvgSq: AlignedBuffer
+    private var gradViews: [String: UnsafeMutableRawPointer] = [:]
+    /// The program's scalar inputs, one float each, and its norm output.
+    private let scalars = AlignedBuffer(floats: AdamW.scalarNames.count + 1)
+    private static let scalarNames = ["lr", "beta1", "beta2", "eps", "weight_decay", "bias_correction1", "bias_correction2", "max_grad_norm"]
+
+    public init(parameters: ParameterStore, trainable: Set<String>? = nil, settings: OptimizerSettings = .init()) throws {
+        self.parameters = parameters
+        self.trainable = trainable ?? Set(parameters.names)
+        self.settings = settings
+        program = try CompiledProgram.load("llama_train.adamw_step")
+        layout = parameters.layout
+        grads = AlignedBuffer(floats: layout.totalFloats)
+        expAvg = AlignedBuffer(floats: layout.totalFloats)
+        expAvgSq = AlignedBuffer(floats: layout.totalFloats)
+        syncLayout()
+    }
+
+    /// The trainable tensors in checkpoint order, then the frozen ones.
+    private var wantedOrder: [String] {
+        let names = parameters.names
+        return names.filter { trainable.contains($0) } + names.filter { !trainable.contains($0) }
+    }
+
+    /// Puts the trainable tensors first in the store's flat buffer and moves the gradients and
+    /// moments along with them (a no-op unless the trainable set or the store's layout changed).
+    private func syncLayout() {
+        parameters.relayout(wantedOrder)
+        let next = parameters.layout
+        if next != layout || gradViews.isEmpty {
+            if next != layout {
+                for buffer in [\AdamW.grads, \AdamW.expAvg, \AdamW.expAvgSq] {
+                    let moved = AlignedBuffer(floats: next.totalFloats)
+                    next.move(from: layout, self[keyPath: buffer].floats, to: moved.floats)
+                    self[keyPath: buffer] = moved
+                }
+                layout = next
+            }
+            gradViews = [:]
+            for name in layout.order {
+                if let o = layout.offsets[name] { gradViews["grad_\(name)"] = grads.raw + 4 * o }
+            }
+            if parameters.config.tiedEmbeddings { gradViews["grad_lm_head"] = gradViews["grad_embed"] }
+        }
+    }
+
+    /// Floats one step covers: the trainable prefix of the layout.
+    public var trainableFloats: Int {
+        layout.extent(ofFirst: layout.order.prefix { trainable.contains($0) }.count)
+    }
+
+    /// The gradient buffer of every parameter, by program field name (`grad_wq`, …; with tied
+    /// embeddings `grad_lm_head` is `grad_embed`), for the programs that accumulate into them.
+    public func gradientPointers() -> [String: UnsafeMutableRawPointer] {
+        syncLayout()
+        return gradViews
+    }
+
+    /// Zeroes every gradient.
+    public func zeroGradients() {
+        syncLayout()
+        memset(grads.raw, 0, grads.byteCount)
+    }
+
+    /// A copy of a gradient (for tests and diagnostics).
+    public func gradient(_ name: String) -> [Float]? {
+        syncLayout()
+        return slice(grads, name)
+    }
+
+    /// The global L2 norm of the trainable parameters' gradients, summed on the host in Double
+    /// (a diagnostic: `apply(lr:)` computes the norm it clips with inside the compiled step).
+    public func gradientNorm() -> Double {
+        syncLayout()
+        let g = UnsafeBufferPointer(start: grads.floats, count: trainableFloats)
+        return g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+    }
+
+    /// One AdamW update of every trainable parameter with learning rate `lr`, after clipping
+    /// the global gradient norm. Returns the norm before clipping.
+    @discardableResult
+    public func apply(lr: Double) throws -> Double {
+        syncLayout()
+        step += 1
+        let n = trainableFloats
+        guard n > 0 else { return 0 }
+        let o = settings
+        // The kernel forms 1 − β in float32 from the float32 β, exactly (Sterbenz), but that is not
+        // 1 − β of the Double β: for β₂ = 0.999 it is 1.3e-5 smaller, and bias corrections from the
+        // Double β made every update 6.4e-6 too large (8.3e-5 too small for β₂ = 0.9999). Bias corrections
+        // from the same float32 β normalize the moving averages exactly (TorchGoldenTests).
+        let (beta1, beta2) = (Float(o.beta1), Float(o.beta2))
+        let values: [Float] = [
+            Float(lr), beta1, beta2, Float(o.epsilon), Float(o.weightDecay),
+            Float(1 - pow(Double(beta1), Double(step))), Float(1 - pow(Double(beta2), Double(step))),
+            o.maxGradNorm > 0 ? Float(o.maxGradNorm) : .infinity,
+        ]
+        var buffers: [String: UnsafeMutableRawPointer] = [
+            "param": parameters.flat.raw, "grad": grads.raw, "exp_avg": expAvg.raw, "exp_avg_sq": expAvgSq.raw,
+            "grad_norm": scalars.raw + 4 * values.count,
+        ]
+        for (i, (name, v)) in zip(AdamW.scalarNames, values).enumerated() {
+            scalars.floats[i] = v
+            buffers[name] = scalars.raw + 4 * i
+        }
+        try program.run(buffers: buffers, sizes: sizes)
+        return Double(scalars.floats[values.count])
+    }
+
+    /// The size bindings of a step (`N`: the trainable floats).
+    public var sizes: [String: Int] { ["N": trainableFloats] }
+
+    /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor,
+    /// frozen ones included) and `step`.
+    public func state() -> [String: [Float]] {
+        syncLayout()
+        var s: [String: [Float]] = ["step": [Float(step)]]
+        for name in parameters.names {
+            s["exp_avg.\(name)"] = slice(expAvg, name)
+            s["exp_avg_sq.\(name)"] = slice(expAvgSq, name)
+        }
+        return s
+    }
+
+    /// Restores what `state()` returned.
+    public func loadState(_ s: [String: [Float]]) throws {
+        guard let st = s["step"]?.first else { throw RuntimeError("optimizer state lacks 'step'") }
+        syncLayout()
+        // Check every tensor before changing anything.
+        var places: [(offset: Int, m: [Float], v: [Float])] = []
+        for name in parameters.names {
+            guard let n = layout.counts[name], let offset = layout.offsets[name], let m = s["exp_avg.\(name)"],
+                  let v = s["exp_avg_sq.\(name)"], m.count == n, v.count == n else {
+                throw RuntimeError("optimizer state lacks or mis-sizes '\(name)'")
+            }
+            places.append((offset, m, v))
+        }
+        step = Int(st)
+        for p in places {
+            for (values, buffer) in [(p.m, expAvg), (p.v, expAvgSq)] {
+                values.withUnsafeBufferPointer { v in
+                    if let base = v.baseAddress { (buffer.floats + p.offset).update(from: base, count: v.count) }
+                }
+            }
+        }
+    }
+
+    private func slice(_ buffer: AlignedBuffer, _ name: String) -> [Float]? {
+        guard let o = layout.offsets[name], let n = layout.counts[name] else { return nil }
+        return Array(UnsafeBufferPointer(start: buffer.floats + o, count: n))
+    }
+}

@@ -1,0 +1,47 @@
+import TensorGraph
+
+/// The optimizer programs: one step over every trainable parameter at once. The runtime keeps
+/// the trainable parameters, their gradients and both moments in flat buffers laid out the same
+/// way (`[N]`; the per-tensor views the model programs use point into them), so a step is one call.
+public enum OptimizerPrograms {
+    /// `adamw_step`: global-norm gradient clipping and one AdamW step (PyTorch's formula,
+    /// decoupled weight decay) over the flat trainable parameters, in one call:
+    ///
+    ///     ‖g‖ = sqrt(Σ g²)                                   (output `grad_norm`, before clipping)
+    ///     c = max_grad_norm / (‖g‖ + 1e-6) if ‖g‖ > max_grad_norm, else 1   (+∞ turns clipping off)
+    ///     m ← β₁m + (1−β₁)·c·g;  v ← β₂v + (1−β₂)·(c·g)²
+    ///     p ← p − lr·wd·p − lr·(m / bc₁) / (sqrt(v / bc₂) + ε),  bcᵢ = 1 − βᵢᵗ
+    ///
+    /// The norm is a reduction kernel; the moment and parameter updates read it. The gradient
+    /// is only read (callers may inspect it after the step).
+    public static func adamwStep() throws -> Program {
+        let b = GraphBuilder("adamw_step")
+        let n: Shape = [.sym("N")]
+        let p = b.input("param", n, mutable: true)
+        let g = b.input("grad", n)
+        let m = b.input("exp_avg", n, mutable: true)
+        let v = b.input("exp_avg_sq", n, mutable: true)
+        let s = ["lr", "beta1", "beta2", "eps", "weight_decay", "bias_correction1", "bias_correction2", "max_grad_norm"]
+            .map { b.input($0, []) }
+        let (lr, b1, b2, eps, wd, bc1, bc2, maxNorm) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7])
+        let norm = b.scope("grad_norm") { (g * g).sum(axis: 0, keepDims: false).sqrt() }
+        b.output("grad_norm", norm)
+        b.scope("adamw") {
+            let clip = b.select(maxNorm.lt(norm), maxNorm / (norm + 1e-6), b.constant(1))
+            let gc = g * clip
+            let m1 = b1 * m + (1.0 - b1) * gc
+            let v1 = b2 * v + (1.0 - b2) * gc * gc
+            let update = (m1 / bc1) / ((v1 / bc2).sqrt() + eps)
+            let p1 = p - lr * wd * p - lr * update
+            b.writeSlice(m, m1, axis: 0, start: 0)
+            b.writeSlice(v, v1, axis: 0, start: 0)
+            b.writeSlice(p, p1, axis: 0, start: 0)
+        }
+        return try b.build()
+    }
+
+    /// Every optimizer program, in emission order.
+    public static func all() throws -> [Program] {
+        [try adamwStep()]
+    }
+}
