@@ -7,8 +7,8 @@
 
 /* ===== program 'forward' ===== */
 
-/* forward_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
-static void forward_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
+/* forward_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+static void forward_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -23,32 +23,14 @@ static void forward_k0_rope_tables(float *restrict t0, const float *restrict rop
             float v5 = v0 * v4;
             float v6 = cosf(v5);
             t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
         }
     }
 }
 
-/* forward_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
-static void forward_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
-    const long HD = 2*HD2;
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i0 + 0.0f;
-            float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(HD));
-            float v3 = powf(rope_theta[0], v2);
-            float v4 = 1.0f / v3;
-            float v5 = v0 * v4;
-            float v6 = sinf(v5);
-            t1[r * n + j] = v6;
-        }
-    }
-}
-
-/* forward_k2_embed: gather  [embed] */
-static void forward_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k1_embed: gather  [embed] */
+static void forward_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -62,8 +44,8 @@ static void forward_k2_embed(float *restrict t2, const int32_t *restrict ids, co
     }
 }
 
-/* forward_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
-static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+static void forward_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -85,28 +67,28 @@ static void forward_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
     }
 }
 
-/* forward_k4_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
-static void forward_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void forward_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* forward_k5_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void forward_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* forward_k6_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void forward_k6_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
 }
 
-/* forward_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void forward_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -135,8 +117,8 @@ static void forward_k7_rope(float *restrict t7, const float *restrict t0, const 
     }
 }
 
-/* forward_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void forward_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -164,8 +146,8 @@ static void forward_k8_rope(float *restrict t8, const float *restrict t0, const 
     }
 }
 
-/* forward_k9_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
-static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
+static void forward_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -178,8 +160,8 @@ static void forward_k9_scores_matmul(float *restrict t9, const float *restrict t
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* forward_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void forward_k10_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void forward_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -216,8 +198,8 @@ static void forward_k10_attention(float *restrict t10, const float *restrict t9,
     }
 }
 
-/* forward_k11_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
-static void forward_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
+static void forward_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -231,14 +213,14 @@ static void forward_k11_attention_matmul(float *restrict t11, const float *restr
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* forward_k12_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
-static void forward_k12_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void forward_k11_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
 }
 
-/* forward_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
-static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k12_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+static void forward_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -262,20 +244,20 @@ static void forward_k13_rmsnorm(float *restrict t13, const float *restrict norm_
     }
 }
 
-/* forward_k14_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
-static void forward_k14_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* forward_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_k13_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
 }
 
-/* forward_k15_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
-static void forward_k15_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* forward_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_k14_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
 }
 
-/* forward_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void forward_k16_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* forward_k15_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -290,14 +272,14 @@ static void forward_k16_silu(float *restrict t16, const float *restrict t14, con
     }
 }
 
-/* forward_k17_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
-static void forward_k17_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+/* forward_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void forward_k16_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
 }
 
-/* forward_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
-static void forward_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k17_layer: add, add  [layer/attention; layer; layer/ffn] */
+static void forward_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -310,8 +292,8 @@ static void forward_k18_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* forward_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
-static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k18_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+static void forward_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -333,13 +315,13 @@ static void forward_k19_rmsnorm(float *restrict t18, const float *restrict norm_
     }
 }
 
-/* forward_k20_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void forward_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+/* forward_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void forward_k19_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 21 kernels. */
+/* Arena: 9 slots planned for 20 kernels. */
 static long llama_forward_layout(const llama_forward_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -405,9 +387,8 @@ void llama_forward(const llama_forward_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 21, forward_k0_rope_tables(t0, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 21, forward_k1_rope_tables(t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 2, 21, forward_k2_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 20, forward_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 20, forward_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -422,27 +403,27 @@ void llama_forward(const llama_forward_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 3, 21, forward_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 21, forward_k4_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 21, forward_k5_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 21, forward_k6_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 21, forward_k7_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 21, forward_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 21, forward_k9_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 21, forward_k10_attention(t10, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 21, forward_k11_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 21, forward_k12_wo(t12, wo, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 21, forward_k13_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 21, forward_k14_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 21, forward_k15_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 21, forward_k16_silu(t16, t14, t15, B, F, T));
-        LA_TIMED(prof, 17, 21, forward_k17_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 21, forward_k18_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 20, forward_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 20, forward_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 20, forward_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 20, forward_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 20, forward_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 20, forward_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 20, forward_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 20, forward_k9_attention(t10, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 20, forward_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 20, forward_k11_wo(t12, wo, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 20, forward_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 20, forward_k13_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 20, forward_k14_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 20, forward_k15_silu(t16, t14, t15, B, F, T));
+        LA_TIMED(prof, 16, 20, forward_k16_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 20, forward_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 21, forward_k19_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 21, forward_k20_lm_head(logits, lm_head, t18, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 18, 20, forward_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 19, 20, forward_k19_lm_head(logits, lm_head, t18, B, HD2, KVH, REP, T, V));
 }
 
 void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes) {
@@ -453,27 +434,26 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* forward_k0_rope_tables */
-    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* forward_k1_rope_tables */
-    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k2_embed */
-    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_wq */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_wk */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k6_wv */
-    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k7_rope */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k20_lm_head */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* forward_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k6_rope */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_w3 */
+    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k19_lm_head */
     (void)args;
 }
 
@@ -482,33 +462,32 @@ static long llama_forward_arena(const void *args) { return llama_forward_arena_f
 static void llama_forward_cost(const void *args, double *f, double *b) { llama_forward_costs((const llama_forward_args *)args, f, b); }
 static const char *const llama_forward_kernel_names[] = {
     "forward_k0_rope_tables",
-    "forward_k1_rope_tables",
-    "forward_k2_embed",
-    "forward_k3_rmsnorm",
-    "forward_k4_wq",
-    "forward_k5_wk",
-    "forward_k6_wv",
+    "forward_k1_embed",
+    "forward_k2_rmsnorm",
+    "forward_k3_wq",
+    "forward_k4_wk",
+    "forward_k5_wv",
+    "forward_k6_rope",
     "forward_k7_rope",
-    "forward_k8_rope",
-    "forward_k9_scores_matmul",
-    "forward_k10_attention",
-    "forward_k11_attention_matmul",
-    "forward_k12_wo",
-    "forward_k13_rmsnorm",
-    "forward_k14_w1",
-    "forward_k15_w3",
-    "forward_k16_silu",
-    "forward_k17_w2",
-    "forward_k18_layer",
-    "forward_k19_rmsnorm",
-    "forward_k20_lm_head",
+    "forward_k8_scores_matmul",
+    "forward_k9_attention",
+    "forward_k10_attention_matmul",
+    "forward_k11_wo",
+    "forward_k12_rmsnorm",
+    "forward_k13_w1",
+    "forward_k14_w3",
+    "forward_k15_silu",
+    "forward_k16_w2",
+    "forward_k17_layer",
+    "forward_k18_rmsnorm",
+    "forward_k19_lm_head",
 };
-const la_program_info llama_forward_info = { "llama.forward", 26, 21, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
+const la_program_info llama_forward_info = { "llama.forward", 26, 20, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
 
 /* ===== program 'prefill' ===== */
 
-/* prefill_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
-static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P, long T) {
+/* prefill_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+static void prefill_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -523,32 +502,14 @@ static void prefill_k0_rope_tables(float *restrict t0, const float *restrict rop
             float v5 = v0 * v4;
             float v6 = cosf(v5);
             t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
-static void prefill_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
-    const long HD = 2*HD2;
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i0 + (float)(P);
-            float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(HD));
-            float v3 = powf(rope_theta[0], v2);
-            float v4 = 1.0f / v3;
-            float v5 = v0 * v4;
-            float v6 = sinf(v5);
-            t1[r * n + j] = v6;
-        }
-    }
-}
-
-/* prefill_k2_embed: gather  [embed] */
-static void prefill_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k1_embed: gather  [embed] */
+static void prefill_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -562,8 +523,8 @@ static void prefill_k2_embed(float *restrict t2, const int32_t *restrict ids, co
     }
 }
 
-/* prefill_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
-static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+static void prefill_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -585,28 +546,28 @@ static void prefill_k3_rmsnorm(float *restrict t3, const float *restrict norm_ep
     }
 }
 
-/* prefill_k4_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
-static void prefill_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void prefill_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* prefill_k5_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void prefill_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* prefill_k6_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void prefill_k6_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
 }
 
-/* prefill_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -633,8 +594,8 @@ static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, c
     }
 }
 
-/* prefill_k8_attention: write_slice  [layer/attention] */
-static void prefill_k8_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k7_attention: write_slice  [layer/attention] */
+static void prefill_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -648,8 +609,8 @@ static void prefill_k8_attention(float *restrict v_cache, const float *restrict 
     }
 }
 
-/* prefill_k9_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void prefill_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -678,8 +639,8 @@ static void prefill_k9_rope(float *restrict t7, const float *restrict t0, const 
     }
 }
 
-/* prefill_k10_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_k9_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
+static void prefill_k9_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -693,8 +654,8 @@ static void prefill_k10_scores_matmul(float *restrict t8, const float *restrict 
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* prefill_k11_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void prefill_k11_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* prefill_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void prefill_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -731,8 +692,8 @@ static void prefill_k11_attention(float *restrict t9, const float *restrict t8, 
     }
 }
 
-/* prefill_k12_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
-static void prefill_k12_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_k11_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
+static void prefill_k11_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -746,14 +707,14 @@ static void prefill_k12_attention_matmul(float *restrict t10, const float *restr
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* prefill_k13_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
-static void prefill_k13_wo(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
+static void prefill_k12_wo(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t11, D);
 }
 
-/* prefill_k14_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
-static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -777,20 +738,20 @@ static void prefill_k14_rmsnorm(float *restrict t12, const float *restrict norm_
     }
 }
 
-/* prefill_k15_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
-static void prefill_k15_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+/* prefill_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_k14_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
 }
 
-/* prefill_k16_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
-static void prefill_k16_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+/* prefill_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_k15_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
 }
 
-/* prefill_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void prefill_k17_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+/* prefill_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -805,14 +766,14 @@ static void prefill_k17_silu(float *restrict t15, const float *restrict t13, con
     }
 }
 
-/* prefill_k18_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
-static void prefill_k18_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+/* prefill_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void prefill_k17_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
 }
 
-/* prefill_k19_layer: add, add  [layer/attention; layer; layer/ffn] */
-static void prefill_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
+static void prefill_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -825,8 +786,8 @@ static void prefill_k19_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* prefill_k20_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
-static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+static void prefill_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -848,13 +809,13 @@ static void prefill_k20_rmsnorm(float *restrict t17, const float *restrict norm_
     }
 }
 
-/* prefill_k21_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
-static void prefill_k21_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
+/* prefill_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void prefill_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 22 kernels. */
+/* Arena: 9 slots planned for 21 kernels. */
 static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -923,9 +884,8 @@ void llama_prefill(const llama_prefill_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 22, prefill_k0_rope_tables(t0, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 22, prefill_k1_rope_tables(t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 2, 22, prefill_k2_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 21, prefill_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 21, prefill_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -942,28 +902,28 @@ void llama_prefill(const llama_prefill_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 3, 22, prefill_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 22, prefill_k4_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 22, prefill_k5_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 22, prefill_k6_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 22, prefill_k7_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 8, 22, prefill_k8_attention(v_cache, t6, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 9, 22, prefill_k9_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 22, prefill_k10_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 11, 22, prefill_k11_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 12, 22, prefill_k12_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 13, 22, prefill_k13_wo(t11, wo, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 22, prefill_k14_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 22, prefill_k15_w1(t13, w1, t12, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 22, prefill_k16_w3(t14, w3, t12, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 22, prefill_k17_silu(t15, t13, t14, B, F, T));
-        LA_TIMED(prof, 18, 22, prefill_k18_w2(t16, w2, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 22, prefill_k19_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 21, prefill_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 21, prefill_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 21, prefill_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 21, prefill_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 21, prefill_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 7, 21, prefill_k7_attention(v_cache, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 21, prefill_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 21, prefill_k9_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 10, 21, prefill_k10_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 21, prefill_k11_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 12, 21, prefill_k12_wo(t11, wo, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 21, prefill_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 21, prefill_k14_w1(t13, w1, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 21, prefill_k15_w3(t14, w3, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 21, prefill_k16_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 17, 21, prefill_k17_w2(t16, w2, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 21, prefill_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 20, 22, prefill_k20_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 21, 22, prefill_k21_lm_head(logits, lm_head, t17, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 19, 21, prefill_k19_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 20, 21, prefill_k20_lm_head(logits, lm_head, t17, B, HD2, KVH, REP, T, V));
 }
 
 void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes) {
@@ -976,28 +936,27 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* prefill_k0_rope_tables */
-    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* prefill_k1_rope_tables */
-    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k2_embed */
-    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_wq */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_wk */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k6_wv */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k7_rope */
-    flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k8_attention */
-    flops[9] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k9_rope */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_k10_scores_matmul */
-    flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k12_attention_matmul */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_wo */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_rmsnorm */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_w1 */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k16_w3 */
-    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k17_silu */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k18_w2 */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k19_layer */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k20_rmsnorm */
-    flops[21] = (double)(4*B*HD2*KVH*REP*T*V); bytes[21] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k21_lm_head */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* prefill_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k6_rope */
+    flops[7] = (double)(0); bytes[7] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k7_attention */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k12_wo */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k20_lm_head */
     (void)args;
 }
 
@@ -1006,34 +965,33 @@ static long llama_prefill_arena(const void *args) { return llama_prefill_arena_f
 static void llama_prefill_cost(const void *args, double *f, double *b) { llama_prefill_costs((const llama_prefill_args *)args, f, b); }
 static const char *const llama_prefill_kernel_names[] = {
     "prefill_k0_rope_tables",
-    "prefill_k1_rope_tables",
-    "prefill_k2_embed",
-    "prefill_k3_rmsnorm",
-    "prefill_k4_wq",
-    "prefill_k5_wk",
-    "prefill_k6_wv",
-    "prefill_k7_rope",
-    "prefill_k8_attention",
-    "prefill_k9_rope",
-    "prefill_k10_scores_matmul",
-    "prefill_k11_attention",
-    "prefill_k12_attention_matmul",
-    "prefill_k13_wo",
-    "prefill_k14_rmsnorm",
-    "prefill_k15_w1",
-    "prefill_k16_w3",
-    "prefill_k17_silu",
-    "prefill_k18_w2",
-    "prefill_k19_layer",
-    "prefill_k20_rmsnorm",
-    "prefill_k21_lm_head",
+    "prefill_k1_embed",
+    "prefill_k2_rmsnorm",
+    "prefill_k3_wq",
+    "prefill_k4_wk",
+    "prefill_k5_wv",
+    "prefill_k6_rope",
+    "prefill_k7_attention",
+    "prefill_k8_rope",
+    "prefill_k9_scores_matmul",
+    "prefill_k10_attention",
+    "prefill_k11_attention_matmul",
+    "prefill_k12_wo",
+    "prefill_k13_rmsnorm",
+    "prefill_k14_w1",
+    "prefill_k15_w3",
+    "prefill_k16_silu",
+    "prefill_k17_w2",
+    "prefill_k18_layer",
+    "prefill_k19_rmsnorm",
+    "prefill_k20_lm_head",
 };
-const la_program_info llama_prefill_info = { "llama.prefill", 31, 22, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
+const la_program_info llama_prefill_info = { "llama.prefill", 31, 21, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
 
 /* ===== program 'decode' ===== */
 
-/* decode_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
-static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long P) {
+/* decode_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+static void decode_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
     const long HD = 2*HD2;
     const long n = HD2;
     const long i0 = 0;
@@ -1047,29 +1005,13 @@ static void decode_k0_rope_tables(float *restrict t0, const float *restrict rope
         float v5 = v0 * v4;
         float v6 = cosf(v5);
         t0[j] = v6;
+        float v7 = sinf(v5);
+        t1[j] = v7;
     }
 }
 
-/* decode_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
-static void decode_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
-    const long HD = 2*HD2;
-    const long n = HD2;
-    const long i0 = 0;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = (float)i0 + (float)(P);
-        float v1 = ((float)j) * 2.0f;
-        float v2 = v1 / ((float)(HD));
-        float v3 = powf(rope_theta[i0], v2);
-        float v4 = 1.0f / v3;
-        float v5 = v0 * v4;
-        float v6 = sinf(v5);
-        t1[j] = v6;
-    }
-}
-
-/* decode_k2_embed: gather  [embed] */
-static void decode_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
+/* decode_k1_embed: gather  [embed] */
+static void decode_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1082,8 +1024,8 @@ static void decode_k2_embed(float *restrict t2, const int32_t *restrict ids, con
     }
 }
 
-/* decode_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
-static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
+/* decode_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+static void decode_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1106,21 +1048,21 @@ static void decode_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps
     }
 }
 
-/* decode_k4_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
-static void decode_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+/* decode_k3_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
+static void decode_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* decode_k5_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
-static void decode_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+/* decode_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* decode_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
+/* decode_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_k5_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1147,15 +1089,15 @@ static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, co
     }
 }
 
-/* decode_k7_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
-static void decode_k7_wv(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
+/* decode_k6_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_k6_wv(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wv, D, 0.0f, v_cache + (P*KVD), C*KVD);
 }
 
-/* decode_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void decode_k8_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+/* decode_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void decode_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*H, n = HD;
@@ -1184,8 +1126,8 @@ static void decode_k8_rope(float *restrict t6, const float *restrict t0, const f
     }
 }
 
-/* decode_k9_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k8_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
+static void decode_k8_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1199,8 +1141,8 @@ static void decode_k9_scores_matmul(float *restrict t7, const float *restrict k_
                 la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
 }
 
-/* decode_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void decode_k10_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
+/* decode_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void decode_k9_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*H, n = S;
@@ -1237,8 +1179,8 @@ static void decode_k10_attention(float *restrict t8, const float *restrict t7, l
     }
 }
 
-/* decode_k11_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
-static void decode_k11_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k10_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
+static void decode_k10_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1252,14 +1194,14 @@ static void decode_k11_attention_matmul(float *restrict t9, const float *restric
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
 }
 
-/* decode_k12_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
-static void decode_k12_wo(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
+/* decode_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
+static void decode_k11_wo(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B, D, D, t9, D, wo, D, 0.0f, t10, D);
 }
 
-/* decode_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
-static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+/* decode_k12_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+static void decode_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1284,20 +1226,20 @@ static void decode_k13_rmsnorm(float *restrict t11, const float *restrict norm_e
     }
 }
 
-/* decode_k14_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
-static void decode_k14_w1(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+/* decode_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_k13_w1(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w1, D, 0.0f, t12, F);
 }
 
-/* decode_k15_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
-static void decode_k15_w3(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+/* decode_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_k14_w3(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w3, D, 0.0f, t13, F);
 }
 
-/* decode_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void decode_k16_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
+/* decode_k15_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1312,14 +1254,14 @@ static void decode_k16_silu(float *restrict t14, const float *restrict t12, cons
     }
 }
 
-/* decode_k17_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
-static void decode_k17_w2(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
+/* decode_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
+static void decode_k16_w2(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B, D, F, t14, F, w2, F, 0.0f, t15, D);
 }
 
-/* decode_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
-static void decode_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
+/* decode_k17_layer: add, add  [layer/attention; layer; layer/ffn] */
+static void decode_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1332,8 +1274,8 @@ static void decode_k18_layer(float *restrict carry0_next, const float *restrict 
     }
 }
 
-/* decode_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
-static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+/* decode_k18_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+static void decode_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1356,13 +1298,13 @@ static void decode_k19_rmsnorm(float *restrict t16, const float *restrict norm_e
     }
 }
 
-/* decode_k20_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
-static void decode_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
+/* decode_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
+static void decode_k19_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B, V, D, t16, D, lm_head, D, 0.0f, logits, V);
 }
 
-/* Arena: 9 slots planned for 21 kernels. */
+/* Arena: 9 slots planned for 20 kernels. */
 static long llama_decode_layout(const llama_decode_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1428,9 +1370,8 @@ void llama_decode(const llama_decode_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 21, decode_k0_rope_tables(t0, rope_theta, HD2, P));
-    LA_TIMED(prof, 1, 21, decode_k1_rope_tables(t1, rope_theta, HD2, P));
-    LA_TIMED(prof, 2, 21, decode_k2_embed(t2, ids, embed, B, HD2, KVH, REP));
+    LA_TIMED(prof, 0, 20, decode_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 20, decode_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -1447,27 +1388,27 @@ void llama_decode(const llama_decode_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 3, 21, decode_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
-        LA_TIMED(prof, 4, 21, decode_k4_wq(t4, wq, t3, B, HD2, KVH, REP));
-        LA_TIMED(prof, 5, 21, decode_k5_wk(t5, wk, t3, B, HD2, KVH, REP));
-        LA_TIMED(prof, 6, 21, decode_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
-        LA_TIMED(prof, 7, 21, decode_k7_wv(v_cache, wv, t3, B, C, HD2, KVH, P, REP));
-        LA_TIMED(prof, 8, 21, decode_k8_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
-        LA_TIMED(prof, 9, 21, decode_k9_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 10, 21, decode_k10_attention(t8, t7, B, HD2, KVH, P, REP, S));
-        LA_TIMED(prof, 11, 21, decode_k11_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 12, 21, decode_k12_wo(t10, wo, t9, B, HD2, KVH, REP));
-        LA_TIMED(prof, 13, 21, decode_k13_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
-        LA_TIMED(prof, 14, 21, decode_k14_w1(t12, w1, t11, B, F, HD2, KVH, REP));
-        LA_TIMED(prof, 15, 21, decode_k15_w3(t13, w3, t11, B, F, HD2, KVH, REP));
-        LA_TIMED(prof, 16, 21, decode_k16_silu(t14, t12, t13, B, F));
-        LA_TIMED(prof, 17, 21, decode_k17_w2(t15, w2, t14, B, F, HD2, KVH, REP));
-        LA_TIMED(prof, 18, 21, decode_k18_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
+        LA_TIMED(prof, 2, 20, decode_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 20, decode_k3_wq(t4, wq, t3, B, HD2, KVH, REP));
+        LA_TIMED(prof, 4, 20, decode_k4_wk(t5, wk, t3, B, HD2, KVH, REP));
+        LA_TIMED(prof, 5, 20, decode_k5_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 6, 20, decode_k6_wv(v_cache, wv, t3, B, C, HD2, KVH, P, REP));
+        LA_TIMED(prof, 7, 20, decode_k7_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 8, 20, decode_k8_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
+        LA_TIMED(prof, 9, 20, decode_k9_attention(t8, t7, B, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 10, 20, decode_k10_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
+        LA_TIMED(prof, 11, 20, decode_k11_wo(t10, wo, t9, B, HD2, KVH, REP));
+        LA_TIMED(prof, 12, 20, decode_k12_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
+        LA_TIMED(prof, 13, 20, decode_k13_w1(t12, w1, t11, B, F, HD2, KVH, REP));
+        LA_TIMED(prof, 14, 20, decode_k14_w3(t13, w3, t11, B, F, HD2, KVH, REP));
+        LA_TIMED(prof, 15, 20, decode_k15_silu(t14, t12, t13, B, F));
+        LA_TIMED(prof, 16, 20, decode_k16_w2(t15, w2, t14, B, F, HD2, KVH, REP));
+        LA_TIMED(prof, 17, 20, decode_k17_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 21, decode_k19_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
-    LA_TIMED(prof, 20, 21, decode_k20_lm_head(logits, lm_head, t16, B, HD2, KVH, REP, V));
+    LA_TIMED(prof, 18, 20, decode_k18_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 19, 20, decode_k19_lm_head(logits, lm_head, t16, B, HD2, KVH, REP, V));
 }
 
 void llama_decode_costs(const llama_decode_args *args, double *flops, double *bytes) {
@@ -1479,27 +1420,26 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     const long REP = args->REP;
     const long S = args->S;
     const long V = args->V;
-    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4); /* decode_k0_rope_tables */
-    flops[1] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[1] = (double)(4*HD2 + 4); /* decode_k1_rope_tables */
-    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k2_embed */
-    flops[3] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k4_wq */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k5_wk */
-    flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_wv */
-    flops[8] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[10] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S); bytes[11] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[13] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP); bytes[15] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_w3 */
-    flops[16] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[16] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[19] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*V); bytes[20] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k20_lm_head */
+    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4*HD2 + 4); /* decode_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k4_wk */
+    flops[5] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[5] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[11] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP); bytes[13] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_w3 */
+    flops[15] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[15] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*V); bytes[19] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k19_lm_head */
     (void)args;
 }
 
@@ -1508,26 +1448,25 @@ static long llama_decode_arena(const void *args) { return llama_decode_arena_flo
 static void llama_decode_cost(const void *args, double *f, double *b) { llama_decode_costs((const llama_decode_args *)args, f, b); }
 static const char *const llama_decode_kernel_names[] = {
     "decode_k0_rope_tables",
-    "decode_k1_rope_tables",
-    "decode_k2_embed",
-    "decode_k3_rmsnorm",
-    "decode_k4_wq",
-    "decode_k5_wk",
-    "decode_k6_rope",
-    "decode_k7_wv",
-    "decode_k8_rope",
-    "decode_k9_scores_matmul",
-    "decode_k10_attention",
-    "decode_k11_attention_matmul",
-    "decode_k12_wo",
-    "decode_k13_rmsnorm",
-    "decode_k14_w1",
-    "decode_k15_w3",
-    "decode_k16_silu",
-    "decode_k17_w2",
-    "decode_k18_layer",
-    "decode_k19_rmsnorm",
-    "decode_k20_lm_head",
+    "decode_k1_embed",
+    "decode_k2_rmsnorm",
+    "decode_k3_wq",
+    "decode_k4_wk",
+    "decode_k5_rope",
+    "decode_k6_wv",
+    "decode_k7_rope",
+    "decode_k8_scores_matmul",
+    "decode_k9_attention",
+    "decode_k10_attention_matmul",
+    "decode_k11_wo",
+    "decode_k12_rmsnorm",
+    "decode_k13_w1",
+    "decode_k14_w3",
+    "decode_k15_silu",
+    "decode_k16_w2",
+    "decode_k17_layer",
+    "decode_k18_rmsnorm",
+    "decode_k19_lm_head",
 };
-const la_program_info llama_decode_info = { "llama.decode", 30, 21, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
+const la_program_info llama_decode_info = { "llama.decode", 30, 20, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
 

@@ -3254,8 +3254,8 @@ static void dpo_step_k66_rmsnorm(float *restrict t50, const float *restrict save
     }
 }
 
-/* dpo_step_k67_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_k67_silu(float *restrict t51, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_k67_silu: neg, exp, add, div, mul  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void dpo_step_k67_silu(float *restrict t51, float *restrict t52, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3265,30 +3265,20 @@ static void dpo_step_k67_silu(float *restrict t51, const float *restrict saved_g
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             t51[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t52[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_k68_gate_up: mul  [layer_backward/ffn/gate_up] */
-static void dpo_step_k68_gate_up(float *restrict t52, const float *restrict saved_up, const float *restrict t51, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t51[r * n + j]) * (saved_up[r * n + j]);
-            t52[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_k69_w2_grad_in: t53[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_k69_w2_grad_in(float *restrict t53, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k68_w2_grad_in: t53[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_k68_w2_grad_in(float *restrict t53, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t53, F);
 }
 
-/* dpo_step_k70_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k70_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+/* dpo_step_k69_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k69_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3299,14 +3289,14 @@ static void dpo_step_k70_ffn_grad(float *restrict t54, const float *restrict t51
     }
 }
 
-/* dpo_step_k71_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k71_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k70_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k70_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t54, F, w3, D, 0.0f, t55, D);
 }
 
-/* dpo_step_k72_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k72_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+/* dpo_step_k71_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k71_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3327,14 +3317,14 @@ static void dpo_step_k72_silu_grad(float *restrict t56, const float *restrict sa
     }
 }
 
-/* dpo_step_k73_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k73_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k72_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k72_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t56, F, w1, D, 0.0f, t57, D);
 }
 
-/* dpo_step_k74_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k74_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k73_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k73_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -3354,8 +3344,8 @@ static void dpo_step_k74_gate_up_grad(float *restrict t58, const float *restrict
     }
 }
 
-/* dpo_step_k75_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k75_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k74_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k74_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -3371,8 +3361,8 @@ static void dpo_step_k75_rmsnorm_grad(float *restrict t59, const float *restrict
     }
 }
 
-/* dpo_step_k76_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k76_rmsnorm_grad(float *restrict t60, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k75_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k75_rmsnorm_grad(float *restrict t60, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3405,14 +3395,14 @@ static void dpo_step_k76_rmsnorm_grad(float *restrict t60, const float *restrict
     }
 }
 
-/* dpo_step_k77_wo_grad_in: t61[B*T, D] = t60 · wo  [layer_backward/attention/grad] */
-static void dpo_step_k77_wo_grad_in(float *restrict t61, const float *restrict wo, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k76_wo_grad_in: t61[B*T, D] = t60 · wo  [layer_backward/attention/grad] */
+static void dpo_step_k76_wo_grad_in(float *restrict t61, const float *restrict wo, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t60, D, wo, D, 0.0f, t61, D);
 }
 
-/* dpo_step_k78_attention_grad_matmul: t62[B, KVH, REP, T, T] = t61 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_k78_attention_grad_matmul(float *restrict t62, const float *restrict saved_v, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k77_attention_grad_matmul: t62[B, KVH, REP, T, T] = t61 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_k77_attention_grad_matmul(float *restrict t62, const float *restrict saved_v, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3426,8 +3416,8 @@ static void dpo_step_k78_attention_grad_matmul(float *restrict t62, const float 
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t62 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k79_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k79_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k78_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3460,8 +3450,8 @@ static void dpo_step_k79_attention(float *restrict t63, const float *restrict t2
     }
 }
 
-/* dpo_step_k80_scores_grad_matmul: t64[B, KVH, REP, T, HD] = t63 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k80_scores_grad_matmul(float *restrict t64, const float *restrict saved_k, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k79_scores_grad_matmul: t64[B, KVH, REP, T, HD] = t63 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k79_scores_grad_matmul(float *restrict t64, const float *restrict saved_k, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3475,8 +3465,8 @@ static void dpo_step_k80_scores_grad_matmul(float *restrict t64, const float *re
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t64 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_k81_attention_grad_matmul: t65[B, KVH, REP, T, HD] = t63ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k81_attention_grad_matmul(float *restrict t65, const float *restrict saved_q, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k80_attention_grad_matmul: t65[B, KVH, REP, T, HD] = t63ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k80_attention_grad_matmul(float *restrict t65, const float *restrict saved_q, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3490,8 +3480,8 @@ static void dpo_step_k81_attention_grad_matmul(float *restrict t65, const float 
                 la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t65 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_k82_attention_grad_matmul: t66[B, KVH, REP, T, HD] = t47ᵀ · t61  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k82_attention_grad_matmul(float *restrict t66, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k81_attention_grad_matmul: t66[B, KVH, REP, T, HD] = t47ᵀ · t61  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k81_attention_grad_matmul(float *restrict t66, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3505,15 +3495,15 @@ static void dpo_step_k82_attention_grad_matmul(float *restrict t66, const float 
                 la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t66 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_k83_wv_grad_in: t67[B*T, D] = t66 · wv  [layer_backward/attention/grad] */
-static void dpo_step_k83_wv_grad_in(float *restrict t67, const float *restrict wv, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k82_wv_grad_in: t67[B*T, D] = t66 · wv  [layer_backward/attention/grad] */
+static void dpo_step_k82_wv_grad_in(float *restrict t67, const float *restrict wv, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t66, KVD, wv, D, 0.0f, t67, D);
 }
 
-/* dpo_step_k84_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k84_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t65, long B, long HD2, long KVH, long T) {
+/* dpo_step_k83_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k83_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t65, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3549,15 +3539,15 @@ static void dpo_step_k84_rope_grad(float *restrict t68, const float *restrict t0
     }
 }
 
-/* dpo_step_k85_wk_grad_in: t69[B*T, D] = t68 · wk  [layer_backward/attention/grad] */
-static void dpo_step_k85_wk_grad_in(float *restrict t69, const float *restrict wk, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k84_wk_grad_in: t69[B*T, D] = t68 · wk  [layer_backward/attention/grad] */
+static void dpo_step_k84_wk_grad_in(float *restrict t69, const float *restrict wk, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t68, KVD, wk, D, 0.0f, t69, D);
 }
 
-/* dpo_step_k86_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k86_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k85_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k85_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3594,14 +3584,14 @@ static void dpo_step_k86_rope_grad(float *restrict t70, const float *restrict t0
     }
 }
 
-/* dpo_step_k87_wq_grad_in: t71[B*T, D] = t70 · wq  [layer_backward/attention/grad] */
-static void dpo_step_k87_wq_grad_in(float *restrict t71, const float *restrict wq, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k86_wq_grad_in: t71[B*T, D] = t70 · wq  [layer_backward/attention/grad] */
+static void dpo_step_k86_wq_grad_in(float *restrict t71, const float *restrict wq, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wq, D, 0.0f, t71, D);
 }
 
-/* dpo_step_k88_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k88_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k87_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k87_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -3622,8 +3612,8 @@ static void dpo_step_k88_attention_grad(float *restrict t72, const float *restri
     }
 }
 
-/* dpo_step_k89_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k89_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k88_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k88_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -3639,8 +3629,8 @@ static void dpo_step_k89_rmsnorm_grad(float *restrict t73, const float *restrict
     }
 }
 
-/* dpo_step_k90_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k90_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, const float *restrict t60, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k89_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k89_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, const float *restrict t60, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3675,8 +3665,8 @@ static void dpo_step_k90_rmsnorm_grad(float *restrict carry1_next, const float *
     }
 }
 
-/* dpo_step_k91_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k91_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
+/* dpo_step_k90_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k90_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -3686,34 +3676,34 @@ static void dpo_step_k91_layer_backward(float *restrict grad_attn_norm, const fl
     }
 }
 
-/* dpo_step_k92_grad_wq: grad_wq[D, D] += t70ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k92_grad_wq(float *restrict grad_wq, const float *restrict t43, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k91_grad_wq: grad_wq[D, D] += t70ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k91_grad_wq(float *restrict grad_wq, const float *restrict t43, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t70, D, t43, D, 1.0f, grad_wq, D);
 }
 
-/* dpo_step_k93_grad_wk: grad_wk[KVD, D] += t68ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k93_grad_wk(float *restrict grad_wk, const float *restrict t43, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k92_grad_wk: grad_wk[KVD, D] += t68ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k92_grad_wk(float *restrict grad_wk, const float *restrict t43, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t68, KVD, t43, D, 1.0f, grad_wk, D);
 }
 
-/* dpo_step_k94_grad_wv: grad_wv[KVD, D] += t66ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k94_grad_wv(float *restrict grad_wv, const float *restrict t43, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k93_grad_wv: grad_wv[KVD, D] += t66ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k93_grad_wv(float *restrict grad_wv, const float *restrict t43, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t66, KVD, t43, D, 1.0f, grad_wv, D);
 }
 
-/* dpo_step_k95_grad_wo: grad_wo[D, D] += t60ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k95_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k94_grad_wo: grad_wo[D, D] += t60ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k94_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* dpo_step_k96_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k96_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
+/* dpo_step_k95_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k95_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -3723,26 +3713,26 @@ static void dpo_step_k96_layer_backward(float *restrict grad_ffn_norm, const flo
     }
 }
 
-/* dpo_step_k97_grad_w1: grad_w1[F, D] += t56ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k97_grad_w1(float *restrict grad_w1, const float *restrict t50, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k96_grad_w1: grad_w1[F, D] += t56ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k96_grad_w1(float *restrict grad_w1, const float *restrict t50, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t56, F, t50, D, 1.0f, grad_w1, D);
 }
 
-/* dpo_step_k98_grad_w2: grad_w2[D, F] += carry1ᵀ · t52  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k98_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k97_grad_w2: grad_w2[D, F] += carry1ᵀ · t52  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k97_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t52, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k99_grad_w3: grad_w3[F, D] += t54ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k99_grad_w3(float *restrict grad_w3, const float *restrict t50, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k98_grad_w3: grad_w3[F, D] += t54ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k98_grad_w3(float *restrict grad_w3, const float *restrict t50, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t54, F, t50, D, 1.0f, grad_w3, D);
 }
 
-/* dpo_step_k100_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k100_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k99_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k99_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -3754,7 +3744,7 @@ static void dpo_step_k100_embed_backward_scatter_add(float *restrict grad_embed,
     }
 }
 
-/* Arena: 24 slots planned for 101 kernels. */
+/* Arena: 24 slots planned for 100 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -3920,10 +3910,10 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 101, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 101, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 101, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 101, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 100, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 100, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 100, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 100, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[20], args->arena + off[21] };
@@ -3955,62 +3945,62 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 101, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 101, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 101, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 101, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 101, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
-        LA_TIMED(prof, 9, 101, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 101, dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 101, dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 101, dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 101, dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 101, dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 101, dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 101, dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 101, dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 101, dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 19, 101, dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 101, dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 100, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 100, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 100, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 100, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 100, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 100, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 100, dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 100, dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 100, dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 100, dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 100, dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 100, dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 100, dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 100, dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 100, dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 100, dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 100, dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 21, 101, dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 101, dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 23, 101, dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 24, 101, dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 25, 101, dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 26, 101, dpo_step_k26_log_softmax(t17, t16, NS, V));
-    LA_TIMED(prof, 27, 101, dpo_step_k27_log_softmax(t18, t16, t17, NS, V));
-    LA_TIMED(prof, 28, 101, dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 29, 101, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS));
-    LA_TIMED(prof, 30, 101, dpo_step_k30_sequence_logps(logps_chosen, t20, B));
-    LA_TIMED(prof, 31, 101, dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 32, 101, dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS));
-    LA_TIMED(prof, 33, 101, dpo_step_k33_sequence_logps(logps_rejected, t22, B));
-    LA_TIMED(prof, 34, 101, dpo_step_k34_sequence_logps(t23, t16, NS, V));
-    LA_TIMED(prof, 35, 101, dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS));
-    LA_TIMED(prof, 36, 101, dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS));
-    LA_TIMED(prof, 37, 101, dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V));
-    LA_TIMED(prof, 38, 101, dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V));
-    LA_TIMED(prof, 39, 101, dpo_step_k39_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 40, 101, dpo_step_k40_sequence_logps(t27, pair_weight, B));
-    LA_TIMED(prof, 41, 101, dpo_step_k41_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 42, 101, dpo_step_k42_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 43, 101, dpo_step_k43_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 44, 101, dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
-    LA_TIMED(prof, 45, 101, dpo_step_k45_lm_head(t31, loss_weights, losses, B));
-    LA_TIMED(prof, 46, 101, dpo_step_k46_lm_head(t32, pair_weight, t31, B));
-    LA_TIMED(prof, 47, 101, dpo_step_k47_sft(t33, pair_weight, logps_chosen, t24, B));
-    LA_TIMED(prof, 48, 101, dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
-    LA_TIMED(prof, 49, 101, dpo_step_k49_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
-    LA_TIMED(prof, 50, 101, dpo_step_k50_log_softmax_grad(t36, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t34, t35, NS, V));
-    LA_TIMED(prof, 51, 101, dpo_step_k51_lm_head_grad_in(t37, lm_head, t36, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 52, 101, dpo_step_k52_rmsnorm_grad(t38, t14, t37, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 53, 101, dpo_step_k53_rmsnorm_grad(t39, final_norm, t12, t37, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 54, 101, dpo_step_k54_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t12, t13, t37, t39, B, HD2, KVH, NS, REP, T));
-    LA_TIMED(prof, 55, 101, dpo_step_k55_rmsnorm_grad(grad_final_norm, t38, HD2, KVH, REP));
-    LA_TIMED(prof, 56, 101, dpo_step_k56_grad_lm_head(grad_lm_head, t15, t36, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 21, 100, dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 22, 100, dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 23, 100, dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 24, 100, dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 25, 100, dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 26, 100, dpo_step_k26_log_softmax(t17, t16, NS, V));
+    LA_TIMED(prof, 27, 100, dpo_step_k27_log_softmax(t18, t16, t17, NS, V));
+    LA_TIMED(prof, 28, 100, dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 29, 100, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS));
+    LA_TIMED(prof, 30, 100, dpo_step_k30_sequence_logps(logps_chosen, t20, B));
+    LA_TIMED(prof, 31, 100, dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 32, 100, dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS));
+    LA_TIMED(prof, 33, 100, dpo_step_k33_sequence_logps(logps_rejected, t22, B));
+    LA_TIMED(prof, 34, 100, dpo_step_k34_sequence_logps(t23, t16, NS, V));
+    LA_TIMED(prof, 35, 100, dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS));
+    LA_TIMED(prof, 36, 100, dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS));
+    LA_TIMED(prof, 37, 100, dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V));
+    LA_TIMED(prof, 38, 100, dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V));
+    LA_TIMED(prof, 39, 100, dpo_step_k39_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
+    LA_TIMED(prof, 40, 100, dpo_step_k40_sequence_logps(t27, pair_weight, B));
+    LA_TIMED(prof, 41, 100, dpo_step_k41_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
+    LA_TIMED(prof, 42, 100, dpo_step_k42_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
+    LA_TIMED(prof, 43, 100, dpo_step_k43_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
+    LA_TIMED(prof, 44, 100, dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 45, 100, dpo_step_k45_lm_head(t31, loss_weights, losses, B));
+    LA_TIMED(prof, 46, 100, dpo_step_k46_lm_head(t32, pair_weight, t31, B));
+    LA_TIMED(prof, 47, 100, dpo_step_k47_sft(t33, pair_weight, logps_chosen, t24, B));
+    LA_TIMED(prof, 48, 100, dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
+    LA_TIMED(prof, 49, 100, dpo_step_k49_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 50, 100, dpo_step_k50_log_softmax_grad(t36, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t34, t35, NS, V));
+    LA_TIMED(prof, 51, 100, dpo_step_k51_lm_head_grad_in(t37, lm_head, t36, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 52, 100, dpo_step_k52_rmsnorm_grad(t38, t14, t37, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 53, 100, dpo_step_k53_rmsnorm_grad(t39, final_norm, t12, t37, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 54, 100, dpo_step_k54_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t12, t13, t37, t39, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 55, 100, dpo_step_k55_rmsnorm_grad(grad_final_norm, t38, HD2, KVH, REP));
+    LA_TIMED(prof, 56, 100, dpo_step_k56_grad_lm_head(grad_lm_head, t15, t36, HD2, KVH, NS, REP, V));
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t40;
     float *carry1_buf[2] = { args->arena + off[22], args->arena + off[23] };
@@ -4042,53 +4032,52 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 57, 101, dpo_step_k57_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 101, dpo_step_k58_rmsnorm(t42, norm_eps, t41, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 101, dpo_step_k59_rmsnorm(t43, saved_x, attn_norm, t42, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 101, dpo_step_k60_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 101, dpo_step_k61_attention(t45, t2, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 101, dpo_step_k62_softmax(t46, t45, B, KVH, REP, T));
-        LA_TIMED(prof, 63, 101, dpo_step_k63_softmax(t47, t45, t46, B, KVH, REP, T));
-        LA_TIMED(prof, 64, 101, dpo_step_k64_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 101, dpo_step_k65_rmsnorm(t49, norm_eps, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 101, dpo_step_k66_rmsnorm(t50, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 101, dpo_step_k67_silu(t51, saved_gate, B, F, T));
-        LA_TIMED(prof, 68, 101, dpo_step_k68_gate_up(t52, saved_up, t51, B, F, T));
-        LA_TIMED(prof, 69, 101, dpo_step_k69_w2_grad_in(t53, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 101, dpo_step_k70_ffn_grad(t54, t51, t53, B, F, T));
-        LA_TIMED(prof, 71, 101, dpo_step_k71_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 101, dpo_step_k72_silu_grad(t56, saved_gate, saved_up, t51, t53, B, F, T));
-        LA_TIMED(prof, 73, 101, dpo_step_k73_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 101, dpo_step_k74_gate_up_grad(t58, saved_h, t49, t55, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 101, dpo_step_k75_rmsnorm_grad(t59, t58, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 101, dpo_step_k76_rmsnorm_grad(t60, carry1, saved_h, ffn_norm, t49, t55, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 101, dpo_step_k77_wo_grad_in(t61, wo, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 101, dpo_step_k78_attention_grad_matmul(t62, saved_v, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 101, dpo_step_k79_attention(t63, t2, t45, t46, t47, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 101, dpo_step_k80_scores_grad_matmul(t64, saved_k, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 101, dpo_step_k81_attention_grad_matmul(t65, saved_q, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 101, dpo_step_k82_attention_grad_matmul(t66, t47, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 101, dpo_step_k83_wv_grad_in(t67, wv, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 101, dpo_step_k84_rope_grad(t68, t0, t1, t65, B, HD2, KVH, T));
-        LA_TIMED(prof, 85, 101, dpo_step_k85_wk_grad_in(t69, wk, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 101, dpo_step_k86_rope_grad(t70, t0, t1, t64, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 87, 101, dpo_step_k87_wq_grad_in(t71, wq, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 101, dpo_step_k88_attention_grad(t72, saved_x, t42, t67, t69, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 101, dpo_step_k89_rmsnorm_grad(t73, t72, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 101, dpo_step_k90_rmsnorm_grad(carry1_next, saved_x, attn_norm, t42, t60, t67, t69, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 101, dpo_step_k91_layer_backward(grad_attn_norm, t73, HD2, KVH, REP));
-        LA_TIMED(prof, 92, 101, dpo_step_k92_grad_wq(grad_wq, t43, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 101, dpo_step_k93_grad_wk(grad_wk, t43, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 101, dpo_step_k94_grad_wv(grad_wv, t43, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 101, dpo_step_k95_grad_wo(grad_wo, saved_attn, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 101, dpo_step_k96_layer_backward(grad_ffn_norm, t59, HD2, KVH, REP));
-        LA_TIMED(prof, 97, 101, dpo_step_k97_grad_w1(grad_w1, t50, t56, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 101, dpo_step_k98_grad_w2(grad_w2, carry1, t52, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 101, dpo_step_k99_grad_w3(grad_w3, t50, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 100, dpo_step_k57_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 100, dpo_step_k58_rmsnorm(t42, norm_eps, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 100, dpo_step_k59_rmsnorm(t43, saved_x, attn_norm, t42, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 100, dpo_step_k60_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 100, dpo_step_k61_attention(t45, t2, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 100, dpo_step_k62_softmax(t46, t45, B, KVH, REP, T));
+        LA_TIMED(prof, 63, 100, dpo_step_k63_softmax(t47, t45, t46, B, KVH, REP, T));
+        LA_TIMED(prof, 64, 100, dpo_step_k64_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 100, dpo_step_k65_rmsnorm(t49, norm_eps, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 100, dpo_step_k66_rmsnorm(t50, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 100, dpo_step_k67_silu(t51, t52, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 68, 100, dpo_step_k68_w2_grad_in(t53, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 100, dpo_step_k69_ffn_grad(t54, t51, t53, B, F, T));
+        LA_TIMED(prof, 70, 100, dpo_step_k70_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 100, dpo_step_k71_silu_grad(t56, saved_gate, saved_up, t51, t53, B, F, T));
+        LA_TIMED(prof, 72, 100, dpo_step_k72_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 100, dpo_step_k73_gate_up_grad(t58, saved_h, t49, t55, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 100, dpo_step_k74_rmsnorm_grad(t59, t58, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 100, dpo_step_k75_rmsnorm_grad(t60, carry1, saved_h, ffn_norm, t49, t55, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 100, dpo_step_k76_wo_grad_in(t61, wo, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 100, dpo_step_k77_attention_grad_matmul(t62, saved_v, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 100, dpo_step_k78_attention(t63, t2, t45, t46, t47, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 100, dpo_step_k79_scores_grad_matmul(t64, saved_k, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 100, dpo_step_k80_attention_grad_matmul(t65, saved_q, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 100, dpo_step_k81_attention_grad_matmul(t66, t47, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 100, dpo_step_k82_wv_grad_in(t67, wv, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 100, dpo_step_k83_rope_grad(t68, t0, t1, t65, B, HD2, KVH, T));
+        LA_TIMED(prof, 84, 100, dpo_step_k84_wk_grad_in(t69, wk, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 100, dpo_step_k85_rope_grad(t70, t0, t1, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 100, dpo_step_k86_wq_grad_in(t71, wq, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 100, dpo_step_k87_attention_grad(t72, saved_x, t42, t67, t69, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 100, dpo_step_k88_rmsnorm_grad(t73, t72, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 100, dpo_step_k89_rmsnorm_grad(carry1_next, saved_x, attn_norm, t42, t60, t67, t69, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 100, dpo_step_k90_layer_backward(grad_attn_norm, t73, HD2, KVH, REP));
+        LA_TIMED(prof, 91, 100, dpo_step_k91_grad_wq(grad_wq, t43, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 100, dpo_step_k92_grad_wk(grad_wk, t43, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 100, dpo_step_k93_grad_wv(grad_wv, t43, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 100, dpo_step_k94_grad_wo(grad_wo, saved_attn, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 100, dpo_step_k95_layer_backward(grad_ffn_norm, t59, HD2, KVH, REP));
+        LA_TIMED(prof, 96, 100, dpo_step_k96_grad_w1(grad_w1, t50, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 100, dpo_step_k97_grad_w2(grad_w2, carry1, t52, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 100, dpo_step_k98_grad_w3(grad_w3, t50, t54, B, F, HD2, KVH, REP, T));
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 100, 101, dpo_step_k100_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 99, 100, dpo_step_k99_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
 }
 
 void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops, double *bytes) {
@@ -4167,40 +4156,39 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[64] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k64_rmsnorm */
     flops[65] = (double)(B*T + B*T + B*T); bytes[65] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k65_rmsnorm */
     flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k66_rmsnorm */
-    flops[67] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_k67_silu */
-    flops[68] = (double)(B*F*T); bytes[68] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k68_gate_up */
-    flops[69] = (double)(4*B*F*HD2*KVH*REP*T); bytes[69] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k69_w2_grad_in */
-    flops[70] = (double)(B*F*T); bytes[70] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k70_ffn_grad */
-    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k71_w3_grad_in */
-    flops[72] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k72_silu_grad */
-    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k73_w1_grad_in */
-    flops[74] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k74_gate_up_grad */
-    flops[75] = (double)(2*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k75_rmsnorm_grad */
-    flops[76] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k76_rmsnorm_grad */
-    flops[77] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k77_wo_grad_in */
-    flops[78] = (double)(4*B*HD2*KVH*REP*T*T); bytes[78] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k78_attention_grad_matmul */
-    flops[79] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k79_attention */
-    flops[80] = (double)(4*B*HD2*KVH*REP*T*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k80_scores_grad_matmul */
-    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k81_attention_grad_matmul */
-    flops[82] = (double)(4*B*HD2*KVH*REP*T*T); bytes[82] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k82_attention_grad_matmul */
-    flops[83] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k83_wv_grad_in */
-    flops[84] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[84] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k84_rope_grad */
-    flops[85] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k85_wk_grad_in */
-    flops[86] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k86_rope_grad */
-    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_wq_grad_in */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_attention_grad */
-    flops[89] = (double)(2*HD2*KVH*REP*T); bytes[89] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k89_rmsnorm_grad */
-    flops[90] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k90_rmsnorm_grad */
-    flops[91] = (double)(2*HD2*KVH*REP); bytes[91] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k91_layer_backward */
-    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[92] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k92_grad_wq */
-    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k93_grad_wk */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k94_grad_wv */
-    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k95_grad_wo */
-    flops[96] = (double)(2*HD2*KVH*REP); bytes[96] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k96_layer_backward */
-    flops[97] = (double)(4*B*F*HD2*KVH*REP*T); bytes[97] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k97_grad_w1 */
-    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w2 */
-    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w3 */
-    flops[100] = (double)(2*HD2*KVH*REP*V); bytes[100] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k100_embed_backward_scatter_add */
+    flops[67] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k67_silu */
+    flops[68] = (double)(4*B*F*HD2*KVH*REP*T); bytes[68] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k68_w2_grad_in */
+    flops[69] = (double)(B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k69_ffn_grad */
+    flops[70] = (double)(4*B*F*HD2*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k70_w3_grad_in */
+    flops[71] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k71_silu_grad */
+    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k72_w1_grad_in */
+    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k73_gate_up_grad */
+    flops[74] = (double)(2*HD2*KVH*REP*T); bytes[74] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k74_rmsnorm_grad */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k75_rmsnorm_grad */
+    flops[76] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k76_wo_grad_in */
+    flops[77] = (double)(4*B*HD2*KVH*REP*T*T); bytes[77] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k77_attention_grad_matmul */
+    flops[78] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[78] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k78_attention */
+    flops[79] = (double)(4*B*HD2*KVH*REP*T*T); bytes[79] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k79_scores_grad_matmul */
+    flops[80] = (double)(4*B*HD2*KVH*REP*T*T); bytes[80] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k80_attention_grad_matmul */
+    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k81_attention_grad_matmul */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k82_wv_grad_in */
+    flops[83] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[83] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k83_rope_grad */
+    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k84_wk_grad_in */
+    flops[85] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k85_rope_grad */
+    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k86_wq_grad_in */
+    flops[87] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_attention_grad */
+    flops[88] = (double)(2*HD2*KVH*REP*T); bytes[88] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k88_rmsnorm_grad */
+    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_rmsnorm_grad */
+    flops[90] = (double)(2*HD2*KVH*REP); bytes[90] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k90_layer_backward */
+    flops[91] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[91] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k91_grad_wq */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[92] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k92_grad_wk */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k93_grad_wv */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k94_grad_wo */
+    flops[95] = (double)(2*HD2*KVH*REP); bytes[95] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k95_layer_backward */
+    flops[96] = (double)(4*B*F*HD2*KVH*REP*T); bytes[96] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k96_grad_w1 */
+    flops[97] = (double)(4*B*F*HD2*KVH*REP*T); bytes[97] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k97_grad_w2 */
+    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w3 */
+    flops[99] = (double)(2*HD2*KVH*REP*V); bytes[99] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k99_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -4276,41 +4264,40 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k65_rmsnorm",
     "dpo_step_k66_rmsnorm",
     "dpo_step_k67_silu",
-    "dpo_step_k68_gate_up",
-    "dpo_step_k69_w2_grad_in",
-    "dpo_step_k70_ffn_grad",
-    "dpo_step_k71_w3_grad_in",
-    "dpo_step_k72_silu_grad",
-    "dpo_step_k73_w1_grad_in",
-    "dpo_step_k74_gate_up_grad",
+    "dpo_step_k68_w2_grad_in",
+    "dpo_step_k69_ffn_grad",
+    "dpo_step_k70_w3_grad_in",
+    "dpo_step_k71_silu_grad",
+    "dpo_step_k72_w1_grad_in",
+    "dpo_step_k73_gate_up_grad",
+    "dpo_step_k74_rmsnorm_grad",
     "dpo_step_k75_rmsnorm_grad",
-    "dpo_step_k76_rmsnorm_grad",
-    "dpo_step_k77_wo_grad_in",
-    "dpo_step_k78_attention_grad_matmul",
-    "dpo_step_k79_attention",
-    "dpo_step_k80_scores_grad_matmul",
+    "dpo_step_k76_wo_grad_in",
+    "dpo_step_k77_attention_grad_matmul",
+    "dpo_step_k78_attention",
+    "dpo_step_k79_scores_grad_matmul",
+    "dpo_step_k80_attention_grad_matmul",
     "dpo_step_k81_attention_grad_matmul",
-    "dpo_step_k82_attention_grad_matmul",
-    "dpo_step_k83_wv_grad_in",
-    "dpo_step_k84_rope_grad",
-    "dpo_step_k85_wk_grad_in",
-    "dpo_step_k86_rope_grad",
-    "dpo_step_k87_wq_grad_in",
-    "dpo_step_k88_attention_grad",
+    "dpo_step_k82_wv_grad_in",
+    "dpo_step_k83_rope_grad",
+    "dpo_step_k84_wk_grad_in",
+    "dpo_step_k85_rope_grad",
+    "dpo_step_k86_wq_grad_in",
+    "dpo_step_k87_attention_grad",
+    "dpo_step_k88_rmsnorm_grad",
     "dpo_step_k89_rmsnorm_grad",
-    "dpo_step_k90_rmsnorm_grad",
-    "dpo_step_k91_layer_backward",
-    "dpo_step_k92_grad_wq",
-    "dpo_step_k93_grad_wk",
-    "dpo_step_k94_grad_wv",
-    "dpo_step_k95_grad_wo",
-    "dpo_step_k96_layer_backward",
-    "dpo_step_k97_grad_w1",
-    "dpo_step_k98_grad_w2",
-    "dpo_step_k99_grad_w3",
-    "dpo_step_k100_embed_backward_scatter_add",
+    "dpo_step_k90_layer_backward",
+    "dpo_step_k91_grad_wq",
+    "dpo_step_k92_grad_wk",
+    "dpo_step_k93_grad_wv",
+    "dpo_step_k94_grad_wo",
+    "dpo_step_k95_layer_backward",
+    "dpo_step_k96_grad_w1",
+    "dpo_step_k97_grad_w2",
+    "dpo_step_k98_grad_w3",
+    "dpo_step_k99_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 101, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 100, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 

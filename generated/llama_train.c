@@ -7,8 +7,8 @@
 
 /* ===== program 'lm_step' ===== */
 
-/* lm_step_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
-static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
+/* lm_step_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+static void lm_step_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -23,32 +23,14 @@ static void lm_step_k0_rope_tables(float *restrict t0, const float *restrict rop
             float v5 = v0 * v4;
             float v6 = cosf(v5);
             t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
-static void lm_step_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
-    const long HD = 2*HD2;
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i0 + 0.0f;
-            float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(HD));
-            float v3 = powf(rope_theta[0], v2);
-            float v4 = 1.0f / v3;
-            float v5 = v0 * v4;
-            float v6 = sinf(v5);
-            t1[r * n + j] = v6;
-        }
-    }
-}
-
-/* lm_step_k2_embed: gather  [embed] */
-static void lm_step_k2_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k1_embed: gather  [embed] */
+static void lm_step_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -62,8 +44,8 @@ static void lm_step_k2_embed(float *restrict saved_x_slot0, const int32_t *restr
     }
 }
 
-/* lm_step_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
-static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+static void lm_step_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -85,14 +67,14 @@ static void lm_step_k3_rmsnorm(float *restrict t2, const float *restrict norm_ep
     }
 }
 
-/* lm_step_k4_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
-static void lm_step_k4_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
 }
 
-/* lm_step_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void lm_step_k5_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -120,15 +102,15 @@ static void lm_step_k5_rope(float *restrict saved_q, const float *restrict t0, c
     }
 }
 
-/* lm_step_k6_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
-static void lm_step_k6_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
 }
 
-/* lm_step_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+/* lm_step_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -155,15 +137,15 @@ static void lm_step_k7_rope(float *restrict saved_k, const float *restrict t0, c
     }
 }
 
-/* lm_step_k8_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
-static void lm_step_k8_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
 }
 
-/* lm_step_k9_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void lm_step_k9_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k8_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_k8_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -177,8 +159,8 @@ static void lm_step_k9_scores_matmul(float *restrict t5, const float *restrict s
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t5 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_k9_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -215,8 +197,8 @@ static void lm_step_k10_attention(float *restrict t6, const float *restrict t5, 
     }
 }
 
-/* lm_step_k11_saved_attn: saved_attn[B, KVH, REP, T, HD] = t6 · saved_v  [layer/attention/attention; layer/attention] */
-static void lm_step_k11_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k10_saved_attn: saved_attn[B, KVH, REP, T, HD] = t6 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_k10_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -230,14 +212,14 @@ static void lm_step_k11_saved_attn(float *restrict saved_attn, const float *rest
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* lm_step_k12_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_k12_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
 }
 
-/* lm_step_k13_layer: add, write_slice  [layer/attention; layer] */
-static void lm_step_k13_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k12_layer: add, write_slice  [layer/attention; layer] */
+static void lm_step_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -249,8 +231,8 @@ static void lm_step_k13_layer(float *restrict saved_h, const float *restrict car
     }
 }
 
-/* lm_step_k14_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
-static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k13_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+static void lm_step_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -272,20 +254,20 @@ static void lm_step_k14_rmsnorm(float *restrict t8, const float *restrict norm_e
     }
 }
 
-/* lm_step_k15_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_k15_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
 }
 
-/* lm_step_k16_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_k16_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
 }
 
-/* lm_step_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -300,14 +282,14 @@ static void lm_step_k17_silu(float *restrict t9, const float *restrict saved_gat
     }
 }
 
-/* lm_step_k18_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
-static void lm_step_k18_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
+static void lm_step_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
 }
 
-/* lm_step_k19_ffn: add  [layer/ffn; layer] */
-static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k18_ffn: add  [layer/ffn; layer] */
+static void lm_step_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -319,8 +301,8 @@ static void lm_step_k19_ffn(float *restrict carry0_next, const float *restrict s
     }
 }
 
-/* lm_step_k20_lm_head: gather  [lm_head] */
-static void lm_step_k20_lm_head(float *restrict t11, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k19_lm_head: gather  [lm_head] */
+static void lm_step_k19_lm_head(float *restrict t11, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -333,8 +315,8 @@ static void lm_step_k20_lm_head(float *restrict t11, const int32_t *restrict sco
     }
 }
 
-/* lm_step_k21_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
-static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict t11, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k20_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+static void lm_step_k20_rmsnorm(float *restrict t12, const float *restrict t11, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -350,8 +332,8 @@ static void lm_step_k21_rmsnorm(float *restrict t12, const float *restrict t11, 
     }
 }
 
-/* lm_step_k22_rmsnorm: div, add, rsqrt, mul  [lm_head/rmsnorm] */
-static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k21_rmsnorm: div, add, rsqrt, mul  [lm_head/rmsnorm] */
+static void lm_step_k21_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -367,8 +349,8 @@ static void lm_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_
     }
 }
 
-/* lm_step_k23_rmsnorm: mul  [lm_head/rmsnorm] */
-static void lm_step_k23_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k22_rmsnorm: mul  [lm_head/rmsnorm] */
+static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -380,14 +362,14 @@ static void lm_step_k23_rmsnorm(float *restrict t14, const float *restrict final
     }
 }
 
-/* lm_step_k24_lm_head: t15[NS, V] = t14 · lm_headᵀ  [lm_head] */
-static void lm_step_k24_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k23_lm_head: t15[NS, V] = t14 · lm_headᵀ  [lm_head] */
+static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t14, D, lm_head, D, 0.0f, t15, V);
 }
 
-/* lm_step_k25_log_softmax: reduce_max  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t15, long NS, long V) {
+/* lm_step_k24_log_softmax: reduce_max  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_k24_log_softmax(float *restrict t16, const float *restrict t15, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -401,8 +383,8 @@ static void lm_step_k25_log_softmax(float *restrict t16, const float *restrict t
     }
 }
 
-/* lm_step_k26_log_softmax: stop_gradient, sub, exp, reduce_sum  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k26_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long NS, long V) {
+/* lm_step_k25_log_softmax: stop_gradient, sub, exp, reduce_sum  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_k25_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -420,8 +402,8 @@ static void lm_step_k26_log_softmax(float *restrict t17, const float *restrict t
     }
 }
 
-/* lm_step_k27_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_k27_cross_entropy(float *restrict t18, const int32_t *restrict targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
+/* lm_step_k26_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_k26_cross_entropy(float *restrict t18, const int32_t *restrict targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -443,8 +425,8 @@ static void lm_step_k27_cross_entropy(float *restrict t18, const int32_t *restri
     }
 }
 
-/* lm_step_k28_cross_entropy: neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
+/* lm_step_k27_cross_entropy: neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_k27_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
     /* one result per row */
     const long n = NS;
     const long r = 0;
@@ -458,8 +440,8 @@ static void lm_step_k28_cross_entropy(float *restrict loss, const float *restric
     loss[r] = acc0;
 }
 
-/* lm_step_k29_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, mul, neg, mul, neg, reduce_sum, div, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k29_log_softmax_grad(float *restrict t19, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
+/* lm_step_k28_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, mul, neg, mul, neg, reduce_sum, div, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k28_log_softmax_grad(float *restrict t19, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -489,14 +471,14 @@ static void lm_step_k29_log_softmax_grad(float *restrict t19, const int32_t *res
     }
 }
 
-/* lm_step_k30_lm_head_grad_in: t20[NS, D] = t19 · lm_head  [lm_head/grad] */
-static void lm_step_k30_lm_head_grad_in(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k29_lm_head_grad_in: t20[NS, D] = t19 · lm_head  [lm_head/grad] */
+static void lm_step_k29_lm_head_grad_in(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t19, V, lm_head, D, 0.0f, t20, D);
 }
 
-/* lm_step_k31_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
-static void lm_step_k31_rmsnorm_grad(float *restrict t21, const float *restrict t13, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k30_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
+static void lm_step_k30_rmsnorm_grad(float *restrict t21, const float *restrict t13, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = NS;
@@ -513,8 +495,8 @@ static void lm_step_k31_rmsnorm_grad(float *restrict t21, const float *restrict 
     }
 }
 
-/* lm_step_k32_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t11, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k31_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_k31_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t11, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -531,8 +513,8 @@ static void lm_step_k32_rmsnorm_grad(float *restrict t22, const float *restrict 
     }
 }
 
-/* lm_step_k33_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_k33_rmsnorm_grad_scatter_add(float *restrict t23, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t20, const float *restrict t22, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_k32_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_k32_rmsnorm_grad_scatter_add(float *restrict t23, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t20, const float *restrict t22, long B, long HD2, long KVH, long NS, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t23, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = NS, n = D;
@@ -557,8 +539,8 @@ static void lm_step_k33_rmsnorm_grad_scatter_add(float *restrict t23, const int3
     }
 }
 
-/* lm_step_k34_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
-static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
+/* lm_step_k33_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
+static void lm_step_k33_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -568,14 +550,14 @@ static void lm_step_k34_rmsnorm_grad(float *restrict grad_final_norm, const floa
     }
 }
 
-/* lm_step_k35_grad_lm_head: grad_lm_head[V, D] += t19ᵀ · t14  [lm_head/grad] */
-static void lm_step_k35_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k34_grad_lm_head: grad_lm_head[V, D] += t19ᵀ · t14  [lm_head/grad] */
+static void lm_step_k34_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t19, V, t14, D, 1.0f, grad_lm_head, D);
 }
 
-/* lm_step_k36_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k35_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k35_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -591,8 +573,8 @@ static void lm_step_k36_rmsnorm(float *restrict t24, const float *restrict saved
     }
 }
 
-/* lm_step_k37_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k36_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k36_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -607,8 +589,8 @@ static void lm_step_k37_rmsnorm(float *restrict t25, const float *restrict norm_
     }
 }
 
-/* lm_step_k38_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
-static void lm_step_k38_rmsnorm(float *restrict t26, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k37_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+static void lm_step_k37_rmsnorm(float *restrict t26, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -623,8 +605,8 @@ static void lm_step_k38_rmsnorm(float *restrict t26, const float *restrict saved
     }
 }
 
-/* lm_step_k39_scores_matmul: t27[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_k39_scores_matmul(float *restrict t27, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k38_scores_matmul: t27[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_k38_scores_matmul(float *restrict t27, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -638,8 +620,8 @@ static void lm_step_k39_scores_matmul(float *restrict t27, const float *restrict
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t27 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k40_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_k40_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k39_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_k39_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -669,8 +651,8 @@ static void lm_step_k40_attention(float *restrict t28, const float *restrict t27
     }
 }
 
-/* lm_step_k41_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
-static void lm_step_k41_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long T) {
+/* lm_step_k40_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+static void lm_step_k40_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -685,8 +667,8 @@ static void lm_step_k41_softmax(float *restrict t29, const float *restrict t28, 
     }
 }
 
-/* lm_step_k42_softmax: div  [layer_backward/attention/attention/softmax] */
-static void lm_step_k42_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long T) {
+/* lm_step_k41_softmax: div  [layer_backward/attention/attention/softmax] */
+static void lm_step_k41_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -702,8 +684,8 @@ static void lm_step_k42_softmax(float *restrict t30, const float *restrict t28, 
     }
 }
 
-/* lm_step_k43_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
-static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k42_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+static void lm_step_k42_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -719,8 +701,8 @@ static void lm_step_k43_rmsnorm(float *restrict t31, const float *restrict saved
     }
 }
 
-/* lm_step_k44_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
-static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k43_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+static void lm_step_k43_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -735,8 +717,8 @@ static void lm_step_k44_rmsnorm(float *restrict t32, const float *restrict norm_
     }
 }
 
-/* lm_step_k45_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
-static void lm_step_k45_rmsnorm(float *restrict t33, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k44_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+static void lm_step_k44_rmsnorm(float *restrict t33, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -751,8 +733,8 @@ static void lm_step_k45_rmsnorm(float *restrict t33, const float *restrict saved
     }
 }
 
-/* lm_step_k46_silu: neg, exp, add, div  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_k46_silu(float *restrict t34, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_k45_silu: neg, exp, add, div, mul  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_k45_silu(float *restrict t34, float *restrict t35, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -762,30 +744,20 @@ static void lm_step_k46_silu(float *restrict t34, const float *restrict saved_ga
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             t34[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t35[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k47_gate_up: mul  [layer_backward/ffn/gate_up] */
-static void lm_step_k47_gate_up(float *restrict t35, const float *restrict saved_up, const float *restrict t34, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t34[r * n + j]) * (saved_up[r * n + j]);
-            t35[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k48_w2_grad_in: t36[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_k48_w2_grad_in(float *restrict t36, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k46_w2_grad_in: t36[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_k46_w2_grad_in(float *restrict t36, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t36, F);
 }
 
-/* lm_step_k49_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k49_ffn_grad(float *restrict t37, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
+/* lm_step_k47_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k47_ffn_grad(float *restrict t37, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -796,14 +768,14 @@ static void lm_step_k49_ffn_grad(float *restrict t37, const float *restrict t34,
     }
 }
 
-/* lm_step_k50_w3_grad_in: t38[B*T, D] = t37 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k50_w3_grad_in(float *restrict t38, const float *restrict w3, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k48_w3_grad_in: t38[B*T, D] = t37 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k48_w3_grad_in(float *restrict t38, const float *restrict w3, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t37, F, w3, D, 0.0f, t38, D);
 }
 
-/* lm_step_k51_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
+/* lm_step_k49_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k49_silu_grad(float *restrict t39, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -824,14 +796,14 @@ static void lm_step_k51_silu_grad(float *restrict t39, const float *restrict sav
     }
 }
 
-/* lm_step_k52_w1_grad_in: t40[B*T, D] = t39 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k52_w1_grad_in(float *restrict t40, const float *restrict w1, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k50_w1_grad_in: t40[B*T, D] = t39 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k50_w1_grad_in(float *restrict t40, const float *restrict w1, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t39, F, w1, D, 0.0f, t40, D);
 }
 
-/* lm_step_k53_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k53_gate_up_grad(float *restrict t41, const float *restrict saved_h, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k51_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k51_gate_up_grad(float *restrict t41, const float *restrict saved_h, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -851,8 +823,8 @@ static void lm_step_k53_gate_up_grad(float *restrict t41, const float *restrict 
     }
 }
 
-/* lm_step_k54_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict t41, long HD2, long KVH, long REP, long T) {
+/* lm_step_k52_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k52_rmsnorm_grad(float *restrict t42, const float *restrict t41, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -868,8 +840,8 @@ static void lm_step_k54_rmsnorm_grad(float *restrict t42, const float *restrict 
     }
 }
 
-/* lm_step_k55_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k55_rmsnorm_grad(float *restrict t43, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k53_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k53_rmsnorm_grad(float *restrict t43, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -902,14 +874,14 @@ static void lm_step_k55_rmsnorm_grad(float *restrict t43, const float *restrict 
     }
 }
 
-/* lm_step_k56_wo_grad_in: t44[B*T, D] = t43 · wo  [layer_backward/attention/grad] */
-static void lm_step_k56_wo_grad_in(float *restrict t44, const float *restrict wo, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k54_wo_grad_in: t44[B*T, D] = t43 · wo  [layer_backward/attention/grad] */
+static void lm_step_k54_wo_grad_in(float *restrict t44, const float *restrict wo, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t43, D, wo, D, 0.0f, t44, D);
 }
 
-/* lm_step_k57_attention_grad_matmul: t45[B, KVH, REP, T, T] = t44 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_k57_attention_grad_matmul(float *restrict t45, const float *restrict saved_v, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k55_attention_grad_matmul: t45[B, KVH, REP, T, T] = t44 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_k55_attention_grad_matmul(float *restrict t45, const float *restrict saved_v, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -923,8 +895,8 @@ static void lm_step_k57_attention_grad_matmul(float *restrict t45, const float *
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t45 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k58_softmax_grad: rsqrt, iota, iota, add, cmple, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k58_softmax_grad(float *restrict t46, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k56_softmax_grad: rsqrt, iota, iota, add, cmple, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k56_softmax_grad(float *restrict t46, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -956,8 +928,8 @@ static void lm_step_k58_softmax_grad(float *restrict t46, const float *restrict 
     }
 }
 
-/* lm_step_k59_scores_grad_matmul: t47[B, KVH, REP, T, HD] = t46 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k59_scores_grad_matmul(float *restrict t47, const float *restrict saved_k, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k57_scores_grad_matmul: t47[B, KVH, REP, T, HD] = t46 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k57_scores_grad_matmul(float *restrict t47, const float *restrict saved_k, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -971,8 +943,8 @@ static void lm_step_k59_scores_grad_matmul(float *restrict t47, const float *res
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t47 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_k60_attention_grad_matmul: t48[B, KVH, REP, T, HD] = t46ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k60_attention_grad_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_attention_grad_matmul: t48[B, KVH, REP, T, HD] = t46ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k58_attention_grad_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -986,8 +958,8 @@ static void lm_step_k60_attention_grad_matmul(float *restrict t48, const float *
                 la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_k61_attention_grad_matmul: t49[B, KVH, REP, T, HD] = t30ᵀ · t44  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *restrict t30, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_attention_grad_matmul: t49[B, KVH, REP, T, HD] = t30ᵀ · t44  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k59_attention_grad_matmul(float *restrict t49, const float *restrict t30, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1001,15 +973,15 @@ static void lm_step_k61_attention_grad_matmul(float *restrict t49, const float *
                 la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t30 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* lm_step_k62_wv_grad_in: t50[B*T, D] = t49 · wv  [layer_backward/attention/grad] */
-static void lm_step_k62_wv_grad_in(float *restrict t50, const float *restrict wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_wv_grad_in: t50[B*T, D] = t49 · wv  [layer_backward/attention/grad] */
+static void lm_step_k60_wv_grad_in(float *restrict t50, const float *restrict wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t49, KVD, wv, D, 0.0f, t50, D);
 }
 
-/* lm_step_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long T) {
+/* lm_step_k61_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k61_rope_grad(float *restrict t51, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1045,15 +1017,15 @@ static void lm_step_k63_rope_grad(float *restrict t51, const float *restrict t0,
     }
 }
 
-/* lm_step_k64_wk_grad_in: t52[B*T, D] = t51 · wk  [layer_backward/attention/grad] */
-static void lm_step_k64_wk_grad_in(float *restrict t52, const float *restrict wk, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k62_wk_grad_in: t52[B*T, D] = t51 · wk  [layer_backward/attention/grad] */
+static void lm_step_k62_wk_grad_in(float *restrict t52, const float *restrict wk, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t51, KVD, wk, D, 0.0f, t52, D);
 }
 
-/* lm_step_k65_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k63_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1090,14 +1062,14 @@ static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0,
     }
 }
 
-/* lm_step_k66_wq_grad_in: t54[B*T, D] = t53 · wq  [layer_backward/attention/grad] */
-static void lm_step_k66_wq_grad_in(float *restrict t54, const float *restrict wq, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k64_wq_grad_in: t54[B*T, D] = t53 · wq  [layer_backward/attention/grad] */
+static void lm_step_k64_wq_grad_in(float *restrict t54, const float *restrict wq, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t53, D, wq, D, 0.0f, t54, D);
 }
 
-/* lm_step_k67_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k67_attention_grad(float *restrict t55, const float *restrict saved_x, const float *restrict t25, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k65_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k65_attention_grad(float *restrict t55, const float *restrict saved_x, const float *restrict t25, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -1118,8 +1090,8 @@ static void lm_step_k67_attention_grad(float *restrict t55, const float *restric
     }
 }
 
-/* lm_step_k68_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
-static void lm_step_k68_rmsnorm_grad(float *restrict t56, const float *restrict t55, long HD2, long KVH, long REP, long T) {
+/* lm_step_k66_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+static void lm_step_k66_rmsnorm_grad(float *restrict t56, const float *restrict t55, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1135,8 +1107,8 @@ static void lm_step_k68_rmsnorm_grad(float *restrict t56, const float *restrict 
     }
 }
 
-/* lm_step_k69_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, const float *restrict t43, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k67_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, const float *restrict t43, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1171,8 +1143,8 @@ static void lm_step_k69_rmsnorm_grad(float *restrict carry1_next, const float *r
     }
 }
 
-/* lm_step_k70_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
+/* lm_step_k68_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k68_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -1182,34 +1154,34 @@ static void lm_step_k70_layer_backward(float *restrict grad_attn_norm, const flo
     }
 }
 
-/* lm_step_k71_grad_wq: grad_wq[D, D] += t53ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k71_grad_wq(float *restrict grad_wq, const float *restrict t26, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k69_grad_wq: grad_wq[D, D] += t53ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k69_grad_wq(float *restrict grad_wq, const float *restrict t26, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t53, D, t26, D, 1.0f, grad_wq, D);
 }
 
-/* lm_step_k72_grad_wk: grad_wk[KVD, D] += t51ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k72_grad_wk(float *restrict grad_wk, const float *restrict t26, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k70_grad_wk: grad_wk[KVD, D] += t51ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k70_grad_wk(float *restrict grad_wk, const float *restrict t26, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t51, KVD, t26, D, 1.0f, grad_wk, D);
 }
 
-/* lm_step_k73_grad_wv: grad_wv[KVD, D] += t49ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k73_grad_wv(float *restrict grad_wv, const float *restrict t26, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k71_grad_wv: grad_wv[KVD, D] += t49ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k71_grad_wv(float *restrict grad_wv, const float *restrict t26, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t49, KVD, t26, D, 1.0f, grad_wv, D);
 }
 
-/* lm_step_k74_grad_wo: grad_wo[D, D] += t43ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k74_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k72_grad_wo: grad_wo[D, D] += t43ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k72_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t43, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* lm_step_k75_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
+/* lm_step_k73_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k73_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -1219,26 +1191,26 @@ static void lm_step_k75_layer_backward(float *restrict grad_ffn_norm, const floa
     }
 }
 
-/* lm_step_k76_grad_w1: grad_w1[F, D] += t39ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k76_grad_w1(float *restrict grad_w1, const float *restrict t33, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k74_grad_w1: grad_w1[F, D] += t39ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k74_grad_w1(float *restrict grad_w1, const float *restrict t33, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t39, F, t33, D, 1.0f, grad_w1, D);
 }
 
-/* lm_step_k77_grad_w2: grad_w2[D, F] += carry1ᵀ · t35  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k77_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k75_grad_w2: grad_w2[D, F] += carry1ᵀ · t35  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k75_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t35, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k78_grad_w3: grad_w3[F, D] += t37ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k78_grad_w3(float *restrict grad_w3, const float *restrict t33, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k76_grad_w3: grad_w3[F, D] += t37ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k76_grad_w3(float *restrict grad_w3, const float *restrict t33, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t37, F, t33, D, 1.0f, grad_w3, D);
 }
 
-/* lm_step_k79_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k79_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k77_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k77_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -1250,7 +1222,7 @@ static void lm_step_k79_embed_backward_scatter_add(float *restrict grad_embed, c
     }
 }
 
-/* Arena: 23 slots planned for 80 kernels. */
+/* Arena: 23 slots planned for 78 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1378,9 +1350,8 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *loss = args->loss;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 80, lm_step_k0_rope_tables(t0, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 80, lm_step_k1_rope_tables(t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 2, 80, lm_step_k2_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 78, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 78, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
@@ -1412,42 +1383,42 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 3, 80, lm_step_k3_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 80, lm_step_k4_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 80, lm_step_k5_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 80, lm_step_k6_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 80, lm_step_k7_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 8, 80, lm_step_k8_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 80, lm_step_k9_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 80, lm_step_k10_attention(t6, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 80, lm_step_k11_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 80, lm_step_k12_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 80, lm_step_k13_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 80, lm_step_k14_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 80, lm_step_k15_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 80, lm_step_k16_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 80, lm_step_k17_silu(t9, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 18, 80, lm_step_k18_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 80, lm_step_k19_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 78, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 78, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 78, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 78, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 78, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 78, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 78, lm_step_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 78, lm_step_k9_attention(t6, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 78, lm_step_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 78, lm_step_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 78, lm_step_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 78, lm_step_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 78, lm_step_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 78, lm_step_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 78, lm_step_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 78, lm_step_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 78, lm_step_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 20, 80, lm_step_k20_lm_head(t11, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 21, 80, lm_step_k21_rmsnorm(t12, t11, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 80, lm_step_k22_rmsnorm(t13, norm_eps, t11, t12, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 23, 80, lm_step_k23_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 24, 80, lm_step_k24_lm_head(t15, lm_head, t14, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 25, 80, lm_step_k25_log_softmax(t16, t15, NS, V));
-    LA_TIMED(prof, 26, 80, lm_step_k26_log_softmax(t17, t15, t16, NS, V));
-    LA_TIMED(prof, 27, 80, lm_step_k27_cross_entropy(t18, targets, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 28, 80, lm_step_k28_cross_entropy(loss, weights, t18, NS));
-    LA_TIMED(prof, 29, 80, lm_step_k29_log_softmax_grad(t19, targets, weights, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 30, 80, lm_step_k30_lm_head_grad_in(t20, lm_head, t19, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 31, 80, lm_step_k31_rmsnorm_grad(t21, t13, t20, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 32, 80, lm_step_k32_rmsnorm_grad(t22, final_norm, t11, t20, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 33, 80, lm_step_k33_rmsnorm_grad_scatter_add(t23, scored, norm_eps, final_norm, t11, t12, t20, t22, B, HD2, KVH, NS, REP, T));
-    LA_TIMED(prof, 34, 80, lm_step_k34_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP));
-    LA_TIMED(prof, 35, 80, lm_step_k35_grad_lm_head(grad_lm_head, t14, t19, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 19, 78, lm_step_k19_lm_head(t11, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 20, 78, lm_step_k20_rmsnorm(t12, t11, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 21, 78, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 22, 78, lm_step_k22_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 23, 78, lm_step_k23_lm_head(t15, lm_head, t14, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 24, 78, lm_step_k24_log_softmax(t16, t15, NS, V));
+    LA_TIMED(prof, 25, 78, lm_step_k25_log_softmax(t17, t15, t16, NS, V));
+    LA_TIMED(prof, 26, 78, lm_step_k26_cross_entropy(t18, targets, t15, t16, t17, NS, V));
+    LA_TIMED(prof, 27, 78, lm_step_k27_cross_entropy(loss, weights, t18, NS));
+    LA_TIMED(prof, 28, 78, lm_step_k28_log_softmax_grad(t19, targets, weights, t15, t16, t17, NS, V));
+    LA_TIMED(prof, 29, 78, lm_step_k29_lm_head_grad_in(t20, lm_head, t19, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 30, 78, lm_step_k30_rmsnorm_grad(t21, t13, t20, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 31, 78, lm_step_k31_rmsnorm_grad(t22, final_norm, t11, t20, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 32, 78, lm_step_k32_rmsnorm_grad_scatter_add(t23, scored, norm_eps, final_norm, t11, t12, t20, t22, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 33, 78, lm_step_k33_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP));
+    LA_TIMED(prof, 34, 78, lm_step_k34_grad_lm_head(grad_lm_head, t14, t19, HD2, KVH, NS, REP, V));
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry1 = t23;
     float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
@@ -1479,53 +1450,52 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 36, 80, lm_step_k36_rmsnorm(t24, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 37, 80, lm_step_k37_rmsnorm(t25, norm_eps, t24, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 38, 80, lm_step_k38_rmsnorm(t26, saved_x, attn_norm, t25, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 80, lm_step_k39_scores_matmul(t27, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 40, 80, lm_step_k40_attention(t28, t27, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 41, 80, lm_step_k41_softmax(t29, t28, B, KVH, REP, T));
-        LA_TIMED(prof, 42, 80, lm_step_k42_softmax(t30, t28, t29, B, KVH, REP, T));
-        LA_TIMED(prof, 43, 80, lm_step_k43_rmsnorm(t31, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 44, 80, lm_step_k44_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 45, 80, lm_step_k45_rmsnorm(t33, saved_h, ffn_norm, t32, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 46, 80, lm_step_k46_silu(t34, saved_gate, B, F, T));
-        LA_TIMED(prof, 47, 80, lm_step_k47_gate_up(t35, saved_up, t34, B, F, T));
-        LA_TIMED(prof, 48, 80, lm_step_k48_w2_grad_in(t36, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 49, 80, lm_step_k49_ffn_grad(t37, t34, t36, B, F, T));
-        LA_TIMED(prof, 50, 80, lm_step_k50_w3_grad_in(t38, w3, t37, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 80, lm_step_k51_silu_grad(t39, saved_gate, saved_up, t34, t36, B, F, T));
-        LA_TIMED(prof, 52, 80, lm_step_k52_w1_grad_in(t40, w1, t39, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 80, lm_step_k53_gate_up_grad(t41, saved_h, t32, t38, t40, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 80, lm_step_k54_rmsnorm_grad(t42, t41, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 80, lm_step_k55_rmsnorm_grad(t43, carry1, saved_h, ffn_norm, t32, t38, t40, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 80, lm_step_k56_wo_grad_in(t44, wo, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 80, lm_step_k57_attention_grad_matmul(t45, saved_v, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 80, lm_step_k58_softmax_grad(t46, t28, t29, t30, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 80, lm_step_k59_scores_grad_matmul(t47, saved_k, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 80, lm_step_k60_attention_grad_matmul(t48, saved_q, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 80, lm_step_k61_attention_grad_matmul(t49, t30, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 80, lm_step_k62_wv_grad_in(t50, wv, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 80, lm_step_k63_rope_grad(t51, t0, t1, t48, B, HD2, KVH, T));
-        LA_TIMED(prof, 64, 80, lm_step_k64_wk_grad_in(t52, wk, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 80, lm_step_k65_rope_grad(t53, t0, t1, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 80, lm_step_k66_wq_grad_in(t54, wq, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 80, lm_step_k67_attention_grad(t55, saved_x, t25, t50, t52, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 80, lm_step_k68_rmsnorm_grad(t56, t55, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 80, lm_step_k69_rmsnorm_grad(carry1_next, saved_x, attn_norm, t25, t43, t50, t52, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 80, lm_step_k70_layer_backward(grad_attn_norm, t56, HD2, KVH, REP));
-        LA_TIMED(prof, 71, 80, lm_step_k71_grad_wq(grad_wq, t26, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 80, lm_step_k72_grad_wk(grad_wk, t26, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 80, lm_step_k73_grad_wv(grad_wv, t26, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 80, lm_step_k74_grad_wo(grad_wo, saved_attn, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 80, lm_step_k75_layer_backward(grad_ffn_norm, t42, HD2, KVH, REP));
-        LA_TIMED(prof, 76, 80, lm_step_k76_grad_w1(grad_w1, t33, t39, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 80, lm_step_k77_grad_w2(grad_w2, carry1, t35, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 80, lm_step_k78_grad_w3(grad_w3, t33, t37, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 35, 78, lm_step_k35_rmsnorm(t24, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 36, 78, lm_step_k36_rmsnorm(t25, norm_eps, t24, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 78, lm_step_k37_rmsnorm(t26, saved_x, attn_norm, t25, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 78, lm_step_k38_scores_matmul(t27, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 78, lm_step_k39_attention(t28, t27, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 78, lm_step_k40_softmax(t29, t28, B, KVH, REP, T));
+        LA_TIMED(prof, 41, 78, lm_step_k41_softmax(t30, t28, t29, B, KVH, REP, T));
+        LA_TIMED(prof, 42, 78, lm_step_k42_rmsnorm(t31, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 43, 78, lm_step_k43_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 78, lm_step_k44_rmsnorm(t33, saved_h, ffn_norm, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 78, lm_step_k45_silu(t34, t35, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 46, 78, lm_step_k46_w2_grad_in(t36, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 78, lm_step_k47_ffn_grad(t37, t34, t36, B, F, T));
+        LA_TIMED(prof, 48, 78, lm_step_k48_w3_grad_in(t38, w3, t37, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 78, lm_step_k49_silu_grad(t39, saved_gate, saved_up, t34, t36, B, F, T));
+        LA_TIMED(prof, 50, 78, lm_step_k50_w1_grad_in(t40, w1, t39, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 78, lm_step_k51_gate_up_grad(t41, saved_h, t32, t38, t40, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 78, lm_step_k52_rmsnorm_grad(t42, t41, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 78, lm_step_k53_rmsnorm_grad(t43, carry1, saved_h, ffn_norm, t32, t38, t40, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 78, lm_step_k54_wo_grad_in(t44, wo, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 78, lm_step_k55_attention_grad_matmul(t45, saved_v, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 56, 78, lm_step_k56_softmax_grad(t46, t28, t29, t30, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 78, lm_step_k57_scores_grad_matmul(t47, saved_k, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 78, lm_step_k58_attention_grad_matmul(t48, saved_q, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 78, lm_step_k59_attention_grad_matmul(t49, t30, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 78, lm_step_k60_wv_grad_in(t50, wv, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 78, lm_step_k61_rope_grad(t51, t0, t1, t48, B, HD2, KVH, T));
+        LA_TIMED(prof, 62, 78, lm_step_k62_wk_grad_in(t52, wk, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 78, lm_step_k63_rope_grad(t53, t0, t1, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 78, lm_step_k64_wq_grad_in(t54, wq, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 78, lm_step_k65_attention_grad(t55, saved_x, t25, t50, t52, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 78, lm_step_k66_rmsnorm_grad(t56, t55, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 78, lm_step_k67_rmsnorm_grad(carry1_next, saved_x, attn_norm, t25, t43, t50, t52, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 78, lm_step_k68_layer_backward(grad_attn_norm, t56, HD2, KVH, REP));
+        LA_TIMED(prof, 69, 78, lm_step_k69_grad_wq(grad_wq, t26, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 78, lm_step_k70_grad_wk(grad_wk, t26, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 78, lm_step_k71_grad_wv(grad_wv, t26, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 78, lm_step_k72_grad_wo(grad_wo, saved_attn, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 78, lm_step_k73_layer_backward(grad_ffn_norm, t42, HD2, KVH, REP));
+        LA_TIMED(prof, 74, 78, lm_step_k74_grad_w1(grad_w1, t33, t39, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 78, lm_step_k75_grad_w2(grad_w2, carry1, t35, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 78, lm_step_k76_grad_w3(grad_w3, t33, t37, B, F, HD2, KVH, REP, T));
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 79, 80, lm_step_k79_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 77, 78, lm_step_k77_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
 }
 
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes) {
@@ -1537,86 +1507,84 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* lm_step_k0_rope_tables */
-    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* lm_step_k1_rope_tables */
-    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k2_embed */
-    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k4_wq */
-    flops[5] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k5_rope */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k6_wk */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k8_wv */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k11_saved_attn */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k13_layer */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_rmsnorm */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_w1 */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k16_w3 */
-    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k17_silu */
-    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k18_w2 */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k19_ffn */
-    flops[20] = (double)(0); bytes[20] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_k20_lm_head */
-    flops[21] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[21] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_k21_rmsnorm */
-    flops[22] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[22] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k22_rmsnorm */
-    flops[23] = (double)(2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* lm_step_k23_rmsnorm */
-    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_k24_lm_head */
-    flops[25] = (double)(NS*V); bytes[25] = (double)(4*NS + 4*NS*V); /* lm_step_k25_log_softmax */
-    flops[26] = (double)(NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_k26_log_softmax */
-    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k27_cross_entropy */
-    flops[28] = (double)(NS + NS + NS); bytes[28] = (double)(4 + 4*NS + 4*NS); /* lm_step_k28_cross_entropy */
-    flops[29] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[29] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k29_log_softmax_grad */
-    flops[30] = (double)(4*HD2*KVH*NS*REP*V); bytes[30] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k30_lm_head_grad_in */
-    flops[31] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[31] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k31_rmsnorm_grad */
-    flops[32] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[32] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k32_rmsnorm_grad */
-    flops[33] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k33_rmsnorm_grad_scatter_add */
-    flops[34] = (double)(2*HD2*KVH*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k34_rmsnorm_grad */
-    flops[35] = (double)(4*HD2*KVH*NS*REP*V); bytes[35] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k35_grad_lm_head */
-    flops[36] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[36] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k36_rmsnorm */
-    flops[37] = (double)(B*T + B*T + B*T); bytes[37] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k37_rmsnorm */
-    flops[38] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k38_rmsnorm */
-    flops[39] = (double)(4*B*HD2*KVH*REP*T*T); bytes[39] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k39_scores_matmul */
-    flops[40] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[40] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k40_attention */
-    flops[41] = (double)(B*KVH*REP*T*T); bytes[41] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k41_softmax */
-    flops[42] = (double)(B*KVH*REP*T*T); bytes[42] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k42_softmax */
-    flops[43] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[43] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k43_rmsnorm */
-    flops[44] = (double)(B*T + B*T + B*T); bytes[44] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k44_rmsnorm */
-    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k45_rmsnorm */
-    flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_k46_silu */
-    flops[47] = (double)(B*F*T); bytes[47] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k47_gate_up */
-    flops[48] = (double)(4*B*F*HD2*KVH*REP*T); bytes[48] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k48_w2_grad_in */
-    flops[49] = (double)(B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_ffn_grad */
-    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k50_w3_grad_in */
-    flops[51] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k51_silu_grad */
-    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_w1_grad_in */
-    flops[53] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k53_gate_up_grad */
-    flops[54] = (double)(2*HD2*KVH*REP*T); bytes[54] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k54_rmsnorm_grad */
-    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_rmsnorm_grad */
-    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k56_wo_grad_in */
-    flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_attention_grad_matmul */
-    flops[58] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[58] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k58_softmax_grad */
-    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k59_scores_grad_matmul */
-    flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k60_attention_grad_matmul */
-    flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_attention_grad_matmul */
-    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_wv_grad_in */
-    flops[63] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[63] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k63_rope_grad */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k64_wk_grad_in */
-    flops[65] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_rope_grad */
-    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k66_wq_grad_in */
-    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_attention_grad */
-    flops[68] = (double)(2*HD2*KVH*REP*T); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
-    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_rmsnorm_grad */
-    flops[70] = (double)(2*HD2*KVH*REP); bytes[70] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k70_layer_backward */
-    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k71_grad_wq */
-    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_grad_wk */
-    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k73_grad_wv */
-    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k74_grad_wo */
-    flops[75] = (double)(2*HD2*KVH*REP); bytes[75] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k75_layer_backward */
-    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w1 */
-    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_grad_w2 */
-    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_grad_w3 */
-    flops[79] = (double)(2*HD2*KVH*REP*V); bytes[79] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k79_embed_backward_scatter_add */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k10_saved_attn */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k12_layer */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k18_ffn */
+    flops[19] = (double)(0); bytes[19] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_k19_lm_head */
+    flops[20] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[20] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_k20_rmsnorm */
+    flops[21] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k21_rmsnorm */
+    flops[22] = (double)(2*HD2*KVH*NS*REP); bytes[22] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* lm_step_k22_rmsnorm */
+    flops[23] = (double)(4*HD2*KVH*NS*REP*V); bytes[23] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_k23_lm_head */
+    flops[24] = (double)(NS*V); bytes[24] = (double)(4*NS + 4*NS*V); /* lm_step_k24_log_softmax */
+    flops[25] = (double)(NS + NS*V + NS*V + NS*V); bytes[25] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_k25_log_softmax */
+    flops[26] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k26_cross_entropy */
+    flops[27] = (double)(NS + NS + NS); bytes[27] = (double)(4 + 4*NS + 4*NS); /* lm_step_k27_cross_entropy */
+    flops[28] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[28] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k28_log_softmax_grad */
+    flops[29] = (double)(4*HD2*KVH*NS*REP*V); bytes[29] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k29_lm_head_grad_in */
+    flops[30] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[30] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k30_rmsnorm_grad */
+    flops[31] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[31] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k31_rmsnorm_grad */
+    flops[32] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k32_rmsnorm_grad_scatter_add */
+    flops[33] = (double)(2*HD2*KVH*REP); bytes[33] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k33_rmsnorm_grad */
+    flops[34] = (double)(4*HD2*KVH*NS*REP*V); bytes[34] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k34_grad_lm_head */
+    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k35_rmsnorm */
+    flops[36] = (double)(B*T + B*T + B*T); bytes[36] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k36_rmsnorm */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k37_rmsnorm */
+    flops[38] = (double)(4*B*HD2*KVH*REP*T*T); bytes[38] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k38_scores_matmul */
+    flops[39] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[39] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k39_attention */
+    flops[40] = (double)(B*KVH*REP*T*T); bytes[40] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k40_softmax */
+    flops[41] = (double)(B*KVH*REP*T*T); bytes[41] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k41_softmax */
+    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k42_rmsnorm */
+    flops[43] = (double)(B*T + B*T + B*T); bytes[43] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k43_rmsnorm */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k44_rmsnorm */
+    flops[45] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k45_silu */
+    flops[46] = (double)(4*B*F*HD2*KVH*REP*T); bytes[46] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k46_w2_grad_in */
+    flops[47] = (double)(B*F*T); bytes[47] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k47_ffn_grad */
+    flops[48] = (double)(4*B*F*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k48_w3_grad_in */
+    flops[49] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_silu_grad */
+    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k50_w1_grad_in */
+    flops[51] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[51] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k51_gate_up_grad */
+    flops[52] = (double)(2*HD2*KVH*REP*T); bytes[52] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k52_rmsnorm_grad */
+    flops[53] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k53_rmsnorm_grad */
+    flops[54] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k54_wo_grad_in */
+    flops[55] = (double)(4*B*HD2*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_attention_grad_matmul */
+    flops[56] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k56_softmax_grad */
+    flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k57_scores_grad_matmul */
+    flops[58] = (double)(4*B*HD2*KVH*REP*T*T); bytes[58] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k58_attention_grad_matmul */
+    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_attention_grad_matmul */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k60_wv_grad_in */
+    flops[61] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k61_rope_grad */
+    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_wk_grad_in */
+    flops[63] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rope_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_wq_grad_in */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad */
+    flops[66] = (double)(2*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k66_rmsnorm_grad */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
+    flops[68] = (double)(2*HD2*KVH*REP); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k68_layer_backward */
+    flops[69] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[69] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_grad_wq */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k70_grad_wk */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_grad_wv */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k72_grad_wo */
+    flops[73] = (double)(2*HD2*KVH*REP); bytes[73] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k73_layer_backward */
+    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k74_grad_w1 */
+    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_grad_w2 */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w3 */
+    flops[77] = (double)(2*HD2*KVH*REP*V); bytes[77] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k77_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -1625,92 +1593,90 @@ static long llama_train_lm_step_arena(const void *args) { return llama_train_lm_
 static void llama_train_lm_step_cost(const void *args, double *f, double *b) { llama_train_lm_step_costs((const llama_train_lm_step_args *)args, f, b); }
 static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k0_rope_tables",
-    "lm_step_k1_rope_tables",
-    "lm_step_k2_embed",
-    "lm_step_k3_rmsnorm",
-    "lm_step_k4_wq",
-    "lm_step_k5_rope",
-    "lm_step_k6_wk",
-    "lm_step_k7_rope",
-    "lm_step_k8_wv",
-    "lm_step_k9_scores_matmul",
-    "lm_step_k10_attention",
-    "lm_step_k11_saved_attn",
-    "lm_step_k12_wo",
-    "lm_step_k13_layer",
-    "lm_step_k14_rmsnorm",
-    "lm_step_k15_w1",
-    "lm_step_k16_w3",
-    "lm_step_k17_silu",
-    "lm_step_k18_w2",
-    "lm_step_k19_ffn",
-    "lm_step_k20_lm_head",
+    "lm_step_k1_embed",
+    "lm_step_k2_rmsnorm",
+    "lm_step_k3_wq",
+    "lm_step_k4_rope",
+    "lm_step_k5_wk",
+    "lm_step_k6_rope",
+    "lm_step_k7_wv",
+    "lm_step_k8_scores_matmul",
+    "lm_step_k9_attention",
+    "lm_step_k10_saved_attn",
+    "lm_step_k11_wo",
+    "lm_step_k12_layer",
+    "lm_step_k13_rmsnorm",
+    "lm_step_k14_w1",
+    "lm_step_k15_w3",
+    "lm_step_k16_silu",
+    "lm_step_k17_w2",
+    "lm_step_k18_ffn",
+    "lm_step_k19_lm_head",
+    "lm_step_k20_rmsnorm",
     "lm_step_k21_rmsnorm",
     "lm_step_k22_rmsnorm",
-    "lm_step_k23_rmsnorm",
-    "lm_step_k24_lm_head",
+    "lm_step_k23_lm_head",
+    "lm_step_k24_log_softmax",
     "lm_step_k25_log_softmax",
-    "lm_step_k26_log_softmax",
+    "lm_step_k26_cross_entropy",
     "lm_step_k27_cross_entropy",
-    "lm_step_k28_cross_entropy",
-    "lm_step_k29_log_softmax_grad",
-    "lm_step_k30_lm_head_grad_in",
+    "lm_step_k28_log_softmax_grad",
+    "lm_step_k29_lm_head_grad_in",
+    "lm_step_k30_rmsnorm_grad",
     "lm_step_k31_rmsnorm_grad",
-    "lm_step_k32_rmsnorm_grad",
-    "lm_step_k33_rmsnorm_grad_scatter_add",
-    "lm_step_k34_rmsnorm_grad",
-    "lm_step_k35_grad_lm_head",
+    "lm_step_k32_rmsnorm_grad_scatter_add",
+    "lm_step_k33_rmsnorm_grad",
+    "lm_step_k34_grad_lm_head",
+    "lm_step_k35_rmsnorm",
     "lm_step_k36_rmsnorm",
     "lm_step_k37_rmsnorm",
-    "lm_step_k38_rmsnorm",
-    "lm_step_k39_scores_matmul",
-    "lm_step_k40_attention",
+    "lm_step_k38_scores_matmul",
+    "lm_step_k39_attention",
+    "lm_step_k40_softmax",
     "lm_step_k41_softmax",
-    "lm_step_k42_softmax",
+    "lm_step_k42_rmsnorm",
     "lm_step_k43_rmsnorm",
     "lm_step_k44_rmsnorm",
-    "lm_step_k45_rmsnorm",
-    "lm_step_k46_silu",
-    "lm_step_k47_gate_up",
-    "lm_step_k48_w2_grad_in",
-    "lm_step_k49_ffn_grad",
-    "lm_step_k50_w3_grad_in",
-    "lm_step_k51_silu_grad",
-    "lm_step_k52_w1_grad_in",
-    "lm_step_k53_gate_up_grad",
-    "lm_step_k54_rmsnorm_grad",
-    "lm_step_k55_rmsnorm_grad",
-    "lm_step_k56_wo_grad_in",
-    "lm_step_k57_attention_grad_matmul",
-    "lm_step_k58_softmax_grad",
-    "lm_step_k59_scores_grad_matmul",
-    "lm_step_k60_attention_grad_matmul",
-    "lm_step_k61_attention_grad_matmul",
-    "lm_step_k62_wv_grad_in",
+    "lm_step_k45_silu",
+    "lm_step_k46_w2_grad_in",
+    "lm_step_k47_ffn_grad",
+    "lm_step_k48_w3_grad_in",
+    "lm_step_k49_silu_grad",
+    "lm_step_k50_w1_grad_in",
+    "lm_step_k51_gate_up_grad",
+    "lm_step_k52_rmsnorm_grad",
+    "lm_step_k53_rmsnorm_grad",
+    "lm_step_k54_wo_grad_in",
+    "lm_step_k55_attention_grad_matmul",
+    "lm_step_k56_softmax_grad",
+    "lm_step_k57_scores_grad_matmul",
+    "lm_step_k58_attention_grad_matmul",
+    "lm_step_k59_attention_grad_matmul",
+    "lm_step_k60_wv_grad_in",
+    "lm_step_k61_rope_grad",
+    "lm_step_k62_wk_grad_in",
     "lm_step_k63_rope_grad",
-    "lm_step_k64_wk_grad_in",
-    "lm_step_k65_rope_grad",
-    "lm_step_k66_wq_grad_in",
-    "lm_step_k67_attention_grad",
-    "lm_step_k68_rmsnorm_grad",
-    "lm_step_k69_rmsnorm_grad",
-    "lm_step_k70_layer_backward",
-    "lm_step_k71_grad_wq",
-    "lm_step_k72_grad_wk",
-    "lm_step_k73_grad_wv",
-    "lm_step_k74_grad_wo",
-    "lm_step_k75_layer_backward",
-    "lm_step_k76_grad_w1",
-    "lm_step_k77_grad_w2",
-    "lm_step_k78_grad_w3",
-    "lm_step_k79_embed_backward_scatter_add",
+    "lm_step_k64_wq_grad_in",
+    "lm_step_k65_attention_grad",
+    "lm_step_k66_rmsnorm_grad",
+    "lm_step_k67_rmsnorm_grad",
+    "lm_step_k68_layer_backward",
+    "lm_step_k69_grad_wq",
+    "lm_step_k70_grad_wk",
+    "lm_step_k71_grad_wv",
+    "lm_step_k72_grad_wo",
+    "lm_step_k73_layer_backward",
+    "lm_step_k74_grad_w1",
+    "lm_step_k75_grad_w2",
+    "lm_step_k76_grad_w3",
+    "lm_step_k77_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 80, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 78, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'eval_loss' ===== */
 
-/* eval_loss_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
-static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict rope_theta, long HD2, long T) {
+/* eval_loss_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+static void eval_loss_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1725,32 +1691,14 @@ static void eval_loss_k0_rope_tables(float *restrict t0, const float *restrict r
             float v5 = v0 * v4;
             float v6 = cosf(v5);
             t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_k1_rope_tables: iota, add, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
-static void eval_loss_k1_rope_tables(float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
-    const long HD = 2*HD2;
-    const long rows = T, n = HD2;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = (float)i0 + 0.0f;
-            float v1 = ((float)j) * 2.0f;
-            float v2 = v1 / ((float)(HD));
-            float v3 = powf(rope_theta[0], v2);
-            float v4 = 1.0f / v3;
-            float v5 = v0 * v4;
-            float v6 = sinf(v5);
-            t1[r * n + j] = v6;
-        }
-    }
-}
-
-/* eval_loss_k2_embed: gather  [embed] */
-static void eval_loss_k2_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k1_embed: gather  [embed] */
+static void eval_loss_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1764,8 +1712,8 @@ static void eval_loss_k2_embed(float *restrict t2, const int32_t *restrict ids, 
     }
 }
 
-/* eval_loss_k3_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
-static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+static void eval_loss_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1787,28 +1735,28 @@ static void eval_loss_k3_rmsnorm(float *restrict t3, const float *restrict norm_
     }
 }
 
-/* eval_loss_k4_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
-static void eval_loss_k4_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void eval_loss_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
 }
 
-/* eval_loss_k5_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void eval_loss_k5_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
 }
 
-/* eval_loss_k6_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void eval_loss_k6_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
 }
 
-/* eval_loss_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void eval_loss_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1837,8 +1785,8 @@ static void eval_loss_k7_rope(float *restrict t7, const float *restrict t0, cons
     }
 }
 
-/* eval_loss_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void eval_loss_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1866,8 +1814,8 @@ static void eval_loss_k8_rope(float *restrict t8, const float *restrict t0, cons
     }
 }
 
-/* eval_loss_k9_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
-static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
+static void eval_loss_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -1880,8 +1828,8 @@ static void eval_loss_k9_scores_matmul(float *restrict t9, const float *restrict
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* eval_loss_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void eval_loss_k10_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -1918,8 +1866,8 @@ static void eval_loss_k10_attention(float *restrict t10, const float *restrict t
     }
 }
 
-/* eval_loss_k11_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
-static void eval_loss_k11_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
+static void eval_loss_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1933,14 +1881,14 @@ static void eval_loss_k11_attention_matmul(float *restrict t11, const float *res
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* eval_loss_k12_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
-static void eval_loss_k12_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void eval_loss_k11_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
 }
 
-/* eval_loss_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
-static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k12_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+static void eval_loss_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1964,20 +1912,20 @@ static void eval_loss_k13_rmsnorm(float *restrict t13, const float *restrict nor
     }
 }
 
-/* eval_loss_k14_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_k14_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_k13_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
 }
 
-/* eval_loss_k15_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_k15_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_k14_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
 }
 
-/* eval_loss_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* eval_loss_k15_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1992,14 +1940,14 @@ static void eval_loss_k16_silu(float *restrict t16, const float *restrict t14, c
     }
 }
 
-/* eval_loss_k17_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
-static void eval_loss_k17_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void eval_loss_k16_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
 }
 
-/* eval_loss_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
-static void eval_loss_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k17_layer: add, add  [layer/attention; layer; layer/ffn] */
+static void eval_loss_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2012,8 +1960,8 @@ static void eval_loss_k18_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* eval_loss_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
-static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k18_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2035,14 +1983,14 @@ static void eval_loss_k19_rmsnorm(float *restrict t18, const float *restrict nor
     }
 }
 
-/* eval_loss_k20_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void eval_loss_k20_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_k19_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
 }
 
-/* eval_loss_k21_lm_head: reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
+/* eval_loss_k20_lm_head: reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2056,8 +2004,8 @@ static void eval_loss_k21_lm_head(float *restrict t20, const float *restrict t19
     }
 }
 
-/* eval_loss_k22_log_softmax: stop_gradient, sub, exp, reduce_sum, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
+/* eval_loss_k21_log_softmax: stop_gradient, sub, exp, reduce_sum, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2087,8 +2035,8 @@ static void eval_loss_k22_log_softmax(float *restrict t21, const int32_t *restri
     }
 }
 
-/* eval_loss_k23_cross_entropy: neg  [lm_head/cross_entropy] */
-static void eval_loss_k23_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
+/* eval_loss_k22_cross_entropy: neg  [lm_head/cross_entropy] */
+static void eval_loss_k22_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2099,7 +2047,7 @@ static void eval_loss_k23_cross_entropy(float *restrict nll, const float *restri
     }
 }
 
-/* Arena: 9 slots planned for 24 kernels. */
+/* Arena: 9 slots planned for 23 kernels. */
 static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -2170,9 +2118,8 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     const float *rope_theta = args->rope_theta;
     float *nll = args->nll;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 24, eval_loss_k0_rope_tables(t0, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 24, eval_loss_k1_rope_tables(t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 2, 24, eval_loss_k2_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 23, eval_loss_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 23, eval_loss_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -2187,30 +2134,30 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 3, 24, eval_loss_k3_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 24, eval_loss_k4_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 24, eval_loss_k5_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 24, eval_loss_k6_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 24, eval_loss_k7_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 24, eval_loss_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 24, eval_loss_k9_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 24, eval_loss_k10_attention(t10, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 24, eval_loss_k11_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 24, eval_loss_k12_wo(t12, wo, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 24, eval_loss_k13_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 24, eval_loss_k14_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 24, eval_loss_k15_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 24, eval_loss_k16_silu(t16, t14, t15, B, F, T));
-        LA_TIMED(prof, 17, 24, eval_loss_k17_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 24, eval_loss_k18_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 23, eval_loss_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 23, eval_loss_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 23, eval_loss_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 23, eval_loss_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 23, eval_loss_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 23, eval_loss_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 23, eval_loss_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 23, eval_loss_k9_attention(t10, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 23, eval_loss_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 23, eval_loss_k11_wo(t12, wo, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 23, eval_loss_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 23, eval_loss_k13_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 23, eval_loss_k14_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 23, eval_loss_k15_silu(t16, t14, t15, B, F, T));
+        LA_TIMED(prof, 16, 23, eval_loss_k16_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 23, eval_loss_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 24, eval_loss_k19_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 24, eval_loss_k20_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 21, 24, eval_loss_k21_lm_head(t20, t19, B, T, V));
-    LA_TIMED(prof, 22, 24, eval_loss_k22_log_softmax(t21, targets, t19, t20, B, T, V));
-    LA_TIMED(prof, 23, 24, eval_loss_k23_cross_entropy(nll, t21, B, T));
+    LA_TIMED(prof, 18, 23, eval_loss_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 19, 23, eval_loss_k19_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 20, 23, eval_loss_k20_lm_head(t20, t19, B, T, V));
+    LA_TIMED(prof, 21, 23, eval_loss_k21_log_softmax(t21, targets, t19, t20, B, T, V));
+    LA_TIMED(prof, 22, 23, eval_loss_k22_cross_entropy(nll, t21, B, T));
 }
 
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes) {
@@ -2221,30 +2168,29 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4); /* eval_loss_k0_rope_tables */
-    flops[1] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[1] = (double)(4*HD2*T + 4); /* eval_loss_k1_rope_tables */
-    flops[2] = (double)(0); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k2_embed */
-    flops[3] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k3_rmsnorm */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_wq */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_wk */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_wv */
-    flops[7] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k7_rope */
-    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*T*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k20_lm_head */
-    flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k21_lm_head */
-    flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k22_log_softmax */
-    flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_k23_cross_entropy */
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* eval_loss_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_rope */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_w3 */
+    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k19_lm_head */
+    flops[20] = (double)(B*T*V); bytes[20] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k20_lm_head */
+    flops[21] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[21] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k21_log_softmax */
+    flops[22] = (double)(B*T); bytes[22] = (double)(4*B*T + 4*B*T); /* eval_loss_k22_cross_entropy */
     (void)args;
 }
 
@@ -2253,31 +2199,30 @@ static long llama_train_eval_loss_arena(const void *args) { return llama_train_e
 static void llama_train_eval_loss_cost(const void *args, double *f, double *b) { llama_train_eval_loss_costs((const llama_train_eval_loss_args *)args, f, b); }
 static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k0_rope_tables",
-    "eval_loss_k1_rope_tables",
-    "eval_loss_k2_embed",
-    "eval_loss_k3_rmsnorm",
-    "eval_loss_k4_wq",
-    "eval_loss_k5_wk",
-    "eval_loss_k6_wv",
+    "eval_loss_k1_embed",
+    "eval_loss_k2_rmsnorm",
+    "eval_loss_k3_wq",
+    "eval_loss_k4_wk",
+    "eval_loss_k5_wv",
+    "eval_loss_k6_rope",
     "eval_loss_k7_rope",
-    "eval_loss_k8_rope",
-    "eval_loss_k9_scores_matmul",
-    "eval_loss_k10_attention",
-    "eval_loss_k11_attention_matmul",
-    "eval_loss_k12_wo",
-    "eval_loss_k13_rmsnorm",
-    "eval_loss_k14_w1",
-    "eval_loss_k15_w3",
-    "eval_loss_k16_silu",
-    "eval_loss_k17_w2",
-    "eval_loss_k18_layer",
-    "eval_loss_k19_rmsnorm",
+    "eval_loss_k8_scores_matmul",
+    "eval_loss_k9_attention",
+    "eval_loss_k10_attention_matmul",
+    "eval_loss_k11_wo",
+    "eval_loss_k12_rmsnorm",
+    "eval_loss_k13_w1",
+    "eval_loss_k14_w3",
+    "eval_loss_k15_silu",
+    "eval_loss_k16_w2",
+    "eval_loss_k17_layer",
+    "eval_loss_k18_rmsnorm",
+    "eval_loss_k19_lm_head",
     "eval_loss_k20_lm_head",
-    "eval_loss_k21_lm_head",
-    "eval_loss_k22_log_softmax",
-    "eval_loss_k23_cross_entropy",
+    "eval_loss_k21_log_softmax",
+    "eval_loss_k22_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 24, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 23, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
 /* ===== program 'adamw_step' ===== */
 
@@ -2302,14 +2247,16 @@ static void adamw_step_k1_grad_norm(float *restrict grad_norm, const float *rest
     grad_norm[0] = v0;
 }
 
-/* adamw_step_k2_adamw: cmplt, add, div, select, mul, mul, sub, mul, add  [adamw] */
-static void adamw_step_k2_adamw(float *restrict exp_avg, const float *restrict grad, const float *restrict beta1, const float *restrict max_grad_norm, const float *restrict grad_norm, long N) {
+/* adamw_step_k2_adamw: cmplt, add, div, select, mul, mul, sub, mul, add, mul, sub, mul, mul, add, div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
+static void adamw_step_k2_adamw(float *restrict exp_avg, float *restrict exp_avg_sq, float *restrict param, const float *restrict grad, const float *restrict lr, const float *restrict beta1, const float *restrict beta2, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict max_grad_norm, const float *restrict grad_norm, long N) {
     const long n = N;
     float v1 = 1.0f - (beta1[0]);
     float v2 = max_grad_norm[0] < grad_norm[0] ? 1.0f : 0.0f;
     float v3 = grad_norm[0] + 9.99999997e-07f;
     float v4 = (max_grad_norm[0]) / v3;
     float v5 = v2 != 0.0f ? v4 : 1.0f;
+    float v10 = 1.0f - (beta2[0]);
+    float v14 = (lr[0]) * (weight_decay[0]);
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
         float v0 = (beta1[0]) * (exp_avg[j]);
@@ -2317,48 +2264,25 @@ static void adamw_step_k2_adamw(float *restrict exp_avg, const float *restrict g
         float v7 = v1 * v6;
         float v8 = v0 + v7;
         exp_avg[j] = v8;
+        float v9 = (beta2[0]) * (exp_avg_sq[j]);
+        float v11 = v10 * v6;
+        float v12 = v11 * v6;
+        float v13 = v9 + v12;
+        exp_avg_sq[j] = v13;
+        float v15 = v14 * (param[j]);
+        float v16 = param[j] - v15;
+        float v17 = v8 / (bias_correction1[0]);
+        float v18 = v13 / (bias_correction2[0]);
+        float v19 = sqrtf(v18);
+        float v20 = v19 + eps[0];
+        float v21 = v17 / v20;
+        float v22 = (lr[0]) * v21;
+        float v23 = v16 - v22;
+        param[j] = v23;
     }
 }
 
-/* adamw_step_k3_adamw: cmplt, add, div, select, mul, mul, sub, mul, mul, add  [adamw] */
-static void adamw_step_k3_adamw(float *restrict exp_avg_sq, const float *restrict grad, const float *restrict beta2, const float *restrict max_grad_norm, const float *restrict grad_norm, long N) {
-    const long n = N;
-    float v1 = 1.0f - (beta2[0]);
-    float v2 = max_grad_norm[0] < grad_norm[0] ? 1.0f : 0.0f;
-    float v3 = grad_norm[0] + 9.99999997e-07f;
-    float v4 = (max_grad_norm[0]) / v3;
-    float v5 = v2 != 0.0f ? v4 : 1.0f;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = (beta2[0]) * (exp_avg_sq[j]);
-        float v6 = (grad[j]) * v5;
-        float v7 = v1 * v6;
-        float v8 = v7 * v6;
-        float v9 = v0 + v8;
-        exp_avg_sq[j] = v9;
-    }
-}
-
-/* adamw_step_k4_adamw: div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
-static void adamw_step_k4_adamw(float *restrict param, const float *restrict lr, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict exp_avg, const float *restrict exp_avg_sq, long N) {
-    const long n = N;
-    float v0 = (lr[0]) * (weight_decay[0]);
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v1 = v0 * (param[j]);
-        float v2 = param[j] - v1;
-        float v3 = (exp_avg[j]) / (bias_correction1[0]);
-        float v4 = (exp_avg_sq[j]) / (bias_correction2[0]);
-        float v5 = sqrtf(v4);
-        float v6 = v5 + eps[0];
-        float v7 = v3 / v6;
-        float v8 = (lr[0]) * v7;
-        float v9 = v2 - v8;
-        param[j] = v9;
-    }
-}
-
-/* Arena: 1 slots planned for 5 kernels. */
+/* Arena: 1 slots planned for 3 kernels. */
 static long llama_train_adamw_step_layout(const llama_train_adamw_step_args *args, long *off) {
     long total = 0;
     off[0] = total; total += la_round16(1);
@@ -2391,20 +2315,16 @@ void llama_train_adamw_step(const llama_train_adamw_step_args *args) {
     const float *max_grad_norm = args->max_grad_norm;
     float *grad_norm = args->grad_norm;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 5, adamw_step_k0_grad_norm(t0, grad, N));
-    LA_TIMED(prof, 1, 5, adamw_step_k1_grad_norm(grad_norm, t0));
-    LA_TIMED(prof, 2, 5, adamw_step_k2_adamw(exp_avg, grad, beta1, max_grad_norm, grad_norm, N));
-    LA_TIMED(prof, 3, 5, adamw_step_k3_adamw(exp_avg_sq, grad, beta2, max_grad_norm, grad_norm, N));
-    LA_TIMED(prof, 4, 5, adamw_step_k4_adamw(param, lr, eps, weight_decay, bias_correction1, bias_correction2, exp_avg, exp_avg_sq, N));
+    LA_TIMED(prof, 0, 3, adamw_step_k0_grad_norm(t0, grad, N));
+    LA_TIMED(prof, 1, 3, adamw_step_k1_grad_norm(grad_norm, t0));
+    LA_TIMED(prof, 2, 3, adamw_step_k2_adamw(exp_avg, exp_avg_sq, param, grad, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2, max_grad_norm, grad_norm, N));
 }
 
 void llama_train_adamw_step_costs(const llama_train_adamw_step_args *args, double *flops, double *bytes) {
     const long N = args->N;
     flops[0] = (double)(N + N); bytes[0] = (double)(4 + 4*N); /* adamw_step_k0_grad_norm */
     flops[1] = (double)(1); bytes[1] = (double)(4 + 4); /* adamw_step_k1_grad_norm */
-    flops[2] = (double)(1 + 1 + 1 + 1 + N + N + 1 + N + N); bytes[2] = (double)(4*N + 4*N + 4*N + 4 + 4 + 4); /* adamw_step_k2_adamw */
-    flops[3] = (double)(1 + 1 + 1 + 1 + N + N + 1 + N + N + N); bytes[3] = (double)(4*N + 4*N + 4*N + 4 + 4 + 4); /* adamw_step_k3_adamw */
-    flops[4] = (double)(N + N + N + N + N + 1 + N + N + N + N); bytes[4] = (double)(4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4*N + 4*N); /* adamw_step_k4_adamw */
+    flops[2] = (double)(1 + 1 + 1 + 1 + N + N + 1 + N + N + N + 1 + N + N + N + N + N + N + N + N + 1 + N + N + N + N); bytes[2] = (double)(4*N + 4*N + 4*N + 4*N + 4*N + 4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4); /* adamw_step_k2_adamw */
     (void)args;
 }
 
@@ -2415,8 +2335,6 @@ static const char *const llama_train_adamw_step_kernel_names[] = {
     "adamw_step_k0_grad_norm",
     "adamw_step_k1_grad_norm",
     "adamw_step_k2_adamw",
-    "adamw_step_k3_adamw",
-    "adamw_step_k4_adamw",
 };
-const la_program_info llama_train_adamw_step_info = { "llama_train.adamw_step", 16, 5, llama_train_adamw_step_kernel_names, llama_train_adamw_step_run, llama_train_adamw_step_arena, llama_train_adamw_step_cost };
+const la_program_info llama_train_adamw_step_info = { "llama_train.adamw_step", 16, 3, llama_train_adamw_step_kernel_names, llama_train_adamw_step_run, llama_train_adamw_step_arena, llama_train_adamw_step_cost };
 

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'forward': 21 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'forward': 20 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -36,7 +36,7 @@ void llama_forward(const llama_forward_args *args);
 long llama_forward_arena_floats(const llama_forward_args *args);
 void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes);
 
-/* Program 'prefill': 22 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, T, V. */
+/* Program 'prefill': 21 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -75,7 +75,7 @@ void llama_prefill(const llama_prefill_args *args);
 long llama_prefill_arena_floats(const llama_prefill_args *args);
 void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes);
 
-/* Program 'decode': 21 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, V. */
+/* Program 'decode': 20 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

@@ -48,7 +48,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args);
 long llama_dpo_dpo_logps_arena_floats(const llama_dpo_dpo_logps_args *args);
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step': 101 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'dpo_step': 100 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 80 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'lm_step': 78 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -60,7 +60,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss': 24 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'eval_loss': 23 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -95,7 +95,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args);
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args);
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes);
 
-/* Program 'adamw_step': 5 kernels. Sizes: N. */
+/* Program 'adamw_step': 3 kernels. Sizes: N. */
 typedef struct {
     float *param; /* f32 [N], written */
     const float *grad; /* f32 [N] */

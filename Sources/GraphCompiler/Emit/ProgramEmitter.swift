@@ -74,6 +74,7 @@ struct ProgramEmitter {
             lines.append("}")
             return lines
         case .pointwise:
+            if !k.extraRoots.isEmpty { return try groupBody(plan, k, buffer: name) }
             if case .writeSlice(let axis, let start) = root.op {
                 let value = root.inputs[1]
                 var r = PointwiseRenderer(plan: plan, rowShape: plan.node(value).shape, buffer: name)
@@ -107,17 +108,29 @@ struct ProgramEmitter {
             }
             var r = PointwiseRenderer(plan: plan, rowShape: root.shape, buffer: name)
             r.root = k.root
-            r.alsoComputed = Set(k.extraRoots)
-            // The output row is scratch until stored, unless the kernel updates it in place
-            // (or stores several values).
-            if root.dtype == .f32, k.extraRoots.isEmpty, !k.reads.contains(where: { name($0) == name(k.root) }) { r.stashBuffer = name(k.root) }
-            let shape = r
-            try r.innerLoop(k.roots.map { id in
-                let out = name(id)
-                return ({ v, j in "\(out)[\(shape.linear(shape.elementIndex(j), root.shape))] = \(v);" }, id)
-            })
+            // The output row is scratch until stored, unless the kernel updates it in place.
+            if root.dtype == .f32, !k.reads.contains(where: { name($0) == name(k.root) }) { r.stashBuffer = name(k.root) }
+            let out = name(k.root), shape = r
+            try r.innerLoop({ v, j in "\(out)[\(shape.linear(shape.elementIndex(j), root.shape))] = \(v);" }, value: k.root)
             return loopNest(r)
         }
+    }
+
+    /// One loop storing every value of a group (see `FusionPlan.groupLoops`): a write stores
+    /// its value into its target, any other root into its own buffer.
+    static func groupBody(_ plan: FusionPlan, _ k: Kernel, buffer name: @escaping (Int) -> String) throws -> [String] {
+        let shape = plan.loopShape(k.root)
+        var r = PointwiseRenderer(plan: plan, rowShape: shape, buffer: name)
+        r.root = k.root
+        r.alsoComputed = Set(k.extraRoots)
+        let layout = r
+        try r.innerLoop(k.roots.map { id in
+            let n = plan.node(id), out = name(id)
+            let store: (String, String) -> String = { v, j in "\(out)[\(layout.linear(layout.elementIndex(j), shape))] = \(v);" }
+            if case .writeSlice = n.op { return (store, n.inputs[1]) }
+            return (store, id)
+        })
+        return loopNest(r)
     }
 
     /// Wraps a renderer's row block in the parallel row loop.

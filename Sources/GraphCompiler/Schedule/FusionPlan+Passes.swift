@@ -165,38 +165,4 @@ extension FusionPlan {
         }
         return x
     }
-
-    /// Consecutive loops over the same small shape (`[B]`: the DPO loss family and its
-    /// gradients) become one loop that computes and stores each value, sharing the
-    /// subexpressions they have in common. A grouped value is computed where another reads
-    /// it, never loaded, so no order between them matters.
-    mutating func groupSmallLoops() {
-        var grouped: [Kernel] = []
-        for k in kernels {
-            if var last = grouped.last, joinsSmallLoop(last), joinsSmallLoop(k), last.stage == k.stage,
-               node(last.root).shape == node(k.root).shape {
-                let roots = Set(last.roots + [k.root])
-                last.extraRoots.append(k.root)
-                last.covered = Array(Set(last.covered + k.covered)).sorted()
-                last.reads = Array(Set(last.reads + k.reads).subtracting(roots)).sorted()
-                grouped[grouped.count - 1] = last
-            } else {
-                grouped.append(k)
-            }
-        }
-        kernels = grouped
-    }
-
-    /// A plain loop over a small shape that stores its value in a buffer of its own (not a
-    /// reduction, a write into another buffer, or an update in place).
-    private func joinsSmallLoop(_ k: Kernel) -> Bool {
-        let n = node(k.root)
-        guard k.kind == .pointwise, !n.op.isReduction, n.dtype == .f32, isSmall(n.shape), !n.shape.isEmpty else { return false }
-        if case .writeSlice = n.op { return false }
-        switch storage[k.root] {
-        case nil: return true
-        case .external(let name)?: return program.outputs.contains { $0.name == name }
-        default: return false
-        }
-    }
 }

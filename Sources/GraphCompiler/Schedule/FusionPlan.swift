@@ -113,7 +113,7 @@ struct FusionPlan {
         ("write in place", { $0.writeInPlace() }),
         ("group kernels", { try $0.buildKernels() }),
         ("write products into their views", { try $0.writeProductsIntoViews() }),
-        ("group small loops", { $0.groupSmallLoops() }),
+        ("group loops", { $0.groupLoops() }),
         ("name kernels", { $0.nameKernels() }),
         ("assign arena slots", { $0.assignArenaSlots() }),
     ]
