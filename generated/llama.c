@@ -7,7 +7,7 @@
 
 /* ===== program 'forward' ===== */
 
-/* forward_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+/* forward_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
 static void forward_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
@@ -29,7 +29,7 @@ static void forward_k0_rope_tables(float *restrict t0, float *restrict t1, const
     }
 }
 
-/* forward_k1_embed: gather  [embed] */
+/* forward_k1_embed: t2 = embed[ids]  [embed] */
 static void forward_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -44,7 +44,7 @@ static void forward_k1_embed(float *restrict t2, const int32_t *restrict ids, co
     }
 }
 
-/* forward_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* forward_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void forward_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -219,7 +219,7 @@ static void forward_k11_wo(float *restrict t12, const float *restrict wo, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
 }
 
-/* forward_k12_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+/* forward_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
 static void forward_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -256,7 +256,7 @@ static void forward_k14_w3(float *restrict t15, const float *restrict w3, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
 }
 
-/* forward_k15_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* forward_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void forward_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -278,7 +278,7 @@ static void forward_k16_w2(float *restrict t17, const float *restrict w2, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
 }
 
-/* forward_k17_layer: add, add  [layer/attention; layer; layer/ffn] */
+/* forward_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
 static void forward_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -292,7 +292,7 @@ static void forward_k17_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* forward_k18_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+/* forward_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
 static void forward_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -486,7 +486,7 @@ const la_program_info llama_forward_info = { "llama.forward", 26, 20, llama_forw
 
 /* ===== program 'prefill' ===== */
 
-/* prefill_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+/* prefill_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
 static void prefill_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
@@ -508,7 +508,7 @@ static void prefill_k0_rope_tables(float *restrict t0, float *restrict t1, const
     }
 }
 
-/* prefill_k1_embed: gather  [embed] */
+/* prefill_k1_embed: t2 = embed[ids]  [embed] */
 static void prefill_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -523,7 +523,7 @@ static void prefill_k1_embed(float *restrict t2, const int32_t *restrict ids, co
     }
 }
 
-/* prefill_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* prefill_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void prefill_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -594,7 +594,7 @@ static void prefill_k6_rope(float *restrict k_cache, const float *restrict t0, c
     }
 }
 
-/* prefill_k7_attention: write_slice  [layer/attention] */
+/* prefill_k7_attention: v_cache = t6  [layer/attention] */
 static void prefill_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -713,7 +713,7 @@ static void prefill_k12_wo(float *restrict t11, const float *restrict wo, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t11, D);
 }
 
-/* prefill_k13_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+/* prefill_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
 static void prefill_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -750,7 +750,7 @@ static void prefill_k15_w3(float *restrict t14, const float *restrict w3, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
 }
 
-/* prefill_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* prefill_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void prefill_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -772,7 +772,7 @@ static void prefill_k17_w2(float *restrict t16, const float *restrict w2, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
 }
 
-/* prefill_k18_layer: add, add  [layer/attention; layer; layer/ffn] */
+/* prefill_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
 static void prefill_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -786,7 +786,7 @@ static void prefill_k18_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* prefill_k19_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+/* prefill_k19_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
 static void prefill_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -990,7 +990,7 @@ const la_program_info llama_prefill_info = { "llama.prefill", 31, 21, llama_pref
 
 /* ===== program 'decode' ===== */
 
-/* decode_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+/* decode_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
 static void decode_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
     const long HD = 2*HD2;
     const long n = HD2;
@@ -1010,7 +1010,7 @@ static void decode_k0_rope_tables(float *restrict t0, float *restrict t1, const 
     }
 }
 
-/* decode_k1_embed: gather  [embed] */
+/* decode_k1_embed: t2 = embed[ids]  [embed] */
 static void decode_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
@@ -1024,7 +1024,7 @@ static void decode_k1_embed(float *restrict t2, const int32_t *restrict ids, con
     }
 }
 
-/* decode_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* decode_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void decode_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
@@ -1200,7 +1200,7 @@ static void decode_k11_wo(float *restrict t10, const float *restrict wo, const f
     la_gemm(CblasNoTrans, CblasTrans, B, D, D, t9, D, wo, D, 0.0f, t10, D);
 }
 
-/* decode_k12_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+/* decode_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
 static void decode_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
@@ -1238,7 +1238,7 @@ static void decode_k14_w3(float *restrict t13, const float *restrict w3, const f
     la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w3, D, 0.0f, t13, F);
 }
 
-/* decode_k15_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* decode_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void decode_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1260,7 +1260,7 @@ static void decode_k16_w2(float *restrict t15, const float *restrict w2, const f
     la_gemm(CblasNoTrans, CblasTrans, B, D, F, t14, F, w2, F, 0.0f, t15, D);
 }
 
-/* decode_k17_layer: add, add  [layer/attention; layer; layer/ffn] */
+/* decode_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
 static void decode_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
@@ -1274,7 +1274,7 @@ static void decode_k17_layer(float *restrict carry0_next, const float *restrict 
     }
 }
 
-/* decode_k18_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+/* decode_k18_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
 static void decode_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;

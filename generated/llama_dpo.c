@@ -7,7 +7,7 @@
 
 /* ===== program 'dpo_logps' ===== */
 
-/* dpo_logps_k0_rope_tables: cast, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
+/* dpo_logps_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
 static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
@@ -28,7 +28,7 @@ static void dpo_logps_k0_rope_tables(float *restrict t0, const int32_t *restrict
     }
 }
 
-/* dpo_logps_k1_rope_tables: cast, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
+/* dpo_logps_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
 static void dpo_logps_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
@@ -49,7 +49,7 @@ static void dpo_logps_k1_rope_tables(float *restrict t1, const int32_t *restrict
     }
 }
 
-/* dpo_logps_k2_shared_prompt_mask: cast, cmpeq, cmpeq, mul, sub  [rope_tables; shared_prompt_mask] */
+/* dpo_logps_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
 static void dpo_logps_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
     const long rows = B*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -69,7 +69,7 @@ static void dpo_logps_k2_shared_prompt_mask(float *restrict t2, const int32_t *r
     }
 }
 
-/* dpo_logps_k3_embed: gather  [embed] */
+/* dpo_logps_k3_embed: t3 = embed[ids]  [embed] */
 static void dpo_logps_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -84,7 +84,7 @@ static void dpo_logps_k3_embed(float *restrict t3, const int32_t *restrict ids, 
     }
 }
 
-/* dpo_logps_k4_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* dpo_logps_k4_rmsnorm: t4 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -262,7 +262,7 @@ static void dpo_logps_k13_wo(float *restrict t13, const float *restrict wo, cons
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
 }
 
-/* dpo_logps_k14_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+/* dpo_logps_k14_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
 static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -299,7 +299,7 @@ static void dpo_logps_k16_w3(float *restrict t16, const float *restrict w3, cons
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
 }
 
-/* dpo_logps_k17_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* dpo_logps_k17_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -321,7 +321,7 @@ static void dpo_logps_k18_w2(float *restrict t18, const float *restrict w2, cons
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
 }
 
-/* dpo_logps_k19_layer: add, add  [layer/attention; layer; layer/ffn] */
+/* dpo_logps_k19_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
 static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -335,7 +335,7 @@ static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* dpo_logps_k20_rmsnorm: gather, mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head; lm_head/rmsnorm] */
+/* dpo_logps_k20_rmsnorm: t19 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
 static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -367,7 +367,7 @@ static void dpo_logps_k21_lm_head(float *restrict t20, const float *restrict lm_
     la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t19, D, lm_head, D, 0.0f, t20, V);
 }
 
-/* dpo_logps_k22_log_softmax: reduce_max  [sequence_logps/cross_entropy/log_softmax] */
+/* dpo_logps_k22_log_softmax: t21 = max(t20)  [sequence_logps/cross_entropy/log_softmax] */
 static void dpo_logps_k22_log_softmax(float *restrict t21, const float *restrict t20, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -382,7 +382,7 @@ static void dpo_logps_k22_log_softmax(float *restrict t21, const float *restrict
     }
 }
 
-/* dpo_logps_k23_log_softmax: stop_gradient, sub, exp, reduce_sum  [sequence_logps/cross_entropy/log_softmax] */
+/* dpo_logps_k23_log_softmax: t22 = Σ(exp(t20 - t21))  [sequence_logps/cross_entropy/log_softmax] */
 static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -401,7 +401,7 @@ static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict
     }
 }
 
-/* dpo_logps_k24_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+/* dpo_logps_k24_cross_entropy: t23 = Σ((t20 - t21 - log(t22)) · [i1 = chosen_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
 static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *restrict chosen_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -438,7 +438,7 @@ static void dpo_logps_k25_sequence_logps_scatter_add(float *restrict t24, const 
     }
 }
 
-/* dpo_logps_k26_sequence_logps: neg  [sequence_logps] */
+/* dpo_logps_k26_sequence_logps: logps_chosen = -t24  [sequence_logps] */
 static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const float *restrict t24, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
@@ -448,7 +448,7 @@ static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const flo
     }
 }
 
-/* dpo_logps_k27_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
+/* dpo_logps_k27_cross_entropy: t25 = Σ((t20 - t21 - log(t22)) · [i1 = rejected_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
 static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *restrict rejected_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -485,7 +485,7 @@ static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t26, const 
     }
 }
 
-/* dpo_logps_k29_sequence_logps: neg  [sequence_logps] */
+/* dpo_logps_k29_sequence_logps: logps_rejected = -t26  [sequence_logps] */
 static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const float *restrict t26, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
@@ -495,7 +495,7 @@ static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const f
     }
 }
 
-/* dpo_logps_k30_sequence_logps: reduce_sum  [sequence_logps] */
+/* dpo_logps_k30_sequence_logps: t27 = Σ(t20)  [sequence_logps] */
 static void dpo_logps_k30_sequence_logps(float *restrict t27, const float *restrict t20, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -769,7 +769,7 @@ const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 38, 33
 
 /* ===== program 'dpo_step' ===== */
 
-/* dpo_step_k0_rope_tables: cast, iota, mul, div, pow, recip, mul, cos  [rope_tables] */
+/* dpo_step_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
 static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
@@ -790,7 +790,7 @@ static void dpo_step_k0_rope_tables(float *restrict t0, const int32_t *restrict 
     }
 }
 
-/* dpo_step_k1_rope_tables: cast, iota, mul, div, pow, recip, mul, sin  [rope_tables] */
+/* dpo_step_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
 static void dpo_step_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = B*T, n = HD2;
@@ -811,7 +811,7 @@ static void dpo_step_k1_rope_tables(float *restrict t1, const int32_t *restrict 
     }
 }
 
-/* dpo_step_k2_shared_prompt_mask: cast, cmpeq, cmpeq, mul, sub  [rope_tables; shared_prompt_mask] */
+/* dpo_step_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
 static void dpo_step_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
     const long rows = B*T, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -831,7 +831,7 @@ static void dpo_step_k2_shared_prompt_mask(float *restrict t2, const int32_t *re
     }
 }
 
-/* dpo_step_k3_embed: gather  [embed] */
+/* dpo_step_k3_embed: saved_x_slot0 = embed[ids]  [embed] */
 static void dpo_step_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -846,7 +846,7 @@ static void dpo_step_k3_embed(float *restrict saved_x_slot0, const int32_t *rest
     }
 }
 
-/* dpo_step_k4_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* dpo_step_k4_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1023,7 +1023,7 @@ static void dpo_step_k13_wo(float *restrict t8, const float *restrict wo, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t8, D);
 }
 
-/* dpo_step_k14_layer: add, write_slice  [layer/attention; layer] */
+/* dpo_step_k14_layer: saved_h = carry0 + t8  [layer/attention; layer] */
 static void dpo_step_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1036,7 +1036,7 @@ static void dpo_step_k14_layer(float *restrict saved_h, const float *restrict ca
     }
 }
 
-/* dpo_step_k15_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* dpo_step_k15_rmsnorm: t9 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
 static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1071,7 +1071,7 @@ static void dpo_step_k17_w3(float *restrict saved_up, const float *restrict w3, 
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w3, D, 0.0f, saved_up, F);
 }
 
-/* dpo_step_k18_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+/* dpo_step_k18_silu: t10 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
 static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1093,7 +1093,7 @@ static void dpo_step_k19_w2(float *restrict t11, const float *restrict w2, const
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t10, F, w2, F, 0.0f, t11, D);
 }
 
-/* dpo_step_k20_ffn: add  [layer/ffn; layer] */
+/* dpo_step_k20_ffn: carry0_next = saved_h + t11  [layer/ffn; layer] */
 static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1106,7 +1106,7 @@ static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict 
     }
 }
 
-/* dpo_step_k21_lm_head: gather  [lm_head] */
+/* dpo_step_k21_lm_head: t12 = carry0[scored]  [lm_head] */
 static void dpo_step_k21_lm_head(float *restrict t12, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -1120,7 +1120,7 @@ static void dpo_step_k21_lm_head(float *restrict t12, const int32_t *restrict sc
     }
 }
 
-/* dpo_step_k22_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+/* dpo_step_k22_rmsnorm: t13 = Σ(t12²)  [lm_head/rmsnorm] */
 static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -1137,7 +1137,7 @@ static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12,
     }
 }
 
-/* dpo_step_k23_rmsnorm: div, add, rsqrt, mul  [lm_head/rmsnorm] */
+/* dpo_step_k23_rmsnorm: t14 = t12 · rsqrt(t13 / D + norm_eps)  [lm_head/rmsnorm] */
 static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict t12, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -1154,7 +1154,7 @@ static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict norm
     }
 }
 
-/* dpo_step_k24_rmsnorm: mul  [lm_head/rmsnorm] */
+/* dpo_step_k24_rmsnorm: t15 = t14 · final_norm  [lm_head/rmsnorm] */
 static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict final_norm, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -1173,7 +1173,7 @@ static void dpo_step_k25_lm_head(float *restrict t16, const float *restrict lm_h
     la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
 }
 
-/* dpo_step_k26_log_softmax: reduce_max  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+/* dpo_step_k26_log_softmax: t17 = max(t16)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
 static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict t16, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1188,7 +1188,7 @@ static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict 
     }
 }
 
-/* dpo_step_k27_log_softmax: stop_gradient, sub, exp, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+/* dpo_step_k27_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_head/sequence_logps/cross_entropy/log_softmax] */
 static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1207,7 +1207,7 @@ static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict 
     }
 }
 
-/* dpo_step_k28_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+/* dpo_step_k28_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = chosen_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
 static void dpo_step_k28_cross_entropy(float *restrict t19, const int32_t *restrict chosen_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1244,7 +1244,7 @@ static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const i
     }
 }
 
-/* dpo_step_k30_sequence_logps: neg  [lm_head/sequence_logps] */
+/* dpo_step_k30_sequence_logps: logps_chosen = -t20  [lm_head/sequence_logps] */
 static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const float *restrict t20, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
@@ -1254,7 +1254,7 @@ static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const floa
     }
 }
 
-/* dpo_step_k31_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+/* dpo_step_k31_cross_entropy: t21 = Σ((t16 - t17 - log(t18)) · [i1 = rejected_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
 static void dpo_step_k31_cross_entropy(float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1291,7 +1291,7 @@ static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t22, const i
     }
 }
 
-/* dpo_step_k33_sequence_logps: neg  [lm_head/sequence_logps] */
+/* dpo_step_k33_sequence_logps: logps_rejected = -t22  [lm_head/sequence_logps] */
 static void dpo_step_k33_sequence_logps(float *restrict logps_rejected, const float *restrict t22, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
@@ -1301,7 +1301,7 @@ static void dpo_step_k33_sequence_logps(float *restrict logps_rejected, const fl
     }
 }
 
-/* dpo_step_k34_sequence_logps: reduce_sum  [lm_head/sequence_logps] */
+/* dpo_step_k34_sequence_logps: t23 = Σ(t16)  [lm_head/sequence_logps] */
 static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restrict t16, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -1372,7 +1372,7 @@ static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejec
     }
 }
 
-/* dpo_step_k39_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+/* dpo_step_k39_dpo_kto_pair: t26 = Σ([loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     /* one result per row */
     const long n = B;
@@ -1390,7 +1390,7 @@ static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict
     t26[r] = acc0;
 }
 
-/* dpo_step_k40_sequence_logps: mul, reduce_sum  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+/* dpo_step_k40_sequence_logps: t27 = Σ(1 · pair_weight)  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
@@ -1404,7 +1404,7 @@ static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restri
     t27[r] = acc0;
 }
 
-/* dpo_step_k41_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+/* dpo_step_k41_dpo_kto_pair: t28 = Σ([loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
 static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     /* one result per row */
     const long n = B;
@@ -1422,7 +1422,7 @@ static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict
     t28[r] = acc0;
 }
 
-/* dpo_step_k42_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+/* dpo_step_k42_dpo_bco_pair: t29 = Σ((beta · [loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
 static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
     /* one result per row */
     const long n = B;
@@ -1441,7 +1441,7 @@ static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict
     t29[r] = acc0;
 }
 
-/* dpo_step_k43_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+/* dpo_step_k43_dpo_bco_pair: t30 = Σ((beta · [loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
 static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
     /* one result per row */
     const long n = B;
@@ -1987,7 +1987,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
     }
 }
 
-/* dpo_step_k45_lm_head: mul, reduce_sum  [lm_head] */
+/* dpo_step_k45_lm_head: t31 = Σ(losses · loss_weights)  [lm_head] */
 static void dpo_step_k45_lm_head(float *restrict t31, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
@@ -2004,7 +2004,7 @@ static void dpo_step_k45_lm_head(float *restrict t31, const float *restrict loss
     }
 }
 
-/* dpo_step_k46_lm_head: mul, reduce_sum  [lm_head; lm_head/dpo_loss/weighted_sum] */
+/* dpo_step_k46_lm_head: t32 = Σ(t31 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
 static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
     /* one result per row */
     const long n = B;
@@ -2018,7 +2018,7 @@ static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair
     t32[r] = acc0;
 }
 
-/* dpo_step_k47_sft: div, neg, mul, reduce_sum  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+/* dpo_step_k47_sft: t33 = Σ((-(logps_chosen / t24)) · pair_weight)  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
 static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
     /* one result per row */
     const long n = B;
@@ -2034,7 +2034,7 @@ static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_wei
     t33[r] = acc0;
 }
 
-/* dpo_step_k48_dpo_loss: mul, mul, add  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+/* dpo_step_k48_dpo_loss: loss = pref_loss_ratio · t32 + sft_loss_ratio · t33  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
 static void dpo_step_k48_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
     const long n = 1;
     float v0 = (pref_loss_ratio[0]) * (t32[0]);
@@ -2995,7 +2995,7 @@ static void dpo_step_k51_lm_head_grad_in(float *restrict t37, const float *restr
     la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t36, V, lm_head, D, 0.0f, t37, D);
 }
 
-/* dpo_step_k52_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
+/* dpo_step_k52_rmsnorm_grad: t38 = Σ(t37 · t14)  [lm_head/rmsnorm/grad] */
 static void dpo_step_k52_rmsnorm_grad(float *restrict t38, const float *restrict t14, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3013,7 +3013,7 @@ static void dpo_step_k52_rmsnorm_grad(float *restrict t38, const float *restrict
     }
 }
 
-/* dpo_step_k53_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+/* dpo_step_k53_rmsnorm_grad: t39 = Σ((t37 · final_norm) · t12)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
 static void dpo_step_k53_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t12, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3057,7 +3057,7 @@ static void dpo_step_k54_rmsnorm_grad_scatter_add(float *restrict t40, const int
     }
 }
 
-/* dpo_step_k55_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
+/* dpo_step_k55_rmsnorm_grad: grad_final_norm = grad_final_norm + t38  [lm_head/rmsnorm/grad] */
 static void dpo_step_k55_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t38, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
@@ -3074,7 +3074,7 @@ static void dpo_step_k56_grad_lm_head(float *restrict grad_lm_head, const float 
     la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t36, V, t15, D, 1.0f, grad_lm_head, D);
 }
 
-/* dpo_step_k57_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+/* dpo_step_k57_rmsnorm: t41 = Σ(saved_x²)  [layer_backward/rmsnorm] */
 static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3091,7 +3091,7 @@ static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict save
     }
 }
 
-/* dpo_step_k58_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+/* dpo_step_k58_rmsnorm: t42 = rsqrt(t41 / D + norm_eps)  [layer_backward/rmsnorm] */
 static void dpo_step_k58_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
@@ -3107,7 +3107,7 @@ static void dpo_step_k58_rmsnorm(float *restrict t42, const float *restrict norm
     }
 }
 
-/* dpo_step_k59_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+/* dpo_step_k59_rmsnorm: t43 = (saved_x · t42) · attn_norm  [layer_backward/rmsnorm] */
 static void dpo_step_k59_rmsnorm(float *restrict t43, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -3138,7 +3138,7 @@ static void dpo_step_k60_scores_matmul(float *restrict t44, const float *restric
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k61_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+/* dpo_step_k61_attention: t45 = exp([i4 ≤ i3 + 0] · t2 ? t44 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t44 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
 static void dpo_step_k61_attention(float *restrict t45, const float *restrict t2, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -3172,7 +3172,7 @@ static void dpo_step_k61_attention(float *restrict t45, const float *restrict t2
     }
 }
 
-/* dpo_step_k62_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+/* dpo_step_k62_softmax: t46 = Σ(t45)  [layer_backward/attention/attention/softmax] */
 static void dpo_step_k62_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
@@ -3188,7 +3188,7 @@ static void dpo_step_k62_softmax(float *restrict t46, const float *restrict t45,
     }
 }
 
-/* dpo_step_k63_softmax: div  [layer_backward/attention/attention/softmax] */
+/* dpo_step_k63_softmax: t47 = t45 / t46  [layer_backward/attention/attention/softmax] */
 static void dpo_step_k63_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
@@ -3205,7 +3205,7 @@ static void dpo_step_k63_softmax(float *restrict t47, const float *restrict t45,
     }
 }
 
-/* dpo_step_k64_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+/* dpo_step_k64_rmsnorm: t48 = Σ(saved_h²)  [layer_backward/rmsnorm] */
 static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3222,7 +3222,7 @@ static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict save
     }
 }
 
-/* dpo_step_k65_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+/* dpo_step_k65_rmsnorm: t49 = rsqrt(t48 / D + norm_eps)  [layer_backward/rmsnorm] */
 static void dpo_step_k65_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
@@ -3238,7 +3238,7 @@ static void dpo_step_k65_rmsnorm(float *restrict t49, const float *restrict norm
     }
 }
 
-/* dpo_step_k66_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+/* dpo_step_k66_rmsnorm: t50 = (saved_h · t49) · ffn_norm  [layer_backward/rmsnorm] */
 static void dpo_step_k66_rmsnorm(float *restrict t50, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -3254,7 +3254,7 @@ static void dpo_step_k66_rmsnorm(float *restrict t50, const float *restrict save
     }
 }
 
-/* dpo_step_k67_silu: neg, exp, add, div, mul  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+/* dpo_step_k67_silu: t51 = saved_gate / (1 + exp(-saved_gate)); t52 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
 static void dpo_step_k67_silu(float *restrict t51, float *restrict t52, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3277,7 +3277,7 @@ static void dpo_step_k68_w2_grad_in(float *restrict t53, const float *restrict c
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t53, F);
 }
 
-/* dpo_step_k69_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+/* dpo_step_k69_ffn_grad: t54 = t53 · t51  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
 static void dpo_step_k69_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3295,7 +3295,7 @@ static void dpo_step_k70_w3_grad_in(float *restrict t55, const float *restrict w
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t54, F, w3, D, 0.0f, t55, D);
 }
 
-/* dpo_step_k71_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+/* dpo_step_k71_silu_grad: t56 = (t53 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t53 · saved_up) · t51) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
 static void dpo_step_k71_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3323,7 +3323,7 @@ static void dpo_step_k72_w1_grad_in(float *restrict t57, const float *restrict w
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t56, F, w1, D, 0.0f, t57, D);
 }
 
-/* dpo_step_k73_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+/* dpo_step_k73_gate_up_grad: t58 = Σ((t55 + t57) · (saved_h · t49))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
 static void dpo_step_k73_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3344,7 +3344,7 @@ static void dpo_step_k73_gate_up_grad(float *restrict t58, const float *restrict
     }
 }
 
-/* dpo_step_k74_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+/* dpo_step_k74_rmsnorm_grad: t59 = Σ(t58)  [layer_backward/rmsnorm/grad] */
 static void dpo_step_k74_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3416,7 +3416,7 @@ static void dpo_step_k77_attention_grad_matmul(float *restrict t62, const float 
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t62 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k78_attention: rsqrt, iota, iota, add, cmple, mul, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+/* dpo_step_k78_attention: t63 = ([i4 ≤ i3 + 0] · t2 ? (t62 / t46 + Σ(-((t62 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
 static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -3590,7 +3590,7 @@ static void dpo_step_k86_wq_grad_in(float *restrict t71, const float *restrict w
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wq, D, 0.0f, t71, D);
 }
 
-/* dpo_step_k87_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+/* dpo_step_k87_attention_grad: t72 = Σ((t67 + t69 + t71) · (saved_x · t42))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
 static void dpo_step_k87_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3612,7 +3612,7 @@ static void dpo_step_k87_attention_grad(float *restrict t72, const float *restri
     }
 }
 
-/* dpo_step_k88_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+/* dpo_step_k88_rmsnorm_grad: t73 = Σ(t72)  [layer_backward/rmsnorm/grad] */
 static void dpo_step_k88_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -3665,7 +3665,7 @@ static void dpo_step_k89_rmsnorm_grad(float *restrict carry1_next, const float *
     }
 }
 
-/* dpo_step_k90_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* dpo_step_k90_layer_backward: grad_attn_norm = grad_attn_norm + t73  [layer_backward/rmsnorm/grad; layer_backward] */
 static void dpo_step_k90_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
@@ -3702,7 +3702,7 @@ static void dpo_step_k94_grad_wo(float *restrict grad_wo, const float *restrict 
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* dpo_step_k95_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* dpo_step_k95_layer_backward: grad_ffn_norm = grad_ffn_norm + t59  [layer_backward/rmsnorm/grad; layer_backward] */
 static void dpo_step_k95_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
@@ -4301,7 +4301,7 @@ const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 100,
 
 /* ===== program 'dpo_loss' ===== */
 
-/* dpo_loss_k0_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+/* dpo_loss_k0_dpo_kto_pair: t0 = Σ([loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k0_dpo_kto_pair(float *restrict t0, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
     const long n = B;
@@ -4319,7 +4319,7 @@ static void dpo_loss_k0_dpo_kto_pair(float *restrict t0, const float *restrict l
     t0[r] = acc0;
 }
 
-/* dpo_loss_k1_dpo_sigmoid: mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
+/* dpo_loss_k1_dpo_sigmoid: t1 = Σ(1 · pair_weight)  [dpo_sigmoid; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k1_dpo_sigmoid(float *restrict t1, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
@@ -4333,7 +4333,7 @@ static void dpo_loss_k1_dpo_sigmoid(float *restrict t1, const float *restrict pa
     t1[r] = acc0;
 }
 
-/* dpo_loss_k2_dpo_kto_pair: cmpeq, select, select, sub, mul, reduce_sum  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
+/* dpo_loss_k2_dpo_kto_pair: t2 = Σ([loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [dpo_sigmoid; dpo_kto_pair; dpo_kto_pair/weighted_sum] */
 static void dpo_loss_k2_dpo_kto_pair(float *restrict t2, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
     const long n = B;
@@ -4351,7 +4351,7 @@ static void dpo_loss_k2_dpo_kto_pair(float *restrict t2, const float *restrict l
     t2[r] = acc0;
 }
 
-/* dpo_loss_k3_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+/* dpo_loss_k3_dpo_bco_pair: t3 = Σ((beta · [loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
 static void dpo_loss_k3_dpo_bco_pair(float *restrict t3, const float *restrict logps_chosen, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
     const long n = B;
@@ -4370,7 +4370,7 @@ static void dpo_loss_k3_dpo_bco_pair(float *restrict t3, const float *restrict l
     t3[r] = acc0;
 }
 
-/* dpo_loss_k4_dpo_bco_pair: cmpeq, select, select, sub, mul, mul, reduce_sum  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
+/* dpo_loss_k4_dpo_bco_pair: t4 = Σ((beta · [loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [dpo_sigmoid; dpo_bco_pair; dpo_bco_pair/weighted_sum] */
 static void dpo_loss_k4_dpo_bco_pair(float *restrict t4, const float *restrict logps_rejected, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, long B) {
     /* one result per row */
     const long n = B;
@@ -4916,7 +4916,7 @@ static void dpo_loss_k5_log_sigmoid(float *restrict losses, const float *restric
     }
 }
 
-/* dpo_loss_k6_reduce_sum: mul, reduce_sum */
+/* dpo_loss_k6_reduce_sum: t5 = Σ(losses · loss_weights) */
 static void dpo_loss_k6_reduce_sum(float *restrict t5, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
@@ -4933,7 +4933,7 @@ static void dpo_loss_k6_reduce_sum(float *restrict t5, const float *restrict los
     }
 }
 
-/* dpo_loss_k7_weighted_sum: mul, reduce_sum  [weighted_sum] */
+/* dpo_loss_k7_weighted_sum: loss = Σ(t5 · pair_weight)  [weighted_sum] */
 static void dpo_loss_k7_weighted_sum(float *restrict loss, const float *restrict pair_weight, const float *restrict t5, long B) {
     /* one result per row */
     const long n = B;

@@ -7,7 +7,7 @@
 
 /* ===== program 'lm_step' ===== */
 
-/* lm_step_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+/* lm_step_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
 static void lm_step_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
@@ -29,7 +29,7 @@ static void lm_step_k0_rope_tables(float *restrict t0, float *restrict t1, const
     }
 }
 
-/* lm_step_k1_embed: gather  [embed] */
+/* lm_step_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
 static void lm_step_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -44,7 +44,7 @@ static void lm_step_k1_embed(float *restrict saved_x_slot0, const int32_t *restr
     }
 }
 
-/* lm_step_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* lm_step_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void lm_step_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -218,7 +218,7 @@ static void lm_step_k11_wo(float *restrict t7, const float *restrict wo, const f
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
 }
 
-/* lm_step_k12_layer: add, write_slice  [layer/attention; layer] */
+/* lm_step_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
 static void lm_step_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -231,7 +231,7 @@ static void lm_step_k12_layer(float *restrict saved_h, const float *restrict car
     }
 }
 
-/* lm_step_k13_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* lm_step_k13_rmsnorm: t8 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
 static void lm_step_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -266,7 +266,7 @@ static void lm_step_k15_w3(float *restrict saved_up, const float *restrict w3, c
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
 }
 
-/* lm_step_k16_silu: neg, exp, add, div, mul  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+/* lm_step_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
 static void lm_step_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -288,7 +288,7 @@ static void lm_step_k17_w2(float *restrict t10, const float *restrict w2, const 
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
 }
 
-/* lm_step_k18_ffn: add  [layer/ffn; layer] */
+/* lm_step_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
 static void lm_step_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -301,7 +301,7 @@ static void lm_step_k18_ffn(float *restrict carry0_next, const float *restrict s
     }
 }
 
-/* lm_step_k19_lm_head: gather  [lm_head] */
+/* lm_step_k19_lm_head: t11 = carry0[scored]  [lm_head] */
 static void lm_step_k19_lm_head(float *restrict t11, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -315,7 +315,7 @@ static void lm_step_k19_lm_head(float *restrict t11, const int32_t *restrict sco
     }
 }
 
-/* lm_step_k20_rmsnorm: mul, reduce_sum  [lm_head/rmsnorm] */
+/* lm_step_k20_rmsnorm: t12 = Σ(t11²)  [lm_head/rmsnorm] */
 static void lm_step_k20_rmsnorm(float *restrict t12, const float *restrict t11, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -332,7 +332,7 @@ static void lm_step_k20_rmsnorm(float *restrict t12, const float *restrict t11, 
     }
 }
 
-/* lm_step_k21_rmsnorm: div, add, rsqrt, mul  [lm_head/rmsnorm] */
+/* lm_step_k21_rmsnorm: t13 = t11 · rsqrt(t12 / D + norm_eps)  [lm_head/rmsnorm] */
 static void lm_step_k21_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -349,7 +349,7 @@ static void lm_step_k21_rmsnorm(float *restrict t13, const float *restrict norm_
     }
 }
 
-/* lm_step_k22_rmsnorm: mul  [lm_head/rmsnorm] */
+/* lm_step_k22_rmsnorm: t14 = t13 · final_norm  [lm_head/rmsnorm] */
 static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = NS, n = D;
@@ -368,7 +368,7 @@ static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_he
     la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t14, D, lm_head, D, 0.0f, t15, V);
 }
 
-/* lm_step_k24_log_softmax: reduce_max  [lm_head/cross_entropy/log_softmax] */
+/* lm_step_k24_log_softmax: t16 = max(t15)  [lm_head/cross_entropy/log_softmax] */
 static void lm_step_k24_log_softmax(float *restrict t16, const float *restrict t15, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -383,7 +383,7 @@ static void lm_step_k24_log_softmax(float *restrict t16, const float *restrict t
     }
 }
 
-/* lm_step_k25_log_softmax: stop_gradient, sub, exp, reduce_sum  [lm_head/cross_entropy/log_softmax] */
+/* lm_step_k25_log_softmax: t17 = Σ(exp(t15 - t16))  [lm_head/cross_entropy/log_softmax] */
 static void lm_step_k25_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -402,7 +402,7 @@ static void lm_step_k25_log_softmax(float *restrict t17, const float *restrict t
     }
 }
 
-/* lm_step_k26_cross_entropy: stop_gradient, sub, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+/* lm_step_k26_cross_entropy: t18 = Σ((t15 - t16 - log(t17)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
 static void lm_step_k26_cross_entropy(float *restrict t18, const int32_t *restrict targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     /* one result per row */
     const long rows = NS, n = V;
@@ -425,7 +425,7 @@ static void lm_step_k26_cross_entropy(float *restrict t18, const int32_t *restri
     }
 }
 
-/* lm_step_k27_cross_entropy: neg, mul, reduce_sum  [lm_head/cross_entropy; lm_head/weighted_sum] */
+/* lm_step_k27_cross_entropy: loss = Σ((-t18) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
 static void lm_step_k27_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
     /* one result per row */
     const long n = NS;
@@ -440,7 +440,7 @@ static void lm_step_k27_cross_entropy(float *restrict loss, const float *restric
     loss[r] = acc0;
 }
 
-/* lm_step_k28_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, mul, neg, mul, neg, reduce_sum, div, mul, add  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+/* lm_step_k28_log_softmax_grad: t19 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
 static void lm_step_k28_log_softmax_grad(float *restrict t19, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -477,7 +477,7 @@ static void lm_step_k29_lm_head_grad_in(float *restrict t20, const float *restri
     la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t19, V, lm_head, D, 0.0f, t20, D);
 }
 
-/* lm_step_k30_rmsnorm_grad: mul, reduce_sum  [lm_head/rmsnorm/grad] */
+/* lm_step_k30_rmsnorm_grad: t21 = Σ(t20 · t13)  [lm_head/rmsnorm/grad] */
 static void lm_step_k30_rmsnorm_grad(float *restrict t21, const float *restrict t13, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -495,7 +495,7 @@ static void lm_step_k30_rmsnorm_grad(float *restrict t21, const float *restrict 
     }
 }
 
-/* lm_step_k31_rmsnorm_grad: mul, mul, reduce_sum  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+/* lm_step_k31_rmsnorm_grad: t22 = Σ((t20 · final_norm) · t11)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
 static void lm_step_k31_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t11, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -539,7 +539,7 @@ static void lm_step_k32_rmsnorm_grad_scatter_add(float *restrict t23, const int3
     }
 }
 
-/* lm_step_k33_rmsnorm_grad: add, write_slice  [lm_head/rmsnorm/grad] */
+/* lm_step_k33_rmsnorm_grad: grad_final_norm = grad_final_norm + t21  [lm_head/rmsnorm/grad] */
 static void lm_step_k33_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
@@ -556,7 +556,7 @@ static void lm_step_k34_grad_lm_head(float *restrict grad_lm_head, const float *
     la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t19, V, t14, D, 1.0f, grad_lm_head, D);
 }
 
-/* lm_step_k35_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+/* lm_step_k35_rmsnorm: t24 = Σ(saved_x²)  [layer_backward/rmsnorm] */
 static void lm_step_k35_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -573,7 +573,7 @@ static void lm_step_k35_rmsnorm(float *restrict t24, const float *restrict saved
     }
 }
 
-/* lm_step_k36_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+/* lm_step_k36_rmsnorm: t25 = rsqrt(t24 / D + norm_eps)  [layer_backward/rmsnorm] */
 static void lm_step_k36_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
@@ -589,7 +589,7 @@ static void lm_step_k36_rmsnorm(float *restrict t25, const float *restrict norm_
     }
 }
 
-/* lm_step_k37_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+/* lm_step_k37_rmsnorm: t26 = (saved_x · t25) · attn_norm  [layer_backward/rmsnorm] */
 static void lm_step_k37_rmsnorm(float *restrict t26, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -620,7 +620,7 @@ static void lm_step_k38_scores_matmul(float *restrict t27, const float *restrict
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t27 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k39_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+/* lm_step_k39_attention: t28 = exp([i4 ≤ i3 + 0] ? t27 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t27 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
 static void lm_step_k39_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -651,7 +651,7 @@ static void lm_step_k39_attention(float *restrict t28, const float *restrict t27
     }
 }
 
-/* lm_step_k40_softmax: reduce_sum  [layer_backward/attention/attention/softmax] */
+/* lm_step_k40_softmax: t29 = Σ(t28)  [layer_backward/attention/attention/softmax] */
 static void lm_step_k40_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
@@ -667,7 +667,7 @@ static void lm_step_k40_softmax(float *restrict t29, const float *restrict t28, 
     }
 }
 
-/* lm_step_k41_softmax: div  [layer_backward/attention/attention/softmax] */
+/* lm_step_k41_softmax: t30 = t28 / t29  [layer_backward/attention/attention/softmax] */
 static void lm_step_k41_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
@@ -684,7 +684,7 @@ static void lm_step_k41_softmax(float *restrict t30, const float *restrict t28, 
     }
 }
 
-/* lm_step_k42_rmsnorm: mul, reduce_sum  [layer_backward/rmsnorm] */
+/* lm_step_k42_rmsnorm: t31 = Σ(saved_h²)  [layer_backward/rmsnorm] */
 static void lm_step_k42_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -701,7 +701,7 @@ static void lm_step_k42_rmsnorm(float *restrict t31, const float *restrict saved
     }
 }
 
-/* lm_step_k43_rmsnorm: div, add, rsqrt  [layer_backward/rmsnorm] */
+/* lm_step_k43_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
 static void lm_step_k43_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
@@ -717,7 +717,7 @@ static void lm_step_k43_rmsnorm(float *restrict t32, const float *restrict norm_
     }
 }
 
-/* lm_step_k44_rmsnorm: mul, mul  [layer_backward/rmsnorm] */
+/* lm_step_k44_rmsnorm: t33 = (saved_h · t32) · ffn_norm  [layer_backward/rmsnorm] */
 static void lm_step_k44_rmsnorm(float *restrict t33, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -733,7 +733,7 @@ static void lm_step_k44_rmsnorm(float *restrict t33, const float *restrict saved
     }
 }
 
-/* lm_step_k45_silu: neg, exp, add, div, mul  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+/* lm_step_k45_silu: t34 = saved_gate / (1 + exp(-saved_gate)); t35 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
 static void lm_step_k45_silu(float *restrict t34, float *restrict t35, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -756,7 +756,7 @@ static void lm_step_k46_w2_grad_in(float *restrict t36, const float *restrict ca
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t36, F);
 }
 
-/* lm_step_k47_ffn_grad: mul  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+/* lm_step_k47_ffn_grad: t37 = t36 · t34  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
 static void lm_step_k47_ffn_grad(float *restrict t37, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -774,7 +774,7 @@ static void lm_step_k48_w3_grad_in(float *restrict t38, const float *restrict w3
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t37, F, w3, D, 0.0f, t38, D);
 }
 
-/* lm_step_k49_silu_grad: neg, exp, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+/* lm_step_k49_silu_grad: t39 = (t36 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t36 · saved_up) · t34) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
 static void lm_step_k49_silu_grad(float *restrict t39, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -802,7 +802,7 @@ static void lm_step_k50_w1_grad_in(float *restrict t40, const float *restrict w1
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t39, F, w1, D, 0.0f, t40, D);
 }
 
-/* lm_step_k51_gate_up_grad: mul, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+/* lm_step_k51_gate_up_grad: t41 = Σ((t38 + t40) · (saved_h · t32))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
 static void lm_step_k51_gate_up_grad(float *restrict t41, const float *restrict saved_h, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -823,7 +823,7 @@ static void lm_step_k51_gate_up_grad(float *restrict t41, const float *restrict 
     }
 }
 
-/* lm_step_k52_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+/* lm_step_k52_rmsnorm_grad: t42 = Σ(t41)  [layer_backward/rmsnorm/grad] */
 static void lm_step_k52_rmsnorm_grad(float *restrict t42, const float *restrict t41, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -895,7 +895,7 @@ static void lm_step_k55_attention_grad_matmul(float *restrict t45, const float *
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t45 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k56_softmax_grad: rsqrt, iota, iota, add, cmple, div, mul, div, neg, reduce_sum, add, mul, select, mul  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+/* lm_step_k56_softmax_grad: t46 = ([i4 ≤ i3 + 0] ? (t45 / t29 + Σ(-((t45 · t30) / t29))) · t28 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
 static void lm_step_k56_softmax_grad(float *restrict t46, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -1068,7 +1068,7 @@ static void lm_step_k64_wq_grad_in(float *restrict t54, const float *restrict wq
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t53, D, wq, D, 0.0f, t54, D);
 }
 
-/* lm_step_k65_attention_grad: mul, add, add, mul, reduce_sum  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+/* lm_step_k65_attention_grad: t55 = Σ((t50 + t52 + t54) · (saved_x · t25))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
 static void lm_step_k65_attention_grad(float *restrict t55, const float *restrict saved_x, const float *restrict t25, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -1090,7 +1090,7 @@ static void lm_step_k65_attention_grad(float *restrict t55, const float *restric
     }
 }
 
-/* lm_step_k66_rmsnorm_grad: reduce_sum  [layer_backward/rmsnorm/grad] */
+/* lm_step_k66_rmsnorm_grad: t56 = Σ(t55)  [layer_backward/rmsnorm/grad] */
 static void lm_step_k66_rmsnorm_grad(float *restrict t56, const float *restrict t55, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
@@ -1143,7 +1143,7 @@ static void lm_step_k67_rmsnorm_grad(float *restrict carry1_next, const float *r
     }
 }
 
-/* lm_step_k68_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* lm_step_k68_layer_backward: grad_attn_norm = grad_attn_norm + t56  [layer_backward/rmsnorm/grad; layer_backward] */
 static void lm_step_k68_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
@@ -1180,7 +1180,7 @@ static void lm_step_k72_grad_wo(float *restrict grad_wo, const float *restrict s
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t43, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* lm_step_k73_layer_backward: add, write_slice  [layer_backward/rmsnorm/grad; layer_backward] */
+/* lm_step_k73_layer_backward: grad_ffn_norm = grad_ffn_norm + t42  [layer_backward/rmsnorm/grad; layer_backward] */
 static void lm_step_k73_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
@@ -1675,7 +1675,7 @@ const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 78
 
 /* ===== program 'eval_loss' ===== */
 
-/* eval_loss_k0_rope_tables: iota, add, iota, mul, div, pow, recip, mul, cos, sin  [rope_tables] */
+/* eval_loss_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
 static void eval_loss_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
@@ -1697,7 +1697,7 @@ static void eval_loss_k0_rope_tables(float *restrict t0, float *restrict t1, con
     }
 }
 
-/* eval_loss_k1_embed: gather  [embed] */
+/* eval_loss_k1_embed: t2 = embed[ids]  [embed] */
 static void eval_loss_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1712,7 +1712,7 @@ static void eval_loss_k1_embed(float *restrict t2, const int32_t *restrict ids, 
     }
 }
 
-/* eval_loss_k2_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm] */
+/* eval_loss_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
 static void eval_loss_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1887,7 +1887,7 @@ static void eval_loss_k11_wo(float *restrict t12, const float *restrict wo, cons
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
 }
 
-/* eval_loss_k12_rmsnorm: add, mul, reduce_sum, div, add, rsqrt, mul, mul  [layer/rmsnorm; layer/attention; layer] */
+/* eval_loss_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
 static void eval_loss_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1924,7 +1924,7 @@ static void eval_loss_k14_w3(float *restrict t15, const float *restrict w3, cons
     la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
 }
 
-/* eval_loss_k15_silu: neg, exp, add, div, mul  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+/* eval_loss_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void eval_loss_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1946,7 +1946,7 @@ static void eval_loss_k16_w2(float *restrict t17, const float *restrict w2, cons
     la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
 }
 
-/* eval_loss_k17_layer: add, add  [layer/attention; layer; layer/ffn] */
+/* eval_loss_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
 static void eval_loss_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1960,7 +1960,7 @@ static void eval_loss_k17_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* eval_loss_k18_rmsnorm: mul, reduce_sum, div, add, rsqrt, mul, mul  [lm_head/rmsnorm] */
+/* eval_loss_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
 static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
@@ -1989,7 +1989,7 @@ static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_
     la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
 }
 
-/* eval_loss_k20_lm_head: reduce_max  [lm_head; lm_head/cross_entropy/log_softmax] */
+/* eval_loss_k20_lm_head: t20 = max(t19)  [lm_head; lm_head/cross_entropy/log_softmax] */
 static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
@@ -2004,7 +2004,7 @@ static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19
     }
 }
 
-/* eval_loss_k21_log_softmax: stop_gradient, sub, exp, reduce_sum, log, sub, iota, cast, cmpeq, mul, reduce_sum  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+/* eval_loss_k21_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
 static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
@@ -2035,7 +2035,7 @@ static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restri
     }
 }
 
-/* eval_loss_k22_cross_entropy: neg  [lm_head/cross_entropy] */
+/* eval_loss_k22_cross_entropy: nll = -t21  [lm_head/cross_entropy] */
 static void eval_loss_k22_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2226,7 +2226,7 @@ const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27
 
 /* ===== program 'adamw_step' ===== */
 
-/* adamw_step_k0_grad_norm: mul, reduce_sum  [grad_norm] */
+/* adamw_step_k0_grad_norm: t0 = Σ(grad²)  [grad_norm] */
 static void adamw_step_k0_grad_norm(float *restrict t0, const float *restrict grad, long N) {
     /* one result per row */
     const long n = N;
@@ -2240,7 +2240,7 @@ static void adamw_step_k0_grad_norm(float *restrict t0, const float *restrict gr
     t0[r] = acc0;
 }
 
-/* adamw_step_k1_grad_norm: sqrt  [grad_norm] */
+/* adamw_step_k1_grad_norm: grad_norm = sqrt(t0)  [grad_norm] */
 static void adamw_step_k1_grad_norm(float *restrict grad_norm, const float *restrict t0) {
     const long n = 1;
     float v0 = sqrtf(t0[0]);

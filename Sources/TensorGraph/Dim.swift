@@ -17,6 +17,8 @@ public struct Dim: Hashable, Sendable, Codable, Comparable, CustomStringConverti
     public static func sym(_ name: String) -> Dim { Dim(1, [name]) }
 
     public var isConstant: Bool { syms.isEmpty }
+    /// The symbol's name when this size is exactly one symbol (`B`), else nil.
+    public var symbolName: String? { coeff == 1 && syms.count == 1 ? syms[0] : nil }
     /// The constant value, when there are no symbols.
     public var constant: Int? { syms.isEmpty ? coeff : nil }
 

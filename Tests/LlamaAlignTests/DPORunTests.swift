@@ -96,8 +96,7 @@ import LlamaGraphs
             for (n, v) in given.floats { inputs[n] = HostTensor(shape: shape(n), data: v.map(Double.init)) }
             inputs["norm_eps"] = HostTensor(shape: [], data: [Double(c.normEps)]); inputs["rope_theta"] = HostTensor(shape: [], data: [Double(c.ropeTheta)])
             let res = try ReferenceInterpreter.run(try LlamaDPOPrograms.sequenceLogps(),
-                sizes: ["B": b.batch, "T": b.seq, "L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads, "HD2": c.headDim / 2,
-                        "F": c.hiddenDim, "V": c.vocabSize, "NS": given.scored],
+                sizes: LlamaSizes(config: c, batch: b.batch, seq: b.seq, scored: given.scored).bindings,
                 inputs: inputs, params: params)
             return (res.outputs["logps_chosen"]?.data ?? [], res.outputs["logps_rejected"]?.data ?? [])
         }

@@ -27,8 +27,7 @@ func sharedPromptLogps(_ model: LlamaModel, _ b: PairBatch) throws -> (chosen: [
     keep["norm_eps"] = AlignedBuffer(copying: [c.normEps]); keep["rope_theta"] = AlignedBuffer(copying: [c.ropeTheta])
     for n in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[n] = AlignedBuffer(floats: b.batch) }
     for (n, k) in keep { bufs[n] = k.raw }
-    try p.run(buffers: bufs, sizes: ["B": b.batch, "T": b.seq, "L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads,
-                                     "HD2": c.headDim / 2, "F": c.hiddenDim, "V": c.vocabSize, "NS": inputs.scored])
+    try p.run(buffers: bufs, sizes: LlamaSizes(config: c, batch: b.batch, seq: b.seq, scored: inputs.scored).bindings)
     return (keep["logps_chosen"]?.floatArray(b.batch) ?? [], keep["logps_rejected"]?.floatArray(b.batch) ?? [])
 }
 

@@ -108,7 +108,7 @@ import LlamaGraphs
         let ids = rows.flatMap { $0 }.map(Double.init)
         let targets = rows.flatMap { Array($0.dropFirst()) + [0] }.map(Double.init)
         let out = try ReferenceInterpreter.run(try LlamaTrainingPrograms.evalLoss(),
-            sizes: ["B": b, "T": t, "L": c.nLayers, "KVH": c.nKVHeads, "REP": c.nHeads / c.nKVHeads, "HD2": c.headDim / 2, "F": c.hiddenDim, "V": c.vocabSize],
+            sizes: LlamaSizes(config: c, batch: b, seq: t).bindings,
             inputs: ["ids": HostTensor(shape: [b, t], data: ids), "targets": HostTensor(shape: [b, t], data: targets),
                      "norm_eps": HostTensor(shape: [], data: [Double(c.normEps)]), "rope_theta": HostTensor(shape: [], data: [Double(c.ropeTheta)])],
             params: params)

@@ -4,6 +4,24 @@ import TensorGraph
 /// the trainable parameters, their gradients and both moments in flat buffers laid out the same
 /// way (`[N]`; the per-tensor views the model programs use point into them), so a step is one call.
 public enum OptimizerPrograms {
+    /// The flat buffers of `adamw_step`, by the names its arguments carry.
+    public enum Buffer: String, CaseIterable, Sendable {
+        case param, grad
+        case expAvg = "exp_avg", expAvgSq = "exp_avg_sq"
+        /// Output: the gradient norm before clipping (one float).
+        case gradNorm = "grad_norm"
+    }
+
+    /// The scalar arguments of `adamw_step` (one float each), in this order.
+    public enum Scalar: String, CaseIterable, Sendable {
+        case learningRate = "lr", beta1, beta2, eps
+        case weightDecay = "weight_decay", biasCorrection1 = "bias_correction1", biasCorrection2 = "bias_correction2"
+        case maxGradNorm = "max_grad_norm"
+    }
+
+    /// The size symbol of the flat buffers (the trainable floats).
+    public static let length = Dim.sym("N")
+
     /// `adamw_step`: global-norm gradient clipping and one AdamW step (PyTorch's formula,
     /// decoupled weight decay) over the flat trainable parameters, in one call:
     ///
@@ -16,16 +34,15 @@ public enum OptimizerPrograms {
     /// is only read (callers may inspect it after the step).
     public static func adamwStep() throws -> Program {
         let b = GraphBuilder("adamw_step")
-        let n: Shape = [.sym("N")]
-        let p = b.input("param", n, mutable: true)
-        let g = b.input("grad", n)
-        let m = b.input("exp_avg", n, mutable: true)
-        let v = b.input("exp_avg_sq", n, mutable: true)
-        let s = ["lr", "beta1", "beta2", "eps", "weight_decay", "bias_correction1", "bias_correction2", "max_grad_norm"]
-            .map { b.input($0, []) }
+        let n: Shape = [length]
+        let p = b.input(Buffer.param.rawValue, n, mutable: true)
+        let g = b.input(Buffer.grad.rawValue, n)
+        let m = b.input(Buffer.expAvg.rawValue, n, mutable: true)
+        let v = b.input(Buffer.expAvgSq.rawValue, n, mutable: true)
+        let s = Scalar.allCases.map { b.input($0.rawValue, []) }
         let (lr, b1, b2, eps, wd, bc1, bc2, maxNorm) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7])
         let norm = b.scope("grad_norm") { (g * g).sum(axis: 0, keepDims: false).sqrt() }
-        b.output("grad_norm", norm)
+        b.output(Buffer.gradNorm.rawValue, norm)
         b.scope("adamw") {
             let clip = b.select(maxNorm.lt(norm), maxNorm / (norm + 1e-6), b.constant(1))
             let gc = g * clip

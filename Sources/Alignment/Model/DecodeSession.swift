@@ -31,8 +31,8 @@ public final class DecodeSession: @unchecked Sendable {
         b["v_cache"] = cache.v.raw
         // The arena for the last position covers every earlier one.
         let last = max(cache.capacity - 1, 0)
-        var a = try model.decodeProgram.bind(buffers: b, sizes: model.sizes(batch: cache.batch, seq: 1, position: last))
-        a.setSize("C", cache.capacity)
+        let sizes = LlamaSizes(config: model.config, batch: cache.batch, seq: 1, start: last, cacheCapacity: cache.capacity)
+        let a = try model.decodeProgram.bind(buffers: b, sizes: sizes.bindings)
         model.decodeProgram.reserveArena(a)
         return a
     }
@@ -69,8 +69,8 @@ public final class DecodeSession: @unchecked Sendable {
             arguments = try DecodeSession.bind(model, cache: cache, ids: ids, logits: logits)
         }
         for (i, id) in next.enumerated() { ids.ints[i] = id }
-        arguments.setSize("P", cache.length)
-        arguments.setSize("S", cache.length + 1)
+        arguments.setSize(LlamaSizes.startSymbol, cache.length)
+        arguments.setSize(LlamaSizes.spanSymbol, cache.length + 1)
         model.decodeProgram.run(&arguments)
         cache.length += 1
         return lastLogits

@@ -45,9 +45,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Sizes for a decode call at position `position` (for cost estimates in profiles).
     public func sizes(batch: Int, seq: Int, position: Int = 0) -> [String: Int] {
-        var s = config.programSizes
-        s["B"] = batch; s["T"] = seq; s["P"] = position; s["S"] = position + seq; s["C"] = config.maxSeqLen
-        return s
+        LlamaSizes(config: config, batch: batch, seq: seq, start: position).bindings
     }
 
     func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
@@ -69,9 +67,7 @@ public final class LlamaModel: @unchecked Sendable {
         guard batch > 0, ids.count % batch == 0, !ids.isEmpty else { throw RuntimeError("ids do not split into \(batch) rows") }
         let t = ids.count / batch
         let idBuf = AlignedBuffer(copying: ids), out = AlignedBuffer(floats: ids.count * config.vocabSize)
-        var sizes = config.programSizes
-        sizes["B"] = batch; sizes["T"] = t
-        try forwardProgram.run(buffers: buffers(ids: idBuf, out: out), sizes: sizes)
+        try forwardProgram.run(buffers: buffers(ids: idBuf, out: out), sizes: LlamaSizes(config: config, batch: batch, seq: t).bindings)
         return out.floatArray(ids.count * config.vocabSize)
     }
 
@@ -93,10 +89,8 @@ public final class LlamaModel: @unchecked Sendable {
         var b = buffers(ids: idBuf, out: out)
         b["k_cache"] = cache.k.raw
         b["v_cache"] = cache.v.raw
-        var sizes = config.programSizes
-        sizes["B"] = cache.batch; sizes["T"] = t; sizes["P"] = cache.length
-        sizes["S"] = cache.length + t; sizes["C"] = cache.capacity
-        try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: sizes)
+        let sizes = LlamaSizes(config: config, batch: cache.batch, seq: t, start: cache.length, cacheCapacity: cache.capacity)
+        try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: sizes.bindings)
         cache.length += t
         return out.floatArray(ids.count * config.vocabSize)
     }

@@ -93,10 +93,3 @@ public final class ParameterStore: @unchecked Sendable {
         pointers["rope_theta"] = constants.raw + 4
     }
 }
-
-extension LlamaConfig {
-    /// The model-size symbols every LLaMA program binds.
-    var programSizes: [String: Int] {
-        ["L": nLayers, "KVH": nKVHeads, "REP": nHeads / nKVHeads, "HD2": headDim / 2, "F": hiddenDim, "V": vocabSize]
-    }
-}

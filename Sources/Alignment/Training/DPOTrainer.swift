@@ -79,9 +79,7 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// The size bindings of a batch.
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        var s = policy.parameters.config.programSizes
-        s["B"] = b.batch; s["T"] = b.seq; s["NS"] = b.programInputs.scored
-        return s
+        LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored).bindings
     }
 
     private func checkIds(_ b: PairBatch) throws {
@@ -184,7 +182,7 @@ public final class DPOTrainer: @unchecked Sendable {
             for (name, v) in [("beta", s.beta), ("label_smoothing", s.labelSmoothing), ("simpo_gamma", s.simpoGamma), ("dpop_lambda", s.dpopLambda)] {
                 keep[name] = AlignedBuffer(copying: [Float(v)])
             }
-            try lossProgram.run(buffers: keep.mapValues(\.raw), sizes: ["B": b.batch])
+            try lossProgram.run(buffers: keep.mapValues(\.raw), sizes: LlamaSizes(config: policy.parameters.config, batch: b.batch).bindings)
             let losses = keep["losses"]?.floatArray(k * b.batch) ?? []
             // The ratios mix the preference and SFT terms exactly as dpo_step does.
             let pref = Double(keep["loss"]?.floats[0] ?? 0)

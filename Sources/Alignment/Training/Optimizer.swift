@@ -1,5 +1,6 @@
 import Foundation
 import KernelRuntime
+import LlamaGraphs
 
 /// AdamW and clipping settings (PyTorch's defaults where PaddleNLP has none).
 public struct OptimizerSettings: Sendable, Equatable {
@@ -40,8 +41,7 @@ public final class AdamW: @unchecked Sendable {
     private var expAvgSq: AlignedBuffer
     private var gradViews: [String: UnsafeMutableRawPointer] = [:]
     /// The program's scalar inputs, one float each, and its norm output.
-    private let scalars = AlignedBuffer(floats: AdamW.scalarNames.count + 1)
-    private static let scalarNames = ["lr", "beta1", "beta2", "eps", "weight_decay", "bias_correction1", "bias_correction2", "max_grad_norm"]
+    private let scalars = AlignedBuffer(floats: OptimizerPrograms.Scalar.allCases.count + 1)
 
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, settings: OptimizerSettings = .init()) throws {
         self.parameters = parameters
@@ -77,9 +77,11 @@ public final class AdamW: @unchecked Sendable {
             }
             gradViews = [:]
             for name in layout.order {
-                if let o = layout.offsets[name] { gradViews["grad_\(name)"] = grads.raw + 4 * o }
+                if let o = layout.offsets[name] { gradViews[LlamaTrainingPrograms.gradName(name)] = grads.raw + 4 * o }
             }
-            if parameters.config.tiedEmbeddings { gradViews["grad_lm_head"] = gradViews["grad_embed"] }
+            if parameters.config.tiedEmbeddings {
+                gradViews[LlamaTrainingPrograms.gradName("lm_head")] = gradViews[LlamaTrainingPrograms.gradName("embed")]
+            }
         }
     }
 
@@ -129,25 +131,36 @@ public final class AdamW: @unchecked Sendable {
         // Double β made every update 6.4e-6 too large (8.3e-5 too small for β₂ = 0.9999). Bias corrections
         // from the same float32 β normalize the moving averages exactly (TorchGoldenTests).
         let (beta1, beta2) = (Float(o.beta1), Float(o.beta2))
-        let values: [Float] = [
-            Float(lr), beta1, beta2, Float(o.epsilon), Float(o.weightDecay),
-            Float(1 - pow(Double(beta1), Double(step))), Float(1 - pow(Double(beta2), Double(step))),
-            o.maxGradNorm > 0 ? Float(o.maxGradNorm) : .infinity,
+        typealias S = OptimizerPrograms.Scalar
+        typealias B = OptimizerPrograms.Buffer
+        let t = Double(step)
+        let value: (S) -> Float = { s in
+            switch s {
+            case .learningRate: Float(lr)
+            case .beta1: beta1
+            case .beta2: beta2
+            case .eps: Float(o.epsilon)
+            case .weightDecay: Float(o.weightDecay)
+            case .biasCorrection1: Float(1 - pow(Double(beta1), t))
+            case .biasCorrection2: Float(1 - pow(Double(beta2), t))
+            case .maxGradNorm: o.maxGradNorm > 0 ? Float(o.maxGradNorm) : .infinity
+            }
+        }
+        let count = S.allCases.count
+        let slots: [B: UnsafeMutableRawPointer] = [
+            .param: parameters.flat.raw, .grad: grads.raw, .expAvg: expAvg.raw, .expAvgSq: expAvgSq.raw, .gradNorm: scalars.raw + 4 * count,
         ]
-        var buffers: [String: UnsafeMutableRawPointer] = [
-            "param": parameters.flat.raw, "grad": grads.raw, "exp_avg": expAvg.raw, "exp_avg_sq": expAvgSq.raw,
-            "grad_norm": scalars.raw + 4 * values.count,
-        ]
-        for (i, (name, v)) in zip(AdamW.scalarNames, values).enumerated() {
-            scalars.floats[i] = v
-            buffers[name] = scalars.raw + 4 * i
+        var buffers = Dictionary(uniqueKeysWithValues: slots.map { ($0.key.rawValue, $0.value) })
+        for (i, s) in S.allCases.enumerated() {
+            scalars.floats[i] = value(s)
+            buffers[s.rawValue] = scalars.raw + 4 * i
         }
         try program.run(buffers: buffers, sizes: sizes)
-        return Double(scalars.floats[values.count])
+        return Double(scalars.floats[count])
     }
 
     /// The size bindings of a step (`N`: the trainable floats).
-    public var sizes: [String: Int] { ["N": trainableFloats] }
+    public var sizes: [String: Int] { [OptimizerPrograms.length.syms[0]: trainableFloats] }
 
     /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor,
     /// frozen ones included) and `step`.

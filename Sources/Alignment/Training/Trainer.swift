@@ -48,16 +48,12 @@ public final class LMTrainer: @unchecked Sendable {
 
     /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
     public func sizes(batch: Int, seq: Int) -> [String: Int] {
-        var s = parameters.config.programSizes
-        s["B"] = batch; s["T"] = seq
-        return s
+        LlamaSizes(config: parameters.config, batch: batch, seq: seq).bindings
     }
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        var s = sizes(batch: b.batch, seq: b.seq)
-        s["NS"] = b.scored.count
-        return s
+        LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count).bindings
     }
 
     private func checkIds(_ b: TokenBatch) throws {

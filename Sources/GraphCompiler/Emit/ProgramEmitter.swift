@@ -210,10 +210,13 @@ struct ProgramEmitter {
             params.append(writes ? "\(t) *restrict \(n)" : "const \(t) *restrict \(n)")
         }
         params += syms.map { "long \($0)" }
-        // The comment: a product in infix; a loop's arithmetic ops (views and sizes are indexing).
-        let summary = k.kind == .matmul
-            ? Dim.$names.withValue(sizeNames) { MatmulLowering.formula(plan, k, buffer: { ProgramEmitter.bufferName(plan, $0) }) }
-            : k.covered.map { plan.node($0).op }.filter { !$0.isView && $0.name != "size" && $0.name != "const" }.map(\.name).joined(separator: ", ")
+        // The comment: the math in infix, or (when that is too long to read) a loop's
+        // arithmetic ops (views and sizes are indexing).
+        let bufferName = { (i: Int) in ProgramEmitter.bufferName(plan, i) }
+        let summary = Dim.$names.withValue(sizeNames) {
+            k.kind == .matmul ? MatmulLowering.formula(plan, k, buffer: bufferName)
+                : k.kind == .pointwise ? InfixFormula.comment(plan, k, buffer: bufferName) : nil
+        } ?? k.covered.map { plan.node($0).op }.filter { !$0.isView && $0.name != "size" && $0.name != "const" }.map(\.name).joined(separator: ", ")
         var scopes: [String] = []
         for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
         var text = "/* \(k.name): \(summary)"

@@ -1,0 +1,46 @@
+import LlamaGraphs
+import TensorGraph
+
+/// The sizes a LLaMA program binds, typed: the model's widths from its config and the call's
+/// batch, sequence, scored rows and cache positions. `bindings` keys them by the graphs' own
+/// symbols (`LlamaDims`), so no size name is written twice.
+public struct LlamaSizes: Sendable, Equatable {
+    /// Layers, KV heads, query heads per KV head, half the head width, FFN width, vocabulary.
+    public var layers, kvHeads, queryHeadsPerKV, halfHeadDim, hidden, vocab: Int
+    /// Rows and tokens per row of this call.
+    public var batch, seq: Int
+    /// Positions projected onto the vocabulary (training and DPO programs).
+    public var scored: Int
+    /// The cache position of the call's first token, and the cache's capacity (prefill/decode).
+    public var start: Int, cacheCapacity: Int
+
+    public init(config: LlamaConfig, batch: Int = 1, seq: Int = 1, scored: Int = 0, start: Int = 0, cacheCapacity: Int? = nil) {
+        layers = config.nLayers
+        kvHeads = config.nKVHeads
+        queryHeadsPerKV = config.nHeads / max(config.nKVHeads, 1)
+        halfHeadDim = config.headDim / 2
+        hidden = config.hiddenDim
+        vocab = config.vocabSize
+        self.batch = batch; self.seq = seq; self.scored = scored
+        self.start = start; self.cacheCapacity = cacheCapacity ?? config.maxSeqLen
+    }
+
+    /// The symbols a decode session rebinds per token (without building `bindings`).
+    static let startSymbol = LlamaDims.start.syms[0], spanSymbol = LlamaDims.span.syms[0], capacitySymbol = LlamaDims.cacheLen.syms[0]
+
+    /// Positions attended to: the cached ones and this call's.
+    public var span: Int { start + seq }
+
+    /// Every size by the symbol the programs declare it under.
+    public var bindings: [String: Int] {
+        let values: [(Dim, Int)] = [
+            (LlamaDims.layers, layers), (LlamaDims.kvHeads, kvHeads), (LlamaDims.rep, queryHeadsPerKV),
+            (LlamaDims.half, halfHeadDim), (LlamaDims.hidden, hidden), (LlamaDims.vocab, vocab),
+            (LlamaDims.batch, batch), (LlamaDims.seq, seq), (LlamaDims.scored, scored),
+            (LlamaDims.start, start), (LlamaDims.span, span), (LlamaDims.cacheLen, cacheCapacity),
+        ]
+        var b: [String: Int] = [:]
+        for (dim, value) in values { if let name = dim.symbolName { b[name] = value } }
+        return b
+    }
+}
