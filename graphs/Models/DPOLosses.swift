@@ -54,6 +54,13 @@ public enum DPOLossType: String, CaseIterable, Sendable, Codable {
 }
 
 /// Scalars the loss family reads.
+/// The scalar inputs of the DPO programs (one float each), by input name.
+public enum DPOScalar: String, CaseIterable, Sendable {
+    case beta, labelSmoothing = "label_smoothing", simpoGamma = "simpo_gamma", dpopLambda = "dpop_lambda"
+    /// `dpo_step` only: the weights of the preference and SFT terms.
+    case prefLossRatio = "pref_loss_ratio", sftLossRatio = "sft_loss_ratio"
+}
+
 public struct DPOLossInputs {
     public var beta, labelSmoothing, simpoGamma, dpopLambda: Tensor
     /// Per-pair weights whose sum over a whole step is 1 (so micro-batches accumulate).

@@ -26,7 +26,7 @@ public enum LlamaDPOPrograms {
         let ids = b.input("ids", shape, .i32)
         let positions = b.input("positions", shape, .i32)
         let segments = b.input("segments", shape, .i32)
-        let theta = b.input("rope_theta", [])
+        let theta = b.input(LlamaDims.Constant.ropeTheta.rawValue, [])
         let (cos, sin) = b.ropeTables(positions: positions, half: D.half, theta: theta)
         // The rejected branch (2) must not see the chosen branch (1).
         let allowed = b.scope("shared_prompt_mask") { () -> Tensor in
@@ -74,8 +74,9 @@ public enum LlamaDPOPrograms {
 
     /// The loss family's scalar inputs, the per-pair weights and `loss_weights` (`[K]`).
     static func lossInputs(_ b: GraphBuilder) -> (DPOLossInputs, weights: Tensor) {
-        let s = DPOLossInputs(beta: b.input("beta", []), labelSmoothing: b.input("label_smoothing", []),
-                              simpoGamma: b.input("simpo_gamma", []), dpopLambda: b.input("dpop_lambda", []),
+        func scalar(_ s: DPOScalar) -> Tensor { b.input(s.rawValue, []) }
+        let s = DPOLossInputs(beta: scalar(.beta), labelSmoothing: scalar(.labelSmoothing),
+                              simpoGamma: scalar(.simpoGamma), dpopLambda: scalar(.dpopLambda),
                               pairWeight: b.input("pair_weight", [D.batch]))
         return (s, b.input("loss_weights", [Dim(DPOLossType.allCases.count)]))
     }
@@ -92,7 +93,7 @@ public enum LlamaDPOPrograms {
         let refChosen = b.input("ref_chosen", [D.batch]), refRejected = b.input("ref_rejected", [D.batch])
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
-        let prefRatio = b.input("pref_loss_ratio", []), sftRatio = b.input("sft_loss_ratio", [])
+        let prefRatio = b.input(DPOScalar.prefLossRatio.rawValue, []), sftRatio = b.input(DPOScalar.sftLossRatio.rawValue, [])
         try LlamaModel(b).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
             let p = pairLogps(logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)

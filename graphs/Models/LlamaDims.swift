@@ -3,6 +3,11 @@ import TensorGraph
 /// The symbolic sizes every LLaMA program uses. Model widths are symbols too, so one
 /// compiled program serves every LLaMA v1/v2 configuration (MHA when `REP = 1`, GQA otherwise).
 public enum LlamaDims {
+    /// The model's scalar constants every LLaMA program reads (one float each), by input name.
+    public enum Constant: String, CaseIterable, Sendable {
+        case normEps = "norm_eps", ropeTheta = "rope_theta"
+    }
+
     public static let batch = Dim.sym("B")
     public static let seq = Dim.sym("T")
     /// Position of the first token of this call (0 without a cache).

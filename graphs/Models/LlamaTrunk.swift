@@ -13,7 +13,7 @@ struct LlamaTrunk {
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
     init(_ b: GraphBuilder) {
-        let eps = b.input("norm_eps", [])
+        let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
     }

@@ -9,7 +9,7 @@ public struct TokenLayout {
 
     /// Every row at positions `start ..< start+seq` (declares the scalar input `rope_theta`).
     static func sequential(_ b: GraphBuilder, seq: Dim, start: Dim) -> TokenLayout {
-        let theta = b.input("rope_theta", [])
+        let theta = b.input(LlamaDims.Constant.ropeTheta.rawValue, [])
         let (cos, sin) = b.ropeTables(seq: seq, half: LlamaDims.half, start: start, theta: theta)
         return TokenLayout(cos: cos, sin: sin)
     }

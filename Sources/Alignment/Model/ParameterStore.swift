@@ -1,4 +1,5 @@
 import KernelRuntime
+import LlamaGraphs
 
 /// A model's parameters in one flat aligned buffer (`flat`, laid out by `layout`), with a view
 /// per tensor by internal name (`LlamaConfig.parameterShapes`). With tied embeddings `lm_head`
@@ -89,7 +90,7 @@ public final class ParameterStore: @unchecked Sendable {
         }
         if config.tiedEmbeddings { buffers["lm_head"] = buffers["embed"] }
         pointers = buffers.mapValues(\.raw)
-        pointers["norm_eps"] = constants.raw
-        pointers["rope_theta"] = constants.raw + 4
+        pointers[LlamaDims.Constant.normEps.rawValue] = constants.raw
+        pointers[LlamaDims.Constant.ropeTheta.rawValue] = constants.raw + 4
     }
 }

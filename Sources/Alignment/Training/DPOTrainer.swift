@@ -17,6 +17,18 @@ public struct DPOSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// The value a DPO program's scalar input takes.
+    public func value(_ scalar: DPOScalar) -> Double {
+        switch scalar {
+        case .beta: beta
+        case .labelSmoothing: labelSmoothing
+        case .simpoGamma: simpoGamma
+        case .dpopLambda: dpopLambda
+        case .prefLossRatio: prefLossRatio
+        case .sftLossRatio: sftLossRatio
+        }
+    }
+
     /// Checks the combination, naming what is wrong.
     public func validate() throws {
         if let w = lossWeights, w.count != lossTypes.count {
@@ -140,10 +152,7 @@ public final class DPOTrainer: @unchecked Sendable {
             keep["ref_chosen"] = AlignedBuffer(copying: ref.chosen); keep["ref_rejected"] = AlignedBuffer(copying: ref.rejected)
             keep["pair_weight"] = AlignedBuffer(copying: [Float](repeating: 1 / Float(pairs), count: b.batch))
             keep["loss_weights"] = AlignedBuffer(copying: s.weightVector)
-            for (name, v) in [("beta", s.beta), ("label_smoothing", s.labelSmoothing), ("simpo_gamma", s.simpoGamma),
-                              ("dpop_lambda", s.dpopLambda), ("pref_loss_ratio", s.prefLossRatio), ("sft_loss_ratio", s.sftLossRatio)] {
-                keep[name] = AlignedBuffer(copying: [Float(v)])
-            }
+            for scalar in DPOScalar.allCases { keep[scalar.rawValue] = AlignedBuffer(copying: [Float(s.value(scalar))]) }
             keep["loss"] = AlignedBuffer(floats: 1)
             keep["losses"] = AlignedBuffer(floats: k * b.batch)
             for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
@@ -179,8 +188,8 @@ public final class DPOTrainer: @unchecked Sendable {
                 "losses": AlignedBuffer(floats: k * b.batch), "loss": AlignedBuffer(floats: 1),
                 "d_chosen": AlignedBuffer(floats: b.batch), "d_rejected": AlignedBuffer(floats: b.batch),
             ]
-            for (name, v) in [("beta", s.beta), ("label_smoothing", s.labelSmoothing), ("simpo_gamma", s.simpoGamma), ("dpop_lambda", s.dpopLambda)] {
-                keep[name] = AlignedBuffer(copying: [Float(v)])
+            for scalar in DPOScalar.allCases where scalar != .prefLossRatio && scalar != .sftLossRatio {
+                keep[scalar.rawValue] = AlignedBuffer(copying: [Float(s.value(scalar))])
             }
             try lossProgram.run(buffers: keep.mapValues(\.raw), sizes: LlamaSizes(config: policy.parameters.config, batch: b.batch).bindings)
             let losses = keep["losses"]?.floatArray(k * b.batch) ?? []
