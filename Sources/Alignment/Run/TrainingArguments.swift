@@ -56,7 +56,7 @@ public struct TrainingArguments: Sendable {
     public var refModelNameOrPath: String?
     public var precomputeRefLogProbs = false
     public var refModelUpdateSteps: Int?
-    // LoRA and prefix tuning (accepted; see the README for what is implemented)
+    // LoRA and prefix tuning: parsed, but `lora` / `prefix_tuning` true is an error until built
     public var lora = false
     public var loraRank = 8
     public var loraAlpha = 16.0
@@ -182,6 +182,12 @@ public struct TrainingArguments: Sendable {
         if let t = try r.strings("target_modules") { a.targetModules = t }
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
+        // Parsed so the argument files read, but not built yet: asking for them is an error,
+        // never a silent full fine-tuning.
+        if a.lora { throw ArgumentsError(file, "lora", "LoRA is not available yet; set it to false (or remove it) to fine-tune every weight") }
+        if a.prefixTuning {
+            throw ArgumentsError(file, "prefix_tuning", "prefix tuning is not available yet; set it to false (or remove it) to fine-tune every weight")
+        }
         return a
     }
 }
