@@ -90,10 +90,16 @@ func typeName(_ v: Any) -> String {
 
 /// Reads JSONL rows; blank lines are skipped, anything else must be a JSON object.
 public enum JSONLines {
+    /// The rows of the JSONL file at `path`.
     public static func read(_ path: String) throws -> [JSONRow] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        return try parse(data, file: path)
+    }
+
+    /// The rows of JSONL `data`; `file` names it in errors (as `read` names the path).
+    public static func parse(_ data: Data, file path: String) throws -> [JSONRow] {
         var rows: [JSONRow] = []
         var lineNo = 0
         for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

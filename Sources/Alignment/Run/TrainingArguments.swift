@@ -102,10 +102,15 @@ public struct TrainingArguments: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ArgumentsError(path, nil, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        return try parse(data, file: path, task: task)
+    }
+
+    /// Parses an argument file's contents `data` for `task`; `file` names it in errors.
+    public static func parse(_ data: Data, file: String, task: Task) throws -> TrainingArguments {
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ArgumentsError(path, nil, "malformed JSON (expected one object of arguments)")
+            throw ArgumentsError(file, nil, "malformed JSON (expected one object of arguments)")
         }
-        return try parse(obj, file: path, task: task)
+        return try parse(obj, file: file, task: task)
     }
 
     static func parse(_ obj: [String: Any], file: String, task: Task) throws -> TrainingArguments {

@@ -4,10 +4,16 @@ import Foundation
 public struct SentencePieceTokenizer: Tokenizer {
     let vocab: BPEVocabulary
 
+    /// Reads the `tokenizer.model` at `path`.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Parses a `tokenizer.model`'s contents `data`; `path` names it in errors.
+    public init(data: Data, path: String) throws {
         let bytes = [UInt8](data)
         var pieces: [String] = [], scores: [Float] = [], kinds: [PieceKind] = []
         var unk: Int32 = 0, bos: Int32 = 1, eos: Int32 = 2
@@ -65,10 +71,16 @@ public struct SentencePieceTokenizer: Tokenizer {
 public struct Llama2cTokenizer: Tokenizer {
     let vocab: BPEVocabulary
 
+    /// Reads the `tokenizer.bin` at `path`.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Parses a `tokenizer.bin`'s contents `data`; `path` names it in errors.
+    public init(data: Data, path: String) throws {
         let b = [UInt8](data)
         func int32(_ at: Int) -> Int32 { Int32(bitPattern: UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24) }
         guard b.count >= 4 else { throw TokenizerError(path, "truncated: \(b.count) bytes, no header") }

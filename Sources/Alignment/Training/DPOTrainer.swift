@@ -17,6 +17,27 @@ public struct DPOSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// The DPO fields of an argument file (`beta`, `loss_type`, `loss_weights`, …), validated.
+    public init(arguments args: TrainingArguments) throws {
+        beta = args.beta
+        lossTypes = try args.lossType.map { name in
+            guard let t = DPOLossType(name: name) else {
+                let all = DPOLossType.allCases.map(\.rawValue)
+                let guess = all.min { editDistance($0, name) < editDistance($1, name) } ?? ""
+                throw RuntimeError("loss_type '\(name)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
+            }
+            return t
+        }
+        lossWeights = args.lossWeights
+        labelSmoothing = args.labelSmoothing
+        simpoGamma = args.simpoGamma
+        dpopLambda = args.dpopLambda
+        prefLossRatio = args.prefLossRatio
+        sftLossRatio = args.sftLossRatio
+        referenceFree = args.referenceFree
+        try validate()
+    }
+
     /// Checks the combination, naming what is wrong.
     public func validate() throws {
         if let w = lossWeights, w.count != lossTypes.count {
