@@ -30,7 +30,7 @@ public struct SentencePieceTokenizer: Tokenizer {
                     switch (n, v) {
                     case (1, .bytes(let s)): piece = String(decoding: s, as: UTF8.self)
                     case (2, .fixed32(let f)): score = Float(bitPattern: f)
-                    case (3, .varint(let t)): kind = PieceKind(rawValue: Int(t)) ?? .normal
+                    case (3, .varint(let t)): kind = Int(exactly: t).flatMap(PieceKind.init(rawValue:)) ?? .normal
                     default: break
                     }
                 }
@@ -55,6 +55,10 @@ public struct SentencePieceTokenizer: Tokenizer {
         }
         guard !pieces.isEmpty else { throw TokenizerError(path, "no vocabulary pieces (not a SentencePiece model?)") }
         guard modelType == 2 else { throw TokenizerError(path, "model type \(modelType) is not BPE (2); only LLaMA-style BPE models are supported") }
+        // Every row starts with BOS and every answer ends with EOS; UNK spells unknown bytes.
+        for (name, id) in [("unk_id", unk), ("bos_id", bos), ("eos_id", eos)] where id < 0 || Int(id) >= pieces.count {
+            throw TokenizerError(path, "\(name) \(id) is outside the vocabulary (\(pieces.count) pieces); LLaMA models need unk, BOS and EOS pieces")
+        }
         vocab = BPEVocabulary(pieces: pieces, scores: scores, kinds: kinds, unk: unk, bos: bos, eos: eos, addDummyPrefix: addDummyPrefix)
     }
 
