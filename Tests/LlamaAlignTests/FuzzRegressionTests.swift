@@ -85,4 +85,23 @@ import Testing
         let tok = try SentencePieceTokenizer(data: Self.sentencePiece(Self.fourPieces + [("b", UInt64.max)]), path: "t.model")
         #expect(tok.vocabSize == 5 && tok.piece(4) == "b" && tok.encode("b").last == 4)
     }
+
+    // MARK: - JSONL rows
+
+    /// Found by review: token ids were read through `int32Value`, so 4294967299 became id 3
+    /// and 1e20 became 0, both accepted; -4294967196 passed as the ignore label -100.
+    @Test func tokenIdsBeyondInt32AreOutsideTheVocabulary() throws {
+        for (row, shown) in [(#"{"input_ids": [1, 4294967299]}"#, "4294967299"), (#"{"input_ids": [1e20]}"#, "1e+20"),
+                             (#"{"input_ids": [1, 2], "labels": [-4294967196, 5]}"#, "-4294967196")] {
+            do {
+                _ = try SFTDataset.load(data: Data(row.utf8), file: "d.jsonl", tokenizer: ByteTokenizer(), maxSeqLen: 8, maxPromptLen: 4, template: .none)
+                Issue.record("accepted \(row)")
+            } catch {
+                #expect("\(error)".hasPrefix("d.jsonl:1: field '") && "\(error)".contains("id \(shown) at item"), "\(error)")
+            }
+        }
+        let (rows, _) = try SFTDataset.load(data: Data(#"{"input_ids": [1, 7.0, 258], "labels": [-100, 7, 258]}"#.utf8), file: "d.jsonl",
+                                            tokenizer: ByteTokenizer(), maxSeqLen: 8, maxPromptLen: 4, template: .none)
+        #expect(rows == [TokenizedExample(inputIds: [1, 7, 258], labels: [-100, 7, 258])])
+    }
 }
