@@ -86,6 +86,81 @@ import Testing
         #expect(tok.vocabSize == 5 && tok.piece(4) == "b" && tok.encode("b").last == 4)
     }
 
+    // MARK: - Argument files
+
+    func argumentsError(_ json: String, task: TrainingArguments.Task = .sft) -> String {
+        do { _ = try TrainingArguments.parse(Data(json.utf8), file: "args.json", task: task); return "" } catch { return "\(error)" }
+    }
+
+    /// Found by the arguments target: `num_train_epochs` 1e300 trapped converting the step
+    /// count to Int. Epochs beyond Int.max steps now run "forever", as max_steps 2^63 − 1 does.
+    @Test func hugeEpochCountDoesNotTrap() throws {
+        let a = try TrainingArguments.parse(Data(#"{"output_dir": "o", "num_train_epochs": 1e300, "warmup_ratio": 1}"#.utf8), file: "a", task: .sft)
+        let (steps, lr) = a.schedule(rows: 10)
+        #expect(steps == Int.max && lr.warmupSteps == Int.max && lr.rate(at: 1) >= 0)
+        #expect(try TrainingArguments.parse(Data(#"{"output_dir": "o", "num_train_epochs": 2.5}"#.utf8), file: "a", task: .sft)
+            .schedule(rows: 10).steps == 8)   // ⌈3 steps an epoch × 2.5⌉, as before
+    }
+
+    /// Found by the arguments target: `warmup_ratio` 1e300 trapped (Int of ratio × steps).
+    @Test func warmupRatioAboveOneIsAnError() {
+        #expect(argumentsError(#"{"output_dir": "o", "warmup_ratio": 1e300}"#) == "args.json: key 'warmup_ratio': must be ≤ 1 (a fraction of the steps), got 1e+300")
+        #expect(argumentsError(#"{"output_dir": "o", "warmup_ratio": 1.0}"#) == "")
+    }
+
+    /// Found by the arguments target: batch × accumulation overflowed Int in `schedule` (trap).
+    @Test func rowsPerStepBeyondInt32IsAnError() {
+        let e = argumentsError(#"{"output_dir": "o", "per_device_train_batch_size": 4611686018427387904, "gradient_accumulation_steps": 4}"#)
+        #expect(e.hasPrefix("args.json: key 'gradient_accumulation_steps': 4 × per_device_train_batch_size 4611686018427387904 is more than"), "\(e)")
+        #expect(argumentsError(#"{"output_dir": "o", "per_device_train_batch_size": 65536, "gradient_accumulation_steps": 32767}"#) == "")
+    }
+
+    /// Found by review: integers were read through `NSNumber.intValue`, which saturates or
+    /// wraps: 1e20 was reported as −9223372036854775808, 2^64 − 1 as −1, and
+    /// 99999999999999999999999 was accepted as 200376420520689663.
+    @Test func integersOutsideInt64AreErrorsNamingTheWrittenValue() throws {
+        #expect(argumentsError(#"{"output_dir": "o", "max_seq_len": 99999999999999999999999}"#).hasPrefix("args.json: key 'max_seq_len': 99999999999999999999999 does not fit"))
+        #expect(argumentsError(#"{"output_dir": "o", "seed": 18446744073709551615}"#).hasPrefix("args.json: key 'seed': 18446744073709551615 does not fit"))
+        #expect(argumentsError(#"{"output_dir": "o", "max_steps": 1e20}"#).contains("'max_steps': 1e+20 does not fit"))
+        let a = try TrainingArguments.parse(Data(#"{"output_dir": "o", "seed": 9223372036854775807, "max_seq_len": 64.0}"#.utf8), file: "a", task: .sft)
+        #expect(a.seed == Int.max && a.maxSeqLen == 64)
+    }
+
+    /// Found by review: `max_steps` 2^63 − 1 (accepted) made the progress line's ETA trap
+    /// converting to Int once a step took time.
+    @Test func progressOfAnEndlessRunDoesNotTrap() {
+        let bar = ProgressBar(total: Int.max, label: "t", output: FileHandle.nullDevice, forceTerminal: false)
+        Thread.sleep(forTimeInterval: 0.01)
+        #expect(bar.line(step: 1, fields: []).hasSuffix("ETA >100h"))
+        #expect(ProgressBar(total: 10, label: "t", output: FileHandle.nullDevice, forceTerminal: false).line(step: 0, fields: []).hasSuffix("ETA 00:00"))
+    }
+
+    /// Found by review (the arguments target ran slowly on long keys): the "did you mean"
+    /// suggestion computed two edit distances per comparison over the whole unknown key, so a
+    /// 20 KB key took seconds and a megabyte one minutes. Now a distance is computed once per
+    /// known name over the key's first 64 characters.
+    @Test func suggestionsForHugeUnknownNamesAreCheap() throws {
+        let long = "learning_rat" + String(repeating: "e", count: 1_200_000)
+        let started = Date()
+        let message = argumentsError(#"{"output_dir": "o", "\#(long)": 1}"#)
+        #expect(message.hasPrefix("args.json: key 'learning_rateeeee") && message.hasSuffix("…': unknown argument; did you mean 'learning_rate'?"))
+        #expect(message.count < 200)   // the key is shortened in the message
+        let a = try TrainingArguments.parse(Data(#"{"output_dir": "o", "loss_type": "\#(long)"}"#.utf8), file: "a", task: .dpo)
+        #expect(throws: (any Error).self) { try DPOSettings(arguments: a) }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(closest(to: "sigmod", in: ["ipo", "sigmoid", "hinge"]) == "sigmoid" && closest(to: "x", in: []) == "")
+        #expect(closest(to: "ab", in: ["aa", "bb"]) == "aa")   // the first on ties, as before
+    }
+
+    /// Found by review: `eval --max-seq-len 0` looped forever packing rows of 0 tokens, a
+    /// negative one trapped, and `--batch-size 0` looped forever; both are now refused.
+    @Test func evalRefusesLengthsItCannotUse() throws {
+        for (option, value) in [("--max-seq-len", "0"), ("--max-seq-len", "-3"), ("--batch-size", "0")] {
+            guard let r = try CLI.run(["eval", "--model", "m.bin", "--data", "d.jsonl", option, value]) else { return }
+            #expect(r.status != 0 && r.stderr.contains(option), "\(r.stderr)")
+        }
+    }
+
     // MARK: - JSONL rows
 
     /// Found by review: token ids were read through `int32Value`, so 4294967299 became id 3

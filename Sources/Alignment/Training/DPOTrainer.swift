@@ -23,8 +23,9 @@ public struct DPOSettings: Sendable, Equatable {
         lossTypes = try args.lossType.map { name in
             guard let t = DPOLossType(name: name) else {
                 let all = DPOLossType.allCases.map(\.rawValue)
-                let guess = all.min { editDistance($0, name) < editDistance($1, name) } ?? ""
-                throw RuntimeError("loss_type '\(name)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
+                let guess = closest(to: name, in: all)
+                let shown = name.count > 64 ? name.prefix(64) + "…" : name
+                throw RuntimeError("loss_type '\(shown)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
             }
             return t
         }
