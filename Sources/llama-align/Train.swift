@@ -56,6 +56,12 @@ struct Eval: ParsableCommand {
     @Option(help: "DPO β for preference data.") var beta = 0.1
     @Flag(help: "Print JSON.") var json = false
 
+    /// Lengths the readers and the batching loop can work with (0 made them loop forever).
+    func validate() throws {
+        guard maxSeqLen >= 2 else { throw ValidationError("--max-seq-len must be at least 2, got \(maxSeqLen)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
     func run() throws {
         let rows = try JSONLines.read(data)
         let isPreference = rows.first.map { $0.has("chosen") || $0.has("chosen_ids") || $0.has("response") } ?? false

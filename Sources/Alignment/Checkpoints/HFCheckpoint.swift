@@ -47,6 +47,12 @@ public enum HFCheckpoint {
         return weights
     }
 
+    /// The model a Hugging Face `config.json`'s contents `data` describe (`path` names it in errors),
+    /// and its `tie_word_embeddings` when set, validated as `load` validates it.
+    public static func config(data: Data, path: String) throws -> (config: LlamaConfig, tied: Bool?) {
+        try HFConfig.parse(data, path: path)
+    }
+
     /// Writes `config.json` and `model.safetensors` (F32, `format: pt`) into `directory`
     /// (created if needed), each atomically. Other files there are left alone.
     public static func save(_ w: LlamaWeights, to directory: String) throws {

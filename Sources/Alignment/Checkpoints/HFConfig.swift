@@ -137,7 +137,11 @@ struct HFConfig: Codable, Equatable {
 
     /// Parses `config.json` at `path`. `tied` is `tie_word_embeddings` when the file says.
     static func load(path: String) throws -> (config: LlamaConfig, tied: Bool?) {
-        let bytes = try BinaryIO.readFile(path)
+        try parse(BinaryIO.readFile(path), path: path)
+    }
+
+    /// Parses the contents `bytes` of a `config.json`; `path` names it in errors.
+    static func parse(_ bytes: Data, path: String) throws -> (config: LlamaConfig, tied: Bool?) {
         let file: HFConfig
         do {
             file = try JSONDecoder().decode(HFConfig.self, from: bytes)

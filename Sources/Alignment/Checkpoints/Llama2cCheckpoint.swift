@@ -13,7 +13,11 @@ public enum Llama2cCheckpoint {
 
     /// Loads the `.bin` file at `path`. The file length must match the header exactly.
     public static func load(path: String) throws -> LlamaWeights {
-        let bytes = try BinaryIO.readFile(path)
+        try load(data: BinaryIO.readFile(path), path: path)
+    }
+
+    /// Loads a `.bin` checkpoint from its contents `bytes`; `path` names it in errors.
+    public static func load(data bytes: Data, path: String) throws -> LlamaWeights {
         guard bytes.count >= headerBytes else {
             throw CheckpointError(path, "truncated: \(bytes.count) bytes, too short for the \(headerBytes)-byte llama2.c header")
         }

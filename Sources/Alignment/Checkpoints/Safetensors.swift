@@ -99,7 +99,7 @@ public enum Safetensors {
     }
 
     /// Validates the header of `bytes` (the contents of `path`) and returns the opened file.
-    static func parse(_ bytes: Data, path: String) throws -> File {
+    public static func parse(_ bytes: Data, path: String) throws -> File {
         guard bytes.count >= 8 else {
             throw CheckpointError(path, "truncated: \(bytes.count) bytes, too short for the 8-byte safetensors header length")
         }

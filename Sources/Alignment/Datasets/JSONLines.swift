@@ -62,12 +62,22 @@ public struct JSONRow {
             guard let n = v as? NSNumber, !isJSONBool(v), n.doubleValue == n.doubleValue.rounded() else {
                 throw fail(key, "item \(i) is \(typeName(v)) (expected an integer token id)")
             }
-            let id = n.int32Value
-            if id == allow { return id }
-            guard id >= 0 && Int(id) < vocab else { throw fail(key, "id \(id) at item \(i) is outside the vocabulary (0..<\(vocab))") }
+            // Exactly, not through int32Value: that wraps 4294967299 to 3 and 1e20 to 0.
+            guard let whole = exactInteger(n), let id = Int32(exactly: whole), id == allow || (id >= 0 && Int(id) < vocab) else {
+                throw fail(key, "id \(n) at item \(i) is outside the vocabulary (0..<\(vocab))")
+            }
             return id
         }
     }
+}
+
+/// The exact integer a JSON number stands for, or nil when it has a fraction or lies outside
+/// `Int`. (`NSNumber.intValue` and `int32Value` do not say: they wrap or saturate.)
+func exactInteger(_ n: NSNumber) -> Int? {
+    if let i = Int(n.stringValue) { return i }   // integers as written, exact beyond 2^53
+    let d = n.doubleValue
+    guard d == d.rounded(), abs(d) < 0x1p63 else { return nil }
+    return Int(d)
 }
 
 /// True for JSON `true`/`false` (on Linux they are NSNumbers too, of an own class).
@@ -90,10 +100,16 @@ func typeName(_ v: Any) -> String {
 
 /// Reads JSONL rows; blank lines are skipped, anything else must be a JSON object.
 public enum JSONLines {
+    /// The rows of the JSONL file at `path`.
     public static func read(_ path: String) throws -> [JSONRow] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        return try parse(data, file: path)
+    }
+
+    /// The rows of JSONL `data`; `file` names it in errors (as `read` names the path).
+    public static func parse(_ data: Data, file path: String) throws -> [JSONRow] {
         var rows: [JSONRow] = []
         var lineNo = 0
         for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

@@ -44,11 +44,21 @@ func pretokenized(_ row: JSONRow, vocab: Int) throws -> TokenizedExample {
 /// position supervised.
 public enum PretrainDataset {
     public static func load(path: String, tokenizer: any Tokenizer, maxSeqLen: Int) throws -> ([TokenizedExample], DatasetSummary) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if path.hasSuffix(".txt") { throw DataError(path, "cannot be read as UTF-8 text") }
+            throw DataError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+        }
+        return try load(data: data, file: path, tokenizer: tokenizer, maxSeqLen: maxSeqLen)
+    }
+
+    /// The rows of a pretraining file's contents `data`; `file` names it in errors, and a name
+    /// ending in `.txt` reads `data` as plain text (documents separated by blank lines).
+    public static func load(data: Data, file path: String, tokenizer: any Tokenizer, maxSeqLen: Int) throws -> ([TokenizedExample], DatasetSummary) {
         var summary = DatasetSummary()
         var stream: [Int32] = []
         var rows: [TokenizedExample] = []
         if path.hasSuffix(".txt") {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError(path, "cannot be read as UTF-8 text") }
+            guard let text = String(data: data, encoding: .utf8) else { throw DataError(path, "cannot be read as UTF-8 text") }
             for doc in text.components(separatedBy: "\n\n") {
                 let d = doc.trimmingCharacters(in: .whitespacesAndNewlines)
                 if d.isEmpty { continue }
@@ -56,7 +66,7 @@ public enum PretrainDataset {
                 stream += [tokenizer.bosId] + tokenizer.encode(d) + [tokenizer.eosId]
             }
         } else {
-            for row in try JSONLines.read(path) {
+            for row in try JSONLines.parse(data, file: path) {
                 summary.rows += 1
                 if row.has("input_ids") {
                     let e = try pretokenized(row, vocab: tokenizer.vocabSize)
@@ -100,6 +110,11 @@ public enum ChatTemplate: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: value) else {
             throw DataError(value, "chat_template is neither \"llama2\" nor a readable chat_template.json")
         }
+        return try parse(data, file: value)
+    }
+
+    /// The template of a chat_template.json's contents `data`; `file` names it in errors.
+    public static func parse(_ data: Data, file value: String) throws -> ChatTemplate {
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let conv = obj["conversation"] as? [String], conv.count == 2 else {
             throw DataError(value, field: "conversation", "expected a list of two template strings [user, bot]")
@@ -133,9 +148,21 @@ public enum ChatTemplate: Sendable, Equatable {
 public enum SFTDataset {
     public static func load(path: String, tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
                             template: ChatTemplate) throws -> ([TokenizedExample], DatasetSummary) {
+        try load(rows: JSONLines.read(path), tokenizer: tokenizer, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen, template: template)
+    }
+
+    /// The examples of an SFT file's contents `data`; `file` names it in errors.
+    public static func load(data: Data, file: String, tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
+                            template: ChatTemplate) throws -> ([TokenizedExample], DatasetSummary) {
+        try load(rows: JSONLines.parse(data, file: file), tokenizer: tokenizer, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen, template: template)
+    }
+
+    /// The examples of parsed rows (both `load`s end here).
+    static func load(rows: [JSONRow], tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
+                     template: ChatTemplate) throws -> ([TokenizedExample], DatasetSummary) {
         var summary = DatasetSummary()
         var out: [TokenizedExample] = []
-        for row in try JSONLines.read(path) {
+        for row in rows {
             summary.rows += 1
             if row.has("input_ids") {
                 let e = try pretokenized(row, vocab: tokenizer.vocabSize)

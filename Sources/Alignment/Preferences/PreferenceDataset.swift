@@ -48,9 +48,21 @@ struct PreferenceConversation {
 public enum PreferenceDataset {
     public static func load(path: String, tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
                             template: ChatTemplate) throws -> ([PreferencePair], PairDatasetSummary) {
+        try load(rows: JSONLines.read(path), tokenizer: tokenizer, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen, template: template)
+    }
+
+    /// The pairs of a preference file's contents `data`; `file` names it in errors.
+    public static func load(data: Data, file: String, tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
+                            template: ChatTemplate) throws -> ([PreferencePair], PairDatasetSummary) {
+        try load(rows: JSONLines.parse(data, file: file), tokenizer: tokenizer, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen, template: template)
+    }
+
+    /// The pairs of parsed rows (both `load`s end here).
+    static func load(rows: [JSONRow], tokenizer: any Tokenizer, maxSeqLen: Int, maxPromptLen: Int,
+                     template: ChatTemplate) throws -> ([PreferencePair], PairDatasetSummary) {
         var s = PairDatasetSummary()
         var pairs: [PreferencePair] = []
-        for row in try JSONLines.read(path) {
+        for row in rows {
             s.rows += 1
             var pair: PreferencePair
             if row.has("prompt_ids") || row.has("chosen_ids") {

@@ -29,8 +29,11 @@ extension TrainingArguments {
     public func schedule(rows: Int) -> (steps: Int, lr: LRSchedule) {
         let perStep = perDeviceTrainBatchSize * gradientAccumulationSteps
         let stepsPerEpoch = max(1, (rows + perStep - 1) / perStep)
-        let steps = maxSteps > 0 ? maxSteps : max(1, Int((Double(stepsPerEpoch) * numTrainEpochs).rounded(.up)))
-        let warmup = warmupSteps > 0 ? warmupSteps : Int(warmupRatio * Double(steps))
+        // Epochs that ask for more steps than an Int holds run "forever", as max_steps = Int.max does.
+        let epochSteps = (Double(stepsPerEpoch) * numTrainEpochs).rounded(.up)
+        let steps = maxSteps > 0 ? maxSteps : max(1, epochSteps < 0x1p63 ? Int(epochSteps) : Int.max)
+        let warmupFromRatio = min(warmupRatio, 1) * Double(steps)
+        let warmup = warmupSteps > 0 ? warmupSteps : (warmupFromRatio < 0x1p63 ? Int(warmupFromRatio) : steps)
         return (steps, LRSchedule(kind: lrSchedulerType, peak: learningRate, warmupSteps: warmup, totalSteps: steps))
     }
 }

@@ -23,7 +23,8 @@ public final class ProgressBar: @unchecked Sendable {
     public func line(step: Int, fields: [(String, String)]) -> String {
         let elapsed = Date().timeIntervalSince(started)
         let eta = step > 0 ? elapsed / Double(step) * Double(total - step) : 0
-        let clock = String(format: "%02d:%02d", Int(eta) / 60, Int(eta) % 60)
+        // A run of max_steps = 2^63 - 1 has an ETA no Int holds: past 100 hours it is shown as such.
+        let clock = eta < 360_000 ? String(format: "%02d:%02d", Int(eta) / 60, Int(eta) % 60) : ">100h"
         let stats = fields.map { "\($0.0) \($0.1)" }.joined(separator: "  ")
         if isTerminal {
             let width = 24, done = width * min(step, total) / total

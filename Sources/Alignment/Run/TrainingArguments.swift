@@ -4,7 +4,9 @@ import Foundation
 public struct ArgumentsError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ file: String, _ key: String?, _ problem: String) {
-        description = "\(file): " + (key.map { "key '\($0)': " } ?? "") + problem
+        // An unknown key may be any JSON string: at most 64 characters of it, on one line.
+        let shown = key.map { k in String(k.prefix(64)).replacingOccurrences(of: "\n", with: "\\n") + (k.count > 64 ? "…" : "") }
+        description = "\(file): " + (shown.map { "key '\($0)': " } ?? "") + problem
     }
 }
 
@@ -102,10 +104,15 @@ public struct TrainingArguments: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ArgumentsError(path, nil, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        return try parse(data, file: path, task: task)
+    }
+
+    /// Parses an argument file's contents `data` for `task`; `file` names it in errors.
+    public static func parse(_ data: Data, file: String, task: Task) throws -> TrainingArguments {
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ArgumentsError(path, nil, "malformed JSON (expected one object of arguments)")
+            throw ArgumentsError(file, nil, "malformed JSON (expected one object of arguments)")
         }
-        return try parse(obj, file: path, task: task)
+        return try parse(obj, file: file, task: task)
     }
 
     static func parse(_ obj: [String: Any], file: String, task: Task) throws -> TrainingArguments {
@@ -114,7 +121,7 @@ public struct TrainingArguments: Sendable {
         let r = ArgumentReader(obj: obj, file: file)
         for key in obj.keys.sorted() where !known.contains(key) {
             if ignorable.contains(key) { a.ignoredKeys.append(key); continue }
-            let guess = known.min { editDistance($0, key) < editDistance($1, key) } ?? ""
+            let guess = closest(to: key, in: known)
             throw ArgumentsError(file, key, "unknown argument; did you mean '\(guess)'?")
         }
         a.modelNameOrPath = try r.string("model_name_or_path")
@@ -126,6 +133,11 @@ public struct TrainingArguments: Sendable {
         try r.int("per_device_train_batch_size", &a.perDeviceTrainBatchSize, min: 1)
         try r.int("per_device_eval_batch_size", &a.perDeviceEvalBatchSize, min: 1)
         try r.int("gradient_accumulation_steps", &a.gradientAccumulationSteps, min: 1)
+        let (rowsPerStep, overflow) = a.perDeviceTrainBatchSize.multipliedReportingOverflow(by: a.gradientAccumulationSteps)
+        guard !overflow, rowsPerStep <= Int(Int32.max) else {
+            throw ArgumentsError(file, "gradient_accumulation_steps", "\(a.gradientAccumulationSteps) × per_device_train_batch_size "
+                                 + "\(a.perDeviceTrainBatchSize) is more than \(Int32.max) rows a step")
+        }
         try r.double("num_train_epochs", &a.numTrainEpochs, min: 0)
         try r.int("max_steps", &a.maxSteps, min: -1)
         try r.double("learning_rate", &a.learningRate, min: 0)
@@ -137,6 +149,7 @@ public struct TrainingArguments: Sendable {
         }
         try r.int("warmup_steps", &a.warmupSteps, min: 0)
         try r.double("warmup_ratio", &a.warmupRatio, min: 0)
+        guard a.warmupRatio <= 1 else { throw ArgumentsError(file, "warmup_ratio", "must be ≤ 1 (a fraction of the steps), got \(a.warmupRatio)") }
         try r.double("weight_decay", &a.weightDecay, min: 0)
         try r.double("adam_beta1", &a.adamBeta1, min: 0)
         try r.double("adam_beta2", &a.adamBeta2, min: 0)
@@ -210,8 +223,10 @@ struct ArgumentReader {
     func int(_ key: String, _ into: inout Int, min: Int) throws {
         guard let v = obj[key], !(v is NSNull) else { return }
         guard let n = v as? NSNumber, !isJSONBool(v), n.doubleValue == n.doubleValue.rounded() else { throw wrong(key, "an integer") }
-        guard n.intValue >= min else { throw ArgumentsError(file, key, "must be ≥ \(min), got \(n.intValue)") }
-        into = n.intValue
+        // Exactly, not through intValue: that turns 1e20 into Int.min and 2^64 - 1 into -1.
+        guard let value = exactInteger(n) else { throw ArgumentsError(file, key, "\(n) does not fit a 64-bit integer") }
+        guard value >= min else { throw ArgumentsError(file, key, "must be ≥ \(min), got \(value)") }
+        into = value
     }
 
     func double(_ key: String, _ into: inout Double, min: Double) throws {
@@ -239,6 +254,20 @@ struct ArgumentReader {
         guard let l = v as? [Any], l.allSatisfy({ $0 is NSNumber && !isJSONBool($0) }) else { throw wrong(key, "a list of numbers") }
         return l.compactMap { ($0 as? NSNumber)?.doubleValue }
     }
+}
+
+/// The candidate nearest to `name` by edit distance (the first on ties), for "did you mean"
+/// suggestions. Only the first 64 characters of `name` are compared, so a name of megabytes
+/// costs no more than a long one (each distance is computed once).
+func closest(to name: String, in candidates: [String]) -> String {
+    let name = String(name.prefix(64))
+    var best: (name: String, distance: Int)?
+    for c in candidates {
+        let d = editDistance(c, name)
+        if let b = best, b.distance <= d { continue }
+        best = (c, d)
+    }
+    return best?.name ?? ""
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.

@@ -4,10 +4,16 @@ import Foundation
 public struct SentencePieceTokenizer: Tokenizer {
     let vocab: BPEVocabulary
 
+    /// Reads the `tokenizer.model` at `path`.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Parses a `tokenizer.model`'s contents `data`; `path` names it in errors.
+    public init(data: Data, path: String) throws {
         let bytes = [UInt8](data)
         var pieces: [String] = [], scores: [Float] = [], kinds: [PieceKind] = []
         var unk: Int32 = 0, bos: Int32 = 1, eos: Int32 = 2
@@ -24,7 +30,7 @@ public struct SentencePieceTokenizer: Tokenizer {
                     switch (n, v) {
                     case (1, .bytes(let s)): piece = String(decoding: s, as: UTF8.self)
                     case (2, .fixed32(let f)): score = Float(bitPattern: f)
-                    case (3, .varint(let t)): kind = PieceKind(rawValue: Int(t)) ?? .normal
+                    case (3, .varint(let t)): kind = Int(exactly: t).flatMap(PieceKind.init(rawValue:)) ?? .normal
                     default: break
                     }
                 }
@@ -49,6 +55,10 @@ public struct SentencePieceTokenizer: Tokenizer {
         }
         guard !pieces.isEmpty else { throw TokenizerError(path, "no vocabulary pieces (not a SentencePiece model?)") }
         guard modelType == 2 else { throw TokenizerError(path, "model type \(modelType) is not BPE (2); only LLaMA-style BPE models are supported") }
+        // Every row starts with BOS and every answer ends with EOS; UNK spells unknown bytes.
+        for (name, id) in [("unk_id", unk), ("bos_id", bos), ("eos_id", eos)] where id < 0 || Int(id) >= pieces.count {
+            throw TokenizerError(path, "\(name) \(id) is outside the vocabulary (\(pieces.count) pieces); LLaMA models need unk, BOS and EOS pieces")
+        }
         vocab = BPEVocabulary(pieces: pieces, scores: scores, kinds: kinds, unk: unk, bos: bos, eos: eos, addDummyPrefix: addDummyPrefix)
     }
 
@@ -65,10 +75,16 @@ public struct SentencePieceTokenizer: Tokenizer {
 public struct Llama2cTokenizer: Tokenizer {
     let vocab: BPEVocabulary
 
+    /// Reads the `tokenizer.bin` at `path`.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Parses a `tokenizer.bin`'s contents `data`; `path` names it in errors.
+    public init(data: Data, path: String) throws {
         let b = [UInt8](data)
         func int32(_ at: Int) -> Int32 { Int32(bitPattern: UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24) }
         guard b.count >= 4 else { throw TokenizerError(path, "truncated: \(b.count) bytes, no header") }

@@ -23,27 +23,7 @@ public struct DPORun {
 
     public init(args: TrainingArguments) { self.args = args }
 
-    func settings() throws -> DPOSettings {
-        var s = DPOSettings()
-        s.beta = args.beta
-        s.lossTypes = try args.lossType.map { name in
-            guard let t = DPOLossType(name: name) else {
-                let all = DPOLossType.allCases.map(\.rawValue)
-                let guess = all.min { editDistance($0, name) < editDistance($1, name) } ?? ""
-                throw RuntimeError("loss_type '\(name)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
-            }
-            return t
-        }
-        s.lossWeights = args.lossWeights
-        s.labelSmoothing = args.labelSmoothing
-        s.simpoGamma = args.simpoGamma
-        s.dpopLambda = args.dpopLambda
-        s.prefLossRatio = args.prefLossRatio
-        s.sftLossRatio = args.sftLossRatio
-        s.referenceFree = args.referenceFree
-        try s.validate()
-        return s
-    }
+    func settings() throws -> DPOSettings { try DPOSettings(arguments: args) }
 
     @discardableResult
     public func run() throws -> DPOSummary {

@@ -29,6 +29,28 @@ public struct DPOSettings: Sendable, Equatable {
         }
     }
 
+    /// The DPO fields of an argument file (`beta`, `loss_type`, `loss_weights`, …), validated.
+    public init(arguments args: TrainingArguments) throws {
+        beta = args.beta
+        lossTypes = try args.lossType.map { name in
+            guard let t = DPOLossType(name: name) else {
+                let all = DPOLossType.allCases.map(\.rawValue)
+                let guess = closest(to: name, in: all)
+                let shown = name.count > 64 ? name.prefix(64) + "…" : name
+                throw RuntimeError("loss_type '\(shown)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
+            }
+            return t
+        }
+        lossWeights = args.lossWeights
+        labelSmoothing = args.labelSmoothing
+        simpoGamma = args.simpoGamma
+        dpopLambda = args.dpopLambda
+        prefLossRatio = args.prefLossRatio
+        sftLossRatio = args.sftLossRatio
+        referenceFree = args.referenceFree
+        try validate()
+    }
+
     /// Checks the combination, naming what is wrong.
     public func validate() throws {
         if let w = lossWeights, w.count != lossTypes.count {
