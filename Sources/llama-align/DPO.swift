@@ -27,6 +27,7 @@ struct DPO: ParsableCommand {
 func evalPreferences(model: String, reference: String?, data: String, tokenizer: (any Tokenizer)?, maxSeqLen: Int,
                      lossTypes: [String], beta: Double, batchSize: Int) throws -> [String: Double] {
     let weights = try loadModel(path: model)
+    try weights.checkFinite(source: model)
     let tok: any Tokenizer = tokenizer ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
     let (pairs, summary) = try PreferenceDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen, maxPromptLen: maxSeqLen / 2, template: .none)
     if !summary.warnings.isEmpty { FileHandle.standardError.write(Data("data: \(summary.warnings)\n".utf8)) }

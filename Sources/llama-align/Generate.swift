@@ -11,24 +11,30 @@ struct Generate: ParsableCommand {
     @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
     @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
-    @Option(name: .customLong("max-new-tokens"), help: "Tokens to generate at most.") var maxNewTokens = 256
-    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).") var topK = 0
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.9
-    @Option(name: .customLong("repetition-penalty"), help: "Penalty for tokens already present (1 = off).") var repetitionPenalty: Float = 1.0
+    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "Tokens to generate at most.") var maxNewTokens = 256
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep the k most likely tokens (0 = off).") var topK = 0
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.9
+    @Option(name: .customLong("repetition-penalty"), parsing: .unconditional, help: "Penalty for tokens already present (1 = off).") var repetitionPenalty: Float = 1.0
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Flag(name: .customLong("print-ids"), help: "Print the generated ids, space-separated, on one line.") var printIds = false
     @Flag(help: "Print the time per fused kernel (prefill and decode) to standard error afterwards.") var profile = false
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt or --prompt-ids") }
-        if maxNewTokens < 0 { throw ValidationError("--max-new-tokens must be ≥ 0") }
-        if temperature < 0 { throw ValidationError("--temperature must be ≥ 0") }
-        if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
+        if maxNewTokens < 0 { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
+        // Written so that NaN fails every check.
+        if !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a finite number ≥ 0, got \(temperature)") }
+        if topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = off), got \(topK)") }
+        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
+        if !(repetitionPenalty > 0 && repetitionPenalty.isFinite) {
+            throw ValidationError("--repetition-penalty must be a finite number > 0 (1 = off), got \(repetitionPenalty)")
+        }
     }
 
     func run() throws {
         let weights = try loadModel(path: model)
+        try weights.checkFinite(source: model)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
         var ids: [Int32]
         if let promptIds {

@@ -79,6 +79,7 @@ struct Eval: ParsableCommand {
             return
         }
         let weights = try loadModel(path: model)
+        try weights.checkFinite(source: model)
         let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
         let examples: [TokenizedExample]
         if rows.first?.has("text") == true {

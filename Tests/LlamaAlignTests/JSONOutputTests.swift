@@ -16,12 +16,14 @@ import Testing
         #expect(text == #"{"a/b":2,"inf":"inf","nan":"nan","neg":"-inf","one":1.5}"#)
     }
 
-    /// A model whose final norm is NaN: `eval --json` on token rows and on preference pairs.
+    /// A model with finite weights whose logits overflow to ±∞ (a NaN loss; NaN weights are
+    /// refused outright): `eval --json` on token rows and on preference pairs.
     @Test func evalJSONParsesWhenTheLossIsNaN() throws {
         let dir = SharedFixtures.tempDir("nan-eval")
         let config = LlamaConfig(dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKVHeads: 1, vocabSize: 11, maxSeqLen: 8)
         var w = LlamaWeights.random(config: config, seed: 5)
-        w.tensors["final_norm"] = w.tensors["final_norm"]?.map { _ in Float.nan }
+        w.tensors["final_norm"] = w.tensors["final_norm"]?.map { _ in Float(3e38) }
+        for name in ["embed", "lm_head"] { w.tensors[name] = w.tensors[name]?.enumerated().map { i, _ in i % 2 == 0 ? 10 : -10 } }
         let model = dir.appendingPathComponent("nan.bin").path
         try Llama2cCheckpoint.write(w, to: model)
         let rows = try jsonlFile([#"{"input_ids": [1, 4, 5, 6]}"#, #"{"input_ids": [1, 7, 8]}"#], name: "ids.jsonl")

@@ -18,7 +18,10 @@ public struct Generator {
     /// the logits and the sampler's scratch are allocated once (`DecodeSession`), not per token.
     public func generate(prompt: [Int32], maxNewTokens: Int, onToken: (Int32) -> Void = { _ in }) throws -> [Int32] {
         guard !prompt.isEmpty else { throw RuntimeError("the prompt is empty: give at least one token (e.g. BOS = 1)") }
-        let capacity = min(model.config.maxSeqLen, prompt.count + maxNewTokens)
+        guard maxNewTokens >= 0 else { throw RuntimeError("maxNewTokens must be ≥ 0, got \(maxNewTokens)") }
+        // No more can be generated than the context holds (and a huge count must not overflow).
+        let wanted = min(maxNewTokens, model.config.maxSeqLen)
+        let capacity = min(model.config.maxSeqLen, prompt.count + wanted)
         guard prompt.count < capacity || maxNewTokens == 0 else {
             throw RuntimeError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.maxSeqLen)")
         }
@@ -27,9 +30,9 @@ public struct Generator {
         var sampler = Sampler(settings: settings)
         var logits = try session.prefill(prompt)
         var history = prompt
-        history.reserveCapacity(prompt.count + max(maxNewTokens, 0))
+        history.reserveCapacity(prompt.count + wanted)
         var out: [Int32] = []
-        out.reserveCapacity(max(maxNewTokens, 0))
+        out.reserveCapacity(wanted)
         while out.count < maxNewTokens {
             let next = sampler.sample(logits: logits, history: history)
             if stopIds.contains(next) { break }

@@ -74,6 +74,10 @@ struct TrainingLoop<Item: Sendable> {
             let t0 = Date()
             var report = try job.step(micro, lr: lr)
             step += 1
+            if let bad = NonFiniteStep.check(step: step, metrics: report.metrics, optimizer: { (job as? HasOptimizer)?.optimizerForDiagnosis }) {
+                progress.finish()
+                throw bad
+            }
             tokens += report.tokens
             report.metrics["step"] = Double(step)
             report.metrics["epoch"] = loader.epochProgress
