@@ -54,3 +54,33 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: f.output + "/checkpoint-20"))
     }
 }
+
+/// Running again in a finished `output_dir` (the common "continue with more steps" flow) keeps
+/// every file: the final save replaces the tokenizer by rename, never removing it first.
+@Suite struct RerunTests {
+    @Test func rerunningAFinishedRunKeepsTheTokenizerAndContinues() throws {
+        let out = SharedFixtures.tempDir("rerun").path
+        func args(_ steps: Int) throws -> String {
+            let obj: [String: Any] = [
+                "model_name_or_path": Demo.root + "/examples/tiny-model", "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl",
+                "output_dir": out, "per_device_train_batch_size": 2, "max_seq_len": 32, "max_steps": steps, "save_steps": 2,
+                "logging_steps": 1, "seed": 5,
+            ]
+            let url = SharedFixtures.tempDir("rerun-args").appendingPathComponent("args.json")
+            try JSONSerialization.data(withJSONObject: obj).write(to: url)
+            return url.path
+        }
+        let three = try args(3), five = try args(5)
+        guard let first = try CLI.run(["sft", three]) else { return }
+        #expect(first.status == 0, "\(first.stderr)")
+        let tokenizer = out + "/tokenizer.byte"
+        let original = try Data(contentsOf: URL(fileURLWithPath: tokenizer))
+        for file in [three, three, five] {
+            guard let r = try CLI.run(["sft", file]) else { return }
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: tokenizer)) == original)
+        }
+        #expect(try Demo.metrics(out).compactMap { $0["step"] }.map(Int.init) == [1, 2, 3, 4, 5])
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: out)).contains { $0.contains(".tmp") })
+    }
+}

@@ -83,15 +83,11 @@ public enum TrainingCheckpoint {
         try HFCheckpoint.save(weights, to: outputDir)
         for f in tokenizerFiles {
             let dest = (outputDir as NSString).appendingPathComponent((f as NSString).lastPathComponent)
-            if dest == f { continue }
-            let tmp = dest + ".tmp"
-            try? FileManager.default.removeItem(atPath: tmp)
-            try FileManager.default.copyItem(atPath: f, toPath: tmp)
-            if FileManager.default.fileExists(atPath: dest) {
-                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: dest), withItemAt: URL(fileURLWithPath: tmp))
-            } else {
-                try FileManager.default.moveItem(atPath: tmp, toPath: dest)
-            }
+            if URL(fileURLWithPath: dest).resolvingSymlinksInPath().path == URL(fileURLWithPath: f).resolvingSymlinksInPath().path { continue }
+            // Read whole, then written beside the destination and renamed over it (rename(2)):
+            // the old file stays until the new one is complete.
+            let bytes = try BinaryIO.readFile(f)
+            try BinaryIO.writeAtomically(bytes, to: dest)
         }
     }
 }
