@@ -84,3 +84,38 @@ import Testing
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: out)).contains { $0.contains(".tmp") })
     }
 }
+
+/// Two runs on one `output_dir` are kept apart: the second fails at once naming the first.
+@Suite struct OutputDirLockTests {
+    @Test func aSecondRunOnTheSameOutputDirFailsAtOnce() throws {
+        guard let exe = CLI.executable else { return }
+        let out = SharedFixtures.tempDir("locked").path
+        let obj: [String: Any] = [
+            "model_name_or_path": Demo.root + "/examples/tiny-model", "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl",
+            "output_dir": out, "per_device_train_batch_size": 2, "max_seq_len": 32, "max_steps": 100_000, "save_steps": 0,
+            "logging_steps": 1, "seed": 5,
+        ]
+        let args = SharedFixtures.tempDir("locked-args").appendingPathComponent("args.json")
+        try JSONSerialization.data(withJSONObject: obj).write(to: args)
+        let first = Process()
+        first.executableURL = exe
+        first.arguments = ["sft", args.path]
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL); first.waitUntilExit() } }
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: out + "/metrics.jsonl") && Date() < deadline && first.isRunning { usleep(20_000) }
+        #expect(first.isRunning, "the first run ended early")
+        let t0 = Date()
+        guard let second = try CLI.run(["sft", args.path]) else { return }
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("in use by another run") && second.stderr.contains("pid \(first.processIdentifier)"), "\(second.stderr)")
+        #expect(Date().timeIntervalSince(t0) < 10)
+        // Every step in metrics.jsonl once: only the first run wrote it.
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let steps = try Demo.metrics(out).compactMap { $0["step"] }
+        #expect(steps == Array(1...steps.count).map(Double.init))
+    }
+}

@@ -28,7 +28,8 @@ public struct DPORun {
     @discardableResult
     public func run() throws -> DPOSummary {
         let settings = try settings()
-        try TrainingCheckpoint.checkWritable(outputDir: args.outputDir)
+        let lock = try OutputDirLock(outputDir: args.outputDir)
+        defer { lock.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }

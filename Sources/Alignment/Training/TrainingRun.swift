@@ -65,7 +65,8 @@ public struct TrainingRun {
     /// Runs to `max_steps` (or the epochs), resuming from the newest checkpoint in `output_dir`.
     @discardableResult
     public func run() throws -> TrainingSummary {
-        try TrainingCheckpoint.checkWritable(outputDir: args.outputDir)
+        let lock = try OutputDirLock(outputDir: args.outputDir)
+        defer { lock.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         let (tok, tokFiles) = try tokenizer()
