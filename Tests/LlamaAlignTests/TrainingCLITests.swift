@@ -82,6 +82,13 @@ import Testing
         }
         #expect(try Demo.metrics(out).compactMap { $0["step"] }.map(Int.init) == [1, 2, 3, 4, 5])
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: out)).contains { $0.contains(".tmp") })
+        // What a save killed mid-rename leaves is removed at the next start, with a note.
+        let stale = out + "/.checkpoint-7.tmp-0badf00d"
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: stale + "/model.safetensors"))
+        guard let again = try CLI.run(["sft", five]) else { return }
+        #expect(again.status == 0 && again.stderr.contains("removed \(stale)"), "\(again.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: stale))
     }
 }
 

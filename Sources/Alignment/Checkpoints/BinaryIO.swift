@@ -105,6 +105,7 @@ enum BinaryIO {
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
         do {
             try data.write(to: tmp)
+            try sync(tmp.path)
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw CheckpointError(path, "cannot write (\(error.localizedDescription))")
@@ -114,6 +115,26 @@ enum BinaryIO {
             try? FileManager.default.removeItem(at: tmp)
             throw CheckpointError(path, "cannot move the finished file into place (\(reason))")
         }
+        try? sync(dir.path)
+    }
+
+    /// `fsync` of a file or folder, so what was written survives a power loss before a rename
+    /// makes it visible.
+    static func sync(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointError(path, "cannot open to sync (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw CheckpointError(path, "cannot sync to disk (\(String(cString: strerror(errno))))") }
+    }
+
+    /// `sync` of every file directly in `folder`, then of the folder.
+    static func syncFolder(_ folder: String) throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
+            let p = (folder as NSString).appendingPathComponent(name)
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue { try sync(p) }
+        }
+        try sync(folder)
     }
 
     /// Product of `shape`, or nil on a negative dimension or overflow.

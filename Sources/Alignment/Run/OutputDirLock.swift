@@ -24,6 +24,19 @@ public final class OutputDirLock: @unchecked Sendable {
         let note = "pid \(getpid()), started \(ISO8601DateFormatter().string(from: Date()))\n"
         _ = ftruncate(fd, 0)
         _ = note.withCString { write(fd, $0, strlen($0)) }
+        removeStaleTemporaries(outputDir)
+    }
+
+    /// Folders and files a killed save left (`.checkpoint-N.tmp-…`, `.NAME.tmp-…`): with the
+    /// lock held nobody else is writing them, so they go, with a note.
+    private func removeStaleTemporaries(_ outputDir: String) {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: outputDir)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+            let p = (outputDir as NSString).appendingPathComponent(name)
+            if (try? fm.removeItem(atPath: p)) != nil {
+                FileHandle.standardError.write(Data("note: removed \(p), left by an interrupted save\n".utf8))
+            }
+        }
     }
 
     /// Gives the lock back (also done when the object goes away).

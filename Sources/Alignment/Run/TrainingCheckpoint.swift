@@ -39,8 +39,12 @@ public enum TrainingCheckpoint {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(state).write(to: URL(fileURLWithPath: (temp as NSString).appendingPathComponent("trainer_state.json")))
             for f in tokenizerFiles { try fm.copyItem(atPath: f, toPath: (temp as NSString).appendingPathComponent((f as NSString).lastPathComponent)) }
+            // Durable before visible: every file and the folder on disk, then the rename, then
+            // the output folder that now names it.
+            try BinaryIO.syncFolder(temp)
             if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
             try fm.moveItem(atPath: temp, toPath: final)
+            try? BinaryIO.sync(outputDir)
         } catch {
             try? fm.removeItem(atPath: temp)
             throw error
