@@ -88,10 +88,7 @@ func parseIds(_ text: String) throws -> [Int32] {
 /// The tokenizer given, or one found beside the model; nil when none is found and none is required.
 func tokenizerFor(model: String, explicit: String?, required: Bool) throws -> (any Tokenizer)? {
     if let explicit { return try loadTokenizer(path: explicit) }
-    var isDir: ObjCBool = false
-    let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDir)
-    let dir = exists && isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
-    if let tok = try? loadTokenizer(path: dir.isEmpty ? "." : dir) { return tok }
+    if let tok = try tokenizerBeside(model: model) { return tok }
     if required { throw CLIError("no tokenizer found beside \(model); pass --tokenizer PATH") }
     return nil
 }

@@ -98,3 +98,34 @@ public func loadTokenizer(path: String) throws -> any Tokenizer {
     if path.hasSuffix(".bin") { return try Llama2cTokenizer(path: path) }
     return try SentencePieceTokenizer(path: path)
 }
+
+/// Names of the tokenizer files a model folder may hold, in the order they are tried.
+let tokenizerFileNames = ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"]
+
+/// Where a run's tokenizer is read from: `explicit` when given; else the model folder, or the
+/// folder of a model file when it holds a tokenizer file. A model file with no tokenizer beside
+/// it (a llama2.c checkpoint holds none) is an error saying what to set, not a "corrupt tokenizer".
+public func tokenizerPath(explicit: String?, model: String, field: String = "tokenizer_name_or_path") throws -> String {
+    if let explicit { return explicit }
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue { return model }
+    let dir = (model as NSString).deletingLastPathComponent
+    let folder = dir.isEmpty ? "." : dir
+    if tokenizerFileNames.contains(where: { FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0)) }) {
+        return folder
+    }
+    throw TokenizerError(model, "no tokenizer beside this model file (\(tokenizerFileNames.joined(separator: ", ")) in \(folder)); set \(field)")
+}
+
+/// The tokenizer in the folder of `model` (or the model folder), nil when it holds no tokenizer
+/// file; a tokenizer file that does not load is an error naming it.
+public func tokenizerBeside(model: String) throws -> (any Tokenizer)? {
+    var isDir: ObjCBool = false
+    let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDir)
+    let dir = exists && isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
+    let folder = dir.isEmpty ? "." : dir
+    guard tokenizerFileNames.contains(where: { FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0)) }) else {
+        return nil
+    }
+    return try loadTokenizer(path: folder)
+}

@@ -33,7 +33,7 @@ public struct DPORun {
         if let n = args.numThreads { KernelThreads.set(n) }
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }
-        let tokPath = args.tokenizerNameOrPath ?? modelPath
+        let tokPath = try tokenizerPath(explicit: args.tokenizerNameOrPath, model: modelPath)
         let tok = try loadTokenizer(path: tokPath)
         let tokFiles = TrainingRun(args: args, task: .dpo).tokenizerFilesFor(tokPath)
         var weights = try loadModel(path: modelPath)

@@ -48,7 +48,7 @@ public struct TrainingRun {
 
     /// The tokenizer named in the arguments, or the one beside the model.
     public func tokenizer() throws -> (any Tokenizer, files: [String]) {
-        let path = args.tokenizerNameOrPath ?? args.modelNameOrPath ?? ""
+        let path = try tokenizerPath(explicit: args.tokenizerNameOrPath, model: args.modelNameOrPath ?? "")
         return (try loadTokenizer(path: path), tokenizerFilesFor(path))
     }
 
