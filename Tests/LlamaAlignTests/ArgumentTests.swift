@@ -53,3 +53,43 @@ import Testing
     }
     var cos45: Double { Foundation.cos(Double.pi / 4) }
 }
+
+/// Values accepted before without a word are now errors naming the field.
+@Suite struct ArgumentRangeTests {
+    func run(_ extra: [String: Any]) throws -> CLI.Result? {
+        let dir = SharedFixtures.tempDir("ranges").path
+        var obj: [String: Any] = ["model_name_or_path": Demo.root + "/examples/tiny-model",
+                                  "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl", "output_dir": dir + "/out", "max_steps": 1]
+        for (k, v) in extra { obj[k] = v }
+        let args = dir + "/args.json"
+        try JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: args))
+        return try CLI.run(["sft", args])
+    }
+
+    @Test func betasOutputOverTheModelAndContextAreChecked() throws {
+        let cases: [([String: Any], String)] = [
+            (["adam_beta2": 1.5], "adam_beta2"), (["adam_beta1": 1], "adam_beta1"),
+            (["output_dir": Demo.root + "/examples/tiny-model"], "overwrite its starting model"),
+            (["max_seq_len": 100_000], "above the model's context"),
+        ]
+        for (extra, message) in cases {
+            guard let r = try run(extra) else { return }
+            #expect(r.status != 0 && r.stderr.contains(message), "\(extra): \(r.stderr)")
+        }
+        #expect(FileManager.default.fileExists(atPath: Demo.root + "/examples/tiny-model/config.json"))
+    }
+
+    @Test func anIncompleteNewerCheckpointIsNamed() throws {
+        let dir = SharedFixtures.tempDir("incomplete").path
+        let obj: [String: Any] = ["model_name_or_path": Demo.root + "/examples/tiny-model",
+                                  "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl", "output_dir": dir,
+                                  "max_steps": 2, "save_steps": 1, "max_seq_len": 32, "per_device_train_batch_size": 2]
+        let args = SharedFixtures.tempDir("incomplete-args").path + "/args.json"
+        try JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: args))
+        guard let first = try CLI.run(["sft", args]) else { return }
+        #expect(first.status == 0, "\(first.stderr)")
+        try FileManager.default.createDirectory(atPath: dir + "/checkpoint-9", withIntermediateDirectories: true)
+        guard let again = try CLI.run(["sft", args]) else { return }
+        #expect(again.status == 0 && again.stderr.contains("checkpoint-9 has no trainer_state.json"), "\(again.stderr)")
+    }
+}

@@ -195,6 +195,13 @@ public struct TrainingArguments: Sendable {
         if let t = try r.strings("target_modules") { a.targetModules = t }
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
+        for (key, value) in [("adam_beta1", a.adamBeta1), ("adam_beta2", a.adamBeta2)] where !(value < 1) {
+            throw ArgumentsError(file, key, "must be in [0, 1), got \(value)")
+        }
+        if let model = a.modelNameOrPath, !model.isEmpty,
+           URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath() == URL(fileURLWithPath: a.outputDir).standardizedFileURL.resolvingSymlinksInPath() {
+            throw ArgumentsError(file, "output_dir", "is model_name_or_path itself; the run would overwrite its starting model — choose another folder")
+        }
         // Parsed so the argument files read, but not built yet: asking for them is an error,
         // never a silent full fine-tuning.
         if a.lora { throw ArgumentsError(file, "lora", "LoRA is not available yet; set it to false (or remove it) to fine-tune every weight") }

@@ -65,6 +65,17 @@ public enum TrainingCheckpoint {
 
     public static func latest(in outputDir: String) -> String? { all(in: outputDir).last?.path }
 
+    /// `checkpoint-N` folders newer than the newest complete one that lack `trainer_state.json`
+    /// (not written by this project, or damaged): resuming passes them over, and says so.
+    public static func incompleteNewer(in outputDir: String) -> [String] {
+        let newest = all(in: outputDir).last?.step ?? -1
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
+        return names.filter { n in
+            guard n.hasPrefix("checkpoint-"), let s = Int(n.dropFirst("checkpoint-".count)), s > newest else { return false }
+            return !FileManager.default.fileExists(atPath: ((outputDir as NSString).appendingPathComponent(n) as NSString).appendingPathComponent("trainer_state.json"))
+        }.sorted().map { (outputDir as NSString).appendingPathComponent($0) }
+    }
+
     static func rotate(outputDir: String, keep: Int) throws {
         let list = all(in: outputDir)
         for old in list.dropLast(keep) { try FileManager.default.removeItem(atPath: old.path) }

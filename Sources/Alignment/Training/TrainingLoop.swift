@@ -32,6 +32,9 @@ struct ResumePoint {
 
     /// The newest complete checkpoint in `outputDir`, loaded; nil when there is none.
     static func latest(in outputDir: String) throws -> ResumePoint? {
+        for skipped in TrainingCheckpoint.incompleteNewer(in: outputDir) {
+            FileHandle.standardError.write(Data("note: \(skipped) has no trainer_state.json (not a complete checkpoint); it is not resumed from\n".utf8))
+        }
         guard let path = TrainingCheckpoint.latest(in: outputDir) else { return nil }
         let c = try TrainingCheckpoint.load(path)
         return ResumePoint(path: path, weights: c.weights, optimizer: c.optimizer, state: c.state)
