@@ -126,3 +126,40 @@ import Testing
         #expect(steps == Array(1...steps.count).map(Double.init))
     }
 }
+
+/// SIGINT/SIGTERM: the run finishes its step, writes a checkpoint, says so and exits ≠ 0;
+/// running again continues from that checkpoint.
+@Suite struct SignalTests {
+    @Test(arguments: [SIGINT, SIGTERM]) func aSignalStopsAfterTheStepWithACheckpoint(signal: Int32) throws {
+        guard let exe = CLI.executable else { return }
+        let out = SharedFixtures.tempDir("signal").path
+        let obj: [String: Any] = [
+            "model_name_or_path": Demo.root + "/examples/tiny-model", "train_dataset_path": Demo.root + "/examples/data/sft_train.jsonl",
+            "output_dir": out, "per_device_train_batch_size": 2, "max_seq_len": 32, "max_steps": 100_000, "save_steps": 0,
+            "logging_steps": 1, "seed": 5,
+        ]
+        let args = SharedFixtures.tempDir("signal-args").appendingPathComponent("args.json")
+        try JSONSerialization.data(withJSONObject: obj).write(to: args)
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["sft", args.path]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while (try? Demo.metrics(out).count) ?? 0 < 2 && Date() < deadline && p.isRunning { usleep(20_000) }
+        kill(p.processIdentifier, signal)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+        #expect(stderr.contains("\(name) received: finished step"), "\(stderr)")
+        let latest = try #require(TrainingCheckpoint.latest(in: out))
+        let step = Int(latest.split(separator: "-").last ?? "") ?? 0
+        let lastLogged = try Demo.metrics(out).last?["step"] ?? 0
+        #expect(step >= 2 && Int(lastLogged) == step)
+        let resumed = try TrainingCheckpoint.load(latest)
+        #expect(resumed.state.step == step)
+    }
+}

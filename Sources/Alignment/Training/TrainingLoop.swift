@@ -67,6 +67,7 @@ struct TrainingLoop<Item: Sendable> {
     /// Runs steps `startStep ..< maxSteps`.
     mutating func run<Job: RunJob>(_ job: inout Job, from startStep: Int) throws -> Outcome where Job.Item == Item {
         let progress = ProgressBar(total: maxSteps, label: label, every: args.loggingSteps)
+        StopRequest.install()
         let started = Date()
         var tokens = 0
         var step = startStep
@@ -93,8 +94,14 @@ struct TrainingLoop<Item: Sendable> {
             if args.evalSteps > 0, step % args.evalSteps == 0, step < maxSteps, let e = try job.evaluate() {
                 try metrics.log(e.merging(["step": Double(step)]) { _, s in s })
             }
-            if args.saveSteps > 0, step % args.saveSteps == 0, step < maxSteps {
+            let saved = args.saveSteps > 0 && step % args.saveSteps == 0
+            if saved, step < maxSteps {
                 try job.save(step: step, loader: loader.state, epoch: loader.epochProgress)
+            }
+            if let signal = StopRequest.signal, step < maxSteps {
+                if !saved { try job.save(step: step, loader: loader.state, epoch: loader.epochProgress) }
+                progress.finish()
+                throw Interrupted(signal: signal, step: step, outputDir: args.outputDir)
             }
         }
         progress.finish()
