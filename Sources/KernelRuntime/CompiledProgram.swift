@@ -150,6 +150,13 @@ public final class CompiledProgram: @unchecked Sendable {
         if arena == nil || arena.map({ $0.byteCount < need * 4 }) ?? true { arena = AlignedBuffer(floats: need) }
     }
 
+    /// Floats of the arena one call at `sizes` needs (a size the program lacks counts as 0).
+    public func arenaFloats(sizes: [String: Int]) -> Int {
+        var slots = [Int](repeating: 0, count: Int(info.pointee.n_fields))
+        for f in manifest.fields where f.kind == .size { slots[f.slot] = sizes[f.name] ?? 0 }
+        return slots.withUnsafeBytes { info.pointee.arena_floats($0.baseAddress) }
+    }
+
     /// Bytes of the arena currently held.
     public var arenaBytes: Int { arena?.byteCount ?? 0 }
 
@@ -164,5 +171,14 @@ public final class CompiledProgram: @unchecked Sendable {
             }
         }
         return (fl, by)
+    }
+}
+
+extension CompiledProgram {
+    /// Floats of the per-call buffers a caller allocates for this program at `sizes`: its
+    /// outputs and its inputs named `prefix…` (kept activations).
+    public func callerFloats(sizes: [String: Int], prefix: String = "saved_") throws -> Int {
+        try manifest.fields.filter { $0.kind == .output || ($0.kind == .input && $0.name.hasPrefix(prefix)) }
+            .reduce(0) { $0 + (try $1.elementCount(sizes)) }
     }
 }

@@ -79,6 +79,15 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: Demo.root + "/examples/tiny-model/config.json"))
     }
 
+    @Test func aStepLargerThanTheMachineFailsBeforeAllocating() throws {
+        guard let r = try run(["per_device_train_batch_size": 10_000_000, "max_seq_len": 32]) else { return }
+        #expect(r.status != 0 && r.stderr.contains("more than this machine's") && r.stderr.contains("per_device_train_batch_size (10000000)"),
+                "\(r.stderr)")
+        let planned = try MemoryBudget.trainingBytes(config: LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 3, nHeads: 4, nKVHeads: 4, vocabSize: 256,
+                                                                         maxSeqLen: 64), program: "llama_train.lm_step", rows: 4, seq: 64)
+        #expect(planned > 4 * 256 * 64 * 4 && planned < MemoryBudget.machineBytes)
+    }
+
     @Test func anIncompleteNewerCheckpointIsNamed() throws {
         let dir = SharedFixtures.tempDir("incomplete").path
         let obj: [String: Any] = ["model_name_or_path": Demo.root + "/examples/tiny-model",

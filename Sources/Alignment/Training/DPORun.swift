@@ -71,6 +71,9 @@ public struct DPORun {
         }
         let startStep = resume?.state.step ?? 0
         try loop.metrics.resume(truncatingAfter: startStep)
+        try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_dpo.dpo_step",
+                                                              rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen, extraModels: 1),
+                               drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
         let policy = try LMTrainer(parameters: ParameterStore(weights: weights), optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
         if let resume { try policy.loadOptimizerState(resume.optimizer) }

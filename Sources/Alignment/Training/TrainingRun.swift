@@ -99,6 +99,9 @@ public struct TrainingRun {
         }
         let startStep = resume?.state.step ?? 0
         try loop.metrics.resume(truncatingAfter: startStep)
+        try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_train.lm_step",
+                                                              rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen),
+                               drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
         let store = try ParameterStore(weights: weights)
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
