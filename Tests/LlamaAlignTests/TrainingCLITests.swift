@@ -163,3 +163,40 @@ import Testing
         #expect(resumed.state.step == step)
     }
 }
+
+/// Integers in user files are read exactly through every command: an id that does not fit is an
+/// error naming the file, the line, the field and the value as written (never a wrapped id).
+@Suite struct ExactIntegerCLITests {
+    @Test func hugeTokenIdsAreErrorsThroughTheCLI() throws {
+        let dir = SharedFixtures.tempDir("exact-ids").path
+        let rows = dir + "/rows.jsonl"
+        try "{\"input_ids\": [1, 5, 9]}\n{\"input_ids\": [1, 4294967301, 3]}\n".write(toFile: rows, atomically: true, encoding: .utf8)
+        let pairs = dir + "/pairs.jsonl"
+        try "{\"prompt_ids\": [1, 4], \"chosen_ids\": [5, 99999999999999999999], \"rejected_ids\": [6, 2]}\n"
+            .write(toFile: pairs, atomically: true, encoding: .utf8)
+        let model = dir + "/model"
+        try HFCheckpoint.save(LlamaWeights.random(config: LlamaConfig(dim: 16, hiddenDim: 24, nLayers: 1, nHeads: 2, nKVHeads: 1,
+                                                                      vocabSize: 300, maxSeqLen: 64), seed: 1), to: model)
+        try Data().write(to: URL(fileURLWithPath: model + "/tokenizer.byte"))
+        func args(_ task: String, _ data: String) throws -> String {
+            let obj: [String: Any] = ["model_name_or_path": model, "train_dataset_path": data, "output_dir": dir + "/out-\(task)",
+                                      "max_steps": 1, "seed": 1, "max_seq_len": 32]
+            let path = dir + "/\(task).json"
+            try JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let runs: [([String], String, String)] = [
+            (["pretrain", try args("pretrain", rows)], rows, "4294967301"),
+            (["sft", try args("sft", rows)], rows, "4294967301"),
+            (["dpo", try args("dpo", pairs)], pairs, "99999999999999999999"),
+        ]
+        for (command, file, value) in runs {
+            guard let r = try CLI.run(command) else { return }
+            #expect(r.status != 0 && r.stderr.contains(file) && r.stderr.contains(value), "\(command[0]): \(r.stderr)")
+        }
+        let seed = dir + "/seed.json"
+        try #"{"model_name_or_path": "m", "output_dir": "o", "seed": 1180591620717411303424}"#.write(toFile: seed, atomically: true, encoding: .utf8)
+        guard let s = try CLI.run(["sft", seed]) else { return }
+        #expect(s.status != 0 && s.stderr.contains("seed"), "\(s.stderr)")
+    }
+}

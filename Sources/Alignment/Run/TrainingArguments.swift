@@ -41,6 +41,8 @@ public struct TrainingArguments: Sendable {
     public var seed = 42
     public var shuffle = true
     public var maxSeqLen = 512
+    /// Whether the file set `max_seq_len` (or `max_length`) rather than leaving the default.
+    public var maxSeqLenGiven = false
     public var maxPromptLen: Int?
     public var chatTemplate: String?
     public var zeroPadding = false
@@ -165,6 +167,7 @@ public struct TrainingArguments: Sendable {
         try r.bool("shuffle", &a.shuffle)
         try r.int("max_length", &a.maxSeqLen, min: 2)
         try r.int("max_seq_len", &a.maxSeqLen, min: 2)
+        a.maxSeqLenGiven = ["max_length", "max_seq_len"].contains { obj[$0] != nil && !(obj[$0] is NSNull) }
         var prompt = -1
         for k in ["src_length", "max_prompt_length", "max_prompt_len"] { try r.int(k, &prompt, min: 1) }
         a.maxPromptLen = prompt > 0 ? prompt : nil

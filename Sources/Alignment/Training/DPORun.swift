@@ -37,8 +37,10 @@ public struct DPORun {
         let tok = try loadTokenizer(path: tokPath)
         let tokFiles = TrainingRun(args: args, task: .dpo).tokenizerFilesFor(tokPath)
         var weights = try loadModel(path: modelPath)
-        guard args.maxSeqLen <= weights.config.maxSeqLen else {
-            throw RuntimeError("max_seq_len \(args.maxSeqLen) is above the model's context (\(weights.config.maxSeqLen) positions, max_position_embeddings)")
+        if args.maxSeqLen > weights.config.maxSeqLen {
+            let what = "max_seq_len \(args.maxSeqLen) is above the model's context (\(weights.config.maxSeqLen) positions, max_position_embeddings)"
+            guard !args.maxSeqLenGiven else { throw RuntimeError(what) }
+            log("note: \(what) (the default); rows longer than the context use positions the model was not made for — set max_seq_len")
         }
         guard let trainPath = args.trainDatasetPath else { throw RuntimeError("train_dataset_path (or dataset_name_or_path) is required") }
         let paths = try JSONLines.resolve(trainPath)

@@ -71,8 +71,10 @@ public struct TrainingRun {
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         let (tok, tokFiles) = try tokenizer()
         var weights = try initialWeights()
-        guard args.maxSeqLen <= weights.config.maxSeqLen else {
-            throw RuntimeError("max_seq_len \(args.maxSeqLen) is above the model's context (\(weights.config.maxSeqLen) positions, max_position_embeddings)")
+        if args.maxSeqLen > weights.config.maxSeqLen {
+            let what = "max_seq_len \(args.maxSeqLen) is above the model's context (\(weights.config.maxSeqLen) positions, max_position_embeddings)"
+            guard !args.maxSeqLenGiven else { throw RuntimeError(what) }
+            log("note: \(what) (the default); rows longer than the context use positions the model was not made for — set max_seq_len")
         }
         guard tok.vocabSize <= weights.config.vocabSize else {
             throw RuntimeError("the tokenizer has \(tok.vocabSize) tokens but the model's vocabulary is \(weights.config.vocabSize)")
