@@ -4385,6 +4385,769 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
 };
 const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 23, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
+/* ===== program 'eval_loss_lora' ===== */
+
+/* eval_loss_lora_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void eval_loss_lora_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* eval_loss_lora_k1_embed: t2 = embed[ids]  [embed] */
+static void eval_loss_lora_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void eval_loss_lora_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_lora_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void eval_loss_lora_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* eval_loss_lora_k4_lora_a_wq: t5[B*T, R] = t3 · lora_a_wqᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k4_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+}
+
+/* eval_loss_lora_k5_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+}
+
+/* eval_loss_lora_k6_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+}
+
+/* eval_loss_lora_k7_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+}
+
+/* eval_loss_lora_k8_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+}
+
+/* eval_loss_lora_k9_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+}
+
+/* eval_loss_lora_k10_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+}
+
+/* eval_loss_lora_k11_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+}
+
+/* eval_loss_lora_k12_lora: t13 = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k12_lora(float *restrict t13, const float *restrict lora_scale_wv, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wv[0]) * (t12[r * n + j]);
+            float v1 = t10[r * n + j] + v0;
+            t13[r * n + j] = v1;
+        }
+    }
+}
+
+/* eval_loss_lora_k13_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
+static void eval_loss_lora_k13_rope(float *restrict t14, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
+                float v2 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
+                float v9 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            t14[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k14_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
+static void eval_loss_lora_k14_rope(float *restrict t15, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
+                float v2 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
+                float v9 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            t15[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k15_scores_matmul: t16[B, KVH, REP, T, T] = t14 · t15ᵀ  [layer/attention/attention/scores] */
+static void eval_loss_lora_k15_scores_matmul(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t14 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t15 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* eval_loss_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_lora_k16_attention(float *restrict t17, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t16[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t16[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t17[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t17[r * n + j]) / acc1;
+            t17[r * n + j] = v12;
+        }
+    }
+}
+
+/* eval_loss_lora_k17_attention_matmul: t18[B, KVH, REP, T, HD] = t17 · t13  [layer/attention/attention; layer/attention] */
+static void eval_loss_lora_k17_attention_matmul(float *restrict t18, const float *restrict t13, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t13 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t18 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* eval_loss_lora_k18_wo: t19[B*T, D] = t18 · woᵀ  [layer/attention] */
+static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t18, D, wo, D, 0.0f, t19, D);
+}
+
+/* eval_loss_lora_k19_lora_a_wo: t20[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t20, R);
+}
+
+/* eval_loss_lora_k20_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+}
+
+/* eval_loss_lora_k21_rmsnorm: t22 = ((carry0 + t19 + lora_scale_wo · t21) · rsqrt(Σ((carry0 + t19 + lora_scale_wo · t21)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t19, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (lora_scale_wo[0]) * (t21[r * n + j0]);
+            float v1 = t19[r * n + j0] + v0;
+            float v2 = carry0[r * n + j0] + v1;
+            float v3 = v2 * v2;
+            acc0 += v3;
+        }
+        float v7 = acc0 / ((float)(D));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        for (long j = 0; j < n; j++) {
+            float v4 = (lora_scale_wo[0]) * (t21[r * n + j]);
+            float v5 = t19[r * n + j] + v4;
+            float v6 = carry0[r * n + j] + v5;
+            float v10 = v6 * v9;
+            float v11 = v10 * (ffn_norm[j]);
+            t22[r * n + j] = v11;
+        }
+    }
+}
+
+/* eval_loss_lora_k22_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+}
+
+/* eval_loss_lora_k23_lora_a_w1: t24[B*T, R] = t22 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t24, R);
+}
+
+/* eval_loss_lora_k24_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+}
+
+/* eval_loss_lora_k25_w3: t26[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t26, F);
+}
+
+/* eval_loss_lora_k26_lora_a_w3: t27[B*T, R] = t22 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restrict lora_a_w3, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w3, D, 0.0f, t27, R);
+}
+
+/* eval_loss_lora_k27_lora_b_w3: t28[B*T, F] = t27 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restrict lora_b_w3, const float *restrict t27, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t27, R, lora_b_w3, R, 0.0f, t28, F);
+}
+
+/* eval_loss_lora_k28_lora: t29 = ((t23 + lora_scale_w1 · t25) / (1 + exp(-(t23 + lora_scale_w1 · t25)))) · (t26 + lora_scale_w3 · t28)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void eval_loss_lora_k28_lora(float *restrict t29, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t23, const float *restrict t25, const float *restrict t26, const float *restrict t28, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
+            float v1 = t23[r * n + j] + v0;
+            float v2 = -v1;
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = (lora_scale_w3[0]) * (t28[r * n + j]);
+            float v7 = t26[r * n + j] + v6;
+            float v8 = v5 * v7;
+            t29[r * n + j] = v8;
+        }
+    }
+}
+
+/* eval_loss_lora_k29_w2: t30[B*T, D] = t29 · w2ᵀ  [layer/ffn] */
+static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2, const float *restrict t29, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+}
+
+/* eval_loss_lora_k30_lora_a_w2: t31[B*T, R] = t29 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t29, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t29, F, lora_a_w2, F, 0.0f, t31, R);
+}
+
+/* eval_loss_lora_k31_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+}
+
+/* eval_loss_lora_k32_lora: carry0_next = carry0 + t19 + lora_scale_wo · t21 + t30 + lora_scale_w2 · t32  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void eval_loss_lora_k32_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t19, const float *restrict t21, const float *restrict t30, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wo[0]) * (t21[r * n + j]);
+            float v1 = t19[r * n + j] + v0;
+            float v2 = carry0[r * n + j] + v1;
+            float v3 = (lora_scale_w2[0]) * (t32[r * n + j]);
+            float v4 = t30[r * n + j] + v3;
+            float v5 = v2 + v4;
+            carry0_next[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_lora_k33_rmsnorm: t33 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t33[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_lora_k34_lm_head: t34[B*T, V] = t33 · lm_headᵀ  [lm_head] */
+static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restrict lm_head, const float *restrict t33, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t33, D, lm_head, D, 0.0f, t34, V);
+}
+
+/* eval_loss_lora_k35_lm_head: t35 = max(t34)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_lora_k35_lm_head(float *restrict t35, const float *restrict t34, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t34[r * n + j0]);
+        }
+        t35[r] = acc0;
+    }
+}
+
+/* eval_loss_lora_k36_log_softmax: t36 = Σ((t34 - t35 - log(Σ(exp(t34 - t35)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_lora_k36_log_softmax(float *restrict t36, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t35[(i0) * T + i1];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v2 = t34[r * n + j1] - v0;
+            float v3 = la_expf(v2);
+            acc1 += v3;
+        }
+        float v4 = logf(acc1);
+        float v6 = (float)targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t34[r * n + j0] - v0;
+            float v5 = v1 - v4;
+            float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
+            float v8 = v5 * v7;
+            acc0 += v8;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* eval_loss_lora_k37_cross_entropy: nll = -t36  [lm_head/cross_entropy] */
+static void eval_loss_lora_k37_cross_entropy(float *restrict nll, const float *restrict t36, long B, long T) {
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t36[r * n + j]);
+            nll[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 12 slots planned for 38 kernels. */
+static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
+    off[4] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T*V));
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
+    off[8] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T));
+    off[10] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args) {
+    long off[12];
+    return llama_train_eval_loss_lora_layout(args, off);
+}
+
+void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[12];
+    llama_train_eval_loss_lora_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[7];
+    float *t9 = args->arena + off[8];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[9];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[9];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[8];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[9];
+    float *t26 = args->arena + off[5];
+    float *t27 = args->arena + off[7];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[8];
+    float *t33 = args->arena + off[2];
+    float *t34 = args->arena + off[5];
+    float *t35 = args->arena + off[7];
+    float *t36 = args->arena + off[9];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *targets = args->targets;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *nll = args->nll;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 38, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 38, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[10], args->arena + off[11] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 38, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 38, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 38, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 38, eval_loss_lora_k5_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 38, eval_loss_lora_k6_wk(t7, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 38, eval_loss_lora_k7_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 38, eval_loss_lora_k8_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 9, 38, eval_loss_lora_k9_wv(t10, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 38, eval_loss_lora_k10_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 38, eval_loss_lora_k11_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 38, eval_loss_lora_k12_lora(t13, lora_scale_wv, t10, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 38, eval_loss_lora_k13_rope(t14, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 38, eval_loss_lora_k14_rope(t15, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 38, eval_loss_lora_k15_scores_matmul(t16, t14, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 38, eval_loss_lora_k16_attention(t17, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 38, eval_loss_lora_k17_attention_matmul(t18, t13, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 38, eval_loss_lora_k18_wo(t19, wo, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 38, eval_loss_lora_k19_lora_a_wo(t20, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 38, eval_loss_lora_k20_lora_b_wo(t21, lora_b_wo, t20, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 38, eval_loss_lora_k21_rmsnorm(t22, norm_eps, carry0, lora_scale_wo, ffn_norm, t19, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 38, eval_loss_lora_k22_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 38, eval_loss_lora_k23_lora_a_w1(t24, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 24, 38, eval_loss_lora_k24_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
+        LA_TIMED(prof, 25, 38, eval_loss_lora_k25_w3(t26, w3, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 38, eval_loss_lora_k26_lora_a_w3(t27, lora_a_w3, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 38, eval_loss_lora_k27_lora_b_w3(t28, lora_b_w3, t27, B, F, R, T));
+        LA_TIMED(prof, 28, 38, eval_loss_lora_k28_lora(t29, lora_scale_w1, lora_scale_w3, t23, t25, t26, t28, B, F, T));
+        LA_TIMED(prof, 29, 38, eval_loss_lora_k29_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 38, eval_loss_lora_k30_lora_a_w2(t31, lora_a_w2, t29, B, F, R, T));
+        LA_TIMED(prof, 31, 38, eval_loss_lora_k31_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 38, eval_loss_lora_k32_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t19, t21, t30, t32, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 33, 38, eval_loss_lora_k33_rmsnorm(t33, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 34, 38, eval_loss_lora_k34_lm_head(t34, lm_head, t33, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 35, 38, eval_loss_lora_k35_lm_head(t35, t34, B, T, V));
+    LA_TIMED(prof, 36, 38, eval_loss_lora_k36_log_softmax(t36, targets, t34, t35, B, T, V));
+    LA_TIMED(prof, 37, 38, eval_loss_lora_k37_cross_entropy(nll, t36, B, T));
+}
+
+void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* eval_loss_lora_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_lora_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_lora_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k3_wq */
+    flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k4_lora_a_wq */
+    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k5_lora_b_wq */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k6_wk */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_lora_a_wk */
+    flops[8] = (double)(4*B*HD2*KVH*R*T); bytes[8] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k8_lora_b_wk */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k9_wv */
+    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k10_lora_a_wv */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k11_lora_b_wv */
+    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k12_lora */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k13_rope */
+    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k14_rope */
+    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k15_scores_matmul */
+    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k16_attention */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k17_attention_matmul */
+    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k18_wo */
+    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_lora_a_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k20_lora_b_wo */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_rmsnorm */
+    flops[22] = (double)(4*B*F*HD2*KVH*REP*T); bytes[22] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k22_w1 */
+    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_lora_a_w1 */
+    flops[24] = (double)(2*B*F*R*T); bytes[24] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k24_lora_b_w1 */
+    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k25_w3 */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k26_lora_a_w3 */
+    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k27_lora_b_w3 */
+    flops[28] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k28_lora */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k29_w2 */
+    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k30_lora_a_w2 */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k31_lora_b_w2 */
+    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k32_lora */
+    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k33_rmsnorm */
+    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k34_lm_head */
+    flops[35] = (double)(B*T*V); bytes[35] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k35_lm_head */
+    flops[36] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[36] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k36_log_softmax */
+    flops[37] = (double)(B*T); bytes[37] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k37_cross_entropy */
+    (void)args;
+}
+
+static void llama_train_eval_loss_lora_run(const void *args) { llama_train_eval_loss_lora((const llama_train_eval_loss_lora_args *)args); }
+static long llama_train_eval_loss_lora_arena(const void *args) { return llama_train_eval_loss_lora_arena_floats((const llama_train_eval_loss_lora_args *)args); }
+static void llama_train_eval_loss_lora_cost(const void *args, double *f, double *b) { llama_train_eval_loss_lora_costs((const llama_train_eval_loss_lora_args *)args, f, b); }
+static const char *const llama_train_eval_loss_lora_kernel_names[] = {
+    "eval_loss_lora_k0_rope_tables",
+    "eval_loss_lora_k1_embed",
+    "eval_loss_lora_k2_rmsnorm",
+    "eval_loss_lora_k3_wq",
+    "eval_loss_lora_k4_lora_a_wq",
+    "eval_loss_lora_k5_lora_b_wq",
+    "eval_loss_lora_k6_wk",
+    "eval_loss_lora_k7_lora_a_wk",
+    "eval_loss_lora_k8_lora_b_wk",
+    "eval_loss_lora_k9_wv",
+    "eval_loss_lora_k10_lora_a_wv",
+    "eval_loss_lora_k11_lora_b_wv",
+    "eval_loss_lora_k12_lora",
+    "eval_loss_lora_k13_rope",
+    "eval_loss_lora_k14_rope",
+    "eval_loss_lora_k15_scores_matmul",
+    "eval_loss_lora_k16_attention",
+    "eval_loss_lora_k17_attention_matmul",
+    "eval_loss_lora_k18_wo",
+    "eval_loss_lora_k19_lora_a_wo",
+    "eval_loss_lora_k20_lora_b_wo",
+    "eval_loss_lora_k21_rmsnorm",
+    "eval_loss_lora_k22_w1",
+    "eval_loss_lora_k23_lora_a_w1",
+    "eval_loss_lora_k24_lora_b_w1",
+    "eval_loss_lora_k25_w3",
+    "eval_loss_lora_k26_lora_a_w3",
+    "eval_loss_lora_k27_lora_b_w3",
+    "eval_loss_lora_k28_lora",
+    "eval_loss_lora_k29_w2",
+    "eval_loss_lora_k30_lora_a_w2",
+    "eval_loss_lora_k31_lora_b_w2",
+    "eval_loss_lora_k32_lora",
+    "eval_loss_lora_k33_rmsnorm",
+    "eval_loss_lora_k34_lm_head",
+    "eval_loss_lora_k35_lm_head",
+    "eval_loss_lora_k36_log_softmax",
+    "eval_loss_lora_k37_cross_entropy",
+};
+const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 38, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
+
 /* ===== program 'adamw_step' ===== */
 
 /* adamw_step_k0_grad_norm: t0 = Σ(grad²)  [grad_norm] */

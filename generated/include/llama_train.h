@@ -177,6 +177,63 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args);
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args);
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes);
 
+/* Program 'eval_loss_lora': 38 kernels. Sizes: B, F, HD2, KVH, L, R, REP, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const float *lm_head; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *wq; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer */
+    const float *wk; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wk; /* f32 [L, 2*HD2*KVH, R] per layer */
+    const float *wv; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wv; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wv; /* f32 [L, 2*HD2*KVH, R] per layer */
+    const float *wo; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wo; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wo; /* f32 [L, 2*HD2*KVH*REP, R] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *w1; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_w1; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_w1; /* f32 [L, F, R] per layer */
+    const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
+    const float *lora_a_w2; /* f32 [L, R, F] per layer */
+    const float *lora_b_w2; /* f32 [L, 2*HD2*KVH*REP, R] per layer */
+    const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_w3; /* f32 [L, F, R] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const int32_t *targets; /* i32 [B, T] */
+    const float *norm_eps; /* f32 [] */
+    const float *rope_theta; /* f32 [] */
+    const float *lora_scale_wq; /* f32 [] */
+    const float *lora_scale_wk; /* f32 [] */
+    const float *lora_scale_wv; /* f32 [] */
+    const float *lora_scale_wo; /* f32 [] */
+    const float *lora_scale_w1; /* f32 [] */
+    const float *lora_scale_w2; /* f32 [] */
+    const float *lora_scale_w3; /* f32 [] */
+    float *nll; /* f32 [B, T] */
+    float *arena; /* llama_train_eval_loss_lora_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long F;
+    long HD2;
+    long KVH;
+    long L;
+    long R;
+    long REP;
+    long T;
+    long V;
+} llama_train_eval_loss_lora_args;
+
+void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args);
+long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args);
+void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes);
+
 /* Program 'adamw_step': 3 kernels. Sizes: N. */
 typedef struct {
     float *param; /* f32 [N], written */

@@ -35,18 +35,21 @@ public enum LlamaTrainingPrograms {
     public static func lmStepLoRA() throws -> Program { try lmStep(lora: true) }
 
     /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
-    public static func evalLoss() throws -> Program {
-        let b = GraphBuilder("eval_loss")
+    public static func evalLoss(lora: Bool = false) throws -> Program {
+        let b = GraphBuilder(lora ? "eval_loss_lora" : "eval_loss")
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let targets = b.input("targets", [D.batch, D.seq], .i32)
-        let model = LlamaModel(b)
+        let model = LlamaModel(b, lora: lora)
         let logits = model(ids, layout: .sequential(b, seq: D.seq, start: 0))
         b.output("nll", b.scope("lm_head") { b.tokenNLL(logits, targets: targets) })
         return try b.build()
     }
 
+    /// `eval_loss_lora`: `eval_loss` of the model with its LoRA adapters (`lm_step_lora`'s).
+    public static func evalLossLoRA() throws -> Program { try evalLoss(lora: true) }
+
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), evalLoss()] + OptimizerPrograms.all()
+        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA()] + OptimizerPrograms.all()
     }
 }
