@@ -135,3 +135,22 @@ public enum PEFTAdapter {
         return w
     }
 }
+
+/// A LoRA run's adapters at one moment, as checkpoints write them (`PEFTAdapter.save`).
+public struct AdapterSnapshot: Sendable {
+    public var lora: LoRAConfig
+    public var adapters: [String: [Float]]
+    /// The base model's configuration.
+    public var config: LlamaConfig
+    /// Recorded as `base_model_name_or_path`.
+    public var baseModel: String?
+
+    public init(lora: LoRAConfig, adapters: [String: [Float]], config: LlamaConfig, baseModel: String? = nil) {
+        self.lora = lora; self.adapters = adapters; self.config = config; self.baseModel = baseModel
+    }
+
+    /// Writes `adapter_config.json` and `adapter_model.safetensors` into `directory`.
+    public func save(to directory: String) throws {
+        try PEFTAdapter.save(lora: lora, adapters: adapters, config: config, to: directory, baseModel: baseModel)
+    }
+}

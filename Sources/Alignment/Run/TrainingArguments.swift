@@ -56,13 +56,17 @@ public struct TrainingArguments: Sendable {
     public var refModelNameOrPath: String?
     public var precomputeRefLogProbs = false
     public var refModelUpdateSteps: Int?
-    // LoRA and prefix tuning: parsed, but `lora` / `prefix_tuning` true is an error until built
+    // LoRA (pretraining and SFT; DPO with LoRA is an error until built). Prefix tuning: parsed,
+    // but `prefix_tuning` true is an error until built.
     public var lora = false
     public var loraRank = 8
-    public var loraAlpha = 16.0
+    /// α; −1 (the default) means 2·r.
+    public var loraAlpha = -1.0
     public var loraDropout = 0.0
     public var rslora = false
     public var targetModules: [String] = []
+    /// A saved PEFT adapter to start from (its own rank, α and targets apply).
+    public var loraPath: String?
     public var prefixTuning = false
     public var numPrefixTokens = 16
 
@@ -70,6 +74,13 @@ public struct TrainingArguments: Sendable {
     public private(set) var ignoredKeys: [String] = []
 
     public init(outputDir: String) { self.outputDir = outputDir }
+
+    /// The LoRA setup these arguments ask for (`lora_rank`, `lora_alpha`, `rslora`,
+    /// `target_modules`); nil without `lora`.
+    public func loraConfig() throws -> LoRAConfig? {
+        guard lora else { return nil }
+        return try LoRAConfig(rank: loraRank, alpha: loraAlpha, rslora: rslora, targetModules: targetModules)
+    }
 
     /// The prompt budget: `max_prompt_len`, else half of `max_seq_len`.
     public var promptLimit: Int { maxPromptLen ?? maxSeqLen / 2 }
@@ -94,7 +105,7 @@ public struct TrainingArguments: Sendable {
         "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
-        "target_modules", "prefix_tuning", "num_prefix_tokens",
+        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens",
     ]
 
     /// Parses an argument file for `task`.
@@ -176,15 +187,24 @@ public struct TrainingArguments: Sendable {
         a.refModelUpdateSteps = updates > 0 ? updates : nil
         try r.bool("lora", &a.lora)
         try r.int("lora_rank", &a.loraRank, min: 1)
-        try r.double("lora_alpha", &a.loraAlpha, min: 0)
+        try r.double("lora_alpha", &a.loraAlpha, min: -1)
         try r.double("lora_dropout", &a.loraDropout, min: 0)
         try r.bool("rslora", &a.rslora)
         if let t = try r.strings("target_modules") { a.targetModules = t }
+        a.loraPath = try r.string("lora_path")
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
-        // Parsed so the argument files read, but not built yet: asking for them is an error,
+        if a.lora {
+            if task == .dpo {
+                throw ArgumentsError(file, "lora", "LoRA with DPO is not available yet (pretraining and SFT have it); set it to false to train every weight")
+            }
+            if a.loraDropout > 0 {
+                throw ArgumentsError(file, "lora_dropout", "LoRA dropout is not available yet; set it to 0")
+            }
+            do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
+        }
+        // Parsed so the argument files read, but not built yet: asking for it is an error,
         // never a silent full fine-tuning.
-        if a.lora { throw ArgumentsError(file, "lora", "LoRA is not available yet; set it to false (or remove it) to fine-tune every weight") }
         if a.prefixTuning {
             throw ArgumentsError(file, "prefix_tuning", "prefix tuning is not available yet; set it to false (or remove it) to fine-tune every weight")
         }

@@ -79,7 +79,8 @@ public struct DPORun {
                            label: "dpo", stopAfter: stopAfter)
         let resume = try ResumePoint.latest(in: args.outputDir)
         if let resume {
-            weights = resume.weights
+            guard let w = resume.weights else { throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; DPO resumes from full checkpoints") }
+            weights = w
             loop.loader.state = resume.state.loader
             let refFile = (resume.path as NSString).appendingPathComponent("reference")
             if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }

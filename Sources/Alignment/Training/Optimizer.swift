@@ -162,12 +162,16 @@ public final class AdamW: @unchecked Sendable {
     /// The size bindings of a step (`N`: the trainable floats).
     public var sizes: [String: Int] { [OptimizerPrograms.length.syms[0]: trainableFloats] }
 
-    /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor,
-    /// frozen ones included) and `step`.
+    /// The tensors whose moments checkpoints keep: every one (frozen ones included, so a
+    /// different `trainable` set resumes), or with LoRA the adapters only (the base is frozen).
+    private var stateNames: [String] { parameters.lora == nil ? parameters.names : parameters.adapterNames }
+
+    /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor of
+    /// `stateNames`) and `step`.
     public func state() -> [String: [Float]] {
         syncLayout()
         var s: [String: [Float]] = ["step": [Float(step)]]
-        for name in parameters.names {
+        for name in stateNames {
             s["exp_avg.\(name)"] = slice(expAvg, name)
             s["exp_avg_sq.\(name)"] = slice(expAvgSq, name)
         }
@@ -180,7 +184,7 @@ public final class AdamW: @unchecked Sendable {
         syncLayout()
         // Check every tensor before changing anything.
         var places: [(offset: Int, m: [Float], v: [Float])] = []
-        for name in parameters.names {
+        for name in stateNames {
             guard let n = layout.counts[name], let offset = layout.offsets[name], let m = s["exp_avg.\(name)"],
                   let v = s["exp_avg_sq.\(name)"], m.count == n, v.count == n else {
                 throw RuntimeError("optimizer state lacks or mis-sizes '\(name)'")
