@@ -43,6 +43,11 @@ import LlamaGraphs
             }
         }
         #expect(losses[3] < losses[1], "loss did not fall: \(losses)")
+        // The frozen base has no gradients or moments: the optimizer's buffers cover the adapters.
+        let adapterFloats = store.adapterNames.reduce(0) { $0 + (store.counts[$1] ?? 0) }
+        #expect(trainer.optimizer.stateFloats < adapterFloats + 16 * store.adapterNames.count)
+        #expect(trainer.gradient("wq") == nil && trainer.gradient(LoRA.aName("wq")) != nil)
+        #expect(Set(trainer.optimizerState().keys) == Set(["step"] + store.adapterNames.flatMap { ["exp_avg.\($0)", "exp_avg_sq.\($0)"] }))
         // eval_loss_lora agrees with the training loss at the same adapters.
         let batch = syntheticBatch(batch: 2, seq: 9, v: 37, seed: 1)
         let e = try trainer.evaluate(batch), again = try trainer.trainStep([batch], lr: 0)

@@ -48,24 +48,36 @@ public final class AdamW: @unchecked Sendable {
         self.trainable = trainable ?? Set(parameters.names)
         self.settings = settings
         program = try CompiledProgram.load("llama_train.adamw_step")
-        layout = parameters.layout
+        layout = parameters.lora == nil ? parameters.layout : ParameterLayout(order: parameters.adapterNames, counts: parameters.layout.counts)
         grads = AlignedBuffer(floats: layout.totalFloats)
         expAvg = AlignedBuffer(floats: layout.totalFloats)
         expAvgSq = AlignedBuffer(floats: layout.totalFloats)
         syncLayout()
     }
 
-    /// The trainable tensors in checkpoint order, then the frozen ones.
+    /// The trainable tensors in checkpoint order, then the frozen ones. With LoRA only adapters
+    /// can train: base tensors in `trainable` are ignored.
     private var wantedOrder: [String] {
         let names = parameters.names
-        return names.filter { trainable.contains($0) } + names.filter { !trainable.contains($0) }
+        let adapters = Set(parameters.adapterNames)
+        let trains: (String) -> Bool = { self.trainable.contains($0) && (self.parameters.lora == nil || adapters.contains($0)) }
+        return names.filter(trains) + names.filter { !trains($0) }
+    }
+
+    /// The tensors that have gradients and moments here: every one, or with LoRA the adapters
+    /// only (the frozen base has no optimizer state at all). The state layout is the store's
+    /// order restricted to them, so the trainable prefix lies at the same offsets in both.
+    private var stateOrder: [String] {
+        guard parameters.lora != nil else { return parameters.layout.order }
+        let adapters = Set(parameters.adapterNames)
+        return parameters.layout.order.filter { adapters.contains($0) }
     }
 
     /// Puts the trainable tensors first in the store's flat buffer and moves the gradients and
     /// moments along with them (a no-op unless the trainable set or the store's layout changed).
     private func syncLayout() {
         parameters.relayout(wantedOrder)
-        let next = parameters.layout
+        let next = parameters.lora == nil ? parameters.layout : ParameterLayout(order: stateOrder, counts: parameters.layout.counts)
         if next != layout || gradViews.isEmpty {
             if next != layout {
                 for buffer in [\AdamW.grads, \AdamW.expAvg, \AdamW.expAvgSq] {
@@ -87,8 +99,13 @@ public final class AdamW: @unchecked Sendable {
 
     /// Floats one step covers: the trainable prefix of the layout.
     public var trainableFloats: Int {
-        layout.extent(ofFirst: layout.order.prefix { trainable.contains($0) }.count)
+        syncLayout()
+        return layout.extent(ofFirst: layout.order.prefix { trainable.contains($0) }.count)
     }
+
+    /// Floats of each state buffer (gradients, and each moment): the whole store's, or with
+    /// LoRA the adapters' only.
+    public var stateFloats: Int { layout.totalFloats }
 
     /// The gradient buffer of every parameter, by program field name (`grad_wq`, …; with tied
     /// embeddings `grad_lm_head` is `grad_embed`), for the programs that accumulate into them.
