@@ -56,6 +56,12 @@ import LlamaGraphs
         #expect(try PEFTAdapter.load(directory: whole.outputDir, config: config).adapters == PEFTAdapter.load(directory: cut.outputDir, config: config).adapters)
     }
 
+    @Test func exampleArgumentFileAsksForLoRAOnEveryProjection() throws {
+        let a = try TrainingArguments.load(path: Demo.root + "/examples/sft_lora.json", task: .sft)
+        let c = try #require(try a.loraConfig())
+        #expect(c.rank == 8 && c.scale == 2 && c.targets == LoRA.modules)
+    }
+
     @Test func pretrainingStartsFromLoRAPath() throws {
         let sft = try Demo.args(.sft, Self.lora.merging(["max_steps": 3]) { $1 })
         try TrainingRun(args: sft, task: .sft).run()
