@@ -60,6 +60,8 @@ import LlamaGraphs
         let a = try TrainingArguments.load(path: Demo.root + "/examples/sft_lora.json", task: .sft)
         let c = try #require(try a.loraConfig())
         #expect(c.rank == 8 && c.scale == 2 && c.targets == LoRA.modules)
+        let d = try TrainingArguments.load(path: Demo.root + "/examples/dpo_lora.json", task: .dpo)
+        #expect(try d.loraConfig()?.targets == LoRA.modules)
     }
 
     @Test func pretrainingStartsFromLoRAPath() throws {

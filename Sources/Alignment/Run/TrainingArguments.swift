@@ -56,8 +56,8 @@ public struct TrainingArguments: Sendable {
     public var refModelNameOrPath: String?
     public var precomputeRefLogProbs = false
     public var refModelUpdateSteps: Int?
-    // LoRA (pretraining and SFT; DPO with LoRA is an error until built). Prefix tuning: parsed,
-    // but `prefix_tuning` true is an error until built.
+    // LoRA (pretraining, SFT and DPO). Prefix tuning: parsed, but `prefix_tuning` true is an
+    // error until built.
     public var lora = false
     public var loraRank = 8
     /// α; −1 (the default) means 2·r.
@@ -195,8 +195,8 @@ public struct TrainingArguments: Sendable {
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
         if a.lora {
-            if task == .dpo {
-                throw ArgumentsError(file, "lora", "LoRA with DPO is not available yet (pretraining and SFT have it); set it to false to train every weight")
+            if task == .dpo, a.refModelUpdateSteps != nil {
+                throw ArgumentsError(file, "ref_model_update_steps", "with LoRA the reference is the frozen base model (or base + lora_path) and is never updated; remove it")
             }
             if a.loraDropout > 0 {
                 throw ArgumentsError(file, "lora_dropout", "LoRA dropout is not available yet; set it to 0")
