@@ -28,7 +28,11 @@ import LlamaGraphs
         let store = try Self.store(targets: [".*q_proj.*", "v_proj", "down_proj"])
         #expect(store.lora?.targets == ["wq", "wv", "w2"])
         let before = store.weights(), adaptersBefore = store.adapters()
+        let layout = store.layout
+        #expect(Array(layout.order.prefix(6)) == store.lora?.trainableNames)
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(weightDecay: 0))
+        // The store is already in the optimizer's order: the base model is never copied.
+        #expect(store.layout == layout)
         var losses: [Double] = []
         for step in 0..<4 { losses.append(try trainer.trainStep([syntheticBatch(batch: 2, seq: 9, v: 37, seed: step % 2)], lr: 1e-2).loss) }
         #expect(store.weights().tensors == before.tensors, "the base model changed")

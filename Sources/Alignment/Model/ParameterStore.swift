@@ -44,7 +44,11 @@ public final class ParameterStore: @unchecked Sendable {
             counts[name] = count
         }
         self.counts = counts
-        layout = ParameterLayout(order: (config.parameterShapes + adapterShapes).map(\.name), counts: counts)
+        // With LoRA the targets' adapters come first: the order the optimizer wants (trainable
+        // first), so it never moves the frozen base (a transient second copy of the model).
+        let trained = lora?.trainableNames ?? []
+        let order = trained + (config.parameterShapes + adapterShapes).map(\.name).filter { !trained.contains($0) }
+        layout = ParameterLayout(order: order, counts: counts)
         flat = AlignedBuffer(floats: layout.totalFloats)
         constants = AlignedBuffer(copying: [config.normEps, config.ropeTheta])
         loraScales = AlignedBuffer(copying: LoRA.modules.map { m in Float(lora.map { $0.targets.contains(m) ? $0.scale : 0 } ?? 0) })
