@@ -11,6 +11,8 @@ import LlamaGraphs
         var base_logits: [Double]
         var logits: [Double]
         var rslora_logits: [Double]
+        /// The mean next-token loss of `adapter` on `ids` (float64, PyTorch).
+        var loss: Double
     }
 
     static let directory: URL = {
@@ -67,6 +69,42 @@ import LlamaGraphs
         }
         #expect(tokens == rows * (seq - 1))
         #expect(abs(sum - want) / want <= 1e-5, "NLL sum \(sum) vs PEFT's \(want)")
+    }
+
+    /// One step's adapter gradients (`lm_step_lora`, float32) against PyTorch's through PEFT
+    /// (float64): every lora_A and lora_B of every layer, q/k B rows mapped like B itself.
+    @Test func adapterGradientsMatchPEFTs() throws {
+        let g = try Self.golden()
+        let base = try loadModel(path: Self.path("model"))
+        let c = base.config
+        let (lora, adapters) = try PEFTAdapter.load(directory: Self.path("adapter"), config: c)
+        let trainer = try LMTrainer(parameters: ParameterStore(weights: base, lora: lora, adapters: adapters))
+        let rows = g.ids.count, seq = g.ids[0].count
+        let targets: [Int32] = g.ids.flatMap { (row: [Int32]) -> [Int32] in Array(row.dropFirst()) + [0] }
+        let mask = (0..<(rows * seq)).map { Float($0 % seq == seq - 1 ? 0 : 1) }
+        trainer.zeroGradients()
+        let (loss, tokens) = try trainer.accumulateGradients([TokenBatch(batch: rows, seq: seq, ids: g.ids.flatMap { $0 }, targets: targets, mask: mask)])
+        #expect(tokens == rows * (seq - 1))
+        #expect(abs(loss - g.loss) <= 1e-5 * g.loss, "loss \(loss) vs PEFT's \(g.loss)")
+        let file = try Safetensors.open(path: Self.path("adapter_gradients.safetensors"))
+        var worst: Float = 0
+        for module in lora.targets {
+            let (out, _) = LoRAConfig.projectionShape(module, c)
+            var a: [Float] = [], b: [Float] = []
+            for layer in 0 ..< c.nLayers {
+                a += try file.floats(PEFTAdapter.key(layer: layer, module: module, part: "lora_A"))
+                let up = try file.floats(PEFTAdapter.key(layer: layer, module: module, part: "lora_B"))
+                b += PEFTAdapter.ropeRows(module, c).map { HFCheckpoint.permuteRows(up, heads: $0, headDim: c.headDim, width: lora.rank, toHF: false) } ?? up
+                #expect(up.count == out * lora.rank)
+            }
+            for (name, want) in [(LoRA.aName(module), a), (LoRA.bName(module), b)] {
+                let got = try #require(trainer.gradient(name))
+                let err = relativeError(got, want)
+                worst = max(worst, err)
+                #expect(err <= 1e-4, "\(name): gradient differs from PEFT's by \(err)")
+            }
+        }
+        #expect(worst > 0)
     }
 
     @Test func savedAdapterHasPEFTsKeysAndRoundTrips() throws {

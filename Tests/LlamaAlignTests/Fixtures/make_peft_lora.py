@@ -14,7 +14,10 @@ It writes `Tests/LlamaAlignTests/Fixtures/peft_lora/`:
                `PeftModel.save_pretrained` (`adapter_config.json`, `adapter_model.safetensors`),
                with B set to random values (PEFT initializes B to zero) so every adapter matters;
 - `adapter_rslora/` the same adapter tensors with `use_rslora: true` and only q_proj/v_proj/down_proj;
-- `golden.json` the token ids and PEFT's logits for each adapter, and the base model's.
+- `golden.json` the token ids and PEFT's logits for each adapter, and the base model's, and the
+               mean next-token loss of `adapter` on the ids (float64);
+- `adapter_gradients.safetensors` d(loss)/d(every lora_A and lora_B) of `adapter` in float64 (stored
+               as float32), under PEFT's key names and Hugging Face's row order.
 """
 import json
 import pathlib
@@ -22,6 +25,7 @@ import shutil
 
 import torch
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 OUT = pathlib.Path(__file__).resolve().parent / "peft_lora"
@@ -61,6 +65,16 @@ def logits(model):
         return model(torch.tensor(IDS)).logits.double().flatten().tolist()
 
 
+def gradients(peft_model):
+    """The mean next-token loss over IDS (every position but the last) and its adapter gradients."""
+    model = peft_model.double()
+    ids = torch.tensor(IDS)
+    loss = model(ids, labels=ids).loss
+    loss.backward()
+    grads = {n.replace(".default", ""): p.grad.float().contiguous() for n, p in model.named_parameters() if "lora_" in n}
+    return loss.item(), grads
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -71,6 +85,8 @@ def main():
     full = adapted(base_model(), False, TARGETS, 11)
     full.save_pretrained(OUT / "adapter")
     golden["logits"] = logits(full)
+    golden["loss"], grads = gradients(adapted(base_model(), False, TARGETS, 11))
+    save_file(grads, str(OUT / "adapter_gradients.safetensors"), metadata={"format": "pt"})
     rs = adapted(base_model(), True, ["q_proj", "v_proj", "down_proj"], 12)
     rs.save_pretrained(OUT / "adapter_rslora")
     golden["rslora_logits"] = logits(rs)
