@@ -120,6 +120,31 @@ import LlamaGraphs
         #expect(again.lora == lora && again.adapters == adapters)
     }
 
+    /// Settings PEFT can save that this loader cannot honour are errors, never silently dropped.
+    @Test func unsupportedAdapterSettingsAndStrayTensorsAreErrors() throws {
+        let base = try loadModel(path: Self.path("model"))
+        let source = Self.path("adapter")
+        let settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "/" + PEFTAdapter.configFile))) as? [String: Any])
+        let cases: [(String, Any, String)] = [("modules_to_save", ["lm_head"], "modules_to_save"), ("bias", "all", "bias"),
+                                             ("layers_to_transform", [0], "layers_to_transform"), ("use_dora", true, "use_dora"),
+                                             ("peft_type", "PREFIX_TUNING", "peft_type")]
+        for (field, value, word) in cases {
+            let dir = SharedFixtures.tempDir("adapter").path
+            try FileManager.default.copyItem(atPath: source + "/" + PEFTAdapter.weightsFile, toPath: dir + "/" + PEFTAdapter.weightsFile)
+            var edited = settings
+            edited[field] = value
+            try JSONSerialization.data(withJSONObject: edited).write(to: URL(fileURLWithPath: dir + "/" + PEFTAdapter.configFile))
+            #expect { try PEFTAdapter.load(directory: dir, config: base.config) } throws: { "\($0)".contains(word) && "\($0)".contains(dir) }
+        }
+        // Tensors of modules the config does not target.
+        let dir = SharedFixtures.tempDir("adapter").path
+        try FileManager.default.copyItem(atPath: source + "/" + PEFTAdapter.weightsFile, toPath: dir + "/" + PEFTAdapter.weightsFile)
+        var fewer = settings
+        fewer["target_modules"] = ["q_proj"]
+        try JSONSerialization.data(withJSONObject: fewer).write(to: URL(fileURLWithPath: dir + "/" + PEFTAdapter.configFile))
+        #expect { try PEFTAdapter.load(directory: dir, config: base.config) } throws: { "\($0)".contains("k_proj.lora_A") || "\($0)".contains("is not an adapter") }
+    }
+
     @Test func adapterThatDoesNotFitTheBaseNamesTheTensorAndBothShapes() throws {
         var config = try loadModel(path: Self.path("model")).config
         config.hiddenDim = 40

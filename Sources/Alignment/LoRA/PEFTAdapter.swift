@@ -36,6 +36,15 @@ public enum PEFTAdapter {
         for field in ["rank_pattern", "alpha_pattern"] {
             if let p = root[field] as? [String: Any], !p.isEmpty { throw CheckpointError(configPath, "\(field) (per-module ranks or alphas) is not supported") }
         }
+        // Settings that would change the model in ways an adapter of `A`s and `B`s cannot carry
+        // here: refused rather than silently dropped.
+        for field in ["layers_to_transform", "modules_to_save", "trainable_token_indices"] {
+            if let v = root[field], !(v is NSNull), !((v as? [Any])?.isEmpty ?? false) {
+                throw CheckpointError(configPath, "\(field) is not supported (only lora_A/lora_B on every layer load here)")
+            }
+        }
+        if let bias = root["bias"] as? String, bias != "none" { throw CheckpointError(configPath, "bias '\(bias)' is not supported (only \"none\")") }
+        if (root["lora_bias"] as? Bool) == true { throw CheckpointError(configPath, "lora_bias is not supported") }
         guard let rank = root["r"] as? Int else { throw CheckpointError(configPath, "missing integer 'r'") }
         let alpha = (root["lora_alpha"] as? NSNumber)?.doubleValue
         let targets: [String]? = (root["target_modules"] as? [String]) ?? (root["target_modules"] as? String).map { [$0] }
@@ -57,6 +66,10 @@ public enum PEFTAdapter {
             }
             adapters[LoRA.aName(module)] = a
             adapters[LoRA.bName(module)] = b
+        }
+        let used = Set(lora.targets.flatMap { m in (0 ..< config.nLayers).flatMap { l in ["lora_A", "lora_B"].map { key(layer: l, module: m, part: $0) } } })
+        if let extra = file.names.first(where: { !used.contains($0) }) {
+            throw CheckpointError(file.path, "tensor '\(extra)' is not an adapter of this \(config.nLayers)-layer model's targets (\(lora.targets.compactMap { LoRAConfig.hfNames[$0] }.joined(separator: ", ")))")
         }
         return (lora, adapters)
     }
