@@ -37,6 +37,22 @@ import LlamaGraphs
         }
     }
 
+    /// Reference log-probs precomputed once (the base model's) give the live run's metrics.
+    @Test func precomputedReferenceGivesTheLiveMetrics() throws {
+        let live = try args(["max_steps": 3]), pre = try args(["max_steps": 3, "precompute_ref_log_probs": true])
+        try DPORun(args: live).run()
+        try DPORun(args: pre).run()
+        let x = try Demo.metrics(live.outputDir), y = try Demo.metrics(pre.outputDir)
+        #expect(x.count == y.count && !x.isEmpty)
+        for (p, q) in zip(x, y) {
+            for key in ["loss", "grad_norm", "rewards/margins", "eval_loss"] {
+                guard let v = p[key] else { #expect(q[key] == nil); continue }
+                #expect(abs(v - (q[key] ?? .nan)) <= 1e-5 * max(1, abs(v)), "\(key) at step \(p["step"] ?? -1)")
+            }
+        }
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: pre.outputDir)) ?? []).contains { $0.hasPrefix("ref_logps-") })
+    }
+
     /// With `lora_path` the policy starts from that adapter and the reference is base + adapter.
     @Test func loraPathIsTheStartAndTheReference() throws {
         let sftModel = try #require(DPORunTests.sftModel)

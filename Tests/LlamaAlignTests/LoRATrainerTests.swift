@@ -13,10 +13,14 @@ import LlamaGraphs
         return try ParameterStore(weights: w, lora: try LoRAConfig(rank: rank, alpha: 16, targetModules: targets), seed: seed)
     }
 
-    @Test func stepZeroIsTheBaseModel() throws {
+    @Test(arguments: [false, true])
+    func stepZeroIsTheBaseModel(tied: Bool) throws {
+        var c = Self.config
+        c.tiedEmbeddings = tied
+        let w = LlamaWeights.random(config: c, seed: 21, scale: 0.1)
         let batch = syntheticBatch(batch: 2, seq: 9, v: 37, seed: 1)
-        let base = try LMTrainer(parameters: ParameterStore(weights: LlamaWeights.random(config: Self.config, seed: 21, scale: 0.1)))
-        let lora = try LMTrainer(parameters: Self.store())
+        let base = try LMTrainer(parameters: ParameterStore(weights: w))
+        let lora = try LMTrainer(parameters: ParameterStore(weights: w, lora: try LoRAConfig(rank: 4, alpha: 16), seed: 3))
         let want = try base.trainStep([batch], lr: 0).loss
         let got = try lora.trainStep([batch], lr: 0).loss
         #expect(abs(got - want) <= 1e-6 * want, "LoRA step 0 loss \(got) vs base \(want)")
