@@ -128,6 +128,12 @@ public struct TrainingRun {
         return try ParameterStore(weights: weights, lora: lora, adapters: adapters, seed: UInt64(args.seed))
     }
 
+    /// The store a fresh run starts from: the initial weights, with LoRA adapters when the
+    /// arguments ask for them (what `llama-align profile` steps).
+    public func startingParameters() throws -> ParameterStore {
+        try parameterStore(try initialWeights(), resume: nil)
+    }
+
     /// What a LoRA run saves instead of the model: the adapter (nil without LoRA).
     func adapterSnapshot(_ store: ParameterStore) -> AdapterSnapshot? {
         store.lora.map { AdapterSnapshot(lora: $0, adapters: store.adapters(), config: store.config, baseModel: args.modelNameOrPath) }
