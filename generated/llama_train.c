@@ -1673,6 +1673,2167 @@ static const char *const llama_train_lm_step_kernel_names[] = {
 };
 const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 78, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
+/* ===== program 'lm_step_lora' ===== */
+
+/* lm_step_lora_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_lora_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+}
+
+/* lm_step_lora_k5_lora_b_wq: t5[B*T, D] = t4 · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_k5_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t4, R, lora_b_wq, R, 0.0f, t5, D);
+}
+
+/* lm_step_lora_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k7_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_k7_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+}
+
+/* lm_step_lora_k8_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_k8_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+}
+
+/* lm_step_lora_k9_lora_b_wk: t8[B*T, KVD] = t7 · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_k9_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict t7, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t7, R, lora_b_wk, R, 0.0f, t8, KVD);
+}
+
+/* lm_step_lora_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_k10_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k11_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_k11_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+}
+
+/* lm_step_lora_k12_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_k12_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+}
+
+/* lm_step_lora_k13_lora_b_wv: t11[B*T, KVD] = t10 · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_k13_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wv, R, 0.0f, t11, KVD);
+}
+
+/* lm_step_lora_k14_lora: saved_v = t9 + lora_scale_wv · t11  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_k14_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wv[0]) * (t11[((i0) * T + i1) * KVD + (i2) * HD + j]);
+            float v1 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
+            saved_v[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k15_scores_matmul: t12[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_lora_k15_scores_matmul(float *restrict t12, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_lora_k16_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t12[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t12[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t13[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t13[r * n + j]) / acc1;
+            t13[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_lora_k17_saved_attn: saved_attn[B, KVH, REP, T, HD] = t13 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_lora_k17_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_lora_k18_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_k18_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
+}
+
+/* lm_step_lora_k19_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k19_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
+}
+
+/* lm_step_lora_k20_lora_b_wo: t16[B*T, D] = t15 · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k20_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t15, R, lora_b_wo, R, 0.0f, t16, D);
+}
+
+/* lm_step_lora_k21_lora: saved_h = carry0 + t14 + lora_scale_wo · t16  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_k21_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t14, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wo[0]) * (t16[r * n + j]);
+            float v1 = t14[r * n + j] + v0;
+            float v2 = carry0[r * n + j] + v1;
+            saved_h[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_k22_rmsnorm: t17 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_k22_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_k23_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k23_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
+}
+
+/* lm_step_lora_k24_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k24_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
+}
+
+/* lm_step_lora_k25_lora_b_w1: t20[B*T, F] = t19 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k25_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict t19, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t19, R, lora_b_w1, R, 0.0f, t20, F);
+}
+
+/* lm_step_lora_k26_lora: saved_gate = t18 + lora_scale_w1 · t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k26_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t18, const float *restrict t20, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w1[0]) * (t20[r * n + j]);
+            float v1 = t18[r * n + j] + v0;
+            saved_gate[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k27_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k27_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
+}
+
+/* lm_step_lora_k28_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k28_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
+}
+
+/* lm_step_lora_k29_lora_b_w3: t23[B*T, F] = t22 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k29_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict t22, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w3, R, 0.0f, t23, F);
+}
+
+/* lm_step_lora_k30_lora: saved_up = t21 + lora_scale_w3 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k30_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t21, const float *restrict t23, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w3[0]) * (t23[r * n + j]);
+            float v1 = t21[r * n + j] + v0;
+            saved_up[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k31_silu: t24 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_k31_silu(float *restrict t24, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t24[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k32_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_k32_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
+}
+
+/* lm_step_lora_k33_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k33_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
+}
+
+/* lm_step_lora_k34_lora_b_w2: t27[B*T, D] = t26 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k34_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t26, R, lora_b_w2, R, 0.0f, t27, D);
+}
+
+/* lm_step_lora_k35_lora: carry0_next = saved_h + t25 + lora_scale_w2 · t27  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_k35_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t25, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w2[0]) * (t27[r * n + j]);
+            float v1 = t25[r * n + j] + v0;
+            float v2 = saved_h[r * n + j] + v1;
+            carry0_next[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_k36_lm_head: t28 = carry0[scored]  [lm_head] */
+static void lm_step_lora_k36_lm_head(float *restrict t28, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t28[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k37_rmsnorm: t29 = Σ(t28²)  [lm_head/rmsnorm] */
+static void lm_step_lora_k37_rmsnorm(float *restrict t29, const float *restrict t28, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t28[r * n + j0]) * (t28[r * n + j0]);
+            acc0 += v0;
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k38_rmsnorm: t30 = (t28 · rsqrt(t29 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void lm_step_lora_k38_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t29[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t28[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t30[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k39_lm_head: t31[NS, V] = t30 · lm_headᵀ  [lm_head] */
+static void lm_step_lora_k39_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+}
+
+/* lm_step_lora_k40_log_softmax: t32 = max(t31)  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k40_log_softmax(float *restrict t32, const float *restrict t31, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t31[r * n + j0]);
+        }
+        t32[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k41_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k41_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t33[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k42_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_lora_k42_cross_entropy(float *restrict t34, const int32_t *restrict targets, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t34[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k43_cross_entropy: loss = Σ((-t34) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_lora_k43_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t34, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t34[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    loss[r] = acc0;
+}
+
+/* lm_step_lora_k44_log_softmax_grad: t35 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_k44_log_softmax_grad(float *restrict t35, const int32_t *restrict targets, const float *restrict weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t33[i0]);
+        float v9 = t32[i0];
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t31[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t35[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_k45_lm_head_grad_in: t36[NS, D] = t35 · lm_head  [lm_head/grad] */
+static void lm_step_lora_k45_lm_head_grad_in(float *restrict t36, const float *restrict lm_head, const float *restrict t35, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t35, V, lm_head, D, 0.0f, t36, D);
+}
+
+/* lm_step_lora_k46_rmsnorm_grad: t37 = Σ((t36 · final_norm) · t28)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_lora_k46_rmsnorm_grad(float *restrict t37, const float *restrict final_norm, const float *restrict t28, const float *restrict t36, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t36[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t28[r * n + j0]);
+            acc0 += v1;
+        }
+        t37[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k47_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_lora_k47_rmsnorm_grad_scatter_add(float *restrict t38, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, const float *restrict t36, const float *restrict t37, long B, long HD2, long KVH, long NS, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t38, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t29[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t37[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t36[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t28[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t38[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_k48_rmsnorm: t39 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k48_rmsnorm(float *restrict t39, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t39[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k49_rmsnorm: t40 = (saved_x · rsqrt(t39 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k49_rmsnorm(float *restrict t40, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t39[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t40[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k50_lora_a_wq: t41[B*T, R] = t40 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k50_lora_a_wq(float *restrict t41, const float *restrict lora_a_wq, const float *restrict t40, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t40, D, lora_a_wq, D, 0.0f, t41, R);
+}
+
+/* lm_step_lora_k51_lora_a_wk: t42[B*T, R] = t40 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k51_lora_a_wk(float *restrict t42, const float *restrict lora_a_wk, const float *restrict t40, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t40, D, lora_a_wk, D, 0.0f, t42, R);
+}
+
+/* lm_step_lora_k52_lora_a_wv: t43[B*T, R] = t40 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k52_lora_a_wv(float *restrict t43, const float *restrict lora_a_wv, const float *restrict t40, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t40, D, lora_a_wv, D, 0.0f, t43, R);
+}
+
+/* lm_step_lora_k53_scores_matmul: t44[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_k53_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_k54_attention: t45 = exp([i4 ≤ i3 + 0] ? t44 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t44 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k54_attention(float *restrict t45, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t44[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t44[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t45[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_k55_softmax: t46 = Σ(t45)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k55_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t45[r * n + j0];
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k56_softmax: t47 = t45 / t46  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k56_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t45[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t47[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k57_lora_a_wo: t48[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k57_lora_a_wo(float *restrict t48, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t48, R);
+}
+
+/* lm_step_lora_k58_rmsnorm: t49 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k58_rmsnorm(float *restrict t49, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t49[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k59_rmsnorm: t50 = (saved_h · rsqrt(t49 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k59_rmsnorm(float *restrict t50, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t49[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_h[r * n + j]) * v2;
+            float v4 = v3 * (ffn_norm[j]);
+            t50[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k60_lora_a_w1: t51[B*T, R] = t50 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k60_lora_a_w1(float *restrict t51, const float *restrict lora_a_w1, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_w1, D, 0.0f, t51, R);
+}
+
+/* lm_step_lora_k61_silu: t52 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_k61_silu(float *restrict t52, const float *restrict saved_gate, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t52[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_lora_k62_lora_a_w3: t53[B*T, R] = t50 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k62_lora_a_w3(float *restrict t53, const float *restrict lora_a_w3, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_w3, D, 0.0f, t53, R);
+}
+
+/* lm_step_lora_k63_gate_up: t54 = t52 · saved_up  [layer_backward/ffn/gate_up] */
+static void lm_step_lora_k63_gate_up(float *restrict t54, const float *restrict saved_up, const float *restrict t52, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t52[r * n + j]) * (saved_up[r * n + j]);
+            t54[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k64_lora_a_w2: t55[B*T, R] = t54 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_k64_lora_a_w2(float *restrict t55, const float *restrict lora_a_w2, const float *restrict t54, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t54, F, lora_a_w2, F, 0.0f, t55, R);
+}
+
+/* lm_step_lora_k65_lora: t56 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k65_lora(float *restrict t56, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
+            t56[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k66_lora_b_w2_grad_in: t57[B*T, R] = t56 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k66_lora_b_w2_grad_in(float *restrict t57, const float *restrict lora_b_w2, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t56, D, lora_b_w2, R, 0.0f, t57, R);
+}
+
+/* lm_step_lora_k67_lora_a_w2_grad_in: t58[B*T, F] = t57 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k67_lora_a_w2_grad_in(float *restrict t58, const float *restrict lora_a_w2, const float *restrict t57, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t57, R, lora_a_w2, F, 0.0f, t58, F);
+}
+
+/* lm_step_lora_k68_w2_grad_in: t59[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_k68_w2_grad_in(float *restrict t59, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t59, F);
+}
+
+/* lm_step_lora_k69_ffn_grad: t60 = (t58 + t59) · t52  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k69_ffn_grad(float *restrict t60, const float *restrict t52, const float *restrict t58, const float *restrict t59, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t58[r * n + j] + t59[r * n + j];
+            float v1 = v0 * (t52[r * n + j]);
+            t60[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k70_lora: t61 = t60 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k70_lora(float *restrict t61, const float *restrict lora_scale_w3, const float *restrict t60, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t60[r * n + j]) * (lora_scale_w3[0]);
+            t61[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k71_lora_b_w3_grad_in: t62[B*T, R] = t61 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k71_lora_b_w3_grad_in(float *restrict t62, const float *restrict lora_b_w3, const float *restrict t61, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t61, F, lora_b_w3, R, 0.0f, t62, R);
+}
+
+/* lm_step_lora_k72_lora_a_w3_grad_in: t63[B*T, D] = t62 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k72_lora_a_w3_grad_in(float *restrict t63, const float *restrict lora_a_w3, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t62, R, lora_a_w3, D, 0.0f, t63, D);
+}
+
+/* lm_step_lora_k73_w3_grad_in: t64[B*T, D] = t60 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k73_w3_grad_in(float *restrict t64, const float *restrict w3, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t60, F, w3, D, 0.0f, t64, D);
+}
+
+/* lm_step_lora_k74_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_k74_silu_grad(float *restrict t65, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t52, const float *restrict t58, const float *restrict t59, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t58[r * n + j] + t59[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t52[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t65[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_k75_lora: t66 = t65 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k75_lora(float *restrict t66, const float *restrict lora_scale_w1, const float *restrict t65, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t65[r * n + j]) * (lora_scale_w1[0]);
+            t66[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k76_lora_b_w1_grad_in: t67[B*T, R] = t66 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k76_lora_b_w1_grad_in(float *restrict t67, const float *restrict lora_b_w1, const float *restrict t66, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t66, F, lora_b_w1, R, 0.0f, t67, R);
+}
+
+/* lm_step_lora_k77_lora_a_w1_grad_in: t68[B*T, D] = t67 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k77_lora_a_w1_grad_in(float *restrict t68, const float *restrict lora_a_w1, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t67, R, lora_a_w1, D, 0.0f, t68, D);
+}
+
+/* lm_step_lora_k78_w1_grad_in: t69[B*T, D] = t65 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k78_w1_grad_in(float *restrict t69, const float *restrict w1, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t65, F, w1, D, 0.0f, t69, D);
+}
+
+/* lm_step_lora_k79_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_k79_rmsnorm_grad(float *restrict t70, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t63, const float *restrict t64, const float *restrict t68, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t63[r * n + j0] + t64[r * n + j0];
+            float v1 = v0 + t68[r * n + j0];
+            float v2 = v1 + t69[r * n + j0];
+            float v3 = v2 * (ffn_norm[j0]);
+            float v4 = v3 * (saved_h[r * n + j0]);
+            acc0 += v4;
+        }
+        float v9 = (t49[(i0) * T + i1]) / ((float)(D));
+        float v10 = v9 + norm_eps[0];
+        float v11 = 1.0f / sqrtf(v10);
+        float v14 = acc0 * v11;
+        float v15 = v14 * v11;
+        float v16 = v15 * v11;
+        float v17 = v16 * (-0.5f);
+        float v18 = v17 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v5 = t63[r * n + j] + t64[r * n + j];
+            float v6 = v5 + t68[r * n + j];
+            float v7 = v6 + t69[r * n + j];
+            float v8 = v7 * (ffn_norm[j]);
+            float v12 = v8 * v11;
+            float v13 = carry1[r * n + j] + v12;
+            float v19 = v18 * (saved_h[r * n + j]);
+            float v20 = v13 + v19;
+            float v21 = v20 + v19;
+            t70[r * n + j] = v21;
+        }
+    }
+}
+
+/* lm_step_lora_k80_lora: t71 = t70 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k80_lora(float *restrict t71, const float *restrict lora_scale_wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t70[r * n + j]) * (lora_scale_wo[0]);
+            t71[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k81_lora_b_wo_grad_in: t72[B*T, R] = t71 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k81_lora_b_wo_grad_in(float *restrict t72, const float *restrict lora_b_wo, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t71, D, lora_b_wo, R, 0.0f, t72, R);
+}
+
+/* lm_step_lora_k82_lora_a_wo_grad_in: t73[B*T, D] = t72 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k82_lora_a_wo_grad_in(float *restrict t73, const float *restrict lora_a_wo, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t72, R, lora_a_wo, D, 0.0f, t73, D);
+}
+
+/* lm_step_lora_k83_wo_grad_in: t74[B*T, D] = t70 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_k83_wo_grad_in(float *restrict t74, const float *restrict wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wo, D, 0.0f, t74, D);
+}
+
+/* lm_step_lora_k84_attention_grad: t75 = t73 + t74  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k84_attention_grad(float *restrict t75, const float *restrict t73, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t73[r * n + j] + t74[r * n + j];
+            t75[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k85_attention_grad_matmul: t76[B, KVH, REP, T, T] = t75 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k85_attention_grad_matmul(float *restrict t76, const float *restrict saved_v, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t76 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_k86_softmax_grad: t77 = ([i4 ≤ i3 + 0] ? (t76 / t46 + Σ(-((t76 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k86_softmax_grad(float *restrict t77, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t76[r * n + j0]) * (t47[r * n + j0]);
+            float v1 = v0 / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t76[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t45[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t77[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_lora_k87_scores_grad_matmul: t78[B, KVH, REP, T, HD] = t77 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k87_scores_grad_matmul(float *restrict t78, const float *restrict saved_k, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_lora_k88_attention_grad_matmul: t79[B, KVH, REP, T, HD] = t47ᵀ · t75  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k88_attention_grad_matmul(float *restrict t79, const float *restrict t47, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t79 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_k89_attention_grad_matmul: t80[B, KVH, REP, T, HD] = t77ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_k89_attention_grad_matmul(float *restrict t80, const float *restrict saved_q, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t80 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_k90_attention_grad: t81 = t79 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k90_attention_grad(float *restrict t81, const float *restrict lora_scale_wv, const float *restrict t79, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t79[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t81[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k91_lora_b_wv_grad_in: t82[B*T, R] = t81 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k91_lora_b_wv_grad_in(float *restrict t82, const float *restrict lora_b_wv, const float *restrict t81, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t81, KVD, lora_b_wv, R, 0.0f, t82, R);
+}
+
+/* lm_step_lora_k92_lora_a_wv_grad_in: t83[B*T, D] = t82 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k92_lora_a_wv_grad_in(float *restrict t83, const float *restrict lora_a_wv, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_wv, D, 0.0f, t83, D);
+}
+
+/* lm_step_lora_k93_attention_grad: t84 = t79  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k93_attention_grad(float *restrict t84, const float *restrict t79, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t84[r * n + j] = t79[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* lm_step_lora_k94_wv_grad_in: t85[B*T, D] = t84 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k94_wv_grad_in(float *restrict t85, const float *restrict wv, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t84, KVD, wv, D, 0.0f, t85, D);
+}
+
+/* lm_step_lora_k95_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k95_rope_grad(float *restrict t86, const float *restrict t0, const float *restrict t1, const float *restrict t80, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t86[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_k96_lora: t87 = t86 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k96_lora(float *restrict t87, const float *restrict lora_scale_wk, const float *restrict t86, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t86[r * n + j]) * (lora_scale_wk[0]);
+            t87[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k97_lora_b_wk_grad_in: t88[B*T, R] = t87 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k97_lora_b_wk_grad_in(float *restrict t88, const float *restrict lora_b_wk, const float *restrict t87, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t87, KVD, lora_b_wk, R, 0.0f, t88, R);
+}
+
+/* lm_step_lora_k98_lora_a_wk_grad_in: t89[B*T, D] = t88 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k98_lora_a_wk_grad_in(float *restrict t89, const float *restrict lora_a_wk, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t88, R, lora_a_wk, D, 0.0f, t89, D);
+}
+
+/* lm_step_lora_k99_wk_grad_in: t90[B*T, D] = t86 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k99_wk_grad_in(float *restrict t90, const float *restrict wk, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t86, KVD, wk, D, 0.0f, t90, D);
+}
+
+/* lm_step_lora_k100_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k100_rope_grad(float *restrict t91, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t91[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_k101_lora: t92 = t91 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora(float *restrict t92, const float *restrict lora_scale_wq, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t91[r * n + j]) * (lora_scale_wq[0]);
+            t92[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k102_lora_b_wq_grad_in: t93[B*T, R] = t92 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k102_lora_b_wq_grad_in(float *restrict t93, const float *restrict lora_b_wq, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t92, D, lora_b_wq, R, 0.0f, t93, R);
+}
+
+/* lm_step_lora_k103_lora_a_wq_grad_in: t94[B*T, D] = t93 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k103_lora_a_wq_grad_in(float *restrict t94, const float *restrict lora_a_wq, const float *restrict t93, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t93, R, lora_a_wq, D, 0.0f, t94, D);
+}
+
+/* lm_step_lora_k104_wq_grad_in: t95[B*T, D] = t91 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k104_wq_grad_in(float *restrict t95, const float *restrict wq, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t91, D, wq, D, 0.0f, t95, D);
+}
+
+/* lm_step_lora_k105_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t39, const float *restrict t70, const float *restrict t83, const float *restrict t85, const float *restrict t89, const float *restrict t90, const float *restrict t94, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t83[r * n + j0] + t85[r * n + j0];
+            float v1 = v0 + t89[r * n + j0];
+            float v2 = v1 + t90[r * n + j0];
+            float v3 = v2 + t94[r * n + j0];
+            float v4 = v3 + t95[r * n + j0];
+            float v5 = v4 * (attn_norm[j0]);
+            float v6 = v5 * (saved_x[r * n + j0]);
+            acc0 += v6;
+        }
+        float v13 = (t39[(i0) * T + i1]) / ((float)(D));
+        float v14 = v13 + norm_eps[0];
+        float v15 = 1.0f / sqrtf(v14);
+        float v18 = acc0 * v15;
+        float v19 = v18 * v15;
+        float v20 = v19 * v15;
+        float v21 = v20 * (-0.5f);
+        float v22 = v21 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v7 = t83[r * n + j] + t85[r * n + j];
+            float v8 = v7 + t89[r * n + j];
+            float v9 = v8 + t90[r * n + j];
+            float v10 = v9 + t94[r * n + j];
+            float v11 = v10 + t95[r * n + j];
+            float v12 = v11 * (attn_norm[j]);
+            float v16 = v12 * v15;
+            float v17 = t70[r * n + j] + v16;
+            float v23 = v22 * (saved_x[r * n + j]);
+            float v24 = v17 + v23;
+            float v25 = v24 + v23;
+            carry1_next[r * n + j] = v25;
+        }
+    }
+}
+
+/* lm_step_lora_k106_grad_lora_a_wq: grad_lora_a_wq[R, D] += t93ᵀ · t40  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k106_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t40, const float *restrict t93, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t93, R, t40, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* lm_step_lora_k107_grad_lora_b_wq: grad_lora_b_wq[D, R] += t92ᵀ · t41  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k107_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t41, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t92, D, t41, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* lm_step_lora_k108_grad_lora_a_wk: grad_lora_a_wk[R, D] += t88ᵀ · t40  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k108_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t40, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t88, R, t40, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* lm_step_lora_k109_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t87ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k109_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t42, const float *restrict t87, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t87, KVD, t42, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* lm_step_lora_k110_grad_lora_a_wv: grad_lora_a_wv[R, D] += t82ᵀ · t40  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k110_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t40, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t40, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* lm_step_lora_k111_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t81ᵀ · t43  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k111_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t43, const float *restrict t81, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t81, KVD, t43, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* lm_step_lora_k112_grad_lora_a_wo: grad_lora_a_wo[R, D] += t72ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k112_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t72, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* lm_step_lora_k113_grad_lora_b_wo: grad_lora_b_wo[D, R] += t71ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k113_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t48, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t71, D, t48, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* lm_step_lora_k114_grad_lora_a_w1: grad_lora_a_w1[R, D] += t67ᵀ · t50  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k114_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t50, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t67, R, t50, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* lm_step_lora_k115_grad_lora_b_w1: grad_lora_b_w1[F, R] += t66ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k115_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t51, const float *restrict t66, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t66, F, t51, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* lm_step_lora_k116_grad_lora_a_w2: grad_lora_a_w2[R, F] += t57ᵀ · t54  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t54, const float *restrict t57, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t57, R, t54, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* lm_step_lora_k117_grad_lora_b_w2: grad_lora_b_w2[D, R] += t56ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t55, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t56, D, t55, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* lm_step_lora_k118_grad_lora_a_w3: grad_lora_a_w3[R, D] += t62ᵀ · t50  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k118_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t50, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t62, R, t50, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* lm_step_lora_k119_grad_lora_b_w3: grad_lora_b_w3[F, R] += t61ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k119_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t53, const float *restrict t61, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t61, F, t53, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 40 slots planned for 120 kernels. */
+static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), NS*V));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
+    off[6] = total; total += la_round16(la_max(NS, B*R*T));
+    off[7] = total; total += la_round16(la_max(la_max(NS, NS*V), B*T));
+    off[8] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[9] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
+    off[11] = total; total += la_round16(B*R*T);
+    off[12] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(B*R*T);
+    off[15] = total; total += la_round16(B*F*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(B*F*T);
+    off[18] = total; total += la_round16(B*R*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(B*R*T);
+    off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[22] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[23] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[24] = total; total += la_round16(B*F*T);
+    off[25] = total; total += la_round16(B*R*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[30] = total; total += la_round16(B*R*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[33] = total; total += la_round16(B*R*T);
+    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args) {
+    long off[40];
+    return llama_train_lm_step_lora_layout(args, off);
+}
+
+void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[40];
+    llama_train_lm_step_lora_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[2];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[2];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[5];
+    float *t27 = args->arena + off[2];
+    float *t28 = args->arena + off[4];
+    float *t29 = args->arena + off[5];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[2];
+    float *t32 = args->arena + off[3];
+    float *t33 = args->arena + off[6];
+    float *t34 = args->arena + off[7];
+    float *t35 = args->arena + off[7];
+    float *t36 = args->arena + off[3];
+    float *t37 = args->arena + off[6];
+    float *t38 = args->arena + off[2];
+    float *t39 = args->arena + off[7];
+    float *t40 = args->arena + off[5];
+    float *t41 = args->arena + off[4];
+    float *t42 = args->arena + off[3];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[8];
+    float *t45 = args->arena + off[9];
+    float *t46 = args->arena + off[8];
+    float *t47 = args->arena + off[10];
+    float *t48 = args->arena + off[11];
+    float *t49 = args->arena + off[12];
+    float *t50 = args->arena + off[13];
+    float *t51 = args->arena + off[14];
+    float *t52 = args->arena + off[15];
+    float *t53 = args->arena + off[16];
+    float *t54 = args->arena + off[17];
+    float *t55 = args->arena + off[18];
+    float *t56 = args->arena + off[19];
+    float *t57 = args->arena + off[20];
+    float *t58 = args->arena + off[21];
+    float *t59 = args->arena + off[22];
+    float *t60 = args->arena + off[23];
+    float *t61 = args->arena + off[24];
+    float *t62 = args->arena + off[25];
+    float *t63 = args->arena + off[26];
+    float *t64 = args->arena + off[27];
+    float *t65 = args->arena + off[23];
+    float *t66 = args->arena + off[15];
+    float *t67 = args->arena + off[21];
+    float *t68 = args->arena + off[22];
+    float *t69 = args->arena + off[28];
+    float *t70 = args->arena + off[23];
+    float *t71 = args->arena + off[26];
+    float *t72 = args->arena + off[12];
+    float *t73 = args->arena + off[27];
+    float *t74 = args->arena + off[22];
+    float *t75 = args->arena + off[28];
+    float *t76 = args->arena + off[27];
+    float *t77 = args->arena + off[22];
+    float *t78 = args->arena + off[27];
+    float *t79 = args->arena + off[9];
+    float *t80 = args->arena + off[8];
+    float *t81 = args->arena + off[10];
+    float *t82 = args->arena + off[28];
+    float *t83 = args->arena + off[22];
+    float *t84 = args->arena + off[29];
+    float *t85 = args->arena + off[9];
+    float *t86 = args->arena + off[29];
+    float *t87 = args->arena + off[8];
+    float *t88 = args->arena + off[30];
+    float *t89 = args->arena + off[31];
+    float *t90 = args->arena + off[32];
+    float *t91 = args->arena + off[29];
+    float *t92 = args->arena + off[27];
+    float *t93 = args->arena + off[33];
+    float *t94 = args->arena + off[34];
+    float *t95 = args->arena + off[35];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *scored = args->scored;
+    const int32_t *targets = args->targets;
+    const float *weights = args->weights;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 120, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 120, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[36], args->arena + off[37] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + l * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + l * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + l * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + l * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 120, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 120, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 120, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 120, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 120, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 120, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 120, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 120, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 120, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 120, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 120, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 120, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 120, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 120, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 120, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 120, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 120, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 120, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 120, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 120, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 120, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 120, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 120, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 120, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
+        LA_TIMED(prof, 26, 120, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
+        LA_TIMED(prof, 27, 120, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 120, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 120, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
+        LA_TIMED(prof, 30, 120, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
+        LA_TIMED(prof, 31, 120, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 32, 120, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 120, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
+        LA_TIMED(prof, 34, 120, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 120, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 36, 120, lm_step_lora_k36_lm_head(t28, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 37, 120, lm_step_lora_k37_rmsnorm(t29, t28, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 38, 120, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 39, 120, lm_step_lora_k39_lm_head(t31, lm_head, t30, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 40, 120, lm_step_lora_k40_log_softmax(t32, t31, NS, V));
+    LA_TIMED(prof, 41, 120, lm_step_lora_k41_log_softmax(t33, t31, t32, NS, V));
+    LA_TIMED(prof, 42, 120, lm_step_lora_k42_cross_entropy(t34, targets, t31, t32, t33, NS, V));
+    LA_TIMED(prof, 43, 120, lm_step_lora_k43_cross_entropy(loss, weights, t34, NS));
+    LA_TIMED(prof, 44, 120, lm_step_lora_k44_log_softmax_grad(t35, targets, weights, t31, t32, t33, NS, V));
+    LA_TIMED(prof, 45, 120, lm_step_lora_k45_lm_head_grad_in(t36, lm_head, t35, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 46, 120, lm_step_lora_k46_rmsnorm_grad(t37, final_norm, t28, t36, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 47, 120, lm_step_lora_k47_rmsnorm_grad_scatter_add(t38, scored, norm_eps, final_norm, t28, t29, t36, t37, B, HD2, KVH, NS, REP, T));
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry1 = t38;
+    float *carry1_buf[2] = { args->arena + off[38], args->arena + off[39] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry1_next = carry1_buf[l & 1];
+        LA_TIMED(prof, 48, 120, lm_step_lora_k48_rmsnorm(t39, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 120, lm_step_lora_k49_rmsnorm(t40, norm_eps, saved_x, attn_norm, t39, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 120, lm_step_lora_k50_lora_a_wq(t41, lora_a_wq, t40, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 51, 120, lm_step_lora_k51_lora_a_wk(t42, lora_a_wk, t40, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 52, 120, lm_step_lora_k52_lora_a_wv(t43, lora_a_wv, t40, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 53, 120, lm_step_lora_k53_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 120, lm_step_lora_k54_attention(t45, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 120, lm_step_lora_k55_softmax(t46, t45, B, KVH, REP, T));
+        LA_TIMED(prof, 56, 120, lm_step_lora_k56_softmax(t47, t45, t46, B, KVH, REP, T));
+        LA_TIMED(prof, 57, 120, lm_step_lora_k57_lora_a_wo(t48, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 58, 120, lm_step_lora_k58_rmsnorm(t49, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 120, lm_step_lora_k59_rmsnorm(t50, norm_eps, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 120, lm_step_lora_k60_lora_a_w1(t51, lora_a_w1, t50, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 61, 120, lm_step_lora_k61_silu(t52, saved_gate, B, F, T));
+        LA_TIMED(prof, 62, 120, lm_step_lora_k62_lora_a_w3(t53, lora_a_w3, t50, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 63, 120, lm_step_lora_k63_gate_up(t54, saved_up, t52, B, F, T));
+        LA_TIMED(prof, 64, 120, lm_step_lora_k64_lora_a_w2(t55, lora_a_w2, t54, B, F, R, T));
+        LA_TIMED(prof, 65, 120, lm_step_lora_k65_lora(t56, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 120, lm_step_lora_k66_lora_b_w2_grad_in(t57, lora_b_w2, t56, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 120, lm_step_lora_k67_lora_a_w2_grad_in(t58, lora_a_w2, t57, B, F, R, T));
+        LA_TIMED(prof, 68, 120, lm_step_lora_k68_w2_grad_in(t59, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 120, lm_step_lora_k69_ffn_grad(t60, t52, t58, t59, B, F, T));
+        LA_TIMED(prof, 70, 120, lm_step_lora_k70_lora(t61, lora_scale_w3, t60, B, F, T));
+        LA_TIMED(prof, 71, 120, lm_step_lora_k71_lora_b_w3_grad_in(t62, lora_b_w3, t61, B, F, R, T));
+        LA_TIMED(prof, 72, 120, lm_step_lora_k72_lora_a_w3_grad_in(t63, lora_a_w3, t62, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 120, lm_step_lora_k73_w3_grad_in(t64, w3, t60, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 120, lm_step_lora_k74_silu_grad(t65, saved_gate, saved_up, t52, t58, t59, B, F, T));
+        LA_TIMED(prof, 75, 120, lm_step_lora_k75_lora(t66, lora_scale_w1, t65, B, F, T));
+        LA_TIMED(prof, 76, 120, lm_step_lora_k76_lora_b_w1_grad_in(t67, lora_b_w1, t66, B, F, R, T));
+        LA_TIMED(prof, 77, 120, lm_step_lora_k77_lora_a_w1_grad_in(t68, lora_a_w1, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 78, 120, lm_step_lora_k78_w1_grad_in(t69, w1, t65, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 120, lm_step_lora_k79_rmsnorm_grad(t70, norm_eps, carry1, saved_h, ffn_norm, t49, t63, t64, t68, t69, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 120, lm_step_lora_k80_lora(t71, lora_scale_wo, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 120, lm_step_lora_k81_lora_b_wo_grad_in(t72, lora_b_wo, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 82, 120, lm_step_lora_k82_lora_a_wo_grad_in(t73, lora_a_wo, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 120, lm_step_lora_k83_wo_grad_in(t74, wo, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 120, lm_step_lora_k84_attention_grad(t75, t73, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 120, lm_step_lora_k85_attention_grad_matmul(t76, saved_v, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 120, lm_step_lora_k86_softmax_grad(t77, t45, t46, t47, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 120, lm_step_lora_k87_scores_grad_matmul(t78, saved_k, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 120, lm_step_lora_k88_attention_grad_matmul(t79, t47, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 120, lm_step_lora_k89_attention_grad_matmul(t80, saved_q, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 120, lm_step_lora_k90_attention_grad(t81, lora_scale_wv, t79, B, HD2, KVH, T));
+        LA_TIMED(prof, 91, 120, lm_step_lora_k91_lora_b_wv_grad_in(t82, lora_b_wv, t81, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 92, 120, lm_step_lora_k92_lora_a_wv_grad_in(t83, lora_a_wv, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 93, 120, lm_step_lora_k93_attention_grad(t84, t79, B, HD2, KVH, T));
+        LA_TIMED(prof, 94, 120, lm_step_lora_k94_wv_grad_in(t85, wv, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 120, lm_step_lora_k95_rope_grad(t86, t0, t1, t80, B, HD2, KVH, T));
+        LA_TIMED(prof, 96, 120, lm_step_lora_k96_lora(t87, lora_scale_wk, t86, B, HD2, KVH, T));
+        LA_TIMED(prof, 97, 120, lm_step_lora_k97_lora_b_wk_grad_in(t88, lora_b_wk, t87, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 98, 120, lm_step_lora_k98_lora_a_wk_grad_in(t89, lora_a_wk, t88, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 120, lm_step_lora_k99_wk_grad_in(t90, wk, t86, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 120, lm_step_lora_k100_rope_grad(t91, t0, t1, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 120, lm_step_lora_k101_lora(t92, lora_scale_wq, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 120, lm_step_lora_k102_lora_b_wq_grad_in(t93, lora_b_wq, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 103, 120, lm_step_lora_k103_lora_a_wq_grad_in(t94, lora_a_wq, t93, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 104, 120, lm_step_lora_k104_wq_grad_in(t95, wq, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 120, lm_step_lora_k105_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t39, t70, t83, t85, t89, t90, t94, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 120, lm_step_lora_k106_grad_lora_a_wq(grad_lora_a_wq, t40, t93, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 120, lm_step_lora_k107_grad_lora_b_wq(grad_lora_b_wq, t41, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 108, 120, lm_step_lora_k108_grad_lora_a_wk(grad_lora_a_wk, t40, t88, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 109, 120, lm_step_lora_k109_grad_lora_b_wk(grad_lora_b_wk, t42, t87, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 110, 120, lm_step_lora_k110_grad_lora_a_wv(grad_lora_a_wv, t40, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 120, lm_step_lora_k111_grad_lora_b_wv(grad_lora_b_wv, t43, t81, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 112, 120, lm_step_lora_k112_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 120, lm_step_lora_k113_grad_lora_b_wo(grad_lora_b_wo, t48, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 120, lm_step_lora_k114_grad_lora_a_w1(grad_lora_a_w1, t50, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 115, 120, lm_step_lora_k115_grad_lora_b_w1(grad_lora_b_w1, t51, t66, B, F, R, T));
+        LA_TIMED(prof, 116, 120, lm_step_lora_k116_grad_lora_a_w2(grad_lora_a_w2, t54, t57, B, F, R, T));
+        LA_TIMED(prof, 117, 120, lm_step_lora_k117_grad_lora_b_w2(grad_lora_b_w2, t55, t56, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 120, lm_step_lora_k118_grad_lora_a_w3(grad_lora_a_w3, t50, t62, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 120, lm_step_lora_k119_grad_lora_b_w3(grad_lora_b_w3, t53, t61, B, F, R, T));
+        carry1 = carry1_next;
+    }
+}
+
+void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_lora_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_lora_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k3_wq */
+    flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k4_lora_a_wq */
+    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k5_lora_b_wq */
+    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k7_wk */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k8_lora_a_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*T); bytes[9] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k9_lora_b_wk */
+    flops[10] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k10_rope */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k11_wv */
+    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k12_lora_a_wv */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k13_lora_b_wv */
+    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k14_lora */
+    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k15_scores_matmul */
+    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k16_attention */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k17_saved_attn */
+    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k18_wo */
+    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k19_lora_a_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k20_lora_b_wo */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k21_lora */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k22_rmsnorm */
+    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k23_w1 */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k24_lora_a_w1 */
+    flops[25] = (double)(2*B*F*R*T); bytes[25] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k25_lora_b_w1 */
+    flops[26] = (double)(B*F*T + B*F*T); bytes[26] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k26_lora */
+    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k27_w3 */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k28_lora_a_w3 */
+    flops[29] = (double)(2*B*F*R*T); bytes[29] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k29_lora_b_w3 */
+    flops[30] = (double)(B*F*T + B*F*T); bytes[30] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k30_lora */
+    flops[31] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k31_silu */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k32_w2 */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k33_lora_a_w2 */
+    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k34_lora_b_w2 */
+    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k35_lora */
+    flops[36] = (double)(0); bytes[36] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k36_lm_head */
+    flops[37] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[37] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_lora_k37_rmsnorm */
+    flops[38] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[38] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_k38_rmsnorm */
+    flops[39] = (double)(4*HD2*KVH*NS*REP*V); bytes[39] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_lora_k39_lm_head */
+    flops[40] = (double)(NS*V); bytes[40] = (double)(4*NS + 4*NS*V); /* lm_step_lora_k40_log_softmax */
+    flops[41] = (double)(NS + NS*V + NS*V + NS*V); bytes[41] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_lora_k41_log_softmax */
+    flops[42] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[42] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k42_cross_entropy */
+    flops[43] = (double)(NS + NS + NS); bytes[43] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_k43_cross_entropy */
+    flops[44] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[44] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k44_log_softmax_grad */
+    flops[45] = (double)(4*HD2*KVH*NS*REP*V); bytes[45] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_k45_lm_head_grad_in */
+    flops[46] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[46] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_k46_rmsnorm_grad */
+    flops[47] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_k47_rmsnorm_grad_scatter_add */
+    flops[48] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[48] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k48_rmsnorm */
+    flops[49] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k49_rmsnorm */
+    flops[50] = (double)(4*B*HD2*KVH*R*REP*T); bytes[50] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k50_lora_a_wq */
+    flops[51] = (double)(4*B*HD2*KVH*R*REP*T); bytes[51] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k51_lora_a_wk */
+    flops[52] = (double)(4*B*HD2*KVH*R*REP*T); bytes[52] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k52_lora_a_wv */
+    flops[53] = (double)(4*B*HD2*KVH*REP*T*T); bytes[53] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k53_scores_matmul */
+    flops[54] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[54] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k54_attention */
+    flops[55] = (double)(B*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k55_softmax */
+    flops[56] = (double)(B*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k56_softmax */
+    flops[57] = (double)(4*B*HD2*KVH*R*REP*T); bytes[57] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k57_lora_a_wo */
+    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_rmsnorm */
+    flops[59] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k59_rmsnorm */
+    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_w1 */
+    flops[61] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[61] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k61_silu */
+    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_lora_a_w3 */
+    flops[63] = (double)(B*F*T); bytes[63] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k63_gate_up */
+    flops[64] = (double)(2*B*F*R*T); bytes[64] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k64_lora_a_w2 */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k65_lora */
+    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k66_lora_b_w2_grad_in */
+    flops[67] = (double)(2*B*F*R*T); bytes[67] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k67_lora_a_w2_grad_in */
+    flops[68] = (double)(4*B*F*HD2*KVH*REP*T); bytes[68] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k68_w2_grad_in */
+    flops[69] = (double)(B*F*T + B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k69_ffn_grad */
+    flops[70] = (double)(B*F*T); bytes[70] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k70_lora */
+    flops[71] = (double)(2*B*F*R*T); bytes[71] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k71_lora_b_w3_grad_in */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k72_lora_a_w3_grad_in */
+    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k73_w3_grad_in */
+    flops[74] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[74] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k74_silu_grad */
+    flops[75] = (double)(B*F*T); bytes[75] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k75_lora */
+    flops[76] = (double)(2*B*F*R*T); bytes[76] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k76_lora_b_w1_grad_in */
+    flops[77] = (double)(4*B*HD2*KVH*R*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k77_lora_a_w1_grad_in */
+    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k78_w1_grad_in */
+    flops[79] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[79] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k79_rmsnorm_grad */
+    flops[80] = (double)(2*B*HD2*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k80_lora */
+    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k81_lora_b_wo_grad_in */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k82_lora_a_wo_grad_in */
+    flops[83] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_wo_grad_in */
+    flops[84] = (double)(2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k84_attention_grad */
+    flops[85] = (double)(4*B*HD2*KVH*REP*T*T); bytes[85] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k85_attention_grad_matmul */
+    flops[86] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[86] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k86_softmax_grad */
+    flops[87] = (double)(4*B*HD2*KVH*REP*T*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k87_scores_grad_matmul */
+    flops[88] = (double)(4*B*HD2*KVH*REP*T*T); bytes[88] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad_matmul */
+    flops[89] = (double)(4*B*HD2*KVH*REP*T*T); bytes[89] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k89_attention_grad_matmul */
+    flops[90] = (double)(2*B*HD2*KVH*T); bytes[90] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k90_attention_grad */
+    flops[91] = (double)(4*B*HD2*KVH*R*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k91_lora_b_wv_grad_in */
+    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wv_grad_in */
+    flops[93] = (double)(0); bytes[93] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k93_attention_grad */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k94_wv_grad_in */
+    flops[95] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k95_rope_grad */
+    flops[96] = (double)(2*B*HD2*KVH*T); bytes[96] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k96_lora */
+    flops[97] = (double)(4*B*HD2*KVH*R*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k97_lora_b_wk_grad_in */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k98_lora_a_wk_grad_in */
+    flops[99] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k99_wk_grad_in */
+    flops[100] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k100_rope_grad */
+    flops[101] = (double)(2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k101_lora */
+    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k102_lora_b_wq_grad_in */
+    flops[103] = (double)(4*B*HD2*KVH*R*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k103_lora_a_wq_grad_in */
+    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_wq_grad_in */
+    flops[105] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_rmsnorm_grad */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k106_grad_lora_a_wq */
+    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k107_grad_lora_b_wq */
+    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k108_grad_lora_a_wk */
+    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k109_grad_lora_b_wk */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wv */
+    flops[111] = (double)(4*B*HD2*KVH*R*T); bytes[111] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k111_grad_lora_b_wv */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_wo */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k113_grad_lora_b_wo */
+    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_w1 */
+    flops[115] = (double)(2*B*F*R*T); bytes[115] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k115_grad_lora_b_w1 */
+    flops[116] = (double)(2*B*F*R*T); bytes[116] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_w2 */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_w2 */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_w3 */
+    flops[119] = (double)(2*B*F*R*T); bytes[119] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k119_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_train_lm_step_lora_run(const void *args) { llama_train_lm_step_lora((const llama_train_lm_step_lora_args *)args); }
+static long llama_train_lm_step_lora_arena(const void *args) { return llama_train_lm_step_lora_arena_floats((const llama_train_lm_step_lora_args *)args); }
+static void llama_train_lm_step_lora_cost(const void *args, double *f, double *b) { llama_train_lm_step_lora_costs((const llama_train_lm_step_lora_args *)args, f, b); }
+static const char *const llama_train_lm_step_lora_kernel_names[] = {
+    "lm_step_lora_k0_rope_tables",
+    "lm_step_lora_k1_embed",
+    "lm_step_lora_k2_rmsnorm",
+    "lm_step_lora_k3_wq",
+    "lm_step_lora_k4_lora_a_wq",
+    "lm_step_lora_k5_lora_b_wq",
+    "lm_step_lora_k6_rope",
+    "lm_step_lora_k7_wk",
+    "lm_step_lora_k8_lora_a_wk",
+    "lm_step_lora_k9_lora_b_wk",
+    "lm_step_lora_k10_rope",
+    "lm_step_lora_k11_wv",
+    "lm_step_lora_k12_lora_a_wv",
+    "lm_step_lora_k13_lora_b_wv",
+    "lm_step_lora_k14_lora",
+    "lm_step_lora_k15_scores_matmul",
+    "lm_step_lora_k16_attention",
+    "lm_step_lora_k17_saved_attn",
+    "lm_step_lora_k18_wo",
+    "lm_step_lora_k19_lora_a_wo",
+    "lm_step_lora_k20_lora_b_wo",
+    "lm_step_lora_k21_lora",
+    "lm_step_lora_k22_rmsnorm",
+    "lm_step_lora_k23_w1",
+    "lm_step_lora_k24_lora_a_w1",
+    "lm_step_lora_k25_lora_b_w1",
+    "lm_step_lora_k26_lora",
+    "lm_step_lora_k27_w3",
+    "lm_step_lora_k28_lora_a_w3",
+    "lm_step_lora_k29_lora_b_w3",
+    "lm_step_lora_k30_lora",
+    "lm_step_lora_k31_silu",
+    "lm_step_lora_k32_w2",
+    "lm_step_lora_k33_lora_a_w2",
+    "lm_step_lora_k34_lora_b_w2",
+    "lm_step_lora_k35_lora",
+    "lm_step_lora_k36_lm_head",
+    "lm_step_lora_k37_rmsnorm",
+    "lm_step_lora_k38_rmsnorm",
+    "lm_step_lora_k39_lm_head",
+    "lm_step_lora_k40_log_softmax",
+    "lm_step_lora_k41_log_softmax",
+    "lm_step_lora_k42_cross_entropy",
+    "lm_step_lora_k43_cross_entropy",
+    "lm_step_lora_k44_log_softmax_grad",
+    "lm_step_lora_k45_lm_head_grad_in",
+    "lm_step_lora_k46_rmsnorm_grad",
+    "lm_step_lora_k47_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k48_rmsnorm",
+    "lm_step_lora_k49_rmsnorm",
+    "lm_step_lora_k50_lora_a_wq",
+    "lm_step_lora_k51_lora_a_wk",
+    "lm_step_lora_k52_lora_a_wv",
+    "lm_step_lora_k53_scores_matmul",
+    "lm_step_lora_k54_attention",
+    "lm_step_lora_k55_softmax",
+    "lm_step_lora_k56_softmax",
+    "lm_step_lora_k57_lora_a_wo",
+    "lm_step_lora_k58_rmsnorm",
+    "lm_step_lora_k59_rmsnorm",
+    "lm_step_lora_k60_lora_a_w1",
+    "lm_step_lora_k61_silu",
+    "lm_step_lora_k62_lora_a_w3",
+    "lm_step_lora_k63_gate_up",
+    "lm_step_lora_k64_lora_a_w2",
+    "lm_step_lora_k65_lora",
+    "lm_step_lora_k66_lora_b_w2_grad_in",
+    "lm_step_lora_k67_lora_a_w2_grad_in",
+    "lm_step_lora_k68_w2_grad_in",
+    "lm_step_lora_k69_ffn_grad",
+    "lm_step_lora_k70_lora",
+    "lm_step_lora_k71_lora_b_w3_grad_in",
+    "lm_step_lora_k72_lora_a_w3_grad_in",
+    "lm_step_lora_k73_w3_grad_in",
+    "lm_step_lora_k74_silu_grad",
+    "lm_step_lora_k75_lora",
+    "lm_step_lora_k76_lora_b_w1_grad_in",
+    "lm_step_lora_k77_lora_a_w1_grad_in",
+    "lm_step_lora_k78_w1_grad_in",
+    "lm_step_lora_k79_rmsnorm_grad",
+    "lm_step_lora_k80_lora",
+    "lm_step_lora_k81_lora_b_wo_grad_in",
+    "lm_step_lora_k82_lora_a_wo_grad_in",
+    "lm_step_lora_k83_wo_grad_in",
+    "lm_step_lora_k84_attention_grad",
+    "lm_step_lora_k85_attention_grad_matmul",
+    "lm_step_lora_k86_softmax_grad",
+    "lm_step_lora_k87_scores_grad_matmul",
+    "lm_step_lora_k88_attention_grad_matmul",
+    "lm_step_lora_k89_attention_grad_matmul",
+    "lm_step_lora_k90_attention_grad",
+    "lm_step_lora_k91_lora_b_wv_grad_in",
+    "lm_step_lora_k92_lora_a_wv_grad_in",
+    "lm_step_lora_k93_attention_grad",
+    "lm_step_lora_k94_wv_grad_in",
+    "lm_step_lora_k95_rope_grad",
+    "lm_step_lora_k96_lora",
+    "lm_step_lora_k97_lora_b_wk_grad_in",
+    "lm_step_lora_k98_lora_a_wk_grad_in",
+    "lm_step_lora_k99_wk_grad_in",
+    "lm_step_lora_k100_rope_grad",
+    "lm_step_lora_k101_lora",
+    "lm_step_lora_k102_lora_b_wq_grad_in",
+    "lm_step_lora_k103_lora_a_wq_grad_in",
+    "lm_step_lora_k104_wq_grad_in",
+    "lm_step_lora_k105_rmsnorm_grad",
+    "lm_step_lora_k106_grad_lora_a_wq",
+    "lm_step_lora_k107_grad_lora_b_wq",
+    "lm_step_lora_k108_grad_lora_a_wk",
+    "lm_step_lora_k109_grad_lora_b_wk",
+    "lm_step_lora_k110_grad_lora_a_wv",
+    "lm_step_lora_k111_grad_lora_b_wv",
+    "lm_step_lora_k112_grad_lora_a_wo",
+    "lm_step_lora_k113_grad_lora_b_wo",
+    "lm_step_lora_k114_grad_lora_a_w1",
+    "lm_step_lora_k115_grad_lora_b_w1",
+    "lm_step_lora_k116_grad_lora_a_w2",
+    "lm_step_lora_k117_grad_lora_b_w2",
+    "lm_step_lora_k118_grad_lora_a_w3",
+    "lm_step_lora_k119_grad_lora_b_w3",
+};
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 74, 120, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+
 /* ===== program 'eval_loss' ===== */
 
 /* eval_loss_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
@@ -2223,6 +4384,769 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k22_cross_entropy",
 };
 const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 23, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+
+/* ===== program 'eval_loss_lora' ===== */
+
+/* eval_loss_lora_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void eval_loss_lora_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* eval_loss_lora_k1_embed: t2 = embed[ids]  [embed] */
+static void eval_loss_lora_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void eval_loss_lora_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_lora_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void eval_loss_lora_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* eval_loss_lora_k4_lora_a_wq: t5[B*T, R] = t3 · lora_a_wqᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k4_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+}
+
+/* eval_loss_lora_k5_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+}
+
+/* eval_loss_lora_k6_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+}
+
+/* eval_loss_lora_k7_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+}
+
+/* eval_loss_lora_k8_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+}
+
+/* eval_loss_lora_k9_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+}
+
+/* eval_loss_lora_k10_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+}
+
+/* eval_loss_lora_k11_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+}
+
+/* eval_loss_lora_k12_lora: t13 = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k12_lora(float *restrict t13, const float *restrict lora_scale_wv, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wv[0]) * (t12[r * n + j]);
+            float v1 = t10[r * n + j] + v0;
+            t13[r * n + j] = v1;
+        }
+    }
+}
+
+/* eval_loss_lora_k13_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
+static void eval_loss_lora_k13_rope(float *restrict t14, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
+                float v2 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
+                float v9 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            t14[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k14_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
+static void eval_loss_lora_k14_rope(float *restrict t15, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
+                float v2 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
+                float v9 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            t15[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k15_scores_matmul: t16[B, KVH, REP, T, T] = t14 · t15ᵀ  [layer/attention/attention/scores] */
+static void eval_loss_lora_k15_scores_matmul(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t14 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t15 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* eval_loss_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_lora_k16_attention(float *restrict t17, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t16[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t16[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t17[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t17[r * n + j]) / acc1;
+            t17[r * n + j] = v12;
+        }
+    }
+}
+
+/* eval_loss_lora_k17_attention_matmul: t18[B, KVH, REP, T, HD] = t17 · t13  [layer/attention/attention; layer/attention] */
+static void eval_loss_lora_k17_attention_matmul(float *restrict t18, const float *restrict t13, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t13 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t18 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* eval_loss_lora_k18_wo: t19[B*T, D] = t18 · woᵀ  [layer/attention] */
+static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t18, D, wo, D, 0.0f, t19, D);
+}
+
+/* eval_loss_lora_k19_lora_a_wo: t20[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t20, R);
+}
+
+/* eval_loss_lora_k20_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+}
+
+/* eval_loss_lora_k21_rmsnorm: t22 = ((carry0 + t19 + lora_scale_wo · t21) · rsqrt(Σ((carry0 + t19 + lora_scale_wo · t21)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t19, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (lora_scale_wo[0]) * (t21[r * n + j0]);
+            float v1 = t19[r * n + j0] + v0;
+            float v2 = carry0[r * n + j0] + v1;
+            float v3 = v2 * v2;
+            acc0 += v3;
+        }
+        float v7 = acc0 / ((float)(D));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        for (long j = 0; j < n; j++) {
+            float v4 = (lora_scale_wo[0]) * (t21[r * n + j]);
+            float v5 = t19[r * n + j] + v4;
+            float v6 = carry0[r * n + j] + v5;
+            float v10 = v6 * v9;
+            float v11 = v10 * (ffn_norm[j]);
+            t22[r * n + j] = v11;
+        }
+    }
+}
+
+/* eval_loss_lora_k22_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+}
+
+/* eval_loss_lora_k23_lora_a_w1: t24[B*T, R] = t22 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t24, R);
+}
+
+/* eval_loss_lora_k24_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+}
+
+/* eval_loss_lora_k25_w3: t26[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t26, F);
+}
+
+/* eval_loss_lora_k26_lora_a_w3: t27[B*T, R] = t22 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restrict lora_a_w3, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w3, D, 0.0f, t27, R);
+}
+
+/* eval_loss_lora_k27_lora_b_w3: t28[B*T, F] = t27 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restrict lora_b_w3, const float *restrict t27, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t27, R, lora_b_w3, R, 0.0f, t28, F);
+}
+
+/* eval_loss_lora_k28_lora: t29 = ((t23 + lora_scale_w1 · t25) / (1 + exp(-(t23 + lora_scale_w1 · t25)))) · (t26 + lora_scale_w3 · t28)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void eval_loss_lora_k28_lora(float *restrict t29, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t23, const float *restrict t25, const float *restrict t26, const float *restrict t28, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
+            float v1 = t23[r * n + j] + v0;
+            float v2 = -v1;
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = (lora_scale_w3[0]) * (t28[r * n + j]);
+            float v7 = t26[r * n + j] + v6;
+            float v8 = v5 * v7;
+            t29[r * n + j] = v8;
+        }
+    }
+}
+
+/* eval_loss_lora_k29_w2: t30[B*T, D] = t29 · w2ᵀ  [layer/ffn] */
+static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2, const float *restrict t29, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+}
+
+/* eval_loss_lora_k30_lora_a_w2: t31[B*T, R] = t29 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t29, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t29, F, lora_a_w2, F, 0.0f, t31, R);
+}
+
+/* eval_loss_lora_k31_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+}
+
+/* eval_loss_lora_k32_lora: carry0_next = carry0 + t19 + lora_scale_wo · t21 + t30 + lora_scale_w2 · t32  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void eval_loss_lora_k32_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t19, const float *restrict t21, const float *restrict t30, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wo[0]) * (t21[r * n + j]);
+            float v1 = t19[r * n + j] + v0;
+            float v2 = carry0[r * n + j] + v1;
+            float v3 = (lora_scale_w2[0]) * (t32[r * n + j]);
+            float v4 = t30[r * n + j] + v3;
+            float v5 = v2 + v4;
+            carry0_next[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_lora_k33_rmsnorm: t33 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t33[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_lora_k34_lm_head: t34[B*T, V] = t33 · lm_headᵀ  [lm_head] */
+static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restrict lm_head, const float *restrict t33, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t33, D, lm_head, D, 0.0f, t34, V);
+}
+
+/* eval_loss_lora_k35_lm_head: t35 = max(t34)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_lora_k35_lm_head(float *restrict t35, const float *restrict t34, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t34[r * n + j0]);
+        }
+        t35[r] = acc0;
+    }
+}
+
+/* eval_loss_lora_k36_log_softmax: t36 = Σ((t34 - t35 - log(Σ(exp(t34 - t35)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_lora_k36_log_softmax(float *restrict t36, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t35[(i0) * T + i1];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v2 = t34[r * n + j1] - v0;
+            float v3 = la_expf(v2);
+            acc1 += v3;
+        }
+        float v4 = logf(acc1);
+        float v6 = (float)targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t34[r * n + j0] - v0;
+            float v5 = v1 - v4;
+            float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
+            float v8 = v5 * v7;
+            acc0 += v8;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* eval_loss_lora_k37_cross_entropy: nll = -t36  [lm_head/cross_entropy] */
+static void eval_loss_lora_k37_cross_entropy(float *restrict nll, const float *restrict t36, long B, long T) {
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t36[r * n + j]);
+            nll[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 12 slots planned for 38 kernels. */
+static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
+    off[4] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T*V));
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
+    off[8] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T));
+    off[10] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args) {
+    long off[12];
+    return llama_train_eval_loss_lora_layout(args, off);
+}
+
+void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[12];
+    llama_train_eval_loss_lora_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[7];
+    float *t9 = args->arena + off[8];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[9];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[9];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[8];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[9];
+    float *t26 = args->arena + off[5];
+    float *t27 = args->arena + off[7];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[8];
+    float *t33 = args->arena + off[2];
+    float *t34 = args->arena + off[5];
+    float *t35 = args->arena + off[7];
+    float *t36 = args->arena + off[9];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *targets = args->targets;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *nll = args->nll;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 38, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 38, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[10], args->arena + off[11] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 38, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 38, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 38, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 38, eval_loss_lora_k5_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 38, eval_loss_lora_k6_wk(t7, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 38, eval_loss_lora_k7_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 38, eval_loss_lora_k8_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 9, 38, eval_loss_lora_k9_wv(t10, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 38, eval_loss_lora_k10_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 38, eval_loss_lora_k11_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 38, eval_loss_lora_k12_lora(t13, lora_scale_wv, t10, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 38, eval_loss_lora_k13_rope(t14, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 38, eval_loss_lora_k14_rope(t15, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 38, eval_loss_lora_k15_scores_matmul(t16, t14, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 38, eval_loss_lora_k16_attention(t17, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 38, eval_loss_lora_k17_attention_matmul(t18, t13, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 38, eval_loss_lora_k18_wo(t19, wo, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 38, eval_loss_lora_k19_lora_a_wo(t20, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 38, eval_loss_lora_k20_lora_b_wo(t21, lora_b_wo, t20, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 38, eval_loss_lora_k21_rmsnorm(t22, norm_eps, carry0, lora_scale_wo, ffn_norm, t19, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 38, eval_loss_lora_k22_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 38, eval_loss_lora_k23_lora_a_w1(t24, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 24, 38, eval_loss_lora_k24_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
+        LA_TIMED(prof, 25, 38, eval_loss_lora_k25_w3(t26, w3, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 38, eval_loss_lora_k26_lora_a_w3(t27, lora_a_w3, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 38, eval_loss_lora_k27_lora_b_w3(t28, lora_b_w3, t27, B, F, R, T));
+        LA_TIMED(prof, 28, 38, eval_loss_lora_k28_lora(t29, lora_scale_w1, lora_scale_w3, t23, t25, t26, t28, B, F, T));
+        LA_TIMED(prof, 29, 38, eval_loss_lora_k29_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 38, eval_loss_lora_k30_lora_a_w2(t31, lora_a_w2, t29, B, F, R, T));
+        LA_TIMED(prof, 31, 38, eval_loss_lora_k31_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 38, eval_loss_lora_k32_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t19, t21, t30, t32, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 33, 38, eval_loss_lora_k33_rmsnorm(t33, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 34, 38, eval_loss_lora_k34_lm_head(t34, lm_head, t33, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 35, 38, eval_loss_lora_k35_lm_head(t35, t34, B, T, V));
+    LA_TIMED(prof, 36, 38, eval_loss_lora_k36_log_softmax(t36, targets, t34, t35, B, T, V));
+    LA_TIMED(prof, 37, 38, eval_loss_lora_k37_cross_entropy(nll, t36, B, T));
+}
+
+void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* eval_loss_lora_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_lora_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_lora_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k3_wq */
+    flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k4_lora_a_wq */
+    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k5_lora_b_wq */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k6_wk */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_lora_a_wk */
+    flops[8] = (double)(4*B*HD2*KVH*R*T); bytes[8] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k8_lora_b_wk */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k9_wv */
+    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k10_lora_a_wv */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k11_lora_b_wv */
+    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k12_lora */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k13_rope */
+    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k14_rope */
+    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k15_scores_matmul */
+    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k16_attention */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k17_attention_matmul */
+    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k18_wo */
+    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_lora_a_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k20_lora_b_wo */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_rmsnorm */
+    flops[22] = (double)(4*B*F*HD2*KVH*REP*T); bytes[22] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k22_w1 */
+    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_lora_a_w1 */
+    flops[24] = (double)(2*B*F*R*T); bytes[24] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k24_lora_b_w1 */
+    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k25_w3 */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k26_lora_a_w3 */
+    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k27_lora_b_w3 */
+    flops[28] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k28_lora */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k29_w2 */
+    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k30_lora_a_w2 */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k31_lora_b_w2 */
+    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k32_lora */
+    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k33_rmsnorm */
+    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k34_lm_head */
+    flops[35] = (double)(B*T*V); bytes[35] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k35_lm_head */
+    flops[36] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[36] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k36_log_softmax */
+    flops[37] = (double)(B*T); bytes[37] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k37_cross_entropy */
+    (void)args;
+}
+
+static void llama_train_eval_loss_lora_run(const void *args) { llama_train_eval_loss_lora((const llama_train_eval_loss_lora_args *)args); }
+static long llama_train_eval_loss_lora_arena(const void *args) { return llama_train_eval_loss_lora_arena_floats((const llama_train_eval_loss_lora_args *)args); }
+static void llama_train_eval_loss_lora_cost(const void *args, double *f, double *b) { llama_train_eval_loss_lora_costs((const llama_train_eval_loss_lora_args *)args, f, b); }
+static const char *const llama_train_eval_loss_lora_kernel_names[] = {
+    "eval_loss_lora_k0_rope_tables",
+    "eval_loss_lora_k1_embed",
+    "eval_loss_lora_k2_rmsnorm",
+    "eval_loss_lora_k3_wq",
+    "eval_loss_lora_k4_lora_a_wq",
+    "eval_loss_lora_k5_lora_b_wq",
+    "eval_loss_lora_k6_wk",
+    "eval_loss_lora_k7_lora_a_wk",
+    "eval_loss_lora_k8_lora_b_wk",
+    "eval_loss_lora_k9_wv",
+    "eval_loss_lora_k10_lora_a_wv",
+    "eval_loss_lora_k11_lora_b_wv",
+    "eval_loss_lora_k12_lora",
+    "eval_loss_lora_k13_rope",
+    "eval_loss_lora_k14_rope",
+    "eval_loss_lora_k15_scores_matmul",
+    "eval_loss_lora_k16_attention",
+    "eval_loss_lora_k17_attention_matmul",
+    "eval_loss_lora_k18_wo",
+    "eval_loss_lora_k19_lora_a_wo",
+    "eval_loss_lora_k20_lora_b_wo",
+    "eval_loss_lora_k21_rmsnorm",
+    "eval_loss_lora_k22_w1",
+    "eval_loss_lora_k23_lora_a_w1",
+    "eval_loss_lora_k24_lora_b_w1",
+    "eval_loss_lora_k25_w3",
+    "eval_loss_lora_k26_lora_a_w3",
+    "eval_loss_lora_k27_lora_b_w3",
+    "eval_loss_lora_k28_lora",
+    "eval_loss_lora_k29_w2",
+    "eval_loss_lora_k30_lora_a_w2",
+    "eval_loss_lora_k31_lora_b_w2",
+    "eval_loss_lora_k32_lora",
+    "eval_loss_lora_k33_rmsnorm",
+    "eval_loss_lora_k34_lm_head",
+    "eval_loss_lora_k35_lm_head",
+    "eval_loss_lora_k36_log_softmax",
+    "eval_loss_lora_k37_cross_entropy",
+};
+const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 38, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
 
 /* ===== program 'adamw_step' ===== */
 

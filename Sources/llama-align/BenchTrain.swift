@@ -13,10 +13,14 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps after two warm-up steps.") var steps = 10
     @Option(help: "Fraction of each row's leading tokens that are not supervised (an SFT prompt; 0 = pretraining).")
     var prompt = 0.0
+    @Flag(help: "Train LoRA adapters on every projection instead of every weight (lm_step_lora).") var lora = false
+    @Option(help: "The adapters' rank with --lora.") var rank = 8
     @Flag(help: "Also print the time per fused kernel of the step's programs (one more step, profiled).") var profile = false
 
     struct Result: Encodable {
         var job = "train", config: String, batch: Int, seq: Int, prompt: Double, steps: Int, threads: Int
+        /// The adapters' rank with `--lora`, nil for full fine-tuning.
+        var lora_rank: Int?
         var step_ms: Spread, tokens_per_second: Spread
         var gflops: Double, sgemm_gflops: Double, ratio: Double, peak_rss_mib: Double
         /// The CPU and the matrix kernels this run used.
@@ -27,7 +31,8 @@ struct BenchTrain: ParsableCommand {
         options.applyThreading()
         let weights = try options.weights()
         let c = weights.config
-        let trainer = try LMTrainer(parameters: ParameterStore(weights: weights))
+        let lora = self.lora ? try LoRAConfig(rank: rank) : nil
+        let trainer = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora))
         let n = batch * seq
         let ids = (0..<n).map { Int32(($0 * 7919 + 13) % c.vocabSize) }
         guard (0..<1).contains(prompt) else { throw ValidationError("--prompt must be in [0, 1)") }
@@ -41,19 +46,24 @@ struct BenchTrain: ParsableCommand {
             if s >= 2 { times.append(Date().timeIntervalSince(t0)) }
         }
         let params = BenchConfig.matmulParameters(c)
-        let achieved = 6.0 * Double(params) * Double(n) / median(times) / 1e9
+        // Full fine-tuning: forward, input gradients and weight gradients (6×); LoRA has no
+        // weight-gradient products for the frozen base (4×; the adapters' thin products are not counted).
+        let perToken = lora == nil ? 6.0 : 4.0
+        let achieved = perToken * Double(params) * Double(n) / median(times) / 1e9
         let ceiling = try sgemmGFLOPs(m: n, n: c.hiddenDim, k: c.dim)
         let result = Result(config: options.config, batch: batch, seq: seq, prompt: prompt, steps: times.count, threads: KernelThreads.current,
+                            lora_rank: lora?.rank,
                             step_ms: Spread(times.map { $0 * 1e3 }), tokens_per_second: Spread(times.map { Double(n) / $0 }),
                             gflops: achieved, sgemm_gflops: ceiling, ratio: achieved / ceiling, peak_rss_mib: peakRSSMiB())
         if options.json { try printJSON(result); return }
         print(result.kernels.summary)
         print("config: \(options.config) (\(BenchConfig.describe(c))), batch \(batch) × seq \(seq)"
+              + (lora.map { ", LoRA rank \($0.rank) on every projection (base frozen)" } ?? "")
               + (promptLen > 0 ? " (first \(promptLen) of each row unsupervised)" : "") + ", \(result.threads) threads")
         print("step: " + result.step_ms.text("%.1f ms") + " over \(times.count) steps")
         print("throughput: " + result.tokens_per_second.text("%.0f tokens/s"))
-        print(String(format: "achieved: %.1f GFLOP/s (6 × %d matmul params × tokens); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
-                     achieved, params, ceiling, achieved / ceiling))
+        print(String(format: "achieved: %.1f GFLOP/s (%.0f × %d matmul params × tokens); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
+                     achieved, perToken, params, ceiling, achieved / ceiling))
         print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
         if profile {
             let programs = trainer.programs

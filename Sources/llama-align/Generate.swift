@@ -9,6 +9,7 @@ struct Generate: ParsableCommand {
 
     @Option(help: "A llama2.c .bin checkpoint or a Hugging Face LLaMA directory.") var model: String
     @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
+    @Option(help: "A PEFT LoRA adapter directory, folded into the model's weights.") var lora: String?
     @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
     @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "Tokens to generate at most.") var maxNewTokens = 256
@@ -33,7 +34,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let weights = try loadModel(path: model)
+        let weights = try loadModel(path: model, lora: lora)
         try weights.checkFinite(source: model)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
         var ids: [Int32]

@@ -21,7 +21,7 @@ struct Profile: ParsableCommand {
         let (tok, _) = try run.tokenizer()
         guard let trainPath = args.trainDatasetPath else { throw CLIError("\(argsFile): train_dataset_path is required") }
         let (examples, _) = try run.read(try JSONLines.resolve(trainPath).train, tok)
-        let trainer = try LMTrainer(parameters: ParameterStore(weights: run.initialWeights()))
+        let trainer = try LMTrainer(parameters: run.startingParameters())
         var loader = DataLoader(items: examples, batchSize: args.perDeviceTrainBatchSize, shuffle: false, seed: 0)
         func step() throws -> TokenBatch {
             let b = collate(loader.next(), padId: tok.eosId)

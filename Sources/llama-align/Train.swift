@@ -51,6 +51,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Tokenizer (default: beside the model; not needed for input_ids rows).") var tokenizer: String?
     @Option(name: .customLong("max-seq-len"), help: "Longest row; longer rows are truncated per the SFT rules.") var maxSeqLen = 1024
     @Option(name: .customLong("batch-size")) var batchSize = 8
+    @Option(help: "A PEFT LoRA adapter directory for the model (LM data only), run unmerged.") var lora: String?
     @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0).") var reference: String?
     @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
     @Option(help: "DPO β for preference data.") var beta = 0.1
@@ -68,6 +69,7 @@ struct Eval: ParsableCommand {
         let needsTokenizer = rows.contains { !$0.has("input_ids") && !$0.has("prompt_ids") }
         let found = try tokenizerFor(model: model, explicit: tokenizer, required: needsTokenizer)
         if isPreference {
+            if lora != nil { throw CLIError("--lora is not available for preference data yet (LM data only)") }
             let m = try evalPreferences(model: model, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
                                         lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
             let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
@@ -78,16 +80,16 @@ struct Eval: ParsableCommand {
             }
             return
         }
-        let weights = try loadModel(path: model)
-        try weights.checkFinite(source: model)
-        let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
+        let store = try loadParameters(path: model, lora: lora)
+        try store.weights().checkFinite(source: model)
+        let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: store.config.vocabSize)
         let examples: [TokenizedExample]
         if rows.first?.has("text") == true {
             examples = try PretrainDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen).0
         } else {
             examples = try SFTDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen, maxPromptLen: maxSeqLen / 2, template: .none).0
         }
-        let trainer = try LMTrainer(parameters: ParameterStore(weights: weights))
+        let trainer = try LMTrainer(parameters: store)
         var sum = 0.0, n = 0
         var i = 0
         while i < examples.count {

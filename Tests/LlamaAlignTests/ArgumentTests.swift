@@ -26,21 +26,40 @@ import Testing
         #expect(try message(#"{"output_dir": "o", "lr_scheduler_type": "poly"}"#).contains("poly"))
     }
 
-    /// LoRA and prefix tuning are not built yet: asking for them fails naming the field (never a
-    /// silent full fine-tuning), through the library and the CLI; false (or absent) is fine.
-    @Test func loraAndPrefixTuningAreRefusedUntilBuilt() throws {
-        for (key, what) in [("lora", "LoRA"), ("prefix_tuning", "prefix tuning")] {
+    /// Prefix tuning is not built yet: asking for it fails naming the field (never a silent
+    /// full fine-tuning), through the library and the CLI; false (or absent) is fine.
+    @Test func prefixTuningIsRefusedUntilBuilt() throws {
+        for (key, what, task) in [("prefix_tuning", "prefix tuning is not available yet", "sft")] {
             let path = try write(#"{"output_dir": "o", "\#(key)": true, "lora_rank": 4}"#)
             do {
-                _ = try TrainingArguments.load(path: path, task: .sft)
+                _ = try TrainingArguments.load(path: path, task: task == "dpo" ? .dpo : .sft)
                 Issue.record("\(key): true was accepted")
             } catch {
-                #expect("\(error)".contains(path) && "\(error)".contains(key) && "\(error)".contains("\(what) is not available yet"), "\(error)")
+                #expect("\(error)".contains(path) && "\(error)".contains(key) && "\(error)".contains(what), "\(error)")
             }
-            guard let r = try CLI.run(["sft", path]) else { continue }
-            #expect(r.status != 0 && r.stderr.contains("\(what) is not available yet"), "\(r.stderr)")
+            guard let r = try CLI.run([task, path]) else { continue }
+            #expect(r.status != 0 && r.stderr.contains(what), "\(r.stderr)")
         }
         _ = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "lora": false, "prefix_tuning": false}"#), task: .sft)
+    }
+
+    /// LoRA's fields: defaults as PaddleNLP (α −1 → 2r), and bad values name the field.
+    @Test func loraFieldsParseAndBadOnesNameTheField() throws {
+        let a = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "lora": true, "lora_rank": 4, "target_modules": [".*q_proj.*", ".*v_proj.*"], "rslora": true}"#), task: .sft)
+        let c = try #require(try a.loraConfig())
+        #expect(c.rank == 4 && c.alpha == 8 && c.rslora && c.targets == ["wq", "wv"] && c.scale == 4)
+        let rank = try write(#"{"output_dir": "o", "lora": true, "lora_rank": 0}"#)
+        #expect { try TrainingArguments.load(path: rank, task: .sft) } throws: { "\($0)".contains("lora_rank") }
+        let none = try write(#"{"output_dir": "o", "lora": true, "target_modules": ["attn.c_attn"]}"#)
+        #expect { try TrainingArguments.load(path: none, task: .pretrain) } throws: {
+            let s = "\($0)"
+            return s.contains(none) && s.contains("target_modules") && s.contains("q_proj, k_proj, v_proj, o_proj, gate_proj, down_proj, up_proj")
+        }
+        let update = try write(#"{"output_dir": "o", "lora": true, "ref_model_update_steps": 5}"#)
+        #expect { try TrainingArguments.load(path: update, task: .dpo) } throws: { "\($0)".contains("ref_model_update_steps") }
+        _ = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "lora": true}"#), task: .dpo)
+        let dropout = try write(#"{"output_dir": "o", "lora": true, "lora_dropout": 0.1}"#)
+        #expect { try TrainingArguments.load(path: dropout, task: .sft) } throws: { "\($0)".contains("lora_dropout") }
     }
 
     @Test func scheduleMatchesHuggingFace() {

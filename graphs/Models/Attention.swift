@@ -4,23 +4,26 @@ import TensorGraph
 /// (multi-head when `REP = 1`, grouped-query otherwise), optionally through a KV cache.
 struct Attention {
     /// `[D, D]`: the current layer's slice of the per-layer `wq`.
-    let wq: Linear
+    let wq: LoRALinear
     /// `[KVD, D]` each (`KVD = KVH·HD`).
-    let wk, wv: Linear
+    let wk, wv: LoRALinear
     /// `[D, D]`.
-    let wo: Linear
+    let wo: LoRALinear
 
-    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`); called inside the layer loop.
-    init(_ b: GraphBuilder) {
+    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`), each with its LoRA adapter when `lora`;
+    /// called inside the layer loop.
+    init(_ b: GraphBuilder, lora: Bool = false) {
         typealias D = LlamaDims
-        wq = Linear(b, "wq", out: D.dim, in: D.dim, perLayer: true)
-        wk = Linear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true)
-        wv = Linear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true)
-        wo = Linear(b, "wo", out: D.dim, in: D.dim, perLayer: true)
+        wq = LoRALinear(b, "wq", out: D.dim, in: D.dim, perLayer: true, lora: lora)
+        wk = LoRALinear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true, lora: lora)
+        wv = LoRALinear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true, lora: lora)
+        wo = LoRALinear(b, "wo", out: D.dim, in: D.dim, perLayer: true, lora: lora)
     }
 
     /// The parameters in declaration order.
     var parameters: [Tensor] { [wq.weight, wk.weight, wv.weight, wo.weight] }
+    /// The LoRA adapters' parameters (`A`, `B` of `wq`, `wk`, `wv`, `wo`); none without LoRA.
+    var adapterParameters: [Tensor] { [wq, wk, wv, wo].flatMap(\.adapterParameters) }
 
     /// `x [B, T, D]` → `[B, T, D]`, queries and keys rotated for the positions of `layout`.
     /// With `cache`, this call's keys and values are written at positions `P ..< P+T` and the

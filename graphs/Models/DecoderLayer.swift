@@ -15,12 +15,16 @@ struct DecoderLayer {
     let feedForward: FeedForward
 
     /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
-    init(_ b: GraphBuilder, eps: Tensor) {
+    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`).
+    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false) {
         attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
-        attention = Attention(b)
+        attention = Attention(b, lora: lora)
         ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
-        feedForward = FeedForward(b)
+        feedForward = FeedForward(b, lora: lora)
     }
+
+    /// The LoRA adapters' parameters of this layer (`A`, `B` per projection); none without LoRA.
+    var adapterParameters: [Tensor] { attention.adapterParameters + feedForward.adapterParameters }
 
     /// `attn_norm`, `wq`, `wk`, `wv`, `wo`, `ffn_norm`, `w1`, `w2`, `w3` (this layer's slices).
     var parameters: [Tensor] {

@@ -62,10 +62,11 @@ public enum LlamaDPOPrograms {
 
     /// `dpo_logps`: forward only (the reference model, and evaluation).
     /// Outputs `[B]`: `logps_chosen`, `logps_rejected`, `logits_chosen`, `logits_rejected`.
-    public static func sequenceLogps() throws -> Program {
-        let b = GraphBuilder("dpo_logps")
+    /// `dpo_logps_lora` (`lora`): the same through the LoRA-adapted model (`LoRALinear`).
+    public static func sequenceLogps(lora: Bool = false) throws -> Program {
+        let b = GraphBuilder(lora ? "dpo_logps_lora" : "dpo_logps")
         let r = rows(b)
-        let model = LlamaModel(b)
+        let model = LlamaModel(b, lora: lora)
         let s = pairLogps(model(r.ids, layout: r.layout, scored: r.scored), r)
         b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
         b.output("logits_chosen", s.logitsChosen); b.output("logits_rejected", s.logitsRejected)
@@ -87,14 +88,16 @@ public enum LlamaDPOPrograms {
     /// and the backward pass into the `grad_*` buffers. `ref_chosen` / `ref_rejected` (`[B]`) are
     /// the reference log-probs (zeros when reference-free). Outputs the loss, each selected loss per pair
     /// (`losses` `[K, B]`; rows of unselected types hold the loss of zeros) and the policy's log-probs and logit sums.
-    public static func dpoStep() throws -> Program {
-        let b = GraphBuilder("dpo_step")
+    /// `dpo_step_lora` (`lora`): the policy is the LoRA-adapted model and only its adapters get
+    /// gradients (`lm_step_lora`'s rule); its reference is the base model (`dpo_logps`).
+    public static func dpoStep(lora: Bool = false) throws -> Program {
+        let b = GraphBuilder(lora ? "dpo_step_lora" : "dpo_step")
         let r = rows(b)
         let refChosen = b.input("ref_chosen", [D.batch]), refRejected = b.input("ref_rejected", [D.batch])
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input(DPOScalar.prefLossRatio.rawValue, []), sftRatio = b.input(DPOScalar.sftLossRatio.rawValue, [])
-        try LlamaModel(b).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
+        try LlamaModel(b, lora: lora).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
             let p = pairLogps(logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
@@ -133,6 +136,6 @@ public enum LlamaDPOPrograms {
     }
 
     public static func all() throws -> [Program] {
-        try [sequenceLogps(), dpoStep(), lossOnly()]
+        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true)]
     }
 }

@@ -6,9 +6,10 @@ struct LlamaModel {
     let trunk: LlamaTrunk
     let lmHead: Linear
 
-    /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`.
-    init(_ b: GraphBuilder) {
-        trunk = LlamaTrunk(b)
+    /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`; with `lora`, the layers'
+    /// projections carry LoRA adapters (declared inside the layer loop).
+    init(_ b: GraphBuilder, lora: Bool = false) {
+        trunk = LlamaTrunk(b, lora: lora)
         lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim)
     }
 
@@ -26,12 +27,19 @@ struct LlamaModel {
     /// A training step: the trunk runs saving each layer's input and kept activations, `loss`
     /// turns the logits of the scored rows (`[NS, V]`; `scored` holds flat indices `b·T + t`)
     /// into the scalar loss, and its gradient is back-propagated and *added* into the `grad_*`
-    /// buffers (so micro-batches accumulate), each layer rebuilt from what it saved.
+    /// buffers (so micro-batches accumulate), each layer rebuilt from what it saved. With LoRA
+    /// (`trunk.lora`) only the adapters get gradients: the embedding, the norms and `lm_head`
+    /// are frozen, so the head's backward is the gradient at the hidden states alone.
     func trainingStep(_ ids: Tensor, layout: TokenLayout, scored: Tensor, loss: (Tensor) throws -> Tensor) throws {
         let b = ids.builder
         let x = trunk.layers(trunk.embedding(ids), layout: layout, keep: .saving)
         let logits = head(trunk.finalNorm(x, rows: scored))
         let value = try b.scope("lm_head") { try loss(logits) }
+        if trunk.lora {
+            let g = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [x]) }
+            _ = try trunk.layersBackward(g[0], layout: layout)
+            return
+        }
         let g = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [x, trunk.norm.weight, lmHead.weight]) }
         b.accumulate(into: trunk.norm.weight.gradientBuffer, g[1])
         b.accumulate(into: lmHead.weight.gradientBuffer, g[2])

@@ -10,12 +10,16 @@ struct LlamaTrunk {
     let embedding: Embedding
     /// `final_norm` `[D]`; its `eps` is the scalar input `norm_eps` every norm shares.
     let norm: RMSNorm
+    /// Whether the layers' projections carry LoRA adapters (`LoRALinear`); their backward
+    /// stage then differentiates only with respect to the adapters.
+    let lora: Bool
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
-    init(_ b: GraphBuilder) {
+    init(_ b: GraphBuilder, lora: Bool = false) {
         let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
+        self.lora = lora
     }
 
     /// `ids [B, T]` (int32) → the normalized hidden states `[B, T, D]`, or `[NS, D]` for the
@@ -32,7 +36,7 @@ struct LlamaTrunk {
             // Saving the input records a write into `saved_x`; the layer goes on from the carry
             // (the compiler keeps the carry in that slot).
             _ = keep("x", carry[0])
-            let layer = DecoderLayer(b, eps: norm.eps)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora)
             let cache = cached ? KVCache(b) : nil
             return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
         }[0]
@@ -53,15 +57,18 @@ struct LlamaTrunk {
     /// Back through the layers, last first: `dy` is the loss's gradient `[B, T, D]` at the
     /// last layer's output. Each layer is rebuilt from its saved input with its kept
     /// activations read back, its parameters' gradients are added into their `grad_*`
-    /// buffers (`[L, …]`), and the result is the gradient at the embedding's output.
+    /// buffers (`[L, …]`), and the result is the gradient at the embedding's output. With
+    /// `lora` only the adapters are differentiated: the frozen weights get no gradient buffers
+    /// and no weight-gradient products.
     func layersBackward(_ dy: Tensor, layout: TokenLayout) throws -> Tensor {
         let b = dy.builder
         return try b.repeated("layer_backward", count: LlamaDims.layers, reversed: true, carry: [dy]) { dy in
             let (x, keep) = KeptActivations.restoring(b)
-            let layer = DecoderLayer(b, eps: norm.eps)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora)
             let y = layer(x, layout: layout, keep: keep)
-            let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + layer.parameters)
-            for (param, grad) in zip(layer.parameters, g.dropFirst()) {
+            let trained = lora ? layer.adapterParameters : layer.parameters
+            let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + trained)
+            for (param, grad) in zip(trained, g.dropFirst()) {
                 b.accumulate(into: param.gradientBuffer, grad)
             }
             return [g[0]]

@@ -20,31 +20,71 @@ public final class ParameterStore: @unchecked Sendable {
     private(set) var pointers: [String: UnsafeMutableRawPointer] = [:]
     /// `norm_eps` and `rope_theta`.
     private let constants: AlignedBuffer
+    /// The LoRA setup when the store also holds adapters (`lora_a_<w>`, `lora_b_<w>` after the
+    /// model's tensors; every projection's, targets or not).
+    public let lora: LoRAConfig?
+    /// `lora_scale_<w>` for each of `LoRA.modules`: the scale for a target, 0 otherwise.
+    private let loraScales: AlignedBuffer
 
-    public init(weights: LlamaWeights) throws {
+    /// The model's `weights`; with `lora`, also its adapters: `adapters` (every tensor of
+    /// `lora.adapterShapes`) or, when nil, PEFT's initial ones drawn from `seed`.
+    public init(weights: LlamaWeights, lora: LoRAConfig? = nil, adapters: [String: [Float]]? = nil, seed: UInt64 = 0) throws {
         config = weights.config
+        self.lora = lora
+        let adapterShapes = lora?.adapterShapes(config) ?? []
         var counts: [String: Int] = [:]
-        for (name, shape) in config.parameterShapes {
-            guard let values = weights.tensors[name] else { throw RuntimeError("model weights lack '\(name)'") }
+        for (name, shape) in config.parameterShapes + adapterShapes {
+            guard let values = weights.tensors[name] ?? adapters?[name] ?? (adapters == nil ? [] : nil) else {
+                throw RuntimeError("model weights lack '\(name)'")
+            }
             let count = shape.reduce(1, *)
-            guard values.count == count else { throw RuntimeError("weight '\(name)' has \(values.count) values, expected \(count)") }
+            guard values.count == count || (adapters == nil && values.isEmpty) else {
+                throw RuntimeError("weight '\(name)' has \(values.count) values, expected \(count) (shape \(shape))")
+            }
             counts[name] = count
         }
         self.counts = counts
-        layout = ParameterLayout(order: config.parameterShapes.map(\.name), counts: counts)
+        // With LoRA the targets' adapters come first: the order the optimizer wants (trainable
+        // first), so it never moves the frozen base (a transient second copy of the model).
+        let trained = lora?.trainableNames ?? []
+        let order = trained + (config.parameterShapes + adapterShapes).map(\.name).filter { !trained.contains($0) }
+        layout = ParameterLayout(order: order, counts: counts)
         flat = AlignedBuffer(floats: layout.totalFloats)
         constants = AlignedBuffer(copying: [config.normEps, config.ropeTheta])
+        loraScales = AlignedBuffer(copying: LoRA.modules.map { m in Float(lora.map { $0.targets.contains(m) ? $0.scale : 0 } ?? 0) })
         bindViews()
         try load(weights)
+        if let lora { try loadAdapters(adapters ?? lora.initialAdapters(config, seed: seed)) }
     }
 
-    /// Names of the distinct parameter tensors, in checkpoint order.
-    public var names: [String] { config.parameterShapes.map(\.name) }
+    /// Names of the distinct parameter tensors, in checkpoint order (the adapters last).
+    public var names: [String] { config.parameterShapes.map(\.name) + adapterNames }
 
-    /// A copy of the current values.
+    /// The adapter tensors' names (`lora_a_wq`, `lora_b_wq`, …), none without LoRA.
+    public var adapterNames: [String] { lora?.adapterShapes(config).map(\.name) ?? [] }
+
+    /// A copy of the adapters (every module's, by internal name).
+    public func adapters() -> [String: [Float]] {
+        var t: [String: [Float]] = [:]
+        for name in adapterNames {
+            if let b = buffers[name], let n = counts[name] { t[name] = b.floatArray(n) }
+        }
+        return t
+    }
+
+    /// Overwrites the adapters with `values` (every tensor of `adapterNames`, sized to fit).
+    public func loadAdapters(_ values: [String: [Float]]) throws {
+        for name in adapterNames {
+            guard let v = values[name], let b = buffers[name], let n = counts[name] else { throw RuntimeError("adapters lack '\(name)'") }
+            guard v.count == n else { throw RuntimeError("adapter '\(name)' has \(v.count) values, expected \(n)") }
+            v.withUnsafeBufferPointer { b.floats.update(from: $0.baseAddress.unsafelyUnwrapped, count: n) }
+        }
+    }
+
+    /// A copy of the model's current values (without adapters).
     public func weights() -> LlamaWeights {
         var t: [String: [Float]] = [:]
-        for name in names {
+        for name in config.parameterShapes.map(\.name) {
             if let b = buffers[name], let n = counts[name] { t[name] = b.floatArray(n) }
         }
         return LlamaWeights(config: config, tensors: t)
@@ -53,7 +93,7 @@ public final class ParameterStore: @unchecked Sendable {
     /// Overwrites every parameter with `weights` (same config).
     public func load(_ weights: LlamaWeights) throws {
         guard weights.config == config else { throw RuntimeError("cannot load weights of a different configuration") }
-        for name in names {
+        for name in config.parameterShapes.map(\.name) {
             guard let v = weights.tensors[name], let b = buffers[name], v.count == counts[name] else {
                 throw RuntimeError("weights lack '\(name)' or have the wrong size")
             }
@@ -92,5 +132,6 @@ public final class ParameterStore: @unchecked Sendable {
         pointers = buffers.mapValues(\.raw)
         pointers[LlamaDims.Constant.normEps.rawValue] = constants.raw
         pointers[LlamaDims.Constant.ropeTheta.rawValue] = constants.raw + 4
+        for (i, m) in LoRA.modules.enumerated() { pointers[LoRA.scaleName(m)] = loraScales.raw + 4 * i }
     }
 }

@@ -60,13 +60,17 @@ public struct TrainingArguments: Sendable {
     public var refModelNameOrPath: String?
     public var precomputeRefLogProbs = false
     public var refModelUpdateSteps: Int?
-    // LoRA and prefix tuning: parsed, but `lora` / `prefix_tuning` true is an error until built
+    // LoRA (pretraining, SFT and DPO). Prefix tuning: parsed, but `prefix_tuning` true is an
+    // error until built.
     public var lora = false
     public var loraRank = 8
-    public var loraAlpha = 16.0
+    /// α; −1 (the default) means 2·r.
+    public var loraAlpha = -1.0
     public var loraDropout = 0.0
     public var rslora = false
     public var targetModules: [String] = []
+    /// A saved PEFT adapter to start from (its own rank, α and targets apply).
+    public var loraPath: String?
     public var prefixTuning = false
     public var numPrefixTokens = 16
 
@@ -74,6 +78,13 @@ public struct TrainingArguments: Sendable {
     public private(set) var ignoredKeys: [String] = []
 
     public init(outputDir: String) { self.outputDir = outputDir }
+
+    /// The LoRA setup these arguments ask for (`lora_rank`, `lora_alpha`, `rslora`,
+    /// `target_modules`); nil without `lora`.
+    public func loraConfig() throws -> LoRAConfig? {
+        guard lora else { return nil }
+        return try LoRAConfig(rank: loraRank, alpha: loraAlpha, rslora: rslora, targetModules: targetModules)
+    }
 
     /// The prompt budget: `max_prompt_len`, else half of `max_seq_len`.
     public var promptLimit: Int { maxPromptLen ?? maxSeqLen / 2 }
@@ -98,7 +109,7 @@ public struct TrainingArguments: Sendable {
         "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
-        "target_modules", "prefix_tuning", "num_prefix_tokens",
+        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens",
     ]
 
     /// Parses an argument file for `task`.
@@ -192,10 +203,11 @@ public struct TrainingArguments: Sendable {
         a.refModelUpdateSteps = updates > 0 ? updates : nil
         try r.bool("lora", &a.lora)
         try r.int("lora_rank", &a.loraRank, min: 1)
-        try r.double("lora_alpha", &a.loraAlpha, min: 0)
+        try r.double("lora_alpha", &a.loraAlpha, min: -1)
         try r.double("lora_dropout", &a.loraDropout, min: 0)
         try r.bool("rslora", &a.rslora)
         if let t = try r.strings("target_modules") { a.targetModules = t }
+        a.loraPath = try r.string("lora_path")
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
         for (key, value) in [("adam_beta1", a.adamBeta1), ("adam_beta2", a.adamBeta2)] where !(value < 1) {
@@ -205,9 +217,17 @@ public struct TrainingArguments: Sendable {
            URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath() == URL(fileURLWithPath: a.outputDir).standardizedFileURL.resolvingSymlinksInPath() {
             throw ArgumentsError(file, "output_dir", "is model_name_or_path itself; the run would overwrite its starting model — choose another folder")
         }
-        // Parsed so the argument files read, but not built yet: asking for them is an error,
+        if a.lora {
+            if task == .dpo, a.refModelUpdateSteps != nil {
+                throw ArgumentsError(file, "ref_model_update_steps", "with LoRA the reference is the frozen base model (or base + lora_path) and is never updated; remove it")
+            }
+            if a.loraDropout > 0 {
+                throw ArgumentsError(file, "lora_dropout", "LoRA dropout is not available yet; set it to 0")
+            }
+            do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
+        }
+        // Parsed so the argument files read, but not built yet: asking for it is an error,
         // never a silent full fine-tuning.
-        if a.lora { throw ArgumentsError(file, "lora", "LoRA is not available yet; set it to false (or remove it) to fine-tune every weight") }
         if a.prefixTuning {
             throw ArgumentsError(file, "prefix_tuning", "prefix tuning is not available yet; set it to false (or remove it) to fine-tune every weight")
         }

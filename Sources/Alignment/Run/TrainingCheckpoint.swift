@@ -26,13 +26,15 @@ public enum TrainingCheckpoint {
         try? fm.removeItem(atPath: probe)
     }
 
+    /// Writes `checkpoint-STEP/`: the model (`weights`), or with `adapter` only the LoRA
+    /// adapter in PEFT's layout (the frozen base stays where the run read it).
     public static func save(outputDir: String, step: Int, weights: LlamaWeights, optimizer: [String: [Float]],
-                            state: TrainerState, tokenizerFiles: [String], keep: Int?) throws {
+                            state: TrainerState, tokenizerFiles: [String], keep: Int?, adapter: AdapterSnapshot? = nil) throws {
         let fm = FileManager.default
         let final = (outputDir as NSString).appendingPathComponent("checkpoint-\(step)")
         let temp = (outputDir as NSString).appendingPathComponent(".checkpoint-\(step).tmp-\(UUID().uuidString.prefix(8))")
         do {
-            try HFCheckpoint.save(weights, to: temp)
+            if let adapter { try adapter.save(to: temp) } else { try HFCheckpoint.save(weights, to: temp) }
             try Safetensors.write(optimizer.mapValues { Safetensors.Tensor(shape: [$0.count], values: $0) },
                                   to: (temp as NSString).appendingPathComponent("optimizer.safetensors"))
             let enc = JSONEncoder()
@@ -81,8 +83,12 @@ public enum TrainingCheckpoint {
         for old in list.dropLast(keep) { try FileManager.default.removeItem(atPath: old.path) }
     }
 
-    public static func load(_ dir: String) throws -> (weights: LlamaWeights, optimizer: [String: [Float]], state: TrainerState) {
-        let weights = try HFCheckpoint.load(directory: dir)
+    /// Reads a checkpoint; `weights` is nil for a LoRA checkpoint (adapter only: read it with
+    /// `PEFTAdapter.load` against the base model's config).
+    public static func load(_ dir: String) throws -> (weights: LlamaWeights?, optimizer: [String: [Float]], state: TrainerState) {
+        let adapterOnly = FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(PEFTAdapter.configFile))
+            && !FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json"))
+        let weights = adapterOnly ? nil : try HFCheckpoint.load(directory: dir)
         let opt = try Safetensors.read(path: (dir as NSString).appendingPathComponent("optimizer.safetensors")).mapValues(\.values)
         let path = (dir as NSString).appendingPathComponent("trainer_state.json")
         guard let data = FileManager.default.contents(atPath: path) else { throw RuntimeIOError("\(path): missing") }
@@ -93,9 +99,10 @@ public enum TrainingCheckpoint {
         }
     }
 
-    /// The final model: Hugging Face layout plus the tokenizer, in `outputDir` itself.
-    public static func saveFinal(outputDir: String, weights: LlamaWeights, tokenizerFiles: [String]) throws {
-        try HFCheckpoint.save(weights, to: outputDir)
+    /// The final model: Hugging Face layout plus the tokenizer, in `outputDir` itself; with
+    /// `adapter`, the LoRA adapter in PEFT's layout instead of the model.
+    public static func saveFinal(outputDir: String, weights: LlamaWeights, tokenizerFiles: [String], adapter: AdapterSnapshot? = nil) throws {
+        if let adapter { try adapter.save(to: outputDir) } else { try HFCheckpoint.save(weights, to: outputDir) }
         for f in tokenizerFiles {
             let dest = (outputDir as NSString).appendingPathComponent((f as NSString).lastPathComponent)
             if URL(fileURLWithPath: dest).resolvingSymlinksInPath().path == URL(fileURLWithPath: f).resolvingSymlinksInPath().path { continue }

@@ -53,10 +53,20 @@ public struct DPORun {
         let dev = try devPath.map {
             try PreferenceDataset.load(path: $0, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit, template: template).0
         } ?? []
-        // The reference: another model, or a frozen copy of the starting policy.
+        // The reference: another model, or a frozen copy of the starting policy. With LoRA the
+        // starting policy is the base model (the adapters start at zero) or base + `lora_path`'s
+        // adapter: the first is the policy's own weights with the adapters off (no copy,
+        // `reference` nil); the second a frozen merged copy.
+        let lora = try args.loraConfig()
         var reference: ParameterStore?
         if settings.needsReference {
-            reference = try ParameterStore(weights: args.refModelNameOrPath.map { try loadModel(path: $0) } ?? weights)
+            if let path = args.refModelNameOrPath {
+                reference = try ParameterStore(weights: loadModel(path: path))
+            } else if lora == nil {
+                reference = try ParameterStore(weights: weights)
+            } else if let adapter = args.loraPath {
+                reference = try ParameterStore(weights: loadModel(path: modelPath, lora: adapter))
+            }
         }
         let (maxSteps, schedule) = args.schedule(rows: train.count)
         var loop = TrainingLoop(args: args, loader: DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize,
@@ -65,7 +75,12 @@ public struct DPORun {
                            label: "dpo", stopAfter: stopAfter)
         let resume = try ResumePoint.latest(in: args.outputDir)
         if let resume {
-            weights = resume.weights
+            if let w = resume.weights {
+                guard lora == nil else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                weights = w
+            } else if lora == nil {
+                throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; resume it with lora true")
+            }
             loop.loader.state = resume.state.loader
             let refFile = (resume.path as NSString).appendingPathComponent("reference")
             if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }
@@ -76,7 +91,9 @@ public struct DPORun {
         try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_dpo.dpo_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen, extraModels: 1),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
-        let policy = try LMTrainer(parameters: ParameterStore(weights: weights), optimizer: OptimizerSettings(
+        var lm = TrainingRun(args: args, task: .dpo)
+        lm.log = log
+        let policy = try LMTrainer(parameters: lm.parameterStore(weights, resume: resume), optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
         if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)
@@ -95,7 +112,8 @@ public struct DPORun {
         guard outcome.finished else {
             return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: nil, lastTrain: job.last, data: summary, outputDir: args.outputDir)
         }
-        try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles)
+        try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
+                                         adapter: lm.adapterSnapshot(policy.parameters))
         return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
@@ -103,7 +121,8 @@ public struct DPORun {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
-                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit)
+                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
+                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters))
         if args.refModelUpdateSteps != nil, let ref = t.reference {
             let dir = (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)/reference")
             try HFCheckpoint.save(ref.weights(), to: dir)
@@ -189,7 +208,8 @@ struct ReferenceCache: Codable {
     static func load(or trainer: DPOTrainer, pairs: [PreferencePair], dev: [PreferencePair], pad: Int32,
                      args: TrainingArguments, log: (String) -> Void) throws -> ReferenceCache {
         var h = FNV1a()
-        if let ref = trainer.reference {
+        // A LoRA policy's reference without a store of its own is its base model.
+        if let ref = trainer.reference ?? (trainer.policy.parameters.lora != nil ? trainer.policy.parameters : nil) {
             let w = ref.weights()
             for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
         }

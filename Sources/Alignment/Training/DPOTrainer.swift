@@ -90,17 +90,24 @@ public final class DPOTrainer: @unchecked Sendable {
     public private(set) var reference: ParameterStore?
     public var settings: DPOSettings
     private let logpsProgram: CompiledProgram
+    /// `dpo_logps_lora` when the policy holds LoRA adapters (its own log-probs), else nil.
+    private let adaptedLogpsProgram: CompiledProgram?
     private let stepProgram: CompiledProgram
     /// The activations dpo_step keeps between its forward and backward stages.
     private let saved = ScratchBuffers()
 
+    /// With a LoRA policy (`policy.parameters.lora`), only its adapters train (`dpo_step_lora`)
+    /// and, when `reference` is nil, the reference is the same weights with the adapters switched
+    /// off (the base model: no second copy in memory).
     public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
         try settings.validate()
         self.policy = policy
         self.reference = reference
         self.settings = settings
+        let lora = policy.parameters.lora != nil
         logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps")
-        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step")
+        adaptedLogpsProgram = lora ? try CompiledProgram.load("llama_dpo.dpo_logps_lora") : nil
+        stepProgram = try CompiledProgram.load(lora ? "llama_dpo.dpo_step_lora" : "llama_dpo.dpo_step")
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
@@ -109,11 +116,13 @@ public final class DPOTrainer: @unchecked Sendable {
     }
 
     /// The compiled programs (the reference/eval log-probs, then the step), for profiling.
-    public var programs: [CompiledProgram] { [logpsProgram, stepProgram] }
+    public var programs: [CompiledProgram] { [logpsProgram] + (adaptedLogpsProgram.map { [$0] } ?? []) + [stepProgram] }
 
-    /// The size bindings of a batch.
+    /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy).
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored).bindings
+        var s = LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored).bindings
+        if let lora = policy.parameters.lora, let r = LoRA.rank.symbolName { s[r] = lora.rank }
+        return s
     }
 
     private func checkIds(_ b: PairBatch) throws {
@@ -123,14 +132,16 @@ public final class DPOTrainer: @unchecked Sendable {
         }
     }
 
-    /// Log-probs of both sides under `store` (forward only).
-    public func logps(_ b: PairBatch, under store: ParameterStore) throws -> (logps: PairLogps, logitSums: PairLogps) {
+    /// Log-probs of both sides under `store` (forward only), through its LoRA adapters when it
+    /// holds them and `adapters` is true (the policy), else the base model alone.
+    public func logps(_ b: PairBatch, under store: ParameterStore, adapters: Bool = true) throws -> (logps: PairLogps, logitSums: PairLogps) {
         try checkIds(b)
         var keep = rowBuffers(b)
         for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
         var bufs = store.pointers
         for (k, v) in keep { bufs[k] = v.raw }
-        try logpsProgram.run(buffers: bufs, sizes: sizes(b))
+        let program = adapters && store.lora != nil && store === policy.parameters ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
+        try program.run(buffers: bufs, sizes: sizes(b))
         func get(_ n: String) -> [Float] { keep[n]?.floatArray(b.batch) ?? [] }
         return (PairLogps(chosen: get("logps_chosen"), rejected: get("logps_rejected")),
                 PairLogps(chosen: get("logits_chosen"), rejected: get("logits_rejected")))
@@ -139,12 +150,17 @@ public final class DPOTrainer: @unchecked Sendable {
     /// Reference log-probs from the live reference (zeros when no loss needs one).
     public func referenceLogps(_ b: PairBatch) throws -> PairLogps {
         guard settings.needsReference else { return PairLogps(chosen: .init(repeating: 0, count: b.batch), rejected: .init(repeating: 0, count: b.batch)) }
+        if reference == nil, policy.parameters.lora != nil { return try logps(b, under: policy.parameters, adapters: false).logps }
         guard let reference else { throw RuntimeError("this loss needs a reference model, and none is loaded") }
         return try logps(b, under: reference).logps
     }
 
     /// Copies the policy's current weights into the reference (`ref_model_update_steps`).
+    /// A LoRA policy's reference is its base model, which never changes: an error.
     public func updateReference() throws {
+        if reference == nil, policy.parameters.lora != nil {
+            throw RuntimeError("ref_model_update_steps: with LoRA the reference is the frozen base model and cannot be updated")
+        }
         if let reference { try reference.load(policy.parameters.weights()) }
     }
 

@@ -48,24 +48,36 @@ public final class AdamW: @unchecked Sendable {
         self.trainable = trainable ?? Set(parameters.names)
         self.settings = settings
         program = try CompiledProgram.load("llama_train.adamw_step")
-        layout = parameters.layout
+        layout = parameters.lora == nil ? parameters.layout : ParameterLayout(order: parameters.adapterNames, counts: parameters.layout.counts)
         grads = AlignedBuffer(floats: layout.totalFloats)
         expAvg = AlignedBuffer(floats: layout.totalFloats)
         expAvgSq = AlignedBuffer(floats: layout.totalFloats)
         syncLayout()
     }
 
-    /// The trainable tensors in checkpoint order, then the frozen ones.
+    /// The trainable tensors in checkpoint order, then the frozen ones. With LoRA only adapters
+    /// can train: base tensors in `trainable` are ignored.
     private var wantedOrder: [String] {
         let names = parameters.names
-        return names.filter { trainable.contains($0) } + names.filter { !trainable.contains($0) }
+        let adapters = Set(parameters.adapterNames)
+        let trains: (String) -> Bool = { self.trainable.contains($0) && (self.parameters.lora == nil || adapters.contains($0)) }
+        return names.filter(trains) + names.filter { !trains($0) }
+    }
+
+    /// The tensors that have gradients and moments here: every one, or with LoRA the adapters
+    /// only (the frozen base has no optimizer state at all). The state layout is the store's
+    /// order restricted to them, so the trainable prefix lies at the same offsets in both.
+    private var stateOrder: [String] {
+        guard parameters.lora != nil else { return parameters.layout.order }
+        let adapters = Set(parameters.adapterNames)
+        return parameters.layout.order.filter { adapters.contains($0) }
     }
 
     /// Puts the trainable tensors first in the store's flat buffer and moves the gradients and
     /// moments along with them (a no-op unless the trainable set or the store's layout changed).
     private func syncLayout() {
         parameters.relayout(wantedOrder)
-        let next = parameters.layout
+        let next = parameters.lora == nil ? parameters.layout : ParameterLayout(order: stateOrder, counts: parameters.layout.counts)
         if next != layout || gradViews.isEmpty {
             if next != layout {
                 for buffer in [\AdamW.grads, \AdamW.expAvg, \AdamW.expAvgSq] {
@@ -87,8 +99,13 @@ public final class AdamW: @unchecked Sendable {
 
     /// Floats one step covers: the trainable prefix of the layout.
     public var trainableFloats: Int {
-        layout.extent(ofFirst: layout.order.prefix { trainable.contains($0) }.count)
+        syncLayout()
+        return layout.extent(ofFirst: layout.order.prefix { trainable.contains($0) }.count)
     }
+
+    /// Floats of each state buffer (gradients, and each moment): the whole store's, or with
+    /// LoRA the adapters' only.
+    public var stateFloats: Int { layout.totalFloats }
 
     /// The gradient buffer of every parameter, by program field name (`grad_wq`, …; with tied
     /// embeddings `grad_lm_head` is `grad_embed`), for the programs that accumulate into them.
@@ -162,12 +179,16 @@ public final class AdamW: @unchecked Sendable {
     /// The size bindings of a step (`N`: the trainable floats).
     public var sizes: [String: Int] { [OptimizerPrograms.length.syms[0]: trainableFloats] }
 
-    /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor,
-    /// frozen ones included) and `step`.
+    /// The tensors whose moments checkpoints keep: every one (frozen ones included, so a
+    /// different `trainable` set resumes), or with LoRA the adapters only (the base is frozen).
+    private var stateNames: [String] { parameters.lora == nil ? parameters.names : parameters.adapterNames }
+
+    /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor of
+    /// `stateNames`) and `step`.
     public func state() -> [String: [Float]] {
         syncLayout()
         var s: [String: [Float]] = ["step": [Float(step)]]
-        for name in parameters.names {
+        for name in stateNames {
             s["exp_avg.\(name)"] = slice(expAvg, name)
             s["exp_avg_sq.\(name)"] = slice(expAvgSq, name)
         }
@@ -180,7 +201,7 @@ public final class AdamW: @unchecked Sendable {
         syncLayout()
         // Check every tensor before changing anything.
         var places: [(offset: Int, m: [Float], v: [Float])] = []
-        for name in parameters.names {
+        for name in stateNames {
             guard let n = layout.counts[name], let offset = layout.offsets[name], let m = s["exp_avg.\(name)"],
                   let v = s["exp_avg_sq.\(name)"], m.count == n, v.count == n else {
                 throw RuntimeError("optimizer state lacks or mis-sizes '\(name)'")

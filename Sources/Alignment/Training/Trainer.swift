@@ -1,5 +1,6 @@
 import Foundation
 import KernelRuntime
+import LlamaGraphs
 
 /// One micro-batch as the compiled programs take it: `[batch, seq]` ids, next-token targets and a
 /// 0/1 mask of supervised targets.
@@ -39,21 +40,39 @@ public final class LMTrainer: @unchecked Sendable {
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
 
+    /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
+    /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
+    /// targets' `A` and `B` and may name nothing else (the base model is frozen).
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
         self.parameters = parameters
+        var trainable = trainable
+        if let lora = parameters.lora {
+            let adapters = Set(parameters.adapterNames)
+            if let extra = trainable?.subtracting(adapters), !extra.isEmpty {
+                throw RuntimeError("with LoRA only adapters train; \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
+            }
+            trainable = trainable ?? Set(lora.trainableNames)
+        }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
-        lmStep = try CompiledProgram.load("llama_train.lm_step")
-        evalLoss = try CompiledProgram.load("llama_train.eval_loss")
+        let suffix = parameters.lora == nil ? "" : "_lora"
+        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
+        evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
     }
 
     /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
     public func sizes(batch: Int, seq: Int) -> [String: Int] {
-        LlamaSizes(config: parameters.config, batch: batch, seq: seq).bindings
+        withRank(LlamaSizes(config: parameters.config, batch: batch, seq: seq).bindings)
     }
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count).bindings
+        withRank(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count).bindings)
+    }
+
+    /// `bindings` with the adapters' rank `R` when the store holds LoRA adapters.
+    private func withRank(_ bindings: [String: Int]) -> [String: Int] {
+        guard let lora = parameters.lora, let r = LoRA.rank.symbolName else { return bindings }
+        return bindings.merging([r: lora.rank]) { _, new in new }
     }
 
     private func checkIds(_ b: TokenBatch) throws {

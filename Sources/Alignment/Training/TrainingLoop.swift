@@ -26,7 +26,8 @@ protocol RunJob {
 /// The newest checkpoint in `output_dir`: a run started again resumes from it.
 struct ResumePoint {
     var path: String
-    var weights: LlamaWeights
+    /// The model; nil for a LoRA checkpoint (adapter only).
+    var weights: LlamaWeights?
     var optimizer: [String: [Float]]
     var state: TrainerState
 

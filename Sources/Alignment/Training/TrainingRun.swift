@@ -95,7 +95,10 @@ public struct TrainingRun {
                            label: task.rawValue, stopAfter: stopAfter)
         let resume = try ResumePoint.latest(in: args.outputDir)
         if let resume {
-            weights = resume.weights
+            if let w = resume.weights {
+                guard !args.lora else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                weights = w
+            }
             loop.loader.state = resume.state.loader
             log("resuming from \(resume.path) at step \(resume.state.step)")
         }
@@ -104,7 +107,7 @@ public struct TrainingRun {
         try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_train.lm_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
-        let store = try ParameterStore(weights: weights)
+        let store = try parameterStore(weights, resume: resume)
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
             weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
@@ -113,10 +116,36 @@ public struct TrainingRun {
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
         if outcome.finished {
-            try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles)
+            try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles,
+                                             adapter: adapterSnapshot(store))
         }
         return TrainingSummary(steps: outcome.steps, firstLoss: job.firstLoss, lastLoss: job.lastLoss, evalLossBefore: evalBefore,
                                evalLoss: job.evalLoss, train: summary, outputDir: args.outputDir)
+    }
+
+    /// The store the run trains: the model, and with `lora` its adapters — from the checkpoint
+    /// resumed, else from `lora_path`, else PEFT's initial ones (seeded by `seed`).
+    func parameterStore(_ weights: LlamaWeights, resume: ResumePoint?) throws -> ParameterStore {
+        guard var lora = try args.loraConfig() else { return try ParameterStore(weights: weights) }
+        var adapters: [String: [Float]]?
+        if let from = resume?.path ?? args.loraPath {
+            let loaded = try PEFTAdapter.load(directory: from, config: weights.config)
+            (lora, adapters) = (loaded.lora, loaded.adapters)
+            if resume == nil { log("LoRA: starting from the adapter in \(from)") }
+        }
+        log("LoRA: rank \(lora.rank), scale \(lora.scale), on \(lora.targets.compactMap { LoRAConfig.hfNames[$0] }.joined(separator: ", "))")
+        return try ParameterStore(weights: weights, lora: lora, adapters: adapters, seed: UInt64(args.seed))
+    }
+
+    /// The store a fresh run starts from: the initial weights, with LoRA adapters when the
+    /// arguments ask for them (what `llama-align profile` steps).
+    public func startingParameters() throws -> ParameterStore {
+        try parameterStore(try initialWeights(), resume: nil)
+    }
+
+    /// What a LoRA run saves instead of the model: the adapter (nil without LoRA).
+    func adapterSnapshot(_ store: ParameterStore) -> AdapterSnapshot? {
+        store.lora.map { AdapterSnapshot(lora: $0, adapters: store.adapters(), config: store.config, baseModel: args.modelNameOrPath) }
     }
 
     /// Mean NLL per supervised token over `examples`.
@@ -136,7 +165,7 @@ public struct TrainingRun {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
-                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit)
+                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit, adapter: adapterSnapshot(trainer.parameters))
     }
 }
 
