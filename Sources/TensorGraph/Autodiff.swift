@@ -1,5 +1,3 @@
-import TensorGraph
-
 /// Reverse-mode automatic differentiation on the IR. Gradients are built as ordinary nodes
 /// of the same program, so the backward pass goes through the same simplify/fuse/plan passes.
 extension GraphBuilder {

@@ -62,7 +62,7 @@ public enum PEFTAdapter {
             for layer in 0 ..< config.nLayers {
                 a += try tensor(file, key(layer: layer, module: module, part: "lora_A"), shape: [rank, inp])
                 let up = try tensor(file, key(layer: layer, module: module, part: "lora_B"), shape: [out, rank])
-                b += try ropeRows(module, config).map { HFCheckpoint.permuteRows(up, heads: $0, headDim: config.headDim, width: rank, toHF: false) } ?? up
+                b += ropeRows(module, config).map { HFCheckpoint.permuteRows(up, heads: $0, headDim: config.headDim, width: rank, toHF: false) } ?? up
             }
             adapters[LoRA.aName(module)] = a
             adapters[LoRA.bName(module)] = b

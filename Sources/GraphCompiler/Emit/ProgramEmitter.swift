@@ -232,7 +232,6 @@ struct ProgramEmitter {
 
     /// FLOPs and bytes of a kernel, as C expressions over the sizes.
     func costs(_ k: Kernel) -> (flops: String, bytes: String) {
-        let root = plan.node(k.root)
         var flops: [Dim] = []
         var bytes: [Dim] = []
         switch k.kind {
