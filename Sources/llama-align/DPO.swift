@@ -24,10 +24,13 @@ struct DPO: ParsableCommand {
 }
 
 /// `llama-align eval` on preference data: the DPO loss and rewards of a policy against a reference.
-func evalPreferences(model: String, reference: String?, data: String, tokenizer: (any Tokenizer)?, maxSeqLen: Int,
+/// With `lora`, the policy is the base model with the adapter folded in and the reference, unless
+/// given, the base model alone (the adapters switched off, as DPO with LoRA trains against).
+func evalPreferences(model: String, lora: String? = nil, reference: String?, data: String, tokenizer: (any Tokenizer)?, maxSeqLen: Int,
                      lossTypes: [String], beta: Double, batchSize: Int) throws -> [String: Double] {
-    let weights = try loadModel(path: model)
-    try weights.checkFinite(source: model)
+    let base = try loadModel(path: model)
+    try base.checkFinite(source: model)
+    let weights = try lora.map { try loadModel(path: model, lora: $0) } ?? base
     let tok: any Tokenizer = tokenizer ?? PassthroughTokenizer(vocabSize: weights.config.vocabSize)
     let (pairs, summary) = try PreferenceDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen, maxPromptLen: maxSeqLen / 2, template: .none)
     if !summary.warnings.isEmpty { FileHandle.standardError.write(Data("data: \(summary.warnings)\n".utf8)) }
@@ -37,9 +40,10 @@ func evalPreferences(model: String, reference: String?, data: String, tokenizer:
         guard let t = DPOLossType(name: n) else { throw CLIError("--loss-type '\(n)' is unknown (known: \(DPOLossType.allCases.map(\.rawValue).joined(separator: ", ")))") }
         return t
     }
-    s.referenceFree = reference == nil && s.lossTypes.allSatisfy(\.referenceFree)
+    s.referenceFree = reference == nil && lora == nil && s.lossTypes.allSatisfy(\.referenceFree)
     let policy = try LMTrainer(parameters: ParameterStore(weights: weights))
-    let ref = try reference.map { try ParameterStore(weights: loadModel(path: $0)) } ?? (s.needsReference ? policy.parameters : nil)
+    let ref = try reference.map { try ParameterStore(weights: loadModel(path: $0)) }
+        ?? (lora != nil ? try ParameterStore(weights: base) : (s.needsReference ? policy.parameters : nil))
     let trainer = try DPOTrainer(policy: policy, reference: ref, settings: s)
     let batches = stride(from: 0, to: pairs.count, by: batchSize).map { PairBatch(Array(pairs[$0..<min($0 + batchSize, pairs.count)]), pad: tok.eosId) }
     return try trainer.evaluate(batches)

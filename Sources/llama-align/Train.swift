@@ -51,8 +51,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Tokenizer (default: beside the model; not needed for input_ids rows).") var tokenizer: String?
     @Option(name: .customLong("max-seq-len"), help: "Longest row; longer rows are truncated per the SFT rules.") var maxSeqLen = 1024
     @Option(name: .customLong("batch-size")) var batchSize = 8
-    @Option(help: "A PEFT LoRA adapter directory for the model (LM data only), run unmerged.") var lora: String?
-    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0).") var reference: String?
+    @Option(help: "A PEFT LoRA adapter directory for the model: run unmerged on LM data; on preference data the policy is base + adapter and the default reference the base (adapters off).") var lora: String?
+    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora, the base model).") var reference: String?
     @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
     @Option(help: "DPO β for preference data.") var beta = 0.1
     @Flag(help: "Print JSON.") var json = false
@@ -69,8 +69,7 @@ struct Eval: ParsableCommand {
         let needsTokenizer = rows.contains { !$0.has("input_ids") && !$0.has("prompt_ids") }
         let found = try tokenizerFor(model: model, explicit: tokenizer, required: needsTokenizer)
         if isPreference {
-            if lora != nil { throw CLIError("--lora is not available for preference data yet (LM data only)") }
-            let m = try evalPreferences(model: model, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
+            let m = try evalPreferences(model: model, lora: lora, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
                                         lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
             let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
             if json {

@@ -29,4 +29,28 @@ import Testing
         let a = try #require(try CLI.run(gen + ["--model", base, "--lora", adapter])), b = try #require(try CLI.run(gen + ["--model", out]))
         #expect(a.status == 0 && a.stdout == b.stdout && !a.stdout.isEmpty, "\(a.stderr)")
     }
+
+    /// Preference data: `eval --lora` scores base + adapter against the base (adapters off),
+    /// exactly what `eval` on the merged model with the base as `--reference` gives.
+    @Test func preferenceEvalWithAnAdapterUsesTheBaseAsReference() throws {
+        let base = PEFTLoRATests.path("model"), adapter = PEFTLoRATests.path("adapter")
+        let merged = SharedFixtures.tempDir("merged-pref").path
+        guard let m = try CLI.run(["merge", "--model", base, "--lora", adapter, "--out", merged]) else { return }
+        #expect(m.status == 0, "\(m.stderr)")
+        let ids = try PEFTLoRATests.golden().ids[0]
+        let row = "{\"prompt_ids\": \(Array(ids.prefix(3))), \"chosen_ids\": \(Array(ids.dropFirst(3).prefix(3))), \"rejected_ids\": \(Array(ids.suffix(3)))}"
+        let pairs = try jsonlFile([row], name: "pairs.jsonl")
+        func metrics(_ args: [String]) throws -> [String: Any] {
+            let r = try #require(try CLI.run(["eval", "--data", pairs, "--json"] + args))
+            #expect(r.status == 0, "\(r.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        }
+        let withAdapter = try metrics(["--model", base, "--lora", adapter])
+        let explicit = try metrics(["--model", merged, "--reference", base])
+        for key in ["loss", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected"] {
+            let a = try #require(withAdapter[key] as? Double), b = try #require(explicit[key] as? Double)
+            #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "\(key): \(a) vs \(b)")
+        }
+        #expect(abs(try #require(withAdapter["rewards/chosen"] as? Double)) > 1e-6, "the adapter moves the rewards")
+    }
 }
