@@ -23,17 +23,19 @@ import LlamaGraphs
     }
 
     @Test func interruptedDPOLoRARunResumesOnTheSameTrajectory() throws {
-        let whole = try args(["max_steps": 6, "save_steps": 3])
-        try DPORun(args: whole).run()
-        let cut = try args(["max_steps": 6, "save_steps": 3])
-        var first = DPORun(args: cut)
-        first.stopAfter = 4
-        try first.run()
-        try DPORun(args: cut).run()
-        let x = try Demo.metrics(whole.outputDir), y = try Demo.metrics(cut.outputDir)
-        #expect(x.count == y.count && !x.isEmpty)
-        for (p, q) in zip(x, y) {
-            for key in ["step", "loss", "grad_norm", "rewards/margins"] { #expect(p[key] == q[key], "\(key) at step \(p["step"] ?? -1)") }
+        try KernelThreadsLock.held {
+            let whole = try args(["max_steps": 6, "save_steps": 3])
+            try DPORun(args: whole).run()
+            let cut = try args(["max_steps": 6, "save_steps": 3])
+            var first = DPORun(args: cut)
+            first.stopAfter = 4
+            try first.run()
+            try DPORun(args: cut).run()
+            let x = try Demo.metrics(whole.outputDir), y = try Demo.metrics(cut.outputDir)
+            #expect(x.count == y.count && !x.isEmpty)
+            for (p, q) in zip(x, y) {
+                for key in ["step", "loss", "grad_norm", "rewards/margins"] { #expect(p[key] == q[key], "\(key) at step \(p["step"] ?? -1)") }
+            }
         }
     }
 

@@ -39,21 +39,23 @@ import LlamaGraphs
     }
 
     @Test func interruptedLoRARunResumesOnTheSameTrajectory() throws {
-        let extra = Self.lora.merging(["max_steps": 12, "save_steps": 5, "eval_steps": 6, "target_modules": ["q_proj", "v_proj", "down_proj"]]) { $1 }
-        let whole = try Demo.args(.sft, extra)
-        try TrainingRun(args: whole, task: .sft).run()
-        let cut = try Demo.args(.sft, extra)
-        var first = TrainingRun(args: cut, task: .sft)
-        first.stopAfter = 7
-        try first.run()
-        try TrainingRun(args: cut, task: .sft).run()
-        let a = try Demo.metrics(whole.outputDir), b = try Demo.metrics(cut.outputDir)
-        #expect(a.count == b.count && a.count > 0)
-        for (x, y) in zip(a, b) {
-            for key in ["step", "loss", "grad_norm", "eval_loss"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
+        try KernelThreadsLock.held {
+            let extra = Self.lora.merging(["max_steps": 12, "save_steps": 5, "eval_steps": 6, "target_modules": ["q_proj", "v_proj", "down_proj"]]) { $1 }
+            let whole = try Demo.args(.sft, extra)
+            try TrainingRun(args: whole, task: .sft).run()
+            let cut = try Demo.args(.sft, extra)
+            var first = TrainingRun(args: cut, task: .sft)
+            first.stopAfter = 7
+            try first.run()
+            try TrainingRun(args: cut, task: .sft).run()
+            let a = try Demo.metrics(whole.outputDir), b = try Demo.metrics(cut.outputDir)
+            #expect(a.count == b.count && a.count > 0)
+            for (x, y) in zip(a, b) {
+                for key in ["step", "loss", "grad_norm", "eval_loss"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
+            }
+            let config = try TrainingRun(args: whole, task: .sft).initialWeights().config
+            #expect(try PEFTAdapter.load(directory: whole.outputDir, config: config).adapters == PEFTAdapter.load(directory: cut.outputDir, config: config).adapters)
         }
-        let config = try TrainingRun(args: whole, task: .sft).initialWeights().config
-        #expect(try PEFTAdapter.load(directory: whole.outputDir, config: config).adapters == PEFTAdapter.load(directory: cut.outputDir, config: config).adapters)
     }
 
     @Test func exampleArgumentFileAsksForLoRAOnEveryProjection() throws {

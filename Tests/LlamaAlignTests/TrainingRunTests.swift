@@ -41,37 +41,41 @@ import LlamaGraphs
     }
 
     @Test func interruptedRunResumesOnTheSameTrajectory() throws {
-        let extra: [String: Any] = ["max_steps": 16, "save_steps": 5, "eval_steps": 8]
-        let whole = try Demo.args(.sft, extra)
-        try TrainingRun(args: whole, task: .sft).run()
-        var cut = try Demo.args(.sft, extra)
-        var first = TrainingRun(args: cut, task: .sft)
-        first.stopAfter = 12   // "killed" after step 12; the newest checkpoint is step 10
-        try first.run()
-        #expect(TrainingCheckpoint.latest(in: cut.outputDir)?.hasSuffix("checkpoint-10") == true)
-        try TrainingRun(args: cut, task: .sft).run()
-        let a = try Demo.metrics(whole.outputDir), b = try Demo.metrics(cut.outputDir)
-        #expect(a.count == b.count)
-        for (x, y) in zip(a, b) {
-            for key in ["step", "loss", "grad_norm", "learning_rate", "epoch", "eval_loss"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
+        try KernelThreadsLock.held {
+            let extra: [String: Any] = ["max_steps": 16, "save_steps": 5, "eval_steps": 8]
+            let whole = try Demo.args(.sft, extra)
+            try TrainingRun(args: whole, task: .sft).run()
+            var cut = try Demo.args(.sft, extra)
+            var first = TrainingRun(args: cut, task: .sft)
+            first.stopAfter = 12   // "killed" after step 12; the newest checkpoint is step 10
+            try first.run()
+            #expect(TrainingCheckpoint.latest(in: cut.outputDir)?.hasSuffix("checkpoint-10") == true)
+            try TrainingRun(args: cut, task: .sft).run()
+            let a = try Demo.metrics(whole.outputDir), b = try Demo.metrics(cut.outputDir)
+            #expect(a.count == b.count)
+            for (x, y) in zip(a, b) {
+                for key in ["step", "loss", "grad_norm", "learning_rate", "epoch", "eval_loss"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
+            }
+            cut.outputDir = ""
         }
-        cut.outputDir = ""
     }
 
     /// `num_threads` in the argument file sizes the kernels' OpenMP team (and OpenBLAS's pool,
     /// set in the same call); the same run with one thread gives the same losses.
     @Test func numThreadsSetsTheKernelThreads() throws {
-        let cores = KernelThreads.current
-        defer { KernelThreads.set(cores) }
-        let one = try Demo.args(.pretrain, ["max_steps": 3, "num_threads": 1])
-        try TrainingRun(args: one, task: .pretrain).run()
-        #expect(KernelThreads.current == 1)
-        KernelThreads.set(cores)
-        let all = try Demo.args(.pretrain, ["max_steps": 3])
-        try TrainingRun(args: all, task: .pretrain).run()
-        let a = try Demo.metrics(one.outputDir), b = try Demo.metrics(all.outputDir)
-        #expect(a.count == 3 && a.count == b.count)
-        for (x, y) in zip(a, b) { #expect(abs((x["loss"] ?? 0) - (y["loss"] ?? 1)) < 1e-4) }
+        try KernelThreadsLock.held {
+            let cores = KernelThreads.current
+            defer { KernelThreads.set(cores) }
+            let one = try Demo.args(.pretrain, ["max_steps": 3, "num_threads": 1])
+            try TrainingRun(args: one, task: .pretrain).run()
+            #expect(KernelThreads.current == 1)
+            KernelThreads.set(cores)
+            let all = try Demo.args(.pretrain, ["max_steps": 3])
+            try TrainingRun(args: all, task: .pretrain).run()
+            let a = try Demo.metrics(one.outputDir), b = try Demo.metrics(all.outputDir)
+            #expect(a.count == 3 && a.count == b.count)
+            for (x, y) in zip(a, b) { #expect(abs((x["loss"] ?? 0) - (y["loss"] ?? 1)) < 1e-4) }
+        }
     }
 
     @Test func badInputsFailCleanlyAndLeaveNoCheckpoint() throws {
