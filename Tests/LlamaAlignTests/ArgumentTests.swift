@@ -15,6 +15,14 @@ import Testing
         #expect(a.learningRate == 1e-6 && a.perDeviceTrainBatchSize == 4 && a.lrSchedulerType == "linear")
     }
 
+    /// `zero_padding: true` is not built: it is listed with the keys the run notes as ignored.
+    @Test func zeroPaddingSaysItHasNoEffect() throws {
+        let on = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "zero_padding": true}"#), task: .sft)
+        #expect(on.ignoredKeys == ["zero_padding"])
+        let off = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "zero_padding": false}"#), task: .sft)
+        #expect(off.ignoredKeys.isEmpty)
+    }
+
     @Test func unknownKeysWrongTypesAndMissingOutputDir() throws {
         func message(_ json: String) throws -> String {
             do { _ = try TrainingArguments.load(path: try write(json), task: .sft); return "" } catch { return "\(error)" }

@@ -184,6 +184,8 @@ public struct TrainingArguments: Sendable {
         a.maxPromptLen = prompt > 0 ? prompt : nil
         a.chatTemplate = try r.string("chat_template")
         try r.bool("zero_padding", &a.zeroPadding)
+        // Not built (rows are padded per batch, never packed): when asked for, the run says so.
+        if a.zeroPadding { a.ignoredKeys.append("zero_padding") }
         var threads = -1
         try r.int("num_threads", &threads, min: 1)
         a.numThreads = threads > 0 ? threads : nil
