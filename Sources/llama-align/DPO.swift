@@ -1,6 +1,7 @@
 import Alignment
 import ArgumentParser
 import Foundation
+import KernelRuntime
 import LlamaGraphs
 
 /// `llama-align dpo ARGS.json`.
@@ -14,6 +15,7 @@ struct DPO: ParsableCommand {
         if let threads { args.numThreads = threads }
         applyThreads(args.numThreads)
         let s = try DPORun(args: args).run()
+        guard World.isMain else { return }
         if let b = s.evalBefore, let a = s.evalAfter {
             print(String(format: "held-out: reward accuracy %.3f → %.3f, margin %.4f → %.4f, loss %.4f → %.4f",
                          b["rewards/accuracies"] ?? 0, a["rewards/accuracies"] ?? 0, b["rewards/margins"] ?? 0, a["rewards/margins"] ?? 0,

@@ -10,7 +10,11 @@ struct LlamaAlign: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            World.finish()
         } catch {
+            // Under mpirun a failing rank ends the whole job at once (never a hang in an
+            // all-reduce), naming itself and the cause.
+            if World.size > 1 { World.abort(fullMessage(for: error)) }
             exit(withError: error)
         }
     }

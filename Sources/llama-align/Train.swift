@@ -9,6 +9,7 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
     if let threads { args.numThreads = threads }
     applyThreads(args.numThreads)
     let s = try TrainingRun(args: args, task: task).run()
+    guard World.isMain else { return }
     var line = "\(task.rawValue): \(s.steps) steps on \(s.train.examples) rows"
     if let f = s.firstLoss, let l = s.lastLoss { line += String(format: ", loss %.4f → %.4f", f, l) }
     if let e = s.evalLoss { line += String(format: ", eval loss %.4f", e) + (s.evalLossBefore.map { String(format: " (was %.4f)", $0) } ?? "") }
@@ -21,10 +22,14 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
 /// first parallel region starts libomp, so its idle threads do not spin beside OpenBLAS's own
 /// threads during sgemm (measured with `bench train`: 839 → 910 tokens/s on 2 cores); and,
 /// when `num_threads` / `--threads` is given, that many threads for OpenMP and OpenBLAS both.
+/// Under `mpirun`, the default is the machine's cores shared out over the ranks started on it.
 func applyThreads(_ n: Int?) {
     setenv("KMP_BLOCKTIME", "0", 0)
-    guard let n, n > 0 else { return }
-    KernelThreads.set(n)
+    if let n, n > 0 {
+        KernelThreads.set(n)
+    } else if World.localSize > 1 {
+        KernelThreads.set(max(1, ProcessInfo.processInfo.activeProcessorCount / World.localSize))
+    }
 }
 
 /// `llama-align pretrain ARGS.json`.

@@ -26,8 +26,9 @@ public struct LRSchedule: Sendable, Equatable {
 extension TrainingArguments {
     /// Optimizer steps of the run (`max_steps`, else the epochs over `rows` examples) and the
     /// learning-rate schedule over them (`warmup_steps`, else `warmup_ratio` of the steps).
-    public func schedule(rows: Int) -> (steps: Int, lr: LRSchedule) {
-        let perStep = perDeviceTrainBatchSize * gradientAccumulationSteps
+    /// With `ranks` data-parallel processes, a step consumes `ranks` times the rows.
+    public func schedule(rows: Int, ranks: Int = 1) -> (steps: Int, lr: LRSchedule) {
+        let perStep = perDeviceTrainBatchSize * gradientAccumulationSteps * max(ranks, 1)
         let stepsPerEpoch = max(1, (rows + perStep - 1) / perStep)
         // Epochs that ask for more steps than an Int holds run "forever", as max_steps = Int.max does.
         let epochSteps = (Double(stepsPerEpoch) * numTrainEpochs).rounded(.up)

@@ -1,6 +1,8 @@
 import Foundation
+import KernelRuntime
 
-/// `output_dir/metrics.jsonl`: one JSON object per logged step, keys sorted.
+/// `output_dir/metrics.jsonl`: one JSON object per logged step, keys sorted. In a data-parallel
+/// job only rank 0 writes it.
 public final class MetricsLogger: @unchecked Sendable {
     public let path: String
 
@@ -10,6 +12,7 @@ public final class MetricsLogger: @unchecked Sendable {
 
     /// Appends one line (flushed at once).
     public func log(_ values: [String: Double]) throws {
+        guard World.isMain else { return }
         let parts = values.keys.sorted().map { k -> String in
             let v = values[k] ?? 0
             let num = v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)") : "null"
@@ -25,6 +28,7 @@ public final class MetricsLogger: @unchecked Sendable {
 
     /// Keeps only the lines of steps ≤ `step`, so a resumed run's file matches an uninterrupted one.
     public func resume(truncatingAfter step: Int) throws {
+        guard World.isMain else { return }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
         let kept = text.split(separator: "\n").filter { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

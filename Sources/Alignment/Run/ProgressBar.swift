@@ -10,8 +10,11 @@ public final class ProgressBar: @unchecked Sendable {
     var lastDraw = Date.distantPast
     /// Plain mode prints every `every`-th update (and the last).
     public var every: Int
+    /// Draws nothing (the ranks of a data-parallel job other than rank 0).
+    let silent: Bool
 
-    public init(total: Int, label: String, output: FileHandle = .standardError, every: Int = 1, forceTerminal: Bool? = nil) {
+    public init(total: Int, label: String, output: FileHandle = .standardError, every: Int = 1, forceTerminal: Bool? = nil, silent: Bool = false) {
+        self.silent = silent
         self.total = max(total, 1)
         self.label = label
         self.output = output
@@ -35,6 +38,7 @@ public final class ProgressBar: @unchecked Sendable {
     }
 
     public func update(step: Int, fields: [(String, String)]) {
+        if silent { return }
         if isTerminal {
             guard Date().timeIntervalSince(lastDraw) > 0.1 || step >= total else { return }
             lastDraw = Date()
@@ -45,6 +49,6 @@ public final class ProgressBar: @unchecked Sendable {
     }
 
     public func finish() {
-        if isTerminal { output.write(Data("\n".utf8)) }
+        if isTerminal, !silent { output.write(Data("\n".utf8)) }
     }
 }

@@ -18,7 +18,8 @@ public struct DPOSummary: Sendable {
 /// caches them in `output_dir` under a hash of model, data and settings.
 public struct DPORun {
     public let args: TrainingArguments
-    public var log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Where notes go; rank 0's only in a data-parallel job.
+    public var log: @Sendable (String) -> Void = { if World.isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
     public var stopAfter: Int?
 
     public init(args: TrainingArguments) { self.args = args }
@@ -28,8 +29,9 @@ public struct DPORun {
     @discardableResult
     public func run() throws -> DPOSummary {
         let settings = try settings()
-        let lock = try OutputDirLock(outputDir: args.outputDir)
-        defer { lock.release() }
+        try World.start()
+        let lock = World.isMain ? try OutputDirLock(outputDir: args.outputDir) : nil
+        defer { lock?.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }
@@ -68,7 +70,8 @@ public struct DPORun {
                 reference = try ParameterStore(weights: loadModel(path: modelPath, lora: adapter))
             }
         }
-        let (maxSteps, schedule) = args.schedule(rows: train.count)
+        let (maxSteps, schedule) = args.schedule(rows: train.count, ranks: World.size)
+        if World.size > 1 { log("data parallel: \(World.size) ranks × \(args.perDeviceTrainBatchSize) pairs × \(args.gradientAccumulationSteps) accumulation steps per step") }
         var loop = TrainingLoop(args: args, loader: DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize,
                                                           shuffle: args.shuffle, seed: UInt64(args.seed)),
                            maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
@@ -112,8 +115,10 @@ public struct DPORun {
         guard outcome.finished else {
             return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: nil, lastTrain: job.last, data: summary, outputDir: args.outputDir)
         }
-        try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
-                                         adapter: lm.adapterSnapshot(policy.parameters))
+        if World.isMain {
+            try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
+                                             adapter: lm.adapterSnapshot(policy.parameters))
+        }
         return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
@@ -216,20 +221,26 @@ struct ReferenceCache: Codable {
         for p in pairs + dev { for id in p.prompt + p.chosen + p.rejected { h.add(UInt32(bitPattern: id)) }; h.add(p.promptScored.map { $0 ? "1" : "0" }.joined()) }
         h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)")
         let path = (args.outputDir as NSString).appendingPathComponent(String(format: "ref_logps-%016llx.json", h.value))
-        if let data = FileManager.default.contents(atPath: path), let c = try? JSONDecoder().decode(ReferenceCache.self, from: data) {
+        // Rank 0 decides whether the cache is usable, so every rank takes the same branch.
+        let cached = FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ReferenceCache.self, from: $0) }
+        if try World.mainValue(cached == nil ? 0 : 1) == 1 {
+            guard let c = cached else { throw RuntimeError("rank \(World.rank) cannot read \(path), which rank 0 read (is output_dir on a file system every rank shares?)") }
             log("reference log-probs: using \(path)")
             return c
         }
+        // Batches are shared out over the ranks; each fills its rows, the sum gathers them.
         func compute(_ pool: [PreferencePair]) throws -> PairLogps {
-            var out = PairLogps(chosen: [], rejected: [])
-            for start in stride(from: 0, to: pool.count, by: max(args.perDeviceEvalBatchSize, 1)) {
-                let r = try trainer.referenceLogps(PairBatch(Array(pool[start..<min(start + args.perDeviceEvalBatchSize, pool.count)]), pad: pad))
-                out.chosen += r.chosen; out.rejected += r.rejected
+            var chosen = [Float](repeating: 0, count: pool.count), rejected = chosen
+            let step = max(args.perDeviceEvalBatchSize, 1)
+            for (index, start) in stride(from: 0, to: pool.count, by: step).enumerated() where World.owns(index) {
+                let end = min(start + step, pool.count)
+                let r = try trainer.referenceLogps(PairBatch(Array(pool[start..<end]), pad: pad))
+                chosen.replaceSubrange(start..<end, with: r.chosen); rejected.replaceSubrange(start..<end, with: r.rejected)
             }
-            return out
+            return PairLogps(chosen: try World.sum(chosen), rejected: try World.sum(rejected))
         }
         let c = ReferenceCache(trainLogps: try compute(pairs), devLogps: try compute(dev))
-        try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: path), options: .atomic)
+        if World.isMain { try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: path), options: .atomic) }
         log("reference log-probs: computed for \(pairs.count + dev.count) pairs, cached in \(path)")
         return c
     }

@@ -169,17 +169,26 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// Runs the policy forward/backward on every micro-batch (with the given reference
     /// log-probs, or the live reference's), then one AdamW step. Returns the metrics.
+    ///
+    /// In a data-parallel job every rank passes the whole global batch and runs its share
+    /// (`World.share`); pairs are weighted by the global pair count, and the gradients and the
+    /// metric sums are added up over the ranks before the update.
     public func step(_ batches: [PairBatch], references: [PairLogps]? = nil, lr: Double) throws -> Metrics {
         policy.optimizer.zeroGradients()
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
-        var m = try accumulate(batches, references: references, pairs: pairs)
+        var acc = try accumulate(World.share(batches), references: references.map { World.share($0) }, pairs: pairs)
+        if World.size > 1 {
+            try policy.optimizer.sumGradientsOverRanks()
+            try acc.sumOverRanks()
+        }
+        var m = acc.metrics(pairs: pairs, types: settings.lossTypes)
         m["grad_norm"] = try policy.optimizer.apply(lr: lr)
         return m
     }
 
     /// Forward, loss and backward over the micro-batches, with each pair weighted 1/pairs.
-    func accumulate(_ batches: [PairBatch], references: [PairLogps]?, pairs: Int) throws -> Metrics {
+    func accumulate(_ batches: [PairBatch], references: [PairLogps]?, pairs: Int) throws -> MetricSums {
         let s = settings
         let k = DPOLossType.allCases.count
         var acc = MetricSums(k: k)
@@ -204,17 +213,18 @@ public final class DPOTrainer: @unchecked Sendable {
                     losses: get("losses", k * b.batch),
                     logits: PairLogps(chosen: get("logits_chosen", b.batch), rejected: get("logits_rejected", b.batch)), beta: s.beta)
         }
-        return acc.metrics(pairs: pairs, types: s.lossTypes)
+        return acc
     }
     /// The loss and metrics at the current weights, forward only: the policy's log-probs,
-    /// the reference's, then the loss family on them (`llama_dpo.dpo_loss`).
+    /// the reference's, then the loss family on them (`llama_dpo.dpo_loss`). Batches are shared
+    /// out over the ranks of a data-parallel job and the sums added up.
     public func evaluate(_ batches: [PairBatch], references: [PairLogps]? = nil) throws -> Metrics {
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
         let s = settings, k = DPOLossType.allCases.count
         let lossProgram = try CompiledProgram.load("llama_dpo.dpo_loss")
         var acc = MetricSums(k: k)
-        for (i, b) in batches.enumerated() {
+        for (i, b) in batches.enumerated() where World.owns(i) {
             let (p, logits) = try logps(b, under: policy.parameters)
             let ref = try references?[i] ?? referenceLogps(b)
             var keep: [String: AlignedBuffer] = [
@@ -238,6 +248,7 @@ public final class DPOTrainer: @unchecked Sendable {
             acc.loss += s.prefLossRatio * pref + s.sftLossRatio * sft
             acc.add(b, pc: p.chosen, pr: p.rejected, ref: ref, losses: losses, logits: logits, beta: s.beta)
         }
+        try acc.sumOverRanks()
         return acc.metrics(pairs: pairs, types: s.lossTypes)
     }
 }
@@ -268,6 +279,20 @@ struct MetricSums {
         sums["logits/chosen", default: 0] += logits.chosen.reduce(0) { $0 + Double($1) }
         sums["logits/rejected", default: 0] += logits.rejected.reduce(0) { $0 + Double($1) }
         chosenTokens += Double(b.chosenMask.reduce(0, +)); rejectedTokens += Double(b.rejectedMask.reduce(0, +))
+    }
+
+    /// The per-pair sums each rank kept, in a fixed order for the all-reduce.
+    static let keys = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
+                       "sft_loss", "logits/chosen", "logits/rejected"]
+
+    /// Adds up every rank's sums (a no-op with one rank).
+    mutating func sumOverRanks() throws {
+        guard World.size > 1 else { return }
+        let flat = [loss, chosenTokens, rejectedTokens] + Self.keys.map { sums[$0] ?? 0 } + lossTerms
+        let total = try World.sum(flat)
+        (loss, chosenTokens, rejectedTokens) = (total[0], total[1], total[2])
+        for (i, key) in Self.keys.enumerated() { sums[key] = total[3 + i] }
+        lossTerms = Array(total[(3 + Self.keys.count)...])
     }
 
     func metrics(pairs: Int, types: [DPOLossType]) -> DPOTrainer.Metrics {

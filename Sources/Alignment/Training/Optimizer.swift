@@ -115,6 +115,12 @@ public final class AdamW: @unchecked Sendable {
     }
 
     /// Zeroes every gradient.
+    /// Sums the trainable gradients over the ranks of a data-parallel job (one flat all-reduce
+    /// in buckets); a no-op with one rank.
+    public func sumGradientsOverRanks() throws {
+        try World.sum(grads.floats, count: trainableFloats)
+    }
+
     public func zeroGradients() {
         syncLayout()
         memset(grads.raw, 0, grads.byteCount)

@@ -82,11 +82,17 @@ public final class LMTrainer: @unchecked Sendable {
         }
     }
 
+    /// Supervised tokens of `batches` (their masks' sum).
+    static func supervisedTokens(_ batches: [TokenBatch]) -> Int {
+        batches.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
+    }
+
     /// Runs forward and backward on every micro-batch, adding into the gradient buffers.
-    /// Each token's loss weight is 1 / (supervised tokens of all `batches`), so gradients
-    /// accumulated over micro-batches equal those of one big batch. Returns the mean loss.
-    public func accumulateGradients(_ batches: [TokenBatch]) throws -> (loss: Double, tokens: Int) {
-        let tokens = batches.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
+    /// Each token's loss weight is 1 / `tokens` (default: the supervised tokens of all
+    /// `batches`), so gradients accumulated over micro-batches equal those of one big batch.
+    /// Returns the loss summed over `batches` (the mean when `tokens` is theirs).
+    public func accumulateGradients(_ batches: [TokenBatch], tokens: Int? = nil) throws -> (loss: Double, tokens: Int) {
+        let tokens = tokens ?? Self.supervisedTokens(batches)
         guard tokens > 0 else { return (0, 0) }
         var loss = 0.0
         for b in batches {
@@ -111,9 +117,19 @@ public final class LMTrainer: @unchecked Sendable {
     }
 
     /// Gradients over `batches` (micro-batches of one step), then one optimizer update.
+    ///
+    /// In a data-parallel job every rank passes the same `batches` (the whole global batch) and
+    /// runs forward and backward on its share (`World.share`); the loss is normalized by the
+    /// global count of supervised tokens and the gradients are summed over the ranks before the
+    /// update, so N ranks take the step one rank would take over all the micro-batches.
     public func trainStep(_ batches: [TokenBatch], lr: Double) throws -> StepResult {
         optimizer.zeroGradients()
-        let (loss, tokens) = try accumulateGradients(batches)
+        let tokens = Self.supervisedTokens(batches)
+        var (loss, _) = try accumulateGradients(World.share(batches), tokens: tokens)
+        if World.size > 1 {
+            try optimizer.sumGradientsOverRanks()
+            loss = try World.sum([loss])[0]
+        }
         let norm = try optimizer.apply(lr: lr)
         return StepResult(loss: loss, gradNorm: norm, tokens: tokens)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import KernelRuntime
 
 /// What one optimizer step of a run reports to `TrainingLoop`.
 struct RunStepReport {
@@ -47,6 +48,10 @@ struct ResumePoint {
 /// argument file — metrics every `logging_steps` (and the last step), the progress line, an
 /// evaluation every `eval_steps` and a checkpoint every `save_steps` (neither at the last step),
 /// then the final evaluation and checkpoint.
+///
+/// Under `mpirun -np N` every rank runs the same loop: each step draws the micro-batches of the
+/// whole global batch (N × `gradient_accumulation_steps`, the same on every rank) and the job
+/// runs its share; only rank 0 logs, draws the progress line and saves.
 struct TrainingLoop<Item: Sendable> {
     let args: TrainingArguments
     var loader: DataLoader<Item>
@@ -67,14 +72,14 @@ struct TrainingLoop<Item: Sendable> {
 
     /// Runs steps `startStep ..< maxSteps`.
     mutating func run<Job: RunJob>(_ job: inout Job, from startStep: Int) throws -> Outcome where Job.Item == Item {
-        let progress = ProgressBar(total: maxSteps, label: label, every: args.loggingSteps)
+        let progress = ProgressBar(total: maxSteps, label: label, every: args.loggingSteps, silent: !World.isMain)
         StopRequest.install()
         let started = Date()
         var tokens = 0
         var step = startStep
         while step < maxSteps {
             if let stopAfter, step - startStep >= stopAfter { break }
-            let micro = (0..<args.gradientAccumulationSteps).map { _ in loader.next() }
+            let micro = (0..<args.gradientAccumulationSteps * World.size).map { _ in loader.next() }
             let lr = schedule.rate(at: step)
             let t0 = Date()
             var report = try job.step(micro, lr: lr)
@@ -96,11 +101,13 @@ struct TrainingLoop<Item: Sendable> {
                 try metrics.log(e.merging(["step": Double(step)]) { _, s in s })
             }
             let saved = args.saveSteps > 0 && step % args.saveSteps == 0
-            if saved, step < maxSteps {
+            if saved, step < maxSteps, World.isMain {
                 try job.save(step: step, loader: loader.state, epoch: loader.epochProgress)
             }
-            if let signal = StopRequest.signal, step < maxSteps {
-                if !saved { try job.save(step: step, loader: loader.state, epoch: loader.epochProgress) }
+            // Every rank stops at the same step when any of them was signalled.
+            if try World.any(StopRequest.signal != nil), step < maxSteps {
+                let signal = StopRequest.signal ?? SIGTERM
+                if !saved, World.isMain { try job.save(step: step, loader: loader.state, epoch: loader.epochProgress) }
                 progress.finish()
                 throw Interrupted(signal: signal, step: step, outputDir: args.outputDir)
             }
@@ -108,7 +115,7 @@ struct TrainingLoop<Item: Sendable> {
         progress.finish()
         guard step >= maxSteps else { return Outcome(steps: step, finished: false) }
         if let e = try job.evaluate() { try metrics.log(e.merging(["step": Double(maxSteps)]) { _, s in s }) }
-        try job.save(step: maxSteps, loader: loader.state, epoch: loader.epochProgress)
+        if World.isMain { try job.save(step: maxSteps, loader: loader.state, epoch: loader.epochProgress) }
         return Outcome(steps: maxSteps, finished: true)
     }
 }

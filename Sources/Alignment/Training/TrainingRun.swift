@@ -17,8 +17,8 @@ public struct TrainingSummary: Sendable {
 public struct TrainingRun {
     public let args: TrainingArguments
     public let task: TrainingArguments.Task
-    /// Where notes go (progress goes to standard error).
-    public var log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Where notes go (progress goes to standard error); rank 0's only in a data-parallel job.
+    public var log: @Sendable (String) -> Void = { if World.isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
     /// Stops after this many steps of this process (for tests of resuming); nil runs to the end.
     public var stopAfter: Int?
 
@@ -65,8 +65,9 @@ public struct TrainingRun {
     /// Runs to `max_steps` (or the epochs), resuming from the newest checkpoint in `output_dir`.
     @discardableResult
     public func run() throws -> TrainingSummary {
-        let lock = try OutputDirLock(outputDir: args.outputDir)
-        defer { lock.release() }
+        try World.start()
+        let lock = World.isMain ? try OutputDirLock(outputDir: args.outputDir) : nil
+        defer { lock?.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
         for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
         let (tok, tokFiles) = try tokenizer()
@@ -88,7 +89,8 @@ public struct TrainingRun {
         if summary.dropped > 0 || summary.truncated > 0 {
             log("data: \(summary.examples) rows used, \(summary.truncated) truncated, \(summary.dropped) dropped \(summary.droppedReasons)")
         }
-        let (maxSteps, schedule) = args.schedule(rows: train.count)
+        let (maxSteps, schedule) = args.schedule(rows: train.count, ranks: World.size)
+        if World.size > 1 { log("data parallel: \(World.size) ranks × \(args.perDeviceTrainBatchSize) rows × \(args.gradientAccumulationSteps) accumulation steps per step") }
         var loop = TrainingLoop(args: args, loader: DataLoader(items: train, batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle,
                                                           seed: UInt64(args.seed)),
                            maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
@@ -115,7 +117,7 @@ public struct TrainingRun {
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
-        if outcome.finished {
+        if outcome.finished, World.isMain {
             try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles,
                                              adapter: adapterSnapshot(store))
         }
@@ -148,17 +150,17 @@ public struct TrainingRun {
         store.lora.map { AdapterSnapshot(lora: $0, adapters: store.adapters(), config: store.config, baseModel: args.modelNameOrPath) }
     }
 
-    /// Mean NLL per supervised token over `examples`.
+    /// Mean NLL per supervised token over `examples` (chunks shared out over the ranks of a
+    /// data-parallel job, their sums added up).
     func evaluate(_ trainer: LMTrainer, _ examples: [TokenizedExample], pad: Int32) throws -> Double {
-        var sum = 0.0, n = 0
-        var i = 0
-        while i < examples.count {
-            let chunk = Array(examples[i..<min(i + args.perDeviceEvalBatchSize, examples.count)])
+        var sum = 0.0, n = 0.0
+        for (index, start) in stride(from: 0, to: examples.count, by: max(args.perDeviceEvalBatchSize, 1)).enumerated() where World.owns(index) {
+            let chunk = Array(examples[start..<min(start + args.perDeviceEvalBatchSize, examples.count)])
             let r = try trainer.evaluate(collate(chunk, padId: pad))
-            sum += r.sum; n += r.tokens
-            i += chunk.count
+            sum += r.sum; n += Double(r.tokens)
         }
-        return n > 0 ? sum / Double(n) : 0
+        let total = try World.sum([sum, n])
+        return total[1] > 0 ? total[0] / total[1] : 0
     }
 
     func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
