@@ -1,4 +1,6 @@
+import Alignment
 import ArgumentParser
+import Foundation
 import KernelRuntime
 
 /// `llama-align`: align LLaMA models with compiled kernels.
@@ -14,7 +16,13 @@ struct LlamaAlign: ParsableCommand {
         } catch {
             // Under mpirun a failing rank ends the whole job at once (never a hang in an
             // all-reduce), naming itself and the cause.
-            if World.size > 1 { World.abort(fullMessage(for: error)) }
+            if World.size > 1 {
+                // A signal stops every rank at the same step and rank 0 has saved: a clean exit.
+                guard error is Interrupted else { World.abort(fullMessage(for: error)) }
+                if World.isMain { FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8)) }
+                World.finish()
+                Foundation.exit(exitCode(for: error).rawValue)
+            }
             exit(withError: error)
         }
     }

@@ -165,6 +165,30 @@ struct DataParallelTests {
         #expect(message.contains("rank") && message.contains("signal 9"), "\(message)")
     }
 
+    @Test("SIGTERM to one rank: every rank stops at the same step, rank 0 saves it, the message is printed once")
+    func sigtermSavesOneCheckpoint() throws {
+        let (file, out) = try argsFile("sft", accumulation: 1, ["max_steps": 100_000, "eval_steps": 0, "save_steps": 0])
+        let stdout = Pipe(), stderr = Pipe()
+        let job = try MPIRun.start(np: 2, ["sft", file], stdout: stdout, stderr: stderr)
+        defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8))?.isEmpty ?? true { usleep(100_000) }
+        // mpirun forwards a SIGTERM it gets to every rank; here only rank 1 gets one (Foundation's
+        // Process starts mpirun with the signal blocked), which is the harder case.
+        let ranks = try ranksOf(job.processIdentifier)
+        #expect(ranks.count == 2)
+        let sent = Date()
+        kill(try #require(ranks.last), SIGTERM)
+        while job.isRunning, Date().timeIntervalSince(sent) < 30 { usleep(100_000) }
+        #expect(!job.isRunning, "mpirun still running 30 s after SIGTERM")
+        if job.isRunning { return }
+        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(message.components(separatedBy: "SIGTERM received").count == 2, "\(message)")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("checkpoint-") }
+        #expect(saved.count == 1)
+        if let c = saved.first { #expect(FileManager.default.fileExists(atPath: out + "/" + c + "/trainer_state.json")) }
+    }
+
     /// The llama-align processes mpirun started (its children, read from /proc).
     func ranksOf(_ pid: Int32) throws -> [Int32] {
         try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { child in
