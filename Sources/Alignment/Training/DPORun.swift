@@ -31,7 +31,7 @@ public struct DPORun {
         let lock = try OutputDirLock(outputDir: args.outputDir)
         defer { lock.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
-        for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
+        for line in args.startNotes { log(line) }
         guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }
         let tokPath = try tokenizerPath(explicit: args.tokenizerNameOrPath, model: modelPath)
         let tok = try loadTokenizer(path: tokPath)
@@ -50,9 +50,9 @@ public struct DPORun {
         if !summary.warnings.isEmpty { log("data: \(summary.warnings)") }
         guard !train.isEmpty else { throw DataError(paths.train, "no usable pairs") }
         let devPath = args.devDatasetPath ?? paths.dev
-        let dev = try devPath.map {
+        let dev = args.evaluationLimit(try devPath.map {
             try PreferenceDataset.load(path: $0, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit, template: template).0
-        } ?? []
+        } ?? [])
         // The reference: another model, or a frozen copy of the starting policy. With LoRA the
         // starting policy is the base model (the adapters start at zero) or base + `lora_path`'s
         // adapter: the first is the policy's own weights with the adapters off (no copy,
@@ -73,7 +73,7 @@ public struct DPORun {
                                                           shuffle: args.shuffle, seed: UInt64(args.seed)),
                            maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
                            label: "dpo", stopAfter: stopAfter)
-        let resume = try ResumePoint.latest(in: args.outputDir)
+        let resume = try ResumePoint.chosen(by: args, log: log)
         if let resume {
             if let w = resume.weights {
                 guard lora == nil else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
@@ -114,15 +114,16 @@ public struct DPORun {
         }
         try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
                                          adapter: lm.adapterSnapshot(policy.parameters))
-        return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
+        try args.restoreBest(outcome.best, finalStep: outcome.steps, log: log)
+        return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
-                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters))
+                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters), protect: protect)
         if args.refModelUpdateSteps != nil, let ref = t.reference {
             let dir = (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)/reference")
             try HFCheckpoint.save(ref.weights(), to: dir)
@@ -180,8 +181,8 @@ struct DPOJob: RunJob {
         return e.reduce(into: [:]) { $0["eval_\($1.key)"] = $1.value }
     }
 
-    func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles)
+    func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {
+        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles, protect: protect)
     }
 }
 
