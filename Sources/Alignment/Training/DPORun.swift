@@ -152,7 +152,10 @@ struct DPOJob: RunJob {
         self.tokenizerFiles = tokenizerFiles
     }
 
-    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch { PairBatch(idx.map { pool[$0] }, pad: pad) }
+    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch {
+        let b = PairBatch(idx.map { pool[$0] }, pad: pad)
+        return run.args.normalizeLogps ? b.normalizingLengths() : b
+    }
 
     mutating func step(_ micro: [[Int]], lr: Double) throws -> RunStepReport {
         let batches = micro.map { batch($0, train) }
@@ -215,7 +218,7 @@ struct ReferenceCache: Codable {
             for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
         }
         for p in pairs + dev { for id in p.prompt + p.chosen + p.rejected { h.add(UInt32(bitPattern: id)) }; h.add(p.promptScored.map { $0 ? "1" : "0" }.joined()) }
-        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)")
+        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)" + (args.normalizeLogps ? "/normalized" : ""))
         let path = (args.outputDir as NSString).appendingPathComponent(String(format: "ref_logps-%016llx.json", h.value))
         if let data = FileManager.default.contents(atPath: path), let c = try? JSONDecoder().decode(ReferenceCache.self, from: data) {
             log("reference log-probs: using \(path)")
@@ -224,7 +227,8 @@ struct ReferenceCache: Codable {
         func compute(_ pool: [PreferencePair]) throws -> PairLogps {
             var out = PairLogps(chosen: [], rejected: [])
             for start in stride(from: 0, to: pool.count, by: max(args.perDeviceEvalBatchSize, 1)) {
-                let r = try trainer.referenceLogps(PairBatch(Array(pool[start..<min(start + args.perDeviceEvalBatchSize, pool.count)]), pad: pad))
+                let b = PairBatch(Array(pool[start..<min(start + args.perDeviceEvalBatchSize, pool.count)]), pad: pad)
+                let r = try trainer.referenceLogps(args.normalizeLogps ? b.normalizingLengths() : b)
                 out.chosen += r.chosen; out.rejected += r.rejected
             }
             return out
