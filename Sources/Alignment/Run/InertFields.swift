@@ -36,9 +36,10 @@ enum InertFields {
         add(["use_flash_attention", "flash_mask", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn",
              "use_fast_layer_norm", "use_fused_linear", "use_fused_dropout_add", "use_sparse_mask", "use_attn_mask_startend_row_indices",
              "use_quick_lora", "recompute", "recompute_granularity", "refined_recompute", "recompute_use_reentrant", "no_recompute_layers",
-             "pp_recompute_interval", "release_grads", "flatten_param_grads", "to_static", "offload_optim", "device", "no_cuda",
+             "pp_recompute_interval", "release_grads", "flatten_param_grads", "to_static", "offload_optim",
              "autotuner_benchmark", "benchmark", "skip_profile_timer", "skip_memory_metrics", "use_ssa", "sft_benchmark",
              "dpo_benchmark"], compiled)
+        add(["device", "no_cuda"], "the model runs on this machine's CPU cores (compiled C kernels with OpenMP)")
         add(["hidden_dropout_prob", "attention_probs_dropout_prob"], "LLaMA has no dropout layers; the model's graph has none")
         add(["dataloader_num_workers", "dataloader_drop_last", "lazy", "lazy_data_processing", "remove_unused_columns",
              "label_names", "past_index", "prediction_loss_only", "pad_to_multiple_of", "pad_to_max_length", "greedy_zero_padding",
@@ -88,9 +89,10 @@ enum InertFields {
     static func isOff(_ key: String, _ value: Any) -> Bool {
         if value is NSNull { return true }
         if isJSONBool(value) { return (value as? Bool) == false }
-        if let s = value as? String { return s.isEmpty || s == "none" || s == "no" || s == "O0" }
+        if let s = value as? String { return s.isEmpty || s == "none" || s == "no" || s == "O0" || (key == "logging_strategy" && s == "steps") }
         if let l = value as? [Any] { return l.isEmpty || (key == "report_to" && l.allSatisfy { ($0 as? String) == "none" }) }
         if let n = value as? NSNumber {
+            if n.doubleValue == -1 { return true }   // PaddleNLP's "unset"
             if key.hasSuffix("_degree") || key.hasSuffix("_size_MB") { return n.doubleValue <= 1 }
             if key == "dataloader_num_workers" || key == "sequence_parallel" || key == "distributed_dataloader" { return n.doubleValue == 0 }
         }

@@ -235,7 +235,7 @@ public struct TrainingArguments: Sendable {
         a.refModelNameOrPath = try r.string("ref_model_name_or_path")
         try r.bool("precompute_ref_log_probs", &a.precomputeRefLogProbs)
         var updates = -1
-        try r.int("ref_model_update_steps", &updates, min: 1)
+        try r.int("ref_model_update_steps", &updates, min: -1)   // PaddleNLP's −1 (and 0): never
         a.refModelUpdateSteps = updates > 0 ? updates : nil
         try r.bool("lora", &a.lora)
         try r.int("lora_rank", &a.loraRank, min: 1)
