@@ -169,14 +169,29 @@ public enum SFTDataset {
                 out.append(e); summary.count(e)
                 continue
             }
-            let src = try row.strings("src"), tgt = try row.strings("tgt")
-            guard src.count == tgt.count else {
-                throw row.fail("tgt", "has \(tgt.count) turns for \(src.count) in src (expected the same number)")
+            var pairs: [(String, String)], rowTemplate = template
+            switch try TRLRows.sft(row) {
+            case .text(let text)?:
+                guard let (e, cut) = TRLRows.textExample(text, tokenizer, maxSeqLen: maxSeqLen) else {
+                    summary.dropped += 1; summary.droppedReasons["empty text", default: 0] += 1; continue
+                }
+                out.append(e); summary.count(e)
+                if cut { summary.truncated += 1 }
+                continue
+            case .turns(let t, let templated)?:
+                pairs = t
+                if !templated { rowTemplate = .none }
+            case nil:
+                let src = try row.strings("src"), tgt = try row.strings("tgt")
+                guard src.count == tgt.count else {
+                    throw row.fail("tgt", "has \(tgt.count) turns for \(src.count) in src (expected the same number)")
+                }
+                guard !src.isEmpty else { throw row.fail("src", "is an empty list") }
+                if let i = tgt.firstIndex(where: { $0.isEmpty }) { throw row.fail("tgt", "turn \(i) is empty (expected a response)") }
+                pairs = Array(zip(src, tgt))
             }
-            guard !src.isEmpty else { throw row.fail("src", "is an empty list") }
-            if let i = tgt.firstIndex(where: { $0.isEmpty }) { throw row.fail("tgt", "turn \(i) is empty (expected a response)") }
-            let turns = zip(src, tgt).enumerated().map { i, p in
-                let (u, b) = template.render(src: p.0, tgt: p.1, turn: i)
+            let turns = pairs.enumerated().map { i, p in
+                let (u, b) = rowTemplate.render(src: p.0, tgt: p.1, turn: i)
                 return (tokenizer.encode(u), tokenizer.encode(b))
             }
             switch encode(turns, bos: tokenizer.bosId, eos: tokenizer.eosId, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen) {

@@ -110,6 +110,8 @@ public enum PreferenceDataset {
             return PreferenceConversation(history: Array(zip(src.dropLast(), tgt)).map { ($0, $1) }, system: "",
                                           lastUser: src[src.count - 1], chosen: c, rejected: r)
         }
+        // TRL's implicit prompt: only chosen and rejected.
+        if !row.has("prompt"), row.has("chosen"), row.has("rejected") { return try conversation(ImplicitPrompt.extract(row), &s) }
         for key in ["prompt", "chosen", "rejected"] where !row.has(key) { throw row.fail(key, "missing") }
         if row.object["prompt"] is [[String: Any]] || row.object["chosen"] is [[String: Any]] {
             return try messages(row)
