@@ -32,6 +32,13 @@ enum TRLRows {
         return nil
     }
 
+    /// The raw messages of a conversational row (`messages`, or message-list `prompt` + `completion`); nil otherwise.
+    static func conversation(_ row: JSONRow) throws -> [(role: String, content: String)]? {
+        if row.has("messages") { return try messages(row, "messages") }
+        if row.object["prompt"] is [Any], row.object["completion"] is [Any] { return try messages(row, "prompt") + messages(row, "completion") }
+        return nil
+    }
+
     static func messages(_ row: JSONRow, _ key: String) throws -> [(role: String, content: String)] {
         guard let list = row.object[key] as? [Any] else { throw row.fail(key, "is \(typeName(row.object[key] as Any)) (expected a list of {role, content} messages)") }
         return try list.enumerated().map { i, m in
