@@ -151,5 +151,5 @@ func unknownKeyProblem(_ key: String) -> String {
     let guess = closest(to: key, in: TrainingArguments.known)
     let distance = editDistance(guess, String(key.prefix(64)))
     if distance <= max(2, min(key.count, 64) / 4) { return "unknown argument; did you mean '\(guess)'?" }
-    return "unknown argument (not a field llama-align or PaddleNLP's LLaMA argument classes know; see README \"Coming from PaddleNLP\")"
+    return "unknown argument (not a llama-align or PaddleNLP field; see README \"Coming from PaddleNLP\")"
 }
