@@ -60,4 +60,21 @@ import Testing
             "\($0)".contains("s.jsonl:1") && "\($0)".contains("messages") && "\($0)".contains("alternate")
         }
     }
+
+    /// Without `chat_template`, a run renders with the tokenizer's own template (tokenizer_config.json).
+    @Test func aRunUsesTheTokenizersTemplate() throws {
+        let f = try Self.fixture()
+        let dir = SharedFixtures.tempDir("tok-template")
+        for name in ["config.json", "tokenizer.byte"] {
+            try FileManager.default.copyItem(atPath: Demo.root + "/examples/tiny-model/" + name, toPath: dir.appendingPathComponent(name).path)
+        }
+        try JSONSerialization.data(withJSONObject: ["chat_template": f.templates["chatml"] ?? ""]).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        let run = TrainingRun(args: try Demo.args(.sft, model: dir.path), task: .sft)
+        let (tok, _) = try run.tokenizer()
+        let data = Demo.root + "/examples/data/sft_dev.jsonl"
+        let viaRun = try run.read(data, tok).0
+        let direct = try SFTDataset.load(path: data, tokenizer: tok, maxSeqLen: 96, maxPromptLen: 48, template: .hf(.chatml)).0
+        #expect(viaRun == direct && !viaRun.isEmpty)
+        #expect(try run.runTemplate().note?.contains("tokenizer_config.json") == true)
+    }
 }

@@ -144,3 +144,25 @@ public enum HFChatTemplate: String, Sendable, Equatable, CaseIterable {
         return (TokenizedExample(inputIds: ids, labels: labels), cut)
     }
 }
+
+extension ChatTemplate {
+    /// The run's template: `chat_template` when set; else the chat template of the tokenizer's
+    /// `tokenizer_config.json` when it is one of the four recognized (PaddleNLP and TRL render
+    /// with the tokenizer's own template), with a note saying so; else none. An unrecognized
+    /// tokenizer template is noted, and rows are rendered without one.
+    static func forRun(_ name: String?, tokenizerPath: String) throws -> (template: ChatTemplate, note: String?) {
+        if let name, !name.isEmpty { return (try named(name), nil) }
+        var isDir: ObjCBool = false
+        let dir = FileManager.default.fileExists(atPath: tokenizerPath, isDirectory: &isDir) && isDir.boolValue
+            ? tokenizerPath : (tokenizerPath as NSString).deletingLastPathComponent
+        let config = (dir as NSString).appendingPathComponent("tokenizer_config.json")
+        guard let data = FileManager.default.contents(atPath: config),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], obj["chat_template"] != nil else { return (.none, nil) }
+        do {
+            let t = try fromTokenizerConfig(data, file: config)
+            return (t, "chat_template: the tokenizer's (\(config))")
+        } catch {
+            return (.none, "note: \(error); rows are rendered without a template (set chat_template to choose one)")
+        }
+    }
+}

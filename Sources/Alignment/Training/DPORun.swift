@@ -44,7 +44,8 @@ public struct DPORun {
         }
         guard let trainPath = args.trainDatasetPath else { throw RuntimeError("train_dataset_path (or dataset_name_or_path) is required") }
         let paths = try JSONLines.resolve(trainPath)
-        let template = try ChatTemplate.named(args.chatTemplate)
+        let (template, templateNote) = try ChatTemplate.forRun(args.chatTemplate, tokenizerPath: tokPath)
+        if let templateNote { log(templateNote) }
         let (train, summary) = try PreferenceDataset.load(path: paths.train, tokenizer: tok, maxSeqLen: args.maxSeqLen,
                                                           maxPromptLen: args.promptLimit, template: template)
         if !summary.warnings.isEmpty { log("data: \(summary.warnings)") }

@@ -141,9 +141,11 @@ struct TrainingLoop<Item: Sendable> {
         progress.message("saved \((args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)"))")
     }
 
-    /// `eval_loss 1.2345  eval_rewards/accuracies 0.7500`, sorted by name.
+    /// `eval_loss 1.2345  eval_rewards/accuracies 0.7500`: the loss, DPO's accuracy and margin
+    /// when present (every metric is in metrics.jsonl).
     static func describe(_ m: [String: Double]) -> String {
-        m.keys.sorted().map { "\($0) \(number(m[$0] ?? .nan))" }.joined(separator: "  ")
+        let main = ["eval_loss", "eval_rewards/accuracies", "eval_rewards/margins"].filter { m[$0] != nil }
+        return (main.isEmpty ? m.keys.sorted() : main).map { "\($0) \(number(m[$0] ?? .nan))" }.joined(separator: "  ")
     }
 
     static func number(_ v: Double) -> String { v.isFinite && abs(v) < 1e5 ? String(format: "%.4f", v) : "\(v)" }

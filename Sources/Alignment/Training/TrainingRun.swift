@@ -52,13 +52,18 @@ public struct TrainingRun {
         return (try loadTokenizer(path: path), tokenizerFilesFor(path))
     }
 
+    /// The chat template rows are rendered with (`chat_template`, else the tokenizer's own).
+    func runTemplate() throws -> (template: ChatTemplate, note: String?) {
+        try ChatTemplate.forRun(args.chatTemplate, tokenizerPath: tokenizerPath(explicit: args.tokenizerNameOrPath, model: args.modelNameOrPath ?? ""))
+    }
+
     /// Reads a split of the dataset.
     public func read(_ path: String, _ tok: any Tokenizer) throws -> ([TokenizedExample], DatasetSummary) {
         switch task {
         case .pretrain: return try PretrainDataset.load(path: path, tokenizer: tok, maxSeqLen: args.maxSeqLen)
         default:
             return try SFTDataset.load(path: path, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit,
-                                       template: try ChatTemplate.named(args.chatTemplate))
+                                       template: try runTemplate().template)
         }
     }
 
@@ -70,6 +75,7 @@ public struct TrainingRun {
         if let n = args.numThreads { KernelThreads.set(n) }
         for line in args.startNotes { log(line) }
         let (tok, tokFiles) = try tokenizer()
+        if task != .pretrain, let note = try runTemplate().note { log(note) }
         var weights = try initialWeights()
         if args.maxSeqLen > weights.config.maxSeqLen {
             let what = "max_seq_len \(args.maxSeqLen) is above the model's context (\(weights.config.maxSeqLen) positions, max_position_embeddings)"
