@@ -26,8 +26,9 @@ public struct LRSchedule: Sendable, Equatable {
         let progress = min(1, Double(step - warmupSteps) / span)
         switch kind {
         case "constant", "constant_with_warmup": return peak
-        case "cosine": return floor + (peak - floor) * max(0, 0.5 * (1 + cos(Double.pi * 2 * numCycles * progress)))
-        default: return floor + (peak - floor) * max(0, 1 - progress)
+        // min(peak, …): floor + (peak − floor) can round one ulp above the peak.
+        case "cosine": return min(peak, floor + (peak - floor) * max(0, 0.5 * (1 + cos(Double.pi * 2 * numCycles * progress))))
+        default: return min(peak, floor + (peak - floor) * max(0, 1 - progress))
         }
     }
 }

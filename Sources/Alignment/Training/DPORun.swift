@@ -69,6 +69,7 @@ public struct DPORun {
                 reference = try ParameterStore(weights: loadModel(path: modelPath, lora: adapter))
             }
         }
+        if let note = args.evaluationNote(hasDev: !dev.isEmpty) { log(note) }
         let (maxSteps, schedule) = args.schedule(rows: train.count)
         var loop = TrainingLoop(args: args, loader: DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize,
                                                           shuffle: args.shuffle, seed: UInt64(args.seed)),

@@ -37,6 +37,13 @@ extension TrainingArguments {
     var startNotes: [String] {
         (runName.map { ["run: \($0)"] } ?? []) + ignoredNotes
     }
+
+    /// A note when best-model selection or early stopping is asked for but there is nothing to evaluate.
+    func evaluationNote(hasDev: Bool) -> String? {
+        guard !hasDev, loadBestModelAtEnd || earlyStoppingPatience != nil else { return nil }
+        return "note: '\(loadBestModelAtEnd ? "load_best_model_at_end" : "early_stopping_patience")' has no effect here: there is no dev data "
+            + "to evaluate (set dev_dataset_path or put dev.jsonl / dev.json beside train)"
+    }
 }
 
 extension TrainingArguments {

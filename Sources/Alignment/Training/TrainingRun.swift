@@ -94,6 +94,7 @@ public struct TrainingRun {
         if summary.dropped > 0 || summary.truncated > 0 {
             log("data: \(summary.examples) rows used, \(summary.truncated) truncated, \(summary.dropped) dropped \(summary.droppedReasons)")
         }
+        if let note = args.evaluationNote(hasDev: !dev.isEmpty) { log(note) }
         let (maxSteps, schedule) = args.schedule(rows: train.count)
         var loop = TrainingLoop(args: args, loader: DataLoader(items: train, batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle,
                                                           seed: UInt64(args.seed)),
