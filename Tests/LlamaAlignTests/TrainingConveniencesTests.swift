@@ -12,8 +12,14 @@ import Testing
         #expect(s.steps == 6)
         let m = try Demo.metrics(a.outputDir)
         #expect(m.compactMap { $0["step"] }.max() == 6)
-        #expect(m.filter { $0["eval_loss"] != nil }.compactMap { $0["step"] } == [2, 4, 6, 6])
+        #expect(m.filter { $0["eval_loss"] != nil }.compactMap { $0["step"] } == [2, 4, 6])
         #expect(TrainingCheckpoint.latest(in: a.outputDir)?.hasSuffix("checkpoint-6") == true)
+        let saved = try #require(BestModel.saved(in: a.outputDir + "/checkpoint-6"))
+        #expect(saved.bestStep == 2 && saved.misses == 2 && saved.metric == "eval_loss" && !saved.greaterIsBetter)
+        // Started again, the run knows it had stopped: no more steps, nothing more logged.
+        let again = try TrainingRun(args: a, task: .sft).run()
+        let after = try Demo.metrics(a.outputDir)
+        #expect(again.steps == 6 && after.count == m.count)
     }
 
     @Test func theBestCheckpointBecomesTheFinalModelAndSurvivesTheSaveLimit() throws {

@@ -14,12 +14,44 @@ struct BestModel {
     private(set) var bestStep: Int?
     private(set) var misses = 0
 
-    /// nil when the arguments ask for neither a best model nor early stopping.
-    init?(_ args: TrainingArguments) {
+    /// What a checkpoint keeps of it (`checkpoint-N/best_model.json`), so a resumed run compares
+    /// with the same best and counts the same misses.
+    struct State: Codable, Equatable {
+        var metric: String
+        var greaterIsBetter: Bool
+        var best: Double?
+        var bestStep: Int?
+        var misses: Int
+    }
+    static let file = "best_model.json"
+
+    /// nil when the arguments ask for neither a best model nor early stopping. `restoring` is
+    /// the state saved with the checkpoint a run resumes from.
+    init?(_ args: TrainingArguments, restoring saved: State? = nil) {
         guard args.loadBestModelAtEnd || args.earlyStoppingPatience != nil || args.metricForBestModel != nil else { return nil }
         (metric, greaterIsBetter) = args.bestMetric
         threshold = args.earlyStoppingThreshold
         patience = args.earlyStoppingPatience
+        if let saved {
+            (metric, greaterIsBetter, best, bestStep, misses) = (saved.metric, saved.greaterIsBetter, saved.best, saved.bestStep, saved.misses)
+        }
+    }
+
+    var state: State { State(metric: metric, greaterIsBetter: greaterIsBetter, best: best, bestStep: bestStep, misses: misses) }
+
+    /// True when the saved misses already reached the patience (an early-stopped run started again).
+    var stopped: Bool { patience.map { misses >= $0 } ?? false }
+
+    /// The state saved in checkpoint folder `dir`, if any.
+    static func saved(in dir: String) -> State? {
+        FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(file)).flatMap { try? JSONDecoder().decode(State.self, from: $0) }
+    }
+
+    /// Writes the state into checkpoint folder `dir`.
+    func write(to dir: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try BinaryIO.writeAtomically(try enc.encode(state), to: (dir as NSString).appendingPathComponent(Self.file))
     }
 
     /// Records the evaluation at `step`; returns whether it is the new best and whether to stop.

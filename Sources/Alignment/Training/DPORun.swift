@@ -84,6 +84,7 @@ public struct DPORun {
                 throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; resume it with lora true")
             }
             loop.loader.state = resume.state.loader
+            loop.bestSaved = BestModel.saved(in: resume.path)
             let refFile = (resume.path as NSString).appendingPathComponent("reference")
             if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }
             log("resuming from \(resume.path) at step \(resume.state.step)")

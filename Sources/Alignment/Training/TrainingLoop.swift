@@ -57,6 +57,8 @@ struct TrainingLoop<Item: Sendable> {
     let label: String
     /// Stops after this many steps of this process (for tests of resuming); nil runs to the end.
     var stopAfter: Int?
+    /// The best-model / early-stopping state of the checkpoint resumed from.
+    var bestSaved: BestModel.State?
 
     /// Where the loop stopped: the last step when it finished (after the final evaluation and
     /// checkpoint; before `maxSteps` when early stopping ended it), else the step it was stopped
@@ -75,8 +77,13 @@ struct TrainingLoop<Item: Sendable> {
         var tokens = 0
         var step = startStep
         let cadence = args.cadence(stepsPerEpoch: args.stepsPerEpoch(rows: loader.items.count))
-        var tracker = BestModel(args)
+        var tracker = BestModel(args, restoring: bestSaved)
         var stopEarly = false
+        if let t = tracker, t.stopped {
+            // Early stopping had ended this run; it was saved then: nothing more to do.
+            progress.message("early stopping had ended this run at step \(step) (best \(t.metric) \(Self.number(t.best ?? .nan)) at step \(t.bestStep ?? 0))")
+            return Outcome(steps: step, finished: true, best: bestOutcome(t))
+        }
         while step < maxSteps && !stopEarly {
             if let stopAfter, step - startStep >= stopAfter { break }
             let micro = (0..<args.gradientAccumulationSteps).map { _ in loader.next() }
@@ -106,39 +113,46 @@ struct TrainingLoop<Item: Sendable> {
                     tracker = t
                     stopEarly = stop
                     // The best model must be on disk to be restored at the end.
-                    if improved, args.loadBestModelAtEnd { try save(&job, step, progress, protect: step); saved = true }
+                    if improved, args.loadBestModelAtEnd { try save(&job, step, progress, protect: step, tracker: t); saved = true }
                     if stop { progress.message("early stopping: \(t.metric) has not improved for \(t.misses) evaluations (best \(Self.number(t.best ?? .nan)) at step \(t.bestStep ?? 0))") }
                 }
             }
             if !saved, cadence.save > 0, step % cadence.save == 0, step < maxSteps, !stopEarly {
-                try save(&job, step, progress, protect: tracker?.bestStep)
+                try save(&job, step, progress, protect: tracker?.bestStep, tracker: tracker)
                 saved = true
             }
             if let signal = StopRequest.signal, step < maxSteps, !stopEarly {
-                if !saved { try save(&job, step, progress, protect: tracker?.bestStep) }
+                if !saved { try save(&job, step, progress, protect: tracker?.bestStep, tracker: tracker) }
                 progress.finish()
                 throw Interrupted(signal: signal, step: step, outputDir: args.outputDir)
             }
         }
         progress.finish()
         guard step >= maxSteps || stopEarly else { return Outcome(steps: step, finished: false) }
-        if let e = try job.evaluate() {
+        // (Early stopping has just evaluated this step.)
+        if !stopEarly, let e = try job.evaluate() {
             try metrics.log(e.merging(["step": Double(step)]) { _, s in s })
             progress.message("eval at step \(step): " + Self.describe(e))
             if var t = tracker { _ = try t.record(e, step: step, note: progress.message); tracker = t }
         }
         try job.save(step: step, loader: loader.state, epoch: loader.epochProgress, protect: tracker?.bestStep)
-        progress.message("saved \((args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)"))")
-        var outcome = Outcome(steps: step, finished: true)
-        if args.loadBestModelAtEnd, let t = tracker, let s = t.bestStep, let v = t.best {
-            outcome.best = (s, (args.outputDir as NSString).appendingPathComponent("checkpoint-\(s)"), v, t.metric)
-        }
-        return outcome
+        progress.message("saved \(checkpoint(step))")
+        try tracker?.write(to: checkpoint(step))
+        return Outcome(steps: step, finished: true, best: tracker.flatMap(bestOutcome))
     }
 
-    func save<Job: RunJob>(_ job: inout Job, _ step: Int, _ progress: ProgressBar, protect: Int?) throws {
+    /// The best checkpoint to restore at the end (only with `load_best_model_at_end`).
+    func bestOutcome(_ t: BestModel) -> (step: Int, path: String, value: Double, metric: String)? {
+        guard args.loadBestModelAtEnd, let s = t.bestStep, let v = t.best else { return nil }
+        return (s, checkpoint(s), v, t.metric)
+    }
+
+    func checkpoint(_ step: Int) -> String { (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)") }
+
+    func save<Job: RunJob>(_ job: inout Job, _ step: Int, _ progress: ProgressBar, protect: Int?, tracker: BestModel?) throws {
         try job.save(step: step, loader: loader.state, epoch: loader.epochProgress, protect: protect)
-        progress.message("saved \((args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)"))")
+        try tracker?.write(to: checkpoint(step))
+        progress.message("saved \(checkpoint(step))")
     }
 
     /// `eval_loss 1.2345  eval_rewards/accuracies 0.7500`: the loss, DPO's accuracy and margin

@@ -107,6 +107,7 @@ public struct TrainingRun {
                 weights = w
             }
             loop.loader.state = resume.state.loader
+            loop.bestSaved = BestModel.saved(in: resume.path)
             log("resuming from \(resume.path) at step \(resume.state.step)")
         }
         let startStep = resume?.state.step ?? 0
