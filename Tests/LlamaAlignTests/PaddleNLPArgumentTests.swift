@@ -106,6 +106,8 @@ import Testing
         }
         let a = try TrainingArguments.parse(["output_dir": "o", "optim": "adamw_torch", "intokens": true, "max_seq_length": 99,
                                              "task_name_or_path": "d.jsonl", "run_name": "r1"], file: "f.json", task: .sft)
+        let dpo = try TrainingArguments.parse(["output_dir": "o", "continue_training": 0], file: "f.json", task: .dpo)
+        #expect(dpo.ignoredNotes == ["note: 'continue_training' has no effect here: DPO starts from model_name_or_path's weights (only pretraining and SFT start from random ones)"])
         #expect(a.zeroPadding && a.ignoredKeys == ["intokens"] && a.maxSeqLen == 99 && a.trainDatasetPath == "d.jsonl" && a.startNotes.first == "run: r1")
     }
 

@@ -31,6 +31,7 @@ extension TrainingArguments {
 
     static let extraReasons: [String: String] = [
         "zero_padding": "rows are padded per batch, never packed",
+        "continue_training": "DPO starts from model_name_or_path's weights (only pretraining and SFT start from random ones)",
         "intokens": "PaddleNLP's old name for zero_padding; rows are padded per batch, never packed",
         "lora_plus_scale": "LoRA+ is not built yet: B learns at learning_rate like A",
         "rslora_plus": "sets rslora and lora_alpha 4 as PaddleNLP does; its LoRA+ factor 4 is not built yet (B learns at learning_rate)",
@@ -75,6 +76,7 @@ extension TrainingArguments {
         }
         try r.bool("overwrite_output_dir", &overwriteOutputDir)
         try Self.readTruth(r, "continue_training", &continueTraining)
+        if task == .dpo, !continueTraining { noteIgnored("continue_training") }
         try r.bool("normalize_logps", &normalizeLogps)
         var offset = 0.0
         try r.double("offset_alpha", &offset, min: 0)
