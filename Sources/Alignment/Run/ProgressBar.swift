@@ -13,8 +13,8 @@ public final class ProgressBar: @unchecked Sendable {
     let isTerminal: Bool
     let started = Date()
     var lastDraw = Date.distantPast
-    /// The last progress line drawn (redrawn after a message).
-    var lastLine: String?
+    /// The latest update (redrawn after a message, even when its own draw was skipped).
+    var latest: (step: Int, fields: [(String, String)])?
     /// Plain mode prints every `every`-th update (and the last).
     public var every: Int
     /// The terminal's width in columns (nil: ask the terminal, then `COLUMNS`, else 80).
@@ -57,27 +57,22 @@ public final class ProgressBar: @unchecked Sendable {
             let stats = kept.map { "  \($0.0) \($0.1)" }.joined()
             return "\(label) \(bar)\(step)/\(total)\(stats)  ETA \(clock)"
         }
-        var kept = fields[...]
-        while true {
-            let s = render(kept, bar: 24)
-            if s.count <= room { return s }
-            if kept.isEmpty { break }
-            kept = kept.dropLast()
-        }
-        for width in stride(from: 20, through: 0, by: -4) {
-            let s = render([], bar: width)
-            if s.count <= room { return s }
+        // As many fields as fit beside a bar of 24, 16 or 8 cells; then no bar; then cut.
+        for kept in stride(from: fields.count, through: 0, by: -1) {
+            for width in [24, 16, 8] {
+                let s = render(fields.prefix(kept), bar: width)
+                if s.count <= room { return s }
+            }
         }
         return String(render([], bar: 0).prefix(room))
     }
 
     public func update(step: Int, fields: [(String, String)]) {
         if isTerminal {
+            latest = (step, fields)
             guard Date().timeIntervalSince(lastDraw) > 0.1 || step >= total else { return }
             lastDraw = Date()
-            let l = line(step: step, fields: fields)
-            lastLine = l
-            output.write(Data(("\r\u{1B}[K" + l).utf8))
+            output.write(Data(("\r\u{1B}[K" + line(step: step, fields: fields)).utf8))
         } else if step % every == 0 || step >= total {
             output.write(Data((line(step: step, fields: fields) + "\n").utf8))
         }
@@ -86,14 +81,14 @@ public final class ProgressBar: @unchecked Sendable {
     /// Prints `text` on its own line above the progress line (which is redrawn on a terminal).
     public func message(_ text: String) {
         if isTerminal {
-            output.write(Data(("\r\u{1B}[K" + text + "\n" + (lastLine ?? "")).utf8))
+            output.write(Data(("\r\u{1B}[K" + text + "\n" + (latest.map { line(step: $0.step, fields: $0.fields) } ?? "")).utf8))
         } else {
             output.write(Data((text + "\n").utf8))
         }
     }
 
     public func finish() {
-        if isTerminal, lastLine != nil { output.write(Data("\n".utf8)) }
-        lastLine = nil
+        if isTerminal, latest != nil { output.write(Data("\n".utf8)) }
+        latest = nil
     }
 }
