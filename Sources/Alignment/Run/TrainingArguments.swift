@@ -73,9 +73,38 @@ public struct TrainingArguments: Sendable {
     public var loraPath: String?
     public var prefixTuning = false
     public var numPrefixTokens = 16
+    /// LoRA+'s learning-rate factor for B (parsed; not built yet: a value ≠ 1 is noted).
+    public var loraPlusScale = 1.0
+    // PaddleNLP / Hugging Face conveniences (`TrainingArguments+PaddleNLP.swift` parses them).
+    /// `evaluation_strategy` / `eval_strategy` and `save_strategy`: "steps", "epoch" or "no"; nil keeps `eval_steps`/`save_steps` as given.
+    public var evalStrategy: String?
+    public var saveStrategy: String?
+    public var loggingFirstStep = false
+    /// Evaluation reads at most this many batches of the dev split (−1: all).
+    public var maxEvaluateSteps = -1
+    public var optim = "adamw"
+    /// The floor the schedule decays to (`min_learning_rate`, `min_lr`).
+    public var minLearningRate = 0.0
+    /// Waves of the cosine schedule (0.5: one half-cycle to the floor).
+    public var numCycles = 0.5
+    /// Steps the decay spans (`decay_steps`; 0: the whole run); after them the rate stays at the floor.
+    public var decaySteps = 0
+    public var runName: String?
+    public var loadBestModelAtEnd = false
+    public var metricForBestModel: String?
+    public var greaterIsBetter: Bool?
+    public var earlyStoppingPatience: Int?
+    public var earlyStoppingThreshold = 0.0
+    /// `resume_from_checkpoint`: a checkpoint folder, or "true" for the newest in `output_dir`.
+    public var resumeFromCheckpoint: String?
+    public var overwriteOutputDir = false
+    /// `continue_training: false` starts from random weights of the model's config.json.
+    public var continueTraining = true
+    /// PaddleNLP's `normalize_logps` (DPO): each side's log-prob scaled by (mean length of the pair) / (its length).
+    public var normalizeLogps = false
 
     /// PaddleNLP keys that have no meaning here; accepted with a note.
-    public private(set) var ignoredKeys: [String] = []
+    public internal(set) var ignoredKeys: [String] = []
 
     public init(outputDir: String) { self.outputDir = outputDir }
 
@@ -92,11 +121,10 @@ public struct TrainingArguments: Sendable {
     static let ignorable: Set<String> = [
         "fp16", "bf16", "fp16_opt_level", "amp_master_grad", "tensor_parallel_degree", "pipeline_parallel_degree",
         "sharding", "sharding_parallel_degree", "sep_parallel_degree", "use_flash_attention", "flash_mask", "recompute",
-        "recompute_granularity", "do_train", "do_eval", "do_predict", "overwrite_output_dir", "disable_tqdm",
-        "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "evaluation_strategy", "eval_strategy",
-        "save_strategy", "logging_dir", "report_to", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
-        "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn", "continue_training",
-        "lazy", "use_attn_mask_startend_row_indices", "num_cycles", "lr_end", "power", "min_learning_rate",
+        "recompute_granularity", "do_train", "do_eval", "do_predict", "disable_tqdm",
+        "logging_dir", "report_to", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
+        "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn",
+        "lazy", "use_attn_mask_startend_row_indices", "lr_end", "power",
     ]
 
     /// Every accepted key (aliases included), for suggestions.
@@ -110,7 +138,7 @@ public struct TrainingArguments: Sendable {
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
         "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens",
-    ]
+    ] + conveniences
 
     /// Parses an argument file for `task`.
     public static func load(path: String, task: Task) throws -> TrainingArguments {
@@ -133,9 +161,15 @@ public struct TrainingArguments: Sendable {
         a.learningRate = task == .dpo ? 1e-6 : (task == .pretrain ? 3e-4 : 5e-5)
         let r = ArgumentReader(obj: obj, file: file)
         for key in obj.keys.sorted() where !known.contains(key) {
-            if ignorable.contains(key) { a.ignoredKeys.append(key); continue }
-            let guess = closest(to: key, in: known)
-            throw ArgumentsError(file, key, "unknown argument; did you mean '\(guess)'?")
+            if let method = InertFields.unbuiltMethods[key] {
+                guard let v = obj[key], InertFields.isOff(key, v) else { throw ArgumentsError(file, key, "\(method) is not available; set it to false (or remove it)") }
+                continue
+            }
+            if ignorable.contains(key) || InertFields.reasons[key] != nil {
+                if let v = obj[key], !InertFields.isOff(key, v) { a.noteIgnored(key) }
+                continue
+            }
+            throw ArgumentsError(file, key, unknownKeyProblem(key))
         }
         a.modelNameOrPath = try r.string("model_name_or_path")
         a.tokenizerNameOrPath = try r.string("tokenizer_name_or_path")
@@ -155,8 +189,8 @@ public struct TrainingArguments: Sendable {
         try r.int("max_steps", &a.maxSteps, min: -1)
         try r.double("learning_rate", &a.learningRate, min: 0)
         if let s = try r.string("lr_scheduler_type") {
-            guard ["linear", "cosine", "constant"].contains(s) else {
-                throw ArgumentsError(file, "lr_scheduler_type", "'\(s)' is not one of linear, cosine, constant")
+            guard ["linear", "cosine", "constant", "constant_with_warmup"].contains(s) else {
+                throw ArgumentsError(file, "lr_scheduler_type", "'\(s)' is not one of linear, cosine, constant, constant_with_warmup")
             }
             a.lrSchedulerType = s
         }
@@ -185,7 +219,7 @@ public struct TrainingArguments: Sendable {
         a.chatTemplate = try r.string("chat_template")
         try r.bool("zero_padding", &a.zeroPadding)
         // Not built (rows are padded per batch, never packed): when asked for, the run says so.
-        if a.zeroPadding { a.ignoredKeys.append("zero_padding") }
+        if a.zeroPadding { a.noteIgnored("zero_padding") }
         var threads = -1
         try r.int("num_threads", &threads, min: 1)
         a.numThreads = threads > 0 ? threads : nil
@@ -201,7 +235,7 @@ public struct TrainingArguments: Sendable {
         a.refModelNameOrPath = try r.string("ref_model_name_or_path")
         try r.bool("precompute_ref_log_probs", &a.precomputeRefLogProbs)
         var updates = -1
-        try r.int("ref_model_update_steps", &updates, min: 1)
+        try r.int("ref_model_update_steps", &updates, min: -1)   // PaddleNLP's −1 (and 0): never
         a.refModelUpdateSteps = updates > 0 ? updates : nil
         try r.bool("lora", &a.lora)
         try r.int("lora_rank", &a.loraRank, min: 1)
@@ -212,6 +246,7 @@ public struct TrainingArguments: Sendable {
         a.loraPath = try r.string("lora_path")
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
+        try a.parseConveniences(r, task: task)
         for (key, value) in [("adam_beta1", a.adamBeta1), ("adam_beta2", a.adamBeta2)] where !(value < 1) {
             throw ArgumentsError(file, key, "must be in [0, 1), got \(value)")
         }

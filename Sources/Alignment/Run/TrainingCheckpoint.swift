@@ -29,7 +29,8 @@ public enum TrainingCheckpoint {
     /// Writes `checkpoint-STEP/`: the model (`weights`), or with `adapter` only the LoRA
     /// adapter in PEFT's layout (the frozen base stays where the run read it).
     public static func save(outputDir: String, step: Int, weights: LlamaWeights, optimizer: [String: [Float]],
-                            state: TrainerState, tokenizerFiles: [String], keep: Int?, adapter: AdapterSnapshot? = nil) throws {
+                            state: TrainerState, tokenizerFiles: [String], keep: Int?, adapter: AdapterSnapshot? = nil,
+                            protect: Int? = nil) throws {
         let fm = FileManager.default
         let final = (outputDir as NSString).appendingPathComponent("checkpoint-\(step)")
         let temp = (outputDir as NSString).appendingPathComponent(".checkpoint-\(step).tmp-\(UUID().uuidString.prefix(8))")
@@ -51,7 +52,7 @@ public enum TrainingCheckpoint {
             try? fm.removeItem(atPath: temp)
             throw error
         }
-        if let keep { try rotate(outputDir: outputDir, keep: keep) }
+        if let keep { try rotate(outputDir: outputDir, keep: keep, protect: protect) }
     }
 
     /// Completed checkpoints, oldest first.
@@ -78,9 +79,10 @@ public enum TrainingCheckpoint {
         }.sorted().map { (outputDir as NSString).appendingPathComponent($0) }
     }
 
-    static func rotate(outputDir: String, keep: Int) throws {
+    /// Removes all but the newest `keep` checkpoints, sparing `checkpoint-PROTECT` (the best model's).
+    static func rotate(outputDir: String, keep: Int, protect: Int? = nil) throws {
         let list = all(in: outputDir)
-        for old in list.dropLast(keep) { try FileManager.default.removeItem(atPath: old.path) }
+        for old in list.dropLast(keep) where old.step != protect { try FileManager.default.removeItem(atPath: old.path) }
     }
 
     /// Reads a checkpoint; `weights` is nil for a LoRA checkpoint (adapter only: read it with

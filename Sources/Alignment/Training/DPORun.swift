@@ -33,7 +33,7 @@ public struct DPORun {
         let lock = World.isMain ? try OutputDirLock(outputDir: args.outputDir) : nil
         defer { lock?.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
-        for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
+        for line in args.startNotes { log(line) }
         guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }
         let tokPath = try tokenizerPath(explicit: args.tokenizerNameOrPath, model: modelPath)
         let tok = try loadTokenizer(path: tokPath)
@@ -46,15 +46,16 @@ public struct DPORun {
         }
         guard let trainPath = args.trainDatasetPath else { throw RuntimeError("train_dataset_path (or dataset_name_or_path) is required") }
         let paths = try JSONLines.resolve(trainPath)
-        let template = try ChatTemplate.named(args.chatTemplate)
+        let (template, templateNote) = try ChatTemplate.forRun(args.chatTemplate, tokenizerPath: tokPath)
+        if let templateNote { log(templateNote) }
         let (train, summary) = try PreferenceDataset.load(path: paths.train, tokenizer: tok, maxSeqLen: args.maxSeqLen,
                                                           maxPromptLen: args.promptLimit, template: template)
         if !summary.warnings.isEmpty { log("data: \(summary.warnings)") }
         guard !train.isEmpty else { throw DataError(paths.train, "no usable pairs") }
         let devPath = args.devDatasetPath ?? paths.dev
-        let dev = try devPath.map {
+        let dev = args.evaluationLimit(try devPath.map {
             try PreferenceDataset.load(path: $0, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit, template: template).0
-        } ?? []
+        } ?? [])
         // The reference: another model, or a frozen copy of the starting policy. With LoRA the
         // starting policy is the base model (the adapters start at zero) or base + `lora_path`'s
         // adapter: the first is the policy's own weights with the adapters off (no copy,
@@ -70,13 +71,14 @@ public struct DPORun {
                 reference = try ParameterStore(weights: loadModel(path: modelPath, lora: adapter))
             }
         }
+        if let note = args.evaluationNote(hasDev: !dev.isEmpty) { log(note) }
         let (maxSteps, schedule) = args.schedule(rows: train.count, ranks: World.size)
         if World.size > 1 { log("data parallel: \(World.size) ranks × \(args.perDeviceTrainBatchSize) pairs × \(args.gradientAccumulationSteps) accumulation steps per step") }
         var loop = TrainingLoop(args: args, loader: DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize,
                                                           shuffle: args.shuffle, seed: UInt64(args.seed)),
                            maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
                            label: "dpo", stopAfter: stopAfter)
-        let resume = try ResumePoint.latest(in: args.outputDir)
+        let resume = try ResumePoint.chosen(by: args, log: log)
         if let resume {
             if let w = resume.weights {
                 guard lora == nil else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
@@ -85,6 +87,7 @@ public struct DPORun {
                 throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; resume it with lora true")
             }
             loop.loader.state = resume.state.loader
+            loop.bestSaved = BestModel.saved(in: resume.path)
             let refFile = (resume.path as NSString).appendingPathComponent("reference")
             if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }
             log("resuming from \(resume.path) at step \(resume.state.step)")
@@ -118,16 +121,17 @@ public struct DPORun {
         if World.isMain {
             try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
                                              adapter: lm.adapterSnapshot(policy.parameters))
+            try args.restoreBest(outcome.best, finalStep: outcome.steps, log: log)
         }
-        return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
+        return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
-                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters))
+                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters), protect: protect)
         if args.refModelUpdateSteps != nil, let ref = t.reference {
             let dir = (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)/reference")
             try HFCheckpoint.save(ref.weights(), to: dir)
@@ -156,7 +160,10 @@ struct DPOJob: RunJob {
         self.tokenizerFiles = tokenizerFiles
     }
 
-    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch { PairBatch(idx.map { pool[$0] }, pad: pad) }
+    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch {
+        let b = PairBatch(idx.map { pool[$0] }, pad: pad)
+        return run.args.normalizeLogps ? b.normalizingLengths() : b
+    }
 
     mutating func step(_ micro: [[Int]], lr: Double) throws -> RunStepReport {
         let batches = micro.map { batch($0, train) }
@@ -185,8 +192,8 @@ struct DPOJob: RunJob {
         return e.reduce(into: [:]) { $0["eval_\($1.key)"] = $1.value }
     }
 
-    func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles)
+    func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {
+        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles, protect: protect)
     }
 }
 
@@ -219,7 +226,7 @@ struct ReferenceCache: Codable {
             for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
         }
         for p in pairs + dev { for id in p.prompt + p.chosen + p.rejected { h.add(UInt32(bitPattern: id)) }; h.add(p.promptScored.map { $0 ? "1" : "0" }.joined()) }
-        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)")
+        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)" + (args.normalizeLogps ? "/normalized" : ""))
         let path = (args.outputDir as NSString).appendingPathComponent(String(format: "ref_logps-%016llx.json", h.value))
         // Rank 0 decides whether the cache is usable, so every rank takes the same branch.
         let cached = FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ReferenceCache.self, from: $0) }
@@ -234,7 +241,8 @@ struct ReferenceCache: Codable {
             let step = max(args.perDeviceEvalBatchSize, 1)
             for (index, start) in stride(from: 0, to: pool.count, by: step).enumerated() where World.owns(index) {
                 let end = min(start + step, pool.count)
-                let r = try trainer.referenceLogps(PairBatch(Array(pool[start..<end]), pad: pad))
+                let b = PairBatch(Array(pool[start..<end]), pad: pad)
+                let r = try trainer.referenceLogps(args.normalizeLogps ? b.normalizingLengths() : b)
                 chosen.replaceSubrange(start..<end, with: r.chosen); rejected.replaceSubrange(start..<end, with: r.rejected)
             }
             return PairLogps(chosen: try World.sum(chosen), rejected: try World.sum(rejected))

@@ -37,7 +37,9 @@ public struct DPOSettings: Sendable, Equatable {
                 let all = DPOLossType.allCases.map(\.rawValue)
                 let guess = closest(to: name, in: all)
                 let shown = name.count > 64 ? name.prefix(64) + "…" : name
-                throw RuntimeError("loss_type '\(shown)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
+                let near = editDistance(guess, String(name.prefix(64))) <= max(2, min(name.count, 64) / 4)
+                throw RuntimeError("loss_type '\(shown)' is not supported" + (near ? "; did you mean '\(guess)'?" : "")
+                                   + " (supported: \(all.joined(separator: ", ")))")
             }
             return t
         }

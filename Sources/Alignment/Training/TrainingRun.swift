@@ -37,10 +37,10 @@ public struct TrainingRun {
         let hasWeights = ["model.safetensors", "model.safetensors.index.json"].contains {
             fm.fileExists(atPath: (path as NSString).appendingPathComponent($0))
         }
-        if fm.fileExists(atPath: config), !hasWeights {
+        if fm.fileExists(atPath: config), !hasWeights || !args.continueTraining {
             var (c, tied) = try HFConfig.load(path: config)
             c.tiedEmbeddings = tied ?? true
-            log("note: \(path) has no weights; initialising \(c.nLayers) layers × dim \(c.dim) at random (seed \(args.seed))")
+            log("note: \(path) \(hasWeights ? "(continue_training false)" : "has no weights"); initialising \(c.nLayers) layers × dim \(c.dim) at random (seed \(args.seed))")
             return LlamaWeights.random(config: c, seed: UInt64(args.seed), scale: 0.02)
         }
         return try loadModel(path: path)
@@ -52,13 +52,18 @@ public struct TrainingRun {
         return (try loadTokenizer(path: path), tokenizerFilesFor(path))
     }
 
+    /// The chat template rows are rendered with (`chat_template`, else the tokenizer's own).
+    func runTemplate() throws -> (template: ChatTemplate, note: String?) {
+        try ChatTemplate.forRun(args.chatTemplate, tokenizerPath: tokenizerPath(explicit: args.tokenizerNameOrPath, model: args.modelNameOrPath ?? ""))
+    }
+
     /// Reads a split of the dataset.
     public func read(_ path: String, _ tok: any Tokenizer) throws -> ([TokenizedExample], DatasetSummary) {
         switch task {
         case .pretrain: return try PretrainDataset.load(path: path, tokenizer: tok, maxSeqLen: args.maxSeqLen)
         default:
             return try SFTDataset.load(path: path, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit,
-                                       template: try ChatTemplate.named(args.chatTemplate))
+                                       template: try runTemplate().template)
         }
     }
 
@@ -69,8 +74,9 @@ public struct TrainingRun {
         let lock = World.isMain ? try OutputDirLock(outputDir: args.outputDir) : nil
         defer { lock?.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
-        for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
+        for line in args.startNotes { log(line) }
         let (tok, tokFiles) = try tokenizer()
+        if task != .pretrain, let note = try runTemplate().note { log(note) }
         var weights = try initialWeights()
         if args.maxSeqLen > weights.config.maxSeqLen {
             let what = "max_seq_len \(args.maxSeqLen) is above the model's context (\(weights.config.maxSeqLen) positions, max_position_embeddings)"
@@ -85,23 +91,25 @@ public struct TrainingRun {
         let (train, summary) = try read(paths.train, tok)
         guard !train.isEmpty else { throw DataError(paths.train, "no usable rows (\(summary.dropped) dropped)") }
         let devPath = args.devDatasetPath ?? paths.dev
-        let dev = try devPath.map { try read($0, tok).0 } ?? []
+        let dev = args.evaluationLimit(try devPath.map { try read($0, tok).0 } ?? [])
         if summary.dropped > 0 || summary.truncated > 0 {
             log("data: \(summary.examples) rows used, \(summary.truncated) truncated, \(summary.dropped) dropped \(summary.droppedReasons)")
         }
+        if let note = args.evaluationNote(hasDev: !dev.isEmpty) { log(note) }
         let (maxSteps, schedule) = args.schedule(rows: train.count, ranks: World.size)
         if World.size > 1 { log("data parallel: \(World.size) ranks × \(args.perDeviceTrainBatchSize) rows × \(args.gradientAccumulationSteps) accumulation steps per step") }
         var loop = TrainingLoop(args: args, loader: DataLoader(items: train, batchSize: args.perDeviceTrainBatchSize, shuffle: args.shuffle,
                                                           seed: UInt64(args.seed)),
                            maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
                            label: task.rawValue, stopAfter: stopAfter)
-        let resume = try ResumePoint.latest(in: args.outputDir)
+        let resume = try ResumePoint.chosen(by: args, log: log)
         if let resume {
             if let w = resume.weights {
                 guard !args.lora else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
                 weights = w
             }
             loop.loader.state = resume.state.loader
+            loop.bestSaved = BestModel.saved(in: resume.path)
             log("resuming from \(resume.path) at step \(resume.state.step)")
         }
         let startStep = resume?.state.step ?? 0
@@ -120,6 +128,7 @@ public struct TrainingRun {
         if outcome.finished, World.isMain {
             try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles,
                                              adapter: adapterSnapshot(store))
+            try args.restoreBest(outcome.best, finalStep: outcome.steps, log: log)
         }
         return TrainingSummary(steps: outcome.steps, firstLoss: job.firstLoss, lastLoss: job.lastLoss, evalLossBefore: evalBefore,
                                evalLoss: job.evalLoss, train: summary, outputDir: args.outputDir)
@@ -163,11 +172,12 @@ public struct TrainingRun {
         return total[1] > 0 ? total[0] / total[1] : 0
     }
 
-    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
-                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit, adapter: adapterSnapshot(trainer.parameters))
+                                    tokenizerFiles: tokFiles, keep: args.saveTotalLimit, adapter: adapterSnapshot(trainer.parameters),
+                                    protect: protect)
     }
 }
 
@@ -205,7 +215,7 @@ struct LMJob: RunJob {
         return ["eval_loss": loss]
     }
 
-    func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step: step, loader: loader, epoch: epoch, tokenizerFiles)
+    func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {
+        try run.save(trainer, step: step, loader: loader, epoch: epoch, tokenizerFiles, protect: protect)
     }
 }
