@@ -28,7 +28,8 @@ public enum PEFTAdapter {
         let json = try? JSONSerialization.jsonObject(with: try BinaryIO.readFile(configPath))
         guard let root = json as? [String: Any] else { throw CheckpointError(configPath, "expected a JSON object") }
         if let type = root["peft_type"] as? String, type != "LORA" {
-            throw CheckpointError(configPath, "peft_type is \(type); only LORA adapters load here")
+            let hint = type == "PREFIX_TUNING" ? " (a prefix adapter: pass it as --prefix, or prefix_path with prefix_tuning)" : ""
+            throw CheckpointError(configPath, "peft_type is \(type); only LORA adapters load here\(hint)")
         }
         for flag in ["use_dora", "fan_in_fan_out"] where (root[flag] as? Bool) == true {
             throw CheckpointError(configPath, "\(flag) is not supported")
@@ -149,9 +150,14 @@ public enum PEFTAdapter {
     }
 }
 
-/// A LoRA run's adapters at one moment, as checkpoints write them (`PEFTAdapter.save`).
+/// A LoRA or prefix-tuning run's adapters at one moment, as checkpoints write them
+/// (`PEFTAdapter.save`, `PEFTPrefix.save`).
 public struct AdapterSnapshot: Sendable {
-    public var lora: LoRAConfig
+    /// The LoRA setup (nil for a prefix).
+    public var lora: LoRAConfig?
+    /// The prefix setup (nil for LoRA).
+    public var prefix: PrefixConfig?
+    /// The adapter tensors by internal name (`lora_a_wq`, …, or `prefix_kv`).
     public var adapters: [String: [Float]]
     /// The base model's configuration.
     public var config: LlamaConfig
@@ -162,8 +168,27 @@ public struct AdapterSnapshot: Sendable {
         self.lora = lora; self.adapters = adapters; self.config = config; self.baseModel = baseModel
     }
 
+    public init(prefix: PrefixConfig, table: [Float], config: LlamaConfig, baseModel: String? = nil) {
+        self.prefix = prefix; self.adapters = [Prefix.parameter: table]; self.config = config; self.baseModel = baseModel
+    }
+
+    /// What `store` holds beside the model (nil for the model alone).
+    public init?(_ store: ParameterStore, baseModel: String?) {
+        if let lora = store.lora {
+            self.init(lora: lora, adapters: store.adapters(), config: store.config, baseModel: baseModel)
+        } else if let prefix = store.prefix {
+            self.init(prefix: prefix, table: store.adapters()[Prefix.parameter] ?? [], config: store.config, baseModel: baseModel)
+        } else {
+            return nil
+        }
+    }
+
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `directory`.
     public func save(to directory: String) throws {
-        try PEFTAdapter.save(lora: lora, adapters: adapters, config: config, to: directory, baseModel: baseModel)
+        if let prefix {
+            try PEFTPrefix.save(prefix: prefix, table: adapters[Prefix.parameter] ?? [], config: config, to: directory, baseModel: baseModel)
+        } else if let lora {
+            try PEFTAdapter.save(lora: lora, adapters: adapters, config: config, to: directory, baseModel: baseModel)
+        }
     }
 }

@@ -62,6 +62,9 @@ public struct DPORun {
         if settings.needsReference {
             if let path = args.refModelNameOrPath {
                 reference = try ParameterStore(weights: loadModel(path: path))
+            } else if args.prefixTuning {
+                // The policy's own weights without the prefix (`dpo_logps`): no copy — also
+                // when `prefix_path` gives the starting prefix.
             } else if lora == nil {
                 reference = try ParameterStore(weights: weights)
             } else if let adapter = args.loraPath {
@@ -76,10 +79,12 @@ public struct DPORun {
         let resume = try ResumePoint.latest(in: args.outputDir)
         if let resume {
             if let w = resume.weights {
-                guard lora == nil else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                guard lora == nil, !args.prefixTuning else {
+                    throw RuntimeError("\(resume.path) holds a full model, not \(args.lora ? "a LoRA adapter" : "a prefix"); resume it with \(args.lora ? "lora" : "prefix_tuning") false or use another output_dir")
+                }
                 weights = w
-            } else if lora == nil {
-                throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; resume it with lora true")
+            } else if lora == nil, !args.prefixTuning {
+                throw RuntimeError("\(resume.path) holds an adapter, not a model; resume it with lora or prefix_tuning true")
             }
             loop.loader.state = resume.state.loader
             let refFile = (resume.path as NSString).appendingPathComponent("reference")
@@ -209,7 +214,7 @@ struct ReferenceCache: Codable {
                      args: TrainingArguments, log: (String) -> Void) throws -> ReferenceCache {
         var h = FNV1a()
         // A LoRA policy's reference without a store of its own is its base model.
-        if let ref = trainer.reference ?? (trainer.policy.parameters.lora != nil ? trainer.policy.parameters : nil) {
+        if let ref = trainer.reference ?? (trainer.policy.parameters.adapted ? trainer.policy.parameters : nil) {
             let w = ref.weights()
             for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
         }

@@ -43,37 +43,37 @@ public final class LMTrainer: @unchecked Sendable {
     /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
     /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
     /// targets' `A` and `B` and may name nothing else (the base model is frozen).
+    /// With a prefix (`parameters.prefix`) the steps run `lm_step_prefix`/`eval_loss_prefix`
+    /// and only `prefix_kv` trains.
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
         self.parameters = parameters
         var trainable = trainable
-        if let lora = parameters.lora {
+        if parameters.adapted {
             let adapters = Set(parameters.adapterNames)
             if let extra = trainable?.subtracting(adapters), !extra.isEmpty {
-                throw RuntimeError("with LoRA only adapters train; \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
+                let kind = parameters.lora != nil ? "LoRA only adapters train" : "prefix tuning only prefix_kv trains"
+                throw RuntimeError("with \(kind); \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
             }
-            trainable = trainable ?? Set(lora.trainableNames)
+            trainable = trainable ?? Set(parameters.trainableAdapterNames)
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
-        let suffix = parameters.lora == nil ? "" : "_lora"
+        let suffix = parameters.programSuffix
         lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
     }
 
     /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
     public func sizes(batch: Int, seq: Int) -> [String: Int] {
-        withRank(LlamaSizes(config: parameters.config, batch: batch, seq: seq).bindings)
+        bound(LlamaSizes(config: parameters.config, batch: batch, seq: seq))
     }
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        withRank(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count).bindings)
+        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count))
     }
 
-    /// `bindings` with the adapters' rank `R` when the store holds LoRA adapters.
-    private func withRank(_ bindings: [String: Int]) -> [String: Int] {
-        guard let lora = parameters.lora, let r = LoRA.rank.symbolName else { return bindings }
-        return bindings.merging([r: lora.rank]) { _, new in new }
-    }
+    /// `sizes`' bindings with the adapters' rank `R` (LoRA) or the prefix length `P` (prefix).
+    private func bound(_ sizes: LlamaSizes) -> [String: Int] { parameters.programSizes(sizes) }
 
     private func checkIds(_ b: TokenBatch) throws {
         let v = parameters.config.vocabSize

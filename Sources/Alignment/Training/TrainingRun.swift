@@ -1,5 +1,6 @@
 import Foundation
 import KernelRuntime
+import LlamaGraphs
 
 /// What a finished pretraining or SFT run reports.
 public struct TrainingSummary: Sendable {
@@ -96,7 +97,10 @@ public struct TrainingRun {
         let resume = try ResumePoint.latest(in: args.outputDir)
         if let resume {
             if let w = resume.weights {
-                guard !args.lora else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                guard !args.lora && !args.prefixTuning else {
+                    let kind = args.lora ? "a LoRA adapter; resume it with lora false" : "a prefix; resume it with prefix_tuning false"
+                    throw RuntimeError("\(resume.path) holds a full model, not \(kind) or use another output_dir")
+                }
                 weights = w
             }
             loop.loader.state = resume.state.loader
@@ -126,6 +130,7 @@ public struct TrainingRun {
     /// The store the run trains: the model, and with `lora` its adapters — from the checkpoint
     /// resumed, else from `lora_path`, else PEFT's initial ones (seeded by `seed`).
     func parameterStore(_ weights: LlamaWeights, resume: ResumePoint?) throws -> ParameterStore {
+        if args.prefixTuning { return try prefixStore(weights, resume: resume) }
         guard var lora = try args.loraConfig() else { return try ParameterStore(weights: weights) }
         var adapters: [String: [Float]]?
         if let from = resume?.path ?? args.loraPath {
@@ -137,15 +142,30 @@ public struct TrainingRun {
         return try ParameterStore(weights: weights, lora: lora, adapters: adapters, seed: UInt64(args.seed))
     }
 
+    /// The store of a prefix-tuning run: the frozen model and `prefix_kv` — from the checkpoint
+    /// resumed, else from `prefix_path`, else PEFT's initial N(0, 1) (seeded by `seed`).
+    func prefixStore(_ weights: LlamaWeights, resume: ResumePoint?) throws -> ParameterStore {
+        guard var prefix = try args.prefixConfig() else { return try ParameterStore(weights: weights) }
+        var table: [Float]?
+        if let from = resume?.path ?? args.prefixPath {
+            let loaded = try PEFTPrefix.load(directory: from, config: weights.config)
+            (prefix, table) = (loaded.prefix, loaded.table)
+            if resume == nil { log("prefix tuning: starting from the prefix in \(from)") }
+        }
+        log("prefix tuning: \(prefix.tokens) prefix positions in each of \(weights.config.nLayers) layers (\(prefix.shape(weights.config).reduce(1, *)) trained values)")
+        return try ParameterStore(weights: weights, adapters: table.map { [Prefix.parameter: $0] }, seed: UInt64(args.seed), prefix: prefix)
+    }
+
     /// The store a fresh run starts from: the initial weights, with LoRA adapters when the
     /// arguments ask for them (what `llama-align profile` steps).
     public func startingParameters() throws -> ParameterStore {
         try parameterStore(try initialWeights(), resume: nil)
     }
 
-    /// What a LoRA run saves instead of the model: the adapter (nil without LoRA).
+    /// What a LoRA or prefix-tuning run saves instead of the model: the adapter or the prefix
+    /// (nil for full fine-tuning).
     func adapterSnapshot(_ store: ParameterStore) -> AdapterSnapshot? {
-        store.lora.map { AdapterSnapshot(lora: $0, adapters: store.adapters(), config: store.config, baseModel: args.modelNameOrPath) }
+        AdapterSnapshot(store, baseModel: args.modelNameOrPath)
     }
 
     /// Mean NLL per supervised token over `examples`.
