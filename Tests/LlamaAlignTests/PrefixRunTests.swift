@@ -14,16 +14,18 @@ import LlamaGraphs
     }
 
     @Test func sftWithPrefixSavesThePrefixAndLearns() throws {
-        let args = try Demo.args(.sft, Self.prefix.merging(["max_steps": 12, "save_steps": 5]) { $1 })
+        // A trained starting model (a random one gives a prefix little to steer).
+        let model = try #require(DPORunTests.sftModel)
+        let args = try Demo.args(.sft, Self.prefix.merging(["max_steps": 24, "save_steps": 10, "learning_rate": 5e-2]) { $1 }, model: model)
         let summary = try TrainingRun(args: args, task: .sft).run()
         let out = args.outputDir
-        for dir in [out, out + "/checkpoint-5", out + "/checkpoint-10"] {
+        for dir in [out, out + "/checkpoint-10", out + "/checkpoint-20"] {
             #expect(Self.exists(dir, PEFTAdapter.configFile) && Self.exists(dir, PEFTAdapter.weightsFile), "\(dir)")
             #expect(PEFTPrefix.isPrefix(directory: dir), "\(dir) does not hold a PREFIX_TUNING adapter")
             #expect(!Self.exists(dir, "model.safetensors"), "\(dir) holds a model copy")
         }
         let before = try #require(summary.evalLossBefore), after = try #require(summary.evalLoss)
-        #expect(after < before - 0.05, "eval loss \(before) → \(after)")
+        #expect(after < before - 0.02, "eval loss \(before) → \(after)")
         let run = TrainingRun(args: args, task: .sft)
         let base = try run.initialWeights()
         let saved = try TrainedPrefix(directory: out, config: base.config)
@@ -31,7 +33,7 @@ import LlamaGraphs
         let initial = try #require(try args.prefixConfig()).initialTable(base.config, seed: UInt64(args.seed))
         #expect(zip(initial, saved.table).allSatisfy { $0 != $1 }, "some prefix values did not change")
         // The saved prefix gives the run's final eval loss through the prefix graph; the base on disk is unchanged.
-        let store = try loadParameters(path: try #require(args.modelNameOrPath), lora: nil, prefix: out)
+        let store = try loadParameters(path: model, lora: nil, prefix: out)
         #expect(store.weights().tensors == base.tensors)
         let (tok, _) = try run.tokenizer()
         let dev = try run.read(try #require(args.devDatasetPath), tok).0
