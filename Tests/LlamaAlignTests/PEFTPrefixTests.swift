@@ -13,6 +13,9 @@ import LlamaGraphs
         var base_logits: [Double]
         var logits: [Double]
         var projection_logits: [Double]
+        /// PEFT's greedy continuation of `prompt` with `adapter`.
+        var prompt: [Int32]
+        var greedy: [Int32]
         /// The mean next-token loss of `adapter` on `ids` (float64, PyTorch).
         var loss: Double
         /// d(loss)/d(prompt_embeddings), PEFT's `[P, L·2·KVH·HD]` layout, flattened.
@@ -37,6 +40,15 @@ import LlamaGraphs
         let targets: [Int32] = g.ids.flatMap { (row: [Int32]) -> [Int32] in Array(row.dropFirst()) + [0] }
         let mask = (0..<(rows * seq)).map { Float($0 % seq == seq - 1 ? 0 : 1) }
         return TokenBatch(batch: rows, seq: seq, ids: g.ids.flatMap { $0 }, targets: targets, mask: mask)
+    }
+
+    /// Σ log p(ids[t+1] | ids[...t]) over `range` of golden row `row`, from logits `[rows, T, V]`.
+    static func logProb(_ logits: [Double], row: Int, seq: Int, vocab v: Int, ids: [Int32], range: Range<Int>) -> Double {
+        range.reduce(0.0) { acc, t in
+            let o = (row * seq + t) * v, x = Array(logits[o..<(o + v)])
+            let m = x.max() ?? 0
+            return acc + x[Int(ids[t + 1])] - m - log(x.reduce(0.0) { $0 + exp($1 - m) })
+        }
     }
 
     /// The prefix as the first positions of a KV cache (what `generate --prefix` runs): the

@@ -18,6 +18,9 @@ It writes `Tests/LlamaAlignTests/Fixtures/peft_prefix/`:
                (`prefix_projection: true`, encoder_hidden_size 24, the MLP's last layer randomized):
                PEFT saves the projected table, which loads like any other;
 - `golden.json` the token ids, PEFT's logits for each adapter and the base model's logits, the
+               greedy continuation (6 new tokens) of `PROMPT` under PEFT's forward with `adapter`
+               (repeated full forward passes: with transformers 5, PEFT 0.21.2's `generate` drops
+               the prefix and continues like the base model — checked below), the
                mean next-token loss of `adapter` on the ids and its gradient with respect to the
                prefix table (`prompt_embeddings`, PEFT's layout), all in float64.
 """
@@ -36,6 +39,7 @@ CONFIG = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_att
               rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
 IDS = [[1, 7, 22, 3, 39, 11, 5, 18], [1, 30, 2, 14, 9, 9, 27, 4]]
 TOKENS = 3
+PROMPT = [1, 7, 22]
 
 
 def base_model():
@@ -68,6 +72,16 @@ def logits(model):
         return model(input_ids=torch.tensor(IDS), attention_mask=torch.ones(len(IDS), len(IDS[0]), dtype=torch.long)).logits.double().flatten().tolist()
 
 
+def greedy(model, count):
+    """Greedy ids after PROMPT, each from a full forward pass of the prefix model."""
+    ids = list(PROMPT)
+    with torch.no_grad():
+        for _ in range(count):
+            t = torch.tensor([ids])
+            ids.append(int(model(input_ids=t, attention_mask=torch.ones_like(t)).logits[0, -1].argmax()))
+    return ids[len(PROMPT):]
+
+
 def gradient(directory):
     """The mean next-token loss over IDS (float64) and d(loss)/d(prompt_embeddings), with the
     table PEFT saved in `directory` in a trainable prefix model."""
@@ -98,6 +112,13 @@ def main():
     # Loaded back as PEFT loads a saved adapter (inference mode: the table as stored).
     reloaded = PeftModel.from_pretrained(base_model(), OUT / "adapter").eval()
     assert max(abs(a - b) for a, b in zip(logits(reloaded), golden["logits"])) < 1e-6
+    golden["prompt"], golden["greedy"] = PROMPT, greedy(reloaded, 6)
+    with torch.no_grad():
+        out = reloaded.generate(input_ids=torch.tensor([PROMPT]), attention_mask=torch.ones(1, len(PROMPT), dtype=torch.long),
+                                max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=0)
+    if out[0, len(PROMPT):].tolist() != golden["greedy"]:
+        print("note: PEFT's generate() differs from its forward's greedy ids (the prefix is dropped):",
+              out[0, len(PROMPT):].tolist(), "vs", golden["greedy"])
     golden["loss"], golden["prefix_gradient"] = gradient(OUT / "adapter")
     (OUT / "golden.json").write_text(json.dumps(golden))
     for d in ["adapter", "adapter_projection"]:
