@@ -7233,6 +7233,350 @@ static const char *const llama_train_eval_loss_prefix_kernel_names[] = {
 };
 const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 24, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
 
+/* ===== program 'prefix_encode' ===== */
+
+/* prefix_encode_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
+static void prefix_encode_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+}
+
+/* prefix_encode_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
+static void prefix_encode_k1_prefix_encoder(float *restrict t1, const float *restrict prefix_b1, const float *restrict t0, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t0[r * n + j] + prefix_b1[j];
+            float v1 = tanhf(v0);
+            t1[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefix_encode_k2_prefix_w2: t2[P, 2*L*KVD] = t1 · prefix_w2ᵀ  [prefix_encoder] */
+static void prefix_encode_k2_prefix_w2(float *restrict t2, const float *restrict prefix_w2, const float *restrict t1, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, 2*L*KVD, E, t1, E, prefix_w2, E, 0.0f, t2, 2*L*KVD);
+}
+
+/* prefix_encode_k3_prefix_encoder: prefix_kv = t2 + prefix_b2  [prefix_encoder] */
+static void prefix_encode_k3_prefix_encoder(float *restrict prefix_kv, const float *restrict prefix_b2, const float *restrict t2, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*L*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (2*KVH*P);
+        const long i1 = (r / (KVH*P)) % 2;
+        const long i2 = (r / (KVH)) % P;
+        const long i3 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t2[(i2) * (2*L*KVD) + (((i0) * 2 + i1) * KVH + i3) * HD + j] + prefix_b2[(((i0) * 2 + i1) * KVH + i3) * HD + j];
+            prefix_kv[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 2 slots planned for 4 kernels. */
+static long llama_train_prefix_encode_layout(const llama_train_prefix_encode_args *args, long *off) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(E*P, 4*HD2*KVH*L*P));
+    off[1] = total; total += la_round16(E*P);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_prefix_encode_arena_floats(const llama_train_prefix_encode_args *args) {
+    long off[2];
+    return llama_train_prefix_encode_layout(args, off);
+}
+
+void llama_train_prefix_encode(const llama_train_prefix_encode_args *args) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long off[2];
+    llama_train_prefix_encode_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[0];
+    const float *prefix_embed = args->prefix_embed;
+    const float *prefix_w1 = args->prefix_w1;
+    const float *prefix_b1 = args->prefix_b1;
+    const float *prefix_w2 = args->prefix_w2;
+    const float *prefix_b2 = args->prefix_b2;
+    float *prefix_kv = args->prefix_kv;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 4, prefix_encode_k0_prefix_w1(t0, prefix_embed, prefix_w1, E, HD2, KVH, P));
+    LA_TIMED(prof, 1, 4, prefix_encode_k1_prefix_encoder(t1, prefix_b1, t0, E, P));
+    LA_TIMED(prof, 2, 4, prefix_encode_k2_prefix_w2(t2, prefix_w2, t1, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 3, 4, prefix_encode_k3_prefix_encoder(prefix_kv, prefix_b2, t2, HD2, KVH, L, P));
+}
+
+void llama_train_prefix_encode_costs(const llama_train_prefix_encode_args *args, double *flops, double *bytes) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    flops[0] = (double)(4*E*HD2*KVH*P); bytes[0] = (double)(4*E*P + 8*HD2*KVH*P + 8*E*HD2*KVH); /* prefix_encode_k0_prefix_w1 */
+    flops[1] = (double)(E*P + E*P); bytes[1] = (double)(4*E*P + 4*E + 4*E*P); /* prefix_encode_k1_prefix_encoder */
+    flops[2] = (double)(8*E*HD2*KVH*L*P); bytes[2] = (double)(16*HD2*KVH*L*P + 16*E*HD2*KVH*L + 4*E*P); /* prefix_encode_k2_prefix_w2 */
+    flops[3] = (double)(4*HD2*KVH*L*P); bytes[3] = (double)(16*HD2*KVH*L*P + 16*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_k3_prefix_encoder */
+    (void)args;
+}
+
+static void llama_train_prefix_encode_run(const void *args) { llama_train_prefix_encode((const llama_train_prefix_encode_args *)args); }
+static long llama_train_prefix_encode_arena(const void *args) { return llama_train_prefix_encode_arena_floats((const llama_train_prefix_encode_args *)args); }
+static void llama_train_prefix_encode_cost(const void *args, double *f, double *b) { llama_train_prefix_encode_costs((const llama_train_prefix_encode_args *)args, f, b); }
+static const char *const llama_train_prefix_encode_kernel_names[] = {
+    "prefix_encode_k0_prefix_w1",
+    "prefix_encode_k1_prefix_encoder",
+    "prefix_encode_k2_prefix_w2",
+    "prefix_encode_k3_prefix_encoder",
+};
+const la_program_info llama_train_prefix_encode_info = { "llama_train.prefix_encode", 13, 4, llama_train_prefix_encode_kernel_names, llama_train_prefix_encode_run, llama_train_prefix_encode_arena, llama_train_prefix_encode_cost };
+
+/* ===== program 'prefix_encode_backward' ===== */
+
+/* prefix_encode_backward_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
+static void prefix_encode_backward_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+}
+
+/* prefix_encode_backward_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
+static void prefix_encode_backward_k1_prefix_encoder(float *restrict t1, const float *restrict prefix_b1, const float *restrict t0, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t0[r * n + j] + prefix_b1[j];
+            float v1 = tanhf(v0);
+            t1[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefix_encode_backward_k2_prefix_encoder_grad: t2 = grad_prefix_kv  [prefix_encoder/grad] */
+static void prefix_encode_backward_k2_prefix_encoder_grad(float *restrict t2, const float *restrict grad_prefix_kv, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = P, n = 2*L*KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            t2[r * n + j] = grad_prefix_kv[((((j / (2*KVD)) * 2 + (j / KVD) % 2) * P + i0) * KVH + (j / HD) % KVH) * HD + (j) % HD];
+        }
+    }
+}
+
+/* prefix_encode_backward_k3_prefix_encoder_grad: t3 = Σ(t2)  [prefix_encoder/grad] */
+static void prefix_encode_backward_k3_prefix_encoder_grad(float *restrict t3, const float *restrict t2, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    /* one result per row */
+    const long rows = 2*L*KVD, n = P;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t2[(j0) * (2*L*KVD) + i0];
+        }
+        t3[r] = acc0;
+    }
+}
+
+/* prefix_encode_backward_k4_prefix_w2_grad_in: t4[P, E] = t2 · prefix_w2  [prefix_encoder/grad] */
+static void prefix_encode_backward_k4_prefix_w2_grad_in(float *restrict t4, const float *restrict prefix_w2, const float *restrict t2, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, P, E, 2*L*KVD, t2, 2*L*KVD, prefix_w2, E, 0.0f, t4, E);
+}
+
+/* prefix_encode_backward_k5_prefix_encoder_grad: t5 = t4 · 1 - t1²  [prefix_encoder/grad] */
+static void prefix_encode_backward_k5_prefix_encoder_grad(float *restrict t5, const float *restrict t1, const float *restrict t4, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t1[r * n + j]) * (t1[r * n + j]);
+            float v1 = 1.0f - v0;
+            float v2 = (t4[r * n + j]) * v1;
+            t5[r * n + j] = v2;
+        }
+    }
+}
+
+/* prefix_encode_backward_k6_prefix_encoder_grad: t6 = Σ(t5)  [prefix_encoder/grad] */
+static void prefix_encode_backward_k6_prefix_encoder_grad(float *restrict t6, const float *restrict t5, long E, long P) {
+    /* one result per row */
+    const long rows = E, n = P;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t5[(j0) * E + i0];
+        }
+        t6[r] = acc0;
+    }
+}
+
+/* prefix_encode_backward_k7_grad_prefix_embed: grad_prefix_embed[P, KVD] += t5 · prefix_w1  [prefix_encoder/grad] */
+static void prefix_encode_backward_k7_grad_prefix_embed(float *restrict grad_prefix_embed, const float *restrict prefix_w1, const float *restrict t5, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, P, KVD, E, t5, E, prefix_w1, KVD, 1.0f, grad_prefix_embed, KVD);
+}
+
+/* prefix_encode_backward_k8_grad_prefix_w1: grad_prefix_w1[E, KVD] += t5ᵀ · prefix_embed  [prefix_encoder/grad] */
+static void prefix_encode_backward_k8_grad_prefix_w1(float *restrict grad_prefix_w1, const float *restrict prefix_embed, const float *restrict t5, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, E, KVD, P, t5, E, prefix_embed, KVD, 1.0f, grad_prefix_w1, KVD);
+}
+
+/* prefix_encode_backward_k9_prefix_encoder_grad: grad_prefix_b1 = grad_prefix_b1 + t6  [prefix_encoder/grad] */
+static void prefix_encode_backward_k9_prefix_encoder_grad(float *restrict grad_prefix_b1, const float *restrict t6, long E) {
+    const long n = E;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_prefix_b1[j] + t6[j];
+        grad_prefix_b1[j] = v0;
+    }
+}
+
+/* prefix_encode_backward_k10_grad_prefix_w2: grad_prefix_w2[2*L*KVD, E] += t2ᵀ · t1  [prefix_encoder/grad] */
+static void prefix_encode_backward_k10_grad_prefix_w2(float *restrict grad_prefix_w2, const float *restrict t1, const float *restrict t2, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, 2*L*KVD, E, P, t2, 2*L*KVD, t1, E, 1.0f, grad_prefix_w2, E);
+}
+
+/* prefix_encode_backward_k11_prefix_encoder_grad: grad_prefix_b2 = grad_prefix_b2 + t3  [prefix_encoder/grad] */
+static void prefix_encode_backward_k11_prefix_encoder_grad(float *restrict grad_prefix_b2, const float *restrict t3, long HD2, long KVH, long L) {
+    const long KVD = 2*HD2*KVH;
+    const long n = 2*L*KVD;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_prefix_b2[j] + t3[j];
+        grad_prefix_b2[j] = v0;
+    }
+}
+
+/* Arena: 5 slots planned for 12 kernels. */
+static long llama_train_prefix_encode_backward_layout(const llama_train_prefix_encode_backward_args *args, long *off) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(E*P, 4*HD2*KVH*L*P));
+    off[1] = total; total += la_round16(E*P);
+    off[2] = total; total += la_round16(4*HD2*KVH*L);
+    off[3] = total; total += la_round16(la_max(E*P, E));
+    off[4] = total; total += la_round16(E*P);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_prefix_encode_backward_arena_floats(const llama_train_prefix_encode_backward_args *args) {
+    long off[5];
+    return llama_train_prefix_encode_backward_layout(args, off);
+}
+
+void llama_train_prefix_encode_backward(const llama_train_prefix_encode_backward_args *args) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long off[5];
+    llama_train_prefix_encode_backward_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[0];
+    float *t3 = args->arena + off[2];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[3];
+    const float *prefix_embed = args->prefix_embed;
+    const float *prefix_w1 = args->prefix_w1;
+    const float *prefix_b1 = args->prefix_b1;
+    const float *prefix_w2 = args->prefix_w2;
+    const float *prefix_b2 = args->prefix_b2;
+    const float *grad_prefix_kv = args->grad_prefix_kv;
+    float *grad_prefix_embed = args->grad_prefix_embed;
+    float *grad_prefix_w1 = args->grad_prefix_w1;
+    float *grad_prefix_b1 = args->grad_prefix_b1;
+    float *grad_prefix_w2 = args->grad_prefix_w2;
+    float *grad_prefix_b2 = args->grad_prefix_b2;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 12, prefix_encode_backward_k0_prefix_w1(t0, prefix_embed, prefix_w1, E, HD2, KVH, P));
+    LA_TIMED(prof, 1, 12, prefix_encode_backward_k1_prefix_encoder(t1, prefix_b1, t0, E, P));
+    LA_TIMED(prof, 2, 12, prefix_encode_backward_k2_prefix_encoder_grad(t2, grad_prefix_kv, HD2, KVH, L, P));
+    LA_TIMED(prof, 3, 12, prefix_encode_backward_k3_prefix_encoder_grad(t3, t2, HD2, KVH, L, P));
+    LA_TIMED(prof, 4, 12, prefix_encode_backward_k4_prefix_w2_grad_in(t4, prefix_w2, t2, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 5, 12, prefix_encode_backward_k5_prefix_encoder_grad(t5, t1, t4, E, P));
+    LA_TIMED(prof, 6, 12, prefix_encode_backward_k6_prefix_encoder_grad(t6, t5, E, P));
+    LA_TIMED(prof, 7, 12, prefix_encode_backward_k7_grad_prefix_embed(grad_prefix_embed, prefix_w1, t5, E, HD2, KVH, P));
+    LA_TIMED(prof, 8, 12, prefix_encode_backward_k8_grad_prefix_w1(grad_prefix_w1, prefix_embed, t5, E, HD2, KVH, P));
+    LA_TIMED(prof, 9, 12, prefix_encode_backward_k9_prefix_encoder_grad(grad_prefix_b1, t6, E));
+    LA_TIMED(prof, 10, 12, prefix_encode_backward_k10_grad_prefix_w2(grad_prefix_w2, t1, t2, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 11, 12, prefix_encode_backward_k11_prefix_encoder_grad(grad_prefix_b2, t3, HD2, KVH, L));
+}
+
+void llama_train_prefix_encode_backward_costs(const llama_train_prefix_encode_backward_args *args, double *flops, double *bytes) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    flops[0] = (double)(4*E*HD2*KVH*P); bytes[0] = (double)(4*E*P + 8*HD2*KVH*P + 8*E*HD2*KVH); /* prefix_encode_backward_k0_prefix_w1 */
+    flops[1] = (double)(E*P + E*P); bytes[1] = (double)(4*E*P + 4*E + 4*E*P); /* prefix_encode_backward_k1_prefix_encoder */
+    flops[2] = (double)(0); bytes[2] = (double)(16*HD2*KVH*L*P + 16*HD2*KVH*L*P); /* prefix_encode_backward_k2_prefix_encoder_grad */
+    flops[3] = (double)(4*HD2*KVH*L*P); bytes[3] = (double)(16*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_backward_k3_prefix_encoder_grad */
+    flops[4] = (double)(8*E*HD2*KVH*L*P); bytes[4] = (double)(4*E*P + 16*E*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_backward_k4_prefix_w2_grad_in */
+    flops[5] = (double)(E*P + E*P + E*P); bytes[5] = (double)(4*E*P + 4*E*P + 4*E*P); /* prefix_encode_backward_k5_prefix_encoder_grad */
+    flops[6] = (double)(E*P); bytes[6] = (double)(4*E + 4*E*P); /* prefix_encode_backward_k6_prefix_encoder_grad */
+    flops[7] = (double)(4*E*HD2*KVH*P); bytes[7] = (double)(8*HD2*KVH*P + 8*E*HD2*KVH + 4*E*P); /* prefix_encode_backward_k7_grad_prefix_embed */
+    flops[8] = (double)(4*E*HD2*KVH*P); bytes[8] = (double)(8*E*HD2*KVH + 8*HD2*KVH*P + 4*E*P); /* prefix_encode_backward_k8_grad_prefix_w1 */
+    flops[9] = (double)(E); bytes[9] = (double)(4*E + 4*E + 4*E); /* prefix_encode_backward_k9_prefix_encoder_grad */
+    flops[10] = (double)(8*E*HD2*KVH*L*P); bytes[10] = (double)(16*E*HD2*KVH*L + 4*E*P + 16*HD2*KVH*L*P); /* prefix_encode_backward_k10_grad_prefix_w2 */
+    flops[11] = (double)(4*HD2*KVH*L); bytes[11] = (double)(16*HD2*KVH*L + 16*HD2*KVH*L + 16*HD2*KVH*L); /* prefix_encode_backward_k11_prefix_encoder_grad */
+    (void)args;
+}
+
+static void llama_train_prefix_encode_backward_run(const void *args) { llama_train_prefix_encode_backward((const llama_train_prefix_encode_backward_args *)args); }
+static long llama_train_prefix_encode_backward_arena(const void *args) { return llama_train_prefix_encode_backward_arena_floats((const llama_train_prefix_encode_backward_args *)args); }
+static void llama_train_prefix_encode_backward_cost(const void *args, double *f, double *b) { llama_train_prefix_encode_backward_costs((const llama_train_prefix_encode_backward_args *)args, f, b); }
+static const char *const llama_train_prefix_encode_backward_kernel_names[] = {
+    "prefix_encode_backward_k0_prefix_w1",
+    "prefix_encode_backward_k1_prefix_encoder",
+    "prefix_encode_backward_k2_prefix_encoder_grad",
+    "prefix_encode_backward_k3_prefix_encoder_grad",
+    "prefix_encode_backward_k4_prefix_w2_grad_in",
+    "prefix_encode_backward_k5_prefix_encoder_grad",
+    "prefix_encode_backward_k6_prefix_encoder_grad",
+    "prefix_encode_backward_k7_grad_prefix_embed",
+    "prefix_encode_backward_k8_grad_prefix_w1",
+    "prefix_encode_backward_k9_prefix_encoder_grad",
+    "prefix_encode_backward_k10_grad_prefix_w2",
+    "prefix_encode_backward_k11_prefix_encoder_grad",
+};
+const la_program_info llama_train_prefix_encode_backward_info = { "llama_train.prefix_encode_backward", 18, 12, llama_train_prefix_encode_backward_kernel_names, llama_train_prefix_encode_backward_run, llama_train_prefix_encode_backward_arena, llama_train_prefix_encode_backward_cost };
+
 /* ===== program 'adamw_step' ===== */
 
 /* adamw_step_k0_grad_norm: t0 = Σ(grad²)  [grad_norm] */

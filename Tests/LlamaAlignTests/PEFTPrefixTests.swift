@@ -104,6 +104,42 @@ import LlamaGraphs
         #expect(got.allSatisfy { $0 != 0 }, "every prefix entry is on the loss's path")
     }
 
+    /// PEFT's reparameterization (`projection_encoder.safetensors`: its MLP as PEFT holds it)
+    /// through `prefix_encode` gives the table PEFT saved for it (`adapter_projection`).
+    @Test func projectionEncoderGivesPEFTsTable() throws {
+        let base = try loadModel(path: Self.path("model"))
+        let c = base.config
+        let mlp = try Safetensors.read(path: Self.path("projection_encoder.safetensors")).mapValues(\.values)
+        let prefix = try PrefixConfig(tokens: 3, projection: 24)
+        // W2's rows and b2 from PEFT's table order to prefix_kv's (keys' head dims interleaved).
+        let width = c.nLayers * 2 * c.kvDim, e = 24
+        let rowOrder = Self.internalRows(c)
+        let w2 = try #require(mlp["transform.2.weight"]), b2 = try #require(mlp["transform.2.bias"])
+        let tensors: [String: [Float]] = [
+            "prefix_embed": try #require(mlp["embedding.weight"]), "prefix_w1": try #require(mlp["transform.0.weight"]),
+            "prefix_b1": try #require(mlp["transform.0.bias"]),
+            "prefix_w2": rowOrder.flatMap { Array(w2[($0 * e)..<(($0 + 1) * e)]) }, "prefix_b2": rowOrder.map { b2[$0] },
+            Prefix.parameter: [Float](repeating: 0, count: prefix.shape(c).reduce(1, *)),
+        ]
+        #expect(rowOrder.count == width)
+        let store = try ParameterStore(weights: base, adapters: tensors, prefix: prefix)
+        _ = try LMTrainer(parameters: store)   // encodes prefix_kv
+        let table = prefix.peftTable(try #require(store.adapters()[Prefix.parameter]), config: c)
+        let want = try Safetensors.read(path: Self.path("adapter_projection") + "/" + PEFTAdapter.weightsFile)[PEFTPrefix.tensorName]?.values ?? []
+        let err = relativeError(table, want)
+        #expect(err <= 1e-6, "encoded table differs from PEFT's by \(err)")
+    }
+
+    /// For each row of `prefix_kv`'s width (`[L, 2, KVH, HD]`, keys interleaved), the row of
+    /// PEFT's width (keys in rotate-half order).
+    static func internalRows(_ c: LlamaConfig) -> [Int] {
+        let (kvh, hd, half) = (c.nKVHeads, c.headDim, c.headDim / 2)
+        return (0 ..< c.nLayers * 2 * kvh * hd).map { i in
+            let d = i % hd, rest = i / hd, kv = (rest / kvh) % 2
+            return rest * hd + (kv == 0 ? (d % 2) * half + d / 2 : d)
+        }
+    }
+
     /// Saving writes PEFT's tensor bit for bit and a config PEFT reads; loading it again gives
     /// the same prefix.
     @Test func savedPrefixIsPEFTsFileAndRoundTrips() throws {

@@ -12,7 +12,7 @@ import TensorGraph
     static let sizes: [String: Int] = ["B": 2, "T": 3, "L": 2, "KVH": 1, "REP": 2, "HD2": 1, "F": 5, "V": 7, "NS": 4, "P": 2, "S": 5]
 
     /// Inputs and parameters of `program` with deterministic values (`LoRAGraphTests.values`'s rule).
-    static func values(_ program: Program) throws -> (inputs: [String: HostTensor], params: [String: HostTensor]) {
+    static func values(_ program: Program, sizes: [String: Int] = sizes) throws -> (inputs: [String: HostTensor], params: [String: HostTensor]) {
         var inputs: [String: HostTensor] = [:], params: [String: HostTensor] = [:]
         let fixed: [String: [Double]] = ["ids": [1, 5, 2, 3, 0, 6], "targets": [5, 2, 6, 4], "scored": [0, 1, 3, 5],
                                          "weights": [0.5, 0.25, 0.125, 0.125], "norm_eps": [1e-5], "rope_theta": [10000]]
@@ -52,6 +52,35 @@ import TensorGraph
             let fd = (lp - lm) / (2 * h)
             #expect(abs(fd - analytic.data[j]) <= 1e-6 * max(1, abs(fd)), "d/dprefix_kv[\(j)]: analytic \(analytic.data[j]) vs FD \(fd)")
             #expect(abs(fd) > 1e-9, "d/dprefix_kv[\(j)] is zero: the prefix entry is not on the loss's path")
+        }
+    }
+
+    /// `prefix_encode_backward`'s MLP gradients against central differences of Σ seed · `prefix_encode`.
+    @Test func encoderGradientsMatchFiniteDifferences() throws {
+        let fwd = try PrefixEncoderPrograms.forward(), bwd = try PrefixEncoderPrograms.backward()
+        var sizes = Self.sizes
+        sizes["E"] = 3
+        var (inputs, params) = try Self.values(bwd, sizes: sizes)
+        for name in PrefixEncoderPrograms.parameters { params[name] = params[name].map { HostTensor(shape: $0.shape, data: $0.data.map { 0.8 * $0 }) } }
+        let seed = try #require(inputs[LlamaTrainingPrograms.gradName(Prefix.parameter)])
+        inputs[LlamaTrainingPrograms.gradName(Prefix.parameter)] = HostTensor(shape: seed.shape, data: FusedVsReference.values(seed.data.count, seed: 99))
+        let weights = try #require(inputs[LlamaTrainingPrograms.gradName(Prefix.parameter)]).data
+        let grads = try ReferenceInterpreter.run(bwd, sizes: sizes, inputs: inputs, params: params).mutated
+        func objective(_ p: [String: HostTensor]) throws -> Double {
+            let kv = try #require(try ReferenceInterpreter.run(fwd, sizes: sizes, inputs: [:], params: p).outputs[Prefix.parameter])
+            return zip(kv.data, weights).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let h = 1e-6
+        for name in PrefixEncoderPrograms.parameters {
+            let analytic = try #require(grads[LlamaTrainingPrograms.gradName(name)])
+            let count = try #require(params[name]).data.count
+            for j in Set([0, count / 2, count - 1]) {
+                var plus = params, minus = params
+                plus[name]?.data[j] += h; minus[name]?.data[j] -= h
+                let fd = (try objective(plus) - objective(minus)) / (2 * h)
+                #expect(abs(fd - analytic.data[j]) <= 1e-6 * max(1, abs(fd)), "d/d\(name)[\(j)]: analytic \(analytic.data[j]) vs FD \(fd)")
+                #expect(abs(fd) > 1e-9, "d/d\(name)[\(j)] is zero")
+            }
         }
     }
 

@@ -60,6 +60,46 @@ import LlamaGraphs
         }
     }
 
+    /// `prefix_projection`: the MLP trains, PEFT's table (its output) is saved beside the MLP,
+    /// and an interrupted run resumes on the same trajectory.
+    @Test func projectedPrefixSavesTheTableAndResumesExactly() throws {
+        try KernelThreadsLock.held {
+            let extra = Self.prefix.merging(["max_steps": 6, "save_steps": 3, "prefix_projection": true, "prefix_projection_hidden_size": 8,
+                                             "learning_rate": 1e-3]) { $1 }
+            let whole = try Demo.args(.sft, extra)
+            try TrainingRun(args: whole, task: .sft).run()
+            let cut = try Demo.args(.sft, extra)
+            var first = TrainingRun(args: cut, task: .sft)
+            first.stopAfter = 4
+            try first.run()
+            try TrainingRun(args: cut, task: .sft).run()
+            let a = try Demo.metrics(whole.outputDir), b = try Demo.metrics(cut.outputDir)
+            #expect(a.count == b.count && a.count > 0)
+            for (x, y) in zip(a, b) {
+                for key in ["step", "loss", "grad_norm"] { #expect(x[key] == y[key], "\(key) at step \(x["step"] ?? -1)") }
+            }
+            let c = try TrainingRun(args: whole, task: .sft).initialWeights().config
+            for dir in [whole.outputDir, whole.outputDir + "/checkpoint-3"] {
+                #expect(Self.exists(dir, PEFTPrefix.encoderFile), "\(dir)")
+                let settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + PEFTAdapter.configFile))) as? [String: Any])
+                #expect(settings["prefix_projection"] as? Bool == true && settings["encoder_hidden_size"] as? Int == 8)
+            }
+            let saved = try TrainedPrefix(directory: whole.outputDir, config: c)
+            #expect(saved.table == (try TrainedPrefix(directory: cut.outputDir, config: c)).table)
+            // The saved table is the saved MLP's output, and the MLP moved from its start.
+            let prefix = try PrefixConfig(tokens: 4, projection: 8)
+            let mlp = try #require(try PEFTPrefix.loadEncoder(directory: whole.outputDir, prefix: prefix, config: c))
+            let store = try ParameterStore(weights: TrainingRun(args: whole, task: .sft).initialWeights(),
+                                           adapters: mlp.merging([Prefix.parameter: saved.table.map { _ in 0 }]) { a, _ in a }, prefix: prefix)
+            _ = try LMTrainer(parameters: store)
+            #expect(relativeError(try #require(store.adapters()[Prefix.parameter]), saved.table) <= 1e-6)
+            let start = prefix.initialTensors(c, seed: UInt64(whole.seed))
+            for name in PrefixEncoderPrograms.parameters {
+                #expect(zip(try #require(start[name]), try #require(mlp[name])).allSatisfy { $0 != $1 }, "\(name): some values did not change")
+            }
+        }
+    }
+
     @Test func pretrainingStartsFromPrefixPath() throws {
         let sft = try Demo.args(.sft, Self.prefix.merging(["max_steps": 2]) { $1 })
         try TrainingRun(args: sft, task: .sft).run()
@@ -87,7 +127,7 @@ import LlamaGraphs
         let cases: [([String: Any], String)] = [
             (["num_prefix_tokens": 0], "num_prefix_tokens"),
             (["lora": true], "lora and prefix_tuning together"),
-            (["prefix_projection": true], "prefix_projection"),
+            (["prefix_projection": true, "prefix_projection_hidden_size": 0], "prefix_projection_hidden_size"),
         ]
         for (extra, word) in cases {
             #expect { try Demo.args(.sft, Self.prefix.merging(extra) { $1 }) } throws: { "\($0)".contains(word) && "\($0)".contains("test-args.json") }

@@ -40,6 +40,30 @@ import LlamaGraphs
         #expect { try PrefixConfig(tokens: 0) } throws: { "\($0)".contains("num_prefix_tokens must be positive") }
     }
 
+    /// With `prefix_projection` the MLP trains (through `prefix_encode_backward`), `prefix_kv`
+    /// follows it, and the DPO reference stays the model without the prefix.
+    @Test func projectedPrefixTrainsItsMLPInDPO() throws {
+        let w = LlamaWeights.random(config: Self.config, seed: 4, scale: 0.2)
+        let prefix = try PrefixConfig(tokens: 3, projection: 5)
+        let store = try ParameterStore(weights: w, seed: 5, prefix: prefix)
+        let t = try DPOTrainer(policy: LMTrainer(parameters: store), reference: nil, settings: DPOSettings())
+        #expect(t.policy.trainable == Set(PrefixEncoderPrograms.parameters))
+        let batch = PairBatch(DPOTrainerTests.pairs, pad: 0)
+        let want = try DPOTrainer(policy: LMTrainer(parameters: ParameterStore(weights: w)), reference: try ParameterStore(weights: w),
+                                  settings: DPOSettings()).referenceLogps(batch)
+        let start = store.adapters()
+        let first = try t.step([batch], lr: 1e-2)
+        var last = first
+        for _ in 0..<6 { last = try t.step([batch], lr: 1e-2) }
+        #expect((last["rewards/margins"] ?? 0) > (first["rewards/margins"] ?? 0), "\(first) → \(last)")
+        let end = store.adapters()
+        for name in PrefixEncoderPrograms.parameters + [Prefix.parameter] {
+            #expect(zip(try #require(start[name]), try #require(end[name])).allSatisfy { $0 != $1 }, "\(name): some values did not change")
+        }
+        #expect(store.weights().tensors == w.tensors, "the base model changed")
+        #expect(try t.referenceLogps(batch) == want, "the reference is not the base model")
+    }
+
     @Test func dpoReferenceIsTheModelWithoutThePrefix() throws {
         let (store, w) = try Self.store()
         let t = try DPOTrainer(policy: LMTrainer(parameters: store), reference: nil, settings: DPOSettings())

@@ -322,6 +322,53 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
 long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefix_args *args);
 void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes);
 
+/* Program 'prefix_encode': 4 kernels. Sizes: E, HD2, KVH, L, P. */
+typedef struct {
+    const float *prefix_embed; /* f32 [P, 2*HD2*KVH] */
+    const float *prefix_w1; /* f32 [E, 2*HD2*KVH] */
+    const float *prefix_b1; /* f32 [E] */
+    const float *prefix_w2; /* f32 [4*HD2*KVH*L, E] */
+    const float *prefix_b2; /* f32 [4*HD2*KVH*L] */
+    float *prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] */
+    float *arena; /* llama_train_prefix_encode_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long E;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+} llama_train_prefix_encode_args;
+
+void llama_train_prefix_encode(const llama_train_prefix_encode_args *args);
+long llama_train_prefix_encode_arena_floats(const llama_train_prefix_encode_args *args);
+void llama_train_prefix_encode_costs(const llama_train_prefix_encode_args *args, double *flops, double *bytes);
+
+/* Program 'prefix_encode_backward': 12 kernels. Sizes: E, HD2, KVH, L, P. */
+typedef struct {
+    const float *prefix_embed; /* f32 [P, 2*HD2*KVH] */
+    const float *prefix_w1; /* f32 [E, 2*HD2*KVH] */
+    const float *prefix_b1; /* f32 [E] */
+    const float *prefix_w2; /* f32 [4*HD2*KVH*L, E] */
+    const float *prefix_b2; /* f32 [4*HD2*KVH*L] */
+    const float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] */
+    float *grad_prefix_embed; /* f32 [P, 2*HD2*KVH], written */
+    float *grad_prefix_w1; /* f32 [E, 2*HD2*KVH], written */
+    float *grad_prefix_b1; /* f32 [E], written */
+    float *grad_prefix_w2; /* f32 [4*HD2*KVH*L, E], written */
+    float *grad_prefix_b2; /* f32 [4*HD2*KVH*L], written */
+    float *arena; /* llama_train_prefix_encode_backward_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long E;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+} llama_train_prefix_encode_backward_args;
+
+void llama_train_prefix_encode_backward(const llama_train_prefix_encode_backward_args *args);
+long llama_train_prefix_encode_backward_arena_floats(const llama_train_prefix_encode_backward_args *args);
+void llama_train_prefix_encode_backward_costs(const llama_train_prefix_encode_backward_args *args, double *flops, double *bytes);
+
 /* Program 'adamw_step': 3 kernels. Sizes: N. */
 typedef struct {
     float *param; /* f32 [N], written */

@@ -61,6 +61,6 @@ public enum LlamaTrainingPrograms {
 
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()] + OptimizerPrograms.all()
+        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()] + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

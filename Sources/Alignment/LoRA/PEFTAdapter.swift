@@ -177,7 +177,10 @@ public struct AdapterSnapshot: Sendable {
         if let lora = store.lora {
             self.init(lora: lora, adapters: store.adapters(), config: store.config, baseModel: baseModel)
         } else if let prefix = store.prefix {
-            self.init(prefix: prefix, table: store.adapters()[Prefix.parameter] ?? [], config: store.config, baseModel: baseModel)
+            // With a projection the MLP's tensors ride along (`PEFTPrefix.encoderFile`); the
+            // table must have been encoded from them (`LMTrainer.encodePrefix`).
+            self.init(prefix: prefix, table: [], config: store.config, baseModel: baseModel)
+            adapters = store.adapters()
         } else {
             return nil
         }
@@ -186,7 +189,9 @@ public struct AdapterSnapshot: Sendable {
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `directory`.
     public func save(to directory: String) throws {
         if let prefix {
-            try PEFTPrefix.save(prefix: prefix, table: adapters[Prefix.parameter] ?? [], config: config, to: directory, baseModel: baseModel)
+            let encoder = prefix.projection == nil ? nil : adapters.filter { $0.key != Prefix.parameter }
+            try PEFTPrefix.save(prefix: prefix, table: adapters[Prefix.parameter] ?? [], config: config, to: directory, baseModel: baseModel,
+                                encoder: encoder)
         } else if let lora {
             try PEFTAdapter.save(lora: lora, adapters: adapters, config: config, to: directory, baseModel: baseModel)
         }

@@ -56,7 +56,7 @@ public final class ParameterStore: @unchecked Sendable {
         self.counts = counts
         // With LoRA the targets' adapters come first: the order the optimizer wants (trainable
         // first), so it never moves the frozen base (a transient second copy of the model).
-        let trained = lora?.trainableNames ?? (prefix == nil ? [] : [Prefix.parameter])
+        let trained = lora?.trainableNames ?? prefix?.trainableNames ?? []
         let order = trained + (config.parameterShapes + adapterShapes).map(\.name).filter { !trained.contains($0) }
         layout = ParameterLayout(order: order, counts: counts)
         flat = AlignedBuffer(floats: layout.totalFloats)
@@ -65,14 +65,14 @@ public final class ParameterStore: @unchecked Sendable {
         bindViews()
         try load(weights)
         if let lora { try loadAdapters(adapters ?? lora.initialAdapters(config, seed: seed)) }
-        if let prefix { try loadAdapters(adapters ?? [Prefix.parameter: prefix.initialTable(config, seed: seed)]) }
+        if let prefix { try loadAdapters(adapters ?? prefix.initialTensors(config, seed: seed)) }
     }
 
     /// Whether the store holds adapters (LoRA's or a prefix) that train while the model stays frozen.
     public var adapted: Bool { lora != nil || prefix != nil }
 
     /// The adapter tensors that train: the LoRA targets' `A` and `B`, or `prefix_kv`.
-    public var trainableAdapterNames: [String] { lora?.trainableNames ?? (prefix == nil ? [] : [Prefix.parameter]) }
+    public var trainableAdapterNames: [String] { lora?.trainableNames ?? prefix?.trainableNames ?? [] }
 
     /// The suffix of the programs that run this store: `_lora`, `_prefix`, or none.
     public var programSuffix: String { lora != nil ? "_lora" : prefix != nil ? "_prefix" : "" }
@@ -84,6 +84,7 @@ public final class ParameterStore: @unchecked Sendable {
         if let prefix { s.start = prefix.tokens }
         var b = s.bindings
         if let lora, let r = LoRA.rank.symbolName { b[r] = lora.rank }
+        if let e = prefix?.projection, let name = PrefixEncoderPrograms.hidden.symbolName { b[name] = e }
         return b
     }
 

@@ -10,6 +10,11 @@ import LlamaGraphs
 public enum PEFTPrefix {
     /// The one tensor of the file.
     public static let tensorName = "prompt_embeddings"
+    /// Beside the table, for a reparameterized prefix trained here: the MLP's tensors
+    /// (`PrefixEncoderPrograms.parameters`, `prefix_w2`/`prefix_b2` rows in `prefix_kv`'s order),
+    /// which PEFT does not save (it saves only the projected table); resuming and `prefix_path`
+    /// with `prefix_projection` read them.
+    public static let encoderFile = "prefix_encoder.safetensors"
 
     /// Reads the prefix in `directory` for a base model of `config`: its settings and
     /// `prefix_kv` in the programs' layout. Errors name the file and, for a prefix that does
@@ -49,9 +54,28 @@ public enum PEFTPrefix {
         return (prefix, prefix.internalTable(peft: try file.floats(tensorName), config: config))
     }
 
+    /// The MLP of a reparameterized prefix saved here (`encoderFile`), checked against
+    /// `prefix` (whose `projection` is the hidden width) and `config`; nil when the file is absent.
+    public static func loadEncoder(directory: String, prefix: PrefixConfig, config: LlamaConfig) throws -> [String: [Float]]? {
+        let path = (directory as NSString).appendingPathComponent(encoderFile)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let file = try Safetensors.open(path: path)
+        var out: [String: [Float]] = [:]
+        for (name, shape) in prefix.tensorShapes(config) where name != Prefix.parameter {
+            guard let info = file.tensors[name] else { throw CheckpointError(path, "missing tensor '\(name)' (expected shape \(shape))") }
+            guard info.shape == shape else {
+                throw CheckpointError(path, "tensor '\(name)' has shape \(info.shape), but this prefix needs \(shape) (num_prefix_tokens \(prefix.tokens), prefix_projection_hidden_size \(prefix.projection ?? 0))")
+            }
+            out[name] = try file.floats(name)
+        }
+        return out
+    }
+
     /// Writes `adapter_config.json` and `adapter_model.safetensors` (F32) into `directory`
-    /// (created if needed). `baseModel` is recorded as `base_model_name_or_path`.
-    public static func save(prefix: PrefixConfig, table: [Float], config: LlamaConfig, to directory: String, baseModel: String? = nil) throws {
+    /// (created if needed), and with `encoder` (a reparameterized prefix's MLP) `encoderFile`.
+    /// `baseModel` is recorded as `base_model_name_or_path`.
+    public static func save(prefix: PrefixConfig, table: [Float], config: LlamaConfig, to directory: String, baseModel: String? = nil,
+                            encoder: [String: [Float]]? = nil) throws {
         let dir = URL(fileURLWithPath: directory)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw CheckpointError(directory, "cannot create directory (\(error.localizedDescription))")
@@ -61,10 +85,19 @@ public enum PEFTPrefix {
         }
         let tensor = Safetensors.Tensor(shape: prefix.peftShape(config), values: prefix.peftTable(table, config: config))
         try Safetensors.write([tensorName: tensor], to: dir.appendingPathComponent(PEFTAdapter.weightsFile).path, metadata: ["format": "pt"])
+        if let encoder {
+            var tensors: [String: Safetensors.Tensor] = [:]
+            for (name, shape) in prefix.tensorShapes(config) where name != Prefix.parameter {
+                guard let v = encoder[name], v.count == shape.reduce(1, *) else { throw RuntimeError("the prefix encoder lacks or mis-sizes '\(name)'") }
+                tensors[name] = Safetensors.Tensor(shape: shape, values: v)
+            }
+            try Safetensors.write(tensors, to: dir.appendingPathComponent(encoderFile).path)
+        }
         let settings: [String: Any] = [
             "peft_type": "PREFIX_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": prefix.tokens,
             "num_layers": config.nLayers, "token_dim": config.kvDim, "num_attention_heads": config.nKVHeads,
-            "encoder_hidden_size": config.kvDim, "num_transformer_submodules": 1, "prefix_projection": false,
+            "encoder_hidden_size": prefix.projection ?? config.kvDim, "num_transformer_submodules": 1,
+            "prefix_projection": prefix.projection != nil,
             "inference_mode": true, "base_model_name_or_path": baseModel ?? NSNull(), "revision": NSNull(),
         ]
         let data = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])

@@ -11,18 +11,32 @@ import LlamaGraphs
 public struct PrefixConfig: Sendable, Equatable {
     /// `P` (> 0).
     public var tokens: Int
+    /// With `prefix_projection`, the MLP's hidden width `E` (PEFT's `encoder_hidden_size`);
+    /// nil when the table itself trains.
+    public var projection: Int?
 
-    /// Throws naming `num_prefix_tokens` for a count ≤ 0.
-    public init(tokens: Int) throws {
+    /// Throws naming `num_prefix_tokens` for a count ≤ 0 (and the hidden size for one ≤ 0).
+    public init(tokens: Int, projection: Int? = nil) throws {
         guard tokens > 0 else { throw RuntimeError("num_prefix_tokens must be positive, got \(tokens)") }
+        if let e = projection, e <= 0 { throw RuntimeError("prefix_projection_hidden_size must be positive, got \(e)") }
         self.tokens = tokens
+        self.projection = projection
     }
 
     /// `prefix_kv`'s shape for `config`: `[L, 2, P, KVH, HD]`.
     public func shape(_ config: LlamaConfig) -> [Int] { [config.nLayers, 2, tokens, config.nKVHeads, config.headDim] }
 
-    /// The tensor a store holds for this prefix, by name.
-    public func tensorShapes(_ config: LlamaConfig) -> [(name: String, shape: [Int])] { [(Prefix.parameter, shape(config))] }
+    /// The tensors a store holds for this prefix, by name: `prefix_kv`, after the MLP's
+    /// (`PrefixEncoderPrograms.parameters`) with a projection.
+    public func tensorShapes(_ config: LlamaConfig) -> [(name: String, shape: [Int])] {
+        guard let e = projection else { return [(Prefix.parameter, shape(config))] }
+        let kvd = config.kvDim, width = config.nLayers * 2 * kvd
+        let mlp = zip(PrefixEncoderPrograms.parameters, [[tokens, kvd], [e, kvd], [e], [width, e], [width]]).map { ($0, $1) }
+        return mlp + [(Prefix.parameter, shape(config))]
+    }
+
+    /// The tensors that train: `prefix_kv`, or with a projection the MLP's.
+    public var trainableNames: [String] { projection == nil ? [Prefix.parameter] : PrefixEncoderPrograms.parameters }
 
     /// PEFT's table shape for `config`: `[P, L·2·KVH·HD]`.
     public func peftShape(_ config: LlamaConfig) -> [Int] { [tokens, config.nLayers * 2 * config.kvDim] }
@@ -31,6 +45,27 @@ public struct PrefixConfig: Sendable, Equatable {
     public func initialTable(_ config: LlamaConfig, seed: UInt64) -> [Float] {
         var rng = SeededGenerator(seed: seed)
         return (0 ..< shape(config).reduce(1, *)).map { _ in Float(rng.nextGaussian()) }
+    }
+
+    /// PEFT's initial tensors: the table (`initialTable`), or with a projection the embedding
+    /// N(0, 1) and each `Linear` as PyTorch initializes it (weight and bias uniform in ±1/√in),
+    /// drawn from `seed` in `tensorShapes` order, with `prefix_kv` zero until encoded.
+    public func initialTensors(_ config: LlamaConfig, seed: UInt64) -> [String: [Float]] {
+        guard projection != nil else { return [Prefix.parameter: initialTable(config, seed: seed)] }
+        var rng = SeededGenerator(seed: seed)
+        var out: [String: [Float]] = [:]
+        for (name, shape) in tensorShapes(config) {
+            let n = shape.reduce(1, *)
+            switch name {
+            case "prefix_embed": out[name] = (0 ..< n).map { _ in Float(rng.nextGaussian()) }
+            case Prefix.parameter: out[name] = [Float](repeating: 0, count: n)
+            default:
+                let fanIn = name.hasSuffix("1") ? config.kvDim : projection ?? 1
+                let bound = 1 / Double(fanIn).squareRoot()
+                out[name] = (0 ..< n).map { _ in Float((2 * rng.nextDouble() - 1) * bound) }
+            }
+        }
+        return out
     }
 
     /// `prefix_kv` (`[L, 2, P, KVH, HD]`, internal key order) as PEFT's `[P, L·2·KVH·HD]` table.

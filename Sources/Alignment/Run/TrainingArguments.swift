@@ -73,8 +73,9 @@ public struct TrainingArguments: Sendable {
     public var prefixTuning = false
     /// `P`, PaddleNLP's SFT default.
     public var numPrefixTokens = 128
-    /// PEFT's reparameterization (Embedding → Linear → Tanh → Linear); not built: an error when true.
+    /// PEFT's reparameterization (Embedding → Linear → Tanh → Linear).
     public var prefixProjection = false
+    /// The MLP's hidden width (PEFT's `encoder_hidden_size`); default the model's KV width.
     public var prefixProjectionHiddenSize: Int?
     /// A saved PEFT prefix adapter to start from (its own `num_virtual_tokens` applies).
     public var prefixPath: String?
@@ -91,10 +92,12 @@ public struct TrainingArguments: Sendable {
         return try LoRAConfig(rank: loraRank, alpha: loraAlpha, rslora: rslora, targetModules: targetModules)
     }
 
-    /// The prefix setup these arguments ask for (`num_prefix_tokens`); nil without `prefix_tuning`.
-    public func prefixConfig() throws -> PrefixConfig? {
+    /// The prefix setup these arguments ask for (`num_prefix_tokens`, `prefix_projection` with
+    /// `prefix_projection_hidden_size`, else `kvDim`, the model's KV width as PEFT's default);
+    /// nil without `prefix_tuning`.
+    public func prefixConfig(kvDim: Int = 0) throws -> PrefixConfig? {
         guard prefixTuning else { return nil }
-        return try PrefixConfig(tokens: numPrefixTokens)
+        return try PrefixConfig(tokens: numPrefixTokens, projection: prefixProjection ? prefixProjectionHiddenSize ?? kvDim : nil)
     }
 
     /// The prompt budget: `max_prompt_len`, else half of `max_seq_len`.
@@ -339,9 +342,6 @@ extension TrainingArguments {
             return
         }
         if lora { throw ArgumentsError(file, "prefix_tuning", "lora and prefix_tuning together are not supported; choose one") }
-        if prefixProjection {
-            throw ArgumentsError(file, "prefix_projection", "the reparameterized prefix (Embedding → Linear → Tanh → Linear) is not available yet; set it to false to train the prefix table directly")
-        }
         if task == .dpo, refModelUpdateSteps != nil {
             throw ArgumentsError(file, "ref_model_update_steps", "with prefix tuning the reference is the frozen base model and is never updated; remove it")
         }

@@ -141,7 +141,9 @@ public final class DPOTrainer: @unchecked Sendable {
         for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
         var bufs = store.pointers
         for (k, v) in keep { bufs[k] = v.raw }
-        let program = adapters && store.adapted && store === policy.parameters ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
+        let adapted = adapters && store.adapted && store === policy.parameters
+        if adapted { try policy.encodePrefix() }
+        let program = adapted ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
         try program.run(buffers: bufs, sizes: sizes(b))
         func get(_ n: String) -> [Float] { keep[n]?.floatArray(b.batch) ?? [] }
         return (PairLogps(chosen: get("logps_chosen"), rejected: get("logps_rejected")),
@@ -174,7 +176,9 @@ public final class DPOTrainer: @unchecked Sendable {
         policy.optimizer.zeroGradients()
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
+        try policy.encodePrefix()
         var m = try accumulate(batches, references: references, pairs: pairs)
+        try policy.backPropagatePrefix()
         m["grad_norm"] = try policy.optimizer.apply(lr: lr)
         return m
     }

@@ -39,6 +39,8 @@ public final class LMTrainer: @unchecked Sendable {
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
+    /// `prefix_encode` and `prefix_encode_backward` for a reparameterized prefix, else nil.
+    private let encoder: (forward: CompiledProgram, backward: CompiledProgram)?
 
     /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
     /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
@@ -60,6 +62,24 @@ public final class LMTrainer: @unchecked Sendable {
         let suffix = parameters.programSuffix
         lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
+        encoder = parameters.prefix?.projection == nil ? nil
+            : (try CompiledProgram.load("llama_train.prefix_encode"), try CompiledProgram.load("llama_train.prefix_encode_backward"))
+        try encodePrefix()
+    }
+
+    /// With a reparameterized prefix: `prefix_kv` from the MLP (`prefix_encode`), before the
+    /// programs read it. Nothing otherwise.
+    public func encodePrefix() throws {
+        guard let encoder else { return }
+        try encoder.forward.run(buffers: parameters.pointers, sizes: sizes(batch: 1, seq: 1))
+    }
+
+    /// With a reparameterized prefix: the MLP's gradients from the `grad_prefix_kv` the steps
+    /// added up (`prefix_encode_backward`), before the optimizer reads them. Nothing otherwise.
+    public func backPropagatePrefix() throws {
+        guard let encoder else { return }
+        let buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
+        try encoder.backward.run(buffers: buffers, sizes: sizes(batch: 1, seq: 1))
     }
 
     /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
@@ -88,6 +108,7 @@ public final class LMTrainer: @unchecked Sendable {
     public func accumulateGradients(_ batches: [TokenBatch]) throws -> (loss: Double, tokens: Int) {
         let tokens = batches.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
         guard tokens > 0 else { return (0, 0) }
+        try encodePrefix()
         var loss = 0.0
         for b in batches {
             try checkIds(b)
@@ -107,6 +128,7 @@ public final class LMTrainer: @unchecked Sendable {
             try lmStep.run(buffers: buffers, sizes: sizes)
             loss += Double(out.floats[0])
         }
+        try backPropagatePrefix()
         return (loss, tokens)
     }
 
@@ -121,6 +143,7 @@ public final class LMTrainer: @unchecked Sendable {
     /// Sum of the token NLL over supervised targets of `batch`, and their count.
     public func evaluate(_ batch: TokenBatch) throws -> (sum: Double, tokens: Int) {
         try checkIds(batch)
+        try encodePrefix()
         let ids = AlignedBuffer(copying: batch.ids), targets = AlignedBuffer(copying: batch.targets)
         let out = AlignedBuffer(floats: batch.batch * batch.seq)
         var buffers = parameters.pointers
@@ -132,7 +155,7 @@ public final class LMTrainer: @unchecked Sendable {
     }
 
     /// The compiled programs (lm_step first, the optimizer's step last), for profiling.
-    public var programs: [CompiledProgram] { [lmStep, evalLoss, optimizer.program] }
+    public var programs: [CompiledProgram] { [lmStep, evalLoss] + (encoder.map { [$0.forward, $0.backward] } ?? []) + [optimizer.program] }
 }
 
 /// The optimizer's API, forwarded for convenience.

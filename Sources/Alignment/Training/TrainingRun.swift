@@ -120,6 +120,7 @@ public struct TrainingRun {
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
         if outcome.finished {
+            try trainer.encodePrefix()
             try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles,
                                              adapter: adapterSnapshot(store))
         }
@@ -145,15 +146,28 @@ public struct TrainingRun {
     /// The store of a prefix-tuning run: the frozen model and `prefix_kv` — from the checkpoint
     /// resumed, else from `prefix_path`, else PEFT's initial N(0, 1) (seeded by `seed`).
     func prefixStore(_ weights: LlamaWeights, resume: ResumePoint?) throws -> ParameterStore {
-        guard var prefix = try args.prefixConfig() else { return try ParameterStore(weights: weights) }
-        var table: [Float]?
+        let c = weights.config
+        guard var prefix = try args.prefixConfig(kvDim: c.kvDim) else { return try ParameterStore(weights: weights) }
+        var tensors: [String: [Float]]?
         if let from = resume?.path ?? args.prefixPath {
-            let loaded = try PEFTPrefix.load(directory: from, config: weights.config)
-            (prefix, table) = (loaded.prefix, loaded.table)
+            let loaded = try PEFTPrefix.load(directory: from, config: c)
+            tensors = [Prefix.parameter: loaded.table]
+            if let e = prefix.projection {
+                // The MLP trained here (PEFT saves only the projected table).
+                prefix = try PrefixConfig(tokens: loaded.prefix.tokens, projection: e)
+                guard let encoder = try PEFTPrefix.loadEncoder(directory: from, prefix: prefix, config: c) else {
+                    throw RuntimeError("\(from) has no \(PEFTPrefix.encoderFile) (PEFT saves only the projected table): set prefix_projection false to train that table, or start without prefix_path")
+                }
+                tensors?.merge(encoder) { a, _ in a }
+            } else {
+                prefix = loaded.prefix
+            }
             if resume == nil { log("prefix tuning: starting from the prefix in \(from)") }
         }
-        log("prefix tuning: \(prefix.tokens) prefix positions in each of \(weights.config.nLayers) layers (\(prefix.shape(weights.config).reduce(1, *)) trained values)")
-        return try ParameterStore(weights: weights, adapters: table.map { [Prefix.parameter: $0] }, seed: UInt64(args.seed), prefix: prefix)
+        let trained = prefix.trainableNames.compactMap { n in prefix.tensorShapes(c).first { $0.name == n }?.shape.reduce(1, *) }.reduce(0, +)
+        log("prefix tuning: \(prefix.tokens) prefix positions in each of \(c.nLayers) layers"
+            + (prefix.projection.map { ", reparameterized through an MLP of width \($0)" } ?? "") + " (\(trained) trained values)")
+        return try ParameterStore(weights: weights, adapters: tensors, seed: UInt64(args.seed), prefix: prefix)
     }
 
     /// The store a fresh run starts from: the initial weights, with LoRA adapters when the
@@ -182,6 +196,7 @@ public struct TrainingRun {
     }
 
     func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+        try trainer.encodePrefix()   // a reparameterized prefix's table from its current MLP
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),

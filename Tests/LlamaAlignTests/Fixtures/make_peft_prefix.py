@@ -17,6 +17,8 @@ It writes `Tests/LlamaAlignTests/Fixtures/peft_prefix/`:
 - `adapter_projection/` a prefix trained through PEFT's reparameterization
                (`prefix_projection: true`, encoder_hidden_size 24, the MLP's last layer randomized):
                PEFT saves the projected table, which loads like any other;
+- `projection_encoder.safetensors` that prefix's MLP as PEFT holds it (`embedding.weight`,
+               `transform.0.weight`/`.bias`, `transform.2.weight`/`.bias`), which PEFT does not save;
 - `golden.json` the token ids, PEFT's logits for each adapter and the base model's logits, the
                greedy continuation (6 new tokens) of `PROMPT` under PEFT's forward with `adapter`
                (repeated full forward passes: with transformers 5, PEFT 0.21.2's `generate` drops
@@ -30,7 +32,7 @@ import shutil
 
 import torch
 from peft import PeftModel, PrefixTuningConfig, get_peft_model
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 OUT = pathlib.Path(__file__).resolve().parent / "peft_prefix"
@@ -108,6 +110,9 @@ def main():
     golden["logits"] = logits(plain)
     projected = prefixed(True, 12)
     projected.save_pretrained(OUT / "adapter_projection")
+    encoder = projected.prompt_encoder["default"]
+    save_file({k: v.detach().float().contiguous() for k, v in encoder.state_dict().items()},
+              str(OUT / "projection_encoder.safetensors"), metadata={"format": "pt"})
     golden["projection_logits"] = logits(projected)
     # Loaded back as PEFT loads a saved adapter (inference mode: the table as stored).
     reloaded = PeftModel.from_pretrained(base_model(), OUT / "adapter").eval()
