@@ -112,14 +112,29 @@ import LlamaGraphs
         #expect(end.prefix.tokens == 4 && end.table.count == start.table.count && end.table != start.table)
     }
 
-    @Test func dpoWithPrefixSavesThePrefix() throws {
+    /// DPO with a prefix: saved in PEFT's layout, no model copy, and an interrupted run resumes
+    /// on the same trajectory.
+    @Test func dpoWithPrefixSavesThePrefixAndResumesExactly() throws {
         guard DPORunTests.sftModel != nil else { return }
-        let a = try DPORunTests().dpoArgs(["prefix_tuning": true, "num_prefix_tokens": 2, "learning_rate": 1e-3, "max_steps": 4, "save_steps": 2])
-        let s = try DPORun(args: a).run()
-        #expect(s.steps == 4)
-        for dir in [a.outputDir, a.outputDir + "/checkpoint-2"] {
-            #expect(PEFTPrefix.isPrefix(directory: dir), "\(dir)")
-            #expect(!Self.exists(dir, "model.safetensors"), "\(dir) holds a model copy")
+        try KernelThreadsLock.held {
+            let extra: [String: Any] = ["prefix_tuning": true, "num_prefix_tokens": 2, "learning_rate": 1e-3, "max_steps": 4, "save_steps": 2]
+            let whole = try DPORunTests().dpoArgs(extra)
+            let s = try DPORun(args: whole).run()
+            #expect(s.steps == 4)
+            for dir in [whole.outputDir, whole.outputDir + "/checkpoint-2"] {
+                #expect(PEFTPrefix.isPrefix(directory: dir), "\(dir)")
+                #expect(!Self.exists(dir, "model.safetensors"), "\(dir) holds a model copy")
+            }
+            let cut = try DPORunTests().dpoArgs(extra)
+            var first = DPORun(args: cut)
+            first.stopAfter = 3
+            try first.run()
+            try DPORun(args: cut).run()
+            let x = try Demo.metrics(whole.outputDir), y = try Demo.metrics(cut.outputDir)
+            #expect(x.count == y.count && !x.isEmpty)
+            for (p, q) in zip(x, y) {
+                for key in ["step", "loss", "grad_norm", "rewards/margins"] { #expect(p[key] == q[key], "\(key) at step \(p["step"] ?? -1)") }
+            }
         }
     }
 
