@@ -5148,6 +5148,2435 @@ static const char *const llama_train_eval_loss_lora_kernel_names[] = {
 };
 const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 38, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
 
+/* ===== program 'lm_step_prefix' ===== */
+
+/* lm_step_prefix_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_prefix_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_prefix_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_prefix_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_prefix_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_prefix_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_prefix_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_prefix_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_prefix_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+}
+
+/* lm_step_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_prefix_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_prefix_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* lm_step_prefix_k8_prefix: concat  [layer/attention/prefix] */
+static void lm_step_prefix_k8_prefix(float *restrict t5, const float *restrict prefix_kv, const float *restrict saved_k, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k9_prefix: concat  [layer/attention/prefix] */
+static void lm_step_prefix_k9_prefix(float *restrict t6, const float *restrict prefix_kv, const float *restrict saved_v, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k10_scores_matmul: t7[B, KVH, REP, T, S] = saved_q · t5ᵀ  [layer/attention/attention/scores] */
+static void lm_step_prefix_k10_scores_matmul(float *restrict t7, const float *restrict saved_q, const float *restrict t5, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t5 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* lm_step_prefix_k11_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_prefix_k11_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t7[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t7[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t8[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t8[r * n + j]) / acc1;
+            t8[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_prefix_k12_saved_attn: saved_attn[B, KVH, REP, T, HD] = t8 · t6  [layer/attention/attention; layer/attention] */
+static void lm_step_prefix_k12_saved_attn(float *restrict saved_attn, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t6 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_prefix_k13_wo: t9[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_prefix_k13_wo(float *restrict t9, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t9, D);
+}
+
+/* lm_step_prefix_k14_layer: saved_h = carry0 + t9  [layer/attention; layer] */
+static void lm_step_prefix_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t9[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k15_rmsnorm: t10 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_k15_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t10[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_prefix_k16_w1: saved_gate[B*T, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* lm_step_prefix_k17_w3: saved_up[B*T, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* lm_step_prefix_k18_silu: t11 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_prefix_k18_silu(float *restrict t11, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t11[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_k19_w2: t12[B*T, D] = t11 · w2ᵀ  [layer/ffn] */
+static void lm_step_prefix_k19_w2(float *restrict t12, const float *restrict w2, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t11, F, w2, F, 0.0f, t12, D);
+}
+
+/* lm_step_prefix_k20_ffn: carry0_next = saved_h + t12  [layer/ffn; layer] */
+static void lm_step_prefix_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t12[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k21_lm_head: t13 = carry0[scored]  [lm_head] */
+static void lm_step_prefix_k21_lm_head(float *restrict t13, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t13[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k22_rmsnorm: t14 = Σ(t13²)  [lm_head/rmsnorm] */
+static void lm_step_prefix_k22_rmsnorm(float *restrict t14, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            acc0 += v0;
+        }
+        t14[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k23_rmsnorm: t15 = (t13 · rsqrt(t14 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void lm_step_prefix_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t14[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t13[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t15[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_k24_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
+static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+}
+
+/* lm_step_prefix_k25_log_softmax: t17 = max(t16)  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k25_log_softmax(float *restrict t17, const float *restrict t16, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t16[r * n + j0]);
+        }
+        t17[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k26_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k26_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t18[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k27_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_prefix_k27_cross_entropy(float *restrict t19, const int32_t *restrict targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k28_cross_entropy: loss = Σ((-t19) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_prefix_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t19, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t19[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    loss[r] = acc0;
+}
+
+/* lm_step_prefix_k29_log_softmax_grad: t20 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t18) · exp(t16 - t17)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_prefix_k29_log_softmax_grad(float *restrict t20, const int32_t *restrict targets, const float *restrict weights, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t18[i0]);
+        float v9 = t17[i0];
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t16[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t20[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_prefix_k30_lm_head_grad_in: t21[NS, D] = t20 · lm_head  [lm_head/grad] */
+static void lm_step_prefix_k30_lm_head_grad_in(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t20, V, lm_head, D, 0.0f, t21, D);
+}
+
+/* lm_step_prefix_k31_rmsnorm_grad: t22 = Σ((t21 · final_norm) · t13)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_prefix_k31_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t13, const float *restrict t21, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t21[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
+            acc0 += v1;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k32_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_prefix_k32_rmsnorm_grad_scatter_add(float *restrict t23, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, const float *restrict t21, const float *restrict t22, long B, long HD2, long KVH, long NS, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t23, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t14[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t22[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t21[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t13[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t23[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_prefix_k33_rmsnorm: t24 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k33_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t24[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k34_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k34_prefix(float *restrict t25, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t25[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k35_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k35_prefix(float *restrict t26, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t26[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k36_scores_matmul: t27[B, KVH, REP, T, S] = saved_q · t25ᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_prefix_k36_scores_matmul(float *restrict t27, const float *restrict saved_q, const float *restrict t25, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t25 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t27 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* lm_step_prefix_k37_attention: t28 = exp([i4 ≤ i3 + P] ? t27 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] ? t27 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k37_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t27[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t27[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t28[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_prefix_k38_softmax: t29 = Σ(t28)  [layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k38_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long S, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t28[r * n + j0];
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k39_softmax: t30 = t28 / t29  [layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k39_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t28[r * n + j]) / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t30[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k40_rmsnorm: t31 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k40_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k41_w2_grad_in: t32[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_prefix_k41_w2_grad_in(float *restrict t32, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t32, F);
+}
+
+/* lm_step_prefix_k42_silu: t33 = t32 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k42_silu(float *restrict t33, const float *restrict saved_gate, const float *restrict t32, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = (t32[r * n + j]) * v3;
+            t33[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_k43_w3_grad_in: t34[B*T, D] = t33 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k43_w3_grad_in(float *restrict t34, const float *restrict w3, const float *restrict t33, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t33, F, w3, D, 0.0f, t34, D);
+}
+
+/* lm_step_prefix_k44_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_prefix_k44_silu(float *restrict t35, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t32, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t32[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = (saved_gate[r * n + j]) / v3;
+            float v6 = v0 * v5;
+            float v7 = v6 / v3;
+            float v8 = -v7;
+            float v9 = v8 * v2;
+            float v10 = -v9;
+            float v11 = v4 + v10;
+            t35[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_prefix_k45_w1_grad_in: t36[B*T, D] = t35 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k45_w1_grad_in(float *restrict t36, const float *restrict w1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t35, F, w1, D, 0.0f, t36, D);
+}
+
+/* lm_step_prefix_k46_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_prefix_k46_rmsnorm_grad(float *restrict t37, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t31, const float *restrict t34, const float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t34[r * n + j0] + t36[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v5 = (t31[(i0) * T + i1]) / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        float v10 = acc0 * v7;
+        float v11 = v10 * v7;
+        float v12 = v11 * v7;
+        float v13 = v12 * (-0.5f);
+        float v14 = v13 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t34[r * n + j] + t36[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v8 = v4 * v7;
+            float v9 = carry1[r * n + j] + v8;
+            float v15 = v14 * (saved_h[r * n + j]);
+            float v16 = v9 + v15;
+            float v17 = v16 + v15;
+            t37[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_prefix_k47_wo_grad_in: t38[B*T, D] = t37 · wo  [layer_backward/attention/grad] */
+static void lm_step_prefix_k47_wo_grad_in(float *restrict t38, const float *restrict wo, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t37, D, wo, D, 0.0f, t38, D);
+}
+
+/* lm_step_prefix_k48_attention_grad_matmul: t39[B, KVH, REP, T, S] = t38 · t26ᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k48_attention_grad_matmul(float *restrict t39, const float *restrict t26, const float *restrict t38, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t38 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t26 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t39 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* lm_step_prefix_k49_softmax_grad: t40 = ([i4 ≤ i3 + P] ? (t39 / t29 + Σ(-((t39 · t30) / t29))) · t28 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_prefix_k49_softmax_grad(float *restrict t40, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t39[r * n + j0]) * (t30[r * n + j0]);
+            float v1 = v0 / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + (float)(P);
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t39[r * n + j]) / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t28[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t40[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_prefix_k50_scores_grad_matmul: t41[B, KVH, REP, T, HD] = t40 · t25  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_prefix_k50_scores_grad_matmul(float *restrict t41, const float *restrict t25, const float *restrict t40, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t40 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t25 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t41 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_prefix_k51_attention_grad_matmul: t42[B, KVH, REP, S, HD] = t30ᵀ · t38  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k51_attention_grad_matmul(float *restrict t42, const float *restrict t30, const float *restrict t38, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && S * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t30 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t38 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t42 + b0 * (S*KVD) + b1 * (S*HD), HD);
+}
+
+/* lm_step_prefix_k52_attention_grad_matmul: t43[B, KVH, REP, S, HD] = t40ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k52_attention_grad_matmul(float *restrict t43, const float *restrict saved_q, const float *restrict t40, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && S * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t40 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t43 + b0 * (S*KVD) + b1 * (S*HD), HD);
+}
+
+/* lm_step_prefix_k53_attention_grad: t44 = Σ(t42)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k53_attention_grad(float *restrict t44, const float *restrict t42, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t42[(((j0) * KVH + i1) * S + i0) * HD + i2];
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k54_attention_grad: t45 = Σ(t43)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k54_attention_grad(float *restrict t45, const float *restrict t43, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t43[(((j0) * KVH + i1) * S + i0) * HD + i2];
+        }
+        t45[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k55_attention_grad: t46 = t42  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k55_attention_grad(float *restrict t46, const float *restrict t42, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t46[r * n + j] = t42[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* lm_step_prefix_k56_wv_grad_in: t47[B*T, D] = t46 · wv  [layer_backward/attention/grad] */
+static void lm_step_prefix_k56_wv_grad_in(float *restrict t47, const float *restrict wv, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t46, KVD, wv, D, 0.0f, t47, D);
+}
+
+/* lm_step_prefix_k57_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k57_rope_grad(float *restrict t48, const float *restrict t0, const float *restrict t1, const float *restrict t43, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t43[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t43[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t43[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t43[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t48[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_prefix_k58_wk_grad_in: t49[B*T, D] = t48 · wk  [layer_backward/attention/grad] */
+static void lm_step_prefix_k58_wk_grad_in(float *restrict t49, const float *restrict wk, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t48, KVD, wk, D, 0.0f, t49, D);
+}
+
+/* lm_step_prefix_k59_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k59_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t41[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t41[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t41[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t41[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t50[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_prefix_k60_wq_grad_in: t51[B*T, D] = t50 · wq  [layer_backward/attention/grad] */
+static void lm_step_prefix_k60_wq_grad_in(float *restrict t51, const float *restrict wq, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t50, D, wq, D, 0.0f, t51, D);
+}
+
+/* lm_step_prefix_k61_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k61_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t24, const float *restrict t37, const float *restrict t47, const float *restrict t49, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t47[r * n + j0] + t49[r * n + j0];
+            float v1 = v0 + t51[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v7 = (t24[(i0) * T + i1]) / ((float)(D));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        float v12 = acc0 * v9;
+        float v13 = v12 * v9;
+        float v14 = v13 * v9;
+        float v15 = v14 * (-0.5f);
+        float v16 = v15 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t47[r * n + j] + t49[r * n + j];
+            float v5 = v4 + t51[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v10 = v6 * v9;
+            float v11 = t37[r * n + j] + v10;
+            float v17 = v16 * (saved_x[r * n + j]);
+            float v18 = v11 + v17;
+            float v19 = v18 + v17;
+            carry1_next[r * n + j] = v19;
+        }
+    }
+}
+
+/* lm_step_prefix_k62_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void lm_step_prefix_k62_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t44, const float *restrict t45, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*P);
+        const long i1 = (r / (KVH)) % P;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                v0 = t44[((i1) * KVH + i2) * HD + j];
+            }
+            float v1;
+            if (i0 < 1) {
+                v1 = t45[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v1 = 0.0f;
+            }
+            float v2 = v0 + v1;
+            float v3 = grad_prefix_kv[r * n + j] + v2;
+            grad_prefix_kv[r * n + j] = v3;
+        }
+    }
+}
+
+/* Arena: 17 slots planned for 63 kernels. */
+static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*HD2*KVH*NS*REP), NS));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 2*HD2*KVH*NS*REP));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(B*KVH*REP*S*T, B*F*T), NS), B*KVH*REP*T), 2*HD2*KVH*P));
+    off[5] = total; total += la_round16(la_max(NS*V, 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*S*T), 2*B*HD2*KVH*S));
+    off[7] = total; total += la_round16(la_max(la_max(NS, NS*V), B*T));
+    off[8] = total; total += la_round16(la_max(B*KVH*REP*S*T, 2*B*HD2*KVH*T));
+    off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*S*T), 2*HD2*KVH*P));
+    off[10] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*S*T));
+    off[11] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_prefix_arena_floats(const llama_train_lm_step_prefix_args *args) {
+    long off[17];
+    return llama_train_lm_step_prefix_layout(args, off);
+}
+
+void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NS = args->NS;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[17];
+    llama_train_lm_step_prefix_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[2];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[2];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[2];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[7];
+    float *t21 = args->arena + off[2];
+    float *t22 = args->arena + off[6];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[2];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[6];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[8];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[10];
+    float *t33 = args->arena + off[11];
+    float *t34 = args->arena + off[12];
+    float *t35 = args->arena + off[11];
+    float *t36 = args->arena + off[10];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[9];
+    float *t40 = args->arena + off[10];
+    float *t41 = args->arena + off[2];
+    float *t42 = args->arena + off[3];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[4];
+    float *t45 = args->arena + off[9];
+    float *t46 = args->arena + off[8];
+    float *t47 = args->arena + off[12];
+    float *t48 = args->arena + off[3];
+    float *t49 = args->arena + off[10];
+    float *t50 = args->arena + off[3];
+    float *t51 = args->arena + off[2];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *scored = args->scored;
+    const int32_t *targets = args->targets;
+    const float *weights = args->weights;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *loss = args->loss;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 63, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 63, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *grad_prefix_kv = args->grad_prefix_kv + l * (4*HD2*KVH*P);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 63, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 63, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 63, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 63, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 63, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 63, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 63, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 63, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 63, lm_step_prefix_k10_scores_matmul(t7, saved_q, t5, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 11, 63, lm_step_prefix_k11_attention(t8, t7, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 12, 63, lm_step_prefix_k12_saved_attn(saved_attn, t6, t8, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 13, 63, lm_step_prefix_k13_wo(t9, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 63, lm_step_prefix_k14_layer(saved_h, carry0, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 63, lm_step_prefix_k15_rmsnorm(t10, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 63, lm_step_prefix_k16_w1(saved_gate, w1, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 63, lm_step_prefix_k17_w3(saved_up, w3, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 63, lm_step_prefix_k18_silu(t11, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 63, lm_step_prefix_k19_w2(t12, w2, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 63, lm_step_prefix_k20_ffn(carry0_next, saved_h, t12, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 21, 63, lm_step_prefix_k21_lm_head(t13, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 22, 63, lm_step_prefix_k22_rmsnorm(t14, t13, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 23, 63, lm_step_prefix_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 24, 63, lm_step_prefix_k24_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 25, 63, lm_step_prefix_k25_log_softmax(t17, t16, NS, V));
+    LA_TIMED(prof, 26, 63, lm_step_prefix_k26_log_softmax(t18, t16, t17, NS, V));
+    LA_TIMED(prof, 27, 63, lm_step_prefix_k27_cross_entropy(t19, targets, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 28, 63, lm_step_prefix_k28_cross_entropy(loss, weights, t19, NS));
+    LA_TIMED(prof, 29, 63, lm_step_prefix_k29_log_softmax_grad(t20, targets, weights, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 30, 63, lm_step_prefix_k30_lm_head_grad_in(t21, lm_head, t20, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 31, 63, lm_step_prefix_k31_rmsnorm_grad(t22, final_norm, t13, t21, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 32, 63, lm_step_prefix_k32_rmsnorm_grad_scatter_add(t23, scored, norm_eps, final_norm, t13, t14, t21, t22, B, HD2, KVH, NS, REP, T));
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry1 = t23;
+    float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        float *carry1_next = carry1_buf[l & 1];
+        LA_TIMED(prof, 33, 63, lm_step_prefix_k33_rmsnorm(t24, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 63, lm_step_prefix_k34_prefix(t25, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 35, 63, lm_step_prefix_k35_prefix(t26, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 36, 63, lm_step_prefix_k36_scores_matmul(t27, saved_q, t25, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 37, 63, lm_step_prefix_k37_attention(t28, t27, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 38, 63, lm_step_prefix_k38_softmax(t29, t28, B, KVH, REP, S, T));
+        LA_TIMED(prof, 39, 63, lm_step_prefix_k39_softmax(t30, t28, t29, B, KVH, REP, S, T));
+        LA_TIMED(prof, 40, 63, lm_step_prefix_k40_rmsnorm(t31, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 41, 63, lm_step_prefix_k41_w2_grad_in(t32, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 63, lm_step_prefix_k42_silu(t33, saved_gate, t32, B, F, T));
+        LA_TIMED(prof, 43, 63, lm_step_prefix_k43_w3_grad_in(t34, w3, t33, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 63, lm_step_prefix_k44_silu(t35, saved_gate, saved_up, t32, B, F, T));
+        LA_TIMED(prof, 45, 63, lm_step_prefix_k45_w1_grad_in(t36, w1, t35, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 63, lm_step_prefix_k46_rmsnorm_grad(t37, norm_eps, carry1, saved_h, ffn_norm, t31, t34, t36, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 63, lm_step_prefix_k47_wo_grad_in(t38, wo, t37, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 63, lm_step_prefix_k48_attention_grad_matmul(t39, t26, t38, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 49, 63, lm_step_prefix_k49_softmax_grad(t40, t28, t29, t30, t39, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 50, 63, lm_step_prefix_k50_scores_grad_matmul(t41, t25, t40, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 51, 63, lm_step_prefix_k51_attention_grad_matmul(t42, t30, t38, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 52, 63, lm_step_prefix_k52_attention_grad_matmul(t43, saved_q, t40, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 53, 63, lm_step_prefix_k53_attention_grad(t44, t42, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 54, 63, lm_step_prefix_k54_attention_grad(t45, t43, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 55, 63, lm_step_prefix_k55_attention_grad(t46, t42, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 56, 63, lm_step_prefix_k56_wv_grad_in(t47, wv, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 63, lm_step_prefix_k57_rope_grad(t48, t0, t1, t43, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 58, 63, lm_step_prefix_k58_wk_grad_in(t49, wk, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 63, lm_step_prefix_k59_rope_grad(t50, t0, t1, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 63, lm_step_prefix_k60_wq_grad_in(t51, wq, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 63, lm_step_prefix_k61_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t24, t37, t47, t49, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 63, lm_step_prefix_k62_prefix_grad(grad_prefix_kv, t44, t45, HD2, KVH, P));
+        carry1 = carry1_next;
+    }
+}
+
+void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_prefix_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_prefix_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_prefix_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_prefix_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k7_wv */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_k8_prefix */
+    flops[9] = (double)(0); bytes[9] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_k9_prefix */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k12_saved_attn */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k13_wo */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k14_layer */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k16_w1 */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k17_w3 */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k19_w2 */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k20_ffn */
+    flops[21] = (double)(0); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k21_lm_head */
+    flops[22] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[22] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k22_rmsnorm */
+    flops[23] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_prefix_k23_rmsnorm */
+    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k24_lm_head */
+    flops[25] = (double)(NS*V); bytes[25] = (double)(4*NS + 4*NS*V); /* lm_step_prefix_k25_log_softmax */
+    flops[26] = (double)(NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_prefix_k26_log_softmax */
+    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k27_cross_entropy */
+    flops[28] = (double)(NS + NS + NS); bytes[28] = (double)(4 + 4*NS + 4*NS); /* lm_step_prefix_k28_cross_entropy */
+    flops[29] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[29] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k29_log_softmax_grad */
+    flops[30] = (double)(4*HD2*KVH*NS*REP*V); bytes[30] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_prefix_k30_lm_head_grad_in */
+    flops[31] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[31] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k31_rmsnorm_grad */
+    flops[32] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_prefix_k32_rmsnorm_grad_scatter_add */
+    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k33_rmsnorm */
+    flops[34] = (double)(0); bytes[34] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k34_prefix */
+    flops[35] = (double)(0); bytes[35] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k35_prefix */
+    flops[36] = (double)(4*B*HD2*KVH*REP*S*T); bytes[36] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k36_scores_matmul */
+    flops[37] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[37] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k37_attention */
+    flops[38] = (double)(B*KVH*REP*S*T); bytes[38] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k38_softmax */
+    flops[39] = (double)(B*KVH*REP*S*T); bytes[39] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* lm_step_prefix_k39_softmax */
+    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k40_rmsnorm */
+    flops[41] = (double)(4*B*F*HD2*KVH*REP*T); bytes[41] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_k41_w2_grad_in */
+    flops[42] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[42] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k42_silu */
+    flops[43] = (double)(4*B*F*HD2*KVH*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k43_w3_grad_in */
+    flops[44] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[44] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k44_silu */
+    flops[45] = (double)(4*B*F*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k45_w1_grad_in */
+    flops[46] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k46_rmsnorm_grad */
+    flops[47] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k47_wo_grad_in */
+    flops[48] = (double)(4*B*HD2*KVH*REP*S*T); bytes[48] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k48_attention_grad_matmul */
+    flops[49] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[49] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k49_softmax_grad */
+    flops[50] = (double)(4*B*HD2*KVH*REP*S*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k50_scores_grad_matmul */
+    flops[51] = (double)(4*B*HD2*KVH*REP*S*T); bytes[51] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k51_attention_grad_matmul */
+    flops[52] = (double)(4*B*HD2*KVH*REP*S*T); bytes[52] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k52_attention_grad_matmul */
+    flops[53] = (double)(2*B*HD2*KVH*P); bytes[53] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k53_attention_grad */
+    flops[54] = (double)(2*B*HD2*KVH*P); bytes[54] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k54_attention_grad */
+    flops[55] = (double)(0); bytes[55] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k55_attention_grad */
+    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k56_wv_grad_in */
+    flops[57] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[57] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k57_rope_grad */
+    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k58_wk_grad_in */
+    flops[59] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k59_rope_grad */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k60_wq_grad_in */
+    flops[61] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k61_rmsnorm_grad */
+    flops[62] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[62] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k62_prefix_grad */
+    (void)args;
+}
+
+static void llama_train_lm_step_prefix_run(const void *args) { llama_train_lm_step_prefix((const llama_train_lm_step_prefix_args *)args); }
+static long llama_train_lm_step_prefix_arena(const void *args) { return llama_train_lm_step_prefix_arena_floats((const llama_train_lm_step_prefix_args *)args); }
+static void llama_train_lm_step_prefix_cost(const void *args, double *f, double *b) { llama_train_lm_step_prefix_costs((const llama_train_lm_step_prefix_args *)args, f, b); }
+static const char *const llama_train_lm_step_prefix_kernel_names[] = {
+    "lm_step_prefix_k0_rope_tables",
+    "lm_step_prefix_k1_embed",
+    "lm_step_prefix_k2_rmsnorm",
+    "lm_step_prefix_k3_wq",
+    "lm_step_prefix_k4_rope",
+    "lm_step_prefix_k5_wk",
+    "lm_step_prefix_k6_rope",
+    "lm_step_prefix_k7_wv",
+    "lm_step_prefix_k8_prefix",
+    "lm_step_prefix_k9_prefix",
+    "lm_step_prefix_k10_scores_matmul",
+    "lm_step_prefix_k11_attention",
+    "lm_step_prefix_k12_saved_attn",
+    "lm_step_prefix_k13_wo",
+    "lm_step_prefix_k14_layer",
+    "lm_step_prefix_k15_rmsnorm",
+    "lm_step_prefix_k16_w1",
+    "lm_step_prefix_k17_w3",
+    "lm_step_prefix_k18_silu",
+    "lm_step_prefix_k19_w2",
+    "lm_step_prefix_k20_ffn",
+    "lm_step_prefix_k21_lm_head",
+    "lm_step_prefix_k22_rmsnorm",
+    "lm_step_prefix_k23_rmsnorm",
+    "lm_step_prefix_k24_lm_head",
+    "lm_step_prefix_k25_log_softmax",
+    "lm_step_prefix_k26_log_softmax",
+    "lm_step_prefix_k27_cross_entropy",
+    "lm_step_prefix_k28_cross_entropy",
+    "lm_step_prefix_k29_log_softmax_grad",
+    "lm_step_prefix_k30_lm_head_grad_in",
+    "lm_step_prefix_k31_rmsnorm_grad",
+    "lm_step_prefix_k32_rmsnorm_grad_scatter_add",
+    "lm_step_prefix_k33_rmsnorm",
+    "lm_step_prefix_k34_prefix",
+    "lm_step_prefix_k35_prefix",
+    "lm_step_prefix_k36_scores_matmul",
+    "lm_step_prefix_k37_attention",
+    "lm_step_prefix_k38_softmax",
+    "lm_step_prefix_k39_softmax",
+    "lm_step_prefix_k40_rmsnorm",
+    "lm_step_prefix_k41_w2_grad_in",
+    "lm_step_prefix_k42_silu",
+    "lm_step_prefix_k43_w3_grad_in",
+    "lm_step_prefix_k44_silu",
+    "lm_step_prefix_k45_w1_grad_in",
+    "lm_step_prefix_k46_rmsnorm_grad",
+    "lm_step_prefix_k47_wo_grad_in",
+    "lm_step_prefix_k48_attention_grad_matmul",
+    "lm_step_prefix_k49_softmax_grad",
+    "lm_step_prefix_k50_scores_grad_matmul",
+    "lm_step_prefix_k51_attention_grad_matmul",
+    "lm_step_prefix_k52_attention_grad_matmul",
+    "lm_step_prefix_k53_attention_grad",
+    "lm_step_prefix_k54_attention_grad",
+    "lm_step_prefix_k55_attention_grad",
+    "lm_step_prefix_k56_wv_grad_in",
+    "lm_step_prefix_k57_rope_grad",
+    "lm_step_prefix_k58_wk_grad_in",
+    "lm_step_prefix_k59_rope_grad",
+    "lm_step_prefix_k60_wq_grad_in",
+    "lm_step_prefix_k61_rmsnorm_grad",
+    "lm_step_prefix_k62_prefix_grad",
+};
+const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 42, 63, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
+
+/* ===== program 'eval_loss_prefix' ===== */
+
+/* eval_loss_prefix_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void eval_loss_prefix_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* eval_loss_prefix_k1_embed: t2 = embed[ids]  [embed] */
+static void eval_loss_prefix_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void eval_loss_prefix_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_prefix_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void eval_loss_prefix_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* eval_loss_prefix_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_prefix_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+}
+
+/* eval_loss_prefix_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_prefix_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+}
+
+/* eval_loss_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
+static void eval_loss_prefix_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict prefix_kv, const float *restrict t5, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                float v1;
+                if ((j) % 2 < 1) {
+                    float v2 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1 - P) * HD2 + j / 2]);
+                    float v3 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1 - P) * HD2 + j / 2]);
+                    float v4 = v2 - v3;
+                    v1 = v4;
+                }
+                else {
+                    float v5 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1 - P) * HD2 + j / 2]);
+                    float v6 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1 - P) * HD2 + j / 2]);
+                    float v7 = v5 + v6;
+                    v1 = v7;
+                }
+                v0 = v1;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k7_prefix: concat  [layer/attention; layer/attention/prefix] */
+static void eval_loss_prefix_k7_prefix(float *restrict t8, const float *restrict prefix_kv, const float *restrict t6, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = t6[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t8[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void eval_loss_prefix_k8_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t9[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k9_scores_matmul: t10[B, KVH, REP, T, S] = t9 · t7ᵀ  [layer/attention/attention/scores] */
+static void eval_loss_prefix_k9_scores_matmul(float *restrict t10, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t9 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t7 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* eval_loss_prefix_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_prefix_k10_attention(float *restrict t11, const float *restrict t10, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t10[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t10[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t11[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t11[r * n + j]) / acc1;
+            t11[r * n + j] = v12;
+        }
+    }
+}
+
+/* eval_loss_prefix_k11_attention_matmul: t12[B, KVH, REP, T, HD] = t11 · t8  [layer/attention/attention; layer/attention] */
+static void eval_loss_prefix_k11_attention_matmul(float *restrict t12, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t11 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t8 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* eval_loss_prefix_k12_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
+static void eval_loss_prefix_k12_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+}
+
+/* eval_loss_prefix_k13_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void eval_loss_prefix_k13_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t13[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t13[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t14[r * n + j] = v7;
+        }
+    }
+}
+
+/* eval_loss_prefix_k14_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_prefix_k14_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+}
+
+/* eval_loss_prefix_k15_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_prefix_k15_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+}
+
+/* eval_loss_prefix_k16_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_prefix_k16_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t15[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t15[r * n + j]) / v2;
+            float v4 = v3 * (t16[r * n + j]);
+            t17[r * n + j] = v4;
+        }
+    }
+}
+
+/* eval_loss_prefix_k17_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
+static void eval_loss_prefix_k17_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+}
+
+/* eval_loss_prefix_k18_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
+static void eval_loss_prefix_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t13[r * n + j];
+            float v1 = v0 + t18[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* eval_loss_prefix_k19_rmsnorm: t19 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t19[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_prefix_k20_lm_head: t20[B*T, V] = t19 · lm_headᵀ  [lm_head] */
+static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+}
+
+/* eval_loss_prefix_k21_lm_head: t21 = max(t20)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_prefix_k21_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t20[r * n + j0]);
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* eval_loss_prefix_k22_log_softmax: t22 = Σ((t20 - t21 - log(Σ(exp(t20 - t21)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t21[(i0) * T + i1];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v2 = t20[r * n + j1] - v0;
+            float v3 = la_expf(v2);
+            acc1 += v3;
+        }
+        float v4 = logf(acc1);
+        float v6 = (float)targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t20[r * n + j0] - v0;
+            float v5 = v1 - v4;
+            float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
+            float v8 = v5 * v7;
+            acc0 += v8;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* eval_loss_prefix_k23_cross_entropy: nll = -t22  [lm_head/cross_entropy] */
+static void eval_loss_prefix_k23_cross_entropy(float *restrict nll, const float *restrict t22, long B, long T) {
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t22[r * n + j]);
+            nll[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 24 kernels. */
+static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_prefix_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), B*T*V));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefix_args *args) {
+    long off[9];
+    return llama_train_eval_loss_prefix_layout(args, off);
+}
+
+void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_train_eval_loss_prefix_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[3];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[0];
+    float *t22 = args->arena + off[1];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *targets = args->targets;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *nll = args->nll;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 24, eval_loss_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 24, eval_loss_prefix_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 24, eval_loss_prefix_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 24, eval_loss_prefix_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 24, eval_loss_prefix_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 24, eval_loss_prefix_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 24, eval_loss_prefix_k6_rope(t7, t0, t1, prefix_kv, t5, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 7, 24, eval_loss_prefix_k7_prefix(t8, prefix_kv, t6, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 8, 24, eval_loss_prefix_k8_rope(t9, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 24, eval_loss_prefix_k9_scores_matmul(t10, t7, t9, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 10, 24, eval_loss_prefix_k10_attention(t11, t10, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 24, eval_loss_prefix_k11_attention_matmul(t12, t8, t11, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 12, 24, eval_loss_prefix_k12_wo(t13, wo, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 24, eval_loss_prefix_k13_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 24, eval_loss_prefix_k14_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 24, eval_loss_prefix_k15_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 24, eval_loss_prefix_k16_silu(t17, t15, t16, B, F, T));
+        LA_TIMED(prof, 17, 24, eval_loss_prefix_k17_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 24, eval_loss_prefix_k18_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 24, eval_loss_prefix_k19_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 20, 24, eval_loss_prefix_k20_lm_head(t20, lm_head, t19, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 21, 24, eval_loss_prefix_k21_lm_head(t21, t20, B, T, V));
+    LA_TIMED(prof, 22, 24, eval_loss_prefix_k22_log_softmax(t22, targets, t20, t21, B, T, V));
+    LA_TIMED(prof, 23, 24, eval_loss_prefix_k23_cross_entropy(nll, t22, B, T));
+}
+
+void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* eval_loss_prefix_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_prefix_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_prefix_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*S + 4*HD2*T + 4*HD2*T + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k6_rope */
+    flops[7] = (double)(0); bytes[7] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k7_prefix */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* eval_loss_prefix_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* eval_loss_prefix_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k12_wo */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_prefix_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_prefix_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k20_lm_head */
+    flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_prefix_k21_lm_head */
+    flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_prefix_k22_log_softmax */
+    flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_prefix_k23_cross_entropy */
+    (void)args;
+}
+
+static void llama_train_eval_loss_prefix_run(const void *args) { llama_train_eval_loss_prefix((const llama_train_eval_loss_prefix_args *)args); }
+static long llama_train_eval_loss_prefix_arena(const void *args) { return llama_train_eval_loss_prefix_arena_floats((const llama_train_eval_loss_prefix_args *)args); }
+static void llama_train_eval_loss_prefix_cost(const void *args, double *f, double *b) { llama_train_eval_loss_prefix_costs((const llama_train_eval_loss_prefix_args *)args, f, b); }
+static const char *const llama_train_eval_loss_prefix_kernel_names[] = {
+    "eval_loss_prefix_k0_rope_tables",
+    "eval_loss_prefix_k1_embed",
+    "eval_loss_prefix_k2_rmsnorm",
+    "eval_loss_prefix_k3_wq",
+    "eval_loss_prefix_k4_wk",
+    "eval_loss_prefix_k5_wv",
+    "eval_loss_prefix_k6_rope",
+    "eval_loss_prefix_k7_prefix",
+    "eval_loss_prefix_k8_rope",
+    "eval_loss_prefix_k9_scores_matmul",
+    "eval_loss_prefix_k10_attention",
+    "eval_loss_prefix_k11_attention_matmul",
+    "eval_loss_prefix_k12_wo",
+    "eval_loss_prefix_k13_rmsnorm",
+    "eval_loss_prefix_k14_w1",
+    "eval_loss_prefix_k15_w3",
+    "eval_loss_prefix_k16_silu",
+    "eval_loss_prefix_k17_w2",
+    "eval_loss_prefix_k18_layer",
+    "eval_loss_prefix_k19_rmsnorm",
+    "eval_loss_prefix_k20_lm_head",
+    "eval_loss_prefix_k21_lm_head",
+    "eval_loss_prefix_k22_log_softmax",
+    "eval_loss_prefix_k23_cross_entropy",
+};
+const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 24, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
+
+/* ===== program 'prefix_encode' ===== */
+
+/* prefix_encode_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
+static void prefix_encode_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+}
+
+/* prefix_encode_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
+static void prefix_encode_k1_prefix_encoder(float *restrict t1, const float *restrict prefix_b1, const float *restrict t0, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t0[r * n + j] + prefix_b1[j];
+            float v1 = tanhf(v0);
+            t1[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefix_encode_k2_prefix_w2: t2[P, 2*L*KVD] = t1 · prefix_w2ᵀ  [prefix_encoder] */
+static void prefix_encode_k2_prefix_w2(float *restrict t2, const float *restrict prefix_w2, const float *restrict t1, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, 2*L*KVD, E, t1, E, prefix_w2, E, 0.0f, t2, 2*L*KVD);
+}
+
+/* prefix_encode_k3_prefix_encoder: prefix_kv = t2 + prefix_b2  [prefix_encoder] */
+static void prefix_encode_k3_prefix_encoder(float *restrict prefix_kv, const float *restrict prefix_b2, const float *restrict t2, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*L*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (2*KVH*P);
+        const long i1 = (r / (KVH*P)) % 2;
+        const long i2 = (r / (KVH)) % P;
+        const long i3 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t2[(i2) * (2*L*KVD) + (((i0) * 2 + i1) * KVH + i3) * HD + j] + prefix_b2[(((i0) * 2 + i1) * KVH + i3) * HD + j];
+            prefix_kv[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 2 slots planned for 4 kernels. */
+static long llama_train_prefix_encode_layout(const llama_train_prefix_encode_args *args, long *off) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(E*P, 4*HD2*KVH*L*P));
+    off[1] = total; total += la_round16(E*P);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_prefix_encode_arena_floats(const llama_train_prefix_encode_args *args) {
+    long off[2];
+    return llama_train_prefix_encode_layout(args, off);
+}
+
+void llama_train_prefix_encode(const llama_train_prefix_encode_args *args) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long off[2];
+    llama_train_prefix_encode_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[0];
+    const float *prefix_embed = args->prefix_embed;
+    const float *prefix_w1 = args->prefix_w1;
+    const float *prefix_b1 = args->prefix_b1;
+    const float *prefix_w2 = args->prefix_w2;
+    const float *prefix_b2 = args->prefix_b2;
+    float *prefix_kv = args->prefix_kv;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 4, prefix_encode_k0_prefix_w1(t0, prefix_embed, prefix_w1, E, HD2, KVH, P));
+    LA_TIMED(prof, 1, 4, prefix_encode_k1_prefix_encoder(t1, prefix_b1, t0, E, P));
+    LA_TIMED(prof, 2, 4, prefix_encode_k2_prefix_w2(t2, prefix_w2, t1, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 3, 4, prefix_encode_k3_prefix_encoder(prefix_kv, prefix_b2, t2, HD2, KVH, L, P));
+}
+
+void llama_train_prefix_encode_costs(const llama_train_prefix_encode_args *args, double *flops, double *bytes) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    flops[0] = (double)(4*E*HD2*KVH*P); bytes[0] = (double)(4*E*P + 8*HD2*KVH*P + 8*E*HD2*KVH); /* prefix_encode_k0_prefix_w1 */
+    flops[1] = (double)(E*P + E*P); bytes[1] = (double)(4*E*P + 4*E + 4*E*P); /* prefix_encode_k1_prefix_encoder */
+    flops[2] = (double)(8*E*HD2*KVH*L*P); bytes[2] = (double)(16*HD2*KVH*L*P + 16*E*HD2*KVH*L + 4*E*P); /* prefix_encode_k2_prefix_w2 */
+    flops[3] = (double)(4*HD2*KVH*L*P); bytes[3] = (double)(16*HD2*KVH*L*P + 16*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_k3_prefix_encoder */
+    (void)args;
+}
+
+static void llama_train_prefix_encode_run(const void *args) { llama_train_prefix_encode((const llama_train_prefix_encode_args *)args); }
+static long llama_train_prefix_encode_arena(const void *args) { return llama_train_prefix_encode_arena_floats((const llama_train_prefix_encode_args *)args); }
+static void llama_train_prefix_encode_cost(const void *args, double *f, double *b) { llama_train_prefix_encode_costs((const llama_train_prefix_encode_args *)args, f, b); }
+static const char *const llama_train_prefix_encode_kernel_names[] = {
+    "prefix_encode_k0_prefix_w1",
+    "prefix_encode_k1_prefix_encoder",
+    "prefix_encode_k2_prefix_w2",
+    "prefix_encode_k3_prefix_encoder",
+};
+const la_program_info llama_train_prefix_encode_info = { "llama_train.prefix_encode", 13, 4, llama_train_prefix_encode_kernel_names, llama_train_prefix_encode_run, llama_train_prefix_encode_arena, llama_train_prefix_encode_cost };
+
+/* ===== program 'prefix_encode_backward' ===== */
+
+/* prefix_encode_backward_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
+static void prefix_encode_backward_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+}
+
+/* prefix_encode_backward_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
+static void prefix_encode_backward_k1_prefix_encoder(float *restrict t1, const float *restrict prefix_b1, const float *restrict t0, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t0[r * n + j] + prefix_b1[j];
+            float v1 = tanhf(v0);
+            t1[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefix_encode_backward_k2_prefix_encoder_grad: t2 = grad_prefix_kv  [prefix_encoder/grad] */
+static void prefix_encode_backward_k2_prefix_encoder_grad(float *restrict t2, const float *restrict grad_prefix_kv, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = P, n = 2*L*KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            t2[r * n + j] = grad_prefix_kv[((((j / (2*KVD)) * 2 + (j / KVD) % 2) * P + i0) * KVH + (j / HD) % KVH) * HD + (j) % HD];
+        }
+    }
+}
+
+/* prefix_encode_backward_k3_prefix_encoder_grad: t3 = Σ(t2)  [prefix_encoder/grad] */
+static void prefix_encode_backward_k3_prefix_encoder_grad(float *restrict t3, const float *restrict t2, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    /* one result per row */
+    const long rows = 2*L*KVD, n = P;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t2[(j0) * (2*L*KVD) + i0];
+        }
+        t3[r] = acc0;
+    }
+}
+
+/* prefix_encode_backward_k4_prefix_w2_grad_in: t4[P, E] = t2 · prefix_w2  [prefix_encoder/grad] */
+static void prefix_encode_backward_k4_prefix_w2_grad_in(float *restrict t4, const float *restrict prefix_w2, const float *restrict t2, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, P, E, 2*L*KVD, t2, 2*L*KVD, prefix_w2, E, 0.0f, t4, E);
+}
+
+/* prefix_encode_backward_k5_prefix_encoder_grad: t5 = t4 · 1 - t1²  [prefix_encoder/grad] */
+static void prefix_encode_backward_k5_prefix_encoder_grad(float *restrict t5, const float *restrict t1, const float *restrict t4, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t1[r * n + j]) * (t1[r * n + j]);
+            float v1 = 1.0f - v0;
+            float v2 = (t4[r * n + j]) * v1;
+            t5[r * n + j] = v2;
+        }
+    }
+}
+
+/* prefix_encode_backward_k6_prefix_encoder_grad: t6 = Σ(t5)  [prefix_encoder/grad] */
+static void prefix_encode_backward_k6_prefix_encoder_grad(float *restrict t6, const float *restrict t5, long E, long P) {
+    /* one result per row */
+    const long rows = E, n = P;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t5[(j0) * E + i0];
+        }
+        t6[r] = acc0;
+    }
+}
+
+/* prefix_encode_backward_k7_grad_prefix_embed: grad_prefix_embed[P, KVD] += t5 · prefix_w1  [prefix_encoder/grad] */
+static void prefix_encode_backward_k7_grad_prefix_embed(float *restrict grad_prefix_embed, const float *restrict prefix_w1, const float *restrict t5, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, P, KVD, E, t5, E, prefix_w1, KVD, 1.0f, grad_prefix_embed, KVD);
+}
+
+/* prefix_encode_backward_k8_grad_prefix_w1: grad_prefix_w1[E, KVD] += t5ᵀ · prefix_embed  [prefix_encoder/grad] */
+static void prefix_encode_backward_k8_grad_prefix_w1(float *restrict grad_prefix_w1, const float *restrict prefix_embed, const float *restrict t5, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, E, KVD, P, t5, E, prefix_embed, KVD, 1.0f, grad_prefix_w1, KVD);
+}
+
+/* prefix_encode_backward_k9_prefix_encoder_grad: grad_prefix_b1 = grad_prefix_b1 + t6  [prefix_encoder/grad] */
+static void prefix_encode_backward_k9_prefix_encoder_grad(float *restrict grad_prefix_b1, const float *restrict t6, long E) {
+    const long n = E;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_prefix_b1[j] + t6[j];
+        grad_prefix_b1[j] = v0;
+    }
+}
+
+/* prefix_encode_backward_k10_grad_prefix_w2: grad_prefix_w2[2*L*KVD, E] += t2ᵀ · t1  [prefix_encoder/grad] */
+static void prefix_encode_backward_k10_grad_prefix_w2(float *restrict grad_prefix_w2, const float *restrict t1, const float *restrict t2, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, 2*L*KVD, E, P, t2, 2*L*KVD, t1, E, 1.0f, grad_prefix_w2, E);
+}
+
+/* prefix_encode_backward_k11_prefix_encoder_grad: grad_prefix_b2 = grad_prefix_b2 + t3  [prefix_encoder/grad] */
+static void prefix_encode_backward_k11_prefix_encoder_grad(float *restrict grad_prefix_b2, const float *restrict t3, long HD2, long KVH, long L) {
+    const long KVD = 2*HD2*KVH;
+    const long n = 2*L*KVD;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_prefix_b2[j] + t3[j];
+        grad_prefix_b2[j] = v0;
+    }
+}
+
+/* Arena: 5 slots planned for 12 kernels. */
+static long llama_train_prefix_encode_backward_layout(const llama_train_prefix_encode_backward_args *args, long *off) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(E*P, 4*HD2*KVH*L*P));
+    off[1] = total; total += la_round16(E*P);
+    off[2] = total; total += la_round16(4*HD2*KVH*L);
+    off[3] = total; total += la_round16(la_max(E*P, E));
+    off[4] = total; total += la_round16(E*P);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_prefix_encode_backward_arena_floats(const llama_train_prefix_encode_backward_args *args) {
+    long off[5];
+    return llama_train_prefix_encode_backward_layout(args, off);
+}
+
+void llama_train_prefix_encode_backward(const llama_train_prefix_encode_backward_args *args) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long off[5];
+    llama_train_prefix_encode_backward_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[0];
+    float *t3 = args->arena + off[2];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[3];
+    const float *prefix_embed = args->prefix_embed;
+    const float *prefix_w1 = args->prefix_w1;
+    const float *prefix_b1 = args->prefix_b1;
+    const float *prefix_w2 = args->prefix_w2;
+    const float *prefix_b2 = args->prefix_b2;
+    const float *grad_prefix_kv = args->grad_prefix_kv;
+    float *grad_prefix_embed = args->grad_prefix_embed;
+    float *grad_prefix_w1 = args->grad_prefix_w1;
+    float *grad_prefix_b1 = args->grad_prefix_b1;
+    float *grad_prefix_w2 = args->grad_prefix_w2;
+    float *grad_prefix_b2 = args->grad_prefix_b2;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 12, prefix_encode_backward_k0_prefix_w1(t0, prefix_embed, prefix_w1, E, HD2, KVH, P));
+    LA_TIMED(prof, 1, 12, prefix_encode_backward_k1_prefix_encoder(t1, prefix_b1, t0, E, P));
+    LA_TIMED(prof, 2, 12, prefix_encode_backward_k2_prefix_encoder_grad(t2, grad_prefix_kv, HD2, KVH, L, P));
+    LA_TIMED(prof, 3, 12, prefix_encode_backward_k3_prefix_encoder_grad(t3, t2, HD2, KVH, L, P));
+    LA_TIMED(prof, 4, 12, prefix_encode_backward_k4_prefix_w2_grad_in(t4, prefix_w2, t2, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 5, 12, prefix_encode_backward_k5_prefix_encoder_grad(t5, t1, t4, E, P));
+    LA_TIMED(prof, 6, 12, prefix_encode_backward_k6_prefix_encoder_grad(t6, t5, E, P));
+    LA_TIMED(prof, 7, 12, prefix_encode_backward_k7_grad_prefix_embed(grad_prefix_embed, prefix_w1, t5, E, HD2, KVH, P));
+    LA_TIMED(prof, 8, 12, prefix_encode_backward_k8_grad_prefix_w1(grad_prefix_w1, prefix_embed, t5, E, HD2, KVH, P));
+    LA_TIMED(prof, 9, 12, prefix_encode_backward_k9_prefix_encoder_grad(grad_prefix_b1, t6, E));
+    LA_TIMED(prof, 10, 12, prefix_encode_backward_k10_grad_prefix_w2(grad_prefix_w2, t1, t2, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 11, 12, prefix_encode_backward_k11_prefix_encoder_grad(grad_prefix_b2, t3, HD2, KVH, L));
+}
+
+void llama_train_prefix_encode_backward_costs(const llama_train_prefix_encode_backward_args *args, double *flops, double *bytes) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    flops[0] = (double)(4*E*HD2*KVH*P); bytes[0] = (double)(4*E*P + 8*HD2*KVH*P + 8*E*HD2*KVH); /* prefix_encode_backward_k0_prefix_w1 */
+    flops[1] = (double)(E*P + E*P); bytes[1] = (double)(4*E*P + 4*E + 4*E*P); /* prefix_encode_backward_k1_prefix_encoder */
+    flops[2] = (double)(0); bytes[2] = (double)(16*HD2*KVH*L*P + 16*HD2*KVH*L*P); /* prefix_encode_backward_k2_prefix_encoder_grad */
+    flops[3] = (double)(4*HD2*KVH*L*P); bytes[3] = (double)(16*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_backward_k3_prefix_encoder_grad */
+    flops[4] = (double)(8*E*HD2*KVH*L*P); bytes[4] = (double)(4*E*P + 16*E*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_backward_k4_prefix_w2_grad_in */
+    flops[5] = (double)(E*P + E*P + E*P); bytes[5] = (double)(4*E*P + 4*E*P + 4*E*P); /* prefix_encode_backward_k5_prefix_encoder_grad */
+    flops[6] = (double)(E*P); bytes[6] = (double)(4*E + 4*E*P); /* prefix_encode_backward_k6_prefix_encoder_grad */
+    flops[7] = (double)(4*E*HD2*KVH*P); bytes[7] = (double)(8*HD2*KVH*P + 8*E*HD2*KVH + 4*E*P); /* prefix_encode_backward_k7_grad_prefix_embed */
+    flops[8] = (double)(4*E*HD2*KVH*P); bytes[8] = (double)(8*E*HD2*KVH + 8*HD2*KVH*P + 4*E*P); /* prefix_encode_backward_k8_grad_prefix_w1 */
+    flops[9] = (double)(E); bytes[9] = (double)(4*E + 4*E + 4*E); /* prefix_encode_backward_k9_prefix_encoder_grad */
+    flops[10] = (double)(8*E*HD2*KVH*L*P); bytes[10] = (double)(16*E*HD2*KVH*L + 4*E*P + 16*HD2*KVH*L*P); /* prefix_encode_backward_k10_grad_prefix_w2 */
+    flops[11] = (double)(4*HD2*KVH*L); bytes[11] = (double)(16*HD2*KVH*L + 16*HD2*KVH*L + 16*HD2*KVH*L); /* prefix_encode_backward_k11_prefix_encoder_grad */
+    (void)args;
+}
+
+static void llama_train_prefix_encode_backward_run(const void *args) { llama_train_prefix_encode_backward((const llama_train_prefix_encode_backward_args *)args); }
+static long llama_train_prefix_encode_backward_arena(const void *args) { return llama_train_prefix_encode_backward_arena_floats((const llama_train_prefix_encode_backward_args *)args); }
+static void llama_train_prefix_encode_backward_cost(const void *args, double *f, double *b) { llama_train_prefix_encode_backward_costs((const llama_train_prefix_encode_backward_args *)args, f, b); }
+static const char *const llama_train_prefix_encode_backward_kernel_names[] = {
+    "prefix_encode_backward_k0_prefix_w1",
+    "prefix_encode_backward_k1_prefix_encoder",
+    "prefix_encode_backward_k2_prefix_encoder_grad",
+    "prefix_encode_backward_k3_prefix_encoder_grad",
+    "prefix_encode_backward_k4_prefix_w2_grad_in",
+    "prefix_encode_backward_k5_prefix_encoder_grad",
+    "prefix_encode_backward_k6_prefix_encoder_grad",
+    "prefix_encode_backward_k7_grad_prefix_embed",
+    "prefix_encode_backward_k8_grad_prefix_w1",
+    "prefix_encode_backward_k9_prefix_encoder_grad",
+    "prefix_encode_backward_k10_grad_prefix_w2",
+    "prefix_encode_backward_k11_prefix_encoder_grad",
+};
+const la_program_info llama_train_prefix_encode_backward_info = { "llama_train.prefix_encode_backward", 18, 12, llama_train_prefix_encode_backward_kernel_names, llama_train_prefix_encode_backward_run, llama_train_prefix_encode_backward_arena, llama_train_prefix_encode_backward_cost };
+
 /* ===== program 'adamw_step' ===== */
 
 /* adamw_step_k0_grad_norm: t0 = Σ(grad²)  [grad_norm] */

@@ -10,6 +10,7 @@ struct Generate: ParsableCommand {
     @Option(help: "A llama2.c .bin checkpoint or a Hugging Face LLaMA directory.") var model: String
     @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
     @Option(help: "A PEFT LoRA adapter directory, folded into the model's weights.") var lora: String?
+    @Option(help: "A PEFT prefix-tuning adapter directory: its keys and values go ahead of the prompt in every layer.") var prefix: String?
     @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
     @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "Tokens to generate at most.") var maxNewTokens = 256
@@ -23,6 +24,7 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt or --prompt-ids") }
+        if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
         if maxNewTokens < 0 { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
         // Written so that NaN fails every check.
         if !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a finite number ≥ 0, got \(temperature)") }
@@ -47,7 +49,8 @@ struct Generate: ParsableCommand {
         if profile { for p in m.programs { p.setProfiling(true) } }
         let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
         let stop: Set<Int32> = tok.map { [$0.eosId] } ?? []
-        let gen = Generator(model: m, settings: settings, stopIds: stop)
+        var gen = Generator(model: m, settings: settings, stopIds: stop)
+        gen.prefix = try prefix.map { try TrainedPrefix(directory: $0, config: weights.config) }
         var stream = tok.map { StreamingDecoder(tokenizer: $0) }
         let out = FileHandle.standardOutput
         if !printIds, let prompt { out.write(Data(prompt.utf8)) }

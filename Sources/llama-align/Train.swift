@@ -57,7 +57,8 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("max-seq-len"), help: "Longest row; longer rows are truncated per the SFT rules.") var maxSeqLen = 1024
     @Option(name: .customLong("batch-size")) var batchSize = 8
     @Option(help: "A PEFT LoRA adapter directory for the model: run unmerged on LM data; on preference data the policy is base + adapter and the default reference the base (adapters off).") var lora: String?
-    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora, the base model).") var reference: String?
+    @Option(help: "A PEFT prefix-tuning adapter directory for the model (on preference data the policy is base + prefix and the default reference the base).") var prefix: String?
+    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora or --prefix, the base model).") var reference: String?
     @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
     @Option(help: "DPO β for preference data.") var beta = 0.1
     @Flag(help: "Print JSON.") var json = false
@@ -66,6 +67,7 @@ struct Eval: ParsableCommand {
     func validate() throws {
         guard maxSeqLen >= 2 else { throw ValidationError("--max-seq-len must be at least 2, got \(maxSeqLen)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
     }
 
     func run() throws {
@@ -74,7 +76,7 @@ struct Eval: ParsableCommand {
         let needsTokenizer = rows.contains { !$0.has("input_ids") && !$0.has("prompt_ids") }
         let found = try tokenizerFor(model: model, explicit: tokenizer, required: needsTokenizer)
         if isPreference {
-            let m = try evalPreferences(model: model, lora: lora, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
+            let m = try evalPreferences(model: model, lora: lora, prefix: prefix, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
                                         lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
             let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
             if json {
@@ -84,7 +86,7 @@ struct Eval: ParsableCommand {
             }
             return
         }
-        let store = try loadParameters(path: model, lora: lora)
+        let store = try loadParameters(path: model, lora: lora, prefix: prefix)
         try store.weights().checkFinite(source: model)
         let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: store.config.vocabSize)
         let examples: [TokenizedExample]

@@ -104,11 +104,13 @@ import Testing
         #expect(r.stderr.contains("'tensor_parallel_degree' has no effect"))
     }
 
-    /// Prefix tuning is not built yet: both prefix-tuning files stop naming the field. (When it
-    /// lands, these become runs.)
+    /// Both prefix-tuning files run as shipped (128 prefix positions) and save a PEFT prefix adapter.
     @Test(arguments: ["config-llama-pt_argument.json", "llama-pt_argument.json"])
-    func prefixTuningConfigsNameTheMissingFeature(_ name: String) throws {
-        guard let (r, _) = try run(name, "sft", data: Self.setup.sft) else { return }
-        #expect(r.status != 0 && r.stderr.contains("prefix_tuning") && r.stderr.contains("prefix tuning is not available yet"), "\(r.stderr)")
+    func prefixTuningConfigsRun(_ name: String) throws {
+        guard let (r, out) = try run(name, "sft", data: Self.setup.sft) else { return }
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try String(contentsOfFile: out + "/adapter_config.json", encoding: .utf8)
+        #expect(config.contains("PREFIX_TUNING"))
+        #expect(!FileManager.default.fileExists(atPath: out + "/model.safetensors"))
     }
 }

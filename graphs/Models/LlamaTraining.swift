@@ -13,14 +13,14 @@ public enum LlamaTrainingPrograms {
     /// through the vocabulary projection); gradients are ADDED into the `grad_*` buffers (so
     /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
     /// on the way forward and read back on the way back (`LlamaModel.trainingStep`).
-    public static func lmStep(lora: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? "lm_step_lora" : "lm_step")
+    public static func lmStep(lora: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("lm_step" + suffix(lora: lora, prefix: prefix))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let scored = b.input("scored", [D.scored], .i32)
         let targets = b.input("targets", [D.scored], .i32)
         let weights = b.input("weights", [D.scored])
-        let layout = TokenLayout.sequential(b, seq: D.seq, start: 0)
-        try LlamaModel(b, lora: lora).trainingStep(ids, layout: layout, scored: scored) { logits in
+        let layout = TokenLayout.sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0)
+        try LlamaModel(b, lora: lora, prefix: prefix).trainingStep(ids, layout: layout, scored: scored) { logits in
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
             b.output("loss", loss)
             return loss
@@ -34,13 +34,21 @@ public enum LlamaTrainingPrograms {
     /// only: the base weights are frozen (no gradient buffers, no weight-gradient products).
     public static func lmStepLoRA() throws -> Program { try lmStep(lora: true) }
 
+    /// `lm_step_prefix`: `lm_step` with a trained prefix ahead of every row in every layer
+    /// (`PrefixKV`: `prefix_kv` `[L, 2, P, KVH, HD]`; tokens at positions `P ..< P+T`, keys over
+    /// `S = P + T`), whose gradient is added into `grad_prefix_kv` only (the model is frozen).
+    public static func lmStepPrefix() throws -> Program { try lmStep(prefix: true) }
+
+    /// The program-name suffix of an adapted model: `_lora`, `_prefix` or none.
+    static func suffix(lora: Bool, prefix: Bool) -> String { lora ? "_lora" : prefix ? "_prefix" : "" }
+
     /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
-    public static func evalLoss(lora: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? "eval_loss_lora" : "eval_loss")
+    public static func evalLoss(lora: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("eval_loss" + suffix(lora: lora, prefix: prefix))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let targets = b.input("targets", [D.batch, D.seq], .i32)
-        let model = LlamaModel(b, lora: lora)
-        let logits = model(ids, layout: .sequential(b, seq: D.seq, start: 0))
+        let model = LlamaModel(b, lora: lora, prefix: prefix)
+        let logits = model(ids, layout: .sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0))
         b.output("nll", b.scope("lm_head") { b.tokenNLL(logits, targets: targets) })
         return try b.build()
     }
@@ -48,8 +56,11 @@ public enum LlamaTrainingPrograms {
     /// `eval_loss_lora`: `eval_loss` of the model with its LoRA adapters (`lm_step_lora`'s).
     public static func evalLossLoRA() throws -> Program { try evalLoss(lora: true) }
 
+    /// `eval_loss_prefix`: `eval_loss` of the model with its trained prefix (`lm_step_prefix`'s).
+    public static func evalLossPrefix() throws -> Program { try evalLoss(prefix: true) }
+
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA()] + OptimizerPrograms.all()
+        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()] + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

@@ -70,7 +70,6 @@ enum InertFields {
         add(["neftune", "neftune_noise_alpha"], "NEFTune's embedding noise is not built; embeddings are used as they are")
         add(["vera_rank", "lokr_dim", "lokr_path"], "used only by VeRA / LoKr, which are not built")
         add(["layers", "position", "intervention_type", "rank", "act_fn", "add_bias", "dropout"], "ReFT's fields; ReFT (reft) is not built")
-        add(["prefix_path"], "used only by prefix tuning, which is not available yet")
         add(["lr_end", "power"], "used only by the polynomial schedule, which is not built (lr_scheduler_type: linear, cosine, constant, constant_with_warmup)")
         add(["rope_scaling_factor", "strategy_type", "strategy_name"], "long-sequence RoPE strategies are not built (the model's own rope_theta is used)")
         add(["report_to"], "TensorBoard/VisualDL/W&B reporting is not built; metrics go to output_dir/metrics.jsonl")

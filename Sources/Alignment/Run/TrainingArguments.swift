@@ -60,8 +60,7 @@ public struct TrainingArguments: Sendable {
     public var refModelNameOrPath: String?
     public var precomputeRefLogProbs = false
     public var refModelUpdateSteps: Int?
-    // LoRA (pretraining, SFT and DPO). Prefix tuning: parsed, but `prefix_tuning` true is an
-    // error until built.
+    // LoRA and prefix tuning (pretraining, SFT and DPO; one or the other).
     public var lora = false
     public var loraRank = 8
     /// α; −1 (the default) means 2·r.
@@ -72,7 +71,14 @@ public struct TrainingArguments: Sendable {
     /// A saved PEFT adapter to start from (its own rank, α and targets apply).
     public var loraPath: String?
     public var prefixTuning = false
-    public var numPrefixTokens = 16
+    /// `P`, PaddleNLP's SFT default.
+    public var numPrefixTokens = 128
+    /// PEFT's reparameterization (Embedding → Linear → Tanh → Linear).
+    public var prefixProjection = false
+    /// The MLP's hidden width (PEFT's `encoder_hidden_size`); default the model's KV width.
+    public var prefixProjectionHiddenSize: Int?
+    /// A saved PEFT prefix adapter to start from (its own `num_virtual_tokens` applies).
+    public var prefixPath: String?
     /// LoRA+'s learning-rate factor for B (parsed; not built yet: a value ≠ 1 is noted).
     public var loraPlusScale = 1.0
     // PaddleNLP / Hugging Face conveniences (`TrainingArguments+PaddleNLP.swift` parses them).
@@ -115,6 +121,14 @@ public struct TrainingArguments: Sendable {
         return try LoRAConfig(rank: loraRank, alpha: loraAlpha, rslora: rslora, targetModules: targetModules)
     }
 
+    /// The prefix setup these arguments ask for (`num_prefix_tokens`, `prefix_projection` with
+    /// `prefix_projection_hidden_size`, else `kvDim`, the model's KV width as PEFT's default);
+    /// nil without `prefix_tuning`.
+    public func prefixConfig(kvDim: Int = 0) throws -> PrefixConfig? {
+        guard prefixTuning else { return nil }
+        return try PrefixConfig(tokens: numPrefixTokens, projection: prefixProjection ? prefixProjectionHiddenSize ?? kvDim : nil)
+    }
+
     /// The prompt budget: `max_prompt_len`, else half of `max_seq_len`.
     public var promptLimit: Int { maxPromptLen ?? maxSeqLen / 2 }
 
@@ -137,7 +151,8 @@ public struct TrainingArguments: Sendable {
         "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
-        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens",
+        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "prefix_projection",
+        "prefix_projection_hidden_size", "prefix_path",
     ] + conveniences
 
     /// Parses an argument file for `task`.
@@ -246,6 +261,11 @@ public struct TrainingArguments: Sendable {
         a.loraPath = try r.string("lora_path")
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
+        try r.bool("prefix_projection", &a.prefixProjection)
+        var hidden = -1
+        try r.int("prefix_projection_hidden_size", &hidden, min: 1)
+        a.prefixProjectionHiddenSize = hidden > 0 ? hidden : nil
+        a.prefixPath = try r.string("prefix_path")
         try a.parseConveniences(r, task: task)
         for (key, value) in [("adam_beta1", a.adamBeta1), ("adam_beta2", a.adamBeta2)] where !(value < 1) {
             throw ArgumentsError(file, key, "must be in [0, 1), got \(value)")
@@ -263,11 +283,7 @@ public struct TrainingArguments: Sendable {
             }
             do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
         }
-        // Parsed so the argument files read, but not built yet: asking for it is an error,
-        // never a silent full fine-tuning.
-        if a.prefixTuning {
-            throw ArgumentsError(file, "prefix_tuning", "prefix tuning is not available yet; set it to false (or remove it) to fine-tune every weight")
-        }
+        try a.checkPrefix(file: file, task: task)
         return a
     }
 }
@@ -351,4 +367,18 @@ func editDistance(_ a: String, _ b: String) -> Int {
         }
     }
     return row[b.count]
+}
+
+extension TrainingArguments {
+    /// Prefix-tuning fields that cannot be honoured: refused naming the field.
+    func checkPrefix(file: String, task: Task) throws {
+        guard prefixTuning else {
+            if prefixPath != nil { throw ArgumentsError(file, "prefix_path", "needs prefix_tuning: true") }
+            return
+        }
+        if lora { throw ArgumentsError(file, "prefix_tuning", "lora and prefix_tuning together are not supported; choose one") }
+        if task == .dpo, refModelUpdateSteps != nil {
+            throw ArgumentsError(file, "ref_model_update_steps", "with prefix tuning the reference is the frozen base model and is never updated; remove it")
+        }
+    }
 }

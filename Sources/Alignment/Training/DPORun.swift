@@ -65,6 +65,9 @@ public struct DPORun {
         if settings.needsReference {
             if let path = args.refModelNameOrPath {
                 reference = try ParameterStore(weights: loadModel(path: path))
+            } else if args.prefixTuning {
+                // The policy's own weights without the prefix (`dpo_logps`): no copy — also
+                // when `prefix_path` gives the starting prefix.
             } else if lora == nil {
                 reference = try ParameterStore(weights: weights)
             } else if let adapter = args.loraPath {
@@ -81,10 +84,12 @@ public struct DPORun {
         let resume = try ResumePoint.chosen(by: args, log: log)
         if let resume {
             if let w = resume.weights {
-                guard lora == nil else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                guard lora == nil, !args.prefixTuning else {
+                    throw RuntimeError("\(resume.path) holds a full model, not \(args.lora ? "a LoRA adapter" : "a prefix"); resume it with \(args.lora ? "lora" : "prefix_tuning") false or use another output_dir")
+                }
                 weights = w
-            } else if lora == nil {
-                throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; resume it with lora true")
+            } else if lora == nil, !args.prefixTuning {
+                throw RuntimeError("\(resume.path) holds an adapter, not a model; resume it with lora or prefix_tuning true")
             }
             loop.loader.state = resume.state.loader
             loop.bestSaved = BestModel.saved(in: resume.path)
@@ -119,6 +124,7 @@ public struct DPORun {
             return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: nil, lastTrain: job.last, data: summary, outputDir: args.outputDir)
         }
         if World.isMain {
+            try policy.encodePrefix()   // a reparameterized prefix's table from its current MLP
             try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
                                              adapter: lm.adapterSnapshot(policy.parameters))
             try args.restoreBest(outcome.best, finalStep: outcome.steps, log: log)
@@ -127,6 +133,7 @@ public struct DPORun {
     }
 
     func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
+        try t.policy.encodePrefix()
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
@@ -221,7 +228,7 @@ struct ReferenceCache: Codable {
                      args: TrainingArguments, log: (String) -> Void) throws -> ReferenceCache {
         var h = FNV1a()
         // A LoRA policy's reference without a store of its own is its base model.
-        if let ref = trainer.reference ?? (trainer.policy.parameters.lora != nil ? trainer.policy.parameters : nil) {
+        if let ref = trainer.reference ?? (trainer.policy.parameters.adapted ? trainer.policy.parameters : nil) {
             let w = ref.weights()
             for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
         }

@@ -92,7 +92,8 @@ public final class DPOTrainer: @unchecked Sendable {
     public private(set) var reference: ParameterStore?
     public var settings: DPOSettings
     private let logpsProgram: CompiledProgram
-    /// `dpo_logps_lora` when the policy holds LoRA adapters (its own log-probs), else nil.
+    /// `dpo_logps_lora` / `dpo_logps_prefix` when the policy holds LoRA adapters or a prefix
+    /// (its own log-probs), else nil.
     private let adaptedLogpsProgram: CompiledProgram?
     private let stepProgram: CompiledProgram
     /// The activations dpo_step keeps between its forward and backward stages.
@@ -100,16 +101,17 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// With a LoRA policy (`policy.parameters.lora`), only its adapters train (`dpo_step_lora`)
     /// and, when `reference` is nil, the reference is the same weights with the adapters switched
-    /// off (the base model: no second copy in memory).
+    /// off (the base model: no second copy in memory). A prefix policy likewise (`dpo_step_prefix`,
+    /// only `prefix_kv` trains; the reference is the model without the prefix).
     public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
         try settings.validate()
         self.policy = policy
         self.reference = reference
         self.settings = settings
-        let lora = policy.parameters.lora != nil
+        let suffix = policy.parameters.programSuffix
         logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps")
-        adaptedLogpsProgram = lora ? try CompiledProgram.load("llama_dpo.dpo_logps_lora") : nil
-        stepProgram = try CompiledProgram.load(lora ? "llama_dpo.dpo_step_lora" : "llama_dpo.dpo_step")
+        adaptedLogpsProgram = suffix.isEmpty ? nil : try CompiledProgram.load("llama_dpo.dpo_logps" + suffix)
+        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step" + suffix)
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
@@ -120,11 +122,10 @@ public final class DPOTrainer: @unchecked Sendable {
     /// The compiled programs (the reference/eval log-probs, then the step), for profiling.
     public var programs: [CompiledProgram] { [logpsProgram] + (adaptedLogpsProgram.map { [$0] } ?? []) + [stepProgram] }
 
-    /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy).
+    /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy, the prefix
+    /// length `P` for a prefix one).
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        var s = LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored).bindings
-        if let lora = policy.parameters.lora, let r = LoRA.rank.symbolName { s[r] = lora.rank }
-        return s
+        policy.parameters.programSizes(LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored))
     }
 
     private func checkIds(_ b: PairBatch) throws {
@@ -142,7 +143,9 @@ public final class DPOTrainer: @unchecked Sendable {
         for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
         var bufs = store.pointers
         for (k, v) in keep { bufs[k] = v.raw }
-        let program = adapters && store.lora != nil && store === policy.parameters ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
+        let adapted = adapters && store.adapted && store === policy.parameters
+        if adapted { try policy.encodePrefix() }
+        let program = adapted ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
         try program.run(buffers: bufs, sizes: sizes(b))
         func get(_ n: String) -> [Float] { keep[n]?.floatArray(b.batch) ?? [] }
         return (PairLogps(chosen: get("logps_chosen"), rejected: get("logps_rejected")),
@@ -152,7 +155,7 @@ public final class DPOTrainer: @unchecked Sendable {
     /// Reference log-probs from the live reference (zeros when no loss needs one).
     public func referenceLogps(_ b: PairBatch) throws -> PairLogps {
         guard settings.needsReference else { return PairLogps(chosen: .init(repeating: 0, count: b.batch), rejected: .init(repeating: 0, count: b.batch)) }
-        if reference == nil, policy.parameters.lora != nil { return try logps(b, under: policy.parameters, adapters: false).logps }
+        if reference == nil, policy.parameters.adapted { return try logps(b, under: policy.parameters, adapters: false).logps }
         guard let reference else { throw RuntimeError("this loss needs a reference model, and none is loaded") }
         return try logps(b, under: reference).logps
     }
@@ -160,8 +163,8 @@ public final class DPOTrainer: @unchecked Sendable {
     /// Copies the policy's current weights into the reference (`ref_model_update_steps`).
     /// A LoRA policy's reference is its base model, which never changes: an error.
     public func updateReference() throws {
-        if reference == nil, policy.parameters.lora != nil {
-            throw RuntimeError("ref_model_update_steps: with LoRA the reference is the frozen base model and cannot be updated")
+        if reference == nil, policy.parameters.adapted {
+            throw RuntimeError("ref_model_update_steps: with \(policy.parameters.lora != nil ? "LoRA" : "prefix tuning") the reference is the frozen base model and cannot be updated")
         }
         if let reference { try reference.load(policy.parameters.weights()) }
     }
@@ -179,7 +182,9 @@ public final class DPOTrainer: @unchecked Sendable {
         policy.optimizer.zeroGradients()
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
+        try policy.encodePrefix()
         var acc = try accumulate(World.share(batches), references: references.map { World.share($0) }, pairs: pairs)
+        try policy.backPropagatePrefix()
         if World.size > 1 {
             try policy.optimizer.sumGradientsOverRanks()
             try acc.sumOverRanks()

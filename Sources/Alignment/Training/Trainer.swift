@@ -39,41 +39,61 @@ public final class LMTrainer: @unchecked Sendable {
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
+    /// `prefix_encode` and `prefix_encode_backward` for a reparameterized prefix, else nil.
+    private let encoder: (forward: CompiledProgram, backward: CompiledProgram)?
 
     /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
     /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
     /// targets' `A` and `B` and may name nothing else (the base model is frozen).
+    /// With a prefix (`parameters.prefix`) the steps run `lm_step_prefix`/`eval_loss_prefix`
+    /// and only `prefix_kv` trains.
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
         self.parameters = parameters
         var trainable = trainable
-        if let lora = parameters.lora {
+        if parameters.adapted {
             let adapters = Set(parameters.adapterNames)
             if let extra = trainable?.subtracting(adapters), !extra.isEmpty {
-                throw RuntimeError("with LoRA only adapters train; \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
+                let kind = parameters.lora != nil ? "LoRA only adapters train" : "prefix tuning only prefix_kv trains"
+                throw RuntimeError("with \(kind); \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
             }
-            trainable = trainable ?? Set(lora.trainableNames)
+            trainable = trainable ?? Set(parameters.trainableAdapterNames)
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
-        let suffix = parameters.lora == nil ? "" : "_lora"
+        let suffix = parameters.programSuffix
         lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
+        encoder = parameters.prefix?.projection == nil ? nil
+            : (try CompiledProgram.load("llama_train.prefix_encode"), try CompiledProgram.load("llama_train.prefix_encode_backward"))
+        try encodePrefix()
+    }
+
+    /// With a reparameterized prefix: `prefix_kv` from the MLP (`prefix_encode`), before the
+    /// programs read it. Nothing otherwise.
+    public func encodePrefix() throws {
+        guard let encoder else { return }
+        try encoder.forward.run(buffers: parameters.pointers, sizes: sizes(batch: 1, seq: 1))
+    }
+
+    /// With a reparameterized prefix: the MLP's gradients from the `grad_prefix_kv` the steps
+    /// added up (`prefix_encode_backward`), before the optimizer reads them. Nothing otherwise.
+    public func backPropagatePrefix() throws {
+        guard let encoder else { return }
+        let buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
+        try encoder.backward.run(buffers: buffers, sizes: sizes(batch: 1, seq: 1))
     }
 
     /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
     public func sizes(batch: Int, seq: Int) -> [String: Int] {
-        withRank(LlamaSizes(config: parameters.config, batch: batch, seq: seq).bindings)
+        bound(LlamaSizes(config: parameters.config, batch: batch, seq: seq))
     }
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        withRank(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count).bindings)
+        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count))
     }
 
-    /// `bindings` with the adapters' rank `R` when the store holds LoRA adapters.
-    private func withRank(_ bindings: [String: Int]) -> [String: Int] {
-        guard let lora = parameters.lora, let r = LoRA.rank.symbolName else { return bindings }
-        return bindings.merging([r: lora.rank]) { _, new in new }
-    }
+    /// `sizes`' bindings with the adapters' rank `R` (LoRA) or the prefix length `P` (prefix).
+    private func bound(_ sizes: LlamaSizes) -> [String: Int] { parameters.programSizes(sizes) }
 
     private func checkIds(_ b: TokenBatch) throws {
         let v = parameters.config.vocabSize
@@ -94,6 +114,7 @@ public final class LMTrainer: @unchecked Sendable {
     public func accumulateGradients(_ batches: [TokenBatch], tokens: Int? = nil) throws -> (loss: Double, tokens: Int) {
         let tokens = tokens ?? Self.supervisedTokens(batches)
         guard tokens > 0 else { return (0, 0) }
+        try encodePrefix()
         var loss = 0.0
         for b in batches {
             try checkIds(b)
@@ -113,6 +134,7 @@ public final class LMTrainer: @unchecked Sendable {
             try lmStep.run(buffers: buffers, sizes: sizes)
             loss += Double(out.floats[0])
         }
+        try backPropagatePrefix()
         return (loss, tokens)
     }
 
@@ -137,6 +159,7 @@ public final class LMTrainer: @unchecked Sendable {
     /// Sum of the token NLL over supervised targets of `batch`, and their count.
     public func evaluate(_ batch: TokenBatch) throws -> (sum: Double, tokens: Int) {
         try checkIds(batch)
+        try encodePrefix()
         let ids = AlignedBuffer(copying: batch.ids), targets = AlignedBuffer(copying: batch.targets)
         let out = AlignedBuffer(floats: batch.batch * batch.seq)
         var buffers = parameters.pointers
@@ -148,7 +171,7 @@ public final class LMTrainer: @unchecked Sendable {
     }
 
     /// The compiled programs (lm_step first, the optimizer's step last), for profiling.
-    public var programs: [CompiledProgram] { [lmStep, evalLoss, optimizer.program] }
+    public var programs: [CompiledProgram] { [lmStep, evalLoss] + (encoder.map { [$0.forward, $0.backward] } ?? []) + [optimizer.program] }
 }
 
 /// The optimizer's API, forwarded for convenience.

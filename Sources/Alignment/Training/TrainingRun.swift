@@ -1,5 +1,6 @@
 import Foundation
 import KernelRuntime
+import LlamaGraphs
 
 /// What a finished pretraining or SFT run reports.
 public struct TrainingSummary: Sendable {
@@ -105,7 +106,10 @@ public struct TrainingRun {
         let resume = try ResumePoint.chosen(by: args, log: log)
         if let resume {
             if let w = resume.weights {
-                guard !args.lora else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                guard !args.lora && !args.prefixTuning else {
+                    let kind = args.lora ? "a LoRA adapter; resume it with lora false" : "a prefix; resume it with prefix_tuning false"
+                    throw RuntimeError("\(resume.path) holds a full model, not \(kind) or use another output_dir")
+                }
                 weights = w
             }
             loop.loader.state = resume.state.loader
@@ -126,6 +130,7 @@ public struct TrainingRun {
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
         if outcome.finished, World.isMain {
+            try trainer.encodePrefix()
             try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: store.weights(), tokenizerFiles: tokFiles,
                                              adapter: adapterSnapshot(store))
             try args.restoreBest(outcome.best, finalStep: outcome.steps, log: log)
@@ -137,6 +142,7 @@ public struct TrainingRun {
     /// The store the run trains: the model, and with `lora` its adapters — from the checkpoint
     /// resumed, else from `lora_path`, else PEFT's initial ones (seeded by `seed`).
     func parameterStore(_ weights: LlamaWeights, resume: ResumePoint?) throws -> ParameterStore {
+        if args.prefixTuning { return try prefixStore(weights, resume: resume) }
         guard var lora = try args.loraConfig() else { return try ParameterStore(weights: weights) }
         var adapters: [String: [Float]]?
         if let from = resume?.path ?? args.loraPath {
@@ -148,15 +154,43 @@ public struct TrainingRun {
         return try ParameterStore(weights: weights, lora: lora, adapters: adapters, seed: UInt64(args.seed))
     }
 
+    /// The store of a prefix-tuning run: the frozen model and `prefix_kv` — from the checkpoint
+    /// resumed, else from `prefix_path`, else PEFT's initial N(0, 1) (seeded by `seed`).
+    func prefixStore(_ weights: LlamaWeights, resume: ResumePoint?) throws -> ParameterStore {
+        let c = weights.config
+        guard var prefix = try args.prefixConfig(kvDim: c.kvDim) else { return try ParameterStore(weights: weights) }
+        var tensors: [String: [Float]]?
+        if let from = resume?.path ?? args.prefixPath {
+            let loaded = try PEFTPrefix.load(directory: from, config: c)
+            tensors = [Prefix.parameter: loaded.table]
+            if let e = prefix.projection {
+                // The MLP trained here (PEFT saves only the projected table).
+                prefix = try PrefixConfig(tokens: loaded.prefix.tokens, projection: e)
+                guard let encoder = try PEFTPrefix.loadEncoder(directory: from, prefix: prefix, config: c) else {
+                    throw RuntimeError("\(from) has no \(PEFTPrefix.encoderFile) (PEFT saves only the projected table): set prefix_projection false to train that table, or start without prefix_path")
+                }
+                tensors?.merge(encoder) { a, _ in a }
+            } else {
+                prefix = loaded.prefix
+            }
+            if resume == nil { log("prefix tuning: starting from the prefix in \(from)") }
+        }
+        let trained = prefix.trainableNames.compactMap { n in prefix.tensorShapes(c).first { $0.name == n }?.shape.reduce(1, *) }.reduce(0, +)
+        log("prefix tuning: \(prefix.tokens) prefix positions in each of \(c.nLayers) layers"
+            + (prefix.projection.map { ", reparameterized through an MLP of width \($0)" } ?? "") + " (\(trained) trained values)")
+        return try ParameterStore(weights: weights, adapters: tensors, seed: UInt64(args.seed), prefix: prefix)
+    }
+
     /// The store a fresh run starts from: the initial weights, with LoRA adapters when the
     /// arguments ask for them (what `llama-align profile` steps).
     public func startingParameters() throws -> ParameterStore {
         try parameterStore(try initialWeights(), resume: nil)
     }
 
-    /// What a LoRA run saves instead of the model: the adapter (nil without LoRA).
+    /// What a LoRA or prefix-tuning run saves instead of the model: the adapter or the prefix
+    /// (nil for full fine-tuning).
     func adapterSnapshot(_ store: ParameterStore) -> AdapterSnapshot? {
-        store.lora.map { AdapterSnapshot(lora: $0, adapters: store.adapters(), config: store.config, baseModel: args.modelNameOrPath) }
+        AdapterSnapshot(store, baseModel: args.modelNameOrPath)
     }
 
     /// Mean NLL per supervised token over `examples` (chunks shared out over the ranks of a
@@ -173,6 +207,7 @@ public struct TrainingRun {
     }
 
     func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
+        try trainer.encodePrefix()   // a reparameterized prefix's table from its current MLP
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
                                     state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
