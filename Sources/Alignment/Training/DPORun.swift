@@ -107,6 +107,7 @@ public struct DPORun {
             cache = try ReferenceCache.load(or: trainer, pairs: train, dev: dev, pad: pad, args: args, log: log)
         }
         var job = DPOJob(run: self, trainer: trainer, train: train, dev: dev, cache: cache, pad: pad, tokenizerFiles: tokFiles)
+        job.maxSteps = maxSteps
         let before = startStep == 0 ? try job.evaluateMetrics() : nil
         let outcome = try loop.run(&job, from: startStep)
         guard outcome.finished else {
@@ -117,10 +118,10 @@ public struct DPORun {
         return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, _ tokFiles: [String]) throws {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
+                                    state: TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps),
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
                                     adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters))
         if args.refModelUpdateSteps != nil, let ref = t.reference {
@@ -140,6 +141,8 @@ struct DPOJob: RunJob {
     let cache: ReferenceCache?
     let pad: Int32
     let tokenizerFiles: [String]
+    /// The run's `max_steps` (written into `trainer_state.json`).
+    var maxSteps = 0
     /// The latest step's metrics, as logged.
     var last: DPOTrainer.Metrics?
     /// The latest evaluation.
@@ -181,17 +184,18 @@ struct DPOJob: RunJob {
     }
 
     func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles)
+        try run.save(trainer, step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokenizerFiles)
     }
 }
 
 extension TrainingRun {
-    /// Tokenizer files to copy beside saved models.
+    /// Tokenizer files to copy beside saved models (`HFFolder.complete` writes the Hugging Face
+    /// files the tokenizer folder lacks).
     func tokenizerFilesFor(_ path: String) -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [] }
         if !isDir.boolValue { return [path] }
-        return ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"].map { (path as NSString).appendingPathComponent($0) }
+        return (tokenizerFileNames + HFFolder.tokenizerCompanions).map { (path as NSString).appendingPathComponent($0) }
             .filter { FileManager.default.fileExists(atPath: $0) }
     }
 }

@@ -113,6 +113,7 @@ public struct TrainingRun {
             weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
+        job.maxSteps = maxSteps
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
         if outcome.finished {
@@ -161,10 +162,10 @@ public struct TrainingRun {
         return n > 0 ? sum / Double(n) : 0
     }
 
-    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, _ tokFiles: [String]) throws {
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
+                                    state: TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps),
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit, adapter: adapterSnapshot(trainer.parameters))
     }
 }
@@ -176,6 +177,8 @@ struct LMJob: RunJob {
     let dev: [TokenizedExample]
     let pad: Int32
     let tokenizerFiles: [String]
+    /// The run's `max_steps` (written into `trainer_state.json`).
+    var maxSteps = 0
     var firstLoss: Double?
     var lastLoss: Double?
     /// The latest evaluation.
@@ -204,6 +207,6 @@ struct LMJob: RunJob {
     }
 
     func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step: step, loader: loader, epoch: epoch, tokenizerFiles)
+        try run.save(trainer, step: step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokenizerFiles)
     }
 }
