@@ -74,6 +74,11 @@ public struct TrainingArguments: Sendable {
     public var prefixTuning = false
     public var numPrefixTokens = 16
 
+    /// `report_to`: where curves go besides `metrics.jsonl` (see `CurveReporting`).
+    public var reportTo: [String] = []
+    /// `logging_dir`: TensorBoard's folder (default `output_dir/runs/`).
+    public var loggingDir: String?
+
     /// PaddleNLP keys that have no meaning here; accepted with a note.
     public private(set) var ignoredKeys: [String] = []
 
@@ -94,7 +99,7 @@ public struct TrainingArguments: Sendable {
         "sharding", "sharding_parallel_degree", "sep_parallel_degree", "use_flash_attention", "flash_mask", "recompute",
         "recompute_granularity", "do_train", "do_eval", "do_predict", "overwrite_output_dir", "disable_tqdm",
         "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "evaluation_strategy", "eval_strategy",
-        "save_strategy", "logging_dir", "report_to", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
+        "save_strategy", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
         "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn", "continue_training",
         "lazy", "use_attn_mask_startend_row_indices", "num_cycles", "lr_end", "power", "min_learning_rate",
     ]
@@ -109,7 +114,7 @@ public struct TrainingArguments: Sendable {
         "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
-        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens",
+        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "report_to", "logging_dir",
     ]
 
     /// Parses an argument file for `task`.
@@ -184,6 +189,8 @@ public struct TrainingArguments: Sendable {
         a.maxPromptLen = prompt > 0 ? prompt : nil
         a.chatTemplate = try r.string("chat_template")
         try r.bool("zero_padding", &a.zeroPadding)
+        a.reportTo = try r.strings("report_to") ?? []
+        a.loggingDir = try r.string("logging_dir")
         // Not built (rows are padded per batch, never packed): when asked for, the run says so.
         if a.zeroPadding { a.ignoredKeys.append("zero_padding") }
         var threads = -1

@@ -88,6 +88,9 @@ public struct DPORun {
         }
         let startStep = resume?.state.step ?? 0
         try loop.metrics.resume(truncatingAfter: startStep)
+        let curves = try CurveReporting.tensorboard(args)
+        for note in curves.notes { log(note) }
+        loop.metrics.tensorboard = curves.writer
         try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_dpo.dpo_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen, extraModels: 1),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
