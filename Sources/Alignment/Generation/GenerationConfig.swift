@@ -41,7 +41,7 @@ public struct GenerationConfig: Sendable, Equatable {
         }
         func number(_ key: String) throws -> Double? {
             guard let v = o[key], !(v is NSNull) else { return nil }
-            guard let n = v as? NSNumber, n.doubleValue.isFinite else {
+            guard !isJSONBool(v), let n = v as? NSNumber, n.doubleValue.isFinite else {
                 throw RuntimeIOError("\(path): \(key) must be a number, got \(v)")
             }
             return n.doubleValue
@@ -53,7 +53,7 @@ public struct GenerationConfig: Sendable, Equatable {
         }
         var g = GenerationConfig()
         if let v = o["do_sample"], !(v is NSNull) {
-            guard let b = v as? Bool else { throw RuntimeIOError("\(path): do_sample must be true or false, got \(v)") }
+            guard isJSONBool(v), let b = v as? Bool else { throw RuntimeIOError("\(path): do_sample must be true or false, got \(v)") }
             g.doSample = b
         }
         g.temperature = try number("temperature")

@@ -31,25 +31,29 @@ public struct HFTokenizer: Tokenizer {
         guard (model["type"] as? String) == "BPE" else {
             throw TokenizerError(path, "model.type is '\(model["type"] ?? "missing")'; only BPE tokenizers (LLaMA-2 style) are supported")
         }
-        guard let vocabObj = model["vocab"] as? [String: Any] else { throw TokenizerError(path, "model.vocab is not an object of piece → id") }
+        // The vocabulary with every key kept (see `OrderedJSON`).
+        guard case .object(let vocabPairs)? = try OrderedJSON.parse([UInt8](data), path: path)["model"]?["vocab"] else {
+            throw TokenizerError(path, "model.vocab is not an object of piece → id")
+        }
         let byteFallback = model["byte_fallback"] as? Bool ?? false
         if model["ignore_merges"] as? Bool ?? false {
             throw TokenizerError(path, "model.ignore_merges is true (a LLaMA-3 style tokenizer); only LLaMA-2 style BPE is supported")
         }
         // Pieces by id: the vocabulary, then added tokens (which may extend it).
         var byId: [Int: String] = [:]
-        for (piece, v) in vocabObj {
-            guard let id = (v as? NSNumber)?.intValue, id >= 0, id < 1 << 24 else {
+        for (piece, v) in vocabPairs {
+            guard case .number(let d) = v, d == d.rounded(), d >= 0, d < Double(1 << 24) else {
                 throw TokenizerError(path, "model.vocab['\(piece)'] is not an id in 0..<2^24")
             }
-            byId[id] = piece
+            guard byId[Int(d)] == nil else { throw TokenizerError(path, "model.vocab gives id \(Int(d)) to two pieces") }
+            byId[Int(d)] = piece
         }
         var special: Set<Int> = []
         for case let t as [String: Any] in root["added_tokens"] as? [Any] ?? [] {
             guard let id = (t["id"] as? NSNumber)?.intValue, id >= 0, id < 1 << 24, let content = t["content"] as? String else {
                 throw TokenizerError(path, "added_tokens: an entry without an integer 'id' and a 'content' string")
             }
-            byId[id] = content
+            if byId[id] == nil { byId[id] = content }
             if t["special"] as? Bool ?? false { special.insert(id) }
         }
         let count = (byId.keys.max() ?? -1) + 1

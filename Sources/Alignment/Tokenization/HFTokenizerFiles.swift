@@ -29,8 +29,8 @@ public enum HFTokenizerFiles {
     /// `tokenizer.json` for `tok`; nil for a tokenizer this project cannot describe that way.
     public static func tokenizerJSON(_ tok: any Tokenizer) throws -> Data? {
         guard let v = (tok as? VocabularyBacked)?.vocab else { return nil }
-        var vocab: [String: Int] = [:]
-        for (i, p) in v.pieces.enumerated() where vocab[p] == nil { vocab[p] = i }
+        // The vocabulary is spliced in as text: a [String: Int] would merge canonically equivalent pieces.
+        let vocab = "{" + v.pieces.enumerated().map { "\($1.jsonLiteral):\($0)" }.joined(separator: ",") + "}"
         let added: [[String: Any]] = v.kinds.indices.filter { v.kinds[$0] == .control || v.kinds[$0] == .unknown }.map {
             ["id": $0, "content": v.pieces[$0], "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
         }
@@ -53,9 +53,11 @@ public enum HFTokenizerFiles {
             "decoder": ["type": "Sequence", "decoders": decoders] as [String: Any],
             "model": ["type": "BPE", "dropout": NSNull(), "unk_token": v.kinds.contains(.unknown) ? v.pieces[Int(v.unkId)] : NSNull(),
                       "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(), "fuse_unk": true,
-                      "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges(v)] as [String: Any],
+                      "byte_fallback": true, "ignore_merges": false, "vocab": "@VOCAB@", "merges": merges(v)] as [String: Any],
         ]
-        return try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .withoutEscapingSlashes])
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        guard let at = text.range(of: "\"@VOCAB@\"") else { return nil }
+        return Data(text.replacingCharacters(in: at, with: vocab).utf8)
     }
 
     /// `Prepend(▁)` and `Replace(' ', ▁)` as the vocabulary asks; null for the byte vocabulary.
@@ -77,8 +79,8 @@ public enum HFTokenizerFiles {
                 return [String(decoding: key[..<cut], as: UTF8.self), String(decoding: key[(cut + 1)...], as: UTF8.self)]
             }
         }
-        var id: [String: Int] = [:]
-        for (i, p) in v.pieces.enumerated() where id[p] == nil { id[p] = i }
+        var id: [[UInt8]: Int] = [:]
+        for (i, p) in v.pieces.enumerated() where id[Array(p.utf8)] == nil { id[Array(p.utf8)] = i }
         var out: [(score: Float, piece: Int, cut: Int, left: Int, right: Int)] = []
         for (i, p) in v.pieces.enumerated() {
             let chars = Array(p.unicodeScalars)
@@ -86,7 +88,7 @@ public enum HFTokenizerFiles {
             for cut in 1..<chars.count {
                 var l = String.UnicodeScalarView(), r = String.UnicodeScalarView()
                 l.append(contentsOf: chars[..<cut]); r.append(contentsOf: chars[cut...])
-                if let a = id[String(l)], let b = id[String(r)] { out.append((v.scores[i], i, cut, a, b)) }
+                if let a = id[Array(String(l).utf8)], let b = id[Array(String(r).utf8)] { out.append((v.scores[i], i, cut, a, b)) }
             }
         }
         out.sort { ($0.score, -$0.piece, -$0.cut) > ($1.score, -$1.piece, -$1.cut) }
