@@ -82,9 +82,44 @@ import Testing
         #expect(state.step == 1 && state.seed == args.seed && state.maxSteps == 2 && state.logHistory.count == 2)
         let again = try TrainerState(json: state.json(), path: "round trip")
         #expect(again.step == state.step && again.loader == state.loader && again.logHistory.count == 2)
+        // TRL's num_tokens: tokens of the rows so far (no padding), kept in num_input_tokens_seen across a resume.
+        let counts = lines.compactMap { $0["num_tokens"] }
+        #expect(counts.count == 2 && counts[0] > 0 && counts[1] > counts[0], "\(counts)")
+        #expect(o["num_input_tokens_seen"] as? Int == Int(counts[1]))
+        var first = TrainingRun(args: try Demo.args(.sft, ["max_steps": 2, "save_steps": 1]), task: .sft)
+        first.stopAfter = 1
+        first.log = { _ in }
+        try first.run()
+        var second = TrainingRun(args: first.args, task: .sft)
+        second.log = { _ in }
+        try second.run()
+        #expect(try Demo.metrics(first.args.outputDir).compactMap { $0["num_tokens"] } == counts)
         // This project's earlier layout still resumes.
         let old = try TrainerState(json: Data(#"{"step": 7, "epoch": 1.5, "seed": 3, "loader": {"epoch": 1, "position": 4}}"#.utf8), path: "old")
         #expect(old.step == 7 && old.seed == 3 && old.loader == LoaderState(epoch: 1, position: 4))
+    }
+
+    @Test func mergedAndLoRAFoldersAreComplete() throws {
+        var base = TrainingRun(args: try Demo.args(.pretrain, ["max_steps": 1]), task: .pretrain)
+        base.log = { _ in }
+        try base.run()
+        let args = try Demo.args(.sft, ["max_steps": 1, "lora": true, "lora_rank": 4], model: base.args.outputDir)
+        var r = TrainingRun(args: args, task: .sft)
+        r.log = { _ in }
+        try r.run()
+        // The adapter folder carries the tokenizer files; the merged model is a complete folder.
+        for f in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+            #expect(FileManager.default.fileExists(atPath: args.outputDir + "/" + f), "\(f)")
+        }
+        let out = SharedFixtures.tempDir("merged").path
+        try mergeAdapter(model: base.args.outputDir, lora: args.outputDir, out: out)
+        let required = try #require(try object(Self.fixtures + "/required.json")["model"] as? [String: [String]])
+        for (file, keys) in required {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
+            guard file.hasSuffix(".json") else { continue }
+            let o = try object(out + "/" + file)
+            for k in keys { #expect(o[k] != nil, "\(file) has no '\(k)'") }
+        }
     }
 
     @Test func crc32cMatchesTheKnownTestVectors() {

@@ -19,6 +19,8 @@ public struct TrainerState: Sendable, Equatable {
     public var saveSteps = 500
     public var trainBatchSize: Int?
     public var numTrainEpochs = 0
+    /// `num_input_tokens_seen`: tokens of the training rows so far, padding excluded (TRL's `num_tokens`).
+    public var numInputTokensSeen = 0
     /// One entry per line of `metrics.jsonl` up to `step` (train and eval); NaN is written as null.
     public var logHistory: [[String: Double]] = []
     public var bestMetric: Double?
@@ -62,7 +64,7 @@ public struct TrainerState: Sendable, Equatable {
             "global_step": step, "epoch": number(epoch), "max_steps": maxSteps,
             "logging_steps": loggingSteps, "eval_steps": evalSteps, "save_steps": saveSteps,
             "train_batch_size": trainBatchSize.map { $0 as Any } ?? NSNull(), "num_train_epochs": numTrainEpochs,
-            "num_input_tokens_seen": 0, "total_flos": 0,
+            "num_input_tokens_seen": numInputTokensSeen, "total_flos": 0,
             "log_history": logHistory.map { $0.mapValues(number) },
             "best_metric": bestMetric.map(number) ?? NSNull(), "best_global_step": bestGlobalStep.map { $0 as Any } ?? NSNull(),
             "best_model_checkpoint": bestModelCheckpoint.map { $0 as Any } ?? NSNull(),
@@ -99,6 +101,7 @@ public struct TrainerState: Sendable, Equatable {
         saveSteps = (o["save_steps"] as? NSNumber)?.intValue ?? 500
         trainBatchSize = (o["train_batch_size"] as? NSNumber)?.intValue
         numTrainEpochs = (o["num_train_epochs"] as? NSNumber)?.intValue ?? 0
+        numInputTokensSeen = (o["num_input_tokens_seen"] as? NSNumber)?.intValue ?? 0
         logHistory = (o["log_history"] as? [[String: Any]] ?? []).map { $0.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan } }
         bestMetric = (o["best_metric"] as? NSNumber)?.doubleValue
         bestGlobalStep = (o["best_global_step"] as? NSNumber)?.intValue

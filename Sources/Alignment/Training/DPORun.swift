@@ -111,6 +111,7 @@ public struct DPORun {
         }
         var job = DPOJob(run: self, trainer: trainer, train: train, dev: dev, cache: cache, pad: pad, tokenizerFiles: tokFiles)
         job.maxSteps = maxSteps
+        job.tokensSeen = resume?.state.numInputTokensSeen ?? 0
         let before = startStep == 0 ? try job.evaluateMetrics() : nil
         let outcome = try loop.run(&job, from: startStep)
         guard outcome.finished else {
@@ -121,10 +122,12 @@ public struct DPORun {
         return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, _ tokFiles: [String]) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, tokensSeen: Int, _ tokFiles: [String]) throws {
+        var state = TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps)
+        state.numInputTokensSeen = tokensSeen
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps),
+                                    state: state,
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
                                     adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters))
         if args.refModelUpdateSteps != nil, let ref = t.reference {
@@ -146,6 +149,8 @@ struct DPOJob: RunJob {
     let tokenizerFiles: [String]
     /// The run's `max_steps` (written into `trainer_state.json`).
     var maxSteps = 0
+    /// Tokens of the training pairs so far (prompt once, then both answers; logged as `num_tokens`, kept across resumes).
+    var tokensSeen = 0
     /// The latest step's metrics, as logged.
     var last: DPOTrainer.Metrics?
     /// The latest evaluation.
@@ -161,7 +166,9 @@ struct DPOJob: RunJob {
 
     mutating func step(_ micro: [[Int]], lr: Double) throws -> RunStepReport {
         let batches = micro.map { batch($0, train) }
-        let m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        var m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        tokensSeen += micro.joined().reduce(0) { $0 + train[$1].prompt.count + train[$1].chosen.count + train[$1].rejected.count }
+        m["num_tokens"] = Double(tokensSeen)
         return RunStepReport(metrics: m, tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
                              progress: [("loss", String(format: "%.4f", m["loss"] ?? 0)),
                                         ("acc", String(format: "%.2f", m["rewards/accuracies"] ?? 0))])
@@ -187,7 +194,7 @@ struct DPOJob: RunJob {
     }
 
     func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokenizerFiles)
+        try run.save(trainer, step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokensSeen: tokensSeen, tokenizerFiles)
     }
 }
 

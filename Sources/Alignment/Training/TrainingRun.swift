@@ -117,6 +117,7 @@ public struct TrainingRun {
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
         job.maxSteps = maxSteps
+        job.tokensSeen = resume?.state.numInputTokensSeen ?? 0
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
         if outcome.finished {
@@ -165,10 +166,12 @@ public struct TrainingRun {
         return n > 0 ? sum / Double(n) : 0
     }
 
-    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, _ tokFiles: [String]) throws {
+    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, tokensSeen: Int, _ tokFiles: [String]) throws {
+        var state = TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps)
+        state.numInputTokensSeen = tokensSeen
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps),
+                                    state: state,
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit, adapter: adapterSnapshot(trainer.parameters))
     }
 }
@@ -182,6 +185,8 @@ struct LMJob: RunJob {
     let tokenizerFiles: [String]
     /// The run's `max_steps` (written into `trainer_state.json`).
     var maxSteps = 0
+    /// Tokens of the training rows so far, padding excluded (logged as TRL's `num_tokens`; kept across resumes).
+    var tokensSeen = 0
     var firstLoss: Double?
     var lastLoss: Double?
     /// The latest evaluation.
@@ -196,7 +201,8 @@ struct LMJob: RunJob {
         let r = try trainer.trainStep(batches, lr: lr)
         firstLoss = firstLoss ?? r.loss
         lastLoss = r.loss
-        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
+        tokensSeen += micro.joined().reduce(0) { $0 + $1.inputIds.count }
+        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm, "num_tokens": Double(tokensSeen)], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
                              progress: [("loss", String(format: "%.4f", r.loss)), ("lr", String(format: "%.2e", lr))])
     }
 
@@ -210,6 +216,6 @@ struct LMJob: RunJob {
     }
 
     func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step: step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokenizerFiles)
+        try run.save(trainer, step: step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokensSeen: tokensSeen, tokenizerFiles)
     }
 }

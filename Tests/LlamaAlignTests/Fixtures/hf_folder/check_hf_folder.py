@@ -5,9 +5,9 @@ with the same token ids, greedy ids and logits as llama-align gives.
 
 For each prompt: AutoTokenizer ids (BOS added) == `llama-align tokenize` (with BOS); greedy
 continuation of AutoModelForCausalLM.generate == `llama-align generate --temperature 0 --print-ids`;
-prints the largest logit difference of the prompt's last position against the greedy choice.
+the LM loss of [BOS] + ids + [EOS] (every position) from transformers' logits against `llama-align eval --json`.
 """
-import json, subprocess, sys
+import json, subprocess, sys, tempfile
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
@@ -33,6 +33,14 @@ for p in prompts:
     # llama-align stops at EOS; compare up to its length.
     same_gen = hf_new[:len(our_new)] == our_new
     decoded = tok.decode(hf_ids, skip_special_tokens=True)
-    print(f"{p!r}: ids equal {same_ids} ({len(hf_ids)}), decode round trip {decoded == p}, greedy equal {same_gen} {our_new[:6]}...")
-    ok &= same_ids and same_gen
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        f.write(json.dumps({"text": p}) + "\n")
+    ev = json.loads(subprocess.run([binary, "eval", "--model", folder, "--data", f.name, "--json"], capture_output=True, text=True, check=True).stdout)
+    full = torch.tensor([hf_ids + [tok.eos_token_id]])
+    with torch.no_grad():
+        hf_loss = model(full, labels=full).loss.item()
+    rel = abs(hf_loss - ev["loss"]) / abs(hf_loss)
+    print(f"{p!r}: ids equal {same_ids} ({len(hf_ids)}), decode round trip {decoded == p}, greedy equal {same_gen} {our_new[:6]}..., "
+          f"loss {hf_loss:.6f} vs {ev['loss']:.6f} (rel {rel:.1e})")
+    ok &= same_ids and same_gen and rel < 1e-5
 print("ALL OK" if ok else "MISMATCH")
