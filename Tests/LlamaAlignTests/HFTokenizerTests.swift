@@ -86,3 +86,33 @@ import Testing
         }
     }
 }
+
+/// TRL's SFT metrics come out of `lm_step` itself (graph outputs `entropy`, `accuracy`).
+@Suite struct TokenStatsTests {
+    @Test func entropyAndAccuracyEqualTheInferenceLogits() throws {
+        let c = LlamaConfig(dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKVHeads: 2, vocabSize: 37, maxSeqLen: 32)
+        let w = LlamaWeights.random(config: c, seed: 5, scale: 0.5)
+        let (batch, seq) = (2, 8)
+        var micro = [syntheticBatch(batch: batch, seq: seq, v: 37, seed: 1), syntheticBatch(batch: batch, seq: seq, v: 37, seed: 2)]
+        // Logits of the inference program (llama.forward), an independent path to the same numbers.
+        let logits = try micro.map { try LlamaModel(weights: w).forward(ids: $0.ids, batch: batch) }
+        let v = c.vocabSize
+        func argmax(_ m: Int, _ i: Int) -> Int32 { Int32((0..<v).max { logits[m][i * v + $0] < logits[m][i * v + $1] } ?? 0) }
+        // Half the targets are the arg max, so the accuracy is neither 0 nor 1.
+        for m in micro.indices { for i in micro[m].targets.indices where i % 2 == 0 { micro[m].targets[i] = argmax(m, i) } }
+        var entropy = 0.0, correct = 0.0, tokens = 0.0
+        for (m, b) in micro.enumerated() {
+            for i in b.scored {
+                let row = (0..<v).map { Double(logits[m][i * v + $0]) }
+                let mx = row.max() ?? 0, z = row.reduce(0) { $0 + exp($1 - mx) }
+                entropy -= row.reduce(0) { let lp = $1 - mx - log(z); return $0 + exp(lp) * lp }
+                correct += argmax(m, i) == b.targets[i] ? 1 : 0
+                tokens += 1
+            }
+        }
+        let r = try LMTrainer(parameters: ParameterStore(weights: w)).trainStep(micro, lr: 0)
+        #expect(abs(r.entropy - entropy / tokens) <= 1e-5 * entropy / tokens, "\(r.entropy) vs \(entropy / tokens)")
+        #expect(abs(r.accuracy - correct / tokens) <= 1e-6, "\(r.accuracy) vs \(correct / tokens)")
+        #expect(correct > 0 && correct < tokens)
+    }
+}

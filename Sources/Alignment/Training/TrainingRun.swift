@@ -202,7 +202,8 @@ struct LMJob: RunJob {
         firstLoss = firstLoss ?? r.loss
         lastLoss = r.loss
         tokensSeen += micro.joined().reduce(0) { $0 + $1.inputIds.count }
-        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm, "num_tokens": Double(tokensSeen)], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
+        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm, "num_tokens": Double(tokensSeen),
+                                       "entropy": r.entropy, "mean_token_accuracy": r.accuracy], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
                              progress: [("loss", String(format: "%.4f", r.loss)), ("lr", String(format: "%.2e", lr))])
     }
 
