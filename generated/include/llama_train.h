@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 78 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'lm_step': 82 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -43,6 +43,8 @@ typedef struct {
     float *grad_w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer, written */
     float *grad_embed; /* f32 [V, 2*HD2*KVH*REP], written */
     float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
     float *arena; /* llama_train_lm_step_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -60,7 +62,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora': 120 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'lm_step_lora': 124 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -124,6 +126,8 @@ typedef struct {
     float *grad_lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_w3; /* f32 [L, F, R] per layer, written */
     float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
     float *arena; /* llama_train_lm_step_lora_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -234,7 +238,7 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args);
 long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args);
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_prefix': 63 kernels. Sizes: B, F, HD2, KVH, L, NS, P, REP, S, T, V. */
+/* Program 'lm_step_prefix': 67 kernels. Sizes: B, F, HD2, KVH, L, NS, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -265,6 +269,8 @@ typedef struct {
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
     float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer, written */
     float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
     float *arena; /* llama_train_lm_step_prefix_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;

@@ -10,7 +10,8 @@ public enum LlamaTrainingPrograms {
 
     /// `lm_step`: loss = Σ weights · nll(logits, targets) over the scored positions (`[NS]`:
     /// `scored` flat indices `b·T + t`, their `targets` and `weights`; only those rows go
-    /// through the vocabulary projection); gradients are ADDED into the `grad_*` buffers (so
+    /// through the vocabulary projection), and with the same weights the mean entropy
+    /// (`entropy`) and arg-max accuracy (`accuracy`) of those positions; gradients are ADDED into the `grad_*` buffers (so
     /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
     /// on the way forward and read back on the way back (`LlamaModel.trainingStep`).
     public static func lmStep(lora: Bool = false, prefix: Bool = false) throws -> Program {
@@ -23,9 +24,30 @@ public enum LlamaTrainingPrograms {
         try LlamaModel(b, lora: lora, prefix: prefix).trainingStep(ids, layout: layout, scored: scored) { logits in
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
             b.output("loss", loss)
+            // TRL's SFT metrics, weighted like the loss (step means over the scored tokens); no gradient.
+            let stats = tokenStats(logits, targets: targets)
+            b.output("entropy", b.weightedSum(stats.entropy, weights))
+            b.output("accuracy", b.weightedSum(stats.correct, weights))
             return loss
         }
         return try b.build()
+    }
+
+    /// Per scored position: the entropy `−Σ p·log p` of `softmax(logits)` and whether the target
+    /// is the arg max (1/0; ties count as right), `[NS, V]` → `[NS]` each (TRL's `entropy` and
+    /// `mean_token_accuracy`). The loss is differentiated alone, so these take no gradient; the
+    /// row max and sum of exponentials are the cross-entropy's own (one kernel each, shared).
+    static func tokenStats(_ logits: Tensor, targets: Tensor) -> (entropy: Tensor, correct: Tensor) {
+        let b = logits.builder
+        return b.scope("token_stats") {
+            let x = logits
+            let s = x.shape
+            let logp = b.logSoftmax(x)
+            let entropy = -(logp.exp() * logp).sum(axis: -1, keepDims: false)
+            let picked = b.iota(s, axis: s.count - 1).eq(targets.cast(.f32).reshape(targets.shape + [1]))
+            let target = (x * picked).sum(axis: -1, keepDims: false)
+            return (entropy, x.max(axis: -1, keepDims: false).le(target))
+        }
     }
 
     /// `lm_step_lora`: `lm_step` with a LoRA adapter on every projection of every layer

@@ -27,16 +27,18 @@ public func loadParameters(path: String, lora: String?, prefix: String? = nil) t
 }
 
 /// `llama-align merge`: the base model at `model` with the adapter in `lora` folded in, saved
-/// as a Hugging Face directory in `out` with the base model's tokenizer files beside it.
+/// as a Hugging Face directory in `out` with the base model's tokenizer files beside it, completed
+/// by `HFFolder.complete` (token ids, generation config, Hugging Face tokenizer files).
 public func mergeAdapter(model: String, lora: String, out: String) throws {
     try HFCheckpoint.save(try loadModel(path: model, lora: lora), to: out)
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else { return }
     let dir = isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
-    for name in ["tokenizer.model", "tokenizer.bin", "tokenizer.byte", "tokenizer.json", "tokenizer_config.json"] {
+    for name in tokenizerFileNames + HFFolder.tokenizerCompanions {
         let from = (dir as NSString).appendingPathComponent(name), to = (out as NSString).appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: from), from != to else { continue }
         try? FileManager.default.removeItem(atPath: to)
         try FileManager.default.copyItem(atPath: from, toPath: to)
     }
+    try HFFolder.complete(directory: out)
 }

@@ -72,7 +72,6 @@ enum InertFields {
         add(["layers", "position", "intervention_type", "rank", "act_fn", "add_bias", "dropout"], "ReFT's fields; ReFT (reft) is not built")
         add(["lr_end", "power"], "used only by the polynomial schedule, which is not built (lr_scheduler_type: linear, cosine, constant, constant_with_warmup)")
         add(["rope_scaling_factor", "strategy_type", "strategy_name"], "long-sequence RoPE strategies are not built (the model's own rope_theta is used)")
-        add(["report_to"], "TensorBoard/VisualDL/W&B reporting is not built; metrics go to output_dir/metrics.jsonl")
         add(["max_estimate_samples", "estimation_output_file"], "steps come from max_steps or the epochs over the rows read")
         return r
     }()

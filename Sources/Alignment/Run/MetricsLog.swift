@@ -5,6 +5,8 @@ import KernelRuntime
 /// job only rank 0 writes it.
 public final class MetricsLogger: @unchecked Sendable {
     public let path: String
+    /// With `report_to: tensorboard`, every line is also an Event there.
+    public var tensorboard: TensorBoardWriter?
 
     public init(outputDir: String) throws {
         path = (outputDir as NSString).appendingPathComponent("metrics.jsonl")
@@ -24,6 +26,7 @@ public final class MetricsLogger: @unchecked Sendable {
         defer { try? h.close() }
         h.seekToEndOfFile()
         h.write(Data(line.utf8))
+        tensorboard?.add(metrics: values)
     }
 
     /// Keeps only the lines of steps ≤ `step`, so a resumed run's file matches an uninterrupted one.
@@ -43,4 +46,21 @@ public final class MetricsLogger: @unchecked Sendable {
 public struct RuntimeIOError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ d: String) { description = d }
+}
+
+/// `report_to`: "tensorboard" (or "all") writes TensorBoard event files under `logging_dir`
+/// (default `output_dir/runs/`) beside `metrics.jsonl`; "none" and an empty list write only
+/// `metrics.jsonl`; any other integration (wandb, visualdl, …) gets a one-line note.
+public enum CurveReporting {
+    public static let supported: Set<String> = ["tensorboard", "all", "none"]
+
+    /// The TensorBoard writer the arguments ask for (nil when none), and notes for the values not supported.
+    public static func tensorboard(_ args: TrainingArguments) throws -> (writer: TensorBoardWriter?, notes: [String]) {
+        let notes = args.reportTo.filter { !supported.contains($0) }.map {
+            "note: report_to '\($0)' is not supported here (only tensorboard); curves are in metrics.jsonl (llama-align plot OUTPUT_DIR)"
+        }
+        guard args.reportTo.contains("tensorboard") || args.reportTo.contains("all") else { return (nil, notes) }
+        let dir = args.loggingDir ?? (args.outputDir as NSString).appendingPathComponent("runs")
+        return (try TensorBoardWriter(logDir: dir), notes)
+    }
 }

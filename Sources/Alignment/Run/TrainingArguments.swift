@@ -109,6 +109,11 @@ public struct TrainingArguments: Sendable {
     /// PaddleNLP's `normalize_logps` (DPO): each side's log-prob scaled by (mean length of the pair) / (its length).
     public var normalizeLogps = false
 
+    /// `report_to`: where curves go besides `metrics.jsonl` (see `CurveReporting`).
+    public var reportTo: [String] = []
+    /// `logging_dir`: TensorBoard's folder (default `output_dir/runs/`).
+    public var loggingDir: String?
+
     /// PaddleNLP keys that have no meaning here; accepted with a note.
     public internal(set) var ignoredKeys: [String] = []
 
@@ -136,7 +141,7 @@ public struct TrainingArguments: Sendable {
         "fp16", "bf16", "fp16_opt_level", "amp_master_grad", "tensor_parallel_degree", "pipeline_parallel_degree",
         "sharding", "sharding_parallel_degree", "sep_parallel_degree", "use_flash_attention", "flash_mask", "recompute",
         "recompute_granularity", "do_train", "do_eval", "do_predict", "disable_tqdm",
-        "logging_dir", "report_to", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
+        "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
         "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn",
         "lazy", "use_attn_mask_startend_row_indices", "lr_end", "power",
     ]
@@ -152,7 +157,7 @@ public struct TrainingArguments: Sendable {
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
         "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "prefix_projection",
-        "prefix_projection_hidden_size", "prefix_path",
+        "prefix_projection_hidden_size", "prefix_path", "report_to", "logging_dir",
     ] + conveniences
 
     /// Parses an argument file for `task`.
@@ -233,6 +238,8 @@ public struct TrainingArguments: Sendable {
         a.maxPromptLen = prompt > 0 ? prompt : nil
         a.chatTemplate = try r.string("chat_template")
         try r.bool("zero_padding", &a.zeroPadding)
+        a.reportTo = try r.strings("report_to") ?? []
+        a.loggingDir = try r.string("logging_dir")
         // Not built (rows are padded per batch, never packed): when asked for, the run says so.
         if a.zeroPadding { a.noteIgnored("zero_padding") }
         var threads = -1

@@ -99,6 +99,9 @@ public struct DPORun {
         }
         let startStep = resume?.state.step ?? 0
         try loop.metrics.resume(truncatingAfter: startStep)
+        let curves = try CurveReporting.tensorboard(args)
+        for note in curves.notes { log(note) }
+        loop.metrics.tensorboard = curves.writer
         try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_dpo.dpo_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen, extraModels: 1),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
@@ -118,6 +121,8 @@ public struct DPORun {
             cache = try ReferenceCache.load(or: trainer, pairs: train, dev: dev, pad: pad, args: args, log: log)
         }
         var job = DPOJob(run: self, trainer: trainer, train: train, dev: dev, cache: cache, pad: pad, tokenizerFiles: tokFiles)
+        job.maxSteps = maxSteps
+        job.tokensSeen = resume?.state.numInputTokensSeen ?? 0
         let before = startStep == 0 ? try job.evaluateMetrics() : nil
         let outcome = try loop.run(&job, from: startStep)
         guard outcome.finished else {
@@ -132,11 +137,14 @@ public struct DPORun {
         return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, tokensSeen: Int, _ tokFiles: [String],
+              protect: Int? = nil) throws {
         try t.policy.encodePrefix()
+        var state = TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps)
+        state.numInputTokensSeen = tokensSeen
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
+                                    state: state,
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
                                     adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters), protect: protect)
         if args.refModelUpdateSteps != nil, let ref = t.reference {
@@ -156,6 +164,10 @@ struct DPOJob: RunJob {
     let cache: ReferenceCache?
     let pad: Int32
     let tokenizerFiles: [String]
+    /// The run's `max_steps` (written into `trainer_state.json`).
+    var maxSteps = 0
+    /// Tokens of the training pairs so far (prompt once, then both answers; logged as `num_tokens`, kept across resumes).
+    var tokensSeen = 0
     /// The latest step's metrics, as logged.
     var last: DPOTrainer.Metrics?
     /// The latest evaluation.
@@ -174,7 +186,9 @@ struct DPOJob: RunJob {
 
     mutating func step(_ micro: [[Int]], lr: Double) throws -> RunStepReport {
         let batches = micro.map { batch($0, train) }
-        let m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        var m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        tokensSeen += micro.joined().reduce(0) { $0 + train[$1].prompt.count + train[$1].chosen.count + train[$1].rejected.count }
+        m["num_tokens"] = Double(tokensSeen)
         return RunStepReport(metrics: m, tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
                              progress: [("loss", String(format: "%.4f", m["loss"] ?? 0)),
                                         ("acc", String(format: "%.2f", m["rewards/accuracies"] ?? 0))])
@@ -200,17 +214,18 @@ struct DPOJob: RunJob {
     }
 
     func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {
-        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles, protect: protect)
+        try run.save(trainer, step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokensSeen: tokensSeen, tokenizerFiles, protect: protect)
     }
 }
 
 extension TrainingRun {
-    /// Tokenizer files to copy beside saved models.
+    /// Tokenizer files to copy beside saved models (`HFFolder.complete` writes the Hugging Face
+    /// files the tokenizer folder lacks).
     func tokenizerFilesFor(_ path: String) -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [] }
         if !isDir.boolValue { return [path] }
-        return ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"].map { (path as NSString).appendingPathComponent($0) }
+        return (tokenizerFileNames + HFFolder.tokenizerCompanions).map { (path as NSString).appendingPathComponent($0) }
             .filter { FileManager.default.fileExists(atPath: $0) }
     }
 }

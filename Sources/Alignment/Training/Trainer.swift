@@ -26,6 +26,10 @@ public struct StepResult: Sendable, Equatable {
     public var gradNorm: Double
     /// Supervised tokens in the step.
     public var tokens: Int
+    /// Mean entropy of the predicted distribution over the supervised tokens (TRL's `entropy`).
+    public var entropy = 0.0
+    /// Share of supervised tokens whose target is the arg max (TRL's `mean_token_accuracy`).
+    public var accuracy = 0.0
 }
 
 /// Language-model training on the compiled programs `llama_train.lm_step` (forward, loss and
@@ -33,6 +37,8 @@ public struct StepResult: Sendable, Equatable {
 /// owns the gradients and moments and applies AdamW.
 public final class LMTrainer: @unchecked Sendable {
     public let parameters: ParameterStore
+    /// The mean entropy and arg-max accuracy of the last `accumulateGradients` (`lm_step`'s `entropy`, `accuracy`).
+    public private(set) var lastTokenStats: (entropy: Double, accuracy: Double) = (0, 0)
     /// The optimizer over `parameters`: gradients, moments, clipping and the AdamW step.
     public let optimizer: AdamW
     /// The activations lm_step keeps between its forward and backward stages.
@@ -113,9 +119,9 @@ public final class LMTrainer: @unchecked Sendable {
     /// Returns the loss summed over `batches` (the mean when `tokens` is theirs).
     public func accumulateGradients(_ batches: [TokenBatch], tokens: Int? = nil) throws -> (loss: Double, tokens: Int) {
         let tokens = tokens ?? Self.supervisedTokens(batches)
-        guard tokens > 0 else { return (0, 0) }
+        guard tokens > 0 else { lastTokenStats = (0, 0); return (0, 0) }
         try encodePrefix()
-        var loss = 0.0
+        var loss = 0.0, entropy = 0.0, accuracy = 0.0
         for b in batches {
             try checkIds(b)
             // Only supervised positions go through the vocabulary projection; a micro-batch
@@ -130,11 +136,16 @@ public final class LMTrainer: @unchecked Sendable {
             var buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
             buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["loss"] = out.raw
+            // Step means like the loss (the weights are mask / the step's tokens).
+            let ent = AlignedBuffer(floats: 1), acc = AlignedBuffer(floats: 1)
+            buffers["entropy"] = ent.raw; buffers["accuracy"] = acc.raw
             for (name, p) in try saved.pointers(for: lmStep, sizes: sizes) { buffers[name] = p }
             try lmStep.run(buffers: buffers, sizes: sizes)
             loss += Double(out.floats[0])
+            entropy += Double(ent.floats[0]); accuracy += Double(acc.floats[0])
         }
         try backPropagatePrefix()
+        lastTokenStats = (entropy, accuracy)
         return (loss, tokens)
     }
 
@@ -150,10 +161,12 @@ public final class LMTrainer: @unchecked Sendable {
         var (loss, _) = try accumulateGradients(World.share(batches), tokens: tokens)
         if World.size > 1 {
             try optimizer.sumGradientsOverRanks()
-            loss = try World.sum([loss])[0]
+            let sums = try World.sum([loss, lastTokenStats.entropy, lastTokenStats.accuracy])
+            loss = sums[0]
+            lastTokenStats = (sums[1], sums[2])
         }
         let norm = try optimizer.apply(lr: lr)
-        return StepResult(loss: loss, gradNorm: norm, tokens: tokens)
+        return StepResult(loss: loss, gradNorm: norm, tokens: tokens, entropy: lastTokenStats.entropy, accuracy: lastTokenStats.accuracy)
     }
 
     /// Sum of the token NLL over supervised targets of `batch`, and their count.

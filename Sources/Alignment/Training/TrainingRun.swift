@@ -118,6 +118,9 @@ public struct TrainingRun {
         }
         let startStep = resume?.state.step ?? 0
         try loop.metrics.resume(truncatingAfter: startStep)
+        let curves = try CurveReporting.tensorboard(args)
+        for note in curves.notes { log(note) }
+        loop.metrics.tensorboard = curves.writer
         try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_train.lm_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
@@ -127,6 +130,8 @@ public struct TrainingRun {
             weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
+        job.maxSteps = maxSteps
+        job.tokensSeen = resume?.state.numInputTokensSeen ?? 0
         let evalBefore = dev.isEmpty || startStep > 0 ? nil : try evaluate(trainer, dev, pad: job.pad)
         let outcome = try loop.run(&job, from: startStep)
         if outcome.finished, World.isMain {
@@ -206,11 +211,14 @@ public struct TrainingRun {
         return total[1] > 0 ? total[0] / total[1] : 0
     }
 
-    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String], protect: Int? = nil) throws {
+    func save(_ trainer: LMTrainer, step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, tokensSeen: Int, _ tokFiles: [String],
+              protect: Int? = nil) throws {
         try trainer.encodePrefix()   // a reparameterized prefix's table from its current MLP
+        var state = TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps)
+        state.numInputTokensSeen = tokensSeen
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: trainer.parameters.weights(),
                                     optimizer: trainer.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
+                                    state: state,
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit, adapter: adapterSnapshot(trainer.parameters),
                                     protect: protect)
     }
@@ -223,6 +231,10 @@ struct LMJob: RunJob {
     let dev: [TokenizedExample]
     let pad: Int32
     let tokenizerFiles: [String]
+    /// The run's `max_steps` (written into `trainer_state.json`).
+    var maxSteps = 0
+    /// Tokens of the training rows so far, padding excluded (logged as TRL's `num_tokens`; kept across resumes).
+    var tokensSeen = 0
     var firstLoss: Double?
     var lastLoss: Double?
     /// The latest evaluation.
@@ -237,7 +249,9 @@ struct LMJob: RunJob {
         let r = try trainer.trainStep(batches, lr: lr)
         firstLoss = firstLoss ?? r.loss
         lastLoss = r.loss
-        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
+        tokensSeen += micro.joined().reduce(0) { $0 + $1.inputIds.count }
+        return RunStepReport(metrics: ["loss": r.loss, "grad_norm": r.gradNorm, "num_tokens": Double(tokensSeen),
+                                       "entropy": r.entropy, "mean_token_accuracy": r.accuracy], tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
                              progress: [("loss", String(format: "%.4f", r.loss)), ("lr", String(format: "%.2e", lr))])
     }
 
@@ -251,6 +265,6 @@ struct LMJob: RunJob {
     }
 
     func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {
-        try run.save(trainer, step: step, loader: loader, epoch: epoch, tokenizerFiles, protect: protect)
+        try run.save(trainer, step: step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokensSeen: tokensSeen, tokenizerFiles, protect: protect)
     }
 }
