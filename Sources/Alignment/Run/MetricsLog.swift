@@ -59,7 +59,8 @@ public enum CurveReporting {
         let notes = args.reportTo.filter { !supported.contains($0) }.map {
             "note: report_to '\($0)' is not supported here (only tensorboard); curves are in metrics.jsonl (llama-align plot OUTPUT_DIR)"
         }
-        guard args.reportTo.contains("tensorboard") || args.reportTo.contains("all") else { return (nil, notes) }
+        // In a data-parallel job rank 0 alone writes curves, as it alone writes metrics.jsonl.
+        guard args.reportTo.contains("tensorboard") || args.reportTo.contains("all"), World.isMain else { return (nil, notes) }
         let dir = args.loggingDir ?? (args.outputDir as NSString).appendingPathComponent("runs")
         return (try TensorBoardWriter(logDir: dir), notes)
     }

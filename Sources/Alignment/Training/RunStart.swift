@@ -24,6 +24,8 @@ extension ResumePoint {
             return ResumePoint(path: path, weights: c.weights, optimizer: c.optimizer, state: c.state)
         case nil:
             guard args.overwriteOutputDir else { return try latest(in: args.outputDir) }
+            // In a data-parallel job rank 0 alone removes them.
+            guard World.isMain else { return nil }
             let old = TrainingCheckpoint.all(in: args.outputDir)
             for c in old { try FileManager.default.removeItem(atPath: c.path) }
             if !old.isEmpty { log("overwrite_output_dir: removed \(old.count) earlier checkpoint folder(s) in \(args.outputDir); starting afresh") }
