@@ -16,11 +16,11 @@ struct DecoderLayer {
 
     /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
     /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`).
-    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false) {
+    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, quant: WeightQuant? = nil) {
         attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
-        attention = Attention(b, lora: lora)
+        attention = Attention(b, lora: lora, quant: quant)
         ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
-        feedForward = FeedForward(b, lora: lora)
+        feedForward = FeedForward(b, lora: lora, quant: quant)
     }
 
     /// The LoRA adapters' parameters of this layer (`A`, `B` per projection); none without LoRA.

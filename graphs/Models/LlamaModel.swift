@@ -8,9 +8,10 @@ struct LlamaModel {
 
     /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`; with `lora`, the layers'
     /// projections carry LoRA adapters (declared inside the layer loop).
-    init(_ b: GraphBuilder, lora: Bool = false) {
-        trunk = LlamaTrunk(b, lora: lora)
-        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim)
+    /// With `quant`, the layers' projections hold that type and `lm_head` is `q8_0`.
+    init(_ b: GraphBuilder, lora: Bool = false, quant: WeightQuant? = nil) {
+        trunk = LlamaTrunk(b, lora: lora, quant: quant)
+        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim, quant: quant.map { _ in .q8_0 })
     }
 
     /// `ids [B, T]` (int32) → logits `[B, T, V]`, or `[NS, V]` for the rows listed in `scored`

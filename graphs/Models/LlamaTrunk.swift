@@ -13,13 +13,16 @@ struct LlamaTrunk {
     /// Whether the layers' projections carry LoRA adapters (`LoRALinear`); their backward
     /// stage then differentiates only with respect to the adapters.
     let lora: Bool
+    /// The layers' projections' weight type (`WeightQuant`); nil for f32.
+    let quant: WeightQuant?
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
-    init(_ b: GraphBuilder, lora: Bool = false) {
+    init(_ b: GraphBuilder, lora: Bool = false, quant: WeightQuant? = nil) {
         let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
         self.lora = lora
+        self.quant = quant
     }
 
     /// `ids [B, T]` (int32) → the normalized hidden states `[B, T, D]`, or `[NS, D]` for the
@@ -36,7 +39,7 @@ struct LlamaTrunk {
             // Saving the input records a write into `saved_x`; the layer goes on from the carry
             // (the compiler keeps the carry in that slot).
             _ = keep("x", carry[0])
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, quant: quant)
             let cache = cached ? KVCache(b) : nil
             return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
         }[0]

@@ -1,0 +1,114 @@
+import TensorGraph
+
+/// Lowers `x · dequant(q, scales)ᵀ` (`GraphBuilder.quantizedMatmul`): `x` `[M, K]` f32, `q`
+/// `[N, K]` quantized (`q8`: int8; `q4`: two values a byte, runs of 32 in 16 bytes, `q + 8`),
+/// `scales` `[N, NG]`, group `G = K / NG`. The weight is never dequantized into memory:
+/// - one row (decode, M = 1): W's rows split over the threads, each row a sum over its groups of
+///   `scale · Σ q·x` with the group's dot product on SIMD lanes (fixed order per build);
+/// - several rows (prefill): each thread dequantizes a tile of W's rows into 64 KiB on its stack
+///   and multiplies it with one single-threaded `sgemm` (`la_sgemm`); rows longer than the tile
+///   fall back to one row of x at a time through the decode loop.
+struct QuantMatmulLowering {
+    var dtype: DType
+    var x: String, lda: String, q: String, scales: String, y: String, ldy: String
+    var m: String, n: String, k: String, groups: String
+    var accumulate: Bool
+
+    /// Floats of W a thread dequantizes at once (on its stack).
+    static let tileFloats = 16384
+
+    var lines: [String] {
+        var out = ["const long group = \(paren(k)) / \(paren(groups));  /* values per scale */", "la_blas_pool(0);"]
+        if m == "1" { return out + gemv(x: x, y: y) }
+        out.append("if (\(paren(m)) == 1) {")
+        out += gemv(x: x, y: y).map { "    " + $0 }
+        out.append("} else if (\(paren(k)) > \(QuantMatmulLowering.tileFloats)) {")
+        out.append("    for (long i = 0; i < \(m); i++) {")
+        out += gemv(x: "\(x) + i * \(paren(lda))", y: "\(y) + i * \(paren(ldy))").map { "        " + $0 }
+        out.append("    }")
+        out.append("} else {")
+        out += gemm.map { "    " + $0 }
+        out.append("}")
+        return out
+    }
+
+    private var rowPointers: [String] {
+        let stride = dtype == .q4 ? "\(paren(k)) / 2" : paren(k)
+        return ["const \(dtype.cType) *restrict qr = \(q) + r * (\(stride));",
+                "const float *restrict sr = \(scales) + r * \(paren(groups));"]
+    }
+
+    /// `dot += Σ over one group's values of value · xg[·]` (xg: the group's slice of x).
+    private var groupDot: [String] {
+        switch dtype {
+        case .q4:
+            return ["for (long h = 0; h < group; h += 32) {",
+                    "    const uint8_t *restrict qb = qr + (g * group + h) / 2;",
+                    "    const float *restrict xb = xg + h;",
+                    "    #pragma omp simd reduction(+:dot)",
+                    "    for (long c = 0; c < 16; c++)",
+                    "        dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];",
+                    "}"]
+        default:
+            return ["const int8_t *restrict qg = qr + g * group;",
+                    "#pragma omp simd reduction(+:dot)",
+                    "for (long c = 0; c < group; c++) dot += (float)qg[c] * xg[c];"]
+        }
+    }
+
+    private func gemv(x: String, y: String) -> [String] {
+        let store = accumulate ? "(\(y))[r] += acc;" : "(\(y))[r] = acc;"
+        return ["#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
+                "for (long r = 0; r < \(n); r++) {"]
+            + rowPointers.map { "    " + $0 }
+            + ["    float acc = 0.0f;",
+               "    for (long g = 0; g < \(paren(groups)); g++) {",
+               "        const float *restrict xg = \(x) + g * group;",
+               "        float dot = 0.0f;"]
+            + groupDot.map { "        " + $0 }
+            + ["        acc += sr[g] * dot;",
+               "    }",
+               "    " + store,
+               "}"]
+    }
+
+    /// `tr[·] = W's row r, dequantized`.
+    private var dequantRow: [String] {
+        switch dtype {
+        case .q4:
+            return ["for (long g = 0; g < \(paren(groups)); g++)",
+                    "    for (long h = 0; h < group; h += 32) {",
+                    "        const uint8_t *restrict qb = qr + (g * group + h) / 2;",
+                    "        float *restrict tb = tr + g * group + h;",
+                    "        #pragma omp simd",
+                    "        for (long c = 0; c < 16; c++) {",
+                    "            tb[c] = sr[g] * (float)((int)(qb[c] & 15) - 8);",
+                    "            tb[c + 16] = sr[g] * (float)((int)(qb[c] >> 4) - 8);",
+                    "        }",
+                    "    }"]
+        default:
+            return ["for (long g = 0; g < \(paren(groups)); g++) {",
+                    "    #pragma omp simd",
+                    "    for (long c = 0; c < group; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];",
+                    "}"]
+        }
+    }
+
+    private var gemm: [String] {
+        let tile = QuantMatmulLowering.tileFloats
+        let work = "\(paren(m)) * \(paren(n)) * \(paren(k)) >= \(MatmulLowering.parallelThreshold)"
+        return ["const long tile_rows = \(tile) / \(paren(k));  /* rows of W dequantized at once */",
+                "#pragma omp parallel for schedule(static) if (\(work))",
+                "for (long r0 = 0; r0 < \(n); r0 += tile_rows) {",
+                "    float tile[\(tile)];",
+                "    const long nr = r0 + tile_rows <= \(paren(n)) ? tile_rows : \(paren(n)) - r0;",
+                "    for (long r = r0; r < r0 + nr; r++) {",
+                "        float *restrict tr = tile + (r - r0) * \(paren(k));"]
+            + rowPointers.map { "        " + $0 }
+            + dequantRow.map { "        " + $0 }
+            + ["    }",
+               "    la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, \(m), nr, \(k), 1.0f, \(x), \(lda), tile, \(k), "
+                + "\(accumulate ? "1.0f" : "0.0f"), \(y) + r0, \(ldy));",
+               "}"]
+    }
+}
