@@ -10,6 +10,7 @@ struct Generate: ParsableCommand {
     @Option(help: "A llama2.c .bin checkpoint or a Hugging Face LLaMA directory.") var model: String
     @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
     @Option(help: "A PEFT LoRA adapter directory, folded into the model's weights.") var lora: String?
+    @OptionGroup var quantization: QuantOptions
     @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
     @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "Tokens to generate at most.") var maxNewTokens = 256
@@ -34,8 +35,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let weights = try loadModel(path: model, lora: lora)
-        try weights.checkFinite(source: model)
+        let m = try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
         var ids: [Int32]
         if let promptIds {
@@ -43,7 +43,6 @@ struct Generate: ParsableCommand {
         } else {
             ids = [tok?.bosId ?? 1] + (tok?.encode(prompt ?? "") ?? [])
         }
-        let m = try LlamaModel(weights: weights)
         if profile { for p in m.programs { p.setProfiling(true) } }
         let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
         let stop: Set<Int32> = tok.map { [$0.eosId] } ?? []
