@@ -104,13 +104,14 @@ extension GraphBuilder {
     }
 
     /// `x · dequant(q, scales)ᵀ`: `x` `[M, K]` times a quantized weight `q` (`.q8` or `.q4`,
-    /// `[N, K]`) whose value `[n, k]` is `q[n, k] · scales[n, k / G]`, `scales` `[N, NG]` with
-    /// `G = K / NG` values per group (symmetric absmax groups, no zero point) → `[M, N]`.
+    /// `[N, KP]`, rows padded to `KP ≥ K`, a multiple of 32) whose value `[n, k]` is
+    /// `q[n, k] · scales[n, k / G]`, `scales` `[N, NG]` with `G = KP / NG` values per group
+    /// (symmetric absmax groups, no zero point; the last group of a row may be short) → `[M, N]`.
     /// The op is a matmul with the scales as a third operand; it has no gradient.
     public func quantizedMatmul(_ x: Tensor, _ q: Tensor, scales: Tensor,
                                 file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         guard x.rank == 2, q.rank == 2, scales.rank == 2, q.dtype.isQuantized, x.dtype == .f32, scales.dtype == .f32,
-              x.shape[1] == q.shape[1], scales.shape[0] == q.shape[0] else {
+              scales.shape[0] == q.shape[0] else {
             fail("needs x [M, K] f32, q [N, K] q8/q4 and scales [N, NG] f32, got \(x.shape.shapeDescription) \(x.dtype.rawValue), "
                  + "\(q.shape.shapeDescription) \(q.dtype.rawValue), \(scales.shape.shapeDescription) \(scales.dtype.rawValue)",
                  file, line, op: "quantized_matmul")

@@ -12,7 +12,7 @@ struct Linear {
     /// weight holds quantized values and `<name>_scales` its group scales.
     init(_ b: GraphBuilder, _ name: String, out: Dim, in: Dim, perLayer: Bool = false, quant: WeightQuant? = nil) {
         let lead: [Dim] = perLayer ? [LlamaDims.layers] : []
-        weight = b.param(name, lead + [out, `in`], quant?.dtype ?? .f32, perLayer: perLayer)
+        weight = b.param(name, lead + [out, quant.map { _ in WeightQuant.padded(`in`) } ?? `in`], quant?.dtype ?? .f32, perLayer: perLayer)
         scales = quant.map { _ in b.param(WeightQuant.scalesName(name), lead + [out, WeightQuant.groups(`in`)], perLayer: perLayer) }
     }
 

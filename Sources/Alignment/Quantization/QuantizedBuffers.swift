@@ -21,11 +21,16 @@ final class QuantizedBuffers: @unchecked Sendable {
     /// Pointers by program argument name.
     var pointers: [String: UnsafeMutableRawPointer] { buffers.mapValues(\.raw) }
 
-    /// The group counts per row (`GD` = dim / G, `GF` = hidden / G).
+    /// The group counts per row (`GD` = ⌈dim / G⌉, `GF`) and the padded rows in units of 32 (`RD`, `RF`).
     var groupSizes: [String: Int] {
         var s: [String: Int] = [:]
-        if let n = WeightQuant.groupsPerDim.symbolName { s[n] = weights.config.dim / weights.groupSize }
-        if let n = WeightQuant.groupsPerHidden.symbolName { s[n] = weights.config.hiddenDim / weights.groupSize }
+        let g = weights.groupSize
+        for (groups, padded, n) in [(WeightQuant.groupsPerDim, WeightQuant.paddedPerDim, weights.config.dim),
+                                    (WeightQuant.groupsPerHidden, WeightQuant.paddedPerHidden, weights.config.hiddenDim)] {
+            let count = (n + g - 1) / g
+            if let name = groups.symbolName { s[name] = count }
+            if let name = padded.symbolName { s[name] = count * g / 32 }
+        }
         return s
     }
 

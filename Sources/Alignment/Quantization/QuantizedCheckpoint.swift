@@ -9,8 +9,11 @@ import Foundation
 /// | `embed`, `final_norm`, `attn_norm`, `ffn_norm` | F32 | as in f32 (`[V, D]`, `[D]`, `[L, D]`) |
 /// | `wq` `wk` `wv` `wo` `w1` `w2` `w3` (q8_0) | I8 | `[L·out, in]` |
 /// | the same (q4_0) | U8 | `[L·out, in/2]`: two values a byte, `q + 8`, each run of 32 values in 16 bytes (value j low nibble, j + 16 high) |
-/// | `<name>.scales` | F32 (fp16-exact) | `[L·out, in/G]` |
-/// | `lm_head` (always q8_0), `lm_head.scales` | I8, F32 | `[V, D]`, `[V, D/G]` |
+/// | `<name>.scales` | F32 (fp16-exact) | `[L·out, ⌈in/G⌉]` |
+/// | `lm_head` (always q8_0), `lm_head.scales` | I8, F32 | `[V, D]`, `[V, ⌈D/G⌉]` |
+///
+/// Rows are stored padded to `⌈in/G⌉·G` values (`in` above stands for that length; the padding
+/// holds zeros), so a row `G` does not divide ends in a short group.
 ///
 /// `quantization_config` = `{"quant_type": "q8_0"|"q4_0", "group_size": G, "lm_head": "q8_0",
 /// "format": "llama-align"}`.
@@ -39,8 +42,8 @@ public enum QuantizedCheckpoint {
         }
         for (name, m) in w.matrices.sorted(by: { $0.key < $1.key }) {
             let q4 = m.type == .q4_0
-            entries.append((name, q4 ? "U8" : "I8", [m.rows, q4 ? m.cols / 2 : m.cols], Data(m.packed)))
-            entries.append((name + ".scales", "F32", [m.rows, m.cols / m.groupSize], floats(m.scales)))
+            entries.append((name, q4 ? "U8" : "I8", [m.rows, q4 ? m.paddedCols / 2 : m.paddedCols], Data(m.packed)))
+            entries.append((name + ".scales", "F32", [m.rows, m.groupsPerRow], floats(m.scales)))
         }
         var header: [String] = ["\"__metadata__\":{\"format\":\"llama-align-quantized\"}"]
         var offset = 0
@@ -92,12 +95,14 @@ public enum QuantizedCheckpoint {
             guard let s = shapes[name] else { continue }
             let t = name == "lm_head" ? QuantType.q8_0 : type
             let (rows, cols) = (s[0] * s[1], s[2])
-            let want = [rows, t == .q4_0 ? cols / 2 : cols], dtype = t == .q4_0 ? "U8" : "I8"
+            guard g > 0 else { throw QuantizationError("\(directory)/config.json: group_size \(g)") }
+            let groups = (cols + g - 1) / g
+            let want = [rows, t == .q4_0 ? groups * g / 2 : groups * g], dtype = t == .q4_0 ? "U8" : "I8"
             guard let info = file.tensors[name], info.shape == want, info.dtype == dtype else {
                 throw QuantizationError("\(path): tensor '\(name)' missing or not \(dtype) \(want) (\(t.rawValue), group \(g))")
             }
-            guard let sinfo = file.tensors[name + ".scales"], g > 0, sinfo.shape == [rows, cols / g] else {
-                throw QuantizationError("\(path): tensor '\(name).scales' missing or not F32 [\(rows), \(cols / max(g, 1))]")
+            guard let sinfo = file.tensors[name + ".scales"], sinfo.shape == [rows, groups] else {
+                throw QuantizationError("\(path): tensor '\(name).scales' missing or not F32 [\(rows), \(groups)]")
             }
             let start = file.dataStart + info.byteRange.lowerBound
             let packed = [UInt8](file.bytes[start ..< start + info.byteRange.count])

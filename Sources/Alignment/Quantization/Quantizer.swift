@@ -9,14 +9,16 @@ import Foundation
 /// The quantized value is `q · fp16(d)`, so the error of a value is at most `|d|/2 + |q|·|d − fp16(d)|`
 /// for `q8_0` and `|d| + |q|·|d − fp16(d)|` for `q4_0` (the top of the range clips at 7).
 public enum Quantizer {
-    /// Scales (fp16-exact) and values of `x`, whose length `groupSize` divides.
-    public static func quantize(_ x: [Float], type: QuantType, groupSize: Int) -> (scales: [Float], values: [Int8]) {
-        let groups = x.count / groupSize
-        var scales = [Float](repeating: 0, count: groups)
+    /// Scales (fp16-exact, `⌈cols / groupSize⌉` a row) and values of `x` (rows of `cols`); a
+    /// row's last group is short when `groupSize` does not divide `cols` (as if padded with zeros).
+    public static func quantize(_ x: [Float], type: QuantType, groupSize: Int, cols: Int) -> (scales: [Float], values: [Int8]) {
+        let perRow = (cols + groupSize - 1) / groupSize, rows = cols > 0 ? x.count / cols : 0
+        var scales = [Float](repeating: 0, count: rows * perRow)
         var values = [Int8](repeating: 0, count: x.count)
         x.withUnsafeBufferPointer { xs in
-            for g in 0..<groups {
-                let lo = g * groupSize, hi = lo + groupSize
+            for g in 0..<(rows * perRow) {
+                let (r, j) = (g / perRow, g % perRow)
+                let lo = r * cols + j * groupSize, hi = r * cols + min(cols, (j + 1) * groupSize)
                 switch type {
                 case .q8_0:
                     var amax: Float = 0

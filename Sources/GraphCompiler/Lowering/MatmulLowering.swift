@@ -72,6 +72,7 @@ enum MatmulLowering {
         let ldc = m == 1 ? n.cExpr : c.strides[0].cExpr
         let lowering = QuantMatmulLowering(dtype: plan.node(mm.inputs[1]).dtype, x: a.pointer, lda: a.ld, q: buffer(q.base),
                                            scales: buffer(s.base), y: cBase, ldy: ldc, m: m.cExpr, n: n.cExpr, k: kk.cExpr,
+                                           kp: plan.node(mm.inputs[1]).shape[1].cExpr,
                                            groups: plan.node(mm.inputs[2]).shape[1].cExpr,
                                            accumulate: plan.accumulatingMatmul[k.root] != nil)
         return lowering.lines

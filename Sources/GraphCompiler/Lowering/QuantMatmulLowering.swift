@@ -1,8 +1,9 @@
 import TensorGraph
 
 /// Lowers `x · dequant(q, scales)ᵀ` (`GraphBuilder.quantizedMatmul`): `x` `[M, K]` f32, `q`
-/// `[N, K]` quantized (`q8`: int8; `q4`: two values a byte, runs of 32 in 16 bytes, `q + 8`),
-/// `scales` `[N, NG]`, group `G = K / NG`. The weight is never dequantized into memory:
+/// `[N, KP]` quantized (`q8`: int8; `q4`: two values a byte, runs of 32 in 16 bytes, `q + 8`)
+/// with rows padded to `KP`, `scales` `[N, NG]`, group `G = KP / NG` (a row's last group holds
+/// what is left of K). The weight is never dequantized into memory:
 /// - one row (decode, M = 1): W's rows split over the threads, each row a sum over its groups of
 ///   `scale · Σ q·x` with the group's dot product on SIMD lanes (fixed order per build);
 /// - several rows (prefill): each thread dequantizes a tile of W's rows into 64 KiB on its stack
@@ -11,14 +12,16 @@ import TensorGraph
 struct QuantMatmulLowering {
     var dtype: DType
     var x: String, lda: String, q: String, scales: String, y: String, ldy: String
-    var m: String, n: String, k: String, groups: String
+    /// Sizes: rows of x, rows of W, x's row length, W's padded row length, groups per row.
+    var m: String, n: String, k: String, kp: String, groups: String
     var accumulate: Bool
 
     /// Floats of W a thread dequantizes at once (on its stack).
     static let tileFloats = 16384
 
     var lines: [String] {
-        var out = ["const long group = \(paren(k)) / \(paren(groups));  /* values per scale */", "la_blas_pool(0);"]
+        var out = ["const long group = \(paren(kp)) / \(paren(groups));  /* values per scale; a row's last group may be short */",
+                   "la_blas_pool(0);"]
         if m == "1" { return out + gemv(x: x, y: y) }
         out.append("if (\(paren(m)) == 1) {")
         out += gemv(x: x, y: y).map { "    " + $0 }
@@ -33,26 +36,38 @@ struct QuantMatmulLowering {
     }
 
     private var rowPointers: [String] {
-        let stride = dtype == .q4 ? "\(paren(k)) / 2" : paren(k)
+        let stride = dtype == .q4 ? "\(paren(kp)) / 2" : paren(kp)
         return ["const \(dtype.cType) *restrict qr = \(q) + r * (\(stride));",
                 "const float *restrict sr = \(scales) + r * \(paren(groups));"]
     }
 
-    /// `dot += Σ over one group's values of value · xg[·]` (xg: the group's slice of x).
+    /// The loop over a row's groups: `g`, the group's first value `g·group`, its length `len`.
+    private func groupLoop(_ body: [String]) -> [String] {
+        ["for (long g = 0; g < \(paren(groups)); g++) {",
+         "    const long len = \(paren(k)) - g * group < group ? \(paren(k)) - g * group : group;"]
+            + body.map { "    " + $0 } + ["}"]
+    }
+
+    /// `dot += Σ over group g's values of value · xg[·]` (xg: the group's slice of x).
     private var groupDot: [String] {
         switch dtype {
         case .q4:
-            return ["for (long h = 0; h < group; h += 32) {",
+            return ["for (long h = 0; h < len; h += 32) {",
                     "    const uint8_t *restrict qb = qr + (g * group + h) / 2;",
                     "    const float *restrict xb = xg + h;",
-                    "    #pragma omp simd reduction(+:dot)",
-                    "    for (long c = 0; c < 16; c++)",
-                    "        dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];",
+                    "    if (len - h >= 32) {",
+                    "        #pragma omp simd reduction(+:dot)",
+                    "        for (long c = 0; c < 16; c++)",
+                    "            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];",
+                    "    } else {",
+                    "        for (long c = 0; c < len - h; c++)",
+                    "            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];",
+                    "    }",
                     "}"]
         default:
             return ["const int8_t *restrict qg = qr + g * group;",
                     "#pragma omp simd reduction(+:dot)",
-                    "for (long c = 0; c < group; c++) dot += (float)qg[c] * xg[c];"]
+                    "for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];"]
         }
     }
 
@@ -61,36 +76,24 @@ struct QuantMatmulLowering {
         return ["#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
                 "for (long r = 0; r < \(n); r++) {"]
             + rowPointers.map { "    " + $0 }
-            + ["    float acc = 0.0f;",
-               "    for (long g = 0; g < \(paren(groups)); g++) {",
-               "        const float *restrict xg = \(x) + g * group;",
-               "        float dot = 0.0f;"]
-            + groupDot.map { "        " + $0 }
-            + ["        acc += sr[g] * dot;",
-               "    }",
-               "    " + store,
-               "}"]
+            + ["    float acc = 0.0f;"]
+            + groupLoop(["const float *restrict xg = \(x) + g * group;", "float dot = 0.0f;"] + groupDot + ["acc += sr[g] * dot;"])
+                .map { "    " + $0 }
+            + ["    " + store, "}"]
     }
 
-    /// `tr[·] = W's row r, dequantized`.
+    /// `tr[·] = W's row r, dequantized` (its first K values).
     private var dequantRow: [String] {
         switch dtype {
         case .q4:
-            return ["for (long g = 0; g < \(paren(groups)); g++)",
-                    "    for (long h = 0; h < group; h += 32) {",
-                    "        const uint8_t *restrict qb = qr + (g * group + h) / 2;",
-                    "        float *restrict tb = tr + g * group + h;",
-                    "        #pragma omp simd",
-                    "        for (long c = 0; c < 16; c++) {",
-                    "            tb[c] = sr[g] * (float)((int)(qb[c] & 15) - 8);",
-                    "            tb[c + 16] = sr[g] * (float)((int)(qb[c] >> 4) - 8);",
-                    "        }",
-                    "    }"]
+            return groupLoop(["for (long h = 0; h < len; h++) {",
+                              "    const long c = g * group + h, run = c % 32;",
+                              "    const uint8_t b = qr[(c - run) / 2 + run % 16];",
+                              "    tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);",
+                              "}"])
         default:
-            return ["for (long g = 0; g < \(paren(groups)); g++) {",
-                    "    #pragma omp simd",
-                    "    for (long c = 0; c < group; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];",
-                    "}"]
+            return groupLoop(["#pragma omp simd",
+                              "for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];"])
         }
     }
 
