@@ -1830,16 +1830,20 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wq + r * ((32*RD));
             const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t4)[r] = acc;
         }
     } else if (D > 16384) {
@@ -1848,16 +1852,20 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t4 + i * D)[r] = acc;
             }
         }
@@ -1893,16 +1901,20 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wk + r * ((32*RD));
             const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t5)[r] = acc;
         }
     } else if (D > 16384) {
@@ -1911,16 +1923,20 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t5 + i * KVD)[r] = acc;
             }
         }
@@ -1956,16 +1972,20 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wv + r * ((32*RD));
             const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
@@ -1974,16 +1994,20 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t6 + i * KVD)[r] = acc;
             }
         }
@@ -2144,16 +2168,20 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wo + r * ((32*RD));
             const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t11 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t12)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2162,16 +2190,20 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t11 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t12 + i * D)[r] = acc;
             }
         }
@@ -2231,16 +2263,20 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w1 + r * ((32*RD));
             const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t13 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t14)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2249,16 +2285,20 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t13 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t14 + i * F)[r] = acc;
             }
         }
@@ -2293,16 +2333,20 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w3 + r * ((32*RD));
             const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t13 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t15)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2311,16 +2355,20 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t13 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t15 + i * F)[r] = acc;
             }
         }
@@ -2371,16 +2419,20 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = w2 + r * ((32*RF));
             const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
                 const float *restrict xg = t16 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t17)[r] = acc;
         }
     } else if (F > 16384) {
@@ -2389,16 +2441,20 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
                     const float *restrict xg = t16 + i * F + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t17 + i * D)[r] = acc;
             }
         }
@@ -2470,16 +2526,20 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t18 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (logits)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2488,16 +2548,20 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t18 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (logits + i * V)[r] = acc;
             }
         }
@@ -2773,16 +2837,20 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wq + r * ((32*RD));
             const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t4)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2791,16 +2859,20 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t4 + i * D)[r] = acc;
             }
         }
@@ -2836,16 +2908,20 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wk + r * ((32*RD));
             const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t5)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2854,16 +2930,20 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t5 + i * KVD)[r] = acc;
             }
         }
@@ -2899,16 +2979,20 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wv + r * ((32*RD));
             const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
@@ -2917,16 +3001,20 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t6 + i * KVD)[r] = acc;
             }
         }
@@ -3102,16 +3190,20 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wo + r * ((32*RD));
             const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t10 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t11)[r] = acc;
         }
     } else if (D > 16384) {
@@ -3120,16 +3212,20 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t10 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t11 + i * D)[r] = acc;
             }
         }
@@ -3189,16 +3285,20 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w1 + r * ((32*RD));
             const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t12 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t13)[r] = acc;
         }
     } else if (D > 16384) {
@@ -3207,16 +3307,20 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t12 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t13 + i * F)[r] = acc;
             }
         }
@@ -3251,16 +3355,20 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w3 + r * ((32*RD));
             const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t12 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t14)[r] = acc;
         }
     } else if (D > 16384) {
@@ -3269,16 +3377,20 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t12 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t14 + i * F)[r] = acc;
             }
         }
@@ -3329,16 +3441,20 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = w2 + r * ((32*RF));
             const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
                 const float *restrict xg = t15 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t16)[r] = acc;
         }
     } else if (F > 16384) {
@@ -3347,16 +3463,20 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
                     const float *restrict xg = t15 + i * F + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t16 + i * D)[r] = acc;
             }
         }
@@ -3428,16 +3548,20 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t17 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (logits)[r] = acc;
         }
     } else if (D > 16384) {
@@ -3446,16 +3570,20 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t17 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (logits + i * V)[r] = acc;
             }
         }
@@ -3739,16 +3867,20 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wq + r * ((32*RD));
             const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t4)[r] = acc;
         }
     } else if (D > 16384) {
@@ -3757,16 +3889,20 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t4 + i * D)[r] = acc;
             }
         }
@@ -3802,16 +3938,20 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wk + r * ((32*RD));
             const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t5)[r] = acc;
         }
     } else if (D > 16384) {
@@ -3820,16 +3960,20 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t5 + i * KVD)[r] = acc;
             }
         }
@@ -3893,16 +4037,20 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wv + r * ((32*RD));
             const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (v_cache + (P*KVD))[r] = acc;
         }
     } else if (D > 16384) {
@@ -3911,16 +4059,20 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (v_cache + (P*KVD) + i * (C*KVD))[r] = acc;
             }
         }
@@ -4053,16 +4205,20 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wo + r * ((32*RD));
             const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t9 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t10)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4071,16 +4227,20 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t9 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t10 + i * D)[r] = acc;
             }
         }
@@ -4141,16 +4301,20 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w1 + r * ((32*RD));
             const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t11 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t12)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4159,16 +4323,20 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t11 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t12 + i * F)[r] = acc;
             }
         }
@@ -4203,16 +4371,20 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w3 + r * ((32*RD));
             const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t11 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t13)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4221,16 +4393,20 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t11 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t13 + i * F)[r] = acc;
             }
         }
@@ -4281,16 +4457,20 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = w2 + r * ((32*RF));
             const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
                 const float *restrict xg = t14 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t15)[r] = acc;
         }
     } else if (F > 16384) {
@@ -4299,16 +4479,20 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
                     const float *restrict xg = t14 + i * F + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t15 + i * D)[r] = acc;
             }
         }
@@ -4381,16 +4565,20 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t16 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (logits)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4399,16 +4587,20 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t16 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (logits + i * V)[r] = acc;
             }
         }
@@ -4687,25 +4879,27 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
             const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t4)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4714,25 +4908,27 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t4 + i * D)[r] = acc;
             }
         }
@@ -4771,25 +4967,27 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
             const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t5)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4798,25 +4996,27 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t5 + i * KVD)[r] = acc;
             }
         }
@@ -4855,25 +5055,27 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
             const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
@@ -4882,25 +5084,27 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t6 + i * KVD)[r] = acc;
             }
         }
@@ -5064,25 +5268,27 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
             const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t11 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t12)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5091,25 +5297,27 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t11 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t12 + i * D)[r] = acc;
             }
         }
@@ -5172,25 +5380,27 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
             const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t13 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t14)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5199,25 +5409,27 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t13 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t14 + i * F)[r] = acc;
             }
         }
@@ -5255,25 +5467,27 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
             const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t13 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t15)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5282,25 +5496,27 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t13 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t15 + i * F)[r] = acc;
             }
         }
@@ -5354,25 +5570,27 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
             const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
                 const float *restrict xg = t16 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t17)[r] = acc;
         }
     } else if (F > 16384) {
@@ -5381,25 +5599,27 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
                     const float *restrict xg = t16 + i * F + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t17 + i * D)[r] = acc;
             }
         }
@@ -5474,16 +5694,20 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t18 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (logits)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5492,16 +5716,20 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t18 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (logits + i * V)[r] = acc;
             }
         }
@@ -5777,25 +6005,27 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
             const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t4)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5804,25 +6034,27 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t4 + i * D)[r] = acc;
             }
         }
@@ -5861,25 +6093,27 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
             const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t5)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5888,25 +6122,27 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t5 + i * KVD)[r] = acc;
             }
         }
@@ -5945,25 +6181,27 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
             const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
@@ -5972,25 +6210,27 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t6 + i * KVD)[r] = acc;
             }
         }
@@ -6169,25 +6409,27 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
             const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t10 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t11)[r] = acc;
         }
     } else if (D > 16384) {
@@ -6196,25 +6438,27 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t10 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t11 + i * D)[r] = acc;
             }
         }
@@ -6277,25 +6521,27 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
             const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t12 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t13)[r] = acc;
         }
     } else if (D > 16384) {
@@ -6304,25 +6550,27 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t12 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t13 + i * F)[r] = acc;
             }
         }
@@ -6360,25 +6608,27 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
             const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t12 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t14)[r] = acc;
         }
     } else if (D > 16384) {
@@ -6387,25 +6637,27 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t12 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t14 + i * F)[r] = acc;
             }
         }
@@ -6459,25 +6711,27 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
             const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
                 const float *restrict xg = t15 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t16)[r] = acc;
         }
     } else if (F > 16384) {
@@ -6486,25 +6740,27 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
                     const float *restrict xg = t15 + i * F + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t16 + i * D)[r] = acc;
             }
         }
@@ -6579,16 +6835,20 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t17 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (logits)[r] = acc;
         }
     } else if (D > 16384) {
@@ -6597,16 +6857,20 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t17 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (logits + i * V)[r] = acc;
             }
         }
@@ -6890,25 +7154,27 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
             const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t4)[r] = acc;
         }
     } else if (D > 16384) {
@@ -6917,25 +7183,27 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t4 + i * D)[r] = acc;
             }
         }
@@ -6974,25 +7242,27 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
             const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t5)[r] = acc;
         }
     } else if (D > 16384) {
@@ -7001,25 +7271,27 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t5 + i * KVD)[r] = acc;
             }
         }
@@ -7086,25 +7358,27 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
             const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t3 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (v_cache + (P*KVD))[r] = acc;
         }
     } else if (D > 16384) {
@@ -7113,25 +7387,27 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t3 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (v_cache + (P*KVD) + i * (C*KVD))[r] = acc;
             }
         }
@@ -7267,25 +7543,27 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
             const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t9 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t10)[r] = acc;
         }
     } else if (D > 16384) {
@@ -7294,25 +7572,27 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t9 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t10 + i * D)[r] = acc;
             }
         }
@@ -7376,25 +7656,27 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
             const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t11 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t12)[r] = acc;
         }
     } else if (D > 16384) {
@@ -7403,25 +7685,27 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t11 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t12 + i * F)[r] = acc;
             }
         }
@@ -7459,25 +7743,27 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
             const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t11 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t13)[r] = acc;
         }
     } else if (D > 16384) {
@@ -7486,25 +7772,27 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t11 + i * D + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t13 + i * F)[r] = acc;
             }
         }
@@ -7558,25 +7846,27 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
             const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
                 const float *restrict xg = t14 + g * group;
-                float dot = 0.0f;
-                for (long h = 0; h < len; h += 32) {
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
                     const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    const float *restrict xb = xg + h;
-                    if (len - h >= 32) {
-                        #pragma omp simd reduction(+:dot)
-                        for (long c = 0; c < 16; c++)
-                            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                    } else {
-                        for (long c = 0; c < len - h; c++)
-                            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                     }
                 }
-                acc += sr[g] * dot;
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t15)[r] = acc;
         }
     } else if (F > 16384) {
@@ -7585,25 +7875,27 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
                     const float *restrict xg = t14 + i * F + g * group;
-                    float dot = 0.0f;
-                    for (long h = 0; h < len; h += 32) {
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
                         const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        const float *restrict xb = xg + h;
-                        if (len - h >= 32) {
-                            #pragma omp simd reduction(+:dot)
-                            for (long c = 0; c < 16; c++)
-                                dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];
-                        } else {
-                            for (long c = 0; c < len - h; c++)
-                                dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
                         }
                     }
-                    acc += sr[g] * dot;
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (t15 + i * D)[r] = acc;
             }
         }
@@ -7679,16 +7971,20 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
+            float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
                 const float *restrict xg = t16 + g * group;
-                float dot = 0.0f;
-                const int8_t *restrict qg = qr + g * group;
-                #pragma omp simd reduction(+:dot)
-                for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                acc += sr[g] * dot;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
             (logits)[r] = acc;
         }
     } else if (D > 16384) {
@@ -7697,16 +7993,20 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
-                float acc = 0.0f;
+                float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     const float *restrict xg = t16 + i * D + g * group;
-                    float dot = 0.0f;
-                    const int8_t *restrict qg = qr + g * group;
-                    #pragma omp simd reduction(+:dot)
-                    for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];
-                    acc += sr[g] * dot;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
                 (logits + i * V)[r] = acc;
             }
         }

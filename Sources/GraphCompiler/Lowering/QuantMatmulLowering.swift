@@ -48,38 +48,48 @@ struct QuantMatmulLowering {
             + body.map { "    " + $0 } + ["}"]
     }
 
-    /// `dot += Σ over group g's values of value · xg[·]` (xg: the group's slice of x).
-    private var groupDot: [String] {
+    /// `lanes[c] += scale · value · x` for each whole run of 32 of group g, then the rest of a short
+    /// group into `acc` (`xg`: the group's slice of x).
+    private var groupRuns: [String] {
+        let run: [String]
         switch dtype {
         case .q4:
-            return ["for (long h = 0; h < len; h += 32) {",
-                    "    const uint8_t *restrict qb = qr + (g * group + h) / 2;",
-                    "    const float *restrict xb = xg + h;",
-                    "    if (len - h >= 32) {",
-                    "        #pragma omp simd reduction(+:dot)",
-                    "        for (long c = 0; c < 16; c++)",
-                    "            dot += (float)((int)(qb[c] & 15) - 8) * xb[c] + (float)((int)(qb[c] >> 4) - 8) * xb[c + 16];",
-                    "    } else {",
-                    "        for (long c = 0; c < len - h; c++)",
-                    "            dot += (float)(c < 16 ? (int)(qb[c] & 15) - 8 : (int)(qb[c - 16] >> 4) - 8) * xb[c];",
-                    "    }",
+            run = ["const uint8_t *restrict qb = qr + (g * group + h) / 2;",
+                   "#pragma omp simd",
+                   "for (long c = 0; c < 16; c++) {",
+                   "    lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];",
+                   "    lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];",
+                   "}"]
+        default:
+            run = ["const int8_t *restrict qb = qr + g * group + h;",
+                   "#pragma omp simd",
+                   "for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];"]
+        }
+        let tail: [String]
+        switch dtype {
+        case .q4:
+            tail = ["for (; h < len; h++) {",
+                    "    const long c = h % 32;",
+                    "    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];",
+                    "    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];",
                     "}"]
         default:
-            return ["const int8_t *restrict qg = qr + g * group;",
-                    "#pragma omp simd reduction(+:dot)",
-                    "for (long c = 0; c < len; c++) dot += (float)qg[c] * xg[c];"]
+            tail = ["for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];"]
         }
+        return ["const float s = sr[g];", "long h = 0;", "for (; h + 32 <= len; h += 32) {"] + run.map { "    " + $0 } + ["}"] + tail
     }
 
+    /// One row of x times W's rows: 32 partial sums (one per position in a run of 32 values,
+    /// kept in SIMD registers across the groups) added at the end — a fixed order.
     private func gemv(x: String, y: String) -> [String] {
         let store = accumulate ? "(\(y))[r] += acc;" : "(\(y))[r] = acc;"
         return ["#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
                 "for (long r = 0; r < \(n); r++) {"]
             + rowPointers.map { "    " + $0 }
-            + ["    float acc = 0.0f;"]
-            + groupLoop(["const float *restrict xg = \(x) + g * group;", "float dot = 0.0f;"] + groupDot + ["acc += sr[g] * dot;"])
-                .map { "    " + $0 }
-            + ["    " + store, "}"]
+            + ["    float lanes[32] = {0.0f}, acc = 0.0f;"]
+            + groupLoop(["const float *restrict xg = \(x) + g * group;"] + groupRuns).map { "    " + $0 }
+            + ["    for (long c = 0; c < 32; c++) acc += lanes[c];",
+               "    " + store, "}"]
     }
 
     /// `tr[·] = W's row r, dequantized` (its first K values).
