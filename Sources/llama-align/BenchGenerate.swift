@@ -29,13 +29,22 @@ struct BenchGenerate: ParsableCommand {
         options.applyThreading()
         var opts = options
         if let model { opts.config = model }
-        let weights = try opts.weights()
         var quantized: QuantizedWeights?
-        if let name = quantization.quant, let t = QuantType(name: name) {
-            quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize)
+        let m: LlamaModel
+        if QuantizedCheckpoint.recorded(in: opts.config) != nil {
+            // A quantized checkpoint, as it is (`--quant` on it is an error).
+            if let q = quantization.quant { throw ValidationError("\(opts.config) is already quantized; --quant \(q) cannot quantize it again") }
+            let q = try QuantizedCheckpoint.load(directory: opts.config)
+            quantized = q
+            m = try LlamaModel(quantized: q)
+        } else {
+            let weights = try opts.weights()
+            if let name = quantization.quant, let t = QuantType(name: name) {
+                quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize)
+            }
+            m = try quantized.map { try LlamaModel(quantized: $0) } ?? LlamaModel(weights: weights)
         }
-        let m = try quantized.map { try LlamaModel(quantized: $0) } ?? LlamaModel(weights: weights)
-        let c = weights.config
+        let c = m.config
         let steps = min(tokens, c.maxSeqLen - 1)
         let promptLen = min(prompt, c.maxSeqLen)
         let gen = Generator(model: m, settings: SamplerSettings(temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0))

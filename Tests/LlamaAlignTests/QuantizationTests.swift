@@ -96,7 +96,6 @@ import LlamaGraphs
         let q = try QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize)
         let quantized = try LlamaModel(quantized: q), dense = try LlamaModel(weights: q.dequantized())
         let ids: [Int32] = [1, 17, 250, 3, 99, 42]
-        for model in [quantized, dense] { _ = model }
         let c1 = quantized.makeCache(batch: 1, capacity: 8), c2 = dense.makeCache(batch: 1, capacity: 8)
         let a = try quantized.prefill(ids: Array(ids.prefix(4)), cache: c1), b = try dense.prefill(ids: Array(ids.prefix(4)), cache: c2)
         #expect(relativeError(a, b) <= 1e-5)
