@@ -67,6 +67,9 @@ import LlamaGraphs
         #expect(throws: QuantizationError.self) {
             try QuantizedMatrix(type: .q8_0, rows: 1, cols: 32, groupSize: 48, scales: [1], values: [Int8](repeating: 0, count: 32))
         }
+        #expect(throws: QuantizationError.self) {
+            try QuantizedMatrix(quantizing: [1, .nan] + [Float](repeating: 0, count: 30), type: .q4_0, rows: 1, cols: 32)
+        }
     }
 
     /// The emitted kernels (one-row GEMV, dequantize-a-tile GEMM) against the interpreter, with

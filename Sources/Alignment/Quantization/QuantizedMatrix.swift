@@ -62,6 +62,9 @@ public struct QuantizedMatrix: Sendable, Equatable {
         guard x.count == rows * cols else {
             throw QuantizationError("\(rows) × \(cols) matrix expected, got \(x.count) values")
         }
+        if let i = x.firstIndex(where: { !$0.isFinite }) {
+            throw QuantizationError("value \(i) (row \(i / cols), column \(i % cols)) is \(x[i]); only finite numbers can be quantized")
+        }
         let (scales, values) = Quantizer.quantize(x, type: type, groupSize: groupSize, cols: cols)
         try self.init(type: type, rows: rows, cols: cols, groupSize: groupSize, scales: scales, values: values)
     }
